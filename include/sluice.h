@@ -1,0 +1,295 @@
+/*
+ * sluice.h: the public C API of libsluice, the sluice job journal.
+ *
+ * Producers link only this library (and SQLite). It opens a journal, applies
+ * migrations, enqueues jobs, cancels, replays failed jobs and reports status.
+ * The worker-side core (claim, lease, complete, release, rescue) lives here
+ * too, so that every SQL statement sits behind one storage seam.
+ *
+ * Threading rules: a `struct sl_journal` is one SQLite connection and must be
+ * used by one thread at a time (SQLite's "multi-thread" mode). Open one
+ * journal per thread or per process; any number of them may share one file,
+ * across threads and processes. Functions that fail leave their out-params
+ * untouched unless stated otherwise. Strings returned inside structs are owned
+ * by the struct and freed by its matching *_free function.
+ *
+ * Errors: every function returns an `int`, 0 (SL_OK) on success or a negative
+ * `enum sl_err`. `sl_strerror()` names it; `sl_errmsg()` gives the detail of
+ * the last failure on that journal (for example SQLite's message naming the
+ * CHECK constraint a body violated).
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SL_VERSION "0.1.0"
+
+/* XX(NAME, value, message) */
+#define SL_ERR_MAP(XX)                                                         \
+  XX(OK, 0, "success")                                                         \
+  XX(INVAL, -1, "invalid argument")                                            \
+  XX(NOMEM, -2, "out of memory")                                               \
+  XX(IO, -3, "I/O error on the journal")                                       \
+  XX(BUSY, -4, "journal is locked (busy timeout expired)")                     \
+  XX(FULL, -5, "disk full")                                                    \
+  XX(CORRUPT, -6, "journal file is corrupt or not a journal")                  \
+  XX(TOO_NEW, -7, "journal was written by a newer sluice; upgrade the binary") \
+  XX(NOT_FOUND, -8, "no such job")                                             \
+  XX(LEASE_LOST, -9, "lease token does not match: the job was reclaimed")      \
+  XX(STATE, -10, "job is not in a state that allows this")                     \
+  XX(DUPLICATE, -11, "the job already has a result")                           \
+  XX(BAD_JOB, -12, "job rejected by the journal's constraints")                \
+  XX(PERM, -13, "permission denied on the journal")                            \
+  XX(CANTOPEN, -14, "cannot open the journal file")                            \
+  XX(READONLY, -15, "journal is read-only")                                    \
+  XX(DB, -16, "journal database error")
+
+enum sl_err {
+#define XX(name, value, msg) SL_##name = value,
+  SL_ERR_MAP(XX)
+#undef XX
+};
+
+/* Static text for an error code; "unknown error" for anything else. */
+const char *sl_strerror(int err);
+/* "SL_BUSY"-style name of an error code. */
+const char *sl_err_name(int err);
+
+struct sl_journal;
+
+struct sl_open_options {
+  const char *path;       /* journal file; required */
+  int busy_timeout_ms;    /* 0: 5000 */
+  int sync_full;          /* 1: PRAGMA synchronous=FULL; 0: NORMAL */
+  int no_create;          /* 1: fail with SL_CANTOPEN if the file is absent */
+};
+
+/*
+ * Open (creating with mode 0600 if needed) and migrate a journal. WAL mode,
+ * foreign keys on, busy timeout set. Refuses with SL_TOO_NEW a journal whose
+ * schema is newer than this library. On failure *out is set to NULL and, when
+ * errbuf is non-NULL, a message is written there.
+ */
+int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
+            char *errbuf, size_t errlen);
+void sl_close(struct sl_journal *j);
+
+/* Detail of the last failure on this journal; never NULL. */
+const char *sl_errmsg(const struct sl_journal *j);
+
+/* Schema version of the open journal and the newest this library knows. */
+int sl_schema_version(struct sl_journal *j, int *version);
+int sl_schema_latest(void);
+
+/* Current time in Unix milliseconds, as the journal records it. */
+int64_t sl_now_ms(void);
+
+/* ---------------------------------------------------------------- enqueue */
+
+/*
+ * A job to enqueue. Only `body` is required: a JSON object, the request body
+ * sent to `endpoint`. NULL or 0 fields take the journal's defaults (queue
+ * "default", urgency "urgent", endpoint "/v1/responses", priority 0 which is
+ * the most urgent, run now, no deadline, 5 attempts, a generated idempotency
+ * key). The strings are copied; the caller keeps ownership.
+ */
+struct sl_job_spec {
+  const char *body;
+  const char *queue;
+  const char *partition;
+  const char *urgency;          /* "urgent" | "deferrable" */
+  const char *endpoint;         /* "/v1/responses", "/v1/chat/completions"... */
+  const char *idempotency_key;
+  int priority;                 /* >= 0; lower runs first */
+  int max_attempts;             /* 0: default (5) */
+  int64_t run_after_ms;         /* 0: now */
+  int64_t deadline_ms;          /* 0: none */
+};
+
+/*
+ * Enqueue one job. *id receives its id. If a job with the same idempotency
+ * key exists, no job is created: *id is the existing job's id and *created is
+ * 0 (created may be NULL). A job the journal's constraints refuse returns
+ * SL_BAD_JOB with the reason in sl_errmsg().
+ */
+int sl_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
+               int64_t *id, int *created);
+
+/*
+ * Enqueue n jobs in one transaction: all or none. ids (may be NULL) receives
+ * n ids, deduplicated ones included. On SL_BAD_JOB, *bad_index (may be NULL)
+ * names the first job refused and nothing was written.
+ */
+int sl_enqueue_many(struct sl_journal *j, const struct sl_job_spec *specs,
+                    size_t n, int64_t *ids, size_t *bad_index);
+
+/*
+ * Cancel a pending or batched job. SL_NOT_FOUND if no such job, SL_STATE if
+ * it is running or terminal (a running job's outcome is already in flight).
+ */
+int sl_cancel(struct sl_journal *j, int64_t id);
+
+/* ----------------------------------------------------------------- status */
+
+struct sl_queue_status {
+  char *queue;
+  int64_t pending, running, batched, succeeded, failed, cancelled;
+  int64_t oldest_pending_age_ms; /* -1 when nothing is pending and due */
+  int paused;
+};
+
+/* Counts per queue, sorted by name. Free with sl_status_free. */
+int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n);
+void sl_status_free(struct sl_queue_status *st, size_t n);
+
+/* Counts of jobs that are pending or running or batched, in all queues. */
+int sl_count_active(struct sl_journal *j, int64_t *active);
+
+/* One job as stored (for `sluice show`). Free with sl_job_info_free. */
+struct sl_job_info {
+  int64_t id, priority, run_after, deadline, attempts, max_attempts,
+      generation, created_at, updated_at, batch_id;
+  char *queue, *partition, *urgency, *state, *endpoint, *model, *body,
+      *idempotency_key, *last_class, *last_error;
+  /* result, when the job succeeded */
+  int has_result;
+  int64_t result_status, input_tokens, output_tokens;
+  char *result_body, *request_id;
+};
+int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out);
+void sl_job_info_free(struct sl_job_info *info);
+
+/* ----------------------------------------------------------------- replay */
+
+/*
+ * Replay failed jobs matching every non-NULL / non-zero filter: back to
+ * pending with their idempotency keys, generation + 1, attempts reset.
+ * Succeeded jobs are never replayed; cancelled ones only with
+ * include_cancelled. Each call leaves an audit row in `replays`.
+ */
+struct sl_replay_filter {
+  const char *queue;
+  const char *partition;
+  const char *failure_class;
+  int64_t batch_id;
+  int64_t since_ms, until_ms;   /* on the time the job finished */
+  int include_cancelled;
+  int dry_run;                  /* count only; no audit row */
+};
+int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
+              const char *door, int64_t *replayed);
+
+/* ------------------------------------------------------ worker-side core */
+
+/* A claimed job. The worker owns it until it completes or releases it. */
+struct sl_claimed_job {
+  int64_t id;
+  int64_t lease_token;  /* fences every later write (invariant 2) */
+  int64_t lease_expires;
+  int64_t attempt;      /* this attempt's number, counted at claim */
+  int64_t max_attempts;
+  int64_t generation;
+  int64_t deadline;     /* 0: none */
+  int64_t priority;
+  char *queue, *partition, *urgency, *endpoint, *model, *body,
+      *idempotency_key;
+};
+
+struct sl_claim_options {
+  const char *const *queues; /* NULL-terminated; NULL: every queue */
+  const char *urgency;       /* NULL: any */
+  size_t max_jobs;
+  int64_t lease_ms;
+  int64_t now_ms;            /* 0: the clock */
+};
+
+/*
+ * Claim up to max_jobs due pending jobs of unpaused queues in one statement,
+ * in priority, run_after, id order. Each gets attempts+1 and a fresh lease
+ * token. *jobs is an array of *n jobs (may be 0); free with sl_claimed_free.
+ */
+int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
+             struct sl_claimed_job **jobs, size_t *n);
+void sl_claimed_free(struct sl_claimed_job *jobs, size_t n);
+
+/* Push a running job's lease to now + lease_ms. SL_LEASE_LOST if stale. */
+int sl_lease_extend(struct sl_journal *j, int64_t id, int64_t token,
+                    int64_t lease_ms);
+
+/* Per-hop timings of one attempt, in milliseconds; negative: unknown. */
+struct sl_timings {
+  double dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms;
+};
+
+enum sl_outcome {
+  SL_OUTCOME_SUCCESS = 1, /* store a result; job succeeded */
+  SL_OUTCOME_RETRY,       /* back to pending at run_after */
+  SL_OUTCOME_FAIL,        /* job failed for good */
+  SL_OUTCOME_RELEASE      /* not attempted: back to pending, attempt refunded */
+};
+
+/*
+ * The outcome of one claimed job. For SUCCESS, `body` is the response body
+ * and http_status the 2xx status. For RETRY and FAIL, failure_class is one of
+ * the classes in DESIGN.md. `route` is "online" or "batch" (NULL: online).
+ * `rc` is filled in by sl_complete for this item.
+ */
+struct sl_completion {
+  int64_t job_id;
+  int64_t lease_token;
+  enum sl_outcome outcome;
+  const char *route;
+  int http_status;               /* 0: no response */
+  const char *failure_class;     /* NULL on success */
+  const char *error;             /* human text, never holding the API key */
+  const char *request_id;
+  const char *body;
+  size_t body_len;
+  int64_t input_tokens, output_tokens, total_tokens; /* -1: unknown */
+  int64_t run_after_ms;          /* RETRY: when to try again */
+  int64_t started_ms;            /* when the attempt started; 0: unknown */
+  struct sl_timings t;
+  int record_attempt;            /* 0 for RELEASE of a job never sent */
+  int rc;                        /* out: SL_OK, SL_LEASE_LOST, SL_DUPLICATE */
+};
+
+/*
+ * Apply n completions in one transaction (group commit). A completion whose
+ * lease token is stale gets rc SL_LEASE_LOST and changes nothing; the others
+ * still apply. The function's own return is SL_OK unless the transaction as
+ * a whole failed, in which case nothing was written.
+ */
+int sl_complete(struct sl_journal *j, struct sl_completion *c, size_t n);
+
+/* One-job conveniences over sl_complete. */
+int sl_record_result(struct sl_journal *j, int64_t id, int64_t token,
+                     int http_status, const char *body,
+                     const char *request_id);
+int sl_record_failure(struct sl_journal *j, int64_t id, int64_t token,
+                      const char *failure_class, const char *error,
+                      int retry, int64_t run_after_ms);
+int sl_release(struct sl_journal *j, int64_t id, int64_t token);
+
+/*
+ * Return running jobs whose lease expired before now_ms (0: the clock) to
+ * pending, or to failed when their attempts are spent, recording the lost
+ * attempt as `ambiguous`. *rescued (may be NULL) receives how many.
+ */
+int sl_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued);
+
+/* Earliest run_after of a pending job, or 0 if none is pending. */
+int sl_next_due(struct sl_journal *j, int64_t *run_after_ms);
+
+/* PRAGMA data_version: changes when another connection commits. */
+int sl_data_version(struct sl_journal *j, int64_t *version);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SLUICE_H */

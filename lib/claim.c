@@ -1,0 +1,469 @@
+/*
+ * claim.c: the worker-side core of the journal. Claim under a lease, extend
+ * it, complete (grouped), release and rescue. Every write after a claim is
+ * fenced by the job's lease token (invariant 2).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void sl_claimed_free(struct sl_claimed_job *jobs, size_t n) {
+  size_t i;
+  if (!jobs)
+    return;
+  for (i = 0; i < n; i++) {
+    struct sl_claimed_job *c = &jobs[i];
+    free(c->queue);
+    free(c->partition);
+    free(c->urgency);
+    free(c->endpoint);
+    free(c->model);
+    free(c->body);
+    free(c->idempotency_key);
+  }
+  free(jobs);
+}
+
+/* The JSON array of queue names bound to the claim statement. Queue names
+ * come from configuration, so they are escaped rather than trusted. */
+static char *queues_json(const char *const *queues) {
+  size_t cap = 3, i;
+  char *out, *p;
+  const char *s;
+  for (i = 0; queues[i]; i++)
+    cap += strlen(queues[i]) * 6 + 3;
+  out = malloc(cap);
+  if (!out)
+    return NULL;
+  p = out;
+  *p++ = '[';
+  for (i = 0; queues[i]; i++) {
+    if (i)
+      *p++ = ',';
+    *p++ = '"';
+    for (s = queues[i]; *s; s++) {
+      unsigned char ch = (unsigned char)*s;
+      if (ch == '"' || ch == '\\') {
+        *p++ = '\\';
+        *p++ = (char)ch;
+      } else if (ch < 0x20) {
+        p += snprintf(p, 7, "\\u%04x", ch);
+      } else {
+        *p++ = (char)ch;
+      }
+    }
+    *p++ = '"';
+  }
+  *p++ = ']';
+  *p = '\0';
+  return out;
+}
+
+int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
+             struct sl_claimed_job **jobs, size_t *n) {
+  struct sl_claimed_job *out = NULL, *c;
+  sqlite3_stmt *st;
+  char *qjson = NULL;
+  int64_t now;
+  size_t got = 0;
+  int rc, oom = 0;
+
+  if (!j || !o || !jobs || !n || o->max_jobs == 0 || o->lease_ms <= 0)
+    return SL_INVAL;
+  now = o->now_ms ? o->now_ms : sl_now_ms();
+  out = calloc(o->max_jobs, sizeof *out);
+  if (!out)
+    return SL_NOMEM;
+  if (o->queues) {
+    qjson = queues_json(o->queues);
+    if (!qjson) {
+      free(out);
+      return SL_NOMEM;
+    }
+  }
+  st = sl_journal_stmt(j, SL_STMT_CLAIM);
+  if (!st) {
+    rc = SL_DB;
+    goto fail;
+  }
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int64(st, 2, now + o->lease_ms);
+  sl_bind_text(st, 3, o->urgency);
+  sl_bind_text(st, 4, qjson);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)o->max_jobs);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (got == o->max_jobs) /* LIMIT makes this unreachable */
+      continue;
+    c = &out[got++];
+    c->id = sqlite3_column_int64(st, 0);
+    c->lease_token = sqlite3_column_int64(st, 1);
+    c->lease_expires = sqlite3_column_int64(st, 2);
+    c->attempt = sqlite3_column_int64(st, 3);
+    c->max_attempts = sqlite3_column_int64(st, 4);
+    c->generation = sqlite3_column_int64(st, 5);
+    c->deadline = sqlite3_column_int64(st, 6);
+    c->priority = sqlite3_column_int64(st, 7);
+    c->queue = sl_column_strdup(st, 8, &oom);
+    c->partition = sl_column_strdup(st, 9, &oom);
+    c->urgency = sl_column_strdup(st, 10, &oom);
+    c->endpoint = sl_column_strdup(st, 11, &oom);
+    c->model = sl_column_strdup(st, 12, &oom);
+    c->body = sl_column_strdup(st, 13, &oom);
+    c->idempotency_key = sl_column_strdup(st, 14, &oom);
+  }
+  if (rc != SQLITE_DONE) {
+    /* A failed UPDATE ... RETURNING rolls back as a whole. */
+    rc = sl_journal_fail(j, rc, "claiming jobs");
+    sqlite3_reset(st);
+    goto fail;
+  }
+  sqlite3_reset(st);
+  if (oom) {
+    /* The claim committed; the leases will expire and rescue returns the
+     * jobs. Nothing is lost, only delayed. */
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "out of memory copying claimed jobs");
+    rc = SL_NOMEM;
+    goto fail;
+  }
+  free(qjson);
+  *jobs = out;
+  *n = got;
+  return SL_OK;
+
+fail:
+  sl_claimed_free(out, got);
+  free(qjson);
+  return rc;
+}
+
+int sl_lease_extend(struct sl_journal *j, int64_t id, int64_t token,
+                    int64_t lease_ms) {
+  sqlite3_stmt *st;
+  int64_t now = sl_now_ms();
+  int rc;
+  if (!j || lease_ms <= 0)
+    return SL_INVAL;
+  st = sl_journal_stmt(j, SL_STMT_EXTEND);
+  if (!st)
+    return SL_DB;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, token);
+  sqlite3_bind_int64(st, 3, now + lease_ms);
+  sqlite3_bind_int64(st, 4, now);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, "extending a lease");
+  if (sqlite3_changes(j->db) != 1) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "job %lld: lease token is stale", (long long)id);
+    return SL_LEASE_LOST;
+  }
+  return SL_OK;
+}
+
+static void bind_ms(sqlite3_stmt *st, int idx, double v) {
+  if (v < 0)
+    sqlite3_bind_null(st, idx);
+  else
+    sqlite3_bind_double(st, idx, v);
+}
+
+static int insert_attempt(struct sl_journal *j, const struct sl_completion *c,
+                          int64_t attempt, int64_t generation, int64_t now) {
+  sqlite3_stmt *st = sl_journal_stmt(j, SL_STMT_ATTEMPT_INSERT);
+  int rc;
+  if (!st)
+    return SL_DB;
+  sqlite3_bind_int64(st, 1, c->job_id);
+  sqlite3_bind_int64(st, 2, attempt);
+  sqlite3_bind_int64(st, 3, generation);
+  sl_bind_text(st, 4, c->route ? c->route : "online");
+  sl_bind_opt_int(st, 5, c->started_ms, 0);
+  sqlite3_bind_int64(st, 6, now);
+  sl_bind_opt_int(st, 7, c->http_status, 0);
+  sl_bind_text(st, 8, c->outcome == SL_OUTCOME_SUCCESS ? NULL
+                                                       : c->failure_class);
+  sl_bind_text(st, 9, c->request_id);
+  bind_ms(st, 10, c->t.dns_ms);
+  bind_ms(st, 11, c->t.connect_ms);
+  bind_ms(st, 12, c->t.tls_ms);
+  bind_ms(st, 13, c->t.first_byte_ms);
+  bind_ms(st, 14, c->t.total_ms);
+  sl_bind_text(st, 15, c->error);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, "recording an attempt");
+  return SL_OK;
+}
+
+/* The result row goes in first, fenced by the lease inside its own SELECT:
+ * a stale token inserts nothing, and an existing result aborts only this
+ * statement (invariant 1), leaving the job untouched. */
+static int insert_result(struct sl_journal *j, struct sl_completion *c,
+                         int64_t now) {
+  sqlite3_stmt *st = sl_journal_stmt(j, SL_STMT_RESULT_INSERT);
+  int rc;
+  if (!st)
+    return SL_DB;
+  sqlite3_bind_int64(st, 1, c->job_id);
+  sqlite3_bind_int64(st, 2, c->lease_token);
+  sl_bind_text(st, 3, c->route ? c->route : "online");
+  sqlite3_bind_int(st, 4, c->http_status);
+  sl_bind_text(st, 5, c->request_id);
+  sl_bind_opt_int(st, 6, c->input_tokens, -1);
+  sl_bind_opt_int(st, 7, c->output_tokens, -1);
+  sl_bind_opt_int(st, 8, c->total_tokens, -1);
+  if (c->body)
+    sqlite3_bind_text(st, 9, c->body,
+                      c->body_len ? (int)c->body_len : -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_text(st, 9, "", 0, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 10, now);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+    snprintf(j->errmsg, sizeof j->errmsg, "job %lld already has a result",
+             (long long)c->job_id);
+    return SL_DUPLICATE;
+  }
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, "recording a result");
+  return sqlite3_changes(j->db) == 1 ? SL_OK : SL_LEASE_LOST;
+}
+
+/* Apply one completion inside the open transaction. Returns a per-item code
+ * (SL_OK, SL_LEASE_LOST, SL_DUPLICATE) or a fatal one for the transaction. */
+static int apply_one(struct sl_journal *j, struct sl_completion *c,
+                     int64_t now, int *fatal) {
+  enum sl_stmt_id id;
+  sqlite3_stmt *st;
+  int64_t attempt, generation;
+  int rc;
+
+  *fatal = 0;
+  switch (c->outcome) {
+  case SL_OUTCOME_SUCCESS:
+    rc = insert_result(j, c, now);
+    if (rc == SL_LEASE_LOST || rc == SL_DUPLICATE)
+      return rc;
+    if (rc != SL_OK)
+      goto fatal;
+    id = SL_STMT_JOB_SUCCEED;
+    break;
+  case SL_OUTCOME_RETRY:
+    id = SL_STMT_JOB_RETRY;
+    break;
+  case SL_OUTCOME_FAIL:
+    id = SL_STMT_JOB_FAIL;
+    break;
+  case SL_OUTCOME_RELEASE:
+    id = SL_STMT_JOB_RELEASE;
+    break;
+  default:
+    return SL_INVAL;
+  }
+  st = sl_journal_stmt(j, id);
+  if (!st) {
+    rc = SL_DB;
+    goto fatal;
+  }
+  sqlite3_bind_int64(st, 1, c->job_id);
+  sqlite3_bind_int64(st, 2, c->lease_token);
+  sqlite3_bind_int64(st, 3, now);
+  if (id == SL_STMT_JOB_RETRY || id == SL_STMT_JOB_FAIL) {
+    sl_bind_text(st, 4, c->failure_class);
+    sl_bind_text(st, 5, c->error);
+  }
+  if (id == SL_STMT_JOB_RETRY)
+    sqlite3_bind_int64(st, 6, c->run_after_ms > now ? c->run_after_ms : now);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(st);
+    snprintf(j->errmsg, sizeof j->errmsg, "job %lld: lease token is stale",
+             (long long)c->job_id);
+    return SL_LEASE_LOST;
+  }
+  if (rc != SQLITE_ROW) {
+    rc = sl_journal_fail(j, rc, "updating a job");
+    sqlite3_reset(st);
+    goto fatal;
+  }
+  attempt = sqlite3_column_int64(st, 0);
+  generation = sqlite3_column_int64(st, 1);
+  rc = sqlite3_step(st); /* finish the statement so its write is complete */
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "updating a job");
+    goto fatal;
+  }
+  if (c->outcome != SL_OUTCOME_RELEASE || c->record_attempt) {
+    /* A release refunded the attempt: record it under the number it had. */
+    if (c->outcome == SL_OUTCOME_RELEASE)
+      attempt++;
+    rc = insert_attempt(j, c, attempt, generation, now);
+    if (rc != SL_OK)
+      goto fatal;
+  }
+  return SL_OK;
+
+fatal:
+  *fatal = 1;
+  return rc;
+}
+
+int sl_complete(struct sl_journal *j, struct sl_completion *c, size_t n) {
+  int64_t now = sl_now_ms();
+  size_t i;
+  int rc, fatal;
+
+  if (!j || (!c && n))
+    return SL_INVAL;
+  if (n == 0)
+    return SL_OK;
+  rc = sl_journal_begin(j);
+  if (rc != SL_OK)
+    return rc;
+  for (i = 0; i < n; i++) {
+    c[i].rc = apply_one(j, &c[i], now, &fatal);
+    if (fatal) {
+      rc = c[i].rc;
+      sl_journal_rollback(j);
+      return rc;
+    }
+  }
+  return sl_journal_commit(j);
+}
+
+int sl_record_result(struct sl_journal *j, int64_t id, int64_t token,
+                     int http_status, const char *body,
+                     const char *request_id) {
+  struct sl_completion c = {0};
+  int rc;
+  c.job_id = id;
+  c.lease_token = token;
+  c.outcome = SL_OUTCOME_SUCCESS;
+  c.http_status = http_status;
+  c.body = body;
+  c.request_id = request_id;
+  c.input_tokens = c.output_tokens = c.total_tokens = -1;
+  c.t.dns_ms = c.t.connect_ms = c.t.tls_ms = c.t.first_byte_ms =
+      c.t.total_ms = -1;
+  rc = sl_complete(j, &c, 1);
+  return rc != SL_OK ? rc : c.rc;
+}
+
+int sl_record_failure(struct sl_journal *j, int64_t id, int64_t token,
+                      const char *failure_class, const char *error,
+                      int retry, int64_t run_after_ms) {
+  struct sl_completion c = {0};
+  int rc;
+  if (!failure_class)
+    return SL_INVAL;
+  c.job_id = id;
+  c.lease_token = token;
+  c.outcome = retry ? SL_OUTCOME_RETRY : SL_OUTCOME_FAIL;
+  c.failure_class = failure_class;
+  c.error = error;
+  c.run_after_ms = run_after_ms;
+  c.t.dns_ms = c.t.connect_ms = c.t.tls_ms = c.t.first_byte_ms =
+      c.t.total_ms = -1;
+  rc = sl_complete(j, &c, 1);
+  return rc != SL_OK ? rc : c.rc;
+}
+
+int sl_release(struct sl_journal *j, int64_t id, int64_t token) {
+  struct sl_completion c = {0};
+  int rc;
+  c.job_id = id;
+  c.lease_token = token;
+  c.outcome = SL_OUTCOME_RELEASE;
+  rc = sl_complete(j, &c, 1);
+  return rc != SL_OK ? rc : c.rc;
+}
+
+int sl_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
+  static const char *const record =
+      "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
+      " finished_at, failure_class, error)"
+      " SELECT id, attempts, generation, 'rescue', updated_at, ?1,"
+      " 'ambiguous', 'lease expired: the worker holding the job stopped'"
+      " FROM jobs WHERE state = 'running' AND lease_expires < ?1";
+  static const char *const requeue =
+      "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts"
+      " THEN 'failed' ELSE 'pending' END,"
+      " finished_at = CASE WHEN attempts >= max_attempts THEN ?1 END,"
+      " last_class = 'ambiguous',"
+      " last_error = 'lease expired: the worker holding the job stopped',"
+      " lease_token = NULL, lease_expires = NULL, run_after = ?1,"
+      " updated_at = ?1"
+      " WHERE state = 'running' AND lease_expires < ?1";
+  sqlite3_stmt *st = NULL;
+  int rc, i;
+  int64_t changed = 0;
+
+  if (!j)
+    return SL_INVAL;
+  if (!now_ms)
+    now_ms = sl_now_ms();
+  rc = sl_journal_begin(j);
+  if (rc != SL_OK)
+    return rc;
+  for (i = 0; i < 2; i++) {
+    rc = sqlite3_prepare_v2(j->db, i ? requeue : record, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, now_ms);
+      rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+      rc = sl_journal_fail(j, rc, "rescuing expired leases");
+      sl_journal_rollback(j);
+      return rc;
+    }
+    changed = sqlite3_changes(j->db);
+  }
+  rc = sl_journal_commit(j);
+  if (rc == SL_OK && rescued)
+    *rescued = changed;
+  return rc;
+}
+
+static int scalar(struct sl_journal *j, enum sl_stmt_id id, int64_t *v,
+                  const char *what) {
+  sqlite3_stmt *st = sl_journal_stmt(j, id);
+  int rc;
+  if (!st)
+    return SL_DB;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *v = sqlite3_column_int64(st, 0); /* NULL reads as 0 */
+    rc = SQLITE_DONE;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, what);
+  return SL_OK;
+}
+
+int sl_next_due(struct sl_journal *j, int64_t *run_after_ms) {
+  if (!j || !run_after_ms)
+    return SL_INVAL;
+  return scalar(j, SL_STMT_NEXT_DUE, run_after_ms, "finding the next job");
+}
+
+int sl_data_version(struct sl_journal *j, int64_t *version) {
+  if (!j || !version)
+    return SL_INVAL;
+  return scalar(j, SL_STMT_DATA_VERSION, version, "reading data_version");
+}
+
+int sl_count_active(struct sl_journal *j, int64_t *active) {
+  if (!j || !active)
+    return SL_INVAL;
+  return scalar(j, SL_STMT_COUNT_ACTIVE, active, "counting active jobs");
+}

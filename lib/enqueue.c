@@ -1,0 +1,156 @@
+/* enqueue.c: putting jobs into the journal, and cancelling them. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/*
+ * Insert one job inside the caller's transaction (or autocommit). Dedup on
+ * the idempotency key: ON CONFLICT DO NOTHING returns no row, so look the
+ * existing job up.
+ */
+static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
+                      int64_t now, int64_t *id, int *created) {
+  sqlite3_stmt *st;
+  int rc;
+
+  if (!s || !s->body) {
+    snprintf(j->errmsg, sizeof j->errmsg, "job has no body");
+    return SL_INVAL;
+  }
+  if (s->priority < 0 || s->max_attempts < 0 || s->run_after_ms < 0 ||
+      s->deadline_ms < 0) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "priority, max_attempts, run_after and deadline must not be "
+             "negative");
+    return SL_BAD_JOB;
+  }
+  st = sl_journal_stmt(j, SL_STMT_ENQUEUE);
+  if (!st)
+    return SL_DB;
+  sl_bind_text(st, 1, s->queue);
+  sl_bind_text(st, 2, s->partition);
+  sl_bind_text(st, 3, s->urgency);
+  sl_bind_text(st, 4, s->endpoint);
+  sl_bind_text(st, 5, s->body);
+  sl_bind_text(st, 6, s->idempotency_key);
+  sqlite3_bind_int64(st, 7, s->priority);
+  sl_bind_opt_int(st, 8, s->max_attempts, 0);
+  sl_bind_opt_int(st, 9, s->run_after_ms, 0);
+  sl_bind_opt_int(st, 10, s->deadline_ms, 0);
+  sqlite3_bind_int64(st, 11, now);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *id = sqlite3_column_int64(st, 0);
+    if (created)
+      *created = 1;
+    sqlite3_reset(st);
+    return SL_OK;
+  }
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "job refused");
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  st = sl_journal_stmt(j, SL_STMT_FIND_KEY);
+  if (!st)
+    return SL_DB;
+  sl_bind_text(st, 1, s->idempotency_key);
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    rc = sl_journal_fail(j, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc,
+                         "looking up a duplicate idempotency key");
+    sqlite3_reset(st);
+    return rc;
+  }
+  *id = sqlite3_column_int64(st, 0);
+  if (created)
+    *created = 0;
+  sqlite3_reset(st);
+  return SL_OK;
+}
+
+int sl_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
+               int64_t *id, int *created) {
+  int64_t got = 0;
+  int rc;
+  if (!j || !id)
+    return SL_INVAL;
+  rc = insert_one(j, spec, sl_now_ms(), &got, created);
+  if (rc == SL_OK)
+    *id = got;
+  return rc;
+}
+
+int sl_enqueue_many(struct sl_journal *j, const struct sl_job_spec *specs,
+                    size_t n, int64_t *ids, size_t *bad_index) {
+  int64_t now = sl_now_ms(), id;
+  size_t i;
+  int rc;
+
+  if (!j || (!specs && n))
+    return SL_INVAL;
+  rc = sl_journal_begin(j);
+  if (rc != SL_OK)
+    return rc;
+  for (i = 0; i < n; i++) {
+    rc = insert_one(j, &specs[i], now, &id, NULL);
+    if (rc != SL_OK) {
+      char why[sizeof j->errmsg];
+      memcpy(why, j->errmsg, sizeof why);
+      snprintf(j->errmsg, sizeof j->errmsg, "job %zu: %s", i + 1, why);
+      if (bad_index)
+        *bad_index = i;
+      sl_journal_rollback(j);
+      return rc;
+    }
+    if (ids)
+      ids[i] = id;
+  }
+  return sl_journal_commit(j);
+}
+
+int sl_cancel(struct sl_journal *j, int64_t id) {
+  sqlite3_stmt *st = NULL;
+  int rc, changed;
+  const char *sql =
+      "UPDATE jobs SET state = 'cancelled', last_class = 'cancelled',"
+      " updated_at = ?2, finished_at = ?2"
+      " WHERE id = ?1 AND state IN ('pending', 'batched')";
+
+  if (!j)
+    return SL_INVAL;
+  rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, sl_now_ms());
+    rc = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, "cancelling a job");
+  changed = sqlite3_changes(j->db);
+  if (changed)
+    return SL_OK;
+  /* Say why nothing changed: missing, or in a state cancel cannot touch. */
+  rc = sqlite3_prepare_v2(j->db, "SELECT state FROM jobs WHERE id = ?1", -1,
+                          &st, NULL);
+  if (rc != SQLITE_OK)
+    return sl_journal_fail(j, rc, "looking up a job");
+  sqlite3_bind_int64(st, 1, id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "job %lld is %s; only pending or batched jobs can be cancelled",
+             (long long)id, (const char *)sqlite3_column_text(st, 0));
+    rc = SL_STATE;
+  } else if (rc == SQLITE_DONE) {
+    snprintf(j->errmsg, sizeof j->errmsg, "no job %lld", (long long)id);
+    rc = SL_NOT_FOUND;
+  } else {
+    rc = sl_journal_fail(j, rc, "looking up a job");
+  }
+  sqlite3_finalize(st);
+  return rc;
+}

@@ -1,0 +1,64 @@
+/*
+ * internal.h: what the files of lib/ share and nothing outside lib/ sees.
+ * lib/ is the storage seam: every SQL statement of sluice lives under it.
+ */
+#ifndef SL_INTERNAL_H
+#define SL_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "sluice.h"
+
+/* Prepared statements, kept for the life of the connection. */
+enum sl_stmt_id {
+  SL_STMT_ENQUEUE,
+  SL_STMT_FIND_KEY,
+  SL_STMT_CLAIM,
+  SL_STMT_EXTEND,
+  SL_STMT_RESULT_INSERT,
+  SL_STMT_JOB_SUCCEED,
+  SL_STMT_JOB_RETRY,
+  SL_STMT_JOB_FAIL,
+  SL_STMT_JOB_RELEASE,
+  SL_STMT_ATTEMPT_INSERT,
+  SL_STMT_BEGIN,
+  SL_STMT_COMMIT,
+  SL_STMT_ROLLBACK,
+  SL_STMT_DATA_VERSION,
+  SL_STMT_NEXT_DUE,
+  SL_STMT_COUNT_ACTIVE,
+  SL_STMT__COUNT
+};
+
+struct sl_journal {
+  sqlite3 *db;
+  sqlite3_stmt *stmts[SL_STMT__COUNT];
+  char errmsg[512];
+};
+
+/* Map an SQLite result code to an sl_err. */
+int sl_journal_map_rc(int rc);
+
+/*
+ * Record a failure: keeps sqlite3_errmsg() (or `what` when no SQLite error
+ * applies) in j->errmsg and returns the mapped code.
+ */
+int sl_journal_fail(struct sl_journal *j, int rc, const char *what);
+
+/* The cached statement `id`, reset and with bindings cleared; NULL on error
+ * (j->errmsg says why). */
+sqlite3_stmt *sl_journal_stmt(struct sl_journal *j, enum sl_stmt_id id);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK through cached statements. */
+int sl_journal_begin(struct sl_journal *j);
+int sl_journal_commit(struct sl_journal *j);
+void sl_journal_rollback(struct sl_journal *j);
+
+/* Bind a C string or NULL. */
+int sl_bind_text(sqlite3_stmt *st, int idx, const char *s);
+/* Bind an int64, or NULL when v == none. */
+int sl_bind_opt_int(sqlite3_stmt *st, int idx, int64_t v, int64_t none);
+/* Copy column i as a new C string (NULL column: NULL); sets *oom on failure. */
+char *sl_column_strdup(sqlite3_stmt *st, int i, int *oom);
+
+#endif

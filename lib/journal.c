@@ -1,0 +1,305 @@
+/*
+ * journal.c: opening a journal (file mode, pragmas, migrations), the
+ * prepared-statement cache, transactions and error mapping.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "migrations.h"
+
+extern const char *const sl_stmt_sql[SL_STMT__COUNT];
+
+int64_t sl_now_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int sl_journal_map_rc(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_OK:
+  case SQLITE_ROW:
+  case SQLITE_DONE:
+    return SL_OK;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    return SL_BUSY;
+  case SQLITE_NOMEM:
+    return SL_NOMEM;
+  case SQLITE_IOERR:
+    return SL_IO;
+  case SQLITE_FULL:
+    return SL_FULL;
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB:
+    return SL_CORRUPT;
+  case SQLITE_CONSTRAINT:
+    return SL_BAD_JOB;
+  case SQLITE_PERM:
+  case SQLITE_AUTH:
+    return SL_PERM;
+  case SQLITE_CANTOPEN:
+    return SL_CANTOPEN;
+  case SQLITE_READONLY:
+    return SL_READONLY;
+  default:
+    return SL_DB;
+  }
+}
+
+int sl_journal_fail(struct sl_journal *j, int rc, const char *what) {
+  const char *detail = NULL;
+  if (j->db && rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+    detail = sqlite3_errmsg(j->db);
+  if (what && detail)
+    snprintf(j->errmsg, sizeof j->errmsg, "%s: %s", what, detail);
+  else
+    snprintf(j->errmsg, sizeof j->errmsg, "%s",
+             what ? what : detail ? detail : "unknown error");
+  return sl_journal_map_rc(rc);
+}
+
+const char *sl_errmsg(const struct sl_journal *j) {
+  return j && j->errmsg[0] ? j->errmsg : "no error";
+}
+
+sqlite3_stmt *sl_journal_stmt(struct sl_journal *j, enum sl_stmt_id id) {
+  sqlite3_stmt *st = j->stmts[id];
+  if (!st) {
+    int rc = sqlite3_prepare_v3(j->db, sl_stmt_sql[id], -1,
+                                SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+      sl_journal_fail(j, rc, "preparing a statement");
+      return NULL;
+    }
+    j->stmts[id] = st;
+  } else {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+  }
+  return st;
+}
+
+static int step_once(struct sl_journal *j, enum sl_stmt_id id,
+                     const char *what) {
+  sqlite3_stmt *st = sl_journal_stmt(j, id);
+  int rc;
+  if (!st)
+    return SL_DB;
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, what);
+  return SL_OK;
+}
+
+int sl_journal_begin(struct sl_journal *j) {
+  return step_once(j, SL_STMT_BEGIN, "BEGIN IMMEDIATE");
+}
+
+int sl_journal_commit(struct sl_journal *j) {
+  int rc = step_once(j, SL_STMT_COMMIT, "COMMIT");
+  if (rc != SL_OK)
+    sl_journal_rollback(j);
+  return rc;
+}
+
+void sl_journal_rollback(struct sl_journal *j) {
+  if (!sqlite3_get_autocommit(j->db))
+    (void)step_once(j, SL_STMT_ROLLBACK, "ROLLBACK");
+}
+
+int sl_bind_text(sqlite3_stmt *st, int idx, const char *s) {
+  if (!s)
+    return sqlite3_bind_null(st, idx);
+  return sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
+}
+
+int sl_bind_opt_int(sqlite3_stmt *st, int idx, int64_t v, int64_t none) {
+  if (v == none)
+    return sqlite3_bind_null(st, idx);
+  return sqlite3_bind_int64(st, idx, v);
+}
+
+char *sl_column_strdup(sqlite3_stmt *st, int i, int *oom) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  size_t n;
+  char *s;
+  if (!t)
+    return NULL;
+  n = (size_t)sqlite3_column_bytes(st, i);
+  s = malloc(n + 1);
+  if (!s) {
+    *oom = 1;
+    return NULL;
+  }
+  memcpy(s, t, n);
+  s[n] = '\0';
+  return s;
+}
+
+int sl_schema_latest(void) {
+  return sl_migrations_count ? sl_migrations[sl_migrations_count - 1].version
+                             : 0;
+}
+
+static int read_user_version(struct sl_journal *j, int *v) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(j->db, "PRAGMA user_version", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      *v = sqlite3_column_int(st, 0);
+      rc = SQLITE_OK;
+    }
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_OK)
+    return sl_journal_fail(j, rc, "reading the schema version");
+  return SL_OK;
+}
+
+int sl_schema_version(struct sl_journal *j, int *version) {
+  return read_user_version(j, version);
+}
+
+static int exec(struct sl_journal *j, const char *sql, const char *what) {
+  char *msg = NULL;
+  int rc = sqlite3_exec(j->db, sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK) {
+    snprintf(j->errmsg, sizeof j->errmsg, "%s: %s", what,
+             msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return sl_journal_map_rc(rc);
+  }
+  return SL_OK;
+}
+
+/*
+ * Apply each migration newer than the journal in its own BEGIN IMMEDIATE
+ * transaction. The version is read again inside the transaction, so two
+ * processes opening a new journal at once apply each step exactly once.
+ */
+static int migrate(struct sl_journal *j) {
+  int latest = sl_schema_latest();
+  int v = 0, rc, i;
+  char sql[64];
+
+  rc = read_user_version(j, &v);
+  if (rc != SL_OK)
+    return rc;
+  if (v > latest) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "journal schema version %d is newer than this sluice (knows up "
+             "to %d); upgrade sluice before opening this journal",
+             v, latest);
+    return SL_TOO_NEW;
+  }
+  for (i = 0; i < sl_migrations_count; i++) {
+    const struct sl_migration *m = &sl_migrations[i];
+    if (m->version <= v)
+      continue;
+    rc = exec(j, "BEGIN IMMEDIATE", "starting a migration");
+    if (rc != SL_OK)
+      return rc;
+    rc = read_user_version(j, &v);
+    if (rc == SL_OK && m->version > v) {
+      rc = exec(j, m->sql, m->name);
+      if (rc == SL_OK) {
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", m->version);
+        rc = exec(j, sql, "recording the schema version");
+      }
+    }
+    if (rc != SL_OK) {
+      exec(j, "ROLLBACK", "rolling back a migration");
+      return rc;
+    }
+    rc = exec(j, "COMMIT", "committing a migration");
+    if (rc != SL_OK)
+      return rc;
+    v = m->version;
+  }
+  return SL_OK;
+}
+
+/* SQLite creates the file with the umask's mode; a journal holds request
+ * bodies and results, so create it 0600 first. */
+static int create_private(const char *path, int no_create, char *err,
+                          size_t errlen) {
+  int fd = open(path, O_RDWR | (no_create ? 0 : O_CREAT) | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open journal %s: %s", path,
+             strerror(errno));
+    return errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
+  }
+  close(fd);
+  return SL_OK;
+}
+
+int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
+            char *errbuf, size_t errlen) {
+  struct sl_journal *j = NULL;
+  char pragmas[160];
+  char scratch[1];
+  int rc;
+
+  if (!errbuf) {
+    errbuf = scratch;
+    errlen = sizeof scratch;
+  }
+  *out = NULL;
+  if (!opts || !opts->path || !opts->path[0]) {
+    snprintf(errbuf, errlen, "no journal path given");
+    return SL_INVAL;
+  }
+  rc = create_private(opts->path, opts->no_create, errbuf, errlen);
+  if (rc != SL_OK)
+    return rc;
+  j = calloc(1, sizeof *j);
+  if (!j) {
+    snprintf(errbuf, errlen, "out of memory");
+    return SL_NOMEM;
+  }
+  rc = sqlite3_open_v2(opts->path, &j->db,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    rc = sl_journal_fail(j, rc, "opening the journal");
+    goto fail;
+  }
+  sqlite3_extended_result_codes(j->db, 1);
+  snprintf(pragmas, sizeof pragmas,
+           "PRAGMA busy_timeout=%d; PRAGMA journal_mode=WAL; "
+           "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
+           opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000,
+           opts->sync_full ? "FULL" : "NORMAL");
+  rc = exec(j, pragmas, "setting journal pragmas");
+  if (rc != SL_OK)
+    goto fail;
+  rc = migrate(j);
+  if (rc != SL_OK)
+    goto fail;
+  *out = j;
+  return SL_OK;
+
+fail:
+  snprintf(errbuf, errlen, "%s: %s", opts->path, j->errmsg);
+  sl_close(j);
+  return rc;
+}
+
+void sl_close(struct sl_journal *j) {
+  int i;
+  if (!j)
+    return;
+  for (i = 0; i < SL_STMT__COUNT; i++)
+    sqlite3_finalize(j->stmts[i]);
+  sqlite3_close(j->db);
+  free(j);
+}

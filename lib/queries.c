@@ -1,0 +1,93 @@
+/*
+ * queries.c: the text of every hot statement, indexed by enum sl_stmt_id.
+ * Kept together so that the whole storage contract reads in one page.
+ */
+#include "internal.h"
+
+const char *const sl_stmt_sql[SL_STMT__COUNT] = {
+  [SL_STMT_ENQUEUE] =
+    "INSERT INTO jobs (queue, partition, urgency, endpoint, body,"
+    " idempotency_key, priority, max_attempts, run_after, deadline,"
+    " created_at, updated_at)"
+    " VALUES (coalesce(?1, 'default'), coalesce(?2, ''),"
+    " coalesce(?3, 'urgent'), coalesce(?4, '/v1/responses'), ?5,"
+    " coalesce(?6, lower(hex(randomblob(16)))), ?7, coalesce(?8, 5),"
+    " coalesce(?9, ?11), ?10, ?11, ?11)"
+    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+
+  [SL_STMT_FIND_KEY] = "SELECT id FROM jobs WHERE idempotency_key = ?1",
+
+  /* One statement claims the batch (DESIGN.md: journal). random() gives
+   * each row its own lease token. */
+  [SL_STMT_CLAIM] =
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+    " lease_token = random(), lease_expires = ?2, updated_at = ?1"
+    " WHERE id IN (SELECT id FROM jobs WHERE state = 'pending'"
+    "  AND run_after <= ?1 AND (?3 IS NULL OR urgency = ?3)"
+    "  AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))"
+    "  AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)"
+    "  ORDER BY priority, run_after, id LIMIT ?5)"
+    " RETURNING id, lease_token, lease_expires, attempts, max_attempts,"
+    " generation, coalesce(deadline, 0), priority, queue, partition,"
+    " urgency, endpoint, model, body, idempotency_key",
+
+  [SL_STMT_EXTEND] =
+    "UPDATE jobs SET lease_expires = ?3, updated_at = ?4"
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+
+  /* Fenced by the lease: inserts nothing unless the caller holds it. */
+  [SL_STMT_RESULT_INSERT] =
+    "INSERT INTO results (job_id, generation, route, http_status,"
+    " request_id, input_tokens, output_tokens, total_tokens, body,"
+    " created_at)"
+    " SELECT id, generation, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM jobs"
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+
+  [SL_STMT_JOB_SUCCEED] =
+    "UPDATE jobs SET state = 'succeeded', lease_token = NULL,"
+    " lease_expires = NULL, last_class = NULL, last_error = NULL,"
+    " updated_at = ?3, finished_at = ?3"
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
+    " RETURNING attempts, generation",
+
+  [SL_STMT_JOB_RETRY] =
+    "UPDATE jobs SET state = 'pending', lease_token = NULL,"
+    " lease_expires = NULL, last_class = ?4, last_error = ?5,"
+    " run_after = ?6, updated_at = ?3"
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
+    " RETURNING attempts, generation",
+
+  [SL_STMT_JOB_FAIL] =
+    "UPDATE jobs SET state = 'failed', lease_token = NULL,"
+    " lease_expires = NULL, last_class = ?4, last_error = ?5,"
+    " updated_at = ?3, finished_at = ?3"
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
+    " RETURNING attempts, generation",
+
+  /* A release refunds the attempt counted at claim: nothing was sent. */
+  [SL_STMT_JOB_RELEASE] =
+    "UPDATE jobs SET state = 'pending', lease_token = NULL,"
+    " lease_expires = NULL, attempts = max(attempts - 1, 0),"
+    " updated_at = ?3"
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
+    " RETURNING attempts, generation",
+
+  [SL_STMT_ATTEMPT_INSERT] =
+    "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
+    " finished_at, http_status, failure_class, request_id, dns_ms,"
+    " connect_ms, tls_ms, first_byte_ms, total_ms, error)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+    " ?15)",
+
+  [SL_STMT_BEGIN] = "BEGIN IMMEDIATE",
+  [SL_STMT_COMMIT] = "COMMIT",
+  [SL_STMT_ROLLBACK] = "ROLLBACK",
+  [SL_STMT_DATA_VERSION] = "PRAGMA data_version",
+  [SL_STMT_NEXT_DUE] =
+    "SELECT min(run_after) FROM jobs WHERE state = 'pending'"
+    " AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)",
+  [SL_STMT_COUNT_ACTIVE] =
+    "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending')"
+    " + (SELECT count(*) FROM jobs WHERE state = 'running')"
+    " + (SELECT count(*) FROM jobs WHERE state = 'batched')",
+};

@@ -1,0 +1,224 @@
+/* status.c: read-side queries (status, show) and replay. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void sl_status_free(struct sl_queue_status *st, size_t n) {
+  size_t i;
+  if (!st)
+    return;
+  for (i = 0; i < n; i++)
+    free(st[i].queue);
+  free(st);
+}
+
+int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
+  static const char *const sql =
+      "SELECT s.queue, s.pending, s.running, s.batched, s.succeeded,"
+      " s.failed, s.cancelled, coalesce(s.lag_ms, -1),"
+      " coalesce(q.paused, 0)"
+      " FROM queue_stats s LEFT JOIN queues q ON q.name = s.queue"
+      " UNION ALL"
+      " SELECT q.name, 0, 0, 0, 0, 0, 0, -1, q.paused FROM queues q"
+      " WHERE q.name NOT IN (SELECT queue FROM queue_stats)"
+      " ORDER BY 1";
+  struct sl_queue_status *arr = NULL, *grown;
+  sqlite3_stmt *st = NULL;
+  size_t cap = 0, len = 0;
+  int rc, oom = 0;
+
+  if (!j || !out || !n)
+    return SL_INVAL;
+  rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK)
+    return sl_journal_fail(j, rc, "reading status");
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    struct sl_queue_status *q;
+    if (len == cap) {
+      cap = cap ? cap * 2 : 8;
+      grown = realloc(arr, cap * sizeof *arr);
+      if (!grown) {
+        oom = 1;
+        break;
+      }
+      arr = grown;
+    }
+    q = &arr[len++];
+    memset(q, 0, sizeof *q);
+    q->queue = sl_column_strdup(st, 0, &oom);
+    q->pending = sqlite3_column_int64(st, 1);
+    q->running = sqlite3_column_int64(st, 2);
+    q->batched = sqlite3_column_int64(st, 3);
+    q->succeeded = sqlite3_column_int64(st, 4);
+    q->failed = sqlite3_column_int64(st, 5);
+    q->cancelled = sqlite3_column_int64(st, 6);
+    q->oldest_pending_age_ms = sqlite3_column_int64(st, 7);
+    q->paused = sqlite3_column_int(st, 8);
+  }
+  if (oom) {
+    sqlite3_finalize(st);
+    sl_status_free(arr, len);
+    return SL_NOMEM;
+  }
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "reading status");
+    sqlite3_finalize(st);
+    sl_status_free(arr, len);
+    return rc;
+  }
+  sqlite3_finalize(st);
+  *out = arr;
+  *n = len;
+  return SL_OK;
+}
+
+void sl_job_info_free(struct sl_job_info *i) {
+  if (!i)
+    return;
+  free(i->queue);
+  free(i->partition);
+  free(i->urgency);
+  free(i->state);
+  free(i->endpoint);
+  free(i->model);
+  free(i->body);
+  free(i->idempotency_key);
+  free(i->last_class);
+  free(i->last_error);
+  free(i->result_body);
+  free(i->request_id);
+  memset(i, 0, sizeof *i);
+}
+
+int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
+  static const char *const sql =
+      "SELECT j.id, j.priority, j.run_after, coalesce(j.deadline, 0),"
+      " j.attempts, j.max_attempts, j.generation, j.created_at,"
+      " coalesce(j.updated_at, 0), coalesce(j.batch_id, 0), j.queue,"
+      " j.partition, j.urgency, j.state, j.endpoint, j.model, j.body,"
+      " j.idempotency_key, j.last_class, j.last_error, r.job_id IS NOT NULL,"
+      " coalesce(r.http_status, 0), coalesce(r.input_tokens, -1),"
+      " coalesce(r.output_tokens, -1), r.body, r.request_id"
+      " FROM jobs j LEFT JOIN results r ON r.job_id = j.id WHERE j.id = ?1";
+  struct sl_job_info i;
+  sqlite3_stmt *st = NULL;
+  int rc, oom = 0;
+
+  if (!j || !out)
+    return SL_INVAL;
+  memset(&i, 0, sizeof i);
+  rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK)
+    return sl_journal_fail(j, rc, "reading a job");
+  sqlite3_bind_int64(st, 1, id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    sqlite3_finalize(st);
+    snprintf(j->errmsg, sizeof j->errmsg, "no job %lld", (long long)id);
+    return SL_NOT_FOUND;
+  }
+  if (rc != SQLITE_ROW) {
+    rc = sl_journal_fail(j, rc, "reading a job");
+    sqlite3_finalize(st);
+    return rc;
+  }
+  i.id = sqlite3_column_int64(st, 0);
+  i.priority = sqlite3_column_int64(st, 1);
+  i.run_after = sqlite3_column_int64(st, 2);
+  i.deadline = sqlite3_column_int64(st, 3);
+  i.attempts = sqlite3_column_int64(st, 4);
+  i.max_attempts = sqlite3_column_int64(st, 5);
+  i.generation = sqlite3_column_int64(st, 6);
+  i.created_at = sqlite3_column_int64(st, 7);
+  i.updated_at = sqlite3_column_int64(st, 8);
+  i.batch_id = sqlite3_column_int64(st, 9);
+  i.queue = sl_column_strdup(st, 10, &oom);
+  i.partition = sl_column_strdup(st, 11, &oom);
+  i.urgency = sl_column_strdup(st, 12, &oom);
+  i.state = sl_column_strdup(st, 13, &oom);
+  i.endpoint = sl_column_strdup(st, 14, &oom);
+  i.model = sl_column_strdup(st, 15, &oom);
+  i.body = sl_column_strdup(st, 16, &oom);
+  i.idempotency_key = sl_column_strdup(st, 17, &oom);
+  i.last_class = sl_column_strdup(st, 18, &oom);
+  i.last_error = sl_column_strdup(st, 19, &oom);
+  i.has_result = sqlite3_column_int(st, 20);
+  i.result_status = sqlite3_column_int64(st, 21);
+  i.input_tokens = sqlite3_column_int64(st, 22);
+  i.output_tokens = sqlite3_column_int64(st, 23);
+  i.result_body = sl_column_strdup(st, 24, &oom);
+  i.request_id = sl_column_strdup(st, 25, &oom);
+  sqlite3_finalize(st);
+  if (oom) {
+    sl_job_info_free(&i);
+    return SL_NOMEM;
+  }
+  *out = i;
+  return SL_OK;
+}
+
+/* Every door (CLI, C API, SQL) inserts into replays; the replays_apply
+ * trigger does the work, so there is one mechanism. A dry run counts with
+ * the same filter instead. */
+int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
+              const char *door, int64_t *replayed) {
+  static const char *const insert_sql =
+      "INSERT INTO replays (queue, partition, failure_class, batch_id, since,"
+      " until, include_cancelled, door, requested_at)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+  static const char *const count_sql =
+      "SELECT count(*) FROM jobs"
+      " WHERE (state = 'failed' OR (state = 'cancelled' AND ?7))"
+      " AND (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR partition = ?2)"
+      " AND (?3 IS NULL OR last_class = ?3)"
+      " AND (?4 IS NULL OR batch_id = ?4)"
+      " AND (?5 IS NULL OR finished_at >= ?5)"
+      " AND (?6 IS NULL OR finished_at < ?6) AND ?8 IS ?8 AND ?9 IS ?9";
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  if (!j || !f)
+    return SL_INVAL;
+  if (!door)
+    door = "api";
+  rc = sqlite3_prepare_v2(j->db, f->dry_run ? count_sql : insert_sql, -1, &st,
+                          NULL);
+  if (rc != SQLITE_OK)
+    return sl_journal_fail(j, rc, "preparing a replay");
+  sl_bind_text(st, 1, f->queue);
+  sl_bind_text(st, 2, f->partition);
+  sl_bind_text(st, 3, f->failure_class);
+  sl_bind_opt_int(st, 4, f->batch_id, 0);
+  sl_bind_opt_int(st, 5, f->since_ms, 0);
+  sl_bind_opt_int(st, 6, f->until_ms, 0);
+  sqlite3_bind_int(st, 7, f->include_cancelled ? 1 : 0);
+  sl_bind_text(st, 8, door);
+  sqlite3_bind_int64(st, 9, sl_now_ms());
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) { /* dry run: the count */
+    if (replayed)
+      *replayed = sqlite3_column_int64(st, 0);
+    rc = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, "replaying jobs");
+  if (f->dry_run)
+    return SL_OK;
+  /* RETURNING would not see what the AFTER trigger wrote: read it back. */
+  rc = sqlite3_prepare_v2(j->db,
+                          "SELECT replayed FROM replays WHERE id = ?1", -1,
+                          &st, NULL);
+  if (rc != SQLITE_OK)
+    return sl_journal_fail(j, rc, "reading a replay");
+  sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(j->db));
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW && replayed)
+    *replayed = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW)
+    return sl_journal_fail(j, rc, "reading a replay");
+  return SL_OK;
+}

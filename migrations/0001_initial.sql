@@ -1,0 +1,237 @@
+-- Migration 0001: the initial journal schema (see schema/schema.sql).
+-- Applied migrations are never edited; a change is a new file.
+-- One row per key of journal-wide facts (journal_id: the id this journal
+-- puts in Batch API metadata so that a worker can find its own batches).
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+
+-- Per-queue settings. A queue needs no row to exist; a row holds a pause.
+CREATE TABLE queues (
+  name          TEXT PRIMARY KEY,
+  paused        INTEGER NOT NULL DEFAULT 0
+                CONSTRAINT "paused must be 0 or 1" CHECK (paused IN (0, 1)),
+  paused_reason TEXT,
+  paused_at     INTEGER
+) STRICT;
+
+-- Local Batch API batches. A row exists (state 'building', jobs linked)
+-- before anything is sent (invariant 4); remote ids are filled in as the
+-- API returns them.
+CREATE TABLE batches (
+  id              INTEGER PRIMARY KEY,
+  endpoint        TEXT NOT NULL,
+  state           TEXT NOT NULL DEFAULT 'building'
+                  CONSTRAINT "unknown batch state" CHECK (state IN
+                  ('building', 'uploaded', 'submitted', 'ingesting',
+                   'done', 'failed', 'cancelled')),
+  remote_file_id  TEXT,
+  remote_batch_id TEXT UNIQUE,
+  remote_status   TEXT,
+  output_file_id  TEXT,
+  error_file_id   TEXT,
+  request_count   INTEGER NOT NULL DEFAULT 0,
+  completed_count INTEGER NOT NULL DEFAULT 0,
+  failed_count    INTEGER NOT NULL DEFAULT 0,
+  error           TEXT,
+  created_at      INTEGER NOT NULL
+                  DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
+  submitted_at    INTEGER,
+  next_poll_at    INTEGER,
+  finished_at     INTEGER
+) STRICT;
+
+-- The queue itself. Only `body` is required from a producer.
+CREATE TABLE jobs (
+  id              INTEGER PRIMARY KEY,
+  queue           TEXT NOT NULL DEFAULT 'default'
+                  CONSTRAINT "queue must be 1 to 128 characters"
+                  CHECK (length(queue) BETWEEN 1 AND 128),
+  partition       TEXT NOT NULL DEFAULT '',
+  urgency         TEXT NOT NULL DEFAULT 'urgent'
+                  CONSTRAINT "urgency must be urgent or deferrable"
+                  CHECK (urgency IN ('urgent', 'deferrable')),
+  priority        INTEGER NOT NULL DEFAULT 0
+                  CONSTRAINT "priority must not be negative"
+                  CHECK (priority >= 0),
+  run_after       INTEGER NOT NULL
+                  DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
+  deadline        INTEGER,
+  state           TEXT NOT NULL DEFAULT 'pending'
+                  CONSTRAINT "unknown job state" CHECK (state IN
+                  ('pending', 'running', 'batched', 'succeeded', 'failed',
+                   'cancelled')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  max_attempts    INTEGER NOT NULL DEFAULT 5
+                  CONSTRAINT "max_attempts must be at least 1"
+                  CHECK (max_attempts >= 1),
+  idempotency_key TEXT NOT NULL UNIQUE
+                  DEFAULT (lower(hex(randomblob(16))))
+                  CONSTRAINT "idempotency_key must be 1 to 255 characters"
+                  CHECK (length(idempotency_key) BETWEEN 1 AND 255),
+  endpoint        TEXT NOT NULL DEFAULT '/v1/responses'
+                  CONSTRAINT "unknown endpoint" CHECK (endpoint IN
+                  ('/v1/responses', '/v1/chat/completions', '/v1/embeddings',
+                   '/v1/completions', '/v1/moderations')),
+  body            TEXT NOT NULL
+                  CONSTRAINT "body must be valid JSON" CHECK (json_valid(body))
+                  CONSTRAINT "body must be a JSON object"
+                  CHECK (NOT json_valid(body) OR json_type(body) = 'object'),
+  -- Taken from the body, so it can never disagree with what is sent.
+  model           TEXT GENERATED ALWAYS AS (
+                    CASE WHEN json_valid(body)
+                          AND json_type(body, '$.model') = 'text'
+                         THEN json_extract(body, '$.model') END) STORED,
+  lease_token     INTEGER,
+  lease_expires   INTEGER,
+  -- Bumped by each replay; batch custom_ids carry it.
+  generation      INTEGER NOT NULL DEFAULT 0,
+  last_class      TEXT,
+  last_error      TEXT,
+  batch_id        INTEGER REFERENCES batches (id),
+  created_at      INTEGER NOT NULL
+                  DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
+  updated_at      INTEGER,
+  finished_at     INTEGER,
+  CONSTRAINT "body must name a model"
+    CHECK (model IS NOT NULL OR endpoint = '/v1/moderations'
+           OR NOT json_valid(body) OR json_type(body) <> 'object'),
+  CONSTRAINT "deadline must not be negative"
+    CHECK (deadline IS NULL OR deadline >= 0)
+) STRICT;
+
+-- The claim query walks this index in (priority, run_after, id) order.
+CREATE INDEX jobs_pending ON jobs (priority, run_after, id)
+  WHERE state = 'pending';
+-- Rescue finds expired leases here.
+CREATE INDEX jobs_running ON jobs (lease_expires) WHERE state = 'running';
+CREATE INDEX jobs_batched ON jobs (batch_id) WHERE state = 'batched';
+CREATE INDEX jobs_failed ON jobs (queue, partition) WHERE state = 'failed';
+
+-- A succeeded job is final: neither replay nor a stray UPDATE may reopen it.
+CREATE TRIGGER jobs_succeeded_is_final
+BEFORE UPDATE OF state ON jobs
+WHEN OLD.state = 'succeeded' AND NEW.state <> 'succeeded'
+BEGIN
+  SELECT RAISE(ABORT, 'a succeeded job is final and cannot change state');
+END;
+
+-- One row per attempt (invariant 6), online or batch, including attempts
+-- lost to a crash (class 'ambiguous', recorded by rescue).
+CREATE TABLE attempts (
+  id            INTEGER PRIMARY KEY,
+  job_id        INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  attempt       INTEGER NOT NULL,
+  generation    INTEGER NOT NULL,
+  route         TEXT NOT NULL
+                CONSTRAINT "route must be online, batch or rescue"
+                CHECK (route IN ('online', 'batch', 'rescue')),
+  started_at    INTEGER,
+  finished_at   INTEGER NOT NULL,
+  http_status   INTEGER,
+  failure_class TEXT,   -- NULL: the attempt succeeded
+  request_id    TEXT,
+  dns_ms        REAL,
+  connect_ms    REAL,
+  tls_ms        REAL,
+  first_byte_ms REAL,
+  total_ms      REAL,
+  error         TEXT
+) STRICT;
+CREATE INDEX attempts_job ON attempts (job_id);
+
+-- At most one result per job (invariant 1): job_id is the key, and the
+-- triggers below refuse both UPDATE and INSERT OR REPLACE.
+CREATE TABLE results (
+  job_id        INTEGER PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+  generation    INTEGER NOT NULL,
+  route         TEXT NOT NULL,
+  http_status   INTEGER NOT NULL,
+  request_id    TEXT,
+  input_tokens  INTEGER,
+  output_tokens INTEGER,
+  total_tokens  INTEGER,
+  body          TEXT NOT NULL,
+  created_at    INTEGER NOT NULL
+) STRICT;
+
+CREATE TRIGGER results_never_overwritten
+BEFORE INSERT ON results
+WHEN EXISTS (SELECT 1 FROM results WHERE job_id = NEW.job_id)
+BEGIN
+  SELECT RAISE(ABORT, 'the job already has a result; results are never overwritten');
+END;
+
+CREATE TRIGGER results_are_immutable
+BEFORE UPDATE ON results
+BEGIN
+  SELECT RAISE(ABORT, 'results are immutable');
+END;
+
+-- The audit of every replay, and its SQL door:
+--   INSERT INTO replays(queue, partition) VALUES('default', 'tenant-7');
+-- The trigger below replays at once, in the inserting transaction, so the
+-- CLI, the C API and plain SQL share one mechanism.
+CREATE TABLE replays (
+  id                INTEGER PRIMARY KEY,
+  queue             TEXT,
+  partition         TEXT,
+  failure_class     TEXT,
+  batch_id          INTEGER,
+  since             INTEGER,
+  until             INTEGER,
+  include_cancelled INTEGER NOT NULL DEFAULT 0
+                    CONSTRAINT "include_cancelled must be 0 or 1"
+                    CHECK (include_cancelled IN (0, 1)),
+  door              TEXT NOT NULL DEFAULT 'sql'
+                    CONSTRAINT "door must be sql, cli or api"
+                    CHECK (door IN ('sql', 'cli', 'api')),
+  requested_at      INTEGER NOT NULL
+                    DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
+  replayed          INTEGER
+) STRICT;
+
+CREATE TRIGGER replays_apply
+AFTER INSERT ON replays
+BEGIN
+  UPDATE jobs
+     SET state = 'pending', generation = generation + 1, attempts = 0,
+         run_after = NEW.requested_at, last_class = NULL, last_error = NULL,
+         lease_token = NULL, lease_expires = NULL, batch_id = NULL,
+         finished_at = NULL, updated_at = NEW.requested_at
+   WHERE (state = 'failed' OR (state = 'cancelled' AND NEW.include_cancelled))
+     AND (NEW.queue IS NULL OR queue = NEW.queue)
+     AND (NEW.partition IS NULL OR partition = NEW.partition)
+     AND (NEW.failure_class IS NULL OR last_class = NEW.failure_class)
+     AND (NEW.batch_id IS NULL OR batch_id = NEW.batch_id)
+     AND (NEW.since IS NULL OR finished_at >= NEW.since)
+     AND (NEW.until IS NULL OR finished_at < NEW.until);
+  UPDATE replays SET replayed = changes() WHERE id = NEW.id;
+END;
+
+-- Admin views.
+CREATE VIEW queue_stats AS
+SELECT queue,
+       sum(state = 'pending')   AS pending,
+       sum(state = 'running')   AS running,
+       sum(state = 'batched')   AS batched,
+       sum(state = 'succeeded') AS succeeded,
+       sum(state = 'failed')    AS failed,
+       sum(state = 'cancelled') AS cancelled,
+       -- age of the oldest pending job that is due; NULL if none
+       CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)
+         - min(CASE WHEN state = 'pending' AND run_after <=
+               CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)
+               THEN run_after END) AS lag_ms
+  FROM jobs
+ GROUP BY queue;
+
+CREATE VIEW failed_jobs AS
+SELECT j.id, j.queue, j.partition, j.endpoint, j.model, j.attempts,
+       j.last_class, j.last_error, j.finished_at
+  FROM jobs j
+ WHERE j.state = 'failed';
+
+-- The id this journal writes into Batch API metadata.
+INSERT INTO meta (key, value) VALUES ('journal_id', lower(hex(randomblob(8))));

@@ -1,0 +1,2 @@
+#include "sluice.h"
+int main(void) { return 0; }
