@@ -165,6 +165,22 @@ struct sl_job_info {
 int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out);
 void sl_job_info_free(struct sl_job_info *info);
 
+/* Per-hop timings of one attempt, in milliseconds; negative: unknown. */
+struct sl_timings {
+  double dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms;
+};
+
+/* One recorded attempt of a job (for `sluice show`). */
+struct sl_attempt_info {
+  int64_t attempt, generation, started_at, finished_at, http_status;
+  char *route, *failure_class, *request_id, *error;
+  struct sl_timings t;
+};
+/* Attempts of job id, oldest first. Free with sl_attempts_free. */
+int sl_job_attempts(struct sl_journal *j, int64_t id,
+                    struct sl_attempt_info **out, size_t *n);
+void sl_attempts_free(struct sl_attempt_info *a, size_t n);
+
 /* ----------------------------------------------------------------- replay */
 
 /*
@@ -184,6 +200,16 @@ struct sl_replay_filter {
 };
 int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
               const char *door, int64_t *replayed);
+
+/* ----------------------------------------------------------------- queues */
+
+/*
+ * Pause a queue (claims skip it) with a reason shown by status, or resume
+ * it. Pausing an already paused queue updates the reason.
+ */
+int sl_queue_pause(struct sl_journal *j, const char *queue,
+                   const char *reason);
+int sl_queue_resume(struct sl_journal *j, const char *queue);
 
 /* ------------------------------------------------------ worker-side core */
 
@@ -221,11 +247,6 @@ void sl_claimed_free(struct sl_claimed_job *jobs, size_t n);
 /* Push a running job's lease to now + lease_ms. SL_LEASE_LOST if stale. */
 int sl_lease_extend(struct sl_journal *j, int64_t id, int64_t token,
                     int64_t lease_ms);
-
-/* Per-hop timings of one attempt, in milliseconds; negative: unknown. */
-struct sl_timings {
-  double dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms;
-};
 
 enum sl_outcome {
   SL_OUTCOME_SUCCESS = 1, /* store a result; job succeeded */

@@ -1,2 +1,68 @@
-#include "sluice.h"
-int main(void) { return 0; }
+/*
+ * main.c: the `sluice` command. Dispatches to subcommands; the only file
+ * that calls exit() (through main's return).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "Usage: sluice COMMAND [OPTIONS]\n"
+    "A durable job queue worker for OpenAI API calls, over an SQLite journal.\n"
+    "\n"
+    "Commands:\n"
+    "  init      create or migrate a journal\n"
+    "  enqueue   add jobs (one from arguments, or JSONL on stdin)\n"
+    "  work      run a worker: claim jobs and send them (online or batch)\n"
+    "  status    jobs per queue and state, lag, pauses\n"
+    "  show      one job with its attempts and result\n"
+    "  cancel    cancel pending or batched jobs\n"
+    "  replay    send failed jobs again (by queue, partition, class...)\n"
+    "  pause     stop claiming a queue's jobs\n"
+    "  resume    resume a paused queue\n"
+    "  rescue    return jobs whose worker died to pending\n"
+    "\n"
+    "Every command takes --journal PATH (default $SLUICE_JOURNAL, else\n"
+    "./sluice.db) and --help. `sluice COMMAND --help` describes each one.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help     show this help\n"
+    "  -V, --version  print the version\n"
+    "\n"
+    "Exit status: 0 success, 1 the operation was refused or partly failed,\n"
+    "2 usage error, 3 journal error, 4 configuration error.\n";
+
+static const struct {
+  const char *name;
+  int (*fn)(int, char **);
+} commands[] = {
+    {"init", sl_cmd_init},       {"enqueue", sl_cmd_enqueue},
+    {"work", sl_cmd_work},       {"status", sl_cmd_status},
+    {"show", sl_cmd_show},       {"cancel", sl_cmd_cancel},
+    {"replay", sl_cmd_replay},   {"pause", sl_cmd_pause},
+    {"resume", sl_cmd_resume},   {"rescue", sl_cmd_rescue},
+};
+
+int main(int argc, char **argv) {
+  size_t i;
+  if (argc < 2) {
+    fputs(usage, stderr);
+    return SL_EXIT_USAGE;
+  }
+  if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+      strcmp(argv[1], "help") == 0) {
+    fputs(usage, stdout);
+    return SL_EXIT_OK;
+  }
+  if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+    printf("sluice %s (schema %d)\n", SL_VERSION, sl_schema_latest());
+    return SL_EXIT_OK;
+  }
+  for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp(argv[1], commands[i].name) == 0)
+      return commands[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "sluice: unknown command '%s'; see `sluice --help`\n",
+          argv[1]);
+  return SL_EXIT_USAGE;
+}

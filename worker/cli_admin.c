@@ -1,0 +1,306 @@
+/* cli_admin.c: `sluice init`, `cancel`, `replay`, `pause`, `resume`,
+ * `rescue`: operator commands over libsluice. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Above this many jobs, replay asks for --yes (or a typed "y"). */
+#define SL_REPLAY_CONFIRM_OVER 1000
+
+static const char init_usage[] =
+    "Usage: sluice init [--journal PATH]\n"
+    "Create the journal (mode 0600, WAL) or migrate an existing one to this\n"
+    "version's schema. Prints the path and schema version.\n"
+    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+
+static const char cancel_usage[] =
+    "Usage: sluice cancel [--journal PATH] ID...\n"
+    "Cancel pending or batched jobs. A running job cannot be cancelled (its\n"
+    "request is in flight); a finished one is left as it is.\n"
+    "Exit status: 0 all cancelled, 1 some not cancelled, 2 usage, 3 journal.\n";
+
+static const char replay_usage[] =
+    "Usage: sluice replay [OPTIONS]\n"
+    "Send failed jobs again: back to pending with the same idempotency key,\n"
+    "generation + 1, attempts reset. Succeeded jobs are never replayed.\n"
+    "Every replay leaves an audit row in the replays table.\n"
+    "\n"
+    "  -j, --journal PATH      journal file\n"
+    "  -q, --queue NAME        only this queue\n"
+    "  -P, --partition LABEL   only this partition\n"
+    "  -c, --class CLASS       only jobs whose last failure had this class\n"
+    "  -b, --batch ID          only jobs of this local batch\n"
+    "      --since WHEN        only jobs that finished at or after WHEN\n"
+    "      --until WHEN        only jobs that finished before WHEN\n"
+    "                          (WHEN: Unix ms, or a duration ago: 1h, 2d)\n"
+    "      --include-cancelled replay cancelled jobs too\n"
+    "  -n, --dry-run           print how many would be replayed; change nothing\n"
+    "  -y, --yes               confirm a replay of more than 1000 jobs\n"
+    "  -h, --help              show this help\n"
+    "Exit status: 0 ok, 1 not confirmed, 2 usage, 3 journal error.\n";
+
+static const char pause_usage[] =
+    "Usage: sluice pause [--journal PATH] [--reason TEXT] QUEUE\n"
+    "       sluice resume [--journal PATH] QUEUE\n"
+    "Pause a queue (workers stop claiming its jobs; in-flight calls finish)\n"
+    "or resume it. `sluice status` shows paused queues.\n"
+    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+
+static const char rescue_usage[] =
+    "Usage: sluice rescue [--journal PATH]\n"
+    "Return running jobs whose lease expired (their worker died) to pending,\n"
+    "or to failed when their attempts are spent. Workers do this on their\n"
+    "own; this command is for journals with no worker running.\n"
+    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+
+/* Parse only --journal and --help; returns -1 on usage error, 1 on help. */
+static int journal_only(int argc, char **argv, const char *usage,
+                        const char **journal) {
+  static const struct option opts[] = {
+      {"journal", required_argument, NULL, 'j'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'j': *journal = optarg; break;
+    case 'h': fputs(usage, stdout); return 1;
+    default: fputs(usage, stderr); return -1;
+    }
+  }
+  return 0;
+}
+
+int sl_cmd_init(int argc, char **argv) {
+  const char *journal = NULL, *path;
+  struct sl_journal *j;
+  int r = journal_only(argc, argv, init_usage, &journal), v = 0;
+  if (r)
+    return r > 0 ? SL_EXIT_OK : SL_EXIT_USAGE;
+  if (optind != argc) {
+    fputs(init_usage, stderr);
+    return SL_EXIT_USAGE;
+  }
+  path = sl_cli_journal_path(journal);
+  j = sl_cli_open(path, 0);
+  if (!j)
+    return SL_EXIT_JOURNAL;
+  sl_schema_version(j, &v);
+  printf("journal %s ready (schema version %d)\n", path, v);
+  sl_close(j);
+  return SL_EXIT_OK;
+}
+
+int sl_cmd_cancel(int argc, char **argv) {
+  const char *journal = NULL;
+  struct sl_journal *j;
+  long long id;
+  int r = journal_only(argc, argv, cancel_usage, &journal), i, rc;
+  int ret = SL_EXIT_OK;
+  if (r)
+    return r > 0 ? SL_EXIT_OK : SL_EXIT_USAGE;
+  if (optind == argc) {
+    fputs(cancel_usage, stderr);
+    return SL_EXIT_USAGE;
+  }
+  for (i = optind; i < argc; i++) {
+    if (sl_cli_parse_int(argv[i], 1, INT64_MAX, &id) != 0) {
+      fprintf(stderr, "sluice cancel: '%s' is not a job id\n", argv[i]);
+      return SL_EXIT_USAGE;
+    }
+  }
+  j = sl_cli_open(sl_cli_journal_path(journal), 1);
+  if (!j)
+    return SL_EXIT_JOURNAL;
+  for (i = optind; i < argc; i++) {
+    sl_cli_parse_int(argv[i], 1, INT64_MAX, &id);
+    rc = sl_cancel(j, id);
+    if (rc == SL_OK) {
+      printf("cancelled %lld\n", id);
+    } else if (rc == SL_NOT_FOUND || rc == SL_STATE) {
+      fprintf(stderr, "sluice cancel: %s\n", sl_errmsg(j));
+      ret = SL_EXIT_FAILED;
+    } else {
+      sl_cli_report(j, rc, "cancel");
+      sl_close(j);
+      return SL_EXIT_JOURNAL;
+    }
+  }
+  sl_close(j);
+  return ret;
+}
+
+static int confirm(int64_t n) {
+  char answer[16];
+  if (!isatty(STDIN_FILENO))
+    return 0;
+  fprintf(stderr, "replay %lld jobs? [y/N] ", (long long)n);
+  if (!fgets(answer, sizeof answer, stdin))
+    return 0;
+  return answer[0] == 'y' || answer[0] == 'Y';
+}
+
+int sl_cmd_replay(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"journal", required_argument, NULL, 'j'},
+      {"queue", required_argument, NULL, 'q'},
+      {"partition", required_argument, NULL, 'P'},
+      {"class", required_argument, NULL, 'c'},
+      {"batch", required_argument, NULL, 'b'},
+      {"since", required_argument, NULL, 'S'},
+      {"until", required_argument, NULL, 'U'},
+      {"include-cancelled", no_argument, NULL, 'C'},
+      {"dry-run", no_argument, NULL, 'n'},
+      {"yes", no_argument, NULL, 'y'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  struct sl_replay_filter f = {0};
+  const char *journal = NULL;
+  struct sl_journal *j;
+  int64_t now = sl_now_ms(), n = 0, ago;
+  long long v;
+  int c, yes = 0, dry = 0, rc;
+
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "j:q:P:c:b:nyh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'j': journal = optarg; break;
+    case 'q': f.queue = optarg; break;
+    case 'P': f.partition = optarg; break;
+    case 'c': f.failure_class = optarg; break;
+    case 'C': f.include_cancelled = 1; break;
+    case 'n': dry = 1; break;
+    case 'y': yes = 1; break;
+    case 'b':
+      if (sl_cli_parse_int(optarg, 1, INT64_MAX, &v) != 0) {
+        fprintf(stderr, "sluice replay: --batch wants a batch id\n");
+        return SL_EXIT_USAGE;
+      }
+      f.batch_id = v;
+      break;
+    case 'S':
+    case 'U':
+      if (sl_cli_parse_int(optarg, 100000000000LL, INT64_MAX, &v) == 0) {
+        ago = 0;
+      } else if (sl_cli_parse_duration(optarg, &ago) == 0) {
+        v = now - ago;
+      } else {
+        fprintf(stderr, "sluice replay: --%s wants Unix ms or a duration "
+                        "ago (1h, 2d), got '%s'\n",
+                c == 'S' ? "since" : "until", optarg);
+        return SL_EXIT_USAGE;
+      }
+      if (c == 'S')
+        f.since_ms = v;
+      else
+        f.until_ms = v;
+      break;
+    case 'h': fputs(replay_usage, stdout); return SL_EXIT_OK;
+    default: fputs(replay_usage, stderr); return SL_EXIT_USAGE;
+    }
+  }
+  if (optind != argc) {
+    fputs(replay_usage, stderr);
+    return SL_EXIT_USAGE;
+  }
+  j = sl_cli_open(sl_cli_journal_path(journal), 1);
+  if (!j)
+    return SL_EXIT_JOURNAL;
+  f.dry_run = 1;
+  rc = sl_replay(j, &f, "cli", &n);
+  if (rc != SL_OK)
+    goto fail;
+  if (dry) {
+    printf("would replay %lld jobs\n", (long long)n);
+    sl_close(j);
+    return SL_EXIT_OK;
+  }
+  if (n > SL_REPLAY_CONFIRM_OVER && !yes && !confirm(n)) {
+    fprintf(stderr, "sluice replay: %lld jobs match; not replayed (pass "
+                    "--yes to confirm)\n", (long long)n);
+    sl_close(j);
+    return SL_EXIT_FAILED;
+  }
+  f.dry_run = 0;
+  rc = sl_replay(j, &f, "cli", &n);
+  if (rc != SL_OK)
+    goto fail;
+  printf("replayed %lld jobs\n", (long long)n);
+  sl_close(j);
+  return SL_EXIT_OK;
+fail:
+  sl_cli_report(j, rc, "replay");
+  sl_close(j);
+  return SL_EXIT_JOURNAL;
+}
+
+static int pause_or_resume(int argc, char **argv, int pause) {
+  static const struct option opts[] = {
+      {"journal", required_argument, NULL, 'j'},
+      {"reason", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  const char *journal = NULL, *reason = NULL;
+  struct sl_journal *j;
+  int c, rc;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "j:r:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'j': journal = optarg; break;
+    case 'r': reason = optarg; break;
+    case 'h': fputs(pause_usage, stdout); return SL_EXIT_OK;
+    default: fputs(pause_usage, stderr); return SL_EXIT_USAGE;
+    }
+  }
+  if (optind + 1 != argc || (!pause && reason)) {
+    fputs(pause_usage, stderr);
+    return SL_EXIT_USAGE;
+  }
+  j = sl_cli_open(sl_cli_journal_path(journal), 1);
+  if (!j)
+    return SL_EXIT_JOURNAL;
+  rc = pause ? sl_queue_pause(j, argv[optind], reason)
+             : sl_queue_resume(j, argv[optind]);
+  if (rc != SL_OK) {
+    sl_cli_report(j, rc, pause ? "pause" : "resume");
+    sl_close(j);
+    return SL_EXIT_JOURNAL;
+  }
+  printf("%s %s\n", pause ? "paused" : "resumed", argv[optind]);
+  sl_close(j);
+  return SL_EXIT_OK;
+}
+
+int sl_cmd_pause(int argc, char **argv) { return pause_or_resume(argc, argv, 1); }
+int sl_cmd_resume(int argc, char **argv) {
+  return pause_or_resume(argc, argv, 0);
+}
+
+int sl_cmd_rescue(int argc, char **argv) {
+  const char *journal = NULL;
+  struct sl_journal *j;
+  int64_t n = 0;
+  int r = journal_only(argc, argv, rescue_usage, &journal), rc;
+  if (r)
+    return r > 0 ? SL_EXIT_OK : SL_EXIT_USAGE;
+  if (optind != argc) {
+    fputs(rescue_usage, stderr);
+    return SL_EXIT_USAGE;
+  }
+  j = sl_cli_open(sl_cli_journal_path(journal), 1);
+  if (!j)
+    return SL_EXIT_JOURNAL;
+  rc = sl_rescue(j, 0, &n);
+  if (rc != SL_OK) {
+    sl_cli_report(j, rc, "rescue");
+    sl_close(j);
+    return SL_EXIT_JOURNAL;
+  }
+  printf("rescued %lld jobs\n", (long long)n);
+  sl_close(j);
+  return SL_EXIT_OK;
+}

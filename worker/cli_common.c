@@ -1,0 +1,94 @@
+/* cli_common.c: helpers shared by the `sluice` subcommands. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char *sl_cli_journal_path(const char *flag) {
+  const char *env;
+  if (flag && flag[0])
+    return flag;
+  env = getenv("SLUICE_JOURNAL");
+  if (env && env[0])
+    return env;
+  return "./sluice.db";
+}
+
+struct sl_journal *sl_cli_open(const char *path, int no_create) {
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  char err[600];
+  int rc;
+  o.path = path;
+  o.no_create = no_create;
+  o.busy_timeout_ms = 10000;
+  rc = sl_open(&j, &o, err, sizeof err);
+  if (rc != SL_OK) {
+    fprintf(stderr, "sluice: %s (%s)\n", err, sl_strerror(rc));
+    if (no_create && rc == SL_CANTOPEN)
+      fprintf(stderr, "sluice: create it with `sluice init --journal %s`\n",
+              path);
+    return NULL;
+  }
+  return j;
+}
+
+void sl_cli_report(struct sl_journal *j, int rc, const char *what) {
+  fprintf(stderr, "sluice: %s: %s (%s)\n", what, sl_strerror(rc),
+          sl_errmsg(j));
+}
+
+int sl_cli_parse_int(const char *s, long long min, long long max,
+                     long long *out) {
+  char *end;
+  long long v;
+  if (!s || !*s)
+    return -1;
+  errno = 0;
+  v = strtoll(s, &end, 10);
+  if (errno || *end || v < min || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+int sl_cli_parse_duration(const char *s, int64_t *out_ms) {
+  static const struct {
+    const char *unit;
+    double ms;
+  } units[] = {{"ms", 1},        {"s", 1000},      {"m", 60000},
+               {"h", 3600000},   {"d", 86400000},  {"", 1000}};
+  char *end;
+  double v;
+  size_t i;
+  if (!s || !*s)
+    return -1;
+  errno = 0;
+  v = strtod(s, &end);
+  if (errno || end == s || v < 0 || v > 1e13)
+    return -1;
+  for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+    if (strcmp(end, units[i].unit) == 0) {
+      *out_ms = (int64_t)(v * units[i].ms + 0.5);
+      return 0;
+    }
+  }
+  return -1;
+}
+
+int sl_cli_parse_when(const char *s, int64_t now_ms, int64_t *out_ms) {
+  long long abs_ms;
+  int64_t d;
+  /* A bare number this large is an absolute Unix time in ms. */
+  if (sl_cli_parse_int(s, 100000000000LL, 99999999999999LL, &abs_ms) == 0) {
+    *out_ms = abs_ms;
+    return 0;
+  }
+  if (s && *s == '+')
+    s++;
+  if (sl_cli_parse_duration(s, &d) != 0)
+    return -1;
+  *out_ms = now_ms + d;
+  return 0;
+}

@@ -1,0 +1,2 @@
+#include "cli.h"
+int sl_cmd_work(int argc, char **argv) { (void)argc; (void)argv; return SL_EXIT_USAGE; }
