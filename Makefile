@@ -13,7 +13,7 @@ CC      ?= cc
 LIB_PKGS    := sqlite3
 WORKER_PKGS := sqlite3 libuv libcurl libcjson
 MOCK_PKGS   := libmicrohttpd libcjson
-TEST_PKGS   := cmocka
+TEST_PKGS   := cmocka libmicrohttpd
 ALL_PKGS    := $(sort $(WORKER_PKGS) $(MOCK_PKGS) $(TEST_PKGS))
 
 pc_cflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
