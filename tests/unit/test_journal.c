@@ -1,0 +1,329 @@
+/*
+ * test_journal.c: opening a journal. File mode, pragmas, idempotent reopen,
+ * refusal of a newer or foreign file, the open options, and the error-code
+ * tables (sl_strerror, sl_err_name, sl_errmsg).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+/* The whole file, for "left unchanged" checks; *len gets its size. */
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *buf;
+  long n;
+  assert_non_null(f);
+  assert_int_equal(fseek(f, 0, SEEK_END), 0);
+  n = ftell(f);
+  assert_true(n >= 0);
+  rewind(f);
+  buf = malloc((size_t)n + 1);
+  assert_non_null(buf);
+  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  *len = (size_t)n;
+  return buf;
+}
+
+static int file_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+/* The integer a PRAGMA returns on the library's own connection. */
+static int64_t pragma_int(struct sl_journal *j, const char *name) {
+  return tu_int(j->db, "PRAGMA %s", name);
+}
+
+static void test_creates_file_0600(void **state) {
+  struct tu *t = *state;
+  struct stat sb;
+  mode_t old = umask(022); /* a umask that would give 0644 */
+  tu_open(t);
+  umask(old);
+  assert_int_equal(stat(t->path, &sb), 0);
+  assert_true(S_ISREG(sb.st_mode));
+  assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+static void test_pragmas_default(void **state) {
+  struct tu *t = *state;
+  char *mode;
+  tu_open(t);
+  mode = tu_text(t->j->db, "PRAGMA journal_mode");
+  assert_string_equal(mode, "wal");
+  sqlite3_free(mode);
+  assert_int_equal(pragma_int(t->j, "foreign_keys"), 1);
+  assert_int_equal(pragma_int(t->j, "synchronous"), 1); /* NORMAL */
+  assert_int_equal(pragma_int(t->j, "busy_timeout"), 5000);
+}
+
+static void test_pragmas_sync_full_and_timeout(void **state) {
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  char err[256] = "";
+  sqlite3 *db;
+  char *mode;
+  o.path = t->path;
+  o.sync_full = 1;
+  o.busy_timeout_ms = 1234;
+  assert_int_equal(sl_open(&t->j, &o, err, sizeof err), SL_OK);
+  assert_int_equal(pragma_int(t->j, "synchronous"), 2); /* FULL */
+  assert_int_equal(pragma_int(t->j, "busy_timeout"), 1234);
+  assert_int_equal(pragma_int(t->j, "foreign_keys"), 1);
+  /* WAL is a property of the file: a fresh connection sees it too. */
+  db = tu_raw(t->path);
+  mode = tu_text(db, "PRAGMA journal_mode");
+  assert_string_equal(mode, "wal");
+  sqlite3_free(mode);
+  sqlite3_close(db);
+}
+
+static void test_reopen_is_idempotent(void **state) {
+  struct tu *t = *state;
+  struct sl_journal *j2;
+  sqlite3 *db;
+  char *id1, *id2;
+  int64_t objects, version;
+  int v = 0;
+
+  tu_open(t);
+  tu_enqueue(t->j, NULL, 0, 0);
+  db = tu_raw(t->path);
+  id1 = tu_text(db, "SELECT value FROM meta WHERE key = 'journal_id'");
+  assert_non_null(id1);
+  objects = tu_int(db, "SELECT count(*) FROM sqlite_schema");
+  version = tu_int(db, "PRAGMA user_version");
+  sqlite3_close(db);
+  sl_close(t->j);
+  t->j = NULL;
+
+  tu_open(t);
+  j2 = tu_open_path(t->path); /* a second connection at once is fine too */
+  sl_close(j2);
+  assert_int_equal(sl_schema_version(t->j, &v), SL_OK);
+  assert_int_equal(v, sl_schema_latest());
+  db = tu_raw(t->path);
+  id2 = tu_text(db, "SELECT value FROM meta WHERE key = 'journal_id'");
+  assert_string_equal(id1, id2);
+  tu_assert_q(db, objects, "SELECT count(*) FROM sqlite_schema");
+  tu_assert_q(db, version, "PRAGMA user_version");
+  tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
+  tu_assert_q(db, 1, "SELECT count(*) FROM meta");
+  sqlite3_close(db);
+  sqlite3_free(id1);
+  sqlite3_free(id2);
+}
+
+static void test_latest_and_version(void **state) {
+  struct tu *t = *state;
+  int v = -1;
+  assert_true(sl_schema_latest() >= 1);
+  tu_open(t);
+  assert_int_equal(sl_schema_version(t->j, &v), SL_OK);
+  assert_int_equal(v, sl_schema_latest());
+}
+
+static void test_too_new_refused(void **state) {
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_journal *j = (struct sl_journal *)&o; /* must become NULL */
+  char err[512] = "", want[64], *before, *after;
+  size_t blen, alen;
+  sqlite3 *db;
+  int newer = sl_schema_latest() + 1, rc;
+
+  tu_open(t);
+  tu_enqueue(t->j, NULL, 0, 0);
+  sl_close(t->j);
+  t->j = NULL;
+  db = tu_raw(t->path);
+  {
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", newer);
+    tu_exec(db, sql);
+  }
+  sqlite3_close(db); /* last connection: checkpoints, removes the WAL */
+  before = slurp(t->path, &blen);
+
+  o.path = t->path;
+  rc = sl_open(&j, &o, err, sizeof err);
+  assert_int_equal(rc, SL_TOO_NEW);
+  assert_null(j);
+  snprintf(want, sizeof want, "version %d", newer);
+  assert_true(tu_contains(err, want));
+  assert_true(tu_contains(err, "newer"));
+  assert_true(tu_contains(err, "upgrade"));
+  assert_true(tu_contains(err, t->path));
+
+  after = slurp(t->path, &alen);
+  assert_int_equal(alen, blen);
+  assert_memory_equal(before, after, blen);
+  db = tu_raw(t->path);
+  tu_assert_q(db, newer, "PRAGMA user_version");
+  tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
+  sqlite3_close(db);
+  free(before);
+  free(after);
+}
+
+static void test_not_sqlite_is_corrupt(void **state) {
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  char err[512] = "", *before, *after;
+  size_t blen, alen, i;
+  FILE *f = fopen(t->path, "w");
+  int rc;
+
+  assert_non_null(f);
+  for (i = 0; i < 200; i++)
+    fputs("this is a text file, not a journal\n", f);
+  fclose(f);
+  before = slurp(t->path, &blen);
+  o.path = t->path;
+  rc = sl_open(&j, &o, err, sizeof err);
+  assert_int_equal(rc, SL_CORRUPT);
+  assert_null(j);
+  assert_true(tu_contains(err, t->path));
+  assert_true(tu_contains(err, "not a database"));
+  after = slurp(t->path, &alen);
+  assert_int_equal(alen, blen);
+  assert_memory_equal(before, after, blen);
+  free(before);
+  free(after);
+}
+
+static void test_missing_directory(void **state) {
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  char err[512] = "", path[256];
+  int rc;
+
+  snprintf(path, sizeof path, "%s/no/such/dir/journal.db", t->dir);
+  o.path = path;
+  rc = sl_open(&j, &o, err, sizeof err);
+  assert_int_equal(rc, SL_CANTOPEN);
+  assert_null(j);
+  assert_true(tu_contains(err, path));
+  assert_true(tu_contains(err, strerror(ENOENT)));
+}
+
+static void test_no_create(void **state) {
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  char err[512] = "";
+  int rc;
+
+  o.path = t->path;
+  o.no_create = 1;
+  rc = sl_open(&j, &o, err, sizeof err);
+  assert_int_equal(rc, SL_CANTOPEN);
+  assert_null(j);
+  assert_true(tu_contains(err, t->path));
+  assert_false(file_exists(t->path));
+
+  tu_open(t); /* create it */
+  sl_close(t->j);
+  t->j = NULL;
+  rc = sl_open(&t->j, &o, err, sizeof err);
+  assert_int_equal(rc, SL_OK);
+  assert_non_null(t->j);
+}
+
+static void test_bad_options(void **state) {
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  char err[128] = "";
+  (void)state;
+  assert_int_equal(sl_open(&j, NULL, err, sizeof err), SL_INVAL);
+  assert_null(j);
+  assert_true(tu_contains(err, "path"));
+  assert_int_equal(sl_open(&j, &o, NULL, 0), SL_INVAL);
+  o.path = "";
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_INVAL);
+  assert_null(j);
+}
+
+static void test_error_tables(void **state) {
+  static const struct {
+    int code;
+    const char *name, *msg;
+  } map[] = {
+#define XX(name, value, msg) {SL_##name, "SL_" #name, msg},
+      SL_ERR_MAP(XX)
+#undef XX
+  };
+  size_t i, k, n = sizeof map / sizeof map[0];
+  (void)state;
+  assert_true(n >= 17);
+  assert_int_equal(SL_OK, 0);
+  for (i = 0; i < n; i++) {
+    assert_string_equal(sl_strerror(map[i].code), map[i].msg);
+    assert_string_equal(sl_err_name(map[i].code), map[i].name);
+    assert_string_not_equal(map[i].msg, "unknown error");
+    assert_true(map[i].code <= 0);
+    for (k = 0; k < i; k++) /* codes and names are unique */
+      assert_int_not_equal(map[i].code, map[k].code);
+  }
+  assert_string_equal(sl_err_name(SL_BUSY), "SL_BUSY");
+  assert_string_equal(sl_strerror(SL_LEASE_LOST),
+                      "lease token does not match: the job was reclaimed");
+  assert_string_equal(sl_strerror(-999), "unknown error");
+  assert_string_equal(sl_strerror(1), "unknown error");
+  assert_string_equal(sl_err_name(-999), "SL_UNKNOWN");
+  assert_string_equal(sl_err_name(42), "SL_UNKNOWN");
+}
+
+static void test_errmsg(void **state) {
+  struct tu *t = *state;
+  assert_string_equal(sl_errmsg(NULL), "no error");
+  tu_open(t);
+  assert_string_equal(sl_errmsg(t->j), "no error");
+  assert_int_equal(sl_cancel(t->j, 12345), SL_NOT_FOUND);
+  assert_true(tu_contains(sl_errmsg(t->j), "12345"));
+}
+
+static void test_now_ms(void **state) {
+  int64_t lo, now, hi;
+  (void)state;
+  lo = (int64_t)time(NULL) * 1000;
+  now = sl_now_ms();
+  hi = ((int64_t)time(NULL) + 1) * 1000;
+  assert_true(now >= lo);
+  assert_true(now < hi);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_creates_file_0600, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_pragmas_default, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_pragmas_sync_full_and_timeout,
+                                      tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_reopen_is_idempotent, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_latest_and_version, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_too_new_refused, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_not_sqlite_is_corrupt, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_missing_directory, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_no_create, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_bad_options, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test(test_error_tables),
+      cmocka_unit_test_setup_teardown(test_errmsg, tu_setup, tu_teardown),
+      cmocka_unit_test(test_now_ms),
+  };
+  return cmocka_run_group_tests_name("journal", tests, NULL, NULL);
+}
