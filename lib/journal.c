@@ -243,12 +243,49 @@ static int create_private(const char *path, int no_create, char *err,
   return SL_OK;
 }
 
+/*
+ * The first switch of a file to WAL takes an exclusive lock, and SQLite does
+ * not call the busy handler for it: processes racing to create one journal
+ * would get SQLITE_BUSY at once. Retry within the busy timeout, and check
+ * that the mode really became WAL.
+ */
+static int set_wal(struct sl_journal *j, int timeout_ms) {
+  int64_t deadline = sl_now_ms() + timeout_ms;
+  const unsigned char *mode;
+  sqlite3_stmt *st;
+  int rc;
+
+  for (;;) {
+    st = NULL;
+    rc = sqlite3_prepare_v2(j->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+      rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      mode = sqlite3_column_text(st, 0);
+      rc = mode && !strcmp((const char *)mode, "wal") ? SL_OK : SL_DB;
+      if (rc != SL_OK)
+        snprintf(j->errmsg, sizeof j->errmsg,
+                 "cannot put the journal in WAL mode (it stays %s)",
+                 mode ? (const char *)mode : "unknown");
+      sqlite3_finalize(st);
+      return rc;
+    }
+    if ((rc & 0xff) != SQLITE_BUSY || sl_now_ms() >= deadline) {
+      rc = sl_journal_fail(j, rc, "setting WAL mode");
+      sqlite3_finalize(st);
+      return rc;
+    }
+    sqlite3_finalize(st);
+    sqlite3_sleep(5);
+  }
+}
+
 int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
             char *errbuf, size_t errlen) {
   struct sl_journal *j = NULL;
   char pragmas[160];
   char scratch[1];
-  int rc;
+  int rc, timeout;
 
   if (!errbuf) {
     errbuf = scratch;
@@ -274,10 +311,13 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
     goto fail;
   }
   sqlite3_extended_result_codes(j->db, 1);
+  timeout = opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+  sqlite3_busy_timeout(j->db, timeout);
+  rc = set_wal(j, timeout);
+  if (rc != SL_OK)
+    goto fail;
   snprintf(pragmas, sizeof pragmas,
-           "PRAGMA busy_timeout=%d; PRAGMA journal_mode=WAL; "
            "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
-           opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000,
            opts->sync_full ? "FULL" : "NORMAL");
   rc = exec(j, pragmas, "setting journal pragmas");
   if (rc != SL_OK)
