@@ -248,6 +248,14 @@ void sl_claimed_free(struct sl_claimed_job *jobs, size_t n);
 int sl_lease_extend(struct sl_journal *j, int64_t id, int64_t token,
                     int64_t lease_ms);
 
+/*
+ * Extend n leases in one transaction (the worker's heartbeat). rcs[i]
+ * receives SL_OK or SL_LEASE_LOST per job; *new_expiry the new expiry.
+ */
+int sl_lease_extend_many(struct sl_journal *j, const int64_t *ids,
+                         const int64_t *tokens, size_t n, int64_t lease_ms,
+                         int *rcs, int64_t *new_expiry);
+
 enum sl_outcome {
   SL_OUTCOME_SUCCESS = 1, /* store a result; job succeeded */
   SL_OUTCOME_RETRY,       /* back to pending at run_after */

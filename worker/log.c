@@ -1,0 +1,107 @@
+/* log.c: JSON lines on stderr, with the API key redacted. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum sl_log_level sl_log_threshold = SL_LOG_INFO;
+static char *secret;
+static int log_fd = 2;
+
+static const char *const names[] = {"debug", "info", "warn", "error"};
+
+int sl_log_parse_level(const char *s, enum sl_log_level *out) {
+  int i;
+  for (i = 0; i < 4; i++) {
+    if (s && strcmp(s, names[i]) == 0) {
+      *out = (enum sl_log_level)i;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+void sl_log_set_secret(const char *s) {
+  free(secret);
+  secret = s && s[0] ? strdup(s) : NULL;
+}
+
+void sl_log_set_fd(int fd) { log_fd = fd; }
+
+/* Append s to the buffer as JSON string content, escaping as needed. */
+static size_t put_escaped(char *out, size_t pos, size_t cap, const char *s) {
+  for (; *s && pos + 7 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      out[pos++] = '\\';
+      out[pos++] = (char)c;
+    } else if (c == '\n') {
+      out[pos++] = '\\';
+      out[pos++] = 'n';
+    } else if (c < 0x20) {
+      pos += (size_t)snprintf(out + pos, cap - pos, "\\u%04x", c);
+    } else {
+      out[pos++] = (char)c;
+    }
+  }
+  return pos;
+}
+
+static void redact(char *msg) {
+  size_t n;
+  char *p;
+  if (!secret)
+    return;
+  n = strlen(secret);
+  while ((p = strstr(msg, secret)) != NULL) {
+    static const char mark[] = "[REDACTED]";
+    size_t rest = strlen(p + n);
+    if (n >= sizeof mark - 1) {
+      memcpy(p, mark, sizeof mark - 1);
+      memmove(p + sizeof mark - 1, p + n, rest + 1);
+    } else {
+      memset(p, '*', n); /* a secret shorter than the mark */
+    }
+  }
+}
+
+void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
+                  const char *fmt, ...) {
+  char msg[1024], line[2400], ts[40];
+  struct timeval tv;
+  struct tm tm;
+  size_t pos;
+  va_list ap;
+  int saved = errno;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  redact(msg);
+  gettimeofday(&tv, NULL);
+  gmtime_r(&tv.tv_sec, &tm);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+  pos = (size_t)snprintf(line, sizeof line,
+                         "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",", ts,
+                         (long)(tv.tv_usec / 1000), names[lvl]);
+  if (job)
+    pos += (size_t)snprintf(line + pos, sizeof line - pos,
+                            "\"job\":%lld,\"attempt\":%lld,", (long long)job,
+                            (long long)attempt);
+  pos += (size_t)snprintf(line + pos, sizeof line - pos, "\"msg\":\"");
+  pos = put_escaped(line, pos, sizeof line - 3, msg);
+  line[pos++] = '"';
+  line[pos++] = '}';
+  line[pos++] = '\n';
+  /* One write per line so lines from several processes never interleave. */
+  if (write(log_fd, line, pos) < 0) {
+    /* Nowhere left to report it. */
+  }
+  errno = saved;
+}

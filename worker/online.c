@@ -1,0 +1,162 @@
+/* online.c: request building and outcome decisions for online calls. */
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "backoff.h"
+#include "online.h"
+
+int sl_online_url(const char *base, const char *endpoint, char *out,
+                  size_t len) {
+  size_t blen = strlen(base);
+  int n;
+  while (blen > 0 && base[blen - 1] == '/')
+    blen--;
+  /* A base that already ends in /v1 takes the endpoint without its /v1. */
+  if (blen >= 3 && strncmp(base + blen - 3, "/v1", 3) == 0 &&
+      strncmp(endpoint, "/v1/", 4) == 0)
+    endpoint += 3;
+  n = snprintf(out, len, "%.*s%s", (int)blen, base, endpoint);
+  return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static int64_t num(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int64_t)v->valuedouble
+                                                  : -1;
+}
+
+int sl_online_usage(const char *body, size_t len, int64_t *input,
+                    int64_t *output, int64_t *total) {
+  cJSON *root;
+  const cJSON *u;
+  *input = *output = *total = -1;
+  if (!body)
+    return -1;
+  root = cJSON_ParseWithLength(body, len);
+  if (!root)
+    return -1;
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return -1;
+  }
+  u = cJSON_GetObjectItemCaseSensitive(root, "usage");
+  if (cJSON_IsObject(u)) {
+    *input = num(u, "input_tokens");
+    if (*input < 0)
+      *input = num(u, "prompt_tokens");
+    *output = num(u, "output_tokens");
+    if (*output < 0)
+      *output = num(u, "completion_tokens");
+    *total = num(u, "total_tokens");
+  }
+  cJSON_Delete(root);
+  return 0;
+}
+
+static void fill_common(const struct sl_claimed_job *job,
+                        const struct sl_http_request *req,
+                        struct sl_completion *c) {
+  memset(c, 0, sizeof *c);
+  c->job_id = job->id;
+  c->lease_token = job->lease_token;
+  c->route = "online";
+  c->http_status = (int)req->http_status;
+  c->request_id = req->h.request_id;
+  c->input_tokens = c->output_tokens = c->total_tokens = -1;
+  c->record_attempt = 1;
+  c->t.dns_ms = req->dns_ms;
+  c->t.connect_ms = req->connect_ms;
+  c->t.tls_ms = req->tls_ms;
+  c->t.first_byte_ms = req->first_byte_ms;
+  c->t.total_ms = req->total_ms;
+}
+
+/* When to try again: the server's word for classes that take it, else
+ * capped exponential backoff with full jitter. */
+static int64_t retry_delay(const struct sl_online_config *cfg,
+                           const struct sl_failclass_policy *p,
+                           const struct sl_http_request *req, int attempt,
+                           int64_t now, uint64_t *rng) {
+  int64_t d;
+  if (p->backoff == SL_BACKOFF_SERVER) {
+    if (sl_retry_after_ms(req->h.retry_after, req->h.retry_after_ms, now,
+                          cfg->retry_after_cap_ms, &d) == 0)
+      return d;
+    if (req->http_status == 429 &&
+        ((req->h.reset_requests &&
+          sl_parse_duration_ms(req->h.reset_requests, &d) == 0) ||
+         (req->h.reset_tokens &&
+          sl_parse_duration_ms(req->h.reset_tokens, &d) == 0)))
+      return d < cfg->retry_after_cap_ms ? d : cfg->retry_after_cap_ms;
+  }
+  return sl_backoff_full_jitter(attempt, cfg->backoff_base_ms,
+                                cfg->backoff_cap_ms, rng);
+}
+
+void sl_online_outcome(const struct sl_online_config *cfg,
+                       const struct sl_claimed_job *job,
+                       const struct sl_http_request *req, int64_t now_ms,
+                       uint64_t *rng, struct sl_completion *c, char *why,
+                       size_t whylen, enum sl_failclass *fc_out) {
+  struct sl_attempt_view v = {0};
+  const struct sl_failclass_policy *p;
+  enum sl_failclass fc;
+  int override = -1, retry;
+  int64_t in, out, total, delay;
+
+  fill_common(job, req, c);
+  why[0] = '\0';
+  if (req->curl_code == 0 && req->http_status >= 200 &&
+      req->http_status < 300 && !req->body_capped &&
+      sl_online_usage(req->resp_body, req->resp_len, &in, &out, &total) ==
+          0) {
+    c->outcome = SL_OUTCOME_SUCCESS;
+    c->body = req->resp_body;
+    c->body_len = req->resp_len;
+    c->input_tokens = in;
+    c->output_tokens = out;
+    c->total_tokens = total;
+    *fc_out = SL_FC_NONE;
+    return;
+  }
+  v.curl_code = req->curl_code;
+  v.request_sent = req->request_sent;
+  v.response_started = req->response_started;
+  v.body_capped = req->body_capped;
+  v.http_status = req->http_status;
+  v.body = req->resp_body;
+  v.body_len = req->resp_len;
+  v.x_should_retry = req->h.should_retry;
+  fc = sl_classify(&v, &override, why, whylen);
+  if (fc == SL_FC_NONE) { /* classify accepted what usage parsing did not */
+    fc = SL_FC_AMBIGUOUS;
+    snprintf(why, whylen, "unreadable 2xx response");
+  }
+  *fc_out = fc;
+  p = sl_failclass_policy(fc);
+  c->failure_class = p->name;
+  c->error = why;
+  retry = override >= 0 ? override : p->retry;
+  if (retry && job->attempt >= job->max_attempts) {
+    retry = 0;
+    size_t l = strlen(why);
+    snprintf(why + l, whylen - l, " (attempt %lld of %lld: giving up)",
+             (long long)job->attempt, (long long)job->max_attempts);
+  }
+  if (!retry) {
+    c->outcome = SL_OUTCOME_FAIL;
+    return;
+  }
+  delay = retry_delay(cfg, p, req, (int)job->attempt, now_ms, rng);
+  if (job->deadline && now_ms + delay > job->deadline) {
+    size_t l = strlen(why);
+    /* The attempt keeps its real class; the text says why it stops. */
+    snprintf(why + l, whylen - l, " (a retry would pass the deadline)");
+    c->outcome = SL_OUTCOME_FAIL;
+    return;
+  }
+  c->outcome = SL_OUTCOME_RETRY;
+  c->run_after_ms = now_ms + delay;
+}

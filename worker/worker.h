@@ -1,0 +1,44 @@
+/*
+ * worker.h: one `sluice work` process: a libuv loop that claims jobs under
+ * leases, sends them through the HTTP transport, and group-commits their
+ * outcomes, one transaction per loop turn.
+ */
+#ifndef SL_WORKER_H
+#define SL_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "online.h"
+
+struct sl_worker_config {
+  const char *journal;
+  const char *const *queues;  /* NULL-terminated; NULL: every queue */
+  const char *base_url;       /* "https://api.openai.com/v1" */
+  const char *api_key;        /* never logged, never stored */
+  size_t concurrency;         /* requests in flight */
+  size_t claim_batch;         /* most jobs claimed in one statement */
+  long max_connections;
+  int64_t lease_ms;
+  int64_t attempt_timeout_ms; /* one request, connect to last byte */
+  int64_t connect_timeout_ms;
+  int64_t drain_timeout_ms;   /* SIGTERM: wait this long for in-flight */
+  int64_t poll_ms;            /* fallback data_version poll */
+  int exit_when_idle;
+  int insecure;
+  const char *ca_file;
+  int sync_full;
+  struct sl_online_config online;
+};
+
+/* Defaults for every field (journal and api_key left NULL). */
+void sl_worker_config_defaults(struct sl_worker_config *cfg);
+
+/*
+ * Run a worker until SIGTERM/SIGINT (drain, then return 0) or, with
+ * exit_when_idle, until no job is pending, running or batched. Returns 0 or
+ * a negative error after logging why.
+ */
+int sl_worker_run(const struct sl_worker_config *cfg);
+
+#endif
