@@ -44,9 +44,13 @@ static const char replay_usage[] =
 
 static const char pause_usage[] =
     "Usage: sluice pause [--journal PATH] [--reason TEXT] QUEUE\n"
-    "       sluice resume [--journal PATH] QUEUE\n"
-    "Pause a queue (workers stop claiming its jobs; in-flight calls finish)\n"
-    "or resume it. `sluice status` shows paused queues.\n"
+    "Pause a queue: workers stop claiming its jobs; calls in flight finish.\n"
+    "`sluice status` shows paused queues; `sluice resume QUEUE` undoes it.\n"
+    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+
+static const char resume_usage[] =
+    "Usage: sluice resume [--journal PATH] QUEUE\n"
+    "Resume a paused queue: workers claim its jobs again.\n"
     "Exit status: 0 ok, 2 usage, 3 journal error.\n";
 
 static const char rescue_usage[] =
@@ -245,6 +249,7 @@ static int pause_or_resume(int argc, char **argv, int pause) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *journal = NULL, *reason = NULL;
+  const char *usage = pause ? pause_usage : resume_usage;
   struct sl_journal *j;
   int c, rc;
   optind = 1;
@@ -252,12 +257,12 @@ static int pause_or_resume(int argc, char **argv, int pause) {
     switch (c) {
     case 'j': journal = optarg; break;
     case 'r': reason = optarg; break;
-    case 'h': fputs(pause_usage, stdout); return SL_EXIT_OK;
-    default: fputs(pause_usage, stderr); return SL_EXIT_USAGE;
+    case 'h': fputs(usage, stdout); return SL_EXIT_OK;
+    default: fputs(usage, stderr); return SL_EXIT_USAGE;
     }
   }
   if (optind + 1 != argc || (!pause && reason)) {
-    fputs(pause_usage, stderr);
+    fputs(usage, stderr);
     return SL_EXIT_USAGE;
   }
   j = sl_cli_open(sl_cli_journal_path(journal), 1);
