@@ -19,7 +19,10 @@
  * Figures only: nothing here fails on time. It fails (exit 1) only when a
  * call fails or the journal does not hold the work it should.
  *
- * Usage: bench_journal [-r RUNS] [-q]   (-q: small sizes, for a smoke run)
+ * Usage: bench_journal [-r RUNS] [-q] [-o sluice|baseline] [-t TEST]
+ *   -q  small sizes, for a smoke run
+ *   -o  run one side only (for a profiler: perf record -g, callgrind)
+ *   -t  run one test only: one, many, claim1, claim64, claim256
  */
 #include <errno.h>
 #include <stdio.h>
@@ -54,6 +57,8 @@ struct bench {
   int seq;
   int runs;
   int quick;
+  int only;           /* 0: both sides; 1: sluice only; 2: baseline only */
+  const char *test;   /* NULL: every test */
   char pragmas[1024]; /* the library's pragmas as SQL, for the baseline */
 };
 
@@ -687,18 +692,22 @@ out:
 
 /* Run both sides b->runs times, alternating which goes first, and print
  * the medians, spreads and ratio. */
-static int measure(struct bench *b, const char *name, const char *target,
-                   double target_ratio, side_fn lib, side_fn base,
-                   const void *arg) {
+static int measure(struct bench *b, const char *id, const char *name,
+                   const char *target, double target_ratio, side_fn lib,
+                   side_fn base, const void *arg) {
   struct series s = {0}, r = {0}, pr = {0};
   double ms, mr, mp, slo, shi, rlo, rhi, plo, phi;
   int i;
 
+  if (b->test && strcmp(b->test, id) != 0)
+    return 0;
   for (i = 0; i < b->runs; i++) {
-    double x = 0, y = 0;
+    double x = 1, y = 1;
     int first_lib = i % 2 == 0;
-    if ((first_lib ? lib(b, arg, &x) : base(b, arg, &y)) != 0 ||
-        (first_lib ? base(b, arg, &y) : lib(b, arg, &x)) != 0) {
+    side_fn one = first_lib ? lib : base, two = first_lib ? base : lib;
+    double *r1 = first_lib ? &x : &y, *r2 = first_lib ? &y : &x;
+    if ((b->only != (first_lib ? 2 : 1) && one(b, arg, r1) != 0) ||
+        (b->only != (first_lib ? 1 : 2) && two(b, arg, r2) != 0)) {
       fprintf(stderr, "bench: %s: run %d failed\n", name, i + 1);
       return -1;
     }
@@ -710,8 +719,14 @@ static int measure(struct bench *b, const char *name, const char *target,
   mr = median(&r, &rlo, &rhi);
   mp = median(&pr, &plo, &phi);
   printf("%s (median of %d, [min-max])\n", name, b->runs);
-  printf("  sluice   %9.0f jobs/s  [%.0f-%.0f]\n", ms, slo, shi);
-  printf("  baseline %9.0f jobs/s  [%.0f-%.0f]\n", mr, rlo, rhi);
+  if (b->only != 2)
+    printf("  sluice   %9.0f jobs/s  [%.0f-%.0f]\n", ms, slo, shi);
+  if (b->only != 1)
+    printf("  baseline %9.0f jobs/s  [%.0f-%.0f]\n", mr, rlo, rhi);
+  if (b->only) {
+    printf("  peak RSS so far %ld KiB\n", peak_rss_kb());
+    return 0;
+  }
   printf("  ratio    %9.3f         [pairwise median %.3f, %.3f-%.3f]",
          ms / mr, mp, plo, phi);
   if (target)
@@ -723,7 +738,10 @@ static int measure(struct bench *b, const char *name, const char *target,
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: bench_journal [-r RUNS (1-%d)] [-q]\n", MAX_RUNS);
+  fprintf(stderr,
+          "usage: bench_journal [-r RUNS (1-%d)] [-q] [-o sluice|baseline]"
+          " [-t one|many|claim1|claim64|claim256]\n",
+          MAX_RUNS);
   return 2;
 }
 
@@ -733,7 +751,7 @@ int main(int argc, char **argv) {
   struct claim_arg cl[3];
   static const size_t batches[3] = {1, 64, 256};
   const char *tmp = getenv("TMPDIR");
-  char title[128];
+  char title[128], id[16];
   int i, rc = 1;
 
   memset(&b, 0, sizeof b);
@@ -741,6 +759,16 @@ int main(int argc, char **argv) {
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-q") == 0) {
       b.quick = 1;
+    } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+      i++;
+      if (strcmp(argv[i], "sluice") == 0)
+        b.only = 1;
+      else if (strcmp(argv[i], "baseline") == 0)
+        b.only = 2;
+      else
+        return usage();
+    } else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+      b.test = argv[++i];
     } else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) {
       char *end;
       long v = strtol(argv[++i], &end, 10);
@@ -775,19 +803,21 @@ int main(int argc, char **argv) {
   snprintf(title, sizeof title,
            "enqueue one: sl_enqueue autocommit vs prepared INSERT, %zu jobs",
            one.n);
-  if (measure(&b, title, NULL, 0, sluice_enqueue_one, base_enqueue_one,
-              &one) != 0)
+  if (measure(&b, "one", title, NULL, 0, sluice_enqueue_one,
+              base_enqueue_one, &one) != 0)
     goto out;
   snprintf(title, sizeof title,
            "enqueue many: sl_enqueue_many x%zu vs txn per chunk, %zu jobs",
            many.chunk, many.n);
-  if (measure(&b, title, "", 0.90, sluice_enqueue_many, base_enqueue_many,
-              &many) != 0)
+  if (measure(&b, "many", title, "", 0.90, sluice_enqueue_many,
+              base_enqueue_many, &many) != 0)
     goto out;
   for (i = 0; i < 3; i++) {
     snprintf(title, sizeof title,
              "claim + complete, batch %zu, %zu jobs", cl[i].batch, cl[i].n);
-    if (measure(&b, title, "", 0.85, sluice_claim, base_claim, &cl[i]) != 0)
+    snprintf(id, sizeof id, "claim%zu", cl[i].batch);
+    if (measure(&b, id, title, "", 0.85, sluice_claim, base_claim,
+                &cl[i]) != 0)
       goto out;
   }
   printf("bench_journal: peak RSS %ld KiB\n", peak_rss_kb());

@@ -172,32 +172,35 @@ static void bind_ms(sqlite3_stmt *st, int idx, double v) {
     sqlite3_bind_double(st, idx, v);
 }
 
+/* Record the attempt of a job whose fenced UPDATE just succeeded; its number
+ * and generation are read from the job row (refund: 1 after a release). */
 static int insert_attempt(struct sl_journal *j, const struct sl_completion *c,
-                          int64_t attempt, int64_t generation, int64_t now) {
+                          int refund, int64_t now) {
   sqlite3_stmt *st = sl_journal_stmt(j, SL_STMT_ATTEMPT_INSERT);
   int rc;
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, c->job_id);
-  sqlite3_bind_int64(st, 2, attempt);
-  sqlite3_bind_int64(st, 3, generation);
-  sl_bind_text(st, 4, c->route ? c->route : "online");
-  sl_bind_opt_int(st, 5, c->started_ms, 0);
-  sqlite3_bind_int64(st, 6, now);
-  sl_bind_opt_int(st, 7, c->http_status, 0);
-  sl_bind_text(st, 8, c->outcome == SL_OUTCOME_SUCCESS ? NULL
+  sqlite3_bind_int(st, 2, refund);
+  sl_bind_text(st, 3, c->route ? c->route : "online");
+  sl_bind_opt_int(st, 4, c->started_ms, 0);
+  sqlite3_bind_int64(st, 5, now);
+  sl_bind_opt_int(st, 6, c->http_status, 0);
+  sl_bind_text(st, 7, c->outcome == SL_OUTCOME_SUCCESS ? NULL
                                                        : c->failure_class);
-  sl_bind_text(st, 9, c->request_id);
-  bind_ms(st, 10, c->t.dns_ms);
-  bind_ms(st, 11, c->t.connect_ms);
-  bind_ms(st, 12, c->t.tls_ms);
-  bind_ms(st, 13, c->t.first_byte_ms);
-  bind_ms(st, 14, c->t.total_ms);
-  sl_bind_text(st, 15, c->error);
+  sl_bind_text(st, 8, c->request_id);
+  bind_ms(st, 9, c->t.dns_ms);
+  bind_ms(st, 10, c->t.connect_ms);
+  bind_ms(st, 11, c->t.tls_ms);
+  bind_ms(st, 12, c->t.first_byte_ms);
+  bind_ms(st, 13, c->t.total_ms);
+  sl_bind_text(st, 14, c->error);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
     return sl_journal_fail(j, rc, "recording an attempt");
+  if (sqlite3_changes(j->db) != 1)
+    return sl_journal_fail(j, SQLITE_INTERNAL, "recording an attempt");
   return SL_OK;
 }
 
@@ -242,7 +245,6 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
                      int64_t now, int *fatal) {
   enum sl_stmt_id id;
   sqlite3_stmt *st;
-  int64_t attempt, generation;
   int rc;
 
   *fatal = 0;
@@ -282,30 +284,21 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   if (id == SL_STMT_JOB_RETRY)
     sqlite3_bind_int64(st, 6, c->run_after_ms > now ? c->run_after_ms : now);
   rc = sqlite3_step(st);
-  if (rc == SQLITE_DONE) {
-    sqlite3_reset(st);
-    snprintf(j->errmsg, sizeof j->errmsg, "job %lld: lease token is stale",
-             (long long)c->job_id);
-    return SL_LEASE_LOST;
-  }
-  if (rc != SQLITE_ROW) {
-    rc = sl_journal_fail(j, rc, "updating a job");
-    sqlite3_reset(st);
-    goto fatal;
-  }
-  attempt = sqlite3_column_int64(st, 0);
-  generation = sqlite3_column_int64(st, 1);
-  rc = sqlite3_step(st); /* finish the statement so its write is complete */
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "updating a job");
     goto fatal;
   }
+  if (sqlite3_changes(j->db) != 1) {
+    /* Only SUCCESS wrote before this point, and its result insert was
+     * fenced by the same token in this transaction: it cannot get here. */
+    snprintf(j->errmsg, sizeof j->errmsg, "job %lld: lease token is stale",
+             (long long)c->job_id);
+    return SL_LEASE_LOST;
+  }
   if (c->outcome != SL_OUTCOME_RELEASE || c->record_attempt) {
     /* A release refunded the attempt: record it under the number it had. */
-    if (c->outcome == SL_OUTCOME_RELEASE)
-      attempt++;
-    rc = insert_attempt(j, c, attempt, generation, now);
+    rc = insert_attempt(j, c, c->outcome == SL_OUTCOME_RELEASE, now);
     if (rc != SL_OK)
       goto fatal;
   }

@@ -6,7 +6,7 @@
 
 /*
  * Insert one job inside the caller's transaction (or autocommit). Dedup on
- * the idempotency key: ON CONFLICT DO NOTHING returns no row, so look the
+ * the idempotency key: ON CONFLICT DO NOTHING changes no row, so look the
  * existing job up.
  */
 static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
@@ -40,19 +40,18 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
   sl_bind_opt_int(st, 10, s->deadline_ms, 0);
   sqlite3_bind_int64(st, 11, now);
   rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    *id = sqlite3_column_int64(st, 0);
-    if (created)
-      *created = 1;
-    sqlite3_reset(st);
-    return SL_OK;
-  }
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "job refused");
     sqlite3_reset(st);
     return rc;
   }
   sqlite3_reset(st);
+  if (sqlite3_changes(j->db) == 1) { /* jobs has no INSERT trigger */
+    *id = sqlite3_last_insert_rowid(j->db);
+    if (created)
+      *created = 1;
+    return SL_OK;
+  }
   st = sl_journal_stmt(j, SL_STMT_FIND_KEY);
   if (!st)
     return SL_DB;

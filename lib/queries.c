@@ -5,6 +5,9 @@
 #include "internal.h"
 
 const char *const sl_stmt_sql[SL_STMT__COUNT] = {
+  /* No RETURNING on the per-row statements below: it costs an ephemeral
+   * table per execution (about as much as the write itself). sqlite3_changes()
+   * and sqlite3_last_insert_rowid() say what happened instead. */
   [SL_STMT_ENQUEUE] =
     "INSERT INTO jobs (queue, partition, urgency, endpoint, body,"
     " idempotency_key, priority, max_attempts, run_after, deadline,"
@@ -13,7 +16,7 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " coalesce(?3, 'urgent'), coalesce(?4, '/v1/responses'), ?5,"
     " coalesce(?6, lower(hex(randomblob(16)))), ?7, coalesce(?8, 5),"
     " coalesce(?9, ?11), ?10, ?11, ?11)"
-    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    " ON CONFLICT (idempotency_key) DO NOTHING",
 
   [SL_STMT_FIND_KEY] = "SELECT id FROM jobs WHERE idempotency_key = ?1",
 
@@ -47,37 +50,36 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     "UPDATE jobs SET state = 'succeeded', lease_token = NULL,"
     " lease_expires = NULL, last_class = NULL, last_error = NULL,"
     " updated_at = ?3, finished_at = ?3"
-    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
-    " RETURNING attempts, generation",
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
 
   [SL_STMT_JOB_RETRY] =
     "UPDATE jobs SET state = 'pending', lease_token = NULL,"
     " lease_expires = NULL, last_class = ?4, last_error = ?5,"
     " run_after = ?6, updated_at = ?3"
-    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
-    " RETURNING attempts, generation",
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
 
   [SL_STMT_JOB_FAIL] =
     "UPDATE jobs SET state = 'failed', lease_token = NULL,"
     " lease_expires = NULL, last_class = ?4, last_error = ?5,"
     " updated_at = ?3, finished_at = ?3"
-    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
-    " RETURNING attempts, generation",
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
 
   /* A release refunds the attempt counted at claim: nothing was sent. */
   [SL_STMT_JOB_RELEASE] =
     "UPDATE jobs SET state = 'pending', lease_token = NULL,"
     " lease_expires = NULL, attempts = max(attempts - 1, 0),"
     " updated_at = ?3"
-    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
-    " RETURNING attempts, generation",
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
 
+  /* Runs right after the job's fenced UPDATE, in the same transaction:
+   * the attempt number and generation come from the row it left (?2 adds
+   * back the attempt a release refunded). */
   [SL_STMT_ATTEMPT_INSERT] =
     "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
     " finished_at, http_status, failure_class, request_id, dns_ms,"
     " connect_ms, tls_ms, first_byte_ms, total_ms, error)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-    " ?15)",
+    " SELECT id, attempts + ?2, generation, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+    " ?10, ?11, ?12, ?13, ?14 FROM jobs WHERE id = ?1",
 
   [SL_STMT_BEGIN] = "BEGIN IMMEDIATE",
   [SL_STMT_COMMIT] = "COMMIT",
