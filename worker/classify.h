@@ -51,10 +51,13 @@ struct sl_failclass_policy {
   int pauses_route;
 };
 
-/* Policy row of a class; SL_FC_NONE gets a row named "none". */
+/* Policy row of a class; SL_FC_NONE gets a row named "none" (no retry).
+ * NULL for a value outside the enum. Rows are static: never freed. */
 const struct sl_failclass_policy *sl_failclass_policy(enum sl_failclass fc);
+/* The class's name ("rate_limited"), "unknown" outside the enum. */
 const char *sl_failclass_name(enum sl_failclass fc);
-/* Parse a class name; returns 0 and sets *fc, or -1 if unknown. */
+/* Parse a class name (as sl_failclass_name gives it, "none" included);
+ * returns 0 and sets *fc, or -1 if unknown or NULL. */
 int sl_failclass_parse(const char *name, enum sl_failclass *fc);
 
 /*
@@ -72,13 +75,26 @@ struct sl_attempt_view {
   const char *body;         /* response body (may be NULL) */
   size_t body_len;
   const char *x_should_retry; /* header value or NULL */
+  const char *curl_error;   /* curl's error text for `why`, or NULL */
+  int raw_body;             /* 1: a 2xx body need not be JSON (file
+                               downloads such as batch output, JSONL) */
 };
 
 /*
- * Classify one attempt. Returns SL_FC_NONE for a 2xx whose body is a JSON
- * object; otherwise a class, with a short human reason (never containing
- * request headers, so never the API key) written to why. `*retry_override`
- * is set to 1/0 when x-should-retry forces the decision, else -1.
+ * Classify one attempt, by the rules table in classify.c (first match
+ * wins). Returns SL_FC_NONE for a complete 2xx whose body is one JSON object
+ * (any body with raw_body); otherwise a class, with a short human reason
+ * ("HTTP 503: <error.message>", "curl 28, timeout after sent, no response:
+ * <curl text>") written to why (always NUL-terminated when whylen > 0). The
+ * reason never contains request headers, and "sk-..." tokens the server
+ * echoes are redacted, so it may be logged and journaled. An error status
+ * (>= 300) that arrived is classified by the status even if curl then
+ * failed on the body. `*retry_override` (may be NULL) is set to 1/0 when a
+ * response carried x-should-retry: true/false, else -1 (always -1 for
+ * SL_FC_NONE). The caller applies it over the policy's retry column. A
+ * transfer aborted by sl_http_close comes out as network / ambiguous by
+ * request_sent: callers that closed on purpose should release the job
+ * instead of counting the attempt. Never fails; v NULL gives ambiguous.
  */
 enum sl_failclass sl_classify(const struct sl_attempt_view *v,
                               int *retry_override, char *why,

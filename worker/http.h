@@ -18,15 +18,26 @@
 
 struct sl_http;
 
+/*
+ * Options, copied by sl_http_init (strings too): a zeroed struct gives the
+ * defaults.
+ */
 struct sl_http_options {
   long max_connections;      /* total; 0: 16 */
   long max_host_connections; /* per host; 0: max_connections */
-  int http2;                 /* 1 (default): offer h2 (ALPN / prior none) */
+  long max_streams;          /* HTTP/2 streams per connection; 0: 100 */
+  int http2;                 /* 0 or 1 (default): offer h2 over TLS by ALPN
+                                (plain http stays HTTP/1.1, no prior
+                                knowledge); -1: HTTP/1.1 only */
   int insecure;              /* 1: skip TLS verification (tests only) */
-  const char *ca_file;       /* extra CA bundle; NULL: system default */
+  const char *ca_file;       /* CA bundle file (CURLOPT_CAINFO): replaces
+                                the default bundle file, the system CA
+                                directory stays; NULL: system default */
   long connect_timeout_ms;   /* 0: 10000 */
   size_t max_response_bytes; /* cap on a response body; 0: 64 MiB */
   const char *user_agent;    /* NULL: "sluice/<version>" */
+  size_t max_idle_handles;   /* finished easy handles kept for reuse;
+                                0: 256 */
 };
 
 /* Response headers the worker acts on, copied (NULL when absent). */
@@ -46,41 +57,69 @@ typedef void (*sl_http_done_cb)(struct sl_http_request *req);
 
 /*
  * One request. The caller embeds it in its own struct (find it with
- * container_of), fills the "in" fields and calls sl_http_start. The
- * strings must stay valid until the callback. The "out" fields are valid in
- * the callback and until sl_http_request_cleanup.
+ * container_of), fills the "in" fields and calls sl_http_start. The in
+ * strings and the body are not copied (the headers, which carry the API
+ * key, are handed to curl in place): they must stay valid and unchanged
+ * until the callback. The "out" fields are valid in the callback and until
+ * sl_http_request_cleanup.
+ *
+ * Before the first sl_http_start the out fields must be zero (a zeroed
+ * struct); sl_http_start frees what a previous request left in them, so a
+ * struct can be reused without a cleanup in between.
  */
 struct sl_http_request {
   /* in */
   const char *method;        /* NULL: "POST" when body is set, else "GET" */
   const char *url;
-  const char *body;
+  const char *body;          /* sent as is, body_len bytes */
   size_t body_len;
-  const char *const *headers; /* NULL-terminated "Name: value" lines */
-  long timeout_ms;           /* whole attempt; 0: none */
+  const char *const *headers; /* NULL-terminated "Name: value" lines; a body
+                                without a Content-Type line is sent as
+                                "application/json"; "Expect: 100-continue"
+                                is never sent */
+  long timeout_ms;           /* whole attempt, including time queued for a
+                                connection; 0: none */
   sl_http_done_cb done;
   void *data;                /* for the caller */
 
   /* out */
-  int curl_code;             /* CURLcode; 0: complete response */
+  int curl_code;             /* CURLcode; 0: complete response (any status) */
   char curl_error[256];      /* curl's error text (no headers, no key) */
   long http_status;          /* 0: no response */
-  int request_sent;          /* the whole request left this host */
-  int response_started;      /* a response byte arrived */
-  int body_capped;           /* body exceeded max_response_bytes */
-  char *resp_body;           /* NUL-terminated; resp_len bytes */
+  int request_sent;          /* the whole request left this host (body:
+                                all body_len bytes written; no body: the
+                                request head written) */
+  int response_started;      /* a response header byte arrived */
+  int body_capped;           /* body exceeded max_response_bytes: transfer
+                                aborted, curl_code CURLE_WRITE_ERROR */
+  char *resp_body;           /* NUL-terminated; resp_len bytes; NULL when
+                                no body byte arrived; capped: what fitted */
   size_t resp_len;
-  struct sl_http_headers h;
-  double dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms; /* per hop */
-  long http_version;         /* 2 for HTTP/2, 1 for 1.x */
+  struct sl_http_headers h;  /* values trimmed; a repeated header keeps the
+                                last value */
+  double dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms; /* per hop;
+                                0 for a hop a reused connection skipped */
+  long http_version;         /* 2 for HTTP/2, 1 for 1.x, 0: none */
   long connections_made;     /* CURLINFO_NUM_CONNECTS: 0 when reused */
 
   void *priv_;               /* the transport's; do not touch */
 };
 
+/* Counters of one transport, for metrics and for diagnosing the glue. */
+struct sl_http_stats {
+  uint64_t started;          /* sl_http_start calls that returned 0 */
+  uint64_t completed;        /* done callbacks run */
+  uint64_t glue_errors;      /* curl_multi_* / uv_* calls that failed */
+  char last_error[160];      /* the last glue error ("" if none) */
+};
+
 /*
- * Create the transport on `loop`. Returns 0 or a negative UV_/curl-mapped
- * error (UV_ENOMEM, UV_EINVAL).
+ * Create the transport on `loop` (o may be NULL: all defaults). Calls
+ * curl_global_init once per process (C11 call_once; never cleaned up:
+ * curl's global state lives until exit). Returns 0 and sets *out, or a
+ * negative UV error: UV_EINVAL (NULL out/loop), UV_ENOMEM, UV_EIO (curl
+ * could not initialise); *out is untouched on error. The transport must be
+ * used from the loop's thread only and ended with sl_http_close.
  */
 int sl_http_init(struct sl_http **out, uv_loop_t *loop,
                  const struct sl_http_options *o);
@@ -88,21 +127,37 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
 /*
  * Start a request. Returns 0, after which `done` runs exactly once from the
  * loop (never from inside this call); or a negative error, in which case
- * `done` is never called.
+ * `done` is never called: UV_EINVAL (no url or done), UV_ECANCELED (the
+ * transport is closing), UV_ENOMEM, UV_EIO (curl refused an option; see
+ * sl_http_get_stats). Requests beyond the connection and stream caps wait
+ * inside curl, and that wait counts toward timeout_ms: cap requests in
+ * flight near max_connections * max_streams (HTTP/1.1: max_connections).
+ * `done` may start new requests, clean up this one, or close the
+ * transport.
  */
 int sl_http_start(struct sl_http *h, struct sl_http_request *req);
 
-/* Free the "out" fields of a finished request (safe to call twice). */
+/* Free the "out" fields of a finished request and zero them (safe to call
+ * twice, and on a zeroed struct). Never call it while the request is in
+ * flight. */
 void sl_http_request_cleanup(struct sl_http_request *req);
 
-/* Requests started and not yet done. */
+/* Requests started and not yet done (aborted ones awaiting their callback
+ * during sl_http_close are not counted). */
 size_t sl_http_in_flight(const struct sl_http *h);
 
+/* Copy the counters into *out. */
+void sl_http_get_stats(const struct sl_http *h, struct sl_http_stats *out);
+
 /*
- * Abort every request in flight (their callbacks run with curl_code
- * CURLE_ABORTED_BY_CALLBACK, from the loop), then close the handles. `h` is
- * freed once the loop has run the close callbacks; `closed` (may be NULL)
- * runs then.
+ * Abort every request in flight and close the handles. The aborted
+ * requests' callbacks run from the loop with curl_code
+ * CURLE_ABORTED_BY_CALLBACK (request_sent tells whether they had gone out),
+ * after every uv handle of the transport has closed; then `h` is freed and
+ * `closed` (may be NULL) runs with `arg`. The loop must run for this to
+ * finish; afterwards the transport holds no handle on it, so
+ * uv_loop_close() can succeed. May be called from a done callback. A second
+ * call, or h NULL, does nothing.
  */
 void sl_http_close(struct sl_http *h, void (*closed)(void *), void *arg);
 
