@@ -201,6 +201,32 @@ struct sl_replay_filter {
 int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
               const char *door, int64_t *replayed);
 
+/* -------------------------------------------------------------- retention */
+
+/*
+ * Retention, so a journal does not grow forever: delete finished jobs
+ * (succeeded, failed, cancelled) that finished more than older_than_ms ago,
+ * with their attempts and results (ON DELETE CASCADE; refused with SL_DB if
+ * foreign keys are off on the connection). A deleted failed job can no
+ * longer be replayed. Never deleted: pending, running or batched jobs; a job
+ * whose batch is not yet done, failed or cancelled; the job with the highest
+ * id (so SQLite never hands a deleted job's id to a new one).
+ * Works in BEGIN IMMEDIATE transactions of at most batch_rows jobs (0: 500)
+ * and yields the write lock between them, so workers and producers keep
+ * writing during a long prune; then runs PRAGMA wal_checkpoint(PASSIVE).
+ * The file does not shrink: freed pages are reused by later writes.
+ * *deleted (may be NULL) receives how many jobs were deleted, also on
+ * failure, when it counts the transactions that committed before it.
+ * SL_INVAL for a negative older_than_ms; SL_BUSY if a transaction could not
+ * get the write lock within the busy timeout.
+ */
+int sl_prune(struct sl_journal *j, int64_t older_than_ms, size_t batch_rows,
+             int64_t *deleted);
+
+/* How many jobs sl_prune would delete now (its dry run); changes nothing. */
+int sl_prune_count(struct sl_journal *j, int64_t older_than_ms,
+                   int64_t *count);
+
 /* ----------------------------------------------------------------- queues */
 
 /*

@@ -48,6 +48,7 @@ int sl_cmd_replay(int argc, char **argv);
 int sl_cmd_pause(int argc, char **argv);
 int sl_cmd_resume(int argc, char **argv);
 int sl_cmd_rescue(int argc, char **argv);
+int sl_cmd_prune(int argc, char **argv);
 int sl_cmd_work(int argc, char **argv);
 
 #endif

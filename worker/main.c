@@ -22,6 +22,7 @@ static const char usage[] =
     "  pause     stop claiming a queue's jobs\n"
     "  resume    resume a paused queue\n"
     "  rescue    return jobs whose worker died to pending\n"
+    "  prune     delete finished jobs older than a given age\n"
     "\n"
     "Every command takes --journal PATH (default $SLUICE_JOURNAL, else\n"
     "./sluice.db) and --help. `sluice COMMAND --help` describes each one.\n"
@@ -42,6 +43,7 @@ static const struct {
     {"show", sl_cmd_show},       {"cancel", sl_cmd_cancel},
     {"replay", sl_cmd_replay},   {"pause", sl_cmd_pause},
     {"resume", sl_cmd_resume},   {"rescue", sl_cmd_rescue},
+    {"prune", sl_cmd_prune},
 };
 
 int main(int argc, char **argv) {
