@@ -249,6 +249,7 @@ struct sl_claimed_job {
   int64_t generation;
   int64_t deadline;     /* 0: none */
   int64_t priority;
+  int64_t run_after;    /* when it became due (the claim order's 2nd key) */
   char *queue, *partition, *urgency, *endpoint, *model, *body,
       *idempotency_key;
 };
@@ -263,7 +264,7 @@ struct sl_claim_options {
 
 /*
  * Claim up to max_jobs due pending jobs of unpaused queues in one statement,
- * in priority, run_after, id order. Each gets attempts+1 and a fresh lease
+ * in priority, run_after, id order (which is also the order of *jobs). Each gets attempts+1 and a fresh lease
  * token. *jobs is an array of *n jobs (may be 0); free with sl_claimed_free.
  */
 int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,

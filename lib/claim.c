@@ -61,6 +61,15 @@ static char *queues_json(const char *const *queues) {
   return out;
 }
 
+static int claim_order(const void *pa, const void *pb) {
+  const struct sl_claimed_job *a = pa, *b = pb;
+  if (a->priority != b->priority)
+    return a->priority < b->priority ? -1 : 1;
+  if (a->run_after != b->run_after)
+    return a->run_after < b->run_after ? -1 : 1;
+  return a->id < b->id ? -1 : a->id > b->id;
+}
+
 int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
              struct sl_claimed_job **jobs, size_t *n) {
   struct sl_claimed_job *out = NULL, *c;
@@ -112,6 +121,7 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
     c->model = sl_column_strdup(st, 12, &oom);
     c->body = sl_column_strdup(st, 13, &oom);
     c->idempotency_key = sl_column_strdup(st, 14, &oom);
+    c->run_after = sqlite3_column_int64(st, 15);
   }
   if (rc != SQLITE_DONE) {
     /* A failed UPDATE ... RETURNING rolls back as a whole. */
@@ -128,6 +138,8 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
     rc = SL_NOMEM;
     goto fail;
   }
+  /* RETURNING yields rows in rowid order, not the subquery's: sort. */
+  qsort(out, got, sizeof *out, claim_order);
   free(qjson);
   *jobs = out;
   *n = got;

@@ -32,7 +32,7 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     "  ORDER BY priority, run_after, id LIMIT ?5)"
     " RETURNING id, lease_token, lease_expires, attempts, max_attempts,"
     " generation, coalesce(deadline, 0), priority, queue, partition,"
-    " urgency, endpoint, model, body, idempotency_key",
+    " urgency, endpoint, model, body, idempotency_key, run_after",
 
   [SL_STMT_EXTEND] =
     "UPDATE jobs SET lease_expires = ?3, updated_at = ?4"
