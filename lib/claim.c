@@ -216,9 +216,10 @@ static int insert_attempt(struct sl_journal *j, const struct sl_completion *c,
   return SL_OK;
 }
 
-/* The result row goes in first, fenced by the lease inside its own SELECT:
- * a stale token inserts nothing, and an existing result aborts only this
- * statement (invariant 1), leaving the job untouched. */
+/* The result row of a job JOB_SUCCEED just moved to succeeded under the
+ * caller's lease, in the same transaction. That UPDATE checked that no
+ * result exists, so any failure here is fatal to the transaction: a
+ * succeeded job must not be committed without its result. */
 static int insert_result(struct sl_journal *j, struct sl_completion *c,
                          int64_t now) {
   sqlite3_stmt *st = sl_journal_stmt(j, SL_STMT_RESULT_INSERT);
@@ -226,7 +227,6 @@ static int insert_result(struct sl_journal *j, struct sl_completion *c,
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, c->job_id);
-  sqlite3_bind_int64(st, 2, c->lease_token);
   sl_bind_text(st, 3, c->route ? c->route : "online");
   sqlite3_bind_int(st, 4, c->http_status);
   sl_bind_text(st, 5, c->request_id);
@@ -241,14 +241,36 @@ static int insert_result(struct sl_journal *j, struct sl_completion *c,
   sqlite3_bind_int64(st, 10, now);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
-  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-    snprintf(j->errmsg, sizeof j->errmsg, "job %lld already has a result",
-             (long long)c->job_id);
-    return SL_DUPLICATE;
-  }
   if (rc != SQLITE_DONE)
     return sl_journal_fail(j, rc, "recording a result");
-  return sqlite3_changes(j->db) == 1 ? SL_OK : SL_LEASE_LOST;
+  return SL_OK;
+}
+
+/* A fenced UPDATE changed nothing: say whether the lease is stale
+ * (SL_LEASE_LOST) or, for a success, the job already has a result
+ * (SL_DUPLICATE). Other codes are fatal. */
+static int why_unchanged(struct sl_journal *j, const struct sl_completion *c) {
+  sqlite3_stmt *st;
+  int rc;
+  if (c->outcome == SL_OUTCOME_SUCCESS) {
+    st = sl_journal_stmt(j, SL_STMT_LEASE_HELD);
+    if (!st)
+      return SL_DB;
+    sqlite3_bind_int64(st, 1, c->job_id);
+    sqlite3_bind_int64(st, 2, c->lease_token);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) {
+      snprintf(j->errmsg, sizeof j->errmsg, "job %lld already has a result",
+               (long long)c->job_id);
+      return SL_DUPLICATE;
+    }
+    if (rc != SQLITE_DONE)
+      return sl_journal_fail(j, rc, "checking a lease");
+  }
+  snprintf(j->errmsg, sizeof j->errmsg, "job %lld: lease token is stale",
+           (long long)c->job_id);
+  return SL_LEASE_LOST;
 }
 
 /* Apply one completion inside the open transaction. Returns a per-item code
@@ -262,11 +284,6 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   *fatal = 0;
   switch (c->outcome) {
   case SL_OUTCOME_SUCCESS:
-    rc = insert_result(j, c, now);
-    if (rc == SL_LEASE_LOST || rc == SL_DUPLICATE)
-      return rc;
-    if (rc != SL_OK)
-      goto fatal;
     id = SL_STMT_JOB_SUCCEED;
     break;
   case SL_OUTCOME_RETRY:
@@ -302,11 +319,16 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
     goto fatal;
   }
   if (sqlite3_changes(j->db) != 1) {
-    /* Only SUCCESS wrote before this point, and its result insert was
-     * fenced by the same token in this transaction: it cannot get here. */
-    snprintf(j->errmsg, sizeof j->errmsg, "job %lld: lease token is stale",
-             (long long)c->job_id);
-    return SL_LEASE_LOST;
+    /* Nothing was written for this item: the others still apply. */
+    rc = why_unchanged(j, c);
+    if (rc == SL_LEASE_LOST || rc == SL_DUPLICATE)
+      return rc;
+    goto fatal;
+  }
+  if (c->outcome == SL_OUTCOME_SUCCESS) {
+    rc = insert_result(j, c, now);
+    if (rc != SL_OK)
+      goto fatal;
   }
   if (c->outcome != SL_OUTCOME_RELEASE || c->record_attempt) {
     /* A release refunded the attempt: record it under the number it had. */

@@ -38,19 +38,25 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     "UPDATE jobs SET lease_expires = ?3, updated_at = ?4"
     " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
 
-  /* Fenced by the lease: inserts nothing unless the caller holds it. */
+  /* Runs only after JOB_SUCCEED changed the job in the same transaction,
+   * which is the lease fence. VALUES, not INSERT ... SELECT: a table with a
+   * row trigger makes INSERT ... SELECT go through an ephemeral table. (?2,
+   * the token, is not needed here.) */
   [SL_STMT_RESULT_INSERT] =
     "INSERT INTO results (job_id, generation, route, http_status,"
     " request_id, input_tokens, output_tokens, total_tokens, body,"
     " created_at)"
-    " SELECT id, generation, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM jobs"
-    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+    " VALUES (?1, (SELECT generation FROM jobs WHERE id = ?1), ?3, ?4, ?5,"
+    " ?6, ?7, ?8, ?9, ?10)",
 
+  /* Fenced by the lease, and refused (no change) when a result exists, so
+   * that a duplicate leaves the job untouched (invariant 1). */
   [SL_STMT_JOB_SUCCEED] =
     "UPDATE jobs SET state = 'succeeded', lease_token = NULL,"
     " lease_expires = NULL, last_class = NULL, last_error = NULL,"
     " updated_at = ?3, finished_at = ?3"
-    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
+    " AND NOT EXISTS (SELECT 1 FROM results WHERE job_id = ?1)",
 
   [SL_STMT_JOB_RETRY] =
     "UPDATE jobs SET state = 'pending', lease_token = NULL,"
@@ -80,6 +86,12 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " connect_ms, tls_ms, first_byte_ms, total_ms, error)"
     " SELECT id, attempts + ?2, generation, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
     " ?10, ?11, ?12, ?13, ?14 FROM jobs WHERE id = ?1",
+
+  /* Why a fenced write changed nothing: stale lease, or (lease held) the
+   * job already has a result. */
+  [SL_STMT_LEASE_HELD] =
+    "SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?2"
+    " AND state = 'running'",
 
   [SL_STMT_BEGIN] = "BEGIN IMMEDIATE",
   [SL_STMT_COMMIT] = "COMMIT",
