@@ -265,8 +265,9 @@ static void copy_clean(char *dst, size_t cap, const char *src, size_t max) {
       for (k = 0; red[k] && o + 1 < cap; k++)
         dst[o++] = red[k];
       i += 3;
-      while (src[i] && !isspace((unsigned char)src[i]) && src[i] != '"' &&
-             src[i] != '\'' && src[i] != ',')
+      /* key characters, and the '*' of a masked one */
+      while (src[i] && (isalnum((unsigned char)src[i]) || src[i] == '_' ||
+                        src[i] == '-' || src[i] == '*'))
         i++;
       continue;
     }
