@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Producers with plain SQL (DESIGN.md): through the sqlite3 CLI, against a
+# journal the library created, the one-liner INSERT works with defaults,
+# every bad insert is refused with a message naming the problem and leaves
+# the row count unchanged, the admin views work, and replay through
+# INSERT INTO replays brings failed jobs back (never succeeded ones).
+# Env: SLUICE_BUILD (absolute build dir). Prints PASS:/FAIL: lines.
+set -u
+BUILD=${SLUICE_BUILD:?set SLUICE_BUILD to the build directory}
+CLAIMER="$BUILD/tests/helpers/claimer"
+TMP=$(mktemp -d /tmp/sluice-sql.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+J="$TMP/journal.db"
+failures=0
+
+check() { # name, then a command that must succeed
+  local name=$1
+  shift
+  if "$@"; then
+    echo "PASS: $name"
+  else
+    echo "FAIL: $name"
+    failures=$((failures + 1))
+  fi
+}
+q() { sqlite3 -batch -noheader "$J" "$1"; }
+eq() { # expected actual
+  [ "$1" = "$2" ] && return 0
+  echo "  expected [$1] got [$2]" >&2
+  return 1
+}
+now_ms() { date +%s%3N; }
+drain() { "$CLAIMER" --journal "$J" --batch 8 --max-seconds 60 >/dev/null; }
+
+# refused NAME SQL MESSAGE: the statement fails, its error names MESSAGE,
+# and the jobs table keeps its row count.
+refused() {
+  local name=$1 sql=$2 msg=$3 before after out rc
+  before=$(q 'SELECT count(*) FROM jobs')
+  out=$(sqlite3 -batch "$J" "$sql" 2>&1)
+  rc=$?
+  after=$(q 'SELECT count(*) FROM jobs')
+  if [ "$rc" -ne 0 ] && [[ "$out" == *"$msg"* ]] && [ "$before" = "$after" ]
+  then
+    echo "PASS: $name"
+  else
+    echo "  rc=$rc rows $before -> $after; message: $out" >&2
+    echo "FAIL: $name"
+    failures=$((failures + 1))
+  fi
+}
+
+if [ ! -x "$CLAIMER" ]; then
+  echo "FAIL: claimer_built ($CLAIMER missing)"
+  exit 1
+fi
+"$CLAIMER" --journal "$J" --init
+check "library_creates_journal" test -s "$J"
+
+# The DESIGN.md one-liner, verbatim.
+t0=$(now_ms)
+sqlite3 -batch "$J" \
+  "INSERT INTO jobs(body) VALUES('{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}');"
+check "one_liner_inserts" eq 0 $?
+t1=$(now_ms)
+check "one_liner_defaults" eq \
+  "default||urgent|/v1/responses|gpt-4o-mini|pending|0|5|0|0|32" \
+  "$(q "SELECT queue, partition, urgency, endpoint, model, state, priority,
+        max_attempts, attempts, generation, length(idempotency_key)
+        FROM jobs")"
+check "one_liner_times_now" eq 1 \
+  "$(q "SELECT run_after BETWEEN $t0 AND $t1 AND created_at BETWEEN $t0
+        AND $t1 FROM jobs")"
+check "one_liner_key_is_hex" eq 1 \
+  "$(q "SELECT idempotency_key NOT GLOB '*[^0-9a-f]*' FROM jobs")"
+
+refused "invalid_json_refused" \
+  "INSERT INTO jobs(body) VALUES('{\"model\": nope');" \
+  "body must be valid JSON"
+refused "array_body_refused" \
+  "INSERT INTO jobs(body) VALUES('[{\"model\":\"gpt-4o-mini\"}]');" \
+  "body must be a JSON object"
+refused "no_model_refused" \
+  "INSERT INTO jobs(body) VALUES('{\"input\":\"hi\"}');" \
+  "body must name a model"
+refused "bad_urgency_refused" \
+  "INSERT INTO jobs(body, urgency) VALUES('{\"model\":\"m\"}', 'asap');" \
+  "urgency must be urgent or deferrable"
+refused "bad_state_refused" \
+  "INSERT INTO jobs(body, state) VALUES('{\"model\":\"m\"}', 'done');" \
+  "unknown job state"
+refused "negative_priority_refused" \
+  "INSERT INTO jobs(body, priority) VALUES('{\"model\":\"m\"}', -3);" \
+  "priority must not be negative"
+refused "unknown_endpoint_refused" \
+  "INSERT INTO jobs(body, endpoint) VALUES('{\"model\":\"m\"}', '/v1/images');" \
+  "unknown endpoint"
+refused "text_priority_refused" \
+  "INSERT INTO jobs(body, priority) VALUES('{\"model\":\"m\"}', 'high');" \
+  "cannot store TEXT value in INTEGER column"
+refused "duplicate_key_refused" \
+  "INSERT INTO jobs(body, idempotency_key) VALUES('{\"model\":\"m\"}',
+   (SELECT idempotency_key FROM jobs WHERE id = 1));" \
+  "UNIQUE constraint failed: jobs.idempotency_key"
+check "only_the_good_row" eq 1 "$(q 'SELECT count(*) FROM jobs')"
+
+# Two more in queue q2, then a worker drains all three.
+q "INSERT INTO jobs(body, queue) VALUES('{\"model\":\"m\"}', 'q2'),
+                                       ('{\"model\":\"m\"}', 'q2');"
+drain
+check "drained_once" eq "3|3|3" \
+  "$(q "SELECT count(*), sum(attempts), (SELECT count(*) FROM results)
+        FROM jobs WHERE state = 'succeeded'")"
+
+# Two that failed for good (the state a worker leaves them in).
+q "INSERT INTO jobs(body, queue, idempotency_key)
+     VALUES('{\"model\":\"m\"}', 'q2', 'k4'), ('{\"model\":\"m\"}', 'q2', 'k5');
+   UPDATE jobs SET state = 'failed', attempts = 5, last_class = 'server_error',
+     last_error = 'HTTP 503', finished_at = $(now_ms) WHERE id IN (4, 5);"
+q "INSERT INTO jobs(body, queue, run_after)
+     VALUES('{\"model\":\"m\"}', 'q3', $(($(now_ms) - 60000)));"
+
+# Admin views.
+check "queue_stats_view" eq \
+  "default|0|0|0|1|0|0
+q2|0|0|0|2|2|0" \
+  "$(q "SELECT queue, pending, running, batched, succeeded, failed, cancelled
+        FROM queue_stats WHERE queue IN ('default', 'q2') ORDER BY queue")"
+check "queue_stats_lag" eq 1 \
+  "$(q "SELECT lag_ms >= 60000 FROM queue_stats WHERE queue = 'q3'")"
+check "failed_jobs_view" eq \
+  "4|q2|server_error|HTTP 503|5
+5|q2|server_error|HTTP 503|5" \
+  "$(q "SELECT id, queue, last_class, last_error, attempts FROM failed_jobs
+        ORDER BY id")"
+
+# Replay through SQL: failed jobs only, keys kept, generation bumped.
+sqlite3 -batch "$J" "INSERT INTO replays(queue) VALUES('q2');"
+check "replay_insert_ok" eq 0 $?
+check "replay_audit_row" eq "sql|q2|2" \
+  "$(q 'SELECT door, queue, replayed FROM replays')"
+check "replayed_jobs_pending" eq \
+  "4|pending|1|0|k4
+5|pending|1|0|k5" \
+  "$(q "SELECT id, state, generation, attempts, idempotency_key FROM jobs
+        WHERE id IN (4, 5) ORDER BY id")"
+check "succeeded_untouched" eq "3|0" \
+  "$(q "SELECT count(*), sum(generation) FROM jobs
+        WHERE state = 'succeeded'")"
+check "failed_jobs_view_empty" eq 0 "$(q 'SELECT count(*) FROM failed_jobs')"
+refused "succeeded_is_final" \
+  "UPDATE jobs SET state = 'pending' WHERE id = 1;" \
+  "a succeeded job is final"
+refused "result_never_overwritten" \
+  "INSERT OR REPLACE INTO results(job_id, generation, route, http_status,
+     body, created_at) VALUES(1, 0, 'online', 200, 'x', 0);" \
+  "the job already has a result"
+sqlite3 -batch "$J" "INSERT INTO replays(include_cancelled) VALUES(1);"
+check "replay_again_finds_nothing" eq 0 \
+  "$(q 'SELECT replayed FROM replays ORDER BY id DESC LIMIT 1')"
+
+drain
+check "all_succeeded_once" eq "6|6|6" \
+  "$(q "SELECT count(*), (SELECT count(*) FROM results),
+        (SELECT count(DISTINCT job_id) FROM results) FROM jobs
+        WHERE state = 'succeeded'")"
+
+[ "$failures" -eq 0 ]
