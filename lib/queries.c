@@ -84,8 +84,9 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
     " finished_at, http_status, failure_class, request_id, dns_ms,"
     " connect_ms, tls_ms, first_byte_ms, total_ms, error)"
-    " SELECT id, attempts + ?2, generation, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-    " ?10, ?11, ?12, ?13, ?14 FROM jobs WHERE id = ?1",
+    " VALUES (?1, (SELECT attempts + ?2 FROM jobs WHERE id = ?1),"
+    " (SELECT generation FROM jobs WHERE id = ?1), ?3, ?4, ?5, ?6, ?7, ?8,"
+    " ?9, ?10, ?11, ?12, ?13, ?14)",
 
   /* Why a fenced write changed nothing: stale lease, or (lease held) the
    * job already has a result. */
