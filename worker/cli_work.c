@@ -1,0 +1,242 @@
+/* cli_work.c: `sluice work`, options into a worker config. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+#include "worker.h"
+
+static const char usage[] =
+    "Usage: sluice work [OPTIONS]\n"
+    "Claim jobs from the journal and send them to the OpenAI API, recording\n"
+    "every attempt and result. Run several on one journal for more\n"
+    "throughput or resilience. SIGTERM/SIGINT drain: stop claiming, wait for\n"
+    "requests in flight (up to --drain-timeout), give back the rest, exit 0.\n"
+    "\n"
+    "  -j, --journal PATH        journal file (default $SLUICE_JOURNAL, else\n"
+    "                            ./sluice.db)\n"
+    "  -q, --queue NAME          only this queue (repeatable; default all)\n"
+    "  -c, --concurrency N       requests in flight at most (default 64)\n"
+    "      --claim-batch N       jobs claimed per statement (default 64)\n"
+    "      --max-connections N   connections at most (default: concurrency,\n"
+    "                            up to 256; HTTP/2 multiplexes on fewer)\n"
+    "      --base-url URL        API base (default $OPENAI_BASE_URL, else\n"
+    "                            https://api.openai.com/v1)\n"
+    "      --api-key-file PATH   read the API key from PATH (default\n"
+    "                            $OPENAI_API_KEY)\n"
+    "      --lease DURATION      claim lease, heartbeated (default 5m)\n"
+    "      --timeout DURATION    one attempt, connect to last byte (default\n"
+    "                            10m)\n"
+    "      --connect-timeout D   TCP+TLS connect (default 10s)\n"
+    "      --drain-timeout D     wait for in-flight requests on SIGTERM\n"
+    "                            (default 30s)\n"
+    "      --backoff-base D      first retry delay ceiling (default 1s)\n"
+    "      --backoff-cap D       longest backoff (default 10m)\n"
+    "      --retry-after-cap D   longest server-requested delay (default 10m)\n"
+    "      --poll D              fallback wake-up interval (default 1s)\n"
+    "      --exit-when-idle      exit once nothing is pending, running or\n"
+    "                            batched\n"
+    "      --sync-full           PRAGMA synchronous=FULL (default NORMAL)\n"
+    "      --ca-file PATH        extra CA certificates for TLS\n"
+    "      --insecure            do not verify TLS certificates (testing only)\n"
+    "      --log-level LEVEL     debug, info (default), warn, error\n"
+    "  -h, --help                show this help\n"
+    "\n"
+    "DURATION: 500ms, 30s, 5m, 1h (a bare number is seconds).\n"
+    "Logs are JSON lines on stderr. The API key is never logged or stored.\n"
+    "Exit status: 0 stopped cleanly, 2 usage, 3 journal error,\n"
+    "4 configuration error.\n";
+
+/* Read the first line of a key file; the key never reaches a log. */
+static char *read_key_file(const char *path) {
+  char buf[512];
+  ssize_t n;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  char *key;
+  if (fd < 0) {
+    fprintf(stderr, "sluice work: cannot read --api-key-file %s: %s\n", path,
+            strerror(errno));
+    return NULL;
+  }
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) {
+    fprintf(stderr, "sluice work: --api-key-file %s is empty\n", path);
+    return NULL;
+  }
+  buf[n] = '\0';
+  buf[strcspn(buf, "\r\n")] = '\0';
+  key = strdup(buf);
+  memset(buf, 0, sizeof buf);
+  if (!key || !key[0]) {
+    fprintf(stderr, "sluice work: --api-key-file %s holds no key\n", path);
+    free(key);
+    return NULL;
+  }
+  return key;
+}
+
+static int duration(const char *flag, const char *v, int64_t *out) {
+  if (sl_cli_parse_duration(v, out) != 0 || *out <= 0) {
+    fprintf(stderr, "sluice work: --%s wants a positive duration (500ms, "
+                    "30s, 5m), got '%s'\n", flag, v);
+    return -1;
+  }
+  return 0;
+}
+
+int sl_cmd_work(int argc, char **argv) {
+  enum { OPT_BATCH = 256, OPT_MAXCONN, OPT_BASE, OPT_KEYFILE, OPT_LEASE, OPT_TIMEOUT,
+         OPT_CTIMEOUT, OPT_DRAIN, OPT_BBASE, OPT_BCAP, OPT_RACAP, OPT_POLL, OPT_IDLE,
+         OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL };
+  static const struct option opts[] = {
+      {"journal", required_argument, NULL, 'j'},
+      {"queue", required_argument, NULL, 'q'},
+      {"concurrency", required_argument, NULL, 'c'},
+      {"claim-batch", required_argument, NULL, OPT_BATCH},
+      {"max-connections", required_argument, NULL, OPT_MAXCONN},
+      {"base-url", required_argument, NULL, OPT_BASE},
+      {"api-key-file", required_argument, NULL, OPT_KEYFILE},
+      {"lease", required_argument, NULL, OPT_LEASE},
+      {"timeout", required_argument, NULL, OPT_TIMEOUT},
+      {"connect-timeout", required_argument, NULL, OPT_CTIMEOUT},
+      {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+      {"backoff-base", required_argument, NULL, OPT_BBASE},
+      {"backoff-cap", required_argument, NULL, OPT_BCAP},
+      {"retry-after-cap", required_argument, NULL, OPT_RACAP},
+      {"poll", required_argument, NULL, OPT_POLL},
+      {"exit-when-idle", no_argument, NULL, OPT_IDLE},
+      {"sync-full", no_argument, NULL, OPT_SYNC},
+      {"ca-file", required_argument, NULL, OPT_CA},
+      {"insecure", no_argument, NULL, OPT_INSECURE},
+      {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  struct sl_worker_config cfg;
+  const char *journal = NULL, *key_file = NULL, *env;
+  const char **queues = NULL;
+  size_t nq = 0;
+  char *key = NULL;
+  long long v;
+  int c, rc, ret = SL_EXIT_USAGE;
+
+  sl_worker_config_defaults(&cfg);
+  env = getenv("OPENAI_BASE_URL");
+  if (env && env[0])
+    cfg.base_url = env;
+  queues = calloc((size_t)argc + 1, sizeof *queues);
+  if (!queues)
+    return SL_EXIT_FAILED;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "j:q:c:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'j': journal = optarg; break;
+    case 'q': queues[nq++] = optarg; break;
+    case 'c':
+    case OPT_BATCH:
+    case OPT_MAXCONN:
+      if (sl_cli_parse_int(optarg, 1, 100000, &v) != 0) {
+        fprintf(stderr, "sluice work: --%s wants an integer from 1 to "
+                        "100000, got '%s'\n",
+                c == 'c' ? "concurrency" : c == OPT_BATCH ? "claim-batch"
+                                                        : "max-connections",
+                optarg);
+        goto out;
+      }
+      if (c == 'c')
+        cfg.concurrency = (size_t)v;
+      else if (c == OPT_BATCH)
+        cfg.claim_batch = (size_t)v;
+      else
+        cfg.max_connections = (long)v;
+      break;
+    case OPT_BASE: cfg.base_url = optarg; break;
+    case OPT_KEYFILE: key_file = optarg; break;
+    case OPT_LEASE: if (duration("lease", optarg, &cfg.lease_ms)) goto out; break;
+    case OPT_TIMEOUT:
+      if (duration("timeout", optarg, &cfg.attempt_timeout_ms)) goto out;
+      break;
+    case OPT_CTIMEOUT:
+      if (duration("connect-timeout", optarg, &cfg.connect_timeout_ms))
+        goto out;
+      break;
+    case OPT_DRAIN:
+      if (duration("drain-timeout", optarg, &cfg.drain_timeout_ms)) goto out;
+      break;
+    case OPT_BBASE:
+      if (duration("backoff-base", optarg, &cfg.online.backoff_base_ms))
+        goto out;
+      break;
+    case OPT_BCAP:
+      if (duration("backoff-cap", optarg, &cfg.online.backoff_cap_ms))
+        goto out;
+      break;
+    case OPT_RACAP:
+      if (duration("retry-after-cap", optarg,
+                   &cfg.online.retry_after_cap_ms))
+        goto out;
+      break;
+    case OPT_POLL: if (duration("poll", optarg, &cfg.poll_ms)) goto out; break;
+    case OPT_IDLE: cfg.exit_when_idle = 1; break;
+    case OPT_SYNC: cfg.sync_full = 1; break;
+    case OPT_CA: cfg.ca_file = optarg; break;
+    case OPT_INSECURE: cfg.insecure = 1; break;
+    case OPT_LOGLEVEL:
+      if (sl_log_parse_level(optarg, &sl_log_threshold) != 0) {
+        fprintf(stderr, "sluice work: --log-level wants debug, info, warn or "
+                        "error, got '%s'\n", optarg);
+        goto out;
+      }
+      break;
+    case 'h':
+      fputs(usage, stdout);
+      ret = SL_EXIT_OK;
+      goto out;
+    default:
+      fputs(usage, stderr);
+      goto out;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "sluice work: unexpected argument '%s'\n", argv[optind]);
+    goto out;
+  }
+  cfg.journal = sl_cli_journal_path(journal);
+  cfg.queues = nq ? queues : NULL;
+  if (cfg.claim_batch > cfg.concurrency)
+    cfg.claim_batch = cfg.concurrency;
+  if (!cfg.max_connections)
+    cfg.max_connections = cfg.concurrency < 256 ? (long)cfg.concurrency : 256;
+  if (key_file) {
+    key = read_key_file(key_file);
+    if (!key) {
+      ret = SL_EXIT_CONFIG;
+      goto out;
+    }
+  } else if ((env = getenv("OPENAI_API_KEY")) && env[0]) {
+    key = strdup(env);
+  }
+  if (!key && strstr(cfg.base_url, "api.openai.com")) {
+    fprintf(stderr, "sluice work: no API key: set OPENAI_API_KEY or pass "
+                    "--api-key-file (or point --base-url at a mock)\n");
+    ret = SL_EXIT_CONFIG;
+    goto out;
+  }
+  cfg.api_key = key;
+  sl_log_set_secret(key);
+  rc = sl_worker_run(&cfg);
+  ret = rc == SL_OK ? SL_EXIT_OK : SL_EXIT_JOURNAL;
+
+out:
+  sl_log_set_secret(NULL);
+  if (key) {
+    memset(key, 0, strlen(key));
+    free(key);
+  }
+  free(queues);
+  return ret;
+}

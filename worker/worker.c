@@ -1,0 +1,688 @@
+/*
+ * worker.c: the `sluice work` event loop.
+ *
+ * One uv loop owns everything: the journal connection, the HTTP transport,
+ * the wake sources and the jobs this process holds. A job moves through two
+ * lists: in_flight (its request is out) and done (its outcome waits for the
+ * group commit). Once per loop turn, the check handle commits every done
+ * outcome in one transaction, then claims as many jobs as capacity allows in
+ * one statement (redis's beforeSleep, in libuv's terms).
+ *
+ * Wake sources, none of which polls the tables: an inotify watch on the
+ * journal's WAL file (another process's commit writes it; PRAGMA
+ * data_version tells a foreign commit from our own), a timer for the next
+ * run_after, and a slow fallback tick that also heartbeats leases, rescues
+ * expired ones and checks for idleness.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "backoff.h"
+#include "http.h"
+#include "log.h"
+#include "worker.h"
+
+#define container_of(ptr, type, member) \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
+
+struct sl_wjob {
+  struct sl_wjob *prev, *next; /* in_flight list */
+  struct sl_worker *w;
+  struct sl_claimed_job job;   /* owns its strings */
+  struct sl_http_request req;
+  struct sl_completion c;
+  const char *headers[5];
+  char idem_header[300];
+  char url[1024];
+  char why[512];
+  int64_t started_ms;
+};
+
+struct sl_worker {
+  const struct sl_worker_config *cfg;
+  uv_loop_t loop;
+  struct sl_journal *j;
+  struct sl_http *http;
+  uv_timer_t tick, due, drain;
+  uv_check_t check;
+  uv_idle_t idle;
+  uv_fs_event_t wal_watch;
+  uv_signal_t sigterm, sigint, sighup;
+  int wal_watching;
+
+  struct sl_wjob in_flight;    /* list head */
+  size_t n_in_flight;
+  struct sl_wjob **done;       /* awaiting the group commit */
+  struct sl_completion *cbuf;  /* contiguous copy for sl_complete */
+  size_t n_done, cap_done;
+
+  char *auth_header;
+  int64_t data_version;
+  int64_t next_rescue_ms, flush_retry_ms, flush_backoff_ms;
+  int want_claim, draining, aborting, stopping;
+  uint64_t rng;
+  int result;
+
+  struct {
+    uint64_t claimed, sent, succeeded, retried, failed, released, lost;
+  } n;
+};
+
+static void maybe_stop(struct sl_worker *w);
+
+static void list_add(struct sl_wjob *head, struct sl_wjob *x) {
+  x->next = head->next;
+  x->prev = head;
+  head->next->prev = x;
+  head->next = x;
+}
+
+static void list_del(struct sl_wjob *x) {
+  x->prev->next = x->next;
+  x->next->prev = x->prev;
+  x->prev = x->next = x;
+}
+
+static void wjob_free(struct sl_wjob *wj) {
+  sl_http_request_cleanup(&wj->req);
+  free(wj); /* the job's strings live in the same allocation */
+}
+
+/* One allocation per job: the struct, then copies of the claimed job's
+ * strings (the claim array they came from is freed at once). */
+static struct sl_wjob *wjob_new(const struct sl_claimed_job *src) {
+  const char *strs[7] = {src->queue, src->partition, src->urgency,
+                         src->endpoint, src->model, src->body,
+                         src->idempotency_key};
+  char **dst[7];
+  size_t len[7], total = 0, i;
+  struct sl_wjob *wj;
+  char *p;
+
+  for (i = 0; i < 7; i++) {
+    len[i] = strs[i] ? strlen(strs[i]) + 1 : 0;
+    total += len[i];
+  }
+  wj = calloc(1, sizeof *wj + total);
+  if (!wj)
+    return NULL;
+  wj->job = *src;
+  dst[0] = &wj->job.queue;
+  dst[1] = &wj->job.partition;
+  dst[2] = &wj->job.urgency;
+  dst[3] = &wj->job.endpoint;
+  dst[4] = &wj->job.model;
+  dst[5] = &wj->job.body;
+  dst[6] = &wj->job.idempotency_key;
+  p = (char *)(wj + 1);
+  for (i = 0; i < 7; i++) {
+    if (!strs[i]) {
+      *dst[i] = NULL;
+      continue;
+    }
+    memcpy(p, strs[i], len[i]);
+    *dst[i] = p;
+    p += len[i];
+  }
+  return wj;
+}
+
+/* Queue an outcome for the next group commit. */
+static void push_done(struct sl_worker *w, struct sl_wjob *wj) {
+  w->done[w->n_done++] = wj; /* cap_done >= concurrency: never overflows */
+}
+
+static void no_timings(struct sl_completion *c) {
+  c->t.dns_ms = c->t.connect_ms = c->t.tls_ms = c->t.first_byte_ms =
+      c->t.total_ms = -1;
+}
+
+/* An outcome decided without a response: release, or fail by deadline. */
+static void local_outcome(struct sl_wjob *wj, enum sl_outcome o,
+                          const char *fclass, const char *why) {
+  struct sl_completion *c = &wj->c;
+  memset(c, 0, sizeof *c);
+  c->job_id = wj->job.id;
+  c->lease_token = wj->job.lease_token;
+  c->outcome = o;
+  c->route = "online";
+  c->failure_class = fclass;
+  snprintf(wj->why, sizeof wj->why, "%s", why);
+  c->error = wj->why;
+  c->input_tokens = c->output_tokens = c->total_tokens = -1;
+  c->record_attempt = o != SL_OUTCOME_RELEASE;
+  no_timings(c);
+}
+
+static void on_http_done(struct sl_http_request *req) {
+  struct sl_wjob *wj = container_of(req, struct sl_wjob, req);
+  struct sl_worker *w = wj->w;
+  enum sl_failclass fc;
+  int64_t now = sl_now_ms();
+
+  list_del(wj);
+  w->n_in_flight--;
+  if (w->aborting && req->curl_code != 0) {
+    /* Shutdown cut the request off. Unsent: give the job back untouched.
+     * Sent: the server may act on it, so it is an ambiguous attempt,
+     * retried (with the same Idempotency-Key) by whoever claims it next. */
+    if (req->request_sent) {
+      local_outcome(wj, SL_OUTCOME_RETRY, "ambiguous",
+                    "worker shut down with the request in flight");
+      wj->c.run_after_ms = now;
+      w->n.retried++;
+    } else {
+      local_outcome(wj, SL_OUTCOME_RELEASE, NULL, "worker shut down");
+      w->n.released++;
+    }
+    push_done(w, wj);
+    return;
+  }
+  sl_online_outcome(&w->cfg->online, &wj->job, req, now, &w->rng, &wj->c,
+                    wj->why, sizeof wj->why, &fc);
+  wj->c.started_ms = wj->started_ms;
+  switch (wj->c.outcome) {
+  case SL_OUTCOME_SUCCESS:
+    w->n.succeeded++;
+    sl_log_job(SL_LOG_DEBUG, wj->job.id, wj->job.attempt,
+               "succeeded: HTTP %ld in %.1f ms", req->http_status,
+               req->total_ms);
+    break;
+  case SL_OUTCOME_RETRY:
+    w->n.retried++;
+    sl_log_job(SL_LOG_INFO, wj->job.id, wj->job.attempt,
+               "%s: %s; retry in %lld ms", wj->c.failure_class, wj->why,
+               (long long)(wj->c.run_after_ms - now));
+    break;
+  default:
+    w->n.failed++;
+    sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt, "failed: %s: %s",
+               wj->c.failure_class, wj->why);
+    break;
+  }
+  push_done(w, wj);
+}
+
+static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
+  const struct sl_worker_config *cfg = w->cfg;
+  struct sl_claimed_job *job = &wj->job;
+  int64_t now = sl_now_ms(), timeout = cfg->attempt_timeout_ms;
+  int h = 0, rc;
+
+  wj->w = w;
+  wj->prev = wj->next = wj;
+  if (job->deadline && now >= job->deadline) {
+    local_outcome(wj, SL_OUTCOME_FAIL, "deadline_exceeded",
+                  "deadline passed before the request was sent");
+    w->n.failed++;
+    push_done(w, wj);
+    return;
+  }
+  if (job->deadline && job->deadline - now < timeout)
+    timeout = job->deadline - now;
+  if (sl_online_url(cfg->base_url, job->endpoint, wj->url, sizeof wj->url)) {
+    local_outcome(wj, SL_OUTCOME_FAIL, "invalid_request",
+                  "request URL too long");
+    w->n.failed++;
+    push_done(w, wj);
+    return;
+  }
+  snprintf(wj->idem_header, sizeof wj->idem_header, "Idempotency-Key: %s",
+           job->idempotency_key);
+  if (w->auth_header)
+    wj->headers[h++] = w->auth_header;
+  wj->headers[h++] = "Content-Type: application/json";
+  wj->headers[h++] = wj->idem_header;
+  wj->headers[h] = NULL;
+  wj->req.method = "POST";
+  wj->req.url = wj->url;
+  wj->req.body = job->body;
+  wj->req.body_len = strlen(job->body);
+  wj->req.headers = wj->headers;
+  wj->req.timeout_ms = (long)timeout;
+  wj->req.done = on_http_done;
+  wj->started_ms = now;
+  rc = sl_http_start(w->http, &wj->req);
+  if (rc != 0) {
+    sl_log_job(SL_LOG_ERROR, job->id, job->attempt,
+               "could not start the request (%d); releasing the job", rc);
+    local_outcome(wj, SL_OUTCOME_RELEASE, NULL, "transport refused");
+    w->n.released++;
+    push_done(w, wj);
+    return;
+  }
+  list_add(&w->in_flight, wj);
+  w->n_in_flight++;
+  w->n.sent++;
+}
+
+/* Commit every queued outcome in one transaction. On a journal error
+ * (busy past the timeout, disk full) keep them and try again later:
+ * nothing is acknowledged until it is durable. */
+static void flush(struct sl_worker *w) {
+  size_t i;
+  int rc;
+  int64_t now;
+
+  if (w->n_done == 0)
+    return;
+  now = sl_now_ms();
+  if (now < w->flush_retry_ms)
+    return;
+  for (i = 0; i < w->n_done; i++)
+    w->cbuf[i] = w->done[i]->c;
+  rc = sl_complete(w->j, w->cbuf, w->n_done);
+  if (rc != SL_OK) {
+    w->flush_backoff_ms = w->flush_backoff_ms ? w->flush_backoff_ms * 2 : 50;
+    if (w->flush_backoff_ms > 5000)
+      w->flush_backoff_ms = 5000;
+    w->flush_retry_ms = now + w->flush_backoff_ms;
+    sl_log(SL_LOG_ERROR,
+           "cannot record %zu outcomes: %s (%s); retrying in %lld ms",
+           w->n_done, sl_strerror(rc), sl_errmsg(w->j),
+           (long long)w->flush_backoff_ms);
+    return;
+  }
+  w->flush_backoff_ms = 0;
+  w->flush_retry_ms = 0;
+  for (i = 0; i < w->n_done; i++) {
+    struct sl_wjob *wj = w->done[i];
+    if (w->cbuf[i].rc != SL_OK) {
+      w->n.lost++;
+      sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt,
+                 "outcome not recorded: %s (the lease expired and another "
+                 "worker holds the job)", sl_strerror(w->cbuf[i].rc));
+    }
+    wjob_free(wj);
+  }
+  w->n_done = 0;
+  w->want_claim = 1;
+}
+
+static void on_due(uv_timer_t *t) {
+  struct sl_worker *w = container_of(t, struct sl_worker, due);
+  w->want_claim = 1;
+}
+
+/* Arm a timer for the next run_after when it comes before the next tick. */
+static void schedule_due(struct sl_worker *w) {
+  int64_t next = 0, now, wait;
+  if (sl_next_due(w->j, &next) != SL_OK || next == 0)
+    return;
+  now = sl_now_ms();
+  wait = next > now ? next - now : 0;
+  if (wait > w->cfg->poll_ms)
+    return; /* the tick will look again before then */
+  uv_timer_start(&w->due, on_due, (uint64_t)wait + 1, 0);
+}
+
+static void claim_more(struct sl_worker *w) {
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *jobs = NULL;
+  struct sl_wjob *wj;
+  size_t busy = w->n_in_flight + w->n_done, room, n = 0, i;
+  int rc;
+
+  if (w->draining || w->stopping || !w->want_claim || w->flush_retry_ms)
+    return;
+  if (busy >= w->cfg->concurrency)
+    return;
+  room = w->cfg->concurrency - busy;
+  o.queues = w->cfg->queues;
+  o.max_jobs = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
+  o.lease_ms = w->cfg->lease_ms;
+  rc = sl_claim(w->j, &o, &jobs, &n);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "claim failed: %s (%s)", sl_strerror(rc),
+           sl_errmsg(w->j));
+    w->want_claim = 0; /* the tick tries again */
+    return;
+  }
+  w->n.claimed += n;
+  for (i = 0; i < n; i++) {
+    wj = wjob_new(&jobs[i]);
+    if (!wj) {
+      /* Out of memory: the rest stay claimed until their lease expires
+       * and rescue returns them. Nothing is lost. */
+      sl_log(SL_LOG_ERROR, "out of memory; %zu claimed jobs left to rescue",
+             n - i);
+      break;
+    }
+    start_job(w, wj);
+  }
+  sl_claimed_free(jobs, n);
+  if (n < o.max_jobs) {
+    w->want_claim = 0;
+    schedule_due(w);
+  }
+}
+
+static void on_idle(uv_idle_t *h) { (void)h; }
+
+/* Once per loop turn, after I/O: commit, then refill. */
+static void on_check(uv_check_t *h) {
+  struct sl_worker *w = container_of(h, struct sl_worker, check);
+  size_t busy;
+  flush(w);
+  claim_more(w);
+  busy = w->n_in_flight + w->n_done;
+  /* Keep the loop from sleeping while there is more to claim or commit. */
+  if (!w->stopping &&
+      ((w->want_claim && busy < w->cfg->concurrency && !w->draining) ||
+       (w->n_done && !w->flush_retry_ms)))
+    uv_idle_start(&w->idle, on_idle);
+  else
+    uv_idle_stop(&w->idle);
+  maybe_stop(w);
+}
+
+static void check_foreign_commit(struct sl_worker *w) {
+  int64_t v = 0;
+  if (sl_data_version(w->j, &v) == SL_OK && v != w->data_version) {
+    w->data_version = v;
+    w->want_claim = 1;
+  }
+}
+
+static void on_wal_event(uv_fs_event_t *h, const char *file, int events,
+                         int status) {
+  struct sl_worker *w = container_of(h, struct sl_worker, wal_watch);
+  (void)file;
+  (void)events;
+  if (status < 0)
+    return;
+  check_foreign_commit(w);
+}
+
+/* Extend the leases of jobs in flight that are past half their lease. */
+static void heartbeat(struct sl_worker *w, int64_t now) {
+  int64_t ids[256], tokens[256], expiry = 0;
+  struct sl_wjob *batch[256], *wj;
+  int rcs[256];
+  size_t n = 0, i;
+  int rc;
+
+  for (wj = w->in_flight.next; wj != &w->in_flight; wj = wj->next) {
+    if (wj->job.lease_expires - now > w->cfg->lease_ms / 2)
+      continue;
+    batch[n] = wj;
+    ids[n] = wj->job.id;
+    tokens[n] = wj->job.lease_token;
+    if (++n < 256)
+      continue;
+    break; /* the rest on the next tick */
+  }
+  if (n == 0)
+    return;
+  rc = sl_lease_extend_many(w->j, ids, tokens, n, w->cfg->lease_ms, rcs,
+                            &expiry);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "heartbeat failed: %s (%s)", sl_strerror(rc),
+           sl_errmsg(w->j));
+    return;
+  }
+  for (i = 0; i < n; i++) {
+    if (rcs[i] == SL_OK)
+      batch[i]->job.lease_expires = expiry;
+    else
+      sl_log_job(SL_LOG_WARN, batch[i]->job.id, batch[i]->job.attempt,
+                 "lease lost while the request was in flight");
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  struct sl_worker *w = container_of(t, struct sl_worker, tick);
+  int64_t now = sl_now_ms(), rescued = 0;
+  int rc;
+
+  if (w->stopping)
+    return;
+  heartbeat(w, now);
+  if (now >= w->next_rescue_ms) {
+    rc = sl_rescue(w->j, now, &rescued);
+    if (rc != SL_OK)
+      sl_log(SL_LOG_ERROR, "rescue failed: %s (%s)", sl_strerror(rc),
+             sl_errmsg(w->j));
+    else if (rescued)
+      sl_log(SL_LOG_WARN, "rescued %lld jobs whose lease expired",
+             (long long)rescued);
+    w->next_rescue_ms = now + (w->cfg->lease_ms / 2 < 5000
+                                   ? w->cfg->lease_ms / 2
+                                   : 5000);
+    if (rescued)
+      w->want_claim = 1;
+  }
+  check_foreign_commit(w);
+  /* Claims that failed or found nothing are retried here too. */
+  if (!w->draining)
+    w->want_claim = 1;
+}
+
+static void close_cb(uv_handle_t *h) { (void)h; }
+
+static void close_all(struct sl_worker *w) {
+  uv_handle_t *hs[] = {(uv_handle_t *)&w->tick,    (uv_handle_t *)&w->due,
+                       (uv_handle_t *)&w->drain,   (uv_handle_t *)&w->check,
+                       (uv_handle_t *)&w->idle,    (uv_handle_t *)&w->sigterm,
+                       (uv_handle_t *)&w->sigint,  (uv_handle_t *)&w->sighup};
+  size_t i;
+  for (i = 0; i < sizeof hs / sizeof hs[0]; i++)
+    if (!uv_is_closing(hs[i]))
+      uv_close(hs[i], close_cb);
+  if (w->wal_watching && !uv_is_closing((uv_handle_t *)&w->wal_watch))
+    uv_close((uv_handle_t *)&w->wal_watch, close_cb);
+}
+
+static void http_closed(void *arg) {
+  struct sl_worker *w = arg;
+  w->http = NULL;
+  /* Aborted requests queued their outcomes: record them before leaving. */
+  w->flush_retry_ms = 0;
+  flush(w);
+  if (w->n_done) {
+    sl_log(SL_LOG_ERROR, "%zu outcomes could not be recorded; their leases "
+                         "will expire and the jobs will be retried",
+           w->n_done);
+    while (w->n_done)
+      wjob_free(w->done[--w->n_done]);
+  }
+  close_all(w);
+}
+
+static void stop(struct sl_worker *w) {
+  if (w->stopping)
+    return;
+  w->stopping = 1;
+  sl_log(SL_LOG_INFO,
+         "stopping: claimed %llu, sent %llu, succeeded %llu, retried %llu, "
+         "failed %llu, released %llu, not recorded %llu",
+         (unsigned long long)w->n.claimed, (unsigned long long)w->n.sent,
+         (unsigned long long)w->n.succeeded,
+         (unsigned long long)w->n.retried, (unsigned long long)w->n.failed,
+         (unsigned long long)w->n.released, (unsigned long long)w->n.lost);
+  uv_timer_stop(&w->tick);
+  uv_timer_stop(&w->due);
+  uv_timer_stop(&w->drain);
+  w->aborting = 1;
+  sl_http_close(w->http, http_closed, w);
+}
+
+static void maybe_stop(struct sl_worker *w) {
+  int64_t active = 0;
+  if (w->stopping || w->n_in_flight || w->n_done)
+    return;
+  if (w->draining) {
+    stop(w);
+    return;
+  }
+  if (!w->cfg->exit_when_idle || w->want_claim)
+    return;
+  if (sl_count_active(w->j, &active) == SL_OK && active == 0) {
+    sl_log(SL_LOG_INFO, "no job pending, running or batched: exiting");
+    stop(w);
+  }
+}
+
+static void on_drain_timeout(uv_timer_t *t) {
+  struct sl_worker *w = container_of(t, struct sl_worker, drain);
+  sl_log(SL_LOG_WARN, "drain timeout: %zu requests still in flight; "
+                      "aborting them", w->n_in_flight);
+  stop(w);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  struct sl_worker *w = s->data;
+  if (signum == SIGHUP) {
+    sl_log(SL_LOG_INFO, "SIGHUP: nothing to reload (no config file)");
+    return;
+  }
+  if (w->draining) {
+    sl_log(SL_LOG_WARN, "second signal: aborting in-flight requests");
+    stop(w);
+    return;
+  }
+  w->draining = 1;
+  w->want_claim = 0;
+  sl_log(SL_LOG_INFO, "%s: draining %zu requests in flight (up to %lld ms)",
+         signum == SIGTERM ? "SIGTERM" : "SIGINT", w->n_in_flight,
+         (long long)w->cfg->drain_timeout_ms);
+  uv_timer_start(&w->drain, on_drain_timeout,
+                 (uint64_t)w->cfg->drain_timeout_ms, 0);
+  maybe_stop(w);
+}
+
+void sl_worker_config_defaults(struct sl_worker_config *c) {
+  memset(c, 0, sizeof *c);
+  c->base_url = "https://api.openai.com/v1";
+  c->concurrency = 64;
+  c->claim_batch = 64;
+  c->max_connections = 0;
+  c->lease_ms = 300000;
+  c->attempt_timeout_ms = 600000;
+  c->connect_timeout_ms = 10000;
+  c->drain_timeout_ms = 30000;
+  c->poll_ms = 1000;
+  c->online.backoff_base_ms = 1000;
+  c->online.backoff_cap_ms = 600000;
+  c->online.retry_after_cap_ms = 600000;
+}
+
+static int watch_wal(struct sl_worker *w) {
+  char path[4096];
+  int rc;
+  snprintf(path, sizeof path, "%s-wal", w->cfg->journal);
+  rc = uv_fs_event_init(&w->loop, &w->wal_watch);
+  if (rc == 0) {
+    w->wal_watching = 1;
+    rc = uv_fs_event_start(&w->wal_watch, on_wal_event, path, 0);
+  }
+  if (rc != 0)
+    sl_log(SL_LOG_WARN, "cannot watch %s (%s); waking every %lld ms instead",
+           path, uv_strerror(rc), (long long)w->cfg->poll_ms);
+  return 0;
+}
+
+int sl_worker_run(const struct sl_worker_config *cfg) {
+  struct sl_open_options oo = {0};
+  struct sl_http_options ho = {0};
+  struct sl_worker *w;
+  char err[600];
+  int rc, stage = 0;
+
+  w = calloc(1, sizeof *w);
+  if (!w)
+    return SL_NOMEM;
+  w->cfg = cfg;
+  w->in_flight.prev = w->in_flight.next = &w->in_flight;
+  w->rng = (uint64_t)sl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+  w->cap_done = cfg->concurrency;
+  w->done = calloc(w->cap_done, sizeof *w->done);
+  w->cbuf = calloc(w->cap_done, sizeof *w->cbuf);
+  if (!w->done || !w->cbuf) {
+    rc = SL_NOMEM;
+    goto out;
+  }
+  if (cfg->api_key) {
+    size_t n = strlen(cfg->api_key) + 32;
+    w->auth_header = malloc(n);
+    if (!w->auth_header) {
+      rc = SL_NOMEM;
+      goto out;
+    }
+    snprintf(w->auth_header, n, "Authorization: Bearer %s", cfg->api_key);
+  }
+  oo.path = cfg->journal;
+  oo.busy_timeout_ms = 10000;
+  oo.sync_full = cfg->sync_full;
+  rc = sl_open(&w->j, &oo, err, sizeof err);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "%s", err);
+    goto out;
+  }
+  stage = 1;
+  rc = uv_loop_init(&w->loop);
+  if (rc != 0) {
+    sl_log(SL_LOG_ERROR, "uv_loop_init: %s", uv_strerror(rc));
+    rc = SL_NOMEM;
+    goto out;
+  }
+  stage = 2;
+  ho.max_connections = cfg->max_connections;
+  ho.connect_timeout_ms = (long)cfg->connect_timeout_ms;
+  ho.insecure = cfg->insecure;
+  ho.ca_file = cfg->ca_file;
+  ho.http2 = 1;
+  rc = sl_http_init(&w->http, &w->loop, &ho);
+  if (rc != 0) {
+    sl_log(SL_LOG_ERROR, "HTTP transport: %s", uv_strerror(rc));
+    rc = SL_NOMEM;
+    goto out;
+  }
+  uv_timer_init(&w->loop, &w->tick);
+  uv_timer_init(&w->loop, &w->due);
+  uv_timer_init(&w->loop, &w->drain);
+  uv_check_init(&w->loop, &w->check);
+  uv_idle_init(&w->loop, &w->idle);
+  uv_signal_init(&w->loop, &w->sigterm);
+  uv_signal_init(&w->loop, &w->sigint);
+  uv_signal_init(&w->loop, &w->sighup);
+  w->sigterm.data = w->sigint.data = w->sighup.data = w;
+  uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&w->sigint, on_signal, SIGINT);
+  uv_signal_start(&w->sighup, on_signal, SIGHUP);
+  uv_check_start(&w->check, on_check);
+  uv_timer_start(&w->tick, on_tick, (uint64_t)cfg->poll_ms,
+                 (uint64_t)cfg->poll_ms);
+  watch_wal(w);
+  sl_data_version(w->j, &w->data_version);
+  w->want_claim = 1;
+  sl_log(SL_LOG_INFO, "worker started: journal %s, concurrency %zu, lease "
+                      "%lld ms",
+         cfg->journal, cfg->concurrency, (long long)cfg->lease_ms);
+  uv_idle_start(&w->idle, on_idle); /* run the first check at once */
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  rc = w->result;
+
+out:
+  if (stage >= 2) {
+    int lc = uv_loop_close(&w->loop);
+    if (lc != 0)
+      sl_log(SL_LOG_ERROR, "event loop closed with handles open: %s",
+             uv_strerror(lc));
+  }
+  if (stage >= 1)
+    sl_close(w->j);
+  if (w->auth_header) {
+    memset(w->auth_header, 0, strlen(w->auth_header));
+    free(w->auth_header);
+  }
+  free(w->done);
+  free(w->cbuf);
+  free(w);
+  return rc;
+}
