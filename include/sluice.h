@@ -266,7 +266,8 @@ struct sl_claim_options {
  * Claim up to max_jobs due pending jobs of unpaused queues in one statement,
  * in priority, run_after, id order (also the order of *jobs). Each gets
  * attempts+1 and a fresh lease token. *jobs is an array of *n jobs (may be
- * 0); free with sl_claimed_free.
+ * 0); free with sl_claimed_free. The array and the jobs' strings are one
+ * allocation: free no string on its own, and copy what must outlive it.
  */
 int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
              struct sl_claimed_job **jobs, size_t *n);

@@ -3,26 +3,17 @@
  * it, complete (grouped), release and rescue. Every write after a claim is
  * fenced by the job's lease token (invariant 2).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
+/* The array and every string of its jobs are one allocation (see
+ * sl_claim), so n is not needed to free it. */
 void sl_claimed_free(struct sl_claimed_job *jobs, size_t n) {
-  size_t i;
-  if (!jobs)
-    return;
-  for (i = 0; i < n; i++) {
-    struct sl_claimed_job *c = &jobs[i];
-    free(c->queue);
-    free(c->partition);
-    free(c->urgency);
-    free(c->endpoint);
-    free(c->model);
-    free(c->body);
-    free(c->idempotency_key);
-  }
+  (void)n;
   free(jobs);
 }
 
@@ -70,26 +61,86 @@ static int claim_order(const void *pa, const void *pb) {
   return a->id < b->id ? -1 : a->id > b->id;
 }
 
+/*
+ * The claimed jobs are returned as one block: the array of max_jobs structs,
+ * then their strings. Rows are copied as SQLite returns them (a column's
+ * text is only valid until the next step); the block may move when it
+ * grows, so string fields hold offsets into it until the end.
+ */
+struct claim_block {
+  char *p;
+  size_t len, cap;
+};
+
+static int block_reserve(struct claim_block *b, size_t more) {
+  size_t cap = b->cap;
+  char *grown;
+  if (b->len + more <= cap)
+    return 0;
+  while (b->len + more > cap)
+    cap *= 2;
+  grown = realloc(b->p, cap);
+  if (!grown)
+    return -1;
+  b->p = grown;
+  b->cap = cap;
+  return 0;
+}
+
+/* Append column i (NUL-terminated) and return its offset, or 0 for NULL
+ * (offset 0 is inside the array, never a string). -1: out of memory. */
+static int64_t block_put(struct claim_block *b, sqlite3_stmt *st, int i) {
+  const unsigned char *t;
+  size_t n, off;
+  if (sqlite3_column_type(st, i) == SQLITE_NULL)
+    return 0;
+  t = sqlite3_column_text(st, i);
+  n = (size_t)sqlite3_column_bytes(st, i);
+  if (!t)
+    return -1;
+  if (block_reserve(b, n + 1) != 0)
+    return -1;
+  off = b->len;
+  memcpy(b->p + off, t, n);
+  b->p[off + n] = '\0';
+  b->len += n + 1;
+  return (int64_t)off;
+}
+
+/* Offsets of one job's strings while the block may still move. */
+struct claim_offsets {
+  int64_t s[7]; /* queue, partition, urgency, endpoint, model, body, key */
+};
+
 int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
              struct sl_claimed_job **jobs, size_t *n) {
-  struct sl_claimed_job *out = NULL, *c;
+  struct claim_block b = {0};
+  struct claim_offsets *offs = NULL;
+  struct sl_claimed_job *out, *c;
   sqlite3_stmt *st;
   char *qjson = NULL;
   int64_t now;
-  size_t got = 0;
-  int rc, oom = 0;
+  size_t got = 0, head, i;
+  int rc, k, oom = 0;
 
-  if (!j || !o || !jobs || !n || o->max_jobs == 0 || o->lease_ms <= 0)
+  if (!j || !o || !jobs || !n || o->max_jobs == 0 || o->lease_ms <= 0 ||
+      o->max_jobs > SIZE_MAX / 2 / (sizeof *out + 256))
     return SL_INVAL;
   now = o->now_ms ? o->now_ms : sl_now_ms();
-  out = calloc(o->max_jobs, sizeof *out);
-  if (!out)
-    return SL_NOMEM;
+  head = o->max_jobs * sizeof *out;
+  b.cap = head + o->max_jobs * 256;
+  b.len = head;
+  b.p = malloc(b.cap);
+  offs = malloc(o->max_jobs * sizeof *offs);
+  if (!b.p || !offs) {
+    rc = SL_NOMEM;
+    goto fail;
+  }
   if (o->queues) {
     qjson = queues_json(o->queues);
     if (!qjson) {
-      free(out);
-      return SL_NOMEM;
+      rc = SL_NOMEM;
+      goto fail;
     }
   }
   st = sl_journal_stmt(j, SL_STMT_CLAIM);
@@ -103,9 +154,10 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
   sl_bind_text(st, 4, qjson);
   sqlite3_bind_int64(st, 5, (sqlite3_int64)o->max_jobs);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (got == o->max_jobs) /* LIMIT makes this unreachable */
+    if (got == o->max_jobs || oom) /* LIMIT makes the first unreachable */
       continue;
-    c = &out[got++];
+    c = (struct sl_claimed_job *)b.p + got;
+    memset(c, 0, sizeof *c);
     c->id = sqlite3_column_int64(st, 0);
     c->lease_token = sqlite3_column_int64(st, 1);
     c->lease_expires = sqlite3_column_int64(st, 2);
@@ -114,14 +166,13 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
     c->generation = sqlite3_column_int64(st, 5);
     c->deadline = sqlite3_column_int64(st, 6);
     c->priority = sqlite3_column_int64(st, 7);
-    c->queue = sl_column_strdup(st, 8, &oom);
-    c->partition = sl_column_strdup(st, 9, &oom);
-    c->urgency = sl_column_strdup(st, 10, &oom);
-    c->endpoint = sl_column_strdup(st, 11, &oom);
-    c->model = sl_column_strdup(st, 12, &oom);
-    c->body = sl_column_strdup(st, 13, &oom);
-    c->idempotency_key = sl_column_strdup(st, 14, &oom);
     c->run_after = sqlite3_column_int64(st, 15);
+    for (k = 0; k < 7; k++) {
+      offs[got].s[k] = block_put(&b, st, 8 + k);
+      if (offs[got].s[k] < 0)
+        oom = 1;
+    }
+    got++;
   }
   if (rc != SQLITE_DONE) {
     /* A failed UPDATE ... RETURNING rolls back as a whole. */
@@ -138,15 +189,25 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
     rc = SL_NOMEM;
     goto fail;
   }
+  out = (struct sl_claimed_job *)b.p;
+  for (i = 0; i < got; i++) {
+    char **f[7] = {&out[i].queue, &out[i].partition, &out[i].urgency,
+                   &out[i].endpoint, &out[i].model, &out[i].body,
+                   &out[i].idempotency_key};
+    for (k = 0; k < 7; k++)
+      *f[k] = offs[i].s[k] ? b.p + offs[i].s[k] : NULL;
+  }
   /* RETURNING yields rows in rowid order, not the subquery's: sort. */
   qsort(out, got, sizeof *out, claim_order);
+  free(offs);
   free(qjson);
   *jobs = out;
   *n = got;
   return SL_OK;
 
 fail:
-  sl_claimed_free(out, got);
+  free(b.p);
+  free(offs);
   free(qjson);
   return rc;
 }
