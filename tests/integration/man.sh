@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# man/: the three pages format without groff warnings, and stay in step with
+# the code: every command and long option of `sluice` is in sluice(1), every
+# function and error code of sluice.h is in libsluice(3).
+. "$(dirname "$0")/../lib/testlib.sh"
+M="$SLUICE_ROOT/man"
+H="$SLUICE_ROOT/include/sluice.h"
+
+for page in sluice.1 libsluice.3 sluice.conf.5; do
+  if [ ! -f "$M/$page" ]; then
+    fail "man/$page exists"
+    continue
+  fi
+  warn=$(groff -man -Tutf8 -ww -z "$M/$page" 2>&1)
+  eq "groff -man -ww: $page has no warnings" "" "$warn"
+  check "man -l $page renders a NAME section" \
+    bash -c "MANWIDTH=80 man -l '$M/$page' 2>/dev/null | grep -q '^NAME'"
+done
+
+# In man source a long option is written \-\-name.
+in_page() { grep -qF -- "$(printf '%s' "$2" | sed 's/-/\\-/g')" "$M/$1"; }
+
+cmds=$("$SLUICE" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }')
+check "sluice --help lists commands" test -n "$cmds"
+for c in $cmds; do
+  check "sluice(1) has a section for $c" grep -q "^\.SS \"sluice $c" "$M/sluice.1"
+  "$SLUICE" "$c" --help >"$T/help" 2>&1
+  for o in $(grep -o -- '--[a-z][a-z-]*' "$T/help" | sort -u); do
+    check "sluice(1) documents $c $o" in_page sluice.1 "$o"
+  done
+done
+for v in SLUICE_JOURNAL OPENAI_API_KEY OPENAI_BASE_URL; do
+  check "sluice(1) documents \$$v" grep -q "^\.B $v" "$M/sluice.1"
+done
+# Exit codes: every value of enum sl_exit is a .TP entry of EXIT STATUS.
+for code in $(sed -n 's/^ *SL_EXIT_[A-Z]* = \([0-9]*\),* *\/\*.*/\1/p' \
+  "$SLUICE_ROOT/worker/cli.h"); do
+  check "sluice(1) EXIT STATUS lists $code" \
+    bash -c "sed -n '/^\.SH EXIT STATUS/,/^\.SH /p' '$M/sluice.1' | grep -qx '\.B $code'"
+done
+
+fns=$(sed -n 's/^[a-z].*[ *]\(sl_[a-z_]*\)(.*/\1/p' "$H" | sort -u)
+check "sluice.h declares functions" test -n "$fns"
+for f in $fns; do
+  check "libsluice(3) covers $f" grep -q "\\b$f(" "$M/libsluice.3"
+done
+for e in $(sed -n 's/^ *XX(\([A-Z_]*\), -[0-9]*,.*/\1/p' "$H"); do
+  check "libsluice(3) lists SL_$e" grep -q "^\.B SL_$e\$" "$M/libsluice.3"
+done
+
+finish
