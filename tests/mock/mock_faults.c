@@ -81,8 +81,15 @@ parse_rule(char *tok, struct sl_mock_rule *r, char *err, size_t errlen)
   }
   r->kind = kinds[i].kind;
   if (arg != NULL) {
-    if (r->kind != SL_MOCK_FAULT_429 ||
-        sl_mock_util_parse_ll(arg, 0, 86400000, &r->arg_ms) != 0) {
+    /* 429:MS = retry delay; batch_error_line:CODE = the line's status
+     * (0: a line with "response":null and an "error" object). */
+    int ok = (r->kind == SL_MOCK_FAULT_429 &&
+              sl_mock_util_parse_ll(arg, 0, 86400000, &r->arg_ms) == 0) ||
+             (r->kind == SL_MOCK_FAULT_BATCH_ERROR_LINE &&
+              sl_mock_util_parse_ll(arg, 0, 599, &r->arg_ms) == 0 &&
+              (r->arg_ms == 0 || r->arg_ms >= 400));
+
+    if (!ok) {
       snprintf(err, errlen, "bad argument ':%s' for fault '%s'", arg, tok);
       return -1;
     }

@@ -68,7 +68,7 @@ struct sl_mock_rule {
   double p;          /* PROB */
   long long a, b;    /* SEQ, inclusive */
   double t1, t2;     /* TIME, [t1, t2) seconds */
-  long long arg_ms;  /* 429:MS retry delay; -1 when not given */
+  long long arg_ms;  /* 429:MS delay, batch_error_line:CODE; -1: none */
 };
 
 /* A rule set plus the PRNG its @P conditions draw from. */

@@ -221,7 +221,7 @@ process(struct rq *rq)
     in.upload_data = rq->up->file.p ? rq->up->file.p : "";
     in.upload_len = rq->up->file.len;
     in.upload_has_file = rq->up->has_file;
-    in.body_too_large = rq->up->too_large;
+    in.upload_too_large = rq->up->too_large;
   }
   if (rq->api)
     sl_mock_api_handle(rq->srv, &in, &rq->reply);

@@ -75,9 +75,7 @@ sl_mock_server_id(struct sl_mock_server *srv, char *dst, size_t dstlen)
 {
   uint64_t n, a, b;
 
-  pthread_mutex_lock(&srv->mu);
-  n = ++srv->ids;
-  pthread_mutex_unlock(&srv->mu);
+  n = atomic_fetch_add(&srv->ids, 1) + 1;
   /* splitmix's output step is a bijection of its state, so distinct
    * counters give distinct ids; the salt separates processes. */
   a = srv->id_base;

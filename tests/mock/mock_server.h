@@ -47,7 +47,7 @@ struct sl_mock_server {
   long long seq;        /* API requests numbered so far */
   long long uploads;    /* POST /v1/files numbered so far */
   long long nbatches;   /* batches created so far */
-  uint64_t ids;         /* id counter */
+  atomic_uint_fast64_t ids; /* id counter */
   uint64_t id_base;     /* per-process id salt */
   uint64_t start_mono;
   struct sl_mock_log log;
@@ -99,6 +99,7 @@ struct sl_mock_request {
   const char *upload_data;
   size_t upload_len;
   int upload_has_file;
+  int upload_too_large;
 };
 
 /* Store body (taking ownership of a malloc'd buffer) and status in rep. */
@@ -118,7 +119,7 @@ void sl_mock_reply_json(struct sl_mock_reply *rep, unsigned status,
 void sl_mock_reply_free(struct sl_mock_reply *rep);
 
 /* Next unique id suffix (32 hex digits) for request and object ids.
- * Thread-safe (takes mu). */
+ * Thread-safe and lock-free (callable with or without mu held). */
 void sl_mock_server_id(struct sl_mock_server *srv, char *dst, size_t dstlen);
 
 /* Seconds since the server started (fault time windows). */
