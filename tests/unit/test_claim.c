@@ -1105,6 +1105,101 @@ static void test_replay_sql_door(void **state) {
   sl_claimed_free(c, n);
 }
 
+/* Every filter of sl_replay, alone and combined: the dry run's count (its
+ * own query) agrees with what the replays_apply trigger really does, and
+ * both match the fixture. Each filter gets a fresh journal. */
+static void matrix_fixture(struct sl_journal *j, sqlite3 *db) {
+  static const char *const queue[6] = {"a", "a", "b", "b", "a", "a"};
+  static const char *const part[6] = {"p1", "p2", "p1", "p2", "p1", "p1"};
+  struct sl_job_spec s = {0};
+  struct sl_claimed_job *c;
+  int64_t id;
+  size_t n, i;
+
+  for (i = 0; i < 6; i++) {
+    s.body = "{\"model\":\"m\"}";
+    s.queue = queue[i];
+    s.partition = part[i];
+    assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_OK);
+    assert_int_equal(id, (int64_t)i + 1);
+  }
+  assert_int_equal(sl_cancel(j, 5), SL_OK);
+  c = claim(j, 10, 0, NULL, NULL, &n);
+  assert_int_equal(n, 5);
+  for (i = 0; i < n; i++)
+    complete1(j, &c[i], c[i].id == 6 ? SL_OUTCOME_SUCCESS : SL_OUTCOME_FAIL);
+  sl_claimed_free(c, n);
+  tu_exec(db,
+          "INSERT INTO batches (id, endpoint) VALUES (1, '/v1/responses'),"
+          " (2, '/v1/responses');"
+          "UPDATE jobs SET finished_at = id * 1000, batch_id = CASE id"
+          " WHEN 2 THEN 1 WHEN 3 THEN 1 WHEN 4 THEN 2 END,"
+          " last_class = CASE id WHEN 2 THEN 'rate_limited'"
+          " WHEN 4 THEN 'timeout' ELSE last_class END WHERE id <= 5");
+}
+
+static void test_replay_filters(void **state) {
+  static const struct {
+    const char *queue, *partition, *failure_class;
+    int64_t batch_id, since, until;
+    int include_cancelled;
+    int64_t expect;
+  } f[] = {
+      {NULL, NULL, NULL, 0, 0, 0, 0, 4},
+      {"a", NULL, NULL, 0, 0, 0, 0, 2},
+      {NULL, "p1", NULL, 0, 0, 0, 0, 2},
+      {NULL, NULL, "server_error", 0, 0, 0, 0, 2},
+      {NULL, NULL, NULL, 1, 0, 0, 0, 2},
+      {NULL, NULL, NULL, 0, 2000, 0, 0, 3},
+      {NULL, NULL, NULL, 0, 0, 3000, 0, 2},
+      {NULL, NULL, NULL, 0, 2000, 4000, 0, 2},
+      {"a", NULL, NULL, 0, 0, 0, 1, 3},
+      {"b", NULL, "timeout", 0, 0, 0, 0, 1},
+      {NULL, NULL, NULL, 0, 4500, 0, 1, 1},
+      {"zzz", NULL, NULL, 0, 0, 0, 1, 0},
+  };
+  struct tu *t = *state;
+  size_t k;
+
+  for (k = 0; k < sizeof f / sizeof f[0]; k++) {
+    struct sl_replay_filter rf = {0};
+    struct sl_journal *j;
+    int64_t dry = -1, real = -1;
+    char path[160];
+    sqlite3 *db;
+
+    snprintf(path, sizeof path, "%s/matrix%zu.db", t->dir, k);
+    j = tu_open_path(path);
+    db = tu_raw(path);
+    matrix_fixture(j, db);
+    rf.queue = f[k].queue;
+    rf.partition = f[k].partition;
+    rf.failure_class = f[k].failure_class;
+    rf.batch_id = f[k].batch_id;
+    rf.since_ms = f[k].since;
+    rf.until_ms = f[k].until;
+    rf.include_cancelled = f[k].include_cancelled;
+    rf.dry_run = 1;
+    assert_int_equal(sl_replay(j, &rf, NULL, &dry), SL_OK);
+    rf.dry_run = 0;
+    assert_int_equal(sl_replay(j, &rf, NULL, &real), SL_OK);
+    if (dry != f[k].expect || real != f[k].expect)
+      print_error("filter %zu: dry %lld, real %lld, expected %lld\n", k,
+                  (long long)dry, (long long)real, (long long)f[k].expect);
+    assert_int_equal(dry, f[k].expect);
+    assert_int_equal(real, f[k].expect);
+    tu_assert_q(db, f[k].expect,
+                "SELECT count(*) FROM jobs WHERE state = 'pending'"
+                " AND generation = 1 AND attempts = 0");
+    tu_assert_q(db, 1,
+                "SELECT state = 'succeeded' AND generation = 0 FROM jobs"
+                " WHERE id = 6");
+    tu_assert_q(db, 1, "SELECT count(*) FROM replays");
+    sqlite3_close(db);
+    sl_close(j);
+  }
+}
+
 /* ------------------------------------------------ next_due, data_version */
 
 static void test_next_due(void **state) {
@@ -1176,6 +1271,7 @@ int main(void) {
       T(test_rescue),
       T(test_replay_api),
       T(test_replay_sql_door),
+      T(test_replay_filters),
       T(test_next_due),
       T(test_data_version),
   };

@@ -251,6 +251,36 @@ static void test_bad_options(void **state) {
   assert_null(j);
 }
 
+/* A lock held longer than the busy timeout surfaces as SL_BUSY with
+ * SQLite's message, and the journal is unchanged; once the lock goes, the
+ * same connection works. */
+static void test_busy_is_sl_busy(void **state) {
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_job_spec s = {0};
+  char err[256] = "";
+  int64_t id = 0;
+  sqlite3 *db;
+
+  tu_open(t); /* create and migrate */
+  sl_close(t->j);
+  t->j = NULL;
+  o.path = t->path;
+  o.busy_timeout_ms = 50;
+  assert_int_equal(sl_open(&t->j, &o, err, sizeof err), SL_OK);
+  db = tu_raw(t->path);
+  tu_exec(db, "BEGIN IMMEDIATE");
+  s.body = "{\"model\":\"m\"}";
+  assert_int_equal(sl_enqueue(t->j, &s, &id, NULL), SL_BUSY);
+  assert_true(tu_contains(sl_errmsg(t->j), "locked"));
+  assert_int_equal(id, 0);
+  tu_exec(db, "COMMIT");
+  tu_assert_q(db, 0, "SELECT count(*) FROM jobs");
+  assert_int_equal(sl_enqueue(t->j, &s, &id, NULL), SL_OK);
+  tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
+  sqlite3_close(db);
+}
+
 static void test_error_tables(void **state) {
   static const struct {
     int code;
@@ -320,6 +350,8 @@ int main(void) {
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_no_create, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_bad_options, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_busy_is_sl_busy, tu_setup,
                                       tu_teardown),
       cmocka_unit_test(test_error_tables),
       cmocka_unit_test_setup_teardown(test_errmsg, tu_setup, tu_teardown),
