@@ -43,11 +43,22 @@ static void test_creates_file_0600(void **state) {
   struct tu *t = *state;
   struct stat sb;
   mode_t old = umask(022); /* a umask that would give 0644 */
+  int i;
   tu_open(t);
   umask(old);
   assert_int_equal(stat(t->path, &sb), 0);
   assert_true(S_ISREG(sb.st_mode));
   assert_int_equal(sb.st_mode & 0777, 0600);
+  /* the WAL holds request bodies too: same mode, whatever the umask */
+  old = umask(022);
+  tu_enqueue(t->j, NULL, 0, 0);
+  umask(old);
+  for (i = 0; i < 2; i++) {
+    char side[160];
+    snprintf(side, sizeof side, "%s%s", t->path, i ? "-shm" : "-wal");
+    assert_int_equal(stat(side, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+  }
 }
 
 static void test_pragmas_default(void **state) {
