@@ -397,7 +397,12 @@ static int set_options(struct sl_http *h, struct xfer *x,
   SETOPT(CURLOPT_HTTP_VERSION, h->o.http2 < 0
                                    ? (long)CURL_HTTP_VERSION_1_1
                                    : (long)CURL_HTTP_VERSION_2TLS);
-  SETOPT(CURLOPT_PIPEWAIT, h->o.http2 < 0 ? 0L : 1L);
+  /* Waiting to multiplex only makes sense where ALPN can offer h2: over
+   * plain http a request would wait on the first one's answer, and one
+   * hung request would hold back every other. */
+  SETOPT(CURLOPT_PIPEWAIT,
+         h->o.http2 >= 0 && strncasecmp(r->url, "https://", 8) == 0 ? 1L
+                                                                    : 0L);
   SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
   SETOPT(CURLOPT_TCP_KEEPIDLE, 30L);
   SETOPT(CURLOPT_TCP_KEEPINTVL, 15L);
