@@ -207,8 +207,8 @@ int main(int argc, char **argv) {
   }
   status = c.init ? 0 : run(&c);
   if (!c.init && !c.hold)
-    printf("claimed %lld completed %lld polls %lld\n", c.claimed,
-           c.completed, c.polls);
+    printf("claimed %lld completed %lld polls %lld\n", c.claimed, c.completed,
+           c.polls);
   sl_close(c.j);
   return status;
 }

@@ -59,8 +59,9 @@ check "library_creates_journal" test -s "$J"
 
 # The DESIGN.md one-liner, verbatim.
 t0=$(now_ms)
-sqlite3 -batch "$J" \
-  "INSERT INTO jobs(body) VALUES('{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}');"
+sqlite3 -batch "$J" <<'SQL'
+INSERT INTO jobs(body) VALUES('{"model":"gpt-4o-mini","input":"hi"}');
+SQL
 check "one_liner_inserts" eq 0 $?
 t1=$(now_ms)
 check "one_liner_defaults" eq \
@@ -93,7 +94,8 @@ refused "negative_priority_refused" \
   "INSERT INTO jobs(body, priority) VALUES('{\"model\":\"m\"}', -3);" \
   "priority must not be negative"
 refused "unknown_endpoint_refused" \
-  "INSERT INTO jobs(body, endpoint) VALUES('{\"model\":\"m\"}', '/v1/images');" \
+  "INSERT INTO jobs(body, endpoint)
+   VALUES('{\"model\":\"m\"}', '/v1/images');" \
   "unknown endpoint"
 refused "text_priority_refused" \
   "INSERT INTO jobs(body, priority) VALUES('{\"model\":\"m\"}', 'high');" \

@@ -48,8 +48,8 @@ static struct sl_completion done(const struct sl_claimed_job *c,
   d.lease_token = c->lease_token;
   d.outcome = outcome;
   d.input_tokens = d.output_tokens = d.total_tokens = -1;
-  d.t.dns_ms = d.t.connect_ms = d.t.tls_ms = d.t.first_byte_ms =
-      d.t.total_ms = -1;
+  d.t.dns_ms = d.t.connect_ms = d.t.tls_ms = d.t.first_byte_ms = d.t.total_ms =
+      -1;
   if (outcome == SL_OUTCOME_SUCCESS) {
     d.http_status = 200;
     d.body = "{\"ok\":true}";
@@ -358,8 +358,7 @@ static void test_lease_extend_fenced(void **state) {
   c = claim1(t->j, 0);
   db = tu_raw(t->path);
   before = sl_now_ms();
-  assert_int_equal(sl_lease_extend(t->j, c->id, c->lease_token, HOUR),
-                   SL_OK);
+  assert_int_equal(sl_lease_extend(t->j, c->id, c->lease_token, HOUR), SL_OK);
   exp = tu_int(db, "SELECT lease_expires FROM jobs WHERE id = %lld",
                (long long)c->id);
   assert_true(exp >= before + HOUR);
@@ -414,11 +413,12 @@ static void test_complete_success(void **state) {
   after = sl_now_ms();
   assert_int_equal(d.rc, SL_OK);
   db = tu_raw(t->path);
-  tu_assert_q(db, 1,
-              "SELECT state = 'succeeded' AND lease_token IS NULL"
-              " AND lease_expires IS NULL AND attempts = 1"
-              " AND finished_at BETWEEN %lld AND %lld FROM jobs WHERE id = %lld",
-              (long long)before, (long long)after, (long long)c->id);
+  tu_assert_q(
+      db, 1,
+      "SELECT state = 'succeeded' AND lease_token IS NULL"
+      " AND lease_expires IS NULL AND attempts = 1"
+      " AND finished_at BETWEEN %lld AND %lld FROM jobs WHERE id = %lld",
+      (long long)before, (long long)after, (long long)c->id);
   tu_assert_q(db, 1,
               "SELECT generation = 0 AND route = 'online' AND http_status = 201"
               " AND request_id = 'req_abc' AND input_tokens = 10"
@@ -449,9 +449,8 @@ static void test_complete_unknown_values_are_null(void **state) {
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
   c = claim1(t->j, 0);
-  assert_int_equal(sl_record_result(t->j, c->id, c->lease_token, 200, "{}",
-                                    NULL),
-                   SL_OK);
+  assert_int_equal(
+      sl_record_result(t->j, c->id, c->lease_token, 200, "{}", NULL), SL_OK);
   db = tu_raw(t->path);
   tu_assert_q(db, 1,
               "SELECT input_tokens IS NULL AND output_tokens IS NULL"
@@ -546,9 +545,9 @@ static void test_complete_fail(void **state) {
               " AND failure_class = 'invalid_request'",
               (long long)c->id);
   tu_assert_q(db, 0, "SELECT count(*) FROM results");
-  assert_int_equal(sl_record_failure(t->j, c->id, c->lease_token, NULL, NULL,
-                                     0, 0),
-                   SL_INVAL);
+  assert_int_equal(
+      sl_record_failure(t->j, c->id, c->lease_token, NULL, NULL, 0, 0),
+      SL_INVAL);
   sqlite3_close(db);
   sl_claimed_free(c, 1);
 }
@@ -788,9 +787,9 @@ static void test_invariant1_api_cannot_overwrite(void **state) {
               "SELECT body = 'first' AND route = 'batch' AND created_at = 7"
               " FROM results WHERE job_id = 2");
   tu_assert_q(db, 1, "SELECT count(*) FROM results WHERE job_id = 2");
-  assert_int_equal(sl_record_result(t->j, c->id, c->lease_token, 200, "x",
-                                    NULL),
-                   SL_DUPLICATE);
+  assert_int_equal(
+      sl_record_result(t->j, c->id, c->lease_token, 200, "x", NULL),
+      SL_DUPLICATE);
   sl_claimed_free(c, 1);
   sqlite3_close(db);
 }
@@ -810,9 +809,9 @@ static void test_invariant2_old_token_is_fenced(void **state) {
   tu_enqueue(t->j, NULL, 0, 0);
   now = sl_now_ms();
   later = now + 120000;
-  old = claim1(t->j, now);        /* lease to now + 60 s */
+  old = claim1(t->j, now); /* lease to now + 60 s */
   assert_int_equal(sl_rescue(t->j, now + 59999, &rescued), SL_OK);
-  assert_int_equal(rescued, 0);   /* not expired yet */
+  assert_int_equal(rescued, 0); /* not expired yet */
   assert_int_equal(sl_rescue(t->j, later, &rescued), SL_OK);
   assert_int_equal(rescued, 1);
   cur = claim1(t->j, later);
@@ -824,8 +823,8 @@ static void test_invariant2_old_token_is_fenced(void **state) {
                    SL_LEASE_LOST);
   ids[0] = old->id;
   tokens[0] = old->lease_token;
-  assert_int_equal(
-      sl_lease_extend_many(t->j, ids, tokens, 1, HOUR, rcs, NULL), SL_OK);
+  assert_int_equal(sl_lease_extend_many(t->j, ids, tokens, 1, HOUR, rcs, NULL),
+                   SL_OK);
   assert_int_equal(rcs[0], SL_LEASE_LOST);
   assert_int_equal(sl_record_result(t->j, old->id, old->lease_token, 200,
                                     "{\"stale\":1}", NULL),
@@ -836,8 +835,7 @@ static void test_invariant2_old_token_is_fenced(void **state) {
   assert_int_equal(sl_record_failure(t->j, old->id, old->lease_token,
                                      "server_error", "x", 0, 0),
                    SL_LEASE_LOST);
-  assert_int_equal(sl_release(t->j, old->id, old->lease_token),
-                   SL_LEASE_LOST);
+  assert_int_equal(sl_release(t->j, old->id, old->lease_token), SL_LEASE_LOST);
   d = done(old, SL_OUTCOME_RELEASE);
   d.record_attempt = 1;
   assert_int_equal(sl_complete(t->j, &d, 1), SL_OK);
@@ -1017,8 +1015,7 @@ static void test_replay_api(void **state) {
   tu_assert_q(db, 1,
               "SELECT door = 'cli' AND replayed = 1 FROM replays"
               " ORDER BY id DESC LIMIT 1");
-  tu_assert_q(db, 1,
-              "SELECT state = 'cancelled' FROM jobs WHERE id = %lld",
+  tu_assert_q(db, 1, "SELECT state = 'cancelled' FROM jobs WHERE id = %lld",
               (long long)fx.cancelled);
 
   /* cancelled only when asked */
@@ -1034,8 +1031,7 @@ static void test_replay_api(void **state) {
   assert_int_equal(sl_replay(t->j, &f, NULL, &count), SL_OK);
   assert_int_equal(count, 0);
   tu_assert_q(db, 4, "SELECT count(*) FROM replays");
-  tu_assert_q(db, 0,
-              "SELECT replayed FROM replays ORDER BY id DESC LIMIT 1");
+  tu_assert_q(db, 0, "SELECT replayed FROM replays ORDER BY id DESC LIMIT 1");
 
   /* the succeeded job was never touched */
   tu_assert_q(db, 1,
@@ -1090,8 +1086,7 @@ static void test_replay_sql_door(void **state) {
               (long long)fx.f1);
   tu_exec(db, "INSERT INTO replays (failure_class, include_cancelled)"
               " VALUES ('server_error', 1)");
-  tu_assert_q(db, 1,
-              "SELECT replayed FROM replays ORDER BY id DESC LIMIT 1");
+  tu_assert_q(db, 1, "SELECT replayed FROM replays ORDER BY id DESC LIMIT 1");
   tu_assert_q(db, 2, "SELECT generation FROM jobs WHERE id = %lld",
               (long long)fx.f1);
   /* succeeded jobs stay succeeded whatever the SQL asks */
@@ -1099,8 +1094,9 @@ static void test_replay_sql_door(void **state) {
   tu_assert_q(db, 2,
               "SELECT count(*) FROM jobs WHERE state = 'succeeded'"
               " AND generation = 0");
-  tu_assert_q(db, 0, "SELECT count(*) FROM jobs WHERE state IN"
-                     " ('failed', 'cancelled')");
+  tu_assert_q(db, 0,
+              "SELECT count(*) FROM jobs WHERE state IN"
+              " ('failed', 'cancelled')");
   sqlite3_close(db);
   sl_claimed_free(c, n);
 }
@@ -1129,13 +1125,12 @@ static void matrix_fixture(struct sl_journal *j, sqlite3 *db) {
   for (i = 0; i < n; i++)
     complete1(j, &c[i], c[i].id == 6 ? SL_OUTCOME_SUCCESS : SL_OUTCOME_FAIL);
   sl_claimed_free(c, n);
-  tu_exec(db,
-          "INSERT INTO batches (id, endpoint) VALUES (1, '/v1/responses'),"
-          " (2, '/v1/responses');"
-          "UPDATE jobs SET finished_at = id * 1000, batch_id = CASE id"
-          " WHEN 2 THEN 1 WHEN 3 THEN 1 WHEN 4 THEN 2 END,"
-          " last_class = CASE id WHEN 2 THEN 'rate_limited'"
-          " WHEN 4 THEN 'timeout' ELSE last_class END WHERE id <= 5");
+  tu_exec(db, "INSERT INTO batches (id, endpoint) VALUES (1, '/v1/responses'),"
+              " (2, '/v1/responses');"
+              "UPDATE jobs SET finished_at = id * 1000, batch_id = CASE id"
+              " WHEN 2 THEN 1 WHEN 3 THEN 1 WHEN 4 THEN 2 END,"
+              " last_class = CASE id WHEN 2 THEN 'rate_limited'"
+              " WHEN 4 THEN 'timeout' ELSE last_class END WHERE id <= 5");
 }
 
 static void test_replay_filters(void **state) {

@@ -109,10 +109,9 @@ static long long completed_count(const char *out_path) {
   FILE *f = fopen(out_path, "r");
   long long claimed = -1, completed = -1, polls = -1;
   assert_non_null(f);
-  assert_int_equal(
-      fscanf(f, "claimed %lld completed %lld polls %lld", &claimed,
-             &completed, &polls),
-      3);
+  assert_int_equal(fscanf(f, "claimed %lld completed %lld polls %lld", &claimed,
+                          &completed, &polls),
+                   3);
   fclose(f);
   assert_int_equal(claimed, completed);
   return completed;
@@ -223,8 +222,9 @@ static void test_kill9_then_rescue(void **state) {
   enum { JOBS = 15, HELD = 10 };
   struct tu *t = *state;
   char out[160], err[160], line[64];
-  char *argv[16] = {NULL, "--journal", NULL, "--batch", "10", "--lease",
-                    "300", "--hold", "--max-seconds", "120", NULL};
+  char *argv[16] = {NULL,      "--journal", NULL,     "--batch",       "10",
+                    "--lease", "300",       "--hold", "--max-seconds", "120",
+                    NULL};
   int64_t rescued = 0, r;
   pid_t pid;
   sqlite3 *db;
@@ -289,8 +289,9 @@ static void test_kill9_then_rescue(void **state) {
               "SELECT count(DISTINCT job_id) FROM attempts"
               " WHERE failure_class = 'ambiguous' AND route = 'rescue'"
               " AND attempt = 1");
-  tu_assert_q(db, HELD, "SELECT count(*) FROM attempts"
-                        " WHERE failure_class = 'ambiguous'");
+  tu_assert_q(db, HELD,
+              "SELECT count(*) FROM attempts"
+              " WHERE failure_class = 'ambiguous'");
   tu_assert_q(db, JOBS,
               "SELECT count(*) FROM attempts WHERE failure_class IS NULL");
   tu_assert_q(db, 0,

@@ -153,9 +153,9 @@ static void test_dedup_on_key(void **state) {
   assert_int_equal(id2, id1);
   db = tu_raw(t->path);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
-  tu_assert_q(db, 1,
-              "SELECT body = %Q AND queue = 'default' FROM jobs WHERE id = %lld",
-              BODY, (long long)id1);
+  tu_assert_q(
+      db, 1, "SELECT body = %Q AND queue = 'default' FROM jobs WHERE id = %lld",
+      BODY, (long long)id1);
   sqlite3_close(db);
   /* created may be NULL */
   assert_int_equal(sl_enqueue(t->j, &s, &id2, NULL), SL_OK);
@@ -182,7 +182,8 @@ static void test_enqueue_many_ok(void **state) {
   assert_true(ids[3] > ids[1]);
   db = tu_raw(t->path);
   tu_assert_q(db, 3, "SELECT count(*) FROM jobs");
-  tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE queue = 'q3' AND id = %lld",
+  tu_assert_q(db, 1,
+              "SELECT count(*) FROM jobs WHERE queue = 'q3' AND id = %lld",
               (long long)ids[3]);
   sqlite3_close(db);
   /* n == 0 and NULL ids are fine */
@@ -233,8 +234,8 @@ struct bad_case {
 
 static void test_bad_jobs_refused(void **state) {
   static const struct bad_case cases[] = {
-      {"invalid JSON", "{\"model\":", NULL, NULL, NULL, NULL, 0, 0,
-       SL_BAD_JOB, "body must be valid JSON"},
+      {"invalid JSON", "{\"model\":", NULL, NULL, NULL, NULL, 0, 0, SL_BAD_JOB,
+       "body must be valid JSON"},
       {"array body", "[1,2]", NULL, NULL, NULL, NULL, 0, 0, SL_BAD_JOB,
        "body must be a JSON object"},
       {"string body", "\"hi\"", NULL, NULL, NULL, NULL, 0, 0, SL_BAD_JOB,
@@ -243,14 +244,14 @@ static void test_bad_jobs_refused(void **state) {
        SL_BAD_JOB, "body must name a model"},
       {"model not text", "{\"model\":4}", NULL, NULL, NULL, NULL, 0, 0,
        SL_BAD_JOB, "body must name a model"},
-      {"unknown urgency", NULL, "whenever", NULL, NULL, NULL, 0, 0,
-       SL_BAD_JOB, "urgency must be urgent or deferrable"},
-      {"unknown endpoint", NULL, NULL, "/v1/images/generations", NULL, NULL,
-       0, 0, SL_BAD_JOB, "unknown endpoint"},
+      {"unknown urgency", NULL, "whenever", NULL, NULL, NULL, 0, 0, SL_BAD_JOB,
+       "urgency must be urgent or deferrable"},
+      {"unknown endpoint", NULL, NULL, "/v1/images/generations", NULL, NULL, 0,
+       0, SL_BAD_JOB, "unknown endpoint"},
       {"negative priority", NULL, NULL, NULL, NULL, NULL, -1, 0, SL_BAD_JOB,
        "priority"},
-      {"negative max_attempts", NULL, NULL, NULL, NULL, NULL, 0, -2,
-       SL_BAD_JOB, "max_attempts"},
+      {"negative max_attempts", NULL, NULL, NULL, NULL, NULL, 0, -2, SL_BAD_JOB,
+       "max_attempts"},
       {"empty queue", NULL, NULL, NULL, "", NULL, 0, 0, SL_BAD_JOB,
        "queue must be 1 to 128 characters"},
       {"empty key", NULL, NULL, NULL, NULL, "", 0, 0, SL_BAD_JOB,

@@ -112,8 +112,7 @@ static char *dump_schema(sqlite3 *db) {
   assert_int_equal(rc, SQLITE_OK);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     sqlite3_str_appendf(out, "object|%s|%s|%s|", sqlite3_column_text(st, 0),
-                        sqlite3_column_text(st, 1),
-                        sqlite3_column_text(st, 2));
+                        sqlite3_column_text(st, 1), sqlite3_column_text(st, 2));
     append_normalized(out, (const char *)sqlite3_column_text(st, 3));
     sqlite3_str_appendchar(out, 1, '\n');
   }
@@ -200,8 +199,8 @@ static void assert_same_dump(const char *got, const char *want) {
     line++;
   }
   if (*g || *w) {
-    print_error("schema differs at line %d: one side has more:\n  %s\n",
-                line, *g ? g : w);
+    print_error("schema differs at line %d: one side has more:\n  %s\n", line,
+                *g ? g : w);
     fail();
   }
 }
@@ -360,8 +359,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_migrations_equal_schema_sql,
                                       tu_setup, tu_teardown),
-      cmocka_unit_test_setup_teardown(test_dump_detects_a_difference,
-                                      tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_dump_detects_a_difference, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test_setup_teardown(test_user_version_and_meta, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_failed_migration_leaves_nothing,

@@ -180,7 +180,7 @@ static inline char *tu_text(sqlite3 *db, const char *fmt, ...) {
 }
 
 /* Assert a printf-formatted query's first integer. */
-#define tu_assert_q(db, expect, ...) \
+#define tu_assert_q(db, expect, ...)                                           \
   assert_int_equal(tu_int((db), __VA_ARGS__), (expect))
 
 /* Enqueue a job with this body and queue (NULL: defaults); returns its id. */
