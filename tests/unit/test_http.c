@@ -543,6 +543,19 @@ static void test_timeout(void **state) {
   assert_int_equal(classify_req(&k.req, why, sizeof(why)), SL_FC_AMBIGUOUS);
   assert_non_null(strstr(why, "curl 28"));
   sl_http_request_cleanup(&k.req);
+
+  /* a POST: sent means every body byte went out */
+  call_init(&k, &c, "/slow");
+  k.req.timeout_ms = 300;
+  k.req.body = "{\"input\":\"hello\"}";
+  k.req.body_len = strlen(k.req.body);
+  assert_int_equal(start(&c, &k, c.url), 0);
+  run_until(&c, 2);
+  assert_int_equal(k.done, 1);
+  assert_int_equal(k.req.curl_code, CURLE_OPERATION_TIMEDOUT);
+  assert_int_equal(k.req.request_sent, 1);
+  assert_int_equal(classify_req(&k.req, why, sizeof(why)), SL_FC_AMBIGUOUS);
+  sl_http_request_cleanup(&k.req);
   ctx_fini(&c);
   server_unpark(*state);
 }
@@ -830,20 +843,28 @@ static const char *nghttpx_path(void) {
   return "nghttpx"; /* PATH; exec fails -> the test fails */
 }
 
+/* Only allocates: the work is in h2_start, inside the test, so that a
+ * missing nghttpx or openssl is a failed test (cmocka does not count a
+ * failed setup as a failure). */
 static int h2_setup(void **state) {
-  struct server *srv = *state;
   struct h2 *t = calloc(1, sizeof(*t));
-  char front[64], back[64], errlog[160];
-  int i, st;
 
   if (!t)
     return -1;
-  t->srv = srv;
+  t->srv = *state;
   t->pid = -1;
   *state = t;
+  return 0;
+}
+
+/* A certificate for 127.0.0.1, then nghttpx on a free port in front of the
+ * test server; fails the test if either tool is missing or fails. */
+static void h2_start(struct h2 *t) {
+  char front[64], back[64], errlog[160];
+  int i, st;
+
   snprintf(t->dir, sizeof(t->dir), "/tmp/sluice-h2.XXXXXX");
-  if (!mkdtemp(t->dir))
-    return -1;
+  assert_non_null(mkdtemp(t->dir));
   snprintf(t->cert, sizeof(t->cert), "%s/cert.pem", t->dir);
   snprintf(t->key, sizeof(t->key), "%s/key.pem", t->dir);
   snprintf(t->log, sizeof(t->log), "%s/log.txt", t->dir);
@@ -856,14 +877,13 @@ static int h2_setup(void **state) {
 
     if (run_cmd(argv, t->log) != 0) {
       print_log(t->log);
-      return -1;
+      fail_msg("openssl req -x509 failed");
     }
   }
   t->port = free_port();
-  if (t->port == 0)
-    return -1;
+  assert_true(t->port != 0);
   snprintf(front, sizeof(front), "-f127.0.0.1,%u", (unsigned)t->port);
-  snprintf(back, sizeof(back), "-b127.0.0.1,%u", (unsigned)srv->port);
+  snprintf(back, sizeof(back), "-b127.0.0.1,%u", (unsigned)t->srv->port);
   snprintf(errlog, sizeof(errlog), "--errorlog-file=%s", t->log);
   {
     char *const argv[] = {(char *)(uintptr_t)nghttpx_path(),
@@ -873,23 +893,19 @@ static int h2_setup(void **state) {
 
     t->pid = spawn(argv, t->log);
   }
-  if (t->pid < 0)
-    return -1;
+  assert_true(t->pid > 0);
   for (i = 0; i < 500 && !port_open(t->port); i++) {
     if (waitpid(t->pid, &st, WNOHANG) == t->pid) {
       t->pid = -1;
-      print_error("nghttpx exited early (missing? `make test` installs "
-                  "it)\n");
       print_log(t->log);
-      return -1;
+      fail_msg("nghttpx exited early (missing? `make test` installs it)");
     }
     sleep_ms(20);
   }
   if (!port_open(t->port)) {
     print_log(t->log);
-    return -1;
+    fail_msg("nghttpx does not listen on %u", (unsigned)t->port);
   }
-  return 0;
 }
 
 static int h2_teardown(void **state) {
@@ -928,6 +944,7 @@ static void test_h2_tls(void **state) {
   long made = 0;
   int i, ok = 0;
 
+  h2_start(t);
   snprintf(url, sizeof(url), "https://127.0.0.1:%u/ok", (unsigned)t->port);
 
   /* default: the self-signed certificate is refused */
