@@ -22,7 +22,14 @@ pc_libs   = $(shell pkg-config --libs $(1) 2>/dev/null)
 WARN     := -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wno-missing-field-initializers \
             -Wno-format-truncation
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ilib -Iworker -DSL_SOURCE_DIR=\"$(CURDIR)\"
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+# libFuzzer targets: clang, every object instrumented for coverage.
+CC       := clang
+WARN     += -Wno-unknown-warning-option
+OPT      := -O1 -g -fsanitize=address,undefined,fuzzer-no-link \
+            -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANLD    := -fsanitize=address,undefined
+else ifeq ($(SAN),1)
 OPT      := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=undefined
 SANLD    := -fsanitize=address,undefined
@@ -42,6 +49,7 @@ MOCK_OBJ    := $(MOCK_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 HELPER_BIN  := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 BENCH_BIN   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 
 LIBSLUICE_A  := $(BUILD)/libsluice.a
@@ -50,7 +58,7 @@ LIBWORKER_A  := $(BUILD)/libsluice-worker.a
 SLUICE       := $(BUILD)/sluice
 MOCK         := $(BUILD)/sluice-mock
 
-.PHONY: all deps test check tests demo bench install uninstall clean
+.PHONY: all deps test check tests demo bench fuzz fuzz-bins install uninstall clean
 all: $(LIBSLUICE_A) $(LIBSLUICE_SO) $(SLUICE) $(MOCK) $(BUILD)/sluice.pc
 
 # Install missing Debian packages only when a pkg-config check fails.
@@ -110,6 +118,13 @@ $(BUILD)/bench/%: bench/%.c $(LIBWORKER_A) $(LIBSLUICE_A)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) $(SANLD) -o $@ $< $(WORKER_LIBS)
 
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIBWORKER_A) $(LIBSLUICE_A)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) -fsanitize=fuzzer \
+	  $(SANLD) -o $@ $< $(WORKER_LIBS)
+
+fuzz-bins: $(FUZZ_BIN)
+
 # Examples are producers: they link libsluice and SQLite only.
 $(BUILD)/examples/%: examples/%.c $(LIBSLUICE_A)
 	@mkdir -p $(@D)
@@ -123,7 +138,14 @@ tests: all $(UNIT_BIN) $(HELPER_BIN) $(EXAMPLE_BIN)
 
 test: deps
 	$(MAKE) BUILD=build/san SAN=1 tests
+	$(MAKE) BUILD=build/fuzz FUZZ=1 fuzz-bins
 	tests/run.sh build/san
+
+# Each libFuzzer target for FUZZ_SECONDS (make test runs each briefly).
+FUZZ_SECONDS ?= 120
+fuzz: deps
+	$(MAKE) BUILD=build/fuzz FUZZ=1 fuzz-bins
+	tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
 check: test
 
@@ -145,7 +167,10 @@ install: all
 	install -m 0755 $(LIBSLUICE_SO) $(DESTDIR)$(PREFIX)/lib/libsluice.so.0
 	ln -sf libsluice.so.0 $(DESTDIR)$(PREFIX)/lib/libsluice.so
 	install -m 0644 include/sluice.h $(DESTDIR)$(PREFIX)/include/sluice.h
-	install -m 0644 $(BUILD)/sluice.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
+# $(BUILD)/sluice.pc may predate this PREFIX: write the prefix now
+	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(BUILD)/sluice.pc \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
 	install -m 0644 man/sluice.1 $(DESTDIR)$(PREFIX)/share/man/man1/sluice.1
 	install -m 0644 man/libsluice.3 $(DESTDIR)$(PREFIX)/share/man/man3/libsluice.3
 	install -m 0644 man/sluice.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/sluice.conf.5

@@ -12,11 +12,15 @@ P="$ROOT/usr/local"
 # sanitizer setting it was built with: a rebuild with other flags would mix
 # instrumented and plain objects.
 build=${SLUICE_BUILD#"$SLUICE_ROOT"/}
-san=0
-if nm "$SLUICE" 2>/dev/null | grep -q __asan_init; then
+if [ ! -f "$SLUICE_BUILD/libsluice.a" ]; then
+  fail "the build directory holds libsluice.a" "build it first"
+  finish
+fi
+if nm "$SLUICE_BUILD/libsluice.a" 2>/dev/null | grep -q __asan_; then
   san=1
   SANFLAGS="-fsanitize=address,undefined"
 else
+  san=0
   SANFLAGS=""
 fi
 
@@ -46,6 +50,15 @@ for m in man1/sluice.1 man3/libsluice.3 man5/sluice.conf.5; do
     grep -c "^$P/share/man/$m")
   eq "man finds the installed $name" 1 "$out"
 done
+
+# Another PREFIX on the same build: the .pc names it (the build's own .pc
+# was written for /usr/local).
+make -s -C "$SLUICE_ROOT" BUILD="$build" SAN=$san PREFIX=/opt/sluice \
+  DESTDIR="$T/root2" install >"$T/make2.log" 2>&1
+eq "make install PREFIX=/opt/sluice exits 0" 0 $?
+eq "the .pc of PREFIX=/opt/sluice says so" "/opt/sluice" \
+  "$(PKG_CONFIG_PATH="$T/root2/opt/sluice/lib/pkgconfig" \
+    pkg-config --variable=prefix sluice)"
 
 # pkg-config through the sysroot
 export PKG_CONFIG_SYSROOT_DIR="$ROOT" PKG_CONFIG_PATH="$P/lib/pkgconfig"
