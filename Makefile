@@ -65,7 +65,8 @@ all: $(LIBSLUICE_A) $(LIBSLUICE_SO) $(SLUICE) $(MOCK) $(BUILD)/sluice.pc
 deps:
 	@pkg-config --exists $(ALL_PKGS) && command -v sqlite3 >/dev/null \
 	  && command -v nghttpx >/dev/null && command -v wrk >/dev/null \
-	  && command -v openssl >/dev/null || deploy/install-deps.sh
+	  && command -v openssl >/dev/null && command -v clang >/dev/null \
+	  && command -v curl >/dev/null || deploy/install-deps.sh
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) tools/sql2c.sh
 	@mkdir -p $(@D)
