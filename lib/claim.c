@@ -136,14 +136,15 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
     rc = SL_NOMEM;
     goto fail;
   }
-  if (o->queues) {
+  if (o->queues && o->queues[0] && o->queues[1]) {
     qjson = queues_json(o->queues);
     if (!qjson) {
       rc = SL_NOMEM;
       goto fail;
     }
   }
-  st = sl_journal_stmt(j, SL_STMT_CLAIM);
+  st = sl_journal_stmt(j, o->max_jobs == 1 ? SL_STMT_CLAIM_ONE
+                                           : SL_STMT_CLAIM);
   if (!st) {
     rc = SL_DB;
     goto fail;
@@ -153,6 +154,8 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
   sl_bind_text(st, 3, o->urgency);
   sl_bind_text(st, 4, qjson);
   sqlite3_bind_int64(st, 5, (sqlite3_int64)o->max_jobs);
+  if (o->queues && !qjson) /* none or one queue: no JSON to parse */
+    sl_bind_text(st, 6, o->queues[0] ? o->queues[0] : "");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (got == o->max_jobs || oom) /* LIMIT makes the first unreachable */
       continue;

@@ -4,6 +4,23 @@
  */
 #include "internal.h"
 
+/* The claim, in parts shared by SL_STMT_CLAIM and SL_STMT_CLAIM_ONE. */
+#define CLAIM_SET                                                           \
+  "UPDATE jobs SET state = 'running', attempts = attempts + 1,"             \
+  " lease_token = random(), lease_expires = ?2, updated_at = ?1"
+#define CLAIM_PICK                                                          \
+  "SELECT id FROM jobs WHERE state = 'pending'"                             \
+  " AND run_after <= ?1 AND (?3 IS NULL OR urgency = ?3)"                   \
+  " AND (?6 IS NULL OR queue = ?6)"                                         \
+  " AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))"         \
+  " AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1)"                \
+  "  OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))"           \
+  " ORDER BY priority, run_after, id"
+#define CLAIM_RETURNING                                                     \
+  " RETURNING id, lease_token, lease_expires, attempts, max_attempts,"      \
+  " generation, coalesce(deadline, 0), priority, queue, partition,"         \
+  " urgency, endpoint, model, body, idempotency_key, run_after"
+
 const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   /* No RETURNING on the per-row statements below: it costs an ephemeral
    * table per execution (about as much as the write itself). sqlite3_changes()
@@ -21,18 +38,16 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   [SL_STMT_FIND_KEY] = "SELECT id FROM jobs WHERE idempotency_key = ?1",
 
   /* One statement claims the batch (DESIGN.md: journal). random() gives
-   * each row its own lease token. */
-  [SL_STMT_CLAIM] =
-    "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
-    " lease_token = random(), lease_expires = ?2, updated_at = ?1"
-    " WHERE id IN (SELECT id FROM jobs WHERE state = 'pending'"
-    "  AND run_after <= ?1 AND (?3 IS NULL OR urgency = ?3)"
-    "  AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))"
-    "  AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)"
-    "  ORDER BY priority, run_after, id LIMIT ?5)"
-    " RETURNING id, lease_token, lease_expires, attempts, max_attempts,"
-    " generation, coalesce(deadline, 0), priority, queue, partition,"
-    " urgency, endpoint, model, body, idempotency_key, run_after",
+   * each row its own lease token. Every uncorrelated IN (SELECT ...) costs
+   * an ephemeral table per execution (pages allocated and zeroed), so the
+   * filters avoid building one in the common cases: one queue is ?6 (?4,
+   * a JSON array, only for several), and the paused-queue list is built
+   * only when some queue is paused. A claim of one job compares id with a
+   * scalar subquery instead of IN, for the same reason. */
+  [SL_STMT_CLAIM] = CLAIM_SET " WHERE id IN (" CLAIM_PICK " LIMIT ?5)"
+    CLAIM_RETURNING,
+  [SL_STMT_CLAIM_ONE] = CLAIM_SET " WHERE id = (" CLAIM_PICK " LIMIT 1)"
+    CLAIM_RETURNING,
 
   [SL_STMT_EXTEND] =
     "UPDATE jobs SET lease_expires = ?3, updated_at = ?4"
@@ -100,7 +115,8 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   [SL_STMT_DATA_VERSION] = "PRAGMA data_version",
   [SL_STMT_NEXT_DUE] =
     "SELECT min(run_after) FROM jobs WHERE state = 'pending'"
-    " AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)",
+    " AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1)"
+    "  OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))",
   [SL_STMT_COUNT_ACTIVE] =
     "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending')"
     " + (SELECT count(*) FROM jobs WHERE state = 'running')"
