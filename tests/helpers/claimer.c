@@ -7,9 +7,12 @@
  * surfaces. A completion refused for its lease is an error too.
  *
  *   claimer --journal PATH [--batch N] [--lease MS] [--busy-timeout MS]
- *           [--max-seconds S] [--hold] [--init]
+ *           [--max-seconds S] [--hold] [--init] [--rescue]
  *
  * --init opens (creating and migrating) the journal and exits.
+ * --rescue: when nothing is claimable, return expired leases to pending
+ * (sl_rescue), as a worker does; without it a job held by a dead process
+ * stays running and the claimer waits for it until --max-seconds.
  * --hold claims one batch, prints "held N" and sleeps until killed (or
  * --max-seconds pass): the kill -9 test's victim.
  * Otherwise it prints "claimed N completed N polls N" when done.
@@ -27,7 +30,7 @@
 struct claimer {
   const char *path;
   long long batch, lease_ms, busy_ms, max_seconds;
-  int hold, init;
+  int hold, init, rescue;
   struct sl_journal *j;
   long long claimed, completed, polls;
 };
@@ -54,6 +57,10 @@ static int parse_args(struct claimer *c, int argc, char **argv) {
     }
     if (!strcmp(a, "--init")) {
       c->init = 1;
+      continue;
+    }
+    if (!strcmp(a, "--rescue")) {
+      c->rescue = 1;
       continue;
     }
     if (!strcmp(a, "--journal") && v) {
@@ -181,6 +188,9 @@ static int run(struct claimer *c) {
       return status;
     if (got == 0) { /* the rest are held by others: wait for them */
       c->polls++;
+      rc = c->rescue && c->polls % 50 == 1 ? sl_rescue(c->j, 0, NULL) : SL_OK;
+      if (rc != SL_OK)
+        return lib_error(c, "rescue", rc);
       sleep_ms(2);
     }
   }

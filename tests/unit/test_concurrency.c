@@ -301,11 +301,88 @@ static void test_kill9_then_rescue(void **state) {
   sqlite3_close(db);
 }
 
+/* Invariant 3 under load: one of three claimers is killed with SIGKILL in
+ * the middle of a drain, at whatever point it happens to be (claiming,
+ * completing, committing). The survivors rescue its expired leases and
+ * finish. Every job succeeds exactly once, and every attempt counted at
+ * claim is on record: the killed ones as ambiguous. */
+static void test_kill9_during_drain(void **state) {
+  enum { JOBS = 3000, PROCS = 3 };
+  struct tu *t = *state;
+  char out[PROCS][160], err[PROCS][160];
+  char *argv[PROCS][16];
+  pid_t pids[PROCS];
+  int64_t done = 0;
+  sqlite3 *db;
+  int i, k, status;
+
+  tu_open(t);
+  enqueue_n(t->j, JOBS);
+  for (i = 0; i < PROCS; i++) {
+    char **a = argv[i];
+    snprintf(out[i], sizeof out[i], "%s/c%d.out", t->dir, i);
+    snprintf(err[i], sizeof err[i], "%s/c%d.err", t->dir, i);
+    a[0] = NULL;
+    a[1] = "--journal";
+    a[2] = t->path;
+    a[3] = "--batch";
+    a[4] = "8";
+    a[5] = "--lease";
+    a[6] = "3000";
+    a[7] = "--rescue";
+    a[8] = "--max-seconds";
+    a[9] = "300";
+    a[10] = NULL;
+    pids[i] = spawn(a, out[i], NULL, err[i]);
+  }
+  /* Kill claimer 0 once the drain is well under way (bounded wait). */
+  db = tu_raw(t->path);
+  for (k = 0; k < 3000 && done < JOBS / 5; k++) {
+    sleep_ms(2);
+    done = tu_int(db, "SELECT count(*) FROM jobs WHERE state = 'succeeded'");
+  }
+  assert_int_equal(kill(pids[0], SIGKILL), 0);
+  assert_int_equal(waitpid(pids[0], &status, 0), pids[0]);
+  assert_true(WIFSIGNALED(status));
+  for (i = 1; i < PROCS; i++) {
+    status = reap(pids[i], err[i]);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(file_size(err[i]), 0);
+  }
+
+  tu_assert_q(db, JOBS, "SELECT count(*) FROM jobs WHERE state = 'succeeded'");
+  tu_assert_q(db, JOBS, "SELECT count(*) FROM results");
+  tu_assert_q(db, JOBS,
+              "SELECT count(*) FROM attempts WHERE failure_class IS NULL");
+  tu_assert_q(db, JOBS,
+              "SELECT count(DISTINCT job_id) FROM attempts"
+              " WHERE failure_class IS NULL");
+  /* every attempt counted at claim has its row, numbered 1..attempts */
+  tu_assert_q(db, 0,
+              "SELECT count(*) FROM jobs j WHERE attempts <>"
+              " (SELECT count(*) FROM attempts a WHERE a.job_id = j.id)"
+              " OR attempts <> (SELECT max(attempt) FROM attempts a"
+              " WHERE a.job_id = j.id)");
+  tu_assert_q(db, 0,
+              "SELECT count(*) FROM attempts WHERE failure_class IS NOT NULL"
+              " AND (failure_class <> 'ambiguous' OR route <> 'rescue')");
+  tu_assert_q(db, 0,
+              "SELECT count(*) FROM jobs j WHERE attempts > 1 AND"
+              " (SELECT failure_class FROM attempts a WHERE a.job_id = j.id"
+              " ORDER BY attempt DESC LIMIT 1) IS NOT NULL");
+  print_message("kill -9 mid-drain: %lld attempts lost and rescued\n",
+                (long long)tu_int(db, "SELECT count(*) FROM attempts"
+                                      " WHERE failure_class = 'ambiguous'"));
+  sqlite3_close(db);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
   const struct CMUnitTest tests[] = {
       T(test_four_claimers_drain),
       T(test_kill9_then_rescue),
+      T(test_kill9_during_drain),
   };
 #undef T
   return cmocka_run_group_tests_name("concurrency", tests, NULL, NULL);
