@@ -4,6 +4,7 @@
 #include "mock_api.h"
 #include "mock_util.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,12 +75,23 @@ lines_free(struct lines *l)
   memset(l, 0, sizeof(*l));
 }
 
+/* What rendering a batch's lines needs, copied out of the server so it
+ * can run without srv->mu: the input (immutable once uploaded), a copy of
+ * the rules with a PRNG seeded per batch (so @P line faults do not depend
+ * on other traffic), and the tallies it produces. */
+struct mat {
+  struct sl_mock_server *srv;
+  enum sl_mock_endpoint ep;
+  struct sl_mock_faults faults;
+  double elapsed;
+  long long completed, failed, in_tok, out_tok;
+  char model[128];
+};
+
 /* Build the JSONL line for one request: an output line (is_err = 0) or an
  * error-file line. Returns a malloc'd string without newline, or NULL. */
 static char *
-run_line(struct sl_mock_server *srv, struct sl_mock_batch *b,
-         enum sl_mock_endpoint ep, cJSON *root, long long lineno,
-         int *is_err)
+run_line(struct mat *m, cJSON *root, long long lineno, int *is_err)
 {
   const struct sl_mock_rule *r;
   cJSON *line = cJSON_CreateObject();
@@ -94,7 +106,7 @@ run_line(struct sl_mock_server *srv, struct sl_mock_batch *b,
   if (line == NULL)
     return NULL;
   cid = cJSON_GetObjectItemCaseSensitive(root, "custom_id");
-  sl_mock_server_id(srv, idbuf, sizeof(idbuf));
+  sl_mock_server_id(m->srv, idbuf, sizeof(idbuf));
   snprintf(id, sizeof(id), "batch_req_%.24s", idbuf + 8);
   snprintf(rid, sizeof(rid), "req_%s", idbuf);
   if (cJSON_AddStringToObject(line, "id", id) == NULL ||
@@ -102,8 +114,7 @@ run_line(struct sl_mock_server *srv, struct sl_mock_batch *b,
                               cJSON_IsString(cid) ? cid->valuestring : "") ==
           NULL)
     goto out;
-  r = sl_mock_faults_match(&srv->faults, SL_MOCK_CTX_LINE, lineno,
-                           sl_mock_server_elapsed(srv));
+  r = sl_mock_faults_match(&m->faults, SL_MOCK_CTX_LINE, lineno, m->elapsed);
   if (r != NULL && r->arg_ms == 0) {
     /* batch_error_line:0 -- the "no response" shape of an error line. */
     *is_err = 1;
@@ -130,7 +141,7 @@ run_line(struct sl_mock_server *srv, struct sl_mock_batch *b,
       goto out;
     }
     /* check takes ownership of rbody in every case */
-    crc = sl_mock_online_check(ep, rbody, strlen(s), &req, &emsg);
+    crc = sl_mock_online_check(m->ep, rbody, strlen(s), &req, &emsg);
     if (crc == -2)
       goto out;
     if (crc == -1) {
@@ -140,10 +151,10 @@ run_line(struct sl_mock_server *srv, struct sl_mock_batch *b,
     } else {
       body = sl_mock_online_render(&req, sl_mock_util_hash(id, strlen(id)),
                                    (long long)(sl_mock_util_now_ms() / 1000u));
-      b->in_tok += req.input_tokens;
-      b->out_tok += req.output_tokens;
-      if (b->model[0] == '\0')
-        snprintf(b->model, sizeof(b->model), "%s", req.model);
+      m->in_tok += req.input_tokens;
+      m->out_tok += req.output_tokens;
+      if (m->model[0] == '\0')
+        snprintf(m->model, sizeof(m->model), "%s", req.model);
       sl_mock_online_free(&req);
     }
   }
@@ -168,20 +179,19 @@ out:
   return out;
 }
 
-/* Shuffle (seeded), join and store lines as a batch_output file; writes
- * its id to id_out (empty when there are no lines). 0 or -1. */
+/* Shuffle (seeded per batch), join and wrap lines as a new, unstored
+ * batch_output file in *out (NULL when there are no lines). 0 or -1. */
 static int
-store_lines(struct sl_mock_server *srv, struct sl_mock_batch *b,
-            struct lines *l, const char *kind, char *id_out, size_t idlen)
+make_file(struct sl_mock_server *srv, const struct sl_mock_batch *b,
+          struct lines *l, const char *kind, struct sl_mock_file **out)
 {
   struct sl_mock_buf buf = {0};
-  struct sl_mock_file *f;
   uint64_t st = srv->cfg.seed ^ ((uint64_t)b->seq * 0x9e3779b97f4a7c15ull) ^
-                (uint64_t)kind[0];
+                (uint64_t)(unsigned char)kind[0];
   char name[96];
   size_t i;
 
-  id_out[0] = '\0';
+  *out = NULL;
   if (l->n == 0)
     return 0;
   for (i = l->n - 1; i > 0; i--) {
@@ -196,41 +206,24 @@ store_lines(struct sl_mock_server *srv, struct sl_mock_batch *b,
         sl_mock_buf_add(&buf, "\n", 1) != 0)
       goto err;
   snprintf(name, sizeof(name), "%s_%s.jsonl", b->id, kind);
-  f = sl_mock_file_new(srv, "batch_output", name, buf.p, buf.len);
-  if (f == NULL)
+  *out = sl_mock_file_new(srv, "batch_output", name, buf.p, buf.len);
+  if (*out == NULL)
     goto err;
-  if (sl_mock_store_add_file(&srv->store, f) != 0) {
-    sl_mock_store_file_free(f); /* frees buf.p too */
-    return -1;
-  }
-  snprintf(id_out, idlen, "%s", f->id);
   return 0;
 err:
   sl_mock_buf_free(&buf);
   return -1;
 }
 
-/* Run the first `upto` lines of the input (all when upto < 0) and store
- * the output and error files. Caller holds mu. Returns 0 or -1. */
+/* Render the lines of data (bytes long), the first `upto` of them (all
+ * when upto < 0), into output and error lines. Runs without srv->mu. */
 static int
-materialize(struct sl_mock_server *srv, struct sl_mock_batch *b,
-            long long upto)
+render(struct mat *m, const char *data, size_t bytes, long long upto,
+       struct lines *ok, struct lines *bad)
 {
-  struct sl_mock_file *in = sl_mock_store_file(&srv->store, b->input_file_id,
-                                               1);
-  struct lines ok = {0}, bad = {0};
-  const char *p, *end;
+  const char *p = data, *end = data + bytes;
   long long lineno = 0;
-  int rc = -1;
 
-  if (b->materialized)
-    return 0;
-  b->materialized = 1;
-  b->completed = b->failed = 0;
-  if (in == NULL)
-    return -1;
-  p = in->data;
-  end = in->data + in->bytes;
   while (p < end && (upto < 0 || lineno < upto)) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t len = (size_t)((nl ? nl : end) - p);
@@ -238,34 +231,175 @@ materialize(struct sl_mock_server *srv, struct sl_mock_batch *b,
     char *s;
     int is_err;
 
+    if (atomic_load(&m->srv->stopping))
+      return -1;
+
     if (len > 0 && p[len - 1] == '\r')
       len--;
     if (len > 0) {
       lineno++;
       root = cJSON_ParseWithLength(p, len);
-      s = root ? run_line(srv, b, in->ep, root, lineno, &is_err) : NULL;
+      s = root ? run_line(m, root, lineno, &is_err) : NULL;
       cJSON_Delete(root);
-      if (s == NULL || lines_add(is_err ? &bad : &ok, s) != 0) {
+      if (s == NULL || lines_add(is_err ? bad : ok, s) != 0) {
         free(s);
-        goto out;
+        return -1;
       }
       if (is_err)
-        b->failed++;
+        m->failed++;
       else
-        b->completed++;
+        m->completed++;
     }
     p = nl ? nl + 1 : end;
   }
-  if (store_lines(srv, b, &ok, "output", b->output_file_id,
-                  sizeof(b->output_file_id)) != 0 ||
-      store_lines(srv, b, &bad, "error", b->error_file_id,
-                  sizeof(b->error_file_id)) != 0)
-    goto out;
-  rc = 0;
-out:
+  return 0;
+}
+
+/* Run the first b->upto lines of b's input (all when upto < 0) and store
+ * the output and error files. Only the batch worker calls this: with
+ * srv->mu held, which it drops while rendering (50,000 lines take a
+ * while) so requests go on; b->materializing keeps b where it is. */
+static int
+materialize(struct sl_mock_server *srv, struct sl_mock_batch *b)
+{
+  struct sl_mock_file *in =
+      sl_mock_store_file(&srv->store, b->input_file_id, 1);
+  struct sl_mock_file *fo = NULL, *fe = NULL;
+  struct lines ok = {0}, bad = {0};
+  struct mat m;
+  int rc = -1;
+
+  if (in == NULL)
+    return -1;
+  memset(&m, 0, sizeof(m));
+  m.srv = srv;
+  m.ep = in->ep;
+  m.elapsed = sl_mock_server_elapsed(srv);
+  m.faults.prng = srv->cfg.seed ^ ((uint64_t)b->seq << 32);
+  if (srv->faults.n > 0) {
+    m.faults.rules = malloc(srv->faults.n * sizeof(*m.faults.rules));
+    if (m.faults.rules == NULL)
+      return -1;
+    memcpy(m.faults.rules, srv->faults.rules,
+           srv->faults.n * sizeof(*m.faults.rules));
+    m.faults.n = srv->faults.n;
+  }
+  pthread_mutex_unlock(&srv->mu);
+  rc = render(&m, in->data, in->bytes, b->upto, &ok, &bad);
+  if (rc == 0)
+    rc = make_file(srv, b, &ok, "output", &fo);
+  if (rc == 0)
+    rc = make_file(srv, b, &bad, "error", &fe);
+  pthread_mutex_lock(&srv->mu);
+  if (rc == 0 && fo != NULL) {
+    if (sl_mock_store_add_file(&srv->store, fo) != 0) {
+      rc = -1;
+    } else {
+      snprintf(b->output_file_id, sizeof(b->output_file_id), "%s", fo->id);
+      fo = NULL;
+    }
+  }
+  if (rc == 0 && fe != NULL) {
+    if (sl_mock_store_add_file(&srv->store, fe) != 0) {
+      rc = -1;
+    } else {
+      snprintf(b->error_file_id, sizeof(b->error_file_id), "%s", fe->id);
+      fe = NULL;
+    }
+  }
+  sl_mock_store_file_free(fo); /* whatever was not stored */
+  sl_mock_store_file_free(fe);
+  b->completed = m.completed;
+  b->failed = m.failed;
+  b->in_tok = m.in_tok;
+  b->out_tok = m.out_tok;
+  if (b->model[0] == '\0')
+    snprintf(b->model, sizeof(b->model), "%s", m.model);
+  free(m.faults.rules);
   lines_free(&ok);
   lines_free(&bad);
   return rc;
+}
+
+/* Hand b to the batch worker: render its first `upto` lines (all when
+ * < 0). Marks it materialized (claimed) and materializing (under way).
+ * Caller holds srv->mu. On OOM the batch simply gets no files. */
+static void
+start_render(struct sl_mock_server *srv, struct sl_mock_batch *b,
+             long long upto)
+{
+  struct sl_mock_store *st = &srv->store;
+
+  b->materialized = 1;
+  b->upto = upto;
+  if (upto == 0)
+    return; /* nothing to run */
+  if (st->nqueue == st->capqueue) {
+    size_t nc = st->capqueue ? st->capqueue * 2 : 16;
+    struct sl_mock_batch **nq = realloc(st->queue, nc * sizeof(*nq));
+
+    if (nq == NULL)
+      return;
+    st->queue = nq;
+    st->capqueue = nc;
+  }
+  st->queue[st->nqueue++] = b;
+  b->materializing = 1;
+  pthread_cond_signal(&st->cond);
+}
+
+static void *
+worker(void *arg)
+{
+  struct sl_mock_server *srv = arg;
+  struct sl_mock_store *st = &srv->store;
+
+  pthread_mutex_lock(&srv->mu);
+  while (!st->stop) {
+    struct sl_mock_batch *b;
+
+    if (st->nqueue == 0) {
+      pthread_cond_wait(&st->cond, &srv->mu);
+      continue;
+    }
+    b = st->queue[0];
+    memmove(st->queue, st->queue + 1, --st->nqueue * sizeof(*st->queue));
+    materialize(srv, b);
+    b->materializing = 0;
+  }
+  pthread_mutex_unlock(&srv->mu);
+  return NULL;
+}
+
+int
+sl_mock_batch_start(struct sl_mock_server *srv)
+{
+  struct sl_mock_store *st = &srv->store;
+
+  if (pthread_cond_init(&st->cond, NULL) != 0)
+    return -1;
+  if (pthread_create(&st->thread, NULL, worker, srv) != 0) {
+    pthread_cond_destroy(&st->cond);
+    return -1;
+  }
+  st->started = 1;
+  return 0;
+}
+
+void
+sl_mock_batch_stop(struct sl_mock_server *srv)
+{
+  struct sl_mock_store *st = &srv->store;
+
+  if (!st->started)
+    return;
+  pthread_mutex_lock(&srv->mu);
+  st->stop = 1;
+  pthread_cond_signal(&st->cond);
+  pthread_mutex_unlock(&srv->mu);
+  pthread_join(st->thread, NULL);
+  pthread_cond_destroy(&st->cond);
+  st->started = 0;
 }
 
 static void
@@ -328,13 +462,19 @@ advance(struct sl_mock_server *srv, struct sl_mock_batch *b, uint64_t now)
       }
       set_status(b, "in_progress", at, &b->in_progress_at);
     } else if (strcmp(b->status, "in_progress") == 0) {
-      if (b->fate == SL_MOCK_FATE_EXPIRE) {
-        /* Half the work finished in the window; the rest is dropped. */
-        materialize(srv, b, b->total / 2);
+      int expire = b->fate == SL_MOCK_FATE_EXPIRE;
+
+      /* The phase is over once the worker has rendered the output. On
+       * expiry half the work finished in the window; the rest is
+       * dropped. */
+      if (!b->materialized)
+        start_render(srv, b, expire ? b->total / 2 : -1);
+      if (b->materializing)
+        return;
+      if (expire) {
         set_status(b, "expired", at, &b->expired_at);
         return;
       }
-      materialize(srv, b, -1);
       set_status(b, "finalizing", at, &b->finalizing_at);
     } else if (strcmp(b->status, "finalizing") == 0) {
       if (b->stuck)
@@ -342,6 +482,8 @@ advance(struct sl_mock_server *srv, struct sl_mock_batch *b, uint64_t now)
       set_status(b, "completed", at, &b->completed_at);
       return;
     } else if (strcmp(b->status, "cancelling") == 0) {
+      if (b->materializing)
+        return; /* cancelled once the finished work is in a file */
       set_status(b, "cancelled", at, &b->cancelled_at);
       return;
     } else {
@@ -662,11 +804,12 @@ sl_mock_batches_route(struct sl_mock_server *srv,
     if (strcmp(b->status, "validating") == 0 ||
         strcmp(b->status, "in_progress") == 0 ||
         strcmp(b->status, "finalizing") == 0) {
-      /* Work done so far is kept: half of it when in progress. */
-      if (strcmp(b->status, "in_progress") == 0)
-        materialize(srv, b, b->total / 2);
-      else if (strcmp(b->status, "validating") == 0)
-        materialize(srv, b, 0);
+      /* Work done so far is kept: half of it when in progress, none
+       * while validating, all of it once finalizing. */
+      if (!b->materialized)
+        start_render(srv, b,
+                     strcmp(b->status, "in_progress") == 0 ? b->total / 2
+                                                           : 0);
       b->stuck = 0;
       set_status(b, "cancelling", now, &b->cancelling_at);
     } else if (strcmp(b->status, "cancelling") != 0) {

@@ -2,6 +2,7 @@
  * (online endpoints and the Batch API) for sluice's tests, benchmarks and
  * demo. This file owns the CLI, process setup and shutdown; only it calls
  * exit paths. Usage: sluice-mock --help. */
+#include "mock_batch.h"
 #include "mock_http.h"
 #include "mock_server.h"
 #include "mock_util.h"
@@ -236,6 +237,10 @@ main(int argc, char **argv)
     goto out;
   }
   timer_ok = 1;
+  if (sl_mock_batch_start(&srv) != 0) {
+    fprintf(stderr, "sluice-mock: cannot start the batch worker\n");
+    goto out;
+  }
   if (sl_mock_http_start(&srv, &port) != 0)
     goto out;
   if (srv.cfg.port_file != NULL &&
@@ -253,6 +258,7 @@ main(int argc, char **argv)
   rc = 0;
 out:
   sl_mock_http_stop(&srv);
+  sl_mock_batch_stop(&srv);
   if (timer_ok)
     sl_mock_timer_destroy(&srv.timer);
   if (log_ok)

@@ -155,6 +155,17 @@ sl_mock_online_free(struct sl_mock_online_req *req)
   req->root = NULL;
 }
 
+/* Add an integer as a raw JSON token: cJSON prints every number with
+ * "%1.15g" and re-parses it with sscanf, which dominated the profile. */
+static cJSON *
+add_int(cJSON *o, const char *name, long long v)
+{
+  char buf[24];
+
+  snprintf(buf, sizeof(buf), "%lld", v);
+  return cJSON_AddRawToObject(o, name, buf);
+}
+
 static void
 reply_text(const struct sl_mock_online_req *r, char *buf, size_t n)
 {
@@ -177,7 +188,7 @@ render_responses(const struct sl_mock_online_req *r, uint64_t seed,
   snprintf(id, sizeof(id), "resp_%016llx", (unsigned long long)seed);
   ok &= cJSON_AddStringToObject(o, "id", id) != NULL;
   ok &= cJSON_AddStringToObject(o, "object", "response") != NULL;
-  ok &= cJSON_AddNumberToObject(o, "created_at", (double)created) != NULL;
+  ok &= add_int(o, "created_at", (long long)created) != NULL;
   ok &= cJSON_AddStringToObject(o, "status", "completed") != NULL;
   ok &= cJSON_AddNullToObject(o, "error") != NULL;
   ok &= cJSON_AddNullToObject(o, "incomplete_details") != NULL;
@@ -188,7 +199,7 @@ render_responses(const struct sl_mock_online_req *r, uint64_t seed,
     ok &= cJSON_AddNullToObject(o, "instructions") != NULL;
   src = cJSON_GetObjectItemCaseSensitive(r->root, "max_output_tokens");
   if (cJSON_IsNumber(src))
-    ok &= cJSON_AddNumberToObject(o, "max_output_tokens", src->valuedouble) !=
+    ok &= add_int(o, "max_output_tokens", (long long)src->valuedouble) !=
           NULL;
   else
     ok &= cJSON_AddNullToObject(o, "max_output_tokens") != NULL;
@@ -219,27 +230,24 @@ render_responses(const struct sl_mock_online_req *r, uint64_t seed,
   ok &= cJSON_AddArrayToObject(part, "annotations") != NULL;
   ok &= cJSON_AddTrueToObject(o, "parallel_tool_calls") != NULL;
   ok &= cJSON_AddNullToObject(o, "previous_response_id") != NULL;
-  ok &= cJSON_AddNumberToObject(o, "temperature", 1.0) != NULL;
+  ok &= add_int(o, "temperature", 1) != NULL;
   ok &= cJSON_AddStringToObject(o, "tool_choice", "auto") != NULL;
   ok &= cJSON_AddArrayToObject(o, "tools") != NULL;
-  ok &= cJSON_AddNumberToObject(o, "top_p", 1.0) != NULL;
+  ok &= add_int(o, "top_p", 1) != NULL;
   ok &= cJSON_AddStringToObject(o, "truncation", "disabled") != NULL;
   usage = cJSON_AddObjectToObject(o, "usage");
   if (usage == NULL) {
     cJSON_Delete(o);
     return NULL;
   }
-  ok &= cJSON_AddNumberToObject(usage, "input_tokens",
-                                (double)r->input_tokens) != NULL;
+  ok &= add_int(usage, "input_tokens", (long long)r->input_tokens) != NULL;
   d = cJSON_AddObjectToObject(usage, "input_tokens_details");
-  ok &= d != NULL && cJSON_AddNumberToObject(d, "cached_tokens", 0) != NULL;
-  ok &= cJSON_AddNumberToObject(usage, "output_tokens",
-                                (double)r->output_tokens) != NULL;
+  ok &= d != NULL && add_int(d, "cached_tokens", 0) != NULL;
+  ok &= add_int(usage, "output_tokens", (long long)r->output_tokens) != NULL;
   d = cJSON_AddObjectToObject(usage, "output_tokens_details");
-  ok &= d != NULL && cJSON_AddNumberToObject(d, "reasoning_tokens", 0) != NULL;
-  ok &= cJSON_AddNumberToObject(
-            usage, "total_tokens",
-            (double)(r->input_tokens + r->output_tokens)) != NULL;
+  ok &= d != NULL && add_int(d, "reasoning_tokens", 0) != NULL;
+  ok &= add_int(usage, "total_tokens", r->input_tokens + r->output_tokens) !=
+        NULL;
   src = cJSON_GetObjectItemCaseSensitive(r->root, "metadata");
   if (cJSON_IsObject(src))
     ok &= cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(src, 1));
@@ -267,7 +275,7 @@ render_chat(const struct sl_mock_online_req *r, uint64_t seed,
   snprintf(id, sizeof(id), "chatcmpl-%016llx", (unsigned long long)seed);
   ok &= cJSON_AddStringToObject(o, "id", id) != NULL;
   ok &= cJSON_AddStringToObject(o, "object", "chat.completion") != NULL;
-  ok &= cJSON_AddNumberToObject(o, "created", (double)created) != NULL;
+  ok &= add_int(o, "created", (long long)created) != NULL;
   ok &= cJSON_AddStringToObject(o, "model", r->model) != NULL;
   choices = cJSON_AddArrayToObject(o, "choices");
   choice = cJSON_CreateObject();
@@ -277,7 +285,7 @@ render_chat(const struct sl_mock_online_req *r, uint64_t seed,
     return NULL;
   }
   cJSON_AddItemToArray(choices, choice);
-  ok &= cJSON_AddNumberToObject(choice, "index", 0) != NULL;
+  ok &= add_int(choice, "index", 0) != NULL;
   msg = cJSON_AddObjectToObject(choice, "message");
   ok &= msg != NULL;
   if (msg != NULL) {
@@ -294,17 +302,15 @@ render_chat(const struct sl_mock_online_req *r, uint64_t seed,
     cJSON_Delete(o);
     return NULL;
   }
-  ok &= cJSON_AddNumberToObject(usage, "prompt_tokens",
-                                (double)r->input_tokens) != NULL;
-  ok &= cJSON_AddNumberToObject(usage, "completion_tokens",
-                                (double)r->output_tokens) != NULL;
-  ok &= cJSON_AddNumberToObject(
-            usage, "total_tokens",
-            (double)(r->input_tokens + r->output_tokens)) != NULL;
+  ok &= add_int(usage, "prompt_tokens", (long long)r->input_tokens) != NULL;
+  ok &= add_int(usage, "completion_tokens", (long long)r->output_tokens) !=
+        NULL;
+  ok &= add_int(usage, "total_tokens", r->input_tokens + r->output_tokens) !=
+        NULL;
   d = cJSON_AddObjectToObject(usage, "prompt_tokens_details");
-  ok &= d != NULL && cJSON_AddNumberToObject(d, "cached_tokens", 0) != NULL;
+  ok &= d != NULL && add_int(d, "cached_tokens", 0) != NULL;
   d = cJSON_AddObjectToObject(usage, "completion_tokens_details");
-  ok &= d != NULL && cJSON_AddNumberToObject(d, "reasoning_tokens", 0) != NULL;
+  ok &= d != NULL && add_int(d, "reasoning_tokens", 0) != NULL;
   ok &= cJSON_AddStringToObject(o, "service_tier", "default") != NULL;
   ok &= cJSON_AddStringToObject(o, "system_fingerprint", "fp_sluice_mock") !=
         NULL;
@@ -420,17 +426,15 @@ render_embeddings(const struct sl_mock_online_req *r)
     }
     cJSON_AddItemToArray(data, e);
     ok &= cJSON_AddStringToObject(e, "object", "embedding") != NULL;
-    ok &= cJSON_AddNumberToObject(e, "index", i) != NULL;
+    ok &= add_int(e, "index", i) != NULL;
     ok &= cJSON_AddItemToObject(e, "embedding", vec);
   }
   ok &= data != NULL;
   ok &= cJSON_AddStringToObject(o, "model", r->model) != NULL;
   usage = cJSON_AddObjectToObject(o, "usage");
   ok &= usage != NULL &&
-        cJSON_AddNumberToObject(usage, "prompt_tokens",
-                                (double)r->input_tokens) != NULL &&
-        cJSON_AddNumberToObject(usage, "total_tokens",
-                                (double)r->input_tokens) != NULL;
+        add_int(usage, "prompt_tokens", (long long)r->input_tokens) != NULL &&
+        add_int(usage, "total_tokens", (long long)r->input_tokens) != NULL;
   if (!ok) {
     cJSON_Delete(o);
     return NULL;

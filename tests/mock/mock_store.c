@@ -100,5 +100,10 @@ sl_mock_store_free(struct sl_mock_store *st)
     sl_mock_store_batch_free(st->batches[i]);
   free(st->files);
   free(st->batches);
-  memset(st, 0, sizeof(*st));
+  free(st->queue);
+  st->files = NULL;
+  st->batches = NULL;
+  st->queue = NULL;
+  st->nfiles = st->capfiles = st->nbatches = st->capbatches = 0;
+  st->nqueue = st->capqueue = 0;
 }

@@ -8,6 +8,7 @@
 #include "mock_online.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,7 +49,9 @@ struct sl_mock_batch {
   long long in_tok, out_tok;
   char output_file_id[48];
   char error_file_id[48];
-  int materialized;
+  int materialized;  /* output rendering claimed (done or under way) */
+  int materializing; /* queued for or being rendered by the worker */
+  long long upto;    /* lines to render; < 0: all */
 };
 
 struct sl_mock_store {
@@ -56,6 +59,12 @@ struct sl_mock_store {
   size_t nfiles, capfiles;
   struct sl_mock_batch **batches;
   size_t nbatches, capbatches;
+  /* batches waiting for the worker thread that renders their output */
+  struct sl_mock_batch **queue;
+  size_t nqueue, capqueue;
+  pthread_cond_t cond; /* with srv->mu */
+  pthread_t thread;
+  int started, stop;
 };
 
 /* Append a file (taking ownership of f and what it points to). 0 or -1
