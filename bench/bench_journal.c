@@ -525,15 +525,25 @@ struct raw_job {
   size_t endpoint, body, key; /* offsets into the arena */
 };
 
+/* The library's claim shape (lib/queries.c) without its optional filters:
+ * IN (subquery) for a batch, a scalar subquery for one job. */
+#define RAW_CLAIM_SET                                                       \
+  "UPDATE jobs SET state = 'running', attempts = attempts + 1,"             \
+  " lease_token = random(), lease_expires = ?2, updated_at = ?1"
+#define RAW_CLAIM_PICK                                                      \
+  "SELECT id FROM jobs WHERE state = 'pending' AND run_after <= ?1"         \
+  " AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1)"                \
+  "  OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))"           \
+  " ORDER BY priority, run_after, id"
+#define RAW_CLAIM_RETURNING                                                 \
+  " RETURNING id, lease_token, attempts, generation, endpoint, body,"       \
+  " idempotency_key"
 static const char *const raw_claim_sql =
-    "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
-    " lease_token = random(), lease_expires = ?2, updated_at = ?1"
-    " WHERE id IN (SELECT id FROM jobs WHERE state = 'pending'"
-    "  AND run_after <= ?1"
-    "  AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)"
-    "  ORDER BY priority, run_after, id LIMIT ?3)"
-    " RETURNING id, lease_token, attempts, generation, endpoint, body,"
-    " idempotency_key";
+    RAW_CLAIM_SET " WHERE id IN (" RAW_CLAIM_PICK " LIMIT ?3)"
+    RAW_CLAIM_RETURNING;
+static const char *const raw_claim_one_sql =
+    RAW_CLAIM_SET " WHERE id = (" RAW_CLAIM_PICK " LIMIT 1)"
+    RAW_CLAIM_RETURNING;
 static const char *const raw_succeed_sql =
     "UPDATE jobs SET state = 'succeeded', lease_token = NULL,"
     " lease_expires = NULL, last_class = NULL, last_error = NULL,"
@@ -597,7 +607,8 @@ static int base_claim(struct bench *b, const void *arg, double *rate) {
   if (!jobs || populate(b, a->n) != 0 || open_raw(b, b->path, &db) != 0)
     goto out;
   t0 = now_s();
-  if (prepare(db, raw_claim_sql, &claim) != 0 ||
+  if (prepare(db, a->batch == 1 ? raw_claim_one_sql : raw_claim_sql,
+              &claim) != 0 ||
       prepare(db, raw_succeed_sql, &succeed) != 0 ||
       prepare(db, raw_result_sql, &result) != 0 ||
       prepare(db, raw_attempt_sql, &attempt) != 0 ||
