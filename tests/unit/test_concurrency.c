@@ -11,6 +11,8 @@
  *    running under their lease, rescue returns them once the lease expires,
  *    and a second claimer finishes them; the lost attempt is recorded as
  *    ambiguous and nothing is lost or done twice.
+ *  - one of three claimers is killed with SIGKILL mid-drain, wherever it is;
+ *    the survivors rescue and finish, and the journal adds up exactly.
  */
 #include <fcntl.h>
 #include <libgen.h>
