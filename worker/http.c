@@ -65,6 +65,7 @@ struct xfer {
   struct sl_http_request *req;
   struct xfer *prev, *next;   /* h->active; idle/aborted use next only */
   struct curl_slist *nodes;   /* header list pointing at the caller's lines */
+  curl_mime *mime;            /* multipart body (req->form / file_path) */
   size_t nodes_cap;
   char *buf;                  /* response body so far */
   size_t len, cap;
@@ -251,6 +252,11 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud) {
   size_t len = size * n, max = x->h->o.max_response_bytes, want;
   char *nb;
 
+  if (x->req->on_data) {
+    long status = info_long(x->easy, CURLINFO_RESPONSE_CODE);
+    if (status >= 200 && status < 300)
+      return x->req->on_data(x->req, p, len) == 0 ? len : 0;
+  }
   if (len > max - x->len) {
     x->capped = 1;
     return 0; /* CURLE_WRITE_ERROR */
@@ -281,6 +287,7 @@ static void xfer_free(struct xfer *x) {
     return;
   if (x->easy)
     curl_easy_cleanup(x->easy);
+  curl_mime_free(x->mime);
   free(x->nodes);
   free(x->buf);
   free(x);
@@ -311,6 +318,8 @@ static struct xfer *xfer_get(struct sl_http *h) {
  * memory survives this. Keeps it for reuse unless there are enough. */
 static void xfer_release(struct sl_http *h, struct xfer *x) {
   curl_easy_reset(x->easy);
+  curl_mime_free(x->mime);
+  x->mime = NULL;
   x->req = NULL;
   free(x->buf);
   x->buf = NULL;
@@ -376,6 +385,40 @@ static int build_headers(struct xfer *x, const struct sl_http_request *r) {
     }                                                               \
   } while (0)
 
+/* The multipart body of a form request: fields, then the file part, which
+ * curl reads from disk as it sends. */
+static int build_mime(struct sl_http *h, struct xfer *x,
+                      const struct sl_http_request *r) {
+  curl_mimepart *part;
+  size_t i;
+
+  x->mime = curl_mime_init(x->easy);
+  if (!x->mime)
+    return UV_ENOMEM;
+  for (i = 0; r->form && r->form[i] && r->form[i + 1]; i += 2) {
+    part = curl_mime_addpart(x->mime);
+    if (!part || curl_mime_name(part, r->form[i]) != CURLE_OK ||
+        curl_mime_data(part, r->form[i + 1], CURL_ZERO_TERMINATED) !=
+            CURLE_OK)
+      goto fail;
+  }
+  if (r->file_path) {
+    part = curl_mime_addpart(x->mime);
+    if (!part ||
+        curl_mime_name(part, r->file_field ? r->file_field : "file") !=
+            CURLE_OK ||
+        curl_mime_filedata(part, r->file_path) != CURLE_OK ||
+        (r->file_name && curl_mime_filename(part, r->file_name) != CURLE_OK))
+      goto fail;
+  }
+  return 0;
+fail:
+  glue_error(h, "curl_mime", "could not build the multipart body");
+  curl_mime_free(x->mime);
+  x->mime = NULL;
+  return UV_EIO;
+}
+
 /* Every option of one transfer (the handle was reset). */
 static int set_options(struct sl_http *h, struct xfer *x,
                        struct sl_http_request *r) {
@@ -419,7 +462,12 @@ static int set_options(struct sl_http *h, struct xfer *x,
   SETOPT(CURLOPT_WRITEFUNCTION, on_write);
   SETOPT(CURLOPT_WRITEDATA, (void *)x);
   SETOPT(CURLOPT_HTTPHEADER, x->nodes);
-  if (strcmp(method, "GET") == 0 && !r->body) {
+  if (r->form || r->file_path) {
+    rc = build_mime(h, x, r);
+    if (rc != 0)
+      goto out;
+    SETOPT(CURLOPT_MIMEPOST, x->mime);
+  } else if (strcmp(method, "GET") == 0 && !r->body) {
     SETOPT(CURLOPT_HTTPGET, 1L);
   } else if (strcmp(method, "HEAD") == 0 && !r->body) {
     SETOPT(CURLOPT_NOBODY, 1L);
@@ -470,7 +518,7 @@ static void fill_timings(CURL *e, struct sl_http_request *r) {
 static void fill_result(struct xfer *x, int code, const char *why) {
   struct sl_http_request *r = x->req;
   CURL *e = x->easy;
-  curl_off_t up;
+  curl_off_t up, body;
   long ver;
 
   r->curl_code = code;
@@ -489,9 +537,14 @@ static void fill_result(struct xfer *x, int code, const char *why) {
   }
   r->http_status = info_long(e, CURLINFO_RESPONSE_CODE);
   r->response_started = x->started;
+  /* Sent: every body byte written (for a multipart body, curl's computed
+   * upload size); without a body, the request head written. */
   up = info_off(e, CURLINFO_SIZE_UPLOAD_T);
+  body = info_off(e, CURLINFO_CONTENT_LENGTH_UPLOAD_T);
   if (r->body_len > 0)
     r->request_sent = up >= (curl_off_t)r->body_len;
+  else if (body > 0)
+    r->request_sent = up >= body;
   else
     r->request_sent = info_long(e, CURLINFO_REQUEST_SIZE) > 0;
   fill_timings(e, r);
@@ -857,6 +910,9 @@ int sl_http_start(struct sl_http *h, struct sl_http_request *req) {
   if (mc != CURLM_OK) {
     glue_error(h, "curl_multi_add_handle", curl_multi_strerror(mc));
     rc = map_curlm(mc);
+    /* a late failure (a callback refused) leaves the handle added; when it
+     * was not added this returns CURLM_BAD_EASY_HANDLE, which is fine */
+    (void)curl_multi_remove_handle(h->multi, x->easy);
     goto fail;
   }
   req->priv_ = x;

@@ -79,6 +79,17 @@ struct sl_http_request {
                                 is never sent */
   long timeout_ms;           /* whole attempt, including time queued for a
                                 connection; 0: none */
+  /* multipart/form-data POST instead of `body` (POST /v1/files): form
+   * holds NULL-terminated name, value pairs sent as fields; when
+   * file_path is set, the file is streamed from disk (never loaded) as
+   * the part named file_field with filename file_name. Not copied. */
+  const char *const *form;
+  const char *file_field, *file_path, *file_name;
+  /* Streaming: when set, the body of a 2xx response goes to on_data chunk
+   * by chunk (chunks split anywhere) instead of resp_body; other statuses
+   * are still buffered for classification. Return 0 to go on, non-zero to
+   * abort the transfer (curl_code CURLE_WRITE_ERROR). */
+  int (*on_data)(struct sl_http_request *req, const char *p, size_t n);
   sl_http_done_cb done;
   void *data;                /* for the caller */
 
@@ -130,8 +141,10 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
  * `done` is never called: UV_EINVAL (no url or done), UV_ECANCELED (the
  * transport is closing), UV_ENOMEM, UV_EIO (curl refused an option; see
  * sl_http_get_stats). Requests beyond the connection and stream caps wait
- * inside curl, and that wait counts toward timeout_ms: cap requests in
- * flight near max_connections * max_streams (HTTP/1.1: max_connections).
+ * inside curl, and that wait counts toward timeout_ms; curl 7.88 also walks
+ * its whole queue of waiting requests each time one finishes. So cap
+ * requests in flight near max_connections * max_streams (HTTP/1.1:
+ * max_connections) rather than queueing thousands here.
  * `done` may start new requests, clean up this one, or close the
  * transport.
  */
