@@ -749,6 +749,89 @@ static void test_refused_and_bad_args(void **state) {
   ctx_fini(&c);
 }
 
+struct sink {
+  size_t n, calls;
+  int bad;
+};
+
+static int on_chunk(struct sl_http_request *r, const char *p, size_t n) {
+  struct sink *sk = r->data;
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    sk->bad += p[i] != 'b';
+  sk->n += n;
+  sk->calls++;
+  return 0;
+}
+
+/* A multipart upload streamed from a file, and a 2xx body streamed to a
+ * callback past the buffer cap; an error status is still buffered. */
+static void test_multipart_and_stream(void **state) {
+  static const char *const form[] = {"purpose", "batch", NULL};
+  struct sl_http_options o = {0};
+  struct sink sk = {0};
+  struct ctx c;
+  struct call k;
+  char dir[64], path[128], want[64];
+  FILE *f;
+  size_t i;
+
+  snprintf(dir, sizeof(dir), "/tmp/sluice-http.XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof(path), "%s/in.jsonl", dir);
+  f = fopen(path, "w");
+  assert_non_null(f);
+  for (i = 0; i < 2000; i++)
+    fprintf(f, "{\"custom_id\":\"job-%05zu\"}\n", i);
+  fclose(f);
+
+  o.max_response_bytes = 1000; /* streaming is not capped */
+  ctx_init(&c, *state, &o);
+  call_init(&k, &c, "/ok");
+  k.req.form = form;
+  k.req.file_path = path;
+  k.req.file_name = "in.jsonl";
+  assert_int_equal(start(&c, &k, c.url), 0);
+  run_until(&c, 1);
+  unlink(path);
+  rmdir(dir);
+  assert_int_equal(k.req.curl_code, 0);
+  assert_int_equal(k.req.http_status, 200);
+  assert_int_equal(k.req.request_sent, 1);
+  /* the server counted the multipart body: more than the file alone */
+  snprintf(want, sizeof(want), "\"got\":");
+  assert_non_null(strstr(k.req.resp_body, want));
+  assert_true(strtoul(strstr(k.req.resp_body, want) + strlen(want), NULL,
+                      10) > 2000 * 25);
+  sl_http_request_cleanup(&k.req);
+
+  call_init(&k, &c, "/big");
+  k.req.on_data = on_chunk;
+  k.req.data = &sk;
+  assert_int_equal(start(&c, &k, c.url), 0);
+  run_until(&c, 2);
+  assert_int_equal(k.req.curl_code, 0);
+  assert_int_equal(sk.n, BIG_LEN);
+  assert_int_equal(sk.bad, 0);
+  assert_true(sk.calls >= 1);
+  assert_null(k.req.resp_body);
+  sl_http_request_cleanup(&k.req);
+
+  memset(&sk, 0, sizeof(sk));
+  call_init(&k, &c, "/busy");
+  k.req.on_data = on_chunk;
+  k.req.data = &sk;
+  assert_int_equal(start(&c, &k, c.url), 0);
+  run_until(&c, 3);
+  assert_int_equal(k.req.http_status, 503);
+  assert_int_equal(sk.n, 0);
+  assert_non_null(k.req.resp_body);
+  assert_non_null(strstr(k.req.resp_body, "overloaded"));
+  sl_http_request_cleanup(&k.req);
+  ctx_fini(&c);
+}
+
 /* ---- HTTP/2 over TLS through nghttpx ---- */
 
 struct h2 {
@@ -988,7 +1071,7 @@ static void test_h2_tls(void **state) {
   assert_int_equal(made, 1);
   ctx_fini(&c);
 
-  /* insecure skips verification */
+  /* insecure skips verification; a GET's request_sent over h2 */
   memset(&o, 0, sizeof(o));
   o.insecure = 1;
   ctx_init(&c, t->srv, &o);
@@ -997,6 +1080,8 @@ static void test_h2_tls(void **state) {
   run_until(&c, 1);
   assert_int_equal(k[0].req.curl_code, 0);
   assert_int_equal(k[0].req.http_version, 2);
+  assert_int_equal(k[0].req.request_sent, 1);
+  assert_non_null(strstr(k[0].req.resp_body, "\"got\":0,"));
   sl_http_request_cleanup(&k[0].req);
   ctx_fini(&c);
 
@@ -1025,6 +1110,7 @@ int main(void) {
     cmocka_unit_test(test_close_in_flight),
     cmocka_unit_test(test_close_from_done),
     cmocka_unit_test(test_refused_and_bad_args),
+    cmocka_unit_test(test_multipart_and_stream),
     cmocka_unit_test_setup_teardown(test_h2_tls, h2_setup, h2_teardown),
   };
 
