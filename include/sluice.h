@@ -260,6 +260,9 @@ struct sl_claim_options {
   size_t max_jobs;
   int64_t lease_ms;
   int64_t now_ms;            /* 0: the clock */
+  int64_t deferrable_due_before_ms; /* non-zero: claim a deferrable job only
+                                if its deadline is before this (it cannot
+                                wait for a batch); 0: any deferrable job */
 };
 
 /*

@@ -15,6 +15,7 @@
   " AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))"         \
   " AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1)"                \
   "  OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))"           \
+  " AND (?7 IS NULL OR urgency <> 'deferrable' OR deadline < ?7)"           \
   " ORDER BY priority, run_after, id"
 #define CLAIM_RETURNING                                                     \
   " RETURNING id, lease_token, lease_expires, attempts, max_attempts,"      \

@@ -50,7 +50,11 @@ CREATE TABLE batches (
                   DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
   submitted_at    INTEGER,
   next_poll_at    INTEGER,
-  finished_at     INTEGER
+  finished_at     INTEGER,
+  -- The worker driving the batch (its route's token) holds it until
+  -- lease_expires; another worker adopts it only after that.
+  lease_token     INTEGER,
+  lease_expires   INTEGER
 ) STRICT;
 
 -- The queue itself. Only `body` is required from a producer.

@@ -1,0 +1,836 @@
+/*
+ * batch.c: the journal side of the Batch API route (include/sluice_batch.h).
+ * Packing deferrable jobs into a local batch, recording what the API says
+ * about it, ingesting its output and error lines, and ending it. Every
+ * write about a batch is fenced by its lease token.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "sluice_batch.h"
+
+/* Shared WHERE clause of the backlog and the pack: deferrable due pending
+ * jobs of unpaused queues; ?1 now, ?2 queues JSON, ?3 due_after. */
+#define ELIGIBLE                                                           \
+  " state = 'pending' AND urgency = 'deferrable' AND run_after <= ?1"     \
+  " AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)))"        \
+  " AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)"           \
+  " AND (?3 IS NULL OR deadline IS NULL OR deadline >= ?3)"
+
+#define LINE_BYTES                                                         \
+  "(length(CAST(body AS BLOB)) + length(endpoint) + 82)"
+
+/* The JSON array of queue names (escaped: they come from configuration). */
+static char *queues_json(const char *const *queues) {
+  size_t cap = 3, i;
+  char *out, *p;
+  const char *s;
+  if (!queues)
+    return NULL;
+  for (i = 0; queues[i]; i++)
+    cap += strlen(queues[i]) * 6 + 3;
+  out = malloc(cap);
+  if (!out)
+    return NULL;
+  p = out;
+  *p++ = '[';
+  for (i = 0; queues[i]; i++) {
+    if (i)
+      *p++ = ',';
+    *p++ = '"';
+    for (s = queues[i]; *s; s++) {
+      unsigned char ch = (unsigned char)*s;
+      if (ch == '"' || ch == '\\') {
+        *p++ = '\\';
+        *p++ = (char)ch;
+      } else if (ch < 0x20) {
+        p += snprintf(p, 7, "\\u%04x", ch);
+      } else {
+        *p++ = (char)ch;
+      }
+    }
+    *p++ = '"';
+  }
+  *p++ = ']';
+  *p = '\0';
+  return out;
+}
+
+static int prepare(struct sl_journal *j, const char *sql, sqlite3_stmt **st,
+                   const char *what) {
+  int rc = sqlite3_prepare_v2(j->db, sql, -1, st, NULL);
+  if (rc != SQLITE_OK) {
+    *st = NULL;
+    return sl_journal_fail(j, rc, what);
+  }
+  return SL_OK;
+}
+
+/* Bind the filter to ?1..?3; *qjson is the caller's to free. */
+static int bind_filter(sqlite3_stmt *st, const struct sl_batch_filter *f,
+                       char **qjson) {
+  *qjson = NULL;
+  if (f->queues) {
+    *qjson = queues_json(f->queues);
+    if (!*qjson)
+      return SL_NOMEM;
+  }
+  sqlite3_bind_int64(st, 1, f->now_ms ? f->now_ms : sl_now_ms());
+  sl_bind_text(st, 2, *qjson);
+  sl_bind_opt_int(st, 3, f->due_after_ms, 0);
+  return SL_OK;
+}
+
+int sl_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
+                     struct sl_batch_backlog *out, size_t max, size_t *n) {
+  static const char sql[] =
+      "SELECT endpoint, count(*), sum(" LINE_BYTES "), min(run_after),"
+      " coalesce(min(deadline), 0) FROM jobs WHERE" ELIGIBLE
+      " GROUP BY endpoint ORDER BY min(run_after)";
+  sqlite3_stmt *st = NULL;
+  char *qjson = NULL;
+  size_t got = 0;
+  int rc;
+
+  if (!j || !f || !out || !n)
+    return SL_INVAL;
+  rc = prepare(j, sql, &st, "reading the batch backlog");
+  if (rc != SL_OK)
+    return rc;
+  rc = bind_filter(st, f, &qjson);
+  if (rc != SL_OK)
+    goto out;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    struct sl_batch_backlog *b;
+    const unsigned char *ep = sqlite3_column_text(st, 0);
+    if (got == max)
+      continue;
+    b = &out[got++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->endpoint, sizeof b->endpoint, "%s", ep ? (const char *)ep : "");
+    b->jobs = sqlite3_column_int64(st, 1);
+    b->bytes = sqlite3_column_int64(st, 2);
+    b->oldest_due = sqlite3_column_int64(st, 3);
+    b->earliest_deadline = sqlite3_column_int64(st, 4);
+  }
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "reading the batch backlog");
+    goto out;
+  }
+  *n = got;
+  rc = SL_OK;
+out:
+  sqlite3_finalize(st);
+  free(qjson);
+  return rc;
+}
+
+int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
+                  int64_t *batch_id, size_t *jobs, int64_t *bytes) {
+  /* The running sum stops the file before max_bytes; the first job is
+   * always taken, so one oversized job cannot block its endpoint (the API
+   * refuses it, and it fails by class). ?4 endpoint, ?5 max_lines, ?6
+   * max_bytes, ?7 batch id, ?8 now for updated_at. */
+  static const char move[] =
+      "UPDATE jobs SET state = 'batched', batch_id = ?7,"
+      " attempts = attempts + 1, lease_token = NULL, lease_expires = NULL,"
+      " updated_at = ?8"
+      " WHERE id IN (SELECT id FROM (SELECT id,"
+      "  sum(" LINE_BYTES ") OVER (ORDER BY priority, run_after, id"
+      "   ROWS UNBOUNDED PRECEDING) AS cum,"
+      "  row_number() OVER (ORDER BY priority, run_after, id) AS rn"
+      "  FROM jobs WHERE" ELIGIBLE " AND endpoint = ?4"
+      "  ORDER BY priority, run_after, id LIMIT ?5)"
+      " WHERE cum <= ?6 OR rn = 1)";
+  static const char create[] =
+      "INSERT INTO batches (endpoint, state, created_at, lease_token,"
+      " lease_expires) VALUES (?1, 'building', ?2, ?3, ?4)";
+  static const char count[] =
+      "UPDATE batches SET request_count ="
+      " (SELECT count(*) FROM jobs WHERE batch_id = ?1 AND state = 'batched')"
+      " WHERE id = ?1 RETURNING request_count,"
+      " (SELECT coalesce(sum(" LINE_BYTES "), 0) FROM jobs"
+      "  WHERE batch_id = ?1 AND state = 'batched')";
+  sqlite3_stmt *st = NULL;
+  char *qjson = NULL;
+  int64_t now, id, moved, total = 0;
+  int rc;
+
+  if (!j || !o || !batch_id || !o->endpoint || o->max_lines == 0 ||
+      o->max_bytes <= 0 || o->lease_ms <= 0)
+    return SL_INVAL;
+  now = o->f.now_ms ? o->f.now_ms : sl_now_ms();
+  rc = sl_journal_begin(j);
+  if (rc != SL_OK)
+    return rc;
+  rc = prepare(j, create, &st, "creating a batch");
+  if (rc != SL_OK)
+    goto fail;
+  sl_bind_text(st, 1, o->endpoint);
+  sqlite3_bind_int64(st, 2, now);
+  sqlite3_bind_int64(st, 3, o->lease_token);
+  sqlite3_bind_int64(st, 4, now + o->lease_ms);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  st = NULL;
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "creating a batch");
+    goto fail;
+  }
+  id = sqlite3_last_insert_rowid(j->db);
+  rc = prepare(j, move, &st, "packing jobs into a batch");
+  if (rc != SL_OK)
+    goto fail;
+  rc = bind_filter(st, &o->f, &qjson);
+  if (rc != SL_OK)
+    goto fail;
+  sqlite3_bind_int64(st, 1, now);
+  sl_bind_text(st, 4, o->endpoint);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)o->max_lines);
+  sqlite3_bind_int64(st, 6, o->max_bytes);
+  sqlite3_bind_int64(st, 7, id);
+  sqlite3_bind_int64(st, 8, now);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  st = NULL;
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "packing jobs into a batch");
+    goto fail;
+  }
+  moved = sqlite3_changes(j->db);
+  if (moved == 0) {
+    /* Nothing qualified: leave no empty batch behind. */
+    sl_journal_rollback(j);
+    free(qjson);
+    *batch_id = 0;
+    if (jobs)
+      *jobs = 0;
+    if (bytes)
+      *bytes = 0;
+    return SL_OK;
+  }
+  rc = prepare(j, count, &st, "counting a batch");
+  if (rc != SL_OK)
+    goto fail;
+  sqlite3_bind_int64(st, 1, id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    total = sqlite3_column_int64(st, 1);
+    rc = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  st = NULL;
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "counting a batch");
+    goto fail;
+  }
+  rc = sl_journal_commit(j);
+  if (rc != SL_OK)
+    goto out;
+  *batch_id = id;
+  if (jobs)
+    *jobs = (size_t)moved;
+  if (bytes)
+    *bytes = total;
+  goto out;
+fail:
+  sl_journal_rollback(j);
+out:
+  sqlite3_finalize(st);
+  free(qjson);
+  return rc;
+}
+
+#define INFO_COLS                                                          \
+  "b.id, b.request_count, b.completed_count, b.failed_count,"             \
+  " b.created_at, coalesce(b.submitted_at, 0), coalesce(b.next_poll_at, 0),"\
+  " coalesce(b.lease_token, 0), coalesce(b.lease_expires, 0),"            \
+  " (SELECT count(*) FROM jobs WHERE batch_id = b.id AND state = 'batched'),"\
+  " b.endpoint, b.state, b.remote_file_id, b.remote_batch_id,"            \
+  " b.remote_status, b.output_file_id, b.error_file_id, b.error"
+
+void sl_batch_info_clear(struct sl_batch_info *b) {
+  char **s[] = {&b->endpoint,      &b->state,          &b->remote_file_id,
+                &b->remote_batch_id, &b->remote_status, &b->output_file_id,
+                &b->error_file_id, &b->error};
+  size_t i;
+  for (i = 0; i < sizeof s / sizeof s[0]; i++) {
+    free(*s[i]);
+    *s[i] = NULL;
+  }
+}
+
+void sl_batch_info_free(struct sl_batch_info *b, size_t n) {
+  size_t i;
+  if (!b)
+    return;
+  for (i = 0; i < n; i++)
+    sl_batch_info_clear(&b[i]);
+  free(b);
+}
+
+static void info_read(sqlite3_stmt *st, struct sl_batch_info *b, int *oom) {
+  int64_t *v[] = {&b->id,           &b->request_count, &b->completed_count,
+                  &b->failed_count, &b->created_at,    &b->submitted_at,
+                  &b->next_poll_at, &b->lease_token,   &b->lease_expires,
+                  &b->jobs_batched};
+  char **s[] = {&b->endpoint,      &b->state,          &b->remote_file_id,
+                &b->remote_batch_id, &b->remote_status, &b->output_file_id,
+                &b->error_file_id, &b->error};
+  int i;
+  for (i = 0; i < 10; i++)
+    *v[i] = sqlite3_column_int64(st, i);
+  for (i = 0; i < 8; i++)
+    *s[i] = sl_column_strdup(st, 10 + i, oom);
+}
+
+int sl_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
+                       size_t *n) {
+  static const char sql[] =
+      "SELECT " INFO_COLS " FROM batches b"
+      " WHERE b.state NOT IN ('done', 'failed', 'cancelled') ORDER BY b.id";
+  struct sl_batch_info *arr = NULL, *grown;
+  size_t got = 0, cap = 0;
+  sqlite3_stmt *st = NULL;
+  int rc, oom = 0;
+
+  if (!j || !out || !n)
+    return SL_INVAL;
+  rc = prepare(j, sql, &st, "listing open batches");
+  if (rc != SL_OK)
+    return rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (got == cap) {
+      cap = cap ? cap * 2 : 8;
+      grown = realloc(arr, cap * sizeof *arr);
+      if (!grown) {
+        oom = 1;
+        break;
+      }
+      arr = grown;
+    }
+    memset(&arr[got], 0, sizeof arr[got]);
+    info_read(st, &arr[got++], &oom);
+  }
+  sqlite3_finalize(st);
+  if (oom) {
+    sl_batch_info_free(arr, got);
+    return SL_NOMEM;
+  }
+  if (rc != SQLITE_DONE) {
+    sl_batch_info_free(arr, got);
+    return sl_journal_fail(j, rc, "listing open batches");
+  }
+  *out = arr;
+  *n = got;
+  return SL_OK;
+}
+
+int sl_batch_get(struct sl_journal *j, int64_t id, struct sl_batch_info *out) {
+  static const char sql[] = "SELECT " INFO_COLS " FROM batches b"
+                            " WHERE b.id = ?1";
+  struct sl_batch_info b = {0};
+  sqlite3_stmt *st = NULL;
+  int rc, oom = 0;
+
+  if (!j || !out)
+    return SL_INVAL;
+  rc = prepare(j, sql, &st, "reading a batch");
+  if (rc != SL_OK)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    info_read(st, &b, &oom);
+  sqlite3_finalize(st);
+  if (oom) {
+    sl_batch_info_clear(&b);
+    return SL_NOMEM;
+  }
+  if (rc == SQLITE_DONE) {
+    snprintf(j->errmsg, sizeof j->errmsg, "no batch %lld", (long long)id);
+    return SL_NOT_FOUND;
+  }
+  if (rc != SQLITE_ROW)
+    return sl_journal_fail(j, rc, "reading a batch");
+  *out = b;
+  return SL_OK;
+}
+
+int sl_batch_journal_id(struct sl_journal *j, char *buf, size_t len) {
+  sqlite3_stmt *st = NULL;
+  int rc;
+  if (!j || !buf || len == 0)
+    return SL_INVAL;
+  rc = prepare(j, "SELECT value FROM meta WHERE key = 'journal_id'", &st,
+               "reading the journal id");
+  if (rc != SL_OK)
+    return rc;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    snprintf(buf, len, "%s", (const char *)sqlite3_column_text(st, 0));
+    rc = SL_OK;
+  } else if (rc == SQLITE_DONE) {
+    snprintf(j->errmsg, sizeof j->errmsg, "the journal has no journal_id");
+    rc = SL_NOT_FOUND;
+  } else {
+    rc = sl_journal_fail(j, rc, "reading the journal id");
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int sl_batch_adopt(struct sl_journal *j, int64_t lease_token,
+                   int64_t lease_ms, int64_t now_ms, int64_t *adopted) {
+  static const char take[] =
+      "UPDATE batches SET lease_token = ?1, lease_expires = ?2"
+      " WHERE state NOT IN ('done', 'failed', 'cancelled')"
+      " AND (lease_token IS NULL OR lease_expires IS NULL"
+      "  OR lease_expires < ?3) AND lease_token IS NOT ?1";
+  static const char extend[] =
+      "UPDATE batches SET lease_expires = ?2"
+      " WHERE state NOT IN ('done', 'failed', 'cancelled')"
+      " AND lease_token = ?1";
+  sqlite3_stmt *st = NULL;
+  int64_t took = 0;
+  int rc, i;
+
+  if (!j || lease_ms <= 0)
+    return SL_INVAL;
+  if (!now_ms)
+    now_ms = sl_now_ms();
+  rc = sl_journal_begin(j);
+  if (rc != SL_OK)
+    return rc;
+  for (i = 0; i < 2; i++) {
+    rc = prepare(j, i ? extend : take, &st, "adopting batches");
+    if (rc != SL_OK)
+      goto fail;
+    sqlite3_bind_int64(st, 1, lease_token);
+    sqlite3_bind_int64(st, 2, now_ms + lease_ms);
+    if (!i)
+      sqlite3_bind_int64(st, 3, now_ms);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+      rc = sl_journal_fail(j, rc, "adopting batches");
+      goto fail;
+    }
+    if (!i)
+      took = sqlite3_changes(j->db);
+  }
+  rc = sl_journal_commit(j);
+  if (rc == SL_OK && adopted)
+    *adopted = took;
+  return rc;
+fail:
+  sl_journal_rollback(j);
+  return rc;
+}
+
+int sl_batch_lines(struct sl_journal *j, int64_t batch_id,
+                   sl_batch_line_cb cb, void *arg) {
+  static const char sql[] =
+      "SELECT id, generation, endpoint, body FROM jobs"
+      " WHERE batch_id = ?1 AND state = 'batched' ORDER BY id";
+  sqlite3_stmt *st = NULL;
+  int rc, stop = 0;
+
+  if (!j || !cb)
+    return SL_INVAL;
+  rc = prepare(j, sql, &st, "reading a batch's jobs");
+  if (rc != SL_OK)
+    return rc;
+  sqlite3_bind_int64(st, 1, batch_id);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *ep = (const char *)sqlite3_column_text(st, 2);
+    const char *body = (const char *)sqlite3_column_text(st, 3);
+    size_t len = (size_t)sqlite3_column_bytes(st, 3);
+    stop = cb(arg, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+              ep ? ep : "", body ? body : "{}", body ? len : 2);
+    if (stop)
+      break;
+  }
+  sqlite3_finalize(st);
+  if (stop)
+    return stop;
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, "reading a batch's jobs");
+  return SL_OK;
+}
+
+/* Inside a transaction: does this route still hold the batch? */
+static int holds(struct sl_journal *j, int64_t id, int64_t token) {
+  sqlite3_stmt *st = NULL;
+  int rc = prepare(j, "SELECT 1 FROM batches WHERE id = ?1"
+                      " AND lease_token = ?2",
+                   &st, "checking a batch lease");
+  if (rc != SL_OK)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, token);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc == SQLITE_ROW)
+    return SL_OK;
+  if (rc == SQLITE_DONE) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "batch %lld: lease token is stale", (long long)id);
+    return SL_LEASE_LOST;
+  }
+  return sl_journal_fail(j, rc, "checking a batch lease");
+}
+
+/* One fenced UPDATE of a batch row in autocommit: ?1 id, ?2 token, ?3 and
+ * ?4 strings, ?5 now (a statement may leave some unused: binding an absent
+ * index does nothing). SL_LEASE_LOST when no row matched. */
+static int fenced_update(struct sl_journal *j, const char *sql, int64_t id,
+                         int64_t token, const char *s3, const char *s4,
+                         const char *what) {
+  sqlite3_stmt *st = NULL;
+  int rc = prepare(j, sql, &st, what);
+  if (rc != SL_OK)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, token);
+  sl_bind_text(st, 3, s3);
+  sl_bind_text(st, 4, s4);
+  sqlite3_bind_int64(st, 5, sl_now_ms());
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, what);
+  if (sqlite3_changes(j->db) != 1) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "batch %lld: lease token is stale or state refused (%s)",
+             (long long)id, what);
+    return SL_LEASE_LOST;
+  }
+  return SL_OK;
+}
+
+int sl_batch_set_file(struct sl_journal *j, int64_t id, int64_t token,
+                      const char *file_id) {
+  static const char sql[] =
+      "UPDATE batches SET remote_file_id = ?3,"
+      " state = CASE WHEN state = 'building' THEN 'uploaded' ELSE state END"
+      " WHERE id = ?1 AND lease_token = ?2"
+      " AND (remote_file_id IS NULL OR remote_file_id = ?3)";
+  if (!j || !file_id || !file_id[0])
+    return SL_INVAL;
+  return fenced_update(j, sql, id, token, file_id, NULL,
+                       "recording an uploaded batch file");
+}
+
+int sl_batch_set_remote(struct sl_journal *j, int64_t id, int64_t token,
+                        const char *remote_batch_id) {
+  static const char sql[] =
+      "UPDATE batches SET remote_batch_id = ?3, submitted_at ="
+      " coalesce(submitted_at, ?5),"
+      " state = CASE WHEN state IN ('building', 'uploaded') THEN 'submitted'"
+      " ELSE state END"
+      " WHERE id = ?1 AND lease_token = ?2"
+      " AND (remote_batch_id IS NULL OR remote_batch_id = ?3)";
+  struct sl_batch_info b;
+  int rc;
+  if (!j || !remote_batch_id || !remote_batch_id[0])
+    return SL_INVAL;
+  rc = fenced_update(j, sql, id, token, remote_batch_id, NULL,
+                     "recording a remote batch");
+  if (rc != SL_LEASE_LOST)
+    return rc;
+  /* Say which: another remote batch already recorded, or the lease. */
+  if (sl_batch_get(j, id, &b) == SL_OK) {
+    int other = b.remote_batch_id && b.lease_token == token &&
+                strcmp(b.remote_batch_id, remote_batch_id) != 0;
+    sl_batch_info_clear(&b);
+    if (other) {
+      snprintf(j->errmsg, sizeof j->errmsg,
+               "batch %lld already has another remote batch", (long long)id);
+      return SL_STATE;
+    }
+  }
+  return SL_LEASE_LOST;
+}
+
+int sl_batch_set_status(struct sl_journal *j, int64_t id, int64_t token,
+                        const struct sl_batch_remote *r) {
+  static const char sql[] =
+      "UPDATE batches SET remote_status = ?3, output_file_id ="
+      " coalesce(?4, output_file_id), error_file_id = coalesce(?5,"
+      " error_file_id), completed_count = ?6, failed_count = ?7,"
+      " request_count = CASE WHEN ?8 > 0 THEN ?8 ELSE request_count END,"
+      " next_poll_at = ?9,"
+      " state = CASE WHEN ?10 AND state IN ('submitted', 'uploaded',"
+      "  'building') THEN 'ingesting' ELSE state END"
+      " WHERE id = ?1 AND lease_token = ?2";
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  if (!j || !r || !r->status)
+    return SL_INVAL;
+  rc = prepare(j, sql, &st, "recording a batch status");
+  if (rc != SL_OK)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, token);
+  sl_bind_text(st, 3, r->status);
+  sl_bind_text(st, 4, r->output_file_id);
+  sl_bind_text(st, 5, r->error_file_id);
+  sqlite3_bind_int64(st, 6, r->completed);
+  sqlite3_bind_int64(st, 7, r->failed);
+  sqlite3_bind_int64(st, 8, r->total);
+  sl_bind_opt_int(st, 9, r->next_poll_at, 0);
+  sqlite3_bind_int(st, 10, r->ingest ? 1 : 0);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, "recording a batch status");
+  if (sqlite3_changes(j->db) != 1) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "batch %lld: lease token is stale", (long long)id);
+    return SL_LEASE_LOST;
+  }
+  return SL_OK;
+}
+
+/* The three statements of one ingested line, prepared once per call. */
+struct ingest_stmts {
+  sqlite3_stmt *succeed, *settle, *result, *attempt;
+};
+
+static void ingest_stmts_free(struct ingest_stmts *s) {
+  sqlite3_finalize(s->succeed);
+  sqlite3_finalize(s->settle);
+  sqlite3_finalize(s->result);
+  sqlite3_finalize(s->attempt);
+}
+
+static int ingest_stmts_prepare(struct sl_journal *j, struct ingest_stmts *s) {
+  /* ?1 job, ?2 batch, ?3 generation, ?4 now. */
+  static const char succeed[] =
+      "UPDATE jobs SET state = 'succeeded', last_class = NULL,"
+      " last_error = NULL, updated_at = ?4, finished_at = ?4"
+      " WHERE id = ?1 AND batch_id = ?2 AND generation = ?3"
+      " AND state = 'batched'"
+      " AND NOT EXISTS (SELECT 1 FROM results WHERE job_id = ?1)";
+  /* ?5 class, ?6 error, ?7 retry (0/1), ?8 run_after. */
+  static const char settle[] =
+      "UPDATE jobs SET state = CASE WHEN ?7 AND attempts < max_attempts"
+      " THEN 'pending' ELSE 'failed' END,"
+      " finished_at = CASE WHEN ?7 AND attempts < max_attempts THEN NULL"
+      " ELSE ?4 END,"
+      " run_after = CASE WHEN ?7 THEN max(?8, ?4) ELSE run_after END,"
+      " last_class = ?5, last_error = ?6, updated_at = ?4"
+      " WHERE id = ?1 AND batch_id = ?2 AND generation = ?3"
+      " AND state = 'batched'";
+  static const char result[] =
+      "INSERT INTO results (job_id, generation, route, http_status,"
+      " request_id, input_tokens, output_tokens, total_tokens, body,"
+      " created_at) VALUES (?1, ?2, 'batch', ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+  static const char attempt[] =
+      "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
+      " finished_at, http_status, failure_class, request_id, error)"
+      " VALUES (?1, (SELECT attempts FROM jobs WHERE id = ?1), ?2, 'batch',"
+      " (SELECT submitted_at FROM batches WHERE id = ?3), ?4, ?5, ?6, ?7,"
+      " ?8)";
+  int rc;
+  memset(s, 0, sizeof *s);
+  rc = prepare(j, succeed, &s->succeed, "preparing ingest");
+  if (rc == SL_OK)
+    rc = prepare(j, settle, &s->settle, "preparing ingest");
+  if (rc == SL_OK)
+    rc = prepare(j, result, &s->result, "preparing ingest");
+  if (rc == SL_OK)
+    rc = prepare(j, attempt, &s->attempt, "preparing ingest");
+  if (rc != SL_OK)
+    ingest_stmts_free(s);
+  return rc;
+}
+
+static int step_reset(struct sl_journal *j, sqlite3_stmt *st,
+                      const char *what) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, what);
+  return SL_OK;
+}
+
+/* Apply one line inside the open transaction: per-line rc in l->rc, or a
+ * fatal code for the transaction. */
+static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
+                      int64_t batch, struct sl_batch_line *l, int64_t now) {
+  int ok = l->outcome == SL_OUTCOME_SUCCESS;
+  sqlite3_stmt *st = ok ? s->succeed : s->settle;
+  int rc;
+
+  sqlite3_bind_int64(st, 1, l->job_id);
+  sqlite3_bind_int64(st, 2, batch);
+  sqlite3_bind_int64(st, 3, l->generation);
+  sqlite3_bind_int64(st, 4, now);
+  if (!ok) {
+    sl_bind_text(st, 5, l->failure_class ? l->failure_class : "server_error");
+    sl_bind_text(st, 6, l->error);
+    sqlite3_bind_int(st, 7, l->outcome == SL_OUTCOME_RETRY);
+    sqlite3_bind_int64(st, 8, l->run_after_ms);
+  }
+  rc = step_reset(j, st, "ingesting a batch line");
+  if (rc != SL_OK)
+    return rc;
+  if (sqlite3_changes(j->db) != 1) {
+    l->rc = SL_STATE; /* not batched here any more: nothing to do */
+    return SL_OK;
+  }
+  if (ok) {
+    st = s->result;
+    sqlite3_bind_int64(st, 1, l->job_id);
+    sqlite3_bind_int64(st, 2, l->generation);
+    sqlite3_bind_int(st, 3, l->http_status ? l->http_status : 200);
+    sl_bind_text(st, 4, l->request_id);
+    sl_bind_opt_int(st, 5, l->input_tokens, -1);
+    sl_bind_opt_int(st, 6, l->output_tokens, -1);
+    sl_bind_opt_int(st, 7, l->total_tokens, -1);
+    if (l->body)
+      sqlite3_bind_text(st, 8, l->body,
+                        l->body_len ? (int)l->body_len : -1, SQLITE_STATIC);
+    else
+      sqlite3_bind_text(st, 8, "", 0, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, now);
+    rc = step_reset(j, st, "recording a batch result");
+    if (rc != SL_OK)
+      return rc;
+  }
+  st = s->attempt;
+  sqlite3_bind_int64(st, 1, l->job_id);
+  sqlite3_bind_int64(st, 2, l->generation);
+  sqlite3_bind_int64(st, 3, batch);
+  sqlite3_bind_int64(st, 4, now);
+  sl_bind_opt_int(st, 5, l->http_status, 0);
+  sl_bind_text(st, 6, ok ? NULL
+                         : l->failure_class ? l->failure_class
+                                            : "server_error");
+  sl_bind_text(st, 7, l->request_id);
+  sl_bind_text(st, 8, l->error);
+  rc = step_reset(j, st, "recording a batch attempt");
+  if (rc != SL_OK)
+    return rc;
+  l->rc = SL_OK;
+  return SL_OK;
+}
+
+int sl_batch_ingest(struct sl_journal *j, int64_t id, int64_t token,
+                    struct sl_batch_line *lines, size_t n) {
+  struct ingest_stmts s;
+  int64_t now = sl_now_ms();
+  size_t i;
+  int rc;
+
+  if (!j || (!lines && n))
+    return SL_INVAL;
+  if (n == 0)
+    return SL_OK;
+  rc = ingest_stmts_prepare(j, &s);
+  if (rc != SL_OK)
+    return rc;
+  rc = sl_journal_begin(j);
+  if (rc != SL_OK)
+    goto out;
+  rc = holds(j, id, token);
+  for (i = 0; rc == SL_OK && i < n; i++) {
+    lines[i].rc = SL_STATE;
+    rc = ingest_one(j, &s, id, &lines[i], now);
+  }
+  if (rc != SL_OK) {
+    sl_journal_rollback(j);
+    goto out;
+  }
+  rc = sl_journal_commit(j);
+out:
+  ingest_stmts_free(&s);
+  return rc;
+}
+
+int sl_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
+                    const struct sl_batch_end *e, int64_t *requeued,
+                    int64_t *failed) {
+  /* ?1 batch, ?2 now, ?3 class, ?4 error. */
+  static const char record[] =
+      "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
+      " finished_at, failure_class, error)"
+      " SELECT id, attempts, generation, 'batch',"
+      " (SELECT submitted_at FROM batches WHERE id = ?1), ?2, ?3, ?4"
+      " FROM jobs WHERE batch_id = ?1 AND state = 'batched'";
+  static const char count[] =
+      "SELECT count(*) FILTER (WHERE ?5 AND (?6 OR attempts < max_attempts)),"
+      " count(*) FROM jobs WHERE batch_id = ?1 AND state = 'batched'";
+  /* ?5 retry, ?6 refund, ?7 run_after. Parameters a statement does not
+   * use are bound anyway (SQLITE_RANGE, ignored), to keep one loop. */
+  static const char settle[] =
+      "UPDATE jobs SET"
+      " state = CASE WHEN ?5 AND (?6 OR attempts < max_attempts)"
+      "  THEN 'pending' ELSE 'failed' END,"
+      " finished_at = CASE WHEN ?5 AND (?6 OR attempts < max_attempts)"
+      "  THEN NULL ELSE ?2 END,"
+      " attempts = CASE WHEN ?6 THEN max(attempts - 1, 0) ELSE attempts END,"
+      " run_after = max(?7, ?2), last_class = ?3, last_error = ?4,"
+      " updated_at = ?2"
+      " WHERE batch_id = ?1 AND state = 'batched'";
+  static const char close[] =
+      "UPDATE batches SET state = ?3, error = coalesce(?4, error),"
+      " finished_at = ?2, next_poll_at = NULL"
+      " WHERE id = ?1";
+  const char *sqls[4] = {count, record, settle, close};
+  int64_t now = sl_now_ms(), back = 0, all = 0;
+  sqlite3_stmt *st = NULL;
+  int rc, i;
+
+  if (!j || !e || !e->final_state ||
+      (strcmp(e->final_state, "done") && strcmp(e->final_state, "failed") &&
+       strcmp(e->final_state, "cancelled")))
+    return SL_INVAL;
+  rc = sl_journal_begin(j);
+  if (rc != SL_OK)
+    return rc;
+  rc = holds(j, id, token);
+  for (i = 0; rc == SL_OK && i < 4; i++) {
+    rc = prepare(j, sqls[i], &st, "ending a batch");
+    if (rc != SL_OK)
+      break;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    sl_bind_text(st, 3, i == 3 ? e->final_state
+                               : e->no_line_class ? e->no_line_class
+                                                  : "batch_expired");
+    sl_bind_text(st, 4, e->error);
+    sqlite3_bind_int(st, 5, i == 3 ? 1 : e->retry ? 1 : 0);
+    if (i != 3) {
+      sqlite3_bind_int(st, 6, e->refund ? 1 : 0);
+      sqlite3_bind_int64(st, 7, e->run_after_ms);
+    }
+    rc = sqlite3_step(st);
+    if (i == 0 && rc == SQLITE_ROW) {
+      back = sqlite3_column_int64(st, 0);
+      all = sqlite3_column_int64(st, 1);
+      rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = rc == SQLITE_DONE ? SL_OK : sl_journal_fail(j, rc, "ending a batch");
+  }
+  if (rc != SL_OK) {
+    sl_journal_rollback(j);
+    return rc;
+  }
+  rc = sl_journal_commit(j);
+  if (rc == SL_OK) {
+    if (requeued)
+      *requeued = back;
+    if (failed)
+      *failed = all - back;
+  }
+  return rc;
+}
