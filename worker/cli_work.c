@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "rlimit.h"
 #include "worker.h"
 
 static const char usage[] =
@@ -228,6 +229,8 @@ int sl_cmd_work(int argc, char **argv) {
   }
   cfg.api_key = key;
   sl_log_set_secret(key);
+  /* A descriptor per connection, plus the journal, logs and the loop. */
+  sl_rlimit_raise_nofile(cfg.max_connections + 64);
   rc = sl_worker_run(&cfg);
   ret = rc == SL_OK ? SL_EXIT_OK : SL_EXIT_JOURNAL;
 

@@ -67,6 +67,7 @@ struct sl_worker {
   int want_claim, draining, aborting, stopping;
   uint64_t rng;
   int result;
+  struct sl_batch_route *batch; /* NULL with --no-batch */
 
   struct {
     uint64_t claimed, sent, succeeded, retried, failed, released, lost;
@@ -336,6 +337,10 @@ static void claim_more(struct sl_worker *w) {
   o.queues = w->cfg->queues;
   o.max_jobs = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
   o.lease_ms = w->cfg->lease_ms;
+  /* Routing: deferrable jobs go to the batch route, unless their deadline
+   * cannot wait for a batch's turnaround. */
+  if (w->cfg->batch.enabled)
+    o.deferrable_due_before_ms = sl_now_ms() + w->cfg->batch.turnaround_ms;
   rc = sl_claim(w->j, &o, &jobs, &n);
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "claim failed: %s (%s)", sl_strerror(rc),
@@ -509,6 +514,7 @@ static void stop(struct sl_worker *w) {
   uv_timer_stop(&w->due);
   uv_timer_stop(&w->drain);
   w->aborting = 1;
+  sl_batch_route_stop(w->batch); /* before the transport aborts its call */
   sl_http_close(w->http, http_closed, w);
 }
 
@@ -570,6 +576,7 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   c->online.backoff_base_ms = 1000;
   c->online.backoff_cap_ms = 600000;
   c->online.retry_after_cap_ms = 600000;
+  sl_batch_config_defaults(&c->batch);
 }
 
 static int watch_wal(struct sl_worker *w) {
@@ -643,6 +650,23 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     rc = SL_NOMEM;
     goto out;
   }
+  if (cfg->batch.enabled) {
+    struct sl_batch_env be = {0};
+    be.loop = &w->loop;
+    be.j = w->j;
+    be.http = w->http;
+    be.cfg = &cfg->batch;
+    be.base_url = cfg->base_url;
+    be.auth_header = w->auth_header;
+    be.queues = cfg->queues;
+    be.lease_ms = cfg->lease_ms;
+    be.timeout_ms = (long)cfg->attempt_timeout_ms;
+    rc = sl_batch_route_start(&w->batch, &be);
+    if (rc != 0) {
+      sl_log(SL_LOG_ERROR, "batch route: %s", sl_strerror(rc));
+      goto out;
+    }
+  }
   uv_timer_init(&w->loop, &w->tick);
   uv_timer_init(&w->loop, &w->due);
   uv_timer_init(&w->loop, &w->drain);
@@ -675,6 +699,7 @@ out:
       sl_log(SL_LOG_ERROR, "event loop closed with handles open: %s",
              uv_strerror(lc));
   }
+  sl_batch_route_free(w->batch); /* its timer closed with the loop */
   if (stage >= 1)
     sl_close(w->j);
   if (w->auth_header) {

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "online.h"
 
 struct sl_worker_config {
@@ -29,6 +30,7 @@ struct sl_worker_config {
   const char *ca_file;
   int sync_full;
   struct sl_online_config online;
+  struct sl_batch_config batch; /* the Batch API route (worker/batch.h) */
 };
 
 /* Defaults for every field (journal and api_key left NULL). */

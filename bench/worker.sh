@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# bench/worker.sh: the online worker (`sluice work`) against sluice-mock.
+#
+# Three figures, each on a fresh journal and a mock this script starts on
+# 127.0.0.1 (port 0, read back from --port-file) and stops:
+#   1. throughput: JOBS jobs (100,000) at zero mock latency: jobs/s end to
+#      end and per-job latency from the journal, beside wrk against the same
+#      mock endpoint with the same requests, same connection count; the
+#      ratio sluice/wrk. Median of RUNS runs, wrk and sluice interleaved.
+#   2. in flight: INFLIGHT jobs (10,000) with 1 s mock latency, one worker
+#      with --concurrency INFLIGHT: peak RSS of the worker, jobs/s, and the
+#      mock's own count of requests in flight at once.
+#   3. wake latency: WAKE_N jobs (200), one every WAKE_MS (20) ms, enqueued
+#      by another process on an idle worker: from the producer's commit
+#      (timestamped right after sl_enqueue returns) to the mock logging the
+#      request; plus the worker's CPU time over the run (no busy polling).
+# Figures only: nothing here fails on time. Exit 1 only when a run did not
+# do its work (jobs left unfinished, a tool missing, a process failing).
+#
+# Usage: bench/worker.sh [BUILD_DIR]   (release build: `make all build/bench/worker_probe`)
+# Env: JOBS, RUNS, CONC, MOCK_THREADS, WRK_SECONDS, INFLIGHT, WAKE_N,
+#      WAKE_MS, ONLY (1, 2 or 3: one scenario).
+set -u
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "$ROOT" && cd "$BUILD" && pwd) || { echo "no build dir" >&2; exit 2; }
+SLUICE=$BUILD/sluice
+MOCK=$BUILD/sluice-mock
+PROBE=$BUILD/bench/worker_probe
+JOBS=${JOBS:-100000}
+RUNS=${RUNS:-3}
+CONC=${CONC:-64}
+MOCK_THREADS=${MOCK_THREADS:-1}
+WRK_SECONDS=${WRK_SECONDS:-5}
+INFLIGHT=${INFLIGHT:-10000}
+WAKE_N=${WAKE_N:-200}
+WAKE_MS=${WAKE_MS:-20}
+ONLY=${ONLY:-}
+BODY='{"model":"gpt-4o-mini","input":"Say hello to the benchmark."}'
+
+for t in "$SLUICE" "$MOCK" "$PROBE"; do
+  [ -x "$t" ] || { echo "worker.sh: $t missing (make all $BUILD/bench/worker_probe)" >&2; exit 1; }
+done
+for t in wrk sqlite3 curl; do
+  command -v $t >/dev/null || { echo "worker.sh: $t not installed" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d /tmp/sluice-bench-worker.XXXXXX)
+MOCK_PID=
+WORKER_PID=
+failed=0
+cleanup() {
+  [ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null && wait "$WORKER_PID" 2>/dev/null
+  [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now_ns() { date +%s%N; }
+
+# start_mock ARGS...: sets MOCK_PID and PORT; fails after 5 s without a port.
+start_mock() {
+  local i
+  rm -f "$TMP/port"
+  "$MOCK" --host 127.0.0.1 --port 0 --port-file "$TMP/port" "$@" \
+    >"$TMP/mock.out" 2>&1 &
+  MOCK_PID=$!
+  for i in $(seq 1 100); do
+    [ -s "$TMP/port" ] && break
+    kill -0 "$MOCK_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  PORT=$(cat "$TMP/port" 2>/dev/null)
+  if [ -z "$PORT" ]; then
+    echo "worker.sh: sluice-mock did not start: $(cat "$TMP/mock.out")" >&2
+    exit 1
+  fi
+  BASE=http://127.0.0.1:$PORT/v1
+}
+
+stop_mock() {
+  [ -n "$MOCK_PID" ] || return 0
+  kill "$MOCK_PID" 2>/dev/null
+  wait "$MOCK_PID" 2>/dev/null
+  MOCK_PID=
+}
+
+# fresh_journal PATH N: a new journal holding N identical urgent jobs.
+fresh_journal() {
+  rm -f "$1" "$1-wal" "$1-shm"
+  "$SLUICE" init -j "$1" >/dev/null || exit 1
+  if [ "$2" -gt 0 ]; then
+    yes "$BODY" | head -n "$2" | "$SLUICE" enqueue -j "$1" >/dev/null || exit 1
+  fi
+}
+
+# count J STATE
+count() { sqlite3 "$1" "SELECT count(*) FROM jobs WHERE state = '$2'"; }
+
+# pct P < sorted numbers: nearest-rank percentile.
+pct() { awk -v p="$1" '{a[NR]=$1} END {if (!NR) {print "-"; exit}
+  i=int(p*NR+0.999999); if (i<1) i=1; if (i>NR) i=NR; print a[i]}'; }
+
+# median of the arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+mock_stat() { # mock_stat FIELD: a number from GET /_mock/stats
+  curl -s --max-time 5 "http://127.0.0.1:$PORT/_mock/stats" |
+    tr ',{}' '\n\n\n' | sed -n "s/^ *\"$1\" *: *\([0-9]*\).*/\1/p" | head -1
+}
+
+echo "worker bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),"
+echo "  the mock, wrk and the worker share them: figures are for this machine only"
+
+# ---------------------------------------------------------------- 1
+scenario1() {
+  local J=$TMP/s1.db r t0 t1 s w rate lat50 lat99 q50
+  local -a s_rate=() w_rate=() l50=() l99=() qw=()
+  cat >"$TMP/wrk.lua" <<EOF
+-- The worker's request: same path, body and headers (a unique
+-- Idempotency-Key each, as the mock keeps a set of answered keys).
+local n = 0
+local body = '$BODY'
+function request()
+  n = n + 1
+  return wrk.format("POST", "/v1/responses",
+    {["Content-Type"] = "application/json",
+     ["Idempotency-Key"] = "wrk-" .. n .. "-" .. math.random(1e9)}, body)
+end
+EOF
+  echo
+  echo "== 1. throughput: $JOBS jobs at zero latency vs wrk (median of $RUNS runs)"
+  echo "   concurrency $CONC for both: sluice --concurrency $CONC (HTTP/1.1,"
+  echo "   $CONC keep-alive connections), wrk -t1 -c$CONC; sluice-mock --threads $MOCK_THREADS"
+  for r in $(seq 1 "$RUNS"); do
+    fresh_journal "$J" "$JOBS"
+    start_mock --threads "$MOCK_THREADS"
+    # wrk first on odd runs, sluice first on even ones (drift cancels out)
+    if [ $((r % 2)) -eq 1 ]; then
+      w=$(wrk -t1 -c"$CONC" -d"${WRK_SECONDS}s" -s "$TMP/wrk.lua" "$BASE/responses" |
+        awk '/^Requests\/sec/ {print $2}')
+    fi
+    t0=$(now_ns)
+    "$SLUICE" work -j "$J" --base-url "$BASE" --exit-when-idle \
+      --concurrency "$CONC" --log-level warn 2>"$TMP/worker1.log"
+    s=$?
+    t1=$(now_ns)
+    if [ $((r % 2)) -eq 0 ]; then
+      w=$(wrk -t1 -c"$CONC" -d"${WRK_SECONDS}s" -s "$TMP/wrk.lua" "$BASE/responses" |
+        awk '/^Requests\/sec/ {print $2}')
+    fi
+    stop_mock
+    if [ "$s" -ne 0 ] || [ "$(count "$J" succeeded)" -ne "$JOBS" ]; then
+      echo "   run $r: worker exit $s, $(count "$J" succeeded)/$JOBS succeeded:"
+      tail -5 "$TMP/worker1.log"
+      failed=1
+      return
+    fi
+    rate=$(awk -v n="$JOBS" -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (ns / 1e9)}')
+    # per job: request start to its durable commit (attempt started/finished)
+    sqlite3 "$J" "SELECT finished_at - started_at FROM attempts ORDER BY 1" >"$TMP/lat"
+    lat50=$(pct 0.50 <"$TMP/lat"); lat99=$(pct 0.99 <"$TMP/lat")
+    # enqueue to result: dominated by the backlog (all jobs enqueued first)
+    q50=$(sqlite3 "$J" "SELECT r.created_at - j.created_at FROM results r JOIN jobs j ON j.id = r.job_id ORDER BY 1" | pct 0.50)
+    printf '   run %d: sluice %7s jobs/s   wrk %9s req/s   ratio %5.1f%%   attempt p50 %s ms p99 %s ms\n' \
+      "$r" "$rate" "${w:-?}" "$(awk -v a="$rate" -v b="${w:-0}" 'BEGIN {print b > 0 ? 100 * a / b : 0}')" \
+      "$lat50" "$lat99"
+    s_rate+=("$rate"); w_rate+=("${w:-0}"); l50+=("$lat50"); l99+=("$lat99"); qw+=("$q50")
+  done
+  s=$(median "${s_rate[@]}"); w=$(median "${w_rate[@]}")
+  echo "   ---"
+  printf '   sluice:  %s jobs/s end to end (wall time of `sluice work --exit-when-idle`)\n' "$s"
+  printf '   wrk:     %s requests/s\n' "$w"
+  printf '   ratio:   %.1f%% of wrk   (aim >= 70%%)\n' "$(awk -v a="$s" -v b="$w" 'BEGIN {print b > 0 ? 100 * a / b : 0}')"
+  printf '   job latency, request start to durable commit: p50 %s ms, p99 %s ms\n' \
+    "$(median "${l50[@]}")" "$(median "${l99[@]}")"
+  printf '   (enqueue to result, backlog wait included: p50 %s ms)\n' "$(median "${qw[@]}")"
+}
+
+# ---------------------------------------------------------------- 2
+scenario2() {
+  local J=$TMP/s2.db t0 t1 s rss maxin conns nofile
+  echo
+  echo "== 2. $INFLIGHT calls in flight at once, 1 s mock latency, one worker"
+  fresh_journal "$J" "$INFLIGHT"
+  start_mock --latency-ms 1000 --threads 2
+  nofile=$(ulimit -Hn)
+  echo "   sluice work --concurrency $INFLIGHT --max-connections $INFLIGHT"
+  echo "   (HTTP/1.1: a connection per request; started with the soft fd limit"
+  echo "   at 1024, hard $nofile: the worker raises its own)"
+  t0=$(now_ns)
+  (ulimit -Sn 1024; exec /usr/bin/time -v -o "$TMP/time2" "$SLUICE" work -j "$J" \
+    --base-url "$BASE" --exit-when-idle --concurrency "$INFLIGHT" \
+    --max-connections "$INFLIGHT" --log-level warn \
+    2>"$TMP/worker2.log")
+  s=$?
+  t1=$(now_ns)
+  maxin=$(mock_stat max_in_flight); conns=$(mock_stat connections)
+  stop_mock
+  if [ "$s" -ne 0 ] || [ "$(count "$J" succeeded)" -ne "$INFLIGHT" ]; then
+    echo "   worker exit $s, $(count "$J" succeeded)/$INFLIGHT succeeded:"
+    tail -5 "$TMP/worker2.log"
+    failed=1
+  fi
+  rss=$(awk -F: '/Maximum resident/ {gsub(/ /, "", $2); print $2}' "$TMP/time2")
+  printf '   peak RSS:  %.1f MB   (aim < 300 MB)\n' "$(awk -v k="${rss:-0}" 'BEGIN {print k / 1024}')"
+  printf '   jobs/s:    %s   (%s jobs in %.2f s; ideal ~%s in 1 s)\n' \
+    "$(awk -v n="$INFLIGHT" -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (ns / 1e9)}')" \
+    "$INFLIGHT" "$(awk -v ns=$((t1 - t0)) 'BEGIN {print ns / 1e9}')" "$INFLIGHT"
+  echo "   mock saw:  ${maxin:-?} requests in flight at most, ${conns:-?} connections"
+  echo "   worker CPU: user $(awk -F': ' '/User time/ {print $2}' "$TMP/time2") s," \
+    "system $(awk -F': ' '/System time/ {print $2}' "$TMP/time2") s"
+}
+
+# ---------------------------------------------------------------- 3
+scenario3() {
+  local J=$TMP/s3.db i c0 c1 done_n hz
+  echo
+  echo "== 3. wake latency: $WAKE_N jobs, one every $WAKE_MS ms, from another process"
+  fresh_journal "$J" 0
+  start_mock --log "$TMP/mock3.log"
+  "$SLUICE" work -j "$J" --base-url "$BASE" --log-level warn 2>"$TMP/worker3.log" &
+  WORKER_PID=$!
+  sleep 0.5 # idle: its first claim found nothing
+  hz=$(getconf CLK_TCK)
+  c0=$(awk '{print $14 + $15}' "/proc/$WORKER_PID/stat")
+  "$PROBE" trickle "$J" "$WAKE_N" "$WAKE_MS" >"$TMP/commits" || failed=1
+  for i in $(seq 1 100); do
+    done_n=$(count "$J" succeeded)
+    [ "$done_n" -ge "$WAKE_N" ] && break
+    sleep 0.1
+  done
+  c1=$(awk '{print $14 + $15}' "/proc/$WORKER_PID/stat")
+  kill "$WORKER_PID"; wait "$WORKER_PID"; WORKER_PID=
+  stop_mock
+  if [ "$done_n" -lt "$WAKE_N" ]; then
+    echo "   only $done_n/$WAKE_N jobs succeeded"; failed=1
+  fi
+  # commit (us) -> mock log line (ms, truncated): the latency lies in
+  # [log_ms*1000 - commit_us, that + 1000) us; print both ends' percentiles.
+  awk 'NR == FNR {c[$1] = $2; next} ($4 in c) {lo = $1 * 1000 - c[$4];
+       print lo, lo + 1000}' "$TMP/commits" "$TMP/mock3.log" >"$TMP/wake"
+  sort -n -k1,1 "$TMP/wake" | awk '{print $1}' >"$TMP/wake_lo"
+  sort -n -k2,2 "$TMP/wake" | awk '{print $2}' >"$TMP/wake_hi"
+  # the journal's view: attempt started_at (ms) - job created_at (ms)
+  sqlite3 "$J" "SELECT a.started_at - j.created_at FROM attempts a JOIN jobs j ON j.id = a.job_id ORDER BY 1" >"$TMP/wake_j"
+  echo "   matched $(wc -l <"$TMP/wake") of $WAKE_N requests in the mock's log"
+  echo "   commit -> mock receives the request (the mock logs whole ms, so each"
+  echo "   figure is a range: between the lower and the upper bound):"
+  printf '   p50: %.2f .. %.2f ms    p99: %.2f .. %.2f ms   (aim p50 < 1 ms, p99 < 5 ms)\n' \
+    "$(pct 0.50 <"$TMP/wake_lo" | awk '{print $1 / 1000}')" \
+    "$(pct 0.50 <"$TMP/wake_hi" | awk '{print $1 / 1000}')" \
+    "$(pct 0.99 <"$TMP/wake_lo" | awk '{print $1 / 1000}')" \
+    "$(pct 0.99 <"$TMP/wake_hi" | awk '{print $1 / 1000}')"
+  echo "   journal view (attempt started_at - job created_at, whole ms):" \
+    "p50 $(pct 0.50 <"$TMP/wake_j") ms, p99 $(pct 0.99 <"$TMP/wake_j") ms"
+  echo "   worker CPU over the $(awk -v n="$WAKE_N" -v m="$WAKE_MS" 'BEGIN {print n * m / 1000}') s run:" \
+    "$(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN {print t / hz}') s (no busy polling;" \
+    "fallback tick at its 1 s default)"
+}
+
+[ -z "$ONLY" ] || [ "$ONLY" = 1 ] && scenario1
+[ -z "$ONLY" ] || [ "$ONLY" = 2 ] && scenario2
+[ -z "$ONLY" ] || [ "$ONLY" = 3 ] && scenario3
+exit $failed
