@@ -832,6 +832,57 @@ static void test_multipart_and_stream(void **state) {
   ctx_fini(&c);
 }
 
+/*
+ * The glue's error path: libuv refuses to watch curl's socket. A poll
+ * handle is left on fd X, whose file is then closed behind libuv's back
+ * (after libuv registered it, so epoll just forgets it),
+ * so the next socket (curl's) gets X and uv_poll_init_socket says EEXIST.
+ * The request must still complete, once, from the loop, with the reason.
+ */
+static void on_squat(uv_poll_t *p, int status, int events) {
+  (void)p;
+  (void)status;
+  (void)events;
+}
+
+static void test_uv_refuses_socket(void **state) {
+  struct sl_http_stats st;
+  uv_poll_t squat;
+  struct ctx c;
+  struct call k;
+  int fd;
+
+  ctx_init(&c, *state, NULL);
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  assert_int_equal(uv_poll_init_socket(&c.loop, &squat, fd), 0);
+  assert_int_equal(uv_poll_start(&squat, UV_READABLE, on_squat), 0);
+  uv_run(&c.loop, UV_RUN_NOWAIT); /* libuv adds fd to epoll here */
+  close(fd);
+  call_init(&k, &c, "/ok");
+  assert_int_equal(start(&c, &k, c.url), 0);
+  run_until(&c, 1);
+  assert_int_equal(k.done, 1);
+  assert_int_equal(c.bad_callback, 0);
+  assert_int_equal(k.req.curl_code, CURLE_ABORTED_BY_CALLBACK);
+  assert_non_null(strstr(k.req.curl_error, "uv_poll_init_socket"));
+  assert_int_equal(k.req.request_sent, 0);
+  sl_http_get_stats(c.h, &st);
+  assert_true(st.glue_errors >= 1);
+  assert_non_null(strstr(st.last_error, "uv_poll_init_socket"));
+  sl_http_request_cleanup(&k.req);
+  uv_close((uv_handle_t *)&squat, NULL);
+
+  /* the transport still works afterwards */
+  call_init(&k, &c, "/ok");
+  assert_int_equal(start(&c, &k, c.url), 0);
+  run_until(&c, 2);
+  assert_int_equal(k.req.curl_code, 0);
+  assert_int_equal(k.req.http_status, 200);
+  sl_http_request_cleanup(&k.req);
+  ctx_fini(&c);
+}
+
 /* ---- HTTP/2 over TLS through nghttpx ---- */
 
 struct h2 {
@@ -1111,6 +1162,7 @@ int main(void) {
     cmocka_unit_test(test_close_from_done),
     cmocka_unit_test(test_refused_and_bad_args),
     cmocka_unit_test(test_multipart_and_stream),
+    cmocka_unit_test(test_uv_refuses_socket),
     cmocka_unit_test_setup_teardown(test_h2_tls, h2_setup, h2_teardown),
   };
 
