@@ -31,7 +31,8 @@ struct kase {
 };
 
 /* A complete response: curl 0, sent, started. */
-#define RESP(n, st, body, fc, why) {n, 0, 1, 1, 0, 0, st, body, NULL, fc, -1, why}
+#define RESP(n, st, body, fc, why) \
+  {n, 0, 1, 1, 0, 0, st, body, NULL, fc, -1, why}
 /* A transfer error without a status. */
 #define XFER(n, code, sent, fc, why) \
   {n, code, sent, 0, 0, 0, 0, NULL, NULL, fc, -1, why}
