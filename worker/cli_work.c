@@ -40,7 +40,19 @@ static const char usage[] =
     "      --retry-after-cap D   longest server-requested delay (default 10m)\n"
     "      --poll D              fallback wake-up interval (default 1s)\n"
     "      --exit-when-idle      exit once nothing is pending, running or\n"
-    "                            batched\n"
+    "                            batched (waits for open batches to finish)\n"
+    "      --batch-max-lines N   close a Batch API file at N requests\n"
+    "                            (default 50000, the API's limit)\n"
+    "      --batch-max-bytes SIZE close a batch file at SIZE bytes (default\n"
+    "                            200MB; suffixes kB, MB, GB are powers of 1000)\n"
+    "      --batch-max-wait D    close a batch file when its oldest job has\n"
+    "                            waited D (default 5m)\n"
+    "      --batch-poll D        first interval between polls of an open batch;\n"
+    "                            grows with the batch's age (default 30s)\n"
+    "      --batch-turnaround D  expected batch turnaround: a deferrable job\n"
+    "                            whose deadline is sooner goes online (default\n"
+    "                            24h)\n"
+    "      --no-batch            send deferrable jobs online too\n"
     "      --sync-full           PRAGMA synchronous=FULL (default NORMAL)\n"
     "      --ca-file PATH        extra CA certificates for TLS\n"
     "      --insecure            do not verify TLS certificates (testing only)\n"
@@ -90,10 +102,43 @@ static int duration(const char *flag, const char *v, int64_t *out) {
   return 0;
 }
 
+/* A byte size: digits, then nothing, k/kB, M/MB or G/GB (powers of
+ * 1000, as the API states its 200 MB limit); 1 to 200 MB. */
+static int parse_size(const char *v, int64_t *out) {
+  int64_t n = 0, mult = 1;
+  const char *p = v;
+  if (!(*p >= '0' && *p <= '9'))
+    return -1;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (n > 1000000000000LL)
+      return -1;
+    n = n * 10 + (*p - '0');
+  }
+  if (*p == 'k' || *p == 'K')
+    mult = 1000;
+  else if (*p == 'M')
+    mult = 1000 * 1000;
+  else if (*p == 'G')
+    mult = 1000 * 1000 * 1000;
+  if (mult > 1) {
+    p++;
+    if (*p == 'B')
+      p++;
+  } else if (*p == 'B') {
+    p++;
+  }
+  if (*p || n <= 0 || n > 200000000000LL / mult ||
+      n * mult > 200LL * 1000 * 1000)
+    return -1;
+  *out = n * mult;
+  return 0;
+}
+
 int sl_cmd_work(int argc, char **argv) {
   enum { OPT_BATCH = 256, OPT_MAXCONN, OPT_BASE, OPT_KEYFILE, OPT_LEASE, OPT_TIMEOUT,
          OPT_CTIMEOUT, OPT_DRAIN, OPT_BBASE, OPT_BCAP, OPT_RACAP, OPT_POLL, OPT_IDLE,
-         OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL };
+         OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL,
+         OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH };
   static const struct option opts[] = {
       {"journal", required_argument, NULL, 'j'},
       {"queue", required_argument, NULL, 'q'},
@@ -115,6 +160,12 @@ int sl_cmd_work(int argc, char **argv) {
       {"ca-file", required_argument, NULL, OPT_CA},
       {"insecure", no_argument, NULL, OPT_INSECURE},
       {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+      {"batch-max-lines", required_argument, NULL, OPT_BLINES},
+      {"batch-max-bytes", required_argument, NULL, OPT_BBYTES},
+      {"batch-max-wait", required_argument, NULL, OPT_BWAIT},
+      {"batch-poll", required_argument, NULL, OPT_BPOLL},
+      {"batch-turnaround", required_argument, NULL, OPT_BTURN},
+      {"no-batch", no_argument, NULL, OPT_NOBATCH},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   struct sl_worker_config cfg;
@@ -186,6 +237,33 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_SYNC: cfg.sync_full = 1; break;
     case OPT_CA: cfg.ca_file = optarg; break;
     case OPT_INSECURE: cfg.insecure = 1; break;
+    case OPT_BLINES:
+      if (sl_cli_parse_int(optarg, 1, 50000, &v) != 0) {
+        fprintf(stderr, "sluice work: --batch-max-lines wants an integer "
+                        "from 1 to 50000, got '%s'\n", optarg);
+        goto out;
+      }
+      cfg.batch.max_lines = (size_t)v;
+      break;
+    case OPT_BBYTES:
+      if (parse_size(optarg, &cfg.batch.max_bytes) != 0) {
+        fprintf(stderr, "sluice work: --batch-max-bytes wants a size from 1 "
+                        "to 200MB (1000, 50kB, 10MB), got '%s'\n", optarg);
+        goto out;
+      }
+      break;
+    case OPT_BWAIT:
+      if (duration("batch-max-wait", optarg, &cfg.batch.max_wait_ms))
+        goto out;
+      break;
+    case OPT_BPOLL:
+      if (duration("batch-poll", optarg, &cfg.batch.poll_ms)) goto out;
+      break;
+    case OPT_BTURN:
+      if (duration("batch-turnaround", optarg, &cfg.batch.turnaround_ms))
+        goto out;
+      break;
+    case OPT_NOBATCH: cfg.batch.enabled = 0; break;
     case OPT_LOGLEVEL:
       if (sl_log_parse_level(optarg, &sl_log_threshold) != 0) {
         fprintf(stderr, "sluice work: --log-level wants debug, info, warn or "

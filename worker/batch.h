@@ -1,0 +1,120 @@
+/*
+ * batch.h: the Batch API route. Deferrable jobs are packed into local
+ * batches (committed before anything is sent, invariant 4), uploaded as a
+ * JSONL file, submitted, polled with backoff and ingested line by line as
+ * the output and error files stream in. After a crash, the route lists the
+ * remote batches and files, finds its own by metadata and file name, and
+ * adopts them instead of submitting again.
+ *
+ * batch_line.c holds what needs no loop (JSONL writer, line parser and
+ * classification); batch.c the state machine on the worker's loop.
+ */
+#ifndef SL_BATCH_H
+#define SL_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "http.h"
+#include "sluice.h"
+#include "sluice_batch.h"
+
+struct sl_batch_config {
+  int enabled;              /* 0: --no-batch, every job goes online */
+  size_t max_lines;         /* close a file at this many lines (50000) */
+  int64_t max_bytes;        /* ... or this many bytes (200 MB) */
+  int64_t max_wait_ms;      /* ... or when its oldest job waited this long */
+  int64_t poll_ms;          /* first poll interval (grows with age) */
+  int64_t turnaround_ms;    /* expected batch turnaround (24h): a deadline
+                               sooner than now + this goes online */
+  int64_t retry_later_ms;   /* a batch refused for the enqueued-token
+                               limit: its jobs wait this long (60s) */
+  const char *tmp_dir;      /* NULL: $TMPDIR, else /tmp */
+};
+
+/* Defaults for every field. */
+void sl_batch_config_defaults(struct sl_batch_config *c);
+
+/* ------------------------------------------------------ batch_line.c */
+
+/* "sl-<job id>-<generation>" into buf. */
+void sl_batch_custom_id(int64_t job_id, int64_t gen, char *buf, size_t len);
+
+/* Parse a custom_id; 0, or -1 if it is not one of ours. */
+int sl_batch_parse_custom_id(const char *s, int64_t *job_id, int64_t *gen);
+
+/*
+ * Write the JSONL input file of a local batch to path (created 0600,
+ * truncated): one line per job still batched in it, in id order. A body's
+ * raw newlines (JSON whitespace) become spaces, so each request is one
+ * line. *lines and *bytes (may be NULL) receive what was written. Returns
+ * 0, a negative sl_err from the journal, or SL_IO (errno kept in *err_no).
+ */
+int sl_batch_write_file(struct sl_journal *j, int64_t batch_id,
+                        const char *path, size_t *lines, int64_t *bytes,
+                        int *err_no);
+
+/* One parsed output or error line: `line` points into the owned strings
+ * here. */
+struct sl_batch_parsed {
+  struct sl_batch_line line;
+  char *body;               /* owned */
+  char *request_id;         /* owned */
+  char why[384];
+};
+
+/*
+ * Parse and classify one line of an output or error file (with the same
+ * table as the online route: sl_classify). Success: a 2xx response (body,
+ * usage, request id). Otherwise the class's policy decides RETRY or FAIL
+ * (attempts left are checked by the journal); retries are due at now_ms.
+ * Returns 0, or -1 for a malformed line with the reason in err (the caller
+ * logs it and goes on with the next line). Free with sl_batch_parsed_free
+ * (also after -1).
+ */
+int sl_batch_parse_line(const char *p, size_t n, int64_t now_ms,
+                        struct sl_batch_parsed *out, char *err,
+                        size_t errlen);
+void sl_batch_parsed_free(struct sl_batch_parsed *p);
+
+/* ----------------------------------------------------------- batch.c */
+
+struct sl_batch_route;
+
+/* What the route borrows from its worker; all must outlive the route. */
+struct sl_batch_env {
+  uv_loop_t *loop;
+  struct sl_journal *j;
+  struct sl_http *http;
+  const struct sl_batch_config *cfg;
+  const char *base_url;
+  const char *auth_header;      /* "Authorization: Bearer ..." or NULL */
+  const char *const *queues;    /* NULL: every queue */
+  int64_t lease_ms;             /* batch lease, heartbeated */
+  long timeout_ms;              /* one API call (uploads and downloads
+                                   scale up from it) */
+};
+
+/*
+ * Start the route on env->loop: its own timer drives recovery, packing,
+ * upload, create, polling and ingest. Returns 0 and *out, or a negative
+ * error (nothing started). SLUICE_CRASH_AT=after_commit|after_upload|
+ * after_create|during_ingest makes the process _exit(137) at that step
+ * (a fault seam for the kill -9 tests).
+ */
+int sl_batch_route_start(struct sl_batch_route **out,
+                         const struct sl_batch_env *env);
+
+/* Stop packing and sending (drain); a request in flight is left to
+ * sl_http_close, whose abort the route ignores. Closes the timer: free the
+ * route with sl_batch_route_free only after the loop has run the close
+ * callbacks. Safe on NULL and twice. */
+void sl_batch_route_stop(struct sl_batch_route *r);
+void sl_batch_route_free(struct sl_batch_route *r);
+
+/* 1 while the route has work of its own in hand (a request in flight). */
+int sl_batch_route_busy(const struct sl_batch_route *r);
+
+#endif
