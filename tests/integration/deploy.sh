@@ -170,4 +170,103 @@ else
   pass "sluice work --help not available in this build (flags not compared)"
 fi
 
+# --- the three command lines really run ------------------------------------
+# Each example's worker command, with its paths moved under $T, against
+# sluice-mock demanding the key from the key file: the unit serves queue
+# `default` (%i), supervisord's second program `mail`, the runit script the
+# queue named in its env directory. --base-url and --exit-when-idle are
+# appended so each stops once its queue is done.
+KEY="sk-deploy-test-$RANDOM$RANDOM"
+mkdir -p "$T/state" "$T/creds" "$T/etc"
+printf '%s\n' "$KEY" >"$T/creds/openai-key"
+cp "$T/creds/openai-key" "$T/etc/openai-key"
+chmod 0600 "$T/creds/openai-key" "$T/etc/openai-key"
+relocate() { # stdin: a command line from deploy/; stdout: runnable here
+  sed -e "s|/usr/local/bin/sluice|$SLUICE|g" \
+    -e "s|/var/lib/sluice|$T/state|g" -e "s|/etc/sluice|$T/etc|g" \
+    -e "s|%i|default|g" -e "s|%d|$T/creds|g"
+}
+J="$T/state/sluice.db"
+jobs_done() { # queue -> "succeeded/total"
+  sqlite3 -cmd ".timeout 10000" "$J" "SELECT sum(state = 'succeeded') || '/' ||
+    count(*) FROM jobs WHERE queue = '$1'"
+}
+queue_done() { [ "$(jobs_done "$1")" = "$2" ]; }
+if start_mock --require-key "$KEY"; then
+  "$SLUICE" init --journal "$J" >/dev/null
+  for q in default default default mail mail other; do
+    "$SLUICE" enqueue --journal "$J" -q "$q" \
+      '{"model":"gpt-4o-mini","input":"deploy"}' >/dev/null
+  done
+  # The unit and supervisord stop their workers with SIGTERM: do the same
+  # once the queue is done (--exit-when-idle would wait for every queue).
+  extra="--base-url $MOCK_URL --poll 100ms"
+  serve_then_term() { # name queue expected-done log; cmd in "${cmd[@]}"
+    local pid rc i
+    # not under timeout(1): it would send the worker a second SIGTERM
+    "${cmd[@]}" $extra 2>"$4" &
+    pid=$!
+    PIDS+=("$pid")
+    if wait_for 30 queue_done "$2" "$3"; then
+      pass "$1 serves queue $2"
+    else
+      fail "$1 serves queue $2" "$(jobs_done "$2") done; $(tail -3 "$4")"
+    fi
+    kill -TERM "$pid"
+    for i in $(seq 1 600); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null # still there after 60 s: fail below
+    wait "$pid"
+    rc=$?
+    eq "$1 drains on SIGTERM and exits 0" 0 $rc
+  }
+
+  read -ra cmd <<<"$(echo "$exec_start" | sed 's/^ExecStart=//' | relocate)"
+  serve_then_term "the unit's ExecStart" default 3/3 "$T/unit.log"
+  eq "... and only queue default (%i)" "0/2 0/1" \
+    "$(jobs_done mail) $(jobs_done other)"
+
+  read -ra cmd <<<"$(sed -n 's/^command=//p' "$D/supervisord.conf" |
+    grep -- '--queue mail' | relocate)"
+  serve_then_term "supervisord's sluice-mail command" mail 2/2 \
+    "$T/supervisord.log"
+  eq "... and only queue mail" "0/1" "$(jobs_done other)"
+
+  extra="$extra --exit-when-idle"
+  # runit: a stand-in chpst applies -e ENVDIR (one variable per file) and
+  # ignores -u (the test is not root); the script's own logic runs as is.
+  mkdir -p "$T/sv/sluice-other/env" "$T/fakebin"
+  relocate <"$D/runit/sluice/run" |
+    sed "s|--drain-timeout 30s|& $extra|" >"$T/sv/sluice-other/run"
+  echo other >"$T/sv/sluice-other/env/QUEUE"
+  cat >"$T/fakebin/chpst" <<'EOF'
+#!/bin/sh
+while [ $# -gt 0 ]; do
+  case "$1" in
+  -u) shift 2 ;;
+  -e) for f in "$2"/*; do [ -f "$f" ] && export "$(basename "$f")=$(head -1 "$f")"; done
+      shift 2 ;;
+  *) break ;;
+  esac
+done
+exec "$@"
+EOF
+  chmod 0755 "$T/fakebin/chpst" "$T/sv/sluice-other/run"
+  (cd "$T/sv/sluice-other" && PATH="$T/fakebin:$PATH" timeout 60 ./run \
+    >"$T/runit.log" 2>&1)
+  eq "the runit run script runs and exits 0" 0 $?
+  eq "... it served the queue named in env/QUEUE" "1/1" "$(jobs_done other)"
+
+  if grep -qF "$KEY" "$T"/unit.log "$T"/supervisord.log "$T"/runit.log; then
+    fail "the API key appears in no worker log"
+  else
+    pass "the API key appears in no worker log"
+  fi
+  stop_mock
+else
+  fail "sluice-mock starts"
+fi
+
 finish
