@@ -13,17 +13,22 @@ make_jsonl() {
   : >"$1"
   for i in $(seq 1 "$2"); do
     if [ "$url" = /v1/chat/completions ]; then
-      printf '{"custom_id":"job-%d","method":"POST","url":"%s","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q %d"}]}}\n' "$i" "$url" "$i" >>"$1"
+      body="{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\
+\"content\":\"q $i\"}]}"
     else
-      printf '{"custom_id":"job-%d","method":"POST","url":"%s","body":{"model":"gpt-4o-mini","input":"question %d"}}\n' "$i" "$url" "$i" >>"$1"
+      body="{\"model\":\"gpt-4o-mini\",\"input\":\"question $i\"}"
     fi
+    printf '{"custom_id":"job-%d","method":"POST","url":"%s","body":%s}\n' \
+      "$i" "$url" "$body" >>"$1"
   done
 }
 upload() { # upload FILE [purpose]
   req POST /v1/files -F "purpose=${2:-batch}" -F "file=@$1"
 }
 create_batch() { # create_batch FILE_ID [ENDPOINT] [METADATA_JSON]
-  post /v1/batches "{\"input_file_id\":\"$1\",\"endpoint\":\"${2:-/v1/responses}\",\"completion_window\":\"24h\",\"metadata\":${3:-{\"job\":\"t\"\}}}"
+  local ep=${2:-/v1/responses} meta=${3:-'{"job":"t"}'}
+  post /v1/batches "{\"input_file_id\":\"$1\",\"endpoint\":\"$ep\",\
+\"completion_window\":\"24h\",\"metadata\":$meta}"
 }
 # poll_batch ID STATUS: GET the batch until status (max ~10 s).
 poll_batch() {
@@ -109,7 +114,8 @@ check "endpoint must match the file" "$STATUS $(jb '$.error.param')" = \
 create_batch file-nope
 check "unknown input file" "$STATUS $(jb '$.error.param')" = \
   "400 input_file_id"
-post /v1/batches "{\"input_file_id\":\"$FID\",\"endpoint\":\"/v1/responses\",\"completion_window\":\"1h\"}"
+post /v1/batches "{\"input_file_id\":\"$FID\",\"endpoint\":\"/v1/responses\",\
+\"completion_window\":\"1h\"}"
 check "completion_window must be 24h" "$STATUS" = 400
 meta17="{$(for i in $(seq 1 17); do printf '"k%d":"v",' "$i"; done)\"z\":\"v\"}"
 create_batch "$FID" /v1/responses "$meta17"
@@ -122,7 +128,8 @@ v513=$(printf 'v%.0s' $(seq 1 513))
 create_batch "$FID" /v1/responses "{\"k\":\"$v513\"}"
 check "metadata: 513-char value rejected" "$STATUS" = 400
 v512=$(printf 'v%.0s' $(seq 1 512))
-meta16="{$(for i in $(seq 1 15); do printf '"k%d":"v",' "$i"; done)\"sluice_batch\":\"$v512\"}"
+meta16="{$(for i in $(seq 1 15); do printf '"k%d":"v",' "$i"; done)"
+meta16="$meta16\"sluice_batch\":\"$v512\"}"
 
 # --- full lifecycle ------------------------------------------------------
 create_batch "$FID" /v1/responses "$meta16"
@@ -137,9 +144,9 @@ check "create: expires_at = created_at + 24h" \
 check "create: request_counts.total" "$(jb '$.request_counts.total')" = $N
 poll_batch "$BID" completed
 check "batch completes" "$(jb '$.status')" = completed
-check "timestamps ordered" "$(( $(jb '$.created_at') <= $(jb '$.in_progress_at') \
-  && $(jb '$.in_progress_at') <= $(jb '$.finalizing_at') \
-  && $(jb '$.finalizing_at') <= $(jb '$.completed_at') ))" = 1
+t0=$(jb '$.created_at') t1=$(jb '$.in_progress_at')
+t2=$(jb '$.finalizing_at') t3=$(jb '$.completed_at')
+check "timestamps ordered" "$((t0 <= t1 && t1 <= t2 && t2 <= t3))" = 1
 check "counts: all completed" \
   "$(jb '$.request_counts.completed') $(jb '$.request_counts.failed')" = \
   "$N 0"
@@ -172,7 +179,8 @@ check "unknown batch: 404" "$STATUS" = 404
 
 # chat batch + a line whose body the endpoint rejects
 make_jsonl "$TMP/chat.jsonl" 3 /v1/chat/completions
-echo '{"custom_id":"bad-body","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}' >>"$TMP/chat.jsonl"
+printf '%s%s\n' '{"custom_id":"bad-body","method":"POST",' \
+  '"url":"/v1/chat/completions","body":{"model":"m"}}' >>"$TMP/chat.jsonl"
 upload "$TMP/chat.jsonl"
 create_batch "$(jb '$.id')" /v1/chat/completions
 CB=$(jb '$.id')
@@ -185,8 +193,8 @@ check "chat batch: chat.completion bodies" \
   chat.completion
 fetch_file "$(jb '$.error_file_id')" "$TMP/cerr.jsonl"
 check "invalid body -> error file, 400" \
-  "$(jx "$TMP/cerr.jsonl" '$.custom_id') $(jx "$TMP/cerr.jsonl" '$.response.status_code')" = \
-  "bad-body 400"
+  "$(jx "$TMP/cerr.jsonl" '$.custom_id') \
+$(jx "$TMP/cerr.jsonl" '$.response.status_code')" = "bad-body 400"
 
 # --- listing: newest first, after/limit --------------------------------------
 create_batch "$FID"
@@ -217,9 +225,10 @@ req GET '/v1/files?purpose=batch_output'
 check "list files by purpose" "$(jb '$.data[0].purpose')" = batch_output
 
 # --- log -----------------------------------------------------------------
+LINE_RE='^[0-9]{13} (GET|POST|DELETE) /v1/[^ ]+ - [0-9]{3} req_[0-9a-f]{32}$'
 check "log: every API request, well-formed" \
-  "$(grep -cvE '^[0-9]{13} (GET|POST|DELETE) /v1/[^ ]+ - [0-9]{3} req_[0-9a-f]{32}$' \
-  "$TMP/log") $(wc -l <"$TMP/log")" = "0 $(stat_of '$.requests')"
+  "$(grep -cvE "$LINE_RE" "$TMP/log") $(wc -l <"$TMP/log")" = \
+  "0 $(stat_of '$.requests')"
 check "log: batch creation logged" \
   "$(grep -c ' POST /v1/batches - 200 ' "$TMP/log")" = 3
 stop_mock
@@ -227,7 +236,7 @@ check "clean exit" $? = 0
 
 # --- batch faults ------------------------------------------------------------
 start_mock --batch-phase-ms 50 \
-  --faults 'upload_500#2,batch_error_line#2,batch_error_line:0#3,batch_expire#2,batch_validation#3,batch_stuck#4'
+  --faults 'upload_500#2,batch_error_line#2,batch_error_line:0#3'
 make_jsonl "$TMP/f.jsonl" 6
 upload "$TMP/f.jsonl"
 check "upload #1 fine" "$STATUS" = 200
@@ -247,8 +256,8 @@ fetch_file "$(jb '$.output_file_id')" "$TMP/eout.jsonl"
 grep '"job-2"' "$TMP/err.jsonl" >"$TMP/l2.json"
 grep '"job-3"' "$TMP/err.jsonl" >"$TMP/l3.json"
 check "batch_error_line#2: 500 body" \
-  "$(jx "$TMP/l2.json" '$.response.status_code') $(jx "$TMP/l2.json" '$.response.body.error.type')" = \
-  "500 server_error"
+  "$(jx "$TMP/l2.json" '$.response.status_code') \
+$(jx "$TMP/l2.json" '$.response.body.error.type')" = "500 server_error"
 check "batch_error_line:0#3: response null, error object" \
   "$(jx "$TMP/l3.json" '$.response') $(jx "$TMP/l3.json" '$.error.code')" = \
   " server_error"
@@ -256,7 +265,8 @@ check "error lines absent from output" \
   "$(grep -c '"job-[23]"' "$TMP/eout.jsonl")" = 0
 
 # Line rules apply to every batch: keep only the batch-level ones now.
-req PUT /_mock/faults --data-binary 'batch_expire#2,batch_validation#3,batch_stuck#4'
+req PUT /_mock/faults \
+  --data-binary 'batch_expire#2,batch_validation#3,batch_stuck#4'
 create_batch "$F1" # batch 2: expires
 E2=$(jb '$.id')
 poll_batch "$E2" expired

@@ -34,7 +34,8 @@ check "ratelimit headers present" \
   "$(grep -ci '^x-ratelimit-\(limit\|remaining\|reset\)-\(requests\|tokens\):' \
   "$TMP/hdr")" = 6
 check "ratelimit reset is a Go duration" \
-  "$(hdr x-ratelimit-reset-requests | grep -cE '^([0-9]+h)?([0-9]+m)?[0-9.]+(ms|s)$')" = 1
+  "$(hdr x-ratelimit-reset-requests |
+  grep -cE '^([0-9]+h)?([0-9]+m)?[0-9.]+(ms|s)$')" = 1
 text1=$(jb '$.output[0].content[0].text')
 post /v1/responses "$J"
 check "deterministic text for the same body" \
@@ -117,8 +118,10 @@ stop_mock
 check "SIGTERM: clean exit" $? = 0
 
 # --- faults by sequence ------------------------------------------------------
-start_mock --faults '500#2,503#3-4,429:2500#5,quota#6,shouldretry#7,502html#8,truncate#9,nonjson#10,reset#11,hang#12,slow#13,502#14,504#15,400#16,401#17,409#18,413#19' \
-  --log "$TMP/log2"
+SPEC='500#2,503#3-4,429:2500#5,quota#6,shouldretry#7,502html#8,truncate#9'
+SPEC="$SPEC,nonjson#10,reset#11,hang#12,slow#13,502#14,504#15,400#16,401#17"
+SPEC="$SPEC,409#18,413#19"
+start_mock --faults "$SPEC" --log "$TMP/log2"
 post /v1/responses "$J"
 check "seq 1: no fault" "$STATUS" = 200
 post /v1/responses "$J"
@@ -232,7 +235,8 @@ r2=$(hdr x-ratelimit-remaining-requests)
 check "rpm: limit header" "$(hdr x-ratelimit-limit-requests)" = 2
 check "rpm: remaining counts down" "$r1 $r2" = "1 0"
 post /v1/responses "$J"
-check "rpm: third request 429" "$STATUS $(jb '$.error.type') $(jb '$.error.code')" = \
+check "rpm: third request 429" \
+  "$STATUS $(jb '$.error.type') $(jb '$.error.code')" = \
   "429 requests rate_limit_exceeded"
 ra=$(hdr retry-after)
 ms=$(hdr retry-after-ms)
@@ -264,7 +268,8 @@ done
 okc=0
 for p in "${pids[@]}"; do wait "$p" && okc=$((okc + 1)); done
 check "latency: 40 answered" "$okc" = 40
-check "latency: all valid" "$(grep -l '"object":"response"' "$TMP"/lat.* | wc -l)" = 40
+check "latency: all valid" \
+  "$(grep -l '"object":"response"' "$TMP"/lat.* | wc -l)" = 40
 check "latency: many waited at once on one HTTP thread" \
   "$(stat_of '$.max_in_flight')" -gt 20
 stop_mock

@@ -115,6 +115,11 @@ run_line(struct mat *m, cJSON *root, long long lineno, int *is_err)
           NULL)
     goto out;
   r = sl_mock_faults_match(&m->faults, SL_MOCK_CTX_LINE, lineno, m->elapsed);
+  if (r != NULL && r->kind == SL_MOCK_FAULT_BATCH_BAD_LINE) {
+    /* batch_bad_line -- a truncated output line (not JSON). */
+    out = strdup("{\"id\":\"batch_req_bad\",\"custom_id\":");
+    goto out;
+  }
   if (r != NULL && r->arg_ms == 0) {
     /* batch_error_line:0 -- the "no response" shape of an error line. */
     *is_err = 1;

@@ -35,7 +35,8 @@
   XX("batch_expire", BATCH_EXPIRE, BATCH)                                     \
   XX("batch_validation", BATCH_VALIDATION, BATCH)                             \
   XX("batch_stuck", BATCH_STUCK, BATCH)                                       \
-  XX("batch_error_line", BATCH_ERROR_LINE, LINE)
+  XX("batch_error_line", BATCH_ERROR_LINE, LINE)                              \
+  XX("batch_bad_line", BATCH_BAD_LINE, LINE)
 
 enum sl_mock_fault_kind {
   SL_MOCK_FAULT_NONE = 0,
