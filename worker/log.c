@@ -1,5 +1,6 @@
 /* log.c: JSON lines on stderr, with the API key redacted. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,23 @@ void sl_log_set_secret(const char *s) {
 }
 
 void sl_log_set_fd(int fd) { log_fd = fd; }
+
+int sl_log_open(const char *path) {
+  int fd;
+  if (!path) {
+    if (log_fd > 2)
+      close(log_fd);
+    log_fd = 2;
+    return 0;
+  }
+  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0)
+    return -1;
+  if (log_fd > 2)
+    close(log_fd);
+  log_fd = fd;
+  return 0;
+}
 
 /* Append s to the buffer as JSON string content, escaping as needed. */
 static size_t put_escaped(char *out, size_t pos, size_t cap, const char *s) {

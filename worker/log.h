@@ -21,6 +21,12 @@ int sl_log_parse_level(const char *s, enum sl_log_level *out);
 void sl_log_set_secret(const char *secret);
 /* Send lines to this file descriptor (default 2). */
 void sl_log_set_fd(int fd);
+/*
+ * Append lines to `path` (NULL: back to stderr). Called again with the same
+ * path it reopens the file, for logrotate's SIGHUP. Returns 0, or -1 with
+ * errno set and the previous destination kept.
+ */
+int sl_log_open(const char *path);
 
 void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
                   const char *fmt, ...)

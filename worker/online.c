@@ -23,8 +23,11 @@ int sl_online_url(const char *base, const char *endpoint, char *out,
 
 static int64_t num(const cJSON *o, const char *k) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int64_t)v->valuedouble
-                                                  : -1;
+  /* Out-of-range counts are unknown, not undefined behaviour. */
+  return cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+                 v->valuedouble < 9007199254740992.0
+             ? (int64_t)v->valuedouble
+             : -1;
 }
 
 int sl_online_usage(const char *body, size_t len, int64_t *input,
@@ -129,6 +132,7 @@ void sl_online_outcome(const struct sl_online_config *cfg,
   v.body = req->resp_body;
   v.body_len = req->resp_len;
   v.x_should_retry = req->h.should_retry;
+  v.curl_error = req->curl_error;
   fc = sl_classify(&v, &override, why, whylen);
   if (fc == SL_FC_NONE) { /* classify accepted what usage parsing did not */
     fc = SL_FC_AMBIGUOUS;

@@ -10,12 +10,14 @@ for f in "$BUILD"/fuzz/fuzz_*; do
   [ -x "$f" ] || continue
   name=$(basename "$f")
   corpus=$(mktemp -d /tmp/sluice-corpus.XXXXXX)
+  mkdir -p "$ROOT/build/fuzz-artifacts"
   [ -d "$ROOT/tests/fuzz/corpus/$name" ] && cp "$ROOT/tests/fuzz/corpus/$name"/* "$corpus"/ 2>/dev/null
   if "$f" -max_total_time="$SECONDS_EACH" -rss_limit_mb=1024 -max_len=4096 \
+    -artifact_prefix="$ROOT/build/fuzz-artifacts/$name-" \
     -print_final_stats=0 "$corpus" >"$corpus.log" 2>&1; then
     echo "PASS: $name fuzzed ${SECONDS_EACH}s ($(grep -o 'Done [0-9]* runs' "$corpus.log" | tail -1))"
   else
-    echo "FAIL: $name"
+    echo "FAIL: $name (reproducer in build/fuzz-artifacts/)"
     tail -n 30 "$corpus.log"
     rc=1
   fi
