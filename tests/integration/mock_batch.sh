@@ -106,6 +106,9 @@ check "reject bad purpose" "$STATUS $(jb '$.error.param')" = "400 purpose"
 post /v1/files '{"purpose":"batch"}'
 check "reject non-multipart upload" "$STATUS $(jb '$.error.param')" = \
   "400 file"
+req POST /v1/files -H 'Content-Type: multipart/form-data' --data-binary x
+check "reject multipart without boundary" "$STATUS $(jb '$.error.param')" = \
+  "400 file"
 
 # --- batch create validation -----------------------------------------------
 create_batch "$FID" /v1/embeddings
@@ -142,6 +145,7 @@ check "create: metadata kept (16 keys, 512-char value)" \
 check "create: expires_at = created_at + 24h" \
   "$(( $(jb '$.expires_at') - $(jb '$.created_at') ))" = 86400
 check "create: request_counts.total" "$(jb '$.request_counts.total')" = $N
+check "create: model from the input" "$(jb '$.model')" = gpt-4o-mini
 poll_batch "$BID" completed
 check "batch completes" "$(jb '$.status')" = completed
 t0=$(jb '$.created_at') t1=$(jb '$.in_progress_at')

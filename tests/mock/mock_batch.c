@@ -685,6 +685,7 @@ create(struct sl_mock_server *srv, const struct sl_mock_request *in,
     goto out;
   }
   b->total = f->lines;
+  snprintf(b->model, sizeof(b->model), "%s", f->model);
   b->seq = ++srv->nbatches;
   r = sl_mock_faults_match(&srv->faults, SL_MOCK_CTX_BATCH, b->seq,
                            sl_mock_server_elapsed(srv));

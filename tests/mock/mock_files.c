@@ -170,6 +170,9 @@ validate_jsonl(struct sl_mock_server *srv, struct sl_mock_file *f, char *err,
       snprintf(err, errlen, "Line %lld: 'body' must be a JSON object.", line);
       goto out;
     }
+    x = cJSON_GetObjectItemCaseSensitive(body, "model");
+    if (f->model[0] == '\0' && cJSON_IsString(x))
+      snprintf(f->model, sizeof(f->model), "%s", x->valuestring);
     f->lines++;
     p = nl ? nl + 1 : end;
   }

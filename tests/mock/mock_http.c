@@ -165,8 +165,11 @@ rq_new(struct sl_mock_server *srv, struct MHD_Connection *conn,
     rq->up->purpose.cap = 64;
     rq->up->pp = MHD_create_post_processor(conn, 64 * 1024, on_post_field,
                                            rq->up);
-    if (rq->up->pp == NULL)
-      goto err;
+    if (rq->up->pp == NULL) {
+      /* e.g. no boundary: buffer the body; the route answers 400 */
+      upload_free(rq->up);
+      rq->up = NULL;
+    }
   }
   if (rq->api) {
     pthread_mutex_lock(&srv->mu);

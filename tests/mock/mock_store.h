@@ -22,6 +22,7 @@ struct sl_mock_file {
   int deleted;
   enum sl_mock_endpoint ep; /* purpose=batch: the one endpoint used */
   char url[32];
+  char model[128];      /* purpose=batch: the first line's body.model */
   long long lines;
 };
 
