@@ -305,11 +305,15 @@ static void end_batch(struct sl_batch_route *r, int64_t id,
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
     return;
   }
-  sl_log(back || failed ? SL_LOG_WARN : SL_LOG_INFO,
-         "batch %lld %s: %lld jobs without a line back to pending, %lld "
-         "failed (%s)",
-         (long long)id, e->final_state, (long long)back, (long long)failed,
-         e->error ? e->error : "no error");
+  if (back || failed)
+    sl_log(SL_LOG_WARN, "batch %lld %s: %lld jobs without a line back to "
+                        "pending, %lld failed (%s: %s)",
+           (long long)id, e->final_state, (long long)back, (long long)failed,
+           e->no_line_class ? e->no_line_class : "batch_expired",
+           e->error ? e->error : "no reason given");
+  else
+    sl_log(SL_LOG_INFO, "batch %lld %s: every job had its line",
+           (long long)id, e->final_state);
 }
 
 /* An upload or create refused for good: the batch fails by that class. */
@@ -777,6 +781,11 @@ static void download_done(struct sl_batch_route *r,
   r->fail_streak = 0;
 }
 
+static int64_t retry_later(const struct sl_batch_config *c) {
+  int64_t d = c->retry_later_ms ? c->retry_later_ms : 2 * c->max_wait_ms;
+  return d < 1000 ? 1000 : d;
+}
+
 static void finish_ingest(struct sl_batch_route *r) {
   struct ingest *in = &r->in;
   struct sl_batch_end e = {0};
@@ -803,7 +812,7 @@ static void finish_ingest(struct sl_batch_route *r) {
     e.no_line_class = "rate_limited";
     e.error = in->reason;
     e.refund = 1;
-    e.run_after_ms = now + r->env.cfg->retry_later_ms;
+    e.run_after_ms = now + retry_later(r->env.cfg);
   } else {
     e.final_state = "failed";
     e.no_line_class = "batch_failed";
@@ -1245,5 +1254,19 @@ void sl_batch_route_free(struct sl_batch_route *r) {
 }
 
 int sl_batch_route_busy(const struct sl_batch_route *r) {
-  return r && r->op != OP_NONE;
+  struct sl_batch_info *b = NULL;
+  size_t n = 0, i;
+  int busy = 0;
+  if (!r || r->stopping)
+    return 0;
+  if (r->op != OP_NONE || r->in.active || r->ntodo || r->need_recover)
+    return 1;
+  if (sl_batch_list_open(r->env.j, &b, &n) != SL_OK)
+    return 1; /* cannot tell: keep going */
+  for (i = 0; i < n; i++)
+    if (b[i].lease_token == r->token ||
+        b[i].lease_expires < sl_now_ms()) /* ours, or ours to adopt */
+      busy = 1;
+  sl_batch_info_free(b, n);
+  return busy;
 }

@@ -30,7 +30,8 @@ struct sl_batch_config {
   int64_t turnaround_ms;    /* expected batch turnaround (24h): a deadline
                                sooner than now + this goes online */
   int64_t retry_later_ms;   /* a batch refused for the enqueued-token
-                               limit: its jobs wait this long (60s) */
+                               limit: its jobs wait this long (0: twice
+                               max_wait_ms, at least 1 s) */
   const char *tmp_dir;      /* NULL: $TMPDIR, else /tmp */
 };
 
@@ -114,7 +115,9 @@ int sl_batch_route_start(struct sl_batch_route **out,
 void sl_batch_route_stop(struct sl_batch_route *r);
 void sl_batch_route_free(struct sl_batch_route *r);
 
-/* 1 while the route has work of its own in hand (a request in flight). */
+/* 1 while the route has work in hand: a request in flight, an ingest, a
+ * recovery, or an open batch it holds or may adopt (--exit-when-idle waits
+ * for these). Reads the journal. */
 int sl_batch_route_busy(const struct sl_batch_route *r);
 
 #endif

@@ -25,7 +25,7 @@ void sl_batch_config_defaults(struct sl_batch_config *c) {
   c->max_wait_ms = 5LL * 60 * 1000;
   c->poll_ms = 30000;
   c->turnaround_ms = 24LL * 3600 * 1000;
-  c->retry_later_ms = 60000;
+  c->retry_later_ms = 0; /* twice max_wait_ms, at least 1 s */
 }
 
 void sl_batch_custom_id(int64_t job_id, int64_t gen, char *buf, size_t len) {

@@ -6,15 +6,18 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "sluice_batch.h"
 
 static const char status_usage[] =
     "Usage: sluice status [--journal PATH] [--json]\n"
     "Show jobs per queue and state, the age of the oldest due pending job\n"
-    "(lag) and whether the queue is paused.\n"
+    "(lag) and whether the queue is paused; then the open Batch API\n"
+    "batches with their remote id, remote status and request counts.\n"
     "\n"
     "  -j, --journal PATH  journal file (default $SLUICE_JOURNAL, else\n"
     "                      ./sluice.db)\n"
-    "      --json          one JSON object: {\"queues\":[...],\"totals\":{...}}\n"
+    "      --json          one JSON object: {\"queues\":[...],\"totals\":{...},\n"
+    "                      \"batches\":[...]}\n"
     "  -h, --help          show this help\n"
     "\n"
     "Exit status: 0 ok, 2 usage, 3 journal error.\n";
@@ -55,7 +58,56 @@ static int print_json(cJSON *root) {
   return SL_EXIT_OK;
 }
 
-static int status_json(const struct sl_queue_status *st, size_t n) {
+static void add_str(cJSON *o, const char *k, const char *v);
+
+/* Open Batch API batches: local state, remote id and status, counts. */
+static int batches_status(struct sl_journal *j, cJSON *root) {
+  struct sl_batch_info *b = NULL;
+  cJSON *arr = NULL, *o;
+  size_t n = 0, i;
+  int rc = sl_batch_list_open(j, &b, &n);
+  if (rc != SL_OK) {
+    sl_cli_report(j, rc, "status");
+    return -1;
+  }
+  if (root)
+    arr = cJSON_AddArrayToObject(root, "batches");
+  else if (n)
+    printf("\n%-6s %-22s %-10s %-32s %-11s %13s %7s %7s\n", "BATCH",
+           "ENDPOINT", "STATE", "REMOTE", "STATUS", "DONE/REQUESTS",
+           "FAILED", "BATCHED");
+  for (i = 0; i < n; i++) {
+    char done[48];
+    if (root) {
+      o = cJSON_CreateObject();
+      if (!arr || !o)
+        break;
+      cJSON_AddItemToArray(arr, o);
+      cJSON_AddNumberToObject(o, "id", (double)b[i].id);
+      cJSON_AddStringToObject(o, "endpoint", b[i].endpoint);
+      cJSON_AddStringToObject(o, "state", b[i].state);
+      add_str(o, "remote_batch_id", b[i].remote_batch_id);
+      add_str(o, "remote_status", b[i].remote_status);
+      cJSON_AddNumberToObject(o, "requests", (double)b[i].request_count);
+      cJSON_AddNumberToObject(o, "completed", (double)b[i].completed_count);
+      cJSON_AddNumberToObject(o, "failed", (double)b[i].failed_count);
+      cJSON_AddNumberToObject(o, "batched", (double)b[i].jobs_batched);
+      continue;
+    }
+    snprintf(done, sizeof done, "%lld/%lld", (long long)b[i].completed_count,
+             (long long)b[i].request_count);
+    printf("%-6lld %-22s %-10s %-32s %-11s %13s %7lld %7lld\n",
+           (long long)b[i].id, b[i].endpoint, b[i].state,
+           b[i].remote_batch_id ? b[i].remote_batch_id : "-",
+           b[i].remote_status ? b[i].remote_status : "-", done,
+           (long long)b[i].failed_count, (long long)b[i].jobs_batched);
+  }
+  sl_batch_info_free(b, n);
+  return 0;
+}
+
+static int status_json(struct sl_journal *j, const struct sl_queue_status *st,
+                       size_t n) {
   cJSON *root = cJSON_CreateObject(), *arr, *q, *tot;
   int64_t t[6] = {0};
   size_t i;
@@ -96,6 +148,10 @@ static int status_json(const struct sl_queue_status *st, size_t n) {
     cJSON_AddNumberToObject(tot, "failed", (double)t[4]);
     cJSON_AddNumberToObject(tot, "cancelled", (double)t[5]);
   }
+  if (batches_status(j, root) != 0) {
+    cJSON_Delete(root);
+    return SL_EXIT_JOURNAL;
+  }
   return print_json(root);
 }
 
@@ -135,7 +191,7 @@ int sl_cmd_status(int argc, char **argv) {
     return SL_EXIT_JOURNAL;
   }
   if (json) {
-    ret = status_json(st, n);
+    ret = status_json(j, st, n);
   } else {
     printf("%-20s %9s %9s %9s %10s %9s %9s %7s %s\n", "QUEUE", "PENDING",
            "RUNNING", "BATCHED", "SUCCEEDED", "FAILED", "CANCELLED", "LAG",
@@ -150,7 +206,7 @@ int sl_cmd_status(int argc, char **argv) {
     }
     if (n == 0)
       printf("(no jobs)\n");
-    ret = SL_EXIT_OK;
+    ret = batches_status(j, NULL) == 0 ? SL_EXIT_OK : SL_EXIT_JOURNAL;
   }
   sl_status_free(st, n);
   sl_close(j);

@@ -528,6 +528,8 @@ static void maybe_stop(struct sl_worker *w) {
   }
   if (!w->cfg->exit_when_idle || w->want_claim)
     return;
+  if (sl_batch_route_busy(w->batch)) /* a batch of ours is still open */
+    return;
   if (sl_count_active(w->j, &active) == SL_OK && active == 0) {
     sl_log(SL_LOG_INFO, "no job pending, running or batched: exiting");
     stop(w);
