@@ -1,0 +1,525 @@
+/* storm.c: admission, deferral and pauses for the online route (storm.h). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "cli.h"
+#include "log.h"
+#include "sluice_storm.h"
+#include "storm.h"
+
+#define MAX_PAUSED 32
+
+struct hold {
+  struct hold *next;
+  void *item;
+  const struct sl_claimed_job *job;
+  struct sl_storm_ticket *t;
+};
+
+struct sl_storm {
+  struct sl_storm_config cfg;
+  struct sl_storm_ops ops;
+  void *arg;
+  struct sl_journal *j;
+  uv_timer_t timer;
+  int timer_open;
+  struct sl_rl *rl;
+  struct sl_breakers *brk;
+
+  struct hold *head, *tail;
+  size_t n_waiting;
+  int64_t timer_at;
+
+  /* retry budget: two buckets of retry_window_ms */
+  int64_t rb_start;
+  double first_cur, retry_cur, first_prev, retry_prev;
+  int healthy;
+
+  /* queues whose online route is paused, as last read */
+  char paused[MAX_PAUSED][129];
+  size_t n_paused;
+  int64_t next_budget_ms;
+  uint64_t rng;
+};
+
+void sl_storm_config_defaults(struct sl_storm_config *c) {
+  memset(c, 0, sizeof *c);
+  sl_rl_config_defaults(&c->rl);
+  sl_breaker_config_defaults(&c->breaker);
+  c->retry_budget = 0.1;
+  c->retry_window_ms = 10000;
+  c->retry_min_per_s = 10;
+  c->max_hold_ms = 10000;
+  c->claim_ahead_ms = 2000;
+  c->budget_check_ms = 1000;
+}
+
+static void on_timer(uv_timer_t *t);
+
+int sl_storm_new(struct sl_storm **out, uv_loop_t *loop,
+                 struct sl_journal *j, const struct sl_storm_config *cfg,
+                 const struct sl_storm_ops *ops, void *arg) {
+  struct sl_storm *s = calloc(1, sizeof *s);
+  if (!s)
+    return SL_NOMEM;
+  s->cfg = *cfg;
+  s->ops = *ops;
+  s->arg = arg;
+  s->j = j;
+  s->healthy = 1;
+  s->rng = (uint64_t)sl_now_ms() ^ 0x5bd1e995u;
+  if (sl_rl_new(&s->rl, &cfg->rl) != SL_OK ||
+      sl_breakers_new(&s->brk, &cfg->breaker) != SL_OK) {
+    sl_rl_free(s->rl);
+    free(s);
+    return SL_NOMEM;
+  }
+  uv_timer_init(loop, &s->timer);
+  s->timer.data = s;
+  s->timer_open = 1;
+  *out = s;
+  return SL_OK;
+}
+
+static void timer_closed(uv_handle_t *h) { (void)h; }
+
+void sl_storm_close(struct sl_storm *s) {
+  if (s && s->timer_open && !uv_is_closing((uv_handle_t *)&s->timer))
+    uv_close((uv_handle_t *)&s->timer, timer_closed);
+}
+
+void sl_storm_free(struct sl_storm *s) {
+  struct hold *h, *next;
+  if (!s)
+    return;
+  for (h = s->head; h; h = next) {
+    next = h->next;
+    free(h);
+  }
+  sl_rl_free(s->rl);
+  sl_breakers_free(s->brk);
+  free(s);
+}
+
+size_t sl_storm_waiting(const struct sl_storm *s) { return s->n_waiting; }
+
+static void arm(struct sl_storm *s, int64_t at, int64_t now) {
+  if (!s->timer_open || uv_is_closing((uv_handle_t *)&s->timer))
+    return;
+  if (s->timer_at && s->timer_at <= at && s->timer_at > now)
+    return; /* an earlier wake-up is already set */
+  s->timer_at = at;
+  uv_timer_start(&s->timer, on_timer, (uint64_t)(at > now ? at - now : 1),
+                 0);
+}
+
+/* ---- retry budget ---- */
+
+static void rb_rotate(struct sl_storm *s, int64_t now) {
+  int64_t w = s->cfg.retry_window_ms > 0 ? s->cfg.retry_window_ms : 1;
+  if (s->rb_start == 0 || now - s->rb_start >= 2 * w) {
+    s->first_prev = s->retry_prev = 0;
+    if (s->rb_start)
+      s->first_cur = s->retry_cur = 0;
+    s->rb_start = now;
+  } else if (now - s->rb_start >= w) {
+    s->first_prev = s->first_cur;
+    s->retry_prev = s->retry_cur;
+    s->first_cur = s->retry_cur = 0;
+    s->rb_start += w;
+  }
+}
+
+/* Retries the budget still allows now (may be negative). */
+static double rb_left(struct sl_storm *s, int64_t now) {
+  double w, weight, first, retry, allowed;
+  rb_rotate(s, now);
+  w = (double)(s->cfg.retry_window_ms > 0 ? s->cfg.retry_window_ms : 1);
+  weight = 1.0 - (double)(now - s->rb_start) / w;
+  if (weight < 0)
+    weight = 0;
+  first = s->first_cur + s->first_prev * weight;
+  retry = s->retry_cur + s->retry_prev * weight;
+  allowed = s->cfg.retry_budget * first;
+  if (s->healthy)
+    allowed += s->cfg.retry_min_per_s * w / 1000.0;
+  return allowed - retry;
+}
+
+/* ---- pauses ---- */
+
+static int is_paused(const struct sl_storm *s, const char *queue) {
+  size_t i;
+  for (i = 0; i < s->n_paused; i++)
+    if (strcmp(s->paused[i], queue) == 0)
+      return 1;
+  return 0;
+}
+
+static void mark_paused(struct sl_storm *s, const char *queue) {
+  if (is_paused(s, queue) || s->n_paused == MAX_PAUSED)
+    return;
+  snprintf(s->paused[s->n_paused++], sizeof s->paused[0], "%s", queue);
+}
+
+/* ---- admission ---- */
+
+enum verdict { V_START, V_WAIT, V_DEFER };
+
+static int64_t jitter(struct sl_storm *s, int64_t span) {
+  return span > 0 ? (int64_t)(sl_rand_next(&s->rng) % (uint64_t)span) : 0;
+}
+
+static enum verdict admit(struct sl_storm *s, const struct sl_claimed_job *job,
+                          struct sl_storm_ticket *t, int64_t now,
+                          int64_t *when, const char **why) {
+  const char *model = job->model ? job->model : "";
+  int64_t wait = 0, until = 0;
+  int b;
+
+  *when = 0;
+  *why = NULL;
+  if (is_paused(s, job->queue)) {
+    *why = "the queue's online route is paused";
+    *when = now;
+    return V_DEFER;
+  }
+  if (job->attempt > 1 && rb_left(s, now) < 1) {
+    *why = "retry budget spent: deferred, not sent";
+    *when = now + s->cfg.retry_window_ms / 4 +
+            jitter(s, s->cfg.retry_window_ms / 4);
+    return V_DEFER;
+  }
+  if (!sl_rl_admit(s->rl, s->j, job->endpoint, model, t->cost, now, &wait)) {
+    if (wait > s->cfg.max_hold_ms) {
+      *why = "rate limit: no capacity soon: deferred, not sent";
+      *when = now + wait + jitter(s, 1000);
+      return V_DEFER;
+    }
+    *when = now + wait;
+    return V_WAIT;
+  }
+  b = sl_breakers_try(s->brk, s->j, job->endpoint, model, now, &until);
+  if (b == 0) {
+    sl_rl_refund(s->rl, job->endpoint, model, t->cost);
+    *why = "circuit breaker open: deferred, not sent";
+    *when = until + jitter(s, 1000);
+    return V_DEFER;
+  }
+  t->probe = b == 2;
+  t->admitted = 1;
+  rb_rotate(s, now);
+  if (job->attempt > 1)
+    s->retry_cur += 1;
+  else
+    s->first_cur += 1;
+  return V_START;
+}
+
+size_t sl_storm_claim_limit(struct sl_storm *s, size_t room, int64_t now_ms) {
+  size_t n;
+  if (s->n_waiting)
+    return 0; /* the held jobs go first; pump wakes the worker */
+  n = sl_rl_claim_hint(s->rl, room, s->cfg.claim_ahead_ms, now_ms);
+  if (n == 0)
+    arm(s, now_ms + 100, now_ms);
+  return n;
+}
+
+void sl_storm_submit(struct sl_storm *s, void *item,
+                     const struct sl_claimed_job *job,
+                     struct sl_storm_ticket *t, int64_t now_ms) {
+  struct hold *h;
+  enum verdict v;
+  int64_t when;
+  const char *why;
+
+  memset(t, 0, sizeof *t);
+  t->cost = sl_rl_estimate(s->rl, job->endpoint, job->model, job->body);
+  if (!s->head) {
+    v = admit(s, job, t, now_ms, &when, &why);
+    if (v == V_START) {
+      s->ops.start(s->arg, item);
+      return;
+    }
+    if (v == V_DEFER) {
+      s->ops.release(s->arg, item, when, NULL, why);
+      return;
+    }
+  }
+  h = malloc(sizeof *h);
+  if (!h) { /* cannot hold it: give it back now */
+    s->ops.release(s->arg, item, now_ms + 1000, NULL, "out of memory");
+    return;
+  }
+  h->next = NULL;
+  h->item = item;
+  h->job = job;
+  h->t = t;
+  if (s->tail)
+    s->tail->next = h;
+  else
+    s->head = h;
+  s->tail = h;
+  s->n_waiting++;
+  arm(s, now_ms + 1, now_ms);
+}
+
+void sl_storm_pump(struct sl_storm *s, int64_t now_ms) {
+  struct hold **pp = &s->head, *h;
+  int64_t next = 0, when;
+  const char *why;
+  enum verdict v;
+
+  s->tail = NULL;
+  while ((h = *pp) != NULL) {
+    v = admit(s, h->job, h->t, now_ms, &when, &why);
+    if (v == V_WAIT) {
+      if (!next || when < next)
+        next = when;
+      s->tail = h;
+      pp = &h->next;
+      continue;
+    }
+    *pp = h->next;
+    s->n_waiting--;
+    if (v == V_START)
+      s->ops.start(s->arg, h->item);
+    else
+      s->ops.release(s->arg, h->item, when, NULL, why);
+    free(h);
+  }
+  if (next)
+    arm(s, next, now_ms);
+  else if (!s->n_waiting)
+    s->ops.wake(s->arg);
+}
+
+static void on_timer(uv_timer_t *t) {
+  struct sl_storm *s = t->data;
+  s->timer_at = 0;
+  sl_storm_pump(s, sl_now_ms());
+  s->ops.wake(s->arg);
+}
+
+void sl_storm_release_all(struct sl_storm *s, const char *why) {
+  struct hold *h;
+  int64_t now = sl_now_ms();
+  while ((h = s->head) != NULL) {
+    s->head = h->next;
+    s->n_waiting--;
+    s->ops.release(s->arg, h->item, now, NULL, why);
+    free(h);
+  }
+  s->tail = NULL;
+}
+
+/* The server's delay for a 429: Retry-After, else x-ratelimit-reset-*. */
+static int64_t server_delay(const struct sl_http_request *req, int64_t now) {
+  int64_t d;
+  if (sl_retry_after_ms(req->h.retry_after, req->h.retry_after_ms, now,
+                        600000, &d) == 0)
+    return d;
+  if (req->h.reset_requests &&
+      sl_parse_duration_ms(req->h.reset_requests, &d) == 0)
+    return d;
+  return -1;
+}
+
+static void pause_route(struct sl_storm *s, const struct sl_claimed_job *job,
+                        const char *fclass, const char *why) {
+  char reason[256];
+  int changed = 0, rc;
+  snprintf(reason, sizeof reason, "%s: %s", fclass, why ? why : "");
+  mark_paused(s, job->queue);
+  rc = sl_queue_online_pause(s->j, job->queue, reason, &changed);
+  if (rc != SL_OK)
+    sl_log(SL_LOG_ERROR, "cannot pause queue %s: %s (%s)", job->queue,
+           sl_strerror(rc), sl_errmsg(s->j));
+  else if (changed)
+    sl_log(SL_LOG_ERROR,
+           "queue %s: online route paused: %s (no attempt spent; fix it, "
+           "then `sluice resume %s`)",
+           job->queue, reason, job->queue);
+}
+
+void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
+                      struct sl_storm_ticket *t,
+                      const struct sl_http_request *req, enum sl_failclass fc,
+                      struct sl_completion *c, int64_t now_ms) {
+  const struct sl_failclass_policy *p = sl_failclass_policy(fc);
+  const char *model = job->model ? job->model : "";
+  int success = c->outcome == SL_OUTCOME_SUCCESS;
+  int brk = success ? 1 : (p && p->counts_for_breaker ? -1 : 0);
+  int64_t actual = -1;
+
+  if (success)
+    actual = c->total_tokens >= 0
+                 ? c->total_tokens
+                 : (c->input_tokens >= 0 || c->output_tokens >= 0
+                        ? (c->input_tokens > 0 ? c->input_tokens : 0) +
+                              (c->output_tokens > 0 ? c->output_tokens : 0)
+                        : -1);
+  sl_rl_observe(s->rl, job->endpoint, model, &req->h, t->cost, actual,
+                success, fc == SL_FC_RATE_LIMITED,
+                fc == SL_FC_RATE_LIMITED ? server_delay(req, now_ms) : -1,
+                now_ms);
+  sl_breakers_report(s->brk, s->j, job->endpoint, model, t->probe, brk,
+                     p ? p->name : NULL, now_ms);
+  if (success)
+    s->healthy = 1;
+  else if (p && p->retry)
+    s->healthy = 0;
+  if (p && p->pauses_route && !success) {
+    pause_route(s, job, p->name, c->error);
+    c->outcome = SL_OUTCOME_RELEASE; /* the attempt is recorded, refunded */
+    c->record_attempt = 1;
+    c->run_after_ms = now_ms;
+  }
+}
+
+void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {
+  struct sl_queue_spend *sp = NULL;
+  size_t n = 0, i;
+  char reason[256];
+  int changed, rc;
+
+  sl_breakers_sync(s->brk, s->j, now_ms, 0);
+  if (now_ms < s->next_budget_ms)
+    return;
+  s->next_budget_ms = now_ms + s->cfg.budget_check_ms;
+  rc = sl_queue_spend_list(s->j, now_ms, &sp, &n);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_WARN, "cannot read budgets: %s (%s)", sl_strerror(rc),
+           sl_errmsg(s->j));
+    return;
+  }
+  s->n_paused = 0;
+  for (i = 0; i < n; i++) {
+    struct sl_queue_spend *q = &sp[i];
+    int spent = q->tokens_per_day >= 0 && q->total_tokens >= q->tokens_per_day;
+    int by_budget = strncmp(q->online_reason, "budget", 6) == 0;
+    if (spent && !q->online_paused) {
+      snprintf(reason, sizeof reason,
+               "budget: %lld of %lld tokens used today (UTC)",
+               (long long)q->total_tokens, (long long)q->tokens_per_day);
+      changed = 0;
+      if (sl_queue_online_pause(s->j, q->queue, reason, &changed) == SL_OK &&
+          changed)
+        sl_log(SL_LOG_WARN,
+               "queue %s: online route paused: %s; deferrable jobs still "
+               "go by batch",
+               q->queue, reason);
+      q->online_paused = 1;
+    } else if (!spent && q->online_paused && by_budget) {
+      if (sl_queue_online_resume(s->j, q->queue) == SL_OK) {
+        sl_log(SL_LOG_INFO, "queue %s: budget available again: online "
+                            "route resumed", q->queue);
+        q->online_paused = 0;
+        s->ops.wake(s->arg);
+      }
+    }
+    if (q->online_paused)
+      mark_paused(s, q->queue);
+  }
+  free(sp);
+}
+
+/* ---- options ---- */
+
+const char sl_storm_usage[] =
+    "Storm control (README \"Storm control\"); limits hold for all workers\n"
+    "on the journal together:\n"
+    "      --rpm N               requests per minute per endpoint and model\n"
+    "                            (default: learn from x-ratelimit-* headers)\n"
+    "      --tpm N               tokens per minute, likewise\n"
+    "      --est-output-tokens N output estimate of a body without\n"
+    "                            max_output_tokens/max_tokens (default 256)\n"
+    "      --grant D             tokens taken from the journal per grant, as\n"
+    "                            a share of the rate (default 200ms)\n"
+    "      --recover-rate X      limit share regained per second after a\n"
+    "                            429 cut (default 0.1)\n"
+    "      --max-hold D          longest local wait for the buckets before a\n"
+    "                            job is given back (default 10s)\n"
+    "      --retry-budget X      retries per first attempt (default 0.1)\n"
+    "      --retry-window D      window of the retry budget (default 10s)\n"
+    "      --retry-min-rate X    retries per second allowed beyond it while\n"
+    "                            the API answers (default 10)\n"
+    "      --breaker-threshold X failure share that opens it (default 0.5)\n"
+    "      --breaker-min N       requests in the window first (default 10)\n"
+    "      --breaker-window D    sliding window (default 10s)\n"
+    "      --breaker-open D      first open period (default 5s; doubles up\n"
+    "                            to --breaker-open-max, default 60s)\n"
+    "      --breaker-probes N    half-open probes (default 3)\n";
+
+static int parse_real(const char *v, double lo, double hi, double *out) {
+  char *end;
+  double d;
+  if (!v || !*v)
+    return -1;
+  d = strtod(v, &end);
+  if (*end || !(d >= lo && d <= hi))
+    return -1;
+  *out = d;
+  return 0;
+}
+
+int sl_storm_parse_option(struct sl_storm_config *c, int opt,
+                          const char *v) {
+  static const char *const names[SL_STORM_OPT_COUNT] = {
+      "rpm", "tpm", "est-output-tokens", "grant", "retry-budget",
+      "retry-window", "retry-min-rate", "breaker-threshold", "breaker-min",
+      "breaker-window", "breaker-open", "breaker-probes", "max-hold",
+      "recover-rate", "breaker-open-max"};
+  int k = opt - SL_STORM_OPT_BASE, bad = 0;
+  long long n = 0;
+  int64_t ms = 0;
+  double d = 0;
+
+  if (k < 0 || k >= SL_STORM_OPT_COUNT)
+    return -1;
+  switch (k) {
+  case 0: bad = parse_real(v, 0, 1e12, &c->rl.rpm); break;
+  case 1: bad = parse_real(v, 0, 1e15, &c->rl.tpm); break;
+  case 2:
+    bad = sl_cli_parse_int(v, 0, 10000000, &n);
+    c->rl.est_output_tokens = n;
+    break;
+  case 4: bad = parse_real(v, 0, 100, &c->retry_budget); break;
+  case 6: bad = parse_real(v, 0, 1e6, &c->retry_min_per_s); break;
+  case 7:
+    bad = parse_real(v, 0.01, 1, &c->breaker.threshold);
+    break;
+  case 8:
+    bad = sl_cli_parse_int(v, 1, 1000000, &n);
+    c->breaker.min_requests = n;
+    break;
+  case 11:
+    bad = sl_cli_parse_int(v, 1, 1000, &n);
+    c->breaker.probes = n;
+    break;
+  case 13:
+    bad = parse_real(v, 0.001, 100, &d);
+    c->rl.recover_per_s = d;
+    break;
+  default: /* durations */
+    bad = sl_cli_parse_duration(v, &ms) != 0 || ms <= 0;
+    if (bad)
+      break;
+    if (k == 3) c->rl.grant_ms = ms;
+    else if (k == 5) c->retry_window_ms = ms;
+    else if (k == 9) c->breaker.window_ms = ms;
+    else if (k == 10) c->breaker.open_ms = ms;
+    else if (k == 12) c->max_hold_ms = ms;
+    else if (k == 14) c->breaker.open_max_ms = ms;
+    break;
+  }
+  if (bad) {
+    fprintf(stderr, "sluice work: bad value for --%s: '%s'\n", names[k], v);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,141 @@
+/*
+ * storm.h: storm and cost control for the online route, between claiming a
+ * job and sending it. Every claimed job passes sl_storm_submit, which
+ * sends it at once, holds it (in claim order) until the rate buckets admit
+ * it, or gives it back to the journal with a later run_after and its
+ * attempt refunded (breaker open, retry budget spent, a wait too long, an
+ * online-route pause). Every finished request passes sl_storm_outcome,
+ * which feeds the buckets, the breakers and the retry budget, and turns a
+ * quota_exhausted / auth failure into a refunded release plus a pause of
+ * the queue's online route.
+ *
+ * The worker owns the items; this module only holds pointers to them
+ * while they wait and calls back through sl_storm_ops. It owns one uv
+ * timer (its wake-up for waiting items).
+ */
+#ifndef SL_STORM_H
+#define SL_STORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "breaker.h"
+#include "classify.h"
+#include "http.h"
+#include "ratelimit.h"
+#include "sluice.h"
+
+struct sl_storm_config {
+  struct sl_rl_config rl;
+  struct sl_breaker_config breaker;
+  double retry_budget;        /* retries per first attempt in the window
+                                 (0.1) */
+  int64_t retry_window_ms;    /* (10000) */
+  double retry_min_per_s;     /* retries allowed beyond the ratio while the
+                                 last answer was a success (10) */
+  int64_t max_hold_ms;        /* longest local wait for the buckets before
+                                 a job is given back (10000) */
+  int64_t claim_ahead_ms;     /* claim what the buckets admit in this long
+                                 (2000) */
+  int64_t budget_check_ms;    /* budgets and pauses are read this often
+                                 (1000) */
+};
+
+void sl_storm_config_defaults(struct sl_storm_config *c);
+
+/* Per-job state the worker keeps for this module (opaque to it). */
+struct sl_storm_ticket {
+  int64_t cost;               /* estimated tokens, taken from the bucket */
+  int probe;                  /* sent as a half-open breaker probe */
+  int admitted;
+};
+
+struct sl_storm_ops {
+  /* Send the item now. */
+  void (*start)(void *arg, void *item);
+  /* Give the item back unsent: pending, attempt refunded, not due before
+   * run_after_ms; fclass (may be NULL) and why say why. */
+  void (*release)(void *arg, void *item, int64_t run_after_ms,
+                  const char *fclass, const char *why);
+  /* Capacity may have come back: try claiming. */
+  void (*wake)(void *arg);
+};
+
+struct sl_storm;
+
+/*
+ * Create the module on `loop` for the journal j (both borrowed; the
+ * module must be closed before the loop is). cfg and ops are copied.
+ * Returns SL_OK or SL_NOMEM.
+ */
+int sl_storm_new(struct sl_storm **out, uv_loop_t *loop,
+                 struct sl_journal *j, const struct sl_storm_config *cfg,
+                 const struct sl_storm_ops *ops, void *arg);
+/* Close the timer handle (the loop must run for it to finish). */
+void sl_storm_close(struct sl_storm *s);
+/* Free after the loop ended. Items still waiting are not touched. */
+void sl_storm_free(struct sl_storm *s);
+
+/* How many jobs to claim now, at most room (0: none for now; the module
+ * wakes the worker when that may change). */
+size_t sl_storm_claim_limit(struct sl_storm *s, size_t room, int64_t now_ms);
+
+/* A claimed job: start, hold or release it (through ops, possibly before
+ * this returns). `job` must stay valid while the item lives. */
+void sl_storm_submit(struct sl_storm *s, void *item,
+                     const struct sl_claimed_job *job,
+                     struct sl_storm_ticket *t, int64_t now_ms);
+
+/* Start or release what waits, as the buckets allow. */
+void sl_storm_pump(struct sl_storm *s, int64_t now_ms);
+
+/* Jobs held, waiting for the buckets. */
+size_t sl_storm_waiting(const struct sl_storm *s);
+
+/* Release every held job (shutdown). */
+void sl_storm_release_all(struct sl_storm *s, const char *why);
+
+/*
+ * A finished request of a submitted job: feed the buckets, breakers and
+ * retry budget. May rewrite c: a class that pauses the route becomes a
+ * release (the attempt is recorded, and refunded) and the queue's online
+ * route is paused with one log line.
+ */
+void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
+                      struct sl_storm_ticket *t,
+                      const struct sl_http_request *req, enum sl_failclass fc,
+                      struct sl_completion *c, int64_t now_ms);
+
+/* Periodic work (the worker's tick): breaker counts, budgets, pauses. */
+void sl_storm_tick(struct sl_storm *s, int64_t now_ms);
+
+/* Command-line options of `sluice work` for this module: entries for the
+ * getopt_long table, their usage text, and their parser. */
+#define SL_STORM_OPT_BASE 1000
+#define SL_STORM_LONGOPTS                                                    \
+  {"rpm", required_argument, NULL, SL_STORM_OPT_BASE + 0},                   \
+  {"tpm", required_argument, NULL, SL_STORM_OPT_BASE + 1},                   \
+  {"est-output-tokens", required_argument, NULL, SL_STORM_OPT_BASE + 2},     \
+  {"grant", required_argument, NULL, SL_STORM_OPT_BASE + 3},                 \
+  {"retry-budget", required_argument, NULL, SL_STORM_OPT_BASE + 4},          \
+  {"retry-window", required_argument, NULL, SL_STORM_OPT_BASE + 5},          \
+  {"retry-min-rate", required_argument, NULL, SL_STORM_OPT_BASE + 6},        \
+  {"breaker-threshold", required_argument, NULL, SL_STORM_OPT_BASE + 7},     \
+  {"breaker-min", required_argument, NULL, SL_STORM_OPT_BASE + 8},           \
+  {"breaker-window", required_argument, NULL, SL_STORM_OPT_BASE + 9},        \
+  {"breaker-open", required_argument, NULL, SL_STORM_OPT_BASE + 10},         \
+  {"breaker-probes", required_argument, NULL, SL_STORM_OPT_BASE + 11},       \
+  {"max-hold", required_argument, NULL, SL_STORM_OPT_BASE + 12},             \
+  {"recover-rate", required_argument, NULL, SL_STORM_OPT_BASE + 13},         \
+  {"breaker-open-max", required_argument, NULL, SL_STORM_OPT_BASE + 14}
+#define SL_STORM_OPT_COUNT 15
+
+extern const char sl_storm_usage[];
+
+/* Parse one of the options above into cfg; 0, or -1 after printing why. */
+int sl_storm_parse_option(struct sl_storm_config *cfg, int opt,
+                          const char *value);
+
+#endif
