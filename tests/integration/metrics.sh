@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# sluice work --metrics-port: Prometheus text on 127.0.0.1 with journal
+# figures (jobs by state, failed by class) and process figures (attempts by
+# class, latency histograms, in flight).
+. "$(dirname "$0")/../lib/testlib.sh"
+
+start_mock --faults "500#1-5"
+"$SLUICE" init >/dev/null
+for i in $(seq 1 40); do printf '{"model":"m","input":"%d"}\n' "$i"; done |
+  "$SLUICE" enqueue -m 1 >/dev/null
+"$SLUICE" work --base-url "$MOCK_URL" --metrics-port 0 --poll 100ms \
+  2>"$T/worker.log" &
+w=$!
+PIDS+=("$w")
+wait_for 10 grep -q "metrics on http" "$T/worker.log"
+port=$(grep -o 'metrics on http://127.0.0.1:[0-9]*' "$T/worker.log" | grep -o '[0-9]*$')
+done_all() { [ "$(sql "SELECT count(*) FROM jobs WHERE state IN ('succeeded','failed')")" = 40 ]; }
+wait_for 20 done_all
+curl -s "http://127.0.0.1:$port/metrics" >"$T/m.txt"
+metric() { grep -F "$1 " "$T/m.txt" | awk '{print $NF}'; }
+ok=$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")
+bad=$(sql "SELECT count(*) FROM jobs WHERE state='failed' AND last_class='server_error'")
+check "the faults produced failures" test "$bad" -gt 0
+eq "jobs by queue and state" "$ok" "$(metric 'sluice_jobs{queue="default",state="succeeded"}')"
+eq "failed jobs by class" "$bad" "$(metric 'sluice_failed_jobs{class="server_error"}')"
+eq "successful attempts counted" "$ok" "$(metric 'sluice_attempts_total{route="online",class="none"}')"
+eq "failed attempts counted by class" "$bad" "$(metric 'sluice_attempts_total{route="online",class="server_error"}')"
+eq "latency histogram counts every attempt" 40 "$(metric 'sluice_request_duration_seconds_count')"
+eq "histogram +Inf bucket equals the count" 40 "$(metric 'sluice_request_duration_seconds_bucket{le="+Inf"}')"
+check "in-flight gauge present" grep -q '^sluice_in_flight ' "$T/m.txt"
+check "content type is Prometheus text" \
+  bash -c "curl -sI http://127.0.0.1:$port/metrics | grep -qi 'content-type: text/plain; version=0.0.4'"
+eq "other paths are 404" 404 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")"
+kill -TERM "$w"
+wait "$w"
+eq "worker with metrics exits 0" 0 $?
+stop_mock
+finish

@@ -1,0 +1,299 @@
+/* metrics.c: the Prometheus endpoint. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+#include <sqlite3.h>
+
+#include "classify.h"
+#include "metrics.h"
+#include "sluice.h"
+
+/* Bucket upper bounds in seconds, as Prometheus histograms want them. */
+static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                0.5,   1,    2.5,   5,    10,  30, 60, 300};
+#define NB (sizeof bounds / sizeof bounds[0])
+
+struct histogram {
+  unsigned long long bucket[NB + 1]; /* last: +Inf */
+  double sum;
+  unsigned long long count;
+};
+
+struct sl_metrics {
+  struct MHD_Daemon *d;
+  char *journal;
+  pthread_mutex_t mu;
+  /* attempts[route][class]: route 0 online, 1 batch; class 0 success */
+  unsigned long long attempts[2][SL_FC__COUNT];
+  struct histogram total, first_byte;
+  size_t in_flight;
+};
+
+struct buf {
+  char *s;
+  size_t len, cap;
+  int oom;
+};
+
+static void put(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void put(struct buf *b, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  if (b->oom)
+    return;
+  for (;;) {
+    va_start(ap, fmt);
+    n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      b->oom = 1;
+      return;
+    }
+    if ((size_t)n < b->cap - b->len) {
+      b->len += (size_t)n;
+      return;
+    }
+    {
+      size_t cap = (b->cap + (size_t)n) * 2;
+      char *s = realloc(b->s, cap);
+      if (!s) {
+        b->oom = 1;
+        return;
+      }
+      b->s = s;
+      b->cap = cap;
+    }
+  }
+}
+
+static void observe(struct histogram *h, double ms) {
+  double s = ms / 1000.0;
+  size_t i;
+  if (ms < 0)
+    return;
+  for (i = 0; i < NB && s > bounds[i]; i++)
+    ;
+  h->bucket[i]++;
+  h->sum += s;
+  h->count++;
+}
+
+static void put_histogram(struct buf *b, const char *name, const char *help,
+                          const struct histogram *h) {
+  unsigned long long cum = 0;
+  size_t i;
+  put(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+  for (i = 0; i < NB; i++) {
+    cum += h->bucket[i];
+    put(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], cum);
+  }
+  cum += h->bucket[NB];
+  put(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
+      cum, name, h->sum, name, h->count);
+}
+
+/* Label values come from the journal (queue names): escape them. */
+static void put_label(struct buf *b, const char *v) {
+  for (; v && *v; v++) {
+    if (*v == '\\' || *v == '"')
+      put(b, "\\%c", *v);
+    else if (*v == '\n')
+      put(b, "\\n");
+    else
+      put(b, "%c", *v);
+  }
+}
+
+static void journal_figures(struct sl_metrics *m, struct buf *b) {
+  static const char *const q_jobs =
+      "SELECT queue, state, count(*) FROM jobs GROUP BY 1, 2";
+  static const char *const q_failed =
+      "SELECT coalesce(last_class, 'unknown'), count(*) FROM jobs"
+      " WHERE state = 'failed' GROUP BY 1";
+  static const char *const q_batches =
+      "SELECT state, count(*) FROM batches GROUP BY 1";
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  int ok = sqlite3_open_v2(m->journal, &db, SQLITE_OPEN_READONLY, NULL) ==
+           SQLITE_OK;
+  if (ok)
+    sqlite3_busy_timeout(db, 2000);
+  put(b, "# HELP sluice_jobs Jobs in the journal by queue and state.\n"
+         "# TYPE sluice_jobs gauge\n");
+  if (ok && sqlite3_prepare_v2(db, q_jobs, -1, &st, NULL) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      put(b, "sluice_jobs{queue=\"");
+      put_label(b, (const char *)sqlite3_column_text(st, 0));
+      put(b, "\",state=\"%s\"} %lld\n", sqlite3_column_text(st, 1),
+          (long long)sqlite3_column_int64(st, 2));
+    }
+  }
+  sqlite3_finalize(st);
+  st = NULL;
+  put(b, "# HELP sluice_failed_jobs Failed jobs by last failure class.\n"
+         "# TYPE sluice_failed_jobs gauge\n");
+  if (ok && sqlite3_prepare_v2(db, q_failed, -1, &st, NULL) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      put(b, "sluice_failed_jobs{class=\"");
+      put_label(b, (const char *)sqlite3_column_text(st, 0));
+      put(b, "\"} %lld\n", (long long)sqlite3_column_int64(st, 1));
+    }
+  }
+  sqlite3_finalize(st);
+  st = NULL;
+  put(b, "# HELP sluice_batches Local batches by state.\n"
+         "# TYPE sluice_batches gauge\n");
+  if (ok && sqlite3_prepare_v2(db, q_batches, -1, &st, NULL) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW)
+      put(b, "sluice_batches{state=\"%s\"} %lld\n",
+          sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1));
+  }
+  sqlite3_finalize(st);
+  put(b, "# HELP sluice_journal_up 1 if the journal could be read.\n"
+         "# TYPE sluice_journal_up gauge\nsluice_journal_up %d\n", ok);
+  sqlite3_close(db);
+}
+
+static void process_figures(struct sl_metrics *m, struct buf *b) {
+  static const char *const routes[2] = {"online", "batch"};
+  struct histogram total, first;
+  unsigned long long att[2][SL_FC__COUNT];
+  size_t in_flight, r, c;
+
+  pthread_mutex_lock(&m->mu);
+  memcpy(att, m->attempts, sizeof att);
+  total = m->total;
+  first = m->first_byte;
+  in_flight = m->in_flight;
+  pthread_mutex_unlock(&m->mu);
+
+  put(b, "# HELP sluice_attempts_total Attempts by route and outcome class "
+         "(\"none\": success).\n# TYPE sluice_attempts_total counter\n");
+  for (r = 0; r < 2; r++)
+    for (c = 0; c < SL_FC__COUNT; c++)
+      if (att[r][c])
+        put(b, "sluice_attempts_total{route=\"%s\",class=\"%s\"} %llu\n",
+            routes[r], sl_failclass_name((enum sl_failclass)c), att[r][c]);
+  put(b, "# HELP sluice_in_flight Requests in flight in this worker.\n"
+         "# TYPE sluice_in_flight gauge\nsluice_in_flight %zu\n", in_flight);
+  put_histogram(b, "sluice_request_duration_seconds",
+                "Online attempt duration, connect to last byte.", &total);
+  put_histogram(b, "sluice_first_byte_seconds",
+                "Server time: request sent to first response byte.", &first);
+}
+
+static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
+                             const char *url, const char *method,
+                             const char *version, const char *data,
+                             size_t *data_size, void **con_cls) {
+  struct sl_metrics *m = cls;
+  struct MHD_Response *resp;
+  struct buf b = {0};
+  enum MHD_Result ret;
+  unsigned status = MHD_HTTP_OK;
+  (void)version;
+  (void)data;
+  (void)data_size;
+  (void)con_cls;
+  if (strcmp(method, "GET") != 0) {
+    put(&b, "method not allowed\n");
+    status = MHD_HTTP_METHOD_NOT_ALLOWED;
+  } else if (strcmp(url, "/metrics") != 0) {
+    put(&b, "see /metrics\n");
+    status = MHD_HTTP_NOT_FOUND;
+  } else {
+    journal_figures(m, &b);
+    process_figures(m, &b);
+  }
+  if (b.oom) {
+    free(b.s);
+    return MHD_NO;
+  }
+  resp = MHD_create_response_from_buffer(b.len, b.s, MHD_RESPMEM_MUST_FREE);
+  if (!resp) {
+    free(b.s);
+    return MHD_NO;
+  }
+  MHD_add_response_header(resp, "Content-Type",
+                          "text/plain; version=0.0.4; charset=utf-8");
+  ret = MHD_queue_response(c, status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+int sl_metrics_start(struct sl_metrics **out, int port, const char *journal,
+                     int *bound, char *err, size_t errlen) {
+  struct sl_metrics *m = calloc(1, sizeof *m);
+  struct sockaddr_in a = {0};
+  const union MHD_DaemonInfo *info;
+  *out = NULL;
+  if (!m || !(m->journal = strdup(journal))) {
+    free(m);
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  pthread_mutex_init(&m->mu, NULL);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  m->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
+                          (uint16_t)port, NULL, NULL, serve, m,
+                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
+                          MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+  if (!m->d) {
+    snprintf(err, errlen, "cannot listen on 127.0.0.1:%d for metrics", port);
+    pthread_mutex_destroy(&m->mu);
+    free(m->journal);
+    free(m);
+    return -1;
+  }
+  info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
+  if (bound)
+    *bound = info ? info->port : port;
+  *out = m;
+  return 0;
+}
+
+void sl_metrics_observe(struct sl_metrics *m, const char *route,
+                        const char *fclass, double total_ms,
+                        double first_byte_ms) {
+  enum sl_failclass fc = SL_FC_NONE;
+  int r;
+  if (!m)
+    return;
+  r = route && strcmp(route, "batch") == 0;
+  if (fclass && sl_failclass_parse(fclass, &fc) != 0)
+    return;
+  pthread_mutex_lock(&m->mu);
+  m->attempts[r][fc]++;
+  if (!r) {
+    observe(&m->total, total_ms);
+    observe(&m->first_byte, first_byte_ms);
+  }
+  pthread_mutex_unlock(&m->mu);
+}
+
+void sl_metrics_set_in_flight(struct sl_metrics *m, size_t n) {
+  if (!m)
+    return;
+  pthread_mutex_lock(&m->mu);
+  m->in_flight = n;
+  pthread_mutex_unlock(&m->mu);
+}
+
+void sl_metrics_stop(struct sl_metrics *m) {
+  if (!m)
+    return;
+  MHD_stop_daemon(m->d);
+  pthread_mutex_destroy(&m->mu);
+  free(m->journal);
+  free(m);
+}
