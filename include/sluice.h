@@ -263,6 +263,9 @@ struct sl_claim_options {
   int64_t deferrable_due_before_ms; /* non-zero: claim a deferrable job only
                                 if its deadline is before this (it cannot
                                 wait for a batch); 0: any deferrable job */
+  int online;                /* 1: for the online route: skip queues whose
+                                online route is paused (quota, auth, spent
+                                budget: sluice_storm.h) */
 };
 
 /*
@@ -292,7 +295,9 @@ enum sl_outcome {
   SL_OUTCOME_SUCCESS = 1, /* store a result; job succeeded */
   SL_OUTCOME_RETRY,       /* back to pending at run_after */
   SL_OUTCOME_FAIL,        /* job failed for good */
-  SL_OUTCOME_RELEASE      /* not attempted: back to pending, attempt refunded */
+  SL_OUTCOME_RELEASE      /* not attempted: back to pending, attempt refunded
+                             (not due before run_after_ms when that is set;
+                             a failure_class, if any, becomes last_class) */
 };
 
 /*

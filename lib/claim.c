@@ -155,6 +155,7 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
   sl_bind_text(st, 4, qjson);
   sqlite3_bind_int64(st, 5, (sqlite3_int64)o->max_jobs);
   sl_bind_opt_int(st, 7, o->deferrable_due_before_ms, 0); /* batch route */
+  sl_bind_opt_int(st, 8, o->online, 0); /* online-route pauses (storm) */
   if (o->queues && !qjson) /* none or one queue: no JSON to parse */
     sl_bind_text(st, 6, o->queues[0] ? o->queues[0] : "");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -377,6 +378,11 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   }
   if (id == SL_STMT_JOB_RETRY)
     sqlite3_bind_int64(st, 6, c->run_after_ms > now ? c->run_after_ms : now);
+  if (id == SL_STMT_JOB_RELEASE) { /* a deferral: not before run_after_ms */
+    sl_bind_text(st, 4, c->failure_class);
+    sl_bind_text(st, 5, c->failure_class ? c->error : NULL);
+    sl_bind_opt_int(st, 6, c->run_after_ms > now ? c->run_after_ms : 0, 0);
+  }
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) {

@@ -16,6 +16,9 @@
   " AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1)"                \
   "  OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))"           \
   " AND (?7 IS NULL OR urgency <> 'deferrable' OR deadline < ?7)"           \
+  " AND (?8 IS NULL OR NOT EXISTS (SELECT 1 FROM queue_limits"              \
+  "  WHERE online_paused = 1) OR queue NOT IN (SELECT queue"                \
+  "  FROM queue_limits WHERE online_paused = 1))"                           \
   " ORDER BY priority, run_after, id"
 #define CLAIM_RETURNING                                                     \
   " RETURNING id, lease_token, lease_expires, attempts, max_attempts,"      \
@@ -90,7 +93,9 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   [SL_STMT_JOB_RELEASE] =
     "UPDATE jobs SET state = 'pending', lease_token = NULL,"
     " lease_expires = NULL, attempts = max(attempts - 1, 0),"
-    " updated_at = ?3"
+    " last_class = coalesce(?4, last_class),"
+    " last_error = coalesce(?5, last_error),"
+    " run_after = coalesce(?6, run_after), updated_at = ?3"
     " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
 
   /* Runs right after the job's fenced UPDATE, in the same transaction:

@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "internal.h"
+#include "sluice_storm.h"
 
 static int run(struct sl_journal *j, const char *sql, const char *queue,
                const char *reason, const char *what) {
@@ -34,8 +35,10 @@ int sl_queue_pause(struct sl_journal *j, const char *queue,
 }
 
 int sl_queue_resume(struct sl_journal *j, const char *queue) {
-  return run(j,
+  int rc = run(j,
              "UPDATE queues SET paused = 0, paused_reason = NULL,"
              " paused_at = NULL WHERE name = ?1 AND ?2 IS ?2 AND ?3 IS ?3",
              queue, NULL, "resuming a queue");
+  /* Also lift the online-route pause (storm control, sluice_storm.h). */
+  return rc != SL_OK ? rc : sl_queue_online_resume(j, queue);
 }

@@ -141,6 +141,7 @@ int sl_cmd_work(int argc, char **argv) {
          OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL,
          OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH };
   static const struct option opts[] = {
+      SL_STORM_LONGOPTS, /* storm control (storm.h) */
       {"journal", required_argument, NULL, 'j'},
       {"queue", required_argument, NULL, 'q'},
       {"concurrency", required_argument, NULL, 'c'},
@@ -274,9 +275,16 @@ int sl_cmd_work(int argc, char **argv) {
       break;
     case 'h':
       fputs(usage, stdout);
+      fputs(sl_storm_usage, stdout);
       ret = SL_EXIT_OK;
       goto out;
     default:
+      if (c >= SL_STORM_OPT_BASE &&
+          c < SL_STORM_OPT_BASE + SL_STORM_OPT_COUNT) { /* storm control */
+        if (sl_storm_parse_option(&cfg.storm, c, optarg) != 0)
+          goto out;
+        break;
+      }
       fputs(usage, stderr);
       goto out;
     }

@@ -25,6 +25,7 @@
 #include "backoff.h"
 #include "http.h"
 #include "log.h"
+#include "storm.h"
 #include "worker.h"
 
 #define container_of(ptr, type, member) \
@@ -41,6 +42,7 @@ struct sl_wjob {
   char url[1024];
   char why[512];
   int64_t started_ms;
+  struct sl_storm_ticket ticket; /* storm control (storm.h) */
 };
 
 struct sl_worker {
@@ -48,6 +50,7 @@ struct sl_worker {
   uv_loop_t loop;
   struct sl_journal *j;
   struct sl_http *http;
+  struct sl_storm *storm;      /* storm control: admission, deferral */
   uv_timer_t tick, due, drain;
   uv_check_t check;
   uv_idle_t idle;
@@ -187,7 +190,11 @@ static void on_http_done(struct sl_http_request *req) {
   sl_online_outcome(&w->cfg->online, &wj->job, req, now, &w->rng, &wj->c,
                     wj->why, sizeof wj->why, &fc);
   wj->c.started_ms = wj->started_ms;
+  sl_storm_outcome(w->storm, &wj->job, &wj->ticket, req, fc, &wj->c, now);
   switch (wj->c.outcome) {
+  case SL_OUTCOME_RELEASE: /* a pausing class: attempt refunded */
+    w->n.released++;
+    break;
   case SL_OUTCOME_SUCCESS:
     w->n.succeeded++;
     sl_log_job(SL_LOG_DEBUG, wj->job.id, wj->job.attempt,
@@ -322,6 +329,43 @@ static void schedule_due(struct sl_worker *w) {
   uv_timer_start(&w->due, on_due, (uint64_t)wait + 1, 0);
 }
 
+/* Storm control's callbacks (storm.h): send, give back unsent, wake. */
+static void on_idle(uv_idle_t *h);
+
+static void storm_start(void *arg, void *item) {
+  start_job(arg, item);
+}
+
+static void storm_release(void *arg, void *item, int64_t run_after_ms,
+                          const char *fclass, const char *why) {
+  struct sl_worker *w = arg;
+  struct sl_wjob *wj = item;
+  wj->prev = wj->next = wj;
+  local_outcome(wj, SL_OUTCOME_RELEASE, fclass, why);
+  wj->c.run_after_ms = run_after_ms;
+  w->n.released++;
+  sl_log_job(SL_LOG_DEBUG, wj->job.id, wj->job.attempt,
+             "given back unsent: %s", why);
+  push_done(w, wj);
+}
+
+static void storm_wake(void *arg) {
+  struct sl_worker *w = arg;
+  if (!w->draining && !w->stopping)
+    w->want_claim = 1;
+  if (!w->stopping)
+    uv_idle_start(&w->idle, on_idle); /* let the check run now */
+}
+
+static int storm_init(struct sl_worker *w) {
+  static const struct sl_storm_ops ops = {storm_start, storm_release,
+                                          storm_wake};
+  int rc = sl_storm_new(&w->storm, &w->loop, w->j, &w->cfg->storm, &ops, w);
+  if (rc != SL_OK)
+    sl_log(SL_LOG_ERROR, "storm control: %s", sl_strerror(rc));
+  return rc;
+}
+
 static void claim_more(struct sl_worker *w) {
   struct sl_claim_options o = {0};
   struct sl_claimed_job *jobs = NULL;
@@ -336,6 +380,12 @@ static void claim_more(struct sl_worker *w) {
   room = w->cfg->concurrency - busy;
   o.queues = w->cfg->queues;
   o.max_jobs = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
+  o.online = 1; /* storm control: skip queues whose online route paused */
+  o.max_jobs = sl_storm_claim_limit(w->storm, o.max_jobs, sl_now_ms());
+  if (o.max_jobs == 0) {
+    w->want_claim = 0; /* storm control wakes us */
+    return;
+  }
   o.lease_ms = w->cfg->lease_ms;
   /* Routing: deferrable jobs go to the batch route, unless their deadline
    * cannot wait for a batch's turnaround. */
@@ -358,7 +408,8 @@ static void claim_more(struct sl_worker *w) {
              n - i);
       break;
     }
-    start_job(w, wj);
+    wj->w = w;
+    sl_storm_submit(w->storm, wj, &wj->job, &wj->ticket, sl_now_ms());
   }
   sl_claimed_free(jobs, n);
   if (n < o.max_jobs) {
@@ -448,6 +499,7 @@ static void on_tick(uv_timer_t *t) {
   if (w->stopping)
     return;
   heartbeat(w, now);
+  sl_storm_tick(w->storm, now);
   if (now >= w->next_rescue_ms) {
     rc = sl_rescue(w->j, now, &rescued);
     if (rc != SL_OK)
@@ -481,6 +533,7 @@ static void close_all(struct sl_worker *w) {
       uv_close(hs[i], close_cb);
   if (w->wal_watching && !uv_is_closing((uv_handle_t *)&w->wal_watch))
     uv_close((uv_handle_t *)&w->wal_watch, close_cb);
+  sl_storm_close(w->storm);
 }
 
 static void http_closed(void *arg) {
@@ -556,6 +609,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   }
   w->draining = 1;
   w->want_claim = 0;
+  sl_storm_release_all(w->storm, "worker draining");
   sl_log(SL_LOG_INFO, "%s: draining %zu requests in flight (up to %lld ms)",
          signum == SIGTERM ? "SIGTERM" : "SIGINT", w->n_in_flight,
          (long long)w->cfg->drain_timeout_ms);
@@ -579,6 +633,7 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   c->online.backoff_cap_ms = 600000;
   c->online.retry_after_cap_ms = 600000;
   sl_batch_config_defaults(&c->batch);
+  sl_storm_config_defaults(&c->storm);
 }
 
 static int watch_wal(struct sl_worker *w) {
@@ -652,6 +707,9 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     rc = SL_NOMEM;
     goto out;
   }
+  rc = storm_init(w);
+  if (rc != SL_OK)
+    goto out;
   if (cfg->batch.enabled) {
     struct sl_batch_env be = {0};
     be.loop = &w->loop;
@@ -702,6 +760,7 @@ out:
              uv_strerror(lc));
   }
   sl_batch_route_free(w->batch); /* its timer closed with the loop */
+  sl_storm_free(w->storm);        /* likewise */
   if (stage >= 1)
     sl_close(w->j);
   if (w->auth_header) {

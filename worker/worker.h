@@ -11,6 +11,7 @@
 
 #include "batch.h"
 #include "online.h"
+#include "storm.h"
 
 struct sl_worker_config {
   const char *journal;
@@ -31,6 +32,7 @@ struct sl_worker_config {
   int sync_full;
   struct sl_online_config online;
   struct sl_batch_config batch; /* the Batch API route (worker/batch.h) */
+  struct sl_storm_config storm; /* rate limits, breakers, retry budget */
 };
 
 /* Defaults for every field (journal and api_key left NULL). */
