@@ -878,6 +878,10 @@ static void found_batch(struct sl_batch_route *r, const cJSON *o) {
   open = strcmp(b.state, "done") && strcmp(b.state, "failed") &&
          strcmp(b.state, "cancelled");
   mine = b.lease_token == r->token;
+  sl_log(SL_LOG_DEBUG, "recovery: remote batch %s (%s) names batch %lld "
+                       "(%s, %s, recorded %s)", rid, status ? status : "?",
+         (long long)id, b.state, mine ? "ours" : "another worker's",
+         b.remote_batch_id ? b.remote_batch_id : "none");
   if (b.remote_batch_id && strcmp(b.remote_batch_id, rid) == 0) {
     /* already recorded */
   } else if (b.remote_batch_id || !open) {
@@ -937,7 +941,8 @@ static void found_file(struct sl_batch_route *r, const cJSON *o) {
   add_todo(r, 0, fid);
 }
 
-static void list_done(struct sl_batch_route *r, struct sl_http_request *q) {
+static void list_done(struct sl_batch_route *r, struct sl_http_request *q,
+                      enum op op) {
   char why[384];
   const cJSON *data, *e, *last = NULL;
   cJSON *o;
@@ -945,8 +950,8 @@ static void list_done(struct sl_batch_route *r, struct sl_http_request *q) {
 
   if (!status_ok(q)) {
     classify_call(q, why, sizeof why);
-    back_off(r, r->op == OP_LIST_BATCHES ? "listing batches"
-                                         : "listing files", why);
+    back_off(r, op == OP_LIST_BATCHES ? "listing batches" : "listing files",
+             why);
     return;
   }
   o = resp_json(q);
@@ -958,7 +963,7 @@ static void list_done(struct sl_batch_route *r, struct sl_http_request *q) {
   }
   cJSON_ArrayForEach(e, data) {
     last = e;
-    if (r->op == OP_LIST_BATCHES) {
+    if (op == OP_LIST_BATCHES) {
       const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "metadata");
       const char *jid = jstr(m, "sluice_journal");
       if (jid && strcmp(jid, r->journal_id) == 0)
@@ -1160,7 +1165,7 @@ static void on_done(struct sl_http_request *q) {
   }
   switch (op) {
   case OP_LIST_BATCHES:
-  case OP_LIST_FILES: list_done(r, q); break;
+  case OP_LIST_FILES: list_done(r, q, op); break;
   case OP_CANCEL:
   case OP_DELETE: todo_done(r, q); break;
   case OP_UPLOAD: upload_done(r, q); break;
