@@ -1,0 +1,316 @@
+/*
+ * test_storm.c: the pure parts of storm control with an injected clock:
+ * token bucket refill, grants and waits, adaptation to x-ratelimit-*
+ * headers, AIMD cut and recovery, and the circuit breaker's state machine
+ * (trip on the failure share, open, half-open probes, reopen, lost
+ * probes). Also the shared rows through a real journal: two "processes"
+ * (connections) taking grants never get more than the bucket holds.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "breaker.h"
+#include "ratelimit.h"
+#include "sluice_storm.h"
+
+static struct sl_rl_config rl_cfg(double rpm, double tpm) {
+  struct sl_rl_config c;
+  sl_rl_config_defaults(&c);
+  c.rpm = rpm;
+  c.tpm = tpm;
+  return c;
+}
+
+static void test_refill_and_take(void **state) {
+  struct sl_rl_config c = rl_cfg(600, 60000); /* 10 req/s, 1000 tok/s */
+  struct sl_bucket_row r = {0};
+  double gr, gt;
+  int64_t wait, t0 = 1000000;
+  int i;
+
+  (void)state;
+  sl_rl_init_row(&r, &c, t0);
+  assert_true(r.req_level == 600 && r.tok_level == 60000);
+  /* drain the requests in grants of 100 */
+  for (i = 0; i < 6; i++) {
+    assert_int_equal(sl_rl_take(&r, t0, 100, 0, 10, &gr, &gt, &wait), 1);
+    assert_true(gr == 100);
+  }
+  assert_int_equal(sl_rl_take(&r, t0, 100, 0, 10, &gr, &gt, &wait), 0);
+  assert_true(gr == 0 && wait == 100); /* one request refills in 100 ms */
+  /* 250 ms later: two whole requests, grants are whole requests */
+  assert_int_equal(sl_rl_take(&r, t0 + 250, 100, 0, 10, &gr, &gt, &wait), 1);
+  assert_true(gr == 2);
+  assert_true(r.req_level > 0.49 && r.req_level < 0.51);
+  /* refill never goes past capacity */
+  sl_rl_refill(&r, t0 + 3600000);
+  assert_true(r.req_level == 600);
+  /* a clock behind the row changes nothing */
+  sl_rl_refill(&r, t0);
+  assert_true(r.req_level == 600 && r.refilled_at == t0 + 3600000);
+}
+
+static void test_token_need(void **state) {
+  struct sl_rl_config c = rl_cfg(0, 6000); /* tokens only: 100/s */
+  struct sl_bucket_row r = {0};
+  double gr, gt;
+  int64_t wait, t0 = 5000;
+
+  (void)state;
+  sl_rl_init_row(&r, &c, t0);
+  assert_int_equal(sl_rl_take(&r, t0, 1, 5000, 5000, &gr, &gt, &wait), 1);
+  assert_true(gt == 5000 && r.tok_level == 1000);
+  /* a request needing 1500 tokens waits for 500 more: 5 s */
+  assert_int_equal(sl_rl_take(&r, t0, 1, 1500, 1500, &gr, &gt, &wait), 0);
+  assert_int_equal(wait, 5000);
+  /* a request above the capacity is clamped to it, so it can go */
+  sl_rl_refill(&r, t0 + 120000);
+  assert_int_equal(sl_rl_take(&r, t0 + 120000, 1, 0, 1e9, &gr, &gt, &wait),
+                   1);
+  assert_true(gt == 6000);
+}
+
+static void test_adapt_headers(void **state) {
+  struct sl_rl_config c = rl_cfg(0, 0), capped = rl_cfg(300, 0);
+  struct sl_http_headers h = {0};
+  struct sl_bucket_row r = {0};
+  struct sl_rl_obs o;
+  int64_t t0 = 100000;
+
+  (void)state;
+  h.limit_requests = "600";
+  h.remaining_requests = "42";
+  h.limit_tokens = "150000";
+  h.remaining_tokens = "149000";
+  h.reset_requests = "6m0s";
+  assert_int_equal(sl_rl_parse_headers(&h, t0, &o), 1);
+  assert_true(o.limit_req == 600 && o.rem_req == 42 && o.rem_tok == 149000);
+  sl_rl_init_row(&r, &c, t0);
+  assert_true(r.rpm == 0 && r.tpm == 0); /* unknown: no limit */
+  sl_rl_adapt(&r, &c, &o, t0 + 1000);
+  assert_true(r.rpm == 600 && r.tpm == 150000);
+  /* remaining 42 one second ago, refilled at 10/s: 52 now */
+  assert_true(r.req_level > 51.9 && r.req_level < 52.1);
+  assert_true(r.tok_level > 149000 && r.tok_level <= 150000);
+  /* a configured ceiling below the header wins */
+  memset(&r, 0, sizeof r);
+  sl_rl_init_row(&r, &capped, t0);
+  sl_rl_adapt(&r, &capped, &o, t0);
+  assert_true(r.rpm == 300);
+  /* headers never raise a level above what we counted */
+  r.req_level = 5;
+  sl_rl_adapt(&r, &capped, &o, t0);
+  assert_true(r.req_level == 5);
+  /* garbage is ignored */
+  h.limit_requests = "lots";
+  h.remaining_requests = "-3";
+  h.limit_tokens = h.remaining_tokens = NULL;
+  assert_int_equal(sl_rl_parse_headers(&h, t0, &o), 0);
+}
+
+static void test_aimd(void **state) {
+  struct sl_rl_config c = rl_cfg(600, 0);
+  struct sl_bucket_row r = {0};
+  int64_t t = 1000000;
+  int i;
+
+  (void)state;
+  sl_rl_init_row(&r, &c, t);
+  sl_rl_cut(&r, &c, t, 1000, 1);
+  assert_true(r.factor == 0.5 && r.req_level == 0 && r.blocked_until == t + 1000);
+  /* a second 429 within the gap does not cut again */
+  sl_rl_cut(&r, &c, t + 500, 1000, 1);
+  assert_true(r.factor == 0.5);
+  /* an explained 429 (headers said 0 remained) empties, does not halve */
+  sl_rl_cut(&r, &c, t + 5000, 1000, 0);
+  assert_true(r.factor == 0.5 && r.cuts == 1);
+  /* many cuts stop at the floor */
+  for (i = 1; i < 20; i++)
+    sl_rl_cut(&r, &c, t + 10000 + i * 2000, 1000, 1);
+  assert_true(r.factor == c.min_factor);
+  /* capacity follows the factor (never below one request) */
+  assert_true(sl_rl_cap_req(&r) == 600 * c.min_factor);
+  /* recovery: +0.1 per second of successes, not within 1 s of a cut */
+  t += 100000;
+  r.updated_at = t;
+  sl_rl_raise(&r, &c, t + 2000);
+  assert_true(r.factor > 0.219 && r.factor < 0.221);
+  r.updated_at = t + 2000;
+  sl_rl_raise(&r, &c, t + 60000);
+  assert_true(r.factor == 1);
+}
+
+static struct sl_breaker_config brk_cfg(void) {
+  struct sl_breaker_config c;
+  sl_breaker_config_defaults(&c);
+  c.min_requests = 10;
+  c.threshold = 0.5;
+  c.window_ms = 10000;
+  c.open_ms = 1000;
+  c.open_max_ms = 4000;
+  c.probes = 2;
+  c.probe_timeout_ms = 5000;
+  return c;
+}
+
+static void test_breaker_trip(void **state) {
+  struct sl_breaker_config c = brk_cfg();
+  struct sl_breaker_row r = {0};
+  int64_t t = 1000000, until;
+  double ok, fail;
+
+  (void)state;
+  /* below the minimum volume nothing trips, even at 100% failures */
+  assert_int_equal(sl_breaker_record(&r, &c, t, 0, 9, "server_error"), 0);
+  assert_int_equal(r.state, SL_BREAKER_CLOSED);
+  assert_int_equal(sl_breaker_try(&r, &c, t, &until), 1);
+  /* 9 failures of 20: under the threshold */
+  assert_int_equal(sl_breaker_record(&r, &c, t, 11, 0, NULL), 0);
+  assert_int_equal(r.state, SL_BREAKER_CLOSED);
+  /* the previous window fades: 15 s later only half of it counts */
+  sl_breaker_window(&r, &c, t + 15000, &ok, &fail);
+  assert_true(ok > 5.4 && ok < 5.6 && fail > 4.4 && fail < 4.6);
+  /* 2 more failures now: 11 of 22 = 50%: trips */
+  assert_int_equal(sl_breaker_record(&r, &c, t + 1, 0, 2, "overloaded"), 1);
+  assert_int_equal(r.state, SL_BREAKER_OPEN);
+  assert_string_equal(r.last_class, "overloaded");
+  assert_int_equal(r.open_until, t + 1 + 1000);
+  assert_int_equal(r.trips, 1);
+  assert_int_equal(sl_breaker_try(&r, &c, t + 500, &until), 0);
+  assert_int_equal(until, t + 1001);
+}
+
+static void test_breaker_probes(void **state) {
+  struct sl_breaker_config c = brk_cfg();
+  struct sl_breaker_row r = {0};
+  int64_t t = 2000000, until;
+
+  (void)state;
+  sl_breaker_record(&r, &c, t, 0, 10, "timeout");
+  assert_int_equal(r.state, SL_BREAKER_OPEN);
+  t += 1000;
+  /* half-open: exactly `probes` probes, then no more */
+  assert_int_equal(sl_breaker_try(&r, &c, t, &until), 2);
+  assert_int_equal(r.state, SL_BREAKER_HALF_OPEN);
+  assert_int_equal(sl_breaker_try(&r, &c, t, &until), 2);
+  assert_int_equal(sl_breaker_try(&r, &c, t, &until), 0);
+  assert_true(until > t);
+  /* one probe fails: open again for twice as long */
+  sl_breaker_probe_result(&r, &c, t + 10, 1, NULL);
+  sl_breaker_probe_result(&r, &c, t + 20, 0, "network");
+  assert_int_equal(r.state, SL_BREAKER_OPEN);
+  assert_int_equal(r.open_ms, 2000);
+  assert_int_equal(r.open_until, t + 20 + 2000);
+  /* a late result of the other probe changes nothing */
+  sl_breaker_probe_result(&r, &c, t + 30, 1, NULL);
+  assert_int_equal(r.state, SL_BREAKER_OPEN);
+  /* again: reopen doubles up to the cap */
+  t = r.open_until;
+  assert_int_equal(sl_breaker_try(&r, &c, t, &until), 2);
+  sl_breaker_probe_result(&r, &c, t, 0, "network");
+  t = r.open_until;
+  assert_int_equal(sl_breaker_try(&r, &c, t, &until), 2);
+  sl_breaker_probe_result(&r, &c, t, 0, "network");
+  assert_int_equal(r.open_ms, 4000);
+  /* lost probes free their slots after the probe timeout */
+  t = r.open_until;
+  assert_int_equal(sl_breaker_try(&r, &c, t, &until), 2);
+  assert_int_equal(sl_breaker_try(&r, &c, t, &until), 2);
+  assert_int_equal(sl_breaker_try(&r, &c, t + 100, &until), 0);
+  assert_int_equal(sl_breaker_try(&r, &c, t + 5000, &until), 2);
+  /* a probe not sent gives its slot back */
+  sl_breaker_probe_result(&r, &c, t + 5000, -1, NULL);
+  assert_int_equal(r.probes_out, 0);
+  /* two successes close it, with a fresh window */
+  assert_int_equal(sl_breaker_try(&r, &c, t + 5001, &until), 2);
+  assert_int_equal(sl_breaker_try(&r, &c, t + 5001, &until), 2);
+  sl_breaker_probe_result(&r, &c, t + 5002, 1, NULL);
+  assert_int_equal(r.state, SL_BREAKER_HALF_OPEN);
+  sl_breaker_probe_result(&r, &c, t + 5003, 1, NULL);
+  assert_int_equal(r.state, SL_BREAKER_CLOSED);
+  assert_true(r.fail_cur == 0 && r.fail_prev == 0);
+  assert_int_equal(sl_breaker_try(&r, &c, t + 5004, &until), 1);
+}
+
+/* ---- shared rows through a journal ---- */
+
+struct take_arg {
+  struct sl_rl_config *c;
+  int64_t now;
+  double got;
+};
+
+static int take_cb(struct sl_bucket_row *row, void *arg) {
+  struct take_arg *a = arg;
+  double gt;
+  int64_t wait;
+  if (!row->exists)
+    sl_rl_init_row(row, a->c, a->now);
+  a->got = 0;
+  sl_rl_take(row, a->now, 7, 0, 1, &a->got, &gt, &wait);
+  return 1;
+}
+
+static void test_shared_rows(void **state) {
+  char dir[] = "/tmp/sl-storm-XXXXXX", path[64];
+  struct sl_journal *j1 = NULL, *j2 = NULL;
+  struct sl_open_options oo = {0};
+  struct sl_rl_config c = rl_cfg(60, 0);
+  struct sl_bucket_row *rows = NULL;
+  struct take_arg a = {&c, 1000000, 0};
+  double total = 0;
+  size_t n = 0;
+  int i;
+
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/j.db", dir);
+  oo.path = path;
+  assert_int_equal(sl_open(&j1, &oo, NULL, 0), SL_OK);
+  assert_int_equal(sl_open(&j2, &oo, NULL, 0), SL_OK);
+  /* two connections alternate grants of up to 7 at one instant: together
+   * they get exactly the 60 the bucket holds */
+  for (i = 0; i < 20; i++) {
+    assert_int_equal(sl_bucket_update(i % 2 ? j1 : j2, "/v1/responses",
+                                      "m", take_cb, &a),
+                     SL_OK);
+    total += a.got;
+  }
+  assert_true(total == 60);
+  assert_int_equal(sl_bucket_list(j1, &rows, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(rows[0].model, "m");
+  assert_int_equal(rows[0].granted_req, 60);
+  free(rows);
+  assert_int_equal(sl_bucket_update(j1, NULL, "m", take_cb, &a), SL_INVAL);
+  sl_close(j1);
+  sl_close(j2);
+  snprintf(path, sizeof path, "%s/j.db", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/j.db-wal", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/j.db-shm", dir);
+  unlink(path);
+  rmdir(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_refill_and_take),
+    cmocka_unit_test(test_token_need),
+    cmocka_unit_test(test_adapt_headers),
+    cmocka_unit_test(test_aimd),
+    cmocka_unit_test(test_breaker_trip),
+    cmocka_unit_test(test_breaker_probes),
+    cmocka_unit_test(test_shared_rows),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
