@@ -805,7 +805,12 @@ int sl_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
     sl_bind_text(st, 3, i == 3 ? e->final_state
                                : e->no_line_class ? e->no_line_class
                                                   : "batch_expired");
-    sl_bind_text(st, 4, e->error);
+    /* The batch keeps the reason only when it explains something: a job
+     * without a line, or the batch's own failure. */
+    sl_bind_text(st, 4, i == 3 && all == 0 &&
+                                strcmp(e->final_state, "failed") != 0
+                            ? NULL
+                            : e->error);
     sqlite3_bind_int(st, 5, i == 3 ? 1 : e->retry ? 1 : 0);
     if (i != 3) {
       sqlite3_bind_int(st, 6, e->refund ? 1 : 0);

@@ -91,4 +91,5 @@ for point in after_commit after_upload after_create during_ingest; do
     grep -q '512 already settled' "$T/work.log"
   check_exactly_once "$point"
 done
+stop_mock
 finish

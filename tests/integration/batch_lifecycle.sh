@@ -26,8 +26,9 @@ eq "lifecycle: urgent and near-deadline jobs went online" 2 \
   "$(sql "SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id
     WHERE r.route = 'online' AND (j.urgency = 'urgent' OR j.deadline IS NOT
     NULL)")"
-eq "lifecycle: one local batch per endpoint, done" "2|done" \
-  "$(sql "SELECT count(*), group_concat(DISTINCT state) FROM batches")"
+eq "lifecycle: one local batch per endpoint, done, no error" "2|done|0" \
+  "$(sql "SELECT count(*), group_concat(DISTINCT state), count(error)
+    FROM batches")"
 eq "lifecycle: batch results carry usage and a request id" 0 \
   "$(sql "SELECT count(*) FROM results WHERE route = 'batch' AND
     (total_tokens IS NULL OR request_id NOT LIKE 'req_%')")"
@@ -84,4 +85,5 @@ check_exactly_once cancel
 
 check "no API key or crash in the logs" \
   sh -c "! grep -q 'AddressSanitizer\|runtime error' '$T/work.log'"
+stop_mock
 finish
