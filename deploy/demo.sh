@@ -28,9 +28,10 @@ if [ -n "${OPENAI_API_KEY:-}" ]; then
   say "OPENAI_API_KEY is set: using the real API at $BASE with $ONLINE jobs"
 else
   ONLINE=1000
-  BATCHED=${DEMO_BATCHED:-0}
+  BATCHED=${DEMO_BATCHED:-300}
   "$BUILD/sluice-mock" --port 0 --port-file "$DIR/mock.port" \
-    --latency-ms 20 --log "$DIR/mock.log" 2>"$DIR/mock.stderr" &
+    --latency-ms 20 --batch-phase-ms 200 --log "$DIR/mock.log" \
+    2>"$DIR/mock.stderr" &
   MOCK_PID=$!
   for _ in $(seq 1 100); do [ -s "$DIR/mock.port" ] && break; sleep 0.05; done
   [ -s "$DIR/mock.port" ] || { cat "$DIR/mock.stderr"; exit 1; }
@@ -57,12 +58,22 @@ fi
 say "sluice work --exit-when-idle"
 start=$(date +%s%N)
 "$SLUICE" work --base-url "$BASE" --concurrency 64 --exit-when-idle \
-  --log-level warn
+  --batch-max-wait 500ms --batch-poll 200ms --log-level warn
 end=$(date +%s%N)
 echo "worker finished in $(((end - start) / 1000000)) ms"
 
 say "sluice status"
 "$SLUICE" status
+
+say "results by route (deferrable jobs went through the Batch API)"
+sqlite3 "$SLUICE_JOURNAL" \
+  "SELECT route, count(*), sum(total_tokens) FROM results GROUP BY route" |
+  sed 's/^/  /'
+sqlite3 "$SLUICE_JOURNAL" \
+  "SELECT 'batch ' || id || ': ' || state || ', remote ' ||
+          coalesce(remote_batch_id, '-') || ' ' || coalesce(remote_status, '-')
+          || ', ' || completed_count || '/' || request_count || ' completed'
+     FROM batches" | sed 's/^/  /'
 
 say "a few results"
 sqlite3 "$SLUICE_JOURNAL" \
