@@ -29,7 +29,7 @@ for c in $cmds; do
     check "sluice(1) documents $c $o" in_page sluice.1 "$o"
   done
 done
-for v in SLUICE_JOURNAL OPENAI_API_KEY OPENAI_BASE_URL; do
+for v in SLUICE_JOURNAL SLUICE_CONFIG OPENAI_API_KEY OPENAI_BASE_URL; do
   check "sluice(1) documents \$$v" grep -q "^\.B $v" "$M/sluice.1"
 done
 # Exit codes: every value of enum sl_exit is a .TP entry of EXIT STATUS.
@@ -47,5 +47,17 @@ done
 for e in $(sed -n 's/^ *XX(\([A-Z_]*\), -[0-9]*,.*/\1/p' "$H"); do
   check "libsluice(3) lists SL_$e" grep -q "^\.B SL_$e\$" "$M/libsluice.3"
 done
+
+# The example of sluice.conf(5) is a file `sluice work` accepts (config
+# errors stop it before --help is handled), and a bad key is refused.
+sed -n '/^\.SH EXAMPLE/,/^\.SH SEE ALSO/p' "$M/sluice.conf.5" |
+  sed -n '/^\.EX/,/^\.EE/p' | sed -e '1d' -e '$d' -e 's/\\-/-/g' >"$T/ex.ini"
+check "sluice.conf(5) example has a [work] section" grep -qx '\[work\]' "$T/ex.ini"
+"$SLUICE" work --config "$T/ex.ini" --help >/dev/null 2>"$T/err"
+eq "sluice work accepts the sluice.conf(5) example" "0 " \
+  "$? $(cat "$T/err")"
+printf '[work]\nno-such-key = 1\n' >"$T/bad.ini"
+"$SLUICE" work --config "$T/bad.ini" --help >/dev/null 2>&1
+eq "... and refuses an unknown key (exit 4)" 4 $?
 
 finish
