@@ -38,7 +38,7 @@ for want in "--queue %i" "--journal /var/lib/sluice/sluice.db" \
   *) fail "unit ExecStart has $want" "$exec_start" ;;
   esac
 done
-for kv in "LoadCredential=openai-key:/etc/sluice/openai-key" "Type=simple" \
+for kv in "LoadCredential=openai-key:/etc/sluice/openai-key" "Type=notify" \
   "KillSignal=SIGTERM" "Restart=on-failure" "StateDirectory=sluice" \
   "UMask=0077" "NoNewPrivileges=yes" "ProtectSystem=strict" \
   "ProtectHome=yes" "PrivateTmp=yes" "PrivateDevices=yes" \
@@ -56,6 +56,15 @@ if [ -n "$stop" ] && [ "$stop" -gt "$DRAIN_S" ]; then
   pass "TimeoutStopSec ($stop s) is above the drain timeout ($DRAIN_S s)"
 else
   fail "TimeoutStopSec is above the drain timeout" "got '$stop'"
+fi
+
+# Type=notify needs a binary that speaks sd_notify: with libsystemd
+# installed, the default build (USE_SYSTEMD=auto) links it.
+if pkg-config --exists libsystemd 2>/dev/null; then
+  check "Type=notify: the built sluice links libsystemd" \
+    bash -c "readelf -d '$SLUICE' | grep -q 'NEEDED.*libsystemd'"
+else
+  pass "libsystemd absent here: Type=notify needs a build with it (not checked)"
 fi
 
 # --- systemd unit: systemd's own parser -------------------------------------
