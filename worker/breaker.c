@@ -318,7 +318,10 @@ void sl_breakers_report(struct sl_breakers *b, struct sl_journal *j,
     k->ok++;
   else if (outcome < 0)
     k->fail++;
-  if (k->fail > 0 && now_ms - k->last_sync >= 100)
+  /* Failures reach the journal within 100 ms, or at once when this
+   * process alone has seen enough of them to trip the breaker. */
+  if (k->fail > 0 && (now_ms - k->last_sync >= 100 ||
+                      k->fail >= b->cfg.min_requests))
     sync_key(b, j, k, now_ms);
 }
 

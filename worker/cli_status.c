@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cli_storm.h"
 #include "sluice_batch.h"
 
 static const char status_usage[] =
@@ -148,7 +149,7 @@ static int status_json(struct sl_journal *j, const struct sl_queue_status *st,
     cJSON_AddNumberToObject(tot, "failed", (double)t[4]);
     cJSON_AddNumberToObject(tot, "cancelled", (double)t[5]);
   }
-  if (batches_status(j, root) != 0) {
+  if (batches_status(j, root) != 0 || sl_storm_status(j, root) != 0) {
     cJSON_Delete(root);
     return SL_EXIT_JOURNAL;
   }
@@ -206,7 +207,9 @@ int sl_cmd_status(int argc, char **argv) {
     }
     if (n == 0)
       printf("(no jobs)\n");
-    ret = batches_status(j, NULL) == 0 ? SL_EXIT_OK : SL_EXIT_JOURNAL;
+    ret = batches_status(j, NULL) == 0 && sl_storm_status(j, NULL) == 0
+              ? SL_EXIT_OK
+              : SL_EXIT_JOURNAL;
   }
   sl_status_free(st, n);
   sl_close(j);

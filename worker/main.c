@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_storm.h"
 
 static const char usage[] =
     "Usage: sluice COMMAND [OPTIONS]\n"
@@ -23,6 +24,7 @@ static const char usage[] =
     "  resume    resume a paused queue\n"
     "  rescue    return jobs whose worker died to pending\n"
     "  prune     delete finished jobs older than a given age\n"
+    "  budget    a queue's token budget per day and prices\n"
     "\n"
     "Every command takes --journal PATH (default $SLUICE_JOURNAL, else\n"
     "./sluice.db) and --help. `sluice COMMAND --help` describes each one.\n"
@@ -43,7 +45,7 @@ static const struct {
     {"show", sl_cmd_show},       {"cancel", sl_cmd_cancel},
     {"replay", sl_cmd_replay},   {"pause", sl_cmd_pause},
     {"resume", sl_cmd_resume},   {"rescue", sl_cmd_rescue},
-    {"prune", sl_cmd_prune},
+    {"prune", sl_cmd_prune},     {"budget", sl_cmd_budget},
 };
 
 int main(int argc, char **argv) {

@@ -36,7 +36,8 @@ struct sl_storm {
   /* retry budget: two buckets of retry_window_ms */
   int64_t rb_start;
   double first_cur, retry_cur, first_prev, retry_prev;
-  int healthy;
+  int healthy;                /* the last answer was a success */
+  int64_t last_answer_ms;
 
   /* queues whose online route is paused, as last read */
   char paused[MAX_PAUSED][129];
@@ -54,7 +55,7 @@ void sl_storm_config_defaults(struct sl_storm_config *c) {
   c->retry_min_per_s = 10;
   c->max_hold_ms = 10000;
   c->claim_ahead_ms = 2000;
-  c->budget_check_ms = 1000;
+  c->budget_check_ms = 200;
 }
 
 static void on_timer(uv_timer_t *t);
@@ -144,7 +145,10 @@ static double rb_left(struct sl_storm *s, int64_t now) {
   first = s->first_cur + s->first_prev * weight;
   retry = s->retry_cur + s->retry_prev * weight;
   allowed = s->cfg.retry_budget * first;
-  if (s->healthy)
+  /* The floor lets retries through while the API answers well, or when
+   * nothing was heard for half a window (else a backlog of nothing but
+   * retries would wait forever). */
+  if (s->healthy || now - s->last_answer_ms > s->cfg.retry_window_ms / 2)
     allowed += s->cfg.retry_min_per_s * w / 1000.0;
   return allowed - retry;
 }
@@ -373,6 +377,7 @@ void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
     s->healthy = 1;
   else if (p && p->retry)
     s->healthy = 0;
+  s->last_answer_ms = now_ms;
   if (p && p->pauses_route && !success) {
     pause_route(s, job, p->name, c->error);
     c->outcome = SL_OUTCOME_RELEASE; /* the attempt is recorded, refunded */

@@ -40,7 +40,7 @@ struct sl_storm_config {
   int64_t claim_ahead_ms;     /* claim what the buckets admit in this long
                                  (2000) */
   int64_t budget_check_ms;    /* budgets and pauses are read this often
-                                 (1000) */
+                                 (200) */
 };
 
 void sl_storm_config_defaults(struct sl_storm_config *c);

@@ -1,0 +1,237 @@
+/*
+ * cli_storm.c: storm and cost control on the command line: the section
+ * `sluice status` prints (spend and budgets, online-route pauses, rate
+ * buckets, breakers) and `sluice budget`.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "cli_storm.h"
+#include "sluice_storm.h"
+
+static void spend_text(const struct sl_queue_spend *q, size_t n) {
+  size_t i;
+  char budget[32], usd[32];
+  if (n == 0)
+    return;
+  printf("\n%-20s %12s %12s %12s %10s %s\n", "SPEND TODAY", "TOKENS",
+         "BUDGET", "USD", "ONLINE", "REASON");
+  for (i = 0; i < n; i++) {
+    if (q[i].tokens_per_day >= 0)
+      snprintf(budget, sizeof budget, "%lld", (long long)q[i].tokens_per_day);
+    else
+      snprintf(budget, sizeof budget, "-");
+    if (q[i].usd >= 0)
+      snprintf(usd, sizeof usd, "%.4f", q[i].usd);
+    else
+      snprintf(usd, sizeof usd, "-");
+    printf("%-20s %12lld %12s %12s %10s %s\n", q[i].queue,
+           (long long)q[i].total_tokens, budget, usd,
+           q[i].online_paused ? "paused" : "running",
+           q[i].online_paused ? q[i].online_reason : "");
+  }
+}
+
+static void buckets_text(const struct sl_bucket_row *b, size_t n,
+                         int64_t now) {
+  size_t i;
+  if (n == 0)
+    return;
+  printf("\n%-22s %-16s %10s %12s %7s %9s %12s %s\n", "RATE BUCKET", "MODEL",
+         "RPM", "TPM", "SHARE", "REQ LEFT", "TOK LEFT", "BLOCKED");
+  for (i = 0; i < n; i++)
+    printf("%-22s %-16s %10.0f %12.0f %6.0f%% %9.1f %12.0f %s\n",
+           b[i].endpoint, b[i].model, b[i].rpm, b[i].tpm, b[i].factor * 100,
+           b[i].req_level, b[i].tok_level,
+           b[i].blocked_until > now ? "yes" : "no");
+}
+
+static void breakers_text(const struct sl_breaker_row *b, size_t n,
+                          int64_t now) {
+  size_t i;
+  if (n == 0)
+    return;
+  printf("\n%-22s %-16s %-10s %6s %10s %s\n", "BREAKER", "MODEL", "STATE",
+         "TRIPS", "REOPENS", "LAST FAILURE");
+  for (i = 0; i < n; i++) {
+    char left[32] = "-";
+    if (b[i].state == SL_BREAKER_OPEN && b[i].open_until > now)
+      snprintf(left, sizeof left, "in %lldms",
+               (long long)(b[i].open_until - now));
+    printf("%-22s %-16s %-10s %6lld %10s %s\n", b[i].endpoint, b[i].model,
+           sl_breaker_state_name(b[i].state), (long long)b[i].trips, left,
+           b[i].last_class[0] ? b[i].last_class : "-");
+  }
+}
+
+static void to_json(cJSON *root, const struct sl_queue_spend *q, size_t nq,
+                    const struct sl_bucket_row *b, size_t nb,
+                    const struct sl_breaker_row *k, size_t nk, int64_t now) {
+  cJSON *o = cJSON_AddObjectToObject(root, "storm"), *arr, *x;
+  size_t i;
+  if (!o)
+    return;
+  arr = cJSON_AddArrayToObject(o, "spend");
+  for (i = 0; arr && i < nq; i++) {
+    x = cJSON_CreateObject();
+    if (!x)
+      break;
+    cJSON_AddItemToArray(arr, x);
+    cJSON_AddStringToObject(x, "queue", q[i].queue);
+    cJSON_AddNumberToObject(x, "jobs", (double)q[i].jobs);
+    cJSON_AddNumberToObject(x, "input_tokens", (double)q[i].input_tokens);
+    cJSON_AddNumberToObject(x, "output_tokens", (double)q[i].output_tokens);
+    cJSON_AddNumberToObject(x, "total_tokens", (double)q[i].total_tokens);
+    if (q[i].tokens_per_day >= 0)
+      cJSON_AddNumberToObject(x, "tokens_per_day",
+                              (double)q[i].tokens_per_day);
+    else
+      cJSON_AddNullToObject(x, "tokens_per_day");
+    if (q[i].usd >= 0)
+      cJSON_AddNumberToObject(x, "usd", q[i].usd);
+    else
+      cJSON_AddNullToObject(x, "usd");
+    cJSON_AddBoolToObject(x, "online_paused", q[i].online_paused);
+    cJSON_AddStringToObject(x, "online_reason", q[i].online_reason);
+  }
+  arr = cJSON_AddArrayToObject(o, "buckets");
+  for (i = 0; arr && i < nb; i++) {
+    x = cJSON_CreateObject();
+    if (!x)
+      break;
+    cJSON_AddItemToArray(arr, x);
+    cJSON_AddStringToObject(x, "endpoint", b[i].endpoint);
+    cJSON_AddStringToObject(x, "model", b[i].model);
+    cJSON_AddNumberToObject(x, "rpm", b[i].rpm);
+    cJSON_AddNumberToObject(x, "tpm", b[i].tpm);
+    cJSON_AddNumberToObject(x, "factor", b[i].factor);
+    cJSON_AddNumberToObject(x, "requests_left", b[i].req_level);
+    cJSON_AddNumberToObject(x, "tokens_left", b[i].tok_level);
+    cJSON_AddBoolToObject(x, "blocked", b[i].blocked_until > now);
+    cJSON_AddNumberToObject(x, "cuts", (double)b[i].cuts);
+  }
+  arr = cJSON_AddArrayToObject(o, "breakers");
+  for (i = 0; arr && i < nk; i++) {
+    x = cJSON_CreateObject();
+    if (!x)
+      break;
+    cJSON_AddItemToArray(arr, x);
+    cJSON_AddStringToObject(x, "endpoint", k[i].endpoint);
+    cJSON_AddStringToObject(x, "model", k[i].model);
+    cJSON_AddStringToObject(x, "state", sl_breaker_state_name(k[i].state));
+    cJSON_AddNumberToObject(x, "trips", (double)k[i].trips);
+    cJSON_AddNumberToObject(x, "open_until", (double)k[i].open_until);
+    cJSON_AddStringToObject(x, "last_class", k[i].last_class);
+  }
+}
+
+int sl_storm_status(struct sl_journal *j, cJSON *root) {
+  struct sl_queue_spend *q = NULL;
+  struct sl_bucket_row *b = NULL;
+  struct sl_breaker_row *k = NULL;
+  size_t nq = 0, nb = 0, nk = 0;
+  int64_t now = sl_now_ms();
+  int rc;
+
+  rc = sl_queue_spend_list(j, now, &q, &nq);
+  if (rc == SL_OK)
+    rc = sl_bucket_list(j, &b, &nb);
+  if (rc == SL_OK)
+    rc = sl_breaker_list(j, &k, &nk);
+  if (rc != SL_OK) {
+    sl_cli_report(j, rc, "status (storm control)");
+  } else if (root) {
+    to_json(root, q, nq, b, nb, k, nk, now);
+  } else {
+    spend_text(q, nq);
+    buckets_text(b, nb, now);
+    breakers_text(k, nk, now);
+  }
+  free(q);
+  free(b);
+  free(k);
+  return rc == SL_OK ? 0 : -1;
+}
+
+static const char budget_usage[] =
+    "Usage: sluice budget [--journal PATH] QUEUE [--tokens-per-day N|none]\n"
+    "                     [--usd-per-mtok-in X] [--usd-per-mtok-out Y]\n"
+    "Set a queue's token budget per UTC day and its price table. A spent\n"
+    "budget pauses the queue's online route (deferrable jobs still go by\n"
+    "batch) until the next day or a higher budget. `sluice status` shows\n"
+    "the spend. Same as: INSERT INTO queue_limits(queue, tokens_per_day)...\n"
+    "\n"
+    "  -j, --journal PATH      journal file\n"
+    "      --tokens-per-day N  budget (none: no budget)\n"
+    "      --usd-per-mtok-in X   dollars per million input tokens\n"
+    "      --usd-per-mtok-out Y  dollars per million output tokens\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+
+static int price(const char *v, double *out) {
+  char *end;
+  double d = strtod(v, &end);
+  if (end == v || *end || !(d >= 0 && d < 1e9))
+    return -1;
+  *out = d;
+  return 0;
+}
+
+int sl_cmd_budget(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"journal", required_argument, NULL, 'j'},
+      {"tokens-per-day", required_argument, NULL, 't'},
+      {"usd-per-mtok-in", required_argument, NULL, 'i'},
+      {"usd-per-mtok-out", required_argument, NULL, 'o'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  const char *journal = NULL;
+  struct sl_journal *j;
+  long long tokens = -1;
+  double in = -1, out = -1;
+  int c, rc;
+
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'j': journal = optarg; break;
+    case 't':
+      if (strcmp(optarg, "none") != 0 &&
+          sl_cli_parse_int(optarg, 0, INT64_MAX, &tokens) != 0) {
+        fprintf(stderr, "sluice budget: --tokens-per-day wants a number or "
+                        "none, got '%s'\n", optarg);
+        return SL_EXIT_USAGE;
+      }
+      break;
+    case 'i':
+    case 'o':
+      if (price(optarg, c == 'i' ? &in : &out) != 0) {
+        fprintf(stderr, "sluice budget: bad price '%s'\n", optarg);
+        return SL_EXIT_USAGE;
+      }
+      break;
+    case 'h': fputs(budget_usage, stdout); return SL_EXIT_OK;
+    default: fputs(budget_usage, stderr); return SL_EXIT_USAGE;
+    }
+  }
+  if (optind + 1 != argc || !argv[optind][0]) {
+    fputs(budget_usage, stderr);
+    return SL_EXIT_USAGE;
+  }
+  j = sl_cli_open(sl_cli_journal_path(journal), 0);
+  if (!j)
+    return SL_EXIT_JOURNAL;
+  rc = sl_queue_budget_set(j, argv[optind], tokens, in, out);
+  if (rc != SL_OK) {
+    sl_cli_report(j, rc, "budget");
+    sl_close(j);
+    return SL_EXIT_JOURNAL;
+  }
+  sl_close(j);
+  return SL_EXIT_OK;
+}
