@@ -11,10 +11,21 @@ SAN     ?= 0
 CC      ?= cc
 
 LIB_PKGS    := sqlite3
-WORKER_PKGS := sqlite3 libuv libcurl libcjson
+WORKER_PKGS := sqlite3 libuv libcurl libcjson inih libmicrohttpd
 MOCK_PKGS   := libmicrohttpd libcjson
 TEST_PKGS   := cmocka libmicrohttpd
 ALL_PKGS    := $(sort $(WORKER_PKGS) $(MOCK_PKGS) $(TEST_PKGS))
+
+# sd_notify readiness and watchdog: USE_SYSTEMD=yes|no|auto (auto: when
+# pkg-config finds libsystemd).
+USE_SYSTEMD ?= auto
+ifeq ($(USE_SYSTEMD),auto)
+USE_SYSTEMD := $(shell pkg-config --exists libsystemd 2>/dev/null && echo yes || echo no)
+endif
+ifeq ($(USE_SYSTEMD),yes)
+WORKER_PKGS += libsystemd
+CPPFLAGS    += -DSL_HAVE_SYSTEMD
+endif
 
 pc_cflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
 pc_libs   = $(shell pkg-config --libs $(1) 2>/dev/null)

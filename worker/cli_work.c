@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "log.h"
 #include "rlimit.h"
 #include "worker.h"
@@ -58,6 +59,15 @@ static const char usage[] =
     "      --ca-file PATH        extra CA certificates for TLS\n"
     "      --insecure            do not verify TLS certificates (testing only)\n"
     "      --log-level LEVEL     debug, info (default), warn, error\n"
+    "      --metrics-port N      serve Prometheus metrics on\n"
+    "                            http://127.0.0.1:N/metrics (0: any port)\n"
+    "      --log-file PATH       append logs to PATH instead of stderr;\n"
+    "                            reopened on SIGHUP (for logrotate)\n"
+    "      --config PATH         INI file (default $SLUICE_CONFIG): a [work]\n"
+    "                            section of `option = value` lines named like\n"
+    "                            these long options (see sluice.conf(5));\n"
+    "                            SLUICE_<OPTION> variables override it, and\n"
+    "                            flags override both\n"
     "  -h, --help                show this help\n"
     "\n"
     "DURATION: 500ms, 30s, 5m, 1h (a bare number is seconds).\n"
@@ -138,8 +148,9 @@ static int parse_size(const char *v, int64_t *out) {
 int sl_cmd_work(int argc, char **argv) {
   enum { OPT_BATCH = 256, OPT_MAXCONN, OPT_BASE, OPT_KEYFILE, OPT_LEASE, OPT_TIMEOUT,
          OPT_CTIMEOUT, OPT_DRAIN, OPT_BBASE, OPT_BCAP, OPT_RACAP, OPT_POLL, OPT_IDLE,
-         OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL,
-         OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH };
+         OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL, OPT_CONFIG, OPT_LOGFILE,
+         OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH,
+         OPT_METRICS };
   static const struct option opts[] = {
       SL_STORM_LONGOPTS, /* storm control (storm.h) */
       {"journal", required_argument, NULL, 'j'},
@@ -162,6 +173,9 @@ int sl_cmd_work(int argc, char **argv) {
       {"ca-file", required_argument, NULL, OPT_CA},
       {"insecure", no_argument, NULL, OPT_INSECURE},
       {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+      {"log-file", required_argument, NULL, OPT_LOGFILE},
+      {"config", required_argument, NULL, OPT_CONFIG},
+      {"metrics-port", required_argument, NULL, OPT_METRICS},
       {"batch-max-lines", required_argument, NULL, OPT_BLINES},
       {"batch-max-bytes", required_argument, NULL, OPT_BBYTES},
       {"batch-max-wait", required_argument, NULL, OPT_BWAIT},
@@ -171,6 +185,9 @@ int sl_cmd_work(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   struct sl_worker_config cfg;
+  struct sl_argv m;
+  char cfgerr[700];
+  const char *origin = NULL;
   const char *journal = NULL, *key_file = NULL, *env;
   const char **queues = NULL;
   size_t nq = 0;
@@ -182,11 +199,21 @@ int sl_cmd_work(int argc, char **argv) {
   env = getenv("OPENAI_BASE_URL");
   if (env && env[0])
     cfg.base_url = env;
+  if (sl_config_build_argv("work", opts, sl_config_path(argc, argv), argc,
+                           argv, &m, cfgerr, sizeof cfgerr) != 0) {
+    fprintf(stderr, "sluice work: %s\n", cfgerr);
+    return SL_EXIT_CONFIG;
+  }
+  argc = m.argc;
+  argv = m.argv;
   queues = calloc((size_t)argc + 1, sizeof *queues);
-  if (!queues)
+  if (!queues) {
+    sl_argv_free(&m);
     return SL_EXIT_FAILED;
+  }
   optind = 1;
   while ((c = getopt_long(argc, argv, "j:q:c:h", opts, NULL)) != -1) {
+    origin = optind > 0 ? m.origin[optind - 1] : NULL;
     switch (c) {
     case 'j': journal = optarg; break;
     case 'q': queues[nq++] = optarg; break;
@@ -239,6 +266,15 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_SYNC: cfg.sync_full = 1; break;
     case OPT_CA: cfg.ca_file = optarg; break;
     case OPT_INSECURE: cfg.insecure = 1; break;
+    case OPT_CONFIG: break; /* read before the loop */
+    case OPT_METRICS:
+      if (sl_cli_parse_int(optarg, 0, 65535, &v) != 0) {
+        fprintf(stderr, "sluice work: --metrics-port wants a port from 0 to "
+                        "65535, got '%s'\n", optarg);
+        goto out;
+      }
+      cfg.metrics_port = (int)v;
+      break;
     case OPT_BLINES:
       if (sl_cli_parse_int(optarg, 1, 50000, &v) != 0) {
         fprintf(stderr, "sluice work: --batch-max-lines wants an integer "
@@ -266,6 +302,7 @@ int sl_cmd_work(int argc, char **argv) {
         goto out;
       break;
     case OPT_NOBATCH: cfg.batch.enabled = 0; break;
+    case OPT_LOGFILE: cfg.log_file = optarg; break;
     case OPT_LOGLEVEL:
       if (sl_log_parse_level(optarg, &sl_log_threshold) != 0) {
         fprintf(stderr, "sluice work: --log-level wants debug, info, warn or "
@@ -294,6 +331,7 @@ int sl_cmd_work(int argc, char **argv) {
     goto out;
   }
   cfg.journal = sl_cli_journal_path(journal);
+  cfg.config_file = sl_config_path(argc, argv);
   cfg.queues = nq ? queues : NULL;
   if (cfg.claim_batch > cfg.concurrency)
     cfg.claim_batch = cfg.concurrency;
@@ -322,6 +360,11 @@ int sl_cmd_work(int argc, char **argv) {
   ret = rc == SL_OK ? SL_EXIT_OK : SL_EXIT_JOURNAL;
 
 out:
+  if (ret == SL_EXIT_USAGE && origin) {
+    fprintf(stderr, "sluice work: that setting came from %s\n", origin);
+    ret = SL_EXIT_CONFIG;
+  }
+  sl_argv_free(&m);
   sl_log_set_secret(NULL);
   if (key) {
     memset(key, 0, strlen(key));

@@ -24,7 +24,10 @@
 
 #include "backoff.h"
 #include "http.h"
+#include "config.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "storm.h"
 #include "worker.h"
 
@@ -50,19 +53,23 @@ struct sl_worker {
   uv_loop_t loop;
   struct sl_journal *j;
   struct sl_http *http;
-  struct sl_storm *storm;      /* storm control: admission, deferral */
-  uv_timer_t tick, due, drain;
+  uv_timer_t tick, due, drain, recheck;
   uv_check_t check;
   uv_idle_t idle;
   uv_fs_event_t wal_watch;
   uv_signal_t sigterm, sigint, sighup;
   int wal_watching;
+  unsigned recheck_n;          /* re-reads of data_version after a WAL event */
 
   struct sl_wjob in_flight;    /* list head */
   size_t n_in_flight;
   struct sl_wjob **done;       /* awaiting the group commit */
   struct sl_completion *cbuf;  /* contiguous copy for sl_complete */
   size_t n_done, cap_done;
+  size_t concurrency;          /* live value: SIGHUP may change it */
+  uint64_t watchdog_usec, next_watchdog_ms;
+  struct sl_metrics *metrics;  /* NULL unless --metrics-port */
+  struct sl_storm *storm;      /* storm control: admission, deferral */
 
   char *auth_header;
   int64_t data_version;
@@ -190,6 +197,10 @@ static void on_http_done(struct sl_http_request *req) {
   sl_online_outcome(&w->cfg->online, &wj->job, req, now, &w->rng, &wj->c,
                     wj->why, sizeof wj->why, &fc);
   wj->c.started_ms = wj->started_ms;
+  sl_metrics_observe(w->metrics, "online",
+                     wj->c.outcome == SL_OUTCOME_SUCCESS ? NULL
+                                                         : wj->c.failure_class,
+                     req->total_ms, req->first_byte_ms);
   sl_storm_outcome(w->storm, &wj->job, &wj->ticket, req, fc, &wj->c, now);
   switch (wj->c.outcome) {
   case SL_OUTCOME_RELEASE: /* a pausing class: attempt refunded */
@@ -375,9 +386,9 @@ static void claim_more(struct sl_worker *w) {
 
   if (w->draining || w->stopping || !w->want_claim || w->flush_retry_ms)
     return;
-  if (busy >= w->cfg->concurrency)
+  if (busy >= w->concurrency)
     return;
-  room = w->cfg->concurrency - busy;
+  room = w->concurrency - busy;
   o.queues = w->cfg->queues;
   o.max_jobs = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
   o.online = 1; /* storm control: skip queues whose online route paused */
@@ -429,7 +440,7 @@ static void on_check(uv_check_t *h) {
   busy = w->n_in_flight + w->n_done;
   /* Keep the loop from sleeping while there is more to claim or commit. */
   if (!w->stopping &&
-      ((w->want_claim && busy < w->cfg->concurrency && !w->draining) ||
+      ((w->want_claim && busy < w->concurrency && !w->draining) ||
        (w->n_done && !w->flush_retry_ms)))
     uv_idle_start(&w->idle, on_idle);
   else
@@ -445,6 +456,19 @@ static void check_foreign_commit(struct sl_worker *w) {
   }
 }
 
+/* A writer appends its frames to the WAL (the write that wakes us) before
+ * it publishes the commit in the shared-memory index, with no system call
+ * in between to wake us again: an event can come before its commit is
+ * visible. So an event that finds data_version unchanged looks again, at
+ * 1, 2, 4 ... 32 ms (bounded; events only, so no polling when idle). */
+static void on_recheck(uv_timer_t *t) {
+  struct sl_worker *w = container_of(t, struct sl_worker, recheck);
+  check_foreign_commit(w);
+  if (w->want_claim || ++w->recheck_n >= 6)
+    return;
+  uv_timer_start(&w->recheck, on_recheck, 1u << w->recheck_n, 0);
+}
+
 static void on_wal_event(uv_fs_event_t *h, const char *file, int events,
                          int status) {
   struct sl_worker *w = container_of(h, struct sl_worker, wal_watch);
@@ -453,6 +477,10 @@ static void on_wal_event(uv_fs_event_t *h, const char *file, int events,
   if (status < 0)
     return;
   check_foreign_commit(w);
+  if (w->want_claim || w->stopping)
+    return;
+  w->recheck_n = 0;
+  uv_timer_start(&w->recheck, on_recheck, 1, 0);
 }
 
 /* Extend the leases of jobs in flight that are past half their lease. */
@@ -498,6 +526,18 @@ static void on_tick(uv_timer_t *t) {
 
   if (w->stopping)
     return;
+  if (w->watchdog_usec && now >= (int64_t)w->next_watchdog_ms) {
+    char status[160];
+    sl_notify_watchdog();
+    snprintf(status, sizeof status,
+             "in flight %zu; sent %llu, succeeded %llu, failed %llu",
+             w->n_in_flight, (unsigned long long)w->n.sent,
+             (unsigned long long)w->n.succeeded,
+             (unsigned long long)w->n.failed);
+    sl_notify_status(status);
+    w->next_watchdog_ms = (uint64_t)now + w->watchdog_usec / 2000;
+  }
+  sl_metrics_set_in_flight(w->metrics, w->n_in_flight);
   heartbeat(w, now);
   sl_storm_tick(w->storm, now);
   if (now >= w->next_rescue_ms) {
@@ -524,7 +564,8 @@ static void close_cb(uv_handle_t *h) { (void)h; }
 
 static void close_all(struct sl_worker *w) {
   uv_handle_t *hs[] = {(uv_handle_t *)&w->tick,    (uv_handle_t *)&w->due,
-                       (uv_handle_t *)&w->drain,   (uv_handle_t *)&w->check,
+                       (uv_handle_t *)&w->drain,   (uv_handle_t *)&w->recheck,
+                       (uv_handle_t *)&w->check,
                        (uv_handle_t *)&w->idle,    (uv_handle_t *)&w->sigterm,
                        (uv_handle_t *)&w->sigint,  (uv_handle_t *)&w->sighup};
   size_t i;
@@ -566,6 +607,7 @@ static void stop(struct sl_worker *w) {
   uv_timer_stop(&w->tick);
   uv_timer_stop(&w->due);
   uv_timer_stop(&w->drain);
+  uv_timer_stop(&w->recheck);
   w->aborting = 1;
   sl_batch_route_stop(w->batch); /* before the transport aborts its call */
   sl_http_close(w->http, http_closed, w);
@@ -596,10 +638,64 @@ static void on_drain_timeout(uv_timer_t *t) {
   stop(w);
 }
 
+/* Grow the done arrays so that `n` jobs can be in flight. */
+static int set_concurrency(struct sl_worker *w, size_t n) {
+  struct sl_wjob **d;
+  struct sl_completion *c;
+  if (n > w->cap_done) {
+    d = realloc(w->done, n * sizeof *d);
+    if (!d)
+      return -1;
+    w->done = d;
+    c = realloc(w->cbuf, n * sizeof *c);
+    if (!c)
+      return -1;
+    w->cbuf = c;
+    w->cap_done = n;
+  }
+  w->concurrency = n;
+  return 0;
+}
+
+/* SIGHUP: reopen the log file (logrotate) and re-read the settings that
+ * can change at run time. Everything else needs a restart. */
+static void reload(struct sl_worker *w) {
+  const char *file = w->cfg->config_file;
+  char level[32], conc[32];
+  enum sl_log_level lvl;
+  long long n;
+
+  if (w->cfg->log_file && sl_log_open(w->cfg->log_file) != 0)
+    sl_log(SL_LOG_ERROR, "SIGHUP: cannot reopen %s: %s", w->cfg->log_file,
+           strerror(errno));
+  if (!file) {
+    sl_log(SL_LOG_INFO, "SIGHUP: log reopened; no config file to reload");
+    return;
+  }
+  if (sl_config_get(file, "work", "log-level", level, sizeof level) == 0) {
+    if (sl_log_parse_level(level, &lvl) == 0)
+      sl_log_threshold = lvl;
+    else
+      sl_log(SL_LOG_ERROR, "SIGHUP: %s: bad log-level '%s'; kept", file,
+             level);
+  }
+  if (sl_config_get(file, "work", "concurrency", conc, sizeof conc) == 0) {
+    char *end;
+    n = strtoll(conc, &end, 10);
+    if (*end || n < 1 || n > 100000 || set_concurrency(w, (size_t)n) != 0)
+      sl_log(SL_LOG_ERROR, "SIGHUP: %s: bad concurrency '%s'; kept", file,
+             conc);
+  }
+  sl_log(SL_LOG_INFO, "SIGHUP: reloaded %s (concurrency %zu)", file,
+         w->concurrency);
+  w->want_claim = 1;
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   struct sl_worker *w = s->data;
+  char status[128];
   if (signum == SIGHUP) {
-    sl_log(SL_LOG_INFO, "SIGHUP: nothing to reload (no config file)");
+    reload(w);
     return;
   }
   if (w->draining) {
@@ -610,6 +706,9 @@ static void on_signal(uv_signal_t *s, int signum) {
   w->draining = 1;
   w->want_claim = 0;
   sl_storm_release_all(w->storm, "worker draining");
+  snprintf(status, sizeof status, "draining %zu requests in flight",
+           w->n_in_flight);
+  sl_notify_stopping(status);
   sl_log(SL_LOG_INFO, "%s: draining %zu requests in flight (up to %lld ms)",
          signum == SIGTERM ? "SIGTERM" : "SIGINT", w->n_in_flight,
          (long long)w->cfg->drain_timeout_ms);
@@ -629,6 +728,7 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   c->connect_timeout_ms = 10000;
   c->drain_timeout_ms = 30000;
   c->poll_ms = 1000;
+  c->metrics_port = -1;
   c->online.backoff_base_ms = 1000;
   c->online.backoff_cap_ms = 600000;
   c->online.retry_after_cap_ms = 600000;
@@ -664,11 +764,14 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   w->cfg = cfg;
   w->in_flight.prev = w->in_flight.next = &w->in_flight;
   w->rng = (uint64_t)sl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
-  w->cap_done = cfg->concurrency;
-  w->done = calloc(w->cap_done, sizeof *w->done);
-  w->cbuf = calloc(w->cap_done, sizeof *w->cbuf);
-  if (!w->done || !w->cbuf) {
+  if (set_concurrency(w, cfg->concurrency) != 0) {
     rc = SL_NOMEM;
+    goto out;
+  }
+  if (cfg->log_file && sl_log_open(cfg->log_file) != 0) {
+    sl_log(SL_LOG_ERROR, "cannot open log file %s: %s", cfg->log_file,
+           strerror(errno));
+    rc = SL_IO;
     goto out;
   }
   if (cfg->api_key) {
@@ -730,6 +833,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   uv_timer_init(&w->loop, &w->tick);
   uv_timer_init(&w->loop, &w->due);
   uv_timer_init(&w->loop, &w->drain);
+  uv_timer_init(&w->loop, &w->recheck);
   uv_check_init(&w->loop, &w->check);
   uv_idle_init(&w->loop, &w->idle);
   uv_signal_init(&w->loop, &w->sigterm);
@@ -748,6 +852,19 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   sl_log(SL_LOG_INFO, "worker started: journal %s, concurrency %zu, lease "
                       "%lld ms",
          cfg->journal, cfg->concurrency, (long long)cfg->lease_ms);
+  if (cfg->metrics_port >= 0) {
+    int port = 0;
+    if (sl_metrics_start(&w->metrics, cfg->metrics_port, cfg->journal, &port,
+                         err, sizeof err) != 0)
+      sl_log(SL_LOG_ERROR, "metrics: %s", err);
+    else
+      sl_log(SL_LOG_INFO, "metrics on http://127.0.0.1:%d/metrics", port);
+  }
+  w->watchdog_usec = sl_notify_watchdog_usec();
+  /* The tick pings the watchdog, so it must run at least twice as often. */
+  if (w->watchdog_usec && (uint64_t)cfg->poll_ms * 2000 > w->watchdog_usec)
+    uv_timer_set_repeat(&w->tick, w->watchdog_usec / 2000 ? w->watchdog_usec / 2000 : 1);
+  sl_notify_ready("claiming jobs");
   uv_idle_start(&w->idle, on_idle); /* run the first check at once */
   uv_run(&w->loop, UV_RUN_DEFAULT);
   rc = w->result;
@@ -761,6 +878,7 @@ out:
   }
   sl_batch_route_free(w->batch); /* its timer closed with the loop */
   sl_storm_free(w->storm);        /* likewise */
+  sl_metrics_stop(w->metrics);
   if (stage >= 1)
     sl_close(w->j);
   if (w->auth_header) {
@@ -770,5 +888,7 @@ out:
   free(w->done);
   free(w->cbuf);
   free(w);
+  if (cfg->log_file)
+    sl_log_open(NULL);
   return rc;
 }

@@ -30,9 +30,12 @@ struct sl_worker_config {
   int insecure;
   const char *ca_file;
   int sync_full;
+  const char *log_file;       /* NULL: stderr; reopened on SIGHUP */
   struct sl_online_config online;
-  struct sl_batch_config batch; /* the Batch API route (worker/batch.h) */
   struct sl_storm_config storm; /* rate limits, breakers, retry budget */
+  struct sl_batch_config batch; /* the Batch API route (worker/batch.h) */
+  const char *config_file;    /* SIGHUP re-reads log-level, concurrency */
+  int metrics_port;           /* Prometheus on 127.0.0.1; -1: off */
 };
 
 /* Defaults for every field (journal and api_key left NULL). */

@@ -26,11 +26,13 @@ eq "per-hop timings recorded (invariant 6)" 0 \
 eq "request ids match the server's" 200 \
   "$(sql "SELECT count(*) FROM results WHERE request_id LIKE 'req_%'")"
 stop_mock
-keys_in_log=$(awk '{print $4}' "$T/mock.log" | sort | uniq | wc -l)
+# (the batch route's recovery lists /v1/batches at start: count API calls)
+awk '$3 == "/v1/responses"' "$T/mock.log" >"$T/calls.log"
+keys_in_log=$(awk '{print $4}' "$T/calls.log" | sort | uniq | wc -l)
 eq "the mock saw each idempotency key once" 200 "$keys_in_log"
-eq "the mock saw 200 requests" 200 "$(wc -l <"$T/mock.log")"
+eq "the mock saw 200 requests" 200 "$(wc -l <"$T/calls.log")"
 sql "SELECT idempotency_key FROM jobs" | sort >"$T/keys.db"
-awk '{print $4}' "$T/mock.log" | sort >"$T/keys.log"
+awk '{print $4}' "$T/calls.log" | sort >"$T/keys.log"
 check "Idempotency-Key header is the job's key" cmp -s "$T/keys.db" "$T/keys.log"
 
 # --- each failure class from a real exchange; one attempt, no retry
@@ -51,20 +53,38 @@ klass() { # name fault expected-class [worker args...]
   stop_mock
 }
 klass "429 rate_limit_exceeded" "429@1" rate_limited
-klass "429 insufficient_quota" "quota@1" quota_exhausted
 klass "500" "500@1" server_error
 klass "502 JSON" "502@1" server_error
 klass "502 HTML page" "502html@1" server_error
 klass "503" "503@1" overloaded
 klass "504" "504@1" server_error
 klass "400" "400@1" invalid_request
-klass "401" "401@1" auth
 klass "409" "409@1" conflict
 klass "413" "413@1" too_large
 klass "hang past the attempt timeout" "hang@1" ambiguous --timeout 1s
 klass "reset mid-body" "reset@1" ambiguous
 klass "truncated JSON body" "truncate@1" ambiguous
 klass "non-JSON 200 body" "nonjson@1" ambiguous
+
+# quota and auth pause the queue's online route and spend no attempt
+pauses() { # name fault class
+  rm -f "$SLUICE_JOURNAL" "$SLUICE_JOURNAL"-wal "$SLUICE_JOURNAL"-shm
+  start_mock --faults "$2"
+  "$SLUICE" enqueue -m 1 '{"model":"gpt-4o-mini","input":"x"}' >/dev/null
+  timeout 20 "$SLUICE" work --base-url "$MOCK_URL" --poll 100ms \
+    2>>"$T/worker.log" &
+  local w=$!
+  PIDS+=("$w")
+  paused_now() { [ "$(sql "SELECT count(*) FROM queues WHERE online_paused = 1")" = 1 ]; }
+  wait_for 10 paused_now
+  kill -TERM "$w"
+  wait "$w" 2>/dev/null
+  eq "classified: $1 -> $3, route paused, attempt refunded" "$3|pending|0|1" \
+    "$(sql "SELECT (SELECT failure_class FROM attempts), state, attempts, (SELECT online_paused FROM queues) FROM jobs")"
+  stop_mock
+}
+pauses "429 insufficient_quota" "quota@1" quota_exhausted
+pauses "401" "401@1" auth
 
 # connection refused: a port nothing listens on
 rm -f "$SLUICE_JOURNAL"*
