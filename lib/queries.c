@@ -77,10 +77,14 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
     " AND NOT EXISTS (SELECT 1 FROM results WHERE job_id = ?1)",
 
+  /* A retry with no attempt left fails: the journal, not each caller,
+   * keeps a poison job from looping. */
   [SL_STMT_JOB_RETRY] =
-    "UPDATE jobs SET state = 'pending', lease_token = NULL,"
+    "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts"
+    " THEN 'failed' ELSE 'pending' END, lease_token = NULL,"
     " lease_expires = NULL, last_class = ?4, last_error = ?5,"
-    " run_after = ?6, updated_at = ?3"
+    " run_after = ?6, updated_at = ?3,"
+    " finished_at = CASE WHEN attempts >= max_attempts THEN ?3 END"
     " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
 
   [SL_STMT_JOB_FAIL] =

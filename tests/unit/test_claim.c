@@ -524,6 +524,33 @@ static void test_complete_retry(void **state) {
   sl_claimed_free(c, 1);
 }
 
+/* A retry asked for with no attempt left fails the job: the journal keeps
+ * a poison job from looping whatever the caller decides. */
+static void test_retry_without_attempts_fails(void **state) {
+  struct tu *t = *state;
+  struct sl_claimed_job *c;
+  sqlite3 *db;
+  int64_t id;
+
+  tu_open(t);
+  id = tu_enqueue(t->j, NULL, 0, 0);
+  db = tu_raw(t->path);
+  assert_int_equal(sqlite3_exec(db, "UPDATE jobs SET max_attempts = 1", NULL,
+                                NULL, NULL),
+                   SQLITE_OK);
+  c = claim1(t->j, 0);
+  assert_int_equal(c->attempt, 1);
+  assert_int_equal(sl_record_failure(t->j, c->id, c->lease_token,
+                                     "server_error", "HTTP 500", 1, 0),
+                   SL_OK);
+  tu_assert_q(db, 1,
+              "SELECT state = 'failed' AND finished_at IS NOT NULL"
+              " AND last_class = 'server_error' FROM jobs WHERE id = %lld",
+              (long long)id);
+  sqlite3_close(db);
+  sl_claimed_free(c, 1);
+}
+
 static void test_complete_fail(void **state) {
   struct tu *t = *state;
   struct sl_claimed_job *c;
@@ -1256,6 +1283,7 @@ int main(void) {
       T(test_complete_success),
       T(test_complete_unknown_values_are_null),
       T(test_complete_retry),
+      T(test_retry_without_attempts_fails),
       T(test_complete_fail),
       T(test_complete_release),
       T(test_grouped_completion),
