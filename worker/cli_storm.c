@@ -56,7 +56,7 @@ static void breakers_text(const struct sl_breaker_row *b, size_t n,
   if (n == 0)
     return;
   printf("\n%-22s %-16s %-10s %6s %10s %s\n", "BREAKER", "MODEL", "STATE",
-         "TRIPS", "REOPENS", "LAST FAILURE");
+         "TRIPS", "PROBES AT", "LAST FAILURE");
   for (i = 0; i < n; i++) {
     char left[32] = "-";
     if (b[i].state == SL_BREAKER_OPEN && b[i].open_until > now)
