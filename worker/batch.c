@@ -1264,7 +1264,9 @@ int sl_batch_route_busy(const struct sl_batch_route *r) {
   int busy = 0;
   if (!r || r->stopping)
     return 0;
-  if (r->op != OP_NONE || r->in.active || r->ntodo || r->need_recover)
+  /* A pending recovery alone does not hold the worker: with no open batch
+   * there is nothing it could find that the journal waits for. */
+  if (r->op != OP_NONE || r->in.active || r->ntodo)
     return 1;
   if (sl_batch_list_open(r->env.j, &b, &n) != SL_OK)
     return 1; /* cannot tell: keep going */

@@ -116,8 +116,8 @@ void sl_batch_route_stop(struct sl_batch_route *r);
 void sl_batch_route_free(struct sl_batch_route *r);
 
 /* 1 while the route has work in hand: a request in flight, an ingest, a
- * recovery, or an open batch it holds or may adopt (--exit-when-idle waits
- * for these). Reads the journal. */
+ * queued cancel or delete, or an open batch it holds or may adopt
+ * (--exit-when-idle waits for these). Reads the journal. */
 int sl_batch_route_busy(const struct sl_batch_route *r);
 
 #endif
