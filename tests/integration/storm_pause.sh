@@ -63,4 +63,22 @@ check "the rest of the queue waits ($left jobs pending)" [ "$left" -gt 100 ]
 check "the reason names the budget" grep -q 'budget' <<<"$(sql "SELECT online_paused_reason FROM queue_limits WHERE queue = 'bulk'")"
 "$SLUICE" status >"$T/status2.txt"
 check "sluice status shows spend in dollars" grep -Eq '^bulk +[0-9]+ +300 +0\.0' "$T/status2.txt"
+
+# --- deferrable jobs of that queue still go by batch, even those whose
+# deadline would send them online (the online route is paused)
+start_mock --batch-phase-ms 100 || { fail "mock starts"; finish; }
+for i in 1 2 3 4 5; do
+  "$SLUICE" enqueue -q bulk -u deferrable -d 1h \
+    "{\"model\":\"gpt-4o-mini\",\"input\":\"later $i\"}" >/dev/null
+done
+timeout 60 "$SLUICE" work --base-url "$MOCK_URL" --poll 100ms \
+  --batch-max-wait 300ms --batch-poll 100ms 2>"$T/w3.log" &
+wpid=$!
+PIDS+=($wpid)
+by_batch() { [ "$(sql "SELECT count(*) FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.urgency = 'deferrable' AND r.route = 'batch'")" = 5 ]; }
+check "deferrable jobs of a budget-paused queue went by batch" wait_for 30 by_batch
+eq "its urgent jobs still wait" "$left" \
+  "$(sql "SELECT count(*) FROM jobs WHERE queue = 'bulk' AND urgency = 'urgent' AND state = 'pending'")"
+kill -TERM $wpid; wait $wpid
+stop_mock
 finish
