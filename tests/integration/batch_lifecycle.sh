@@ -83,6 +83,40 @@ check "cancel: its output line was skipped, not recorded" \
   grep -q '1 already settled' "$T/work.log"
 check_exactly_once cancel
 
+# --- two workers on one journal ---------------------------------------------------
+# Packing is one transaction, so each job lands in one batch; each worker
+# drives its own batches and leaves the other's alone (batch leases).
+fresh_journal
+enq_deferrable 200
+"$SLUICE" enqueue -u deferrable -e /v1/embeddings \
+  '{"model":"text-embedding-3-small","input":"x"}' >/dev/null
+work --batch-max-lines 40 &
+w1=$!
+work --batch-max-lines 40 &
+w2=$!
+wait "$w1"
+r1=$?
+wait "$w2"
+eq "two workers: both exit 0" "0 0" "$r1 $?"
+eq "two workers: every job succeeded through a batch" 201 \
+  "$(sql "SELECT count(*) FROM results WHERE route = 'batch'")"
+eq "two workers: batches of at most 40 lines, all done" "0|done" \
+  "$(sql "SELECT sum(request_count > 40), group_concat(DISTINCT state)
+    FROM batches")"
+list_remote
+eq "two workers: one remote batch per local batch" 0 \
+  "$(sqlite3 :memory: "SELECT count(*) FROM (SELECT json_extract(value,
+    '\$.metadata.sluice_batch') AS b, count(*) AS n FROM
+    json_each(readfile('$T/batches.json'), '\$.data') WHERE
+    json_extract(value, '\$.metadata.sluice_journal') = '$(journal_id)'
+    GROUP BY b) WHERE n <> 1")"
+eq "two workers: as many remote batches as local ones" \
+  "$(sql "SELECT count(*) FROM batches")" \
+  "$(sqlite3 :memory: "SELECT count(*) FROM json_each(readfile(
+    '$T/batches.json'), '\$.data') WHERE json_extract(value,
+    '\$.metadata.sluice_journal') = '$(journal_id)'")"
+check_exactly_once "two workers"
+
 check "no API key or crash in the logs" \
   sh -c "! grep -q 'AddressSanitizer\|runtime error' '$T/work.log'"
 stop_mock
