@@ -65,7 +65,7 @@ struct ingest {
   struct sl_batch_line *lines;
   size_t npend;
   int64_t lineno, applied, skipped, malformed;
-  int failed, flushed_once;
+  int failed, flushed_once, lost; /* lost: another worker holds it now */
 };
 
 struct sl_batch_route {
@@ -626,6 +626,8 @@ static int flush_lines(struct sl_batch_route *r) {
            (long long)in->batch_id, in->npend, sl_strerror(rc),
            sl_errmsg(r->env.j));
     pend_clear(in);
+    if (rc == SL_LEASE_LOST)
+      in->lost = 1;
     return -1;
   }
   for (i = 0; i < in->npend; i++) {
@@ -761,6 +763,16 @@ static void download_done(struct sl_batch_route *r,
   }
   if (!in->failed && status_ok(q) && flush_lines(r) != 0)
     in->failed = 1;
+  if (in->lost) {
+    /* Its lease expired and another worker adopted it: that worker
+     * ingests it (idempotently); this one lets go. */
+    sl_log(SL_LOG_WARN, "batch %lld: lease lost during ingest; leaving it "
+                        "to the worker that holds it",
+           (long long)in->batch_id);
+    ingest_free(in);
+    memset(in, 0, sizeof *in);
+    return;
+  }
   if (in->failed || !status_ok(q)) {
     pend_clear(in);
     if (!status_ok(q) && !in->failed)
