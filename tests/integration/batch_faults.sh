@@ -82,5 +82,27 @@ check "malformed: the other lines were still ingested" \
 eq "malformed: the job without a line was retried to success" 10 \
   "$(sql "SELECT count(*) FROM jobs WHERE state = 'succeeded'")"
 check_exactly_once malformed
+# --- a remote batch cancelled by someone else ------------------------------------
+# Held in finalizing (its output already made), then cancelled through the
+# API: the worker follows cancelling -> cancelled and still ingests the
+# output the batch produced.
+[ -n "${MOCK_PID:-}" ] && stop_mock
+: >"$T/work.log"
+start_mock --batch-phase-ms 100 --faults batch_stuck || fail "cancelled: mock"
+fresh_journal
+enq_deferrable 10
+work &
+wpid=$!
+wait_for 20 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$SLUICE_JOURNAL' \
+  \"SELECT remote_status FROM batches WHERE id = 1\")\" = finalizing ]"
+rid=$(sql "SELECT remote_batch_id FROM batches WHERE id = 1")
+curl -sS -m 5 -o /dev/null -X POST "$MOCK_URL/batches/$rid/cancel"
+wait "$wpid"
+eq "cancelled: worker exits 0" 0 "$?"
+eq "cancelled: the local batch followed the remote one" "cancelled|cancelled" \
+  "$(sql "SELECT state, remote_status FROM batches WHERE id = 1")"
+eq "cancelled: the output made before the cancel was ingested" 10 \
+  "$(sql "SELECT count(*) FROM jobs WHERE state = 'succeeded'")"
+check_exactly_once cancelled
 stop_mock
 finish
