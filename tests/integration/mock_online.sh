@@ -107,6 +107,19 @@ check "no duplicate yet" "$(stat_of '$.duplicate_keys')" = 0
 post /v1/responses "$J" -H 'Idempotency-Key: key-a'
 check "re-sent key counts as duplicate" "$(stat_of '$.duplicate_keys')" = 1
 
+# a truncated answer is not an answer: its key may be re-sent freely
+req PUT /_mock/faults --data-binary 'truncate'
+post /v1/responses "$J" -H 'Idempotency-Key: key-t'
+req PUT /_mock/faults --data-binary ''
+post /v1/responses "$J" -H 'Idempotency-Key: key-t'
+check "re-send after a truncated reply is no duplicate" \
+  "$(stat_of '$.duplicate_keys')" = 1
+post /v1/responses "$J" -H 'Idempotency-Key: key-t'
+check "re-send after a complete reply is one" \
+  "$(stat_of '$.duplicate_keys')" = 2
+req GET /v1/batches -H 'Idempotency-Key: key-t'
+check "GETs are never duplicates" "$(stat_of '$.duplicate_keys')" = 2
+
 # --- admin: PUT /_mock/faults --------------------------------------------
 req PUT /_mock/faults --data-binary '503'
 check "PUT faults: 200" "$STATUS" = 200

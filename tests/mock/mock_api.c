@@ -219,8 +219,8 @@ sl_mock_api_handle(struct sl_mock_server *srv,
   struct sl_mock_rule rule = {SL_MOCK_FAULT_NONE, SL_MOCK_COND_ALWAYS, 0, 0,
                               0, 0, 0, -1};
   int have_rule = 0;
-  int upload = strcmp(in->method, "POST") == 0 &&
-               strcmp(in->path, "/v1/files") == 0;
+  int post = strcmp(in->method, "POST") == 0;
+  int upload = post && strcmp(in->path, "/v1/files") == 0;
   char idbuf[40];
   long long seq;
   double el = sl_mock_server_elapsed(srv);
@@ -233,7 +233,8 @@ sl_mock_api_handle(struct sl_mock_server *srv,
   pthread_mutex_lock(&srv->mu);
   seq = ++srv->seq;
   srv->stats.requests++;
-  sl_mock_stats_seen(&srv->stats, in->idem_key);
+  if (post)
+    sl_mock_stats_seen(&srv->stats, in->idem_key);
   if (upload)
     m = sl_mock_faults_match(&srv->faults, SL_MOCK_CTX_UPLOAD,
                              ++srv->uploads, el);

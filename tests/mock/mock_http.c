@@ -393,7 +393,9 @@ send_reply(struct rq *rq)
     return MHD_NO;
   }
   if (rq->api) {
-    complete_2xx = status >= 200 && status < 300 &&
+    /* Only POSTs have effects an Idempotency-Key could duplicate. */
+    complete_2xx = strcmp(rq->method, "POST") == 0 && status >= 200 &&
+                   status < 300 &&
                    (rep->mode == SL_MOCK_MODE_NORMAL ||
                     rep->mode == SL_MOCK_MODE_SLOW) &&
                    strcmp(rep->content_type, "application/json") == 0;
