@@ -294,16 +294,17 @@ static int64_t file_batch(const struct sl_batch_route *r, const char *name) {
 
 /* ------------------------------------------------------------- ending */
 
-/* End a local batch and log what became of its jobs without a line. */
-static void end_batch(struct sl_batch_route *r, int64_t id,
-                      const struct sl_batch_end *e) {
+/* End a local batch and log what became of its jobs without a line.
+ * 0, or -1 (logged; tried again later). */
+static int end_batch(struct sl_batch_route *r, int64_t id,
+                     const struct sl_batch_end *e) {
   int64_t back = 0, failed = 0;
   int rc = sl_batch_finish(r->env.j, id, r->token, e, &back, &failed);
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "batch %lld: cannot end it: %s (%s)", (long long)id,
            sl_strerror(rc), sl_errmsg(r->env.j));
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
-    return;
+    return -1;
   }
   if (back || failed)
     sl_log(SL_LOG_WARN, "batch %lld %s: %lld jobs without a line back to "
@@ -314,6 +315,7 @@ static void end_batch(struct sl_batch_route *r, int64_t id,
   else
     sl_log(SL_LOG_INFO, "batch %lld %s: every job had its line",
            (long long)id, e->final_state);
+  return 0;
 }
 
 /* An upload or create refused for good: the batch fails by that class. */
@@ -831,7 +833,21 @@ static void finish_ingest(struct sl_batch_route *r) {
     e.error = in->reason[0] ? in->reason : "the batch failed validation";
     e.retry = 0;
   }
-  end_batch(r, in->batch_id, &e);
+  if (end_batch(r, in->batch_id, &e) == 0) {
+    /* Its files have served: the results are in the journal. (A crash
+     * before these deletes leaves them on the API; they cost storage
+     * only.) */
+    struct sl_batch_info b;
+    if (sl_batch_get(r->env.j, in->batch_id, &b) == SL_OK) {
+      if (b.remote_file_id)
+        add_todo(r, 0, b.remote_file_id);
+      sl_batch_info_clear(&b);
+    }
+    if (in->out_id[0])
+      add_todo(r, 0, in->out_id);
+    if (in->err_id[0])
+      add_todo(r, 0, in->err_id);
+  }
   ingest_free(in);
   memset(in, 0, sizeof *in);
 }
@@ -1025,7 +1041,7 @@ static void todo_done(struct sl_batch_route *r, struct sl_http_request *q) {
   char why[384];
   if (status_ok(q)) {
     sl_log(SL_LOG_INFO, "%s %s", t->cancel ? "cancelled duplicate batch"
-                                           : "deleted unused file", t->id);
+                                           : "deleted file", t->id);
   } else {
     classify_call(q, why, sizeof why);
     sl_log(SL_LOG_WARN, "could not %s %s: %s", t->cancel ? "cancel" : "delete",

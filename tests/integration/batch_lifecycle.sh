@@ -48,6 +48,13 @@ eq "lifecycle: completion window 24h" 24h \
 eq "lifecycle: two uploads (one per batch)" 2 \
   "$(grep -c 'POST /v1/files ' "$T/mock.log")"
 check_exactly_once lifecycle
+curl -sS -m 5 "$MOCK_URL/files?purpose=batch&limit=100" -o "$T/files.json"
+eq "lifecycle: the input files were deleted once done" 0 \
+  "$(sqlite3 :memory: "SELECT count(*) FROM json_each(readfile(
+    '$T/files.json'), '\$.data') WHERE json_extract(value, '\$.filename')
+    LIKE 'sluice-$(journal_id)-b%'")"
+eq "lifecycle: input, output (x2) deleted" 4 \
+  "$(grep -c 'DELETE /v1/files/' "$T/mock.log")"
 
 # --- status and cancel while a batch is open --------------------------------
 fresh_journal
