@@ -15,19 +15,29 @@ OPENAI_API_KEY="$KEY" timeout 60 "$SLUICE" work --base-url "$MOCK_URL" \
 eq "the key from \$OPENAI_API_KEY authenticates" 20 \
   "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")"
 
-# the key from a file; a wrong key fails with auth, and says so without it
+# the key from a file; a wrong key is classified auth and pauses the
+# queue's online route (storm control: no attempt spent), saying so
+# without the key
 printf '%s\n' "$WRONG" >"$T/keyfile"
 chmod 600 "$T/keyfile"
 "$SLUICE" enqueue -m 1 '{"model":"m","input":"wrong key"}' >/dev/null
 timeout 60 "$SLUICE" work --base-url "$MOCK_URL" --api-key-file "$T/keyfile" \
-  --exit-when-idle --log-level debug 2>>"$T/worker.log"
+  --poll 100ms --log-level debug 2>>"$T/worker.log" &
+wpid=$!
+PIDS+=($wpid)
+paused() { [ "$(sql "SELECT online_paused FROM queue_limits")" = 1 ]; }
+wait_for 20 paused
+kill -TERM $wpid
+wait $wpid
 eq "a wrong key is classified auth" auth \
-  "$(sql "SELECT last_class FROM jobs WHERE state='failed'")"
+  "$(sql "SELECT last_class FROM jobs WHERE state='pending'")"
+"$SLUICE" resume default >/dev/null
 printf '%s\n' "$KEY" >"$T/keyfile"
 "$SLUICE" enqueue '{"model":"m","input":"file key"}' >/dev/null
 timeout 60 "$SLUICE" work --base-url "$MOCK_URL" --api-key-file "$T/keyfile" \
   --exit-when-idle --log-level debug 2>>"$T/worker.log"
-eq "the key from --api-key-file authenticates" 21 \
+# 22: the job refused for the wrong key was kept, and now succeeds too
+eq "the key from --api-key-file authenticates" 22 \
   "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")"
 "$SLUICE" work --api-key-file "$T/missing" --exit-when-idle 2>"$T/err"
 eq "a missing key file is a configuration error" 4 $?
