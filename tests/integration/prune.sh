@@ -86,4 +86,35 @@ eq "the former newest job goes once a newer one exists" "pruned 1 jobs" "$out"
 out=$("$SLUICE" prune --older-than 0s)
 eq "nothing left to prune" "pruned 0 jobs" "$out"
 
+# Prune while a worker runs on the same journal: both finish, the worker's
+# jobs all succeed once, the prune deletes exactly the old ones.
+# A journal of its own: the one above holds a running job that keeps a
+# worker with --exit-when-idle from ever being idle.
+export SLUICE_JOURNAL="$T/live.db"
+"$SLUICE" init >/dev/null
+if start_mock; then
+  sql "INSERT INTO jobs (queue, body, state, finished_at)
+    SELECT 'old', '{\"model\":\"m\"}', 'succeeded', $old
+    FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c
+          WHERE x < 5000) SELECT x FROM c)"
+  for i in $(seq 1 300); do printf '{"model":"m","input":"live %d"}\n' "$i"; done |
+    "$SLUICE" enqueue -q live >/dev/null
+  timeout 120 "$SLUICE" work --base-url "$MOCK_URL" --exit-when-idle \
+    --poll 100ms --concurrency 8 2>"$T/worker.log" &
+  w=$!
+  PIDS+=("$w")
+  out=$("$SLUICE" prune --older-than 1d --batch 50 2>"$T/prune.err")
+  eq "prune beside a worker exits 0" "0 pruned 5000 jobs" "$? $out"
+  wait "$w"
+  eq "the worker beside it exits 0" 0 $?
+  eq "the worker's 300 jobs succeeded, one result each" "300 300" \
+    "$(sql "SELECT sum(state = 'succeeded') || ' ' || (SELECT count(*) FROM results
+      WHERE job_id IN (SELECT id FROM jobs WHERE queue = 'live'))
+      FROM jobs WHERE queue = 'live'")"
+  eq "no old job left" 0 "$(sql "SELECT count(*) FROM jobs WHERE queue = 'old'")"
+  stop_mock
+else
+  fail "sluice-mock starts"
+fi
+
 finish
