@@ -150,8 +150,11 @@ SPEC='500#2,503#3-4,429:2500#5,quota#6,shouldretry#7,502html#8,truncate#9'
 SPEC="$SPEC,nonjson#10,reset#11,hang#12,slow#13,502#14,504#15,400#16,401#17"
 SPEC="$SPEC,409#18,413#19"
 start_mock --faults "$SPEC" --log "$TMP/log2"
+req GET /v1/batches
+req GET /v1/files
+check "batch API requests take no online faults" "$STATUS" = 200
 post /v1/responses "$J"
-check "seq 1: no fault" "$STATUS" = 200
+check "seq 1 (first online request): no fault" "$STATUS" = 200
 post /v1/responses "$J"
 check "500#2" "$STATUS $(jb '$.error.type')" = "500 server_error"
 post /v1/responses "$J"
@@ -215,7 +218,7 @@ for f in 502:server_error 504:server_error 400:invalid_request_error \
 done
 check "401 fault: invalid_api_key" "$(jb '$.error.code')" != ""
 check "no hang line in log (never answered)" \
-  "$(wc -l <"$TMP/log2")" = 18
+  "$(wc -l <"$TMP/log2")" = 20
 check "stats by_status" \
   "$(stat_of '$.by_status.503') $(stat_of '$.by_status.429')" = "2 2"
 stop_mock
@@ -237,6 +240,22 @@ b=$(seq_of 7)
 check "same seed, same fault sequence" "$a" = "$b"
 check "@0.5 gives both outcomes" \
   "$(echo "$a" | grep -c 500),$(echo "$a" | grep -c 200)" = "1,1"
+
+# --- scoped rules: files: and batches: count their own requests -------------
+start_mock --faults 'batches:503#2,files:502html'
+req GET /v1/batches
+s1=$STATUS
+req GET /v1/batches
+check "batches:503#2 hits the 2nd batches request only" "$s1 $STATUS" = \
+  "200 503"
+req GET /v1/files
+check "files:502html hits /v1/files" "$STATUS $(hdr content-type)" = \
+  "502 text/html"
+post /v1/responses "$J"
+check "scoped rules leave online requests alone" "$STATUS" = 200
+stop_mock
+"$MOCK_BIN" --port 0 --faults 'batches:batch_expire' 2>/dev/null
+check "scope prefix only for HTTP kinds: exit 2" $? = 2
 
 # --- time windows ------------------------------------------------------------
 start_mock --faults '504~3600-,503~0-3600'

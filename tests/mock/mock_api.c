@@ -211,18 +211,26 @@ spoil(const struct sl_mock_rule *r, struct sl_mock_reply *rep)
   }
 }
 
+/* Is path prefix itself or below it ("/v1/files", "/v1/files/x")? */
+static int
+under(const char *path, const char *prefix)
+{
+  size_t n = strlen(prefix);
+
+  return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 void
 sl_mock_api_handle(struct sl_mock_server *srv,
                    const struct sl_mock_request *in, struct sl_mock_reply *rep)
 {
   const struct sl_mock_rule *m = NULL;
-  struct sl_mock_rule rule = {SL_MOCK_FAULT_NONE, SL_MOCK_COND_ALWAYS, 0, 0,
-                              0, 0, 0, -1};
+  struct sl_mock_rule rule = {.kind = SL_MOCK_FAULT_NONE, .arg_ms = -1};
   int have_rule = 0;
   int post = strcmp(in->method, "POST") == 0;
   int upload = post && strcmp(in->path, "/v1/files") == 0;
   char idbuf[40];
-  long long seq;
+  long long seq = 0;
   double el = sl_mock_server_elapsed(srv);
 
   rep->retry_after_ms = -1;
@@ -231,15 +239,24 @@ sl_mock_api_handle(struct sl_mock_server *srv,
   snprintf(rep->request_id, sizeof(rep->request_id), "req_%s", idbuf);
 
   pthread_mutex_lock(&srv->mu);
-  seq = ++srv->seq;
   srv->stats.requests++;
   if (post)
     sl_mock_stats_seen(&srv->stats, in->idem_key);
   if (upload)
     m = sl_mock_faults_match(&srv->faults, SL_MOCK_CTX_UPLOAD,
                              ++srv->uploads, el);
-  if (m == NULL)
+  /* Each scope numbers its own requests (see mock_faults.h). */
+  if (m == NULL && sl_mock_online_endpoint(in->path) != SL_MOCK_EP_NONE) {
+    seq = ++srv->seq;
     m = sl_mock_faults_match(&srv->faults, SL_MOCK_CTX_HTTP, seq, el);
+  } else if (m == NULL && under(in->path, "/v1/files")) {
+    seq = ++srv->seq_files;
+    m = sl_mock_faults_match(&srv->faults, SL_MOCK_CTX_FILES_HTTP, seq, el);
+  } else if (m == NULL && under(in->path, "/v1/batches")) {
+    seq = ++srv->seq_batches;
+    m = sl_mock_faults_match(&srv->faults, SL_MOCK_CTX_BATCHES_HTTP, seq,
+                             el);
+  }
   if (m != NULL) {
     rule = *m; /* the rule array may be replaced once we unlock */
     have_rule = 1;

@@ -63,10 +63,19 @@ parse_rule(char *tok, struct sl_mock_rule *r, char *err, size_t errlen)
   char *hi;
   size_t i;
 
+  enum sl_mock_fault_ctx scope = SL_MOCK_CTX_HTTP;
+
   memset(r, 0, sizeof(*r));
   r->arg_ms = -1;
   if (cond != NULL)
     *cond++ = '\0';
+  if (strncmp(tok, "files:", 6) == 0) {
+    scope = SL_MOCK_CTX_FILES_HTTP;
+    tok += 6;
+  } else if (strncmp(tok, "batches:", 8) == 0) {
+    scope = SL_MOCK_CTX_BATCHES_HTTP;
+    tok += 8;
+  }
   colon = strchr(tok, ':');
   if (colon != NULL) {
     *colon = '\0';
@@ -80,6 +89,15 @@ parse_rule(char *tok, struct sl_mock_rule *r, char *err, size_t errlen)
     return -1;
   }
   r->kind = kinds[i].kind;
+  r->ctx = kinds[i].ctx;
+  if (scope != SL_MOCK_CTX_HTTP) {
+    if (r->ctx != SL_MOCK_CTX_HTTP) {
+      snprintf(err, errlen, "fault '%s' takes no files:/batches: prefix",
+               tok);
+      return -1;
+    }
+    r->ctx = scope;
+  }
   if (arg != NULL) {
     /* 429:MS = retry delay; batch_error_line:CODE = the line's status
      * (0: a line with "response":null and an "error" object). */
@@ -209,7 +227,7 @@ sl_mock_faults_match(struct sl_mock_faults *f, enum sl_mock_fault_ctx ctx,
     const struct sl_mock_rule *r = &f->rules[i];
     double draw;
 
-    if (sl_mock_faults_ctx(r->kind) != ctx)
+    if (r->ctx != ctx)
       continue;
     switch (r->cond) {
     case SL_MOCK_COND_ALWAYS:

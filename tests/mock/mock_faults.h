@@ -5,7 +5,12 @@
  * condition: @P (probability, seeded PRNG), #A or #A-B (1-based sequence
  * number in the rule's context), ~T1-T2 (seconds since start in [T1,T2);
  * T2 may be left out for "from T1 on"). A bare KIND always matches.
- * The first matching rule of a context wins. */
+ * The first matching rule of a context wins.
+ *
+ * HTTP kinds (429 ... shouldretry) apply to the online endpoints and count
+ * online requests; prefixed with "files:" or "batches:" they apply to
+ * requests under /v1/files or /v1/batches instead, counted there. So a
+ * worker's background batch polling never shifts an online #N rule. */
 #ifndef SL_MOCK_FAULTS_H
 #define SL_MOCK_FAULTS_H
 
@@ -45,12 +50,14 @@ enum sl_mock_fault_kind {
 #undef XX
 };
 
-/* Where a rule is consulted: every API request (sequence = API request
- * number), each upload (sequence = upload number), each created batch
- * (sequence = batch number) or each line of a batch (sequence = line
- * number within its input file). */
+/* Where a rule is consulted, and what its #N counts: online requests
+ * (HTTP), requests under /v1/files (FILES_HTTP) or /v1/batches
+ * (BATCHES_HTTP), uploads (UPLOAD), created batches (BATCH) or the lines
+ * of a batch (LINE: line number within its input file). */
 enum sl_mock_fault_ctx {
   SL_MOCK_CTX_HTTP,
+  SL_MOCK_CTX_FILES_HTTP,
+  SL_MOCK_CTX_BATCHES_HTTP,
   SL_MOCK_CTX_UPLOAD,
   SL_MOCK_CTX_BATCH,
   SL_MOCK_CTX_LINE
@@ -65,6 +72,7 @@ enum sl_mock_fault_cond {
 
 struct sl_mock_rule {
   enum sl_mock_fault_kind kind;
+  enum sl_mock_fault_ctx ctx; /* from kind and scope prefix */
   enum sl_mock_fault_cond cond;
   double p;          /* PROB */
   long long a, b;    /* SEQ, inclusive */
@@ -101,7 +109,7 @@ const struct sl_mock_rule *sl_mock_faults_match(struct sl_mock_faults *f,
 int sl_mock_faults_has(const struct sl_mock_faults *f,
                        enum sl_mock_fault_kind kind);
 
-/* Context of a kind. */
+/* Context of a kind without scope prefix. */
 enum sl_mock_fault_ctx sl_mock_faults_ctx(enum sl_mock_fault_kind kind);
 
 /* SPEC name of a kind ("502html"); "none" for SL_MOCK_FAULT_NONE. */

@@ -44,7 +44,9 @@ struct sl_mock_server {
   struct sl_mock_rl rl;
   struct sl_mock_stats stats;
   struct sl_mock_store store;
-  long long seq;        /* API requests numbered so far */
+  long long seq;        /* online requests numbered so far */
+  long long seq_files;  /* requests under /v1/files numbered so far */
+  long long seq_batches; /* requests under /v1/batches numbered so far */
   long long uploads;    /* POST /v1/files numbered so far */
   long long nbatches;   /* batches created so far */
   atomic_uint_fast64_t ids; /* id counter */
