@@ -11,15 +11,6 @@
 
 #include "mock_server.h"
 
-/* Start the worker thread that renders batch output files, so request
- * threads never wait for a 50,000-line batch. srv->mu must be
- * initialised. Returns 0 or -1. */
-int sl_mock_batch_start(struct sl_mock_server *srv);
-
-/* Stop and join the worker (a rendering under way stops early once
- * srv->stopping is set). Safe when start failed or never ran. */
-void sl_mock_batch_stop(struct sl_mock_server *srv);
-
 /* Release batches held in finalizing by batch_stuck (the rule was
  * removed by PUT /_mock/faults). Caller holds srv->mu. */
 void sl_mock_batch_unstick(struct sl_mock_server *srv);

@@ -2,8 +2,8 @@
  * (online endpoints and the Batch API) for sluice's tests, benchmarks and
  * demo. This file owns the CLI, process setup and shutdown; only it calls
  * exit paths. Usage: sluice-mock --help. */
-#include "mock_batch.h"
 #include "mock_http.h"
+#include "mock_render.h"
 #include "mock_server.h"
 #include "mock_util.h"
 
