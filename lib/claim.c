@@ -485,13 +485,16 @@ int sl_release(struct sl_journal *j, int64_t id, int64_t token) {
 }
 
 int sl_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
-  static const char *const record =
+  static const char any_sql[] =
+      "SELECT 1 FROM jobs WHERE state = 'running' AND lease_expires < ?1"
+      " LIMIT 1";
+  static const char record_sql[] =
       "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
       " finished_at, failure_class, error)"
       " SELECT id, attempts, generation, 'rescue', updated_at, ?1,"
       " 'ambiguous', 'lease expired: the worker holding the job stopped'"
       " FROM jobs WHERE state = 'running' AND lease_expires < ?1";
-  static const char *const requeue =
+  static const char requeue_sql[] =
       "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts"
       " THEN 'failed' ELSE 'pending' END,"
       " finished_at = CASE WHEN attempts >= max_attempts THEN ?1 END,"
@@ -500,7 +503,7 @@ int sl_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
       " lease_token = NULL, lease_expires = NULL, run_after = ?1,"
       " updated_at = ?1"
       " WHERE state = 'running' AND lease_expires < ?1";
-  sqlite3_stmt *st = NULL;
+  sqlite3_stmt *st;
   int rc, i;
   int64_t changed = 0;
 
@@ -508,16 +511,33 @@ int sl_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
     return SL_INVAL;
   if (!now_ms)
     now_ms = sl_now_ms();
+  /* Workers call this periodically and usually nothing expired: look first
+   * (a read through jobs_running), take the write lock only if needed. */
+  st = sl_journal_sql(j, any_sql);
+  if (!st)
+    return SL_DB;
+  sqlite3_bind_int64(st, 1, now_ms);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE) {
+    if (rescued)
+      *rescued = 0;
+    return SL_OK;
+  }
+  if (rc != SQLITE_ROW)
+    return sl_journal_fail(j, rc, "looking for expired leases");
   rc = sl_journal_begin(j);
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < 2; i++) {
-    rc = sqlite3_prepare_v2(j->db, i ? requeue : record, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-      sqlite3_bind_int64(st, 1, now_ms);
-      rc = sqlite3_step(st);
+    st = sl_journal_sql(j, i ? requeue_sql : record_sql);
+    if (!st) {
+      sl_journal_rollback(j);
+      return SL_DB;
     }
-    sqlite3_finalize(st);
+    sqlite3_bind_int64(st, 1, now_ms);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
       rc = sl_journal_fail(j, rc, "rescuing expired leases");
       sl_journal_rollback(j);

@@ -111,32 +111,32 @@ int sl_enqueue_many(struct sl_journal *j, const struct sl_job_spec *specs,
 }
 
 int sl_cancel(struct sl_journal *j, int64_t id) {
-  sqlite3_stmt *st = NULL;
-  int rc, changed;
-  const char *sql =
+  static const char cancel_sql[] =
       "UPDATE jobs SET state = 'cancelled', last_class = 'cancelled',"
       " updated_at = ?2, finished_at = ?2"
       " WHERE id = ?1 AND state IN ('pending', 'batched')";
+  static const char state_sql[] = "SELECT state FROM jobs WHERE id = ?1";
+  sqlite3_stmt *st;
+  int rc, changed;
 
   if (!j)
     return SL_INVAL;
-  rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, sl_now_ms());
-    rc = sqlite3_step(st);
-  }
-  sqlite3_finalize(st);
+  st = sl_journal_sql(j, cancel_sql);
+  if (!st)
+    return SL_DB;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, sl_now_ms());
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
   if (rc != SQLITE_DONE)
     return sl_journal_fail(j, rc, "cancelling a job");
   changed = sqlite3_changes(j->db);
   if (changed)
     return SL_OK;
   /* Say why nothing changed: missing, or in a state cancel cannot touch. */
-  rc = sqlite3_prepare_v2(j->db, "SELECT state FROM jobs WHERE id = ?1", -1,
-                          &st, NULL);
-  if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "looking up a job");
+  st = sl_journal_sql(j, state_sql);
+  if (!st)
+    return SL_DB;
   sqlite3_bind_int64(st, 1, id);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
@@ -150,6 +150,6 @@ int sl_cancel(struct sl_journal *j, int64_t id) {
   } else {
     rc = sl_journal_fail(j, rc, "looking up a job");
   }
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   return rc;
 }

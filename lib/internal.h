@@ -32,9 +32,19 @@ enum sl_stmt_id {
   SL_STMT__COUNT
 };
 
+/* Statements of the colder paths (cancel, rescue, status...), prepared on
+ * first use and kept, keyed by the address of their static SQL text. */
+#define SL_SQL_CACHE 48
+struct sl_sql_cached {
+  const char *sql;
+  sqlite3_stmt *st;
+};
+
 struct sl_journal {
   sqlite3 *db;
   sqlite3_stmt *stmts[SL_STMT__COUNT];
+  struct sl_sql_cached cached[SL_SQL_CACHE];
+  int ncached;
   char errmsg[512];
 };
 
@@ -50,6 +60,15 @@ int sl_journal_fail(struct sl_journal *j, int rc, const char *what);
 /* The cached statement `id`, reset and with bindings cleared; NULL on error
  * (j->errmsg says why). */
 sqlite3_stmt *sl_journal_stmt(struct sl_journal *j, enum sl_stmt_id id);
+
+/*
+ * Like sl_journal_stmt for SQL that is not in sl_stmt_sql: the statement for
+ * `sql`, prepared once per connection, reset and with bindings cleared.
+ * `sql` must have static storage (a string literal or a static const array):
+ * the cache keys on its address. The caller resets the statement, never
+ * finalizes it. NULL on error (j->errmsg says why), including a full cache.
+ */
+sqlite3_stmt *sl_journal_sql(struct sl_journal *j, const char *sql);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK through cached statements. */
 int sl_journal_begin(struct sl_journal *j);

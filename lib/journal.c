@@ -87,6 +87,35 @@ sqlite3_stmt *sl_journal_stmt(struct sl_journal *j, enum sl_stmt_id id) {
   return st;
 }
 
+sqlite3_stmt *sl_journal_sql(struct sl_journal *j, const char *sql) {
+  struct sl_sql_cached *c;
+  int i, rc;
+  for (i = 0; i < j->ncached; i++) {
+    c = &j->cached[i];
+    if (c->sql == sql) {
+      sqlite3_reset(c->st);
+      sqlite3_clear_bindings(c->st);
+      return c->st;
+    }
+  }
+  if (j->ncached == SL_SQL_CACHE) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "statement cache full (raise SL_SQL_CACHE)");
+    return NULL;
+  }
+  c = &j->cached[j->ncached];
+  rc = sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st,
+                          NULL);
+  if (rc != SQLITE_OK) {
+    sl_journal_fail(j, rc, "preparing a statement");
+    c->st = NULL;
+    return NULL;
+  }
+  c->sql = sql;
+  j->ncached++;
+  return c->st;
+}
+
 static int step_once(struct sl_journal *j, enum sl_stmt_id id,
                      const char *what) {
   sqlite3_stmt *st = sl_journal_stmt(j, id);
@@ -350,6 +379,8 @@ void sl_close(struct sl_journal *j) {
     return;
   for (i = 0; i < SL_STMT__COUNT; i++)
     sqlite3_finalize(j->stmts[i]);
+  for (i = 0; i < j->ncached; i++)
+    sqlite3_finalize(j->cached[i].st);
   sqlite3_close(j->db);
   free(j);
 }

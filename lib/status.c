@@ -31,9 +31,9 @@ int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
 
   if (!j || !out || !n)
     return SL_INVAL;
-  rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
-  if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "reading status");
+  st = sl_journal_sql(j, sql);
+  if (!st)
+    return SL_DB;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     struct sl_queue_status *q;
     if (len == cap) {
@@ -58,17 +58,17 @@ int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
     q->paused = sqlite3_column_int(st, 8);
   }
   if (oom) {
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     sl_status_free(arr, len);
     return SL_NOMEM;
   }
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "reading status");
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     sl_status_free(arr, len);
     return rc;
   }
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   *out = arr;
   *n = len;
   return SL_OK;
@@ -109,19 +109,19 @@ int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
   if (!j || !out)
     return SL_INVAL;
   memset(&i, 0, sizeof i);
-  rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
-  if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "reading a job");
+  st = sl_journal_sql(j, sql);
+  if (!st)
+    return SL_DB;
   sqlite3_bind_int64(st, 1, id);
   rc = sqlite3_step(st);
   if (rc == SQLITE_DONE) {
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     snprintf(j->errmsg, sizeof j->errmsg, "no job %lld", (long long)id);
     return SL_NOT_FOUND;
   }
   if (rc != SQLITE_ROW) {
     rc = sl_journal_fail(j, rc, "reading a job");
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return rc;
   }
   i.id = sqlite3_column_int64(st, 0);
@@ -150,7 +150,7 @@ int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
   i.output_tokens = sqlite3_column_int64(st, 23);
   i.result_body = sl_column_strdup(st, 24, &oom);
   i.request_id = sl_column_strdup(st, 25, &oom);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   if (oom) {
     sl_job_info_free(&i);
     return SL_NOMEM;
@@ -176,6 +176,8 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
       " AND (?4 IS NULL OR batch_id = ?4)"
       " AND (?5 IS NULL OR finished_at >= ?5)"
       " AND (?6 IS NULL OR finished_at < ?6) AND ?8 IS ?8 AND ?9 IS ?9";
+  static const char replayed_sql[] =
+      "SELECT replayed FROM replays WHERE id = ?1";
   sqlite3_stmt *st = NULL;
   int rc;
 
@@ -183,10 +185,9 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
     return SL_INVAL;
   if (!door)
     door = "api";
-  rc = sqlite3_prepare_v2(j->db, f->dry_run ? count_sql : insert_sql, -1, &st,
-                          NULL);
-  if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "preparing a replay");
+  st = sl_journal_sql(j, f->dry_run ? count_sql : insert_sql);
+  if (!st)
+    return SL_DB;
   sl_bind_text(st, 1, f->queue);
   sl_bind_text(st, 2, f->partition);
   sl_bind_text(st, 3, f->failure_class);
@@ -202,22 +203,20 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
       *replayed = sqlite3_column_int64(st, 0);
     rc = sqlite3_step(st);
   }
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   if (rc != SQLITE_DONE)
     return sl_journal_fail(j, rc, "replaying jobs");
   if (f->dry_run)
     return SL_OK;
   /* RETURNING would not see what the AFTER trigger wrote: read it back. */
-  rc = sqlite3_prepare_v2(j->db,
-                          "SELECT replayed FROM replays WHERE id = ?1", -1,
-                          &st, NULL);
-  if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "reading a replay");
+  st = sl_journal_sql(j, replayed_sql);
+  if (!st)
+    return SL_DB;
   sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(j->db));
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW && replayed)
     *replayed = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   if (rc != SQLITE_ROW)
     return sl_journal_fail(j, rc, "reading a replay");
   return SL_OK;
