@@ -63,7 +63,7 @@ else
 fi
 
 # --- SIGTERM: stop claiming, finish what is in flight, release the rest
-rm -f "$SLUICE_JOURNAL"*
+reset_journal
 start_mock --latency-ms 1000 --log "$T/drain.log"
 for i in $(seq 1 100); do printf '{"model":"m","input":"%d"}\n' "$i"; done |
   "$SLUICE" enqueue >/dev/null
@@ -82,7 +82,7 @@ eq "SIGTERM: the rest untouched" "90|0" \
   "$(sql "SELECT count(*), coalesce(sum(attempts),0) FROM jobs WHERE state='pending'")"
 
 # drain timeout: the in-flight requests are cut off and given back
-rm -f "$SLUICE_JOURNAL"*
+reset_journal
 for i in $(seq 1 5); do printf '{"model":"m","input":"%d"}\n' "$i"; done |
   "$SLUICE" enqueue >/dev/null
 PUT_FAULTS() { curl -s -X PUT --data "$1" "http://127.0.0.1:$MOCK_PORT/_mock/faults" >/dev/null; }

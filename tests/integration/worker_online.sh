@@ -39,7 +39,7 @@ check "Idempotency-Key header is the job's key" cmp -s "$T/keys.db" "$T/keys.log
 klass() { # name fault expected-class [worker args...]
   local name=$1 fault=$2 want=$3
   shift 3
-  rm -f "$SLUICE_JOURNAL" "$SLUICE_JOURNAL"-wal "$SLUICE_JOURNAL"-shm
+  reset_journal
   start_mock --faults "$fault"
   "$SLUICE" enqueue -m 1 '{"model":"gpt-4o-mini","input":"x"}' >/dev/null
   work "$@"
@@ -68,7 +68,7 @@ klass "non-JSON 200 body" "nonjson@1" ambiguous
 
 # quota and auth pause the queue's online route and spend no attempt
 pauses() { # name fault class
-  rm -f "$SLUICE_JOURNAL" "$SLUICE_JOURNAL"-wal "$SLUICE_JOURNAL"-shm
+  reset_journal
   start_mock --faults "$2"
   "$SLUICE" enqueue -m 1 '{"model":"gpt-4o-mini","input":"x"}' >/dev/null
   timeout 20 "$SLUICE" work --base-url "$MOCK_URL" --poll 100ms \
@@ -87,7 +87,7 @@ pauses "429 insufficient_quota" "quota@1" quota_exhausted
 pauses "401" "401@1" auth
 
 # connection refused: a port nothing listens on
-rm -f "$SLUICE_JOURNAL"*
+reset_journal
 start_mock
 port=$MOCK_PORT
 stop_mock
@@ -98,7 +98,7 @@ eq "classified: connection refused -> network" network \
   "$(sql 'SELECT failure_class FROM attempts')"
 
 # permanent classes fail at once even with attempts left
-rm -f "$SLUICE_JOURNAL"*
+reset_journal
 start_mock --faults "400@1" --log "$T/perm.log"
 "$SLUICE" enqueue -m 5 '{"model":"m"}' >/dev/null
 work
@@ -107,7 +107,7 @@ stop_mock
 eq "one request sent for a permanent failure" 1 "$(wc -l <"$T/perm.log")"
 
 # x-should-retry: false overrides a retryable status
-rm -f "$SLUICE_JOURNAL"*
+reset_journal
 start_mock --faults "shouldretry@1"
 "$SLUICE" enqueue -m 5 '{"model":"m"}' >/dev/null
 work
@@ -115,7 +115,7 @@ eq "x-should-retry: false stops retries" "failed|1" "$(sql 'SELECT state, attemp
 stop_mock
 
 # --- retry then success, same Idempotency-Key on every attempt
-rm -f "$SLUICE_JOURNAL"*
+reset_journal
 start_mock --faults "500#1-2" --log "$T/retry.log"
 "$SLUICE" enqueue -m 5 '{"model":"m","input":"retry me"}' >/dev/null
 work
@@ -128,7 +128,7 @@ eq "three requests, one key" "3 1" \
 eq "one result" 1 "$(sql 'SELECT count(*) FROM results')"
 
 # --- exhausted attempts fail the job
-rm -f "$SLUICE_JOURNAL"*
+reset_journal
 start_mock --faults "503@1"
 "$SLUICE" enqueue -m 3 '{"model":"m"}' >/dev/null
 work
@@ -137,7 +137,7 @@ eq "fails after max_attempts" "failed|3|overloaded" \
 stop_mock
 
 # --- Retry-After is honoured (429 asking for 1.5 s; our own backoff is 20 ms)
-rm -f "$SLUICE_JOURNAL"*
+reset_journal
 start_mock --faults "429:1500#1"
 "$SLUICE" enqueue '{"model":"m"}' >/dev/null
 work
@@ -150,7 +150,7 @@ fi
 stop_mock
 
 # --- deadline: a job past its deadline is never sent
-rm -f "$SLUICE_JOURNAL"*
+reset_journal
 start_mock --log "$T/deadline.log"
 "$SLUICE" enqueue -d "$(( $(date +%s%3N) - 1000 ))" '{"model":"m"}' >/dev/null 2>&1 ||
   sql "INSERT INTO jobs(body, deadline) VALUES('{\"model\":\"m\"}', 1)"

@@ -32,6 +32,12 @@ eq() {
 }
 finish() { [ "$FAILS" -eq 0 ]; exit $?; }
 
+# A fresh journal: the file and its -wal/-shm, by name (never a glob).
+reset_journal() {
+  : "${SLUICE_JOURNAL:?}"
+  rm -f "$SLUICE_JOURNAL" "$SLUICE_JOURNAL-wal" "$SLUICE_JOURNAL-shm"
+}
+
 sql() { sqlite3 -cmd ".timeout 10000" "$SLUICE_JOURNAL" "$@"; }
 
 # start_mock [ARGS...]: start sluice-mock on a free port; sets MOCK_PORT,

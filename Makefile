@@ -1,0 +1,207 @@
+# sluice: durable job queue worker for OpenAI API calls.
+#   make            build libsluice, sluice, sluice-mock (release, -O2)
+#   make test       install missing packages, build with ASan+UBSan, run tests
+#   make demo       install missing packages, run the end-to-end demo
+#   make bench      benchmarks (figures only, never pass/fail)
+#   make install    PREFIX=/usr/local DESTDIR=
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+SAN     ?= 0
+CC      ?= cc
+
+LIB_PKGS    := sqlite3
+WORKER_PKGS := sqlite3 libuv libcurl libcjson inih libmicrohttpd
+MOCK_PKGS   := libmicrohttpd libcjson
+TEST_PKGS   := cmocka libmicrohttpd
+ALL_PKGS    := $(sort $(WORKER_PKGS) $(MOCK_PKGS) $(TEST_PKGS))
+
+# sd_notify readiness and watchdog: USE_SYSTEMD=yes|no|auto (auto: when
+# pkg-config finds libsystemd).
+USE_SYSTEMD ?= auto
+ifeq ($(USE_SYSTEMD),auto)
+USE_SYSTEMD := $(shell pkg-config --exists libsystemd 2>/dev/null && echo yes || echo no)
+endif
+ifeq ($(USE_SYSTEMD),yes)
+WORKER_PKGS += libsystemd
+CPPFLAGS    += -DSL_HAVE_SYSTEMD
+endif
+
+pc_cflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
+pc_libs   = $(shell pkg-config --libs $(1) 2>/dev/null)
+
+WARN     := -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wno-missing-field-initializers \
+            -Wno-format-truncation
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ilib -Iworker -DSL_SOURCE_DIR=\"$(CURDIR)\"
+ifeq ($(FUZZ),1)
+# libFuzzer targets: clang, every object instrumented for coverage.
+CC       := clang
+WARN     += -Wno-unknown-warning-option
+OPT      := -O1 -g -fsanitize=address,undefined,fuzzer-no-link \
+            -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANLD    := -fsanitize=address,undefined
+else ifeq ($(SAN),1)
+OPT      := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+SANLD    := -fsanitize=address,undefined
+else
+OPT      := -O2 -g
+SANLD    :=
+endif
+ALL_CFLAGS = $(WARN) $(OPT) -fPIC -MMD -MP $(CFLAGS)
+
+LIB_SRC     := $(wildcard lib/*.c)
+LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+MIGRATIONS  := $(sort $(wildcard migrations/[0-9][0-9][0-9][0-9]_*.sql))
+WORKER_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c))
+WORKER_OBJ  := $(WORKER_SRC:%.c=$(BUILD)/%.o)
+MOCK_SRC    := $(wildcard tests/mock/*.c)
+MOCK_OBJ    := $(MOCK_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+HELPER_BIN  := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
+BENCH_BIN   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+
+LIBSLUICE_A  := $(BUILD)/libsluice.a
+LIBSLUICE_SO := $(BUILD)/libsluice.so
+LIBWORKER_A  := $(BUILD)/libsluice-worker.a
+SLUICE       := $(BUILD)/sluice
+MOCK         := $(BUILD)/sluice-mock
+
+.PHONY: all deps test check tests demo bench chaos fuzz fuzz-bins install uninstall clean
+all: $(LIBSLUICE_A) $(LIBSLUICE_SO) $(SLUICE) $(MOCK) $(BUILD)/sluice.pc
+
+# Install missing Debian packages only when a pkg-config check fails.
+deps:
+	@pkg-config --exists $(ALL_PKGS) && command -v sqlite3 >/dev/null \
+	  && command -v nghttpx >/dev/null && command -v wrk >/dev/null \
+	  && command -v openssl >/dev/null && command -v clang >/dev/null \
+	  && command -v curl >/dev/null || deploy/install-deps.sh
+
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) tools/sql2c.sh
+	@mkdir -p $(@D)
+	tools/sql2c.sh $@ $(MIGRATIONS)
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(LIB_PKGS)) -c -o $@ $<
+
+$(BUILD)/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(LIB_PKGS)) -c -o $@ $<
+
+$(BUILD)/worker/%.o: worker/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) -c -o $@ $<
+
+$(BUILD)/tests/mock/%.o: tests/mock/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(MOCK_PKGS)) -c -o $@ $<
+
+$(LIBSLUICE_A): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIBSLUICE_SO): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libsluice.so.0 $(SANLD) -o $@ $^ $(call pc_libs,$(LIB_PKGS))
+
+$(LIBWORKER_A): $(WORKER_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+WORKER_LIBS = $(LIBWORKER_A) $(LIBSLUICE_A) $(call pc_libs,$(WORKER_PKGS)) -lm
+
+$(SLUICE): $(BUILD)/worker/main.o $(LIBWORKER_A) $(LIBSLUICE_A)
+	$(CC) $(SANLD) -o $@ $< $(WORKER_LIBS)
+
+$(MOCK): $(MOCK_OBJ)
+	$(CC) $(SANLD) -o $@ $^ $(call pc_libs,$(MOCK_PKGS)) -lm
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBWORKER_A) $(LIBSLUICE_A)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS) $(TEST_PKGS)) \
+	  $(SANLD) -o $@ $< $(WORKER_LIBS) $(call pc_libs,$(TEST_PKGS))
+
+$(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBWORKER_A) $(LIBSLUICE_A)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) $(SANLD) -o $@ $< $(WORKER_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBWORKER_A) $(LIBSLUICE_A)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) $(SANLD) -o $@ $< $(WORKER_LIBS)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIBWORKER_A) $(LIBSLUICE_A)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) -fsanitize=fuzzer \
+	  $(SANLD) -o $@ $< $(WORKER_LIBS)
+
+fuzz-bins: $(FUZZ_BIN)
+
+# Examples are producers: they link libsluice and SQLite only.
+$(BUILD)/examples/%: examples/%.c $(LIBSLUICE_A)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(SANLD) -o $@ $< $(LIBSLUICE_A) $(call pc_libs,$(LIB_PKGS))
+
+$(BUILD)/sluice.pc: deploy/sluice.pc.in
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define SL_VERSION "\(.*\)"/\1/p' include/sluice.h)|g' $< > $@
+
+tests: all $(UNIT_BIN) $(HELPER_BIN) $(EXAMPLE_BIN)
+
+test: deps
+	$(MAKE) BUILD=build/san SAN=1 tests
+	$(MAKE) BUILD=build/fuzz FUZZ=1 fuzz-bins
+	tests/run.sh build/san
+
+# The long chaos run: 20,000 jobs, 40 rounds of SIGKILL (release build).
+chaos: deps
+	$(MAKE) all
+	SLUICE_BUILD=$(CURDIR)/$(BUILD) CHAOS_JOBS=$${CHAOS_JOBS:-20000} \
+	  CHAOS_ROUNDS=$${CHAOS_ROUNDS:-40} bash tests/integration/chaos.sh
+
+# Each libFuzzer target for FUZZ_SECONDS (make test runs each briefly).
+FUZZ_SECONDS ?= 120
+fuzz: deps
+	$(MAKE) BUILD=build/fuzz FUZZ=1 fuzz-bins
+	tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
+
+check: test
+
+demo: deps
+	$(MAKE) all
+	deploy/demo.sh $(BUILD)
+
+bench: deps
+	$(MAKE) all $(BENCH_BIN)
+	bench/run.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0755 $(SLUICE) $(DESTDIR)$(PREFIX)/bin/sluice
+	install -m 0644 $(LIBSLUICE_A) $(DESTDIR)$(PREFIX)/lib/libsluice.a
+	install -m 0755 $(LIBSLUICE_SO) $(DESTDIR)$(PREFIX)/lib/libsluice.so.0
+	ln -sf libsluice.so.0 $(DESTDIR)$(PREFIX)/lib/libsluice.so
+	install -m 0644 include/sluice.h $(DESTDIR)$(PREFIX)/include/sluice.h
+# $(BUILD)/sluice.pc may predate this PREFIX: write the prefix now
+	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(BUILD)/sluice.pc \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
+	install -m 0644 man/sluice.1 $(DESTDIR)$(PREFIX)/share/man/man1/sluice.1
+	install -m 0644 man/libsluice.3 $(DESTDIR)$(PREFIX)/share/man/man3/libsluice.3
+	install -m 0644 man/sluice.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/sluice.conf.5
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/sluice $(DESTDIR)$(PREFIX)/lib/libsluice.a \
+	  $(DESTDIR)$(PREFIX)/lib/libsluice.so $(DESTDIR)$(PREFIX)/lib/libsluice.so.0 \
+	  $(DESTDIR)$(PREFIX)/include/sluice.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/sluice.1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man3/libsluice.3 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5/sluice.conf.5
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
