@@ -46,14 +46,14 @@ eq "integrity_check" ok "$(sql 'PRAGMA integrity_check')"
 # Every request the server saw carried the key of a real job, and every
 # succeeded job's key reached the server with a 200.
 sql "SELECT idempotency_key FROM jobs" | sort >"$T/keys"
-awk '{print $4}' "$T/mock.log" | sort -u >"$T/sent"
+api_calls "$T/mock.log" | awk '{print $4}' | sort -u >"$T/sent"
 eq "every request carried a job's Idempotency-Key" 0 \
   "$(comm -13 "$T/keys" "$T/sent" | wc -l)"
 sql "SELECT idempotency_key FROM jobs WHERE state='succeeded'" | sort >"$T/ok"
-awk '$5 == 200 {print $4}' "$T/mock.log" | sort -u >"$T/ok_sent"
+api_calls "$T/mock.log" | awk '$5 == 200 {print $4}' | sort -u >"$T/ok_sent"
 eq "each succeeded job was answered 200 under its own key" 0 \
   "$(comm -23 "$T/ok" "$T/ok_sent" | wc -l)"
-dups=$(awk '$5 == 200 {print $4}' "$T/mock.log" | sort | uniq -d | wc -l)
+dups=$(api_calls "$T/mock.log" | awk '$5 == 200 {print $4}' | sort | uniq -d | wc -l)
 echo "requests answered 200 more than once (same key, after a kill): $dups"
 lost=$(sql "SELECT count(*) FROM attempts WHERE route='rescue'")
 if [ "$running" -eq 0 ] || [ "$lost" -gt 0 ]; then

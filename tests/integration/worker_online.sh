@@ -27,7 +27,7 @@ eq "request ids match the server's" 200 \
   "$(sql "SELECT count(*) FROM results WHERE request_id LIKE 'req_%'")"
 stop_mock
 # (the batch route's recovery lists /v1/batches at start: count API calls)
-awk '$3 == "/v1/responses"' "$T/mock.log" >"$T/calls.log"
+api_calls "$T/mock.log" >"$T/calls.log"
 keys_in_log=$(awk '{print $4}' "$T/calls.log" | sort | uniq | wc -l)
 eq "the mock saw each idempotency key once" 200 "$keys_in_log"
 eq "the mock saw 200 requests" 200 "$(wc -l <"$T/calls.log")"
@@ -75,12 +75,12 @@ pauses() { # name fault class
     2>>"$T/worker.log" &
   local w=$!
   PIDS+=("$w")
-  paused_now() { [ "$(sql "SELECT count(*) FROM queues WHERE online_paused = 1")" = 1 ]; }
+  paused_now() { [ "$(sql "SELECT count(*) FROM queue_limits WHERE online_paused = 1")" = 1 ]; }
   wait_for 10 paused_now
   kill -TERM "$w"
   wait "$w" 2>/dev/null
   eq "classified: $1 -> $3, route paused, attempt refunded" "$3|pending|0|1" \
-    "$(sql "SELECT (SELECT failure_class FROM attempts), state, attempts, (SELECT online_paused FROM queues) FROM jobs")"
+    "$(sql "SELECT (SELECT failure_class FROM attempts), state, attempts, (SELECT online_paused FROM queue_limits) FROM jobs")"
   stop_mock
 }
 pauses "429 insufficient_quota" "quota@1" quota_exhausted
@@ -104,7 +104,7 @@ start_mock --faults "400@1" --log "$T/perm.log"
 work
 eq "invalid_request is never retried" "failed|1" "$(sql 'SELECT state, attempts FROM jobs')"
 stop_mock
-eq "one request sent for a permanent failure" 1 "$(wc -l <"$T/perm.log")"
+eq "one request sent for a permanent failure" 1 "$(api_calls "$T/perm.log" | wc -l)"
 
 # x-should-retry: false overrides a retryable status
 reset_journal
@@ -124,7 +124,7 @@ eq "attempt rows record each class" "server_error,server_error,ok" \
   "$(sql "SELECT group_concat(coalesce(failure_class,'ok')) FROM (SELECT * FROM attempts ORDER BY id)")"
 stop_mock
 eq "three requests, one key" "3 1" \
-  "$(wc -l <"$T/retry.log") $(awk '{print $4}' "$T/retry.log" | sort -u | wc -l)"
+  "$(api_calls "$T/retry.log" | wc -l) $(api_calls "$T/retry.log" | awk '{print $4}' | sort -u | wc -l)"
 eq "one result" 1 "$(sql 'SELECT count(*) FROM results')"
 
 # --- exhausted attempts fail the job
@@ -158,5 +158,5 @@ work
 eq "expired deadline fails unsent" "failed|deadline_exceeded" \
   "$(sql 'SELECT state, last_class FROM jobs')"
 stop_mock
-eq "nothing sent for an expired job" 0 "$(wc -l <"$T/deadline.log" 2>/dev/null || echo 0)"
+eq "nothing sent for an expired job" 0 "$(api_calls "$T/deadline.log" | wc -l)"
 finish

@@ -32,6 +32,12 @@ eq() {
 }
 finish() { [ "$FAILS" -eq 0 ]; exit $?; }
 
+# api_calls LOG: the mock's log lines for online API calls only (a worker's
+# batch route also lists /v1/batches and /v1/files at start).
+api_calls() {
+  awk '$3 ~ /^\/v1\/(responses|chat\/completions|embeddings|completions|moderations)$/' "$1"
+}
+
 # A fresh journal: the file and its -wal/-shm, by name (never a glob).
 reset_journal() {
   : "${SLUICE_JOURNAL:?}"
