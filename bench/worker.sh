@@ -19,7 +19,8 @@
 #
 # Usage: bench/worker.sh [BUILD_DIR]   (release build: `make all build/bench/worker_probe`)
 # Env: JOBS, RUNS, CONC, MOCK_THREADS, WRK_SECONDS, INFLIGHT, WAKE_N,
-#      WAKE_MS, ONLY (1, 2 or 3: one scenario).
+#      WAKE_MS, ONLY (1, 2 or 3: one scenario), KEEP=1 (keep the temp dir:
+#      journals, logs, per-job latencies).
 set -u
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,7 +53,7 @@ failed=0
 cleanup() {
   [ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null && wait "$WORKER_PID" 2>/dev/null
   [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
-  rm -rf "$TMP"
+  if [ -n "${KEEP:-}" ]; then echo "worker.sh: kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -164,7 +165,7 @@ EOF
     # enqueue to result: dominated by the backlog (all jobs enqueued first)
     q50=$(sqlite3 "$J" "SELECT r.created_at - j.created_at FROM results r JOIN jobs j ON j.id = r.job_id ORDER BY 1" | pct 0.50)
     printf '   run %d: sluice %7s jobs/s   wrk %9s req/s   ratio %5.1f%%   attempt p50 %s ms p99 %s ms\n' \
-      "$r" "$rate" "${w:-?}" "$(awk -v a="$rate" -v b="${w:-0}" 'BEGIN {print b > 0 ? 100 * a / b : 0}')" \
+      "$r" "$rate" "${w:-?}" "$(awk -v a="$rate" -v b="${w:-0}" 'BEGIN {print (b > 0 ? 100 * a / b : 0)}')" \
       "$lat50" "$lat99"
     s_rate+=("$rate"); w_rate+=("${w:-0}"); l50+=("$lat50"); l99+=("$lat99"); qw+=("$q50")
   done
@@ -172,7 +173,7 @@ EOF
   echo "   ---"
   printf '   sluice:  %s jobs/s end to end (wall time of `sluice work --exit-when-idle`)\n' "$s"
   printf '   wrk:     %s requests/s\n' "$w"
-  printf '   ratio:   %.1f%% of wrk   (aim >= 70%%)\n' "$(awk -v a="$s" -v b="$w" 'BEGIN {print b > 0 ? 100 * a / b : 0}')"
+  printf '   ratio:   %.1f%% of wrk   (aim >= 70%%)\n' "$(awk -v a="$s" -v b="$w" 'BEGIN {print (b > 0 ? 100 * a / b : 0)}')"
   printf '   job latency, request start to durable commit: p50 %s ms, p99 %s ms\n' \
     "$(median "${l50[@]}")" "$(median "${l99[@]}")"
   printf '   (enqueue to result, backlog wait included: p50 %s ms)\n' "$(median "${qw[@]}")"

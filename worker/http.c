@@ -56,6 +56,7 @@ struct sock {
   curl_socket_t fd;
   struct sl_http *h;
   struct sock *prev, *next; /* h->socks */
+  int parked;               /* stopped, in h->parked[fd] (sock_park) */
 };
 
 /* One easy handle and what a transfer on it needs; reused. */
@@ -88,7 +89,9 @@ struct sl_http {
   struct xfer *idle;          /* reset easy handles for reuse */
   size_t n_idle;
   struct xfer *aborted;       /* finished by close, callbacks pending */
-  struct sock *socks;         /* open socket contexts */
+  struct sock *socks;         /* open socket contexts, parked ones too */
+  struct sock **parked;       /* by descriptor number: stopped, for reuse */
+  size_t parked_cap;
   int handles_open;           /* uv handles whose close cb has not run */
   int closing;                /* sl_http_close was called */
   int cleaning;               /* inside curl_multi_cleanup */
@@ -677,6 +680,8 @@ static void on_sock_closed(uv_handle_t *hd) {
 }
 
 static void sock_close(struct sl_http *h, struct sock *c) {
+  if (c->parked)
+    h->parked[c->fd] = NULL;
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -685,6 +690,53 @@ static void sock_close(struct sl_http *h, struct sock *c) {
     c->next->prev = c->prev;
   c->prev = c->next = NULL;
   uv_close((uv_handle_t *)&c->poll, on_sock_closed);
+}
+
+enum { MAX_PARKED_FD = 1 << 20 };
+
+/*
+ * curl reports a kept-alive connection's socket as removed after each
+ * transfer and as new on the next one. Instead of closing its poll handle
+ * and opening another (a calloc, uv_poll_init_socket's probe: two epoll_ctl
+ * and an ioctl, then a close), stop it and keep it under its descriptor
+ * number for the next socket curl hands us with that number (the same
+ * connection, or a new socket that reuses the number: a stopped handle is
+ * only a number to libuv). 0, or -1 if it cannot be kept (then close it).
+ */
+static int sock_park(struct sl_http *h, struct sock *c) {
+  size_t fd = (size_t)c->fd, cap;
+  struct sock **p;
+
+  if (c->fd < 0 || fd >= MAX_PARKED_FD)
+    return -1;
+  if (fd >= h->parked_cap) {
+    cap = h->parked_cap ? h->parked_cap : 64;
+    while (cap <= fd)
+      cap *= 2;
+    p = realloc(h->parked, cap * sizeof(*p));
+    if (!p)
+      return -1;
+    memset(p + h->parked_cap, 0, (cap - h->parked_cap) * sizeof(*p));
+    h->parked = p;
+    h->parked_cap = cap;
+  }
+  if (h->parked[fd] || uv_poll_stop(&c->poll) != 0)
+    return -1;
+  c->parked = 1;
+  h->parked[fd] = c;
+  return 0;
+}
+
+/* The parked handle for this descriptor number, taken out; or NULL. */
+static struct sock *sock_unpark(struct sl_http *h, curl_socket_t fd) {
+  struct sock *c;
+
+  if (fd < 0 || (size_t)fd >= h->parked_cap || !h->parked[fd])
+    return NULL;
+  c = h->parked[fd];
+  h->parked[fd] = NULL;
+  c->parked = 0;
+  return c;
 }
 
 /* Mark a transfer whose socket libuv refused; the timer completes it. */
@@ -748,7 +800,8 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 
   if (what == CURL_POLL_REMOVE) {
     if (c) {
-      sock_close(h, c);
+      if (h->closing || sock_park(h, c) != 0)
+        sock_close(h, c);
       if (!h->cleaning) {
         mc = curl_multi_assign(h->multi, fd, NULL);
         if (mc != CURLM_OK)
@@ -761,8 +814,20 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
     events |= UV_READABLE;
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
     events |= UV_WRITABLE;
-  if (!c)
-    c = sock_open(h, easy, fd);
+  if (!c) {
+    c = sock_unpark(h, fd);
+    if (c) {
+      mc = curl_multi_assign(h->multi, fd, c);
+      if (mc != CURLM_OK) {
+        glue_error(h, "curl_multi_assign", curl_multi_strerror(mc));
+        sock_close(h, c);
+        mark_failed(h, easy, "curl_multi_assign", UV_EIO);
+        return 0;
+      }
+    } else {
+      c = sock_open(h, easy, fd);
+    }
+  }
   if (!c)
     return 0;
   rc = uv_poll_start(&c->poll, events, on_poll);
@@ -971,6 +1036,7 @@ static void finish_close(struct sl_http *h) {
     h->idle = x->next;
     xfer_free(x);
   }
+  free(h->parked);
   free(h->ca_file);
   free(h->user_agent);
   free(h);

@@ -2,9 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "backoff.h"
+#include "json_scan.h"
 #include "online.h"
 
 int sl_online_url(const char *base, const char *endpoint, char *out,
@@ -21,41 +20,15 @@ int sl_online_url(const char *base, const char *endpoint, char *out,
   return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-static int64_t num(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  /* Out-of-range counts are unknown, not undefined behaviour. */
-  return cJSON_IsNumber(v) && v->valuedouble >= 0 &&
-                 v->valuedouble < 9007199254740992.0
-             ? (int64_t)v->valuedouble
-             : -1;
-}
-
+/* The scanner validates in place: no tree, no allocation (json_scan.h). */
 int sl_online_usage(const char *body, size_t len, int64_t *input,
                     int64_t *output, int64_t *total) {
-  cJSON *root;
-  const cJSON *u;
-  *input = *output = *total = -1;
-  if (!body)
-    return -1;
-  root = cJSON_ParseWithLength(body, len);
-  if (!root)
-    return -1;
-  if (!cJSON_IsObject(root)) {
-    cJSON_Delete(root);
-    return -1;
-  }
-  u = cJSON_GetObjectItemCaseSensitive(root, "usage");
-  if (cJSON_IsObject(u)) {
-    *input = num(u, "input_tokens");
-    if (*input < 0)
-      *input = num(u, "prompt_tokens");
-    *output = num(u, "output_tokens");
-    if (*output < 0)
-      *output = num(u, "completion_tokens");
-    *total = num(u, "total_tokens");
-  }
-  cJSON_Delete(root);
-  return 0;
+  struct sl_json_usage u;
+  int rc = sl_json_scan_usage(body, len, &u);
+  *input = u.input_tokens >= 0 ? u.input_tokens : u.prompt_tokens;
+  *output = u.output_tokens >= 0 ? u.output_tokens : u.completion_tokens;
+  *total = u.total_tokens;
+  return rc;
 }
 
 static void fill_common(const struct sl_claimed_job *job,
