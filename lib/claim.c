@@ -116,6 +116,7 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
              struct sl_claimed_job **jobs, size_t *n) {
   struct claim_block b = {0};
   struct claim_offsets *offs = NULL;
+  struct sl_lease_memo *memo;
   struct sl_claimed_job *out, *c;
   sqlite3_stmt *st;
   char *qjson = NULL;
@@ -172,6 +173,11 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
     c->deadline = sqlite3_column_int64(st, 6);
     c->priority = sqlite3_column_int64(st, 7);
     c->run_after = sqlite3_column_int64(st, 15);
+    memo = &j->memo[(uint64_t)c->id & (SL_LEASE_MEMO - 1)];
+    memo->id = c->id;
+    memo->token = c->lease_token;
+    memo->attempt = c->attempt;
+    memo->generation = c->generation;
     for (k = 0; k < 7; k++) {
       offs[got].s[k] = block_put(&b, st, 8 + k);
       if (offs[got].s[k] < 0)
@@ -250,16 +256,31 @@ static void bind_ms(sqlite3_stmt *st, int idx, double v) {
     sqlite3_bind_double(st, idx, v);
 }
 
+/* The memo entry sl_claim left for this job under this lease, or NULL.
+ * Call only after the fenced UPDATE matched c->lease_token. */
+static const struct sl_lease_memo *memo_find(const struct sl_journal *j,
+                                             const struct sl_completion *c) {
+  const struct sl_lease_memo *m =
+      &j->memo[(uint64_t)c->job_id & (SL_LEASE_MEMO - 1)];
+  return m->id == c->job_id && m->token == c->lease_token ? m : NULL;
+}
+
 /* Record the attempt of a job whose fenced UPDATE just succeeded; its number
- * and generation are read from the job row (refund: 1 after a release). */
+ * and generation come from the memo, or else from the job row (refund: 1
+ * after a release). */
 static int insert_attempt(struct sl_journal *j, const struct sl_completion *c,
-                          int refund, int64_t now) {
+                          const struct sl_lease_memo *m, int refund,
+                          int64_t now) {
   sqlite3_stmt *st = sl_journal_stmt(j, SL_STMT_ATTEMPT_INSERT);
   int rc;
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, c->job_id);
   sqlite3_bind_int(st, 2, refund);
+  if (m) {
+    sqlite3_bind_int64(st, 15, m->attempt);
+    sqlite3_bind_int64(st, 16, m->generation);
+  }
   sl_bind_text(st, 3, c->route ? c->route : "online");
   sl_bind_opt_int(st, 4, c->started_ms, 0);
   sqlite3_bind_int64(st, 5, now);
@@ -287,12 +308,14 @@ static int insert_attempt(struct sl_journal *j, const struct sl_completion *c,
  * result exists, so any failure here is fatal to the transaction: a
  * succeeded job must not be committed without its result. */
 static int insert_result(struct sl_journal *j, struct sl_completion *c,
-                         int64_t now) {
+                         const struct sl_lease_memo *m, int64_t now) {
   sqlite3_stmt *st = sl_journal_stmt(j, SL_STMT_RESULT_INSERT);
   int rc;
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, c->job_id);
+  if (m)
+    sqlite3_bind_int64(st, 2, m->generation);
   sl_bind_text(st, 3, c->route ? c->route : "online");
   sqlite3_bind_int(st, 4, c->http_status);
   sl_bind_text(st, 5, c->request_id);
@@ -345,6 +368,7 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
                      int64_t now, int *fatal) {
   enum sl_stmt_id id;
   sqlite3_stmt *st;
+  const struct sl_lease_memo *m;
   int rc;
 
   *fatal = 0;
@@ -396,14 +420,15 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
       return rc;
     goto fatal;
   }
+  m = memo_find(j, c);
   if (c->outcome == SL_OUTCOME_SUCCESS) {
-    rc = insert_result(j, c, now);
+    rc = insert_result(j, c, m, now);
     if (rc != SL_OK)
       goto fatal;
   }
   if (c->outcome != SL_OUTCOME_RELEASE || c->record_attempt) {
     /* A release refunded the attempt: record it under the number it had. */
-    rc = insert_attempt(j, c, c->outcome == SL_OUTCOME_RELEASE, now);
+    rc = insert_attempt(j, c, m, c->outcome == SL_OUTCOME_RELEASE, now);
     if (rc != SL_OK)
       goto fatal;
   }

@@ -40,11 +40,25 @@ struct sl_sql_cached {
   sqlite3_stmt *st;
 };
 
+/*
+ * What sl_claim returned about a job it leased (attempt number, generation),
+ * so that sl_complete records the attempt and result rows without reading
+ * the job again. An entry is used only for the same id and lease token, and
+ * only after the fenced UPDATE matched that token: every statement that
+ * changes a job's attempts or generation also replaces or clears its token.
+ * Direct-mapped by id; a miss falls back to reading the row.
+ */
+#define SL_LEASE_MEMO 1024 /* a power of two */
+struct sl_lease_memo {
+  int64_t id, token, attempt, generation;
+};
+
 struct sl_journal {
   sqlite3 *db;
   sqlite3_stmt *stmts[SL_STMT__COUNT];
   struct sl_sql_cached cached[SL_SQL_CACHE];
   int ncached;
+  struct sl_lease_memo memo[SL_LEASE_MEMO];
   char errmsg[512];
 };
 

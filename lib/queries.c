@@ -59,14 +59,15 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
 
   /* Runs only after JOB_SUCCEED changed the job in the same transaction,
    * which is the lease fence. VALUES, not INSERT ... SELECT: a table with a
-   * row trigger makes INSERT ... SELECT go through an ephemeral table. (?2,
-   * the token, is not needed here.) */
+   * row trigger makes INSERT ... SELECT go through an ephemeral table. ?2
+   * is the generation when sl_claim's memo knows it (the subquery is then
+   * skipped). */
   [SL_STMT_RESULT_INSERT] =
     "INSERT INTO results (job_id, generation, route, http_status,"
     " request_id, input_tokens, output_tokens, total_tokens, body,"
     " created_at)"
-    " VALUES (?1, (SELECT generation FROM jobs WHERE id = ?1), ?3, ?4, ?5,"
-    " ?6, ?7, ?8, ?9, ?10)",
+    " VALUES (?1, coalesce(?2, (SELECT generation FROM jobs WHERE id = ?1)),"
+    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 
   /* Fenced by the lease, and refused (no change) when a result exists, so
    * that a duplicate leaves the job untouched (invariant 1). */
@@ -103,15 +104,16 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
 
   /* Runs right after the job's fenced UPDATE, in the same transaction:
-   * the attempt number and generation come from the row it left (?2 adds
-   * back the attempt a release refunded). */
+   * the attempt number and generation are ?15 and ?16 when sl_claim's memo
+   * knows them, else they come from the row the UPDATE left (?2 adds back
+   * the attempt a release refunded). */
   [SL_STMT_ATTEMPT_INSERT] =
     "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
     " finished_at, http_status, failure_class, request_id, dns_ms,"
     " connect_ms, tls_ms, first_byte_ms, total_ms, error)"
-    " VALUES (?1, (SELECT attempts + ?2 FROM jobs WHERE id = ?1),"
-    " (SELECT generation FROM jobs WHERE id = ?1), ?3, ?4, ?5, ?6, ?7, ?8,"
-    " ?9, ?10, ?11, ?12, ?13, ?14)",
+    " VALUES (?1, coalesce(?15, (SELECT attempts + ?2 FROM jobs"
+    " WHERE id = ?1)), coalesce(?16, (SELECT generation FROM jobs"
+    " WHERE id = ?1)), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 
   /* Why a fenced write changed nothing: stale lease, or (lease held) the
    * job already has a result. */
