@@ -29,13 +29,16 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   /* No RETURNING on the per-row statements below: it costs an ephemeral
    * table per execution (about as much as the write itself). sqlite3_changes()
    * and sqlite3_last_insert_rowid() say what happened instead. */
+  /* A missing key is generated as schema.sql's default does (time-ordered,
+   * for index locality), from the caller's clock. */
   [SL_STMT_ENQUEUE] =
     "INSERT INTO jobs (queue, partition, urgency, endpoint, body,"
     " idempotency_key, priority, max_attempts, run_after, deadline,"
     " created_at, updated_at)"
     " VALUES (coalesce(?1, 'default'), coalesce(?2, ''),"
     " coalesce(?3, 'urgent'), coalesce(?4, '/v1/responses'), ?5,"
-    " coalesce(?6, lower(hex(randomblob(16)))), ?7, coalesce(?8, 5),"
+    " coalesce(?6, printf('%012x', ?11) || lower(hex(randomblob(10)))),"
+    " ?7, coalesce(?8, 5),"
     " coalesce(?9, ?11), ?10, ?11, ?11)"
     " ON CONFLICT (idempotency_key) DO NOTHING",
 

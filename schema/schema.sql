@@ -81,8 +81,14 @@ CREATE TABLE jobs (
   max_attempts    INTEGER NOT NULL DEFAULT 5
                   CONSTRAINT "max_attempts must be at least 1"
                   CHECK (max_attempts >= 1),
+  -- The generated key is time-ordered like a UUIDv7 (12 hex digits of
+  -- creation time in ms, then 80 random bits): new keys append to the
+  -- unique index instead of landing on random pages, which halves the cost
+  -- of enqueueing into a large backlog (bench/bench_journal.c).
   idempotency_key TEXT NOT NULL UNIQUE
-                  DEFAULT (lower(hex(randomblob(16))))
+                  DEFAULT (printf('%012x', CAST((julianday('now')
+                    - 2440587.5) * 86400000.0 AS INTEGER))
+                    || lower(hex(randomblob(10))))
                   CONSTRAINT "idempotency_key must be 1 to 255 characters"
                   CHECK (length(idempotency_key) BETWEEN 1 AND 255),
   endpoint        TEXT NOT NULL DEFAULT '/v1/responses'
