@@ -9,7 +9,7 @@
 start_mock --rpm 1200 --faults '429~0-4' --log "$T/mock.log" ||
   { fail "mock starts"; finish; }
 "$SLUICE" init >/dev/null
-for i in $(seq 1 400); do
+for i in $(seq 1 250); do
   printf '{"model":"gpt-4o-mini","input":"job %d","max_output_tokens":16}\n' "$i"
 done | "$SLUICE" enqueue --max-attempts 20 >/dev/null
 pids=()
@@ -24,7 +24,7 @@ rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=$?; done
 eq "workers exit 0" 0 "$rc"
 stop_mock
-eq "every job succeeded" 400 \
+eq "every job succeeded" 250 \
   "$(sql "SELECT count(*) FROM jobs WHERE state = 'succeeded'")"
 
 grep ' /v1/responses ' "$T/mock.log" >"$T/resp.log"
