@@ -122,8 +122,9 @@ CREATE TABLE jobs (
     CHECK (deadline IS NULL OR deadline >= 0)
 ) STRICT;
 
--- The claim query walks this index in (priority, run_after, id) order.
-CREATE INDEX jobs_pending ON jobs (priority, run_after, id)
+-- The claim query walks this index in (priority, run_after, id) order:
+-- an index entry ends with the rowid (= id), so id is not a column here.
+CREATE INDEX jobs_pending ON jobs (priority, run_after)
   WHERE state = 'pending';
 -- Rescue finds expired leases here.
 CREATE INDEX jobs_running ON jobs (lease_expires) WHERE state = 'running';
