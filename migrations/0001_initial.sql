@@ -1,4 +1,5 @@
 -- Migration 0001: the initial journal schema (see schema/schema.sql).
+-- CHECKs list allowed values with OR, not IN: see schema/schema.sql.
 -- Applied migrations are never edited; a change is a new file.
 -- One row per key of journal-wide facts (journal_id: the id this journal
 -- puts in Batch API metadata so that a worker can find its own batches).
@@ -23,9 +24,11 @@ CREATE TABLE batches (
   id              INTEGER PRIMARY KEY,
   endpoint        TEXT NOT NULL,
   state           TEXT NOT NULL DEFAULT 'building'
-                  CONSTRAINT "unknown batch state" CHECK (state IN
-                  ('building', 'uploaded', 'submitted', 'ingesting',
-                   'done', 'failed', 'cancelled')),
+                  CONSTRAINT "unknown batch state"
+                  CHECK (state = 'building' OR state = 'uploaded'
+                         OR state = 'submitted' OR state = 'ingesting'
+                         OR state = 'done' OR state = 'failed'
+                         OR state = 'cancelled'),
   remote_file_id  TEXT,
   remote_batch_id TEXT UNIQUE,
   remote_status   TEXT,
@@ -63,9 +66,10 @@ CREATE TABLE jobs (
                   DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
   deadline        INTEGER,
   state           TEXT NOT NULL DEFAULT 'pending'
-                  CONSTRAINT "unknown job state" CHECK (state IN
-                  ('pending', 'running', 'batched', 'succeeded', 'failed',
-                   'cancelled')),
+                  CONSTRAINT "unknown job state"
+                  CHECK (state = 'pending' OR state = 'running'
+                         OR state = 'batched' OR state = 'succeeded'
+                         OR state = 'failed' OR state = 'cancelled'),
   attempts        INTEGER NOT NULL DEFAULT 0,
   max_attempts    INTEGER NOT NULL DEFAULT 5
                   CONSTRAINT "max_attempts must be at least 1"
@@ -81,9 +85,12 @@ CREATE TABLE jobs (
                   CONSTRAINT "idempotency_key must be 1 to 255 characters"
                   CHECK (length(idempotency_key) BETWEEN 1 AND 255),
   endpoint        TEXT NOT NULL DEFAULT '/v1/responses'
-                  CONSTRAINT "unknown endpoint" CHECK (endpoint IN
-                  ('/v1/responses', '/v1/chat/completions', '/v1/embeddings',
-                   '/v1/completions', '/v1/moderations')),
+                  CONSTRAINT "unknown endpoint"
+                  CHECK (endpoint = '/v1/responses'
+                         OR endpoint = '/v1/chat/completions'
+                         OR endpoint = '/v1/embeddings'
+                         OR endpoint = '/v1/completions'
+                         OR endpoint = '/v1/moderations'),
   body            TEXT NOT NULL
                   CONSTRAINT "body must be valid JSON" CHECK (json_valid(body))
                   CONSTRAINT "body must be a JSON object"
@@ -137,7 +144,8 @@ CREATE TABLE attempts (
   generation    INTEGER NOT NULL,
   route         TEXT NOT NULL
                 CONSTRAINT "route must be online, batch or rescue"
-                CHECK (route IN ('online', 'batch', 'rescue')),
+                CHECK (route = 'online' OR route = 'batch'
+                       OR route = 'rescue'),
   started_at    INTEGER,
   finished_at   INTEGER NOT NULL,
   http_status   INTEGER,
@@ -197,7 +205,7 @@ CREATE TABLE replays (
                     CHECK (include_cancelled IN (0, 1)),
   door              TEXT NOT NULL DEFAULT 'sql'
                     CONSTRAINT "door must be sql, cli or api"
-                    CHECK (door IN ('sql', 'cli', 'api')),
+                    CHECK (door = 'sql' OR door = 'cli' OR door = 'api'),
   requested_at      INTEGER NOT NULL
                     DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
   replayed          INTEGER
