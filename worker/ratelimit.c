@@ -374,12 +374,14 @@ int sl_rl_admit(struct sl_rl *rl, struct sl_journal *j,
   *wait_ms = 0;
   if (!k)
     return 1;
-  if (now_ms < k->blocked_until) {
+  need_tx = k->obs_urgent || k->cut ||
+            (!k->synced && (rl->cfg.rpm > 0 || rl->cfg.tpm > 0));
+  /* A pending cut goes to the journal at once, even while this process
+   * is blocked: the other processes must learn of it. */
+  if (!need_tx && now_ms < k->blocked_until) {
     *wait_ms = k->blocked_until - now_ms;
     return 0;
   }
-  need_tx = k->obs_urgent || k->cut ||
-            (!k->synced && (rl->cfg.rpm > 0 || rl->cfg.tpm > 0));
   if (!need_tx && (!k->synced || !limited(k)))
     return 1; /* no limit known */
   need = need_of(k, cost);

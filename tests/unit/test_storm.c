@@ -302,6 +302,107 @@ static void test_shared_rows(void **state) {
   rmdir(dir);
 }
 
+static void test_estimate(void **state) {
+  struct sl_rl_config c = rl_cfg(0, 0);
+  struct sl_rl *rl;
+  (void)state;
+  c.est_output_tokens = 100;
+  assert_int_equal(sl_rl_new(&rl, &c), SL_OK);
+  /* 40 bytes: 10 input tokens; max_output_tokens, else the estimate */
+  assert_int_equal(sl_rl_estimate(rl, "/v1/responses", "m",
+                                  "{\"model\":\"m\",\"input\":\"0123456789abcd\"}"),
+                   10 + 100);
+  assert_int_equal(
+      sl_rl_estimate(rl, "/v1/responses", "m",
+                     "{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":7}"),
+      12 + 7);
+  assert_int_equal(
+      sl_rl_estimate(rl, "/v1/chat/completions", "m",
+                     "{\"model\":\"m\",\"messages\":[],\"max_tokens\":5}"),
+      11 + 5);
+  /* embeddings have no output */
+  assert_int_equal(sl_rl_estimate(rl, "/v1/embeddings", "m",
+                                  "{\"model\":\"m\",\"input\":\"ab\"}"),
+                   7);
+  sl_rl_free(rl);
+}
+
+/* Two processes (two sl_rl, two connections) admit against one shared
+ * limit of 600/min at one instant: together never more than the bucket,
+ * then both wait for the refill; the journal sees a write per grant. */
+static void test_admit_shared(void **state) {
+  char dir[] = "/tmp/sl-storm-XXXXXX", path[64];
+  struct sl_journal *j[2] = {NULL, NULL};
+  struct sl_open_options oo = {0};
+  struct sl_rl_config c = rl_cfg(600, 0);
+  struct sl_rl *rl[2];
+  struct sl_bucket_row *rows = NULL;
+  int64_t t = 1000000, wait = 0;
+  size_t n = 0;
+  int i, admitted = 0, waited = 0;
+
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/j.db", dir);
+  oo.path = path;
+  for (i = 0; i < 2; i++) {
+    assert_int_equal(sl_open(&j[i], &oo, NULL, 0), SL_OK);
+    assert_int_equal(sl_rl_new(&rl[i], &c), SL_OK);
+  }
+  for (i = 0; i < 1000; i++) {
+    if (sl_rl_admit(rl[i % 2], j[i % 2], "/v1/responses", "m", 10, t,
+                    &wait))
+      admitted++;
+    else
+      waited++;
+  }
+  assert_int_equal(admitted, 600);
+  assert_true(waited == 400 && wait > 0);
+  /* 1 s later: 10 more requests' worth has refilled, shared */
+  admitted = 0;
+  for (i = 0; i < 100; i++)
+    admitted += sl_rl_admit(rl[i % 2], j[i % 2], "/v1/responses", "m", 10,
+                            t + 1000 + 200, &wait);
+  assert_true(admitted >= 10 && admitted <= 12);
+  assert_int_equal(sl_bucket_list(j[0], &rows, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(rows[0].granted_req, 600 + admitted);
+  free(rows);
+  /* a 429 the headers do not explain halves the shared rate */
+  {
+    struct sl_http_headers h = {0};
+    h.limit_requests = "600";
+    h.remaining_requests = "300";
+    sl_rl_observe(rl[0], "/v1/responses", "m", &h, 10, -1, 0, 1, 2000,
+                  t + 5000);
+    assert_int_equal(sl_rl_admit(rl[0], j[0], "/v1/responses", "m", 10,
+                                 t + 5000, &wait), 0);
+    assert_true(wait >= 2000 && wait <= 2050); /* + jitter */
+    /* the other process may spend what is left of its grant (at most a
+     * chunk: 200 ms of the rate, 2 requests), then learns of the block */
+    admitted = 0;
+    while (admitted < 10 && sl_rl_admit(rl[1], j[1], "/v1/responses", "m",
+                                        10, t + 5001, &wait))
+      admitted++;
+    if (admitted > 2)
+      fail_msg("admitted %d after the block", admitted);
+    assert_true(wait >= 1999);
+    assert_int_equal(sl_bucket_list(j[0], &rows, &n), SL_OK);
+    assert_true(rows[0].factor == 0.5 && rows[0].cuts == 1);
+    free(rows);
+  }
+  for (i = 0; i < 2; i++) {
+    sl_rl_free(rl[i]);
+    sl_close(j[i]);
+  }
+  unlink(path);
+  snprintf(path, sizeof path, "%s/j.db-wal", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/j.db-shm", dir);
+  unlink(path);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_refill_and_take),
@@ -311,6 +412,8 @@ int main(void) {
     cmocka_unit_test(test_breaker_trip),
     cmocka_unit_test(test_breaker_probes),
     cmocka_unit_test(test_shared_rows),
+    cmocka_unit_test(test_estimate),
+    cmocka_unit_test(test_admit_shared),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
