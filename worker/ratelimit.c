@@ -295,9 +295,10 @@ int64_t sl_rl_estimate(struct sl_rl *rl, const char *endpoint,
     out = max_field(root);
     cJSON_Delete(root);
   }
-  if (out < 0)
-    out = endpoint && strstr(endpoint, "embeddings") ? 0
-                                                     : rl->cfg.est_output_tokens;
+  if (out < 0 && endpoint && strstr(endpoint, "embeddings"))
+    out = 0; /* embeddings have no output */
+  else if (out < 0)
+    out = rl->cfg.est_output_tokens;
   return (in < 1 ? 1 : in) + out;
 }
 

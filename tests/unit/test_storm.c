@@ -125,7 +125,8 @@ static void test_aimd(void **state) {
   (void)state;
   sl_rl_init_row(&r, &c, t);
   sl_rl_cut(&r, &c, t, 1000, 1);
-  assert_true(r.factor == 0.5 && r.req_level == 0 && r.blocked_until == t + 1000);
+  assert_true(r.factor == 0.5 && r.req_level == 0);
+  assert_true(r.blocked_until == t + 1000);
   /* a second 429 within the gap does not cut again */
   sl_rl_cut(&r, &c, t + 500, 1000, 1);
   assert_true(r.factor == 0.5);
@@ -309,13 +310,14 @@ static void test_estimate(void **state) {
   c.est_output_tokens = 100;
   assert_int_equal(sl_rl_new(&rl, &c), SL_OK);
   /* 40 bytes: 10 input tokens; max_output_tokens, else the estimate */
-  assert_int_equal(sl_rl_estimate(rl, "/v1/responses", "m",
-                                  "{\"model\":\"m\",\"input\":\"0123456789abcd\"}"),
-                   10 + 100);
   assert_int_equal(
       sl_rl_estimate(rl, "/v1/responses", "m",
-                     "{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":7}"),
-      12 + 7);
+                     "{\"model\":\"m\",\"input\":\"0123456789abcd\"}"),
+      10 + 100);
+  assert_int_equal(sl_rl_estimate(rl, "/v1/responses", "m",
+                                  "{\"model\":\"m\",\"input\":\"x\","
+                                  "\"max_output_tokens\":7}"),
+                   12 + 7);
   assert_int_equal(
       sl_rl_estimate(rl, "/v1/chat/completions", "m",
                      "{\"model\":\"m\",\"messages\":[],\"max_tokens\":5}"),
