@@ -26,42 +26,6 @@
 #define LINE_BYTES                                                         \
   "(length(CAST(body AS BLOB)) + length(endpoint) + 82)"
 
-/* The JSON array of queue names (escaped: they come from configuration). */
-static char *queues_json(const char *const *queues) {
-  size_t cap = 3, i;
-  char *out, *p;
-  const char *s;
-  if (!queues)
-    return NULL;
-  for (i = 0; queues[i]; i++)
-    cap += strlen(queues[i]) * 6 + 3;
-  out = malloc(cap);
-  if (!out)
-    return NULL;
-  p = out;
-  *p++ = '[';
-  for (i = 0; queues[i]; i++) {
-    if (i)
-      *p++ = ',';
-    *p++ = '"';
-    for (s = queues[i]; *s; s++) {
-      unsigned char ch = (unsigned char)*s;
-      if (ch == '"' || ch == '\\') {
-        *p++ = '\\';
-        *p++ = (char)ch;
-      } else if (ch < 0x20) {
-        p += snprintf(p, 7, "\\u%04x", ch);
-      } else {
-        *p++ = (char)ch;
-      }
-    }
-    *p++ = '"';
-  }
-  *p++ = ']';
-  *p = '\0';
-  return out;
-}
-
 static int prepare(struct sl_journal *j, const char *sql, sqlite3_stmt **st,
                    const char *what) {
   int rc = sqlite3_prepare_v2(j->db, sql, -1, st, NULL);
@@ -77,7 +41,7 @@ static int bind_filter(sqlite3_stmt *st, const struct sl_batch_filter *f,
                        char **qjson) {
   *qjson = NULL;
   if (f->queues) {
-    *qjson = queues_json(f->queues);
+    *qjson = sl_queues_json(f->queues);
     if (!*qjson)
       return SL_NOMEM;
   }

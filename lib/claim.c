@@ -19,7 +19,7 @@ void sl_claimed_free(struct sl_claimed_job *jobs, size_t n) {
 
 /* The JSON array of queue names bound to the claim statement. Queue names
  * come from configuration, so they are escaped rather than trusted. */
-static char *queues_json(const char *const *queues) {
+char *sl_queues_json(const char *const *queues) {
   size_t cap = 3, i;
   char *out, *p;
   const char *s;
@@ -138,7 +138,7 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
     goto fail;
   }
   if (o->queues && o->queues[0] && o->queues[1]) {
-    qjson = queues_json(o->queues);
+    qjson = sl_queues_json(o->queues);
     if (!qjson) {
       rc = SL_NOMEM;
       goto fail;

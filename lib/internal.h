@@ -89,6 +89,10 @@ int sl_journal_begin(struct sl_journal *j);
 int sl_journal_commit(struct sl_journal *j);
 void sl_journal_rollback(struct sl_journal *j);
 
+/* A JSON array of the NULL-terminated queue names, escaped, for binding
+ * to json_each(); malloc'd, NULL when out of memory. */
+char *sl_queues_json(const char *const *queues);
+
 /* Bind a C string or NULL. */
 int sl_bind_text(sqlite3_stmt *st, int idx, const char *s);
 /* Bind an int64, or NULL when v == none. */
