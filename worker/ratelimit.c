@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "ratelimit.h"
 
@@ -37,8 +38,15 @@ int sl_rl_parse_headers(const struct sl_http_headers *h, int64_t now_ms,
   int any = 0;
   obs->at_ms = now_ms;
   obs->limit_req = obs->limit_tok = obs->rem_req = obs->rem_tok = -1;
+  obs->reset_req_ms = obs->reset_tok_ms = -1;
   if (!h)
     return 0;
+  if (h->reset_requests &&
+      sl_parse_duration_ms(h->reset_requests, &obs->reset_req_ms) != 0)
+    obs->reset_req_ms = -1;
+  if (h->reset_tokens &&
+      sl_parse_duration_ms(h->reset_tokens, &obs->reset_tok_ms) != 0)
+    obs->reset_tok_ms = -1;
   any |= parse_num(h->limit_requests, &obs->limit_req) == 0;
   any |= parse_num(h->limit_tokens, &obs->limit_tok) == 0;
   any |= parse_num(h->remaining_requests, &obs->rem_req) == 0;
@@ -95,6 +103,20 @@ void sl_rl_init_row(struct sl_bucket_row *r, const struct sl_rl_config *cfg,
   r->updated_at = now_ms;
 }
 
+/* The server's level dt ms after it reported `rem`: it is full (limit)
+ * reset_ms after the report, so it refills at (limit - rem) / reset_ms;
+ * without a usable reset, at our own rate. */
+static double server_level(double rem, double limit, int64_t reset_ms,
+                           double rate, int64_t dt) {
+  if (dt < 0)
+    dt = 0;
+  if (limit > rem && reset_ms > 0)
+    return dt >= reset_ms ? limit
+                          : rem + (limit - rem) * (double)dt /
+                                      (double)reset_ms;
+  return rem + rate * (double)dt;
+}
+
 static double ceiling(double cfg, double hdr) {
   if (hdr <= 0)
     return cfg;
@@ -116,12 +138,14 @@ void sl_rl_adapt(struct sl_bucket_row *r, const struct sl_rl_config *cfg,
   if (was_tok <= 0 && r->tpm > 0)
     r->tok_level = sl_rl_cap_tok(r);
   if (r->rpm > 0 && obs->rem_req >= 0) {
-    est = obs->rem_req + rate_req(r) * (double)(now_ms - obs->at_ms);
+    est = server_level(obs->rem_req, obs->limit_req, obs->reset_req_ms,
+                       rate_req(r), now_ms - obs->at_ms);
     if (est < r->req_level)
       r->req_level = est;
   }
   if (r->tpm > 0 && obs->rem_tok >= 0) {
-    est = obs->rem_tok + rate_tok(r) * (double)(now_ms - obs->at_ms);
+    est = server_level(obs->rem_tok, obs->limit_tok, obs->reset_tok_ms,
+                       rate_tok(r), now_ms - obs->at_ms);
     if (est < r->tok_level)
       r->tok_level = est;
   }

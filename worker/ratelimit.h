@@ -28,10 +28,12 @@ struct sl_rl_config {
 
 void sl_rl_config_defaults(struct sl_rl_config *c);
 
-/* What a response's x-ratelimit-* headers said, at_ms. -1: absent. */
+/* What a response's x-ratelimit-* headers said, at_ms. -1: absent.
+ * reset_*: x-ratelimit-reset-* (time until the bucket is full again). */
 struct sl_rl_obs {
   int64_t at_ms;
   double limit_req, limit_tok, rem_req, rem_tok;
+  int64_t reset_req_ms, reset_tok_ms;
 };
 
 /* Parse the headers (NULL fields are absent). Returns 1 if any was
@@ -54,7 +56,8 @@ void sl_rl_init_row(struct sl_bucket_row *r, const struct sl_rl_config *cfg,
                     int64_t now_ms);
 
 /* Adopt header limits (the configured ceiling wins when lower) and lower
- * the levels to what the server said remained, refilled to now_ms. */
+ * the levels to what the server said remained, refilled to now_ms (at the
+ * pace x-ratelimit-reset-* gives, else limit per minute). */
 void sl_rl_adapt(struct sl_bucket_row *r, const struct sl_rl_config *cfg,
                  const struct sl_rl_obs *obs, int64_t now_ms);
 

@@ -95,11 +95,20 @@ static void test_adapt_headers(void **state) {
   assert_true(o.limit_req == 600 && o.rem_req == 42 && o.rem_tok == 149000);
   sl_rl_init_row(&r, &c, t0);
   assert_true(r.rpm == 0 && r.tpm == 0); /* unknown: no limit */
+  assert_int_equal(o.reset_req_ms, 360000);
   sl_rl_adapt(&r, &c, &o, t0 + 1000);
   assert_true(r.rpm == 600 && r.tpm == 150000);
-  /* remaining 42 one second ago, refilled at 10/s: 52 now */
-  assert_true(r.req_level > 51.9 && r.req_level < 52.1);
+  /* remaining 42 one second ago, full (600) 6 minutes after: the server
+   * refills 558 / 360 s, so 43.55 now */
+  assert_true(r.req_level > 43.5 && r.req_level < 43.6);
   assert_true(r.tok_level > 149000 && r.tok_level <= 150000);
+  /* without a reset header: the limit per minute, 10/s: 52 */
+  h.reset_requests = NULL;
+  assert_int_equal(sl_rl_parse_headers(&h, t0, &o), 1);
+  assert_int_equal(o.reset_req_ms, -1);
+  r.req_level = 600;
+  sl_rl_adapt(&r, &c, &o, t0 + 1000);
+  assert_true(r.req_level > 51.9 && r.req_level < 52.1);
   /* a configured ceiling below the header wins */
   memset(&r, 0, sizeof r);
   sl_rl_init_row(&r, &capped, t0);
