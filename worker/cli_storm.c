@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "cli_storm.h"
+#include "ratelimit.h"
 #include "sluice_storm.h"
 
 static void spend_text(const struct sl_queue_spend *q, size_t n) {
@@ -140,6 +141,8 @@ int sl_storm_status(struct sl_journal *j, cJSON *root) {
   rc = sl_queue_spend_list(j, now, &q, &nq);
   if (rc == SL_OK)
     rc = sl_bucket_list(j, &b, &nb);
+  for (size_t i = 0; rc == SL_OK && i < nb; i++)
+    sl_rl_refill(&b[i], now); /* levels as of now, not of the last grant */
   if (rc == SL_OK)
     rc = sl_breaker_list(j, &k, &nk);
   if (rc != SL_OK) {
