@@ -11,8 +11,17 @@
 #include "sluice.h"
 
 static struct sl_journal *j;
+static char path[64];
 
-static void close_journal(void) { sl_close(j); }
+static void close_journal(void) {
+  char p[80];
+  sl_close(j);
+  unlink(path);
+  snprintf(p, sizeof p, "%s-wal", path);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", path);
+  unlink(p);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct sl_job_spec s = {0};
@@ -25,7 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   if (!j) {
     struct sl_open_options oo = {0};
-    char path[64];
     snprintf(path, sizeof path, "/tmp/sluice-fuzz-%d.db", (int)getpid());
     unlink(path);
     oo.path = path;

@@ -1,0 +1,60 @@
+/* fuzz_config.c: libFuzzer target for the configuration door: an INI file
+ * of arbitrary bytes folded into `sluice work` options. Either it yields
+ * well-formed "--key[=value]" arguments with their origins, or an error
+ * that names the file and line. */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static const struct option opts[] = {
+    {"journal", required_argument, NULL, 'j'},
+    {"queue", required_argument, NULL, 'q'},
+    {"concurrency", required_argument, NULL, 'c'},
+    {"exit-when-idle", no_argument, NULL, 1},
+    {"drain-timeout", required_argument, NULL, 2},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+static char path[64];
+
+static void remove_file(void) { unlink(path); }
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  struct sl_argv a;
+  char err[700];
+  char *argv[] = {"work", "--concurrency=3", NULL};
+  FILE *f;
+  int i;
+
+  if (!path[0]) {
+    snprintf(path, sizeof path, "/tmp/sluice-fuzz-conf-%d.ini", (int)getpid());
+    atexit(remove_file);
+  }
+  f = fopen(path, "wb");
+  if (!f)
+    return 0;
+  fwrite(data, 1, size, f);
+  fclose(f);
+  err[0] = '\0';
+  if (sl_config_build_argv("work", opts, path, 2, argv, &a, err,
+                           sizeof err) != 0) {
+    if (!strstr(err, path) && strcmp(err, "out of memory") != 0)
+      abort(); /* every refusal names the file */
+    return 0;
+  }
+  /* argv[0] first, the real flags last, options in between */
+  if (a.argc < 2 || strcmp(a.argv[0], "work") != 0 ||
+      strcmp(a.argv[a.argc - 1], "--concurrency=3") != 0 ||
+      a.argv[a.argc] != NULL)
+    abort();
+  for (i = 1; i < a.argc - 1; i++)
+    if (strncmp(a.argv[i], "--", 2) != 0 || !a.origin[i])
+      abort();
+  sl_argv_free(&a);
+  return 0;
+}
