@@ -59,6 +59,9 @@ static const char usage[] =
     "      --ca-file PATH        extra CA certificates for TLS\n"
     "      --insecure            do not verify TLS certificates (testing only)\n"
     "      --log-level LEVEL     debug, info (default), warn, error\n"
+    "      --prune-older-than D  delete finished jobs older than D (e.g. 7d)\n"
+    "                            in the background, as `sluice prune` does\n"
+    "      --prune-every D       how often to prune (default 10m)\n"
     "      --metrics-port N      serve Prometheus metrics on\n"
     "                            http://127.0.0.1:N/metrics (0: any port)\n"
     "      --log-file PATH       append logs to PATH instead of stderr;\n"
@@ -150,7 +153,7 @@ int sl_cmd_work(int argc, char **argv) {
          OPT_CTIMEOUT, OPT_DRAIN, OPT_BBASE, OPT_BCAP, OPT_RACAP, OPT_POLL, OPT_IDLE,
          OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL, OPT_CONFIG, OPT_LOGFILE,
          OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH,
-         OPT_METRICS };
+         OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY };
   static const struct option opts[] = {
       SL_STORM_LONGOPTS, /* storm control (storm.h) */
       {"journal", required_argument, NULL, 'j'},
@@ -176,6 +179,8 @@ int sl_cmd_work(int argc, char **argv) {
       {"log-file", required_argument, NULL, OPT_LOGFILE},
       {"config", required_argument, NULL, OPT_CONFIG},
       {"metrics-port", required_argument, NULL, OPT_METRICS},
+      {"prune-older-than", required_argument, NULL, OPT_PRUNE},
+      {"prune-every", required_argument, NULL, OPT_PRUNE_EVERY},
       {"batch-max-lines", required_argument, NULL, OPT_BLINES},
       {"batch-max-bytes", required_argument, NULL, OPT_BBYTES},
       {"batch-max-wait", required_argument, NULL, OPT_BWAIT},
@@ -267,6 +272,14 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_CA: cfg.ca_file = optarg; break;
     case OPT_INSECURE: cfg.insecure = 1; break;
     case OPT_CONFIG: break; /* read before the loop */
+    case OPT_PRUNE:
+      if (duration("prune-older-than", optarg, &cfg.prune_older_than_ms))
+        goto out;
+      break;
+    case OPT_PRUNE_EVERY:
+      if (duration("prune-every", optarg, &cfg.prune_every_ms))
+        goto out;
+      break;
     case OPT_METRICS:
       if (sl_cli_parse_int(optarg, 0, 65535, &v) != 0) {
         fprintf(stderr, "sluice work: --metrics-port wants a port from 0 to "

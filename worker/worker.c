@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "retention.h"
 #include "storm.h"
 #include "worker.h"
 
@@ -70,6 +71,7 @@ struct sl_worker {
   uint64_t watchdog_usec, next_watchdog_ms;
   struct sl_metrics *metrics;  /* NULL unless --metrics-port */
   struct sl_storm *storm;      /* storm control: admission, deferral */
+  struct sl_retention retention; /* --prune-older-than */
 
   char *auth_header;
   int64_t data_version;
@@ -540,6 +542,7 @@ static void on_tick(uv_timer_t *t) {
   sl_metrics_set_in_flight(w->metrics, w->n_in_flight);
   heartbeat(w, now);
   sl_storm_tick(w->storm, now);
+  sl_retention_tick(&w->retention, &w->loop, now);
   if (now >= w->next_rescue_ms) {
     rc = sl_rescue(w->j, now, &rescued);
     if (rc != SL_OK)
@@ -729,6 +732,7 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   c->drain_timeout_ms = 30000;
   c->poll_ms = 1000;
   c->metrics_port = -1;
+  c->prune_every_ms = 600000;
   c->online.backoff_base_ms = 1000;
   c->online.backoff_cap_ms = 600000;
   c->online.retry_after_cap_ms = 600000;
@@ -866,6 +870,9 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     uv_timer_set_repeat(&w->tick, w->watchdog_usec / 2000 ? w->watchdog_usec / 2000 : 1);
   sl_notify_ready("claiming jobs");
   uv_idle_start(&w->idle, on_idle); /* run the first check at once */
+  w->retention.journal = cfg->journal;
+  w->retention.older_than_ms = cfg->prune_older_than_ms;
+  w->retention.every_ms = cfg->prune_every_ms;
   uv_run(&w->loop, UV_RUN_DEFAULT);
   rc = w->result;
 
