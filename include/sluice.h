@@ -181,6 +181,25 @@ int sl_job_attempts(struct sl_journal *j, int64_t id,
                     struct sl_attempt_info **out, size_t *n);
 void sl_attempts_free(struct sl_attempt_info *a, size_t n);
 
+/* ----------------------------------------------------------------- gauges */
+
+/* Journal figures for monitoring (`sluice work --metrics-port`). */
+enum sl_gauge_set {
+  SL_GAUGES_JOBS,            /* queue, state, count */
+  SL_GAUGES_FAILED,          /* last failure class, -, count of failed jobs */
+  SL_GAUGES_BATCHES,         /* local batch state, -, count */
+  SL_GAUGES_BUCKET_REQUESTS, /* endpoint, model, shared request bucket level */
+  SL_GAUGES_BUCKET_TOKENS,   /* endpoint, model, shared token bucket level */
+  SL_GAUGES_BREAKERS_OPEN,   /* endpoint, model, 1 if not closed */
+  SL_GAUGES_TOKENS_TODAY     /* queue, -, usage tokens recorded today (UTC) */
+};
+/* One row: labels may be NULL; strings are valid during the call only. */
+typedef void (*sl_gauge_cb)(void *arg, const char *label1,
+                            const char *label2, double value);
+/* Call cb once per row of one set. */
+int sl_gauges(struct sl_journal *j, enum sl_gauge_set set, sl_gauge_cb cb,
+              void *arg);
+
 /* ----------------------------------------------------------------- replay */
 
 /*

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <microhttpd.h>
-#include <sqlite3.h>
 
 #include "classify.h"
 #include "metrics.h"
@@ -112,54 +111,70 @@ static void put_label(struct buf *b, const char *v) {
   }
 }
 
+struct gauge_ctx {
+  struct buf *b;
+  const char *name, *l1, *l2;
+};
+
+static void emit(void *arg, const char *v1, const char *v2, double value) {
+  struct gauge_ctx *g = arg;
+  put(g->b, "%s{%s=\"", g->name, g->l1);
+  put_label(g->b, v1 ? v1 : "");
+  if (g->l2) {
+    put(g->b, "\",%s=\"", g->l2);
+    put_label(g->b, v2 ? v2 : "");
+  }
+  put(g->b, "\"} %.17g\n", value);
+}
+
+/* Figures every worker on the journal shares, read through libsluice with
+ * this thread's own connection. */
 static void journal_figures(struct sl_metrics *m, struct buf *b) {
-  static const char *const q_jobs =
-      "SELECT queue, state, count(*) FROM jobs GROUP BY 1, 2";
-  static const char *const q_failed =
-      "SELECT coalesce(last_class, 'unknown'), count(*) FROM jobs"
-      " WHERE state = 'failed' GROUP BY 1";
-  static const char *const q_batches =
-      "SELECT state, count(*) FROM batches GROUP BY 1";
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
-  int ok = sqlite3_open_v2(m->journal, &db, SQLITE_OPEN_READONLY, NULL) ==
-           SQLITE_OK;
-  if (ok)
-    sqlite3_busy_timeout(db, 2000);
-  put(b, "# HELP sluice_jobs Jobs in the journal by queue and state.\n"
-         "# TYPE sluice_jobs gauge\n");
-  if (ok && sqlite3_prepare_v2(db, q_jobs, -1, &st, NULL) == SQLITE_OK) {
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      put(b, "sluice_jobs{queue=\"");
-      put_label(b, (const char *)sqlite3_column_text(st, 0));
-      put(b, "\",state=\"%s\"} %lld\n", sqlite3_column_text(st, 1),
-          (long long)sqlite3_column_int64(st, 2));
-    }
+  static const struct {
+    enum sl_gauge_set set;
+    const char *name, *help, *l1, *l2;
+  } g[] = {
+      {SL_GAUGES_JOBS, "sluice_jobs", "Jobs in the journal by queue and state.",
+       "queue", "state"},
+      {SL_GAUGES_FAILED, "sluice_failed_jobs",
+       "Failed jobs by last failure class.", "class", NULL},
+      {SL_GAUGES_BATCHES, "sluice_batches", "Local batches by state.", "state",
+       NULL},
+      {SL_GAUGES_BUCKET_REQUESTS, "sluice_bucket_requests",
+       "Shared request bucket level (requests available now).", "endpoint",
+       "model"},
+      {SL_GAUGES_BUCKET_TOKENS, "sluice_bucket_tokens",
+       "Shared token bucket level (tokens available now).", "endpoint",
+       "model"},
+      {SL_GAUGES_BREAKERS_OPEN, "sluice_breaker_open",
+       "1 while the circuit breaker is open or half-open.", "endpoint",
+       "model"},
+      {SL_GAUGES_TOKENS_TODAY, "sluice_tokens_today",
+       "Usage tokens recorded today (UTC) by queue.", "queue", NULL},
+  };
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  struct gauge_ctx ctx;
+  size_t i;
+  int ok;
+
+  o.path = m->journal;
+  o.no_create = 1;
+  o.busy_timeout_ms = 2000;
+  ok = sl_open(&j, &o, NULL, 0) == SL_OK;
+  for (i = 0; i < sizeof g / sizeof g[0]; i++) {
+    put(b, "# HELP %s %s\n# TYPE %s gauge\n", g[i].name, g[i].help,
+        g[i].name);
+    ctx.b = b;
+    ctx.name = g[i].name;
+    ctx.l1 = g[i].l1;
+    ctx.l2 = g[i].l2;
+    if (ok && sl_gauges(j, g[i].set, emit, &ctx) != SL_OK)
+      ok = 0;
   }
-  sqlite3_finalize(st);
-  st = NULL;
-  put(b, "# HELP sluice_failed_jobs Failed jobs by last failure class.\n"
-         "# TYPE sluice_failed_jobs gauge\n");
-  if (ok && sqlite3_prepare_v2(db, q_failed, -1, &st, NULL) == SQLITE_OK) {
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      put(b, "sluice_failed_jobs{class=\"");
-      put_label(b, (const char *)sqlite3_column_text(st, 0));
-      put(b, "\"} %lld\n", (long long)sqlite3_column_int64(st, 1));
-    }
-  }
-  sqlite3_finalize(st);
-  st = NULL;
-  put(b, "# HELP sluice_batches Local batches by state.\n"
-         "# TYPE sluice_batches gauge\n");
-  if (ok && sqlite3_prepare_v2(db, q_batches, -1, &st, NULL) == SQLITE_OK) {
-    while (sqlite3_step(st) == SQLITE_ROW)
-      put(b, "sluice_batches{state=\"%s\"} %lld\n",
-          sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1));
-  }
-  sqlite3_finalize(st);
   put(b, "# HELP sluice_journal_up 1 if the journal could be read.\n"
          "# TYPE sluice_journal_up gauge\nsluice_journal_up %d\n", ok);
-  sqlite3_close(db);
+  sl_close(j);
 }
 
 static void process_figures(struct sl_metrics *m, struct buf *b) {

@@ -8,7 +8,7 @@ start_mock --faults "500#1-5"
 "$SLUICE" init >/dev/null
 for i in $(seq 1 40); do printf '{"model":"m","input":"%d"}\n' "$i"; done |
   "$SLUICE" enqueue -m 1 >/dev/null
-"$SLUICE" work --base-url "$MOCK_URL" --metrics-port 0 --poll 100ms \
+"$SLUICE" work --base-url "$MOCK_URL" --metrics-port 0 --poll 100ms --rpm 60000 \
   2>"$T/worker.log" &
 w=$!
 PIDS+=("$w")
@@ -28,6 +28,11 @@ eq "failed attempts counted by class" "$bad" "$(metric 'sluice_attempts_total{ro
 eq "latency histogram counts every attempt" 40 "$(metric 'sluice_request_duration_seconds_count')"
 eq "histogram +Inf bucket equals the count" 40 "$(metric 'sluice_request_duration_seconds_bucket{le="+Inf"}')"
 check "in-flight gauge present" grep -q '^sluice_in_flight ' "$T/m.txt"
+check "shared bucket levels exported" grep -q '^sluice_bucket_requests{endpoint="/v1/responses",model="m"} ' "$T/m.txt"
+check "breaker state exported" grep -q '^sluice_breaker_open{endpoint="/v1/responses",model="m"} 0$' "$T/m.txt"
+eq "tokens used today by queue" \
+  "$(sql "SELECT sum(total_tokens) FROM results")" \
+  "$(metric 'sluice_tokens_today{queue="default"}')"
 check "content type is Prometheus text" \
   bash -c "curl -sI http://127.0.0.1:$port/metrics | grep -qi 'content-type: text/plain; version=0.0.4'"
 eq "other paths are 404" 404 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")"
