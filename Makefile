@@ -69,7 +69,7 @@ LIBWORKER_A  := $(BUILD)/libsluice-worker.a
 SLUICE       := $(BUILD)/sluice
 MOCK         := $(BUILD)/sluice-mock
 
-.PHONY: all deps test check tests demo bench chaos fuzz fuzz-bins install uninstall clean
+.PHONY: all deps test check tests demo bench chaos valgrind fuzz fuzz-bins install uninstall clean
 all: $(LIBSLUICE_A) $(LIBSLUICE_SO) $(SLUICE) $(MOCK) $(BUILD)/sluice.pc
 
 # Install missing Debian packages only when a pkg-config check fails.
@@ -152,6 +152,17 @@ test: deps
 	$(MAKE) BUILD=build/san SAN=1 tests
 	$(MAKE) BUILD=build/fuzz FUZZ=1 fuzz-bins
 	tests/run.sh build/san
+
+# Every unit test binary under valgrind (no sanitizers: build/valgrind).
+valgrind: deps
+	$(MAKE) BUILD=build/valgrind tests
+	@rc=0; for t in build/valgrind/tests/test_*; do \
+	  [ -x "$$t" ] || continue; \
+	  if valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    --error-exitcode=9 "$$t" >"$$t.valgrind.log" 2>&1; then \
+	    echo "PASS: $$t under valgrind"; \
+	  else echo "FAIL: $$t under valgrind (see $$t.valgrind.log)"; rc=1; fi; \
+	done; exit $$rc
 
 # The long chaos run: 20,000 jobs, 40 rounds of SIGKILL (release build).
 chaos: deps
