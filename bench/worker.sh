@@ -228,19 +228,33 @@ scenario3() {
   echo "== 3. wake latency: $WAKE_N jobs, one every $WAKE_MS ms, from another process"
   fresh_journal "$J" 0
   start_mock --log "$TMP/mock3.log"
-  "$SLUICE" work -j "$J" --base-url "$BASE" --log-level warn 2>"$TMP/worker3.log" &
+  # With strace, the moment each request leaves is also taken at the
+  # worker's send() to the microsecond; --seccomp-bpf stops the worker on
+  # sendto only (after the timestamp is taken), nothing else is slowed.
+  local traced=
+  if command -v strace >/dev/null && [ "${STRACE:-1}" != 0 ]; then
+    strace --seccomp-bpf -f -ttt -e trace=sendto -e signal=none -s 1024 \
+      -o "$TMP/strace3" "$SLUICE" work -j "$J" --base-url "$BASE" \
+      --log-level warn 2>"$TMP/worker3.log" &
+    traced=1
+  else
+    "$SLUICE" work -j "$J" --base-url "$BASE" --log-level warn \
+      2>"$TMP/worker3.log" &
+  fi
   WORKER_PID=$!
   sleep 0.5 # idle: its first claim found nothing
   hz=$(getconf CLK_TCK)
-  c0=$(awk '{print $14 + $15}' "/proc/$WORKER_PID/stat")
+  wpid=$WORKER_PID
+  [ -n "$traced" ] && wpid=$(pgrep -P "$WORKER_PID" | head -1)
+  c0=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
   "$PROBE" trickle "$J" "$WAKE_N" "$WAKE_MS" >"$TMP/commits" || failed=1
   for i in $(seq 1 100); do
     done_n=$(count "$J" succeeded)
     [ "$done_n" -ge "$WAKE_N" ] && break
     sleep 0.1
   done
-  c1=$(awk '{print $14 + $15}' "/proc/$WORKER_PID/stat")
-  kill "$WORKER_PID"; wait "$WORKER_PID"; WORKER_PID=
+  c1=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
+  kill "$wpid"; wait "$WORKER_PID"; WORKER_PID= # strace exits with it
   stop_mock
   if [ "$done_n" -lt "$WAKE_N" ]; then
     echo "   only $done_n/$WAKE_N jobs succeeded"; failed=1
@@ -261,6 +275,19 @@ scenario3() {
     "$(pct 0.50 <"$TMP/wake_hi" | awk '{print $1 / 1000}')" \
     "$(pct 0.99 <"$TMP/wake_lo" | awk '{print $1 / 1000}')" \
     "$(pct 0.99 <"$TMP/wake_hi" | awk '{print $1 / 1000}')"
+  if [ -n "$traced" ]; then
+    # "PID SECONDS.MICROS sendto(fd, "POST ...Idempotency-Key: KEY\r\n...""
+    sed -n 's/^[0-9]* \([0-9]*\)\.\([0-9]*\) sendto(.*Idempotency-Key: \([^\\]*\)\\r.*/\3 \1\2/p' \
+      "$TMP/strace3" | awk 'NR == FNR {c[$1] = $2; next}
+      ($1 in c) && !($1 in seen) {seen[$1] = 1; print $2 - c[$1]}' \
+      "$TMP/commits" - | sort -n >"$TMP/wake_us"
+    printf '   commit -> the worker calls send() (strace -ttt, microseconds): %s requests\n' \
+      "$(wc -l <"$TMP/wake_us")"
+    printf '   p50: %.3f ms    p99: %.3f ms    max %.3f ms\n' \
+      "$(pct 0.50 <"$TMP/wake_us" | awk '{print $1 / 1000}')" \
+      "$(pct 0.99 <"$TMP/wake_us" | awk '{print $1 / 1000}')" \
+      "$(tail -1 "$TMP/wake_us" | awk '{print $1 / 1000}')"
+  fi
   echo "   journal view (attempt started_at - job created_at, whole ms):" \
     "p50 $(pct 0.50 <"$TMP/wake_j") ms, p99 $(pct 0.99 <"$TMP/wake_j") ms"
   echo "   worker CPU over the $(awk -v n="$WAKE_N" -v m="$WAKE_MS" 'BEGIN {print n * m / 1000}') s run:" \
