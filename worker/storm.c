@@ -186,6 +186,8 @@ static enum verdict admit(struct sl_storm *s, const struct sl_claimed_job *job,
 
   *when = 0;
   *why = NULL;
+  if (job->deadline && now >= job->deadline)
+    return V_START; /* the worker fails it unsent: no token, no probe */
   if (is_paused(s, job->queue)) {
     *why = "the queue's online route is paused";
     *when = now;
