@@ -75,13 +75,45 @@ struct series {
   int n;
 };
 
-/* One side of a measurement: fills *rate (jobs/s) or returns -1. */
-typedef int (*side_fn)(struct bench *b, const void *arg, double *rate);
+/* What one run of one side measured. CPU time (user + system of this
+ * process) is less disturbed by other load on a shared machine than wall
+ * time, so it is reported beside jobs/s. */
+struct sample {
+  double rate;       /* jobs per second, wall clock */
+  double cpu_us;     /* CPU microseconds per job */
+};
+
+struct timer {
+  double wall, cpu;
+};
+
+/* One side of a measurement: fills *out or returns -1. */
+typedef int (*side_fn)(struct bench *b, const void *arg, struct sample *out);
 
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return 0;
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void timer_start(struct timer *t) {
+  t->wall = now_s();
+  t->cpu = cpu_s();
+}
+
+static void timer_stop(const struct timer *t, size_t jobs,
+                       struct sample *out) {
+  double wall = now_s() - t->wall, cpu = cpu_s() - t->cpu;
+  out->rate = (double)jobs / wall;
+  out->cpu_us = cpu * 1e6 / (double)jobs;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -246,19 +278,19 @@ static int verify_jobs(struct bench *b, long long want) {
 }
 
 static int sluice_enqueue_one(struct bench *b, const void *arg,
-                              double *rate) {
+                              struct sample *out) {
   const struct enq_arg *a = arg;
   struct sl_journal *j = NULL;
   struct sl_job_spec spec = {0};
   char body[256];
-  double t0;
+  struct timer tm;
   size_t i;
   int64_t id;
 
   if (open_lib(fresh_path(b), &j) != 0)
     return -1;
   spec.body = body;
-  t0 = now_s();
+  timer_start(&tm);
   for (i = 0; i < a->n; i++) {
     int rc;
     body_for(body, sizeof body, i);
@@ -269,7 +301,7 @@ static int sluice_enqueue_one(struct bench *b, const void *arg,
       return -1;
     }
   }
-  *rate = (double)a->n / (now_s() - t0);
+  timer_stop(&tm, a->n, out);
   sl_close(j);
   return verify_jobs(b, (long long)a->n);
 }
@@ -291,13 +323,13 @@ static int raw_insert(sqlite3 *db, sqlite3_stmt *st, const char *body) {
   return 0;
 }
 
-static int base_enqueue_one(struct bench *b, const void *arg, double *rate) {
+static int base_enqueue_one(struct bench *b, const void *arg, struct sample *out) {
   const struct enq_arg *a = arg;
   struct sl_journal *j = NULL;
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
   char body[256];
-  double t0;
+  struct timer tm;
   size_t i;
   int rc = -1;
 
@@ -306,7 +338,7 @@ static int base_enqueue_one(struct bench *b, const void *arg, double *rate) {
   sl_close(j);
   if (open_raw(b, b->path, &db) != 0)
     return -1;
-  t0 = now_s();
+  timer_start(&tm);
   if (prepare(db, raw_insert_sql, &st) != 0)
     goto out;
   for (i = 0; i < a->n; i++) {
@@ -314,7 +346,7 @@ static int base_enqueue_one(struct bench *b, const void *arg, double *rate) {
     if (raw_insert(db, st, body) != 0)
       goto out;
   }
-  *rate = (double)a->n / (now_s() - t0);
+  timer_stop(&tm, a->n, out);
   rc = 0;
 out:
   sqlite3_finalize(st);
@@ -325,19 +357,19 @@ out:
 /* ----------------------------------------------------------- enqueue many */
 
 static int sluice_enqueue_many(struct bench *b, const void *arg,
-                               double *rate) {
+                               struct sample *out) {
   const struct enq_arg *a = arg;
   struct sl_journal *j = NULL;
   struct sl_job_spec *specs = calloc(a->chunk, sizeof *specs);
   int64_t *ids = calloc(a->chunk, sizeof *ids);
   char *bodies = malloc(a->chunk * 256);
-  double t0;
+  struct timer tm;
   size_t i, k;
   int rc = -1;
 
   if (!specs || !ids || !bodies || open_lib(fresh_path(b), &j) != 0)
     goto out;
-  t0 = now_s();
+  timer_start(&tm);
   for (i = 0; i < a->n; i += a->chunk) {
     size_t m = a->n - i < a->chunk ? a->n - i : a->chunk;
     for (k = 0; k < m; k++) {
@@ -349,7 +381,7 @@ static int sluice_enqueue_many(struct bench *b, const void *arg,
       goto out;
     }
   }
-  *rate = (double)a->n / (now_s() - t0);
+  timer_stop(&tm, a->n, out);
   rc = 0;
 out:
   sl_close(j);
@@ -359,13 +391,13 @@ out:
   return rc == 0 ? verify_jobs(b, (long long)a->n) : -1;
 }
 
-static int base_enqueue_many(struct bench *b, const void *arg, double *rate) {
+static int base_enqueue_many(struct bench *b, const void *arg, struct sample *out) {
   const struct enq_arg *a = arg;
   struct sl_journal *j = NULL;
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
   char *bodies = malloc(a->chunk * 256);
-  double t0;
+  struct timer tm;
   size_t i, k;
   int rc = -1;
 
@@ -374,7 +406,7 @@ static int base_enqueue_many(struct bench *b, const void *arg, double *rate) {
   sl_close(j);
   if (open_raw(b, b->path, &db) != 0)
     goto out;
-  t0 = now_s();
+  timer_start(&tm);
   if (prepare(db, raw_insert_sql, &st) != 0)
     goto out;
   for (i = 0; i < a->n; i += a->chunk) {
@@ -389,7 +421,7 @@ static int base_enqueue_many(struct bench *b, const void *arg, double *rate) {
     if (raw_exec(db, "COMMIT") != 0)
       goto out;
   }
-  *rate = (double)a->n / (now_s() - t0);
+  timer_stop(&tm, a->n, out);
   rc = 0;
 out:
   sqlite3_finalize(st);
@@ -463,20 +495,20 @@ static void fill_timings(struct sl_timings *t) {
   t->total_ms = 251.0;
 }
 
-static int sluice_claim(struct bench *b, const void *arg, double *rate) {
+static int sluice_claim(struct bench *b, const void *arg, struct sample *out) {
   const struct claim_arg *a = arg;
   struct sl_journal *j = NULL;
   struct sl_claim_options co = {0};
   struct sl_completion *comp = calloc(a->batch, sizeof *comp);
   size_t done = 0, i;
-  double t0;
+  struct timer tm;
   int rc = -1;
 
   if (!comp || populate(b, a->n) != 0 || open_lib(b->path, &j) != 0)
     goto out;
   co.max_jobs = a->batch;
   co.lease_ms = LEASE_MS;
-  t0 = now_s();
+  timer_start(&tm);
   for (;;) {
     struct sl_claimed_job *jobs = NULL;
     size_t got = 0;
@@ -519,7 +551,7 @@ static int sluice_claim(struct bench *b, const void *arg, double *rate) {
       }
     done += got;
   }
-  *rate = (double)done / (now_s() - t0);
+  timer_stop(&tm, done, out);
   rc = done == a->n ? 0 : -1;
 out:
   sl_close(j);
@@ -599,7 +631,7 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st) {
   return 0;
 }
 
-static int base_claim(struct bench *b, const void *arg, double *rate) {
+static int base_claim(struct bench *b, const void *arg, struct sample *out) {
   const struct claim_arg *a = arg;
   struct raw_job *jobs = calloc(a->batch, sizeof *jobs);
   sqlite3 *db = NULL;
@@ -608,13 +640,13 @@ static int base_claim(struct bench *b, const void *arg, double *rate) {
   char *arena = NULL;
   size_t cap = 0, done = 0, i;
   struct sl_timings t;
-  double t0;
+  struct timer tm;
   int rc = -1;
 
   fill_timings(&t);
   if (!jobs || populate(b, a->n) != 0 || open_raw(b, b->path, &db) != 0)
     goto out;
-  t0 = now_s();
+  timer_start(&tm);
   if (prepare(db, a->batch == 1 ? raw_claim_one_sql : raw_claim_sql,
               &claim) != 0 ||
       prepare(db, raw_succeed_sql, &succeed) != 0 ||
@@ -690,7 +722,7 @@ static int base_claim(struct bench *b, const void *arg, double *rate) {
       goto out;
     done += got;
   }
-  *rate = (double)done / (now_s() - t0);
+  timer_stop(&tm, done, out);
   rc = done == a->n ? 0 : -1;
 out:
   if (db && !sqlite3_get_autocommit(db))
@@ -714,34 +746,43 @@ out:
 static int measure(struct bench *b, const char *id, const char *name,
                    const char *target, double target_ratio, side_fn lib,
                    side_fn base, const void *arg) {
-  struct series s = {0}, r = {0}, pr = {0};
-  double ms, mr, mp, slo, shi, rlo, rhi, plo, phi;
+  struct series s = {0}, r = {0}, pr = {0}, sc = {0}, rc = {0};
+  double ms, mr, mp, slo, shi, rlo, rhi, plo, phi, lo, hi;
+  double msc = 1, mrc = 1;
   int i;
 
   if (b->test && strcmp(b->test, id) != 0)
     return 0;
   for (i = 0; i < b->runs; i++) {
-    double x = 1, y = 1;
+    struct sample x = {1, 1}, y = {1, 1};
     int first_lib = i % 2 == 0;
     side_fn one = first_lib ? lib : base, two = first_lib ? base : lib;
-    double *r1 = first_lib ? &x : &y, *r2 = first_lib ? &y : &x;
+    struct sample *r1 = first_lib ? &x : &y, *r2 = first_lib ? &y : &x;
     if ((b->only != (first_lib ? 2 : 1) && one(b, arg, r1) != 0) ||
         (b->only != (first_lib ? 1 : 2) && two(b, arg, r2) != 0)) {
       fprintf(stderr, "bench: %s: run %d failed\n", name, i + 1);
       return -1;
     }
-    s.v[s.n++] = x;
-    r.v[r.n++] = y;
-    pr.v[pr.n++] = x / y;
+    s.v[s.n++] = x.rate;
+    r.v[r.n++] = y.rate;
+    pr.v[pr.n++] = x.rate / y.rate;
+    sc.v[sc.n++] = x.cpu_us;
+    rc.v[rc.n++] = y.cpu_us;
   }
   ms = median(&s, &slo, &shi);
   mr = median(&r, &rlo, &rhi);
   mp = median(&pr, &plo, &phi);
   printf("%s (median of %d, [min-max])\n", name, b->runs);
-  if (b->only != 2)
-    printf("  sluice   %9.0f jobs/s  [%.0f-%.0f]\n", ms, slo, shi);
-  if (b->only != 1)
-    printf("  baseline %9.0f jobs/s  [%.0f-%.0f]\n", mr, rlo, rhi);
+  if (b->only != 2) {
+    msc = median(&sc, &lo, &hi);
+    printf("  sluice   %9.0f jobs/s  [%.0f-%.0f]  cpu %.1f us/job"
+           " [%.1f-%.1f]\n", ms, slo, shi, msc, lo, hi);
+  }
+  if (b->only != 1) {
+    mrc = median(&rc, &lo, &hi);
+    printf("  baseline %9.0f jobs/s  [%.0f-%.0f]  cpu %.1f us/job"
+           " [%.1f-%.1f]\n", mr, rlo, rhi, mrc, lo, hi);
+  }
   if (b->only) {
     printf("  peak RSS so far %ld KiB\n", peak_rss_kb());
     return 0;
@@ -751,7 +792,9 @@ static int measure(struct bench *b, const char *id, const char *name,
   if (target)
     printf("  target >= %.2f: %s", target_ratio,
            ms / mr >= target_ratio ? "met" : "NOT met");
-  printf("\n  peak RSS so far %ld KiB\n", peak_rss_kb());
+  printf("\n  cpu ratio %8.3f         (baseline cpu/job over sluice's)\n",
+         mrc / msc);
+  printf("  peak RSS so far %ld KiB\n", peak_rss_kb());
   fflush(stdout);
   return 0;
 }
