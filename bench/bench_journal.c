@@ -323,7 +323,8 @@ static int raw_insert(sqlite3 *db, sqlite3_stmt *st, const char *body) {
   return 0;
 }
 
-static int base_enqueue_one(struct bench *b, const void *arg, struct sample *out) {
+static int base_enqueue_one(struct bench *b, const void *arg,
+                            struct sample *out) {
   const struct enq_arg *a = arg;
   struct sl_journal *j = NULL;
   sqlite3 *db = NULL;
@@ -391,7 +392,8 @@ out:
   return rc == 0 ? verify_jobs(b, (long long)a->n) : -1;
 }
 
-static int base_enqueue_many(struct bench *b, const void *arg, struct sample *out) {
+static int base_enqueue_many(struct bench *b, const void *arg,
+                             struct sample *out) {
   const struct enq_arg *a = arg;
   struct sl_journal *j = NULL;
   sqlite3 *db = NULL;

@@ -8,7 +8,10 @@ set -u
 BUILD=${1:-build}
 shift || true
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "$ROOT" && cd "$BUILD" && pwd) || { echo "no build dir" >&2; exit 2; }
+BUILD=$(cd "$ROOT" && cd "$BUILD" && pwd) || {
+  echo "no build dir" >&2
+  exit 2
+}
 export SLUICE_BUILD="$BUILD" SLUICE_ROOT="$ROOT"
 self=$(basename "$0")
 failed=()
