@@ -151,6 +151,15 @@ void sl_status_free(struct sl_queue_status *st, size_t n);
 /* Counts of jobs that are pending or running or batched, in all queues. */
 int sl_count_active(struct sl_journal *j, int64_t *active);
 
+/*
+ * Jobs in these queues (NULL-terminated; NULL: all) that a worker may still
+ * act on: running or batched, or pending and not held by a pause (a paused
+ * queue, or an urgent job of a queue whose online route is paused).
+ * `sluice work --exit-when-idle` stops when this is 0.
+ */
+int sl_count_workable(struct sl_journal *j, const char *const *queues,
+                      int64_t *n);
+
 /* One job as stored (for `sluice show`). Free with sl_job_info_free. */
 struct sl_job_info {
   int64_t id, priority, run_after, deadline, attempts, max_attempts,

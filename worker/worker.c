@@ -628,8 +628,15 @@ static void maybe_stop(struct sl_worker *w) {
     return;
   if (sl_batch_route_busy(w->batch)) /* a batch of ours is still open */
     return;
-  if (sl_count_active(w->j, &active) == SL_OK && active == 0) {
-    sl_log(SL_LOG_INFO, "no job pending, running or batched: exiting");
+  if (sl_count_workable(w->j, w->cfg->queues, &active) == SL_OK &&
+      active == 0) {
+    int64_t all = 0;
+    if (sl_count_active(w->j, &all) == SL_OK && all > 0)
+      sl_log(SL_LOG_INFO, "idle: %lld jobs wait in paused queues or in "
+                          "queues this worker does not serve; exiting",
+             (long long)all);
+    else
+      sl_log(SL_LOG_INFO, "no job pending, running or batched: exiting");
     stop(w);
   }
 }

@@ -89,5 +89,19 @@ for k in 1 2 3; do
   [ "${n:-0}" -gt 0 ] && shares=$((shares + 1))
 done
 eq "every worker took a share" 3 "$shares"
+# --exit-when-idle looks at what this worker could still do: its own
+# queues, and not pending jobs a pause holds back
+"$SLUICE" enqueue -q mine '{"model":"m","input":"mine"}' >/dev/null
+"$SLUICE" enqueue -q other '{"model":"m","input":"other"}' >/dev/null
+timeout 30 "$SLUICE" work --base-url "$MOCK_URL" -q mine --exit-when-idle \
+  2>"$T/idle1.log"
+eq "--queue: exits once its own queue is done" "0|succeeded|pending" \
+  "$?|$(sql "SELECT state FROM jobs WHERE queue='mine'")|$(sql "SELECT state FROM jobs WHERE queue='other'")"
+"$SLUICE" pause other >/dev/null
+timeout 30 "$SLUICE" work --base-url "$MOCK_URL" --exit-when-idle \
+  2>"$T/idle2.log"
+eq "a paused queue's jobs do not keep it running" "0|pending" \
+  "$?|$(sql "SELECT state FROM jobs WHERE queue='other'")"
+check "it says what waits" grep -q "wait in paused queues" "$T/idle2.log"
 stop_mock
 finish
