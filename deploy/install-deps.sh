@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libuv1-dev
 libcurl4-openssl-dev libcjson-dev libcmocka-dev libmicrohttpd-dev
 libsystemd-dev libinih-dev nghttp2-proxy wrk openssl procps valgrind
-clang libclang-rt-14-dev curl"
+clang libclang-rt-14-dev curl groff-base man-db"
 
 missing=""
 for p in $PKGS; do
