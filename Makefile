@@ -77,7 +77,8 @@ deps:
 	@pkg-config --exists $(ALL_PKGS) && command -v sqlite3 >/dev/null \
 	  && command -v nghttpx >/dev/null && command -v wrk >/dev/null \
 	  && command -v openssl >/dev/null && command -v clang >/dev/null \
-	  && command -v curl >/dev/null || deploy/install-deps.sh
+	  && command -v curl >/dev/null && command -v groff >/dev/null \
+	  || deploy/install-deps.sh
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) tools/sql2c.sh
 	@mkdir -p $(@D)
