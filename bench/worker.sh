@@ -7,6 +7,8 @@
 #      end and per-job latency from the journal, beside wrk against the same
 #      mock endpoint with the same requests, same connection count; the
 #      ratio sluice/wrk. Median of RUNS runs, wrk and sluice interleaved.
+#      64 connections: enough to keep the one-thread mock busy; at 128 and
+#      256 the mock itself (wrk alike) stalls now and then on this machine.
 #   2. in flight: INFLIGHT jobs (10,000) with 1 s mock latency, one worker
 #      with --concurrency INFLIGHT: peak RSS of the worker, jobs/s, and the
 #      mock's own count of requests in flight at once.
@@ -114,6 +116,7 @@ mock_stat() { # mock_stat FIELD: a number from GET /_mock/stats
 
 echo "worker bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),"
 echo "  the mock, wrk and the worker share them: figures are for this machine only"
+echo "  (load average at start: $(cut -d' ' -f1-3 /proc/loadavg); other work on the machine moves them)"
 
 # ---------------------------------------------------------------- 1
 scenario1() {
@@ -283,6 +286,7 @@ scenario3() {
       "$TMP/commits" - | sort -n >"$TMP/wake_us"
     printf '   commit -> the worker calls send() (strace -ttt, microseconds): %s requests\n' \
       "$(wc -l <"$TMP/wake_us")"
+    [ -s "$TMP/wake_us" ] &&
     printf '   p50: %.3f ms    p99: %.3f ms    max %.3f ms\n' \
       "$(pct 0.50 <"$TMP/wake_us" | awk '{print $1 / 1000}')" \
       "$(pct 0.99 <"$TMP/wake_us" | awk '{print $1 / 1000}')" \
