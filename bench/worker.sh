@@ -15,19 +15,22 @@
 #   3. wake latency: WAKE_N jobs (200), one every WAKE_MS (20) ms, enqueued
 #      by another process on an idle worker: from the producer's commit
 #      (timestamped right after sl_enqueue returns) to the mock logging the
-#      request; plus the worker's CPU time over the run (no busy polling).
+#      request, and (with strace) to the worker's send() to the microsecond;
+#      plus the worker's CPU time over the run (no busy polling).
 # Figures only: nothing here fails on time. Exit 1 only when a run did not
 # do its work (jobs left unfinished, a tool missing, a process failing).
 #
-# Usage: bench/worker.sh [BUILD_DIR]   (release build: `make all build/bench/worker_probe`)
+# Usage: bench/worker.sh [BUILD_DIR]
+#   (release build: `make all build/bench/worker_probe`)
 # Env: JOBS, RUNS, CONC, MOCK_THREADS, WRK_SECONDS, INFLIGHT, WAKE_N,
 #      WAKE_MS, ONLY (1, 2 or 3: one scenario), SLUICE (the sluice binary
-#      under test; default BUILD_DIR/sluice), KEEP=1 (keep the temp dir:
-#      journals, logs, per-job latencies).
+#      under test; default BUILD_DIR/sluice), STRACE=0 (no strace), KEEP=1
+#      (keep the temp dir: journals, logs, per-job latencies).
 set -u
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "$ROOT" && cd "$BUILD" && pwd) || { echo "no build dir" >&2; exit 2; }
+BUILD=$(cd "$ROOT" && cd "$BUILD" && pwd) ||
+  { echo "no build dir" >&2; exit 2; }
 SLUICE=${SLUICE:-$BUILD/sluice} # SLUICE=path: compare another build
 MOCK=$BUILD/sluice-mock
 PROBE=$BUILD/bench/worker_probe
@@ -43,10 +46,14 @@ ONLY=${ONLY:-}
 BODY='{"model":"gpt-4o-mini","input":"Say hello to the benchmark."}'
 
 for t in "$SLUICE" "$MOCK" "$PROBE"; do
-  [ -x "$t" ] || { echo "worker.sh: $t missing (make all $BUILD/bench/worker_probe)" >&2; exit 1; }
+  [ -x "$t" ] || {
+    echo "worker.sh: $t missing (make all $BUILD/bench/worker_probe)" >&2
+    exit 1
+  }
 done
 for t in wrk sqlite3 curl; do
-  command -v $t >/dev/null || { echo "worker.sh: $t not installed" >&2; exit 1; }
+  command -v $t >/dev/null ||
+    { echo "worker.sh: $t not installed" >&2; exit 1; }
 done
 
 TMP=$(mktemp -d /tmp/sluice-bench-worker.XXXXXX)
@@ -54,9 +61,15 @@ MOCK_PID=
 WORKER_PID=
 failed=0
 cleanup() {
-  [ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null && wait "$WORKER_PID" 2>/dev/null
-  [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
-  if [ -n "${KEEP:-}" ]; then echo "worker.sh: kept $TMP"; else rm -rf "$TMP"; fi
+  [ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null &&
+    wait "$WORKER_PID" 2>/dev/null
+  [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null &&
+    wait "$MOCK_PID" 2>/dev/null
+  if [ -n "${KEEP:-}" ]; then
+    echo "worker.sh: kept $TMP"
+  else
+    rm -rf "$TMP"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -95,7 +108,8 @@ fresh_journal() {
   rm -f "$1" "$1-wal" "$1-shm"
   "$SLUICE" init -j "$1" >/dev/null || exit 1
   if [ "$2" -gt 0 ]; then
-    yes "$BODY" | head -n "$2" | "$SLUICE" enqueue -j "$1" >/dev/null || exit 1
+    yes "$BODY" | head -n "$2" | "$SLUICE" enqueue -j "$1" >/dev/null ||
+      exit 1
   fi
 }
 
@@ -103,22 +117,48 @@ fresh_journal() {
 count() { sqlite3 "$1" "SELECT count(*) FROM jobs WHERE state = '$2'"; }
 
 # pct P < sorted numbers: nearest-rank percentile.
-pct() { awk -v p="$1" '{a[NR]=$1} END {if (!NR) {print "-"; exit}
-  i=int(p*NR+0.999999); if (i<1) i=1; if (i>NR) i=NR; print a[i]}'; }
+pct() {
+  awk -v p="$1" '{a[NR] = $1} END {if (!NR) {print "-"; exit}
+    i = int(p * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR
+    print a[i]}'
+}
 
 # median of the arguments
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() {
+  printf '%s\n' "$@" | sort -g |
+    awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'
+}
+
+# per_s N NANOSECONDS: a rate per second
+per_s() { awk -v n="$1" -v ns="$2" 'BEGIN {printf "%.0f", n / (ns / 1e9)}'; }
+
+# percent A B: 100 * A / B (0 when B is 0)
+percent() {
+  awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b > 0 ? 100 * a / b : 0)}'
+}
+
+# ms < microseconds: milliseconds
+ms() { awk '{print $1 / 1000}'; }
 
 mock_stat() { # mock_stat FIELD: a number from GET /_mock/stats
   curl -s --max-time 5 "http://127.0.0.1:$PORT/_mock/stats" |
     tr ',{}' '\n\n\n' | sed -n "s/^ *\"$1\" *: *\([0-9]*\).*/\1/p" | head -1
 }
 
-echo "worker bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),"
-echo "  the mock, wrk and the worker share them: figures are for this machine only"
-echo "  (load average at start: $(cut -d' ' -f1-3 /proc/loadavg); other work on the machine moves them)"
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
+  sed 's/^ *//')
+echo "worker bench: $(nproc) cores ($cpu_model),"
+echo "  the mock, wrk and the worker share them: figures are for this" \
+  "machine only"
+echo "  (load average at start: $(cut -d' ' -f1-3 /proc/loadavg); other" \
+  "work on the machine moves them)"
 
 # ---------------------------------------------------------------- 1
+run_wrk() {
+  wrk -t1 -c"$CONC" -d"${WRK_SECONDS}s" -s "$TMP/wrk.lua" \
+    "$BASE/responses" | awk '/^Requests\/sec/ {print $2}'
+}
+
 scenario1() {
   local J=$TMP/s1.db r t0 t1 s w rate lat50 lat99 q50 cpu ratio
   local -a s_rate=() w_rate=() l50=() l99=() qw=() cpus=() ratios=()
@@ -135,106 +175,126 @@ function request()
 end
 EOF
   echo
-  echo "== 1. throughput: $JOBS jobs at zero latency vs wrk (median of $RUNS runs)"
+  echo "== 1. throughput: $JOBS jobs at zero latency vs wrk" \
+    "(median of $RUNS runs)"
   echo "   concurrency $CONC for both: sluice --concurrency $CONC (HTTP/1.1,"
-  echo "   $CONC keep-alive connections), wrk -t1 -c$CONC; sluice-mock --threads $MOCK_THREADS"
+  echo "   $CONC keep-alive connections), wrk -t1 -c$CONC;" \
+    "sluice-mock --threads $MOCK_THREADS"
   for r in $(seq 1 "$RUNS"); do
     fresh_journal "$J" "$JOBS"
     start_mock --threads "$MOCK_THREADS"
     # wrk first on odd runs, sluice first on even ones (drift cancels out)
-    if [ $((r % 2)) -eq 1 ]; then
-      w=$(wrk -t1 -c"$CONC" -d"${WRK_SECONDS}s" -s "$TMP/wrk.lua" "$BASE/responses" |
-        awk '/^Requests\/sec/ {print $2}')
-    fi
+    [ $((r % 2)) -eq 1 ] && w=$(run_wrk)
     t0=$(now_ns)
     /usr/bin/time -f "%U %S" -o "$TMP/time1" "$SLUICE" work -j "$J" \
       --base-url "$BASE" --exit-when-idle --concurrency "$CONC" \
       --log-level warn 2>"$TMP/worker1.log"
     s=$?
     t1=$(now_ns)
-    if [ $((r % 2)) -eq 0 ]; then
-      w=$(wrk -t1 -c"$CONC" -d"${WRK_SECONDS}s" -s "$TMP/wrk.lua" "$BASE/responses" |
-        awk '/^Requests\/sec/ {print $2}')
-    fi
+    [ $((r % 2)) -eq 0 ] && w=$(run_wrk)
     stop_mock
     if [ "$s" -ne 0 ] || [ "$(count "$J" succeeded)" -ne "$JOBS" ]; then
-      echo "   run $r: worker exit $s, $(count "$J" succeeded)/$JOBS succeeded:"
+      echo "   run $r: worker exit $s," \
+        "$(count "$J" succeeded)/$JOBS succeeded:"
       tail -5 "$TMP/worker1.log"
       failed=1
       return
     fi
-    rate=$(awk -v n="$JOBS" -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (ns / 1e9)}')
-    cpu=$(awk -v n="$JOBS" '{printf "%.1f", ($1 + $2) * 1e6 / n}' "$TMP/time1")
-    ratio=$(awk -v a="$rate" -v b="${w:-0}" 'BEGIN {printf "%.1f", (b > 0 ? 100 * a / b : 0)}')
+    rate=$(per_s "$JOBS" $((t1 - t0)))
+    cpu=$(awk -v n="$JOBS" '{printf "%.1f", ($1 + $2) * 1e6 / n}' \
+      "$TMP/time1")
+    ratio=$(percent "$rate" "${w:-0}")
     # per job: request start to its durable commit (attempt started/finished)
-    sqlite3 "$J" "SELECT finished_at - started_at FROM attempts ORDER BY 1" >"$TMP/lat"
-    lat50=$(pct 0.50 <"$TMP/lat"); lat99=$(pct 0.99 <"$TMP/lat")
+    sqlite3 "$J" "SELECT finished_at - started_at FROM attempts ORDER BY 1" \
+      >"$TMP/lat"
+    lat50=$(pct 0.50 <"$TMP/lat")
+    lat99=$(pct 0.99 <"$TMP/lat")
     # enqueue to result: dominated by the backlog (all jobs enqueued first)
-    q50=$(sqlite3 "$J" "SELECT r.created_at - j.created_at FROM results r JOIN jobs j ON j.id = r.job_id ORDER BY 1" | pct 0.50)
-    printf '   run %d: sluice %6s jobs/s (worker CPU %5s us/job)   wrk %9s req/s   ratio %5s%%   attempt p50 %s ms p99 %s ms\n' \
-      "$r" "$rate" "$cpu" "${w:-?}" "$ratio" "$lat50" "$lat99"
-    s_rate+=("$rate"); w_rate+=("${w:-0}"); l50+=("$lat50"); l99+=("$lat99"); qw+=("$q50")
-    cpus+=("$cpu"); ratios+=("$ratio")
+    q50=$(sqlite3 "$J" "SELECT r.created_at - j.created_at FROM results r
+      JOIN jobs j ON j.id = r.job_id ORDER BY 1" | pct 0.50)
+    printf '   run %d: sluice %6s jobs/s (worker CPU %5s us/job)' \
+      "$r" "$rate" "$cpu"
+    printf '   wrk %9s req/s   ratio %5s%%   attempt p50 %s ms p99 %s ms\n' \
+      "${w:-?}" "$ratio" "$lat50" "$lat99"
+    s_rate+=("$rate"); w_rate+=("${w:-0}"); cpus+=("$cpu")
+    l50+=("$lat50"); l99+=("$lat99"); qw+=("$q50"); ratios+=("$ratio")
   done
-  s=$(median "${s_rate[@]}"); w=$(median "${w_rate[@]}")
   echo "   ---"
-  printf '   sluice:  %s jobs/s end to end (wall time of `sluice work --exit-when-idle`)\n' "$s"
-  printf '   wrk:     %s requests/s\n' "$w"
-  printf '   ratio:   %s%% of wrk (median of the per-run ratios; aim >= 70%%)\n' "$(median "${ratios[@]}")"
-  printf '   worker CPU (user + system): %s us per job; each job is a claim, an\n' "$(median "${cpus[@]}")"
+  printf '   sluice:  %s jobs/s end to end (wall time of %s)\n' \
+    "$(median "${s_rate[@]}")" '`sluice work --exit-when-idle`'
+  printf '   wrk:     %s requests/s\n' "$(median "${w_rate[@]}")"
+  printf '   ratio:   %s%% of wrk (median of the per-run ratios;' \
+    "$(median "${ratios[@]}")"
+  printf ' aim >= 70%%)\n'
+  printf '   worker CPU (user + system): %s us per job; each job is a' \
+    "$(median "${cpus[@]}")"
+  echo " claim, an"
   echo "   HTTP exchange through curl, and three rows (job, result, attempt)"
-  echo "   group-committed to the journal: see bench_journal for the journal alone"
-  printf '   job latency, request start to durable commit: p50 %s ms, p99 %s ms\n' \
-    "$(median "${l50[@]}")" "$(median "${l99[@]}")"
-  printf '   (enqueue to result, backlog wait included: p50 %s ms)\n' "$(median "${qw[@]}")"
+  echo "   group-committed to the journal: see bench_journal for the" \
+    "journal alone"
+  printf '   job latency, request start to durable commit:'
+  printf ' p50 %s ms, p99 %s ms\n' "$(median "${l50[@]}")" \
+    "$(median "${l99[@]}")"
+  printf '   (enqueue to result, backlog wait included: p50 %s ms)\n' \
+    "$(median "${qw[@]}")"
 }
 
 # ---------------------------------------------------------------- 2
 scenario2() {
   local J=$TMP/s2.db t0 t1 s rss maxin conns nofile
   echo
-  echo "== 2. $INFLIGHT calls in flight at once, 1 s mock latency, one worker"
+  echo "== 2. $INFLIGHT calls in flight at once, 1 s mock latency," \
+    "one worker"
   fresh_journal "$J" "$INFLIGHT"
   start_mock --latency-ms 1000 --threads 2
   nofile=$(ulimit -Hn)
-  echo "   sluice work --concurrency $INFLIGHT --max-connections $INFLIGHT --claim-batch $INFLIGHT"
-  echo "   (HTTP/1.1: a connection per request; started with the soft fd limit"
-  echo "   at 1024, hard $nofile: the worker raises its own)"
+  echo "   sluice work --concurrency $INFLIGHT --max-connections $INFLIGHT" \
+    "--claim-batch $INFLIGHT"
+  echo "   (HTTP/1.1: a connection per request; started with the soft fd"
+  echo "   limit at 1024, hard $nofile: the worker raises its own)"
   t0=$(now_ns)
-  (ulimit -Sn 1024; exec /usr/bin/time -v -o "$TMP/time2" "$SLUICE" work -j "$J" \
-    --base-url "$BASE" --exit-when-idle --concurrency "$INFLIGHT" \
-    --max-connections "$INFLIGHT" --claim-batch "$INFLIGHT" --log-level warn \
-    2>"$TMP/worker2.log")
+  (
+    ulimit -Sn 1024
+    exec /usr/bin/time -v -o "$TMP/time2" "$SLUICE" work -j "$J" \
+      --base-url "$BASE" --exit-when-idle --concurrency "$INFLIGHT" \
+      --max-connections "$INFLIGHT" --claim-batch "$INFLIGHT" \
+      --log-level warn 2>"$TMP/worker2.log"
+  )
   s=$?
   t1=$(now_ns)
-  maxin=$(mock_stat max_in_flight); conns=$(mock_stat connections)
+  maxin=$(mock_stat max_in_flight)
+  conns=$(mock_stat connections)
   stop_mock
   if [ "$s" -ne 0 ] || [ "$(count "$J" succeeded)" -ne "$INFLIGHT" ]; then
     echo "   worker exit $s, $(count "$J" succeeded)/$INFLIGHT succeeded:"
     tail -5 "$TMP/worker2.log"
     failed=1
   fi
-  rss=$(awk -F: '/Maximum resident/ {gsub(/ /, "", $2); print $2}' "$TMP/time2")
-  printf '   peak RSS:  %.1f MB   (aim < 300 MB)\n' "$(awk -v k="${rss:-0}" 'BEGIN {print k / 1024}')"
+  rss=$(awk -F: '/Maximum resident/ {gsub(/ /, "", $2); print $2}' \
+    "$TMP/time2")
+  printf '   peak RSS:  %.1f MB   (aim < 300 MB)\n' \
+    "$(awk -v k="${rss:-0}" 'BEGIN {print k / 1024}')"
   printf '   jobs/s:    %s   (%s jobs in %.2f s; ideal ~%s in 1 s)\n' \
-    "$(awk -v n="$INFLIGHT" -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (ns / 1e9)}')" \
-    "$INFLIGHT" "$(awk -v ns=$((t1 - t0)) 'BEGIN {print ns / 1e9}')" "$INFLIGHT"
-  echo "   mock saw:  ${maxin:-?} requests in flight at most, ${conns:-?} connections"
-  echo "   worker CPU: user $(awk -F': ' '/User time/ {print $2}' "$TMP/time2") s," \
-    "system $(awk -F': ' '/System time/ {print $2}' "$TMP/time2") s"
+    "$(per_s "$INFLIGHT" $((t1 - t0)))" "$INFLIGHT" \
+    "$(awk -v ns=$((t1 - t0)) 'BEGIN {print ns / 1e9}')" "$INFLIGHT"
+  echo "   mock saw:  ${maxin:-?} requests in flight at most," \
+    "${conns:-?} connections"
+  echo "   worker CPU: user" \
+    "$(awk -F': ' '/User time/ {print $2}' "$TMP/time2") s, system" \
+    "$(awk -F': ' '/System time/ {print $2}' "$TMP/time2") s"
 }
 
 # ---------------------------------------------------------------- 3
 scenario3() {
-  local J=$TMP/s3.db i c0 c1 done_n hz
+  local J=$TMP/s3.db i c0 c1 done_n hz wpid re traced=
   echo
-  echo "== 3. wake latency: $WAKE_N jobs, one every $WAKE_MS ms, from another process"
+  echo "== 3. wake latency: $WAKE_N jobs, one every $WAKE_MS ms, from" \
+    "another process"
   fresh_journal "$J" 0
   start_mock --log "$TMP/mock3.log"
   # With strace, the moment each request leaves is also taken at the
   # worker's send() to the microsecond; --seccomp-bpf stops the worker on
   # sendto only (after the timestamp is taken), nothing else is slowed.
-  local traced=
   if command -v strace >/dev/null && [ "${STRACE:-1}" != 0 ]; then
     strace --seccomp-bpf -f -ttt -e trace=sendto -e signal=none -s 1024 \
       -o "$TMP/strace3" "$SLUICE" work -j "$J" --base-url "$BASE" \
@@ -269,34 +329,37 @@ scenario3() {
   sort -n -k1,1 "$TMP/wake" | awk '{print $1}' >"$TMP/wake_lo"
   sort -n -k2,2 "$TMP/wake" | awk '{print $2}' >"$TMP/wake_hi"
   # the journal's view: attempt started_at (ms) - job created_at (ms)
-  sqlite3 "$J" "SELECT a.started_at - j.created_at FROM attempts a JOIN jobs j ON j.id = a.job_id ORDER BY 1" >"$TMP/wake_j"
-  echo "   matched $(wc -l <"$TMP/wake") of $WAKE_N requests in the mock's log"
-  echo "   commit -> mock receives the request (the mock logs whole ms, so each"
-  echo "   figure is a range: between the lower and the upper bound):"
-  printf '   p50: %.2f .. %.2f ms    p99: %.2f .. %.2f ms   (aim p50 < 1 ms, p99 < 5 ms)\n' \
-    "$(pct 0.50 <"$TMP/wake_lo" | awk '{print $1 / 1000}')" \
-    "$(pct 0.50 <"$TMP/wake_hi" | awk '{print $1 / 1000}')" \
-    "$(pct 0.99 <"$TMP/wake_lo" | awk '{print $1 / 1000}')" \
-    "$(pct 0.99 <"$TMP/wake_hi" | awk '{print $1 / 1000}')"
+  sqlite3 "$J" "SELECT a.started_at - j.created_at FROM attempts a
+    JOIN jobs j ON j.id = a.job_id ORDER BY 1" >"$TMP/wake_j"
+  echo "   matched $(wc -l <"$TMP/wake") of $WAKE_N requests in the" \
+    "mock's log"
+  echo "   commit -> mock receives the request (the mock logs whole ms, so"
+  echo "   each figure is a range: between the lower and the upper bound):"
+  printf '   p50: %.2f .. %.2f ms    p99: %.2f .. %.2f ms' \
+    "$(pct 0.50 <"$TMP/wake_lo" | ms)" "$(pct 0.50 <"$TMP/wake_hi" | ms)" \
+    "$(pct 0.99 <"$TMP/wake_lo" | ms)" "$(pct 0.99 <"$TMP/wake_hi" | ms)"
+  printf '   (aim p50 < 1 ms, p99 < 5 ms)\n'
   if [ -n "$traced" ]; then
-    # "PID SECONDS.MICROS sendto(fd, "POST ...Idempotency-Key: KEY\r\n...""
-    sed -n 's/^[0-9]* \([0-9]*\)\.\([0-9]*\) sendto(.*Idempotency-Key: \([^\\]*\)\\r.*/\3 \1\2/p' \
-      "$TMP/strace3" | awk 'NR == FNR {c[$1] = $2; next}
-      ($1 in c) && !($1 in seen) {seen[$1] = 1; print $2 - c[$1]}' \
-      "$TMP/commits" - | sort -n >"$TMP/wake_us"
-    printf '   commit -> the worker calls send() (strace -ttt, microseconds): %s requests\n' \
-      "$(wc -l <"$TMP/wake_us")"
+    # "PID SECONDS.MICROS sendto(fd, "POST ...Idempotency-Key: KEY\r\n..."
+    re='s/^[0-9]* \([0-9]*\)\.\([0-9]*\) sendto(.*Idempotency-Key: '
+    re+='\([^\\]*\)\\r.*/\3 \1\2/p'
+    sed -n "$re" "$TMP/strace3" |
+      awk 'NR == FNR {c[$1] = $2; next}
+        ($1 in c) && !($1 in seen) {seen[$1] = 1; print $2 - c[$1]}' \
+        "$TMP/commits" - | sort -n >"$TMP/wake_us"
+    echo "   commit -> the worker calls send() (strace -ttt," \
+      "microseconds): $(wc -l <"$TMP/wake_us") requests"
     [ -s "$TMP/wake_us" ] &&
-    printf '   p50: %.3f ms    p99: %.3f ms    max %.3f ms\n' \
-      "$(pct 0.50 <"$TMP/wake_us" | awk '{print $1 / 1000}')" \
-      "$(pct 0.99 <"$TMP/wake_us" | awk '{print $1 / 1000}')" \
-      "$(tail -1 "$TMP/wake_us" | awk '{print $1 / 1000}')"
+      printf '   p50: %.3f ms    p99: %.3f ms    max %.3f ms\n' \
+        "$(pct 0.50 <"$TMP/wake_us" | ms)" \
+        "$(pct 0.99 <"$TMP/wake_us" | ms)" "$(tail -1 "$TMP/wake_us" | ms)"
   fi
   echo "   journal view (attempt started_at - job created_at, whole ms):" \
     "p50 $(pct 0.50 <"$TMP/wake_j") ms, p99 $(pct 0.99 <"$TMP/wake_j") ms"
-  echo "   worker CPU over the $(awk -v n="$WAKE_N" -v m="$WAKE_MS" 'BEGIN {print n * m / 1000}') s run:" \
-    "$(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN {print t / hz}') s (no busy polling;" \
-    "fallback tick at its 1 s default)"
+  echo "   worker CPU over the" \
+    "$(awk -v n="$WAKE_N" -v m="$WAKE_MS" 'BEGIN {print n * m / 1000}')" \
+    "s run: $(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN {print t / hz}') s" \
+    "(no busy polling; fallback tick at its 1 s default)"
 }
 
 [ -z "$ONLY" ] || [ "$ONLY" = 1 ] && scenario1

@@ -24,7 +24,8 @@
 
 #include "sluice.h"
 
-#define BODY "{\"model\":\"gpt-4o-mini\",\"input\":\"Say hello to the benchmark.\"}"
+#define BODY \
+  "{\"model\":\"gpt-4o-mini\",\"input\":\"Say hello to the benchmark.\"}"
 
 static int64_t now_us(void) {
   struct timespec ts;
