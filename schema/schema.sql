@@ -357,7 +357,10 @@ CREATE TABLE breakers (
   model         TEXT NOT NULL,
   state         TEXT NOT NULL DEFAULT 'closed'
                 CONSTRAINT "unknown breaker state"
-                CHECK (state IN ('closed', 'open', 'half_open')),
+                -- OR, not IN: SQLite 3.40 builds a temporary table per
+                -- write for an IN list of three or more
+                CHECK (state = 'closed' OR state = 'open'
+                       OR state = 'half_open'),
   window_start  INTEGER NOT NULL DEFAULT 0,
   ok_cur        INTEGER NOT NULL DEFAULT 0,
   fail_cur      INTEGER NOT NULL DEFAULT 0,
