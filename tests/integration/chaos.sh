@@ -62,8 +62,10 @@ eq "no result for a job that did not succeed" 0 \
   "$(sql "SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.state <> 'succeeded'")"
 eq "PRAGMA integrity_check" ok "$(sql 'PRAGMA integrity_check')"
 eq "PRAGMA foreign_key_check" "" "$(sql 'PRAGMA foreign_key_check')"
-eq "every attempt has a class or succeeded once" 0 \
-  "$(sql "SELECT count(*) FROM (SELECT job_id FROM attempts WHERE failure_class IS NULL GROUP BY job_id HAVING count(*) > 1 AND job_id NOT IN (SELECT id FROM jobs WHERE state='succeeded'))")"
+eq "no job has two successful attempts recorded" 0 \
+  "$(sql "SELECT count(*) FROM (SELECT job_id FROM attempts WHERE failure_class IS NULL GROUP BY job_id HAVING count(*) > 1)")"
+eq "every succeeded job has exactly one successful attempt" 0 \
+  "$(sql "SELECT count(*) FROM jobs j WHERE state='succeeded' AND (SELECT count(*) FROM attempts a WHERE a.job_id=j.id AND a.failure_class IS NULL) <> 1")"
 # Online side effects: every request the API saw carried the key of a job,
 # and a key answered 200 more than once belongs to a job that succeeded
 # once (a kill between the answer and the commit; same key both times).
