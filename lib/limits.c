@@ -97,37 +97,41 @@ static int select_row(struct sl_journal *j, const char *sql,
   return rc;
 }
 
-int sl_bucket_update(struct sl_journal *j, const char *endpoint,
-                     const char *model, sl_bucket_update_fn fn, void *arg) {
-  static const char *const get =
-      "SELECT " BUCKET_COLS " FROM rate_buckets"
-      " WHERE endpoint = ?1 AND model = ?2";
-  static const char *const put =
-      "INSERT OR REPLACE INTO rate_buckets (endpoint, model, " BUCKET_COLS
-      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-      " ?14)";
-  struct sl_bucket_row row;
+/* One kind of shared row (a rate bucket, a breaker): how to read it from
+ * column 0 on and bind it from ?3 on. */
+struct row_kind {
+  const char *get, *put, *what;
+  void (*read)(sqlite3_stmt *st, void *row);
+  void (*bind)(sqlite3_stmt *st, const void *row);
+  int (*call)(void *row, void *ctx); /* the caller's update function */
+};
+
+/*
+ * Read-modify-write one row keyed by (endpoint, model) in one BEGIN
+ * IMMEDIATE transaction: read it (or keep the caller's zeroed row), let the
+ * update function change it, write it back unless it returned 0.
+ */
+static int update_row(struct sl_journal *j, const struct row_kind *k,
+                      const char *endpoint, const char *model, void *row,
+                      void *ctx) {
   sqlite3_stmt *st = NULL;
+  char what[64];
   int rc, want;
 
-  if (!j || !fn || !names_ok(endpoint, model))
-    return SL_INVAL;
   rc = sl_journal_begin(j);
   if (rc != SL_OK)
     return rc;
-  memset(&row, 0, sizeof row);
-  snprintf(row.endpoint, sizeof row.endpoint, "%s", endpoint);
-  snprintf(row.model, sizeof row.model, "%s", model);
-  rc = select_row(j, get, endpoint, model, &st);
+  rc = select_row(j, k->get, endpoint, model, &st);
   if (rc == SQLITE_ROW)
-    read_bucket(st, 0, &row);
+    k->read(st, row);
   sqlite3_finalize(st);
   st = NULL;
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "reading a rate bucket");
+    snprintf(what, sizeof what, "reading %s", k->what);
+    rc = sl_journal_fail(j, rc, what);
     goto fail;
   }
-  want = fn(&row, arg);
+  want = k->call(row, ctx);
   if (want < 0) {
     rc = want;
     goto fail;
@@ -136,27 +140,17 @@ int sl_bucket_update(struct sl_journal *j, const char *endpoint,
     sl_journal_rollback(j); /* nothing written: a rollback is a no-op */
     return SL_OK;
   }
-  rc = sqlite3_prepare_v2(j->db, put, -1, &st, NULL);
+  rc = sqlite3_prepare_v2(j->db, k->put, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sl_bind_text(st, 1, endpoint);
     sl_bind_text(st, 2, model);
-    sqlite3_bind_double(st, 3, row.rpm);
-    sqlite3_bind_double(st, 4, row.tpm);
-    sqlite3_bind_double(st, 5, row.factor);
-    sqlite3_bind_double(st, 6, row.req_level);
-    sqlite3_bind_double(st, 7, row.tok_level);
-    sqlite3_bind_int64(st, 8, row.refilled_at);
-    sqlite3_bind_int64(st, 9, row.blocked_until);
-    sqlite3_bind_int64(st, 10, row.last_cut_at);
-    sqlite3_bind_int64(st, 11, row.granted_req);
-    sqlite3_bind_int64(st, 12, row.granted_tok);
-    sqlite3_bind_int64(st, 13, row.cuts);
-    sqlite3_bind_int64(st, 14, row.updated_at);
+    k->bind(st, row);
     rc = sqlite3_step(st);
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "writing a rate bucket");
+    snprintf(what, sizeof what, "writing %s", k->what);
+    rc = sl_journal_fail(j, rc, what);
     goto fail;
   }
   return sl_journal_commit(j);
@@ -166,77 +160,112 @@ fail:
   return rc;
 }
 
-int sl_breaker_update(struct sl_journal *j, const char *endpoint,
-                      const char *model, sl_breaker_update_fn fn,
-                      void *arg) {
-  static const char *const get =
-      "SELECT " BREAKER_COLS " FROM breakers"
-      " WHERE endpoint = ?1 AND model = ?2";
-  static const char *const put =
-      "INSERT OR REPLACE INTO breakers (endpoint, model, " BREAKER_COLS
+struct bucket_ctx {
+  sl_bucket_update_fn fn;
+  void *arg;
+};
+
+static void bucket_read(sqlite3_stmt *st, void *row) {
+  read_bucket(st, 0, row);
+}
+
+static void bucket_bind(sqlite3_stmt *st, const void *p) {
+  const struct sl_bucket_row *row = p;
+  sqlite3_bind_double(st, 3, row->rpm);
+  sqlite3_bind_double(st, 4, row->tpm);
+  sqlite3_bind_double(st, 5, row->factor);
+  sqlite3_bind_double(st, 6, row->req_level);
+  sqlite3_bind_double(st, 7, row->tok_level);
+  sqlite3_bind_int64(st, 8, row->refilled_at);
+  sqlite3_bind_int64(st, 9, row->blocked_until);
+  sqlite3_bind_int64(st, 10, row->last_cut_at);
+  sqlite3_bind_int64(st, 11, row->granted_req);
+  sqlite3_bind_int64(st, 12, row->granted_tok);
+  sqlite3_bind_int64(st, 13, row->cuts);
+  sqlite3_bind_int64(st, 14, row->updated_at);
+}
+
+static int bucket_call(void *row, void *ctx) {
+  struct bucket_ctx *c = ctx;
+  return c->fn(row, c->arg);
+}
+
+int sl_bucket_update(struct sl_journal *j, const char *endpoint,
+                     const char *model, sl_bucket_update_fn fn, void *arg) {
+  static const struct row_kind kind = {
+      "SELECT " BUCKET_COLS " FROM rate_buckets"
+      " WHERE endpoint = ?1 AND model = ?2",
+      "INSERT OR REPLACE INTO rate_buckets (endpoint, model, " BUCKET_COLS
       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-      " ?14, ?15, ?16, ?17)";
-  struct sl_breaker_row row;
-  sqlite3_stmt *st = NULL;
-  int rc, want;
+      " ?14)",
+      "a rate bucket", bucket_read, bucket_bind, bucket_call};
+  struct sl_bucket_row row;
+  struct bucket_ctx ctx;
 
   if (!j || !fn || !names_ok(endpoint, model))
     return SL_INVAL;
-  rc = sl_journal_begin(j);
-  if (rc != SL_OK)
-    return rc;
   memset(&row, 0, sizeof row);
   snprintf(row.endpoint, sizeof row.endpoint, "%s", endpoint);
   snprintf(row.model, sizeof row.model, "%s", model);
-  rc = select_row(j, get, endpoint, model, &st);
-  if (rc == SQLITE_ROW)
-    read_breaker(st, 0, &row);
-  sqlite3_finalize(st);
-  st = NULL;
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "reading a breaker");
-    goto fail;
-  }
-  want = fn(&row, arg);
-  if (want < 0) {
-    rc = want;
-    goto fail;
-  }
-  if (want == 0) {
-    sl_journal_rollback(j);
-    return SL_OK;
-  }
-  rc = sqlite3_prepare_v2(j->db, put, -1, &st, NULL);
-  if (rc == SQLITE_OK) {
-    sl_bind_text(st, 1, endpoint);
-    sl_bind_text(st, 2, model);
-    sl_bind_text(st, 3, sl_breaker_state_name(row.state));
-    sqlite3_bind_int64(st, 4, row.window_start);
-    sqlite3_bind_int64(st, 5, row.ok_cur);
-    sqlite3_bind_int64(st, 6, row.fail_cur);
-    sqlite3_bind_int64(st, 7, row.ok_prev);
-    sqlite3_bind_int64(st, 8, row.fail_prev);
-    sqlite3_bind_int64(st, 9, row.opened_at);
-    sqlite3_bind_int64(st, 10, row.open_until);
-    sqlite3_bind_int64(st, 11, row.open_ms);
-    sqlite3_bind_int64(st, 12, row.probes_out);
-    sqlite3_bind_int64(st, 13, row.probes_ok);
-    sqlite3_bind_int64(st, 14, row.probe_expires);
-    sqlite3_bind_int64(st, 15, row.trips);
-    sl_bind_text(st, 16, row.last_class[0] ? row.last_class : NULL);
-    sqlite3_bind_int64(st, 17, row.updated_at);
-    rc = sqlite3_step(st);
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "writing a breaker");
-    goto fail;
-  }
-  return sl_journal_commit(j);
+  ctx.fn = fn;
+  ctx.arg = arg;
+  return update_row(j, &kind, endpoint, model, &row, &ctx);
+}
 
-fail:
-  sl_journal_rollback(j);
-  return rc;
+struct breaker_ctx {
+  sl_breaker_update_fn fn;
+  void *arg;
+};
+
+static void breaker_read(sqlite3_stmt *st, void *row) {
+  read_breaker(st, 0, row);
+}
+
+static void breaker_bind(sqlite3_stmt *st, const void *p) {
+  const struct sl_breaker_row *row = p;
+  sl_bind_text(st, 3, sl_breaker_state_name(row->state));
+  sqlite3_bind_int64(st, 4, row->window_start);
+  sqlite3_bind_int64(st, 5, row->ok_cur);
+  sqlite3_bind_int64(st, 6, row->fail_cur);
+  sqlite3_bind_int64(st, 7, row->ok_prev);
+  sqlite3_bind_int64(st, 8, row->fail_prev);
+  sqlite3_bind_int64(st, 9, row->opened_at);
+  sqlite3_bind_int64(st, 10, row->open_until);
+  sqlite3_bind_int64(st, 11, row->open_ms);
+  sqlite3_bind_int64(st, 12, row->probes_out);
+  sqlite3_bind_int64(st, 13, row->probes_ok);
+  sqlite3_bind_int64(st, 14, row->probe_expires);
+  sqlite3_bind_int64(st, 15, row->trips);
+  sl_bind_text(st, 16, row->last_class[0] ? row->last_class : NULL);
+  sqlite3_bind_int64(st, 17, row->updated_at);
+}
+
+static int breaker_call(void *row, void *ctx) {
+  struct breaker_ctx *c = ctx;
+  return c->fn(row, c->arg);
+}
+
+int sl_breaker_update(struct sl_journal *j, const char *endpoint,
+                      const char *model, sl_breaker_update_fn fn,
+                      void *arg) {
+  static const struct row_kind kind = {
+      "SELECT " BREAKER_COLS " FROM breakers"
+      " WHERE endpoint = ?1 AND model = ?2",
+      "INSERT OR REPLACE INTO breakers (endpoint, model, " BREAKER_COLS
+      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+      " ?14, ?15, ?16, ?17)",
+      "a breaker", breaker_read, breaker_bind, breaker_call};
+  struct sl_breaker_row row;
+  struct breaker_ctx ctx;
+
+  if (!j || !fn || !names_ok(endpoint, model))
+    return SL_INVAL;
+  memset(&row, 0, sizeof row);
+  snprintf(row.endpoint, sizeof row.endpoint, "%s", endpoint);
+  snprintf(row.model, sizeof row.model, "%s", model);
+  ctx.fn = fn;
+  ctx.arg = arg;
+  return update_row(j, &kind, endpoint, model, &row, &ctx);
 }
 
 /* Run a listing query; each row is read by `read` into a slot of `size`
