@@ -14,7 +14,7 @@ LIB_PKGS    := sqlite3
 WORKER_PKGS := sqlite3 libuv libcurl libcjson inih libmicrohttpd
 MOCK_PKGS   := libmicrohttpd libcjson
 TEST_PKGS   := cmocka libmicrohttpd
-ALL_PKGS    := $(sort $(WORKER_PKGS) $(MOCK_PKGS) $(TEST_PKGS))
+ALL_PKGS    := $(sort $(WORKER_PKGS) $(MOCK_PKGS) $(TEST_PKGS) zlib)
 
 # sd_notify readiness and watchdog: USE_SYSTEMD=yes|no|auto (auto: when
 # pkg-config finds libsystemd).

@@ -1,11 +1,13 @@
 #!/bin/sh
 # Install the Debian packages sluice needs to build, test, bench and demo,
-# skipping those already installed. Runs apt-get update once. Root or sudo.
+# skipping those already installed. Static linking (pkg-config --static
+# sqlite3) needs zlib1g-dev: tests/integration/deps.sh checks the list.
+# Runs apt-get update once. Root or sudo.
 set -eu
 PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libuv1-dev
 libcurl4-openssl-dev libcjson-dev libcmocka-dev libmicrohttpd-dev
 libsystemd-dev libinih-dev nghttp2-proxy wrk openssl procps valgrind
-clang libclang-rt-14-dev curl groff-base man-db"
+clang libclang-rt-14-dev curl groff-base man-db zlib1g-dev"
 
 missing=""
 for p in $PKGS; do
