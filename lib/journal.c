@@ -258,18 +258,54 @@ static int migrate(struct sl_journal *j) {
   return SL_OK;
 }
 
-/* SQLite creates the file with the umask's mode; a journal holds request
- * bodies and results, so create it 0600 first. */
+/*
+ * SQLite creates a file with the umask's mode; a journal holds request
+ * bodies and results, so it must be 0600 from its first byte. Never open()
+ * the journal itself for this: close() on any descriptor drops every POSIX
+ * lock the process holds on that inode, SQLite's included, and another
+ * process may then delete the WAL under our live handles. So a new journal
+ * is a private temporary file (mkstemp: 0600) linked into place; EEXIST
+ * means someone else created it first, which is as good. stat() takes no
+ * descriptor.
+ */
 static int create_private(const char *path, int no_create, char *err,
                           size_t errlen) {
-  int fd = open(path, O_RDWR | (no_create ? 0 : O_CREAT) | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  struct stat sb;
+  char *tmp;
+  size_t n;
+  int fd, rc = SL_OK;
+
+  if (stat(path, &sb) == 0)
+    return SL_OK;
+  if (errno != ENOENT || no_create) {
     snprintf(err, errlen, "cannot open journal %s: %s", path,
              strerror(errno));
     return errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
   }
-  close(fd);
-  return SL_OK;
+  n = strlen(path) + sizeof ".new.XXXXXX";
+  tmp = malloc(n);
+  if (!tmp) {
+    snprintf(err, errlen, "out of memory");
+    return SL_NOMEM;
+  }
+  snprintf(tmp, n, "%s.new.XXXXXX", path);
+  fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot create journal %s: %s", path,
+             strerror(errno));
+    rc = errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
+    goto done;
+  }
+  close(fd); /* the temporary inode: no SQLite handle can be on it */
+  if (link(tmp, path) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create journal %s: %s", path,
+             strerror(errno));
+    rc = errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
+  }
+  unlink(tmp);
+done:
+  free(tmp);
+  return rc;
 }
 
 /*

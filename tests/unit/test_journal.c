@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "internal.h"
@@ -292,6 +293,88 @@ static void test_busy_is_sl_busy(void **state) {
   sqlite3_close(db);
 }
 
+/* Item 1 of issue 10: a process holding several handles on one journal
+ * (a worker scraped for metrics or pruning, a producer with one handle per
+ * thread) keeps SQLite's POSIX locks, so another process closing its
+ * connection cannot take the journal for its own, delete the WAL under the
+ * live handles and lose what they write next. The other process is forked
+ * before anything here opens the journal (a child must not inherit SQLite's
+ * per-inode lock bookkeeping). */
+static void test_second_handle_keeps_locks(void **state) {
+  enum { CHILD_JOBS = 20, EACH = 5 };
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_journal *j1, *j2, *j3 = NULL;
+  char wal[160], c = 'x';
+  struct stat before, after;
+  int go[2], done[2], status, i;
+  sqlite3 *db;
+  pid_t pid;
+  char *ok;
+
+  snprintf(wal, sizeof wal, "%s-wal", t->path);
+  assert_int_equal(pipe(go), 0);
+  assert_int_equal(pipe(done), 0);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int rc = SQLITE_OK;
+    close(go[1]);
+    close(done[0]);
+    if (read(go[0], &c, 1) != 1)
+      _exit(2);
+    rc = sqlite3_open_v2(t->path, &db, SQLITE_OPEN_READWRITE, NULL);
+    sqlite3_busy_timeout(db, 10000);
+    for (i = 0; i < CHILD_JOBS && rc == SQLITE_OK; i++)
+      rc = sqlite3_exec(db, "INSERT INTO jobs(body) VALUES('{\"model\":\"m\"}')",
+                        NULL, NULL, NULL);
+    sqlite3_close(db); /* the last connection it thinks: checkpoint, delete */
+    if (write(done[1], &c, 1) != 1)
+      _exit(3);
+    _exit(rc == SQLITE_OK ? 0 : 1);
+  }
+  close(go[0]);
+  close(done[1]);
+
+  j1 = tu_open_path(t->path);
+  for (i = 0; i < EACH; i++)
+    tu_enqueue(j1, NULL, 0, 0);
+  j2 = tu_open_path(t->path);
+  /* what a metrics scrape or a prune run does: open, read, close */
+  o.path = t->path;
+  o.no_create = 1;
+  assert_int_equal(sl_open(&j3, &o, NULL, 0), SL_OK);
+  sl_close(j3);
+  for (i = 0; i < EACH; i++)
+    tu_enqueue(j2, NULL, 0, 0);
+  assert_int_equal(stat(wal, &before), 0);
+
+  assert_int_equal(write(go[1], &c, 1), 1);
+  assert_int_equal(read(done[0], &c, 1), 1);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+
+  /* the WAL the live handles use is still the file on disk */
+  assert_int_equal(stat(wal, &after), 0);
+  assert_true(before.st_ino == after.st_ino);
+  for (i = 0; i < EACH; i++) {
+    tu_enqueue(j1, NULL, 0, 0);
+    tu_enqueue(j2, NULL, 0, 0);
+  }
+  sl_close(j2);
+  sl_close(j1);
+  close(go[1]);
+  close(done[0]);
+
+  db = tu_raw(t->path);
+  ok = tu_text(db, "PRAGMA integrity_check");
+  assert_string_equal(ok, "ok");
+  sqlite3_free(ok);
+  tu_assert_q(db, 4 * EACH + CHILD_JOBS, "SELECT count(*) FROM jobs");
+  sqlite3_close(db);
+}
+
 static void test_error_tables(void **state) {
   static const struct {
     int code;
@@ -362,6 +445,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_no_create, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_bad_options, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_busy_is_sl_busy, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_second_handle_keeps_locks, tu_setup,
                                       tu_teardown),
       cmocka_unit_test(test_error_tables),
       cmocka_unit_test_setup_teardown(test_errmsg, tu_setup, tu_teardown),
