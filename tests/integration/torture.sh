@@ -8,10 +8,10 @@
 # the WAL never vanished (nor was replaced) while processes ran, every job a
 # producer reported is in the journal with one final state and at most one
 # result, and no job succeeded twice.
-# make test runs TORTURE_ROUNDS=6; `make chaos` runs a longer one.
+# make test runs TORTURE_ROUNDS=10; `make chaos` runs a longer one.
 . "$(dirname "$0")/../lib/testlib.sh"
 
-ROUNDS=${TORTURE_ROUNDS:-6}
+ROUNDS=${TORTURE_ROUNDS:-10}
 WORKERS=3
 PER_ROUND=${TORTURE_JOBS_PER_ROUND:-15} # per producer
 RANDOM=${TORTURE_SEED:-4321}
