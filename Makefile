@@ -165,11 +165,15 @@ valgrind: deps
 	  else echo "FAIL: $$t under valgrind (see $$t.valgrind.log)"; rc=1; fi; \
 	done; exit $$rc
 
-# The long chaos run: 20,000 jobs, 40 rounds of SIGKILL (release build).
+# The long chaos run: 20,000 jobs, 40 rounds of SIGKILL (release build),
+# then the torture run (everything on the journal at once) for 60 rounds.
 chaos: deps
-	$(MAKE) all
+	$(MAKE) tests
 	SLUICE_BUILD=$(CURDIR)/$(BUILD) CHAOS_JOBS=$${CHAOS_JOBS:-20000} \
 	  CHAOS_ROUNDS=$${CHAOS_ROUNDS:-40} bash tests/integration/chaos.sh
+	SLUICE_BUILD=$(CURDIR)/$(BUILD) TORTURE_ROUNDS=$${TORTURE_ROUNDS:-60} \
+	  TORTURE_JOBS_PER_ROUND=$${TORTURE_JOBS_PER_ROUND:-40} \
+	  bash tests/integration/torture.sh
 
 # Each libFuzzer target for FUZZ_SECONDS (make test runs each briefly).
 FUZZ_SECONDS ?= 120

@@ -68,12 +68,16 @@ struct sl_open_options {
   int busy_timeout_ms;    /* 0: 5000 */
   int sync_full;          /* 1: PRAGMA synchronous=FULL; 0: NORMAL */
   int no_create;          /* 1: fail with SL_CANTOPEN if the file is absent */
+  int read_only;          /* 1: SQLITE_OPEN_READONLY; never create, migrate
+                             or switch to WAL (for status and show) */
 };
 
 /*
  * Open (creating with mode 0600 if needed) and migrate a journal. WAL mode,
  * foreign keys on, busy timeout set. Refuses with SL_TOO_NEW a journal whose
- * schema is newer than this library. On failure *out is set to NULL and, when
+ * schema is newer than this library, and with SL_CORRUPT an SQLite file that
+ * is not a sluice journal (left unchanged). With read_only, a journal that
+ * needs a migration is refused with SL_READONLY. On failure *out is set to NULL and, when
  * errbuf is non-NULL, a message is written there.
  */
 int sl_open(struct sl_journal **out, const struct sl_open_options *opts,

@@ -5,6 +5,9 @@
 #ifndef SL_INTERNAL_H
 #define SL_INTERNAL_H
 
+/* PRAGMA application_id of a sluice journal ("SLUI"; migrations/0007). */
+#define SL_APPLICATION_ID 0x534c5549
+
 #include <sqlite3.h>
 
 #include "sluice.h"
@@ -70,6 +73,12 @@ int sl_journal_map_rc(int rc);
  * applies) in j->errmsg and returns the mapped code.
  */
 int sl_journal_fail(struct sl_journal *j, int rc, const char *what);
+
+/* identity.c: is the file a sluice journal, and opening it read-only. */
+int sl_journal_identity(struct sl_journal *j);
+int sl_journal_open_ro(struct sl_journal *j, const char *path);
+int sl_journal_ro_version(struct sl_journal *j, const char *path);
+void sl_journal_ro_hint(struct sl_journal *j, const char *path, int rc);
 
 /* The cached statement `id`, reset and with bindings cleared; NULL on error
  * (j->errmsg says why). */

@@ -258,18 +258,62 @@ static int migrate(struct sl_journal *j) {
   return SL_OK;
 }
 
-/* SQLite creates the file with the umask's mode; a journal holds request
- * bodies and results, so create it 0600 first. */
-static int create_private(const char *path, int no_create, char *err,
-                          size_t errlen) {
-  int fd = open(path, O_RDWR | (no_create ? 0 : O_CREAT) | O_CLOEXEC, 0600);
-  if (fd < 0) {
+/* Opens that may not create: say plainly that the file is absent. */
+static int exists(const char *path, char *err, size_t errlen) {
+  struct stat sb;
+  if (stat(path, &sb) == 0)
+    return SL_OK;
+  if (errno == ENOENT)
+    snprintf(err, errlen, "journal %s does not exist", path);
+  else
     snprintf(err, errlen, "cannot open journal %s: %s", path,
              strerror(errno));
-    return errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
+  return errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
+}
+
+/*
+ * SQLite creates a file with the umask's mode; a journal holds request
+ * bodies and results, so it must be 0600 from its first byte. Never open()
+ * the journal itself for this: close() on any descriptor drops every POSIX
+ * lock the process holds on that inode, SQLite's included, and another
+ * process may then delete the WAL under our live handles. So a new journal
+ * is a private temporary file (mkstemp: 0600) linked into place; EEXIST
+ * means someone else created it first, which is as good. stat() takes no
+ * descriptor.
+ */
+static int create_private(const char *path, int no_create, char *err,
+                          size_t errlen) {
+  struct stat sb;
+  char *tmp;
+  size_t n;
+  int fd, rc = SL_OK;
+
+  if (stat(path, &sb) == 0 || errno != ENOENT || no_create)
+    return exists(path, err, errlen);
+  n = strlen(path) + sizeof ".new.XXXXXX";
+  tmp = malloc(n);
+  if (!tmp) {
+    snprintf(err, errlen, "out of memory");
+    return SL_NOMEM;
   }
-  close(fd);
-  return SL_OK;
+  snprintf(tmp, n, "%s.new.XXXXXX", path);
+  fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot create journal %s: %s", path,
+             strerror(errno));
+    rc = errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
+    goto done;
+  }
+  close(fd); /* the temporary inode: no SQLite handle can be on it */
+  if (link(tmp, path) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create journal %s: %s", path,
+             strerror(errno));
+    rc = errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
+  }
+  unlink(tmp);
+done:
+  free(tmp);
+  return rc;
 }
 
 /*
@@ -325,7 +369,10 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
     snprintf(errbuf, errlen, "no journal path given");
     return SL_INVAL;
   }
-  rc = create_private(opts->path, opts->no_create, errbuf, errlen);
+  if (opts->read_only)
+    rc = exists(opts->path, errbuf, errlen);
+  else
+    rc = create_private(opts->path, opts->no_create, errbuf, errlen);
   if (rc != SL_OK)
     return rc;
   j = calloc(1, sizeof *j);
@@ -333,15 +380,39 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
     snprintf(errbuf, errlen, "out of memory");
     return SL_NOMEM;
   }
-  rc = sqlite3_open_v2(opts->path, &j->db,
-                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (opts->read_only)
+    rc = sl_journal_open_ro(j, opts->path);
+  else
+    rc = sqlite3_open_v2(opts->path, &j->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
+    int raw = rc;
     rc = sl_journal_fail(j, rc, "opening the journal");
+    if (opts->read_only)
+      sl_journal_ro_hint(j, opts->path, raw);
     goto fail;
   }
   sqlite3_extended_result_codes(j->db, 1);
   timeout = opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
   sqlite3_busy_timeout(j->db, timeout);
+  rc = sl_journal_identity(j);
+  if (rc != SL_OK) {
+    if (opts->read_only && (rc == SL_CANTOPEN || rc == SL_READONLY ||
+                            rc == SL_PERM || rc == SL_IO))
+      sl_journal_ro_hint(j, opts->path, sqlite3_errcode(j->db));
+    goto fail;
+  }
+  if (opts->read_only) {
+    rc = sl_journal_ro_version(j, opts->path);
+    if (rc != SL_OK)
+      goto fail;
+    rc = exec(j, "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;",
+              "setting journal pragmas");
+    if (rc != SL_OK)
+      goto fail;
+    *out = j;
+    return SL_OK;
+  }
   rc = set_wal(j, timeout);
   if (rc != SL_OK)
     goto fail;

@@ -377,3 +377,6 @@ CREATE TABLE breakers (
   updated_at    INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (endpoint, model)
 ) STRICT;
+
+-- The file header names a sluice journal ("SLUI"; migrations/0007).
+PRAGMA application_id = 1397511497;

@@ -24,6 +24,8 @@ const char *sl_cli_journal_path(const char *flag);
 
 /* Open the journal for a command; on failure print why and return NULL. */
 struct sl_journal *sl_cli_open(const char *path, int no_create);
+/* Read-only open for status and show (SQLITE_OPEN_READONLY, no migration). */
+struct sl_journal *sl_cli_open_ro(const char *path);
 
 /*
  * A point in time from a flag: a Unix millisecond number, or a duration

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -15,23 +16,37 @@ const char *sl_cli_journal_path(const char *flag) {
   return "./sluice.db";
 }
 
-struct sl_journal *sl_cli_open(const char *path, int no_create) {
-  struct sl_open_options o = {0};
+static struct sl_journal *cli_open(struct sl_open_options *o) {
   struct sl_journal *j = NULL;
-  char err[600];
+  char err[900];
   int rc;
-  o.path = path;
-  o.no_create = no_create;
-  o.busy_timeout_ms = 10000;
-  rc = sl_open(&j, &o, err, sizeof err);
+  o->busy_timeout_ms = 10000;
+  rc = sl_open(&j, o, err, sizeof err);
   if (rc != SL_OK) {
     fprintf(stderr, "sluice: %s (%s)\n", err, sl_strerror(rc));
-    if (no_create && rc == SL_CANTOPEN)
-      fprintf(stderr, "sluice: create it with `sluice init --journal %s`\n",
-              path);
+    if ((o->no_create || o->read_only) && rc == SL_CANTOPEN &&
+        access(o->path, F_OK) != 0)
+      fprintf(stderr, "sluice: create it with `sluice init --journal %s` "
+                      "(or check --journal and SLUICE_JOURNAL)\n", o->path);
     return NULL;
   }
   return j;
+}
+
+struct sl_journal *sl_cli_open(const char *path, int no_create) {
+  struct sl_open_options o = {0};
+  o.path = path;
+  o.no_create = no_create;
+  return cli_open(&o);
+}
+
+/* For commands that only read (status, show): never creates, migrates or
+ * converts the file, and works with read permission alone. */
+struct sl_journal *sl_cli_open_ro(const char *path) {
+  struct sl_open_options o = {0};
+  o.path = path;
+  o.read_only = 1;
+  return cli_open(&o);
 }
 
 void sl_cli_report(struct sl_journal *j, int rc, const char *what) {

@@ -182,7 +182,7 @@ int sl_cmd_status(int argc, char **argv) {
     fputs(status_usage, stderr);
     return SL_EXIT_USAGE;
   }
-  j = sl_cli_open(sl_cli_journal_path(journal), 1);
+  j = sl_cli_open_ro(sl_cli_journal_path(journal));
   if (!j)
     return SL_EXIT_JOURNAL;
   rc = sl_status(j, &st, &n);
@@ -350,7 +350,7 @@ int sl_cmd_show(int argc, char **argv) {
     fputs(show_usage, stderr);
     return SL_EXIT_USAGE;
   }
-  j = sl_cli_open(sl_cli_journal_path(journal), 1);
+  j = sl_cli_open_ro(sl_cli_journal_path(journal));
   if (!j)
     return SL_EXIT_JOURNAL;
   rc = sl_job_get(j, id, &info);

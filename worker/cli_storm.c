@@ -226,7 +226,7 @@ int sl_cmd_budget(int argc, char **argv) {
     fputs(budget_usage, stderr);
     return SL_EXIT_USAGE;
   }
-  j = sl_cli_open(sl_cli_journal_path(journal), 0);
+  j = sl_cli_open(sl_cli_journal_path(journal), 1); /* never a typo.db */
   if (!j)
     return SL_EXIT_JOURNAL;
   rc = sl_queue_budget_set(j, argv[optind], tokens, in, out);

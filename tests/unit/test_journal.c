@@ -6,9 +6,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "internal.h"
+#include "migrations.h"
 #include "testutil.h"
 
 /* The whole file, for "left unchanged" checks; *len gets its size. */
@@ -292,6 +294,211 @@ static void test_busy_is_sl_busy(void **state) {
   sqlite3_close(db);
 }
 
+/* A journal as a sluice before migration 0007 made it: migrations up to
+ * 0002 applied by hand, no application_id. */
+static void make_v2_journal(const char *path) {
+  sqlite3 *db = NULL;
+  int i;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  tu_exec(db, "PRAGMA journal_mode=WAL");
+  for (i = 0; i < sl_migrations_count && sl_migrations[i].version <= 2; i++)
+    tu_exec(db, sl_migrations[i].sql);
+  tu_exec(db, "PRAGMA user_version = 2;"
+              " INSERT INTO jobs(body) VALUES('{\"model\":\"m\"}')");
+  tu_assert_q(db, 0, "PRAGMA application_id");
+  sqlite3_close(db); /* last connection: the WAL is folded in and removed */
+}
+
+/* Someone else's SQLite file, by tables or by application_id, is refused by
+ * every kind of open and stays byte for byte (no sluice tables, no WAL). */
+static void test_foreign_sqlite_refused(void **state) {
+  static const char *const setups[] = {
+      "CREATE TABLE notes (x); INSERT INTO notes VALUES ('mine')",
+      "PRAGMA application_id = 305419896", /* 0x12345678, no tables */
+  };
+  static const char *const says[] = {"not a sluice journal",
+                                     "another application"};
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  char err[512], *before, *after, wal[160];
+  size_t blen, alen;
+  sqlite3 *db;
+  int k, ro;
+
+  snprintf(wal, sizeof wal, "%s-wal", t->path);
+  for (k = 0; k < 2; k++) {
+    unlink(t->path);
+    assert_int_equal(sqlite3_open(t->path, &db), SQLITE_OK);
+    tu_exec(db, setups[k]);
+    sqlite3_close(db);
+    before = slurp(t->path, &blen);
+    for (ro = 0; ro < 2; ro++) {
+      o.path = t->path;
+      o.read_only = ro;
+      err[0] = '\0';
+      assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_CORRUPT);
+      assert_null(j);
+      assert_true(tu_contains(err, says[k]));
+      assert_true(tu_contains(err, t->path));
+      after = slurp(t->path, &alen);
+      assert_int_equal(alen, blen);
+      assert_memory_equal(before, after, blen);
+      free(after);
+      assert_false(file_exists(wal));
+    }
+    free(before);
+  }
+}
+
+/* read_only creates nothing: a missing journal is named as missing. */
+static void test_read_only_missing(void **state) {
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  char err[512] = "";
+  o.path = t->path;
+  o.read_only = 1;
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_CANTOPEN);
+  assert_null(j);
+  assert_true(tu_contains(err, "does not exist"));
+  assert_true(tu_contains(err, t->path));
+  assert_false(file_exists(t->path));
+}
+
+/* read_only reads a current journal and refuses every write; it migrates
+ * nothing: an older journal is refused with the command that migrates it,
+ * and is left byte for byte. A writer migrates it and marks the header. */
+static void test_read_only_reads_never_migrates(void **state) {
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_job_spec s = {0};
+  struct sl_journal *j = NULL;
+  char err[512] = "", *before, *after;
+  size_t blen, alen;
+  int64_t id = 0;
+  sqlite3 *db;
+  int v = 0;
+
+  make_v2_journal(t->path);
+  before = slurp(t->path, &blen);
+  o.path = t->path;
+  o.read_only = 1;
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_READONLY);
+  assert_null(j);
+  assert_true(tu_contains(err, "older"));
+  assert_true(tu_contains(err, "sluice init"));
+  after = slurp(t->path, &alen);
+  assert_int_equal(alen, blen);
+  assert_memory_equal(before, after, blen);
+  free(after);
+  free(before);
+
+  /* a journal made before 0007 is still recognised by its tables */
+  o.read_only = 0;
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_OK);
+  assert_int_equal(sl_schema_version(j, &v), SL_OK);
+  assert_int_equal(v, sl_schema_latest());
+  sl_close(j);
+  j = NULL;
+  db = tu_raw(t->path);
+  tu_assert_q(db, SL_APPLICATION_ID, "PRAGMA application_id");
+  tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
+  sqlite3_close(db);
+
+  o.read_only = 1;
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_OK);
+  tu_assert_q(j->db, 1, "SELECT count(*) FROM jobs");
+  s.body = "{\"model\":\"m\"}";
+  assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_READONLY);
+  sl_close(j);
+  db = tu_raw(t->path);
+  tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
+  sqlite3_close(db);
+}
+
+/* Item 1 of issue 10: a process holding several handles on one journal
+ * (a worker scraped for metrics or pruning, a producer with one handle per
+ * thread) keeps SQLite's POSIX locks, so another process closing its
+ * connection cannot take the journal for its own, delete the WAL under the
+ * live handles and lose what they write next. The other process is forked
+ * before anything here opens the journal (a child must not inherit SQLite's
+ * per-inode lock bookkeeping). */
+static void test_second_handle_keeps_locks(void **state) {
+  enum { CHILD_JOBS = 20, EACH = 5 };
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_journal *j1, *j2, *j3 = NULL;
+  char wal[160], c = 'x';
+  struct stat before, after;
+  int go[2], done[2], status, i;
+  sqlite3 *db;
+  pid_t pid;
+  char *ok;
+
+  snprintf(wal, sizeof wal, "%s-wal", t->path);
+  assert_int_equal(pipe(go), 0);
+  assert_int_equal(pipe(done), 0);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int rc = SQLITE_OK;
+    close(go[1]);
+    close(done[0]);
+    if (read(go[0], &c, 1) != 1)
+      _exit(2);
+    rc = sqlite3_open_v2(t->path, &db, SQLITE_OPEN_READWRITE, NULL);
+    sqlite3_busy_timeout(db, 10000);
+    for (i = 0; i < CHILD_JOBS && rc == SQLITE_OK; i++)
+      rc = sqlite3_exec(db, "INSERT INTO jobs(body) VALUES('{\"model\":\"m\"}')",
+                        NULL, NULL, NULL);
+    sqlite3_close(db); /* the last connection it thinks: checkpoint, delete */
+    if (write(done[1], &c, 1) != 1)
+      _exit(3);
+    _exit(rc == SQLITE_OK ? 0 : 1);
+  }
+  close(go[0]);
+  close(done[1]);
+
+  j1 = tu_open_path(t->path);
+  for (i = 0; i < EACH; i++)
+    tu_enqueue(j1, NULL, 0, 0);
+  j2 = tu_open_path(t->path);
+  /* what a metrics scrape or a prune run does: open, read, close */
+  o.path = t->path;
+  o.no_create = 1;
+  assert_int_equal(sl_open(&j3, &o, NULL, 0), SL_OK);
+  sl_close(j3);
+  for (i = 0; i < EACH; i++)
+    tu_enqueue(j2, NULL, 0, 0);
+  assert_int_equal(stat(wal, &before), 0);
+
+  assert_int_equal(write(go[1], &c, 1), 1);
+  assert_int_equal(read(done[0], &c, 1), 1);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+
+  /* the WAL the live handles use is still the file on disk */
+  assert_int_equal(stat(wal, &after), 0);
+  assert_true(before.st_ino == after.st_ino);
+  for (i = 0; i < EACH; i++) {
+    tu_enqueue(j1, NULL, 0, 0);
+    tu_enqueue(j2, NULL, 0, 0);
+  }
+  sl_close(j2);
+  sl_close(j1);
+  close(go[1]);
+  close(done[0]);
+
+  db = tu_raw(t->path);
+  ok = tu_text(db, "PRAGMA integrity_check");
+  assert_string_equal(ok, "ok");
+  sqlite3_free(ok);
+  tu_assert_q(db, 4 * EACH + CHILD_JOBS, "SELECT count(*) FROM jobs");
+  sqlite3_close(db);
+}
+
 static void test_error_tables(void **state) {
   static const struct {
     int code;
@@ -363,6 +570,14 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_options, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_busy_is_sl_busy, tu_setup,
                                       tu_teardown),
+      cmocka_unit_test_setup_teardown(test_second_handle_keeps_locks, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_foreign_sqlite_refused, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_read_only_missing, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_read_only_reads_never_migrates,
+                                      tu_setup, tu_teardown),
       cmocka_unit_test(test_error_tables),
       cmocka_unit_test_setup_teardown(test_errmsg, tu_setup, tu_teardown),
       cmocka_unit_test(test_now_ms),

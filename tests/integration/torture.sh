@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Torture (issue 10, FAULTS.md "Everything at once"): everything that
+# touches the journal runs together. Several `sluice work` processes, each
+# with its metrics endpoint scraped and pruning on; producers through the
+# CLI, through `sqlite3` and through a C program holding two handles;
+# `sluice status` readers; replays; kill -9 rounds of workers. Meanwhile a
+# watcher samples the -wal file. Afterwards: PRAGMA integrity_check is ok,
+# the WAL never vanished (nor was replaced) while processes ran, every job a
+# producer reported is in the journal with one final state and at most one
+# result, and no job succeeded twice.
+# make test runs TORTURE_ROUNDS=10; `make chaos` runs a longer one.
+. "$(dirname "$0")/../lib/testlib.sh"
+
+ROUNDS=${TORTURE_ROUNDS:-10}
+WORKERS=3
+PER_ROUND=${TORTURE_JOBS_PER_ROUND:-15} # per producer
+RANDOM=${TORTURE_SEED:-4321}
+TWO="$SLUICE_BUILD/tests/helpers/two_handles"
+J=$SLUICE_JOURNAL
+STOP="$T/stop"
+echo "torture: $ROUNDS rounds, $WORKERS workers, $PER_ROUND jobs per round per producer"
+
+start_mock --latency-ms 20 --seed 5 --log "$T/mock.log" --faults "500@0.08"
+"$SLUICE" init >/dev/null
+# Old finished jobs for the workers' pruning to delete (retention.sh's way).
+for i in $(seq 1 20); do printf '{"model":"m","input":"ancient %d"}\n' "$i"; done |
+  "$SLUICE" enqueue -q ancient >/dev/null
+sql "UPDATE jobs SET state='succeeded', finished_at=1000, updated_at=1000"
+sql "INSERT INTO results(job_id, generation, route, http_status, body, created_at) SELECT id, 0, 'online', 200, '{}', 1000 FROM jobs"
+
+wargs=(--base-url "$MOCK_URL" --lease 2s --poll 100ms --backoff-base 20ms
+  --backoff-cap 200ms --concurrency 8 --metrics-port 0
+  --prune-older-than 1h --prune-every 300ms)
+declare -a W
+gen=0
+start_worker() { # slot
+  gen=$((gen + 1))
+  "$SLUICE" work "${wargs[@]}" 2>"$T/w.$1.$gen.log" &
+  W[$1]=$!
+  PIDS+=("${W[$1]}")
+}
+
+# The watcher: the inode of the -wal, or "missing", every 20 ms while the
+# other processes run (there is always a live worker, so SQLite never has
+# a reason to delete it). Bounded by the stop file and a count.
+watch_wal() {
+  local n=0
+  while [ ! -e "$STOP" ] && [ $n -lt 20000 ]; do
+    stat -c %i "$J-wal" 2>/dev/null || echo missing
+    sleep 0.02
+    n=$((n + 1))
+  done >"$T/wal.samples"
+}
+
+# Scrape every worker's metrics endpoint found in the logs, repeatedly.
+scrape() {
+  local n=0 ok=0 p
+  while [ ! -e "$STOP" ] && [ $n -lt 5000 ]; do
+    for p in $(grep -ho 'metrics on http://127.0.0.1:[0-9]*' "$T"/w.*.log 2>/dev/null |
+      grep -o '[0-9]*$' | sort -u); do
+      curl -sf -m 2 "http://127.0.0.1:$p/metrics" >/dev/null && ok=$((ok + 1))
+    done
+    sleep 0.1
+    n=$((n + 1))
+  done
+  echo "$ok" >"$T/scrapes"
+}
+
+# `sluice status` (text and JSON) as a reader would run it; failures counted.
+readers() {
+  local n=0 bad=0
+  while [ ! -e "$STOP" ] && [ $n -lt 2000 ]; do
+    "$SLUICE" status >/dev/null 2>>"$T/status.err" || bad=$((bad + 1))
+    "$SLUICE" status --json >/dev/null 2>>"$T/status.err" || bad=$((bad + 1))
+    sleep 0.2
+    n=$((n + 2))
+  done
+  echo "$n $bad" >"$T/status.count"
+}
+
+# Replays of failed jobs (the mock's 500s fail the -m 1 jobs).
+replays() {
+  local n=0 bad=0
+  while [ ! -e "$STOP" ] && [ $n -lt 500 ]; do
+    "$SLUICE" replay --yes >>"$T/replay.out" 2>>"$T/replay.err" ||
+      bad=$((bad + 1))
+    sleep 0.7
+    n=$((n + 1))
+  done
+  echo "$n $bad" >"$T/replay.count"
+}
+
+producer_cli() { # round
+  local i
+  for i in $(seq 1 "$PER_ROUND"); do
+    "$SLUICE" enqueue -m 1 -P cli "{\"model\":\"gpt-4o-mini\",\"input\":\"cli $1.$i\"}" \
+      >>"$T/ids.cli" 2>>"$T/producer.err" || echo "cli $1.$i" >>"$T/lost"
+  done
+}
+
+producer_sql() { # round
+  local i
+  for i in $(seq 1 "$PER_ROUND"); do
+    sqlite3 -cmd '.timeout 5000' "$J" \
+      "INSERT INTO jobs(body, partition) VALUES('{\"model\":\"gpt-4o-mini\",\"input\":\"sql $1.$i\"}', 'sql') RETURNING id;" \
+      >>"$T/ids.sql" 2>>"$T/producer.err" || echo "sql $1.$i" >>"$T/lost"
+  done
+}
+
+producer_c() { # round
+  "$TWO" "$J" "$PER_ROUND" "c $1" 30 >>"$T/ids.c" 2>>"$T/producer.err" ||
+    echo "c round $1" >>"$T/lost"
+}
+
+for k in $(seq 1 $WORKERS); do start_worker "$k"; done
+wait_for 20 test -e "$J-wal"
+watch_wal &
+BG=($!)
+scrape &
+BG+=($!)
+readers &
+BG+=($!)
+replays &
+BG+=($!)
+PIDS+=("${BG[@]}")
+
+kills=0
+for r in $(seq 1 "$ROUNDS"); do
+  producer_cli "$r" &
+  p1=$!
+  producer_sql "$r" &
+  p2=$!
+  producer_c "$r" &
+  p3=$!
+  PIDS+=("$p1" "$p2" "$p3")
+  sleep "1.$((RANDOM % 10))"
+  k=$((RANDOM % WORKERS + 1))
+  kill -9 "${W[$k]}" 2>/dev/null && kills=$((kills + 1))
+  { wait "${W[$k]}"; } 2>/dev/null
+  start_worker "$k"
+  wait "$p1" "$p2" "$p3"
+done
+touch "$STOP"
+wait "${BG[@]}"
+# The last word: all processes stop; the journal is whole and drains.
+for k in $(seq 1 $WORKERS); do
+  kill -9 "${W[$k]}" 2>/dev/null
+  { wait "${W[$k]}"; } 2>/dev/null
+done
+echo "killed $kills workers mid-run; $(grep -c . "$T/wal.samples") WAL samples;" \
+  "$(cat "$T/scrapes") scrapes; status runs/failures $(cat "$T/status.count");" \
+  "replay runs/failures $(cat "$T/replay.count")"
+
+eq "PRAGMA integrity_check after the storm" ok "$(sql 'PRAGMA integrity_check')"
+eq "the WAL was there at every sample while processes ran" 0 \
+  "$(grep -c missing "$T/wal.samples")"
+eq "the WAL was one file throughout (one inode)" 1 \
+  "$(sort -u "$T/wal.samples" | grep -vc missing)"
+check "no producer lost a job or failed" test ! -s "$T/lost"
+[ -s "$T/lost" ] && { head -5 "$T/lost"; head -5 "$T/producer.err"; }
+eq "status readers never failed" 0 "$(cut -d' ' -f2 "$T/status.count")"
+[ -s "$T/status.err" ] && head -5 "$T/status.err"
+eq "replays never failed" 0 "$(cut -d' ' -f2 "$T/replay.count")"
+check "metrics endpoints were scraped" test "$(cat "$T/scrapes")" -gt 0
+eq "pruning ran beside it all (the ancient jobs are gone)" 0 \
+  "$(sql "SELECT count(*) FROM jobs WHERE queue='ancient'")"
+
+timeout 180 "$SLUICE" work "${wargs[@]}" --exit-when-idle 2>"$T/drain.log"
+eq "a last worker drains everything and exits 0" 0 $?
+stop_mock
+
+cat "$T"/ids.cli "$T"/ids.sql "$T"/ids.c | sort >"$T/reported" # for comm
+eq "each producer reported every job it was given" \
+  $((ROUNDS * PER_ROUND * 3)) "$(grep -c . "$T/reported")"
+eq "no id reported twice" 0 "$(uniq -d "$T/reported" | wc -l)"
+sql "SELECT id FROM jobs WHERE queue <> 'ancient'" | sort >"$T/present"
+eq "every reported job is in the journal" 0 \
+  "$(comm -23 "$T/reported" "$T/present" | wc -l)"
+eq "and nothing else is" 0 "$(comm -13 "$T/reported" "$T/present" | wc -l)"
+eq "every job ended succeeded or failed" 0 \
+  "$(sql "SELECT count(*) FROM jobs WHERE state NOT IN ('succeeded','failed')")"
+eq "at most one result per job" 0 \
+  "$(sql 'SELECT count(*) FROM (SELECT job_id FROM results GROUP BY job_id HAVING count(*) > 1)')"
+eq "a result for each succeeded job and no other" \
+  "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")|0" \
+  "$(sql "SELECT count(*), sum(j.state <> 'succeeded') FROM results r JOIN jobs j ON j.id = r.job_id")"
+eq "no job has two successful attempts" 0 \
+  "$(sql "SELECT count(*) FROM (SELECT job_id FROM attempts WHERE failure_class IS NULL GROUP BY job_id HAVING count(*) > 1)")"
+# A key the API answered 200 twice is a kill between answer and commit: it
+# must belong to a job that succeeded once (same key both times).
+awk '$3 == "/v1/responses" && $5 == 200 {print $4}' "$T/mock.log" | sort |
+  uniq -d >"$T/dups"
+sql "SELECT idempotency_key FROM jobs WHERE state='succeeded'" | sort >"$T/ok"
+eq "a key answered twice belongs to a job that succeeded once" 0 \
+  "$(comm -23 "$T/dups" "$T/ok" | wc -l)"
+eq "PRAGMA integrity_check at the end" ok "$(sql 'PRAGMA integrity_check')"
+echo "jobs $(grep -c . "$T/reported"): succeeded" \
+  "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded' AND queue<>'ancient'")," \
+  "failed $(sql "SELECT count(*) FROM jobs WHERE state='failed'");" \
+  "replayed $(sql 'SELECT count(*) FROM replays') times"
+finish
