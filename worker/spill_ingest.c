@@ -152,7 +152,8 @@ int sl_spill_ingest_dir(struct sl_journal *j, const char *dir,
     }
     n++;
   }
-  qsort(names, n, sizeof *names, by_name);
+  if (n > 1)
+    qsort(names, n, sizeof *names, by_name);
   for (i = 0; i < n && rc == SL_OK; i++) {
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) >=
         sizeof path)

@@ -82,7 +82,58 @@ eq "one attempt per job" "$N" "$(sql "SELECT count(*) FROM attempts")"
 eq "no job was sent twice" "$N" "$(api_calls "$T/mock.log" | wc -l)"
 eq "integrity_check" ok "$(sql 'PRAGMA integrity_check')"
 eq "the spill file is gone" 0 "$(ls "$SPILL"/*.spill 2>/dev/null | wc -l)"
+
+# --- The disk comes back while the worker runs: it records everything
+# itself, clears its spill file, and nothing is sent twice.
+# Also: kill -9 on a full disk. The outcomes were spilled when the first
+# commit failed, so the next start ingests them.
+spill_replies() { cat "$SPILL"/*.spill 2>/dev/null | grep -ao 'This is a mock reply' | wc -l; }
+replies_are() { [ "$(spill_replies)" = "$1" ]; }
+for how in recover kill9; do
+  reset_journal
+  start_mock --latency-ms 2000 --log "$T/mock.$how.log"
+  for i in $(seq 1 "$N"); do printf '{"model":"m","input":"%s %d"}\n' "$how" "$i"; done |
+    "$SLUICE" enqueue >/dev/null
+  wargs=(--base-url "$MOCK_URL" --concurrency 32 --lease 20s --poll 200ms)
+  "$SLUICE" work "${wargs[@]}" 2>"$T/$how.log" &
+  w=$!
+  PIDS+=("$w")
+  wait_for 10 running_is "$N" || fail "$how: all jobs claimed"
+  dd if=/dev/zero of="$MNT/filler" bs=64k 2>/dev/null
+  wait_for 15 replies_are "$N"
+  eq "$how: outcomes spilled as soon as the journal refused them" "$N" "$(spill_replies)"
+  check "$how: the worker is still up" kill -0 "$w"
+  if [ "$how" = recover ]; then
+    rm -f "$MNT/filler"
+    succeeded_is() { [ "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")" = "$1" ]; }
+    wait_for 20 succeeded_is "$N"
+    eq "recover: every job recorded without a restart" "$N" \
+      "$(sql "SELECT count(DISTINCT job_id) FROM results")"
+    check "recover: the worker said the journal takes outcomes again" \
+      grep -q "takes outcomes again" "$T/$how.log"
+    eq "recover: the spill file is cleared" 0 "$(spill_replies)"
+    kill -TERM "$w"
+    wait "$w"
+    eq "recover: exit 0" 0 $?
+  else
+    kill -9 "$w"
+    wait "$w" 2>/dev/null
+    rm -f "$MNT/filler"
+    timeout 60 "$SLUICE" work "${wargs[@]}" --exit-when-idle 2>"$T/$how.2.log"
+    eq "kill9: restarted worker exits 0" 0 $?
+    check "kill9: the restart ingested the spill file" \
+      grep -q "ingested $N outcomes" "$T/$how.2.log"
+    eq "kill9: every job succeeded once" "$N|$N" \
+      "$(sql "SELECT count(*), (SELECT count(DISTINCT job_id) FROM results) FROM jobs WHERE state='succeeded'")"
+  fi
+  stop_mock
+  eq "$how: no job was sent twice" "$N" "$(api_calls "$T/mock.$how.log" | wc -l)"
+  eq "$how: no spill file left" 0 "$(ls "$SPILL"/*.spill 2>/dev/null | wc -l)"
+  eq "$how: integrity_check" ok "$(sql 'PRAGMA integrity_check')"
+done
+
 if [ "$FAILS" -gt 0 ]; then
-  echo "--- worker logs"; tail -n 30 "$T/worker1.log" "$T/worker2.log"
+  echo "--- worker logs"
+  tail -n 30 "$T/worker1.log" "$T/worker2.log" "$T"/recover.log "$T"/kill9*.log
 fi
 finish

@@ -400,10 +400,14 @@ static void test_fenced_ingest(void **state) {
   tu_assert_q(db, 3, "SELECT count(*) FROM attempts");
   sqlite3_close(db);
 
-  /* no spill dir at all: nothing to do */
+  /* an empty spill dir, then none at all: nothing to do */
+  sl_spill_close(live);
+  rm_spill_dir(dir);
+  assert_int_equal(mkdir(dir, 0700), 0);
+  assert_int_equal(sl_spill_ingest_dir(t->j, dir, jid, &st), SL_OK);
+  assert_int_equal(st.files + st.busy + st.foreign, 0);
   rm_spill_dir(dir);
   assert_int_equal(sl_spill_ingest_dir(t->j, dir, jid, &st), SL_OK);
-  sl_spill_close(live);
   sl_claimed_free(c, 4);
   log_release();
 }
