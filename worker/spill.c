@@ -20,6 +20,7 @@
 #define NO_STR 0xffffffffu
 
 static const char file_magic[16] = "sluice-spill 1\n";
+static unsigned opened; /* spill files this process created */
 
 struct sl_spill {
   int fd;
@@ -207,8 +208,9 @@ int sl_spill_open(struct sl_spill **out, const char *dir,
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
-  snprintf(s->path, n, "%s/%s-%ld-%lld%s", dir, journal_id, (long)getpid(),
-           (long long)sl_now_ms(), SL_SPILL_SUFFIX);
+  /* pid, clock and a counter: unique on this host, never an old name */
+  snprintf(s->path, n, "%s/%s-%ld-%lld-%u%s", dir, journal_id,
+           (long)getpid(), (long long)sl_now_ms(), ++opened, SL_SPILL_SUFFIX);
   /* Built under a name no ingest looks at, renamed once locked and
    * reserved: nobody sees a half-made file. */
   snprintf(tmp, n, "%s.tmp", s->path);

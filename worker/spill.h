@@ -17,7 +17,7 @@
  * the reservation is zeros, so a reader stops at the first zero magic; a
  * record cut short by a crash fails its length or CRC and is ignored (it
  * was never acknowledged). A live worker holds flock(LOCK_EX) on its file,
- * so no other process ingests it. Files are <journal id>-<pid>-<ms>.spill
+ * so no other process ingests it. Files are <journal id>-<pid>-<ms>-<n>.spill
  * in the spill directory (default: <journal>.spill/).
  */
 #ifndef SL_SPILL_H

@@ -49,8 +49,7 @@ static int apply(struct sl_journal *j, const char *path,
     rc = sl_complete(j, r->c + i, k);
     if (rc != SL_OK) {
       sl_log(SL_LOG_ERROR, "cannot ingest spill file %s: %s (%s); it is "
-                           "kept and nothing is claimed: free space on the "
-                           "journal's disk and start again",
+                           "kept for a later pass",
              path, sl_strerror(rc), sl_errmsg(j));
       return rc;
     }

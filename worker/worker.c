@@ -76,6 +76,7 @@ struct sl_worker {
   struct sl_storm *storm;      /* storm control: admission, deferral */
   struct sl_retention retention; /* --prune-older-than */
   struct sl_spill *spill;      /* NULL if no space could be reserved */
+  char spill_dir[4096], journal_id[64];
   int flush_rc;                /* why the last flush failed; 0: it did not */
 
   char *auth_header;
@@ -573,6 +574,18 @@ static void heartbeat(struct sl_worker *w, int64_t now) {
   }
 }
 
+/* A peer that stopped with outcomes in its spill file: ingest them before
+ * rescue returns its jobs to pending (and they are sent again). */
+static int spill_adopt(struct sl_worker *w) {
+  struct sl_spill_stats st;
+  int rc = sl_spill_ingest_dir(w->j, w->spill_dir, w->journal_id, &st);
+  if (rc != SL_OK)
+    return rc; /* logged; the files stay for the next pass */
+  if (st.applied)
+    w->want_claim = 1;
+  return SL_OK;
+}
+
 static void on_tick(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, tick);
   int64_t now = sl_now_ms(), rescued = 0;
@@ -596,8 +609,12 @@ static void on_tick(uv_timer_t *t) {
   sl_storm_tick(w->storm, now);
   sl_retention_tick(&w->retention, &w->loop, now);
   if (now >= w->next_rescue_ms) {
-    rc = sl_rescue(w->j, now, &rescued);
-    if (rc != SL_OK)
+    /* No rescue while a spill file could not be ingested: its jobs would
+     * be sent again. */
+    if (spill_adopt(w) != SL_OK)
+      sl_log(SL_LOG_WARN, "rescue postponed until the spill files in %s "
+                          "are ingested", w->spill_dir);
+    else if ((rc = sl_rescue(w->j, now, &rescued)) != SL_OK)
       sl_log(SL_LOG_ERROR, "rescue failed: %s (%s)", sl_strerror(rc),
              sl_errmsg(w->j));
     else if (rescued)
@@ -812,25 +829,34 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
  * reserve this worker's spill file while the disk has room. */
 static int spill_start(struct sl_worker *w) {
   struct sl_spill_stats st;
-  char dir[4096], jid[64], err[600];
-  const char *d = w->cfg->spill_dir;
+  char err[600];
+  const char *d = w->cfg->spill_dir, *jid = w->journal_id;
   int rc;
 
-  rc = sl_batch_journal_id(w->j, jid, sizeof jid);
+  rc = sl_batch_journal_id(w->j, w->journal_id, sizeof w->journal_id);
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "spill: %s (%s)", sl_strerror(rc), sl_errmsg(w->j));
     return rc;
   }
-  if (!d || !d[0]) {
-    if (sl_spill_default_dir(w->cfg->journal, dir, sizeof dir) != 0) {
-      sl_log(SL_LOG_ERROR, "spill: journal path too long");
-      return SL_INVAL;
-    }
-    d = dir;
+  if (d && d[0])
+    rc = (size_t)snprintf(w->spill_dir, sizeof w->spill_dir, "%s", d) <
+                 sizeof w->spill_dir ? 0 : -1;
+  else
+    rc = sl_spill_default_dir(w->cfg->journal, w->spill_dir,
+                              sizeof w->spill_dir);
+  if (rc != 0) {
+    sl_log(SL_LOG_ERROR, "spill: directory path too long");
+    return SL_INVAL;
   }
+  d = w->spill_dir;
   rc = sl_spill_ingest_dir(w->j, d, jid, &st);
-  if (rc != SL_OK)
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "not starting: the outcomes spilled in %s must "
+                         "reach the journal before anything is claimed; "
+                         "free space on the journal's disk and start again",
+           d);
     return rc;
+  }
   if (st.busy)
     sl_log(SL_LOG_INFO, "%zu spill files in %s belong to live workers; "
                         "left to them", st.busy, d);

@@ -39,6 +39,7 @@ OPENAI_API_KEY=$KEY "$SLUICE" work "${wargs[@]}" 2>"$T/worker1.log" &
 w=$!
 PIDS+=("$w")
 running_is() { [ "$(sql "SELECT count(*) FROM jobs WHERE state='running'")" = "$1" ]; }
+succeeded_is() { [ "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")" = "$1" ]; }
 wait_for 10 running_is "$N" || fail "all jobs claimed" "$(sql "SELECT state, count(*) FROM jobs GROUP BY 1")"
 ls "$SPILL"/*.spill >/dev/null 2>&1
 check "the worker reserved its spill file at startup" [ $? -eq 0 ]
@@ -105,7 +106,6 @@ for how in recover kill9; do
   check "$how: the worker is still up" kill -0 "$w"
   if [ "$how" = recover ]; then
     rm -f "$MNT/filler"
-    succeeded_is() { [ "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")" = "$1" ]; }
     wait_for 20 succeeded_is "$N"
     eq "recover: every job recorded without a restart" "$N" \
       "$(sql "SELECT count(DISTINCT job_id) FROM results")"
@@ -132,8 +132,43 @@ for how in recover kill9; do
   eq "$how: integrity_check" ok "$(sql 'PRAGMA integrity_check')"
 done
 
+# --- A peer stays up: worker A holds every job when the disk fills, spills
+# and dies (kill -9); worker B, idle beside it, ingests A's spill file on
+# its next tick, before its rescue would send A's jobs again.
+reset_journal
+start_mock --latency-ms 2000 --log "$T/mock.peer.log"
+for i in $(seq 1 "$N"); do printf '{"model":"m","input":"peer %d"}\n' "$i"; done |
+  "$SLUICE" enqueue >/dev/null
+wargs=(--base-url "$MOCK_URL" --concurrency 32 --lease 4s --poll 200ms)
+"$SLUICE" work "${wargs[@]}" 2>"$T/peerA.log" &
+a=$!
+PIDS+=("$a")
+wait_for 10 running_is "$N" || fail "peer: A claimed every job"
+"$SLUICE" work "${wargs[@]}" 2>"$T/peerB.log" &
+b=$!
+PIDS+=("$b")
+wait_for 10 grep -q "worker started" "$T/peerB.log"
+dd if=/dev/zero of="$MNT/filler" bs=64k 2>/dev/null
+wait_for 15 replies_are "$N"
+eq "peer: A spilled every outcome" "$N" "$(spill_replies)"
+kill -9 "$a"
+wait "$a" 2>/dev/null
+rm -f "$MNT/filler"
+wait_for 20 succeeded_is "$N"
+eq "peer: B recorded A's outcomes without a restart" "$N|$N" \
+  "$(sql "SELECT count(*), (SELECT count(DISTINCT job_id) FROM results) FROM jobs WHERE state='succeeded'")"
+check "peer: B says it ingested A's spill file" grep -q "ingested $N outcomes" "$T/peerB.log"
+kill -TERM "$b"
+wait "$b"
+eq "peer: B exits 0" 0 $?
+stop_mock
+eq "peer: no job was sent twice" "$N" "$(api_calls "$T/mock.peer.log" | wc -l)"
+eq "peer: no spill file left" 0 "$(ls "$SPILL"/*.spill 2>/dev/null | wc -l)"
+eq "peer: integrity_check" ok "$(sql 'PRAGMA integrity_check')"
+
 if [ "$FAILS" -gt 0 ]; then
   echo "--- worker logs"
-  tail -n 30 "$T/worker1.log" "$T/worker2.log" "$T"/recover.log "$T"/kill9*.log
+  tail -n 30 "$T/worker1.log" "$T/worker2.log" "$T"/recover.log "$T"/kill9*.log \
+    "$T"/peer*.log
 fi
 finish
