@@ -26,7 +26,8 @@ struct sl_spill {
   int fd;
   char *path;
   char *dir;
-  uint64_t end; /* next write offset */
+  uint64_t end;   /* next write offset */
+  uint64_t dirty; /* end of bytes a failed write may have left */
   size_t count;
 };
 
@@ -275,8 +276,11 @@ int sl_spill_write(struct sl_spill *s, const struct sl_completion *c,
       goto out;
   /* Bytes past the reservation may fail for lack of space: then the
    * write fails as a whole and end stays where it was. */
-  if (pwrite_all(s->fd, b.p, b.len, s->end) != 0 || fdatasync(s->fd) != 0)
+  if (pwrite_all(s->fd, b.p, b.len, s->end) != 0 || fdatasync(s->fd) != 0) {
+    if (s->dirty < s->end + b.len) /* reset must clear those bytes too */
+      s->dirty = s->end + b.len;
     goto out;
+  }
   s->end += b.len;
   s->count += n;
   rc = 0;
@@ -295,18 +299,21 @@ const char *sl_spill_path(const struct sl_spill *s) {
 
 int sl_spill_reset(struct sl_spill *s) {
   static const unsigned char zeros[65536];
-  uint64_t off, n;
-  if (!s || s->end == SL_SPILL_HEADER)
+  uint64_t off, n, stop;
+  if (!s)
+    return 0;
+  stop = s->dirty > s->end ? s->dirty : s->end;
+  if (stop == SL_SPILL_HEADER)
     return 0;
   /* The first record's magic first: from then on the file reads empty. */
-  for (off = SL_SPILL_HEADER; off < s->end; off += n) {
-    n = s->end - off < sizeof zeros ? s->end - off : sizeof zeros;
+  for (off = SL_SPILL_HEADER; off < stop; off += n) {
+    n = stop - off < sizeof zeros ? stop - off : sizeof zeros;
     if (pwrite_all(s->fd, zeros, (size_t)n, off) != 0)
       return -1;
   }
   if (fdatasync(s->fd) != 0)
     return -1;
-  s->end = SL_SPILL_HEADER;
+  s->end = s->dirty = SL_SPILL_HEADER;
   s->count = 0;
   return 0;
 }

@@ -8,6 +8,8 @@
  * ingested, so a second pass changes nothing.
  */
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -308,6 +310,57 @@ static void test_reset_and_close(void **state) {
   rm_spill_dir(dir);
 }
 
+/* A record that does not fit in the reservation, on a disk with no room
+ * beyond it (RLIMIT_FSIZE plays the full disk): the write fails as a whole
+ * and counts nothing, the reserved space still takes a small record, and a
+ * reset clears the bytes the failed write left, so the file reads clean. */
+static void test_write_past_reserve(void **state) {
+  struct tu *t = *state;
+  struct sl_completion big, small;
+  struct sl_spill_records r;
+  struct sl_spill *s;
+  struct rlimit old, lim;
+  char dir[160], *body;
+
+  body = malloc(16384);
+  assert_non_null(body);
+  memset(body, 'x', 16383);
+  body[16383] = '\0';
+  s = open_spill(t, JID, 8192, dir, sizeof dir);
+  big = ok(1, 1, body);
+  small = ok(2, 2, "{\"s\":1}");
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, SIG_IGN);
+  lim = old;
+  lim.rlim_cur = 8192;
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  assert_int_not_equal(sl_spill_write(s, &big, 1), 0);
+  assert_int_equal(sl_spill_count(s), 0);
+  assert_int_equal(sl_spill_write(s, &small, 1), 0);
+  assert_int_equal(sl_spill_count(s), 1);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, SIG_DFL);
+  read_back(sl_spill_path(s), &r);
+  assert_int_equal(r.n, 1);
+  assert_int_equal(r.c[0].job_id, 2);
+  sl_spill_records_free(&r);
+  assert_int_equal(sl_spill_reset(s), 0);
+  read_back(sl_spill_path(s), &r);
+  assert_int_equal(r.n, 0);
+  assert_int_equal(r.truncated, 0);
+  sl_spill_records_free(&r);
+  /* the next record is followed by zeros, not by what the failed write
+   * left there */
+  assert_int_equal(sl_spill_write(s, &small, 1), 0);
+  read_back(sl_spill_path(s), &r);
+  assert_int_equal(r.n, 1);
+  assert_int_equal(r.truncated, 0);
+  sl_spill_records_free(&r);
+  sl_spill_close(s);
+  free(body);
+  rm_spill_dir(dir);
+}
+
 /* ------------------------------------------------------------ ingest */
 
 static struct sl_claimed_job *claim(struct sl_journal *j, size_t n) {
@@ -417,7 +470,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_roundtrip),      T(test_truncated_last_record),
       T(test_corrupt_byte),   T(test_reset_and_close),
-      T(test_fenced_ingest),
+      T(test_write_past_reserve), T(test_fenced_ingest),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
