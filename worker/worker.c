@@ -692,9 +692,10 @@ static void maybe_stop(struct sl_worker *w) {
   if (w->stopping || w->n_in_flight)
     return;
   if (w->n_done) {
-    /* Draining, and the journal refuses what is left: waiting for the
-     * drain timeout helps nothing. Stop; the last flush spills it. */
-    if (w->draining && w->flush_rc)
+    /* Draining, and the journal's disk refuses what is left: waiting
+     * for the drain timeout helps nothing. Stop; the last flush spills
+     * it. (A busy journal may free up: that waits as before.) */
+    if (w->draining && (w->flush_rc == SL_FULL || w->flush_rc == SL_IO))
       stop(w);
     return;
   }
