@@ -5,7 +5,10 @@
 # SIGTERM (disk still full) it writes the outcomes it could not record to
 # its spill file, in space reserved at startup. The next start ingests the
 # spill file before claiming: every job is final once and no request is
-# sent twice.
+# sent twice. Then: the disk comes back while the worker runs (it records
+# in place and clears its spill file); kill -9 on a full disk (the outcomes
+# were spilled at the first refused commit); and a live peer that ingests a
+# dead worker's spill file before its rescue would resend those jobs.
 . "$(dirname "$0")/../lib/testlib.sh"
 
 MNT="$T/mnt"
