@@ -72,12 +72,18 @@ MOCK         := $(BUILD)/sluice-mock
 .PHONY: all deps test check tests demo bench chaos valgrind fuzz fuzz-bins install uninstall clean
 all: $(LIBSLUICE_A) $(LIBSLUICE_SO) $(SLUICE) $(MOCK) $(BUILD)/sluice.pc
 
+# The PostgreSQL server programs (initdb, pg_ctl) live outside PATH on
+# Debian: pg_config --bindir names the directory, else the newest
+# /usr/lib/postgresql/*/bin.
+PG_BINDIR_OK = { test -x "$$(pg_config --bindir 2>/dev/null)/pg_ctl" \
+  || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; }
 # Install missing Debian packages only when a pkg-config check fails.
 deps:
 	@pkg-config --exists $(ALL_PKGS) && command -v sqlite3 >/dev/null \
 	  && command -v nghttpx >/dev/null && command -v wrk >/dev/null \
 	  && command -v openssl >/dev/null && command -v clang >/dev/null \
 	  && command -v curl >/dev/null && command -v groff >/dev/null \
+	  && pkg-config --exists libpq && $(PG_BINDIR_OK) \
 	  || deploy/install-deps.sh
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) tools/sql2c.sh
