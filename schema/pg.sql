@@ -203,14 +203,14 @@ WHEN (OLD.state = 'succeeded' AND NEW.state <> 'succeeded')
 EXECUTE FUNCTION sluice.jobs_succeeded_is_final();
 
 -- Wake-up: workers LISTEN on sluice_jobs. One notification per queue per
--- statement (a bulk insert of 10,000 jobs sends one, not 10,000); the
--- payload is the queue name. Delivered at commit, never for a rollback,
+-- statement (a bulk insert of 10,000 jobs sends one, not 10,000), in
+-- name order; the payload is the queue name. Delivered at commit, never for a rollback,
 -- nor when ON CONFLICT DO NOTHING inserted nothing.
 CREATE FUNCTION sluice.jobs_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM pg_notify('sluice_jobs', q.queue)
-     FROM (SELECT DISTINCT queue FROM inserted) q;
+     FROM (SELECT DISTINCT queue FROM inserted ORDER BY queue) q;
   RETURN NULL;
 END $$;
 CREATE TRIGGER jobs_notify

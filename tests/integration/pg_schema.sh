@@ -13,26 +13,6 @@
 PG_OPTS="-c fsync=off" pg_start || { fail "a throwaway PostgreSQL cluster starts"; finish; }
 pass "a throwaway PostgreSQL cluster starts (port $PGPORT)"
 
-# migrate DB: what lib/pg's runner will do, file by file.
-migrate() {
-  local db=$1 f v name have
-  for f in "$SLUICE_ROOT"/migrations/pg/[0-9][0-9][0-9][0-9]_*.sql; do
-    name=$(basename "$f" .sql)
-    v=$((10#${name%%_*}))
-    have=$(pg_psql -d "$db" -c "SELECT 1 FROM pg_namespace n JOIN pg_class c
-      ON c.relnamespace = n.oid WHERE n.nspname = 'sluice'
-      AND c.relname = 'schema_migrations'")
-    if [ -n "$have" ] && [ -n "$(pg_psql -d "$db" -c \
-      "SELECT 1 FROM sluice.schema_migrations WHERE version = $v")" ]; then
-      continue
-    fi
-    { echo "SELECT pg_advisory_xact_lock(hashtext('sluice.migrate'));"
-      cat "$f"
-      echo "INSERT INTO sluice.schema_migrations (version, name) VALUES ($v, '$name');"
-    } | pg_psql -d "$db" --single-transaction -f - >/dev/null || return 1
-  done
-}
-
 # The catalog of schema sluice, without pg_dump's comments and settings.
 catalog() {
   "$PG_BIN/pg_dump" --schema-only --schema=sluice --no-owner \
@@ -43,14 +23,14 @@ catalog() {
 
 pg_createdb mig >/dev/null
 pg_createdb ref >/dev/null
-check "the migrations apply to an empty database" migrate mig
+check "the migrations apply to an empty database" pg_migrate mig
 check "schema/pg.sql applies to an empty database" \
   pg_psql -d ref --single-transaction -f "$SLUICE_ROOT/schema/pg.sql" -o /dev/null
 
 nfiles=$(ls "$SLUICE_ROOT"/migrations/pg/[0-9][0-9][0-9][0-9]_*.sql | wc -l)
 eq "each migration is recorded once" "$nfiles" \
   "$(pg_psql -d mig -c 'SELECT count(DISTINCT version) FROM sluice.schema_migrations')"
-check "migrating again is a no-op" migrate mig
+check "migrating again is a no-op" pg_migrate mig
 eq "migrating again records nothing more" "$nfiles" \
   "$(pg_psql -d mig -c 'SELECT count(*) FROM sluice.schema_migrations')"
 

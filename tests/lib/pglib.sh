@@ -140,6 +140,28 @@ pg_psql() {
 # pg_createdb NAME: a fresh database owned by the admin role.
 pg_createdb() { pg_psql -d postgres -c "CREATE DATABASE \"$1\""; }
 
+# pg_migrate DB: apply migrations/pg/ as lib/pg's runner will: each file
+# not yet recorded in sluice.schema_migrations, in one transaction under
+# an advisory lock, recorded in the same transaction.
+pg_migrate() {
+  local db=$1 f v name have
+  for f in "${SLUICE_ROOT:?}"/migrations/pg/[0-9][0-9][0-9][0-9]_*.sql; do
+    name=$(basename "$f" .sql)
+    v=$((10#${name%%_*}))
+    have=$(pg_psql -d "$db" -c "SELECT 1 FROM pg_namespace n JOIN pg_class c
+      ON c.relnamespace = n.oid WHERE n.nspname = 'sluice'
+      AND c.relname = 'schema_migrations'")
+    if [ -n "$have" ] && [ -n "$(pg_psql -d "$db" -c \
+      "SELECT 1 FROM sluice.schema_migrations WHERE version = $v")" ]; then
+      continue
+    fi
+    { echo "SELECT pg_advisory_xact_lock(hashtext('sluice.migrate'));"
+      cat "$f"
+      echo "INSERT INTO sluice.schema_migrations (version, name) VALUES ($v, '$name');"
+    } | pg_psql -d "$db" --single-transaction -f - >/dev/null || return 1
+  done
+}
+
 # pg_stop: stop the server (bounded) and remove its directory. Idempotent.
 pg_stop() {
   local pid
