@@ -24,9 +24,10 @@ LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT (extract(epoch FROM statement_timestamp()) * 1000)::bigint $$;
 
 -- json_valid() as SQLite has it (PostgreSQL 15 has no IS JSON). IMMUTABLE:
--- the generated model column uses it.
+-- the generated model column uses it. PARALLEL RESTRICTED: the exception
+-- block is a subtransaction, which a parallel worker cannot start.
 CREATE FUNCTION sluice.json_valid(t text) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
 AS $$
 BEGIN
   PERFORM t::json;

@@ -219,6 +219,14 @@ eq "queue_stats counts the queue's states" "rq|4|0|0|1|0|0" \
   "$(q "SELECT queue, pending, running, batched, succeeded, failed, cancelled
           FROM sluice.queue_stats WHERE queue = 'rq'")"
 
+# A reader's query that calls json_valid under a parallel plan works (the
+# function's exception block cannot run in a parallel worker).
+q "INSERT INTO sluice.jobs(body) SELECT '$J' FROM generate_series(1, 2000)" >/dev/null
+eq "json_valid in a parallel scan" "$(njobs)" \
+  "$(pg_psql -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
+       -c "SET min_parallel_table_scan_size = 0" -c "SET max_parallel_workers_per_gather = 2" \
+       -c "SELECT count(*) FROM sluice.jobs WHERE sluice.json_valid(body)" 2>&1)"
+
 # ------------------------------------------------------------ NOTIFY
 "$LISTEN" "host=127.0.0.1 port=$PGPORT user=$PGUSER dbname=door" sluice_jobs 20 \
   >"$T/notes" 2>"$T/listen.err" &
