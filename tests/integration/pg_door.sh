@@ -19,6 +19,19 @@ PG_OPTS="-c fsync=off" pg_start || { fail "a throwaway PostgreSQL cluster starts
 pg_createdb door >/dev/null
 check "the migrations apply" pg_migrate door
 export PGDATABASE=door
+
+# The fixture's password role (for the password tests of lib/pg): a wrong
+# password is refused, the right one accepted, and the refusal does not
+# echo the password.
+out=$(PGPASSWORD="wrong-$PG_PW_PASSWORD" "$PG_BIN/psql" -X -At -U "$PG_PW_ROLE" \
+  -c "SELECT 1" 2>&1)
+check "the scram role refuses a wrong password" sh -c \
+  "printf '%s' \"\$1\" | grep -q 'password authentication failed'" _ "$out"
+check "the refusal does not echo the password" sh -c \
+  "! printf '%s' \"\$1\" | grep -qF -- \"\$2\"" _ "$out" "$PG_PW_PASSWORD"
+eq "the scram role logs in with its password" "$PG_PW_ROLE" \
+  "$(PGPASSWORD="$PG_PW_PASSWORD" "$PG_BIN/psql" -X -At -U "$PG_PW_ROLE" \
+      -c "SELECT current_user" 2>&1)"
 q() { pg_psql -c "$1"; }
 njobs() { q "SELECT count(*) FROM sluice.jobs"; }
 
