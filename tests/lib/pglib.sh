@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # pglib.sh: a throwaway PostgreSQL cluster for one test or benchmark.
 # Source it after testlib.sh (or alone), then call pg_start. It sets:
 #   PG_BIN      the server's bin dir (initdb, pg_ctl, psql, pg_dump)
@@ -34,7 +35,7 @@ pg_find_bin() {
     PG_BIN=$d
     return 0
   fi
-  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+  for d in $(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V -r); do
     if [ -x "$d/pg_ctl" ] && [ -x "$d/initdb" ]; then
       PG_BIN=$d
       return 0
@@ -76,7 +77,7 @@ pg_as() {
 # pg_start: initdb, configure, start on a free loopback port. Returns
 # non-zero (and prints why) if the cluster cannot be started.
 pg_start() {
-  local user port try log
+  local user port log
   pg_find_bin || { echo "pglib: PostgreSQL is not installed (initdb, pg_ctl)"; return 1; }
   user=$(pg_run_user) || { echo "pglib: cannot create user $PG_TEST_USER"; return 1; }
   PG_RUN_UID=$(id -u "$user")
@@ -99,7 +100,7 @@ host  all $PG_PW_ROLE 127.0.0.1/32 scram-sha-256
 host  all all         127.0.0.1/32 trust
 EOF
   # A free port: try a few random ones; the server refuses a taken one.
-  for try in 1 2 3 4 5 6 7 8; do
+  for _ in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 30000))
     # shellcheck disable=SC2086
     if pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" \
@@ -121,7 +122,7 @@ EOF
   export PGHOST=127.0.0.1 PGPORT=$port PGUSER=$PG_ADMIN PGDATABASE=postgres
   unset PGPASSWORD PGSERVICE PGSERVICEFILE PGPASSFILE PGOPTIONS
   export PGCONNECT_TIMEOUT=10
-  PG_URL="postgresql://$PG_ADMIN@127.0.0.1:$port/postgres"
+  export PG_URL="postgresql://$PG_ADMIN@127.0.0.1:$port/postgres"
   PG_PW_PASSWORD="pw-$RANDOM$RANDOM$RANDOM"
   if ! pg_psql -d postgres -c "CREATE ROLE $PG_PW_ROLE LOGIN PASSWORD '$PG_PW_PASSWORD'" \
     >/dev/null; then
