@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "esc.h"
 
 const char *sl_cli_journal_path(const char *flag) {
   const char *env;
@@ -25,7 +26,9 @@ struct sl_journal *sl_cli_open(const char *path, int no_create) {
   o.busy_timeout_ms = 10000;
   rc = sl_open(&j, &o, err, sizeof err);
   if (rc != SL_OK) {
-    fprintf(stderr, "sluice: %s (%s)\n", err, sl_strerror(rc));
+    fputs("sluice: ", stderr);
+    sl_esc_put(stderr, err); /* it names the path as given */
+    fprintf(stderr, " (%s)\n", sl_strerror(rc));
     if (no_create && rc == SL_CANTOPEN)
       fprintf(stderr, "sluice: create it with `sluice init --journal %s`\n",
               path);
@@ -35,8 +38,10 @@ struct sl_journal *sl_cli_open(const char *path, int no_create) {
 }
 
 void sl_cli_report(struct sl_journal *j, int rc, const char *what) {
-  fprintf(stderr, "sluice: %s: %s (%s)\n", what, sl_strerror(rc),
-          sl_errmsg(j));
+  /* The message can quote journal text (a state, a name): escape it. */
+  fprintf(stderr, "sluice: %s: %s (", what, sl_strerror(rc));
+  sl_esc_put(stderr, sl_errmsg(j));
+  fputs(")\n", stderr);
 }
 
 int sl_cli_parse_int(const char *s, long long min, long long max,

@@ -104,7 +104,55 @@ refused "duplicate_key_refused" \
   "INSERT INTO jobs(body, idempotency_key) VALUES('{\"model\":\"m\"}',
    (SELECT idempotency_key FROM jobs WHERE id = 1));" \
   "UNIQUE constraint failed: jobs.idempotency_key"
+# The SQL door (issue 10, migration 0003): rows no worker could finish.
+for st in running batched succeeded failed cancelled; do
+  refused "insert_${st}_refused" \
+    "INSERT INTO jobs(body, state) VALUES('{\"model\":\"m\"}', '$st');" \
+    "a new job must be pending; only the worker sets other states"
+done
+refused "attempts_past_max_refused" \
+  "INSERT INTO jobs(body, attempts, max_attempts)
+   VALUES('{\"model\":\"m\"}', 4, 3);" \
+  "attempts must be 0 to max_attempts"
+refused "negative_attempts_refused" \
+  "INSERT INTO jobs(body, attempts) VALUES('{\"model\":\"m\"}', -1);" \
+  "attempts must be 0 to max_attempts"
+for col in lease_token lease_expires batch_id; do
+  refused "${col}_on_insert_refused" \
+    "INSERT INTO jobs(body, $col) VALUES('{\"model\":\"m\"}', 1);" \
+    "a new job has no lease or batch"
+done
+refused "stream_true_refused" \
+  "INSERT INTO jobs(body) VALUES('{\"model\":\"m\",\"stream\":true}');" \
+  "streaming is not supported; remove \"stream\": true from the body"
+refused "queue_escape_refused" \
+  "INSERT INTO jobs(body, queue)
+   VALUES('{\"model\":\"m\"}', 'red' || char(27) || '[31m');" \
+  "queue must not contain control characters"
+refused "queue_newline_refused" \
+  "INSERT INTO jobs(body, queue) VALUES('{\"model\":\"m\"}', 'a
+b');" \
+  "queue must not contain control characters"
+refused "queue_nul_refused" \
+  "INSERT INTO jobs(body, queue)
+   VALUES('{\"model\":\"m\"}', 'a' || char(0) || 'b');" \
+  "queue must not contain control characters"
+refused "queue_del_refused" \
+  "INSERT INTO jobs(body, queue) VALUES('{\"model\":\"m\"}', 'a' || char(127));" \
+  "queue must not contain control characters"
+refused "partition_tab_refused" \
+  "INSERT INTO jobs(body, partition)
+   VALUES('{\"model\":\"m\"}', 't' || char(9) || '7');" \
+  "partition must not contain control characters"
+refused "queue_update_refused" \
+  "UPDATE jobs SET queue = 'x' || char(10) WHERE id = 1;" \
+  "queue must not contain control characters"
+refused "stream_update_refused" \
+  "UPDATE jobs SET body = '{\"model\":\"m\",\"stream\":true}' WHERE id = 1;" \
+  "streaming is not supported"
 check "only_the_good_row" eq 1 "$(q 'SELECT count(*) FROM jobs')"
+check "good_row_unchanged" eq "default|{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}" \
+  "$(q 'SELECT queue, body FROM jobs')"
 
 # Two more in queue q2, then a worker drains all three.
 q "INSERT INTO jobs(body, queue) VALUES('{\"model\":\"m\"}', 'q2'),
