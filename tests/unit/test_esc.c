@@ -2,7 +2,8 @@
  * test_esc.c: worker/esc.c, the terminal escaping of journal text. Clean
  * text comes back as is (no copy); C0, DEL and UTF-8 C1 controls are
  * escaped; other UTF-8 passes; a long escape is cut with "..." inside the
- * buffer; the streaming form has no length limit.
+ * buffer; the streaming form has no length limit. Log lines (JSON) carry
+ * no raw control byte either, DEL included.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "esc.h"
+#include "log.h"
 
 static void test_clean_is_returned_as_is(void **state) {
   char buf[32];
@@ -71,12 +73,31 @@ static void test_put_has_no_limit(void **state) {
   free(out);
 }
 
+static void test_log_line_escaped(void **state) {
+  char line[512];
+  FILE *f = tmpfile();
+  size_t n, i;
+  (void)state;
+  assert_non_null(f);
+  sl_log_set_fd(fileno(f));
+  sl_log(SL_LOG_ERROR, "queue %s", "red\x1b[31m\x7f\r");
+  sl_log_set_fd(2);
+  rewind(f);
+  n = fread(line, 1, sizeof line - 1, f);
+  fclose(f);
+  line[n] = '\0';
+  assert_non_null(strstr(line, "red\\u001b[31m\\u007f\\u000d"));
+  for (i = 0; i + 1 < n; i++) /* the last byte is the line's newline */
+    assert_false((unsigned char)line[i] < 0x20 || line[i] == 0x7f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_clean_is_returned_as_is),
       cmocka_unit_test(test_controls_escaped),
       cmocka_unit_test(test_cut_inside_buffer),
       cmocka_unit_test(test_put_has_no_limit),
+      cmocka_unit_test(test_log_line_escaped),
   };
   return cmocka_run_group_tests_name("esc", tests, NULL, NULL);
 }
