@@ -62,6 +62,13 @@ eq "pause exits 0" 0 $?
 check "pause echo escaped" grep -qF 'paused q\x1b[5m\u009b' "$T/pause.out"
 check "pause prints no control byte" no_ctl "$T/pause.out"
 
+# A bad value from a config file is quoted back escaped.
+printf '[work]\nconcurrency = 1\033[31m\n' >"$T/bad.ini"
+"$SLUICE" work --config "$T/bad.ini" >"$T/work.out" 2>&1
+eq "work refuses the bad config value (exit 4)" 4 $?
+check "work quotes the value escaped" grep -qF "got '1\x1b[31m'" "$T/work.out"
+check "work prints no control byte" no_ctl "$T/work.out"
+
 # The producer doors of the CLI refuse what the SQL door refuses (a journal
 # of its own: the one above lost its insert trigger).
 export SLUICE_JOURNAL="$T/door.db"
