@@ -127,6 +127,14 @@ done
 refused "stream_true_refused" \
   "INSERT INTO jobs(body) VALUES('{\"model\":\"m\",\"stream\":true}');" \
   "streaming is not supported; remove \"stream\": true from the body"
+refused "stream_escaped_key_refused" \
+  "INSERT INTO jobs(body)
+   VALUES('{\"model\":\"m\",\"str\\u0065am\":true}');" \
+  "streaming is not supported"
+refused "partition_nul_refused" \
+  "INSERT INTO jobs(body, partition)
+   VALUES('{\"model\":\"m\"}', 't' || char(0) || '7');" \
+  "partition must not contain control characters"
 refused "queue_escape_refused" \
   "INSERT INTO jobs(body, queue)
    VALUES('{\"model\":\"m\"}', 'red' || char(27) || '[31m');" \
@@ -153,6 +161,21 @@ refused "stream_update_refused" \
   "UPDATE jobs SET body = '{\"model\":\"m\",\"stream\":true}' WHERE id = 1;" \
   "streaming is not supported"
 check "only_the_good_row" eq 1 "$(q 'SELECT count(*) FROM jobs')"
+refused "stream_duplicate_key_refused" \
+  "INSERT INTO jobs(body)
+   VALUES('{\"model\":\"m\",\"stream\":false,\"stream\":true}');" \
+  "streaming is not supported"
+# What the door still takes: UTF-8 names, "stream": false, a body that only
+# mentions streaming or holds \u escapes, attempts up to max_attempts.
+P="$TMP/door.db"
+"$CLAIMER" --journal "$P" --init
+sqlite3 -batch "$P" <<'SQL'
+INSERT INTO jobs(body, queue, partition, attempts) VALUES
+  ('{"model":"m","stream":false}', 'café', 'tenant-€', 5),
+  ('{"model":"m","input":"\"stream\": true"}', 'q', '', 0),
+  ('{"model":"m","input":"\u00e9","metadata":{"stream":true}}', 'q', '', 0);
+SQL
+check "door_takes_good_rows" eq "0 3" "$? $(sqlite3 "$P" 'SELECT count(*) FROM jobs')"
 check "good_row_unchanged" eq "default|{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}" \
   "$(q 'SELECT queue, body FROM jobs')"
 
