@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "esc.h"
 
 static const char usage[] =
     "Usage: sluice enqueue [OPTIONS] [BODY]\n"
@@ -198,11 +199,13 @@ int sl_cmd_enqueue(int argc, char **argv) {
     size_t bad = 0;
     rc = sl_enqueue_many(j, specs, (size_t)nlines, NULL, &bad);
     if (rc != SL_OK) {
-      if (rc == SL_BAD_JOB || rc == SL_INVAL)
-        fprintf(stderr, "sluice enqueue: line %ld: %s; nothing was "
-                        "enqueued\n", linenos[bad], sl_errmsg(j));
-      else
+      if (rc == SL_BAD_JOB || rc == SL_INVAL) {
+        fprintf(stderr, "sluice enqueue: line %ld: ", linenos[bad]);
+        sl_esc_put(stderr, sl_errmsg(j));
+        fputs("; nothing was enqueued\n", stderr);
+      } else {
         sl_cli_report(j, rc, "nothing was enqueued");
+      }
       ret = rc == SL_BAD_JOB || rc == SL_INVAL ? SL_EXIT_FAILED
                                                : SL_EXIT_JOURNAL;
       goto out;
