@@ -26,14 +26,12 @@ static struct sl_journal *cli_open(struct sl_open_options *o) {
   if (rc != SL_OK) {
     fputs("sluice: ", stderr);
     sl_esc_put(stderr, err); /* it names the path as given */
-    fprintf(stderr, " (%s)
-", sl_strerror(rc));
+    fprintf(stderr, " (%s)\n", sl_strerror(rc));
     if ((o->no_create || o->read_only) && rc == SL_CANTOPEN &&
         access(o->path, F_OK) != 0) {
       fputs("sluice: create it with `sluice init --journal ", stderr);
       sl_esc_put(stderr, o->path);
-      fputs("` (or check --journal and SLUICE_JOURNAL)
-", stderr);
+      fputs("` (or check --journal and SLUICE_JOURNAL)\n", stderr);
     }
     return NULL;
   }
