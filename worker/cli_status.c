@@ -257,6 +257,8 @@ static int show_json(const struct sl_job_info *i,
   add_str(root, "last_class", i->last_class);
   add_str(root, "last_error", i->last_error);
   add_str(root, "body", i->body);
+  if (i->metadata)
+    cJSON_AddItemToObject(root, "metadata", cJSON_Parse(i->metadata));
   arr = cJSON_AddArrayToObject(root, "attempts_log");
   for (k = 0; arr && k < na; k++) {
     o = cJSON_CreateObject();
@@ -304,6 +306,8 @@ static void show_text(const struct sl_job_info *i,
   if (i->last_class)
     printf("  last error  %s: %s\n", i->last_class,
            i->last_error ? i->last_error : "");
+  if (i->metadata && strcmp(i->metadata, "{}") != 0)
+    printf("  metadata    %s\n", i->metadata);
   printf("  body        %s\n", i->body);
   for (k = 0; k < na; k++) {
     printf("  attempt %lld  %-6s %-17s http %-3lld req %-14s "
