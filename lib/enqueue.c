@@ -65,6 +65,7 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
   sl_bind_opt_int(st, 9, s->run_after_ms, 0);
   sl_bind_opt_int(st, 10, s->deadline_ms, 0);
   sqlite3_bind_int64(st, 11, now);
+  sl_bind_text(st, 12, s->metadata);
   rc = sqlite3_step(st);
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "job refused");

@@ -124,6 +124,11 @@ CREATE TABLE jobs (
                   DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
   updated_at      INTEGER,
   finished_at     INTEGER,
+  -- Added by migrations/0009 (after the last column, as ALTER TABLE puts
+  -- it): the producer's own JSON object, never sent to the API.
+  metadata        TEXT NOT NULL DEFAULT '{}'
+                  CONSTRAINT "metadata must be a JSON object"
+                  CHECK (json_valid(metadata) AND json_type(metadata) = 'object'),
   CONSTRAINT "body must name a model"
     CHECK (model IS NOT NULL OR endpoint = '/v1/moderations'
            OR NOT json_valid(body) OR json_type(body) <> 'object'),
@@ -452,3 +457,49 @@ END;
 
 -- The file header names a sluice journal ("SLUI"; migrations/0007).
 PRAGMA application_id = 1397511497;
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/0009_job_metadata.sql (job metadata, finding jobs).
+-- ---------------------------------------------------------------------
+
+-- One row per top-level metadata key, so that `--metadata K=V` is an index
+-- lookup, not a scan of every body. Kept by the triggers below; jobs with
+-- no metadata (the common case) pay nothing.
+CREATE TABLE job_metadata (
+  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  key    TEXT NOT NULL,
+  value  TEXT,
+  PRIMARY KEY (job_id, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX job_metadata_kv ON job_metadata (key, value);
+
+CREATE TRIGGER jobs_metadata_insert
+AFTER INSERT ON jobs
+WHEN NEW.metadata <> '{}'
+BEGIN
+  INSERT INTO job_metadata (job_id, key, value)
+  SELECT NEW.id, key, CASE WHEN type = 'true' THEN 'true'
+                           WHEN type = 'false' THEN 'false'
+                           ELSE CAST(value AS TEXT) END
+    FROM json_each(NEW.metadata);
+END;
+
+CREATE TRIGGER jobs_metadata_update
+AFTER UPDATE OF metadata ON jobs
+BEGIN
+  DELETE FROM job_metadata WHERE job_id = NEW.id;
+  INSERT INTO job_metadata (job_id, key, value)
+  SELECT NEW.id, key, CASE WHEN type = 'true' THEN 'true'
+                           WHEN type = 'false' THEN 'false'
+                           ELSE CAST(value AS TEXT) END
+    FROM json_each(NEW.metadata);
+END;
+
+-- Filters of `sluice jobs` (newest first): the queue and partition names
+-- and the creation time never change, so these cost only at insert; the
+-- failed and cancelled ones change only when a job enters or leaves those
+-- states. pending, running, batched and failed already have indexes (0001).
+CREATE INDEX jobs_queue ON jobs (queue, partition);
+CREATE INDEX jobs_created ON jobs (created_at);
+CREATE INDEX jobs_failed_class ON jobs (last_class) WHERE state = 'failed';
+CREATE INDEX jobs_cancelled ON jobs (finished_at) WHERE state = 'cancelled';

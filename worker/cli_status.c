@@ -264,6 +264,8 @@ static int show_json(const struct sl_job_info *i,
   add_str(root, "last_class", i->last_class);
   add_str(root, "last_error", i->last_error);
   add_str(root, "body", i->body);
+  if (i->metadata)
+    cJSON_AddItemToObject(root, "metadata", cJSON_Parse(i->metadata));
   arr = cJSON_AddArrayToObject(root, "attempts_log");
   for (k = 0; arr && k < na; k++) {
     o = cJSON_CreateObject();
@@ -325,6 +327,8 @@ static void show_text(const struct sl_job_info *i,
   if (i->last_class)
     show_line("last error", i->last_class, ": ",
               i->last_error ? i->last_error : "");
+  if (i->metadata && strcmp(i->metadata, "{}") != 0)
+    show_line("metadata", i->metadata, "", NULL);
   show_line("body", i->body, "", NULL);
   for (k = 0; k < na; k++) {
     printf("  attempt %lld  %-6s %-17s http %-3lld req %-14s "
