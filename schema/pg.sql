@@ -17,7 +17,9 @@
 --   * times are bigint Unix milliseconds, "now" is sluice.now_ms()
 --     (statement time, as SQLite's julianday('now') is per statement);
 --   * JSON bodies are text (byte for byte what the producer wrote), tested
---     by sluice.json_valid() as on SQLite;
+--     by sluice.json_valid()/json_type() (NULL, never an error, for text
+--     that is not JSON, since PostgreSQL does not promise AND/OR order);
+--     model is sluice.body_model(body);
 --   * results: job_id is the primary key, and results_never_overwritten
 --     names the rule before the duplicate key would;
 --   * replays_apply is a BEFORE INSERT trigger that writes the count into
@@ -30,13 +32,12 @@
 --     PRAGMA user_version); COMMENT ON SCHEMA stands for application_id.
 --
 -- Migrations: 0001_initial = SQLite 0001 + 0002 + 0007; 0002_sql_door =
--- SQLite 0003 (issue 10, on branch wt-b when this was written).
+-- SQLite 0003; 0003_job_metadata = SQLite 0009.
 -- Still to add when their SQLite migrations land on main (as new
--- migrations/pg/ files, and here): 0004_workers (workers table, worker_id
--- on jobs and batches), 0005_batch_route (batch_files, the batched ->
--- cancelled attempt trigger), 0006_adaptive (route_limits),
--- 0009/0010 job metadata (metadata column, job_metadata and its triggers,
--- the jobs_queue/jobs_created/jobs_failed_class/jobs_cancelled indexes).
+-- migrations/pg/ files, and here; pg_schema.sh fails until they are):
+-- 0004_workers (workers table, worker_id on jobs and batches),
+-- 0005_batch_route (batch_files, the batched -> cancelled attempt
+-- trigger), 0006_adaptive (route_limits), 0010 and later.
 CREATE SCHEMA sluice;
 COMMENT ON SCHEMA sluice IS 'sluice journal';
 
@@ -57,6 +58,39 @@ BEGIN
   RETURN true;
 EXCEPTION WHEN invalid_text_representation THEN
   RETURN false;
+END $$;
+
+-- json_type() of the whole text, NULL when it is not JSON. The CHECKs are
+-- written with these two so that no cast can raise: PostgreSQL does not
+-- promise to evaluate AND/OR left to right, and a failed cast would name
+-- no constraint.
+CREATE FUNCTION sluice.json_type(t text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+AS $$
+BEGIN
+  RETURN json_typeof(t::json);
+EXCEPTION WHEN invalid_text_representation THEN
+  RETURN NULL;
+END $$;
+
+-- The body's "model" when it is a string, else NULL (the generated
+-- column, as SQLite's json_extract(body, '$.model')).
+CREATE FUNCTION sluice.body_model(body text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+AS $$
+DECLARE
+  j json;
+BEGIN
+  j := body::json;
+  IF json_typeof(j) <> 'object' THEN
+    RETURN NULL;
+  END IF;
+  IF json_typeof(j -> 'model') IS DISTINCT FROM 'string' THEN
+    RETURN NULL;
+  END IF;
+  RETURN j ->> 'model';
+EXCEPTION WHEN invalid_text_representation THEN
+  RETURN NULL;
 END $$;
 
 -- The default idempotency key, time-ordered as on SQLite: 12 hex digits
@@ -154,14 +188,9 @@ CREATE TABLE sluice.jobs (
                   CONSTRAINT "body must be valid JSON"
                   CHECK (sluice.json_valid(body))
                   CONSTRAINT "body must be a JSON object"
-                  CHECK (NOT sluice.json_valid(body)
-                         OR json_typeof(body::json) = 'object'),
+                  CHECK (coalesce(sluice.json_type(body) = 'object', true)),
   -- Taken from the body, so it can never disagree with what is sent.
-  model           text GENERATED ALWAYS AS (
-                    CASE WHEN sluice.json_valid(body)
-                          AND json_typeof(body::json) = 'object'
-                          AND json_typeof(body::json -> 'model') = 'string'
-                         THEN body::json ->> 'model' END) STORED,
+  model           text GENERATED ALWAYS AS (sluice.body_model(body)) STORED,
   lease_token     bigint,
   lease_expires   bigint,
   -- Bumped by each replay; batch custom_ids carry it.
@@ -172,10 +201,14 @@ CREATE TABLE sluice.jobs (
   created_at      bigint NOT NULL DEFAULT sluice.now_ms(),
   updated_at      bigint,
   finished_at     bigint,
+  -- Added by migrations/pg/0003 (last, as ALTER TABLE puts it): the
+  -- producer's own JSON object, never sent to the API.
+  metadata        text NOT NULL DEFAULT '{}'
+                  CONSTRAINT "metadata must be a JSON object"
+                  CHECK (coalesce(sluice.json_type(metadata) = 'object', false)),
   CONSTRAINT "body must name a model"
     CHECK (model IS NOT NULL OR endpoint = '/v1/moderations'
-           OR NOT sluice.json_valid(body)
-           OR json_typeof(body::json) <> 'object'),
+           OR coalesce(sluice.json_type(body) <> 'object', true)),
   CONSTRAINT "deadline must not be negative"
     CHECK (deadline IS NULL OR deadline >= 0)
 );
@@ -477,13 +510,15 @@ LANGUAGE plpgsql AS $$
 BEGIN
   -- json_each of the json type sees every duplicate key, unescaped
   -- ("str\u0065am" is "stream"); the strpos gate spares other bodies.
-  IF (strpos(body, '"stream"') > 0 OR strpos(body, '\u') > 0)
-     AND sluice.json_valid(body)
-     AND json_typeof(body::json) = 'object'
-     AND EXISTS (SELECT 1 FROM json_each(body::json) e
+  -- Nested IFs: json_each must not see a body that is not an object.
+  IF strpos(body, '"stream"') > 0 OR strpos(body, '\u') > 0 THEN
+    IF sluice.json_type(body) = 'object' THEN
+      IF EXISTS (SELECT 1 FROM json_each(body::json) e
                   WHERE e.key = 'stream' AND e.value::text = 'true') THEN
-    RAISE EXCEPTION 'streaming is not supported; remove "stream": true from the body'
-      USING ERRCODE = 'check_violation';
+        RAISE EXCEPTION 'streaming is not supported; remove "stream": true from the body'
+          USING ERRCODE = 'check_violation';
+      END IF;
+    END IF;
   END IF;
 END $$;
 
@@ -539,3 +574,55 @@ END $$;
 CREATE TRIGGER jobs_update_door
 BEFORE UPDATE OF queue, partition, body ON sluice.jobs
 FOR EACH ROW EXECUTE FUNCTION sluice.jobs_update_door();
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/pg/0003_job_metadata.sql (job metadata, finding jobs).
+-- ---------------------------------------------------------------------
+
+-- One row per top-level metadata key, so that `--metadata K=V` is an
+-- index lookup, not a scan of every body. Kept by the triggers below;
+-- jobs with no metadata (the common case) pay nothing. json_each_text
+-- gives what SQLite's CASE gives: strings unescaped, true/false as words,
+-- null as NULL, numbers, objects and arrays as their JSON text (as
+-- written; SQLite rewrites 1e3 as 1000.0 and minifies objects).
+CREATE TABLE sluice.job_metadata (
+  job_id bigint NOT NULL REFERENCES sluice.jobs (id) ON DELETE CASCADE,
+  key    text NOT NULL,
+  value  text,
+  PRIMARY KEY (job_id, key)
+);
+CREATE INDEX job_metadata_kv ON sluice.job_metadata (key, value);
+
+CREATE FUNCTION sluice.jobs_metadata_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO sluice.job_metadata (job_id, key, value)
+  SELECT NEW.id, e.key, e.value FROM json_each_text(NEW.metadata::json) e;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_metadata_insert
+AFTER INSERT ON sluice.jobs
+FOR EACH ROW WHEN (NEW.metadata <> '{}')
+EXECUTE FUNCTION sluice.jobs_metadata_insert();
+
+CREATE FUNCTION sluice.jobs_metadata_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM sluice.job_metadata WHERE job_id = NEW.id;
+  INSERT INTO sluice.job_metadata (job_id, key, value)
+  SELECT NEW.id, e.key, e.value FROM json_each_text(NEW.metadata::json) e;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_metadata_update
+AFTER UPDATE OF metadata ON sluice.jobs
+FOR EACH ROW EXECUTE FUNCTION sluice.jobs_metadata_update();
+
+-- Filters of `sluice jobs` (newest first): queue, partition and creation
+-- time never change, so these cost only at insert; the failed and
+-- cancelled ones change only when a job enters or leaves those states.
+CREATE INDEX jobs_queue ON sluice.jobs (queue, partition);
+CREATE INDEX jobs_created ON sluice.jobs (created_at);
+CREATE INDEX jobs_failed_class ON sluice.jobs (last_class)
+  WHERE state = 'failed';
+CREATE INDEX jobs_cancelled ON sluice.jobs (finished_at)
+  WHERE state = 'cancelled';

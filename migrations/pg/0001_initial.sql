@@ -36,6 +36,39 @@ EXCEPTION WHEN invalid_text_representation THEN
   RETURN false;
 END $$;
 
+-- json_type() of the whole text, NULL when it is not JSON. The CHECKs are
+-- written with these two so that no cast can raise: PostgreSQL does not
+-- promise to evaluate AND/OR left to right, and a failed cast would name
+-- no constraint.
+CREATE FUNCTION sluice.json_type(t text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+AS $$
+BEGIN
+  RETURN json_typeof(t::json);
+EXCEPTION WHEN invalid_text_representation THEN
+  RETURN NULL;
+END $$;
+
+-- The body's "model" when it is a string, else NULL (the generated
+-- column, as SQLite's json_extract(body, '$.model')).
+CREATE FUNCTION sluice.body_model(body text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+AS $$
+DECLARE
+  j json;
+BEGIN
+  j := body::json;
+  IF json_typeof(j) <> 'object' THEN
+    RETURN NULL;
+  END IF;
+  IF json_typeof(j -> 'model') IS DISTINCT FROM 'string' THEN
+    RETURN NULL;
+  END IF;
+  RETURN j ->> 'model';
+EXCEPTION WHEN invalid_text_representation THEN
+  RETURN NULL;
+END $$;
+
 -- The default idempotency key, time-ordered as on SQLite: 12 hex digits
 -- of creation time in ms, then 80 random bits.
 CREATE FUNCTION sluice.new_idempotency_key() RETURNS text
@@ -131,14 +164,9 @@ CREATE TABLE sluice.jobs (
                   CONSTRAINT "body must be valid JSON"
                   CHECK (sluice.json_valid(body))
                   CONSTRAINT "body must be a JSON object"
-                  CHECK (NOT sluice.json_valid(body)
-                         OR json_typeof(body::json) = 'object'),
+                  CHECK (coalesce(sluice.json_type(body) = 'object', true)),
   -- Taken from the body, so it can never disagree with what is sent.
-  model           text GENERATED ALWAYS AS (
-                    CASE WHEN sluice.json_valid(body)
-                          AND json_typeof(body::json) = 'object'
-                          AND json_typeof(body::json -> 'model') = 'string'
-                         THEN body::json ->> 'model' END) STORED,
+  model           text GENERATED ALWAYS AS (sluice.body_model(body)) STORED,
   lease_token     bigint,
   lease_expires   bigint,
   -- Bumped by each replay; batch custom_ids carry it.
@@ -151,8 +179,7 @@ CREATE TABLE sluice.jobs (
   finished_at     bigint,
   CONSTRAINT "body must name a model"
     CHECK (model IS NOT NULL OR endpoint = '/v1/moderations'
-           OR NOT sluice.json_valid(body)
-           OR json_typeof(body::json) <> 'object'),
+           OR coalesce(sluice.json_type(body) <> 'object', true)),
   CONSTRAINT "deadline must not be negative"
     CHECK (deadline IS NULL OR deadline >= 0)
 );

@@ -11,13 +11,15 @@ LANGUAGE plpgsql AS $$
 BEGIN
   -- json_each of the json type sees every duplicate key, unescaped
   -- ("str\u0065am" is "stream"); the strpos gate spares other bodies.
-  IF (strpos(body, '"stream"') > 0 OR strpos(body, '\u') > 0)
-     AND sluice.json_valid(body)
-     AND json_typeof(body::json) = 'object'
-     AND EXISTS (SELECT 1 FROM json_each(body::json) e
+  -- Nested IFs: json_each must not see a body that is not an object.
+  IF strpos(body, '"stream"') > 0 OR strpos(body, '\u') > 0 THEN
+    IF sluice.json_type(body) = 'object' THEN
+      IF EXISTS (SELECT 1 FROM json_each(body::json) e
                   WHERE e.key = 'stream' AND e.value::text = 'true') THEN
-    RAISE EXCEPTION 'streaming is not supported; remove "stream": true from the body'
-      USING ERRCODE = 'check_violation';
+        RAISE EXCEPTION 'streaming is not supported; remove "stream": true from the body'
+          USING ERRCODE = 'check_violation';
+      END IF;
+    END IF;
   END IF;
 END $$;
 

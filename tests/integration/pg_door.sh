@@ -142,6 +142,24 @@ refuse "\"stream\": true set by UPDATE" "streaming is not supported" \
 refuse "one bad row in a multi-row insert" "priority must not be negative" \
   "INSERT INTO sluice.jobs(priority, body) VALUES (0, '$J'), (-3, '$J')"
 
+# ------------------------------------------------------------ metadata
+mid=$(q "INSERT INTO sluice.jobs(body, metadata)
+         VALUES ('$J', '{\"tenant\":\"t7\",\"n\":3,\"vip\":true,\"x\":null}') RETURNING id")
+eq "metadata keys are indexed one row each (strings bare, true as a word, null as NULL)" \
+  "n=3,tenant=t7,vip=true,x=<null>" \
+  "$(q "SELECT string_agg(key || '=' || coalesce(value, '<null>'), ',' ORDER BY key)
+          FROM sluice.job_metadata WHERE job_id = $mid")"
+eq "a job without metadata has '{}' and no index rows" "{}|0" \
+  "$(q "SELECT metadata, (SELECT count(*) FROM sluice.job_metadata WHERE job_id = $id1)
+          FROM sluice.jobs WHERE id = $id1")"
+q "UPDATE sluice.jobs SET metadata = '{\"tenant\":\"t8\"}' WHERE id = $mid" >/dev/null
+eq "an UPDATE of metadata replaces its index rows" "tenant=t8" \
+  "$(q "SELECT string_agg(key || '=' || value, ',') FROM sluice.job_metadata WHERE job_id = $mid")"
+refuse "metadata that is not JSON" "metadata must be a JSON object" \
+  "INSERT INTO sluice.jobs(body, metadata) VALUES ('$J', 'tenant=t7')"
+refuse "metadata that is an array" "metadata must be a JSON object" \
+  "INSERT INTO sluice.jobs(body, metadata) VALUES ('$J', '[1]')"
+
 # ------------------------------------------------------------ dedup
 n0=$(njobs)
 eq "a producer's own key is taken" "INSERT 0 1" \
