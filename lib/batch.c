@@ -663,8 +663,8 @@ static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
     sl_bind_opt_int(st, 6, l->output_tokens, -1);
     sl_bind_opt_int(st, 7, l->total_tokens, -1);
     if (l->body)
-      sqlite3_bind_text(st, 8, l->body,
-                        l->body_len ? (int)l->body_len : -1, SQLITE_STATIC);
+      sl_bind_text_len(st, 8, l->body,
+                       l->body_len ? l->body_len : strlen(l->body));
     else
       sqlite3_bind_text(st, 8, "", 0, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, now);

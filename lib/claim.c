@@ -323,8 +323,8 @@ static int insert_result(struct sl_journal *j, struct sl_completion *c,
   sl_bind_opt_int(st, 7, c->output_tokens, -1);
   sl_bind_opt_int(st, 8, c->total_tokens, -1);
   if (c->body)
-    sqlite3_bind_text(st, 9, c->body,
-                      c->body_len ? (int)c->body_len : -1, SQLITE_STATIC);
+    sl_bind_text_len(st, 9, c->body,
+                     c->body_len ? c->body_len : strlen(c->body));
   else
     sqlite3_bind_text(st, 9, "", 0, SQLITE_STATIC);
   sqlite3_bind_int64(st, 10, now);

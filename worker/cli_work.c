@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "sluice_secrets.h"
 #include "config.h"
 #include "log.h"
 #include "rlimit.h"
@@ -379,6 +380,7 @@ out:
   }
   sl_argv_free(&m);
   sl_log_set_secret(NULL);
+  sl_secrets_clear();
   if (key) {
     memset(key, 0, strlen(key));
     free(key);

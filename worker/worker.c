@@ -31,6 +31,7 @@
 #include "retention.h"
 #include "storm.h"
 #include "worker.h"
+#include "sluice_secrets.h"
 
 #define container_of(ptr, type, member) \
   ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -793,6 +794,11 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
       goto out;
     }
     snprintf(w->auth_header, n, "Authorization: Bearer %s", cfg->api_key);
+    /* Scrubbed by value from all the library stores and the worker logs. */
+    if (sl_secret_add_header(w->auth_header) == SL_NOMEM) {
+      rc = SL_NOMEM;
+      goto out;
+    }
   }
   oo.path = cfg->journal;
   oo.busy_timeout_ms = 10000;
