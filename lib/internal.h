@@ -59,6 +59,7 @@ struct sl_journal {
   struct sl_sql_cached cached[SL_SQL_CACHE];
   int ncached;
   struct sl_lease_memo memo[SL_LEASE_MEMO];
+  int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
   char errmsg[512];
 };
 

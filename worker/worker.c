@@ -31,6 +31,7 @@
 #include "retention.h"
 #include "storm.h"
 #include "worker.h"
+#include "identity.h"
 #include "sluice_secrets.h"
 
 #define container_of(ptr, type, member) \
@@ -81,6 +82,8 @@ struct sl_worker {
   uint64_t rng;
   int result;
   struct sl_batch_route *batch; /* NULL with --no-batch */
+  struct sl_identity me;        /* worker identity (identity.h) */
+  int64_t next_beat_ms;
 
   struct {
     uint64_t claimed, sent, succeeded, retried, failed, released, lost;
@@ -522,6 +525,18 @@ static void heartbeat(struct sl_worker *w, int64_t now) {
   }
 }
 
+/* Take back at once what dead predecessors on this host held. */
+static int take_over_gone(struct sl_worker *w) {
+  int64_t jobs = 0, batches = 0;
+  int rc = sl_identity_reap(w->j, &w->me, &jobs, &batches);
+  if (rc != SL_OK)
+    sl_log(SL_LOG_ERROR, "taking over dead workers failed: %s (%s)",
+           sl_strerror(rc), sl_errmsg(w->j));
+  else if (jobs)
+    w->want_claim = 1;
+  return rc;
+}
+
 static void on_tick(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, tick);
   int64_t now = sl_now_ms(), rescued = 0;
@@ -544,7 +559,15 @@ static void on_tick(uv_timer_t *t) {
   heartbeat(w, now);
   sl_storm_tick(w->storm, now);
   sl_retention_tick(&w->retention, &w->loop, now);
+  if (now >= w->next_beat_ms) {
+    rc = sl_worker_heartbeat(w->j, now);
+    if (rc != SL_OK)
+      sl_log(SL_LOG_ERROR, "worker heartbeat failed: %s (%s)",
+             sl_strerror(rc), sl_errmsg(w->j));
+    w->next_beat_ms = now + w->cfg->lease_ms / 3;
+  }
   if (now >= w->next_rescue_ms) {
+    take_over_gone(w); /* a sibling on this host that died since */
     rc = sl_rescue(w->j, now, &rescued);
     if (rc != SL_OK)
       sl_log(SL_LOG_ERROR, "rescue failed: %s (%s)", sl_strerror(rc),
@@ -728,6 +751,23 @@ static void on_signal(uv_signal_t *s, int signum) {
   maybe_stop(w);
 }
 
+int sl_worker_check_lease(const struct sl_worker_config *c, char *why,
+                          size_t whylen) {
+  int64_t min = c->poll_ms * SL_LEASE_POLLS;
+  if (min < SL_LEASE_MIN_MS)
+    min = SL_LEASE_MIN_MS;
+  if (c->lease_ms >= min)
+    return 0;
+  snprintf(why, whylen,
+           "--lease %lld ms is shorter than the heartbeat can keep: leases "
+           "are renewed on the --poll tick (%lld ms) once half is left, so "
+           "the lease must be at least %d x --poll and at least %d ms; use "
+           "--lease %lld ms or more (or a shorter --poll)",
+           (long long)c->lease_ms, (long long)c->poll_ms, SL_LEASE_POLLS,
+           SL_LEASE_MIN_MS, (long long)min);
+  return -1;
+}
+
 void sl_worker_config_defaults(struct sl_worker_config *c) {
   memset(c, 0, sizeof *c);
   c->base_url = "https://api.openai.com/v1";
@@ -809,6 +849,20 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     goto out;
   }
   stage = 1;
+  /* Who we are, then what dead predecessors on this host held: before the
+   * first claim and before the batch route adopts (DESIGN.md "Worker
+   * identity"). */
+  sl_identity_init(&w->me, cfg->lease_ms);
+  rc = sl_worker_register(w->j, &w->me.ident, NULL);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "registering the worker: %s (%s)", sl_strerror(rc),
+           sl_errmsg(w->j));
+    goto out;
+  }
+  w->next_beat_ms = sl_now_ms() + cfg->lease_ms / 3;
+  rc = take_over_gone(w);
+  if (rc != SL_OK)
+    goto out;
   rc = uv_loop_init(&w->loop);
   if (rc != 0) {
     sl_log(SL_LOG_ERROR, "uv_loop_init: %s", uv_strerror(rc));
@@ -899,6 +953,8 @@ out:
   sl_batch_route_free(w->batch); /* its timer closed with the loop */
   sl_storm_free(w->storm);        /* likewise */
   sl_metrics_stop(w->metrics);
+  if (stage >= 1 && sl_worker_id(w->j))
+    sl_worker_unregister(w->j); /* a clean stop: nothing to take over */
   if (stage >= 1)
     sl_close(w->j);
   if (w->auth_header) {
