@@ -22,12 +22,14 @@ struct sl_worker_ident {
   int64_t pid;
   int64_t proc_start;  /* /proc/PID/stat field 22, or 0 when unknown */
   int64_t lease_ms;
+  const char *pid_ns;  /* /proc/self/ns/pid link ("pid:[N]"), or "" */
 };
 
 struct sl_worker_row {
   int64_t id, pid, proc_start, lease_ms, started_at, heartbeat_at;
   char host[256];
   char boot_id[64];
+  char pid_ns[64];
 };
 
 /* Record this process in the journal; from then on the handle's claims

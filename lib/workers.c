@@ -22,7 +22,8 @@ int sl_worker_register(struct sl_journal *j, const struct sl_worker_ident *me,
                        int64_t *id) {
   static const char sql[] =
       "INSERT INTO workers (host, boot_id, pid, proc_start, lease_ms,"
-      " started_at, heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)";
+      " started_at, heartbeat_at, pid_ns)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)";
   sqlite3_stmt *st;
   int rc;
   if (!j || !me || !me->host || me->pid <= 0 || me->lease_ms <= 0)
@@ -36,6 +37,7 @@ int sl_worker_register(struct sl_journal *j, const struct sl_worker_ident *me,
   sqlite3_bind_int64(st, 4, me->proc_start);
   sqlite3_bind_int64(st, 5, me->lease_ms);
   sqlite3_bind_int64(st, 6, sl_now_ms());
+  sl_bind_text(st, 7, me->pid_ns ? me->pid_ns : "");
   rc = step_done(j, st, "registering the worker");
   if (rc != SL_OK)
     return rc;
@@ -88,7 +90,8 @@ int sl_worker_peers(struct sl_journal *j, const char *host,
                     struct sl_worker_row **rows, size_t *n) {
   static const char sql[] =
       "SELECT id, pid, proc_start, lease_ms, started_at, heartbeat_at, host,"
-      " boot_id FROM workers WHERE host = ?1 AND id IS NOT ?2 ORDER BY id";
+      " boot_id, pid_ns FROM workers WHERE host = ?1 AND id IS NOT ?2"
+      " ORDER BY id";
   struct sl_worker_row *out = NULL, *grown, *r;
   size_t got = 0, cap = 0;
   sqlite3_stmt *st;
@@ -123,6 +126,7 @@ int sl_worker_peers(struct sl_journal *j, const char *host,
     r->heartbeat_at = sqlite3_column_int64(st, 5);
     copy_col(r->host, sizeof r->host, st, 6);
     copy_col(r->boot_id, sizeof r->boot_id, st, 7);
+    copy_col(r->pid_ns, sizeof r->pid_ns, st, 8);
   }
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) {

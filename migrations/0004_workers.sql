@@ -9,6 +9,7 @@ CREATE TABLE workers (
   boot_id      TEXT NOT NULL DEFAULT '',
   pid          INTEGER NOT NULL,
   proc_start   INTEGER NOT NULL DEFAULT 0,
+  pid_ns       TEXT NOT NULL DEFAULT '',
   lease_ms     INTEGER NOT NULL,
   started_at   INTEGER NOT NULL,
   heartbeat_at INTEGER NOT NULL

@@ -398,6 +398,9 @@ CREATE TABLE workers (
   pid          INTEGER NOT NULL,
   -- /proc/PID/stat field 22 (clock ticks after boot): a reused pid differs
   proc_start   INTEGER NOT NULL DEFAULT 0,
+  -- /proc/self/ns/pid: a pid only means something in its own namespace
+  -- (containers sharing a hostname), so other namespaces are not judged
+  pid_ns       TEXT NOT NULL DEFAULT '',
   lease_ms     INTEGER NOT NULL,
   started_at   INTEGER NOT NULL,
   heartbeat_at INTEGER NOT NULL

@@ -51,12 +51,16 @@ int64_t sl_identity_proc_start(int64_t pid) {
 }
 
 void sl_identity_init(struct sl_identity *me, int64_t lease_ms) {
+  ssize_t n;
   memset(me, 0, sizeof *me);
   if (gethostname(me->host, sizeof me->host - 1) != 0 || !me->host[0])
     snprintf(me->host, sizeof me->host, "localhost");
   if (read_line("/proc/sys/kernel/random/boot_id", me->boot_id,
                 sizeof me->boot_id) != 0)
     me->boot_id[0] = '\0';
+  n = readlink("/proc/self/ns/pid", me->pid_ns, sizeof me->pid_ns - 1);
+  me->pid_ns[n > 0 ? n : 0] = '\0';
+  me->ident.pid_ns = me->pid_ns;
   me->ident.host = me->host;
   me->ident.boot_id = me->boot_id;
   me->ident.pid = (int64_t)getpid();
@@ -69,6 +73,8 @@ int sl_identity_gone(const struct sl_identity *me,
   int64_t start;
   if (me->boot_id[0] && r->boot_id[0] && strcmp(me->boot_id, r->boot_id))
     return 1; /* the host rebooted since: every process of then is gone */
+  if (me->pid_ns[0] && r->pid_ns[0] && strcmp(me->pid_ns, r->pid_ns))
+    return 0; /* its pids are not ours to look up */
   if (r->pid <= 0 || r->pid == me->ident.pid)
     return r->pid > 0 && me->ident.proc_start && r->proc_start &&
            r->proc_start != me->ident.proc_start; /* our pid, reused */

@@ -10,6 +10,7 @@
 struct sl_identity {
   char host[256];
   char boot_id[64];
+  char pid_ns[64];
   struct sl_worker_ident ident; /* points into the buffers above */
 };
 
@@ -18,7 +19,8 @@ void sl_identity_init(struct sl_identity *me, int64_t lease_ms);
 
 /* Is the recorded worker's process gone? Its pid is gone (ESRCH), or now
  * belongs to a process with another start time, or the host rebooted.
- * Another user's live process (EPERM) is alive. */
+ * Another user's live process (EPERM) is alive; a worker in another pid
+ * namespace (a container with the same hostname) is never judged. */
 int sl_identity_gone(const struct sl_identity *me,
                      const struct sl_worker_row *r);
 

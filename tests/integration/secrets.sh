@@ -60,10 +60,11 @@ for sh in "${!SHAPES[@]}"; do
   K=${SHAPES[$sh]}
   W=${WRONGS[$sh]}
   start_mock --require-key "$K" --echo-key --log "$T/mock.log"
-  # a model per shape: the 401s below would open the breaker of one model
+  # each shape on its own queue and model: no round sees another's jobs
   "$SLUICE" enqueue -q "s$sh" "{\"model\":\"m$sh\",\"input\":\"echo in 200\"}" \
     >/dev/null
-  "$SLUICE" enqueue -q "s$sh" -m 1 "{\"model\":\"m$sh\",\"input\":\"echo-400\"}" \
+  "$SLUICE" enqueue -q "s$sh" -m 1 \
+    "{\"model\":\"m$sh\",\"input\":\"echo-400\"}" \
     >/dev/null
   OPENAI_API_KEY="$K" timeout 60 "$SLUICE" work --base-url "$MOCK_URL" \
     -q "s$sh" --poll 100ms --metrics-port 0 --log-level debug \

@@ -71,18 +71,20 @@ true &
 dead=$!
 wait "$dead"
 now=$(($(date +%s) * 1000))
-# id|host|boot_id|pid|proc_start: what each fake predecessor looks like
-rows=("101|$host|$boot|$live|$start"            # alive: kept
-  "102|$host|$boot|$live|$((start + 1))"          # pid reused: gone
-  "103|$host|$boot|$dead|0"                       # pid gone: gone
-  "104|$host|00000000-0000-0000-0000-000000000000|$live|$start" # rebooted
-  "105|other-host.invalid|$boot|$dead|0")          # another host: kept
+ns=$(readlink /proc/self/ns/pid)
+# id|host|boot_id|pid|proc_start|pid_ns: each fake predecessor
+rows=("101|$host|$boot|$live|$start|$ns"            # alive: kept
+  "102|$host|$boot|$live|$((start + 1))|$ns"          # pid reused: gone
+  "103|$host|$boot|$dead|0|$ns"                       # pid gone: gone
+  "104|$host|00000000-0000-0000-0000-000000000000|$live|$start|$ns" # reboot
+  "105|other-host.invalid|$boot|$dead|0|$ns"          # another host: kept
+  "106|$host|$boot|$dead|0|pid:[1]")  # another pid namespace: kept
 for r in "${rows[@]}"; do
-  IFS='|' read -r id h b p s <<<"$r"
+  IFS='|' read -r id h b p s n <<<"$r"
   "$SLUICE" enqueue "{\"model\":\"m\",\"input\":\"held by $id\"}" >/dev/null
-  sql "INSERT INTO workers (id, host, boot_id, pid, proc_start, lease_ms,
-         started_at, heartbeat_at) VALUES ($id, '$h', '$b', $p, $s, 300000,
-         $now, $now);
+  sql "INSERT INTO workers (id, host, boot_id, pid, proc_start, pid_ns,
+         lease_ms, started_at, heartbeat_at) VALUES ($id, '$h', '$b', $p, $s,
+         '$n', 300000, $now, $now);
        UPDATE jobs SET state = 'running', attempts = 1, lease_token = $id,
          lease_expires = $now + 3600000, worker_id = $id
        WHERE id = (SELECT max(id) FROM jobs);"
@@ -99,10 +101,11 @@ eq "jobs of gone workers (pid reused, pid gone, rebooted) are done" \
   "$(sql "SELECT group_concat(w, ',') FROM (SELECT CAST(substr(
     json_extract(body, '$.input'), 9) AS INTEGER) AS w FROM jobs
     WHERE state = 'succeeded' ORDER BY w)")"
-eq "a live worker and another host's worker keep their leases" "101,105" \
+eq "a live worker, another host's, another pid namespace's keep leases" \
+  "101,105,106" \
   "$(sql "SELECT group_concat(worker_id, ',') FROM (SELECT worker_id
     FROM jobs WHERE state = 'running' ORDER BY worker_id)")"
-eq "their rows stay; the gone ones' rows are removed" "101,105" \
+eq "their rows stay; the gone ones' rows are removed" "101,105,106" \
   "$(sql "SELECT group_concat(id, ',') FROM (SELECT id FROM workers
     WHERE id < 1000 AND id <> (SELECT max(id) FROM workers WHERE pid = $c)
     ORDER BY id)")"
@@ -117,8 +120,8 @@ stop_mock
 # --- a lease the heartbeat cannot keep is refused ---
 "$SLUICE" work --journal "$T/new.db" --lease 200ms 2>"$T/err"
 eq "--lease 200ms is a usage error" 2 $?
-check "it says why and what to use" \
-  grep -q "lease 200 ms is shorter than the heartbeat can keep.*use --lease 4000 ms" \
+check "it says why and what to use" grep -q \
+  "lease 200 ms is shorter than the heartbeat can keep.*use --lease 4000 ms" \
   "$T/err"
 check "and creates no journal" test ! -e "$T/new.db"
 "$SLUICE" work --journal "$T/new.db" --lease 1s --poll 500ms 2>"$T/err"
