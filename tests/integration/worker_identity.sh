@@ -117,6 +117,22 @@ eq "the worker drains and exits 0" 0 $?
 kill "$live" 2>/dev/null
 stop_mock
 
+# --- the worker row is heartbeated every third of the lease ---
+"$SLUICE" work --base-url http://127.0.0.1:9/v1 --lease 1500ms --poll 100ms \
+  --no-batch 2>"$T/d.log" &
+d=$!
+PIDS+=("$d")
+beat() {
+  [ "$(sql "SELECT count(*) FROM workers WHERE pid = $d
+    AND heartbeat_at >= started_at + 900")" = 1 ]
+}
+wait_for 20 beat
+check "a live worker's heartbeat_at moves" beat
+kill -TERM "$d"
+wait "$d"
+eq "a clean stop removes the worker's row" 0 \
+  "$(sql "SELECT count(*) FROM workers WHERE pid = $d")"
+
 # --- a lease the heartbeat cannot keep is refused ---
 "$SLUICE" work --journal "$T/new.db" --lease 200ms 2>"$T/err"
 eq "--lease 200ms is a usage error" 2 $?
