@@ -359,7 +359,7 @@ int sl_batch_adopt(struct sl_journal *j, int64_t lease_token,
       " AND (lease_token IS NULL OR lease_expires IS NULL"
       "  OR lease_expires < ?3) AND lease_token IS NOT ?1";
   static const char extend[] =
-      "UPDATE batches SET lease_expires = ?2"
+      "UPDATE batches SET lease_expires = ?2, worker_id = ?4"
       " WHERE state NOT IN ('done', 'failed', 'cancelled')"
       " AND lease_token = ?1";
   sqlite3_stmt *st = NULL;
@@ -379,10 +379,9 @@ int sl_batch_adopt(struct sl_journal *j, int64_t lease_token,
       goto fail;
     sqlite3_bind_int64(st, 1, lease_token);
     sqlite3_bind_int64(st, 2, now_ms + lease_ms);
-    if (!i) {
+    if (!i)
       sqlite3_bind_int64(st, 3, now_ms);
-      sl_bind_opt_int(st, 4, j->worker_id, 0); /* the new holder */
-    }
+    sl_bind_opt_int(st, 4, j->worker_id, 0); /* who holds them now */
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {

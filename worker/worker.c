@@ -84,6 +84,8 @@ struct sl_worker {
   struct sl_batch_route *batch; /* NULL with --no-batch */
   struct sl_identity me;        /* worker identity (identity.h) */
   int64_t next_beat_ms;
+  int identified;               /* recorded, predecessors taken over */
+  unsigned identify_failed;
 
   struct {
     uint64_t claimed, sent, succeeded, retried, failed, released, lost;
@@ -383,6 +385,40 @@ static int storm_init(struct sl_worker *w) {
   return rc;
 }
 
+/* Take back at once what dead predecessors on this host held. */
+static int take_over_gone(struct sl_worker *w) {
+  int64_t jobs = 0, batches = 0;
+  int rc = sl_identity_reap(w->j, &w->me, &jobs, &batches);
+  if (rc != SL_OK)
+    sl_log(SL_LOG_ERROR, "taking over dead workers failed: %s (%s)",
+           sl_strerror(rc), sl_errmsg(w->j));
+  else if (jobs)
+    w->want_claim = 1;
+  return rc;
+}
+
+/* Record who we are, then take over dead predecessors, before the first
+ * claim (DESIGN.md "Worker identity"). A locked or full journal only
+ * delays it: the tick tries again, and nothing is claimed meanwhile. */
+static void identify(struct sl_worker *w) {
+  int rc;
+  if (!sl_worker_id(w->j)) {
+    rc = sl_worker_register(w->j, &w->me.ident, NULL);
+    if (rc != SL_OK) {
+      if (!w->identify_failed++)
+        sl_log(SL_LOG_WARN, "cannot record this worker yet: %s (%s); "
+                            "retrying before claiming",
+               sl_strerror(rc), sl_errmsg(w->j));
+      return;
+    }
+    w->next_beat_ms = sl_now_ms() + w->cfg->lease_ms / 3;
+  }
+  if (take_over_gone(w) == SL_OK) {
+    w->identified = 1;
+    w->want_claim = 1;
+  }
+}
+
 static void claim_more(struct sl_worker *w) {
   struct sl_claim_options o = {0};
   struct sl_claimed_job *jobs = NULL;
@@ -390,7 +426,8 @@ static void claim_more(struct sl_worker *w) {
   size_t busy = w->n_in_flight + w->n_done, room, n = 0, i;
   int rc;
 
-  if (w->draining || w->stopping || !w->want_claim || w->flush_retry_ms)
+  if (w->draining || w->stopping || !w->want_claim || w->flush_retry_ms ||
+      !w->identified)
     return;
   if (busy >= w->concurrency)
     return;
@@ -525,18 +562,6 @@ static void heartbeat(struct sl_worker *w, int64_t now) {
   }
 }
 
-/* Take back at once what dead predecessors on this host held. */
-static int take_over_gone(struct sl_worker *w) {
-  int64_t jobs = 0, batches = 0;
-  int rc = sl_identity_reap(w->j, &w->me, &jobs, &batches);
-  if (rc != SL_OK)
-    sl_log(SL_LOG_ERROR, "taking over dead workers failed: %s (%s)",
-           sl_strerror(rc), sl_errmsg(w->j));
-  else if (jobs)
-    w->want_claim = 1;
-  return rc;
-}
-
 static void on_tick(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, tick);
   int64_t now = sl_now_ms(), rescued = 0;
@@ -559,7 +584,9 @@ static void on_tick(uv_timer_t *t) {
   heartbeat(w, now);
   sl_storm_tick(w->storm, now);
   sl_retention_tick(&w->retention, &w->loop, now);
-  if (now >= w->next_beat_ms) {
+  if (!w->identified)
+    identify(w);
+  if (w->identified && now >= w->next_beat_ms) {
     rc = sl_worker_heartbeat(w->j, now);
     if (rc != SL_OK)
       sl_log(SL_LOG_ERROR, "worker heartbeat failed: %s (%s)",
@@ -567,7 +594,8 @@ static void on_tick(uv_timer_t *t) {
     w->next_beat_ms = now + w->cfg->lease_ms / 3;
   }
   if (now >= w->next_rescue_ms) {
-    take_over_gone(w); /* a sibling on this host that died since */
+    if (w->identified)
+      take_over_gone(w); /* a sibling on this host that died since */
     rc = sl_rescue(w->j, now, &rescued);
     if (rc != SL_OK)
       sl_log(SL_LOG_ERROR, "rescue failed: %s (%s)", sl_strerror(rc),
@@ -853,16 +881,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
    * first claim and before the batch route adopts (DESIGN.md "Worker
    * identity"). */
   sl_identity_init(&w->me, cfg->lease_ms);
-  rc = sl_worker_register(w->j, &w->me.ident, NULL);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "registering the worker: %s (%s)", sl_strerror(rc),
-           sl_errmsg(w->j));
-    goto out;
-  }
-  w->next_beat_ms = sl_now_ms() + cfg->lease_ms / 3;
-  rc = take_over_gone(w);
-  if (rc != SL_OK)
-    goto out;
+  identify(w);
   rc = uv_loop_init(&w->loop);
   if (rc != 0) {
     sl_log(SL_LOG_ERROR, "uv_loop_init: %s", uv_strerror(rc));
