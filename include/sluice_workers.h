@@ -43,7 +43,10 @@ int64_t sl_worker_id(const struct sl_journal *j);
 /* Refresh this worker's heartbeat_at (one small write). */
 int sl_worker_heartbeat(struct sl_journal *j, int64_t now_ms);
 
-/* Remove this worker's row (a clean exit). */
+/* A stopping worker lets go: what it still holds (leases of jobs whose
+ * outcome it could not record, open batches it was polling) expires now,
+ * for any worker to take, and its row is deleted. Call it only once the
+ * process will write nothing more about those jobs and batches. */
 int sl_worker_unregister(struct sl_journal *j);
 
 /* Every other worker recorded on `host`; free(*rows). */

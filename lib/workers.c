@@ -65,22 +65,6 @@ int sl_worker_heartbeat(struct sl_journal *j, int64_t now_ms) {
   return step_done(j, st, "heartbeating the worker");
 }
 
-int sl_worker_unregister(struct sl_journal *j) {
-  static const char sql[] = "DELETE FROM workers WHERE id = ?1";
-  sqlite3_stmt *st;
-  int rc;
-  if (!j || !j->worker_id)
-    return SL_INVAL;
-  st = sl_journal_sql(j, sql);
-  if (!st)
-    return SL_DB;
-  sqlite3_bind_int64(st, 1, j->worker_id);
-  rc = step_done(j, st, "unregistering the worker");
-  if (rc == SL_OK)
-    j->worker_id = 0;
-  return rc;
-}
-
 static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int i) {
   const unsigned char *s = sqlite3_column_text(st, i);
   snprintf(dst, cap, "%s", s ? (const char *)s : "");
@@ -138,10 +122,12 @@ int sl_worker_peers(struct sl_journal *j, const char *host,
   return SL_OK;
 }
 
-int sl_worker_take_over(struct sl_journal *j, int64_t dead_id, int64_t *jobs,
-                        int64_t *batches) {
-  /* lease_expires = 0 is "expired long ago": sl_rescue and the batch
-   * route's adoption then treat these exactly as leases that ran out. */
+/* Expire what worker `id` holds (running leases, open batches) and delete
+ * its row, in one transaction. lease_expires = 0 is "expired long ago":
+ * sl_rescue and the batch route's adoption then treat these exactly as
+ * leases that ran out. */
+static int let_go(struct sl_journal *j, int64_t id, int64_t *jobs,
+                  int64_t *batches) {
   static const char *const sql[3] = {
       "UPDATE jobs SET lease_expires = 0 WHERE state = 'running'"
       " AND worker_id = ?1",
@@ -153,8 +139,6 @@ int sl_worker_take_over(struct sl_journal *j, int64_t dead_id, int64_t *jobs,
   sqlite3_stmt *st;
   int rc, i;
 
-  if (!j || dead_id <= 0 || dead_id == j->worker_id)
-    return SL_INVAL;
   rc = sl_journal_begin(j);
   if (rc != SL_OK)
     return rc;
@@ -164,8 +148,8 @@ int sl_worker_take_over(struct sl_journal *j, int64_t dead_id, int64_t *jobs,
       sl_journal_rollback(j);
       return SL_DB;
     }
-    sqlite3_bind_int64(st, 1, dead_id);
-    rc = step_done(j, st, "taking over a dead worker");
+    sqlite3_bind_int64(st, 1, id);
+    rc = step_done(j, st, "letting a worker's leases go");
     if (rc != SL_OK) {
       sl_journal_rollback(j);
       return rc;
@@ -180,6 +164,23 @@ int sl_worker_take_over(struct sl_journal *j, int64_t dead_id, int64_t *jobs,
   if (batches)
     *batches = changed[1];
   return SL_OK;
+}
+
+int sl_worker_take_over(struct sl_journal *j, int64_t dead_id, int64_t *jobs,
+                        int64_t *batches) {
+  if (!j || dead_id <= 0 || dead_id == j->worker_id)
+    return SL_INVAL;
+  return let_go(j, dead_id, jobs, batches);
+}
+
+int sl_worker_unregister(struct sl_journal *j) {
+  int rc;
+  if (!j || !j->worker_id)
+    return SL_INVAL;
+  rc = let_go(j, j->worker_id, NULL, NULL);
+  if (rc == SL_OK)
+    j->worker_id = 0;
+  return rc;
 }
 
 int sl_worker_count(struct sl_journal *j, int64_t *n) {

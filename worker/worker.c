@@ -972,8 +972,10 @@ out:
   sl_batch_route_free(w->batch); /* its timer closed with the loop */
   sl_storm_free(w->storm);        /* likewise */
   sl_metrics_stop(w->metrics);
+  /* The loop is closed: nothing more will be written about what we hold,
+   * so its leases can go now rather than when they run out. */
   if (stage >= 1 && sl_worker_id(w->j))
-    sl_worker_unregister(w->j); /* a clean stop: nothing to take over */
+    sl_worker_unregister(w->j);
   if (stage >= 1)
     sl_close(w->j);
   if (w->auth_header) {

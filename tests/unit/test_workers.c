@@ -84,12 +84,19 @@ static void test_take_over(void **state) {
                           (long long)idb), 1);
   assert_int_equal(tu_int(db, "SELECT count(*) FROM jobs WHERE state ="
                               " 'pending'"), 2);
-  /* B's heartbeat moves; its unregister removes it */
+  /* B's heartbeat moves; when it stops, what it holds expires at once */
   assert_int_equal(sl_worker_heartbeat(jb, 9000000000000LL), SL_OK);
   assert_int_equal(tu_int(db, "SELECT heartbeat_at FROM workers"),
                    9000000000000LL);
   assert_int_equal(sl_worker_unregister(jb), SL_OK);
+  assert_int_equal(sl_worker_id(jb), 0);
   assert_int_equal(tu_int(db, "SELECT count(*) FROM workers"), 0);
+  assert_int_equal(tu_int(db, "SELECT count(*) FROM jobs WHERE state ="
+                              " 'running' AND lease_expires = 0"), 1);
+  assert_int_equal(tu_int(db, "SELECT lease_expires FROM batches WHERE id = 3"),
+                   0);
+  assert_true(tu_int(db, "SELECT lease_expires FROM batches WHERE id = 2") > 0);
+  assert_int_equal(sl_worker_unregister(jb), SL_INVAL);
   sqlite3_close(db);
   sl_close(jb);
 }
