@@ -376,6 +376,8 @@ static int storm_init(struct sl_worker *w) {
   int rc = sl_storm_new(&w->storm, &w->loop, w->j, &w->cfg->storm, &ops, w);
   if (rc != SL_OK)
     sl_log(SL_LOG_ERROR, "storm control: %s", sl_strerror(rc));
+  else
+    sl_storm_set_concurrency(w->storm, w->concurrency);
   return rc;
 }
 
@@ -664,6 +666,8 @@ static int set_concurrency(struct sl_worker *w, size_t n) {
     w->cap_done = n;
   }
   w->concurrency = n;
+  if (w->storm)
+    sl_storm_set_concurrency(w->storm, n);
   return 0;
 }
 
