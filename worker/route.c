@@ -143,7 +143,7 @@ void sl_routes_free(struct sl_routes *rs) { free(rs); }
 struct upd {
   const struct sl_route_config *cfg;
   int64_t now;
-  enum { U_READ, U_PROBE, U_SIGNAL, U_OK } op;
+  enum { U_READ, U_PROBE, U_UNPROBE, U_SIGNAL, U_OK } op;
   const char *cls;
   int64_t delay, n;
   int rate_limited, headers, may_lift;
@@ -164,6 +164,11 @@ static int upd_cb(struct sl_route_row *row, void *arg) {
   case U_PROBE:
     u->result = sl_route_take_probe(row, u->cfg, u->now);
     write = u->result || !row->exists;
+    break;
+  case U_UNPROBE: /* the probe was not sent: the next may go at delay */
+    write = row->failing && row->probe_at > u->delay;
+    if (write)
+      row->probe_at = u->delay;
     break;
   case U_SIGNAL:
     u->result = sl_route_signal(row, u->cfg, u->now, u->cls, u->delay,
@@ -270,12 +275,24 @@ open:
   return 1;
 }
 
-void sl_routes_unadmit(struct sl_routes *rs, const char *endpoint,
-                       const char *model, int probe) {
+void sl_routes_unadmit(struct sl_routes *rs, struct sl_journal *j,
+                       const char *endpoint, const char *model, int probe,
+                       int64_t retry_at, int64_t now_ms) {
   struct route_key *k = find_key(rs, NULL, endpoint, model, 0);
-  (void)probe; /* the probe slot passes on by probe_at anyway */
-  if (k && k->inflight > 0)
+  struct upd u;
+  if (!k)
+    return;
+  if (k->inflight > 0)
     k->inflight--;
+  if (!probe)
+    return;
+  /* Give the probe slot back for when it can be used (a rate bucket held
+   * it up), instead of losing probe_ms. */
+  memset(&u, 0, sizeof u);
+  u.now = now_ms;
+  u.op = U_UNPROBE;
+  u.delay = retry_at > now_ms ? retry_at : now_ms;
+  apply(rs, j, k, &u);
 }
 
 int sl_routes_done(struct sl_routes *rs, struct sl_journal *j,

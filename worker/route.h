@@ -84,9 +84,11 @@ int sl_routes_admit(struct sl_routes *rs, struct sl_journal *j,
                     const char *endpoint, const char *model, double max,
                     int64_t now_ms, int *probe, int64_t *when_ms);
 
-/* An admitted request that was not sent after all. */
-void sl_routes_unadmit(struct sl_routes *rs, const char *endpoint,
-                       const char *model, int probe);
+/* An admitted request that was not sent after all; a probe's slot is
+ * given back for retry_at (when what held it up allows). */
+void sl_routes_unadmit(struct sl_routes *rs, struct sl_journal *j,
+                       const char *endpoint, const char *model, int probe,
+                       int64_t retry_at, int64_t now_ms);
 
 enum sl_route_verdict {
   SL_ROUTE_NEUTRAL,           /* says nothing about the route's health */

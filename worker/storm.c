@@ -186,11 +186,13 @@ enum verdict { V_START, V_WAIT, V_DEFER };
 
 /* An admission to the route that is not used after all. */
 static void route_out(struct sl_storm *s, const struct sl_claimed_job *job,
-                      struct sl_storm_ticket *t) {
+                      struct sl_storm_ticket *t, int64_t retry_at,
+                      int64_t now) {
   if (!t->route_in)
     return;
-  sl_routes_unadmit(s->routes, job->endpoint, job->model ? job->model : "",
-                    t->route_probe);
+  sl_routes_unadmit(s->routes, s->j, job->endpoint,
+                    job->model ? job->model : "", t->route_probe, retry_at,
+                    now);
   t->route_in = t->route_probe = 0;
 }
 
@@ -242,7 +244,7 @@ static enum verdict admit(struct sl_storm *s, const struct sl_claimed_job *job,
     t->route_probe = probe;
   }
   if (!sl_rl_admit(s->rl, s->j, job->endpoint, model, t->cost, now, &wait)) {
-    route_out(s, job, t);
+    route_out(s, job, t, now + wait, now);
     if (wait > s->cfg.max_hold_ms) {
       *why = "rate limit: no capacity soon: deferred, not sent";
       *when = now + wait + jitter(s, 1000);
@@ -256,7 +258,7 @@ static enum verdict admit(struct sl_storm *s, const struct sl_claimed_job *job,
                      : sl_breakers_try(s->brk, s->j, job->endpoint, model,
                                        now, &until);
   if (b == 0) {
-    route_out(s, job, t);
+    route_out(s, job, t, until, now);
     sl_rl_refund(s->rl, job->endpoint, model, t->cost);
     *why = "circuit breaker open: deferred, not sent";
     *when = until + jitter(s, 1000);
@@ -396,9 +398,13 @@ static void pause_route(struct sl_storm *s, const struct sl_claimed_job *job,
            sl_strerror(rc), sl_errmsg(s->j));
   else if (changed)
     sl_log(SL_LOG_ERROR,
-           "queue %s: online route paused: %s (no attempt spent; fix it, "
+           "queue %s: online route paused: %s (no attempt spent; fix it%s, "
            "then `sluice resume %s`)",
-           job->queue, reason, job->queue);
+           job->queue, reason,
+           strcmp(fclass, "tls") == 0
+               ? " (the server's certificate, --ca-file, the system CAs)"
+               : "",
+           job->queue);
 }
 
 /* Classes that say the route is overloaded or unreachable. */
