@@ -740,6 +740,7 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   c->lease_ms = 300000;
   c->attempt_timeout_ms = 600000;
   c->connect_timeout_ms = 10000;
+  c->stall_timeout_ms = 60000;
   c->drain_timeout_ms = 30000;
   c->poll_ms = 1000;
   c->metrics_port = -1;
@@ -816,6 +817,8 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   stage = 2;
   ho.max_connections = cfg->max_connections;
   ho.connect_timeout_ms = (long)cfg->connect_timeout_ms;
+  ho.stall_timeout_ms = (long)cfg->stall_timeout_ms;
+  ho.first_byte_timeout_ms = (long)cfg->first_byte_timeout_ms;
   ho.insecure = cfg->insecure;
   ho.ca_file = cfg->ca_file;
   ho.http2 = 1;
