@@ -85,8 +85,9 @@ run() {
       # steady state: whole seconds after the outage and the first bucket
       from = outage + 2; to = last - 1; good = 0; secs = 0
       for (k = from; k < to; k++) { good += ok[k]; secs++ }
-      printf "%-13s jobs %5d  requests %5d  amplification %5s  wasted %4d" \
-        "  drain %6s  utilisation %6s  429 share %.4f (after %.4f)\n",
+      fmt = "%-16s jobs %5d  requests %5d  amplification %5s  wasted %4d"
+      fmt = fmt "  drain %7s  utilisation %6s  429 share %.4f (after %.4f)\n"
+      printf fmt,
         name, jobs, n, ojobs ? sprintf("%.2f", on / ojobs) : "-", on,
         outage > 0 ? sprintf("%dms", lastok - tm - outage * 1000) : "-",
         (secs > 0 && rate > 0) ? sprintf("%.1f%%", 100 * good / secs / rate) : "-",

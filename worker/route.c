@@ -33,7 +33,7 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 int sl_route_signal(struct sl_route_row *r, const struct sl_route_config *cfg,
                     int64_t now_ms, const char *cls, int64_t delay_ms,
-                    int rate_limited) {
+                    int rate_limited, int cut) {
   int started = 0;
   if (!r->exists && r->climit <= 0)
     sl_route_init_row(r, cfg);
@@ -42,7 +42,8 @@ int sl_route_signal(struct sl_route_row *r, const struct sl_route_config *cfg,
     snprintf(r->last_class, sizeof r->last_class, "%s", cls);
   /* Multiplicative decrease, once per gap: a whole wave of failures is
    * one signal, not a halving per request. */
-  if (now_ms - r->last_cut_at >= cfg->cut_gap_ms || r->last_cut_at == 0) {
+  if (cut &&
+      (now_ms - r->last_cut_at >= cfg->cut_gap_ms || r->last_cut_at == 0)) {
     r->climit = r->climit / 2 >= 1 ? r->climit / 2 : 1;
     r->ssthresh = r->climit;
     r->last_cut_at = now_ms;
@@ -146,7 +147,7 @@ struct upd {
   enum { U_READ, U_PROBE, U_UNPROBE, U_SIGNAL, U_OK } op;
   const char *cls;
   int64_t delay, n;
-  int rate_limited, headers, may_lift;
+  int rate_limited, headers, may_lift, cut;
   double max;
   int result;
   struct sl_route_row out;
@@ -171,8 +172,12 @@ static int upd_cb(struct sl_route_row *row, void *arg) {
       row->probe_at = u->delay;
     break;
   case U_SIGNAL:
+    /* this process's successes since its last write come first: a
+     * failure among successes is no streak */
+    if (u->n > 0)
+      sl_route_success(row, u->cfg, u->now, u->n, u->headers, u->max, 0);
     u->result = sl_route_signal(row, u->cfg, u->now, u->cls, u->delay,
-                                u->rate_limited);
+                                u->rate_limited, u->cut);
     break;
   case U_OK:
     u->result = sl_route_success(row, u->cfg, u->now, u->n, u->headers,
@@ -308,11 +313,17 @@ int sl_routes_done(struct sl_routes *rs, struct sl_journal *j,
     k->inflight--;
   memset(&u, 0, sizeof u);
   u.now = now_ms;
-  if (v == SL_ROUTE_SIGNAL) {
+  if (v == SL_ROUTE_SIGNAL || v == SL_ROUTE_FAIL) {
     u.op = U_SIGNAL;
     u.cls = cls;
     u.delay = delay_ms;
     u.rate_limited = rate_limited;
+    u.cut = v == SL_ROUTE_SIGNAL;
+    u.n = k->ok;
+    u.headers = k->headers;
+    u.max = k->max > 0 ? k->max : max;
+    k->ok = 0;
+    k->headers = 0;
     if (apply(rs, j, k, &u) == SL_OK && u.result)
       sl_log(SL_LOG_WARN,
              "route %s %s: held after %s: nothing is sent but a probe "

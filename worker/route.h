@@ -47,12 +47,13 @@ void sl_route_config_defaults(struct sl_route_config *c);
 void sl_route_init_row(struct sl_route_row *r,
                        const struct sl_route_config *cfg);
 
-/* A rate-limit or overload signal of class cls; delay_ms is the server's
- * Retry-After (-1: none). rate_limited holds at once. Returns 1 if this
- * call started a hold. */
+/* A failed answer of class cls; delay_ms is the server's Retry-After (-1:
+ * none). cut: a rate-limit or overload signal (429, 503, a timeout) cuts
+ * the limit; any failure counts toward the streak that holds, and
+ * rate_limited holds at once. Returns 1 if this call started a hold. */
 int sl_route_signal(struct sl_route_row *r, const struct sl_route_config *cfg,
                     int64_t now_ms, const char *cls, int64_t delay_ms,
-                    int rate_limited);
+                    int rate_limited, int cut);
 
 /* n successes (headers: rate-limit headers were seen) for a process whose
  * concurrency is max. Only a probe (may_lift) lifts a hold: successes of
@@ -93,7 +94,8 @@ void sl_routes_unadmit(struct sl_routes *rs, struct sl_journal *j,
 enum sl_route_verdict {
   SL_ROUTE_NEUTRAL,           /* says nothing about the route's health */
   SL_ROUTE_OK,
-  SL_ROUTE_SIGNAL             /* rate limit or overload */
+  SL_ROUTE_SIGNAL,            /* rate limit or overload: cut, count */
+  SL_ROUTE_FAIL               /* another failure (500, network): count */
 };
 
 /* A finished request. Returns 1 if it lifted the route's hold (the caller

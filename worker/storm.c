@@ -407,11 +407,22 @@ static void pause_route(struct sl_storm *s, const struct sl_claimed_job *job,
            job->queue);
 }
 
-/* Classes that say the route is overloaded or unreachable. */
-static int route_signal(enum sl_failclass fc) {
-  return fc == SL_FC_RATE_LIMITED || fc == SL_FC_OVERLOADED ||
-         fc == SL_FC_SERVER_ERROR || fc == SL_FC_TIMEOUT ||
-         fc == SL_FC_NETWORK || fc == SL_FC_AMBIGUOUS;
+/* What a failure says about the route: rate limit or overload (429, 503,
+ * a timeout: cut the limit), another retryable failure (500, network:
+ * counts toward a hold, no cut), or nothing. */
+static enum sl_route_verdict route_verdict(enum sl_failclass fc) {
+  switch (fc) {
+  case SL_FC_RATE_LIMITED:
+  case SL_FC_OVERLOADED:
+  case SL_FC_TIMEOUT:
+  case SL_FC_AMBIGUOUS:
+    return SL_ROUTE_SIGNAL;
+  case SL_FC_SERVER_ERROR:
+  case SL_FC_NETWORK:
+    return SL_ROUTE_FAIL;
+  default:
+    return SL_ROUTE_NEUTRAL;
+  }
 }
 
 /* The route's hold was lifted: what waits for it goes now. */
@@ -445,8 +456,7 @@ static void route_outcome(struct sl_storm *s,
   t->route_in = 0;
   if (success)
     v = SL_ROUTE_OK;
-  else if (route_signal(fc)) {
-    v = SL_ROUTE_SIGNAL;
+  else if ((v = route_verdict(fc)) != SL_ROUTE_NEUTRAL) {
     if (sl_retry_after_ms(req->h.retry_after, req->h.retry_after_ms, now,
                           600000, &delay) != 0)
       delay = fc == SL_FC_RATE_LIMITED ? server_delay(req, now) : -1;

@@ -328,11 +328,13 @@ static void test_route_aimd_and_hold(void **state) {
   assert_int_equal(sl_route_success(&r, &c, t, 1, 1, 32, 0), 0);
   assert_true(r.climit == 32); /* headers came: open up */
   /* a 503 cuts at once, once per gap; the third in a row holds */
-  assert_int_equal(sl_route_signal(&r, &c, t, "overloaded", -1, 0), 0);
+  assert_int_equal(sl_route_signal(&r, &c, t, "overloaded", -1, 0, 1), 0);
   assert_true(r.climit == 16);
-  assert_int_equal(sl_route_signal(&r, &c, t + 10, "overloaded", -1, 0), 0);
+  assert_int_equal(sl_route_signal(&r, &c, t + 10, "overloaded", -1, 0, 1),
+                   0);
   assert_true(r.climit == 16);
-  assert_int_equal(sl_route_signal(&r, &c, t + 20, "overloaded", -1, 0), 1);
+  assert_int_equal(sl_route_signal(&r, &c, t + 20, "overloaded", -1, 0, 1),
+                   1);
   assert_true(r.failing);
   assert_true(r.probe_at == t + 20 + c.first_probe_ms);
   /* a late success of a request sent before the hold does not lift it */
@@ -345,7 +347,7 @@ static void test_route_aimd_and_hold(void **state) {
   assert_true(r.probe_at <= t + 1020 + 2000);
   /* a 429 with Retry-After 5 s holds the whole route that long */
   assert_int_equal(sl_route_signal(&r, &c, t + 1500, "rate_limited", 5000,
-                                   1), 0);
+                                   1, 1), 0);
   assert_true(r.probe_at == t + 6500);
   assert_int_equal(sl_route_take_probe(&r, &c, t + 4000), 0);
   assert_int_equal(sl_route_take_probe(&r, &c, t + 6500), 1);
@@ -357,8 +359,19 @@ static void test_route_aimd_and_hold(void **state) {
   assert_true(r.climit == c.restart + 2); /* +1 per success below ssthresh */
   assert_int_equal(sl_route_success(&r, &c, t + 6800, 100, 1, 32, 0), 0);
   assert_true(r.climit == 32); /* never above the process's concurrency */
+  /* a 500 counts toward a hold but does not cut; a success ends the
+   * streak */
+  assert_int_equal(sl_route_signal(&r, &c, t + 8000, "server_error", -1, 0,
+                                   0), 0);
+  assert_int_equal(sl_route_signal(&r, &c, t + 8001, "server_error", -1, 0,
+                                   0), 0);
+  assert_true(r.climit == 32);
+  assert_int_equal(sl_route_success(&r, &c, t + 8002, 1, 1, 32, 0), 0);
+  assert_int_equal(sl_route_signal(&r, &c, t + 8003, "server_error", -1, 0,
+                                   0), 0);
+  assert_false(r.failing);
   /* a single 429 holds at once */
-  assert_int_equal(sl_route_signal(&r, &c, t + 9000, "rate_limited", -1, 1),
+  assert_int_equal(sl_route_signal(&r, &c, t + 9000, "rate_limited", -1, 1, 1),
                    1);
   assert_true(r.climit == 16);
 }
@@ -372,7 +385,7 @@ static int probe_cb(struct sl_route_row *row, void *arg) {
   sl_route_config_defaults(&c);
   if (!row->exists) {
     sl_route_init_row(row, &c);
-    sl_route_signal(row, &c, *now, "rate_limited", -1, 1);
+    sl_route_signal(row, &c, *now, "rate_limited", -1, 1, 1);
     return 1;
   }
   got = sl_route_take_probe(row, &c, *now);
