@@ -121,6 +121,7 @@ struct route_key {
   int headers;                /* ... and whether they carried headers */
   double max;
   int64_t last_sync;
+  int own_headers;            /* this process has seen rate-limit headers */
 };
 
 struct sl_routes {
@@ -272,6 +273,11 @@ open:
     return 0;
   }
   lim = k->row.climit < max ? k->row.climit : max;
+  /* Another process saw the headers and opened the route; this one's rate
+   * buckets learn the limit from its own first answers: until then, the
+   * small first window. */
+  if (k->row.headers_seen && !k->own_headers && lim > rs->cfg.initial)
+    lim = rs->cfg.initial;
   if (lim < 1)
     lim = 1;
   if ((double)k->inflight + 1 > lim + 1e-9)
@@ -311,6 +317,8 @@ int sl_routes_done(struct sl_routes *rs, struct sl_journal *j,
     return 0;
   if (k->inflight > 0)
     k->inflight--;
+  if (headers)
+    k->own_headers = 1;
   memset(&u, 0, sizeof u);
   u.now = now_ms;
   if (v == SL_ROUTE_SIGNAL || v == SL_ROUTE_FAIL) {
