@@ -44,6 +44,9 @@ scenario() {
   wait "${pids[0]}"
   pids=("${pids[@]:1}")
   wk "$@"
+  "$SLUICE" status >"$T/$name.status" 2>&1
+  check "$name: sluice status shows the route held" \
+    grep -Eq '^/v1/responses +gpt-4o-mini +held' "$T/$name.status"
   # recovery: wait (bounded) for the backlog to drain
   tend=$((t0 + OUT * 1000))
   for i in $(seq 1 1200); do
