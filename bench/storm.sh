@@ -89,7 +89,7 @@ run() {
       fmt = fmt "  drain %7s  utilisation %6s  429 share %.4f (after %.4f)\n"
       printf fmt,
         name, jobs, n, ojobs ? sprintf("%.2f", on / ojobs) : "-", on,
-        outage > 0 ? sprintf("%dms", lastok - tm - outage * 1000) : "-",
+        (outage > 0) ? sprintf("%dms", lastok - tm - outage * 1000) : "-",
         (secs > 0 && rate > 0) ? sprintf("%.1f%%", 100 * good / secs / rate) : "-",
         n ? n429 / n : 0, after ? a429 / after : 0
     }'
