@@ -550,8 +550,8 @@ void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {
       if (sl_queue_online_pause(s->j, q->queue, reason, &changed) == SL_OK &&
           changed)
         sl_log(SL_LOG_WARN,
-               "queue %s: online route paused: %s; deferrable jobs still "
-               "go by batch",
+               "queue %s: online route paused: %s; no batch is packed "
+               "for it either",
                q->queue, reason);
       q->online_paused = 1;
     } else if (!spent && q->online_paused && by_budget) {
