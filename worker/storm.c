@@ -216,14 +216,6 @@ static enum verdict admit(struct sl_storm *s, const struct sl_claimed_job *job,
     *when = now;
     return V_DEFER;
   }
-  /* The budget limits retries while requests fail, not retries as such:
-   * against a healthy API a backlog of retries drains at full speed. */
-  if (job->attempt > 1 && !s->healthy && rb_left(s, now) < 1) {
-    *why = "retry budget spent: deferred, not sent";
-    *when = now + s->cfg.retry_window_ms / 4 +
-            jitter(s, s->cfg.retry_window_ms / 4);
-    return V_DEFER;
-  }
   if (!t->route_in) {
     int probe = 0;
     int64_t at = 0;
@@ -242,6 +234,17 @@ static enum verdict admit(struct sl_storm *s, const struct sl_claimed_job *job,
     }
     t->route_in = 1;
     t->route_probe = probe;
+  }
+  /* The budget limits retries while requests fail, not retries as such:
+   * against a healthy API a backlog of retries drains at full speed. The
+   * route's probe is never held back by it. */
+  if (job->attempt > 1 && !s->healthy && !t->route_probe &&
+      rb_left(s, now) < 1) {
+    route_out(s, job, t, now, now);
+    *why = "retry budget spent: deferred, not sent";
+    *when = now + s->cfg.retry_window_ms / 4 +
+            jitter(s, s->cfg.retry_window_ms / 4);
+    return V_DEFER;
   }
   if (!sl_rl_admit(s->rl, s->j, job->endpoint, model, t->cost, now, &wait)) {
     route_out(s, job, t, now + wait, now);
@@ -468,6 +471,13 @@ static void route_outcome(struct sl_storm *s,
     route_recovered(s, job->endpoint, model, now);
   else if (s->n_waiting)
     arm(s, now + 1, now); /* room on the route, maybe */
+}
+
+void sl_storm_unsent(struct sl_storm *s, const struct sl_claimed_job *job,
+                     struct sl_storm_ticket *t, int64_t now_ms) {
+  route_out(s, job, t, now_ms, now_ms);
+  if (s->n_waiting)
+    arm(s, now_ms + 1, now_ms);
 }
 
 void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,

@@ -114,6 +114,11 @@ void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
                       const struct sl_http_request *req, enum sl_failclass fc,
                       struct sl_completion *c, int64_t now_ms);
 
+/* A started job whose request never went out after all (the transport
+ * refused it): give back its place on the route. */
+void sl_storm_unsent(struct sl_storm *s, const struct sl_claimed_job *job,
+                     struct sl_storm_ticket *t, int64_t now_ms);
+
 /* Periodic work (the worker's tick): breaker counts, budgets, pauses. */
 void sl_storm_tick(struct sl_storm *s, int64_t now_ms);
 

@@ -247,6 +247,7 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
   if (job->deadline && job->deadline - now < timeout)
     timeout = job->deadline - now;
   if (sl_online_url(cfg->base_url, job->endpoint, wj->url, sizeof wj->url)) {
+    sl_storm_unsent(w->storm, job, &wj->ticket, now);
     local_outcome(wj, SL_OUTCOME_FAIL, "invalid_request",
                   "request URL too long");
     w->n.failed++;
@@ -272,6 +273,7 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
   if (rc != 0) {
     sl_log_job(SL_LOG_ERROR, job->id, job->attempt,
                "could not start the request (%d); releasing the job", rc);
+    sl_storm_unsent(w->storm, job, &wj->ticket, now);
     local_outcome(wj, SL_OUTCOME_RELEASE, NULL, "transport refused");
     w->n.released++;
     push_done(w, wj);
