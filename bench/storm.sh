@@ -11,7 +11,8 @@
 #   429 share      429 answers / all requests (aim: under 1% afterwards)
 # Scenarios: a 10 s total outage of each retryable class (429 with
 # Retry-After, 429 with no headers, 503, 500, a server that never answers),
-# the 429 outage with a worker restart in the middle, four processes
+# a 503 outage that starts under full load, the 429 outage with a worker
+# restart in the middle, four processes
 # sharing one RPM limit, the same on a TPM limit.
 # Usage: bench/storm.sh [BUILD_DIR]
 set -u
@@ -71,12 +72,17 @@ run() {
   local hung
   hung=$(sqlite3 "$d/j.db" "SELECT count(*) FROM attempts WHERE
     failure_class IN ('timeout', 'ambiguous', 'network')")
+  # OUTAGE_S: seconds from the mock's start, or FROM-TO
+  local ofrom=0
+  case $outage in *-*) ofrom=${outage%-*}; outage=${outage#*-} ;; esac
   grep ' /v1/responses ' "$d/mock.log" | awk -v outage="$outage" \
+    -v ofrom="$ofrom" \
     -v rate="$rate" -v name="$name" -v jobs="$jobs" -v tm="$tm" \
     -v hung="$hung" '
     { n++; s = int(($1 - tm) / 1000); if (s > last) last = s
       if (seen[$4]++) retries++
-      if (($1 - tm) < outage * 1000) { on++; if (!oseen[$4]++) ojobs++ }
+      if (($1 - tm) >= ofrom * 1000 && ($1 - tm) < outage * 1000) {
+        on++; if (!oseen[$4]++) ojobs++ }
       else { after++; if ($5 == 429) a429++ }
       if ($5 == 429) n429++
       if ($5 == 200) { ok[s]++; if ($1 > lastok) lastok = $1 } }
@@ -104,6 +110,9 @@ run out-429bare 2000 1 "--faults 429bare~0-10" "" 10 0 || rc=1
 run out-503 2000 1 "--faults 503~0-10" "" 10 0 || rc=1
 run out-500 2000 1 "--faults 500~0-10" "" 10 0 || rc=1
 run out-hang 2000 1 "--faults hang~0-10" "--timeout 2s" 10 0 || rc=1
+# one wave, then probes: a 503 outage that starts while 32 requests are in
+# flight (1 s in, for 10 s); mock latency 20 ms
+run mid-503 8000 1 "--latency-ms 20 --faults 503~1-11" "" 1-11 0 || rc=1
 # the 429 outage, two workers, one replaced 4 s in
 run out-429-restart 2000 2 "--faults 429~0-10" "" 10 0 4 || rc=1
 # four processes share one RPM limit learned from headers (50 req/s)
