@@ -73,16 +73,15 @@ run() {
   hung=$(sqlite3 "$d/j.db" "SELECT count(*) FROM attempts WHERE
     failure_class IN ('timeout', 'ambiguous', 'network')")
   # OUTAGE_S: seconds from the mock's start, or FROM-TO
-  local ofrom=0
-  case $outage in *-*) ofrom=${outage%-*}; outage=${outage#*-} ;; esac
+  case $outage in *-*) outage=${outage#*-} ;; esac
   grep ' /v1/responses ' "$d/mock.log" | awk -v outage="$outage" \
-    -v ofrom="$ofrom" \
     -v rate="$rate" -v name="$name" -v jobs="$jobs" -v tm="$tm" \
     -v hung="$hung" '
     { n++; s = int(($1 - tm) / 1000); if (s > last) last = s
       if (seen[$4]++) retries++
-      if (($1 - tm) >= ofrom * 1000 && ($1 - tm) < outage * 1000) {
-        on++; if (!oseen[$4]++) ojobs++ }
+      # wasted: the failed answers of an outage scenario (the mock clock
+      # starts a little before tm, so a window would cut the first wave)
+      if (outage > 0 && $5 != 200) { on++; if (!oseen[$4]++) ojobs++ }
       else { after++; if ($5 == 429) a429++ }
       if ($5 == 429) n429++
       if ($5 == 200) { ok[s]++; if ($1 > lastok) lastok = $1 } }
