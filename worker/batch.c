@@ -33,14 +33,21 @@
   ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define INGEST_CHUNK 512             /* lines per ingest transaction */
-#define MAX_LINE (64u * 1024 * 1024) /* a longer output line is refused */
+/* An output line longer than this fails its job too_large (its result is
+ * not stored); SLUICE_BATCH_MAX_LINE (bytes) lowers it for tests. */
+#define MAX_LINE (64u * 1024 * 1024)
 #define MAX_PAGES 1000               /* recovery listing bound */
+#define MAX_FILE_TRIES 6   /* 404s or short reads of one output/error file
+                              before it is taken as unavailable */
+#define MAX_TODO_TRIES 6   /* failed cancels/deletes of one remote object */
+#define CID_SCAN 4096      /* where an over-long line's custom_id is sought */
 
 enum op {
   OP_NONE,
   OP_LIST_BATCHES,
   OP_LIST_FILES,
   OP_CANCEL,
+  OP_CHECK,
   OP_DELETE,
   OP_UPLOAD,
   OP_CREATE,
@@ -49,7 +56,10 @@ enum op {
 };
 
 struct todo {
-  int cancel; /* 1: cancel a batch; 0: delete a file */
+  int cancel; /* 1: cancel a duplicate batch; 2: one no longer needed;
+                 0: delete a file */
+  int check;  /* a cancel went unanswered: GET its status before another */
+  int tries;
   char id[96];
 };
 
@@ -66,6 +76,12 @@ struct ingest {
   size_t npend;
   int64_t lineno, applied, skipped, malformed;
   int failed, flushed_once, lost; /* lost: another worker holds it now */
+  /* Checked against request_counts: a file is complete only with `want`
+   * lines (well-formed or not, but newline-terminated). A short read is
+   * downloaded again, at most MAX_FILE_TRIES times (as are 404s). */
+  int64_t want[2], seen, foreign;
+  int tries[2], unavailable[2], foreign_logged;
+  int skipping; /* discarding the rest of a line over MAX_LINE */
 };
 
 struct sl_batch_route {
@@ -76,6 +92,7 @@ struct sl_batch_route {
   int64_t token;
   char journal_id[64];
   char crash_at[32];
+  size_t max_line;
 
   int need_recover, recover_phase, pages;
   char after[96];
@@ -115,6 +132,15 @@ static void crash_point(struct sl_batch_route *r, const char *name) {
 
 static int status_ok(const struct sl_http_request *q) {
   return q->curl_code == 0 && q->http_status >= 200 && q->http_status < 300;
+}
+
+/* A failed call whose effect is unknown: it may have left this host and
+ * did not come back as a complete 4xx (which says nothing was done). */
+static int unanswered(const struct sl_http_request *q) {
+  if (!q->request_sent && !q->response_started && q->http_status == 0)
+    return 0; /* never left: connect refused, DNS */
+  return !(q->curl_code == 0 && q->http_status >= 400 &&
+           q->http_status < 500);
 }
 
 static cJSON *resp_json(const struct sl_http_request *q) {
@@ -194,6 +220,8 @@ static int send_req(struct sl_batch_route *r, enum op op, int64_t batch,
   r->req.url = r->url;
   r->req.headers = r->headers;
   r->req.timeout_ms = r->env.timeout_ms;
+  /* POSTs change remote state: never let libcurl re-send one by itself */
+  r->req.no_reuse = strcmp(method, "GET") != 0;
   r->req.done = on_done;
   r->op = op;
   r->op_batch = batch;
@@ -215,6 +243,10 @@ static void reset_req(struct sl_batch_route *r) {
 
 static void add_todo(struct sl_batch_route *r, int cancel, const char *id) {
   struct todo *t;
+  size_t i;
+  for (i = 0; i < r->ntodo; i++)
+    if (r->todo[i].cancel == cancel && strcmp(r->todo[i].id, id) == 0)
+      return; /* already queued */
   if (r->ntodo == r->captodo) {
     size_t cap = r->captodo ? r->captodo * 2 : 8;
     t = realloc(r->todo, cap * sizeof *t);
@@ -225,6 +257,7 @@ static void add_todo(struct sl_batch_route *r, int cancel, const char *id) {
   }
   t = &r->todo[r->ntodo++];
   t->cancel = cancel;
+  t->check = t->tries = 0;
   snprintf(t->id, sizeof t->id, "%s", id);
 }
 
@@ -382,6 +415,10 @@ static void upload_done(struct sl_batch_route *r, struct sl_http_request *q) {
   unlink(r->path);
   if (!status_ok(q)) {
     const struct sl_failclass_policy *pol = classify_call(q, why, sizeof why);
+    /* An upload that may have been stored is found by its file name (and
+     * reused or deleted) before anything is uploaded again. */
+    if (unanswered(q))
+      r->need_recover = 1;
     if (pol->retry || pol->pauses_route) {
       back_off(r, "upload", why);
       return;
@@ -395,6 +432,7 @@ static void upload_done(struct sl_batch_route *r, struct sl_http_request *q) {
   id = jstr(o, "id");
   if (!id) {
     cJSON_Delete(o);
+    r->need_recover = 1;
     back_off(r, "upload", "the response holds no file id");
     return;
   }
@@ -452,9 +490,10 @@ static void create_done(struct sl_batch_route *r, struct sl_http_request *q) {
 
   if (!status_ok(q)) {
     const struct sl_failclass_policy *pol = classify_call(q, why, sizeof why);
-    /* A create that may have happened (sent, no answer) is found by the
-     * next recovery rather than sent again blind. */
-    if (q->request_sent && q->http_status == 0)
+    /* A create that may have happened (any answer but a complete 4xx:
+     * resets before or after the headers, cut or non-JSON bodies, 5xx,
+     * timeouts) is looked up by its metadata before it is sent again. */
+    if (unanswered(q))
       r->need_recover = 1;
     if (pol->retry || pol->pauses_route) {
       back_off(r, "batch create", why);
@@ -544,6 +583,8 @@ static void record_status(struct sl_batch_route *r, int64_t id,
   memset(&r->in, 0, sizeof r->in);
   r->in.active = 1;
   r->in.batch_id = id;
+  r->in.want[0] = rem.completed > 0 ? rem.completed : 0;
+  r->in.want[1] = rem.failed > 0 ? rem.failed : 0;
   snprintf(r->in.status, sizeof r->in.status, "%s", rem.status);
   snprintf(r->in.out_id, sizeof r->in.out_id, "%s",
            rem.output_file_id ? rem.output_file_id : "");
@@ -573,6 +614,35 @@ static void start_poll(struct sl_batch_route *r,
   }
 }
 
+/* A batch still open past its expires_at (stuck in finalizing, say) is
+ * bounded: EXPIRY_CANCEL polls' worth after it, the remote batch is
+ * cancelled; EXPIRY_GIVE_UP after it, the local batch ends and its jobs
+ * without a line fail batch_expired. They are not sent again: the API may
+ * still run them (a replay is the operator's call). */
+#define EXPIRY_CANCEL 10
+#define EXPIRY_GIVE_UP 20
+static void check_expiry(struct sl_batch_route *r, int64_t id,
+                         const cJSON *o) {
+  int64_t exp = jnum(o, "expires_at") * 1000, now = sl_now_ms();
+  int64_t p = r->env.cfg->poll_ms;
+  const char *rid = jstr(o, "id");
+  struct sl_batch_end e = {0};
+  if (exp <= 0 || !rid || now < exp + EXPIRY_CANCEL * p)
+    return;
+  add_todo(r, 2, rid);
+  if (now < exp + EXPIRY_GIVE_UP * p) {
+    sl_log(SL_LOG_WARN, "batch %lld: remote batch %s is %s past its "
+                        "expires_at; cancelling it", (long long)id, rid,
+           jstr(o, "status"));
+    return;
+  }
+  e.final_state = "done";
+  e.no_line_class = "batch_expired";
+  e.error = "the remote batch stayed open past its expires_at";
+  e.run_after_ms = now;
+  end_batch(r, id, &e);
+}
+
 static void poll_done(struct sl_batch_route *r, struct sl_http_request *q) {
   char why[384];
   cJSON *o;
@@ -588,6 +658,8 @@ static void poll_done(struct sl_batch_route *r, struct sl_http_request *q) {
     return;
   }
   record_status(r, r->op_batch, o, 1);
+  if (remote_active(jstr(o, "status")))
+    check_expiry(r, r->op_batch, o);
   cJSON_Delete(o);
   r->fail_streak = 0;
 }
@@ -646,32 +718,123 @@ static int flush_lines(struct sl_batch_route *r) {
   return 0;
 }
 
-static int handle_line(struct sl_batch_route *r, const char *p, size_t n) {
+/* One line; `ended`: it had its newline (a last line without one that does
+ * not parse is a cut, not a line of the file). */
+static int handle_line(struct sl_batch_route *r, const char *p, size_t n,
+                       int ended) {
   struct ingest *in = &r->in;
   char err[160];
+  int rc;
   if (n && p[n - 1] == '\r')
     n--;
   if (n == 0)
     return 0;
   in->lineno++;
-  if (sl_batch_parse_line(p, n, sl_now_ms(), &in->pend[in->npend], err,
-                          sizeof err) != 0) {
+  rc = sl_batch_parse_line(p, n, sl_now_ms(), &in->pend[in->npend], err,
+                           sizeof err);
+  if (rc == -2) {
+    /* Not exactly a custom_id sluice wrote: never matched to a job. */
+    sl_batch_parsed_free(&in->pend[in->npend]);
+    in->foreign++;
+    in->seen++;
+    if (!in->foreign_logged)
+      sl_log(SL_LOG_WARN, "batch %lld: %s file line %lld ignored: %s (more "
+                          "such lines are only counted)",
+             (long long)in->batch_id, in->phase ? "error" : "output",
+             (long long)in->lineno, err);
+    in->foreign_logged = 1;
+    return 0;
+  }
+  if (rc != 0) {
     sl_batch_parsed_free(&in->pend[in->npend]);
     in->malformed++;
+    if (ended)
+      in->seen++;
     sl_log(SL_LOG_ERROR, "batch %lld: %s file line %lld is malformed (%s); "
                          "skipped, the other lines are still ingested",
            (long long)in->batch_id, in->phase ? "error" : "output",
            (long long)in->lineno, err);
     return 0;
   }
+  in->seen++;
   if (++in->npend == INGEST_CHUNK)
     return flush_lines(r);
   return 0;
 }
 
-static int append_partial(struct ingest *in, const char *p, size_t n) {
-  if (in->plen + n > MAX_LINE)
+/* The custom_id of a line from its first bytes (sluice's own strings
+ * need no escapes), or -1. */
+static int scan_cid(const char *p, size_t n, int64_t *job, int64_t *gen) {
+  static const char key[] = "\"custom_id\"";
+  const char *k = memmem(p, n, key, sizeof key - 1), *end = p + n, *q;
+  char cid[64];
+  if (!k)
     return -1;
+  for (k += sizeof key - 1; k < end && (*k == ' ' || *k == ':'); k++)
+    ;
+  if (k >= end || *k++ != '"')
+    return -1;
+  for (q = k; q < end && *q != '"' && *q != '\\' && q - k < 63; q++)
+    ;
+  if (q >= end || *q != '"')
+    return -1;
+  memcpy(cid, k, (size_t)(q - k));
+  cid[q - k] = '\0';
+  return sl_batch_parse_custom_id(cid, job, gen);
+}
+
+/* A line longer than MAX_LINE: its job fails too_large (its result cannot
+ * be stored) and the rest of the line is skipped unread; the other lines
+ * are still ingested. head/hn: the line's first bytes. */
+static int overlong_line(struct sl_batch_route *r, const char *head,
+                         size_t hn) {
+  struct ingest *in = &r->in;
+  struct sl_batch_parsed *x = &in->pend[in->npend];
+  int64_t job, gen;
+  in->lineno++;
+  in->skipping = 1;
+  in->plen = 0;
+  if (scan_cid(head, hn < CID_SCAN ? hn : CID_SCAN, &job, &gen) != 0) {
+    in->malformed++;
+    sl_log(SL_LOG_ERROR, "batch %lld: %s file line %lld is over %u bytes "
+                         "and names no job of ours; skipped",
+           (long long)in->batch_id, in->phase ? "error" : "output",
+           (long long)in->lineno, (unsigned)r->max_line);
+    return 0;
+  }
+  memset(x, 0, sizeof *x);
+  x->line.job_id = job;
+  x->line.generation = gen;
+  x->line.outcome = SL_OUTCOME_FAIL;
+  x->line.failure_class = "too_large";
+  x->line.input_tokens = x->line.output_tokens = x->line.total_tokens = -1;
+  x->line.run_after_ms = sl_now_ms();
+  snprintf(x->why, sizeof x->why, "its %s line is over %u bytes; not "
+           "stored", in->phase ? "error" : "output", (unsigned)r->max_line);
+  x->line.error = x->why;
+  sl_log(SL_LOG_ERROR, "batch %lld: job %lld: %s", (long long)in->batch_id,
+         (long long)job, x->why);
+  if (++in->npend == INGEST_CHUNK)
+    return flush_lines(r);
+  return 0;
+}
+
+/* Hold a piece of an unfinished line; over MAX_LINE, give the line up. */
+static int append_partial(struct sl_batch_route *r, const char *p,
+                          size_t n) {
+  struct ingest *in = &r->in;
+  if (in->plen + n > r->max_line) {
+    if (in->plen >= CID_SCAN || in->plen == 0)
+      return in->plen ? overlong_line(r, in->partial, in->plen)
+                      : overlong_line(r, p, n);
+    /* the head straddles: join just enough of it */
+    n = CID_SCAN - in->plen < n ? CID_SCAN - in->plen : n;
+    if (in->plen + n <= in->pcap) {
+      memcpy(in->partial + in->plen, p, n);
+      return overlong_line(r, in->partial, in->plen + n);
+    }
+    return overlong_line(r, in->partial, in->plen);
+  }
   if (in->plen + n > in->pcap) {
     size_t cap = in->pcap ? in->pcap : 4096;
     char *g;
@@ -698,26 +861,38 @@ static int on_data(struct sl_http_request *q, const char *p, size_t n) {
     return -1;
   while (n > 0) {
     nl = memchr(p, '\n', n);
-    if (!nl) {
-      if (append_partial(in, p, n) != 0) {
-        sl_log(SL_LOG_ERROR, "batch %lld: a line over %u bytes",
-               (long long)in->batch_id, MAX_LINE);
+    if (in->skipping) {
+      if (!nl)
+        return 0;
+      in->skipping = 0; /* the over-long line ends here */
+      in->seen++;
+    } else if (!nl) {
+      if (append_partial(r, p, n) != 0) {
         in->failed = 1;
         return -1;
       }
       return 0;
-    }
-    if (in->plen) {
-      if (append_partial(in, p, (size_t)(nl - p)) != 0) {
+    } else if (in->plen) {
+      if (append_partial(r, p, (size_t)(nl - p)) != 0) {
         in->failed = 1;
         return -1;
       }
-      if (handle_line(r, in->partial, in->plen) != 0) {
+      if (in->skipping) {
+        in->skipping = 0;
+        in->seen++;
+      } else if (handle_line(r, in->partial, in->plen, 1) != 0) {
         in->failed = 1;
         return -1;
       }
       in->plen = 0;
-    } else if (handle_line(r, p, (size_t)(nl - p)) != 0) {
+    } else if ((size_t)(nl - p) > r->max_line) {
+      if (overlong_line(r, p, (size_t)(nl - p)) != 0) {
+        in->failed = 1;
+        return -1;
+      }
+      in->skipping = 0;
+      in->seen++;
+    } else if (handle_line(r, p, (size_t)(nl - p), 1) != 0) {
       in->failed = 1;
       return -1;
     }
@@ -742,7 +917,8 @@ static void start_download(struct sl_batch_route *r, const char *file_id) {
   }
   in->plen = 0;
   in->lineno = in->applied = in->skipped = in->malformed = 0;
-  in->failed = 0;
+  in->seen = in->foreign = 0;
+  in->failed = in->skipping = 0;
   snprintf(path, sizeof path, "/v1/files/%s/content", file_id);
   r->req.on_data = on_data;
   if (set_url(r, path) != 0 ||
@@ -752,14 +928,30 @@ static void start_download(struct sl_batch_route *r, const char *file_id) {
   }
 }
 
+/* A file that stayed missing or short for MAX_FILE_TRIES downloads: go on
+ * without it; finish_ingest gives its jobs a class (bounded failure). */
+static void file_unavailable(struct sl_batch_route *r, const char *why) {
+  struct ingest *in = &r->in;
+  sl_log(SL_LOG_ERROR, "batch %lld: %s file %s unusable after %d downloads "
+                       "(%s); its jobs without a line end by class",
+         (long long)in->batch_id, in->phase ? "error" : "output",
+         in->phase ? in->err_id : in->out_id, MAX_FILE_TRIES, why);
+  in->unavailable[in->phase] = 1;
+  in->phase++;
+  r->fail_streak = 0;
+}
+
 static void download_done(struct sl_batch_route *r,
                           struct sl_http_request *q) {
   struct ingest *in = &r->in;
   char why[384];
 
-  if (!in->failed && status_ok(q) && in->plen) {
+  if (!in->failed && status_ok(q) && in->skipping) {
+    in->skipping = 0; /* an over-long last line without its newline */
+    in->seen++;
+  } else if (!in->failed && status_ok(q) && in->plen) {
     /* the last line without its newline */
-    if (handle_line(r, in->partial, in->plen) != 0)
+    if (handle_line(r, in->partial, in->plen, 0) != 0)
       in->failed = 1;
     in->plen = 0;
   }
@@ -777,20 +969,40 @@ static void download_done(struct sl_batch_route *r,
   }
   if (in->failed || !status_ok(q)) {
     pend_clear(in);
+    in->plen = 0;
+    in->skipping = 0;
     if (!status_ok(q) && !in->failed)
       classify_call(q, why, sizeof why);
     else
       snprintf(why, sizeof why, "ingest stopped");
+    if (!in->failed && (q->http_status == 404 || q->http_status == 410) &&
+        ++in->tries[in->phase] >= MAX_FILE_TRIES) {
+      file_unavailable(r, why);
+      return;
+    }
     /* Ingest is idempotent: the file is read again from its start. */
     back_off(r, "downloading a batch file", why);
     return;
   }
-  sl_log(in->malformed ? SL_LOG_WARN : SL_LOG_INFO,
+  if (in->seen < in->want[in->phase]) {
+    /* Short (a cut body, a proxy's truncation): never the end of it. */
+    snprintf(why, sizeof why, "%lld of the %lld lines request_counts "
+             "promise arrived", (long long)in->seen,
+             (long long)in->want[in->phase]);
+    if (++in->tries[in->phase] >= MAX_FILE_TRIES) {
+      file_unavailable(r, why);
+      return;
+    }
+    back_off(r, "downloading a batch file", why);
+    return;
+  }
+  sl_log(in->malformed || in->foreign ? SL_LOG_WARN : SL_LOG_INFO,
          "batch %lld: %s file: %lld lines, %lld recorded, %lld already "
-         "settled, %lld malformed",
+         "settled, %lld malformed, %lld not ours",
          (long long)in->batch_id, in->phase ? "error" : "output",
          (long long)in->lineno, (long long)in->applied,
-         (long long)in->skipped, (long long)in->malformed);
+         (long long)in->skipped, (long long)in->malformed,
+         (long long)in->foreign);
   in->phase++;
   r->fail_streak = 0;
 }
@@ -832,6 +1044,18 @@ static void finish_ingest(struct sl_batch_route *r) {
     e.no_line_class = "batch_failed";
     e.error = in->reason[0] ? in->reason : "the batch failed validation";
     e.retry = 0;
+  }
+  if (in->unavailable[0]) {
+    /* Their requests ran (request_counts says so) but the results cannot
+     * be read: sending them again would run them twice. Replay decides. */
+    e.no_line_class = "batch_failed";
+    e.error = "the batch's output file could not be read in full";
+    e.retry = 0;
+    e.refund = 0;
+  } else if (in->unavailable[1]) {
+    /* The output file is in: the jobs left are the failed requests. */
+    e.no_line_class = "server_error";
+    e.error = "the batch's error file could not be read in full";
   }
   if (end_batch(r, in->batch_id, &e) == 0) {
     /* Its files have served: the results are in the journal. (A crash
@@ -1024,30 +1248,70 @@ static void list_done(struct sl_batch_route *r, struct sl_http_request *q,
 static void start_todo(struct sl_batch_route *r) {
   struct todo *t = &r->todo[r->ntodo - 1];
   char path[200];
-  if (t->cancel)
+  enum op op = t->check ? OP_CHECK : t->cancel ? OP_CANCEL : OP_DELETE;
+  if (t->check)
+    snprintf(path, sizeof path, "/v1/batches/%s", t->id);
+  else if (t->cancel)
     snprintf(path, sizeof path, "/v1/batches/%s/cancel", t->id);
   else
     snprintf(path, sizeof path, "/v1/files/%s", t->id);
   if (set_url(r, path) != 0 ||
-      send_req(r, t->cancel ? OP_CANCEL : OP_DELETE, 0,
-               t->cancel ? "POST" : "DELETE", 0) != 0) {
+      send_req(r, op, 0,
+               op == OP_CANCEL ? "POST" : op == OP_CHECK ? "GET" : "DELETE",
+               0) != 0) {
     reset_req(r);
     r->ntodo--;
   }
 }
 
-static void todo_done(struct sl_batch_route *r, struct sl_http_request *q) {
+/* A cancel or delete came back. Neither is sent again blind: an
+ * unanswered cancel is checked by the batch's status first (cancelling or
+ * ended: done), a delete answered 404 is done. Each is given up after
+ * MAX_TODO_TRIES failures (logged; the next recovery finds it again). */
+static void todo_done(struct sl_batch_route *r, struct sl_http_request *q,
+                      enum op op) {
   struct todo *t = &r->todo[r->ntodo - 1];
   char why[384];
-  if (status_ok(q)) {
-    sl_log(SL_LOG_INFO, "%s %s", t->cancel ? "cancelled duplicate batch"
-                                           : "deleted file", t->id);
-  } else {
-    classify_call(q, why, sizeof why);
-    sl_log(SL_LOG_WARN, "could not %s %s: %s", t->cancel ? "cancel" : "delete",
-           t->id, why);
+  if (op == OP_CHECK) {
+    cJSON *o = status_ok(q) ? resp_json(q) : NULL;
+    const char *st = jstr(o, "status");
+    if (st && (remote_ended(st) || strcmp(st, "cancelling") == 0)) {
+      sl_log(SL_LOG_INFO, "batch %s is %s: no cancel needed", t->id, st);
+      r->ntodo--;
+    } else if (st) {
+      t->check = 0; /* still running: the cancel did not happen */
+    } else if (++t->tries >= MAX_TODO_TRIES) {
+      sl_log(SL_LOG_WARN, "could not check batch %s; giving up for now",
+             t->id);
+      r->ntodo--;
+    } else {
+      back_off(r, "checking a cancel", "no usable status");
+    }
+    cJSON_Delete(o);
+    return;
   }
-  r->ntodo--; /* not retried here: the next recovery finds it again */
+  if (status_ok(q) || (op == OP_DELETE && q->http_status == 404)) {
+    sl_log(SL_LOG_INFO, "%s %s",
+           op == OP_DELETE    ? "deleted file"
+           : t->cancel == 1 ? "cancelled duplicate batch"
+                            : "cancelled batch no longer needed",
+           t->id);
+    r->ntodo--;
+    r->fail_streak = 0;
+    return;
+  }
+  classify_call(q, why, sizeof why);
+  if (++t->tries >= MAX_TODO_TRIES ||
+      (q->curl_code == 0 && q->http_status >= 400 && q->http_status < 500 &&
+       q->http_status != 429 && q->http_status != 409)) {
+    sl_log(SL_LOG_WARN, "could not %s %s: %s; giving up for now",
+           op == OP_CANCEL ? "cancel" : "delete", t->id, why);
+    r->ntodo--;
+    return;
+  }
+  if (op == OP_CANCEL && unanswered(q))
+    t->check = 1;
+  back_off(r, op == OP_CANCEL ? "cancel" : "delete", why);
 }
 
 /* --------------------------------------------------------------- pack */
@@ -1161,6 +1425,20 @@ static void step(struct sl_batch_route *r) {
       e.error = "every job was cancelled before the batch was sent";
       end_batch(r, b->id, &e);
       started = 1;
+    } else if (b->remote_batch_id && b->jobs_batched == 0 &&
+               is_state(b, "submitted")) {
+      /* Every job was cancelled after submission: nothing left to wait
+       * for, so the remote batch is cancelled (its work is not needed)
+       * and the local one ends now rather than when the API is done. */
+      struct sl_batch_end e = {0};
+      e.final_state = "cancelled";
+      e.no_line_class = "cancelled";
+      e.error = "every job was cancelled after the batch was sent";
+      add_todo(r, 2, b->remote_batch_id);
+      if (b->remote_file_id)
+        add_todo(r, 0, b->remote_file_id);
+      end_batch(r, b->id, &e);
+      started = 1;
     } else if (is_state(b, "building")) {
       start_upload(r, b);
       started = 1;
@@ -1195,7 +1473,8 @@ static void on_done(struct sl_http_request *q) {
   case OP_LIST_BATCHES:
   case OP_LIST_FILES: list_done(r, q, op); break;
   case OP_CANCEL:
-  case OP_DELETE: todo_done(r, q); break;
+  case OP_CHECK:
+  case OP_DELETE: todo_done(r, q, op); break;
   case OP_UPLOAD: upload_done(r, q); break;
   case OP_CREATE: create_done(r, q); break;
   case OP_POLL: poll_done(r, q); break;
@@ -1237,6 +1516,12 @@ int sl_batch_route_start(struct sl_batch_route **out,
     return rc;
   }
   snprintf(r->crash_at, sizeof r->crash_at, "%s", crash ? crash : "");
+  r->max_line = MAX_LINE;
+  if (getenv("SLUICE_BATCH_MAX_LINE")) {
+    long long v = atoll(getenv("SLUICE_BATCH_MAX_LINE"));
+    if (v >= 2 * CID_SCAN && v < (long long)MAX_LINE)
+      r->max_line = (size_t)v;
+  }
   seed = (uint64_t)sl_now_ms() * 0x9e3779b97f4a7c15ULL ^
          ((uint64_t)getpid() << 17) ^ (uint64_t)(uintptr_t)r;
   r->token = (int64_t)(seed >> 1) | 1;

@@ -71,8 +71,10 @@ struct sl_batch_parsed {
  * table as the online route: sl_classify). Success: a 2xx response (body,
  * usage, request id). Otherwise the class's policy decides RETRY or FAIL
  * (attempts left are checked by the journal); retries are due at now_ms.
- * Returns 0, or -1 for a malformed line with the reason in err (the caller
- * logs it and goes on with the next line). Free with sl_batch_parsed_free
+ * Returns 0, -1 for a malformed line, or -2 for a line whose custom_id is
+ * not exactly one sluice wrote ("sl-01-0", "sl-3-0\u0000": never taken
+ * for job 1 or 3), with the reason in err (the caller counts it and goes
+ * on with the next line). Free with sl_batch_parsed_free
  * (also after -1).
  */
 int sl_batch_parse_line(const char *p, size_t n, int64_t now_ms,
@@ -103,7 +105,8 @@ struct sl_batch_env {
  * upload, create, polling and ingest. Returns 0 and *out, or a negative
  * error (nothing started). SLUICE_CRASH_AT=after_commit|after_upload|
  * after_create|during_ingest makes the process _exit(137) at that step
- * (a fault seam for the kill -9 tests).
+ * (a fault seam for the kill -9 tests). SLUICE_BATCH_MAX_LINE=BYTES
+ * lowers the output line limit (64 MiB) so tests need no huge lines.
  */
 int sl_batch_route_start(struct sl_batch_route **out,
                          const struct sl_batch_env *env);

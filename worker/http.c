@@ -454,6 +454,8 @@ static int set_options(struct sl_http *h, struct xfer *x,
   SETOPT(CURLOPT_TCP_KEEPINTVL, 15L);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
   SETOPT(CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 0L);
+  SETOPT(CURLOPT_FRESH_CONNECT, r->no_reuse ? 1L : 0L);
+  SETOPT(CURLOPT_FORBID_REUSE, r->no_reuse ? 1L : 0L);
   SETOPT(CURLOPT_ACCEPT_ENCODING, "");
   SETOPT(CURLOPT_SSL_VERIFYPEER, h->o.insecure ? 0L : 1L);
   SETOPT(CURLOPT_SSL_VERIFYHOST, h->o.insecure ? 0L : 2L);

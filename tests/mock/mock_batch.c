@@ -10,7 +10,6 @@
 #include <string.h>
 
 #define BATCH_PREFIX "/v1/batches"
-#define WINDOW_S (24 * 3600)
 
 void
 sl_mock_list_finish(cJSON *o, cJSON *data, int has_more)
@@ -291,7 +290,7 @@ create(struct sl_mock_server *srv, const struct sl_mock_request *in,
   snprintf(b->input_file_id, sizeof(b->input_file_id), "%.47s",
            fid->valuestring);
   set_status(b, "validating", now, &b->created_at);
-  b->expires_at = b->created_at + WINDOW_S;
+  b->expires_at = b->created_at + srv->cfg.batch_window_s;
 
   pthread_mutex_lock(&srv->mu);
   f = sl_mock_store_file(&srv->store, fid->valuestring, 0);
@@ -313,6 +312,10 @@ create(struct sl_mock_server *srv, const struct sl_mock_request *in,
   }
   b->total = f->lines;
   snprintf(b->model, sizeof(b->model), "%s", f->model);
+  if (sl_mock_stats_batch_input(&srv->stats, f->data, f->bytes) != 0) {
+    pthread_mutex_unlock(&srv->mu);
+    goto oom;
+  }
   b->seq = ++srv->nbatches;
   r = sl_mock_faults_match(&srv->faults, SL_MOCK_CTX_BATCH, b->seq,
                            sl_mock_server_elapsed(srv));

@@ -396,7 +396,33 @@ static void test_parse_lines(void **state) {
   assert_string_equal(err, "not a JSON object");
   sl_batch_parsed_free(&p);
   assert_int_equal(sl_batch_parse_line("{\"custom_id\":\"req-1\"}", 21, 0,
-                                       &p, err, sizeof err), -1);
+                                       &p, err, sizeof err), -2);
+  sl_batch_parsed_free(&p);
+  /* Near misses of sl-1-0 / sl-3-0 (issue 11, defect 8): never a job's. */
+  {
+    static const char *const near[] = {
+        "{\"custom_id\":\"sl-01-0\",\"response\":{\"status_code\":200,"
+        "\"body\":{}}}",
+        "{\"custom_id\":\"sl-3-0\\u0000\",\"response\":{\"status_code\":"
+        "200,\"body\":{}}}",
+        "{\"custom_id\":\"sl-3-00\",\"response\":{\"status_code\":200,"
+        "\"body\":{}}}",
+        "{\"custom_id\":\"sl-3-0\\u0000x\",\"response\":{\"status_code\":"
+        "200,\"body\":{}}}",
+        "{\"custom_id\":\"sl-\\u0033-0\",\"response\":{\"status_code\":"
+        "200,\"body\":{}}}",
+    };
+    size_t i;
+    for (i = 0; i < sizeof near / sizeof near[0]; i++) {
+      assert_int_equal(sl_batch_parse_line(near[i], strlen(near[i]), 0, &p,
+                                           err, sizeof err), -2);
+      sl_batch_parsed_free(&p);
+    }
+  }
+  /* The exact string, with the API's spacing, still matches. */
+  parse_ok("{\"id\": \"x\", \"custom_id\": \"sl-3-0\", \"response\": "
+           "{\"status_code\": 200, \"body\": {}}}", &p);
+  assert_int_equal(p.line.job_id, 3);
   sl_batch_parsed_free(&p);
 
   assert_int_equal(sl_batch_parse_custom_id("sl-5-0", &id, &gen), 0);
@@ -404,6 +430,9 @@ static void test_parse_lines(void **state) {
   assert_int_equal(sl_batch_parse_custom_id("sl-5", &id, &gen), -1);
   assert_int_equal(sl_batch_parse_custom_id("sl--1-0", &id, &gen), -1);
   assert_int_equal(sl_batch_parse_custom_id("sl-5-0x", &id, &gen), -1);
+  assert_int_equal(sl_batch_parse_custom_id("sl-05-0", &id, &gen), -1);
+  assert_int_equal(sl_batch_parse_custom_id("sl-5-01", &id, &gen), -1);
+  assert_int_equal(sl_batch_parse_custom_id("sl-10-0", &id, &gen), 0);
 }
 
 static void test_write_file(void **state) {
