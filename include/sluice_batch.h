@@ -33,23 +33,34 @@ struct sl_batch_filter {
                                 instead; 0: no such limit */
 };
 
-/* What is waiting to be packed, per endpoint. */
+/* The Batch API's limit on embedding inputs per file. */
+#define SL_BATCH_MAX_INPUTS 50000
+
+/* What is waiting to be packed, per endpoint and model (the Batch API takes
+ * one of each per file). */
 struct sl_batch_backlog {
   char endpoint[64];
+  char model[128];           /* "" for jobs without a model (moderations) */
+  int has_model;
   int64_t jobs;
+  int64_t inputs;            /* embedding inputs (1 per job elsewhere) */
   int64_t bytes;             /* upper bound of the JSONL file's size */
   int64_t oldest_due;        /* min run_after */
   int64_t earliest_deadline; /* 0: none */
 };
 
 /* Backlog of deferrable due pending jobs of unpaused queues, one row per
- * endpoint (at most max rows). Reads only. */
+ * endpoint and model (at most max rows). Reads only. */
 int sl_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
                      struct sl_batch_backlog *out, size_t max, size_t *n);
 
 struct sl_batch_pack_options {
   struct sl_batch_filter f;
   const char *endpoint;      /* required: one endpoint per batch */
+  int by_model;              /* 1: only jobs whose model is `model` (the
+                                route packs one model per file); 0: any */
+  const char *model;         /* NULL: jobs without a model */
+  int64_t max_inputs;        /* embedding inputs per file; 0: 50,000 */
   size_t max_lines;          /* >= 1 */
   int64_t max_bytes;         /* >= 1; one job is taken even if larger */
   int64_t lease_token;       /* the batch route's token */
@@ -66,6 +77,18 @@ struct sl_batch_pack_options {
  */
 int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
                   int64_t *batch_id, size_t *jobs, int64_t *bytes);
+
+/*
+ * Fail, with class too_large, the eligible pending jobs of o->endpoint
+ * that no file could hold: a JSONL line over o->max_bytes, or more than
+ * o->max_inputs (0: 50,000) embedding inputs. Nothing was sent for them,
+ * so no attempt is recorded; last_class and last_error say why. *failed
+ * (may be NULL) receives the count. Call before sl_batch_pack, which
+ * otherwise takes such a job alone into a file the API refuses.
+ */
+int sl_batch_fail_too_large(struct sl_journal *j,
+                            const struct sl_batch_pack_options *o,
+                            int64_t *failed);
 
 /* A local batch as stored. */
 struct sl_batch_info {

@@ -1320,6 +1320,7 @@ static int should_close(const struct sl_batch_route *r,
                         const struct sl_batch_backlog *b, int64_t now) {
   const struct sl_batch_config *c = r->env.cfg;
   return b->jobs >= (int64_t)c->max_lines || b->bytes >= c->max_bytes ||
+         b->inputs >= SL_BATCH_MAX_INPUTS ||
          now - b->oldest_due >= c->max_wait_ms ||
          (b->earliest_deadline &&
           b->earliest_deadline <= now + c->turnaround_ms + c->max_wait_ms);
@@ -1328,16 +1329,16 @@ static int should_close(const struct sl_batch_route *r,
 /* Pack one endpoint's backlog into a local batch when it should close.
  * Returns 1 when a batch was committed. */
 static int maybe_pack(struct sl_batch_route *r, int64_t now) {
-  struct sl_batch_backlog bl[8];
+  struct sl_batch_backlog bl[16];
   struct sl_batch_pack_options o = {0};
   size_t n = 0, i, jobs = 0;
-  int64_t id = 0, bytes = 0;
+  int64_t id = 0, bytes = 0, big = 0;
   int rc;
 
   o.f.queues = r->env.queues;
   o.f.now_ms = now;
   o.f.due_after_ms = now + r->env.cfg->turnaround_ms;
-  rc = sl_batch_backlog(r->env.j, &o.f, bl, 8, &n);
+  rc = sl_batch_backlog(r->env.j, &o.f, bl, 16, &n);
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "batch route: backlog: %s (%s)", sl_strerror(rc),
            sl_errmsg(r->env.j));
@@ -1347,11 +1348,20 @@ static int maybe_pack(struct sl_batch_route *r, int64_t now) {
     if (!should_close(r, &bl[i], now))
       continue;
     o.endpoint = bl[i].endpoint;
+    o.by_model = 1; /* the Batch API takes one model per file */
+    o.model = bl[i].has_model ? bl[i].model : NULL;
     o.max_lines = r->env.cfg->max_lines;
     o.max_bytes = r->env.cfg->max_bytes;
+    o.max_inputs = SL_BATCH_MAX_INPUTS;
     o.lease_token = r->token;
     o.lease_ms = r->env.lease_ms;
-    rc = sl_batch_pack(r->env.j, &o, &id, &jobs, &bytes);
+    rc = sl_batch_fail_too_large(r->env.j, &o, &big);
+    if (rc == SL_OK && big > 0)
+      sl_log(SL_LOG_WARN, "batch route: %lld %s jobs too large for any "
+                          "Batch API file failed too_large",
+             (long long)big, bl[i].endpoint);
+    if (rc == SL_OK)
+      rc = sl_batch_pack(r->env.j, &o, &id, &jobs, &bytes);
     if (rc != SL_OK) {
       sl_log(SL_LOG_ERROR, "batch route: pack: %s (%s)", sl_strerror(rc),
              sl_errmsg(r->env.j));
@@ -1359,9 +1369,9 @@ static int maybe_pack(struct sl_batch_route *r, int64_t now) {
     }
     if (!id)
       continue;
-    sl_log(SL_LOG_INFO, "batch %lld: packed %zu %s jobs (at most %lld "
-                        "bytes)", (long long)id, jobs, bl[i].endpoint,
-           (long long)bytes);
+    sl_log(SL_LOG_INFO, "batch %lld: packed %zu %s jobs of %s (at most "
+                        "%lld bytes)", (long long)id, jobs, bl[i].endpoint,
+           bl[i].has_model ? bl[i].model : "no model", (long long)bytes);
     crash_point(r, "after_commit");
     return 1;
   }
