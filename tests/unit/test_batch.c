@@ -466,11 +466,104 @@ static void test_write_file(void **state) {
   assert_non_null(strstr(buf, "\"a\\nb\""));
 }
 
+/* One model per file, 50,000 embedding inputs per file, and jobs too large
+ * for any file failed before packing (issue 11, defects 3 and 4). */
+static int64_t enq_body(struct sl_journal *j, const char *endpoint,
+                        const char *body) {
+  struct sl_job_spec s = {0};
+  int64_t id = 0;
+  s.body = body;
+  s.urgency = "deferrable";
+  s.endpoint = endpoint;
+  s.run_after_ms = 1000;
+  assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_OK);
+  return id;
+}
+
+static void test_pack_models_inputs_too_large(void **state) {
+  struct tu *t = *state;
+  struct sl_journal *j = tu_open(t);
+  struct sl_batch_backlog bl[8];
+  struct sl_batch_pack_options o = {0};
+  struct sl_batch_filter f = {0};
+  size_t n = 0, jobs = 0;
+  int64_t id = 0, big = -1, other, emb[3], huge;
+  char *body;
+  sqlite3 *db = tu_raw(t->path);
+  size_t i, cap = 8 * 30000 + 64, len;
+  int k;
+
+  for (k = 0; k < 3; k++)
+    enq(j, "deferrable", NULL, NULL, 0);
+  other = enq_body(j, NULL, "{\"model\":\"gpt-4o\",\"input\":\"x\"}");
+  f.now_ms = 2000;
+  assert_int_equal(sl_batch_backlog(j, &f, bl, 8, &n), SL_OK);
+  assert_int_equal(n, 2); /* (responses, gpt-4o-mini), (responses, gpt-4o) */
+  o.f.now_ms = 2000;
+  o.endpoint = "/v1/responses";
+  o.by_model = 1;
+  o.model = "gpt-4o-mini";
+  o.max_lines = 100;
+  o.max_bytes = 1000000;
+  o.lease_token = TOKEN;
+  o.lease_ms = 60000;
+  assert_int_equal(sl_batch_pack(j, &o, &id, &jobs, NULL), SL_OK);
+  assert_int_equal(jobs, 3);
+  o.model = "gpt-4o";
+  assert_int_equal(sl_batch_pack(j, &o, &id, &jobs, NULL), SL_OK);
+  assert_int_equal(jobs, 1);
+  assert_int_equal(tu_int(db, "SELECT batch_id FROM jobs WHERE id = %lld",
+                          (long long)other), id);
+
+  /* embeddings: 3 jobs of 20,000 inputs make 60,000: a file takes two */
+  body = malloc(cap);
+  assert_non_null(body);
+  len = (size_t)snprintf(body, cap, "{\"model\":\"e\",\"input\":[\"a\"");
+  for (i = 1; i < 20000; i++)
+    len += (size_t)snprintf(body + len, cap - len, ",\"a\"");
+  snprintf(body + len, cap - len, "]}");
+  for (k = 0; k < 3; k++)
+    emb[k] = enq_body(j, "/v1/embeddings", body);
+  /* and one of 30,001 inputs would fit alone; 50,001 fits no file */
+  len = (size_t)snprintf(body, cap, "{\"model\":\"e\",\"input\":[\"a\"");
+  for (i = 1; i < 50001; i++)
+    len += (size_t)snprintf(body + len, cap - len, ",\"a\"");
+  snprintf(body + len, cap - len, "]}");
+  huge = enq_body(j, "/v1/embeddings", body);
+  free(body);
+  assert_int_equal(sl_batch_backlog(j, &f, bl, 8, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(bl[0].inputs, 3 * 20000 + 50001);
+  o.endpoint = "/v1/embeddings";
+  o.model = "e";
+  assert_int_equal(sl_batch_fail_too_large(j, &o, &big), SL_OK);
+  assert_int_equal(big, 1);
+  assert_int_equal(tu_int(db, "SELECT state = 'failed' AND last_class = "
+                             "'too_large' AND batch_id IS NULL FROM jobs "
+                             "WHERE id = %lld", (long long)huge), 1);
+  assert_int_equal(sl_batch_pack(j, &o, &id, &jobs, NULL), SL_OK);
+  assert_int_equal(jobs, 2);
+  assert_int_equal(sl_batch_pack(j, &o, &id, &jobs, NULL), SL_OK);
+  assert_int_equal(jobs, 1);
+  assert_int_equal(tu_int(db, "SELECT batch_id FROM jobs WHERE id = %lld",
+                          (long long)emb[2]), id);
+
+  /* bytes: a line over max_bytes fails too_large */
+  enq_body(j, NULL, "{\"model\":\"gpt-4o\",\"input\":\"a long input\"}");
+  o.endpoint = "/v1/responses";
+  o.model = "gpt-4o";
+  o.max_bytes = 100;
+  assert_int_equal(sl_batch_fail_too_large(j, &o, &big), SL_OK);
+  assert_int_equal(big, 1);
+  sqlite3_close(db);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
   const struct CMUnitTest tests[] = {
       T(test_pack_limits_and_endpoint),
       T(test_pack_one_oversized_job),
+      T(test_pack_models_inputs_too_large),
       T(test_backlog_and_filters),
       T(test_claim_routing),
       T(test_ingest_idempotent_and_fenced),
