@@ -217,7 +217,13 @@ static void test_ingest_idempotent_and_fenced(void **state) {
   tu_assert_q(db, 1, "SELECT count(*) FROM results");
   tu_assert_q(db, 7, "SELECT total_tokens FROM results WHERE job_id = %lld"
               " AND route = 'batch' AND request_id = 'req_1'", (long long)a);
-  tu_assert_q(db, 2, "SELECT count(*) FROM attempts WHERE route = 'batch'");
+  /* a, b from their lines; c from its cancel (issue 11, defect 10: every
+   * remote submission of every job is an attempt row) */
+  tu_assert_q(db, 3, "SELECT count(*) FROM attempts WHERE route = 'batch'");
+  tu_assert_q(db, 1, "SELECT count(*) FROM attempts WHERE job_id = %lld AND"
+              " attempt = 1 AND generation = 0 AND failure_class ="
+              " 'cancelled' AND error LIKE 'cancelled while in batch %%"
+              " (remote batch_1)'", (long long)c);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id = %lld AND state ="
               " 'failed' AND last_class = 'invalid_request'", (long long)b);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id = %lld AND state ="
