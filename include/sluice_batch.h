@@ -202,4 +202,26 @@ int sl_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
                     const struct sl_batch_end *e, int64_t *requeued,
                     int64_t *failed);
 
+/* ----------------------------------------------- cleanup ledger */
+
+/*
+ * Record a remote file of batch_id in the cleanup ledger (batch_files):
+ * kind "input", "output" or "error". An upload is recorded by its name
+ * before it is sent (file_id NULL), then again with name and file_id once
+ * the API answers; an output or error file by its file_id. Idempotent.
+ */
+int sl_batch_file_record(struct sl_journal *j, int64_t batch_id,
+                         const char *kind, const char *name,
+                         const char *file_id);
+/* The API no longer has this file (deleted, or answered 404). */
+int sl_batch_file_deleted(struct sl_journal *j, const char *file_id);
+/* After a complete listing of the API's files: uploads recorded by name
+ * only, of batches that ended, never landed. */
+int sl_batch_files_unnamed_gone(struct sl_journal *j, int64_t *n);
+/* Up to max file ids of ended batches not yet deleted (*ids: free with
+ * sl_batch_files_free). */
+int sl_batch_files_leftover(struct sl_journal *j, size_t max, char ***ids,
+                            size_t *n);
+void sl_batch_files_free(char **ids, size_t n);
+
 #endif

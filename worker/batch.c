@@ -389,6 +389,16 @@ static void start_upload(struct sl_batch_route *r,
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
     return;
   }
+  /* The ledger knows the file before the API may: a crash or an unanswered
+   * upload leaves a name that recovery finds and deletes or reuses. */
+  rc = sl_batch_file_record(r->env.j, b->id, "input", r->fname, NULL);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "batch %lld: cannot record its upload: %s (%s)",
+           (long long)b->id, sl_strerror(rc), sl_errmsg(r->env.j));
+    unlink(r->path);
+    r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
+    return;
+  }
   r->form[0] = "purpose";
   r->form[1] = "batch";
   r->form[2] = NULL;
@@ -437,6 +447,11 @@ static void upload_done(struct sl_batch_route *r, struct sl_http_request *q) {
     return;
   }
   crash_point(r, "after_upload");
+  if (sl_batch_file_record(r->env.j, r->op_batch, "input", r->fname, id) !=
+      SL_OK)
+    sl_log(SL_LOG_ERROR, "batch %lld: cannot record file %s in the ledger: "
+                         "%s", (long long)r->op_batch, id,
+           sl_errmsg(r->env.j));
   rc = sl_batch_set_file(r->env.j, r->op_batch, r->token, id);
   if (rc != SL_OK)
     sl_log(SL_LOG_ERROR, "batch %lld: cannot record file %s: %s (%s)",
@@ -572,6 +587,10 @@ static void record_status(struct sl_batch_route *r, int64_t id,
     rem.next_poll_at = next_poll(r, b.submitted_at);
     sl_batch_info_clear(&b);
   }
+  if (rem.output_file_id)
+    sl_batch_file_record(r->env.j, id, "output", NULL, rem.output_file_id);
+  if (rem.error_file_id)
+    sl_batch_file_record(r->env.j, id, "error", NULL, rem.error_file_id);
   rc = sl_batch_set_status(r->env.j, id, r->token, &rem);
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "batch %lld: cannot record status %s: %s (%s)",
@@ -1058,6 +1077,7 @@ static void finish_ingest(struct sl_batch_route *r) {
     e.error = "the batch's error file could not be read in full";
   }
   if (end_batch(r, in->batch_id, &e) == 0) {
+    crash_point(r, "after_ingest");
     /* Its files have served: the results are in the journal. (A crash
      * before these deletes leaves them on the API; they cost storage
      * only.) */
@@ -1180,6 +1200,7 @@ static void found_file(struct sl_batch_route *r, const cJSON *o) {
   }
   if (keep)
     return;
+  sl_batch_file_record(r->env.j, id, "input", jstr(o, "filename"), fid);
   if (reuse) {
     rc = sl_batch_set_file(r->env.j, id, r->token, fid);
     if (rc == SL_OK) {
@@ -1191,6 +1212,21 @@ static void found_file(struct sl_batch_route *r, const cJSON *o) {
   sl_log(SL_LOG_WARN, "file %s (local batch %lld) is used by no batch; "
                       "deleting it", fid, (long long)id);
   add_todo(r, 0, fid);
+}
+
+/* Queue deletes for files the ledger says finished batches left behind
+ * (a crash before their deletes, deletes that failed). */
+static void sweep_files(struct sl_batch_route *r) {
+  char **ids = NULL;
+  size_t n = 0, i;
+  if (sl_batch_files_leftover(r->env.j, 64, &ids, &n) != SL_OK)
+    return;
+  for (i = 0; i < n; i++)
+    add_todo(r, 0, ids[i]);
+  if (n)
+    sl_log(SL_LOG_INFO, "batch route: %zu files of finished batches left "
+                        "on the API; deleting them", n);
+  sl_batch_files_free(ids, n);
 }
 
 static void list_done(struct sl_batch_route *r, struct sl_http_request *q,
@@ -1237,6 +1273,8 @@ static void list_done(struct sl_batch_route *r, struct sl_http_request *q,
       r->recover_phase = 0;
       r->need_recover = 0;
       clear_refs(r);
+      sl_batch_files_unnamed_gone(r->env.j, NULL);
+      sweep_files(r);
       sl_log(SL_LOG_INFO, "batch route: recovery done (%zu remote actions "
                           "queued)", r->ntodo);
     }
@@ -1291,6 +1329,9 @@ static void todo_done(struct sl_batch_route *r, struct sl_http_request *q,
     return;
   }
   if (status_ok(q) || (op == OP_DELETE && q->http_status == 404)) {
+    if (op == OP_DELETE && sl_batch_file_deleted(r->env.j, t->id) != SL_OK)
+      sl_log(SL_LOG_ERROR, "file %s: cannot mark it deleted: %s", t->id,
+             sl_errmsg(r->env.j));
     sl_log(SL_LOG_INFO, "%s %s",
            op == OP_DELETE    ? "deleted file"
            : t->cancel == 1 ? "cancelled duplicate batch"
@@ -1311,7 +1352,11 @@ static void todo_done(struct sl_batch_route *r, struct sl_http_request *q,
   }
   if (op == OP_CANCEL && unanswered(q))
     t->check = 1;
-  back_off(r, op == OP_CANCEL ? "cancel" : "delete", why);
+  /* Its own backoff: a failing delete must not slow the route for long. */
+  r->next_try_ms = sl_now_ms() + (r->env.cfg->poll_ms << t->tries);
+  sl_log(SL_LOG_WARN, "batch route: %s %s failed: %s; trying again in "
+                      "%lld ms", op == OP_CANCEL ? "cancel of" : "delete of",
+         t->id, why, (long long)(r->env.cfg->poll_ms << t->tries));
 }
 
 /* --------------------------------------------------------------- pack */
@@ -1401,6 +1446,8 @@ static void step(struct sl_batch_route *r) {
       return;
     }
     r->next_adopt_ms = now + r->env.lease_ms / 3;
+    if (!r->ntodo)
+      sweep_files(r);
     if (adopted) {
       sl_log(SL_LOG_INFO, "batch route: holding %lld batches of a stopped "
                           "worker", (long long)adopted);

@@ -104,7 +104,7 @@ struct sl_batch_env {
  * Start the route on env->loop: its own timer drives recovery, packing,
  * upload, create, polling and ingest. Returns 0 and *out, or a negative
  * error (nothing started). SLUICE_CRASH_AT=after_commit|after_upload|
- * after_create|during_ingest makes the process _exit(137) at that step
+ * after_create|during_ingest|after_ingest makes the process _exit(137) at that step
  * (a fault seam for the kill -9 tests). SLUICE_BATCH_MAX_LINE=BYTES
  * lowers the output line limit (64 MiB) so tests need no huge lines.
  */

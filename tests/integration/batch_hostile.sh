@@ -96,5 +96,38 @@ eq "longline: the other jobs succeeded in batch 1" 4 \
     batch_id = 1")"
 eq "longline: one batch" 1 "$(sql "SELECT count(*) FROM batches")"
 check_exactly_once longline
+# --- the cleanup ledger --------------------------------------------------------------
+files_left() {
+  curl -sS -m 5 "$MOCK_URL/files?limit=100" -o "$T/files.json"
+  sqlite3 :memory: "SELECT count(*) FROM json_each(readfile('$T/files.json'),
+    '\$.data')"
+}
+# Every delete answered 500: each is retried (6 times), then left to the
+# ledger; the next worker deletes input and output files alike.
+scenario ledger 3 --faults 'delete:500'
+work
+eq "ledger: worker exits 0" 0 "$WORK_RC"
+eq "ledger: the input and output files are still there" 2 "$(files_left)"
+eq "ledger: six deletes each" 12 \
+  "$(grep -c 'DELETE /v1/files/.* - 500' "$T/mock.ledger.log")"
+eq "ledger: the ledger knows both" 2 \
+  "$(sql "SELECT count(*) FROM batch_files WHERE deleted_at IS NULL AND
+    file_id IS NOT NULL")"
+put_faults ''
+work
+eq "ledger: next worker exits 0" 0 "$WORK_RC"
+eq "ledger: no file left" 0 "$(files_left)"
+eq "ledger: all marked deleted" 0 \
+  "$(sql "SELECT count(*) FROM batch_files WHERE deleted_at IS NULL")"
+
+# Killed right after the batch ended, before any delete.
+scenario ledgercrash 3
+SLUICE_CRASH_AT=after_ingest work
+eq "ledgercrash: died there" 137 "$WORK_RC"
+eq "ledgercrash: files left by the crash" 2 "$(files_left)"
+work
+eq "ledgercrash: next worker exits 0" 0 "$WORK_RC"
+eq "ledgercrash: no file left" 0 "$(files_left)"
+check_exactly_once ledgercrash
 stop_mock
 finish
