@@ -224,4 +224,23 @@ int sl_batch_files_leftover(struct sl_journal *j, size_t max, char ***ids,
                             size_t *n);
 void sl_batch_files_free(char **ids, size_t n);
 
+/* ------------------------------------------- enqueued-token limit */
+
+/* Set a model's enqueued-token limit: configured (replaces) or learned
+ * from a token_limit_exceeded message (only lowers). */
+int sl_batch_token_limit_set(struct sl_journal *j, const char *model,
+                             int64_t limit, int learned);
+
+/* Whether a batch fits under its model's limit, as the journal sees it. */
+struct sl_batch_room {
+  char model[128];       /* "" when none */
+  int64_t est_tokens;    /* this batch's estimate (set at packing) */
+  int64_t limit;         /* 0: no limit known */
+  int64_t open_tokens;   /* estimates of the model's other open batches */
+  int64_t open_batches;
+  int64_t validating;    /* of those, not yet past validation */
+};
+int sl_batch_token_room(struct sl_journal *j, int64_t batch_id,
+                        struct sl_batch_room *out);
+
 #endif

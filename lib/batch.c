@@ -216,6 +216,22 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
     rc = sl_journal_fail(j, rc, "counting a batch");
     goto fail;
   }
+  /* The file's input tokens, estimated (a token per 4 bytes of its lines,
+   * an upper bound of what the API counts) for the enqueued-token limit. */
+  rc = prepare(j, "INSERT INTO batch_tokens (batch_id, model, est_tokens)"
+                  " SELECT ?1, min(model), (sum(" LINE_BYTES ") + 3) / 4"
+                  " FROM jobs WHERE batch_id = ?1 AND state = 'batched'",
+               &st, "estimating a batch's tokens");
+  if (rc != SL_OK)
+    goto fail;
+  sqlite3_bind_int64(st, 1, id);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  st = NULL;
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "estimating a batch's tokens");
+    goto fail;
+  }
   rc = sl_journal_commit(j);
   if (rc != SL_OK)
     goto out;

@@ -420,3 +420,27 @@ CREATE TABLE batch_files (
 ) STRICT;
 CREATE INDEX batch_files_live ON batch_files (batch_id)
   WHERE deleted_at IS NULL;
+
+-- Pacing under the Batch API's enqueued-token limit, per model: the input
+-- tokens each local batch is estimated to hold (set when it is packed),
+-- and the limit per model, from --batch-token-limit / the config file
+-- ('config') or from the API's first token_limit_exceeded message
+-- ('learned'). The route keeps the estimates of a model's open batches
+-- under its limit.
+CREATE TABLE batch_tokens (
+  batch_id    INTEGER PRIMARY KEY REFERENCES batches (id),
+  model       TEXT,
+  est_tokens  INTEGER NOT NULL
+              CONSTRAINT "est_tokens must not be negative"
+              CHECK (est_tokens >= 0)
+) STRICT;
+CREATE TABLE batch_token_limits (
+  model         TEXT PRIMARY KEY,
+  limit_tokens  INTEGER NOT NULL
+                CONSTRAINT "limit_tokens must be positive"
+                CHECK (limit_tokens > 0),
+  source        TEXT NOT NULL
+                CONSTRAINT "source must be config or learned"
+                CHECK (source = 'config' OR source = 'learned'),
+  updated_at    INTEGER NOT NULL
+) STRICT;

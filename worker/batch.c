@@ -104,6 +104,16 @@ struct sl_batch_route {
   int64_t next_adopt_ms, next_try_ms;
   int fail_streak;
 
+  /* Models refused for the enqueued-token limit, and the open tokens seen
+   * then: no batch of the model is created while others are open until
+   * some of those tokens have gone (room seen). */
+  struct refused {
+    char model[128];
+    int64_t open_at;
+  } refused[8];
+  size_t nrefused;
+  int64_t paced_logged; /* last batch whose wait was logged */
+
   enum op op;
   int64_t op_batch;
   struct sl_http_request req;
@@ -1031,6 +1041,9 @@ static int64_t retry_later(const struct sl_batch_config *c) {
   return d < 1000 ? 1000 : d;
 }
 
+static void token_refused(struct sl_batch_route *r, int64_t id,
+                          const char *msg);
+
 static void finish_ingest(struct sl_batch_route *r) {
   struct ingest *in = &r->in;
   struct sl_batch_end e = {0};
@@ -1053,6 +1066,7 @@ static void finish_ingest(struct sl_batch_route *r) {
     e.retry = 0;
   } else if (in->token_limit) {
     /* Refused for the enqueued-token limit: not the jobs' fault. */
+    token_refused(r, in->batch_id, in->reason);
     e.final_state = "failed";
     e.no_line_class = "rate_limited";
     e.error = in->reason;
@@ -1429,6 +1443,73 @@ static int is_state(const struct sl_batch_info *b, const char *s) {
   return strcmp(b->state, s) == 0;
 }
 
+/* Does creating batch b now pass its model's enqueued-token limit (or
+ * follow a refusal before room was seen)? Then it waits. A batch alone
+ * over the limit is still sent when nothing else is open. With no limit
+ * known, a model's batches are created one validation at a time, so the
+ * first refusal (which teaches the limit) is the only one. */
+static int paced(struct sl_batch_route *r, const struct sl_batch_info *b) {
+  struct sl_batch_room room;
+  size_t i;
+  int blocked = 0;
+  if (sl_batch_token_room(r->env.j, b->id, &room) != SL_OK)
+    return 0;
+  for (i = 0; i < r->nrefused; i++) {
+    if (strcmp(r->refused[i].model, room.model) != 0)
+      continue;
+    if (room.open_batches > 0 && room.open_tokens >= r->refused[i].open_at) {
+      blocked = 1;
+    } else { /* room seen */
+      r->refused[i] = r->refused[--r->nrefused];
+    }
+    break;
+  }
+  if (room.open_batches == 0 ||
+      (!blocked && !room.limit && room.validating == 0) ||
+      (!blocked && room.limit &&
+       room.open_tokens + room.est_tokens <= room.limit))
+    return 0;
+  if (r->paced_logged != b->id) {
+    r->paced_logged = b->id;
+    sl_log(SL_LOG_INFO, "batch %lld: waits for room under the enqueued-token "
+                        "limit of %s (%lld open in %lld batches + %lld here; "
+                        "limit %lld%s)", (long long)b->id,
+           room.model[0] ? room.model : "its model",
+           (long long)room.open_tokens, (long long)room.open_batches,
+           (long long)room.est_tokens, (long long)room.limit,
+           blocked ? ", refused before" : "");
+  }
+  return 1;
+}
+
+/* A batch was refused for the enqueued-token limit: learn the limit from
+ * the message (the first one sets it; later ones can only lower it) and
+ * hold the model back until room is seen. */
+static void token_refused(struct sl_batch_route *r, int64_t id,
+                          const char *msg) {
+  struct sl_batch_room room;
+  int64_t limit = sl_batch_limit_from_message(msg);
+  size_t i;
+  if (sl_batch_token_room(r->env.j, id, &room) != SL_OK)
+    return;
+  if (limit > 0 && room.model[0] &&
+      sl_batch_token_limit_set(r->env.j, room.model, limit, 1) == SL_OK &&
+      (!room.limit || limit < room.limit))
+    sl_log(SL_LOG_WARN, "batch route: learned the enqueued-token limit of "
+                        "%s: %lld tokens", room.model, (long long)limit);
+  for (i = 0; i < r->nrefused; i++)
+    if (strcmp(r->refused[i].model, room.model) == 0)
+      break;
+  if (i == r->nrefused) {
+    if (i == sizeof r->refused / sizeof r->refused[0])
+      return;
+    r->nrefused++;
+  }
+  snprintf(r->refused[i].model, sizeof r->refused[i].model, "%s",
+           room.model);
+  r->refused[i].open_at = room.open_tokens;
+}
+
 /* One step: the next thing to do, in order of how far along it is. */
 static void step(struct sl_batch_route *r) {
   struct sl_batch_info *bs = NULL;
@@ -1500,6 +1581,8 @@ static void step(struct sl_batch_route *r) {
       start_upload(r, b);
       started = 1;
     } else if (is_state(b, "uploaded")) {
+      if (paced(r, b))
+        continue; /* waits for room; a later batch may fit */
       start_create(r, b);
       started = 1;
     } else if (is_state(b, "ingesting") ||
@@ -1594,6 +1677,12 @@ int sl_batch_route_start(struct sl_batch_route **out,
     return SL_NOMEM;
   }
   r->timer_open = 1;
+  for (size_t i = 0; i < env->cfg->ntoken_limits; i++) {
+    const struct sl_batch_token_limit *l = &env->cfg->token_limits[i];
+    if (sl_batch_token_limit_set(env->j, l->model, l->limit, 0) != SL_OK)
+      sl_log(SL_LOG_ERROR, "batch route: cannot record the token limit of "
+                           "%s: %s", l->model, sl_errmsg(env->j));
+  }
   uv_timer_start(&r->timer, on_timer, 0, r->tick_ms);
   sl_log(SL_LOG_INFO, "batch route: journal id %s, files of up to %zu "
                       "lines / %lld bytes, max wait %lld ms",

@@ -33,7 +33,22 @@ struct sl_batch_config {
                                limit: its jobs wait this long (0: twice
                                max_wait_ms, at least 1 s) */
   const char *tmp_dir;      /* NULL: $TMPDIR, else /tmp */
+  /* --batch-token-limit MODEL=N: the enqueued-token limit per model (the
+   * route also learns it from the API's first refusal). */
+  struct sl_batch_token_limit {
+    char model[128];
+    int64_t limit;
+  } token_limits[16];
+  size_t ntoken_limits;
 };
+
+/* Parse "MODEL=N[,MODEL=N...]" into c->token_limits (added to what is
+ * there). 0, or -1 with the reason in err. */
+int sl_batch_parse_token_limits(struct sl_batch_config *c, const char *s,
+                                char *err, size_t errlen);
+
+/* N from an API message "... Limit: 90,000 enqueued tokens ...", or 0. */
+int64_t sl_batch_limit_from_message(const char *msg);
 
 /* Defaults for every field. */
 void sl_batch_config_defaults(struct sl_batch_config *c);

@@ -28,6 +28,55 @@ void sl_batch_config_defaults(struct sl_batch_config *c) {
   c->retry_later_ms = 0; /* twice max_wait_ms, at least 1 s */
 }
 
+int sl_batch_parse_token_limits(struct sl_batch_config *c, const char *s,
+                                char *err, size_t errlen) {
+  const char *p = s;
+  while (p && *p) {
+    const char *end = strchr(p, ','), *eq;
+    size_t len = end ? (size_t)(end - p) : strlen(p), ml;
+    int64_t v = 0;
+    const char *d;
+    eq = memchr(p, '=', len);
+    ml = eq ? (size_t)(eq - p) : 0;
+    if (!eq || ml == 0 || ml >= sizeof c->token_limits[0].model ||
+        eq + 1 == p + len) {
+      snprintf(err, errlen, "wants MODEL=TOKENS[,MODEL=TOKENS...], got "
+               "'%.*s'", (int)len, p);
+      return -1;
+    }
+    for (d = eq + 1; d < p + len; d++) {
+      if (*d < '0' || *d > '9' || v > INT64_MAX / 100) {
+        snprintf(err, errlen, "wants a positive token count after '=', "
+                 "got '%.*s'", (int)len, p);
+        return -1;
+      }
+      v = v * 10 + (*d - '0');
+    }
+    if (v <= 0 || c->ntoken_limits == sizeof c->token_limits /
+                                           sizeof c->token_limits[0]) {
+      snprintf(err, errlen, v <= 0 ? "a limit must be positive"
+                                   : "at most 16 model limits");
+      return -1;
+    }
+    memcpy(c->token_limits[c->ntoken_limits].model, p, ml);
+    c->token_limits[c->ntoken_limits].model[ml] = '\0';
+    c->token_limits[c->ntoken_limits++].limit = v;
+    p = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+int64_t sl_batch_limit_from_message(const char *msg) {
+  const char *p = msg ? strstr(msg, "Limit: ") : NULL;
+  int64_t v = 0;
+  if (!p)
+    return 0;
+  for (p += 7; (*p >= '0' && *p <= '9') || *p == ','; p++)
+    if (*p != ',' && v < INT64_MAX / 100)
+      v = v * 10 + (*p - '0');
+  return v;
+}
+
 void sl_batch_custom_id(int64_t job_id, int64_t gen, char *buf, size_t len) {
   snprintf(buf, len, "sl-%" PRId64 "-%" PRId64, job_id, gen);
 }

@@ -197,6 +197,7 @@ validate_jsonl(struct sl_mock_server *srv, struct sl_mock_file *f, char *err,
         goto out;
       }
     }
+    f->tokens += (long long)(len + 3) / 4;
     f->lines++;
     p = nl ? nl + 1 : end;
   }

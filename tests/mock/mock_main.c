@@ -30,6 +30,9 @@ static const char usage[] =
     "  --batch-max-bytes N   bytes per batch input file (209715200)\n"
     "  --batch-phase-ms N    duration of each batch phase (500)\n"
     "  --batch-window-s N    a batch's expires_at: created_at + N (86400)\n"
+    "  --batch-token-limit N enqueued tokens per model (line bytes / 4) of\n"
+    "                        open batches; past it a batch fails validation\n"
+    "                        with token_limit_exceeded (0: none)\n"
     "  --verbose             print libmicrohttpd's connection errors\n";
 
 enum opt {
@@ -48,6 +51,7 @@ enum opt {
   OPT_MAX_BYTES,
   OPT_PHASE,
   OPT_WINDOW,
+  OPT_TOKLIM,
   OPT_VERBOSE,
   OPT_HELP
 };
@@ -68,6 +72,7 @@ static const struct option options[] = {
     {"batch-max-bytes", required_argument, NULL, OPT_MAX_BYTES},
     {"batch-phase-ms", required_argument, NULL, OPT_PHASE},
     {"batch-window-s", required_argument, NULL, OPT_WINDOW},
+    {"batch-token-limit", required_argument, NULL, OPT_TOKLIM},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
@@ -147,6 +152,10 @@ parse_args(int argc, char **argv, struct sl_mock_config *cfg)
       break;
     case OPT_WINDOW:
       rc = num("batch-window-s", optarg, 0, 30 * 86400, &cfg->batch_window_s);
+      break;
+    case OPT_TOKLIM:
+      rc = num("batch-token-limit", optarg, 0, 1LL << 40,
+               &cfg->batch_token_limit);
       break;
     case OPT_VERBOSE:
       cfg->verbose = 1;

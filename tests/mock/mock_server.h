@@ -35,6 +35,7 @@ struct sl_mock_config {
   long long batch_max_bytes;
   long long batch_phase_ms;
   long long batch_window_s; /* expires_at = created_at + this */
+  long long batch_token_limit; /* enqueued tokens per model; 0: none */
   int verbose;
 };
 

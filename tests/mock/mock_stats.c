@@ -166,6 +166,8 @@ sl_mock_stats_json(const struct sl_mock_stats *st)
                                 (double)st->batched_requests) != NULL;
   ok &= cJSON_AddNumberToObject(o, "duplicate_custom_ids",
                                 (double)st->duplicate_custom_ids) != NULL;
+  ok &= cJSON_AddNumberToObject(o, "token_refusals",
+                                (double)st->token_refusals) != NULL;
   ok &= cJSON_AddNumberToObject(o, "max_in_flight",
                                 (double)st->max_in_flight) != NULL;
   ok &= cJSON_AddNumberToObject(o, "in_flight", (double)st->in_flight) != NULL;

@@ -18,6 +18,7 @@ struct sl_mock_stats {
   /* custom_ids of every created batch's input file: one submitted in two
    * remote batches counts in duplicate_custom_ids (a request run twice). */
   long long batched_requests, duplicate_custom_ids;
+  long long token_refusals; /* batches failed for the enqueued limit */
   char **cids;
   size_t ncids, capcids;
 };
