@@ -69,6 +69,36 @@ eq "allcancel: jobs cancelled, no result" "4|0" \
   "$(sql "SELECT count(*), (SELECT count(*) FROM results) FROM jobs WHERE
     state = 'cancelled'")"
 
+# --- the cancel of that batch under faults ----------------------------------------
+# An unanswered cancel (dropped before the headers after it took effect, a
+# reset after the headers, no answer) is checked by status, not re-sent; one
+# refused with a 500 (no effect) is sent again after the check. (The mock
+# logs a request when it answers: a hung cancel is not in its log.)
+for f in drop:1 reset:1 hangafter:0 500:2; do
+  fault=${f%:*} want=${f#*:}
+  scenario "cancel$fault" 2 --faults "batch_stuck,cancel:$fault#1"
+  (work --timeout 1s; exit "$WORK_RC") &
+  wpid=$!
+  wait_for 20 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$SLUICE_JOURNAL' \
+    \"SELECT remote_status FROM batches WHERE id = 1\")\" = finalizing ]"
+  "$SLUICE" cancel 1 2 >/dev/null
+  wait "$wpid"
+  eq "cancel×$fault: worker exits 0" 0 "$?"
+  eq "cancel×$fault: cancels answered" "$want" \
+    "$(grep -c "POST /v1/batches/.*/cancel" "$T/mock.cancel$fault.log")"
+  if [ "$fault" != 500 ]; then
+    check "cancel×$fault: checked by status, not sent again" \
+      grep -qE 'is cancel(ling|led): no cancel needed' "$T/work.log"
+  fi
+  eq "cancel×$fault: the remote batch is cancelled" 1 \
+    "$(remote_active_count 1 >/dev/null; sqlite3 :memory: "SELECT count(*)
+      FROM json_each(readfile('$T/batches.json'), '\$.data') WHERE
+      json_extract(value, '\$.status') IN ('cancelling', 'cancelled')")"
+  eq "cancel×$fault: local batch cancelled, jobs cancelled" "cancelled|2" \
+    "$(sql "SELECT state, (SELECT count(*) FROM jobs WHERE state =
+      'cancelled') FROM batches WHERE id = 1")"
+done
+
 # --- stuck in finalizing past expires_at ----------------------------------------
 # expires_at is the creation second: 10 polls (1 s) past it the remote batch
 # is cancelled (here every cancel fails); 20 polls past it the jobs fail
