@@ -40,7 +40,6 @@
 #define MAX_FILE_TRIES 6   /* 404s or short reads of one output/error file
                               before it is taken as unavailable */
 #define MAX_TODO_TRIES 6   /* failed cancels/deletes of one remote object */
-#define CID_SCAN 4096      /* where an over-long line's custom_id is sought */
 
 enum op {
   OP_NONE,
@@ -69,8 +68,7 @@ struct ingest {
   int phase; /* 0: output file, 1: error file, 2: finish */
   int token_limit;
   char status[32], out_id[96], err_id[96], reason[512];
-  char *partial;
-  size_t plen, pcap;
+  struct sl_batch_split split; /* the file streamed into lines */
   struct sl_batch_parsed *pend;
   struct sl_batch_line *lines;
   size_t npend;
@@ -81,7 +79,6 @@ struct ingest {
    * downloaded again, at most MAX_FILE_TRIES times (as are 404s). */
   int64_t want[2], seen, foreign;
   int tries[2], unavailable[2], foreign_logged;
-  int skipping; /* discarding the rest of a line over MAX_LINE */
 };
 
 struct sl_batch_route {
@@ -706,11 +703,9 @@ static void ingest_free(struct ingest *in) {
   pend_clear(in);
   free(in->pend);
   free(in->lines);
-  free(in->partial);
+  sl_batch_split_free(&in->split);
   in->pend = NULL;
   in->lines = NULL;
-  in->partial = NULL;
-  in->plen = in->pcap = 0;
 }
 
 /* Commit the parsed lines in one transaction. */
@@ -815,15 +810,14 @@ static int scan_cid(const char *p, size_t n, int64_t *job, int64_t *gen) {
 /* A line longer than MAX_LINE: its job fails too_large (its result cannot
  * be stored) and the rest of the line is skipped unread; the other lines
  * are still ingested. head/hn: the line's first bytes. */
-static int overlong_line(struct sl_batch_route *r, const char *head,
-                         size_t hn) {
+static int overlong_line(void *arg, const char *head, size_t hn) {
+  struct sl_batch_route *r = arg;
   struct ingest *in = &r->in;
   struct sl_batch_parsed *x = &in->pend[in->npend];
   int64_t job, gen;
   in->lineno++;
-  in->skipping = 1;
-  in->plen = 0;
-  if (scan_cid(head, hn < CID_SCAN ? hn : CID_SCAN, &job, &gen) != 0) {
+  in->seen++; /* a line of the file, whole or not */
+  if (scan_cid(head, hn, &job, &gen) != 0) {
     in->malformed++;
     sl_log(SL_LOG_ERROR, "batch %lld: %s file line %lld is over %u bytes "
                          "and names no job of ours; skipped",
@@ -848,85 +842,19 @@ static int overlong_line(struct sl_batch_route *r, const char *head,
   return 0;
 }
 
-/* Hold a piece of an unfinished line; over MAX_LINE, give the line up. */
-static int append_partial(struct sl_batch_route *r, const char *p,
-                          size_t n) {
-  struct ingest *in = &r->in;
-  if (in->plen + n > r->max_line) {
-    if (in->plen >= CID_SCAN || in->plen == 0)
-      return in->plen ? overlong_line(r, in->partial, in->plen)
-                      : overlong_line(r, p, n);
-    /* the head straddles: join just enough of it */
-    n = CID_SCAN - in->plen < n ? CID_SCAN - in->plen : n;
-    if (in->plen + n <= in->pcap) {
-      memcpy(in->partial + in->plen, p, n);
-      return overlong_line(r, in->partial, in->plen + n);
-    }
-    return overlong_line(r, in->partial, in->plen);
-  }
-  if (in->plen + n > in->pcap) {
-    size_t cap = in->pcap ? in->pcap : 4096;
-    char *g;
-    while (cap < in->plen + n)
-      cap *= 2;
-    g = realloc(in->partial, cap);
-    if (!g)
-      return -1;
-    in->partial = g;
-    in->pcap = cap;
-  }
-  memcpy(in->partial + in->plen, p, n);
-  in->plen += n;
-  return 0;
+static int split_line(void *arg, const char *p, size_t n, int ended) {
+  return handle_line(arg, p, n, ended);
 }
 
 /* Streaming: split the body into lines as it arrives; never whole. */
 static int on_data(struct sl_http_request *q, const char *p, size_t n) {
   struct sl_batch_route *r = container_of(q, struct sl_batch_route, req);
   struct ingest *in = &r->in;
-  const char *nl;
-
   if (in->failed)
     return -1;
-  while (n > 0) {
-    nl = memchr(p, '\n', n);
-    if (in->skipping) {
-      if (!nl)
-        return 0;
-      in->skipping = 0; /* the over-long line ends here */
-      in->seen++;
-    } else if (!nl) {
-      if (append_partial(r, p, n) != 0) {
-        in->failed = 1;
-        return -1;
-      }
-      return 0;
-    } else if (in->plen) {
-      if (append_partial(r, p, (size_t)(nl - p)) != 0) {
-        in->failed = 1;
-        return -1;
-      }
-      if (in->skipping) {
-        in->skipping = 0;
-        in->seen++;
-      } else if (handle_line(r, in->partial, in->plen, 1) != 0) {
-        in->failed = 1;
-        return -1;
-      }
-      in->plen = 0;
-    } else if ((size_t)(nl - p) > r->max_line) {
-      if (overlong_line(r, p, (size_t)(nl - p)) != 0) {
-        in->failed = 1;
-        return -1;
-      }
-      in->skipping = 0;
-      in->seen++;
-    } else if (handle_line(r, p, (size_t)(nl - p), 1) != 0) {
-      in->failed = 1;
-      return -1;
-    }
-    n -= (size_t)(nl - p) + 1;
-    p = nl + 1;
+  if (sl_batch_split_feed(&in->split, p, n) != 0) {
+    in->failed = 1;
+    return -1;
   }
   return 0;
 }
@@ -944,10 +872,13 @@ static void start_download(struct sl_batch_route *r, const char *file_id) {
       return;
     }
   }
-  in->plen = 0;
+  if (!in->split.line)
+    sl_batch_split_init(&in->split, r->max_line, split_line, overlong_line,
+                        r);
+  sl_batch_split_reset(&in->split);
   in->lineno = in->applied = in->skipped = in->malformed = 0;
   in->seen = in->foreign = 0;
-  in->failed = in->skipping = 0;
+  in->failed = 0;
   snprintf(path, sizeof path, "/v1/files/%s/content", file_id);
   r->req.on_data = on_data;
   if (set_url(r, path) != 0 ||
@@ -975,15 +906,8 @@ static void download_done(struct sl_batch_route *r,
   struct ingest *in = &r->in;
   char why[384];
 
-  if (!in->failed && status_ok(q) && in->skipping) {
-    in->skipping = 0; /* an over-long last line without its newline */
-    in->seen++;
-  } else if (!in->failed && status_ok(q) && in->plen) {
-    /* the last line without its newline */
-    if (handle_line(r, in->partial, in->plen, 0) != 0)
-      in->failed = 1;
-    in->plen = 0;
-  }
+  if (!in->failed && status_ok(q) && sl_batch_split_end(&in->split) != 0)
+    in->failed = 1; /* the last line, without its newline */
   if (!in->failed && status_ok(q) && flush_lines(r) != 0)
     in->failed = 1;
   if (in->lost) {
@@ -998,8 +922,7 @@ static void download_done(struct sl_batch_route *r,
   }
   if (in->failed || !status_ok(q)) {
     pend_clear(in);
-    in->plen = 0;
-    in->skipping = 0;
+    sl_batch_split_reset(&in->split);
     if (!status_ok(q) && !in->failed)
       classify_call(q, why, sizeof why);
     else
@@ -1659,7 +1582,7 @@ int sl_batch_route_start(struct sl_batch_route **out,
   r->max_line = MAX_LINE;
   if (getenv("SLUICE_BATCH_MAX_LINE")) {
     long long v = atoll(getenv("SLUICE_BATCH_MAX_LINE"));
-    if (v >= 2 * CID_SCAN && v < (long long)MAX_LINE)
+    if (v >= 2 * SL_BATCH_CID_SCAN && v < (long long)MAX_LINE)
       r->max_line = (size_t)v;
   }
   seed = (uint64_t)sl_now_ms() * 0x9e3779b97f4a7c15ULL ^

@@ -97,6 +97,41 @@ int sl_batch_parse_line(const char *p, size_t n, int64_t now_ms,
                         size_t errlen);
 void sl_batch_parsed_free(struct sl_batch_parsed *p);
 
+/* --------------------------------------------------- batch_ingest.c */
+
+/* The first bytes of an over-long line searched for its custom_id. */
+#define SL_BATCH_CID_SCAN 4096
+
+/* One whole line (without its newline; `ended`: it had one). Return 0 to
+ * go on, non-zero to stop the feed (returned by sl_batch_split_feed). */
+typedef int (*sl_batch_line_fn)(void *arg, const char *p, size_t n,
+                                int ended);
+/* A line over max_line, by its first bytes (at most SL_BATCH_CID_SCAN);
+ * the rest of it is skipped. Called once per such line. */
+typedef int (*sl_batch_long_fn)(void *arg, const char *head, size_t n);
+
+/* A streamed file split into lines, holding at most max_line bytes. */
+struct sl_batch_split {
+  size_t max_line;
+  char *partial;
+  size_t plen, pcap;
+  int skipping;
+  sl_batch_line_fn line;
+  sl_batch_long_fn overlong;
+  void *arg;
+};
+void sl_batch_split_init(struct sl_batch_split *s, size_t max_line,
+                         sl_batch_line_fn line, sl_batch_long_fn overlong,
+                         void *arg);
+/* Feed the next chunk (split anywhere). 0, -1 out of memory, or what a
+ * callback returned. */
+int sl_batch_split_feed(struct sl_batch_split *s, const char *p, size_t n);
+/* The file ended: hand over a last line without its newline. */
+int sl_batch_split_end(struct sl_batch_split *s);
+/* Forget an unfinished line (a download starts over). */
+void sl_batch_split_reset(struct sl_batch_split *s);
+void sl_batch_split_free(struct sl_batch_split *s);
+
 /* ----------------------------------------------------------- batch.c */
 
 struct sl_batch_route;
