@@ -59,6 +59,7 @@ struct todo {
                  0: delete a file */
   int check;  /* a cancel went unanswered: GET its status before another */
   int tries;
+  int64_t not_before; /* its own backoff: the rest of the route goes on */
   char id[96];
 };
 
@@ -265,6 +266,7 @@ static void add_todo(struct sl_batch_route *r, int cancel, const char *id) {
   t = &r->todo[r->ntodo++];
   t->cancel = cancel;
   t->check = t->tries = 0;
+  t->not_before = 0;
   snprintf(t->id, sizeof t->id, "%s", id);
 }
 
@@ -1220,6 +1222,21 @@ static void list_done(struct sl_batch_route *r, struct sl_http_request *q,
   r->fail_streak = 0;
 }
 
+/* Move a todo that is due to the end (where start_todo takes it); 0 if
+ * none is due yet. */
+static int ready_todo(struct sl_batch_route *r, int64_t now) {
+  size_t i = r->ntodo;
+  while (i-- > 0) {
+    if (r->todo[i].not_before <= now) {
+      struct todo t = r->todo[i];
+      r->todo[i] = r->todo[r->ntodo - 1];
+      r->todo[r->ntodo - 1] = t;
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static void start_todo(struct sl_batch_route *r) {
   struct todo *t = &r->todo[r->ntodo - 1];
   char path[200];
@@ -1237,6 +1254,18 @@ static void start_todo(struct sl_batch_route *r) {
     reset_req(r);
     r->ntodo--;
   }
+}
+
+/* Try t again later, on its own backoff (--batch-poll doubled per try, at
+ * most 5 minutes): a failing delete never holds up polls and ingests. */
+static void todo_later(struct sl_batch_route *r, struct todo *t,
+                       const char *what, const char *why) {
+  int64_t d = r->env.cfg->poll_ms << (t->tries < 16 ? t->tries : 16);
+  if (d > 300000)
+    d = 300000;
+  t->not_before = sl_now_ms() + d;
+  sl_log(SL_LOG_WARN, "batch route: %s %s failed: %s; trying again in "
+                      "%lld ms", what, t->id, why, (long long)d);
 }
 
 /* A cancel or delete came back. Neither is sent again blind: an
@@ -1260,7 +1289,7 @@ static void todo_done(struct sl_batch_route *r, struct sl_http_request *q,
              t->id);
       r->ntodo--;
     } else {
-      back_off(r, "checking a cancel", "no usable status");
+      todo_later(r, t, "check of", "no usable status");
     }
     cJSON_Delete(o);
     return;
@@ -1289,11 +1318,7 @@ static void todo_done(struct sl_batch_route *r, struct sl_http_request *q,
   }
   if (op == OP_CANCEL && unanswered(q))
     t->check = 1;
-  /* Its own backoff: a failing delete must not slow the route for long. */
-  r->next_try_ms = sl_now_ms() + (r->env.cfg->poll_ms << t->tries);
-  sl_log(SL_LOG_WARN, "batch route: %s %s failed: %s; trying again in "
-                      "%lld ms", op == OP_CANCEL ? "cancel of" : "delete of",
-         t->id, why, (long long)(r->env.cfg->poll_ms << t->tries));
+  todo_later(r, t, op == OP_CANCEL ? "cancel of" : "delete of", why);
 }
 
 /* --------------------------------------------------------------- pack */
@@ -1458,7 +1483,7 @@ static void step(struct sl_batch_route *r) {
       r->need_recover = 1;
     }
   }
-  if (r->ntodo) {
+  if (r->ntodo && ready_todo(r, now)) {
     start_todo(r);
     return;
   }
