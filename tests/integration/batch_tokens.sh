@@ -51,5 +51,17 @@ eq "learned: the limit was learned from the message" "400|learned" \
     model = 'gpt-4o-mini'")"
 eq "learned: refused jobs spent no attempt" 60 \
   "$(sql "SELECT count(*) FROM jobs WHERE attempts = 1")"
+# The config file takes the same key.
+fresh_journal
+printf '[work]\nbatch-token-limit = gpt-4o=5000,gpt-4o-mini=900\n' >"$T/sluice.conf"
+work --config "$T/sluice.conf"
+eq "config: worker exits 0" 0 "$WORK_RC"
+eq "config: both limits on record" "gpt-4o|5000|config,gpt-4o-mini|900|config" \
+  "$(sql "SELECT group_concat(model || '|' || limit_tokens || '|' || source,
+    ',') FROM (SELECT * FROM batch_token_limits ORDER BY model)")"
+"$SLUICE" work --batch-token-limit 'gpt-4o' --exit-when-idle \
+  2>"$T/bad.err"
+eq "config: a bad limit is a usage error" 2 "$?"
+check "config: it says what it wants" grep -q 'MODEL=TOKENS' "$T/bad.err"
 stop_mock
 finish
