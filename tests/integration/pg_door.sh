@@ -6,6 +6,9 @@
 #  - INSERT ... ON CONFLICT (idempotency_key) DO NOTHING deduplicates;
 #  - INSERT INTO sluice.replays(...) replays failed jobs, never succeeded
 #    ones, keeps each job's idempotency key; results are never overwritten;
+#  - a batched job that is cancelled gets its submission's attempt row, as
+#    SQLite's trigger writes it; the batch ledger, token pacing and route
+#    limit tables refuse what their CHECKs name;
 #  - an insert NOTIFYs sluice_jobs at commit (once per queue and
 #    statement; not for a rollback nor a no-op ON CONFLICT), seen by a
 #    libpq LISTENer watching the socket (tests/helpers/pg_listen).
@@ -249,6 +252,97 @@ eq "the result is the first one" '{"ok":1}' \
 eq "queue_stats counts the queue's states" "rq|4|0|0|1|0|0" \
   "$(q "SELECT queue, pending, running, batched, succeeded, failed, cancelled
           FROM sluice.queue_stats WHERE queue = 'rq'")"
+
+# ------------------------------------------------------------ batch route
+# A batched job that is cancelled (sluice cancel, the dashboard or plain
+# SQL) gets the attempt row of the submission it was packed for
+# (jobs_batched_cancelled_attempt): the same rows as SQLite's trigger
+# writes for the same journal (schema/schema.sql in sqlite3). @ stands for
+# the schema prefix.
+BATCH_SCENARIO="
+INSERT INTO @batches(id, endpoint, state, remote_batch_id, submitted_at)
+  VALUES (901, '/v1/responses', 'submitted', 'batch_r1', 1000),
+         (902, '/v1/responses', 'building', NULL, NULL);
+INSERT INTO @jobs(idempotency_key, urgency, body)
+  VALUES ('bc-1', 'deferrable', '{\"model\":\"m\"}'),
+         ('bc-2', 'deferrable', '{\"model\":\"m\"}'),
+         ('bc-3', 'deferrable', '{\"model\":\"m\"}'),
+         ('bc-4', 'deferrable', '{\"model\":\"m\"}'),
+         ('bc-5', 'deferrable', '{\"model\":\"m\"}');
+UPDATE @jobs SET state = 'batched', batch_id = 901, attempts = 1
+ WHERE idempotency_key IN ('bc-1', 'bc-3');
+UPDATE @jobs SET state = 'batched', batch_id = 901, attempts = 2,
+       generation = 3 WHERE idempotency_key = 'bc-2';
+UPDATE @jobs SET state = 'batched', batch_id = 902, attempts = 1
+ WHERE idempotency_key = 'bc-4';
+-- two jobs of one batch in one statement: a row each
+UPDATE @jobs SET state = 'cancelled', finished_at = 5000
+ WHERE idempotency_key IN ('bc-1', 'bc-2');
+-- handed back by a failed batch: no row from the trigger
+UPDATE @jobs SET state = 'pending', batch_id = NULL
+ WHERE idempotency_key = 'bc-3';
+-- not yet submitted, no finished_at given: now
+UPDATE @jobs SET state = 'cancelled' WHERE idempotency_key = 'bc-4';
+-- cancelled while pending: no row
+UPDATE @jobs SET state = 'cancelled', finished_at = 7000
+ WHERE idempotency_key = 'bc-5';
+"
+BATCH_ROWS="SELECT j.idempotency_key, a.attempt, a.generation, a.route,
+       a.started_at,
+       CASE WHEN a.finished_at < 100000 THEN CAST(a.finished_at AS TEXT)
+            WHEN abs(a.finished_at - @now) < 60000 THEN 'now'
+            ELSE 'wrong' END,
+       a.failure_class, a.error
+  FROM @attempts a JOIN @jobs j ON j.id = a.job_id
+ WHERE j.idempotency_key LIKE 'bc-%' ORDER BY j.idempotency_key"
+pg_sql() { printf '%s' "$1" | sed -e 's/@now/sluice.now_ms()/g' -e 's/@/sluice./g'; }
+lite_sql() {
+  printf '%s' "$1" | sed -e "s/@now/CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)/g" \
+    -e 's/@//g'
+}
+check "the batch scenario runs on PostgreSQL" \
+  pg_psql -c "$(pg_sql "$BATCH_SCENARIO")" -o /dev/null
+eq "a cancelled batched job gets its submission's attempt row; pending or handed back gets none" \
+  "bc-1|1|0|batch|1000|5000|cancelled|cancelled while in batch 901 (remote batch_r1)
+bc-2|2|3|batch|1000|5000|cancelled|cancelled while in batch 901 (remote batch_r1)
+bc-4|1|0|batch||now|cancelled|cancelled while in batch 902 (not yet submitted)" \
+  "$(q "$(pg_sql "$BATCH_ROWS")")"
+eq "the attempt rows are SQLite's trigger's, byte for byte" \
+  "$(sqlite3 :memory: ".read $SLUICE_ROOT/schema/schema.sql" \
+      "$(lite_sql "$BATCH_SCENARIO")" "$(lite_sql "$BATCH_ROWS")" 2>&1)" \
+  "$(q "$(pg_sql "$BATCH_ROWS")")"
+n0=$(q "SELECT count(*) FROM sluice.attempts")
+q "BEGIN; UPDATE sluice.jobs SET state = 'batched', batch_id = 901
+   WHERE idempotency_key = 'bc-3';
+   UPDATE sluice.jobs SET state = 'cancelled' WHERE idempotency_key = 'bc-3';
+   ROLLBACK" >/dev/null
+eq "a cancel rolled back leaves no attempt row" "$n0" \
+  "$(q "SELECT count(*) FROM sluice.attempts")"
+
+# The batch ledger, token pacing, route limits and worker rows name their
+# rules as SQLite's CHECKs do.
+refuse "a batch file of another kind" "batch file kind must be input, output or error" \
+  "INSERT INTO sluice.batch_files(batch_id, kind, created_at) VALUES (901, 'log', 0)"
+refuse "a negative token estimate" "est_tokens must not be negative" \
+  "INSERT INTO sluice.batch_tokens(batch_id, model, est_tokens) VALUES (901, 'm', -1)"
+refuse "a token limit of 0" "limit_tokens must be positive" \
+  "INSERT INTO sluice.batch_token_limits(model, limit_tokens, source, updated_at)
+   VALUES ('m', 0, 'config', 0)"
+refuse "a token limit from elsewhere" "source must be config or learned" \
+  "INSERT INTO sluice.batch_token_limits(model, limit_tokens, source, updated_at)
+   VALUES ('m', 10, 'guessed', 0)"
+refuse "a route limit failing 2" "failing must be 0 or 1" \
+  "INSERT INTO sluice.route_limits(endpoint, model, failing) VALUES ('/v1/responses', 'm', 2)"
+eq "a route limit row takes SQLite's defaults" "4|0|0|0|0" \
+  "$(q "INSERT INTO sluice.route_limits(endpoint, model) VALUES ('/v1/responses', 'm')
+        RETURNING climit, ssthresh, failing, probe_at, cuts")"
+eq "a worker row takes SQLite's defaults; jobs and batches carry worker_id" "|0||1" \
+  "$(q "WITH w AS (INSERT INTO sluice.workers(host, pid, lease_ms, started_at, heartbeat_at)
+                   VALUES ('h1', 42, 60000, 0, 0)
+                   RETURNING boot_id, proc_start, pid_ns)
+        SELECT w.*, (SELECT count(*) FROM information_schema.columns
+                      WHERE table_schema = 'sluice' AND column_name = 'worker_id'
+                        AND table_name IN ('jobs', 'batches')) / 2 FROM w")"
 
 # A reader's query that calls json_valid under a parallel plan works (the
 # function's exception block cannot run in a parallel worker).
