@@ -48,7 +48,8 @@ extern "C" {
   XX(PERM, -13, "permission denied on the journal")                            \
   XX(CANTOPEN, -14, "cannot open the journal file")                            \
   XX(READONLY, -15, "journal is read-only")                                    \
-  XX(DB, -16, "journal database error")
+  XX(DB, -16, "journal database error")                                      \
+  XX(TIMEOUT, -17, "timed out")
 
 enum sl_err {
 #define XX(name, value, msg) SL_##name = value,
@@ -135,12 +136,31 @@ int sl_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
  */
 int sl_enqueue_many(struct sl_journal *j, const struct sl_job_spec *specs,
                     size_t n, int64_t *ids, size_t *bad_index);
+/* The same, and created[i] (may be NULL) is 1 for a new job, 0 for one
+ * whose idempotency key existed (so a rerun of a file creates nothing
+ * twice, and says which lines were new). */
+int sl_enqueue_many_created(struct sl_journal *j,
+                            const struct sl_job_spec *specs, size_t n,
+                            int64_t *ids, int *created, size_t *bad_index);
 
 /*
  * Cancel a pending or batched job. SL_NOT_FOUND if no such job, SL_STATE if
  * it is running or terminal (a running job's outcome is already in flight).
  */
 int sl_cancel(struct sl_journal *j, int64_t id);
+
+/*
+ * Block until every job of ids is final (succeeded, failed or cancelled):
+ * SL_OK. SL_TIMEOUT when timeout_ms (negative: no limit) passes first,
+ * SL_NOT_FOUND (nothing waited for) when an id names no job.
+ * *not_succeeded (may be NULL) receives how many of them failed or were
+ * cancelled, also on SL_TIMEOUT. Read the results with sl_job_get.
+ * It sleeps until another connection commits (an inotify watch on the
+ * WAL and PRAGMA data_version, as `sluice work` wakes), never polling the
+ * tables; a slow safety tick covers what a watch cannot see.
+ */
+int sl_wait(struct sl_journal *j, const int64_t *ids, size_t n,
+            int64_t timeout_ms, int64_t *not_succeeded);
 
 /* ----------------------------------------------------------------- status */
 
@@ -178,6 +198,9 @@ struct sl_job_info {
   int64_t result_status, input_tokens, output_tokens;
   char *result_body, *request_id;
   char *metadata; /* the job's metadata object, "{}" when none */
+  /* From the job_outputs view, when the job succeeded: the result's text
+   * and, if the request asked for JSON, that text as JSON; else NULL. */
+  char *output_text, *output_json;
 };
 int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out);
 void sl_job_info_free(struct sl_job_info *info);

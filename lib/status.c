@@ -90,6 +90,8 @@ void sl_job_info_free(struct sl_job_info *i) {
   free(i->result_body);
   free(i->request_id);
   free(i->metadata);
+  free(i->output_text);
+  free(i->output_json);
   memset(i, 0, sizeof *i);
 }
 
@@ -101,7 +103,10 @@ int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
       " j.partition, j.urgency, j.state, j.endpoint, j.model, j.body,"
       " j.idempotency_key, j.last_class, j.last_error, r.job_id IS NOT NULL,"
       " coalesce(r.http_status, 0), coalesce(r.input_tokens, -1),"
-      " coalesce(r.output_tokens, -1), r.body, r.request_id, j.metadata"
+      " coalesce(r.output_tokens, -1), r.body, r.request_id, j.metadata,"
+      /* scalar subqueries: a LEFT JOIN would materialize the whole view */
+      " (SELECT output_text FROM job_outputs WHERE job_id = ?1),"
+      " (SELECT output_json FROM job_outputs WHERE job_id = ?1)"
       " FROM jobs j LEFT JOIN results r ON r.job_id = j.id WHERE j.id = ?1";
   struct sl_job_info i;
   sqlite3_stmt *st = NULL;
@@ -152,6 +157,8 @@ int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
   i.result_body = sl_column_strdup(st, 24, &oom);
   i.request_id = sl_column_strdup(st, 25, &oom);
   i.metadata = sl_column_strdup(st, 26, &oom);
+  i.output_text = sl_column_strdup(st, 27, &oom);
+  i.output_json = sl_column_strdup(st, 28, &oom);
   sqlite3_reset(st);
   if (oom) {
     sl_job_info_free(&i);

@@ -19,6 +19,7 @@ static const char usage[] =
     "  status    jobs per queue and state, lag, pauses\n"
     "  show      one job with its attempts and result\n"
     "  jobs      list and find jobs (by state, queue, class, metadata...)\n"
+    "  wait      block until jobs are final and print their results\n"
     "  cancel    cancel pending or batched jobs\n"
     "  replay    send failed jobs again (by queue, partition, class...)\n"
     "  pause     stop claiming a queue's jobs\n"
@@ -35,7 +36,8 @@ static const char usage[] =
     "  -V, --version  print the version\n"
     "\n"
     "Exit status: 0 success, 1 the operation was refused or partly failed,\n"
-    "2 usage error, 3 journal error, 4 configuration error.\n";
+    "2 usage error, 3 journal error, 4 configuration error, 5 timed out\n"
+    "(sluice wait).\n";
 
 static const struct {
   const char *name;
@@ -47,7 +49,7 @@ static const struct {
     {"replay", sl_cmd_replay},   {"pause", sl_cmd_pause},
     {"resume", sl_cmd_resume},   {"rescue", sl_cmd_rescue},
     {"prune", sl_cmd_prune},     {"budget", sl_cmd_budget},
-    {"jobs", sl_cmd_jobs},
+    {"jobs", sl_cmd_jobs},       {"wait", sl_cmd_wait},
 };
 
 int main(int argc, char **argv) {

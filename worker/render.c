@@ -152,3 +152,43 @@ cJSON *sl_render_jobs_json(const struct sl_job_row *rows, size_t n) {
   }
   return root;
 }
+
+cJSON *sl_render_outcome_json(const struct sl_job_info *i) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o)
+    return NULL;
+  cJSON_AddNumberToObject(o, "id", (double)i->id);
+  sl_render_add_str(o, "state", i->state);
+  sl_render_add_str(o, "last_class", i->last_class);
+  sl_render_add_str(o, "last_error", i->last_error);
+  if (i->has_result) {
+    cJSON_AddNumberToObject(o, "http_status", (double)i->result_status);
+    sl_render_add_str(o, "request_id", i->request_id);
+  } else {
+    cJSON_AddNullToObject(o, "http_status");
+    cJSON_AddNullToObject(o, "request_id");
+  }
+  sl_render_add_str(o, "output_text", i->output_text);
+  sl_render_add_raw(o, "output_json", i->output_json);
+  sl_render_add_raw(o, "result", i->result_body);
+  sl_render_add_raw(o, "metadata", i->metadata);
+  return o;
+}
+
+void sl_render_outcome_text(FILE *f, const struct sl_job_info *i) {
+  fprintf(f, "%lld %s", (long long)i->id, i->state);
+  if (i->last_class && strcmp(i->state, "succeeded") != 0) {
+    fputc(' ', f);
+    sl_render_put(f, i->last_class);
+    if (i->last_error) {
+      fputs(": ", f);
+      sl_render_put(f, i->last_error);
+    }
+  }
+  fputc('\n', f);
+  if (i->output_text || i->result_body) {
+    fputs("  ", f);
+    sl_render_put(f, i->output_text ? i->output_text : i->result_body);
+    fputc('\n', f);
+  }
+}

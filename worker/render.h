@@ -24,6 +24,13 @@ cJSON *sl_render_jobs_json(const struct sl_job_row *rows, size_t n);
 /* One row as a JSON object (the element of "jobs"). */
 cJSON *sl_render_job_row_json(const struct sl_job_row *r);
 
+/* A job's outcome (`sluice wait`): id, state, class and error, the output
+ * text (or the result body when it has none). */
+void sl_render_outcome_text(FILE *f, const struct sl_job_info *i);
+/* {"id","state","last_class","last_error","http_status","request_id",
+ *  "output_text","output_json","result","metadata"} */
+cJSON *sl_render_outcome_json(const struct sl_job_info *i);
+
 /* Print root unformatted on one line and delete it; 0, or -1 on OOM. */
 int sl_render_print_json(FILE *f, cJSON *root);
 
