@@ -38,6 +38,7 @@ struct sl_worker_config {
   int metrics_port;           /* Prometheus on 127.0.0.1; -1: off */
   int64_t prune_older_than_ms; /* automatic retention; 0: off */
   int64_t prune_every_ms;
+  const char *spill_dir;      /* NULL: "<journal>.spill" (spill.h) */
 };
 
 /* Defaults for every field (journal and api_key left NULL). */
