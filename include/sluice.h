@@ -164,14 +164,34 @@ int sl_wait(struct sl_journal *j, const int64_t *ids, size_t n,
 
 /* ----------------------------------------------------------------- status */
 
+/* Failed jobs of one queue with one last failure class. */
+struct sl_class_count {
+  char *failure_class;
+  int64_t count;
+};
+
 struct sl_queue_status {
   char *queue;
   int64_t pending, running, batched, succeeded, failed, cancelled;
   int64_t oldest_pending_age_ms; /* -1 when nothing is pending and due */
   int paused;
+  /* The pause (sluice pause): reason and since when (0: not paused). */
+  char *paused_reason;
+  int64_t paused_at;
+  /* The online route's pause (quota, auth, a spent budget): the batch
+   * route keeps flowing. */
+  int online_paused;
+  char *online_paused_reason;
+  int64_t online_paused_at;
+  /* Budget use: tokens recorded today (UTC), and the budget (-1: none). */
+  int64_t tokens_today, tokens_per_day;
+  /* Failed jobs by last failure class, most first. */
+  struct sl_class_count *failures;
+  size_t n_failures;
 };
 
-/* Counts per queue, sorted by name. Free with sl_status_free. */
+/* Counts per queue (every queue with jobs, a pause or limits), sorted by
+ * name. Free with sl_status_free. */
 int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n);
 void sl_status_free(struct sl_queue_status *st, size_t n);
 
@@ -274,7 +294,12 @@ enum sl_gauge_set {
   SL_GAUGES_BUCKET_REQUESTS, /* endpoint, model, shared request bucket level */
   SL_GAUGES_BUCKET_TOKENS,   /* endpoint, model, shared token bucket level */
   SL_GAUGES_BREAKERS_OPEN,   /* endpoint, model, 1 if not closed */
-  SL_GAUGES_TOKENS_TODAY     /* queue, -, usage tokens recorded today (UTC) */
+  SL_GAUGES_TOKENS_TODAY,    /* queue, -, usage tokens recorded today (UTC) */
+  SL_GAUGES_LAG,             /* queue, -, seconds the oldest due pending job
+                                has waited (queues with one only) */
+  SL_GAUGES_PAUSED,          /* queue, route ("all": sluice pause; "online":
+                                the online route), 1 paused, 0 resumed */
+  SL_GAUGES_FAILED_BY_QUEUE  /* queue, last failure class, failed jobs */
 };
 /* One row: labels may be NULL; strings are valid during the call only. */
 typedef void (*sl_gauge_cb)(void *arg, const char *label1,

@@ -6,23 +6,84 @@
 #include "internal.h"
 
 void sl_status_free(struct sl_queue_status *st, size_t n) {
-  size_t i;
+  size_t i, k;
   if (!st)
     return;
-  for (i = 0; i < n; i++)
+  for (i = 0; i < n; i++) {
     free(st[i].queue);
+    free(st[i].paused_reason);
+    free(st[i].online_paused_reason);
+    for (k = 0; k < st[i].n_failures; k++)
+      free(st[i].failures[k].failure_class);
+    free(st[i].failures);
+  }
   free(st);
 }
 
+/* Failed jobs by queue and class (the jobs_failed index), attached to the
+ * queues of arr (sorted by name, as both queries are). */
+static int status_failures(struct sl_journal *j, struct sl_queue_status *arr,
+                           size_t len) {
+  static const char sql[] =
+      "SELECT queue, coalesce(last_class, 'unknown'), count(*) FROM jobs"
+      " WHERE state = 'failed' GROUP BY queue, last_class"
+      " ORDER BY queue, 3 DESC, 2";
+  sqlite3_stmt *st = sl_journal_sql(j, sql);
+  size_t q = 0;
+  int rc, oom = 0;
+  if (!st)
+    return SL_DB;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    struct sl_class_count *grown;
+    struct sl_queue_status *qs;
+    while (q < len && strcmp(arr[q].queue, name ? name : "") < 0)
+      q++;
+    if (q == len || strcmp(arr[q].queue, name ? name : "") != 0)
+      continue;
+    qs = &arr[q];
+    grown = realloc(qs->failures, (qs->n_failures + 1) * sizeof *grown);
+    if (!grown) {
+      oom = 1;
+      break;
+    }
+    qs->failures = grown;
+    grown[qs->n_failures].failure_class = sl_column_strdup(st, 1, &oom);
+    grown[qs->n_failures++].count = sqlite3_column_int64(st, 2);
+    if (oom)
+      break;
+  }
+  sqlite3_reset(st);
+  if (oom)
+    return SL_NOMEM;
+  return rc == SQLITE_DONE || rc == SQLITE_ROW
+             ? SL_OK
+             : sl_journal_fail(j, rc, "reading failures by class");
+}
+
 int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
+  /* Every queue with jobs, a row in queues (a pause) or in queue_limits
+   * (an online pause, a budget), with its pauses and today's tokens. */
   static const char *const sql =
-      "SELECT s.queue, s.pending, s.running, s.batched, s.succeeded,"
-      " s.failed, s.cancelled, coalesce(s.lag_ms, -1),"
-      " coalesce(q.paused, 0)"
-      " FROM queue_stats s LEFT JOIN queues q ON q.name = s.queue"
-      " UNION ALL"
-      " SELECT q.name, 0, 0, 0, 0, 0, 0, -1, q.paused FROM queues q"
-      " WHERE q.name NOT IN (SELECT queue FROM queue_stats)"
+      "WITH s AS MATERIALIZED (SELECT * FROM queue_stats),"
+      " names(queue) AS (SELECT queue FROM s"
+      "  UNION SELECT name FROM queues UNION SELECT queue FROM queue_limits)"
+      " SELECT n.queue, coalesce(s.pending, 0), coalesce(s.running, 0),"
+      " coalesce(s.batched, 0), coalesce(s.succeeded, 0),"
+      " coalesce(s.failed, 0), coalesce(s.cancelled, 0),"
+      " coalesce(s.lag_ms, -1), coalesce(q.paused, 0),"
+      " CASE WHEN q.paused THEN q.paused_reason END,"
+      " CASE WHEN q.paused THEN coalesce(q.paused_at, 0) ELSE 0 END,"
+      " coalesce(l.online_paused, 0),"
+      " CASE WHEN l.online_paused THEN l.online_paused_reason END,"
+      " CASE WHEN l.online_paused THEN coalesce(l.online_paused_at, 0)"
+      "  ELSE 0 END,"
+      " coalesce((SELECT total_tokens FROM usage_daily u"
+      "  WHERE u.queue = n.queue AND u.day = ?1 / 86400000), 0),"
+      " coalesce(l.tokens_per_day, -1)"
+      " FROM names n LEFT JOIN s ON s.queue = n.queue"
+      " LEFT JOIN queues q ON q.name = n.queue"
+      " LEFT JOIN queue_limits l ON l.queue = n.queue"
       " ORDER BY 1";
   struct sl_queue_status *arr = NULL, *grown;
   sqlite3_stmt *st = NULL;
@@ -34,6 +95,7 @@ int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
   st = sl_journal_sql(j, sql);
   if (!st)
     return SL_DB;
+  sqlite3_bind_int64(st, 1, sl_now_ms());
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     struct sl_queue_status *q;
     if (len == cap) {
@@ -56,6 +118,15 @@ int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
     q->cancelled = sqlite3_column_int64(st, 6);
     q->oldest_pending_age_ms = sqlite3_column_int64(st, 7);
     q->paused = sqlite3_column_int(st, 8);
+    q->paused_reason = sl_column_strdup(st, 9, &oom);
+    q->paused_at = sqlite3_column_int64(st, 10);
+    q->online_paused = sqlite3_column_int(st, 11);
+    q->online_paused_reason = sl_column_strdup(st, 12, &oom);
+    q->online_paused_at = sqlite3_column_int64(st, 13);
+    q->tokens_today = sqlite3_column_int64(st, 14);
+    q->tokens_per_day = sqlite3_column_int64(st, 15);
+    if (!q->queue)
+      oom = 1;
   }
   if (oom) {
     sqlite3_reset(st);
@@ -69,6 +140,11 @@ int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
     return rc;
   }
   sqlite3_reset(st);
+  rc = status_failures(j, arr, len);
+  if (rc != SL_OK) {
+    sl_status_free(arr, len);
+    return rc;
+  }
   *out = arr;
   *n = len;
   return SL_OK;

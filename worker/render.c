@@ -66,20 +66,16 @@ void sl_render_add_raw(cJSON *o, const char *k, const char *v) {
     sl_render_add_str(o, k, v);
 }
 
-/* A text cell: escaped, "-" when empty. */
-static void cell(FILE *f, const char *s, int width) {
-  size_t n0 = 0;
-  long pos = ftell(f);
+void sl_render_cell(FILE *f, const char *s, int width) {
+  const unsigned char *p;
+  int n = 0;
   if (!s || !*s)
     s = "-";
-  if (pos >= 0) {
-    sl_render_put(f, s);
-    n0 = (size_t)(ftell(f) - pos);
-  } else {
-    sl_render_put(f, s);
-    n0 = strlen(s);
-  }
-  for (; (int)n0 < width; n0++)
+  sl_render_put(f, s);
+  /* the width as printed: escapes are wider than the byte they stand for */
+  for (p = (const unsigned char *)s; *p; p++)
+    n += *p < 0x20 || *p == 0x7f ? 4 : (*p & 0xc0) != 0x80;
+  for (; n < width; n++)
     fputc(' ', f);
   fputc(' ', f);
 }
@@ -95,9 +91,9 @@ void sl_render_jobs_text(FILE *f, const struct sl_job_row *rows, size_t n) {
     snprintf(att, sizeof att, "%lld/%lld", (long long)r->attempts,
              (long long)r->max_attempts);
     fprintf(f, "%-8lld %-9s ", (long long)r->id, r->state);
-    cell(f, r->queue, 16);
-    cell(f, r->partition, 12);
-    cell(f, r->last_class, 17);
+    sl_render_cell(f, r->queue, 16);
+    sl_render_cell(f, r->partition, 12);
+    sl_render_cell(f, r->last_class, 17);
     fprintf(f, "%-8s %-24s ", att, created);
     sl_render_put(f, r->metadata && strcmp(r->metadata, "{}") ? r->metadata
                                                                 : "-");
