@@ -324,6 +324,8 @@ struct sl_replay_filter {
   int64_t since_ms, until_ms;   /* on the time the job finished */
   int include_cancelled;
   int dry_run;                  /* count only; no audit row */
+  const int64_t *job_ids;       /* these jobs only (n_job_ids of them) */
+  size_t n_job_ids;
 };
 int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
               const char *door, int64_t *replayed);

@@ -251,8 +251,8 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
               const char *door, int64_t *replayed) {
   static const char *const insert_sql =
       "INSERT INTO replays (queue, partition, failure_class, batch_id, since,"
-      " until, include_cancelled, door, requested_at)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+      " until, include_cancelled, door, requested_at, job_ids)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
   static const char *const count_sql =
       "SELECT count(*) FROM jobs"
       " WHERE (state = 'failed' OR (state = 'cancelled' AND ?7))"
@@ -260,13 +260,14 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
       " AND (?3 IS NULL OR last_class = ?3)"
       " AND (?4 IS NULL OR batch_id = ?4)"
       " AND (?5 IS NULL OR finished_at >= ?5)"
-      " AND (?6 IS NULL OR finished_at < ?6) AND ?8 IS ?8 AND ?9 IS ?9";
+      " AND (?6 IS NULL OR finished_at < ?6) AND ?8 IS ?8 AND ?9 IS ?9"
+      " AND (?10 IS NULL OR id IN (SELECT value FROM json_each(?10)))";
   static const char replayed_sql[] =
       "SELECT replayed FROM replays WHERE id = ?1";
   sqlite3_stmt *st = NULL;
   int rc;
 
-  if (!j || !f)
+  if (!j || !f || (f->n_job_ids && !f->job_ids))
     return SL_INVAL;
   if (!door)
     door = "api";
@@ -282,6 +283,21 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
   sqlite3_bind_int(st, 7, f->include_cancelled ? 1 : 0);
   sl_bind_text(st, 8, door);
   sqlite3_bind_int64(st, 9, sl_now_ms());
+  if (f->n_job_ids) {
+    sqlite3_str *ids = sqlite3_str_new(NULL);
+    size_t i;
+    sqlite3_str_appendchar(ids, 1, '[');
+    for (i = 0; i < f->n_job_ids; i++)
+      sqlite3_str_appendf(ids, "%s%lld", i ? "," : "",
+                          (long long)f->job_ids[i]);
+    sqlite3_str_appendchar(ids, 1, ']');
+    if (sqlite3_str_errcode(ids) != SQLITE_OK) {
+      sqlite3_free(sqlite3_str_finish(ids));
+      sqlite3_reset(st);
+      return SL_NOMEM;
+    }
+    sqlite3_bind_text(st, 10, sqlite3_str_finish(ids), -1, sqlite3_free);
+  }
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) { /* dry run: the count */
     if (replayed)

@@ -208,6 +208,7 @@ END;
 
 -- The audit of every replay, and its SQL door:
 --   INSERT INTO replays(queue, partition) VALUES('default', 'tenant-7');
+--   INSERT INTO replays(job_ids) VALUES('[42, 43]');
 -- The trigger below replays at once, in the inserting transaction, so the
 -- CLI, the C API and plain SQL share one mechanism.
 CREATE TABLE replays (
@@ -227,7 +228,12 @@ CREATE TABLE replays (
   requested_at      INTEGER NOT NULL
                     DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
   replayed          INTEGER
-) STRICT;
+  -- Added by migrations/0010 (ALTER TABLE writes it this way, after the
+  -- last column): replay these jobs only, a JSON array of ids.
+  , job_ids         TEXT
+                    CONSTRAINT "job_ids must be a JSON array of job ids"
+                    CHECK (job_ids IS NULL OR (json_valid(job_ids)
+                                               AND json_type(job_ids) = 'array'))) STRICT;
 
 CREATE TRIGGER replays_apply
 AFTER INSERT ON replays
@@ -243,7 +249,9 @@ BEGIN
      AND (NEW.failure_class IS NULL OR last_class = NEW.failure_class)
      AND (NEW.batch_id IS NULL OR batch_id = NEW.batch_id)
      AND (NEW.since IS NULL OR finished_at >= NEW.since)
-     AND (NEW.until IS NULL OR finished_at < NEW.until);
+     AND (NEW.until IS NULL OR finished_at < NEW.until)
+     AND (NEW.job_ids IS NULL
+          OR id IN (SELECT value FROM json_each(NEW.job_ids)));
   UPDATE replays SET replayed = changes() WHERE id = NEW.id;
 END;
 
