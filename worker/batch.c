@@ -90,7 +90,7 @@ struct sl_batch_route {
   enum op op;
   int64_t op_batch;
   struct sl_http_request req;
-  const char *headers[4];
+  const char *headers[4 + 16]; /* + extra_headers (batch.h) */
   char idem[160];
   char url[1024];
   char *body;
@@ -185,6 +185,9 @@ static int send_req(struct sl_batch_route *r, enum op op, int64_t batch,
   int h = 0, rc;
   if (r->env.auth_header)
     r->headers[h++] = r->env.auth_header;
+  for (size_t x = 0; r->env.extra_headers && r->env.extra_headers[x] &&
+                     x < 16; x++)
+    r->headers[h++] = r->env.extra_headers[x];
   if (json_body)
     r->headers[h++] = "Content-Type: application/json";
   if (op == OP_CREATE)

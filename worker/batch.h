@@ -92,6 +92,8 @@ struct sl_batch_env {
   const struct sl_batch_config *cfg;
   const char *base_url;
   const char *auth_header;      /* "Authorization: Bearer ..." or NULL */
+  const char *const *extra_headers; /* --header lines, NULL-terminated, at
+                                   most 16; NULL: none */
   const char *const *queues;    /* NULL: every queue */
   int64_t lease_ms;             /* batch lease, heartbeated */
   long timeout_ms;              /* one API call (uploads and downloads

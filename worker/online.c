@@ -9,15 +9,23 @@
 
 int sl_online_url(const char *base, const char *endpoint, char *out,
                   size_t len) {
-  size_t blen = strlen(base);
+  /* A query string on the base (Azure's ?api-version=...) is kept and goes
+   * after the joined path, merged with one the endpoint may carry. */
+  const char *bq = strchr(base, '?'), *eq = strchr(endpoint, '?');
+  size_t blen = bq ? (size_t)(bq - base) : strlen(base);
+  size_t elen = eq ? (size_t)(eq - endpoint) : strlen(endpoint);
   int n;
   while (blen > 0 && base[blen - 1] == '/')
     blen--;
   /* A base that already ends in /v1 takes the endpoint without its /v1. */
   if (blen >= 3 && strncmp(base + blen - 3, "/v1", 3) == 0 &&
-      strncmp(endpoint, "/v1/", 4) == 0)
+      elen >= 4 && strncmp(endpoint, "/v1/", 4) == 0) {
     endpoint += 3;
-  n = snprintf(out, len, "%.*s%s", (int)blen, base, endpoint);
+    elen -= 3;
+  }
+  n = snprintf(out, len, "%.*s%.*s%s%s%s%s", (int)blen, base, (int)elen,
+               endpoint, bq || eq ? "?" : "", bq ? bq + 1 : "",
+               bq && eq && bq[1] && eq[1] ? "&" : "", eq ? eq + 1 : "");
   return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 

@@ -43,7 +43,7 @@ struct sl_wjob {
   struct sl_claimed_job job;   /* owns its strings */
   struct sl_http_request req;
   struct sl_completion c;
-  const char *headers[5];
+  const char *headers[5 + SL_MAX_EXTRA_HEADERS];
   char idem_header[300];
   char url[1024];
   char why[512];
@@ -263,6 +263,9 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
            job->idempotency_key);
   if (w->auth_header)
     wj->headers[h++] = w->auth_header;
+  for (size_t x = 0; cfg->headers && cfg->headers[x] &&
+                     x < SL_MAX_EXTRA_HEADERS; x++)
+    wj->headers[h++] = cfg->headers[x];
   wj->headers[h++] = "Content-Type: application/json";
   wj->headers[h++] = wj->idem_header;
   wj->headers[h] = NULL;
@@ -913,7 +916,9 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
       rc = SL_NOMEM;
       goto out;
     }
-    snprintf(w->auth_header, n, "Authorization: Bearer %s", cfg->api_key);
+    snprintf(w->auth_header, n, cfg->auth_api_key ? "api-key: %s"
+                                                  : "Authorization: Bearer %s",
+             cfg->api_key);
   }
   oo.path = cfg->journal;
   oo.busy_timeout_ms = 10000;
@@ -956,6 +961,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     be.cfg = &cfg->batch;
     be.base_url = cfg->base_url;
     be.auth_header = w->auth_header;
+    be.extra_headers = cfg->headers;
     be.queues = cfg->queues;
     be.lease_ms = cfg->lease_ms;
     be.timeout_ms = (long)cfg->attempt_timeout_ms;
