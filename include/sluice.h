@@ -124,7 +124,9 @@ struct sl_job_spec {
  * Enqueue one job. *id receives its id. If a job with the same idempotency
  * key exists, no job is created: *id is the existing job's id and *created is
  * 0 (created may be NULL). A job the journal's constraints refuse returns
- * SL_BAD_JOB with the reason in sl_errmsg().
+ * SL_BAD_JOB with the reason in sl_errmsg(), as do a body with
+ * "stream": true and a control character in the queue, partition or
+ * endpoint.
  */
 int sl_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
                int64_t *id, int *created);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "esc.h"
 
 const char *sl_cli_journal_path(const char *flag) {
   const char *env;
@@ -25,11 +26,15 @@ static struct sl_journal *cli_open(struct sl_open_options *o) {
   o->busy_timeout_ms = 10000;
   rc = sl_open(&j, o, err, sizeof err);
   if (rc != SL_OK) {
-    fprintf(stderr, "sluice: %s (%s)\n", err, sl_strerror(rc));
+    fputs("sluice: ", stderr);
+    sl_esc_put(stderr, err); /* it names the path as given */
+    fprintf(stderr, " (%s)\n", sl_strerror(rc));
     if ((o->no_create || o->read_only) && rc == SL_CANTOPEN &&
-        access(o->path, F_OK) != 0)
-      fprintf(stderr, "sluice: create it with `sluice init --journal %s` "
-                      "(or check --journal and SLUICE_JOURNAL)\n", o->path);
+        access(o->path, F_OK) != 0) {
+      fputs("sluice: create it with `sluice init --journal ", stderr);
+      sl_esc_put(stderr, o->path);
+      fputs("` (or check --journal and SLUICE_JOURNAL)\n", stderr);
+    }
     return NULL;
   }
   return j;
@@ -52,8 +57,10 @@ struct sl_journal *sl_cli_open_ro(const char *path) {
 }
 
 void sl_cli_report(struct sl_journal *j, int rc, const char *what) {
-  fprintf(stderr, "sluice: %s: %s (%s)\n", what, sl_strerror(rc),
-          sl_errmsg(j));
+  /* The message can quote journal text (a state, a name): escape it. */
+  fprintf(stderr, "sluice: %s: %s (", what, sl_strerror(rc));
+  sl_esc_put(stderr, sl_errmsg(j));
+  fputs(")\n", stderr);
 }
 
 int sl_cli_parse_int(const char *s, long long min, long long max,

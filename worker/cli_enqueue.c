@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "esc.h"
 #include "render.h"
 
 static const char usage[] =
@@ -119,7 +120,7 @@ static int looks_pretty(const char *line) {
 static void report_line(struct sl_journal *j, long lineno, const char *line,
                         const char *why) {
   fprintf(stderr, "sluice enqueue: line %ld: ", lineno);
-  sl_render_put(stderr, why ? why : sl_errmsg(j));
+  sl_esc_put(stderr, why ? why : sl_errmsg(j));
   fputs("; nothing was enqueued\n", stderr);
   if (looks_pretty(line))
     fprintf(stderr, "sluice enqueue: standard input takes one JSON object "

@@ -6,27 +6,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "esc.h"
 #include "render.h"
 
-void sl_render_put(FILE *f, const char *s) {
-  const unsigned char *p = (const unsigned char *)s;
-  if (!s)
-    return;
-  for (; *p; p++) {
-    if (*p == '\n')
-      fputs("\\n", f);
-    else if (*p == '\t')
-      fputs("\\t", f);
-    else if (*p == '\r')
-      fputs("\\r", f);
-    else if (*p < 0x20 || *p == 0x7f)
-      fprintf(f, "\\x%02x", *p);
-    else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* C1 as UTF-8 */
-      fprintf(f, "\\u%04x", *++p);
-    else
-      fputc(*p, f);
-  }
-}
+/* One escaping for every view: esc.c's (terminal_escape.sh checks it). */
+void sl_render_put(FILE *f, const char *s) { sl_esc_put(f, s); }
 
 void sl_render_time(char *buf, size_t len, int64_t ms) {
   struct tm tm;
