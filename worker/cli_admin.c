@@ -180,13 +180,15 @@ static int known(struct sl_journal *j, const char *queue,
 static int check_replay_filter(struct sl_journal *j,
                                const struct sl_replay_filter *f) {
   struct sl_job_info info;
+  char e1[SL_ESC_NAME], e2[SL_ESC_NAME];
   int found = 0, rc;
   size_t i;
   if (f->queue || f->partition) {
     rc = known(j, f->queue, NULL, &found);
     if (rc == SL_OK && f->queue && !found) {
       fprintf(stderr, "sluice replay: no job has queue '%s'; nothing "
-                      "replayed (see `sluice status`)\n", f->queue);
+                      "replayed (see `sluice status`)\n",
+              sl_esc(f->queue, e1, sizeof e1));
       return SL_EXIT_USAGE;
     }
     if (rc == SL_OK && f->partition)
@@ -194,7 +196,8 @@ static int check_replay_filter(struct sl_journal *j,
     if (rc == SL_OK && f->partition && !found) {
       fprintf(stderr, "sluice replay: no job%s%s has partition '%s'; "
                       "nothing replayed\n", f->queue ? " of queue " : "",
-              f->queue ? f->queue : "", f->partition);
+              f->queue ? sl_esc(f->queue, e1, sizeof e1) : "",
+              sl_esc(f->partition, e2, sizeof e2));
       return SL_EXIT_USAGE;
     }
     if (rc != SL_OK) {
@@ -275,7 +278,7 @@ int sl_cmd_replay(int argc, char **argv) {
       if (sl_failclass_parse(optarg, &fc) != 0 || fc == SL_FC_NONE) {
         fprintf(stderr, "sluice replay: --class '%s' is not a failure class "
                         "(see sluice(1), FAILURE CLASSES); nothing "
-                        "replayed\n", optarg);
+                        "replayed\n", sl_esc(optarg, why, sizeof why));
         goto out;
       }
       f.failure_class = optarg;
@@ -386,6 +389,7 @@ static int pause_or_resume(int argc, char **argv, int pause) {
   const char *usage = pause ? pause_usage : resume_usage;
   struct sl_journal *j;
   int c, rc;
+  char why[SL_ESC_NAME];
   optind = 1;
   while ((c = getopt_long(argc, argv, "j:r:h", opts, NULL)) != -1) {
     switch (c) {
@@ -408,7 +412,7 @@ static int pause_or_resume(int argc, char **argv, int pause) {
       if (rc == 0)
         fprintf(stderr, "sluice resume: no queue '%s' (no job, pause or "
                         "limit names it; see `sluice status`); nothing "
-                        "resumed\n", argv[optind]);
+                        "resumed\n", sl_esc(argv[optind], why, sizeof why));
       sl_close(j);
       return rc == 0 ? SL_EXIT_FAILED : SL_EXIT_JOURNAL;
     }
