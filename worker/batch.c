@@ -70,6 +70,7 @@ struct ingest {
 
 struct sl_batch_route {
   struct sl_batch_env env;
+  uint64_t n_succeeded, n_retried, n_failed; /* lines applied, by outcome */
   uv_timer_t timer;
   int timer_open, stopping;
   uint64_t tick_ms;
@@ -636,10 +637,17 @@ static int flush_lines(struct sl_batch_route *r) {
     return -1;
   }
   for (i = 0; i < in->npend; i++) {
-    if (in->lines[i].rc == SL_OK)
+    if (in->lines[i].rc == SL_OK) {
       in->applied++;
-    else
+      if (in->lines[i].outcome == SL_OUTCOME_SUCCESS)
+        r->n_succeeded++;
+      else if (in->lines[i].outcome == SL_OUTCOME_RETRY)
+        r->n_retried++;
+      else
+        r->n_failed++;
+    } else {
       in->skipped++;
+    }
   }
   pend_clear(in);
   if (!in->flushed_once) {
@@ -1307,4 +1315,12 @@ int sl_batch_route_busy(const struct sl_batch_route *r) {
       busy = 1;
   sl_batch_info_free(b, n);
   return busy;
+}
+
+void sl_batch_route_counts(const struct sl_batch_route *r,
+                           uint64_t *succeeded, uint64_t *retried,
+                           uint64_t *failed) {
+  *succeeded = r ? r->n_succeeded : 0;
+  *retried = r ? r->n_retried : 0;
+  *failed = r ? r->n_failed : 0;
 }

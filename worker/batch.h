@@ -122,4 +122,10 @@ void sl_batch_route_free(struct sl_batch_route *r);
  * (--exit-when-idle waits for these). Reads the journal. */
 int sl_batch_route_busy(const struct sl_batch_route *r);
 
+/* Outcomes this route recorded from batch output and error lines, for the
+ * worker's closing summary (safe on NULL: zeros). */
+void sl_batch_route_counts(const struct sl_batch_route *r,
+                           uint64_t *succeeded, uint64_t *retried,
+                           uint64_t *failed);
+
 #endif

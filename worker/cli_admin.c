@@ -95,6 +95,8 @@ int sl_cmd_init(int argc, char **argv) {
   if (r)
     return r > 0 ? SL_EXIT_OK : SL_EXIT_USAGE;
   if (optind != argc) {
+    fprintf(stderr, "sluice init: unexpected argument '%s' (the journal "
+                    "is --journal PATH)\n", argv[optind]);
     fputs(init_usage, stderr);
     return SL_EXIT_USAGE;
   }
@@ -117,6 +119,7 @@ int sl_cmd_cancel(int argc, char **argv) {
   if (r)
     return r > 0 ? SL_EXIT_OK : SL_EXIT_USAGE;
   if (optind == argc) {
+    fprintf(stderr, "sluice cancel: give the ids of the jobs to cancel\n");
     fputs(cancel_usage, stderr);
     return SL_EXIT_USAGE;
   }
@@ -400,6 +403,15 @@ static int pause_or_resume(int argc, char **argv, int pause) {
     }
   }
   if (optind + 1 != argc || (!pause && reason)) {
+    if (!pause && reason)
+      fprintf(stderr, "sluice resume: --reason is for pause\n");
+    else if (optind == argc)
+      fprintf(stderr, "sluice %s: name the queue\n",
+              pause ? "pause" : "resume");
+    else
+      fprintf(stderr, "sluice %s: one queue at a time (got %d arguments; "
+                      "quote a name with spaces)\n",
+              pause ? "pause" : "resume", argc - optind);
     fputs(usage, stderr);
     return SL_EXIT_USAGE;
   }
@@ -440,10 +452,13 @@ int sl_cmd_rescue(int argc, char **argv) {
   const char *journal = NULL;
   struct sl_journal *j;
   int64_t n = 0;
+  char why[SL_ESC_NAME];
   int r = journal_only(argc, argv, rescue_usage, &journal), rc;
   if (r)
     return r > 0 ? SL_EXIT_OK : SL_EXIT_USAGE;
   if (optind != argc) {
+    fprintf(stderr, "sluice rescue: unexpected argument '%s'\n",
+            sl_esc(argv[optind], why, sizeof why));
     fputs(rescue_usage, stderr);
     return SL_EXIT_USAGE;
   }

@@ -29,7 +29,8 @@ static const char usage[] =
     "  budget    a queue's token budget per day and prices\n"
     "\n"
     "Every command takes --journal PATH (default $SLUICE_JOURNAL, else\n"
-    "./sluice.db) and --help. `sluice COMMAND --help` describes each one.\n"
+    "./sluice.db) and --help. `sluice COMMAND --help` (or `sluice help\n"
+    "COMMAND`) describes each one.\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -53,13 +54,14 @@ static const struct {
 };
 
 int main(int argc, char **argv) {
+  static char prog[64];
   size_t i;
   if (argc < 2) {
     fputs(usage, stderr);
     return SL_EXIT_USAGE;
   }
   if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-      strcmp(argv[1], "help") == 0) {
+      (strcmp(argv[1], "help") == 0 && argc == 2)) {
     fputs(usage, stdout);
     return SL_EXIT_OK;
   }
@@ -67,9 +69,24 @@ int main(int argc, char **argv) {
     printf("sluice %s (schema %d)\n", SL_VERSION, sl_schema_latest());
     return SL_EXIT_OK;
   }
+  /* `sluice help CMD` is `sluice CMD --help`. */
+  if (strcmp(argv[1], "help") == 0 && argc == 3) {
+    static char help_flag[] = "--help";
+    char *hv[3] = {argv[2], help_flag, NULL};
+    for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+      if (strcmp(argv[2], commands[i].name) == 0)
+        return commands[i].fn(2, hv);
+    fprintf(stderr, "sluice: no command '%s'; see `sluice --help`\n",
+            argv[2]);
+    return SL_EXIT_USAGE;
+  }
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (strcmp(argv[1], commands[i].name) == 0)
+    if (strcmp(argv[1], commands[i].name) == 0) {
+      /* getopt names the program in its messages: "sluice enqueue: ..." */
+      snprintf(prog, sizeof prog, "sluice %s", argv[1]);
+      argv[1] = prog;
       return commands[i].fn(argc - 1, argv + 1);
+    }
   fprintf(stderr, "sluice: unknown command '%s'; see `sluice --help`\n",
           argv[1]);
   return SL_EXIT_USAGE;

@@ -182,6 +182,7 @@ static void on_http_done(struct sl_http_request *req) {
   struct sl_wjob *wj = container_of(req, struct sl_wjob, req);
   struct sl_worker *w = wj->w;
   enum sl_failclass fc;
+  struct sl_log_attempt la;
   int64_t now = sl_now_ms();
 
   list_del(wj);
@@ -210,26 +211,30 @@ static void on_http_done(struct sl_http_request *req) {
                                                          : wj->c.failure_class,
                      req->total_ms, req->first_byte_ms);
   sl_storm_outcome(w->storm, &wj->job, &wj->ticket, req, fc, &wj->c, now);
+  la.failure_class = wj->c.outcome == SL_OUTCOME_SUCCESS ? NULL
+                                                         : wj->c.failure_class;
+  la.http_status = req->http_status;
+  la.request_id = req->h.request_id;
   switch (wj->c.outcome) {
   case SL_OUTCOME_RELEASE: /* a pausing class: attempt refunded */
     w->n.released++;
     break;
   case SL_OUTCOME_SUCCESS:
     w->n.succeeded++;
-    sl_log_job(SL_LOG_DEBUG, wj->job.id, wj->job.attempt,
-               "succeeded: HTTP %ld in %.1f ms", req->http_status,
-               req->total_ms);
+    sl_log_attempt(SL_LOG_DEBUG, wj->job.id, wj->job.attempt, &la,
+                   "succeeded: HTTP %ld in %.1f ms", req->http_status,
+                   req->total_ms);
     break;
   case SL_OUTCOME_RETRY:
     w->n.retried++;
-    sl_log_job(SL_LOG_INFO, wj->job.id, wj->job.attempt,
-               "%s: %s; retry in %lld ms", wj->c.failure_class, wj->why,
-               (long long)(wj->c.run_after_ms - now));
+    sl_log_attempt(SL_LOG_INFO, wj->job.id, wj->job.attempt, &la,
+                   "%s: %s; retry in %lld ms", wj->c.failure_class, wj->why,
+                   (long long)(wj->c.run_after_ms - now));
     break;
   default:
     w->n.failed++;
-    sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt, "failed: %s: %s",
-               wj->c.failure_class, wj->why);
+    sl_log_attempt(SL_LOG_WARN, wj->job.id, wj->job.attempt, &la,
+                   "failed: %s: %s", wj->c.failure_class, wj->why);
     break;
   }
   push_done(w, wj);
@@ -671,16 +676,23 @@ static void http_closed(void *arg) {
 }
 
 static void stop(struct sl_worker *w) {
+  uint64_t b_ok, b_retry, b_fail;
   if (w->stopping)
     return;
   w->stopping = 1;
+  /* The totals count both routes; the batch route's part is named. */
+  sl_batch_route_counts(w->batch, &b_ok, &b_retry, &b_fail);
   sl_log(SL_LOG_INFO,
          "stopping: claimed %llu, sent %llu, succeeded %llu, retried %llu, "
-         "failed %llu, released %llu, not recorded %llu",
+         "failed %llu, released %llu, not recorded %llu (batch route: "
+         "succeeded %llu, retried %llu, failed %llu)",
          (unsigned long long)w->n.claimed, (unsigned long long)w->n.sent,
-         (unsigned long long)w->n.succeeded,
-         (unsigned long long)w->n.retried, (unsigned long long)w->n.failed,
-         (unsigned long long)w->n.released, (unsigned long long)w->n.lost);
+         (unsigned long long)(w->n.succeeded + b_ok),
+         (unsigned long long)(w->n.retried + b_retry),
+         (unsigned long long)(w->n.failed + b_fail),
+         (unsigned long long)w->n.released, (unsigned long long)w->n.lost,
+         (unsigned long long)b_ok, (unsigned long long)b_retry,
+         (unsigned long long)b_fail);
   uv_timer_stop(&w->tick);
   uv_timer_stop(&w->due);
   uv_timer_stop(&w->drain);
