@@ -28,6 +28,7 @@
 #include "classify.h"
 #include "log.h"
 #include "online.h"
+#include "output_check.h"
 
 #define container_of(ptr, type, member) \
   ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -657,6 +658,27 @@ static int flush_lines(struct sl_batch_route *r) {
   return 0;
 }
 
+/* A success line whose request carried a JSON schema and whose output is
+ * not it becomes invalid_output, as on the online route (output_check.h):
+ * retried once, then failed. The request is read back from the journal. */
+static void check_output(struct sl_batch_route *r, struct sl_batch_parsed *p) {
+  struct sl_batch_line *l = &p->line;
+  struct sl_job_info info;
+  if (l->outcome != SL_OUTCOME_SUCCESS || !l->body ||
+      sl_job_get(r->env.j, l->job_id, &info) != SL_OK)
+    return;
+  if (info.generation == l->generation &&
+      sl_output_invalid(info.endpoint, info.body, l->body, l->body_len,
+                        p->why, sizeof p->why)) {
+    l->failure_class = sl_failclass_name(SL_FC_INVALID_OUTPUT);
+    l->error = p->why;
+    l->outcome = info.attempts > SL_INVALID_OUTPUT_RETRIES
+                     ? SL_OUTCOME_FAIL
+                     : SL_OUTCOME_RETRY;
+  }
+  sl_job_info_free(&info);
+}
+
 static int handle_line(struct sl_batch_route *r, const char *p, size_t n) {
   struct ingest *in = &r->in;
   char err[160];
@@ -675,6 +697,7 @@ static int handle_line(struct sl_batch_route *r, const char *p, size_t n) {
            (long long)in->lineno, err);
     return 0;
   }
+  check_output(r, &in->pend[in->npend]);
   if (++in->npend == INGEST_CHUNK)
     return flush_lines(r);
   return 0;

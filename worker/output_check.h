@@ -5,7 +5,8 @@
  * was neither cut off (finish_reason "length", status "incomplete") nor
  * refused. Anything else is class invalid_output (classify.h): retried
  * SL_INVALID_OUTPUT_RETRIES time(s), then failed, to be replayed by class
- * after a schema fix. It never loops.
+ * after a schema fix. It never loops. Both routes check: online.c on the
+ * response, batch.c on each output line (reading the request back).
  */
 #ifndef SL_OUTPUT_CHECK_H
 #define SL_OUTPUT_CHECK_H

@@ -63,4 +63,21 @@ work
 eq "after replay: failed again, bounded (2 more attempts each)" 4 \
   "$(sql "SELECT count(*) FROM attempts WHERE job_id = $notjson")"
 stop_mock
+
+# --- the batch route checks the same way
+reset_journal
+start_mock --batch-phase-ms 50
+"$SLUICE" init >/dev/null
+bok=$("$SLUICE" enqueue -u deferrable -e $E "$(chat fine "$SCHEMA")")
+bbad=$("$SLUICE" enqueue -u deferrable -e $E -m 5 "$(chat 'mock:not-json' "$SCHEMA")")
+bplain=$("$SLUICE" enqueue -u deferrable -e $E "$(chat 'mock:not-json')")
+timeout 90 "$SLUICE" work --base-url "$MOCK_URL" --exit-when-idle --poll 100ms \
+  --batch-max-wait 100ms --batch-poll 100ms 2>>"$T/worker.log"
+eq "batch: worker exits 0" 0 $?
+eq "batch: valid structured output succeeds" "succeeded|" "$(state $bok)"
+eq "batch: not JSON is invalid_output, failed" "failed|invalid_output" "$(state $bbad)"
+eq "batch: retried once (2 batch attempts of 5)" "2" \
+  "$(sql "SELECT count(*) FROM attempts WHERE job_id = $bbad AND route = 'batch' AND failure_class = 'invalid_output'")"
+eq "batch: no schema asked, plain text succeeds" "succeeded|" "$(state $bplain)"
+stop_mock
 finish
