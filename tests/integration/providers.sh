@@ -67,6 +67,16 @@ for url in https://api.openai.com/v1 https://myres.openai.azure.com/openai/v1/; 
   eq "no key for $url: exit 4" 4 $?
   check "... says a key is required and where from" grep -q "no API key" "$T/err"
 done
+# The rule is stated the same way in --help, the README and sluice(1).
+norm() { tr -s ' \n' '  ' <"$1" | sed -e 's/\\-/-/g' -e 's/\*\*//g' -e 's/`//g' -e 's/ \.BR* / /g'; }
+"$SLUICE" work --help >"$T/help"
+for f in "$T/help" "$SLUICE_ROOT/README.md" "$SLUICE_ROOT/man/sluice.1"; do
+  if norm "$f" | grep -q "required when the base URL's host is api.openai.com or ends in .openai.azure.com"; then
+    pass "the key rule is stated in $(basename "$f")"
+  else
+    fail "the key rule is stated in $(basename "$f")"
+  fi
+done
 start_mock
 reset_journal
 "$SLUICE" enqueue '{"model":"m","input":"x"}' >/dev/null
