@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -14,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "classify.h"
+#include "sluice_secrets.h"
 
 static const struct sl_failclass_policy policies[SL_FC__COUNT] = {
   [SL_FC_NONE] = {"none", 0, SL_BACKOFF_NONE, 0, 0},
@@ -92,13 +94,15 @@ static const struct rule rules[] = {
   CURL(CURLE_COULDNT_RESOLVE_PROXY, ANY, SL_FC_NETWORK, "cannot resolve"),
   CURL(CURLE_COULDNT_CONNECT, ANY, SL_FC_NETWORK, "cannot connect"),
   CURL(CURLE_SSL_CONNECT_ERROR, ANY, SL_FC_NETWORK, "TLS handshake"),
-  CURL(CURLE_PEER_FAILED_VERIFICATION, ANY, SL_FC_NETWORK, "TLS verify"),
-  CURL(CURLE_SSL_CACERT_BADFILE, ANY, SL_FC_NETWORK, "TLS CA file"),
-  CURL(CURLE_SSL_CERTPROBLEM, ANY, SL_FC_NETWORK, "TLS certificate"),
-  CURL(CURLE_SSL_CIPHER, ANY, SL_FC_NETWORK, "TLS cipher"),
-  CURL(CURLE_SSL_ISSUER_ERROR, ANY, SL_FC_NETWORK, "TLS issuer"),
-  CURL(CURLE_SSL_PINNEDPUBKEYNOTMATCH, ANY, SL_FC_NETWORK, "TLS pin"),
-  CURL(CURLE_SSL_INVALIDCERTSTATUS, ANY, SL_FC_NETWORK, "TLS cert status"),
+  /* TLS configuration (certificate, CA, cipher, pin): no retry can fix
+   * it, so the class pauses the route, as auth does. */
+  CURL(CURLE_PEER_FAILED_VERIFICATION, ANY, SL_FC_TLS, "TLS verify"),
+  CURL(CURLE_SSL_CACERT_BADFILE, ANY, SL_FC_TLS, "TLS CA file"),
+  CURL(CURLE_SSL_CERTPROBLEM, ANY, SL_FC_TLS, "TLS certificate"),
+  CURL(CURLE_SSL_CIPHER, ANY, SL_FC_TLS, "TLS cipher"),
+  CURL(CURLE_SSL_ISSUER_ERROR, ANY, SL_FC_TLS, "TLS issuer"),
+  CURL(CURLE_SSL_PINNEDPUBKEYNOTMATCH, ANY, SL_FC_TLS, "TLS pin"),
+  CURL(CURLE_SSL_INVALIDCERTSTATUS, ANY, SL_FC_TLS, "TLS cert status"),
   /* A URL we cannot use is a request that can never succeed. */
   CURL(CURLE_URL_MALFORMAT, ANY, SL_FC_INVALID_REQUEST, "bad URL"),
   CURL(CURLE_UNSUPPORTED_PROTOCOL, ANY, SL_FC_INVALID_REQUEST, "bad URL"),
@@ -283,6 +287,20 @@ static void copy_clean(char *dst, size_t cap, const char *src, size_t max) {
 
 enum { WHY_TEXT_MAX = 160 };
 
+/* Secrets go by value before the text is cut (a cut secret would no
+ * longer match), then by shape in copy_clean. */
+static void clean_detail(char *dst, size_t cap, const char *detail) {
+  size_t n = 0;
+  int oom;
+  char *byval = sl_secrets_scrub_dup(detail, strlen(detail), &n, &oom);
+  if (oom) {
+    snprintf(dst, cap, "(error text withheld: out of memory)");
+    return;
+  }
+  copy_clean(dst, cap, byval ? byval : detail, WHY_TEXT_MAX);
+  free(byval);
+}
+
 static void explain(const struct rule *r, const struct sl_attempt_view *v,
                     const struct facts *f, char *why, size_t whylen) {
   char text[WHY_TEXT_MAX + 8];
@@ -300,7 +318,7 @@ static void explain(const struct rule *r, const struct sl_attempt_view *v,
     detail = v->curl_error && v->curl_error[0] ? v->curl_error
                                                : curl_easy_strerror(
                                                    (CURLcode)v->curl_code);
-    copy_clean(text, sizeof(text), detail, WHY_TEXT_MAX);
+    clean_detail(text, sizeof(text), detail);
     snprintf(why, whylen, "curl %d, %s: %s", v->curl_code, r->reason, text);
     return;
   }
@@ -317,7 +335,7 @@ static void explain(const struct rule *r, const struct sl_attempt_view *v,
            : f->json_object            ? "no error message"
            : v->body_len > 0           ? "non-JSON error body"
                                        : "empty body";
-  copy_clean(text, sizeof(text), detail, WHY_TEXT_MAX);
+  clean_detail(text, sizeof(text), detail);
   snprintf(why, whylen, "HTTP %ld: %s", v->http_status, text);
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "sluice_secrets.h"
 #include "config.h"
 #include "esc.h"
 #include "log.h"
@@ -44,10 +45,19 @@ static const char usage[] =
     "      --header 'N: V'       send this header with every API call\n"
     "                            (repeatable; e.g. OpenAI-Organization,\n"
     "                            OpenAI-Project)\n"
-    "      --lease DURATION      claim lease, heartbeated (default 5m)\n"
+    "      --lease DURATION      claim lease, heartbeated (default 5m); at\n"
+    "                            least 1s and 4 x --poll. A worker that starts\n"
+    "                            takes back at once the leases and batches of\n"
+    "                            a dead predecessor on the same host\n"
     "      --timeout DURATION    one attempt, connect to last byte (default\n"
     "                            10m)\n"
     "      --connect-timeout D   TCP+TLS connect (default 10s)\n"
+    "      --first-byte-timeout D  no response byte D after the request\n"
+    "                            was sent (default 0: off, --timeout rules)\n"
+    "      --stall-timeout D     no byte either way for D (default 5m;\n"
+    "                            0: off; a non-streaming answer sends\n"
+    "                            nothing until done, so this also bounds\n"
+    "                            the server's thinking time)\n"
     "      --drain-timeout D     wait for in-flight requests on SIGTERM\n"
     "                            (default 30s)\n"
     "      --backoff-base D      first retry delay ceiling (default 1s)\n"
@@ -176,8 +186,8 @@ int sl_cmd_work(int argc, char **argv) {
          OPT_CTIMEOUT, OPT_DRAIN, OPT_BBASE, OPT_BCAP, OPT_RACAP, OPT_POLL, OPT_IDLE,
          OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL, OPT_CONFIG, OPT_LOGFILE,
          OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH,
-         OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY, OPT_SPILL, OPT_HEADER,
-         OPT_AUTHHDR };
+         OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY, OPT_SPILL, OPT_STALL, OPT_FBYTE,
+         OPT_HEADER, OPT_AUTHHDR };
   static const struct option opts[] = {
       SL_STORM_LONGOPTS, /* storm control (storm.h) */
       {"journal", required_argument, NULL, 'j'},
@@ -192,6 +202,8 @@ int sl_cmd_work(int argc, char **argv) {
       {"lease", required_argument, NULL, OPT_LEASE},
       {"timeout", required_argument, NULL, OPT_TIMEOUT},
       {"connect-timeout", required_argument, NULL, OPT_CTIMEOUT},
+      {"stall-timeout", required_argument, NULL, OPT_STALL},
+      {"first-byte-timeout", required_argument, NULL, OPT_FBYTE},
       {"drain-timeout", required_argument, NULL, OPT_DRAIN},
       {"backoff-base", required_argument, NULL, OPT_BBASE},
       {"backoff-cap", required_argument, NULL, OPT_BCAP},
@@ -225,7 +237,7 @@ int sl_cmd_work(int argc, char **argv) {
   const char *base_origin = NULL, *backoff_origin = NULL,
              *metrics_origin = NULL;
   size_t nq = 0, nh = 0;
-  char why[300];
+  char why[400];
   char *key = NULL;
   long long v;
   int c, rc, ret = SL_EXIT_USAGE;
@@ -319,6 +331,19 @@ int sl_cmd_work(int argc, char **argv) {
       break;
     case OPT_CTIMEOUT:
       if (duration("connect-timeout", optarg, &cfg.connect_timeout_ms))
+        goto out;
+      break;
+    case OPT_STALL: /* 0: off */
+      if (strcmp(optarg, "0") == 0)
+        cfg.stall_timeout_ms = -1;
+      else if (duration("stall-timeout", optarg, &cfg.stall_timeout_ms))
+        goto out;
+      break;
+    case OPT_FBYTE: /* 0: off */
+      if (strcmp(optarg, "0") == 0)
+        cfg.first_byte_timeout_ms = 0;
+      else if (duration("first-byte-timeout", optarg,
+                        &cfg.first_byte_timeout_ms))
         goto out;
       break;
     case OPT_DRAIN:
@@ -425,6 +450,10 @@ int sl_cmd_work(int argc, char **argv) {
   /* Startup checks: each stops here with its reason (exit 2, or 4 when
    * the setting came from the config file or the environment). */
   origin = NULL;
+  if (sl_worker_check_lease(&cfg, why, sizeof why) != 0) {
+    fprintf(stderr, "sluice work: %s\n", why);
+    goto out; /* usage: a bad option value */
+  }
   if (sl_work_check_url(cfg.base_url, why, sizeof why) != 0) {
     fprintf(stderr, "sluice work: %s\n", why);
     origin = base_origin;
@@ -485,6 +514,7 @@ out:
   }
   sl_argv_free(&m);
   sl_log_set_secret(NULL);
+  sl_secrets_clear();
   if (key) {
     memset(key, 0, strlen(key));
     free(key);

@@ -36,6 +36,7 @@ struct sl_mock_config {
   const char *require_arg;  /* "name=value" every API request must carry in
                                its query string (api-version=...) */
   const char *log_header;   /* header whose value ends each log line */
+  int echo_key; /* a careless server: echo the Authorization value */
   long long threads;
   long long batch_max_lines;
   long long batch_max_bytes;
