@@ -152,7 +152,7 @@ stop_mock
 # --- deadline: a job past its deadline is never sent
 reset_journal
 start_mock --log "$T/deadline.log"
-# (sluice enqueue refuses a past deadline: write it through the SQL door)
+# sluice enqueue refuses a deadline in the past; the SQL door takes it
 "$SLUICE" init >/dev/null
 sql "INSERT INTO jobs(body, deadline) VALUES('{\"model\":\"m\"}', 1)"
 work
