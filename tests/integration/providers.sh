@@ -13,7 +13,8 @@ work() {
 "$SLUICE" init >/dev/null
 
 # --- --header, from flags: every online and batch call carries them
-start_mock --log "$T/h.log" --log-header OpenAI-Organization --batch-phase-ms 50
+start_mock --log "$T/h.log" --log-header OpenAI-Organization --batch-phase-ms 50 ||
+  { fail "the mock starts with --log-header"; finish; }
 "$SLUICE" enqueue '{"model":"m","input":"x"}' >/dev/null
 "$SLUICE" enqueue -u deferrable '{"model":"m","input":"y"}' >/dev/null
 work --base-url "$MOCK_URL" --header 'OpenAI-Organization: org-123' \
