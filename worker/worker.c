@@ -15,6 +15,7 @@
  * expired ones and checks for idleness.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -717,6 +718,13 @@ static void close_all(struct sl_worker *w) {
   for (i = 0; i < sizeof hs / sizeof hs[0]; i++)
     if (!uv_is_closing(hs[i]))
       uv_close(hs[i], close_cb);
+  /* Closing the signal handles gave SIGTERM back its default action: a
+   * second TERM (timeout(1) and supervisors signal the whole group) would
+   * kill us in the middle of the last flush or spill. We are stopping
+   * already. */
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
   if (w->wal_watching && !uv_is_closing((uv_handle_t *)&w->wal_watch))
     uv_close((uv_handle_t *)&w->wal_watch, close_cb);
   sl_storm_close(w->storm);
