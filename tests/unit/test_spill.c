@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "log.h"
 #include "sluice_batch.h"
 #include "spill.h"
@@ -465,12 +466,59 @@ static void test_fenced_ingest(void **state) {
   log_release();
 }
 
+/* `sluice rescue` ingests a dead worker's spill file before it returns the
+ * worker's expired leases to pending: otherwise the answered job is sent
+ * again and its spilled answer skipped as stale. */
+static void test_cli_rescue_ingests_first(void **state) {
+  struct tu *t = *state;
+  struct sl_completion rec;
+  struct sl_claimed_job *c;
+  struct sl_spill *dead = NULL;
+  char dir[200], jid[64], err[512] = "";
+  char *argv[] = {"rescue", "--journal", t->path, NULL};
+  sqlite3 *db;
+  char *b;
+
+  tu_open(t);
+  assert_int_equal(sl_batch_journal_id(t->j, jid, sizeof jid), SL_OK);
+  tu_enqueue(t->j, NULL, 0, 0);
+  tu_enqueue(t->j, NULL, 0, 0);
+  c = claim(t->j, 2); /* leases of 1 ms: expired by the rescue */
+  rec = ok(c[0].id, c[0].lease_token, "{\"answered\":1}");
+  assert_int_equal(sl_spill_default_dir(t->path, dir, sizeof dir), 0);
+  if (sl_spill_open(&dead, dir, jid, 4096, err, sizeof err) != 0)
+    print_error("sl_spill_open: %s\n", err);
+  assert_non_null(dead);
+  assert_int_equal(sl_spill_write(dead, &rec, 1), 0);
+  sl_spill_close(dead); /* the worker died: its lock went with it */
+  usleep(5000);
+
+  assert_int_equal(sl_cmd_rescue(3, argv), SL_EXIT_OK);
+  db = tu_raw(t->path);
+  tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id=%lld AND "
+                     "state='succeeded'", (long long)c[0].id);
+  b = tu_text(db, "SELECT body FROM results WHERE job_id=%lld",
+              (long long)c[0].id);
+  assert_string_equal(b, "{\"answered\":1}");
+  sqlite3_free(b);
+  tu_assert_q(db, 0, "SELECT count(*) FROM attempts WHERE job_id=%lld AND "
+                     "route='rescue'", (long long)c[0].id);
+  /* the job with nothing spilled is rescued as before */
+  tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id=%lld AND "
+                     "state='pending'", (long long)c[1].id);
+  sqlite3_close(db);
+  assert_int_equal(count_spills(dir), 0);
+  rm_spill_dir(dir);
+  sl_claimed_free(c, 2);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
   const struct CMUnitTest tests[] = {
       T(test_roundtrip),      T(test_truncated_last_record),
       T(test_corrupt_byte),   T(test_reset_and_close),
       T(test_write_past_reserve), T(test_fenced_ingest),
+      T(test_cli_rescue_ingests_first),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
