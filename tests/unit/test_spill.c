@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "log.h"
 #include "sluice_batch.h"
+#include "sluice_secrets.h"
 #include "spill.h"
 #include "testutil.h"
 
@@ -512,13 +513,55 @@ static void test_cli_rescue_ingests_first(void **state) {
   sl_claimed_free(c, 2);
 }
 
+/* The spill file is stored on disk like the journal: a key the server
+ * echoed (any shape) is scrubbed by value from the body, error and request
+ * id before they reach it. */
+static void test_secret_never_spilled(void **state) {
+  struct tu *t = *state;
+  static const char key[] = "8f14e45fceea167a5a36dedd4bea2543"; /* Azure */
+  static char raw[8192];
+  struct sl_completion c[2];
+  struct sl_spill_records r;
+  struct sl_spill *s;
+  char dir[160], path[400];
+  ssize_t n;
+  int fd;
+
+  assert_int_equal(sl_secret_add(key), SL_OK);
+  c[0] = ok(1, 11, "{\"echo\":\"key 8f14e45fceea167a5a36dedd4bea2543\"}");
+  c[0].request_id = "req_8f14e45fceea167a5a36dedd4bea2543";
+  c[1] = ok(2, 12, NULL);
+  c[1].outcome = SL_OUTCOME_FAIL;
+  c[1].failure_class = "auth";
+  c[1].error = "HTTP 401: bad key 8f14e45fceea167a5a36dedd4bea2543";
+  s = open_spill(t, JID, 4096, dir, sizeof dir);
+  assert_int_equal(sl_spill_write(s, c, 2), 0);
+  snprintf(path, sizeof path, "%s", sl_spill_path(s));
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  n = pread(fd, raw, sizeof raw, 0);
+  close(fd);
+  assert_true(n > 0);
+  assert_null(memmem(raw, (size_t)n, key, sizeof key - 1));
+  assert_non_null(memmem(raw, (size_t)n, SL_SECRET_MARK,
+                         sizeof SL_SECRET_MARK - 1));
+  read_back(path, &r);
+  assert_int_equal(r.n, 2);
+  assert_string_equal(r.c[0].body, "{\"echo\":\"key [redacted]\"}");
+  assert_string_equal(r.c[1].error, "HTTP 401: bad key [redacted]");
+  sl_spill_records_free(&r);
+  sl_spill_close(s);
+  sl_secrets_clear();
+  rm_spill_dir(dir);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
   const struct CMUnitTest tests[] = {
       T(test_roundtrip),      T(test_truncated_last_record),
       T(test_corrupt_byte),   T(test_reset_and_close),
       T(test_write_past_reserve), T(test_fenced_ingest),
-      T(test_cli_rescue_ingests_first),
+      T(test_cli_rescue_ingests_first), T(test_secret_never_spilled),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
