@@ -939,8 +939,9 @@ static int spill_start(struct sl_worker *w) {
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "not starting: the outcomes spilled in %s must "
                          "reach the journal before anything is claimed; "
-                         "free space on the journal's disk and start again",
-           d);
+                         "%s and start again",
+           d, rc == SL_BUSY ? "let the other process finish ingesting them"
+                            : "free space on the journal's disk");
     return rc;
   }
   if (st.busy)

@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "cli.h"
 #include "log.h"
@@ -555,6 +557,53 @@ static void test_secret_never_spilled(void **state) {
   rm_spill_dir(dir);
 }
 
+/* Two passes over one spill dir (two workers starting together, or two
+ * peers' rescue ticks): the second must not return while the first holds
+ * a dead worker's file, or its caller rescues that worker's jobs before
+ * their spilled outcomes are recorded and sends them again. A child plays
+ * the first pass: it holds the directory's ingest lock and the dead file,
+ * then removes the file (its records applied) and lets go. */
+static void test_second_pass_waits(void **state) {
+  struct tu *t = *state;
+  struct sl_completion rec = ok(1, 1, "{\"a\":1}");
+  struct sl_spill_stats st;
+  struct sl_spill *dead;
+  char dir[160], file[400], lockp[400], go;
+  int ready[2], status;
+  pid_t child;
+
+  tu_open(t);
+  dead = open_spill(t, JID, 4096, dir, sizeof dir);
+  assert_int_equal(sl_spill_write(dead, &rec, 1), 0);
+  snprintf(file, sizeof file, "%s", sl_spill_path(dead));
+  sl_spill_close(dead);
+  snprintf(lockp, sizeof lockp, "%s/%s", dir, SL_SPILL_INGEST_LOCK);
+  assert_int_equal(pipe(ready), 0);
+  child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    int l = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int f = open(file, O_RDWR | O_CLOEXEC);
+    if (l < 0 || f < 0 || flock(l, LOCK_EX) || flock(f, LOCK_EX))
+      _exit(1);
+    if (write(ready[1], "x", 1) != 1)
+      _exit(1);
+    usleep(300000);
+    unlink(file);
+    _exit(0);
+  }
+  close(ready[1]);
+  assert_int_equal(read(ready[0], &go, 1), 1);
+  close(ready[0]);
+  assert_int_equal(sl_spill_ingest_dir(t->j, dir, JID, &st), SL_OK);
+  /* returned only after the first pass: its file is gone, none was busy */
+  assert_int_equal(st.busy, 0);
+  assert_int_equal(count_spills(dir), 0);
+  assert_int_equal(waitpid(child, &status, 0), child);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  rm_spill_dir(dir);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
   const struct CMUnitTest tests[] = {
@@ -562,6 +611,7 @@ int main(void) {
       T(test_corrupt_byte),   T(test_reset_and_close),
       T(test_write_past_reserve), T(test_fenced_ingest),
       T(test_cli_rescue_ingests_first), T(test_secret_never_spilled),
+      T(test_second_pass_waits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
