@@ -225,6 +225,12 @@ int sl_spill_open(struct sl_spill **out, const char *dir,
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
+  /* The ingest lock (spill.h), made now while the disk has room. */
+  snprintf(tmp, n, "%s/%s", dir, SL_SPILL_INGEST_LOCK);
+  fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0)
+    close(fd);
+  fd = -1;
   /* pid, clock and a counter: unique on this host, never an old name */
   snprintf(s->path, n, "%s/%s-%ld-%lld-%u%s", dir, journal_id,
            (long)getpid(), (long long)sl_now_ms(), ++opened, SL_SPILL_SUFFIX);

@@ -123,9 +123,10 @@ static int ingest_file(struct sl_journal *j, const char *path,
  * waiting for that pass to end means its outcomes are in the journal
  * before this caller rescues anything.
  */
-static int lock_dir(const char *dir, int *fd) {
+static int lock_dir(const char *dir, int *fd, int *nodir) {
   char path[4096];
   int64_t deadline = sl_now_ms() + SL_SPILL_INGEST_WAIT_MS;
+  *nodir = 0;
   if ((size_t)snprintf(path, sizeof path, "%s/%s", dir,
                        SL_SPILL_INGEST_LOCK) >= sizeof path)
     return SL_INVAL;
@@ -133,8 +134,17 @@ static int lock_dir(const char *dir, int *fd) {
   if (*fd < 0 && errno == EACCES) /* a reader of a dir it cannot write */
     *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (*fd < 0) {
-    if (errno == ENOENT)
+    if (errno == ENOENT) {
+      *nodir = 1;
       return SL_OK;
+    }
+    if (errno == ENOSPC || errno == EDQUOT || errno == EROFS) {
+      /* sl_spill_open makes it while there is room; a dir left by an
+       * older sluice on a full disk is ingested unlocked, as before */
+      sl_log(SL_LOG_WARN, "cannot create %s: %s; ingesting without it",
+             path, strerror(errno));
+      return SL_OK;
+    }
     sl_log(SL_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
     return SL_IO;
   }
@@ -159,16 +169,17 @@ int sl_spill_ingest_dir(struct sl_journal *j, const char *dir,
   size_t n = 0, cap = 0, i;
   struct dirent *e;
   DIR *d;
-  int rc = SL_OK, lock = -1;
+  int rc = SL_OK, lock = -1, nodir = 0;
 
   memset(st, 0, sizeof *st);
-  rc = lock_dir(dir, &lock);
-  if (rc != SL_OK || lock < 0)
+  rc = lock_dir(dir, &lock, &nodir);
+  if (rc != SL_OK || nodir)
     return rc;
   d = opendir(dir);
   if (!d) {
     int e = errno;
-    close(lock);
+    if (lock >= 0)
+      close(lock);
     if (e == ENOENT)
       return SL_OK;
     sl_log(SL_LOG_ERROR, "cannot read the spill directory %s: %s", dir,
@@ -215,6 +226,7 @@ out:
     free(names[i]);
   free(names);
   closedir(d);
-  close(lock); /* after the removals: the next pass finds them gone */
+  if (lock >= 0)
+    close(lock); /* after the removals: the next pass finds them gone */
   return rc;
 }
