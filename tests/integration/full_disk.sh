@@ -28,7 +28,15 @@ cleanup_mnt() {
 }
 export SLUICE_JOURNAL="$MNT/journal.db"
 SPILL="$SLUICE_JOURNAL.spill"
-N=20
+# Storm control's route starts with a window of 4 requests in flight (slow
+# start, worker/route.c), so 4 jobs are all in flight at once; before the
+# disk fills, the test waits until the mock holds every request.
+N=4
+# (at least: the batch route's startup listing may be in flight too)
+in_flight_is() {
+  [ "$(curl -s "http://127.0.0.1:$MOCK_PORT/_mock/stats" |
+    grep -o '"in_flight":[0-9]*' | cut -d: -f2)" -ge "$1" ] 2>/dev/null
+}
 
 # Each reply takes 3 s, so all jobs are in flight while the disk fills.
 KEY=0123456789abcdef0123456789abcdefspillkey
@@ -44,6 +52,7 @@ PIDS+=("$w")
 running_is() { [ "$(sql "SELECT count(*) FROM jobs WHERE state='running'")" = "$1" ]; }
 succeeded_is() { [ "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")" = "$1" ]; }
 wait_for 10 running_is "$N" || fail "all jobs claimed" "$(sql "SELECT state, count(*) FROM jobs GROUP BY 1")"
+wait_for 10 in_flight_is "$N" || fail "all requests sent before the disk fills"
 ls "$SPILL"/*.spill >/dev/null 2>&1
 check "the worker reserved its spill file at startup" [ $? -eq 0 ]
 # fill the disk: dd stops at ENOSPC
@@ -103,6 +112,7 @@ for how in recover kill9; do
   w=$!
   PIDS+=("$w")
   wait_for 10 running_is "$N" || fail "$how: all jobs claimed"
+  wait_for 10 in_flight_is "$N" || fail "$how: all requests sent"
   dd if=/dev/zero of="$MNT/filler" bs=64k 2>/dev/null
   wait_for 15 replies_are "$N"
   eq "$how: outcomes spilled as soon as the journal refused them" "$N" "$(spill_replies)"
@@ -151,6 +161,7 @@ wait_for 10 running_is "$N" || fail "peer: A claimed every job"
 b=$!
 PIDS+=("$b")
 wait_for 10 grep -q "worker started" "$T/peerB.log"
+wait_for 10 in_flight_is "$N" || fail "peer: all requests sent"
 dd if=/dev/zero of="$MNT/filler" bs=64k 2>/dev/null
 wait_for 15 replies_are "$N"
 eq "peer: A spilled every outcome" "$N" "$(spill_replies)"
