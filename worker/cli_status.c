@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "cli_storm.h"
 #include "esc.h"
+#include "render.h"
 #include "sluice_batch.h"
 
 static const char status_usage[] =
@@ -55,7 +56,8 @@ static int print_json(cJSON *root) {
     fprintf(stderr, "sluice: out of memory\n");
     return SL_EXIT_FAILED;
   }
-  puts(text);
+  sl_render_put_json_text(stdout, text);
+  putchar('\n');
   free(text);
   return SL_EXIT_OK;
 }

@@ -10,6 +10,7 @@
 #include <microhttpd.h>
 
 #include "classify.h"
+#include "esc.h"
 #include "metrics.h"
 #include "sluice.h"
 #include "sluice_secrets.h"
@@ -100,37 +101,6 @@ static void put_histogram(struct buf *b, const char *name, const char *help,
       cum, name, h->sum, name, h->count);
 }
 
-/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 if invalid
- * (overlong forms and surrogates included). */
-static size_t utf8_len(const unsigned char *s) {
-  unsigned char lo = 0x80, hi = 0xbf;
-  size_t n, i;
-  if (s[0] < 0x80)
-    return 1;
-  if (s[0] >= 0xc2 && s[0] <= 0xdf)
-    n = 2;
-  else if (s[0] >= 0xe0 && s[0] <= 0xef)
-    n = 3;
-  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-    n = 4;
-  else
-    return 0;
-  if (s[0] == 0xe0)
-    lo = 0xa0;
-  else if (s[0] == 0xed)
-    hi = 0x9f;
-  else if (s[0] == 0xf0)
-    lo = 0x90;
-  else if (s[0] == 0xf4)
-    hi = 0x8f;
-  if (s[1] < lo || s[1] > hi)
-    return 0;
-  for (i = 2; i < n; i++)
-    if (s[i] < 0x80 || s[i] > 0xbf)
-      return 0;
-  return n;
-}
-
 /*
  * Label values come from the journal (queue names): the SQL door refuses
  * C0 controls but not invalid UTF-8 or C1, and older rows may hold
@@ -149,7 +119,7 @@ static void put_label(struct buf *b, const char *v) {
     } else if (*p == '\n') {
       put(b, "\\n");
       n = 1;
-    } else if (*p < 0x20 || *p == 0x7f || !(n = utf8_len(p)) ||
+    } else if (*p < 0x20 || *p == 0x7f || !(n = sl_utf8_len(p)) ||
                (*p == 0xc2 && p[1] <= 0x9f)) { /* C1 controls too */
       put(b, "\\\\x%02x", *p);
       n = 1;
