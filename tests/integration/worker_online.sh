@@ -152,6 +152,7 @@ stop_mock
 # --- deadline: a job past its deadline is never sent
 reset_journal
 start_mock --log "$T/deadline.log"
+"$SLUICE" init >/dev/null # the fallback's INSERT needs the tables
 "$SLUICE" enqueue -d "$(( $(date +%s%3N) - 1000 ))" '{"model":"m"}' >/dev/null 2>&1 ||
   sql "INSERT INTO jobs(body, deadline) VALUES('{\"model\":\"m\"}', 1)"
 work
