@@ -3,7 +3,9 @@
 # touches the journal runs together. Several `sluice work` processes, each
 # with its metrics endpoint scraped and pruning on; producers through the
 # CLI, through `sqlite3` and through a C program holding two handles;
-# `sluice status` readers; replays; kill -9 rounds of workers. Meanwhile a
+# `sluice status` and `show` readers, as the owner and (as root) as a
+# user who may only read the journal; replays and `sluice rescue`; kill -9
+# rounds of workers. Meanwhile a
 # watcher samples the -wal file. Afterwards: PRAGMA integrity_check is ok,
 # the WAL never vanished (nor was replaced) while processes ran, every job a
 # producer reported is in the journal with one final state and at most one
@@ -22,6 +24,14 @@ echo "torture: $ROUNDS rounds, $WORKERS workers, $PER_ROUND jobs per round per p
 
 start_mock --latency-ms 20 --seed 5 --log "$T/mock.log" --faults "500@0.08"
 "$SLUICE" init >/dev/null
+# A read-only operator: another user with read permission only (root runs
+# the test; elsewhere the owner's readers run alone).
+RO=()
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  RO=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+  chmod 755 "$T"
+  chmod 644 "$J" # -wal and -shm get the journal's mode from SQLite
+fi
 # Old finished jobs for the workers' pruning to delete (retention.sh's way).
 for i in $(seq 1 20); do printf '{"model":"m","input":"ancient %d"}\n' "$i"; done |
   "$SLUICE" enqueue -q ancient >/dev/null
@@ -66,23 +76,36 @@ scrape() {
   echo "$ok" >"$T/scrapes"
 }
 
-# `sluice status` (text and JSON) as a reader would run it; failures counted.
+# `sluice status` (text and JSON) and `show` as a reader would run them,
+# and as the read-only operator; failures counted.
 readers() {
   local n=0 bad=0
   while [ ! -e "$STOP" ] && [ $n -lt 2000 ]; do
     "$SLUICE" status >/dev/null 2>>"$T/status.err" || bad=$((bad + 1))
     "$SLUICE" status --json >/dev/null 2>>"$T/status.err" || bad=$((bad + 1))
+    if [ ${#RO[@]} -gt 0 ]; then
+      "${RO[@]}" "$SLUICE" status >/dev/null 2>>"$T/status.err" ||
+        bad=$((bad + 1))
+      # the newest job: never pruned
+      "${RO[@]}" "$SLUICE" show "$(sql 'SELECT max(id) FROM jobs')" \
+        >/dev/null 2>>"$T/status.err" || bad=$((bad + 1))
+      n=$((n + 2))
+    fi
     sleep 0.2
     n=$((n + 2))
   done
   echo "$n $bad" >"$T/status.count"
 }
 
-# Replays of failed jobs (the mock's 500s fail the -m 1 jobs).
+# Replays of failed jobs (the mock's 500s fail the -m 1 jobs), and
+# `sluice rescue` beside live workers (it ingests the dead ones' spill
+# files first; live workers' files are left to them).
 replays() {
   local n=0 bad=0
   while [ ! -e "$STOP" ] && [ $n -lt 500 ]; do
     "$SLUICE" replay --yes >>"$T/replay.out" 2>>"$T/replay.err" ||
+      bad=$((bad + 1))
+    "$SLUICE" rescue >>"$T/replay.out" 2>>"$T/replay.err" ||
       bad=$((bad + 1))
     sleep 0.7
     n=$((n + 1))
@@ -160,7 +183,8 @@ check "no producer lost a job or failed" test ! -s "$T/lost"
 [ -s "$T/lost" ] && { head -5 "$T/lost"; head -5 "$T/producer.err"; }
 eq "status readers never failed" 0 "$(cut -d' ' -f2 "$T/status.count")"
 [ -s "$T/status.err" ] && head -5 "$T/status.err"
-eq "replays never failed" 0 "$(cut -d' ' -f2 "$T/replay.count")"
+[ -s "$T/replay.err" ] && head -5 "$T/replay.err"
+eq "replays and rescues never failed" 0 "$(cut -d' ' -f2 "$T/replay.count")"
 check "metrics endpoints were scraped" test "$(cat "$T/scrapes")" -gt 0
 eq "pruning ran beside it all (the ancient jobs are gone)" 0 \
   "$(sql "SELECT count(*) FROM jobs WHERE queue='ancient'")"
