@@ -10,8 +10,32 @@
 # the WAL never vanished (nor was replaced) while processes ran, every job a
 # producer reported is in the journal with one final state and at most one
 # result, and no job succeeded twice.
-# make test runs TORTURE_ROUNDS=10; `make chaos` runs a longer one.
+# make test runs TORTURE_ROUNDS=10; `make chaos` runs a longer one. A full
+# disk too (TORTURE_FULL_DISK=0 turns it off): the journal lives on a small
+# tmpfs that fills up for a second or two every third round, under a burst
+# of work (a worker is killed while it is full, another starts on it), then
+# frees again; skipped where no tmpfs can be mounted (not root).
 . "$(dirname "$0")/../lib/testlib.sh"
+
+FULL=0
+if [ "${TORTURE_FULL_DISK:-1}" = 1 ]; then
+  mkdir -p "$T/mnt"
+  if mount -t tmpfs -o size=160m tmpfs "$T/mnt" 2>"$T/mount.err"; then
+    FULL=1
+    export SLUICE_JOURNAL="$T/mnt/journal.db"
+    cleanup_mnt() {
+      local p
+      for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && kill -9 "$p" 2>/dev/null
+      done
+      wait 2>/dev/null
+      umount "$T/mnt" 2>/dev/null || umount -l "$T/mnt"
+    }
+    trap 'cleanup_mnt; cleanup' EXIT
+  else
+    echo "torture: no full-disk phase: cannot mount a tmpfs: $(cat "$T/mount.err")"
+  fi
+fi
 
 ROUNDS=${TORTURE_ROUNDS:-10}
 WORKERS=3
@@ -20,7 +44,7 @@ RANDOM=${TORTURE_SEED:-4321}
 TWO="$SLUICE_BUILD/tests/helpers/two_handles"
 J=$SLUICE_JOURNAL
 STOP="$T/stop"
-echo "torture: $ROUNDS rounds, $WORKERS workers, $PER_ROUND jobs per round per producer"
+echo "torture: $ROUNDS rounds, $WORKERS workers, $PER_ROUND jobs per round per producer, full disk $FULL"
 
 start_mock --latency-ms 20 --seed 5 --log "$T/mock.log" --faults "500@0.08"
 "$SLUICE" init >/dev/null
@@ -29,7 +53,7 @@ start_mock --latency-ms 20 --seed 5 --log "$T/mock.log" --faults "500@0.08"
 RO=()
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   RO=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-  chmod 755 "$T"
+  chmod 755 "$T" "$(dirname "$J")"
   chmod 644 "$J" # -wal and -shm get the journal's mode from SQLite
 fi
 # Old finished jobs for the workers' pruning to delete (retention.sh's way).
@@ -103,10 +127,11 @@ readers() {
 replays() {
   local n=0 bad=0
   while [ ! -e "$STOP" ] && [ $n -lt 500 ]; do
+    # writers may fail while the disk is full ($T/full), never otherwise
     "$SLUICE" replay --yes >>"$T/replay.out" 2>>"$T/replay.err" ||
-      bad=$((bad + 1))
+      [ -e "$T/full" ] || bad=$((bad + 1))
     "$SLUICE" rescue >>"$T/replay.out" 2>>"$T/replay.err" ||
-      bad=$((bad + 1))
+      [ -e "$T/full" ] || bad=$((bad + 1))
     sleep 0.7
     n=$((n + 1))
   done
@@ -148,6 +173,8 @@ BG+=($!)
 PIDS+=("${BG[@]}")
 
 kills=0
+fulls=0
+bursts=0
 for r in $(seq 1 "$ROUNDS"); do
   producer_cli "$r" &
   p1=$!
@@ -162,6 +189,31 @@ for r in $(seq 1 "$ROUNDS"); do
   { wait "${W[$k]}"; } 2>/dev/null
   start_worker "$k"
   wait "$p1" "$p2" "$p3"
+  if [ "$FULL" = 1 ] && [ $((r % 3)) = 0 ]; then
+    # The disk fills under the workers (their commits fail: outcomes wait
+    # and are spilled), one is killed while it is full, and a new one
+    # starts on the full disk; then the space comes back.
+    # A burst of work first, so that requests are in flight when it fills.
+    sqlite3 -cmd '.timeout 5000' "$J" "WITH RECURSIVE n(i) AS (SELECT 1
+      UNION ALL SELECT i + 1 FROM n WHERE i < $((PER_ROUND * 10)))
+      INSERT INTO jobs(body, partition) SELECT json_object('model',
+      'gpt-4o-mini', 'input', 'burst $r.' || i), 'burst' FROM n RETURNING id;" \
+      >>"$T/ids.burst" 2>>"$T/producer.err" || echo "burst $r" >>"$T/lost"
+    bursts=$((bursts + PER_ROUND * 10))
+    sleep 0.3
+    touch "$T/full"
+    dd if=/dev/zero of="$T/mnt/filler" bs=64k 2>/dev/null
+    sleep "1.$((RANDOM % 10))"
+    k=$((RANDOM % WORKERS + 1))
+    kill -9 "${W[$k]}" 2>/dev/null && kills=$((kills + 1))
+    { wait "${W[$k]}"; } 2>/dev/null
+    start_worker "$k"
+    sleep 0.5
+    rm -f "$T/mnt/filler"
+    fulls=$((fulls + 1))
+    sleep 1 # writers that started while it was full finish
+    rm -f "$T/full"
+  fi
 done
 touch "$STOP"
 wait "${BG[@]}"
@@ -170,10 +222,14 @@ for k in $(seq 1 $WORKERS); do
   kill -9 "${W[$k]}" 2>/dev/null
   { wait "${W[$k]}"; } 2>/dev/null
 done
-echo "killed $kills workers mid-run; $(grep -c . "$T/wal.samples") WAL samples;" \
+echo "killed $kills workers mid-run; $fulls full-disk episodes; $(grep -c . "$T/wal.samples") WAL samples;" \
   "$(cat "$T/scrapes") scrapes; status runs/failures $(cat "$T/status.count");" \
   "replay runs/failures $(cat "$T/replay.count")"
 
+if [ "$FULL" = 1 ]; then
+  check "the disk was full under the workers (a commit was refused)" \
+    grep -q "disk full\|disk is full" "$T"/w.*.log
+fi
 eq "PRAGMA integrity_check after the storm" ok "$(sql 'PRAGMA integrity_check')"
 eq "the WAL was there at every sample while processes ran" 0 \
   "$(grep -c missing "$T/wal.samples")"
@@ -193,9 +249,10 @@ timeout 180 "$SLUICE" work "${wargs[@]}" --exit-when-idle 2>"$T/drain.log"
 eq "a last worker drains everything and exits 0" 0 $?
 stop_mock
 
-cat "$T"/ids.cli "$T"/ids.sql "$T"/ids.c | sort >"$T/reported" # for comm
+touch "$T/ids.burst"
+cat "$T"/ids.cli "$T"/ids.sql "$T"/ids.c "$T"/ids.burst | sort >"$T/reported"
 eq "each producer reported every job it was given" \
-  $((ROUNDS * PER_ROUND * 3)) "$(grep -c . "$T/reported")"
+  $((ROUNDS * PER_ROUND * 3 + bursts)) "$(grep -c . "$T/reported")"
 eq "no id reported twice" 0 "$(uniq -d "$T/reported" | wc -l)"
 sql "SELECT id FROM jobs WHERE queue <> 'ancient'" | sort >"$T/present"
 eq "every reported job is in the journal" 0 \
