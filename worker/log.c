@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "esc.h"
 #include "log.h"
 #include "sluice_secrets.h"
 
@@ -55,10 +56,32 @@ int sl_log_open(const char *path) {
   return 0;
 }
 
-/* Append s to the buffer as JSON string content, escaping as needed. */
+/* Append s to the buffer as JSON string content, escaping as needed: a
+ * log line is one JSON object in UTF-8, so a C1 control (UTF-8 C2 80 to
+ * C2 9F, which some terminals obey) is written as \u0080 to \u009f and a
+ * byte of invalid UTF-8 as \ufffd; names and models come from the
+ * journal, which holds whatever its producers wrote. */
 static size_t put_escaped(char *out, size_t pos, size_t cap, const char *s) {
+  size_t n;
   for (; *s && pos + 7 < cap; s++) {
     unsigned char c = (unsigned char)*s;
+    if (c >= 0x80) {
+      n = sl_utf8_len((const unsigned char *)s);
+      if (!n) {
+        pos += (size_t)snprintf(out + pos, cap - pos, "\\ufffd");
+      } else if (c == 0xc2 && (unsigned char)s[1] <= 0x9f) {
+        pos += (size_t)snprintf(out + pos, cap - pos, "\\u%04x",
+                                (unsigned char)s[1]);
+        s++;
+      } else if (pos + n + 7 < cap) {
+        memcpy(out + pos, s, n);
+        pos += n;
+        s += n - 1;
+      } else {
+        break; /* no room for the whole character */
+      }
+      continue;
+    }
     if (c == '"' || c == '\\') {
       out[pos++] = '\\';
       out[pos++] = (char)c;
@@ -93,18 +116,16 @@ static void redact(char *msg) {
   }
 }
 
-void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
-                  const char *fmt, ...) {
-  char msg[1024], line[2400], ts[40];
+static void write_line(enum sl_log_level lvl, int64_t job, int64_t attempt,
+                       const struct sl_log_attempt *a, const char *fmt,
+                       va_list ap) {
+  char msg[1024], line[2800], ts[40], rid[256];
   struct timeval tv;
   struct tm tm;
   size_t pos;
-  va_list ap;
   int saved = errno;
 
-  va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
   redact(msg);
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
@@ -116,6 +137,34 @@ void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
     pos += (size_t)snprintf(line + pos, sizeof line - pos,
                             "\"job\":%lld,\"attempt\":%lld,", (long long)job,
                             (long long)attempt);
+  if (a) { /* fields a log pipeline can filter on without parsing msg */
+    pos += (size_t)snprintf(line + pos, sizeof line - pos, "\"class\":");
+    if (a->failure_class) {
+      line[pos++] = '"';
+      pos = put_escaped(line, pos, sizeof line - 600, a->failure_class);
+      line[pos++] = '"';
+    } else {
+      pos += (size_t)snprintf(line + pos, sizeof line - pos, "null");
+    }
+    if (a->http_status > 0)
+      pos += (size_t)snprintf(line + pos, sizeof line - pos,
+                              ",\"http_status\":%ld,", a->http_status);
+    else
+      pos += (size_t)snprintf(line + pos, sizeof line - pos,
+                              ",\"http_status\":null,");
+    pos += (size_t)snprintf(line + pos, sizeof line - pos,
+                            "\"request_id\":");
+    if (a->request_id) {
+      snprintf(rid, sizeof rid, "%s", a->request_id);
+      redact(rid);
+      line[pos++] = '"';
+      pos = put_escaped(line, pos, sizeof line - 600, rid);
+      line[pos++] = '"';
+      line[pos++] = ',';
+    } else {
+      pos += (size_t)snprintf(line + pos, sizeof line - pos, "null,");
+    }
+  }
   pos += (size_t)snprintf(line + pos, sizeof line - pos, "\"msg\":\"");
   pos = put_escaped(line, pos, sizeof line - 3, msg);
   line[pos++] = '"';
@@ -126,4 +175,21 @@ void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
     /* Nowhere left to report it. */
   }
   errno = saved;
+}
+
+void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
+                  const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  write_line(lvl, job, attempt, NULL, fmt, ap);
+  va_end(ap);
+}
+
+void sl_log_attempt_write(enum sl_log_level lvl, int64_t job,
+                          int64_t attempt, const struct sl_log_attempt *a,
+                          const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  write_line(lvl, job, attempt, a, fmt, ap);
+  va_end(ap);
 }

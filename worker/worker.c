@@ -15,6 +15,7 @@
  * expired ones and checks for idleness.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,18 +41,19 @@
   ((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct sl_wjob {
-  struct sl_wjob *prev, *next; /* in_flight list */
+  struct sl_wjob *prev, *next; /* in_flight or held list */
   struct sl_worker *w;
   struct sl_claimed_job job;   /* owns its strings */
   struct sl_http_request req;
   struct sl_completion c;
-  const char *headers[5];
+  const char *headers[5 + SL_MAX_EXTRA_HEADERS];
   char idem_header[300];
   char url[1024];
   char why[512];
   int64_t started_ms;
   struct sl_storm_ticket ticket; /* storm control (storm.h) */
   int spilled;                   /* its outcome is in the spill file */
+  int lease_lost;                /* a renewal was refused: not ours now */
 };
 
 struct sl_worker {
@@ -69,6 +71,7 @@ struct sl_worker {
 
   struct sl_wjob in_flight;    /* list head */
   size_t n_in_flight;
+  struct sl_wjob held;         /* claimed, held back by storm control */
   struct sl_wjob **done;       /* awaiting the group commit */
   struct sl_completion *cbuf;  /* contiguous copy for sl_complete */
   size_t n_done, cap_done;
@@ -111,6 +114,12 @@ static void list_del(struct sl_wjob *x) {
   x->prev->next = x->next;
   x->next->prev = x->prev;
   x->prev = x->next = x;
+}
+
+/* Off the held list (a no-op for a job not on it). */
+static void unhold(struct sl_wjob *wj) {
+  if (wj->prev && wj->prev != wj)
+    list_del(wj);
 }
 
 static void wjob_free(struct sl_wjob *wj) {
@@ -188,6 +197,7 @@ static void on_http_done(struct sl_http_request *req) {
   struct sl_wjob *wj = container_of(req, struct sl_wjob, req);
   struct sl_worker *w = wj->w;
   enum sl_failclass fc;
+  struct sl_log_attempt la;
   int64_t now = sl_now_ms();
 
   list_del(wj);
@@ -216,26 +226,30 @@ static void on_http_done(struct sl_http_request *req) {
                                                          : wj->c.failure_class,
                      req->total_ms, req->first_byte_ms);
   sl_storm_outcome(w->storm, &wj->job, &wj->ticket, req, fc, &wj->c, now);
+  la.failure_class = wj->c.outcome == SL_OUTCOME_SUCCESS ? NULL
+                                                         : wj->c.failure_class;
+  la.http_status = req->http_status;
+  la.request_id = req->h.request_id;
   switch (wj->c.outcome) {
   case SL_OUTCOME_RELEASE: /* a pausing class: attempt refunded */
     w->n.released++;
     break;
   case SL_OUTCOME_SUCCESS:
     w->n.succeeded++;
-    sl_log_job(SL_LOG_DEBUG, wj->job.id, wj->job.attempt,
-               "succeeded: HTTP %ld in %.1f ms", req->http_status,
-               req->total_ms);
+    sl_log_attempt(SL_LOG_DEBUG, wj->job.id, wj->job.attempt, &la,
+                   "succeeded: HTTP %ld in %.1f ms", req->http_status,
+                   req->total_ms);
     break;
   case SL_OUTCOME_RETRY:
     w->n.retried++;
-    sl_log_job(SL_LOG_INFO, wj->job.id, wj->job.attempt,
-               "%s: %s; retry in %lld ms", wj->c.failure_class, wj->why,
-               (long long)(wj->c.run_after_ms - now));
+    sl_log_attempt(SL_LOG_INFO, wj->job.id, wj->job.attempt, &la,
+                   "%s: %s; retry in %lld ms", wj->c.failure_class, wj->why,
+                   (long long)(wj->c.run_after_ms - now));
     break;
   default:
     w->n.failed++;
-    sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt, "failed: %s: %s",
-               wj->c.failure_class, wj->why);
+    sl_log_attempt(SL_LOG_WARN, wj->job.id, wj->job.attempt, &la,
+                   "failed: %s: %s", wj->c.failure_class, wj->why);
     break;
   }
   push_done(w, wj);
@@ -248,7 +262,22 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
   int h = 0, rc;
 
   wj->w = w;
+  unhold(wj);
   wj->prev = wj->next = wj;
+  /* Never send under a lease that may be gone: a held job whose renewal
+   * was refused (a rescue gave it to another claim) or could not be made
+   * in time (journal full or locked) may be sent by its new holder. The
+   * release is fenced by the token: it changes nothing if the job moved. */
+  if (wj->lease_lost || job->lease_expires <= now) {
+    sl_storm_unsent(w->storm, job, &wj->ticket, now);
+    local_outcome(wj, SL_OUTCOME_RELEASE, NULL,
+                  "lease lost before the request was sent");
+    sl_log_job(SL_LOG_WARN, job->id, job->attempt,
+               "lease lost before the request was sent: not sent");
+    w->n.released++;
+    push_done(w, wj);
+    return;
+  }
   if (job->deadline && now >= job->deadline) {
     local_outcome(wj, SL_OUTCOME_FAIL, "deadline_exceeded",
                   "deadline passed before the request was sent");
@@ -270,6 +299,9 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
            job->idempotency_key);
   if (w->auth_header)
     wj->headers[h++] = w->auth_header;
+  for (size_t x = 0; cfg->headers && cfg->headers[x] &&
+                     x < SL_MAX_EXTRA_HEADERS; x++)
+    wj->headers[h++] = cfg->headers[x];
   wj->headers[h++] = "Content-Type: application/json";
   wj->headers[h++] = wj->idem_header;
   wj->headers[h] = NULL;
@@ -414,7 +446,7 @@ static void storm_release(void *arg, void *item, int64_t run_after_ms,
                           const char *fclass, const char *why) {
   struct sl_worker *w = arg;
   struct sl_wjob *wj = item;
-  wj->prev = wj->next = wj;
+  unhold(wj);
   local_outcome(wj, SL_OUTCOME_RELEASE, fclass, why);
   wj->c.run_after_ms = run_after_ms;
   w->n.released++;
@@ -531,6 +563,9 @@ static void claim_more(struct sl_worker *w) {
       break;
     }
     wj->w = w;
+    /* Held jobs are heartbeated too: storm control may hold one longer
+     * than its lease (a slow route's admission, a locked journal). */
+    list_add(&w->held, wj);
     sl_storm_submit(w->storm, wj, &wj->job, &wj->ticket, sl_now_ms());
   }
   sl_claimed_free(jobs, n);
@@ -594,24 +629,33 @@ static void on_wal_event(uv_fs_event_t *h, const char *file, int events,
   uv_timer_start(&w->recheck, on_recheck, 1, 0);
 }
 
-/* Extend the leases of jobs in flight that are past half their lease. */
-static void heartbeat(struct sl_worker *w, int64_t now) {
-  int64_t ids[256], tokens[256], expiry = 0;
-  struct sl_wjob *batch[256], *wj;
-  int rcs[256];
-  size_t n = 0, i;
-  int rc;
-
-  for (wj = w->in_flight.next; wj != &w->in_flight; wj = wj->next) {
-    if (wj->job.lease_expires - now > w->cfg->lease_ms / 2)
+/* Jobs of list past half their lease into the arrays (at most room). */
+static size_t due_leases(struct sl_worker *w, struct sl_wjob *list,
+                         int64_t now, struct sl_wjob **batch, int64_t *ids,
+                         int64_t *tokens, size_t n, size_t room) {
+  struct sl_wjob *wj;
+  for (wj = list->next; wj != list && n < room; wj = wj->next) {
+    if (wj->lease_lost || wj->job.lease_expires - now > w->cfg->lease_ms / 2)
       continue;
     batch[n] = wj;
     ids[n] = wj->job.id;
     tokens[n] = wj->job.lease_token;
-    if (++n < 256)
-      continue;
-    break; /* the rest on the next tick */
+    n++;
   }
+  return n;
+}
+
+/* Extend the leases of jobs in flight or held back by storm control that
+ * are past half their lease (at most 256 a tick; the rest on the next). */
+static void heartbeat(struct sl_worker *w, int64_t now) {
+  int64_t ids[256], tokens[256], expiry = 0;
+  struct sl_wjob *batch[256];
+  int rcs[256];
+  size_t n, i;
+  int rc;
+
+  n = due_leases(w, &w->in_flight, now, batch, ids, tokens, 0, 256);
+  n = due_leases(w, &w->held, now, batch, ids, tokens, n, 256);
   if (n == 0)
     return;
   rc = sl_lease_extend_many(w->j, ids, tokens, n, w->cfg->lease_ms, rcs,
@@ -622,11 +666,13 @@ static void heartbeat(struct sl_worker *w, int64_t now) {
     return;
   }
   for (i = 0; i < n; i++) {
-    if (rcs[i] == SL_OK)
+    if (rcs[i] == SL_OK) {
       batch[i]->job.lease_expires = expiry;
-    else
-      sl_log_job(SL_LOG_WARN, batch[i]->job.id, batch[i]->job.attempt,
-                 "lease lost while the request was in flight");
+      continue;
+    }
+    batch[i]->lease_lost = 1; /* logged once; a held one is never sent */
+    sl_log_job(SL_LOG_WARN, batch[i]->job.id, batch[i]->job.attempt,
+               "lease lost while the request was in flight or held");
   }
 }
 
@@ -709,6 +755,13 @@ static void close_all(struct sl_worker *w) {
   for (i = 0; i < sizeof hs / sizeof hs[0]; i++)
     if (!uv_is_closing(hs[i]))
       uv_close(hs[i], close_cb);
+  /* Closing the signal handles gave SIGTERM back its default action: a
+   * second TERM (timeout(1) and supervisors signal the whole group) would
+   * kill us in the middle of the last flush or spill. We are stopping
+   * already. */
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
   if (w->wal_watching && !uv_is_closing((uv_handle_t *)&w->wal_watch))
     uv_close((uv_handle_t *)&w->wal_watch, close_cb);
   sl_storm_close(w->storm);
@@ -733,16 +786,23 @@ static void http_closed(void *arg) {
 }
 
 static void stop(struct sl_worker *w) {
+  uint64_t b_ok, b_retry, b_fail;
   if (w->stopping)
     return;
   w->stopping = 1;
+  /* The totals count both routes; the batch route's part is named. */
+  sl_batch_route_counts(w->batch, &b_ok, &b_retry, &b_fail);
   sl_log(SL_LOG_INFO,
          "stopping: claimed %llu, sent %llu, succeeded %llu, retried %llu, "
-         "failed %llu, released %llu, not recorded %llu",
+         "failed %llu, released %llu, not recorded %llu (batch route: "
+         "succeeded %llu, retried %llu, failed %llu)",
          (unsigned long long)w->n.claimed, (unsigned long long)w->n.sent,
-         (unsigned long long)w->n.succeeded,
-         (unsigned long long)w->n.retried, (unsigned long long)w->n.failed,
-         (unsigned long long)w->n.released, (unsigned long long)w->n.lost);
+         (unsigned long long)(w->n.succeeded + b_ok),
+         (unsigned long long)(w->n.retried + b_retry),
+         (unsigned long long)(w->n.failed + b_fail),
+         (unsigned long long)w->n.released, (unsigned long long)w->n.lost,
+         (unsigned long long)b_ok, (unsigned long long)b_retry,
+         (unsigned long long)b_fail);
   uv_timer_stop(&w->tick);
   uv_timer_stop(&w->due);
   uv_timer_stop(&w->drain);
@@ -939,8 +999,9 @@ static int spill_start(struct sl_worker *w) {
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "not starting: the outcomes spilled in %s must "
                          "reach the journal before anything is claimed; "
-                         "free space on the journal's disk and start again",
-           d);
+                         "%s and start again",
+           d, rc == SL_BUSY ? "let the other process finish ingesting them"
+                            : "free space on the journal's disk");
     return rc;
   }
   if (st.busy)
@@ -980,6 +1041,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     return SL_NOMEM;
   w->cfg = cfg;
   w->in_flight.prev = w->in_flight.next = &w->in_flight;
+  w->held.prev = w->held.next = &w->held;
   w->rng = (uint64_t)sl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
   if (set_concurrency(w, cfg->concurrency) != 0) {
     rc = SL_NOMEM;
@@ -998,7 +1060,9 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
       rc = SL_NOMEM;
       goto out;
     }
-    snprintf(w->auth_header, n, "Authorization: Bearer %s", cfg->api_key);
+    snprintf(w->auth_header, n, cfg->auth_api_key ? "api-key: %s"
+                                                  : "Authorization: Bearer %s",
+             cfg->api_key);
     /* Scrubbed by value from all the library stores and the worker logs. */
     if (sl_secret_add_header(w->auth_header) == SL_NOMEM) {
       rc = SL_NOMEM;
@@ -1053,6 +1117,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     be.cfg = &cfg->batch;
     be.base_url = cfg->base_url;
     be.auth_header = w->auth_header;
+    be.extra_headers = cfg->headers;
     be.queues = cfg->queues;
     be.lease_ms = cfg->lease_ms;
     be.timeout_ms = (long)cfg->attempt_timeout_ms;
