@@ -24,6 +24,8 @@
 --     names the rule before the duplicate key would;
 --   * replays_apply is a BEFORE INSERT trigger that writes the count into
 --     the new row (SQLite's AFTER trigger updates the row it inserted);
+--   * job_outputs.output_json is jsonb (SQLite's is minified JSON text):
+--     output_json ->> 'answer' reads as SQLite's ->> '$.answer';
 --   * queue_limits has one "prices must not be negative" CHECK for both
 --     prices (PostgreSQL wants constraint names unique per table);
 --   * jobs_notify: NOTIFY sluice_jobs (payload: the queue) once per queue
@@ -39,6 +41,7 @@
 --   pg 0004_workers      = SQLite 0004
 --   pg 0005_batch_route  = SQLite 0005
 --   pg 0006_adaptive     = SQLite 0006
+--   pg 0007_job_outputs  = SQLite 0010
 -- A new SQLite migration gets the next pg number (and a section at the
 -- end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
@@ -344,18 +347,37 @@ CREATE TABLE sluice.replays (
                     CONSTRAINT "door must be sql, cli or api"
                     CHECK (door IN ('sql', 'cli', 'api')),
   requested_at      bigint NOT NULL DEFAULT sluice.now_ms(),
-  replayed          bigint
+  replayed          bigint,
+  -- Added by migrations/pg/0007 (last, as ALTER TABLE puts it): replay of
+  -- single jobs (sluice replay --id):
+  --   INSERT INTO sluice.replays(job_ids) VALUES ('[42, 43]');
+  job_ids           text
+                    CONSTRAINT "job_ids must be a JSON array of job ids"
+                    CHECK (job_ids IS NULL
+                           OR coalesce(sluice.json_type(job_ids) = 'array', false))
 );
 
 -- BEFORE, so the count goes into the new row itself (SQLite's AFTER
 -- trigger updates it); a refused row rolls the replay back with it. Only
 -- failed (and, if asked, cancelled) jobs move: a succeeded job never does,
--- and jobs_succeeded_is_final stands behind that.
+-- and jobs_succeeded_is_final stands behind that. job_ids (pg 0007): only
+-- the listed jobs; elements that are not job ids (1.5, "x", -1) match no
+-- job, as on SQLite, rather than fail a cast.
 CREATE FUNCTION sluice.replays_apply() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   n bigint;
+  ids bigint[];
 BEGIN
+  -- A BEFORE trigger runs before the CHECKs: job_ids that is not an array
+  -- matches nothing here, and its CHECK then refuses the row by name.
+  IF sluice.json_type(NEW.job_ids) = 'array' THEN
+    ids := ARRAY(SELECT e::bigint
+                   FROM json_array_elements_text(NEW.job_ids::json) e
+                  WHERE e ~ '^[0-9]{1,18}$');
+  ELSIF NEW.job_ids IS NOT NULL THEN
+    ids := '{}';
+  END IF;
   UPDATE sluice.jobs
      SET state = 'pending', generation = generation + 1, attempts = 0,
          run_after = NEW.requested_at, last_class = NULL, last_error = NULL,
@@ -368,7 +390,8 @@ BEGIN
      AND (NEW.failure_class IS NULL OR last_class = NEW.failure_class)
      AND (NEW.batch_id IS NULL OR batch_id = NEW.batch_id)
      AND (NEW.since IS NULL OR finished_at >= NEW.since)
-     AND (NEW.until IS NULL OR finished_at < NEW.until);
+     AND (NEW.until IS NULL OR finished_at < NEW.until)
+     AND (ids IS NULL OR id = ANY (ids));
   GET DIAGNOSTICS n = ROW_COUNT;
   NEW.replayed := n;
   IF n > 0 THEN
@@ -763,3 +786,70 @@ CREATE TABLE sluice.route_limits (
   updated_at    bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (endpoint, model)
 );
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/pg/0007_job_outputs.sql (SQLite 0010: job outputs, replay by job id).
+-- ---------------------------------------------------------------------
+-- job_outputs(job_id, output_text, output_json): the text a result carries
+-- (chat: choices[0].message.content; completions: choices[0].text;
+-- responses: every output_text part of the message items, joined in
+-- order), and, when the request asked for JSON (response_format or
+-- text.format of type json_schema or json_object), that text parsed. NULL
+-- where it does not apply (embeddings, moderations, a refusal, text that
+-- is not JSON). output_json is jsonb here (SQLite's is minified JSON
+-- text), so psql reads it the same way:
+--   SELECT output_json ->> 'answer' FROM sluice.job_outputs WHERE job_id = 42;
+
+-- The text parsed as jsonb, NULL (never an error) when it is not JSON or
+-- holds what jsonb cannot (\u0000), so one odd result body cannot fail a
+-- query over all of them.
+CREATE FUNCTION sluice.json_or_null(t text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+AS $$
+BEGIN
+  RETURN t::jsonb;
+EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+  RETURN NULL;
+END $$;
+
+-- v is a JSON array, else an empty one: the elements to walk (SQLite's
+-- json_each of a path that is not an array yields nothing useful either).
+CREATE FUNCTION sluice.json_array_or_empty(v jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT CASE WHEN jsonb_typeof(v) = 'array' THEN v
+                  ELSE '[]'::jsonb END $$;
+
+CREATE VIEW sluice.job_outputs AS
+SELECT job_id, output_text,
+       CASE WHEN wants_json THEN sluice.json_or_null(output_text) END
+         AS output_json
+  FROM (SELECT r.job_id AS job_id,
+               CASE WHEN j.endpoint = '/v1/chat/completions'
+                    THEN b #>> '{choices,0,message,content}'
+                    WHEN j.endpoint = '/v1/completions'
+                    THEN b #>> '{choices,0,text}'
+                    WHEN j.endpoint = '/v1/responses'
+                    THEN (SELECT string_agg(c.value ->> 'text', ''
+                                            ORDER BY o.n, c.n)
+                            FROM jsonb_array_elements(sluice.json_array_or_empty(
+                                   b -> 'output')) WITH ORDINALITY o(value, n),
+                                 jsonb_array_elements(sluice.json_array_or_empty(
+                                   CASE WHEN jsonb_typeof(o.value) = 'object'
+                                         AND o.value ->> 'type' = 'message'
+                                        THEN o.value -> 'content' END))
+                                   WITH ORDINALITY c(value, n)
+                           WHERE jsonb_typeof(c.value) = 'object'
+                             AND c.value ->> 'type' = 'output_text')
+               END AS output_text,
+               coalesce(jb #>> '{response_format,type}'
+                          IN ('json_schema', 'json_object')
+                        OR jb #>> '{text,format,type}'
+                          IN ('json_schema', 'json_object'), false)
+                 AS wants_json
+          FROM sluice.results r
+          JOIN sluice.jobs j ON j.id = r.job_id
+          CROSS JOIN LATERAL (SELECT sluice.json_or_null(r.body) AS b,
+                                     sluice.json_or_null(j.body) AS jb) p) x;
+
+-- replays.job_ids and the job_ids condition of replays_apply are written
+-- in the replays section above.

@@ -9,6 +9,7 @@
 #  - a batched job that is cancelled gets its submission's attempt row, as
 #    SQLite's trigger writes it; the batch ledger, token pacing and route
 #    limit tables refuse what their CHECKs name;
+#  - job_outputs and replays(job_ids) give SQLite's rows for the same data;
 #  - an insert NOTIFYs sluice_jobs at commit (once per queue and
 #    statement; not for a rollback nor a no-op ON CONFLICT), seen by a
 #    libpq LISTENer watching the socket (tests/helpers/pg_listen).
@@ -295,10 +296,14 @@ BATCH_ROWS="SELECT j.idempotency_key, a.attempt, a.generation, a.route,
        a.failure_class, a.error
   FROM @attempts a JOIN @jobs j ON j.id = a.job_id
  WHERE j.idempotency_key LIKE 'bc-%' ORDER BY j.idempotency_key"
-pg_sql() { printf '%s' "$1" | sed -e 's/@now/sluice.now_ms()/g' -e 's/@/sluice./g'; }
+# @j(KEY) and @i(N) are a JSON object key and array index for ->>.
+pg_sql() {
+  printf '%s' "$1" | sed -e 's/@now/sluice.now_ms()/g' \
+    -e "s/@j(\([^)]*\))/'\1'/g" -e 's/@i(\([0-9]*\))/\1/g' -e 's/@/sluice./g'
+}
 lite_sql() {
   printf '%s' "$1" | sed -e "s/@now/CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)/g" \
-    -e 's/@//g'
+    -e "s/@j(\([^)]*\))/'\$.\1'/g" -e "s/@i(\([0-9]*\))/'\$[\1]'/g" -e 's/@//g'
 }
 check "the batch scenario runs on PostgreSQL" \
   pg_psql -c "$(pg_sql "$BATCH_SCENARIO")" -o /dev/null
@@ -343,6 +348,97 @@ eq "a worker row takes SQLite's defaults; jobs and batches carry worker_id" "|0|
         SELECT w.*, (SELECT count(*) FROM information_schema.columns
                       WHERE table_schema = 'sluice' AND column_name = 'worker_id'
                         AND table_name IN ('jobs', 'batches')) / 2 FROM w")"
+
+# ------------------------------------------------------------ outputs
+# job_outputs reads a result as its output text (and JSON, when the
+# request asked for JSON): the same rows as SQLite's view for the same
+# results. replays(job_ids) replays the listed jobs only. @ stands for the
+# schema prefix, @j(PATH) for a JSON path.
+OUT_SCENARIO="
+INSERT INTO @jobs(idempotency_key, endpoint, body) VALUES
+  ('jo-1', '/v1/chat/completions', '{\"model\":\"m\",\"messages\":[]}'),
+  ('jo-2', '/v1/chat/completions', '{\"model\":\"m\",\"response_format\":{\"type\":\"json_object\"}}'),
+  ('jo-3', '/v1/completions', '{\"model\":\"m\",\"prompt\":\"p\"}'),
+  ('jo-4', '/v1/responses', '{\"model\":\"m\",\"input\":\"i\"}'),
+  ('jo-5', '/v1/responses', '{\"model\":\"m\",\"text\":{\"format\":{\"type\":\"json_schema\"}}}'),
+  ('jo-6', '/v1/embeddings', '{\"model\":\"m\",\"input\":\"i\"}'),
+  ('jo-7', '/v1/responses', '{\"model\":\"m\",\"input\":\"i\"}'),
+  ('jo-8', '/v1/responses', '{\"model\":\"m\",\"input\":\"i\"}'),
+  ('jo-9', '/v1/chat/completions', '{\"model\":\"m\",\"messages\":[]}'),
+  ('jo-a', '/v1/responses', '{\"model\":\"m\",\"text\":{\"format\":{\"type\":\"json_object\"}}}');
+WITH r(k, body) AS (VALUES
+  ('jo-1', '{\"choices\":[{\"message\":{\"content\":\"hello\"}}]}'),
+  ('jo-2', '{\"choices\":[{\"message\":{\"content\":\"{\\\"answer\\\": 42}\"}}]}'),
+  ('jo-3', '{\"choices\":[{\"text\":\"abc\"}]}'),
+  ('jo-4', '{\"output\":[{\"type\":\"reasoning\"},{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"a\"},{\"type\":\"refusal\",\"refusal\":\"no\"},{\"type\":\"output_text\",\"text\":\"b\"}]},{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"c\"}]}]}'),
+  ('jo-5', '{\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"not json\"}]}]}'),
+  ('jo-6', '{\"data\":[{\"embedding\":[0.1]}]}'),
+  ('jo-7', 'oops'),
+  ('jo-8', '{\"output\":{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"x\"}]}}'),
+  ('jo-9', '[1, 2]'),
+  ('jo-a', '{\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"[1,\"},{\"type\":\"output_text\",\"text\":\"2]\"}]}]}')
+)
+INSERT INTO @results(job_id, generation, route, http_status, body, created_at)
+SELECT j.id, 0, 'online', 200, r.body, 0
+  FROM @jobs j JOIN r ON r.k = j.idempotency_key;
+"
+OUT_ROWS="SELECT j.idempotency_key, coalesce(o.output_text, '<null>'),
+       CASE WHEN o.output_json IS NULL THEN '<null>'
+            ELSE coalesce(CAST(o.output_json ->> @j(answer) AS TEXT),
+                          CAST(o.output_json ->> @i(1) AS TEXT), '?') END
+  FROM @job_outputs o JOIN @jobs j ON j.id = o.job_id
+ WHERE j.idempotency_key LIKE 'jo-%' ORDER BY j.idempotency_key"
+REPLAY_SCENARIO="
+INSERT INTO @jobs(idempotency_key, body) VALUES
+  ('jr-1', '{\"model\":\"m\"}'), ('jr-2', '{\"model\":\"m\"}'),
+  ('jr-3', '{\"model\":\"m\"}'), ('jr-4', '{\"model\":\"m\"}');
+UPDATE @jobs SET state = 'failed', last_class = 'server_error', finished_at = 1
+ WHERE idempotency_key IN ('jr-1', 'jr-2', 'jr-3');
+UPDATE @jobs SET state = 'cancelled', finished_at = 1 WHERE idempotency_key = 'jr-4';
+INSERT INTO @replays(job_ids)
+SELECT '[' || (SELECT id FROM @jobs WHERE idempotency_key = 'jr-1')
+       || ', \"x\", 1.5, -1, \"' || (SELECT id FROM @jobs WHERE idempotency_key = 'jr-3')
+       || '\", ' || (SELECT id FROM @jobs WHERE idempotency_key = 'jr-4') || ']';
+INSERT INTO @replays(job_ids) VALUES ('[]');
+"
+REPLAY_ROWS="SELECT idempotency_key || '|' || state || '|' || generation
+  FROM @jobs WHERE idempotency_key LIKE 'jr-%'
+UNION ALL SELECT 'replayed ' || replayed FROM @replays WHERE job_ids IS NOT NULL
+ORDER BY 1"
+check "the outputs scenario runs on PostgreSQL" \
+  pg_psql -c "$(pg_sql "$OUT_SCENARIO")" -o /dev/null
+eq "job_outputs: the output text of chat, completions and responses; JSON when asked; NULL otherwise" \
+  "jo-1|hello|<null>
+jo-2|{\"answer\": 42}|42
+jo-3|abc|<null>
+jo-4|abc|<null>
+jo-5|not json|<null>
+jo-6|<null>|<null>
+jo-7|<null>|<null>
+jo-8|<null>|<null>
+jo-9|<null>|<null>
+jo-a|[1,2]|2" "$(q "$(pg_sql "$OUT_ROWS")")"
+eq "the job_outputs rows are SQLite's view's" \
+  "$(sqlite3 :memory: ".read $SLUICE_ROOT/schema/schema.sql" \
+      "$(lite_sql "$OUT_SCENARIO")" "$(lite_sql "$OUT_ROWS")" 2>&1)" \
+  "$(q "$(pg_sql "$OUT_ROWS")")"
+check "the replay-by-id scenario runs on PostgreSQL" \
+  pg_psql -c "$(pg_sql "$REPLAY_SCENARIO")" -o /dev/null
+eq "replays(job_ids) replays the listed failed jobs only (an id as a number or a string; 1.5, \"x\", -1 match none; cancelled stays)" \
+  "jr-1|pending|1
+jr-2|failed|0
+jr-3|pending|1
+jr-4|cancelled|0
+replayed 0
+replayed 2" "$(q "$(pg_sql "$REPLAY_ROWS")")"
+eq "replay by id moves the jobs SQLite's trigger moves" \
+  "$(sqlite3 :memory: ".read $SLUICE_ROOT/schema/schema.sql" \
+      "$(lite_sql "$REPLAY_SCENARIO")" "$(lite_sql "$REPLAY_ROWS")" 2>&1)" \
+  "$(q "$(pg_sql "$REPLAY_ROWS")")"
+refuse "job_ids that is an object" "job_ids must be a JSON array of job ids" \
+  "INSERT INTO sluice.replays(job_ids) VALUES ('{\"id\": 1}')"
+refuse "job_ids that is not JSON" "job_ids must be a JSON array of job ids" \
+  "INSERT INTO sluice.replays(job_ids) VALUES ('1, 2')"
 
 # A reader's query that calls json_valid under a parallel plan works (the
 # function's exception block cannot run in a parallel worker).
