@@ -1,0 +1,93 @@
+/*
+ * sluice_dash.h: the journal queries and actions behind `sluice dashboard`
+ * that no other command needs (failures by class over time, throughput,
+ * batches, the replay and dashboard audits, job search) and the audited
+ * actions. The SQL lives in lib/dash_queries.c and lib/dash_actions.c.
+ *
+ * Lists hand each row to a callback as text columns (NULL for SQL NULL;
+ * numbers in decimal), valid during the call only: the pages print them
+ * and need nothing more. A callback returning non-zero stops the list.
+ */
+#ifndef SLUICE_DASH_H
+#define SLUICE_DASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice.h"
+
+typedef int (*sl_dash_row_fn)(void *arg, const char *const *col, int ncol);
+
+enum sl_dash_list {
+  /* since_ms, bucket_ms: bucket, failure class ("" for success), count of
+   * attempts finished in [since + bucket*bucket_ms, +bucket_ms) */
+  SL_DASH_TIMELINE,
+  /* since_ms (1 hour ago), until_ms (5 minutes ago): queue, jobs that
+   * succeeded since until_ms, since since_ms */
+  SL_DASH_THROUGHPUT,
+  /* queue, paused, reason, paused_at (the queues table) */
+  SL_DASH_PAUSES,
+  /* id, endpoint, state, remote_batch_id, remote_status, request_count,
+   * completed_count, failed_count, created_at, submitted_at, finished_at,
+   * error, jobs still batched; newest first, limit rows */
+  SL_DASH_BATCHES,
+  /* id, requested_at, door, queue, partition, failure_class, batch_id,
+   * since, until, include_cancelled, replayed; newest first */
+  SL_DASH_REPLAYS,
+  /* id, at, action, queue, job_id, filter, affected, outcome, client;
+   * newest first */
+  SL_DASH_ACTIONS,
+  /* job search (struct sl_dash_find): id, queue, partition, state,
+   * last_class, attempts, created_at, finished_at, idempotency_key,
+   * last_error; newest first */
+  SL_DASH_JOBS
+};
+
+/* Filters of SL_DASH_JOBS; NULL / 0 fields do not filter. */
+struct sl_dash_find {
+  const char *state, *queue, *partition, *failure_class, *idempotency_key;
+  int64_t id, batch_id;
+  int64_t since_ms, until_ms; /* on coalesce(finished_at, created_at) */
+  int by_attempt; /* 1: failure_class, since and until select jobs with an
+                     attempt of that class finished in that window (the
+                     jobs behind a bar of SL_DASH_TIMELINE) */
+};
+
+struct sl_dash_args {
+  int64_t since_ms, until_ms, bucket_ms;
+  int limit;                      /* 0: 100 */
+  const struct sl_dash_find *find; /* SL_DASH_JOBS */
+};
+
+int sl_dash_list(struct sl_journal *j, enum sl_dash_list which,
+                 const struct sl_dash_args *a, sl_dash_row_fn fn, void *arg);
+
+/* ---------------------------------------------------------------- actions */
+
+enum sl_dash_verb {
+  SL_DASH_PAUSE,
+  SL_DASH_RESUME,
+  SL_DASH_REPLAY,     /* by filter (sl_replay, door "api") */
+  SL_DASH_REPLAY_JOB, /* one failed or cancelled job */
+  SL_DASH_CANCEL      /* one pending or batched job */
+};
+
+struct sl_dash_action {
+  enum sl_dash_verb verb;
+  const char *queue;                   /* PAUSE, RESUME */
+  const char *reason;                  /* PAUSE; NULL: a default */
+  int64_t job_id;                      /* REPLAY_JOB, CANCEL */
+  const struct sl_replay_filter *filter; /* REPLAY */
+  const char *client;                  /* remote address, for the audit */
+};
+
+/*
+ * Do one action and record it in dashboard_actions in the same
+ * transaction. A refused action (no such job, wrong state) changes
+ * nothing but still leaves an audit row with the reason, and returns the
+ * refusal (sl_errmsg() says why). *affected (may be NULL): jobs changed.
+ */
+int sl_dash_act(struct sl_journal *j, const struct sl_dash_action *a,
+                int64_t *affected);
+
+#endif

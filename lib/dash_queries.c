@@ -1,0 +1,122 @@
+/* dash_queries.c: the read side of `sluice dashboard` (sluice_dash.h). */
+#include <stdio.h>
+
+#include "internal.h"
+#include "sluice_dash.h"
+
+#define MAX_COLS 16
+
+static const char timeline_sql[] =
+    "SELECT (finished_at - ?1) / ?3, coalesce(failure_class, ''), count(*)"
+    " FROM attempts WHERE finished_at >= ?1 AND ?2 IS ?2"
+    " GROUP BY 1, 2 ORDER BY 1, 2";
+/* Walks the attempts of the last hour through attempts_finished, then
+ * each job by its key: O(attempts in the hour), never the backlog. */
+static const char throughput_sql[] =
+    "SELECT j.queue, sum(a.finished_at >= ?2), count(*)"
+    " FROM attempts a JOIN jobs j ON j.id = a.job_id"
+    " WHERE a.finished_at >= ?1 AND a.failure_class IS NULL AND ?3 IS ?3"
+    " GROUP BY j.queue";
+static const char pauses_sql[] =
+    "SELECT name, paused, paused_reason, paused_at FROM queues"
+    " WHERE ?1 IS ?1 AND ?2 IS ?2 AND ?3 IS ?3 ORDER BY name";
+static const char batches_sql[] =
+    "SELECT b.id, b.endpoint, b.state, b.remote_batch_id, b.remote_status,"
+    " b.request_count, b.completed_count, b.failed_count, b.created_at,"
+    " b.submitted_at, b.finished_at, b.error,"
+    " (SELECT count(*) FROM jobs WHERE batch_id = b.id AND state = 'batched')"
+    " FROM batches b WHERE ?1 IS ?1 AND ?2 IS ?2 ORDER BY b.id DESC LIMIT ?3";
+static const char replays_sql[] =
+    "SELECT id, requested_at, door, queue, partition, failure_class, batch_id,"
+    " since, until, include_cancelled, replayed FROM replays"
+    " WHERE ?1 IS ?1 AND ?2 IS ?2 ORDER BY id DESC LIMIT ?3";
+static const char actions_sql[] =
+    "SELECT id, at, action, queue, job_id, filter, affected, outcome, client"
+    " FROM dashboard_actions WHERE ?1 IS ?1 AND ?2 IS ?2"
+    " ORDER BY id DESC LIMIT ?3";
+/* Newest first by rowid; an id or a key is a direct lookup. */
+static const char jobs_sql[] =
+    "SELECT id, queue, partition, state, last_class, attempts, created_at,"
+    " finished_at, idempotency_key, last_error FROM jobs"
+    " WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR idempotency_key = ?2)"
+    " AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR queue = ?4)"
+    " AND (?5 IS NULL OR partition = ?5)"
+    " AND (?6 IS NULL OR ?9 OR last_class = ?6)"
+    " AND (?7 IS NULL OR ?9 OR coalesce(finished_at, created_at) >= ?7)"
+    " AND (?8 IS NULL OR ?9 OR coalesce(finished_at, created_at) < ?8)"
+    " AND (NOT ?9 OR id IN (SELECT job_id FROM attempts"
+    "      WHERE failure_class = ?6 AND finished_at >= coalesce(?7, 0)"
+    "      AND finished_at < coalesce(?8, 9223372036854775807)))"
+    " AND (?11 IS NULL OR batch_id = ?11)"
+    " ORDER BY id DESC LIMIT ?10";
+
+static const char *sql_of(enum sl_dash_list which) {
+  switch (which) {
+  case SL_DASH_TIMELINE: return timeline_sql;
+  case SL_DASH_THROUGHPUT: return throughput_sql;
+  case SL_DASH_PAUSES: return pauses_sql;
+  case SL_DASH_BATCHES: return batches_sql;
+  case SL_DASH_REPLAYS: return replays_sql;
+  case SL_DASH_ACTIONS: return actions_sql;
+  case SL_DASH_JOBS: return jobs_sql;
+  }
+  return NULL;
+}
+
+static void bind_find(sqlite3_stmt *st, const struct sl_dash_find *f,
+                      int limit) {
+  sl_bind_opt_int(st, 1, f->id, 0);
+  sl_bind_text(st, 2, f->idempotency_key);
+  sl_bind_text(st, 3, f->state);
+  sl_bind_text(st, 4, f->queue);
+  sl_bind_text(st, 5, f->partition);
+  sl_bind_text(st, 6, f->failure_class);
+  sl_bind_opt_int(st, 7, f->since_ms, 0);
+  sl_bind_opt_int(st, 8, f->until_ms, 0);
+  sqlite3_bind_int(st, 9, f->by_attempt && f->failure_class ? 1 : 0);
+  sqlite3_bind_int(st, 10, limit);
+  sl_bind_opt_int(st, 11, f->batch_id, 0);
+}
+
+int sl_dash_list(struct sl_journal *j, enum sl_dash_list which,
+                 const struct sl_dash_args *a, sl_dash_row_fn fn, void *arg) {
+  const char *sql = sql_of(which);
+  const char *col[MAX_COLS];
+  sqlite3_stmt *st;
+  int rc, i, n, limit;
+
+  if (!j || !a || !fn || !sql ||
+      (which == SL_DASH_TIMELINE && a->bucket_ms <= 0) ||
+      (which == SL_DASH_JOBS && !a->find))
+    return SL_INVAL;
+  limit = a->limit > 0 ? a->limit : 100;
+  st = sl_journal_sql(j, sql);
+  if (!st)
+    return SL_DB;
+  if (which == SL_DASH_JOBS) {
+    bind_find(st, a->find, limit);
+  } else {
+    sqlite3_bind_int64(st, 1, a->since_ms);
+    sqlite3_bind_int64(st, 2, a->until_ms);
+    sqlite3_bind_int64(st, 3, which == SL_DASH_TIMELINE ? a->bucket_ms
+                                                        : (int64_t)limit);
+  }
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    n = sqlite3_column_count(st);
+    if (n > MAX_COLS)
+      n = MAX_COLS;
+    for (i = 0; i < n; i++)
+      col[i] = (const char *)sqlite3_column_text(st, i);
+    if (fn(arg, col, n) != 0) {
+      rc = SQLITE_DONE;
+      break;
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "reading the dashboard's figures");
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  return SL_OK;
+}

@@ -1,0 +1,228 @@
+/* page_overview.c: queues with their counts, lag, throughput, pause and
+ * spend; the last hour's attempts as a chart; the worker's live state. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dash.h"
+#include "sluice_dash.h"
+#include "sluice_storm.h"
+
+struct extra {
+  char *queue, *reason;
+  int64_t paused_at, tp5, tp60;
+};
+
+struct extras {
+  struct extra *e;
+  size_t n, cap;
+  int oom;
+};
+
+static struct extra *find(struct extras *x, const char *q, int add) {
+  size_t i;
+  for (i = 0; i < x->n; i++)
+    if (strcmp(x->e[i].queue, q) == 0)
+      return &x->e[i];
+  if (!add)
+    return NULL;
+  if (x->n == x->cap) {
+    size_t cap = x->cap ? x->cap * 2 : 8;
+    struct extra *e = realloc(x->e, cap * sizeof *e);
+    if (!e) {
+      x->oom = 1;
+      return NULL;
+    }
+    x->e = e;
+    x->cap = cap;
+  }
+  memset(&x->e[x->n], 0, sizeof x->e[0]);
+  if (!(x->e[x->n].queue = strdup(q))) {
+    x->oom = 1;
+    return NULL;
+  }
+  return &x->e[x->n++];
+}
+
+static int on_pause(void *arg, const char *const *c, int n) {
+  struct extra *e;
+  if (n < 4 || !c[0] || !c[1] || strcmp(c[1], "1") != 0)
+    return 0;
+  if ((e = find(arg, c[0], 1)) != NULL) {
+    free(e->reason);
+    e->reason = c[2] ? strdup(c[2]) : NULL;
+    e->paused_at = c[3] ? atoll(c[3]) : 0;
+  }
+  return 0;
+}
+
+static int on_throughput(void *arg, const char *const *c, int n) {
+  struct extra *e;
+  if (n < 3 || !c[0])
+    return 0;
+  if ((e = find(arg, c[0], 1)) != NULL) {
+    e->tp5 = c[1] ? atoll(c[1]) : 0;
+    e->tp60 = c[2] ? atoll(c[2]) : 0;
+  }
+  return 0;
+}
+
+static const struct sl_queue_spend *spend_of(const struct sl_queue_spend *s,
+                                             size_t n, const char *q) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (strcmp(s[i].queue, q) == 0)
+      return &s[i];
+  return NULL;
+}
+
+/* Attempts per minute over the last hour, succeeded and failed. */
+struct minute_ctx {
+  int64_t counts[60 * 2];
+};
+
+static int on_minute(void *arg, const char *const *c, int n) {
+  struct minute_ctx *m = arg;
+  long long b;
+  if (n < 3 || !c[0] || !c[2])
+    return 0;
+  b = atoll(c[0]);
+  if (b >= 0 && b < 60)
+    m->counts[b * 2 + (c[1] && c[1][0] ? 1 : 0)] += atoll(c[2]);
+  return 0;
+}
+
+static void queue_row(struct sl_req *r, const struct sl_queue_status *q,
+                      const struct extra *e, const struct sl_queue_spend *sp) {
+  struct sl_hbuf *b = r->b;
+  sl_hb_put(b, "<tr class=\"queue\"><td><a href=\"/jobs?queue=");
+  sl_hb_url(b, q->queue);
+  sl_hb_put(b, "\" class=\"qname\">");
+  sl_hb_esc(b, q->queue);
+  sl_hb_put(b, "</a></td><td class=\"n\">%lld</td><td class=\"n\">%lld</td>"
+            "<td class=\"n\">%lld</td><td class=\"n\">%lld</td>"
+            "<td class=\"n\"><a href=\"/jobs?state=failed&amp;queue=",
+         (long long)q->pending, (long long)q->running, (long long)q->batched,
+         (long long)q->succeeded);
+  sl_hb_url(b, q->queue);
+  sl_hb_put(b, "\">%lld</a></td><td class=\"n\">", (long long)q->failed);
+  sl_hb_dur(b, q->oldest_pending_age_ms);
+  sl_hb_put(b, "</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td><td>",
+         (long long)(e ? e->tp5 : 0), (long long)(e ? e->tp60 : 0));
+  if (q->paused) {
+    sl_hb_put(b, "<span class=\"paused\">paused</span> ");
+    sl_hb_esc(b, e && e->reason ? e->reason : "");
+    if (e && e->paused_at) {
+      sl_hb_put(b, " <span class=\"muted\">since ");
+      sl_hb_time(b, e->paused_at);
+      sl_hb_put(b, "</span>");
+    }
+  } else if (sp && sp->online_paused) {
+    sl_hb_put(b, "<span class=\"paused\">online route paused</span> ");
+    sl_hb_esc(b, sp->online_reason);
+  } else {
+    sl_hb_put(b, "running");
+  }
+  sl_hb_put(b, "</td><td>");
+  if (sp) {
+    sl_hb_put(b, "%lld", (long long)sp->total_tokens);
+    if (sp->tokens_per_day >= 0)
+      sl_hb_put(b, " / %lld tokens", (long long)sp->tokens_per_day);
+    else
+      sl_hb_put(b, " tokens");
+    if (sp->usd >= 0)
+      sl_hb_put(b, " ($%.2f)", sp->usd);
+  } else {
+    sl_hb_put(b, "-");
+  }
+  sl_hb_put(b, "</td><td>");
+  if (q->paused || (sp && sp->online_paused)) {
+    sl_action_button(r, "resume", "Resume", "Resume this queue?", "/",
+                     "queue", q->queue, (const char *)NULL);
+  } else {
+    sl_action_button(r, "pause", "Pause", "Pause this queue?", "/", "queue",
+                     q->queue, (const char *)NULL);
+  }
+  sl_hb_put(b, "</td></tr>\n");
+}
+
+static void live_box(struct sl_req *r) {
+  struct sl_breaker_row *br = NULL;
+  size_t in_flight, cap, n = 0, i;
+  if (!sl_web_live(r->w, &in_flight, &cap))
+    return;
+  sl_hb_put(r->b, "<div class=\"live\" id=\"live\"><b>This worker</b>: "
+               "<span id=\"in-flight\">%zu</span> in flight, limit %zu",
+         in_flight, cap);
+  if (sl_breaker_list(r->j, &br, &n) == SL_OK)
+    for (i = 0; i < n; i++) {
+      sl_hb_put(r->b, "; breaker ");
+      sl_hb_esc(r->b, br[i].endpoint);
+      sl_hb_put(r->b, " ");
+      sl_hb_esc(r->b, br[i].model);
+      sl_hb_put(r->b, " <b>%s</b>", sl_breaker_state_name(br[i].state));
+    }
+  free(br);
+  sl_hb_put(r->b, "</div>\n");
+}
+
+void sl_page_overview(struct sl_req *r) {
+  static const struct sl_series series[2] = {{"succeeded", "#3a9d5d"},
+                                             {"failed", "#d04040"}};
+  struct sl_queue_status *qs = NULL;
+  struct sl_queue_spend *sp = NULL;
+  struct extras x = {0};
+  struct sl_dash_args a = {0};
+  struct minute_ctx *m = NULL;
+  size_t nq = 0, nsp = 0, i;
+  int rc;
+
+  rc = sl_status(r->j, &qs, &nq);
+  if (rc != SL_OK) {
+    sl_page_error(r, 500, sl_errmsg(r->j));
+    return;
+  }
+  a.since_ms = 0;
+  rc = sl_dash_list(r->j, SL_DASH_PAUSES, &a, on_pause, &x);
+  a.since_ms = r->now - 3600000;
+  a.until_ms = r->now - 300000;
+  if (rc == SL_OK)
+    rc = sl_dash_list(r->j, SL_DASH_THROUGHPUT, &a, on_throughput, &x);
+  if (rc == SL_OK)
+    rc = sl_queue_spend_list(r->j, r->now, &sp, &nsp);
+  m = calloc(1, sizeof *m);
+  a.bucket_ms = 60000;
+  a.since_ms = (r->now / 60000 - 59) * 60000;
+  if (rc == SL_OK && m)
+    rc = sl_dash_list(r->j, SL_DASH_TIMELINE, &a, on_minute, m);
+  if (rc != SL_OK || !m || x.oom) {
+    sl_page_error(r, 500, rc != SL_OK ? sl_errmsg(r->j) : "out of memory");
+    goto done;
+  }
+  sl_page_begin(r, "Overview", "overview", 30);
+  live_box(r);
+  sl_hb_put(r->b, "<table id=\"queues\"><thead><tr><th>Queue</th><th>Pending"
+               "</th><th>Running</th><th>Batched</th><th>Succeeded</th>"
+               "<th>Failed</th><th>Lag</th><th>Done 5 min</th>"
+               "<th>Done 1 h</th><th>State</th><th>Spend today</th>"
+               "<th></th></tr></thead><tbody>\n");
+  for (i = 0; i < nq; i++)
+    queue_row(r, &qs[i], find(&x, qs[i].queue, 0),
+              spend_of(sp, nsp, qs[i].queue));
+  if (!nq)
+    sl_hb_put(r->b, "<tr><td colspan=\"12\" class=\"muted\">no queues yet"
+                 "</td></tr>");
+  sl_hb_put(r->b, "</tbody></table>\n<h2>Attempts per minute, last hour</h2>");
+  sl_svg_stacked(r->b, "attempts per minute, last hour", 60, series, 2,
+                 m->counts, NULL, NULL, "60 min ago", "now");
+  sl_page_end(r);
+done:
+  for (i = 0; i < x.n; i++) {
+    free(x.e[i].queue);
+    free(x.e[i].reason);
+  }
+  free(x.e);
+  free(m);
+  free(sp);
+  sl_status_free(qs, nq);
+}
