@@ -56,6 +56,9 @@ static const char usage[] =
     "                            24h)\n"
     "      --no-batch            send deferrable jobs online too\n"
     "      --sync-full           PRAGMA synchronous=FULL (default NORMAL)\n"
+    "      --spill-dir DIR       where outcomes the journal cannot take (full\n"
+    "                            disk) are kept for the next start, in space\n"
+    "                            reserved at startup (default <journal>.spill)\n"
     "      --ca-file PATH        extra CA certificates for TLS\n"
     "      --insecure            do not verify TLS certificates (testing only)\n"
     "      --log-level LEVEL     debug, info (default), warn, error\n"
@@ -156,7 +159,7 @@ int sl_cmd_work(int argc, char **argv) {
          OPT_CTIMEOUT, OPT_DRAIN, OPT_BBASE, OPT_BCAP, OPT_RACAP, OPT_POLL, OPT_IDLE,
          OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL, OPT_CONFIG, OPT_LOGFILE,
          OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH,
-         OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY, OPT_DASHBOARD };
+         OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY, OPT_SPILL, OPT_DASHBOARD };
   static const struct option opts[] = {
       SL_STORM_LONGOPTS, /* storm control (storm.h) */
       {"journal", required_argument, NULL, 'j'},
@@ -176,6 +179,7 @@ int sl_cmd_work(int argc, char **argv) {
       {"poll", required_argument, NULL, OPT_POLL},
       {"exit-when-idle", no_argument, NULL, OPT_IDLE},
       {"sync-full", no_argument, NULL, OPT_SYNC},
+      {"spill-dir", required_argument, NULL, OPT_SPILL},
       {"ca-file", required_argument, NULL, OPT_CA},
       {"insecure", no_argument, NULL, OPT_INSECURE},
       {"log-level", required_argument, NULL, OPT_LOGLEVEL},
@@ -273,6 +277,7 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_POLL: if (duration("poll", optarg, &cfg.poll_ms)) goto out; break;
     case OPT_IDLE: cfg.exit_when_idle = 1; break;
     case OPT_SYNC: cfg.sync_full = 1; break;
+    case OPT_SPILL: cfg.spill_dir = optarg; break;
     case OPT_CA: cfg.ca_file = optarg; break;
     case OPT_INSECURE: cfg.insecure = 1; break;
     case OPT_CONFIG: break; /* read before the loop */

@@ -30,6 +30,8 @@
 #include "web.h"
 #include "notify.h"
 #include "retention.h"
+#include "sluice_batch.h"
+#include "spill.h"
 #include "storm.h"
 #include "worker.h"
 
@@ -48,6 +50,7 @@ struct sl_wjob {
   char why[512];
   int64_t started_ms;
   struct sl_storm_ticket ticket; /* storm control (storm.h) */
+  int spilled;                   /* its outcome is in the spill file */
 };
 
 struct sl_worker {
@@ -74,6 +77,9 @@ struct sl_worker {
   struct sl_web *web;          /* NULL unless --dashboard-port */
   struct sl_storm *storm;      /* storm control: admission, deferral */
   struct sl_retention retention; /* --prune-older-than */
+  struct sl_spill *spill;      /* NULL if no space could be reserved */
+  char spill_dir[4096], journal_id[64];
+  int flush_rc;                /* why the last flush failed; 0: it did not */
 
   char *auth_header;
   int64_t data_version;
@@ -284,9 +290,35 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
   w->n.sent++;
 }
 
+/* Write the queued outcomes not yet in the spill file to it (spill.h), so
+ * that they survive this process. Returns how many could not be written. */
+static size_t spill_pending(struct sl_worker *w) {
+  size_t i, n = 0;
+  for (i = 0; i < w->n_done; i++)
+    if (!w->done[i]->spilled)
+      w->cbuf[n++] = w->done[i]->c;
+  if (n == 0)
+    return 0;
+  if (!w->spill)
+    return n;
+  if (sl_spill_write(w->spill, w->cbuf, n) != 0) {
+    sl_log(SL_LOG_ERROR, "cannot write %zu outcomes to spill file %s: %s", n,
+           sl_spill_path(w->spill), strerror(errno));
+    return n;
+  }
+  for (i = 0; i < w->n_done; i++)
+    w->done[i]->spilled = 1;
+  sl_log(SL_LOG_WARN, "spilled %zu outcomes to %s (%zu there); if the "
+                      "journal never takes them, the next start does",
+         n, sl_spill_path(w->spill), sl_spill_count(w->spill));
+  return 0;
+}
+
 /* Commit every queued outcome in one transaction. On a journal error
  * (busy past the timeout, disk full) keep them and try again later:
- * nothing is acknowledged until it is durable. */
+ * nothing is acknowledged until it is durable. A full disk or an I/O
+ * error may last until shutdown, so those outcomes also go to the spill
+ * file at once. */
 static void flush(struct sl_worker *w) {
   size_t i;
   int rc;
@@ -305,14 +337,35 @@ static void flush(struct sl_worker *w) {
     if (w->flush_backoff_ms > 5000)
       w->flush_backoff_ms = 5000;
     w->flush_retry_ms = now + w->flush_backoff_ms;
+    w->flush_rc = rc;
+    if (rc == SL_FULL || rc == SL_IO) {
+      sl_log(SL_LOG_ERROR,
+             "%s: cannot record %zu outcomes (%s); claiming paused, the "
+             "outcomes are kept in memory and in the spill file; retrying "
+             "in %lld ms",
+             rc == SL_FULL ? "the journal's disk is full"
+                           : "I/O error on the journal's disk",
+             w->n_done, sl_errmsg(w->j), (long long)w->flush_backoff_ms);
+      spill_pending(w);
+      return;
+    }
     sl_log(SL_LOG_ERROR,
            "cannot record %zu outcomes: %s (%s); retrying in %lld ms",
            w->n_done, sl_strerror(rc), sl_errmsg(w->j),
            (long long)w->flush_backoff_ms);
     return;
   }
+  if (w->flush_rc)
+    sl_log(SL_LOG_INFO, "the journal takes outcomes again: %zu recorded",
+           w->n_done);
+  w->flush_rc = 0;
   w->flush_backoff_ms = 0;
   w->flush_retry_ms = 0;
+  /* Everything spilled is in the journal now: clear the file's records. */
+  if (sl_spill_count(w->spill) && sl_spill_reset(w->spill) != 0)
+    sl_log(SL_LOG_WARN, "cannot clear spill file %s: %s (its records are "
+                        "recorded; ingest will skip them)",
+           sl_spill_path(w->spill), strerror(errno));
   for (i = 0; i < w->n_done; i++) {
     struct sl_wjob *wj = w->done[i];
     if (w->cbuf[i].rc != SL_OK) {
@@ -523,6 +576,18 @@ static void heartbeat(struct sl_worker *w, int64_t now) {
   }
 }
 
+/* A peer that stopped with outcomes in its spill file: ingest them before
+ * rescue returns its jobs to pending (and they are sent again). */
+static int spill_adopt(struct sl_worker *w) {
+  struct sl_spill_stats st;
+  int rc = sl_spill_ingest_dir(w->j, w->spill_dir, w->journal_id, &st);
+  if (rc != SL_OK)
+    return rc; /* logged; the files stay for the next pass */
+  if (st.applied)
+    w->want_claim = 1;
+  return SL_OK;
+}
+
 static void on_tick(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, tick);
   int64_t now = sl_now_ms(), rescued = 0;
@@ -547,8 +612,12 @@ static void on_tick(uv_timer_t *t) {
   sl_storm_tick(w->storm, now);
   sl_retention_tick(&w->retention, &w->loop, now);
   if (now >= w->next_rescue_ms) {
-    rc = sl_rescue(w->j, now, &rescued);
-    if (rc != SL_OK)
+    /* No rescue while a spill file could not be ingested: its jobs would
+     * be sent again. */
+    if (spill_adopt(w) != SL_OK)
+      sl_log(SL_LOG_WARN, "rescue postponed until the spill files in %s "
+                          "are ingested", w->spill_dir);
+    else if ((rc = sl_rescue(w->j, now, &rescued)) != SL_OK)
       sl_log(SL_LOG_ERROR, "rescue failed: %s (%s)", sl_strerror(rc),
              sl_errmsg(w->j));
     else if (rescued)
@@ -590,9 +659,11 @@ static void http_closed(void *arg) {
   w->flush_retry_ms = 0;
   flush(w);
   if (w->n_done) {
-    sl_log(SL_LOG_ERROR, "%zu outcomes could not be recorded; their leases "
-                         "will expire and the jobs will be retried",
-           w->n_done);
+    size_t lost = spill_pending(w);
+    if (lost)
+      sl_log(SL_LOG_ERROR, "%zu outcomes could not be recorded nor spilled; "
+                           "their leases will expire and the jobs will be "
+                           "retried", lost);
     while (w->n_done)
       wjob_free(w->done[--w->n_done]);
   }
@@ -621,8 +692,16 @@ static void stop(struct sl_worker *w) {
 
 static void maybe_stop(struct sl_worker *w) {
   int64_t active = 0;
-  if (w->stopping || w->n_in_flight || w->n_done)
+  if (w->stopping || w->n_in_flight)
     return;
+  if (w->n_done) {
+    /* Draining, and the journal's disk refuses what is left: waiting
+     * for the drain timeout helps nothing. Stop; the last flush spills
+     * it. (A busy journal may free up: that waits as before.) */
+    if (w->draining && (w->flush_rc == SL_FULL || w->flush_rc == SL_IO))
+      stop(w);
+    return;
+  }
   if (w->draining) {
     stop(w);
     return;
@@ -751,6 +830,48 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   sl_storm_config_defaults(&c->storm);
 }
 
+/* Before the first claim: ingest what earlier workers spilled, then
+ * reserve this worker's spill file while the disk has room. */
+static int spill_start(struct sl_worker *w) {
+  struct sl_spill_stats st;
+  char err[600];
+  const char *d = w->cfg->spill_dir, *jid = w->journal_id;
+  int rc;
+
+  rc = sl_batch_journal_id(w->j, w->journal_id, sizeof w->journal_id);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "spill: %s (%s)", sl_strerror(rc), sl_errmsg(w->j));
+    return rc;
+  }
+  if (d && d[0])
+    rc = (size_t)snprintf(w->spill_dir, sizeof w->spill_dir, "%s", d) <
+                 sizeof w->spill_dir ? 0 : -1;
+  else
+    rc = sl_spill_default_dir(w->cfg->journal, w->spill_dir,
+                              sizeof w->spill_dir);
+  if (rc != 0) {
+    sl_log(SL_LOG_ERROR, "spill: directory path too long");
+    return SL_INVAL;
+  }
+  d = w->spill_dir;
+  rc = sl_spill_ingest_dir(w->j, d, jid, &st);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "not starting: the outcomes spilled in %s must "
+                         "reach the journal before anything is claimed; "
+                         "free space on the journal's disk and start again",
+           d);
+    return rc;
+  }
+  if (st.busy)
+    sl_log(SL_LOG_INFO, "%zu spill files in %s belong to live workers; "
+                        "left to them", st.busy, d);
+  if (sl_spill_open(&w->spill, d, jid, SL_SPILL_RESERVE, err, sizeof err))
+    sl_log(SL_LOG_WARN, "no spill file: %s; if the journal's disk fills up, "
+                        "outcomes it cannot take by shutdown are lost and "
+                        "their jobs sent again", err);
+  return SL_OK;
+}
+
 static int watch_wal(struct sl_worker *w) {
   char path[4096];
   int rc;
@@ -823,6 +944,9 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     goto out;
   }
   stage = 1;
+  rc = spill_start(w);
+  if (rc != SL_OK)
+    goto out;
   rc = uv_loop_init(&w->loop);
   if (rc != 0) {
     sl_log(SL_LOG_ERROR, "uv_loop_init: %s", uv_strerror(rc));
@@ -916,6 +1040,12 @@ out:
   sl_storm_free(w->storm);        /* likewise */
   sl_metrics_stop(w->metrics);
   sl_web_stop(w->web);
+  if (sl_spill_count(w->spill))
+    sl_log(SL_LOG_WARN, "%zu outcomes not recorded in the journal are in "
+                        "spill file %s; the next start ingests them before "
+                        "it claims anything",
+           sl_spill_count(w->spill), sl_spill_path(w->spill));
+  sl_spill_close(w->spill);
   if (stage >= 1)
     sl_close(w->j);
   if (w->auth_header) {

@@ -39,6 +39,7 @@ struct sl_worker_config {
   int dashboard_port;         /* web pages on 127.0.0.1 (web/); -1: off */
   int64_t prune_older_than_ms; /* automatic retention; 0: off */
   int64_t prune_every_ms;
+  const char *spill_dir;      /* NULL: "<journal>.spill" (spill.h) */
 };
 
 /* Defaults for every field (journal and api_key left NULL). */
