@@ -82,6 +82,8 @@ deps:
 	  && command -v nghttpx >/dev/null && command -v wrk >/dev/null \
 	  && command -v openssl >/dev/null && command -v clang >/dev/null \
 	  && command -v curl >/dev/null && command -v groff >/dev/null \
+	  && command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  && /usr/bin/python3 -c 'import selenium' 2>/dev/null \
 	  || deploy/install-deps.sh
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) tools/sql2c.sh

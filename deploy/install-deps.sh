@@ -7,7 +7,8 @@ set -eu
 PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libuv1-dev
 libcurl4-openssl-dev libcjson-dev libcmocka-dev libmicrohttpd-dev
 libsystemd-dev libinih-dev nghttp2-proxy wrk openssl procps valgrind
-clang libclang-rt-14-dev curl groff-base man-db zlib1g-dev"
+clang libclang-rt-14-dev curl groff-base man-db zlib1g-dev
+chromium chromium-driver python3-selenium"
 
 missing=""
 for p in $PKGS; do
