@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The dashboard's overview on a large journal (issue 17: under 50 ms on
+# 1M jobs). Builds a journal of DASH_JOBS jobs (default 1,000,000) in 8
+# queues, mostly finished, with an hour of attempts, then times GET / (and
+# the other pages once) against `sluice dashboard`: median, min and max of
+# 15 requests, as curl sees them and as the page says it rendered.
+# Figures only. Usage: bench/dashboard.sh [BUILD_DIR]
+set -u
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SLUICE="$(cd "$ROOT" && cd "$BUILD" && pwd)/sluice"
+N=${DASH_JOBS:-1000000}
+T=$(mktemp -d /tmp/sluice-bench-dash.XXXXXX)
+J="$T/journal.db"
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
+
+"$SLUICE" init -j "$J" >/dev/null || exit 1
+now=$(($(date +%s) * 1000))
+t0=$(date +%s.%N)
+sqlite3 "$J" >/dev/null <<SQL || exit 1
+PRAGMA journal_mode=WAL;
+BEGIN;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $N)
+INSERT INTO jobs (queue, state, body, attempts, last_class, created_at,
+                  finished_at, run_after, idempotency_key)
+SELECT 'queue-' || (i % 8),
+       CASE WHEN i % 20 < 14 THEN 'succeeded' WHEN i % 20 < 16 THEN 'failed'
+            WHEN i % 20 < 19 THEN 'pending' ELSE 'cancelled' END,
+       '{"model":"m","input":"bench ' || i || '"}', 1,
+       CASE WHEN i % 20 IN (14, 15) THEN 'server_error' END,
+       $now - ($N - i) * 10,
+       CASE WHEN i % 20 < 16 THEN $now - ($N - i) * 10 END,
+       $now - ($N - i) * 10, printf('bench-%d', i)
+  FROM n;
+-- The last hour's attempts: one per finished job of the last 60 min.
+INSERT INTO attempts (job_id, attempt, generation, route, finished_at,
+                      http_status, failure_class, total_ms)
+SELECT id, 1, 0, 'online', finished_at, 200, last_class, 100
+  FROM jobs WHERE finished_at >= $now - 3600000 AND state IN ('succeeded', 'failed');
+COMMIT;
+SQL
+t1=$(date +%s.%N)
+echo "journal: $N jobs, $(sqlite3 "$J" 'SELECT count(*) FROM attempts') attempts in the last hour, built in $(echo "$t1 - $t0" | bc) s, $(du -h "$J" | cut -f1)"
+
+"$SLUICE" dashboard -j "$J" --listen 127.0.0.1:0 --read-only 2>"$T/log" &
+pid=$!
+for _ in $(seq 1 100); do
+  grep -q "dashboard on" "$T/log" && break
+  sleep 0.1
+done
+U=$(grep -o 'http://[0-9.:]*/' "$T/log" | head -1)
+[ -n "$U" ] || { cat "$T/log"; exit 1; }
+
+stats() { # label, then one figure per line on stdin
+  sort -n | awk -v l="$1" '{a[NR]=$1} END {
+    printf "%-28s median %7.1f ms  [min %.1f, max %.1f]  (%d runs)\n",
+      l, a[int((NR+1)/2)], a[1], a[NR], NR }'
+}
+curl -s -o /dev/null "$U" # warm the page cache and the statements
+for _ in $(seq 1 15); do
+  curl -s -o "$T/page.html" -w '%{time_total}\n' "$U" |
+    awk '{printf "%.3f\n", $1 * 1000}' >>"$T/curl.txt"
+  grep -o 'id="render-ms">[0-9]*' "$T/page.html" | grep -o '[0-9]*$' >>"$T/server.txt"
+done
+stats "overview (curl)" <"$T/curl.txt"
+stats "overview (server render)" <"$T/server.txt"
+for p in failures batches limits "jobs?state=failed" "job?id=$N" audit; do
+  curl -s -o /dev/null -w '%{time_total}\n' "$U$p" |
+    awk -v p="$p" '{printf "%-28s %7.1f ms (one run)\n", p, $1 * 1000}'
+done
