@@ -220,4 +220,17 @@ check "the worker's overview shows the open breaker" grep -q 'm <b>open</b>' "$T
 check "the worker's pages never show the API key" bash -c "! grep -q '$SECRET_KEY' '$T/w.html'"
 kill -TERM "$wp" 2>/dev/null
 wait "$wp"
+
+# ------------------------------------------------ the systemd example
+if command -v systemd-analyze >/dev/null 2>&1; then
+  mkdir -p "$T/units" "$T/man/man1"
+  sed "s|/usr/local/bin/sluice|$SLUICE|" "$SLUICE_ROOT/deploy/sluice-dashboard.service" \
+    >"$T/units/sluice-dashboard.service"
+  cp "$SLUICE_ROOT/man/sluice.1" "$T/man/man1/"
+  out=$(MANPATH="$T/man" SYSTEMD_LOG_COLOR=0 systemd-analyze verify \
+    "$T/units/sluice-dashboard.service" 2>&1)
+  eq "systemd-analyze verify sluice-dashboard.service: clean" "0:" "$?:$out"
+fi
+check "the unit's command line names flags sluice dashboard knows" \
+  bash -c "for f in \$(sed -n '/^ExecStart=/,/[^\\\\]\$/p' '$SLUICE_ROOT/deploy/sluice-dashboard.service' | grep -o -- '--[a-z-]*'); do '$SLUICE' dashboard --help | grep -q -- \"\$f\" || exit 1; done"
 finish
