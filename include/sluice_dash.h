@@ -1,8 +1,8 @@
 /*
  * sluice_dash.h: the journal queries and actions behind `sluice dashboard`
- * that no other command needs (failures by class over time, throughput,
- * batches, the replay and dashboard audits, job search) and the audited
- * actions. The SQL lives in lib/dash_queries.c and lib/dash_actions.c.
+ * that no other command needs (attempts for the failures and throughput
+ * charts, batches, the replay and dashboard audits, job search) and the
+ * audited actions. The SQL lives in lib/dash_queries.c and lib/dash_actions.c.
  *
  * Lists hand each row to a callback as text columns (NULL for SQL NULL;
  * numbers in decimal), valid during the call only: the pages print them
@@ -19,12 +19,6 @@
 typedef int (*sl_dash_row_fn)(void *arg, const char *const *col, int ncol);
 
 enum sl_dash_list {
-  /* since_ms, bucket_ms: bucket, failure class ("" for success), count of
-   * attempts finished in [since + bucket*bucket_ms, +bucket_ms) */
-  SL_DASH_TIMELINE,
-  /* since_ms (1 hour ago), until_ms (5 minutes ago): queue, jobs that
-   * succeeded since until_ms, since since_ms */
-  SL_DASH_THROUGHPUT,
   /* queue, paused, reason, paused_at (the queues table) */
   SL_DASH_PAUSES,
   /* id, endpoint, state, remote_batch_id, remote_status, request_count,
@@ -50,17 +44,28 @@ struct sl_dash_find {
   int64_t since_ms, until_ms; /* on coalesce(finished_at, created_at) */
   int by_attempt; /* 1: failure_class, since and until select jobs with an
                      attempt of that class finished in that window (the
-                     jobs behind a bar of SL_DASH_TIMELINE) */
+                     jobs behind a bar of the failures chart) */
 };
 
 struct sl_dash_args {
-  int64_t since_ms, until_ms, bucket_ms;
   int limit;                      /* 0: 100 */
   const struct sl_dash_find *find; /* SL_DASH_JOBS */
 };
 
 int sl_dash_list(struct sl_journal *j, enum sl_dash_list which,
                  const struct sl_dash_args *a, sl_dash_row_fn fn, void *arg);
+
+/*
+ * Attempts for a rollup kept by the reader (the dashboard counts attempts
+ * per minute, class and queue in memory, so a page never rescans them).
+ * With *cursor 0: every attempt finished at or after since_ms; else those
+ * with an id above *cursor, oldest first, at most `limit` (0: no limit).
+ * Rows: id, finished_at, failure class ("" for success), queue. Reads one
+ * snapshot; *cursor receives the id to continue after (attempt ids only
+ * grow: SQLite has one writer at a time).
+ */
+int sl_dash_attempts(struct sl_journal *j, int64_t since_ms, int64_t *cursor,
+                     int limit, sl_dash_row_fn fn, void *arg);
 
 /* ---------------------------------------------------------------- actions */
 

@@ -6,34 +6,22 @@
 
 #define MAX_COLS 16
 
-static const char timeline_sql[] =
-    "SELECT (finished_at - ?1) / ?3, coalesce(failure_class, ''), count(*)"
-    " FROM attempts WHERE finished_at >= ?1 AND ?2 IS ?2"
-    " GROUP BY 1, 2 ORDER BY 1, 2";
-/* Walks the attempts of the last hour through attempts_finished, then
- * each job by its key: O(attempts in the hour), never the backlog. */
-static const char throughput_sql[] =
-    "SELECT j.queue, sum(a.finished_at >= ?2), count(*)"
-    " FROM attempts a JOIN jobs j ON j.id = a.job_id"
-    " WHERE a.finished_at >= ?1 AND a.failure_class IS NULL AND ?3 IS ?3"
-    " GROUP BY j.queue";
 static const char pauses_sql[] =
     "SELECT name, paused, paused_reason, paused_at FROM queues"
-    " WHERE ?1 IS ?1 AND ?2 IS ?2 AND ?3 IS ?3 ORDER BY name";
+    " WHERE ?1 IS ?1 ORDER BY name";
 static const char batches_sql[] =
     "SELECT b.id, b.endpoint, b.state, b.remote_batch_id, b.remote_status,"
     " b.request_count, b.completed_count, b.failed_count, b.created_at,"
     " b.submitted_at, b.finished_at, b.error,"
     " (SELECT count(*) FROM jobs WHERE batch_id = b.id AND state = 'batched')"
-    " FROM batches b WHERE ?1 IS ?1 AND ?2 IS ?2 ORDER BY b.id DESC LIMIT ?3";
+    " FROM batches b ORDER BY b.id DESC LIMIT ?1";
 static const char replays_sql[] =
     "SELECT id, requested_at, door, queue, partition, failure_class, batch_id,"
     " since, until, include_cancelled, replayed FROM replays"
-    " WHERE ?1 IS ?1 AND ?2 IS ?2 ORDER BY id DESC LIMIT ?3";
+    " ORDER BY id DESC LIMIT ?1";
 static const char actions_sql[] =
     "SELECT id, at, action, queue, job_id, filter, affected, outcome, client"
-    " FROM dashboard_actions WHERE ?1 IS ?1 AND ?2 IS ?2"
-    " ORDER BY id DESC LIMIT ?3";
+    " FROM dashboard_actions ORDER BY id DESC LIMIT ?1";
 /* Newest first by rowid; an id or a key is a direct lookup. */
 static const char jobs_sql[] =
     "SELECT id, queue, partition, state, last_class, attempts, created_at,"
@@ -52,8 +40,6 @@ static const char jobs_sql[] =
 
 static const char *sql_of(enum sl_dash_list which) {
   switch (which) {
-  case SL_DASH_TIMELINE: return timeline_sql;
-  case SL_DASH_THROUGHPUT: return throughput_sql;
   case SL_DASH_PAUSES: return pauses_sql;
   case SL_DASH_BATCHES: return batches_sql;
   case SL_DASH_REPLAYS: return replays_sql;
@@ -85,9 +71,7 @@ int sl_dash_list(struct sl_journal *j, enum sl_dash_list which,
   sqlite3_stmt *st;
   int rc, i, n, limit;
 
-  if (!j || !a || !fn || !sql ||
-      (which == SL_DASH_TIMELINE && a->bucket_ms <= 0) ||
-      (which == SL_DASH_JOBS && !a->find))
+  if (!j || !a || !fn || !sql || (which == SL_DASH_JOBS && !a->find))
     return SL_INVAL;
   limit = a->limit > 0 ? a->limit : 100;
   st = sl_journal_sql(j, sql);
@@ -96,10 +80,7 @@ int sl_dash_list(struct sl_journal *j, enum sl_dash_list which,
   if (which == SL_DASH_JOBS) {
     bind_find(st, a->find, limit);
   } else {
-    sqlite3_bind_int64(st, 1, a->since_ms);
-    sqlite3_bind_int64(st, 2, a->until_ms);
-    sqlite3_bind_int64(st, 3, which == SL_DASH_TIMELINE ? a->bucket_ms
-                                                        : (int64_t)limit);
+    sqlite3_bind_int64(st, 1, limit);
   }
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     n = sqlite3_column_count(st);
@@ -119,4 +100,76 @@ int sl_dash_list(struct sl_journal *j, enum sl_dash_list which,
   }
   sqlite3_reset(st);
   return SL_OK;
+}
+
+static const char max_attempt_sql[] = "SELECT coalesce(max(id), 0) FROM attempts";
+/* Through attempts_finished, then each job by its key. */
+static const char attempts_since_sql[] =
+    "SELECT a.id, a.finished_at, coalesce(a.failure_class, ''), j.queue"
+    " FROM attempts a JOIN jobs j ON j.id = a.job_id"
+    " WHERE a.finished_at >= ?1 AND a.id <= ?2";
+/* A rowid range: O(new attempts). */
+static const char attempts_after_sql[] =
+    "SELECT a.id, a.finished_at, coalesce(a.failure_class, ''), j.queue"
+    " FROM attempts a JOIN jobs j ON j.id = a.job_id"
+    " WHERE a.id > ?1 AND a.id <= ?2 ORDER BY a.id LIMIT ?3";
+
+int sl_dash_attempts(struct sl_journal *j, int64_t since_ms, int64_t *cursor,
+                     int limit, sl_dash_row_fn fn, void *arg) {
+  const char *col[4];
+  sqlite3_stmt *st;
+  int64_t max = 0, last;
+  int rc, i;
+
+  if (!j || !cursor || !fn || *cursor < 0)
+    return SL_INVAL;
+  /* max(id) first, in the same read transaction as the scan, so that the
+   * cursor covers exactly what was read. */
+  rc = sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    return sl_journal_fail(j, rc, "starting a read");
+  st = sl_journal_sql(j, max_attempt_sql);
+  if (!st) {
+    rc = SL_DB;
+    goto out;
+  }
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    max = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) {
+    rc = sl_journal_fail(j, rc, "reading attempts");
+    goto out;
+  }
+  last = *cursor ? *cursor : max;
+  st = sl_journal_sql(j, *cursor ? attempts_after_sql : attempts_since_sql);
+  if (!st) {
+    rc = SL_DB;
+    goto out;
+  }
+  if (*cursor) {
+    sqlite3_bind_int64(st, 1, *cursor);
+    sqlite3_bind_int64(st, 2, max);
+    sqlite3_bind_int64(st, 3, limit > 0 ? limit : -1);
+  } else {
+    sqlite3_bind_int64(st, 1, since_ms);
+    sqlite3_bind_int64(st, 2, max);
+  }
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    for (i = 0; i < 4; i++)
+      col[i] = (const char *)sqlite3_column_text(st, i);
+    if (*cursor)
+      last = sqlite3_column_int64(st, 0);
+    fn(arg, col, 4);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "reading attempts");
+    goto out;
+  }
+  *cursor = last;
+  rc = SL_OK;
+out:
+  sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL);
+  return rc;
 }

@@ -90,6 +90,29 @@ void sl_svg_timing(struct sl_hbuf *b, const struct sl_timings *t,
 /* A colour for a failure class (stable). */
 const char *sl_class_color(const char *cls);
 
+/* rollup.c: attempts per minute and class (24 h) and successes per
+ * minute and queue (1 h), refreshed from the journal by each page. */
+struct sl_rollup;
+struct sl_rollup *sl_rollup_new(void);
+void sl_rollup_free(struct sl_rollup *ro);
+/* Read the attempts added since the last call (all of the last 24 h the
+ * first time). */
+int sl_rollup_refresh(struct sl_rollup *ro, struct sl_journal *j,
+                      int64_t now_ms);
+/* Attempts of class index cls (0: success) that finished in minute
+ * (Unix ms / 60000); 0 outside the last 24 hours. */
+int64_t sl_rollup_count(const struct sl_rollup *ro, int64_t minute,
+                        size_t cls);
+/* How many classes there are, and each one's name ("" for success). */
+size_t sl_rollup_classes(const struct sl_rollup *ro);
+const char *sl_rollup_class(const struct sl_rollup *ro, size_t cls);
+/* Attempts of a queue that succeeded from minute since_min to now (at
+ * most the last hour). */
+int64_t sl_rollup_done(const struct sl_rollup *ro, const char *queue,
+                       int64_t since_min);
+/* The server's rollup (one per dashboard). */
+struct sl_rollup *sl_web_rollup(struct sl_web *w);
+
 /* pages */
 void sl_page_overview(struct sl_req *r);
 void sl_page_failures(struct sl_req *r);

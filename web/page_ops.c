@@ -9,7 +9,7 @@
 #include "sluice_storm.h"
 
 #define NB 24
-#define MAXCLS 16
+#define MAXCLS 24
 
 struct timeline {
   char cls[MAXCLS][40];
@@ -19,27 +19,27 @@ struct timeline {
   int64_t since, bucket;
 };
 
-static int on_bucket(void *arg, const char *const *c, int n) {
-  struct timeline *t = arg;
-  long long b;
-  size_t s;
-  if (n < 3 || !c[0] || !c[1] || !c[1][0] || !c[2])
-    return 0; /* successes are not failures */
-  b = atoll(c[0]);
-  if (b < 0 || b >= NB)
-    return 0;
-  for (s = 0; s < t->ncls && strcmp(t->cls[s], c[1]) != 0; s++)
-    ;
-  if (s == t->ncls) {
-    if (t->ncls == MAXCLS)
-      return 0;
-    snprintf(t->cls[s], sizeof t->cls[s], "%s", c[1]);
-    t->series[s].name = t->cls[s];
-    t->series[s].color = sl_class_color(t->cls[s]);
+/* Failed attempts per bucket and class from the rollup (success, class 0,
+ * is left out). */
+static void fill(struct timeline *t, const struct sl_rollup *ro,
+                 int64_t since_min, int64_t bucket_min) {
+  size_t n = sl_rollup_classes(ro), c, b, used;
+  int64_t m, v;
+  for (c = 1; c < n; c++) {
+    used = 0;
+    for (b = 0; b < NB; b++)
+      for (m = 0; m < bucket_min; m++) {
+        v = sl_rollup_count(ro, since_min + (int64_t)b * bucket_min + m, c);
+        t->counts[b * MAXCLS + t->ncls] += v;
+        used |= v != 0;
+      }
+    if (!used)
+      continue;
+    snprintf(t->cls[t->ncls], sizeof t->cls[0], "%s", sl_rollup_class(ro, c));
+    t->series[t->ncls].name = t->cls[t->ncls];
+    t->series[t->ncls].color = sl_class_color(t->cls[t->ncls]);
     t->ncls++;
   }
-  t->counts[b * MAXCLS + s] += atoll(c[2]);
-  return 0;
 }
 
 /* The jobs behind one bar segment: attempts of that class in that slot. */
@@ -88,27 +88,28 @@ static void replay_form(struct sl_req *r) {
 
 void sl_page_failures(struct sl_req *r) {
   struct timeline *t = calloc(1, sizeof *t);
-  struct sl_dash_args a = {0};
+  struct sl_rollup *ro = sl_web_rollup(r->w);
   struct failed_ctx f = {r->b, 0};
   int day = !(sl_arg(r, "window") && strcmp(sl_arg(r, "window"), "1h") == 0);
+  int64_t bucket_min = day ? 60 : 3, now_min = r->now / 60000, since_min;
   size_t s;
   if (!t) {
     sl_page_error(r, 500, "out of memory");
     return;
   }
-  t->bucket = day ? 3600000 : 150000;
-  t->since = (r->now / t->bucket - (NB - 1)) * t->bucket;
-  a.since_ms = t->since;
-  a.bucket_ms = t->bucket;
-  if (sl_dash_list(r->j, SL_DASH_TIMELINE, &a, on_bucket, t) != SL_OK) {
+  if (sl_rollup_refresh(ro, r->j, r->now) != SL_OK) {
     sl_page_error(r, 500, sl_errmsg(r->j));
     free(t);
     return;
   }
+  since_min = (now_min / bucket_min - (NB - 1)) * bucket_min;
+  t->since = since_min * 60000;
+  t->bucket = bucket_min * 60000;
+  fill(t, ro, since_min, bucket_min);
   sl_page_begin(r, "Failures", "failures", 60);
   sl_hb_put(r->b, "<p>Failed attempts by class, %s. <a href=\"/failures?window"
                "=%s\">Show the last %s</a>. Each bar links to its jobs.</p>",
-         day ? "last 24 hours, per hour" : "last hour, per 2.5 minutes",
+         day ? "last 24 hours, per hour" : "last 72 minutes, per 3 minutes",
          day ? "1h" : "24h", day ? "hour" : "24 hours");
   sl_svg_stacked(r->b, "failed attempts by class", NB, t->series, MAXCLS,
                  t->counts, bucket_href, t, day ? "24 h ago" : "1 h ago",

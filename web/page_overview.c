@@ -10,7 +10,7 @@
 
 struct extra {
   char *queue, *reason;
-  int64_t paused_at, tp5, tp60;
+  int64_t paused_at;
 };
 
 struct extras {
@@ -56,17 +56,6 @@ static int on_pause(void *arg, const char *const *c, int n) {
   return 0;
 }
 
-static int on_throughput(void *arg, const char *const *c, int n) {
-  struct extra *e;
-  if (n < 3 || !c[0])
-    return 0;
-  if ((e = find(arg, c[0], 1)) != NULL) {
-    e->tp5 = c[1] ? atoll(c[1]) : 0;
-    e->tp60 = c[2] ? atoll(c[2]) : 0;
-  }
-  return 0;
-}
-
 static const struct sl_queue_spend *spend_of(const struct sl_queue_spend *s,
                                              size_t n, const char *q) {
   size_t i;
@@ -76,24 +65,10 @@ static const struct sl_queue_spend *spend_of(const struct sl_queue_spend *s,
   return NULL;
 }
 
-/* Attempts per minute over the last hour, succeeded and failed. */
-struct minute_ctx {
-  int64_t counts[60 * 2];
-};
-
-static int on_minute(void *arg, const char *const *c, int n) {
-  struct minute_ctx *m = arg;
-  long long b;
-  if (n < 3 || !c[0] || !c[2])
-    return 0;
-  b = atoll(c[0]);
-  if (b >= 0 && b < 60)
-    m->counts[b * 2 + (c[1] && c[1][0] ? 1 : 0)] += atoll(c[2]);
-  return 0;
-}
-
 static void queue_row(struct sl_req *r, const struct sl_queue_status *q,
                       const struct extra *e, const struct sl_queue_spend *sp) {
+  const struct sl_rollup *ro = sl_web_rollup(r->w);
+  int64_t now_min = r->now / 60000;
   struct sl_hbuf *b = r->b;
   sl_hb_put(b, "<tr class=\"queue\"><td><a href=\"/jobs?queue=");
   sl_hb_url(b, q->queue);
@@ -108,7 +83,8 @@ static void queue_row(struct sl_req *r, const struct sl_queue_status *q,
   sl_hb_put(b, "\">%lld</a></td><td class=\"n\">", (long long)q->failed);
   sl_hb_dur(b, q->oldest_pending_age_ms);
   sl_hb_put(b, "</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td><td>",
-         (long long)(e ? e->tp5 : 0), (long long)(e ? e->tp60 : 0));
+         (long long)sl_rollup_done(ro, q->queue, now_min - 4),
+         (long long)sl_rollup_done(ro, q->queue, now_min - 59));
   if (q->paused) {
     sl_hb_put(b, "<span class=\"paused\">paused</span> ");
     sl_hb_esc(b, e && e->reason ? e->reason : "");
@@ -169,35 +145,32 @@ static void live_box(struct sl_req *r) {
 void sl_page_overview(struct sl_req *r) {
   static const struct sl_series series[2] = {{"succeeded", "#3a9d5d"},
                                              {"failed", "#d04040"}};
+  struct sl_rollup *ro = sl_web_rollup(r->w);
   struct sl_queue_status *qs = NULL;
   struct sl_queue_spend *sp = NULL;
   struct extras x = {0};
   struct sl_dash_args a = {0};
-  struct minute_ctx *m = NULL;
-  size_t nq = 0, nsp = 0, i;
+  int64_t counts[60 * 2] = {0}, minute;
+  size_t nq = 0, nsp = 0, i, c, ncls;
   int rc;
 
   rc = sl_status(r->j, &qs, &nq);
-  if (rc != SL_OK) {
-    sl_page_error(r, 500, sl_errmsg(r->j));
-    return;
-  }
-  a.since_ms = 0;
-  rc = sl_dash_list(r->j, SL_DASH_PAUSES, &a, on_pause, &x);
-  a.since_ms = r->now - 3600000;
-  a.until_ms = r->now - 300000;
   if (rc == SL_OK)
-    rc = sl_dash_list(r->j, SL_DASH_THROUGHPUT, &a, on_throughput, &x);
+    rc = sl_dash_list(r->j, SL_DASH_PAUSES, &a, on_pause, &x);
   if (rc == SL_OK)
     rc = sl_queue_spend_list(r->j, r->now, &sp, &nsp);
-  m = calloc(1, sizeof *m);
-  a.bucket_ms = 60000;
-  a.since_ms = (r->now / 60000 - 59) * 60000;
-  if (rc == SL_OK && m)
-    rc = sl_dash_list(r->j, SL_DASH_TIMELINE, &a, on_minute, m);
-  if (rc != SL_OK || !m || x.oom) {
+  if (rc == SL_OK)
+    rc = sl_rollup_refresh(ro, r->j, r->now);
+  if (rc != SL_OK || x.oom) {
     sl_page_error(r, 500, rc != SL_OK ? sl_errmsg(r->j) : "out of memory");
     goto done;
+  }
+  ncls = sl_rollup_classes(ro);
+  for (i = 0; i < 60; i++) {
+    minute = r->now / 60000 - 59 + (int64_t)i;
+    counts[i * 2] = sl_rollup_count(ro, minute, 0);
+    for (c = 1; c < ncls; c++)
+      counts[i * 2 + 1] += sl_rollup_count(ro, minute, c);
   }
   sl_page_begin(r, "Overview", "overview", 30);
   live_box(r);
@@ -214,7 +187,7 @@ void sl_page_overview(struct sl_req *r) {
                  "</td></tr>");
   sl_hb_put(r->b, "</tbody></table>\n<h2>Attempts per minute, last hour</h2>");
   sl_svg_stacked(r->b, "attempts per minute, last hour", 60, series, 2,
-                 m->counts, NULL, NULL, "60 min ago", "now");
+                 counts, NULL, NULL, "60 min ago", "now");
   sl_page_end(r);
 done:
   for (i = 0; i < x.n; i++) {
@@ -222,7 +195,6 @@ done:
     free(x.e[i].reason);
   }
   free(x.e);
-  free(m);
   free(sp);
   sl_status_free(qs, nq);
 }

@@ -27,6 +27,7 @@ struct sl_web {
   int read_only, in_worker;
   pthread_mutex_t mu;
   size_t live_in_flight, live_cap;
+  struct sl_rollup *ro; /* used by the server's thread only */
 };
 
 /* A request body being received. */
@@ -259,6 +260,8 @@ int64_t sl_arg_when(struct sl_req *r, const char *name) {
     return -1;
   return r->now - (int64_t)n;
 }
+
+struct sl_rollup *sl_web_rollup(struct sl_web *w) { return w->ro; }
 
 int sl_web_live(struct sl_web *w, size_t *in_flight, size_t *cap) {
   if (!w->in_worker)
@@ -532,7 +535,8 @@ int sl_web_start(struct sl_web **out, const struct sl_web_options *o,
   w->read_only = o->read_only;
   w->in_worker = o->in_worker;
   pthread_mutex_init(&w->mu, NULL);
-  if (o->token && !(w->token = strdup(o->token))) {
+  if (!(w->ro = sl_rollup_new()) ||
+      (o->token && !(w->token = strdup(o->token)))) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
@@ -567,6 +571,7 @@ int sl_web_start(struct sl_web **out, const struct sl_web_options *o,
   return 0;
 fail:
   sl_close(w->j);
+  sl_rollup_free(w->ro);
   pthread_mutex_destroy(&w->mu);
   free(w->token);
   free(w);
@@ -587,6 +592,7 @@ void sl_web_stop(struct sl_web *w) {
     return;
   MHD_stop_daemon(w->d);
   sl_close(w->j);
+  sl_rollup_free(w->ro);
   pthread_mutex_destroy(&w->mu);
   free(w->token);
   free(w);

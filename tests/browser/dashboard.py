@@ -10,7 +10,6 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -84,6 +83,25 @@ def main(d):
         check('page %s never shows the API key' % path,
               SECRET not in d.page_source)
         shot(d, name)
+
+    # Throughput and the failures chart, from the journal's attempts.
+    d.get(URL + '/?refresh=0')
+    cells = [c.text for c in
+             queue_row(d, 'default').find_elements(By.TAG_NAME, 'td')]
+    check('overview: 1 job done in 5 min and in 1 h (default queue)',
+          cells[7:9] == ['1', '1'], cells)
+    d.get(URL + '/failures')
+    bars = d.find_elements(By.CSS_SELECTOR, 'svg.chart a')
+    check('failures: one linked bar per class and hour', len(bars) == 2,
+          len(bars))
+    hrefs = [b.get_dom_attribute('href') or '' for b in bars]
+    hrefs = [h for h in hrefs if 'class=server_error' in h] or ['/nowhere']
+    d.get(URL + hrefs[0])
+    ids = sorted(int(a.text) for a in
+                 d.find_elements(By.CSS_SELECTOR, '#results a.job-link'))
+    want = [r[0] for r in db("SELECT id FROM jobs WHERE last_class="
+                             "'server_error' ORDER BY id")]
+    check('a bar links to the jobs behind it', ids == want, ids)
 
     # Hostile queue name: rendered as text, never run.
     d.get(URL + '/?refresh=0')
@@ -230,7 +248,7 @@ def run():
         d.set_page_load_timeout(20)
         d.set_script_timeout(10)
         main(d)
-    except (TimeoutException, WebDriverException, AssertionError) as e:
+    except Exception as e:  # any error is a failed check, never a hang
         check('the browser session ran to the end', False,
               type(e).__name__ + ': ' + str(e).splitlines()[0])
     finally:

@@ -3,8 +3,8 @@
  * lib/dash_queries.c) and its escaping (web/buf.c). Each action and its
  * audit row commit together; a refused action changes nothing and still
  * leaves a row with the reason; replaying one job keeps its key; the
- * failure timeline and the "jobs behind a bar" search agree; every journal
- * string is inert once escaped.
+ * attempts cursor reads each attempt once; the "jobs behind a bar" search
+ * finds them; every journal string is inert once escaped.
  */
 #include "dash.h"
 #include "sluice_dash.h"
@@ -146,7 +146,7 @@ static int collect(void *arg, const char *const *c, int n) {
   return 0;
 }
 
-static void test_timeline_and_jobs_behind(void **state) {
+static void test_attempts_cursor_and_jobs_behind(void **state) {
   struct tu *t = *state;
   struct sl_journal *j = tu_open(t);
   struct sl_dash_args a = {0};
@@ -154,18 +154,29 @@ static void test_timeline_and_jobs_behind(void **state) {
   struct rows r = {{0}, 0};
   sqlite3 *db = tu_raw(t->path);
   int64_t id1 = tu_enqueue(j, "q", 0, 0), id2 = tu_enqueue(j, "q", 0, 0);
-  int64_t id3 = tu_enqueue(j, "q", 0, 0);
-  fail_job(db, id1, "server_error", 10500); /* bucket 0 */
-  fail_job(db, id2, "server_error", 12500); /* bucket 2 */
-  fail_job(db, id3, "timeout", 12900);      /* bucket 2 */
+  int64_t id3 = tu_enqueue(j, "r", 0, 0), cursor = 0;
+  fail_job(db, id1, "server_error", 500);   /* before the window */
+  fail_job(db, id2, "server_error", 12500);
+  fail_job(db, id3, "timeout", 12900);
+  /* First read: everything finished since 10000, and the cursor. */
+  assert_int_equal(sl_dash_attempts(j, 10000, &cursor, 0, collect, &r), SL_OK);
+  assert_string_equal(r.text, "2|12500|server_error|q;3|12900|timeout|r;");
+  assert_int_equal(cursor, 3);
+  /* Then only what was added, whatever its time, oldest first, bounded. */
+  memset(&r, 0, sizeof r);
+  assert_int_equal(sl_dash_attempts(j, 10000, &cursor, 0, collect, &r), SL_OK);
+  assert_int_equal(r.n, 0);
   tu_exec(db, "INSERT INTO attempts (job_id, attempt, generation, route,"
-              " finished_at) VALUES (1, 2, 0, 'online', 11000)"); /* ok */
-  a.since_ms = 10000;
-  a.bucket_ms = 1000;
-  assert_int_equal(sl_dash_list(j, SL_DASH_TIMELINE, &a, collect, &r), SL_OK);
-  assert_string_equal(r.text, "0|server_error|1;1||1;2|server_error|1;"
-                              "2|timeout|1;");
-  /* The jobs behind bucket 2's server_error bar. */
+              " finished_at) VALUES (1, 2, 0, 'online', 100),"
+              " (2, 2, 0, 'online', 13000), (3, 2, 0, 'online', 14000)");
+  assert_int_equal(sl_dash_attempts(j, 10000, &cursor, 2, collect, &r), SL_OK);
+  assert_string_equal(r.text, "4|100||q;5|13000||q;");
+  assert_int_equal(cursor, 5);
+  memset(&r, 0, sizeof r);
+  assert_int_equal(sl_dash_attempts(j, 10000, &cursor, 2, collect, &r), SL_OK);
+  assert_string_equal(r.text, "6|14000||r;");
+  assert_int_equal(cursor, 6);
+  /* The jobs behind a bar: a server_error attempt in [12000, 13000). */
   memset(&r, 0, sizeof r);
   f.failure_class = "server_error";
   f.since_ms = 12000;
@@ -175,17 +186,16 @@ static void test_timeline_and_jobs_behind(void **state) {
   assert_int_equal(sl_dash_list(j, SL_DASH_JOBS, &a, collect, &r), SL_OK);
   assert_int_equal(r.n, 1);
   assert_int_equal(atoll(r.text), id2);
-  /* Search by state and queue, newest first; by key. */
+  /* Search by state and queue, newest first. */
   memset(&r, 0, sizeof r);
   memset(&f, 0, sizeof f);
   f.state = "failed";
   f.queue = "q";
   assert_int_equal(sl_dash_list(j, SL_DASH_JOBS, &a, collect, &r), SL_OK);
-  assert_int_equal(r.n, 3);
-  assert_int_equal(atoll(r.text), id3);
-  a.bucket_ms = 0;
-  assert_int_equal(sl_dash_list(j, SL_DASH_TIMELINE, &a, collect, &r),
-                   SL_INVAL);
+  assert_int_equal(r.n, 2);
+  assert_int_equal(atoll(r.text), id2);
+  a.find = NULL;
+  assert_int_equal(sl_dash_list(j, SL_DASH_JOBS, &a, collect, &r), SL_INVAL);
   sqlite3_close(db);
 }
 
@@ -208,7 +218,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_pause_is_audited),        T(test_refused_action_is_audited),
       T(test_replay_job_keeps_key),    T(test_replay_filter_audited),
-      T(test_timeline_and_jobs_behind), T(test_escaping),
+      T(test_attempts_cursor_and_jobs_behind), T(test_escaping),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
