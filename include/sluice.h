@@ -114,13 +114,18 @@ struct sl_job_spec {
   int max_attempts;             /* 0: default (5) */
   int64_t run_after_ms;         /* 0: now */
   int64_t deadline_ms;          /* 0: none */
+  const char *metadata;         /* a JSON object of the producer's own
+                                   (tenant, order id...): stored, shown and
+                                   searchable, never sent; NULL: {} */
 };
 
 /*
  * Enqueue one job. *id receives its id. If a job with the same idempotency
  * key exists, no job is created: *id is the existing job's id and *created is
  * 0 (created may be NULL). A job the journal's constraints refuse returns
- * SL_BAD_JOB with the reason in sl_errmsg().
+ * SL_BAD_JOB with the reason in sl_errmsg(), as do a body with
+ * "stream": true and a control character in the queue, partition or
+ * endpoint.
  */
 int sl_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
                int64_t *id, int *created);
@@ -174,9 +179,53 @@ struct sl_job_info {
   int has_result;
   int64_t result_status, input_tokens, output_tokens;
   char *result_body, *request_id;
+  char *metadata; /* the job's metadata object, "{}" when none */
 };
 int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out);
 void sl_job_info_free(struct sl_job_info *info);
+
+/* ------------------------------------------------------------ find jobs */
+
+/* One top-level metadata key and its value (as text: 5, true, "a" -> a). */
+struct sl_meta_match {
+  const char *key, *value;
+};
+
+/*
+ * What sl_jobs_find matches: every non-NULL / non-zero field, all together.
+ * Each filter has an index behind it (migrations/0009).
+ */
+struct sl_job_filter {
+  const char *state;            /* pending, running, batched, succeeded,
+                                   failed, cancelled */
+  const char *queue, *partition;
+  const char *failure_class;    /* the job's last failure class */
+  int64_t since_ms, until_ms;   /* created at >= since, < until */
+  const struct sl_meta_match *metadata; /* n_metadata pairs, all must match */
+  size_t n_metadata;
+  int64_t id;                   /* this job only */
+  const char *idempotency_key;  /* the job with this key */
+  int64_t before_id;            /* ids below this (paging); 0: any */
+  size_t limit;                 /* 0: 100 */
+};
+
+/* One job as listed by sl_jobs_find. */
+struct sl_job_row {
+  int64_t id, priority, attempts, max_attempts, generation, created_at,
+      finished_at; /* finished_at 0: not finished */
+  char *queue, *partition, *state, *urgency, *endpoint, *model,
+      *idempotency_key, *last_class, *last_error, *metadata;
+};
+
+/*
+ * Jobs matching f (NULL: all), newest first (highest id first; with
+ * since or until, latest created_at first), at most
+ * f->limit. SL_INVAL with the reason in sl_errmsg() for an unknown state.
+ * Free with sl_job_rows_free.
+ */
+int sl_jobs_find(struct sl_journal *j, const struct sl_job_filter *f,
+                 struct sl_job_row **out, size_t *n);
+void sl_job_rows_free(struct sl_job_row *rows, size_t n);
 
 /* Per-hop timings of one attempt, in milliseconds; negative: unknown. */
 struct sl_timings {

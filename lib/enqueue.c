@@ -4,6 +4,27 @@
 
 #include "internal.h"
 
+/* A name holding a control character (C0 or DEL) would reach a terminal
+ * raw: the SQL door (migration 0003) refuses it too, with the same words. */
+static int has_control(const char *s) {
+  for (; s && *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f)
+      return 1;
+  return 0;
+}
+
+static int check_names(struct sl_journal *j, const struct sl_job_spec *s) {
+  const char *what = has_control(s->queue)       ? "queue"
+                     : has_control(s->partition) ? "partition"
+                     : has_control(s->endpoint)  ? "endpoint"
+                                                 : NULL;
+  if (!what)
+    return SL_OK;
+  snprintf(j->errmsg, sizeof j->errmsg,
+           "%s must not contain control characters", what);
+  return SL_BAD_JOB;
+}
+
 /*
  * Insert one job inside the caller's transaction (or autocommit). Dedup on
  * the idempotency key: ON CONFLICT DO NOTHING changes no row, so look the
@@ -25,6 +46,11 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
              "negative");
     return SL_BAD_JOB;
   }
+  rc = check_names(j, s);
+  if (rc != SL_OK)
+    return rc;
+  /* "stream": true is refused by the jobs_insert_door trigger, which has
+   * SQLite's JSON parser at hand; its message reaches errmsg below. */
   st = sl_journal_stmt(j, SL_STMT_ENQUEUE);
   if (!st)
     return SL_DB;
@@ -39,6 +65,7 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
   sl_bind_opt_int(st, 9, s->run_after_ms, 0);
   sl_bind_opt_int(st, 10, s->deadline_ms, 0);
   sqlite3_bind_int64(st, 11, now);
+  sl_bind_text(st, 12, s->metadata);
   rc = sqlite3_step(st);
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "job refused");
@@ -46,7 +73,7 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
     return rc;
   }
   sqlite3_reset(st);
-  if (sqlite3_changes(j->db) == 1) { /* jobs has no INSERT trigger */
+  if (sqlite3_changes(j->db) == 1) { /* the door triggers change no row */
     *id = sqlite3_last_insert_rowid(j->db);
     if (created)
       *created = 1;

@@ -34,12 +34,12 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   [SL_STMT_ENQUEUE] =
     "INSERT INTO jobs (queue, partition, urgency, endpoint, body,"
     " idempotency_key, priority, max_attempts, run_after, deadline,"
-    " created_at, updated_at)"
+    " created_at, updated_at, metadata)"
     " VALUES (coalesce(?1, 'default'), coalesce(?2, ''),"
     " coalesce(?3, 'urgent'), coalesce(?4, '/v1/responses'), ?5,"
     " coalesce(?6, printf('%012x', ?11) || lower(hex(randomblob(10)))),"
     " ?7, coalesce(?8, 5),"
-    " coalesce(?9, ?11), ?10, ?11, ?11)"
+    " coalesce(?9, ?11), ?10, ?11, ?11, coalesce(?12, '{}'))"
     " ON CONFLICT (idempotency_key) DO NOTHING",
 
   [SL_STMT_FIND_KEY] = "SELECT id FROM jobs WHERE idempotency_key = ?1",

@@ -89,6 +89,7 @@ void sl_job_info_free(struct sl_job_info *i) {
   free(i->last_error);
   free(i->result_body);
   free(i->request_id);
+  free(i->metadata);
   memset(i, 0, sizeof *i);
 }
 
@@ -100,7 +101,7 @@ int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
       " j.partition, j.urgency, j.state, j.endpoint, j.model, j.body,"
       " j.idempotency_key, j.last_class, j.last_error, r.job_id IS NOT NULL,"
       " coalesce(r.http_status, 0), coalesce(r.input_tokens, -1),"
-      " coalesce(r.output_tokens, -1), r.body, r.request_id"
+      " coalesce(r.output_tokens, -1), r.body, r.request_id, j.metadata"
       " FROM jobs j LEFT JOIN results r ON r.job_id = j.id WHERE j.id = ?1";
   struct sl_job_info i;
   sqlite3_stmt *st = NULL;
@@ -150,6 +151,7 @@ int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
   i.output_tokens = sqlite3_column_int64(st, 23);
   i.result_body = sl_column_strdup(st, 24, &oom);
   i.request_id = sl_column_strdup(st, 25, &oom);
+  i.metadata = sl_column_strdup(st, 26, &oom);
   sqlite3_reset(st);
   if (oom) {
     sl_job_info_free(&i);

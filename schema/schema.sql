@@ -124,6 +124,11 @@ CREATE TABLE jobs (
                   DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
   updated_at      INTEGER,
   finished_at     INTEGER,
+  -- Added by migrations/0009 (after the last column, as ALTER TABLE puts
+  -- it): the producer's own JSON object, never sent to the API.
+  metadata        TEXT NOT NULL DEFAULT '{}'
+                  CONSTRAINT "metadata must be a JSON object"
+                  CHECK (json_valid(metadata) AND json_type(metadata) = 'object'),
   CONSTRAINT "body must name a model"
     CHECK (model IS NOT NULL OR endpoint = '/v1/moderations'
            OR NOT json_valid(body) OR json_type(body) <> 'object'),
@@ -378,8 +383,126 @@ CREATE TABLE breakers (
   PRIMARY KEY (endpoint, model)
 ) STRICT;
 
+-- ---------------------------------------------------------------------
+-- Added by migrations/0003_sql_door.sql (the SQL door, issue 10).
+-- ---------------------------------------------------------------------
+
+-- The SQL door refuses jobs that no worker could finish. SQLite cannot add
+-- a CHECK to an existing table, so these are triggers; each RAISE names the
+-- problem, as the CHECKs do.
+-- Only INSERT and updates of the named columns pay for them: the claim and
+-- completion UPDATEs set none of queue, partition or body, so their hot
+-- path is unchanged. Rows written before this migration are left as they
+-- are (the CLI escapes whatever it prints).
+-- One CASE per trigger, not one SELECT per check: running the trigger
+-- costs more than its tests, and each statement adds to it. The cheap
+-- tests gate the dear ones: JSON is parsed only for a body that holds
+-- "stream" or a \u escape (the only other way to spell the key), then
+-- json_each, which unescapes keys and sees every duplicate (json_type with
+-- a path does neither), and only a name with a byte beyond printable ASCII is searched for C0 (1 to
+-- 31) and DEL; NUL is found by instr (GLOB stops at a NUL).
+
+CREATE TRIGGER jobs_insert_door
+BEFORE INSERT ON jobs
+BEGIN
+  SELECT CASE
+    -- running with no lease is never rescued; succeeded with no result,
+    -- batched with no batch: only the worker moves a job out of pending.
+    WHEN NEW.state = 'running' OR NEW.state = 'batched'
+      OR NEW.state = 'succeeded' OR NEW.state = 'failed'
+      OR NEW.state = 'cancelled'
+    THEN RAISE(ABORT, 'a new job must be pending; only the worker sets other states')
+    WHEN NEW.attempts < 0 OR NEW.attempts > NEW.max_attempts
+    THEN RAISE(ABORT, 'attempts must be 0 to max_attempts')
+    WHEN NEW.lease_token IS NOT NULL OR NEW.lease_expires IS NOT NULL
+      OR NEW.batch_id IS NOT NULL
+    THEN RAISE(ABORT, 'a new job has no lease or batch; only the worker sets lease_token, lease_expires and batch_id')
+    WHEN (instr(NEW.body, '"stream"') OR instr(NEW.body, '\u'))
+      AND CASE WHEN json_valid(NEW.body)
+               THEN EXISTS (SELECT 1 FROM json_each(NEW.body)
+                             WHERE key = 'stream' AND type = 'true') END
+    THEN RAISE(ABORT, 'streaming is not supported; remove "stream": true from the body')
+    WHEN (NEW.queue GLOB '*[^ -~]*' AND NEW.queue GLOB
+           '*[' || char(1) || '-' || char(31) || char(127) || ']*')
+      OR instr(NEW.queue, char(0))
+    THEN RAISE(ABORT, 'queue must not contain control characters')
+    WHEN (NEW.partition GLOB '*[^ -~]*' AND NEW.partition GLOB
+           '*[' || char(1) || '-' || char(31) || char(127) || ']*')
+      OR instr(NEW.partition, char(0))
+    THEN RAISE(ABORT, 'partition must not contain control characters')
+  END;
+END;
+
+-- The same for a later UPDATE of the names or the body (rare, never on the
+-- claim or completion path).
+CREATE TRIGGER jobs_update_door
+BEFORE UPDATE OF queue, partition, body ON jobs
+BEGIN
+  SELECT CASE
+    WHEN (instr(NEW.body, '"stream"') OR instr(NEW.body, '\u'))
+      AND CASE WHEN json_valid(NEW.body)
+               THEN EXISTS (SELECT 1 FROM json_each(NEW.body)
+                             WHERE key = 'stream' AND type = 'true') END
+    THEN RAISE(ABORT, 'streaming is not supported; remove "stream": true from the body')
+    WHEN (NEW.queue GLOB '*[^ -~]*' AND NEW.queue GLOB
+           '*[' || char(1) || '-' || char(31) || char(127) || ']*')
+      OR instr(NEW.queue, char(0))
+    THEN RAISE(ABORT, 'queue must not contain control characters')
+    WHEN (NEW.partition GLOB '*[^ -~]*' AND NEW.partition GLOB
+           '*[' || char(1) || '-' || char(31) || char(127) || ']*')
+      OR instr(NEW.partition, char(0))
+    THEN RAISE(ABORT, 'partition must not contain control characters')
+  END;
+END;
+
 -- The file header names a sluice journal ("SLUI"; migrations/0007).
 PRAGMA application_id = 1397511497;
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/0009_job_metadata.sql (job metadata, finding jobs).
+-- ---------------------------------------------------------------------
+
+-- One row per top-level metadata key, so that `--metadata K=V` is an index
+-- lookup, not a scan of every body. Kept by the triggers below; jobs with
+-- no metadata (the common case) pay nothing.
+CREATE TABLE job_metadata (
+  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  key    TEXT NOT NULL,
+  value  TEXT,
+  PRIMARY KEY (job_id, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX job_metadata_kv ON job_metadata (key, value);
+
+CREATE TRIGGER jobs_metadata_insert
+AFTER INSERT ON jobs
+WHEN NEW.metadata <> '{}'
+BEGIN
+  INSERT INTO job_metadata (job_id, key, value)
+  SELECT NEW.id, key, CASE WHEN type = 'true' THEN 'true'
+                           WHEN type = 'false' THEN 'false'
+                           ELSE CAST(value AS TEXT) END
+    FROM json_each(NEW.metadata);
+END;
+
+CREATE TRIGGER jobs_metadata_update
+AFTER UPDATE OF metadata ON jobs
+BEGIN
+  DELETE FROM job_metadata WHERE job_id = NEW.id;
+  INSERT INTO job_metadata (job_id, key, value)
+  SELECT NEW.id, key, CASE WHEN type = 'true' THEN 'true'
+                           WHEN type = 'false' THEN 'false'
+                           ELSE CAST(value AS TEXT) END
+    FROM json_each(NEW.metadata);
+END;
+
+-- Filters of `sluice jobs` (newest first): the queue and partition names
+-- and the creation time never change, so these cost only at insert; the
+-- failed and cancelled ones change only when a job enters or leaves those
+-- states. pending, running, batched and failed already have indexes (0001).
+CREATE INDEX jobs_queue ON jobs (queue, partition);
+CREATE INDEX jobs_created ON jobs (created_at);
+CREATE INDEX jobs_failed_class ON jobs (last_class) WHERE state = 'failed';
+CREATE INDEX jobs_cancelled ON jobs (finished_at) WHERE state = 'cancelled';
 
 -- ---------------------------------------------------------------------
 -- Added by migrations/0011_dashboard.sql (`sluice dashboard`).

@@ -28,10 +28,16 @@ struct sl_journal *sl_cli_open(const char *path, int no_create);
 struct sl_journal *sl_cli_open_ro(const char *path);
 
 /*
- * A point in time from a flag: a Unix millisecond number, or a duration
- * from now ("90s", "10m", "2h", "1d", "500ms"). Returns 0 or -1.
+ * A point in time from a flag: an RFC 3339 time (2026-12-06T20:00:00Z, or a
+ * date alone), or a duration (90s, 10m, 2h, 1d) counted from now forward
+ * (sign > 0: --run-after, --deadline) or back (sign < 0: --since, --until).
+ * A bare number is refused: its unit is a guess (seconds? milliseconds?).
+ * Returns 0, or -1 with the reason in why.
  */
-int sl_cli_parse_when(const char *s, int64_t now_ms, int64_t *out_ms);
+int sl_cli_parse_when(const char *s, int64_t now_ms, int sign, int64_t *out_ms,
+                      char *why, size_t whylen);
+/* RFC 3339 (or a date alone, UTC) to Unix ms; returns 0 or -1. */
+int sl_cli_parse_rfc3339(const char *s, int64_t *out_ms);
 /* A duration ("90s", "10m", "7d", "500ms"; a bare number is seconds). */
 int sl_cli_parse_duration(const char *s, int64_t *out_ms);
 /* A non-negative integer in [min, max]; returns 0 or -1. */
@@ -45,6 +51,7 @@ int sl_cmd_init(int argc, char **argv);
 int sl_cmd_enqueue(int argc, char **argv);
 int sl_cmd_status(int argc, char **argv);
 int sl_cmd_show(int argc, char **argv);
+int sl_cmd_jobs(int argc, char **argv);
 int sl_cmd_cancel(int argc, char **argv);
 int sl_cmd_replay(int argc, char **argv);
 int sl_cmd_pause(int argc, char **argv);

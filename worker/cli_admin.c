@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "esc.h"
 
 /* Above this many jobs, replay asks for --yes (or a typed "y"). */
 #define SL_REPLAY_CONFIRM_OVER 1000
@@ -126,7 +127,9 @@ int sl_cmd_cancel(int argc, char **argv) {
     if (rc == SL_OK) {
       printf("cancelled %lld\n", id);
     } else if (rc == SL_NOT_FOUND || rc == SL_STATE) {
-      fprintf(stderr, "sluice cancel: %s\n", sl_errmsg(j));
+      fputs("sluice cancel: ", stderr);
+      sl_esc_put(stderr, sl_errmsg(j));
+      fputc('\n', stderr);
       ret = SL_EXIT_FAILED;
     } else {
       sl_cli_report(j, rc, "cancel");
@@ -275,7 +278,9 @@ static int pause_or_resume(int argc, char **argv, int pause) {
     sl_close(j);
     return SL_EXIT_JOURNAL;
   }
-  printf("%s %s\n", pause ? "paused" : "resumed", argv[optind]);
+  printf("%s ", pause ? "paused" : "resumed");
+  sl_esc_put(stdout, argv[optind]);
+  putchar('\n');
   sl_close(j);
   return SL_EXIT_OK;
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "esc.h"
 
 static const char usage[] =
     "Usage: sluice enqueue [OPTIONS] [BODY]\n"
@@ -24,11 +25,16 @@ static const char usage[] =
     "  -p, --priority N           0 runs first (default 0)\n"
     "  -P, --partition LABEL      partition label, for replay by partition\n"
     "  -d, --deadline WHEN        give up after WHEN: a duration from now\n"
-    "                             (90s, 10m, 2h, 1d) or Unix milliseconds\n"
+    "                             (90s, 10m, 2h, 1d) or an RFC 3339 time\n"
+    "                             (2026-12-06T20:00:00Z); not in the past.\n"
+    "                             A bare number is refused (no unit)\n"
     "  -a, --run-after WHEN       not before WHEN (same forms)\n"
     "  -m, --max-attempts N       attempts before the job fails (default 5)\n"
     "  -k, --idempotency-key KEY  dedup key (one job only; default generated).\n"
     "                             A key that exists returns the existing job.\n"
+    "  -M, --metadata JSON        a JSON object of your own (tenant, order\n"
+    "                             id...): stored, shown, searchable with\n"
+    "                             `sluice jobs --metadata K=V`; never sent\n"
     "  -h, --help                 show this help\n"
     "\n"
     "Prints the job id (one job) or the count enqueued (stdin).\n"
@@ -90,6 +96,7 @@ int sl_cmd_enqueue(int argc, char **argv) {
       {"run-after", required_argument, NULL, 'a'},
       {"max-attempts", required_argument, NULL, 'm'},
       {"idempotency-key", required_argument, NULL, 'k'},
+      {"metadata", required_argument, NULL, 'M'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   struct sl_job_spec base = {0}, *specs = NULL;
@@ -100,9 +107,10 @@ int sl_cmd_enqueue(int argc, char **argv) {
   long long v;
   int64_t now = sl_now_ms(), id;
   int c, rc, created, ret = SL_EXIT_FAILED;
+  char why[256];
 
   optind = 1;
-  while ((c = getopt_long(argc, argv, "j:q:u:e:p:P:d:a:m:k:h", opts,
+  while ((c = getopt_long(argc, argv, "j:q:u:e:p:P:d:a:m:k:M:h", opts,
                           NULL)) != -1) {
     switch (c) {
     case 'j': journal = optarg; break;
@@ -111,6 +119,7 @@ int sl_cmd_enqueue(int argc, char **argv) {
     case 'e': base.endpoint = optarg; break;
     case 'P': base.partition = optarg; break;
     case 'k': base.idempotency_key = optarg; break;
+    case 'M': base.metadata = optarg; break;
     case 'p':
       if (sl_cli_parse_int(optarg, 0, 1000000, &v) != 0) {
         fprintf(stderr, "sluice enqueue: --priority must be an integer "
@@ -129,11 +138,16 @@ int sl_cmd_enqueue(int argc, char **argv) {
       break;
     case 'd':
     case 'a':
-      if (sl_cli_parse_when(optarg, now, c == 'd' ? &base.deadline_ms
-                                                  : &base.run_after_ms)) {
-        fprintf(stderr, "sluice enqueue: --%s wants a duration (90s, 10m, "
-                        "2h, 1d) or Unix milliseconds, got '%s'\n",
-                c == 'd' ? "deadline" : "run-after", optarg);
+      if (sl_cli_parse_when(optarg, now, 1, c == 'd' ? &base.deadline_ms
+                                                     : &base.run_after_ms,
+                            why, sizeof why)) {
+        fprintf(stderr, "sluice enqueue: --%s: %s\n",
+                c == 'd' ? "deadline" : "run-after", why);
+        return SL_EXIT_USAGE;
+      }
+      if (c == 'd' && base.deadline_ms <= now) {
+        fprintf(stderr, "sluice enqueue: --deadline %s is already past; "
+                        "the job could never run\n", optarg);
         return SL_EXIT_USAGE;
       }
       break;
@@ -198,11 +212,13 @@ int sl_cmd_enqueue(int argc, char **argv) {
     size_t bad = 0;
     rc = sl_enqueue_many(j, specs, (size_t)nlines, NULL, &bad);
     if (rc != SL_OK) {
-      if (rc == SL_BAD_JOB || rc == SL_INVAL)
-        fprintf(stderr, "sluice enqueue: line %ld: %s; nothing was "
-                        "enqueued\n", linenos[bad], sl_errmsg(j));
-      else
+      if (rc == SL_BAD_JOB || rc == SL_INVAL) {
+        fprintf(stderr, "sluice enqueue: line %ld: ", linenos[bad]);
+        sl_esc_put(stderr, sl_errmsg(j));
+        fputs("; nothing was enqueued\n", stderr);
+      } else {
         sl_cli_report(j, rc, "nothing was enqueued");
+      }
       ret = rc == SL_BAD_JOB || rc == SL_INVAL ? SL_EXIT_FAILED
                                                : SL_EXIT_JOURNAL;
       goto out;

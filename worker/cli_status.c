@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "cli_storm.h"
+#include "esc.h"
 #include "sluice_batch.h"
 
 static const char status_usage[] =
@@ -78,7 +79,8 @@ static int batches_status(struct sl_journal *j, cJSON *root) {
            "ENDPOINT", "STATE", "REMOTE", "STATUS", "DONE/REQUESTS",
            "FAILED", "BATCHED");
   for (i = 0; i < n; i++) {
-    char done[48];
+    char done[48], e1[SL_ESC_NAME], e2[SL_ESC_NAME], e3[SL_ESC_NAME],
+        e4[SL_ESC_NAME];
     if (root) {
       o = cJSON_CreateObject();
       if (!arr || !o)
@@ -98,9 +100,13 @@ static int batches_status(struct sl_journal *j, cJSON *root) {
     snprintf(done, sizeof done, "%lld/%lld", (long long)b[i].completed_count,
              (long long)b[i].request_count);
     printf("%-6lld %-22s %-10s %-32s %-11s %13s %7lld %7lld\n",
-           (long long)b[i].id, b[i].endpoint, b[i].state,
-           b[i].remote_batch_id ? b[i].remote_batch_id : "-",
-           b[i].remote_status ? b[i].remote_status : "-", done,
+           (long long)b[i].id, sl_esc(b[i].endpoint, e1, sizeof e1),
+           sl_esc(b[i].state, e2, sizeof e2),
+           b[i].remote_batch_id ? sl_esc(b[i].remote_batch_id, e3, sizeof e3)
+                                : "-",
+           b[i].remote_status ? sl_esc(b[i].remote_status, e4, sizeof e4)
+                              : "-",
+           done,
            (long long)b[i].failed_count, (long long)b[i].jobs_batched);
   }
   sl_batch_info_free(b, n);
@@ -167,7 +173,7 @@ int sl_cmd_status(int argc, char **argv) {
   struct sl_journal *j;
   size_t n = 0, i;
   int c, json = 0, rc, ret;
-  char lag[32];
+  char lag[32], qname[SL_ESC_NAME];
 
   optind = 1;
   while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
@@ -200,7 +206,8 @@ int sl_cmd_status(int argc, char **argv) {
     for (i = 0; i < n; i++) {
       fmt_age(lag, sizeof lag, st[i].oldest_pending_age_ms);
       printf("%-20s %9lld %9lld %9lld %10lld %9lld %9lld %7s %s\n",
-             st[i].queue, (long long)st[i].pending, (long long)st[i].running,
+             sl_esc(st[i].queue, qname, sizeof qname),
+             (long long)st[i].pending, (long long)st[i].running,
              (long long)st[i].batched, (long long)st[i].succeeded,
              (long long)st[i].failed, (long long)st[i].cancelled, lag,
              st[i].paused ? "yes" : "no");
@@ -257,6 +264,8 @@ static int show_json(const struct sl_job_info *i,
   add_str(root, "last_class", i->last_class);
   add_str(root, "last_error", i->last_error);
   add_str(root, "body", i->body);
+  if (i->metadata)
+    cJSON_AddItemToObject(root, "metadata", cJSON_Parse(i->metadata));
   arr = cJSON_AddArrayToObject(root, "attempts_log");
   for (k = 0; arr && k < na; k++) {
     o = cJSON_CreateObject();
@@ -288,38 +297,62 @@ static int show_json(const struct sl_job_info *i,
   return print_json(root);
 }
 
+/* "  label" then each value escaped (journal text may hold anything). */
+static void show_line(const char *label, const char *a, const char *sep,
+                      const char *b) {
+  printf("  %-11s ", label);
+  sl_esc_put(stdout, a);
+  if (b) {
+    fputs(sep, stdout);
+    sl_esc_put(stdout, b);
+  }
+  putchar('\n');
+}
+
 static void show_text(const struct sl_job_info *i,
                       const struct sl_attempt_info *a, size_t na) {
+  char e1[SL_ESC_NAME], e2[SL_ESC_NAME], e3[SL_ESC_NAME], e4[SL_ESC_NAME];
   size_t k;
   printf("job %lld\n", (long long)i->id);
-  printf("  state       %s\n", i->state);
-  printf("  queue       %s%s%s\n", i->queue, i->partition[0] ? "  partition " : "",
-         i->partition);
-  printf("  route       %s %s (model %s)\n", i->urgency, i->endpoint,
-         i->model ? i->model : "-");
+  show_line("state", i->state, "", NULL);
+  show_line("queue", i->queue, "  partition ",
+            i->partition[0] ? i->partition : NULL);
+  printf("  route       %s %s (model %s)\n",
+         sl_esc(i->urgency, e1, sizeof e1), sl_esc(i->endpoint, e2, sizeof e2),
+         i->model ? sl_esc(i->model, e3, sizeof e3) : "-");
   printf("  attempts    %lld of %lld (generation %lld)\n",
          (long long)i->attempts, (long long)i->max_attempts,
          (long long)i->generation);
-  printf("  key         %s\n", i->idempotency_key);
+  show_line("key", i->idempotency_key, "", NULL);
   if (i->last_class)
-    printf("  last error  %s: %s\n", i->last_class,
-           i->last_error ? i->last_error : "");
-  printf("  body        %s\n", i->body);
+    show_line("last error", i->last_class, ": ",
+              i->last_error ? i->last_error : "");
+  if (i->metadata && strcmp(i->metadata, "{}") != 0)
+    show_line("metadata", i->metadata, "", NULL);
+  show_line("body", i->body, "", NULL);
   for (k = 0; k < na; k++) {
     printf("  attempt %lld  %-6s %-17s http %-3lld req %-14s "
-           "dns %.1f connect %.1f tls %.1f first-byte %.1f total %.1f ms%s%s\n",
-           (long long)a[k].attempt, a[k].route,
-           a[k].failure_class ? a[k].failure_class : "ok",
+           "dns %.1f connect %.1f tls %.1f first-byte %.1f total %.1f ms",
+           (long long)a[k].attempt, sl_esc(a[k].route, e1, sizeof e1),
+           a[k].failure_class ? sl_esc(a[k].failure_class, e2, sizeof e2)
+                              : "ok",
            (long long)a[k].http_status,
-           a[k].request_id ? a[k].request_id : "-", a[k].t.dns_ms,
-           a[k].t.connect_ms, a[k].t.tls_ms, a[k].t.first_byte_ms,
-           a[k].t.total_ms, a[k].error ? "  " : "",
-           a[k].error ? a[k].error : "");
+           a[k].request_id ? sl_esc(a[k].request_id, e4, sizeof e4) : "-",
+           a[k].t.dns_ms, a[k].t.connect_ms, a[k].t.tls_ms,
+           a[k].t.first_byte_ms, a[k].t.total_ms);
+    if (a[k].error) {
+      fputs("  ", stdout);
+      sl_esc_put(stdout, a[k].error);
+    }
+    putchar('\n');
   }
-  if (i->has_result)
-    printf("  result      HTTP %lld request %s\n  %s\n",
-           (long long)i->result_status, i->request_id ? i->request_id : "-",
-           i->result_body ? i->result_body : "");
+  if (i->has_result) {
+    printf("  result      HTTP %lld request %s\n  ",
+           (long long)i->result_status,
+           i->request_id ? sl_esc(i->request_id, e1, sizeof e1) : "-");
+    sl_esc_put(stdout, i->result_body ? i->result_body : "");
+    putchar('\n');
+  }
 }
 
 int sl_cmd_show(int argc, char **argv) {

@@ -11,12 +11,13 @@
 
 #include "cli.h"
 #include "cli_storm.h"
+#include "esc.h"
 #include "ratelimit.h"
 #include "sluice_storm.h"
 
 static void spend_text(const struct sl_queue_spend *q, size_t n) {
   size_t i;
-  char budget[32], usd[32];
+  char budget[32], usd[32], e1[SL_ESC_NAME], e2[SL_ESC_NAME];
   if (n == 0)
     return;
   printf("\n%-20s %12s %12s %12s %10s %s\n", "SPEND TODAY", "TOKENS",
@@ -30,15 +31,17 @@ static void spend_text(const struct sl_queue_spend *q, size_t n) {
       snprintf(usd, sizeof usd, "%.4f", q[i].usd);
     else
       snprintf(usd, sizeof usd, "-");
-    printf("%-20s %12lld %12s %12s %10s %s\n", q[i].queue,
-           (long long)q[i].total_tokens, budget, usd,
-           q[i].online_paused ? "paused" : "running",
-           q[i].online_paused ? q[i].online_reason : "");
+    printf("%-20s %12lld %12s %12s %10s %s\n",
+           sl_esc(q[i].queue, e1, sizeof e1), (long long)q[i].total_tokens,
+           budget, usd, q[i].online_paused ? "paused" : "running",
+           q[i].online_paused ? sl_esc(q[i].online_reason, e2, sizeof e2)
+                              : "");
   }
 }
 
 static void buckets_text(const struct sl_bucket_row *b, size_t n,
                          int64_t now) {
+  char e1[SL_ESC_NAME], e2[SL_ESC_NAME];
   size_t i;
   if (n == 0)
     return;
@@ -46,13 +49,16 @@ static void buckets_text(const struct sl_bucket_row *b, size_t n,
          "RPM", "TPM", "SHARE", "REQ LEFT", "TOK LEFT", "BLOCKED");
   for (i = 0; i < n; i++)
     printf("%-22s %-16s %10.0f %12.0f %6.0f%% %9.1f %12.0f %s\n",
-           b[i].endpoint, b[i].model, b[i].rpm, b[i].tpm, b[i].factor * 100,
+           sl_esc(b[i].endpoint, e1, sizeof e1),
+           sl_esc(b[i].model, e2, sizeof e2), b[i].rpm, b[i].tpm,
+           b[i].factor * 100,
            b[i].req_level, b[i].tok_level,
            b[i].blocked_until > now ? "yes" : "no");
 }
 
 static void breakers_text(const struct sl_breaker_row *b, size_t n,
                           int64_t now) {
+  char e1[SL_ESC_NAME], e2[SL_ESC_NAME], e3[SL_ESC_NAME];
   size_t i;
   if (n == 0)
     return;
@@ -63,9 +69,11 @@ static void breakers_text(const struct sl_breaker_row *b, size_t n,
     if (b[i].state == SL_BREAKER_OPEN && b[i].open_until > now)
       snprintf(left, sizeof left, "in %lldms",
                (long long)(b[i].open_until - now));
-    printf("%-22s %-16s %-10s %6lld %10s %s\n", b[i].endpoint, b[i].model,
+    printf("%-22s %-16s %-10s %6lld %10s %s\n",
+           sl_esc(b[i].endpoint, e1, sizeof e1),
+           sl_esc(b[i].model, e2, sizeof e2),
            sl_breaker_state_name(b[i].state), (long long)b[i].trips, left,
-           b[i].last_class[0] ? b[i].last_class : "-");
+           b[i].last_class[0] ? sl_esc(b[i].last_class, e3, sizeof e3) : "-");
   }
 }
 

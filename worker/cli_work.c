@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "esc.h"
 #include "log.h"
 #include "rlimit.h"
 #include "worker.h"
@@ -114,9 +115,10 @@ static char *read_key_file(const char *path) {
 }
 
 static int duration(const char *flag, const char *v, int64_t *out) {
+  char e[SL_ESC_NAME];
   if (sl_cli_parse_duration(v, out) != 0 || *out <= 0) {
     fprintf(stderr, "sluice work: --%s wants a positive duration (500ms, "
-                    "30s, 5m), got '%s'\n", flag, v);
+                    "30s, 5m), got '%s'\n", flag, sl_esc(v, e, sizeof e));
     return -1;
   }
   return 0;
@@ -199,7 +201,7 @@ int sl_cmd_work(int argc, char **argv) {
       {NULL, 0, NULL, 0}};
   struct sl_worker_config cfg;
   struct sl_argv m;
-  char cfgerr[700];
+  char cfgerr[700], e[SL_ESC_NAME]; /* e: a bad value, escaped */
   const char *origin = NULL;
   const char *journal = NULL, *key_file = NULL, *env;
   const char **queues = NULL;
@@ -214,7 +216,9 @@ int sl_cmd_work(int argc, char **argv) {
     cfg.base_url = env;
   if (sl_config_build_argv("work", opts, sl_config_path(argc, argv), argc,
                            argv, &m, cfgerr, sizeof cfgerr) != 0) {
-    fprintf(stderr, "sluice work: %s\n", cfgerr);
+    fputs("sluice work: ", stderr);
+    sl_esc_put(stderr, cfgerr); /* it can quote the config file */
+    fputc('\n', stderr);
     return SL_EXIT_CONFIG;
   }
   argc = m.argc;
@@ -238,7 +242,7 @@ int sl_cmd_work(int argc, char **argv) {
                         "100000, got '%s'\n",
                 c == 'c' ? "concurrency" : c == OPT_BATCH ? "claim-batch"
                                                         : "max-connections",
-                optarg);
+                sl_esc(optarg, e, sizeof e));
         goto out;
       }
       if (c == 'c')
@@ -292,7 +296,8 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_METRICS:
       if (sl_cli_parse_int(optarg, 0, 65535, &v) != 0) {
         fprintf(stderr, "sluice work: --metrics-port wants a port from 0 to "
-                        "65535, got '%s'\n", optarg);
+                        "65535, got '%s'\n",
+                sl_esc(optarg, e, sizeof e));
         goto out;
       }
       cfg.metrics_port = (int)v;
@@ -308,7 +313,8 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_BLINES:
       if (sl_cli_parse_int(optarg, 1, 50000, &v) != 0) {
         fprintf(stderr, "sluice work: --batch-max-lines wants an integer "
-                        "from 1 to 50000, got '%s'\n", optarg);
+                        "from 1 to 50000, got '%s'\n",
+                sl_esc(optarg, e, sizeof e));
         goto out;
       }
       cfg.batch.max_lines = (size_t)v;
@@ -316,7 +322,8 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_BBYTES:
       if (parse_size(optarg, &cfg.batch.max_bytes) != 0) {
         fprintf(stderr, "sluice work: --batch-max-bytes wants a size from 1 "
-                        "to 200MB (1000, 50kB, 10MB), got '%s'\n", optarg);
+                        "to 200MB (1000, 50kB, 10MB), got '%s'\n",
+                sl_esc(optarg, e, sizeof e));
         goto out;
       }
       break;
@@ -336,7 +343,8 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_LOGLEVEL:
       if (sl_log_parse_level(optarg, &sl_log_threshold) != 0) {
         fprintf(stderr, "sluice work: --log-level wants debug, info, warn or "
-                        "error, got '%s'\n", optarg);
+                        "error, got '%s'\n",
+                sl_esc(optarg, e, sizeof e));
         goto out;
       }
       break;
@@ -391,7 +399,9 @@ int sl_cmd_work(int argc, char **argv) {
 
 out:
   if (ret == SL_EXIT_USAGE && origin) {
-    fprintf(stderr, "sluice work: that setting came from %s\n", origin);
+    fputs("sluice work: that setting came from ", stderr);
+    sl_esc_put(stderr, origin);
+    fputc('\n', stderr);
     ret = SL_EXIT_CONFIG;
   }
   sl_argv_free(&m);

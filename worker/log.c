@@ -62,7 +62,7 @@ static size_t put_escaped(char *out, size_t pos, size_t cap, const char *s) {
     } else if (c == '\n') {
       out[pos++] = '\\';
       out[pos++] = 'n';
-    } else if (c < 0x20) {
+    } else if (c < 0x20 || c == 0x7f) { /* DEL too: never raw on a tty */
       pos += (size_t)snprintf(out + pos, cap - pos, "\\u%04x", c);
     } else {
       out[pos++] = (char)c;

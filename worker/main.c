@@ -18,6 +18,7 @@ static const char usage[] =
     "  work      run a worker: claim jobs and send them (online or batch)\n"
     "  status    jobs per queue and state, lag, pauses\n"
     "  show      one job with its attempts and result\n"
+    "  jobs      list and find jobs (by state, queue, class, metadata...)\n"
     "  cancel    cancel pending or batched jobs\n"
     "  replay    send failed jobs again (by queue, partition, class...)\n"
     "  pause     stop claiming a queue's jobs\n"
@@ -47,7 +48,7 @@ static const struct {
     {"replay", sl_cmd_replay},   {"pause", sl_cmd_pause},
     {"resume", sl_cmd_resume},   {"rescue", sl_cmd_rescue},
     {"prune", sl_cmd_prune},     {"budget", sl_cmd_budget},
-    {"dashboard", sl_cmd_dashboard},
+    {"jobs", sl_cmd_jobs},       {"dashboard", sl_cmd_dashboard},
 };
 
 int main(int argc, char **argv) {

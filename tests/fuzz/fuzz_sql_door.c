@@ -61,6 +61,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   rc = sl_enqueue(j, &s, &id, NULL);
   if (rc != SL_OK && rc != SL_BAD_JOB && rc != SL_INVAL)
     abort(); /* anything else is a library fault, not bad input */
+  if (rc == SL_OK && fields[1])
+    for (p = fields[1]; *p; p++)
+      if ((unsigned char)*p < 0x20 || *p == 0x7f)
+        abort(); /* a control character got through the door */
   if (rc == SL_OK) {
     o.max_jobs = 4;
     o.lease_ms = 1000;

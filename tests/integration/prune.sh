@@ -93,10 +93,13 @@ eq "nothing left to prune" "pruned 0 jobs" "$out"
 export SLUICE_JOURNAL="$T/live.db"
 "$SLUICE" init >/dev/null
 if start_mock; then
-  sql "INSERT INTO jobs (queue, body, state, finished_at)
-    SELECT 'old', '{\"model\":\"m\"}', 'succeeded', $old
+  # Pending, then succeeded: the SQL door takes only pending jobs.
+  sql "INSERT INTO jobs (queue, body)
+    SELECT 'old', '{\"model\":\"m\"}'
     FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c
-          WHERE x < 5000) SELECT x FROM c)"
+          WHERE x < 5000) SELECT x FROM c);
+    UPDATE jobs SET state = 'succeeded', finished_at = $old
+     WHERE queue = 'old'"
   for i in $(seq 1 300); do printf '{"model":"m","input":"live %d"}\n' "$i"; done |
     "$SLUICE" enqueue -q live >/dev/null
   timeout 120 "$SLUICE" work --base-url "$MOCK_URL" --exit-when-idle \

@@ -9,7 +9,9 @@ set -u
 BUILD=${SLUICE_BUILD:?set SLUICE_BUILD to the build directory}
 CLAIMER="$BUILD/tests/helpers/claimer"
 TMP=$(mktemp -d /tmp/sluice-sql.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
+BG=() # background processes this script started, killed by pid on exit
+trap 'for p in "${BG[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+      wait 2>/dev/null; rm -rf "$TMP"' EXIT
 J="$TMP/journal.db"
 failures=0
 
@@ -104,7 +106,78 @@ refused "duplicate_key_refused" \
   "INSERT INTO jobs(body, idempotency_key) VALUES('{\"model\":\"m\"}',
    (SELECT idempotency_key FROM jobs WHERE id = 1));" \
   "UNIQUE constraint failed: jobs.idempotency_key"
+# The SQL door (issue 10, migration 0003): rows no worker could finish.
+for st in running batched succeeded failed cancelled; do
+  refused "insert_${st}_refused" \
+    "INSERT INTO jobs(body, state) VALUES('{\"model\":\"m\"}', '$st');" \
+    "a new job must be pending; only the worker sets other states"
+done
+refused "attempts_past_max_refused" \
+  "INSERT INTO jobs(body, attempts, max_attempts)
+   VALUES('{\"model\":\"m\"}', 4, 3);" \
+  "attempts must be 0 to max_attempts"
+refused "negative_attempts_refused" \
+  "INSERT INTO jobs(body, attempts) VALUES('{\"model\":\"m\"}', -1);" \
+  "attempts must be 0 to max_attempts"
+for col in lease_token lease_expires batch_id; do
+  refused "${col}_on_insert_refused" \
+    "INSERT INTO jobs(body, $col) VALUES('{\"model\":\"m\"}', 1);" \
+    "a new job has no lease or batch"
+done
+refused "stream_true_refused" \
+  "INSERT INTO jobs(body) VALUES('{\"model\":\"m\",\"stream\":true}');" \
+  "streaming is not supported; remove \"stream\": true from the body"
+refused "stream_escaped_key_refused" \
+  "INSERT INTO jobs(body)
+   VALUES('{\"model\":\"m\",\"str\\u0065am\":true}');" \
+  "streaming is not supported"
+refused "partition_nul_refused" \
+  "INSERT INTO jobs(body, partition)
+   VALUES('{\"model\":\"m\"}', 't' || char(0) || '7');" \
+  "partition must not contain control characters"
+refused "queue_escape_refused" \
+  "INSERT INTO jobs(body, queue)
+   VALUES('{\"model\":\"m\"}', 'red' || char(27) || '[31m');" \
+  "queue must not contain control characters"
+refused "queue_newline_refused" \
+  "INSERT INTO jobs(body, queue) VALUES('{\"model\":\"m\"}', 'a
+b');" \
+  "queue must not contain control characters"
+refused "queue_nul_refused" \
+  "INSERT INTO jobs(body, queue)
+   VALUES('{\"model\":\"m\"}', 'a' || char(0) || 'b');" \
+  "queue must not contain control characters"
+refused "queue_del_refused" \
+  "INSERT INTO jobs(body, queue) VALUES('{\"model\":\"m\"}', 'a' || char(127));" \
+  "queue must not contain control characters"
+refused "partition_tab_refused" \
+  "INSERT INTO jobs(body, partition)
+   VALUES('{\"model\":\"m\"}', 't' || char(9) || '7');" \
+  "partition must not contain control characters"
+refused "queue_update_refused" \
+  "UPDATE jobs SET queue = 'x' || char(10) WHERE id = 1;" \
+  "queue must not contain control characters"
+refused "stream_update_refused" \
+  "UPDATE jobs SET body = '{\"model\":\"m\",\"stream\":true}' WHERE id = 1;" \
+  "streaming is not supported"
 check "only_the_good_row" eq 1 "$(q 'SELECT count(*) FROM jobs')"
+refused "stream_duplicate_key_refused" \
+  "INSERT INTO jobs(body)
+   VALUES('{\"model\":\"m\",\"stream\":false,\"stream\":true}');" \
+  "streaming is not supported"
+# What the door still takes: UTF-8 names, "stream": false, a body that only
+# mentions streaming or holds \u escapes, attempts up to max_attempts.
+P="$TMP/door.db"
+"$CLAIMER" --journal "$P" --init
+sqlite3 -batch "$P" <<'SQL'
+INSERT INTO jobs(body, queue, partition, attempts) VALUES
+  ('{"model":"m","stream":false}', 'café', 'tenant-€', 5),
+  ('{"model":"m","input":"\"stream\": true"}', 'q', '', 0),
+  ('{"model":"m","input":"\u00e9","metadata":{"stream":true}}', 'q', '', 0);
+SQL
+check "door_takes_good_rows" eq "0 3" "$? $(sqlite3 "$P" 'SELECT count(*) FROM jobs')"
+check "good_row_unchanged" eq "default|{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}" \
+  "$(q 'SELECT queue, body FROM jobs')"
 
 # Two more in queue q2, then a worker drains all three.
 q "INSERT INTO jobs(body, queue) VALUES('{\"model\":\"m\"}', 'q2'),
@@ -166,5 +239,69 @@ check "all_succeeded_once" eq "6|6|6" \
   "$(q "SELECT count(*), (SELECT count(*) FROM results),
         (SELECT count(DISTINCT job_id) FROM results) FROM jobs
         WHERE state = 'succeeded'")"
+
+# --- The README's own sqlite3 insert beside a busy worker (issue 10: 37 of
+# 100 failed with "database is locked" when the README had no busy
+# timeout). A real `sluice work` drains against the bundled mock while
+# another producer enqueues; the README's command must land 100 of 100.
+ROOT=${SLUICE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+SLUICE="$BUILD/sluice"
+MOCK="$BUILD/sluice-mock"
+B="$TMP/busy.db"
+check "readme_sqlite3_examples_have_timeout" eq \
+  "$(grep -c '^sqlite3 ' "$ROOT/README.md")" \
+  "$(grep -c "^sqlite3 -cmd '.timeout 5000' " "$ROOT/README.md")"
+readme=$(grep -m1 '^sqlite3 .*jobs.db "INSERT INTO jobs(body) VALUES' \
+  "$ROOT/README.md")
+check "readme_insert_found" test -n "$readme"
+readme=${readme/jobs.db/$B}
+
+"$SLUICE" init --journal "$B" >/dev/null
+for i in $(seq 1 1000); do printf '{"model":"m","input":"pre %d"}\n' "$i"; done |
+  "$SLUICE" enqueue --journal "$B" -q busy >/dev/null
+"$MOCK" --port 0 --port-file "$TMP/mock.port" 2>"$TMP/mock.err" &
+BG+=($!)
+for i in $(seq 1 100); do [ -s "$TMP/mock.port" ] && break; sleep 0.05; done
+check "mock_started" test -s "$TMP/mock.port"
+timeout 300 "$SLUICE" work --journal "$B" \
+  --base-url "http://127.0.0.1:$(cat "$TMP/mock.port")/v1" \
+  --poll 50ms --concurrency 16 --log-level warn 2>"$TMP/worker.log" &
+worker=$!
+BG+=("$worker")
+( # another producer, 20 transactions of 50 jobs
+  for i in $(seq 1 20); do
+    seq 1 50 | sed 's/.*/{"model":"m","input":"other &"}/' |
+      "$SLUICE" enqueue --journal "$B" -q busy >/dev/null ||
+      echo "enqueue $i failed" >>"$TMP/producer.err"
+  done
+) &
+producer=$!
+BG+=("$producer")
+sleep 0.3 # let the worker get busy
+bad=0
+for i in $(seq 1 100); do
+  eval "$readme" 2>>"$TMP/readme.err" || bad=$((bad + 1))
+done
+check "readme_inserts_all_exit_0" eq 0 "$bad"
+[ -s "$TMP/readme.err" ] && head -3 "$TMP/readme.err" >&2
+wait "$producer"
+check "other_producer_ok" test ! -s "$TMP/producer.err"
+bq() { sqlite3 -batch -noheader -cmd '.timeout 5000' "$B" "$1"; }
+check "readme_rows_all_landed" eq 100 \
+  "$(bq "SELECT count(*) FROM jobs WHERE queue = 'default'")"
+check "worker_was_busy_meanwhile" test \
+  "$(bq "SELECT count(*) FROM results")" -gt 0
+for i in $(seq 1 1200); do # the worker drains everything (at most 120 s)
+  [ "$(bq "SELECT count(*) FROM jobs WHERE state <> 'succeeded'")" = 0 ] &&
+    break
+  sleep 0.1
+done
+kill -TERM "$worker" 2>/dev/null
+wait "$worker"
+check "worker_exits_0_on_sigterm" eq 0 $?
+check "all_2100_succeeded_once" eq "2100|2100|2100" \
+  "$(bq "SELECT count(*), (SELECT count(*) FROM results),
+         (SELECT count(DISTINCT job_id) FROM results) FROM jobs
+         WHERE state = 'succeeded'")"
 
 [ "$failures" -eq 0 ]

@@ -229,7 +229,7 @@ static void test_enqueue_many_all_or_nothing(void **state) {
 struct bad_case {
   const char *what, *body, *urgency, *endpoint, *queue, *key;
   int priority, max_attempts, rc;
-  const char *msg;
+  const char *msg, *partition;
 };
 
 static void test_bad_jobs_refused(void **state) {
@@ -256,6 +256,20 @@ static void test_bad_jobs_refused(void **state) {
        "queue must be 1 to 128 characters"},
       {"empty key", NULL, NULL, NULL, NULL, "", 0, 0, SL_BAD_JOB,
        "idempotency_key must be 1 to 255 characters"},
+      /* issue 10: the worker would send a streaming body five times */
+      {"streaming body", "{\"model\":\"m\",\"stream\":true}", NULL, NULL,
+       NULL, NULL, 0, 0, SL_BAD_JOB,
+       "streaming is not supported; remove \"stream\": true"},
+      {"queue with ESC", NULL, NULL, NULL, "red\x1b[31m", NULL, 0, 0,
+       SL_BAD_JOB, "queue must not contain control characters"},
+      {"queue with newline", NULL, NULL, NULL, "a\nb", NULL, 0, 0, SL_BAD_JOB,
+       "queue must not contain control characters"},
+      {"queue with DEL", NULL, NULL, NULL, "a\x7f", NULL, 0, 0, SL_BAD_JOB,
+       "queue must not contain control characters"},
+      {"partition with tab", NULL, NULL, NULL, NULL, NULL, 0, 0, SL_BAD_JOB,
+       "partition must not contain control characters", "t\t7"},
+      {"endpoint with CR", NULL, NULL, "/v1/responses\r", NULL, NULL, 0, 0,
+       SL_BAD_JOB, "endpoint must not contain control characters"},
   };
   struct tu *t = *state;
   struct sl_job_spec s = {0};
@@ -274,6 +288,7 @@ static void test_bad_jobs_refused(void **state) {
     s.urgency = c->urgency;
     s.endpoint = c->endpoint;
     s.queue = c->queue;
+    s.partition = c->partition;
     s.idempotency_key = c->key;
     s.priority = c->priority;
     s.max_attempts = c->max_attempts;
