@@ -31,20 +31,19 @@ enum sl_dash_list {
   /* id, at, action, queue, job_id, filter, affected, outcome, client;
    * newest first */
   SL_DASH_ACTIONS,
-  /* job search (struct sl_dash_find): id, queue, partition, state,
-   * last_class, attempts, created_at, finished_at, idempotency_key,
-   * last_error; newest first */
+  /* jobs sl_jobs_find cannot select (struct sl_dash_find): id, queue,
+   * partition, state, last_class, attempts, created_at, finished_at,
+   * idempotency_key, last_error, metadata; newest first */
   SL_DASH_JOBS
 };
 
-/* Filters of SL_DASH_JOBS; NULL / 0 fields do not filter. */
+/* Filters of SL_DASH_JOBS (at least one): the jobs behind a bar of the
+ * failures chart (an attempt of attempt_class finished in [since, until)),
+ * or the jobs of a local batch. */
 struct sl_dash_find {
-  const char *state, *queue, *partition, *failure_class, *idempotency_key;
-  int64_t id, batch_id;
-  int64_t since_ms, until_ms; /* on coalesce(finished_at, created_at) */
-  int by_attempt; /* 1: failure_class, since and until select jobs with an
-                     attempt of that class finished in that window (the
-                     jobs behind a bar of the failures chart) */
+  const char *attempt_class;
+  int64_t since_ms, until_ms;
+  int64_t batch_id;
 };
 
 struct sl_dash_args {

@@ -1,4 +1,5 @@
 /* dash_queries.c: the read side of `sluice dashboard` (sluice_dash.h). */
+#include <stdint.h>
 #include <stdio.h>
 
 #include "internal.h"
@@ -22,21 +23,16 @@ static const char replays_sql[] =
 static const char actions_sql[] =
     "SELECT id, at, action, queue, job_id, filter, affected, outcome, client"
     " FROM dashboard_actions ORDER BY id DESC LIMIT ?1";
-/* Newest first by rowid; an id or a key is a direct lookup. */
+/* Newest first by rowid. Attempts through attempts_finished; a batch's
+ * jobs walk the rowid (a dashboard page, bounded by the limit). */
 static const char jobs_sql[] =
     "SELECT id, queue, partition, state, last_class, attempts, created_at,"
-    " finished_at, idempotency_key, last_error FROM jobs"
-    " WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR idempotency_key = ?2)"
-    " AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR queue = ?4)"
-    " AND (?5 IS NULL OR partition = ?5)"
-    " AND (?6 IS NULL OR ?9 OR last_class = ?6)"
-    " AND (?7 IS NULL OR ?9 OR coalesce(finished_at, created_at) >= ?7)"
-    " AND (?8 IS NULL OR ?9 OR coalesce(finished_at, created_at) < ?8)"
-    " AND (NOT ?9 OR id IN (SELECT job_id FROM attempts"
-    "      WHERE failure_class = ?6 AND finished_at >= coalesce(?7, 0)"
-    "      AND finished_at < coalesce(?8, 9223372036854775807)))"
-    " AND (?11 IS NULL OR batch_id = ?11)"
-    " ORDER BY id DESC LIMIT ?10";
+    " finished_at, idempotency_key, last_error, metadata FROM jobs"
+    " WHERE (?1 IS NULL OR batch_id = ?1)"
+    " AND (?2 IS NULL OR id IN (SELECT job_id FROM attempts"
+    "      WHERE failure_class = ?2 AND finished_at >= ?3"
+    "      AND finished_at < ?4))"
+    " ORDER BY id DESC LIMIT ?5";
 
 static const char *sql_of(enum sl_dash_list which) {
   switch (which) {
@@ -51,17 +47,11 @@ static const char *sql_of(enum sl_dash_list which) {
 
 static void bind_find(sqlite3_stmt *st, const struct sl_dash_find *f,
                       int limit) {
-  sl_bind_opt_int(st, 1, f->id, 0);
-  sl_bind_text(st, 2, f->idempotency_key);
-  sl_bind_text(st, 3, f->state);
-  sl_bind_text(st, 4, f->queue);
-  sl_bind_text(st, 5, f->partition);
-  sl_bind_text(st, 6, f->failure_class);
-  sl_bind_opt_int(st, 7, f->since_ms, 0);
-  sl_bind_opt_int(st, 8, f->until_ms, 0);
-  sqlite3_bind_int(st, 9, f->by_attempt && f->failure_class ? 1 : 0);
-  sqlite3_bind_int(st, 10, limit);
-  sl_bind_opt_int(st, 11, f->batch_id, 0);
+  sl_bind_opt_int(st, 1, f->batch_id, 0);
+  sl_bind_text(st, 2, f->attempt_class);
+  sqlite3_bind_int64(st, 3, f->since_ms);
+  sqlite3_bind_int64(st, 4, f->until_ms > 0 ? f->until_ms : INT64_MAX);
+  sqlite3_bind_int(st, 5, limit);
 }
 
 int sl_dash_list(struct sl_journal *j, enum sl_dash_list which,
@@ -71,7 +61,9 @@ int sl_dash_list(struct sl_journal *j, enum sl_dash_list which,
   sqlite3_stmt *st;
   int rc, i, n, limit;
 
-  if (!j || !a || !fn || !sql || (which == SL_DASH_JOBS && !a->find))
+  if (!j || !a || !fn || !sql ||
+      (which == SL_DASH_JOBS &&
+       (!a->find || (!a->find->attempt_class && !a->find->batch_id))))
     return SL_INVAL;
   limit = a->limit > 0 ? a->limit : 100;
   st = sl_journal_sql(j, sql);

@@ -35,34 +35,105 @@ static void search_form(struct sl_req *r) {
   text_field(r, "Class", "class", "server_error");
   text_field(r, "Since", "since", "1h or Unix ms");
   text_field(r, "Until", "until", "");
+  text_field(r, "Metadata", "metadata", "tenant=acme");
   text_field(r, "Id", "id", "");
   text_field(r, "Idempotency key", "key", "");
   sl_hb_put(r->b, "<button type=\"submit\" id=\"search-go\">Search</button>"
                "</form>\n");
 }
 
-static int on_job(void *arg, const char *const *c, int n) {
-  struct sl_req *r = arg;
+/* One result row; every field from the journal is escaped. */
+static void job_row(struct sl_req *r, const char *const *c) {
   int i;
-  if (n < 10 || !c[0])
-    return 0;
-  sl_hb_put(r->b, "<tr class=\"job\"><td><a class=\"job-link\" href=\"/job?id=%s\""
-               ">%s</a></td>", c[0], c[0]);
+  sl_hb_put(r->b, "<tr class=\"job\"><td><a class=\"job-link\" href=\"/job?id=");
+  sl_hb_esc(r->b, c[0]);
+  sl_hb_put(r->b, "\">");
+  sl_hb_esc(r->b, c[0]);
+  sl_hb_put(r->b, "</a></td>");
   for (i = 1; i <= 4; i++) {
     sl_hb_put(r->b, "<td>");
     sl_hb_esc(r->b, c[i] ? c[i] : "");
     sl_hb_put(r->b, "</td>");
   }
-  sl_hb_put(r->b, "<td class=\"n\">%s</td><td>", c[5] ? c[5] : "");
+  sl_hb_put(r->b, "<td class=\"n\">");
+  sl_hb_esc(r->b, c[5]);
+  sl_hb_put(r->b, "</td><td>");
   sl_hb_time(r->b, c[6] ? atoll(c[6]) : 0);
   sl_hb_put(r->b, "</td><td>");
   sl_hb_time(r->b, c[7] ? atoll(c[7]) : 0);
   sl_hb_put(r->b, "</td><td><code>");
   sl_hb_esc(r->b, c[8]);
+  sl_hb_put(r->b, "</code></td><td><code>");
+  sl_hb_esc(r->b, c[10] && strcmp(c[10], "{}") != 0 ? c[10] : "");
   sl_hb_put(r->b, "</code></td><td>");
   sl_hb_esc(r->b, c[9]);
   sl_hb_put(r->b, "</td></tr>\n");
+}
+
+static int on_job(void *arg, const char *const *c, int n) {
+  if (n >= 11 && c[0])
+    job_row(arg, c);
   return 0;
+}
+
+/* sl_jobs_find (the same search as `sluice jobs`) for the usual filters. */
+static int find_jobs(struct sl_req *r, int limit, const char **err) {
+  struct sl_job_filter f = {0};
+  struct sl_meta_match m = {0};
+  struct sl_job_row *rows = NULL;
+  const char *meta = sl_arg(r, "metadata");
+  char *kv = NULL, *eq, num[4][24];
+  const char *c[11];
+  size_t n = 0, i;
+  int rc;
+
+  f.state = sl_arg(r, "state");
+  f.queue = sl_arg(r, "queue");
+  f.partition = sl_arg(r, "partition");
+  f.failure_class = sl_arg(r, "class");
+  f.idempotency_key = sl_arg(r, "key");
+  f.id = sl_arg_int(r, "id", 0);
+  f.since_ms = sl_arg_when(r, "since");
+  f.until_ms = sl_arg_when(r, "until");
+  f.limit = (size_t)limit;
+  if (meta) {
+    if (!(kv = strdup(meta)))
+      return SL_NOMEM;
+    if (!(eq = strchr(kv, '=')) || eq == kv) {
+      free(kv);
+      *err = "metadata: KEY=VALUE";
+      return SL_INVAL;
+    }
+    *eq = '\0';
+    m.key = kv;
+    m.value = eq + 1;
+    f.metadata = &m;
+    f.n_metadata = 1;
+  }
+  rc = sl_jobs_find(r->j, &f, &rows, &n);
+  free(kv);
+  if (rc != SL_OK)
+    return rc;
+  for (i = 0; i < n; i++) {
+    snprintf(num[0], sizeof num[0], "%lld", (long long)rows[i].id);
+    snprintf(num[1], sizeof num[1], "%lld", (long long)rows[i].attempts);
+    snprintf(num[2], sizeof num[2], "%lld", (long long)rows[i].created_at);
+    snprintf(num[3], sizeof num[3], "%lld", (long long)rows[i].finished_at);
+    c[0] = num[0];
+    c[1] = rows[i].queue;
+    c[2] = rows[i].partition;
+    c[3] = rows[i].state;
+    c[4] = rows[i].last_class;
+    c[5] = num[1];
+    c[6] = num[2];
+    c[7] = num[3];
+    c[8] = rows[i].idempotency_key;
+    c[9] = rows[i].last_error;
+    c[10] = rows[i].metadata;
+    job_row(r, c);
+  }
+  sl_job_rows_free(rows, n);
+  return SL_OK;
 }
 
 void sl_page_jobs(struct sl_req *r) {
@@ -70,18 +141,11 @@ void sl_page_jobs(struct sl_req *r) {
   struct sl_dash_args a = {0};
   const char *st = sl_arg(r, "state");
   const char *by = sl_arg(r, "by");
+  const char *err = NULL;
+  int64_t since = sl_arg_when(r, "since"), until = sl_arg_when(r, "until");
   size_t i;
+  int rc;
 
-  f.state = st;
-  f.queue = sl_arg(r, "queue");
-  f.partition = sl_arg(r, "partition");
-  f.failure_class = sl_arg(r, "class");
-  f.idempotency_key = sl_arg(r, "key");
-  f.id = sl_arg_int(r, "id", 0);
-  f.batch_id = sl_arg_int(r, "batch", 0);
-  f.since_ms = sl_arg_when(r, "since");
-  f.until_ms = sl_arg_when(r, "until");
-  f.by_attempt = by && strcmp(by, "attempt") == 0;
   if (st) {
     for (i = 0; i < sizeof states / sizeof states[0]; i++)
       if (strcmp(st, states[i]) == 0)
@@ -92,29 +156,41 @@ void sl_page_jobs(struct sl_req *r) {
       return;
     }
   }
-  if (f.since_ms < 0 || f.until_ms < 0 ||
-      (sl_arg(r, "id") && f.id <= 0)) {
+  if (since < 0 || until < 0 || (sl_arg(r, "id") && sl_arg_int(r, "id", 0) <= 0)) {
     sl_page_error(r, 400, "since, until: a Unix time in ms or a duration "
                           "ago (90s, 10m, 2h, 1d); id: a positive number");
     return;
   }
-  a.find = &f;
   a.limit = (int)sl_arg_int(r, "limit", 100);
   if (a.limit <= 0 || a.limit > 1000)
     a.limit = 100;
   sl_page_begin(r, "Jobs", "jobs", 0);
   search_form(r);
-  if (f.by_attempt && f.failure_class)
-    sl_hb_put(r->b, "<p class=\"muted\">Jobs with a failed attempt of this class"
-                 " in the window.</p>");
+  f.batch_id = sl_arg_int(r, "batch", 0);
+  if (by && strcmp(by, "attempt") == 0) {
+    f.attempt_class = sl_arg(r, "class");
+    f.since_ms = since;
+    f.until_ms = until;
+  }
+  if (f.attempt_class)
+    sl_hb_put(r->b, "<p class=\"muted\">Jobs with a failed attempt of this "
+                    "class in the window.</p>");
+  if (f.batch_id)
+    sl_hb_put(r->b, "<p class=\"muted\">Jobs of batch %lld.</p>",
+              (long long)f.batch_id);
   sl_hb_put(r->b, "<table id=\"results\"><thead><tr><th>Id</th><th>Queue</th>"
                "<th>Partition</th><th>State</th><th>Class</th>"
                "<th>Attempts</th><th>Created</th><th>Finished</th>"
-               "<th>Idempotency key</th><th>Last error</th></tr></thead>"
-               "<tbody>\n");
-  if (sl_dash_list(r->j, SL_DASH_JOBS, &a, on_job, r) != SL_OK) {
-    sl_hb_put(r->b, "<tr><td colspan=\"10\" class=\"error\">");
-    sl_hb_esc(r->b, sl_errmsg(r->j));
+               "<th>Idempotency key</th><th>Metadata</th><th>Last error</th>"
+               "</tr></thead><tbody>\n");
+  a.find = &f;
+  if (f.attempt_class || f.batch_id)
+    rc = sl_dash_list(r->j, SL_DASH_JOBS, &a, on_job, r);
+  else
+    rc = find_jobs(r, a.limit, &err);
+  if (rc != SL_OK) {
+    sl_hb_put(r->b, "<tr><td colspan=\"11\" class=\"error\" id=\"error\">");
+    sl_hb_esc(r->b, err ? err : sl_errmsg(r->j));
     sl_hb_put(r->b, "</td></tr>");
   }
   sl_hb_put(r->b, "</tbody></table><p class=\"muted\">Newest first, at most %d."
@@ -243,6 +319,7 @@ void sl_page_job(struct sl_req *r) {
   row(r, "Endpoint", ji.endpoint);
   row(r, "Model", ji.model);
   row(r, "Idempotency key", ji.idempotency_key);
+  row(r, "Metadata", ji.metadata);
   sl_hb_put(r->b, "<tr><th>Attempts</th><td>%lld of %lld, generation %lld"
                "</td></tr><tr><th>Priority</th><td>%lld</td></tr>"
                "<tr><th>Created</th><td>",

@@ -158,6 +158,21 @@ def main(d):
         check('job detail shows the output text',
               'Hello from the mock' in d.find_element(By.ID, 'output').text)
 
+    # Search by metadata (sl_jobs_find): its markup shows as text.
+    d.get(URL + '/jobs')
+    d.find_element(By.ID, 'f-metadata').send_keys('tenant=acme')
+    d.find_element(By.ID, 'search-go').click()
+    wait(d, EC.url_contains('metadata=tenant'))
+    rows = d.find_elements(By.CSS_SELECTOR, '#results tr.job')
+    check('search by metadata finds the one job', len(rows) == 1, len(rows))
+    check('its metadata shows as text',
+          rows and '<svg onload=' in rows[0].text)
+    check('no element was created from metadata',
+          not d.find_elements(By.CSS_SELECTOR, '#results svg'))
+    check('no handler from metadata ran',
+          not d.execute_script('return window.pwned === 1'))
+    shot(d, 'search-metadata')
+
     # Pause: a dismissed confirmation changes nothing.
     d.get(URL + '/?refresh=0')
     row = queue_row(d, 'default')

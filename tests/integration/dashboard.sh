@@ -21,6 +21,8 @@ for i in 1 2 3 4 5 6; do printf '{"model":"m","input":"job %d"}\n' "$i"; done |
   "$SLUICE" enqueue -q default >/dev/null
 printf '{"model":"m","input":"<script>window.pwned2=1</script>"}\n' |
   "$SLUICE" enqueue -q "$XSS_QUEUE" >/dev/null
+"$SLUICE" enqueue -q meta -M '{"tenant":"acme","note":"<svg onload=window.pwned=1>"}' \
+  '{"model":"m","input":"with metadata"}' >/dev/null
 "$SLUICE" enqueue -q default -k key-succeeded '{"model":"m","input":"ok"}' >/dev/null
 sql "
 UPDATE jobs SET state='failed', attempts=1, last_class='server_error',

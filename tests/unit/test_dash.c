@@ -3,8 +3,8 @@
  * lib/dash_queries.c) and its escaping (web/buf.c). Each action and its
  * audit row commit together; a refused action changes nothing and still
  * leaves a row with the reason; replaying one job keeps its key; the
- * attempts cursor reads each attempt once; the "jobs behind a bar" search
- * finds them; every journal string is inert once escaped.
+ * attempts cursor reads each attempt once; the "jobs behind a bar" and
+ * batch searches find theirs; every journal string is inert once escaped.
  */
 #include "dash.h"
 #include "sluice_dash.h"
@@ -178,23 +178,24 @@ static void test_attempts_cursor_and_jobs_behind(void **state) {
   assert_int_equal(cursor, 6);
   /* The jobs behind a bar: a server_error attempt in [12000, 13000). */
   memset(&r, 0, sizeof r);
-  f.failure_class = "server_error";
+  f.attempt_class = "server_error";
   f.since_ms = 12000;
   f.until_ms = 13000;
-  f.by_attempt = 1;
   a.find = &f;
   assert_int_equal(sl_dash_list(j, SL_DASH_JOBS, &a, collect, &r), SL_OK);
   assert_int_equal(r.n, 1);
   assert_int_equal(atoll(r.text), id2);
-  /* Search by state and queue, newest first. */
+  /* The jobs of a batch, newest first. */
+  tu_exec(db, "INSERT INTO batches (id, endpoint) VALUES (7, '/v1/responses');"
+              "UPDATE jobs SET batch_id = 7 WHERE id IN (1, 3)");
   memset(&r, 0, sizeof r);
   memset(&f, 0, sizeof f);
-  f.state = "failed";
-  f.queue = "q";
+  f.batch_id = 7;
   assert_int_equal(sl_dash_list(j, SL_DASH_JOBS, &a, collect, &r), SL_OK);
   assert_int_equal(r.n, 2);
-  assert_int_equal(atoll(r.text), id2);
-  a.find = NULL;
+  assert_int_equal(atoll(r.text), id3);
+  /* Neither filter: that is sl_jobs_find's job, refused here. */
+  f.batch_id = 0;
   assert_int_equal(sl_dash_list(j, SL_DASH_JOBS, &a, collect, &r), SL_INVAL);
   sqlite3_close(db);
 }
