@@ -82,6 +82,11 @@ def main(d):
               not d.find_elements(By.ID, 'error'), d.title)
         check('page %s never shows the API key' % path,
               SECRET not in d.page_source)
+        csp = [e['message'] for e in d.get_log('browser')
+               if 'Content Security Policy' in e['message']
+               or 'Content-Security-Policy' in e['message']]
+        check('page %s breaks no CSP rule (no inline script, style or '
+              'handler)' % path, not csp, csp[:1])
         shot(d, name)
 
     # Throughput and the failures chart, from the journal's attempts.
@@ -257,6 +262,7 @@ def run():
               '--no-first-run', '--disable-extensions',
               '--user-data-dir=' + PROFILE):
         opts.add_argument(a)
+    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
     service = Service(executable_path='/usr/bin/chromedriver')
     d = webdriver.Chrome(service=service, options=opts)
     try:

@@ -67,9 +67,10 @@ start_dashboard() {
   wait_for 10 grep -q "dashboard on http" "$log" || { cat "$log"; return 1; }
   DASH_URL=$(grep -o 'http://[^ ]*' "$log" | head -1)
 }
-stop_dashboard() {
+stop_dashboard() { # SIGTERM: exit 0 (under ASan: and no leak)
   kill -TERM "$DASH_PID" 2>/dev/null
   wait "$DASH_PID"
+  eq "the dashboard stops cleanly on SIGTERM ($1)" 0 $?
 }
 code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
 
@@ -170,7 +171,7 @@ eq "the replayed jobs kept their idempotency keys" 3 \
 eq "a succeeded job was not touched" "succeeded|0" \
   "$(sql "SELECT state, generation FROM jobs WHERE idempotency_key='key-succeeded'")"
 check "no page showed the API key" bash -c "! grep -rq '$SECRET_KEY' '$T'/*.html"
-stop_dashboard
+stop_dashboard loopback
 
 # ------------------------------------------------ listening and the token
 out=$("$SLUICE" dashboard --listen 0.0.0.0:0 2>&1)
@@ -196,7 +197,7 @@ curl -s --max-time 10 -c "$T/jar" -o /dev/null -X POST --data-urlencode "token=$
 eq "signing in sets a cookie that opens the pages" 200 "$(code -b "$T/jar" "${U}failures")"
 check "the cookie is HttpOnly and SameSite=Strict" grep -q '#HttpOnly_' "$T/jar"
 check "the token never appears in the log" bash -c "! grep -q '$tok' '$T/dash2.log'"
-stop_dashboard
+stop_dashboard token
 
 # --------------------------------------------------------------- read-only
 start_dashboard "$T/dash3.log" --listen 127.0.0.1:0 --read-only
@@ -205,7 +206,7 @@ check "read-only pages render" grep -q '<h1>Overview</h1>' "$T/ro.html"
 check "read-only pages have no action forms" bash -c "! grep -q 'action=\"/action/' '$T/ro.html'"
 eq "read-only refuses every action" 403 \
   "$(code -X POST -d 'queue=default&confirm=1' "${DASH_URL}action/pause")"
-stop_dashboard
+stop_dashboard read-only
 
 # ------------------------------------------------- inside the worker
 start_mock
@@ -222,6 +223,7 @@ check "the worker's overview shows the open breaker" grep -q 'm <b>open</b>' "$T
 check "the worker's pages never show the API key" bash -c "! grep -q '$SECRET_KEY' '$T/w.html'"
 kill -TERM "$wp" 2>/dev/null
 wait "$wp"
+eq "the worker with a dashboard stops cleanly" 0 $?
 
 # ------------------------------------------------ the systemd example
 if command -v systemd-analyze >/dev/null 2>&1; then
