@@ -114,6 +114,7 @@ static void do_replay(struct sl_req *r, int confirmed) {
     refused(r, rc);
     return;
   }
+  sl_web_acted(r->w);
   snprintf(r->location, sizeof r->location, "/audit");
 }
 
@@ -165,5 +166,6 @@ void sl_action(struct sl_req *r, const char *name) {
     refused(r, rc);
     return;
   }
+  sl_web_acted(r->w);
   redirect_back(r);
 }

@@ -113,6 +113,25 @@ int64_t sl_rollup_done(const struct sl_rollup *ro, const char *queue,
 /* The server's rollup (one per dashboard). */
 struct sl_rollup *sl_web_rollup(struct sl_web *w);
 
+/* counts.c: sl_status on a thread of its own (see there). */
+struct sl_counts;
+int sl_counts_start(struct sl_counts **out, const char *journal,
+                    int read_only, char *err, size_t errlen);
+void sl_counts_stop(struct sl_counts *c);
+/* Count again soon (after an action). */
+void sl_counts_invalidate(struct sl_counts *c);
+/* A copy of the latest counts (free with sl_status_free), taken at *at_ms,
+ * after newer_than_ms: waits (bounded) for a count when there is none yet
+ * or the latest is older. SL_DB with the reason in err when none came. */
+int sl_counts_get(struct sl_counts *c, int64_t newer_than_ms,
+                  struct sl_queue_status **out, size_t *n, int64_t *at_ms,
+                  char *err, size_t errlen);
+/* The server's counts, and the time of its last action (0: none). */
+struct sl_counts *sl_web_counts(struct sl_web *w);
+int64_t sl_web_last_action(struct sl_web *w);
+/* Record that an action changed the journal now. */
+void sl_web_acted(struct sl_web *w);
+
 /* pages */
 void sl_page_overview(struct sl_req *r);
 void sl_page_failures(struct sl_req *r);

@@ -85,7 +85,9 @@ static void queue_row(struct sl_req *r, const struct sl_queue_status *q,
   sl_hb_put(b, "</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td><td>",
          (long long)sl_rollup_done(ro, q->queue, now_min - 4),
          (long long)sl_rollup_done(ro, q->queue, now_min - 59));
-  if (q->paused) {
+  /* The pause comes from the queues table, read with the page: the
+   * counts may be seconds old, a pause just made must show. */
+  if (e) {
     sl_hb_put(b, "<span class=\"paused\">paused</span> ");
     sl_hb_esc(b, e && e->reason ? e->reason : "");
     if (e && e->paused_at) {
@@ -112,7 +114,7 @@ static void queue_row(struct sl_req *r, const struct sl_queue_status *q,
     sl_hb_put(b, "-");
   }
   sl_hb_put(b, "</td><td>");
-  if (q->paused || (sp && sp->online_paused)) {
+  if (e || (sp && sp->online_paused)) {
     sl_action_button(r, "resume", "Resume", "Resume this queue?", "/",
                      "queue", q->queue, (const char *)NULL);
   } else {
@@ -150,13 +152,18 @@ void sl_page_overview(struct sl_req *r) {
   struct sl_queue_spend *sp = NULL;
   struct extras x = {0};
   struct sl_dash_args a = {0};
-  int64_t counts[60 * 2] = {0}, minute;
+  int64_t counts[60 * 2] = {0}, minute, at = 0;
   size_t nq = 0, nsp = 0, i, c, ncls;
+  char err[256];
   int rc;
 
-  rc = sl_status(r->j, &qs, &nq);
-  if (rc == SL_OK)
-    rc = sl_dash_list(r->j, SL_DASH_PAUSES, &a, on_pause, &x);
+  rc = sl_counts_get(sl_web_counts(r->w), sl_web_last_action(r->w), &qs, &nq,
+                     &at, err, sizeof err);
+  if (rc != SL_OK) {
+    sl_page_error(r, 500, err);
+    return;
+  }
+  rc = sl_dash_list(r->j, SL_DASH_PAUSES, &a, on_pause, &x);
   if (rc == SL_OK)
     rc = sl_queue_spend_list(r->j, r->now, &sp, &nsp);
   if (rc == SL_OK)
@@ -185,7 +192,12 @@ void sl_page_overview(struct sl_req *r) {
   if (!nq)
     sl_hb_put(r->b, "<tr><td colspan=\"12\" class=\"muted\">no queues yet"
                  "</td></tr>");
-  sl_hb_put(r->b, "</tbody></table>\n<h2>Attempts per minute, last hour</h2>");
+  sl_hb_put(r->b, "</tbody></table>\n<p class=\"muted\" id=\"counts-at\">"
+                  "Counts as of ");
+  sl_hb_time(r->b, at);
+  sl_hb_put(r->b, " (%.1f s ago); pauses, throughput and spend as of now."
+                  "</p>\n<h2>Attempts per minute, last hour</h2>",
+            (double)(r->now - at) / 1000.0);
   sl_svg_stacked(r->b, "attempts per minute, last hour", 60, series, 2,
                  counts, NULL, NULL, "60 min ago", "now");
   sl_page_end(r);

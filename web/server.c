@@ -28,6 +28,8 @@ struct sl_web {
   pthread_mutex_t mu;
   size_t live_in_flight, live_cap;
   struct sl_rollup *ro; /* used by the server's thread only */
+  struct sl_counts *counts;
+  int64_t last_action_ms;  /* server's thread only */
 };
 
 /* A request body being received. */
@@ -262,6 +264,13 @@ int64_t sl_arg_when(struct sl_req *r, const char *name) {
 }
 
 struct sl_rollup *sl_web_rollup(struct sl_web *w) { return w->ro; }
+struct sl_counts *sl_web_counts(struct sl_web *w) { return w->counts; }
+int64_t sl_web_last_action(struct sl_web *w) { return w->last_action_ms; }
+
+void sl_web_acted(struct sl_web *w) {
+  w->last_action_ms = sl_now_ms();
+  sl_counts_invalidate(w->counts);
+}
 
 int sl_web_live(struct sl_web *w, size_t *in_flight, size_t *cap) {
   if (!w->in_worker)
@@ -545,7 +554,8 @@ int sl_web_start(struct sl_web **out, const struct sl_web_options *o,
   oo.read_only = o->read_only;
   oo.busy_timeout_ms = 2000;
   rc = sl_open(&w->j, &oo, err, errlen);
-  if (rc != SL_OK)
+  if (rc != SL_OK ||
+      sl_counts_start(&w->counts, o->journal, o->read_only, err, errlen) != 0)
     goto fail;
   w->d = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | (a.v6 ? MHD_USE_IPv6 : 0), 0, NULL,
@@ -570,6 +580,7 @@ int sl_web_start(struct sl_web **out, const struct sl_web_options *o,
   *out = w;
   return 0;
 fail:
+  sl_counts_stop(w->counts);
   sl_close(w->j);
   sl_rollup_free(w->ro);
   pthread_mutex_destroy(&w->mu);
@@ -591,6 +602,7 @@ void sl_web_stop(struct sl_web *w) {
   if (!w)
     return;
   MHD_stop_daemon(w->d);
+  sl_counts_stop(w->counts);
   sl_close(w->j);
   sl_rollup_free(w->ro);
   pthread_mutex_destroy(&w->mu);

@@ -227,6 +227,17 @@ def main(d):
     check('after confirmation the jobs are pending again',
           db("SELECT count(*) FROM jobs WHERE state='pending' "
              "AND generation=1")[0][0] == before)
+    d.get(URL + '/?refresh=0')
+    cells = [c.text for c in
+             queue_row(d, 'default').find_elements(By.TAG_NAME, 'td')]
+    want = db("SELECT sum(state='pending'), sum(state='failed') FROM jobs "
+              "WHERE queue='default'")[0]
+    check('right after the replay the overview counts are fresh',
+          [cells[1], cells[5]] == [str(want[0]), str(want[1])],
+          (cells, want))
+    check('the overview says how old its counts are',
+          d.find_element(By.ID, 'counts-at').text.startswith('Counts as of'))
+    d.get(URL + '/audit')
     check('the audit page lists the replay',
           len(d.find_elements(By.CSS_SELECTOR, '#replays tr.replay')) >= 1)
 
