@@ -14,7 +14,10 @@ LIB_PKGS    := sqlite3
 WORKER_PKGS := sqlite3 libuv libcurl libcjson inih libmicrohttpd
 MOCK_PKGS   := libmicrohttpd libcjson
 TEST_PKGS   := cmocka libmicrohttpd
-ALL_PKGS    := $(sort $(WORKER_PKGS) $(MOCK_PKGS) $(TEST_PKGS) zlib)
+# libpq: the PostgreSQL test helpers and baseline bench (tests/helpers/pg_*,
+# bench/bench_pg_*); libsluice does not link it yet.
+PG_PKGS     := libpq
+ALL_PKGS    := $(sort $(WORKER_PKGS) $(MOCK_PKGS) $(TEST_PKGS) $(PG_PKGS) zlib)
 
 # sd_notify readiness and watchdog: USE_SYSTEMD=yes|no|auto (auto: when
 # pkg-config finds libsystemd).
@@ -76,6 +79,11 @@ MOCK         := $(BUILD)/sluice-mock
 .PHONY: all deps test check tests demo bench chaos valgrind fuzz fuzz-bins install uninstall clean
 all: $(LIBSLUICE_A) $(LIBSLUICE_SO) $(SLUICE) $(MOCK) $(BUILD)/sluice.pc
 
+# The PostgreSQL server programs (initdb, pg_ctl) live outside PATH on
+# Debian: pg_config --bindir names the directory, else the newest
+# /usr/lib/postgresql/*/bin.
+PG_BINDIR_OK = { test -x "$$(pg_config --bindir 2>/dev/null)/pg_ctl" \
+  || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; }
 # Install missing Debian packages only when a pkg-config check fails.
 deps:
 	@pkg-config --exists $(ALL_PKGS) && command -v sqlite3 >/dev/null \
@@ -84,6 +92,7 @@ deps:
 	  && command -v curl >/dev/null && command -v groff >/dev/null \
 	  && command -v chromium >/dev/null && command -v chromedriver >/dev/null \
 	  && /usr/bin/python3 -c 'import selenium' 2>/dev/null \
+	  && $(PG_BINDIR_OK) \
 	  || deploy/install-deps.sh
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) tools/sql2c.sh
@@ -140,6 +149,16 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBWORKER_A) $(LIBSLUICE_A)
 $(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBWORKER_A) $(LIBSLUICE_A)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) $(SANLD) -o $@ $< $(WORKER_LIBS)
+
+# The PostgreSQL helpers and baseline speak raw libpq (the shorter stem
+# wins over the generic rules).
+$(BUILD)/tests/helpers/pg_%: tests/helpers/pg_%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(PG_PKGS)) $(SANLD) -o $@ $< $(call pc_libs,$(PG_PKGS))
+
+$(BUILD)/bench/bench_pg_%: bench/bench_pg_%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(PG_PKGS)) $(SANLD) -o $@ $< $(call pc_libs,$(PG_PKGS)) -lm
 
 $(BUILD)/bench/%: bench/%.c $(LIBWORKER_A) $(LIBSLUICE_A)
 	@mkdir -p $(@D)

@@ -2,13 +2,15 @@
 # Install the Debian packages sluice needs to build, test, bench and demo,
 # skipping those already installed. Static linking (pkg-config --static
 # sqlite3) needs zlib1g-dev: tests/integration/deps.sh checks the list.
+# postgresql and libpq-dev: the PostgreSQL journal (issue 15); the tests
+# start throwaway clusters with its initdb and pg_ctl (tests/lib/pglib.sh).
 # Runs apt-get update once. Root or sudo.
 set -eu
 PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libuv1-dev
 libcurl4-openssl-dev libcjson-dev libcmocka-dev libmicrohttpd-dev
 libsystemd-dev libinih-dev nghttp2-proxy wrk openssl procps valgrind
 clang libclang-rt-14-dev curl groff-base man-db zlib1g-dev
-chromium chromium-driver python3-selenium"
+postgresql libpq-dev chromium chromium-driver python3-selenium"
 
 missing=""
 for p in $PKGS; do

@@ -32,7 +32,7 @@ covered() { # PKG: listed, or pulled in by a listed package (clang -> clang-14)
 }
 
 # The modules the Makefile builds against, and zlib for static SQLite.
-modules=$(sed -n 's/^\(LIB\|WORKER\|MOCK\|TEST\)_PKGS *:= *//p' \
+modules=$(sed -n 's/^\(LIB\|WORKER\|MOCK\|TEST\|PG\)_PKGS *:= *//p' \
   "$SLUICE_ROOT/Makefile" | tr ' ' '\n' | sort -u)
 check "the Makefile names its pkg-config modules" test -n "$modules"
 

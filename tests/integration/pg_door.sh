@@ -1,0 +1,282 @@
+# pg_door.sh: psql is a producer door to the PostgreSQL journal, as sqlite3
+# is to the SQLite one (DESIGN.md "Where users outgrow one machine").
+#  - INSERT INTO sluice.jobs(body) works with defaults;
+#  - each thing a worker could not finish is refused with a message naming
+#    it, and the refused statement leaves nothing behind;
+#  - INSERT ... ON CONFLICT (idempotency_key) DO NOTHING deduplicates;
+#  - INSERT INTO sluice.replays(...) replays failed jobs, never succeeded
+#    ones, keeps each job's idempotency key; results are never overwritten;
+#  - an insert NOTIFYs sluice_jobs at commit (once per queue and
+#    statement; not for a rollback nor a no-op ON CONFLICT), seen by a
+#    libpq LISTENer watching the socket (tests/helpers/pg_listen).
+# Against a throwaway cluster (tests/lib/pglib.sh), schema from the
+# migrations.
+. "$(dirname "$0")/../lib/testlib.sh"
+. "$SLUICE_ROOT/tests/lib/pglib.sh"
+LISTEN="$SLUICE_BUILD/tests/helpers/pg_listen"
+
+PG_OPTS="-c fsync=off" pg_start || { fail "a throwaway PostgreSQL cluster starts"; finish; }
+pg_createdb door >/dev/null
+check "the migrations apply" pg_migrate door
+export PGDATABASE=door
+
+# The fixture's password role (for the password tests of lib/pg): a wrong
+# password is refused, the right one accepted, and the refusal does not
+# echo the password.
+out=$(PGPASSWORD="wrong-$PG_PW_PASSWORD" "$PG_BIN/psql" -X -At -U "$PG_PW_ROLE" \
+  -c "SELECT 1" 2>&1)
+check "the scram role refuses a wrong password" sh -c \
+  "printf '%s' \"\$1\" | grep -q 'password authentication failed'" _ "$out"
+check "the refusal does not echo the password" sh -c \
+  "! printf '%s' \"\$1\" | grep -qF -- \"\$2\"" _ "$out" "$PG_PW_PASSWORD"
+eq "the scram role logs in with its password" "$PG_PW_ROLE" \
+  "$(PGPASSWORD="$PG_PW_PASSWORD" "$PG_BIN/psql" -X -At -U "$PG_PW_ROLE" \
+      -c "SELECT current_user" 2>&1)"
+q() { pg_psql -c "$1"; }
+njobs() { q "SELECT count(*) FROM sluice.jobs"; }
+
+# ------------------------------------------------------------ defaults
+row=$(q "INSERT INTO sluice.jobs(body)
+         VALUES ('{\"model\":\"gpt-4o-mini\",\"input\":\"hello\"}')
+         RETURNING queue, partition, urgency, priority, state, attempts,
+                   max_attempts, endpoint, model, generation")
+eq "a body alone is a job with the defaults" \
+  "default||urgent|0|pending|0|5|/v1/responses|gpt-4o-mini|0" "$row"
+id1=$(q "SELECT max(id) FROM sluice.jobs")
+key=$(q "SELECT idempotency_key FROM sluice.jobs WHERE id = $id1")
+check "the default idempotency key is 32 hex digits" \
+  sh -c "echo '$key' | grep -Eqx '[0-9a-f]{32}'"
+eq "the key starts with its creation time in ms (time-ordered)" "t" \
+  "$(q "SELECT abs(('x' || lpad(substr(idempotency_key, 1, 12), 16, '0'))::bit(64)::bigint
+               - created_at) < 5 FROM sluice.jobs WHERE id = $id1")"
+eq "run_after and created_at default to now, in Unix ms" "t" \
+  "$(q "SELECT run_after = created_at
+            AND abs(created_at - (extract(epoch FROM now()) * 1000)::bigint) < 60000
+          FROM sluice.jobs WHERE id = $id1")"
+eq "two default keys differ" "2" \
+  "$(q "INSERT INTO sluice.jobs(body) VALUES ('{\"model\":\"m\"}'), ('{\"model\":\"m\"}')
+        RETURNING idempotency_key" | sort -u | wc -l)"
+eq "a moderation needs no model" "1" \
+  "$(q "INSERT INTO sluice.jobs(endpoint, body) VALUES ('/v1/moderations', '{\"input\":\"x\"}')
+        RETURNING 1")"
+eq "\"stream\": false is taken" "1" \
+  "$(q "INSERT INTO sluice.jobs(body) VALUES ('{\"model\":\"m\",\"stream\":false}') RETURNING 1")"
+eq "a queue name in UTF-8 is taken" "café" \
+  "$(q "INSERT INTO sluice.jobs(queue, body) VALUES ('café', '{\"model\":\"m\"}') RETURNING queue")"
+
+# ------------------------------------------------------------ refusals
+# refuse NAME MESSAGE SQL: psql fails, says MESSAGE, and no job is added
+# or changed.
+refuse() {
+  local name=$1 msg=$2 sql=$3 before after out rc sum0 sum1
+  before=$(njobs)
+  sum0=$(q "SELECT md5(string_agg(j::text, ',' ORDER BY id)) FROM sluice.jobs j")
+  out=$(pg_psql -c "$sql" 2>&1)
+  rc=$?
+  after=$(njobs)
+  sum1=$(q "SELECT md5(string_agg(j::text, ',' ORDER BY id)) FROM sluice.jobs j")
+  if [ "$rc" -eq 0 ]; then
+    fail "$name is refused" "accepted: $out"
+  elif ! printf '%s' "$out" | grep -qF -- "$msg"; then
+    fail "$name is refused" "message lacks '$msg': $out"
+  elif [ "$before" != "$after" ] || [ "$sum0" != "$sum1" ]; then
+    fail "$name is refused" "the journal changed ($before -> $after jobs)"
+  else
+    pass "$name is refused: $msg"
+  fi
+}
+J='{"model":"gpt-4o-mini","input":"x"}'
+refuse "invalid JSON" "body must be valid JSON" \
+  "INSERT INTO sluice.jobs(body) VALUES ('{\"model\": ')"
+refuse "a JSON array" "body must be a JSON object" \
+  "INSERT INTO sluice.jobs(body) VALUES ('[1, 2]')"
+refuse "a body without a model" "body must name a model" \
+  "INSERT INTO sluice.jobs(body) VALUES ('{\"input\":\"x\"}')"
+refuse "a model that is not a string" "body must name a model" \
+  "INSERT INTO sluice.jobs(body) VALUES ('{\"model\":4}')"
+refuse "a bad urgency" "urgency must be urgent or deferrable" \
+  "INSERT INTO sluice.jobs(urgency, body) VALUES ('soon', '$J')"
+refuse "a negative priority" "priority must not be negative" \
+  "INSERT INTO sluice.jobs(priority, body) VALUES (-1, '$J')"
+refuse "an unknown endpoint" "unknown endpoint" \
+  "INSERT INTO sluice.jobs(endpoint, body) VALUES ('/v1/images', '$J')"
+refuse "an empty queue name" "queue must be 1 to 128 characters" \
+  "INSERT INTO sluice.jobs(queue, body) VALUES ('', '$J')"
+refuse "a queue name of 129 characters" "queue must be 1 to 128 characters" \
+  "INSERT INTO sluice.jobs(queue, body) VALUES (repeat('q', 129), '$J')"
+refuse "an idempotency key of 256 characters" \
+  "idempotency_key must be 1 to 255 characters" \
+  "INSERT INTO sluice.jobs(idempotency_key, body) VALUES (repeat('k', 256), '$J')"
+refuse "max_attempts 0" "max_attempts must be at least 1" \
+  "INSERT INTO sluice.jobs(max_attempts, body) VALUES (0, '$J')"
+refuse "a negative deadline" "deadline must not be negative" \
+  "INSERT INTO sluice.jobs(deadline, body) VALUES (-5, '$J')"
+refuse "a state that is no state" "unknown job state" \
+  "INSERT INTO sluice.jobs(state, body) VALUES ('done', '$J')"
+for s in running batched succeeded failed cancelled; do
+  refuse "a new job in state $s" "a new job must be pending" \
+    "INSERT INTO sluice.jobs(state, body) VALUES ('$s', '$J')"
+done
+refuse "attempts past max_attempts" "attempts must be 0 to max_attempts" \
+  "INSERT INTO sluice.jobs(attempts, max_attempts, body) VALUES (4, 3, '$J')"
+refuse "negative attempts" "attempts must be 0 to max_attempts" \
+  "INSERT INTO sluice.jobs(attempts, body) VALUES (-1, '$J')"
+refuse "a lease on insert" "a new job has no lease or batch" \
+  "INSERT INTO sluice.jobs(lease_token, lease_expires, body) VALUES (7, 1, '$J')"
+refuse "\"stream\": true" "streaming is not supported" \
+  "INSERT INTO sluice.jobs(body) VALUES ('{\"model\":\"m\",\"stream\":true}')"
+refuse "an escaped \"stream\" key" "streaming is not supported" \
+  "INSERT INTO sluice.jobs(body) VALUES ('{\"model\":\"m\",\"str\\u0065am\":true}')"
+refuse "a duplicate \"stream\" key" "streaming is not supported" \
+  "INSERT INTO sluice.jobs(body) VALUES ('{\"model\":\"m\",\"stream\":false,\"stream\":true}')"
+refuse "an escape sequence in a queue" "queue must not contain control characters" \
+  "INSERT INTO sluice.jobs(queue, body) VALUES (E'red\\x1b[31m', '$J')"
+refuse "a newline in a partition" "partition must not contain control characters" \
+  "INSERT INTO sluice.jobs(partition, body) VALUES (E'a\\nb', '$J')"
+refuse "DEL in a partition" "partition must not contain control characters" \
+  "INSERT INTO sluice.jobs(partition, body) VALUES (E'a\\x7f', '$J')"
+refuse "a control character set by UPDATE" "queue must not contain control characters" \
+  "UPDATE sluice.jobs SET queue = E'q\\x01' WHERE id = $id1"
+refuse "\"stream\": true set by UPDATE" "streaming is not supported" \
+  "UPDATE sluice.jobs SET body = '{\"model\":\"m\",\"stream\":true}' WHERE id = $id1"
+refuse "one bad row in a multi-row insert" "priority must not be negative" \
+  "INSERT INTO sluice.jobs(priority, body) VALUES (0, '$J'), (-3, '$J')"
+
+# ------------------------------------------------------------ metadata
+mid=$(q "INSERT INTO sluice.jobs(body, metadata)
+         VALUES ('$J', '{\"tenant\":\"t7\",\"n\":3,\"vip\":true,\"x\":null}') RETURNING id")
+eq "metadata keys are indexed one row each (strings bare, true as a word, null as NULL)" \
+  "n=3,tenant=t7,vip=true,x=<null>" \
+  "$(q "SELECT string_agg(key || '=' || coalesce(value, '<null>'), ',' ORDER BY key)
+          FROM sluice.job_metadata WHERE job_id = $mid")"
+eq "a job without metadata has '{}' and no index rows" "{}|0" \
+  "$(q "SELECT metadata, (SELECT count(*) FROM sluice.job_metadata WHERE job_id = $id1)
+          FROM sluice.jobs WHERE id = $id1")"
+q "UPDATE sluice.jobs SET metadata = '{\"tenant\":\"t8\"}' WHERE id = $mid" >/dev/null
+eq "an UPDATE of metadata replaces its index rows" "tenant=t8" \
+  "$(q "SELECT string_agg(key || '=' || value, ',') FROM sluice.job_metadata WHERE job_id = $mid")"
+refuse "metadata that is not JSON" "metadata must be a JSON object" \
+  "INSERT INTO sluice.jobs(body, metadata) VALUES ('$J', 'tenant=t7')"
+refuse "metadata that is an array" "metadata must be a JSON object" \
+  "INSERT INTO sluice.jobs(body, metadata) VALUES ('$J', '[1]')"
+
+# ------------------------------------------------------------ dedup
+n0=$(njobs)
+eq "a producer's own key is taken" "INSERT 0 1" \
+  "$("$PG_BIN/psql" -X -c "INSERT INTO sluice.jobs(idempotency_key, body)
+      VALUES ('order-42', '{\"model\":\"first\"}')
+      ON CONFLICT (idempotency_key) DO NOTHING" 2>&1)"
+eq "ON CONFLICT (idempotency_key) DO NOTHING inserts nothing the second time" \
+  "INSERT 0 0" \
+  "$("$PG_BIN/psql" -X -c "INSERT INTO sluice.jobs(idempotency_key, body)
+      VALUES ('order-42', '{\"model\":\"second\"}')
+      ON CONFLICT (idempotency_key) DO NOTHING" 2>&1)"
+eq "one job holds the key, with the first body" "1|first" \
+  "$(q "SELECT count(*), min(model) FROM sluice.jobs WHERE idempotency_key = 'order-42'")"
+refuse "a duplicate key without ON CONFLICT" "jobs_idempotency_key_key" \
+  "INSERT INTO sluice.jobs(idempotency_key, body) VALUES ('order-42', '$J')"
+eq "dedup added exactly one job" "$((n0 + 1))" "$(njobs)"
+
+# ------------------------------------------------------------ replay
+# Jobs of queue rq in each state, moved as the worker would.
+mk() { # QUEUE STATE CLASS -> id
+  local id
+  id=$(q "INSERT INTO sluice.jobs(queue, body) VALUES ('$1', '$J') RETURNING id")
+  if [ "$2" != pending ]; then
+    q "UPDATE sluice.jobs SET state = '$2', attempts = 5, last_class = NULLIF('$3', ''),
+         last_error = 'boom', finished_at = sluice.now_ms() WHERE id = $id" >/dev/null
+  fi
+  echo "$id"
+}
+f1=$(mk rq failed server_error)
+f2=$(mk rq failed auth)
+s1=$(mk rq succeeded '')
+c1=$(mk rq cancelled '')
+p1=$(mk rq pending '')
+o1=$(mk other failed server_error)
+q "INSERT INTO sluice.results(job_id, generation, route, http_status, body,
+     created_at, input_tokens, output_tokens)
+   VALUES ($s1, 0, 'online', 200, '{\"ok\":1}', sluice.now_ms(), 10, 5)" >/dev/null
+keys0=$(q "SELECT string_agg(idempotency_key, ',' ORDER BY id) FROM sluice.jobs WHERE queue = 'rq'")
+
+eq "the usage trigger adds a result's tokens to its queue's day" "rq|1|10|5|15" \
+  "$(q "SELECT queue, jobs, input_tokens, output_tokens, total_tokens FROM sluice.usage_daily")"
+refuse "a replay with include_cancelled 2" "include_cancelled must be 0 or 1" \
+  "INSERT INTO sluice.replays(queue, include_cancelled) VALUES ('rq', 2)"
+eq "a refused replay moved no job" "failed" \
+  "$(q "SELECT state FROM sluice.jobs WHERE id = $f1")"
+eq "a replay filtered by class counts what it replayed" "1" \
+  "$(q "INSERT INTO sluice.replays(queue, failure_class) VALUES ('rq', 'server_error')
+        RETURNING replayed")"
+eq "the failed job of that class is pending again, generation 1, attempts 0, class cleared" \
+  "pending|1|0||" \
+  "$(q "SELECT state, generation, attempts, last_class, finished_at FROM sluice.jobs WHERE id = $f1")"
+eq "the failed job of another class stays failed" "failed" \
+  "$(q "SELECT state FROM sluice.jobs WHERE id = $f2")"
+eq "another queue's failed job stays failed" "failed" \
+  "$(q "SELECT state FROM sluice.jobs WHERE id = $o1")"
+eq "a replay of the whole queue replays only the failed job left" "1" \
+  "$(q "INSERT INTO sluice.replays(queue) VALUES ('rq') RETURNING replayed")"
+eq "succeeded stays succeeded with its one result; cancelled and pending stay" \
+  "succeeded|1|cancelled|pending" \
+  "$(q "SELECT (SELECT state FROM sluice.jobs WHERE id = $s1),
+               (SELECT count(*) FROM sluice.results WHERE job_id = $s1),
+               (SELECT state FROM sluice.jobs WHERE id = $c1),
+               (SELECT state FROM sluice.jobs WHERE id = $p1)")"
+r=$(q "INSERT INTO sluice.replays(queue, include_cancelled) VALUES ('rq', 1) RETURNING replayed")
+eq "include_cancelled replays the cancelled job" "1|pending" \
+  "$r|$(q "SELECT state FROM sluice.jobs WHERE id = $c1")"
+eq "replay keeps every idempotency key" "$keys0" \
+  "$(q "SELECT string_agg(idempotency_key, ',' ORDER BY id) FROM sluice.jobs WHERE queue = 'rq'")"
+eq "each replay is audited with its door" "3|sql" \
+  "$(q "SELECT count(*), min(door) FROM sluice.replays")"
+refuse "a stray UPDATE reopening a succeeded job" \
+  "a succeeded job is final and cannot change state" \
+  "UPDATE sluice.jobs SET state = 'pending' WHERE id = $s1"
+refuse "a second result for a job" \
+  "the job already has a result; results are never overwritten" \
+  "INSERT INTO sluice.results(job_id, generation, route, http_status, body, created_at)
+   VALUES ($s1, 0, 'online', 200, '{\"ok\":2}', 0)"
+refuse "a result overwritten by ON CONFLICT DO UPDATE" \
+  "the job already has a result; results are never overwritten" \
+  "INSERT INTO sluice.results(job_id, generation, route, http_status, body, created_at)
+   VALUES ($s1, 0, 'online', 200, '{\"ok\":2}', 0)
+   ON CONFLICT (job_id) DO UPDATE SET body = excluded.body"
+refuse "an UPDATE of a result" "results are immutable" \
+  "UPDATE sluice.results SET body = '{\"ok\":3}' WHERE job_id = $s1"
+eq "the result is the first one" '{"ok":1}' \
+  "$(q "SELECT body FROM sluice.results WHERE job_id = $s1")"
+eq "queue_stats counts the queue's states" "rq|4|0|0|1|0|0" \
+  "$(q "SELECT queue, pending, running, batched, succeeded, failed, cancelled
+          FROM sluice.queue_stats WHERE queue = 'rq'")"
+
+# A reader's query that calls json_valid under a parallel plan works (the
+# function's exception block cannot run in a parallel worker).
+q "INSERT INTO sluice.jobs(body) SELECT '$J' FROM generate_series(1, 2000)" >/dev/null
+eq "json_valid in a parallel scan" "$(njobs)" \
+  "$(pg_psql -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
+       -c "SET min_parallel_table_scan_size = 0" -c "SET max_parallel_workers_per_gather = 2" \
+       -c "SELECT count(*) FROM sluice.jobs WHERE sluice.json_valid(body)" 2>&1)"
+
+# ------------------------------------------------------------ NOTIFY
+"$LISTEN" "host=127.0.0.1 port=$PGPORT user=$PGUSER dbname=door" sluice_jobs 20 \
+  >"$T/notes" 2>"$T/listen.err" &
+LPID=$!
+PIDS+=("$LPID")
+check "the listener is listening" wait_for 10 grep -qx listening "$T/notes"
+# a rollback and a no-op dedup notify nothing; a 100-row insert into one
+# queue notifies once; two queues in one statement notify each.
+q "BEGIN; INSERT INTO sluice.jobs(queue, body) VALUES ('rolled', '$J'); ROLLBACK" >/dev/null
+q "INSERT INTO sluice.jobs(queue, idempotency_key, body) VALUES ('dup', 'order-42', '$J')
+   ON CONFLICT (idempotency_key) DO NOTHING" >/dev/null
+q "INSERT INTO sluice.jobs(queue, body) VALUES ('n1', '$J')" >/dev/null
+q "INSERT INTO sluice.jobs(queue, body) SELECT 'bulk', '$J' FROM generate_series(1, 100)" >/dev/null
+q "INSERT INTO sluice.jobs(queue, body) VALUES ('a2', '$J'), ('b2', '$J'), ('a2', '$J')" >/dev/null
+q "INSERT INTO sluice.replays(queue) VALUES ('other')" >/dev/null
+q "NOTIFY sluice_jobs, '__end__'" >/dev/null
+wait "$LPID"
+eq "the listener saw the end marker in time" "0" "$?"
+eq "notifications: one per queue per inserting statement, at commit, and one per replay" \
+  "listening n1 bulk a2 b2 other" "$(tr '\n' ' ' <"$T/notes" | sed 's/ $//')"
+
+finish
