@@ -138,6 +138,34 @@ eq "cancelling a finished job is refused with a reason" 409 \
 eq "the refusal left an audit row with its reason" 1 \
   "$(sql "SELECT count(*) FROM dashboard_actions WHERE action='cancel' AND job_id=1 AND outcome LIKE 'job 1 is failed%'")"
 
+# qcell URL QUEUE N: the Nth cell (0: the name) of QUEUE's overview row.
+qcell() {
+  curl -s --max-time 10 "$1" | $PY -c '
+import sys
+from html.parser import HTMLParser
+want, col = sys.argv[1], int(sys.argv[2])
+rows, row, cell = [], None, None
+class P(HTMLParser):
+    def handle_starttag(self, tag, attrs):
+        global row, cell
+        if tag == "tr": row = []
+        if tag == "td" and row is not None: cell = ""
+    def handle_endtag(self, tag):
+        global row, cell
+        if tag == "td" and row is not None and cell is not None:
+            row.append(cell.strip()); cell = None
+        if tag == "tr" and row is not None: rows.append(row); row = None
+    def handle_data(self, d):
+        global cell
+        if cell is not None: cell += d
+P().feed(sys.stdin.read())
+print(next((r[col] for r in rows if r and r[0] == want), ""))' "$2" "$3"
+}
+eq "the overview counts the meta queue's pending job" 1 "$(qcell "$U" meta 1)"
+"$SLUICE" enqueue -q meta '{"model":"m","input":"one more"}' >/dev/null
+meta_counted() { [ "$(qcell "$U" meta 1)" = 2 ]; }
+check "a job enqueued elsewhere shows in the counts within seconds" wait_for 10 meta_counted
+
 # ------------------------------------------------------------- browser
 if [ -x /usr/lib/chromium/chromium ] && [ -x /usr/bin/chromedriver ] &&
   $PY -c 'import selenium' 2>/dev/null; then
