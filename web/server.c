@@ -154,6 +154,16 @@ char *sl_web_read_token(const char *path, char *err, size_t errlen) {
              "least 16 characters", path);
     return NULL;
   }
+  /* It travels in a header and a cookie: base64 and URL-safe characters
+   * only, so it needs no quoting there. */
+  if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                "0123456789-._~+/=") != strlen(s)) {
+    snprintf(err, errlen,
+             "--token-file %.300s: the token may hold letters, digits and "
+             "- . _ ~ + / = only (e.g. head -c 32 /dev/urandom | base64)",
+             path);
+    return NULL;
+  }
   if (!(s = strdup(s)))
     snprintf(err, errlen, "out of memory");
   return s;

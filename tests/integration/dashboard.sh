@@ -208,6 +208,10 @@ check "and says why" grep -q "not a loopback address" <<<"$out"
 printf 'short\n' >"$T/short.tok"
 "$SLUICE" dashboard --listen 0.0.0.0:0 --token-file "$T/short.tok" 2>/dev/null
 eq "a token under 16 characters is refused" 2 $?
+printf 'abcdefgh ijklmnop;q\n' >"$T/bad.tok"
+out=$("$SLUICE" dashboard --listen 0.0.0.0:0 --token-file "$T/bad.tok" 2>&1)
+eq "a token with spaces or ; is refused (exit 2)" 2 $?
+check "and the message does not echo the token" bash -c "! grep -q ijklmnop <<<'$out'"
 tok="tok-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s\n' "$tok" >"$T/dash.tok"
 chmod 600 "$T/dash.tok"
