@@ -78,7 +78,7 @@ overview() { # label
 overview "overview, idle journal"
 # A producer commits every 50 ms: the counts are recounted in the
 # background (every 5 x the count's time) while pages keep being served.
-( for i in $(seq 1 200); do
+( for _ in $(seq 1 200); do
     "$SLUICE" enqueue -j "$J" -q queue-1 '{"model":"m","input":"more"}' >/dev/null
     sleep 0.05
   done ) &

@@ -10,7 +10,7 @@ tmp="$out.tmp"
   echo "#include \"dash.h\""
   i=0
   for f in "$@"; do
-    echo "static const unsigned char a$i[] = {"
+    echo "static const unsigned char a${i}[] = {"
     od -An -v -tu1 "$f" | sed -e 's/  */ /g' -e 's/^ //' -e 's/ /, /g' -e 's/$/,/'
     echo "0};"
     i=$((i + 1))

@@ -11,6 +11,7 @@
 
 PY=/usr/bin/python3
 SHOTS="$SLUICE_ROOT/build/screenshots"
+# shellcheck disable=SC2016 # backquotes are part of the hostile name
 export XSS_QUEUE='<img src=x onerror="window.pwned=1;document.title=`pwned`">'
 export SECRET_KEY="sk-proj-dashSECRET0123456789abcdef"
 now=$(($(date +%s) * 1000))
