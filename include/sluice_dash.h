@@ -82,6 +82,10 @@ struct sl_dash_action {
   const char *reason;                  /* PAUSE; NULL: a default */
   int64_t job_id;                      /* REPLAY_JOB, CANCEL */
   const struct sl_replay_filter *filter; /* REPLAY */
+  int64_t expect;                      /* REPLAY: refuse (SL_STATE) unless
+                                          exactly this many jobs match, as
+                                          the confirmed dry run said; 0:
+                                          any number */
   const char *client;                  /* remote address, for the audit */
 };
 

@@ -115,7 +115,23 @@ static int perform(struct sl_journal *j, const struct sl_dash_action *a,
     *affected = rc == SL_OK;
     return rc;
   case SL_DASH_REPLAY:
-    return a->filter ? sl_replay(j, a->filter, "api", affected) : SL_INVAL;
+    if (a->expect > 0) {
+      /* In the same transaction as the replay: what the operator
+       * confirmed is what is replayed. */
+      struct sl_replay_filter dry = *a->filter;
+      int64_t n = 0;
+      dry.dry_run = 1;
+      rc = sl_replay(j, &dry, "api", &n);
+      if (rc != SL_OK)
+        return rc;
+      if (n != a->expect) {
+        snprintf(j->errmsg, sizeof j->errmsg,
+                 "%lld jobs match now, not the %lld confirmed: count and "
+                 "confirm again", (long long)n, (long long)a->expect);
+        return SL_STATE;
+      }
+    }
+    return sl_replay(j, a->filter, "api", affected);
   case SL_DASH_REPLAY_JOB:
     return replay_job(j, a->job_id, affected);
   case SL_DASH_CANCEL:

@@ -19,9 +19,10 @@ static void redirect_back(struct sl_req *r) {
   snprintf(r->location, sizeof r->location, "%s", back);
 }
 
-/* The confirmation page: the same fields again, with confirm=1. */
+/* The confirmation page: the same fields again, with confirm=1 (and,
+ * for a replay, the count it confirms). */
 static void confirm_page(struct sl_req *r, const char *action,
-                         const char *question) {
+                         const char *question, const char *expect) {
   static const char *const keep[] = {"queue", "partition", "class", "since",
                                      "include_cancelled", "id"};
   const char *v;
@@ -38,6 +39,9 @@ static void confirm_page(struct sl_req *r, const char *action,
       sl_hb_esc(r->b, v);
       sl_hb_put(r->b, "\">");
     }
+  if (expect)
+    sl_hb_put(r->b, "<input type=\"hidden\" name=\"expect\" value=\"%s\">",
+              expect);
   sl_hb_put(r->b, "<input type=\"hidden\" name=\"confirm\" value=\"1\">"
                "<button type=\"submit\" id=\"confirm\">Confirm</button> "
                "<a href=\"/\" id=\"cancel\">Cancel</a></form>");
@@ -80,7 +84,7 @@ static int parse_filter(struct sl_req *r, struct sl_replay_filter *f) {
 static void do_replay(struct sl_req *r, int confirmed) {
   struct sl_replay_filter f;
   struct sl_dash_action a = {0};
-  char q[200];
+  char q[200], expect[24];
   int64_t n = 0;
   int rc;
   if (parse_filter(r, &f) != 0)
@@ -102,11 +106,15 @@ static void do_replay(struct sl_req *r, int confirmed) {
     snprintf(q, sizeof q, "%lld job%s match%s this filter. Replay %s (same "
              "idempotency keys, generation + 1)?", (long long)n,
              n == 1 ? "" : "s", n == 1 ? "es" : "", n == 1 ? "it" : "them");
-    confirm_page(r, "replay", q);
+    snprintf(expect, sizeof expect, "%lld", (long long)n);
+    confirm_page(r, "replay", q, expect);
     return;
   }
   a.verb = SL_DASH_REPLAY;
   a.filter = &f;
+  /* What the confirmation page counted; a replay without one (a script's
+   * own POST) takes what matches. */
+  a.expect = sl_arg_int(r, "expect", 0);
   a.queue = f.queue;
   a.client = r->client;
   rc = sl_dash_act(r->j, &a, &n);
@@ -158,7 +166,7 @@ void sl_action(struct sl_req *r, const char *name) {
     return;
   }
   if (!confirmed) {
-    confirm_page(r, name, q);
+    confirm_page(r, name, q, NULL);
     return;
   }
   rc = sl_dash_act(r->j, &a, NULL);

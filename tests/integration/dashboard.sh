@@ -134,6 +134,13 @@ eq "a bad search is a clear 400" 400 "$(code "${U}jobs?state=bogus")"
 eq "a missing job is 404" 404 "$(code "${U}job?id=999999")"
 eq "a replay of an unknown class is refused" 400 \
   "$(code -X POST -d "csrf=$csrf&class=nonsense&confirm=1" "${U}action/replay")"
+# A replay confirmed for a count that no longer matches is refused.
+eq "a replay confirmed for another count is refused" 409 \
+  "$(code -X POST -d "csrf=$csrf&class=rate_limited&expect=5&confirm=1" "${U}action/replay")"
+eq "... and replays nothing" 1 \
+  "$(sql "SELECT count(*) FROM jobs WHERE state='failed' AND last_class='rate_limited'")"
+eq "... and leaves an audit row saying why" 1 \
+  "$(sql "SELECT count(*) FROM dashboard_actions WHERE action='replay' AND outcome LIKE '1 jobs match now, not the 5 confirmed%'")"
 eq "cancelling a finished job is refused with a reason" 409 \
   "$(code -X POST -d "csrf=$csrf&id=1&confirm=1" "${U}action/cancel")"
 eq "the refusal left an audit row with its reason" 1 \
@@ -194,7 +201,7 @@ eq "pause and resume left two audit rows" "pause:ok resume:ok" \
 eq "the replay is in the replays audit (door api)" "api|server_error|3" \
   "$(sql "SELECT door, failure_class, replayed FROM replays")"
 eq "the replay left a dashboard audit row with its filter" "server_error|3" \
-  "$(sql "SELECT json_extract(filter, '\$.failure_class'), affected FROM dashboard_actions WHERE action='replay'")"
+  "$(sql "SELECT json_extract(filter, '\$.failure_class'), affected FROM dashboard_actions WHERE action='replay' AND outcome='ok'")"
 eq "the replayed jobs kept their idempotency keys" 3 \
   "$(sql "SELECT count(*) FROM jobs WHERE generation >= 1 AND idempotency_key IS NOT NULL AND id IN (1,2,3)")"
 eq "a succeeded job was not touched" "succeeded|0" \

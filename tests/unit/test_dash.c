@@ -116,6 +116,15 @@ static void test_replay_filter_audited(void **state) {
   f.dry_run = 1;
   assert_int_equal(sl_dash_act(j, &a, &n), SL_INVAL); /* never a dry run */
   f.dry_run = 0;
+  /* Confirmed for 2 jobs, but 1 matches: refused, nothing replayed. */
+  a.expect = 2;
+  assert_int_equal(sl_dash_act(j, &a, &n), SL_STATE);
+  assert_non_null(strstr(sl_errmsg(j), "1 jobs match now, not the 2"));
+  tu_assert_q(db, 3, "SELECT count(*) FROM jobs WHERE state='failed'");
+  tu_assert_q(db, 0, "SELECT count(*) FROM replays");
+  tu_assert_q(db, 1, "SELECT count(*) FROM dashboard_actions WHERE "
+                     "action='replay' AND outcome LIKE '1 jobs match now%%'");
+  a.expect = 1;
   assert_int_equal(sl_dash_act(j, &a, &n), SL_OK);
   assert_int_equal(n, 1);
   tu_assert_q(db, 2, "SELECT count(*) FROM jobs WHERE state='failed'");
@@ -123,7 +132,8 @@ static void test_replay_filter_audited(void **state) {
                      "queue='a' AND failure_class='server_error' AND "
                      "replayed=1");
   tu_assert_q(db, 1, "SELECT count(*) FROM dashboard_actions WHERE action="
-                     "'replay' AND affected=1 AND json_extract(filter, "
+                     "'replay' AND affected=1 AND outcome='ok' AND "
+                     "json_extract(filter, "
                      "'$.queue')='a' AND json_extract(filter, "
                      "'$.failure_class')='server_error'");
   sqlite3_close(db);
