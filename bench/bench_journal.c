@@ -44,6 +44,7 @@
 
 #include "internal.h" /* struct sl_journal: to copy its pragmas */
 #include "sluice.h"
+#include "sluice_workers.h"
 
 #define MAX_RUNS 15
 #define LEASE_MS 600000
@@ -157,14 +158,24 @@ static const char *fresh_path(struct bench *b) {
 }
 
 static int open_lib(const char *path, struct sl_journal **j) {
+  static const struct sl_worker_ident me = {"bench", "", 1, 0, 300000};
   struct sl_open_options o = {0};
   char err[256];
   int rc;
   o.path = path;
   rc = sl_open(j, &o, err, sizeof err);
-  if (rc != SL_OK)
+  if (rc != SL_OK) {
     fprintf(stderr, "bench: sl_open: %s\n", err);
-  return rc == SL_OK ? 0 : -1;
+    return -1;
+  }
+  /* As `sluice work` does: its claims then record the worker's id. */
+  rc = sl_worker_register(*j, &me, NULL);
+  if (rc != SL_OK) {
+    fprintf(stderr, "bench: registering a worker: %s\n", sl_errmsg(*j));
+    sl_close(*j);
+    return -1;
+  }
+  return 0;
 }
 
 static int raw_exec(sqlite3 *db, const char *sql) {

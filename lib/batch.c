@@ -114,7 +114,7 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
       " WHERE cum <= ?6 OR rn = 1)";
   static const char create[] =
       "INSERT INTO batches (endpoint, state, created_at, lease_token,"
-      " lease_expires) VALUES (?1, 'building', ?2, ?3, ?4)";
+      " lease_expires, worker_id) VALUES (?1, 'building', ?2, ?3, ?4, ?5)";
   static const char count[] =
       "UPDATE batches SET request_count ="
       " (SELECT count(*) FROM jobs WHERE batch_id = ?1 AND state = 'batched')"
@@ -140,6 +140,7 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
   sqlite3_bind_int64(st, 2, now);
   sqlite3_bind_int64(st, 3, o->lease_token);
   sqlite3_bind_int64(st, 4, now + o->lease_ms);
+  sl_bind_opt_int(st, 5, j->worker_id, 0);
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
   st = NULL;
@@ -353,12 +354,12 @@ int sl_batch_journal_id(struct sl_journal *j, char *buf, size_t len) {
 int sl_batch_adopt(struct sl_journal *j, int64_t lease_token,
                    int64_t lease_ms, int64_t now_ms, int64_t *adopted) {
   static const char take[] =
-      "UPDATE batches SET lease_token = ?1, lease_expires = ?2"
-      " WHERE state NOT IN ('done', 'failed', 'cancelled')"
+      "UPDATE batches SET lease_token = ?1, lease_expires = ?2,"
+      " worker_id = ?4 WHERE state NOT IN ('done', 'failed', 'cancelled')"
       " AND (lease_token IS NULL OR lease_expires IS NULL"
       "  OR lease_expires < ?3) AND lease_token IS NOT ?1";
   static const char extend[] =
-      "UPDATE batches SET lease_expires = ?2"
+      "UPDATE batches SET lease_expires = ?2, worker_id = ?4"
       " WHERE state NOT IN ('done', 'failed', 'cancelled')"
       " AND lease_token = ?1";
   sqlite3_stmt *st = NULL;
@@ -380,6 +381,7 @@ int sl_batch_adopt(struct sl_journal *j, int64_t lease_token,
     sqlite3_bind_int64(st, 2, now_ms + lease_ms);
     if (!i)
       sqlite3_bind_int64(st, 3, now_ms);
+    sl_bind_opt_int(st, 4, j->worker_id, 0); /* who holds them now */
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -663,8 +665,8 @@ static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
     sl_bind_opt_int(st, 6, l->output_tokens, -1);
     sl_bind_opt_int(st, 7, l->total_tokens, -1);
     if (l->body)
-      sqlite3_bind_text(st, 8, l->body,
-                        l->body_len ? (int)l->body_len : -1, SQLITE_STATIC);
+      sl_bind_text_len(st, 8, l->body,
+                       l->body_len ? l->body_len : strlen(l->body));
     else
       sqlite3_bind_text(st, 8, "", 0, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, now);

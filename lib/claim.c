@@ -157,6 +157,7 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
   sqlite3_bind_int64(st, 5, (sqlite3_int64)o->max_jobs);
   sl_bind_opt_int(st, 7, o->deferrable_due_before_ms, 0); /* batch route */
   sl_bind_opt_int(st, 8, o->online, 0); /* online-route pauses (storm) */
+  sl_bind_opt_int(st, 9, j->worker_id, 0); /* who holds the lease */
   if (o->queues && !qjson) /* none or one queue: no JSON to parse */
     sl_bind_text(st, 6, o->queues[0] ? o->queues[0] : "");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -323,8 +324,8 @@ static int insert_result(struct sl_journal *j, struct sl_completion *c,
   sl_bind_opt_int(st, 7, c->output_tokens, -1);
   sl_bind_opt_int(st, 8, c->total_tokens, -1);
   if (c->body)
-    sqlite3_bind_text(st, 9, c->body,
-                      c->body_len ? (int)c->body_len : -1, SQLITE_STATIC);
+    sl_bind_text_len(st, 9, c->body,
+                     c->body_len ? c->body_len : strlen(c->body));
   else
     sqlite3_bind_text(st, 9, "", 0, SQLITE_STATIC);
   sqlite3_bind_int64(st, 10, now);

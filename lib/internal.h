@@ -62,6 +62,7 @@ struct sl_journal {
   struct sl_sql_cached cached[SL_SQL_CACHE];
   int ncached;
   struct sl_lease_memo memo[SL_LEASE_MEMO];
+  int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
   char errmsg[512];
 };
 
@@ -104,6 +105,8 @@ char *sl_queues_json(const char *const *queues);
 
 /* Bind a C string or NULL. */
 int sl_bind_text(sqlite3_stmt *st, int idx, const char *s);
+/* sl_bind_text for s[0..len); both scrub registered secrets. */
+int sl_bind_text_len(sqlite3_stmt *st, int idx, const char *s, size_t len);
 /* Bind an int64, or NULL when v == none. */
 int sl_bind_opt_int(sqlite3_stmt *st, int idx, int64_t v, int64_t none);
 /* Copy column i as a new C string (NULL column: NULL); sets *oom on failure. */

@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "migrations.h"
+#include "sluice_secrets.h"
 
 extern const char *const sl_stmt_sql[SL_STMT__COUNT];
 
@@ -145,10 +146,24 @@ void sl_journal_rollback(struct sl_journal *j) {
     (void)step_once(j, SL_STMT_ROLLBACK, "ROLLBACK");
 }
 
-int sl_bind_text(sqlite3_stmt *st, int idx, const char *s) {
+/* Every string the library stores passes here: registered secrets are
+ * scrubbed by value (a copy is made only when one is found). */
+int sl_bind_text_len(sqlite3_stmt *st, int idx, const char *s, size_t len) {
+  size_t n = 0;
+  int oom;
+  char *clean;
   if (!s)
     return sqlite3_bind_null(st, idx);
-  return sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
+  clean = sl_secrets_scrub_dup(s, len, &n, &oom);
+  if (clean)
+    return sqlite3_bind_text(st, idx, clean, (int)n, free);
+  if (oom) /* never store the secret: the write fails instead */
+    return SQLITE_NOMEM;
+  return sqlite3_bind_text(st, idx, s, (int)len, SQLITE_STATIC);
+}
+
+int sl_bind_text(sqlite3_stmt *st, int idx, const char *s) {
+  return sl_bind_text_len(st, idx, s, s ? strlen(s) : 0);
 }
 
 int sl_bind_opt_int(sqlite3_stmt *st, int idx, int64_t v, int64_t none) {

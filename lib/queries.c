@@ -7,7 +7,8 @@
 /* The claim, in parts shared by SL_STMT_CLAIM and SL_STMT_CLAIM_ONE. */
 #define CLAIM_SET                                                           \
   "UPDATE jobs SET state = 'running', attempts = attempts + 1,"             \
-  " lease_token = random(), lease_expires = ?2, updated_at = ?1"
+  " lease_token = random(), lease_expires = ?2, updated_at = ?1,"           \
+  " worker_id = ?9"
 #define CLAIM_PICK                                                          \
   "SELECT id FROM jobs WHERE state = 'pending'"                             \
   " AND run_after <= ?1 AND (?3 IS NULL OR urgency = ?3)"                   \

@@ -60,7 +60,10 @@ CREATE TABLE batches (
   -- lease_expires; another worker adopts it only after that.
   lease_token     INTEGER,
   lease_expires   INTEGER
-) STRICT;
+  -- The worker (workers.id) driving the batch: when that process is gone,
+  -- a worker on its host adopts the batch at once. Written as ALTER TABLE
+  -- ADD COLUMN leaves it (migration 0004), which the test compares.
+  , worker_id INTEGER) STRICT;
 
 -- The queue itself. Only `body` is required from a producer.
 CREATE TABLE jobs (
@@ -124,6 +127,9 @@ CREATE TABLE jobs (
                   DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)),
   updated_at      INTEGER,
   finished_at     INTEGER,
+  -- The worker (workers.id) that claimed the job last, set by the claim
+  -- (migration 0004; no foreign key, so a dead worker's row can go).
+  worker_id       INTEGER,
   -- Added by migrations/0009 (after the last column, as ALTER TABLE puts
   -- it): the producer's own JSON object, never sent to the API.
   metadata        TEXT NOT NULL DEFAULT '{}'
@@ -503,6 +509,29 @@ CREATE INDEX jobs_queue ON jobs (queue, partition);
 CREATE INDEX jobs_created ON jobs (created_at);
 CREATE INDEX jobs_failed_class ON jobs (last_class) WHERE state = 'failed';
 CREATE INDEX jobs_cancelled ON jobs (finished_at) WHERE state = 'cancelled';
+
+-- Worker identity (DESIGN.md "Worker identity"): one row per `sluice work`
+-- process, heartbeated every third of its lease. A worker that starts on
+-- the same host takes back the leases and open batches of a predecessor
+-- whose process is gone (pid gone, or reused with another start time, or
+-- another boot), then deletes its row. Workers on other hosts are never
+-- taken over: their leases expire as usual.
+CREATE TABLE workers (
+  id           INTEGER PRIMARY KEY,
+  host         TEXT NOT NULL,
+  -- /proc/sys/kernel/random/boot_id: a reboot ends every predecessor
+  boot_id      TEXT NOT NULL DEFAULT '',
+  pid          INTEGER NOT NULL,
+  -- /proc/PID/stat field 22 (clock ticks after boot): a reused pid differs
+  proc_start   INTEGER NOT NULL DEFAULT 0,
+  -- /proc/self/ns/pid: a pid only means something in its own namespace
+  -- (containers sharing a hostname), so other namespaces are not judged
+  pid_ns       TEXT NOT NULL DEFAULT '',
+  lease_ms     INTEGER NOT NULL,
+  started_at   INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX workers_host ON workers (host);
 
 -- ---------------------------------------------------------------------
 -- Added by migrations/0011_dashboard.sql (`sluice dashboard`).

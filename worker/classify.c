@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -14,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "classify.h"
+#include "sluice_secrets.h"
 
 static const struct sl_failclass_policy policies[SL_FC__COUNT] = {
   [SL_FC_NONE] = {"none", 0, SL_BACKOFF_NONE, 0, 0},
@@ -283,6 +285,20 @@ static void copy_clean(char *dst, size_t cap, const char *src, size_t max) {
 
 enum { WHY_TEXT_MAX = 160 };
 
+/* Secrets go by value before the text is cut (a cut secret would no
+ * longer match), then by shape in copy_clean. */
+static void clean_detail(char *dst, size_t cap, const char *detail) {
+  size_t n = 0;
+  int oom;
+  char *byval = sl_secrets_scrub_dup(detail, strlen(detail), &n, &oom);
+  if (oom) {
+    snprintf(dst, cap, "(error text withheld: out of memory)");
+    return;
+  }
+  copy_clean(dst, cap, byval ? byval : detail, WHY_TEXT_MAX);
+  free(byval);
+}
+
 static void explain(const struct rule *r, const struct sl_attempt_view *v,
                     const struct facts *f, char *why, size_t whylen) {
   char text[WHY_TEXT_MAX + 8];
@@ -300,7 +316,7 @@ static void explain(const struct rule *r, const struct sl_attempt_view *v,
     detail = v->curl_error && v->curl_error[0] ? v->curl_error
                                                : curl_easy_strerror(
                                                    (CURLcode)v->curl_code);
-    copy_clean(text, sizeof(text), detail, WHY_TEXT_MAX);
+    clean_detail(text, sizeof(text), detail);
     snprintf(why, whylen, "curl %d, %s: %s", v->curl_code, r->reason, text);
     return;
   }
@@ -317,7 +333,7 @@ static void explain(const struct rule *r, const struct sl_attempt_view *v,
            : f->json_object            ? "no error message"
            : v->body_len > 0           ? "non-JSON error body"
                                        : "empty body";
-  copy_clean(text, sizeof(text), detail, WHY_TEXT_MAX);
+  clean_detail(text, sizeof(text), detail);
   snprintf(why, whylen, "HTTP %ld: %s", v->http_status, text);
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "sluice_secrets.h"
 #include "config.h"
 #include "esc.h"
 #include "log.h"
@@ -31,7 +32,10 @@ static const char usage[] =
     "                            https://api.openai.com/v1)\n"
     "      --api-key-file PATH   read the API key from PATH (default\n"
     "                            $OPENAI_API_KEY)\n"
-    "      --lease DURATION      claim lease, heartbeated (default 5m)\n"
+    "      --lease DURATION      claim lease, heartbeated (default 5m); at\n"
+    "                            least 1s and 4 x --poll. A worker that starts\n"
+    "                            takes back at once the leases and batches of\n"
+    "                            a dead predecessor on the same host\n"
     "      --timeout DURATION    one attempt, connect to last byte (default\n"
     "                            10m)\n"
     "      --connect-timeout D   TCP+TLS connect (default 10s)\n"
@@ -368,6 +372,13 @@ int sl_cmd_work(int argc, char **argv) {
     fprintf(stderr, "sluice work: unexpected argument '%s'\n", argv[optind]);
     goto out;
   }
+  {
+    char why[400];
+    if (sl_worker_check_lease(&cfg, why, sizeof why) != 0) {
+      fprintf(stderr, "sluice work: %s\n", why);
+      goto out; /* usage: a bad option value */
+    }
+  }
   cfg.journal = sl_cli_journal_path(journal);
   cfg.config_file = sl_config_path(argc, argv);
   cfg.queues = nq ? queues : NULL;
@@ -406,6 +417,7 @@ out:
   }
   sl_argv_free(&m);
   sl_log_set_secret(NULL);
+  sl_secrets_clear();
   if (key) {
     memset(key, 0, strlen(key));
     free(key);

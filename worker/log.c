@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sluice_secrets.h"
 
 enum sl_log_level sl_log_threshold = SL_LOG_INFO;
 static char *secret;
@@ -31,6 +32,8 @@ int sl_log_parse_level(const char *s, enum sl_log_level *out) {
 void sl_log_set_secret(const char *s) {
   free(secret);
   secret = s && s[0] ? strdup(s) : NULL;
+  if (secret)
+    (void)sl_secret_add(secret); /* too short: this file's net only */
 }
 
 void sl_log_set_fd(int fd) { log_fd = fd; }
@@ -74,6 +77,7 @@ static size_t put_escaped(char *out, size_t pos, size_t cap, const char *s) {
 static void redact(char *msg) {
   size_t n;
   char *p;
+  sl_secrets_scrub_inplace(msg); /* every registered secret */
   if (!secret)
     return;
   n = strlen(secret);

@@ -12,6 +12,7 @@
 #include "classify.h"
 #include "metrics.h"
 #include "sluice.h"
+#include "sluice_secrets.h"
 
 /* Bucket upper bounds in seconds, as Prometheus histograms want them. */
 static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -227,6 +228,17 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
   } else {
     journal_figures(m, &b);
     process_figures(m, &b);
+  }
+  if (!b.oom) { /* served text carries no secret (labels come from jobs) */
+    int oom;
+    size_t n = 0;
+    char *clean = sl_secrets_scrub_dup(b.s, b.len, &n, &oom);
+    b.oom = oom;
+    if (clean) {
+      free(b.s);
+      b.s = clean;
+      b.len = n;
+    }
   }
   if (b.oom) {
     free(b.s);

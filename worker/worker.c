@@ -34,6 +34,8 @@
 #include "spill.h"
 #include "storm.h"
 #include "worker.h"
+#include "identity.h"
+#include "sluice_secrets.h"
 
 #define container_of(ptr, type, member) \
   ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -88,6 +90,10 @@ struct sl_worker {
   uint64_t rng;
   int result;
   struct sl_batch_route *batch; /* NULL with --no-batch */
+  struct sl_identity me;        /* worker identity (identity.h) */
+  int64_t next_beat_ms;
+  int identified;               /* recorded, predecessors taken over */
+  unsigned identify_failed;
 
   struct {
     uint64_t claimed, sent, succeeded, retried, failed, released, lost;
@@ -434,6 +440,51 @@ static int storm_init(struct sl_worker *w) {
   return rc;
 }
 
+/* Take back at once what dead predecessors on this host held. */
+static int spill_adopt(struct sl_worker *w);
+
+/* A dead sibling's spill file goes in first: the take-over rescues its
+ * leases, and a rescued job would be sent again although its answer sits
+ * in that file. */
+static int take_over_gone(struct sl_worker *w) {
+  int64_t jobs = 0, batches = 0;
+  int rc = spill_adopt(w);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_WARN, "taking over dead workers postponed until the "
+                        "spill files in %s are ingested", w->spill_dir);
+    return rc;
+  }
+  rc = sl_identity_reap(w->j, &w->me, &jobs, &batches);
+  if (rc != SL_OK)
+    sl_log(SL_LOG_ERROR, "taking over dead workers failed: %s (%s)",
+           sl_strerror(rc), sl_errmsg(w->j));
+  else if (jobs)
+    w->want_claim = 1;
+  return rc;
+}
+
+/* Record who we are, then take over dead predecessors, before the first
+ * claim (DESIGN.md "Worker identity"). A locked or full journal only
+ * delays it: the tick tries again, and nothing is claimed meanwhile. */
+static void identify(struct sl_worker *w) {
+  int rc;
+  if (!sl_worker_id(w->j)) {
+    rc = sl_worker_register(w->j, &w->me.ident, NULL);
+    if (rc != SL_OK) {
+      if (!w->identify_failed++)
+        sl_log(SL_LOG_WARN, "cannot record this worker yet: %s (%s); "
+                            "retrying before claiming",
+               sl_strerror(rc), sl_errmsg(w->j));
+      return;
+    }
+    w->next_beat_ms = sl_now_ms() + w->cfg->lease_ms / 3;
+  }
+  if (take_over_gone(w) == SL_OK) {
+    w->identified = 1;
+    w->want_claim = 1;
+  }
+}
+
 static void claim_more(struct sl_worker *w) {
   struct sl_claim_options o = {0};
   struct sl_claimed_job *jobs = NULL;
@@ -441,7 +492,8 @@ static void claim_more(struct sl_worker *w) {
   size_t busy = w->n_in_flight + w->n_done, room, n = 0, i;
   int rc;
 
-  if (w->draining || w->stopping || !w->want_claim || w->flush_retry_ms)
+  if (w->draining || w->stopping || !w->want_claim || w->flush_retry_ms ||
+      !w->identified)
     return;
   if (busy >= w->concurrency)
     return;
@@ -611,10 +663,19 @@ static void on_tick(uv_timer_t *t) {
   heartbeat(w, now);
   sl_storm_tick(w->storm, now);
   sl_retention_tick(&w->retention, &w->loop, now);
+  if (!w->identified)
+    identify(w);
+  if (w->identified && now >= w->next_beat_ms) {
+    rc = sl_worker_heartbeat(w->j, now);
+    if (rc != SL_OK)
+      sl_log(SL_LOG_ERROR, "worker heartbeat failed: %s (%s)",
+             sl_strerror(rc), sl_errmsg(w->j));
+    w->next_beat_ms = now + w->cfg->lease_ms / 3;
+  }
   if (now >= w->next_rescue_ms) {
-    /* No rescue while a spill file could not be ingested: its jobs would
-     * be sent again. */
-    if (spill_adopt(w) != SL_OK)
+    /* No take-over or rescue while a spill file could not be ingested:
+     * its jobs would be sent again (take_over_gone ingests first). */
+    if (w->identified ? take_over_gone(w) != SL_OK : spill_adopt(w) != SL_OK)
       sl_log(SL_LOG_WARN, "rescue postponed until the spill files in %s "
                           "are ingested", w->spill_dir);
     else if ((rc = sl_rescue(w->j, now, &rescued)) != SL_OK)
@@ -809,6 +870,23 @@ static void on_signal(uv_signal_t *s, int signum) {
   maybe_stop(w);
 }
 
+int sl_worker_check_lease(const struct sl_worker_config *c, char *why,
+                          size_t whylen) {
+  int64_t min = c->poll_ms * SL_LEASE_POLLS;
+  if (min < SL_LEASE_MIN_MS)
+    min = SL_LEASE_MIN_MS;
+  if (c->lease_ms >= min)
+    return 0;
+  snprintf(why, whylen,
+           "--lease %lld ms is shorter than the heartbeat can keep: leases "
+           "are renewed on the --poll tick (%lld ms) once half is left, so "
+           "the lease must be at least %d x --poll and at least %d ms; use "
+           "--lease %lld ms or more (or a shorter --poll)",
+           (long long)c->lease_ms, (long long)c->poll_ms, SL_LEASE_POLLS,
+           SL_LEASE_MIN_MS, (long long)min);
+  return -1;
+}
+
 void sl_worker_config_defaults(struct sl_worker_config *c) {
   memset(c, 0, sizeof *c);
   c->base_url = "https://api.openai.com/v1";
@@ -934,6 +1012,11 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
       goto out;
     }
     snprintf(w->auth_header, n, "Authorization: Bearer %s", cfg->api_key);
+    /* Scrubbed by value from all the library stores and the worker logs. */
+    if (sl_secret_add_header(w->auth_header) == SL_NOMEM) {
+      rc = SL_NOMEM;
+      goto out;
+    }
   }
   oo.path = cfg->journal;
   oo.busy_timeout_ms = 10000;
@@ -947,6 +1030,11 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   rc = spill_start(w);
   if (rc != SL_OK)
     goto out;
+  /* Who we are, then what dead predecessors on this host held: before the
+   * first claim and before the batch route adopts (DESIGN.md "Worker
+   * identity"). */
+  sl_identity_init(&w->me, cfg->lease_ms);
+  identify(w);
   rc = uv_loop_init(&w->loop);
   if (rc != 0) {
     sl_log(SL_LOG_ERROR, "uv_loop_init: %s", uv_strerror(rc));
@@ -1040,6 +1128,12 @@ out:
   sl_storm_free(w->storm);        /* likewise */
   sl_metrics_stop(w->metrics);
   sl_web_stop(w->web);
+  /* The loop is closed: nothing more will be written about what we hold,
+   * so its leases can go now rather than when they run out; but not while
+   * outcomes wait in the spill file: a peer would rescue and resend them
+   * before the file is ingested (our lock on it holds until close). */
+  if (stage >= 1 && sl_worker_id(w->j) && !sl_spill_count(w->spill))
+    sl_worker_unregister(w->j);
   if (sl_spill_count(w->spill))
     sl_log(SL_LOG_WARN, "%zu outcomes not recorded in the journal are in "
                         "spill file %s; the next start ingests them before "

@@ -42,6 +42,17 @@ struct sl_worker_config {
   const char *spill_dir;      /* NULL: "<journal>.spill" (spill.h) */
 };
 
+/* The shortest lease the heartbeat can keep. The tick (--poll) renews a
+ * lease once half of it is left, so a lease must span SL_LEASE_POLLS
+ * ticks; and at least SL_LEASE_MIN_MS whatever --poll is. The worker row
+ * is heartbeated every third of the lease. */
+#define SL_LEASE_MIN_MS 1000
+#define SL_LEASE_POLLS 4
+
+/* 0 if cfg's lease can be kept; else -1 with why[] saying what to use. */
+int sl_worker_check_lease(const struct sl_worker_config *cfg, char *why,
+                          size_t whylen);
+
 /* Defaults for every field (journal and api_key left NULL). */
 void sl_worker_config_defaults(struct sl_worker_config *cfg);
 

@@ -23,7 +23,7 @@ for point in after_commit after_upload after_create during_ingest; do
   # after_create: hold remote batches in finalizing, so that the duplicate
   # made below is still running when the restarted worker finds it.
   [ "$point" = after_create ] && put_faults batch_stuck
-  SLUICE_CRASH_AT=$point work --lease 1s
+  SLUICE_CRASH_AT=$point work --lease 1s --poll 250ms
   eq "$point: the worker died there" 137 "$WORK_RC"
   case $point in
   after_commit)
@@ -59,14 +59,14 @@ for point in after_commit after_upload after_create during_ingest; do
     ;;
   esac
   if [ "$point" = after_create ]; then
-    work --lease 1s &
+    work --lease 1s --poll 250ms &
     wpid=$!
     wait_for 20 grep -q 'cancelled duplicate batch' "$T/work.log"
     put_faults ""
     wait "$wpid"
     WORK_RC=$?
   else
-    work --lease 1s
+    work --lease 1s --poll 250ms
   fi
   eq "$point: restarted worker exits 0" 0 "$WORK_RC"
   eq "$point: every job succeeded" "$n" \

@@ -105,6 +105,15 @@ fault_reply(const struct sl_mock_rule *r, struct sl_mock_reply *rep)
   }
 }
 
+/* The credential as sent, scheme word dropped ("Bearer X" -> "X"). */
+static const char *
+echoed(const struct sl_mock_request *in)
+{
+  const char *a = in->auth ? in->auth : "";
+
+  return strncmp(a, "Bearer ", 7) == 0 ? a + 7 : a;
+}
+
 /* Faults that let the route run and then spoil its delivery. */
 static int
 is_delivery_fault(enum sl_mock_fault_kind k)
@@ -139,7 +148,7 @@ sl_mock_api_online(struct sl_mock_server *srv,
   enum sl_mock_endpoint ep = sl_mock_online_endpoint(in->path);
   struct sl_mock_online_req req;
   struct sl_mock_rl_verdict v;
-  cJSON *root;
+  cJSON *root, *tree;
   char *err = NULL;
   char msg[256];
   char idbuf[40];
@@ -181,11 +190,21 @@ sl_mock_api_online(struct sl_mock_server *srv,
     sl_mock_online_free(&req);
     return;
   }
+  if (srv->cfg.echo_key && in->body &&
+      memmem(in->body, in->len, "echo-400", 8) != NULL) {
+    snprintf(msg, sizeof(msg), "Invalid request made with key %.200s",
+             echoed(in));
+    sl_mock_reply_error(rep, 400, msg, "invalid_request_error", "input",
+                        NULL);
+    sl_mock_online_free(&req);
+    return;
+  }
   sl_mock_server_id(srv, idbuf, sizeof(idbuf));
-  sl_mock_reply_json(rep, 200,
-                     sl_mock_online_render(
-                         &req, sl_mock_util_hash(idbuf, strlen(idbuf)),
-                         (long long)(sl_mock_util_now_ms() / 1000u)));
+  tree = sl_mock_online_render(&req, sl_mock_util_hash(idbuf, strlen(idbuf)),
+                               (long long)(sl_mock_util_now_ms() / 1000u));
+  if (tree && srv->cfg.echo_key)
+    cJSON_AddStringToObject(tree, "echo", echoed(in));
+  sl_mock_reply_json(rep, 200, tree);
   sl_mock_online_free(&req);
 }
 
@@ -264,10 +283,16 @@ sl_mock_api_handle(struct sl_mock_server *srv,
   pthread_mutex_unlock(&srv->mu);
 
   if (!auth_ok(srv, in->auth)) {
-    sl_mock_reply_error(rep, 401,
-                        "Incorrect API key provided. You can find your API "
-                        "key in your account settings.",
-                        "invalid_request_error", NULL, "invalid_api_key");
+    char msg[600];
+
+    if (srv->cfg.echo_key)
+      snprintf(msg, sizeof(msg), "Incorrect API key provided: %.500s.",
+               echoed(in));
+    else
+      snprintf(msg, sizeof(msg), "Incorrect API key provided. You can find "
+                                 "your API key in your account settings.");
+    sl_mock_reply_error(rep, 401, msg, "invalid_request_error", NULL,
+                        "invalid_api_key");
     goto headers;
   }
   if (have_rule && rule.kind == SL_MOCK_FAULT_HANG) {

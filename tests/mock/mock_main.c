@@ -25,6 +25,9 @@ static const char usage[] =
     "  --log FILE            one line per API request\n"
     "  --rpm N, --tpm N      enforce requests / tokens per minute\n"
     "  --require-key KEY     demand 'Authorization: Bearer KEY'\n"
+    "  --echo-key            echo the Authorization value back: in a 401's\n"
+    "                        message, in a 400 for an input holding\n"
+    "                        'echo-400', and in every 200 body ('echo')\n"
     "  --threads N           HTTP threads (default 2)\n"
     "  --batch-max-lines N   lines per batch input file (50000)\n"
     "  --batch-max-bytes N   bytes per batch input file (209715200)\n"
@@ -42,6 +45,7 @@ enum opt {
   OPT_RPM,
   OPT_TPM,
   OPT_KEY,
+  OPT_ECHO_KEY,
   OPT_THREADS,
   OPT_MAX_LINES,
   OPT_MAX_BYTES,
@@ -61,6 +65,7 @@ static const struct option options[] = {
     {"rpm", required_argument, NULL, OPT_RPM},
     {"tpm", required_argument, NULL, OPT_TPM},
     {"require-key", required_argument, NULL, OPT_KEY},
+    {"echo-key", no_argument, NULL, OPT_ECHO_KEY},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"batch-max-lines", required_argument, NULL, OPT_MAX_LINES},
     {"batch-max-bytes", required_argument, NULL, OPT_MAX_BYTES},
@@ -128,6 +133,9 @@ parse_args(int argc, char **argv, struct sl_mock_config *cfg)
       break;
     case OPT_KEY:
       cfg->require_key = optarg;
+      break;
+    case OPT_ECHO_KEY:
+      cfg->echo_key = 1;
       break;
     case OPT_THREADS:
       rc = num("threads", optarg, 1, 64, &cfg->threads);

@@ -30,6 +30,7 @@ struct sl_mock_config {
   uint64_t seed;
   const char *port_file;
   const char *require_key;
+  int echo_key; /* a careless server: echo the Authorization value */
   long long threads;
   long long batch_max_lines;
   long long batch_max_bytes;
