@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "dash.h"
+#include "sluice_secrets.h"
 #include "web.h"
 
 #define MAX_BODY (64 * 1024)
@@ -388,6 +389,19 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t len) {
 static enum MHD_Result respond(struct sl_req *r, const char *cookie) {
   struct MHD_Response *resp;
   enum MHD_Result ret;
+  if (!r->b->oom && r->b->len) {
+    /* No registered secret (the worker's key) leaves in a page, even one
+     * a journal written before scrubbing still holds. */
+    size_t n = 0;
+    int oom = 0;
+    char *clean = sl_secrets_scrub_dup(r->b->s, r->b->len, &n, &oom);
+    r->b->oom = oom;
+    if (clean) {
+      free(r->b->s);
+      r->b->s = clean;
+      r->b->len = n;
+    }
+  }
   if (r->b->oom) {
     free(r->b->s);
     return MHD_NO;

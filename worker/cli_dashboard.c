@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sluice_secrets.h"
 #include "web.h"
 
 static const char dashboard_usage[] =
@@ -68,6 +69,15 @@ int sl_cmd_dashboard(int argc, char **argv) {
     fprintf(stderr, "sluice dashboard: %s\n", err);
     free(token);
     return SL_EXIT_USAGE;
+  }
+  /* The dashboard never uses an API key; one in its environment is
+   * registered only so that no page can show it (sluice_secrets.h). */
+  if (getenv("OPENAI_API_KEY") &&
+      strlen(getenv("OPENAI_API_KEY")) >= SL_SECRET_MIN_LEN &&
+      sl_secret_add(getenv("OPENAI_API_KEY")) != SL_OK) {
+    fprintf(stderr, "sluice dashboard: out of memory\n");
+    free(token);
+    return SL_EXIT_JOURNAL;
   }
   /* Block the signals before the server's thread starts, so that only
    * sigwait below receives them. */

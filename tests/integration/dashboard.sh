@@ -49,6 +49,8 @@ INSERT INTO results (job_id, generation, route, http_status, request_id,
   SELECT id, 0, 'online', 200, 'req_ok', 5, 7, 12,
     '{\"output\":[{\"content\":[{\"type\":\"output_text\",\"text\":\"Hello from the mock\"}]}]}',
     $now - 30000 FROM jobs WHERE idempotency_key = 'key-succeeded';
+-- A journal written before secrets were scrubbed may hold the key.
+UPDATE jobs SET last_error = 'echoed: Bearer $SECRET_KEY' WHERE id = 4;
 INSERT INTO batches (endpoint, state, remote_batch_id, remote_status,
   request_count, submitted_at) VALUES ('/v1/responses', 'submitted',
   'batch_<i>remote</i>', 'in_progress', 2, $now - 3600000);
@@ -129,6 +131,10 @@ eq "the confirmation page paused nothing" 0 \
   "$(sql "SELECT count(*) FROM queues WHERE paused = 1")"
 eq "a foreign Host header is refused (DNS rebinding)" 403 \
   "$(code -H 'Host: evil.example' "$U")"
+curl -s --max-time 10 "${U}job?id=4" >"$T/j4.html"
+check "a key the journal still holds is shown [redacted]" \
+  grep -q 'echoed: Bearer \[redacted\]' "$T/j4.html"
+check "... and never as itself" bash -c "! grep -q '$SECRET_KEY' '$T/j4.html'"
 eq "an unknown page is 404" 404 "$(code "${U}nope")"
 eq "a bad search is a clear 400" 400 "$(code "${U}jobs?state=bogus")"
 eq "a missing job is 404" 404 "$(code "${U}job?id=999999")"
