@@ -149,10 +149,10 @@ char *sl_web_read_token(const char *path, char *err, size_t errlen) {
     while (e > s && isspace((unsigned char)e[-1]))
       *--e = '\0';
   }
-  if (!s || strlen(s) < 16) {
+  if (!s || strlen(s) < 16 || strlen(s) > 256) {
     snprintf(err, errlen,
-             "--token-file %.300s: the first line must hold a token of at "
-             "least 16 characters", path);
+             "--token-file %.300s: the first line must hold a token of 16 "
+             "to 256 characters", path);
     return NULL;
   }
   /* It travels in a header and a cookie: base64 and URL-safe characters

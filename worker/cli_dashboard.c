@@ -21,9 +21,10 @@ static const char dashboard_usage[] =
     "                         port 0 picks one); a non-loopback address\n"
     "                         requires --token-file\n"
     "  -r, --read-only        no actions; open the journal read-only\n"
-    "  -t, --token-file F     require the token on F's first line (at least\n"
-    "                         16 characters): `Authorization: Bearer TOKEN`,\n"
-    "                         or sign in once in the browser (a cookie)\n"
+    "  -t, --token-file F     require the token on F's first line (16 to\n"
+    "                         256 base64 or URL-safe characters):\n"
+    "                         `Authorization: Bearer TOKEN`, or sign in\n"
+    "                         once in the browser (a cookie)\n"
     "  -h, --help             show this help\n"
     "Prints \"dashboard on URL\" to stderr once it listens.\n"
     "Exit status: 0 stopped by a signal, 2 usage, 3 journal error.\n";
