@@ -346,7 +346,8 @@ struct sl_claim_options {
                                 wait for a batch); 0: any deferrable job */
   int online;                /* 1: for the online route: skip queues whose
                                 online route is paused (quota, auth, spent
-                                budget: sluice_storm.h) */
+                                budget: sluice_storm.h) and the jobs of a
+                                route held until its next probe */
 };
 
 /*

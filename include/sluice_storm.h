@@ -101,6 +101,38 @@ int sl_queue_budget_set(struct sl_journal *j, const char *queue,
                         int64_t tokens_per_day, double usd_per_mtok_in,
                         double usd_per_mtok_out);
 
+/* One row of route_limits: the adaptive concurrency limit of a route
+ * (endpoint, model) and its outage hold (migrations/0006_adaptive.sql). */
+struct sl_route_row {
+  char endpoint[64], model[128];
+  int exists;
+  double climit;              /* requests in flight per process */
+  double ssthresh;            /* slow start below this (0: none) */
+  int failing;                /* held: only probes, at probe_at */
+  int64_t fail_streak;        /* failed answers since the last success */
+  int64_t held_until;         /* Retry-After for the whole route */
+  int64_t probe_at;           /* next probe not before this */
+  int headers_seen;           /* rate-limit headers were seen */
+  int64_t last_cut_at, cuts;
+  char last_class[32];
+  int64_t updated_at;
+};
+typedef int (*sl_route_update_fn)(struct sl_route_row *row, void *arg);
+/* Read-modify-write the route's row as sl_bucket_update does. */
+int sl_route_update(struct sl_journal *j, const char *endpoint,
+                    const char *model, sl_route_update_fn fn, void *arg);
+/* Every route row, by endpoint and model (*rows malloc'd). */
+int sl_route_list(struct sl_journal *j, struct sl_route_row **rows,
+                  size_t *n);
+/*
+ * The route recovered: make its pending jobs that wait out a retry
+ * (last_class a retryable transport or server class, run_after later than
+ * now_ms) due now, so they need not wait for their own timers. *n (may be
+ * NULL) gets how many.
+ */
+int sl_route_release_held(struct sl_journal *j, const char *endpoint,
+                          const char *model, int64_t now_ms, int64_t *n);
+
 /* Spend of one queue on the UTC day of now_ms, with its limits. */
 struct sl_queue_spend {
   char queue[129];

@@ -14,12 +14,14 @@
 /* Shared WHERE clause of the backlog and the pack: deferrable due pending
  * jobs of unpaused queues; ?1 now, ?2 queues JSON, ?3 due_after. A job due
  * too soon for a batch goes online, unless its queue's online route is
- * paused (quota, auth, spent budget: storm control), when the batch is the
- * only way left. */
+ * paused (quota, auth: storm control), when the batch is the only way
+ * left. A spent daily token budget holds the batch route too (issue 12). */
 #define ELIGIBLE                                                           \
   " state = 'pending' AND urgency = 'deferrable' AND run_after <= ?1"     \
   " AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)))"        \
   " AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)"           \
+  " AND queue NOT IN (SELECT queue FROM queue_limits WHERE"                \
+  "  online_paused = 1 AND online_paused_reason LIKE 'budget%')"           \
   " AND (?3 IS NULL OR deadline IS NULL OR deadline >= ?3"                 \
   "  OR queue IN (SELECT queue FROM queue_limits WHERE online_paused = 1))"
 

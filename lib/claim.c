@@ -158,6 +158,9 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
   sl_bind_opt_int(st, 7, o->deferrable_due_before_ms, 0); /* batch route */
   sl_bind_opt_int(st, 8, o->online, 0); /* online-route pauses (storm) */
   sl_bind_opt_int(st, 9, j->worker_id, 0); /* who holds the lease */
+  /* online: skip the jobs of a route held until its next probe (issue 12:
+   * claimed, they would only wait or go back) */
+  sl_bind_opt_int(st, 10, o->online ? now : 0, 0);
   if (o->queues && !qjson) /* none or one queue: no JSON to parse */
     sl_bind_text(st, 6, o->queues[0] ? o->queues[0] : "");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

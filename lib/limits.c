@@ -268,6 +268,105 @@ int sl_breaker_update(struct sl_journal *j, const char *endpoint,
   return update_row(j, &kind, endpoint, model, &row, &ctx);
 }
 
+#define ROUTE_COLS                                                         \
+  "climit, ssthresh, failing, fail_streak, held_until, probe_at,"          \
+  " headers_seen, last_cut_at, cuts, last_class, updated_at"
+
+static void read_route(sqlite3_stmt *st, int first, struct sl_route_row *r) {
+  r->exists = 1;
+  r->climit = sqlite3_column_double(st, first + 0);
+  r->ssthresh = sqlite3_column_double(st, first + 1);
+  r->failing = sqlite3_column_int(st, first + 2);
+  r->fail_streak = sqlite3_column_int64(st, first + 3);
+  r->held_until = sqlite3_column_int64(st, first + 4);
+  r->probe_at = sqlite3_column_int64(st, first + 5);
+  r->headers_seen = sqlite3_column_int(st, first + 6);
+  r->last_cut_at = sqlite3_column_int64(st, first + 7);
+  r->cuts = sqlite3_column_int64(st, first + 8);
+  copy_text(r->last_class, sizeof r->last_class, st, first + 9);
+  r->updated_at = sqlite3_column_int64(st, first + 10);
+}
+
+static void route_read(sqlite3_stmt *st, void *row) { read_route(st, 0, row); }
+
+static void route_bind(sqlite3_stmt *st, const void *p) {
+  const struct sl_route_row *row = p;
+  sqlite3_bind_double(st, 3, row->climit);
+  sqlite3_bind_double(st, 4, row->ssthresh);
+  sqlite3_bind_int(st, 5, row->failing ? 1 : 0);
+  sqlite3_bind_int64(st, 6, row->fail_streak);
+  sqlite3_bind_int64(st, 7, row->held_until);
+  sqlite3_bind_int64(st, 8, row->probe_at);
+  sqlite3_bind_int(st, 9, row->headers_seen ? 1 : 0);
+  sqlite3_bind_int64(st, 10, row->last_cut_at);
+  sqlite3_bind_int64(st, 11, row->cuts);
+  sl_bind_text(st, 12, row->last_class[0] ? row->last_class : NULL);
+  sqlite3_bind_int64(st, 13, row->updated_at);
+}
+
+struct route_ctx {
+  sl_route_update_fn fn;
+  void *arg;
+};
+
+static int route_call(void *row, void *ctx) {
+  struct route_ctx *c = ctx;
+  return c->fn(row, c->arg);
+}
+
+int sl_route_update(struct sl_journal *j, const char *endpoint,
+                    const char *model, sl_route_update_fn fn, void *arg) {
+  static const struct row_kind kind = {
+      "SELECT " ROUTE_COLS " FROM route_limits"
+      " WHERE endpoint = ?1 AND model = ?2",
+      "INSERT OR REPLACE INTO route_limits (endpoint, model, " ROUTE_COLS
+      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+      "a route limit", route_read, route_bind, route_call};
+  struct sl_route_row row;
+  struct route_ctx ctx;
+
+  if (!j || !fn || !names_ok(endpoint, model))
+    return SL_INVAL;
+  memset(&row, 0, sizeof row);
+  snprintf(row.endpoint, sizeof row.endpoint, "%s", endpoint);
+  snprintf(row.model, sizeof row.model, "%s", model);
+  ctx.fn = fn;
+  ctx.arg = arg;
+  return update_row(j, &kind, endpoint, model, &row, &ctx);
+}
+
+int sl_route_release_held(struct sl_journal *j, const char *endpoint,
+                          const char *model, int64_t now_ms, int64_t *n) {
+  /* Only jobs that wait out a retry of a class the route's outage
+   * explains: a producer's own run_after (last_class NULL) is kept. */
+  static const char sql[] =
+      "UPDATE jobs SET run_after = ?3 WHERE state = 'pending'"
+      " AND endpoint = ?1 AND model = ?2 AND run_after > ?3"
+      " AND (last_class = 'rate_limited' OR last_class = 'server_error'"
+      " OR last_class = 'overloaded' OR last_class = 'timeout'"
+      " OR last_class = 'network' OR last_class = 'ambiguous')";
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  if (n)
+    *n = 0;
+  if (!j || !names_ok(endpoint, model))
+    return SL_INVAL;
+  rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sl_bind_text(st, 1, endpoint);
+    sl_bind_text(st, 2, model);
+    sqlite3_bind_int64(st, 3, now_ms);
+    rc = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, "releasing a route's held jobs");
+  if (n)
+    *n = sqlite3_changes(j->db);
+  return SL_OK;
+}
+
 /* Run a listing query; each row is read by `read` into a slot of `size`
  * bytes of a growing array. */
 static int list_rows(struct sl_journal *j, const char *sql, size_t size,
@@ -342,6 +441,22 @@ int sl_breaker_list(struct sl_journal *j, struct sl_breaker_row **rows,
                    " FROM breakers ORDER BY endpoint, model",
                    sizeof **rows, read_breaker_item, (void **)rows, n,
                    "listing breakers");
+}
+
+static void read_route_item(sqlite3_stmt *st, void *p) {
+  struct sl_route_row *r = p;
+  copy_text(r->endpoint, sizeof r->endpoint, st, 0);
+  copy_text(r->model, sizeof r->model, st, 1);
+  read_route(st, 2, r);
+}
+
+int sl_route_list(struct sl_journal *j, struct sl_route_row **rows,
+                  size_t *n) {
+  return list_rows(j,
+                   "SELECT endpoint, model, " ROUTE_COLS
+                   " FROM route_limits ORDER BY endpoint, model",
+                   sizeof **rows, read_route_item, (void **)rows, n,
+                   "listing route limits");
 }
 
 /* One statement with ?1 queue and optional extra bindings. */

@@ -20,6 +20,10 @@
   " AND (?8 IS NULL OR NOT EXISTS (SELECT 1 FROM queue_limits"              \
   "  WHERE online_paused = 1) OR queue NOT IN (SELECT queue"                \
   "  FROM queue_limits WHERE online_paused = 1))"                           \
+  " AND (?10 IS NULL OR NOT EXISTS (SELECT 1 FROM route_limits"             \
+  "  WHERE failing = 1 AND probe_at > ?10) OR NOT EXISTS (SELECT 1"         \
+  "  FROM route_limits r WHERE r.failing = 1 AND r.probe_at > ?10"          \
+  "  AND r.endpoint = jobs.endpoint AND r.model = jobs.model))"             \
   " ORDER BY priority, run_after, id"
 #define CLAIM_RETURNING                                                     \
   " RETURNING id, lease_token, lease_expires, attempts, max_attempts,"      \

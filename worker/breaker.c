@@ -337,3 +337,33 @@ void sl_breakers_sync(struct sl_breakers *b, struct sl_journal *j,
       sync_key(b, j, k, now_ms);
   }
 }
+
+static int close_cb(struct sl_breaker_row *row, void *arg) {
+  if (!row->exists || row->state == SL_BREAKER_CLOSED)
+    return 0;
+  row->state = SL_BREAKER_CLOSED;
+  row->ok_cur = row->fail_cur = row->ok_prev = row->fail_prev = 0;
+  row->open_until = row->open_ms = 0;
+  row->probes_out = row->probes_ok = row->probe_expires = 0;
+  row->updated_at = *(const int64_t *)arg;
+  return 1;
+}
+
+void sl_breakers_close(struct sl_breakers *b, struct sl_journal *j,
+                       const char *endpoint, const char *model,
+                       int64_t now_ms) {
+  struct brk_key *k = find_key(b, endpoint, model);
+  int rc;
+  if (!k)
+    return;
+  k->ok = k->fail = 0;
+  rc = sl_breaker_update(j, k->endpoint, k->model, close_cb, &now_ms);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_WARN, "breaker %s %s: cannot close: %s (%s)", k->endpoint,
+           k->model, sl_strerror(rc), sl_errmsg(j));
+    return;
+  }
+  log_change(k, k->state, SL_BREAKER_CLOSED, 0, now_ms);
+  k->state = SL_BREAKER_CLOSED;
+  k->open_until = 0;
+}

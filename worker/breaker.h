@@ -83,6 +83,12 @@ void sl_breakers_report(struct sl_breakers *b, struct sl_journal *j,
                         const char *endpoint, const char *model, int probe,
                         int outcome, const char *fail_class, int64_t now_ms);
 
+/* The route's own probe found the service back (route.h): close the
+ * breaker at once, whatever its open period, and forget its counts. */
+void sl_breakers_close(struct sl_breakers *b, struct sl_journal *j,
+                       const char *endpoint, const char *model,
+                       int64_t now_ms);
+
 /* Push pending counts to the journal (all of them with force, else those
  * due) and refresh the cached states. */
 void sl_breakers_sync(struct sl_breakers *b, struct sl_journal *j,

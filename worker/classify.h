@@ -25,6 +25,7 @@ enum sl_backoff_source {
   XX(OVERLOADED, "overloaded", 1, SL_BACKOFF_SERVER, 1, 0)                   \
   XX(TIMEOUT, "timeout", 1, SL_BACKOFF_EXP, 1, 0)                            \
   XX(NETWORK, "network", 1, SL_BACKOFF_EXP, 1, 0)                            \
+  XX(TLS, "tls", 0, SL_BACKOFF_NONE, 0, 1)                                   \
   XX(AMBIGUOUS, "ambiguous", 1, SL_BACKOFF_EXP, 1, 0)                        \
   XX(AUTH, "auth", 0, SL_BACKOFF_NONE, 0, 1)                                 \
   XX(INVALID_REQUEST, "invalid_request", 0, SL_BACKOFF_NONE, 0, 0)           \

@@ -77,6 +77,45 @@ static void breakers_text(const struct sl_breaker_row *b, size_t n,
   }
 }
 
+static void routes_text(const struct sl_route_row *r, size_t n,
+                        int64_t now) {
+  size_t i;
+  if (n == 0)
+    return;
+  printf("\n%-22s %-16s %-7s %8s %6s %10s %s\n", "ROUTE", "MODEL", "STATE",
+         "IN FLIGHT", "CUTS", "PROBE AT", "LAST FAILURE");
+  for (i = 0; i < n; i++) {
+    char at[32] = "-";
+    int64_t when = r[i].probe_at > r[i].held_until ? r[i].probe_at
+                                                   : r[i].held_until;
+    if (r[i].failing)
+      snprintf(at, sizeof at, when > now ? "in %lldms" : "now",
+               (long long)(when - now));
+    printf("%-22s %-16s %-7s %9.0f %6lld %10s %s\n", r[i].endpoint,
+           r[i].model, r[i].failing ? "held" : "open", r[i].climit,
+           (long long)r[i].cuts, at,
+           r[i].last_class[0] ? r[i].last_class : "-");
+  }
+}
+
+static void routes_json(cJSON *o, const struct sl_route_row *r, size_t n) {
+  cJSON *arr = cJSON_AddArrayToObject(o, "routes"), *x;
+  size_t i;
+  for (i = 0; arr && i < n; i++) {
+    x = cJSON_CreateObject();
+    if (!x)
+      break;
+    cJSON_AddItemToArray(arr, x);
+    cJSON_AddStringToObject(x, "endpoint", r[i].endpoint);
+    cJSON_AddStringToObject(x, "model", r[i].model);
+    cJSON_AddBoolToObject(x, "held", r[i].failing);
+    cJSON_AddNumberToObject(x, "limit", r[i].climit);
+    cJSON_AddNumberToObject(x, "probe_at", (double)r[i].probe_at);
+    cJSON_AddNumberToObject(x, "cuts", (double)r[i].cuts);
+    cJSON_AddStringToObject(x, "last_class", r[i].last_class);
+  }
+}
+
 static void to_json(cJSON *root, const struct sl_queue_spend *q, size_t nq,
                     const struct sl_bucket_row *b, size_t nb,
                     const struct sl_breaker_row *k, size_t nk, int64_t now) {
@@ -142,7 +181,8 @@ int sl_storm_status(struct sl_journal *j, cJSON *root) {
   struct sl_queue_spend *q = NULL;
   struct sl_bucket_row *b = NULL;
   struct sl_breaker_row *k = NULL;
-  size_t nq = 0, nb = 0, nk = 0;
+  struct sl_route_row *r = NULL;
+  size_t nq = 0, nb = 0, nk = 0, nr = 0;
   int64_t now = sl_now_ms();
   int rc;
 
@@ -153,18 +193,24 @@ int sl_storm_status(struct sl_journal *j, cJSON *root) {
     sl_rl_refill(&b[i], now); /* levels as of now, not of the last grant */
   if (rc == SL_OK)
     rc = sl_breaker_list(j, &k, &nk);
+  if (rc == SL_OK)
+    rc = sl_route_list(j, &r, &nr);
   if (rc != SL_OK) {
     sl_cli_report(j, rc, "status (storm control)");
   } else if (root) {
     to_json(root, q, nq, b, nb, k, nk, now);
+    if (cJSON_GetObjectItemCaseSensitive(root, "storm"))
+      routes_json(cJSON_GetObjectItemCaseSensitive(root, "storm"), r, nr);
   } else {
     spend_text(q, nq);
     buckets_text(b, nb, now);
     breakers_text(k, nk, now);
+    routes_text(r, nr, now);
   }
   free(q);
   free(b);
   free(k);
+  free(r);
   return rc == SL_OK ? 0 : -1;
 }
 
@@ -172,8 +218,8 @@ static const char budget_usage[] =
     "Usage: sluice budget [--journal PATH] QUEUE [--tokens-per-day N|none]\n"
     "                     [--usd-per-mtok-in X] [--usd-per-mtok-out Y]\n"
     "Set a queue's token budget per UTC day and its price table. A spent\n"
-    "budget pauses the queue's online route (deferrable jobs still go by\n"
-    "batch) until the next day or a higher budget. `sluice status` shows\n"
+    "budget pauses the queue's online route and its batch packing until\n"
+    "the next day or a higher budget. `sluice status` shows\n"
     "the spend. Same as: INSERT INTO queue_limits(queue, tokens_per_day)...\n"
     "\n"
     "  -j, --journal PATH      journal file\n"

@@ -39,6 +39,12 @@ static const char usage[] =
     "      --timeout DURATION    one attempt, connect to last byte (default\n"
     "                            10m)\n"
     "      --connect-timeout D   TCP+TLS connect (default 10s)\n"
+    "      --first-byte-timeout D  no response byte D after the request\n"
+    "                            was sent (default 0: off, --timeout rules)\n"
+    "      --stall-timeout D     no byte either way for D (default 5m;\n"
+    "                            0: off; a non-streaming answer sends\n"
+    "                            nothing until done, so this also bounds\n"
+    "                            the server's thinking time)\n"
     "      --drain-timeout D     wait for in-flight requests on SIGTERM\n"
     "                            (default 30s)\n"
     "      --backoff-base D      first retry delay ceiling (default 1s)\n"
@@ -165,7 +171,8 @@ int sl_cmd_work(int argc, char **argv) {
          OPT_CTIMEOUT, OPT_DRAIN, OPT_BBASE, OPT_BCAP, OPT_RACAP, OPT_POLL, OPT_IDLE,
          OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL, OPT_CONFIG, OPT_LOGFILE,
          OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH,
-         OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY, OPT_SPILL, OPT_DASHBOARD };
+         OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY, OPT_SPILL, OPT_STALL, OPT_FBYTE,
+         OPT_DASHBOARD };
   static const struct option opts[] = {
       SL_STORM_LONGOPTS, /* storm control (storm.h) */
       {"journal", required_argument, NULL, 'j'},
@@ -178,6 +185,8 @@ int sl_cmd_work(int argc, char **argv) {
       {"lease", required_argument, NULL, OPT_LEASE},
       {"timeout", required_argument, NULL, OPT_TIMEOUT},
       {"connect-timeout", required_argument, NULL, OPT_CTIMEOUT},
+      {"stall-timeout", required_argument, NULL, OPT_STALL},
+      {"first-byte-timeout", required_argument, NULL, OPT_FBYTE},
       {"drain-timeout", required_argument, NULL, OPT_DRAIN},
       {"backoff-base", required_argument, NULL, OPT_BBASE},
       {"backoff-cap", required_argument, NULL, OPT_BCAP},
@@ -264,6 +273,19 @@ int sl_cmd_work(int argc, char **argv) {
       break;
     case OPT_CTIMEOUT:
       if (duration("connect-timeout", optarg, &cfg.connect_timeout_ms))
+        goto out;
+      break;
+    case OPT_STALL: /* 0: off */
+      if (strcmp(optarg, "0") == 0)
+        cfg.stall_timeout_ms = -1;
+      else if (duration("stall-timeout", optarg, &cfg.stall_timeout_ms))
+        goto out;
+      break;
+    case OPT_FBYTE: /* 0: off */
+      if (strcmp(optarg, "0") == 0)
+        cfg.first_byte_timeout_ms = 0;
+      else if (duration("first-byte-timeout", optarg,
+                        &cfg.first_byte_timeout_ms))
         goto out;
       break;
     case OPT_DRAIN:

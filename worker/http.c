@@ -45,6 +45,7 @@ enum {
   DEF_MAX_CONNECTIONS = 16,
   DEF_MAX_STREAMS = 100,
   DEF_CONNECT_TIMEOUT_MS = 10000,
+  DEF_STALL_TIMEOUT_MS = 300000,
   DEF_MAX_IDLE_HANDLES = 256,
   FIRST_BUF = 4096
 };
@@ -74,6 +75,8 @@ struct xfer {
   int capped;                 /* the body went over the cap */
   int oom;                    /* a callback could not allocate */
   int uv_failed;              /* a uv call for its socket failed */
+  int fb_expired;             /* aborted by first_byte_timeout_ms */
+  uint64_t sent_at;           /* uv_now when the request was all out */
   char uv_err[96];
 };
 
@@ -327,7 +330,8 @@ static void xfer_release(struct sl_http *h, struct xfer *x) {
   free(x->buf);
   x->buf = NULL;
   x->len = x->cap = 0;
-  x->started = x->capped = x->oom = x->uv_failed = 0;
+  x->started = x->capped = x->oom = x->uv_failed = x->fb_expired = 0;
+  x->sent_at = 0;
   x->uv_err[0] = '\0';
   if (h->closing || h->n_idle >= h->o.max_idle_handles) {
     xfer_free(x);
@@ -422,6 +426,29 @@ fail:
   return UV_EIO;
 }
 
+/* The first-byte layer: curl has no option for "the request is out and
+ * no response byte came", so the progress callback keeps that clock. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow) {
+  struct xfer *x = ud;
+  uint64_t now = uv_now(x->h->loop);
+  (void)dltotal;
+  (void)dlnow;
+  if (x->started)
+    return 0;
+  if (x->sent_at == 0) {
+    if (ultotal > 0 ? ulnow < ultotal : ulnow <= 0)
+      return 0; /* still sending */
+    x->sent_at = now ? now : 1;
+    return 0;
+  }
+  if (now - x->sent_at >= (uint64_t)x->h->o.first_byte_timeout_ms) {
+    x->fb_expired = 1;
+    return 1; /* aborts: CURLE_ABORTED_BY_CALLBACK */
+  }
+  return 0;
+}
+
 /* Every option of one transfer (the handle was reset). */
 static int set_options(struct sl_http *h, struct xfer *x,
                        struct sl_http_request *r) {
@@ -454,6 +481,17 @@ static int set_options(struct sl_http *h, struct xfer *x,
   SETOPT(CURLOPT_TCP_KEEPINTVL, 15L);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
   SETOPT(CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 0L);
+  /* A server that accepts the connection and then goes silent: under one
+   * byte per second for this long ends the transfer (curl 28). */
+  SETOPT(CURLOPT_LOW_SPEED_LIMIT, h->o.stall_timeout_ms > 0 ? 1L : 0L);
+  SETOPT(CURLOPT_LOW_SPEED_TIME,
+         h->o.stall_timeout_ms > 0 ? (h->o.stall_timeout_ms + 999) / 1000
+                                   : 0L);
+  if (h->o.first_byte_timeout_ms > 0) {
+    SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SETOPT(CURLOPT_XFERINFODATA, (void *)x);
+    SETOPT(CURLOPT_NOPROGRESS, 0L);
+  }
   SETOPT(CURLOPT_ACCEPT_ENCODING, "");
   SETOPT(CURLOPT_SSL_VERIFYPEER, h->o.insecure ? 0L : 1L);
   SETOPT(CURLOPT_SSL_VERIFYHOST, h->o.insecure ? 0L : 2L);
@@ -517,6 +555,43 @@ static void fill_timings(CURL *e, struct sl_http_request *r) {
   r->total_ms = us_ms(total);
 }
 
+/* Which layer's timeout ended the transfer: put it first in curl_error
+ * (the attempt row's error) and in timeout_layer. */
+static void name_timeout(struct xfer *x, int code) {
+  struct sl_http_request *r = x->req;
+  CURL *e = x->easy;
+  char text[sizeof r->curl_error];
+  const char *layer = NULL, *label = NULL;
+  int https = strncasecmp(r->url ? r->url : "", "https://", 8) == 0;
+
+  r->timeout_layer = NULL;
+  if (x->fb_expired) {
+    r->curl_code = CURLE_OPERATION_TIMEDOUT;
+    snprintf(r->curl_error, sizeof r->curl_error,
+             "no response byte within %ld ms of the request",
+             x->h->o.first_byte_timeout_ms);
+    layer = "first_byte";
+    label = "first-byte timeout";
+  } else if (code != CURLE_OPERATION_TIMEDOUT) {
+    return;
+  } else if (info_off(e, CURLINFO_CONNECT_TIME_T) <= 0) {
+    layer = "connect";
+    label = "connect timeout";
+  } else if (https && info_off(e, CURLINFO_APPCONNECT_TIME_T) <= 0) {
+    layer = "tls";
+    label = "TLS timeout";
+  } else if (strstr(r->curl_error, "too slow")) {
+    layer = "stall";
+    label = "stall timeout";
+  } else {
+    layer = "total";
+    label = "total timeout";
+  }
+  snprintf(text, sizeof text, "%s", r->curl_error);
+  snprintf(r->curl_error, sizeof r->curl_error, "%s: %s", label, text);
+  r->timeout_layer = layer;
+}
+
 /* Fill the request's out fields from the finished handle. */
 static void fill_result(struct xfer *x, int code, const char *why) {
   struct sl_http_request *r = x->req;
@@ -540,6 +615,7 @@ static void fill_result(struct xfer *x, int code, const char *why) {
   }
   r->http_status = info_long(e, CURLINFO_RESPONSE_CODE);
   r->response_started = x->started;
+  name_timeout(x, code);
   /* Sent: every body byte written (for a multipart body, curl's computed
    * upload size); without a body, the request head written. */
   up = info_off(e, CURLINFO_SIZE_UPLOAD_T);
@@ -900,6 +976,8 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
     h->o.max_streams = DEF_MAX_STREAMS;
   if (h->o.connect_timeout_ms <= 0)
     h->o.connect_timeout_ms = DEF_CONNECT_TIMEOUT_MS;
+  if (h->o.stall_timeout_ms == 0)
+    h->o.stall_timeout_ms = DEF_STALL_TIMEOUT_MS;
   if (h->o.max_response_bytes == 0)
     h->o.max_response_bytes = DEF_MAX_RESPONSE;
   if (h->o.max_idle_handles == 0)
@@ -962,6 +1040,7 @@ int sl_http_start(struct sl_http *h, struct sl_http_request *req) {
   req->dns_ms = req->connect_ms = req->tls_ms = 0.0;
   req->first_byte_ms = req->total_ms = 0.0;
   req->http_version = req->connections_made = 0;
+  req->timeout_layer = NULL;
   x = xfer_get(h);
   if (!x)
     return UV_ENOMEM;

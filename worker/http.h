@@ -33,7 +33,12 @@ struct sl_http_options {
   const char *ca_file;       /* CA bundle file (CURLOPT_CAINFO): replaces
                                 the default bundle file, the system CA
                                 directory stays; NULL: system default */
-  long connect_timeout_ms;   /* 0: 10000 */
+  long connect_timeout_ms;   /* TCP and TLS handshake; 0: 10000 */
+  long stall_timeout_ms;     /* no byte either way this long aborts the
+                                transfer (CURLOPT_LOW_SPEED_*); 0: 60000,
+                                < 0: off */
+  long first_byte_timeout_ms;/* no response byte this long after the
+                                request went out aborts it; <= 0: off */
   size_t max_response_bytes; /* cap on a response body; 0: 64 MiB */
   const char *user_agent;    /* NULL: "sluice/<version>" */
   size_t max_idle_handles;   /* finished easy handles kept for reuse;
@@ -95,7 +100,13 @@ struct sl_http_request {
 
   /* out */
   int curl_code;             /* CURLcode; 0: complete response (any status) */
-  char curl_error[256];      /* curl's error text (no headers, no key) */
+  char curl_error[256];      /* curl's error text (no headers, no key);
+                                an expired timeout names its layer first:
+                                "connect timeout: ", "TLS timeout: ",
+                                "first-byte timeout: ", "stall timeout: ",
+                                "total timeout: " */
+  const char *timeout_layer; /* "connect", "tls", "first_byte", "stall",
+                                "total" when a timeout expired; else NULL */
   long http_status;          /* 0: no response */
   int request_sent;          /* the whole request left this host (body:
                                 all body_len bytes written; no body: the

@@ -253,6 +253,11 @@ struct rl_key {
   int have_obs, obs_urgent, cut, halve, successes;
   int64_t cut_delay;
   double avg_cost;
+  /* Sent while no limit was known, answer not yet seen: the first headers'
+   * "remaining" may predate their arrival at the server, so they are
+   * taken from the bucket when this process learns the limit (the first
+   * second's overshoot). */
+  double unmetered, unmetered_tok;
 };
 
 struct sl_rl {
@@ -343,10 +348,18 @@ struct grant_ctx {
 static int grant_cb(struct sl_bucket_row *row, void *arg) {
   struct grant_ctx *g = arg;
   struct rl_key *k = g->k;
+  int was_limited = limited(k);
   if (!row->exists)
     sl_rl_init_row(row, g->cfg, g->now);
   if (k->have_obs)
     sl_rl_adapt(row, g->cfg, &k->obs, g->now);
+  if (!was_limited && k->unmetered > 0) {
+    if (row->rpm > 0)
+      row->req_level -= k->unmetered;
+    if (row->tpm > 0)
+      row->tok_level -= k->unmetered_tok;
+    k->unmetered = k->unmetered_tok = 0;
+  }
   if (k->cut)
     sl_rl_cut(row, g->cfg, g->now, k->cut_delay, k->halve);
   else if (k->successes)
@@ -407,8 +420,11 @@ int sl_rl_admit(struct sl_rl *rl, struct sl_journal *j,
     *wait_ms = k->blocked_until - now_ms;
     return 0;
   }
-  if (!need_tx && (!k->synced || !limited(k)))
+  if (!need_tx && (!k->synced || !limited(k))) {
+    k->unmetered += 1;
+    k->unmetered_tok += (double)cost;
     return 1; /* no limit known */
+  }
   need = need_of(k, cost);
   if (!need_tx && debit(k, need))
     return 1;
@@ -472,6 +488,12 @@ int sl_rl_admit(struct sl_rl *rl, struct sl_journal *j,
 void sl_rl_refund(struct sl_rl *rl, const char *endpoint, const char *model,
                   int64_t cost) {
   struct rl_key *k = find_key(rl, endpoint, model, 0);
+  if (k && !limited(k) && k->unmetered >= 1) { /* it was never sent */
+    k->unmetered -= 1;
+    k->unmetered_tok -= (double)cost;
+    if (k->unmetered_tok < 0)
+      k->unmetered_tok = 0;
+  }
   if (!k || !limited(k))
     return;
   if (k->rpm > 0)
@@ -489,6 +511,12 @@ void sl_rl_observe(struct sl_rl *rl, const char *endpoint, const char *model,
   if (!k)
     return;
   int explained = 0;
+  if (!limited(k) && k->unmetered >= 1) { /* this one was answered */
+    k->unmetered -= 1;
+    k->unmetered_tok -= (double)cost;
+    if (k->unmetered_tok < 0)
+      k->unmetered_tok = 0;
+  }
   if (sl_rl_parse_headers(h, now_ms, &obs)) {
     /* A 429 the headers account for: the limit is known, no need to
      * back off below it. */

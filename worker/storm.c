@@ -28,6 +28,8 @@ struct sl_storm {
   int timer_open;
   struct sl_rl *rl;
   struct sl_breakers *brk;
+  struct sl_routes *routes;
+  double concurrency;
 
   struct hold *head, *tail;
   size_t n_waiting;
@@ -50,6 +52,7 @@ void sl_storm_config_defaults(struct sl_storm_config *c) {
   memset(c, 0, sizeof *c);
   sl_rl_config_defaults(&c->rl);
   sl_breaker_config_defaults(&c->breaker);
+  sl_route_config_defaults(&c->route);
   c->retry_budget = 0.1;
   c->retry_window_ms = 10000;
   c->retry_min_per_s = 10;
@@ -72,9 +75,12 @@ int sl_storm_new(struct sl_storm **out, uv_loop_t *loop,
   s->j = j;
   s->healthy = 1;
   s->rng = (uint64_t)sl_now_ms() ^ 0x5bd1e995u;
+  s->concurrency = 64;
   if (sl_rl_new(&s->rl, &cfg->rl) != SL_OK ||
-      sl_breakers_new(&s->brk, &cfg->breaker) != SL_OK) {
+      sl_breakers_new(&s->brk, &cfg->breaker) != SL_OK ||
+      sl_routes_new(&s->routes, &cfg->route) != SL_OK) {
     sl_rl_free(s->rl);
+    sl_breakers_free(s->brk);
     free(s);
     return SL_NOMEM;
   }
@@ -86,6 +92,10 @@ int sl_storm_new(struct sl_storm **out, uv_loop_t *loop,
 }
 
 static void timer_closed(uv_handle_t *h) { (void)h; }
+
+void sl_storm_set_concurrency(struct sl_storm *s, size_t n) {
+  s->concurrency = n > 0 ? (double)n : 1;
+}
 
 void sl_storm_close(struct sl_storm *s) {
   if (s && s->timer_open && !uv_is_closing((uv_handle_t *)&s->timer))
@@ -102,6 +112,7 @@ void sl_storm_free(struct sl_storm *s) {
   }
   sl_rl_free(s->rl);
   sl_breakers_free(s->brk);
+  sl_routes_free(s->routes);
   free(s);
 }
 
@@ -173,6 +184,18 @@ static void mark_paused(struct sl_storm *s, const char *queue) {
 
 enum verdict { V_START, V_WAIT, V_DEFER };
 
+/* An admission to the route that is not used after all. */
+static void route_out(struct sl_storm *s, const struct sl_claimed_job *job,
+                      struct sl_storm_ticket *t, int64_t retry_at,
+                      int64_t now) {
+  if (!t->route_in)
+    return;
+  sl_routes_unadmit(s->routes, s->j, job->endpoint,
+                    job->model ? job->model : "", t->route_probe, retry_at,
+                    now);
+  t->route_in = t->route_probe = 0;
+}
+
 static int64_t jitter(struct sl_storm *s, int64_t span) {
   return span > 0 ? (int64_t)(sl_rand_next(&s->rng) % (uint64_t)span) : 0;
 }
@@ -193,13 +216,38 @@ static enum verdict admit(struct sl_storm *s, const struct sl_claimed_job *job,
     *when = now;
     return V_DEFER;
   }
-  if (job->attempt > 1 && rb_left(s, now) < 1) {
+  if (!t->route_in) {
+    int probe = 0;
+    int64_t at = 0;
+    if (!sl_routes_admit(s->routes, s->j, job->endpoint, model,
+                         s->concurrency, now, &probe, &at)) {
+      if (at && at - now > s->cfg.max_hold_ms) {
+        *why = "route held (rate limit or outage): deferred, not sent";
+        *when = at + jitter(s, 1000);
+        return V_DEFER;
+      }
+      /* 0: a request of the route finishing makes room (outcome pumps);
+       * while held, look again often: another process's probe may lift
+       * the hold before ours is due */
+      *when = at ? (at - now > 100 ? now + 100 : at) : now + 1000;
+      return V_WAIT;
+    }
+    t->route_in = 1;
+    t->route_probe = probe;
+  }
+  /* The budget limits retries while requests fail, not retries as such:
+   * against a healthy API a backlog of retries drains at full speed. The
+   * route's probe is never held back by it. */
+  if (job->attempt > 1 && !s->healthy && !t->route_probe &&
+      rb_left(s, now) < 1) {
+    route_out(s, job, t, now, now);
     *why = "retry budget spent: deferred, not sent";
     *when = now + s->cfg.retry_window_ms / 4 +
             jitter(s, s->cfg.retry_window_ms / 4);
     return V_DEFER;
   }
   if (!sl_rl_admit(s->rl, s->j, job->endpoint, model, t->cost, now, &wait)) {
+    route_out(s, job, t, now + wait, now);
     if (wait > s->cfg.max_hold_ms) {
       *why = "rate limit: no capacity soon: deferred, not sent";
       *when = now + wait + jitter(s, 1000);
@@ -208,8 +256,12 @@ static enum verdict admit(struct sl_storm *s, const struct sl_claimed_job *job,
     *when = now + wait;
     return V_WAIT;
   }
-  b = sl_breakers_try(s->brk, s->j, job->endpoint, model, now, &until);
+  /* The route's probe goes whatever the breaker's backoff says. */
+  b = t->route_probe ? 1
+                     : sl_breakers_try(s->brk, s->j, job->endpoint, model,
+                                       now, &until);
   if (b == 0) {
+    route_out(s, job, t, until, now);
     sl_rl_refund(s->rl, job->endpoint, model, t->cost);
     *why = "circuit breaker open: deferred, not sent";
     *when = until + jitter(s, 1000);
@@ -306,8 +358,10 @@ void sl_storm_pump(struct sl_storm *s, int64_t now_ms) {
 
 static void on_timer(uv_timer_t *t) {
   struct sl_storm *s = t->data;
+  int64_t now = sl_now_ms();
   s->timer_at = 0;
-  sl_storm_pump(s, sl_now_ms());
+  sl_routes_sync(s->routes, s->j, now);
+  sl_storm_pump(s, now);
   s->ops.wake(s->arg);
 }
 
@@ -347,9 +401,83 @@ static void pause_route(struct sl_storm *s, const struct sl_claimed_job *job,
            sl_strerror(rc), sl_errmsg(s->j));
   else if (changed)
     sl_log(SL_LOG_ERROR,
-           "queue %s: online route paused: %s (no attempt spent; fix it, "
+           "queue %s: online route paused: %s (no attempt spent; fix it%s, "
            "then `sluice resume %s`)",
-           job->queue, reason, job->queue);
+           job->queue, reason,
+           strcmp(fclass, "tls") == 0
+               ? " (the server's certificate, --ca-file, the system CAs)"
+               : "",
+           job->queue);
+}
+
+/* What a failure says about the route: rate limit or overload (429, 503,
+ * a timeout: cut the limit), another retryable failure (500, network:
+ * counts toward a hold, no cut), or nothing. */
+static enum sl_route_verdict route_verdict(enum sl_failclass fc) {
+  switch (fc) {
+  case SL_FC_RATE_LIMITED:
+  case SL_FC_OVERLOADED:
+  case SL_FC_TIMEOUT:
+  case SL_FC_AMBIGUOUS:
+    return SL_ROUTE_SIGNAL;
+  case SL_FC_SERVER_ERROR:
+  case SL_FC_NETWORK:
+    return SL_ROUTE_FAIL;
+  default:
+    return SL_ROUTE_NEUTRAL;
+  }
+}
+
+/* The route's hold was lifted: what waits for it goes now. */
+static void route_recovered(struct sl_storm *s, const char *endpoint,
+                            const char *model, int64_t now) {
+  int64_t n = 0;
+  int rc = sl_route_release_held(s->j, endpoint, model, now, &n);
+  if (rc != SL_OK)
+    sl_log(SL_LOG_WARN, "route %s %s: cannot release held jobs: %s (%s)",
+           endpoint, model, sl_strerror(rc), sl_errmsg(s->j));
+  else if (n > 0)
+    sl_log(SL_LOG_INFO, "route %s %s: %lld waiting jobs released", endpoint,
+           model, (long long)n);
+  sl_breakers_close(s->brk, s->j, endpoint, model, now);
+  if (s->n_waiting)
+    arm(s, now + 1, now);
+  s->ops.wake(s->arg);
+}
+
+static void route_outcome(struct sl_storm *s,
+                          const struct sl_claimed_job *job,
+                          struct sl_storm_ticket *t,
+                          const struct sl_http_request *req,
+                          enum sl_failclass fc, int success, int64_t now) {
+  const char *model = job->model ? job->model : "";
+  enum sl_route_verdict v = SL_ROUTE_NEUTRAL;
+  int64_t delay = -1;
+  int headers = req->h.limit_requests != NULL || req->h.limit_tokens != NULL;
+  if (!t->route_in)
+    return;
+  t->route_in = 0;
+  if (success)
+    v = SL_ROUTE_OK;
+  else if ((v = route_verdict(fc)) != SL_ROUTE_NEUTRAL) {
+    if (sl_retry_after_ms(req->h.retry_after, req->h.retry_after_ms, now,
+                          600000, &delay) != 0)
+      delay = fc == SL_FC_RATE_LIMITED ? server_delay(req, now) : -1;
+  } else if (t->route_probe && req->http_status > 0)
+    v = SL_ROUTE_OK; /* an answer: the service is up again */
+  if (sl_routes_done(s->routes, s->j, job->endpoint, model, t->route_probe, v,
+                     sl_failclass_name(fc), delay, fc == SL_FC_RATE_LIMITED,
+                     headers, s->concurrency, now))
+    route_recovered(s, job->endpoint, model, now);
+  else if (s->n_waiting)
+    arm(s, now + 1, now); /* room on the route, maybe */
+}
+
+void sl_storm_unsent(struct sl_storm *s, const struct sl_claimed_job *job,
+                     struct sl_storm_ticket *t, int64_t now_ms) {
+  route_out(s, job, t, now_ms, now_ms);
+  if (s->n_waiting)
+    arm(s, now_ms + 1, now_ms);
 }
 
 void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
@@ -375,6 +503,15 @@ void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
                 now_ms);
   sl_breakers_report(s->brk, s->j, job->endpoint, model, t->probe, brk,
                      p ? p->name : NULL, now_ms);
+  route_outcome(s, job, t, req, fc, success, now_ms);
+  if (success && job->attempt > 1) {
+    /* A retry that succeeded is healthy traffic, not a spent retry. */
+    rb_rotate(s, now_ms);
+    if (s->retry_cur >= 1) {
+      s->retry_cur -= 1;
+      s->first_cur += 1;
+    }
+  }
   if (success)
     s->healthy = 1;
   else if (p && p->retry)
@@ -395,6 +532,12 @@ void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {
   int changed, rc;
 
   sl_breakers_sync(s->brk, s->j, now_ms, 0);
+  if (sl_routes_sync(s->routes, s->j, now_ms)) {
+    /* another process's probe lifted a hold */
+    if (s->n_waiting)
+      arm(s, now_ms + 1, now_ms);
+    s->ops.wake(s->arg);
+  }
   if (now_ms < s->next_budget_ms)
     return;
   s->next_budget_ms = now_ms + s->cfg.budget_check_ms;
@@ -417,8 +560,8 @@ void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {
       if (sl_queue_online_pause(s->j, q->queue, reason, &changed) == SL_OK &&
           changed)
         sl_log(SL_LOG_WARN,
-               "queue %s: online route paused: %s; deferrable jobs still "
-               "go by batch",
+               "queue %s: online route paused: %s; no batch is packed "
+               "for it either",
                q->queue, reason);
       q->online_paused = 1;
     } else if (!spent && q->online_paused && by_budget) {

@@ -25,11 +25,13 @@
 #include "classify.h"
 #include "http.h"
 #include "ratelimit.h"
+#include "route.h"
 #include "sluice.h"
 
 struct sl_storm_config {
   struct sl_rl_config rl;
   struct sl_breaker_config breaker;
+  struct sl_route_config route;
   double retry_budget;        /* retries per first attempt in the window
                                  (0.1) */
   int64_t retry_window_ms;    /* (10000) */
@@ -50,6 +52,8 @@ struct sl_storm_ticket {
   int64_t cost;               /* estimated tokens, taken from the bucket */
   int probe;                  /* sent as a half-open breaker probe */
   int admitted;
+  int route_in;               /* counted in flight on its route */
+  int route_probe;            /* sent as the route's probe (route.h) */
 };
 
 struct sl_storm_ops {
@@ -73,6 +77,8 @@ struct sl_storm;
 int sl_storm_new(struct sl_storm **out, uv_loop_t *loop,
                  struct sl_journal *j, const struct sl_storm_config *cfg,
                  const struct sl_storm_ops *ops, void *arg);
+/* The worker's concurrency (the route limit never exceeds it). */
+void sl_storm_set_concurrency(struct sl_storm *s, size_t n);
 /* Close the timer handle (the loop must run for it to finish). */
 void sl_storm_close(struct sl_storm *s);
 /* Free after the loop ended. Items still waiting are not touched. */
@@ -107,6 +113,11 @@ void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
                       struct sl_storm_ticket *t,
                       const struct sl_http_request *req, enum sl_failclass fc,
                       struct sl_completion *c, int64_t now_ms);
+
+/* A started job whose request never went out after all (the transport
+ * refused it): give back its place on the route. */
+void sl_storm_unsent(struct sl_storm *s, const struct sl_claimed_job *job,
+                     struct sl_storm_ticket *t, int64_t now_ms);
 
 /* Periodic work (the worker's tick): breaker counts, budgets, pauses. */
 void sl_storm_tick(struct sl_storm *s, int64_t now_ms);

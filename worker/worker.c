@@ -261,6 +261,7 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
   if (job->deadline && job->deadline - now < timeout)
     timeout = job->deadline - now;
   if (sl_online_url(cfg->base_url, job->endpoint, wj->url, sizeof wj->url)) {
+    sl_storm_unsent(w->storm, job, &wj->ticket, now);
     local_outcome(wj, SL_OUTCOME_FAIL, "invalid_request",
                   "request URL too long");
     w->n.failed++;
@@ -286,6 +287,7 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
   if (rc != 0) {
     sl_log_job(SL_LOG_ERROR, job->id, job->attempt,
                "could not start the request (%d); releasing the job", rc);
+    sl_storm_unsent(w->storm, job, &wj->ticket, now);
     local_outcome(wj, SL_OUTCOME_RELEASE, NULL, "transport refused");
     w->n.released++;
     push_done(w, wj);
@@ -437,6 +439,8 @@ static int storm_init(struct sl_worker *w) {
   int rc = sl_storm_new(&w->storm, &w->loop, w->j, &w->cfg->storm, &ops, w);
   if (rc != SL_OK)
     sl_log(SL_LOG_ERROR, "storm control: %s", sl_strerror(rc));
+  else
+    sl_storm_set_concurrency(w->storm, w->concurrency);
   return rc;
 }
 
@@ -807,6 +811,8 @@ static int set_concurrency(struct sl_worker *w, size_t n) {
     w->cap_done = n;
   }
   w->concurrency = n;
+  if (w->storm)
+    sl_storm_set_concurrency(w->storm, n);
   return 0;
 }
 
@@ -896,6 +902,7 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   c->lease_ms = 300000;
   c->attempt_timeout_ms = 600000;
   c->connect_timeout_ms = 10000;
+  c->stall_timeout_ms = 300000;
   c->drain_timeout_ms = 30000;
   c->poll_ms = 1000;
   c->metrics_port = -1;
@@ -1044,6 +1051,8 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   stage = 2;
   ho.max_connections = cfg->max_connections;
   ho.connect_timeout_ms = (long)cfg->connect_timeout_ms;
+  ho.stall_timeout_ms = (long)cfg->stall_timeout_ms;
+  ho.first_byte_timeout_ms = (long)cfg->first_byte_timeout_ms;
   ho.insecure = cfg->insecure;
   ho.ca_file = cfg->ca_file;
   ho.http2 = 1;

@@ -24,6 +24,8 @@ struct sl_worker_config {
   int64_t lease_ms;
   int64_t attempt_timeout_ms; /* one request, connect to last byte */
   int64_t connect_timeout_ms;
+  int64_t stall_timeout_ms;   /* no byte this long (300000; -1: off) */
+  int64_t first_byte_timeout_ms; /* no response byte (0: off) */
   int64_t drain_timeout_ms;   /* SIGTERM: wait this long for in-flight */
   int64_t poll_ms;            /* fallback data_version poll */
   int exit_when_idle;

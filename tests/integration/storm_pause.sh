@@ -64,8 +64,8 @@ check "the reason names the budget" grep -q 'budget' <<<"$(sql "SELECT online_pa
 "$SLUICE" status >"$T/status2.txt"
 check "sluice status shows spend in dollars" grep -Eq '^bulk +[0-9]+ +300 +0\.0' "$T/status2.txt"
 
-# --- deferrable jobs of that queue still go by batch, even those whose
-# deadline would send them online (the online route is paused)
+# --- a spent budget holds the batch route too (issue 12): deferrable jobs
+# of that queue wait, even those whose deadline would send them online
 start_mock --batch-phase-ms 100 || { fail "mock starts"; finish; }
 for i in 1 2 3 4 5; do
   "$SLUICE" enqueue -q bulk -u deferrable -d 1h \
@@ -75,10 +75,14 @@ timeout 60 "$SLUICE" work --base-url "$MOCK_URL" --poll 100ms \
   --batch-max-wait 300ms --batch-poll 100ms 2>"$T/w3.log" &
 wpid=$!
 PIDS+=($wpid)
-by_batch() { [ "$(sql "SELECT count(*) FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.urgency = 'deferrable' AND r.route = 'batch'")" = 5 ]; }
-check "deferrable jobs of a budget-paused queue went by batch" wait_for 30 by_batch
+sleep 2
+eq "deferrable jobs of a budget-spent queue are not batched" "5|0" \
+  "$(sql "SELECT count(*), count(batch_id) FROM jobs WHERE urgency = 'deferrable' AND state = 'pending'")"
 eq "its urgent jobs still wait" "$left" \
   "$(sql "SELECT count(*) FROM jobs WHERE queue = 'bulk' AND urgency = 'urgent' AND state = 'pending'")"
+"$SLUICE" budget bulk --tokens-per-day 100000000 >/dev/null
+deferred_done() { [ "$(sql "SELECT count(*) FROM jobs WHERE urgency = 'deferrable' AND state = 'succeeded'")" = 5 ]; }
+check "a raised budget lets them go" wait_for 30 deferred_done
 kill -TERM $wpid; wait $wpid
 stop_mock
 finish

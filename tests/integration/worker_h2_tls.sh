@@ -46,13 +46,32 @@ eq "one connection carried them all" 1 \
 eq "TLS handshake time recorded" 0 \
   "$(sql "SELECT count(*) FROM attempts WHERE tls_ms IS NULL")"
 
-# Verification is on by default: a self-signed certificate is refused.
+# Verification is on by default: a self-signed certificate is refused. No
+# retry can fix that: the queue's online route pauses (as for auth), the
+# job keeps its attempt, and `sluice resume` lifts the pause.
 "$SLUICE" enqueue -m 1 '{"model":"m","input":"untrusted"}' >/dev/null
-timeout 60 "$SLUICE" work --base-url "$URL" --exit-when-idle 2>"$T/w2.log"
-eq "an untrusted certificate fails as network, unsent" "failed|network" \
-  "$(sql "SELECT state, last_class FROM jobs ORDER BY id DESC LIMIT 1")"
+timeout 60 "$SLUICE" work --base-url "$URL" --poll 100ms 2>"$T/w2.log" &
+wpid=$!
+PIDS+=($wpid)
+paused() { [ "$(sql "SELECT online_paused FROM queue_limits WHERE queue = 'default'")" = 1 ]; }
+check "an untrusted certificate pauses the queue's online route" wait_for 10 paused
+sleep 0.5
+kill -TERM $wpid; wait $wpid
+eq "the job is pending, its attempt refunded" "pending|0|tls" \
+  "$(sql "SELECT state, attempts, last_class FROM jobs ORDER BY id DESC LIMIT 1")"
+eq "the exchange is recorded once, as tls" 1 \
+  "$(sql "SELECT count(*) FROM attempts WHERE failure_class = 'tls'")"
 check "the error says why" \
   grep -qi "certificate" <(sql "SELECT last_error FROM jobs ORDER BY id DESC LIMIT 1")
+check "the log says what to fix and how to resume" \
+  grep -q "online route paused: tls: .*sluice resume default" "$T/w2.log"
+"$SLUICE" resume default >/dev/null
+eq "sluice resume lifts it" 0 \
+  "$(sql "SELECT online_paused FROM queue_limits WHERE queue = 'default'")"
+timeout 60 "$SLUICE" work --base-url "$URL" --ca-file "$T/cert.pem" \
+  --exit-when-idle 2>"$T/w2b.log"
+eq "with the CA given, the held job succeeds" succeeded \
+  "$(sql "SELECT state FROM jobs ORDER BY id DESC LIMIT 1")"
 # --insecure turns it off (for tests only)
 "$SLUICE" enqueue '{"model":"m","input":"insecure"}' >/dev/null
 timeout 60 "$SLUICE" work --base-url "$URL" --insecure --exit-when-idle \

@@ -44,6 +44,13 @@ fault_reply(const struct sl_mock_rule *r, struct sl_mock_reply *rep)
                         "sluice-mock). Please try again later.",
                         "requests", NULL, "rate_limit_exceeded");
     break;
+  case SL_MOCK_FAULT_429BARE: /* a proxy's 429: no delay, no limits */
+    rep->rl_headers = 0;
+    sl_mock_reply_error(rep, 429,
+                        "Rate limit reached for requests (injected by "
+                        "sluice-mock, no headers).",
+                        "requests", NULL, "rate_limit_exceeded");
+    break;
   case SL_MOCK_FAULT_QUOTA:
     sl_mock_reply_error(rep, 429,
                         "You exceeded your current quota, please check your "

@@ -20,6 +20,7 @@
 /* X-macro: name in SPEC, enum suffix, context. */
 #define SL_MOCK_FAULT_MAP(XX)                                                 \
   XX("429", 429, HTTP)                                                        \
+  XX("429bare", 429BARE, HTTP)                                                \
   XX("quota", QUOTA, HTTP)                                                    \
   XX("500", 500, HTTP)                                                        \
   XX("502", 502, HTTP)                                                        \

@@ -261,6 +261,44 @@ static void test_due_and_paused(void **state) {
   sqlite3_close(db);
 }
 
+/* Issue 12: online claims skip the jobs of a route held until its next
+ * probe (route_limits.failing), and take them again once the probe is
+ * due; other models and the batch route's claims are not affected. */
+static void test_held_route_skipped(void **state) {
+  struct tu *t = *state;
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *c = NULL;
+  int64_t now = sl_now_ms(), other;
+  struct sl_job_spec s = {0};
+  sqlite3 *db;
+  size_t n = 0;
+
+  tu_open(t);
+  tu_enqueue(t->j, "q", 0, now - 1000); /* gpt-4o-mini */
+  s.body = "{\"model\":\"other\",\"input\":\"hi\"}";
+  s.queue = "q";
+  s.run_after_ms = now - 500;
+  assert_int_equal(sl_enqueue(t->j, &s, &other, NULL), SL_OK);
+  db = tu_raw(t->path);
+  tu_exec(db, "INSERT INTO route_limits (endpoint, model, failing, probe_at)"
+              " VALUES ('/v1/responses', 'gpt-4o-mini', 1, 9000000000000000)");
+  o.max_jobs = 10;
+  o.lease_ms = 60000;
+  o.now_ms = now;
+  o.online = 1;
+  assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(c[0].id, other);
+  sl_claimed_free(c, n);
+  /* the probe is due: claimable again */
+  tu_exec(db, "UPDATE route_limits SET probe_at = 0");
+  assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(c[0].model, "gpt-4o-mini");
+  sl_claimed_free(c, n);
+  sqlite3_close(db);
+}
+
 static void test_queue_filter(void **state) {
   static const char *const ac[] = {"a", "c", NULL};
   static const char *const weird[] = {"we\"ird\\q", NULL};
@@ -1276,6 +1314,7 @@ int main(void) {
       T(test_claim_returns_job),
       T(test_distinct_tokens),
       T(test_due_and_paused),
+      T(test_held_route_skipped),
       T(test_queue_filter),
       T(test_urgency_filter),
       T(test_claim_bad_args),

@@ -19,6 +19,7 @@
 
 #include "breaker.h"
 #include "ratelimit.h"
+#include "route.h"
 #include "sluice_storm.h"
 
 static struct sl_rl_config rl_cfg(double rpm, double tpm) {
@@ -312,6 +313,136 @@ static void test_shared_rows(void **state) {
   rmdir(dir);
 }
 
+/* The route limit (route.h): a small first window that opens on headers,
+ * one cut per gap, a hold after a 429 or a failure streak, one probe per
+ * probe_ms, and only a probe lifts the hold, then slow start. */
+static void test_route_aimd_and_hold(void **state) {
+  struct sl_route_config c;
+  struct sl_route_row r = {0};
+  int64_t t = 1000000;
+
+  (void)state;
+  sl_route_config_defaults(&c);
+  sl_route_init_row(&r, &c);
+  assert_true(r.climit == 4); /* the first second: a few requests */
+  assert_int_equal(sl_route_success(&r, &c, t, 1, 1, 32, 0), 0);
+  assert_true(r.climit == 32); /* headers came: open up */
+  /* a 503 cuts at once, once per gap; the third in a row holds */
+  assert_int_equal(sl_route_signal(&r, &c, t, "overloaded", -1, 0, 1), 0);
+  assert_true(r.climit == 16);
+  assert_int_equal(sl_route_signal(&r, &c, t + 10, "overloaded", -1, 0, 1),
+                   0);
+  assert_true(r.climit == 16);
+  assert_int_equal(sl_route_signal(&r, &c, t + 20, "overloaded", -1, 0, 1),
+                   1);
+  assert_true(r.failing);
+  assert_true(r.probe_at == t + 20 + c.first_probe_ms);
+  /* a late success of a request sent before the hold does not lift it */
+  assert_int_equal(sl_route_success(&r, &c, t + 30, 5, 1, 32, 0), 0);
+  assert_true(r.failing);
+  /* probes: not before probe_at, then one per probe_ms */
+  assert_int_equal(sl_route_take_probe(&r, &c, t + 500), 0);
+  assert_int_equal(sl_route_take_probe(&r, &c, r.probe_at), 1);
+  assert_int_equal(sl_route_take_probe(&r, &c, t + 1100), 0);
+  assert_true(r.probe_at <= t + 1020 + 2000);
+  /* a 429 with Retry-After 5 s holds the whole route that long */
+  assert_int_equal(sl_route_signal(&r, &c, t + 1500, "rate_limited", 5000,
+                                   1, 1), 0);
+  assert_true(r.probe_at == t + 6500);
+  assert_int_equal(sl_route_take_probe(&r, &c, t + 4000), 0);
+  assert_int_equal(sl_route_take_probe(&r, &c, t + 6500), 1);
+  /* the probe succeeds: lifted, slow start from restart */
+  assert_int_equal(sl_route_success(&r, &c, t + 6600, 1, 1, 32, 1), 1);
+  assert_false(r.failing);
+  assert_true(r.climit == c.restart);
+  assert_int_equal(sl_route_success(&r, &c, t + 6700, 2, 1, 32, 0), 0);
+  assert_true(r.climit == c.restart + 2); /* +1 per success below ssthresh */
+  assert_int_equal(sl_route_success(&r, &c, t + 6800, 100, 1, 32, 0), 0);
+  assert_true(r.climit == 32); /* never above the process's concurrency */
+  /* a 500 counts toward a hold but does not cut; a success ends the
+   * streak */
+  assert_int_equal(sl_route_signal(&r, &c, t + 8000, "server_error", -1, 0,
+                                   0), 0);
+  assert_int_equal(sl_route_signal(&r, &c, t + 8001, "server_error", -1, 0,
+                                   0), 0);
+  assert_true(r.climit == 32);
+  assert_int_equal(sl_route_success(&r, &c, t + 8002, 1, 1, 32, 0), 0);
+  assert_int_equal(sl_route_signal(&r, &c, t + 8003, "server_error", -1, 0,
+                                   0), 0);
+  assert_false(r.failing);
+  /* a single 429 holds at once */
+  assert_int_equal(sl_route_signal(&r, &c, t + 9000, "rate_limited", -1, 1, 1),
+                   1);
+  assert_true(r.climit == 16);
+}
+
+static int probes_taken;
+
+static int probe_cb(struct sl_route_row *row, void *arg) {
+  int64_t *now = arg;
+  int got;
+  struct sl_route_config c;
+  sl_route_config_defaults(&c);
+  if (!row->exists) {
+    sl_route_init_row(row, &c);
+    sl_route_signal(row, &c, *now, "rate_limited", -1, 1, 1);
+    return 1;
+  }
+  got = sl_route_take_probe(row, &c, *now);
+  probes_taken += got;
+  return got;
+}
+
+/* The probe slot is one row: two connections asking at the same instant
+ * get one probe between them. */
+static void test_route_shared_probe(void **state) {
+  char dir[] = "/tmp/sl-route-XXXXXX", path[64];
+  struct sl_journal *j1 = NULL, *j2 = NULL;
+  struct sl_open_options oo = {0};
+  struct sl_route_row *rows = NULL;
+  int64_t now = 1000000, n = 0;
+  size_t nr = 0;
+  int i;
+
+  (void)state;
+  probes_taken = 0;
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/j.db", dir);
+  oo.path = path;
+  assert_int_equal(sl_open(&j1, &oo, NULL, 0), SL_OK);
+  assert_int_equal(sl_open(&j2, &oo, NULL, 0), SL_OK);
+  assert_int_equal(sl_route_update(j1, "/v1/responses", "m", probe_cb, &now),
+                   SL_OK);
+  now += 1000;
+  for (i = 0; i < 6; i++) {
+    assert_int_equal(sl_route_list(i % 2 ? j1 : j2, &rows, &nr), SL_OK);
+    assert_int_equal(nr, 1);
+    free(rows);
+    assert_int_equal(sl_route_update(i % 2 ? j1 : j2, "/v1/responses", "m",
+                                     probe_cb, &now),
+                     SL_OK);
+  }
+  assert_int_equal(sl_route_list(j1, &rows, &nr), SL_OK);
+  assert_int_equal(probes_taken, 1);
+  assert_true(rows[0].probe_at == now + 2000);
+  assert_int_equal(rows[0].failing, 1);
+  free(rows);
+  /* release_held: only jobs waiting out a retryable class */
+  assert_int_equal(sl_route_release_held(j1, "/v1/responses", "m", now, &n),
+                   SL_OK);
+  assert_int_equal(n, 0);
+  assert_int_equal(sl_route_update(j1, NULL, "m", probe_cb, &now), SL_INVAL);
+  sl_close(j1);
+  sl_close(j2);
+  snprintf(path, sizeof path, "%s/j.db", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/j.db-wal", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/j.db-shm", dir);
+  unlink(path);
+  rmdir(dir);
+}
+
 static void test_estimate(void **state) {
   struct sl_rl_config c = rl_cfg(0, 0);
   struct sl_rl *rl;
@@ -425,6 +556,8 @@ int main(void) {
     cmocka_unit_test(test_shared_rows),
     cmocka_unit_test(test_estimate),
     cmocka_unit_test(test_admit_shared),
+    cmocka_unit_test(test_route_aimd_and_hold),
+    cmocka_unit_test(test_route_shared_probe),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
