@@ -190,7 +190,8 @@ void sl_page_limits(struct sl_req *r) {
   struct sl_bucket_row *bk = NULL;
   struct sl_breaker_row *br = NULL;
   struct sl_queue_spend *sp = NULL;
-  size_t nbk = 0, nbr = 0, nsp = 0, i, in_flight, cap;
+  struct sl_route_row *rl = NULL;
+  size_t nbk = 0, nbr = 0, nsp = 0, nrl = 0, i, in_flight, cap;
   sl_page_begin(r, "Rate limits and breakers", "limits", 15);
   if (sl_web_live(r->w, &in_flight, &cap))
     sl_hb_put(r->b, "<div class=\"live\" id=\"live\"><b>This worker</b>: "
@@ -213,6 +214,28 @@ void sl_page_limits(struct sl_req *r) {
       sl_hb_time(r->b, bk[i].blocked_until > r->now ? bk[i].blocked_until : 0);
       sl_hb_put(r->b, "</td><td class=\"n\">%lld</td></tr>",
              (long long)bk[i].cuts);
+    }
+  sl_hb_put(r->b, "</table><h2>Adaptive route limits</h2><table id=\"routes-"
+                  "limits\"><tr><th>Endpoint</th><th>Model</th><th>In flight per "
+                  "process</th><th>Slow start below</th><th>State</th><th>Failed "
+                  "in a row</th><th>Next probe</th><th>Cuts</th><th>Last class"
+                  "</th></tr>");
+  if (sl_route_list(r->j, &rl, &nrl) == SL_OK)
+    for (i = 0; i < nrl; i++) {
+      sl_hb_put(r->b, "<tr class=\"route\"><td>");
+      sl_hb_esc(r->b, rl[i].endpoint);
+      sl_hb_put(r->b, "</td><td>");
+      sl_hb_esc(r->b, rl[i].model);
+      sl_hb_put(r->b, "</td><td class=\"n\">%.1f</td><td class=\"n\">%.1f</td>"
+                      "<td>%s</td><td class=\"n\">%lld</td><td>",
+                rl[i].climit, rl[i].ssthresh,
+                rl[i].failing ? "held (probes only)" : "open",
+                (long long)rl[i].fail_streak);
+      sl_hb_time(r->b, rl[i].failing ? rl[i].probe_at : 0);
+      sl_hb_put(r->b, "</td><td class=\"n\">%lld</td><td>",
+                (long long)rl[i].cuts);
+      sl_hb_esc(r->b, rl[i].last_class);
+      sl_hb_put(r->b, "</td></tr>");
     }
   sl_hb_put(r->b, "</table><h2>Circuit breakers</h2><table id=\"breakers\"><tr>"
                "<th>Endpoint</th><th>Model</th><th>State</th><th>OK / failed"
@@ -259,6 +282,7 @@ void sl_page_limits(struct sl_req *r) {
   free(bk);
   free(br);
   free(sp);
+  free(rl);
   sl_page_end(r);
 }
 

@@ -126,12 +126,25 @@ static void queue_row(struct sl_req *r, const struct sl_queue_status *q,
 
 static void live_box(struct sl_req *r) {
   struct sl_breaker_row *br = NULL;
-  size_t in_flight, cap, n = 0, i;
+  struct sl_route_row *rl = NULL;
+  size_t in_flight, cap, n = 0, nrl = 0, i;
   if (!sl_web_live(r->w, &in_flight, &cap))
     return;
   sl_hb_put(r->b, "<div class=\"live\" id=\"live\"><b>This worker</b>: "
-               "<span id=\"in-flight\">%zu</span> in flight, limit %zu",
+               "<span id=\"in-flight\">%zu</span> in flight, at most %zu",
          in_flight, cap);
+  /* The adaptive limit of each route (storm control), shared by every
+   * worker on the journal. */
+  if (sl_route_list(r->j, &rl, &nrl) == SL_OK)
+    for (i = 0; i < nrl; i++) {
+      sl_hb_put(r->b, "; route ");
+      sl_hb_esc(r->b, rl[i].endpoint);
+      sl_hb_put(r->b, " ");
+      sl_hb_esc(r->b, rl[i].model);
+      sl_hb_put(r->b, " adaptive limit <b class=\"climit\">%.1f</b>%s",
+                rl[i].climit, rl[i].failing ? " (held)" : "");
+    }
+  free(rl);
   if (sl_breaker_list(r->j, &br, &n) == SL_OK)
     for (i = 0; i < n; i++) {
       sl_hb_put(r->b, "; breaker ");

@@ -56,6 +56,8 @@ INSERT INTO batches (endpoint, state, remote_batch_id, remote_status,
   'batch_<i>remote</i>', 'in_progress', 2, $now - 3600000);
 INSERT INTO rate_buckets (endpoint, model, rpm, tpm, req_level)
   VALUES ('/v1/responses', 'm', 500, 100000, 42);
+INSERT INTO route_limits (endpoint, model, climit, failing, cuts, last_class)
+  VALUES ('/v1/responses', 'm', 2.5, 1, 3, 'overloaded');
 INSERT INTO breakers (endpoint, model, state, trips, last_class)
   VALUES ('/v1/responses', 'm', 'open', 1, 'server_error');
 "
@@ -265,7 +267,13 @@ WU=$(grep -o 'dashboard on http://[0-9.:]*/' "$T/work.log" | head -1 | cut -d' '
 eq "the worker serves the dashboard" 200 "$(code "$WU")"
 curl -s --max-time 10 "$WU" >"$T/w.html"
 check "the worker's overview shows its live state" grep -q 'id="in-flight"' "$T/w.html"
-check "the worker's overview shows the open breaker" grep -q 'm <b>open</b>' "$T/w.html"
+check "the worker's overview shows the route's breaker" \
+  grep -Eq 'breaker /v1/responses m <b>(open|half_open|closed)</b>' "$T/w.html"
+check "the worker's overview shows the route's adaptive limit" \
+  grep -q 'adaptive limit <b class="climit">[0-9.]*</b>' "$T/w.html"
+curl -s --max-time 10 "${WU}limits" >"$T/wl.html"
+check "the limits page lists the adaptive route limit" \
+  grep -q '<tr class="route"><td>/v1/responses</td><td>m</td>' "$T/wl.html"
 check "the worker's pages never show the API key" bash -c "! grep -q '$SECRET_KEY' '$T/w.html'"
 kill -TERM "$wp" 2>/dev/null
 wait "$wp"
