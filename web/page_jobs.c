@@ -195,6 +195,27 @@ void sl_page_jobs(struct sl_req *r) {
   }
   sl_hb_put(r->b, "</tbody></table><p class=\"muted\">Newest first, at most %d."
                "</p>", a.limit);
+  /* The failed jobs of a queue, partition or class: one click to replay
+   * them all (the next page counts them and asks). Other filters have no
+   * replay equivalent, so the form is not offered with them. */
+  if (!r->read_only && rc == SL_OK && st && strcmp(st, "failed") == 0 &&
+      !f.attempt_class && !f.batch_id && !sl_arg(r, "since") &&
+      !sl_arg(r, "until") && !sl_arg(r, "metadata") && !sl_arg(r, "id") &&
+      !sl_arg(r, "key")) {
+    static const char *const keep[] = {"queue", "partition", "class"};
+    sl_hb_put(r->b, "<form method=\"post\" action=\"/action/replay\""
+                    " id=\"replay-these\">");
+    sl_form_hidden(r, "/jobs");
+    for (i = 0; i < sizeof keep / sizeof keep[0]; i++)
+      if (sl_arg(r, keep[i])) {
+        sl_hb_put(r->b, "<input type=\"hidden\" name=\"%s\" value=\"",
+                  keep[i]);
+        sl_hb_esc(r->b, sl_arg(r, keep[i]));
+        sl_hb_put(r->b, "\">");
+      }
+    sl_hb_put(r->b, "<button type=\"submit\">Replay every failed job of "
+                    "this search&hellip;</button></form>");
+  }
   sl_page_end(r);
 }
 

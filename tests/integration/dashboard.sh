@@ -137,6 +137,14 @@ curl -s --max-time 10 "${U}job?id=4" >"$T/j4.html"
 check "a key the journal still holds is shown [redacted]" \
   grep -q 'echoed: Bearer \[redacted\]' "$T/j4.html"
 check "... and never as itself" bash -c "! grep -q '$SECRET_KEY' '$T/j4.html'"
+curl -s --max-time 10 "${U}jobs?state=failed&queue=default&class=rate_limited" >"$T/f.html"
+check "a failed-jobs search offers to replay them (the count comes next)" \
+  grep -q '<form method="post" action="/action/replay" id="replay-these">' "$T/f.html"
+check "... with the search's queue and class" \
+  bash -c "grep -q 'name=\"queue\" value=\"default\"' '$T/f.html' && grep -q 'name=\"class\" value=\"rate_limited\"' '$T/f.html'"
+curl -s --max-time 10 "${U}jobs?state=failed&since=1h" >"$T/f2.html"
+check "... but not for a filter replay cannot express" \
+  bash -c "! grep -q 'id=\"replay-these\"' '$T/f2.html'"
 eq "an unknown page is 404" 404 "$(code "${U}nope")"
 eq "a bad search is a clear 400" 400 "$(code "${U}jobs?state=bogus")"
 eq "a missing job is 404" 404 "$(code "${U}job?id=999999")"
