@@ -210,6 +210,56 @@ static void test_attempts_cursor_and_jobs_behind(void **state) {
   sqlite3_close(db);
 }
 
+static void test_rollup(void **state) {
+  struct tu *t = *state;
+  struct sl_journal *j = tu_open(t);
+  struct sl_rollup *ro = sl_rollup_new();
+  sqlite3 *db = tu_raw(t->path);
+  const int64_t now = 1000 * 60000LL + 30000; /* minute 1000, half past */
+  int64_t a = tu_enqueue(j, "a", 0, 0), b = tu_enqueue(j, "b", 0, 0);
+  size_t k, to = 0;
+  char *sql;
+  assert_non_null(ro);
+  /* a: successes 2 and 30 minutes ago; b: one a day and a minute ago (out
+   * of the window) and a timeout now. */
+  sql = sqlite3_mprintf(
+      "INSERT INTO attempts (job_id, attempt, generation, route, finished_at,"
+      " failure_class) VALUES (%lld, 1, 0, 'online', %lld, NULL),"
+      " (%lld, 2, 0, 'online', %lld, NULL),"
+      " (%lld, 1, 0, 'online', %lld, 'server_error'),"
+      " (%lld, 2, 0, 'online', %lld, 'timeout')",
+      (long long)a, (long long)(now - 2 * 60000), (long long)a,
+      (long long)(now - 30 * 60000), (long long)b,
+      (long long)(now - 1441 * 60000), (long long)b, (long long)now);
+  tu_exec(db, sql);
+  sqlite3_free(sql);
+  assert_int_equal(sl_rollup_refresh(ro, j, now), SL_OK);
+  assert_int_equal(sl_rollup_done(ro, "a", 1000 - 4), 1);
+  assert_int_equal(sl_rollup_done(ro, "a", 1000 - 59), 2);
+  assert_int_equal(sl_rollup_done(ro, "b", 1000 - 59), 0);
+  assert_int_equal(sl_rollup_count(ro, 998, 0), 1);
+  for (k = 1; k < sl_rollup_classes(ro); k++)
+    if (strcmp(sl_rollup_class(ro, k), "timeout") == 0)
+      to = k;
+  assert_true(to > 0);
+  assert_int_equal(sl_rollup_count(ro, 1000, to), 1);
+  /* The one older than a day is not counted at all. */
+  for (k = 0; k < sl_rollup_classes(ro); k++)
+    assert_string_not_equal(sl_rollup_class(ro, k), "server_error");
+  /* Later: only the new attempt is read, and the hour moves on. */
+  tu_exec(db, "INSERT INTO attempts (job_id, attempt, generation, route,"
+              " finished_at) VALUES (1, 3, 0, 'online', 1010 * 60000)");
+  assert_int_equal(sl_rollup_refresh(ro, j, 1010 * 60000LL + 1), SL_OK);
+  assert_int_equal(sl_rollup_done(ro, "a", 1010 - 4), 1);
+  assert_int_equal(sl_rollup_done(ro, "a", 1010 - 59), 3);
+  assert_int_equal(sl_rollup_count(ro, 998, 0), 1); /* counted once */
+  /* An hour and more later the per-queue minutes are gone. */
+  assert_int_equal(sl_rollup_refresh(ro, j, 1100 * 60000LL), SL_OK);
+  assert_int_equal(sl_rollup_done(ro, "a", 1100 - 59), 0);
+  sl_rollup_free(ro);
+  sqlite3_close(db);
+}
+
 static void test_escaping(void **state) {
   struct sl_hbuf b = {0};
   (void)state;
@@ -229,7 +279,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_pause_is_audited),        T(test_refused_action_is_audited),
       T(test_replay_job_keeps_key),    T(test_replay_filter_audited),
-      T(test_attempts_cursor_and_jobs_behind), T(test_escaping),
+      T(test_attempts_cursor_and_jobs_behind), T(test_rollup),
+      T(test_escaping),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
