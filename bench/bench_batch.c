@@ -16,7 +16,11 @@
  *           recorded (sl_batch_ingest, 512 lines per transaction: result +
  *           attempt + fenced job update) vs. raw: reading the same bytes
  *           and inserting the same number of rows of the same bodies in
- *           one transaction into a plain table.
+ *           one transaction into a plain table;
+ *   ingest of a file holding one 100 MB line between two ordinary ones,
+ *           through the route's splitter (worker/batch_ingest.c): the
+ *           long line is given up at the 64 MiB cap, its job named from
+ *           its head, the rest skipped unread; the other lines recorded.
  * Figures only: it fails (exit 1) only when a call fails or the journal
  * does not hold what it should. The upload needs $SLUICE_BUILD/sluice-mock
  * (bench/run.sh sets SLUICE_BUILD); without it, that step is skipped.
@@ -278,7 +282,7 @@ struct ing {
   struct sl_batch_parsed p[512];
   struct sl_batch_line l[512];
   size_t n;
-  int64_t recorded;
+  int64_t recorded, longs;
 };
 
 static int ing_flush(struct ing *g) {
@@ -353,6 +357,59 @@ static int ingest_file(struct ing *g, const char *path) {
   if (rc == 0 && g->n)
     rc = ing_flush(g);
   return rc;
+}
+
+/* The route's splitter over a file, in 64 KiB chunks. */
+static int split_line(void *arg, const char *p, size_t n, int ended) {
+  (void)ended;
+  return ing_line(arg, p, n);
+}
+
+static int split_long(void *arg, const char *head, size_t n) {
+  struct ing *g = arg;
+  (void)head;
+  (void)n;
+  g->longs++;
+  return 0;
+}
+
+static int split_file(struct ing *g, const char *path) {
+  static char chunk[1 << 16];
+  struct sl_batch_split sp;
+  size_t got;
+  FILE *f = fopen(path, "r");
+  int rc = 0;
+  if (!f)
+    return -1;
+  sl_batch_split_init(&sp, 64u * 1024 * 1024, split_line, split_long, g);
+  while (rc == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+    rc = sl_batch_split_feed(&sp, chunk, got);
+  fclose(f);
+  if (rc == 0)
+    rc = sl_batch_split_end(&sp);
+  sl_batch_split_free(&sp);
+  if (rc == 0 && g->n)
+    rc = ing_flush(g);
+  return rc;
+}
+
+/* Three jobs' output: job a, a 100 MB line for job b, job c. */
+static int write_long_file(const char *path, int a, int b, int c) {
+  static char pad[1 << 20];
+  FILE *f = fopen(path, "w");
+  int i, ok;
+  if (!f)
+    return -1;
+  memset(pad, 'x', sizeof pad);
+  ok = fprintf(f, OUT_FMT, a, a, a, a, a) > 0 &&
+       fprintf(f, "{\"id\":\"batch_req_%d\",\"custom_id\":\"sl-%d-0\","
+                  "\"response\":{\"status_code\":200,\"body\":{\"pad\":\"",
+               b, b) > 0;
+  for (i = 0; ok && i < 100; i++)
+    ok = fwrite(pad, 1, sizeof pad, f) == sizeof pad;
+  ok = ok && fprintf(f, "\"}}}\n") > 0 &&
+       fprintf(f, OUT_FMT, c, c, c, c, c) > 0;
+  return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
@@ -513,6 +570,42 @@ int main(int argc, char **argv) {
     goto out;
   }
   printf("ingest again (idempotent, 0 recorded): %.3f s\n", now_s() - t0);
+
+  /* ingest: one 100 MB line between two ordinary ones */
+  {
+    struct sl_job_spec s3[3];
+    char b3[3][256];
+    int64_t ids[3], b2 = 0;
+    size_t k, n2 = 0;
+    memset(s3, 0, sizeof s3);
+    for (k = 0; k < 3; k++) {
+      snprintf(b3[k], sizeof b3[k], BODY_FMT, (int)k);
+      s3[k].body = b3[k];
+      s3[k].urgency = "deferrable";
+      s3[k].run_after_ms = 1;
+    }
+    rc = sl_enqueue_many(j, s3, 3, ids, NULL);
+    if (rc == SL_OK)
+      rc = sl_batch_pack(j, &po, &b2, &n2, NULL);
+    if (rc != SL_OK || n2 != 3) {
+      ret = die("pack 3", j, rc);
+      goto out;
+    }
+    if (write_long_file(outf, (int)ids[0], (int)ids[1], (int)ids[2]) != 0)
+      goto out;
+    g.batch = b2;
+    g.recorded = g.longs = 0;
+    t0 = now_s();
+    rc = split_file(&g, outf);
+    if (rc != 0 || g.recorded != 2 || g.longs != 1) {
+      ret = die("ingest of the 100 MB line", j, rc);
+      goto out;
+    }
+    printf("ingest: a file with one 100 MB line (%.1f MB): 2 lines "
+           "recorded, the long one given up at 64 MiB, %.3f s; peak RSS "
+           "%ld MB\n", (double)file_size(outf) / 1e6, now_s() - t0,
+           rss_mb());
+  }
   ret = 0;
 out:
   if (mock > 0) {

@@ -33,23 +33,34 @@ struct sl_batch_filter {
                                 instead; 0: no such limit */
 };
 
-/* What is waiting to be packed, per endpoint. */
+/* The Batch API's limit on embedding inputs per file. */
+#define SL_BATCH_MAX_INPUTS 50000
+
+/* What is waiting to be packed, per endpoint and model (the Batch API takes
+ * one of each per file). */
 struct sl_batch_backlog {
   char endpoint[64];
+  char model[128];           /* "" for jobs without a model (moderations) */
+  int has_model;
   int64_t jobs;
+  int64_t inputs;            /* embedding inputs (1 per job elsewhere) */
   int64_t bytes;             /* upper bound of the JSONL file's size */
   int64_t oldest_due;        /* min run_after */
   int64_t earliest_deadline; /* 0: none */
 };
 
 /* Backlog of deferrable due pending jobs of unpaused queues, one row per
- * endpoint (at most max rows). Reads only. */
+ * endpoint and model (at most max rows). Reads only. */
 int sl_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
                      struct sl_batch_backlog *out, size_t max, size_t *n);
 
 struct sl_batch_pack_options {
   struct sl_batch_filter f;
   const char *endpoint;      /* required: one endpoint per batch */
+  int by_model;              /* 1: only jobs whose model is `model` (the
+                                route packs one model per file); 0: any */
+  const char *model;         /* NULL: jobs without a model */
+  int64_t max_inputs;        /* embedding inputs per file; 0: 50,000 */
   size_t max_lines;          /* >= 1 */
   int64_t max_bytes;         /* >= 1; one job is taken even if larger */
   int64_t lease_token;       /* the batch route's token */
@@ -66,6 +77,18 @@ struct sl_batch_pack_options {
  */
 int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
                   int64_t *batch_id, size_t *jobs, int64_t *bytes);
+
+/*
+ * Fail, with class too_large, the eligible pending jobs of o->endpoint
+ * that no file could hold: a JSONL line over o->max_bytes, or more than
+ * o->max_inputs (0: 50,000) embedding inputs. Nothing was sent for them,
+ * so no attempt is recorded; last_class and last_error say why. *failed
+ * (may be NULL) receives the count. Call before sl_batch_pack, which
+ * otherwise takes such a job alone into a file the API refuses.
+ */
+int sl_batch_fail_too_large(struct sl_journal *j,
+                            const struct sl_batch_pack_options *o,
+                            int64_t *failed);
 
 /* A local batch as stored. */
 struct sl_batch_info {
@@ -178,5 +201,46 @@ struct sl_batch_end {
 int sl_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
                     const struct sl_batch_end *e, int64_t *requeued,
                     int64_t *failed);
+
+/* ----------------------------------------------- cleanup ledger */
+
+/*
+ * Record a remote file of batch_id in the cleanup ledger (batch_files):
+ * kind "input", "output" or "error". An upload is recorded by its name
+ * before it is sent (file_id NULL), then again with name and file_id once
+ * the API answers; an output or error file by its file_id. Idempotent.
+ */
+int sl_batch_file_record(struct sl_journal *j, int64_t batch_id,
+                         const char *kind, const char *name,
+                         const char *file_id);
+/* The API no longer has this file (deleted, or answered 404). */
+int sl_batch_file_deleted(struct sl_journal *j, const char *file_id);
+/* After a complete listing of the API's files: uploads recorded by name
+ * only, of batches that ended, never landed. */
+int sl_batch_files_unnamed_gone(struct sl_journal *j, int64_t *n);
+/* Up to max file ids of ended batches not yet deleted (*ids: free with
+ * sl_batch_files_free). */
+int sl_batch_files_leftover(struct sl_journal *j, size_t max, char ***ids,
+                            size_t *n);
+void sl_batch_files_free(char **ids, size_t n);
+
+/* ------------------------------------------- enqueued-token limit */
+
+/* Set a model's enqueued-token limit: configured (replaces) or learned
+ * from a token_limit_exceeded message (only lowers). */
+int sl_batch_token_limit_set(struct sl_journal *j, const char *model,
+                             int64_t limit, int learned);
+
+/* Whether a batch fits under its model's limit, as the journal sees it. */
+struct sl_batch_room {
+  char model[128];       /* "" when none */
+  int64_t est_tokens;    /* this batch's estimate (set at packing) */
+  int64_t limit;         /* 0: no limit known */
+  int64_t open_tokens;   /* estimates of the model's other open batches */
+  int64_t open_batches;
+  int64_t validating;    /* of those, not yet past validation */
+};
+int sl_batch_token_room(struct sl_journal *j, int64_t batch_id,
+                        struct sl_batch_room *out);
 
 #endif

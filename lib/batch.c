@@ -28,6 +28,15 @@
 #define LINE_BYTES                                                         \
   "(length(CAST(body AS BLOB)) + length(endpoint) + 82)"
 
+/* Inputs an embeddings request counts against the file's 50,000: an array
+ * of strings or of token arrays counts its length; a string, or one token
+ * array (an array of integers), counts 1. Other endpoints count 1. */
+#define INPUTS                                                             \
+  "(CASE WHEN endpoint = '/v1/embeddings'"                                 \
+  "  AND json_type(body, '$.input') = 'array'"                             \
+  "  AND coalesce(json_type(body, '$.input[0]'), '') <> 'integer'"         \
+  " THEN max(json_array_length(body, '$.input'), 1) ELSE 1 END)"
+
 static int prepare(struct sl_journal *j, const char *sql, sqlite3_stmt **st,
                    const char *what) {
   int rc = sqlite3_prepare_v2(j->db, sql, -1, st, NULL);
@@ -57,8 +66,8 @@ int sl_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
                      struct sl_batch_backlog *out, size_t max, size_t *n) {
   static const char sql[] =
       "SELECT endpoint, count(*), sum(" LINE_BYTES "), min(run_after),"
-      " coalesce(min(deadline), 0) FROM jobs WHERE" ELIGIBLE
-      " GROUP BY endpoint ORDER BY min(run_after)";
+      " coalesce(min(deadline), 0), model, sum(" INPUTS ") FROM jobs WHERE"
+      ELIGIBLE " GROUP BY endpoint, model ORDER BY min(run_after)";
   sqlite3_stmt *st = NULL;
   char *qjson = NULL;
   size_t got = 0;
@@ -84,6 +93,10 @@ int sl_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
     b->bytes = sqlite3_column_int64(st, 2);
     b->oldest_due = sqlite3_column_int64(st, 3);
     b->earliest_deadline = sqlite3_column_int64(st, 4);
+    b->has_model = sqlite3_column_type(st, 5) != SQLITE_NULL;
+    snprintf(b->model, sizeof b->model, "%s",
+             b->has_model ? (const char *)sqlite3_column_text(st, 5) : "");
+    b->inputs = sqlite3_column_int64(st, 6);
   }
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "reading the batch backlog");
@@ -99,10 +112,12 @@ out:
 
 int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
                   int64_t *batch_id, size_t *jobs, int64_t *bytes) {
-  /* The running sum stops the file before max_bytes; the first job is
-   * always taken, so one oversized job cannot block its endpoint (the API
-   * refuses it, and it fails by class). ?4 endpoint, ?5 max_lines, ?6
-   * max_bytes, ?7 batch id, ?8 now for updated_at. */
+  /* The running sums stop the file before max_bytes and max_inputs; the
+   * first job is always taken, so one oversized job cannot block its
+   * endpoint (sl_batch_fail_too_large fails those first). ?4 endpoint, ?5
+   * max_lines, ?6 max_bytes, ?7 batch id, ?8 now for updated_at, ?9 model
+   * (compared with IS: NULL for none), ?10 1 to filter by model, ?11
+   * max_inputs. */
   static const char move[] =
       "UPDATE jobs SET state = 'batched', batch_id = ?7,"
       " attempts = attempts + 1, lease_token = NULL, lease_expires = NULL,"
@@ -110,10 +125,13 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
       " WHERE id IN (SELECT id FROM (SELECT id,"
       "  sum(" LINE_BYTES ") OVER (ORDER BY priority, run_after, id"
       "   ROWS UNBOUNDED PRECEDING) AS cum,"
+      "  sum(" INPUTS ") OVER (ORDER BY priority, run_after, id"
+      "   ROWS UNBOUNDED PRECEDING) AS cin,"
       "  row_number() OVER (ORDER BY priority, run_after, id) AS rn"
       "  FROM jobs WHERE" ELIGIBLE " AND endpoint = ?4"
+      "   AND (NOT ?10 OR model IS ?9)"
       "  ORDER BY priority, run_after, id LIMIT ?5)"
-      " WHERE cum <= ?6 OR rn = 1)";
+      " WHERE (cum <= ?6 AND cin <= ?11) OR rn = 1)";
   static const char create[] =
       "INSERT INTO batches (endpoint, state, created_at, lease_token,"
       " lease_expires, worker_id) VALUES (?1, 'building', ?2, ?3, ?4, ?5)";
@@ -163,6 +181,10 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
   sqlite3_bind_int64(st, 6, o->max_bytes);
   sqlite3_bind_int64(st, 7, id);
   sqlite3_bind_int64(st, 8, now);
+  sl_bind_text(st, 9, o->model);
+  sqlite3_bind_int(st, 10, o->by_model ? 1 : 0);
+  sqlite3_bind_int64(st, 11,
+                     o->max_inputs > 0 ? o->max_inputs : SL_BATCH_MAX_INPUTS);
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
   st = NULL;
@@ -197,6 +219,22 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
     rc = sl_journal_fail(j, rc, "counting a batch");
     goto fail;
   }
+  /* The file's input tokens, estimated (a token per 4 bytes of its lines,
+   * an upper bound of what the API counts) for the enqueued-token limit. */
+  rc = prepare(j, "INSERT INTO batch_tokens (batch_id, model, est_tokens)"
+                  " SELECT ?1, min(model), (sum(" LINE_BYTES ") + 3) / 4"
+                  " FROM jobs WHERE batch_id = ?1 AND state = 'batched'",
+               &st, "estimating a batch's tokens");
+  if (rc != SL_OK)
+    goto fail;
+  sqlite3_bind_int64(st, 1, id);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  st = NULL;
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "estimating a batch's tokens");
+    goto fail;
+  }
   rc = sl_journal_commit(j);
   if (rc != SL_OK)
     goto out;
@@ -209,6 +247,53 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
 fail:
   sl_journal_rollback(j);
 out:
+  sqlite3_finalize(st);
+  free(qjson);
+  return rc;
+}
+
+int sl_batch_fail_too_large(struct sl_journal *j,
+                            const struct sl_batch_pack_options *o,
+                            int64_t *failed) {
+  /* ?4 endpoint, ?5 max_bytes, ?6 max_inputs, ?7 now */
+  static const char sql[] =
+      "UPDATE jobs SET state = 'failed', last_class = 'too_large',"
+      " last_error = CASE WHEN " LINE_BYTES " > ?5"
+      "  THEN 'too large for any Batch API file: its line is '"
+      "   || " LINE_BYTES " || ' bytes, a file holds at most ' || ?5"
+      "  ELSE 'too large for any Batch API file: ' || " INPUTS
+      "   || ' embedding inputs, a file holds at most ' || ?6 END,"
+      " lease_token = NULL, lease_expires = NULL, updated_at = ?7,"
+      " finished_at = ?7"
+      " WHERE" ELIGIBLE " AND endpoint = ?4"
+      " AND (" LINE_BYTES " > ?5 OR " INPUTS " > ?6)";
+  sqlite3_stmt *st = NULL;
+  char *qjson = NULL;
+  int64_t now;
+  int rc;
+
+  if (!j || !o || !o->endpoint || o->max_bytes <= 0)
+    return SL_INVAL;
+  now = o->f.now_ms ? o->f.now_ms : sl_now_ms();
+  rc = prepare(j, sql, &st, "failing jobs too large for a batch file");
+  if (rc != SL_OK)
+    return rc;
+  rc = bind_filter(st, &o->f, &qjson);
+  if (rc == SL_OK) {
+    sqlite3_bind_int64(st, 1, now);
+    sl_bind_text(st, 4, o->endpoint);
+    sqlite3_bind_int64(st, 5, o->max_bytes);
+    sqlite3_bind_int64(st, 6, o->max_inputs > 0 ? o->max_inputs
+                                                : SL_BATCH_MAX_INPUTS);
+    sqlite3_bind_int64(st, 7, now);
+    rc = sqlite3_step(st);
+    rc = rc == SQLITE_DONE
+             ? SL_OK
+             : sl_journal_fail(j, rc, "failing jobs too large for a batch "
+                                      "file");
+    if (rc == SL_OK && failed)
+      *failed = sqlite3_changes(j->db);
+  }
   sqlite3_finalize(st);
   free(qjson);
   return rc;

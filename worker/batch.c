@@ -33,14 +33,20 @@
   ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define INGEST_CHUNK 512             /* lines per ingest transaction */
-#define MAX_LINE (64u * 1024 * 1024) /* a longer output line is refused */
+/* An output line longer than this fails its job too_large (its result is
+ * not stored); SLUICE_BATCH_MAX_LINE (bytes) lowers it for tests. */
+#define MAX_LINE (64u * 1024 * 1024)
 #define MAX_PAGES 1000               /* recovery listing bound */
+#define MAX_FILE_TRIES 6   /* 404s or short reads of one output/error file
+                              before it is taken as unavailable */
+#define MAX_TODO_TRIES 6   /* failed cancels/deletes of one remote object */
 
 enum op {
   OP_NONE,
   OP_LIST_BATCHES,
   OP_LIST_FILES,
   OP_CANCEL,
+  OP_CHECK,
   OP_DELETE,
   OP_UPLOAD,
   OP_CREATE,
@@ -49,7 +55,11 @@ enum op {
 };
 
 struct todo {
-  int cancel; /* 1: cancel a batch; 0: delete a file */
+  int cancel; /* 1: cancel a duplicate batch; 2: one no longer needed;
+                 0: delete a file */
+  int check;  /* a cancel went unanswered: GET its status before another */
+  int tries;
+  int64_t not_before; /* its own backoff: the rest of the route goes on */
   char id[96];
 };
 
@@ -59,13 +69,17 @@ struct ingest {
   int phase; /* 0: output file, 1: error file, 2: finish */
   int token_limit;
   char status[32], out_id[96], err_id[96], reason[512];
-  char *partial;
-  size_t plen, pcap;
+  struct sl_batch_split split; /* the file streamed into lines */
   struct sl_batch_parsed *pend;
   struct sl_batch_line *lines;
   size_t npend;
   int64_t lineno, applied, skipped, malformed;
   int failed, flushed_once, lost; /* lost: another worker holds it now */
+  /* Checked against request_counts: a file is complete only with `want`
+   * lines (well-formed or not, but newline-terminated). A short read is
+   * downloaded again, at most MAX_FILE_TRIES times (as are 404s). */
+  int64_t want[2], seen, foreign;
+  int tries[2], unavailable[2], foreign_logged;
 };
 
 struct sl_batch_route {
@@ -76,6 +90,7 @@ struct sl_batch_route {
   int64_t token;
   char journal_id[64];
   char crash_at[32];
+  size_t max_line;
 
   int need_recover, recover_phase, pages;
   char after[96];
@@ -86,6 +101,16 @@ struct sl_batch_route {
 
   int64_t next_adopt_ms, next_try_ms;
   int fail_streak;
+
+  /* Models refused for the enqueued-token limit, and the open tokens seen
+   * then: no batch of the model is created while others are open until
+   * some of those tokens have gone (room seen). */
+  struct refused {
+    char model[128];
+    int64_t open_at;
+  } refused[8];
+  size_t nrefused;
+  int64_t paced_logged; /* last batch whose wait was logged */
 
   enum op op;
   int64_t op_batch;
@@ -115,6 +140,15 @@ static void crash_point(struct sl_batch_route *r, const char *name) {
 
 static int status_ok(const struct sl_http_request *q) {
   return q->curl_code == 0 && q->http_status >= 200 && q->http_status < 300;
+}
+
+/* A failed call whose effect is unknown: it may have left this host and
+ * did not come back as a complete 4xx (which says nothing was done). */
+static int unanswered(const struct sl_http_request *q) {
+  if (!q->request_sent && !q->response_started && q->http_status == 0)
+    return 0; /* never left: connect refused, DNS */
+  return !(q->curl_code == 0 && q->http_status >= 400 &&
+           q->http_status < 500);
 }
 
 static cJSON *resp_json(const struct sl_http_request *q) {
@@ -194,6 +228,8 @@ static int send_req(struct sl_batch_route *r, enum op op, int64_t batch,
   r->req.url = r->url;
   r->req.headers = r->headers;
   r->req.timeout_ms = r->env.timeout_ms;
+  /* POSTs change remote state: never let libcurl re-send one by itself */
+  r->req.no_reuse = strcmp(method, "GET") != 0;
   r->req.done = on_done;
   r->op = op;
   r->op_batch = batch;
@@ -215,6 +251,10 @@ static void reset_req(struct sl_batch_route *r) {
 
 static void add_todo(struct sl_batch_route *r, int cancel, const char *id) {
   struct todo *t;
+  size_t i;
+  for (i = 0; i < r->ntodo; i++)
+    if (r->todo[i].cancel == cancel && strcmp(r->todo[i].id, id) == 0)
+      return; /* already queued */
   if (r->ntodo == r->captodo) {
     size_t cap = r->captodo ? r->captodo * 2 : 8;
     t = realloc(r->todo, cap * sizeof *t);
@@ -225,6 +265,8 @@ static void add_todo(struct sl_batch_route *r, int cancel, const char *id) {
   }
   t = &r->todo[r->ntodo++];
   t->cancel = cancel;
+  t->check = t->tries = 0;
+  t->not_before = 0;
   snprintf(t->id, sizeof t->id, "%s", id);
 }
 
@@ -356,6 +398,16 @@ static void start_upload(struct sl_batch_route *r,
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
     return;
   }
+  /* The ledger knows the file before the API may: a crash or an unanswered
+   * upload leaves a name that recovery finds and deletes or reuses. */
+  rc = sl_batch_file_record(r->env.j, b->id, "input", r->fname, NULL);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "batch %lld: cannot record its upload: %s (%s)",
+           (long long)b->id, sl_strerror(rc), sl_errmsg(r->env.j));
+    unlink(r->path);
+    r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
+    return;
+  }
   r->form[0] = "purpose";
   r->form[1] = "batch";
   r->form[2] = NULL;
@@ -382,6 +434,10 @@ static void upload_done(struct sl_batch_route *r, struct sl_http_request *q) {
   unlink(r->path);
   if (!status_ok(q)) {
     const struct sl_failclass_policy *pol = classify_call(q, why, sizeof why);
+    /* An upload that may have been stored is found by its file name (and
+     * reused or deleted) before anything is uploaded again. */
+    if (unanswered(q))
+      r->need_recover = 1;
     if (pol->retry || pol->pauses_route) {
       back_off(r, "upload", why);
       return;
@@ -395,10 +451,16 @@ static void upload_done(struct sl_batch_route *r, struct sl_http_request *q) {
   id = jstr(o, "id");
   if (!id) {
     cJSON_Delete(o);
+    r->need_recover = 1;
     back_off(r, "upload", "the response holds no file id");
     return;
   }
   crash_point(r, "after_upload");
+  if (sl_batch_file_record(r->env.j, r->op_batch, "input", r->fname, id) !=
+      SL_OK)
+    sl_log(SL_LOG_ERROR, "batch %lld: cannot record file %s in the ledger: "
+                         "%s", (long long)r->op_batch, id,
+           sl_errmsg(r->env.j));
   rc = sl_batch_set_file(r->env.j, r->op_batch, r->token, id);
   if (rc != SL_OK)
     sl_log(SL_LOG_ERROR, "batch %lld: cannot record file %s: %s (%s)",
@@ -452,9 +514,10 @@ static void create_done(struct sl_batch_route *r, struct sl_http_request *q) {
 
   if (!status_ok(q)) {
     const struct sl_failclass_policy *pol = classify_call(q, why, sizeof why);
-    /* A create that may have happened (sent, no answer) is found by the
-     * next recovery rather than sent again blind. */
-    if (q->request_sent && q->http_status == 0)
+    /* A create that may have happened (any answer but a complete 4xx:
+     * resets before or after the headers, cut or non-JSON bodies, 5xx,
+     * timeouts) is looked up by its metadata before it is sent again. */
+    if (unanswered(q))
       r->need_recover = 1;
     if (pol->retry || pol->pauses_route) {
       back_off(r, "batch create", why);
@@ -533,6 +596,10 @@ static void record_status(struct sl_batch_route *r, int64_t id,
     rem.next_poll_at = next_poll(r, b.submitted_at);
     sl_batch_info_clear(&b);
   }
+  if (rem.output_file_id)
+    sl_batch_file_record(r->env.j, id, "output", NULL, rem.output_file_id);
+  if (rem.error_file_id)
+    sl_batch_file_record(r->env.j, id, "error", NULL, rem.error_file_id);
   rc = sl_batch_set_status(r->env.j, id, r->token, &rem);
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "batch %lld: cannot record status %s: %s (%s)",
@@ -544,6 +611,8 @@ static void record_status(struct sl_batch_route *r, int64_t id,
   memset(&r->in, 0, sizeof r->in);
   r->in.active = 1;
   r->in.batch_id = id;
+  r->in.want[0] = rem.completed > 0 ? rem.completed : 0;
+  r->in.want[1] = rem.failed > 0 ? rem.failed : 0;
   snprintf(r->in.status, sizeof r->in.status, "%s", rem.status);
   snprintf(r->in.out_id, sizeof r->in.out_id, "%s",
            rem.output_file_id ? rem.output_file_id : "");
@@ -573,6 +642,35 @@ static void start_poll(struct sl_batch_route *r,
   }
 }
 
+/* A batch still open past its expires_at (stuck in finalizing, say) is
+ * bounded: EXPIRY_CANCEL polls' worth after it, the remote batch is
+ * cancelled; EXPIRY_GIVE_UP after it, the local batch ends and its jobs
+ * without a line fail batch_expired. They are not sent again: the API may
+ * still run them (a replay is the operator's call). */
+#define EXPIRY_CANCEL 10
+#define EXPIRY_GIVE_UP 20
+static void check_expiry(struct sl_batch_route *r, int64_t id,
+                         const cJSON *o) {
+  int64_t exp = jnum(o, "expires_at") * 1000, now = sl_now_ms();
+  int64_t p = r->env.cfg->poll_ms;
+  const char *rid = jstr(o, "id");
+  struct sl_batch_end e = {0};
+  if (exp <= 0 || !rid || now < exp + EXPIRY_CANCEL * p)
+    return;
+  add_todo(r, 2, rid);
+  if (now < exp + EXPIRY_GIVE_UP * p) {
+    sl_log(SL_LOG_WARN, "batch %lld: remote batch %s is %s past its "
+                        "expires_at; cancelling it", (long long)id, rid,
+           jstr(o, "status"));
+    return;
+  }
+  e.final_state = "done";
+  e.no_line_class = "batch_expired";
+  e.error = "the remote batch stayed open past its expires_at";
+  e.run_after_ms = now;
+  end_batch(r, id, &e);
+}
+
 static void poll_done(struct sl_batch_route *r, struct sl_http_request *q) {
   char why[384];
   cJSON *o;
@@ -588,6 +686,8 @@ static void poll_done(struct sl_batch_route *r, struct sl_http_request *q) {
     return;
   }
   record_status(r, r->op_batch, o, 1);
+  if (remote_active(jstr(o, "status")))
+    check_expiry(r, r->op_batch, o);
   cJSON_Delete(o);
   r->fail_streak = 0;
 }
@@ -605,11 +705,9 @@ static void ingest_free(struct ingest *in) {
   pend_clear(in);
   free(in->pend);
   free(in->lines);
-  free(in->partial);
+  sl_batch_split_free(&in->split);
   in->pend = NULL;
   in->lines = NULL;
-  in->partial = NULL;
-  in->plen = in->pcap = 0;
 }
 
 /* Commit the parsed lines in one transaction. */
@@ -646,83 +744,119 @@ static int flush_lines(struct sl_batch_route *r) {
   return 0;
 }
 
-static int handle_line(struct sl_batch_route *r, const char *p, size_t n) {
+/* One line; `ended`: it had its newline (a last line without one that does
+ * not parse is a cut, not a line of the file). */
+static int handle_line(struct sl_batch_route *r, const char *p, size_t n,
+                       int ended) {
   struct ingest *in = &r->in;
   char err[160];
+  int rc;
   if (n && p[n - 1] == '\r')
     n--;
   if (n == 0)
     return 0;
   in->lineno++;
-  if (sl_batch_parse_line(p, n, sl_now_ms(), &in->pend[in->npend], err,
-                          sizeof err) != 0) {
+  rc = sl_batch_parse_line(p, n, sl_now_ms(), &in->pend[in->npend], err,
+                           sizeof err);
+  if (rc == -2) {
+    /* Not exactly a custom_id sluice wrote: never matched to a job. */
+    sl_batch_parsed_free(&in->pend[in->npend]);
+    in->foreign++;
+    in->seen++;
+    if (!in->foreign_logged)
+      sl_log(SL_LOG_WARN, "batch %lld: %s file line %lld ignored: %s (more "
+                          "such lines are only counted)",
+             (long long)in->batch_id, in->phase ? "error" : "output",
+             (long long)in->lineno, err);
+    in->foreign_logged = 1;
+    return 0;
+  }
+  if (rc != 0) {
     sl_batch_parsed_free(&in->pend[in->npend]);
     in->malformed++;
+    if (ended)
+      in->seen++;
     sl_log(SL_LOG_ERROR, "batch %lld: %s file line %lld is malformed (%s); "
                          "skipped, the other lines are still ingested",
            (long long)in->batch_id, in->phase ? "error" : "output",
            (long long)in->lineno, err);
     return 0;
   }
+  in->seen++;
   if (++in->npend == INGEST_CHUNK)
     return flush_lines(r);
   return 0;
 }
 
-static int append_partial(struct ingest *in, const char *p, size_t n) {
-  if (in->plen + n > MAX_LINE)
+/* The custom_id of a line from its first bytes (sluice's own strings
+ * need no escapes), or -1. */
+static int scan_cid(const char *p, size_t n, int64_t *job, int64_t *gen) {
+  static const char key[] = "\"custom_id\"";
+  const char *k = memmem(p, n, key, sizeof key - 1), *end = p + n, *q;
+  char cid[64];
+  if (!k)
     return -1;
-  if (in->plen + n > in->pcap) {
-    size_t cap = in->pcap ? in->pcap : 4096;
-    char *g;
-    while (cap < in->plen + n)
-      cap *= 2;
-    g = realloc(in->partial, cap);
-    if (!g)
-      return -1;
-    in->partial = g;
-    in->pcap = cap;
+  for (k += sizeof key - 1; k < end && (*k == ' ' || *k == ':'); k++)
+    ;
+  if (k >= end || *k++ != '"')
+    return -1;
+  for (q = k; q < end && *q != '"' && *q != '\\' && q - k < 63; q++)
+    ;
+  if (q >= end || *q != '"')
+    return -1;
+  memcpy(cid, k, (size_t)(q - k));
+  cid[q - k] = '\0';
+  return sl_batch_parse_custom_id(cid, job, gen);
+}
+
+/* A line longer than MAX_LINE: its job fails too_large (its result cannot
+ * be stored) and the rest of the line is skipped unread; the other lines
+ * are still ingested. head/hn: the line's first bytes. */
+static int overlong_line(void *arg, const char *head, size_t hn) {
+  struct sl_batch_route *r = arg;
+  struct ingest *in = &r->in;
+  struct sl_batch_parsed *x = &in->pend[in->npend];
+  int64_t job, gen;
+  in->lineno++;
+  in->seen++; /* a line of the file, whole or not */
+  if (scan_cid(head, hn, &job, &gen) != 0) {
+    in->malformed++;
+    sl_log(SL_LOG_ERROR, "batch %lld: %s file line %lld is over %u bytes "
+                         "and names no job of ours; skipped",
+           (long long)in->batch_id, in->phase ? "error" : "output",
+           (long long)in->lineno, (unsigned)r->max_line);
+    return 0;
   }
-  memcpy(in->partial + in->plen, p, n);
-  in->plen += n;
+  memset(x, 0, sizeof *x);
+  x->line.job_id = job;
+  x->line.generation = gen;
+  x->line.outcome = SL_OUTCOME_FAIL;
+  x->line.failure_class = "too_large";
+  x->line.input_tokens = x->line.output_tokens = x->line.total_tokens = -1;
+  x->line.run_after_ms = sl_now_ms();
+  snprintf(x->why, sizeof x->why, "its %s line is over %u bytes; not "
+           "stored", in->phase ? "error" : "output", (unsigned)r->max_line);
+  x->line.error = x->why;
+  sl_log(SL_LOG_ERROR, "batch %lld: job %lld: %s", (long long)in->batch_id,
+         (long long)job, x->why);
+  if (++in->npend == INGEST_CHUNK)
+    return flush_lines(r);
   return 0;
+}
+
+static int split_line(void *arg, const char *p, size_t n, int ended) {
+  return handle_line(arg, p, n, ended);
 }
 
 /* Streaming: split the body into lines as it arrives; never whole. */
 static int on_data(struct sl_http_request *q, const char *p, size_t n) {
   struct sl_batch_route *r = container_of(q, struct sl_batch_route, req);
   struct ingest *in = &r->in;
-  const char *nl;
-
   if (in->failed)
     return -1;
-  while (n > 0) {
-    nl = memchr(p, '\n', n);
-    if (!nl) {
-      if (append_partial(in, p, n) != 0) {
-        sl_log(SL_LOG_ERROR, "batch %lld: a line over %u bytes",
-               (long long)in->batch_id, MAX_LINE);
-        in->failed = 1;
-        return -1;
-      }
-      return 0;
-    }
-    if (in->plen) {
-      if (append_partial(in, p, (size_t)(nl - p)) != 0) {
-        in->failed = 1;
-        return -1;
-      }
-      if (handle_line(r, in->partial, in->plen) != 0) {
-        in->failed = 1;
-        return -1;
-      }
-      in->plen = 0;
-    } else if (handle_line(r, p, (size_t)(nl - p)) != 0) {
-      in->failed = 1;
-      return -1;
-    }
-    n -= (size_t)(nl - p) + 1;
-    p = nl + 1;
+  if (sl_batch_split_feed(&in->split, p, n) != 0) {
+    in->failed = 1;
+    return -1;
   }
   return 0;
 }
@@ -740,8 +874,12 @@ static void start_download(struct sl_batch_route *r, const char *file_id) {
       return;
     }
   }
-  in->plen = 0;
+  if (!in->split.line)
+    sl_batch_split_init(&in->split, r->max_line, split_line, overlong_line,
+                        r);
+  sl_batch_split_reset(&in->split);
   in->lineno = in->applied = in->skipped = in->malformed = 0;
+  in->seen = in->foreign = 0;
   in->failed = 0;
   snprintf(path, sizeof path, "/v1/files/%s/content", file_id);
   r->req.on_data = on_data;
@@ -752,17 +890,26 @@ static void start_download(struct sl_batch_route *r, const char *file_id) {
   }
 }
 
+/* A file that stayed missing or short for MAX_FILE_TRIES downloads: go on
+ * without it; finish_ingest gives its jobs a class (bounded failure). */
+static void file_unavailable(struct sl_batch_route *r, const char *why) {
+  struct ingest *in = &r->in;
+  sl_log(SL_LOG_ERROR, "batch %lld: %s file %s unusable after %d downloads "
+                       "(%s); its jobs without a line end by class",
+         (long long)in->batch_id, in->phase ? "error" : "output",
+         in->phase ? in->err_id : in->out_id, MAX_FILE_TRIES, why);
+  in->unavailable[in->phase] = 1;
+  in->phase++;
+  r->fail_streak = 0;
+}
+
 static void download_done(struct sl_batch_route *r,
                           struct sl_http_request *q) {
   struct ingest *in = &r->in;
   char why[384];
 
-  if (!in->failed && status_ok(q) && in->plen) {
-    /* the last line without its newline */
-    if (handle_line(r, in->partial, in->plen) != 0)
-      in->failed = 1;
-    in->plen = 0;
-  }
+  if (!in->failed && status_ok(q) && sl_batch_split_end(&in->split) != 0)
+    in->failed = 1; /* the last line, without its newline */
   if (!in->failed && status_ok(q) && flush_lines(r) != 0)
     in->failed = 1;
   if (in->lost) {
@@ -777,20 +924,39 @@ static void download_done(struct sl_batch_route *r,
   }
   if (in->failed || !status_ok(q)) {
     pend_clear(in);
+    sl_batch_split_reset(&in->split);
     if (!status_ok(q) && !in->failed)
       classify_call(q, why, sizeof why);
     else
       snprintf(why, sizeof why, "ingest stopped");
+    if (!in->failed && (q->http_status == 404 || q->http_status == 410) &&
+        ++in->tries[in->phase] >= MAX_FILE_TRIES) {
+      file_unavailable(r, why);
+      return;
+    }
     /* Ingest is idempotent: the file is read again from its start. */
     back_off(r, "downloading a batch file", why);
     return;
   }
-  sl_log(in->malformed ? SL_LOG_WARN : SL_LOG_INFO,
+  if (in->seen < in->want[in->phase]) {
+    /* Short (a cut body, a proxy's truncation): never the end of it. */
+    snprintf(why, sizeof why, "%lld of the %lld lines request_counts "
+             "promise arrived", (long long)in->seen,
+             (long long)in->want[in->phase]);
+    if (++in->tries[in->phase] >= MAX_FILE_TRIES) {
+      file_unavailable(r, why);
+      return;
+    }
+    back_off(r, "downloading a batch file", why);
+    return;
+  }
+  sl_log(in->malformed || in->foreign ? SL_LOG_WARN : SL_LOG_INFO,
          "batch %lld: %s file: %lld lines, %lld recorded, %lld already "
-         "settled, %lld malformed",
+         "settled, %lld malformed, %lld not ours",
          (long long)in->batch_id, in->phase ? "error" : "output",
          (long long)in->lineno, (long long)in->applied,
-         (long long)in->skipped, (long long)in->malformed);
+         (long long)in->skipped, (long long)in->malformed,
+         (long long)in->foreign);
   in->phase++;
   r->fail_streak = 0;
 }
@@ -799,6 +965,9 @@ static int64_t retry_later(const struct sl_batch_config *c) {
   int64_t d = c->retry_later_ms ? c->retry_later_ms : 2 * c->max_wait_ms;
   return d < 1000 ? 1000 : d;
 }
+
+static void token_refused(struct sl_batch_route *r, int64_t id,
+                          const char *msg);
 
 static void finish_ingest(struct sl_batch_route *r) {
   struct ingest *in = &r->in;
@@ -822,6 +991,7 @@ static void finish_ingest(struct sl_batch_route *r) {
     e.retry = 0;
   } else if (in->token_limit) {
     /* Refused for the enqueued-token limit: not the jobs' fault. */
+    token_refused(r, in->batch_id, in->reason);
     e.final_state = "failed";
     e.no_line_class = "rate_limited";
     e.error = in->reason;
@@ -833,7 +1003,20 @@ static void finish_ingest(struct sl_batch_route *r) {
     e.error = in->reason[0] ? in->reason : "the batch failed validation";
     e.retry = 0;
   }
+  if (in->unavailable[0]) {
+    /* Their requests ran (request_counts says so) but the results cannot
+     * be read: sending them again would run them twice. Replay decides. */
+    e.no_line_class = "batch_failed";
+    e.error = "the batch's output file could not be read in full";
+    e.retry = 0;
+    e.refund = 0;
+  } else if (in->unavailable[1]) {
+    /* The output file is in: the jobs left are the failed requests. */
+    e.no_line_class = "server_error";
+    e.error = "the batch's error file could not be read in full";
+  }
   if (end_batch(r, in->batch_id, &e) == 0) {
+    crash_point(r, "after_ingest");
     /* Its files have served: the results are in the journal. (A crash
      * before these deletes leaves them on the API; they cost storage
      * only.) */
@@ -956,6 +1139,7 @@ static void found_file(struct sl_batch_route *r, const cJSON *o) {
   }
   if (keep)
     return;
+  sl_batch_file_record(r->env.j, id, "input", jstr(o, "filename"), fid);
   if (reuse) {
     rc = sl_batch_set_file(r->env.j, id, r->token, fid);
     if (rc == SL_OK) {
@@ -967,6 +1151,21 @@ static void found_file(struct sl_batch_route *r, const cJSON *o) {
   sl_log(SL_LOG_WARN, "file %s (local batch %lld) is used by no batch; "
                       "deleting it", fid, (long long)id);
   add_todo(r, 0, fid);
+}
+
+/* Queue deletes for files the ledger says finished batches left behind
+ * (a crash before their deletes, deletes that failed). */
+static void sweep_files(struct sl_batch_route *r) {
+  char **ids = NULL;
+  size_t n = 0, i;
+  if (sl_batch_files_leftover(r->env.j, 64, &ids, &n) != SL_OK)
+    return;
+  for (i = 0; i < n; i++)
+    add_todo(r, 0, ids[i]);
+  if (n)
+    sl_log(SL_LOG_INFO, "batch route: %zu files of finished batches left "
+                        "on the API; deleting them", n);
+  sl_batch_files_free(ids, n);
 }
 
 static void list_done(struct sl_batch_route *r, struct sl_http_request *q,
@@ -1013,6 +1212,8 @@ static void list_done(struct sl_batch_route *r, struct sl_http_request *q,
       r->recover_phase = 0;
       r->need_recover = 0;
       clear_refs(r);
+      sl_batch_files_unnamed_gone(r->env.j, NULL);
+      sweep_files(r);
       sl_log(SL_LOG_INFO, "batch route: recovery done (%zu remote actions "
                           "queued)", r->ntodo);
     }
@@ -1021,33 +1222,103 @@ static void list_done(struct sl_batch_route *r, struct sl_http_request *q,
   r->fail_streak = 0;
 }
 
+/* Move a todo that is due to the end (where start_todo takes it); 0 if
+ * none is due yet. */
+static int ready_todo(struct sl_batch_route *r, int64_t now) {
+  size_t i = r->ntodo;
+  while (i-- > 0) {
+    if (r->todo[i].not_before <= now) {
+      struct todo t = r->todo[i];
+      r->todo[i] = r->todo[r->ntodo - 1];
+      r->todo[r->ntodo - 1] = t;
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static void start_todo(struct sl_batch_route *r) {
   struct todo *t = &r->todo[r->ntodo - 1];
   char path[200];
-  if (t->cancel)
+  enum op op = t->check ? OP_CHECK : t->cancel ? OP_CANCEL : OP_DELETE;
+  if (t->check)
+    snprintf(path, sizeof path, "/v1/batches/%s", t->id);
+  else if (t->cancel)
     snprintf(path, sizeof path, "/v1/batches/%s/cancel", t->id);
   else
     snprintf(path, sizeof path, "/v1/files/%s", t->id);
   if (set_url(r, path) != 0 ||
-      send_req(r, t->cancel ? OP_CANCEL : OP_DELETE, 0,
-               t->cancel ? "POST" : "DELETE", 0) != 0) {
+      send_req(r, op, 0,
+               op == OP_CANCEL ? "POST" : op == OP_CHECK ? "GET" : "DELETE",
+               0) != 0) {
     reset_req(r);
     r->ntodo--;
   }
 }
 
-static void todo_done(struct sl_batch_route *r, struct sl_http_request *q) {
+/* Try t again later, on its own backoff (--batch-poll doubled per try, at
+ * most 5 minutes): a failing delete never holds up polls and ingests. */
+static void todo_later(struct sl_batch_route *r, struct todo *t,
+                       const char *what, const char *why) {
+  int64_t d = r->env.cfg->poll_ms << (t->tries < 16 ? t->tries : 16);
+  if (d > 300000)
+    d = 300000;
+  t->not_before = sl_now_ms() + d;
+  sl_log(SL_LOG_WARN, "batch route: %s %s failed: %s; trying again in "
+                      "%lld ms", what, t->id, why, (long long)d);
+}
+
+/* A cancel or delete came back. Neither is sent again blind: an
+ * unanswered cancel is checked by the batch's status first (cancelling or
+ * ended: done), a delete answered 404 is done. Each is given up after
+ * MAX_TODO_TRIES failures (logged; the next recovery finds it again). */
+static void todo_done(struct sl_batch_route *r, struct sl_http_request *q,
+                      enum op op) {
   struct todo *t = &r->todo[r->ntodo - 1];
   char why[384];
-  if (status_ok(q)) {
-    sl_log(SL_LOG_INFO, "%s %s", t->cancel ? "cancelled duplicate batch"
-                                           : "deleted file", t->id);
-  } else {
-    classify_call(q, why, sizeof why);
-    sl_log(SL_LOG_WARN, "could not %s %s: %s", t->cancel ? "cancel" : "delete",
-           t->id, why);
+  if (op == OP_CHECK) {
+    cJSON *o = status_ok(q) ? resp_json(q) : NULL;
+    const char *st = jstr(o, "status");
+    if (st && (remote_ended(st) || strcmp(st, "cancelling") == 0)) {
+      sl_log(SL_LOG_INFO, "batch %s is %s: no cancel needed", t->id, st);
+      r->ntodo--;
+    } else if (st) {
+      t->check = 0; /* still running: the cancel did not happen */
+    } else if (++t->tries >= MAX_TODO_TRIES) {
+      sl_log(SL_LOG_WARN, "could not check batch %s; giving up for now",
+             t->id);
+      r->ntodo--;
+    } else {
+      todo_later(r, t, "check of", "no usable status");
+    }
+    cJSON_Delete(o);
+    return;
   }
-  r->ntodo--; /* not retried here: the next recovery finds it again */
+  if (status_ok(q) || (op == OP_DELETE && q->http_status == 404)) {
+    if (op == OP_DELETE && sl_batch_file_deleted(r->env.j, t->id) != SL_OK)
+      sl_log(SL_LOG_ERROR, "file %s: cannot mark it deleted: %s", t->id,
+             sl_errmsg(r->env.j));
+    sl_log(SL_LOG_INFO, "%s %s",
+           op == OP_DELETE    ? "deleted file"
+           : t->cancel == 1 ? "cancelled duplicate batch"
+                            : "cancelled batch no longer needed",
+           t->id);
+    r->ntodo--;
+    r->fail_streak = 0;
+    return;
+  }
+  classify_call(q, why, sizeof why);
+  if (++t->tries >= MAX_TODO_TRIES ||
+      (q->curl_code == 0 && q->http_status >= 400 && q->http_status < 500 &&
+       q->http_status != 429 && q->http_status != 409)) {
+    sl_log(SL_LOG_WARN, "could not %s %s: %s; giving up for now",
+           op == OP_CANCEL ? "cancel" : "delete", t->id, why);
+    r->ntodo--;
+    return;
+  }
+  if (op == OP_CANCEL && unanswered(q))
+    t->check = 1;
+  todo_later(r, t, op == OP_CANCEL ? "cancel of" : "delete of", why);
 }
 
 /* --------------------------------------------------------------- pack */
@@ -1056,6 +1327,7 @@ static int should_close(const struct sl_batch_route *r,
                         const struct sl_batch_backlog *b, int64_t now) {
   const struct sl_batch_config *c = r->env.cfg;
   return b->jobs >= (int64_t)c->max_lines || b->bytes >= c->max_bytes ||
+         b->inputs >= SL_BATCH_MAX_INPUTS ||
          now - b->oldest_due >= c->max_wait_ms ||
          (b->earliest_deadline &&
           b->earliest_deadline <= now + c->turnaround_ms + c->max_wait_ms);
@@ -1064,16 +1336,16 @@ static int should_close(const struct sl_batch_route *r,
 /* Pack one endpoint's backlog into a local batch when it should close.
  * Returns 1 when a batch was committed. */
 static int maybe_pack(struct sl_batch_route *r, int64_t now) {
-  struct sl_batch_backlog bl[8];
+  struct sl_batch_backlog bl[16];
   struct sl_batch_pack_options o = {0};
   size_t n = 0, i, jobs = 0;
-  int64_t id = 0, bytes = 0;
+  int64_t id = 0, bytes = 0, big = 0;
   int rc;
 
   o.f.queues = r->env.queues;
   o.f.now_ms = now;
   o.f.due_after_ms = now + r->env.cfg->turnaround_ms;
-  rc = sl_batch_backlog(r->env.j, &o.f, bl, 8, &n);
+  rc = sl_batch_backlog(r->env.j, &o.f, bl, 16, &n);
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "batch route: backlog: %s (%s)", sl_strerror(rc),
            sl_errmsg(r->env.j));
@@ -1083,11 +1355,20 @@ static int maybe_pack(struct sl_batch_route *r, int64_t now) {
     if (!should_close(r, &bl[i], now))
       continue;
     o.endpoint = bl[i].endpoint;
+    o.by_model = 1; /* the Batch API takes one model per file */
+    o.model = bl[i].has_model ? bl[i].model : NULL;
     o.max_lines = r->env.cfg->max_lines;
     o.max_bytes = r->env.cfg->max_bytes;
+    o.max_inputs = SL_BATCH_MAX_INPUTS;
     o.lease_token = r->token;
     o.lease_ms = r->env.lease_ms;
-    rc = sl_batch_pack(r->env.j, &o, &id, &jobs, &bytes);
+    rc = sl_batch_fail_too_large(r->env.j, &o, &big);
+    if (rc == SL_OK && big > 0)
+      sl_log(SL_LOG_WARN, "batch route: %lld %s jobs too large for any "
+                          "Batch API file failed too_large",
+             (long long)big, bl[i].endpoint);
+    if (rc == SL_OK)
+      rc = sl_batch_pack(r->env.j, &o, &id, &jobs, &bytes);
     if (rc != SL_OK) {
       sl_log(SL_LOG_ERROR, "batch route: pack: %s (%s)", sl_strerror(rc),
              sl_errmsg(r->env.j));
@@ -1095,9 +1376,9 @@ static int maybe_pack(struct sl_batch_route *r, int64_t now) {
     }
     if (!id)
       continue;
-    sl_log(SL_LOG_INFO, "batch %lld: packed %zu %s jobs (at most %lld "
-                        "bytes)", (long long)id, jobs, bl[i].endpoint,
-           (long long)bytes);
+    sl_log(SL_LOG_INFO, "batch %lld: packed %zu %s jobs of %s (at most "
+                        "%lld bytes)", (long long)id, jobs, bl[i].endpoint,
+           bl[i].has_model ? bl[i].model : "no model", (long long)bytes);
     crash_point(r, "after_commit");
     return 1;
   }
@@ -1108,6 +1389,73 @@ static int maybe_pack(struct sl_batch_route *r, int64_t now) {
 
 static int is_state(const struct sl_batch_info *b, const char *s) {
   return strcmp(b->state, s) == 0;
+}
+
+/* Does creating batch b now pass its model's enqueued-token limit (or
+ * follow a refusal before room was seen)? Then it waits. A batch alone
+ * over the limit is still sent when nothing else is open. With no limit
+ * known, a model's batches are created one validation at a time, so the
+ * first refusal (which teaches the limit) is the only one. */
+static int paced(struct sl_batch_route *r, const struct sl_batch_info *b) {
+  struct sl_batch_room room;
+  size_t i;
+  int blocked = 0;
+  if (sl_batch_token_room(r->env.j, b->id, &room) != SL_OK)
+    return 0;
+  for (i = 0; i < r->nrefused; i++) {
+    if (strcmp(r->refused[i].model, room.model) != 0)
+      continue;
+    if (room.open_batches > 0 && room.open_tokens >= r->refused[i].open_at) {
+      blocked = 1;
+    } else { /* room seen */
+      r->refused[i] = r->refused[--r->nrefused];
+    }
+    break;
+  }
+  if (room.open_batches == 0 ||
+      (!blocked && !room.limit && room.validating == 0) ||
+      (!blocked && room.limit &&
+       room.open_tokens + room.est_tokens <= room.limit))
+    return 0;
+  if (r->paced_logged != b->id) {
+    r->paced_logged = b->id;
+    sl_log(SL_LOG_INFO, "batch %lld: waits for room under the enqueued-token "
+                        "limit of %s (%lld open in %lld batches + %lld here; "
+                        "limit %lld%s)", (long long)b->id,
+           room.model[0] ? room.model : "its model",
+           (long long)room.open_tokens, (long long)room.open_batches,
+           (long long)room.est_tokens, (long long)room.limit,
+           blocked ? ", refused before" : "");
+  }
+  return 1;
+}
+
+/* A batch was refused for the enqueued-token limit: learn the limit from
+ * the message (the first one sets it; later ones can only lower it) and
+ * hold the model back until room is seen. */
+static void token_refused(struct sl_batch_route *r, int64_t id,
+                          const char *msg) {
+  struct sl_batch_room room;
+  int64_t limit = sl_batch_limit_from_message(msg);
+  size_t i;
+  if (sl_batch_token_room(r->env.j, id, &room) != SL_OK)
+    return;
+  if (limit > 0 && room.model[0] &&
+      sl_batch_token_limit_set(r->env.j, room.model, limit, 1) == SL_OK &&
+      (!room.limit || limit < room.limit))
+    sl_log(SL_LOG_WARN, "batch route: learned the enqueued-token limit of "
+                        "%s: %lld tokens", room.model, (long long)limit);
+  for (i = 0; i < r->nrefused; i++)
+    if (strcmp(r->refused[i].model, room.model) == 0)
+      break;
+  if (i == r->nrefused) {
+    if (i == sizeof r->refused / sizeof r->refused[0])
+      return;
+    r->nrefused++;
+  }
+  snprintf(r->refused[i].model, sizeof r->refused[i].model, "%s",
+           room.model);
+  r->refused[i].open_at = room.open_tokens;
 }
 
 /* One step: the next thing to do, in order of how far along it is. */
@@ -1127,13 +1475,15 @@ static void step(struct sl_batch_route *r) {
       return;
     }
     r->next_adopt_ms = now + r->env.lease_ms / 3;
+    if (!r->ntodo)
+      sweep_files(r);
     if (adopted) {
       sl_log(SL_LOG_INFO, "batch route: holding %lld batches of a stopped "
                           "worker", (long long)adopted);
       r->need_recover = 1;
     }
   }
-  if (r->ntodo) {
+  if (r->ntodo && ready_todo(r, now)) {
     start_todo(r);
     return;
   }
@@ -1161,10 +1511,26 @@ static void step(struct sl_batch_route *r) {
       e.error = "every job was cancelled before the batch was sent";
       end_batch(r, b->id, &e);
       started = 1;
+    } else if (b->remote_batch_id && b->jobs_batched == 0 &&
+               is_state(b, "submitted")) {
+      /* Every job was cancelled after submission: nothing left to wait
+       * for, so the remote batch is cancelled (its work is not needed)
+       * and the local one ends now rather than when the API is done. */
+      struct sl_batch_end e = {0};
+      e.final_state = "cancelled";
+      e.no_line_class = "cancelled";
+      e.error = "every job was cancelled after the batch was sent";
+      add_todo(r, 2, b->remote_batch_id);
+      if (b->remote_file_id)
+        add_todo(r, 0, b->remote_file_id);
+      end_batch(r, b->id, &e);
+      started = 1;
     } else if (is_state(b, "building")) {
       start_upload(r, b);
       started = 1;
     } else if (is_state(b, "uploaded")) {
+      if (paced(r, b))
+        continue; /* waits for room; a later batch may fit */
       start_create(r, b);
       started = 1;
     } else if (is_state(b, "ingesting") ||
@@ -1195,7 +1561,8 @@ static void on_done(struct sl_http_request *q) {
   case OP_LIST_BATCHES:
   case OP_LIST_FILES: list_done(r, q, op); break;
   case OP_CANCEL:
-  case OP_DELETE: todo_done(r, q); break;
+  case OP_CHECK:
+  case OP_DELETE: todo_done(r, q, op); break;
   case OP_UPLOAD: upload_done(r, q); break;
   case OP_CREATE: create_done(r, q); break;
   case OP_POLL: poll_done(r, q); break;
@@ -1237,6 +1604,12 @@ int sl_batch_route_start(struct sl_batch_route **out,
     return rc;
   }
   snprintf(r->crash_at, sizeof r->crash_at, "%s", crash ? crash : "");
+  r->max_line = MAX_LINE;
+  if (getenv("SLUICE_BATCH_MAX_LINE")) {
+    long long v = atoll(getenv("SLUICE_BATCH_MAX_LINE"));
+    if (v >= 2 * SL_BATCH_CID_SCAN && v < (long long)MAX_LINE)
+      r->max_line = (size_t)v;
+  }
   seed = (uint64_t)sl_now_ms() * 0x9e3779b97f4a7c15ULL ^
          ((uint64_t)getpid() << 17) ^ (uint64_t)(uintptr_t)r;
   r->token = (int64_t)(seed >> 1) | 1;
@@ -1252,6 +1625,12 @@ int sl_batch_route_start(struct sl_batch_route **out,
     return SL_NOMEM;
   }
   r->timer_open = 1;
+  for (size_t i = 0; i < env->cfg->ntoken_limits; i++) {
+    const struct sl_batch_token_limit *l = &env->cfg->token_limits[i];
+    if (sl_batch_token_limit_set(env->j, l->model, l->limit, 0) != SL_OK)
+      sl_log(SL_LOG_ERROR, "batch route: cannot record the token limit of "
+                           "%s: %s", l->model, sl_errmsg(env->j));
+  }
   uv_timer_start(&r->timer, on_timer, 0, r->tick_ms);
   sl_log(SL_LOG_INFO, "batch route: journal id %s, files of up to %zu "
                       "lines / %lld bytes, max wait %lld ms",

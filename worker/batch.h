@@ -33,7 +33,22 @@ struct sl_batch_config {
                                limit: its jobs wait this long (0: twice
                                max_wait_ms, at least 1 s) */
   const char *tmp_dir;      /* NULL: $TMPDIR, else /tmp */
+  /* --batch-token-limit MODEL=N: the enqueued-token limit per model (the
+   * route also learns it from the API's first refusal). */
+  struct sl_batch_token_limit {
+    char model[128];
+    int64_t limit;
+  } token_limits[16];
+  size_t ntoken_limits;
 };
+
+/* Parse "MODEL=N[,MODEL=N...]" into c->token_limits (added to what is
+ * there). 0, or -1 with the reason in err. */
+int sl_batch_parse_token_limits(struct sl_batch_config *c, const char *s,
+                                char *err, size_t errlen);
+
+/* N from an API message "... Limit: 90,000 enqueued tokens ...", or 0. */
+int64_t sl_batch_limit_from_message(const char *msg);
 
 /* Defaults for every field. */
 void sl_batch_config_defaults(struct sl_batch_config *c);
@@ -71,14 +86,51 @@ struct sl_batch_parsed {
  * table as the online route: sl_classify). Success: a 2xx response (body,
  * usage, request id). Otherwise the class's policy decides RETRY or FAIL
  * (attempts left are checked by the journal); retries are due at now_ms.
- * Returns 0, or -1 for a malformed line with the reason in err (the caller
- * logs it and goes on with the next line). Free with sl_batch_parsed_free
+ * Returns 0, -1 for a malformed line, or -2 for a line whose custom_id is
+ * not exactly one sluice wrote ("sl-01-0", "sl-3-0\u0000": never taken
+ * for job 1 or 3), with the reason in err (the caller counts it and goes
+ * on with the next line). Free with sl_batch_parsed_free
  * (also after -1).
  */
 int sl_batch_parse_line(const char *p, size_t n, int64_t now_ms,
                         struct sl_batch_parsed *out, char *err,
                         size_t errlen);
 void sl_batch_parsed_free(struct sl_batch_parsed *p);
+
+/* --------------------------------------------------- batch_ingest.c */
+
+/* The first bytes of an over-long line searched for its custom_id. */
+#define SL_BATCH_CID_SCAN 4096
+
+/* One whole line (without its newline; `ended`: it had one). Return 0 to
+ * go on, non-zero to stop the feed (returned by sl_batch_split_feed). */
+typedef int (*sl_batch_line_fn)(void *arg, const char *p, size_t n,
+                                int ended);
+/* A line over max_line, by its first bytes (at most SL_BATCH_CID_SCAN);
+ * the rest of it is skipped. Called once per such line. */
+typedef int (*sl_batch_long_fn)(void *arg, const char *head, size_t n);
+
+/* A streamed file split into lines, holding at most max_line bytes. */
+struct sl_batch_split {
+  size_t max_line;
+  char *partial;
+  size_t plen, pcap;
+  int skipping;
+  sl_batch_line_fn line;
+  sl_batch_long_fn overlong;
+  void *arg;
+};
+void sl_batch_split_init(struct sl_batch_split *s, size_t max_line,
+                         sl_batch_line_fn line, sl_batch_long_fn overlong,
+                         void *arg);
+/* Feed the next chunk (split anywhere). 0, -1 out of memory, or what a
+ * callback returned. */
+int sl_batch_split_feed(struct sl_batch_split *s, const char *p, size_t n);
+/* The file ended: hand over a last line without its newline. */
+int sl_batch_split_end(struct sl_batch_split *s);
+/* Forget an unfinished line (a download starts over). */
+void sl_batch_split_reset(struct sl_batch_split *s);
+void sl_batch_split_free(struct sl_batch_split *s);
 
 /* ----------------------------------------------------------- batch.c */
 
@@ -102,8 +154,9 @@ struct sl_batch_env {
  * Start the route on env->loop: its own timer drives recovery, packing,
  * upload, create, polling and ingest. Returns 0 and *out, or a negative
  * error (nothing started). SLUICE_CRASH_AT=after_commit|after_upload|
- * after_create|during_ingest makes the process _exit(137) at that step
- * (a fault seam for the kill -9 tests).
+ * after_create|during_ingest|after_ingest makes the process _exit(137) at that step
+ * (a fault seam for the kill -9 tests). SLUICE_BATCH_MAX_LINE=BYTES
+ * lowers the output line limit (64 MiB) so tests need no huge lines.
  */
 int sl_batch_route_start(struct sl_batch_route **out,
                          const struct sl_batch_env *env);

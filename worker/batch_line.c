@@ -28,6 +28,55 @@ void sl_batch_config_defaults(struct sl_batch_config *c) {
   c->retry_later_ms = 0; /* twice max_wait_ms, at least 1 s */
 }
 
+int sl_batch_parse_token_limits(struct sl_batch_config *c, const char *s,
+                                char *err, size_t errlen) {
+  const char *p = s;
+  while (p && *p) {
+    const char *end = strchr(p, ','), *eq;
+    size_t len = end ? (size_t)(end - p) : strlen(p), ml;
+    int64_t v = 0;
+    const char *d;
+    eq = memchr(p, '=', len);
+    ml = eq ? (size_t)(eq - p) : 0;
+    if (!eq || ml == 0 || ml >= sizeof c->token_limits[0].model ||
+        eq + 1 == p + len) {
+      snprintf(err, errlen, "wants MODEL=TOKENS[,MODEL=TOKENS...], got "
+               "'%.*s'", (int)len, p);
+      return -1;
+    }
+    for (d = eq + 1; d < p + len; d++) {
+      if (*d < '0' || *d > '9' || v > INT64_MAX / 100) {
+        snprintf(err, errlen, "wants a positive token count after '=', "
+                 "got '%.*s'", (int)len, p);
+        return -1;
+      }
+      v = v * 10 + (*d - '0');
+    }
+    if (v <= 0 || c->ntoken_limits == sizeof c->token_limits /
+                                           sizeof c->token_limits[0]) {
+      snprintf(err, errlen, v <= 0 ? "a limit must be positive"
+                                   : "at most 16 model limits");
+      return -1;
+    }
+    memcpy(c->token_limits[c->ntoken_limits].model, p, ml);
+    c->token_limits[c->ntoken_limits].model[ml] = '\0';
+    c->token_limits[c->ntoken_limits++].limit = v;
+    p = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+int64_t sl_batch_limit_from_message(const char *msg) {
+  const char *p = msg ? strstr(msg, "Limit: ") : NULL;
+  int64_t v = 0;
+  if (!p)
+    return 0;
+  for (p += 7; (*p >= '0' && *p <= '9') || *p == ','; p++)
+    if (*p != ',' && v < INT64_MAX / 100)
+      v = v * 10 + (*p - '0');
+  return v;
+}
+
 void sl_batch_custom_id(int64_t job_id, int64_t gen, char *buf, size_t len) {
   snprintf(buf, len, "sl-%" PRId64 "-%" PRId64, job_id, gen);
 }
@@ -58,6 +107,37 @@ int sl_batch_parse_custom_id(const char *s, int64_t *job_id, int64_t *gen) {
   if (parse_num(s, (size_t)(dash - s), job_id) != 0 ||
       parse_num(dash + 1, strlen(dash + 1), gen) != 0)
     return -1;
+  /* Only the exact string sluice writes: "sl-01-0" or "sl-1-+0" name no
+   * job of ours, even though they parse to one (issue 11, defect 8). */
+  if ((s[0] == '0' && dash - s > 1) || (dash[1] == '0' && dash[2] != '\0'))
+    return -1;
+  return 0;
+}
+
+/* Does the raw line p..n hold the key "custom_id" with exactly the string
+ * value cid, unescaped? cJSON stops a decoded string at an escaped NUL
+ * ("sl-3-0\u0000" reads as "sl-3-0"), so the parsed value alone cannot
+ * tell; the bytes sluice wrote never need an escape. */
+static int raw_cid_exact(const char *p, size_t n, const char *cid) {
+  static const char key[] = "\"custom_id\"";
+  size_t kl = sizeof key - 1, cl = strlen(cid), i = 0, k;
+  while (i + kl <= n) {
+    const char *hit = memmem(p + i, n - i, key, kl);
+    if (!hit)
+      return 0;
+    k = (size_t)(hit - p) + kl;
+    while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
+      k++;
+    if (k < n && p[k] == ':') {
+      k++;
+      while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
+        k++;
+      if (k + cl + 2 <= n && p[k] == '"' && memcmp(p + k + 1, cid, cl) == 0 &&
+          p[k + 1 + cl] == '"')
+        return 1;
+    }
+    i = (size_t)(hit - p) + 1;
+  }
   return 0;
 }
 
@@ -198,8 +278,11 @@ int sl_batch_parse_line(const char *p, size_t n, int64_t now_ms,
   cid = cJSON_GetObjectItemCaseSensitive(root, "custom_id");
   if (!cJSON_IsString(cid) ||
       sl_batch_parse_custom_id(cid->valuestring, &l->job_id,
-                               &l->generation) != 0) {
-    snprintf(err, errlen, "no sluice custom_id (sl-<job>-<generation>)");
+                               &l->generation) != 0 ||
+      !raw_cid_exact(p, n, cid->valuestring)) {
+    snprintf(err, errlen, "custom_id is not one sluice wrote "
+                          "(sl-<job>-<generation>)");
+    rc = -2;
     goto out;
   }
   resp = cJSON_GetObjectItemCaseSensitive(root, "response");

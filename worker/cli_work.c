@@ -65,6 +65,10 @@ static const char usage[] =
     "      --batch-turnaround D  expected batch turnaround: a deferrable job\n"
     "                            whose deadline is sooner goes online (default\n"
     "                            24h)\n"
+    "      --batch-token-limit MODEL=N[,MODEL=N]\n"
+    "                            the Batch API's enqueued-token limit per\n"
+    "                            model: open batches are kept under it (else\n"
+    "                            learned from the API's first refusal)\n"
     "      --no-batch            send deferrable jobs online too\n"
     "      --sync-full           PRAGMA synchronous=FULL (default NORMAL)\n"
     "      --spill-dir DIR       where outcomes the journal cannot take (full\n"
@@ -172,7 +176,7 @@ int sl_cmd_work(int argc, char **argv) {
          OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL, OPT_CONFIG, OPT_LOGFILE,
          OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH,
          OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY, OPT_SPILL, OPT_STALL, OPT_FBYTE,
-         OPT_DASHBOARD };
+         OPT_BTOKLIM, OPT_DASHBOARD };
   static const struct option opts[] = {
       SL_STORM_LONGOPTS, /* storm control (storm.h) */
       {"journal", required_argument, NULL, 'j'},
@@ -209,6 +213,7 @@ int sl_cmd_work(int argc, char **argv) {
       {"batch-max-wait", required_argument, NULL, OPT_BWAIT},
       {"batch-poll", required_argument, NULL, OPT_BPOLL},
       {"batch-turnaround", required_argument, NULL, OPT_BTURN},
+      {"batch-token-limit", required_argument, NULL, OPT_BTOKLIM},
       {"no-batch", no_argument, NULL, OPT_NOBATCH},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -363,6 +368,13 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_BTURN:
       if (duration("batch-turnaround", optarg, &cfg.batch.turnaround_ms))
         goto out;
+      break;
+    case OPT_BTOKLIM:
+      if (sl_batch_parse_token_limits(&cfg.batch, optarg, cfgerr,
+                                      sizeof cfgerr) != 0) {
+        fprintf(stderr, "sluice work: --batch-token-limit %s\n", cfgerr);
+        goto out;
+      }
       break;
     case OPT_NOBATCH: cfg.batch.enabled = 0; break;
     case OPT_LOGFILE: cfg.log_file = optarg; break;

@@ -492,6 +492,8 @@ static int set_options(struct sl_http *h, struct xfer *x,
     SETOPT(CURLOPT_XFERINFODATA, (void *)x);
     SETOPT(CURLOPT_NOPROGRESS, 0L);
   }
+  SETOPT(CURLOPT_FRESH_CONNECT, r->no_reuse ? 1L : 0L);
+  SETOPT(CURLOPT_FORBID_REUSE, r->no_reuse ? 1L : 0L);
   SETOPT(CURLOPT_ACCEPT_ENCODING, "");
   SETOPT(CURLOPT_SSL_VERIFYPEER, h->o.insecure ? 0L : 1L);
   SETOPT(CURLOPT_SSL_VERIFYHOST, h->o.insecure ? 0L : 2L);

@@ -95,6 +95,10 @@ struct sl_http_request {
    * are still buffered for classification. Return 0 to go on, non-zero to
    * abort the transfer (curl_code CURLE_WRITE_ERROR). */
   int (*on_data)(struct sl_http_request *req, const char *p, size_t n);
+  /* 1: a fresh connection, closed after. libcurl silently re-sends a
+   * request whose reused connection died before any answer; a call that
+   * must never be repeated blind (batch create, upload) cannot allow it. */
+  int no_reuse;
   sl_http_done_cb done;
   void *data;                /* for the caller */
 

@@ -29,6 +29,14 @@ cleanup_mnt() {
 export SLUICE_JOURNAL="$MNT/journal.db"
 SPILL="$SLUICE_JOURNAL.spill"
 N=20
+# The route starts with a small probe window (storm control: 4 requests
+# until the server's rate-limit headers are known) and this mock sends none;
+# open it as earlier traffic would have, so that every job is in flight
+# when the disk fills.
+open_route() {
+  sql "INSERT OR REPLACE INTO route_limits (endpoint, model, climit)
+       VALUES ('/v1/responses', 'm', 32)" >/dev/null
+}
 
 # Each reply takes 3 s, so all jobs are in flight while the disk fills.
 KEY=0123456789abcdef0123456789abcdefspillkey
@@ -36,6 +44,7 @@ start_mock --latency-ms 3000 --require-key "$KEY" --log "$T/mock.log"
 "$SLUICE" init >/dev/null
 for i in $(seq 1 "$N"); do printf '{"model":"m","input":"disk %d"}\n' "$i"; done |
   "$SLUICE" enqueue >/dev/null
+open_route
 wargs=(--base-url "$MOCK_URL" --concurrency 32 --lease 20s --poll 200ms
   --drain-timeout 5s)
 OPENAI_API_KEY=$KEY "$SLUICE" work "${wargs[@]}" 2>"$T/worker1.log" &
@@ -98,6 +107,7 @@ for how in recover kill9; do
   start_mock --latency-ms 2000 --log "$T/mock.$how.log"
   for i in $(seq 1 "$N"); do printf '{"model":"m","input":"%s %d"}\n' "$how" "$i"; done |
     "$SLUICE" enqueue >/dev/null
+  open_route
   wargs=(--base-url "$MOCK_URL" --concurrency 32 --lease 20s --poll 200ms)
   "$SLUICE" work "${wargs[@]}" 2>"$T/$how.log" &
   w=$!
@@ -142,6 +152,7 @@ reset_journal
 start_mock --latency-ms 2000 --log "$T/mock.peer.log"
 for i in $(seq 1 "$N"); do printf '{"model":"m","input":"peer %d"}\n' "$i"; done |
   "$SLUICE" enqueue >/dev/null
+open_route
 wargs=(--base-url "$MOCK_URL" --concurrency 32 --lease 4s --poll 200ms)
 "$SLUICE" work "${wargs[@]}" 2>"$T/peerA.log" &
 a=$!

@@ -97,6 +97,9 @@ make_jsonl "$TMP/chat.jsonl" 2 /v1/chat/completions
 { head -1 "$TMP/in.jsonl"; head -1 "$TMP/chat.jsonl" | sed 's/job-1/c-1/'; } \
   >"$TMP/bad.jsonl"
 bad_upload "two endpoints in one file" "same url"
+{ head -1 "$TMP/in.jsonl"; head -1 "$TMP/in.jsonl" |
+  sed 's/job-1/m-1/; s/gpt-4o-mini/gpt-4o/'; } >"$TMP/bad.jsonl"
+bad_upload "two models in one file" "model_mismatch"
 : >"$TMP/bad.jsonl"
 bad_upload "empty file" empty
 make_jsonl "$TMP/bad.jsonl" 1001
@@ -184,7 +187,8 @@ check "unknown batch: 404" "$STATUS" = 404
 # chat batch + a line whose body the endpoint rejects
 make_jsonl "$TMP/chat.jsonl" 3 /v1/chat/completions
 printf '%s%s\n' '{"custom_id":"bad-body","method":"POST",' \
-  '"url":"/v1/chat/completions","body":{"model":"m"}}' >>"$TMP/chat.jsonl"
+  '"url":"/v1/chat/completions","body":{"model":"gpt-4o-mini"}}' \
+  >>"$TMP/chat.jsonl"
 upload "$TMP/chat.jsonl"
 create_batch "$(jb '$.id')" /v1/chat/completions
 CB=$(jb '$.id')

@@ -101,6 +101,10 @@ fault_reply(const struct sl_mock_rule *r, struct sl_mock_reply *rep)
                         "progress.",
                         "invalid_request_error", NULL, "conflict");
     break;
+  case SL_MOCK_FAULT_404:
+    sl_mock_reply_error(rep, 404, "No such object (injected by sluice-mock).",
+                        "invalid_request_error", NULL, NULL);
+    break;
   case SL_MOCK_FAULT_413:
     sl_mock_reply_error(rep, 413, "Request too large.",
                         "invalid_request_error", NULL, "request_too_large");
@@ -126,7 +130,8 @@ static int
 is_delivery_fault(enum sl_mock_fault_kind k)
 {
   return k == SL_MOCK_FAULT_TRUNCATE || k == SL_MOCK_FAULT_RESET ||
-         k == SL_MOCK_FAULT_SLOW || k == SL_MOCK_FAULT_NONJSON;
+         k == SL_MOCK_FAULT_SLOW || k == SL_MOCK_FAULT_NONJSON ||
+         k == SL_MOCK_FAULT_DROP || k == SL_MOCK_FAULT_HANGAFTER;
 }
 
 static int
@@ -232,6 +237,12 @@ spoil(const struct sl_mock_rule *r, struct sl_mock_reply *rep)
   case SL_MOCK_FAULT_NONJSON:
     set_static(rep, 200, "text/plain", not_json);
     break;
+  case SL_MOCK_FAULT_DROP:
+    rep->mode = SL_MOCK_MODE_DROP;
+    break;
+  case SL_MOCK_FAULT_HANGAFTER:
+    rep->mode = SL_MOCK_MODE_HANG;
+    break;
   default:
     break;
   }
@@ -244,6 +255,31 @@ under(const char *path, const char *prefix)
   size_t n = strlen(prefix);
 
   return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Which Batch API call a request is (index from SL_MOCK_CTX_CALL_UPLOAD),
+ * or -1. */
+static int
+batch_call(const char *method, const char *path)
+{
+  size_t n = strlen(path);
+  int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+
+  if (strcmp(path, "/v1/files") == 0)
+    return post ? 0 : get ? 4 : -1;
+  if (strcmp(path, "/v1/batches") == 0)
+    return post ? 1 : get ? 3 : -1;
+  if (under(path, "/v1/files")) {
+    if (get && n > 8 && strcmp(path + n - 8, "/content") == 0)
+      return 5;
+    return strcmp(method, "DELETE") == 0 ? 6 : -1;
+  }
+  if (under(path, "/v1/batches")) {
+    if (post && n > 7 && strcmp(path + n - 7, "/cancel") == 0)
+      return 7;
+    return get ? 2 : -1;
+  }
+  return -1;
 }
 
 void
@@ -271,6 +307,15 @@ sl_mock_api_handle(struct sl_mock_server *srv,
   if (upload)
     m = sl_mock_faults_match(&srv->faults, SL_MOCK_CTX_UPLOAD,
                              ++srv->uploads, el);
+  {
+    int call = batch_call(in->method, in->path);
+
+    if (m == NULL && call >= 0)
+      m = sl_mock_faults_match(
+          &srv->faults,
+          (enum sl_mock_fault_ctx)(SL_MOCK_CTX_CALL_UPLOAD + call),
+          ++srv->seq_call[call], el);
+  }
   /* Each scope numbers its own requests (see mock_faults.h). */
   if (m == NULL && sl_mock_online_endpoint(in->path) != SL_MOCK_EP_NONE) {
     seq = ++srv->seq;

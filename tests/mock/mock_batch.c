@@ -10,7 +10,6 @@
 #include <string.h>
 
 #define BATCH_PREFIX "/v1/batches"
-#define WINDOW_S (24 * 3600)
 
 void
 sl_mock_list_finish(cJSON *o, cJSON *data, int has_more)
@@ -45,20 +44,24 @@ set_status(struct sl_mock_batch *b, const char *status, uint64_t at_ms,
 }
 
 static int
-add_validation_error(struct sl_mock_batch *b)
+add_validation_error(struct sl_mock_batch *b, long long limit)
 {
   cJSON *data, *e;
-  char msg[256];
+  char msg[256], num[32];
 
   cJSON_Delete(b->errors);
   b->errors = cJSON_CreateObject();
   if (b->errors == NULL)
     return -1;
+  if (limit >= 1000)
+    snprintf(num, sizeof(num), "%lld,%03lld", limit / 1000, limit % 1000);
+  else
+    snprintf(num, sizeof(num), "%lld", limit);
   snprintf(msg, sizeof(msg),
            "Enqueued token limit reached for %s in organization org-mock. "
-           "Limit: 90,000 enqueued tokens. Please try again once some "
+           "Limit: %s enqueued tokens. Please try again once some "
            "in_progress batches have been completed.",
-           b->model[0] ? b->model : "the model");
+           b->model[0] ? b->model : "the model", num);
   cJSON_AddStringToObject(b->errors, "object", "list");
   data = cJSON_AddArrayToObject(b->errors, "data");
   e = cJSON_CreateObject();
@@ -72,6 +75,28 @@ add_validation_error(struct sl_mock_batch *b)
   cJSON_AddNullToObject(e, "param");
   cJSON_AddNullToObject(e, "line");
   return 0;
+}
+
+/* Enqueued tokens of b's model in the other open batches (in progress,
+ * finalizing, or validating ahead of b: validation goes in creation
+ * order), as --batch-token-limit counts them. */
+static long long
+open_tokens(struct sl_mock_server *srv, const struct sl_mock_batch *b)
+{
+  long long sum = 0;
+  size_t i;
+
+  for (i = 0; i < srv->store.nbatches; i++) {
+    const struct sl_mock_batch *o = srv->store.batches[i];
+
+    if (o == b || strcmp(o->model, b->model) != 0)
+      continue;
+    if ((strcmp(o->status, "validating") == 0 && o->seq < b->seq) ||
+        strcmp(o->status, "in_progress") == 0 ||
+        strcmp(o->status, "finalizing") == 0)
+      sum += o->tokens;
+  }
+  return sum;
 }
 
 /* Move b along its lifecycle up to wall time now (ms). Caller holds mu. */
@@ -88,7 +113,14 @@ advance(struct sl_mock_server *srv, struct sl_mock_batch *b, uint64_t now)
       return;
     if (strcmp(b->status, "validating") == 0) {
       if (b->fate == SL_MOCK_FATE_VALIDATION) {
-        add_validation_error(b);
+        add_validation_error(b, 90000);
+        set_status(b, "failed", at, &b->failed_at);
+        return;
+      }
+      if (srv->cfg.batch_token_limit > 0 &&
+          open_tokens(srv, b) + b->tokens > srv->cfg.batch_token_limit) {
+        add_validation_error(b, srv->cfg.batch_token_limit);
+        srv->stats.token_refusals++;
         set_status(b, "failed", at, &b->failed_at);
         return;
       }
@@ -291,7 +323,7 @@ create(struct sl_mock_server *srv, const struct sl_mock_request *in,
   snprintf(b->input_file_id, sizeof(b->input_file_id), "%.47s",
            fid->valuestring);
   set_status(b, "validating", now, &b->created_at);
-  b->expires_at = b->created_at + WINDOW_S;
+  b->expires_at = b->created_at + srv->cfg.batch_window_s;
 
   pthread_mutex_lock(&srv->mu);
   f = sl_mock_store_file(&srv->store, fid->valuestring, 0);
@@ -312,7 +344,12 @@ create(struct sl_mock_server *srv, const struct sl_mock_request *in,
     goto out;
   }
   b->total = f->lines;
+  b->tokens = f->tokens;
   snprintf(b->model, sizeof(b->model), "%s", f->model);
+  if (sl_mock_stats_batch_input(&srv->stats, f->data, f->bytes) != 0) {
+    pthread_mutex_unlock(&srv->mu);
+    goto oom;
+  }
   b->seq = ++srv->nbatches;
   r = sl_mock_faults_match(&srv->faults, SL_MOCK_CTX_BATCH, b->seq,
                            sl_mock_server_elapsed(srv));

@@ -75,6 +75,16 @@ parse_rule(char *tok, struct sl_mock_rule *r, char *err, size_t errlen)
   } else if (strncmp(tok, "batches:", 8) == 0) {
     scope = SL_MOCK_CTX_BATCHES_HTTP;
     tok += 8;
+  } else {
+    static const char *const calls[SL_MOCK_NCALLS] = {
+        "upload:", "create:",  "poll:",   "list:",
+        "listfiles:", "content:", "delete:", "cancel:"};
+    for (i = 0; i < SL_MOCK_NCALLS; i++)
+      if (strncmp(tok, calls[i], strlen(calls[i])) == 0) {
+        scope = (enum sl_mock_fault_ctx)(SL_MOCK_CTX_CALL_UPLOAD + (int)i);
+        tok += strlen(calls[i]);
+        break;
+      }
   }
   colon = strchr(tok, ':');
   if (colon != NULL) {
@@ -92,8 +102,8 @@ parse_rule(char *tok, struct sl_mock_rule *r, char *err, size_t errlen)
   r->ctx = kinds[i].ctx;
   if (scope != SL_MOCK_CTX_HTTP) {
     if (r->ctx != SL_MOCK_CTX_HTTP) {
-      snprintf(err, errlen, "fault '%s' takes no files:/batches: prefix",
-               tok);
+      snprintf(err, errlen, "fault '%s' takes no files:/batches:/call "
+               "prefix", tok);
       return -1;
     }
     r->ctx = scope;
@@ -105,7 +115,11 @@ parse_rule(char *tok, struct sl_mock_rule *r, char *err, size_t errlen)
               sl_mock_util_parse_ll(arg, 0, 86400000, &r->arg_ms) == 0) ||
              (r->kind == SL_MOCK_FAULT_BATCH_ERROR_LINE &&
               sl_mock_util_parse_ll(arg, 0, 599, &r->arg_ms) == 0 &&
-              (r->arg_ms == 0 || r->arg_ms >= 400));
+              (r->arg_ms == 0 || r->arg_ms >= 400)) ||
+             (r->kind == SL_MOCK_FAULT_BATCH_NEAR_MISS &&
+              sl_mock_util_parse_ll(arg, 1, 1LL << 40, &r->arg_ms) == 0) ||
+             (r->kind == SL_MOCK_FAULT_BATCH_LONG_LINE &&
+              sl_mock_util_parse_ll(arg, 1, 1024 * 1024, &r->arg_ms) == 0);
 
     if (!ok) {
       snprintf(err, errlen, "bad argument ':%s' for fault '%s'", arg, tok);

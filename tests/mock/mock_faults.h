@@ -10,7 +10,20 @@
  * HTTP kinds (429 ... shouldretry) apply to the online endpoints and count
  * online requests; prefixed with "files:" or "batches:" they apply to
  * requests under /v1/files or /v1/batches instead, counted there. So a
- * worker's background batch polling never shifts an online #N rule. */
+ * worker's background batch polling never shifts an online #N rule.
+ * Prefixed with one Batch API call (upload:, create:, poll:, list:,
+ * listfiles:, content:, delete:, cancel:) they apply to that call only,
+ * numbered per call, and win over files:/batches: rules.
+ *
+ * drop and hangafter let the call take effect, then close the connection
+ * before any header (drop) or never answer (hangafter): the "sent, no
+ * answer" cases. reset sends the headers and half the body, then a TCP
+ * reset; truncate a complete response with half the body. 404 answers
+ * instead of the call. Line kinds: batch_near_miss writes a custom_id one
+ * character off the one asked for (odd lines "sl-0<id>-<gen>", even lines
+ * with a trailing \u0000; :B: only in the B-th batch created);
+ * batch_long_line:KIB pads the line's response
+ * body with KIB KiB (default 1024). */
 #ifndef SL_MOCK_FAULTS_H
 #define SL_MOCK_FAULTS_H
 
@@ -37,12 +50,17 @@
   XX("nonjson", NONJSON, HTTP)                                                \
   XX("slow", SLOW, HTTP)                                                      \
   XX("shouldretry", SHOULDRETRY, HTTP)                                        \
+  XX("404", 404, HTTP)                                                        \
+  XX("drop", DROP, HTTP)                                                      \
+  XX("hangafter", HANGAFTER, HTTP)                                            \
   XX("upload_500", UPLOAD_500, UPLOAD)                                        \
   XX("batch_expire", BATCH_EXPIRE, BATCH)                                     \
   XX("batch_validation", BATCH_VALIDATION, BATCH)                             \
   XX("batch_stuck", BATCH_STUCK, BATCH)                                       \
   XX("batch_error_line", BATCH_ERROR_LINE, LINE)                              \
-  XX("batch_bad_line", BATCH_BAD_LINE, LINE)
+  XX("batch_bad_line", BATCH_BAD_LINE, LINE)                                  \
+  XX("batch_near_miss", BATCH_NEAR_MISS, LINE)                                \
+  XX("batch_long_line", BATCH_LONG_LINE, LINE)
 
 enum sl_mock_fault_kind {
   SL_MOCK_FAULT_NONE = 0,
@@ -61,8 +79,18 @@ enum sl_mock_fault_ctx {
   SL_MOCK_CTX_BATCHES_HTTP,
   SL_MOCK_CTX_UPLOAD,
   SL_MOCK_CTX_BATCH,
-  SL_MOCK_CTX_LINE
+  SL_MOCK_CTX_LINE,
+  /* one Batch API call each (prefix upload:, create:, ...) */
+  SL_MOCK_CTX_CALL_UPLOAD,
+  SL_MOCK_CTX_CALL_CREATE,
+  SL_MOCK_CTX_CALL_POLL,
+  SL_MOCK_CTX_CALL_LIST,
+  SL_MOCK_CTX_CALL_LISTFILES,
+  SL_MOCK_CTX_CALL_CONTENT,
+  SL_MOCK_CTX_CALL_DELETE,
+  SL_MOCK_CTX_CALL_CANCEL
 };
+#define SL_MOCK_NCALLS 8
 
 enum sl_mock_fault_cond {
   SL_MOCK_COND_ALWAYS,

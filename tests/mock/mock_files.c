@@ -95,6 +95,7 @@ validate_jsonl(struct sl_mock_server *srv, struct sl_mock_file *f, char *err,
   int rc = -1;
 
   f->ep = SL_MOCK_EP_NONE;
+  long long inputs = 0;
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *le = nl ? nl : end;
@@ -171,8 +172,32 @@ validate_jsonl(struct sl_mock_server *srv, struct sl_mock_file *f, char *err,
       goto out;
     }
     x = cJSON_GetObjectItemCaseSensitive(body, "model");
-    if (f->model[0] == '\0' && cJSON_IsString(x))
+    if (f->model[0] == '\0' && cJSON_IsString(x)) {
       snprintf(f->model, sizeof(f->model), "%s", x->valuestring);
+    } else if (cJSON_IsString(x) && strcmp(f->model, x->valuestring) != 0) {
+      /* The Batch API takes one model per file (model_mismatch). */
+      snprintf(err, errlen,
+               "Line %lld: all requests in a batch must use the same model "
+               "(%.64s, not %.64s) [model_mismatch].",
+               line, f->model, x->valuestring);
+      goto out;
+    }
+    if (ep == SL_MOCK_EP_EMBEDDINGS) {
+      const cJSON *in = cJSON_GetObjectItemCaseSensitive(body, "input");
+      int n = cJSON_IsArray(in) ? cJSON_GetArraySize(in) : 1;
+
+      if (cJSON_IsArray(in) && cJSON_IsNumber(cJSON_GetArrayItem(in, 0)))
+        n = 1; /* one tokenized input */
+      inputs += n;
+      if (inputs > 50000) {
+        snprintf(err, errlen,
+                 "Line %lld: the batch input file has more than the maximum "
+                 "of 50000 embedding inputs [too_many_tasks].",
+                 line);
+        goto out;
+      }
+    }
+    f->tokens += (long long)(len + 3) / 4;
     f->lines++;
     p = nl ? nl + 1 : end;
   }

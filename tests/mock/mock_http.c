@@ -292,6 +292,7 @@ make_response(struct rq *rq)
     /* fall through */
   case SL_MOCK_MODE_NORMAL:
   case SL_MOCK_MODE_HANG:
+  case SL_MOCK_MODE_DROP:
     resp = MHD_create_response_from_buffer(len, rep->body ? rep->body : "",
                                            rep->body ? MHD_RESPMEM_MUST_FREE
                                                      : MHD_RESPMEM_PERSISTENT);
@@ -465,6 +466,19 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
     }
     process(rq);
     now = sl_mock_util_mono_ms();
+    if (rq->reply.mode == SL_MOCK_MODE_DROP) {
+      /* The call took effect; the client sees the connection reset before
+       * any header. */
+      const union MHD_ConnectionInfo *ci =
+          MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+      struct linger lg = {1, 0};
+
+      if (ci != NULL)
+        setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+      sl_mock_log_line(&srv->log, rq->method, rq->path, rq->idem, 0,
+                       "dropped");
+      return MHD_NO;
+    }
     if (rq->reply.mode == SL_MOCK_MODE_HANG) {
       rq->state = RQ_HANG;
       rq->hang_until = now + HANG_MAX_MS;

@@ -32,6 +32,10 @@ static const char usage[] =
     "  --batch-max-lines N   lines per batch input file (50000)\n"
     "  --batch-max-bytes N   bytes per batch input file (209715200)\n"
     "  --batch-phase-ms N    duration of each batch phase (500)\n"
+    "  --batch-window-s N    a batch's expires_at: created_at + N (86400)\n"
+    "  --batch-token-limit N enqueued tokens per model (line bytes / 4) of\n"
+    "                        open batches; past it a batch fails validation\n"
+    "                        with token_limit_exceeded (0: none)\n"
     "  --verbose             print libmicrohttpd's connection errors\n";
 
 enum opt {
@@ -50,6 +54,8 @@ enum opt {
   OPT_MAX_LINES,
   OPT_MAX_BYTES,
   OPT_PHASE,
+  OPT_WINDOW,
+  OPT_TOKLIM,
   OPT_VERBOSE,
   OPT_HELP
 };
@@ -70,6 +76,8 @@ static const struct option options[] = {
     {"batch-max-lines", required_argument, NULL, OPT_MAX_LINES},
     {"batch-max-bytes", required_argument, NULL, OPT_MAX_BYTES},
     {"batch-phase-ms", required_argument, NULL, OPT_PHASE},
+    {"batch-window-s", required_argument, NULL, OPT_WINDOW},
+    {"batch-token-limit", required_argument, NULL, OPT_TOKLIM},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
@@ -99,6 +107,7 @@ parse_args(int argc, char **argv, struct sl_mock_config *cfg)
   cfg->batch_max_lines = 50000;
   cfg->batch_max_bytes = 200LL * 1024 * 1024;
   cfg->batch_phase_ms = 500;
+  cfg->batch_window_s = 24 * 3600;
   while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
     int rc = 0;
 
@@ -148,6 +157,13 @@ parse_args(int argc, char **argv, struct sl_mock_config *cfg)
       break;
     case OPT_PHASE:
       rc = num("batch-phase-ms", optarg, 0, 3600000, &cfg->batch_phase_ms);
+      break;
+    case OPT_WINDOW:
+      rc = num("batch-window-s", optarg, 0, 30 * 86400, &cfg->batch_window_s);
+      break;
+    case OPT_TOKLIM:
+      rc = num("batch-token-limit", optarg, 0, 1LL << 40,
+               &cfg->batch_token_limit);
       break;
     case OPT_VERBOSE:
       cfg->verbose = 1;

@@ -62,6 +62,7 @@ struct mat {
   struct sl_mock_faults faults;
   double elapsed;
   long long completed, failed, in_tok, out_tok;
+  long long batch_seq; /* the batch's creation number (1-based) */
   char model[128];
 };
 
@@ -77,7 +78,8 @@ run_line(struct mat *m, cJSON *root, long long lineno, int *is_err)
   char idbuf[40], id[64], rid[48];
   char *s = NULL, *emsg = NULL, *out = NULL;
   long long code = 200;
-  int crc;
+  long long pad_kib = 0;
+  int crc, near = 0;
 
   *is_err = 0;
   if (line == NULL)
@@ -92,6 +94,15 @@ run_line(struct mat *m, cJSON *root, long long lineno, int *is_err)
           NULL)
     goto out;
   r = sl_mock_faults_match(&m->faults, SL_MOCK_CTX_LINE, lineno, m->elapsed);
+  if (r != NULL && r->kind == SL_MOCK_FAULT_BATCH_NEAR_MISS) {
+    /* a success line, its custom_id spoilt (:B: in batch B only) */
+    if (r->arg_ms <= 0 || r->arg_ms == m->batch_seq)
+      near = lineno % 2 ? 1 : 2;
+    r = NULL;
+  } else if (r != NULL && r->kind == SL_MOCK_FAULT_BATCH_LONG_LINE) {
+    pad_kib = r->arg_ms > 0 ? r->arg_ms : 1024;
+    r = NULL;
+  }
   if (r != NULL && r->kind == SL_MOCK_FAULT_BATCH_BAD_LINE) {
     /* batch_bad_line -- a truncated output line (not JSON). */
     out = strdup("{\"id\":\"batch_req_bad\",\"custom_id\":");
@@ -142,6 +153,25 @@ run_line(struct mat *m, cJSON *root, long long lineno, int *is_err)
   }
   if (body == NULL)
     goto out;
+  if (pad_kib > 0 && cJSON_IsObject(body)) {
+    size_t np = (size_t)pad_kib * 1024;
+    char *pad = malloc(np + 1);
+
+    if (pad == NULL)
+      goto out;
+    memset(pad, 'x', np);
+    pad[np] = '\0';
+    cJSON_AddStringToObject(body, "sluice_mock_padding", pad);
+    free(pad);
+  }
+  if (near == 1 && cJSON_IsString(cid) &&
+      strncmp(cid->valuestring, "sl-", 3) == 0) {
+    char spoilt[128];
+
+    snprintf(spoilt, sizeof(spoilt), "sl-0%s", cid->valuestring + 3);
+    cJSON_ReplaceItemInObjectCaseSensitive(line, "custom_id",
+                                           cJSON_CreateString(spoilt));
+  }
   resp = cJSON_AddObjectToObject(line, "response");
   if (resp == NULL || !cJSON_AddItemToObject(resp, "status_code",
                                              cJSON_CreateNumber((double)code)))
@@ -153,6 +183,22 @@ run_line(struct mat *m, cJSON *root, long long lineno, int *is_err)
   if (cJSON_AddNullToObject(line, "error") == NULL)
     goto out;
   out = cJSON_PrintUnformatted(line);
+  if (out != NULL && near == 2) {
+    /* cJSON cannot write a NUL inside a string: splice in "\u0000". */
+    char *q = strstr(out, "\",\"response\"");
+    size_t len = strlen(out);
+    char *w = q ? malloc(len + 7) : NULL;
+
+    if (w != NULL) {
+      size_t at = (size_t)(q - out);
+
+      memcpy(w, out, at);
+      memcpy(w + at, "\\u0000", 6);
+      memcpy(w + at + 6, out + at, len - at + 1);
+      free(out);
+      out = w;
+    }
+  }
 out:
   free(s);
   free(emsg);
@@ -257,6 +303,7 @@ materialize(struct sl_mock_server *srv, struct sl_mock_batch *b)
   m.srv = srv;
   m.ep = in->ep;
   m.elapsed = sl_mock_server_elapsed(srv);
+  m.batch_seq = b->seq;
   m.faults.prng = srv->cfg.seed ^ ((uint64_t)b->seq << 32);
   if (srv->faults.n > 0) {
     m.faults.rules = malloc(srv->faults.n * sizeof(*m.faults.rules));

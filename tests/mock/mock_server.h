@@ -35,6 +35,8 @@ struct sl_mock_config {
   long long batch_max_lines;
   long long batch_max_bytes;
   long long batch_phase_ms;
+  long long batch_window_s; /* expires_at = created_at + this */
+  long long batch_token_limit; /* enqueued tokens per model; 0: none */
   int verbose;
 };
 
@@ -49,6 +51,7 @@ struct sl_mock_server {
   long long seq_files;  /* requests under /v1/files numbered so far */
   long long seq_batches; /* requests under /v1/batches numbered so far */
   long long uploads;    /* POST /v1/files numbered so far */
+  long long seq_call[SL_MOCK_NCALLS]; /* per Batch API call (upload: ...) */
   long long nbatches;   /* batches created so far */
   atomic_uint_fast64_t ids; /* id counter */
   uint64_t id_base;     /* per-process id salt */
@@ -65,7 +68,8 @@ enum sl_mock_mode {
   SL_MOCK_MODE_TRUNCATE, /* complete response, body cut in half */
   SL_MOCK_MODE_RESET,    /* headers + part of body, then TCP reset */
   SL_MOCK_MODE_SLOW,     /* body trickles out over ~2 s */
-  SL_MOCK_MODE_HANG      /* never answer */
+  SL_MOCK_MODE_HANG,     /* never answer */
+  SL_MOCK_MODE_DROP      /* close the connection before any header */
 };
 
 /* A route's answer. body is malloc'd and owned by the reply until the

@@ -15,7 +15,18 @@ struct sl_mock_stats {
   long long connections;   /* TCP connections accepted */
   char **keys;             /* open-addressing set of answered keys */
   size_t nkeys, capkeys;
+  /* custom_ids of every created batch's input file: one submitted in two
+   * remote batches counts in duplicate_custom_ids (a request run twice). */
+  long long batched_requests, duplicate_custom_ids;
+  long long token_refusals; /* batches failed for the enqueued limit */
+  char **cids;
+  size_t ncids, capcids;
 };
+
+/* Note the custom_ids of a created batch's input file (JSONL, bytes
+ * long). 0, or -1 out of memory. */
+int sl_mock_stats_batch_input(struct sl_mock_stats *st, const char *data,
+                              size_t bytes);
 
 /* Zero the counters; the key set starts empty. */
 void sl_mock_stats_init(struct sl_mock_stats *st);

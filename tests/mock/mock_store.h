@@ -24,6 +24,7 @@ struct sl_mock_file {
   char url[32];
   char model[128];      /* purpose=batch: the first line's body.model */
   long long lines;
+  long long tokens;     /* purpose=batch: enqueued tokens (line bytes / 4) */
 };
 
 enum sl_mock_batch_fate {
@@ -47,6 +48,7 @@ struct sl_mock_batch {
   long long created_at, in_progress_at, expires_at, finalizing_at,
       completed_at, failed_at, expired_at, cancelling_at, cancelled_at;
   long long total, completed, failed;
+  long long tokens;       /* enqueued tokens of its input file */
   long long in_tok, out_tok;
   char output_file_id[48];
   char error_file_id[48];

@@ -217,7 +217,13 @@ static void test_ingest_idempotent_and_fenced(void **state) {
   tu_assert_q(db, 1, "SELECT count(*) FROM results");
   tu_assert_q(db, 7, "SELECT total_tokens FROM results WHERE job_id = %lld"
               " AND route = 'batch' AND request_id = 'req_1'", (long long)a);
-  tu_assert_q(db, 2, "SELECT count(*) FROM attempts WHERE route = 'batch'");
+  /* a, b from their lines; c from its cancel (issue 11, defect 10: every
+   * remote submission of every job is an attempt row) */
+  tu_assert_q(db, 3, "SELECT count(*) FROM attempts WHERE route = 'batch'");
+  tu_assert_q(db, 1, "SELECT count(*) FROM attempts WHERE job_id = %lld AND"
+              " attempt = 1 AND generation = 0 AND failure_class ="
+              " 'cancelled' AND error LIKE 'cancelled while in batch %%"
+              " (remote batch_1)'", (long long)c);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id = %lld AND state ="
               " 'failed' AND last_class = 'invalid_request'", (long long)b);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id = %lld AND state ="
@@ -396,7 +402,33 @@ static void test_parse_lines(void **state) {
   assert_string_equal(err, "not a JSON object");
   sl_batch_parsed_free(&p);
   assert_int_equal(sl_batch_parse_line("{\"custom_id\":\"req-1\"}", 21, 0,
-                                       &p, err, sizeof err), -1);
+                                       &p, err, sizeof err), -2);
+  sl_batch_parsed_free(&p);
+  /* Near misses of sl-1-0 / sl-3-0 (issue 11, defect 8): never a job's. */
+  {
+    static const char *const near[] = {
+        "{\"custom_id\":\"sl-01-0\",\"response\":{\"status_code\":200,"
+        "\"body\":{}}}",
+        "{\"custom_id\":\"sl-3-0\\u0000\",\"response\":{\"status_code\":"
+        "200,\"body\":{}}}",
+        "{\"custom_id\":\"sl-3-00\",\"response\":{\"status_code\":200,"
+        "\"body\":{}}}",
+        "{\"custom_id\":\"sl-3-0\\u0000x\",\"response\":{\"status_code\":"
+        "200,\"body\":{}}}",
+        "{\"custom_id\":\"sl-\\u0033-0\",\"response\":{\"status_code\":"
+        "200,\"body\":{}}}",
+    };
+    size_t i;
+    for (i = 0; i < sizeof near / sizeof near[0]; i++) {
+      assert_int_equal(sl_batch_parse_line(near[i], strlen(near[i]), 0, &p,
+                                           err, sizeof err), -2);
+      sl_batch_parsed_free(&p);
+    }
+  }
+  /* The exact string, with the API's spacing, still matches. */
+  parse_ok("{\"id\": \"x\", \"custom_id\": \"sl-3-0\", \"response\": "
+           "{\"status_code\": 200, \"body\": {}}}", &p);
+  assert_int_equal(p.line.job_id, 3);
   sl_batch_parsed_free(&p);
 
   assert_int_equal(sl_batch_parse_custom_id("sl-5-0", &id, &gen), 0);
@@ -404,6 +436,9 @@ static void test_parse_lines(void **state) {
   assert_int_equal(sl_batch_parse_custom_id("sl-5", &id, &gen), -1);
   assert_int_equal(sl_batch_parse_custom_id("sl--1-0", &id, &gen), -1);
   assert_int_equal(sl_batch_parse_custom_id("sl-5-0x", &id, &gen), -1);
+  assert_int_equal(sl_batch_parse_custom_id("sl-05-0", &id, &gen), -1);
+  assert_int_equal(sl_batch_parse_custom_id("sl-5-01", &id, &gen), -1);
+  assert_int_equal(sl_batch_parse_custom_id("sl-10-0", &id, &gen), 0);
 }
 
 static void test_write_file(void **state) {
@@ -437,11 +472,166 @@ static void test_write_file(void **state) {
   assert_non_null(strstr(buf, "\"a\\nb\""));
 }
 
+/* One model per file, 50,000 embedding inputs per file, and jobs too large
+ * for any file failed before packing (issue 11, defects 3 and 4). */
+static int64_t enq_body(struct sl_journal *j, const char *endpoint,
+                        const char *body) {
+  struct sl_job_spec s = {0};
+  int64_t id = 0;
+  s.body = body;
+  s.urgency = "deferrable";
+  s.endpoint = endpoint;
+  s.run_after_ms = 1000;
+  assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_OK);
+  return id;
+}
+
+static void test_pack_models_inputs_too_large(void **state) {
+  struct tu *t = *state;
+  struct sl_journal *j = tu_open(t);
+  struct sl_batch_backlog bl[8];
+  struct sl_batch_pack_options o = {0};
+  struct sl_batch_filter f = {0};
+  size_t n = 0, jobs = 0;
+  int64_t id = 0, big = -1, other, emb[3], huge;
+  char *body;
+  sqlite3 *db = tu_raw(t->path);
+  size_t i, cap = 8 * 30000 + 64, len;
+  int k;
+
+  for (k = 0; k < 3; k++)
+    enq(j, "deferrable", NULL, NULL, 0);
+  other = enq_body(j, NULL, "{\"model\":\"gpt-4o\",\"input\":\"x\"}");
+  f.now_ms = 2000;
+  assert_int_equal(sl_batch_backlog(j, &f, bl, 8, &n), SL_OK);
+  assert_int_equal(n, 2); /* (responses, gpt-4o-mini), (responses, gpt-4o) */
+  o.f.now_ms = 2000;
+  o.endpoint = "/v1/responses";
+  o.by_model = 1;
+  o.model = "gpt-4o-mini";
+  o.max_lines = 100;
+  o.max_bytes = 1000000;
+  o.lease_token = TOKEN;
+  o.lease_ms = 60000;
+  assert_int_equal(sl_batch_pack(j, &o, &id, &jobs, NULL), SL_OK);
+  assert_int_equal(jobs, 3);
+  o.model = "gpt-4o";
+  assert_int_equal(sl_batch_pack(j, &o, &id, &jobs, NULL), SL_OK);
+  assert_int_equal(jobs, 1);
+  assert_int_equal(tu_int(db, "SELECT batch_id FROM jobs WHERE id = %lld",
+                          (long long)other), id);
+
+  /* embeddings: 3 jobs of 20,000 inputs make 60,000: a file takes two */
+  body = malloc(cap);
+  assert_non_null(body);
+  len = (size_t)snprintf(body, cap, "{\"model\":\"e\",\"input\":[\"a\"");
+  for (i = 1; i < 20000; i++)
+    len += (size_t)snprintf(body + len, cap - len, ",\"a\"");
+  snprintf(body + len, cap - len, "]}");
+  for (k = 0; k < 3; k++)
+    emb[k] = enq_body(j, "/v1/embeddings", body);
+  /* and one of 30,001 inputs would fit alone; 50,001 fits no file */
+  len = (size_t)snprintf(body, cap, "{\"model\":\"e\",\"input\":[\"a\"");
+  for (i = 1; i < 50001; i++)
+    len += (size_t)snprintf(body + len, cap - len, ",\"a\"");
+  snprintf(body + len, cap - len, "]}");
+  huge = enq_body(j, "/v1/embeddings", body);
+  free(body);
+  assert_int_equal(sl_batch_backlog(j, &f, bl, 8, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(bl[0].inputs, 3 * 20000 + 50001);
+  o.endpoint = "/v1/embeddings";
+  o.model = "e";
+  assert_int_equal(sl_batch_fail_too_large(j, &o, &big), SL_OK);
+  assert_int_equal(big, 1);
+  assert_int_equal(tu_int(db, "SELECT state = 'failed' AND last_class = "
+                             "'too_large' AND batch_id IS NULL FROM jobs "
+                             "WHERE id = %lld", (long long)huge), 1);
+  assert_int_equal(sl_batch_pack(j, &o, &id, &jobs, NULL), SL_OK);
+  assert_int_equal(jobs, 2);
+  assert_int_equal(sl_batch_pack(j, &o, &id, &jobs, NULL), SL_OK);
+  assert_int_equal(jobs, 1);
+  assert_int_equal(tu_int(db, "SELECT batch_id FROM jobs WHERE id = %lld",
+                          (long long)emb[2]), id);
+
+  /* bytes: a line over max_bytes fails too_large */
+  enq_body(j, NULL, "{\"model\":\"gpt-4o\",\"input\":\"a long input\"}");
+  o.endpoint = "/v1/responses";
+  o.model = "gpt-4o";
+  o.max_bytes = 100;
+  assert_int_equal(sl_batch_fail_too_large(j, &o, &big), SL_OK);
+  assert_int_equal(big, 1);
+  sqlite3_close(db);
+}
+
+/* The streamed line splitter: lines across chunk boundaries, a line over
+ * the cap handed over once by its head and skipped, never held past the
+ * cap (issue 11, defect 5). */
+struct split_seen {
+  int lines, longs, ended_last;
+  char first[64], head[64];
+  size_t last_len;
+};
+
+static int seen_line(void *arg, const char *p, size_t n, int ended) {
+  struct split_seen *v = arg;
+  if (v->lines++ == 0)
+    snprintf(v->first, sizeof v->first, "%.*s", (int)n, p);
+  v->last_len = n;
+  v->ended_last = ended;
+  return 0;
+}
+
+static int seen_long(void *arg, const char *head, size_t n) {
+  struct split_seen *v = arg;
+  v->longs++;
+  assert_true(n <= SL_BATCH_CID_SCAN);
+  snprintf(v->head, sizeof v->head, "%.*s", (int)(n < 30 ? n : 30), head);
+  return 0;
+}
+
+static void test_split_lines(void **state) {
+  struct sl_batch_split sp;
+  struct split_seen v = {0};
+  size_t big = 20000, i, chunk;
+  char *file, *q;
+  (void)state;
+
+  /* "a\n" + {"custom_id":"sl-7-0", + 20,000 x + "}\n" + "tail" */
+  file = malloc(big + 100);
+  assert_non_null(file);
+  q = file;
+  q += sprintf(q, "a\n{\"custom_id\":\"sl-7-0\",\"x\":\"");
+  memset(q, 'x', big);
+  q += big;
+  q += sprintf(q, "\"}\nb\ntail");
+  for (chunk = 1; chunk <= 8192; chunk *= 8) {
+    memset(&v, 0, sizeof v);
+    sl_batch_split_init(&sp, 8192, seen_line, seen_long, &v);
+    for (i = 0; i < (size_t)(q - file); i += chunk) {
+      size_t n = (size_t)(q - file) - i < chunk ? (size_t)(q - file) - i
+                                                 : chunk;
+      assert_int_equal(sl_batch_split_feed(&sp, file + i, n), 0);
+      assert_true(sp.pcap <= 8192);
+    }
+    assert_int_equal(sl_batch_split_end(&sp), 0);
+    assert_int_equal(v.lines, 3); /* a, b, tail */
+    assert_string_equal(v.first, "a");
+    assert_int_equal(v.last_len, 4);
+    assert_int_equal(v.ended_last, 0);
+    assert_int_equal(v.longs, 1);
+    assert_string_equal(v.head, "{\"custom_id\":\"sl-7-0\",\"x\":\"xxx");
+    sl_batch_split_free(&sp);
+  }
+  free(file);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
   const struct CMUnitTest tests[] = {
       T(test_pack_limits_and_endpoint),
       T(test_pack_one_oversized_job),
+      T(test_pack_models_inputs_too_large),
       T(test_backlog_and_filters),
       T(test_claim_routing),
       T(test_ingest_idempotent_and_fenced),
@@ -451,6 +641,7 @@ int main(void) {
       T(test_adopt),
       T(test_parse_lines),
       T(test_write_file),
+      T(test_split_lines),
   };
 #undef T
   return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
