@@ -126,8 +126,11 @@ $(LIBSLUICE_A): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# The soname link lets a program built with -L$(BUILD) -lsluice run with
+# LD_LIBRARY_PATH=$(BUILD) before make install (README, "From C").
 $(LIBSLUICE_SO): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libsluice.so.0 $(SANLD) -o $@ $^ $(call pc_libs,$(LIB_PKGS))
+	ln -sf libsluice.so $(@D)/libsluice.so.0
 
 $(LIBWORKER_A): $(WORKER_OBJ)
 	@rm -f $@

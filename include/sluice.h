@@ -48,7 +48,8 @@ extern "C" {
   XX(PERM, -13, "permission denied on the journal")                            \
   XX(CANTOPEN, -14, "cannot open the journal file")                            \
   XX(READONLY, -15, "journal is read-only")                                    \
-  XX(DB, -16, "journal database error")
+  XX(DB, -16, "journal database error")                                      \
+  XX(TIMEOUT, -17, "timed out")
 
 enum sl_err {
 #define XX(name, value, msg) SL_##name = value,
@@ -137,6 +138,12 @@ int sl_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
  */
 int sl_enqueue_many(struct sl_journal *j, const struct sl_job_spec *specs,
                     size_t n, int64_t *ids, size_t *bad_index);
+/* The same, and created[i] (may be NULL) is 1 for a new job, 0 for one
+ * whose idempotency key existed (so a rerun of a file creates nothing
+ * twice, and says which lines were new). */
+int sl_enqueue_many_created(struct sl_journal *j,
+                            const struct sl_job_spec *specs, size_t n,
+                            int64_t *ids, int *created, size_t *bad_index);
 
 /*
  * Cancel a pending or batched job. SL_NOT_FOUND if no such job, SL_STATE if
@@ -144,16 +151,49 @@ int sl_enqueue_many(struct sl_journal *j, const struct sl_job_spec *specs,
  */
 int sl_cancel(struct sl_journal *j, int64_t id);
 
+/*
+ * Block until every job of ids is final (succeeded, failed or cancelled):
+ * SL_OK. SL_TIMEOUT when timeout_ms (negative: no limit) passes first,
+ * SL_NOT_FOUND (nothing waited for) when an id names no job.
+ * *not_succeeded (may be NULL) receives how many of them failed or were
+ * cancelled, also on SL_TIMEOUT. Read the results with sl_job_get.
+ * It sleeps until another connection commits (an inotify watch on the
+ * WAL and PRAGMA data_version, as `sluice work` wakes), never polling the
+ * tables; a slow safety tick covers what a watch cannot see.
+ */
+int sl_wait(struct sl_journal *j, const int64_t *ids, size_t n,
+            int64_t timeout_ms, int64_t *not_succeeded);
+
 /* ----------------------------------------------------------------- status */
+
+/* Failed jobs of one queue with one last failure class. */
+struct sl_class_count {
+  char *failure_class;
+  int64_t count;
+};
 
 struct sl_queue_status {
   char *queue;
   int64_t pending, running, batched, succeeded, failed, cancelled;
   int64_t oldest_pending_age_ms; /* -1 when nothing is pending and due */
   int paused;
+  /* The pause (sluice pause): reason and since when (0: not paused). */
+  char *paused_reason;
+  int64_t paused_at;
+  /* The online route's pause (quota, auth, a spent budget): the batch
+   * route keeps flowing. */
+  int online_paused;
+  char *online_paused_reason;
+  int64_t online_paused_at;
+  /* Budget use: tokens recorded today (UTC), and the budget (-1: none). */
+  int64_t tokens_today, tokens_per_day;
+  /* Failed jobs by last failure class, most first. */
+  struct sl_class_count *failures;
+  size_t n_failures;
 };
 
-/* Counts per queue, sorted by name. Free with sl_status_free. */
+/* Counts per queue (every queue with jobs, a pause or limits), sorted by
+ * name. Free with sl_status_free. */
 int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n);
 void sl_status_free(struct sl_queue_status *st, size_t n);
 
@@ -180,6 +220,9 @@ struct sl_job_info {
   int64_t result_status, input_tokens, output_tokens;
   char *result_body, *request_id;
   char *metadata; /* the job's metadata object, "{}" when none */
+  /* From the job_outputs view, when the job succeeded: the result's text
+   * and, if the request asked for JSON, that text as JSON; else NULL. */
+  char *output_text, *output_json;
 };
 int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out);
 void sl_job_info_free(struct sl_job_info *info);
@@ -253,7 +296,12 @@ enum sl_gauge_set {
   SL_GAUGES_BUCKET_REQUESTS, /* endpoint, model, shared request bucket level */
   SL_GAUGES_BUCKET_TOKENS,   /* endpoint, model, shared token bucket level */
   SL_GAUGES_BREAKERS_OPEN,   /* endpoint, model, 1 if not closed */
-  SL_GAUGES_TOKENS_TODAY     /* queue, -, usage tokens recorded today (UTC) */
+  SL_GAUGES_TOKENS_TODAY,    /* queue, -, usage tokens recorded today (UTC) */
+  SL_GAUGES_LAG,             /* queue, -, seconds the oldest due pending job
+                                has waited (queues with one only) */
+  SL_GAUGES_PAUSED,          /* queue, route ("all": sluice pause; "online":
+                                the online route), 1 paused, 0 resumed */
+  SL_GAUGES_FAILED_BY_QUEUE  /* queue, last failure class, failed jobs */
 };
 /* One row: labels may be NULL; strings are valid during the call only. */
 typedef void (*sl_gauge_cb)(void *arg, const char *label1,
@@ -278,6 +326,8 @@ struct sl_replay_filter {
   int64_t since_ms, until_ms;   /* on the time the job finished */
   int include_cancelled;
   int dry_run;                  /* count only; no audit row */
+  const int64_t *job_ids;       /* these jobs only (n_job_ids of them) */
+  size_t n_job_ids;
 };
 int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
               const char *door, int64_t *replayed);

@@ -14,14 +14,6 @@ static const char audit_sql[] =
     "   'failure_class', ?12, 'batch_id', ?13, 'since', ?14, 'until', ?15,"
     "   'include_cancelled', ?16) END, ?5, ?6, ?7)";
 
-/* The replays_apply trigger's UPDATE, for one job (failed or cancelled):
- * same idempotency key, generation + 1, attempts reset. */
-static const char replay_job_sql[] =
-    "UPDATE jobs SET state = 'pending', generation = generation + 1,"
-    " attempts = 0, run_after = ?2, last_class = NULL, last_error = NULL,"
-    " lease_token = NULL, lease_expires = NULL, batch_id = NULL,"
-    " finished_at = NULL, updated_at = ?2"
-    " WHERE id = ?1 AND state IN ('failed', 'cancelled')";
 static const char job_state_sql[] = "SELECT state FROM jobs WHERE id = ?1";
 
 static const char *verb_name(enum sl_dash_verb v) {
@@ -67,20 +59,18 @@ static int audit(struct sl_journal *j, const struct sl_dash_action *a,
                            : sl_journal_fail(j, rc, "recording the action");
 }
 
+/* One failed or cancelled job, through sl_replay's job ids (the replays
+ * audit gets its row too); when nothing matched, say why. */
 static int replay_job(struct sl_journal *j, int64_t id, int64_t *affected) {
-  sqlite3_stmt *st = sl_journal_sql(j, replay_job_sql);
+  struct sl_replay_filter f = {0};
+  sqlite3_stmt *st;
   int rc;
-  if (!st)
-    return SL_DB;
-  sqlite3_bind_int64(st, 1, id);
-  sqlite3_bind_int64(st, 2, sl_now_ms());
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "replaying a job");
-  *affected = sqlite3_changes(j->db);
-  if (*affected)
-    return SL_OK;
+  f.job_ids = &id;
+  f.n_job_ids = 1;
+  f.include_cancelled = 1;
+  rc = sl_replay(j, &f, "api", affected);
+  if (rc != SL_OK || *affected)
+    return rc;
   st = sl_journal_sql(j, job_state_sql);
   if (!st)
     return SL_DB;

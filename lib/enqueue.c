@@ -111,6 +111,12 @@ int sl_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
 
 int sl_enqueue_many(struct sl_journal *j, const struct sl_job_spec *specs,
                     size_t n, int64_t *ids, size_t *bad_index) {
+  return sl_enqueue_many_created(j, specs, n, ids, NULL, bad_index);
+}
+
+int sl_enqueue_many_created(struct sl_journal *j,
+                            const struct sl_job_spec *specs, size_t n,
+                            int64_t *ids, int *created, size_t *bad_index) {
   int64_t now = sl_now_ms(), id;
   size_t i;
   int rc;
@@ -121,7 +127,7 @@ int sl_enqueue_many(struct sl_journal *j, const struct sl_job_spec *specs,
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < n; i++) {
-    rc = insert_one(j, &specs[i], now, &id, NULL);
+    rc = insert_one(j, &specs[i], now, &id, created ? &created[i] : NULL);
     if (rc != SL_OK) {
       char why[sizeof j->errmsg];
       memcpy(why, j->errmsg, sizeof why);

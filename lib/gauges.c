@@ -25,6 +25,15 @@ static const struct {
     {SL_GAUGES_TOKENS_TODAY,
      "SELECT queue, NULL, total_tokens FROM usage_daily"
      " WHERE day = CAST(?1 / 86400000 AS INTEGER)"},
+    {SL_GAUGES_LAG,
+     "SELECT queue, NULL, (?1 - min(run_after)) / 1000.0 FROM jobs"
+     " WHERE state = 'pending' AND run_after <= ?1 GROUP BY 1"},
+    {SL_GAUGES_PAUSED,
+     "SELECT name, 'all', paused FROM queues"
+     " UNION ALL SELECT queue, 'online', online_paused FROM queue_limits"},
+    {SL_GAUGES_FAILED_BY_QUEUE,
+     "SELECT queue, coalesce(last_class, 'unknown'), count(*) FROM jobs"
+     " WHERE state = 'failed' GROUP BY 1, 2"},
 };
 
 int sl_gauges(struct sl_journal *j, enum sl_gauge_set set, sl_gauge_cb cb,

@@ -6,23 +6,84 @@
 #include "internal.h"
 
 void sl_status_free(struct sl_queue_status *st, size_t n) {
-  size_t i;
+  size_t i, k;
   if (!st)
     return;
-  for (i = 0; i < n; i++)
+  for (i = 0; i < n; i++) {
     free(st[i].queue);
+    free(st[i].paused_reason);
+    free(st[i].online_paused_reason);
+    for (k = 0; k < st[i].n_failures; k++)
+      free(st[i].failures[k].failure_class);
+    free(st[i].failures);
+  }
   free(st);
 }
 
+/* Failed jobs by queue and class (the jobs_failed index), attached to the
+ * queues of arr (sorted by name, as both queries are). */
+static int status_failures(struct sl_journal *j, struct sl_queue_status *arr,
+                           size_t len) {
+  static const char sql[] =
+      "SELECT queue, coalesce(last_class, 'unknown'), count(*) FROM jobs"
+      " WHERE state = 'failed' GROUP BY queue, last_class"
+      " ORDER BY queue, 3 DESC, 2";
+  sqlite3_stmt *st = sl_journal_sql(j, sql);
+  size_t q = 0;
+  int rc, oom = 0;
+  if (!st)
+    return SL_DB;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    struct sl_class_count *grown;
+    struct sl_queue_status *qs;
+    while (q < len && strcmp(arr[q].queue, name ? name : "") < 0)
+      q++;
+    if (q == len || strcmp(arr[q].queue, name ? name : "") != 0)
+      continue;
+    qs = &arr[q];
+    grown = realloc(qs->failures, (qs->n_failures + 1) * sizeof *grown);
+    if (!grown) {
+      oom = 1;
+      break;
+    }
+    qs->failures = grown;
+    grown[qs->n_failures].failure_class = sl_column_strdup(st, 1, &oom);
+    grown[qs->n_failures++].count = sqlite3_column_int64(st, 2);
+    if (oom)
+      break;
+  }
+  sqlite3_reset(st);
+  if (oom)
+    return SL_NOMEM;
+  return rc == SQLITE_DONE || rc == SQLITE_ROW
+             ? SL_OK
+             : sl_journal_fail(j, rc, "reading failures by class");
+}
+
 int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
+  /* Every queue with jobs, a row in queues (a pause) or in queue_limits
+   * (an online pause, a budget), with its pauses and today's tokens. */
   static const char *const sql =
-      "SELECT s.queue, s.pending, s.running, s.batched, s.succeeded,"
-      " s.failed, s.cancelled, coalesce(s.lag_ms, -1),"
-      " coalesce(q.paused, 0)"
-      " FROM queue_stats s LEFT JOIN queues q ON q.name = s.queue"
-      " UNION ALL"
-      " SELECT q.name, 0, 0, 0, 0, 0, 0, -1, q.paused FROM queues q"
-      " WHERE q.name NOT IN (SELECT queue FROM queue_stats)"
+      "WITH s AS MATERIALIZED (SELECT * FROM queue_stats),"
+      " names(queue) AS (SELECT queue FROM s"
+      "  UNION SELECT name FROM queues UNION SELECT queue FROM queue_limits)"
+      " SELECT n.queue, coalesce(s.pending, 0), coalesce(s.running, 0),"
+      " coalesce(s.batched, 0), coalesce(s.succeeded, 0),"
+      " coalesce(s.failed, 0), coalesce(s.cancelled, 0),"
+      " coalesce(s.lag_ms, -1), coalesce(q.paused, 0),"
+      " CASE WHEN q.paused THEN q.paused_reason END,"
+      " CASE WHEN q.paused THEN coalesce(q.paused_at, 0) ELSE 0 END,"
+      " coalesce(l.online_paused, 0),"
+      " CASE WHEN l.online_paused THEN l.online_paused_reason END,"
+      " CASE WHEN l.online_paused THEN coalesce(l.online_paused_at, 0)"
+      "  ELSE 0 END,"
+      " coalesce((SELECT total_tokens FROM usage_daily u"
+      "  WHERE u.queue = n.queue AND u.day = ?1 / 86400000), 0),"
+      " coalesce(l.tokens_per_day, -1)"
+      " FROM names n LEFT JOIN s ON s.queue = n.queue"
+      " LEFT JOIN queues q ON q.name = n.queue"
+      " LEFT JOIN queue_limits l ON l.queue = n.queue"
       " ORDER BY 1";
   struct sl_queue_status *arr = NULL, *grown;
   sqlite3_stmt *st = NULL;
@@ -34,6 +95,7 @@ int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
   st = sl_journal_sql(j, sql);
   if (!st)
     return SL_DB;
+  sqlite3_bind_int64(st, 1, sl_now_ms());
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     struct sl_queue_status *q;
     if (len == cap) {
@@ -56,6 +118,15 @@ int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
     q->cancelled = sqlite3_column_int64(st, 6);
     q->oldest_pending_age_ms = sqlite3_column_int64(st, 7);
     q->paused = sqlite3_column_int(st, 8);
+    q->paused_reason = sl_column_strdup(st, 9, &oom);
+    q->paused_at = sqlite3_column_int64(st, 10);
+    q->online_paused = sqlite3_column_int(st, 11);
+    q->online_paused_reason = sl_column_strdup(st, 12, &oom);
+    q->online_paused_at = sqlite3_column_int64(st, 13);
+    q->tokens_today = sqlite3_column_int64(st, 14);
+    q->tokens_per_day = sqlite3_column_int64(st, 15);
+    if (!q->queue)
+      oom = 1;
   }
   if (oom) {
     sqlite3_reset(st);
@@ -69,6 +140,11 @@ int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
     return rc;
   }
   sqlite3_reset(st);
+  rc = status_failures(j, arr, len);
+  if (rc != SL_OK) {
+    sl_status_free(arr, len);
+    return rc;
+  }
   *out = arr;
   *n = len;
   return SL_OK;
@@ -90,6 +166,8 @@ void sl_job_info_free(struct sl_job_info *i) {
   free(i->result_body);
   free(i->request_id);
   free(i->metadata);
+  free(i->output_text);
+  free(i->output_json);
   memset(i, 0, sizeof *i);
 }
 
@@ -101,7 +179,10 @@ int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
       " j.partition, j.urgency, j.state, j.endpoint, j.model, j.body,"
       " j.idempotency_key, j.last_class, j.last_error, r.job_id IS NOT NULL,"
       " coalesce(r.http_status, 0), coalesce(r.input_tokens, -1),"
-      " coalesce(r.output_tokens, -1), r.body, r.request_id, j.metadata"
+      " coalesce(r.output_tokens, -1), r.body, r.request_id, j.metadata,"
+      /* scalar subqueries: a LEFT JOIN would materialize the whole view */
+      " (SELECT output_text FROM job_outputs WHERE job_id = ?1),"
+      " (SELECT output_json FROM job_outputs WHERE job_id = ?1)"
       " FROM jobs j LEFT JOIN results r ON r.job_id = j.id WHERE j.id = ?1";
   struct sl_job_info i;
   sqlite3_stmt *st = NULL;
@@ -152,6 +233,8 @@ int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
   i.result_body = sl_column_strdup(st, 24, &oom);
   i.request_id = sl_column_strdup(st, 25, &oom);
   i.metadata = sl_column_strdup(st, 26, &oom);
+  i.output_text = sl_column_strdup(st, 27, &oom);
+  i.output_json = sl_column_strdup(st, 28, &oom);
   sqlite3_reset(st);
   if (oom) {
     sl_job_info_free(&i);
@@ -168,8 +251,8 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
               const char *door, int64_t *replayed) {
   static const char *const insert_sql =
       "INSERT INTO replays (queue, partition, failure_class, batch_id, since,"
-      " until, include_cancelled, door, requested_at)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+      " until, include_cancelled, door, requested_at, job_ids)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
   static const char *const count_sql =
       "SELECT count(*) FROM jobs"
       " WHERE (state = 'failed' OR (state = 'cancelled' AND ?7))"
@@ -177,13 +260,14 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
       " AND (?3 IS NULL OR last_class = ?3)"
       " AND (?4 IS NULL OR batch_id = ?4)"
       " AND (?5 IS NULL OR finished_at >= ?5)"
-      " AND (?6 IS NULL OR finished_at < ?6) AND ?8 IS ?8 AND ?9 IS ?9";
+      " AND (?6 IS NULL OR finished_at < ?6) AND ?8 IS ?8 AND ?9 IS ?9"
+      " AND (?10 IS NULL OR id IN (SELECT value FROM json_each(?10)))";
   static const char replayed_sql[] =
       "SELECT replayed FROM replays WHERE id = ?1";
   sqlite3_stmt *st = NULL;
   int rc;
 
-  if (!j || !f)
+  if (!j || !f || (f->n_job_ids && !f->job_ids))
     return SL_INVAL;
   if (!door)
     door = "api";
@@ -199,6 +283,21 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
   sqlite3_bind_int(st, 7, f->include_cancelled ? 1 : 0);
   sl_bind_text(st, 8, door);
   sqlite3_bind_int64(st, 9, sl_now_ms());
+  if (f->n_job_ids) {
+    sqlite3_str *ids = sqlite3_str_new(NULL);
+    size_t i;
+    sqlite3_str_appendchar(ids, 1, '[');
+    for (i = 0; i < f->n_job_ids; i++)
+      sqlite3_str_appendf(ids, "%s%lld", i ? "," : "",
+                          (long long)f->job_ids[i]);
+    sqlite3_str_appendchar(ids, 1, ']');
+    if (sqlite3_str_errcode(ids) != SQLITE_OK) {
+      sqlite3_free(sqlite3_str_finish(ids));
+      sqlite3_reset(st);
+      return SL_NOMEM;
+    }
+    sqlite3_bind_text(st, 10, sqlite3_str_finish(ids), -1, sqlite3_free);
+  }
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) { /* dry run: the count */
     if (replayed)

@@ -180,9 +180,19 @@ int sl_counts_get(struct sl_counts *c, int64_t newer_than_ms,
   } else if (c->nq && !(qs = calloc(c->nq, sizeof *qs))) {
     rc = SL_NOMEM;
   } else {
+    /* The counts only, field by field: the struct's strings and arrays
+     * stay with the thread's copy (calloc left them NULL here). */
     for (i = 0; i < c->nq && rc == SL_OK; i++) {
-      qs[i] = c->qs[i];
-      if (!(qs[i].queue = strdup(c->qs[i].queue)))
+      const struct sl_queue_status *q = &c->qs[i];
+      qs[i].pending = q->pending;
+      qs[i].running = q->running;
+      qs[i].batched = q->batched;
+      qs[i].succeeded = q->succeeded;
+      qs[i].failed = q->failed;
+      qs[i].cancelled = q->cancelled;
+      qs[i].oldest_pending_age_ms = q->oldest_pending_age_ms;
+      qs[i].paused = q->paused;
+      if (!(qs[i].queue = strdup(q->queue)))
         rc = SL_NOMEM;
     }
     if (rc != SL_OK) {

@@ -120,7 +120,8 @@ int sl_counts_start(struct sl_counts **out, const char *journal,
 void sl_counts_stop(struct sl_counts *c);
 /* Count again soon (after an action). */
 void sl_counts_invalidate(struct sl_counts *c);
-/* A copy of the latest counts (free with sl_status_free), taken at *at_ms,
+/* A copy of the latest counts (name, the six counts, lag, paused; the
+ * other fields zero; free with sl_status_free), taken at *at_ms,
  * after newer_than_ms: waits (bounded) for a count when there is none yet
  * or the latest is older. SL_DB with the reason in err when none came. */
 int sl_counts_get(struct sl_counts *c, int64_t newer_than_ms,

@@ -1,10 +1,9 @@
-/* page_jobs.c: job search and job detail (body, result, output, every
- * attempt with its per-hop timings drawn as a bar). */
+/* page_jobs.c: job search (sl_jobs_find, as `sluice jobs`) and job detail
+ * (sl_job_get and sl_job_attempts, as `sluice show`: body, outputs,
+ * result, every attempt with its per-hop timings drawn as a bar). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <cjson/cJSON.h>
 
 #include "dash.h"
 #include "sluice_dash.h"
@@ -219,38 +218,6 @@ void sl_page_jobs(struct sl_req *r) {
   sl_page_end(r);
 }
 
-/* The text of a result, the way a person reads it: Responses API
- * output_text parts, else chat or completions choices. */
-static void output_text(struct sl_hbuf *b, const char *body) {
-  cJSON *root = body ? cJSON_Parse(body) : NULL, *it, *part;
-  const cJSON *t;
-  int any = 0;
-  if (!root)
-    return;
-  cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "output")) {
-    cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(it, "content")) {
-      t = cJSON_GetObjectItemCaseSensitive(part, "text");
-      if (cJSON_IsString(t)) {
-        sl_hb_esc(b, t->valuestring);
-        any = 1;
-      }
-    }
-  }
-  cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "choices")) {
-    t = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(it, "message"), "content");
-    if (!cJSON_IsString(t))
-      t = cJSON_GetObjectItemCaseSensitive(it, "text");
-    if (cJSON_IsString(t)) {
-      sl_hb_esc(b, t->valuestring);
-      any = 1;
-    }
-  }
-  if (!any)
-    sl_hb_put(b, "<span class=\"muted\">(no text output)</span>");
-  cJSON_Delete(root);
-}
-
 static void row(struct sl_req *r, const char *k, const char *v) {
   sl_hb_put(r->b, "<tr><th>%s</th><td>", k);
   sl_hb_esc(r->b, v ? v : "-");
@@ -370,9 +337,19 @@ void sl_page_job(struct sl_req *r) {
   sl_hb_esc(r->b, ji.body);
   sl_hb_put(r->b, "</pre>");
   if (ji.has_result) {
+    /* The job_outputs view, as `sluice show` prints it. */
     sl_hb_put(r->b, "<h2>Output</h2><pre id=\"output\">");
-    output_text(r->b, ji.result_body);
-    sl_hb_put(r->b, "</pre><h2>Result</h2><p>HTTP %lld, request <code>",
+    if (ji.output_text)
+      sl_hb_esc(r->b, ji.output_text);
+    else
+      sl_hb_put(r->b, "<span class=\"muted\">(no text output)</span>");
+    sl_hb_put(r->b, "</pre>");
+    if (ji.output_json) {
+      sl_hb_put(r->b, "<h2>Output as JSON</h2><pre id=\"output-json\">");
+      sl_hb_esc(r->b, ji.output_json);
+      sl_hb_put(r->b, "</pre>");
+    }
+    sl_hb_put(r->b, "<h2>Result</h2><p>HTTP %lld, request <code>",
            (long long)ji.result_status);
     sl_hb_esc(r->b, ji.request_id ? ji.request_id : "-");
     sl_hb_put(r->b, "</code>, tokens in %lld, out %lld</p><pre id=\"result\">",

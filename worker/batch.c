@@ -28,6 +28,7 @@
 #include "classify.h"
 #include "log.h"
 #include "online.h"
+#include "output_check.h"
 
 #define container_of(ptr, type, member) \
   ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -84,6 +85,7 @@ struct ingest {
 
 struct sl_batch_route {
   struct sl_batch_env env;
+  uint64_t n_succeeded, n_retried, n_failed; /* lines applied, by outcome */
   uv_timer_t timer;
   int timer_open, stopping;
   uint64_t tick_ms;
@@ -115,7 +117,7 @@ struct sl_batch_route {
   enum op op;
   int64_t op_batch;
   struct sl_http_request req;
-  const char *headers[4];
+  const char *headers[4 + 16]; /* + extra_headers (batch.h) */
   char idem[160];
   char url[1024];
   char *body;
@@ -219,6 +221,9 @@ static int send_req(struct sl_batch_route *r, enum op op, int64_t batch,
   int h = 0, rc;
   if (r->env.auth_header)
     r->headers[h++] = r->env.auth_header;
+  for (size_t x = 0; r->env.extra_headers && r->env.extra_headers[x] &&
+                     x < 16; x++)
+    r->headers[h++] = r->env.extra_headers[x];
   if (json_body)
     r->headers[h++] = "Content-Type: application/json";
   if (op == OP_CREATE)
@@ -731,10 +736,17 @@ static int flush_lines(struct sl_batch_route *r) {
     return -1;
   }
   for (i = 0; i < in->npend; i++) {
-    if (in->lines[i].rc == SL_OK)
+    if (in->lines[i].rc == SL_OK) {
       in->applied++;
-    else
+      if (in->lines[i].outcome == SL_OUTCOME_SUCCESS)
+        r->n_succeeded++;
+      else if (in->lines[i].outcome == SL_OUTCOME_RETRY)
+        r->n_retried++;
+      else
+        r->n_failed++;
+    } else {
       in->skipped++;
+    }
   }
   pend_clear(in);
   if (!in->flushed_once) {
@@ -742,6 +754,27 @@ static int flush_lines(struct sl_batch_route *r) {
     crash_point(r, "during_ingest");
   }
   return 0;
+}
+
+/* A success line whose request carried a JSON schema and whose output is
+ * not it becomes invalid_output, as on the online route (output_check.h):
+ * retried once, then failed. The request is read back from the journal. */
+static void check_output(struct sl_batch_route *r, struct sl_batch_parsed *p) {
+  struct sl_batch_line *l = &p->line;
+  struct sl_job_info info;
+  if (l->outcome != SL_OUTCOME_SUCCESS || !l->body ||
+      sl_job_get(r->env.j, l->job_id, &info) != SL_OK)
+    return;
+  if (info.generation == l->generation &&
+      sl_output_invalid(info.endpoint, info.body, l->body, l->body_len,
+                        p->why, sizeof p->why)) {
+    l->failure_class = sl_failclass_name(SL_FC_INVALID_OUTPUT);
+    l->error = p->why;
+    l->outcome = info.attempts > SL_INVALID_OUTPUT_RETRIES
+                     ? SL_OUTCOME_FAIL
+                     : SL_OUTCOME_RETRY;
+  }
+  sl_job_info_free(&info);
 }
 
 /* One line; `ended`: it had its newline (a last line without one that does
@@ -782,6 +815,7 @@ static int handle_line(struct sl_batch_route *r, const char *p, size_t n,
            (long long)in->lineno, err);
     return 0;
   }
+  check_output(r, &in->pend[in->npend]);
   in->seen++;
   if (++in->npend == INGEST_CHUNK)
     return flush_lines(r);
@@ -1683,4 +1717,12 @@ int sl_batch_route_busy(const struct sl_batch_route *r) {
       busy = 1;
   sl_batch_info_free(b, n);
   return busy;
+}
+
+void sl_batch_route_counts(const struct sl_batch_route *r,
+                           uint64_t *succeeded, uint64_t *retried,
+                           uint64_t *failed) {
+  *succeeded = r ? r->n_succeeded : 0;
+  *retried = r ? r->n_retried : 0;
+  *failed = r ? r->n_failed : 0;
 }

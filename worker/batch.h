@@ -144,6 +144,8 @@ struct sl_batch_env {
   const struct sl_batch_config *cfg;
   const char *base_url;
   const char *auth_header;      /* "Authorization: Bearer ..." or NULL */
+  const char *const *extra_headers; /* --header lines, NULL-terminated, at
+                                   most 16; NULL: none */
   const char *const *queues;    /* NULL: every queue */
   int64_t lease_ms;             /* batch lease, heartbeated */
   long timeout_ms;              /* one API call (uploads and downloads
@@ -172,5 +174,11 @@ void sl_batch_route_free(struct sl_batch_route *r);
  * queued cancel or delete, or an open batch it holds or may adopt
  * (--exit-when-idle waits for these). Reads the journal. */
 int sl_batch_route_busy(const struct sl_batch_route *r);
+
+/* Outcomes this route recorded from batch output and error lines, for the
+ * worker's closing summary (safe on NULL: zeros). */
+void sl_batch_route_counts(const struct sl_batch_route *r,
+                           uint64_t *succeeded, uint64_t *retried,
+                           uint64_t *failed);
 
 #endif

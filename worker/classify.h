@@ -34,7 +34,8 @@ enum sl_backoff_source {
   XX(BATCH_EXPIRED, "batch_expired", 1, SL_BACKOFF_NONE, 0, 0)               \
   XX(BATCH_FAILED, "batch_failed", 0, SL_BACKOFF_NONE, 0, 0)                 \
   XX(DEADLINE_EXCEEDED, "deadline_exceeded", 0, SL_BACKOFF_NONE, 0, 0)       \
-  XX(CANCELLED, "cancelled", 0, SL_BACKOFF_NONE, 0, 0)
+  XX(CANCELLED, "cancelled", 0, SL_BACKOFF_NONE, 0, 0)                       \
+  XX(INVALID_OUTPUT, "invalid_output", 1, SL_BACKOFF_EXP, 0, 0)
 
 enum sl_failclass {
   SL_FC_NONE = 0, /* success */

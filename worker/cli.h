@@ -16,7 +16,8 @@ enum sl_exit {
   SL_EXIT_FAILED = 1,  /* the operation was refused or partly failed */
   SL_EXIT_USAGE = 2,   /* bad command line */
   SL_EXIT_JOURNAL = 3, /* the journal could not be opened or written */
-  SL_EXIT_CONFIG = 4   /* bad configuration or environment */
+  SL_EXIT_CONFIG = 4,  /* bad configuration or environment */
+  SL_EXIT_TIMEOUT = 5  /* sluice wait: the jobs were not final in time */
 };
 
 /* --journal, else $SLUICE_JOURNAL, else ./sluice.db. */
@@ -52,6 +53,28 @@ int sl_cmd_enqueue(int argc, char **argv);
 int sl_cmd_status(int argc, char **argv);
 int sl_cmd_show(int argc, char **argv);
 int sl_cmd_jobs(int argc, char **argv);
+int sl_cmd_wait(int argc, char **argv);
+
+/* The strings one --envelope line owns (cli_envelope.c). */
+#define SL_ENVELOPE_STRINGS 8
+struct sl_envelope {
+  char *s[SL_ENVELOPE_STRINGS];
+  size_t n;
+};
+/*
+ * Parse one `enqueue --envelope` line into *out: base's fields, overridden
+ * by the line's. out's strings live in env until sl_envelope_free. Returns
+ * 0, or -1 with the reason in why.
+ */
+int sl_envelope_parse(const char *line, const struct sl_job_spec *base,
+                      int64_t now, struct sl_job_spec *out,
+                      struct sl_envelope *env, char *why, size_t whylen);
+void sl_envelope_free(struct sl_envelope *env);
+
+/* Wait for the jobs (sl_wait) and print each outcome, text or JSON;
+ * returns the exit status of `sluice wait`. */
+int sl_cli_wait_print(struct sl_journal *j, const int64_t *ids, size_t n,
+                      int64_t timeout_ms, int json);
 int sl_cmd_cancel(int argc, char **argv);
 int sl_cmd_replay(int argc, char **argv);
 int sl_cmd_pause(int argc, char **argv);

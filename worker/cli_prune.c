@@ -61,6 +61,8 @@ int sl_cmd_prune(int argc, char **argv) {
     }
   }
   if (optind != argc) {
+    fprintf(stderr, "sluice prune: unexpected argument '%s' (the age is "
+                    "--older-than DURATION)\n", argv[optind]);
     fputs(prune_usage, stderr);
     return SL_EXIT_USAGE;
   }

@@ -277,6 +277,10 @@ int sl_cmd_budget(int argc, char **argv) {
     }
   }
   if (optind + 1 != argc || !argv[optind][0]) {
+    fprintf(stderr, "sluice budget: %s\n",
+            optind == argc         ? "name the queue"
+            : optind + 1 != argc   ? "one queue at a time"
+                                   : "the queue name is empty");
     fputs(budget_usage, stderr);
     return SL_EXIT_USAGE;
   }

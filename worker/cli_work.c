@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -12,6 +13,7 @@
 #include "esc.h"
 #include "log.h"
 #include "rlimit.h"
+#include "work_checks.h"
 #include "worker.h"
 
 static const char usage[] =
@@ -29,9 +31,20 @@ static const char usage[] =
     "      --max-connections N   connections at most (default: concurrency,\n"
     "                            up to 256; HTTP/2 multiplexes on fewer)\n"
     "      --base-url URL        API base (default $OPENAI_BASE_URL, else\n"
-    "                            https://api.openai.com/v1)\n"
+    "                            https://api.openai.com/v1); with or without\n"
+    "                            /v1; a query string (?api-version=...) is\n"
+    "                            kept after the joined path\n"
     "      --api-key-file PATH   read the API key from PATH (default\n"
-    "                            $OPENAI_API_KEY)\n"
+    "                            $OPENAI_API_KEY). A key is required when\n"
+    "                            the base URL's host is api.openai.com or\n"
+    "                            ends in .openai.azure.com; other servers\n"
+    "                            (vLLM, Ollama, a gateway) may need none\n"
+    "      --auth-header NAME    how the key is sent: authorization\n"
+    "                            (Authorization: Bearer KEY, default) or\n"
+    "                            api-key (api-key: KEY, Azure OpenAI)\n"
+    "      --header 'N: V'       send this header with every API call\n"
+    "                            (repeatable; e.g. OpenAI-Organization,\n"
+    "                            OpenAI-Project)\n"
     "      --lease DURATION      claim lease, heartbeated (default 5m); at\n"
     "                            least 1s and 4 x --poll. A worker that starts\n"
     "                            takes back at once the leases and batches of\n"
@@ -96,6 +109,11 @@ static const char usage[] =
     "\n"
     "DURATION: 500ms, 30s, 5m, 1h (a bare number is seconds).\n"
     "Logs are JSON lines on stderr. The API key is never logged or stored.\n"
+    "Checked at startup (exit 2 with the reason; 4 when the setting came\n"
+    "from the config file or environment): the base URL is http(s) with a\n"
+    "host, --backoff-base is not above --backoff-cap, no --queue is empty,\n"
+    "the metrics port is free, and a key is there when the base URL needs\n"
+    "one (exit 4: it comes from the environment).\n"
     "Exit status: 0 stopped cleanly, 2 usage, 3 journal error,\n"
     "4 configuration error.\n";
 
@@ -176,7 +194,7 @@ int sl_cmd_work(int argc, char **argv) {
          OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL, OPT_CONFIG, OPT_LOGFILE,
          OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH,
          OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY, OPT_SPILL, OPT_STALL, OPT_FBYTE,
-         OPT_BTOKLIM, OPT_DASHBOARD };
+         OPT_BTOKLIM, OPT_HEADER, OPT_AUTHHDR, OPT_DASHBOARD };
   static const struct option opts[] = {
       SL_STORM_LONGOPTS, /* storm control (storm.h) */
       {"journal", required_argument, NULL, 'j'},
@@ -186,6 +204,8 @@ int sl_cmd_work(int argc, char **argv) {
       {"max-connections", required_argument, NULL, OPT_MAXCONN},
       {"base-url", required_argument, NULL, OPT_BASE},
       {"api-key-file", required_argument, NULL, OPT_KEYFILE},
+      {"header", required_argument, NULL, OPT_HEADER},
+      {"auth-header", required_argument, NULL, OPT_AUTHHDR},
       {"lease", required_argument, NULL, OPT_LEASE},
       {"timeout", required_argument, NULL, OPT_TIMEOUT},
       {"connect-timeout", required_argument, NULL, OPT_CTIMEOUT},
@@ -222,16 +242,21 @@ int sl_cmd_work(int argc, char **argv) {
   char cfgerr[700], e[SL_ESC_NAME]; /* e: a bad value, escaped */
   const char *origin = NULL;
   const char *journal = NULL, *key_file = NULL, *env;
-  const char **queues = NULL;
-  size_t nq = 0;
+  const char **queues = NULL, **headers = NULL;
+  const char *base_origin = NULL, *backoff_origin = NULL,
+             *metrics_origin = NULL;
+  size_t nq = 0, nh = 0;
+  char why[400];
   char *key = NULL;
   long long v;
   int c, rc, ret = SL_EXIT_USAGE;
 
   sl_worker_config_defaults(&cfg);
   env = getenv("OPENAI_BASE_URL");
-  if (env && env[0])
+  if (env && env[0]) {
     cfg.base_url = env;
+    base_origin = "$OPENAI_BASE_URL";
+  }
   if (sl_config_build_argv("work", opts, sl_config_path(argc, argv), argc,
                            argv, &m, cfgerr, sizeof cfgerr) != 0) {
     fputs("sluice work: ", stderr);
@@ -242,7 +267,10 @@ int sl_cmd_work(int argc, char **argv) {
   argc = m.argc;
   argv = m.argv;
   queues = calloc((size_t)argc + 1, sizeof *queues);
-  if (!queues) {
+  headers = calloc((size_t)argc + 1, sizeof *headers);
+  if (!queues || !headers) {
+    free(queues);
+    free(headers);
     sl_argv_free(&m);
     return SL_EXIT_FAILED;
   }
@@ -251,7 +279,38 @@ int sl_cmd_work(int argc, char **argv) {
     origin = optind > 0 ? m.origin[optind - 1] : NULL;
     switch (c) {
     case 'j': journal = optarg; break;
-    case 'q': queues[nq++] = optarg; break;
+    case 'q':
+      if (!optarg[0]) {
+        fprintf(stderr, "sluice work: --queue is empty; name a queue (or "
+                        "leave --queue out for every queue)\n");
+        goto out;
+      }
+      queues[nq++] = optarg;
+      break;
+    case OPT_HEADER:
+      if (sl_work_check_header(optarg, why, sizeof why) != 0) {
+        fprintf(stderr, "sluice work: %s\n", why);
+        goto out;
+      }
+      if (nh == SL_MAX_EXTRA_HEADERS) {
+        fprintf(stderr, "sluice work: at most %d --header lines\n",
+                SL_MAX_EXTRA_HEADERS);
+        goto out;
+      }
+      headers[nh++] = optarg;
+      break;
+    case OPT_AUTHHDR:
+      if (strcasecmp(optarg, "api-key") == 0) {
+        cfg.auth_api_key = 1;
+      } else if (strcasecmp(optarg, "authorization") == 0) {
+        cfg.auth_api_key = 0;
+      } else {
+        fprintf(stderr, "sluice work: --auth-header wants authorization "
+                        "(Authorization: Bearer KEY, the default) or api-key "
+                        "(Azure OpenAI), got '%s'\n", optarg);
+        goto out;
+      }
+      break;
     case 'c':
     case OPT_BATCH:
     case OPT_MAXCONN:
@@ -270,7 +329,10 @@ int sl_cmd_work(int argc, char **argv) {
       else
         cfg.max_connections = (long)v;
       break;
-    case OPT_BASE: cfg.base_url = optarg; break;
+    case OPT_BASE:
+      cfg.base_url = optarg;
+      base_origin = origin;
+      break;
     case OPT_KEYFILE: key_file = optarg; break;
     case OPT_LEASE: if (duration("lease", optarg, &cfg.lease_ms)) goto out; break;
     case OPT_TIMEOUT:
@@ -299,10 +361,12 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_BBASE:
       if (duration("backoff-base", optarg, &cfg.online.backoff_base_ms))
         goto out;
+      backoff_origin = origin;
       break;
     case OPT_BCAP:
       if (duration("backoff-cap", optarg, &cfg.online.backoff_cap_ms))
         goto out;
+      backoff_origin = origin;
       break;
     case OPT_RACAP:
       if (duration("retry-after-cap", optarg,
@@ -332,6 +396,7 @@ int sl_cmd_work(int argc, char **argv) {
         goto out;
       }
       cfg.metrics_port = (int)v;
+      metrics_origin = origin;
       break;
     case OPT_DASHBOARD:
       if (sl_cli_parse_int(optarg, 0, 65535, &v) != 0) {
@@ -406,13 +471,33 @@ int sl_cmd_work(int argc, char **argv) {
     fprintf(stderr, "sluice work: unexpected argument '%s'\n", argv[optind]);
     goto out;
   }
-  {
-    char why[400];
-    if (sl_worker_check_lease(&cfg, why, sizeof why) != 0) {
-      fprintf(stderr, "sluice work: %s\n", why);
-      goto out; /* usage: a bad option value */
-    }
+  /* Startup checks: each stops here with its reason (exit 2, or 4 when
+   * the setting came from the config file or the environment). */
+  origin = NULL;
+  if (sl_worker_check_lease(&cfg, why, sizeof why) != 0) {
+    fprintf(stderr, "sluice work: %s\n", why);
+    goto out; /* usage: a bad option value */
   }
+  if (sl_work_check_url(cfg.base_url, why, sizeof why) != 0) {
+    fprintf(stderr, "sluice work: %s\n", why);
+    origin = base_origin;
+    goto out;
+  }
+  if (cfg.online.backoff_base_ms > cfg.online.backoff_cap_ms) {
+    fprintf(stderr, "sluice work: --backoff-base (%lld ms) is above "
+                    "--backoff-cap (%lld ms); the base must not exceed the "
+                    "cap\n", (long long)cfg.online.backoff_base_ms,
+            (long long)cfg.online.backoff_cap_ms);
+    origin = backoff_origin;
+    goto out;
+  }
+  if (sl_work_port_free(cfg.metrics_port, why, sizeof why) != 0) {
+    fprintf(stderr, "sluice work: %s (another worker on this host? give "
+                    "each its own port, or 0 for any)\n", why);
+    origin = metrics_origin;
+    goto out;
+  }
+  cfg.headers = nh ? headers : NULL;
   cfg.journal = sl_cli_journal_path(journal);
   cfg.config_file = sl_config_path(argc, argv);
   cfg.queues = nq ? queues : NULL;
@@ -429,9 +514,11 @@ int sl_cmd_work(int argc, char **argv) {
   } else if ((env = getenv("OPENAI_API_KEY")) && env[0]) {
     key = strdup(env);
   }
-  if (!key && strstr(cfg.base_url, "api.openai.com")) {
-    fprintf(stderr, "sluice work: no API key: set OPENAI_API_KEY or pass "
-                    "--api-key-file (or point --base-url at a mock)\n");
+  if (!key && sl_work_url_needs_key(cfg.base_url)) {
+    fprintf(stderr, "sluice work: no API key: %s needs one (a key is "
+                    "required for api.openai.com and *.openai.azure.com); "
+                    "set OPENAI_API_KEY or pass --api-key-file\n",
+            cfg.base_url);
     ret = SL_EXIT_CONFIG;
     goto out;
   }
@@ -457,5 +544,6 @@ out:
     free(key);
   }
   free(queues);
+  free(headers);
   return ret;
 }

@@ -93,18 +93,16 @@ static void redact(char *msg) {
   }
 }
 
-void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
-                  const char *fmt, ...) {
-  char msg[1024], line[2400], ts[40];
+static void write_line(enum sl_log_level lvl, int64_t job, int64_t attempt,
+                       const struct sl_log_attempt *a, const char *fmt,
+                       va_list ap) {
+  char msg[1024], line[2800], ts[40], rid[256];
   struct timeval tv;
   struct tm tm;
   size_t pos;
-  va_list ap;
   int saved = errno;
 
-  va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
   redact(msg);
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
@@ -116,6 +114,34 @@ void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
     pos += (size_t)snprintf(line + pos, sizeof line - pos,
                             "\"job\":%lld,\"attempt\":%lld,", (long long)job,
                             (long long)attempt);
+  if (a) { /* fields a log pipeline can filter on without parsing msg */
+    pos += (size_t)snprintf(line + pos, sizeof line - pos, "\"class\":");
+    if (a->failure_class) {
+      line[pos++] = '"';
+      pos = put_escaped(line, pos, sizeof line - 600, a->failure_class);
+      line[pos++] = '"';
+    } else {
+      pos += (size_t)snprintf(line + pos, sizeof line - pos, "null");
+    }
+    if (a->http_status > 0)
+      pos += (size_t)snprintf(line + pos, sizeof line - pos,
+                              ",\"http_status\":%ld,", a->http_status);
+    else
+      pos += (size_t)snprintf(line + pos, sizeof line - pos,
+                              ",\"http_status\":null,");
+    pos += (size_t)snprintf(line + pos, sizeof line - pos,
+                            "\"request_id\":");
+    if (a->request_id) {
+      snprintf(rid, sizeof rid, "%s", a->request_id);
+      redact(rid);
+      line[pos++] = '"';
+      pos = put_escaped(line, pos, sizeof line - 600, rid);
+      line[pos++] = '"';
+      line[pos++] = ',';
+    } else {
+      pos += (size_t)snprintf(line + pos, sizeof line - pos, "null,");
+    }
+  }
   pos += (size_t)snprintf(line + pos, sizeof line - pos, "\"msg\":\"");
   pos = put_escaped(line, pos, sizeof line - 3, msg);
   line[pos++] = '"';
@@ -126,4 +152,21 @@ void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
     /* Nowhere left to report it. */
   }
   errno = saved;
+}
+
+void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
+                  const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  write_line(lvl, job, attempt, NULL, fmt, ap);
+  va_end(ap);
+}
+
+void sl_log_attempt_write(enum sl_log_level lvl, int64_t job,
+                          int64_t attempt, const struct sl_log_attempt *a,
+                          const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  write_line(lvl, job, attempt, a, fmt, ap);
+  va_end(ap);
 }

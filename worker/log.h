@@ -1,6 +1,7 @@
 /*
  * log.h: the only writer of log lines. One JSON object per line on stderr
- * (journald friendly): {"ts","level","msg", optional "job","attempt"}.
+ * (journald friendly): {"ts","level","msg", optional "job","attempt",
+ * and for an attempt's outcome "class","http_status","request_id"}.
  * The level is checked before arguments are formatted. A registered secret
  * (the API key) is replaced by "[REDACTED]" in every line (invariant 7).
  */
@@ -31,6 +32,23 @@ int sl_log_open(const char *path);
 void sl_log_write(enum sl_log_level lvl, int64_t job, int64_t attempt,
                   const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* What a line about one attempt carries as fields of its own. */
+struct sl_log_attempt {
+  const char *failure_class; /* NULL: the attempt succeeded (null) */
+  long http_status;          /* <= 0: none (null) */
+  const char *request_id;    /* NULL: none (null) */
+};
+void sl_log_attempt_write(enum sl_log_level lvl, int64_t job,
+                          int64_t attempt, const struct sl_log_attempt *a,
+                          const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+#define sl_log_attempt(lvl, job, attempt, a, ...)                              \
+  do {                                                                         \
+    if ((lvl) >= sl_log_threshold)                                             \
+      sl_log_attempt_write((lvl), (job), (attempt), (a), __VA_ARGS__);         \
+  } while (0)
 
 #define sl_log(lvl, ...)                                                       \
   do {                                                                         \

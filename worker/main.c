@@ -19,6 +19,7 @@ static const char usage[] =
     "  status    jobs per queue and state, lag, pauses\n"
     "  show      one job with its attempts and result\n"
     "  jobs      list and find jobs (by state, queue, class, metadata...)\n"
+    "  wait      block until jobs are final and print their results\n"
     "  cancel    cancel pending or batched jobs\n"
     "  replay    send failed jobs again (by queue, partition, class...)\n"
     "  pause     stop claiming a queue's jobs\n"
@@ -29,14 +30,16 @@ static const char usage[] =
     "  dashboard web pages over the journal (and its actions)\n"
     "\n"
     "Every command takes --journal PATH (default $SLUICE_JOURNAL, else\n"
-    "./sluice.db) and --help. `sluice COMMAND --help` describes each one.\n"
+    "./sluice.db) and --help. `sluice COMMAND --help` (or `sluice help\n"
+    "COMMAND`) describes each one.\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
     "  -V, --version  print the version\n"
     "\n"
     "Exit status: 0 success, 1 the operation was refused or partly failed,\n"
-    "2 usage error, 3 journal error, 4 configuration error.\n";
+    "2 usage error, 3 journal error, 4 configuration error, 5 timed out\n"
+    "(sluice wait).\n";
 
 static const struct {
   const char *name;
@@ -48,17 +51,19 @@ static const struct {
     {"replay", sl_cmd_replay},   {"pause", sl_cmd_pause},
     {"resume", sl_cmd_resume},   {"rescue", sl_cmd_rescue},
     {"prune", sl_cmd_prune},     {"budget", sl_cmd_budget},
-    {"jobs", sl_cmd_jobs},       {"dashboard", sl_cmd_dashboard},
+    {"jobs", sl_cmd_jobs},       {"wait", sl_cmd_wait},
+    {"dashboard", sl_cmd_dashboard},
 };
 
 int main(int argc, char **argv) {
+  static char prog[64];
   size_t i;
   if (argc < 2) {
     fputs(usage, stderr);
     return SL_EXIT_USAGE;
   }
   if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-      strcmp(argv[1], "help") == 0) {
+      (strcmp(argv[1], "help") == 0 && argc == 2)) {
     fputs(usage, stdout);
     return SL_EXIT_OK;
   }
@@ -66,9 +71,24 @@ int main(int argc, char **argv) {
     printf("sluice %s (schema %d)\n", SL_VERSION, sl_schema_latest());
     return SL_EXIT_OK;
   }
+  /* `sluice help CMD` is `sluice CMD --help`. */
+  if (strcmp(argv[1], "help") == 0 && argc == 3) {
+    static char help_flag[] = "--help";
+    char *hv[3] = {argv[2], help_flag, NULL};
+    for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+      if (strcmp(argv[2], commands[i].name) == 0)
+        return commands[i].fn(2, hv);
+    fprintf(stderr, "sluice: no command '%s'; see `sluice --help`\n",
+            argv[2]);
+    return SL_EXIT_USAGE;
+  }
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (strcmp(argv[1], commands[i].name) == 0)
+    if (strcmp(argv[1], commands[i].name) == 0) {
+      /* getopt names the program in its messages: "sluice enqueue: ..." */
+      snprintf(prog, sizeof prog, "sluice %s", argv[1]);
+      argv[1] = prog;
       return commands[i].fn(argc - 1, argv + 1);
+    }
   fprintf(stderr, "sluice: unknown command '%s'; see `sluice --help`\n",
           argv[1]);
   return SL_EXIT_USAGE;

@@ -152,6 +152,13 @@ static void journal_figures(struct sl_metrics *m, struct buf *b) {
        "model"},
       {SL_GAUGES_TOKENS_TODAY, "sluice_tokens_today",
        "Usage tokens recorded today (UTC) by queue.", "queue", NULL},
+      {SL_GAUGES_LAG, "sluice_queue_lag_seconds",
+       "Age of the oldest due pending job by queue.", "queue", NULL},
+      {SL_GAUGES_PAUSED, "sluice_queue_paused",
+       "1 while the queue (route=all) or its online route is paused.",
+       "queue", "route"},
+      {SL_GAUGES_FAILED_BY_QUEUE, "sluice_queue_failed_jobs",
+       "Failed jobs by queue and last failure class.", "queue", "class"},
   };
   struct sl_open_options o = {0};
   struct sl_journal *j = NULL;

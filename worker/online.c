@@ -5,18 +5,27 @@
 #include "backoff.h"
 #include "json_scan.h"
 #include "online.h"
+#include "output_check.h"
 
 int sl_online_url(const char *base, const char *endpoint, char *out,
                   size_t len) {
-  size_t blen = strlen(base);
+  /* A query string on the base (Azure's ?api-version=...) is kept and goes
+   * after the joined path, merged with one the endpoint may carry. */
+  const char *bq = strchr(base, '?'), *eq = strchr(endpoint, '?');
+  size_t blen = bq ? (size_t)(bq - base) : strlen(base);
+  size_t elen = eq ? (size_t)(eq - endpoint) : strlen(endpoint);
   int n;
   while (blen > 0 && base[blen - 1] == '/')
     blen--;
   /* A base that already ends in /v1 takes the endpoint without its /v1. */
   if (blen >= 3 && strncmp(base + blen - 3, "/v1", 3) == 0 &&
-      strncmp(endpoint, "/v1/", 4) == 0)
+      elen >= 4 && strncmp(endpoint, "/v1/", 4) == 0) {
     endpoint += 3;
-  n = snprintf(out, len, "%.*s%s", (int)blen, base, endpoint);
+    elen -= 3;
+  }
+  n = snprintf(out, len, "%.*s%.*s%s%s%s%s", (int)blen, base, (int)elen,
+               endpoint, bq || eq ? "?" : "", bq ? bq + 1 : "",
+               bq && eq && bq[1] && eq[1] ? "&" : "", eq ? eq + 1 : "");
   return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
@@ -84,6 +93,31 @@ void sl_online_outcome(const struct sl_online_config *cfg,
 
   fill_common(job, req, c);
   why[0] = '\0';
+  if (req->curl_code == 0 && req->http_status >= 200 &&
+      req->http_status < 300 && !req->body_capped &&
+      sl_online_usage(req->resp_body, req->resp_len, &in, &out, &total) ==
+          0 &&
+      sl_output_invalid(job->endpoint, job->body, req->resp_body,
+                        req->resp_len, why, whylen)) {
+    /* A schema was asked for and the output is not it: its own class and
+     * policy (output_check.h), never a loop. */
+    fc = *fc_out = SL_FC_INVALID_OUTPUT;
+    c->failure_class = sl_failclass_name(fc);
+    c->error = why;
+    c->input_tokens = in;
+    c->output_tokens = out;
+    c->total_tokens = total;
+    if (job->attempt > SL_INVALID_OUTPUT_RETRIES ||
+        job->attempt >= job->max_attempts) {
+      c->outcome = SL_OUTCOME_FAIL;
+      return;
+    }
+    c->outcome = SL_OUTCOME_RETRY;
+    c->run_after_ms = now_ms + sl_backoff_full_jitter(
+                                   (int)job->attempt, cfg->backoff_base_ms,
+                                   cfg->backoff_cap_ms, rng);
+    return;
+  }
   if (req->curl_code == 0 && req->http_status >= 200 &&
       req->http_status < 300 && !req->body_capped &&
       sl_online_usage(req->resp_body, req->resp_len, &in, &out, &total) ==

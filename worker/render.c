@@ -6,27 +6,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "esc.h"
 #include "render.h"
 
-void sl_render_put(FILE *f, const char *s) {
-  const unsigned char *p = (const unsigned char *)s;
-  if (!s)
-    return;
-  for (; *p; p++) {
-    if (*p == '\n')
-      fputs("\\n", f);
-    else if (*p == '\t')
-      fputs("\\t", f);
-    else if (*p == '\r')
-      fputs("\\r", f);
-    else if (*p < 0x20 || *p == 0x7f)
-      fprintf(f, "\\x%02x", *p);
-    else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* C1 as UTF-8 */
-      fprintf(f, "\\u%04x", *++p);
-    else
-      fputc(*p, f);
-  }
-}
+/* One escaping for every view: esc.c's (terminal_escape.sh checks it). */
+void sl_render_put(FILE *f, const char *s) { sl_esc_put(f, s); }
 
 void sl_render_time(char *buf, size_t len, int64_t ms) {
   struct tm tm;
@@ -66,20 +50,16 @@ void sl_render_add_raw(cJSON *o, const char *k, const char *v) {
     sl_render_add_str(o, k, v);
 }
 
-/* A text cell: escaped, "-" when empty. */
-static void cell(FILE *f, const char *s, int width) {
-  size_t n0 = 0;
-  long pos = ftell(f);
+void sl_render_cell(FILE *f, const char *s, int width) {
+  const unsigned char *p;
+  int n = 0;
   if (!s || !*s)
     s = "-";
-  if (pos >= 0) {
-    sl_render_put(f, s);
-    n0 = (size_t)(ftell(f) - pos);
-  } else {
-    sl_render_put(f, s);
-    n0 = strlen(s);
-  }
-  for (; (int)n0 < width; n0++)
+  sl_render_put(f, s);
+  /* the width as printed: escapes are wider than the byte they stand for */
+  for (p = (const unsigned char *)s; *p; p++)
+    n += *p < 0x20 || *p == 0x7f ? 4 : (*p & 0xc0) != 0x80;
+  for (; n < width; n++)
     fputc(' ', f);
   fputc(' ', f);
 }
@@ -95,9 +75,9 @@ void sl_render_jobs_text(FILE *f, const struct sl_job_row *rows, size_t n) {
     snprintf(att, sizeof att, "%lld/%lld", (long long)r->attempts,
              (long long)r->max_attempts);
     fprintf(f, "%-8lld %-9s ", (long long)r->id, r->state);
-    cell(f, r->queue, 16);
-    cell(f, r->partition, 12);
-    cell(f, r->last_class, 17);
+    sl_render_cell(f, r->queue, 16);
+    sl_render_cell(f, r->partition, 12);
+    sl_render_cell(f, r->last_class, 17);
     fprintf(f, "%-8s %-24s ", att, created);
     sl_render_put(f, r->metadata && strcmp(r->metadata, "{}") ? r->metadata
                                                                 : "-");
@@ -151,4 +131,44 @@ cJSON *sl_render_jobs_json(const struct sl_job_row *rows, size_t n) {
     cJSON_AddItemToArray(arr, o);
   }
   return root;
+}
+
+cJSON *sl_render_outcome_json(const struct sl_job_info *i) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o)
+    return NULL;
+  cJSON_AddNumberToObject(o, "id", (double)i->id);
+  sl_render_add_str(o, "state", i->state);
+  sl_render_add_str(o, "last_class", i->last_class);
+  sl_render_add_str(o, "last_error", i->last_error);
+  if (i->has_result) {
+    cJSON_AddNumberToObject(o, "http_status", (double)i->result_status);
+    sl_render_add_str(o, "request_id", i->request_id);
+  } else {
+    cJSON_AddNullToObject(o, "http_status");
+    cJSON_AddNullToObject(o, "request_id");
+  }
+  sl_render_add_str(o, "output_text", i->output_text);
+  sl_render_add_raw(o, "output_json", i->output_json);
+  sl_render_add_raw(o, "result", i->result_body);
+  sl_render_add_raw(o, "metadata", i->metadata);
+  return o;
+}
+
+void sl_render_outcome_text(FILE *f, const struct sl_job_info *i) {
+  fprintf(f, "%lld %s", (long long)i->id, i->state);
+  if (i->last_class && strcmp(i->state, "succeeded") != 0) {
+    fputc(' ', f);
+    sl_render_put(f, i->last_class);
+    if (i->last_error) {
+      fputs(": ", f);
+      sl_render_put(f, i->last_error);
+    }
+  }
+  fputc('\n', f);
+  if (i->output_text || i->result_body) {
+    fputs("  ", f);
+    sl_render_put(f, i->output_text ? i->output_text : i->result_body);
+    fputc('\n', f);
+  }
 }

@@ -15,6 +15,7 @@
  * expired ones and checks for idleness.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,7 @@ struct sl_wjob {
   struct sl_claimed_job job;   /* owns its strings */
   struct sl_http_request req;
   struct sl_completion c;
-  const char *headers[5];
+  const char *headers[5 + SL_MAX_EXTRA_HEADERS];
   char idem_header[300];
   char url[1024];
   char why[512];
@@ -190,6 +191,7 @@ static void on_http_done(struct sl_http_request *req) {
   struct sl_wjob *wj = container_of(req, struct sl_wjob, req);
   struct sl_worker *w = wj->w;
   enum sl_failclass fc;
+  struct sl_log_attempt la;
   int64_t now = sl_now_ms();
 
   list_del(wj);
@@ -218,26 +220,30 @@ static void on_http_done(struct sl_http_request *req) {
                                                          : wj->c.failure_class,
                      req->total_ms, req->first_byte_ms);
   sl_storm_outcome(w->storm, &wj->job, &wj->ticket, req, fc, &wj->c, now);
+  la.failure_class = wj->c.outcome == SL_OUTCOME_SUCCESS ? NULL
+                                                         : wj->c.failure_class;
+  la.http_status = req->http_status;
+  la.request_id = req->h.request_id;
   switch (wj->c.outcome) {
   case SL_OUTCOME_RELEASE: /* a pausing class: attempt refunded */
     w->n.released++;
     break;
   case SL_OUTCOME_SUCCESS:
     w->n.succeeded++;
-    sl_log_job(SL_LOG_DEBUG, wj->job.id, wj->job.attempt,
-               "succeeded: HTTP %ld in %.1f ms", req->http_status,
-               req->total_ms);
+    sl_log_attempt(SL_LOG_DEBUG, wj->job.id, wj->job.attempt, &la,
+                   "succeeded: HTTP %ld in %.1f ms", req->http_status,
+                   req->total_ms);
     break;
   case SL_OUTCOME_RETRY:
     w->n.retried++;
-    sl_log_job(SL_LOG_INFO, wj->job.id, wj->job.attempt,
-               "%s: %s; retry in %lld ms", wj->c.failure_class, wj->why,
-               (long long)(wj->c.run_after_ms - now));
+    sl_log_attempt(SL_LOG_INFO, wj->job.id, wj->job.attempt, &la,
+                   "%s: %s; retry in %lld ms", wj->c.failure_class, wj->why,
+                   (long long)(wj->c.run_after_ms - now));
     break;
   default:
     w->n.failed++;
-    sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt, "failed: %s: %s",
-               wj->c.failure_class, wj->why);
+    sl_log_attempt(SL_LOG_WARN, wj->job.id, wj->job.attempt, &la,
+                   "failed: %s: %s", wj->c.failure_class, wj->why);
     break;
   }
   push_done(w, wj);
@@ -272,6 +278,9 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
            job->idempotency_key);
   if (w->auth_header)
     wj->headers[h++] = w->auth_header;
+  for (size_t x = 0; cfg->headers && cfg->headers[x] &&
+                     x < SL_MAX_EXTRA_HEADERS; x++)
+    wj->headers[h++] = cfg->headers[x];
   wj->headers[h++] = "Content-Type: application/json";
   wj->headers[h++] = wj->idem_header;
   wj->headers[h] = NULL;
@@ -712,6 +721,13 @@ static void close_all(struct sl_worker *w) {
   for (i = 0; i < sizeof hs / sizeof hs[0]; i++)
     if (!uv_is_closing(hs[i]))
       uv_close(hs[i], close_cb);
+  /* Closing the signal handles gave SIGTERM back its default action: a
+   * second TERM (timeout(1) and supervisors signal the whole group) would
+   * kill us in the middle of the last flush or spill. We are stopping
+   * already. */
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
   if (w->wal_watching && !uv_is_closing((uv_handle_t *)&w->wal_watch))
     uv_close((uv_handle_t *)&w->wal_watch, close_cb);
   sl_storm_close(w->storm);
@@ -736,16 +752,23 @@ static void http_closed(void *arg) {
 }
 
 static void stop(struct sl_worker *w) {
+  uint64_t b_ok, b_retry, b_fail;
   if (w->stopping)
     return;
   w->stopping = 1;
+  /* The totals count both routes; the batch route's part is named. */
+  sl_batch_route_counts(w->batch, &b_ok, &b_retry, &b_fail);
   sl_log(SL_LOG_INFO,
          "stopping: claimed %llu, sent %llu, succeeded %llu, retried %llu, "
-         "failed %llu, released %llu, not recorded %llu",
+         "failed %llu, released %llu, not recorded %llu (batch route: "
+         "succeeded %llu, retried %llu, failed %llu)",
          (unsigned long long)w->n.claimed, (unsigned long long)w->n.sent,
-         (unsigned long long)w->n.succeeded,
-         (unsigned long long)w->n.retried, (unsigned long long)w->n.failed,
-         (unsigned long long)w->n.released, (unsigned long long)w->n.lost);
+         (unsigned long long)(w->n.succeeded + b_ok),
+         (unsigned long long)(w->n.retried + b_retry),
+         (unsigned long long)(w->n.failed + b_fail),
+         (unsigned long long)w->n.released, (unsigned long long)w->n.lost,
+         (unsigned long long)b_ok, (unsigned long long)b_retry,
+         (unsigned long long)b_fail);
   uv_timer_stop(&w->tick);
   uv_timer_stop(&w->due);
   uv_timer_stop(&w->drain);
@@ -1018,7 +1041,9 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
       rc = SL_NOMEM;
       goto out;
     }
-    snprintf(w->auth_header, n, "Authorization: Bearer %s", cfg->api_key);
+    snprintf(w->auth_header, n, cfg->auth_api_key ? "api-key: %s"
+                                                  : "Authorization: Bearer %s",
+             cfg->api_key);
     /* Scrubbed by value from all the library stores and the worker logs. */
     if (sl_secret_add_header(w->auth_header) == SL_NOMEM) {
       rc = SL_NOMEM;
@@ -1073,6 +1098,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     be.cfg = &cfg->batch;
     be.base_url = cfg->base_url;
     be.auth_header = w->auth_header;
+    be.extra_headers = cfg->headers;
     be.queues = cfg->queues;
     be.lease_ms = cfg->lease_ms;
     be.timeout_ms = (long)cfg->attempt_timeout_ms;

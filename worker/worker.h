@@ -13,11 +13,19 @@
 #include "online.h"
 #include "storm.h"
 
+/* --header lines a worker sends with every call, at most. */
+#define SL_MAX_EXTRA_HEADERS 16
+
 struct sl_worker_config {
   const char *journal;
   const char *const *queues;  /* NULL-terminated; NULL: every queue */
   const char *base_url;       /* "https://api.openai.com/v1" */
   const char *api_key;        /* never logged, never stored */
+  int auth_api_key;           /* 1: send "api-key: KEY" (Azure OpenAI), 0:
+                                 "Authorization: Bearer KEY" */
+  const char *const *headers; /* extra "Name: value" lines for every API
+                                 call, NULL-terminated; at most
+                                 SL_MAX_EXTRA_HEADERS */
   size_t concurrency;         /* requests in flight */
   size_t claim_batch;         /* most jobs claimed in one statement */
   long max_connections;

@@ -7,7 +7,7 @@
 eq "sluice --help exits 0" 0 $?
 check "sluice --help lists every command" \
   grep -q "enqueue" "$T/help"
-for cmd in init enqueue work status show jobs cancel replay pause resume rescue prune budget; do
+for cmd in init enqueue work status show jobs wait cancel replay pause resume rescue prune budget; do
   "$SLUICE" $cmd --help >"$T/h.$cmd" 2>&1
   rc=$?
   if [ $rc -eq 0 ] && grep -q "^Usage: sluice $cmd" "$T/h.$cmd"; then

@@ -47,7 +47,7 @@ INSERT INTO attempts (job_id, attempt, generation, route, finished_at,
 INSERT INTO results (job_id, generation, route, http_status, request_id,
   input_tokens, output_tokens, total_tokens, body, created_at)
   SELECT id, 0, 'online', 200, 'req_ok', 5, 7, 12,
-    '{\"output\":[{\"content\":[{\"type\":\"output_text\",\"text\":\"Hello from the mock\"}]}]}',
+    '{\"object\":\"response\",\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hello from the mock\"}]}]}',
     $now - 30000 FROM jobs WHERE idempotency_key = 'key-succeeded';
 -- A journal written before secrets were scrubbed may hold the key.
 UPDATE jobs SET last_error = 'echoed: Bearer $SECRET_KEY' WHERE id = 4;
@@ -215,7 +215,9 @@ fi
 eq "pause and resume left two audit rows" "pause:ok resume:ok" \
   "$(sql "SELECT group_concat(action || ':' || outcome, ' ') FROM (SELECT action, outcome FROM dashboard_actions WHERE action IN ('pause','resume') ORDER BY id)")"
 eq "the replay is in the replays audit (door api)" "api|server_error|3" \
-  "$(sql "SELECT door, failure_class, replayed FROM replays")"
+  "$(sql "SELECT door, failure_class, replayed FROM replays WHERE job_ids IS NULL")"
+eq "the one-job replay is there too, with its id" "api|1|1" \
+  "$(sql "SELECT door, json_array_length(job_ids), replayed FROM replays WHERE job_ids IS NOT NULL")"
 eq "the replay left a dashboard audit row with its filter" "server_error|3" \
   "$(sql "SELECT json_extract(filter, '\$.failure_class'), affected FROM dashboard_actions WHERE action='replay' AND outcome='ok'")"
 eq "the replayed jobs kept their idempotency keys" 3 \

@@ -142,9 +142,13 @@ auth_ok(const struct sl_mock_server *srv, const char *auth)
 
   if (key == NULL)
     return 1;
-  if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
+  if (auth == NULL)
     return 0;
-  auth += 7;
+  if (srv->cfg.key_header == NULL) { /* Authorization: Bearer KEY */
+    if (strncmp(auth, "Bearer ", 7) != 0)
+      return 0;
+    auth += 7;
+  }
   n = strlen(key);
   if (strlen(auth) != n)
     return 0;

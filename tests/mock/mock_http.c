@@ -48,6 +48,8 @@ struct rq {
   char *path;
   char *idem;
   char *auth;
+  char *logged;  /* --log-header's value */
+  int arg_ok;    /* --require-arg satisfied */
   struct sl_mock_buf body;
   int too_large;
   struct upload *up;
@@ -92,6 +94,7 @@ rq_free(struct rq *rq)
   free(rq->path);
   free(rq->idem);
   free(rq->auth);
+  free(rq->logged);
   sl_mock_buf_free(&rq->body);
   upload_free(rq->up);
   sl_mock_reply_free(&rq->reply);
@@ -145,11 +148,31 @@ rq_new(struct sl_mock_server *srv, struct MHD_Connection *conn,
   rq->srv = srv;
   rq->conn = conn;
   snprintf(rq->method, sizeof(rq->method), "%s", method);
+  /* --path-prefix: /openai/v1/responses is served as /v1/responses */
+  if (srv->cfg.path_prefix != NULL &&
+      strncmp(url, srv->cfg.path_prefix, strlen(srv->cfg.path_prefix)) == 0)
+    url += strlen(srv->cfg.path_prefix);
   rq->path = strdup(url);
   rq->idem = dup_or_null(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      "Idempotency-Key"));
-  rq->auth = dup_or_null(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     "Authorization"));
+  rq->auth = dup_or_null(MHD_lookup_connection_value(
+      conn, MHD_HEADER_KIND,
+      srv->cfg.key_header ? srv->cfg.key_header : "Authorization"));
+  if (srv->cfg.log_header != NULL)
+    rq->logged = dup_or_null(MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, srv->cfg.log_header));
+  rq->arg_ok = 1;
+  if (srv->cfg.require_arg != NULL) {
+    const char *eq = strchr(srv->cfg.require_arg, '=');
+    char name[64];
+    const char *v;
+
+    snprintf(name, sizeof(name), "%.*s",
+             eq ? (int)(eq - srv->cfg.require_arg) : 63,
+             srv->cfg.require_arg);
+    v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+    rq->arg_ok = v != NULL && eq != NULL && strcmp(v, eq + 1) == 0;
+  }
   rq->body.cap = JSON_BODY_CAP;
   if (rq->path == NULL)
     goto err;
@@ -231,7 +254,11 @@ process(struct rq *rq)
     in.upload_has_file = rq->up->has_file;
     in.upload_too_large = rq->up->too_large;
   }
-  if (rq->api)
+  if (rq->api && !rq->arg_ok)
+    sl_mock_reply_error(&rq->reply, 400,
+                        "Missing or wrong query parameter (--require-arg).",
+                        "invalid_request_error", NULL, "missing_query");
+  else if (rq->api)
     sl_mock_api_handle(rq->srv, &in, &rq->reply);
   else
     sl_mock_admin_handle(rq->srv, &in, &rq->reply);
@@ -404,7 +431,8 @@ send_reply(struct rq *rq)
     sl_mock_stats_answer(&srv->stats, status, rq->idem, complete_2xx);
     pthread_mutex_unlock(&srv->mu);
     sl_mock_log_line(&srv->log, rq->method, rq->path, rq->idem, status,
-                     rep->request_id);
+                     rep->request_id, srv->cfg.log_header ? rq->logged : NULL,
+                     srv->cfg.log_header != NULL);
   }
   ret = MHD_queue_response(rq->conn, status, resp);
   MHD_destroy_response(resp);
@@ -476,7 +504,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
       if (ci != NULL)
         setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
       sl_mock_log_line(&srv->log, rq->method, rq->path, rq->idem, 0,
-                       "dropped");
+                       "dropped", rq->logged, srv->cfg.log_header != NULL);
       return MHD_NO;
     }
     if (rq->reply.mode == SL_MOCK_MODE_HANG) {

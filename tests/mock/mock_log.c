@@ -43,10 +43,11 @@ clean_field(char *dst, const char *s)
 int
 sl_mock_log_line(struct sl_mock_log *log, const char *method,
                  const char *path, const char *key, unsigned status,
-                 const char *request_id)
+                 const char *request_id, const char *extra, int with_extra)
 {
   char m[FIELD_MAX + 1], p[FIELD_MAX + 1], k[FIELD_MAX + 1];
-  char line[4 * FIELD_MAX + 64];
+  char x[FIELD_MAX + 1];
+  char line[5 * FIELD_MAX + 64];
   int n;
   ssize_t w;
 
@@ -55,9 +56,10 @@ sl_mock_log_line(struct sl_mock_log *log, const char *method,
   clean_field(m, method);
   clean_field(p, path);
   clean_field(k, key);
-  n = snprintf(line, sizeof(line), "%llu %s %s %s %u %s\n",
+  clean_field(x, extra);
+  n = snprintf(line, sizeof(line), "%llu %s %s %s %u %s%s%s\n",
                (unsigned long long)sl_mock_util_now_ms(), m, p, k, status,
-               request_id);
+               request_id, with_extra ? " " : "", with_extra ? x : "");
   if (n < 0 || (size_t)n >= sizeof(line))
     return -1;
   do {

@@ -16,9 +16,12 @@ int sl_mock_log_open(struct sl_mock_log *log, const char *path);
 
 /* Append one line; key may be NULL ("-"). Thread-safe (one write per
  * line on an O_APPEND descriptor). Returns 0 or -1 on a short write. */
+/* with_extra: end the line with extra (--log-header's value, "-" when the
+ * request had none). */
 int sl_mock_log_line(struct sl_mock_log *log, const char *method,
                      const char *path, const char *key, unsigned status,
-                     const char *request_id);
+                     const char *request_id, const char *extra,
+                     int with_extra);
 
 /* Close the log (writes are unbuffered, so nothing is left to flush). */
 void sl_mock_log_close(struct sl_mock_log *log);

@@ -25,6 +25,11 @@ static const char usage[] =
     "  --log FILE            one line per API request\n"
     "  --rpm N, --tpm N      enforce requests / tokens per minute\n"
     "  --require-key KEY     demand 'Authorization: Bearer KEY'\n"
+    "  --key-header NAME     with --require-key: demand 'NAME: KEY' instead\n"
+    "                        (api-key, as Azure OpenAI)\n"
+    "  --path-prefix P       serve the API under P (/openai/v1/...)\n"
+    "  --require-arg N=V     answer 400 to API requests without ?N=V\n"
+    "  --log-header NAME     end each log line with that header's value\n"
     "  --echo-key            echo the Authorization value back: in a 401's\n"
     "                        message, in a 400 for an input holding\n"
     "                        'echo-400', and in every 200 body ('echo')\n"
@@ -57,6 +62,10 @@ enum opt {
   OPT_WINDOW,
   OPT_TOKLIM,
   OPT_VERBOSE,
+  OPT_KEY_HEADER,
+  OPT_PATH_PREFIX,
+  OPT_REQUIRE_ARG,
+  OPT_LOG_HEADER,
   OPT_HELP
 };
 
@@ -79,6 +88,10 @@ static const struct option options[] = {
     {"batch-window-s", required_argument, NULL, OPT_WINDOW},
     {"batch-token-limit", required_argument, NULL, OPT_TOKLIM},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"key-header", required_argument, NULL, OPT_KEY_HEADER},
+    {"path-prefix", required_argument, NULL, OPT_PATH_PREFIX},
+    {"require-arg", required_argument, NULL, OPT_REQUIRE_ARG},
+    {"log-header", required_argument, NULL, OPT_LOG_HEADER},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -142,6 +155,18 @@ parse_args(int argc, char **argv, struct sl_mock_config *cfg)
       break;
     case OPT_KEY:
       cfg->require_key = optarg;
+      break;
+    case OPT_KEY_HEADER:
+      cfg->key_header = optarg;
+      break;
+    case OPT_PATH_PREFIX:
+      cfg->path_prefix = optarg;
+      break;
+    case OPT_REQUIRE_ARG:
+      cfg->require_arg = optarg;
+      break;
+    case OPT_LOG_HEADER:
+      cfg->log_header = optarg;
       break;
     case OPT_ECHO_KEY:
       cfg->echo_key = 1;

@@ -166,11 +166,44 @@ add_int(cJSON *o, const char *name, long long v)
   return cJSON_AddRawToObject(o, name, buf);
 }
 
+/* The request asks for output that follows a JSON schema (chat:
+ * response_format, responses: text.format, of type json_schema). */
+static int
+wants_schema(const struct sl_mock_online_req *r)
+{
+  const cJSON *f = cJSON_GetObjectItemCaseSensitive(r->root,
+                                                    "response_format");
+  if (f == NULL)
+    f = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(r->root, "text"), "format");
+  f = cJSON_GetObjectItemCaseSensitive(f, "type");
+  return cJSON_IsString(f) && strcmp(f->valuestring, "json_schema") == 0;
+}
+
+/* Does the request's input (or messages) contain word? Tests steer the
+ * structured-output replies with "mock:not-json" and "mock:refuse". */
+static int
+input_has(const struct sl_mock_online_req *r, const char *word)
+{
+  const cJSON *x = cJSON_GetObjectItemCaseSensitive(
+      r->root, r->ep == SL_MOCK_EP_CHAT ? "messages" : "input");
+  char *s = x ? cJSON_PrintUnformatted(x) : NULL;
+  int has = s && strstr(s, word);
+  free(s);
+  return has;
+}
+
+/* Plain text; for a JSON schema request, a JSON object (cut short when
+ * max_* truncated the output, plain text with "mock:not-json"). */
 static void
 reply_text(const struct sl_mock_online_req *r, char *buf, size_t n)
 {
-  snprintf(buf, n, "This is a mock reply (%016llx).",
-           (unsigned long long)r->hash);
+  if (wants_schema(r) && !input_has(r, "mock:not-json"))
+    snprintf(buf, n, r->truncated ? "{\"mock\": \"%016llx" :
+             "{\"mock\": \"%016llx\"}", (unsigned long long)r->hash);
+  else
+    snprintf(buf, n, "This is a mock reply (%016llx).",
+             (unsigned long long)r->hash);
 }
 
 static cJSON *
@@ -189,9 +222,17 @@ render_responses(const struct sl_mock_online_req *r, uint64_t seed,
   ok &= cJSON_AddStringToObject(o, "id", id) != NULL;
   ok &= cJSON_AddStringToObject(o, "object", "response") != NULL;
   ok &= add_int(o, "created_at", (long long)created) != NULL;
-  ok &= cJSON_AddStringToObject(o, "status", "completed") != NULL;
+  ok &= cJSON_AddStringToObject(o, "status",
+                                r->truncated ? "incomplete" : "completed") !=
+        NULL;
   ok &= cJSON_AddNullToObject(o, "error") != NULL;
-  ok &= cJSON_AddNullToObject(o, "incomplete_details") != NULL;
+  if (r->truncated) {
+    d = cJSON_AddObjectToObject(o, "incomplete_details");
+    ok &= d != NULL &&
+          cJSON_AddStringToObject(d, "reason", "max_output_tokens") != NULL;
+  } else {
+    ok &= cJSON_AddNullToObject(o, "incomplete_details") != NULL;
+  }
   src = cJSON_GetObjectItemCaseSensitive(r->root, "instructions");
   if (cJSON_IsString(src))
     ok &= cJSON_AddStringToObject(o, "instructions", src->valuestring) != NULL;
@@ -225,9 +266,14 @@ render_responses(const struct sl_mock_online_req *r, uint64_t seed,
     return NULL;
   }
   cJSON_AddItemToArray(content, part);
-  ok &= cJSON_AddStringToObject(part, "type", "output_text") != NULL;
-  ok &= cJSON_AddStringToObject(part, "text", text) != NULL;
-  ok &= cJSON_AddArrayToObject(part, "annotations") != NULL;
+  if (wants_schema(r) && input_has(r, "mock:refuse")) {
+    ok &= cJSON_AddStringToObject(part, "type", "refusal") != NULL;
+    ok &= cJSON_AddStringToObject(part, "refusal", "I can't help with that.") != NULL;
+  } else {
+    ok &= cJSON_AddStringToObject(part, "type", "output_text") != NULL;
+    ok &= cJSON_AddStringToObject(part, "text", text) != NULL;
+    ok &= cJSON_AddArrayToObject(part, "annotations") != NULL;
+  }
   ok &= cJSON_AddTrueToObject(o, "parallel_tool_calls") != NULL;
   ok &= cJSON_AddNullToObject(o, "previous_response_id") != NULL;
   ok &= add_int(o, "temperature", 1) != NULL;
@@ -290,8 +336,13 @@ render_chat(const struct sl_mock_online_req *r, uint64_t seed,
   ok &= msg != NULL;
   if (msg != NULL) {
     ok &= cJSON_AddStringToObject(msg, "role", "assistant") != NULL;
-    ok &= cJSON_AddStringToObject(msg, "content", text) != NULL;
-    ok &= cJSON_AddNullToObject(msg, "refusal") != NULL;
+    if (wants_schema(r) && input_has(r, "mock:refuse")) {
+      ok &= cJSON_AddNullToObject(msg, "content") != NULL;
+      ok &= cJSON_AddStringToObject(msg, "refusal", "I can't help with that.") != NULL;
+    } else {
+      ok &= cJSON_AddStringToObject(msg, "content", text) != NULL;
+      ok &= cJSON_AddNullToObject(msg, "refusal") != NULL;
+    }
     ok &= cJSON_AddArrayToObject(msg, "annotations") != NULL;
   }
   ok &= cJSON_AddNullToObject(choice, "logprobs") != NULL;

@@ -30,6 +30,12 @@ struct sl_mock_config {
   uint64_t seed;
   const char *port_file;
   const char *require_key;
+  const char *key_header;   /* NULL: "Authorization: Bearer KEY"; else the
+                               header that carries the raw key (api-key) */
+  const char *path_prefix;  /* stripped from request paths (/openai) */
+  const char *require_arg;  /* "name=value" every API request must carry in
+                               its query string (api-version=...) */
+  const char *log_header;   /* header whose value ends each log line */
   int echo_key; /* a careless server: echo the Authorization value */
   long long threads;
   long long batch_max_lines;

@@ -298,6 +298,7 @@ static const struct row want_rows[] = {
   {SL_FC_BATCH_FAILED, "batch_failed", 0, SL_BACKOFF_NONE, 0, 0},
   {SL_FC_DEADLINE_EXCEEDED, "deadline_exceeded", 0, SL_BACKOFF_NONE, 0, 0},
   {SL_FC_CANCELLED, "cancelled", 0, SL_BACKOFF_NONE, 0, 0},
+  {SL_FC_INVALID_OUTPUT, "invalid_output", 1, SL_BACKOFF_EXP, 0, 0},
 };
 
 static void test_policy_rows(void **state) {

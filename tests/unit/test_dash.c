@@ -93,8 +93,11 @@ static void test_replay_job_keeps_key(void **state) {
                      "'pending' AND generation=1 AND attempts=0 AND "
                      "last_class IS NULL AND idempotency_key=%Q",
               (long long)id, key);
-  /* Only that job. */
+  /* Only that job, and the replays audit names it. */
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE state='failed'");
+  tu_assert_q(db, 1, "SELECT count(*) FROM replays WHERE door='api' AND "
+                     "replayed=1 AND json_extract(job_ids, '$[0]')=%lld",
+              (long long)id);
   sqlite3_free(key);
   sqlite3_close(db);
 }
