@@ -202,13 +202,15 @@ valgrind: deps
 	done; exit $$rc
 
 # The long chaos run: 20,000 jobs, 40 rounds of SIGKILL (release build),
-# then the torture run (everything on the journal at once) for 60 rounds.
+# then the torture run (everything on the journal at once) for 60 rounds,
+# with full-disk episodes (the journal on a tmpfs that fills; needs root).
 chaos: deps
 	$(MAKE) tests
 	SLUICE_BUILD=$(CURDIR)/$(BUILD) CHAOS_JOBS=$${CHAOS_JOBS:-20000} \
 	  CHAOS_ROUNDS=$${CHAOS_ROUNDS:-40} bash tests/integration/chaos.sh
 	SLUICE_BUILD=$(CURDIR)/$(BUILD) TORTURE_ROUNDS=$${TORTURE_ROUNDS:-60} \
 	  TORTURE_JOBS_PER_ROUND=$${TORTURE_JOBS_PER_ROUND:-40} \
+	  TORTURE_FULL_DISK=$${TORTURE_FULL_DISK:-1} \
 	  bash tests/integration/torture.sh
 
 # Each libFuzzer target for FUZZ_SECONDS (make test runs each briefly).

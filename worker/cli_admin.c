@@ -1,6 +1,7 @@
 /* cli_admin.c: `sluice init`, `cancel`, `replay`, `pause`, `resume`,
  * `rescue`: operator commands over libsluice. */
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,6 +9,8 @@
 #include "classify.h"
 #include "cli.h"
 #include "esc.h"
+#include "sluice_batch.h"
+#include "spill.h"
 
 /* Above this many jobs, replay asks for --yes (or a typed "y"). */
 #define SL_REPLAY_CONFIRM_OVER 1000
@@ -63,10 +66,13 @@ static const char resume_usage[] =
     "Exit status: 0 ok, 1 no such queue, 2 usage, 3 journal error.\n";
 
 static const char rescue_usage[] =
-    "Usage: sluice rescue [--journal PATH]\n"
+    "Usage: sluice rescue [--journal PATH] [--spill-dir DIR]\n"
     "Return running jobs whose lease expired (their worker died) to pending,\n"
     "or to failed when their attempts are spent. Workers do this on their\n"
     "own; this command is for journals with no worker running.\n"
+    "First it ingests the spill files dead workers left in DIR (default\n"
+    "<journal>.spill, as `sluice work --spill-dir`): their jobs were answered\n"
+    "and must not be sent again; if that fails, nothing is rescued.\n"
     "Exit status: 0 ok, 2 usage, 3 journal error.\n";
 
 /* Parse only --journal and --help; returns -1 on usage error, 1 on help. */
@@ -448,23 +454,76 @@ int sl_cmd_resume(int argc, char **argv) {
   return pause_or_resume(argc, argv, 0);
 }
 
+/* Outcomes a dead worker spilled (full disk) go in before its expired
+ * leases are rescued: a rescued job is sent again, and its spilled answer
+ * would then be skipped as stale (worker.c does the same before its own
+ * rescue). */
+static int rescue_ingest(struct sl_journal *j, const char *path,
+                         const char *spill_dir) {
+  struct sl_spill_stats st = {0};
+  char jid[64], dir[4096];
+  int rc = sl_batch_journal_id(j, jid, sizeof jid);
+  if (rc != SL_OK) {
+    sl_cli_report(j, rc, "rescue: reading the journal id");
+    return rc;
+  }
+  if (spill_dir && spill_dir[0])
+    rc = (size_t)snprintf(dir, sizeof dir, "%s", spill_dir) < sizeof dir
+             ? 0 : -1;
+  else
+    rc = sl_spill_default_dir(path, dir, sizeof dir);
+  if (rc != 0) {
+    fprintf(stderr, "sluice rescue: spill directory path too long\n");
+    return SL_INVAL;
+  }
+  rc = sl_spill_ingest_dir(j, dir, jid, &st);
+  if (rc != SL_OK) {
+    fputs("sluice rescue: not rescuing: the outcomes spilled in ", stderr);
+    sl_esc_put(stderr, dir);
+    fputs(" must reach the journal first (free space on its disk)\n",
+          stderr);
+    return rc;
+  }
+  if (st.files)
+    printf("ingested %zu spilled outcomes from %zu files (%zu stale)\n",
+           st.applied, st.files, st.skipped);
+  return SL_OK;
+}
+
 int sl_cmd_rescue(int argc, char **argv) {
-  const char *journal = NULL;
+  static const struct option opts[] = {
+      {"journal", required_argument, NULL, 'j'},
+      {"spill-dir", required_argument, NULL, 's'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  const char *journal = NULL, *spill_dir = NULL, *path;
   struct sl_journal *j;
   int64_t n = 0;
   char why[SL_ESC_NAME];
-  int r = journal_only(argc, argv, rescue_usage, &journal), rc;
-  if (r)
-    return r > 0 ? SL_EXIT_OK : SL_EXIT_USAGE;
+  int c, rc;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'j': journal = optarg; break;
+    case 's': spill_dir = optarg; break;
+    case 'h': fputs(rescue_usage, stdout); return SL_EXIT_OK;
+    default: fputs(rescue_usage, stderr); return SL_EXIT_USAGE;
+    }
+  }
   if (optind != argc) {
     fprintf(stderr, "sluice rescue: unexpected argument '%s'\n",
             sl_esc(argv[optind], why, sizeof why));
     fputs(rescue_usage, stderr);
     return SL_EXIT_USAGE;
   }
-  j = sl_cli_open(sl_cli_journal_path(journal), 1);
+  path = sl_cli_journal_path(journal);
+  j = sl_cli_open(path, 1);
   if (!j)
     return SL_EXIT_JOURNAL;
+  if (rescue_ingest(j, path, spill_dir) != SL_OK) {
+    sl_close(j);
+    return SL_EXIT_JOURNAL;
+  }
   rc = sl_rescue(j, 0, &n);
   if (rc != SL_OK) {
     sl_cli_report(j, rc, "rescue");

@@ -24,4 +24,9 @@ const char *sl_esc(const char *s, char *buf, size_t len);
 /* Write s to f escaped, whatever its length. NULL writes nothing. */
 void sl_esc_put(FILE *f, const char *s);
 
+/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 if it is not
+ * valid UTF-8 (overlong forms and surrogates included). Reads no further
+ * than a NUL. */
+size_t sl_utf8_len(const unsigned char *s);
+
 #endif

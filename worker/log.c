@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "esc.h"
 #include "log.h"
 #include "sluice_secrets.h"
 
@@ -55,10 +56,32 @@ int sl_log_open(const char *path) {
   return 0;
 }
 
-/* Append s to the buffer as JSON string content, escaping as needed. */
+/* Append s to the buffer as JSON string content, escaping as needed: a
+ * log line is one JSON object in UTF-8, so a C1 control (UTF-8 C2 80 to
+ * C2 9F, which some terminals obey) is written as \u0080 to \u009f and a
+ * byte of invalid UTF-8 as \ufffd; names and models come from the
+ * journal, which holds whatever its producers wrote. */
 static size_t put_escaped(char *out, size_t pos, size_t cap, const char *s) {
+  size_t n;
   for (; *s && pos + 7 < cap; s++) {
     unsigned char c = (unsigned char)*s;
+    if (c >= 0x80) {
+      n = sl_utf8_len((const unsigned char *)s);
+      if (!n) {
+        pos += (size_t)snprintf(out + pos, cap - pos, "\\ufffd");
+      } else if (c == 0xc2 && (unsigned char)s[1] <= 0x9f) {
+        pos += (size_t)snprintf(out + pos, cap - pos, "\\u%04x",
+                                (unsigned char)s[1]);
+        s++;
+      } else if (pos + n + 7 < cap) {
+        memcpy(out + pos, s, n);
+        pos += n;
+        s += n - 1;
+      } else {
+        break; /* no room for the whole character */
+      }
+      continue;
+    }
     if (c == '"' || c == '\\') {
       out[pos++] = '\\';
       out[pos++] = (char)c;

@@ -10,6 +10,7 @@
 #include <microhttpd.h>
 
 #include "classify.h"
+#include "esc.h"
 #include "metrics.h"
 #include "sluice.h"
 #include "sluice_secrets.h"
@@ -100,15 +101,32 @@ static void put_histogram(struct buf *b, const char *name, const char *help,
       cum, name, h->sum, name, h->count);
 }
 
-/* Label values come from the journal (queue names): escape them. */
+/*
+ * Label values come from the journal (queue names): the SQL door refuses
+ * C0 controls but not invalid UTF-8 or C1, and older rows may hold
+ * anything. The text format escapes only backslash, '"' and newline, and
+ * Prometheus refuses a whole scrape whose label value is not UTF-8; so
+ * other controls and each byte of invalid UTF-8 become the text \xHH (an
+ * escaped backslash): the page stays parseable and inert in a terminal.
+ */
 static void put_label(struct buf *b, const char *v) {
-  for (; v && *v; v++) {
-    if (*v == '\\' || *v == '"')
-      put(b, "\\%c", *v);
-    else if (*v == '\n')
+  const unsigned char *p = (const unsigned char *)v;
+  size_t n;
+  while (p && *p) {
+    if (*p == '\\' || *p == '"') {
+      put(b, "\\%c", *p);
+      n = 1;
+    } else if (*p == '\n') {
       put(b, "\\n");
-    else
-      put(b, "%c", *v);
+      n = 1;
+    } else if (*p < 0x20 || *p == 0x7f || !(n = sl_utf8_len(p)) ||
+               (*p == 0xc2 && p[1] <= 0x9f)) { /* C1 controls too */
+      put(b, "\\\\x%02x", *p);
+      n = 1;
+    } else {
+      put(b, "%.*s", (int)n, (const char *)p);
+    }
+    p += n;
   }
 }
 

@@ -24,12 +24,34 @@ void sl_render_time(char *buf, size_t len, int64_t ms) {
            tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
+void sl_render_put_json_text(FILE *f, const char *text) {
+  const unsigned char *p = (const unsigned char *)text, *run = p;
+  size_t n;
+  for (; *p; p += n) {
+    if (*p < 0x80) {
+      n = 1;
+      continue;
+    }
+    n = sl_utf8_len(p);
+    if (n && !(*p == 0xc2 && p[1] <= 0x9f))
+      continue;
+    fwrite(run, 1, (size_t)(p - run), f);
+    if (n) /* C1 */
+      fprintf(f, "\\u%04x", p[1]);
+    else
+      fputs("\\ufffd", f);
+    n = n ? n : 1;
+    run = p + n;
+  }
+  fwrite(run, 1, (size_t)(p - run), f);
+}
+
 int sl_render_print_json(FILE *f, cJSON *root) {
   char *text = root ? cJSON_PrintUnformatted(root) : NULL;
   cJSON_Delete(root);
   if (!text)
     return -1;
-  fputs(text, f);
+  sl_render_put_json_text(f, text);
   fputc('\n', f);
   free(text);
   return 0;

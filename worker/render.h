@@ -33,6 +33,11 @@ cJSON *sl_render_outcome_json(const struct sl_job_info *i);
 
 /* Print root unformatted on one line and delete it; 0, or -1 on OOM. */
 int sl_render_print_json(FILE *f, cJSON *root);
+/* Write JSON text cJSON made (whose non-ASCII bytes are all inside
+ * strings): a byte of invalid UTF-8 becomes \ufffd and a C1 control
+ * \u0080 to \u009f, so the output is valid JSON (RFC 8259 wants UTF-8)
+ * and inert in a terminal, whatever the journal holds. */
+void sl_render_put_json_text(FILE *f, const char *text);
 
 /* Add k: v, or k: null when v is NULL. */
 void sl_render_add_str(cJSON *o, const char *k, const char *v);

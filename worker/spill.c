@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sluice_secrets.h"
 #include "spill.h"
 
 #define REC_MAGIC 0x50534c53u        /* "SLSP" as little-endian bytes */
@@ -109,6 +110,21 @@ static void put_str(struct wbuf *b, const char *s, size_t n) {
   }
 }
 
+/* A string the worker received (body, error, request id): a server may echo
+ * the key, and the file is stored on disk like the journal, so registered
+ * secrets are scrubbed here as sl_bind_text scrubs them there. */
+static void put_text(struct wbuf *b, const char *s, size_t n) {
+  size_t m = 0;
+  int oom = 0;
+  char *clean = s ? sl_secrets_scrub_dup(s, n, &m, &oom) : NULL;
+  if (oom) {
+    b->oom = 1;
+    return;
+  }
+  put_str(b, clean ? clean : s, clean ? m : n);
+  free(clean);
+}
+
 static int encode(struct wbuf *b, const struct sl_completion *c) {
   size_t head = b->len, body_len;
   unsigned char *h;
@@ -132,14 +148,14 @@ static int encode(struct wbuf *b, const struct sl_completion *c) {
   put_str(b, c->route, c->route ? strlen(c->route) : 0);
   put_str(b, c->failure_class,
           c->failure_class ? strlen(c->failure_class) : 0);
-  put_str(b, c->error, c->error ? strlen(c->error) : 0);
-  put_str(b, c->request_id, c->request_id ? strlen(c->request_id) : 0);
+  put_text(b, c->error, c->error ? strlen(c->error) : 0);
+  put_text(b, c->request_id, c->request_id ? strlen(c->request_id) : 0);
   body_len = c->body ? (c->body_len ? c->body_len : strlen(c->body)) : 0;
   if (body_len >= NO_STR - 1) {
     errno = EFBIG;
     return -1;
   }
-  put_str(b, c->body, body_len);
+  put_text(b, c->body, body_len);
   if (b->oom) {
     errno = ENOMEM;
     return -1;
@@ -209,6 +225,12 @@ int sl_spill_open(struct sl_spill **out, const char *dir,
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
+  /* The ingest lock (spill.h), made now while the disk has room. */
+  snprintf(tmp, n, "%s/%s", dir, SL_SPILL_INGEST_LOCK);
+  fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0)
+    close(fd);
+  fd = -1;
   /* pid, clock and a counter: unique on this host, never an old name */
   snprintf(s->path, n, "%s/%s-%ld-%lld-%u%s", dir, journal_id,
            (long)getpid(), (long long)sl_now_ms(), ++opened, SL_SPILL_SUFFIX);

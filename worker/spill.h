@@ -82,6 +82,13 @@ int sl_spill_read_fd(int fd, const char *path, struct sl_spill_records *r,
                      char *err, size_t errlen);
 void sl_spill_records_free(struct sl_spill_records *r);
 
+/* Ingest passes over one directory take turns on this file in it (flock):
+ * a worker that found a dead worker's file locked by another pass would
+ * otherwise go on to rescue that worker's jobs before the pass recorded
+ * their outcomes, and send them again. */
+#define SL_SPILL_INGEST_LOCK ".ingest.lock"
+#define SL_SPILL_INGEST_WAIT_MS 15000 /* then SL_BUSY: rescue waits */
+
 /* Counts of one ingest pass (sl_spill_ingest_dir). */
 struct sl_spill_stats {
   size_t files, applied, skipped, busy, foreign;
@@ -91,8 +98,9 @@ struct sl_spill_stats {
  * Ingest every spill file of this journal in dir that no live worker holds,
  * before the caller claims anything: apply its records through sl_complete
  * (stale or settled jobs are skipped with a log line), then remove it. A
- * missing dir is no work. Returns SL_OK, or the journal error that stopped
- * it (the file is kept for the next start).
+ * missing dir is no work. Waits (bounded) for another pass over dir to
+ * end. Returns SL_OK, SL_BUSY (another pass held dir too long), or the
+ * journal error that stopped it (the file is kept for the next start).
  */
 int sl_spill_ingest_dir(struct sl_journal *j, const char *dir,
                         const char *journal_id, struct sl_spill_stats *st);

@@ -116,21 +116,79 @@ static int ingest_file(struct sl_journal *j, const char *path,
   return rc;
 }
 
+/*
+ * Take dir's ingest lock (spill.h): *fd is -1 when dir does not exist (no
+ * file to ingest). A live worker's own file is locked for its lifetime and
+ * skipped as busy; a dead worker's file is locked only by a pass, so
+ * waiting for that pass to end means its outcomes are in the journal
+ * before this caller rescues anything.
+ */
+static int lock_dir(const char *dir, int *fd, int *nodir) {
+  struct stat sb;
+  char path[4096];
+  int64_t deadline = sl_now_ms() + SL_SPILL_INGEST_WAIT_MS;
+  *nodir = 0;
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", dir,
+                       SL_SPILL_INGEST_LOCK) >= sizeof path)
+    return SL_INVAL;
+  *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (*fd >= 0 && geteuid() == 0 && stat(dir, &sb) == 0 &&
+      fchown(*fd, sb.st_uid, sb.st_gid) != 0) {
+    /* root (sluice rescue under sudo) made it: it stays the workers' */
+  }
+  if (*fd < 0 && errno == EACCES) /* a reader of a dir it cannot write */
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (*fd < 0) {
+    if (errno == ENOENT) {
+      *nodir = 1;
+      return SL_OK;
+    }
+    if (errno == ENOSPC || errno == EDQUOT || errno == EROFS) {
+      /* sl_spill_open makes it while there is room; a dir left by an
+       * older sluice on a full disk is ingested unlocked, as before */
+      sl_log(SL_LOG_WARN, "cannot create %s: %s; ingesting without it",
+             path, strerror(errno));
+      return SL_OK;
+    }
+    sl_log(SL_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
+    return SL_IO;
+  }
+  while (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+    if ((errno != EWOULDBLOCK && errno != EINTR) ||
+        sl_now_ms() >= deadline) {
+      sl_log(SL_LOG_WARN, "another process is ingesting the spill files "
+                          "in %s: %s; trying again later",
+             dir, errno == EWOULDBLOCK ? "still busy" : strerror(errno));
+      close(*fd);
+      *fd = -1;
+      return SL_BUSY;
+    }
+    usleep(10000);
+  }
+  return SL_OK;
+}
+
 int sl_spill_ingest_dir(struct sl_journal *j, const char *dir,
                         const char *journal_id, struct sl_spill_stats *st) {
   char **names = NULL, **grown, path[4096];
   size_t n = 0, cap = 0, i;
   struct dirent *e;
   DIR *d;
-  int rc = SL_OK;
+  int rc = SL_OK, lock = -1, nodir = 0;
 
   memset(st, 0, sizeof *st);
+  rc = lock_dir(dir, &lock, &nodir);
+  if (rc != SL_OK || nodir)
+    return rc;
   d = opendir(dir);
   if (!d) {
-    if (errno == ENOENT)
+    int e = errno;
+    if (lock >= 0)
+      close(lock);
+    if (e == ENOENT)
       return SL_OK;
     sl_log(SL_LOG_ERROR, "cannot read the spill directory %s: %s", dir,
-           strerror(errno));
+           strerror(e));
     return SL_IO;
   }
   while ((e = readdir(d)) != NULL) {
@@ -173,5 +231,7 @@ out:
     free(names[i]);
   free(names);
   closedir(d);
+  if (lock >= 0)
+    close(lock); /* after the removals: the next pass finds them gone */
   return rc;
 }

@@ -42,7 +42,7 @@
   ((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct sl_wjob {
-  struct sl_wjob *prev, *next; /* in_flight list */
+  struct sl_wjob *prev, *next; /* in_flight or held list */
   struct sl_worker *w;
   struct sl_claimed_job job;   /* owns its strings */
   struct sl_http_request req;
@@ -54,6 +54,7 @@ struct sl_wjob {
   int64_t started_ms;
   struct sl_storm_ticket ticket; /* storm control (storm.h) */
   int spilled;                   /* its outcome is in the spill file */
+  int lease_lost;                /* a renewal was refused: not ours now */
 };
 
 struct sl_worker {
@@ -71,6 +72,7 @@ struct sl_worker {
 
   struct sl_wjob in_flight;    /* list head */
   size_t n_in_flight;
+  struct sl_wjob held;         /* claimed, held back by storm control */
   struct sl_wjob **done;       /* awaiting the group commit */
   struct sl_completion *cbuf;  /* contiguous copy for sl_complete */
   size_t n_done, cap_done;
@@ -114,6 +116,12 @@ static void list_del(struct sl_wjob *x) {
   x->prev->next = x->next;
   x->next->prev = x->prev;
   x->prev = x->next = x;
+}
+
+/* Off the held list (a no-op for a job not on it). */
+static void unhold(struct sl_wjob *wj) {
+  if (wj->prev && wj->prev != wj)
+    list_del(wj);
 }
 
 static void wjob_free(struct sl_wjob *wj) {
@@ -256,7 +264,22 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
   int h = 0, rc;
 
   wj->w = w;
+  unhold(wj);
   wj->prev = wj->next = wj;
+  /* Never send under a lease that may be gone: a held job whose renewal
+   * was refused (a rescue gave it to another claim) or could not be made
+   * in time (journal full or locked) may be sent by its new holder. The
+   * release is fenced by the token: it changes nothing if the job moved. */
+  if (wj->lease_lost || job->lease_expires <= now) {
+    sl_storm_unsent(w->storm, job, &wj->ticket, now);
+    local_outcome(wj, SL_OUTCOME_RELEASE, NULL,
+                  "lease lost before the request was sent");
+    sl_log_job(SL_LOG_WARN, job->id, job->attempt,
+               "lease lost before the request was sent: not sent");
+    w->n.released++;
+    push_done(w, wj);
+    return;
+  }
   if (job->deadline && now >= job->deadline) {
     local_outcome(wj, SL_OUTCOME_FAIL, "deadline_exceeded",
                   "deadline passed before the request was sent");
@@ -425,7 +448,7 @@ static void storm_release(void *arg, void *item, int64_t run_after_ms,
                           const char *fclass, const char *why) {
   struct sl_worker *w = arg;
   struct sl_wjob *wj = item;
-  wj->prev = wj->next = wj;
+  unhold(wj);
   local_outcome(wj, SL_OUTCOME_RELEASE, fclass, why);
   wj->c.run_after_ms = run_after_ms;
   w->n.released++;
@@ -542,6 +565,9 @@ static void claim_more(struct sl_worker *w) {
       break;
     }
     wj->w = w;
+    /* Held jobs are heartbeated too: storm control may hold one longer
+     * than its lease (a slow route's admission, a locked journal). */
+    list_add(&w->held, wj);
     sl_storm_submit(w->storm, wj, &wj->job, &wj->ticket, sl_now_ms());
   }
   sl_claimed_free(jobs, n);
@@ -605,24 +631,33 @@ static void on_wal_event(uv_fs_event_t *h, const char *file, int events,
   uv_timer_start(&w->recheck, on_recheck, 1, 0);
 }
 
-/* Extend the leases of jobs in flight that are past half their lease. */
-static void heartbeat(struct sl_worker *w, int64_t now) {
-  int64_t ids[256], tokens[256], expiry = 0;
-  struct sl_wjob *batch[256], *wj;
-  int rcs[256];
-  size_t n = 0, i;
-  int rc;
-
-  for (wj = w->in_flight.next; wj != &w->in_flight; wj = wj->next) {
-    if (wj->job.lease_expires - now > w->cfg->lease_ms / 2)
+/* Jobs of list past half their lease into the arrays (at most room). */
+static size_t due_leases(struct sl_worker *w, struct sl_wjob *list,
+                         int64_t now, struct sl_wjob **batch, int64_t *ids,
+                         int64_t *tokens, size_t n, size_t room) {
+  struct sl_wjob *wj;
+  for (wj = list->next; wj != list && n < room; wj = wj->next) {
+    if (wj->lease_lost || wj->job.lease_expires - now > w->cfg->lease_ms / 2)
       continue;
     batch[n] = wj;
     ids[n] = wj->job.id;
     tokens[n] = wj->job.lease_token;
-    if (++n < 256)
-      continue;
-    break; /* the rest on the next tick */
+    n++;
   }
+  return n;
+}
+
+/* Extend the leases of jobs in flight or held back by storm control that
+ * are past half their lease (at most 256 a tick; the rest on the next). */
+static void heartbeat(struct sl_worker *w, int64_t now) {
+  int64_t ids[256], tokens[256], expiry = 0;
+  struct sl_wjob *batch[256];
+  int rcs[256];
+  size_t n, i;
+  int rc;
+
+  n = due_leases(w, &w->in_flight, now, batch, ids, tokens, 0, 256);
+  n = due_leases(w, &w->held, now, batch, ids, tokens, n, 256);
   if (n == 0)
     return;
   rc = sl_lease_extend_many(w->j, ids, tokens, n, w->cfg->lease_ms, rcs,
@@ -633,11 +668,13 @@ static void heartbeat(struct sl_worker *w, int64_t now) {
     return;
   }
   for (i = 0; i < n; i++) {
-    if (rcs[i] == SL_OK)
+    if (rcs[i] == SL_OK) {
       batch[i]->job.lease_expires = expiry;
-    else
-      sl_log_job(SL_LOG_WARN, batch[i]->job.id, batch[i]->job.attempt,
-                 "lease lost while the request was in flight");
+      continue;
+    }
+    batch[i]->lease_lost = 1; /* logged once; a held one is never sent */
+    sl_log_job(SL_LOG_WARN, batch[i]->job.id, batch[i]->job.attempt,
+               "lease lost while the request was in flight or held");
   }
 }
 
@@ -966,8 +1003,9 @@ static int spill_start(struct sl_worker *w) {
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "not starting: the outcomes spilled in %s must "
                          "reach the journal before anything is claimed; "
-                         "free space on the journal's disk and start again",
-           d);
+                         "%s and start again",
+           d, rc == SL_BUSY ? "let the other process finish ingesting them"
+                            : "free space on the journal's disk");
     return rc;
   }
   if (st.busy)
@@ -1023,6 +1061,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     return SL_NOMEM;
   w->cfg = cfg;
   w->in_flight.prev = w->in_flight.next = &w->in_flight;
+  w->held.prev = w->held.next = &w->held;
   w->rng = (uint64_t)sl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
   if (set_concurrency(w, cfg->concurrency) != 0) {
     rc = SL_NOMEM;

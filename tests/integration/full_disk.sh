@@ -28,14 +28,14 @@ cleanup_mnt() {
 }
 export SLUICE_JOURNAL="$MNT/journal.db"
 SPILL="$SLUICE_JOURNAL.spill"
-N=20
-# The route starts with a small probe window (storm control: 4 requests
-# until the server's rate-limit headers are known) and this mock sends none;
-# open it as earlier traffic would have, so that every job is in flight
-# when the disk fills.
-open_route() {
-  sql "INSERT OR REPLACE INTO route_limits (endpoint, model, climit)
-       VALUES ('/v1/responses', 'm', 32)" >/dev/null
+# Storm control's route starts with a window of 4 requests in flight (slow
+# start, worker/route.c), so 4 jobs are all in flight at once; before the
+# disk fills, the test waits until the mock holds every request.
+N=4
+# (at least: the batch route's startup listing may be in flight too)
+in_flight_is() {
+  [ "$(curl -s "http://127.0.0.1:$MOCK_PORT/_mock/stats" |
+    grep -o '"in_flight":[0-9]*' | cut -d: -f2)" -ge "$1" ] 2>/dev/null
 }
 
 # Each reply takes 3 s, so all jobs are in flight while the disk fills.
@@ -44,7 +44,6 @@ start_mock --latency-ms 3000 --require-key "$KEY" --log "$T/mock.log"
 "$SLUICE" init >/dev/null
 for i in $(seq 1 "$N"); do printf '{"model":"m","input":"disk %d"}\n' "$i"; done |
   "$SLUICE" enqueue >/dev/null
-open_route
 wargs=(--base-url "$MOCK_URL" --concurrency 32 --lease 20s --poll 200ms
   --drain-timeout 5s)
 OPENAI_API_KEY=$KEY "$SLUICE" work "${wargs[@]}" 2>"$T/worker1.log" &
@@ -53,6 +52,7 @@ PIDS+=("$w")
 running_is() { [ "$(sql "SELECT count(*) FROM jobs WHERE state='running'")" = "$1" ]; }
 succeeded_is() { [ "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")" = "$1" ]; }
 wait_for 10 running_is "$N" || fail "all jobs claimed" "$(sql "SELECT state, count(*) FROM jobs GROUP BY 1")"
+wait_for 10 in_flight_is "$N" || fail "all requests sent before the disk fills"
 ls "$SPILL"/*.spill >/dev/null 2>&1
 check "the worker reserved its spill file at startup" [ $? -eq 0 ]
 # fill the disk: dd stops at ENOSPC
@@ -107,12 +107,12 @@ for how in recover kill9; do
   start_mock --latency-ms 2000 --log "$T/mock.$how.log"
   for i in $(seq 1 "$N"); do printf '{"model":"m","input":"%s %d"}\n' "$how" "$i"; done |
     "$SLUICE" enqueue >/dev/null
-  open_route
   wargs=(--base-url "$MOCK_URL" --concurrency 32 --lease 20s --poll 200ms)
   "$SLUICE" work "${wargs[@]}" 2>"$T/$how.log" &
   w=$!
   PIDS+=("$w")
   wait_for 10 running_is "$N" || fail "$how: all jobs claimed"
+  wait_for 10 in_flight_is "$N" || fail "$how: all requests sent"
   dd if=/dev/zero of="$MNT/filler" bs=64k 2>/dev/null
   wait_for 15 replies_are "$N"
   eq "$how: outcomes spilled as soon as the journal refused them" "$N" "$(spill_replies)"
@@ -152,7 +152,6 @@ reset_journal
 start_mock --latency-ms 2000 --log "$T/mock.peer.log"
 for i in $(seq 1 "$N"); do printf '{"model":"m","input":"peer %d"}\n' "$i"; done |
   "$SLUICE" enqueue >/dev/null
-open_route
 wargs=(--base-url "$MOCK_URL" --concurrency 32 --lease 4s --poll 200ms)
 "$SLUICE" work "${wargs[@]}" 2>"$T/peerA.log" &
 a=$!
@@ -162,6 +161,7 @@ wait_for 10 running_is "$N" || fail "peer: A claimed every job"
 b=$!
 PIDS+=("$b")
 wait_for 10 grep -q "worker started" "$T/peerB.log"
+wait_for 10 in_flight_is "$N" || fail "peer: all requests sent"
 dd if=/dev/zero of="$MNT/filler" bs=64k 2>/dev/null
 wait_for 15 replies_are "$N"
 eq "peer: A spilled every outcome" "$N" "$(spill_replies)"

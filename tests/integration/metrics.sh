@@ -8,6 +8,11 @@ start_mock --faults "500#1-5"
 "$SLUICE" init >/dev/null
 for i in $(seq 1 40); do printf '{"model":"m","input":"%d"}\n' "$i"; done |
   "$SLUICE" enqueue -m 1 >/dev/null
+# A queue name the SQL door lets through (no C0): invalid UTF-8, a C1
+# control (CSI), a quote and a backslash; held back by run_after.
+sql "INSERT INTO jobs(queue, body, run_after) VALUES('bad' || CAST(X'FF' AS TEXT)
+  || '\"q\\' || CAST(X'C29B' AS TEXT), '{\"model\":\"m\",\"input\":\"x\"}',
+  4102444800000)" >/dev/null
 "$SLUICE" work --base-url "$MOCK_URL" --metrics-port 0 --poll 100ms --rpm 60000 \
   2>"$T/worker.log" &
 w=$!
@@ -27,6 +32,11 @@ eq "successful attempts counted" "$ok" "$(metric 'sluice_attempts_total{route="o
 eq "failed attempts counted by class" "$bad" "$(metric 'sluice_attempts_total{route="online",class="server_error"}')"
 eq "latency histogram counts every attempt" 40 "$(metric 'sluice_request_duration_seconds_count')"
 eq "histogram +Inf bucket equals the count" 40 "$(metric 'sluice_request_duration_seconds_bucket{le="+Inf"}')"
+# Prometheus refuses a whole scrape whose label value is not UTF-8.
+check "the page is valid UTF-8 whatever the queue names" \
+  iconv -f UTF-8 -t UTF-8 -o /dev/null "$T/m.txt"
+check "a hostile queue name is escaped in its label" grep -qxF \
+  'sluice_jobs{queue="bad\\xff\"q\\\\xc2\\x9b",state="pending"} 1' "$T/m.txt"
 check "in-flight gauge present" grep -q '^sluice_in_flight ' "$T/m.txt"
 check "shared bucket levels exported" grep -q '^sluice_bucket_requests{endpoint="/v1/responses",model="m"} ' "$T/m.txt"
 check "breaker state exported" grep -q '^sluice_breaker_open{endpoint="/v1/responses",model="m"} 0$' "$T/m.txt"

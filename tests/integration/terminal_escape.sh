@@ -94,4 +94,25 @@ eq "nothing was enqueued" "$before" "$(sql 'SELECT count(*) FROM jobs')"
 "$SLUICE" enqueue '{"model":"m","stream":false}' >/dev/null
 eq "stream false is accepted" 0 $?
 
+# --json output is UTF-8 (RFC 8259) whatever the journal holds: the SQL
+# door lets in names with invalid UTF-8 and C1 controls (only C0 is
+# refused); they come out as \ufffd and \u009b, never as raw bytes.
+bad="'q' || CAST(X'FF' AS TEXT) || CAST(X'C29B' AS TEXT) || '31m'"
+id=$(sql "INSERT INTO jobs (queue, body) VALUES ($bad, '{\"model\":\"m\"}')
+  RETURNING id")
+sql "UPDATE jobs SET last_error = 'e' || CAST(X'FE' AS TEXT) WHERE id = $id"
+"$SLUICE" status --json >"$T/s.json" 2>&1
+eq "status --json with a non-UTF-8 name exits 0" 0 $?
+"$SLUICE" show --json "$id" >"$T/j.json" 2>&1
+eq "show --json with non-UTF-8 text exits 0" 0 $?
+for f in s.json j.json; do
+  check "$f is valid UTF-8" iconv -f UTF-8 -t UTF-8 -o /dev/null "$T/$f"
+  check "$f holds no raw C1 control" \
+    bash -c "! LC_ALL=C grep -qP '\xc2[\x80-\x9f]' '$T/$f'"
+  if command -v python3 >/dev/null; then
+    check "$f parses as JSON" python3 -c \
+      'import json, sys; json.load(open(sys.argv[1], encoding="utf-8"))' "$T/$f"
+  fi
+done
+check "the name is shown with its escapes" grep -qF 'q\ufffd\u009b31m' "$T/s.json"
 finish

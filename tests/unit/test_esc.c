@@ -91,6 +91,30 @@ static void test_log_line_escaped(void **state) {
     assert_false((unsigned char)line[i] < 0x20 || line[i] == 0x7f);
 }
 
+/* A log line is valid JSON in UTF-8 whatever the journal holds: C1 as
+ * \u009b, a byte of invalid UTF-8 as \ufffd, other UTF-8 as is. */
+static void test_log_line_utf8(void **state) {
+  char line[512];
+  FILE *f = tmpfile();
+  size_t n, i, k;
+  (void)state;
+  assert_non_null(f);
+  sl_log_set_fd(fileno(f));
+  sl_log(SL_LOG_ERROR, "model %s", "m\xc2\x9b" "2J\xff\xc3\xa9\xe2\x82");
+  sl_log_set_fd(2);
+  rewind(f);
+  n = fread(line, 1, sizeof line - 1, f);
+  fclose(f);
+  line[n] = '\0';
+  assert_non_null(strstr(line, "m\\u009b2J\\ufffd\xc3\xa9\\ufffd\\ufffd\""));
+  for (i = 0; i < n; i += k) { /* every byte is part of valid UTF-8 */
+    k = sl_utf8_len((const unsigned char *)line + i);
+    assert_true(k > 0);
+    assert_false((unsigned char)line[i] == 0xc2 &&
+                 (unsigned char)line[i + 1] <= 0x9f);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_clean_is_returned_as_is),
@@ -98,6 +122,7 @@ int main(void) {
       cmocka_unit_test(test_cut_inside_buffer),
       cmocka_unit_test(test_put_has_no_limit),
       cmocka_unit_test(test_log_line_escaped),
+      cmocka_unit_test(test_log_line_utf8),
   };
   return cmocka_run_group_tests_name("esc", tests, NULL, NULL);
 }

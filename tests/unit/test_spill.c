@@ -10,10 +10,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include "cli.h"
 #include "log.h"
 #include "sluice_batch.h"
+#include "sluice_secrets.h"
 #include "spill.h"
 #include "testutil.h"
 
@@ -465,12 +469,149 @@ static void test_fenced_ingest(void **state) {
   log_release();
 }
 
+/* `sluice rescue` ingests a dead worker's spill file before it returns the
+ * worker's expired leases to pending: otherwise the answered job is sent
+ * again and its spilled answer skipped as stale. */
+static void test_cli_rescue_ingests_first(void **state) {
+  struct tu *t = *state;
+  struct sl_completion rec;
+  struct sl_claimed_job *c;
+  struct sl_spill *dead = NULL;
+  char dir[200], jid[64], err[512] = "";
+  char *argv[] = {"rescue", "--journal", t->path, NULL};
+  sqlite3 *db;
+  char *b;
+
+  tu_open(t);
+  assert_int_equal(sl_batch_journal_id(t->j, jid, sizeof jid), SL_OK);
+  tu_enqueue(t->j, NULL, 0, 0);
+  tu_enqueue(t->j, NULL, 0, 0);
+  c = claim(t->j, 2); /* leases of 1 ms: expired by the rescue */
+  rec = ok(c[0].id, c[0].lease_token, "{\"answered\":1}");
+  assert_int_equal(sl_spill_default_dir(t->path, dir, sizeof dir), 0);
+  if (sl_spill_open(&dead, dir, jid, 4096, err, sizeof err) != 0)
+    print_error("sl_spill_open: %s\n", err);
+  assert_non_null(dead);
+  assert_int_equal(sl_spill_write(dead, &rec, 1), 0);
+  sl_spill_close(dead); /* the worker died: its lock went with it */
+  usleep(5000);
+
+  assert_int_equal(sl_cmd_rescue(3, argv), SL_EXIT_OK);
+  db = tu_raw(t->path);
+  tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id=%lld AND "
+                     "state='succeeded'", (long long)c[0].id);
+  b = tu_text(db, "SELECT body FROM results WHERE job_id=%lld",
+              (long long)c[0].id);
+  assert_string_equal(b, "{\"answered\":1}");
+  sqlite3_free(b);
+  tu_assert_q(db, 0, "SELECT count(*) FROM attempts WHERE job_id=%lld AND "
+                     "route='rescue'", (long long)c[0].id);
+  /* the job with nothing spilled is rescued as before */
+  tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id=%lld AND "
+                     "state='pending'", (long long)c[1].id);
+  sqlite3_close(db);
+  assert_int_equal(count_spills(dir), 0);
+  rm_spill_dir(dir);
+  sl_claimed_free(c, 2);
+}
+
+/* The spill file is stored on disk like the journal: a key the server
+ * echoed (any shape) is scrubbed by value from the body, error and request
+ * id before they reach it. */
+static void test_secret_never_spilled(void **state) {
+  struct tu *t = *state;
+  static const char key[] = "8f14e45fceea167a5a36dedd4bea2543"; /* Azure */
+  static char raw[8192];
+  struct sl_completion c[2];
+  struct sl_spill_records r;
+  struct sl_spill *s;
+  char dir[160], path[400];
+  ssize_t n;
+  int fd;
+
+  assert_int_equal(sl_secret_add(key), SL_OK);
+  c[0] = ok(1, 11, "{\"echo\":\"key 8f14e45fceea167a5a36dedd4bea2543\"}");
+  c[0].request_id = "req_8f14e45fceea167a5a36dedd4bea2543";
+  c[1] = ok(2, 12, NULL);
+  c[1].outcome = SL_OUTCOME_FAIL;
+  c[1].failure_class = "auth";
+  c[1].error = "HTTP 401: bad key 8f14e45fceea167a5a36dedd4bea2543";
+  s = open_spill(t, JID, 4096, dir, sizeof dir);
+  assert_int_equal(sl_spill_write(s, c, 2), 0);
+  snprintf(path, sizeof path, "%s", sl_spill_path(s));
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  n = pread(fd, raw, sizeof raw, 0);
+  close(fd);
+  assert_true(n > 0);
+  assert_null(memmem(raw, (size_t)n, key, sizeof key - 1));
+  assert_non_null(memmem(raw, (size_t)n, SL_SECRET_MARK,
+                         sizeof SL_SECRET_MARK - 1));
+  read_back(path, &r);
+  assert_int_equal(r.n, 2);
+  assert_string_equal(r.c[0].body, "{\"echo\":\"key [redacted]\"}");
+  assert_string_equal(r.c[1].error, "HTTP 401: bad key [redacted]");
+  sl_spill_records_free(&r);
+  sl_spill_close(s);
+  sl_secrets_clear();
+  rm_spill_dir(dir);
+}
+
+/* Two passes over one spill dir (two workers starting together, or two
+ * peers' rescue ticks): the second must not return while the first holds
+ * a dead worker's file, or its caller rescues that worker's jobs before
+ * their spilled outcomes are recorded and sends them again. A child plays
+ * the first pass: it holds the directory's ingest lock and the dead file,
+ * then removes the file (its records applied) and lets go. */
+static void test_second_pass_waits(void **state) {
+  struct tu *t = *state;
+  struct sl_completion rec = ok(1, 1, "{\"a\":1}");
+  struct sl_spill_stats st;
+  struct sl_spill *dead;
+  char dir[160], file[400], lockp[400], go;
+  int ready[2], status;
+  pid_t child;
+
+  tu_open(t);
+  dead = open_spill(t, JID, 4096, dir, sizeof dir);
+  assert_int_equal(sl_spill_write(dead, &rec, 1), 0);
+  snprintf(file, sizeof file, "%s", sl_spill_path(dead));
+  sl_spill_close(dead);
+  snprintf(lockp, sizeof lockp, "%s/%s", dir, SL_SPILL_INGEST_LOCK);
+  assert_int_equal(pipe(ready), 0);
+  child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    int l = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int f = open(file, O_RDWR | O_CLOEXEC);
+    if (l < 0 || f < 0 || flock(l, LOCK_EX) || flock(f, LOCK_EX))
+      _exit(1);
+    if (write(ready[1], "x", 1) != 1)
+      _exit(1);
+    usleep(300000);
+    unlink(file);
+    _exit(0);
+  }
+  close(ready[1]);
+  assert_int_equal(read(ready[0], &go, 1), 1);
+  close(ready[0]);
+  assert_int_equal(sl_spill_ingest_dir(t->j, dir, JID, &st), SL_OK);
+  /* returned only after the first pass: its file is gone, none was busy */
+  assert_int_equal(st.busy, 0);
+  assert_int_equal(count_spills(dir), 0);
+  assert_int_equal(waitpid(child, &status, 0), child);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  rm_spill_dir(dir);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
   const struct CMUnitTest tests[] = {
       T(test_roundtrip),      T(test_truncated_last_record),
       T(test_corrupt_byte),   T(test_reset_and_close),
       T(test_write_past_reserve), T(test_fenced_ingest),
+      T(test_cli_rescue_ingests_first), T(test_secret_never_spilled),
+      T(test_second_pass_waits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
