@@ -35,7 +35,7 @@ pc_libs   = $(shell pkg-config --libs $(1) 2>/dev/null)
 
 WARN     := -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wno-missing-field-initializers \
             -Wno-format-truncation
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ilib -Iworker -DSL_SOURCE_DIR=\"$(CURDIR)\"
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ilib -Iworker -Iweb -DSL_SOURCE_DIR=\"$(CURDIR)\"
 ifeq ($(FUZZ),1)
 # libFuzzer targets: clang, every object instrumented for coverage.
 CC       := clang
@@ -58,6 +58,10 @@ LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MIGRATIONS  := $(sort $(wildcard migrations/[0-9][0-9][0-9][0-9]_*.sql))
 WORKER_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c))
 WORKER_OBJ  := $(WORKER_SRC:%.c=$(BUILD)/%.o)
+# The dashboard (web/): pages in the worker library, assets embedded.
+WEB_SRC     := $(wildcard web/*.c)
+WEB_ASSETS  := $(sort $(wildcard web/assets/*))
+WORKER_OBJ  += $(WEB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/assets.o
 MOCK_SRC    := $(wildcard tests/mock/*.c)
 MOCK_OBJ    := $(MOCK_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -86,12 +90,22 @@ deps:
 	  && command -v nghttpx >/dev/null && command -v wrk >/dev/null \
 	  && command -v openssl >/dev/null && command -v clang >/dev/null \
 	  && command -v curl >/dev/null && command -v groff >/dev/null \
+	  && command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  && /usr/bin/python3 -c 'import selenium' 2>/dev/null \
 	  && $(PG_BINDIR_OK) \
 	  || deploy/install-deps.sh
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) tools/sql2c.sh
 	@mkdir -p $(@D)
 	tools/sql2c.sh $@ $(MIGRATIONS)
+
+$(BUILD)/gen/assets.c: $(WEB_ASSETS) tools/asset2c.sh
+	@mkdir -p $(@D)
+	tools/asset2c.sh $@ $(WEB_ASSETS)
+
+$(BUILD)/web/%.o: web/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) -c -o $@ $<
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(LIB_PKGS)) -c -o $@ $<

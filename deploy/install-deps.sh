@@ -10,7 +10,7 @@ PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libuv1-dev
 libcurl4-openssl-dev libcjson-dev libcmocka-dev libmicrohttpd-dev
 libsystemd-dev libinih-dev nghttp2-proxy wrk openssl procps valgrind
 clang libclang-rt-14-dev curl groff-base man-db zlib1g-dev
-postgresql libpq-dev"
+postgresql libpq-dev chromium chromium-driver python3-selenium"
 
 missing=""
 for p in $PKGS; do

@@ -82,5 +82,6 @@ int sl_cmd_resume(int argc, char **argv);
 int sl_cmd_rescue(int argc, char **argv);
 int sl_cmd_prune(int argc, char **argv);
 int sl_cmd_work(int argc, char **argv);
+int sl_cmd_dashboard(int argc, char **argv);
 
 #endif

@@ -95,6 +95,9 @@ static const char usage[] =
     "      --prune-every D       how often to prune (default 10m)\n"
     "      --metrics-port N      serve Prometheus metrics on\n"
     "                            http://127.0.0.1:N/metrics (0: any port)\n"
+    "      --dashboard-port N    serve `sluice dashboard`'s pages on\n"
+    "                            http://127.0.0.1:N/ with this worker's live\n"
+    "                            state (0: any port)\n"
     "      --log-file PATH       append logs to PATH instead of stderr;\n"
     "                            reopened on SIGHUP (for logrotate)\n"
     "      --config PATH         INI file (default $SLUICE_CONFIG): a [work]\n"
@@ -191,7 +194,7 @@ int sl_cmd_work(int argc, char **argv) {
          OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL, OPT_CONFIG, OPT_LOGFILE,
          OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH,
          OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY, OPT_SPILL, OPT_STALL, OPT_FBYTE,
-         OPT_BTOKLIM, OPT_HEADER, OPT_AUTHHDR };
+         OPT_BTOKLIM, OPT_HEADER, OPT_AUTHHDR, OPT_DASHBOARD };
   static const struct option opts[] = {
       SL_STORM_LONGOPTS, /* storm control (storm.h) */
       {"journal", required_argument, NULL, 'j'},
@@ -222,6 +225,7 @@ int sl_cmd_work(int argc, char **argv) {
       {"log-file", required_argument, NULL, OPT_LOGFILE},
       {"config", required_argument, NULL, OPT_CONFIG},
       {"metrics-port", required_argument, NULL, OPT_METRICS},
+      {"dashboard-port", required_argument, NULL, OPT_DASHBOARD},
       {"prune-older-than", required_argument, NULL, OPT_PRUNE},
       {"prune-every", required_argument, NULL, OPT_PRUNE_EVERY},
       {"batch-max-lines", required_argument, NULL, OPT_BLINES},
@@ -393,6 +397,14 @@ int sl_cmd_work(int argc, char **argv) {
       }
       cfg.metrics_port = (int)v;
       metrics_origin = origin;
+      break;
+    case OPT_DASHBOARD:
+      if (sl_cli_parse_int(optarg, 0, 65535, &v) != 0) {
+        fprintf(stderr, "sluice work: --dashboard-port wants a port from 0 "
+                        "to 65535, got '%s'\n", optarg);
+        goto out;
+      }
+      cfg.dashboard_port = (int)v;
       break;
     case OPT_BLINES:
       if (sl_cli_parse_int(optarg, 1, 50000, &v) != 0) {

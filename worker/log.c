@@ -116,9 +116,9 @@ static void redact(char *msg) {
   }
 }
 
-static void write_line(enum sl_log_level lvl, int64_t job, int64_t attempt,
-                       const struct sl_log_attempt *a, const char *fmt,
-                       va_list ap) {
+__attribute__((format(printf, 5, 0))) static void
+write_line(enum sl_log_level lvl, int64_t job, int64_t attempt,
+           const struct sl_log_attempt *a, const char *fmt, va_list ap) {
   char msg[1024], line[2800], ts[40], rid[256];
   struct timeval tv;
   struct tm tm;

@@ -27,6 +27,7 @@ static const char usage[] =
     "  rescue    return jobs whose worker died to pending\n"
     "  prune     delete finished jobs older than a given age\n"
     "  budget    a queue's token budget per day and prices\n"
+    "  dashboard web pages over the journal (and its actions)\n"
     "\n"
     "Every command takes --journal PATH (default $SLUICE_JOURNAL, else\n"
     "./sluice.db) and --help. `sluice COMMAND --help` (or `sluice help\n"
@@ -51,6 +52,7 @@ static const struct {
     {"resume", sl_cmd_resume},   {"rescue", sl_cmd_rescue},
     {"prune", sl_cmd_prune},     {"budget", sl_cmd_budget},
     {"jobs", sl_cmd_jobs},       {"wait", sl_cmd_wait},
+    {"dashboard", sl_cmd_dashboard},
 };
 
 int main(int argc, char **argv) {

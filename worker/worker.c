@@ -28,6 +28,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "web.h"
 #include "notify.h"
 #include "retention.h"
 #include "sluice_batch.h"
@@ -78,6 +79,7 @@ struct sl_worker {
   size_t concurrency;          /* live value: SIGHUP may change it */
   uint64_t watchdog_usec, next_watchdog_ms;
   struct sl_metrics *metrics;  /* NULL unless --metrics-port */
+  struct sl_web *web;          /* NULL unless --dashboard-port */
   struct sl_storm *storm;      /* storm control: admission, deferral */
   struct sl_retention retention; /* --prune-older-than */
   struct sl_spill *spill;      /* NULL if no space could be reserved */
@@ -707,6 +709,7 @@ static void on_tick(uv_timer_t *t) {
     w->next_watchdog_ms = (uint64_t)now + w->watchdog_usec / 2000;
   }
   sl_metrics_set_in_flight(w->metrics, w->n_in_flight);
+  sl_web_set_live(w->web, w->n_in_flight, w->cfg->concurrency);
   heartbeat(w, now);
   sl_storm_tick(w->storm, now);
   sl_retention_tick(&w->retention, &w->loop, now);
@@ -963,6 +966,7 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   c->drain_timeout_ms = 30000;
   c->poll_ms = 1000;
   c->metrics_port = -1;
+  c->dashboard_port = -1;
   c->prune_every_ms = 600000;
   c->online.backoff_base_ms = 1000;
   c->online.backoff_cap_ms = 600000;
@@ -1027,6 +1031,22 @@ static int watch_wal(struct sl_worker *w) {
     sl_log(SL_LOG_WARN, "cannot watch %s (%s); waking every %lld ms instead",
            path, uv_strerror(rc), (long long)w->cfg->poll_ms);
   return 0;
+}
+
+/* --dashboard-port: the dashboard's pages on loopback, with this worker's
+ * live figures; a failure to listen is logged, the worker runs on. */
+static void start_dashboard(struct sl_worker *w,
+                            const struct sl_worker_config *cfg) {
+  struct sl_web_options o = {0};
+  char listen[32], url[128], err[600];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", cfg->dashboard_port);
+  o.journal = cfg->journal;
+  o.listen = listen;
+  o.in_worker = 1;
+  if (sl_web_start(&w->web, &o, url, sizeof url, err, sizeof err) != 0)
+    sl_log(SL_LOG_ERROR, "dashboard: %s", err);
+  else
+    sl_log(SL_LOG_INFO, "dashboard on %s", url);
 }
 
 int sl_worker_run(const struct sl_worker_config *cfg) {
@@ -1157,6 +1177,8 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     else
       sl_log(SL_LOG_INFO, "metrics on http://127.0.0.1:%d/metrics", port);
   }
+  if (cfg->dashboard_port >= 0)
+    start_dashboard(w, cfg);
   w->watchdog_usec = sl_notify_watchdog_usec();
   /* The tick pings the watchdog, so it must run at least twice as often. */
   if (w->watchdog_usec && (uint64_t)cfg->poll_ms * 2000 > w->watchdog_usec)
@@ -1179,6 +1201,7 @@ out:
   sl_batch_route_free(w->batch); /* its timer closed with the loop */
   sl_storm_free(w->storm);        /* likewise */
   sl_metrics_stop(w->metrics);
+  sl_web_stop(w->web);
   /* The loop is closed: nothing more will be written about what we hold,
    * so its leases can go now rather than when they run out; but not while
    * outcomes wait in the spill file: a peer would rescue and resend them

@@ -46,6 +46,7 @@ struct sl_worker_config {
   struct sl_batch_config batch; /* the Batch API route (worker/batch.h) */
   const char *config_file;    /* SIGHUP re-reads log-level, concurrency */
   int metrics_port;           /* Prometheus on 127.0.0.1; -1: off */
+  int dashboard_port;         /* web pages on 127.0.0.1 (web/); -1: off */
   int64_t prune_older_than_ms; /* automatic retention; 0: off */
   int64_t prune_every_ms;
   const char *spill_dir;      /* NULL: "<journal>.spill" (spill.h) */

@@ -80,7 +80,8 @@ for flag in $static_libs; do
 done
 
 # The commands the tests run beside the compiler.
-for cmd in sqlite3 nghttpx wrk openssl curl groff valgrind clang readelf; do
+for cmd in sqlite3 nghttpx wrk openssl curl groff valgrind clang readelf \
+  chromium chromedriver; do
   path=$(command -v "$cmd" || true)
   if [ -z "$path" ]; then
     fail "$cmd is installed" "not on PATH"
@@ -94,4 +95,12 @@ for cmd in sqlite3 nghttpx wrk openssl curl groff valgrind clang readelf; do
     fail "install-deps.sh installs $pkg ($cmd)" "add $pkg to PKGS"
   fi
 done
+# The browser test's driver bindings (tests/browser/dashboard.py).
+sel=$(/usr/bin/python3 -c 'import selenium; print(selenium.__file__)' 2>/dev/null)
+pkg=$([ -n "$sel" ] && owner "$sel")
+if [ -n "$pkg" ] && covered "$pkg"; then
+  pass "install-deps.sh installs $pkg (selenium for python3)"
+else
+  fail "install-deps.sh installs python3-selenium" "add it to PKGS"
+fi
 finish
