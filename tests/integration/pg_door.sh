@@ -439,6 +439,8 @@ refuse "job_ids that is an object" "job_ids must be a JSON array of job ids" \
   "INSERT INTO sluice.replays(job_ids) VALUES ('{\"id\": 1}')"
 refuse "job_ids that is not JSON" "job_ids must be a JSON array of job ids" \
   "INSERT INTO sluice.replays(job_ids) VALUES ('1, 2')"
+refuse "an unknown dashboard action" "unknown dashboard action" \
+  "INSERT INTO sluice.dashboard_actions(action, outcome) VALUES ('delete', 'ok')"
 
 # A reader's query that calls json_valid under a parallel plan works (the
 # function's exception block cannot run in a parallel worker).
