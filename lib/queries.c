@@ -12,19 +12,37 @@
 #define CLAIM_PICK                                                          \
   "SELECT id FROM jobs WHERE state = 'pending'"                             \
   " AND run_after <= ?1 AND (?3 IS NULL OR urgency = ?3)"                   \
+  " AND (?7 IS NULL OR urgency <> 'deferrable' OR deadline < ?7)"           \
+  CLAIM_FILTER " ORDER BY priority, run_after, id"
+/* The queue, pause and route filters every claim applies. */
+#define CLAIM_FILTER                                                        \
   " AND (?6 IS NULL OR queue = ?6)"                                         \
   " AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))"         \
   " AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1)"                \
   "  OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))"           \
-  " AND (?7 IS NULL OR urgency <> 'deferrable' OR deadline < ?7)"           \
   " AND (?8 IS NULL OR NOT EXISTS (SELECT 1 FROM queue_limits"              \
   "  WHERE online_paused = 1) OR queue NOT IN (SELECT queue"                \
   "  FROM queue_limits WHERE online_paused = 1))"                           \
   " AND (?10 IS NULL OR NOT EXISTS (SELECT 1 FROM route_limits"             \
   "  WHERE failing = 1 AND probe_at > ?10) OR NOT EXISTS (SELECT 1"         \
   "  FROM route_limits r WHERE r.failing = 1 AND r.probe_at > ?10"          \
-  "  AND r.endpoint = jobs.endpoint AND r.model = jobs.model))"             \
-  " ORDER BY priority, run_after, id"
+  "  AND r.endpoint = jobs.endpoint AND r.model = jobs.model))"
+/* The online claim when deferrable jobs go to the batch route (?7 set, ?3
+ * NULL): due urgent jobs in claim order from jobs_pending_urgent, merged
+ * with the deferrable jobs whose deadline is before ?7 (a range of
+ * jobs_pending_deferrable), so that a backlog of deferrable jobs ahead of
+ * the urgent ones is never walked (issue 14). The literal state and
+ * urgency terms are what let the planner use those partial indexes;
+ * INDEXED BY, because without statistics it would rather walk
+ * jobs_pending in order than sort the few deferrable jobs due soon. */
+#define CLAIM_PICK_ONLINE                                                   \
+  "SELECT id FROM (SELECT id, priority, run_after FROM jobs"                \
+  " INDEXED BY jobs_pending_urgent WHERE state = 'pending' AND urgency = 'urgent' AND run_after <= ?1"     \
+  CLAIM_FILTER                                                              \
+  " UNION ALL SELECT id, priority, run_after FROM jobs"                     \
+  " INDEXED BY jobs_pending_deferrable WHERE state = 'pending' AND urgency = 'deferrable' AND deadline < ?7"   \
+  " AND run_after <= ?1" CLAIM_FILTER                                       \
+  " ORDER BY priority, run_after, id LIMIT ?5)"
 #define CLAIM_RETURNING                                                     \
   " RETURNING id, lease_token, lease_expires, attempts, max_attempts,"      \
   " generation, coalesce(deadline, 0), priority, queue, partition,"         \
@@ -59,6 +77,8 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   [SL_STMT_CLAIM] = CLAIM_SET " WHERE id IN (" CLAIM_PICK " LIMIT ?5)"
     CLAIM_RETURNING,
   [SL_STMT_CLAIM_ONE] = CLAIM_SET " WHERE id = (" CLAIM_PICK " LIMIT 1)"
+    CLAIM_RETURNING,
+  [SL_STMT_CLAIM_ONLINE] = CLAIM_SET " WHERE id IN (" CLAIM_PICK_ONLINE ")"
     CLAIM_RETURNING,
 
   [SL_STMT_EXTEND] =

@@ -510,6 +510,16 @@ CREATE INDEX jobs_created ON jobs (created_at);
 CREATE INDEX jobs_failed_class ON jobs (last_class) WHERE state = 'failed';
 CREATE INDEX jobs_cancelled ON jobs (finished_at) WHERE state = 'cancelled';
 
+-- Claim indexes that lead with what the claim filters on (migration 0012,
+-- issue 14): due urgent jobs in claim order (the online claim), pending
+-- deferrable jobs by deadline (the online claim's deadline branch and the
+-- batch backlog), and pending jobs by run_after (next_due: one seek).
+CREATE INDEX jobs_pending_urgent ON jobs (priority, run_after)
+  WHERE state = 'pending' AND urgency = 'urgent';
+CREATE INDEX jobs_pending_deferrable ON jobs (deadline)
+  WHERE state = 'pending' AND urgency = 'deferrable';
+CREATE INDEX jobs_due ON jobs (run_after) WHERE state = 'pending';
+
 -- Worker identity (DESIGN.md "Worker identity"): one row per `sluice work`
 -- process, heartbeated every third of its lease. A worker that starts on
 -- the same host takes back the leases and open batches of a predecessor
