@@ -84,6 +84,14 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
             char *errbuf, size_t errlen);
 void sl_close(struct sl_journal *j);
 
+/*
+ * How long a statement waits for another connection's write lock before it
+ * fails with SL_BUSY. poll 0: SQLite's handler (sleeps up to 100 ms at a
+ * time; sl_open's default). poll 1: polls every 0.2 ms, for an event loop
+ * that must not stop long and retries from its own timers (the worker).
+ */
+int sl_set_busy_timeout(struct sl_journal *j, int ms, int poll);
+
 /* Detail of the last failure on this journal; never NULL. */
 const char *sl_errmsg(const struct sl_journal *j);
 

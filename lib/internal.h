@@ -64,8 +64,14 @@ struct sl_journal {
   int ncached;
   struct sl_lease_memo memo[SL_LEASE_MEMO];
   int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
+  int busy_ms;           /* sl_set_busy_timeout's polling limit */
+  int64_t busy_since_us; /* when the current wait for the lock began */
   char errmsg[512];
 };
+
+/* After a long write transaction: let a writer waiting for the lock in
+ * (busy.c). began_ms: sl_now_ms() before BEGIN. */
+void sl_busy_yield(struct sl_journal *j, int64_t began_ms);
 
 /* Map an SQLite result code to an sl_err. */
 int sl_journal_map_rc(int rc);
