@@ -1102,6 +1102,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   ho.first_byte_timeout_ms = (long)cfg->first_byte_timeout_ms;
   ho.insecure = cfg->insecure;
   ho.ca_file = cfg->ca_file;
+  ho.accept_encoding = cfg->accept_encoding;
   ho.http2 = 1;
   rc = sl_http_init(&w->http, &w->loop, &ho);
   if (rc != 0) {
