@@ -303,7 +303,9 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
  * Works in BEGIN IMMEDIATE transactions of at most batch_rows jobs (0: 500)
  * and yields the write lock between them, so workers and producers keep
  * writing during a long prune; then runs PRAGMA wal_checkpoint(PASSIVE).
- * The file does not shrink: freed pages are reused by later writes.
+ * On a journal with incremental auto-vacuum (the default for journals
+ * created since issue 14; sl_vacuum converts older ones) the freed pages
+ * then leave the file, in short steps; otherwise later writes reuse them.
  * *deleted (may be NULL) receives how many jobs were deleted, also on
  * failure, when it counts the transactions that committed before it.
  * SL_INVAL for a negative older_than_ms; SL_BUSY if a transaction could not
@@ -311,6 +313,15 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
  */
 int sl_prune(struct sl_journal *j, int64_t older_than_ms, size_t batch_rows,
              int64_t *deleted);
+
+/*
+ * Give a journal's free pages back to the file system. A journal created
+ * before auto_vacuum=INCREMENTAL became the default is converted once, by a
+ * VACUUM: it rewrites the file, holds the write lock meanwhile and needs as
+ * much free disk again (*converted, may be NULL, is then 1). Later calls,
+ * and sl_prune on a converted journal, return free pages in short steps.
+ */
+int sl_vacuum(struct sl_journal *j, int *converted);
 
 /* How many jobs sl_prune would delete now (its dry run); changes nothing. */
 int sl_prune_count(struct sl_journal *j, int64_t older_than_ms,

@@ -73,6 +73,10 @@ struct sl_journal {
  * (busy.c). began_ms: sl_now_ms() before BEGIN. */
 void sl_busy_yield(struct sl_journal *j, int64_t began_ms);
 
+/* With auto_vacuum=INCREMENTAL, return the free pages to the file system
+ * in short transactions (vacuum.c); otherwise nothing. */
+int sl_journal_incremental_vacuum(struct sl_journal *j);
+
 /* Map an SQLite result code to an sl_err. */
 int sl_journal_map_rc(int rc);
 
