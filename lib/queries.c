@@ -9,18 +9,30 @@
   "UPDATE jobs SET state = 'running', attempts = attempts + 1,"             \
   " lease_token = random(), lease_expires = ?2, updated_at = ?1,"           \
   " worker_id = ?9"
-/* One urgency's due jobs of unpaused queues, in claim order: an equality
- * on jobs_pending's leading column, so the range is read in (priority,
- * run_after, id) order and never walks the other urgency's jobs. */
-#define CLAIM_BRANCH(u)                                                     \
+/* The priorities that one urgency's pending jobs have, found by index
+ * seeks (one per priority, bounded), in ascending order. */
+#define CLAIM_PRIOS(g, u)                                                   \
+  g "(p) AS (SELECT (SELECT min(priority) FROM jobs WHERE state = 'pending'" \
+  " AND urgency = '" u "') UNION ALL SELECT (SELECT min(priority) FROM jobs" \
+  " WHERE state = 'pending' AND urgency = '" u "' AND priority > " g ".p)"  \
+  " FROM " g " WHERE p IS NOT NULL LIMIT 100000)"
+/* One urgency's due jobs of unpaused queues, in claim order: equalities
+ * on jobs_pending's urgency and (one by one, from CLAIM_PRIOS) priority,
+ * so each priority's range is read in (run_after, id) order up to ?1 and
+ * the claim walks neither the other urgency's jobs nor the jobs scheduled
+ * later at a lower priority value (issue 14). */
+#define CLAIM_BRANCH(g, u)                                                  \
   "SELECT id, priority, run_after FROM jobs INDEXED BY jobs_pending"        \
-  " WHERE state = 'pending' AND urgency = '" u "' AND run_after <= ?1"      \
+  " WHERE state = 'pending' AND urgency = '" u "'"                          \
+  " AND priority IN (SELECT p FROM " g ") AND run_after <= ?1"              \
   " AND (?3 IS NULL OR ?3 = '" u "')" CLAIM_FILTER
-/* The claim merges the urgent and the deferrable ranges (issue 14); ?7 set
- * takes a deferrable job only if its deadline is before ?7. */
+/* The claim merges the urgent and the deferrable ranges; ?7 set takes a
+ * deferrable job only if its deadline is before ?7. */
 #define CLAIM_PICK                                                          \
-  "SELECT id FROM (" CLAIM_BRANCH("urgent") " UNION ALL "                   \
-  CLAIM_BRANCH("deferrable") " AND (?7 IS NULL OR deadline < ?7)"           \
+  "WITH RECURSIVE " CLAIM_PRIOS("gu", "urgent") ", "                        \
+  CLAIM_PRIOS("gd", "deferrable")                                           \
+  " SELECT id FROM (" CLAIM_BRANCH("gu", "urgent") " UNION ALL "            \
+  CLAIM_BRANCH("gd", "deferrable") " AND (?7 IS NULL OR deadline < ?7)"     \
   " ORDER BY priority, run_after, id LIMIT ?5)"
 /* The queue, pause and route filters every claim applies. */
 #define CLAIM_FILTER                                                        \
@@ -42,7 +54,8 @@
  * INDEXED BY: without statistics the planner would rather walk the
  * deferrable range in order than sort the few jobs due soon. */
 #define CLAIM_PICK_ONLINE                                                   \
-  "SELECT id FROM (" CLAIM_BRANCH("urgent") " UNION ALL"                    \
+  "WITH RECURSIVE " CLAIM_PRIOS("gu", "urgent")                             \
+  " SELECT id FROM (" CLAIM_BRANCH("gu", "urgent") " UNION ALL"             \
   " SELECT id, priority, run_after FROM jobs"                               \
   " INDEXED BY jobs_pending_deadline WHERE state = 'pending'"               \
   " AND urgency = 'deferrable' AND deadline < ?7 AND run_after <= ?1"       \

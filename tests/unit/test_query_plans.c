@@ -198,6 +198,33 @@ static void test_online_claim_skips_deferrable_backlog(void **state) {
   assert_true(steps < 3000);
 }
 
+/* 3,000 urgent jobs scheduled an hour ahead at priority 0, one due at
+ * priority 9: a claim (generic, and online) seeks each priority's due
+ * range instead of walking the jobs not yet due. */
+static void test_claim_skips_jobs_scheduled_ahead(void **state) {
+  struct tu *t = *state;
+  struct sl_claimed_job *c;
+  int64_t now = sl_now_ms(), steps;
+  size_t n;
+  int online;
+
+  t->j = tu_open(t);
+  enqueue_n(t->j, 3000, "urgent", 0, now + 3600000, 0);
+  enqueue_n(t->j, 2, "urgent", 9, 0, 0);
+  for (online = 0; online < 2; online++) {
+    vm_steps(t->j->db);
+    c = claim(t->j, 1, online ? now + 60000 : 0, &n);
+    steps = vm_steps(t->j->db);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].priority, 9);
+    sl_claimed_free(c, n);
+    if (steps >= 3000)
+      print_error("claim (online %d): %lld VM steps\n", online,
+                  (long long)steps);
+    assert_true(steps < 3000);
+  }
+}
+
 /* 3,000 jobs scheduled an hour ahead at priority 0, one due later at
  * priority 9: next_due reads one index entry, not the backlog. */
 static void test_next_due_is_a_seek(void **state) {
@@ -224,6 +251,8 @@ int main(void) {
                                     tu_setup, tu_teardown),
     cmocka_unit_test_setup_teardown(test_next_due_is_a_seek, tu_setup,
                                     tu_teardown),
+    cmocka_unit_test_setup_teardown(test_claim_skips_jobs_scheduled_ahead,
+                                    tu_setup, tu_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
