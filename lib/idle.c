@@ -8,7 +8,7 @@ int sl_count_workable(struct sl_journal *j, const char *const *queues,
   /* Running and batched jobs always count (a lease may expire, a batch
    * may end); a pending job counts unless a pause holds it: the queue is
    * paused, or its online route is and the job could only go online. */
-  /* One count per state, so that each reads its partial index (jobs_due,
+  /* One count per state, so that each reads its partial index (jobs_pending,
    * jobs_running, jobs_batched) instead of scanning every job: an IN over
    * the states cannot use a partial index (issue 14). */
   static const char *const sql =
