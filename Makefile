@@ -3,6 +3,7 @@
 #   make test       install missing packages, build with ASan+UBSan, run tests
 #   make demo       install missing packages, run the end-to-end demo
 #   make bench      benchmarks (figures only, never pass/fail)
+#   make bench-scale  status, claim, idle worker at SCALE_JOBS (10M) jobs
 #   make install    PREFIX=/usr/local DESTDIR=
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -76,7 +77,7 @@ LIBWORKER_A  := $(BUILD)/libsluice-worker.a
 SLUICE       := $(BUILD)/sluice
 MOCK         := $(BUILD)/sluice-mock
 
-.PHONY: all deps test check tests demo bench chaos valgrind fuzz fuzz-bins install uninstall clean
+.PHONY: all deps test check tests demo bench bench-scale chaos valgrind fuzz fuzz-bins install uninstall clean
 all: $(LIBSLUICE_A) $(LIBSLUICE_SO) $(SLUICE) $(MOCK) $(BUILD)/sluice.pc
 
 # The PostgreSQL server programs (initdb, pg_ctl) live outside PATH on
@@ -228,6 +229,12 @@ demo: deps
 bench: deps
 	$(MAKE) all $(BENCH_BIN)
 	bench/run.sh $(BUILD)
+
+# A journal of SCALE_JOBS (10M) jobs: status, claim and an idle worker
+# against an empty journal (issue 14). Not part of bench or test.
+bench-scale: deps
+	$(MAKE) all $(BUILD)/bench/scale_probe
+	bench/scale.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \

@@ -579,23 +579,36 @@ struct raw_job {
 };
 
 /* The library's claim shape (lib/queries.c) without its optional filters:
- * IN (subquery) for a batch, a scalar subquery for one job. */
+ * the urgent and deferrable ranges of jobs_pending, each read priority by
+ * priority up to now and merged in claim order (issue 14); IN (subquery)
+ * for a batch, a scalar subquery for one job. */
 #define RAW_CLAIM_SET                                                       \
   "UPDATE jobs SET state = 'running', attempts = attempts + 1,"             \
   " lease_token = random(), lease_expires = ?2, updated_at = ?1"
-#define RAW_CLAIM_PICK                                                      \
-  "SELECT id FROM jobs WHERE state = 'pending' AND run_after <= ?1"         \
+#define RAW_PRIOS(g, u)                                                     \
+  g "(p) AS (SELECT (SELECT min(priority) FROM jobs WHERE state = 'pending'" \
+  " AND urgency = '" u "') UNION ALL SELECT (SELECT min(priority) FROM jobs" \
+  " WHERE state = 'pending' AND urgency = '" u "' AND priority > " g ".p)"  \
+  " FROM " g " WHERE p IS NOT NULL LIMIT 100000)"
+#define RAW_BRANCH(g, u)                                                    \
+  "SELECT id, priority, run_after FROM jobs WHERE state = 'pending'"        \
+  " AND urgency = '" u "' AND priority IN (SELECT p FROM " g ")"            \
+  " AND run_after <= ?1"                                                    \
   " AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1)"                \
-  "  OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))"           \
-  " ORDER BY priority, run_after, id"
+  "  OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))"
+#define RAW_CLAIM_PICK(limit)                                               \
+  "WITH RECURSIVE " RAW_PRIOS("gu", "urgent") ", "                          \
+  RAW_PRIOS("gd", "deferrable") " SELECT id FROM ("                         \
+  RAW_BRANCH("gu", "urgent") " UNION ALL " RAW_BRANCH("gd", "deferrable")   \
+  " ORDER BY priority, run_after, id LIMIT " limit ")"
 #define RAW_CLAIM_RETURNING                                                 \
   " RETURNING id, lease_token, attempts, generation, endpoint, body,"       \
   " idempotency_key"
 static const char *const raw_claim_sql =
-    RAW_CLAIM_SET " WHERE id IN (" RAW_CLAIM_PICK " LIMIT ?3)"
+    RAW_CLAIM_SET " WHERE id IN (" RAW_CLAIM_PICK("?3") ")"
     RAW_CLAIM_RETURNING;
 static const char *const raw_claim_one_sql =
-    RAW_CLAIM_SET " WHERE id = (" RAW_CLAIM_PICK " LIMIT 1)"
+    RAW_CLAIM_SET " WHERE id = (" RAW_CLAIM_PICK("1") ")"
     RAW_CLAIM_RETURNING;
 static const char *const raw_succeed_sql =
     "UPDATE jobs SET state = 'succeeded', lease_token = NULL,"

@@ -85,6 +85,14 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
             char *errbuf, size_t errlen);
 void sl_close(struct sl_journal *j);
 
+/*
+ * How long a statement waits for another connection's write lock before it
+ * fails with SL_BUSY. poll 0: SQLite's handler (sleeps up to 100 ms at a
+ * time; sl_open's default). poll 1: polls every 0.2 ms, for an event loop
+ * that must not stop long and retries from its own timers (the worker).
+ */
+int sl_set_busy_timeout(struct sl_journal *j, int ms, int poll);
+
 /* Detail of the last failure on this journal; never NULL. */
 const char *sl_errmsg(const struct sl_journal *j);
 
@@ -345,7 +353,9 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
  * Works in BEGIN IMMEDIATE transactions of at most batch_rows jobs (0: 500)
  * and yields the write lock between them, so workers and producers keep
  * writing during a long prune; then runs PRAGMA wal_checkpoint(PASSIVE).
- * The file does not shrink: freed pages are reused by later writes.
+ * On a journal with incremental auto-vacuum (the default for journals
+ * created since issue 14; sl_vacuum converts older ones) the freed pages
+ * then leave the file, in short steps; otherwise later writes reuse them.
  * *deleted (may be NULL) receives how many jobs were deleted, also on
  * failure, when it counts the transactions that committed before it.
  * SL_INVAL for a negative older_than_ms; SL_BUSY if a transaction could not
@@ -353,6 +363,15 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
  */
 int sl_prune(struct sl_journal *j, int64_t older_than_ms, size_t batch_rows,
              int64_t *deleted);
+
+/*
+ * Give a journal's free pages back to the file system. A journal created
+ * before auto_vacuum=INCREMENTAL became the default is converted once, by a
+ * VACUUM: it rewrites the file, holds the write lock meanwhile and needs as
+ * much free disk again (*converted, may be NULL, is then 1). Later calls,
+ * and sl_prune on a converted journal, return free pages in short steps.
+ */
+int sl_vacuum(struct sl_journal *j, int *converted);
 
 /* How many jobs sl_prune would delete now (its dry run); changes nothing. */
 int sl_prune_count(struct sl_journal *j, int64_t older_than_ms,

@@ -144,8 +144,12 @@ int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
       goto fail;
     }
   }
-  st = sl_journal_stmt(j, o->max_jobs == 1 ? SL_STMT_CLAIM_ONE
-                                           : SL_STMT_CLAIM);
+  /* The online claim of a worker with a batch route reads two partial
+   * indexes instead of walking every pending job (queries.c). */
+  st = sl_journal_stmt(j, !o->urgency && o->deferrable_due_before_ms
+                              ? SL_STMT_CLAIM_ONLINE
+                          : o->max_jobs == 1 ? SL_STMT_CLAIM_ONE
+                                             : SL_STMT_CLAIM);
   if (!st) {
     rc = SL_DB;
     goto fail;

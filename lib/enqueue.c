@@ -140,7 +140,10 @@ int sl_enqueue_many_created(struct sl_journal *j,
     if (ids)
       ids[i] = id;
   }
-  return sl_journal_commit(j);
+  rc = sl_journal_commit(j);
+  if (rc == SL_OK)
+    sl_busy_yield(j, now);
+  return rc;
 }
 
 int sl_cancel(struct sl_journal *j, int64_t id) {

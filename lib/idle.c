@@ -8,13 +8,19 @@ int sl_count_workable(struct sl_journal *j, const char *const *queues,
   /* Running and batched jobs always count (a lease may expire, a batch
    * may end); a pending job counts unless a pause holds it: the queue is
    * paused, or its online route is and the job could only go online. */
+  /* One count per state, so that each reads its partial index (jobs_pending,
+   * jobs_running, jobs_batched) instead of scanning every job: an IN over
+   * the states cannot use a partial index (issue 14). */
   static const char *const sql =
-      "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running',"
-      " 'batched') AND (?1 IS NULL OR queue IN (SELECT value FROM"
-      " json_each(?1))) AND NOT (state = 'pending' AND (queue IN"
-      " (SELECT name FROM queues WHERE paused = 1) OR (urgency = 'urgent'"
-      " AND queue IN (SELECT queue FROM queue_limits"
-      " WHERE online_paused = 1))))";
+      "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending'"
+      " AND (?1 IS NULL OR queue IN (SELECT value FROM json_each(?1)))"
+      " AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)"
+      " AND NOT (urgency = 'urgent' AND queue IN (SELECT queue FROM"
+      " queue_limits WHERE online_paused = 1)))"
+      " + (SELECT count(*) FROM jobs WHERE state = 'running'"
+      " AND (?1 IS NULL OR queue IN (SELECT value FROM json_each(?1))))"
+      " + (SELECT count(*) FROM jobs WHERE state = 'batched'"
+      " AND (?1 IS NULL OR queue IN (SELECT value FROM json_each(?1))))";
   sqlite3_stmt *st = NULL;
   char *qjson = NULL;
   int rc;

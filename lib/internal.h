@@ -18,6 +18,7 @@ enum sl_stmt_id {
   SL_STMT_FIND_KEY,
   SL_STMT_CLAIM,
   SL_STMT_CLAIM_ONE,
+  SL_STMT_CLAIM_ONLINE,
   SL_STMT_EXTEND,
   SL_STMT_RESULT_INSERT,
   SL_STMT_JOB_SUCCEED,
@@ -63,8 +64,18 @@ struct sl_journal {
   int ncached;
   struct sl_lease_memo memo[SL_LEASE_MEMO];
   int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
+  int busy_ms;           /* sl_set_busy_timeout's polling limit */
+  int64_t busy_since_us; /* when the current wait for the lock began */
   char errmsg[512];
 };
+
+/* After a long write transaction: let a writer waiting for the lock in
+ * (busy.c). began_ms: sl_now_ms() before BEGIN. */
+void sl_busy_yield(struct sl_journal *j, int64_t began_ms);
+
+/* With auto_vacuum=INCREMENTAL, return the free pages to the file system
+ * in short transactions (vacuum.c); otherwise nothing. */
+int sl_journal_incremental_vacuum(struct sl_journal *j);
 
 /* Map an SQLite result code to an sl_err. */
 int sl_journal_map_rc(int rc);

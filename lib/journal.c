@@ -231,6 +231,26 @@ static int exec(struct sl_journal *j, const char *sql, const char *what) {
  * transaction. The version is read again inside the transaction, so two
  * processes opening a new journal at once apply each step exactly once.
  */
+/* A journal being created gets incremental auto-vacuum, so that pruning
+ * gives space back (issue 14). It can be set only before the first table;
+ * an older journal keeps NONE until sl_vacuum converts it. */
+static int new_file_vacuum(struct sl_journal *j) {
+  sqlite3_stmt *st = NULL;
+  int rc, tables = 1;
+  rc = sqlite3_prepare_v2(j->db, "SELECT count(*) FROM sqlite_schema", -1,
+                          &st, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    tables = sqlite3_column_int(st, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_OK)
+    return sl_journal_fail(j, rc, "reading the schema");
+  return tables ? SL_OK
+                : exec(j, "PRAGMA auto_vacuum=INCREMENTAL",
+                       "setting auto_vacuum");
+}
+
 static int migrate(struct sl_journal *j) {
   int latest = sl_schema_latest();
   int v = 0, rc, i;
@@ -428,6 +448,9 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
     *out = j;
     return SL_OK;
   }
+  rc = new_file_vacuum(j); /* before WAL: switching writes the header */
+  if (rc != SL_OK)
+    goto fail;
   rc = set_wal(j, timeout);
   if (rc != SL_OK)
     goto fail;

@@ -184,7 +184,12 @@ int sl_prune(struct sl_journal *j, int64_t older_than_ms, size_t batch_rows,
     sqlite3_sleep(took > SL_PRUNE_YIELD_MAX_MS ? SL_PRUNE_YIELD_MAX_MS
                                                : (int)took);
   }
-  rc = checkpoint(j);
+  /* Space comes back (issue 14): the freed pages leave the file at the
+   * checkpoint, on a journal with incremental auto-vacuum. */
+  if (total > 0)
+    rc = sl_journal_incremental_vacuum(j);
+  if (rc == SL_OK)
+    rc = checkpoint(j);
 out:
   sqlite3_finalize(st);
   return rc;

@@ -9,22 +9,57 @@
   "UPDATE jobs SET state = 'running', attempts = attempts + 1,"             \
   " lease_token = random(), lease_expires = ?2, updated_at = ?1,"           \
   " worker_id = ?9"
+/* The priorities that one urgency's pending jobs have, found by index
+ * seeks (one per priority, bounded), in ascending order. */
+#define CLAIM_PRIOS(g, u)                                                   \
+  g "(p) AS (SELECT (SELECT min(priority) FROM jobs WHERE state = 'pending'" \
+  " AND urgency = '" u "') UNION ALL SELECT (SELECT min(priority) FROM jobs" \
+  " WHERE state = 'pending' AND urgency = '" u "' AND priority > " g ".p)"  \
+  " FROM " g " WHERE p IS NOT NULL LIMIT 100000)"
+/* One urgency's due jobs of unpaused queues, in claim order: equalities
+ * on jobs_pending's urgency and (one by one, from CLAIM_PRIOS) priority,
+ * so each priority's range is read in (run_after, id) order up to ?1 and
+ * the claim walks neither the other urgency's jobs nor the jobs scheduled
+ * later at a lower priority value (issue 14). */
+#define CLAIM_BRANCH(g, u)                                                  \
+  "SELECT id, priority, run_after FROM jobs INDEXED BY jobs_pending"        \
+  " WHERE state = 'pending' AND urgency = '" u "'"                          \
+  " AND priority IN (SELECT p FROM " g ") AND run_after <= ?1"              \
+  " AND (?3 IS NULL OR ?3 = '" u "')" CLAIM_FILTER
+/* The claim merges the urgent and the deferrable ranges; ?7 set takes a
+ * deferrable job only if its deadline is before ?7. */
 #define CLAIM_PICK                                                          \
-  "SELECT id FROM jobs WHERE state = 'pending'"                             \
-  " AND run_after <= ?1 AND (?3 IS NULL OR urgency = ?3)"                   \
+  "WITH RECURSIVE " CLAIM_PRIOS("gu", "urgent") ", "                        \
+  CLAIM_PRIOS("gd", "deferrable")                                           \
+  " SELECT id FROM (" CLAIM_BRANCH("gu", "urgent") " UNION ALL "            \
+  CLAIM_BRANCH("gd", "deferrable") " AND (?7 IS NULL OR deadline < ?7)"     \
+  " ORDER BY priority, run_after, id LIMIT ?5)"
+/* The queue, pause and route filters every claim applies. */
+#define CLAIM_FILTER                                                        \
   " AND (?6 IS NULL OR queue = ?6)"                                         \
   " AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))"         \
   " AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1)"                \
   "  OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))"           \
-  " AND (?7 IS NULL OR urgency <> 'deferrable' OR deadline < ?7)"           \
   " AND (?8 IS NULL OR NOT EXISTS (SELECT 1 FROM queue_limits"              \
   "  WHERE online_paused = 1) OR queue NOT IN (SELECT queue"                \
   "  FROM queue_limits WHERE online_paused = 1))"                           \
   " AND (?10 IS NULL OR NOT EXISTS (SELECT 1 FROM route_limits"             \
   "  WHERE failing = 1 AND probe_at > ?10) OR NOT EXISTS (SELECT 1"         \
   "  FROM route_limits r WHERE r.failing = 1 AND r.probe_at > ?10"          \
-  "  AND r.endpoint = jobs.endpoint AND r.model = jobs.model))"             \
-  " ORDER BY priority, run_after, id"
+  "  AND r.endpoint = jobs.endpoint AND r.model = jobs.model))"
+/* The online claim when deferrable jobs go to the batch route (?7 set, ?3
+ * NULL): the urgent range merged with the deferrable jobs whose deadline
+ * is before ?7, a range of jobs_pending_deadline (sorted: few), so that a
+ * backlog of deferrable jobs ahead of the urgent ones is never walked.
+ * INDEXED BY: without statistics the planner would rather walk the
+ * deferrable range in order than sort the few jobs due soon. */
+#define CLAIM_PICK_ONLINE                                                   \
+  "WITH RECURSIVE " CLAIM_PRIOS("gu", "urgent")                             \
+  " SELECT id FROM (" CLAIM_BRANCH("gu", "urgent") " UNION ALL"             \
+  " SELECT id, priority, run_after FROM jobs"                               \
+  " INDEXED BY jobs_pending_deadline WHERE state = 'pending'"               \
+  " AND urgency = 'deferrable' AND deadline < ?7 AND run_after <= ?1"       \
+  CLAIM_FILTER " ORDER BY priority, run_after, id LIMIT ?5)"
 #define CLAIM_RETURNING                                                     \
   " RETURNING id, lease_token, lease_expires, attempts, max_attempts,"      \
   " generation, coalesce(deadline, 0), priority, queue, partition,"         \
@@ -56,9 +91,11 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
    * a JSON array, only for several), and the paused-queue list is built
    * only when some queue is paused. A claim of one job compares id with a
    * scalar subquery instead of IN, for the same reason. */
-  [SL_STMT_CLAIM] = CLAIM_SET " WHERE id IN (" CLAIM_PICK " LIMIT ?5)"
+  [SL_STMT_CLAIM] = CLAIM_SET " WHERE id IN (" CLAIM_PICK ")"
     CLAIM_RETURNING,
-  [SL_STMT_CLAIM_ONE] = CLAIM_SET " WHERE id = (" CLAIM_PICK " LIMIT 1)"
+  [SL_STMT_CLAIM_ONE] = CLAIM_SET " WHERE id = (" CLAIM_PICK ")"
+    CLAIM_RETURNING,
+  [SL_STMT_CLAIM_ONLINE] = CLAIM_SET " WHERE id IN (" CLAIM_PICK_ONLINE ")"
     CLAIM_RETURNING,
 
   [SL_STMT_EXTEND] =
@@ -133,10 +170,24 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   [SL_STMT_COMMIT] = "COMMIT",
   [SL_STMT_ROLLBACK] = "ROLLBACK",
   [SL_STMT_DATA_VERSION] = "PRAGMA data_version",
+  /* The earliest run_after of a pending job: jobs_pending is ordered by
+   * (urgency, priority, run_after), so this skips from one (urgency,
+   * priority) group to the next by index seeks and takes each group's
+   * first due job: a few seeks, not a walk of the backlog (issue 14). */
   [SL_STMT_NEXT_DUE] =
-    "SELECT min(run_after) FROM jobs WHERE state = 'pending'"
-    " AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1)"
-    "  OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))",
+    "WITH RECURSIVE g(u, p) AS ("
+    " SELECT 'urgent', (SELECT min(priority) FROM jobs WHERE state = 'pending'"
+    "  AND urgency = 'urgent')"
+    " UNION ALL SELECT 'deferrable', (SELECT min(priority) FROM jobs"
+    "  WHERE state = 'pending' AND urgency = 'deferrable')"
+    " UNION ALL SELECT u, (SELECT min(priority) FROM jobs"
+    "  WHERE state = 'pending' AND urgency = g.u AND priority > g.p)"
+    " FROM g WHERE p IS NOT NULL LIMIT 100000)"
+    " SELECT min((SELECT min(run_after) FROM jobs WHERE state = 'pending'"
+    "  AND urgency = g.u AND priority = g.p"
+    "  AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1)"
+    "   OR queue NOT IN (SELECT name FROM queues WHERE paused = 1))))"
+    " FROM g WHERE p IS NOT NULL",
   [SL_STMT_COUNT_ACTIVE] =
     "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending')"
     " + (SELECT count(*) FROM jobs WHERE state = 'running')"

@@ -142,9 +142,10 @@ CREATE TABLE jobs (
     CHECK (deadline IS NULL OR deadline >= 0)
 ) STRICT;
 
--- The claim query walks this index in (priority, run_after, id) order:
--- an index entry ends with the rowid (= id), so id is not a column here.
-CREATE INDEX jobs_pending ON jobs (priority, run_after)
+-- The claim walks this index's urgent and deferrable ranges, each in
+-- (priority, run_after, id) order, and merges them (migration 0012): an
+-- index entry ends with the rowid (= id), so id is not a column here.
+CREATE INDEX jobs_pending ON jobs (urgency, priority, run_after)
   WHERE state = 'pending';
 -- Rescue finds expired leases here.
 CREATE INDEX jobs_running ON jobs (lease_expires) WHERE state = 'running';
@@ -517,6 +518,11 @@ CREATE INDEX jobs_queue ON jobs (queue, partition);
 CREATE INDEX jobs_created ON jobs (created_at);
 CREATE INDEX jobs_failed_class ON jobs (last_class) WHERE state = 'failed';
 CREATE INDEX jobs_cancelled ON jobs (finished_at) WHERE state = 'cancelled';
+
+-- Deferrable jobs with a deadline (migration 0012): the online claim takes
+-- those whose deadline cannot wait for a batch by a range seek.
+CREATE INDEX jobs_pending_deadline ON jobs (deadline)
+  WHERE state = 'pending' AND urgency = 'deferrable' AND deadline IS NOT NULL;
 
 -- Worker identity (DESIGN.md "Worker identity"): one row per `sluice work`
 -- process, heartbeated every third of its lease. A worker that starts on

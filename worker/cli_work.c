@@ -89,6 +89,9 @@ static const char usage[] =
     "                            reserved at startup (default <journal>.spill)\n"
     "      --ca-file PATH        extra CA certificates for TLS\n"
     "      --insecure            do not verify TLS certificates (testing only)\n"
+    "      --accept-encoding E   Accept-Encoding of requests: all (default:\n"
+    "                            every encoding curl decodes), none (no\n"
+    "                            header), or a list such as gzip\n"
     "      --log-level LEVEL     debug, info (default), warn, error\n"
     "      --prune-older-than D  delete finished jobs older than D (e.g. 7d)\n"
     "                            in the background, as `sluice prune` does\n"
@@ -188,13 +191,23 @@ static int parse_size(const char *v, int64_t *out) {
   return 0;
 }
 
+/* A header value: printable, so no CR or LF can smuggle a header in. */
+static int header_value_ok(const char *s) {
+  if (!*s)
+    return 0;
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f)
+      return 0;
+  return 1;
+}
+
 int sl_cmd_work(int argc, char **argv) {
   enum { OPT_BATCH = 256, OPT_MAXCONN, OPT_BASE, OPT_KEYFILE, OPT_LEASE, OPT_TIMEOUT,
          OPT_CTIMEOUT, OPT_DRAIN, OPT_BBASE, OPT_BCAP, OPT_RACAP, OPT_POLL, OPT_IDLE,
          OPT_SYNC, OPT_CA, OPT_INSECURE, OPT_LOGLEVEL, OPT_CONFIG, OPT_LOGFILE,
          OPT_BLINES, OPT_BBYTES, OPT_BWAIT, OPT_BPOLL, OPT_BTURN, OPT_NOBATCH,
          OPT_METRICS, OPT_PRUNE, OPT_PRUNE_EVERY, OPT_SPILL, OPT_STALL, OPT_FBYTE,
-         OPT_BTOKLIM, OPT_HEADER, OPT_AUTHHDR, OPT_DASHBOARD };
+         OPT_BTOKLIM, OPT_HEADER, OPT_AUTHHDR, OPT_DASHBOARD, OPT_AENC };
   static const struct option opts[] = {
       SL_STORM_LONGOPTS, /* storm control (storm.h) */
       {"journal", required_argument, NULL, 'j'},
@@ -221,6 +234,7 @@ int sl_cmd_work(int argc, char **argv) {
       {"spill-dir", required_argument, NULL, OPT_SPILL},
       {"ca-file", required_argument, NULL, OPT_CA},
       {"insecure", no_argument, NULL, OPT_INSECURE},
+      {"accept-encoding", required_argument, NULL, OPT_AENC},
       {"log-level", required_argument, NULL, OPT_LOGLEVEL},
       {"log-file", required_argument, NULL, OPT_LOGFILE},
       {"config", required_argument, NULL, OPT_CONFIG},
@@ -379,6 +393,14 @@ int sl_cmd_work(int argc, char **argv) {
     case OPT_SPILL: cfg.spill_dir = optarg; break;
     case OPT_CA: cfg.ca_file = optarg; break;
     case OPT_INSECURE: cfg.insecure = 1; break;
+    case OPT_AENC:
+      if (!header_value_ok(optarg)) {
+        fprintf(stderr, "sluice work: --accept-encoding wants all, none or "
+                        "a list such as gzip\n");
+        goto out;
+      }
+      cfg.accept_encoding = optarg;
+      break;
     case OPT_CONFIG: break; /* read before the loop */
     case OPT_PRUNE:
       if (duration("prune-older-than", optarg, &cfg.prune_older_than_ms))

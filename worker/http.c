@@ -76,6 +76,8 @@ struct xfer {
   int oom;                    /* a callback could not allocate */
   int uv_failed;              /* a uv call for its socket failed */
   int fb_expired;             /* aborted by first_byte_timeout_ms */
+  int configured;             /* the per-handle options are set */
+  int plain;                  /* the last request was a plain POST */
   uint64_t sent_at;           /* uv_now when the request was all out */
   char uv_err[96];
 };
@@ -86,6 +88,7 @@ struct sl_http {
   uv_timer_t timer;
   struct sl_http_options o;   /* with defaults; strings below */
   char *ca_file, *user_agent;
+  char *accept_encoding;      /* CURLOPT_ACCEPT_ENCODING; NULL: none */
   struct xfer *active;        /* in flight, doubly linked */
   size_t in_flight;
   size_t n_failed;            /* active ones with uv_failed set */
@@ -323,7 +326,15 @@ static struct xfer *xfer_get(struct sl_http *h) {
 /* Forget the request and reset the handle: no pointer into the caller's
  * memory survives this. Keeps it for reuse unless there are enough. */
 static void xfer_release(struct sl_http *h, struct xfer *x) {
-  curl_easy_reset(x->easy);
+  /* A plain POST's handle keeps its options: the next plain POST sets only
+   * what changes (set_options). Its stale pointers (body, header lines,
+   * error buffer) are read only during a transfer, and each is set again
+   * before the next one. Any other request (GET, form, custom method)
+   * leaves options a POST must not inherit: reset. */
+  if (!x->plain) {
+    curl_easy_reset(x->easy);
+    x->configured = 0;
+  }
   curl_mime_free(x->mime);
   x->mime = NULL;
   x->req = NULL;
@@ -449,38 +460,24 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
   return 0;
 }
 
-/* Every option of one transfer (the handle was reset). */
-static int set_options(struct sl_http *h, struct xfer *x,
-                       struct sl_http_request *r) {
+/* The options that are the same for every transfer of this transport, set
+ * once per easy handle (issue 14: a reset and 23 setopt calls per request
+ * cost about as much as the request's own I/O). */
+static int set_fixed(struct sl_http *h, struct xfer *x) {
   CURL *e = x->easy;
-  const char *method = r->method;
   CURLcode cc;
   int rc = 0;
 
-  if (!method)
-    method = r->body ? "POST" : "GET";
-  rc = build_headers(x, r);
-  if (rc != 0)
-    goto out;
   SETOPT(CURLOPT_PRIVATE, (void *)x);
-  SETOPT(CURLOPT_URL, r->url);
   SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-  SETOPT(CURLOPT_ERRORBUFFER, r->curl_error);
   SETOPT(CURLOPT_NOSIGNAL, 1L);
   SETOPT(CURLOPT_HTTP_VERSION, h->o.http2 < 0
                                    ? (long)CURL_HTTP_VERSION_1_1
                                    : (long)CURL_HTTP_VERSION_2TLS);
-  /* Waiting to multiplex only makes sense where ALPN can offer h2: over
-   * plain http a request would wait on the first one's answer, and one
-   * hung request would hold back every other. */
-  SETOPT(CURLOPT_PIPEWAIT,
-         h->o.http2 >= 0 && strncasecmp(r->url, "https://", 8) == 0 ? 1L
-                                                                    : 0L);
   SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
   SETOPT(CURLOPT_TCP_KEEPIDLE, 30L);
   SETOPT(CURLOPT_TCP_KEEPINTVL, 15L);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
-  SETOPT(CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 0L);
   /* A server that accepts the connection and then goes silent: under one
    * byte per second for this long ends the transfer (curl 28). */
   SETOPT(CURLOPT_LOW_SPEED_LIMIT, h->o.stall_timeout_ms > 0 ? 1L : 0L);
@@ -492,9 +489,7 @@ static int set_options(struct sl_http *h, struct xfer *x,
     SETOPT(CURLOPT_XFERINFODATA, (void *)x);
     SETOPT(CURLOPT_NOPROGRESS, 0L);
   }
-  SETOPT(CURLOPT_FRESH_CONNECT, r->no_reuse ? 1L : 0L);
-  SETOPT(CURLOPT_FORBID_REUSE, r->no_reuse ? 1L : 0L);
-  SETOPT(CURLOPT_ACCEPT_ENCODING, "");
+  SETOPT(CURLOPT_ACCEPT_ENCODING, h->accept_encoding);
   SETOPT(CURLOPT_SSL_VERIFYPEER, h->o.insecure ? 0L : 1L);
   SETOPT(CURLOPT_SSL_VERIFYHOST, h->o.insecure ? 0L : 2L);
   if (h->ca_file)
@@ -504,6 +499,45 @@ static int set_options(struct sl_http *h, struct xfer *x,
   SETOPT(CURLOPT_HEADERDATA, (void *)x);
   SETOPT(CURLOPT_WRITEFUNCTION, on_write);
   SETOPT(CURLOPT_WRITEDATA, (void *)x);
+  x->configured = 1;
+out:
+  return rc;
+}
+
+/* The options of one transfer: the fixed ones when the handle is new or
+ * was reset, then what changes per request. */
+static int set_options(struct sl_http *h, struct xfer *x,
+                       struct sl_http_request *r) {
+  CURL *e = x->easy;
+  const char *method = r->method;
+  CURLcode cc;
+  int rc = 0;
+
+  if (!method)
+    method = r->body ? "POST" : "GET";
+  x->plain = !r->form && !r->file_path && strcmp(method, "POST") == 0;
+  if (!x->plain && x->configured) { /* a kept handle's last was a POST */
+    curl_easy_reset(e);
+    x->configured = 0;
+  }
+  if (!x->configured && (rc = set_fixed(h, x)) != 0)
+    goto out;
+  rc = build_headers(x, r);
+  if (rc != 0)
+    goto out;
+  SETOPT(CURLOPT_URL, r->url);
+  SETOPT(CURLOPT_ERRORBUFFER, r->curl_error);
+  /* Waiting to multiplex only makes sense where ALPN can offer h2: over
+   * plain http a request would wait on the first one's answer, and one
+   * hung request would hold back every other. */
+  SETOPT(CURLOPT_PIPEWAIT,
+         h->o.http2 >= 0 && strncasecmp(r->url, "https://", 8) == 0 ? 1L
+                                                                    : 0L);
+  SETOPT(CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 0L);
+  /* Per request: a call that must not be re-sent by curl on a dead reused
+   * connection (batch creates and uploads) gets a connection of its own. */
+  SETOPT(CURLOPT_FRESH_CONNECT, r->no_reuse ? 1L : 0L);
+  SETOPT(CURLOPT_FORBID_REUSE, r->no_reuse ? 1L : 0L);
   SETOPT(CURLOPT_HTTPHEADER, x->nodes);
   if (r->form || r->file_path) {
     rc = build_mime(h, x, r);
@@ -969,7 +1003,7 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
     return UV_ENOMEM;
   h->loop = loop;
   h->o = *o;
-  h->o.ca_file = h->o.user_agent = NULL;
+  h->o.ca_file = h->o.user_agent = h->o.accept_encoding = NULL;
   if (h->o.max_connections <= 0)
     h->o.max_connections = DEF_MAX_CONNECTIONS;
   if (h->o.max_host_connections <= 0)
@@ -991,6 +1025,15 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
   if (o->ca_file) {
     h->ca_file = strdup(o->ca_file);
     if (!h->ca_file)
+      goto fail_strings;
+  }
+  /* "all" is curl's "": every encoding it can decode; "none": no header */
+  if (!o->accept_encoding || strcmp(o->accept_encoding, "none") != 0) {
+    h->accept_encoding = strdup(!o->accept_encoding ||
+                                        !strcmp(o->accept_encoding, "all")
+                                    ? ""
+                                    : o->accept_encoding);
+    if (!h->accept_encoding)
       goto fail_strings;
   }
   h->multi = curl_multi_init();
@@ -1019,6 +1062,7 @@ fail_multi:
 fail_strings:
   free(h->ca_file);
   free(h->user_agent);
+  free(h->accept_encoding);
   free(h);
   return rc;
 }
@@ -1120,6 +1164,7 @@ static void finish_close(struct sl_http *h) {
   free(h->parked);
   free(h->ca_file);
   free(h->user_agent);
+  free(h->accept_encoding);
   free(h);
   if (closed)
     closed(arg);
@@ -1146,6 +1191,7 @@ void sl_http_close(struct sl_http *h, void (*closed)(void *), void *arg) {
                 x->uv_failed ? x->uv_err : "aborted: transport closed");
     x->req->priv_ = NULL;
     curl_easy_reset(x->easy);
+    x->configured = x->plain = 0;
     x->next = h->aborted;
     h->aborted = x;
   }

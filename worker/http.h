@@ -41,6 +41,10 @@ struct sl_http_options {
                                 request went out aborts it; <= 0: off */
   size_t max_response_bytes; /* cap on a response body; 0: 64 MiB */
   const char *user_agent;    /* NULL: "sluice/<version>" */
+  const char *accept_encoding; /* NULL or "all": every encoding curl
+                                decodes (as before); "none": no header,
+                                bodies come as sent; else this list
+                                ("gzip"), decoded by curl */
   size_t max_idle_handles;   /* finished easy handles kept for reuse;
                                 0: 256 */
 };

@@ -57,12 +57,18 @@ struct sl_wjob {
   int lease_lost;                /* a renewal was refused: not ours now */
 };
 
+/* A busy journal: how long a write polls for the lock with the loop
+ * stopped, and how soon it is retried from the loop (issue 14). */
+#define SL_WORKER_BUSY_MS 5
+#define SL_WORKER_BUSY_RETRY_MS 2
+
 struct sl_worker {
   const struct sl_worker_config *cfg;
   uv_loop_t loop;
   struct sl_journal *j;
   struct sl_http *http;
   uv_timer_t tick, due, drain, recheck;
+  uv_timer_t retry;            /* a write refused by a busy journal */
   uv_check_t check;
   uv_idle_t idle;
   uv_fs_event_t wal_watch;
@@ -89,6 +95,9 @@ struct sl_worker {
   char *auth_header;
   int64_t data_version;
   int64_t next_rescue_ms, flush_retry_ms, flush_backoff_ms;
+  int64_t busy_since_ms;       /* the flush has found the lock held since */
+  int claim_busy, extend_busy; /* retry these when the retry timer fires */
+  int64_t extend_since_ms;     /* the heartbeat has found the lock held since */
   int want_claim, draining, aborting, stopping;
   uint64_t rng;
   int result;
@@ -359,6 +368,8 @@ static size_t spill_pending(struct sl_worker *w) {
  * nothing is acknowledged until it is durable. A full disk or an I/O
  * error may last until shutdown, so those outcomes also go to the spill
  * file at once. */
+static void on_retry(uv_timer_t *t);
+
 static void flush(struct sl_worker *w) {
   size_t i;
   int rc;
@@ -372,7 +383,24 @@ static void flush(struct sl_worker *w) {
   for (i = 0; i < w->n_done; i++)
     w->cbuf[i] = w->done[i]->c;
   rc = sl_complete(w->j, w->cbuf, w->n_done);
+  if (rc == SL_BUSY) {
+    /* Another process holds the write lock (the busy handler polled for
+     * SL_WORKER_BUSY_MS): try again soon from a timer, so that curl I/O
+     * keeps flowing meanwhile. Only a long wait is worth a log line. */
+    if (!w->busy_since_ms)
+      w->busy_since_ms = now;
+    else if (now - w->busy_since_ms >= 1000 && !w->flush_rc) {
+      w->flush_rc = rc;
+      sl_log(SL_LOG_WARN, "cannot record %zu outcomes for %lld ms: %s; "
+                          "retrying", w->n_done,
+             (long long)(now - w->busy_since_ms), sl_errmsg(w->j));
+    }
+    w->flush_retry_ms = now + SL_WORKER_BUSY_RETRY_MS;
+    uv_timer_start(&w->retry, on_retry, SL_WORKER_BUSY_RETRY_MS, 0);
+    return;
+  }
   if (rc != SL_OK) {
+    w->busy_since_ms = 0;
     w->flush_backoff_ms = w->flush_backoff_ms ? w->flush_backoff_ms * 2 : 50;
     if (w->flush_backoff_ms > 5000)
       w->flush_backoff_ms = 5000;
@@ -401,6 +429,7 @@ static void flush(struct sl_worker *w) {
   w->flush_rc = 0;
   w->flush_backoff_ms = 0;
   w->flush_retry_ms = 0;
+  w->busy_since_ms = 0;
   /* Everything spilled is in the journal now: clear the file's records. */
   if (sl_spill_count(w->spill) && sl_spill_reset(w->spill) != 0)
     sl_log(SL_LOG_WARN, "cannot clear spill file %s: %s (its records are "
@@ -423,6 +452,24 @@ static void flush(struct sl_worker *w) {
 static void on_due(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, due);
   w->want_claim = 1;
+}
+
+static void heartbeat(struct sl_worker *w, int64_t now);
+
+/* A write found the journal busy: the check handle that runs after this
+ * timer retries the flush; the claim and the lease extension go again. */
+static void on_retry(uv_timer_t *t) {
+  struct sl_worker *w = container_of(t, struct sl_worker, retry);
+  if (w->stopping)
+    return;
+  if (w->claim_busy) {
+    w->claim_busy = 0;
+    w->want_claim = 1;
+  }
+  if (w->extend_busy) {
+    w->extend_busy = 0;
+    heartbeat(w, sl_now_ms());
+  }
 }
 
 /* Arm a timer for the next run_after when it comes before the next tick. */
@@ -548,6 +595,12 @@ static void claim_more(struct sl_worker *w) {
   if (w->cfg->batch.enabled)
     o.deferrable_due_before_ms = sl_now_ms() + w->cfg->batch.turnaround_ms;
   rc = sl_claim(w->j, &o, &jobs, &n);
+  if (rc == SL_BUSY) { /* the lock is held: again soon, from a timer */
+    w->want_claim = 0;
+    w->claim_busy = 1;
+    uv_timer_start(&w->retry, on_retry, SL_WORKER_BUSY_RETRY_MS, 0);
+    return;
+  }
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "claim failed: %s (%s)", sl_strerror(rc),
            sl_errmsg(w->j));
@@ -660,8 +713,17 @@ static void heartbeat(struct sl_worker *w, int64_t now) {
   n = due_leases(w, &w->held, now, batch, ids, tokens, n, 256);
   if (n == 0)
     return;
+  if (!w->extend_since_ms)
+    w->extend_since_ms = now;
   rc = sl_lease_extend_many(w->j, ids, tokens, n, w->cfg->lease_ms, rcs,
                             &expiry);
+  if (rc == SL_BUSY && now - w->extend_since_ms < w->cfg->lease_ms / 4) {
+    /* Quietly again soon; a lease still has half its time left. */
+    w->extend_busy = 1;
+    uv_timer_start(&w->retry, on_retry, SL_WORKER_BUSY_RETRY_MS, 0);
+    return;
+  }
+  w->extend_since_ms = 0;
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "heartbeat failed: %s (%s)", sl_strerror(rc),
            sl_errmsg(w->j));
@@ -750,6 +812,7 @@ static void close_cb(uv_handle_t *h) { (void)h; }
 
 static void close_all(struct sl_worker *w) {
   uv_handle_t *hs[] = {(uv_handle_t *)&w->tick,    (uv_handle_t *)&w->due,
+                       (uv_handle_t *)&w->retry,
                        (uv_handle_t *)&w->drain,   (uv_handle_t *)&w->recheck,
                        (uv_handle_t *)&w->check,
                        (uv_handle_t *)&w->idle,    (uv_handle_t *)&w->sigterm,
@@ -810,6 +873,10 @@ static void stop(struct sl_worker *w) {
   uv_timer_stop(&w->due);
   uv_timer_stop(&w->drain);
   uv_timer_stop(&w->recheck);
+  uv_timer_stop(&w->retry);
+  /* No more requests to keep flowing: the last flush may wait for the
+   * lock as long as the CLI does. */
+  sl_set_busy_timeout(w->j, 10000, 0);
   w->aborting = 1;
   sl_batch_route_stop(w->batch); /* before the transport aborts its call */
   sl_http_close(w->http, http_closed, w);
@@ -1119,6 +1186,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   ho.first_byte_timeout_ms = (long)cfg->first_byte_timeout_ms;
   ho.insecure = cfg->insecure;
   ho.ca_file = cfg->ca_file;
+  ho.accept_encoding = cfg->accept_encoding;
   ho.http2 = 1;
   rc = sl_http_init(&w->http, &w->loop, &ho);
   if (rc != 0) {
@@ -1151,6 +1219,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   uv_timer_init(&w->loop, &w->due);
   uv_timer_init(&w->loop, &w->drain);
   uv_timer_init(&w->loop, &w->recheck);
+  uv_timer_init(&w->loop, &w->retry);
   uv_check_init(&w->loop, &w->check);
   uv_idle_init(&w->loop, &w->idle);
   uv_signal_init(&w->loop, &w->sigterm);
@@ -1183,6 +1252,9 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   /* The tick pings the watchdog, so it must run at least twice as often. */
   if (w->watchdog_usec && (uint64_t)cfg->poll_ms * 2000 > w->watchdog_usec)
     uv_timer_set_repeat(&w->tick, w->watchdog_usec / 2000 ? w->watchdog_usec / 2000 : 1);
+  /* From here the loop drives curl: a write that finds the lock held
+   * gives up within a few ms and is retried from a timer (issue 14). */
+  sl_set_busy_timeout(w->j, SL_WORKER_BUSY_MS, 1);
   sl_notify_ready("claiming jobs");
   uv_idle_start(&w->idle, on_idle); /* run the first check at once */
   w->retention.journal = cfg->journal;

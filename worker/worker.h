@@ -39,6 +39,7 @@ struct sl_worker_config {
   int exit_when_idle;
   int insecure;
   const char *ca_file;
+  const char *accept_encoding; /* NULL: all (see http.h) */
   int sync_full;
   const char *log_file;       /* NULL: stderr; reopened on SIGHUP */
   struct sl_online_config online;

@@ -7,7 +7,7 @@
 "$SLUICE" prune --help >"$T/help" 2>&1
 eq "prune --help exits 0" 0 $?
 check "prune --help starts with Usage" grep -q "^Usage: sluice prune" "$T/help"
-for o in --journal --older-than --batch --dry-run; do
+for o in --journal --older-than --batch --dry-run --vacuum; do
   check "prune --help mentions $o" grep -q -- "$o" "$T/help"
 done
 "$SLUICE" --help | grep -q "^  prune " && pass "top-level help lists prune" ||
@@ -119,5 +119,25 @@ if start_mock; then
 else
   fail "sluice-mock starts"
 fi
+
+# --vacuum: an old journal (auto_vacuum NONE) is converted once and shrinks.
+reset_journal
+"$SLUICE" init >/dev/null
+sql "PRAGMA auto_vacuum = NONE; VACUUM"
+body=$(printf '{"model":"m","input":"%04000d"}' 1)
+for i in $(seq 1 1000); do echo "$body"; done | "$SLUICE" enqueue >/dev/null
+sql "UPDATE jobs SET state = 'cancelled', finished_at = 1
+     WHERE id < (SELECT max(id) FROM jobs); PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+"$SLUICE" prune --older-than 1d >/dev/null
+full=$(stat -c %s "$SLUICE_JOURNAL")
+"$SLUICE" prune --vacuum >"$T/vac.out" 2>&1
+eq "prune --vacuum alone exits 0" 0 $?
+check "and says it converted the journal" grep -q "converted" "$T/vac.out"
+small=$(stat -c %s "$SLUICE_JOURNAL")
+check "the journal shrank ($full -> $small bytes)" test "$small" -lt $((full / 4))
+eq "it is incremental now" 2 "$(sql 'PRAGMA auto_vacuum')"
+eq "the newest job is still there" 1 "$(sql 'SELECT count(*) FROM jobs')"
+"$SLUICE" prune --vacuum --dry-run >"$T/vac.out" 2>&1
+eq "prune --vacuum --dry-run exits 0" 0 $?
 
 finish

@@ -137,11 +137,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     "\"type\":\"server_error\",\"param\":null,\"code\":null}}";
   struct server *s = cls;
   struct req_state *st = *con_cls;
-  char body[256];
-  const char *auth, *ct;
+  char body[320];
+  const char *auth, *ct, *ae;
   int i, n;
 
-  (void)method;
   (void)version;
   if (!st) {
     st = calloc(1, sizeof(*st));
@@ -181,14 +180,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return reply(c, 503, busy, strlen(busy), busy_hdrs);
   auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+  ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
   n = snprintf(body, sizeof(body),
                "{\"ok\":true,\"got\":%zu,\"auth\":%d,\"json\":%d,"
-               "\"expect\":%d}",
+               "\"expect\":%d,\"method\":\"%.8s\",\"ae\":\"%.64s\"}",
                st->got,
                auth && strcmp(auth, test_key_header + 15) == 0,
                ct && strcmp(ct, "application/json") == 0,
                MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect") !=
-                 NULL);
+                 NULL,
+               method, ae ? ae : "-");
   return reply(c, 200, body, (size_t)n, ok_hdrs);
 }
 
@@ -1155,9 +1156,103 @@ static void test_h2_tls(void **state) {
   ctx_fini(&c);
 }
 
+/* One request on a fresh transport with these options; the /ok answer
+ * (the server's view of it) is copied to out. */
+static void one_request(struct server *srv, const struct sl_http_options *o,
+                        char *out, size_t len) {
+  static const char body[] = "{\"x\":1}";
+  struct ctx c;
+  struct call k;
+  char url[160];
+
+  ctx_init(&c, srv, o);
+  call_init(&k, &c, "/ok");
+  snprintf(url, sizeof(url), "%s", c.url);
+  k.req.body = body;
+  k.req.body_len = strlen(body);
+  assert_int_equal(start(&c, &k, url), 0);
+  run_until(&c, 1);
+  assert_int_equal(k.req.http_status, 200);
+  snprintf(out, len, "%s", k.req.resp_body);
+  sl_http_request_cleanup(&k.req);
+  ctx_fini(&c);
+}
+
+/* --accept-encoding (issue 14): all by default, as before; none sends no
+ * header; a list is sent as given. */
+static void test_accept_encoding(void **state) {
+  struct sl_http_options o = {0};
+  char got[512];
+
+  one_request(*state, NULL, got, sizeof got);
+  assert_non_null(strstr(got, "gzip")); /* curl's "": all it decodes */
+  o.accept_encoding = "all";
+  one_request(*state, &o, got, sizeof got);
+  assert_non_null(strstr(got, "gzip"));
+  o.accept_encoding = "none";
+  one_request(*state, &o, got, sizeof got);
+  assert_non_null(strstr(got, "\"ae\":\"-\""));
+  o.accept_encoding = "identity";
+  one_request(*state, &o, got, sizeof got);
+  assert_non_null(strstr(got, "\"ae\":\"identity\""));
+}
+
+/* A kept easy handle carries no option of one request into the next
+ * (issue 14: handles are no longer reset after a plain POST): POSTs of
+ * different bodies, a form in between, a GET after a POST. With one idle
+ * handle, every request reuses the same one. */
+static void test_kept_handle_reuse(void **state) {
+  static const char *const form[] = {"purpose", "batch", NULL};
+  static const char *const bodies[] = {"{\"a\":1}", "{\"bb\":22}", NULL};
+  struct sl_http_options o = {0};
+  struct ctx c;
+  struct call k;
+  char url[160], want[64];
+  int i, n = 0;
+
+  o.max_idle_handles = 1;
+  ctx_init(&c, *state, &o);
+  call_init(&k, &c, "/ok");
+  snprintf(url, sizeof(url), "%s", c.url);
+  for (i = 0; i < 6; i++) {
+    const char *b = bodies[i % 2];
+    memset(&k.req, 0, sizeof k.req);
+    k.done = 0;
+    k.req.done = on_done;
+    if (i == 2) {
+      k.req.form = form; /* multipart POST */
+    } else if (i == 4) {
+      b = NULL;          /* GET */
+    } else {
+      k.req.body = b;
+      k.req.body_len = strlen(b);
+    }
+    assert_int_equal(start(&c, &k, url), 0);
+    run_until(&c, ++n);
+    assert_int_equal(k.done, 1);
+    assert_int_equal(k.req.http_status, 200);
+    if (i == 2) {
+      assert_non_null(strstr(k.req.resp_body, "\"method\":\"POST\""));
+      assert_non_null(strstr(k.req.resp_body, "\"json\":0"));
+    } else if (i == 4) {
+      assert_non_null(strstr(k.req.resp_body, "\"method\":\"GET\""));
+      assert_non_null(strstr(k.req.resp_body, "\"got\":0,"));
+    } else {
+      snprintf(want, sizeof want, "\"got\":%zu,", strlen(b));
+      assert_non_null(strstr(k.req.resp_body, want));
+      assert_non_null(strstr(k.req.resp_body, "\"method\":\"POST\""));
+      assert_non_null(strstr(k.req.resp_body, "\"json\":1"));
+    }
+    sl_http_request_cleanup(&k.req);
+  }
+  ctx_fini(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_success),
+    cmocka_unit_test(test_accept_encoding),
+    cmocka_unit_test(test_kept_handle_reuse),
     cmocka_unit_test(test_error_status),
     cmocka_unit_test(test_concurrent_capped),
     cmocka_unit_test(test_timeout),

@@ -1,0 +1,174 @@
+/*
+ * bench_busy: how long a worker's write waits while a producer enqueues.
+ *
+ * A child process enqueues JOBS jobs (1,000,000) with sl_enqueue_many in
+ * calls of 10,000; meanwhile this process acts as a worker's flush: every
+ * 10 ms it writes one small transaction (one job enqueued), and on SL_BUSY
+ * retries after 2 ms as the worker's retry timer does. Printed per mode:
+ * the wait from wanting to write to the commit (median, p99, max), the
+ * longest single call (the time the worker's loop would stand still in
+ * SQLite) and the producer's jobs/s.
+ *   default: sl_open's handler (SQLite's, 10 s), one call that sleeps.
+ *   poll:    sl_set_busy_timeout(j, 5, 1), the worker's (issue 14).
+ * Figures only; exit 1 only if a write fails for another reason.
+ *
+ * Usage: bench_busy [-n JOBS] [-m default|poll]
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sluice.h"
+
+#define CHUNK 10000
+#define MAX_WAITS 100000
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_us(int64_t us) {
+  struct timespec d = {us / 1000000, (us % 1000000) * 1000};
+  nanosleep(&d, NULL);
+}
+
+static struct sl_journal *open_j(const char *path) {
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  char err[256];
+  o.path = path;
+  o.busy_timeout_ms = 10000;
+  if (sl_open(&j, &o, err, sizeof err) != SL_OK) {
+    fprintf(stderr, "bench_busy: %s\n", err);
+    exit(1);
+  }
+  return j;
+}
+
+/* The child: n jobs in calls of CHUNK. */
+static int produce(const char *path, long n) {
+  struct sl_journal *j = open_j(path);
+  struct sl_job_spec *s = calloc(CHUNK, sizeof *s);
+  long done = 0, i;
+  if (!s)
+    return 1;
+  for (i = 0; i < CHUNK; i++)
+    s[i].body = "{\"model\":\"m\",\"input\":\"a producer's job\"}";
+  while (done < n) {
+    size_t k = n - done < CHUNK ? (size_t)(n - done) : CHUNK, bad = 0;
+    int rc = sl_enqueue_many(j, s, k, NULL, &bad);
+    if (rc == SL_BUSY)
+      continue;
+    if (rc != SL_OK) {
+      fprintf(stderr, "bench_busy: producer: %s\n", sl_errmsg(j));
+      return 1;
+    }
+    done += (long)k;
+  }
+  free(s);
+  sl_close(j);
+  return 0;
+}
+
+static int cmp64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int run(const char *dir, long n, int poll) {
+  char path[512];
+  struct sl_journal *j;
+  struct sl_job_spec one = {0};
+  static int64_t waits[MAX_WAITS];
+  int64_t t0, t_end, id, longest = 0, c0, c1, wait0;
+  size_t nw = 0;
+  pid_t pid;
+  int status, rc;
+
+  snprintf(path, sizeof path, "%s/busy-%s.db", dir, poll ? "poll" : "default");
+  j = open_j(path); /* created and migrated before the race */
+  if (poll)
+    sl_set_busy_timeout(j, 5, 1);
+  one.body = "{\"model\":\"m\",\"input\":\"a worker's flush\"}";
+  one.queue = "worker";
+  t0 = now_us();
+  pid = fork();
+  if (pid < 0)
+    return 1;
+  if (pid == 0)
+    _exit(produce(path, n));
+  for (;;) {
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      break;
+    wait0 = now_us();
+    for (;;) {
+      c0 = now_us();
+      rc = sl_enqueue(j, &one, &id, NULL);
+      c1 = now_us();
+      if (c1 - c0 > longest)
+        longest = c1 - c0;
+      if (rc != SL_BUSY)
+        break;
+      sleep_us(2000); /* the worker's retry timer */
+    }
+    if (rc != SL_OK) {
+      fprintf(stderr, "bench_busy: flush: %s\n", sl_errmsg(j));
+      kill(pid, SIGTERM);
+      waitpid(pid, &status, 0);
+      return 1;
+    }
+    if (nw < MAX_WAITS)
+      waits[nw++] = c1 - wait0;
+    sleep_us(10000);
+  }
+  t_end = now_us();
+  sl_close(j);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return 1;
+  qsort(waits, nw, sizeof waits[0], cmp64);
+  printf("%-8s producer %ld jobs in %.2f s (%.0f/s); flush wait over %zu "
+         "flushes: median %.1f ms, p99 %.1f ms, max %.1f ms; longest call "
+         "(loop stopped) %.1f ms\n",
+         poll ? "poll" : "default", n, (t_end - t0) / 1e6,
+         n / ((t_end - t0) / 1e6), nw, nw ? waits[nw / 2] / 1e3 : 0,
+         nw ? waits[nw * 99 / 100] / 1e3 : 0, nw ? waits[nw - 1] / 1e3 : 0,
+         longest / 1e3);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  char dir[] = "/tmp/sluice-bench-busy.XXXXXX", cmd[600];
+  long n = 1000000;
+  const char *mode = NULL;
+  int opt, rc = 0;
+
+  while ((opt = getopt(argc, argv, "n:m:")) != -1) {
+    if (opt == 'n')
+      n = atol(optarg);
+    else if (opt == 'm')
+      mode = optarg;
+    else {
+      fprintf(stderr, "usage: bench_busy [-n JOBS] [-m default|poll]\n");
+      return 2;
+    }
+  }
+  if (!mkdtemp(dir))
+    return 1;
+  printf("bench_busy: a flush every 10 ms while a producer enqueues %ld jobs "
+         "in calls of %d\n", n, CHUNK);
+  if (!mode || !strcmp(mode, "default"))
+    rc |= run(dir, n, 0);
+  if (!mode || !strcmp(mode, "poll"))
+    rc |= run(dir, n, 1);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "bench_busy: cannot remove %s\n", dir);
+  return rc;
+}

@@ -1,0 +1,258 @@
+/*
+ * test_query_plans.c: the hot and periodic statements that touch `jobs`
+ * never scan the table (issue 14). Rather than copy their text (which
+ * would drift), the test runs the library's own functions on a journal,
+ * records every statement they execute (sqlite3_trace_v2) and asks SQLite
+ * for each one's plan: a `SCAN jobs` without an index fails. Two more tests
+ * count the virtual-machine steps of the online claim and of next_due
+ * beside a backlog, which a plan that walks the backlog cannot hide.
+ */
+#include "internal.h"
+#include "sluice_batch.h"
+#include "sluice_storm.h"
+#include "sluice_workers.h"
+#include "testutil.h"
+
+#define BODY "{\"model\":\"m\",\"input\":\"x\"}"
+#define MAX_SQL 128
+
+struct traced {
+  char *sql[MAX_SQL];
+  int n;
+};
+
+/* Keep each distinct top-level statement (trigger bodies show as comments
+ * and are planned with their statement). */
+static int on_stmt(unsigned type, void *ctx, void *p, void *x) {
+  struct traced *t = ctx;
+  const char *sql = sqlite3_sql((sqlite3_stmt *)p);
+  int i;
+  (void)type;
+  (void)x;
+  if (!sql || !strncmp(sql, "--", 2) ||
+      sqlite3_strlike("%jobs%", sql, 0) != 0)
+    return 0;
+  for (i = 0; i < t->n; i++)
+    if (!strcmp(t->sql[i], sql))
+      return 0;
+  if (t->n < MAX_SQL)
+    t->sql[t->n++] = strdup(sql);
+  return 0;
+}
+
+/* How many plan lines of sql read all of `jobs` without an index; the
+ * offending statement is printed. */
+static int full_scans(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *st = NULL;
+  char *q = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
+  int bad = 0;
+  assert_non_null(q);
+  if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) {
+    print_error("cannot plan: %s\n%s\n", sqlite3_errmsg(db), sql);
+    fail();
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *d = (const char *)sqlite3_column_text(st, 3);
+    if (d && (!strcmp(d, "SCAN jobs") || !strcmp(d, "SCAN j"))) {
+      print_error("full scan of jobs in: %s\n", sql);
+      bad++;
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_free(q);
+  return bad;
+}
+
+static void enqueue_n(struct sl_journal *j, size_t n, const char *urgency,
+                      int priority, int64_t run_after, int64_t deadline) {
+  struct sl_job_spec *s = calloc(n, sizeof *s);
+  size_t i, bad = 0;
+  assert_non_null(s);
+  for (i = 0; i < n; i++) {
+    s[i].body = BODY;
+    s[i].urgency = urgency;
+    s[i].priority = priority;
+    s[i].run_after_ms = run_after;
+    s[i].deadline_ms = deadline;
+  }
+  assert_int_equal(sl_enqueue_many(j, s, n, NULL, &bad), SL_OK);
+  free(s);
+}
+
+static struct sl_claimed_job *claim(struct sl_journal *j, size_t max,
+                                    int64_t due_before, size_t *n) {
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *c = NULL;
+  o.max_jobs = max;
+  o.lease_ms = 60000;
+  o.online = 1;
+  o.deferrable_due_before_ms = due_before;
+  assert_int_equal(sl_claim(j, &o, &c, n), SL_OK);
+  return c;
+}
+
+static void complete(struct sl_journal *j, const struct sl_claimed_job *c,
+                     enum sl_outcome how) {
+  struct sl_completion d = {0};
+  d.job_id = c->id;
+  d.lease_token = c->lease_token;
+  d.outcome = how;
+  d.http_status = how == SL_OUTCOME_SUCCESS ? 200 : 500;
+  d.failure_class = how == SL_OUTCOME_SUCCESS ? NULL : "server";
+  d.body = "{}";
+  d.input_tokens = d.output_tokens = d.total_tokens = 1;
+  d.record_attempt = 1;
+  assert_int_equal(sl_complete(j, &d, 1), SL_OK);
+  assert_int_equal(d.rc, SL_OK);
+}
+
+static void test_no_full_scan_of_jobs(void **state) {
+  struct tu *t = *state;
+  struct traced tr = {0};
+  struct sl_claimed_job *c;
+  struct sl_batch_filter bf = {0};
+  struct sl_batch_backlog bl[4];
+  struct sl_worker_ident me = {0};
+  int64_t now = sl_now_ms(), v, ids[2], tokens[2], exp;
+  int rcs[2], i, bad = 0;
+  size_t n;
+
+  t->j = tu_open(t);
+  enqueue_n(t->j, 20, "urgent", 0, 0, 0);
+  enqueue_n(t->j, 20, "deferrable", 0, 0, now + 1000);
+  enqueue_n(t->j, 20, "deferrable", 0, 0, 0);
+  enqueue_n(t->j, 5, "urgent", 0, now + 3600000, 0);
+  me.host = "h";
+  me.boot_id = "";
+  me.pid_ns = "";
+  me.pid = 1;
+  me.lease_ms = 60000;
+  assert_int_equal(sl_worker_register(t->j, &me, &v), SL_OK);
+  sqlite3_trace_v2(t->j->db, SQLITE_TRACE_STMT, on_stmt, &tr);
+
+  c = claim(t->j, 8, 0, &n); /* the generic claim */
+  assert_int_equal(n, 8);
+  complete(t->j, &c[0], SL_OUTCOME_SUCCESS);
+  complete(t->j, &c[1], SL_OUTCOME_RETRY);
+  complete(t->j, &c[2], SL_OUTCOME_FAIL);
+  complete(t->j, &c[3], SL_OUTCOME_RELEASE);
+  assert_int_equal(sl_lease_extend(t->j, c[4].id, c[4].lease_token, 1000),
+                   SL_OK);
+  ids[0] = c[5].id, tokens[0] = c[5].lease_token;
+  ids[1] = c[6].id, tokens[1] = c[6].lease_token;
+  assert_int_equal(sl_lease_extend_many(t->j, ids, tokens, 2, 1000, rcs, &exp),
+                   SL_OK);
+  sl_claimed_free(c, n);
+  c = claim(t->j, 1, 0, &n); /* claim one */
+  sl_claimed_free(c, n);
+  c = claim(t->j, 8, now + 60000, &n); /* online, batch route on */
+  sl_claimed_free(c, n);
+  c = claim(t->j, 1, now + 60000, &n);
+  sl_claimed_free(c, n);
+  assert_int_equal(sl_rescue(t->j, now + 3600000, NULL), SL_OK);
+  assert_int_equal(sl_next_due(t->j, &v), SL_OK);
+  assert_int_equal(sl_count_active(t->j, &v), SL_OK);
+  assert_int_equal(sl_count_workable(t->j, NULL, &v), SL_OK);
+  assert_int_equal(sl_batch_backlog(t->j, &bf, bl, 4, &n), SL_OK);
+  assert_int_equal(sl_worker_heartbeat(t->j, now), SL_OK);
+  assert_int_equal(sl_route_release_held(t->j, "/v1/responses", "m", now,
+                                         NULL), SL_OK);
+  sqlite3_trace_v2(t->j->db, 0, NULL, NULL);
+
+  assert_true(tr.n >= 10); /* the trace saw the statements */
+  for (i = 0; i < tr.n; i++) {
+    bad += full_scans(t->j->db, tr.sql[i]);
+    free(tr.sql[i]);
+  }
+  assert_int_equal(bad, 0);
+}
+
+/* The VM steps of every statement run since the last call. */
+static int64_t vm_steps(sqlite3 *db) {
+  sqlite3_stmt *st = NULL;
+  int64_t sum = 0;
+  while ((st = sqlite3_next_stmt(db, st)) != NULL)
+    sum += sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
+  return sum;
+}
+
+/* 3,000 deferrable jobs ahead of one urgent job: the online claim of a
+ * worker with a batch route takes the urgent job without walking them. */
+static void test_online_claim_skips_deferrable_backlog(void **state) {
+  struct tu *t = *state;
+  struct sl_claimed_job *c;
+  int64_t now = sl_now_ms(), steps;
+  size_t n;
+
+  t->j = tu_open(t);
+  enqueue_n(t->j, 3000, "deferrable", 0, 0, 0);
+  enqueue_n(t->j, 1, "urgent", 9, 0, 0);
+  vm_steps(t->j->db);
+  c = claim(t->j, 4, now + 60000, &n);
+  steps = vm_steps(t->j->db);
+  assert_int_equal(n, 1);
+  assert_string_equal(c[0].urgency, "urgent");
+  sl_claimed_free(c, n);
+  if (steps >= 3000)
+    print_error("online claim: %lld VM steps\n", (long long)steps);
+  assert_true(steps < 3000);
+}
+
+/* 3,000 urgent jobs scheduled an hour ahead at priority 0, one due at
+ * priority 9: a claim (generic, and online) seeks each priority's due
+ * range instead of walking the jobs not yet due. */
+static void test_claim_skips_jobs_scheduled_ahead(void **state) {
+  struct tu *t = *state;
+  struct sl_claimed_job *c;
+  int64_t now = sl_now_ms(), steps;
+  size_t n;
+  int online;
+
+  t->j = tu_open(t);
+  enqueue_n(t->j, 3000, "urgent", 0, now + 3600000, 0);
+  enqueue_n(t->j, 2, "urgent", 9, 0, 0);
+  for (online = 0; online < 2; online++) {
+    vm_steps(t->j->db);
+    c = claim(t->j, 1, online ? now + 60000 : 0, &n);
+    steps = vm_steps(t->j->db);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].priority, 9);
+    sl_claimed_free(c, n);
+    if (steps >= 3000)
+      print_error("claim (online %d): %lld VM steps\n", online,
+                  (long long)steps);
+    assert_true(steps < 3000);
+  }
+}
+
+/* 3,000 jobs scheduled an hour ahead at priority 0, one due later at
+ * priority 9: next_due reads one index entry, not the backlog. */
+static void test_next_due_is_a_seek(void **state) {
+  struct tu *t = *state;
+  int64_t now = sl_now_ms(), due = 0, steps;
+
+  t->j = tu_open(t);
+  enqueue_n(t->j, 3000, "urgent", 0, now + 3600000, 0);
+  enqueue_n(t->j, 1, "urgent", 9, now + 1800000, 0);
+  vm_steps(t->j->db);
+  assert_int_equal(sl_next_due(t->j, &due), SL_OK);
+  steps = vm_steps(t->j->db);
+  assert_int_equal(due, now + 1800000);
+  if (steps >= 300)
+    print_error("next_due: %lld VM steps\n", (long long)steps);
+  assert_true(steps < 300);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_no_full_scan_of_jobs, tu_setup,
+                                    tu_teardown),
+    cmocka_unit_test_setup_teardown(test_online_claim_skips_deferrable_backlog,
+                                    tu_setup, tu_teardown),
+    cmocka_unit_test_setup_teardown(test_next_due_is_a_seek, tu_setup,
+                                    tu_teardown),
+    cmocka_unit_test_setup_teardown(test_claim_skips_jobs_scheduled_ahead,
+                                    tu_setup, tu_teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
