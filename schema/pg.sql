@@ -45,6 +45,7 @@
 --   pg 0011_dashboard    = SQLite 0011 (numbered as its SQLite migration
 --                          when it shipped; a gap in pg numbers is fine:
 --                          the runner applies each file not yet recorded)
+--   pg 0012_claim_indexes = SQLite 0012
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
@@ -228,9 +229,10 @@ CREATE TABLE sluice.jobs (
     CHECK (deadline IS NULL OR deadline >= 0)
 );
 
--- The claim walks this index in (priority, run_after, id) order; unlike
--- SQLite's rowid, id must be named.
-CREATE INDEX jobs_pending ON sluice.jobs (priority, run_after, id)
+-- The claim reads this index per urgency, each range in (priority,
+-- run_after, id) order (pg 0012, as SQLite 0012; unlike SQLite's rowid,
+-- id must be named).
+CREATE INDEX jobs_pending ON sluice.jobs (urgency, priority, run_after, id)
   WHERE state = 'pending';
 CREATE INDEX jobs_running ON sluice.jobs (lease_expires)
   WHERE state = 'running';
@@ -880,3 +882,14 @@ CREATE TABLE sluice.dashboard_actions (
 
 -- Failures by class over time and throughput read attempts by finish time.
 CREATE INDEX attempts_finished ON sluice.attempts (finished_at, failure_class);
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/pg/0012_claim_indexes.sql (SQLite 0012: claim
+-- indexes; jobs_pending, which it rebuilds led by urgency, is written with
+-- the jobs table above).
+-- ---------------------------------------------------------------------
+-- Deferrable jobs with a deadline, by deadline: the online claim takes
+-- those whose deadline cannot wait for a batch, a range seek. Jobs without
+-- a deadline (most of a batch backlog) are not in it.
+CREATE INDEX jobs_pending_deadline ON sluice.jobs (deadline)
+  WHERE state = 'pending' AND urgency = 'deferrable' AND deadline IS NOT NULL;

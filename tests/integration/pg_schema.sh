@@ -1,7 +1,8 @@
 # pg_schema.sh: the PostgreSQL migrations (migrations/pg/) yield the
 # reference schema (schema/pg.sql), and that schema has the SQLite
 # journal's shape: the same tables and views with the same columns, the
-# same CHECK constraint names and the same triggers (schema/schema.sql).
+# same CHECK constraint names, the same triggers and the same indexes
+# (schema/schema.sql).
 #
 # A throwaway cluster (tests/lib/pglib.sh): the migrations go into one
 # database the way the runner applies them (one transaction per file under
@@ -99,6 +100,28 @@ pg_psql -d mig -c "SELECT tgname FROM pg_trigger t JOIN pg_class c
 check "the SQLite trigger names are read" test -s "$T/lite.triggers"
 eq "every SQLite trigger exists by name" "" \
   "$(LC_ALL=C comm -23 "$T/lite.triggers" "$T/pg.triggers" | tr '\n' ' ')"
+# Every SQLite index, by the same name, on the same leading columns
+# (PostgreSQL may add id last: SQLite's index entries end with the rowid).
+sqlite3 :memory: ".read $SLUICE_ROOT/schema/schema.sql" \
+  "SELECT m.name || ' ' || (SELECT group_concat(name, ',') FROM
+      (SELECT i.name FROM pragma_index_info(m.name) i ORDER BY i.seqno))
+     FROM sqlite_schema m WHERE m.type = 'index' AND m.sql IS NOT NULL" |
+  LC_ALL=C sort >"$T/lite.indexes"
+pg_psql -d mig -c "SELECT c.relname || ' ' || string_agg(a.attname, ',' ORDER BY k.n)
+    FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+    JOIN pg_namespace ns ON ns.oid = c.relnamespace
+    CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY k(attnum, n)
+    JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+   WHERE ns.nspname = 'sluice' GROUP BY c.relname" |
+  LC_ALL=C sort >"$T/pg.indexes"
+check "the SQLite indexes are read (jobs_running)" \
+  grep -qx 'jobs_running lease_expires' "$T/lite.indexes"
+bad=""
+while read -r name cols; do
+  got=$(awk -v n="$name" '$1 == n { print $2 }' "$T/pg.indexes")
+  [ "$got" = "$cols" ] || [ "$got" = "$cols,id" ] || bad="$bad $name($cols:${got:-missing})"
+done <"$T/lite.indexes"
+eq "every SQLite index exists by name on the same columns" "" "$bad"
 check "the insert trigger notifies (jobs_notify)" grep -qx jobs_notify "$T/pg.triggers"
 
 finish
