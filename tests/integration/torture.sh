@@ -226,9 +226,13 @@ echo "killed $kills workers mid-run; $fulls full-disk episodes; $(grep -c . "$T/
   "$(cat "$T/scrapes") scrapes; status runs/failures $(cat "$T/status.count");" \
   "replay runs/failures $(cat "$T/replay.count")"
 
+# How many commits the full disk refused is reported, not asserted: a WAL
+# that already grew to its size limit is reused in place after a checkpoint,
+# so a commit can still succeed on a full file system (seen in one run of
+# ten). full_disk.sh asserts the refusal path itself.
 if [ "$FULL" = 1 ]; then
-  check "the disk was full under the workers (a commit was refused)" \
-    grep -q "disk full\|disk is full" "$T"/w.*.log
+  echo "commits refused for a full disk: $(cat "$T"/w.*.log 2>/dev/null |
+    grep -c "disk full\|disk is full")"
 fi
 eq "PRAGMA integrity_check after the storm" ok "$(sql 'PRAGMA integrity_check')"
 eq "the WAL was there at every sample while processes ran" 0 \
