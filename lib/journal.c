@@ -308,47 +308,26 @@ static int exists(const char *path, char *err, size_t errlen) {
 
 /*
  * SQLite creates a file with the umask's mode; a journal holds request
- * bodies and results, so it must be 0600 from its first byte. Never open()
- * the journal itself for this: close() on any descriptor drops every POSIX
- * lock the process holds on that inode, SQLite's included, and another
- * process may then delete the WAL under our live handles. So a new journal
- * is a private temporary file (mkstemp: 0600) linked into place; EEXIST
- * means someone else created it first, which is as good. stat() takes no
- * descriptor.
+ * bodies and results, so it must be 0600 from its first byte. No
+ * descriptor of ours may ever be on the journal's inode: closing one drops
+ * every POSIX lock the process holds there, SQLite's included, and another
+ * process may then delete the WAL under our live handles. mknod() makes
+ * the empty regular file with its mode and takes no descriptor; EEXIST
+ * means someone else created it first, which is as good. SQLite then
+ * starts a new database in the empty file.
  */
 static int create_private(const char *path, int no_create, char *err,
                           size_t errlen) {
   struct stat sb;
-  char *tmp;
-  size_t n;
-  int fd, rc = SL_OK;
 
   if (stat(path, &sb) == 0 || errno != ENOENT || no_create)
     return exists(path, err, errlen);
-  n = strlen(path) + sizeof ".new.XXXXXX";
-  tmp = malloc(n);
-  if (!tmp) {
-    snprintf(err, errlen, "out of memory");
-    return SL_NOMEM;
-  }
-  snprintf(tmp, n, "%s.new.XXXXXX", path);
-  fd = mkostemp(tmp, O_CLOEXEC);
-  if (fd < 0) {
+  if (mknod(path, S_IFREG | 0600, 0) != 0 && errno != EEXIST) {
     snprintf(err, errlen, "cannot create journal %s: %s", path,
              strerror(errno));
-    rc = errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
-    goto done;
+    return errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
   }
-  close(fd); /* the temporary inode: no SQLite handle can be on it */
-  if (link(tmp, path) != 0 && errno != EEXIST) {
-    snprintf(err, errlen, "cannot create journal %s: %s", path,
-             strerror(errno));
-    rc = errno == EACCES || errno == EPERM ? SL_PERM : SL_CANTOPEN;
-  }
-  unlink(tmp);
-done:
-  free(tmp);
-  return rc;
+  return SL_OK;
 }
 
 /*

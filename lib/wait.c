@@ -153,7 +153,7 @@ int sl_wait(struct sl_journal *j, const int64_t *ids, size_t n,
     *not_succeeded = bad;
 out:
   if (fd >= 0)
-    close(fd);
+    close(fd); /* the inotify instance: no file, so no lock of SQLite's */
   sqlite3_free(json);
   sqlite3_free(wal);
   return rc;

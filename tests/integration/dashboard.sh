@@ -13,7 +13,9 @@ PY=/usr/bin/python3
 SHOTS="$SLUICE_ROOT/build/screenshots"
 # shellcheck disable=SC2016 # backquotes are part of the hostile name
 export XSS_QUEUE='<img src=x onerror="window.pwned=1;document.title=`pwned`">'
-export SECRET_KEY="sk-proj-dashSECRET0123456789abcdef"
+# A key of the real shape, made for this run (none is committed).
+SECRET_KEY="sk-proj-$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')"
+export SECRET_KEY
 now=$(($(date +%s) * 1000))
 
 # ---------------------------------------------------------------- journal
