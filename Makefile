@@ -36,7 +36,7 @@ pc_libs   = $(shell pkg-config --libs $(1) 2>/dev/null)
 
 WARN     := -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wno-missing-field-initializers \
             -Wno-format-truncation
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ilib -Iworker -Iweb -DSL_SOURCE_DIR=\"$(CURDIR)\"
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ilib -Iworker -Icli -Iweb -DSL_SOURCE_DIR=\"$(CURDIR)\"
 ifeq ($(FUZZ),1)
 # libFuzzer targets: clang, every object instrumented for coverage.
 CC       := clang
@@ -54,11 +54,16 @@ SANLD    :=
 endif
 ALL_CFLAGS = $(WARN) $(OPT) -fPIC -MMD -MP $(CFLAGS)
 
-LIB_SRC     := $(wildcard lib/*.c)
+# One directory level below lib/ and worker/ (lib/sqlite/, worker/storm/, ...).
+LIB_SRC     := $(wildcard lib/*.c lib/*/*.c)
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MIGRATIONS  := $(sort $(wildcard migrations/[0-9][0-9][0-9][0-9]_*.sql))
-WORKER_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c))
+WORKER_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c worker/*/*.c))
 WORKER_OBJ  := $(WORKER_SRC:%.c=$(BUILD)/%.o)
+# The sluice command (cli/): main plus one file per command.
+MAIN_SRC    := $(firstword $(wildcard cli/main.c worker/main.c))
+CLI_SRC     := $(filter-out cli/main.c,$(wildcard cli/*.c))
+CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/%.o)
 # The dashboard (web/): pages in the worker library, assets embedded.
 WEB_SRC     := $(wildcard web/*.c)
 WEB_ASSETS  := $(sort $(wildcard web/assets/*))
@@ -74,6 +79,7 @@ EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*
 LIBSLUICE_A  := $(BUILD)/libsluice.a
 LIBSLUICE_SO := $(BUILD)/libsluice.so
 LIBWORKER_A  := $(BUILD)/libsluice-worker.a
+LIBCLI_A     := $(BUILD)/libsluice-cli.a
 SLUICE       := $(BUILD)/sluice
 MOCK         := $(BUILD)/sluice-mock
 
@@ -119,6 +125,10 @@ $(BUILD)/worker/%.o: worker/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) -c -o $@ $<
 
+$(BUILD)/cli/%.o: cli/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) -c -o $@ $<
+
 $(BUILD)/tests/mock/%.o: tests/mock/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(MOCK_PKGS)) -c -o $@ $<
@@ -137,20 +147,24 @@ $(LIBWORKER_A): $(WORKER_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-WORKER_LIBS = $(LIBWORKER_A) $(LIBSLUICE_A) $(call pc_libs,$(WORKER_PKGS)) -lm
+$(LIBCLI_A): $(CLI_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
 
-$(SLUICE): $(BUILD)/worker/main.o $(LIBWORKER_A) $(LIBSLUICE_A)
+WORKER_LIBS = $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A) $(call pc_libs,$(WORKER_PKGS)) -lm
+
+$(SLUICE): $(MAIN_SRC:%.c=$(BUILD)/%.o) $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A)
 	$(CC) $(SANLD) -o $@ $< $(WORKER_LIBS)
 
 $(MOCK): $(MOCK_OBJ)
 	$(CC) $(SANLD) -o $@ $^ $(call pc_libs,$(MOCK_PKGS)) -lm
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBWORKER_A) $(LIBSLUICE_A)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS) $(TEST_PKGS)) \
 	  $(SANLD) -o $@ $< $(WORKER_LIBS) $(call pc_libs,$(TEST_PKGS))
 
-$(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBWORKER_A) $(LIBSLUICE_A)
+$(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) $(SANLD) -o $@ $< $(WORKER_LIBS)
 
@@ -164,11 +178,11 @@ $(BUILD)/bench/bench_pg_%: bench/bench_pg_%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(PG_PKGS)) $(SANLD) -o $@ $< $(call pc_libs,$(PG_PKGS)) -lm
 
-$(BUILD)/bench/%: bench/%.c $(LIBWORKER_A) $(LIBSLUICE_A)
+$(BUILD)/bench/%: bench/%.c $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) $(SANLD) -o $@ $< $(WORKER_LIBS)
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIBWORKER_A) $(LIBSLUICE_A)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) -fsanitize=fuzzer \
 	  $(SANLD) -o $@ $< $(WORKER_LIBS)
