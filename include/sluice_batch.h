@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sluice.h"
+#include "sluice_worker.h"
 
 /* A JSONL line's bytes beyond its body and endpoint, at most:
  * {"custom_id":"sl-<id>-<gen>","method":"POST","url":"","body":}\n */

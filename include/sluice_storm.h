@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sluice.h"
+#include "sluice_worker.h"
 
 /* One row of rate_buckets. Levels are in requests and tokens. */
 struct sl_bucket_row {

@@ -607,12 +607,6 @@ int sl_next_due(struct sl_journal *j, int64_t *run_after_ms) {
   return scalar(j, SL_STMT_NEXT_DUE, run_after_ms, "finding the next job");
 }
 
-int sl_data_version(struct sl_journal *j, int64_t *version) {
-  if (!j || !version)
-    return SL_INVAL;
-  return scalar(j, SL_STMT_DATA_VERSION, version, "reading data_version");
-}
-
 int sl_count_active(struct sl_journal *j, int64_t *active) {
   if (!j || !active)
     return SL_INVAL;

@@ -10,7 +10,7 @@
 
 #include <sqlite3.h>
 
-#include "sluice.h"
+#include "sluice_worker.h"
 
 /* Prepared statements, kept for the life of the connection. */
 enum sl_stmt_id {
@@ -66,6 +66,8 @@ struct sl_journal {
   int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
   int busy_ms;           /* sl_set_busy_timeout's polling limit */
   int64_t busy_since_us; /* when the current wait for the lock began */
+  int wake_fd, wake_wd;  /* sl_journal_wake_fd's inotify instance and its
+                            watch on the WAL; -1: none (yet) */
   char errmsg[512];
 };
 
@@ -76,6 +78,9 @@ void sl_busy_yield(struct sl_journal *j, int64_t began_ms);
 /* With auto_vacuum=INCREMENTAL, return the free pages to the file system
  * in short transactions (vacuum.c); otherwise nothing. */
 int sl_journal_incremental_vacuum(struct sl_journal *j);
+
+/* wake.c: close sl_journal_wake_fd's inotify instance, if any. */
+void sl_journal_wake_close(struct sl_journal *j);
 
 /* Map an SQLite result code to an sl_err. */
 int sl_journal_map_rc(int rc);

@@ -394,6 +394,7 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
     snprintf(errbuf, errlen, "out of memory");
     return SL_NOMEM;
   }
+  j->wake_fd = j->wake_wd = -1;
   if (opts->read_only)
     rc = sl_journal_open_ro(j, opts->path);
   else
@@ -470,5 +471,6 @@ void sl_close(struct sl_journal *j) {
   for (i = 0; i < j->ncached; i++)
     sqlite3_finalize(j->cached[i].st);
   sqlite3_close(j->db);
+  sl_journal_wake_close(j);
   free(j);
 }

@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -55,25 +53,14 @@ static int look(struct sl_journal *j, const char *json, int64_t *wanted,
   return rc == SQLITE_ROW ? SL_OK : sl_journal_fail(j, rc, "waiting for jobs");
 }
 
-/* (Re)arm the watch on the WAL; -1 while it does not exist. */
-static int watch(int fd, const char *wal) {
-  return fd < 0 ? -1 : inotify_add_watch(fd, wal, IN_MODIFY | IN_CLOSE_WRITE);
-}
-
-static void drain(int fd) {
-  char buf[4096];
-  while (read(fd, buf, sizeof buf) > 0)
-    ;
-}
-
 /*
- * Sleep until another connection commits (data_version moves from *dv), the
+ * Sleep until another connection commits (the change mark moves), the
  * safety tick passes, or deadline. Returns 1 when it is time to look.
  */
-static int sleep_for_commit(struct sl_journal *j, int fd, int *wd,
-                            const char *wal, int64_t dv, int64_t deadline) {
-  int64_t tick_end = sl_now_ms() + SAFETY_TICK_MS, now, v;
-  int recheck = -1, timeout, rc;
+static int sleep_for_commit(struct sl_journal *j, int64_t *mark,
+                            int64_t deadline) {
+  int64_t tick_end = sl_now_ms() + SAFETY_TICK_MS, now;
+  int recheck = -1, timeout, rc, fd;
   struct pollfd p;
   for (;;) {
     now = sl_now_ms();
@@ -82,51 +69,42 @@ static int sleep_for_commit(struct sl_journal *j, int fd, int *wd,
     timeout = (int)((deadline < tick_end ? deadline : tick_end) - now);
     if (recheck >= 0 && timeout > (1 << recheck))
       timeout = 1 << recheck;
-    if (*wd < 0 || fd < 0) {
-      *wd = watch(fd, wal);
-      if (*wd < 0 && timeout > 100)
-        timeout = 100; /* no WAL to watch yet: look again soon */
-    }
+    fd = sl_journal_wake_fd(j);
+    if (fd < 0 && timeout > 100)
+      timeout = 100; /* nothing to watch yet: look again soon */
     p.fd = fd;
     p.events = POLLIN;
     p.revents = 0;
     rc = poll(&p, fd >= 0 ? 1 : 0, timeout);
     if (rc < 0 && errno != EINTR)
       return 1;
-    if (rc > 0) {
-      drain(fd);
+    if (rc > 0)
       recheck = 0;
-    } else if (recheck >= 0 && ++recheck >= RECHECKS) {
+    else if (recheck >= 0 && ++recheck >= RECHECKS)
       recheck = -1;
-    }
-    if (sl_data_version(j, &v) != SL_OK || v != dv)
+    if (sl_journal_changed(j, mark) != 0)
       return 1;
   }
 }
 
 int sl_wait(struct sl_journal *j, const int64_t *ids, size_t n,
             int64_t timeout_ms, int64_t *not_succeeded) {
-  int64_t deadline, wanted = 0, found = 0, final = 0, bad = 0, dv = 0;
-  const char *db;
-  char *json = NULL, *wal = NULL;
-  int fd = -1, wd = -1, rc;
+  int64_t deadline, wanted = 0, found = 0, final = 0, bad = 0, mark = 0;
+  char *json = NULL;
+  int rc;
 
   if (!j || (!ids && n))
     return SL_INVAL;
   deadline = timeout_ms < 0 ? INT64_MAX : sl_now_ms() + timeout_ms;
   json = ids_json(ids, n);
-  db = sqlite3_db_filename(j->db, "main");
-  wal = sqlite3_mprintf("%s-wal", db ? db : "");
-  if (!json || !wal) {
+  if (!json) {
     rc = SL_NOMEM;
     goto out;
   }
-  fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC); /* -1: the tick alone */
   for (;;) {
-    /* data_version first: a commit after it is never missed. */
-    rc = sl_data_version(j, &dv);
-    if (rc == SL_OK)
-      rc = look(j, json, &wanted, &found, &final, &bad);
+    /* The mark first: a commit after it is never missed. */
+    rc = sl_journal_changed(j, &mark);
+    rc = rc < 0 ? rc : look(j, json, &wanted, &found, &final, &bad);
     if (rc != SL_OK)
       goto out;
     if (found < wanted) {
@@ -147,14 +125,11 @@ int sl_wait(struct sl_journal *j, const int64_t *ids, size_t n,
       rc = SL_TIMEOUT;
       break;
     }
-    sleep_for_commit(j, fd, &wd, wal, dv, deadline);
+    sleep_for_commit(j, &mark, deadline);
   }
   if (not_succeeded)
     *not_succeeded = bad;
 out:
-  if (fd >= 0)
-    close(fd); /* the inotify instance: no file, so no lock of SQLite's */
   sqlite3_free(json);
-  sqlite3_free(wal);
   return rc;
 }
