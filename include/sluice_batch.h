@@ -1,6 +1,6 @@
 /*
  * sluice_batch.h: the journal side of the Batch API route. The worker is
- * the only user; the SQL lives in lib/batch.c behind the storage seam.
+ * the only user; the SQL lives in lib/sqlite/batch.c behind the storage seam.
  *
  * A local batch row and its job links are committed before anything is
  * sent (invariant 4). Every later write about a batch is fenced by the

@@ -22,8 +22,8 @@ static double col_ms(sqlite3_stmt *st, int i) {
                                                    : sqlite3_column_double(st, i);
 }
 
-int sl_job_attempts(struct sl_journal *j, int64_t id,
-                    struct sl_attempt_info **out, size_t *n) {
+int sl__sqlite_job_attempts(struct sl_journal *j, int64_t id,
+                            struct sl_attempt_info **out, size_t *n) {
   static const char *const sql =
       "SELECT attempt, generation, coalesce(started_at, 0), finished_at,"
       " coalesce(http_status, 0), route, failure_class, request_id, error,"

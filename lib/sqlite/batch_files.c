@@ -31,9 +31,9 @@ static int run(struct sl_journal *j, const char *sql, int64_t batch_id,
   return rc == SQLITE_DONE ? SL_OK : sl_journal_fail(j, rc, what);
 }
 
-int sl_batch_file_record(struct sl_journal *j, int64_t batch_id,
-                         const char *kind, const char *name,
-                         const char *file_id) {
+int sl__sqlite_batch_file_record(struct sl_journal *j, int64_t batch_id,
+                                 const char *kind, const char *name,
+                                 const char *file_id) {
   /* An upload's row is found again by (batch, name) when its id arrives;
    * a file id is recorded once (UNIQUE), whoever sees it first. */
   static const char named[] =
@@ -63,7 +63,7 @@ int sl_batch_file_record(struct sl_journal *j, int64_t batch_id,
              "recording a batch file");
 }
 
-int sl_batch_file_deleted(struct sl_journal *j, const char *file_id) {
+int sl__sqlite_batch_file_deleted(struct sl_journal *j, const char *file_id) {
   static const char sql[] =
       "UPDATE batch_files SET deleted_at = ?5 WHERE file_id = ?4"
       " AND deleted_at IS NULL";
@@ -72,7 +72,7 @@ int sl_batch_file_deleted(struct sl_journal *j, const char *file_id) {
   return run(j, sql, 0, NULL, NULL, file_id, "marking a batch file deleted");
 }
 
-int sl_batch_files_unnamed_gone(struct sl_journal *j, int64_t *n) {
+int sl__sqlite_batch_files_unnamed_gone(struct sl_journal *j, int64_t *n) {
   /* After a complete listing of the API's files found nothing under these
    * names: the uploads never landed, there is nothing to delete. */
   static const char sql[] =
@@ -88,8 +88,8 @@ int sl_batch_files_unnamed_gone(struct sl_journal *j, int64_t *n) {
   return rc;
 }
 
-int sl_batch_files_leftover(struct sl_journal *j, size_t max, char ***ids,
-                            size_t *n) {
+int sl__sqlite_batch_files_leftover(struct sl_journal *j, size_t max,
+                                    char ***ids, size_t *n) {
   /* Files of ended batches still on the API, oldest first. */
   static const char sql[] =
       "SELECT f.file_id FROM batch_files f JOIN batches b ON b.id = f.batch_id"

@@ -12,8 +12,8 @@
 #include "internal.h"
 #include "sluice_batch.h"
 
-int sl_batch_token_limit_set(struct sl_journal *j, const char *model,
-                             int64_t limit, int learned) {
+int sl__sqlite_batch_token_limit_set(struct sl_journal *j, const char *model,
+                                     int64_t limit, int learned) {
   /* A configured limit replaces what was there; a learned one only
    * lowers it (a refusal proves the limit is at most that). */
   static const char sql[] =
@@ -43,8 +43,8 @@ int sl_batch_token_limit_set(struct sl_journal *j, const char *model,
                                                     "limit");
 }
 
-int sl_batch_token_room(struct sl_journal *j, int64_t batch_id,
-                        struct sl_batch_room *out) {
+int sl__sqlite_batch_token_room(struct sl_journal *j, int64_t batch_id,
+                                struct sl_batch_room *out) {
   /* Open: submitted to the API and not yet seen to end (ingesting means
    * the remote batch ended). */
   static const char sql[] =

@@ -29,7 +29,7 @@ static int poll_lock(void *arg, int count) {
   return 1;
 }
 
-int sl_set_busy_timeout(struct sl_journal *j, int ms, int poll) {
+int sl__sqlite_set_busy_timeout(struct sl_journal *j, int ms, int poll) {
   int rc;
   if (!j || ms < 0)
     return SL_INVAL;

@@ -112,8 +112,8 @@ struct claim_offsets {
   int64_t s[7]; /* queue, partition, urgency, endpoint, model, body, key */
 };
 
-int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
-             struct sl_claimed_job **jobs, size_t *n) {
+int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
+                     struct sl_claimed_job **jobs, size_t *n) {
   struct claim_block b = {0};
   struct claim_offsets *offs = NULL;
   struct sl_lease_memo *memo;
@@ -231,8 +231,8 @@ fail:
   return rc;
 }
 
-int sl_lease_extend(struct sl_journal *j, int64_t id, int64_t token,
-                    int64_t lease_ms) {
+int sl__sqlite_lease_extend(struct sl_journal *j, int64_t id, int64_t token,
+                            int64_t lease_ms) {
   sqlite3_stmt *st;
   int64_t now = sl_now_ms();
   int rc;
@@ -447,7 +447,8 @@ fatal:
   return rc;
 }
 
-int sl_complete(struct sl_journal *j, struct sl_completion *c, size_t n) {
+int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
+                        size_t n) {
   int64_t now = sl_now_ms();
   size_t i;
   int rc, fatal;
@@ -470,9 +471,9 @@ int sl_complete(struct sl_journal *j, struct sl_completion *c, size_t n) {
   return sl_journal_commit(j);
 }
 
-int sl_record_result(struct sl_journal *j, int64_t id, int64_t token,
-                     int http_status, const char *body,
-                     const char *request_id) {
+int sl__sqlite_record_result(struct sl_journal *j, int64_t id, int64_t token,
+                             int http_status, const char *body,
+                             const char *request_id) {
   struct sl_completion c = {0};
   int rc;
   c.job_id = id;
@@ -484,13 +485,13 @@ int sl_record_result(struct sl_journal *j, int64_t id, int64_t token,
   c.input_tokens = c.output_tokens = c.total_tokens = -1;
   c.t.dns_ms = c.t.connect_ms = c.t.tls_ms = c.t.first_byte_ms =
       c.t.total_ms = -1;
-  rc = sl_complete(j, &c, 1);
+  rc = sl__sqlite_complete(j, &c, 1);
   return rc != SL_OK ? rc : c.rc;
 }
 
-int sl_record_failure(struct sl_journal *j, int64_t id, int64_t token,
-                      const char *failure_class, const char *error,
-                      int retry, int64_t run_after_ms) {
+int sl__sqlite_record_failure(struct sl_journal *j, int64_t id, int64_t token,
+                              const char *failure_class, const char *error,
+                              int retry, int64_t run_after_ms) {
   struct sl_completion c = {0};
   int rc;
   if (!failure_class)
@@ -503,21 +504,21 @@ int sl_record_failure(struct sl_journal *j, int64_t id, int64_t token,
   c.run_after_ms = run_after_ms;
   c.t.dns_ms = c.t.connect_ms = c.t.tls_ms = c.t.first_byte_ms =
       c.t.total_ms = -1;
-  rc = sl_complete(j, &c, 1);
+  rc = sl__sqlite_complete(j, &c, 1);
   return rc != SL_OK ? rc : c.rc;
 }
 
-int sl_release(struct sl_journal *j, int64_t id, int64_t token) {
+int sl__sqlite_release(struct sl_journal *j, int64_t id, int64_t token) {
   struct sl_completion c = {0};
   int rc;
   c.job_id = id;
   c.lease_token = token;
   c.outcome = SL_OUTCOME_RELEASE;
-  rc = sl_complete(j, &c, 1);
+  rc = sl__sqlite_complete(j, &c, 1);
   return rc != SL_OK ? rc : c.rc;
 }
 
-int sl_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
+int sl__sqlite_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
   static const char any_sql[] =
       "SELECT 1 FROM jobs WHERE state = 'running' AND lease_expires < ?1"
       " LIMIT 1";
@@ -601,13 +602,13 @@ static int scalar(struct sl_journal *j, enum sl_stmt_id id, int64_t *v,
   return SL_OK;
 }
 
-int sl_next_due(struct sl_journal *j, int64_t *run_after_ms) {
+int sl__sqlite_next_due(struct sl_journal *j, int64_t *run_after_ms) {
   if (!j || !run_after_ms)
     return SL_INVAL;
   return scalar(j, SL_STMT_NEXT_DUE, run_after_ms, "finding the next job");
 }
 
-int sl_count_active(struct sl_journal *j, int64_t *active) {
+int sl__sqlite_count_active(struct sl_journal *j, int64_t *active) {
   if (!j || !active)
     return SL_INVAL;
   return scalar(j, SL_STMT_COUNT_ACTIVE, active, "counting active jobs");

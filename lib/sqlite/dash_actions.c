@@ -68,7 +68,7 @@ static int replay_job(struct sl_journal *j, int64_t id, int64_t *affected) {
   f.job_ids = &id;
   f.n_job_ids = 1;
   f.include_cancelled = 1;
-  rc = sl_replay(j, &f, "api", affected);
+  rc = sl__sqlite_replay(j, &f, "api", affected);
   if (rc != SL_OK || *affected)
     return rc;
   st = sl_journal_sql(j, job_state_sql);
@@ -97,11 +97,11 @@ static int perform(struct sl_journal *j, const struct sl_dash_action *a,
   *affected = 0;
   switch (a->verb) {
   case SL_DASH_PAUSE:
-    rc = sl_queue_pause(j, a->queue, a->reason);
+    rc = sl__sqlite_queue_pause(j, a->queue, a->reason);
     *affected = rc == SL_OK;
     return rc;
   case SL_DASH_RESUME:
-    rc = sl_queue_resume(j, a->queue);
+    rc = sl__sqlite_queue_resume(j, a->queue);
     *affected = rc == SL_OK;
     return rc;
   case SL_DASH_REPLAY:
@@ -111,7 +111,7 @@ static int perform(struct sl_journal *j, const struct sl_dash_action *a,
       struct sl_replay_filter dry = *a->filter;
       int64_t n = 0;
       dry.dry_run = 1;
-      rc = sl_replay(j, &dry, "api", &n);
+      rc = sl__sqlite_replay(j, &dry, "api", &n);
       if (rc != SL_OK)
         return rc;
       if (n != a->expect) {
@@ -121,19 +121,19 @@ static int perform(struct sl_journal *j, const struct sl_dash_action *a,
         return SL_STATE;
       }
     }
-    return sl_replay(j, a->filter, "api", affected);
+    return sl__sqlite_replay(j, a->filter, "api", affected);
   case SL_DASH_REPLAY_JOB:
     return replay_job(j, a->job_id, affected);
   case SL_DASH_CANCEL:
-    rc = sl_cancel(j, a->job_id);
+    rc = sl__sqlite_cancel(j, a->job_id);
     *affected = rc == SL_OK;
     return rc;
   }
   return SL_INVAL;
 }
 
-int sl_dash_act(struct sl_journal *j, const struct sl_dash_action *a,
-                int64_t *affected) {
+int sl__sqlite_dash_act(struct sl_journal *j, const struct sl_dash_action *a,
+                        int64_t *affected) {
   char why[512];
   int64_t n = 0;
   int rc, arc;
@@ -157,7 +157,7 @@ int sl_dash_act(struct sl_journal *j, const struct sl_dash_action *a,
     return SL_OK;
   }
   /* Keep the reason: the rollback and the audit row may overwrite it. */
-  snprintf(why, sizeof why, "%s", sl_errmsg(j));
+  snprintf(why, sizeof why, "%s", sl__sqlite_errmsg(j));
   sl_journal_rollback(j);
   arc = audit(j, a, 0, why[0] ? why : sl_strerror(rc));
   (void)arc; /* the refusal itself is what the caller reports */

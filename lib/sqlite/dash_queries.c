@@ -54,8 +54,9 @@ static void bind_find(sqlite3_stmt *st, const struct sl_dash_find *f,
   sqlite3_bind_int(st, 5, limit);
 }
 
-int sl_dash_list(struct sl_journal *j, enum sl_dash_list which,
-                 const struct sl_dash_args *a, sl_dash_row_fn fn, void *arg) {
+int sl__sqlite_dash_list(struct sl_journal *j, enum sl_dash_list which,
+                         const struct sl_dash_args *a, sl_dash_row_fn fn,
+                         void *arg) {
   const char *sql = sql_of(which);
   const char *col[MAX_COLS];
   sqlite3_stmt *st;
@@ -106,8 +107,9 @@ static const char attempts_after_sql[] =
     " FROM attempts a JOIN jobs j ON j.id = a.job_id"
     " WHERE a.id > ?1 AND a.id <= ?2 ORDER BY a.id LIMIT ?3";
 
-int sl_dash_attempts(struct sl_journal *j, int64_t since_ms, int64_t *cursor,
-                     int limit, sl_dash_row_fn fn, void *arg) {
+int sl__sqlite_dash_attempts(struct sl_journal *j, int64_t since_ms,
+                             int64_t *cursor, int limit, sl_dash_row_fn fn,
+                             void *arg) {
   const char *col[4];
   sqlite3_stmt *st;
   int64_t max = 0, last;

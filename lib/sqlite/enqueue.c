@@ -97,8 +97,8 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
   return SL_OK;
 }
 
-int sl_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
-               int64_t *id, int *created) {
+int sl__sqlite_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
+                       int64_t *id, int *created) {
   int64_t got = 0;
   int rc;
   if (!j || !id)
@@ -109,14 +109,16 @@ int sl_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
   return rc;
 }
 
-int sl_enqueue_many(struct sl_journal *j, const struct sl_job_spec *specs,
-                    size_t n, int64_t *ids, size_t *bad_index) {
-  return sl_enqueue_many_created(j, specs, n, ids, NULL, bad_index);
+int sl__sqlite_enqueue_many(struct sl_journal *j,
+                            const struct sl_job_spec *specs, size_t n,
+                            int64_t *ids, size_t *bad_index) {
+  return sl__sqlite_enqueue_many_created(j, specs, n, ids, NULL, bad_index);
 }
 
-int sl_enqueue_many_created(struct sl_journal *j,
-                            const struct sl_job_spec *specs, size_t n,
-                            int64_t *ids, int *created, size_t *bad_index) {
+int sl__sqlite_enqueue_many_created(struct sl_journal *j,
+                                    const struct sl_job_spec *specs, size_t n,
+                                    int64_t *ids, int *created,
+                                    size_t *bad_index) {
   int64_t now = sl_now_ms(), id;
   size_t i;
   int rc;
@@ -146,7 +148,7 @@ int sl_enqueue_many_created(struct sl_journal *j,
   return rc;
 }
 
-int sl_cancel(struct sl_journal *j, int64_t id) {
+int sl__sqlite_cancel(struct sl_journal *j, int64_t id) {
   static const char cancel_sql[] =
       "UPDATE jobs SET state = 'cancelled', last_class = 'cancelled',"
       " updated_at = ?2, finished_at = ?2"

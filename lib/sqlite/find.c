@@ -133,8 +133,8 @@ static void read_row(sqlite3_stmt *st, struct sl_job_row *r, int *oom) {
   r->metadata = sl_column_strdup(st, 16, oom);
 }
 
-int sl_jobs_find(struct sl_journal *j, const struct sl_job_filter *f,
-                 struct sl_job_row **out, size_t *n) {
+int sl__sqlite_jobs_find(struct sl_journal *j, const struct sl_job_filter *f,
+                         struct sl_job_row **out, size_t *n) {
   static const struct sl_job_filter all = {0};
   struct sl_job_row *rows = NULL, *grown;
   sqlite3_stmt *st = NULL;

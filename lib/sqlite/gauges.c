@@ -36,8 +36,8 @@ static const struct {
      " WHERE state = 'failed' GROUP BY 1, 2"},
 };
 
-int sl_gauges(struct sl_journal *j, enum sl_gauge_set set, sl_gauge_cb cb,
-              void *arg) {
+int sl__sqlite_gauges(struct sl_journal *j, enum sl_gauge_set set,
+                      sl_gauge_cb cb, void *arg) {
   sqlite3_stmt *st = NULL;
   size_t i;
   int rc;

@@ -125,7 +125,7 @@ int sl_journal_open_ro(struct sl_journal *j, const char *path) {
  * writer to migrate. */
 int sl_journal_ro_version(struct sl_journal *j, const char *path) {
   int latest = sl_schema_latest(), v = 0;
-  int rc = sl_schema_version(j, &v);
+  int rc = sl__sqlite_schema_version(j, &v);
   if (rc != SL_OK)
     return rc;
   if (v > latest) {

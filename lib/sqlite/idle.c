@@ -3,8 +3,8 @@
 
 #include "internal.h"
 
-int sl_count_workable(struct sl_journal *j, const char *const *queues,
-                      int64_t *n) {
+int sl__sqlite_count_workable(struct sl_journal *j, const char *const *queues,
+                              int64_t *n) {
   /* Running and batched jobs always count (a lease may expire, a batch
    * may end); a pending job counts unless a pause holds it: the queue is
    * paused, or its online route is and the job could only go online. */

@@ -1,6 +1,8 @@
 /*
- * internal.h: what the files of lib/ share and nothing outside lib/ sees.
- * lib/ is the storage seam: every SQL statement of sluice lives under it.
+ * internal.h: what the files of the SQLite backend (lib/sqlite/) share.
+ * Every sqlite3_* call and every SQL statement of sluice lives in this
+ * directory; the rest of lib/ reaches it through sl__sqlite_ops
+ * (backend.h). Tests that inspect the connection include it too.
  */
 #ifndef SL_INTERNAL_H
 #define SL_INTERNAL_H
@@ -10,7 +12,7 @@
 
 #include <sqlite3.h>
 
-#include "sluice_worker.h"
+#include "backend.h"
 
 /* Prepared statements, kept for the life of the connection. */
 enum sl_stmt_id {
@@ -38,7 +40,7 @@ enum sl_stmt_id {
 
 /* Statements of the colder paths (cancel, rescue, status...), prepared on
  * first use and kept, keyed by the address of their static SQL text. */
-#define SL_SQL_CACHE 48
+#define SL_SQL_CACHE 96
 struct sl_sql_cached {
   const char *sql;
   sqlite3_stmt *st;
@@ -58,6 +60,7 @@ struct sl_lease_memo {
 };
 
 struct sl_journal {
+  const struct sl_backend_ops *ops; /* first: backend.h, SL__OPS */
   sqlite3 *db;
   sqlite3_stmt *stmts[SL_STMT__COUNT];
   struct sl_sql_cached cached[SL_SQL_CACHE];
@@ -71,6 +74,17 @@ struct sl_journal {
   char errmsg[512];
 };
 
+/* The SQLite backend's side of the seam (ops.c fills the table). */
+int sl__sqlite_open(struct sl_journal **out,
+                    const struct sl_open_options *opts, char *errbuf,
+                    size_t errlen);
+void sl__sqlite_close(struct sl_journal *j);
+const char *sl__sqlite_errmsg(const struct sl_journal *j);
+int64_t sl__sqlite_worker_id(const struct sl_journal *j);
+#define X(op, params, args) int sl__sqlite_##op params;
+SL_BACKEND_OPS(X)
+#undef X
+
 /* After a long write transaction: let a writer waiting for the lock in
  * (busy.c). began_ms: sl_now_ms() before BEGIN. */
 void sl_busy_yield(struct sl_journal *j, int64_t began_ms);
@@ -80,7 +94,7 @@ void sl_busy_yield(struct sl_journal *j, int64_t began_ms);
 int sl_journal_incremental_vacuum(struct sl_journal *j);
 
 /* wake.c: close sl_journal_wake_fd's inotify instance, if any. */
-void sl_journal_wake_close(struct sl_journal *j);
+void sl__journal_wake_close(struct sl_journal *j);
 
 /* Map an SQLite result code to an sl_err. */
 int sl_journal_map_rc(int rc);

@@ -67,7 +67,7 @@ int sl_journal_fail(struct sl_journal *j, int rc, const char *what) {
   return sl_journal_map_rc(rc);
 }
 
-const char *sl_errmsg(const struct sl_journal *j) {
+const char *sl__sqlite_errmsg(const struct sl_journal *j) {
   return j && j->errmsg[0] ? j->errmsg : "no error";
 }
 
@@ -210,7 +210,7 @@ static int read_user_version(struct sl_journal *j, int *v) {
   return SL_OK;
 }
 
-int sl_schema_version(struct sl_journal *j, int *version) {
+int sl__sqlite_schema_version(struct sl_journal *j, int *version) {
   return read_user_version(j, version);
 }
 
@@ -367,8 +367,8 @@ static int set_wal(struct sl_journal *j, int timeout_ms) {
   }
 }
 
-int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
-            char *errbuf, size_t errlen) {
+int sl__sqlite_open(struct sl_journal **out, const struct sl_open_options *opts,
+                    char *errbuf, size_t errlen) {
   struct sl_journal *j = NULL;
   char pragmas[256];
   char scratch[1];
@@ -394,6 +394,7 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
     snprintf(errbuf, errlen, "out of memory");
     return SL_NOMEM;
   }
+  j->ops = &sl__sqlite_ops;
   j->wake_fd = j->wake_wd = -1;
   if (opts->read_only)
     rc = sl_journal_open_ro(j, opts->path);
@@ -458,11 +459,11 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
 
 fail:
   snprintf(errbuf, errlen, "%s: %s", opts->path, j->errmsg);
-  sl_close(j);
+  sl__sqlite_close(j);
   return rc;
 }
 
-void sl_close(struct sl_journal *j) {
+void sl__sqlite_close(struct sl_journal *j) {
   int i;
   if (!j)
     return;
@@ -471,6 +472,6 @@ void sl_close(struct sl_journal *j) {
   for (i = 0; i < j->ncached; i++)
     sqlite3_finalize(j->cached[i].st);
   sqlite3_close(j->db);
-  sl_journal_wake_close(j);
+  sl__journal_wake_close(j);
   free(j);
 }

@@ -1,9 +1,10 @@
 /* lease.c: grouped lease extension (the worker's heartbeat). */
 #include "internal.h"
 
-int sl_lease_extend_many(struct sl_journal *j, const int64_t *ids,
-                         const int64_t *tokens, size_t n, int64_t lease_ms,
-                         int *rcs, int64_t *new_expiry) {
+int sl__sqlite_lease_extend_many(struct sl_journal *j, const int64_t *ids,
+                                 const int64_t *tokens, size_t n,
+                                 int64_t lease_ms, int *rcs,
+                                 int64_t *new_expiry) {
   int64_t now = sl_now_ms();
   sqlite3_stmt *st;
   size_t i;

@@ -190,8 +190,9 @@ static int bucket_call(void *row, void *ctx) {
   return c->fn(row, c->arg);
 }
 
-int sl_bucket_update(struct sl_journal *j, const char *endpoint,
-                     const char *model, sl_bucket_update_fn fn, void *arg) {
+int sl__sqlite_bucket_update(struct sl_journal *j, const char *endpoint,
+                             const char *model, sl_bucket_update_fn fn,
+                             void *arg) {
   static const struct row_kind kind = {
       "SELECT " BUCKET_COLS " FROM rate_buckets"
       " WHERE endpoint = ?1 AND model = ?2",
@@ -245,9 +246,9 @@ static int breaker_call(void *row, void *ctx) {
   return c->fn(row, c->arg);
 }
 
-int sl_breaker_update(struct sl_journal *j, const char *endpoint,
-                      const char *model, sl_breaker_update_fn fn,
-                      void *arg) {
+int sl__sqlite_breaker_update(struct sl_journal *j, const char *endpoint,
+                              const char *model, sl_breaker_update_fn fn,
+                              void *arg) {
   static const struct row_kind kind = {
       "SELECT " BREAKER_COLS " FROM breakers"
       " WHERE endpoint = ?1 AND model = ?2",
@@ -314,8 +315,9 @@ static int route_call(void *row, void *ctx) {
   return c->fn(row, c->arg);
 }
 
-int sl_route_update(struct sl_journal *j, const char *endpoint,
-                    const char *model, sl_route_update_fn fn, void *arg) {
+int sl__sqlite_route_update(struct sl_journal *j, const char *endpoint,
+                            const char *model, sl_route_update_fn fn,
+                            void *arg) {
   static const struct row_kind kind = {
       "SELECT " ROUTE_COLS " FROM route_limits"
       " WHERE endpoint = ?1 AND model = ?2",
@@ -335,8 +337,9 @@ int sl_route_update(struct sl_journal *j, const char *endpoint,
   return update_row(j, &kind, endpoint, model, &row, &ctx);
 }
 
-int sl_route_release_held(struct sl_journal *j, const char *endpoint,
-                          const char *model, int64_t now_ms, int64_t *n) {
+int sl__sqlite_route_release_held(struct sl_journal *j, const char *endpoint,
+                                  const char *model, int64_t now_ms,
+                                  int64_t *n) {
   /* Only jobs that wait out a retry of a class the route's outage
    * explains: a producer's own run_after (last_class NULL) is kept. */
   static const char sql[] =
@@ -425,8 +428,8 @@ static void read_breaker_item(sqlite3_stmt *st, void *p) {
   read_breaker(st, 2, r);
 }
 
-int sl_bucket_list(struct sl_journal *j, struct sl_bucket_row **rows,
-                   size_t *n) {
+int sl__sqlite_bucket_list(struct sl_journal *j, struct sl_bucket_row **rows,
+                           size_t *n) {
   return list_rows(j,
                    "SELECT endpoint, model, " BUCKET_COLS
                    " FROM rate_buckets ORDER BY endpoint, model",
@@ -434,8 +437,8 @@ int sl_bucket_list(struct sl_journal *j, struct sl_bucket_row **rows,
                    "listing rate buckets");
 }
 
-int sl_breaker_list(struct sl_journal *j, struct sl_breaker_row **rows,
-                    size_t *n) {
+int sl__sqlite_breaker_list(struct sl_journal *j, struct sl_breaker_row **rows,
+                            size_t *n) {
   return list_rows(j,
                    "SELECT endpoint, model, " BREAKER_COLS
                    " FROM breakers ORDER BY endpoint, model",
@@ -450,8 +453,8 @@ static void read_route_item(sqlite3_stmt *st, void *p) {
   read_route(st, 2, r);
 }
 
-int sl_route_list(struct sl_journal *j, struct sl_route_row **rows,
-                  size_t *n) {
+int sl__sqlite_route_list(struct sl_journal *j, struct sl_route_row **rows,
+                          size_t *n) {
   return list_rows(j,
                    "SELECT endpoint, model, " ROUTE_COLS
                    " FROM route_limits ORDER BY endpoint, model",
@@ -496,8 +499,8 @@ static int run_queue_stmt(struct sl_journal *j, const char *sql,
   return SL_OK;
 }
 
-int sl_queue_online_pause(struct sl_journal *j, const char *queue,
-                          const char *reason, int *changed) {
+int sl__sqlite_queue_online_pause(struct sl_journal *j, const char *queue,
+                                  const char *reason, int *changed) {
   int rc = run_queue_stmt(
       j,
       "INSERT INTO queue_limits (queue, online_paused, online_paused_reason,"
@@ -512,7 +515,7 @@ int sl_queue_online_pause(struct sl_journal *j, const char *queue,
   return rc;
 }
 
-int sl_queue_online_resume(struct sl_journal *j, const char *queue) {
+int sl__sqlite_queue_online_resume(struct sl_journal *j, const char *queue) {
   return run_queue_stmt(j,
                         "UPDATE queue_limits SET online_paused = 0,"
                         " online_paused_reason = NULL,"
@@ -521,9 +524,9 @@ int sl_queue_online_resume(struct sl_journal *j, const char *queue) {
                         "resuming a queue's online route");
 }
 
-int sl_queue_budget_set(struct sl_journal *j, const char *queue,
-                        int64_t tokens_per_day, double usd_per_mtok_in,
-                        double usd_per_mtok_out) {
+int sl__sqlite_queue_budget_set(struct sl_journal *j, const char *queue,
+                                int64_t tokens_per_day, double usd_per_mtok_in,
+                                double usd_per_mtok_out) {
   return run_queue_stmt(
       j,
       "INSERT INTO queue_limits (queue, tokens_per_day, usd_per_mtok_in,"
@@ -536,8 +539,8 @@ int sl_queue_budget_set(struct sl_journal *j, const char *queue,
       "setting a queue budget");
 }
 
-int sl_queue_spend_list(struct sl_journal *j, int64_t now_ms,
-                        struct sl_queue_spend **rows, size_t *n) {
+int sl__sqlite_queue_spend_list(struct sl_journal *j, int64_t now_ms,
+                                struct sl_queue_spend **rows, size_t *n) {
   static const char *const sql =
       "WITH names AS (SELECT queue FROM queue_limits"
       "  UNION SELECT queue FROM usage_daily WHERE day = ?1)"

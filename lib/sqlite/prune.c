@@ -75,8 +75,8 @@ static int check_foreign_keys(struct sl_journal *j) {
   return SL_OK;
 }
 
-int sl_prune_count(struct sl_journal *j, int64_t older_than_ms,
-                   int64_t *count) {
+int sl__sqlite_prune_count(struct sl_journal *j, int64_t older_than_ms,
+                           int64_t *count) {
   sqlite3_stmt *st = NULL;
   int rc;
   if (!j || !count || older_than_ms < 0)
@@ -147,8 +147,8 @@ static int checkpoint(struct sl_journal *j) {
   return rc;
 }
 
-int sl_prune(struct sl_journal *j, int64_t older_than_ms, size_t batch_rows,
-             int64_t *deleted) {
+int sl__sqlite_prune(struct sl_journal *j, int64_t older_than_ms,
+                     size_t batch_rows, int64_t *deleted) {
   sqlite3_stmt *st = NULL;
   int64_t cutoff, cursor = 0, total = 0, n, t0, took;
   int rc;

@@ -23,8 +23,8 @@ static int run(struct sl_journal *j, const char *sql, const char *queue,
   return SL_OK;
 }
 
-int sl_queue_pause(struct sl_journal *j, const char *queue,
-                   const char *reason) {
+int sl__sqlite_queue_pause(struct sl_journal *j, const char *queue,
+                           const char *reason) {
   return run(j,
              "INSERT INTO queues (name, paused, paused_reason, paused_at)"
              " VALUES (?1, 1, coalesce(?2, 'paused by operator'), ?3)"
@@ -34,11 +34,11 @@ int sl_queue_pause(struct sl_journal *j, const char *queue,
              queue, reason, "pausing a queue");
 }
 
-int sl_queue_resume(struct sl_journal *j, const char *queue) {
+int sl__sqlite_queue_resume(struct sl_journal *j, const char *queue) {
   int rc = run(j,
              "UPDATE queues SET paused = 0, paused_reason = NULL,"
              " paused_at = NULL WHERE name = ?1 AND ?2 IS ?2 AND ?3 IS ?3",
              queue, NULL, "resuming a queue");
   /* Also lift the online-route pause (storm control, sluice_storm.h). */
-  return rc != SL_OK ? rc : sl_queue_online_resume(j, queue);
+  return rc != SL_OK ? rc : sl__sqlite_queue_online_resume(j, queue);
 }

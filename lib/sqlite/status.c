@@ -61,7 +61,8 @@ static int status_failures(struct sl_journal *j, struct sl_queue_status *arr,
              : sl_journal_fail(j, rc, "reading failures by class");
 }
 
-int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n) {
+int sl__sqlite_status(struct sl_journal *j, struct sl_queue_status **out,
+                      size_t *n) {
   /* Every queue with jobs, a row in queues (a pause) or in queue_limits
    * (an online pause, a budget), with its pauses and today's tokens. */
   static const char *const sql =
@@ -171,7 +172,8 @@ void sl_job_info_free(struct sl_job_info *i) {
   memset(i, 0, sizeof *i);
 }
 
-int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
+int sl__sqlite_job_get(struct sl_journal *j, int64_t id,
+                       struct sl_job_info *out) {
   static const char *const sql =
       "SELECT j.id, j.priority, j.run_after, coalesce(j.deadline, 0),"
       " j.attempts, j.max_attempts, j.generation, j.created_at,"
@@ -247,8 +249,8 @@ int sl_job_get(struct sl_journal *j, int64_t id, struct sl_job_info *out) {
 /* Every door (CLI, C API, SQL) inserts into replays; the replays_apply
  * trigger does the work, so there is one mechanism. A dry run counts with
  * the same filter instead. */
-int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
-              const char *door, int64_t *replayed) {
+int sl__sqlite_replay(struct sl_journal *j, const struct sl_replay_filter *f,
+                      const char *door, int64_t *replayed) {
   static const char *const insert_sql =
       "INSERT INTO replays (queue, partition, failure_class, batch_id, since,"
       " until, include_cancelled, door, requested_at, job_ids)"

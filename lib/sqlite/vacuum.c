@@ -54,7 +54,7 @@ int sl_journal_incremental_vacuum(struct sl_journal *j) {
   return SL_OK;
 }
 
-int sl_vacuum(struct sl_journal *j, int *converted) {
+int sl__sqlite_vacuum(struct sl_journal *j, int *converted) {
   int64_t mode = 0;
   int rc;
 

@@ -69,7 +69,7 @@ static int sleep_for_commit(struct sl_journal *j, int64_t *mark,
     timeout = (int)((deadline < tick_end ? deadline : tick_end) - now);
     if (recheck >= 0 && timeout > (1 << recheck))
       timeout = 1 << recheck;
-    fd = sl_journal_wake_fd(j);
+    fd = sl__sqlite_journal_wake_fd(j);
     if (fd < 0 && timeout > 100)
       timeout = 100; /* nothing to watch yet: look again soon */
     p.fd = fd;
@@ -82,13 +82,13 @@ static int sleep_for_commit(struct sl_journal *j, int64_t *mark,
       recheck = 0;
     else if (recheck >= 0 && ++recheck >= RECHECKS)
       recheck = -1;
-    if (sl_journal_changed(j, mark) != 0)
+    if (sl__sqlite_journal_changed(j, mark) != 0)
       return 1;
   }
 }
 
-int sl_wait(struct sl_journal *j, const int64_t *ids, size_t n,
-            int64_t timeout_ms, int64_t *not_succeeded) {
+int sl__sqlite_wait(struct sl_journal *j, const int64_t *ids, size_t n,
+                    int64_t timeout_ms, int64_t *not_succeeded) {
   int64_t deadline, wanted = 0, found = 0, final = 0, bad = 0, mark = 0;
   char *json = NULL;
   int rc;
@@ -103,7 +103,7 @@ int sl_wait(struct sl_journal *j, const int64_t *ids, size_t n,
   }
   for (;;) {
     /* The mark first: a commit after it is never missed. */
-    rc = sl_journal_changed(j, &mark);
+    rc = sl__sqlite_journal_changed(j, &mark);
     rc = rc < 0 ? rc : look(j, json, &wanted, &found, &final, &bad);
     if (rc != SL_OK)
       goto out;

@@ -54,7 +54,7 @@ static void drain(struct sl_journal *j) {
   }
 }
 
-int sl_journal_wake_fd(struct sl_journal *j) {
+int sl__sqlite_journal_wake_fd(struct sl_journal *j) {
   if (!j)
     return SL_INVAL;
   if (j->wake_fd < 0) {
@@ -69,7 +69,7 @@ int sl_journal_wake_fd(struct sl_journal *j) {
   return j->wake_fd;
 }
 
-int sl_journal_changed(struct sl_journal *j, int64_t *mark) {
+int sl__sqlite_journal_changed(struct sl_journal *j, int64_t *mark) {
   sqlite3_stmt *st;
   int64_t v;
   int rc;
@@ -93,7 +93,7 @@ int sl_journal_changed(struct sl_journal *j, int64_t *mark) {
   return 1;
 }
 
-void sl_journal_wake_close(struct sl_journal *j) {
+void sl__journal_wake_close(struct sl_journal *j) {
   if (j->wake_fd >= 0)
     close(j->wake_fd); /* the inotify instance: no file, so no lock */
   j->wake_fd = j->wake_wd = -1;

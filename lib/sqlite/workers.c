@@ -18,8 +18,8 @@ static int step_done(struct sl_journal *j, sqlite3_stmt *st, const char *what) {
   return SL_OK;
 }
 
-int sl_worker_register(struct sl_journal *j, const struct sl_worker_ident *me,
-                       int64_t *id) {
+int sl__sqlite_worker_register(struct sl_journal *j,
+                               const struct sl_worker_ident *me, int64_t *id) {
   static const char sql[] =
       "INSERT INTO workers (host, boot_id, pid, proc_start, lease_ms,"
       " started_at, heartbeat_at, pid_ns)"
@@ -47,11 +47,11 @@ int sl_worker_register(struct sl_journal *j, const struct sl_worker_ident *me,
   return SL_OK;
 }
 
-int64_t sl_worker_id(const struct sl_journal *j) {
+int64_t sl__sqlite_worker_id(const struct sl_journal *j) {
   return j ? j->worker_id : 0;
 }
 
-int sl_worker_heartbeat(struct sl_journal *j, int64_t now_ms) {
+int sl__sqlite_worker_heartbeat(struct sl_journal *j, int64_t now_ms) {
   static const char sql[] =
       "UPDATE workers SET heartbeat_at = ?2 WHERE id = ?1";
   sqlite3_stmt *st;
@@ -70,8 +70,8 @@ static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int i) {
   snprintf(dst, cap, "%s", s ? (const char *)s : "");
 }
 
-int sl_worker_peers(struct sl_journal *j, const char *host,
-                    struct sl_worker_row **rows, size_t *n) {
+int sl__sqlite_worker_peers(struct sl_journal *j, const char *host,
+                            struct sl_worker_row **rows, size_t *n) {
   static const char sql[] =
       "SELECT id, pid, proc_start, lease_ms, started_at, heartbeat_at, host,"
       " boot_id, pid_ns FROM workers WHERE host = ?1 AND id IS NOT ?2"
@@ -166,14 +166,14 @@ static int let_go(struct sl_journal *j, int64_t id, int64_t *jobs,
   return SL_OK;
 }
 
-int sl_worker_take_over(struct sl_journal *j, int64_t dead_id, int64_t *jobs,
-                        int64_t *batches) {
+int sl__sqlite_worker_take_over(struct sl_journal *j, int64_t dead_id,
+                                int64_t *jobs, int64_t *batches) {
   if (!j || dead_id <= 0 || dead_id == j->worker_id)
     return SL_INVAL;
   return let_go(j, dead_id, jobs, batches);
 }
 
-int sl_worker_unregister(struct sl_journal *j) {
+int sl__sqlite_worker_unregister(struct sl_journal *j) {
   int rc;
   if (!j || !j->worker_id)
     return SL_INVAL;
@@ -183,7 +183,7 @@ int sl_worker_unregister(struct sl_journal *j) {
   return rc;
 }
 
-int sl_worker_count(struct sl_journal *j, int64_t *n) {
+int sl__sqlite_worker_count(struct sl_journal *j, int64_t *n) {
   static const char sql[] = "SELECT count(*) FROM workers";
   sqlite3_stmt *st;
   int rc;

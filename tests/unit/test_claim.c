@@ -10,7 +10,7 @@
  */
 #include <poll.h>
 
-#include "internal.h"
+#include "sqlite/internal.h"
 #include "testutil.h"
 
 #define HOUR 3600000

@@ -1,6 +1,6 @@
 /*
- * test_dash.c: the dashboard's journal side (lib/dash_actions.c,
- * lib/dash_queries.c) and its escaping (web/buf.c). Each action and its
+ * test_dash.c: the dashboard's journal side (lib/sqlite/dash_actions.c,
+ * lib/sqlite/dash_queries.c) and its escaping (web/buf.c). Each action and its
  * audit row commit together; a refused action changes nothing and still
  * leaves a row with the reason; replaying one job keeps its key; the
  * attempts cursor reads each attempt once; the "jobs behind a bar" and

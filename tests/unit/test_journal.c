@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "internal.h"
-#include "migrations.h"
+#include "sqlite/internal.h"
+#include "sqlite/migrations.h"
 #include "testutil.h"
 
 /* The whole file, for "left unchanged" checks; *len gets its size. */

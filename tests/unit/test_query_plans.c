@@ -7,7 +7,7 @@
  * count the virtual-machine steps of the online claim and of next_due
  * beside a backlog, which a plan that walks the backlog cannot hide.
  */
-#include "internal.h"
+#include "sqlite/internal.h"
 #include "sluice_batch.h"
 #include "sluice_storm.h"
 #include "sluice_workers.h"
