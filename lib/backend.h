@@ -22,9 +22,12 @@
 
 /*
  * X(op, (parameters), (arguments)): every public function sl_<op> that
- * takes the journal first and returns an sl_err. One list makes the table's
- * members, the dispatchers (lib/backend.c) and a backend's prototypes
- * (sl__sqlite_<op> in lib/sqlite/internal.h), so they cannot drift apart.
+ * takes the journal first, returns an sl_err and needs the engine. One list
+ * makes the table's members, the dispatchers (lib/backend.c) and a
+ * backend's prototypes (sl__sqlite_<op> in lib/sqlite/internal.h), so they
+ * cannot drift apart. The public functions built on these alone live above
+ * the seam: sl_wait (lib/wait.c), sl_enqueue_many, sl_record_result,
+ * sl_record_failure and sl_release (lib/conveniences.c).
  */
 #define SL_BACKEND_OPS(X) \
   /* sluice.h */ \
@@ -33,16 +36,10 @@
   X(schema_version, (struct sl_journal *j, int *version), (j, version)) \
   X(enqueue, (struct sl_journal *j, const struct sl_job_spec *spec, \
     int64_t *id, int *created), (j, spec, id, created)) \
-  X(enqueue_many, (struct sl_journal *j, const struct sl_job_spec *specs, \
-    size_t n, int64_t *ids, size_t *bad_index), (j, specs, n, ids, \
-    bad_index)) \
   X(enqueue_many_created, (struct sl_journal *j, \
     const struct sl_job_spec *specs, size_t n, int64_t *ids, int *created, \
     size_t *bad_index), (j, specs, n, ids, created, bad_index)) \
   X(cancel, (struct sl_journal *j, int64_t id), (j, id)) \
-  X(wait, (struct sl_journal *j, const int64_t *ids, size_t n, \
-    int64_t timeout_ms, int64_t *not_succeeded), (j, ids, n, timeout_ms, \
-    not_succeeded)) \
   X(status, (struct sl_journal *j, struct sl_queue_status **out, size_t *n), \
     (j, out, n)) \
   X(journal_changed, (struct sl_journal *j, int64_t *mark), (j, mark)) \
@@ -77,15 +74,6 @@
     int64_t *new_expiry), (j, ids, tokens, n, lease_ms, rcs, new_expiry)) \
   X(complete, (struct sl_journal *j, struct sl_completion *c, size_t n), (j, \
     c, n)) \
-  X(record_result, (struct sl_journal *j, int64_t id, int64_t token, \
-    int http_status, const char *body, const char *request_id), (j, id, \
-    token, http_status, body, request_id)) \
-  X(record_failure, (struct sl_journal *j, int64_t id, int64_t token, \
-    const char *failure_class, const char *error, int retry, \
-    int64_t run_after_ms), (j, id, token, failure_class, error, retry, \
-    run_after_ms)) \
-  X(release, (struct sl_journal *j, int64_t id, int64_t token), (j, id, \
-    token)) \
   X(rescue, (struct sl_journal *j, int64_t now_ms, int64_t *rescued), (j, \
     now_ms, rescued)) \
   X(next_due, (struct sl_journal *j, int64_t *run_after_ms), (j, \
@@ -191,6 +179,12 @@ struct sl_backend_ops {
   void (*close)(struct sl_journal *j);
   const char *(*errmsg)(const struct sl_journal *j);
   int64_t (*worker_id)(const struct sl_journal *j);
+  /* Set the message sl_errmsg returns (for failures found above the seam). */
+  void (*set_errmsg)(struct sl_journal *j, const char *msg);
+  /* sl_wait's look at n ids: c[0] distinct ids, c[1] of them that exist,
+   * c[2] final (succeeded, failed, cancelled), c[3] failed or cancelled. */
+  int (*wait_counts)(struct sl_journal *j, const int64_t *ids, size_t n,
+                     int64_t c[4]);
 #define X(op, params, args) int(*op) params;
   SL_BACKEND_OPS(X)
 #undef X

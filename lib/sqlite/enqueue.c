@@ -109,12 +109,6 @@ int sl__sqlite_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
   return rc;
 }
 
-int sl__sqlite_enqueue_many(struct sl_journal *j,
-                            const struct sl_job_spec *specs, size_t n,
-                            int64_t *ids, size_t *bad_index) {
-  return sl__sqlite_enqueue_many_created(j, specs, n, ids, NULL, bad_index);
-}
-
 int sl__sqlite_enqueue_many_created(struct sl_journal *j,
                                     const struct sl_job_spec *specs, size_t n,
                                     int64_t *ids, int *created,

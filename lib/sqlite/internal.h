@@ -81,6 +81,9 @@ int sl__sqlite_open(struct sl_journal **out,
 void sl__sqlite_close(struct sl_journal *j);
 const char *sl__sqlite_errmsg(const struct sl_journal *j);
 int64_t sl__sqlite_worker_id(const struct sl_journal *j);
+void sl__sqlite_set_errmsg(struct sl_journal *j, const char *msg);
+int sl__sqlite_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
+                           int64_t c[4]);
 #define X(op, params, args) int sl__sqlite_##op params;
 SL_BACKEND_OPS(X)
 #undef X

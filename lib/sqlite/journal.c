@@ -71,6 +71,10 @@ const char *sl__sqlite_errmsg(const struct sl_journal *j) {
   return j && j->errmsg[0] ? j->errmsg : "no error";
 }
 
+void sl__sqlite_set_errmsg(struct sl_journal *j, const char *msg) {
+  snprintf(j->errmsg, sizeof j->errmsg, "%s", msg);
+}
+
 sqlite3_stmt *sl_journal_stmt(struct sl_journal *j, enum sl_stmt_id id) {
   sqlite3_stmt *st = j->stmts[id];
   if (!st) {

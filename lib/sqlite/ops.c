@@ -10,6 +10,8 @@ const struct sl_backend_ops sl__sqlite_ops = {
     .close = sl__sqlite_close,
     .errmsg = sl__sqlite_errmsg,
     .worker_id = sl__sqlite_worker_id,
+    .set_errmsg = sl__sqlite_set_errmsg,
+    .wait_counts = sl__sqlite_wait_counts,
 #define X(op, params, args) .op = sl__sqlite_##op,
     SL_BACKEND_OPS(X)
 #undef X
