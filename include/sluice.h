@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice_states.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -218,7 +218,7 @@ static void on_http_done(struct sl_http_request *req) {
      * Sent: the server may act on it, so it is an ambiguous attempt,
      * retried (with the same Idempotency-Key) by whoever claims it next. */
     if (req->request_sent) {
-      local_outcome(wj, SL_OUTCOME_RETRY, "ambiguous",
+      local_outcome(wj, SL_OUTCOME_RETRY, sl_failclass_name(SL_FC_AMBIGUOUS),
                     "worker shut down with the request in flight");
       wj->c.run_after_ms = now;
       w->n.retried++;
@@ -290,7 +290,7 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
     return;
   }
   if (job->deadline && now >= job->deadline) {
-    local_outcome(wj, SL_OUTCOME_FAIL, "deadline_exceeded",
+    local_outcome(wj, SL_OUTCOME_FAIL, sl_failclass_name(SL_FC_DEADLINE_EXCEEDED),
                   "deadline passed before the request was sent");
     w->n.failed++;
     push_done(w, wj);
@@ -300,7 +300,7 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
     timeout = job->deadline - now;
   if (sl_online_url(cfg->base_url, job->endpoint, wj->url, sizeof wj->url)) {
     sl_storm_unsent(w->storm, job, &wj->ticket, now);
-    local_outcome(wj, SL_OUTCOME_FAIL, "invalid_request",
+    local_outcome(wj, SL_OUTCOME_FAIL, sl_failclass_name(SL_FC_INVALID_REQUEST),
                   "request URL too long");
     w->n.failed++;
     push_done(w, wj);

@@ -1,53 +1,30 @@
 /*
  * batch.c: the journal side of the Batch API route (include/sluice_batch.h).
  * Packing deferrable jobs into a local batch, recording what the API says
- * about it, ingesting its output and error lines, and ending it. Every
- * write about a batch is fenced by its lease token.
+ * about it (ingesting its lines and ending it: batch_ingest.c). Every
+ * write about a batch is fenced by its lease token; the statements that
+ * move jobs between states are jobs.c's.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "sluice_batch.h"
+#include "batch_int.h"
 
-/* Shared WHERE clause of the backlog and the pack: deferrable due pending
- * jobs of unpaused queues; ?1 now, ?2 queues JSON, ?3 due_after. A job due
- * too soon for a batch goes online, unless its queue's online route is
- * paused (quota, auth: storm control), when the batch is the only way
- * left. A spent daily token budget holds the batch route too (issue 12). */
-#define ELIGIBLE                                                           \
-  " state = 'pending' AND urgency = 'deferrable' AND run_after <= ?1"     \
-  " AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)))"        \
-  " AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)"           \
-  " AND queue NOT IN (SELECT queue FROM queue_limits WHERE"                \
-  "  online_paused = 1 AND online_paused_reason LIKE 'budget%')"           \
-  " AND (?3 IS NULL OR deadline IS NULL OR deadline >= ?3"                 \
-  "  OR queue IN (SELECT queue FROM queue_limits WHERE online_paused = 1))"
+/* The backlog, the pack and the too-large sweep read the same jobs:
+ * SL_SQL_BATCH_ELIGIBLE (jobs.h). */
+#define ELIGIBLE SL_SQL_BATCH_ELIGIBLE
+#define LINE_BYTES SL_SQL_LINE_BYTES
+#define INPUTS SL_SQL_INPUTS
+/* Short name for the shared helper (batch_int.h). */
+#define prepare sl_batch_prepare
 
-#define LINE_BYTES                                                         \
-  "(length(CAST(body AS BLOB)) + length(endpoint) + 82)"
-
-/* Inputs an embeddings request counts against the file's 50,000: an array
- * of strings or of token arrays counts its length; a string, or one token
- * array (an array of integers), counts 1. Other endpoints count 1. */
-#define INPUTS                                                             \
-  "(CASE WHEN endpoint = '/v1/embeddings'"                                 \
-  "  AND json_type(body, '$.input') = 'array'"                             \
-  "  AND coalesce(json_type(body, '$.input[0]'), '') <> 'integer'"         \
-  " THEN max(json_array_length(body, '$.input'), 1) ELSE 1 END)"
-
-/* The statement for sql from the connection's cache (sql has static
- * storage: the cache keys on its address). Callers reset it, never
- * finalize it. */
-static int prepare(struct sl_journal *j, const char *sql, sqlite3_stmt **st,
-                   const char *what) {
-  *st = sl_journal_sql(j, sql);
-  if (!*st) {
-    char why[sizeof j->errmsg];
-    snprintf(why, sizeof why, "%s", j->errmsg);
-    snprintf(j->errmsg, sizeof j->errmsg, "%s: %s", what, why);
-    return SL_DB;
+int sl_batch_prepare(struct sl_journal *j, const char *sql,
+                     sqlite3_stmt **st, const char *what) {
+  int rc = sqlite3_prepare_v2(j->db, sql, -1, st, NULL);
+  if (rc != SQLITE_OK) {
+    *st = NULL;
+    return sl_journal_fail(j, rc, what);
   }
   return SL_OK;
 }
@@ -67,10 +44,8 @@ static int bind_filter(sqlite3_stmt *st, const struct sl_batch_filter *f,
   return SL_OK;
 }
 
-int sl__sqlite_batch_backlog(struct sl_journal *j,
-                             const struct sl_batch_filter *f,
-                             struct sl_batch_backlog *out, size_t max,
-                             size_t *n) {
+int sl_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
+                     struct sl_batch_backlog *out, size_t max, size_t *n) {
   static const char sql[] =
       "SELECT endpoint, count(*), sum(" LINE_BYTES "), min(run_after),"
       " coalesce(min(deadline), 0), model, sum(" INPUTS ") FROM jobs WHERE"
@@ -112,34 +87,14 @@ int sl__sqlite_batch_backlog(struct sl_journal *j,
   *n = got;
   rc = SL_OK;
 out:
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   free(qjson);
   return rc;
 }
 
-int sl__sqlite_batch_pack(struct sl_journal *j,
-                          const struct sl_batch_pack_options *o,
-                          int64_t *batch_id, size_t *jobs, int64_t *bytes) {
-  /* The running sums stop the file before max_bytes and max_inputs; the
-   * first job is always taken, so one oversized job cannot block its
-   * endpoint (sl_batch_fail_too_large fails those first). ?4 endpoint, ?5
-   * max_lines, ?6 max_bytes, ?7 batch id, ?8 now for updated_at, ?9 model
-   * (compared with IS: NULL for none), ?10 1 to filter by model, ?11
-   * max_inputs. */
-  static const char move[] =
-      "UPDATE jobs SET state = 'batched', batch_id = ?7,"
-      " attempts = attempts + 1, lease_token = NULL, lease_expires = NULL,"
-      " updated_at = ?8"
-      " WHERE id IN (SELECT id FROM (SELECT id,"
-      "  sum(" LINE_BYTES ") OVER (ORDER BY priority, run_after, id"
-      "   ROWS UNBOUNDED PRECEDING) AS cum,"
-      "  sum(" INPUTS ") OVER (ORDER BY priority, run_after, id"
-      "   ROWS UNBOUNDED PRECEDING) AS cin,"
-      "  row_number() OVER (ORDER BY priority, run_after, id) AS rn"
-      "  FROM jobs WHERE" ELIGIBLE " AND endpoint = ?4"
-      "   AND (NOT ?10 OR model IS ?9)"
-      "  ORDER BY priority, run_after, id LIMIT ?5)"
-      " WHERE (cum <= ?6 AND cin <= ?11) OR rn = 1)";
+int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
+                  int64_t *batch_id, size_t *jobs, int64_t *bytes) {
+  /* The jobs move by jobs.c's SL_MOVE_PACK. */
   static const char create[] =
       "INSERT INTO batches (endpoint, state, created_at, lease_token,"
       " lease_expires, worker_id) VALUES (?1, 'building', ?2, ?3, ?4, ?5)";
@@ -149,7 +104,7 @@ int sl__sqlite_batch_pack(struct sl_journal *j,
       " WHERE id = ?1 RETURNING request_count,"
       " (SELECT coalesce(sum(" LINE_BYTES "), 0) FROM jobs"
       "  WHERE batch_id = ?1 AND state = 'batched')";
-  sqlite3_stmt *st = NULL;
+  sqlite3_stmt *st = NULL, *mv;
   char *qjson = NULL;
   int64_t now, id, moved, total = 0;
   int rc;
@@ -170,32 +125,33 @@ int sl__sqlite_batch_pack(struct sl_journal *j,
   sqlite3_bind_int64(st, 4, now + o->lease_ms);
   sl_bind_opt_int(st, 5, j->worker_id, 0);
   rc = sqlite3_step(st);
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   st = NULL;
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "creating a batch");
     goto fail;
   }
   id = sqlite3_last_insert_rowid(j->db);
-  rc = prepare(j, move, &st, "packing jobs into a batch");
+  mv = sl_jobs_move(j, SL_MOVE_PACK);
+  if (!mv) {
+    rc = SL_DB;
+    goto fail;
+  }
+  rc = bind_filter(mv, &o->f, &qjson);
   if (rc != SL_OK)
     goto fail;
-  rc = bind_filter(st, &o->f, &qjson);
-  if (rc != SL_OK)
-    goto fail;
-  sqlite3_bind_int64(st, 1, now);
-  sl_bind_text(st, 4, o->endpoint);
-  sqlite3_bind_int64(st, 5, (sqlite3_int64)o->max_lines);
-  sqlite3_bind_int64(st, 6, o->max_bytes);
-  sqlite3_bind_int64(st, 7, id);
-  sqlite3_bind_int64(st, 8, now);
-  sl_bind_text(st, 9, o->model);
-  sqlite3_bind_int(st, 10, o->by_model ? 1 : 0);
-  sqlite3_bind_int64(st, 11,
+  sqlite3_bind_int64(mv, 1, now);
+  sl_bind_text(mv, 4, o->endpoint);
+  sqlite3_bind_int64(mv, 5, (sqlite3_int64)o->max_lines);
+  sqlite3_bind_int64(mv, 6, o->max_bytes);
+  sqlite3_bind_int64(mv, 7, id);
+  sqlite3_bind_int64(mv, 8, now);
+  sl_bind_text(mv, 9, o->model);
+  sqlite3_bind_int(mv, 10, o->by_model ? 1 : 0);
+  sqlite3_bind_int64(mv, 11,
                      o->max_inputs > 0 ? o->max_inputs : SL_BATCH_MAX_INPUTS);
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  st = NULL;
+  rc = sqlite3_step(mv);
+  sqlite3_reset(mv);
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "packing jobs into a batch");
     goto fail;
@@ -221,7 +177,7 @@ int sl__sqlite_batch_pack(struct sl_journal *j,
     total = sqlite3_column_int64(st, 1);
     rc = sqlite3_step(st);
   }
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   st = NULL;
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "counting a batch");
@@ -237,7 +193,7 @@ int sl__sqlite_batch_pack(struct sl_journal *j,
     goto fail;
   sqlite3_bind_int64(st, 1, id);
   rc = sqlite3_step(st);
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   st = NULL;
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "estimating a batch's tokens");
@@ -255,26 +211,16 @@ int sl__sqlite_batch_pack(struct sl_journal *j,
 fail:
   sl_journal_rollback(j);
 out:
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   free(qjson);
   return rc;
 }
 
-int sl__sqlite_batch_fail_too_large(struct sl_journal *j,
-                                    const struct sl_batch_pack_options *o,
-                                    int64_t *failed) {
-  /* ?4 endpoint, ?5 max_bytes, ?6 max_inputs, ?7 now */
-  static const char sql[] =
-      "UPDATE jobs SET state = 'failed', last_class = 'too_large',"
-      " last_error = CASE WHEN " LINE_BYTES " > ?5"
-      "  THEN 'too large for any Batch API file: its line is '"
-      "   || " LINE_BYTES " || ' bytes, a file holds at most ' || ?5"
-      "  ELSE 'too large for any Batch API file: ' || " INPUTS
-      "   || ' embedding inputs, a file holds at most ' || ?6 END,"
-      " lease_token = NULL, lease_expires = NULL, updated_at = ?7,"
-      " finished_at = ?7"
-      " WHERE" ELIGIBLE " AND endpoint = ?4"
-      " AND (" LINE_BYTES " > ?5 OR " INPUTS " > ?6)";
+int sl_batch_fail_too_large(struct sl_journal *j,
+                            const struct sl_batch_pack_options *o,
+                            int64_t *failed) {
+  /* jobs.c's SL_MOVE_TOO_LARGE: ?4 endpoint, ?5 max_bytes, ?6 max_inputs,
+   * ?7 now, ?8 the class. */
   sqlite3_stmt *st = NULL;
   char *qjson = NULL;
   int64_t now;
@@ -283,9 +229,9 @@ int sl__sqlite_batch_fail_too_large(struct sl_journal *j,
   if (!j || !o || !o->endpoint || o->max_bytes <= 0)
     return SL_INVAL;
   now = o->f.now_ms ? o->f.now_ms : sl_now_ms();
-  rc = prepare(j, sql, &st, "failing jobs too large for a batch file");
-  if (rc != SL_OK)
-    return rc;
+  st = sl_jobs_move(j, SL_MOVE_TOO_LARGE);
+  if (!st)
+    return SL_DB;
   rc = bind_filter(st, &o->f, &qjson);
   if (rc == SL_OK) {
     sqlite3_bind_int64(st, 1, now);
@@ -294,7 +240,10 @@ int sl__sqlite_batch_fail_too_large(struct sl_journal *j,
     sqlite3_bind_int64(st, 6, o->max_inputs > 0 ? o->max_inputs
                                                 : SL_BATCH_MAX_INPUTS);
     sqlite3_bind_int64(st, 7, now);
+    sqlite3_bind_text(st, 8, sl_failclass_name(SL_FC_TOO_LARGE), -1,
+                      SQLITE_STATIC);
     rc = sqlite3_step(st);
+    sqlite3_reset(st);
     rc = rc == SQLITE_DONE
              ? SL_OK
              : sl_journal_fail(j, rc, "failing jobs too large for a batch "
@@ -302,7 +251,6 @@ int sl__sqlite_batch_fail_too_large(struct sl_journal *j,
     if (rc == SL_OK && failed)
       *failed = sqlite3_changes(j->db);
   }
-  sqlite3_reset(st);
   free(qjson);
   return rc;
 }
@@ -350,8 +298,8 @@ static void info_read(sqlite3_stmt *st, struct sl_batch_info *b, int *oom) {
     *s[i] = sl_column_strdup(st, 10 + i, oom);
 }
 
-int sl__sqlite_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
-                               size_t *n) {
+int sl_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
+                       size_t *n) {
   static const char sql[] =
       "SELECT " INFO_COLS " FROM batches b"
       " WHERE b.state NOT IN ('done', 'failed', 'cancelled') ORDER BY b.id";
@@ -378,7 +326,7 @@ int sl__sqlite_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
     memset(&arr[got], 0, sizeof arr[got]);
     info_read(st, &arr[got++], &oom);
   }
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   if (oom) {
     sl_batch_info_free(arr, got);
     return SL_NOMEM;
@@ -392,8 +340,7 @@ int sl__sqlite_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
   return SL_OK;
 }
 
-int sl__sqlite_batch_get(struct sl_journal *j, int64_t id,
-                         struct sl_batch_info *out) {
+int sl_batch_get(struct sl_journal *j, int64_t id, struct sl_batch_info *out) {
   static const char sql[] = "SELECT " INFO_COLS " FROM batches b"
                             " WHERE b.id = ?1";
   struct sl_batch_info b = {0};
@@ -409,7 +356,7 @@ int sl__sqlite_batch_get(struct sl_journal *j, int64_t id,
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW)
     info_read(st, &b, &oom);
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   if (oom) {
     sl_batch_info_clear(&b);
     return SL_NOMEM;
@@ -424,7 +371,7 @@ int sl__sqlite_batch_get(struct sl_journal *j, int64_t id,
   return SL_OK;
 }
 
-int sl__sqlite_batch_journal_id(struct sl_journal *j, char *buf, size_t len) {
+int sl_batch_journal_id(struct sl_journal *j, char *buf, size_t len) {
   sqlite3_stmt *st = NULL;
   int rc;
   if (!j || !buf || len == 0)
@@ -443,12 +390,12 @@ int sl__sqlite_batch_journal_id(struct sl_journal *j, char *buf, size_t len) {
   } else {
     rc = sl_journal_fail(j, rc, "reading the journal id");
   }
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   return rc;
 }
 
-int sl__sqlite_batch_adopt(struct sl_journal *j, int64_t lease_token,
-                           int64_t lease_ms, int64_t now_ms, int64_t *adopted) {
+int sl_batch_adopt(struct sl_journal *j, int64_t lease_token,
+                   int64_t lease_ms, int64_t now_ms, int64_t *adopted) {
   static const char take[] =
       "UPDATE batches SET lease_token = ?1, lease_expires = ?2,"
       " worker_id = ?4 WHERE state NOT IN ('done', 'failed', 'cancelled')"
@@ -479,7 +426,7 @@ int sl__sqlite_batch_adopt(struct sl_journal *j, int64_t lease_token,
       sqlite3_bind_int64(st, 3, now_ms);
     sl_bind_opt_int(st, 4, j->worker_id, 0); /* who holds them now */
     rc = sqlite3_step(st);
-    sqlite3_reset(st);
+    sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
       rc = sl_journal_fail(j, rc, "adopting batches");
       goto fail;
@@ -496,8 +443,8 @@ fail:
   return rc;
 }
 
-int sl__sqlite_batch_lines(struct sl_journal *j, int64_t batch_id,
-                           sl_batch_line_cb cb, void *arg) {
+int sl_batch_lines(struct sl_journal *j, int64_t batch_id,
+                   sl_batch_line_cb cb, void *arg) {
   static const char sql[] =
       "SELECT id, generation, endpoint, body FROM jobs"
       " WHERE batch_id = ?1 AND state = 'batched' ORDER BY id";
@@ -519,7 +466,7 @@ int sl__sqlite_batch_lines(struct sl_journal *j, int64_t batch_id,
     if (stop)
       break;
   }
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   if (stop)
     return stop;
   if (rc != SQLITE_DONE)
@@ -528,7 +475,7 @@ int sl__sqlite_batch_lines(struct sl_journal *j, int64_t batch_id,
 }
 
 /* Inside a transaction: does this route still hold the batch? */
-static int holds(struct sl_journal *j, int64_t id, int64_t token) {
+int sl_batch_holds(struct sl_journal *j, int64_t id, int64_t token) {
   sqlite3_stmt *st = NULL;
   int rc = prepare(j, "SELECT 1 FROM batches WHERE id = ?1"
                       " AND lease_token = ?2",
@@ -538,7 +485,7 @@ static int holds(struct sl_journal *j, int64_t id, int64_t token) {
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int64(st, 2, token);
   rc = sqlite3_step(st);
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   if (rc == SQLITE_ROW)
     return SL_OK;
   if (rc == SQLITE_DONE) {
@@ -565,7 +512,7 @@ static int fenced_update(struct sl_journal *j, const char *sql, int64_t id,
   sl_bind_text(st, 4, s4);
   sqlite3_bind_int64(st, 5, sl_now_ms());
   rc = sqlite3_step(st);
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   if (rc != SQLITE_DONE)
     return sl_journal_fail(j, rc, what);
   if (sqlite3_changes(j->db) != 1) {
@@ -577,8 +524,8 @@ static int fenced_update(struct sl_journal *j, const char *sql, int64_t id,
   return SL_OK;
 }
 
-int sl__sqlite_batch_set_file(struct sl_journal *j, int64_t id, int64_t token,
-                              const char *file_id) {
+int sl_batch_set_file(struct sl_journal *j, int64_t id, int64_t token,
+                      const char *file_id) {
   static const char sql[] =
       "UPDATE batches SET remote_file_id = ?3,"
       " state = CASE WHEN state = 'building' THEN 'uploaded' ELSE state END"
@@ -590,8 +537,8 @@ int sl__sqlite_batch_set_file(struct sl_journal *j, int64_t id, int64_t token,
                        "recording an uploaded batch file");
 }
 
-int sl__sqlite_batch_set_remote(struct sl_journal *j, int64_t id, int64_t token,
-                                const char *remote_batch_id) {
+int sl_batch_set_remote(struct sl_journal *j, int64_t id, int64_t token,
+                        const char *remote_batch_id) {
   static const char sql[] =
       "UPDATE batches SET remote_batch_id = ?3, submitted_at ="
       " coalesce(submitted_at, ?5),"
@@ -608,7 +555,7 @@ int sl__sqlite_batch_set_remote(struct sl_journal *j, int64_t id, int64_t token,
   if (rc != SL_LEASE_LOST)
     return rc;
   /* Say which: another remote batch already recorded, or the lease. */
-  if (sl__sqlite_batch_get(j, id, &b) == SL_OK) {
+  if (sl_batch_get(j, id, &b) == SL_OK) {
     int other = b.remote_batch_id && b.lease_token == token &&
                 strcmp(b.remote_batch_id, remote_batch_id) != 0;
     sl_batch_info_clear(&b);
@@ -621,8 +568,8 @@ int sl__sqlite_batch_set_remote(struct sl_journal *j, int64_t id, int64_t token,
   return SL_LEASE_LOST;
 }
 
-int sl__sqlite_batch_set_status(struct sl_journal *j, int64_t id, int64_t token,
-                                const struct sl_batch_remote *r) {
+int sl_batch_set_status(struct sl_journal *j, int64_t id, int64_t token,
+                        const struct sl_batch_remote *r) {
   static const char sql[] =
       "UPDATE batches SET remote_status = ?3, output_file_id ="
       " coalesce(?4, output_file_id), error_file_id = coalesce(?5,"
@@ -651,7 +598,7 @@ int sl__sqlite_batch_set_status(struct sl_journal *j, int64_t id, int64_t token,
   sl_bind_opt_int(st, 9, r->next_poll_at, 0);
   sqlite3_bind_int(st, 10, r->ingest ? 1 : 0);
   rc = sqlite3_step(st);
-  sqlite3_reset(st);
+  sqlite3_finalize(st);
   if (rc != SQLITE_DONE)
     return sl_journal_fail(j, rc, "recording a batch status");
   if (sqlite3_changes(j->db) != 1) {
@@ -660,248 +607,4 @@ int sl__sqlite_batch_set_status(struct sl_journal *j, int64_t id, int64_t token,
     return SL_LEASE_LOST;
   }
   return SL_OK;
-}
-
-/* The statements of one ingested line, from the statement cache. */
-struct ingest_stmts {
-  sqlite3_stmt *succeed, *settle, *result, *attempt;
-};
-
-static void ingest_stmts_reset(struct ingest_stmts *s) {
-  sqlite3_reset(s->succeed);
-  sqlite3_reset(s->settle);
-  sqlite3_reset(s->result);
-  sqlite3_reset(s->attempt);
-}
-
-static int ingest_stmts_prepare(struct sl_journal *j, struct ingest_stmts *s) {
-  /* ?1 job, ?2 batch, ?3 generation, ?4 now. */
-  static const char succeed[] =
-      "UPDATE jobs SET state = 'succeeded', last_class = NULL,"
-      " last_error = NULL, updated_at = ?4, finished_at = ?4"
-      " WHERE id = ?1 AND batch_id = ?2 AND generation = ?3"
-      " AND state = 'batched'"
-      " AND NOT EXISTS (SELECT 1 FROM results WHERE job_id = ?1)";
-  /* ?5 class, ?6 error, ?7 retry (0/1), ?8 run_after. */
-  static const char settle[] =
-      "UPDATE jobs SET state = CASE WHEN ?7 AND attempts < max_attempts"
-      " THEN 'pending' ELSE 'failed' END,"
-      " finished_at = CASE WHEN ?7 AND attempts < max_attempts THEN NULL"
-      " ELSE ?4 END,"
-      " run_after = CASE WHEN ?7 THEN max(?8, ?4) ELSE run_after END,"
-      " last_class = ?5, last_error = ?6, updated_at = ?4"
-      " WHERE id = ?1 AND batch_id = ?2 AND generation = ?3"
-      " AND state = 'batched'";
-  static const char result[] =
-      "INSERT INTO results (job_id, generation, route, http_status,"
-      " request_id, input_tokens, output_tokens, total_tokens, body,"
-      " created_at) VALUES (?1, ?2, 'batch', ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-  static const char attempt[] =
-      "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
-      " finished_at, http_status, failure_class, request_id, error)"
-      " VALUES (?1, (SELECT attempts FROM jobs WHERE id = ?1), ?2, 'batch',"
-      " (SELECT submitted_at FROM batches WHERE id = ?3), ?4, ?5, ?6, ?7,"
-      " ?8)";
-  int rc;
-  memset(s, 0, sizeof *s);
-  rc = prepare(j, succeed, &s->succeed, "preparing ingest");
-  if (rc == SL_OK)
-    rc = prepare(j, settle, &s->settle, "preparing ingest");
-  if (rc == SL_OK)
-    rc = prepare(j, result, &s->result, "preparing ingest");
-  if (rc == SL_OK)
-    rc = prepare(j, attempt, &s->attempt, "preparing ingest");
-  if (rc != SL_OK)
-    ingest_stmts_reset(s);
-  return rc;
-}
-
-static int step_reset(struct sl_journal *j, sqlite3_stmt *st,
-                      const char *what) {
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, what);
-  return SL_OK;
-}
-
-/* Apply one line inside the open transaction: per-line rc in l->rc, or a
- * fatal code for the transaction. */
-static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
-                      int64_t batch, struct sl_batch_line *l, int64_t now) {
-  int ok = l->outcome == SL_OUTCOME_SUCCESS;
-  sqlite3_stmt *st = ok ? s->succeed : s->settle;
-  int rc;
-
-  sqlite3_bind_int64(st, 1, l->job_id);
-  sqlite3_bind_int64(st, 2, batch);
-  sqlite3_bind_int64(st, 3, l->generation);
-  sqlite3_bind_int64(st, 4, now);
-  if (!ok) {
-    sl_bind_text(st, 5, l->failure_class ? l->failure_class : "server_error");
-    sl_bind_text(st, 6, l->error);
-    sqlite3_bind_int(st, 7, l->outcome == SL_OUTCOME_RETRY);
-    sqlite3_bind_int64(st, 8, l->run_after_ms);
-  }
-  rc = step_reset(j, st, "ingesting a batch line");
-  if (rc != SL_OK)
-    return rc;
-  if (sqlite3_changes(j->db) != 1) {
-    l->rc = SL_STATE; /* not batched here any more: nothing to do */
-    return SL_OK;
-  }
-  if (ok) {
-    st = s->result;
-    sqlite3_bind_int64(st, 1, l->job_id);
-    sqlite3_bind_int64(st, 2, l->generation);
-    sqlite3_bind_int(st, 3, l->http_status ? l->http_status : 200);
-    sl_bind_text(st, 4, l->request_id);
-    sl_bind_opt_int(st, 5, l->input_tokens, -1);
-    sl_bind_opt_int(st, 6, l->output_tokens, -1);
-    sl_bind_opt_int(st, 7, l->total_tokens, -1);
-    if (l->body)
-      sl_bind_text_len(st, 8, l->body,
-                       l->body_len ? l->body_len : strlen(l->body));
-    else
-      sqlite3_bind_text(st, 8, "", 0, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, now);
-    rc = step_reset(j, st, "recording a batch result");
-    if (rc != SL_OK)
-      return rc;
-  }
-  st = s->attempt;
-  sqlite3_bind_int64(st, 1, l->job_id);
-  sqlite3_bind_int64(st, 2, l->generation);
-  sqlite3_bind_int64(st, 3, batch);
-  sqlite3_bind_int64(st, 4, now);
-  sl_bind_opt_int(st, 5, l->http_status, 0);
-  sl_bind_text(st, 6, ok ? NULL
-                         : l->failure_class ? l->failure_class
-                                            : "server_error");
-  sl_bind_text(st, 7, l->request_id);
-  sl_bind_text(st, 8, l->error);
-  rc = step_reset(j, st, "recording a batch attempt");
-  if (rc != SL_OK)
-    return rc;
-  l->rc = SL_OK;
-  return SL_OK;
-}
-
-int sl__sqlite_batch_ingest(struct sl_journal *j, int64_t id, int64_t token,
-                            struct sl_batch_line *lines, size_t n) {
-  struct ingest_stmts s;
-  int64_t now = sl_now_ms();
-  size_t i;
-  int rc;
-
-  if (!j || (!lines && n))
-    return SL_INVAL;
-  if (n == 0)
-    return SL_OK;
-  rc = ingest_stmts_prepare(j, &s);
-  if (rc != SL_OK)
-    return rc;
-  rc = sl_journal_begin(j);
-  if (rc != SL_OK)
-    goto out;
-  rc = holds(j, id, token);
-  for (i = 0; rc == SL_OK && i < n; i++) {
-    lines[i].rc = SL_STATE;
-    rc = ingest_one(j, &s, id, &lines[i], now);
-  }
-  if (rc != SL_OK) {
-    sl_journal_rollback(j);
-    goto out;
-  }
-  rc = sl_journal_commit(j);
-out:
-  ingest_stmts_reset(&s);
-  return rc;
-}
-
-int sl__sqlite_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
-                            const struct sl_batch_end *e, int64_t *requeued,
-                            int64_t *failed) {
-  /* ?1 batch, ?2 now, ?3 class, ?4 error. */
-  static const char record[] =
-      "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
-      " finished_at, failure_class, error)"
-      " SELECT id, attempts, generation, 'batch',"
-      " (SELECT submitted_at FROM batches WHERE id = ?1), ?2, ?3, ?4"
-      " FROM jobs WHERE batch_id = ?1 AND state = 'batched'";
-  static const char count[] =
-      "SELECT count(*) FILTER (WHERE ?5 AND (?6 OR attempts < max_attempts)),"
-      " count(*) FROM jobs WHERE batch_id = ?1 AND state = 'batched'";
-  /* ?5 retry, ?6 refund, ?7 run_after. Parameters a statement does not
-   * use are bound anyway (SQLITE_RANGE, ignored), to keep one loop. */
-  static const char settle[] =
-      "UPDATE jobs SET"
-      " state = CASE WHEN ?5 AND (?6 OR attempts < max_attempts)"
-      "  THEN 'pending' ELSE 'failed' END,"
-      " finished_at = CASE WHEN ?5 AND (?6 OR attempts < max_attempts)"
-      "  THEN NULL ELSE ?2 END,"
-      " attempts = CASE WHEN ?6 THEN max(attempts - 1, 0) ELSE attempts END,"
-      " run_after = max(?7, ?2), last_class = ?3, last_error = ?4,"
-      " updated_at = ?2"
-      " WHERE batch_id = ?1 AND state = 'batched'";
-  static const char close[] =
-      "UPDATE batches SET state = ?3, error = coalesce(?4, error),"
-      " finished_at = ?2, next_poll_at = NULL"
-      " WHERE id = ?1";
-  const char *sqls[4] = {count, record, settle, close};
-  int64_t now = sl_now_ms(), back = 0, all = 0;
-  sqlite3_stmt *st = NULL;
-  int rc, i;
-
-  if (!j || !e || !e->final_state ||
-      (strcmp(e->final_state, "done") && strcmp(e->final_state, "failed") &&
-       strcmp(e->final_state, "cancelled")))
-    return SL_INVAL;
-  rc = sl_journal_begin(j);
-  if (rc != SL_OK)
-    return rc;
-  rc = holds(j, id, token);
-  for (i = 0; rc == SL_OK && i < 4; i++) {
-    rc = prepare(j, sqls[i], &st, "ending a batch");
-    if (rc != SL_OK)
-      break;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, now);
-    sl_bind_text(st, 3, i == 3 ? e->final_state
-                               : e->no_line_class ? e->no_line_class
-                                                  : "batch_expired");
-    /* The batch keeps the reason only when it explains something: a job
-     * without a line, or the batch's own failure. */
-    sl_bind_text(st, 4, i == 3 && all == 0 &&
-                                strcmp(e->final_state, "failed") != 0
-                            ? NULL
-                            : e->error);
-    sqlite3_bind_int(st, 5, i == 3 ? 1 : e->retry ? 1 : 0);
-    if (i != 3) {
-      sqlite3_bind_int(st, 6, e->refund ? 1 : 0);
-      sqlite3_bind_int64(st, 7, e->run_after_ms);
-    }
-    rc = sqlite3_step(st);
-    if (i == 0 && rc == SQLITE_ROW) {
-      back = sqlite3_column_int64(st, 0);
-      all = sqlite3_column_int64(st, 1);
-      rc = sqlite3_step(st);
-    }
-    sqlite3_reset(st);
-    st = NULL;
-    rc = rc == SQLITE_DONE ? SL_OK : sl_journal_fail(j, rc, "ending a batch");
-  }
-  if (rc != SL_OK) {
-    sl_journal_rollback(j);
-    return rc;
-  }
-  rc = sl_journal_commit(j);
-  if (rc == SL_OK) {
-    if (requeued)
-      *requeued = back;
-    if (failed)
-      *failed = all - back;
-  }
-  return rc;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "jobs.h"
 
 /* The array and every string of its jobs are one allocation (see
  * sl_claim), so n is not needed to free it. */
@@ -145,11 +146,11 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     }
   }
   /* The online claim of a worker with a batch route reads two partial
-   * indexes instead of walking every pending job (queries.c). */
-  st = sl_journal_stmt(j, !o->urgency && o->deferrable_due_before_ms
-                              ? SL_STMT_CLAIM_ONLINE
-                          : o->max_jobs == 1 ? SL_STMT_CLAIM_ONE
-                                             : SL_STMT_CLAIM);
+   * indexes instead of walking every pending job (jobs.c). */
+  st = sl_jobs_move(j, !o->urgency && o->deferrable_due_before_ms
+                           ? SL_MOVE_CLAIM_ONLINE
+                       : o->max_jobs == 1 ? SL_MOVE_CLAIM_ONE
+                                          : SL_MOVE_CLAIM);
   if (!st) {
     rc = SL_DB;
     goto fail;
@@ -374,7 +375,7 @@ static int why_unchanged(struct sl_journal *j, const struct sl_completion *c) {
  * (SL_OK, SL_LEASE_LOST, SL_DUPLICATE) or a fatal one for the transaction. */
 static int apply_one(struct sl_journal *j, struct sl_completion *c,
                      int64_t now, int *fatal) {
-  enum sl_stmt_id id;
+  enum sl_move id;
   sqlite3_stmt *st;
   const struct sl_lease_memo *m;
   int rc;
@@ -382,21 +383,21 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   *fatal = 0;
   switch (c->outcome) {
   case SL_OUTCOME_SUCCESS:
-    id = SL_STMT_JOB_SUCCEED;
+    id = SL_MOVE_SUCCEED;
     break;
   case SL_OUTCOME_RETRY:
-    id = SL_STMT_JOB_RETRY;
+    id = SL_MOVE_RETRY;
     break;
   case SL_OUTCOME_FAIL:
-    id = SL_STMT_JOB_FAIL;
+    id = SL_MOVE_FAIL;
     break;
   case SL_OUTCOME_RELEASE:
-    id = SL_STMT_JOB_RELEASE;
+    id = SL_MOVE_RELEASE;
     break;
   default:
     return SL_INVAL;
   }
-  st = sl_journal_stmt(j, id);
+  st = sl_jobs_move(j, id);
   if (!st) {
     rc = SL_DB;
     goto fatal;
@@ -404,13 +405,13 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   sqlite3_bind_int64(st, 1, c->job_id);
   sqlite3_bind_int64(st, 2, c->lease_token);
   sqlite3_bind_int64(st, 3, now);
-  if (id == SL_STMT_JOB_RETRY || id == SL_STMT_JOB_FAIL) {
+  if (id == SL_MOVE_RETRY || id == SL_MOVE_FAIL) {
     sl_bind_text(st, 4, c->failure_class);
     sl_bind_text(st, 5, c->error);
   }
-  if (id == SL_STMT_JOB_RETRY)
+  if (id == SL_MOVE_RETRY)
     sqlite3_bind_int64(st, 6, c->run_after_ms > now ? c->run_after_ms : now);
-  if (id == SL_STMT_JOB_RELEASE) { /* a deferral: not before run_after_ms */
+  if (id == SL_MOVE_RELEASE) { /* a deferral: not before run_after_ms */
     sl_bind_text(st, 4, c->failure_class);
     sl_bind_text(st, 5, c->failure_class ? c->error : NULL);
     sl_bind_opt_int(st, 6, c->run_after_ms > now ? c->run_after_ms : 0, 0);
@@ -479,17 +480,8 @@ int sl__sqlite_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
       "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
       " finished_at, failure_class, error)"
       " SELECT id, attempts, generation, 'rescue', updated_at, ?1,"
-      " 'ambiguous', 'lease expired: the worker holding the job stopped'"
+      " ?2, 'lease expired: the worker holding the job stopped'"
       " FROM jobs WHERE state = 'running' AND lease_expires < ?1";
-  static const char requeue_sql[] =
-      "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts"
-      " THEN 'failed' ELSE 'pending' END,"
-      " finished_at = CASE WHEN attempts >= max_attempts THEN ?1 END,"
-      " last_class = 'ambiguous',"
-      " last_error = 'lease expired: the worker holding the job stopped',"
-      " lease_token = NULL, lease_expires = NULL, run_after = ?1,"
-      " updated_at = ?1"
-      " WHERE state = 'running' AND lease_expires < ?1";
   sqlite3_stmt *st;
   int rc, i;
   int64_t changed = 0;
@@ -517,12 +509,15 @@ int sl__sqlite_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < 2; i++) {
-    st = sl_journal_sql(j, i ? requeue_sql : record_sql);
+    /* The attempt lost with the worker may have reached the API. */
+    st = i ? sl_jobs_move(j, SL_MOVE_RESCUE) : sl_journal_sql(j, record_sql);
     if (!st) {
       sl_journal_rollback(j);
       return SL_DB;
     }
     sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_text(st, 2, sl_failclass_name(SL_FC_AMBIGUOUS), -1,
+                      SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {

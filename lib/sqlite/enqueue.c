@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "jobs.h"
 
 /* A name holding a control character (C0 or DEL) would reach a terminal
  * raw: the SQL door (migration 0003) refuses it too, with the same words. */
@@ -143,21 +144,19 @@ int sl__sqlite_enqueue_many_created(struct sl_journal *j,
 }
 
 int sl__sqlite_cancel(struct sl_journal *j, int64_t id) {
-  static const char cancel_sql[] =
-      "UPDATE jobs SET state = 'cancelled', last_class = 'cancelled',"
-      " updated_at = ?2, finished_at = ?2"
-      " WHERE id = ?1 AND state IN ('pending', 'batched')";
   static const char state_sql[] = "SELECT state FROM jobs WHERE id = ?1";
   sqlite3_stmt *st;
   int rc, changed;
 
   if (!j)
     return SL_INVAL;
-  st = sl_journal_sql(j, cancel_sql);
+  st = sl_jobs_move(j, SL_MOVE_CANCEL);
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int64(st, 2, sl_now_ms());
+  sqlite3_bind_text(st, 3, sl_failclass_name(SL_FC_CANCELLED), -1,
+                    SQLITE_STATIC);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)

@@ -1,7 +1,7 @@
 /* idle.c: what a worker with --exit-when-idle still has to wait for. */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "jobs.h"
 
 int sl__sqlite_count_workable(struct sl_journal *j, const char *const *queues,
                               int64_t *n) {
@@ -12,9 +12,8 @@ int sl__sqlite_count_workable(struct sl_journal *j, const char *const *queues,
    * jobs_running, jobs_batched) instead of scanning every job: an IN over
    * the states cannot use a partial index (issue 14). */
   static const char *const sql =
-      "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending'"
+      "SELECT (SELECT count(*) FROM jobs WHERE " SL_SQL_WORKABLE
       " AND (?1 IS NULL OR queue IN (SELECT value FROM json_each(?1)))"
-      " AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)"
       " AND NOT (urgency = 'urgent' AND queue IN (SELECT queue FROM"
       " queue_limits WHERE online_paused = 1)))"
       " + (SELECT count(*) FROM jobs WHERE state = 'running'"

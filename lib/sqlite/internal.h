@@ -14,19 +14,13 @@
 
 #include "backend.h"
 
-/* Prepared statements, kept for the life of the connection. */
+/* Prepared statements, kept for the life of the connection. The ones that
+ * change jobs.state are not here: they are jobs.c's (enum sl_move). */
 enum sl_stmt_id {
   SL_STMT_ENQUEUE,
   SL_STMT_FIND_KEY,
-  SL_STMT_CLAIM,
-  SL_STMT_CLAIM_ONE,
-  SL_STMT_CLAIM_ONLINE,
   SL_STMT_EXTEND,
   SL_STMT_RESULT_INSERT,
-  SL_STMT_JOB_SUCCEED,
-  SL_STMT_JOB_RETRY,
-  SL_STMT_JOB_FAIL,
-  SL_STMT_JOB_RELEASE,
   SL_STMT_ATTEMPT_INSERT,
   SL_STMT_LEASE_HELD,
   SL_STMT_BEGIN,
@@ -59,10 +53,14 @@ struct sl_lease_memo {
   int64_t id, token, attempt, generation;
 };
 
+/* Slots for the statements that change jobs.state (enum sl_move, jobs.h). */
+#define SL_MOVE_SLOTS 16
+
 struct sl_journal {
   const struct sl_backend_ops *ops; /* first: backend.h, SL__OPS */
   sqlite3 *db;
   sqlite3_stmt *stmts[SL_STMT__COUNT];
+  sqlite3_stmt *moves[SL_MOVE_SLOTS]; /* jobs.c: prepared on first use */
   struct sl_sql_cached cached[SL_SQL_CACHE];
   int ncached;
   struct sl_lease_memo memo[SL_LEASE_MEMO];

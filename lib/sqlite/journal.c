@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "jobs.h"
 #include "migrations.h"
 #include "sluice_secrets.h"
 
@@ -471,6 +472,7 @@ void sl__sqlite_close(struct sl_journal *j) {
   int i;
   if (!j)
     return;
+  sl_jobs_close(j);
   for (i = 0; i < SL_STMT__COUNT; i++)
     sqlite3_finalize(j->stmts[i]);
   for (i = 0; i < j->ncached; i++)

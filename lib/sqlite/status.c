@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "jobs.h"
 
 void sl_status_free(struct sl_queue_status *st, size_t n) {
   size_t i, k;
@@ -246,15 +247,11 @@ int sl__sqlite_job_get(struct sl_journal *j, int64_t id,
   return SL_OK;
 }
 
-/* Every door (CLI, C API, SQL) inserts into replays; the replays_apply
- * trigger does the work, so there is one mechanism. A dry run counts with
- * the same filter instead. */
+/* Every door (CLI, C API, SQL) inserts into replays (jobs.c's
+ * SL_MOVE_REPLAY); the replays_apply trigger does the work, so there is one
+ * mechanism. A dry run counts with the same filter instead. */
 int sl__sqlite_replay(struct sl_journal *j, const struct sl_replay_filter *f,
                       const char *door, int64_t *replayed) {
-  static const char *const insert_sql =
-      "INSERT INTO replays (queue, partition, failure_class, batch_id, since,"
-      " until, include_cancelled, door, requested_at, job_ids)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
   static const char *const count_sql =
       "SELECT count(*) FROM jobs"
       " WHERE (state = 'failed' OR (state = 'cancelled' AND ?7))"
@@ -273,7 +270,8 @@ int sl__sqlite_replay(struct sl_journal *j, const struct sl_replay_filter *f,
     return SL_INVAL;
   if (!door)
     door = "api";
-  st = sl_journal_sql(j, f->dry_run ? count_sql : insert_sql);
+  st = f->dry_run ? sl_journal_sql(j, count_sql)
+                  : sl_jobs_move(j, SL_MOVE_REPLAY);
   if (!st)
     return SL_DB;
   sl_bind_text(st, 1, f->queue);

@@ -186,6 +186,9 @@ eq "dedup added exactly one job" "$((n0 + 1))" "$(njobs)"
 mk() { # QUEUE STATE CLASS -> id
   local id
   id=$(q "INSERT INTO sluice.jobs(queue, body) VALUES ('$1', '$J') RETURNING id")
+  if [ "$2" = succeeded ]; then # claimed first: the lifecycle (0013)
+    q "UPDATE sluice.jobs SET state = 'running' WHERE id = $id" >/dev/null
+  fi
   if [ "$2" != pending ]; then
     q "UPDATE sluice.jobs SET state = '$2', attempts = 5, last_class = NULLIF('$3', ''),
          last_error = 'boom', finished_at = sluice.now_ms() WHERE id = $id" >/dev/null

@@ -98,7 +98,9 @@ static void complete(struct sl_journal *j, const struct sl_claimed_job *c,
   d.lease_token = c->lease_token;
   d.outcome = how;
   d.http_status = how == SL_OUTCOME_SUCCESS ? 200 : 500;
-  d.failure_class = how == SL_OUTCOME_SUCCESS ? NULL : "server";
+  d.failure_class = how == SL_OUTCOME_SUCCESS
+                        ? NULL
+                        : sl_failclass_name(SL_FC_SERVER_ERROR);
   d.body = "{}";
   d.input_tokens = d.output_tokens = d.total_tokens = 1;
   d.record_attempt = 1;

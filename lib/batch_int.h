@@ -1,0 +1,20 @@
+/*
+ * batch_int.h: what lib/batch.c and lib/batch_ingest.c share (internal).
+ */
+#ifndef SL_BATCH_INT_H
+#define SL_BATCH_INT_H
+
+#include "internal.h"
+#include "jobs.h"
+#include "sluice_batch.h"
+
+/* sqlite3_prepare_v2 of a one-off statement (the caller finalizes it);
+ * on failure *st is NULL and the error is recorded in j->errmsg. */
+int sl_batch_prepare(struct sl_journal *j, const char *sql,
+                     sqlite3_stmt **st, const char *what);
+
+/* Inside a transaction: does this route still hold batch `id` (its lease
+ * token)? SL_OK, SL_LEASE_LOST (j->errmsg says so) or a journal error. */
+int sl_batch_holds(struct sl_journal *j, int64_t id, int64_t token);
+
+#endif
