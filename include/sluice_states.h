@@ -30,8 +30,9 @@ enum sl_job_state {
 
 /*
  * XX(FROM, TO, "why"): every change of jobs.state the journal allows
- * (DESIGN.md "Job lifecycle"). Anything else is refused by lib/jobs.c and
- * by the schema's jobs_state_transition trigger. succeeded is final.
+ * (DESIGN.md "Job lifecycle"). Anything else is refused by the backend's
+ * mover (lib/sqlite/jobs.c) and by the schema's jobs_state_transition
+ * trigger. succeeded is final.
  */
 #define SL_JOB_TRANSITION_MAP(XX)                                            \
   XX(PENDING, RUNNING, "claimed (online route)")                             \

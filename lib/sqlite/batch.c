@@ -21,10 +21,12 @@
 
 int sl_batch_prepare(struct sl_journal *j, const char *sql,
                      sqlite3_stmt **st, const char *what) {
-  int rc = sqlite3_prepare_v2(j->db, sql, -1, st, NULL);
-  if (rc != SQLITE_OK) {
-    *st = NULL;
-    return sl_journal_fail(j, rc, what);
+  *st = sl_journal_sql(j, sql);
+  if (!*st) {
+    char why[sizeof j->errmsg];
+    snprintf(why, sizeof why, "%s", j->errmsg);
+    snprintf(j->errmsg, sizeof j->errmsg, "%s: %s", what, why);
+    return SL_DB;
   }
   return SL_OK;
 }
@@ -44,8 +46,10 @@ static int bind_filter(sqlite3_stmt *st, const struct sl_batch_filter *f,
   return SL_OK;
 }
 
-int sl_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
-                     struct sl_batch_backlog *out, size_t max, size_t *n) {
+int sl__sqlite_batch_backlog(struct sl_journal *j,
+                             const struct sl_batch_filter *f,
+                             struct sl_batch_backlog *out, size_t max,
+                             size_t *n) {
   static const char sql[] =
       "SELECT endpoint, count(*), sum(" LINE_BYTES "), min(run_after),"
       " coalesce(min(deadline), 0), model, sum(" INPUTS ") FROM jobs WHERE"
@@ -87,13 +91,14 @@ int sl_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
   *n = got;
   rc = SL_OK;
 out:
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   free(qjson);
   return rc;
 }
 
-int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
-                  int64_t *batch_id, size_t *jobs, int64_t *bytes) {
+int sl__sqlite_batch_pack(struct sl_journal *j,
+                          const struct sl_batch_pack_options *o,
+                          int64_t *batch_id, size_t *jobs, int64_t *bytes) {
   /* The jobs move by jobs.c's SL_MOVE_PACK. */
   static const char create[] =
       "INSERT INTO batches (endpoint, state, created_at, lease_token,"
@@ -125,7 +130,7 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
   sqlite3_bind_int64(st, 4, now + o->lease_ms);
   sl_bind_opt_int(st, 5, j->worker_id, 0);
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   st = NULL;
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "creating a batch");
@@ -177,7 +182,7 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
     total = sqlite3_column_int64(st, 1);
     rc = sqlite3_step(st);
   }
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   st = NULL;
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "counting a batch");
@@ -193,7 +198,7 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
     goto fail;
   sqlite3_bind_int64(st, 1, id);
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   st = NULL;
   if (rc != SQLITE_DONE) {
     rc = sl_journal_fail(j, rc, "estimating a batch's tokens");
@@ -211,14 +216,14 @@ int sl_batch_pack(struct sl_journal *j, const struct sl_batch_pack_options *o,
 fail:
   sl_journal_rollback(j);
 out:
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   free(qjson);
   return rc;
 }
 
-int sl_batch_fail_too_large(struct sl_journal *j,
-                            const struct sl_batch_pack_options *o,
-                            int64_t *failed) {
+int sl__sqlite_batch_fail_too_large(struct sl_journal *j,
+                                    const struct sl_batch_pack_options *o,
+                                    int64_t *failed) {
   /* jobs.c's SL_MOVE_TOO_LARGE: ?4 endpoint, ?5 max_bytes, ?6 max_inputs,
    * ?7 now, ?8 the class. */
   sqlite3_stmt *st = NULL;
@@ -298,8 +303,8 @@ static void info_read(sqlite3_stmt *st, struct sl_batch_info *b, int *oom) {
     *s[i] = sl_column_strdup(st, 10 + i, oom);
 }
 
-int sl_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
-                       size_t *n) {
+int sl__sqlite_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
+                               size_t *n) {
   static const char sql[] =
       "SELECT " INFO_COLS " FROM batches b"
       " WHERE b.state NOT IN ('done', 'failed', 'cancelled') ORDER BY b.id";
@@ -326,7 +331,7 @@ int sl_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
     memset(&arr[got], 0, sizeof arr[got]);
     info_read(st, &arr[got++], &oom);
   }
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   if (oom) {
     sl_batch_info_free(arr, got);
     return SL_NOMEM;
@@ -340,7 +345,8 @@ int sl_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
   return SL_OK;
 }
 
-int sl_batch_get(struct sl_journal *j, int64_t id, struct sl_batch_info *out) {
+int sl__sqlite_batch_get(struct sl_journal *j, int64_t id,
+                         struct sl_batch_info *out) {
   static const char sql[] = "SELECT " INFO_COLS " FROM batches b"
                             " WHERE b.id = ?1";
   struct sl_batch_info b = {0};
@@ -356,7 +362,7 @@ int sl_batch_get(struct sl_journal *j, int64_t id, struct sl_batch_info *out) {
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW)
     info_read(st, &b, &oom);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   if (oom) {
     sl_batch_info_clear(&b);
     return SL_NOMEM;
@@ -371,7 +377,7 @@ int sl_batch_get(struct sl_journal *j, int64_t id, struct sl_batch_info *out) {
   return SL_OK;
 }
 
-int sl_batch_journal_id(struct sl_journal *j, char *buf, size_t len) {
+int sl__sqlite_batch_journal_id(struct sl_journal *j, char *buf, size_t len) {
   sqlite3_stmt *st = NULL;
   int rc;
   if (!j || !buf || len == 0)
@@ -390,12 +396,12 @@ int sl_batch_journal_id(struct sl_journal *j, char *buf, size_t len) {
   } else {
     rc = sl_journal_fail(j, rc, "reading the journal id");
   }
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   return rc;
 }
 
-int sl_batch_adopt(struct sl_journal *j, int64_t lease_token,
-                   int64_t lease_ms, int64_t now_ms, int64_t *adopted) {
+int sl__sqlite_batch_adopt(struct sl_journal *j, int64_t lease_token,
+                           int64_t lease_ms, int64_t now_ms, int64_t *adopted) {
   static const char take[] =
       "UPDATE batches SET lease_token = ?1, lease_expires = ?2,"
       " worker_id = ?4 WHERE state NOT IN ('done', 'failed', 'cancelled')"
@@ -426,7 +432,7 @@ int sl_batch_adopt(struct sl_journal *j, int64_t lease_token,
       sqlite3_bind_int64(st, 3, now_ms);
     sl_bind_opt_int(st, 4, j->worker_id, 0); /* who holds them now */
     rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
       rc = sl_journal_fail(j, rc, "adopting batches");
       goto fail;
@@ -443,8 +449,8 @@ fail:
   return rc;
 }
 
-int sl_batch_lines(struct sl_journal *j, int64_t batch_id,
-                   sl_batch_line_cb cb, void *arg) {
+int sl__sqlite_batch_lines(struct sl_journal *j, int64_t batch_id,
+                           sl_batch_line_cb cb, void *arg) {
   static const char sql[] =
       "SELECT id, generation, endpoint, body FROM jobs"
       " WHERE batch_id = ?1 AND state = 'batched' ORDER BY id";
@@ -466,7 +472,7 @@ int sl_batch_lines(struct sl_journal *j, int64_t batch_id,
     if (stop)
       break;
   }
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   if (stop)
     return stop;
   if (rc != SQLITE_DONE)
@@ -485,7 +491,7 @@ int sl_batch_holds(struct sl_journal *j, int64_t id, int64_t token) {
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int64(st, 2, token);
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   if (rc == SQLITE_ROW)
     return SL_OK;
   if (rc == SQLITE_DONE) {
@@ -512,7 +518,7 @@ static int fenced_update(struct sl_journal *j, const char *sql, int64_t id,
   sl_bind_text(st, 4, s4);
   sqlite3_bind_int64(st, 5, sl_now_ms());
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   if (rc != SQLITE_DONE)
     return sl_journal_fail(j, rc, what);
   if (sqlite3_changes(j->db) != 1) {
@@ -524,8 +530,8 @@ static int fenced_update(struct sl_journal *j, const char *sql, int64_t id,
   return SL_OK;
 }
 
-int sl_batch_set_file(struct sl_journal *j, int64_t id, int64_t token,
-                      const char *file_id) {
+int sl__sqlite_batch_set_file(struct sl_journal *j, int64_t id, int64_t token,
+                              const char *file_id) {
   static const char sql[] =
       "UPDATE batches SET remote_file_id = ?3,"
       " state = CASE WHEN state = 'building' THEN 'uploaded' ELSE state END"
@@ -537,8 +543,8 @@ int sl_batch_set_file(struct sl_journal *j, int64_t id, int64_t token,
                        "recording an uploaded batch file");
 }
 
-int sl_batch_set_remote(struct sl_journal *j, int64_t id, int64_t token,
-                        const char *remote_batch_id) {
+int sl__sqlite_batch_set_remote(struct sl_journal *j, int64_t id, int64_t token,
+                                const char *remote_batch_id) {
   static const char sql[] =
       "UPDATE batches SET remote_batch_id = ?3, submitted_at ="
       " coalesce(submitted_at, ?5),"
@@ -555,7 +561,7 @@ int sl_batch_set_remote(struct sl_journal *j, int64_t id, int64_t token,
   if (rc != SL_LEASE_LOST)
     return rc;
   /* Say which: another remote batch already recorded, or the lease. */
-  if (sl_batch_get(j, id, &b) == SL_OK) {
+  if (sl__sqlite_batch_get(j, id, &b) == SL_OK) {
     int other = b.remote_batch_id && b.lease_token == token &&
                 strcmp(b.remote_batch_id, remote_batch_id) != 0;
     sl_batch_info_clear(&b);
@@ -568,8 +574,8 @@ int sl_batch_set_remote(struct sl_journal *j, int64_t id, int64_t token,
   return SL_LEASE_LOST;
 }
 
-int sl_batch_set_status(struct sl_journal *j, int64_t id, int64_t token,
-                        const struct sl_batch_remote *r) {
+int sl__sqlite_batch_set_status(struct sl_journal *j, int64_t id, int64_t token,
+                                const struct sl_batch_remote *r) {
   static const char sql[] =
       "UPDATE batches SET remote_status = ?3, output_file_id ="
       " coalesce(?4, output_file_id), error_file_id = coalesce(?5,"
@@ -598,7 +604,7 @@ int sl_batch_set_status(struct sl_journal *j, int64_t id, int64_t token,
   sl_bind_opt_int(st, 9, r->next_poll_at, 0);
   sqlite3_bind_int(st, 10, r->ingest ? 1 : 0);
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   if (rc != SQLITE_DONE)
     return sl_journal_fail(j, rc, "recording a batch status");
   if (sqlite3_changes(j->db) != 1) {

@@ -10,16 +10,16 @@
 
 #include "batch_int.h"
 
-/* The statements of one ingested line: the job's move (jobs.c, kept per
- * connection) and the result and attempt rows, prepared once per call. */
+/* The statements of one ingested line: the job's move (jobs.c) and the
+ * result and attempt rows, all kept per connection. */
 struct ingest_stmts {
   sqlite3_stmt *succeed, *settle, *result, *attempt;
 };
 
 static void ingest_stmts_free(struct ingest_stmts *s) {
   /* succeed and settle are jobs.c's: step_reset left them reset. */
-  sqlite3_finalize(s->result);
-  sqlite3_finalize(s->attempt);
+  sqlite3_reset(s->result);
+  sqlite3_reset(s->attempt);
 }
 
 static int ingest_stmts_prepare(struct sl_journal *j, struct ingest_stmts *s) {
@@ -124,8 +124,8 @@ static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
   return SL_OK;
 }
 
-int sl_batch_ingest(struct sl_journal *j, int64_t id, int64_t token,
-                    struct sl_batch_line *lines, size_t n) {
+int sl__sqlite_batch_ingest(struct sl_journal *j, int64_t id, int64_t token,
+                            struct sl_batch_line *lines, size_t n) {
   struct ingest_stmts s;
   int64_t now = sl_now_ms();
   size_t i;
@@ -156,9 +156,9 @@ out:
   return rc;
 }
 
-int sl_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
-                    const struct sl_batch_end *e, int64_t *requeued,
-                    int64_t *failed) {
+int sl__sqlite_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
+                            const struct sl_batch_end *e, int64_t *requeued,
+                            int64_t *failed) {
   /* ?1 batch, ?2 now, ?3 class, ?4 error. */
   static const char record[] =
       "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
@@ -221,10 +221,7 @@ int sl_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
       all = sqlite3_column_int64(st, 1);
       rc = sqlite3_step(st);
     }
-    if (sqls[i])
-      sqlite3_finalize(st);
-    else
-      sqlite3_reset(st);
+    sqlite3_reset(st);
     st = NULL;
     rc = rc == SQLITE_DONE ? SL_OK : sl_journal_fail(j, rc, "ending a batch");
   }

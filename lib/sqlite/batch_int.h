@@ -1,5 +1,5 @@
 /*
- * batch_int.h: what lib/batch.c and lib/batch_ingest.c share (internal).
+ * batch_int.h: what lib/sqlite/batch.c and batch_ingest.c share (internal).
  */
 #ifndef SL_BATCH_INT_H
 #define SL_BATCH_INT_H
@@ -8,8 +8,9 @@
 #include "jobs.h"
 #include "sluice_batch.h"
 
-/* sqlite3_prepare_v2 of a one-off statement (the caller finalizes it);
- * on failure *st is NULL and the error is recorded in j->errmsg. */
+/* The statement for sql (static storage) from the connection's statement
+ * cache (the caller resets it, never finalizes it); on failure *st is NULL
+ * and the error is recorded in j->errmsg. */
 int sl_batch_prepare(struct sl_journal *j, const char *sql,
                      sqlite3_stmt **st, const char *what);
 

@@ -1,6 +1,7 @@
 /*
- * jobs.h: the one mover of jobs.state (lib/jobs.c), and the SQL fragments
- * that say which jobs a statement may touch. Internal to lib/.
+ * jobs.h: the one mover of jobs.state (lib/sqlite/jobs.c), and the SQL
+ * fragments that say which jobs a statement may touch. Internal to
+ * lib/sqlite/.
  *
  * Every statement that changes jobs.state is a row of sl_moves[], named by
  * the (from, to) states it may produce, and is reached only through

@@ -1,13 +1,13 @@
 /*
  * test_jobs.c: the job state machine and the failure classes, in C
- * (include/sluice_states.h, lib/jobs.c) and in the schema (migration 0013).
+ * (include/sluice_states.h, lib/states.c, lib/sqlite/jobs.c) and in the schema (migration 0013).
  * Every pair of states is tried both ways: jobs.c's table and a plain
  * UPDATE from a raw connection must agree, and both must match the
  * lifecycle of DESIGN.md, written out again here so that a change to the
  * X-macro alone is caught. Every class round-trips through the C names,
  * the journal and the schema's checks; an unknown class is refused.
  */
-#include "jobs.h"
+#include "sqlite/jobs.h"
 #include "testutil.h"
 
 #define N SL_STATE__COUNT
