@@ -17,10 +17,10 @@
 #define LINE_BYTES SL_SQL_LINE_BYTES
 #define INPUTS SL_SQL_INPUTS
 /* Short name for the shared helper (batch_int.h). */
-#define prepare sl_batch_prepare
+#define prepare sl__batch_prepare
 
-int sl_batch_prepare(struct sl_journal *j, const char *sql,
-                     sqlite3_stmt **st, const char *what) {
+int sl__batch_prepare(struct sl_journal *j, const char *sql,
+                      sqlite3_stmt **st, const char *what) {
   *st = sl_journal_sql(j, sql);
   if (!*st) {
     char why[sizeof j->errmsg];

@@ -42,9 +42,9 @@ static int ingest_stmts_prepare(struct sl_journal *j, struct ingest_stmts *s) {
   s->settle = s->succeed ? sl_jobs_move(j, SL_MOVE_BATCH_SETTLE) : NULL;
   rc = s->settle ? SL_OK : SL_DB;
   if (rc == SL_OK)
-    rc = sl_batch_prepare(j, result, &s->result, "preparing ingest");
+    rc = sl__batch_prepare(j, result, &s->result, "preparing ingest");
   if (rc == SL_OK)
-    rc = sl_batch_prepare(j, attempt, &s->attempt, "preparing ingest");
+    rc = sl__batch_prepare(j, attempt, &s->attempt, "preparing ingest");
   if (rc != SL_OK)
     ingest_stmts_free(s);
   return rc;
@@ -191,7 +191,7 @@ int sl__sqlite_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
   rc = sl_batch_holds(j, id, token);
   for (i = 0; rc == SL_OK && i < 4; i++) {
     if (sqls[i]) {
-      rc = sl_batch_prepare(j, sqls[i], &st, "ending a batch");
+      rc = sl__batch_prepare(j, sqls[i], &st, "ending a batch");
     } else {
       st = sl_jobs_move(j, SL_MOVE_BATCH_END);
       rc = st ? SL_OK : SL_DB;

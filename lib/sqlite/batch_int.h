@@ -11,8 +11,8 @@
 /* The statement for sql (static storage) from the connection's statement
  * cache (the caller resets it, never finalizes it); on failure *st is NULL
  * and the error is recorded in j->errmsg. */
-int sl_batch_prepare(struct sl_journal *j, const char *sql,
-                     sqlite3_stmt **st, const char *what);
+int sl__batch_prepare(struct sl_journal *j, const char *sql,
+                      sqlite3_stmt **st, const char *what);
 
 /* Inside a transaction: does this route still hold batch `id` (its lease
  * token)? SL_OK, SL_LEASE_LOST (j->errmsg says so) or a journal error. */

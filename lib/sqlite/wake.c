@@ -15,8 +15,9 @@
 
 #include "internal.h"
 
-/* Watch the WAL if not watched yet; -1 while it does not exist. */
-static int rearm(struct sl_journal *j) {
+/* Watch the WAL if not watched yet; -1 while it does not exist (with the
+ * reason in j->errmsg when `say`: a call that succeeds leaves it alone). */
+static int rearm(struct sl_journal *j, int say) {
   const char *db;
   char wal[4096];
   if (j->wake_wd >= 0)
@@ -24,16 +25,15 @@ static int rearm(struct sl_journal *j) {
   db = sqlite3_db_filename(j->db, "main");
   if (!db || !db[0] ||
       (size_t)snprintf(wal, sizeof wal, "%s-wal", db) >= sizeof wal) {
-    snprintf(j->errmsg, sizeof j->errmsg, "no journal file to watch");
+    if (say)
+      snprintf(j->errmsg, sizeof j->errmsg, "no journal file to watch");
     return -1;
   }
   j->wake_wd = inotify_add_watch(j->wake_fd, wal, IN_MODIFY | IN_CLOSE_WRITE);
-  if (j->wake_wd < 0) {
+  if (j->wake_wd < 0 && say)
     snprintf(j->errmsg, sizeof j->errmsg, "cannot watch %s: %s", wal,
              strerror(errno));
-    return -1;
-  }
-  return 0;
+  return j->wake_wd < 0 ? -1 : 0;
 }
 
 /* Read every pending event, so that a level-triggered poll sleeps again;
@@ -64,7 +64,7 @@ int sl__sqlite_journal_wake_fd(struct sl_journal *j) {
       return SL_IO;
     }
   }
-  if (rearm(j) != 0)
+  if (rearm(j, 1) != 0)
     return SL_IO;
   return j->wake_fd;
 }
@@ -77,7 +77,7 @@ int sl__sqlite_journal_changed(struct sl_journal *j, int64_t *mark) {
     return SL_INVAL;
   drain(j);
   if (j->wake_fd >= 0)
-    rearm(j); /* failing: the caller's timer still calls us */
+    rearm(j, 0); /* failing: the caller's timer still calls us */
   st = sl_journal_stmt(j, SL_STMT_DATA_VERSION);
   if (!st)
     return SL_DB;
