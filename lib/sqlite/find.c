@@ -28,8 +28,11 @@ void sl_job_rows_free(struct sl_job_row *rows, size_t n) {
   free(rows);
 }
 
-static const char *const states[] = {"pending",   "running", "batched",
-                                     "succeeded", "failed",  "cancelled"};
+static const char *const states[] = {
+#define XX(e, name) name,
+    SL_JOB_STATE_MAP(XX)
+#undef XX
+};
 
 /*
  * The WHERE clause names only the filters in use, and the state as a
