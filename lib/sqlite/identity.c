@@ -35,7 +35,12 @@ static int query_int(struct sl_journal *j, const char *sql, int64_t *v) {
  */
 int sl_journal_identity(struct sl_journal *j) {
   int64_t app = 0, version = 0, objects = 0, ours = 0;
-  int rc = query_int(j, "PRAGMA application_id", &app);
+  /* One read transaction: another process may be creating the journal,
+   * one migration per commit, and reads from two of its commits (version
+   * 0, then its first tables) would look like someone else's file. */
+  int rc = sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    rc = query_int(j, "PRAGMA application_id", &app);
   if (rc == SQLITE_OK)
     rc = query_int(j, "PRAGMA user_version", &version);
   if (rc == SQLITE_OK)
@@ -45,8 +50,13 @@ int sl_journal_identity(struct sl_journal *j) {
                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
                    " AND name IN ('meta', 'jobs', 'results')",
                    &ours);
-  if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "reading the journal header");
+  if (rc != SQLITE_OK) {
+    rc = sl_journal_fail(j, rc, "reading the journal header");
+    if (!sqlite3_get_autocommit(j->db))
+      sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+  }
+  sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL); /* a read: cannot fail */
   if (app == SL_APPLICATION_ID || (app == 0 && objects == 0 && version == 0))
     return SL_OK;
   if (app == 0 && version > 0 && ours == 3)
