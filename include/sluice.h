@@ -69,7 +69,7 @@ struct sl_journal;
 
 struct sl_open_options {
   /* Where the journal lives; required. A file path or a file: URI selects
-   * SQLite; postgresql:// (or postgres://) is refused with SL_CANTOPEN
+   * SQLite; postgresql:// (or postgres://) is refused with SL_INVAL
    * until that backend is built. `path` is its former name. */
   union {
     const char *location;

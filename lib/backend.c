@@ -24,9 +24,11 @@ static const struct sl_backend_ops *pick(const char *loc, const char **rest,
                                          int *rc, char *errbuf,
                                          size_t errlen) {
   if (has_scheme(loc, "postgresql://") || has_scheme(loc, "postgres://")) {
+    /* SL_INVAL, not SL_CANTOPEN: nothing to create, and the location is
+     * never echoed (it may hold a password). */
     snprintf(errbuf, errlen, "PostgreSQL journals are not built into this "
                              "sluice yet (a path selects SQLite)");
-    *rc = SL_CANTOPEN;
+    *rc = SL_INVAL;
     return NULL;
   }
   *rest = loc;
