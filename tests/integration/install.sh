@@ -31,7 +31,8 @@ eq "make install PREFIX=/usr/local DESTDIR=... exits 0" 0 $rc
 [ $rc -eq 0 ] || sed 's/^/  make: /' "$T/make.log" | tail -20
 
 for f in bin/sluice lib/libsluice.a lib/libsluice.so lib/libsluice.so.0 \
-  include/sluice.h lib/pkgconfig/sluice.pc share/man/man1/sluice.1 \
+  include/sluice.h include/sluice_states.h lib/pkgconfig/sluice.pc \
+  share/man/man1/sluice.1 \
   share/man/man3/libsluice.3 share/man/man5/sluice.conf.5; do
   check "installed $f" test -e "$P/$f"
 done
