@@ -73,8 +73,9 @@ static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
   sqlite3_bind_int64(st, 3, l->generation);
   sqlite3_bind_int64(st, 4, now);
   if (!ok) {
-    sl_bind_text(st, 5, l->failure_class ? l->failure_class
-                                         : sl_failclass_name(SL_FC_SERVER_ERROR));
+    sl_bind_text(st, 5, l->failure_class
+                            ? l->failure_class
+                            : sl_failclass_name(SL_FC_SERVER_ERROR));
     sl_bind_text(st, 6, l->error);
     sqlite3_bind_int(st, 7, l->outcome == SL_OUTCOME_RETRY);
     sqlite3_bind_int64(st, 8, l->run_after_ms);
