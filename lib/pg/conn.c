@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pg/internal.h"
+#include "sluice_secrets.h"
 #include "sqlite/migrations.h"
 
 /* tools/sql2c.sh from migrations/pg/ (gen/pg_migrations.c). */
@@ -155,7 +156,12 @@ static int migrate(struct sl_pg *p, int write, int may_create) {
     if (rc != SL_OK)
       goto out;
   }
-  rc = SL_OK;
+  /* The id batches carry (SQLite's 0001 makes it; pg's 0001 does not). */
+  if (write)
+    rc = sl__pg_run(p, "INSERT INTO sluice.meta (key, value) VALUES"
+                       " ('journal_id', substr(md5(random()::text), 1, 16))"
+                       " ON CONFLICT (key) DO NOTHING",
+                    0, NULL, "recording the journal id");
 out:
   PQclear(r);
   free(done);
@@ -181,6 +187,11 @@ int sl__pg_open(struct sl_journal **out, const struct sl_open_options *opts,
     rc = SL_INVAL;
     goto fail;
   }
+  /* The worker logs its journal's location: a registered secret is
+   * scrubbed from every log line (one under SL_SECRET_MIN_LEN cannot be,
+   * and stays a reason to keep passwords out of the location). */
+  if (p->password)
+    sl_secret_add(p->password);
   p->conninfo = strdup(opts->location);
   if (!p->conninfo) {
     rc = SL_NOMEM;

@@ -279,11 +279,11 @@ int sl__pg_cancel(struct sl_journal *j, int64_t id) {
   return rc;
 }
 
-/* One bigint from a statement with at most one parameter. */
-static int scalar(struct sl_pg *p, const char *sql, const char *param,
+/* One bigint from a statement with n (0 or 1) parameters. */
+static int scalar(struct sl_pg *p, const char *sql, int n, const char *param,
                   int64_t *v, const char *what) {
   PGresult *r;
-  int rc = sl__pg_exec(p, sql, param ? 1 : 0, &param, what, &r);
+  int rc = sl__pg_exec(p, sql, n, &param, what, &r);
   if (rc != SL_OK)
     return rc;
   *v = PQntuples(r) ? sl__pg_int(r, 0, 0) : 0;
@@ -296,7 +296,7 @@ int sl__pg_count_active(struct sl_journal *j, int64_t *active) {
     return SL_INVAL;
   return scalar(PGJ(j), "SELECT count(*) FROM sluice.jobs"
                         " WHERE state IN ('pending', 'running', 'batched')",
-                NULL, active, "counting active jobs");
+                0, NULL, active, "counting active jobs");
 }
 
 /* The queues array literal ({"a","b"}), or NULL for every queue. */
@@ -336,7 +336,7 @@ int sl__pg_count_workable(struct sl_journal *j, const char *const *queues,
   qa = queues_array(queues, &oom);
   if (oom)
     return SL_NOMEM;
-  rc = scalar(PGJ(j), sql, qa, n, "counting workable jobs");
+  rc = scalar(PGJ(j), sql, 1, qa, n, "counting workable jobs");
   free(qa);
   return rc;
 }
@@ -380,5 +380,5 @@ int sl__pg_next_due(struct sl_journal *j, int64_t *run_after_ms) {
                         " WHERE state = 'pending' AND NOT EXISTS (SELECT 1"
                         " FROM sluice.queues q WHERE q.paused = 1"
                         " AND q.name = jobs.queue)",
-                NULL, run_after_ms, "finding the next job");
+                0, NULL, run_after_ms, "finding the next job");
 }

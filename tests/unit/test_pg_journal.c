@@ -253,6 +253,28 @@ static void test_wake_on_other_connection(void **state) {
   sl_close(p);
 }
 
+static void test_counts(void **state) {
+  const char *qs[] = {"t_count", NULL};
+  struct sl_journal *j;
+  int64_t n = -1, due = 0, before;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  assert_int_equal(sl_count_workable(j, qs, &n), SL_OK);
+  assert_int_equal(n, 0);
+  assert_int_equal(sl_count_active(j, &before), SL_OK);
+  enqueue_one(j, "t_count", 0);
+  assert_int_equal(sl_count_workable(j, qs, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(sl_count_active(j, &n), SL_OK);
+  assert_int_equal(n, before + 1);
+  assert_int_equal(sl_count_workable(j, NULL, &n), SL_OK); /* every queue */
+  assert_true(n >= 1);
+  assert_int_equal(sl_next_due(j, &due), SL_OK);
+  assert_true(due > 0 && due <= sl_now_ms() + 1000);
+  sl_close(j);
+}
+
 static void test_not_built_is_an_error(void **state) {
   struct sl_journal *j;
   struct sl_queue_status *st = NULL;
@@ -287,6 +309,7 @@ int main(void) {
       cmocka_unit_test(test_claim_complete_fenced),
       cmocka_unit_test(test_rescue_expired),
       cmocka_unit_test(test_wake_on_other_connection),
+      cmocka_unit_test(test_counts),
       cmocka_unit_test(test_not_built_is_an_error),
       cmocka_unit_test(test_password_never_echoed),
   };
