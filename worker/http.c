@@ -32,10 +32,9 @@
 #include <uv.h>
 
 #include "http.h"
+#include "list.h"
 #include "sluice.h"
 
-#define container_of(ptr, type, member) \
-  ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 _Static_assert(sizeof(((struct sl_http_request *)0)->curl_error) >=
                  CURL_ERROR_SIZE,

@@ -483,7 +483,7 @@ void sl_storm_unsent(struct sl_storm *s, const struct sl_claimed_job *job,
 void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
                       struct sl_storm_ticket *t,
                       const struct sl_http_request *req, enum sl_failclass fc,
-                      struct sl_completion *c, int64_t now_ms) {
+                      const struct sl_completion *c, int64_t now_ms) {
   const struct sl_failclass_policy *p = sl_failclass_policy(fc);
   const char *model = job->model ? job->model : "";
   int success = c->outcome == SL_OUTCOME_SUCCESS;
@@ -517,12 +517,8 @@ void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
   else if (p && p->retry)
     s->healthy = 0;
   s->last_answer_ms = now_ms;
-  if (p && p->pauses_route && !success) {
+  if (p && p->pauses_route && !success) /* released by online.c */
     pause_route(s, job, p->name, c->error);
-    c->outcome = SL_OUTCOME_RELEASE; /* the attempt is recorded, refunded */
-    c->record_attempt = 1;
-    c->run_after_ms = now_ms;
-  }
 }
 
 void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {

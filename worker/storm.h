@@ -5,9 +5,9 @@
  * it, or gives it back to the journal with a later run_after and its
  * attempt refunded (breaker open, retry budget spent, a wait too long, an
  * online-route pause). Every finished request passes sl_storm_outcome,
- * which feeds the buckets, the breakers and the retry budget, and turns a
- * quota_exhausted / auth failure into a refunded release plus a pause of
- * the queue's online route.
+ * which feeds the buckets, the breakers and the retry budget, and pauses
+ * the queue's online route on a quota_exhausted / auth failure (the
+ * outcome itself, a refunded release, is online.c's decision).
  *
  * The worker owns the items; this module only holds pointers to them
  * while they wait and calls back through sl_storm_ops. It owns one uv
@@ -104,15 +104,15 @@ size_t sl_storm_waiting(const struct sl_storm *s);
 void sl_storm_release_all(struct sl_storm *s, const char *why);
 
 /*
- * A finished request of a submitted job: feed the buckets, breakers and
- * retry budget. May rewrite c: a class that pauses the route becomes a
- * release (the attempt is recorded, and refunded) and the queue's online
- * route is paused with one log line.
+ * A finished request of a submitted job, with the outcome online.c decided
+ * (sl_online_outcome; never rewritten here): feed the buckets, breakers and
+ * retry budget; a class that pauses the route pauses the queue's online
+ * route with one log line.
  */
 void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
                       struct sl_storm_ticket *t,
                       const struct sl_http_request *req, enum sl_failclass fc,
-                      struct sl_completion *c, int64_t now_ms);
+                      const struct sl_completion *c, int64_t now_ms);
 
 /* A started job whose request never went out after all (the transport
  * refused it): give back its place on the route. */

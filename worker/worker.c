@@ -1,12 +1,14 @@
 /*
- * worker.c: the `sluice work` event loop.
+ * worker.c: the `sluice work` event loop, the shell around the routes.
  *
  * One uv loop owns everything: the journal connection, the HTTP transport,
- * the wake sources and the jobs this process holds. A job moves through two
- * lists: in_flight (its request is out) and done (its outcome waits for the
- * group commit). Once per loop turn, the check handle commits every done
- * outcome in one transaction, then claims as many jobs as capacity allows in
- * one statement (redis's beforeSleep, in libuv's terms).
+ * the wake sources and the jobs this process holds. A job is in one phase
+ * at a time (engine.h: held, in flight, done) and moves only through
+ * sl__wjob_move; the online route (online.c) sends it and decides its
+ * outcome, the batch route (batch/) runs on its own timer. Once per loop
+ * turn, the check handle commits every done outcome in one transaction,
+ * then claims as many jobs as capacity allows in one statement (redis's
+ * beforeSleep, in libuv's terms).
  *
  * Wake sources, none of which polls the tables: an inotify watch on the
  * journal's WAL file (another process's commit writes it; PRAGMA
@@ -24,8 +26,9 @@
 #include <uv.h>
 
 #include "backoff.h"
-#include "http.h"
 #include "config.h"
+#include "engine.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "web.h"
@@ -38,102 +41,28 @@
 #include "identity.h"
 #include "sluice_secrets.h"
 
-#define container_of(ptr, type, member) \
-  ((type *)((char *)(ptr)-offsetof(type, member)))
-
-struct sl_wjob {
-  struct sl_wjob *prev, *next; /* in_flight or held list */
-  struct sl_worker *w;
-  struct sl_claimed_job job;   /* owns its strings */
-  struct sl_http_request req;
-  struct sl_completion c;
-  const char *headers[5 + SL_MAX_EXTRA_HEADERS];
-  char idem_header[300];
-  char url[1024];
-  char why[512];
-  int64_t started_ms;
-  struct sl_storm_ticket ticket; /* storm control (storm.h) */
-  int spilled;                   /* its outcome is in the spill file */
-  int lease_lost;                /* a renewal was refused: not ours now */
-};
-
 /* A busy journal: how long a write polls for the lock with the loop
  * stopped, and how soon it is retried from the loop (issue 14). */
 #define SL_WORKER_BUSY_MS 5
 #define SL_WORKER_BUSY_RETRY_MS 2
 
-struct sl_worker {
-  const struct sl_worker_config *cfg;
-  uv_loop_t loop;
-  struct sl_journal *j;
-  struct sl_http *http;
-  uv_timer_t tick, due, drain, recheck;
-  uv_timer_t retry;            /* a write refused by a busy journal */
-  uv_check_t check;
-  uv_idle_t idle;
-  uv_fs_event_t wal_watch;
-  uv_signal_t sigterm, sigint, sighup;
-  int wal_watching;
-  unsigned recheck_n;          /* re-reads of data_version after a WAL event */
-
-  struct sl_wjob in_flight;    /* list head */
-  size_t n_in_flight;
-  struct sl_wjob held;         /* claimed, held back by storm control */
-  struct sl_wjob **done;       /* awaiting the group commit */
-  struct sl_completion *cbuf;  /* contiguous copy for sl_complete */
-  size_t n_done, cap_done;
-  size_t concurrency;          /* live value: SIGHUP may change it */
-  uint64_t watchdog_usec, next_watchdog_ms;
-  struct sl_metrics *metrics;  /* NULL unless --metrics-port */
-  struct sl_web *web;          /* NULL unless --dashboard-port */
-  struct sl_storm *storm;      /* storm control: admission, deferral */
-  struct sl_retention retention; /* --prune-older-than */
-  struct sl_spill *spill;      /* NULL if no space could be reserved */
-  char spill_dir[4096], journal_id[64];
-  int flush_rc;                /* why the last flush failed; 0: it did not */
-
-  char *auth_header;
-  int64_t data_version;
-  int64_t next_rescue_ms, flush_retry_ms, flush_backoff_ms;
-  int64_t busy_since_ms;       /* the flush has found the lock held since */
-  int claim_busy, extend_busy; /* retry these when the retry timer fires */
-  int64_t extend_since_ms;     /* the heartbeat has found the lock held since */
-  int want_claim, draining, aborting, stopping;
-  uint64_t rng;
-  int result;
-  struct sl_batch_route *batch; /* NULL with --no-batch */
-  struct sl_identity me;        /* worker identity (identity.h) */
-  int64_t next_beat_ms;
-  int identified;               /* recorded, predecessors taken over */
-  unsigned identify_failed;
-
-  struct {
-    uint64_t claimed, sent, succeeded, retried, failed, released, lost;
-  } n;
-};
-
 static void maybe_stop(struct sl_worker *w);
 
-static void list_add(struct sl_wjob *head, struct sl_wjob *x) {
-  x->next = head->next;
-  x->prev = head;
-  head->next->prev = x;
-  head->next = x;
+void sl__wjob_move(struct sl_worker *w, struct sl_wjob *wj,
+                   enum sl_wjob_phase to) {
+  if (wj->phase != SL_WJOB_NEW) {
+    sl_list_del(&wj->node);
+    w->n_phase[wj->phase]--;
+  }
+  wj->phase = to;
+  if (to != SL_WJOB_NEW) {
+    sl_list_add_tail(&w->phase_list[to], &wj->node);
+    w->n_phase[to]++;
+  }
 }
 
-static void list_del(struct sl_wjob *x) {
-  x->prev->next = x->next;
-  x->next->prev = x->prev;
-  x->prev = x->next = x;
-}
-
-/* Off the held list (a no-op for a job not on it). */
-static void unhold(struct sl_wjob *wj) {
-  if (wj->prev && wj->prev != wj)
-    list_del(wj);
-}
-
-static void wjob_free(struct sl_wjob *wj) {
+static void wjob_free(struct sl_worker *w, struct sl_wjob *wj) {
+  sl__wjob_move(w, wj, SL_WJOB_NEW);
   sl_http_request_cleanup(&wj->req);
   free(wj); /* the job's strings live in the same allocation */
 }
@@ -156,6 +85,8 @@ static struct sl_wjob *wjob_new(const struct sl_claimed_job *src) {
   wj = calloc(1, sizeof *wj + total);
   if (!wj)
     return NULL;
+  sl_list_init(&wj->node);
+  wj->phase = SL_WJOB_NEW;
   wj->job = *src;
   dst[0] = &wj->job.queue;
   dst[1] = &wj->job.partition;
@@ -177,175 +108,31 @@ static struct sl_wjob *wjob_new(const struct sl_claimed_job *src) {
   return wj;
 }
 
-/* Queue an outcome for the next group commit. */
-static void push_done(struct sl_worker *w, struct sl_wjob *wj) {
-  w->done[w->n_done++] = wj; /* cap_done >= concurrency: never overflows */
+/* Room in cbuf for every DONE outcome; 0 or SL_NOMEM. */
+static int cbuf_fit(struct sl_worker *w, size_t n) {
+  struct sl_completion *c;
+  if (n <= w->cap_cbuf)
+    return SL_OK;
+  c = realloc(w->cbuf, n * sizeof *c);
+  if (!c)
+    return SL_NOMEM;
+  w->cbuf = c;
+  w->cap_cbuf = n;
+  return SL_OK;
 }
 
-static void no_timings(struct sl_completion *c) {
-  c->t.dns_ms = c->t.connect_ms = c->t.tls_ms = c->t.first_byte_ms =
-      c->t.total_ms = -1;
-}
-
-/* An outcome decided without a response: release, or fail by deadline. */
-static void local_outcome(struct sl_wjob *wj, enum sl_outcome o,
-                          const char *fclass, const char *why) {
-  struct sl_completion *c = &wj->c;
-  memset(c, 0, sizeof *c);
-  c->job_id = wj->job.id;
-  c->lease_token = wj->job.lease_token;
-  c->outcome = o;
-  c->route = "online";
-  c->failure_class = fclass;
-  snprintf(wj->why, sizeof wj->why, "%s", why);
-  c->error = wj->why;
-  c->input_tokens = c->output_tokens = c->total_tokens = -1;
-  c->record_attempt = o != SL_OUTCOME_RELEASE;
-  no_timings(c);
-}
-
-static void on_http_done(struct sl_http_request *req) {
-  struct sl_wjob *wj = container_of(req, struct sl_wjob, req);
-  struct sl_worker *w = wj->w;
-  enum sl_failclass fc;
-  struct sl_log_attempt la;
-  int64_t now = sl_now_ms();
-
-  list_del(wj);
-  w->n_in_flight--;
-  if (w->aborting && req->curl_code != 0) {
-    /* Shutdown cut the request off. Unsent: give the job back untouched.
-     * Sent: the server may act on it, so it is an ambiguous attempt,
-     * retried (with the same Idempotency-Key) by whoever claims it next. */
-    if (req->request_sent) {
-      local_outcome(wj, SL_OUTCOME_RETRY, "ambiguous",
-                    "worker shut down with the request in flight");
-      wj->c.run_after_ms = now;
-      w->n.retried++;
-    } else {
-      local_outcome(wj, SL_OUTCOME_RELEASE, NULL, "worker shut down");
-      w->n.released++;
-    }
-    push_done(w, wj);
-    return;
-  }
-  sl_online_outcome(&w->cfg->online, &wj->job, req, now, &w->rng, &wj->c,
-                    wj->why, sizeof wj->why, &fc);
-  wj->c.started_ms = wj->started_ms;
-  sl_metrics_observe(w->metrics, "online",
-                     wj->c.outcome == SL_OUTCOME_SUCCESS ? NULL
-                                                         : wj->c.failure_class,
-                     req->total_ms, req->first_byte_ms);
-  sl_storm_outcome(w->storm, &wj->job, &wj->ticket, req, fc, &wj->c, now);
-  la.failure_class = wj->c.outcome == SL_OUTCOME_SUCCESS ? NULL
-                                                         : wj->c.failure_class;
-  la.http_status = req->http_status;
-  la.request_id = req->h.request_id;
-  switch (wj->c.outcome) {
-  case SL_OUTCOME_RELEASE: /* a pausing class: attempt refunded */
-    w->n.released++;
-    break;
-  case SL_OUTCOME_SUCCESS:
-    w->n.succeeded++;
-    sl_log_attempt(SL_LOG_DEBUG, wj->job.id, wj->job.attempt, &la,
-                   "succeeded: HTTP %ld in %.1f ms", req->http_status,
-                   req->total_ms);
-    break;
-  case SL_OUTCOME_RETRY:
-    w->n.retried++;
-    sl_log_attempt(SL_LOG_INFO, wj->job.id, wj->job.attempt, &la,
-                   "%s: %s; retry in %lld ms", wj->c.failure_class, wj->why,
-                   (long long)(wj->c.run_after_ms - now));
-    break;
-  default:
-    w->n.failed++;
-    sl_log_attempt(SL_LOG_WARN, wj->job.id, wj->job.attempt, &la,
-                   "failed: %s: %s", wj->c.failure_class, wj->why);
-    break;
-  }
-  push_done(w, wj);
-}
-
-static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
-  const struct sl_worker_config *cfg = w->cfg;
-  struct sl_claimed_job *job = &wj->job;
-  int64_t now = sl_now_ms(), timeout = cfg->attempt_timeout_ms;
-  int h = 0, rc;
-
-  wj->w = w;
-  unhold(wj);
-  wj->prev = wj->next = wj;
-  /* Never send under a lease that may be gone: a held job whose renewal
-   * was refused (a rescue gave it to another claim) or could not be made
-   * in time (journal full or locked) may be sent by its new holder. The
-   * release is fenced by the token: it changes nothing if the job moved. */
-  if (wj->lease_lost || job->lease_expires <= now) {
-    sl_storm_unsent(w->storm, job, &wj->ticket, now);
-    local_outcome(wj, SL_OUTCOME_RELEASE, NULL,
-                  "lease lost before the request was sent");
-    sl_log_job(SL_LOG_WARN, job->id, job->attempt,
-               "lease lost before the request was sent: not sent");
-    w->n.released++;
-    push_done(w, wj);
-    return;
-  }
-  if (job->deadline && now >= job->deadline) {
-    local_outcome(wj, SL_OUTCOME_FAIL, "deadline_exceeded",
-                  "deadline passed before the request was sent");
-    w->n.failed++;
-    push_done(w, wj);
-    return;
-  }
-  if (job->deadline && job->deadline - now < timeout)
-    timeout = job->deadline - now;
-  if (sl_online_url(cfg->base_url, job->endpoint, wj->url, sizeof wj->url)) {
-    sl_storm_unsent(w->storm, job, &wj->ticket, now);
-    local_outcome(wj, SL_OUTCOME_FAIL, "invalid_request",
-                  "request URL too long");
-    w->n.failed++;
-    push_done(w, wj);
-    return;
-  }
-  snprintf(wj->idem_header, sizeof wj->idem_header, "Idempotency-Key: %s",
-           job->idempotency_key);
-  if (w->auth_header)
-    wj->headers[h++] = w->auth_header;
-  for (size_t x = 0; cfg->headers && cfg->headers[x] &&
-                     x < SL_MAX_EXTRA_HEADERS; x++)
-    wj->headers[h++] = cfg->headers[x];
-  wj->headers[h++] = "Content-Type: application/json";
-  wj->headers[h++] = wj->idem_header;
-  wj->headers[h] = NULL;
-  wj->req.method = "POST";
-  wj->req.url = wj->url;
-  wj->req.body = job->body;
-  wj->req.body_len = strlen(job->body);
-  wj->req.headers = wj->headers;
-  wj->req.timeout_ms = (long)timeout;
-  wj->req.done = on_http_done;
-  wj->started_ms = now;
-  rc = sl_http_start(w->http, &wj->req);
-  if (rc != 0) {
-    sl_log_job(SL_LOG_ERROR, job->id, job->attempt,
-               "could not start the request (%d); releasing the job", rc);
-    sl_storm_unsent(w->storm, job, &wj->ticket, now);
-    local_outcome(wj, SL_OUTCOME_RELEASE, NULL, "transport refused");
-    w->n.released++;
-    push_done(w, wj);
-    return;
-  }
-  list_add(&w->in_flight, wj);
-  w->n_in_flight++;
-  w->n.sent++;
-}
+#define done_job(l) container_of(l, struct sl_wjob, node)
 
 /* Write the queued outcomes not yet in the spill file to it (spill.h), so
  * that they survive this process. Returns how many could not be written. */
 static size_t spill_pending(struct sl_worker *w) {
-  size_t i, n = 0;
-  for (i = 0; i < w->n_done; i++)
-    if (!w->done[i]->spilled)
-      w->cbuf[n++] = w->done[i]->c;
+  struct sl_list *l;
+  size_t n = 0;
+  if (cbuf_fit(w, sl__n_done(w)) != SL_OK)
+    return sl__n_done(w);
+  sl_list_for_each(l, &w->phase_list[SL_WJOB_DONE])
+    if (!done_job(l)->spilled)
+      w->cbuf[n++] = done_job(l)->c;
   if (n == 0)
     return 0;
   if (!w->spill)
@@ -355,8 +142,8 @@ static size_t spill_pending(struct sl_worker *w) {
            sl_spill_path(w->spill), strerror(errno));
     return n;
   }
-  for (i = 0; i < w->n_done; i++)
-    w->done[i]->spilled = 1;
+  sl_list_for_each(l, &w->phase_list[SL_WJOB_DONE])
+    done_job(l)->spilled = 1;
   sl_log(SL_LOG_WARN, "spilled %zu outcomes to %s (%zu there); if the "
                       "journal never takes them, the next start does",
          n, sl_spill_path(w->spill), sl_spill_count(w->spill));
@@ -371,18 +158,23 @@ static size_t spill_pending(struct sl_worker *w) {
 static void on_retry(uv_timer_t *t);
 
 static void flush(struct sl_worker *w) {
-  size_t i;
+  struct sl_list *l, *next;
+  size_t i, n_done = sl__n_done(w);
   int rc;
   int64_t now;
 
-  if (w->n_done == 0)
+  if (n_done == 0)
     return;
   now = sl_now_ms();
   if (now < w->flush_retry_ms)
     return;
-  for (i = 0; i < w->n_done; i++)
-    w->cbuf[i] = w->done[i]->c;
-  rc = sl_complete(w->j, w->cbuf, w->n_done);
+  rc = cbuf_fit(w, n_done);
+  i = 0;
+  if (rc == SL_OK)
+    sl_list_for_each(l, &w->phase_list[SL_WJOB_DONE])
+      w->cbuf[i++] = done_job(l)->c;
+  if (rc == SL_OK)
+    rc = sl_complete(w->j, w->cbuf, n_done);
   if (rc == SL_BUSY) {
     /* Another process holds the write lock (the busy handler polled for
      * SL_WORKER_BUSY_MS): try again soon from a timer, so that curl I/O
@@ -392,7 +184,7 @@ static void flush(struct sl_worker *w) {
     else if (now - w->busy_since_ms >= 1000 && !w->flush_rc) {
       w->flush_rc = rc;
       sl_log(SL_LOG_WARN, "cannot record %zu outcomes for %lld ms: %s; "
-                          "retrying", w->n_done,
+                          "retrying", sl__n_done(w),
              (long long)(now - w->busy_since_ms), sl_errmsg(w->j));
     }
     w->flush_retry_ms = now + SL_WORKER_BUSY_RETRY_MS;
@@ -413,19 +205,19 @@ static void flush(struct sl_worker *w) {
              "in %lld ms",
              rc == SL_FULL ? "the journal's disk is full"
                            : "I/O error on the journal's disk",
-             w->n_done, sl_errmsg(w->j), (long long)w->flush_backoff_ms);
+             sl__n_done(w), sl_errmsg(w->j), (long long)w->flush_backoff_ms);
       spill_pending(w);
       return;
     }
     sl_log(SL_LOG_ERROR,
            "cannot record %zu outcomes: %s (%s); retrying in %lld ms",
-           w->n_done, sl_strerror(rc), sl_errmsg(w->j),
+           sl__n_done(w), sl_strerror(rc), sl_errmsg(w->j),
            (long long)w->flush_backoff_ms);
     return;
   }
   if (w->flush_rc)
     sl_log(SL_LOG_INFO, "the journal takes outcomes again: %zu recorded",
-           w->n_done);
+           sl__n_done(w));
   w->flush_rc = 0;
   w->flush_backoff_ms = 0;
   w->flush_retry_ms = 0;
@@ -435,17 +227,19 @@ static void flush(struct sl_worker *w) {
     sl_log(SL_LOG_WARN, "cannot clear spill file %s: %s (its records are "
                         "recorded; ingest will skip them)",
            sl_spill_path(w->spill), strerror(errno));
-  for (i = 0; i < w->n_done; i++) {
-    struct sl_wjob *wj = w->done[i];
+  i = 0;
+  for (l = w->phase_list[SL_WJOB_DONE].next;
+       l != &w->phase_list[SL_WJOB_DONE]; l = next, i++) {
+    struct sl_wjob *wj = done_job(l);
+    next = l->next;
     if (w->cbuf[i].rc != SL_OK) {
       w->n.lost++;
       sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt,
                  "outcome not recorded: %s (the lease expired and another "
                  "worker holds the job)", sl_strerror(w->cbuf[i].rc));
     }
-    wjob_free(wj);
+    wjob_free(w, wj);
   }
-  w->n_done = 0;
   w->want_claim = 1;
 }
 
@@ -488,20 +282,12 @@ static void schedule_due(struct sl_worker *w) {
 static void on_idle(uv_idle_t *h);
 
 static void storm_start(void *arg, void *item) {
-  start_job(arg, item);
+  sl__online_start(arg, item);
 }
 
 static void storm_release(void *arg, void *item, int64_t run_after_ms,
                           const char *fclass, const char *why) {
-  struct sl_worker *w = arg;
-  struct sl_wjob *wj = item;
-  unhold(wj);
-  local_outcome(wj, SL_OUTCOME_RELEASE, fclass, why);
-  wj->c.run_after_ms = run_after_ms;
-  w->n.released++;
-  sl_log_job(SL_LOG_DEBUG, wj->job.id, wj->job.attempt,
-             "given back unsent: %s", why);
-  push_done(w, wj);
+  sl__online_release(arg, item, run_after_ms, fclass, why);
 }
 
 static void storm_wake(void *arg) {
@@ -572,7 +358,7 @@ static void claim_more(struct sl_worker *w) {
   struct sl_claim_options o = {0};
   struct sl_claimed_job *jobs = NULL;
   struct sl_wjob *wj;
-  size_t busy = w->n_in_flight + w->n_done, room, n = 0, i;
+  size_t busy = sl__n_in_flight(w) + sl__n_done(w), room, n = 0, i;
   int rc;
 
   if (w->draining || w->stopping || !w->want_claim || w->flush_retry_ms ||
@@ -620,7 +406,7 @@ static void claim_more(struct sl_worker *w) {
     wj->w = w;
     /* Held jobs are heartbeated too: storm control may hold one longer
      * than its lease (a slow route's admission, a locked journal). */
-    list_add(&w->held, wj);
+    sl__wjob_move(w, wj, SL_WJOB_HELD);
     sl_storm_submit(w->storm, wj, &wj->job, &wj->ticket, sl_now_ms());
   }
   sl_claimed_free(jobs, n);
@@ -638,11 +424,11 @@ static void on_check(uv_check_t *h) {
   size_t busy;
   flush(w);
   claim_more(w);
-  busy = w->n_in_flight + w->n_done;
+  busy = sl__n_in_flight(w) + sl__n_done(w);
   /* Keep the loop from sleeping while there is more to claim or commit. */
   if (!w->stopping &&
       ((w->want_claim && busy < w->concurrency && !w->draining) ||
-       (w->n_done && !w->flush_retry_ms)))
+       (sl__n_done(w) && !w->flush_retry_ms)))
     uv_idle_start(&w->idle, on_idle);
   else
     uv_idle_stop(&w->idle);
@@ -685,11 +471,13 @@ static void on_wal_event(uv_fs_event_t *h, const char *file, int events,
 }
 
 /* Jobs of list past half their lease into the arrays (at most room). */
-static size_t due_leases(struct sl_worker *w, struct sl_wjob *list,
+static size_t due_leases(struct sl_worker *w, enum sl_wjob_phase ph,
                          int64_t now, struct sl_wjob **batch, int64_t *ids,
                          int64_t *tokens, size_t n, size_t room) {
-  struct sl_wjob *wj;
-  for (wj = list->next; wj != list && n < room; wj = wj->next) {
+  struct sl_list *l;
+  for (l = w->phase_list[ph].next; l != &w->phase_list[ph] && n < room;
+       l = l->next) {
+    struct sl_wjob *wj = container_of(l, struct sl_wjob, node);
     if (wj->lease_lost || wj->job.lease_expires - now > w->cfg->lease_ms / 2)
       continue;
     batch[n] = wj;
@@ -709,8 +497,8 @@ static void heartbeat(struct sl_worker *w, int64_t now) {
   size_t n, i;
   int rc;
 
-  n = due_leases(w, &w->in_flight, now, batch, ids, tokens, 0, 256);
-  n = due_leases(w, &w->held, now, batch, ids, tokens, n, 256);
+  n = due_leases(w, SL_WJOB_IN_FLIGHT, now, batch, ids, tokens, 0, 256);
+  n = due_leases(w, SL_WJOB_HELD, now, batch, ids, tokens, n, 256);
   if (n == 0)
     return;
   if (!w->extend_since_ms)
@@ -764,14 +552,14 @@ static void on_tick(uv_timer_t *t) {
     sl_notify_watchdog();
     snprintf(status, sizeof status,
              "in flight %zu; sent %llu, succeeded %llu, failed %llu",
-             w->n_in_flight, (unsigned long long)w->n.sent,
+             sl__n_in_flight(w), (unsigned long long)w->n.sent,
              (unsigned long long)w->n.succeeded,
              (unsigned long long)w->n.failed);
     sl_notify_status(status);
     w->next_watchdog_ms = (uint64_t)now + w->watchdog_usec / 2000;
   }
-  sl_metrics_set_in_flight(w->metrics, w->n_in_flight);
-  sl_web_set_live(w->web, w->n_in_flight, w->cfg->concurrency);
+  sl_metrics_set_in_flight(w->metrics, sl__n_in_flight(w));
+  sl_web_set_live(w->web, sl__n_in_flight(w), w->cfg->concurrency);
   heartbeat(w, now);
   sl_storm_tick(w->storm, now);
   sl_retention_tick(&w->retention, &w->loop, now);
@@ -839,14 +627,15 @@ static void http_closed(void *arg) {
   /* Aborted requests queued their outcomes: record them before leaving. */
   w->flush_retry_ms = 0;
   flush(w);
-  if (w->n_done) {
+  if (sl__n_done(w)) {
     size_t lost = spill_pending(w);
     if (lost)
       sl_log(SL_LOG_ERROR, "%zu outcomes could not be recorded nor spilled; "
                            "their leases will expire and the jobs will be "
                            "retried", lost);
-    while (w->n_done)
-      wjob_free(w->done[--w->n_done]);
+    while (sl__n_done(w))
+      wjob_free(w, container_of(w->phase_list[SL_WJOB_DONE].next,
+                                struct sl_wjob, node));
   }
   close_all(w);
 }
@@ -884,9 +673,9 @@ static void stop(struct sl_worker *w) {
 
 static void maybe_stop(struct sl_worker *w) {
   int64_t active = 0;
-  if (w->stopping || w->n_in_flight)
+  if (w->stopping || sl__n_in_flight(w))
     return;
-  if (w->n_done) {
+  if (sl__n_done(w)) {
     /* Draining, and the journal's disk refuses what is left: waiting
      * for the drain timeout helps nothing. Stop; the last flush spills
      * it. (A busy journal may free up: that waits as before.) */
@@ -918,25 +707,15 @@ static void maybe_stop(struct sl_worker *w) {
 static void on_drain_timeout(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, drain);
   sl_log(SL_LOG_WARN, "drain timeout: %zu requests still in flight; "
-                      "aborting them", w->n_in_flight);
+                      "aborting them", sl__n_in_flight(w));
   stop(w);
 }
 
-/* Grow the done arrays so that `n` jobs can be in flight. */
+/* Grow the commit buffer so that `n` jobs can be in flight; 0 or
+ * SL_NOMEM. */
 static int set_concurrency(struct sl_worker *w, size_t n) {
-  struct sl_wjob **d;
-  struct sl_completion *c;
-  if (n > w->cap_done) {
-    d = realloc(w->done, n * sizeof *d);
-    if (!d)
-      return -1;
-    w->done = d;
-    c = realloc(w->cbuf, n * sizeof *c);
-    if (!c)
-      return -1;
-    w->cbuf = c;
-    w->cap_done = n;
-  }
+  if (cbuf_fit(w, n) != SL_OK)
+    return SL_NOMEM;
   w->concurrency = n;
   if (w->storm)
     sl_storm_set_concurrency(w->storm, n);
@@ -993,10 +772,10 @@ static void on_signal(uv_signal_t *s, int signum) {
   w->want_claim = 0;
   sl_storm_release_all(w->storm, "worker draining");
   snprintf(status, sizeof status, "draining %zu requests in flight",
-           w->n_in_flight);
+           sl__n_in_flight(w));
   sl_notify_stopping(status);
   sl_log(SL_LOG_INFO, "%s: draining %zu requests in flight (up to %lld ms)",
-         signum == SIGTERM ? "SIGTERM" : "SIGINT", w->n_in_flight,
+         signum == SIGTERM ? "SIGTERM" : "SIGINT", sl__n_in_flight(w),
          (long long)w->cfg->drain_timeout_ms);
   uv_timer_start(&w->drain, on_drain_timeout,
                  (uint64_t)w->cfg->drain_timeout_ms, 0);
@@ -1127,8 +906,8 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   if (!w)
     return SL_NOMEM;
   w->cfg = cfg;
-  w->in_flight.prev = w->in_flight.next = &w->in_flight;
-  w->held.prev = w->held.next = &w->held;
+  for (size_t ph = 0; ph < SL_WJOB__COUNT; ph++)
+    sl_list_init(&w->phase_list[ph]);
   w->rng = (uint64_t)sl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
   if (set_concurrency(w, cfg->concurrency) != 0) {
     rc = SL_NOMEM;
@@ -1292,7 +1071,6 @@ out:
     memset(w->auth_header, 0, strlen(w->auth_header));
     free(w->auth_header);
   }
-  free(w->done);
   free(w->cbuf);
   free(w);
   if (cfg->log_file)

@@ -26,12 +26,11 @@
 
 #include "batch.h"
 #include "classify.h"
+#include "list.h"
 #include "log.h"
 #include "online.h"
 #include "output_check.h"
 
-#define container_of(ptr, type, member) \
-  ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define INGEST_CHUNK 512             /* lines per ingest transaction */
 /* An output line longer than this fails its job too_large (its result is

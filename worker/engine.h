@@ -1,0 +1,134 @@
+/*
+ * engine.h: what the loop shell (worker.c) and the online route (online.c)
+ * share, and nothing outside the worker sees: the worker, its jobs, and
+ * the one function that moves a job between phases.
+ *
+ * A job this process holds is in exactly one phase, named by wj->phase and
+ * matched by the list its embedded node is on (one list per phase, counted):
+ *
+ *   claim -> HELD --storm admits--> IN_FLIGHT --answer/abort--> DONE
+ *             |                                                  ^
+ *             +------- released unsent / failed locally ---------+
+ *   DONE --group commit--> freed
+ *
+ * Internal names shared between files carry the sl__ prefix (as libuv marks
+ * uv__): they are not API.
+ */
+#ifndef SL_ENGINE_H
+#define SL_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "http.h"
+#include "identity.h"
+#include "list.h"
+#include "retention.h"
+#include "sluice.h"
+#include "storm.h"
+#include "worker.h"
+
+enum sl_wjob_phase {
+  SL_WJOB_NEW,       /* allocated, on no list */
+  SL_WJOB_HELD,      /* claimed, held back by storm control */
+  SL_WJOB_IN_FLIGHT, /* its request is out */
+  SL_WJOB_DONE,      /* its outcome waits for the group commit */
+  SL_WJOB__COUNT
+};
+
+struct sl_worker;
+
+struct sl_wjob {
+  struct sl_list node;         /* on w->phase_list[phase] */
+  enum sl_wjob_phase phase;    /* moved only by sl__wjob_move */
+  struct sl_worker *w;
+  struct sl_claimed_job job;   /* owns its strings */
+  struct sl_http_request req;
+  struct sl_completion c;
+  const char *headers[5 + SL_MAX_EXTRA_HEADERS];
+  char idem_header[300];
+  char url[1024];
+  char why[512];
+  int64_t started_ms;
+  struct sl_storm_ticket ticket; /* storm control (storm.h) */
+  int spilled;                   /* its outcome is in the spill file */
+  int lease_lost;                /* a renewal was refused: not ours now */
+};
+
+struct sl_metrics;
+struct sl_web;
+struct sl_spill;
+struct sl_batch_route;
+
+struct sl_worker {
+  const struct sl_worker_config *cfg;
+  uv_loop_t loop;
+  struct sl_journal *j;
+  struct sl_http *http;
+  uv_timer_t tick, due, drain, recheck;
+  uv_timer_t retry;            /* a write refused by a busy journal */
+  uv_check_t check;
+  uv_idle_t idle;
+  uv_fs_event_t wal_watch;
+  uv_signal_t sigterm, sigint, sighup;
+  int wal_watching;
+  unsigned recheck_n;          /* re-reads of data_version after a WAL event */
+
+  /* The jobs held, one list per phase (NEW's stays empty). */
+  struct sl_list phase_list[SL_WJOB__COUNT];
+  size_t n_phase[SL_WJOB__COUNT];
+  struct sl_completion *cbuf;  /* contiguous copy of DONE for sl_complete */
+  size_t cap_cbuf;
+  size_t concurrency;          /* live value: SIGHUP may change it */
+  uint64_t watchdog_usec, next_watchdog_ms;
+  struct sl_metrics *metrics;  /* NULL unless --metrics-port */
+  struct sl_web *web;          /* NULL unless --dashboard-port */
+  struct sl_storm *storm;      /* storm control: admission, deferral */
+  struct sl_retention retention; /* --prune-older-than */
+  struct sl_spill *spill;      /* NULL if no space could be reserved */
+  char spill_dir[4096], journal_id[64];
+  int flush_rc;                /* why the last flush failed; 0: it did not */
+
+  char *auth_header;
+  int64_t data_version;
+  int64_t next_rescue_ms, flush_retry_ms, flush_backoff_ms;
+  int64_t busy_since_ms;       /* the flush has found the lock held since */
+  int claim_busy, extend_busy; /* retry these when the retry timer fires */
+  int64_t extend_since_ms;     /* the heartbeat has found the lock held since */
+  int want_claim, draining, aborting, stopping;
+  uint64_t rng;
+  int result;
+  struct sl_batch_route *batch; /* NULL with --no-batch */
+  struct sl_identity me;        /* worker identity (identity.h) */
+  int64_t next_beat_ms;
+  int identified;               /* recorded, predecessors taken over */
+  unsigned identify_failed;
+
+  struct {
+    uint64_t claimed, sent, succeeded, retried, failed, released, lost;
+  } n;
+};
+
+#define sl__n_in_flight(w) ((w)->n_phase[SL_WJOB_IN_FLIGHT])
+#define sl__n_done(w) ((w)->n_phase[SL_WJOB_DONE])
+
+/* The one way a job changes phase: off its list, onto the new one's tail
+ * (DONE keeps completion order for the group commit). */
+void sl__wjob_move(struct sl_worker *w, struct sl_wjob *wj,
+                   enum sl_wjob_phase to);
+
+/* ------------------------------------------------------- online.c */
+
+/* Send a job admitted by storm control, or decide it locally (lease lost,
+ * deadline passed, URL too long, transport refused): either way it ends
+ * IN_FLIGHT or DONE. */
+void sl__online_start(struct sl_worker *w, struct sl_wjob *wj);
+
+/* Give a held job back unsent (storm control's release). */
+void sl__online_release(struct sl_worker *w, struct sl_wjob *wj,
+                        int64_t run_after_ms, const char *fclass,
+                        const char *why);
+
+#endif
