@@ -13,6 +13,11 @@
  *
  * Internal names shared between files carry the sl__ prefix (as libuv marks
  * uv__): they are not API.
+ *
+ * Error returns, the engine's one convention: a function that can fail
+ * returns int, 0 (SL_OK) or a negative enum sl_err (sluice.h), so that
+ * sl_strerror names it; a parser's -1 is SL_INVAL. libuv and libcurl codes
+ * stay inside the transport (http.c maps them). docs/internals/worker.md.
  */
 #ifndef SL_ENGINE_H
 #define SL_ENGINE_H
@@ -29,6 +34,11 @@
 #include "sluice.h"
 #include "storm.h"
 #include "worker.h"
+
+/* A busy journal: how long a write polls for the lock with the loop
+ * stopped, and how soon it is retried from the loop (issue 14). */
+#define SL_WORKER_BUSY_MS 5
+#define SL_WORKER_BUSY_RETRY_MS 2
 
 enum sl_wjob_phase {
   SL_WJOB_NEW,       /* allocated, on no list */
@@ -114,10 +124,46 @@ struct sl_worker {
 #define sl__n_in_flight(w) ((w)->n_phase[SL_WJOB_IN_FLIGHT])
 #define sl__n_done(w) ((w)->n_phase[SL_WJOB_DONE])
 
+/* --------------------------------------------------------- wjob.c */
+
 /* The one way a job changes phase: off its list, onto the new one's tail
  * (DONE keeps completion order for the group commit). */
 void sl__wjob_move(struct sl_worker *w, struct sl_wjob *wj,
                    enum sl_wjob_phase to);
+/* A job for a claimed one (its strings copied into the same allocation),
+ * in phase NEW; NULL when out of memory. */
+struct sl_wjob *sl__wjob_new(const struct sl_claimed_job *src);
+/* Off its list, and freed. */
+void sl__wjob_free(struct sl_worker *w, struct sl_wjob *wj);
+
+/* ------------------------------------------------------- commit.c */
+
+/* Room in w->cbuf for n completions; SL_OK or SL_NOMEM. */
+int sl__cbuf_fit(struct sl_worker *w, size_t n);
+/* Commit every DONE outcome in one transaction, or keep them for later. */
+void sl__flush(struct sl_worker *w);
+/* Write the DONE outcomes not yet spilled to the spill file; returns how
+ * many could not be written. */
+size_t sl__spill_pending(struct sl_worker *w);
+
+/* -------------------------------------------------------- lease.c */
+
+/* Extend leases of held and in-flight jobs past half their time. */
+void sl__heartbeat(struct sl_worker *w, int64_t now);
+/* Record this worker, then take over dead predecessors (sets
+ * w->identified once done). */
+void sl__identify(struct sl_worker *w);
+/* Ingest dead peers' spill files, then take their leases; SL_OK or the
+ * error that postponed it. */
+int sl__take_over_gone(struct sl_worker *w);
+int sl__spill_adopt(struct sl_worker *w);
+/* Before the first claim: ingest earlier spill files, reserve ours. */
+int sl__spill_start(struct sl_worker *w);
+
+/* ------------------------------------------------------- worker.c */
+
+/* The busy-journal retry timer's callback. */
+void sl__on_retry(uv_timer_t *t);
 
 /* ------------------------------------------------------- online.c */
 

@@ -1,8 +1,9 @@
 /*
  * http.h: the HTTP transport. libcurl's multi interface driven by a libuv
  * loop (socket and timer callbacks, as in curl's docs/examples/multi-uv.c,
- * with every return checked). The only file that includes both uv.h and
- * curl.h is http.c.
+ * with every return checked). Only the transport's own files (http.c,
+ * http_request.c, http_response.c, through http_internal.h) include
+ * curl.h.
  *
  * Connection reuse and HTTP/2 multiplexing come from one CURLM with
  * CURLPIPE_MULTIPLEX; the caller caps requests in flight, this module caps

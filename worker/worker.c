@@ -41,218 +41,16 @@
 #include "identity.h"
 #include "sluice_secrets.h"
 
-/* A busy journal: how long a write polls for the lock with the loop
- * stopped, and how soon it is retried from the loop (issue 14). */
-#define SL_WORKER_BUSY_MS 5
-#define SL_WORKER_BUSY_RETRY_MS 2
-
 static void maybe_stop(struct sl_worker *w);
-
-void sl__wjob_move(struct sl_worker *w, struct sl_wjob *wj,
-                   enum sl_wjob_phase to) {
-  if (wj->phase != SL_WJOB_NEW) {
-    sl_list_del(&wj->node);
-    w->n_phase[wj->phase]--;
-  }
-  wj->phase = to;
-  if (to != SL_WJOB_NEW) {
-    sl_list_add_tail(&w->phase_list[to], &wj->node);
-    w->n_phase[to]++;
-  }
-}
-
-static void wjob_free(struct sl_worker *w, struct sl_wjob *wj) {
-  sl__wjob_move(w, wj, SL_WJOB_NEW);
-  sl_http_request_cleanup(&wj->req);
-  free(wj); /* the job's strings live in the same allocation */
-}
-
-/* One allocation per job: the struct, then copies of the claimed job's
- * strings (the claim array they came from is freed at once). */
-static struct sl_wjob *wjob_new(const struct sl_claimed_job *src) {
-  const char *strs[7] = {src->queue, src->partition, src->urgency,
-                         src->endpoint, src->model, src->body,
-                         src->idempotency_key};
-  char **dst[7];
-  size_t len[7], total = 0, i;
-  struct sl_wjob *wj;
-  char *p;
-
-  for (i = 0; i < 7; i++) {
-    len[i] = strs[i] ? strlen(strs[i]) + 1 : 0;
-    total += len[i];
-  }
-  wj = calloc(1, sizeof *wj + total);
-  if (!wj)
-    return NULL;
-  sl_list_init(&wj->node);
-  wj->phase = SL_WJOB_NEW;
-  wj->job = *src;
-  dst[0] = &wj->job.queue;
-  dst[1] = &wj->job.partition;
-  dst[2] = &wj->job.urgency;
-  dst[3] = &wj->job.endpoint;
-  dst[4] = &wj->job.model;
-  dst[5] = &wj->job.body;
-  dst[6] = &wj->job.idempotency_key;
-  p = (char *)(wj + 1);
-  for (i = 0; i < 7; i++) {
-    if (!strs[i]) {
-      *dst[i] = NULL;
-      continue;
-    }
-    memcpy(p, strs[i], len[i]);
-    *dst[i] = p;
-    p += len[i];
-  }
-  return wj;
-}
-
-/* Room in cbuf for every DONE outcome; 0 or SL_NOMEM. */
-static int cbuf_fit(struct sl_worker *w, size_t n) {
-  struct sl_completion *c;
-  if (n <= w->cap_cbuf)
-    return SL_OK;
-  c = realloc(w->cbuf, n * sizeof *c);
-  if (!c)
-    return SL_NOMEM;
-  w->cbuf = c;
-  w->cap_cbuf = n;
-  return SL_OK;
-}
-
-#define done_job(l) container_of(l, struct sl_wjob, node)
-
-/* Write the queued outcomes not yet in the spill file to it (spill.h), so
- * that they survive this process. Returns how many could not be written. */
-static size_t spill_pending(struct sl_worker *w) {
-  struct sl_list *l;
-  size_t n = 0;
-  if (cbuf_fit(w, sl__n_done(w)) != SL_OK)
-    return sl__n_done(w);
-  sl_list_for_each(l, &w->phase_list[SL_WJOB_DONE])
-    if (!done_job(l)->spilled)
-      w->cbuf[n++] = done_job(l)->c;
-  if (n == 0)
-    return 0;
-  if (!w->spill)
-    return n;
-  if (sl_spill_write(w->spill, w->cbuf, n) != 0) {
-    sl_log(SL_LOG_ERROR, "cannot write %zu outcomes to spill file %s: %s", n,
-           sl_spill_path(w->spill), strerror(errno));
-    return n;
-  }
-  sl_list_for_each(l, &w->phase_list[SL_WJOB_DONE])
-    done_job(l)->spilled = 1;
-  sl_log(SL_LOG_WARN, "spilled %zu outcomes to %s (%zu there); if the "
-                      "journal never takes them, the next start does",
-         n, sl_spill_path(w->spill), sl_spill_count(w->spill));
-  return 0;
-}
-
-/* Commit every queued outcome in one transaction. On a journal error
- * (busy past the timeout, disk full) keep them and try again later:
- * nothing is acknowledged until it is durable. A full disk or an I/O
- * error may last until shutdown, so those outcomes also go to the spill
- * file at once. */
-static void on_retry(uv_timer_t *t);
-
-static void flush(struct sl_worker *w) {
-  struct sl_list *l, *next;
-  size_t i, n_done = sl__n_done(w);
-  int rc;
-  int64_t now;
-
-  if (n_done == 0)
-    return;
-  now = sl_now_ms();
-  if (now < w->flush_retry_ms)
-    return;
-  rc = cbuf_fit(w, n_done);
-  i = 0;
-  if (rc == SL_OK)
-    sl_list_for_each(l, &w->phase_list[SL_WJOB_DONE])
-      w->cbuf[i++] = done_job(l)->c;
-  if (rc == SL_OK)
-    rc = sl_complete(w->j, w->cbuf, n_done);
-  if (rc == SL_BUSY) {
-    /* Another process holds the write lock (the busy handler polled for
-     * SL_WORKER_BUSY_MS): try again soon from a timer, so that curl I/O
-     * keeps flowing meanwhile. Only a long wait is worth a log line. */
-    if (!w->busy_since_ms)
-      w->busy_since_ms = now;
-    else if (now - w->busy_since_ms >= 1000 && !w->flush_rc) {
-      w->flush_rc = rc;
-      sl_log(SL_LOG_WARN, "cannot record %zu outcomes for %lld ms: %s; "
-                          "retrying", sl__n_done(w),
-             (long long)(now - w->busy_since_ms), sl_errmsg(w->j));
-    }
-    w->flush_retry_ms = now + SL_WORKER_BUSY_RETRY_MS;
-    uv_timer_start(&w->retry, on_retry, SL_WORKER_BUSY_RETRY_MS, 0);
-    return;
-  }
-  if (rc != SL_OK) {
-    w->busy_since_ms = 0;
-    w->flush_backoff_ms = w->flush_backoff_ms ? w->flush_backoff_ms * 2 : 50;
-    if (w->flush_backoff_ms > 5000)
-      w->flush_backoff_ms = 5000;
-    w->flush_retry_ms = now + w->flush_backoff_ms;
-    w->flush_rc = rc;
-    if (rc == SL_FULL || rc == SL_IO) {
-      sl_log(SL_LOG_ERROR,
-             "%s: cannot record %zu outcomes (%s); claiming paused, the "
-             "outcomes are kept in memory and in the spill file; retrying "
-             "in %lld ms",
-             rc == SL_FULL ? "the journal's disk is full"
-                           : "I/O error on the journal's disk",
-             sl__n_done(w), sl_errmsg(w->j), (long long)w->flush_backoff_ms);
-      spill_pending(w);
-      return;
-    }
-    sl_log(SL_LOG_ERROR,
-           "cannot record %zu outcomes: %s (%s); retrying in %lld ms",
-           sl__n_done(w), sl_strerror(rc), sl_errmsg(w->j),
-           (long long)w->flush_backoff_ms);
-    return;
-  }
-  if (w->flush_rc)
-    sl_log(SL_LOG_INFO, "the journal takes outcomes again: %zu recorded",
-           sl__n_done(w));
-  w->flush_rc = 0;
-  w->flush_backoff_ms = 0;
-  w->flush_retry_ms = 0;
-  w->busy_since_ms = 0;
-  /* Everything spilled is in the journal now: clear the file's records. */
-  if (sl_spill_count(w->spill) && sl_spill_reset(w->spill) != 0)
-    sl_log(SL_LOG_WARN, "cannot clear spill file %s: %s (its records are "
-                        "recorded; ingest will skip them)",
-           sl_spill_path(w->spill), strerror(errno));
-  i = 0;
-  for (l = w->phase_list[SL_WJOB_DONE].next;
-       l != &w->phase_list[SL_WJOB_DONE]; l = next, i++) {
-    struct sl_wjob *wj = done_job(l);
-    next = l->next;
-    if (w->cbuf[i].rc != SL_OK) {
-      w->n.lost++;
-      sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt,
-                 "outcome not recorded: %s (the lease expired and another "
-                 "worker holds the job)", sl_strerror(w->cbuf[i].rc));
-    }
-    wjob_free(w, wj);
-  }
-  w->want_claim = 1;
-}
 
 static void on_due(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, due);
   w->want_claim = 1;
 }
 
-static void heartbeat(struct sl_worker *w, int64_t now);
-
 /* A write found the journal busy: the check handle that runs after this
  * timer retries the flush; the claim and the lease extension go again. */
-static void on_retry(uv_timer_t *t) {
+void sl__on_retry(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, retry);
   if (w->stopping)
     return;
@@ -262,7 +60,7 @@ static void on_retry(uv_timer_t *t) {
   }
   if (w->extend_busy) {
     w->extend_busy = 0;
-    heartbeat(w, sl_now_ms());
+    sl__heartbeat(w, sl_now_ms());
   }
 }
 
@@ -309,51 +107,6 @@ static int storm_init(struct sl_worker *w) {
   return rc;
 }
 
-/* Take back at once what dead predecessors on this host held. */
-static int spill_adopt(struct sl_worker *w);
-
-/* A dead sibling's spill file goes in first: the take-over rescues its
- * leases, and a rescued job would be sent again although its answer sits
- * in that file. */
-static int take_over_gone(struct sl_worker *w) {
-  int64_t jobs = 0, batches = 0;
-  int rc = spill_adopt(w);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_WARN, "taking over dead workers postponed until the "
-                        "spill files in %s are ingested", w->spill_dir);
-    return rc;
-  }
-  rc = sl_identity_reap(w->j, &w->me, &jobs, &batches);
-  if (rc != SL_OK)
-    sl_log(SL_LOG_ERROR, "taking over dead workers failed: %s (%s)",
-           sl_strerror(rc), sl_errmsg(w->j));
-  else if (jobs)
-    w->want_claim = 1;
-  return rc;
-}
-
-/* Record who we are, then take over dead predecessors, before the first
- * claim (DESIGN.md "Worker identity"). A locked or full journal only
- * delays it: the tick tries again, and nothing is claimed meanwhile. */
-static void identify(struct sl_worker *w) {
-  int rc;
-  if (!sl_worker_id(w->j)) {
-    rc = sl_worker_register(w->j, &w->me.ident, NULL);
-    if (rc != SL_OK) {
-      if (!w->identify_failed++)
-        sl_log(SL_LOG_WARN, "cannot record this worker yet: %s (%s); "
-                            "retrying before claiming",
-               sl_strerror(rc), sl_errmsg(w->j));
-      return;
-    }
-    w->next_beat_ms = sl_now_ms() + w->cfg->lease_ms / 3;
-  }
-  if (take_over_gone(w) == SL_OK) {
-    w->identified = 1;
-    w->want_claim = 1;
-  }
-}
-
 static void claim_more(struct sl_worker *w) {
   struct sl_claim_options o = {0};
   struct sl_claimed_job *jobs = NULL;
@@ -384,7 +137,7 @@ static void claim_more(struct sl_worker *w) {
   if (rc == SL_BUSY) { /* the lock is held: again soon, from a timer */
     w->want_claim = 0;
     w->claim_busy = 1;
-    uv_timer_start(&w->retry, on_retry, SL_WORKER_BUSY_RETRY_MS, 0);
+    uv_timer_start(&w->retry, sl__on_retry, SL_WORKER_BUSY_RETRY_MS, 0);
     return;
   }
   if (rc != SL_OK) {
@@ -395,7 +148,7 @@ static void claim_more(struct sl_worker *w) {
   }
   w->n.claimed += n;
   for (i = 0; i < n; i++) {
-    wj = wjob_new(&jobs[i]);
+    wj = sl__wjob_new(&jobs[i]);
     if (!wj) {
       /* Out of memory: the rest stay claimed until their lease expires
        * and rescue returns them. Nothing is lost. */
@@ -422,7 +175,7 @@ static void on_idle(uv_idle_t *h) { (void)h; }
 static void on_check(uv_check_t *h) {
   struct sl_worker *w = container_of(h, struct sl_worker, check);
   size_t busy;
-  flush(w);
+  sl__flush(w);
   claim_more(w);
   busy = sl__n_in_flight(w) + sl__n_done(w);
   /* Keep the loop from sleeping while there is more to claim or commit. */
@@ -470,76 +223,6 @@ static void on_wal_event(uv_fs_event_t *h, const char *file, int events,
   uv_timer_start(&w->recheck, on_recheck, 1, 0);
 }
 
-/* Jobs of list past half their lease into the arrays (at most room). */
-static size_t due_leases(struct sl_worker *w, enum sl_wjob_phase ph,
-                         int64_t now, struct sl_wjob **batch, int64_t *ids,
-                         int64_t *tokens, size_t n, size_t room) {
-  struct sl_list *l;
-  for (l = w->phase_list[ph].next; l != &w->phase_list[ph] && n < room;
-       l = l->next) {
-    struct sl_wjob *wj = container_of(l, struct sl_wjob, node);
-    if (wj->lease_lost || wj->job.lease_expires - now > w->cfg->lease_ms / 2)
-      continue;
-    batch[n] = wj;
-    ids[n] = wj->job.id;
-    tokens[n] = wj->job.lease_token;
-    n++;
-  }
-  return n;
-}
-
-/* Extend the leases of jobs in flight or held back by storm control that
- * are past half their lease (at most 256 a tick; the rest on the next). */
-static void heartbeat(struct sl_worker *w, int64_t now) {
-  int64_t ids[256], tokens[256], expiry = 0;
-  struct sl_wjob *batch[256];
-  int rcs[256];
-  size_t n, i;
-  int rc;
-
-  n = due_leases(w, SL_WJOB_IN_FLIGHT, now, batch, ids, tokens, 0, 256);
-  n = due_leases(w, SL_WJOB_HELD, now, batch, ids, tokens, n, 256);
-  if (n == 0)
-    return;
-  if (!w->extend_since_ms)
-    w->extend_since_ms = now;
-  rc = sl_lease_extend_many(w->j, ids, tokens, n, w->cfg->lease_ms, rcs,
-                            &expiry);
-  if (rc == SL_BUSY && now - w->extend_since_ms < w->cfg->lease_ms / 4) {
-    /* Quietly again soon; a lease still has half its time left. */
-    w->extend_busy = 1;
-    uv_timer_start(&w->retry, on_retry, SL_WORKER_BUSY_RETRY_MS, 0);
-    return;
-  }
-  w->extend_since_ms = 0;
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "heartbeat failed: %s (%s)", sl_strerror(rc),
-           sl_errmsg(w->j));
-    return;
-  }
-  for (i = 0; i < n; i++) {
-    if (rcs[i] == SL_OK) {
-      batch[i]->job.lease_expires = expiry;
-      continue;
-    }
-    batch[i]->lease_lost = 1; /* logged once; a held one is never sent */
-    sl_log_job(SL_LOG_WARN, batch[i]->job.id, batch[i]->job.attempt,
-               "lease lost while the request was in flight or held");
-  }
-}
-
-/* A peer that stopped with outcomes in its spill file: ingest them before
- * rescue returns its jobs to pending (and they are sent again). */
-static int spill_adopt(struct sl_worker *w) {
-  struct sl_spill_stats st;
-  int rc = sl_spill_ingest_dir(w->j, w->spill_dir, w->journal_id, &st);
-  if (rc != SL_OK)
-    return rc; /* logged; the files stay for the next pass */
-  if (st.applied)
-    w->want_claim = 1;
-  return SL_OK;
-}
-
 static void on_tick(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, tick);
   int64_t now = sl_now_ms(), rescued = 0;
@@ -560,11 +243,11 @@ static void on_tick(uv_timer_t *t) {
   }
   sl_metrics_set_in_flight(w->metrics, sl__n_in_flight(w));
   sl_web_set_live(w->web, sl__n_in_flight(w), w->cfg->concurrency);
-  heartbeat(w, now);
+  sl__heartbeat(w, now);
   sl_storm_tick(w->storm, now);
   sl_retention_tick(&w->retention, &w->loop, now);
   if (!w->identified)
-    identify(w);
+    sl__identify(w);
   if (w->identified && now >= w->next_beat_ms) {
     rc = sl_worker_heartbeat(w->j, now);
     if (rc != SL_OK)
@@ -575,7 +258,7 @@ static void on_tick(uv_timer_t *t) {
   if (now >= w->next_rescue_ms) {
     /* No take-over or rescue while a spill file could not be ingested:
      * its jobs would be sent again (take_over_gone ingests first). */
-    if (w->identified ? take_over_gone(w) != SL_OK : spill_adopt(w) != SL_OK)
+    if (w->identified ? sl__take_over_gone(w) != SL_OK : sl__spill_adopt(w) != SL_OK)
       sl_log(SL_LOG_WARN, "rescue postponed until the spill files in %s "
                           "are ingested", w->spill_dir);
     else if ((rc = sl_rescue(w->j, now, &rescued)) != SL_OK)
@@ -626,15 +309,15 @@ static void http_closed(void *arg) {
   w->http = NULL;
   /* Aborted requests queued their outcomes: record them before leaving. */
   w->flush_retry_ms = 0;
-  flush(w);
+  sl__flush(w);
   if (sl__n_done(w)) {
-    size_t lost = spill_pending(w);
+    size_t lost = sl__spill_pending(w);
     if (lost)
       sl_log(SL_LOG_ERROR, "%zu outcomes could not be recorded nor spilled; "
                            "their leases will expire and the jobs will be "
                            "retried", lost);
     while (sl__n_done(w))
-      wjob_free(w, container_of(w->phase_list[SL_WJOB_DONE].next,
+      sl__wjob_free(w, container_of(w->phase_list[SL_WJOB_DONE].next,
                                 struct sl_wjob, node));
   }
   close_all(w);
@@ -714,7 +397,7 @@ static void on_drain_timeout(uv_timer_t *t) {
 /* Grow the commit buffer so that `n` jobs can be in flight; 0 or
  * SL_NOMEM. */
 static int set_concurrency(struct sl_worker *w, size_t n) {
-  if (cbuf_fit(w, n) != SL_OK)
+  if (sl__cbuf_fit(w, n) != SL_OK)
     return SL_NOMEM;
   w->concurrency = n;
   if (w->storm)
@@ -821,49 +504,6 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   sl_storm_config_defaults(&c->storm);
 }
 
-/* Before the first claim: ingest what earlier workers spilled, then
- * reserve this worker's spill file while the disk has room. */
-static int spill_start(struct sl_worker *w) {
-  struct sl_spill_stats st;
-  char err[600];
-  const char *d = w->cfg->spill_dir, *jid = w->journal_id;
-  int rc;
-
-  rc = sl_batch_journal_id(w->j, w->journal_id, sizeof w->journal_id);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "spill: %s (%s)", sl_strerror(rc), sl_errmsg(w->j));
-    return rc;
-  }
-  if (d && d[0])
-    rc = (size_t)snprintf(w->spill_dir, sizeof w->spill_dir, "%s", d) <
-                 sizeof w->spill_dir ? 0 : -1;
-  else
-    rc = sl_spill_default_dir(w->cfg->journal, w->spill_dir,
-                              sizeof w->spill_dir);
-  if (rc != 0) {
-    sl_log(SL_LOG_ERROR, "spill: directory path too long");
-    return SL_INVAL;
-  }
-  d = w->spill_dir;
-  rc = sl_spill_ingest_dir(w->j, d, jid, &st);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "not starting: the outcomes spilled in %s must "
-                         "reach the journal before anything is claimed; "
-                         "%s and start again",
-           d, rc == SL_BUSY ? "let the other process finish ingesting them"
-                            : "free space on the journal's disk");
-    return rc;
-  }
-  if (st.busy)
-    sl_log(SL_LOG_INFO, "%zu spill files in %s belong to live workers; "
-                        "left to them", st.busy, d);
-  if (sl_spill_open(&w->spill, d, jid, SL_SPILL_RESERVE, err, sizeof err))
-    sl_log(SL_LOG_WARN, "no spill file: %s; if the journal's disk fills up, "
-                        "outcomes it cannot take by shutdown are lost and "
-                        "their jobs sent again", err);
-  return SL_OK;
-}
-
 static int watch_wal(struct sl_worker *w) {
   char path[4096];
   int rc;
@@ -944,14 +584,14 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     goto out;
   }
   stage = 1;
-  rc = spill_start(w);
+  rc = sl__spill_start(w);
   if (rc != SL_OK)
     goto out;
   /* Who we are, then what dead predecessors on this host held: before the
    * first claim and before the batch route adopts (DESIGN.md "Worker
    * identity"). */
   sl_identity_init(&w->me, cfg->lease_ms);
-  identify(w);
+  sl__identify(w);
   rc = uv_loop_init(&w->loop);
   if (rc != 0) {
     sl_log(SL_LOG_ERROR, "uv_loop_init: %s", uv_strerror(rc));

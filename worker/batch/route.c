@@ -1,5 +1,5 @@
 /*
- * batch.c: the Batch API route's state machine on the worker's loop.
+ * route.c: the Batch API route's state machine on the worker's loop.
  *
  * One timer drives it and it has at most one request in flight, so every
  * step reads the journal, does one thing and records what came back before
@@ -24,358 +24,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "batch.h"
-#include "classify.h"
-#include "list.h"
+#include "internal.h"
 #include "log.h"
 #include "online.h"
 #include "output_check.h"
-
-
-#define INGEST_CHUNK 512             /* lines per ingest transaction */
-/* An output line longer than this fails its job too_large (its result is
- * not stored); SLUICE_BATCH_MAX_LINE (bytes) lowers it for tests. */
-#define MAX_LINE (64u * 1024 * 1024)
-#define MAX_PAGES 1000               /* recovery listing bound */
-#define MAX_FILE_TRIES 6   /* 404s or short reads of one output/error file
-                              before it is taken as unavailable */
-#define MAX_TODO_TRIES 6   /* failed cancels/deletes of one remote object */
-
-enum op {
-  OP_NONE,
-  OP_LIST_BATCHES,
-  OP_LIST_FILES,
-  OP_CANCEL,
-  OP_CHECK,
-  OP_DELETE,
-  OP_UPLOAD,
-  OP_CREATE,
-  OP_POLL,
-  OP_DOWNLOAD
-};
-
-struct todo {
-  int cancel; /* 1: cancel a duplicate batch; 2: one no longer needed;
-                 0: delete a file */
-  int check;  /* a cancel went unanswered: GET its status before another */
-  int tries;
-  int64_t not_before; /* its own backoff: the rest of the route goes on */
-  char id[96];
-};
-
-struct ingest {
-  int active;
-  int64_t batch_id;
-  int phase; /* 0: output file, 1: error file, 2: finish */
-  int token_limit;
-  char status[32], out_id[96], err_id[96], reason[512];
-  struct sl_batch_split split; /* the file streamed into lines */
-  struct sl_batch_parsed *pend;
-  struct sl_batch_line *lines;
-  size_t npend;
-  int64_t lineno, applied, skipped, malformed;
-  int failed, flushed_once, lost; /* lost: another worker holds it now */
-  /* Checked against request_counts: a file is complete only with `want`
-   * lines (well-formed or not, but newline-terminated). A short read is
-   * downloaded again, at most MAX_FILE_TRIES times (as are 404s). */
-  int64_t want[2], seen, foreign;
-  int tries[2], unavailable[2], foreign_logged;
-};
-
-struct sl_batch_route {
-  struct sl_batch_env env;
-  uint64_t n_succeeded, n_retried, n_failed; /* lines applied, by outcome */
-  uv_timer_t timer;
-  int timer_open, stopping;
-  uint64_t tick_ms;
-  int64_t token;
-  char journal_id[64];
-  char crash_at[32];
-  size_t max_line;
-
-  int need_recover, recover_phase, pages;
-  char after[96];
-  char **refs; /* input file ids of our remote batches */
-  size_t nrefs, caprefs;
-  struct todo *todo;
-  size_t ntodo, captodo;
-
-  int64_t next_adopt_ms, next_try_ms;
-  int fail_streak;
-
-  /* Models refused for the enqueued-token limit, and the open tokens seen
-   * then: no batch of the model is created while others are open until
-   * some of those tokens have gone (room seen). */
-  struct refused {
-    char model[128];
-    int64_t open_at;
-  } refused[8];
-  size_t nrefused;
-  int64_t paced_logged; /* last batch whose wait was logged */
-
-  enum op op;
-  int64_t op_batch;
-  struct sl_http_request req;
-  const char *headers[4 + 16]; /* + extra_headers (batch.h) */
-  char idem[160];
-  char url[1024];
-  char *body;
-  char path[1024];
-  char fname[160];
-  const char *form[3];
-
-  struct ingest in;
-};
-
-static void kick(struct sl_batch_route *r);
-
-static void crash_point(struct sl_batch_route *r, const char *name) {
-  if (r->crash_at[0] && strcmp(r->crash_at, name) == 0) {
-    sl_log(SL_LOG_ERROR, "SLUICE_CRASH_AT=%s: exiting with status 137 here",
-           name);
-    _exit(137); /* a test's fault seam: the same as kill -9 */
-  }
-}
-
-/* ------------------------------------------------------------ helpers */
-
-static int status_ok(const struct sl_http_request *q) {
-  return q->curl_code == 0 && q->http_status >= 200 && q->http_status < 300;
-}
-
-/* A failed call whose effect is unknown: it may have left this host and
- * did not come back as a complete 4xx (which says nothing was done). */
-static int unanswered(const struct sl_http_request *q) {
-  if (!q->request_sent && !q->response_started && q->http_status == 0)
-    return 0; /* never left: connect refused, DNS */
-  return !(q->curl_code == 0 && q->http_status >= 400 &&
-           q->http_status < 500);
-}
-
-static cJSON *resp_json(const struct sl_http_request *q) {
-  if (!q->resp_body)
-    return NULL;
-  return cJSON_ParseWithLength(q->resp_body, q->resp_len);
-}
-
-static const char *jstr(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int64_t jnum(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
-}
-
-/* Classify a failed API call; returns its policy and writes why. */
-static const struct sl_failclass_policy *
-classify_call(const struct sl_http_request *q, char *why, size_t len) {
-  struct sl_attempt_view v = {0};
-  enum sl_failclass fc;
-  v.curl_code = q->curl_code;
-  v.request_sent = q->request_sent;
-  v.response_started = q->response_started;
-  v.body_capped = q->body_capped;
-  v.http_status = q->http_status;
-  v.body = q->resp_body;
-  v.body_len = q->resp_len;
-  v.x_should_retry = q->h.should_retry;
-  v.curl_error = q->curl_error;
-  v.raw_body = 1;
-  fc = sl_classify(&v, NULL, why, len);
-  if (fc == SL_FC_NONE)
-    fc = SL_FC_SERVER_ERROR;
-  return sl_failclass_policy(fc);
-}
-
-/* A call failed in a way worth trying again: back off the whole route. */
-static void back_off(struct sl_batch_route *r, const char *what,
-                     const char *why) {
-  int64_t d = r->env.cfg->poll_ms;
-  int i;
-  for (i = 0; i < r->fail_streak && d < 300000; i++)
-    d *= 2;
-  if (d > 300000)
-    d = 300000;
-  r->fail_streak++;
-  r->next_try_ms = sl_now_ms() + d;
-  sl_log(SL_LOG_WARN, "batch route: %s failed: %s; trying again in %lld ms",
-         what, why, (long long)d);
-}
-
-static int set_url(struct sl_batch_route *r, const char *path) {
-  if (sl_online_url(r->env.base_url, path, r->url, sizeof r->url) != 0) {
-    sl_log(SL_LOG_ERROR, "batch route: URL too long for %s", path);
-    return -1;
-  }
-  return 0;
-}
-
-static void on_done(struct sl_http_request *q);
-
-/* Start r->req (url, method, body set by the caller). */
-static int send_req(struct sl_batch_route *r, enum op op, int64_t batch,
-                    const char *method, int json_body) {
-  int h = 0, rc;
-  if (r->env.auth_header)
-    r->headers[h++] = r->env.auth_header;
-  for (size_t x = 0; r->env.extra_headers && r->env.extra_headers[x] &&
-                     x < 16; x++)
-    r->headers[h++] = r->env.extra_headers[x];
-  if (json_body)
-    r->headers[h++] = "Content-Type: application/json";
-  if (op == OP_CREATE)
-    r->headers[h++] = r->idem;
-  r->headers[h] = NULL;
-  r->req.method = method;
-  r->req.url = r->url;
-  r->req.headers = r->headers;
-  r->req.timeout_ms = r->env.timeout_ms;
-  /* POSTs change remote state: never let libcurl re-send one by itself */
-  r->req.no_reuse = strcmp(method, "GET") != 0;
-  r->req.done = on_done;
-  r->op = op;
-  r->op_batch = batch;
-  rc = sl_http_start(r->env.http, &r->req);
-  if (rc != 0) {
-    r->op = OP_NONE;
-    sl_log(SL_LOG_ERROR, "batch route: could not start a request (%d)", rc);
-    return -1;
-  }
-  return 0;
-}
-
-static void reset_req(struct sl_batch_route *r) {
-  sl_http_request_cleanup(&r->req);
-  memset(&r->req, 0, sizeof r->req);
-  free(r->body);
-  r->body = NULL;
-}
-
-static void add_todo(struct sl_batch_route *r, int cancel, const char *id) {
-  struct todo *t;
-  size_t i;
-  for (i = 0; i < r->ntodo; i++)
-    if (r->todo[i].cancel == cancel && strcmp(r->todo[i].id, id) == 0)
-      return; /* already queued */
-  if (r->ntodo == r->captodo) {
-    size_t cap = r->captodo ? r->captodo * 2 : 8;
-    t = realloc(r->todo, cap * sizeof *t);
-    if (!t)
-      return; /* the next recovery finds it again */
-    r->todo = t;
-    r->captodo = cap;
-  }
-  t = &r->todo[r->ntodo++];
-  t->cancel = cancel;
-  t->check = t->tries = 0;
-  t->not_before = 0;
-  snprintf(t->id, sizeof t->id, "%s", id);
-}
-
-static void add_ref(struct sl_batch_route *r, const char *id) {
-  char **g;
-  if (!id)
-    return;
-  if (r->nrefs == r->caprefs) {
-    size_t cap = r->caprefs ? r->caprefs * 2 : 16;
-    g = realloc(r->refs, cap * sizeof *g);
-    if (!g)
-      return;
-    r->refs = g;
-    r->caprefs = cap;
-  }
-  r->refs[r->nrefs] = strdup(id);
-  if (r->refs[r->nrefs])
-    r->nrefs++;
-}
-
-static int is_ref(const struct sl_batch_route *r, const char *id) {
-  size_t i;
-  for (i = 0; i < r->nrefs; i++)
-    if (strcmp(r->refs[i], id) == 0)
-      return 1;
-  return 0;
-}
-
-static void clear_refs(struct sl_batch_route *r) {
-  while (r->nrefs)
-    free(r->refs[--r->nrefs]);
-}
-
-static int remote_active(const char *status) {
-  return status && (strcmp(status, "validating") == 0 ||
-                    strcmp(status, "in_progress") == 0 ||
-                    strcmp(status, "finalizing") == 0);
-}
-
-static int remote_ended(const char *status) {
-  return status && (strcmp(status, "completed") == 0 ||
-                    strcmp(status, "expired") == 0 ||
-                    strcmp(status, "cancelled") == 0 ||
-                    strcmp(status, "failed") == 0);
-}
-
-static void file_name(const struct sl_batch_route *r, int64_t id, char *buf,
-                      size_t len) {
-  snprintf(buf, len, "sluice-%s-b%" PRId64 ".jsonl", r->journal_id, id);
-}
-
-/* Local batch id from one of our file names, or 0. */
-static int64_t file_batch(const struct sl_batch_route *r, const char *name) {
-  char prefix[96];
-  const char *p;
-  int64_t id = 0;
-  size_t n;
-  if (!name)
-    return 0;
-  n = (size_t)snprintf(prefix, sizeof prefix, "sluice-%s-b", r->journal_id);
-  if (strncmp(name, prefix, n) != 0)
-    return 0;
-  for (p = name + n; *p >= '0' && *p <= '9' && id < INT64_MAX / 10; p++)
-    id = id * 10 + (*p - '0');
-  return strcmp(p, ".jsonl") == 0 ? id : 0;
-}
-
-/* ------------------------------------------------------------- ending */
-
-/* End a local batch and log what became of its jobs without a line.
- * 0, or -1 (logged; tried again later). */
-static int end_batch(struct sl_batch_route *r, int64_t id,
-                     const struct sl_batch_end *e) {
-  int64_t back = 0, failed = 0;
-  int rc = sl_batch_finish(r->env.j, id, r->token, e, &back, &failed);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "batch %lld: cannot end it: %s (%s)", (long long)id,
-           sl_strerror(rc), sl_errmsg(r->env.j));
-    r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
-    return -1;
-  }
-  if (back || failed)
-    sl_log(SL_LOG_WARN, "batch %lld %s: %lld jobs without a line back to "
-                        "pending, %lld failed (%s: %s)",
-           (long long)id, e->final_state, (long long)back, (long long)failed,
-           e->no_line_class ? e->no_line_class : "batch_expired",
-           e->error ? e->error : "no reason given");
-  else
-    sl_log(SL_LOG_INFO, "batch %lld %s: every job had its line",
-           (long long)id, e->final_state);
-  return 0;
-}
-
-/* An upload or create refused for good: the batch fails by that class. */
-static void refuse_batch(struct sl_batch_route *r, int64_t id,
-                         const struct sl_failclass_policy *pol,
-                         const char *why) {
-  struct sl_batch_end e = {0};
-  e.final_state = "failed";
-  e.no_line_class = pol->name;
-  e.error = why;
-  e.retry = pol->retry;
-  e.run_after_ms = sl_now_ms();
-  end_batch(r, id, &e);
-}
 
 /* ------------------------------------------------------------- upload */
 
@@ -390,7 +42,7 @@ static void start_upload(struct sl_batch_route *r,
     tmp = getenv("TMPDIR");
   if (!tmp || !tmp[0])
     tmp = "/tmp";
-  file_name(r, b->id, r->fname, sizeof r->fname);
+  sl__batch_file_name(r, b->id, r->fname, sizeof r->fname);
   snprintf(r->path, sizeof r->path, "%s/%ld-%s", tmp, (long)getpid(),
            r->fname);
   rc = sl_batch_write_file(r->env.j, b->id, r->path, &lines, &bytes,
@@ -421,10 +73,10 @@ static void start_upload(struct sl_batch_route *r,
   r->req.file_name = r->fname;
   sl_log(SL_LOG_INFO, "batch %lld: uploading %zu requests (%lld bytes)",
          (long long)b->id, lines, (long long)bytes);
-  if (set_url(r, "/v1/files") != 0 ||
-      send_req(r, OP_UPLOAD, b->id, "POST", 0) != 0) {
+  if (sl__batch_set_url(r, "/v1/files") != 0 ||
+      sl__batch_send_req(r, OP_UPLOAD, b->id, "POST", 0) != 0) {
     unlink(r->path);
-    reset_req(r);
+    sl__batch_reset_req(r);
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
   }
 }
@@ -436,30 +88,30 @@ static void upload_done(struct sl_batch_route *r, struct sl_http_request *q) {
   int rc;
 
   unlink(r->path);
-  if (!status_ok(q)) {
-    const struct sl_failclass_policy *pol = classify_call(q, why, sizeof why);
+  if (!sl__batch_status_ok(q)) {
+    const struct sl_failclass_policy *pol = sl__batch_classify_call(q, why, sizeof why);
     /* An upload that may have been stored is found by its file name (and
      * reused or deleted) before anything is uploaded again. */
-    if (unanswered(q))
+    if (sl__batch_unanswered(q))
       r->need_recover = 1;
     if (pol->retry || pol->pauses_route) {
-      back_off(r, "upload", why);
+      sl__batch_back_off(r, "upload", why);
       return;
     }
     sl_log(SL_LOG_ERROR, "batch %lld: upload refused: %s",
            (long long)r->op_batch, why);
-    refuse_batch(r, r->op_batch, pol, why);
+    sl__batch_refuse_batch(r, r->op_batch, pol, why);
     return;
   }
-  o = resp_json(q);
-  id = jstr(o, "id");
+  o = sl__batch_resp_json(q);
+  id = sl__batch_jstr(o, "id");
   if (!id) {
     cJSON_Delete(o);
     r->need_recover = 1;
-    back_off(r, "upload", "the response holds no file id");
+    sl__batch_back_off(r, "upload", "the response holds no file id");
     return;
   }
-  crash_point(r, "after_upload");
+  sl__batch_crash_point(r, "after_upload");
   if (sl_batch_file_record(r->env.j, r->op_batch, "input", r->fname, id) !=
       SL_OK)
     sl_log(SL_LOG_ERROR, "batch %lld: cannot record file %s in the ledger: "
@@ -500,9 +152,9 @@ static void start_create(struct sl_batch_route *r,
            r->journal_id, b->id);
   r->req.body = r->body;
   r->req.body_len = strlen(r->body);
-  if (set_url(r, "/v1/batches") != 0 ||
-      send_req(r, OP_CREATE, b->id, "POST", 1) != 0) {
-    reset_req(r);
+  if (sl__batch_set_url(r, "/v1/batches") != 0 ||
+      sl__batch_send_req(r, OP_CREATE, b->id, "POST", 1) != 0) {
+    sl__batch_reset_req(r);
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
   }
 }
@@ -516,36 +168,36 @@ static void create_done(struct sl_batch_route *r, struct sl_http_request *q) {
   const char *id;
   int rc;
 
-  if (!status_ok(q)) {
-    const struct sl_failclass_policy *pol = classify_call(q, why, sizeof why);
+  if (!sl__batch_status_ok(q)) {
+    const struct sl_failclass_policy *pol = sl__batch_classify_call(q, why, sizeof why);
     /* A create that may have happened (any answer but a complete 4xx:
      * resets before or after the headers, cut or non-JSON bodies, 5xx,
      * timeouts) is looked up by its metadata before it is sent again. */
-    if (unanswered(q))
+    if (sl__batch_unanswered(q))
       r->need_recover = 1;
     if (pol->retry || pol->pauses_route) {
-      back_off(r, "batch create", why);
+      sl__batch_back_off(r, "batch create", why);
       return;
     }
     sl_log(SL_LOG_ERROR, "batch %lld: create refused: %s",
            (long long)r->op_batch, why);
-    refuse_batch(r, r->op_batch, pol, why);
+    sl__batch_refuse_batch(r, r->op_batch, pol, why);
     return;
   }
-  o = resp_json(q);
-  id = jstr(o, "id");
+  o = sl__batch_resp_json(q);
+  id = sl__batch_jstr(o, "id");
   if (!id) {
     cJSON_Delete(o);
     r->need_recover = 1;
-    back_off(r, "batch create", "the response holds no batch id");
+    sl__batch_back_off(r, "batch create", "the response holds no batch id");
     return;
   }
-  crash_point(r, "after_create");
+  sl__batch_crash_point(r, "after_create");
   rc = sl_batch_set_remote(r->env.j, r->op_batch, r->token, id);
   if (rc == SL_STATE) {
     sl_log(SL_LOG_WARN, "batch %lld: %s is a second remote batch; "
                         "cancelling it", (long long)r->op_batch, id);
-    add_todo(r, 1, id);
+    sl__batch_add_todo(r, 1, id);
   } else if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "batch %lld: cannot record remote batch %s: %s "
                          "(%s)", (long long)r->op_batch, id, sl_strerror(rc),
@@ -587,15 +239,15 @@ static void record_status(struct sl_batch_route *r, int64_t id,
   struct sl_batch_info b;
   int rc;
 
-  rem.status = jstr(o, "status");
+  rem.status = sl__batch_jstr(o, "status");
   if (!rem.status)
     return;
-  rem.output_file_id = jstr(o, "output_file_id");
-  rem.error_file_id = jstr(o, "error_file_id");
-  rem.total = jnum(counts, "total");
-  rem.completed = jnum(counts, "completed");
-  rem.failed = jnum(counts, "failed");
-  rem.ingest = remote_ended(rem.status);
+  rem.output_file_id = sl__batch_jstr(o, "output_file_id");
+  rem.error_file_id = sl__batch_jstr(o, "error_file_id");
+  rem.total = sl__batch_jnum(counts, "total");
+  rem.completed = sl__batch_jnum(counts, "completed");
+  rem.failed = sl__batch_jnum(counts, "failed");
+  rem.ingest = sl__batch_remote_ended(rem.status);
   if (sl_batch_get(r->env.j, id, &b) == SL_OK) {
     rem.next_poll_at = next_poll(r, b.submitted_at);
     sl_batch_info_clear(&b);
@@ -623,7 +275,7 @@ static void record_status(struct sl_batch_route *r, int64_t id,
   snprintf(r->in.err_id, sizeof r->in.err_id, "%s",
            rem.error_file_id ? rem.error_file_id : "");
   cJSON_ArrayForEach(e, data) {
-    const char *code = jstr(e, "code"), *msg = jstr(e, "message");
+    const char *code = sl__batch_jstr(e, "code"), *msg = sl__batch_jstr(e, "message");
     if (code && strcmp(code, "token_limit_exceeded") == 0)
       r->in.token_limit = 1;
     if (!r->in.reason[0])
@@ -640,8 +292,8 @@ static void start_poll(struct sl_batch_route *r,
                        const struct sl_batch_info *b) {
   char path[160];
   snprintf(path, sizeof path, "/v1/batches/%s", b->remote_batch_id);
-  if (set_url(r, path) != 0 || send_req(r, OP_POLL, b->id, "GET", 0) != 0) {
-    reset_req(r);
+  if (sl__batch_set_url(r, path) != 0 || sl__batch_send_req(r, OP_POLL, b->id, "GET", 0) != 0) {
+    sl__batch_reset_req(r);
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
   }
 }
@@ -655,703 +307,45 @@ static void start_poll(struct sl_batch_route *r,
 #define EXPIRY_GIVE_UP 20
 static void check_expiry(struct sl_batch_route *r, int64_t id,
                          const cJSON *o) {
-  int64_t exp = jnum(o, "expires_at") * 1000, now = sl_now_ms();
+  int64_t exp = sl__batch_jnum(o, "expires_at") * 1000, now = sl_now_ms();
   int64_t p = r->env.cfg->poll_ms;
-  const char *rid = jstr(o, "id");
+  const char *rid = sl__batch_jstr(o, "id");
   struct sl_batch_end e = {0};
   if (exp <= 0 || !rid || now < exp + EXPIRY_CANCEL * p)
     return;
-  add_todo(r, 2, rid);
+  sl__batch_add_todo(r, 2, rid);
   if (now < exp + EXPIRY_GIVE_UP * p) {
     sl_log(SL_LOG_WARN, "batch %lld: remote batch %s is %s past its "
                         "expires_at; cancelling it", (long long)id, rid,
-           jstr(o, "status"));
+           sl__batch_jstr(o, "status"));
     return;
   }
   e.final_state = "done";
   e.no_line_class = "batch_expired";
   e.error = "the remote batch stayed open past its expires_at";
   e.run_after_ms = now;
-  end_batch(r, id, &e);
+  sl__batch_end_batch(r, id, &e);
 }
 
 static void poll_done(struct sl_batch_route *r, struct sl_http_request *q) {
   char why[384];
   cJSON *o;
-  if (!status_ok(q)) {
-    classify_call(q, why, sizeof why);
-    back_off(r, "batch poll", why);
+  if (!sl__batch_status_ok(q)) {
+    sl__batch_classify_call(q, why, sizeof why);
+    sl__batch_back_off(r, "batch poll", why);
     return;
   }
-  o = resp_json(q);
-  if (!jstr(o, "status")) {
+  o = sl__batch_resp_json(q);
+  if (!sl__batch_jstr(o, "status")) {
     cJSON_Delete(o);
-    back_off(r, "batch poll", "the response holds no status");
+    sl__batch_back_off(r, "batch poll", "the response holds no status");
     return;
   }
   record_status(r, r->op_batch, o, 1);
-  if (remote_active(jstr(o, "status")))
+  if (sl__batch_remote_active(sl__batch_jstr(o, "status")))
     check_expiry(r, r->op_batch, o);
   cJSON_Delete(o);
   r->fail_streak = 0;
-}
-
-/* ------------------------------------------------------------- ingest */
-
-static void pend_clear(struct ingest *in) {
-  size_t i;
-  for (i = 0; i < in->npend; i++)
-    sl_batch_parsed_free(&in->pend[i]);
-  in->npend = 0;
-}
-
-static void ingest_free(struct ingest *in) {
-  pend_clear(in);
-  free(in->pend);
-  free(in->lines);
-  sl_batch_split_free(&in->split);
-  in->pend = NULL;
-  in->lines = NULL;
-}
-
-/* Commit the parsed lines in one transaction. */
-static int flush_lines(struct sl_batch_route *r) {
-  struct ingest *in = &r->in;
-  size_t i;
-  int rc;
-  if (in->npend == 0)
-    return 0;
-  for (i = 0; i < in->npend; i++)
-    in->lines[i] = in->pend[i].line;
-  rc = sl_batch_ingest(r->env.j, in->batch_id, r->token, in->lines,
-                       in->npend);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "batch %lld: cannot ingest %zu lines: %s (%s)",
-           (long long)in->batch_id, in->npend, sl_strerror(rc),
-           sl_errmsg(r->env.j));
-    pend_clear(in);
-    if (rc == SL_LEASE_LOST)
-      in->lost = 1;
-    return -1;
-  }
-  for (i = 0; i < in->npend; i++) {
-    if (in->lines[i].rc == SL_OK) {
-      in->applied++;
-      if (in->lines[i].outcome == SL_OUTCOME_SUCCESS)
-        r->n_succeeded++;
-      else if (in->lines[i].outcome == SL_OUTCOME_RETRY)
-        r->n_retried++;
-      else
-        r->n_failed++;
-    } else {
-      in->skipped++;
-    }
-  }
-  pend_clear(in);
-  if (!in->flushed_once) {
-    in->flushed_once = 1;
-    crash_point(r, "during_ingest");
-  }
-  return 0;
-}
-
-/* A success line whose request carried a JSON schema and whose output is
- * not it becomes invalid_output, as on the online route (output_check.h):
- * retried once, then failed. The request is read back from the journal. */
-static void check_output(struct sl_batch_route *r, struct sl_batch_parsed *p) {
-  struct sl_batch_line *l = &p->line;
-  struct sl_job_info info;
-  if (l->outcome != SL_OUTCOME_SUCCESS || !l->body ||
-      sl_job_get(r->env.j, l->job_id, &info) != SL_OK)
-    return;
-  if (info.generation == l->generation &&
-      sl_output_invalid(info.endpoint, info.body, l->body, l->body_len,
-                        p->why, sizeof p->why)) {
-    l->failure_class = sl_failclass_name(SL_FC_INVALID_OUTPUT);
-    l->error = p->why;
-    l->outcome = info.attempts > SL_INVALID_OUTPUT_RETRIES
-                     ? SL_OUTCOME_FAIL
-                     : SL_OUTCOME_RETRY;
-  }
-  sl_job_info_free(&info);
-}
-
-/* One line; `ended`: it had its newline (a last line without one that does
- * not parse is a cut, not a line of the file). */
-static int handle_line(struct sl_batch_route *r, const char *p, size_t n,
-                       int ended) {
-  struct ingest *in = &r->in;
-  char err[160];
-  int rc;
-  if (n && p[n - 1] == '\r')
-    n--;
-  if (n == 0)
-    return 0;
-  in->lineno++;
-  rc = sl_batch_parse_line(p, n, sl_now_ms(), &in->pend[in->npend], err,
-                           sizeof err);
-  if (rc == -2) {
-    /* Not exactly a custom_id sluice wrote: never matched to a job. */
-    sl_batch_parsed_free(&in->pend[in->npend]);
-    in->foreign++;
-    in->seen++;
-    if (!in->foreign_logged)
-      sl_log(SL_LOG_WARN, "batch %lld: %s file line %lld ignored: %s (more "
-                          "such lines are only counted)",
-             (long long)in->batch_id, in->phase ? "error" : "output",
-             (long long)in->lineno, err);
-    in->foreign_logged = 1;
-    return 0;
-  }
-  if (rc != 0) {
-    sl_batch_parsed_free(&in->pend[in->npend]);
-    in->malformed++;
-    if (ended)
-      in->seen++;
-    sl_log(SL_LOG_ERROR, "batch %lld: %s file line %lld is malformed (%s); "
-                         "skipped, the other lines are still ingested",
-           (long long)in->batch_id, in->phase ? "error" : "output",
-           (long long)in->lineno, err);
-    return 0;
-  }
-  check_output(r, &in->pend[in->npend]);
-  in->seen++;
-  if (++in->npend == INGEST_CHUNK)
-    return flush_lines(r);
-  return 0;
-}
-
-/* The custom_id of a line from its first bytes (sluice's own strings
- * need no escapes), or -1. */
-static int scan_cid(const char *p, size_t n, int64_t *job, int64_t *gen) {
-  static const char key[] = "\"custom_id\"";
-  const char *k = memmem(p, n, key, sizeof key - 1), *end = p + n, *q;
-  char cid[64];
-  if (!k)
-    return -1;
-  for (k += sizeof key - 1; k < end && (*k == ' ' || *k == ':'); k++)
-    ;
-  if (k >= end || *k++ != '"')
-    return -1;
-  for (q = k; q < end && *q != '"' && *q != '\\' && q - k < 63; q++)
-    ;
-  if (q >= end || *q != '"')
-    return -1;
-  memcpy(cid, k, (size_t)(q - k));
-  cid[q - k] = '\0';
-  return sl_batch_parse_custom_id(cid, job, gen);
-}
-
-/* A line longer than MAX_LINE: its job fails too_large (its result cannot
- * be stored) and the rest of the line is skipped unread; the other lines
- * are still ingested. head/hn: the line's first bytes. */
-static int overlong_line(void *arg, const char *head, size_t hn) {
-  struct sl_batch_route *r = arg;
-  struct ingest *in = &r->in;
-  struct sl_batch_parsed *x = &in->pend[in->npend];
-  int64_t job, gen;
-  in->lineno++;
-  in->seen++; /* a line of the file, whole or not */
-  if (scan_cid(head, hn, &job, &gen) != 0) {
-    in->malformed++;
-    sl_log(SL_LOG_ERROR, "batch %lld: %s file line %lld is over %u bytes "
-                         "and names no job of ours; skipped",
-           (long long)in->batch_id, in->phase ? "error" : "output",
-           (long long)in->lineno, (unsigned)r->max_line);
-    return 0;
-  }
-  memset(x, 0, sizeof *x);
-  x->line.job_id = job;
-  x->line.generation = gen;
-  x->line.outcome = SL_OUTCOME_FAIL;
-  x->line.failure_class = "too_large";
-  x->line.input_tokens = x->line.output_tokens = x->line.total_tokens = -1;
-  x->line.run_after_ms = sl_now_ms();
-  snprintf(x->why, sizeof x->why, "its %s line is over %u bytes; not "
-           "stored", in->phase ? "error" : "output", (unsigned)r->max_line);
-  x->line.error = x->why;
-  sl_log(SL_LOG_ERROR, "batch %lld: job %lld: %s", (long long)in->batch_id,
-         (long long)job, x->why);
-  if (++in->npend == INGEST_CHUNK)
-    return flush_lines(r);
-  return 0;
-}
-
-static int split_line(void *arg, const char *p, size_t n, int ended) {
-  return handle_line(arg, p, n, ended);
-}
-
-/* Streaming: split the body into lines as it arrives; never whole. */
-static int on_data(struct sl_http_request *q, const char *p, size_t n) {
-  struct sl_batch_route *r = container_of(q, struct sl_batch_route, req);
-  struct ingest *in = &r->in;
-  if (in->failed)
-    return -1;
-  if (sl_batch_split_feed(&in->split, p, n) != 0) {
-    in->failed = 1;
-    return -1;
-  }
-  return 0;
-}
-
-static void start_download(struct sl_batch_route *r, const char *file_id) {
-  struct ingest *in = &r->in;
-  char path[200];
-  if (!in->pend) {
-    in->pend = calloc(INGEST_CHUNK, sizeof *in->pend);
-    in->lines = calloc(INGEST_CHUNK, sizeof *in->lines);
-    if (!in->pend || !in->lines) {
-      sl_log(SL_LOG_ERROR, "batch %lld: out of memory",
-             (long long)in->batch_id);
-      r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
-      return;
-    }
-  }
-  if (!in->split.line)
-    sl_batch_split_init(&in->split, r->max_line, split_line, overlong_line,
-                        r);
-  sl_batch_split_reset(&in->split);
-  in->lineno = in->applied = in->skipped = in->malformed = 0;
-  in->seen = in->foreign = 0;
-  in->failed = 0;
-  snprintf(path, sizeof path, "/v1/files/%s/content", file_id);
-  r->req.on_data = on_data;
-  if (set_url(r, path) != 0 ||
-      send_req(r, OP_DOWNLOAD, in->batch_id, "GET", 0) != 0) {
-    reset_req(r);
-    r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
-  }
-}
-
-/* A file that stayed missing or short for MAX_FILE_TRIES downloads: go on
- * without it; finish_ingest gives its jobs a class (bounded failure). */
-static void file_unavailable(struct sl_batch_route *r, const char *why) {
-  struct ingest *in = &r->in;
-  sl_log(SL_LOG_ERROR, "batch %lld: %s file %s unusable after %d downloads "
-                       "(%s); its jobs without a line end by class",
-         (long long)in->batch_id, in->phase ? "error" : "output",
-         in->phase ? in->err_id : in->out_id, MAX_FILE_TRIES, why);
-  in->unavailable[in->phase] = 1;
-  in->phase++;
-  r->fail_streak = 0;
-}
-
-static void download_done(struct sl_batch_route *r,
-                          struct sl_http_request *q) {
-  struct ingest *in = &r->in;
-  char why[384];
-
-  if (!in->failed && status_ok(q) && sl_batch_split_end(&in->split) != 0)
-    in->failed = 1; /* the last line, without its newline */
-  if (!in->failed && status_ok(q) && flush_lines(r) != 0)
-    in->failed = 1;
-  if (in->lost) {
-    /* Its lease expired and another worker adopted it: that worker
-     * ingests it (idempotently); this one lets go. */
-    sl_log(SL_LOG_WARN, "batch %lld: lease lost during ingest; leaving it "
-                        "to the worker that holds it",
-           (long long)in->batch_id);
-    ingest_free(in);
-    memset(in, 0, sizeof *in);
-    return;
-  }
-  if (in->failed || !status_ok(q)) {
-    pend_clear(in);
-    sl_batch_split_reset(&in->split);
-    if (!status_ok(q) && !in->failed)
-      classify_call(q, why, sizeof why);
-    else
-      snprintf(why, sizeof why, "ingest stopped");
-    if (!in->failed && (q->http_status == 404 || q->http_status == 410) &&
-        ++in->tries[in->phase] >= MAX_FILE_TRIES) {
-      file_unavailable(r, why);
-      return;
-    }
-    /* Ingest is idempotent: the file is read again from its start. */
-    back_off(r, "downloading a batch file", why);
-    return;
-  }
-  if (in->seen < in->want[in->phase]) {
-    /* Short (a cut body, a proxy's truncation): never the end of it. */
-    snprintf(why, sizeof why, "%lld of the %lld lines request_counts "
-             "promise arrived", (long long)in->seen,
-             (long long)in->want[in->phase]);
-    if (++in->tries[in->phase] >= MAX_FILE_TRIES) {
-      file_unavailable(r, why);
-      return;
-    }
-    back_off(r, "downloading a batch file", why);
-    return;
-  }
-  sl_log(in->malformed || in->foreign ? SL_LOG_WARN : SL_LOG_INFO,
-         "batch %lld: %s file: %lld lines, %lld recorded, %lld already "
-         "settled, %lld malformed, %lld not ours",
-         (long long)in->batch_id, in->phase ? "error" : "output",
-         (long long)in->lineno, (long long)in->applied,
-         (long long)in->skipped, (long long)in->malformed,
-         (long long)in->foreign);
-  in->phase++;
-  r->fail_streak = 0;
-}
-
-static int64_t retry_later(const struct sl_batch_config *c) {
-  int64_t d = c->retry_later_ms ? c->retry_later_ms : 2 * c->max_wait_ms;
-  return d < 1000 ? 1000 : d;
-}
-
-static void token_refused(struct sl_batch_route *r, int64_t id,
-                          const char *msg);
-
-static void finish_ingest(struct sl_batch_route *r) {
-  struct ingest *in = &r->in;
-  struct sl_batch_end e = {0};
-  int64_t now = sl_now_ms();
-
-  e.run_after_ms = now;
-  e.retry = 1;
-  if (strcmp(in->status, "completed") == 0) {
-    e.final_state = "done";
-    e.no_line_class = "server_error";
-    e.error = "the batch completed without a line for this request";
-  } else if (strcmp(in->status, "expired") == 0) {
-    e.final_state = "done";
-    e.no_line_class = "batch_expired";
-    e.error = "the batch expired before this request ran";
-  } else if (strcmp(in->status, "cancelled") == 0) {
-    e.final_state = "cancelled";
-    e.no_line_class = "cancelled";
-    e.error = "the remote batch was cancelled";
-    e.retry = 0;
-  } else if (in->token_limit) {
-    /* Refused for the enqueued-token limit: not the jobs' fault. */
-    token_refused(r, in->batch_id, in->reason);
-    e.final_state = "failed";
-    e.no_line_class = "rate_limited";
-    e.error = in->reason;
-    e.refund = 1;
-    e.run_after_ms = now + retry_later(r->env.cfg);
-  } else {
-    e.final_state = "failed";
-    e.no_line_class = "batch_failed";
-    e.error = in->reason[0] ? in->reason : "the batch failed validation";
-    e.retry = 0;
-  }
-  if (in->unavailable[0]) {
-    /* Their requests ran (request_counts says so) but the results cannot
-     * be read: sending them again would run them twice. Replay decides. */
-    e.no_line_class = "batch_failed";
-    e.error = "the batch's output file could not be read in full";
-    e.retry = 0;
-    e.refund = 0;
-  } else if (in->unavailable[1]) {
-    /* The output file is in: the jobs left are the failed requests. */
-    e.no_line_class = "server_error";
-    e.error = "the batch's error file could not be read in full";
-  }
-  if (end_batch(r, in->batch_id, &e) == 0) {
-    crash_point(r, "after_ingest");
-    /* Its files have served: the results are in the journal. (A crash
-     * before these deletes leaves them on the API; they cost storage
-     * only.) */
-    struct sl_batch_info b;
-    if (sl_batch_get(r->env.j, in->batch_id, &b) == SL_OK) {
-      if (b.remote_file_id)
-        add_todo(r, 0, b.remote_file_id);
-      sl_batch_info_clear(&b);
-    }
-    if (in->out_id[0])
-      add_todo(r, 0, in->out_id);
-    if (in->err_id[0])
-      add_todo(r, 0, in->err_id);
-  }
-  ingest_free(in);
-  memset(in, 0, sizeof *in);
-}
-
-static void continue_ingest(struct sl_batch_route *r) {
-  struct ingest *in = &r->in;
-  if (in->phase == 0 && !in->out_id[0])
-    in->phase = 1;
-  if (in->phase == 1 && !in->err_id[0])
-    in->phase = 2;
-  if (in->phase == 0)
-    start_download(r, in->out_id);
-  else if (in->phase == 1)
-    start_download(r, in->err_id);
-  else
-    finish_ingest(r);
-}
-
-/* ----------------------------------------------------------- recovery */
-
-static void start_list(struct sl_batch_route *r) {
-  char path[256];
-  if (r->recover_phase == 0)
-    snprintf(path, sizeof path, "/v1/batches?limit=100%s%s",
-             r->after[0] ? "&after=" : "", r->after);
-  else
-    snprintf(path, sizeof path, "/v1/files?purpose=batch&limit=100%s%s",
-             r->after[0] ? "&after=" : "", r->after);
-  if (set_url(r, path) != 0 ||
-      send_req(r, r->recover_phase ? OP_LIST_FILES : OP_LIST_BATCHES, 0,
-               "GET", 0) != 0) {
-    reset_req(r);
-    r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
-  }
-}
-
-/* One remote batch of this journal, found by its metadata. */
-static void found_batch(struct sl_batch_route *r, const cJSON *o) {
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "metadata");
-  const char *rid = jstr(o, "id"), *local = jstr(m, "sluice_batch");
-  const char *status = jstr(o, "status");
-  struct sl_batch_info b;
-  int64_t id = 0;
-  int open, mine, rc;
-
-  if (!rid || !local)
-    return;
-  add_ref(r, jstr(o, "input_file_id"));
-  id = strtoll(local, NULL, 10);
-  if (id <= 0 || sl_batch_get(r->env.j, id, &b) != SL_OK) {
-    sl_log(SL_LOG_WARN, "remote batch %s names local batch %s, which this "
-                        "journal does not have; leaving it alone", rid,
-           local);
-    return;
-  }
-  open = strcmp(b.state, "done") && strcmp(b.state, "failed") &&
-         strcmp(b.state, "cancelled");
-  mine = b.lease_token == r->token;
-  sl_log(SL_LOG_DEBUG, "recovery: remote batch %s (%s) names batch %lld "
-                       "(%s, %s, recorded %s)", rid, status ? status : "?",
-         (long long)id, b.state, mine ? "ours" : "another worker's",
-         b.remote_batch_id ? b.remote_batch_id : "none");
-  if (b.remote_batch_id && strcmp(b.remote_batch_id, rid) == 0) {
-    /* already recorded */
-  } else if (b.remote_batch_id || !open) {
-    if (remote_active(status)) {
-      sl_log(SL_LOG_WARN, "batch %lld: remote batch %s is a duplicate of "
-                          "%s; cancelling it", (long long)id, rid,
-             b.remote_batch_id ? b.remote_batch_id : "(none)");
-      add_todo(r, 1, rid);
-    }
-  } else if (mine) {
-    rc = sl_batch_set_remote(r->env.j, id, r->token, rid);
-    if (rc == SL_OK)
-      sl_log(SL_LOG_WARN, "batch %lld: adopted remote batch %s (%s) found "
-                          "by its metadata", (long long)id, rid,
-             status ? status : "?");
-    else
-      sl_log(SL_LOG_ERROR, "batch %lld: cannot adopt %s: %s (%s)",
-             (long long)id, rid, sl_strerror(rc), sl_errmsg(r->env.j));
-    if (rc == SL_OK && jstr(o, "input_file_id"))
-      sl_batch_set_file(r->env.j, id, r->token, jstr(o, "input_file_id"));
-  }
-  sl_batch_info_clear(&b);
-}
-
-/* One uploaded batch file of this journal, found by its name. */
-static void found_file(struct sl_batch_route *r, const cJSON *o) {
-  const char *fid = jstr(o, "id");
-  int64_t id = file_batch(r, jstr(o, "filename"));
-  struct sl_batch_info b;
-  int open, reuse = 0, keep = 0, rc;
-
-  if (!fid || !id || is_ref(r, fid))
-    return;
-  if (sl_batch_get(r->env.j, id, &b) == SL_OK) {
-    open = strcmp(b.state, "done") && strcmp(b.state, "failed") &&
-           strcmp(b.state, "cancelled");
-    if (b.remote_file_id && strcmp(b.remote_file_id, fid) == 0)
-      keep = open; /* recorded, not yet used by a batch we saw */
-    else if (open && b.lease_token != r->token)
-      keep = 1;    /* another live worker's */
-    else if (open && !b.remote_file_id && !b.remote_batch_id)
-      reuse = 1;
-    sl_batch_info_clear(&b);
-  }
-  if (keep)
-    return;
-  sl_batch_file_record(r->env.j, id, "input", jstr(o, "filename"), fid);
-  if (reuse) {
-    rc = sl_batch_set_file(r->env.j, id, r->token, fid);
-    if (rc == SL_OK) {
-      sl_log(SL_LOG_WARN, "batch %lld: reusing uploaded file %s found by "
-                          "its name", (long long)id, fid);
-      return;
-    }
-  }
-  sl_log(SL_LOG_WARN, "file %s (local batch %lld) is used by no batch; "
-                      "deleting it", fid, (long long)id);
-  add_todo(r, 0, fid);
-}
-
-/* Queue deletes for files the ledger says finished batches left behind
- * (a crash before their deletes, deletes that failed). */
-static void sweep_files(struct sl_batch_route *r) {
-  char **ids = NULL;
-  size_t n = 0, i;
-  if (sl_batch_files_leftover(r->env.j, 64, &ids, &n) != SL_OK)
-    return;
-  for (i = 0; i < n; i++)
-    add_todo(r, 0, ids[i]);
-  if (n)
-    sl_log(SL_LOG_INFO, "batch route: %zu files of finished batches left "
-                        "on the API; deleting them", n);
-  sl_batch_files_free(ids, n);
-}
-
-static void list_done(struct sl_batch_route *r, struct sl_http_request *q,
-                      enum op op) {
-  char why[384];
-  const cJSON *data, *e, *last = NULL;
-  cJSON *o;
-  int more;
-
-  if (!status_ok(q)) {
-    classify_call(q, why, sizeof why);
-    back_off(r, op == OP_LIST_BATCHES ? "listing batches" : "listing files",
-             why);
-    return;
-  }
-  o = resp_json(q);
-  data = cJSON_GetObjectItemCaseSensitive(o, "data");
-  if (!cJSON_IsArray(data)) {
-    cJSON_Delete(o);
-    back_off(r, "listing", "the response holds no data array");
-    return;
-  }
-  cJSON_ArrayForEach(e, data) {
-    last = e;
-    if (op == OP_LIST_BATCHES) {
-      const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "metadata");
-      const char *jid = jstr(m, "sluice_journal");
-      if (jid && strcmp(jid, r->journal_id) == 0)
-        found_batch(r, e);
-    } else {
-      found_file(r, e);
-    }
-  }
-  more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "has_more")) &&
-         last && jstr(last, "id") && ++r->pages < MAX_PAGES;
-  if (more) {
-    snprintf(r->after, sizeof r->after, "%s", jstr(last, "id"));
-  } else {
-    r->after[0] = '\0';
-    r->pages = 0;
-    if (r->recover_phase == 0) {
-      r->recover_phase = 1;
-    } else {
-      r->recover_phase = 0;
-      r->need_recover = 0;
-      clear_refs(r);
-      sl_batch_files_unnamed_gone(r->env.j, NULL);
-      sweep_files(r);
-      sl_log(SL_LOG_INFO, "batch route: recovery done (%zu remote actions "
-                          "queued)", r->ntodo);
-    }
-  }
-  cJSON_Delete(o);
-  r->fail_streak = 0;
-}
-
-/* Move a todo that is due to the end (where start_todo takes it); 0 if
- * none is due yet. */
-static int ready_todo(struct sl_batch_route *r, int64_t now) {
-  size_t i = r->ntodo;
-  while (i-- > 0) {
-    if (r->todo[i].not_before <= now) {
-      struct todo t = r->todo[i];
-      r->todo[i] = r->todo[r->ntodo - 1];
-      r->todo[r->ntodo - 1] = t;
-      return 1;
-    }
-  }
-  return 0;
-}
-
-static void start_todo(struct sl_batch_route *r) {
-  struct todo *t = &r->todo[r->ntodo - 1];
-  char path[200];
-  enum op op = t->check ? OP_CHECK : t->cancel ? OP_CANCEL : OP_DELETE;
-  if (t->check)
-    snprintf(path, sizeof path, "/v1/batches/%s", t->id);
-  else if (t->cancel)
-    snprintf(path, sizeof path, "/v1/batches/%s/cancel", t->id);
-  else
-    snprintf(path, sizeof path, "/v1/files/%s", t->id);
-  if (set_url(r, path) != 0 ||
-      send_req(r, op, 0,
-               op == OP_CANCEL ? "POST" : op == OP_CHECK ? "GET" : "DELETE",
-               0) != 0) {
-    reset_req(r);
-    r->ntodo--;
-  }
-}
-
-/* Try t again later, on its own backoff (--batch-poll doubled per try, at
- * most 5 minutes): a failing delete never holds up polls and ingests. */
-static void todo_later(struct sl_batch_route *r, struct todo *t,
-                       const char *what, const char *why) {
-  int64_t d = r->env.cfg->poll_ms << (t->tries < 16 ? t->tries : 16);
-  if (d > 300000)
-    d = 300000;
-  t->not_before = sl_now_ms() + d;
-  sl_log(SL_LOG_WARN, "batch route: %s %s failed: %s; trying again in "
-                      "%lld ms", what, t->id, why, (long long)d);
-}
-
-/* A cancel or delete came back. Neither is sent again blind: an
- * unanswered cancel is checked by the batch's status first (cancelling or
- * ended: done), a delete answered 404 is done. Each is given up after
- * MAX_TODO_TRIES failures (logged; the next recovery finds it again). */
-static void todo_done(struct sl_batch_route *r, struct sl_http_request *q,
-                      enum op op) {
-  struct todo *t = &r->todo[r->ntodo - 1];
-  char why[384];
-  if (op == OP_CHECK) {
-    cJSON *o = status_ok(q) ? resp_json(q) : NULL;
-    const char *st = jstr(o, "status");
-    if (st && (remote_ended(st) || strcmp(st, "cancelling") == 0)) {
-      sl_log(SL_LOG_INFO, "batch %s is %s: no cancel needed", t->id, st);
-      r->ntodo--;
-    } else if (st) {
-      t->check = 0; /* still running: the cancel did not happen */
-    } else if (++t->tries >= MAX_TODO_TRIES) {
-      sl_log(SL_LOG_WARN, "could not check batch %s; giving up for now",
-             t->id);
-      r->ntodo--;
-    } else {
-      todo_later(r, t, "check of", "no usable status");
-    }
-    cJSON_Delete(o);
-    return;
-  }
-  if (status_ok(q) || (op == OP_DELETE && q->http_status == 404)) {
-    if (op == OP_DELETE && sl_batch_file_deleted(r->env.j, t->id) != SL_OK)
-      sl_log(SL_LOG_ERROR, "file %s: cannot mark it deleted: %s", t->id,
-             sl_errmsg(r->env.j));
-    sl_log(SL_LOG_INFO, "%s %s",
-           op == OP_DELETE    ? "deleted file"
-           : t->cancel == 1 ? "cancelled duplicate batch"
-                            : "cancelled batch no longer needed",
-           t->id);
-    r->ntodo--;
-    r->fail_streak = 0;
-    return;
-  }
-  classify_call(q, why, sizeof why);
-  if (++t->tries >= MAX_TODO_TRIES ||
-      (q->curl_code == 0 && q->http_status >= 400 && q->http_status < 500 &&
-       q->http_status != 429 && q->http_status != 409)) {
-    sl_log(SL_LOG_WARN, "could not %s %s: %s; giving up for now",
-           op == OP_CANCEL ? "cancel" : "delete", t->id, why);
-    r->ntodo--;
-    return;
-  }
-  if (op == OP_CANCEL && unanswered(q))
-    t->check = 1;
-  todo_later(r, t, op == OP_CANCEL ? "cancel of" : "delete of", why);
 }
 
 /* --------------------------------------------------------------- pack */
@@ -1412,7 +406,7 @@ static int maybe_pack(struct sl_batch_route *r, int64_t now) {
     sl_log(SL_LOG_INFO, "batch %lld: packed %zu %s jobs of %s (at most "
                         "%lld bytes)", (long long)id, jobs, bl[i].endpoint,
            bl[i].has_model ? bl[i].model : "no model", (long long)bytes);
-    crash_point(r, "after_commit");
+    sl__batch_crash_point(r, "after_commit");
     return 1;
   }
   return 0;
@@ -1466,7 +460,7 @@ static int paced(struct sl_batch_route *r, const struct sl_batch_info *b) {
 /* A batch was refused for the enqueued-token limit: learn the limit from
  * the message (the first one sets it; later ones can only lower it) and
  * hold the model back until room is seen. */
-static void token_refused(struct sl_batch_route *r, int64_t id,
+void sl__batch_token_refused(struct sl_batch_route *r, int64_t id,
                           const char *msg) {
   struct sl_batch_room room;
   int64_t limit = sl_batch_limit_from_message(msg);
@@ -1509,23 +503,23 @@ static void step(struct sl_batch_route *r) {
     }
     r->next_adopt_ms = now + r->env.lease_ms / 3;
     if (!r->ntodo)
-      sweep_files(r);
+      sl__batch_sweep_files(r);
     if (adopted) {
       sl_log(SL_LOG_INFO, "batch route: holding %lld batches of a stopped "
                           "worker", (long long)adopted);
       r->need_recover = 1;
     }
   }
-  if (r->ntodo && ready_todo(r, now)) {
-    start_todo(r);
+  if (r->ntodo && sl__batch_ready_todo(r, now)) {
+    sl__batch_start_todo(r);
     return;
   }
   if (r->need_recover) {
-    start_list(r);
+    sl__batch_start_list(r);
     return;
   }
   if (r->in.active) {
-    continue_ingest(r);
+    sl__batch_continue_ingest(r);
     return;
   }
   rc = sl_batch_list_open(r->env.j, &bs, &n);
@@ -1542,7 +536,7 @@ static void step(struct sl_batch_route *r) {
       struct sl_batch_end e = {0};
       e.final_state = "cancelled";
       e.error = "every job was cancelled before the batch was sent";
-      end_batch(r, b->id, &e);
+      sl__batch_end_batch(r, b->id, &e);
       started = 1;
     } else if (b->remote_batch_id && b->jobs_batched == 0 &&
                is_state(b, "submitted")) {
@@ -1553,10 +547,10 @@ static void step(struct sl_batch_route *r) {
       e.final_state = "cancelled";
       e.no_line_class = "cancelled";
       e.error = "every job was cancelled after the batch was sent";
-      add_todo(r, 2, b->remote_batch_id);
+      sl__batch_add_todo(r, 2, b->remote_batch_id);
       if (b->remote_file_id)
-        add_todo(r, 0, b->remote_file_id);
-      end_batch(r, b->id, &e);
+        sl__batch_add_todo(r, 0, b->remote_file_id);
+      sl__batch_end_batch(r, b->id, &e);
       started = 1;
     } else if (is_state(b, "building")) {
       start_upload(r, b);
@@ -1576,10 +570,10 @@ static void step(struct sl_batch_route *r) {
   if (!started && maybe_pack(r, now))
     started = 1;
   if (started && r->op == OP_NONE)
-    kick(r); /* done locally: go on at once */
+    sl__batch_kick(r); /* done locally: go on at once */
 }
 
-static void on_done(struct sl_http_request *q) {
+void sl__batch_on_done(struct sl_http_request *q) {
   struct sl_batch_route *r = container_of(q, struct sl_batch_route, req);
   enum op op = r->op;
 
@@ -1587,23 +581,23 @@ static void on_done(struct sl_http_request *q) {
   if (r->stopping) {
     if (op == OP_UPLOAD)
       unlink(r->path);
-    reset_req(r);
+    sl__batch_reset_req(r);
     return;
   }
   switch (op) {
   case OP_LIST_BATCHES:
-  case OP_LIST_FILES: list_done(r, q, op); break;
+  case OP_LIST_FILES: sl__batch_list_done(r, q, op); break;
   case OP_CANCEL:
   case OP_CHECK:
-  case OP_DELETE: todo_done(r, q, op); break;
+  case OP_DELETE: sl__batch_todo_done(r, q, op); break;
   case OP_UPLOAD: upload_done(r, q); break;
   case OP_CREATE: create_done(r, q); break;
   case OP_POLL: poll_done(r, q); break;
-  case OP_DOWNLOAD: download_done(r, q); break;
+  case OP_DOWNLOAD: sl__batch_download_done(r, q); break;
   default: break;
   }
-  reset_req(r);
-  kick(r);
+  sl__batch_reset_req(r);
+  sl__batch_kick(r);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -1611,7 +605,7 @@ static void on_timer(uv_timer_t *t) {
   step(r);
 }
 
-static void kick(struct sl_batch_route *r) {
+void sl__batch_kick(struct sl_batch_route *r) {
   if (!r->stopping)
     uv_timer_start(&r->timer, on_timer, 0, r->tick_ms);
 }
@@ -1690,9 +684,9 @@ void sl_batch_route_stop(struct sl_batch_route *r) {
 void sl_batch_route_free(struct sl_batch_route *r) {
   if (!r)
     return;
-  ingest_free(&r->in);
-  reset_req(r);
-  clear_refs(r);
+  sl__batch_ingest_free(r);
+  sl__batch_reset_req(r);
+  sl__batch_clear_refs(r);
   free(r->refs);
   free(r->todo);
   free(r);
@@ -1721,7 +715,8 @@ int sl_batch_route_busy(const struct sl_batch_route *r) {
 void sl_batch_route_counts(const struct sl_batch_route *r,
                            uint64_t *succeeded, uint64_t *retried,
                            uint64_t *failed) {
-  *succeeded = r ? r->n_succeeded : 0;
-  *retried = r ? r->n_retried : 0;
-  *failed = r ? r->n_failed : 0;
+  /* Batches ingested, plus the one being ingested. */
+  *succeeded = r ? r->n_succeeded + r->in.g.n_succeeded : 0;
+  *retried = r ? r->n_retried + r->in.g.n_retried : 0;
+  *failed = r ? r->n_failed + r->in.g.n_failed : 0;
 }
