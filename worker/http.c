@@ -54,11 +54,11 @@ void sl__http_glue_error(struct sl_http *h, const char *what, const char *msg) {
 }
 
 int sl__http_map_curle(CURLcode c) {
-  return c == CURLE_OUT_OF_MEMORY ? UV_ENOMEM : UV_EIO;
+  return c == CURLE_OUT_OF_MEMORY ? SL_NOMEM : SL_IO;
 }
 
 static int map_curlm(CURLMcode c) {
-  return c == CURLM_OUT_OF_MEMORY ? UV_ENOMEM : UV_EIO;
+  return c == CURLM_OUT_OF_MEMORY ? SL_NOMEM : SL_IO;
 }
 
 curl_off_t sl__http_info_off(CURL *e, CURLINFO what) {
@@ -411,7 +411,7 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
   int rc;
 
   if (!out || !loop)
-    return UV_EINVAL;
+    return SL_INVAL;
   call_once(&global_once, global_init);
   if (global_rc != CURLE_OK)
     return sl__http_map_curle(global_rc);
@@ -419,7 +419,7 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
     o = &none;
   h = calloc(1, sizeof(*h));
   if (!h)
-    return UV_ENOMEM;
+    return SL_NOMEM;
   h->loop = loop;
   h->o = *o;
   h->o.ca_file = h->o.user_agent = h->o.accept_encoding = NULL;
@@ -437,7 +437,7 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
     h->o.max_response_bytes = DEF_MAX_RESPONSE;
   if (h->o.max_idle_handles == 0)
     h->o.max_idle_handles = DEF_MAX_IDLE_HANDLES;
-  rc = UV_ENOMEM;
+  rc = SL_NOMEM;
   h->user_agent = strdup(o->user_agent ? o->user_agent : "sluice/" SL_VERSION);
   if (!h->user_agent)
     goto fail_strings;
@@ -469,9 +469,10 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
   MSETOPT(CURLMOPT_MAXCONNECTS, h->o.max_connections);
   MSETOPT(CURLMOPT_MAX_CONCURRENT_STREAMS, h->o.max_streams);
   /* Last: once the timer is on the loop, freeing h needs a close. */
-  rc = uv_timer_init(loop, &h->timer);
-  if (rc != 0)
+  if (uv_timer_init(loop, &h->timer) != 0) {
+    rc = SL_IO;
     goto fail_multi;
+  }
   h->handles_open = 1;
   *out = h;
   return 0;
@@ -494,9 +495,9 @@ int sl_http_start(struct sl_http *h, struct sl_http_request *req) {
   int rc;
 
   if (!h || !req || !req->url || !req->done)
-    return UV_EINVAL;
+    return SL_INVAL;
   if (h->closing)
-    return UV_ECANCELED;
+    return SL_STATE;
   sl_http_request_cleanup(req);
   req->curl_code = 0;
   req->curl_error[0] = '\0';
@@ -508,7 +509,7 @@ int sl_http_start(struct sl_http *h, struct sl_http_request *req) {
   req->timeout_layer = NULL;
   x = sl__http_xfer_get(h);
   if (!x)
-    return UV_ENOMEM;
+    return SL_NOMEM;
   x->req = req;
   rc = sl__http_set_options(h, x, req);
   if (rc != 0)

@@ -352,7 +352,8 @@ void sl__online_start(struct sl_worker *w, struct sl_wjob *wj) {
   rc = sl_http_start(w->http, &wj->req);
   if (rc != 0) {
     sl_log_job(SL_LOG_ERROR, job->id, job->attempt,
-               "could not start the request (%d); releasing the job", rc);
+               "could not start the request (%s); releasing the job",
+               sl_strerror(rc));
     sl_storm_unsent(w->storm, job, &wj->ticket, now);
     decided_locally(w, wj, SL_OUTCOME_RELEASE, NULL, "transport refused");
     return;

@@ -609,8 +609,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   ho.http2 = 1;
   rc = sl_http_init(&w->http, &w->loop, &ho);
   if (rc != 0) {
-    sl_log(SL_LOG_ERROR, "HTTP transport: %s", uv_strerror(rc));
-    rc = SL_NOMEM;
+    sl_log(SL_LOG_ERROR, "HTTP transport: %s", sl_strerror(rc));
     goto out;
   }
   rc = storm_init(w);

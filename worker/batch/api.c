@@ -119,7 +119,8 @@ int sl__batch_send_req(struct sl_batch_route *r, enum op op, int64_t batch,
   rc = sl_http_start(r->env.http, &r->req);
   if (rc != 0) {
     r->op = OP_NONE;
-    sl_log(SL_LOG_ERROR, "batch route: could not start a request (%d)", rc);
+    sl_log(SL_LOG_ERROR, "batch route: could not start a request (%s)",
+           sl_strerror(rc));
     return -1;
   }
   return 0;
