@@ -81,10 +81,10 @@ struct sl_worker {
   uv_timer_t retry;            /* a write refused by a busy journal */
   uv_check_t check;
   uv_idle_t idle;
-  uv_fs_event_t wal_watch;
+  uv_poll_t wake_poll;         /* on sl_journal_wake_fd */
   uv_signal_t sigterm, sigint, sighup;
-  int wal_watching;
-  unsigned recheck_n;          /* re-reads of data_version after a WAL event */
+  int wake_polling;
+  unsigned recheck_n;          /* change checks after a wake event */
 
   /* The jobs held, one list per phase (NEW's stays empty). */
   struct sl_list phase_list[SL_WJOB__COUNT];
@@ -102,7 +102,7 @@ struct sl_worker {
   int flush_rc;                /* why the last flush failed; 0: it did not */
 
   char *auth_header;
-  int64_t data_version;
+  int64_t change_mark;         /* sl_journal_changed's */
   int64_t next_rescue_ms, flush_retry_ms, flush_backoff_ms;
   int64_t busy_since_ms;       /* the flush has found the lock held since */
   int claim_busy, extend_busy; /* retry these when the retry timer fires */

@@ -237,7 +237,7 @@ static void on_http_done(struct sl_http_request *req) {
      * Sent: the server may act on it, so it is an ambiguous attempt,
      * retried (with the same Idempotency-Key) by whoever claims it next. */
     if (req->request_sent) {
-      local_outcome(wj, SL_OUTCOME_RETRY, "ambiguous",
+      local_outcome(wj, SL_OUTCOME_RETRY, sl_failclass_name(SL_FC_AMBIGUOUS),
                     "worker shut down with the request in flight");
       wj->c.run_after_ms = now;
       w->n.retried++;
@@ -317,7 +317,8 @@ void sl__online_start(struct sl_worker *w, struct sl_wjob *wj) {
     return;
   }
   if (job->deadline && now >= job->deadline) {
-    decided_locally(w, wj, SL_OUTCOME_FAIL, "deadline_exceeded",
+    decided_locally(w, wj, SL_OUTCOME_FAIL,
+                    sl_failclass_name(SL_FC_DEADLINE_EXCEEDED),
                     "deadline passed before the request was sent");
     return;
   }
@@ -325,7 +326,8 @@ void sl__online_start(struct sl_worker *w, struct sl_wjob *wj) {
     timeout = job->deadline - now;
   if (sl_online_url(cfg->base_url, job->endpoint, wj->url, sizeof wj->url)) {
     sl_storm_unsent(w->storm, job, &wj->ticket, now);
-    decided_locally(w, wj, SL_OUTCOME_FAIL, "invalid_request",
+    decided_locally(w, wj, SL_OUTCOME_FAIL,
+                    sl_failclass_name(SL_FC_INVALID_REQUEST),
                     "request URL too long");
     return;
   }

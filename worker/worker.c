@@ -10,11 +10,11 @@
  * then claims as many jobs as capacity allows in one statement (redis's
  * beforeSleep, in libuv's terms).
  *
- * Wake sources, none of which polls the tables: an inotify watch on the
- * journal's WAL file (another process's commit writes it; PRAGMA
- * data_version tells a foreign commit from our own), a timer for the next
- * run_after, and a slow fallback tick that also heartbeats leases, rescues
- * expired ones and checks for idleness.
+ * Wake sources, none of which polls the tables: the journal's wake
+ * descriptor (sl_journal_wake_fd, readable when another connection may have
+ * committed; sl_journal_changed tells a foreign commit from noise), a timer
+ * for the next run_after, and a slow fallback tick that also heartbeats
+ * leases, rescues expired ones and checks for idleness.
  */
 #include <errno.h>
 #include <signal.h>
@@ -189,18 +189,15 @@ static void on_check(uv_check_t *h) {
 }
 
 static void check_foreign_commit(struct sl_worker *w) {
-  int64_t v = 0;
-  if (sl_data_version(w->j, &v) == SL_OK && v != w->data_version) {
-    w->data_version = v;
+  if (sl_journal_changed(w->j, &w->change_mark) == 1)
     w->want_claim = 1;
-  }
 }
 
-/* A writer appends its frames to the WAL (the write that wakes us) before
- * it publishes the commit in the shared-memory index, with no system call
- * in between to wake us again: an event can come before its commit is
- * visible. So an event that finds data_version unchanged looks again, at
- * 1, 2, 4 ... 32 ms (bounded; events only, so no polling when idle). */
+/* The wake can come before its commit is visible (SQLite: a writer appends
+ * its frames to the WAL, the write that wakes us, before it publishes the
+ * commit, with no system call in between to wake us again). So an event
+ * that finds nothing changed looks again, at 1, 2, 4 ... 32 ms (bounded;
+ * events only, so no polling when idle). */
 static void on_recheck(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, recheck);
   check_foreign_commit(w);
@@ -209,11 +206,10 @@ static void on_recheck(uv_timer_t *t) {
   uv_timer_start(&w->recheck, on_recheck, 1u << w->recheck_n, 0);
 }
 
-static void on_wal_event(uv_fs_event_t *h, const char *file, int events,
-                         int status) {
-  struct sl_worker *w = container_of(h, struct sl_worker, wal_watch);
-  (void)file;
+static void on_wake(uv_poll_t *h, int status, int events) {
+  struct sl_worker *w = container_of(h, struct sl_worker, wake_poll);
   (void)events;
+  /* sl_journal_changed consumes the wake; an error leaves it to the tick. */
   if (status < 0)
     return;
   check_foreign_commit(w);
@@ -299,8 +295,8 @@ static void close_all(struct sl_worker *w) {
   signal(SIGTERM, SIG_IGN);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
-  if (w->wal_watching && !uv_is_closing((uv_handle_t *)&w->wal_watch))
-    uv_close((uv_handle_t *)&w->wal_watch, close_cb);
+  if (w->wake_polling && !uv_is_closing((uv_handle_t *)&w->wake_poll))
+    uv_close((uv_handle_t *)&w->wake_poll, close_cb);
   sl_storm_close(w->storm);
 }
 
@@ -504,18 +500,25 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   sl_storm_config_defaults(&c->storm);
 }
 
-static int watch_wal(struct sl_worker *w) {
-  char path[4096];
-  int rc;
-  snprintf(path, sizeof path, "%s-wal", w->cfg->journal);
-  rc = uv_fs_event_init(&w->loop, &w->wal_watch);
+/* Wake on the journal's descriptor; without one, the tick (--poll) and
+ * sl_journal_changed alone. */
+static int watch_journal(struct sl_worker *w) {
+  int fd = sl_journal_wake_fd(w->j), rc;
+  if (fd < 0) {
+    sl_log(SL_LOG_WARN, "cannot wake on the journal's commits (%s); waking "
+                        "every %lld ms instead",
+           sl_errmsg(w->j), (long long)w->cfg->poll_ms);
+    return 0;
+  }
+  rc = uv_poll_init(&w->loop, &w->wake_poll, fd);
   if (rc == 0) {
-    w->wal_watching = 1;
-    rc = uv_fs_event_start(&w->wal_watch, on_wal_event, path, 0);
+    w->wake_polling = 1;
+    rc = uv_poll_start(&w->wake_poll, UV_READABLE, on_wake);
   }
   if (rc != 0)
-    sl_log(SL_LOG_WARN, "cannot watch %s (%s); waking every %lld ms instead",
-           path, uv_strerror(rc), (long long)w->cfg->poll_ms);
+    sl_log(SL_LOG_WARN, "cannot poll the journal's wake descriptor (%s); "
+                        "waking every %lld ms instead",
+           uv_strerror(rc), (long long)w->cfg->poll_ms);
   return 0;
 }
 
@@ -650,8 +653,8 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   uv_check_start(&w->check, on_check);
   uv_timer_start(&w->tick, on_tick, (uint64_t)cfg->poll_ms,
                  (uint64_t)cfg->poll_ms);
-  watch_wal(w);
-  sl_data_version(w->j, &w->data_version);
+  watch_journal(w);
+  sl_journal_changed(w->j, &w->change_mark); /* the mark to move from */
   w->want_claim = 1;
   sl_log(SL_LOG_INFO, "worker started: journal %s, concurrency %zu, lease "
                       "%lld ms",

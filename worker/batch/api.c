@@ -236,7 +236,8 @@ int sl__batch_end_batch(struct sl_batch_route *r, int64_t id,
     sl_log(SL_LOG_WARN, "batch %lld %s: %lld jobs without a line back to "
                         "pending, %lld failed (%s: %s)",
            (long long)id, e->final_state, (long long)back, (long long)failed,
-           e->no_line_class ? e->no_line_class : "batch_expired",
+           e->no_line_class ? e->no_line_class
+                            : sl_failclass_name(SL_FC_BATCH_EXPIRED),
            e->error ? e->error : "no reason given");
   else
     sl_log(SL_LOG_INFO, "batch %lld %s: every job had its line",

@@ -321,7 +321,7 @@ static void check_expiry(struct sl_batch_route *r, int64_t id,
     return;
   }
   e.final_state = "done";
-  e.no_line_class = "batch_expired";
+  e.no_line_class = sl_failclass_name(SL_FC_BATCH_EXPIRED);
   e.error = "the remote batch stayed open past its expires_at";
   e.run_after_ms = now;
   sl__batch_end_batch(r, id, &e);
@@ -545,7 +545,7 @@ static void step(struct sl_batch_route *r) {
        * and the local one ends now rather than when the API is done. */
       struct sl_batch_end e = {0};
       e.final_state = "cancelled";
-      e.no_line_class = "cancelled";
+      e.no_line_class = sl_failclass_name(SL_FC_CANCELLED);
       e.error = "every job was cancelled after the batch was sent";
       sl__batch_add_todo(r, 2, b->remote_batch_id);
       if (b->remote_file_id)
