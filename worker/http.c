@@ -136,7 +136,8 @@ static void drain_done(struct sl_http *h) {
     x = NULL;
     if (curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x) != CURLE_OK ||
         !x) {
-      sl__http_glue_error(h, "curl_easy_getinfo(CURLINFO_PRIVATE)", "no transfer");
+      sl__http_glue_error(h, "curl_easy_getinfo(CURLINFO_PRIVATE)",
+                          "no transfer");
       continue;
     }
     complete(h, x, (int)result, NULL);
@@ -605,7 +606,8 @@ void sl_http_close(struct sl_http *h, void (*closed)(void *), void *arg) {
     x = h->active;
     mc = curl_multi_remove_handle(h->multi, x->easy);
     if (mc != CURLM_OK)
-      sl__http_glue_error(h, "curl_multi_remove_handle", curl_multi_strerror(mc));
+      sl__http_glue_error(h, "curl_multi_remove_handle",
+                          curl_multi_strerror(mc));
     unlink_active(h, x);
     sl__http_fill_result(x, CURLE_ABORTED_BY_CALLBACK,
                 x->uv_failed ? x->uv_err : "aborted: transport closed");

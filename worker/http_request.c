@@ -51,8 +51,8 @@ struct xfer *sl__http_xfer_get(struct sl_http *h) {
  * memory survives this. Keeps it for reuse unless there are enough. */
 void sl__http_xfer_release(struct sl_http *h, struct xfer *x) {
   /* A plain POST's handle keeps its options: the next plain POST sets only
-   * what changes (sl__http_set_options). Its stale pointers (body, header lines,
-   * error buffer) are read only during a transfer, and each is set again
+   * what changes (sl__http_set_options). Its stale pointers (body, header
+   * lines, error buffer) are read only during a transfer, and each is set again
    * before the next one. Any other request (GET, form, custom method)
    * leaves options a POST must not inherit: reset. */
   if (!x->plain) {

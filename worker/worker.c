@@ -254,7 +254,8 @@ static void on_tick(uv_timer_t *t) {
   if (now >= w->next_rescue_ms) {
     /* No take-over or rescue while a spill file could not be ingested:
      * its jobs would be sent again (take_over_gone ingests first). */
-    if (w->identified ? sl__take_over_gone(w) != SL_OK : sl__spill_adopt(w) != SL_OK)
+    if (w->identified ? sl__take_over_gone(w) != SL_OK
+                      : sl__spill_adopt(w) != SL_OK)
       sl_log(SL_LOG_WARN, "rescue postponed until the spill files in %s "
                           "are ingested", w->spill_dir);
     else if ((rc = sl_rescue(w->j, now, &rescued)) != SL_OK)
@@ -551,7 +552,8 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   w->cfg = cfg;
   for (size_t ph = 0; ph < SL_WJOB__COUNT; ph++)
     sl_list_init(&w->phase_list[ph]);
-  w->rng = (uint64_t)sl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+  w->rng = (uint64_t)sl_now_ms() ^ ((uint64_t)getpid() << 32) ^
+           0x9e3779b97f4a7c15ULL;
   if (set_concurrency(w, cfg->concurrency) != 0) {
     rc = SL_NOMEM;
     goto out;
@@ -672,7 +674,8 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   w->watchdog_usec = sl_notify_watchdog_usec();
   /* The tick pings the watchdog, so it must run at least twice as often. */
   if (w->watchdog_usec && (uint64_t)cfg->poll_ms * 2000 > w->watchdog_usec)
-    uv_timer_set_repeat(&w->tick, w->watchdog_usec / 2000 ? w->watchdog_usec / 2000 : 1);
+    uv_timer_set_repeat(&w->tick,
+                        w->watchdog_usec / 2000 ? w->watchdog_usec / 2000 : 1);
   /* From here the loop drives curl: a write that finds the lock held
    * gives up within a few ms and is retried from a timer (issue 14). */
   sl_set_busy_timeout(w->j, SL_WORKER_BUSY_MS, 1);

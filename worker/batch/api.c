@@ -51,7 +51,8 @@ int64_t sl__batch_jnum(const cJSON *o, const char *k) {
 
 /* Classify a failed API call; returns its policy and writes why. */
 const struct sl_failclass_policy *
-sl__batch_classify_call(const struct sl_http_request *q, char *why, size_t len) {
+sl__batch_classify_call(const struct sl_http_request *q, char *why,
+                        size_t len) {
   struct sl_attempt_view v = {0};
   enum sl_failclass fc;
   v.curl_code = q->curl_code;

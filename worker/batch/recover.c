@@ -33,8 +33,8 @@ void sl__batch_start_list(struct sl_batch_route *r) {
     snprintf(path, sizeof path, "/v1/files?purpose=batch&limit=100%s%s",
              r->after[0] ? "&after=" : "", r->after);
   if (sl__batch_set_url(r, path) != 0 ||
-      sl__batch_send_req(r, r->recover_phase ? OP_LIST_FILES : OP_LIST_BATCHES, 0,
-               "GET", 0) != 0) {
+      sl__batch_send_req(r, r->recover_phase ? OP_LIST_FILES : OP_LIST_BATCHES,
+                         0, "GET", 0) != 0) {
     sl__batch_reset_req(r);
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
   }
@@ -43,7 +43,8 @@ void sl__batch_start_list(struct sl_batch_route *r) {
 /* One remote batch of this journal, found by its metadata. */
 static void found_batch(struct sl_batch_route *r, const cJSON *o) {
   const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "metadata");
-  const char *rid = sl__batch_jstr(o, "id"), *local = sl__batch_jstr(m, "sluice_batch");
+  const char *rid = sl__batch_jstr(o, "id"),
+             *local = sl__batch_jstr(m, "sluice_batch");
   const char *status = sl__batch_jstr(o, "status");
   struct sl_batch_info b;
   int64_t id = 0;
@@ -85,7 +86,8 @@ static void found_batch(struct sl_batch_route *r, const cJSON *o) {
       sl_log(SL_LOG_ERROR, "batch %lld: cannot adopt %s: %s (%s)",
              (long long)id, rid, sl_strerror(rc), sl_errmsg(r->env.j));
     if (rc == SL_OK && sl__batch_jstr(o, "input_file_id"))
-      sl_batch_set_file(r->env.j, id, r->token, sl__batch_jstr(o, "input_file_id"));
+      sl_batch_set_file(r->env.j, id, r->token,
+                        sl__batch_jstr(o, "input_file_id"));
   }
   sl_batch_info_clear(&b);
 }
@@ -112,7 +114,8 @@ static void found_file(struct sl_batch_route *r, const cJSON *o) {
   }
   if (keep)
     return;
-  sl_batch_file_record(r->env.j, id, "input", sl__batch_jstr(o, "filename"), fid);
+  sl_batch_file_record(r->env.j, id, "input", sl__batch_jstr(o, "filename"),
+                       fid);
   if (reuse) {
     rc = sl_batch_set_file(r->env.j, id, r->token, fid);
     if (rc == SL_OK) {
@@ -150,8 +153,8 @@ void sl__batch_list_done(struct sl_batch_route *r, struct sl_http_request *q,
 
   if (!sl__batch_status_ok(q)) {
     sl__batch_classify_call(q, why, sizeof why);
-    sl__batch_back_off(r, op == OP_LIST_BATCHES ? "listing batches" : "listing files",
-             why);
+    sl__batch_back_off(
+        r, op == OP_LIST_BATCHES ? "listing batches" : "listing files", why);
     return;
   }
   o = sl__batch_resp_json(q);

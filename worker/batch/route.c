@@ -89,7 +89,8 @@ static void upload_done(struct sl_batch_route *r, struct sl_http_request *q) {
 
   unlink(r->path);
   if (!sl__batch_status_ok(q)) {
-    const struct sl_failclass_policy *pol = sl__batch_classify_call(q, why, sizeof why);
+    const struct sl_failclass_policy *pol =
+        sl__batch_classify_call(q, why, sizeof why);
     /* An upload that may have been stored is found by its file name (and
      * reused or deleted) before anything is uploaded again. */
     if (sl__batch_unanswered(q))
@@ -169,7 +170,8 @@ static void create_done(struct sl_batch_route *r, struct sl_http_request *q) {
   int rc;
 
   if (!sl__batch_status_ok(q)) {
-    const struct sl_failclass_policy *pol = sl__batch_classify_call(q, why, sizeof why);
+    const struct sl_failclass_policy *pol =
+        sl__batch_classify_call(q, why, sizeof why);
     /* A create that may have happened (any answer but a complete 4xx:
      * resets before or after the headers, cut or non-JSON bodies, 5xx,
      * timeouts) is looked up by its metadata before it is sent again. */
@@ -275,7 +277,8 @@ static void record_status(struct sl_batch_route *r, int64_t id,
   snprintf(r->in.err_id, sizeof r->in.err_id, "%s",
            rem.error_file_id ? rem.error_file_id : "");
   cJSON_ArrayForEach(e, data) {
-    const char *code = sl__batch_jstr(e, "code"), *msg = sl__batch_jstr(e, "message");
+    const char *code = sl__batch_jstr(e, "code"),
+               *msg = sl__batch_jstr(e, "message");
     if (code && strcmp(code, "token_limit_exceeded") == 0)
       r->in.token_limit = 1;
     if (!r->in.reason[0])
@@ -292,7 +295,8 @@ static void start_poll(struct sl_batch_route *r,
                        const struct sl_batch_info *b) {
   char path[160];
   snprintf(path, sizeof path, "/v1/batches/%s", b->remote_batch_id);
-  if (sl__batch_set_url(r, path) != 0 || sl__batch_send_req(r, OP_POLL, b->id, "GET", 0) != 0) {
+  if (sl__batch_set_url(r, path) != 0 ||
+      sl__batch_send_req(r, OP_POLL, b->id, "GET", 0) != 0) {
     sl__batch_reset_req(r);
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
   }
