@@ -9,8 +9,9 @@
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
 
-#include <getopt.h>
 #include <stddef.h>
+
+#include "opt.h"
 
 struct sl_argv {
   int argc;
@@ -19,26 +20,19 @@ struct sl_argv {
 };
 
 /*
- * Build the merged argument vector for `cmd` from the INI file `file` (may
- * be NULL), the environment, and the real argc/argv (argv[0] included).
- * Keys not among `opts` (or "help"), and sections other than [section], are
- * errors reported as "FILE:LINE: reason" in err. Returns 0 or -1.
+ * Build the merged argument vector for opts' command from the INI file
+ * `file` (may be NULL), the environment, and the real argc/argv (argv[0]
+ * included). Keys that are not INI rows of opts, and sections other than
+ * [command], are errors reported as "FILE:LINE: reason" in err. Returns
+ * 0 or -1.
  */
-int sl_config_build_argv(const char *section, const struct option *opts,
-                         const char *file, int argc, char **argv,
-                         struct sl_argv *out, char *err, size_t errlen);
+int sl_config_build_argv(const struct sl_opt_table *opts, const char *file,
+                         int argc, char **argv, struct sl_argv *out,
+                         char *err, size_t errlen);
 void sl_argv_free(struct sl_argv *a);
 
 /* The config file a command uses: --config PATH in argv, else
  * $SLUICE_CONFIG, else NULL. */
 const char *sl_config_path(int argc, char **argv);
-
-/*
- * Read one key of one section from an INI file (keys match with - or _).
- * Returns 0 and copies the value, or -1 when the file, section or key is
- * missing.
- */
-int sl_config_get(const char *file, const char *section, const char *key,
-                  char *out, size_t outlen);
 
 #endif

@@ -2,7 +2,6 @@
  * of arbitrary bytes folded into `sluice work` options. Either it yields
  * well-formed "--key[=value]" arguments with their origins, or an error
  * that names the file and line. */
-#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +10,29 @@
 
 #include "config.h"
 
-static const struct option opts[] = {
-    {"journal", required_argument, NULL, 'j'},
-    {"queue", required_argument, NULL, 'q'},
-    {"concurrency", required_argument, NULL, 'c'},
-    {"exit-when-idle", no_argument, NULL, 1},
-    {"drain-timeout", required_argument, NULL, 2},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0}};
+/* A few rows of each kind the INI door folds (opt.h). */
+struct target {
+  const char *journal, *queue, *drain;
+  long long concurrency;
+  int idle;
+};
+#define AT(f) SL_OPT_AT(struct target, f)
+static const struct sl_opt rows[] = {
+    {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "P",
+     .flags = SL_OPT_ENV_LATE, AT(journal), .help = "-"},
+    {.type = SL_OPT_STRING, .name = "queue", .shortopt = 'q', .arg = "Q",
+     AT(queue), .help = "-"},
+    {.type = SL_OPT_INT, .name = "concurrency", .shortopt = 'c', .arg = "N",
+     .min = 1, .max = 100, AT(concurrency), .help = "-"},
+    {.type = SL_OPT_FLAG, .name = "exit-when-idle", AT(idle), .help = "-"},
+    {.type = SL_OPT_STRING, .name = "drain-timeout", .arg = "D", AT(drain),
+     .help = "-"},
+    {.type = SL_OPT_STRING, .name = "config", .arg = "P",
+     .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE, AT(drain), .help = "-"},
+    {.type = SL_OPT_HELP, .name = "help", .shortopt = 'h',
+     .flags = SL_OPT_NO_INI | SL_OPT_NO_ENV, .help = "-"},
+    {.type = SL_OPT_TEXT, .help = NULL}};
+static const struct sl_opt_table table = {"work", rows, 28};
 
 static char path[64];
 
@@ -41,8 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fwrite(data, 1, size, f);
   fclose(f);
   err[0] = '\0';
-  if (sl_config_build_argv("work", opts, path, 2, argv, &a, err,
-                           sizeof err) != 0) {
+  if (sl_config_build_argv(&table, path, 2, argv, &a, err, sizeof err) !=
+      0) {
     if (!strstr(err, path) && strcmp(err, "out of memory") != 0)
       abort(); /* every refusal names the file */
     return 0;

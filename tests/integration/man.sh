@@ -34,7 +34,7 @@ for v in SLUICE_JOURNAL SLUICE_CONFIG OPENAI_API_KEY OPENAI_BASE_URL; do
 done
 # Exit codes: every value of enum sl_exit is a .TP entry of EXIT STATUS.
 for code in $(sed -n 's/^ *SL_EXIT_[A-Z]* = \([0-9]*\),* *\/\*.*/\1/p' \
-  "$SLUICE_ROOT/worker/cli.h"); do
+  "$SLUICE_ROOT/cli/cli.h"); do
   check "sluice(1) EXIT STATUS lists $code" \
     bash -c "sed -n '/^\.SH EXIT STATUS/,/^\.SH /p' '$M/sluice.1' | grep -qx '\.B $code'"
 done
