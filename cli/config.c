@@ -7,7 +7,7 @@
 
 #include <ini.h>
 
-#include "config.h"
+#include "cli_config.h"
 
 struct loader {
   const char *section;

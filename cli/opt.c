@@ -9,7 +9,7 @@
 
 #include "cli.h"
 #include "esc.h"
-#include "opt.h"
+#include "cli_opt.h"
 
 /* getopt values of rows without a short option: base + row index. */
 #define LONG_BASE 1000

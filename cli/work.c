@@ -9,8 +9,8 @@
 
 #include "cli.h"
 #include "sluice_secrets.h"
-#include "config.h"
-#include "opt.h"
+#include "cli_config.h"
+#include "cli_opt.h"
 #include "esc.h"
 #include "log.h"
 #include "rlimit.h"

@@ -1,7 +1,7 @@
 /*
  * work_opts.c: every option of `sluice work`, once. The rows are in
  * --help order; each is also an INI key of [work] and a SLUICE_<NAME>
- * variable unless its flags say otherwise (opt.h).
+ * variable unless its flags say otherwise (cli_opt.h).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
 #ifndef SL_WORK_OPTS_H
 #define SL_WORK_OPTS_H
 
-#include "opt.h"
+#include "cli_opt.h"
 #include "worker.h"
 
 struct sl_work_opts {

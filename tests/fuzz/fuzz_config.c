@@ -8,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "cli_config.h"
 
-/* A few rows of each kind the INI door folds (opt.h). */
+/* A few rows of each kind the INI door folds (cli_opt.h). */
 struct target {
   const char *journal, *queue, *drain;
   long long concurrency;

@@ -1,17 +1,17 @@
 /*
- * config.h: where `sluice work` options come from. A command's long
+ * cli_config.h: where `sluice work` options come from. A command's long
  * options are its configuration keys; an INI file ([work] section, key =
  * value, keys named like the long options with - or _) and SLUICE_<KEY>
  * environment variables are turned into "--key=value" arguments placed
  * before the command line, so one parser validates all three and later
  * sources win: file, then environment, then flags.
  */
-#ifndef SL_CONFIG_H
-#define SL_CONFIG_H
+#ifndef SL_CLI_CONFIG_H
+#define SL_CLI_CONFIG_H
 
 #include <stddef.h>
 
-#include "opt.h"
+#include "cli_opt.h"
 
 struct sl_argv {
   int argc;

@@ -1,5 +1,5 @@
 /*
- * opt.h: the option table of the `sluice` commands, after pgbouncer's
+ * cli_opt.h: the option table of the `sluice` commands, after pgbouncer's
  * config table (src/loader.c): one row names an option once, with its
  * flag, INI key, environment variable, help text, type and bounds, and
  * whether SIGHUP reloads it. getopt_long's table, the INI file and the
@@ -10,8 +10,8 @@
  * Values are stored at an offset into the command's own struct, as
  * pgbouncer's CF_ABS rows point at their variables.
  */
-#ifndef SL_OPT_H
-#define SL_OPT_H
+#ifndef SL_CLI_OPT_H
+#define SL_CLI_OPT_H
 
 #include <stddef.h>
 #include <stdio.h>
