@@ -36,8 +36,10 @@ enum {
   SL_OPT_ZERO_OFF = 1 << 1, /* DURATION: "0" means off */
   SL_OPT_NO_INI = 1 << 2,   /* not a key of the INI file (help, config) */
   SL_OPT_NO_ENV = 1 << 3,   /* no environment variable folded in */
-  SL_OPT_ENV_LATE = 1 << 4  /* env is read by the command itself, where
+  SL_OPT_ENV_LATE = 1 << 4, /* env is read by the command itself, where
                                the value is used (SLUICE_JOURNAL) */
+  SL_OPT_ZERO_OK = 1 << 5,  /* DURATION: zero is a value (0s) */
+  SL_OPT_ARGV = SL_OPT_NO_INI | SL_OPT_NO_ENV /* the command line only */
 };
 
 struct sl_opt {
@@ -59,6 +61,12 @@ struct sl_opt {
 
 #define SL_OPT_AT(type, field)                                               \
   .off = offsetof(type, field), .size = sizeof(((type *)0)->field)
+
+/* Common rows: --help, and the end of a table. */
+#define SL_OPT_HELP_ROW(text)                                                \
+  {.type = SL_OPT_HELP, .name = "help", .shortopt = 'h',                    \
+   .flags = SL_OPT_ARGV, .help = text}
+#define SL_OPT_END {.type = SL_OPT_TEXT, .help = NULL}
 
 /* sl_opt_parse's results beyond 0 and -1. */
 #define SL_OPT_HELPED 1 /* --help was printed to stdout */
@@ -97,6 +105,18 @@ int sl_opt_parse(const struct sl_opt_table *t, void *dst, int argc,
                  char **argv, char *const *origin, const char **origins,
                  int *optind_out, const char **bad_origin, char *why,
                  size_t whylen);
+
+/*
+ * Parse a command's flags alone (no file, no environment) into dst, the
+ * commands' usual way: returns -1 to go on (operands at argv[*ind..]),
+ * else the exit status to return: 0 after --help, 2 after printing
+ * "sluice COMMAND: why" (a bad value) or the usage (getopt refused).
+ */
+int sl_opt_cmdline(const struct sl_opt_table *t, void *dst, int argc,
+                   char **argv, int *ind);
+
+/* The tables of every command, for the man page check (commands.c). */
+extern const struct sl_opt_table *const sl_opt_tables[];
 
 /* One value for a row, as sl_opt_parse stores it (also for reload). */
 int sl_opt_set(const struct sl_opt *o, void *dst, const char *v, char *why,

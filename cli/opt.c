@@ -163,7 +163,8 @@ int sl_opt_set(const struct sl_opt *o, void *dst, const char *v, char *why,
     if ((o->flags & SL_OPT_ZERO_OFF) && strcmp(v, "0") == 0)
       ms = 0;
     else
-      bad = sl_cli_parse_duration(v, &ms) != 0 || ms <= 0;
+      bad = sl_cli_parse_duration(v, &ms) != 0 ||
+            (ms <= 0 && !(ms == 0 && (o->flags & SL_OPT_ZERO_OK)));
     if (!bad)
       store_int(o, dst, ms);
     snprintf(want, sizeof want, "a positive duration (500ms, 30s, 5m)");
@@ -276,4 +277,21 @@ out:
   free(lo);
   free(orig);
   return rc;
+}
+
+int sl_opt_cmdline(const struct sl_opt_table *t, void *dst, int argc,
+                   char **argv, int *ind) {
+  const char *bad;
+  char why[600];
+  int rc = sl_opt_parse(t, dst, argc, argv, NULL, NULL, ind, &bad, why,
+                        sizeof why);
+  if (rc == 0)
+    return -1;
+  if (rc == SL_OPT_HELPED)
+    return SL_EXIT_OK;
+  if (rc == SL_OPT_USAGE)
+    sl_opt_help(t, stderr);
+  else
+    fprintf(stderr, "sluice %s: %s\n", t->command, why);
+  return SL_EXIT_USAGE;
 }

@@ -1,72 +1,82 @@
-/* cli_status.c: `sluice status` and `sluice show`. */
-#include <getopt.h>
+/* status.c: `sluice status` and `sluice show`. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cli_opt.h"
 #include "render.h"
 
-static const char status_usage[] =
-    "Usage: sluice status [--journal PATH] [--json]\n"
-    "Show jobs per queue and state, the age of the oldest due pending job\n"
-    "(lag) and whether the queue is paused; per queue, a pause or an online\n"
-    "route pause with its reason and since when, budget use today and\n"
-    "failed jobs by class; then the open Batch API batches with their\n"
-    "remote id, remote status and request counts, and storm control.\n"
-    "\n"
-    "  -j, --journal PATH  journal file (default $SLUICE_JOURNAL, else\n"
-    "                      ./sluice.db)\n"
-    "      --json          all of it as one JSON object, {\"queues\":[...],\n"
-    "                      \"totals\":{...},\"batches\":[...],\"storm\":{...}}\n"
-    "                      (its shape: sluice(1), STATUS JSON)\n"
-    "  -h, --help          show this help\n"
-    "\n"
-    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+/* What status and show read from their flags. */
+struct view_opts {
+  const char *journal;
+  int json;
+};
 
-static const char show_usage[] =
-    "Usage: sluice show [--journal PATH] [--json] ID\n"
-    "Show one job: its fields and metadata, every attempt (class, HTTP\n"
-    "status, request id, per-hop timings; \"-\" where an attempt has none, as\n"
-    "batch attempts) and its result with its output text (and parsed JSON\n"
-    "output when the request asked for JSON: the job_outputs view).\n"
-    "\n"
-    "  -j, --journal PATH  journal file\n"
-    "      --json          print JSON\n"
-    "  -h, --help          show this help\n"
-    "\n"
-    "Exit status: 0 ok, 1 no such job, 2 usage, 3 journal error.\n";
+#define AT(f) SL_OPT_AT(struct view_opts, f)
+
+static const struct sl_opt status_rows[] = {
+    {.type = SL_OPT_TEXT,
+     .help =
+         "Usage: sluice status [--journal PATH] [--json]\n"
+         "Show jobs per queue and state, the age of the oldest due pending job\n"
+         "(lag) and whether the queue is paused; per queue, a pause or an online\n"
+         "route pause with its reason and since when, budget use today and\n"
+         "failed jobs by class; then the open Batch API batches with their\n"
+         "remote id, remote status and request counts, and storm control.\n"
+         "\n"},
+    {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
+     .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
+     AT(journal),
+     .help = "journal file (default $SLUICE_JOURNAL, else\n./sluice.db)"},
+    {.type = SL_OPT_FLAG, .name = "json", .flags = SL_OPT_ARGV, AT(json),
+     .help = "all of it as one JSON object, {\"queues\":[...],\n"
+             "\"totals\":{...},\"batches\":[...],\"storm\":{...}}\n"
+             "(its shape: sluice(1), STATUS JSON)"},
+    SL_OPT_HELP_ROW("show this help"),
+    {.type = SL_OPT_TEXT,
+     .help = "\nExit status: 0 ok, 2 usage, 3 journal error.\n"},
+    SL_OPT_END};
+const struct sl_opt_table sl_status_table = {"status", status_rows, 22};
+
+static const struct sl_opt show_rows[] = {
+    {.type = SL_OPT_TEXT,
+     .help =
+         "Usage: sluice show [--journal PATH] [--json] ID\n"
+         "Show one job: its fields and metadata, every attempt (class, HTTP\n"
+         "status, request id, per-hop timings; \"-\" where an attempt has none, as\n"
+         "batch attempts) and its result with its output text (and parsed JSON\n"
+         "output when the request asked for JSON: the job_outputs view).\n"
+         "\n"},
+    {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
+     .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
+     AT(journal), .help = "journal file"},
+    {.type = SL_OPT_FLAG, .name = "json", .flags = SL_OPT_ARGV, AT(json),
+     .help = "print JSON"},
+    SL_OPT_HELP_ROW("show this help"),
+    {.type = SL_OPT_TEXT,
+     .help = "\nExit status: 0 ok, 1 no such job, 2 usage, 3 journal "
+             "error.\n"},
+    SL_OPT_END};
+const struct sl_opt_table sl_show_table = {"show", show_rows, 22};
 
 int sl_cmd_status(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"journal", required_argument, NULL, 'j'},
-      {"json", no_argument, NULL, 'J'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  const char *journal = NULL;
+  struct view_opts v = {0};
   struct sl_queue_status *st = NULL;
   struct sl_journal *j;
   size_t n = 0;
-  int c, json = 0, rc, ret;
+  int ind = 0, rc, ret;
   cJSON *root;
 
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'j': journal = optarg; break;
-    case 'J': json = 1; break;
-    case 'h': fputs(status_usage, stdout); return SL_EXIT_OK;
-    default: fputs(status_usage, stderr); return SL_EXIT_USAGE;
-    }
-  }
-  if (optind != argc) {
-    fprintf(stderr, "sluice status: unexpected argument '%s'\n",
-            argv[optind]);
-    fputs(status_usage, stderr);
+  if ((ret = sl_opt_cmdline(&sl_status_table, &v, argc, argv, &ind)) >= 0)
+    return ret;
+  if (ind != argc) {
+    fprintf(stderr, "sluice status: unexpected argument '%s'\n", argv[ind]);
+    sl_opt_help(&sl_status_table, stderr);
     return SL_EXIT_USAGE;
   }
-  j = sl_cli_open_ro(sl_cli_journal_path(journal));
+  j = sl_cli_open_ro(sl_cli_journal_path(v.journal));
   if (!j)
     return SL_EXIT_JOURNAL;
   rc = sl_status(j, &st, &n);
@@ -75,7 +85,7 @@ int sl_cmd_status(int argc, char **argv) {
     sl_close(j);
     return SL_EXIT_JOURNAL;
   }
-  if (json) {
+  if (v.json) {
     root = sl_render_status_json(j, st, n);
     ret = root && sl_render_print_json(stdout, root) == 0 ? SL_EXIT_OK
                                                           : SL_EXIT_JOURNAL;
@@ -89,41 +99,30 @@ int sl_cmd_status(int argc, char **argv) {
 }
 
 int sl_cmd_show(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"journal", required_argument, NULL, 'j'},
-      {"json", no_argument, NULL, 'J'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  const char *journal = NULL;
+  struct view_opts v = {0};
   struct sl_job_info info;
   struct sl_attempt_info *a = NULL;
   struct sl_journal *j;
   size_t na = 0;
   long long id;
-  int c, json = 0, rc, ret = SL_EXIT_OK;
+  int ind = 0, rc, ret;
 
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'j': journal = optarg; break;
-    case 'J': json = 1; break;
-    case 'h': fputs(show_usage, stdout); return SL_EXIT_OK;
-    default: fputs(show_usage, stderr); return SL_EXIT_USAGE;
-    }
-  }
-  if (optind + 1 != argc ||
-      sl_cli_parse_int(argv[optind], 1, INT64_MAX, &id) != 0) {
-    if (optind == argc)
+  if ((ret = sl_opt_cmdline(&sl_show_table, &v, argc, argv, &ind)) >= 0)
+    return ret;
+  ret = SL_EXIT_OK;
+  if (ind + 1 != argc ||
+      sl_cli_parse_int(argv[ind], 1, INT64_MAX, &id) != 0) {
+    if (ind == argc)
       fprintf(stderr, "sluice show: give one job id\n");
-    else if (optind + 1 != argc)
+    else if (ind + 1 != argc)
       fprintf(stderr, "sluice show: one job id at a time (got %d "
-                      "arguments)\n", argc - optind);
+                      "arguments)\n", argc - ind);
     else
-      fprintf(stderr, "sluice show: '%s' is not a job id\n", argv[optind]);
-    fputs(show_usage, stderr);
+      fprintf(stderr, "sluice show: '%s' is not a job id\n", argv[ind]);
+    sl_opt_help(&sl_show_table, stderr);
     return SL_EXIT_USAGE;
   }
-  j = sl_cli_open_ro(sl_cli_journal_path(journal));
+  j = sl_cli_open_ro(sl_cli_journal_path(v.journal));
   if (!j)
     return SL_EXIT_JOURNAL;
   rc = sl_job_get(j, id, &info);
@@ -136,7 +135,7 @@ int sl_cmd_show(int argc, char **argv) {
   if (rc != SL_OK) {
     sl_cli_report(j, rc, "show");
     ret = SL_EXIT_JOURNAL;
-  } else if (json) {
+  } else if (v.json) {
     if (sl_render_print_json(stdout, sl_render_show_json(&info, a, na)) != 0) {
       fprintf(stderr, "sluice show: out of memory\n");
       ret = SL_EXIT_FAILED;

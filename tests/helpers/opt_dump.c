@@ -8,7 +8,6 @@
 #include <stdio.h>
 
 #include "cli_opt.h"
-#include "work_opts.h"
 
 static void dump(const struct sl_opt_table *t) {
   const struct sl_opt *o;
@@ -23,6 +22,8 @@ static void dump(const struct sl_opt_table *t) {
 }
 
 int main(void) {
-  dump(&sl_work_table);
+  size_t i;
+  for (i = 0; sl_opt_tables[i]; i++)
+    dump(sl_opt_tables[i]);
   return 0;
 }

@@ -19,6 +19,7 @@ done
 
 # In man source a long option is written \-\-name.
 in_page() { grep -qF -- "$(printf '%s' "$2" | sed 's/-/\\-/g')" "$M/$1"; }
+in_file() { grep -qF -- "$(printf '%s' "$2" | sed 's/-/\\-/g')" "$1"; }
 
 cmds=$("$SLUICE" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }')
 check "sluice --help lists commands" test -n "$cmds"
@@ -48,23 +49,29 @@ for e in $(sed -n 's/^ *XX(\([A-Z_]*\), -[0-9]*,.*/\1/p' "$H"); do
   check "libsluice(3) lists SL_$e" grep -q "^\.B SL_$e\$" "$M/libsluice.3"
 done
 
-# The option table (cli/work_opts.c) against the pages: each row of
-# `sluice work` is described in its section of sluice(1) (--journal and
-# --help, shared by every command, anywhere in the page), each option the
-# section describes is a row, and SIGHUP's section of sluice.conf(5) names
-# exactly the rows that reload.
+# The option tables (cli/work_opts.c, and each command's) against the
+# pages: each row is named in its command's section of sluice(1) (--journal
+# and --help, shared by every command, anywhere in the page), each option
+# that section describes is a row, and SIGHUP's section of sluice.conf(5)
+# names exactly the rows that reload.
 DUMP="$SLUICE_BUILD/tests/helpers/opt_dump"
 "$DUMP" >"$T/table"
 check "opt_dump lists the work table" grep -q '^work concurrency ' "$T/table"
-awk '/^\.SS "sluice work/ { f = 1; next } /^\.SS / { f = 0 } f' "$M/sluice.1" \
-  >"$T/work.1"
-sed -n 's/^\.B[IR]* \(\\-[a-zA-Z] ", " \)\{0,1\}\\-\\-\([a-z\\-]*\).*/\2/p' "$T/work.1" |
-  sed 's/\\-/-/g' | sort -u >"$T/described"
-check "sluice(1) describes work options" test -s "$T/described"
+for cmd in $(cut -d' ' -f1 "$T/table" | sort -u); do
+  awk -v c="$cmd" '$0 ~ "^\\.SS \"sluice " c "[ \"]" { f = 1 } f && /^\.SS / && $0 !~ "sluice " c "[ \"]" { f = 0 } f' \
+    "$M/sluice.1" >"$T/$cmd.1"
+  check "sluice(1) has a section for the $cmd table" test -s "$T/$cmd.1"
+  sed -n 's/^\.B[IR]* \(\\-[a-zA-Z] ", " \)\{0,1\}\\-\\-\([a-z\\-]*\).*/\2/p' "$T/$cmd.1" |
+    sed 's/\\-/-/g' | sort -u >"$T/$cmd.described"
+  while read -r name; do
+    check "sluice(1)'s $cmd option --$name is a row of its table" \
+      grep -q "^$cmd $name " "$T/table"
+  done <"$T/$cmd.described"
+done
 while read -r cmd name ini env reload help; do
   case $name in
   journal | help) check "sluice(1) documents $cmd --$name" in_page sluice.1 "--$name" ;;
-  *) check "sluice(1)'s $cmd section describes --$name" grep -qx -- "$name" "$T/described" ;;
+  *) check "sluice(1)'s $cmd section names --$name" in_file "$T/$cmd.1" "--$name" ;;
   esac
   if [ "$env" != - ] && [ "${env#SLUICE_}" = "$(printf '%s' "$name" | tr 'a-z-' 'A-Z_')" ]; then
     : # SLUICE_<OPTION>: the rule sluice.conf(5) states once
@@ -72,10 +79,6 @@ while read -r cmd name ini env reload help; do
     check "sluice(1) documents \$$env of --$name" grep -q "^\.B $env" "$M/sluice.1"
   fi
 done <"$T/table"
-while read -r name; do
-  check "sluice(1)'s work option --$name is a row of the table" \
-    grep -q "^work $name " "$T/table"
-done <"$T/described"
 awk '/^\.SH RELOADING/ { f = 1; next } /^\.(SH|PP)/ { f = 0 } f' "$M/sluice.conf.5" |
   sed -n 's/^\.B \([a-z\\-]*\)$/\1/p' | sed 's/\\-/-/g' | sort >"$T/reload.5"
 awk '$5 == 1 { print $2 }' "$T/table" | sort >"$T/reload.table"

@@ -1,0 +1,9 @@
+/* commands.c: the option tables of the commands converted to them, for
+ * tests/helpers/opt_dump (the man page check). */
+#include "cli_opt.h"
+#include "work_opts.h"
+
+extern const struct sl_opt_table sl_status_table, sl_show_table;
+
+const struct sl_opt_table *const sl_opt_tables[] = {
+    &sl_work_table, &sl_status_table, &sl_show_table, NULL};
