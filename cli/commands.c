@@ -3,7 +3,9 @@
 #include "cli_opt.h"
 #include "work_opts.h"
 
-extern const struct sl_opt_table sl_status_table, sl_show_table;
+extern const struct sl_opt_table sl_status_table, sl_show_table,
+    sl_wait_table, sl_prune_table, sl_dashboard_table;
 
 const struct sl_opt_table *const sl_opt_tables[] = {
-    &sl_work_table, &sl_status_table, &sl_show_table, NULL};
+    &sl_work_table,  &sl_status_table, &sl_show_table,      &sl_wait_table,
+    &sl_prune_table, &sl_dashboard_table, NULL};

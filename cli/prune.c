@@ -1,80 +1,78 @@
-/* cli_prune.c: `sluice prune`: retention of finished jobs. */
-#include <getopt.h>
+/* prune.c: `sluice prune`: retention of finished jobs. */
 #include <string.h>
 
 #include "cli.h"
+#include "cli_opt.h"
 
-static const char prune_usage[] =
-    "Usage: sluice prune --older-than DURATION [OPTIONS]\n"
-    "       sluice prune --vacuum [OPTIONS]\n"
-    "Delete finished jobs (succeeded, failed, cancelled) that finished\n"
-    "more than DURATION ago, with their attempts and results. Pending,\n"
-    "running and batched jobs, jobs of a batch still open, and the newest\n"
-    "job (so that ids are never reused) are never deleted. Deleted failed\n"
-    "jobs can no longer be replayed. Works in small transactions, so\n"
-    "workers keep running, then checkpoints the WAL. A journal created\n"
-    "by this version shrinks: its freed pages go back to the file system.\n"
-    "An older one keeps its size (free pages are reused) until converted\n"
-    "once with --vacuum.\n"
-    "\n"
-    "  -j, --journal PATH        journal file\n"
-    "  -o, --older-than DURATION required: 7d, 12h, 30m, 0s (a bare number is\n"
-    "                            seconds)\n"
-    "  -b, --batch N             jobs deleted per transaction (default 500)\n"
-    "  -n, --dry-run             print how many would be deleted; change\n"
-    "                            nothing\n"
-    "      --vacuum              then give free pages back to the file\n"
-    "                            system. On a journal created before\n"
-    "                            incremental auto-vacuum, a one-off VACUUM\n"
-    "                            rewrites the file: it holds the write lock\n"
-    "                            (workers wait) and needs as much free disk\n"
-    "                            again. --older-than is then optional\n"
-    "  -h, --help                show this help\n"
-    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+struct prune_opts {
+  const char *journal;
+  int64_t older_ms; /* -1: not given */
+  long long batch;
+  int dry, vacuum;
+};
+
+#define AT(f) SL_OPT_AT(struct prune_opts, f)
+
+static const struct sl_opt rows[] = {
+    {.type = SL_OPT_TEXT,
+     .help =
+         "Usage: sluice prune --older-than DURATION [OPTIONS]\n"
+         "       sluice prune --vacuum [OPTIONS]\n"
+         "Delete finished jobs (succeeded, failed, cancelled) that finished\n"
+         "more than DURATION ago, with their attempts and results. Pending,\n"
+         "running and batched jobs, jobs of a batch still open, and the newest\n"
+         "job (so that ids are never reused) are never deleted. Deleted failed\n"
+         "jobs can no longer be replayed. Works in small transactions, so\n"
+         "workers keep running, then checkpoints the WAL. A journal created\n"
+         "by this version shrinks: its freed pages go back to the file system.\n"
+         "An older one keeps its size (free pages are reused) until converted\n"
+         "once with --vacuum.\n"
+         "\n"},
+    {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
+     .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
+     AT(journal), .help = "journal file"},
+    {.type = SL_OPT_DURATION, .name = "older-than", .shortopt = 'o',
+     .arg = "DURATION", .flags = SL_OPT_ARGV | SL_OPT_ZERO_OK, AT(older_ms),
+     .want = "a duration (7d, 12h, 30m)",
+     .help = "required: 7d, 12h, 30m, 0s (a bare number is\nseconds)"},
+    {.type = SL_OPT_INT, .name = "batch", .shortopt = 'b', .arg = "N",
+     .min = 1, .max = 100000, .flags = SL_OPT_ARGV, AT(batch),
+     .help = "jobs deleted per transaction (default 500)"},
+    {.type = SL_OPT_FLAG, .name = "dry-run", .shortopt = 'n',
+     .flags = SL_OPT_ARGV, AT(dry),
+     .help = "print how many would be deleted; change\nnothing"},
+    {.type = SL_OPT_FLAG, .name = "vacuum", .flags = SL_OPT_ARGV, AT(vacuum),
+     .help = "then give free pages back to the file\n"
+             "system. On a journal created before\n"
+             "incremental auto-vacuum, a one-off VACUUM\n"
+             "rewrites the file: it holds the write lock\n"
+             "(workers wait) and needs as much free disk\n"
+             "again. --older-than is then optional"},
+    SL_OPT_HELP_ROW("show this help"),
+    {.type = SL_OPT_TEXT,
+     .help = "Exit status: 0 ok, 2 usage, 3 journal error.\n"},
+    SL_OPT_END};
+const struct sl_opt_table sl_prune_table = {"prune", rows, 28};
 
 int sl_cmd_prune(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"journal", required_argument, NULL, 'j'},
-      {"older-than", required_argument, NULL, 'o'},
-      {"batch", required_argument, NULL, 'b'},
-      {"dry-run", no_argument, NULL, 'n'},
-      {"vacuum", no_argument, NULL, 'V'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  const char *journal = NULL;
+  struct prune_opts p = {NULL, -1, 500, 0, 0};
+  const char *journal;
   struct sl_journal *j;
-  int64_t older = -1, n = 0;
-  long long batch = 500;
-  int c, dry = 0, vacuum = 0, converted = 0, rc;
+  int64_t older, n = 0;
+  long long batch;
+  int dry, vacuum, converted = 0, rc, ind = 0;
 
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "j:o:b:nh", opts, NULL)) != -1) {
-    switch (c) {
-    case 'j': journal = optarg; break;
-    case 'n': dry = 1; break;
-    case 'V': vacuum = 1; break;
-    case 'o':
-      if (sl_cli_parse_duration(optarg, &older) != 0) {
-        fprintf(stderr, "sluice prune: --older-than wants a duration (7d, "
-                        "12h, 30m), got '%s'\n", optarg);
-        return SL_EXIT_USAGE;
-      }
-      break;
-    case 'b':
-      if (sl_cli_parse_int(optarg, 1, 100000, &batch) != 0) {
-        fprintf(stderr, "sluice prune: --batch wants an integer from 1 to "
-                        "100000, got '%s'\n", optarg);
-        return SL_EXIT_USAGE;
-      }
-      break;
-    case 'h': fputs(prune_usage, stdout); return SL_EXIT_OK;
-    default: fputs(prune_usage, stderr); return SL_EXIT_USAGE;
-    }
-  }
-  if (optind != argc) {
+  if ((rc = sl_opt_cmdline(&sl_prune_table, &p, argc, argv, &ind)) >= 0)
+    return rc;
+  journal = p.journal;
+  older = p.older_ms;
+  batch = p.batch;
+  dry = p.dry;
+  vacuum = p.vacuum;
+  if (ind != argc) {
     fprintf(stderr, "sluice prune: unexpected argument '%s' (the age is "
-                    "--older-than DURATION)\n", argv[optind]);
-    fputs(prune_usage, stderr);
+                    "--older-than DURATION)\n", argv[ind]);
+    sl_opt_help(&sl_prune_table, stderr);
     return SL_EXIT_USAGE;
   }
   if (older < 0 && !vacuum) {

@@ -58,10 +58,12 @@ DUMP="$SLUICE_BUILD/tests/helpers/opt_dump"
 "$DUMP" >"$T/table"
 check "opt_dump lists the work table" grep -q '^work concurrency ' "$T/table"
 for cmd in $(cut -d' ' -f1 "$T/table" | sort -u); do
-  awk -v c="$cmd" '$0 ~ "^\\.SS \"sluice " c "[ \"]" { f = 1 } f && /^\.SS / && $0 !~ "sluice " c "[ \"]" { f = 0 } f' \
+  awk -v c="$cmd" '$0 ~ "^\\.SS \"sluice " c "[ \"]" { f = 1 } f && /^\.S[SH] / && $0 !~ "sluice " c "[ \"]" { f = 0 } f' \
     "$M/sluice.1" >"$T/$cmd.1"
   check "sluice(1) has a section for the $cmd table" test -s "$T/$cmd.1"
-  sed -n 's/^\.B[IR]* \(\\-[a-zA-Z] ", " \)\{0,1\}\\-\\-\([a-z\\-]*\).*/\2/p' "$T/$cmd.1" |
+  # an option's definition is the line after .TP
+  awk 'p == ".TP" { print } { p = $0 }' "$T/$cmd.1" |
+    sed -n 's/^\.B[IR]* \(\\-[a-zA-Z] ", " \)\{0,1\}\\-\\-\([a-z\\-]*\).*/\2/p' |
     sed 's/\\-/-/g' | sort -u >"$T/$cmd.described"
   while read -r name; do
     check "sluice(1)'s $cmd option --$name is a row of its table" \
