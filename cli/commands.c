@@ -4,8 +4,8 @@
 #include "work_opts.h"
 
 extern const struct sl_opt_table sl_status_table, sl_show_table,
-    sl_wait_table, sl_prune_table, sl_dashboard_table;
+    sl_wait_table, sl_prune_table, sl_dashboard_table, sl_jobs_table;
 
 const struct sl_opt_table *const sl_opt_tables[] = {
     &sl_work_table,  &sl_status_table, &sl_show_table,      &sl_wait_table,
-    &sl_prune_table, &sl_dashboard_table, NULL};
+    &sl_prune_table, &sl_dashboard_table, &sl_jobs_table, NULL};
