@@ -71,8 +71,9 @@ for cmd in $(cut -d' ' -f1 "$T/table" | sort -u); do
   done <"$T/$cmd.described"
 done
 while read -r cmd name ini env reload help; do
-  case $name in
-  journal | help) check "sluice(1) documents $cmd --$name" in_page sluice.1 "--$name" ;;
+  case $name:$help in
+  journal:* | help:* | *:0) # shared, or named in another row's text
+    check "sluice(1) documents $cmd --$name" in_page sluice.1 "--$name" ;;
   *) check "sluice(1)'s $cmd section names --$name" in_file "$T/$cmd.1" "--$name" ;;
   esac
   if [ "$env" != - ] && [ "${env#SLUICE_}" = "$(printf '%s' "$name" | tr 'a-z-' 'A-Z_')" ]; then
