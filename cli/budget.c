@@ -272,10 +272,10 @@ static const struct sl_opt rows[] = {
      AT(journal), .help = "journal file"},
     {.type = SL_OPT_CALL, .call = tokens, .name = "tokens-per-day",
      .arg = "N", .flags = SL_OPT_ARGV, .help = "budget (none: no budget)"},
-    /* The leading space lines it up with --usd-per-mtok-out's text. */
+    /* The leading spaces line it up with --usd-per-mtok-out's text. */
     {.type = SL_OPT_CALL, .call = price_in, .name = "usd-per-mtok-in",
      .arg = "X", .flags = SL_OPT_ARGV,
-     .help = " dollars per million input tokens"},
+     .help = "  dollars per million input tokens"},
     {.type = SL_OPT_CALL, .call = price_out, .name = "usd-per-mtok-out",
      .arg = "Y", .flags = SL_OPT_ARGV,
      .help = "dollars per million output tokens"},
@@ -283,7 +283,7 @@ static const struct sl_opt rows[] = {
     {.type = SL_OPT_TEXT,
      .help = "\nExit status: 0 ok, 2 usage, 3 journal error.\n"},
     SL_OPT_END};
-const struct sl_opt_table sl_budget_table = {"budget", rows, 24};
+const struct sl_opt_table sl_budget_table = {"budget", rows, 26};
 
 int sl_cmd_budget(int argc, char **argv) {
   struct budget_opts o = {NULL, -1, -1, -1};

@@ -42,6 +42,16 @@ wait_for 5 test -s "$T/worker.log"
 check "SIGHUP reopens the log file" test -s "$T/worker.log"
 wait_for 5 grep -q "concurrency 9" "$T/worker.log"
 check "SIGHUP reloads concurrency" grep -q "reloaded .*concurrency 9" "$T/worker.log"
+# a bad value on SIGHUP is logged with its line, and nothing changes
+sed -i 's/concurrency = 9/concurrency = lots/' "$T/sluice.conf"
+kill -HUP "$w"
+wait_for 5 grep -q "settings kept" "$T/worker.log"
+check "SIGHUP refuses a bad value, naming file and line" \
+  grep -q "concurrency wants an integer.*sluice.conf:4; settings kept" "$T/worker.log"
+sed -i 's/concurrency = lots/concurrency = 5/' "$T/sluice.conf"
+kill -HUP "$w"
+wait_for 5 grep -q "concurrency 5" "$T/worker.log"
+check "... and the next good SIGHUP applies" grep -q "reloaded .*concurrency 5" "$T/worker.log"
 kill -TERM "$w"
 wait "$w"
 eq "SIGTERM under a supervisor exits 0" 0 $?

@@ -291,6 +291,37 @@ static void test_work_table_is_well_formed(void **state) {
                    SL_OPT_RELOAD);
 }
 
+/* Every command's table: names and short options unique, the command
+ * line's value forms, and no reload or INI key outside `work`. */
+static void test_every_table_is_well_formed(void **state) {
+  const struct sl_opt *o, *p;
+  size_t i, n = 0;
+  (void)state;
+  for (i = 0; sl_opt_tables[i]; i++) {
+    const struct sl_opt_table *t = sl_opt_tables[i];
+    int work = strcmp(t->command, "work") == 0;
+    assert_non_null(sl_opt_find(t, "help"));
+    assert_non_null(sl_opt_find(t, "journal"));
+    for (o = t->rows; o->type != SL_OPT_TEXT || o->help; o++) {
+      if (o->type == SL_OPT_TEXT)
+        continue;
+      for (p = o + 1; p->type != SL_OPT_TEXT || p->help; p++) {
+        if (p->type == SL_OPT_TEXT)
+          continue;
+        assert_string_not_equal(o->name, p->name);
+        assert_false(o->shortopt && o->shortopt == p->shortopt);
+      }
+      if (!work) {
+        assert_false(sl_opt_in_ini(o));
+        assert_false(o->flags & SL_OPT_RELOAD);
+      }
+      n++;
+    }
+  }
+  assert_true(i >= 15); /* every command of `sluice --help` */
+  assert_true(n > 100);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_types_store_within_bounds),
@@ -298,6 +329,7 @@ int main(void) {
       cmocka_unit_test(test_parse_flags_and_help),
       cmocka_unit_test(test_file_env_flag_precedence),
       cmocka_unit_test(test_work_table_is_well_formed),
+      cmocka_unit_test(test_every_table_is_well_formed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
