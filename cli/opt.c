@@ -245,7 +245,7 @@ int sl_opt_parse(const struct sl_opt_table *t, void *dst, int argc,
     }
   }
   *sp = '\0';
-  optind = 1;
+  optind = 0; /* glibc: a full reset; reload parses again in-process */
   while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
     const char *from;
     o = NULL;
