@@ -39,41 +39,33 @@ struct admin_opts {
       SL_OPT_HELP_ROW(NULL), SL_OPT_END};                                    \
   const struct sl_opt_table sl_##name##_table = {#name, name##_rows, 26}
 
-USAGE_ONLY(init,
+static const char init_text[] =
     "Usage: sluice init [--journal PATH]\n"
     "Create the journal (mode 0600, WAL) or migrate an existing one to this\n"
     "version's schema. Prints the path and schema version.\n"
-    "Exit status: 0 ok, 2 usage, 3 journal error.\n");
-USAGE_ONLY(cancel,
+    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+USAGE_ONLY(init, init_text);
+
+static const char cancel_text[] =
     "Usage: sluice cancel [--journal PATH] ID...\n"
     "Cancel pending or batched jobs. A running job cannot be cancelled (its\n"
     "request is in flight); a finished one is left as it is.\n"
-    "Exit status: 0 all cancelled, 1 some not cancelled, 2 usage, 3 journal.\n");
+    "Exit status: 0 all cancelled, 1 some not cancelled, 2 usage, 3 journal.\n";
+USAGE_ONLY(cancel, cancel_text);
 
-static const struct sl_opt pause_rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help =
+static const char pause_text[] =
     "Usage: sluice pause [--journal PATH] [--reason TEXT] QUEUE\n"
     "Pause a queue: workers stop claiming its jobs; calls in flight finish.\n"
     "`sluice status` shows paused queues; `sluice resume QUEUE` undoes it.\n"
-    "Exit status: 0 ok, 2 usage, 3 journal error.\n"},
-    JOURNAL_ROW(NULL), REASON_ROW, SL_OPT_HELP_ROW(NULL), SL_OPT_END};
-const struct sl_opt_table sl_pause_table = {"pause", pause_rows, 26};
+    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
 
-/* --reason is known here only to say that it is pause's. */
-static const struct sl_opt resume_rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help =
+static const char resume_text[] =
     "Usage: sluice resume [--journal PATH] QUEUE\n"
     "Resume a paused queue (and its online route, paused by quota, auth or\n"
     "a spent budget): workers claim its jobs again.\n"
-    "Exit status: 0 ok, 1 no such queue, 2 usage, 3 journal error.\n"},
-    JOURNAL_ROW(NULL), REASON_ROW, SL_OPT_HELP_ROW(NULL), SL_OPT_END};
-const struct sl_opt_table sl_resume_table = {"resume", resume_rows, 26};
+    "Exit status: 0 ok, 1 no such queue, 2 usage, 3 journal error.\n";
 
-static const struct sl_opt rescue_rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help =
+static const char rescue_text[] =
     "Usage: sluice rescue [--journal PATH] [--spill-dir DIR]\n"
     "Return running jobs whose lease expired (their worker died) to pending,\n"
     "or to failed when their attempts are spent. Workers do this on their\n"
@@ -81,7 +73,34 @@ static const struct sl_opt rescue_rows[] = {
     "First it ingests the spill files dead workers left in DIR (default\n"
     "<journal>.spill, as `sluice work --spill-dir`): their jobs were answered\n"
     "and must not be sent again; if that fails, nothing is rescued.\n"
-    "Exit status: 0 ok, 2 usage, 3 journal error.\n"},
+    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+
+static const char replay_head[] =
+    "Usage: sluice replay [OPTIONS] [--id ID...]\n"
+    "Send failed jobs again: back to pending with the same idempotency key,\n"
+    "generation + 1, attempts reset. Succeeded jobs are never replayed.\n"
+    "Every replay leaves an audit row in the replays table.\n"
+    "\n";
+
+static const char replay_foot[] =
+    "An unknown --class, a queue or partition no job has, or an id that\n"
+    "names no job is refused (exit 2) and nothing is written, not even the\n"
+    "audit row.\n"
+    "Exit status: 0 ok, 1 not confirmed, 2 usage, 3 journal error.\n";
+
+static const struct sl_opt pause_rows[] = {
+    {.type = SL_OPT_TEXT, .help = pause_text},
+    JOURNAL_ROW(NULL), REASON_ROW, SL_OPT_HELP_ROW(NULL), SL_OPT_END};
+const struct sl_opt_table sl_pause_table = {"pause", pause_rows, 26};
+
+/* --reason is known here only to say that it is pause's. */
+static const struct sl_opt resume_rows[] = {
+    {.type = SL_OPT_TEXT, .help = resume_text},
+    JOURNAL_ROW(NULL), REASON_ROW, SL_OPT_HELP_ROW(NULL), SL_OPT_END};
+const struct sl_opt_table sl_resume_table = {"resume", resume_rows, 26};
+
+static const struct sl_opt rescue_rows[] = {
+    {.type = SL_OPT_TEXT, .help = rescue_text},
     JOURNAL_ROW(NULL),
     {.type = SL_OPT_STRING, .name = "spill-dir", .arg = "DIR",
      .flags = SL_OPT_ARGV, AT(spill_dir)},
@@ -160,12 +179,7 @@ static int r_until(void *dst, const char *v, char *why, size_t whylen) {
 }
 
 static const struct sl_opt replay_rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help = "Usage: sluice replay [OPTIONS] [--id ID...]\n"
-             "Send failed jobs again: back to pending with the same idempotency key,\n"
-             "generation + 1, attempts reset. Succeeded jobs are never replayed.\n"
-             "Every replay leaves an audit row in the replays table.\n"
-             "\n"},
+    {.type = SL_OPT_TEXT, .help = replay_head},
     JOURNAL_ROW("journal file"),
     {.type = SL_OPT_STRING, .name = "queue", .shortopt = 'q', .arg = "NAME",
      .flags = SL_OPT_ARGV, AT(f.queue), .help = "only this queue"},
@@ -199,11 +213,7 @@ static const struct sl_opt replay_rows[] = {
      .flags = SL_OPT_ARGV, AT(yes),
      .help = "confirm a replay of more than 1000 jobs"},
     SL_OPT_HELP_ROW("show this help"),
-    {.type = SL_OPT_TEXT,
-     .help = "An unknown --class, a queue or partition no job has, or an id that\n"
-             "names no job is refused (exit 2) and nothing is written, not even the\n"
-             "audit row.\n"
-             "Exit status: 0 ok, 1 not confirmed, 2 usage, 3 journal error.\n"},
+    {.type = SL_OPT_TEXT, .help = replay_foot},
     SL_OPT_END};
 const struct sl_opt_table sl_replay_table = {"replay", replay_rows, 26};
 

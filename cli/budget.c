@@ -258,15 +258,18 @@ static int price_out(void *dst, const char *v, char *why, size_t whylen) {
   return price(v, &((struct budget_opts *)dst)->out, why, whylen);
 }
 
+
+static const char usage_head[] =
+    "Usage: sluice budget [--journal PATH] QUEUE [--tokens-per-day N|none]\n"
+    "                     [--usd-per-mtok-in X] [--usd-per-mtok-out Y]\n"
+    "Set a queue's token budget per UTC day and its price table. A spent\n"
+    "budget pauses the queue's online route and its batch packing until\n"
+    "the next day or a higher budget. `sluice status` shows\n"
+    "the spend. Same as: INSERT INTO queue_limits(queue, tokens_per_day)...\n"
+    "\n";
+
 static const struct sl_opt rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help = "Usage: sluice budget [--journal PATH] QUEUE [--tokens-per-day N|none]\n"
-             "                     [--usd-per-mtok-in X] [--usd-per-mtok-out Y]\n"
-             "Set a queue's token budget per UTC day and its price table. A spent\n"
-             "budget pauses the queue's online route and its batch packing until\n"
-             "the next day or a higher budget. `sluice status` shows\n"
-             "the spend. Same as: INSERT INTO queue_limits(queue, tokens_per_day)...\n"
-             "\n"},
+    {.type = SL_OPT_TEXT, .help = usage_head},
     {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal), .help = "journal file"},

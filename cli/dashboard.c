@@ -16,15 +16,17 @@ struct dash_opts {
 
 #define AT(f) SL_OPT_AT(struct dash_opts, f)
 
+
+static const char usage_head[] =
+    "Usage: sluice dashboard [OPTIONS]\n"
+    "Serve the journal as web pages: queues, failures by class over time,\n"
+    "batches, rate limits and breakers, job search and detail, the replay\n"
+    "audit; and actions (pause, resume, replay, cancel) behind a CSRF token\n"
+    "and a confirmation, each leaving an audit row. Runs until SIGTERM.\n"
+    "\n";
+
 static const struct sl_opt rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help =
-         "Usage: sluice dashboard [OPTIONS]\n"
-         "Serve the journal as web pages: queues, failures by class over time,\n"
-         "batches, rate limits and breakers, job search and detail, the replay\n"
-         "audit; and actions (pause, resume, replay, cancel) behind a CSRF token\n"
-         "and a confirmation, each leaving an audit row. Runs until SIGTERM.\n"
-         "\n"},
+    {.type = SL_OPT_TEXT, .help = usage_head},
     {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal), .help = "journal file (never created)"},

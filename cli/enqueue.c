@@ -53,14 +53,26 @@ static int run_after(void *dst, const char *v, char *why, size_t whylen) {
   {.type = SL_OPT_FLAG, .name = n, .shortopt = s, .flags = SL_OPT_ARGV,      \
    AT(f), .help = h}
 
+
+static const char usage_head[] =
+    "Usage: sluice enqueue [OPTIONS] [BODY]\n"
+    "Put jobs in the journal. BODY is one request body (a JSON object with\n"
+    "a \"model\"). Without BODY, read JSONL from standard input: one request\n"
+    "body per line, all enqueued in one transaction (all or nothing).\n"
+    "\n"
+    "Options:\n";
+
+static const char usage_foot[] =
+    "\n"
+    "Standard input takes one JSON object per line (JSON Lines), not\n"
+    "pretty-printed JSON: compact a file with `jq -c`.\n"
+    "Prints the job id (one job) or the count enqueued (stdin).\n"
+    "Exit status: 0 enqueued, 1 refused (nothing written), 2 usage,\n"
+    "3 journal error; with --wait, those of `sluice wait` (1 a job failed,\n"
+    "5 timed out).\n";
+
 static const struct sl_opt rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help = "Usage: sluice enqueue [OPTIONS] [BODY]\n"
-             "Put jobs in the journal. BODY is one request body (a JSON object with\n"
-             "a \"model\"). Without BODY, read JSONL from standard input: one request\n"
-             "body per line, all enqueued in one transaction (all or nothing).\n"
-             "\n"
-             "Options:\n"},
+    {.type = SL_OPT_TEXT, .help = usage_head},
     {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal),
@@ -119,14 +131,7 @@ static const struct sl_opt rows[] = {
      .help = "with --wait: give up after D (exit 5)"},
     FLAG_ROW("json", 0, json, "with --wait: outcomes as JSON"),
     SL_OPT_HELP_ROW("show this help"),
-    {.type = SL_OPT_TEXT,
-     .help = "\n"
-             "Standard input takes one JSON object per line (JSON Lines), not\n"
-             "pretty-printed JSON: compact a file with `jq -c`.\n"
-             "Prints the job id (one job) or the count enqueued (stdin).\n"
-             "Exit status: 0 enqueued, 1 refused (nothing written), 2 usage,\n"
-             "3 journal error; with --wait, those of `sluice wait` (1 a job failed,\n"
-             "5 timed out).\n"},
+    {.type = SL_OPT_TEXT, .help = usage_foot},
     SL_OPT_END};
 const struct sl_opt_table sl_enqueue_table = {"enqueue", rows, 29};
 

@@ -106,6 +106,12 @@ static int job_id(void *dst, const char *v, char *why, size_t whylen) {
   return 0;
 }
 
+
+static const char usage_foot[] =
+    "\n"
+    "Exit status: 0 ok (also when nothing matches), 2 usage, 3 journal\n"
+    "error.\n";
+
 static const struct sl_opt rows[] = {
     {.type = SL_OPT_TEXT,
      .help = "Usage: sluice jobs [OPTIONS]\n"
@@ -150,10 +156,7 @@ static const struct sl_opt rows[] = {
     {.type = SL_OPT_FLAG, .name = "json", .flags = SL_OPT_ARGV, AT(json),
      .help = "one JSON object: {\"jobs\":[{...}]}"},
     SL_OPT_HELP_ROW("show this help"),
-    {.type = SL_OPT_TEXT,
-     .help = "\n"
-             "Exit status: 0 ok (also when nothing matches), 2 usage, 3 journal\n"
-             "error.\n"},
+    {.type = SL_OPT_TEXT, .help = usage_foot},
     SL_OPT_END};
 const struct sl_opt_table sl_jobs_table = {"jobs", rows, 25};
 

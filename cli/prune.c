@@ -13,21 +13,23 @@ struct prune_opts {
 
 #define AT(f) SL_OPT_AT(struct prune_opts, f)
 
+
+static const char usage_head[] =
+    "Usage: sluice prune --older-than DURATION [OPTIONS]\n"
+    "       sluice prune --vacuum [OPTIONS]\n"
+    "Delete finished jobs (succeeded, failed, cancelled) that finished\n"
+    "more than DURATION ago, with their attempts and results. Pending,\n"
+    "running and batched jobs, jobs of a batch still open, and the newest\n"
+    "job (so that ids are never reused) are never deleted. Deleted failed\n"
+    "jobs can no longer be replayed. Works in small transactions, so\n"
+    "workers keep running, then checkpoints the WAL. A journal created\n"
+    "by this version shrinks: its freed pages go back to the file system.\n"
+    "An older one keeps its size (free pages are reused) until converted\n"
+    "once with --vacuum.\n"
+    "\n";
+
 static const struct sl_opt rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help =
-         "Usage: sluice prune --older-than DURATION [OPTIONS]\n"
-         "       sluice prune --vacuum [OPTIONS]\n"
-         "Delete finished jobs (succeeded, failed, cancelled) that finished\n"
-         "more than DURATION ago, with their attempts and results. Pending,\n"
-         "running and batched jobs, jobs of a batch still open, and the newest\n"
-         "job (so that ids are never reused) are never deleted. Deleted failed\n"
-         "jobs can no longer be replayed. Works in small transactions, so\n"
-         "workers keep running, then checkpoints the WAL. A journal created\n"
-         "by this version shrinks: its freed pages go back to the file system.\n"
-         "An older one keeps its size (free pages are reused) until converted\n"
-         "once with --vacuum.\n"
-         "\n"},
+    {.type = SL_OPT_TEXT, .help = usage_head},
     {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal), .help = "journal file"},

@@ -16,16 +16,26 @@ struct view_opts {
 
 #define AT(f) SL_OPT_AT(struct view_opts, f)
 
+
+static const char status_head[] =
+    "Usage: sluice status [--journal PATH] [--json]\n"
+    "Show jobs per queue and state, the age of the oldest due pending job\n"
+    "(lag) and whether the queue is paused; per queue, a pause or an online\n"
+    "route pause with its reason and since when, budget use today and\n"
+    "failed jobs by class; then the open Batch API batches with their\n"
+    "remote id, remote status and request counts, and storm control.\n"
+    "\n";
+
+static const char show_head[] =
+    "Usage: sluice show [--journal PATH] [--json] ID\n"
+    "Show one job: its fields and metadata, every attempt (class, HTTP\n"
+    "status, request id, per-hop timings; \"-\" where an attempt has none, as\n"
+    "batch attempts) and its result with its output text (and parsed JSON\n"
+    "output when the request asked for JSON: the job_outputs view).\n"
+    "\n";
+
 static const struct sl_opt status_rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help =
-         "Usage: sluice status [--journal PATH] [--json]\n"
-         "Show jobs per queue and state, the age of the oldest due pending job\n"
-         "(lag) and whether the queue is paused; per queue, a pause or an online\n"
-         "route pause with its reason and since when, budget use today and\n"
-         "failed jobs by class; then the open Batch API batches with their\n"
-         "remote id, remote status and request counts, and storm control.\n"
-         "\n"},
+    {.type = SL_OPT_TEXT, .help = status_head},
     {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal),
@@ -41,14 +51,7 @@ static const struct sl_opt status_rows[] = {
 const struct sl_opt_table sl_status_table = {"status", status_rows, 22};
 
 static const struct sl_opt show_rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help =
-         "Usage: sluice show [--journal PATH] [--json] ID\n"
-         "Show one job: its fields and metadata, every attempt (class, HTTP\n"
-         "status, request id, per-hop timings; \"-\" where an attempt has none, as\n"
-         "batch attempts) and its result with its output text (and parsed JSON\n"
-         "output when the request asked for JSON: the job_outputs view).\n"
-         "\n"},
+    {.type = SL_OPT_TEXT, .help = show_head},
     {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal), .help = "journal file"},

@@ -14,15 +14,22 @@ struct wait_opts {
 
 #define AT(f) SL_OPT_AT(struct wait_opts, f)
 
+
+static const char usage_head[] =
+    "Usage: sluice wait [--journal PATH] [--timeout D] [--json] ID...\n"
+    "Block until the jobs are final (succeeded, failed or cancelled), then\n"
+    "print each one's outcome: its state and output text (failed: its class\n"
+    "and error). Waiting sleeps until the journal changes (a watch on its\n"
+    "WAL file), as `sluice work` does; it does not poll.\n"
+    "\n";
+
+static const char usage_foot[] =
+    "\n"
+    "Exit status: 0 every job succeeded, 1 one failed or was cancelled (or\n"
+    "does not exist), 2 usage, 3 journal error, 5 timed out.\n";
+
 static const struct sl_opt rows[] = {
-    {.type = SL_OPT_TEXT,
-     .help =
-         "Usage: sluice wait [--journal PATH] [--timeout D] [--json] ID...\n"
-         "Block until the jobs are final (succeeded, failed or cancelled), then\n"
-         "print each one's outcome: its state and output text (failed: its class\n"
-         "and error). Waiting sleeps until the journal changes (a watch on its\n"
-         "WAL file), as `sluice work` does; it does not poll.\n"
-         "\n"},
+    {.type = SL_OPT_TEXT, .help = usage_head},
     {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal),
@@ -37,10 +44,7 @@ static const struct sl_opt rows[] = {
              "\"request_id\",\"output_text\",\"output_json\",\n"
              "\"result\",\"metadata\"}]}"},
     SL_OPT_HELP_ROW("show this help"),
-    {.type = SL_OPT_TEXT,
-     .help = "\n"
-             "Exit status: 0 every job succeeded, 1 one failed or was cancelled (or\n"
-             "does not exist), 2 usage, 3 journal error, 5 timed out.\n"},
+    {.type = SL_OPT_TEXT, .help = usage_foot},
     SL_OPT_END};
 const struct sl_opt_table sl_wait_table = {"wait", rows, 22};
 

@@ -1,7 +1,9 @@
 /* fuzz_config.c: libFuzzer target for the configuration door: an INI file
- * of arbitrary bytes folded into `sluice work` options. Either it yields
- * well-formed "--key[=value]" arguments with their origins, or an error
- * that names the file and line. */
+ * of arbitrary bytes folded into `sluice work` options (its real table,
+ * work_opts.c). Either it yields well-formed "--key[=value]" arguments
+ * with their origins, or an error that names the file and line; then the
+ * table's parser either takes every value, the flag winning over the file,
+ * or refuses one with a reason and the file line it came from. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,41 +11,21 @@
 #include <unistd.h>
 
 #include "cli_config.h"
-
-/* A few rows of each kind the INI door folds (cli_opt.h). */
-struct target {
-  const char *journal, *queue, *drain;
-  long long concurrency;
-  int idle;
-};
-#define AT(f) SL_OPT_AT(struct target, f)
-static const struct sl_opt rows[] = {
-    {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "P",
-     .flags = SL_OPT_ENV_LATE, AT(journal), .help = "-"},
-    {.type = SL_OPT_STRING, .name = "queue", .shortopt = 'q', .arg = "Q",
-     AT(queue), .help = "-"},
-    {.type = SL_OPT_INT, .name = "concurrency", .shortopt = 'c', .arg = "N",
-     .min = 1, .max = 100, AT(concurrency), .help = "-"},
-    {.type = SL_OPT_FLAG, .name = "exit-when-idle", AT(idle), .help = "-"},
-    {.type = SL_OPT_STRING, .name = "drain-timeout", .arg = "D", AT(drain),
-     .help = "-"},
-    {.type = SL_OPT_STRING, .name = "config", .arg = "P",
-     .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE, AT(drain), .help = "-"},
-    {.type = SL_OPT_HELP, .name = "help", .shortopt = 'h',
-     .flags = SL_OPT_NO_INI | SL_OPT_NO_ENV, .help = "-"},
-    {.type = SL_OPT_TEXT, .help = NULL}};
-static const struct sl_opt_table table = {"work", rows, 28};
+#include "cli_opt.h"
+#include "work_opts.h"
 
 static char path[64];
 
 static void remove_file(void) { unlink(path); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  struct sl_work_opts w;
   struct sl_argv a;
+  const char *bad;
   char err[700];
   char *argv[] = {"work", "--concurrency=3", NULL};
   FILE *f;
-  int i;
+  int i, rc, ind = 0;
 
   if (!path[0]) {
     snprintf(path, sizeof path, "/tmp/sluice-fuzz-conf-%d.ini", (int)getpid());
@@ -55,8 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fwrite(data, 1, size, f);
   fclose(f);
   err[0] = '\0';
-  if (sl_config_build_argv(&table, path, 2, argv, &a, err, sizeof err) !=
-      0) {
+  if (sl_config_build_argv(&sl_work_table, path, 2, argv, &a, err,
+                           sizeof err) != 0) {
     if (!strstr(err, path) && strcmp(err, "out of memory") != 0)
       abort(); /* every refusal names the file */
     return 0;
@@ -69,6 +51,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (i = 1; i < a.argc - 1; i++)
     if (strncmp(a.argv[i], "--", 2) != 0 || !a.origin[i])
       abort();
+  sl_work_opts_init(&w);
+  err[0] = '\0';
+  rc = sl_opt_parse(&sl_work_table, &w, a.argc, a.argv, a.origin, NULL, &ind,
+                    &bad, err, sizeof err);
+  if (rc == 0 && (w.cfg.concurrency != 3 || ind != a.argc))
+    abort(); /* the flag comes last and wins */
+  if (rc == -1 && (!err[0] || !bad || !strstr(bad, path)))
+    abort(); /* a refused value says why and which line */
+  if (rc != 0 && rc != -1)
+    abort(); /* every key was checked: no unknown option, no --help */
+  sl_work_opts_free(&w);
   sl_argv_free(&a);
   return 0;
 }
