@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # layout.sh: the engine never reaches back into the command (issue 13):
-# nothing under lib/, worker/ or web/ includes a header of cli/ or calls
-# the command's parsers (sl_cli_*, sl_cmd_*, sl_opt_*, sl_config_*), and
-# worker/ holds no main() and no getopt table. The checker is first shown
+# nothing under lib/, worker/ or web/ includes a header of cli/, calls the
+# command's parsers (sl_cli_*, sl_cmd_*, sl_opt_*, sl_config_*) or reads an
+# INI file (inih: SIGHUP reload is the command's callback), and worker/
+# holds no main() and no getopt table. The checker is first shown
 # a planted violation, so it cannot pass by finding nothing.
 . "$(dirname "$0")/../lib/testlib.sh"
 R="$SLUICE_ROOT"
@@ -20,6 +21,8 @@ offences() {
     "${@/#/$root/}" 2>/dev/null
   grep -rnwE --include='*.[ch]' 'sl_(cli|cmd|opt|config)_[a-z_]+' \
     "${@/#/$root/}" 2>/dev/null
+  grep -rnE --include='*.[ch]' '#[[:space:]]*include[[:space:]]*<ini\.h>|ini_parse' \
+    "${@/#/$root/}" 2>/dev/null
   for f in $(find "${@/#/$root/}" -name '*.[ch]' 2>/dev/null); do
     case $f in "$root"/worker/*)
       grep -nHE 'getopt|struct option|^int main\(' "$f" ;;
@@ -35,8 +38,9 @@ printf '#include "cli.h"\n' >"$P/lib/a.c"
 printf '#include "../cli/render.h"\n' >"$P/web/b.c"
 printf 'int f(void) { return sl_cli_parse_int(0, 0, 0, 0); }\n' >"$P/worker/c.c"
 printf 'static const struct option o[] = {{0}};\n' >"$P/worker/d.c"
+printf '#include <ini.h>\n' >"$P/worker/e.c"
 n=$(offences "$P" lib worker web | cut -d: -f1 | sort -u | wc -l)
-eq "the checker finds each planted offence" 4 "$n"
+eq "the checker finds each planted offence" 5 "$n"
 
 check "cli/ holds the headers it is checked against" \
   bash -c "ls '$R'/cli/cli.h '$R'/cli/cli_opt.h >/dev/null"
