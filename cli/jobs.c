@@ -31,8 +31,11 @@ static int bad(char *why, size_t whylen, const char *what, const char *v) {
 }
 
 static int state(void *dst, const char *v, char *why, size_t whylen) {
-  static const char *const states[] = {"pending",   "running", "batched",
-                                       "succeeded", "failed",  "cancelled"};
+  static const char *const states[] = {
+#define XX(e, name) name,
+      SL_JOB_STATE_MAP(XX)
+#undef XX
+  };
   struct jobs_opts *o = dst;
   size_t i;
   for (i = 0; i < sizeof states / sizeof states[0]; i++)
