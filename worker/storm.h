@@ -123,31 +123,4 @@ void sl_storm_unsent(struct sl_storm *s, const struct sl_claimed_job *job,
 /* Periodic work (the worker's tick): breaker counts, budgets, pauses. */
 void sl_storm_tick(struct sl_storm *s, int64_t now_ms);
 
-/* Command-line options of `sluice work` for this module: entries for the
- * getopt_long table, their usage text, and their parser. */
-#define SL_STORM_OPT_BASE 1000
-#define SL_STORM_LONGOPTS                                                    \
-  {"rpm", required_argument, NULL, SL_STORM_OPT_BASE + 0},                   \
-  {"tpm", required_argument, NULL, SL_STORM_OPT_BASE + 1},                   \
-  {"est-output-tokens", required_argument, NULL, SL_STORM_OPT_BASE + 2},     \
-  {"grant", required_argument, NULL, SL_STORM_OPT_BASE + 3},                 \
-  {"retry-budget", required_argument, NULL, SL_STORM_OPT_BASE + 4},          \
-  {"retry-window", required_argument, NULL, SL_STORM_OPT_BASE + 5},          \
-  {"retry-min-rate", required_argument, NULL, SL_STORM_OPT_BASE + 6},        \
-  {"breaker-threshold", required_argument, NULL, SL_STORM_OPT_BASE + 7},     \
-  {"breaker-min", required_argument, NULL, SL_STORM_OPT_BASE + 8},           \
-  {"breaker-window", required_argument, NULL, SL_STORM_OPT_BASE + 9},        \
-  {"breaker-open", required_argument, NULL, SL_STORM_OPT_BASE + 10},         \
-  {"breaker-probes", required_argument, NULL, SL_STORM_OPT_BASE + 11},       \
-  {"max-hold", required_argument, NULL, SL_STORM_OPT_BASE + 12},             \
-  {"recover-rate", required_argument, NULL, SL_STORM_OPT_BASE + 13},         \
-  {"breaker-open-max", required_argument, NULL, SL_STORM_OPT_BASE + 14}
-#define SL_STORM_OPT_COUNT 15
-
-extern const char sl_storm_usage[];
-
-/* Parse one of the options above into cfg; 0, or -1 after printing why. */
-int sl_storm_parse_option(struct sl_storm_config *cfg, int opt,
-                          const char *value);
-
 #endif

@@ -26,7 +26,6 @@
 #include <uv.h>
 
 #include "backoff.h"
-#include "config.h"
 #include "engine.h"
 #include "http.h"
 #include "log.h"
@@ -402,36 +401,31 @@ static int set_concurrency(struct sl_worker *w, size_t n) {
   return 0;
 }
 
-/* SIGHUP: reopen the log file (logrotate) and re-read the settings that
- * can change at run time. Everything else needs a restart. */
+/* SIGHUP: reopen the log file (logrotate) and apply the settings the
+ * command's reload callback reads again. Everything else needs a restart. */
 static void reload(struct sl_worker *w) {
-  const char *file = w->cfg->config_file;
-  char level[32], conc[32];
-  enum sl_log_level lvl;
-  long long n;
+  struct sl_worker_config next;
+  char why[800];
 
   if (w->cfg->log_file && sl_log_open(w->cfg->log_file) != 0)
     sl_log(SL_LOG_ERROR, "SIGHUP: cannot reopen %s: %s", w->cfg->log_file,
            strerror(errno));
-  if (!file) {
+  if (!w->cfg->reload) {
     sl_log(SL_LOG_INFO, "SIGHUP: log reopened; no config file to reload");
     return;
   }
-  if (sl_config_get(file, "work", "log-level", level, sizeof level) == 0) {
-    if (sl_log_parse_level(level, &lvl) == 0)
-      sl_log_threshold = lvl;
-    else
-      sl_log(SL_LOG_ERROR, "SIGHUP: %s: bad log-level '%s'; kept", file,
-             level);
+  next = *w->cfg;
+  if (w->cfg->reload(w->cfg->reload_arg, &next, why, sizeof why) != 0) {
+    sl_log(SL_LOG_ERROR, "SIGHUP: %s; settings kept", why);
+    return;
   }
-  if (sl_config_get(file, "work", "concurrency", conc, sizeof conc) == 0) {
-    char *end;
-    n = strtoll(conc, &end, 10);
-    if (*end || n < 1 || n > 100000 || set_concurrency(w, (size_t)n) != 0)
-      sl_log(SL_LOG_ERROR, "SIGHUP: %s: bad concurrency '%s'; kept", file,
-             conc);
-  }
-  sl_log(SL_LOG_INFO, "SIGHUP: reloaded %s (concurrency %zu)", file,
+  sl_log_threshold = (enum sl_log_level)next.log_level;
+  if (next.concurrency != w->concurrency &&
+      set_concurrency(w, next.concurrency) != 0)
+    sl_log(SL_LOG_ERROR, "SIGHUP: concurrency %zu: out of memory; kept %zu",
+           next.concurrency, w->concurrency);
+  sl_log(SL_LOG_INFO, "SIGHUP: reloaded %s (concurrency %zu)",
+         w->cfg->config_file ? w->cfg->config_file : "settings",
          w->concurrency);
   w->want_claim = 1;
 }
@@ -494,6 +488,7 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   c->metrics_port = -1;
   c->dashboard_port = -1;
   c->prune_every_ms = 600000;
+  c->log_level = SL_LOG_INFO;
   c->online.backoff_base_ms = 1000;
   c->online.backoff_cap_ms = 600000;
   c->online.retry_after_cap_ms = 600000;
