@@ -1,11 +1,9 @@
 /* storm.c: admission, deferral and pauses for the online route (storm.h). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backoff.h"
-#include "cli.h"
 #include "log.h"
 #include "sluice_storm.h"
 #include "storm.h"
@@ -483,7 +481,7 @@ void sl_storm_unsent(struct sl_storm *s, const struct sl_claimed_job *job,
 void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
                       struct sl_storm_ticket *t,
                       const struct sl_http_request *req, enum sl_failclass fc,
-                      struct sl_completion *c, int64_t now_ms) {
+                      const struct sl_completion *c, int64_t now_ms) {
   const struct sl_failclass_policy *p = sl_failclass_policy(fc);
   const char *model = job->model ? job->model : "";
   int success = c->outcome == SL_OUTCOME_SUCCESS;
@@ -517,12 +515,8 @@ void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
   else if (p && p->retry)
     s->healthy = 0;
   s->last_answer_ms = now_ms;
-  if (p && p->pauses_route && !success) {
+  if (p && p->pauses_route && !success) /* released by online.c */
     pause_route(s, job, p->name, c->error);
-    c->outcome = SL_OUTCOME_RELEASE; /* the attempt is recorded, refunded */
-    c->record_attempt = 1;
-    c->run_after_ms = now_ms;
-  }
 }
 
 void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {
@@ -576,100 +570,4 @@ void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {
       mark_paused(s, q->queue);
   }
   free(sp);
-}
-
-/* ---- options ---- */
-
-const char sl_storm_usage[] =
-    "Storm control (README \"Storm control\"); limits hold for all workers\n"
-    "on the journal together:\n"
-    "      --rpm N               requests per minute per endpoint and model\n"
-    "                            (default: learn from x-ratelimit-* headers)\n"
-    "      --tpm N               tokens per minute, likewise\n"
-    "      --est-output-tokens N output estimate of a body without\n"
-    "                            max_output_tokens/max_tokens (default 256)\n"
-    "      --grant D             tokens taken from the journal per grant, as\n"
-    "                            a share of the rate (default 200ms)\n"
-    "      --recover-rate X      limit share regained per second after a\n"
-    "                            429 cut (default 0.1)\n"
-    "      --max-hold D          longest local wait for the buckets before a\n"
-    "                            job is given back (default 10s)\n"
-    "      --retry-budget X      retries per first attempt (default 0.1)\n"
-    "      --retry-window D      window of the retry budget (default 10s)\n"
-    "      --retry-min-rate X    retries per second allowed beyond it while\n"
-    "                            the API answers (default 10)\n"
-    "      --breaker-threshold X failure share that opens it (default 0.5)\n"
-    "      --breaker-min N       requests in the window first (default 10)\n"
-    "      --breaker-window D    sliding window (default 10s)\n"
-    "      --breaker-open D      first open period (default 5s; doubles up\n"
-    "                            to --breaker-open-max, default 60s)\n"
-    "      --breaker-probes N    half-open probes (default 3)\n";
-
-static int parse_real(const char *v, double lo, double hi, double *out) {
-  char *end;
-  double d;
-  if (!v || !*v)
-    return -1;
-  d = strtod(v, &end);
-  if (*end || !(d >= lo && d <= hi))
-    return -1;
-  *out = d;
-  return 0;
-}
-
-int sl_storm_parse_option(struct sl_storm_config *c, int opt,
-                          const char *v) {
-  static const char *const names[SL_STORM_OPT_COUNT] = {
-      "rpm", "tpm", "est-output-tokens", "grant", "retry-budget",
-      "retry-window", "retry-min-rate", "breaker-threshold", "breaker-min",
-      "breaker-window", "breaker-open", "breaker-probes", "max-hold",
-      "recover-rate", "breaker-open-max"};
-  int k = opt - SL_STORM_OPT_BASE, bad = 0;
-  long long n = 0;
-  int64_t ms = 0;
-  double d = 0;
-
-  if (k < 0 || k >= SL_STORM_OPT_COUNT)
-    return -1;
-  switch (k) {
-  case 0: bad = parse_real(v, 0, 1e12, &c->rl.rpm); break;
-  case 1: bad = parse_real(v, 0, 1e15, &c->rl.tpm); break;
-  case 2:
-    bad = sl_cli_parse_int(v, 0, 10000000, &n);
-    c->rl.est_output_tokens = n;
-    break;
-  case 4: bad = parse_real(v, 0, 100, &c->retry_budget); break;
-  case 6: bad = parse_real(v, 0, 1e6, &c->retry_min_per_s); break;
-  case 7:
-    bad = parse_real(v, 0.01, 1, &c->breaker.threshold);
-    break;
-  case 8:
-    bad = sl_cli_parse_int(v, 1, 1000000, &n);
-    c->breaker.min_requests = n;
-    break;
-  case 11:
-    bad = sl_cli_parse_int(v, 1, 1000, &n);
-    c->breaker.probes = n;
-    break;
-  case 13:
-    bad = parse_real(v, 0.001, 100, &d);
-    c->rl.recover_per_s = d;
-    break;
-  default: /* durations */
-    bad = sl_cli_parse_duration(v, &ms) != 0 || ms <= 0;
-    if (bad)
-      break;
-    if (k == 3) c->rl.grant_ms = ms;
-    else if (k == 5) c->retry_window_ms = ms;
-    else if (k == 9) c->breaker.window_ms = ms;
-    else if (k == 10) c->breaker.open_ms = ms;
-    else if (k == 12) c->max_hold_ms = ms;
-    else if (k == 14) c->breaker.open_max_ms = ms;
-    break;
-  }
-  if (bad) {
-    fprintf(stderr, "sluice work: bad value for --%s: '%s'\n", names[k], v);
-    return -1;
-  }
-  return 0;
 }

@@ -5,9 +5,9 @@
  * it, or gives it back to the journal with a later run_after and its
  * attempt refunded (breaker open, retry budget spent, a wait too long, an
  * online-route pause). Every finished request passes sl_storm_outcome,
- * which feeds the buckets, the breakers and the retry budget, and turns a
- * quota_exhausted / auth failure into a refunded release plus a pause of
- * the queue's online route.
+ * which feeds the buckets, the breakers and the retry budget, and pauses
+ * the queue's online route on a quota_exhausted / auth failure (the
+ * outcome itself, a refunded release, is online.c's decision).
  *
  * The worker owns the items; this module only holds pointers to them
  * while they wait and calls back through sl_storm_ops. It owns one uv
@@ -105,15 +105,15 @@ size_t sl_storm_waiting(const struct sl_storm *s);
 void sl_storm_release_all(struct sl_storm *s, const char *why);
 
 /*
- * A finished request of a submitted job: feed the buckets, breakers and
- * retry budget. May rewrite c: a class that pauses the route becomes a
- * release (the attempt is recorded, and refunded) and the queue's online
- * route is paused with one log line.
+ * A finished request of a submitted job, with the outcome online.c decided
+ * (sl_online_outcome; never rewritten here): feed the buckets, breakers and
+ * retry budget; a class that pauses the route pauses the queue's online
+ * route with one log line.
  */
 void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
                       struct sl_storm_ticket *t,
                       const struct sl_http_request *req, enum sl_failclass fc,
-                      struct sl_completion *c, int64_t now_ms);
+                      const struct sl_completion *c, int64_t now_ms);
 
 /* A started job whose request never went out after all (the transport
  * refused it): give back its place on the route. */
@@ -122,32 +122,5 @@ void sl_storm_unsent(struct sl_storm *s, const struct sl_claimed_job *job,
 
 /* Periodic work (the worker's tick): breaker counts, budgets, pauses. */
 void sl_storm_tick(struct sl_storm *s, int64_t now_ms);
-
-/* Command-line options of `sluice work` for this module: entries for the
- * getopt_long table, their usage text, and their parser. */
-#define SL_STORM_OPT_BASE 1000
-#define SL_STORM_LONGOPTS                                                    \
-  {"rpm", required_argument, NULL, SL_STORM_OPT_BASE + 0},                   \
-  {"tpm", required_argument, NULL, SL_STORM_OPT_BASE + 1},                   \
-  {"est-output-tokens", required_argument, NULL, SL_STORM_OPT_BASE + 2},     \
-  {"grant", required_argument, NULL, SL_STORM_OPT_BASE + 3},                 \
-  {"retry-budget", required_argument, NULL, SL_STORM_OPT_BASE + 4},          \
-  {"retry-window", required_argument, NULL, SL_STORM_OPT_BASE + 5},          \
-  {"retry-min-rate", required_argument, NULL, SL_STORM_OPT_BASE + 6},        \
-  {"breaker-threshold", required_argument, NULL, SL_STORM_OPT_BASE + 7},     \
-  {"breaker-min", required_argument, NULL, SL_STORM_OPT_BASE + 8},           \
-  {"breaker-window", required_argument, NULL, SL_STORM_OPT_BASE + 9},        \
-  {"breaker-open", required_argument, NULL, SL_STORM_OPT_BASE + 10},         \
-  {"breaker-probes", required_argument, NULL, SL_STORM_OPT_BASE + 11},       \
-  {"max-hold", required_argument, NULL, SL_STORM_OPT_BASE + 12},             \
-  {"recover-rate", required_argument, NULL, SL_STORM_OPT_BASE + 13},         \
-  {"breaker-open-max", required_argument, NULL, SL_STORM_OPT_BASE + 14}
-#define SL_STORM_OPT_COUNT 15
-
-extern const char sl_storm_usage[];
-
-/* Parse one of the options above into cfg; 0, or -1 after printing why. */
-int sl_storm_parse_option(struct sl_storm_config *cfg, int opt,
-                          const char *value);
 
 #endif

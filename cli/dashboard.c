@@ -1,63 +1,74 @@
-/* cli_dashboard.c: `sluice dashboard`: the web pages over a journal,
+/* dashboard.c: `sluice dashboard`: the web pages over a journal,
  * without a worker (web/). Runs until SIGINT or SIGTERM. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cli_opt.h"
 #include "sluice_secrets.h"
 #include "web.h"
 
-static const char dashboard_usage[] =
+struct dash_opts {
+  struct sl_web_options o;
+  const char *journal, *token_file;
+};
+
+#define AT(f) SL_OPT_AT(struct dash_opts, f)
+
+
+static const char usage_head[] =
     "Usage: sluice dashboard [OPTIONS]\n"
     "Serve the journal as web pages: queues, failures by class over time,\n"
     "batches, rate limits and breakers, job search and detail, the replay\n"
     "audit; and actions (pause, resume, replay, cancel) behind a CSRF token\n"
     "and a confirmation, each leaving an audit row. Runs until SIGTERM.\n"
-    "\n"
-    "  -j, --journal PATH     journal file (never created)\n"
-    "  -l, --listen ADDR      HOST:PORT to listen on (default 127.0.0.1:8080;\n"
-    "                         port 0 picks one); a non-loopback address\n"
-    "                         requires --token-file\n"
-    "  -r, --read-only        no actions; open the journal read-only\n"
-    "  -t, --token-file F     require the token on F's first line (16 to\n"
-    "                         256 base64 or URL-safe characters):\n"
-    "                         `Authorization: Bearer TOKEN`, or sign in\n"
-    "                         once in the browser (a cookie)\n"
-    "  -h, --help             show this help\n"
-    "Prints \"dashboard on URL\" to stderr once it listens.\n"
-    "Exit status: 0 stopped by a signal, 2 usage, 3 journal error.\n";
+    "\n";
+
+static const struct sl_opt rows[] = {
+    {.type = SL_OPT_TEXT, .help = usage_head},
+    {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
+     .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
+     AT(journal), .help = "journal file (never created)"},
+    {.type = SL_OPT_STRING, .name = "listen", .shortopt = 'l', .arg = "ADDR",
+     .flags = SL_OPT_ARGV, AT(o.listen),
+     .help = "HOST:PORT to listen on (default 127.0.0.1:8080;\n"
+             "port 0 picks one); a non-loopback address\n"
+             "requires --token-file"},
+    {.type = SL_OPT_FLAG, .name = "read-only", .shortopt = 'r',
+     .flags = SL_OPT_ARGV, AT(o.read_only),
+     .help = "no actions; open the journal read-only"},
+    {.type = SL_OPT_STRING, .name = "token-file", .shortopt = 't', .arg = "F",
+     .flags = SL_OPT_ARGV, AT(token_file),
+     .help = "require the token on F's first line (16 to\n"
+             "256 base64 or URL-safe characters):\n"
+             "`Authorization: Bearer TOKEN`, or sign in\n"
+             "once in the browser (a cookie)"},
+    SL_OPT_HELP_ROW("show this help"),
+    {.type = SL_OPT_TEXT,
+     .help = "Prints \"dashboard on URL\" to stderr once it listens.\n"
+             "Exit status: 0 stopped by a signal, 2 usage, 3 journal error.\n"},
+    SL_OPT_END};
+const struct sl_opt_table sl_dashboard_table = {"dashboard", rows, 25};
 
 int sl_cmd_dashboard(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"journal", required_argument, NULL, 'j'},
-      {"listen", required_argument, NULL, 'l'},
-      {"read-only", no_argument, NULL, 'r'},
-      {"token-file", required_argument, NULL, 't'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  struct sl_web_options o = {0};
+  struct dash_opts d = {0};
+  struct sl_web_options o;
   struct sl_web *w = NULL;
-  const char *journal = NULL, *token_file = NULL;
+  const char *journal, *token_file;
   char err[600], url[128], *token = NULL;
   sigset_t set;
-  int c, sig = 0;
+  int sig = 0, ind = 0, rc;
 
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "j:l:rt:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'j': journal = optarg; break;
-    case 'l': o.listen = optarg; break;
-    case 'r': o.read_only = 1; break;
-    case 't': token_file = optarg; break;
-    case 'h': fputs(dashboard_usage, stdout); return SL_EXIT_OK;
-    default: fputs(dashboard_usage, stderr); return SL_EXIT_USAGE;
-    }
-  }
-  if (optind != argc) {
+  if ((rc = sl_opt_cmdline(&sl_dashboard_table, &d, argc, argv, &ind)) >=
+      0)
+    return rc;
+  o = d.o;
+  journal = d.journal;
+  token_file = d.token_file;
+  if (ind != argc) {
     fprintf(stderr, "sluice dashboard: unexpected argument '%s'\n",
-            argv[optind]);
+            argv[ind]);
     return SL_EXIT_USAGE;
   }
   if (token_file && !(token = sl_web_read_token(token_file, err, sizeof err))) {

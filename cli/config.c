@@ -7,11 +7,11 @@
 
 #include <ini.h>
 
-#include "config.h"
+#include "cli_config.h"
 
 struct loader {
   const char *section;
-  const struct option *opts;
+  const struct sl_opt_table *opts;
   const char *file;
   int line;
   struct sl_argv *out;
@@ -55,7 +55,9 @@ void sl_argv_free(struct sl_argv *a) {
 }
 
 /* "max_connections" and "max-connections" both name --max-connections. */
-static const struct option *find(const struct option *opts, const char *key) {
+static const struct sl_opt *find(const struct sl_opt_table *t,
+                                 const char *key) {
+  const struct sl_opt *o;
   char norm[64];
   size_t i;
   if (strlen(key) >= sizeof norm)
@@ -63,11 +65,8 @@ static const struct option *find(const struct option *opts, const char *key) {
   for (i = 0; key[i]; i++)
     norm[i] = key[i] == '_' ? '-' : (char)tolower((unsigned char)key[i]);
   norm[i] = '\0';
-  for (; opts->name; opts++)
-    if (strcmp(opts->name, norm) == 0 && strcmp(norm, "help") != 0 &&
-        strcmp(norm, "config") != 0)
-      return opts;
-  return NULL;
+  o = sl_opt_find(t, norm);
+  return o && sl_opt_in_ini(o) ? o : NULL;
 }
 
 static int truthy(const char *v, int *out) {
@@ -86,12 +85,12 @@ static int truthy(const char *v, int *out) {
 
 /* Append "--name[=value]" for one key; origin is copied. */
 static int add_option(struct sl_argv *a, size_t *cap,
-                      const struct option *o, const char *value,
+                      const struct sl_opt *o, const char *value,
                       const char *origin, char *err, size_t errlen) {
   size_t n = strlen(o->name) + strlen(value) + 4;
   char *arg, *orig;
   int on;
-  if (o->has_arg == no_argument) {
+  if (!o->arg) {
     if (truthy(value, &on) != 0) {
       snprintf(err, errlen, "%s: %s wants true or false, got '%s'", origin,
                o->name, value);
@@ -108,7 +107,7 @@ static int add_option(struct sl_argv *a, size_t *cap,
     snprintf(err, errlen, "out of memory");
     return -1;
   }
-  if (o->has_arg == no_argument)
+  if (!o->arg)
     snprintf(arg, n, "--%s", o->name);
   else
     snprintf(arg, n, "--%s=%s", o->name, value);
@@ -137,7 +136,7 @@ static char *reader(char *str, int num, void *stream) {
 static int handler(void *user, const char *section, const char *name,
                    const char *value) {
   struct loader *l = user;
-  const struct option *o;
+  const struct sl_opt *o;
   char origin[600];
   if (l->failed)
     return 0;
@@ -177,18 +176,18 @@ const char *sl_config_path(int argc, char **argv) {
   return env && env[0] ? env : NULL;
 }
 
-int sl_config_build_argv(const char *section, const struct option *opts,
-                         const char *file, int argc, char **argv,
-                         struct sl_argv *out, char *err, size_t errlen) {
+int sl_config_build_argv(const struct sl_opt_table *opts, const char *file,
+                         int argc, char **argv, struct sl_argv *out,
+                         char *err, size_t errlen) {
   struct loader l = {0};
-  const struct option *o;
+  const struct sl_opt *o;
   size_t cap = 0;
   int i, rc;
 
   memset(out, 0, sizeof *out);
   if (push(out, &cap, argv[0], NULL) != 0)
     goto oom;
-  l.section = section;
+  l.section = opts->command;
   l.opts = opts;
   l.file = file;
   l.out = out;
@@ -214,18 +213,13 @@ int sl_config_build_argv(const char *section, const struct option *opts,
       goto fail;
     }
   }
-  /* SLUICE_<OPTION> for every option, e.g. SLUICE_CONCURRENCY=128. */
-  for (o = opts; o->name; o++) {
-    char var[80], *p;
-    const char *v;
-    size_t k;
-    if (!strcmp(o->name, "help") || !strcmp(o->name, "config") ||
-        !strcmp(o->name, "journal"))
-      continue; /* SLUICE_JOURNAL is read where the path is resolved */
-    p = var + snprintf(var, sizeof var, "SLUICE_");
-    for (k = 0; o->name[k] && p < var + sizeof var - 1; k++)
-      *p++ = o->name[k] == '-' ? '_' : (char)toupper((unsigned char)o->name[k]);
-    *p = '\0';
+  /* Each row's variable, e.g. SLUICE_CONCURRENCY=128 (SLUICE_JOURNAL and
+   * SLUICE_CONFIG are read where they are used). */
+  for (o = opts->rows; o->type != SL_OPT_TEXT || o->help; o++) {
+    char buf[80];
+    const char *var = sl_opt_env(o, buf, sizeof buf), *v;
+    if (!var || (o->flags & SL_OPT_ENV_LATE) || o->type == SL_OPT_HELP)
+      continue;
     v = getenv(var);
     if (!v || !v[0])
       continue;
@@ -241,39 +235,4 @@ oom:
 fail:
   sl_argv_free(out);
   return -1;
-}
-
-struct getter {
-  const char *section, *key;
-  char *out;
-  size_t outlen;
-  int found;
-};
-
-static int same_key(const char *a, const char *b) {
-  for (; *a && *b; a++, b++) {
-    char x = *a == '_' ? '-' : (char)tolower((unsigned char)*a);
-    char y = *b == '_' ? '-' : (char)tolower((unsigned char)*b);
-    if (x != y)
-      return 0;
-  }
-  return *a == *b;
-}
-
-static int get_handler(void *user, const char *section, const char *name,
-                       const char *value) {
-  struct getter *g = user;
-  if (strcmp(section, g->section) == 0 && same_key(name, g->key)) {
-    snprintf(g->out, g->outlen, "%s", value);
-    g->found = 1;
-  }
-  return 1;
-}
-
-int sl_config_get(const char *file, const char *section, const char *key,
-                  char *out, size_t outlen) {
-  struct getter g = {section, key, out, outlen, 0};
-  if (ini_parse(file, get_handler, &g) != 0 || !g.found)
-    return -1;
-  return 0;
 }

@@ -1,58 +1,68 @@
-/* cli_enqueue.c: `sluice enqueue`, one job from flags or JSONL on stdin. */
-#include <getopt.h>
+/* enqueue.c: `sluice enqueue`, one job from flags or JSONL on stdin. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_opt.h"
 #include "esc.h"
 #include "render.h"
 
-static const char usage[] =
+/* What `sluice enqueue` reads from its flags. */
+struct enqueue_opts {
+  struct sl_job_spec base;
+  const char *journal;
+  int64_t now, timeout_ms; /* timeout_ms -1: not given */
+  int envelope, print_ids, wait, json;
+};
+
+#define AT(x) SL_OPT_AT(struct enqueue_opts, x)
+
+static int when(struct enqueue_opts *o, const char *flag, int64_t *out,
+                const char *v, char *why, size_t whylen) {
+  char w[256];
+  if (sl_cli_parse_when(v, o->now, 1, out, w, sizeof w)) {
+    snprintf(why, whylen, "--%s: %s", flag, w);
+    return -1;
+  }
+  return 0;
+}
+
+static int deadline(void *dst, const char *v, char *why, size_t whylen) {
+  struct enqueue_opts *o = dst;
+  char e[SL_ESC_NAME];
+  if (when(o, "deadline", &o->base.deadline_ms, v, why, whylen) != 0)
+    return -1;
+  if (o->base.deadline_ms <= o->now) {
+    snprintf(why, whylen, "--deadline %s is already past; the job could "
+             "never run", sl_esc(v, e, sizeof e));
+    return -1;
+  }
+  return 0;
+}
+
+static int run_after(void *dst, const char *v, char *why, size_t whylen) {
+  struct enqueue_opts *o = dst;
+  return when(o, "run-after", &o->base.run_after_ms, v, why, whylen);
+}
+
+#define STR_ROW(n, s, a, f, h)                                               \
+  {.type = SL_OPT_STRING, .name = n, .shortopt = s, .arg = a,                \
+   .flags = SL_OPT_ARGV, AT(f), .help = h}
+#define FLAG_ROW(n, s, f, h)                                                 \
+  {.type = SL_OPT_FLAG, .name = n, .shortopt = s, .flags = SL_OPT_ARGV,      \
+   AT(f), .help = h}
+
+
+static const char usage_head[] =
     "Usage: sluice enqueue [OPTIONS] [BODY]\n"
     "Put jobs in the journal. BODY is one request body (a JSON object with\n"
     "a \"model\"). Without BODY, read JSONL from standard input: one request\n"
     "body per line, all enqueued in one transaction (all or nothing).\n"
     "\n"
-    "Options:\n"
-    "  -j, --journal PATH         journal file (default $SLUICE_JOURNAL, else\n"
-    "                             ./sluice.db)\n"
-    "  -q, --queue NAME           queue (default \"default\")\n"
-    "  -u, --urgency LEVEL        urgent (online, default) or deferrable\n"
-    "                             (Batch API)\n"
-    "  -e, --endpoint PATH        /v1/responses (default), /v1/chat/completions,\n"
-    "                             /v1/embeddings, /v1/completions,\n"
-    "                             /v1/moderations\n"
-    "  -p, --priority N           0 runs first (default 0)\n"
-    "  -P, --partition LABEL      partition label, for replay by partition\n"
-    "  -d, --deadline WHEN        give up after WHEN: a duration from now\n"
-    "                             (90s, 10m, 2h, 1d) or an RFC 3339 time\n"
-    "                             (2026-12-06T20:00:00Z); not in the past.\n"
-    "                             A bare number is refused (no unit)\n"
-    "  -a, --run-after WHEN       not before WHEN (same forms)\n"
-    "  -m, --max-attempts N       attempts before the job fails (default 5)\n"
-    "  -k, --idempotency-key KEY  dedup key (one job only; default generated).\n"
-    "                             A key that exists returns the existing job.\n"
-    "  -M, --metadata JSON        a JSON object of your own (tenant, order\n"
-    "                             id...): stored, shown, searchable with\n"
-    "                             `sluice jobs --metadata K=V`; never sent\n"
-    "  -E, --envelope             each stdin line is {\"body\":{...},\n"
-    "                             \"idempotency_key\", \"queue\", \"partition\",\n"
-    "                             \"priority\", \"urgency\", \"endpoint\",\n"
-    "                             \"run_after\", \"deadline\", \"max_attempts\",\n"
-    "                             \"metadata\"}, all but body optional (the\n"
-    "                             flags give the defaults); prints one line\n"
-    "                             {\"line\":N,\"id\":ID,\"created\":true|false}\n"
-    "                             per input line. With idempotency keys,\n"
-    "                             rerunning a file creates nothing twice.\n"
-    "      --ids                  JSONL on stdin: print each job's id, one\n"
-    "                             per line, instead of the count\n"
-    "  -W, --wait                 then wait until the jobs are final and\n"
-    "                             print their outcomes, as `sluice wait`\n"
-    "                             does (with its exit status)\n"
-    "  -t, --timeout D            with --wait: give up after D (exit 5)\n"
-    "      --json                 with --wait: outcomes as JSON\n"
-    "  -h, --help                 show this help\n"
+    "Options:\n";
+
+static const char usage_foot[] =
     "\n"
     "Standard input takes one JSON object per line (JSON Lines), not\n"
     "pretty-printed JSON: compact a file with `jq -c`.\n"
@@ -60,6 +70,70 @@ static const char usage[] =
     "Exit status: 0 enqueued, 1 refused (nothing written), 2 usage,\n"
     "3 journal error; with --wait, those of `sluice wait` (1 a job failed,\n"
     "5 timed out).\n";
+
+static const struct sl_opt rows[] = {
+    {.type = SL_OPT_TEXT, .help = usage_head},
+    {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
+     .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
+     AT(journal),
+     .help = "journal file (default $SLUICE_JOURNAL, else\n./sluice.db)"},
+    STR_ROW("queue", 'q', "NAME", base.queue, "queue (default \"default\")"),
+    STR_ROW("urgency", 'u', "LEVEL", base.urgency,
+            "urgent (online, default) or deferrable\n(Batch API)"),
+    STR_ROW("endpoint", 'e', "PATH", base.endpoint,
+            "/v1/responses (default), /v1/chat/completions,\n"
+            "/v1/embeddings, /v1/completions,\n"
+            "/v1/moderations"),
+    {.type = SL_OPT_INT, .name = "priority", .shortopt = 'p', .arg = "N",
+     .min = 0, .max = 1000000, .flags = SL_OPT_ARGV, AT(base.priority),
+     .help = "0 runs first (default 0)"},
+    STR_ROW("partition", 'P', "LABEL", base.partition,
+            "partition label, for replay by partition"),
+    {.type = SL_OPT_CALL, .call = deadline, .name = "deadline",
+     .shortopt = 'd', .arg = "WHEN", .flags = SL_OPT_ARGV,
+     .help = "give up after WHEN: a duration from now\n"
+             "(90s, 10m, 2h, 1d) or an RFC 3339 time\n"
+             "(2026-12-06T20:00:00Z); not in the past.\n"
+             "A bare number is refused (no unit)"},
+    {.type = SL_OPT_CALL, .call = run_after, .name = "run-after",
+     .shortopt = 'a', .arg = "WHEN", .flags = SL_OPT_ARGV,
+     .help = "not before WHEN (same forms)"},
+    {.type = SL_OPT_INT, .name = "max-attempts", .shortopt = 'm', .arg = "N",
+     .min = 1, .max = 1000, .flags = SL_OPT_ARGV, AT(base.max_attempts),
+     .help = "attempts before the job fails (default 5)"},
+    STR_ROW("idempotency-key", 'k', "KEY", base.idempotency_key,
+            "dedup key (one job only; default generated).\n"
+            "A key that exists returns the existing job."),
+    STR_ROW("metadata", 'M', "JSON", base.metadata,
+            "a JSON object of your own (tenant, order\n"
+            "id...): stored, shown, searchable with\n"
+            "`sluice jobs --metadata K=V`; never sent"),
+    FLAG_ROW("envelope", 'E', envelope,
+             "each stdin line is {\"body\":{...},\n"
+             "\"idempotency_key\", \"queue\", \"partition\",\n"
+             "\"priority\", \"urgency\", \"endpoint\",\n"
+             "\"run_after\", \"deadline\", \"max_attempts\",\n"
+             "\"metadata\"}, all but body optional (the\n"
+             "flags give the defaults); prints one line\n"
+             "{\"line\":N,\"id\":ID,\"created\":true|false}\n"
+             "per input line. With idempotency keys,\n"
+             "rerunning a file creates nothing twice."),
+    FLAG_ROW("ids", 0, print_ids,
+             "JSONL on stdin: print each job's id, one\n"
+             "per line, instead of the count"),
+    FLAG_ROW("wait", 'W', wait,
+             "then wait until the jobs are final and\n"
+             "print their outcomes, as `sluice wait`\n"
+             "does (with its exit status)"),
+    {.type = SL_OPT_DURATION, .name = "timeout", .shortopt = 't', .arg = "D",
+     .flags = SL_OPT_ARGV | SL_OPT_ZERO_OK, AT(timeout_ms),
+     .want = "a duration (90s, 10m, 2h)",
+     .help = "with --wait: give up after D (exit 5)"},
+    FLAG_ROW("json", 0, json, "with --wait: outcomes as JSON"),
+    SL_OPT_HELP_ROW("show this help"),
+    {.type = SL_OPT_TEXT, .help = usage_foot},
+    SL_OPT_END};
+const struct sl_opt_table sl_enqueue_table = {"enqueue", rows, 29};
 
 /* Read stdin into lines; blank lines are skipped. Returns count or -1. */
 static long read_lines(char ***out, long **lineno_out) {
@@ -130,105 +204,37 @@ static void report_line(struct sl_journal *j, long lineno, const char *line,
 }
 
 int sl_cmd_enqueue(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"journal", required_argument, NULL, 'j'},
-      {"queue", required_argument, NULL, 'q'},
-      {"urgency", required_argument, NULL, 'u'},
-      {"endpoint", required_argument, NULL, 'e'},
-      {"priority", required_argument, NULL, 'p'},
-      {"partition", required_argument, NULL, 'P'},
-      {"deadline", required_argument, NULL, 'd'},
-      {"run-after", required_argument, NULL, 'a'},
-      {"max-attempts", required_argument, NULL, 'm'},
-      {"idempotency-key", required_argument, NULL, 'k'},
-      {"metadata", required_argument, NULL, 'M'},
-      {"envelope", no_argument, NULL, 'E'},
-      {"ids", no_argument, NULL, 'I'},
-      {"wait", no_argument, NULL, 'W'},
-      {"timeout", required_argument, NULL, 't'},
-      {"json", no_argument, NULL, 'J'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  struct sl_job_spec base = {0}, *specs = NULL;
+  struct enqueue_opts o = {0};
+  struct sl_job_spec base, *specs = NULL;
   struct sl_envelope *envs = NULL;
-  const char *journal = NULL;
+  const char *journal;
   struct sl_journal *j = NULL;
   char **lines = NULL;
   long *linenos = NULL, nlines = 0, i;
-  long long v;
-  int64_t now = sl_now_ms(), id, *ids = NULL, timeout = -1;
-  int c, rc, created, *createds = NULL, ret = SL_EXIT_FAILED;
-  int envelope = 0, print_ids = 0, wait = 0, json = 0, timeout_set = 0;
+  int64_t now, id, *ids = NULL, timeout;
+  int rc, created, *createds = NULL, ret = SL_EXIT_FAILED, ind = 0;
+  int envelope, print_ids, wait, json, timeout_set;
   char why[256];
 
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "j:q:u:e:p:P:d:a:m:k:M:t:EWh", opts,
-                          NULL)) != -1) {
-    switch (c) {
-    case 'j': journal = optarg; break;
-    case 'q': base.queue = optarg; break;
-    case 'u': base.urgency = optarg; break;
-    case 'e': base.endpoint = optarg; break;
-    case 'P': base.partition = optarg; break;
-    case 'k': base.idempotency_key = optarg; break;
-    case 'M': base.metadata = optarg; break;
-    case 'E': envelope = 1; break;
-    case 'I': print_ids = 1; break;
-    case 'W': wait = 1; break;
-    case 'J': json = 1; break;
-    case 't':
-      if (sl_cli_parse_duration(optarg, &timeout) != 0) {
-        fprintf(stderr, "sluice enqueue: --timeout wants a duration (90s, "
-                        "10m, 2h), got '%s'\n", optarg);
-        return SL_EXIT_USAGE;
-      }
-      timeout_set = 1;
-      break;
-    case 'p':
-      if (sl_cli_parse_int(optarg, 0, 1000000, &v) != 0) {
-        fprintf(stderr, "sluice enqueue: --priority must be an integer "
-                        "from 0 to 1000000, got '%s'\n", optarg);
-        return SL_EXIT_USAGE;
-      }
-      base.priority = (int)v;
-      break;
-    case 'm':
-      if (sl_cli_parse_int(optarg, 1, 1000, &v) != 0) {
-        fprintf(stderr, "sluice enqueue: --max-attempts must be from 1 to "
-                        "1000, got '%s'\n", optarg);
-        return SL_EXIT_USAGE;
-      }
-      base.max_attempts = (int)v;
-      break;
-    case 'd':
-    case 'a':
-      if (sl_cli_parse_when(optarg, now, 1, c == 'd' ? &base.deadline_ms
-                                                     : &base.run_after_ms,
-                            why, sizeof why)) {
-        fprintf(stderr, "sluice enqueue: --%s: %s\n",
-                c == 'd' ? "deadline" : "run-after", why);
-        return SL_EXIT_USAGE;
-      }
-      if (c == 'd' && base.deadline_ms <= now) {
-        fprintf(stderr, "sluice enqueue: --deadline %s is already past; "
-                        "the job could never run\n", optarg);
-        return SL_EXIT_USAGE;
-      }
-      break;
-    case 'h':
-      fputs(usage, stdout);
-      return SL_EXIT_OK;
-    default:
-      fputs(usage, stderr);
-      return SL_EXIT_USAGE;
-    }
-  }
-  if (argc - optind > 1) {
+  o.now = sl_now_ms();
+  o.timeout_ms = -1;
+  if ((rc = sl_opt_cmdline(&sl_enqueue_table, &o, argc, argv, &ind)) >= 0)
+    return rc;
+  base = o.base;
+  journal = o.journal;
+  now = o.now;
+  timeout = o.timeout_ms;
+  timeout_set = o.timeout_ms >= 0;
+  envelope = o.envelope;
+  print_ids = o.print_ids;
+  wait = o.wait;
+  json = o.json;
+  if (argc - ind > 1) {
     fprintf(stderr, "sluice enqueue: one BODY at most (quote the JSON); "
-                    "got %d arguments after the options\n", argc - optind);
+                    "got %d arguments after the options\n", argc - ind);
     return SL_EXIT_USAGE;
   }
-  if (argc - optind == 1 && envelope) {
+  if (argc - ind == 1 && envelope) {
     fprintf(stderr, "sluice enqueue: --envelope reads standard input; give "
                     "no BODY argument\n");
     return SL_EXIT_USAGE;
@@ -238,13 +244,13 @@ int sl_cmd_enqueue(int argc, char **argv) {
             timeout_set ? "timeout" : "json");
     return SL_EXIT_USAGE;
   }
-  if (argc - optind == 0 && base.idempotency_key) {
+  if (argc - ind == 0 && base.idempotency_key) {
     fprintf(stderr, "sluice enqueue: --idempotency-key names one job; give "
                     "BODY as an argument (with --envelope, put an "
                     "\"idempotency_key\" in each line)\n");
     return SL_EXIT_USAGE;
   }
-  if (argc - optind == 0 && isatty(STDIN_FILENO)) {
+  if (argc - ind == 0 && isatty(STDIN_FILENO)) {
     fprintf(stderr, "sluice enqueue: no BODY and standard input is a "
                     "terminal; see `sluice enqueue --help`\n");
     return SL_EXIT_USAGE;
@@ -253,8 +259,8 @@ int sl_cmd_enqueue(int argc, char **argv) {
   if (!j)
     return SL_EXIT_JOURNAL;
 
-  if (argc - optind == 1) {
-    base.body = argv[optind];
+  if (argc - ind == 1) {
+    base.body = argv[ind];
     rc = sl_enqueue(j, &base, &id, &created);
     if (rc != SL_OK) {
       sl_cli_report(j, rc, "job not enqueued");

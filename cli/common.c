@@ -1,4 +1,4 @@
-/* cli_common.c: helpers shared by the `sluice` subcommands. */
+/* common.c: helpers shared by the `sluice` subcommands. */
 #include <errno.h>
 #include <stdio.h>
 #include <time.h>

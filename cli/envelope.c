@@ -1,5 +1,5 @@
 /*
- * cli_envelope.c: one line of `sluice enqueue --envelope`: a JSON object
+ * envelope.c: one line of `sluice enqueue --envelope`: a JSON object
  * {"body":{...}, "idempotency_key", "queue", "partition", "priority",
  * "urgency", "endpoint", "run_after", "deadline", "max_attempts",
  * "metadata"}, all but body optional; the flags give the defaults.

@@ -55,7 +55,7 @@ int sl_cmd_show(int argc, char **argv);
 int sl_cmd_jobs(int argc, char **argv);
 int sl_cmd_wait(int argc, char **argv);
 
-/* The strings one --envelope line owns (cli_envelope.c). */
+/* The strings one --envelope line owns (envelope.c). */
 #define SL_ENVELOPE_STRINGS 8
 struct sl_envelope {
   char *s[SL_ENVELOPE_STRINGS];

@@ -1,6 +1,5 @@
-/* cli_admin.c: `sluice init`, `cancel`, `replay`, `pause`, `resume`,
+/* admin.c: `sluice init`, `cancel`, `replay`, `pause`, `resume`,
  * `rescue`: operator commands over libsluice. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +7,7 @@
 
 #include "classify.h"
 #include "cli.h"
+#include "cli_opt.h"
 #include "esc.h"
 #include "sluice_batch.h"
 #include "spill.h"
@@ -15,57 +15,57 @@
 /* Above this many jobs, replay asks for --yes (or a typed "y"). */
 #define SL_REPLAY_CONFIRM_OVER 1000
 
-static const char init_usage[] =
+/* What the operator commands read from their flags. */
+struct admin_opts {
+  const char *journal, *reason, *spill_dir;
+  struct sl_replay_filter f;
+  int64_t now, *ids;
+  size_t nids;
+  int yes, dry;
+};
+
+#define AT(x) SL_OPT_AT(struct admin_opts, x)
+/* Options named in the usage line, without a line of their own. */
+#define JOURNAL_ROW(text)                                                    \
+  {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH", \
+   .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,        \
+   AT(journal), .help = text}
+#define REASON_ROW                                                           \
+  {.type = SL_OPT_STRING, .name = "reason", .shortopt = 'r', .arg = "TEXT",  \
+   .flags = SL_OPT_ARGV, AT(reason)}
+#define USAGE_ONLY(name, text)                                               \
+  static const struct sl_opt name##_rows[] = {                               \
+      {.type = SL_OPT_TEXT, .help = text}, JOURNAL_ROW(NULL),                \
+      SL_OPT_HELP_ROW(NULL), SL_OPT_END};                                    \
+  const struct sl_opt_table sl_##name##_table = {#name, name##_rows, 26}
+
+static const char init_text[] =
     "Usage: sluice init [--journal PATH]\n"
     "Create the journal (mode 0600, WAL) or migrate an existing one to this\n"
     "version's schema. Prints the path and schema version.\n"
     "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+USAGE_ONLY(init, init_text);
 
-static const char cancel_usage[] =
+static const char cancel_text[] =
     "Usage: sluice cancel [--journal PATH] ID...\n"
     "Cancel pending or batched jobs. A running job cannot be cancelled (its\n"
     "request is in flight); a finished one is left as it is.\n"
     "Exit status: 0 all cancelled, 1 some not cancelled, 2 usage, 3 journal.\n";
+USAGE_ONLY(cancel, cancel_text);
 
-static const char replay_usage[] =
-    "Usage: sluice replay [OPTIONS] [--id ID...]\n"
-    "Send failed jobs again: back to pending with the same idempotency key,\n"
-    "generation + 1, attempts reset. Succeeded jobs are never replayed.\n"
-    "Every replay leaves an audit row in the replays table.\n"
-    "\n"
-    "  -j, --journal PATH      journal file\n"
-    "  -q, --queue NAME        only this queue\n"
-    "  -P, --partition LABEL   only this partition\n"
-    "  -c, --class CLASS       only jobs whose last failure had this class\n"
-    "  -b, --batch ID          only jobs of this local batch\n"
-    "  -i, --id ID...          only these jobs (repeatable; with --id, the\n"
-    "                          arguments after the options are ids too)\n"
-    "      --since WHEN        only jobs that finished at or after WHEN\n"
-    "      --until WHEN        only jobs that finished before WHEN\n"
-    "                          (WHEN: an RFC 3339 time, or a duration ago:\n"
-    "                          1h, 2d)\n"
-    "      --include-cancelled replay cancelled jobs too\n"
-    "  -n, --dry-run           print how many would be replayed; change nothing\n"
-    "  -y, --yes               confirm a replay of more than 1000 jobs\n"
-    "  -h, --help              show this help\n"
-    "An unknown --class, a queue or partition no job has, or an id that\n"
-    "names no job is refused (exit 2) and nothing is written, not even the\n"
-    "audit row.\n"
-    "Exit status: 0 ok, 1 not confirmed, 2 usage, 3 journal error.\n";
-
-static const char pause_usage[] =
+static const char pause_text[] =
     "Usage: sluice pause [--journal PATH] [--reason TEXT] QUEUE\n"
     "Pause a queue: workers stop claiming its jobs; calls in flight finish.\n"
     "`sluice status` shows paused queues; `sluice resume QUEUE` undoes it.\n"
     "Exit status: 0 ok, 2 usage, 3 journal error.\n";
 
-static const char resume_usage[] =
+static const char resume_text[] =
     "Usage: sluice resume [--journal PATH] QUEUE\n"
     "Resume a paused queue (and its online route, paused by quota, auth or\n"
     "a spent budget): workers claim its jobs again.\n"
     "Exit status: 0 ok, 1 no such queue, 2 usage, 3 journal error.\n";
 
-static const char rescue_usage[] =
+static const char rescue_text[] =
     "Usage: sluice rescue [--journal PATH] [--spill-dir DIR]\n"
     "Return running jobs whose lease expired (their worker died) to pending,\n"
     "or to failed when their attempts are spent. Workers do this on their\n"
@@ -75,35 +75,169 @@ static const char rescue_usage[] =
     "and must not be sent again; if that fails, nothing is rescued.\n"
     "Exit status: 0 ok, 2 usage, 3 journal error.\n";
 
-/* Parse only --journal and --help; returns -1 on usage error, 1 on help. */
-static int journal_only(int argc, char **argv, const char *usage,
-                        const char **journal) {
-  static const struct option opts[] = {
-      {"journal", required_argument, NULL, 'j'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'j': *journal = optarg; break;
-    case 'h': fputs(usage, stdout); return 1;
-    default: fputs(usage, stderr); return -1;
-    }
+static const char replay_head[] =
+    "Usage: sluice replay [OPTIONS] [--id ID...]\n"
+    "Send failed jobs again: back to pending with the same idempotency key,\n"
+    "generation + 1, attempts reset. Succeeded jobs are never replayed.\n"
+    "Every replay leaves an audit row in the replays table.\n"
+    "\n";
+
+static const char replay_foot[] =
+    "An unknown --class, a queue or partition no job has, or an id that\n"
+    "names no job is refused (exit 2) and nothing is written, not even the\n"
+    "audit row.\n"
+    "Exit status: 0 ok, 1 not confirmed, 2 usage, 3 journal error.\n";
+
+static const struct sl_opt pause_rows[] = {
+    {.type = SL_OPT_TEXT, .help = pause_text},
+    JOURNAL_ROW(NULL), REASON_ROW, SL_OPT_HELP_ROW(NULL), SL_OPT_END};
+const struct sl_opt_table sl_pause_table = {"pause", pause_rows, 26};
+
+/* --reason is known here only to say that it is pause's. */
+static const struct sl_opt resume_rows[] = {
+    {.type = SL_OPT_TEXT, .help = resume_text},
+    JOURNAL_ROW(NULL), REASON_ROW, SL_OPT_HELP_ROW(NULL), SL_OPT_END};
+const struct sl_opt_table sl_resume_table = {"resume", resume_rows, 26};
+
+static const struct sl_opt rescue_rows[] = {
+    {.type = SL_OPT_TEXT, .help = rescue_text},
+    JOURNAL_ROW(NULL),
+    {.type = SL_OPT_STRING, .name = "spill-dir", .arg = "DIR",
+     .flags = SL_OPT_ARGV, AT(spill_dir)},
+    SL_OPT_HELP_ROW(NULL), SL_OPT_END};
+const struct sl_opt_table sl_rescue_table = {"rescue", rescue_rows, 26};
+
+static int add_id(int64_t **ids, size_t *n, const char *s, char *why,
+                  size_t whylen) {
+  long long v;
+  int64_t *grown;
+  char e[SL_ESC_NAME];
+  if (sl_cli_parse_int(s, 1, INT64_MAX, &v) != 0) {
+    snprintf(why, whylen, "'%s' is not a job id", sl_esc(s, e, sizeof e));
+    return -1;
+  }
+  grown = realloc(*ids, (*n + 1) * sizeof *grown);
+  if (!grown) {
+    snprintf(why, whylen, "out of memory");
+    return -1;
+  }
+  grown[(*n)++] = v;
+  *ids = grown;
+  return 0;
+}
+
+static int r_class(void *dst, const char *v, char *why, size_t whylen) {
+  struct admin_opts *o = dst;
+  enum sl_failclass fc;
+  char e[SL_ESC_NAME];
+  if (sl_failclass_parse(v, &fc) != 0 || fc == SL_FC_NONE) {
+    snprintf(why, whylen, "--class '%s' is not a failure class (see "
+             "sluice(1), FAILURE CLASSES); nothing replayed",
+             sl_esc(v, e, sizeof e));
+    return -1;
+  }
+  o->f.failure_class = v;
+  return 0;
+}
+
+static int r_id(void *dst, const char *v, char *why, size_t whylen) {
+  struct admin_opts *o = dst;
+  return add_id(&o->ids, &o->nids, v, why, whylen);
+}
+
+static int r_batch(void *dst, const char *v, char *why, size_t whylen) {
+  struct admin_opts *o = dst;
+  long long id;
+  char e[SL_ESC_NAME];
+  if (sl_cli_parse_int(v, 1, INT64_MAX, &id) != 0) {
+    snprintf(why, whylen, "--batch wants a batch id, got '%s'",
+             sl_esc(v, e, sizeof e));
+    return -1;
+  }
+  o->f.batch_id = id;
+  return 0;
+}
+
+static int r_when(const char *flag, int64_t now, int64_t *out, const char *v,
+                  char *why, size_t whylen) {
+  char w[256];
+  if (sl_cli_parse_when(v, now, -1, out, w, sizeof w) != 0) {
+    snprintf(why, whylen, "--%s: %s", flag, w);
+    return -1;
   }
   return 0;
+}
+
+static int r_since(void *dst, const char *v, char *why, size_t whylen) {
+  struct admin_opts *o = dst;
+  return r_when("since", o->now, &o->f.since_ms, v, why, whylen);
+}
+
+static int r_until(void *dst, const char *v, char *why, size_t whylen) {
+  struct admin_opts *o = dst;
+  return r_when("until", o->now, &o->f.until_ms, v, why, whylen);
+}
+
+static const struct sl_opt replay_rows[] = {
+    {.type = SL_OPT_TEXT, .help = replay_head},
+    JOURNAL_ROW("journal file"),
+    {.type = SL_OPT_STRING, .name = "queue", .shortopt = 'q', .arg = "NAME",
+     .flags = SL_OPT_ARGV, AT(f.queue), .help = "only this queue"},
+    {.type = SL_OPT_STRING, .name = "partition", .shortopt = 'P',
+     .arg = "LABEL", .flags = SL_OPT_ARGV, AT(f.partition),
+     .help = "only this partition"},
+    {.type = SL_OPT_CALL, .call = r_class, .name = "class", .shortopt = 'c',
+     .arg = "CLASS", .flags = SL_OPT_ARGV,
+     .help = "only jobs whose last failure had this class"},
+    {.type = SL_OPT_CALL, .call = r_batch, .name = "batch", .shortopt = 'b',
+     .arg = "ID", .flags = SL_OPT_ARGV,
+     .help = "only jobs of this local batch"},
+    {.type = SL_OPT_CALL, .call = r_id, .name = "id", .shortopt = 'i',
+     .arg = "ID...", .flags = SL_OPT_ARGV,
+     .help = "only these jobs (repeatable; with --id, the\n"
+             "arguments after the options are ids too)"},
+    {.type = SL_OPT_CALL, .call = r_since, .name = "since", .arg = "WHEN",
+     .flags = SL_OPT_ARGV,
+     .help = "only jobs that finished at or after WHEN"},
+    {.type = SL_OPT_CALL, .call = r_until, .name = "until", .arg = "WHEN",
+     .flags = SL_OPT_ARGV,
+     .help = "only jobs that finished before WHEN\n"
+             "(WHEN: an RFC 3339 time, or a duration ago:\n"
+             "1h, 2d)"},
+    {.type = SL_OPT_FLAG, .name = "include-cancelled", .flags = SL_OPT_ARGV,
+     AT(f.include_cancelled), .help = "replay cancelled jobs too"},
+    {.type = SL_OPT_FLAG, .name = "dry-run", .shortopt = 'n',
+     .flags = SL_OPT_ARGV, AT(dry),
+     .help = "print how many would be replayed; change nothing"},
+    {.type = SL_OPT_FLAG, .name = "yes", .shortopt = 'y',
+     .flags = SL_OPT_ARGV, AT(yes),
+     .help = "confirm a replay of more than 1000 jobs"},
+    SL_OPT_HELP_ROW("show this help"),
+    {.type = SL_OPT_TEXT, .help = replay_foot},
+    SL_OPT_END};
+const struct sl_opt_table sl_replay_table = {"replay", replay_rows, 26};
+
+/* Parse only --journal and --help: -1 to go on (operands at argv[*ind..]),
+ * else the exit status. */
+static int journal_only(const struct sl_opt_table *t, int argc, char **argv,
+                        const char **journal, int *ind) {
+  struct admin_opts o = {0};
+  int r = sl_opt_cmdline(t, &o, argc, argv, ind);
+  *journal = o.journal;
+  return r;
 }
 
 int sl_cmd_init(int argc, char **argv) {
   const char *journal = NULL, *path;
   struct sl_journal *j;
-  int r = journal_only(argc, argv, init_usage, &journal), v = 0;
-  if (r)
-    return r > 0 ? SL_EXIT_OK : SL_EXIT_USAGE;
-  if (optind != argc) {
+  int ind = 0, v = 0;
+  int r = journal_only(&sl_init_table, argc, argv, &journal, &ind);
+  if (r >= 0)
+    return r;
+  if (ind != argc) {
     fprintf(stderr, "sluice init: unexpected argument '%s' (the journal "
-                    "is --journal PATH)\n", argv[optind]);
-    fputs(init_usage, stderr);
+                    "is --journal PATH)\n", argv[ind]);
+    sl_opt_help(&sl_init_table, stderr);
     return SL_EXIT_USAGE;
   }
   path = sl_cli_journal_path(journal);
@@ -120,16 +254,16 @@ int sl_cmd_cancel(int argc, char **argv) {
   const char *journal = NULL;
   struct sl_journal *j;
   long long id;
-  int r = journal_only(argc, argv, cancel_usage, &journal), i, rc;
-  int ret = SL_EXIT_OK;
-  if (r)
-    return r > 0 ? SL_EXIT_OK : SL_EXIT_USAGE;
-  if (optind == argc) {
+  int ind = 0, i, rc, ret = SL_EXIT_OK;
+  int r = journal_only(&sl_cancel_table, argc, argv, &journal, &ind);
+  if (r >= 0)
+    return r;
+  if (ind == argc) {
     fprintf(stderr, "sluice cancel: give the ids of the jobs to cancel\n");
-    fputs(cancel_usage, stderr);
+    sl_opt_help(&sl_cancel_table, stderr);
     return SL_EXIT_USAGE;
   }
-  for (i = optind; i < argc; i++) {
+  for (i = ind; i < argc; i++) {
     if (sl_cli_parse_int(argv[i], 1, INT64_MAX, &id) != 0) {
       fprintf(stderr, "sluice cancel: '%s' is not a job id\n", argv[i]);
       return SL_EXIT_USAGE;
@@ -138,7 +272,7 @@ int sl_cmd_cancel(int argc, char **argv) {
   j = sl_cli_open(sl_cli_journal_path(journal), 1);
   if (!j)
     return SL_EXIT_JOURNAL;
-  for (i = optind; i < argc; i++) {
+  for (i = ind; i < argc; i++) {
     sl_cli_parse_int(argv[i], 1, INT64_MAX, &id);
     rc = sl_cancel(j, id);
     if (rc == SL_OK) {
@@ -235,104 +369,38 @@ static int check_replay_filter(struct sl_journal *j,
   return SL_EXIT_OK;
 }
 
-static int add_id(int64_t **ids, size_t *n, const char *s) {
-  long long v;
-  int64_t *grown;
-  if (sl_cli_parse_int(s, 1, INT64_MAX, &v) != 0) {
-    fprintf(stderr, "sluice replay: '%s' is not a job id\n", s);
-    return -1;
-  }
-  grown = realloc(*ids, (*n + 1) * sizeof *grown);
-  if (!grown) {
-    fprintf(stderr, "sluice replay: out of memory\n");
-    return -1;
-  }
-  grown[(*n)++] = v;
-  *ids = grown;
-  return 0;
-}
-
 int sl_cmd_replay(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"journal", required_argument, NULL, 'j'},
-      {"queue", required_argument, NULL, 'q'},
-      {"partition", required_argument, NULL, 'P'},
-      {"class", required_argument, NULL, 'c'},
-      {"batch", required_argument, NULL, 'b'},
-      {"id", required_argument, NULL, 'i'},
-      {"since", required_argument, NULL, 'S'},
-      {"until", required_argument, NULL, 'U'},
-      {"include-cancelled", no_argument, NULL, 'C'},
-      {"dry-run", no_argument, NULL, 'n'},
-      {"yes", no_argument, NULL, 'y'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  struct sl_replay_filter f = {0};
-  const char *journal = NULL;
+  struct admin_opts o = {0};
+  struct sl_replay_filter f;
+  const char *journal;
   struct sl_journal *j = NULL;
-  enum sl_failclass fc;
-  int64_t now = sl_now_ms(), n = 0, *ids = NULL;
-  size_t nids = 0;
-  long long v;
-  int c, yes = 0, dry = 0, rc, ret = SL_EXIT_USAGE;
+  int64_t n = 0, *ids;
+  size_t nids;
+  int yes, dry, rc, ret, ind = 0;
   char why[256];
 
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "j:q:P:c:b:i:nyh", opts, NULL)) != -1) {
-    switch (c) {
-    case 'j': journal = optarg; break;
-    case 'q': f.queue = optarg; break;
-    case 'P': f.partition = optarg; break;
-    case 'c':
-      if (sl_failclass_parse(optarg, &fc) != 0 || fc == SL_FC_NONE) {
-        fprintf(stderr, "sluice replay: --class '%s' is not a failure class "
-                        "(see sluice(1), FAILURE CLASSES); nothing "
-                        "replayed\n", sl_esc(optarg, why, sizeof why));
-        goto out;
-      }
-      f.failure_class = optarg;
-      break;
-    case 'C': f.include_cancelled = 1; break;
-    case 'n': dry = 1; break;
-    case 'y': yes = 1; break;
-    case 'i':
-      if (add_id(&ids, &nids, optarg) != 0)
-        goto out;
-      break;
-    case 'b':
-      if (sl_cli_parse_int(optarg, 1, INT64_MAX, &v) != 0) {
-        fprintf(stderr, "sluice replay: --batch wants a batch id, got "
-                        "'%s'\n", optarg);
-        goto out;
-      }
-      f.batch_id = v;
-      break;
-    case 'S':
-    case 'U':
-      if (sl_cli_parse_when(optarg, now, -1,
-                            c == 'S' ? &f.since_ms : &f.until_ms, why,
-                            sizeof why) != 0) {
-        fprintf(stderr, "sluice replay: --%s: %s\n",
-                c == 'S' ? "since" : "until", why);
-        goto out;
-      }
-      break;
-    case 'h':
-      fputs(replay_usage, stdout);
-      ret = SL_EXIT_OK;
-      goto out;
-    default: fputs(replay_usage, stderr); goto out;
-    }
-  }
-  for (; optind < argc; optind++) {
+  o.now = sl_now_ms();
+  ret = sl_opt_cmdline(&sl_replay_table, &o, argc, argv, &ind);
+  ids = o.ids;
+  nids = o.nids;
+  if (ret >= 0)
+    goto out;
+  ret = SL_EXIT_USAGE;
+  for (; ind < argc; ind++) {
     if (!nids) {
       fprintf(stderr, "sluice replay: unexpected argument '%s' (ids go "
-                      "after --id)\n", argv[optind]);
+                      "after --id)\n", argv[ind]);
       goto out;
     }
-    if (add_id(&ids, &nids, argv[optind]) != 0)
+    if (add_id(&ids, &nids, argv[ind], why, sizeof why) != 0) {
+      fprintf(stderr, "sluice replay: %s\n", why);
       goto out;
+    }
   }
+  f = o.f;
+  journal = o.journal;
+  yes = o.yes;
+  dry = o.dry;
   f.job_ids = ids;
   f.n_job_ids = nids;
   j = sl_cli_open(sl_cli_journal_path(journal), 1);
@@ -389,61 +457,52 @@ static int queue_exists(struct sl_journal *j, const char *queue) {
 }
 
 static int pause_or_resume(int argc, char **argv, int pause) {
-  static const struct option opts[] = {
-      {"journal", required_argument, NULL, 'j'},
-      {"reason", required_argument, NULL, 'r'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  const char *journal = NULL, *reason = NULL;
-  const char *usage = pause ? pause_usage : resume_usage;
+  const struct sl_opt_table *t = pause ? &sl_pause_table : &sl_resume_table;
+  struct admin_opts o = {0};
+  const char *journal, *reason;
   struct sl_journal *j;
-  int c, rc;
+  int rc, ind = 0;
   char why[SL_ESC_NAME];
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "j:r:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'j': journal = optarg; break;
-    case 'r': reason = optarg; break;
-    case 'h': fputs(usage, stdout); return SL_EXIT_OK;
-    default: fputs(usage, stderr); return SL_EXIT_USAGE;
-    }
-  }
-  if (optind + 1 != argc || (!pause && reason)) {
+  if ((rc = sl_opt_cmdline(t, &o, argc, argv, &ind)) >= 0)
+    return rc;
+  journal = o.journal;
+  reason = o.reason;
+  if (ind + 1 != argc || (!pause && reason)) {
     if (!pause && reason)
       fprintf(stderr, "sluice resume: --reason is for pause\n");
-    else if (optind == argc)
+    else if (ind == argc)
       fprintf(stderr, "sluice %s: name the queue\n",
               pause ? "pause" : "resume");
     else
       fprintf(stderr, "sluice %s: one queue at a time (got %d arguments; "
                       "quote a name with spaces)\n",
-              pause ? "pause" : "resume", argc - optind);
-    fputs(usage, stderr);
+              pause ? "pause" : "resume", argc - ind);
+    sl_opt_help(t, stderr);
     return SL_EXIT_USAGE;
   }
   j = sl_cli_open(sl_cli_journal_path(journal), 1);
   if (!j)
     return SL_EXIT_JOURNAL;
   if (!pause) {
-    rc = queue_exists(j, argv[optind]);
+    rc = queue_exists(j, argv[ind]);
     if (rc != 1) {
       if (rc == 0)
         fprintf(stderr, "sluice resume: no queue '%s' (no job, pause or "
                         "limit names it; see `sluice status`); nothing "
-                        "resumed\n", sl_esc(argv[optind], why, sizeof why));
+                        "resumed\n", sl_esc(argv[ind], why, sizeof why));
       sl_close(j);
       return rc == 0 ? SL_EXIT_FAILED : SL_EXIT_JOURNAL;
     }
   }
-  rc = pause ? sl_queue_pause(j, argv[optind], reason)
-             : sl_queue_resume(j, argv[optind]);
+  rc = pause ? sl_queue_pause(j, argv[ind], reason)
+             : sl_queue_resume(j, argv[ind]);
   if (rc != SL_OK) {
     sl_cli_report(j, rc, pause ? "pause" : "resume");
     sl_close(j);
     return SL_EXIT_JOURNAL;
   }
   printf("%s ", pause ? "paused" : "resumed");
-  sl_esc_put(stdout, argv[optind]);
+  sl_esc_put(stdout, argv[ind]);
   putchar('\n');
   sl_close(j);
   return SL_EXIT_OK;
@@ -491,29 +550,20 @@ static int rescue_ingest(struct sl_journal *j, const char *path,
 }
 
 int sl_cmd_rescue(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"journal", required_argument, NULL, 'j'},
-      {"spill-dir", required_argument, NULL, 's'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  const char *journal = NULL, *spill_dir = NULL, *path;
+  struct admin_opts o = {0};
+  const char *journal, *spill_dir, *path;
   struct sl_journal *j;
   int64_t n = 0;
   char why[SL_ESC_NAME];
-  int c, rc;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'j': journal = optarg; break;
-    case 's': spill_dir = optarg; break;
-    case 'h': fputs(rescue_usage, stdout); return SL_EXIT_OK;
-    default: fputs(rescue_usage, stderr); return SL_EXIT_USAGE;
-    }
-  }
-  if (optind != argc) {
+  int rc, ind = 0;
+  if ((rc = sl_opt_cmdline(&sl_rescue_table, &o, argc, argv, &ind)) >= 0)
+    return rc;
+  journal = o.journal;
+  spill_dir = o.spill_dir;
+  if (ind != argc) {
     fprintf(stderr, "sluice rescue: unexpected argument '%s'\n",
-            sl_esc(argv[optind], why, sizeof why));
-    fputs(rescue_usage, stderr);
+            sl_esc(argv[ind], why, sizeof why));
+    sl_opt_help(&sl_rescue_table, stderr);
     return SL_EXIT_USAGE;
   }
   path = sl_cli_journal_path(journal);

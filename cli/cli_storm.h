@@ -1,5 +1,5 @@
 /* cli_storm.h: storm and cost control in `sluice status` and `sluice
- * budget` (cli_storm.c). */
+ * budget` (budget.c). */
 #ifndef SL_CLI_STORM_H
 #define SL_CLI_STORM_H
 

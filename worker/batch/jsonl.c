@@ -1,5 +1,5 @@
 /*
- * batch_line.c: the parts of the batch route that need no event loop: the
+ * jsonl.c: the parts of the batch route that need no event loop: the
  * custom_id format, the JSONL input file writer and the output/error line
  * parser, which classifies with the online route's table.
  */

@@ -1,15 +1,15 @@
 /*
- * cli_storm.c: storm and cost control on the command line: the section
+ * budget.c: storm and cost control on the command line: the section
  * `sluice status` prints (spend and budgets, online-route pauses, rate
  * buckets, breakers) and `sluice budget`.
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cli_opt.h"
 #include "cli_storm.h"
 #include "esc.h"
 #include "ratelimit.h"
@@ -214,80 +214,99 @@ int sl_storm_status(struct sl_journal *j, cJSON *root) {
   return rc == SL_OK ? 0 : -1;
 }
 
-static const char budget_usage[] =
+/* What `sluice budget` reads from its flags (-1: not given). */
+struct budget_opts {
+  const char *journal;
+  long long tokens;
+  double in, out;
+};
+
+#define AT(x) SL_OPT_AT(struct budget_opts, x)
+
+static int tokens(void *dst, const char *v, char *why, size_t whylen) {
+  struct budget_opts *o = dst;
+  char e[SL_ESC_NAME];
+  if (strcmp(v, "none") == 0) {
+    o->tokens = -1;
+    return 0;
+  }
+  if (sl_cli_parse_int(v, 0, INT64_MAX, &o->tokens) != 0) {
+    snprintf(why, whylen, "--tokens-per-day wants a number or none, got "
+             "'%s'", sl_esc(v, e, sizeof e));
+    return -1;
+  }
+  return 0;
+}
+
+/* A price: 0 to 1e9 dollars per million tokens. */
+static int price(const char *v, double *out, char *why, size_t whylen) {
+  char *end, e[SL_ESC_NAME];
+  double d = strtod(v, &end);
+  if (end == v || *end || !(d >= 0 && d < 1e9)) {
+    snprintf(why, whylen, "bad price '%s'", sl_esc(v, e, sizeof e));
+    return -1;
+  }
+  *out = d;
+  return 0;
+}
+
+static int price_in(void *dst, const char *v, char *why, size_t whylen) {
+  return price(v, &((struct budget_opts *)dst)->in, why, whylen);
+}
+
+static int price_out(void *dst, const char *v, char *why, size_t whylen) {
+  return price(v, &((struct budget_opts *)dst)->out, why, whylen);
+}
+
+
+static const char usage_head[] =
     "Usage: sluice budget [--journal PATH] QUEUE [--tokens-per-day N|none]\n"
     "                     [--usd-per-mtok-in X] [--usd-per-mtok-out Y]\n"
     "Set a queue's token budget per UTC day and its price table. A spent\n"
     "budget pauses the queue's online route and its batch packing until\n"
     "the next day or a higher budget. `sluice status` shows\n"
     "the spend. Same as: INSERT INTO queue_limits(queue, tokens_per_day)...\n"
-    "\n"
-    "  -j, --journal PATH      journal file\n"
-    "      --tokens-per-day N  budget (none: no budget)\n"
-    "      --usd-per-mtok-in X   dollars per million input tokens\n"
-    "      --usd-per-mtok-out Y  dollars per million output tokens\n"
-    "  -h, --help              show this help\n"
-    "\n"
-    "Exit status: 0 ok, 2 usage, 3 journal error.\n";
+    "\n";
 
-static int price(const char *v, double *out) {
-  char *end;
-  double d = strtod(v, &end);
-  if (end == v || *end || !(d >= 0 && d < 1e9))
-    return -1;
-  *out = d;
-  return 0;
-}
+static const struct sl_opt rows[] = {
+    {.type = SL_OPT_TEXT, .help = usage_head},
+    {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
+     .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
+     AT(journal), .help = "journal file"},
+    {.type = SL_OPT_CALL, .call = tokens, .name = "tokens-per-day",
+     .arg = "N", .flags = SL_OPT_ARGV, .help = "budget (none: no budget)"},
+    /* The leading spaces line it up with --usd-per-mtok-out's text. */
+    {.type = SL_OPT_CALL, .call = price_in, .name = "usd-per-mtok-in",
+     .arg = "X", .flags = SL_OPT_ARGV,
+     .help = "  dollars per million input tokens"},
+    {.type = SL_OPT_CALL, .call = price_out, .name = "usd-per-mtok-out",
+     .arg = "Y", .flags = SL_OPT_ARGV,
+     .help = "dollars per million output tokens"},
+    SL_OPT_HELP_ROW("show this help"),
+    {.type = SL_OPT_TEXT,
+     .help = "\nExit status: 0 ok, 2 usage, 3 journal error.\n"},
+    SL_OPT_END};
+const struct sl_opt_table sl_budget_table = {"budget", rows, 26};
 
 int sl_cmd_budget(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"journal", required_argument, NULL, 'j'},
-      {"tokens-per-day", required_argument, NULL, 't'},
-      {"usd-per-mtok-in", required_argument, NULL, 'i'},
-      {"usd-per-mtok-out", required_argument, NULL, 'o'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  const char *journal = NULL;
+  struct budget_opts o = {NULL, -1, -1, -1};
   struct sl_journal *j;
-  long long tokens = -1;
-  double in = -1, out = -1;
-  int c, rc;
+  int rc, ind = 0;
 
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'j': journal = optarg; break;
-    case 't':
-      if (strcmp(optarg, "none") != 0 &&
-          sl_cli_parse_int(optarg, 0, INT64_MAX, &tokens) != 0) {
-        fprintf(stderr, "sluice budget: --tokens-per-day wants a number or "
-                        "none, got '%s'\n", optarg);
-        return SL_EXIT_USAGE;
-      }
-      break;
-    case 'i':
-    case 'o':
-      if (price(optarg, c == 'i' ? &in : &out) != 0) {
-        fprintf(stderr, "sluice budget: bad price '%s'\n", optarg);
-        return SL_EXIT_USAGE;
-      }
-      break;
-    case 'h': fputs(budget_usage, stdout); return SL_EXIT_OK;
-    default: fputs(budget_usage, stderr); return SL_EXIT_USAGE;
-    }
-  }
-  if (optind + 1 != argc || !argv[optind][0]) {
+  if ((rc = sl_opt_cmdline(&sl_budget_table, &o, argc, argv, &ind)) >= 0)
+    return rc;
+  if (ind + 1 != argc || !argv[ind][0]) {
     fprintf(stderr, "sluice budget: %s\n",
-            optind == argc         ? "name the queue"
-            : optind + 1 != argc   ? "one queue at a time"
+            ind == argc         ? "name the queue"
+            : ind + 1 != argc   ? "one queue at a time"
                                    : "the queue name is empty");
-    fputs(budget_usage, stderr);
+    sl_opt_help(&sl_budget_table, stderr);
     return SL_EXIT_USAGE;
   }
-  j = sl_cli_open(sl_cli_journal_path(journal), 1); /* never a typo.db */
+  j = sl_cli_open(sl_cli_journal_path(o.journal), 1); /* never a typo.db */
   if (!j)
     return SL_EXIT_JOURNAL;
-  rc = sl_queue_budget_set(j, argv[optind], tokens, in, out);
+  rc = sl_queue_budget_set(j, argv[ind], o.tokens, o.in, o.out);
   if (rc != SL_OK) {
     sl_cli_report(j, rc, "budget");
     sl_close(j);
