@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pg/internal.h"
 #include "sluice_secrets.h"
@@ -174,13 +175,25 @@ out:
 int sl__pg_open(struct sl_journal **out, const struct sl_open_options *opts,
                 char *errbuf, size_t errlen) {
   struct sl_pg *p = calloc(1, sizeof *p);
+  char *c;
   int rc, bad;
 
   if (!p)
     return SL_NOMEM;
   p->ops = &sl__pg_ops;
   p->read_only = opts->read_only;
-  p->password = location_password(opts->location, &bad);
+  p->conninfo = strdup(opts->location);
+  if (!p->conninfo) {
+    rc = SL_NOMEM;
+    goto fail;
+  }
+  /* sl_open takes the scheme in any case; libpq only in lower case. */
+  if (strncasecmp(p->conninfo, "postgres", 8) == 0 &&
+      strstr(p->conninfo, "://"))
+    for (c = p->conninfo; *c != ':'; c++)
+      if (*c >= 'A' && *c <= 'Z')
+        *c = (char)(*c - 'A' + 'a');
+  p->password = location_password(p->conninfo, &bad);
   if (bad) {
     snprintf(errbuf, errlen, "the PostgreSQL location is not a valid URI, "
                              "conninfo string or service");
@@ -192,11 +205,6 @@ int sl__pg_open(struct sl_journal **out, const struct sl_open_options *opts,
    * and stays a reason to keep passwords out of the location). */
   if (p->password)
     sl_secret_add(p->password);
-  p->conninfo = strdup(opts->location);
-  if (!p->conninfo) {
-    rc = SL_NOMEM;
-    goto fail;
-  }
   p->conn = connect_to(p, errbuf, errlen);
   if (!p->conn) {
     rc = SL_IO; /* never CANTOPEN: nothing to create, no path to name */
