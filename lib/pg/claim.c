@@ -236,7 +236,8 @@ int sl__pg_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
   static const char sql[] =
       "WITH n AS (SELECT coalesce($1::bigint, sluice.now_ms()) AS t),"
       " x AS (SELECT id, updated_at FROM sluice.jobs WHERE state ="
-      "  'running' AND lease_expires < (SELECT t FROM n) FOR UPDATE SKIP LOCKED),"
+      "  'running' AND lease_expires < (SELECT t FROM n)"
+      "  FOR UPDATE SKIP LOCKED),"
       " r AS (UPDATE sluice.jobs j SET state = CASE WHEN j.attempts >="
       "  j.max_attempts THEN 'failed' ELSE 'pending' END, finished_at ="
       "  CASE WHEN j.attempts >= j.max_attempts THEN (SELECT t FROM n) END,"
@@ -247,7 +248,8 @@ int sl__pg_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
       "  x.updated_at)"
       " INSERT INTO sluice.attempts (job_id, attempt, generation, route,"
       "  started_at, finished_at, failure_class, error)"
-      " SELECT id, attempts, generation, 'rescue', updated_at, (SELECT t FROM n),"
+      " SELECT id, attempts, generation, 'rescue', updated_at,"
+      "  (SELECT t FROM n),"
       "  $2, 'lease expired: the worker holding the job stopped' FROM r";
   struct sl_pg *p = PGJ(j);
   char b1[24];

@@ -23,32 +23,52 @@ struct field {
 };
 #define FLD(st, name, t) {#name, t, offsetof(struct st, name)}
 
+/* Each table's columns after (endpoint, model), in the SQLite backend's
+ * order; names are the struct members' (sluice_storm.h). */
 static const struct field bucket_f[] = {
-    FLD(sl_bucket_row, rpm, F_DBL),         FLD(sl_bucket_row, tpm, F_DBL),
-    FLD(sl_bucket_row, factor, F_DBL),      FLD(sl_bucket_row, req_level, F_DBL),
-    FLD(sl_bucket_row, tok_level, F_DBL),   FLD(sl_bucket_row, refilled_at, F_I64),
-    FLD(sl_bucket_row, blocked_until, F_I64), FLD(sl_bucket_row, last_cut_at, F_I64),
-    FLD(sl_bucket_row, granted_req, F_I64), FLD(sl_bucket_row, granted_tok, F_I64),
-    FLD(sl_bucket_row, cuts, F_I64),        FLD(sl_bucket_row, updated_at, F_I64),
+    FLD(sl_bucket_row, rpm, F_DBL),
+    FLD(sl_bucket_row, tpm, F_DBL),
+    FLD(sl_bucket_row, factor, F_DBL),
+    FLD(sl_bucket_row, req_level, F_DBL),
+    FLD(sl_bucket_row, tok_level, F_DBL),
+    FLD(sl_bucket_row, refilled_at, F_I64),
+    FLD(sl_bucket_row, blocked_until, F_I64),
+    FLD(sl_bucket_row, last_cut_at, F_I64),
+    FLD(sl_bucket_row, granted_req, F_I64),
+    FLD(sl_bucket_row, granted_tok, F_I64),
+    FLD(sl_bucket_row, cuts, F_I64),
+    FLD(sl_bucket_row, updated_at, F_I64),
     {NULL, F_INT, 0}};
 static const struct field breaker_f[] = {
     FLD(sl_breaker_row, state, F_STATE),
     FLD(sl_breaker_row, window_start, F_I64),
-    FLD(sl_breaker_row, ok_cur, F_I64),      FLD(sl_breaker_row, fail_cur, F_I64),
-    FLD(sl_breaker_row, ok_prev, F_I64),     FLD(sl_breaker_row, fail_prev, F_I64),
-    FLD(sl_breaker_row, opened_at, F_I64),   FLD(sl_breaker_row, open_until, F_I64),
-    FLD(sl_breaker_row, open_ms, F_I64),     FLD(sl_breaker_row, probes_out, F_I64),
+    FLD(sl_breaker_row, ok_cur, F_I64),
+    FLD(sl_breaker_row, fail_cur, F_I64),
+    FLD(sl_breaker_row, ok_prev, F_I64),
+    FLD(sl_breaker_row, fail_prev, F_I64),
+    FLD(sl_breaker_row, opened_at, F_I64),
+    FLD(sl_breaker_row, open_until, F_I64),
+    FLD(sl_breaker_row, open_ms, F_I64),
+    FLD(sl_breaker_row, probes_out, F_I64),
     FLD(sl_breaker_row, probes_ok, F_I64),
     FLD(sl_breaker_row, probe_expires, F_I64),
-    FLD(sl_breaker_row, trips, F_I64),       FLD(sl_breaker_row, last_class, F_CLASS),
-    FLD(sl_breaker_row, updated_at, F_I64),  {NULL, F_INT, 0}};
+    FLD(sl_breaker_row, trips, F_I64),
+    FLD(sl_breaker_row, last_class, F_CLASS),
+    FLD(sl_breaker_row, updated_at, F_I64),
+    {NULL, F_INT, 0}};
 static const struct field route_f[] = {
-    FLD(sl_route_row, climit, F_DBL),      FLD(sl_route_row, ssthresh, F_DBL),
-    FLD(sl_route_row, failing, F_INT),     FLD(sl_route_row, fail_streak, F_I64),
-    FLD(sl_route_row, held_until, F_I64),  FLD(sl_route_row, probe_at, F_I64),
-    FLD(sl_route_row, headers_seen, F_INT), FLD(sl_route_row, last_cut_at, F_I64),
-    FLD(sl_route_row, cuts, F_I64),        FLD(sl_route_row, last_class, F_CLASS),
-    FLD(sl_route_row, updated_at, F_I64),  {NULL, F_INT, 0}};
+    FLD(sl_route_row, climit, F_DBL),
+    FLD(sl_route_row, ssthresh, F_DBL),
+    FLD(sl_route_row, failing, F_INT),
+    FLD(sl_route_row, fail_streak, F_I64),
+    FLD(sl_route_row, held_until, F_I64),
+    FLD(sl_route_row, probe_at, F_I64),
+    FLD(sl_route_row, headers_seen, F_INT),
+    FLD(sl_route_row, last_cut_at, F_I64),
+    FLD(sl_route_row, cuts, F_I64),
+    FLD(sl_route_row, last_class, F_CLASS),
+    FLD(sl_route_row, updated_at, F_I64),
+    {NULL, F_INT, 0}};
 
 #define MAXF 16
 
