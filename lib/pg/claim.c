@@ -99,7 +99,7 @@ int sl__pg_claim(struct sl_journal *j, const struct sl_claim_options *o,
                              o->now_ms ? o->now_ms : sl_now_ms(), 0)
                        : NULL;
   param[8] = i64(b9, sizeof b9, o->now_ms, 1);
-  rc = sl__pg_exec(p, claim_sql, 9, param, "claiming jobs", &r);
+  rc = sl__pg_execp(p, claim_sql, 9, param, "claiming jobs", &r);
   sl__pgbuf_free(&qa);
   if (rc != SL_OK)
     return rc;
@@ -197,7 +197,7 @@ int sl__pg_lease_extend_many(struct sl_journal *j, const int64_t *ids,
   }
   param[2] = i64(b3, sizeof b3, lease_ms, 0);
   if (rc == SL_OK)
-    rc = sl__pg_exec(p, extend_sql, 3, param, "extending leases", &r);
+    rc = sl__pg_execp(p, extend_sql, 3, param, "extending leases", &r);
   if (rc == SL_OK) {
     for (i = 0; i < n; i++) {
       rcs[i] = SL_LEASE_LOST;

@@ -185,7 +185,7 @@ int sl__pg_complete(struct sl_journal *j, struct sl_completion *c,
   snprintf(nowb, sizeof nowb, "%lld", (long long)now);
   param[NCOL] = nowb;
   if (rc == SL_OK)
-    rc = sl__pg_exec(p, complete_sql, NCOL + 1, param, "completing jobs",
+    rc = sl__pg_execp(p, complete_sql, NCOL + 1, param, "completing jobs",
                      &r);
   if (rc == SL_OK) {
     for (i = 0; i < n; i++) {

@@ -139,7 +139,7 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
     param[k] = a[k].s;
   }
   if (rc == SL_OK)
-    rc = sl__pg_exec(p, insert_sql, NCOL, param, "job refused", &r);
+    rc = sl__pg_execp(p, insert_sql, NCOL, param, "job refused", &r);
   if (rc == SL_OK && (size_t)PQntuples(r) != n) {
     snprintf(p->errmsg, sizeof p->errmsg, "enqueue: %d rows for %zu jobs",
              PQntuples(r), n);

@@ -53,21 +53,49 @@ static int map_state(const PGresult *r, const PGconn *c) {
   return SL_DB;
 }
 
-int sl__pg_exec(struct sl_pg *p, const char *sql, int n,
-                const char *const *params, const char *what,
-                PGresult **out) {
+/* The statement's name once prepared on this connection, or NULL (no
+ * slot left, or the prepare failed: then it runs unprepared and reports
+ * its own error). Parsing and planning the claim's CTEs each time costs
+ * about as much as a small claim. */
+static const char *prepared(struct sl_pg *p, const char *sql, int n,
+                            char name[8]) {
+  PGresult *r;
+  int i, ok;
+  for (i = 0; i < p->nprepared; i++)
+    if (p->prepared[i] == sql) {
+      snprintf(name, 8, "s%d", i);
+      return name;
+    }
+  if (p->nprepared == SL_PG_PREPARED)
+    return NULL;
+  snprintf(name, 8, "s%d", p->nprepared);
+  r = PQprepare(p->conn, name, sql, n, NULL);
+  ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+  PQclear(r);
+  if (!ok)
+    return NULL;
+  p->prepared[p->nprepared++] = sql;
+  return name;
+}
+
+static int exec_any(struct sl_pg *p, const char *sql, int n,
+                    const char *const *params, const char *what,
+                    PGresult **out, int prep) {
   PGresult *r;
   ExecStatusType s;
-  const char *msg;
-  char clean[400];
+  const char *msg, *name = NULL;
+  char clean[400], nb[8];
   int rc;
 
   if (out)
     *out = NULL;
   /* Without parameters, the simple protocol: a migration is many
    * statements in one string. */
-  r = n ? PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0)
-        : PQexec(p->conn, sql);
+  if (n && prep)
+    name = prepared(p, sql, n, nb);
+  r = name ? PQexecPrepared(p->conn, name, n, params, NULL, NULL, 0)
+      : n  ? PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0)
+           : PQexec(p->conn, sql);
   s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
     if (out)
@@ -82,6 +110,18 @@ int sl__pg_exec(struct sl_pg *p, const char *sql, int n,
   snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", what, clean);
   PQclear(r);
   return rc;
+}
+
+int sl__pg_exec(struct sl_pg *p, const char *sql, int n,
+                const char *const *params, const char *what,
+                PGresult **out) {
+  return exec_any(p, sql, n, params, what, out, 0);
+}
+
+int sl__pg_execp(struct sl_pg *p, const char *sql, int n,
+                 const char *const *params, const char *what,
+                 PGresult **out) {
+  return exec_any(p, sql, n, params, what, out, 1);
 }
 
 int sl__pg_run(struct sl_pg *p, const char *sql, int n,

@@ -11,6 +11,8 @@
 
 #include "backend.h"
 
+#define SL_PG_PREPARED 32
+
 struct sl_pg {
   const struct sl_backend_ops *ops; /* first: backend.h, SL__OPS */
   PGconn *conn;      /* statements */
@@ -22,6 +24,11 @@ struct sl_pg {
   int64_t worker_id; /* workers.id once registered, or 0 */
   int64_t notes;     /* notification batches received (sl_journal_changed) */
   int read_only;
+  /* Statements prepared on this connection, named "sN" by their slot,
+   * keyed by the address of their static text (SL_PG_PREPARED slots;
+   * the rest run unprepared). */
+  const char *prepared[SL_PG_PREPARED];
+  int nprepared;
   char errmsg[512];
 };
 
@@ -34,6 +41,11 @@ struct sl_pg {
 int sl__pg_exec(struct sl_pg *p, const char *sql, int n,
                 const char *const *params, const char *what,
                 PGresult **out);
+/* The same, prepared once per connection: only for static SQL text (the
+ * cache is keyed by its address). */
+int sl__pg_execp(struct sl_pg *p, const char *sql, int n,
+                 const char *const *params, const char *what,
+                 PGresult **out);
 /* The same for a statement whose rows are not needed. */
 int sl__pg_run(struct sl_pg *p, const char *sql, int n,
                const char *const *params, const char *what);
