@@ -106,9 +106,21 @@ int sl_routes_done(struct sl_routes *rs, struct sl_journal *j,
                    int64_t delay_ms, int rate_limited, int headers,
                    double max, int64_t now_ms);
 
-/* Push counted successes and refresh the cached rows when due. Returns 1
- * if a route's hold was lifted (by another process) since the last look. */
+/* Called by sl_routes_sync for a route whose hold it found lifted; ours:
+ * this process's own probe lifted it (its success could not be written at
+ * once), so the caller does what a lift asks (release the held jobs). */
+typedef void (*sl_route_lifted_fn)(void *arg, const char *endpoint,
+                                   const char *model, int ours);
+
+/* Push counted successes and anything a busy journal kept from being
+ * written, and refresh the cached rows when due. Returns 1 if a route's
+ * hold was lifted since the last look (on_lift, may be NULL, is told
+ * which). */
 int sl_routes_sync(struct sl_routes *rs, struct sl_journal *j,
-                   int64_t now_ms);
+                   int64_t now_ms, sl_route_lifted_fn on_lift, void *arg);
+
+/* 1 if an outcome that others wait on (a probe's result, a failure, a
+ * probe slot given back) could not be written yet: sync soon. */
+int sl_routes_pending(const struct sl_routes *rs);
 
 #endif
