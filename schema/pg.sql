@@ -46,6 +46,7 @@
 --                          when it shipped; a gap in pg numbers is fine:
 --                          the runner applies each file not yet recorded)
 --   pg 0012_claim_indexes = SQLite 0012
+--   pg 0014_route_key    = SQLite 0014
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
@@ -893,3 +894,12 @@ CREATE INDEX attempts_finished ON sluice.attempts (finished_at, failure_class);
 -- a deadline (most of a batch backlog) are not in it.
 CREATE INDEX jobs_pending_deadline ON sluice.jobs (deadline)
   WHERE state = 'pending' AND urgency = 'deferrable' AND deadline IS NOT NULL;
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/pg/0014_route_key.sql (SQLite 0014: the adaptive
+-- route limit per API key; key_id is a short non-secret fingerprint of
+-- the worker's key, '' when it sends none).
+-- ---------------------------------------------------------------------
+ALTER TABLE sluice.route_limits ADD COLUMN key_id text NOT NULL DEFAULT '';
+ALTER TABLE sluice.route_limits DROP CONSTRAINT route_limits_pkey;
+ALTER TABLE sluice.route_limits ADD PRIMARY KEY (endpoint, model, key_id);

@@ -140,6 +140,7 @@ struct route_key {
 
 struct sl_routes {
   struct sl_route_config cfg;
+  char key_id[16];            /* the API key's fingerprint ('' for none) */
   struct route_key keys[MAX_ROUTES];
   size_t n;
 };
@@ -154,6 +155,10 @@ int sl_routes_new(struct sl_routes **out, const struct sl_route_config *cfg) {
 }
 
 void sl_routes_free(struct sl_routes *rs) { free(rs); }
+
+void sl_routes_set_key(struct sl_routes *rs, const char *key_id) {
+  snprintf(rs->key_id, sizeof rs->key_id, "%s", key_id ? key_id : "");
+}
 
 /* What an update function does to a row. */
 struct upd {
@@ -209,7 +214,7 @@ static int apply(struct sl_routes *rs, struct sl_journal *j,
                  struct route_key *k, struct upd *u) {
   int rc;
   u->cfg = &rs->cfg;
-  rc = sl_route_update(j, k->endpoint, k->model, upd_cb, u);
+  rc = sl_route_update(j, k->endpoint, k->model, rs->key_id, upd_cb, u);
   if (rc != SL_OK) {
     /* SL_BUSY is routine under load: what is pending stays pending */
     sl_log(rc == SL_BUSY ? SL_LOG_DEBUG : SL_LOG_WARN,
@@ -289,6 +294,15 @@ static struct route_key *find_key(struct sl_routes *rs, struct sl_journal *j,
   return k;
 }
 
+/* The limit admit applies to a route that is not held. */
+static double open_limit(const struct sl_routes *rs,
+                         const struct route_key *k, double max) {
+  double lim = k->row.climit < max ? k->row.climit : max;
+  if (k->row.headers_seen && !k->own_headers && lim > rs->cfg.initial)
+    lim = rs->cfg.initial;
+  return lim < 1 ? 1 : lim;
+}
+
 int sl_routes_admit(struct sl_routes *rs, struct sl_journal *j,
                     const char *endpoint, const char *model, double max,
                     int64_t now_ms, int *probe, int64_t *when_ms) {
@@ -330,14 +344,10 @@ open:
     *when_ms = k->row.held_until;
     return 0;
   }
-  lim = k->row.climit < max ? k->row.climit : max;
   /* Another process saw the headers and opened the route; this one's rate
    * buckets learn the limit from its own first answers: until then, the
-   * small first window. */
-  if (k->row.headers_seen && !k->own_headers && lim > rs->cfg.initial)
-    lim = rs->cfg.initial;
-  if (lim < 1)
-    lim = 1;
+   * small first window (open_limit). */
+  lim = open_limit(rs, k, max);
   if ((double)k->inflight + 1 > lim + 1e-9)
     return 0; /* a finished request makes room */
   k->inflight++;
@@ -400,6 +410,30 @@ int sl_routes_done(struct sl_routes *rs, struct sl_journal *j,
     return 0; /* counted; the next sync adds it */
   push(rs, j, k, now_ms, &lifted, &held);
   return lifted;
+}
+
+size_t sl_routes_claim_room(const struct sl_routes *rs, double max,
+                            size_t room, int64_t now_ms) {
+  double sum = 0, free_;
+  size_t i;
+  if (rs->n == 0)
+    return room; /* nothing known yet: the first claim finds the routes */
+  for (i = 0; i < rs->n; i++) {
+    const struct route_key *k = &rs->keys[i];
+    if (k->row.failing)
+      /* held: its jobs are not claimed (the claim skips them) until its
+       * probe is due, and then the probe is one request */
+      free_ = now_ms >= max64(k->row.probe_at, k->row.held_until) ? 1 : 0;
+    else if (k->row.held_until > now_ms)
+      free_ = 0;
+    else
+      free_ = open_limit(rs, k, max) - (double)k->inflight;
+    if (free_ > 0)
+      sum += free_;
+  }
+  /* A model not seen yet gets the small first window. */
+  sum += rs->cfg.initial > 1 ? rs->cfg.initial : 1;
+  return sum < (double)room ? (size_t)sum : room;
 }
 
 int sl_routes_pending(const struct sl_routes *rs) {

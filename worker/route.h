@@ -1,7 +1,8 @@
 /*
- * route.h: the adaptive concurrency limit of a route (endpoint, model),
- * shared by every worker process through the journal (route_limits rows,
- * sluice_storm.h), so that the route as a whole backs off.
+ * route.h: the adaptive concurrency limit of a route (endpoint, model and
+ * API key), shared by every worker process through the journal
+ * (route_limits rows, sluice_storm.h), so that the route as a whole backs
+ * off. Processes with different keys have different routes.
  *
  * Each process may have climit requests in flight on the route (never more
  * than its own concurrency). A rate-limit or overload signal (429 of either
@@ -23,6 +24,7 @@
 #ifndef SL_ROUTE_H
 #define SL_ROUTE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sluice_storm.h"
@@ -74,6 +76,10 @@ struct sl_routes;
 
 int sl_routes_new(struct sl_routes **out, const struct sl_route_config *cfg);
 void sl_routes_free(struct sl_routes *rs);
+/* The fingerprint of the API key this process sends (sl_key_fingerprint;
+ * NULL or '': none): its routes are its own key's, not another key's.
+ * Set before the first request. */
+void sl_routes_set_key(struct sl_routes *rs, const char *key_id);
 
 /*
  * May a request go on (endpoint, model) now, for a process whose
@@ -84,6 +90,14 @@ void sl_routes_free(struct sl_routes *rs);
 int sl_routes_admit(struct sl_routes *rs, struct sl_journal *j,
                     const char *endpoint, const char *model, double max,
                     int64_t now_ms, int *probe, int64_t *when_ms);
+
+/* How many jobs a claim may take now, at most room: what the routes
+ * known to this process can send (a held route nothing but its due probe)
+ * plus a first window for a model not seen yet. A claim is one statement
+ * over every model, so a route's jobs beyond this wait in the journal,
+ * where another process may send them, not in this one's memory. */
+size_t sl_routes_claim_room(const struct sl_routes *rs, double max,
+                            size_t room, int64_t now_ms);
 
 /* An admitted request that was not sent after all; a probe's slot is
  * given back for retry_at (when what held it up allows). */

@@ -7,6 +7,7 @@
 #include "backoff.h"
 #include "cli.h"
 #include "log.h"
+#include "sluice_secrets.h"
 #include "sluice_storm.h"
 #include "storm.h"
 
@@ -101,6 +102,12 @@ int sl_storm_new(struct sl_storm **out, uv_loop_t *loop,
 }
 
 static void timer_closed(uv_handle_t *h) { (void)h; }
+
+void sl_storm_set_key(struct sl_storm *s, const char *api_key) {
+  char fp[SL_KEY_FP_SIZE];
+  sl_key_fingerprint(api_key, fp);
+  sl_routes_set_key(s->routes, fp);
+}
 
 void sl_storm_set_concurrency(struct sl_storm *s, size_t n) {
   s->concurrency = n > 0 ? (double)n : 1;
@@ -297,6 +304,7 @@ size_t sl_storm_claim_limit(struct sl_storm *s, size_t room, int64_t now_ms) {
   if (s->n_waiting)
     return 0; /* the held jobs go first; pump wakes the worker */
   n = sl_rl_claim_hint(s->rl, room, s->cfg.claim_ahead_ms, now_ms);
+  n = sl_routes_claim_room(s->routes, s->concurrency, n, now_ms);
   if (n == 0)
     arm(s, now_ms + 100, now_ms);
   return n;

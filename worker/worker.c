@@ -516,10 +516,12 @@ static int storm_init(struct sl_worker *w) {
   static const struct sl_storm_ops ops = {storm_start, storm_release,
                                           storm_wake};
   int rc = sl_storm_new(&w->storm, &w->loop, w->j, &w->cfg->storm, &ops, w);
-  if (rc != SL_OK)
+  if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "storm control: %s", sl_strerror(rc));
-  else
-    sl_storm_set_concurrency(w->storm, w->concurrency);
+    return rc;
+  }
+  sl_storm_set_concurrency(w->storm, w->concurrency);
+  sl_storm_set_key(w->storm, w->cfg->api_key);
   return rc;
 }
 
