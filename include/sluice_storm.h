@@ -3,7 +3,7 @@
  * buckets, circuit breakers, online-route pauses, token budgets). The
  * worker is the only user; the SQL lives in lib/limits.c behind the
  * storage seam, the policy (bucket math, breaker state machine) in
- * worker/ratelimit.c and worker/breaker.c.
+ * worker/storm/ (ratelimit.c, breaker.c, route.c).
  *
  * Rows are read and written in one short BEGIN IMMEDIATE transaction: the
  * caller's callback sees the row as stored (or a zeroed row with exists 0)

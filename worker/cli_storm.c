@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "cli_storm.h"
 #include "esc.h"
-#include "ratelimit.h"
+#include "storm/ratelimit.h"
 #include "sluice_storm.h"
 
 static void spend_text(const struct sl_queue_spend *q, size_t n) {

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backoff.h"
+#include "storm/backoff.h"
 #include "json_scan.h"
 #include "online.h"
 #include "output_check.h"

@@ -23,7 +23,7 @@
 
 #include <uv.h>
 
-#include "backoff.h"
+#include "storm/backoff.h"
 #include "http.h"
 #include "config.h"
 #include "log.h"
@@ -33,7 +33,7 @@
 #include "retention.h"
 #include "sluice_batch.h"
 #include "spill.h"
-#include "storm.h"
+#include "storm/storm.h"
 #include "worker.h"
 #include "identity.h"
 #include "sluice_secrets.h"

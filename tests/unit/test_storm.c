@@ -17,9 +17,9 @@
 
 #include <cmocka.h>
 
-#include "breaker.h"
-#include "ratelimit.h"
-#include "route.h"
+#include "storm/breaker.h"
+#include "storm/ratelimit.h"
+#include "storm/route.h"
 #include "sluice_storm.h"
 
 static struct sl_rl_config rl_cfg(double rpm, double tpm) {

@@ -11,7 +11,7 @@
 #include <uv.h>
 
 #include "sluice_secrets.h"
-#include "storm.h"
+#include "storm/storm.h"
 
 #define NJ 40
 

@@ -8,8 +8,8 @@
  */
 #include "testutil.h"
 
-#include "breaker.h"
-#include "route.h"
+#include "storm/breaker.h"
+#include "storm/route.h"
 #include "sluice_storm.h"
 
 #define EP "/v1/responses"
