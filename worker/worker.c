@@ -586,6 +586,7 @@ static void claim_more(struct sl_worker *w) {
   o.queues = w->cfg->queues;
   o.max_jobs = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
   o.online = 1; /* storm control: skip queues whose online route paused */
+  o.route_key = sl_storm_key_id(w->storm);
   o.max_jobs = sl_storm_claim_limit(w->storm, o.max_jobs, sl_now_ms());
   if (o.max_jobs == 0) {
     w->want_claim = 0; /* storm control wakes us */

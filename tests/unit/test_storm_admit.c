@@ -346,6 +346,30 @@ static void test_routes_per_key(void **state) {
     assert_int_equal(rows[i].failing, mine);
   }
   free(rows);
+
+  /* the online claim skips the jobs of the held route of its own key only */
+  {
+    struct sl_job_spec js = {0};
+    struct sl_claim_options o = {0};
+    struct sl_claimed_job *cj = NULL;
+    int64_t id = 0;
+    js.body = "{\"model\":\"m\",\"input\":\"hi\"}";
+    js.run_after_ms = now - 10;
+    assert_int_equal(sl_enqueue(f->t->j, &js, &id, NULL), SL_OK);
+    o.max_jobs = 5;
+    o.lease_ms = 60000;
+    o.now_ms = now + 2;
+    o.online = 1;
+    o.route_key = fp1;
+    assert_int_equal(sl_claim(f->t->j, &o, &cj, &n), SL_OK);
+    assert_int_equal(n, 0);
+    sl_claimed_free(cj, n);
+    o.route_key = fp2;
+    assert_int_equal(sl_claim(f->t->j, &o, &cj, &n), SL_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(cj[0].id, id);
+    sl_claimed_free(cj, n);
+  }
   sl_routes_free(a);
   sl_routes_free(b);
 }

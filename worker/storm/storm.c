@@ -32,6 +32,7 @@ struct sl_storm {
   struct sl_rl *rl;
   struct sl_breakers *brk;
   struct sl_routes *routes;
+  char key_id[SL_KEY_FP_SIZE]; /* the API key's fingerprint ('' none) */
   double concurrency;
 
   struct hold *head, *tail;
@@ -104,10 +105,11 @@ int sl_storm_new(struct sl_storm **out, uv_loop_t *loop,
 static void timer_closed(uv_handle_t *h) { (void)h; }
 
 void sl_storm_set_key(struct sl_storm *s, const char *api_key) {
-  char fp[SL_KEY_FP_SIZE];
-  sl_key_fingerprint(api_key, fp);
-  sl_routes_set_key(s->routes, fp);
+  sl_key_fingerprint(api_key, s->key_id);
+  sl_routes_set_key(s->routes, s->key_id);
 }
+
+const char *sl_storm_key_id(const struct sl_storm *s) { return s->key_id; }
 
 void sl_storm_set_concurrency(struct sl_storm *s, size_t n) {
   s->concurrency = n > 0 ? (double)n : 1;
