@@ -259,7 +259,10 @@ install: all
 	install -m 0644 $(LIBSLUICE_A) $(DESTDIR)$(PREFIX)/lib/libsluice.a
 	install -m 0755 $(LIBSLUICE_SO) $(DESTDIR)$(PREFIX)/lib/libsluice.so.0
 	ln -sf libsluice.so.0 $(DESTDIR)$(PREFIX)/lib/libsluice.so
-	install -m 0644 include/sluice.h $(DESTDIR)$(PREFIX)/include/sluice.h
+# sluice.h (producers) includes sluice_states.h; sluice_worker.h is the
+# worker's side of the seam, for custom workers.
+	install -m 0644 include/sluice.h include/sluice_states.h \
+	  include/sluice_worker.h $(DESTDIR)$(PREFIX)/include/
 # $(BUILD)/sluice.pc may predate this PREFIX: write the prefix now
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(BUILD)/sluice.pc \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
@@ -272,6 +275,8 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/sluice $(DESTDIR)$(PREFIX)/lib/libsluice.a \
 	  $(DESTDIR)$(PREFIX)/lib/libsluice.so $(DESTDIR)$(PREFIX)/lib/libsluice.so.0 \
 	  $(DESTDIR)$(PREFIX)/include/sluice.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc \
+	  $(DESTDIR)$(PREFIX)/include/sluice_states.h \
+	  $(DESTDIR)$(PREFIX)/include/sluice_worker.h \
 	  $(DESTDIR)$(PREFIX)/share/man/man1/sluice.1 \
 	  $(DESTDIR)$(PREFIX)/share/man/man3/libsluice.3 \
 	  $(DESTDIR)$(PREFIX)/share/man/man5/sluice.conf.5

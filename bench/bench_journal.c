@@ -42,7 +42,7 @@
 
 #include <sqlite3.h>
 
-#include "internal.h" /* struct sl_journal: to copy its pragmas */
+#include "sqlite/internal.h" /* struct sl_journal: to copy its pragmas */
 #include "sluice.h"
 #include "sluice_workers.h"
 
@@ -578,7 +578,7 @@ struct raw_job {
   size_t endpoint, body, key; /* offsets into the arena */
 };
 
-/* The library's claim shape (lib/queries.c) without its optional filters:
+/* The library's claim shape (lib/sqlite/queries.c) without its optional filters:
  * the urgent and deferrable ranges of jobs_pending, each read priority by
  * priority up to now and merged in claim order (issue 14); IN (subquery)
  * for a batch, a scalar subquery for one job. */

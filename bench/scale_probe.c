@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "sluice.h"
+#include "sluice_worker.h"
 
 static int64_t now_us(void) {
   struct timespec ts;

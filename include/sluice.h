@@ -1,28 +1,31 @@
 /*
- * sluice.h: the public C API of libsluice, the sluice job journal.
+ * sluice.h: the producer API of libsluice, the sluice job journal (the
+ * installed header).
  *
- * Producers link only this library (and SQLite). It opens a journal, applies
- * migrations, enqueues jobs, cancels, replays failed jobs and reports status.
- * The worker-side core (claim, lease, complete, release, rescue) lives here
- * too, so that every SQL statement sits behind one storage seam.
+ * Producers link only this library (and the storage backend's client
+ * library). It opens a journal, applies migrations, enqueues jobs, cancels,
+ * replays failed jobs, waits for them and reports status. The worker's side
+ * (claim, lease, complete, rescue, wake) is in sluice_worker.h.
  *
- * Threading rules: a `struct sl_journal` is one SQLite connection and must be
- * used by one thread at a time (SQLite's "multi-thread" mode). Open one
- * journal per thread or per process; any number of them may share one file,
- * across threads and processes. Functions that fail leave their out-params
+ * Threading rules: a `struct sl_journal` is one connection to the journal
+ * and must be used by one thread at a time. Open one journal per thread or
+ * per process; any number of them may share one journal, across threads and
+ * processes. Functions that fail leave their out-params
  * untouched unless stated otherwise. Strings returned inside structs are owned
  * by the struct and freed by its matching *_free function.
  *
  * Errors: every function returns an `int`, 0 (SL_OK) on success or a negative
  * `enum sl_err`. `sl_strerror()` names it; `sl_errmsg()` gives the detail of
- * the last failure on that journal (for example SQLite's message naming the
- * CHECK constraint a body violated).
+ * the last failure on that journal (for example the storage engine's message
+ * naming the CHECK constraint a body violated).
  */
 #ifndef SLUICE_H
 #define SLUICE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "sluice_states.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,18 +68,25 @@ const char *sl_err_name(int err);
 struct sl_journal;
 
 struct sl_open_options {
-  const char *path;       /* journal file; required */
+  /* Where the journal lives; required. A file path or a file: URI selects
+   * SQLite; postgresql:// (or postgres://) is refused with SL_INVAL
+   * until that backend is built. `path` is its former name. */
+  union {
+    const char *location;
+    const char *path;
+  };
   int busy_timeout_ms;    /* 0: 5000 */
-  int sync_full;          /* 1: PRAGMA synchronous=FULL; 0: NORMAL */
-  int no_create;          /* 1: fail with SL_CANTOPEN if the file is absent */
-  int read_only;          /* 1: SQLITE_OPEN_READONLY; never create, migrate
-                             or switch to WAL (for status and show) */
+  int sync_full;          /* 1: every commit durable at once (SQLite:
+                             synchronous=FULL); 0: NORMAL */
+  int no_create;          /* 1: fail with SL_CANTOPEN if it is absent */
+  int read_only;          /* 1: open read-only; never create, migrate or
+                             change the journal (for status and show) */
 };
 
 /*
- * Open (creating with mode 0600 if needed) and migrate a journal. WAL mode,
- * foreign keys on, busy timeout set. Refuses with SL_TOO_NEW a journal whose
- * schema is newer than this library, and with SL_CORRUPT an SQLite file that
+ * Open (creating with mode 0600 if needed) and migrate a journal (SQLite:
+ * WAL mode, foreign keys on, busy timeout set). Refuses with SL_TOO_NEW a journal whose
+ * schema is newer than this library, and with SL_CORRUPT a database that
  * is not a sluice journal (left unchanged). With read_only, a journal that
  * needs a migration is refused with SL_READONLY. On failure *out is set to NULL and, when
  * errbuf is non-NULL, a message is written there.
@@ -87,7 +97,7 @@ void sl_close(struct sl_journal *j);
 
 /*
  * How long a statement waits for another connection's write lock before it
- * fails with SL_BUSY. poll 0: SQLite's handler (sleeps up to 100 ms at a
+ * fails with SL_BUSY. poll 0: the engine's handler (sleeps up to 100 ms at a
  * time; sl_open's default). poll 1: polls every 0.2 ms, for an event loop
  * that must not stop long and retries from its own timers (the worker).
  */
@@ -165,9 +175,9 @@ int sl_cancel(struct sl_journal *j, int64_t id);
  * SL_NOT_FOUND (nothing waited for) when an id names no job.
  * *not_succeeded (may be NULL) receives how many of them failed or were
  * cancelled, also on SL_TIMEOUT. Read the results with sl_job_get.
- * It sleeps until another connection commits (an inotify watch on the
- * WAL and PRAGMA data_version, as `sluice work` wakes), never polling the
- * tables; a slow safety tick covers what a watch cannot see.
+ * It sleeps until another connection commits (sl_journal_wake_fd and
+ * sl_journal_changed, as `sluice work` wakes), never polling the tables; a
+ * slow safety tick covers what a watch cannot see.
  */
 int sl_wait(struct sl_journal *j, const int64_t *ids, size_t n,
             int64_t timeout_ms, int64_t *not_succeeded);
@@ -204,6 +214,15 @@ struct sl_queue_status {
  * name. Free with sl_status_free. */
 int sl_status(struct sl_journal *j, struct sl_queue_status **out, size_t *n);
 void sl_status_free(struct sl_queue_status *st, size_t n);
+
+/*
+ * A backend-neutral change check. *mark is the caller's: 0 before the
+ * first call, then left as this function sets it. Returns 1 when another
+ * connection committed since *mark was taken (always 1 for a mark of 0), 0
+ * when not, or a negative sl_err. A connection's own commits do not count.
+ * Also consumes what woke sl_journal_wake_fd (sluice_worker.h).
+ */
+int sl_journal_changed(struct sl_journal *j, int64_t *mark);
 
 /* Counts of jobs that are pending or running or batched, in all queues. */
 int sl_count_active(struct sl_journal *j, int64_t *active);
@@ -349,10 +368,10 @@ int sl_replay(struct sl_journal *j, const struct sl_replay_filter *f,
  * foreign keys are off on the connection). A deleted failed job can no
  * longer be replayed. Never deleted: pending, running or batched jobs; a job
  * whose batch is not yet done, failed or cancelled; the job with the highest
- * id (so SQLite never hands a deleted job's id to a new one).
+ * id (so a deleted job's id is never handed to a new one).
  * Works in BEGIN IMMEDIATE transactions of at most batch_rows jobs (0: 500)
  * and yields the write lock between them, so workers and producers keep
- * writing during a long prune; then runs PRAGMA wal_checkpoint(PASSIVE).
+ * writing during a long prune; then checkpoints the log (passively).
  * On a journal with incremental auto-vacuum (the default for journals
  * created since issue 14; sl_vacuum converts older ones) the freed pages
  * then leave the file, in short steps; otherwise later writes reuse them.
@@ -386,127 +405,6 @@ int sl_prune_count(struct sl_journal *j, int64_t older_than_ms,
 int sl_queue_pause(struct sl_journal *j, const char *queue,
                    const char *reason);
 int sl_queue_resume(struct sl_journal *j, const char *queue);
-
-/* ------------------------------------------------------ worker-side core */
-
-/* A claimed job. The worker owns it until it completes or releases it. */
-struct sl_claimed_job {
-  int64_t id;
-  int64_t lease_token;  /* fences every later write (invariant 2) */
-  int64_t lease_expires;
-  int64_t attempt;      /* this attempt's number, counted at claim */
-  int64_t max_attempts;
-  int64_t generation;
-  int64_t deadline;     /* 0: none */
-  int64_t priority;
-  int64_t run_after;    /* when it became due (the claim order's 2nd key) */
-  char *queue, *partition, *urgency, *endpoint, *model, *body,
-      *idempotency_key;
-};
-
-struct sl_claim_options {
-  const char *const *queues; /* NULL-terminated; NULL: every queue */
-  const char *urgency;       /* NULL: any */
-  size_t max_jobs;
-  int64_t lease_ms;
-  int64_t now_ms;            /* 0: the clock */
-  int64_t deferrable_due_before_ms; /* non-zero: claim a deferrable job only
-                                if its deadline is before this (it cannot
-                                wait for a batch); 0: any deferrable job */
-  int online;                /* 1: for the online route: skip queues whose
-                                online route is paused (quota, auth, spent
-                                budget: sluice_storm.h) and the jobs of a
-                                route held until its next probe */
-  const char *route_key;     /* online: the held routes are this API key's
-                                (route_limits.key_id; NULL: '') */
-};
-
-/*
- * Claim up to max_jobs due pending jobs of unpaused queues in one statement,
- * in priority, run_after, id order (also the order of *jobs). Each gets
- * attempts+1 and a fresh lease token. *jobs is an array of *n jobs (may be
- * 0); free with sl_claimed_free. The array and the jobs' strings are one
- * allocation: free no string on its own, and copy what must outlive it.
- */
-int sl_claim(struct sl_journal *j, const struct sl_claim_options *o,
-             struct sl_claimed_job **jobs, size_t *n);
-void sl_claimed_free(struct sl_claimed_job *jobs, size_t n);
-
-/* Push a running job's lease to now + lease_ms. SL_LEASE_LOST if stale. */
-int sl_lease_extend(struct sl_journal *j, int64_t id, int64_t token,
-                    int64_t lease_ms);
-
-/*
- * Extend n leases in one transaction (the worker's heartbeat). rcs[i]
- * receives SL_OK or SL_LEASE_LOST per job; *new_expiry the new expiry.
- */
-int sl_lease_extend_many(struct sl_journal *j, const int64_t *ids,
-                         const int64_t *tokens, size_t n, int64_t lease_ms,
-                         int *rcs, int64_t *new_expiry);
-
-enum sl_outcome {
-  SL_OUTCOME_SUCCESS = 1, /* store a result; job succeeded */
-  SL_OUTCOME_RETRY,       /* back to pending at run_after */
-  SL_OUTCOME_FAIL,        /* job failed for good */
-  SL_OUTCOME_RELEASE      /* not attempted: back to pending, attempt refunded
-                             (not due before run_after_ms when that is set;
-                             a failure_class, if any, becomes last_class) */
-};
-
-/*
- * The outcome of one claimed job. For SUCCESS, `body` is the response body
- * and http_status the 2xx status. For RETRY and FAIL, failure_class is one of
- * the classes in DESIGN.md. `route` is "online" or "batch" (NULL: online).
- * `rc` is filled in by sl_complete for this item.
- */
-struct sl_completion {
-  int64_t job_id;
-  int64_t lease_token;
-  enum sl_outcome outcome;
-  const char *route;
-  int http_status;               /* 0: no response */
-  const char *failure_class;     /* NULL on success */
-  const char *error;             /* human text, never holding the API key */
-  const char *request_id;
-  const char *body;
-  size_t body_len;
-  int64_t input_tokens, output_tokens, total_tokens; /* -1: unknown */
-  int64_t run_after_ms;          /* RETRY: when to try again */
-  int64_t started_ms;            /* when the attempt started; 0: unknown */
-  struct sl_timings t;
-  int record_attempt;            /* 0 for RELEASE of a job never sent */
-  int rc;                        /* out: SL_OK, SL_LEASE_LOST, SL_DUPLICATE */
-};
-
-/*
- * Apply n completions in one transaction (group commit). A completion whose
- * lease token is stale gets rc SL_LEASE_LOST and changes nothing; the others
- * still apply. The function's own return is SL_OK unless the transaction as
- * a whole failed, in which case nothing was written.
- */
-int sl_complete(struct sl_journal *j, struct sl_completion *c, size_t n);
-
-/* One-job conveniences over sl_complete. */
-int sl_record_result(struct sl_journal *j, int64_t id, int64_t token,
-                     int http_status, const char *body,
-                     const char *request_id);
-int sl_record_failure(struct sl_journal *j, int64_t id, int64_t token,
-                      const char *failure_class, const char *error,
-                      int retry, int64_t run_after_ms);
-int sl_release(struct sl_journal *j, int64_t id, int64_t token);
-
-/*
- * Return running jobs whose lease expired before now_ms (0: the clock) to
- * pending, or to failed when their attempts are spent, recording the lost
- * attempt as `ambiguous`. *rescued (may be NULL) receives how many.
- */
-int sl_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued);
-
-/* Earliest run_after of a pending job, or 0 if none is pending. */
-int sl_next_due(struct sl_journal *j, int64_t *run_after_ms);
-
-/* PRAGMA data_version: changes when another connection commits. */
-int sl_data_version(struct sl_journal *j, int64_t *version);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /*
  * sluice_batch.h: the journal side of the Batch API route. The worker is
- * the only user; the SQL lives in lib/batch.c behind the storage seam.
+ * the only user; the SQL lives in lib/sqlite/batch.c behind the storage seam.
  *
  * A local batch row and its job links are committed before anything is
  * sent (invariant 4). Every later write about a batch is fenced by the
@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sluice.h"
+#include "sluice_worker.h"
 
 /* A JSONL line's bytes beyond its body and endpoint, at most:
  * {"custom_id":"sl-<id>-<gen>","method":"POST","url":"","body":}\n */

@@ -2,7 +2,7 @@
  * sluice_dash.h: the journal queries and actions behind `sluice dashboard`
  * that no other command needs (attempts for the failures and throughput
  * charts, batches, the replay and dashboard audits, job search) and the
- * audited actions. The SQL lives in lib/dash_queries.c and lib/dash_actions.c.
+ * audited actions. The SQL lives in lib/sqlite/dash_*.c.
  *
  * Lists hand each row to a callback as text columns (NULL for SQL NULL;
  * numbers in decimal), valid during the call only: the pages print them

@@ -1,7 +1,7 @@
 /*
  * sluice_storm.h: the journal side of storm and cost control (shared rate
  * buckets, circuit breakers, online-route pauses, token budgets). The
- * worker is the only user; the SQL lives in lib/limits.c behind the
+ * worker is the only user; the SQL lives in lib/sqlite/limits.c behind the
  * storage seam, the policy (bucket math, breaker state machine) in
  * worker/storm/ (ratelimit.c, breaker.c, route.c).
  *
@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sluice.h"
+#include "sluice_worker.h"
 
 /* One row of rate_buckets. Levels are in requests and tokens. */
 struct sl_bucket_row {

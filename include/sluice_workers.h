@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sluice.h"
+#include "sluice_worker.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
 #include "sluice_secrets.h"
 
 /* A worker holds one key and a header or two built from it. */

@@ -1,79 +1,28 @@
 /*
  * wait.c: sl_wait, blocking until jobs are final. It wakes as the worker
- * does (worker/worker.c), without polling the tables: an inotify watch on
- * the journal's WAL (every commit by another process writes it), PRAGMA
- * data_version to tell a real commit from noise, a short bounded re-look
- * after an event (the frames reach the WAL before the commit is visible),
- * and a slow safety tick for anything a watch cannot see.
+ * does, without polling the tables: the journal's wake descriptor and
+ * change mark (sl_journal_wake_fd, sl_journal_changed), a short bounded
+ * re-look after a wake (it may come before the commit is visible), and a
+ * slow safety tick for anything a watch cannot see. The look itself is
+ * the backend's (wait_counts).
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/inotify.h>
-#include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
 
 #define SAFETY_TICK_MS 2000
 #define RECHECKS 6 /* 1, 2, 4 ... 32 ms after an event */
 
-/* The ids as a JSON array for json_each(). */
-static char *ids_json(const int64_t *ids, size_t n) {
-  sqlite3_str *s = sqlite3_str_new(NULL);
-  size_t i;
-  sqlite3_str_appendchar(s, 1, '[');
-  for (i = 0; i < n; i++)
-    sqlite3_str_appendf(s, "%s%lld", i ? "," : "", (long long)ids[i]);
-  sqlite3_str_appendchar(s, 1, ']');
-  return sqlite3_str_finish(s);
-}
-
-/* How many of the ids exist, are final, and are final but not succeeded. */
-static int look(struct sl_journal *j, const char *json, int64_t *wanted,
-                int64_t *found, int64_t *final, int64_t *bad) {
-  static const char sql[] =
-      "SELECT (SELECT count(DISTINCT value) FROM json_each(?1)), count(*),"
-      " coalesce(sum(state = 'succeeded' OR state = 'failed'"
-      "  OR state = 'cancelled'), 0),"
-      " coalesce(sum(state = 'failed' OR state = 'cancelled'), 0)"
-      " FROM jobs WHERE id IN (SELECT value FROM json_each(?1))";
-  sqlite3_stmt *st = sl_journal_sql(j, sql);
-  int rc;
-  if (!st)
-    return SL_DB;
-  sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-  rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    *wanted = sqlite3_column_int64(st, 0);
-    *found = sqlite3_column_int64(st, 1);
-    *final = sqlite3_column_int64(st, 2);
-    *bad = sqlite3_column_int64(st, 3);
-  }
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? SL_OK : sl_journal_fail(j, rc, "waiting for jobs");
-}
-
-/* (Re)arm the watch on the WAL; -1 while it does not exist. */
-static int watch(int fd, const char *wal) {
-  return fd < 0 ? -1 : inotify_add_watch(fd, wal, IN_MODIFY | IN_CLOSE_WRITE);
-}
-
-static void drain(int fd) {
-  char buf[4096];
-  while (read(fd, buf, sizeof buf) > 0)
-    ;
-}
-
 /*
- * Sleep until another connection commits (data_version moves from *dv), the
+ * Sleep until another connection commits (the change mark moves), the
  * safety tick passes, or deadline. Returns 1 when it is time to look.
  */
-static int sleep_for_commit(struct sl_journal *j, int fd, int *wd,
-                            const char *wal, int64_t dv, int64_t deadline) {
-  int64_t tick_end = sl_now_ms() + SAFETY_TICK_MS, now, v;
-  int recheck = -1, timeout, rc;
+static int sleep_for_commit(struct sl_journal *j, int64_t *mark,
+                            int64_t deadline) {
+  int64_t tick_end = sl_now_ms() + SAFETY_TICK_MS, now;
+  int recheck = -1, timeout, rc, fd;
   struct pollfd p;
   for (;;) {
     now = sl_now_ms();
@@ -82,79 +31,60 @@ static int sleep_for_commit(struct sl_journal *j, int fd, int *wd,
     timeout = (int)((deadline < tick_end ? deadline : tick_end) - now);
     if (recheck >= 0 && timeout > (1 << recheck))
       timeout = 1 << recheck;
-    if (*wd < 0 || fd < 0) {
-      *wd = watch(fd, wal);
-      if (*wd < 0 && timeout > 100)
-        timeout = 100; /* no WAL to watch yet: look again soon */
-    }
+    fd = sl_journal_wake_fd(j);
+    if (fd < 0 && timeout > 100)
+      timeout = 100; /* nothing to watch yet: look again soon */
     p.fd = fd;
     p.events = POLLIN;
     p.revents = 0;
     rc = poll(&p, fd >= 0 ? 1 : 0, timeout);
     if (rc < 0 && errno != EINTR)
       return 1;
-    if (rc > 0) {
-      drain(fd);
+    if (rc > 0)
       recheck = 0;
-    } else if (recheck >= 0 && ++recheck >= RECHECKS) {
+    else if (recheck >= 0 && ++recheck >= RECHECKS)
       recheck = -1;
-    }
-    if (sl_data_version(j, &v) != SL_OK || v != dv)
+    if (sl_journal_changed(j, mark) != 0)
       return 1;
   }
 }
 
 int sl_wait(struct sl_journal *j, const int64_t *ids, size_t n,
             int64_t timeout_ms, int64_t *not_succeeded) {
-  int64_t deadline, wanted = 0, found = 0, final = 0, bad = 0, dv = 0;
-  const char *db;
-  char *json = NULL, *wal = NULL;
-  int fd = -1, wd = -1, rc;
+  int64_t deadline, c[4] = {0}, mark = 0; /* wanted, found, final, bad */
+  char msg[128];
+  int rc;
 
   if (!j || (!ids && n))
     return SL_INVAL;
   deadline = timeout_ms < 0 ? INT64_MAX : sl_now_ms() + timeout_ms;
-  json = ids_json(ids, n);
-  db = sqlite3_db_filename(j->db, "main");
-  wal = sqlite3_mprintf("%s-wal", db ? db : "");
-  if (!json || !wal) {
-    rc = SL_NOMEM;
-    goto out;
-  }
-  fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC); /* -1: the tick alone */
   for (;;) {
-    /* data_version first: a commit after it is never missed. */
-    rc = sl_data_version(j, &dv);
-    if (rc == SL_OK)
-      rc = look(j, json, &wanted, &found, &final, &bad);
+    /* The mark first: a commit after it is never missed. */
+    rc = sl_journal_changed(j, &mark);
+    rc = rc < 0 ? rc : SL__OPS(j)->wait_counts(j, ids, n, c);
     if (rc != SL_OK)
-      goto out;
-    if (found < wanted) {
-      snprintf(j->errmsg, sizeof j->errmsg,
-               "%lld of the jobs waited for do not exist",
-               (long long)(wanted - found));
-      rc = SL_NOT_FOUND;
-      goto out;
+      return rc;
+    if (c[1] < c[0]) {
+      snprintf(msg, sizeof msg, "%lld of the jobs waited for do not exist",
+               (long long)(c[0] - c[1]));
+      SL__OPS(j)->set_errmsg(j, msg);
+      return SL_NOT_FOUND;
     }
-    if (final == wanted) {
+    if (c[2] == c[0]) {
       rc = SL_OK;
       break;
     }
     if (sl_now_ms() >= deadline) {
-      snprintf(j->errmsg, sizeof j->errmsg,
+      snprintf(msg, sizeof msg,
                "%lld of %lld jobs not final when the wait timed out",
-               (long long)(wanted - final), (long long)wanted);
+               (long long)(c[0] - c[2]), (long long)c[0]);
+      SL__OPS(j)->set_errmsg(j, msg);
       rc = SL_TIMEOUT;
       break;
     }
-    sleep_for_commit(j, fd, &wd, wal, dv, deadline);
+    sleep_for_commit(j, &mark, deadline);
   }
   if (not_succeeded)
-    *not_succeeded = bad;
-out:
-  if (fd >= 0)
-    close(fd); /* the inotify instance: no file, so no lock of SQLite's */
-  sqlite3_free(json);
-  sqlite3_free(wal);
+    *not_succeeded = c[3];
   return rc;
 }

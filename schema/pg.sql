@@ -46,6 +46,7 @@
 --                          when it shipped; a gap in pg numbers is fine:
 --                          the runner applies each file not yet recorded)
 --   pg 0012_claim_indexes = SQLite 0012
+--   pg 0013_state_machine = SQLite 0013
 --   pg 0014_route_key    = SQLite 0014
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
@@ -241,18 +242,8 @@ CREATE INDEX jobs_batched ON sluice.jobs (batch_id) WHERE state = 'batched';
 CREATE INDEX jobs_failed ON sluice.jobs (queue, partition)
   WHERE state = 'failed';
 
--- A succeeded job is final: neither replay nor a stray UPDATE may reopen it.
-CREATE FUNCTION sluice.jobs_succeeded_is_final() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION 'a succeeded job is final and cannot change state'
-    USING ERRCODE = 'check_violation';
-END $$;
-CREATE TRIGGER jobs_succeeded_is_final
-BEFORE UPDATE OF state ON sluice.jobs
-FOR EACH ROW
-WHEN (OLD.state = 'succeeded' AND NEW.state <> 'succeeded')
-EXECUTE FUNCTION sluice.jobs_succeeded_is_final();
+-- A succeeded job is final, and every other change of state follows the
+-- lifecycle: jobs_state_transition (migration 0013, at the end).
 
 -- Wake-up: workers LISTEN on sluice_jobs. One notification per queue per
 -- statement (a bulk insert of 10,000 jobs sends one, not 10,000), in
@@ -366,7 +357,7 @@ CREATE TABLE sluice.replays (
 -- BEFORE, so the count goes into the new row itself (SQLite's AFTER
 -- trigger updates it); a refused row rolls the replay back with it. Only
 -- failed (and, if asked, cancelled) jobs move: a succeeded job never does,
--- and jobs_succeeded_is_final stands behind that. job_ids (pg 0007): only
+-- and jobs_state_transition stands behind that. job_ids (pg 0007): only
 -- the listed jobs; elements that are not job ids (1.5, "x", -1) match no
 -- job, as on SQLite, rather than fail a cast.
 CREATE FUNCTION sluice.replays_apply() RETURNS trigger
@@ -590,6 +581,11 @@ BEGIN
   IF NEW.lease_token IS NOT NULL OR NEW.lease_expires IS NOT NULL
      OR NEW.batch_id IS NOT NULL THEN
     RAISE EXCEPTION 'a new job has no lease or batch; only the worker sets lease_token, lease_expires and batch_id'
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF NEW.last_class IS NOT NULL
+     AND NOT sluice.is_failure_class(NEW.last_class) THEN
+    RAISE EXCEPTION 'unknown failure class; the classes are rate_limited, quota_exhausted, server_error, overloaded, timeout, network, tls, ambiguous, auth, invalid_request, too_large, conflict, batch_expired, batch_failed, deadline_exceeded, cancelled, invalid_output'
       USING ERRCODE = 'check_violation';
   END IF;
   PERFORM sluice.door_refuse_body(NEW.body);
@@ -894,6 +890,92 @@ CREATE INDEX attempts_finished ON sluice.attempts (finished_at, failure_class);
 -- a deadline (most of a batch backlog) are not in it.
 CREATE INDEX jobs_pending_deadline ON sluice.jobs (deadline)
   WHERE state = 'pending' AND urgency = 'deferrable' AND deadline IS NOT NULL;
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/pg/0013_state_machine.sql (SQLite 0013: one state
+-- machine, failure classes checked; jobs_succeeded_is_final is folded
+-- into jobs_state_transition, jobs_insert_door checks last_class too).
+-- ---------------------------------------------------------------------
+
+-- The failure classes (include/sluice_states.h, SL_FAILCLASS_MAP):
+-- jobs.last_class and attempts.failure_class hold these or NULL.
+CREATE FUNCTION sluice.is_failure_class(c text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT c IN ('rate_limited', 'quota_exhausted', 'server_error',
+                'overloaded', 'timeout', 'network', 'tls', 'ambiguous',
+                'auth', 'invalid_request', 'too_large', 'conflict',
+                'batch_expired', 'batch_failed', 'deadline_exceeded',
+                'cancelled', 'invalid_output')
+$$;
+
+-- The job state machine (SL_JOB_TRANSITION_MAP): a job moves only along
+-- these edges, whoever writes the UPDATE, and a succeeded job is final.
+CREATE FUNCTION sluice.job_transition_allowed(f text, t text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT f = t OR (f, t) IN (('pending', 'running'), ('pending', 'batched'),
+                             ('pending', 'failed'), ('pending', 'cancelled'),
+                             ('running', 'succeeded'), ('running', 'pending'),
+                             ('running', 'failed'), ('batched', 'succeeded'),
+                             ('batched', 'pending'), ('batched', 'failed'),
+                             ('batched', 'cancelled'), ('failed', 'pending'),
+                             ('cancelled', 'pending'))
+$$;
+
+-- The tests are in WHEN, so an allowed change (every claim and completion)
+-- never calls the function; a row written before migration 0013 that
+-- holds another class is refused only when last_class changes.
+CREATE FUNCTION sluice.jobs_state_transition() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.last_class IS NOT NULL
+     AND NEW.last_class IS DISTINCT FROM OLD.last_class
+     AND NOT sluice.is_failure_class(NEW.last_class) THEN
+    RAISE EXCEPTION 'unknown failure class; the classes are rate_limited, quota_exhausted, server_error, overloaded, timeout, network, tls, ambiguous, auth, invalid_request, too_large, conflict, batch_expired, batch_failed, deadline_exceeded, cancelled, invalid_output'
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RAISE EXCEPTION '%', CASE OLD.state
+    WHEN 'succeeded' THEN 'a succeeded job is final and cannot change state'
+    WHEN 'pending' THEN 'a pending job can only become running, batched, failed or cancelled'
+    WHEN 'running' THEN 'a running job can only become succeeded, pending or failed'
+    WHEN 'batched' THEN 'a batched job can only become succeeded, pending, failed or cancelled'
+    ELSE 'a failed or cancelled job can only become pending (replay)' END
+    USING ERRCODE = 'check_violation';
+END $$;
+CREATE TRIGGER jobs_state_transition
+BEFORE UPDATE OF state, last_class ON sluice.jobs
+FOR EACH ROW
+WHEN (NOT sluice.job_transition_allowed(OLD.state, NEW.state)
+      OR (NEW.last_class IS NOT NULL
+          AND NEW.last_class IS DISTINCT FROM OLD.last_class
+          AND NOT sluice.is_failure_class(NEW.last_class)))
+EXECUTE FUNCTION sluice.jobs_state_transition();
+
+-- Every attempt's class is one of the same list (NULL: it succeeded).
+CREATE FUNCTION sluice.attempts_failure_class() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'unknown failure class; the classes are rate_limited, quota_exhausted, server_error, overloaded, timeout, network, tls, ambiguous, auth, invalid_request, too_large, conflict, batch_expired, batch_failed, deadline_exceeded, cancelled, invalid_output'
+    USING ERRCODE = 'check_violation';
+END $$;
+CREATE TRIGGER attempts_failure_class
+BEFORE INSERT ON sluice.attempts
+FOR EACH ROW
+WHEN (NEW.failure_class IS NOT NULL
+      AND NOT sluice.is_failure_class(NEW.failure_class))
+EXECUTE FUNCTION sluice.attempts_failure_class();
+CREATE TRIGGER attempts_failure_class_update
+BEFORE UPDATE OF failure_class ON sluice.attempts
+FOR EACH ROW
+WHEN (NEW.failure_class IS NOT NULL
+      AND NOT sluice.is_failure_class(NEW.failure_class))
+EXECUTE FUNCTION sluice.attempts_failure_class();
+
+-- "Workable": a pending job of an unpaused queue, due or not (SQLite's
+-- workable_jobs; lib/jobs.h SL_SQL_WORKABLE).
+CREATE VIEW sluice.workable_jobs AS
+SELECT * FROM sluice.jobs
+ WHERE state = 'pending' AND (NOT EXISTS (SELECT 1 FROM sluice.queues WHERE paused = 1) OR queue NOT IN (SELECT name FROM sluice.queues WHERE paused = 1));
 
 -- ---------------------------------------------------------------------
 -- Added by migrations/pg/0014_route_key.sql (SQLite 0014: the adaptive

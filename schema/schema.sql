@@ -152,13 +152,8 @@ CREATE INDEX jobs_running ON jobs (lease_expires) WHERE state = 'running';
 CREATE INDEX jobs_batched ON jobs (batch_id) WHERE state = 'batched';
 CREATE INDEX jobs_failed ON jobs (queue, partition) WHERE state = 'failed';
 
--- A succeeded job is final: neither replay nor a stray UPDATE may reopen it.
-CREATE TRIGGER jobs_succeeded_is_final
-BEFORE UPDATE OF state ON jobs
-WHEN OLD.state = 'succeeded' AND NEW.state <> 'succeeded'
-BEGIN
-  SELECT RAISE(ABORT, 'a succeeded job is final and cannot change state');
-END;
+-- A succeeded job is final, and every other change of state follows the
+-- lifecycle: jobs_state_transition (migration 0013, at the end).
 
 -- One row per attempt (invariant 6), online or batch, including attempts
 -- lost to a crash (class 'ambiguous', recorded by rescue).
@@ -432,6 +427,17 @@ BEGIN
     WHEN NEW.lease_token IS NOT NULL OR NEW.lease_expires IS NOT NULL
       OR NEW.batch_id IS NOT NULL
     THEN RAISE(ABORT, 'a new job has no lease or batch; only the worker sets lease_token, lease_expires and batch_id')
+    WHEN NEW.last_class IS NOT NULL
+      AND NOT (NEW.last_class = 'rate_limited' OR NEW.last_class = 'quota_exhausted'
+           OR NEW.last_class = 'server_error' OR NEW.last_class = 'overloaded'
+           OR NEW.last_class = 'timeout' OR NEW.last_class = 'network'
+           OR NEW.last_class = 'tls' OR NEW.last_class = 'ambiguous'
+           OR NEW.last_class = 'auth' OR NEW.last_class = 'invalid_request'
+           OR NEW.last_class = 'too_large' OR NEW.last_class = 'conflict'
+           OR NEW.last_class = 'batch_expired' OR NEW.last_class = 'batch_failed'
+           OR NEW.last_class = 'deadline_exceeded'
+           OR NEW.last_class = 'cancelled' OR NEW.last_class = 'invalid_output')
+    THEN RAISE(ABORT, 'unknown failure class; the classes are rate_limited, quota_exhausted, server_error, overloaded, timeout, network, tls, ambiguous, auth, invalid_request, too_large, conflict, batch_expired, batch_failed, deadline_exceeded, cancelled, invalid_output')
     WHEN (instr(NEW.body, '"stream"') OR instr(NEW.body, '\u'))
       AND CASE WHEN json_valid(NEW.body)
                THEN EXISTS (SELECT 1 FROM json_each(NEW.body)
@@ -710,3 +716,113 @@ CREATE TABLE dashboard_actions (
 -- Failures by class over time and throughput read attempts by finish time;
 -- the class is in the index so those counts never touch the table.
 CREATE INDEX attempts_finished ON attempts (finished_at, failure_class);
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/0013_state_machine.sql (one state machine, failure
+-- classes checked). jobs_succeeded_is_final (0001) is folded into
+-- jobs_state_transition; jobs_insert_door above checks last_class too.
+-- ---------------------------------------------------------------------
+
+-- The job state machine (include/sluice_states.h, SL_JOB_TRANSITION_MAP;
+-- test_jobs tries every pair against both): a job moves only along these
+-- edges, whoever writes the UPDATE (the worker, sqlite3, a script), and a
+-- succeeded job is final. last_class holds a failure class or NULL. The
+-- whole test is in WHEN, so an allowed change (every claim and completion)
+-- runs no statement of the body; a row written before migration 0013 that
+-- holds another class is refused only when last_class changes.
+CREATE TRIGGER jobs_state_transition
+BEFORE UPDATE OF state, last_class ON jobs
+WHEN NOT (NEW.state = OLD.state
+          OR (OLD.state = 'pending'
+              AND (NEW.state = 'running' OR NEW.state = 'batched'
+                   OR NEW.state = 'failed' OR NEW.state = 'cancelled'))
+          OR (OLD.state = 'running'
+              AND (NEW.state = 'succeeded' OR NEW.state = 'pending'
+                   OR NEW.state = 'failed'))
+          OR (OLD.state = 'batched'
+              AND (NEW.state = 'succeeded' OR NEW.state = 'pending'
+                   OR NEW.state = 'failed' OR NEW.state = 'cancelled'))
+          OR ((OLD.state = 'failed' OR OLD.state = 'cancelled')
+              AND NEW.state = 'pending'))
+  OR (NEW.last_class IS NOT NULL AND NEW.last_class IS NOT OLD.last_class
+      AND NOT (NEW.last_class = 'rate_limited' OR NEW.last_class = 'quota_exhausted'
+              OR NEW.last_class = 'server_error' OR NEW.last_class = 'overloaded'
+              OR NEW.last_class = 'timeout' OR NEW.last_class = 'network'
+              OR NEW.last_class = 'tls' OR NEW.last_class = 'ambiguous'
+              OR NEW.last_class = 'auth' OR NEW.last_class = 'invalid_request'
+              OR NEW.last_class = 'too_large' OR NEW.last_class = 'conflict'
+              OR NEW.last_class = 'batch_expired' OR NEW.last_class = 'batch_failed'
+              OR NEW.last_class = 'deadline_exceeded'
+              OR NEW.last_class = 'cancelled' OR NEW.last_class = 'invalid_output'))
+BEGIN
+  SELECT CASE
+    WHEN NEW.last_class IS NOT NULL AND NEW.last_class IS NOT OLD.last_class
+      AND NOT (NEW.last_class = 'rate_limited' OR NEW.last_class = 'quota_exhausted'
+              OR NEW.last_class = 'server_error' OR NEW.last_class = 'overloaded'
+              OR NEW.last_class = 'timeout' OR NEW.last_class = 'network'
+              OR NEW.last_class = 'tls' OR NEW.last_class = 'ambiguous'
+              OR NEW.last_class = 'auth' OR NEW.last_class = 'invalid_request'
+              OR NEW.last_class = 'too_large' OR NEW.last_class = 'conflict'
+              OR NEW.last_class = 'batch_expired' OR NEW.last_class = 'batch_failed'
+              OR NEW.last_class = 'deadline_exceeded'
+              OR NEW.last_class = 'cancelled' OR NEW.last_class = 'invalid_output')
+    THEN RAISE(ABORT, 'unknown failure class; the classes are rate_limited, quota_exhausted, server_error, overloaded, timeout, network, tls, ambiguous, auth, invalid_request, too_large, conflict, batch_expired, batch_failed, deadline_exceeded, cancelled, invalid_output')
+    WHEN OLD.state = 'succeeded'
+    THEN RAISE(ABORT, 'a succeeded job is final and cannot change state')
+    WHEN OLD.state = 'pending'
+    THEN RAISE(ABORT, 'a pending job can only become running, batched, failed or cancelled')
+    WHEN OLD.state = 'running'
+    THEN RAISE(ABORT, 'a running job can only become succeeded, pending or failed')
+    WHEN OLD.state = 'batched'
+    THEN RAISE(ABORT, 'a batched job can only become succeeded, pending, failed or cancelled')
+    ELSE RAISE(ABORT, 'a failed or cancelled job can only become pending (replay)')
+  END;
+END;
+
+-- Every attempt's class is one of the same list (NULL: it succeeded).
+CREATE TRIGGER attempts_failure_class
+BEFORE INSERT ON attempts
+WHEN NEW.failure_class IS NOT NULL
+  AND NOT (NEW.failure_class = 'rate_limited'
+           OR NEW.failure_class = 'quota_exhausted'
+           OR NEW.failure_class = 'server_error'
+           OR NEW.failure_class = 'overloaded' OR NEW.failure_class = 'timeout'
+           OR NEW.failure_class = 'network' OR NEW.failure_class = 'tls'
+           OR NEW.failure_class = 'ambiguous' OR NEW.failure_class = 'auth'
+           OR NEW.failure_class = 'invalid_request'
+           OR NEW.failure_class = 'too_large' OR NEW.failure_class = 'conflict'
+           OR NEW.failure_class = 'batch_expired'
+           OR NEW.failure_class = 'batch_failed'
+           OR NEW.failure_class = 'deadline_exceeded'
+           OR NEW.failure_class = 'cancelled'
+           OR NEW.failure_class = 'invalid_output')
+BEGIN
+  SELECT RAISE(ABORT, 'unknown failure class; the classes are rate_limited, quota_exhausted, server_error, overloaded, timeout, network, tls, ambiguous, auth, invalid_request, too_large, conflict, batch_expired, batch_failed, deadline_exceeded, cancelled, invalid_output');
+END;
+CREATE TRIGGER attempts_failure_class_update
+BEFORE UPDATE OF failure_class ON attempts
+WHEN NEW.failure_class IS NOT NULL
+  AND NOT (NEW.failure_class = 'rate_limited'
+           OR NEW.failure_class = 'quota_exhausted'
+           OR NEW.failure_class = 'server_error'
+           OR NEW.failure_class = 'overloaded' OR NEW.failure_class = 'timeout'
+           OR NEW.failure_class = 'network' OR NEW.failure_class = 'tls'
+           OR NEW.failure_class = 'ambiguous' OR NEW.failure_class = 'auth'
+           OR NEW.failure_class = 'invalid_request'
+           OR NEW.failure_class = 'too_large' OR NEW.failure_class = 'conflict'
+           OR NEW.failure_class = 'batch_expired'
+           OR NEW.failure_class = 'batch_failed'
+           OR NEW.failure_class = 'deadline_exceeded'
+           OR NEW.failure_class = 'cancelled'
+           OR NEW.failure_class = 'invalid_output')
+BEGIN
+  SELECT RAISE(ABORT, 'unknown failure class; the classes are rate_limited, quota_exhausted, server_error, overloaded, timeout, network, tls, ambiguous, auth, invalid_request, too_large, conflict, batch_expired, batch_failed, deadline_exceeded, cancelled, invalid_output');
+END;
+
+-- "Workable": a pending job of an unpaused queue, due or not. lib/jobs.h's
+-- SL_SQL_WORKABLE is this WHERE clause, word for word (test_jobs compares
+-- them): the claims, the next-due timer, the idle count and the batch
+-- route all start from it.
+CREATE VIEW workable_jobs AS
+SELECT * FROM jobs
+ WHERE state = 'pending' AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1) OR queue NOT IN (SELECT name FROM queues WHERE paused = 1));

@@ -3,7 +3,7 @@
  * waits for them. Until per-queue counters exist (the scale issue),
  * sl_status scans the jobs table: over a second at a million jobs. The
  * thread recounts only while someone looks (a page asked in the last
- * minute) and the journal changed (PRAGMA data_version, checked every half
+ * minute) and the journal changed (sl_journal_changed, checked every half
  * second), at most every max(2 s, 5 x the last count's time), which bounds
  * its CPU to a fifth of a core. A page shows how old its counts are; after a dashboard action a
  * page waits (bounded) for counts taken after it. */
@@ -28,7 +28,8 @@ struct sl_counts {
   size_t nq;
   int have, failed, stop, force;
   char err[256];
-  int64_t at_ms, counted_ms, took_ms, asked_ms, version;
+  int64_t at_ms, counted_ms, took_ms, asked_ms,
+      mark; /* sl_journal_changed's, as of the last count */
 };
 
 static void deadline(struct timespec *ts, int64_t ms) {
@@ -45,12 +46,11 @@ static void deadline(struct timespec *ts, int64_t ms) {
 static void recount(struct sl_counts *c) {
   struct sl_queue_status *qs = NULL, *old;
   size_t nq = 0, oldn;
-  int64_t t0 = sl_now_ms(), v = 0;
+  int64_t t0 = sl_now_ms(), v = c->mark;
   int rc;
   pthread_mutex_unlock(&c->mu);
-  rc = sl_data_version(c->j, &v);
-  if (rc == SL_OK)
-    rc = sl_status(c->j, &qs, &nq);
+  rc = sl_journal_changed(c->j, &v);
+  rc = rc < 0 ? rc : sl_status(c->j, &qs, &nq);
   pthread_mutex_lock(&c->mu);
   if (rc != SL_OK) {
     snprintf(c->err, sizeof c->err, "%s", sl_errmsg(c->j));
@@ -62,7 +62,7 @@ static void recount(struct sl_counts *c) {
     c->nq = nq;
     c->have = 1;
     c->failed = 0;
-    c->version = v;
+    c->mark = v;
     c->at_ms = c->counted_ms = t0;
     c->took_ms = sl_now_ms() - t0;
     sl_status_free(old, oldn);
@@ -82,8 +82,8 @@ static void *run(void *arg) {
         (now - c->asked_ms < LOOK_MS && c->have)) {
       /* Nothing committed since the last count: it still holds (a cheap
        * check, done every half second while someone looks). */
-      if (!c->force && c->have && sl_data_version(c->j, &v) == SL_OK &&
-          v == c->version) {
+      v = c->mark;
+      if (!c->force && c->have && sl_journal_changed(c->j, &v) == 0) {
         c->at_ms = now;
       } else if (c->force || !c->have || now - c->counted_ms >= every) {
         c->force = 0;

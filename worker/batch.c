@@ -357,7 +357,7 @@ static int end_batch(struct sl_batch_route *r, int64_t id,
     sl_log(SL_LOG_WARN, "batch %lld %s: %lld jobs without a line back to "
                         "pending, %lld failed (%s: %s)",
            (long long)id, e->final_state, (long long)back, (long long)failed,
-           e->no_line_class ? e->no_line_class : "batch_expired",
+           e->no_line_class ? e->no_line_class : sl_failclass_name(SL_FC_BATCH_EXPIRED),
            e->error ? e->error : "no reason given");
   else
     sl_log(SL_LOG_INFO, "batch %lld %s: every job had its line",
@@ -670,7 +670,7 @@ static void check_expiry(struct sl_batch_route *r, int64_t id,
     return;
   }
   e.final_state = "done";
-  e.no_line_class = "batch_expired";
+  e.no_line_class = sl_failclass_name(SL_FC_BATCH_EXPIRED);
   e.error = "the remote batch stayed open past its expires_at";
   e.run_after_ms = now;
   end_batch(r, id, &e);
@@ -865,7 +865,7 @@ static int overlong_line(void *arg, const char *head, size_t hn) {
   x->line.job_id = job;
   x->line.generation = gen;
   x->line.outcome = SL_OUTCOME_FAIL;
-  x->line.failure_class = "too_large";
+  x->line.failure_class = sl_failclass_name(SL_FC_TOO_LARGE);
   x->line.input_tokens = x->line.output_tokens = x->line.total_tokens = -1;
   x->line.run_after_ms = sl_now_ms();
   snprintf(x->why, sizeof x->why, "its %s line is over %u bytes; not "
@@ -1012,41 +1012,41 @@ static void finish_ingest(struct sl_batch_route *r) {
   e.retry = 1;
   if (strcmp(in->status, "completed") == 0) {
     e.final_state = "done";
-    e.no_line_class = "server_error";
+    e.no_line_class = sl_failclass_name(SL_FC_SERVER_ERROR);
     e.error = "the batch completed without a line for this request";
   } else if (strcmp(in->status, "expired") == 0) {
     e.final_state = "done";
-    e.no_line_class = "batch_expired";
+    e.no_line_class = sl_failclass_name(SL_FC_BATCH_EXPIRED);
     e.error = "the batch expired before this request ran";
   } else if (strcmp(in->status, "cancelled") == 0) {
     e.final_state = "cancelled";
-    e.no_line_class = "cancelled";
+    e.no_line_class = sl_failclass_name(SL_FC_CANCELLED);
     e.error = "the remote batch was cancelled";
     e.retry = 0;
   } else if (in->token_limit) {
     /* Refused for the enqueued-token limit: not the jobs' fault. */
     token_refused(r, in->batch_id, in->reason);
     e.final_state = "failed";
-    e.no_line_class = "rate_limited";
+    e.no_line_class = sl_failclass_name(SL_FC_RATE_LIMITED);
     e.error = in->reason;
     e.refund = 1;
     e.run_after_ms = now + retry_later(r->env.cfg);
   } else {
     e.final_state = "failed";
-    e.no_line_class = "batch_failed";
+    e.no_line_class = sl_failclass_name(SL_FC_BATCH_FAILED);
     e.error = in->reason[0] ? in->reason : "the batch failed validation";
     e.retry = 0;
   }
   if (in->unavailable[0]) {
     /* Their requests ran (request_counts says so) but the results cannot
      * be read: sending them again would run them twice. Replay decides. */
-    e.no_line_class = "batch_failed";
+    e.no_line_class = sl_failclass_name(SL_FC_BATCH_FAILED);
     e.error = "the batch's output file could not be read in full";
     e.retry = 0;
     e.refund = 0;
   } else if (in->unavailable[1]) {
     /* The output file is in: the jobs left are the failed requests. */
-    e.no_line_class = "server_error";
+    e.no_line_class = sl_failclass_name(SL_FC_SERVER_ERROR);
     e.error = "the batch's error file could not be read in full";
   }
   if (end_batch(r, in->batch_id, &e) == 0) {
@@ -1552,7 +1552,7 @@ static void step(struct sl_batch_route *r) {
        * and the local one ends now rather than when the API is done. */
       struct sl_batch_end e = {0};
       e.final_state = "cancelled";
-      e.no_line_class = "cancelled";
+      e.no_line_class = sl_failclass_name(SL_FC_CANCELLED);
       e.error = "every job was cancelled after the batch was sent";
       add_todo(r, 2, b->remote_batch_id);
       if (b->remote_file_id)

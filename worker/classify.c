@@ -31,26 +31,6 @@ const struct sl_failclass_policy *sl_failclass_policy(enum sl_failclass fc) {
   return &policies[fc];
 }
 
-const char *sl_failclass_name(enum sl_failclass fc) {
-  if ((int)fc < 0 || fc >= SL_FC__COUNT)
-    return "unknown";
-  return policies[fc].name;
-}
-
-int sl_failclass_parse(const char *name, enum sl_failclass *fc) {
-  int i;
-
-  if (!name || !fc)
-    return -1;
-  for (i = 0; i < SL_FC__COUNT; i++) {
-    if (strcmp(policies[i].name, name) == 0) {
-      *fc = (enum sl_failclass)i;
-      return 0;
-    }
-  }
-  return -1;
-}
-
 /* What a row looks at. */
 enum rule_kind {
   K_CAPPED,   /* the body went over the cap */

@@ -8,43 +8,11 @@
 
 #include <stddef.h>
 
-/* Where the delay before a retry comes from. */
-enum sl_backoff_source {
-  SL_BACKOFF_NONE,   /* not retried */
-  SL_BACKOFF_EXP,    /* capped exponential backoff with full jitter */
-  SL_BACKOFF_SERVER  /* Retry-After / retry-after-ms / x-ratelimit-reset-*,
-                        else exponential */
-};
+#include "sluice_states.h"
 
-/* XX(ENUM, "name", retry, backoff source, counts toward the breaker,
- *    pauses the route) */
-#define SL_FAILCLASS_MAP(XX)                                                 \
-  XX(RATE_LIMITED, "rate_limited", 1, SL_BACKOFF_SERVER, 0, 0)               \
-  XX(QUOTA_EXHAUSTED, "quota_exhausted", 0, SL_BACKOFF_NONE, 0, 1)           \
-  XX(SERVER_ERROR, "server_error", 1, SL_BACKOFF_SERVER, 1, 0)               \
-  XX(OVERLOADED, "overloaded", 1, SL_BACKOFF_SERVER, 1, 0)                   \
-  XX(TIMEOUT, "timeout", 1, SL_BACKOFF_EXP, 1, 0)                            \
-  XX(NETWORK, "network", 1, SL_BACKOFF_EXP, 1, 0)                            \
-  XX(TLS, "tls", 0, SL_BACKOFF_NONE, 0, 1)                                   \
-  XX(AMBIGUOUS, "ambiguous", 1, SL_BACKOFF_EXP, 1, 0)                        \
-  XX(AUTH, "auth", 0, SL_BACKOFF_NONE, 0, 1)                                 \
-  XX(INVALID_REQUEST, "invalid_request", 0, SL_BACKOFF_NONE, 0, 0)           \
-  XX(TOO_LARGE, "too_large", 0, SL_BACKOFF_NONE, 0, 0)                       \
-  XX(CONFLICT, "conflict", 1, SL_BACKOFF_EXP, 0, 0)                          \
-  XX(BATCH_EXPIRED, "batch_expired", 1, SL_BACKOFF_NONE, 0, 0)               \
-  XX(BATCH_FAILED, "batch_failed", 0, SL_BACKOFF_NONE, 0, 0)                 \
-  XX(DEADLINE_EXCEEDED, "deadline_exceeded", 0, SL_BACKOFF_NONE, 0, 0)       \
-  XX(CANCELLED, "cancelled", 0, SL_BACKOFF_NONE, 0, 0)                       \
-  XX(INVALID_OUTPUT, "invalid_output", 1, SL_BACKOFF_EXP, 0, 0)
-
-enum sl_failclass {
-  SL_FC_NONE = 0, /* success */
-#define XX(e, name, retry, backoff, breaker, pause) SL_FC_##e,
-  SL_FAILCLASS_MAP(XX)
-#undef XX
-  SL_FC__COUNT
-};
-
+/* The classes (SL_FAILCLASS_MAP, enum sl_failclass, enum
+ * sl_backoff_source) and sl_failclass_name/parse live in
+ * include/sluice_states.h, shared with lib/ and the schema's checks. */
 struct sl_failclass_policy {
   const char *name;
   int retry;                      /* retried while attempts remain */
@@ -56,11 +24,6 @@ struct sl_failclass_policy {
 /* Policy row of a class; SL_FC_NONE gets a row named "none" (no retry).
  * NULL for a value outside the enum. Rows are static: never freed. */
 const struct sl_failclass_policy *sl_failclass_policy(enum sl_failclass fc);
-/* The class's name ("rate_limited"), "unknown" outside the enum. */
-const char *sl_failclass_name(enum sl_failclass fc);
-/* Parse a class name (as sl_failclass_name gives it, "none" included);
- * returns 0 and sets *fc, or -1 if unknown or NULL. */
-int sl_failclass_parse(const char *name, enum sl_failclass *fc);
 
 /*
  * What one attempt produced, as the transport saw it. curl_code is a

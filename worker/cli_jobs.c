@@ -61,8 +61,11 @@ int sl_cmd_jobs(int argc, char **argv) {
       {"json", no_argument, NULL, 'J'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  static const char *const states[] = {"pending",   "running", "batched",
-                                       "succeeded", "failed",  "cancelled"};
+  static const char *const states[] = {
+#define XX(e, name) name,
+      SL_JOB_STATE_MAP(XX)
+#undef XX
+  };
   struct sl_meta_match meta[MAX_META];
   char *meta_copy[MAX_META] = {0};
   struct sl_job_filter f = {0};

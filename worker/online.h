@@ -13,6 +13,7 @@
 #include "classify.h"
 #include "http.h"
 #include "sluice.h"
+#include "sluice_worker.h"
 
 struct sl_online_config {
   int64_t backoff_base_ms;     /* first retry's jitter ceiling */

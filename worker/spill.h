@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "sluice.h"
+#include "sluice_worker.h"
 
 #define SL_SPILL_RESERVE (4u * 1024 * 1024) /* reserved at startup */
 #define SL_SPILL_HEADER 64

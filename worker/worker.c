@@ -8,11 +8,11 @@
  * outcome in one transaction, then claims as many jobs as capacity allows in
  * one statement (redis's beforeSleep, in libuv's terms).
  *
- * Wake sources, none of which polls the tables: an inotify watch on the
- * journal's WAL file (another process's commit writes it; PRAGMA
- * data_version tells a foreign commit from our own), a timer for the next
- * run_after, and a slow fallback tick that also heartbeats leases, rescues
- * expired ones and checks for idleness.
+ * Wake sources, none of which polls the tables: the journal's wake
+ * descriptor (sl_journal_wake_fd, readable when another connection may have
+ * committed; sl_journal_changed tells a foreign commit from noise), a timer
+ * for the next run_after, and a slow fallback tick that also heartbeats
+ * leases, rescues expired ones and checks for idleness.
  */
 #include <errno.h>
 #include <signal.h>
@@ -71,10 +71,10 @@ struct sl_worker {
   uv_timer_t retry;            /* a write refused by a busy journal */
   uv_check_t check;
   uv_idle_t idle;
-  uv_fs_event_t wal_watch;
+  uv_poll_t wake_poll;         /* on sl_journal_wake_fd */
   uv_signal_t sigterm, sigint, sighup;
-  int wal_watching;
-  unsigned recheck_n;          /* re-reads of data_version after a WAL event */
+  int wake_polling;
+  unsigned recheck_n;          /* change checks after a wake event */
 
   struct sl_wjob in_flight;    /* list head */
   size_t n_in_flight;
@@ -93,7 +93,7 @@ struct sl_worker {
   int flush_rc;                /* why the last flush failed; 0: it did not */
 
   char *auth_header;
-  int64_t data_version;
+  int64_t change_mark;         /* sl_journal_changed's */
   int64_t next_rescue_ms, flush_retry_ms, flush_backoff_ms;
   int64_t busy_since_ms;       /* the flush has found the lock held since */
   int claim_busy, extend_busy; /* retry these when the retry timer fires */
@@ -218,7 +218,7 @@ static void on_http_done(struct sl_http_request *req) {
      * Sent: the server may act on it, so it is an ambiguous attempt,
      * retried (with the same Idempotency-Key) by whoever claims it next. */
     if (req->request_sent) {
-      local_outcome(wj, SL_OUTCOME_RETRY, "ambiguous",
+      local_outcome(wj, SL_OUTCOME_RETRY, sl_failclass_name(SL_FC_AMBIGUOUS),
                     "worker shut down with the request in flight");
       wj->c.run_after_ms = now;
       w->n.retried++;
@@ -290,7 +290,7 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
     return;
   }
   if (job->deadline && now >= job->deadline) {
-    local_outcome(wj, SL_OUTCOME_FAIL, "deadline_exceeded",
+    local_outcome(wj, SL_OUTCOME_FAIL, sl_failclass_name(SL_FC_DEADLINE_EXCEEDED),
                   "deadline passed before the request was sent");
     w->n.failed++;
     push_done(w, wj);
@@ -300,7 +300,7 @@ static void start_job(struct sl_worker *w, struct sl_wjob *wj) {
     timeout = job->deadline - now;
   if (sl_online_url(cfg->base_url, job->endpoint, wj->url, sizeof wj->url)) {
     sl_storm_unsent(w->storm, job, &wj->ticket, now);
-    local_outcome(wj, SL_OUTCOME_FAIL, "invalid_request",
+    local_outcome(wj, SL_OUTCOME_FAIL, sl_failclass_name(SL_FC_INVALID_REQUEST),
                   "request URL too long");
     w->n.failed++;
     push_done(w, wj);
@@ -653,18 +653,15 @@ static void on_check(uv_check_t *h) {
 }
 
 static void check_foreign_commit(struct sl_worker *w) {
-  int64_t v = 0;
-  if (sl_data_version(w->j, &v) == SL_OK && v != w->data_version) {
-    w->data_version = v;
+  if (sl_journal_changed(w->j, &w->change_mark) == 1)
     w->want_claim = 1;
-  }
 }
 
-/* A writer appends its frames to the WAL (the write that wakes us) before
- * it publishes the commit in the shared-memory index, with no system call
- * in between to wake us again: an event can come before its commit is
- * visible. So an event that finds data_version unchanged looks again, at
- * 1, 2, 4 ... 32 ms (bounded; events only, so no polling when idle). */
+/* The wake can come before its commit is visible (SQLite: a writer appends
+ * its frames to the WAL, the write that wakes us, before it publishes the
+ * commit, with no system call in between to wake us again). So an event
+ * that finds nothing changed looks again, at 1, 2, 4 ... 32 ms (bounded;
+ * events only, so no polling when idle). */
 static void on_recheck(uv_timer_t *t) {
   struct sl_worker *w = container_of(t, struct sl_worker, recheck);
   check_foreign_commit(w);
@@ -673,11 +670,10 @@ static void on_recheck(uv_timer_t *t) {
   uv_timer_start(&w->recheck, on_recheck, 1u << w->recheck_n, 0);
 }
 
-static void on_wal_event(uv_fs_event_t *h, const char *file, int events,
-                         int status) {
-  struct sl_worker *w = container_of(h, struct sl_worker, wal_watch);
-  (void)file;
+static void on_wake(uv_poll_t *h, int status, int events) {
+  struct sl_worker *w = container_of(h, struct sl_worker, wake_poll);
   (void)events;
+  /* sl_journal_changed consumes the wake; an error leaves it to the tick. */
   if (status < 0)
     return;
   check_foreign_commit(w);
@@ -831,8 +827,8 @@ static void close_all(struct sl_worker *w) {
   signal(SIGTERM, SIG_IGN);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
-  if (w->wal_watching && !uv_is_closing((uv_handle_t *)&w->wal_watch))
-    uv_close((uv_handle_t *)&w->wal_watch, close_cb);
+  if (w->wake_polling && !uv_is_closing((uv_handle_t *)&w->wake_poll))
+    uv_close((uv_handle_t *)&w->wake_poll, close_cb);
   sl_storm_close(w->storm);
 }
 
@@ -1088,18 +1084,25 @@ static int spill_start(struct sl_worker *w) {
   return SL_OK;
 }
 
-static int watch_wal(struct sl_worker *w) {
-  char path[4096];
-  int rc;
-  snprintf(path, sizeof path, "%s-wal", w->cfg->journal);
-  rc = uv_fs_event_init(&w->loop, &w->wal_watch);
+/* Wake on the journal's descriptor; without one, the tick (--poll) and
+ * sl_journal_changed alone. */
+static int watch_journal(struct sl_worker *w) {
+  int fd = sl_journal_wake_fd(w->j), rc;
+  if (fd < 0) {
+    sl_log(SL_LOG_WARN, "cannot wake on the journal's commits (%s); waking "
+                        "every %lld ms instead",
+           sl_errmsg(w->j), (long long)w->cfg->poll_ms);
+    return 0;
+  }
+  rc = uv_poll_init(&w->loop, &w->wake_poll, fd);
   if (rc == 0) {
-    w->wal_watching = 1;
-    rc = uv_fs_event_start(&w->wal_watch, on_wal_event, path, 0);
+    w->wake_polling = 1;
+    rc = uv_poll_start(&w->wake_poll, UV_READABLE, on_wake);
   }
   if (rc != 0)
-    sl_log(SL_LOG_WARN, "cannot watch %s (%s); waking every %lld ms instead",
-           path, uv_strerror(rc), (long long)w->cfg->poll_ms);
+    sl_log(SL_LOG_WARN, "cannot poll the journal's wake descriptor (%s); "
+                        "waking every %lld ms instead",
+           uv_strerror(rc), (long long)w->cfg->poll_ms);
   return 0;
 }
 
@@ -1235,8 +1238,8 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   uv_check_start(&w->check, on_check);
   uv_timer_start(&w->tick, on_tick, (uint64_t)cfg->poll_ms,
                  (uint64_t)cfg->poll_ms);
-  watch_wal(w);
-  sl_data_version(w->j, &w->data_version);
+  watch_journal(w);
+  sl_journal_changed(w->j, &w->change_mark); /* the mark to move from */
   w->want_claim = 1;
   sl_log(SL_LOG_INFO, "worker started: journal %s, concurrency %zu, lease "
                       "%lld ms",

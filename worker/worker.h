@@ -35,7 +35,7 @@ struct sl_worker_config {
   int64_t stall_timeout_ms;   /* no byte this long (300000; -1: off) */
   int64_t first_byte_timeout_ms; /* no response byte (0: off) */
   int64_t drain_timeout_ms;   /* SIGTERM: wait this long for in-flight */
-  int64_t poll_ms;            /* fallback data_version poll */
+  int64_t poll_ms;            /* fallback change check (--poll) */
   int exit_when_idle;
   int insecure;
   const char *ca_file;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "sluice.h"
+#include "sluice_worker.h"
 
 static struct sl_journal *j;
 static char path[64];

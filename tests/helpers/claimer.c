@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "sluice.h"
+#include "sluice_worker.h"
 
 struct claimer {
   const char *path;

@@ -109,7 +109,7 @@ check "cancel says the job is not pending" grep -q "job 2 is cancelled" "$T/err"
 
 # replay: only failed jobs; dry run; audit
 sql "UPDATE jobs SET state='failed', last_class='server_error', finished_at=1 WHERE id=3"
-sql "UPDATE jobs SET state='succeeded', finished_at=1 WHERE id=4"
+sql "UPDATE jobs SET state='running' WHERE id=4; UPDATE jobs SET state='succeeded', finished_at=1 WHERE id=4"
 out=$("$SLUICE" replay --dry-run -q bulk)
 eq "replay --dry-run counts" "would replay 1 jobs" "$out"
 eq "dry run changes nothing" failed "$(sql 'SELECT state FROM jobs WHERE id=3')"

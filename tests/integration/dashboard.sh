@@ -40,6 +40,7 @@ INSERT INTO attempts (job_id, attempt, generation, route, started_at,
     CASE last_class WHEN 'server_error' THEN 500 ELSE 429 END, last_class,
     'req_dash_' || id, 1.5, 3.2, 8.0, 120.0, 140.0, last_error
   FROM jobs WHERE state = 'failed';
+UPDATE jobs SET state='running' WHERE idempotency_key = 'key-succeeded';
 UPDATE jobs SET state='succeeded', attempts=1, finished_at=$now - 30000
   WHERE idempotency_key = 'key-succeeded';
 INSERT INTO attempts (job_id, attempt, generation, route, finished_at,

@@ -31,7 +31,8 @@ eq "make install PREFIX=/usr/local DESTDIR=... exits 0" 0 $rc
 [ $rc -eq 0 ] || sed 's/^/  make: /' "$T/make.log" | tail -20
 
 for f in bin/sluice lib/libsluice.a lib/libsluice.so lib/libsluice.so.0 \
-  include/sluice.h lib/pkgconfig/sluice.pc share/man/man1/sluice.1 \
+  include/sluice.h include/sluice_states.h include/sluice_worker.h \
+  lib/pkgconfig/sluice.pc share/man/man1/sluice.1 \
   share/man/man3/libsluice.3 share/man/man5/sluice.conf.5; do
   check "installed $f" test -e "$P/$f"
 done
@@ -133,6 +134,26 @@ sed -n '/^\.SH EXAMPLE/,/^\.SH SEE ALSO/p' "$P/share/man/man3/libsluice.3" |
 cc -std=c11 -Wall -Wextra -Werror $SANFLAGS -o "$T/man_example" \
   "$T/man_example.c" $libs >"$T/cc3.log" 2>&1
 eq "the libsluice(3) example compiles" 0 $?
+
+# The worker's side stands alone too: sluice_worker.h brings sluice.h.
+cat >"$T/worker_side.c" <<'EOF'
+#include <sluice_worker.h>
+int main(void) {
+  struct sl_claim_options o = {0};
+  int64_t mark = 0;
+  (void)o;
+  return sl_journal_wake_fd(NULL) == SL_INVAL &&
+                 sl_journal_changed(NULL, &mark) == SL_INVAL
+             ? 0
+             : 1;
+}
+EOF
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Wextra -Werror $SANFLAGS -o "$T/worker_side" \
+  "$T/worker_side.c" $libs >"$T/cc4.log" 2>&1
+eq "a program including only <sluice_worker.h> compiles" 0 $?
+LD_LIBRARY_PATH="$P/lib" "$T/worker_side"
+eq "... and runs against the installed library" 0 $?
 
 # Run them: the installed binary creates the journal and enqueues; the
 # producers write to it; sqlite3 sees every job.

@@ -186,6 +186,9 @@ eq "dedup added exactly one job" "$((n0 + 1))" "$(njobs)"
 mk() { # QUEUE STATE CLASS -> id
   local id
   id=$(q "INSERT INTO sluice.jobs(queue, body) VALUES ('$1', '$J') RETURNING id")
+  if [ "$2" = succeeded ]; then # claimed first: the lifecycle (0013)
+    q "UPDATE sluice.jobs SET state = 'running' WHERE id = $id" >/dev/null
+  fi
   if [ "$2" != pending ]; then
     q "UPDATE sluice.jobs SET state = '$2', attempts = 5, last_class = NULLIF('$3', ''),
          last_error = 'boom', finished_at = sluice.now_ms() WHERE id = $id" >/dev/null
@@ -449,6 +452,58 @@ eq "json_valid in a parallel scan" "$(njobs)" \
   "$(pg_psql -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
        -c "SET min_parallel_table_scan_size = 0" -c "SET max_parallel_workers_per_gather = 2" \
        -c "SELECT count(*) FROM sluice.jobs WHERE sluice.json_valid(body)" 2>&1)"
+
+# ------------------------------------------------------------ state machine
+# Migration 0013: every pair of states, as test_jobs tries them on SQLite.
+# A job is brought to FROM along allowed edges, then UPDATEd to TO: the
+# lifecycle's pairs are taken, every other is refused and leaves the job.
+allowed="pending>running pending>batched pending>failed pending>cancelled
+ running>succeeded running>pending running>failed batched>succeeded
+ batched>pending batched>failed batched>cancelled failed>pending
+ cancelled>pending"
+allowed=" $(echo $allowed) " # one line, one space between pairs
+path() { case $1 in
+  running) echo running ;; batched) echo batched ;;
+  succeeded) echo running succeeded ;; failed) echo running failed ;;
+  cancelled) echo cancelled ;; esac; }
+ok_pairs=0 refused_pairs=0 wrong=""
+for from in pending running batched succeeded failed cancelled; do
+  for to in pending running batched succeeded failed cancelled; do
+    [ "$from" = "$to" ] && continue
+    id=$(q "INSERT INTO sluice.jobs(queue, body) VALUES ('sm', '$J') RETURNING id")
+    for s in $(path "$from"); do
+      q "UPDATE sluice.jobs SET state = '$s' WHERE id = $id" >/dev/null
+    done
+    if out=$(pg_psql -c "UPDATE sluice.jobs SET state = '$to' WHERE id = $id" 2>&1); then
+      case $allowed in *" $from>$to "*) ok_pairs=$((ok_pairs + 1)) ;;
+        *) wrong="$wrong $from>$to(taken)" ;; esac
+    else
+      case $allowed in *" $from>$to "*) wrong="$wrong $from>$to(refused: $out)" ;;
+        *) case $out in *"a $from job "*|*"succeeded job is final"*|*"can only become pending (replay)"*)
+             refused_pairs=$((refused_pairs + 1)) ;;
+           *) wrong="$wrong $from>$to(message: $out)" ;; esac ;; esac
+      [ "$(q "SELECT state FROM sluice.jobs WHERE id = $id")" = "$from" ] ||
+        wrong="$wrong $from>$to(moved)"
+    fi
+  done
+done
+eq "every lifecycle pair is taken and every other refused by name (30 pairs)" \
+  "13|17|" "$ok_pairs|$refused_pairs|$wrong"
+id=$(q "INSERT INTO sluice.jobs(queue, body) VALUES ('sm', '$J') RETURNING id")
+q "UPDATE sluice.jobs SET last_class = 'invalid_output' WHERE id = $id" >/dev/null
+eq "a known failure class is taken" "invalid_output" \
+  "$(q "SELECT last_class FROM sluice.jobs WHERE id = $id")"
+refuse "an unknown last_class" "unknown failure class; the classes are rate_limited" \
+  "UPDATE sluice.jobs SET last_class = 'rate_limit' WHERE id = $id"
+refuse "an unknown last_class at INSERT" "unknown failure class" \
+  "INSERT INTO sluice.jobs(body, last_class) VALUES ('$J', 'bogus')"
+refuse "an unknown attempts.failure_class" "unknown failure class" \
+  "INSERT INTO sluice.attempts(job_id, attempt, generation, route, finished_at, failure_class)
+   VALUES ($id, 1, 0, 'online', 1, 'none')"
+eq "workable_jobs: the pending jobs of unpaused queues" "1|0" \
+  "$(q "SELECT count(*) FILTER (WHERE id = $id), count(*) FILTER (WHERE state <> 'pending') FROM sluice.workable_jobs")"
+q "DELETE FROM sluice.attempts WHERE job_id IN (SELECT id FROM sluice.jobs WHERE queue = 'sm');
+   DELETE FROM sluice.jobs WHERE queue = 'sm'" >/dev/null
 
 # ------------------------------------------------------------ NOTIFY
 "$LISTEN" "host=127.0.0.1 port=$PGPORT user=$PGUSER dbname=door" sluice_jobs 20 \

@@ -39,6 +39,7 @@ now=$(sql "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")
 old=$((now - 10 * 86400000))
 recent=$((now - 3600000))
 sql "INSERT INTO batches (id, endpoint, state) VALUES (7, '/v1/responses', 'submitted');
+UPDATE jobs SET state = 'running' WHERE id <= 20 OR id IN (26, 30, 31);
 UPDATE jobs SET state = 'succeeded', finished_at = $old WHERE id <= 20;
 UPDATE jobs SET state = 'failed', last_class = 'invalid_request', finished_at = $old WHERE id BETWEEN 21 AND 23;
 UPDATE jobs SET state = 'cancelled', finished_at = $old WHERE id IN (24, 25);
@@ -74,7 +75,7 @@ eq "journal passes integrity_check" "ok" "$(sql 'PRAGMA integrity_check')"
 
 # The batch finishes: its old jobs may go; 0s reaches the recent one too,
 # but never the newest job, nor the pending, running or batched ones.
-sql "UPDATE batches SET state = 'done' WHERE id = 7; UPDATE jobs SET state = 'succeeded', finished_at = $old WHERE id IN (29, 32)"
+sql "UPDATE batches SET state = 'done' WHERE id = 7; UPDATE jobs SET state = 'running' WHERE id = 32; UPDATE jobs SET state = 'succeeded', finished_at = $old WHERE id IN (29, 32)"
 out=$("$SLUICE" prune --older-than 0s)
 eq "second prune after the batch closed" "pruned 4 jobs" "$out"
 eq "what stays: pending, running, newest" "27,28,32" \
@@ -93,11 +94,13 @@ eq "nothing left to prune" "pruned 0 jobs" "$out"
 export SLUICE_JOURNAL="$T/live.db"
 "$SLUICE" init >/dev/null
 if start_mock; then
-  # Pending, then succeeded: the SQL door takes only pending jobs.
+  # Pending, running, then succeeded: the SQL door takes only pending jobs,
+  # and a job moves only along the lifecycle (migration 0013).
   sql "INSERT INTO jobs (queue, body)
     SELECT 'old', '{\"model\":\"m\"}'
     FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c
           WHERE x < 5000) SELECT x FROM c);
+    UPDATE jobs SET state = 'running' WHERE queue = 'old';
     UPDATE jobs SET state = 'succeeded', finished_at = $old
      WHERE queue = 'old'"
   for i in $(seq 1 300); do printf '{"model":"m","input":"live %d"}\n' "$i"; done |

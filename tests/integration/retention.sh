@@ -7,7 +7,7 @@ start_mock
 "$SLUICE" init >/dev/null
 for i in $(seq 1 30); do printf '{"model":"m","input":"old %d"}\n' "$i"; done |
   "$SLUICE" enqueue >/dev/null
-sql "UPDATE jobs SET state='succeeded', finished_at=1000, updated_at=1000"
+sql "UPDATE jobs SET state='running'; UPDATE jobs SET state='succeeded', finished_at=1000, updated_at=1000"
 sql "INSERT INTO results(job_id, generation, route, http_status, body, created_at) SELECT id, 0, 'online', 200, '{}', 1000 FROM jobs"
 for i in $(seq 1 20); do printf '{"model":"m","input":"new %d"}\n' "$i"; done |
   "$SLUICE" enqueue >/dev/null

@@ -73,7 +73,8 @@ check "show prints - for a batch attempt's timings" \
 check "... never 'nan' or a negative time" bash -c "! grep -qiE 'nan|-1\\.0' '$T/show'"
 id=$("$SLUICE" enqueue -e /v1/chat/completions \
   '{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{}}}}')
-sql "UPDATE jobs SET state = 'succeeded' WHERE id = $id;
+sql "UPDATE jobs SET state = 'running' WHERE id = $id;
+     UPDATE jobs SET state = 'succeeded' WHERE id = $id;
      INSERT INTO results (job_id, generation, route, http_status, body, created_at)
      VALUES ($id, 0, 'online', 200, '{\"choices\":[{\"message\":{\"content\":\"{\\\"answer\\\":42}\"}}]}', 1)"
 "$SLUICE" show $id >"$T/show"

@@ -59,7 +59,7 @@ fi
 # Old finished jobs for the workers' pruning to delete (retention.sh's way).
 for i in $(seq 1 20); do printf '{"model":"m","input":"ancient %d"}\n' "$i"; done |
   "$SLUICE" enqueue -q ancient >/dev/null
-sql "UPDATE jobs SET state='succeeded', finished_at=1000, updated_at=1000"
+sql "UPDATE jobs SET state='running'; UPDATE jobs SET state='succeeded', finished_at=1000, updated_at=1000"
 sql "INSERT INTO results(job_id, generation, route, http_status, body, created_at) SELECT id, 0, 'online', 200, '{}', 1000 FROM jobs"
 
 wargs=(--base-url "$MOCK_URL" --lease 2s --poll 100ms --backoff-base 20ms

@@ -3,12 +3,14 @@
  * leases, completion of every outcome (alone and grouped), invariants 1
  * (one result per job, never overwritten) and 2 (only the current lease
  * token may write), rescue of expired leases, replay through the C API and
- * through SQL, next_due and data_version.
+ * through SQL, next_due, the change check and the wake descriptor.
  *
  * Times are passed explicitly (claim and rescue take now_ms) wherever the
  * test needs a lease to have expired, so nothing here sleeps.
  */
-#include "internal.h"
+#include <poll.h>
+
+#include "sqlite/internal.h"
 #include "testutil.h"
 
 #define HOUR 3600000
@@ -1260,7 +1262,7 @@ static void test_replay_filters(void **state) {
   }
 }
 
-/* ------------------------------------------------ next_due, data_version */
+/* ------------------------------------- next_due, change check, wake */
 
 static void test_next_due(void **state) {
   struct tu *t = *state;
@@ -1287,22 +1289,54 @@ static void test_next_due(void **state) {
   sqlite3_close(db);
 }
 
-static void test_data_version(void **state) {
+static void test_journal_changed(void **state) {
   struct tu *t = *state;
   struct sl_journal *other;
-  int64_t v1 = -1, v2 = -1, v3 = -1;
+  int64_t mark = 0, mark2;
 
   tu_open(t);
   other = tu_open_path(t->path);
-  assert_int_equal(sl_data_version(t->j, &v1), SL_OK);
+  assert_int_equal(sl_journal_changed(t->j, &mark), 1); /* first mark */
+  assert_int_not_equal(mark, 0);
+  assert_int_equal(sl_journal_changed(t->j, &mark), 0);
   tu_enqueue(t->j, NULL, 0, 0); /* our own commit: no change */
-  assert_int_equal(sl_data_version(t->j, &v2), SL_OK);
-  assert_int_equal(v2, v1);
+  assert_int_equal(sl_journal_changed(t->j, &mark), 0);
+  mark2 = mark;
   tu_enqueue(other, NULL, 0, 0); /* another connection's commit */
-  assert_int_equal(sl_data_version(t->j, &v3), SL_OK);
-  assert_int_not_equal(v3, v1);
+  assert_int_equal(sl_journal_changed(t->j, &mark), 1);
+  assert_int_not_equal(mark, mark2);
+  assert_int_equal(sl_journal_changed(t->j, &mark), 0);
+  /* An older mark still sees the change. */
+  assert_int_equal(sl_journal_changed(t->j, &mark2), 1);
   sl_close(other);
-  assert_int_equal(sl_data_version(t->j, NULL), SL_INVAL);
+  assert_int_equal(sl_journal_changed(t->j, NULL), SL_INVAL);
+  assert_int_equal(sl_journal_changed(NULL, &mark), SL_INVAL);
+}
+
+/* The wake descriptor becomes readable on another connection's commit,
+ * and sl_journal_changed consumes the wake. */
+static void test_wake_fd(void **state) {
+  struct tu *t = *state;
+  struct sl_journal *other;
+  struct pollfd p = {0};
+  int64_t mark = 0;
+  int fd;
+
+  tu_open(t);
+  other = tu_open_path(t->path);
+  fd = sl_journal_wake_fd(t->j);
+  assert_true(fd >= 0);
+  assert_int_equal(sl_journal_wake_fd(t->j), fd); /* one per journal */
+  sl_journal_changed(t->j, &mark);
+  p.fd = fd;
+  p.events = POLLIN;
+  assert_int_equal(poll(&p, 1, 0), 0); /* nothing yet */
+  tu_enqueue(other, NULL, 0, 0);
+  assert_int_equal(poll(&p, 1, 1000), 1);
+  assert_int_equal(sl_journal_changed(t->j, &mark), 1);
+  assert_int_equal(poll(&p, 1, 0), 0); /* consumed */
+  sl_close(other);
+  assert_int_equal(sl_journal_wake_fd(NULL), SL_INVAL);
 }
 
 int main(void) {
@@ -1335,7 +1369,8 @@ int main(void) {
       T(test_replay_sql_door),
       T(test_replay_filters),
       T(test_next_due),
-      T(test_data_version),
+      T(test_journal_changed),
+      T(test_wake_fd),
   };
 #undef T
   return cmocka_run_group_tests_name("claim", tests, NULL, NULL);

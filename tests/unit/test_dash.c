@@ -1,6 +1,6 @@
 /*
- * test_dash.c: the dashboard's journal side (lib/dash_actions.c,
- * lib/dash_queries.c) and its escaping (web/buf.c). Each action and its
+ * test_dash.c: the dashboard's journal side (lib/sqlite/dash_actions.c,
+ * lib/sqlite/dash_queries.c) and its escaping (web/buf.c). Each action and its
  * audit row commit together; a refused action changes nothing and still
  * leaves a row with the reason; replaying one job keeps its key; the
  * attempts cursor reads each attempt once; the "jobs behind a bar" and
@@ -54,7 +54,9 @@ static void test_refused_action_is_audited(void **state) {
   struct sl_dash_action a = {0};
   sqlite3 *db = tu_raw(t->path);
   int64_t id = tu_enqueue(j, "q", 0, 0);
-  tu_exec(db, "UPDATE jobs SET state='succeeded', finished_at=1");
+  /* the way a worker finishes it: claimed (running), then succeeded */
+  tu_exec(db, "UPDATE jobs SET state='running';"
+              " UPDATE jobs SET state='succeeded', finished_at=1");
   a.verb = SL_DASH_CANCEL;
   a.job_id = id;
   assert_int_equal(sl_dash_act(j, &a, NULL), SL_STATE);

@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "internal.h"
-#include "migrations.h"
+#include "sqlite/internal.h"
+#include "sqlite/migrations.h"
 #include "testutil.h"
 
 /* The whole file, for "left unchanged" checks; *len gets its size. */
@@ -262,6 +262,49 @@ static void test_bad_options(void **state) {
   o.path = "";
   assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_INVAL);
   assert_null(j);
+}
+
+/* The location picks the backend: a path or file:PATH opens SQLite (the
+ * same journal), postgresql:// is refused until that backend is built, and
+ * a file: URI with a query is refused rather than misread as a path. */
+static void test_location_picks_backend(void **state) {
+  struct tu *t = *state;
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  char err[256] = "", uri[300];
+  int64_t id = 0, mark = 0;
+  int created = 0, fd;
+  struct sl_job_info info = {0};
+  struct sl_job_spec spec = {.body = "{\"model\":\"m\",\"input\":\"x\"}"};
+
+  o.location = "postgresql://u:pw@localhost/db";
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_INVAL);
+  assert_null(j);
+  assert_true(tu_contains(err, "PostgreSQL"));
+  assert_false(tu_contains(err, "pw@localhost")); /* may hold a password */
+  o.location = "POSTGRES://h/db";
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_INVAL);
+
+  tu_open(t);
+  assert_int_equal(sl_enqueue(t->j, &spec, &id, &created), SL_OK);
+  snprintf(uri, sizeof uri, "file:%s", t->path);
+  o.location = uri;
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_OK);
+  assert_int_equal(sl_journal_changed(j, &mark), 1);
+  fd = sl_journal_wake_fd(j);
+  assert_true(fd >= 0); /* the WAL of the same file, found from the URI */
+  assert_int_equal(sl_job_get(j, id, &info), SL_OK);
+  sl_job_info_free(&info);
+  sl_close(j);
+  j = NULL;
+  snprintf(uri, sizeof uri, "file://%s", t->path);
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_OK);
+  sl_close(j);
+  j = NULL;
+  snprintf(uri, sizeof uri, "file:%s?mode=ro", t->path);
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_INVAL);
+  assert_null(j);
+  assert_true(tu_contains(err, "file:PATH"));
 }
 
 /* A lock held longer than the busy timeout surfaces as SL_BUSY with
@@ -568,6 +611,8 @@ int main(void) {
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_no_create, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_bad_options, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_location_picks_backend, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test_setup_teardown(test_busy_is_sl_busy, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_second_handle_keeps_locks, tu_setup,

@@ -8,7 +8,7 @@
  */
 #include <sys/wait.h>
 
-#include "internal.h"
+#include "sqlite/internal.h"
 #include "testutil.h"
 
 #ifndef SL_SOURCE_DIR

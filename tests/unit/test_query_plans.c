@@ -7,7 +7,7 @@
  * count the virtual-machine steps of the online claim and of next_due
  * beside a backlog, which a plan that walks the backlog cannot hide.
  */
-#include "internal.h"
+#include "sqlite/internal.h"
 #include "sluice_batch.h"
 #include "sluice_storm.h"
 #include "sluice_workers.h"
@@ -98,7 +98,9 @@ static void complete(struct sl_journal *j, const struct sl_claimed_job *c,
   d.lease_token = c->lease_token;
   d.outcome = how;
   d.http_status = how == SL_OUTCOME_SUCCESS ? 200 : 500;
-  d.failure_class = how == SL_OUTCOME_SUCCESS ? NULL : "server";
+  d.failure_class = how == SL_OUTCOME_SUCCESS
+                        ? NULL
+                        : sl_failclass_name(SL_FC_SERVER_ERROR);
   d.body = "{}";
   d.input_tokens = d.output_tokens = d.total_tokens = 1;
   d.record_attempt = 1;

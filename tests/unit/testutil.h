@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "sluice.h"
+#include "sluice_worker.h"
 
 struct tu {
   char dir[64];

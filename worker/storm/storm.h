@@ -27,6 +27,7 @@
 #include "ratelimit.h"
 #include "route.h"
 #include "sluice.h"
+#include "sluice_worker.h"
 
 struct sl_storm_config {
   struct sl_rl_config rl;

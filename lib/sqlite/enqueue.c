@@ -1,0 +1,186 @@
+/* enqueue.c: putting jobs into the journal, and cancelling them. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "jobs.h"
+
+/* A name holding a control character (C0 or DEL) would reach a terminal
+ * raw: the SQL door (migration 0003) refuses it too, with the same words. */
+static int has_control(const char *s) {
+  for (; s && *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f)
+      return 1;
+  return 0;
+}
+
+static int check_names(struct sl_journal *j, const struct sl_job_spec *s) {
+  const char *what = has_control(s->queue)       ? "queue"
+                     : has_control(s->partition) ? "partition"
+                     : has_control(s->endpoint)  ? "endpoint"
+                                                 : NULL;
+  if (!what)
+    return SL_OK;
+  snprintf(j->errmsg, sizeof j->errmsg,
+           "%s must not contain control characters", what);
+  return SL_BAD_JOB;
+}
+
+/*
+ * Insert one job inside the caller's transaction (or autocommit). Dedup on
+ * the idempotency key: ON CONFLICT DO NOTHING changes no row, so look the
+ * existing job up.
+ */
+static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
+                      int64_t now, int64_t *id, int *created) {
+  sqlite3_stmt *st;
+  int rc;
+
+  if (!s || !s->body) {
+    snprintf(j->errmsg, sizeof j->errmsg, "job has no body");
+    return SL_INVAL;
+  }
+  if (s->priority < 0 || s->max_attempts < 0 || s->run_after_ms < 0 ||
+      s->deadline_ms < 0) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "priority, max_attempts, run_after and deadline must not be "
+             "negative");
+    return SL_BAD_JOB;
+  }
+  rc = check_names(j, s);
+  if (rc != SL_OK)
+    return rc;
+  /* "stream": true is refused by the jobs_insert_door trigger, which has
+   * SQLite's JSON parser at hand; its message reaches errmsg below. */
+  st = sl_journal_stmt(j, SL_STMT_ENQUEUE);
+  if (!st)
+    return SL_DB;
+  sl_bind_text(st, 1, s->queue);
+  sl_bind_text(st, 2, s->partition);
+  sl_bind_text(st, 3, s->urgency);
+  sl_bind_text(st, 4, s->endpoint);
+  sl_bind_text(st, 5, s->body);
+  sl_bind_text(st, 6, s->idempotency_key);
+  sqlite3_bind_int64(st, 7, s->priority);
+  sl_bind_opt_int(st, 8, s->max_attempts, 0);
+  sl_bind_opt_int(st, 9, s->run_after_ms, 0);
+  sl_bind_opt_int(st, 10, s->deadline_ms, 0);
+  sqlite3_bind_int64(st, 11, now);
+  sl_bind_text(st, 12, s->metadata);
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE) {
+    rc = sl_journal_fail(j, rc, "job refused");
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  if (sqlite3_changes(j->db) == 1) { /* the door triggers change no row */
+    *id = sqlite3_last_insert_rowid(j->db);
+    if (created)
+      *created = 1;
+    return SL_OK;
+  }
+  st = sl_journal_stmt(j, SL_STMT_FIND_KEY);
+  if (!st)
+    return SL_DB;
+  sl_bind_text(st, 1, s->idempotency_key);
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    rc = sl_journal_fail(j, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc,
+                         "looking up a duplicate idempotency key");
+    sqlite3_reset(st);
+    return rc;
+  }
+  *id = sqlite3_column_int64(st, 0);
+  if (created)
+    *created = 0;
+  sqlite3_reset(st);
+  return SL_OK;
+}
+
+int sl__sqlite_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
+                       int64_t *id, int *created) {
+  int64_t got = 0;
+  int rc;
+  if (!j || !id)
+    return SL_INVAL;
+  rc = insert_one(j, spec, sl_now_ms(), &got, created);
+  if (rc == SL_OK)
+    *id = got;
+  return rc;
+}
+
+int sl__sqlite_enqueue_many_created(struct sl_journal *j,
+                                    const struct sl_job_spec *specs, size_t n,
+                                    int64_t *ids, int *created,
+                                    size_t *bad_index) {
+  int64_t now = sl_now_ms(), id;
+  size_t i;
+  int rc;
+
+  if (!j || (!specs && n))
+    return SL_INVAL;
+  rc = sl_journal_begin(j);
+  if (rc != SL_OK)
+    return rc;
+  for (i = 0; i < n; i++) {
+    rc = insert_one(j, &specs[i], now, &id, created ? &created[i] : NULL);
+    if (rc != SL_OK) {
+      char why[sizeof j->errmsg];
+      memcpy(why, j->errmsg, sizeof why);
+      snprintf(j->errmsg, sizeof j->errmsg, "job %zu: %s", i + 1, why);
+      if (bad_index)
+        *bad_index = i;
+      sl_journal_rollback(j);
+      return rc;
+    }
+    if (ids)
+      ids[i] = id;
+  }
+  rc = sl_journal_commit(j);
+  if (rc == SL_OK)
+    sl_busy_yield(j, now);
+  return rc;
+}
+
+int sl__sqlite_cancel(struct sl_journal *j, int64_t id) {
+  static const char state_sql[] = "SELECT state FROM jobs WHERE id = ?1";
+  sqlite3_stmt *st;
+  int rc, changed;
+
+  if (!j)
+    return SL_INVAL;
+  st = sl_jobs_move(j, SL_MOVE_CANCEL);
+  if (!st)
+    return SL_DB;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, sl_now_ms());
+  sqlite3_bind_text(st, 3, sl_failclass_name(SL_FC_CANCELLED), -1,
+                    SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE)
+    return sl_journal_fail(j, rc, "cancelling a job");
+  changed = sqlite3_changes(j->db);
+  if (changed)
+    return SL_OK;
+  /* Say why nothing changed: missing, or in a state cancel cannot touch. */
+  st = sl_journal_sql(j, state_sql);
+  if (!st)
+    return SL_DB;
+  sqlite3_bind_int64(st, 1, id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "job %lld is %s; only pending or batched jobs can be cancelled",
+             (long long)id, (const char *)sqlite3_column_text(st, 0));
+    rc = SL_STATE;
+  } else if (rc == SQLITE_DONE) {
+    snprintf(j->errmsg, sizeof j->errmsg, "no job %lld", (long long)id);
+    rc = SL_NOT_FOUND;
+  } else {
+    rc = sl_journal_fail(j, rc, "looking up a job");
+  }
+  sqlite3_reset(st);
+  return rc;
+}

@@ -1,0 +1,146 @@
+/*
+ * internal.h: what the files of the SQLite backend (lib/sqlite/) share.
+ * Every sqlite3_* call and every SQL statement of sluice lives in this
+ * directory; the rest of lib/ reaches it through sl__sqlite_ops
+ * (backend.h). Tests that inspect the connection include it too.
+ */
+#ifndef SL_INTERNAL_H
+#define SL_INTERNAL_H
+
+/* PRAGMA application_id of a sluice journal ("SLUI"; migrations/0007). */
+#define SL_APPLICATION_ID 0x534c5549
+
+#include <sqlite3.h>
+
+#include "backend.h"
+
+/* Prepared statements, kept for the life of the connection. The ones that
+ * change jobs.state are not here: they are jobs.c's (enum sl_move). */
+enum sl_stmt_id {
+  SL_STMT_ENQUEUE,
+  SL_STMT_FIND_KEY,
+  SL_STMT_EXTEND,
+  SL_STMT_RESULT_INSERT,
+  SL_STMT_ATTEMPT_INSERT,
+  SL_STMT_LEASE_HELD,
+  SL_STMT_BEGIN,
+  SL_STMT_COMMIT,
+  SL_STMT_ROLLBACK,
+  SL_STMT_DATA_VERSION,
+  SL_STMT_NEXT_DUE,
+  SL_STMT_COUNT_ACTIVE,
+  SL_STMT__COUNT
+};
+
+/* Statements of the colder paths (cancel, rescue, status...), prepared on
+ * first use and kept, keyed by the address of their static SQL text. */
+#define SL_SQL_CACHE 96
+struct sl_sql_cached {
+  const char *sql;
+  sqlite3_stmt *st;
+};
+
+/*
+ * What sl_claim returned about a job it leased (attempt number, generation),
+ * so that sl_complete records the attempt and result rows without reading
+ * the job again. An entry is used only for the same id and lease token, and
+ * only after the fenced UPDATE matched that token: every statement that
+ * changes a job's attempts or generation also replaces or clears its token.
+ * Direct-mapped by id; a miss falls back to reading the row.
+ */
+#define SL_LEASE_MEMO 1024 /* a power of two */
+struct sl_lease_memo {
+  int64_t id, token, attempt, generation;
+};
+
+/* Slots for the statements that change jobs.state (enum sl_move, jobs.h). */
+#define SL_MOVE_SLOTS 16
+
+struct sl_journal {
+  const struct sl_backend_ops *ops; /* first: backend.h, SL__OPS */
+  sqlite3 *db;
+  sqlite3_stmt *stmts[SL_STMT__COUNT];
+  sqlite3_stmt *moves[SL_MOVE_SLOTS]; /* jobs.c: prepared on first use */
+  struct sl_sql_cached cached[SL_SQL_CACHE];
+  int ncached;
+  struct sl_lease_memo memo[SL_LEASE_MEMO];
+  int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
+  int busy_ms;           /* sl_set_busy_timeout's polling limit */
+  int64_t busy_since_us; /* when the current wait for the lock began */
+  int wake_fd, wake_wd;  /* sl_journal_wake_fd's inotify instance and its
+                            watch on the WAL; -1: none (yet) */
+  char errmsg[512];
+};
+
+/* The SQLite backend's side of the seam (ops.c fills the table). */
+int sl__sqlite_open(struct sl_journal **out,
+                    const struct sl_open_options *opts, char *errbuf,
+                    size_t errlen);
+void sl__sqlite_close(struct sl_journal *j);
+const char *sl__sqlite_errmsg(const struct sl_journal *j);
+int64_t sl__sqlite_worker_id(const struct sl_journal *j);
+void sl__sqlite_set_errmsg(struct sl_journal *j, const char *msg);
+int sl__sqlite_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
+                           int64_t c[4]);
+#define X(op, params, args) int sl__sqlite_##op params;
+SL_BACKEND_OPS(X)
+#undef X
+
+/* After a long write transaction: let a writer waiting for the lock in
+ * (busy.c). began_ms: sl_now_ms() before BEGIN. */
+void sl_busy_yield(struct sl_journal *j, int64_t began_ms);
+
+/* With auto_vacuum=INCREMENTAL, return the free pages to the file system
+ * in short transactions (vacuum.c); otherwise nothing. */
+int sl_journal_incremental_vacuum(struct sl_journal *j);
+
+/* wake.c: close sl_journal_wake_fd's inotify instance, if any. */
+void sl__journal_wake_close(struct sl_journal *j);
+
+/* Map an SQLite result code to an sl_err. */
+int sl_journal_map_rc(int rc);
+
+/*
+ * Record a failure: keeps sqlite3_errmsg() (or `what` when no SQLite error
+ * applies) in j->errmsg and returns the mapped code.
+ */
+int sl_journal_fail(struct sl_journal *j, int rc, const char *what);
+
+/* identity.c: is the file a sluice journal, and opening it read-only. */
+int sl_journal_identity(struct sl_journal *j);
+int sl_journal_open_ro(struct sl_journal *j, const char *path);
+int sl_journal_ro_version(struct sl_journal *j, const char *path);
+void sl_journal_ro_hint(struct sl_journal *j, const char *path, int rc);
+
+/* The cached statement `id`, reset and with bindings cleared; NULL on error
+ * (j->errmsg says why). */
+sqlite3_stmt *sl_journal_stmt(struct sl_journal *j, enum sl_stmt_id id);
+
+/*
+ * Like sl_journal_stmt for SQL that is not in sl_stmt_sql: the statement for
+ * `sql`, prepared once per connection, reset and with bindings cleared.
+ * `sql` must have static storage (a string literal or a static const array):
+ * the cache keys on its address. The caller resets the statement, never
+ * finalizes it. NULL on error (j->errmsg says why), including a full cache.
+ */
+sqlite3_stmt *sl_journal_sql(struct sl_journal *j, const char *sql);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK through cached statements. */
+int sl_journal_begin(struct sl_journal *j);
+int sl_journal_commit(struct sl_journal *j);
+void sl_journal_rollback(struct sl_journal *j);
+
+/* A JSON array of the NULL-terminated queue names, escaped, for binding
+ * to json_each(); malloc'd, NULL when out of memory. */
+char *sl_queues_json(const char *const *queues);
+
+/* Bind a C string or NULL. */
+int sl_bind_text(sqlite3_stmt *st, int idx, const char *s);
+/* sl_bind_text for s[0..len); both scrub registered secrets. */
+int sl_bind_text_len(sqlite3_stmt *st, int idx, const char *s, size_t len);
+/* Bind an int64, or NULL when v == none. */
+int sl_bind_opt_int(sqlite3_stmt *st, int idx, int64_t v, int64_t none);
+/* Copy column i as a new C string (NULL column: NULL); sets *oom on failure. */
+char *sl_column_strdup(sqlite3_stmt *st, int i, int *oom);
+
+#endif

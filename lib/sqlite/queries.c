@@ -1,0 +1,85 @@
+/*
+ * queries.c: the text of the hot statements that change no job's state,
+ * indexed by enum sl_stmt_id (the claim and the completions are rows of
+ * jobs.c's sl_moves[]).
+ */
+#include "jobs.h"
+
+const char *const sl_stmt_sql[SL_STMT__COUNT] = {
+  /* No RETURNING on the per-row statements below: it costs an ephemeral
+   * table per execution (about as much as the write itself). sqlite3_changes()
+   * and sqlite3_last_insert_rowid() say what happened instead. */
+  /* A missing key is generated as schema.sql's default does (time-ordered,
+   * for index locality), from the caller's clock. */
+  [SL_STMT_ENQUEUE] =
+    "INSERT INTO jobs (queue, partition, urgency, endpoint, body,"
+    " idempotency_key, priority, max_attempts, run_after, deadline,"
+    " created_at, updated_at, metadata)"
+    " VALUES (coalesce(?1, 'default'), coalesce(?2, ''),"
+    " coalesce(?3, 'urgent'), coalesce(?4, '/v1/responses'), ?5,"
+    " coalesce(?6, printf('%012x', ?11) || lower(hex(randomblob(10)))),"
+    " ?7, coalesce(?8, 5),"
+    " coalesce(?9, ?11), ?10, ?11, ?11, coalesce(?12, '{}'))"
+    " ON CONFLICT (idempotency_key) DO NOTHING",
+
+  [SL_STMT_FIND_KEY] = "SELECT id FROM jobs WHERE idempotency_key = ?1",
+
+  [SL_STMT_EXTEND] =
+    "UPDATE jobs SET lease_expires = ?3, updated_at = ?4"
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+
+  /* Runs only after JOB_SUCCEED changed the job in the same transaction,
+   * which is the lease fence. VALUES, not INSERT ... SELECT: a table with a
+   * row trigger makes INSERT ... SELECT go through an ephemeral table. ?2
+   * is the generation when sl_claim's memo knows it (the subquery is then
+   * skipped). */
+  [SL_STMT_RESULT_INSERT] =
+    "INSERT INTO results (job_id, generation, route, http_status,"
+    " request_id, input_tokens, output_tokens, total_tokens, body,"
+    " created_at)"
+    " VALUES (?1, coalesce(?2, (SELECT generation FROM jobs WHERE id = ?1)),"
+    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+
+  /* Runs right after the job's fenced UPDATE, in the same transaction:
+   * the attempt number and generation are ?15 and ?16 when sl_claim's memo
+   * knows them, else they come from the row the UPDATE left (?2 adds back
+   * the attempt a release refunded). */
+  [SL_STMT_ATTEMPT_INSERT] =
+    "INSERT INTO attempts (job_id, attempt, generation, route, started_at,"
+    " finished_at, http_status, failure_class, request_id, dns_ms,"
+    " connect_ms, tls_ms, first_byte_ms, total_ms, error)"
+    " VALUES (?1, coalesce(?15, (SELECT attempts + ?2 FROM jobs"
+    " WHERE id = ?1)), coalesce(?16, (SELECT generation FROM jobs"
+    " WHERE id = ?1)), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+
+  /* Why a fenced write changed nothing: stale lease, or (lease held) the
+   * job already has a result. */
+  [SL_STMT_LEASE_HELD] =
+    "SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?2"
+    " AND state = 'running'",
+
+  [SL_STMT_BEGIN] = "BEGIN IMMEDIATE",
+  [SL_STMT_COMMIT] = "COMMIT",
+  [SL_STMT_ROLLBACK] = "ROLLBACK",
+  [SL_STMT_DATA_VERSION] = "PRAGMA data_version",
+  /* The earliest run_after of a pending job: jobs_pending is ordered by
+   * (urgency, priority, run_after), so this skips from one (urgency,
+   * priority) group to the next by index seeks and takes each group's
+   * first due job: a few seeks, not a walk of the backlog (issue 14). */
+  [SL_STMT_NEXT_DUE] =
+    "WITH RECURSIVE g(u, p) AS ("
+    " SELECT 'urgent', (SELECT min(priority) FROM jobs WHERE state = 'pending'"
+    "  AND urgency = 'urgent')"
+    " UNION ALL SELECT 'deferrable', (SELECT min(priority) FROM jobs"
+    "  WHERE state = 'pending' AND urgency = 'deferrable')"
+    " UNION ALL SELECT u, (SELECT min(priority) FROM jobs"
+    "  WHERE state = 'pending' AND urgency = g.u AND priority > g.p)"
+    " FROM g WHERE p IS NOT NULL LIMIT 100000)"
+    " SELECT min((SELECT min(run_after) FROM jobs WHERE " SL_SQL_WORKABLE
+    "  AND urgency = g.u AND priority = g.p))"
+    " FROM g WHERE p IS NOT NULL",
+  [SL_STMT_COUNT_ACTIVE] =
+    "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending')"
+    " + (SELECT count(*) FROM jobs WHERE state = 'running')"
+    " + (SELECT count(*) FROM jobs WHERE state = 'batched')",
+};

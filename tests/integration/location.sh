@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The journal's location picks the storage backend (lib/backend.c): a path
+# or a file: URI is SQLite, the same journal either way; postgresql:// is
+# refused as not built yet, without repeating the location (it may hold a
+# password) and without the "create it" hint meant for a missing file.
+. "$(dirname "$0")/../lib/testlib.sh"
+
+"$SLUICE" init >/dev/null
+eq "init by path" 0 $?
+"$SLUICE" enqueue --journal "file:$SLUICE_JOURNAL" '{"model":"m","input":"a"}' >/dev/null
+eq "enqueue through file:PATH" 0 $?
+"$SLUICE" enqueue --journal "file://$SLUICE_JOURNAL" '{"model":"m","input":"b"}' >/dev/null
+eq "enqueue through file://PATH" 0 $?
+eq "both jobs are in the journal the path names" 2 \
+  "$(sql "SELECT count(*) FROM jobs")"
+check "no file was made under a literal file: name" \
+  bash -c "! ls -d file:* 2>/dev/null | grep -q ."
+
+"$SLUICE" status --journal "postgresql://u:s3cretpw@db.example/q" \
+  >"$T/pg.out" 2>"$T/pg.err"
+rc=$?
+check "postgresql:// is refused (exit $rc)" test "$rc" -ne 0
+check "... saying PostgreSQL is not built yet" grep -q "PostgreSQL" "$T/pg.err"
+check "... never printing the password" \
+  bash -c "! grep -q s3cretpw '$T/pg.out' '$T/pg.err'"
+check "... and no advice to create it" bash -c "! grep -q 'create it' '$T/pg.err'"
+finish
