@@ -12,7 +12,7 @@
 #include "cli_opt.h"
 #include "cli_storm.h"
 #include "esc.h"
-#include "ratelimit.h"
+#include "storm/ratelimit.h"
 #include "sluice_storm.h"
 
 static void spend_text(const struct sl_queue_spend *q, size_t n) {
@@ -85,16 +85,19 @@ static void routes_text(const struct sl_route_row *r, size_t n,
   printf("\n%-22s %-16s %-7s %8s %6s %10s %s\n", "ROUTE", "MODEL", "STATE",
          "IN FLIGHT", "CUTS", "PROBE AT", "LAST FAILURE");
   for (i = 0; i < n; i++) {
-    char at[32] = "-";
+    char at[32] = "-", ek[64];
     int64_t when = r[i].probe_at > r[i].held_until ? r[i].probe_at
                                                    : r[i].held_until;
     if (r[i].failing)
       snprintf(at, sizeof at, when > now ? "in %lldms" : "now",
                (long long)(when - now));
-    printf("%-22s %-16s %-7s %9.0f %6lld %10s %s\n", r[i].endpoint,
+    /* the key's fingerprint (never the key) when workers send one */
+    printf("%-22s %-16s %-7s %9.0f %6lld %10s %s%s%s\n", r[i].endpoint,
            r[i].model, r[i].failing ? "held" : "open", r[i].climit,
            (long long)r[i].cuts, at,
-           r[i].last_class[0] ? r[i].last_class : "-");
+           r[i].last_class[0] ? r[i].last_class : "-",
+           r[i].key_id[0] ? "  key " : "",
+           sl_esc(r[i].key_id, ek, sizeof ek));
   }
 }
 
@@ -108,6 +111,7 @@ static void routes_json(cJSON *o, const struct sl_route_row *r, size_t n) {
     cJSON_AddItemToArray(arr, x);
     cJSON_AddStringToObject(x, "endpoint", r[i].endpoint);
     cJSON_AddStringToObject(x, "model", r[i].model);
+    cJSON_AddStringToObject(x, "key_id", r[i].key_id);
     cJSON_AddBoolToObject(x, "held", r[i].failing);
     cJSON_AddNumberToObject(x, "limit", r[i].climit);
     cJSON_AddNumberToObject(x, "probe_at", (double)r[i].probe_at);

@@ -32,7 +32,7 @@
 #include "list.h"
 #include "retention.h"
 #include "sluice.h"
-#include "storm.h"
+#include "storm/storm.h"
 #include "worker.h"
 
 /* A busy journal: how long a write polls for the lock with the loop

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backoff.h"
 #include "engine.h"
+#include "storm/backoff.h"
 #include "json_scan.h"
 #include "log.h"
 #include "metrics.h"

@@ -25,8 +25,8 @@
 
 #include <uv.h>
 
-#include "backoff.h"
 #include "engine.h"
+#include "storm/backoff.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -35,7 +35,7 @@
 #include "retention.h"
 #include "sluice_batch.h"
 #include "spill.h"
-#include "storm.h"
+#include "storm/storm.h"
 #include "worker.h"
 #include "identity.h"
 #include "sluice_secrets.h"
@@ -99,10 +99,12 @@ static int storm_init(struct sl_worker *w) {
   static const struct sl_storm_ops ops = {storm_start, storm_release,
                                           storm_wake};
   int rc = sl_storm_new(&w->storm, &w->loop, w->j, &w->cfg->storm, &ops, w);
-  if (rc != SL_OK)
+  if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "storm control: %s", sl_strerror(rc));
-  else
-    sl_storm_set_concurrency(w->storm, w->concurrency);
+    return rc;
+  }
+  sl_storm_set_concurrency(w->storm, w->concurrency);
+  sl_storm_set_key(w->storm, w->cfg->api_key);
   return rc;
 }
 
@@ -122,6 +124,7 @@ static void claim_more(struct sl_worker *w) {
   o.queues = w->cfg->queues;
   o.max_jobs = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
   o.online = 1; /* storm control: skip queues whose online route paused */
+  o.route_key = sl_storm_key_id(w->storm);
   o.max_jobs = sl_storm_claim_limit(w->storm, o.max_jobs, sl_now_ms());
   if (o.max_jobs == 0) {
     w->want_claim = 0; /* storm control wakes us */

@@ -11,7 +11,7 @@
 
 #include "batch.h"
 #include "online.h"
-#include "storm.h"
+#include "storm/storm.h"
 
 /* --header lines a worker sends with every call, at most. */
 #define SL_MAX_EXTRA_HEADERS 16

@@ -31,7 +31,7 @@
 #include <microhttpd.h>
 #include <uv.h>
 
-#include "backoff.h"
+#include "storm/backoff.h"
 #include "classify.h"
 #include "http.h"
 #include "sluice.h"

@@ -113,12 +113,26 @@ int sl_route_take_probe(struct sl_route_row *r,
 
 /* ---- the per-process side ---- */
 
+/*
+ * What this process learned about a route and has not yet written is kept
+ * here until a write succeeds: the worker's busy handler gives up after a
+ * few ms of lock contention (issue 14), and an outcome dropped on the
+ * floor can cost the whole route dearly (a probe's success lost keeps
+ * every process held for another probe_ms, lost successes keep the limit
+ * from ramping up).
+ */
 struct route_key {
   char endpoint[64], model[128];
   struct sl_route_row row;    /* as last read or written */
   int64_t inflight;
   int64_t ok;                 /* successes not yet in the journal */
   int headers;                /* ... and whether they carried headers */
+  int lift;                   /* ... one of them was the route's probe */
+  int64_t fails;              /* failed answers not yet in the journal */
+  char fail_class[32];        /* ... the last one's class */
+  int64_t fail_delay;         /* ... the longest Retry-After (-1: none) */
+  int fail_rl, fail_cut;      /* ... any rate-limited, any cutting */
+  int64_t unprobe_at;         /* a probe slot to give back (0: none) */
   double max;
   int64_t last_sync;
   int own_headers;            /* this process has seen rate-limit headers */
@@ -126,6 +140,7 @@ struct route_key {
 
 struct sl_routes {
   struct sl_route_config cfg;
+  char key_id[16];            /* the API key's fingerprint ('' for none) */
   struct route_key keys[MAX_ROUTES];
   size_t n;
 };
@@ -141,18 +156,37 @@ int sl_routes_new(struct sl_routes **out, const struct sl_route_config *cfg) {
 
 void sl_routes_free(struct sl_routes *rs) { free(rs); }
 
+void sl_routes_set_key(struct sl_routes *rs, const char *key_id) {
+  snprintf(rs->key_id, sizeof rs->key_id, "%s", key_id ? key_id : "");
+}
+
 /* What an update function does to a row. */
 struct upd {
   const struct sl_route_config *cfg;
   int64_t now;
-  enum { U_READ, U_PROBE, U_UNPROBE, U_SIGNAL, U_OK } op;
-  const char *cls;
-  int64_t delay, n;
-  int rate_limited, headers, may_lift, cut;
-  double max;
+  enum { U_READ, U_PROBE, U_PUSH } op;
+  const struct route_key *k; /* U_PUSH: its pending outcomes */
+  int lifted, held;           /* U_PUSH: this write lifted / started a hold */
   int result;
   struct sl_route_row out;
 };
+
+/* Write what a process has pending, oldest facts first: a probe slot
+ * given back, successes (a failure among successes is no streak), then the
+ * failures. */
+static void push_pending(struct sl_route_row *row, struct upd *u) {
+  const struct route_key *k = u->k;
+  int64_t i;
+  if (k->unprobe_at && row->failing && row->probe_at > k->unprobe_at)
+    row->probe_at = k->unprobe_at;
+  if (k->ok > 0 || k->lift)
+    u->lifted = sl_route_success(row, u->cfg, u->now, k->ok, k->headers,
+                                 k->max > 0 ? k->max : row->climit, k->lift);
+  for (i = 0; i < k->fails; i++)
+    u->held |= sl_route_signal(row, u->cfg, u->now,
+                               k->fail_class[0] ? k->fail_class : NULL,
+                               k->fail_delay, k->fail_rl, k->fail_cut);
+}
 
 static int upd_cb(struct sl_route_row *row, void *arg) {
   struct upd *u = arg;
@@ -167,22 +201,8 @@ static int upd_cb(struct sl_route_row *row, void *arg) {
     u->result = sl_route_take_probe(row, u->cfg, u->now);
     write = u->result || !row->exists;
     break;
-  case U_UNPROBE: /* the probe was not sent: the next may go at delay */
-    write = row->failing && row->probe_at > u->delay;
-    if (write)
-      row->probe_at = u->delay;
-    break;
-  case U_SIGNAL:
-    /* this process's successes since its last write come first: a
-     * failure among successes is no streak */
-    if (u->n > 0)
-      sl_route_success(row, u->cfg, u->now, u->n, u->headers, u->max, 0);
-    u->result = sl_route_signal(row, u->cfg, u->now, u->cls, u->delay,
-                                u->rate_limited, u->cut);
-    break;
-  case U_OK:
-    u->result = sl_route_success(row, u->cfg, u->now, u->n, u->headers,
-                                 u->max, u->may_lift);
+  case U_PUSH:
+    push_pending(row, u);
     break;
   }
   u->out = *row;
@@ -194,14 +214,56 @@ static int apply(struct sl_routes *rs, struct sl_journal *j,
                  struct route_key *k, struct upd *u) {
   int rc;
   u->cfg = &rs->cfg;
-  rc = sl_route_update(j, k->endpoint, k->model, upd_cb, u);
+  rc = sl_route_update(j, k->endpoint, k->model, rs->key_id, upd_cb, u);
   if (rc != SL_OK) {
-    sl_log(SL_LOG_WARN, "route %s %s: cannot update its limit: %s (%s)",
-           k->endpoint, k->model, sl_strerror(rc), sl_errmsg(j));
+    /* SL_BUSY is routine under load: what is pending stays pending */
+    sl_log(rc == SL_BUSY ? SL_LOG_DEBUG : SL_LOG_WARN,
+           "route %s %s: cannot update its limit: %s (%s)", k->endpoint,
+           k->model, sl_strerror(rc), sl_errmsg(j));
     return rc;
   }
   k->row = u->out;
   k->last_sync = u->now;
+  return SL_OK;
+}
+
+static int has_pending(const struct route_key *k) {
+  return k->ok > 0 || k->lift || k->fails > 0 || k->unprobe_at;
+}
+
+/* Write what is pending; on success it is forgotten, else kept for the
+ * next sync. *lifted / *held: this write lifted / started the hold. */
+static int push(struct sl_routes *rs, struct sl_journal *j,
+                struct route_key *k, int64_t now, int *lifted, int *held) {
+  struct upd u;
+  int rc;
+  memset(&u, 0, sizeof u);
+  u.now = now;
+  u.op = U_PUSH;
+  u.k = k;
+  *lifted = *held = 0;
+  rc = apply(rs, j, k, &u);
+  if (rc != SL_OK)
+    return rc;
+  k->ok = 0;
+  k->headers = k->lift = 0;
+  k->fails = 0;
+  k->fail_class[0] = '\0';
+  k->fail_delay = -1;
+  k->fail_rl = k->fail_cut = 0;
+  k->unprobe_at = 0;
+  *lifted = u.lifted;
+  *held = u.held;
+  if (u.lifted)
+    sl_log(SL_LOG_WARN, "route %s %s: recovered: hold lifted", k->endpoint,
+           k->model);
+  if (u.held)
+    sl_log(SL_LOG_WARN,
+           "route %s %s: held after %s: nothing is sent but a probe "
+           "every %lld ms at most (limit now %.0f in flight)",
+           k->endpoint, k->model,
+           k->row.last_class[0] ? k->row.last_class : "-",
+           (long long)rs->cfg.probe_ms, k->row.climit);
   return SL_OK;
 }
 
@@ -222,6 +284,7 @@ static struct route_key *find_key(struct sl_routes *rs, struct sl_journal *j,
   snprintf(k->endpoint, sizeof k->endpoint, "%s", endpoint);
   snprintf(k->model, sizeof k->model, "%s", model);
   sl_route_init_row(&k->row, &rs->cfg);
+  k->fail_delay = -1;
   memset(&u, 0, sizeof u);
   u.now = now;
   u.op = U_READ;
@@ -229,6 +292,15 @@ static struct route_key *find_key(struct sl_routes *rs, struct sl_journal *j,
     apply(rs, j, k, &u); /* a restarted worker learns the route's state */
   rs->n++;
   return k;
+}
+
+/* The limit admit applies to a route that is not held. */
+static double open_limit(const struct sl_routes *rs,
+                         const struct route_key *k, double max) {
+  double lim = k->row.climit < max ? k->row.climit : max;
+  if (k->row.headers_seen && !k->own_headers && lim > rs->cfg.initial)
+    lim = rs->cfg.initial;
+  return lim < 1 ? 1 : lim;
 }
 
 int sl_routes_admit(struct sl_routes *rs, struct sl_journal *j,
@@ -252,7 +324,7 @@ int sl_routes_admit(struct sl_routes *rs, struct sl_journal *j,
     u.now = now_ms;
     u.op = U_PROBE;
     if (apply(rs, j, k, &u) != SL_OK) {
-      *when_ms = now_ms + 1000;
+      *when_ms = now_ms + 100; /* the lock was busy: look again soon */
       return 0;
     }
     if (!k->row.failing)
@@ -272,14 +344,10 @@ open:
     *when_ms = k->row.held_until;
     return 0;
   }
-  lim = k->row.climit < max ? k->row.climit : max;
   /* Another process saw the headers and opened the route; this one's rate
    * buckets learn the limit from its own first answers: until then, the
-   * small first window. */
-  if (k->row.headers_seen && !k->own_headers && lim > rs->cfg.initial)
-    lim = rs->cfg.initial;
-  if (lim < 1)
-    lim = 1;
+   * small first window (open_limit). */
+  lim = open_limit(rs, k, max);
   if ((double)k->inflight + 1 > lim + 1e-9)
     return 0; /* a finished request makes room */
   k->inflight++;
@@ -290,7 +358,7 @@ void sl_routes_unadmit(struct sl_routes *rs, struct sl_journal *j,
                        const char *endpoint, const char *model, int probe,
                        int64_t retry_at, int64_t now_ms) {
   struct route_key *k = find_key(rs, NULL, endpoint, model, 0);
-  struct upd u;
+  int lifted, held;
   if (!k)
     return;
   if (k->inflight > 0)
@@ -299,11 +367,10 @@ void sl_routes_unadmit(struct sl_routes *rs, struct sl_journal *j,
     return;
   /* Give the probe slot back for when it can be used (a rate bucket held
    * it up), instead of losing probe_ms. */
-  memset(&u, 0, sizeof u);
-  u.now = now_ms;
-  u.op = U_UNPROBE;
-  u.delay = retry_at > now_ms ? retry_at : now_ms;
-  apply(rs, j, k, &u);
+  retry_at = retry_at > now_ms ? retry_at : now_ms;
+  if (!k->unprobe_at || retry_at < k->unprobe_at)
+    k->unprobe_at = retry_at;
+  push(rs, j, k, now_ms, &lifted, &held);
 }
 
 int sl_routes_done(struct sl_routes *rs, struct sl_journal *j,
@@ -312,82 +379,98 @@ int sl_routes_done(struct sl_routes *rs, struct sl_journal *j,
                    int64_t delay_ms, int rate_limited, int headers,
                    double max, int64_t now_ms) {
   struct route_key *k = find_key(rs, j, endpoint, model, now_ms);
-  struct upd u;
+  int lifted = 0, held = 0;
   if (!k)
     return 0;
   if (k->inflight > 0)
     k->inflight--;
   if (headers)
     k->own_headers = 1;
-  memset(&u, 0, sizeof u);
-  u.now = now_ms;
   if (v == SL_ROUTE_SIGNAL || v == SL_ROUTE_FAIL) {
-    u.op = U_SIGNAL;
-    u.cls = cls;
-    u.delay = delay_ms;
-    u.rate_limited = rate_limited;
-    u.cut = v == SL_ROUTE_SIGNAL;
-    u.n = k->ok;
-    u.headers = k->headers;
-    u.max = k->max > 0 ? k->max : max;
-    k->ok = 0;
-    k->headers = 0;
-    if (apply(rs, j, k, &u) == SL_OK && u.result)
-      sl_log(SL_LOG_WARN,
-             "route %s %s: held after %s: nothing is sent but a probe "
-             "every %lld ms at most (limit now %.0f in flight)",
-             endpoint, model, cls ? cls : "-",
-             (long long)rs->cfg.probe_ms, k->row.climit);
-    return 0;
+    k->fails++;
+    if (cls)
+      snprintf(k->fail_class, sizeof k->fail_class, "%s", cls);
+    if (delay_ms > k->fail_delay)
+      k->fail_delay = delay_ms;
+    k->fail_rl |= rate_limited;
+    k->fail_cut |= v == SL_ROUTE_SIGNAL;
+    if (max > 0 && k->max <= 0)
+      k->max = max;
+    push(rs, j, k, now_ms, &lifted, &held);
+    return lifted;
   }
   if (v != SL_ROUTE_OK)
     return 0;
   k->ok++;
   k->headers |= headers;
+  k->lift |= probe;
   k->max = max;
-  if (!probe && !k->row.failing && k->row.headers_seen &&
+  if (!k->lift && !k->fails && !k->row.failing && k->row.headers_seen &&
       now_ms - k->last_sync < rs->cfg.sync_ms)
     return 0; /* counted; the next sync adds it */
-  u.op = U_OK;
-  u.n = k->ok;
-  u.headers = k->headers;
-  u.max = max;
-  u.may_lift = probe;
-  k->ok = 0;
-  k->headers = 0;
-  if (apply(rs, j, k, &u) != SL_OK)
-    return 0;
-  if (u.result)
-    sl_log(SL_LOG_WARN, "route %s %s: recovered: hold lifted", endpoint,
-           model);
-  return u.result;
+  push(rs, j, k, now_ms, &lifted, &held);
+  return lifted;
+}
+
+size_t sl_routes_claim_room(const struct sl_routes *rs, double max,
+                            size_t room, int64_t now_ms) {
+  double sum = 0, free_;
+  size_t i;
+  if (rs->n == 0)
+    return room; /* nothing known yet: the first claim finds the routes */
+  for (i = 0; i < rs->n; i++) {
+    const struct route_key *k = &rs->keys[i];
+    if (k->row.failing)
+      /* held: its jobs are not claimed (the claim skips them) until its
+       * probe is due, and then the probe is one request */
+      free_ = now_ms >= max64(k->row.probe_at, k->row.held_until) ? 1 : 0;
+    else if (k->row.held_until > now_ms)
+      free_ = 0;
+    else
+      free_ = open_limit(rs, k, max) - (double)k->inflight;
+    if (free_ > 0)
+      sum += free_;
+  }
+  /* A model not seen yet gets the small first window. */
+  sum += rs->cfg.initial > 1 ? rs->cfg.initial : 1;
+  return sum < (double)room ? (size_t)sum : room;
+}
+
+int sl_routes_pending(const struct sl_routes *rs) {
+  size_t i;
+  for (i = 0; i < rs->n; i++)
+    if (rs->keys[i].lift || rs->keys[i].fails > 0 || rs->keys[i].unprobe_at)
+      return 1;
+  return 0;
 }
 
 int sl_routes_sync(struct sl_routes *rs, struct sl_journal *j,
-                   int64_t now_ms) {
+                   int64_t now_ms, sl_route_lifted_fn on_lift, void *arg) {
   size_t i;
-  int lifted = 0;
+  int any = 0;
   for (i = 0; i < rs->n; i++) {
     struct route_key *k = &rs->keys[i];
     int64_t every = k->row.failing ? 100 : rs->cfg.sync_ms;
-    int was = k->row.failing;
-    struct upd u;
-    if (now_ms - k->last_sync < every)
+    int was = k->row.failing, lifted = 0, held = 0, rc;
+    /* a probe's result or a failure that could not be written is
+     * retried at once: others wait on it */
+    int urgent = k->lift || k->fails > 0 || k->unprobe_at;
+    if (!urgent && now_ms - k->last_sync < every)
       continue;
-    memset(&u, 0, sizeof u);
-    u.now = now_ms;
-    if (k->ok) {
-      u.op = U_OK;
-      u.n = k->ok;
-      u.headers = k->headers;
-      u.max = k->max > 0 ? k->max : k->row.climit;
-      k->ok = 0;
-      k->headers = 0;
+    if (has_pending(k)) {
+      rc = push(rs, j, k, now_ms, &lifted, &held);
     } else {
+      struct upd u;
+      memset(&u, 0, sizeof u);
+      u.now = now_ms;
       u.op = U_READ;
+      rc = apply(rs, j, k, &u);
     }
-    if (apply(rs, j, k, &u) == SL_OK && was && !k->row.failing)
-      lifted = 1;
+    if (rc != SL_OK || !was || k->row.failing)
+      continue;
+    any = 1;
+    if (on_lift)
+      on_lift(arg, k->endpoint, k->model, lifted);
   }
-  return lifted;
+  return any;
 }

@@ -72,7 +72,8 @@ int sl_breakers_new(struct sl_breakers **out,
 void sl_breakers_free(struct sl_breakers *b);
 
 /* sl_breaker_try for (endpoint, model) against the shared state; the
- * journal is touched only when the cached state is not closed. */
+ * journal is touched only when the cached state is not closed. -1: the
+ * journal could not be read (busy): ask again at *until_ms. */
 int sl_breakers_try(struct sl_breakers *b, struct sl_journal *j,
                     const char *endpoint, const char *model, int64_t now_ms,
                     int64_t *until_ms);
@@ -90,8 +91,17 @@ void sl_breakers_close(struct sl_breakers *b, struct sl_journal *j,
                        int64_t now_ms);
 
 /* Push pending counts to the journal (all of them with force, else those
- * due) and refresh the cached states. */
+ * due), and at once probe results or a close that a busy journal kept
+ * from being written; refresh the cached states. */
 void sl_breakers_sync(struct sl_breakers *b, struct sl_journal *j,
                       int64_t now_ms, int force);
+
+/* 1 if a probe result or a close waits to be written: sync soon. */
+int sl_breakers_pending(const struct sl_breakers *b);
+
+/* Another process lifted the route's hold: an open state cached here is
+ * read from the journal again before it defers a job. */
+void sl_breakers_refresh(struct sl_breakers *b, const char *endpoint,
+                         const char *model);
 
 #endif

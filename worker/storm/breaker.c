@@ -141,11 +141,16 @@ void sl_breaker_probe_result(struct sl_breaker_row *r,
 
 /* ------------------------------------------------------------ process */
 
+/* Counts, probe results and a close that a busy journal kept from being
+ * written stay here until a write succeeds (see route.c): a probe's result
+ * dropped would keep its half-open slot taken for probe_timeout_ms. */
 struct brk_key {
   char endpoint[64], model[128];
   enum sl_breaker_state state;
   int64_t open_until;
   int64_t ok, fail, last_sync;
+  int64_t probe_ok, probe_fail, probe_back; /* probe results to write */
+  int close;                  /* the route's probe found the service back */
   char last_class[32];
 };
 
@@ -237,8 +242,8 @@ int sl_breakers_try(struct sl_breakers *b, struct sl_journal *j,
   t.now = now_ms;
   rc = sl_breaker_update(j, k->endpoint, k->model, try_cb, &t);
   if (rc != SL_OK) {
-    *until_ms = now_ms + 1000;
-    return 0;
+    *until_ms = now_ms + 50;
+    return -1; /* the lock was busy: ask again soon */
   }
   log_change(k, k->state, t.state, t.open_until, now_ms);
   k->state = t.state;
@@ -249,50 +254,78 @@ int sl_breakers_try(struct sl_breakers *b, struct sl_journal *j,
 
 struct rec_ctx {
   const struct sl_breaker_config *cfg;
-  int64_t now, ok, fail;
-  int probe, probe_ok;
-  const char *cls;
+  const struct brk_key *k;
+  int64_t now;
   enum sl_breaker_state state;
   int64_t open_until;
 };
 
+static void close_row(struct sl_breaker_row *row, int64_t now) {
+  row->state = SL_BREAKER_CLOSED;
+  row->ok_cur = row->fail_cur = row->ok_prev = row->fail_prev = 0;
+  row->open_until = row->open_ms = 0;
+  row->probes_out = row->probes_ok = row->probe_expires = 0;
+  row->window_start = now;
+}
+
 static int rec_cb(struct sl_breaker_row *row, void *arg) {
   struct rec_ctx *c = arg;
-  if (c->probe)
-    sl_breaker_probe_result(row, c->cfg, c->now, c->probe_ok, c->cls);
-  else
-    sl_breaker_record(row, c->cfg, c->now, c->ok, c->fail, c->cls);
-  row->updated_at = c->now;
+  const struct brk_key *k = c->k;
+  const char *cls = k->last_class[0] ? k->last_class : NULL;
+  int64_t i;
+  int write = 1;
+  if (k->close) {
+    /* The failures counted before the recovery go too, closed or not:
+     * one more late failure must not trip it again (issue 12's r500). */
+    if (row->exists)
+      close_row(row, c->now);
+    else if (!k->ok && !k->fail)
+      write = 0; /* no row for a closed breaker */
+  }
+  /* (a probe's result after another process decided changes nothing) */
+  for (i = 0; i < k->probe_back; i++)
+    sl_breaker_probe_result(row, c->cfg, c->now, -1, NULL);
+  for (i = 0; i < k->probe_ok; i++)
+    sl_breaker_probe_result(row, c->cfg, c->now, 1, NULL);
+  for (i = 0; i < k->probe_fail; i++)
+    sl_breaker_probe_result(row, c->cfg, c->now, 0, cls);
+  if (k->ok || k->fail)
+    sl_breaker_record(row, c->cfg, c->now, k->ok, k->fail, cls);
+  if (write)
+    row->updated_at = c->now;
   c->state = row->state;
   c->open_until = row->open_until;
-  return 1;
+  return write;
 }
 
-static void push(struct sl_breakers *b, struct sl_journal *j,
-                 struct brk_key *k, struct rec_ctx *c) {
-  int rc;
-  c->cfg = &b->cfg;
-  rc = sl_breaker_update(j, k->endpoint, k->model, rec_cb, c);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_WARN, "breaker %s %s: cannot record: %s (%s)",
-           k->endpoint, k->model, sl_strerror(rc), sl_errmsg(j));
-    return;
-  }
-  log_change(k, k->state, c->state, c->open_until, c->now);
-  k->state = c->state;
-  k->open_until = c->open_until;
-}
-
-static void sync_key(struct sl_breakers *b, struct sl_journal *j,
-                     struct brk_key *k, int64_t now) {
+/* Write what is pending; forgotten once written, kept on failure. */
+static int push(struct sl_breakers *b, struct sl_journal *j,
+                struct brk_key *k, int64_t now) {
   struct rec_ctx c = {0};
+  int rc;
+  c.cfg = &b->cfg;
+  c.k = k;
   c.now = now;
-  c.ok = k->ok;
-  c.fail = k->fail;
-  c.cls = k->last_class[0] ? k->last_class : NULL;
+  rc = sl_breaker_update(j, k->endpoint, k->model, rec_cb, &c);
+  if (rc != SL_OK) {
+    /* SL_BUSY is routine under load: what is pending stays pending */
+    sl_log(rc == SL_BUSY ? SL_LOG_DEBUG : SL_LOG_WARN,
+           "breaker %s %s: cannot record: %s (%s)", k->endpoint, k->model,
+           sl_strerror(rc), sl_errmsg(j));
+    return rc;
+  }
   k->ok = k->fail = 0;
+  k->probe_ok = k->probe_fail = k->probe_back = 0;
+  k->close = 0;
   k->last_sync = now;
-  push(b, j, k, &c);
+  log_change(k, k->state, c.state, c.open_until, now);
+  k->state = c.state;
+  k->open_until = c.open_until;
+  return SL_OK;
+}
+
+static int urgent(const struct brk_key *k) {
+  return k->close || k->probe_ok || k->probe_fail || k->probe_back;
 }
 
 void sl_breakers_report(struct sl_breakers *b, struct sl_journal *j,
@@ -305,13 +338,14 @@ void sl_breakers_report(struct sl_breakers *b, struct sl_journal *j,
   if (outcome < 0 && fail_class)
     snprintf(k->last_class, sizeof k->last_class, "%s", fail_class);
   if (probe) {
-    struct rec_ctx c = {0};
-    c.now = now_ms;
-    c.probe = 1;
     /* Any answer but a breaker failure shows the service is back. */
-    c.probe_ok = outcome == -2 ? -1 : outcome >= 0;
-    c.cls = fail_class;
-    push(b, j, k, &c);
+    if (outcome == -2)
+      k->probe_back++;
+    else if (outcome >= 0)
+      k->probe_ok++;
+    else
+      k->probe_fail++;
+    push(b, j, k, now_ms);
     return;
   }
   if (outcome > 0)
@@ -322,7 +356,7 @@ void sl_breakers_report(struct sl_breakers *b, struct sl_journal *j,
    * process alone has seen enough of them to trip the breaker. */
   if (k->fail > 0 && (now_ms - k->last_sync >= 100 ||
                       k->fail >= b->cfg.min_requests))
-    sync_key(b, j, k, now_ms);
+    push(b, j, k, now_ms);
 }
 
 void sl_breakers_sync(struct sl_breakers *b, struct sl_journal *j,
@@ -330,40 +364,46 @@ void sl_breakers_sync(struct sl_breakers *b, struct sl_journal *j,
   size_t i;
   for (i = 0; i < b->n; i++) {
     struct brk_key *k = &b->keys[i];
-    if (!k->ok && !k->fail)
-      continue;
-    if (force || now_ms - k->last_sync >= b->cfg.sync_ms ||
-        (k->fail && now_ms - k->last_sync >= 100))
-      sync_key(b, j, k, now_ms);
+    if (urgent(k) ||
+        ((k->ok || k->fail) &&
+         (force || now_ms - k->last_sync >= b->cfg.sync_ms ||
+          (k->fail && now_ms - k->last_sync >= 100))))
+      push(b, j, k, now_ms);
   }
 }
 
-static int close_cb(struct sl_breaker_row *row, void *arg) {
-  if (!row->exists || row->state == SL_BREAKER_CLOSED)
-    return 0;
-  row->state = SL_BREAKER_CLOSED;
-  row->ok_cur = row->fail_cur = row->ok_prev = row->fail_prev = 0;
-  row->open_until = row->open_ms = 0;
-  row->probes_out = row->probes_ok = row->probe_expires = 0;
-  row->updated_at = *(const int64_t *)arg;
-  return 1;
+int sl_breakers_pending(const struct sl_breakers *b) {
+  size_t i;
+  for (i = 0; i < b->n; i++)
+    if (urgent(&b->keys[i]))
+      return 1;
+  return 0;
 }
 
 void sl_breakers_close(struct sl_breakers *b, struct sl_journal *j,
                        const char *endpoint, const char *model,
                        int64_t now_ms) {
   struct brk_key *k = find_key(b, endpoint, model);
-  int rc;
   if (!k)
     return;
+  /* Closed here at once, whether or not the journal can be written now:
+   * this process must not defer the route's jobs on a stale open state. */
   k->ok = k->fail = 0;
-  rc = sl_breaker_update(j, k->endpoint, k->model, close_cb, &now_ms);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_WARN, "breaker %s %s: cannot close: %s (%s)", k->endpoint,
-           k->model, sl_strerror(rc), sl_errmsg(j));
-    return;
-  }
+  k->close = 1;
   log_change(k, k->state, SL_BREAKER_CLOSED, 0, now_ms);
   k->state = SL_BREAKER_CLOSED;
   k->open_until = 0;
+  push(b, j, k, now_ms);
+}
+
+void sl_breakers_refresh(struct sl_breakers *b, const char *endpoint,
+                         const char *model) {
+  struct brk_key *k = find_key(b, endpoint, model);
+  if (!k)
+    return;
+  /* failures seen before the recovery say nothing about the service now */
+  k->fail = 0;
+  /* an open state cached here is read again before it defers a job */
+  if (k->state == SL_BREAKER_OPEN)
+    k->open_until = 0;
 }

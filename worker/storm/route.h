@@ -1,7 +1,8 @@
 /*
- * route.h: the adaptive concurrency limit of a route (endpoint, model),
- * shared by every worker process through the journal (route_limits rows,
- * sluice_storm.h), so that the route as a whole backs off.
+ * route.h: the adaptive concurrency limit of a route (endpoint, model and
+ * API key), shared by every worker process through the journal
+ * (route_limits rows, sluice_storm.h), so that the route as a whole backs
+ * off. Processes with different keys have different routes.
  *
  * Each process may have climit requests in flight on the route (never more
  * than its own concurrency). A rate-limit or overload signal (429 of either
@@ -23,6 +24,7 @@
 #ifndef SL_ROUTE_H
 #define SL_ROUTE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sluice_storm.h"
@@ -74,6 +76,10 @@ struct sl_routes;
 
 int sl_routes_new(struct sl_routes **out, const struct sl_route_config *cfg);
 void sl_routes_free(struct sl_routes *rs);
+/* The fingerprint of the API key this process sends (sl_key_fingerprint;
+ * NULL or '': none): its routes are its own key's, not another key's.
+ * Set before the first request. */
+void sl_routes_set_key(struct sl_routes *rs, const char *key_id);
 
 /*
  * May a request go on (endpoint, model) now, for a process whose
@@ -84,6 +90,14 @@ void sl_routes_free(struct sl_routes *rs);
 int sl_routes_admit(struct sl_routes *rs, struct sl_journal *j,
                     const char *endpoint, const char *model, double max,
                     int64_t now_ms, int *probe, int64_t *when_ms);
+
+/* How many jobs a claim may take now, at most room: what the routes
+ * known to this process can send (a held route nothing but its due probe)
+ * plus a first window for a model not seen yet. A claim is one statement
+ * over every model, so a route's jobs beyond this wait in the journal,
+ * where another process may send them, not in this one's memory. */
+size_t sl_routes_claim_room(const struct sl_routes *rs, double max,
+                            size_t room, int64_t now_ms);
 
 /* An admitted request that was not sent after all; a probe's slot is
  * given back for retry_at (when what held it up allows). */
@@ -106,9 +120,21 @@ int sl_routes_done(struct sl_routes *rs, struct sl_journal *j,
                    int64_t delay_ms, int rate_limited, int headers,
                    double max, int64_t now_ms);
 
-/* Push counted successes and refresh the cached rows when due. Returns 1
- * if a route's hold was lifted (by another process) since the last look. */
+/* Called by sl_routes_sync for a route whose hold it found lifted; ours:
+ * this process's own probe lifted it (its success could not be written at
+ * once), so the caller does what a lift asks (release the held jobs). */
+typedef void (*sl_route_lifted_fn)(void *arg, const char *endpoint,
+                                   const char *model, int ours);
+
+/* Push counted successes and anything a busy journal kept from being
+ * written, and refresh the cached rows when due. Returns 1 if a route's
+ * hold was lifted since the last look (on_lift, may be NULL, is told
+ * which). */
 int sl_routes_sync(struct sl_routes *rs, struct sl_journal *j,
-                   int64_t now_ms);
+                   int64_t now_ms, sl_route_lifted_fn on_lift, void *arg);
+
+/* 1 if an outcome that others wait on (a probe's result, a failure, a
+ * probe slot given back) could not be written yet: sync soon. */
+int sl_routes_pending(const struct sl_routes *rs);
 
 #endif

@@ -78,6 +78,11 @@ struct sl_storm;
 int sl_storm_new(struct sl_storm **out, uv_loop_t *loop,
                  struct sl_journal *j, const struct sl_storm_config *cfg,
                  const struct sl_storm_ops *ops, void *arg);
+/* The API key this process sends (NULL: none): the route limits are kept
+ * per key, under its fingerprint (never the key itself). */
+void sl_storm_set_key(struct sl_storm *s, const char *api_key);
+/* That key's fingerprint ('' for none): route_limits.key_id. */
+const char *sl_storm_key_id(const struct sl_storm *s);
 /* The worker's concurrency (the route limit never exceeds it). */
 void sl_storm_set_concurrency(struct sl_storm *s, size_t n);
 /* Close the timer handle (the loop must run for it to finish). */

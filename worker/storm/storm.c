@@ -5,10 +5,13 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "sluice_secrets.h"
 #include "sluice_storm.h"
 #include "storm.h"
 
 #define MAX_PAUSED 32
+#define MAX_RELEASES 8
+#define RETRY_MS 20 /* a write the busy journal refused is tried again */
 
 struct hold {
   struct hold *next;
@@ -27,6 +30,7 @@ struct sl_storm {
   struct sl_rl *rl;
   struct sl_breakers *brk;
   struct sl_routes *routes;
+  char key_id[SL_KEY_FP_SIZE]; /* the API key's fingerprint ('' none) */
   double concurrency;
 
   struct hold *head, *tail;
@@ -38,6 +42,13 @@ struct sl_storm {
   double first_cur, retry_cur, first_prev, retry_prev;
   int healthy;                /* the last answer was a success */
   int64_t last_answer_ms;
+
+  /* routes whose held jobs are still to be released (the journal was
+   * busy when their hold was lifted) */
+  struct {
+    char endpoint[64], model[128];
+  } rel[MAX_RELEASES];
+  size_t n_rel;
 
   /* queues whose online route is paused, as last read */
   char paused[MAX_PAUSED][129];
@@ -90,6 +101,13 @@ int sl_storm_new(struct sl_storm **out, uv_loop_t *loop,
 }
 
 static void timer_closed(uv_handle_t *h) { (void)h; }
+
+void sl_storm_set_key(struct sl_storm *s, const char *api_key) {
+  sl_key_fingerprint(api_key, s->key_id);
+  sl_routes_set_key(s->routes, s->key_id);
+}
+
+const char *sl_storm_key_id(const struct sl_storm *s) { return s->key_id; }
 
 void sl_storm_set_concurrency(struct sl_storm *s, size_t n) {
   s->concurrency = n > 0 ? (double)n : 1;
@@ -258,6 +276,12 @@ static enum verdict admit(struct sl_storm *s, const struct sl_claimed_job *job,
   b = t->route_probe ? 1
                      : sl_breakers_try(s->brk, s->j, job->endpoint, model,
                                        now, &until);
+  if (b < 0) { /* the journal was busy: look again soon */
+    route_out(s, job, t, now, now);
+    sl_rl_refund(s->rl, job->endpoint, model, t->cost);
+    *when = until;
+    return V_WAIT;
+  }
   if (b == 0) {
     route_out(s, job, t, until, now);
     sl_rl_refund(s->rl, job->endpoint, model, t->cost);
@@ -280,6 +304,7 @@ size_t sl_storm_claim_limit(struct sl_storm *s, size_t room, int64_t now_ms) {
   if (s->n_waiting)
     return 0; /* the held jobs go first; pump wakes the worker */
   n = sl_rl_claim_hint(s->rl, room, s->cfg.claim_ahead_ms, now_ms);
+  n = sl_routes_claim_room(s->routes, s->concurrency, n, now_ms);
   if (n == 0)
     arm(s, now_ms + 100, now_ms);
   return n;
@@ -354,11 +379,13 @@ void sl_storm_pump(struct sl_storm *s, int64_t now_ms) {
     s->ops.wake(s->arg);
 }
 
+static void sync_shared(struct sl_storm *s, int64_t now);
+
 static void on_timer(uv_timer_t *t) {
   struct sl_storm *s = t->data;
   int64_t now = sl_now_ms();
   s->timer_at = 0;
-  sl_routes_sync(s->routes, s->j, now);
+  sync_shared(s, now);
   sl_storm_pump(s, now);
   s->ops.wake(s->arg);
 }
@@ -426,21 +453,80 @@ static enum sl_route_verdict route_verdict(enum sl_failclass fc) {
   }
 }
 
-/* The route's hold was lifted: what waits for it goes now. */
-static void route_recovered(struct sl_storm *s, const char *endpoint,
-                            const char *model, int64_t now) {
+/* Release the jobs held for a lifted route; 0, or -1 to try again. */
+static int release_held(struct sl_storm *s, const char *endpoint,
+                        const char *model, int64_t now) {
   int64_t n = 0;
   int rc = sl_route_release_held(s->j, endpoint, model, now, &n);
-  if (rc != SL_OK)
-    sl_log(SL_LOG_WARN, "route %s %s: cannot release held jobs: %s (%s)",
-           endpoint, model, sl_strerror(rc), sl_errmsg(s->j));
-  else if (n > 0)
+  if (rc != SL_OK) {
+    sl_log(rc == SL_BUSY ? SL_LOG_DEBUG : SL_LOG_WARN,
+           "route %s %s: cannot release held jobs yet: %s (%s)", endpoint,
+           model, sl_strerror(rc), sl_errmsg(s->j));
+    return -1;
+  }
+  if (n > 0)
     sl_log(SL_LOG_INFO, "route %s %s: %lld waiting jobs released", endpoint,
            model, (long long)n);
+  return 0;
+}
+
+/* The route's hold was lifted by this process: what waits for it goes
+ * now, whether or not the journal can be written at this moment (a lost
+ * release would leave the backlog on its own backoff timers). */
+static void route_recovered(struct sl_storm *s, const char *endpoint,
+                            const char *model, int64_t now) {
+  size_t i;
+  if (release_held(s, endpoint, model, now) != 0) {
+    for (i = 0; i < s->n_rel; i++)
+      if (strcmp(s->rel[i].endpoint, endpoint) == 0 &&
+          strcmp(s->rel[i].model, model) == 0)
+        break;
+    if (i == s->n_rel && s->n_rel < MAX_RELEASES) {
+      snprintf(s->rel[i].endpoint, sizeof s->rel[i].endpoint, "%s",
+               endpoint);
+      snprintf(s->rel[i].model, sizeof s->rel[i].model, "%s", model);
+      s->n_rel++;
+    }
+  }
   sl_breakers_close(s->brk, s->j, endpoint, model, now);
   if (s->n_waiting)
     arm(s, now + 1, now);
   s->ops.wake(s->arg);
+}
+
+/* sl_routes_sync found a hold lifted: by this process's own probe (its
+ * success is written only now), or by another process. */
+static void on_lift(void *arg, const char *endpoint, const char *model,
+                    int ours) {
+  struct sl_storm *s = arg;
+  int64_t now = sl_now_ms();
+  if (ours) {
+    route_recovered(s, endpoint, model, now);
+    return;
+  }
+  sl_breakers_refresh(s->brk, endpoint, model);
+  if (s->n_waiting)
+    arm(s, now + 1, now);
+  s->ops.wake(s->arg);
+}
+
+/* Write what the busy journal refused before, refresh the shared rows,
+ * and come back soon while something others wait on is still unwritten. */
+static void sync_shared(struct sl_storm *s, int64_t now) {
+  size_t i = 0;
+  sl_breakers_sync(s->brk, s->j, now, 0);
+  sl_routes_sync(s->routes, s->j, now, on_lift, s);
+  while (i < s->n_rel) {
+    if (release_held(s, s->rel[i].endpoint, s->rel[i].model, now) == 0) {
+      s->rel[i] = s->rel[--s->n_rel];
+      s->ops.wake(s->arg);
+    } else {
+      i++;
+    }
+  }
+  if (s->n_rel || sl_routes_pending(s->routes) ||
+      sl_breakers_pending(s->brk))
+    arm(s, now + RETRY_MS, now);
 }
 
 static void route_outcome(struct sl_storm *s,
@@ -469,6 +555,8 @@ static void route_outcome(struct sl_storm *s,
     route_recovered(s, job->endpoint, model, now);
   else if (s->n_waiting)
     arm(s, now + 1, now); /* room on the route, maybe */
+  if (sl_routes_pending(s->routes))
+    arm(s, now + RETRY_MS, now); /* the journal was busy */
 }
 
 void sl_storm_unsent(struct sl_storm *s, const struct sl_claimed_job *job,
@@ -501,6 +589,8 @@ void sl_storm_outcome(struct sl_storm *s, const struct sl_claimed_job *job,
                 now_ms);
   sl_breakers_report(s->brk, s->j, job->endpoint, model, t->probe, brk,
                      p ? p->name : NULL, now_ms);
+  if (sl_breakers_pending(s->brk))
+    arm(s, now_ms + RETRY_MS, now_ms); /* the journal was busy */
   route_outcome(s, job, t, req, fc, success, now_ms);
   if (success && job->attempt > 1) {
     /* A retry that succeeded is healthy traffic, not a spent retry. */
@@ -525,13 +615,7 @@ void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {
   char reason[256];
   int changed, rc;
 
-  sl_breakers_sync(s->brk, s->j, now_ms, 0);
-  if (sl_routes_sync(s->routes, s->j, now_ms)) {
-    /* another process's probe lifted a hold */
-    if (s->n_waiting)
-      arm(s, now_ms + 1, now_ms);
-    s->ops.wake(s->arg);
-  }
+  sync_shared(s, now_ms);
   if (now_ms < s->next_budget_ms)
     return;
   s->next_budget_ms = now_ms + s->cfg.budget_check_ms;
