@@ -124,25 +124,27 @@ static const char *to_text(const struct field *f, const void *row,
 }
 
 /* The SELECT ... FOR UPDATE and the upsert of a table's fields. */
-static int build_sql(const char *table, const struct field *f, char *get,
-                     size_t glen, char *put, size_t plen) {
+static int build_sql(const char *table, const struct field *f, int keyed,
+                     char *get, size_t glen, char *put, size_t plen) {
   size_t g = 0, q = 0, i;
-  int k;
+  int k, first = keyed ? 4 : 3;
   g += (size_t)snprintf(get + g, glen - g, "SELECT ");
   q += (size_t)snprintf(put + q, plen - q, "INSERT INTO sluice.%s (endpoint,"
-                        " model", table);
+                        " model%s", table, keyed ? ", key_id" : "");
   for (i = 0; f[i].name; i++) {
     g += (size_t)snprintf(get + g, glen - g, "%s%s", i ? ", " : "",
                           f[i].name);
     q += (size_t)snprintf(put + q, plen - q, ", %s", f[i].name);
   }
   g += (size_t)snprintf(get + g, glen - g, " FROM sluice.%s WHERE endpoint"
-                        " = $1 AND model = $2 FOR UPDATE", table);
-  q += (size_t)snprintf(put + q, plen - q, ") VALUES ($1, $2");
+                        " = $1 AND model = $2%s FOR UPDATE", table,
+                        keyed ? " AND key_id = $3" : "");
+  q += (size_t)snprintf(put + q, plen - q, ") VALUES ($1, $2%s",
+                        keyed ? ", $3" : "");
   for (k = 0; f[k].name; k++)
-    q += (size_t)snprintf(put + q, plen - q, ", $%d", k + 3);
-  q += (size_t)snprintf(put + q, plen - q, ") ON CONFLICT (endpoint, model)"
-                        " DO UPDATE SET ");
+    q += (size_t)snprintf(put + q, plen - q, ", $%d", k + first);
+  q += (size_t)snprintf(put + q, plen - q, ") ON CONFLICT (endpoint, model%s)"
+                        " DO UPDATE SET ", keyed ? ", key_id" : "");
   for (i = 0; f[i].name; i++)
     q += (size_t)snprintf(put + q, plen - q, "%s%s = excluded.%s",
                           i ? ", " : "", f[i].name, f[i].name);
@@ -151,22 +153,24 @@ static int build_sql(const char *table, const struct field *f, char *get,
 
 typedef int (*row_fn)(void *row, void *arg);
 
+/* key_id: the route's key (route_limits), NULL for the unkeyed tables. */
 static int update_row(struct sl_pg *p, const char *table,
                       const struct field *f, const char *endpoint,
-                      const char *model, void *row, int *exists, row_fn fn,
-                      void *arg) {
+                      const char *model, const char *key_id, void *row,
+                      int *exists, row_fn fn, void *arg) {
   char get[1024], put[2048], vals[MAXF][40], what[64];
-  const char *param[MAXF + 2] = {endpoint, model};
+  const char *param[MAXF + 3] = {endpoint, model, key_id};
+  int keyed = key_id != NULL, nk = keyed ? 3 : 2;
   PGresult *r = NULL;
   int rc, want, i;
 
-  if (build_sql(table, f, get, sizeof get, put, sizeof put) != SL_OK)
+  if (build_sql(table, f, keyed, get, sizeof get, put, sizeof put) != SL_OK)
     return SL_INVAL;
   rc = sl__pg_begin(p);
   if (rc != SL_OK)
     return rc;
   snprintf(what, sizeof what, "reading %s", table);
-  rc = sl__pg_exec(p, get, 2, param, what, &r);
+  rc = sl__pg_exec(p, get, nk, param, what, &r);
   if (rc != SL_OK)
     goto fail;
   if (PQntuples(r) == 1) {
@@ -185,9 +189,9 @@ static int update_row(struct sl_pg *p, const char *table,
     return SL_OK;
   }
   for (i = 0; f[i].name; i++)
-    param[i + 2] = to_text(&f[i], row, vals[i]);
+    param[i + nk] = to_text(&f[i], row, vals[i]);
   snprintf(what, sizeof what, "writing %s", table);
-  rc = sl__pg_run(p, put, i + 2, param, what);
+  rc = sl__pg_run(p, put, i + nk, param, what);
   if (rc != SL_OK)
     goto fail;
   return sl__pg_commit(p);
@@ -236,8 +240,8 @@ int sl__pg_bucket_update(struct sl_journal *j, const char *endpoint,
   memset(&row, 0, sizeof row);
   snprintf(row.endpoint, sizeof row.endpoint, "%s", endpoint);
   snprintf(row.model, sizeof row.model, "%s", model);
-  return update_row(PGJ(j), "rate_buckets", bucket_f, endpoint, model, &row,
-                    &row.exists, thunk_call, &t);
+  return update_row(PGJ(j), "rate_buckets", bucket_f, endpoint, model, NULL,
+                    &row, &row.exists, thunk_call, &t);
 }
 
 int sl__pg_breaker_update(struct sl_journal *j, const char *endpoint,
@@ -251,23 +255,26 @@ int sl__pg_breaker_update(struct sl_journal *j, const char *endpoint,
   memset(&row, 0, sizeof row);
   snprintf(row.endpoint, sizeof row.endpoint, "%s", endpoint);
   snprintf(row.model, sizeof row.model, "%s", model);
-  return update_row(PGJ(j), "breakers", breaker_f, endpoint, model, &row,
-                    &row.exists, thunk_call, &t);
+  return update_row(PGJ(j), "breakers", breaker_f, endpoint, model, NULL,
+                    &row, &row.exists, thunk_call, &t);
 }
 
 int sl__pg_route_update(struct sl_journal *j, const char *endpoint,
-                        const char *model, sl_route_update_fn fn,
-                        void *arg) {
+                        const char *model, const char *key_id,
+                        sl_route_update_fn fn, void *arg) {
   struct sl_route_row row;
   struct thunk t = {call_route, NULL, arg};
-  if (!fn || !names_ok(endpoint, model))
+  if (!key_id)
+    key_id = "";
+  if (!fn || !names_ok(endpoint, model) || strlen(key_id) >= sizeof row.key_id)
     return SL_INVAL;
   memcpy(&t.fn, &fn, sizeof fn);
   memset(&row, 0, sizeof row);
   snprintf(row.endpoint, sizeof row.endpoint, "%s", endpoint);
   snprintf(row.model, sizeof row.model, "%s", model);
-  return update_row(PGJ(j), "route_limits", route_f, endpoint, model, &row,
-                    &row.exists, thunk_call, &t);
+  snprintf(row.key_id, sizeof row.key_id, "%s", key_id);
+  return update_row(PGJ(j), "route_limits", route_f, endpoint, model, key_id,
+                    &row, &row.exists, thunk_call, &t);
 }
 
 /* Held jobs of a route come back now; a NOTIFY wakes the workers (no

@@ -74,6 +74,10 @@ else
 fi
 check "the password never reaches a log line" \
   bash -c "! grep -q -- '$PG_PW_PASSWORD' '$T/worker.log' '$T/enqueue.err'"
+check "shared limit rows read and written without error" \
+  bash -c "! grep -q -e 'cannot update its limit' -e 'cannot record' -e 'cannot read budgets' -e 'failed:' '$T/worker.log'"
+check "the route's adaptive limit row is shared in sluice.route_limits" \
+  test "$(q "SELECT count(*) FROM sluice.route_limits WHERE endpoint = '/v1/responses' AND model = 'm'")" -ge 1
 check "no op was missing on PostgreSQL" \
   bash -c "! grep -q 'not built for PostgreSQL' '$T/worker.log'"
 finish
