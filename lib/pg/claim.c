@@ -22,14 +22,15 @@
   "  l WHERE l.online_paused = 1 AND l.queue = jobs.queue))"                \
   " AND ($8::bigint IS NULL OR NOT EXISTS (SELECT 1 FROM"                   \
   "  sluice.route_limits r WHERE r.failing = 1 AND r.probe_at > $8::bigint" \
-  "  AND r.endpoint = jobs.endpoint AND r.model = jobs.model))"
+  "  AND r.endpoint = jobs.endpoint AND r.model = jobs.model"              \
+  "  AND r.key_id = coalesce($10::text, '')))"
 #define CLAIM_RANGE(u)                                                      \
   "SELECT id, priority, run_after FROM sluice.jobs WHERE state = 'pending'" \
   " AND urgency = '" u "' AND ($2::text IS NULL OR $2::text = '" u "')"     \
   " AND run_after <= (SELECT t FROM n)" CLAIM_FILTER
 /* $1 lease ms, $2 urgency, $3 queues, $4 limit, $5 deferrable deadline
  * bound, $6 online, $7 worker, $8 now for route holds, $9 now (NULL: the
- * server's). PostgreSQL refuses FOR UPDATE under UNION: each range is a
+ * server's), $10 the worker's API key's route (held routes are per key). PostgreSQL refuses FOR UPDATE under UNION: each range is a
  * CTE locking up to $4 rows, then the merge keeps the first $4. */
 static const char claim_sql[] =
     "WITH n AS (SELECT coalesce($9::bigint, sluice.now_ms()) AS t),"
@@ -64,7 +65,7 @@ int sl__pg_claim(struct sl_journal *j, const struct sl_claim_options *o,
                  struct sl_claimed_job **jobs, size_t *n) {
   struct sl_pg *p = PGJ(j);
   char b1[24], b4[24], b5[24], b7[24], b8[24], b9[24];
-  const char *param[9];
+  const char *param[10];
   struct sl_pgbuf qa;
   PGresult *r = NULL;
   struct sl_claimed_job *out, *c;
@@ -99,7 +100,8 @@ int sl__pg_claim(struct sl_journal *j, const struct sl_claim_options *o,
                              o->now_ms ? o->now_ms : sl_now_ms(), 0)
                        : NULL;
   param[8] = i64(b9, sizeof b9, o->now_ms, 1);
-  rc = sl__pg_execp(p, claim_sql, 9, param, "claiming jobs", &r);
+  param[9] = o->route_key;
+  rc = sl__pg_execp(p, claim_sql, 10, param, "claiming jobs", &r);
   sl__pgbuf_free(&qa);
   if (rc != SL_OK)
     return rc;
