@@ -16,7 +16,7 @@ int sl__sqlite_count_workable(struct sl_journal *j, const char *const *queues,
       " AND (state = 'running' OR state = 'batched'"
       " OR (" SL_SQL_WORKABLE " AND NOT (urgency = 'urgent' AND queue IN"
       " (SELECT queue FROM queue_limits WHERE online_paused = 1))))";
-  sqlite3_stmt *st = NULL;
+  sqlite3_stmt *st;
   char *qjson = NULL;
   int rc;
 
@@ -24,16 +24,19 @@ int sl__sqlite_count_workable(struct sl_journal *j, const char *const *queues,
     return SL_INVAL;
   if (queues && !(qjson = sl_queues_json(queues)))
     return SL_NOMEM;
-  rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
-  if (rc == SQLITE_OK) {
-    sl_bind_text(st, 1, qjson);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-      *n = sqlite3_column_int64(st, 0);
-      rc = SQLITE_DONE;
-    }
+  st = sl_journal_sql(j, sql); /* periodic: prepared once per connection */
+  if (!st) {
+    free(qjson);
+    return SL_DB;
   }
-  sqlite3_finalize(st);
+  sl_bind_text(st, 1, qjson);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *n = sqlite3_column_int64(st, 0);
+    rc = SQLITE_DONE;
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
   free(qjson);
   if (rc != SQLITE_DONE)
     return sl_journal_fail(j, rc, "counting workable jobs");
