@@ -287,6 +287,35 @@ static void test_status_reads_counts(void **state) {
   assert_true(steps < 1000);
 }
 
+/* The batch backlog beside 3,000 deferrable jobs scheduled an hour ahead
+ * at priority 0 sees the 5 due at priority 1 without walking the others,
+ * and beside more than a batch file of due jobs it counts a window of
+ * SL_BATCH_MAX_INPUTS + 1 of them. */
+static void test_batch_backlog_is_bounded(void **state) {
+  struct tu *t = *state;
+  struct sl_batch_filter bf = {0};
+  struct sl_batch_backlog bl[4];
+  int64_t now = sl_now_ms(), steps;
+  size_t n;
+
+  t->j = tu_open(t);
+  enqueue_n(t->j, 3000, "deferrable", 0, now + 3600000, 0);
+  enqueue_n(t->j, 5, "deferrable", 1, 0, 0);
+  vm_steps(t->j->db);
+  assert_int_equal(sl_batch_backlog(t->j, &bf, bl, 4, &n), SL_OK);
+  steps = vm_steps(t->j->db);
+  assert_int_equal(n, 1);
+  assert_int_equal(bl[0].jobs, 5);
+  if (steps >= 3000)
+    print_error("batch backlog: %lld VM steps\n", (long long)steps);
+  assert_true(steps < 3000);
+
+  enqueue_n(t->j, SL_BATCH_MAX_INPUTS, "deferrable", 2, 0, 0);
+  assert_int_equal(sl_batch_backlog(t->j, &bf, bl, 4, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(bl[0].jobs, SL_BATCH_MAX_INPUTS + 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_no_full_scan_of_jobs, tu_setup,
@@ -298,6 +327,8 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_claim_skips_jobs_scheduled_ahead,
                                     tu_setup, tu_teardown),
     cmocka_unit_test_setup_teardown(test_status_reads_counts, tu_setup,
+                                    tu_teardown),
+    cmocka_unit_test_setup_teardown(test_batch_backlog_is_bounded, tu_setup,
                                     tu_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
