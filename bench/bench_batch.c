@@ -18,7 +18,7 @@
  *           and inserting the same number of rows of the same bodies in
  *           one transaction into a plain table;
  *   ingest of a file holding one 100 MB line between two ordinary ones,
- *           through the route's splitter (worker/batch_ingest.c): the
+ *           through the route's splitter (worker/batch/ingest.c): the
  *           long line is given up at the 64 MiB cap, its job named from
  *           its head, the rest skipped unread; the other lines recorded.
  * Figures only: it fails (exit 1) only when a call fails or the journal

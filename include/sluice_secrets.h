@@ -45,6 +45,15 @@ int sl_secrets_found(const char *s, size_t len);
 char *sl_secrets_scrub_dup(const char *s, size_t len, size_t *outlen,
                            int *oom);
 
+/*
+ * A short name for an API key that does not reveal it: "k" and 8 hex
+ * digits of a hash of the key ("" for NULL or ""). Storm control keys its
+ * shared route limits by it (route_limits.key_id), so that workers with
+ * different keys on one journal keep apart; it may be stored and shown.
+ */
+#define SL_KEY_FP_SIZE 10
+void sl_key_fingerprint(const char *key, char out[SL_KEY_FP_SIZE]);
+
 /* Scrub a NUL-terminated buffer in place (the mark is cut, or the secret
  * overwritten with '*', when it is longer than the secret). */
 void sl_secrets_scrub_inplace(char *s);

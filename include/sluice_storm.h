@@ -3,7 +3,7 @@
  * buckets, circuit breakers, online-route pauses, token budgets). The
  * worker is the only user; the SQL lives in lib/sqlite/limits.c behind the
  * storage seam, the policy (bucket math, breaker state machine) in
- * worker/ratelimit.c and worker/breaker.c.
+ * worker/storm/ (ratelimit.c, breaker.c, route.c).
  *
  * Rows are read and written in one short BEGIN IMMEDIATE transaction: the
  * caller's callback sees the row as stored (or a zeroed row with exists 0)
@@ -102,9 +102,11 @@ int sl_queue_budget_set(struct sl_journal *j, const char *queue,
                         double usd_per_mtok_out);
 
 /* One row of route_limits: the adaptive concurrency limit of a route
- * (endpoint, model) and its outage hold (migrations/0006_adaptive.sql). */
+ * (endpoint, model, key_id) and its outage hold (migrations 0006, 0014).
+ * key_id is sl_key_fingerprint's of the worker's API key ('' for none). */
 struct sl_route_row {
   char endpoint[64], model[128];
+  char key_id[16];
   int exists;
   double climit;              /* requests in flight per process */
   double ssthresh;            /* slow start below this (0: none) */
@@ -118,10 +120,12 @@ struct sl_route_row {
   int64_t updated_at;
 };
 typedef int (*sl_route_update_fn)(struct sl_route_row *row, void *arg);
-/* Read-modify-write the route's row as sl_bucket_update does. */
+/* Read-modify-write the route's row as sl_bucket_update does; key_id
+ * (NULL: '') under 16 bytes. */
 int sl_route_update(struct sl_journal *j, const char *endpoint,
-                    const char *model, sl_route_update_fn fn, void *arg);
-/* Every route row, by endpoint and model (*rows malloc'd). */
+                    const char *model, const char *key_id,
+                    sl_route_update_fn fn, void *arg);
+/* Every route row, by endpoint, model and key (*rows malloc'd). */
 int sl_route_list(struct sl_journal *j, struct sl_route_row **rows,
                   size_t *n);
 /*

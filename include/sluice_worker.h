@@ -46,6 +46,8 @@ struct sl_claim_options {
                                 online route is paused (quota, auth, spent
                                 budget: sluice_storm.h) and the jobs of a
                                 route held until its next probe */
+  const char *route_key;     /* online: the held routes are this API key's
+                                (route_limits.key_id; NULL: '') */
 };
 
 /*

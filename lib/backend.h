@@ -142,8 +142,8 @@
     double usd_per_mtok_out), (j, queue, tokens_per_day, usd_per_mtok_in, \
     usd_per_mtok_out)) \
   X(route_update, (struct sl_journal *j, const char *endpoint, \
-    const char *model, sl_route_update_fn fn, void *arg), (j, endpoint, \
-    model, fn, arg)) \
+    const char *model, const char *key_id, sl_route_update_fn fn, \
+    void *arg), (j, endpoint, model, key_id, fn, arg)) \
   X(route_list, (struct sl_journal *j, struct sl_route_row **rows, \
     size_t *n), (j, rows, n)) \
   X(route_release_held, (struct sl_journal *j, const char *endpoint, \

@@ -3,6 +3,7 @@
  * replaces them, by value, wherever they appear (invariant 7). The
  * shape-based redaction in worker/classify.c stays as a second net.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,4 +149,26 @@ void sl_secrets_scrub_inplace(char *s) {
       memset(p, '*', n); /* a secret shorter than the mark */
     }
   }
+}
+
+void sl_key_fingerprint(const char *key, char out[SL_KEY_FP_SIZE]) {
+  static const char hex[] = "0123456789abcdef";
+  uint64_t h = 0xcbf29ce484222325u; /* FNV-1a, 64 bits */
+  const unsigned char *p;
+  int i;
+  if (!key || !*key) {
+    out[0] = '\0';
+    return;
+  }
+  for (p = (const unsigned char *)key; *p; p++) {
+    h ^= *p;
+    h *= 0x100000001b3u;
+  }
+  /* 32 of the 64 bits: enough to tell a journal's few keys apart, far too
+   * few to say anything about a key of 160 random bits or more */
+  h ^= h >> 32;
+  out[0] = 'k';
+  for (i = 0; i < 8; i++)
+    out[1 + i] = hex[(h >> (28 - 4 * i)) & 0xf];
+  out[9] = '\0';
 }

@@ -46,6 +46,8 @@
 --                          when it shipped; a gap in pg numbers is fine:
 --                          the runner applies each file not yet recorded)
 --   pg 0012_claim_indexes = SQLite 0012
+--   pg 0013_state_machine = SQLite 0013
+--   pg 0014_route_key    = SQLite 0014
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
@@ -960,6 +962,15 @@ EXECUTE FUNCTION sluice.attempts_failure_class();
 CREATE VIEW sluice.workable_jobs AS
 SELECT * FROM sluice.jobs
  WHERE state = 'pending' AND (NOT EXISTS (SELECT 1 FROM sluice.queues WHERE paused = 1) OR queue NOT IN (SELECT name FROM sluice.queues WHERE paused = 1));
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/pg/0014_route_key.sql (SQLite 0014: the adaptive
+-- route limit per API key; key_id is a short non-secret fingerprint of
+-- the worker's key, '' when it sends none).
+-- ---------------------------------------------------------------------
+ALTER TABLE sluice.route_limits ADD COLUMN key_id text NOT NULL DEFAULT '';
+ALTER TABLE sluice.route_limits DROP CONSTRAINT route_limits_pkey;
+ALTER TABLE sluice.route_limits ADD PRIMARY KEY (endpoint, model, key_id);
 
 -- Migration 0015: per-queue job counts kept by triggers (issue 14); one
 -- row per (queue, state, urgency, class), class a failed job's last_class

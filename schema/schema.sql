@@ -563,9 +563,12 @@ CREATE INDEX workers_host ON workers (host);
 -- up to ssthresh). While failing = 1 the route is held: nothing is sent
 -- before probe_at, and then one probe at a time (the process that takes it
 -- moves probe_at on); a probe that succeeds clears the hold for everyone.
+-- Migration 0014: kept per API key too; key_id is a short non-secret
+-- fingerprint of the worker's key (never the key; '' when none is sent).
 CREATE TABLE route_limits (
   endpoint      TEXT NOT NULL,
   model         TEXT NOT NULL,
+  key_id        TEXT NOT NULL DEFAULT '',
   climit        REAL NOT NULL DEFAULT 4,
   ssthresh      REAL NOT NULL DEFAULT 0,
   failing       INTEGER NOT NULL DEFAULT 0
@@ -579,7 +582,7 @@ CREATE TABLE route_limits (
   cuts          INTEGER NOT NULL DEFAULT 0,
   last_class    TEXT,
   updated_at    INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (endpoint, model)
+  PRIMARY KEY (endpoint, model, key_id)
 ) STRICT;
 
 -- The batch route under a hostile Batch API (issue 11).

@@ -1,7 +1,7 @@
 /*
  * web.h: `sluice dashboard`, the web pages over a journal (libmicrohttpd,
  * server-rendered HTML, inline SVG, embedded assets). Used by
- * worker/cli_dashboard.c and, through --dashboard-port, by `sluice work`.
+ * cli/dashboard.c and, through --dashboard-port, by `sluice work`.
  * The server runs on libmicrohttpd's own single thread with its own
  * journal connection; sl_web_set_live is the only call from another
  * thread, under a mutex.

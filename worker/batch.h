@@ -6,8 +6,13 @@
  * remote batches and files, finds its own by metadata and file name, and
  * adopts them instead of submitting again.
  *
- * batch_line.c holds what needs no loop (JSONL writer, line parser and
- * classification); batch.c the state machine on the worker's loop.
+ * The route lives in worker/batch/: jsonl.c holds what needs no loop
+ * (JSONL writer, line parser and classification), ingest.c the object
+ * that turns a streamed output or error file into journal records (fed
+ * bytes, testable alone) and the route's ingest step, recover.c crash
+ * recovery (listing, adopting, cancels and deletes), api.c the request
+ * plumbing, route.c the state machine on the worker's loop. Their shared
+ * internals are in worker/batch/internal.h.
  */
 #ifndef SL_BATCH_H
 #define SL_BATCH_H
@@ -53,7 +58,7 @@ int64_t sl_batch_limit_from_message(const char *msg);
 /* Defaults for every field. */
 void sl_batch_config_defaults(struct sl_batch_config *c);
 
-/* ------------------------------------------------------ batch_line.c */
+/* ------------------------------------------------------ batch/jsonl.c */
 
 /* "sl-<job id>-<generation>" into buf. */
 void sl_batch_custom_id(int64_t job_id, int64_t gen, char *buf, size_t len);
@@ -97,7 +102,7 @@ int sl_batch_parse_line(const char *p, size_t n, int64_t now_ms,
                         size_t errlen);
 void sl_batch_parsed_free(struct sl_batch_parsed *p);
 
-/* --------------------------------------------------- batch_ingest.c */
+/* --------------------------------------------------- batch/ingest.c */
 
 /* The first bytes of an over-long line searched for its custom_id. */
 #define SL_BATCH_CID_SCAN 4096
@@ -131,6 +136,56 @@ int sl_batch_split_end(struct sl_batch_split *s);
 /* Forget an unfinished line (a download starts over). */
 void sl_batch_split_reset(struct sl_batch_split *s);
 void sl_batch_split_free(struct sl_batch_split *s);
+
+/* Parsed lines committed per transaction. */
+#define SL_BATCH_INGEST_CHUNK 512
+
+/*
+ * The ingest object: one local batch's output or error file, fed as its
+ * bytes arrive (chunks split anywhere), split into lines, parsed and
+ * classified (sl_batch_parse_line; a JSON schema's output checked), and
+ * committed to the journal SL_BATCH_INGEST_CHUNK lines at a time under the
+ * batch's lease token (sl_batch_ingest: a line for a job not in the batch,
+ * or settled already, changes nothing and is counted skipped). A line
+ * whose custom_id sluice did not write is counted foreign; one that does
+ * not parse, malformed; one over max_line fails its job too_large unread.
+ */
+struct sl_batch_ingester {
+  struct sl_journal *j;
+  int64_t batch_id, token;
+  size_t max_line;
+  int error_file;                /* 0: output file, 1: error file */
+  void (*first_commit)(void *arg); /* after this batch's first commit */
+  void *arg;
+  struct sl_batch_split split;
+  struct sl_batch_parsed *pend;
+  struct sl_batch_line *lines;
+  size_t npend;
+  /* This file (sl_batch_ingester_begin resets them): lines read; lines of
+   * the file seen (newline-terminated, well-formed or not); recorded;
+   * settled already or not in the batch; malformed; not ours. */
+  int64_t lineno, seen, applied, skipped, malformed, foreign;
+  /* This batch: what the recorded lines did. */
+  uint64_t n_succeeded, n_retried, n_failed;
+  int failed;                    /* out of memory or a commit failed */
+  int lost;                      /* the lease is another worker's now */
+  int flushed_once, foreign_logged;
+};
+
+/* Set up for batch_id under token. SL_OK or SL_NOMEM (nothing held). */
+int sl_batch_ingester_init(struct sl_batch_ingester *g, struct sl_journal *j,
+                           int64_t batch_id, int64_t token, size_t max_line);
+/* Start (or start over) a file: its counters back to zero. */
+void sl_batch_ingester_begin(struct sl_batch_ingester *g, int error_file);
+/* The next bytes of the file. SL_OK, or SL_IO once it failed (out of
+ * memory, a commit refused: see lost). */
+int sl_batch_ingester_feed(struct sl_batch_ingester *g, const char *p,
+                           size_t n);
+/* The file ended: its last line (no newline) and the last commit. */
+int sl_batch_ingester_end(struct sl_batch_ingester *g);
+/* A download failed: forget the lines not committed. */
+void sl_batch_ingester_drop(struct sl_batch_ingester *g);
+void sl_batch_ingester_free(struct sl_batch_ingester *g);
 
 /* ----------------------------------------------------------- batch.c */
 

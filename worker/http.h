@@ -1,8 +1,9 @@
 /*
  * http.h: the HTTP transport. libcurl's multi interface driven by a libuv
  * loop (socket and timer callbacks, as in curl's docs/examples/multi-uv.c,
- * with every return checked). The only file that includes both uv.h and
- * curl.h is http.c.
+ * with every return checked). Only the transport's own files (http.c,
+ * http_request.c, http_response.c, through http_internal.h) include
+ * curl.h.
  *
  * Connection reuse and HTTP/2 multiplexing come from one CURLM with
  * CURLPIPE_MULTIPLEX; the caller caps requests in flight, this module caps
@@ -147,8 +148,9 @@ struct sl_http_stats {
  * Create the transport on `loop` (o may be NULL: all defaults). Calls
  * curl_global_init once per process (C11 call_once; never cleaned up:
  * curl's global state lives until exit). Returns 0 and sets *out, or a
- * negative UV error: UV_EINVAL (NULL out/loop), UV_ENOMEM, UV_EIO (curl
- * could not initialise); *out is untouched on error. The transport must be
+ * negative sl_err (the engine's convention; libuv and curl codes stay
+ * inside): SL_INVAL (NULL out/loop), SL_NOMEM, SL_IO (curl or libuv could
+ * not initialise); *out is untouched on error. The transport must be
  * used from the loop's thread only and ended with sl_http_close.
  */
 int sl_http_init(struct sl_http **out, uv_loop_t *loop,
@@ -157,8 +159,8 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
 /*
  * Start a request. Returns 0, after which `done` runs exactly once from the
  * loop (never from inside this call); or a negative error, in which case
- * `done` is never called: UV_EINVAL (no url or done), UV_ECANCELED (the
- * transport is closing), UV_ENOMEM, UV_EIO (curl refused an option; see
+ * `done` is never called: SL_INVAL (no url or done), SL_STATE (the
+ * transport is closing), SL_NOMEM, SL_IO (curl refused an option; see
  * sl_http_get_stats). Requests beyond the connection and stream caps wait
  * inside curl, and that wait counts toward timeout_ms; curl 7.88 also walks
  * its whole queue of waiting requests each time one finishes. So cap

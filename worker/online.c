@@ -1,9 +1,20 @@
-/* online.c: request building and outcome decisions for online calls. */
+/*
+ * online.c: the online route. A job storm control admits is sent here
+ * (sl__online_start) and its answer turns into a journal completion here
+ * (on_http_done -> sl_online_outcome), as do the outcomes decided without
+ * an answer (lease lost, deadline passed, transport refused, shutdown).
+ * sl_online_outcome is the one place an online outcome is decided: storm
+ * control reads it afterwards (breakers, buckets, pauses) and never
+ * rewrites it. The loop shell (worker.c) only claims, commits and wakes.
+ */
 #include <stdio.h>
 #include <string.h>
 
-#include "backoff.h"
+#include "engine.h"
+#include "storm/backoff.h"
 #include "json_scan.h"
+#include "log.h"
+#include "metrics.h"
 #include "online.h"
 #include "output_check.h"
 
@@ -80,11 +91,11 @@ static int64_t retry_delay(const struct sl_online_config *cfg,
                                 cfg->backoff_cap_ms, rng);
 }
 
-void sl_online_outcome(const struct sl_online_config *cfg,
-                       const struct sl_claimed_job *job,
-                       const struct sl_http_request *req, int64_t now_ms,
-                       uint64_t *rng, struct sl_completion *c, char *why,
-                       size_t whylen, enum sl_failclass *fc_out) {
+static void decide(const struct sl_online_config *cfg,
+                   const struct sl_claimed_job *job,
+                   const struct sl_http_request *req, int64_t now_ms,
+                   uint64_t *rng, struct sl_completion *c, char *why,
+                   size_t whylen, enum sl_failclass *fc_out) {
   struct sl_attempt_view v = {0};
   const struct sl_failclass_policy *p;
   enum sl_failclass fc;
@@ -170,4 +181,195 @@ void sl_online_outcome(const struct sl_online_config *cfg,
   }
   c->outcome = SL_OUTCOME_RETRY;
   c->run_after_ms = now_ms + delay;
+}
+
+void sl_online_outcome(const struct sl_online_config *cfg,
+                       const struct sl_claimed_job *job,
+                       const struct sl_http_request *req, int64_t now_ms,
+                       uint64_t *rng, struct sl_completion *c, char *why,
+                       size_t whylen, enum sl_failclass *fc_out) {
+  const struct sl_failclass_policy *p;
+  decide(cfg, job, req, now_ms, rng, c, why, whylen, fc_out);
+  p = sl_failclass_policy(*fc_out);
+  if (c->outcome != SL_OUTCOME_SUCCESS && p && p->pauses_route) {
+    /* The account or key is at fault, not the job: the attempt is
+     * recorded and refunded, the job waits for the route's resume
+     * (storm control pauses the queue's online route on seeing this). */
+    c->outcome = SL_OUTCOME_RELEASE;
+    c->record_attempt = 1;
+    c->run_after_ms = now_ms;
+  }
+}
+
+/* ------------------------------------------------------ the route */
+
+static void no_timings(struct sl_completion *c) {
+  c->t.dns_ms = c->t.connect_ms = c->t.tls_ms = c->t.first_byte_ms =
+      c->t.total_ms = -1;
+}
+
+/* An outcome decided without a response: release, or fail by deadline. */
+static void local_outcome(struct sl_wjob *wj, enum sl_outcome o,
+                          const char *fclass, const char *why) {
+  struct sl_completion *c = &wj->c;
+  memset(c, 0, sizeof *c);
+  c->job_id = wj->job.id;
+  c->lease_token = wj->job.lease_token;
+  c->outcome = o;
+  c->route = "online";
+  c->failure_class = fclass;
+  snprintf(wj->why, sizeof wj->why, "%s", why);
+  c->error = wj->why;
+  c->input_tokens = c->output_tokens = c->total_tokens = -1;
+  c->record_attempt = o != SL_OUTCOME_RELEASE;
+  no_timings(c);
+}
+
+static void on_http_done(struct sl_http_request *req) {
+  struct sl_wjob *wj = container_of(req, struct sl_wjob, req);
+  struct sl_worker *w = wj->w;
+  enum sl_failclass fc;
+  struct sl_log_attempt la;
+  int64_t now = sl_now_ms();
+
+  if (w->aborting && req->curl_code != 0) {
+    /* Shutdown cut the request off. Unsent: give the job back untouched.
+     * Sent: the server may act on it, so it is an ambiguous attempt,
+     * retried (with the same Idempotency-Key) by whoever claims it next. */
+    if (req->request_sent) {
+      local_outcome(wj, SL_OUTCOME_RETRY, sl_failclass_name(SL_FC_AMBIGUOUS),
+                    "worker shut down with the request in flight");
+      wj->c.run_after_ms = now;
+      w->n.retried++;
+    } else {
+      local_outcome(wj, SL_OUTCOME_RELEASE, NULL, "worker shut down");
+      w->n.released++;
+    }
+    sl__wjob_move(w, wj, SL_WJOB_DONE);
+    return;
+  }
+  sl_online_outcome(&w->cfg->online, &wj->job, req, now, &w->rng, &wj->c,
+                    wj->why, sizeof wj->why, &fc);
+  wj->c.started_ms = wj->started_ms;
+  sl_metrics_observe(w->metrics, "online",
+                     wj->c.outcome == SL_OUTCOME_SUCCESS ? NULL
+                                                         : wj->c.failure_class,
+                     req->total_ms, req->first_byte_ms);
+  /* Storm control learns from the decided outcome; it does not change it. */
+  sl_storm_outcome(w->storm, &wj->job, &wj->ticket, req, fc, &wj->c, now);
+  la.failure_class = wj->c.outcome == SL_OUTCOME_SUCCESS ? NULL
+                                                         : wj->c.failure_class;
+  la.http_status = req->http_status;
+  la.request_id = req->h.request_id;
+  switch (wj->c.outcome) {
+  case SL_OUTCOME_RELEASE: /* a pausing class: attempt refunded */
+    w->n.released++;
+    break;
+  case SL_OUTCOME_SUCCESS:
+    w->n.succeeded++;
+    sl_log_attempt(SL_LOG_DEBUG, wj->job.id, wj->job.attempt, &la,
+                   "succeeded: HTTP %ld in %.1f ms", req->http_status,
+                   req->total_ms);
+    break;
+  case SL_OUTCOME_RETRY:
+    w->n.retried++;
+    sl_log_attempt(SL_LOG_INFO, wj->job.id, wj->job.attempt, &la,
+                   "%s: %s; retry in %lld ms", wj->c.failure_class, wj->why,
+                   (long long)(wj->c.run_after_ms - now));
+    break;
+  default:
+    w->n.failed++;
+    sl_log_attempt(SL_LOG_WARN, wj->job.id, wj->job.attempt, &la,
+                   "failed: %s: %s", wj->c.failure_class, wj->why);
+    break;
+  }
+  sl__wjob_move(w, wj, SL_WJOB_DONE);
+}
+
+/* A job decided here, without a request: its outcome waits for the commit. */
+static void decided_locally(struct sl_worker *w, struct sl_wjob *wj,
+                            enum sl_outcome o, const char *fclass,
+                            const char *why) {
+  local_outcome(wj, o, fclass, why);
+  if (o == SL_OUTCOME_RELEASE)
+    w->n.released++;
+  else
+    w->n.failed++;
+  sl__wjob_move(w, wj, SL_WJOB_DONE);
+}
+
+void sl__online_start(struct sl_worker *w, struct sl_wjob *wj) {
+  const struct sl_worker_config *cfg = w->cfg;
+  struct sl_claimed_job *job = &wj->job;
+  int64_t now = sl_now_ms(), timeout = cfg->attempt_timeout_ms;
+  int h = 0, rc;
+
+  /* Never send under a lease that may be gone: a held job whose renewal
+   * was refused (a rescue gave it to another claim) or could not be made
+   * in time (journal full or locked) may be sent by its new holder. The
+   * release is fenced by the token: it changes nothing if the job moved. */
+  if (wj->lease_lost || job->lease_expires <= now) {
+    sl_storm_unsent(w->storm, job, &wj->ticket, now);
+    sl_log_job(SL_LOG_WARN, job->id, job->attempt,
+               "lease lost before the request was sent: not sent");
+    decided_locally(w, wj, SL_OUTCOME_RELEASE, NULL,
+                    "lease lost before the request was sent");
+    return;
+  }
+  if (job->deadline && now >= job->deadline) {
+    decided_locally(w, wj, SL_OUTCOME_FAIL,
+                    sl_failclass_name(SL_FC_DEADLINE_EXCEEDED),
+                    "deadline passed before the request was sent");
+    return;
+  }
+  if (job->deadline && job->deadline - now < timeout)
+    timeout = job->deadline - now;
+  if (sl_online_url(cfg->base_url, job->endpoint, wj->url, sizeof wj->url)) {
+    sl_storm_unsent(w->storm, job, &wj->ticket, now);
+    decided_locally(w, wj, SL_OUTCOME_FAIL,
+                    sl_failclass_name(SL_FC_INVALID_REQUEST),
+                    "request URL too long");
+    return;
+  }
+  snprintf(wj->idem_header, sizeof wj->idem_header, "Idempotency-Key: %s",
+           job->idempotency_key);
+  if (w->auth_header)
+    wj->headers[h++] = w->auth_header;
+  for (size_t x = 0; cfg->headers && cfg->headers[x] &&
+                     x < SL_MAX_EXTRA_HEADERS; x++)
+    wj->headers[h++] = cfg->headers[x];
+  wj->headers[h++] = "Content-Type: application/json";
+  wj->headers[h++] = wj->idem_header;
+  wj->headers[h] = NULL;
+  wj->req.method = "POST";
+  wj->req.url = wj->url;
+  wj->req.body = job->body;
+  wj->req.body_len = strlen(job->body);
+  wj->req.headers = wj->headers;
+  wj->req.timeout_ms = (long)timeout;
+  wj->req.done = on_http_done;
+  wj->started_ms = now;
+  /* In flight before the start: a transport may finish a request at once. */
+  sl__wjob_move(w, wj, SL_WJOB_IN_FLIGHT);
+  rc = sl_http_start(w->http, &wj->req);
+  if (rc != 0) {
+    sl_log_job(SL_LOG_ERROR, job->id, job->attempt,
+               "could not start the request (%s); releasing the job",
+               sl_strerror(rc));
+    sl_storm_unsent(w->storm, job, &wj->ticket, now);
+    decided_locally(w, wj, SL_OUTCOME_RELEASE, NULL, "transport refused");
+    return;
+  }
+  w->n.sent++;
+}
+
+void sl__online_release(struct sl_worker *w, struct sl_wjob *wj,
+                        int64_t run_after_ms, const char *fclass,
+                        const char *why) {
+  local_outcome(wj, SL_OUTCOME_RELEASE, fclass, why);
+  wj->c.run_after_ms = run_after_ms;
+  w->n.released++;
+  sl_log_job(SL_LOG_DEBUG, wj->job.id, wj->job.attempt,
+             "given back unsent: %s", why);
+  sl__wjob_move(w, wj, SL_WJOB_DONE);
 }

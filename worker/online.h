@@ -42,6 +42,10 @@ int sl_online_usage(const char *body, size_t len, int64_t *input,
  * Fill `c` (job id, token, outcome, class, error, run_after, timings,
  * status, request id, body, usage) from a finished request. `why` is the
  * caller's buffer that c->error will point into. *fc receives the class.
+ * The one place an online outcome is decided: success; retry (backoff or
+ * the server's delay) or fail by class, attempts left and deadline; a class
+ * that pauses the route (quota_exhausted, auth, tls) is a release, its
+ * attempt recorded and refunded, due at once (the pause holds it).
  */
 void sl_online_outcome(const struct sl_online_config *cfg,
                        const struct sl_claimed_job *job,

@@ -11,7 +11,7 @@
 
 #include "batch.h"
 #include "online.h"
-#include "storm.h"
+#include "storm/storm.h"
 
 /* --header lines a worker sends with every call, at most. */
 #define SL_MAX_EXTRA_HEADERS 16
@@ -45,7 +45,15 @@ struct sl_worker_config {
   struct sl_online_config online;
   struct sl_storm_config storm; /* rate limits, breakers, retry budget */
   struct sl_batch_config batch; /* the Batch API route (worker/batch.h) */
-  const char *config_file;    /* SIGHUP re-reads log-level, concurrency */
+  int log_level;              /* enum sl_log_level (log.h) */
+  const char *config_file;    /* named in the SIGHUP log line */
+  /* SIGHUP: fill next (a copy of this config) with the settings the
+   * command reads again (concurrency, log_level); 0, or -1 with why and
+   * nothing changes. NULL: only the log file is reopened. The engine
+   * never reads a configuration source itself. */
+  int (*reload)(void *arg, struct sl_worker_config *next, char *why,
+                size_t whylen);
+  void *reload_arg;
   int metrics_port;           /* Prometheus on 127.0.0.1; -1: off */
   int dashboard_port;         /* web pages on 127.0.0.1 (web/); -1: off */
   int64_t prune_older_than_ms; /* automatic retention; 0: off */

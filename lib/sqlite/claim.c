@@ -166,6 +166,7 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   /* online: skip the jobs of a route held until its next probe (issue 12:
    * claimed, they would only wait or go back) */
   sl_bind_opt_int(st, 10, o->online ? now : 0, 0);
+  sl_bind_text(st, 11, o->route_key); /* ... the worker's key's route */
   if (o->queues && !qjson) /* none or one queue: no JSON to parse */
     sl_bind_text(st, 6, o->queues[0] ? o->queues[0] : "");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

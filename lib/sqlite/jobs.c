@@ -55,9 +55,11 @@
   "  WHERE online_paused = 1) OR queue NOT IN (SELECT queue"                \
   "  FROM queue_limits WHERE online_paused = 1))"                           \
   " AND (?10 IS NULL OR NOT EXISTS (SELECT 1 FROM route_limits"             \
-  "  WHERE failing = 1 AND probe_at > ?10) OR NOT EXISTS (SELECT 1"         \
+  "  WHERE failing = 1 AND probe_at > ?10 AND key_id = coalesce(?11, ''))"  \
+  "  OR NOT EXISTS (SELECT 1"                                               \
   "  FROM route_limits r WHERE r.failing = 1 AND r.probe_at > ?10"          \
-  "  AND r.endpoint = jobs.endpoint AND r.model = jobs.model))"
+  "  AND r.endpoint = jobs.endpoint AND r.model = jobs.model"               \
+  "  AND r.key_id = coalesce(?11, '')))"
 /* The online claim when deferrable jobs go to the batch route (?7 set, ?3
  * NULL): the urgent range merged with the deferrable jobs whose deadline
  * is before ?7, a range of jobs_pending_deadline (sorted: few), so that a

@@ -80,10 +80,11 @@ static int names_ok(const char *endpoint, const char *model) {
   return endpoint && model && strlen(endpoint) < 64 && strlen(model) < 128;
 }
 
-/* Prepare, bind (endpoint, model) and step once: SQLITE_ROW or DONE. */
+/* Prepare, bind (endpoint, model[, key]) and step once: SQLITE_ROW or
+ * DONE. key (NULL: none) is ?3 of a row keyed by it too (route_limits). */
 static int select_row(struct sl_journal *j, const char *sql,
                       const char *endpoint, const char *model,
-                      sqlite3_stmt **out) {
+                      const char *key, sqlite3_stmt **out) {
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc != SQLITE_OK) {
@@ -92,6 +93,8 @@ static int select_row(struct sl_journal *j, const char *sql,
   }
   sl_bind_text(st, 1, endpoint);
   sl_bind_text(st, 2, model);
+  if (key)
+    sl_bind_text(st, 3, key);
   rc = sqlite3_step(st);
   *out = st;
   return rc;
@@ -112,8 +115,8 @@ struct row_kind {
  * update function change it, write it back unless it returned 0.
  */
 static int update_row(struct sl_journal *j, const struct row_kind *k,
-                      const char *endpoint, const char *model, void *row,
-                      void *ctx) {
+                      const char *endpoint, const char *model,
+                      const char *key, void *row, void *ctx) {
   sqlite3_stmt *st = NULL;
   char what[64];
   int rc, want;
@@ -121,7 +124,7 @@ static int update_row(struct sl_journal *j, const struct row_kind *k,
   rc = sl_journal_begin(j);
   if (rc != SL_OK)
     return rc;
-  rc = select_row(j, k->get, endpoint, model, &st);
+  rc = select_row(j, k->get, endpoint, model, key, &st);
   if (rc == SQLITE_ROW)
     k->read(st, row);
   sqlite3_finalize(st);
@@ -210,7 +213,7 @@ int sl__sqlite_bucket_update(struct sl_journal *j, const char *endpoint,
   snprintf(row.model, sizeof row.model, "%s", model);
   ctx.fn = fn;
   ctx.arg = arg;
-  return update_row(j, &kind, endpoint, model, &row, &ctx);
+  return update_row(j, &kind, endpoint, model, NULL, &row, &ctx);
 }
 
 struct breaker_ctx {
@@ -266,7 +269,7 @@ int sl__sqlite_breaker_update(struct sl_journal *j, const char *endpoint,
   snprintf(row.model, sizeof row.model, "%s", model);
   ctx.fn = fn;
   ctx.arg = arg;
-  return update_row(j, &kind, endpoint, model, &row, &ctx);
+  return update_row(j, &kind, endpoint, model, NULL, &row, &ctx);
 }
 
 #define ROUTE_COLS                                                         \
@@ -303,6 +306,7 @@ static void route_bind(sqlite3_stmt *st, const void *p) {
   sqlite3_bind_int64(st, 11, row->cuts);
   sl_bind_text(st, 12, row->last_class[0] ? row->last_class : NULL);
   sqlite3_bind_int64(st, 13, row->updated_at);
+  sl_bind_text(st, 14, row->key_id);
 }
 
 struct route_ctx {
@@ -316,25 +320,30 @@ static int route_call(void *row, void *ctx) {
 }
 
 int sl__sqlite_route_update(struct sl_journal *j, const char *endpoint,
-                            const char *model, sl_route_update_fn fn,
-                            void *arg) {
+                            const char *model, const char *key_id,
+                            sl_route_update_fn fn, void *arg) {
   static const struct row_kind kind = {
       "SELECT " ROUTE_COLS " FROM route_limits"
-      " WHERE endpoint = ?1 AND model = ?2",
-      "INSERT OR REPLACE INTO route_limits (endpoint, model, " ROUTE_COLS
-      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+      " WHERE endpoint = ?1 AND model = ?2 AND key_id = ?3",
+      "INSERT OR REPLACE INTO route_limits (endpoint, model, key_id, "
+      ROUTE_COLS ") VALUES (?1, ?2, ?14, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+      " ?11, ?12, ?13)",
       "a route limit", route_read, route_bind, route_call};
   struct sl_route_row row;
   struct route_ctx ctx;
 
-  if (!j || !fn || !names_ok(endpoint, model))
+  if (!key_id)
+    key_id = "";
+  if (!j || !fn || !names_ok(endpoint, model) ||
+      strlen(key_id) >= sizeof row.key_id)
     return SL_INVAL;
   memset(&row, 0, sizeof row);
   snprintf(row.endpoint, sizeof row.endpoint, "%s", endpoint);
   snprintf(row.model, sizeof row.model, "%s", model);
+  snprintf(row.key_id, sizeof row.key_id, "%s", key_id);
   ctx.fn = fn;
   ctx.arg = arg;
-  return update_row(j, &kind, endpoint, model, &row, &ctx);
+  return update_row(j, &kind, endpoint, model, key_id, &row, &ctx);
 }
 
 int sl__sqlite_route_release_held(struct sl_journal *j, const char *endpoint,
@@ -450,14 +459,15 @@ static void read_route_item(sqlite3_stmt *st, void *p) {
   struct sl_route_row *r = p;
   copy_text(r->endpoint, sizeof r->endpoint, st, 0);
   copy_text(r->model, sizeof r->model, st, 1);
-  read_route(st, 2, r);
+  copy_text(r->key_id, sizeof r->key_id, st, 2);
+  read_route(st, 3, r);
 }
 
 int sl__sqlite_route_list(struct sl_journal *j, struct sl_route_row **rows,
                           size_t *n) {
   return list_rows(j,
-                   "SELECT endpoint, model, " ROUTE_COLS
-                   " FROM route_limits ORDER BY endpoint, model",
+                   "SELECT endpoint, model, key_id, " ROUTE_COLS
+                   " FROM route_limits ORDER BY endpoint, model, key_id",
                    sizeof **rows, read_route_item, (void **)rows, n,
                    "listing route limits");
 }

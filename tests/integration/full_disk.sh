@@ -29,7 +29,7 @@ cleanup_mnt() {
 export SLUICE_JOURNAL="$MNT/journal.db"
 SPILL="$SLUICE_JOURNAL.spill"
 # Storm control's route starts with a window of 4 requests in flight (slow
-# start, worker/route.c), so 4 jobs are all in flight at once; before the
+# start, worker/storm/route.c), so 4 jobs are all in flight at once; before the
 # disk fills, the test waits until the mock holds every request.
 N=4
 # (at least: the batch route's startup listing may be in flight too)

@@ -8,25 +8,37 @@
 #     measured by bench/storm.sh, not here).
 # Classes: 429 with Retry-After, 429 with no headers at all, 503, 500, and a
 # server that never answers (timeout).
+# STORM_PHASES="r500 hang" runs only the named phases (default: all);
+# STORM_KEEP=DIR keeps each phase's journal and logs there.
 . "$(dirname "$0")/../lib/testlib.sh"
 
 JOBS=600
-OUT=8 # seconds of outage, from the mock's start
+OUT=8 # seconds of outage, from the workers' first claim
 CONC=16
+
+claimed() { [ "$(sql "SELECT count(*) FROM jobs WHERE attempts > 0")" -gt 0 ]; }
+# sleep_until MS: until the epoch time MS (milliseconds), if still ahead
+sleep_until() {
+  local d=$(($1 - $(date +%s%3N)))
+  [ "$d" -gt 0 ] && sleep "$((d / 1000)).$(printf '%03d' $((d % 1000)))"
+  return 0
+}
 
 # scenario NAME FAULT LABEL [WORKER ARGS...]
 scenario() {
   local name=$1 fault=$2 fclass=$3 pids=() p rc=0 t0 tend now ok i
   shift 3
+  case " ${STORM_PHASES:-$name} " in *" $name "*) ;; *) return ;; esac
   reset_journal
   "$SLUICE" init >/dev/null
   for i in $(seq 1 "$JOBS"); do
     printf '{"model":"gpt-4o-mini","input":"%s %d","max_output_tokens":16}\n' \
       "$name" "$i"
   done | "$SLUICE" enqueue --max-attempts 50 >/dev/null
-  start_mock --faults "$fault~0-$OUT" --log "$T/$name.mock.log" ||
+  # The outage lasts until the script lifts it, OUT s after the workers
+  # began: a loaded machine that starts them late shortens nothing.
+  start_mock --faults "$fault" --log "$T/$name.mock.log" ||
     { fail "$name: mock starts"; return; }
-  t0=$(date +%s%3N)
   wk() {
     timeout 120 "$SLUICE" work --base-url "$MOCK_URL" --exit-when-idle \
       --no-batch --poll 100ms --concurrency "$CONC" --backoff-base 100ms \
@@ -36,6 +48,8 @@ scenario() {
   }
   wk "$@"
   wk "$@"
+  wait_for 30 claimed || fail "$name: the workers claim"
+  t0=$(date +%s%3N)
   # a restart in the middle of the outage: the newcomer must not send a
   # fresh wave (it reads the route's state from the journal)
   sleep 3
@@ -47,8 +61,12 @@ scenario() {
   "$SLUICE" status >"$T/$name.status" 2>&1
   check "$name: sluice status shows the route held" \
     grep -Eq '^/v1/responses +gpt-4o-mini +held' "$T/$name.status"
-  # recovery: wait (bounded) for the backlog to drain
-  tend=$((t0 + OUT * 1000))
+  # recovery: lift the fault, then wait (bounded) for the backlog to drain
+  sleep_until $((t0 + OUT * 1000))
+  curl -s -o /dev/null -X PUT --data-binary '' \
+    "http://127.0.0.1:$MOCK_PORT/_mock/faults" ||
+    fail "$name: the mock takes the fault back"
+  tend=$(date +%s%3N)
   for i in $(seq 1 1200); do
     ok=$(sql "SELECT count(*) FROM jobs WHERE state = 'succeeded'")
     [ "$ok" = "$JOBS" ] && break
@@ -70,6 +88,11 @@ scenario() {
   check "$name: drained within 30 s of recovery (${drain} ms)" \
     [ "$drain" -le 30000 ]
   echo "figures: $name: $sent requests in the outage, drained ${drain} ms after recovery"
+  if [ -n "${STORM_KEEP:-}" ]; then
+    mkdir -p "$STORM_KEEP"
+    cp "$T/$name".* "$STORM_KEEP/" 2>/dev/null
+    sql ".backup '$STORM_KEEP/$name.db'"
+  fi
 }
 
 scenario r429 429 rate_limited

@@ -42,6 +42,16 @@ wait_for 5 test -s "$T/worker.log"
 check "SIGHUP reopens the log file" test -s "$T/worker.log"
 wait_for 5 grep -q "concurrency 9" "$T/worker.log"
 check "SIGHUP reloads concurrency" grep -q "reloaded .*concurrency 9" "$T/worker.log"
+# a bad value on SIGHUP is logged with its line, and nothing changes
+sed -i 's/concurrency = 9/concurrency = lots/' "$T/sluice.conf"
+kill -HUP "$w"
+wait_for 5 grep -q "settings kept" "$T/worker.log"
+check "SIGHUP refuses a bad value, naming file and line" \
+  grep -q "concurrency wants an integer.*sluice.conf:4; settings kept" "$T/worker.log"
+sed -i 's/concurrency = lots/concurrency = 5/' "$T/sluice.conf"
+kill -HUP "$w"
+wait_for 5 grep -q "concurrency 5" "$T/worker.log"
+check "... and the next good SIGHUP applies" grep -q "reloaded .*concurrency 5" "$T/worker.log"
 kill -TERM "$w"
 wait "$w"
 eq "SIGTERM under a supervisor exits 0" 0 $?
@@ -58,6 +68,18 @@ for i in $(seq 1 5); do printf '{"model":"m","input":"p%d"}\n' "$i"; done |
 SLUICE_CONCURRENCY=3 timeout 60 "$SLUICE" work --config "$T/p.conf" \
   --concurrency 5 --exit-when-idle 2>"$T/p2.log"
 check "a flag beats both" grep -q "concurrency 5" "$T/p2.log"
+# ... on SIGHUP too: the file is read again, and the flag still wins
+"$SLUICE" work --config "$T/p.conf" --concurrency 5 --poll 100ms \
+  --log-file "$T/p3.log" 2>/dev/null &
+w=$!
+PIDS+=("$w")
+wait_for 10 grep -q "concurrency 5" "$T/p3.log"
+sed -i 's/concurrency = 2/concurrency = 7/' "$T/p.conf"
+kill -HUP "$w"
+wait_for 5 grep -q "reloaded" "$T/p3.log"
+check "SIGHUP keeps a flag over the file" grep -q "reloaded .*concurrency 5" "$T/p3.log"
+kill -TERM "$w"
+wait "$w"
 
 # --- bad values: file, line and reason; exit 4
 printf '[work]\n\nconcurrency = many\n' >"$T/bad.conf"

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "backoff.h"
+#include "storm/backoff.h"
 
 static void test_rand(void **state) {
   uint64_t a = 42, b = 42, z = 0, x, y;

@@ -1,9 +1,10 @@
 /*
- * test_batch.c: the journal side of the Batch API route (lib/sqlite/batch.c) and
- * the worker's line parser and JSONL writer (worker/batch_line.c): packing
- * limits and filters, the batch lease fence, idempotent ingest (duplicate
- * files, cancelled and replayed jobs), ending a batch by class, routing of
- * deferrable jobs by deadline, and classification of output lines.
+ * test_batch.c: the journal side of the Batch API route (lib/sqlite/batch.c)
+ * and the worker's line parser and JSONL writer (worker/batch/jsonl.c):
+ * packing limits and filters, the batch lease fence, idempotent ingest
+ * (duplicate files, cancelled and replayed jobs), ending a batch by class,
+ * routing of deferrable jobs by deadline, and classification of output
+ * lines.
  */
 #include "testutil.h"
 

@@ -17,9 +17,9 @@
 
 #include <cmocka.h>
 
-#include "breaker.h"
-#include "ratelimit.h"
-#include "route.h"
+#include "storm/breaker.h"
+#include "storm/ratelimit.h"
+#include "storm/route.h"
 #include "sluice_storm.h"
 
 static struct sl_rl_config rl_cfg(double rpm, double tpm) {
@@ -411,7 +411,7 @@ static void test_route_shared_probe(void **state) {
   oo.path = path;
   assert_int_equal(sl_open(&j1, &oo, NULL, 0), SL_OK);
   assert_int_equal(sl_open(&j2, &oo, NULL, 0), SL_OK);
-  assert_int_equal(sl_route_update(j1, "/v1/responses", "m", probe_cb, &now),
+  assert_int_equal(sl_route_update(j1, "/v1/responses", "m", NULL, probe_cb, &now),
                    SL_OK);
   now += 1000;
   for (i = 0; i < 6; i++) {
@@ -419,7 +419,7 @@ static void test_route_shared_probe(void **state) {
     assert_int_equal(nr, 1);
     free(rows);
     assert_int_equal(sl_route_update(i % 2 ? j1 : j2, "/v1/responses", "m",
-                                     probe_cb, &now),
+                                     NULL, probe_cb, &now),
                      SL_OK);
   }
   assert_int_equal(sl_route_list(j1, &rows, &nr), SL_OK);
@@ -431,7 +431,7 @@ static void test_route_shared_probe(void **state) {
   assert_int_equal(sl_route_release_held(j1, "/v1/responses", "m", now, &n),
                    SL_OK);
   assert_int_equal(n, 0);
-  assert_int_equal(sl_route_update(j1, NULL, "m", probe_cb, &now), SL_INVAL);
+  assert_int_equal(sl_route_update(j1, NULL, "m", NULL, probe_cb, &now), SL_INVAL);
   sl_close(j1);
   sl_close(j2);
   snprintf(path, sizeof path, "%s/j.db", dir);

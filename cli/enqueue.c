@@ -1,0 +1,348 @@
+/* enqueue.c: `sluice enqueue`, one job from flags or JSONL on stdin. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_opt.h"
+#include "esc.h"
+#include "render.h"
+
+/* What `sluice enqueue` reads from its flags. */
+struct enqueue_opts {
+  struct sl_job_spec base;
+  const char *journal;
+  int64_t now, timeout_ms; /* timeout_ms -1: not given */
+  int envelope, print_ids, wait, json;
+};
+
+#define AT(x) SL_OPT_AT(struct enqueue_opts, x)
+
+static int when(struct enqueue_opts *o, const char *flag, int64_t *out,
+                const char *v, char *why, size_t whylen) {
+  char w[256];
+  if (sl_cli_parse_when(v, o->now, 1, out, w, sizeof w)) {
+    snprintf(why, whylen, "--%s: %s", flag, w);
+    return -1;
+  }
+  return 0;
+}
+
+static int deadline(void *dst, const char *v, char *why, size_t whylen) {
+  struct enqueue_opts *o = dst;
+  char e[SL_ESC_NAME];
+  if (when(o, "deadline", &o->base.deadline_ms, v, why, whylen) != 0)
+    return -1;
+  if (o->base.deadline_ms <= o->now) {
+    snprintf(why, whylen, "--deadline %s is already past; the job could "
+             "never run", sl_esc(v, e, sizeof e));
+    return -1;
+  }
+  return 0;
+}
+
+static int run_after(void *dst, const char *v, char *why, size_t whylen) {
+  struct enqueue_opts *o = dst;
+  return when(o, "run-after", &o->base.run_after_ms, v, why, whylen);
+}
+
+#define STR_ROW(n, s, a, f, h)                                               \
+  {.type = SL_OPT_STRING, .name = n, .shortopt = s, .arg = a,                \
+   .flags = SL_OPT_ARGV, AT(f), .help = h}
+#define FLAG_ROW(n, s, f, h)                                                 \
+  {.type = SL_OPT_FLAG, .name = n, .shortopt = s, .flags = SL_OPT_ARGV,      \
+   AT(f), .help = h}
+
+
+static const char usage_head[] =
+    "Usage: sluice enqueue [OPTIONS] [BODY]\n"
+    "Put jobs in the journal. BODY is one request body (a JSON object with\n"
+    "a \"model\"). Without BODY, read JSONL from standard input: one request\n"
+    "body per line, all enqueued in one transaction (all or nothing).\n"
+    "\n"
+    "Options:\n";
+
+static const char usage_foot[] =
+    "\n"
+    "Standard input takes one JSON object per line (JSON Lines), not\n"
+    "pretty-printed JSON: compact a file with `jq -c`.\n"
+    "Prints the job id (one job) or the count enqueued (stdin).\n"
+    "Exit status: 0 enqueued, 1 refused (nothing written), 2 usage,\n"
+    "3 journal error; with --wait, those of `sluice wait` (1 a job failed,\n"
+    "5 timed out).\n";
+
+static const struct sl_opt rows[] = {
+    {.type = SL_OPT_TEXT, .help = usage_head},
+    {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
+     .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
+     AT(journal),
+     .help = "journal file (default $SLUICE_JOURNAL, else\n./sluice.db)"},
+    STR_ROW("queue", 'q', "NAME", base.queue, "queue (default \"default\")"),
+    STR_ROW("urgency", 'u', "LEVEL", base.urgency,
+            "urgent (online, default) or deferrable\n(Batch API)"),
+    STR_ROW("endpoint", 'e', "PATH", base.endpoint,
+            "/v1/responses (default), /v1/chat/completions,\n"
+            "/v1/embeddings, /v1/completions,\n"
+            "/v1/moderations"),
+    {.type = SL_OPT_INT, .name = "priority", .shortopt = 'p', .arg = "N",
+     .min = 0, .max = 1000000, .flags = SL_OPT_ARGV, AT(base.priority),
+     .help = "0 runs first (default 0)"},
+    STR_ROW("partition", 'P', "LABEL", base.partition,
+            "partition label, for replay by partition"),
+    {.type = SL_OPT_CALL, .call = deadline, .name = "deadline",
+     .shortopt = 'd', .arg = "WHEN", .flags = SL_OPT_ARGV,
+     .help = "give up after WHEN: a duration from now\n"
+             "(90s, 10m, 2h, 1d) or an RFC 3339 time\n"
+             "(2026-12-06T20:00:00Z); not in the past.\n"
+             "A bare number is refused (no unit)"},
+    {.type = SL_OPT_CALL, .call = run_after, .name = "run-after",
+     .shortopt = 'a', .arg = "WHEN", .flags = SL_OPT_ARGV,
+     .help = "not before WHEN (same forms)"},
+    {.type = SL_OPT_INT, .name = "max-attempts", .shortopt = 'm', .arg = "N",
+     .min = 1, .max = 1000, .flags = SL_OPT_ARGV, AT(base.max_attempts),
+     .help = "attempts before the job fails (default 5)"},
+    STR_ROW("idempotency-key", 'k', "KEY", base.idempotency_key,
+            "dedup key (one job only; default generated).\n"
+            "A key that exists returns the existing job."),
+    STR_ROW("metadata", 'M', "JSON", base.metadata,
+            "a JSON object of your own (tenant, order\n"
+            "id...): stored, shown, searchable with\n"
+            "`sluice jobs --metadata K=V`; never sent"),
+    FLAG_ROW("envelope", 'E', envelope,
+             "each stdin line is {\"body\":{...},\n"
+             "\"idempotency_key\", \"queue\", \"partition\",\n"
+             "\"priority\", \"urgency\", \"endpoint\",\n"
+             "\"run_after\", \"deadline\", \"max_attempts\",\n"
+             "\"metadata\"}, all but body optional (the\n"
+             "flags give the defaults); prints one line\n"
+             "{\"line\":N,\"id\":ID,\"created\":true|false}\n"
+             "per input line. With idempotency keys,\n"
+             "rerunning a file creates nothing twice."),
+    FLAG_ROW("ids", 0, print_ids,
+             "JSONL on stdin: print each job's id, one\n"
+             "per line, instead of the count"),
+    FLAG_ROW("wait", 'W', wait,
+             "then wait until the jobs are final and\n"
+             "print their outcomes, as `sluice wait`\n"
+             "does (with its exit status)"),
+    {.type = SL_OPT_DURATION, .name = "timeout", .shortopt = 't', .arg = "D",
+     .flags = SL_OPT_ARGV | SL_OPT_ZERO_OK, AT(timeout_ms),
+     .want = "a duration (90s, 10m, 2h)",
+     .help = "with --wait: give up after D (exit 5)"},
+    FLAG_ROW("json", 0, json, "with --wait: outcomes as JSON"),
+    SL_OPT_HELP_ROW("show this help"),
+    {.type = SL_OPT_TEXT, .help = usage_foot},
+    SL_OPT_END};
+const struct sl_opt_table sl_enqueue_table = {"enqueue", rows, 29};
+
+/* Read stdin into lines; blank lines are skipped. Returns count or -1. */
+static long read_lines(char ***out, long **lineno_out) {
+  char **lines = NULL, **grown_l, *buf = NULL;
+  long *linenos = NULL, *grown_n;
+  size_t cap = 0, bufcap = 0;
+  long n = 0, no = 0;
+  ssize_t len;
+
+  while ((len = getline(&buf, &bufcap, stdin)) >= 0) {
+    no++;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+      buf[--len] = '\0';
+    if (strspn(buf, " \t") == (size_t)len)
+      continue;
+    if ((size_t)n == cap) {
+      cap = cap ? cap * 2 : 256;
+      grown_l = realloc(lines, cap * sizeof *lines);
+      if (!grown_l)
+        goto oom;
+      lines = grown_l;
+      grown_n = realloc(linenos, cap * sizeof *linenos);
+      if (!grown_n)
+        goto oom;
+      linenos = grown_n;
+    }
+    lines[n] = strdup(buf);
+    if (!lines[n])
+      goto oom;
+    linenos[n++] = no;
+  }
+  free(buf);
+  *out = lines;
+  *lineno_out = linenos;
+  return n;
+oom:
+  free(buf);
+  while (n > 0)
+    free(lines[--n]);
+  free(lines);
+  free(linenos);
+  return -1;
+}
+
+/* A line that is not JSON but looks like part of a pretty-printed object
+ * (an opening brace alone, a "key": value line, a closing brace). */
+static int looks_pretty(const char *line) {
+  size_t len;
+  line += strspn(line, " \t");
+  len = strlen(line);
+  while (len && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+    len--;
+  return (len == 1 && (line[0] == '{' || line[0] == '[')) ||
+         (len && (line[0] == '"' || line[0] == '}' || line[0] == ']')) ||
+         (len && (line[len - 1] == '{' || line[len - 1] == ','));
+}
+
+static void report_line(struct sl_journal *j, long lineno, const char *line,
+                        const char *why) {
+  fprintf(stderr, "sluice enqueue: line %ld: ", lineno);
+  sl_esc_put(stderr, why ? why : sl_errmsg(j));
+  fputs("; nothing was enqueued\n", stderr);
+  if (looks_pretty(line))
+    fprintf(stderr, "sluice enqueue: standard input takes one JSON object "
+                    "per line (JSON Lines); pretty-printed JSON spans "
+                    "lines: compact it first, e.g. `jq -c . file.json | "
+                    "sluice enqueue`\n");
+}
+
+int sl_cmd_enqueue(int argc, char **argv) {
+  struct enqueue_opts o = {0};
+  struct sl_job_spec base, *specs = NULL;
+  struct sl_envelope *envs = NULL;
+  const char *journal;
+  struct sl_journal *j = NULL;
+  char **lines = NULL;
+  long *linenos = NULL, nlines = 0, i;
+  int64_t now, id, *ids = NULL, timeout;
+  int rc, created, *createds = NULL, ret = SL_EXIT_FAILED, ind = 0;
+  int envelope, print_ids, wait, json, timeout_set;
+  char why[256];
+
+  o.now = sl_now_ms();
+  o.timeout_ms = -1;
+  if ((rc = sl_opt_cmdline(&sl_enqueue_table, &o, argc, argv, &ind)) >= 0)
+    return rc;
+  base = o.base;
+  journal = o.journal;
+  now = o.now;
+  timeout = o.timeout_ms;
+  timeout_set = o.timeout_ms >= 0;
+  envelope = o.envelope;
+  print_ids = o.print_ids;
+  wait = o.wait;
+  json = o.json;
+  if (argc - ind > 1) {
+    fprintf(stderr, "sluice enqueue: one BODY at most (quote the JSON); "
+                    "got %d arguments after the options\n", argc - ind);
+    return SL_EXIT_USAGE;
+  }
+  if (argc - ind == 1 && envelope) {
+    fprintf(stderr, "sluice enqueue: --envelope reads standard input; give "
+                    "no BODY argument\n");
+    return SL_EXIT_USAGE;
+  }
+  if ((timeout_set || json) && !wait) {
+    fprintf(stderr, "sluice enqueue: --%s goes with --wait\n",
+            timeout_set ? "timeout" : "json");
+    return SL_EXIT_USAGE;
+  }
+  if (argc - ind == 0 && base.idempotency_key) {
+    fprintf(stderr, "sluice enqueue: --idempotency-key names one job; give "
+                    "BODY as an argument (with --envelope, put an "
+                    "\"idempotency_key\" in each line)\n");
+    return SL_EXIT_USAGE;
+  }
+  if (argc - ind == 0 && isatty(STDIN_FILENO)) {
+    fprintf(stderr, "sluice enqueue: no BODY and standard input is a "
+                    "terminal; see `sluice enqueue --help`\n");
+    return SL_EXIT_USAGE;
+  }
+  j = sl_cli_open(sl_cli_journal_path(journal), 0);
+  if (!j)
+    return SL_EXIT_JOURNAL;
+
+  if (argc - ind == 1) {
+    base.body = argv[ind];
+    rc = sl_enqueue(j, &base, &id, &created);
+    if (rc != SL_OK) {
+      sl_cli_report(j, rc, "job not enqueued");
+      ret = rc == SL_BAD_JOB || rc == SL_INVAL ? SL_EXIT_FAILED
+                                               : SL_EXIT_JOURNAL;
+      goto out;
+    }
+    if (!created)
+      fprintf(stderr, "sluice enqueue: idempotency key exists: job %lld "
+                      "(not enqueued again)\n", (long long)id);
+    if (wait) {
+      ret = sl_cli_wait_print(j, &id, 1, timeout, json);
+      goto out;
+    }
+    printf("%lld\n", (long long)id);
+    ret = SL_EXIT_OK;
+    goto out;
+  }
+
+  nlines = read_lines(&lines, &linenos);
+  if (nlines < 0) {
+    fprintf(stderr, "sluice enqueue: out of memory reading stdin\n");
+    nlines = 0;
+    goto out;
+  }
+  specs = calloc(nlines ? (size_t)nlines : 1, sizeof *specs);
+  ids = calloc(nlines ? (size_t)nlines : 1, sizeof *ids);
+  createds = calloc(nlines ? (size_t)nlines : 1, sizeof *createds);
+  envs = calloc(nlines ? (size_t)nlines : 1, sizeof *envs);
+  if (!specs || !ids || !createds || !envs) {
+    fprintf(stderr, "sluice enqueue: out of memory\n");
+    goto out;
+  }
+  for (i = 0; i < nlines; i++) {
+    specs[i] = base;
+    specs[i].body = lines[i];
+    if (envelope && sl_envelope_parse(lines[i], &base, now, &specs[i],
+                                      &envs[i], why, sizeof why) != 0) {
+      report_line(j, linenos[i], lines[i], why);
+      ret = SL_EXIT_FAILED;
+      goto out;
+    }
+  }
+  {
+    size_t bad = 0;
+    rc = sl_enqueue_many_created(j, specs, (size_t)nlines, ids, createds,
+                                 &bad);
+    if (rc != SL_OK) {
+      if (rc == SL_BAD_JOB || rc == SL_INVAL)
+        report_line(j, linenos[bad], lines[bad], NULL);
+      else
+        sl_cli_report(j, rc, "nothing was enqueued");
+      ret = rc == SL_BAD_JOB || rc == SL_INVAL ? SL_EXIT_FAILED
+                                               : SL_EXIT_JOURNAL;
+      goto out;
+    }
+  }
+  if (wait) {
+    ret = sl_cli_wait_print(j, ids, (size_t)nlines, timeout, json);
+    goto out;
+  }
+  for (i = 0; envelope && i < nlines; i++)
+    printf("{\"line\":%ld,\"id\":%lld,\"created\":%s}\n", linenos[i],
+           (long long)ids[i], createds[i] ? "true" : "false");
+  for (i = 0; !envelope && print_ids && i < nlines; i++)
+    printf("%lld\n", (long long)ids[i]);
+  if (!envelope && !print_ids)
+    printf("%ld\n", nlines);
+  ret = SL_EXIT_OK;
+
+out:
+  for (i = 0; i < nlines; i++) {
+    free(lines[i]);
+    if (envs)
+      sl_envelope_free(&envs[i]);
+  }
+  free(lines);
+  free(linenos);
+  free(specs);
+  free(ids);
+  free(createds);
+  free(envs);
+  sl_close(j);
+  return ret;
+}

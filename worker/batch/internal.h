@@ -1,0 +1,187 @@
+/*
+ * internal.h: what the files of the batch route (worker/batch/) share and
+ * nothing else sees: the route's state and the helpers its steps call.
+ * Names shared between files carry the sl__batch_ prefix (internal, as
+ * libuv's uv__).
+ */
+#ifndef SL_BATCH_INTERNAL_H
+#define SL_BATCH_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "batch.h"
+#include "classify.h"
+#include "list.h"
+
+/* An output line longer than this fails its job too_large (its result is
+ * not stored); SLUICE_BATCH_MAX_LINE (bytes) lowers it for tests. */
+#define MAX_LINE (64u * 1024 * 1024)
+#define MAX_PAGES 1000               /* recovery listing bound */
+#define MAX_FILE_TRIES 6   /* 404s or short reads of one output/error file
+                              before it is taken as unavailable */
+#define MAX_TODO_TRIES 6   /* failed cancels/deletes of one remote object */
+
+enum op {
+  OP_NONE,
+  OP_LIST_BATCHES,
+  OP_LIST_FILES,
+  OP_CANCEL,
+  OP_CHECK,
+  OP_DELETE,
+  OP_UPLOAD,
+  OP_CREATE,
+  OP_POLL,
+  OP_DOWNLOAD
+};
+
+struct todo {
+  int cancel; /* 1: cancel a duplicate batch; 2: one no longer needed;
+                 0: delete a file */
+  int check;  /* a cancel went unanswered: GET its status before another */
+  int tries;
+  int64_t not_before; /* its own backoff: the rest of the route goes on */
+  char id[96];
+};
+
+struct ingest {
+  int active;
+  int64_t batch_id;
+  int phase; /* 0: output file, 1: error file, 2: finish */
+  int token_limit;
+  char status[32], out_id[96], err_id[96], reason[512];
+  struct sl_batch_ingester g; /* the file being read (batch.h) */
+  /* Checked against request_counts: a file is complete only with `want`
+   * lines (well-formed or not, but newline-terminated). A short read is
+   * downloaded again, at most MAX_FILE_TRIES times (as are 404s). */
+  int64_t want[2];
+  int tries[2], unavailable[2];
+};
+
+struct sl_batch_route {
+  struct sl_batch_env env;
+  uint64_t n_succeeded, n_retried, n_failed; /* lines applied, by outcome */
+  uv_timer_t timer;
+  int timer_open, stopping;
+  uint64_t tick_ms;
+  int64_t token;
+  char journal_id[64];
+  char crash_at[32];
+  size_t max_line;
+
+  int need_recover, recover_phase, pages;
+  char after[96];
+  char **refs; /* input file ids of our remote batches */
+  size_t nrefs, caprefs;
+  struct todo *todo;
+  size_t ntodo, captodo;
+
+  int64_t next_adopt_ms, next_try_ms;
+  int fail_streak;
+
+  /* Models refused for the enqueued-token limit, and the open tokens seen
+   * then: no batch of the model is created while others are open until
+   * some of those tokens have gone (room seen). */
+  struct refused {
+    char model[128];
+    int64_t open_at;
+  } refused[8];
+  size_t nrefused;
+  int64_t paced_logged; /* last batch whose wait was logged */
+
+  enum op op;
+  int64_t op_batch;
+  struct sl_http_request req;
+  const char *headers[4 + 16]; /* + extra_headers (batch.h) */
+  char idem[160];
+  char url[1024];
+  char *body;
+  char path[1024];
+  char fname[160];
+  const char *form[3];
+
+  struct ingest in;
+};
+
+/* ------------------------------------------------------------ api.c */
+
+/* 1 for a complete 2xx answer. */
+int sl__batch_status_ok(const struct sl_http_request *q);
+/* A failed call whose effect is unknown (it may have left this host and
+ * did not come back as a complete 4xx). */
+int sl__batch_unanswered(const struct sl_http_request *q);
+/* The response body parsed, or NULL (free with cJSON_Delete). */
+cJSON *sl__batch_resp_json(const struct sl_http_request *q);
+const char *sl__batch_jstr(const cJSON *o, const char *k);
+int64_t sl__batch_jnum(const cJSON *o, const char *k);
+/* Classify a failed API call; returns its policy and writes why. */
+const struct sl_failclass_policy *
+sl__batch_classify_call(const struct sl_http_request *q, char *why,
+                        size_t len);
+/* A call failed in a way worth trying again: back off the whole route. */
+void sl__batch_back_off(struct sl_batch_route *r, const char *what,
+                        const char *why);
+/* r->url from the base URL and path; 0, or -1 (logged). */
+int sl__batch_set_url(struct sl_batch_route *r, const char *path);
+/* Start r->req (url, method, body set by the caller); 0, or -1. */
+int sl__batch_send_req(struct sl_batch_route *r, enum op op, int64_t batch,
+                       const char *method, int json_body);
+void sl__batch_reset_req(struct sl_batch_route *r);
+/* Queue a cancel (1: duplicate, 2: no longer needed) or delete (0). */
+void sl__batch_add_todo(struct sl_batch_route *r, int cancel,
+                        const char *id);
+void sl__batch_add_ref(struct sl_batch_route *r, const char *id);
+int sl__batch_is_ref(const struct sl_batch_route *r, const char *id);
+void sl__batch_clear_refs(struct sl_batch_route *r);
+int sl__batch_remote_active(const char *status);
+int sl__batch_remote_ended(const char *status);
+void sl__batch_file_name(const struct sl_batch_route *r, int64_t id,
+                         char *buf, size_t len);
+/* Local batch id from one of our file names, or 0. */
+int64_t sl__batch_file_batch(const struct sl_batch_route *r,
+                             const char *name);
+/* End a local batch; 0, or -1 (logged; tried again later). */
+int sl__batch_end_batch(struct sl_batch_route *r, int64_t id,
+                        const struct sl_batch_end *e);
+/* An upload or create refused for good: the batch fails by that class. */
+void sl__batch_refuse_batch(struct sl_batch_route *r, int64_t id,
+                            const struct sl_failclass_policy *pol,
+                            const char *why);
+/* SLUICE_CRASH_AT: _exit(137) at the named step (kill -9 tests). */
+void sl__batch_crash_point(struct sl_batch_route *r, const char *name);
+
+/* ---------------------------------------------------------- route.c */
+
+/* The one completion callback of the route's requests. */
+void sl__batch_on_done(struct sl_http_request *q);
+/* Run the next step at once. */
+void sl__batch_kick(struct sl_batch_route *r);
+/* A batch refused for the enqueued-token limit: learn it, pace the model. */
+void sl__batch_token_refused(struct sl_batch_route *r, int64_t id,
+                             const char *msg);
+
+/* --------------------------------------------------------- ingest.c */
+
+/* Download the next file of r->in, or end the batch when none is left. */
+void sl__batch_continue_ingest(struct sl_batch_route *r);
+void sl__batch_download_done(struct sl_batch_route *r,
+                             struct sl_http_request *q);
+/* Let go of r->in (counted into the route's totals). */
+void sl__batch_ingest_free(struct sl_batch_route *r);
+
+/* -------------------------------------------------------- recover.c */
+
+void sl__batch_start_list(struct sl_batch_route *r);
+void sl__batch_list_done(struct sl_batch_route *r, struct sl_http_request *q,
+                         enum op op);
+/* Queue deletes for files finished batches left behind. */
+void sl__batch_sweep_files(struct sl_batch_route *r);
+/* Move a due todo to the end (where start_todo takes it); 0 if none. */
+int sl__batch_ready_todo(struct sl_batch_route *r, int64_t now);
+void sl__batch_start_todo(struct sl_batch_route *r);
+void sl__batch_todo_done(struct sl_batch_route *r, struct sl_http_request *q,
+                         enum op op);
+
+#endif

@@ -1,0 +1,180 @@
+/*
+ * engine.h: what the loop shell (worker.c) and the online route (online.c)
+ * share, and nothing outside the worker sees: the worker, its jobs, and
+ * the one function that moves a job between phases.
+ *
+ * A job this process holds is in exactly one phase, named by wj->phase and
+ * matched by the list its embedded node is on (one list per phase, counted):
+ *
+ *   claim -> HELD --storm admits--> IN_FLIGHT --answer/abort--> DONE
+ *             |                                                  ^
+ *             +------- released unsent / failed locally ---------+
+ *   DONE --group commit--> freed
+ *
+ * Internal names shared between files carry the sl__ prefix (as libuv marks
+ * uv__): they are not API.
+ *
+ * Error returns, the engine's one convention: a function that can fail
+ * returns int, 0 (SL_OK) or a negative enum sl_err (sluice.h), so that
+ * sl_strerror names it; a parser's -1 is SL_INVAL. libuv and libcurl codes
+ * stay inside the transport (http.c maps them). docs/internals/worker.md.
+ */
+#ifndef SL_ENGINE_H
+#define SL_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "http.h"
+#include "identity.h"
+#include "list.h"
+#include "retention.h"
+#include "sluice.h"
+#include "storm/storm.h"
+#include "worker.h"
+
+/* A busy journal: how long a write polls for the lock with the loop
+ * stopped, and how soon it is retried from the loop (issue 14). */
+#define SL_WORKER_BUSY_MS 5
+#define SL_WORKER_BUSY_RETRY_MS 2
+
+enum sl_wjob_phase {
+  SL_WJOB_NEW,       /* allocated, on no list */
+  SL_WJOB_HELD,      /* claimed, held back by storm control */
+  SL_WJOB_IN_FLIGHT, /* its request is out */
+  SL_WJOB_DONE,      /* its outcome waits for the group commit */
+  SL_WJOB__COUNT
+};
+
+struct sl_worker;
+
+struct sl_wjob {
+  struct sl_list node;         /* on w->phase_list[phase] */
+  enum sl_wjob_phase phase;    /* moved only by sl__wjob_move */
+  struct sl_worker *w;
+  struct sl_claimed_job job;   /* owns its strings */
+  struct sl_http_request req;
+  struct sl_completion c;
+  const char *headers[5 + SL_MAX_EXTRA_HEADERS];
+  char idem_header[300];
+  char url[1024];
+  char why[512];
+  int64_t started_ms;
+  struct sl_storm_ticket ticket; /* storm control (storm.h) */
+  int spilled;                   /* its outcome is in the spill file */
+  int lease_lost;                /* a renewal was refused: not ours now */
+};
+
+struct sl_metrics;
+struct sl_web;
+struct sl_spill;
+struct sl_batch_route;
+
+struct sl_worker {
+  const struct sl_worker_config *cfg;
+  uv_loop_t loop;
+  struct sl_journal *j;
+  struct sl_http *http;
+  uv_timer_t tick, due, drain, recheck;
+  uv_timer_t retry;            /* a write refused by a busy journal */
+  uv_check_t check;
+  uv_idle_t idle;
+  uv_poll_t wake_poll;         /* on sl_journal_wake_fd */
+  uv_signal_t sigterm, sigint, sighup;
+  int wake_polling;
+  unsigned recheck_n;          /* change checks after a wake event */
+
+  /* The jobs held, one list per phase (NEW's stays empty). */
+  struct sl_list phase_list[SL_WJOB__COUNT];
+  size_t n_phase[SL_WJOB__COUNT];
+  struct sl_completion *cbuf;  /* contiguous copy of DONE for sl_complete */
+  size_t cap_cbuf;
+  size_t concurrency;          /* live value: SIGHUP may change it */
+  uint64_t watchdog_usec, next_watchdog_ms;
+  struct sl_metrics *metrics;  /* NULL unless --metrics-port */
+  struct sl_web *web;          /* NULL unless --dashboard-port */
+  struct sl_storm *storm;      /* storm control: admission, deferral */
+  struct sl_retention retention; /* --prune-older-than */
+  struct sl_spill *spill;      /* NULL if no space could be reserved */
+  char spill_dir[4096], journal_id[64];
+  int flush_rc;                /* why the last flush failed; 0: it did not */
+
+  char *auth_header;
+  int64_t change_mark;         /* sl_journal_changed's */
+  int64_t next_rescue_ms, flush_retry_ms, flush_backoff_ms;
+  int64_t busy_since_ms;       /* the flush has found the lock held since */
+  int claim_busy, extend_busy; /* retry these when the retry timer fires */
+  int64_t extend_since_ms;     /* the heartbeat has found the lock held since */
+  int want_claim, draining, aborting, stopping;
+  uint64_t rng;
+  int result;
+  struct sl_batch_route *batch; /* NULL with --no-batch */
+  struct sl_identity me;        /* worker identity (identity.h) */
+  int64_t next_beat_ms;
+  int identified;               /* recorded, predecessors taken over */
+  unsigned identify_failed;
+
+  struct {
+    uint64_t claimed, sent, succeeded, retried, failed, released, lost;
+  } n;
+};
+
+#define sl__n_in_flight(w) ((w)->n_phase[SL_WJOB_IN_FLIGHT])
+#define sl__n_done(w) ((w)->n_phase[SL_WJOB_DONE])
+
+/* --------------------------------------------------------- wjob.c */
+
+/* The one way a job changes phase: off its list, onto the new one's tail
+ * (DONE keeps completion order for the group commit). */
+void sl__wjob_move(struct sl_worker *w, struct sl_wjob *wj,
+                   enum sl_wjob_phase to);
+/* A job for a claimed one (its strings copied into the same allocation),
+ * in phase NEW; NULL when out of memory. */
+struct sl_wjob *sl__wjob_new(const struct sl_claimed_job *src);
+/* Off its list, and freed. */
+void sl__wjob_free(struct sl_worker *w, struct sl_wjob *wj);
+
+/* ------------------------------------------------------- commit.c */
+
+/* Room in w->cbuf for n completions; SL_OK or SL_NOMEM. */
+int sl__cbuf_fit(struct sl_worker *w, size_t n);
+/* Commit every DONE outcome in one transaction, or keep them for later. */
+void sl__flush(struct sl_worker *w);
+/* Write the DONE outcomes not yet spilled to the spill file; returns how
+ * many could not be written. */
+size_t sl__spill_pending(struct sl_worker *w);
+
+/* -------------------------------------------------------- lease.c */
+
+/* Extend leases of held and in-flight jobs past half their time. */
+void sl__heartbeat(struct sl_worker *w, int64_t now);
+/* Record this worker, then take over dead predecessors (sets
+ * w->identified once done). */
+void sl__identify(struct sl_worker *w);
+/* Ingest dead peers' spill files, then take their leases; SL_OK or the
+ * error that postponed it. */
+int sl__take_over_gone(struct sl_worker *w);
+int sl__spill_adopt(struct sl_worker *w);
+/* Before the first claim: ingest earlier spill files, reserve ours. */
+int sl__spill_start(struct sl_worker *w);
+
+/* ------------------------------------------------------- worker.c */
+
+/* The busy-journal retry timer's callback. */
+void sl__on_retry(uv_timer_t *t);
+
+/* ------------------------------------------------------- online.c */
+
+/* Send a job admitted by storm control, or decide it locally (lease lost,
+ * deadline passed, URL too long, transport refused): either way it ends
+ * IN_FLIGHT or DONE. */
+void sl__online_start(struct sl_worker *w, struct sl_wjob *wj);
+
+/* Give a held job back unsent (storm control's release). */
+void sl__online_release(struct sl_worker *w, struct sl_wjob *wj,
+                        int64_t run_after_ms, const char *fclass,
+                        const char *why);
+
+#endif
