@@ -67,8 +67,10 @@ SELECT CASE WHEN i % 10 = 1 THEN 'batch' WHEN i % 10 = 2 THEN 'later'
        printf('%012x%08x', t, i), t - 86400000, t - 86400000
   FROM c, now;
 -- a new job must be pending (the SQL door); the finished ones move on
-UPDATE jobs SET state = 'succeeded', attempts = 1,
-  finished_at = created_at WHERE queue = 'done';
+-- along the state machine (migration 0013): pending, running, succeeded
+UPDATE jobs SET state = 'running', attempts = 1 WHERE queue = 'done';
+UPDATE jobs SET state = 'succeeded', finished_at = created_at
+ WHERE queue = 'done';
 COMMIT;
 SQL
   GEN_MS=$(( $(ms) - t0 ))

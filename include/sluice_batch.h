@@ -50,7 +50,9 @@ struct sl_batch_backlog {
 };
 
 /* Backlog of deferrable due pending jobs of unpaused queues, one row per
- * endpoint and model (at most max rows). Reads only. */
+ * endpoint and model (at most max rows). Reads only, and a bounded number
+ * of jobs: the first SL_BATCH_MAX_INPUTS + 1 in claim order (priority,
+ * run_after), so a cut window still shows a full batch. */
 int sl_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
                      struct sl_batch_backlog *out, size_t max, size_t *n);
 

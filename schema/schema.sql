@@ -257,22 +257,25 @@ BEGIN
   UPDATE replays SET replayed = changes() WHERE id = NEW.id;
 END;
 
--- Admin views.
+-- Admin views. queue_stats reads the counts of job_counts (migration
+-- 0015), not the jobs.
 CREATE VIEW queue_stats AS
-SELECT queue,
-       sum(state = 'pending')   AS pending,
-       sum(state = 'running')   AS running,
-       sum(state = 'batched')   AS batched,
-       sum(state = 'succeeded') AS succeeded,
-       sum(state = 'failed')    AS failed,
-       sum(state = 'cancelled') AS cancelled,
+SELECT c.queue,
+       sum(CASE WHEN c.state = 'pending' THEN c.n ELSE 0 END)   AS pending,
+       sum(CASE WHEN c.state = 'running' THEN c.n ELSE 0 END)   AS running,
+       sum(CASE WHEN c.state = 'batched' THEN c.n ELSE 0 END)   AS batched,
+       sum(CASE WHEN c.state = 'succeeded' THEN c.n ELSE 0 END) AS succeeded,
+       sum(CASE WHEN c.state = 'failed' THEN c.n ELSE 0 END)    AS failed,
+       sum(CASE WHEN c.state = 'cancelled' THEN c.n ELSE 0 END) AS cancelled,
        -- age of the oldest pending job that is due; NULL if none
        CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)
-         - min(CASE WHEN state = 'pending' AND run_after <=
-               CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)
-               THEN run_after END) AS lag_ms
-  FROM jobs
- GROUP BY queue;
+         - (SELECT min(run_after) FROM jobs
+             WHERE state = 'pending' AND queue = c.queue
+               AND run_after <= CAST((julianday('now') - 2440587.5)
+                                     * 86400000.0 AS INTEGER)) AS lag_ms
+  FROM job_counts c
+ GROUP BY c.queue
+HAVING sum(c.n) <> 0;
 
 CREATE VIEW failed_jobs AS
 SELECT j.id, j.queue, j.partition, j.endpoint, j.model, j.attempts,
@@ -826,3 +829,64 @@ END;
 CREATE VIEW workable_jobs AS
 SELECT * FROM jobs
  WHERE state = 'pending' AND (NOT EXISTS (SELECT 1 FROM queues WHERE paused = 1) OR queue NOT IN (SELECT name FROM queues WHERE paused = 1));
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/0015_job_counts.sql (counts kept by triggers, so
+-- that status and the idle count cost O(queues); queue_stats above reads
+-- them).
+-- ---------------------------------------------------------------------
+
+-- One row per (queue, state, urgency, class): urgency because the idle
+-- count leaves out urgent jobs of an online-paused queue; class (the
+-- failed job's last_class, 'unknown' for none; '' in every other state)
+-- for the failures by class. Rows that fall to 0 stay (a queue has few).
+CREATE TABLE job_counts (
+  queue   TEXT NOT NULL,
+  state   TEXT NOT NULL,
+  urgency TEXT NOT NULL,
+  class   TEXT NOT NULL,
+  n       INTEGER NOT NULL,
+  PRIMARY KEY (queue, state, urgency, class)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER jobs_count_insert
+AFTER INSERT ON jobs
+BEGIN
+  INSERT INTO job_counts (queue, state, urgency, class, n)
+  VALUES (NEW.queue, NEW.state, NEW.urgency,
+          CASE WHEN NEW.state = 'failed'
+               THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
+  ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = n + 1;
+END;
+
+-- Only a change of the key fires the body (a lease extension, a retry
+-- that stays pending, touch none of these columns or leave the key as it
+-- was). Both rows in one upsert: one statement per change, not two.
+CREATE TRIGGER jobs_count_update
+AFTER UPDATE OF queue, state, urgency, last_class ON jobs
+WHEN NEW.state IS NOT OLD.state OR NEW.queue IS NOT OLD.queue
+  OR NEW.urgency IS NOT OLD.urgency
+  OR (NEW.state = 'failed' AND NEW.last_class IS NOT OLD.last_class)
+BEGIN
+  INSERT INTO job_counts (queue, state, urgency, class, n)
+  VALUES (OLD.queue, OLD.state, OLD.urgency,
+          CASE WHEN OLD.state = 'failed'
+               THEN coalesce(OLD.last_class, 'unknown') ELSE '' END, -1),
+         (NEW.queue, NEW.state, NEW.urgency,
+          CASE WHEN NEW.state = 'failed'
+               THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
+  ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = n + excluded.n;
+END;
+
+CREATE TRIGGER jobs_count_delete
+AFTER DELETE ON jobs
+BEGIN
+  UPDATE job_counts SET n = n - 1
+   WHERE queue = OLD.queue AND state = OLD.state AND urgency = OLD.urgency
+     AND class = CASE WHEN OLD.state = 'failed'
+                      THEN coalesce(OLD.last_class, 'unknown') ELSE '' END;
+END;
+
+-- The age of each queue's oldest due job is one seek here.
+CREATE INDEX jobs_pending_queue ON jobs (queue, run_after)
+  WHERE state = 'pending';

@@ -1,8 +1,8 @@
 /* counts.c: the overview's per-queue counts (sl_status), refreshed by a
  * thread of their own on its own journal connection, so that a page never
- * waits for them. Until per-queue counters exist (the scale issue),
- * sl_status scans the jobs table: over a second at a million jobs. The
- * thread recounts only while someone looks (a page asked in the last
+ * waits for them. sl_status reads per-queue counts (migration 0015), so a
+ * count is cheap now; the thread keeps pages from ever waiting on the
+ * journal's lock. The thread recounts only while someone looks (a page asked in the last
  * minute) and the journal changed (sl_journal_changed, checked every half
  * second), at most every max(2 s, 5 x the last count's time), which bounds
  * its CPU to a fifth of a core. A page shows how old its counts are; after a dashboard action a

@@ -50,10 +50,24 @@ int sl__sqlite_batch_backlog(struct sl_journal *j,
                              const struct sl_batch_filter *f,
                              struct sl_batch_backlog *out, size_t max,
                              size_t *n) {
+  /* A window, not the whole backlog (issue 14: 244 ms a second at 1M
+   * pending): the first ?4 eligible jobs in claim order, read by index
+   * seeks per deferrable priority (jobs not yet due are never walked).
+   * ?4 is one more than a full batch file holds, so a window that is cut
+   * still tells a full batch; a group beyond it is seen once the window's
+   * groups are packed (at the latest after their max_wait). */
   static const char sql[] =
-      "SELECT endpoint, count(*), sum(" LINE_BYTES "), min(run_after),"
-      " coalesce(min(deadline), 0), model, sum(" INPUTS ") FROM jobs WHERE"
-      ELIGIBLE " GROUP BY endpoint, model ORDER BY min(run_after)";
+      "WITH RECURSIVE g(p) AS (SELECT (SELECT min(priority) FROM jobs"
+      "  WHERE state = 'pending' AND urgency = 'deferrable')"
+      "  UNION ALL SELECT (SELECT min(priority) FROM jobs WHERE state ="
+      "  'pending' AND urgency = 'deferrable' AND priority > g.p) FROM g"
+      "  WHERE p IS NOT NULL LIMIT 100000),"
+      " w AS (SELECT endpoint, model, body, run_after, deadline FROM jobs"
+      "  INDEXED BY jobs_pending WHERE" ELIGIBLE
+      "  AND priority IN (SELECT p FROM g) LIMIT ?4)"
+      " SELECT endpoint, count(*), sum(" LINE_BYTES "), min(run_after),"
+      " coalesce(min(deadline), 0), model, sum(" INPUTS ") FROM w"
+      " GROUP BY endpoint, model ORDER BY min(run_after)";
   sqlite3_stmt *st = NULL;
   char *qjson = NULL;
   size_t got = 0;
@@ -67,6 +81,7 @@ int sl__sqlite_batch_backlog(struct sl_journal *j,
   rc = bind_filter(st, f, &qjson);
   if (rc != SL_OK)
     goto out;
+  sqlite3_bind_int64(st, 4, SL_BATCH_MAX_INPUTS + 1);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     struct sl_batch_backlog *b;
     const unsigned char *ep = sqlite3_column_text(st, 0);

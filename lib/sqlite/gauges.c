@@ -11,10 +11,11 @@ static const struct {
   const char *sql; /* columns: label1, label2, value (labels may be NULL) */
 } sets[] = {
     {SL_GAUGES_JOBS,
-     "SELECT queue, state, count(*) FROM jobs GROUP BY 1, 2"},
+     "SELECT queue, state, sum(n) FROM job_counts GROUP BY 1, 2"
+     " HAVING sum(n) <> 0"},
     {SL_GAUGES_FAILED,
-     "SELECT coalesce(last_class, 'unknown'), NULL, count(*) FROM jobs"
-     " WHERE state = 'failed' GROUP BY 1"},
+     "SELECT class, NULL, sum(n) FROM job_counts"
+     " WHERE state = 'failed' GROUP BY 1 HAVING sum(n) <> 0"},
     {SL_GAUGES_BATCHES, "SELECT state, NULL, count(*) FROM batches GROUP BY 1"},
     {SL_GAUGES_BUCKET_REQUESTS,
      "SELECT endpoint, model, req_level FROM rate_buckets"},
@@ -26,14 +27,16 @@ static const struct {
      "SELECT queue, NULL, total_tokens FROM usage_daily"
      " WHERE day = CAST(?1 / 86400000 AS INTEGER)"},
     {SL_GAUGES_LAG,
-     "SELECT queue, NULL, (?1 - min(run_after)) / 1000.0 FROM jobs"
-     " WHERE state = 'pending' AND run_after <= ?1 GROUP BY 1"},
+     "SELECT queue, NULL, (?1 - m) / 1000.0 FROM (SELECT queue,"
+     " (SELECT min(run_after) FROM jobs WHERE state = 'pending'"
+     " AND queue = c.queue AND run_after <= ?1) AS m FROM job_counts c"
+     " WHERE state = 'pending' AND n > 0 GROUP BY queue) WHERE m IS NOT NULL"},
     {SL_GAUGES_PAUSED,
      "SELECT name, 'all', paused FROM queues"
      " UNION ALL SELECT queue, 'online', online_paused FROM queue_limits"},
     {SL_GAUGES_FAILED_BY_QUEUE,
-     "SELECT queue, coalesce(last_class, 'unknown'), count(*) FROM jobs"
-     " WHERE state = 'failed' GROUP BY 1, 2"},
+     "SELECT queue, class, sum(n) FROM job_counts"
+     " WHERE state = 'failed' GROUP BY 1, 2 HAVING sum(n) <> 0"},
 };
 
 int sl__sqlite_gauges(struct sl_journal *j, enum sl_gauge_set set,

@@ -79,7 +79,6 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     "  AND urgency = g.u AND priority = g.p))"
     " FROM g WHERE p IS NOT NULL",
   [SL_STMT_COUNT_ACTIVE] =
-    "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending')"
-    " + (SELECT count(*) FROM jobs WHERE state = 'running')"
-    " + (SELECT count(*) FROM jobs WHERE state = 'batched')",
+    "SELECT coalesce(sum(n), 0) FROM job_counts WHERE state = 'pending'"
+    " OR state = 'running' OR state = 'batched'",
 };

@@ -21,14 +21,13 @@ void sl_status_free(struct sl_queue_status *st, size_t n) {
   free(st);
 }
 
-/* Failed jobs by queue and class (the jobs_failed index), attached to the
- * queues of arr (sorted by name, as both queries are). */
+/* Failed jobs by queue and class (job_counts, migration 0015), attached to
+ * the queues of arr (sorted by name, as both queries are). */
 static int status_failures(struct sl_journal *j, struct sl_queue_status *arr,
                            size_t len) {
   static const char sql[] =
-      "SELECT queue, coalesce(last_class, 'unknown'), count(*) FROM jobs"
-      " WHERE state = 'failed' GROUP BY queue, last_class"
-      " ORDER BY queue, 3 DESC, 2";
+      "SELECT queue, class, sum(n) FROM job_counts WHERE state = 'failed'"
+      " GROUP BY queue, class HAVING sum(n) > 0 ORDER BY queue, 3 DESC, 2";
   sqlite3_stmt *st = sl__journal_sql(j, sql);
   size_t q = 0;
   int rc, oom = 0;

@@ -279,6 +279,16 @@ sql "SELECT idempotency_key FROM jobs WHERE state='succeeded'" | sort >"$T/ok"
 eq "a key answered twice belongs to a job that succeeded once" 0 \
   "$(comm -23 "$T/dups" "$T/ok" | wc -l)"
 eq "PRAGMA integrity_check at the end" ok "$(sql 'PRAGMA integrity_check')"
+# The per-queue counts (migration 0015) survived every kill -9, full disk,
+# plain-SQL producer and prune: they equal a recount of the jobs.
+eq "job_counts equals a recount of jobs" 0 "$(sql "
+  WITH r AS (SELECT queue, state, urgency, CASE WHEN state = 'failed'
+       THEN coalesce(last_class, 'unknown') ELSE '' END AS class,
+       count(*) AS n FROM jobs GROUP BY 1, 2, 3, 4),
+     c AS (SELECT queue, state, urgency, class, n FROM job_counts WHERE n <> 0)
+  SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM c))
+       + (SELECT count(*) FROM (SELECT * FROM c EXCEPT SELECT * FROM r))")"
+check "job_counts is not empty" test "$(sql 'SELECT sum(n) FROM job_counts')" -gt 0
 echo "jobs $(grep -c . "$T/reported"): succeeded" \
   "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded' AND queue<>'ancient'")," \
   "failed $(sql "SELECT count(*) FROM jobs WHERE state='failed'");" \

@@ -30,7 +30,8 @@ static int on_stmt(unsigned type, void *ctx, void *p, void *x) {
   (void)type;
   (void)x;
   if (!sql || !strncmp(sql, "--", 2) ||
-      sqlite3_strlike("%jobs%", sql, 0) != 0)
+      (sqlite3_strlike("%jobs%", sql, 0) != 0 &&
+       sqlite3_strlike("%queue_stats%", sql, 0) != 0))
     return 0;
   for (i = 0; i < t->n; i++)
     if (!strcmp(t->sql[i], sql))
@@ -108,6 +109,10 @@ static void complete(struct sl_journal *j, const struct sl_claimed_job *c,
   assert_int_equal(d.rc, SL_OK);
 }
 
+static void on_gauge(void *arg, const char *l1, const char *l2, double v) {
+  (void)arg, (void)l1, (void)l2, (void)v;
+}
+
 static void test_no_full_scan_of_jobs(void **state) {
   struct tu *t = *state;
   struct traced tr = {0};
@@ -115,6 +120,7 @@ static void test_no_full_scan_of_jobs(void **state) {
   struct sl_batch_filter bf = {0};
   struct sl_batch_backlog bl[4];
   struct sl_worker_ident me = {0};
+  struct sl_queue_status *qs = NULL;
   int64_t now = sl_now_ms(), v, ids[2], tokens[2], exp;
   int rcs[2], i, bad = 0;
   size_t n;
@@ -155,6 +161,11 @@ static void test_no_full_scan_of_jobs(void **state) {
   assert_int_equal(sl_next_due(t->j, &v), SL_OK);
   assert_int_equal(sl_count_active(t->j, &v), SL_OK);
   assert_int_equal(sl_count_workable(t->j, NULL, &v), SL_OK);
+  assert_int_equal(sl_status(t->j, &qs, &n), SL_OK);
+  sl_status_free(qs, n);
+  for (i = SL_GAUGES_JOBS; i <= SL_GAUGES_FAILED_BY_QUEUE; i++)
+    assert_int_equal(sl_gauges(t->j, (enum sl_gauge_set)i, on_gauge, NULL),
+                     SL_OK);
   assert_int_equal(sl_batch_backlog(t->j, &bf, bl, 4, &n), SL_OK);
   assert_int_equal(sl_worker_heartbeat(t->j, now), SL_OK);
   assert_int_equal(sl_route_release_held(t->j, "/v1/responses", "m", now,
@@ -245,6 +256,66 @@ static void test_next_due_is_a_seek(void **state) {
   assert_true(steps < 300);
 }
 
+/* status, the idle count and the active count beside 3,000 jobs read the
+ * per-queue counts (migration 0015), not the jobs: a few hundred VM
+ * steps, where a count of the jobs takes one step per job at least. */
+static void test_status_reads_counts(void **state) {
+  struct tu *t = *state;
+  struct sl_queue_status *qs = NULL;
+  int64_t steps, v;
+  size_t n;
+
+  t->j = tu_open(t);
+  enqueue_n(t->j, 1500, "urgent", 0, 0, 0);
+  enqueue_n(t->j, 1500, "deferrable", 0, 0, 0);
+  vm_steps(t->j->db);
+  assert_int_equal(sl_status(t->j, &qs, &n), SL_OK);
+  steps = vm_steps(t->j->db);
+  assert_int_equal(n, 1);
+  assert_int_equal(qs[0].pending, 3000);
+  sl_status_free(qs, n);
+  if (steps >= 1000)
+    print_error("status: %lld VM steps\n", (long long)steps);
+  assert_true(steps < 1000);
+  assert_int_equal(sl_count_workable(t->j, NULL, &v), SL_OK);
+  assert_int_equal(sl_count_active(t->j, &v), SL_OK);
+  steps = vm_steps(t->j->db);
+  assert_int_equal(v, 3000);
+  if (steps >= 1000)
+    print_error("count_workable + count_active: %lld VM steps\n",
+                (long long)steps);
+  assert_true(steps < 1000);
+}
+
+/* The batch backlog beside 3,000 deferrable jobs scheduled an hour ahead
+ * at priority 0 sees the 5 due at priority 1 without walking the others,
+ * and beside more than a batch file of due jobs it counts a window of
+ * SL_BATCH_MAX_INPUTS + 1 of them. */
+static void test_batch_backlog_is_bounded(void **state) {
+  struct tu *t = *state;
+  struct sl_batch_filter bf = {0};
+  struct sl_batch_backlog bl[4];
+  int64_t now = sl_now_ms(), steps;
+  size_t n;
+
+  t->j = tu_open(t);
+  enqueue_n(t->j, 3000, "deferrable", 0, now + 3600000, 0);
+  enqueue_n(t->j, 5, "deferrable", 1, 0, 0);
+  vm_steps(t->j->db);
+  assert_int_equal(sl_batch_backlog(t->j, &bf, bl, 4, &n), SL_OK);
+  steps = vm_steps(t->j->db);
+  assert_int_equal(n, 1);
+  assert_int_equal(bl[0].jobs, 5);
+  if (steps >= 3000)
+    print_error("batch backlog: %lld VM steps\n", (long long)steps);
+  assert_true(steps < 3000);
+
+  enqueue_n(t->j, SL_BATCH_MAX_INPUTS, "deferrable", 2, 0, 0);
+  assert_int_equal(sl_batch_backlog(t->j, &bf, bl, 4, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(bl[0].jobs, SL_BATCH_MAX_INPUTS + 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_no_full_scan_of_jobs, tu_setup,
@@ -255,6 +326,10 @@ int main(void) {
                                     tu_teardown),
     cmocka_unit_test_setup_teardown(test_claim_skips_jobs_scheduled_ahead,
                                     tu_setup, tu_teardown),
+    cmocka_unit_test_setup_teardown(test_status_reads_counts, tu_setup,
+                                    tu_teardown),
+    cmocka_unit_test_setup_teardown(test_batch_backlog_is_bounded, tu_setup,
+                                    tu_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
