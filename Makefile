@@ -148,6 +148,7 @@ $(LIBWORKER_A): $(WORKER_OBJ)
 	$(AR) rcs $@ $^
 
 $(LIBCLI_A): $(CLI_OBJ)
+	@mkdir -p $(@D)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
