@@ -11,6 +11,13 @@
  * returned (the commit is visible to other connections from then on).
  * bench/worker.sh joins these lines with the mock's request log on the key.
  *
+ *   worker_probe enqueue JOURNAL FILE
+ *
+ * reads FILE (JSON Lines, one body a line, as `sluice enqueue` takes on
+ * stdin) and enqueues every line with one sl_enqueue_many call, printing
+ * "ROWS CALL_S OPEN_TO_CLOSE_S": the call alone, and sl_open to sl_close
+ * (bench/enqueue.sh sets both beside the CLI on the same file).
+ *
  * Run without arguments (bench/run.sh runs every build/bench binary bare)
  * it says what it is for and exits 0. Exit 1 if a job cannot be enqueued.
  */
@@ -92,6 +99,76 @@ static int trickle(const char *path, long n, long interval_ms) {
   return fflush(stdout) == 0 ? 0 : 1;
 }
 
+static int enqueue_file(const char *path, const char *file) {
+  struct sl_open_options oo = {0};
+  struct sl_journal *j = NULL;
+  struct sl_job_spec *specs = NULL;
+  char err[512], *text = NULL, *p, *nl;
+  size_t n = 0, cap = 0, len = 0, got;
+  struct timespec a, b, o, c;
+  FILE *f = fopen(file, "rb");
+  int rc, ret = 1;
+
+  if (!f) {
+    perror(file);
+    return 1;
+  }
+  for (;;) { /* the whole file: lines point into it */
+    char *nt = realloc(text, cap = cap ? cap * 2 : 1 << 20);
+    if (!nt)
+      goto out;
+    text = nt;
+    got = fread(text + len, 1, cap - len - 1, f);
+    len += got;
+    if (len < cap - 1)
+      break;
+  }
+  text[len] = '\0';
+  for (p = text; *p; p = nl + 1) {
+    nl = strchr(p, '\n');
+    if (!nl)
+      nl = p + strlen(p);
+    if (nl > p) {
+      struct sl_job_spec *g = realloc(specs, (n + 1) * sizeof *g);
+      if (!g)
+        goto out;
+      specs = g;
+      memset(&specs[n], 0, sizeof *specs);
+      specs[n++].body = p;
+    }
+    if (!*nl)
+      break;
+    *nl = '\0';
+  }
+  oo.path = path;
+  oo.no_create = 1;
+  clock_gettime(CLOCK_MONOTONIC, &o);
+  if (sl_open(&j, &oo, err, sizeof err) != SL_OK) {
+    fprintf(stderr, "worker_probe: %s\n", err);
+    goto out;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  rc = sl_enqueue_many(j, specs, n, NULL, NULL);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  if (rc != SL_OK) {
+    fprintf(stderr, "worker_probe: sl_enqueue_many: %s\n", sl_errmsg(j));
+    goto out;
+  }
+  sl_close(j);
+  j = NULL;
+  clock_gettime(CLOCK_MONOTONIC, &c);
+  printf("%zu %.6f %.6f\n", n,
+         (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9,
+         (double)(c.tv_sec - o.tv_sec) + (double)(c.tv_nsec - o.tv_nsec) / 1e9);
+  ret = 0;
+out:
+  sl_close(j);
+  fclose(f);
+  free(specs);
+  free(text);
+  return ret;
+}
+
 int main(int argc, char **argv) {
   long n, interval;
 
@@ -100,10 +177,13 @@ int main(int argc, char **argv) {
            "producer); nothing to measure on its own\n");
     return 0;
   }
+  if (argc == 4 && strcmp(argv[1], "enqueue") == 0)
+    return enqueue_file(argv[2], argv[3]);
   if (argc != 5 || strcmp(argv[1], "trickle") != 0 ||
       parse_count(argv[3], 1, 10000000, &n) != 0 ||
       parse_count(argv[4], 0, 3600000, &interval) != 0) {
-    fprintf(stderr, "usage: worker_probe trickle JOURNAL N INTERVAL_MS\n");
+    fprintf(stderr, "usage: worker_probe trickle JOURNAL N INTERVAL_MS\n"
+                    "       worker_probe enqueue JOURNAL FILE\n");
     return 2;
   }
   return trickle(argv[2], n, interval);

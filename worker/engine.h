@@ -58,9 +58,10 @@ struct sl_wjob {
   struct sl_http_request req;
   struct sl_completion c;
   const char *headers[5 + SL_MAX_EXTRA_HEADERS];
-  char idem_header[300];
-  char url[1024];
-  char why[512];
+  char *url;                   /* sized to it; the Idempotency-Key header
+                                  line follows in the same allocation */
+  char *idem_header;
+  char *why;                   /* the outcome's reason; NULL on success */
   int64_t started_ms;
   struct sl_storm_ticket ticket; /* storm control (storm.h) */
   int spilled;                   /* its outcome is in the spill file */
@@ -72,8 +73,14 @@ struct sl_web;
 struct sl_spill;
 struct sl_batch_route;
 
+/* Longest request URL sent (longer: the job fails invalid_request) and the
+ * scratch a completion's reason is written into before it is kept. */
+#define SL_WJOB_URL_MAX 1024
+#define SL_WJOB_WHY_MAX 512
+
 struct sl_worker {
   const struct sl_worker_config *cfg;
+  char why_scratch[SL_WJOB_WHY_MAX]; /* on_http_done's reason, then copied */
   uv_loop_t loop;
   struct sl_journal *j;
   struct sl_http *http;

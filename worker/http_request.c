@@ -213,6 +213,10 @@ static int set_fixed(struct sl_http *h, struct xfer *x) {
     SETOPT(CURLOPT_XFERINFODATA, (void *)x);
     SETOPT(CURLOPT_NOPROGRESS, 0L);
   }
+  /* curl's receive buffer, one per handle in flight (16 KB by default):
+   * an API answer is a few KB, and 10,000 requests in flight hold 10,000
+   * of them. A larger body is read in more, smaller reads. */
+  SETOPT(CURLOPT_BUFFERSIZE, (long)RECV_BUF);
   SETOPT(CURLOPT_ACCEPT_ENCODING, h->accept_encoding);
   SETOPT(CURLOPT_SSL_VERIFYPEER, h->o.insecure ? 0L : 1L);
   SETOPT(CURLOPT_SSL_VERIFYHOST, h->o.insecure ? 0L : 2L);

@@ -8,6 +8,7 @@
  * rewrites it. The loop shell (worker.c) only claims, commits and wakes.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
@@ -208,6 +209,14 @@ static void no_timings(struct sl_completion *c) {
       c->t.total_ms = -1;
 }
 
+/* A copy of the reason for the commit, sized to it: a success keeps none,
+ * so a job in flight carries no reason buffer. */
+static const char *keep_why(struct sl_wjob *wj, const char *why) {
+  free(wj->why);
+  wj->why = strdup(why);
+  return wj->why ? wj->why : "(reason lost: out of memory)";
+}
+
 /* An outcome decided without a response: release, or fail by deadline. */
 static void local_outcome(struct sl_wjob *wj, enum sl_outcome o,
                           const char *fclass, const char *why) {
@@ -218,8 +227,7 @@ static void local_outcome(struct sl_wjob *wj, enum sl_outcome o,
   c->outcome = o;
   c->route = "online";
   c->failure_class = fclass;
-  snprintf(wj->why, sizeof wj->why, "%s", why);
-  c->error = wj->why;
+  c->error = keep_why(wj, why);
   c->input_tokens = c->output_tokens = c->total_tokens = -1;
   c->record_attempt = o != SL_OUTCOME_RELEASE;
   no_timings(c);
@@ -249,7 +257,9 @@ static void on_http_done(struct sl_http_request *req) {
     return;
   }
   sl_online_outcome(&w->cfg->online, &wj->job, req, now, &w->rng, &wj->c,
-                    wj->why, sizeof wj->why, &fc);
+                    w->why_scratch, sizeof w->why_scratch, &fc);
+  if (wj->c.error == w->why_scratch)
+    wj->c.error = keep_why(wj, w->why_scratch);
   wj->c.started_ms = wj->started_ms;
   sl_metrics_observe(w->metrics, "online",
                      wj->c.outcome == SL_OUTCOME_SUCCESS ? NULL
@@ -274,13 +284,13 @@ static void on_http_done(struct sl_http_request *req) {
   case SL_OUTCOME_RETRY:
     w->n.retried++;
     sl_log_attempt(SL_LOG_INFO, wj->job.id, wj->job.attempt, &la,
-                   "%s: %s; retry in %lld ms", wj->c.failure_class, wj->why,
+                   "%s: %s; retry in %lld ms", wj->c.failure_class, wj->c.error,
                    (long long)(wj->c.run_after_ms - now));
     break;
   default:
     w->n.failed++;
     sl_log_attempt(SL_LOG_WARN, wj->job.id, wj->job.attempt, &la,
-                   "failed: %s: %s", wj->c.failure_class, wj->why);
+                   "failed: %s: %s", wj->c.failure_class, wj->c.error);
     break;
   }
   sl__wjob_move(w, wj, SL_WJOB_DONE);
@@ -296,6 +306,29 @@ static void decided_locally(struct sl_worker *w, struct sl_wjob *wj,
   else
     w->n.failed++;
   sl__wjob_move(w, wj, SL_WJOB_DONE);
+}
+
+/* The URL and the Idempotency-Key line in one allocation sized to them
+ * (a job in flight holds no fixed-size buffers). -1: the URL is over
+ * SL_WJOB_URL_MAX; SL_NOMEM. */
+static int request_strings(struct sl_wjob *wj, const char *base) {
+  static const char idem[] = "Idempotency-Key: ";
+  const char *key = wj->job.idempotency_key ? wj->job.idempotency_key : "";
+  size_t ulen = strlen(base) + strlen(wj->job.endpoint) + 3, klen;
+
+  if (ulen > SL_WJOB_URL_MAX)
+    ulen = SL_WJOB_URL_MAX;
+  klen = sizeof idem + strlen(key);
+  free(wj->url);
+  wj->url = malloc(ulen + klen);
+  if (!wj->url)
+    return SL_NOMEM;
+  if (sl_online_url(base, wj->job.endpoint, wj->url, ulen) != 0)
+    return -1;
+  wj->idem_header = wj->url + ulen;
+  memcpy(wj->idem_header, idem, sizeof idem - 1);
+  memcpy(wj->idem_header + sizeof idem - 1, key, klen - sizeof idem + 1);
+  return 0;
 }
 
 void sl__online_start(struct sl_worker *w, struct sl_wjob *wj) {
@@ -324,15 +357,19 @@ void sl__online_start(struct sl_worker *w, struct sl_wjob *wj) {
   }
   if (job->deadline && job->deadline - now < timeout)
     timeout = job->deadline - now;
-  if (sl_online_url(cfg->base_url, job->endpoint, wj->url, sizeof wj->url)) {
+  rc = request_strings(wj, cfg->base_url);
+  if (rc == SL_NOMEM) {
+    sl_storm_unsent(w->storm, job, &wj->ticket, now);
+    decided_locally(w, wj, SL_OUTCOME_RELEASE, NULL, "out of memory");
+    return;
+  }
+  if (rc != 0) {
     sl_storm_unsent(w->storm, job, &wj->ticket, now);
     decided_locally(w, wj, SL_OUTCOME_FAIL,
                     sl_failclass_name(SL_FC_INVALID_REQUEST),
                     "request URL too long");
     return;
   }
-  snprintf(wj->idem_header, sizeof wj->idem_header, "Idempotency-Key: %s",
-           job->idempotency_key);
   if (w->auth_header)
     wj->headers[h++] = w->auth_header;
   for (size_t x = 0; cfg->headers && cfg->headers[x] &&
