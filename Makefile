@@ -11,12 +11,13 @@ BUILD   ?= build
 SAN     ?= 0
 CC      ?= cc
 
-LIB_PKGS    := sqlite3
+LIB_PKGS    := sqlite3 libpq
 WORKER_PKGS := sqlite3 libuv libcurl libcjson inih libmicrohttpd
 MOCK_PKGS   := libmicrohttpd libcjson
 TEST_PKGS   := cmocka libmicrohttpd
-# libpq: the PostgreSQL test helpers and baseline bench (tests/helpers/pg_*,
-# bench/bench_pg_*); libsluice does not link it yet.
+# libpq: libsluice's PostgreSQL backend (lib/pg/, through LIB_PKGS), the
+# PostgreSQL test helpers and the baseline bench (tests/helpers/pg_*,
+# bench/bench_pg_*).
 PG_PKGS     := libpq
 ALL_PKGS    := $(sort $(WORKER_PKGS) $(MOCK_PKGS) $(TEST_PKGS) $(PG_PKGS) zlib)
 
@@ -56,8 +57,10 @@ ALL_CFLAGS = $(WARN) $(OPT) -fPIC -MMD -MP $(CFLAGS)
 
 # One directory level below lib/ and worker/ (lib/sqlite/, worker/storm/, ...).
 LIB_SRC     := $(wildcard lib/*.c lib/*/*.c)
-LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o \
+               $(BUILD)/gen/pg_migrations.o
 MIGRATIONS  := $(sort $(wildcard migrations/[0-9][0-9][0-9][0-9]_*.sql))
+PG_MIGRATIONS := $(sort $(wildcard migrations/pg/[0-9][0-9][0-9][0-9]_*.sql))
 WORKER_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c worker/*/*.c))
 WORKER_OBJ  := $(WORKER_SRC:%.c=$(BUILD)/%.o)
 # The sluice command (cli/): main plus one file per command.
@@ -106,6 +109,10 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) tools/sql2c.sh
 	@mkdir -p $(@D)
 	tools/sql2c.sh $@ $(MIGRATIONS)
 
+$(BUILD)/gen/pg_migrations.c: $(PG_MIGRATIONS) tools/sql2c.sh
+	@mkdir -p $(@D)
+	SQL2C_ARRAY=sl_pg_migrations tools/sql2c.sh $@ $(PG_MIGRATIONS)
+
 $(BUILD)/gen/assets.c: $(WEB_ASSETS) tools/asset2c.sh
 	@mkdir -p $(@D)
 	tools/asset2c.sh $@ $(WEB_ASSETS)
@@ -152,7 +159,7 @@ $(LIBCLI_A): $(CLI_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-WORKER_LIBS = $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A) $(call pc_libs,$(WORKER_PKGS)) -lm
+WORKER_LIBS = $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A) $(call pc_libs,$(WORKER_PKGS) $(LIB_PKGS)) -lm
 
 $(SLUICE): $(MAIN_SRC:%.c=$(BUILD)/%.o) $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A)
 	$(CC) $(SANLD) -o $@ $< $(WORKER_LIBS)

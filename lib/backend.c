@@ -17,21 +17,19 @@ static int has_scheme(const char *s, const char *scheme) {
 /*
  * The backend for a location, and where in it the backend's own part
  * starts: a file path or file: URI (file:PATH, file://PATH) is SQLite's;
- * postgresql:// and postgres:// will be PostgreSQL's (issue 15). NULL, with
- * the reason in errbuf, for one this build cannot open.
+ * postgresql:// and postgres://, or a conninfo string (it holds '=':
+ * "host=db1 dbname=q", "service=sluice") are PostgreSQL's, handed to libpq
+ * whole. NULL, with the reason in errbuf, for one this build cannot open.
  */
 static const struct sl_backend_ops *pick(const char *loc, const char **rest,
                                          int *rc, char *errbuf,
                                          size_t errlen) {
-  if (has_scheme(loc, "postgresql://") || has_scheme(loc, "postgres://")) {
-    /* SL_INVAL, not SL_CANTOPEN: nothing to create, and the location is
-     * never echoed (it may hold a password). */
-    snprintf(errbuf, errlen, "PostgreSQL journals are not built into this "
-                             "sluice yet (a path selects SQLite)");
-    *rc = SL_INVAL;
-    return NULL;
-  }
   *rest = loc;
+  /* The location is never echoed from here on in lib/pg/: it may hold a
+   * password. */
+  if (has_scheme(loc, "postgresql://") || has_scheme(loc, "postgres://") ||
+      (strchr(loc, '=') && !has_scheme(loc, "file:")))
+    return &sl__pg_ops;
   if (has_scheme(loc, "file:")) {
     *rest = loc + 5;
     if (strncmp(*rest, "//", 2) == 0)

@@ -172,7 +172,7 @@
     int64_t *affected), (j, a, affected))
 
 struct sl_backend_ops {
-  const char *name; /* "sqlite" */
+  const char *name; /* "sqlite", "postgresql" */
   /* Open the journal at opts->location (already stripped of its scheme). */
   int (*open)(struct sl_journal **out, const struct sl_open_options *opts,
               char *errbuf, size_t errlen);
@@ -200,7 +200,8 @@ struct sl__journal_head {
 };
 #define SL__OPS(j) (((const struct sl__journal_head *)(const void *)(j))->ops)
 
-/* lib/sqlite/ops.c */
+/* lib/sqlite/ops.c, lib/pg/ops.c */
 extern const struct sl_backend_ops sl__sqlite_ops;
+extern const struct sl_backend_ops sl__pg_ops;
 
 #endif

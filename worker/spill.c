@@ -112,7 +112,7 @@ static void put_str(struct wbuf *b, const char *s, size_t n) {
 
 /* A string the worker received (body, error, request id): a server may echo
  * the key, and the file is stored on disk like the journal, so registered
- * secrets are scrubbed here as sl_bind_text scrubs them there. */
+ * secrets are scrubbed here as sl__bind_text scrubs them there. */
 static void put_text(struct wbuf *b, const char *s, size_t n) {
   size_t m = 0;
   int oom = 0;

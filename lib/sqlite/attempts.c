@@ -38,7 +38,7 @@ int sl__sqlite_job_attempts(struct sl_journal *j, int64_t id,
     return SL_INVAL;
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "reading attempts");
+    return sl__journal_fail(j, rc, "reading attempts");
   sqlite3_bind_int64(st, 1, id);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (len == cap) {
@@ -57,10 +57,10 @@ int sl__sqlite_job_attempts(struct sl_journal *j, int64_t id,
     a->started_at = sqlite3_column_int64(st, 2);
     a->finished_at = sqlite3_column_int64(st, 3);
     a->http_status = sqlite3_column_int64(st, 4);
-    a->route = sl_column_strdup(st, 5, &oom);
-    a->failure_class = sl_column_strdup(st, 6, &oom);
-    a->request_id = sl_column_strdup(st, 7, &oom);
-    a->error = sl_column_strdup(st, 8, &oom);
+    a->route = sl__column_strdup(st, 5, &oom);
+    a->failure_class = sl__column_strdup(st, 6, &oom);
+    a->request_id = sl__column_strdup(st, 7, &oom);
+    a->error = sl__column_strdup(st, 8, &oom);
     a->t.dns_ms = col_ms(st, 9);
     a->t.connect_ms = col_ms(st, 10);
     a->t.tls_ms = col_ms(st, 11);
@@ -74,7 +74,7 @@ int sl__sqlite_job_attempts(struct sl_journal *j, int64_t id,
   }
   if (rc != SQLITE_DONE) {
     sl_attempts_free(arr, len);
-    return sl_journal_fail(j, rc, "reading attempts");
+    return sl__journal_fail(j, rc, "reading attempts");
   }
   *out = arr;
   *n = len;

@@ -21,7 +21,7 @@
 
 int sl__batch_prepare(struct sl_journal *j, const char *sql,
                       sqlite3_stmt **st, const char *what) {
-  *st = sl_journal_sql(j, sql);
+  *st = sl__journal_sql(j, sql);
   if (!*st) {
     char why[sizeof j->errmsg];
     snprintf(why, sizeof why, "%s", j->errmsg);
@@ -36,13 +36,13 @@ static int bind_filter(sqlite3_stmt *st, const struct sl_batch_filter *f,
                        char **qjson) {
   *qjson = NULL;
   if (f->queues) {
-    *qjson = sl_queues_json(f->queues);
+    *qjson = sl__queues_json(f->queues);
     if (!*qjson)
       return SL_NOMEM;
   }
   sqlite3_bind_int64(st, 1, f->now_ms ? f->now_ms : sl_now_ms());
-  sl_bind_text(st, 2, *qjson);
-  sl_bind_opt_int(st, 3, f->due_after_ms, 0);
+  sl__bind_text(st, 2, *qjson);
+  sl__bind_opt_int(st, 3, f->due_after_ms, 0);
   return SL_OK;
 }
 
@@ -85,7 +85,7 @@ int sl__sqlite_batch_backlog(struct sl_journal *j,
     b->inputs = sqlite3_column_int64(st, 6);
   }
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "reading the batch backlog");
+    rc = sl__journal_fail(j, rc, "reading the batch backlog");
     goto out;
   }
   *n = got;
@@ -118,26 +118,26 @@ int sl__sqlite_batch_pack(struct sl_journal *j,
       o->max_bytes <= 0 || o->lease_ms <= 0)
     return SL_INVAL;
   now = o->f.now_ms ? o->f.now_ms : sl_now_ms();
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   rc = prepare(j, create, &st, "creating a batch");
   if (rc != SL_OK)
     goto fail;
-  sl_bind_text(st, 1, o->endpoint);
+  sl__bind_text(st, 1, o->endpoint);
   sqlite3_bind_int64(st, 2, now);
   sqlite3_bind_int64(st, 3, o->lease_token);
   sqlite3_bind_int64(st, 4, now + o->lease_ms);
-  sl_bind_opt_int(st, 5, j->worker_id, 0);
+  sl__bind_opt_int(st, 5, j->worker_id, 0);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   st = NULL;
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "creating a batch");
+    rc = sl__journal_fail(j, rc, "creating a batch");
     goto fail;
   }
   id = sqlite3_last_insert_rowid(j->db);
-  mv = sl_jobs_move(j, SL_MOVE_PACK);
+  mv = sl__jobs_move(j, SL_MOVE_PACK);
   if (!mv) {
     rc = SL_DB;
     goto fail;
@@ -146,25 +146,25 @@ int sl__sqlite_batch_pack(struct sl_journal *j,
   if (rc != SL_OK)
     goto fail;
   sqlite3_bind_int64(mv, 1, now);
-  sl_bind_text(mv, 4, o->endpoint);
+  sl__bind_text(mv, 4, o->endpoint);
   sqlite3_bind_int64(mv, 5, (sqlite3_int64)o->max_lines);
   sqlite3_bind_int64(mv, 6, o->max_bytes);
   sqlite3_bind_int64(mv, 7, id);
   sqlite3_bind_int64(mv, 8, now);
-  sl_bind_text(mv, 9, o->model);
+  sl__bind_text(mv, 9, o->model);
   sqlite3_bind_int(mv, 10, o->by_model ? 1 : 0);
   sqlite3_bind_int64(mv, 11,
                      o->max_inputs > 0 ? o->max_inputs : SL_BATCH_MAX_INPUTS);
   rc = sqlite3_step(mv);
   sqlite3_reset(mv);
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "packing jobs into a batch");
+    rc = sl__journal_fail(j, rc, "packing jobs into a batch");
     goto fail;
   }
   moved = sqlite3_changes(j->db);
   if (moved == 0) {
     /* Nothing qualified: leave no empty batch behind. */
-    sl_journal_rollback(j);
+    sl__journal_rollback(j);
     free(qjson);
     *batch_id = 0;
     if (jobs)
@@ -185,7 +185,7 @@ int sl__sqlite_batch_pack(struct sl_journal *j,
   sqlite3_reset(st);
   st = NULL;
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "counting a batch");
+    rc = sl__journal_fail(j, rc, "counting a batch");
     goto fail;
   }
   /* The file's input tokens, estimated (a token per 4 bytes of its lines,
@@ -201,10 +201,10 @@ int sl__sqlite_batch_pack(struct sl_journal *j,
   sqlite3_reset(st);
   st = NULL;
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "estimating a batch's tokens");
+    rc = sl__journal_fail(j, rc, "estimating a batch's tokens");
     goto fail;
   }
-  rc = sl_journal_commit(j);
+  rc = sl__journal_commit(j);
   if (rc != SL_OK)
     goto out;
   *batch_id = id;
@@ -214,7 +214,7 @@ int sl__sqlite_batch_pack(struct sl_journal *j,
     *bytes = total;
   goto out;
 fail:
-  sl_journal_rollback(j);
+  sl__journal_rollback(j);
 out:
   sqlite3_reset(st);
   free(qjson);
@@ -234,13 +234,13 @@ int sl__sqlite_batch_fail_too_large(struct sl_journal *j,
   if (!j || !o || !o->endpoint || o->max_bytes <= 0)
     return SL_INVAL;
   now = o->f.now_ms ? o->f.now_ms : sl_now_ms();
-  st = sl_jobs_move(j, SL_MOVE_TOO_LARGE);
+  st = sl__jobs_move(j, SL_MOVE_TOO_LARGE);
   if (!st)
     return SL_DB;
   rc = bind_filter(st, &o->f, &qjson);
   if (rc == SL_OK) {
     sqlite3_bind_int64(st, 1, now);
-    sl_bind_text(st, 4, o->endpoint);
+    sl__bind_text(st, 4, o->endpoint);
     sqlite3_bind_int64(st, 5, o->max_bytes);
     sqlite3_bind_int64(st, 6, o->max_inputs > 0 ? o->max_inputs
                                                 : SL_BATCH_MAX_INPUTS);
@@ -251,7 +251,7 @@ int sl__sqlite_batch_fail_too_large(struct sl_journal *j,
     sqlite3_reset(st);
     rc = rc == SQLITE_DONE
              ? SL_OK
-             : sl_journal_fail(j, rc, "failing jobs too large for a batch "
+             : sl__journal_fail(j, rc, "failing jobs too large for a batch "
                                       "file");
     if (rc == SL_OK && failed)
       *failed = sqlite3_changes(j->db);
@@ -300,7 +300,7 @@ static void info_read(sqlite3_stmt *st, struct sl_batch_info *b, int *oom) {
   for (i = 0; i < 10; i++)
     *v[i] = sqlite3_column_int64(st, i);
   for (i = 0; i < 8; i++)
-    *s[i] = sl_column_strdup(st, 10 + i, oom);
+    *s[i] = sl__column_strdup(st, 10 + i, oom);
 }
 
 int sl__sqlite_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
@@ -338,7 +338,7 @@ int sl__sqlite_batch_list_open(struct sl_journal *j, struct sl_batch_info **out,
   }
   if (rc != SQLITE_DONE) {
     sl_batch_info_free(arr, got);
-    return sl_journal_fail(j, rc, "listing open batches");
+    return sl__journal_fail(j, rc, "listing open batches");
   }
   *out = arr;
   *n = got;
@@ -372,7 +372,7 @@ int sl__sqlite_batch_get(struct sl_journal *j, int64_t id,
     return SL_NOT_FOUND;
   }
   if (rc != SQLITE_ROW)
-    return sl_journal_fail(j, rc, "reading a batch");
+    return sl__journal_fail(j, rc, "reading a batch");
   *out = b;
   return SL_OK;
 }
@@ -394,7 +394,7 @@ int sl__sqlite_batch_journal_id(struct sl_journal *j, char *buf, size_t len) {
     snprintf(j->errmsg, sizeof j->errmsg, "the journal has no journal_id");
     rc = SL_NOT_FOUND;
   } else {
-    rc = sl_journal_fail(j, rc, "reading the journal id");
+    rc = sl__journal_fail(j, rc, "reading the journal id");
   }
   sqlite3_reset(st);
   return rc;
@@ -419,7 +419,7 @@ int sl__sqlite_batch_adopt(struct sl_journal *j, int64_t lease_token,
     return SL_INVAL;
   if (!now_ms)
     now_ms = sl_now_ms();
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < 2; i++) {
@@ -430,22 +430,22 @@ int sl__sqlite_batch_adopt(struct sl_journal *j, int64_t lease_token,
     sqlite3_bind_int64(st, 2, now_ms + lease_ms);
     if (!i)
       sqlite3_bind_int64(st, 3, now_ms);
-    sl_bind_opt_int(st, 4, j->worker_id, 0); /* who holds them now */
+    sl__bind_opt_int(st, 4, j->worker_id, 0); /* who holds them now */
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-      rc = sl_journal_fail(j, rc, "adopting batches");
+      rc = sl__journal_fail(j, rc, "adopting batches");
       goto fail;
     }
     if (!i)
       took = sqlite3_changes(j->db);
   }
-  rc = sl_journal_commit(j);
+  rc = sl__journal_commit(j);
   if (rc == SL_OK && adopted)
     *adopted = took;
   return rc;
 fail:
-  sl_journal_rollback(j);
+  sl__journal_rollback(j);
   return rc;
 }
 
@@ -476,12 +476,12 @@ int sl__sqlite_batch_lines(struct sl_journal *j, int64_t batch_id,
   if (stop)
     return stop;
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "reading a batch's jobs");
+    return sl__journal_fail(j, rc, "reading a batch's jobs");
   return SL_OK;
 }
 
 /* Inside a transaction: does this route still hold the batch? */
-int sl_batch_holds(struct sl_journal *j, int64_t id, int64_t token) {
+int sl__batch_holds(struct sl_journal *j, int64_t id, int64_t token) {
   sqlite3_stmt *st = NULL;
   int rc = prepare(j, "SELECT 1 FROM batches WHERE id = ?1"
                       " AND lease_token = ?2",
@@ -499,7 +499,7 @@ int sl_batch_holds(struct sl_journal *j, int64_t id, int64_t token) {
              "batch %lld: lease token is stale", (long long)id);
     return SL_LEASE_LOST;
   }
-  return sl_journal_fail(j, rc, "checking a batch lease");
+  return sl__journal_fail(j, rc, "checking a batch lease");
 }
 
 /* One fenced UPDATE of a batch row in autocommit: ?1 id, ?2 token, ?3 and
@@ -514,13 +514,13 @@ static int fenced_update(struct sl_journal *j, const char *sql, int64_t id,
     return rc;
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int64(st, 2, token);
-  sl_bind_text(st, 3, s3);
-  sl_bind_text(st, 4, s4);
+  sl__bind_text(st, 3, s3);
+  sl__bind_text(st, 4, s4);
   sqlite3_bind_int64(st, 5, sl_now_ms());
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, what);
+    return sl__journal_fail(j, rc, what);
   if (sqlite3_changes(j->db) != 1) {
     snprintf(j->errmsg, sizeof j->errmsg,
              "batch %lld: lease token is stale or state refused (%s)",
@@ -595,18 +595,18 @@ int sl__sqlite_batch_set_status(struct sl_journal *j, int64_t id, int64_t token,
     return rc;
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int64(st, 2, token);
-  sl_bind_text(st, 3, r->status);
-  sl_bind_text(st, 4, r->output_file_id);
-  sl_bind_text(st, 5, r->error_file_id);
+  sl__bind_text(st, 3, r->status);
+  sl__bind_text(st, 4, r->output_file_id);
+  sl__bind_text(st, 5, r->error_file_id);
   sqlite3_bind_int64(st, 6, r->completed);
   sqlite3_bind_int64(st, 7, r->failed);
   sqlite3_bind_int64(st, 8, r->total);
-  sl_bind_opt_int(st, 9, r->next_poll_at, 0);
+  sl__bind_opt_int(st, 9, r->next_poll_at, 0);
   sqlite3_bind_int(st, 10, r->ingest ? 1 : 0);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "recording a batch status");
+    return sl__journal_fail(j, rc, "recording a batch status");
   if (sqlite3_changes(j->db) != 1) {
     snprintf(j->errmsg, sizeof j->errmsg,
              "batch %lld: lease token is stale", (long long)id);

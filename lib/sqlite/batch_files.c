@@ -20,15 +20,15 @@ static int run(struct sl_journal *j, const char *sql, int64_t batch_id,
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, what);
+    return sl__journal_fail(j, rc, what);
   sqlite3_bind_int64(st, 1, batch_id);
-  sl_bind_text(st, 2, kind);
-  sl_bind_text(st, 3, name);
-  sl_bind_text(st, 4, file_id);
+  sl__bind_text(st, 2, kind);
+  sl__bind_text(st, 3, name);
+  sl__bind_text(st, 4, file_id);
   sqlite3_bind_int64(st, 5, sl_now_ms());
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? SL_OK : sl_journal_fail(j, rc, what);
+  return rc == SQLITE_DONE ? SL_OK : sl__journal_fail(j, rc, what);
 }
 
 int sl__sqlite_batch_file_record(struct sl_journal *j, int64_t batch_id,
@@ -105,7 +105,7 @@ int sl__sqlite_batch_files_leftover(struct sl_journal *j, size_t max,
   *n = 0;
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "listing leftover batch files");
+    return sl__journal_fail(j, rc, "listing leftover batch files");
   sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
   out = calloc(max, sizeof *out);
   if (!out) {
@@ -121,7 +121,7 @@ int sl__sqlite_batch_files_leftover(struct sl_journal *j, size_t max,
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
     sl_batch_files_free(out, got);
-    return sl_journal_fail(j, rc, "listing leftover batch files");
+    return sl__journal_fail(j, rc, "listing leftover batch files");
   }
   *ids = out;
   *n = got;

@@ -2,7 +2,7 @@
  * batch_ingest.c: the end of a batch's life in the journal
  * (include/sluice_batch.h): ingesting its output and error lines, one
  * transaction per call, and ending it (the jobs without a line go back to
- * pending or fail). Fenced by the batch's lease token (sl_batch_holds);
+ * pending or fail). Fenced by the batch's lease token (sl__batch_holds);
  * the jobs move by jobs.c's statements.
  */
 #include <stdio.h>
@@ -38,8 +38,8 @@ static int ingest_stmts_prepare(struct sl_journal *j, struct ingest_stmts *s) {
       " ?8)";
   int rc;
   memset(s, 0, sizeof *s);
-  s->succeed = sl_jobs_move(j, SL_MOVE_BATCH_SUCCEED);
-  s->settle = s->succeed ? sl_jobs_move(j, SL_MOVE_BATCH_SETTLE) : NULL;
+  s->succeed = sl__jobs_move(j, SL_MOVE_BATCH_SUCCEED);
+  s->settle = s->succeed ? sl__jobs_move(j, SL_MOVE_BATCH_SETTLE) : NULL;
   rc = s->settle ? SL_OK : SL_DB;
   if (rc == SL_OK)
     rc = sl__batch_prepare(j, result, &s->result, "preparing ingest");
@@ -56,7 +56,7 @@ static int step_reset(struct sl_journal *j, sqlite3_stmt *st,
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, what);
+    return sl__journal_fail(j, rc, what);
   return SL_OK;
 }
 
@@ -73,10 +73,10 @@ static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
   sqlite3_bind_int64(st, 3, l->generation);
   sqlite3_bind_int64(st, 4, now);
   if (!ok) {
-    sl_bind_text(st, 5, l->failure_class
+    sl__bind_text(st, 5, l->failure_class
                             ? l->failure_class
                             : sl_failclass_name(SL_FC_SERVER_ERROR));
-    sl_bind_text(st, 6, l->error);
+    sl__bind_text(st, 6, l->error);
     sqlite3_bind_int(st, 7, l->outcome == SL_OUTCOME_RETRY);
     sqlite3_bind_int64(st, 8, l->run_after_ms);
   }
@@ -92,12 +92,12 @@ static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
     sqlite3_bind_int64(st, 1, l->job_id);
     sqlite3_bind_int64(st, 2, l->generation);
     sqlite3_bind_int(st, 3, l->http_status ? l->http_status : 200);
-    sl_bind_text(st, 4, l->request_id);
-    sl_bind_opt_int(st, 5, l->input_tokens, -1);
-    sl_bind_opt_int(st, 6, l->output_tokens, -1);
-    sl_bind_opt_int(st, 7, l->total_tokens, -1);
+    sl__bind_text(st, 4, l->request_id);
+    sl__bind_opt_int(st, 5, l->input_tokens, -1);
+    sl__bind_opt_int(st, 6, l->output_tokens, -1);
+    sl__bind_opt_int(st, 7, l->total_tokens, -1);
     if (l->body)
-      sl_bind_text_len(st, 8, l->body,
+      sl__bind_text_len(st, 8, l->body,
                        l->body_len ? l->body_len : strlen(l->body));
     else
       sqlite3_bind_text(st, 8, "", 0, SQLITE_STATIC);
@@ -111,13 +111,13 @@ static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
   sqlite3_bind_int64(st, 2, l->generation);
   sqlite3_bind_int64(st, 3, batch);
   sqlite3_bind_int64(st, 4, now);
-  sl_bind_opt_int(st, 5, l->http_status, 0);
-  sl_bind_text(st, 6, ok ? NULL
+  sl__bind_opt_int(st, 5, l->http_status, 0);
+  sl__bind_text(st, 6, ok ? NULL
                          : l->failure_class
                              ? l->failure_class
                              : sl_failclass_name(SL_FC_SERVER_ERROR));
-  sl_bind_text(st, 7, l->request_id);
-  sl_bind_text(st, 8, l->error);
+  sl__bind_text(st, 7, l->request_id);
+  sl__bind_text(st, 8, l->error);
   rc = step_reset(j, st, "recording a batch attempt");
   if (rc != SL_OK)
     return rc;
@@ -139,19 +139,19 @@ int sl__sqlite_batch_ingest(struct sl_journal *j, int64_t id, int64_t token,
   rc = ingest_stmts_prepare(j, &s);
   if (rc != SL_OK)
     return rc;
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     goto out;
-  rc = sl_batch_holds(j, id, token);
+  rc = sl__batch_holds(j, id, token);
   for (i = 0; rc == SL_OK && i < n; i++) {
     lines[i].rc = SL_STATE;
     rc = ingest_one(j, &s, id, &lines[i], now);
   }
   if (rc != SL_OK) {
-    sl_journal_rollback(j);
+    sl__journal_rollback(j);
     goto out;
   }
-  rc = sl_journal_commit(j);
+  rc = sl__journal_commit(j);
 out:
   ingest_stmts_free(&s);
   return rc;
@@ -186,28 +186,28 @@ int sl__sqlite_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
       (strcmp(e->final_state, "done") && strcmp(e->final_state, "failed") &&
        strcmp(e->final_state, "cancelled")))
     return SL_INVAL;
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
-  rc = sl_batch_holds(j, id, token);
+  rc = sl__batch_holds(j, id, token);
   for (i = 0; rc == SL_OK && i < 4; i++) {
     if (sqls[i]) {
       rc = sl__batch_prepare(j, sqls[i], &st, "ending a batch");
     } else {
-      st = sl_jobs_move(j, SL_MOVE_BATCH_END);
+      st = sl__jobs_move(j, SL_MOVE_BATCH_END);
       rc = st ? SL_OK : SL_DB;
     }
     if (rc != SL_OK)
       break;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
-    sl_bind_text(st, 3, i == 3 ? e->final_state
+    sl__bind_text(st, 3, i == 3 ? e->final_state
                  : e->no_line_class
                      ? e->no_line_class
                      : sl_failclass_name(SL_FC_BATCH_EXPIRED));
     /* The batch keeps the reason only when it explains something: a job
      * without a line, or the batch's own failure. */
-    sl_bind_text(st, 4, i == 3 && all == 0 &&
+    sl__bind_text(st, 4, i == 3 && all == 0 &&
                                 strcmp(e->final_state, "failed") != 0
                             ? NULL
                             : e->error);
@@ -224,13 +224,13 @@ int sl__sqlite_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
     }
     sqlite3_reset(st);
     st = NULL;
-    rc = rc == SQLITE_DONE ? SL_OK : sl_journal_fail(j, rc, "ending a batch");
+    rc = rc == SQLITE_DONE ? SL_OK : sl__journal_fail(j, rc, "ending a batch");
   }
   if (rc != SL_OK) {
-    sl_journal_rollback(j);
+    sl__journal_rollback(j);
     return rc;
   }
-  rc = sl_journal_commit(j);
+  rc = sl__journal_commit(j);
   if (rc == SL_OK) {
     if (requeued)
       *requeued = back;

@@ -16,6 +16,6 @@ int sl__batch_prepare(struct sl_journal *j, const char *sql,
 
 /* Inside a transaction: does this route still hold batch `id` (its lease
  * token)? SL_OK, SL_LEASE_LOST (j->errmsg says so) or a journal error. */
-int sl_batch_holds(struct sl_journal *j, int64_t id, int64_t token);
+int sl__batch_holds(struct sl_journal *j, int64_t id, int64_t token);
 
 #endif

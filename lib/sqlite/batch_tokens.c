@@ -31,15 +31,15 @@ int sl__sqlite_batch_token_limit_set(struct sl_journal *j, const char *model,
     return SL_INVAL;
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "setting a batch token limit");
-  sl_bind_text(st, 1, model);
+    return sl__journal_fail(j, rc, "setting a batch token limit");
+  sl__bind_text(st, 1, model);
   sqlite3_bind_int64(st, 2, limit);
   sqlite3_bind_int(st, 3, learned ? 1 : 0);
   sqlite3_bind_int64(st, 4, sl_now_ms());
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? SL_OK
-                           : sl_journal_fail(j, rc, "setting a batch token "
+                           : sl__journal_fail(j, rc, "setting a batch token "
                                                     "limit");
 }
 
@@ -69,7 +69,7 @@ int sl__sqlite_batch_token_room(struct sl_journal *j, int64_t batch_id,
   memset(out, 0, sizeof *out);
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "reading batch token room");
+    return sl__journal_fail(j, rc, "reading batch token room");
   sqlite3_bind_int64(st, 1, batch_id);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
@@ -85,7 +85,7 @@ int sl__sqlite_batch_token_room(struct sl_journal *j, int64_t batch_id,
   } else if (rc == SQLITE_DONE) {
     rc = SL_OK; /* packed before migration 0005: no estimate, no pacing */
   } else {
-    rc = sl_journal_fail(j, rc, "reading batch token room");
+    rc = sl__journal_fail(j, rc, "reading batch token room");
   }
   sqlite3_finalize(st);
   return rc;

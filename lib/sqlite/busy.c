@@ -36,7 +36,7 @@ int sl__sqlite_set_busy_timeout(struct sl_journal *j, int ms, int poll) {
   j->busy_ms = ms;
   rc = poll ? sqlite3_busy_handler(j->db, poll_lock, j)
             : sqlite3_busy_timeout(j->db, ms);
-  return rc == SQLITE_OK ? SL_OK : sl_journal_fail(j, rc, "busy timeout");
+  return rc == SQLITE_OK ? SL_OK : sl__journal_fail(j, rc, "busy timeout");
 }
 
 /* SQLite queues no one for the write lock: a producer that commits and
@@ -44,7 +44,7 @@ int sl__sqlite_set_busy_timeout(struct sl_journal *j, int ms, int poll) {
  * bench_busy: a flush waited seconds). After a transaction that held the
  * lock 10 ms or more, step aside for 1 ms (a tenth of the hold at most),
  * so that a waiting writer waits about one transaction. */
-void sl_busy_yield(struct sl_journal *j, int64_t began_ms) {
+void sl__busy_yield(struct sl_journal *j, int64_t began_ms) {
   struct timespec d = {0, 1000000};
   (void)j;
   if (sl_now_ms() - began_ms >= 10)

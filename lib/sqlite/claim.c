@@ -20,7 +20,7 @@ void sl_claimed_free(struct sl_claimed_job *jobs, size_t n) {
 
 /* The JSON array of queue names bound to the claim statement. Queue names
  * come from configuration, so they are escaped rather than trusted. */
-char *sl_queues_json(const char *const *queues) {
+char *sl__queues_json(const char *const *queues) {
   size_t cap = 3, i;
   char *out, *p;
   const char *s;
@@ -139,7 +139,7 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     goto fail;
   }
   if (o->queues && o->queues[0] && o->queues[1]) {
-    qjson = sl_queues_json(o->queues);
+    qjson = sl__queues_json(o->queues);
     if (!qjson) {
       rc = SL_NOMEM;
       goto fail;
@@ -147,7 +147,7 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   }
   /* The online claim of a worker with a batch route reads two partial
    * indexes instead of walking every pending job (jobs.c). */
-  st = sl_jobs_move(j, !o->urgency && o->deferrable_due_before_ms
+  st = sl__jobs_move(j, !o->urgency && o->deferrable_due_before_ms
                            ? SL_MOVE_CLAIM_ONLINE
                        : o->max_jobs == 1 ? SL_MOVE_CLAIM_ONE
                                           : SL_MOVE_CLAIM);
@@ -157,18 +157,18 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   }
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int64(st, 2, now + o->lease_ms);
-  sl_bind_text(st, 3, o->urgency);
-  sl_bind_text(st, 4, qjson);
+  sl__bind_text(st, 3, o->urgency);
+  sl__bind_text(st, 4, qjson);
   sqlite3_bind_int64(st, 5, (sqlite3_int64)o->max_jobs);
-  sl_bind_opt_int(st, 7, o->deferrable_due_before_ms, 0); /* batch route */
-  sl_bind_opt_int(st, 8, o->online, 0); /* online-route pauses (storm) */
-  sl_bind_opt_int(st, 9, j->worker_id, 0); /* who holds the lease */
+  sl__bind_opt_int(st, 7, o->deferrable_due_before_ms, 0); /* batch route */
+  sl__bind_opt_int(st, 8, o->online, 0); /* online-route pauses (storm) */
+  sl__bind_opt_int(st, 9, j->worker_id, 0); /* who holds the lease */
   /* online: skip the jobs of a route held until its next probe (issue 12:
    * claimed, they would only wait or go back) */
-  sl_bind_opt_int(st, 10, o->online ? now : 0, 0);
-  sl_bind_text(st, 11, o->route_key); /* ... the worker's key's route */
+  sl__bind_opt_int(st, 10, o->online ? now : 0, 0);
+  sl__bind_text(st, 11, o->route_key); /* ... the worker's key's route */
   if (o->queues && !qjson) /* none or one queue: no JSON to parse */
-    sl_bind_text(st, 6, o->queues[0] ? o->queues[0] : "");
+    sl__bind_text(st, 6, o->queues[0] ? o->queues[0] : "");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (got == o->max_jobs || oom) /* LIMIT makes the first unreachable */
       continue;
@@ -197,7 +197,7 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   }
   if (rc != SQLITE_DONE) {
     /* A failed UPDATE ... RETURNING rolls back as a whole. */
-    rc = sl_journal_fail(j, rc, "claiming jobs");
+    rc = sl__journal_fail(j, rc, "claiming jobs");
     sqlite3_reset(st);
     goto fail;
   }
@@ -240,7 +240,7 @@ int sl__sqlite_lease_extend(struct sl_journal *j, int64_t id, int64_t token,
   int rc;
   if (!j || lease_ms <= 0)
     return SL_INVAL;
-  st = sl_journal_stmt(j, SL_STMT_EXTEND);
+  st = sl__journal_stmt(j, SL_STMT_EXTEND);
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, id);
@@ -250,7 +250,7 @@ int sl__sqlite_lease_extend(struct sl_journal *j, int64_t id, int64_t token,
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "extending a lease");
+    return sl__journal_fail(j, rc, "extending a lease");
   if (sqlite3_changes(j->db) != 1) {
     snprintf(j->errmsg, sizeof j->errmsg,
              "job %lld: lease token is stale", (long long)id);
@@ -281,7 +281,7 @@ static const struct sl_lease_memo *memo_find(const struct sl_journal *j,
 static int insert_attempt(struct sl_journal *j, const struct sl_completion *c,
                           const struct sl_lease_memo *m, int refund,
                           int64_t now) {
-  sqlite3_stmt *st = sl_journal_stmt(j, SL_STMT_ATTEMPT_INSERT);
+  sqlite3_stmt *st = sl__journal_stmt(j, SL_STMT_ATTEMPT_INSERT);
   int rc;
   if (!st)
     return SL_DB;
@@ -291,25 +291,25 @@ static int insert_attempt(struct sl_journal *j, const struct sl_completion *c,
     sqlite3_bind_int64(st, 15, m->attempt);
     sqlite3_bind_int64(st, 16, m->generation);
   }
-  sl_bind_text(st, 3, c->route ? c->route : "online");
-  sl_bind_opt_int(st, 4, c->started_ms, 0);
+  sl__bind_text(st, 3, c->route ? c->route : "online");
+  sl__bind_opt_int(st, 4, c->started_ms, 0);
   sqlite3_bind_int64(st, 5, now);
-  sl_bind_opt_int(st, 6, c->http_status, 0);
-  sl_bind_text(st, 7, c->outcome == SL_OUTCOME_SUCCESS ? NULL
+  sl__bind_opt_int(st, 6, c->http_status, 0);
+  sl__bind_text(st, 7, c->outcome == SL_OUTCOME_SUCCESS ? NULL
                                                        : c->failure_class);
-  sl_bind_text(st, 8, c->request_id);
+  sl__bind_text(st, 8, c->request_id);
   bind_ms(st, 9, c->t.dns_ms);
   bind_ms(st, 10, c->t.connect_ms);
   bind_ms(st, 11, c->t.tls_ms);
   bind_ms(st, 12, c->t.first_byte_ms);
   bind_ms(st, 13, c->t.total_ms);
-  sl_bind_text(st, 14, c->error);
+  sl__bind_text(st, 14, c->error);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "recording an attempt");
+    return sl__journal_fail(j, rc, "recording an attempt");
   if (sqlite3_changes(j->db) != 1)
-    return sl_journal_fail(j, SQLITE_INTERNAL, "recording an attempt");
+    return sl__journal_fail(j, SQLITE_INTERNAL, "recording an attempt");
   return SL_OK;
 }
 
@@ -319,21 +319,21 @@ static int insert_attempt(struct sl_journal *j, const struct sl_completion *c,
  * succeeded job must not be committed without its result. */
 static int insert_result(struct sl_journal *j, struct sl_completion *c,
                          const struct sl_lease_memo *m, int64_t now) {
-  sqlite3_stmt *st = sl_journal_stmt(j, SL_STMT_RESULT_INSERT);
+  sqlite3_stmt *st = sl__journal_stmt(j, SL_STMT_RESULT_INSERT);
   int rc;
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, c->job_id);
   if (m)
     sqlite3_bind_int64(st, 2, m->generation);
-  sl_bind_text(st, 3, c->route ? c->route : "online");
+  sl__bind_text(st, 3, c->route ? c->route : "online");
   sqlite3_bind_int(st, 4, c->http_status);
-  sl_bind_text(st, 5, c->request_id);
-  sl_bind_opt_int(st, 6, c->input_tokens, -1);
-  sl_bind_opt_int(st, 7, c->output_tokens, -1);
-  sl_bind_opt_int(st, 8, c->total_tokens, -1);
+  sl__bind_text(st, 5, c->request_id);
+  sl__bind_opt_int(st, 6, c->input_tokens, -1);
+  sl__bind_opt_int(st, 7, c->output_tokens, -1);
+  sl__bind_opt_int(st, 8, c->total_tokens, -1);
   if (c->body)
-    sl_bind_text_len(st, 9, c->body,
+    sl__bind_text_len(st, 9, c->body,
                      c->body_len ? c->body_len : strlen(c->body));
   else
     sqlite3_bind_text(st, 9, "", 0, SQLITE_STATIC);
@@ -341,7 +341,7 @@ static int insert_result(struct sl_journal *j, struct sl_completion *c,
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "recording a result");
+    return sl__journal_fail(j, rc, "recording a result");
   return SL_OK;
 }
 
@@ -352,7 +352,7 @@ static int why_unchanged(struct sl_journal *j, const struct sl_completion *c) {
   sqlite3_stmt *st;
   int rc;
   if (c->outcome == SL_OUTCOME_SUCCESS) {
-    st = sl_journal_stmt(j, SL_STMT_LEASE_HELD);
+    st = sl__journal_stmt(j, SL_STMT_LEASE_HELD);
     if (!st)
       return SL_DB;
     sqlite3_bind_int64(st, 1, c->job_id);
@@ -365,7 +365,7 @@ static int why_unchanged(struct sl_journal *j, const struct sl_completion *c) {
       return SL_DUPLICATE;
     }
     if (rc != SQLITE_DONE)
-      return sl_journal_fail(j, rc, "checking a lease");
+      return sl__journal_fail(j, rc, "checking a lease");
   }
   snprintf(j->errmsg, sizeof j->errmsg, "job %lld: lease token is stale",
            (long long)c->job_id);
@@ -398,7 +398,7 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   default:
     return SL_INVAL;
   }
-  st = sl_jobs_move(j, id);
+  st = sl__jobs_move(j, id);
   if (!st) {
     rc = SL_DB;
     goto fatal;
@@ -407,20 +407,20 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   sqlite3_bind_int64(st, 2, c->lease_token);
   sqlite3_bind_int64(st, 3, now);
   if (id == SL_MOVE_RETRY || id == SL_MOVE_FAIL) {
-    sl_bind_text(st, 4, c->failure_class);
-    sl_bind_text(st, 5, c->error);
+    sl__bind_text(st, 4, c->failure_class);
+    sl__bind_text(st, 5, c->error);
   }
   if (id == SL_MOVE_RETRY)
     sqlite3_bind_int64(st, 6, c->run_after_ms > now ? c->run_after_ms : now);
   if (id == SL_MOVE_RELEASE) { /* a deferral: not before run_after_ms */
-    sl_bind_text(st, 4, c->failure_class);
-    sl_bind_text(st, 5, c->failure_class ? c->error : NULL);
-    sl_bind_opt_int(st, 6, c->run_after_ms > now ? c->run_after_ms : 0, 0);
+    sl__bind_text(st, 4, c->failure_class);
+    sl__bind_text(st, 5, c->failure_class ? c->error : NULL);
+    sl__bind_opt_int(st, 6, c->run_after_ms > now ? c->run_after_ms : 0, 0);
   }
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "updating a job");
+    rc = sl__journal_fail(j, rc, "updating a job");
     goto fatal;
   }
   if (sqlite3_changes(j->db) != 1) {
@@ -459,18 +459,18 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
     return SL_INVAL;
   if (n == 0)
     return SL_OK;
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < n; i++) {
     c[i].rc = apply_one(j, &c[i], now, &fatal);
     if (fatal) {
       rc = c[i].rc;
-      sl_journal_rollback(j);
+      sl__journal_rollback(j);
       return rc;
     }
   }
-  return sl_journal_commit(j);
+  return sl__journal_commit(j);
 }
 
 int sl__sqlite_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
@@ -493,7 +493,7 @@ int sl__sqlite_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
     now_ms = sl_now_ms();
   /* Workers call this periodically and usually nothing expired: look first
    * (a read through jobs_running), take the write lock only if needed. */
-  st = sl_journal_sql(j, any_sql);
+  st = sl__journal_sql(j, any_sql);
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, now_ms);
@@ -505,15 +505,15 @@ int sl__sqlite_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
     return SL_OK;
   }
   if (rc != SQLITE_ROW)
-    return sl_journal_fail(j, rc, "looking for expired leases");
-  rc = sl_journal_begin(j);
+    return sl__journal_fail(j, rc, "looking for expired leases");
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < 2; i++) {
     /* The attempt lost with the worker may have reached the API. */
-    st = i ? sl_jobs_move(j, SL_MOVE_RESCUE) : sl_journal_sql(j, record_sql);
+    st = i ? sl__jobs_move(j, SL_MOVE_RESCUE) : sl__journal_sql(j, record_sql);
     if (!st) {
-      sl_journal_rollback(j);
+      sl__journal_rollback(j);
       return SL_DB;
     }
     sqlite3_bind_int64(st, 1, now_ms);
@@ -522,13 +522,13 @@ int sl__sqlite_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-      rc = sl_journal_fail(j, rc, "rescuing expired leases");
-      sl_journal_rollback(j);
+      rc = sl__journal_fail(j, rc, "rescuing expired leases");
+      sl__journal_rollback(j);
       return rc;
     }
     changed = sqlite3_changes(j->db);
   }
-  rc = sl_journal_commit(j);
+  rc = sl__journal_commit(j);
   if (rc == SL_OK && rescued)
     *rescued = changed;
   return rc;
@@ -536,7 +536,7 @@ int sl__sqlite_rescue(struct sl_journal *j, int64_t now_ms, int64_t *rescued) {
 
 static int scalar(struct sl_journal *j, enum sl_stmt_id id, int64_t *v,
                   const char *what) {
-  sqlite3_stmt *st = sl_journal_stmt(j, id);
+  sqlite3_stmt *st = sl__journal_stmt(j, id);
   int rc;
   if (!st)
     return SL_DB;
@@ -547,7 +547,7 @@ static int scalar(struct sl_journal *j, enum sl_stmt_id id, int64_t *v,
   }
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, what);
+    return sl__journal_fail(j, rc, what);
   return SL_OK;
 }
 

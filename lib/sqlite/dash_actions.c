@@ -30,25 +30,25 @@ static const char *verb_name(enum sl_dash_verb v) {
 static int audit(struct sl_journal *j, const struct sl_dash_action *a,
                  int64_t affected, const char *outcome) {
   const struct sl_replay_filter *f = a->filter;
-  sqlite3_stmt *st = sl_journal_sql(j, audit_sql);
+  sqlite3_stmt *st = sl__journal_sql(j, audit_sql);
   int rc;
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, sl_now_ms());
-  sl_bind_text(st, 2, verb_name(a->verb));
-  sl_bind_text(st, 3, a->queue);
-  sl_bind_opt_int(st, 4, a->job_id, 0);
+  sl__bind_text(st, 2, verb_name(a->verb));
+  sl__bind_text(st, 3, a->queue);
+  sl__bind_opt_int(st, 4, a->job_id, 0);
   sqlite3_bind_int64(st, 5, affected);
-  sl_bind_text(st, 6, outcome);
-  sl_bind_text(st, 7, a->client);
+  sl__bind_text(st, 6, outcome);
+  sl__bind_text(st, 7, a->client);
   if (a->verb == SL_DASH_REPLAY && f) {
     sqlite3_bind_int(st, 9, 1);
-    sl_bind_text(st, 10, f->queue);
-    sl_bind_text(st, 11, f->partition);
-    sl_bind_text(st, 12, f->failure_class);
-    sl_bind_opt_int(st, 13, f->batch_id, 0);
-    sl_bind_opt_int(st, 14, f->since_ms, 0);
-    sl_bind_opt_int(st, 15, f->until_ms, 0);
+    sl__bind_text(st, 10, f->queue);
+    sl__bind_text(st, 11, f->partition);
+    sl__bind_text(st, 12, f->failure_class);
+    sl__bind_opt_int(st, 13, f->batch_id, 0);
+    sl__bind_opt_int(st, 14, f->since_ms, 0);
+    sl__bind_opt_int(st, 15, f->until_ms, 0);
     sqlite3_bind_int(st, 16, f->include_cancelled ? 1 : 0);
   } else {
     sqlite3_bind_int(st, 9, 0);
@@ -56,7 +56,7 @@ static int audit(struct sl_journal *j, const struct sl_dash_action *a,
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? SL_OK
-                           : sl_journal_fail(j, rc, "recording the action");
+                           : sl__journal_fail(j, rc, "recording the action");
 }
 
 /* One failed or cancelled job, through sl_replay's job ids (the replays
@@ -71,7 +71,7 @@ static int replay_job(struct sl_journal *j, int64_t id, int64_t *affected) {
   rc = sl__sqlite_replay(j, &f, "api", affected);
   if (rc != SL_OK || *affected)
     return rc;
-  st = sl_journal_sql(j, job_state_sql);
+  st = sl__journal_sql(j, job_state_sql);
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, id);
@@ -85,7 +85,7 @@ static int replay_job(struct sl_journal *j, int64_t id, int64_t *affected) {
     snprintf(j->errmsg, sizeof j->errmsg, "no job %lld", (long long)id);
     rc = SL_NOT_FOUND;
   } else {
-    rc = sl_journal_fail(j, rc, "looking up a job");
+    rc = sl__journal_fail(j, rc, "looking up a job");
   }
   sqlite3_reset(st);
   return rc;
@@ -143,14 +143,14 @@ int sl__sqlite_dash_act(struct sl_journal *j, const struct sl_dash_action *a,
        (!a->queue || !a->queue[0])) ||
       (a->verb == SL_DASH_REPLAY && (!a->filter || a->filter->dry_run)))
     return SL_INVAL;
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   rc = perform(j, a, &n);
   if (rc == SL_OK)
     rc = audit(j, a, n, "ok");
   if (rc == SL_OK)
-    rc = sl_journal_commit(j);
+    rc = sl__journal_commit(j);
   if (rc == SL_OK) {
     if (affected)
       *affected = n;
@@ -158,7 +158,7 @@ int sl__sqlite_dash_act(struct sl_journal *j, const struct sl_dash_action *a,
   }
   /* Keep the reason: the rollback and the audit row may overwrite it. */
   snprintf(why, sizeof why, "%s", sl__sqlite_errmsg(j));
-  sl_journal_rollback(j);
+  sl__journal_rollback(j);
   arc = audit(j, a, 0, why[0] ? why : sl_strerror(rc));
   (void)arc; /* the refusal itself is what the caller reports */
   snprintf(j->errmsg, sizeof j->errmsg, "%s", why);

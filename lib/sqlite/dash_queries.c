@@ -47,8 +47,8 @@ static const char *sql_of(enum sl_dash_list which) {
 
 static void bind_find(sqlite3_stmt *st, const struct sl_dash_find *f,
                       int limit) {
-  sl_bind_opt_int(st, 1, f->batch_id, 0);
-  sl_bind_text(st, 2, f->attempt_class);
+  sl__bind_opt_int(st, 1, f->batch_id, 0);
+  sl__bind_text(st, 2, f->attempt_class);
   sqlite3_bind_int64(st, 3, f->since_ms);
   sqlite3_bind_int64(st, 4, f->until_ms > 0 ? f->until_ms : INT64_MAX);
   sqlite3_bind_int(st, 5, limit);
@@ -67,7 +67,7 @@ int sl__sqlite_dash_list(struct sl_journal *j, enum sl_dash_list which,
        (!a->find || (!a->find->attempt_class && !a->find->batch_id))))
     return SL_INVAL;
   limit = a->limit > 0 ? a->limit : 100;
-  st = sl_journal_sql(j, sql);
+  st = sl__journal_sql(j, sql);
   if (!st)
     return SL_DB;
   if (which == SL_DASH_JOBS) {
@@ -87,7 +87,7 @@ int sl__sqlite_dash_list(struct sl_journal *j, enum sl_dash_list which,
     }
   }
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "reading the dashboard's figures");
+    rc = sl__journal_fail(j, rc, "reading the dashboard's figures");
     sqlite3_reset(st);
     return rc;
   }
@@ -121,8 +121,8 @@ int sl__sqlite_dash_attempts(struct sl_journal *j, int64_t since_ms,
    * cursor covers exactly what was read. */
   rc = sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "starting a read");
-  st = sl_journal_sql(j, max_attempt_sql);
+    return sl__journal_fail(j, rc, "starting a read");
+  st = sl__journal_sql(j, max_attempt_sql);
   if (!st) {
     rc = SL_DB;
     goto out;
@@ -132,11 +132,11 @@ int sl__sqlite_dash_attempts(struct sl_journal *j, int64_t since_ms,
     max = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
   if (rc != SQLITE_ROW) {
-    rc = sl_journal_fail(j, rc, "reading attempts");
+    rc = sl__journal_fail(j, rc, "reading attempts");
     goto out;
   }
   last = *cursor ? *cursor : max;
-  st = sl_journal_sql(j, *cursor ? attempts_after_sql : attempts_since_sql);
+  st = sl__journal_sql(j, *cursor ? attempts_after_sql : attempts_since_sql);
   if (!st) {
     rc = SL_DB;
     goto out;
@@ -158,7 +158,7 @@ int sl__sqlite_dash_attempts(struct sl_journal *j, int64_t since_ms,
   }
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "reading attempts");
+    rc = sl__journal_fail(j, rc, "reading attempts");
     goto out;
   }
   *cursor = last;

@@ -52,24 +52,24 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
     return rc;
   /* "stream": true is refused by the jobs_insert_door trigger, which has
    * SQLite's JSON parser at hand; its message reaches errmsg below. */
-  st = sl_journal_stmt(j, SL_STMT_ENQUEUE);
+  st = sl__journal_stmt(j, SL_STMT_ENQUEUE);
   if (!st)
     return SL_DB;
-  sl_bind_text(st, 1, s->queue);
-  sl_bind_text(st, 2, s->partition);
-  sl_bind_text(st, 3, s->urgency);
-  sl_bind_text(st, 4, s->endpoint);
-  sl_bind_text(st, 5, s->body);
-  sl_bind_text(st, 6, s->idempotency_key);
+  sl__bind_text(st, 1, s->queue);
+  sl__bind_text(st, 2, s->partition);
+  sl__bind_text(st, 3, s->urgency);
+  sl__bind_text(st, 4, s->endpoint);
+  sl__bind_text(st, 5, s->body);
+  sl__bind_text(st, 6, s->idempotency_key);
   sqlite3_bind_int64(st, 7, s->priority);
-  sl_bind_opt_int(st, 8, s->max_attempts, 0);
-  sl_bind_opt_int(st, 9, s->run_after_ms, 0);
-  sl_bind_opt_int(st, 10, s->deadline_ms, 0);
+  sl__bind_opt_int(st, 8, s->max_attempts, 0);
+  sl__bind_opt_int(st, 9, s->run_after_ms, 0);
+  sl__bind_opt_int(st, 10, s->deadline_ms, 0);
   sqlite3_bind_int64(st, 11, now);
-  sl_bind_text(st, 12, s->metadata);
+  sl__bind_text(st, 12, s->metadata);
   rc = sqlite3_step(st);
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "job refused");
+    rc = sl__journal_fail(j, rc, "job refused");
     sqlite3_reset(st);
     return rc;
   }
@@ -80,13 +80,13 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
       *created = 1;
     return SL_OK;
   }
-  st = sl_journal_stmt(j, SL_STMT_FIND_KEY);
+  st = sl__journal_stmt(j, SL_STMT_FIND_KEY);
   if (!st)
     return SL_DB;
-  sl_bind_text(st, 1, s->idempotency_key);
+  sl__bind_text(st, 1, s->idempotency_key);
   rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
-    rc = sl_journal_fail(j, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc,
+    rc = sl__journal_fail(j, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc,
                          "looking up a duplicate idempotency key");
     sqlite3_reset(st);
     return rc;
@@ -120,7 +120,7 @@ int sl__sqlite_enqueue_many_created(struct sl_journal *j,
 
   if (!j || (!specs && n))
     return SL_INVAL;
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < n; i++) {
@@ -131,15 +131,15 @@ int sl__sqlite_enqueue_many_created(struct sl_journal *j,
       snprintf(j->errmsg, sizeof j->errmsg, "job %zu: %s", i + 1, why);
       if (bad_index)
         *bad_index = i;
-      sl_journal_rollback(j);
+      sl__journal_rollback(j);
       return rc;
     }
     if (ids)
       ids[i] = id;
   }
-  rc = sl_journal_commit(j);
+  rc = sl__journal_commit(j);
   if (rc == SL_OK)
-    sl_busy_yield(j, now);
+    sl__busy_yield(j, now);
   return rc;
 }
 
@@ -150,7 +150,7 @@ int sl__sqlite_cancel(struct sl_journal *j, int64_t id) {
 
   if (!j)
     return SL_INVAL;
-  st = sl_jobs_move(j, SL_MOVE_CANCEL);
+  st = sl__jobs_move(j, SL_MOVE_CANCEL);
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, id);
@@ -160,12 +160,12 @@ int sl__sqlite_cancel(struct sl_journal *j, int64_t id) {
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "cancelling a job");
+    return sl__journal_fail(j, rc, "cancelling a job");
   changed = sqlite3_changes(j->db);
   if (changed)
     return SL_OK;
   /* Say why nothing changed: missing, or in a state cancel cannot touch. */
-  st = sl_journal_sql(j, state_sql);
+  st = sl__journal_sql(j, state_sql);
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, id);
@@ -179,7 +179,7 @@ int sl__sqlite_cancel(struct sl_journal *j, int64_t id) {
     snprintf(j->errmsg, sizeof j->errmsg, "no job %lld", (long long)id);
     rc = SL_NOT_FOUND;
   } else {
-    rc = sl_journal_fail(j, rc, "looking up a job");
+    rc = sl__journal_fail(j, rc, "looking up a job");
   }
   sqlite3_reset(st);
   return rc;

@@ -124,16 +124,16 @@ static void read_row(sqlite3_stmt *st, struct sl_job_row *r, int *oom) {
   r->generation = sqlite3_column_int64(st, 4);
   r->created_at = sqlite3_column_int64(st, 5);
   r->finished_at = sqlite3_column_int64(st, 6);
-  r->queue = sl_column_strdup(st, 7, oom);
-  r->partition = sl_column_strdup(st, 8, oom);
-  r->state = sl_column_strdup(st, 9, oom);
-  r->urgency = sl_column_strdup(st, 10, oom);
-  r->endpoint = sl_column_strdup(st, 11, oom);
-  r->model = sl_column_strdup(st, 12, oom);
-  r->idempotency_key = sl_column_strdup(st, 13, oom);
-  r->last_class = sl_column_strdup(st, 14, oom);
-  r->last_error = sl_column_strdup(st, 15, oom);
-  r->metadata = sl_column_strdup(st, 16, oom);
+  r->queue = sl__column_strdup(st, 7, oom);
+  r->partition = sl__column_strdup(st, 8, oom);
+  r->state = sl__column_strdup(st, 9, oom);
+  r->urgency = sl__column_strdup(st, 10, oom);
+  r->endpoint = sl__column_strdup(st, 11, oom);
+  r->model = sl__column_strdup(st, 12, oom);
+  r->idempotency_key = sl__column_strdup(st, 13, oom);
+  r->last_class = sl__column_strdup(st, 14, oom);
+  r->last_error = sl__column_strdup(st, 15, oom);
+  r->metadata = sl__column_strdup(st, 16, oom);
 }
 
 int sl__sqlite_jobs_find(struct sl_journal *j, const struct sl_job_filter *f,
@@ -168,7 +168,7 @@ int sl__sqlite_jobs_find(struct sl_journal *j, const struct sl_job_filter *f,
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   sqlite3_free(sql);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "finding jobs");
+    return sl__journal_fail(j, rc, "finding jobs");
   if (bind_filter(st, f) != SL_OK) {
     sqlite3_finalize(st);
     snprintf(j->errmsg, sizeof j->errmsg, "a metadata filter has no key or "
@@ -196,7 +196,7 @@ int sl__sqlite_jobs_find(struct sl_journal *j, const struct sl_job_filter *f,
   }
   if (rc != SQLITE_DONE) {
     sl_job_rows_free(rows, len);
-    return sl_journal_fail(j, rc, "finding jobs");
+    return sl__journal_fail(j, rc, "finding jobs");
   }
   *out = rows;
   *n = len;

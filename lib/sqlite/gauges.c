@@ -51,7 +51,7 @@ int sl__sqlite_gauges(struct sl_journal *j, enum sl_gauge_set set,
     return SL_INVAL;
   rc = sqlite3_prepare_v2(j->db, sets[i].sql, -1, &st, NULL);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "reading gauges");
+    return sl__journal_fail(j, rc, "reading gauges");
   if (sqlite3_bind_parameter_count(st) > 0)
     sqlite3_bind_int64(st, 1, sl_now_ms());
   while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -59,6 +59,6 @@ int sl__sqlite_gauges(struct sl_journal *j, enum sl_gauge_set set,
        (const char *)sqlite3_column_text(st, 1), sqlite3_column_double(st, 2));
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "reading gauges");
+    return sl__journal_fail(j, rc, "reading gauges");
   return SL_OK;
 }

@@ -33,7 +33,7 @@ static int query_int(struct sl_journal *j, const char *sql, int64_t *v) {
  * empty file is a journal about to be created. Anything else belongs to
  * someone else. Only reads: a refused file stays byte for byte.
  */
-int sl_journal_identity(struct sl_journal *j) {
+int sl__journal_identity(struct sl_journal *j) {
   int64_t app = 0, version = 0, objects = 0, ours = 0;
   /* One read transaction: another process may be creating the journal,
    * one migration per commit, and reads from two of its commits (version
@@ -51,7 +51,7 @@ int sl_journal_identity(struct sl_journal *j) {
                    " AND name IN ('meta', 'jobs', 'results')",
                    &ours);
   if (rc != SQLITE_OK) {
-    rc = sl_journal_fail(j, rc, "reading the journal header");
+    rc = sl__journal_fail(j, rc, "reading the journal header");
     if (!sqlite3_get_autocommit(j->db))
       sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
@@ -110,7 +110,7 @@ static char *immutable_uri(const char *path) {
  * checkpoint during this short read: a wrong or failed read by this
  * command, never a change to the journal.
  */
-int sl_journal_open_ro(struct sl_journal *j, const char *path) {
+int sl__journal_open_ro(struct sl_journal *j, const char *path) {
   const int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
   struct stat sb;
   uid_t me = geteuid();
@@ -133,7 +133,7 @@ int sl_journal_open_ro(struct sl_journal *j, const char *path) {
 
 /* A read-only open migrates nothing: a journal behind this sluice is for a
  * writer to migrate. */
-int sl_journal_ro_version(struct sl_journal *j, const char *path) {
+int sl__journal_ro_version(struct sl_journal *j, const char *path) {
   int latest = sl_schema_latest(), v = 0;
   int rc = sl__sqlite_schema_version(j, &v);
   if (rc != SL_OK)
@@ -157,7 +157,7 @@ int sl_journal_ro_version(struct sl_journal *j, const char *path) {
 }
 
 /* Say what a reader lacks instead of SQLite's "unable to open". */
-void sl_journal_ro_hint(struct sl_journal *j, const char *path, int rc) {
+void sl__journal_ro_hint(struct sl_journal *j, const char *path, int rc) {
   if (absent(path, "-shm") && !absent(path, "-wal"))
     snprintf(j->errmsg, sizeof j->errmsg,
              "cannot read the journal read-only (%s): %s-wal holds "

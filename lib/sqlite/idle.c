@@ -26,11 +26,11 @@ int sl__sqlite_count_workable(struct sl_journal *j, const char *const *queues,
 
   if (!j || !n)
     return SL_INVAL;
-  if (queues && !(qjson = sl_queues_json(queues)))
+  if (queues && !(qjson = sl__queues_json(queues)))
     return SL_NOMEM;
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
-    sl_bind_text(st, 1, qjson);
+    sl__bind_text(st, 1, qjson);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
       *n = sqlite3_column_int64(st, 0);
@@ -40,6 +40,6 @@ int sl__sqlite_count_workable(struct sl_journal *j, const char *const *queues,
   sqlite3_finalize(st);
   free(qjson);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "counting workable jobs");
+    return sl__journal_fail(j, rc, "counting workable jobs");
   return SL_OK;
 }

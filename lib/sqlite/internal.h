@@ -88,59 +88,59 @@ SL_BACKEND_OPS(X)
 
 /* After a long write transaction: let a writer waiting for the lock in
  * (busy.c). began_ms: sl_now_ms() before BEGIN. */
-void sl_busy_yield(struct sl_journal *j, int64_t began_ms);
+void sl__busy_yield(struct sl_journal *j, int64_t began_ms);
 
 /* With auto_vacuum=INCREMENTAL, return the free pages to the file system
  * in short transactions (vacuum.c); otherwise nothing. */
-int sl_journal_incremental_vacuum(struct sl_journal *j);
+int sl__journal_incremental_vacuum(struct sl_journal *j);
 
 /* wake.c: close sl_journal_wake_fd's inotify instance, if any. */
 void sl__journal_wake_close(struct sl_journal *j);
 
 /* Map an SQLite result code to an sl_err. */
-int sl_journal_map_rc(int rc);
+int sl__journal_map_rc(int rc);
 
 /*
  * Record a failure: keeps sqlite3_errmsg() (or `what` when no SQLite error
  * applies) in j->errmsg and returns the mapped code.
  */
-int sl_journal_fail(struct sl_journal *j, int rc, const char *what);
+int sl__journal_fail(struct sl_journal *j, int rc, const char *what);
 
 /* identity.c: is the file a sluice journal, and opening it read-only. */
-int sl_journal_identity(struct sl_journal *j);
-int sl_journal_open_ro(struct sl_journal *j, const char *path);
-int sl_journal_ro_version(struct sl_journal *j, const char *path);
-void sl_journal_ro_hint(struct sl_journal *j, const char *path, int rc);
+int sl__journal_identity(struct sl_journal *j);
+int sl__journal_open_ro(struct sl_journal *j, const char *path);
+int sl__journal_ro_version(struct sl_journal *j, const char *path);
+void sl__journal_ro_hint(struct sl_journal *j, const char *path, int rc);
 
 /* The cached statement `id`, reset and with bindings cleared; NULL on error
  * (j->errmsg says why). */
-sqlite3_stmt *sl_journal_stmt(struct sl_journal *j, enum sl_stmt_id id);
+sqlite3_stmt *sl__journal_stmt(struct sl_journal *j, enum sl_stmt_id id);
 
 /*
- * Like sl_journal_stmt for SQL that is not in sl_stmt_sql: the statement for
+ * Like sl__journal_stmt for SQL that is not in sl_stmt_sql: the statement for
  * `sql`, prepared once per connection, reset and with bindings cleared.
  * `sql` must have static storage (a string literal or a static const array):
  * the cache keys on its address. The caller resets the statement, never
  * finalizes it. NULL on error (j->errmsg says why), including a full cache.
  */
-sqlite3_stmt *sl_journal_sql(struct sl_journal *j, const char *sql);
+sqlite3_stmt *sl__journal_sql(struct sl_journal *j, const char *sql);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK through cached statements. */
-int sl_journal_begin(struct sl_journal *j);
-int sl_journal_commit(struct sl_journal *j);
-void sl_journal_rollback(struct sl_journal *j);
+int sl__journal_begin(struct sl_journal *j);
+int sl__journal_commit(struct sl_journal *j);
+void sl__journal_rollback(struct sl_journal *j);
 
 /* A JSON array of the NULL-terminated queue names, escaped, for binding
  * to json_each(); malloc'd, NULL when out of memory. */
-char *sl_queues_json(const char *const *queues);
+char *sl__queues_json(const char *const *queues);
 
 /* Bind a C string or NULL. */
-int sl_bind_text(sqlite3_stmt *st, int idx, const char *s);
-/* sl_bind_text for s[0..len); both scrub registered secrets. */
-int sl_bind_text_len(sqlite3_stmt *st, int idx, const char *s, size_t len);
+int sl__bind_text(sqlite3_stmt *st, int idx, const char *s);
+/* sl__bind_text for s[0..len); both scrub registered secrets. */
+int sl__bind_text_len(sqlite3_stmt *st, int idx, const char *s, size_t len);
 /* Bind an int64, or NULL when v == none. */
-int sl_bind_opt_int(sqlite3_stmt *st, int idx, int64_t v, int64_t none);
+int sl__bind_opt_int(sqlite3_stmt *st, int idx, int64_t v, int64_t none);
 /* Copy column i as a new C string (NULL column: NULL); sets *oom on failure. */
-char *sl_column_strdup(sqlite3_stmt *st, int i, int *oom);
+char *sl__column_strdup(sqlite3_stmt *st, int i, int *oom);
 
 #endif

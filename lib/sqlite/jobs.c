@@ -246,7 +246,7 @@ const struct sl_move_row sl_moves[SL_MOVE__COUNT] = {
 _Static_assert(SL_MOVE__COUNT <= SL_MOVE_SLOTS,
                "raise SL_MOVE_SLOTS in internal.h");
 
-int sl_jobs_move_allowed(enum sl_move m) {
+int sl__jobs_move_allowed(enum sl_move m) {
   const struct sl_move_row *r;
   int f, t;
   if ((int)m < 0 || m >= SL_MOVE__COUNT)
@@ -266,11 +266,11 @@ int sl_jobs_move_allowed(enum sl_move m) {
   return 1;
 }
 
-sqlite3_stmt *sl_jobs_move(struct sl_journal *j, enum sl_move m) {
+sqlite3_stmt *sl__jobs_move(struct sl_journal *j, enum sl_move m) {
   sqlite3_stmt *st;
   int rc;
 
-  if (!sl_jobs_move_allowed(m)) {
+  if (!sl__jobs_move_allowed(m)) {
     snprintf(j->errmsg, sizeof j->errmsg,
              "internal error: move %d is not in the transition table",
              (int)m);
@@ -285,14 +285,14 @@ sqlite3_stmt *sl_jobs_move(struct sl_journal *j, enum sl_move m) {
   rc = sqlite3_prepare_v3(j->db, sl_moves[m].sql, -1,
                           SQLITE_PREPARE_PERSISTENT, &st, NULL);
   if (rc != SQLITE_OK) {
-    sl_journal_fail(j, rc, "preparing a state change");
+    sl__journal_fail(j, rc, "preparing a state change");
     return NULL;
   }
   j->moves[m] = st;
   return st;
 }
 
-void sl_jobs_close(struct sl_journal *j) {
+void sl__jobs_close(struct sl_journal *j) {
   int i;
   for (i = 0; i < SL_MOVE__COUNT; i++) {
     sqlite3_finalize(j->moves[i]);

@@ -5,7 +5,7 @@
  *
  * Every statement that changes jobs.state is a row of sl_moves[], named by
  * the (from, to) states it may produce, and is reached only through
- * sl_jobs_move(), which refuses a row whose pairs are not all in
+ * sl__jobs_move(), which refuses a row whose pairs are not all in
  * SL_JOB_TRANSITION_MAP (include/sluice_states.h). The schema's
  * jobs_state_transition trigger (migration 0013) enforces the same table
  * for every other door (sqlite3, psql).
@@ -95,13 +95,13 @@ extern const struct sl_move_row sl_moves[SL_MOVE__COUNT];
  * it. NULL on error (j->errmsg says why), which includes a row with a
  * (from, to) pair that SL_JOB_TRANSITION_MAP does not allow.
  */
-sqlite3_stmt *sl_jobs_move(struct sl_journal *j, enum sl_move m);
+sqlite3_stmt *sl__jobs_move(struct sl_journal *j, enum sl_move m);
 
 /* 1 if every (from, to) pair of row m is an allowed transition (or a
  * state kept), else 0. */
-int sl_jobs_move_allowed(enum sl_move m);
+int sl__jobs_move_allowed(enum sl_move m);
 
 /* Finalize the connection's move statements (sl_close). */
-void sl_jobs_close(struct sl_journal *j);
+void sl__jobs_close(struct sl_journal *j);
 
 #endif

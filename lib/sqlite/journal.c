@@ -24,7 +24,7 @@ int64_t sl_now_ms(void) {
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-int sl_journal_map_rc(int rc) {
+int sl__journal_map_rc(int rc) {
   switch (rc & 0xff) {
   case SQLITE_OK:
   case SQLITE_ROW:
@@ -56,7 +56,7 @@ int sl_journal_map_rc(int rc) {
   }
 }
 
-int sl_journal_fail(struct sl_journal *j, int rc, const char *what) {
+int sl__journal_fail(struct sl_journal *j, int rc, const char *what) {
   const char *detail = NULL;
   if (j->db && rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
     detail = sqlite3_errmsg(j->db);
@@ -65,7 +65,7 @@ int sl_journal_fail(struct sl_journal *j, int rc, const char *what) {
   else
     snprintf(j->errmsg, sizeof j->errmsg, "%s",
              what ? what : detail ? detail : "unknown error");
-  return sl_journal_map_rc(rc);
+  return sl__journal_map_rc(rc);
 }
 
 const char *sl__sqlite_errmsg(const struct sl_journal *j) {
@@ -76,13 +76,13 @@ void sl__sqlite_set_errmsg(struct sl_journal *j, const char *msg) {
   snprintf(j->errmsg, sizeof j->errmsg, "%s", msg);
 }
 
-sqlite3_stmt *sl_journal_stmt(struct sl_journal *j, enum sl_stmt_id id) {
+sqlite3_stmt *sl__journal_stmt(struct sl_journal *j, enum sl_stmt_id id) {
   sqlite3_stmt *st = j->stmts[id];
   if (!st) {
     int rc = sqlite3_prepare_v3(j->db, sl_stmt_sql[id], -1,
                                 SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK) {
-      sl_journal_fail(j, rc, "preparing a statement");
+      sl__journal_fail(j, rc, "preparing a statement");
       return NULL;
     }
     j->stmts[id] = st;
@@ -93,7 +93,7 @@ sqlite3_stmt *sl_journal_stmt(struct sl_journal *j, enum sl_stmt_id id) {
   return st;
 }
 
-sqlite3_stmt *sl_journal_sql(struct sl_journal *j, const char *sql) {
+sqlite3_stmt *sl__journal_sql(struct sl_journal *j, const char *sql) {
   struct sl_sql_cached *c;
   int i, rc;
   for (i = 0; i < j->ncached; i++) {
@@ -113,7 +113,7 @@ sqlite3_stmt *sl_journal_sql(struct sl_journal *j, const char *sql) {
   rc = sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st,
                           NULL);
   if (rc != SQLITE_OK) {
-    sl_journal_fail(j, rc, "preparing a statement");
+    sl__journal_fail(j, rc, "preparing a statement");
     c->st = NULL;
     return NULL;
   }
@@ -124,36 +124,36 @@ sqlite3_stmt *sl_journal_sql(struct sl_journal *j, const char *sql) {
 
 static int step_once(struct sl_journal *j, enum sl_stmt_id id,
                      const char *what) {
-  sqlite3_stmt *st = sl_journal_stmt(j, id);
+  sqlite3_stmt *st = sl__journal_stmt(j, id);
   int rc;
   if (!st)
     return SL_DB;
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, what);
+    return sl__journal_fail(j, rc, what);
   return SL_OK;
 }
 
-int sl_journal_begin(struct sl_journal *j) {
+int sl__journal_begin(struct sl_journal *j) {
   return step_once(j, SL_STMT_BEGIN, "BEGIN IMMEDIATE");
 }
 
-int sl_journal_commit(struct sl_journal *j) {
+int sl__journal_commit(struct sl_journal *j) {
   int rc = step_once(j, SL_STMT_COMMIT, "COMMIT");
   if (rc != SL_OK)
-    sl_journal_rollback(j);
+    sl__journal_rollback(j);
   return rc;
 }
 
-void sl_journal_rollback(struct sl_journal *j) {
+void sl__journal_rollback(struct sl_journal *j) {
   if (!sqlite3_get_autocommit(j->db))
     (void)step_once(j, SL_STMT_ROLLBACK, "ROLLBACK");
 }
 
 /* Every string the library stores passes here: registered secrets are
  * scrubbed by value (a copy is made only when one is found). */
-int sl_bind_text_len(sqlite3_stmt *st, int idx, const char *s, size_t len) {
+int sl__bind_text_len(sqlite3_stmt *st, int idx, const char *s, size_t len) {
   size_t n = 0;
   int oom;
   char *clean;
@@ -167,17 +167,17 @@ int sl_bind_text_len(sqlite3_stmt *st, int idx, const char *s, size_t len) {
   return sqlite3_bind_text(st, idx, s, (int)len, SQLITE_STATIC);
 }
 
-int sl_bind_text(sqlite3_stmt *st, int idx, const char *s) {
-  return sl_bind_text_len(st, idx, s, s ? strlen(s) : 0);
+int sl__bind_text(sqlite3_stmt *st, int idx, const char *s) {
+  return sl__bind_text_len(st, idx, s, s ? strlen(s) : 0);
 }
 
-int sl_bind_opt_int(sqlite3_stmt *st, int idx, int64_t v, int64_t none) {
+int sl__bind_opt_int(sqlite3_stmt *st, int idx, int64_t v, int64_t none) {
   if (v == none)
     return sqlite3_bind_null(st, idx);
   return sqlite3_bind_int64(st, idx, v);
 }
 
-char *sl_column_strdup(sqlite3_stmt *st, int i, int *oom) {
+char *sl__column_strdup(sqlite3_stmt *st, int i, int *oom) {
   const unsigned char *t = sqlite3_column_text(st, i);
   size_t n;
   char *s;
@@ -211,7 +211,7 @@ static int read_user_version(struct sl_journal *j, int *v) {
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "reading the schema version");
+    return sl__journal_fail(j, rc, "reading the schema version");
   return SL_OK;
 }
 
@@ -226,7 +226,7 @@ static int exec(struct sl_journal *j, const char *sql, const char *what) {
     snprintf(j->errmsg, sizeof j->errmsg, "%s: %s", what,
              msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
-    return sl_journal_map_rc(rc);
+    return sl__journal_map_rc(rc);
   }
   return SL_OK;
 }
@@ -250,7 +250,7 @@ static int new_file_vacuum(struct sl_journal *j) {
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "reading the schema");
+    return sl__journal_fail(j, rc, "reading the schema");
   return tables ? SL_OK
                 : exec(j, "PRAGMA auto_vacuum=INCREMENTAL",
                        "setting auto_vacuum");
@@ -363,7 +363,7 @@ static int set_wal(struct sl_journal *j, int timeout_ms) {
       return rc;
     }
     if ((rc & 0xff) != SQLITE_BUSY || sl_now_ms() >= deadline) {
-      rc = sl_journal_fail(j, rc, "setting WAL mode");
+      rc = sl__journal_fail(j, rc, "setting WAL mode");
       sqlite3_finalize(st);
       return rc;
     }
@@ -402,29 +402,29 @@ int sl__sqlite_open(struct sl_journal **out, const struct sl_open_options *opts,
   j->ops = &sl__sqlite_ops;
   j->wake_fd = j->wake_wd = -1;
   if (opts->read_only)
-    rc = sl_journal_open_ro(j, opts->path);
+    rc = sl__journal_open_ro(j, opts->path);
   else
     rc = sqlite3_open_v2(opts->path, &j->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
     int raw = rc;
-    rc = sl_journal_fail(j, rc, "opening the journal");
+    rc = sl__journal_fail(j, rc, "opening the journal");
     if (opts->read_only)
-      sl_journal_ro_hint(j, opts->path, raw);
+      sl__journal_ro_hint(j, opts->path, raw);
     goto fail;
   }
   sqlite3_extended_result_codes(j->db, 1);
   timeout = opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
   sqlite3_busy_timeout(j->db, timeout);
-  rc = sl_journal_identity(j);
+  rc = sl__journal_identity(j);
   if (rc != SL_OK) {
     if (opts->read_only && (rc == SL_CANTOPEN || rc == SL_READONLY ||
                             rc == SL_PERM || rc == SL_IO))
-      sl_journal_ro_hint(j, opts->path, sqlite3_errcode(j->db));
+      sl__journal_ro_hint(j, opts->path, sqlite3_errcode(j->db));
     goto fail;
   }
   if (opts->read_only) {
-    rc = sl_journal_ro_version(j, opts->path);
+    rc = sl__journal_ro_version(j, opts->path);
     if (rc != SL_OK)
       goto fail;
     rc = exec(j, "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;",
@@ -472,7 +472,7 @@ void sl__sqlite_close(struct sl_journal *j) {
   int i;
   if (!j)
     return;
-  sl_jobs_close(j);
+  sl__jobs_close(j);
   for (i = 0; i < SL_STMT__COUNT; i++)
     sqlite3_finalize(j->stmts[i]);
   for (i = 0; i < j->ncached; i++)

@@ -14,13 +14,13 @@ int sl__sqlite_lease_extend_many(struct sl_journal *j, const int64_t *ids,
     return SL_INVAL;
   if (n == 0)
     return SL_OK;
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < n; i++) {
-    st = sl_journal_stmt(j, SL_STMT_EXTEND);
+    st = sl__journal_stmt(j, SL_STMT_EXTEND);
     if (!st) {
-      sl_journal_rollback(j);
+      sl__journal_rollback(j);
       return SL_DB;
     }
     sqlite3_bind_int64(st, 1, ids[i]);
@@ -30,13 +30,13 @@ int sl__sqlite_lease_extend_many(struct sl_journal *j, const int64_t *ids,
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-      rc = sl_journal_fail(j, rc, "extending leases");
-      sl_journal_rollback(j);
+      rc = sl__journal_fail(j, rc, "extending leases");
+      sl__journal_rollback(j);
       return rc;
     }
     rcs[i] = sqlite3_changes(j->db) == 1 ? SL_OK : SL_LEASE_LOST;
   }
-  rc = sl_journal_commit(j);
+  rc = sl__journal_commit(j);
   if (rc == SL_OK && new_expiry)
     *new_expiry = now + lease_ms;
   return rc;

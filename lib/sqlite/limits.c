@@ -91,10 +91,10 @@ static int select_row(struct sl_journal *j, const char *sql,
     sqlite3_finalize(st);
     return rc;
   }
-  sl_bind_text(st, 1, endpoint);
-  sl_bind_text(st, 2, model);
+  sl__bind_text(st, 1, endpoint);
+  sl__bind_text(st, 2, model);
   if (key)
-    sl_bind_text(st, 3, key);
+    sl__bind_text(st, 3, key);
   rc = sqlite3_step(st);
   *out = st;
   return rc;
@@ -121,7 +121,7 @@ static int update_row(struct sl_journal *j, const struct row_kind *k,
   char what[64];
   int rc, want;
 
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   rc = select_row(j, k->get, endpoint, model, key, &st);
@@ -131,7 +131,7 @@ static int update_row(struct sl_journal *j, const struct row_kind *k,
   st = NULL;
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
     snprintf(what, sizeof what, "reading %s", k->what);
-    rc = sl_journal_fail(j, rc, what);
+    rc = sl__journal_fail(j, rc, what);
     goto fail;
   }
   want = k->call(row, ctx);
@@ -140,26 +140,26 @@ static int update_row(struct sl_journal *j, const struct row_kind *k,
     goto fail;
   }
   if (want == 0) {
-    sl_journal_rollback(j); /* nothing written: a rollback is a no-op */
+    sl__journal_rollback(j); /* nothing written: a rollback is a no-op */
     return SL_OK;
   }
   rc = sqlite3_prepare_v2(j->db, k->put, -1, &st, NULL);
   if (rc == SQLITE_OK) {
-    sl_bind_text(st, 1, endpoint);
-    sl_bind_text(st, 2, model);
+    sl__bind_text(st, 1, endpoint);
+    sl__bind_text(st, 2, model);
     k->bind(st, row);
     rc = sqlite3_step(st);
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) {
     snprintf(what, sizeof what, "writing %s", k->what);
-    rc = sl_journal_fail(j, rc, what);
+    rc = sl__journal_fail(j, rc, what);
     goto fail;
   }
-  return sl_journal_commit(j);
+  return sl__journal_commit(j);
 
 fail:
-  sl_journal_rollback(j);
+  sl__journal_rollback(j);
   return rc;
 }
 
@@ -227,7 +227,7 @@ static void breaker_read(sqlite3_stmt *st, void *row) {
 
 static void breaker_bind(sqlite3_stmt *st, const void *p) {
   const struct sl_breaker_row *row = p;
-  sl_bind_text(st, 3, sl_breaker_state_name(row->state));
+  sl__bind_text(st, 3, sl_breaker_state_name(row->state));
   sqlite3_bind_int64(st, 4, row->window_start);
   sqlite3_bind_int64(st, 5, row->ok_cur);
   sqlite3_bind_int64(st, 6, row->fail_cur);
@@ -240,7 +240,7 @@ static void breaker_bind(sqlite3_stmt *st, const void *p) {
   sqlite3_bind_int64(st, 13, row->probes_ok);
   sqlite3_bind_int64(st, 14, row->probe_expires);
   sqlite3_bind_int64(st, 15, row->trips);
-  sl_bind_text(st, 16, row->last_class[0] ? row->last_class : NULL);
+  sl__bind_text(st, 16, row->last_class[0] ? row->last_class : NULL);
   sqlite3_bind_int64(st, 17, row->updated_at);
 }
 
@@ -304,9 +304,9 @@ static void route_bind(sqlite3_stmt *st, const void *p) {
   sqlite3_bind_int(st, 9, row->headers_seen ? 1 : 0);
   sqlite3_bind_int64(st, 10, row->last_cut_at);
   sqlite3_bind_int64(st, 11, row->cuts);
-  sl_bind_text(st, 12, row->last_class[0] ? row->last_class : NULL);
+  sl__bind_text(st, 12, row->last_class[0] ? row->last_class : NULL);
   sqlite3_bind_int64(st, 13, row->updated_at);
-  sl_bind_text(st, 14, row->key_id);
+  sl__bind_text(st, 14, row->key_id);
 }
 
 struct route_ctx {
@@ -366,14 +366,14 @@ int sl__sqlite_route_release_held(struct sl_journal *j, const char *endpoint,
     return SL_INVAL;
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
-    sl_bind_text(st, 1, endpoint);
-    sl_bind_text(st, 2, model);
+    sl__bind_text(st, 1, endpoint);
+    sl__bind_text(st, 2, model);
     sqlite3_bind_int64(st, 3, now_ms);
     rc = sqlite3_step(st);
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "releasing a route's held jobs");
+    return sl__journal_fail(j, rc, "releasing a route's held jobs");
   if (n)
     *n = sqlite3_changes(j->db);
   return SL_OK;
@@ -394,7 +394,7 @@ static int list_rows(struct sl_journal *j, const char *sql, size_t size,
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(st);
-    return sl_journal_fail(j, rc, what);
+    return sl__journal_fail(j, rc, what);
   }
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (len == cap) {
@@ -412,7 +412,7 @@ static int list_rows(struct sl_journal *j, const char *sql, size_t size,
     len++;
   }
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, what);
+    rc = sl__journal_fail(j, rc, what);
     sqlite3_finalize(st);
     free(arr);
     return rc;
@@ -484,9 +484,9 @@ static int run_queue_stmt(struct sl_journal *j, const char *sql,
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     int np = sqlite3_bind_parameter_count(st);
-    sl_bind_text(st, 1, queue);
+    sl__bind_text(st, 1, queue);
     if (np >= 2)
-      sl_bind_text(st, 2, text);
+      sl__bind_text(st, 2, text);
     if (np >= 3)
       sqlite3_bind_int64(st, 3, i3);
     if (np >= 4) {
@@ -505,7 +505,7 @@ static int run_queue_stmt(struct sl_journal *j, const char *sql,
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, what);
+    return sl__journal_fail(j, rc, what);
   return SL_OK;
 }
 
@@ -574,7 +574,7 @@ int sl__sqlite_queue_spend_list(struct sl_journal *j, int64_t now_ms,
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(st);
-    return sl_journal_fail(j, rc, "reading spend");
+    return sl__journal_fail(j, rc, "reading spend");
   }
   sqlite3_bind_int64(st, 1, now_ms / 86400000);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -608,7 +608,7 @@ int sl__sqlite_queue_spend_list(struct sl_journal *j, int64_t now_ms,
                    (r->usd_per_mtok_out > 0 ? r->usd_per_mtok_out : 0);
   }
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "reading spend");
+    rc = sl__journal_fail(j, rc, "reading spend");
     sqlite3_finalize(st);
     free(arr);
     return rc;

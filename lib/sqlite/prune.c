@@ -61,7 +61,7 @@ static int check_foreign_keys(struct sl_journal *j) {
     }
   }
   if (rc != SQLITE_OK) {
-    rc = sl_journal_fail(j, rc, "reading PRAGMA foreign_keys");
+    rc = sl__journal_fail(j, rc, "reading PRAGMA foreign_keys");
     sqlite3_finalize(st);
     return rc;
   }
@@ -83,11 +83,11 @@ int sl__sqlite_prune_count(struct sl_journal *j, int64_t older_than_ms,
     return SL_INVAL;
   rc = sqlite3_prepare_v2(j->db, count_sql, -1, &st, NULL);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "counting jobs to prune");
+    return sl__journal_fail(j, rc, "counting jobs to prune");
   sqlite3_bind_int64(st, 1, cutoff_of(older_than_ms));
   rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
-    rc = rc == SQLITE_DONE ? SL_DB : sl_journal_fail(j, rc, "counting jobs");
+    rc = rc == SQLITE_DONE ? SL_DB : sl__journal_fail(j, rc, "counting jobs");
     sqlite3_finalize(st);
     return rc;
   }
@@ -103,7 +103,7 @@ static int prune_batch(struct sl_journal *j, sqlite3_stmt *st, int64_t cutoff,
   int64_t count = 0, top = *cursor, id;
   int rc;
 
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   sqlite3_reset(st);
@@ -117,13 +117,13 @@ static int prune_batch(struct sl_journal *j, sqlite3_stmt *st, int64_t cutoff,
     count++;
   }
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "pruning jobs");
+    rc = sl__journal_fail(j, rc, "pruning jobs");
     sqlite3_reset(st);
-    sl_journal_rollback(j);
+    sl__journal_rollback(j);
     return rc;
   }
   sqlite3_reset(st);
-  rc = sl_journal_commit(j);
+  rc = sl__journal_commit(j);
   if (rc != SL_OK)
     return rc;
   *cursor = top;
@@ -140,7 +140,7 @@ static int checkpoint(struct sl_journal *j) {
       ;
   }
   if (rc != SQLITE_DONE)
-    rc = sl_journal_fail(j, rc, "checkpointing the WAL after a prune");
+    rc = sl__journal_fail(j, rc, "checkpointing the WAL after a prune");
   else
     rc = SL_OK;
   sqlite3_finalize(st);
@@ -164,7 +164,7 @@ int sl__sqlite_prune(struct sl_journal *j, int64_t older_than_ms,
     return rc;
   rc = sqlite3_prepare_v2(j->db, delete_sql, -1, &st, NULL);
   if (rc != SQLITE_OK)
-    return sl_journal_fail(j, rc, "preparing the prune");
+    return sl__journal_fail(j, rc, "preparing the prune");
   /* Fixed at the start: jobs that finish during the prune stay. */
   cutoff = cutoff_of(older_than_ms);
   for (;;) {
@@ -187,7 +187,7 @@ int sl__sqlite_prune(struct sl_journal *j, int64_t older_than_ms,
   /* Space comes back (issue 14): the freed pages leave the file at the
    * checkpoint, on a journal with incremental auto-vacuum. */
   if (total > 0)
-    rc = sl_journal_incremental_vacuum(j);
+    rc = sl__journal_incremental_vacuum(j);
   if (rc == SL_OK)
     rc = checkpoint(j);
 out:

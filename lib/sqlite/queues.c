@@ -12,14 +12,14 @@ static int run(struct sl_journal *j, const char *sql, const char *queue,
     return SL_INVAL;
   rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
-    sl_bind_text(st, 1, queue);
-    sl_bind_text(st, 2, reason);
+    sl__bind_text(st, 1, queue);
+    sl__bind_text(st, 2, reason);
     sqlite3_bind_int64(st, 3, sl_now_ms());
     rc = sqlite3_step(st);
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, what);
+    return sl__journal_fail(j, rc, what);
   return SL_OK;
 }
 

@@ -29,7 +29,7 @@ static int status_failures(struct sl_journal *j, struct sl_queue_status *arr,
       "SELECT queue, coalesce(last_class, 'unknown'), count(*) FROM jobs"
       " WHERE state = 'failed' GROUP BY queue, last_class"
       " ORDER BY queue, 3 DESC, 2";
-  sqlite3_stmt *st = sl_journal_sql(j, sql);
+  sqlite3_stmt *st = sl__journal_sql(j, sql);
   size_t q = 0;
   int rc, oom = 0;
   if (!st)
@@ -49,7 +49,7 @@ static int status_failures(struct sl_journal *j, struct sl_queue_status *arr,
       break;
     }
     qs->failures = grown;
-    grown[qs->n_failures].failure_class = sl_column_strdup(st, 1, &oom);
+    grown[qs->n_failures].failure_class = sl__column_strdup(st, 1, &oom);
     grown[qs->n_failures++].count = sqlite3_column_int64(st, 2);
     if (oom)
       break;
@@ -59,7 +59,7 @@ static int status_failures(struct sl_journal *j, struct sl_queue_status *arr,
     return SL_NOMEM;
   return rc == SQLITE_DONE || rc == SQLITE_ROW
              ? SL_OK
-             : sl_journal_fail(j, rc, "reading failures by class");
+             : sl__journal_fail(j, rc, "reading failures by class");
 }
 
 int sl__sqlite_status(struct sl_journal *j, struct sl_queue_status **out,
@@ -94,7 +94,7 @@ int sl__sqlite_status(struct sl_journal *j, struct sl_queue_status **out,
 
   if (!j || !out || !n)
     return SL_INVAL;
-  st = sl_journal_sql(j, sql);
+  st = sl__journal_sql(j, sql);
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, sl_now_ms());
@@ -111,7 +111,7 @@ int sl__sqlite_status(struct sl_journal *j, struct sl_queue_status **out,
     }
     q = &arr[len++];
     memset(q, 0, sizeof *q);
-    q->queue = sl_column_strdup(st, 0, &oom);
+    q->queue = sl__column_strdup(st, 0, &oom);
     q->pending = sqlite3_column_int64(st, 1);
     q->running = sqlite3_column_int64(st, 2);
     q->batched = sqlite3_column_int64(st, 3);
@@ -120,10 +120,10 @@ int sl__sqlite_status(struct sl_journal *j, struct sl_queue_status **out,
     q->cancelled = sqlite3_column_int64(st, 6);
     q->oldest_pending_age_ms = sqlite3_column_int64(st, 7);
     q->paused = sqlite3_column_int(st, 8);
-    q->paused_reason = sl_column_strdup(st, 9, &oom);
+    q->paused_reason = sl__column_strdup(st, 9, &oom);
     q->paused_at = sqlite3_column_int64(st, 10);
     q->online_paused = sqlite3_column_int(st, 11);
-    q->online_paused_reason = sl_column_strdup(st, 12, &oom);
+    q->online_paused_reason = sl__column_strdup(st, 12, &oom);
     q->online_paused_at = sqlite3_column_int64(st, 13);
     q->tokens_today = sqlite3_column_int64(st, 14);
     q->tokens_per_day = sqlite3_column_int64(st, 15);
@@ -136,7 +136,7 @@ int sl__sqlite_status(struct sl_journal *j, struct sl_queue_status **out,
     return SL_NOMEM;
   }
   if (rc != SQLITE_DONE) {
-    rc = sl_journal_fail(j, rc, "reading status");
+    rc = sl__journal_fail(j, rc, "reading status");
     sqlite3_reset(st);
     sl_status_free(arr, len);
     return rc;
@@ -194,7 +194,7 @@ int sl__sqlite_job_get(struct sl_journal *j, int64_t id,
   if (!j || !out)
     return SL_INVAL;
   memset(&i, 0, sizeof i);
-  st = sl_journal_sql(j, sql);
+  st = sl__journal_sql(j, sql);
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, id);
@@ -205,7 +205,7 @@ int sl__sqlite_job_get(struct sl_journal *j, int64_t id,
     return SL_NOT_FOUND;
   }
   if (rc != SQLITE_ROW) {
-    rc = sl_journal_fail(j, rc, "reading a job");
+    rc = sl__journal_fail(j, rc, "reading a job");
     sqlite3_reset(st);
     return rc;
   }
@@ -219,25 +219,25 @@ int sl__sqlite_job_get(struct sl_journal *j, int64_t id,
   i.created_at = sqlite3_column_int64(st, 7);
   i.updated_at = sqlite3_column_int64(st, 8);
   i.batch_id = sqlite3_column_int64(st, 9);
-  i.queue = sl_column_strdup(st, 10, &oom);
-  i.partition = sl_column_strdup(st, 11, &oom);
-  i.urgency = sl_column_strdup(st, 12, &oom);
-  i.state = sl_column_strdup(st, 13, &oom);
-  i.endpoint = sl_column_strdup(st, 14, &oom);
-  i.model = sl_column_strdup(st, 15, &oom);
-  i.body = sl_column_strdup(st, 16, &oom);
-  i.idempotency_key = sl_column_strdup(st, 17, &oom);
-  i.last_class = sl_column_strdup(st, 18, &oom);
-  i.last_error = sl_column_strdup(st, 19, &oom);
+  i.queue = sl__column_strdup(st, 10, &oom);
+  i.partition = sl__column_strdup(st, 11, &oom);
+  i.urgency = sl__column_strdup(st, 12, &oom);
+  i.state = sl__column_strdup(st, 13, &oom);
+  i.endpoint = sl__column_strdup(st, 14, &oom);
+  i.model = sl__column_strdup(st, 15, &oom);
+  i.body = sl__column_strdup(st, 16, &oom);
+  i.idempotency_key = sl__column_strdup(st, 17, &oom);
+  i.last_class = sl__column_strdup(st, 18, &oom);
+  i.last_error = sl__column_strdup(st, 19, &oom);
   i.has_result = sqlite3_column_int(st, 20);
   i.result_status = sqlite3_column_int64(st, 21);
   i.input_tokens = sqlite3_column_int64(st, 22);
   i.output_tokens = sqlite3_column_int64(st, 23);
-  i.result_body = sl_column_strdup(st, 24, &oom);
-  i.request_id = sl_column_strdup(st, 25, &oom);
-  i.metadata = sl_column_strdup(st, 26, &oom);
-  i.output_text = sl_column_strdup(st, 27, &oom);
-  i.output_json = sl_column_strdup(st, 28, &oom);
+  i.result_body = sl__column_strdup(st, 24, &oom);
+  i.request_id = sl__column_strdup(st, 25, &oom);
+  i.metadata = sl__column_strdup(st, 26, &oom);
+  i.output_text = sl__column_strdup(st, 27, &oom);
+  i.output_json = sl__column_strdup(st, 28, &oom);
   sqlite3_reset(st);
   if (oom) {
     sl_job_info_free(&i);
@@ -270,18 +270,18 @@ int sl__sqlite_replay(struct sl_journal *j, const struct sl_replay_filter *f,
     return SL_INVAL;
   if (!door)
     door = "api";
-  st = f->dry_run ? sl_journal_sql(j, count_sql)
-                  : sl_jobs_move(j, SL_MOVE_REPLAY);
+  st = f->dry_run ? sl__journal_sql(j, count_sql)
+                  : sl__jobs_move(j, SL_MOVE_REPLAY);
   if (!st)
     return SL_DB;
-  sl_bind_text(st, 1, f->queue);
-  sl_bind_text(st, 2, f->partition);
-  sl_bind_text(st, 3, f->failure_class);
-  sl_bind_opt_int(st, 4, f->batch_id, 0);
-  sl_bind_opt_int(st, 5, f->since_ms, 0);
-  sl_bind_opt_int(st, 6, f->until_ms, 0);
+  sl__bind_text(st, 1, f->queue);
+  sl__bind_text(st, 2, f->partition);
+  sl__bind_text(st, 3, f->failure_class);
+  sl__bind_opt_int(st, 4, f->batch_id, 0);
+  sl__bind_opt_int(st, 5, f->since_ms, 0);
+  sl__bind_opt_int(st, 6, f->until_ms, 0);
   sqlite3_bind_int(st, 7, f->include_cancelled ? 1 : 0);
-  sl_bind_text(st, 8, door);
+  sl__bind_text(st, 8, door);
   sqlite3_bind_int64(st, 9, sl_now_ms());
   if (f->n_job_ids) {
     sqlite3_str *ids = sqlite3_str_new(NULL);
@@ -306,11 +306,11 @@ int sl__sqlite_replay(struct sl_journal *j, const struct sl_replay_filter *f,
   }
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, "replaying jobs");
+    return sl__journal_fail(j, rc, "replaying jobs");
   if (f->dry_run)
     return SL_OK;
   /* RETURNING would not see what the AFTER trigger wrote: read it back. */
-  st = sl_journal_sql(j, replayed_sql);
+  st = sl__journal_sql(j, replayed_sql);
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(j->db));
@@ -319,6 +319,6 @@ int sl__sqlite_replay(struct sl_journal *j, const struct sl_replay_filter *f,
     *replayed = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
   if (rc != SQLITE_ROW)
-    return sl_journal_fail(j, rc, "reading a replay");
+    return sl__journal_fail(j, rc, "reading a replay");
   return SL_OK;
 }

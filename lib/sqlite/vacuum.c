@@ -24,15 +24,15 @@ static int pragma_int(struct sl_journal *j, const char *sql, int64_t *v) {
     }
   }
   sqlite3_finalize(st);
-  return rc == SQLITE_OK ? SL_OK : sl_journal_fail(j, rc, sql);
+  return rc == SQLITE_OK ? SL_OK : sl__journal_fail(j, rc, sql);
 }
 
 static int exec(struct sl_journal *j, const char *sql) {
   int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);
-  return rc == SQLITE_OK ? SL_OK : sl_journal_fail(j, rc, sql);
+  return rc == SQLITE_OK ? SL_OK : sl__journal_fail(j, rc, sql);
 }
 
-int sl_journal_incremental_vacuum(struct sl_journal *j) {
+int sl__journal_incremental_vacuum(struct sl_journal *j) {
   char sql[64];
   int64_t mode = 0, free_pages = 0;
   int rc, i;
@@ -76,7 +76,7 @@ int sl__sqlite_vacuum(struct sl_journal *j, int *converted) {
     if (converted)
       *converted = 1;
   }
-  rc = sl_journal_incremental_vacuum(j);
+  rc = sl__journal_incremental_vacuum(j);
   if (rc != SL_OK)
     return rc;
   /* The file shrinks when the WAL is copied back to it. */

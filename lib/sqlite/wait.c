@@ -27,7 +27,7 @@ int sl__sqlite_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
       "  OR state = 'cancelled'), 0),"
       " coalesce(sum(state = 'failed' OR state = 'cancelled'), 0)"
       " FROM jobs WHERE id IN (SELECT value FROM json_each(?1))";
-  sqlite3_stmt *st = sl_journal_sql(j, sql);
+  sqlite3_stmt *st = sl__journal_sql(j, sql);
   char *json;
   int rc, i;
   if (!st)
@@ -42,6 +42,6 @@ int sl__sqlite_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
   sqlite3_reset(st);
   sqlite3_clear_bindings(st); /* json is freed below */
   sqlite3_free(json);
-  return rc == SQLITE_ROW ? SL_OK : sl_journal_fail(j, rc, "waiting for jobs");
+  return rc == SQLITE_ROW ? SL_OK : sl__journal_fail(j, rc, "waiting for jobs");
 }
 

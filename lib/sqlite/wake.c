@@ -78,14 +78,14 @@ int sl__sqlite_journal_changed(struct sl_journal *j, int64_t *mark) {
   drain(j);
   if (j->wake_fd >= 0)
     rearm(j, 0); /* failing: the caller's timer still calls us */
-  st = sl_journal_stmt(j, SL_STMT_DATA_VERSION);
+  st = sl__journal_stmt(j, SL_STMT_DATA_VERSION);
   if (!st)
     return SL_DB;
   rc = sqlite3_step(st);
   v = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
   if (rc != SQLITE_ROW)
-    return sl_journal_fail(j, rc, "reading data_version");
+    return sl__journal_fail(j, rc, "reading data_version");
   /* data_version is never negative: v + 1 keeps 0 for "no mark yet". */
   if (*mark == v + 1)
     return 0;

@@ -14,7 +14,7 @@ static int step_done(struct sl_journal *j, sqlite3_stmt *st, const char *what) {
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return sl_journal_fail(j, rc, what);
+    return sl__journal_fail(j, rc, what);
   return SL_OK;
 }
 
@@ -28,16 +28,16 @@ int sl__sqlite_worker_register(struct sl_journal *j,
   int rc;
   if (!j || !me || !me->host || me->pid <= 0 || me->lease_ms <= 0)
     return SL_INVAL;
-  st = sl_journal_sql(j, sql);
+  st = sl__journal_sql(j, sql);
   if (!st)
     return SL_DB;
-  sl_bind_text(st, 1, me->host);
-  sl_bind_text(st, 2, me->boot_id ? me->boot_id : "");
+  sl__bind_text(st, 1, me->host);
+  sl__bind_text(st, 2, me->boot_id ? me->boot_id : "");
   sqlite3_bind_int64(st, 3, me->pid);
   sqlite3_bind_int64(st, 4, me->proc_start);
   sqlite3_bind_int64(st, 5, me->lease_ms);
   sqlite3_bind_int64(st, 6, sl_now_ms());
-  sl_bind_text(st, 7, me->pid_ns ? me->pid_ns : "");
+  sl__bind_text(st, 7, me->pid_ns ? me->pid_ns : "");
   rc = step_done(j, st, "registering the worker");
   if (rc != SL_OK)
     return rc;
@@ -57,7 +57,7 @@ int sl__sqlite_worker_heartbeat(struct sl_journal *j, int64_t now_ms) {
   sqlite3_stmt *st;
   if (!j || !j->worker_id)
     return SL_INVAL;
-  st = sl_journal_sql(j, sql);
+  st = sl__journal_sql(j, sql);
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, j->worker_id);
@@ -85,11 +85,11 @@ int sl__sqlite_worker_peers(struct sl_journal *j, const char *host,
     return SL_INVAL;
   *rows = NULL;
   *n = 0;
-  st = sl_journal_sql(j, sql);
+  st = sl__journal_sql(j, sql);
   if (!st)
     return SL_DB;
-  sl_bind_text(st, 1, host);
-  sl_bind_opt_int(st, 2, j->worker_id, 0);
+  sl__bind_text(st, 1, host);
+  sl__bind_opt_int(st, 2, j->worker_id, 0);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (got == cap) {
       cap = cap ? cap * 2 : 8;
@@ -115,7 +115,7 @@ int sl__sqlite_worker_peers(struct sl_journal *j, const char *host,
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) {
     free(out);
-    return sl_journal_fail(j, rc, "listing workers");
+    return sl__journal_fail(j, rc, "listing workers");
   }
   *rows = out;
   *n = got;
@@ -139,24 +139,24 @@ static int let_go(struct sl_journal *j, int64_t id, int64_t *jobs,
   sqlite3_stmt *st;
   int rc, i;
 
-  rc = sl_journal_begin(j);
+  rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < 3; i++) {
-    st = sl_journal_sql(j, sql[i]);
+    st = sl__journal_sql(j, sql[i]);
     if (!st) {
-      sl_journal_rollback(j);
+      sl__journal_rollback(j);
       return SL_DB;
     }
     sqlite3_bind_int64(st, 1, id);
     rc = step_done(j, st, "letting a worker's leases go");
     if (rc != SL_OK) {
-      sl_journal_rollback(j);
+      sl__journal_rollback(j);
       return rc;
     }
     changed[i] = sqlite3_changes(j->db);
   }
-  rc = sl_journal_commit(j);
+  rc = sl__journal_commit(j);
   if (rc != SL_OK)
     return rc;
   if (jobs)
@@ -189,13 +189,13 @@ int sl__sqlite_worker_count(struct sl_journal *j, int64_t *n) {
   int rc;
   if (!j || !n)
     return SL_INVAL;
-  st = sl_journal_sql(j, sql);
+  st = sl__journal_sql(j, sql);
   if (!st)
     return SL_DB;
   rc = sqlite3_step(st);
   *n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
   if (rc != SQLITE_ROW)
-    return sl_journal_fail(j, rc, "counting workers");
+    return sl__journal_fail(j, rc, "counting workers");
   return SL_OK;
 }

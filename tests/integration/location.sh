@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The journal's location picks the storage backend (lib/backend.c): a path
 # or a file: URI is SQLite, the same journal either way; postgresql:// is
-# refused as not built yet, without repeating the location (it may hold a
-# password) and without the "create it" hint meant for a missing file.
+# PostgreSQL (lib/pg/): a server that cannot be reached is reported by
+# host, never by repeating the location (it may hold a password), and
+# without the "create it" hint meant for a missing file.
 . "$(dirname "$0")/../lib/testlib.sh"
 
 "$SLUICE" init >/dev/null
@@ -16,11 +17,13 @@ eq "both jobs are in the journal the path names" 2 \
 check "no file was made under a literal file: name" \
   bash -c "! ls -d file:* 2>/dev/null | grep -q ."
 
-"$SLUICE" status --journal "postgresql://u:s3cretpw@db.example/q" \
-  >"$T/pg.out" 2>"$T/pg.err"
+# Port 1 on loopback: refused at once, no DNS or timeout involved.
+PGCONNECT_TIMEOUT=3 "$SLUICE" status --journal \
+  "postgresql://u:s3cretpw@127.0.0.1:1/q" >"$T/pg.out" 2>"$T/pg.err"
 rc=$?
-check "postgresql:// is refused (exit $rc)" test "$rc" -ne 0
-check "... saying PostgreSQL is not built yet" grep -q "PostgreSQL" "$T/pg.err"
+check "an unreachable postgresql:// fails (exit $rc)" test "$rc" -ne 0
+check "... saying it is a PostgreSQL journal, by host and port" \
+  grep -q "PostgreSQL journal at 127.0.0.1:1/q" "$T/pg.err"
 check "... never printing the password" \
   bash -c "! grep -q s3cretpw '$T/pg.out' '$T/pg.err'"
 check "... and no advice to create it" bash -c "! grep -q 'create it' '$T/pg.err'"

@@ -31,10 +31,14 @@ eq "lib/ above the seam holds no SQL" "" \
   "$(code_hits '"(SELECT|INSERT|UPDATE|DELETE|PRAGMA|BEGIN) ' $above)"
 eq "the only backend sources lie under lib/<backend>/" "" \
   "$(grep -l 'sqlite3_' lib/*/*.c | grep -v '^lib/sqlite/')"
+eq "libpq is called only under lib/pg/" "" \
+  "$(code_hits 'PQ[a-z]+[A-Za-z]*\\(|libpq-fe' $above lib/sqlite/*.c lib/sqlite/*.h)"
 app=$(ls worker/*.c worker/*.h worker/*/*.c worker/*/*.h cli/*.c cli/*.h \
   web/*.c web/*.h 2>/dev/null)
 eq "worker, CLI and dashboard call no sqlite3_ function" "" \
   "$(code_hits 'sqlite3' $app)"
+eq "worker, CLI and dashboard call no libpq function" "" \
+  "$(code_hits 'PQ[a-z]+[A-Za-z]*\\(|libpq-fe' $app)"
 eq "public headers: no SQLite type, no PRAGMA in code" "" \
   "$(code_hits 'sqlite3|PRAGMA' include/*.h)"
 eq "sluice.h stands without the worker's header" "" \

@@ -94,8 +94,8 @@ static void test_moves_cover_the_table(void **state) {
   for (m = 0; m < SL_MOVE__COUNT; m++) {
     const struct sl_move_row *r = &sl_moves[m];
     assert_non_null(r->sql);
-    assert_true(sl_jobs_move_allowed((enum sl_move)m));
-    assert_non_null(sl_jobs_move(j, (enum sl_move)m));
+    assert_true(sl__jobs_move_allowed((enum sl_move)m));
+    assert_non_null(sl__jobs_move(j, (enum sl_move)m));
     for (f = 0; f < N; f++) {
       if (!(r->from & (1u << f)))
         continue;
@@ -119,7 +119,7 @@ static void test_moves_cover_the_table(void **state) {
         fail();
       }
   /* out of range: refused, with a reason */
-  assert_null(sl_jobs_move(j, SL_MOVE__COUNT));
+  assert_null(sl__jobs_move(j, SL_MOVE__COUNT));
   assert_true(tu_contains(sl_errmsg(j), "transition table"));
 }
 

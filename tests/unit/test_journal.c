@@ -265,8 +265,9 @@ static void test_bad_options(void **state) {
 }
 
 /* The location picks the backend: a path or file:PATH opens SQLite (the
- * same journal), postgresql:// is refused until that backend is built, and
- * a file: URI with a query is refused rather than misread as a path. */
+ * same journal), postgresql:// is PostgreSQL's (a server that refuses the
+ * connection is SL_IO, named by host, never by the location), and a file:
+ * URI with a query is refused rather than misread as a path. */
 static void test_location_picks_backend(void **state) {
   struct tu *t = *state;
   struct sl_open_options o = {0};
@@ -277,13 +278,15 @@ static void test_location_picks_backend(void **state) {
   struct sl_job_info info = {0};
   struct sl_job_spec spec = {.body = "{\"model\":\"m\",\"input\":\"x\"}"};
 
-  o.location = "postgresql://u:pw@localhost/db";
-  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_INVAL);
+  o.location = "postgresql://u:pwsecret1@127.0.0.1:1/db"; /* refused */
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_IO);
   assert_null(j);
-  assert_true(tu_contains(err, "PostgreSQL"));
-  assert_false(tu_contains(err, "pw@localhost")); /* may hold a password */
-  o.location = "POSTGRES://h/db";
-  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_INVAL);
+  assert_true(tu_contains(err, "PostgreSQL journal at 127.0.0.1:1/db"));
+  assert_false(tu_contains(err, "pwsecret1")); /* never the password */
+  o.location = "POSTGRES://127.0.0.1:1/db";
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_IO);
+  o.location = "host=127.0.0.1 port=1 dbname=db"; /* a conninfo string */
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_IO);
 
   tu_open(t);
   assert_int_equal(sl_enqueue(t->j, &spec, &id, &created), SL_OK);

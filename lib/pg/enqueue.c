@@ -1,0 +1,384 @@
+/*
+ * enqueue.c: putting jobs into a PostgreSQL journal, cancelling them, and
+ * the counts producers and sl_wait read. A group of jobs is one INSERT ...
+ * SELECT FROM unnest(arrays), deduplicated by ON CONFLICT (idempotency_key)
+ * DO NOTHING; keys the producer left out are made first, by the server, so
+ * every row can be matched to its job whether inserted or found.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg/internal.h"
+
+/* $1..$11: queue, partition, urgency, endpoint, body, key, priority,
+ * max_attempts, run_after, deadline, metadata (arrays, one item a job).
+ * Rows: ordinal, id (NULL: a concurrent insert of the key committed after
+ * this statement began), inserted, key. */
+static const char insert_sql[] =
+    "WITH s AS (SELECT ord, q, pa, u, e, b,"
+    "  coalesce(k, sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md"
+    "  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+    "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[],"
+    "  $10::bigint[], $11::text[]) WITH ORDINALITY"
+    "  AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, ord)),"
+    " ins AS (INSERT INTO sluice.jobs (queue, partition, urgency, endpoint,"
+    "  body, idempotency_key, priority, max_attempts, run_after, deadline,"
+    "  created_at, updated_at, metadata)"
+    "  SELECT coalesce(q, 'default'), coalesce(pa, ''),"
+    "  coalesce(u, 'urgent'), coalesce(e, '/v1/responses'), b, key, pr,"
+    "  coalesce(ma, 5), coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(),"
+    "  sluice.now_ms(), coalesce(md, '{}') FROM s ORDER BY ord"
+    "  ON CONFLICT (idempotency_key) DO NOTHING"
+    "  RETURNING id, idempotency_key)"
+    " SELECT s.ord, coalesce(ins.id, j.id), ins.id IS NOT NULL, s.key"
+    " FROM s LEFT JOIN ins ON ins.idempotency_key = s.key"
+    " LEFT JOIN sluice.jobs j ON j.idempotency_key = s.key"
+    " ORDER BY s.ord";
+
+static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
+  if (!s || !s->body) {
+    snprintf(p->errmsg, sizeof p->errmsg, "job has no body");
+    return SL_INVAL;
+  }
+  if (s->priority < 0 || s->max_attempts < 0 || s->run_after_ms < 0 ||
+      s->deadline_ms < 0) {
+    snprintf(p->errmsg, sizeof p->errmsg,
+             "priority, max_attempts, run_after and deadline must not be "
+             "negative");
+    return SL_BAD_JOB;
+  }
+  return SL_OK;
+}
+
+#define NCOL 11
+
+static void put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
+  const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
+                      s->body, s->idempotency_key};
+  int k;
+  for (k = 0; k < 6; k++)
+    sl__pgbuf_text(&a[k], t[k], t[k] ? strlen(t[k]) : 0);
+  sl__pgbuf_int(&a[6], s->priority);
+  if (s->max_attempts)
+    sl__pgbuf_int(&a[7], s->max_attempts);
+  else
+    sl__pgbuf_null(&a[7]);
+  if (s->run_after_ms)
+    sl__pgbuf_int(&a[8], s->run_after_ms);
+  else
+    sl__pgbuf_null(&a[8]);
+  if (s->deadline_ms)
+    sl__pgbuf_int(&a[9], s->deadline_ms);
+  else
+    sl__pgbuf_null(&a[9]);
+  sl__pgbuf_text(&a[10], s->metadata, s->metadata ? strlen(s->metadata) : 0);
+}
+
+/* Look up the ids a concurrent producer's insert took (committed after
+ * the insert's snapshot), by key, in a statement of its own. */
+static int late_ids(struct sl_pg *p, PGresult *r, int64_t *ids) {
+  struct sl_pgbuf keys;
+  PGresult *q = NULL;
+  const char *param[1];
+  int i, k, rc;
+  sl__pgbuf_init(&keys);
+  sl__pgbuf_open(&keys);
+  for (i = 0; i < PQntuples(r); i++)
+    if (PQgetisnull(r, i, 1))
+      sl__pgbuf_text(&keys, PQgetvalue(r, i, 3),
+                     (size_t)PQgetlength(r, i, 3));
+  sl__pgbuf_close(&keys);
+  if (keys.oom) {
+    sl__pgbuf_free(&keys);
+    return SL_NOMEM;
+  }
+  param[0] = keys.s;
+  rc = sl__pg_exec(p, "SELECT idempotency_key, id FROM sluice.jobs"
+                      " WHERE idempotency_key = ANY($1::text[])",
+                   1, param, "looking up duplicate idempotency keys", &q);
+  sl__pgbuf_free(&keys);
+  if (rc != SL_OK)
+    return rc;
+  for (i = 0; i < PQntuples(r); i++) {
+    if (!PQgetisnull(r, i, 1))
+      continue;
+    for (k = 0; k < PQntuples(q); k++)
+      if (!strcmp(PQgetvalue(q, k, 0), PQgetvalue(r, i, 3)))
+        ids[i] = sl__pg_int(q, k, 1);
+    if (!ids[i]) {
+      snprintf(p->errmsg, sizeof p->errmsg,
+               "looking up a duplicate idempotency key: not found");
+      PQclear(q);
+      return SL_DB;
+    }
+  }
+  PQclear(q);
+  return SL_OK;
+}
+
+/* One statement for specs[0..n); ids and created filled on success. */
+static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
+                        size_t n, int64_t *ids, int *created) {
+  struct sl_pgbuf a[NCOL];
+  const char *param[NCOL];
+  PGresult *r = NULL;
+  size_t i, k;
+  int rc = SL_OK, late = 0;
+
+  for (k = 0; k < NCOL; k++) {
+    sl__pgbuf_init(&a[k]);
+    sl__pgbuf_open(&a[k]);
+  }
+  for (i = 0; i < n; i++)
+    put_spec(a, &specs[i]);
+  for (k = 0; k < NCOL; k++) {
+    sl__pgbuf_close(&a[k]);
+    if (a[k].oom)
+      rc = SL_NOMEM;
+    param[k] = a[k].s;
+  }
+  if (rc == SL_OK)
+    rc = sl__pg_execp(p, insert_sql, NCOL, param, "job refused", &r);
+  if (rc == SL_OK && (size_t)PQntuples(r) != n) {
+    snprintf(p->errmsg, sizeof p->errmsg, "enqueue: %d rows for %zu jobs",
+             PQntuples(r), n);
+    rc = SL_DB;
+  }
+  for (i = 0; rc == SL_OK && i < n; i++) {
+    ids[i] = sl__pg_int(r, (int)i, 1);
+    late |= PQgetisnull(r, (int)i, 1);
+    created[i] = PQgetvalue(r, (int)i, 2)[0] == 't';
+    /* One key twice in the group: the first made the job. */
+    for (k = 0; k < i && created[i]; k++)
+      if (ids[k] == ids[i])
+        created[i] = 0;
+  }
+  if (rc == SL_OK && late)
+    rc = late_ids(p, r, ids);
+  PQclear(r);
+  for (k = 0; k < NCOL; k++)
+    sl__pgbuf_free(&a[k]);
+  return rc;
+}
+
+int sl__pg_enqueue_many_created(struct sl_journal *j,
+                                const struct sl_job_spec *specs, size_t n,
+                                int64_t *ids, int *created,
+                                size_t *bad_index) {
+  struct sl_pg *p = PGJ(j);
+  int64_t *idv = NULL;
+  int *cv = NULL;
+  size_t i;
+  int rc;
+
+  if (!specs && n)
+    return SL_INVAL;
+  if (n == 0)
+    return SL_OK;
+  for (i = 0; i < n; i++) {
+    rc = check_spec(p, &specs[i]);
+    if (rc != SL_OK)
+      goto bad;
+  }
+  idv = calloc(n, sizeof *idv);
+  cv = calloc(n, sizeof *cv);
+  if (!idv || !cv) {
+    rc = SL_NOMEM;
+    goto out;
+  }
+  rc = insert_group(p, specs, n, idv, cv);
+  if (rc == SL_BAD_JOB && n > 1) {
+    /* Which job: each alone, in a transaction rolled back at the end. */
+    int brc = sl__pg_begin(p);
+    for (i = 0; brc == SL_OK && i < n; i++) {
+      int64_t one;
+      int c1;
+      if (insert_group(p, &specs[i], 1, &one, &c1) != SL_OK)
+        break;
+    }
+    sl__pg_rollback(p);
+    if (brc == SL_OK && i < n)
+      goto bad;
+  }
+  if (rc == SL_OK) {
+    if (ids)
+      memcpy(ids, idv, n * sizeof *ids);
+    if (created)
+      memcpy(created, cv, n * sizeof *created);
+  }
+  goto out;
+bad:
+  if (n > 1 || bad_index) {
+    char why[sizeof p->errmsg];
+    memcpy(why, p->errmsg, sizeof why);
+    snprintf(p->errmsg, sizeof p->errmsg, "job %zu: %s", i + 1, why);
+  }
+  if (bad_index)
+    *bad_index = i;
+out:
+  free(idv);
+  free(cv);
+  return rc;
+}
+
+int sl__pg_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
+                   int64_t *id, int *created) {
+  struct sl_pg *p = PGJ(j);
+  int64_t got = 0;
+  int c = 0, rc;
+  if (!id)
+    return SL_INVAL;
+  rc = check_spec(p, spec);
+  if (rc == SL_OK)
+    rc = insert_group(p, spec, 1, &got, &c);
+  if (rc == SL_OK) {
+    *id = got;
+    if (created)
+      *created = c;
+  }
+  return rc;
+}
+
+int sl__pg_cancel(struct sl_journal *j, int64_t id) {
+  struct sl_pg *p = PGJ(j);
+  char ids[24], now[24], fc[32];
+  const char *param[3] = {ids, now, fc};
+  PGresult *r;
+  int rc;
+
+  snprintf(ids, sizeof ids, "%lld", (long long)id);
+  snprintf(now, sizeof now, "%lld", (long long)sl_now_ms());
+  snprintf(fc, sizeof fc, "%s", sl_failclass_name(SL_FC_CANCELLED));
+  rc = sl__pg_exec(p, "UPDATE sluice.jobs SET state = 'cancelled',"
+                      " last_class = $3, updated_at = $2::bigint,"
+                      " finished_at = $2::bigint"
+                      " WHERE id = $1::bigint"
+                      " AND state IN ('pending', 'batched')",
+                   3, param, "cancelling a job", &r);
+  if (rc != SL_OK)
+    return rc;
+  rc = atoi(PQcmdTuples(r)) == 1 ? SL_OK : SL_NOT_FOUND;
+  PQclear(r);
+  if (rc == SL_OK)
+    return SL_OK;
+  rc = sl__pg_exec(p, "SELECT state FROM sluice.jobs WHERE id = $1::bigint",
+                   1, param, "looking up a job", &r);
+  if (rc != SL_OK)
+    return rc;
+  if (PQntuples(r) == 1) {
+    snprintf(p->errmsg, sizeof p->errmsg,
+             "job %lld is %s; only pending or batched jobs can be cancelled",
+             (long long)id, PQgetvalue(r, 0, 0));
+    rc = SL_STATE;
+  } else {
+    snprintf(p->errmsg, sizeof p->errmsg, "no job %lld", (long long)id);
+    rc = SL_NOT_FOUND;
+  }
+  PQclear(r);
+  return rc;
+}
+
+/* One bigint from a statement with n (0 or 1) parameters. */
+static int scalar(struct sl_pg *p, const char *sql, int n, const char *param,
+                  int64_t *v, const char *what) {
+  PGresult *r;
+  int rc = sl__pg_exec(p, sql, n, &param, what, &r);
+  if (rc != SL_OK)
+    return rc;
+  *v = PQntuples(r) ? sl__pg_int(r, 0, 0) : 0;
+  PQclear(r);
+  return SL_OK;
+}
+
+int sl__pg_count_active(struct sl_journal *j, int64_t *active) {
+  if (!active)
+    return SL_INVAL;
+  return scalar(PGJ(j), "SELECT count(*) FROM sluice.jobs"
+                        " WHERE state IN ('pending', 'running', 'batched')",
+                0, NULL, active, "counting active jobs");
+}
+
+/* The queues array literal ({"a","b"}), or NULL for every queue. */
+static char *queues_array(const char *const *queues, int *oom) {
+  struct sl_pgbuf b;
+  size_t i;
+  *oom = 0;
+  if (!queues)
+    return NULL;
+  sl__pgbuf_init(&b);
+  sl__pgbuf_open(&b);
+  for (i = 0; queues[i]; i++)
+    sl__pgbuf_text(&b, queues[i], strlen(queues[i]));
+  sl__pgbuf_close(&b);
+  if (b.oom) {
+    *oom = 1;
+    sl__pgbuf_free(&b);
+    return NULL;
+  }
+  return b.s;
+}
+
+int sl__pg_count_workable(struct sl_journal *j, const char *const *queues,
+                          int64_t *n) {
+  static const char sql[] =
+      "SELECT count(*) FROM sluice.jobs WHERE"
+      " ($1::text[] IS NULL OR queue = ANY($1::text[])) AND"
+      " ((state = 'pending' AND NOT EXISTS (SELECT 1 FROM sluice.queues q"
+      "  WHERE q.paused = 1 AND q.name = jobs.queue)"
+      "  AND NOT (urgency = 'urgent' AND queue IN (SELECT queue FROM"
+      "  sluice.queue_limits WHERE online_paused = 1)))"
+      " OR state IN ('running', 'batched'))";
+  int oom, rc;
+  char *qa;
+  if (!n)
+    return SL_INVAL;
+  qa = queues_array(queues, &oom);
+  if (oom)
+    return SL_NOMEM;
+  rc = scalar(PGJ(j), sql, 1, qa, n, "counting workable jobs");
+  free(qa);
+  return rc;
+}
+
+int sl__pg_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
+                       int64_t c[4]) {
+  static const char sql[] =
+      "SELECT (SELECT count(DISTINCT x) FROM unnest($1::bigint[]) x),"
+      " count(*), count(*) FILTER (WHERE state IN ('succeeded', 'failed',"
+      " 'cancelled')), count(*) FILTER (WHERE state IN ('failed',"
+      " 'cancelled')) FROM sluice.jobs WHERE id = ANY($1::bigint[])";
+  struct sl_pgbuf b;
+  const char *param[1];
+  PGresult *r;
+  size_t i;
+  int rc, k;
+  sl__pgbuf_init(&b);
+  sl__pgbuf_open(&b);
+  for (i = 0; i < n; i++)
+    sl__pgbuf_int(&b, ids[i]);
+  sl__pgbuf_close(&b);
+  if (b.oom) {
+    sl__pgbuf_free(&b);
+    return SL_NOMEM;
+  }
+  param[0] = b.s;
+  rc = sl__pg_exec(PGJ(j), sql, 1, param, "waiting for jobs", &r);
+  sl__pgbuf_free(&b);
+  if (rc != SL_OK)
+    return rc;
+  for (k = 0; k < 4; k++)
+    c[k] = sl__pg_int(r, 0, k);
+  PQclear(r);
+  return SL_OK;
+}
+
+int sl__pg_next_due(struct sl_journal *j, int64_t *run_after_ms) {
+  if (!run_after_ms)
+    return SL_INVAL;
+  return scalar(PGJ(j), "SELECT min(run_after) FROM sluice.jobs"
+                        " WHERE state = 'pending' AND NOT EXISTS (SELECT 1"
+                        " FROM sluice.queues q WHERE q.paused = 1"
+                        " AND q.name = jobs.queue)",
+                0, NULL, run_after_ms, "finding the next job");
+}

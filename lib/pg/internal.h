@@ -1,0 +1,104 @@
+/*
+ * internal.h: what the files of the PostgreSQL backend (lib/pg/) share.
+ * Every libpq call and every PostgreSQL statement of sluice lives in this
+ * directory (docs/internals/postgresql.md); the rest of lib/ reaches it
+ * through sl__pg_ops (backend.h).
+ */
+#ifndef SL_PG_INTERNAL_H
+#define SL_PG_INTERNAL_H
+
+#include <libpq-fe.h>
+
+#include "backend.h"
+
+#define SL_PG_PREPARED 32
+
+struct sl_pg {
+  const struct sl_backend_ops *ops; /* first: backend.h, SL__OPS */
+  PGconn *conn;      /* statements */
+  PGconn *listen;    /* LISTEN sluice_jobs only (sl_journal_wake_fd); NULL
+                        until asked for */
+  char *conninfo;    /* what sl_open was given, for the listen connection;
+                        never printed (it may hold a password) */
+  char *password;    /* PQpass of conn, scrubbed from any libpq text */
+  int64_t worker_id; /* workers.id once registered, or 0 */
+  int64_t notes;     /* notification batches received (sl_journal_changed) */
+  int read_only;
+  /* Statements prepared on this connection, named "sN" by their slot,
+   * keyed by the address of their static text (SL_PG_PREPARED slots;
+   * the rest run unprepared). */
+  const char *prepared[SL_PG_PREPARED];
+  int nprepared;
+  char errmsg[512];
+};
+
+#define PGJ(j) ((struct sl_pg *)(void *)(j))
+
+/* conn.c: statements. sl__pg_exec runs sql with text parameters (NULL: SQL
+ * NULL) in autocommit or the open transaction; on failure it sets errmsg
+ * ("what: server's message") and returns the mapped SL_ code, *out NULL.
+ * On success *out (if out) holds the result, to PQclear. */
+int sl__pg_exec(struct sl_pg *p, const char *sql, int n,
+                const char *const *params, const char *what,
+                PGresult **out);
+/* The same, prepared once per connection: only for static SQL text (the
+ * cache is keyed by its address). */
+int sl__pg_execp(struct sl_pg *p, const char *sql, int n,
+                 const char *const *params, const char *what,
+                 PGresult **out);
+/* The same for a statement whose rows are not needed. */
+int sl__pg_run(struct sl_pg *p, const char *sql, int n,
+               const char *const *params, const char *what);
+int sl__pg_begin(struct sl_pg *p);
+int sl__pg_commit(struct sl_pg *p);
+void sl__pg_rollback(struct sl_pg *p);
+/* Copy libpq's text into buf with the password (if any) replaced. */
+void sl__pg_scrub(const struct sl_pg *p, const char *in, char *buf,
+                  size_t len);
+int64_t sl__pg_int(const PGresult *r, int row, int col); /* NULL: 0 */
+char *sl__pg_strdup(const PGresult *r, int row, int col); /* NULL: NULL */
+
+/* A growing text buffer for parameters (PostgreSQL array literals). */
+struct sl_pgbuf {
+  char *s;
+  size_t len, cap;
+  int oom, n;
+};
+void sl__pgbuf_init(struct sl_pgbuf *b);
+void sl__pgbuf_free(struct sl_pgbuf *b);
+void sl__pgbuf_put(struct sl_pgbuf *b, const char *s, size_t n);
+/* Array literal items: '{' first, then each, then '}'. */
+void sl__pgbuf_open(struct sl_pgbuf *b);
+void sl__pgbuf_close(struct sl_pgbuf *b);
+void sl__pgbuf_text(struct sl_pgbuf *b, const char *s, size_t n); /* NULL ok */
+void sl__pgbuf_int(struct sl_pgbuf *b, int64_t v);
+void sl__pgbuf_null(struct sl_pgbuf *b);
+void sl__pgbuf_double(struct sl_pgbuf *b, double v); /* < 0: NULL */
+
+/* The backend's ops. SL_PG_BUILT lists the SL_BACKEND_OPS rows built so
+ * far; ops.c answers the others with "not built" (SL_INVAL). */
+int sl__pg_open(struct sl_journal **out, const struct sl_open_options *opts,
+                char *errbuf, size_t errlen);
+void sl__pg_close(struct sl_journal *j);
+const char *sl__pg_errmsg(const struct sl_journal *j);
+int64_t sl__pg_worker_id(const struct sl_journal *j);
+void sl__pg_set_errmsg(struct sl_journal *j, const char *msg);
+int sl__pg_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
+                       int64_t c[4]);
+#define SL_PG_BUILT(X) \
+  X(set_busy_timeout) X(schema_version) X(enqueue) X(enqueue_many_created) \
+  X(cancel) X(journal_changed) X(count_active) X(count_workable) \
+  X(claim) X(lease_extend) X(lease_extend_many) \
+  X(complete) X(rescue) X(next_due) X(journal_wake_fd) \
+  X(worker_register) X(worker_heartbeat) X(worker_peers) \
+  X(worker_take_over) X(worker_unregister) X(worker_count) \
+  X(batch_journal_id) X(bucket_update) X(breaker_update) X(route_update) \
+  X(route_release_held) X(queue_spend_list) X(batch_list_open) \
+  X(batch_get) X(batch_adopt)
+#define X(op, params, args) int sl__pg_##op params;
+SL_BACKEND_OPS(X)
+#undef X
+
+extern const struct sl_backend_ops sl__pg_ops;
+
+#endif

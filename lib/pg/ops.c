@@ -1,0 +1,47 @@
+/*
+ * ops.c: the PostgreSQL backend's table of operations (backend.h). An op
+ * not built yet answers SL_INVAL with a message naming it, never a crash:
+ * every row of SL_BACKEND_OPS gets a "not built" function, and the rows of
+ * SL_PG_BUILT (internal.h) then name the real one.
+ */
+#include <stdio.h>
+
+#include "pg/internal.h"
+
+static int not_built(struct sl_journal *j, const char *op) {
+  snprintf(PGJ(j)->errmsg, sizeof PGJ(j)->errmsg,
+           "sl_%s is not built for PostgreSQL journals yet", op);
+  return SL_INVAL;
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#define X(op, params, args) \
+  static int nb_##op params { return not_built(j, #op); }
+SL_BACKEND_OPS(X)
+#undef X
+#pragma GCC diagnostic pop
+
+/* The later designated initializers (SL_PG_BUILT) replace the earlier. */
+#pragma GCC diagnostic push
+#if defined(__clang__)
+#pragma GCC diagnostic ignored "-Winitializer-overrides"
+#else
+#pragma GCC diagnostic ignored "-Woverride-init"
+#endif
+const struct sl_backend_ops sl__pg_ops = {
+    .name = "postgresql",
+    .open = sl__pg_open,
+    .close = sl__pg_close,
+    .errmsg = sl__pg_errmsg,
+    .worker_id = sl__pg_worker_id,
+    .set_errmsg = sl__pg_set_errmsg,
+    .wait_counts = sl__pg_wait_counts,
+#define X(op, params, args) .op = nb_##op,
+    SL_BACKEND_OPS(X)
+#undef X
+#define B(op) .op = sl__pg_##op,
+    SL_PG_BUILT(B)
+#undef B
+};
+#pragma GCC diagnostic pop
