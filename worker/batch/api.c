@@ -221,29 +221,11 @@ int64_t sl__batch_file_batch(const struct sl_batch_route *r, const char *name) {
 
 /* ------------------------------------------------------------- ending */
 
-/* End a local batch and log what became of its jobs without a line.
- * 0, or -1 (logged; tried again later). */
+/* End a local batch (pending.c writes it and logs what became of its
+ * jobs without a line). 0, or 1 while it waits for the journal. */
 int sl__batch_end_batch(struct sl_batch_route *r, int64_t id,
                      const struct sl_batch_end *e) {
-  int64_t back = 0, failed = 0;
-  int rc = sl_batch_finish(r->env.j, id, r->token, e, &back, &failed);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "batch %lld: cannot end it: %s (%s)", (long long)id,
-           sl_strerror(rc), sl_errmsg(r->env.j));
-    r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
-    return -1;
-  }
-  if (back || failed)
-    sl_log(SL_LOG_WARN, "batch %lld %s: %lld jobs without a line back to "
-                        "pending, %lld failed (%s: %s)",
-           (long long)id, e->final_state, (long long)back, (long long)failed,
-           e->no_line_class ? e->no_line_class
-                            : sl_failclass_name(SL_FC_BATCH_EXPIRED),
-           e->error ? e->error : "no reason given");
-  else
-    sl_log(SL_LOG_INFO, "batch %lld %s: every job had its line",
-           (long long)id, e->final_state);
-  return 0;
+  return sl__batch_pend_end(r, id, e, NULL);
 }
 
 /* An upload or create refused for good: the batch fails by that class. */

@@ -476,6 +476,9 @@ static int64_t retry_later(const struct sl_batch_config *c) {
 static void finish_ingest(struct sl_batch_route *r) {
   struct ingest *in = &r->in;
   struct sl_batch_end e = {0};
+  struct sl_batch_info b;
+  const char *del[3] = {NULL, NULL, NULL};
+  int got;
   int64_t now = sl_now_ms();
 
   e.run_after_ms = now;
@@ -519,22 +522,18 @@ static void finish_ingest(struct sl_batch_route *r) {
     e.no_line_class = sl_failclass_name(SL_FC_SERVER_ERROR);
     e.error = "the batch's error file could not be read in full";
   }
-  if (sl__batch_end_batch(r, in->batch_id, &e) == 0) {
+  /* Its files have served once the end is written: the results are in
+   * the journal (pending.c queues the deletes then; a crash before them
+   * leaves the files on the API, which costs storage only). */
+  got = sl_batch_get(r->env.j, in->batch_id, &b) == SL_OK;
+  if (got)
+    del[0] = b.remote_file_id;
+  del[1] = in->out_id;
+  del[2] = in->err_id;
+  if (sl__batch_pend_end(r, in->batch_id, &e, del) == 0)
     sl__batch_crash_point(r, "after_ingest");
-    /* Its files have served: the results are in the journal. (A crash
-     * before these deletes leaves them on the API; they cost storage
-     * only.) */
-    struct sl_batch_info b;
-    if (sl_batch_get(r->env.j, in->batch_id, &b) == SL_OK) {
-      if (b.remote_file_id)
-        sl__batch_add_todo(r, 0, b.remote_file_id);
-      sl_batch_info_clear(&b);
-    }
-    if (in->out_id[0])
-      sl__batch_add_todo(r, 0, in->out_id);
-    if (in->err_id[0])
-      sl__batch_add_todo(r, 0, in->err_id);
-  }
+  if (got)
+    sl_batch_info_clear(&b);
   sl__batch_ingest_free(r);
 }
 

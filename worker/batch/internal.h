@@ -60,6 +60,8 @@ struct ingest {
   int tries[2], unavailable[2];
 };
 
+struct sl_batch_pend; /* pending.c */
+
 struct sl_batch_route {
   struct sl_batch_env env;
   uint64_t n_succeeded, n_retried, n_failed; /* lines applied, by outcome */
@@ -103,6 +105,12 @@ struct sl_batch_route {
   const char *form[3];
 
   struct ingest in;
+
+  /* Facts the journal could not take yet (pending.c), oldest first. */
+  struct sl_batch_pend *pend;
+  size_t npend, cappend;
+  int64_t pend_since, pend_retry_ms;
+  int pend_warned;
 };
 
 /* ------------------------------------------------------------ api.c */
@@ -142,7 +150,8 @@ void sl__batch_file_name(const struct sl_batch_route *r, int64_t id,
 /* Local batch id from one of our file names, or 0. */
 int64_t sl__batch_file_batch(const struct sl_batch_route *r,
                              const char *name);
-/* End a local batch; 0, or -1 (logged; tried again later). */
+/* End a local batch; 0, or 1 while its end waits for the journal
+ * (pending.c writes it). */
 int sl__batch_end_batch(struct sl_batch_route *r, int64_t id,
                         const struct sl_batch_end *e);
 /* An upload or create refused for good: the batch fails by that class. */
@@ -158,6 +167,10 @@ void sl__batch_crash_point(struct sl_batch_route *r, const char *name);
 void sl__batch_on_done(struct sl_http_request *q);
 /* Run the next step at once. */
 void sl__batch_kick(struct sl_batch_route *r);
+/* Record a Batch object's status (and set up its ingest when it ended and
+ * ingest is asked for). SL_OK, or the journal's error. */
+int sl__batch_record_status(struct sl_batch_route *r, int64_t id,
+                            const cJSON *o, int ingest);
 /* A batch refused for the enqueued-token limit: learn it, pace the model. */
 void sl__batch_token_refused(struct sl_batch_route *r, int64_t id,
                              const char *msg);
@@ -170,6 +183,28 @@ void sl__batch_download_done(struct sl_batch_route *r,
                              struct sl_http_request *q);
 /* Let go of r->in (counted into the route's totals). */
 void sl__batch_ingest_free(struct sl_batch_route *r);
+
+/* ------------------------------------------------------- pending.c */
+
+/* Facts from the API to write to the journal. Each is kept (in order)
+ * until written; these return 1 while it (or an older one) waits. */
+int sl__batch_pend_file(struct sl_batch_route *r, int64_t batch,
+                        const char *name, const char *file_id);
+/* A remote batch created (adopted 0) or found by its metadata (1). */
+int sl__batch_pend_remote(struct sl_batch_route *r, int64_t batch,
+                          const cJSON *o, int adopted);
+int sl__batch_pend_status(struct sl_batch_route *r, int64_t batch,
+                          const cJSON *o, int ingest);
+/* End a batch; then queue deletes of the non-empty ids of del (or NULL). */
+int sl__batch_pend_end(struct sl_batch_route *r, int64_t batch,
+                       const struct sl_batch_end *e,
+                       const char *const del[3]);
+int sl__batch_pend_deleted(struct sl_batch_route *r, const char *file_id);
+/* Write what waits, when due; 1 while something still waits. */
+int sl__batch_pend_flush(struct sl_batch_route *r);
+/* When the next try is due (0: nothing waits). */
+int64_t sl__batch_pend_due(const struct sl_batch_route *r);
+void sl__batch_pend_free(struct sl_batch_route *r);
 
 /* -------------------------------------------------------- recover.c */
 

@@ -48,7 +48,7 @@ static void found_batch(struct sl_batch_route *r, const cJSON *o) {
   const char *status = sl__batch_jstr(o, "status");
   struct sl_batch_info b;
   int64_t id = 0;
-  int open, mine, rc;
+  int open, mine;
 
   if (!rid || !local)
     return;
@@ -77,17 +77,9 @@ static void found_batch(struct sl_batch_route *r, const cJSON *o) {
       sl__batch_add_todo(r, 1, rid);
     }
   } else if (mine) {
-    rc = sl_batch_set_remote(r->env.j, id, r->token, rid);
-    if (rc == SL_OK)
-      sl_log(SL_LOG_WARN, "batch %lld: adopted remote batch %s (%s) found "
-                          "by its metadata", (long long)id, rid,
-             status ? status : "?");
-    else
-      sl_log(SL_LOG_ERROR, "batch %lld: cannot adopt %s: %s (%s)",
-             (long long)id, rid, sl_strerror(rc), sl_errmsg(r->env.j));
-    if (rc == SL_OK && sl__batch_jstr(o, "input_file_id"))
-      sl_batch_set_file(r->env.j, id, r->token,
-                        sl__batch_jstr(o, "input_file_id"));
+    /* Kept until written (pending.c): a busy journal must not leave the
+     * batch looking uncreated, or it would be created again. */
+    sl__batch_pend_remote(r, id, o, 1);
   }
   sl_batch_info_clear(&b);
 }
@@ -97,7 +89,7 @@ static void found_file(struct sl_batch_route *r, const cJSON *o) {
   const char *fid = sl__batch_jstr(o, "id");
   int64_t id = sl__batch_file_batch(r, sl__batch_jstr(o, "filename"));
   struct sl_batch_info b;
-  int open, reuse = 0, keep = 0, rc;
+  int open, reuse = 0, keep = 0;
 
   if (!fid || !id || sl__batch_is_ref(r, fid))
     return;
@@ -114,16 +106,16 @@ static void found_file(struct sl_batch_route *r, const cJSON *o) {
   }
   if (keep)
     return;
+  if (reuse) {
+    /* Kept until written, like an upload's answer: never uploaded (nor
+     * deleted) again because the journal was busy. */
+    sl_log(SL_LOG_WARN, "batch %lld: reusing uploaded file %s found by "
+                        "its name", (long long)id, fid);
+    sl__batch_pend_file(r, id, sl__batch_jstr(o, "filename"), fid);
+    return;
+  }
   sl_batch_file_record(r->env.j, id, "input", sl__batch_jstr(o, "filename"),
                        fid);
-  if (reuse) {
-    rc = sl_batch_set_file(r->env.j, id, r->token, fid);
-    if (rc == SL_OK) {
-      sl_log(SL_LOG_WARN, "batch %lld: reusing uploaded file %s found by "
-                          "its name", (long long)id, fid);
-      return;
-    }
-  }
   sl_log(SL_LOG_WARN, "file %s (local batch %lld) is used by no batch; "
                       "deleting it", fid, (long long)id);
   sl__batch_add_todo(r, 0, fid);
@@ -271,9 +263,8 @@ void sl__batch_todo_done(struct sl_batch_route *r, struct sl_http_request *q,
     return;
   }
   if (sl__batch_status_ok(q) || (op == OP_DELETE && q->http_status == 404)) {
-    if (op == OP_DELETE && sl_batch_file_deleted(r->env.j, t->id) != SL_OK)
-      sl_log(SL_LOG_ERROR, "file %s: cannot mark it deleted: %s", t->id,
-             sl_errmsg(r->env.j));
+    if (op == OP_DELETE)
+      sl__batch_pend_deleted(r, t->id); /* kept until written */
     sl_log(SL_LOG_INFO, "%s %s",
            op == OP_DELETE    ? "deleted file"
            : t->cancel == 1 ? "cancelled duplicate batch"

@@ -85,7 +85,6 @@ static void upload_done(struct sl_batch_route *r, struct sl_http_request *q) {
   char why[384];
   cJSON *o;
   const char *id;
-  int rc;
 
   unlink(r->path);
   if (!sl__batch_status_ok(q)) {
@@ -113,18 +112,8 @@ static void upload_done(struct sl_batch_route *r, struct sl_http_request *q) {
     return;
   }
   sl__batch_crash_point(r, "after_upload");
-  if (sl_batch_file_record(r->env.j, r->op_batch, "input", r->fname, id) !=
-      SL_OK)
-    sl_log(SL_LOG_ERROR, "batch %lld: cannot record file %s in the ledger: "
-                         "%s", (long long)r->op_batch, id,
-           sl_errmsg(r->env.j));
-  rc = sl_batch_set_file(r->env.j, r->op_batch, r->token, id);
-  if (rc != SL_OK)
-    sl_log(SL_LOG_ERROR, "batch %lld: cannot record file %s: %s (%s)",
-           (long long)r->op_batch, id, sl_strerror(rc), sl_errmsg(r->env.j));
-  else
-    sl_log(SL_LOG_INFO, "batch %lld: uploaded as %s", (long long)r->op_batch,
-           id);
+  /* Kept until written (a busy journal): never uploaded again. */
+  sl__batch_pend_file(r, r->op_batch, r->fname, id);
   cJSON_Delete(o);
   r->fail_streak = 0;
 }
@@ -160,14 +149,10 @@ static void start_create(struct sl_batch_route *r,
   }
 }
 
-static void record_status(struct sl_batch_route *r, int64_t id,
-                          const cJSON *o, int ingest);
-
 static void create_done(struct sl_batch_route *r, struct sl_http_request *q) {
   char why[384];
   cJSON *o;
   const char *id;
-  int rc;
 
   if (!sl__batch_status_ok(q)) {
     const struct sl_failclass_policy *pol =
@@ -195,21 +180,9 @@ static void create_done(struct sl_batch_route *r, struct sl_http_request *q) {
     return;
   }
   sl__batch_crash_point(r, "after_create");
-  rc = sl_batch_set_remote(r->env.j, r->op_batch, r->token, id);
-  if (rc == SL_STATE) {
-    sl_log(SL_LOG_WARN, "batch %lld: %s is a second remote batch; "
-                        "cancelling it", (long long)r->op_batch, id);
-    sl__batch_add_todo(r, 1, id);
-  } else if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "batch %lld: cannot record remote batch %s: %s "
-                         "(%s)", (long long)r->op_batch, id, sl_strerror(rc),
-           sl_errmsg(r->env.j));
-    r->need_recover = 1; /* find it again by its metadata */
-  } else {
-    sl_log(SL_LOG_INFO, "batch %lld: submitted as %s",
-           (long long)r->op_batch, id);
-    record_status(r, r->op_batch, o, 0);
-  }
+  /* Kept until written: a create whose record waits on a busy journal is
+   * not a create to do again (nothing else starts until it is written). */
+  sl__batch_pend_remote(r, r->op_batch, o, 0);
   cJSON_Delete(o);
   r->fail_streak = 0;
 }
@@ -229,9 +202,10 @@ static int64_t next_poll(const struct sl_batch_route *r, int64_t submitted) {
 }
 
 /* Record a Batch object's status and counts; set up the ingest when it
- * ended and ingest is asked for. */
-static void record_status(struct sl_batch_route *r, int64_t id,
-                          const cJSON *o, int ingest) {
+ * ended and ingest is asked for. Idempotent: pending.c tries it again
+ * while the journal is busy. */
+int sl__batch_record_status(struct sl_batch_route *r, int64_t id,
+                            const cJSON *o, int ingest) {
   const cJSON *counts = cJSON_GetObjectItemCaseSensitive(o, "request_counts");
   const cJSON *errs = cJSON_GetObjectItemCaseSensitive(o, "errors");
   const cJSON *data = errs ? cJSON_GetObjectItemCaseSensitive(errs, "data")
@@ -243,7 +217,7 @@ static void record_status(struct sl_batch_route *r, int64_t id,
 
   rem.status = sl__batch_jstr(o, "status");
   if (!rem.status)
-    return;
+    return SL_OK;
   rem.output_file_id = sl__batch_jstr(o, "output_file_id");
   rem.error_file_id = sl__batch_jstr(o, "error_file_id");
   rem.total = sl__batch_jnum(counts, "total");
@@ -254,18 +228,23 @@ static void record_status(struct sl_batch_route *r, int64_t id,
     rem.next_poll_at = next_poll(r, b.submitted_at);
     sl_batch_info_clear(&b);
   }
+  rc = SL_OK;
   if (rem.output_file_id)
-    sl_batch_file_record(r->env.j, id, "output", NULL, rem.output_file_id);
-  if (rem.error_file_id)
-    sl_batch_file_record(r->env.j, id, "error", NULL, rem.error_file_id);
-  rc = sl_batch_set_status(r->env.j, id, r->token, &rem);
+    rc = sl_batch_file_record(r->env.j, id, "output", NULL,
+                              rem.output_file_id);
+  if (rc == SL_OK && rem.error_file_id)
+    rc = sl_batch_file_record(r->env.j, id, "error", NULL,
+                              rem.error_file_id);
+  if (rc == SL_OK)
+    rc = sl_batch_set_status(r->env.j, id, r->token, &rem);
   if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "batch %lld: cannot record status %s: %s (%s)",
-           (long long)id, rem.status, sl_strerror(rc), sl_errmsg(r->env.j));
-    return;
+    sl_log(rc == SL_BUSY ? SL_LOG_DEBUG : SL_LOG_ERROR,
+           "batch %lld: cannot record status %s: %s (%s)", (long long)id,
+           rem.status, sl_strerror(rc), sl_errmsg(r->env.j));
+    return rc;
   }
   if (!rem.ingest || !ingest)
-    return;
+    return SL_OK;
   memset(&r->in, 0, sizeof r->in);
   r->in.active = 1;
   r->in.batch_id = id;
@@ -289,6 +268,7 @@ static void record_status(struct sl_batch_route *r, int64_t id,
                       "failed of %lld)", (long long)id, rem.status,
          (long long)rem.completed, (long long)rem.failed,
          (long long)rem.total);
+  return SL_OK;
 }
 
 static void start_poll(struct sl_batch_route *r,
@@ -345,7 +325,7 @@ static void poll_done(struct sl_batch_route *r, struct sl_http_request *q) {
     sl__batch_back_off(r, "batch poll", "the response holds no status");
     return;
   }
-  record_status(r, r->op_batch, o, 1);
+  sl__batch_pend_status(r, r->op_batch, o, 1);
   if (sl__batch_remote_active(sl__batch_jstr(o, "status")))
     check_expiry(r, r->op_batch, o);
   cJSON_Delete(o);
@@ -489,6 +469,8 @@ void sl__batch_token_refused(struct sl_batch_route *r, int64_t id,
   r->refused[i].open_at = room.open_tokens;
 }
 
+static void on_timer(uv_timer_t *t);
+
 /* One step: the next thing to do, in order of how far along it is. */
 static void step(struct sl_batch_route *r) {
   struct sl_batch_info *bs = NULL;
@@ -496,7 +478,18 @@ static void step(struct sl_batch_route *r) {
   int64_t now = sl_now_ms(), adopted = 0;
   int rc, started = 0;
 
-  if (r->stopping || r->op != OP_NONE || now < r->next_try_ms)
+  if (r->stopping || r->op != OP_NONE)
+    return;
+  if (sl__batch_pend_flush(r)) {
+    /* A fact waits for the journal: nothing new starts before it is
+     * written (it may be the record of a create). Again soon; the loop
+     * goes on meanwhile. */
+    int64_t due = sl__batch_pend_due(r) - now;
+    uv_timer_start(&r->timer, on_timer, due > 0 ? (uint64_t)due : 1,
+                   r->tick_ms);
+    return;
+  }
+  if (now < r->next_try_ms)
     return;
   if (now >= r->next_adopt_ms) {
     rc = sl_batch_adopt(r->env.j, r->token, r->env.lease_ms, now, &adopted);
@@ -689,6 +682,7 @@ void sl_batch_route_free(struct sl_batch_route *r) {
   if (!r)
     return;
   sl__batch_ingest_free(r);
+  sl__batch_pend_free(r);
   sl__batch_reset_req(r);
   sl__batch_clear_refs(r);
   free(r->refs);
@@ -704,7 +698,7 @@ int sl_batch_route_busy(const struct sl_batch_route *r) {
     return 0;
   /* A pending recovery alone does not hold the worker: with no open batch
    * there is nothing it could find that the journal waits for. */
-  if (r->op != OP_NONE || r->in.active || r->ntodo)
+  if (r->op != OP_NONE || r->in.active || r->ntodo || r->npend)
     return 1;
   if (sl_batch_list_open(r->env.j, &b, &n) != SL_OK)
     return 1; /* cannot tell: keep going */
