@@ -68,12 +68,12 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
   ops = pick(opts->location, &o.location, &rc, errbuf, errlen);
   if (!ops)
     return rc;
-  return ops->open(out, &o, errbuf, errlen);
+  return ops->open_journal(out, &o, errbuf, errlen);
 }
 
 void sl_close(struct sl_journal *j) {
   if (j)
-    SL__OPS(j)->close(j);
+    SL__OPS(j)->close_journal(j);
 }
 
 const char *sl_errmsg(const struct sl_journal *j) {

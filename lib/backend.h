@@ -174,9 +174,10 @@
 struct sl_backend_ops {
   const char *name; /* "sqlite", "postgresql" */
   /* Open the journal at opts->location (already stripped of its scheme). */
-  int (*open)(struct sl_journal **out, const struct sl_open_options *opts,
-              char *errbuf, size_t errlen);
-  void (*close)(struct sl_journal *j);
+  int (*open_journal)(struct sl_journal **out,
+                      const struct sl_open_options *opts,
+                      char *errbuf, size_t errlen);
+  void (*close_journal)(struct sl_journal *j);
   const char *(*errmsg)(const struct sl_journal *j);
   int64_t (*worker_id)(const struct sl_journal *j);
   /* Set the message sl_errmsg returns (for failures found above the seam). */

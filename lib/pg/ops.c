@@ -31,8 +31,8 @@ SL_BACKEND_OPS(X)
 #endif
 const struct sl_backend_ops sl__pg_ops = {
     .name = "postgresql",
-    .open = sl__pg_open,
-    .close = sl__pg_close,
+    .open_journal = sl__pg_open,
+    .close_journal = sl__pg_close,
     .errmsg = sl__pg_errmsg,
     .worker_id = sl__pg_worker_id,
     .set_errmsg = sl__pg_set_errmsg,

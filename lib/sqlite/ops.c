@@ -6,8 +6,8 @@
 
 const struct sl_backend_ops sl__sqlite_ops = {
     .name = "sqlite",
-    .open = sl__sqlite_open,
-    .close = sl__sqlite_close,
+    .open_journal = sl__sqlite_open,
+    .close_journal = sl__sqlite_close,
     .errmsg = sl__sqlite_errmsg,
     .worker_id = sl__sqlite_worker_id,
     .set_errmsg = sl__sqlite_set_errmsg,
