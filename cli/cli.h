@@ -77,6 +77,7 @@ int sl_cli_wait_print(struct sl_journal *j, const int64_t *ids, size_t n,
                       int64_t timeout_ms, int json);
 int sl_cmd_cancel(int argc, char **argv);
 int sl_cmd_replay(int argc, char **argv);
+int sl_cmd_migrate(int argc, char **argv);
 int sl_cmd_pause(int argc, char **argv);
 int sl_cmd_resume(int argc, char **argv);
 int sl_cmd_rescue(int argc, char **argv);

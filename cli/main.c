@@ -10,7 +10,7 @@
 
 static const char usage[] =
     "Usage: sluice COMMAND [OPTIONS]\n"
-    "A durable job queue worker for OpenAI API calls, over an SQLite journal.\n"
+    "A durable job queue worker for OpenAI API calls, over an SQLite or PostgreSQL journal.\n"
     "\n"
     "Commands:\n"
     "  init      create or migrate a journal\n"
@@ -28,10 +28,13 @@ static const char usage[] =
     "  prune     delete finished jobs older than a given age\n"
     "  budget    a queue's token budget per day and prices\n"
     "  dashboard web pages over the journal (and its actions)\n"
+    "  migrate-journal  move pending jobs to another journal (PostgreSQL)\n"
     "\n"
     "Every command takes --journal PATH (default $SLUICE_JOURNAL, else\n"
-    "./sluice.db) and --help. `sluice COMMAND --help` (or `sluice help\n"
-    "COMMAND`) describes each one.\n"
+    "./sluice.db; a postgresql:// URI, conninfo string or service=NAME\n"
+    "selects PostgreSQL; migrate-journal takes --from and --to) and\n"
+    "--help. `sluice COMMAND --help` (or `sluice help COMMAND`) describes\n"
+    "each one.\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -53,6 +56,7 @@ static const struct {
     {"prune", sl_cmd_prune},     {"budget", sl_cmd_budget},
     {"jobs", sl_cmd_jobs},       {"wait", sl_cmd_wait},
     {"dashboard", sl_cmd_dashboard},
+    {"migrate-journal", sl_cmd_migrate},
 };
 
 int main(int argc, char **argv) {

@@ -406,6 +406,54 @@ int sl_queue_pause(struct sl_journal *j, const char *queue,
                    const char *reason);
 int sl_queue_resume(struct sl_journal *j, const char *queue);
 
+/* --------------------------------------------------------------- moving */
+
+/*
+ * Move the pending jobs of one journal to another (`sluice migrate-journal`;
+ * any backend to any other, through the public functions alone). Scheduled
+ * jobs (run_after ahead) move with their time; a paused queue is paused in
+ * the target, with its reason, before its jobs move. Running and batched
+ * jobs stay (their outcomes belong to the source), and so does history:
+ * succeeded, failed and cancelled jobs, results and attempts.
+ *
+ * Exactly once, even if interrupted and run again: jobs move in chunks, in
+ * id order; each chunk is one sl_enqueue_many_created in the target, keyed
+ * by the job's idempotency key (a job without one gets
+ * "sluice-move:<source journal id>:<id>"), and only after that commit is
+ * each source job cancelled (its state says the move is done). A rerun finds
+ * the jobs it had copied but not cancelled already in the target, counts
+ * them as `existing`, and cancels them. A moved job keeps its queue,
+ * partition, urgency, endpoint, priority, run_after, deadline, body and
+ * metadata; its attempts start at 0 with max_attempts lowered by the
+ * attempts it had used, so it keeps the retries it had left.
+ *
+ * Refused with SL_STATE (nothing moved) while a worker is registered in the
+ * source (sl_worker_count), unless ignore_workers: a worker could claim a
+ * job between its copy and its cancel. Refused with SL_INVAL when both
+ * handles are one journal. On failure *side says which journal's
+ * sl_errmsg() tells why.
+ */
+struct sl_move_options {
+  size_t chunk;        /* jobs per target transaction; 0: 500 */
+  int dry_run;         /* count only; change nothing */
+  int ignore_workers;  /* move although workers are registered */
+};
+struct sl_move_stats {
+  int64_t moved;       /* created in the target */
+  int64_t existing;    /* already there (same idempotency key): copied by
+                          an interrupted earlier run, or a producer's */
+  int64_t raced;       /* claimed or cancelled in the source between copy
+                          and cancel: in both journals (only possible with
+                          ignore_workers); non-zero makes the call fail */
+  int64_t paused;      /* queues paused in the target */
+  int64_t workers;     /* workers registered in the source */
+  int64_t left_running, left_batched; /* not moved (in the source) */
+  int side;            /* on failure: 1 the source, 2 the target */
+};
+int sl_journal_move(struct sl_journal *from, struct sl_journal *to,
+                    const struct sl_move_options *o,
+                    struct sl_move_stats *st);
+
 #ifdef __cplusplus
 }
 #endif
