@@ -32,7 +32,7 @@ static const char usage[] =
     "\n"
     "Every command takes --journal PATH (default $SLUICE_JOURNAL, else\n"
     "./sluice.db; a postgresql:// URI, conninfo string or service=NAME\n"
-    "selects PostgreSQL; migrate-journal takes --from and --to) and\n"
+    "selects PostgreSQL; for migrate-journal it is the source) and\n"
     "--help. `sluice COMMAND --help` (or `sluice help COMMAND`) describes\n"
     "each one.\n"
     "\n"

@@ -6,7 +6,7 @@
 #include "cli_opt.h"
 
 struct migrate_opts {
-  const char *from, *to;
+  const char *from, *to, *journal;
   long long chunk;
   int dry, force;
 };
@@ -14,7 +14,7 @@ struct migrate_opts {
 #define AT(f) SL_OPT_AT(struct migrate_opts, f)
 
 static const char usage_head[] =
-    "Usage: sluice migrate-journal --from LOCATION --to LOCATION [OPTIONS]\n"
+    "Usage: sluice migrate-journal [--from LOCATION] --to LOCATION [OPTIONS]\n"
     "Move the pending jobs of one journal (scheduled ones included, with\n"
     "their run-after time) to another: an SQLite file to PostgreSQL\n"
     "(postgresql://user@host/db, a conninfo string or service=NAME), or\n"
@@ -35,7 +35,12 @@ static const struct sl_opt rows[] = {
     {.type = SL_OPT_TEXT, .help = usage_head},
     {.type = SL_OPT_STRING, .name = "from", .shortopt = 'f',
      .arg = "LOCATION", .flags = SL_OPT_ARGV, AT(from),
-     .help = "required: the journal to empty (it must\nexist)"},
+     .help = "the journal to empty (it must exist);\n"
+             "default --journal, $SLUICE_JOURNAL, else\n./sluice.db"},
+    {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j',
+     .arg = "LOCATION", .env = "SLUICE_JOURNAL",
+     .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE, AT(journal),
+     .help = "the same as --from"},
     {.type = SL_OPT_STRING, .name = "to", .shortopt = 't', .arg = "LOCATION",
      .flags = SL_OPT_ARGV, AT(to),
      .help = "required: the journal to fill (created or\nmigrated if needed)"},
@@ -60,7 +65,7 @@ static const struct sl_opt rows[] = {
 const struct sl_opt_table sl_migrate_table = {"migrate-journal", rows, 28};
 
 int sl_cmd_migrate(int argc, char **argv) {
-  struct migrate_opts m = {NULL, NULL, 500, 0, 0};
+  struct migrate_opts m = {NULL, NULL, NULL, 500, 0, 0};
   struct sl_move_options o = {0};
   struct sl_move_stats st;
   struct sl_journal *from = NULL, *to = NULL;
@@ -73,11 +78,12 @@ int sl_cmd_migrate(int argc, char **argv) {
                     "(name the journals with --from and --to)\n", argv[ind]);
     return SL_EXIT_USAGE;
   }
-  if (!m.from || !*m.from || !m.to || !*m.to) {
-    fprintf(stderr, "sluice migrate-journal: --from and --to are both "
-                    "required\n");
+  if (!m.to || !*m.to) {
+    fprintf(stderr, "sluice migrate-journal: --to is required\n");
     return SL_EXIT_USAGE;
   }
+  if (!m.from || !*m.from)
+    m.from = sl_cli_journal_path(m.journal);
   from = sl_cli_open(m.from, 1);
   if (!from)
     return SL_EXIT_JOURNAL;
