@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The journal on PostgreSQL (lib/pg/): a throwaway cluster (pglib.sh), the
 # unit tests that honour SLUICE_TEST_JOURNAL run against it (with a wrong
-# password for the scrubbing check), and the CLI's enqueue through a
-# postgresql:// location, which never prints the password.
+# password for the scrubbing check), the journal suite's test files that
+# run on both backends (PG_SUITE, with the one list of tests left out),
+# and the CLI's enqueue through a postgresql:// location, which never
+# prints the password.
 . "$(dirname "$0")/../lib/testlib.sh"
 . "$SLUICE_ROOT/tests/lib/pglib.sh"
 if ! pg_available; then
@@ -24,6 +26,55 @@ case $out in *SKIPPED*) fail "... and none was skipped" ;; *) pass "... and none
 eq "migrations recorded once each" \
   "$(ls "$SLUICE_ROOT"/migrations/pg/[0-9]*.sql | wc -l)" \
   "$(pg_psql -d sluice_unit -c "SELECT count(*) FROM sluice.schema_migrations")"
+
+# The journal suite on both backends: these unit test files run again here
+# against PostgreSQL (testutil.h: tu_setup resets the schema by
+# SLUICE_TEST_PG_RESET before each test; tu_run_group leaves out the names
+# SLUICE_TEST_SKIP lists). This is the one list of tests left out on
+# PostgreSQL, each with its reason; every one is printed.
+PG_SUITE="test_wait test_claim test_storm_admit"
+PG_SUITE_SKIP='
+test_wait:test_final_and_timeout                 raw SQLite: checks the rows with tu_raw
+test_claim:test_claim_limit_and_attempts         raw SQLite: checks the rows with tu_raw
+test_claim:test_distinct_tokens                  raw SQLite: checks the rows with tu_raw
+test_claim:test_due_and_paused                   raw SQLite: pauses with tu_exec
+test_claim:test_held_route_skipped               raw SQLite: writes route_limits with tu_exec
+test_claim:test_lease_extend_fenced              raw SQLite: checks the rows with tu_raw
+test_claim:test_complete_success                 raw SQLite: checks the rows with tu_raw
+test_claim:test_complete_unknown_values_are_null raw SQLite: checks the rows with tu_raw
+test_claim:test_complete_retry                   raw SQLite: checks the rows with tu_raw
+test_claim:test_retry_without_attempts_fails     raw SQLite: checks the rows with tu_raw
+test_claim:test_complete_fail                    raw SQLite: checks the rows with tu_raw
+test_claim:test_complete_release                 raw SQLite: checks the rows with tu_raw
+test_claim:test_grouped_completion               raw SQLite: hooks the SQLite connection (commit count)
+test_claim:test_grouped_completion_all_or_nothing raw SQLite: adds a trigger with tu_exec
+test_claim:test_rescue                           raw SQLite: checks the rows with tu_raw
+test_claim:test_replay_api                       not built on PostgreSQL: sl_replay (and raw SQLite)
+test_claim:test_replay_sql_door                  raw SQLite: the sqlite3 door
+test_claim:test_next_due                         raw SQLite: checks the rows with tu_raw
+test_claim:test_invariant1_sql_cannot_overwrite  raw SQLite: the sqlite3 door
+test_claim:test_invariant1_api_cannot_overwrite  raw SQLite: checks the rows with tu_raw
+test_claim:test_invariant2_old_token_is_fenced   raw SQLite: checks the rows with tu_raw
+test_storm_admit:test_routes_per_key             not built on PostgreSQL: sl_route_list
+'
+pg_createdb sluice_suite >/dev/null
+suite_url="postgresql://$PG_ADMIN@127.0.0.1:$PGPORT/sluice_suite"
+reset="PGOPTIONS='-c client_min_messages=warning' '$PG_BIN/psql' -X -q -d sluice_suite -c 'DROP SCHEMA IF EXISTS sluice CASCADE'"
+for b in $PG_SUITE; do
+  skip=$(printf '%s\n' "$PG_SUITE_SKIP" | sed -n "s/^$b:\([a-z0-9_]*\) .*/\1/p" | tr '\n' ' ')
+  printf '%s\n' "$PG_SUITE_SKIP" | grep "^$b:" | sed 's/^/  left out on PostgreSQL: /'
+  out=$(SLUICE_TEST_JOURNAL=$suite_url SLUICE_TEST_PG_RESET=$reset \
+    SLUICE_TEST_SKIP="$skip" timeout 600 "$SLUICE_BUILD/tests/$b" 2>&1)
+  rc=$?
+  [ "$rc" -eq 0 ] || echo "$out" | grep -v "^    #\|^$\|leak of" | head -30
+  check "$b on PostgreSQL passes (rc $rc)" test "$rc" -eq 0
+  ran=$(echo "$out" | grep -c "^\[       OK \]")
+  check "... $ran of its tests ran there" test "$ran" -gt 0
+  for n in $skip; do
+    check "... $n is left out by name (the list is not stale)" \
+      grep -q "LEFT OUT \] $n " <<<"$out"
+  done
+done
 
 # The CLI through a URI with a password (the scram role), as a producer.
 pg_createdb sluice_cli >/dev/null

@@ -1373,5 +1373,5 @@ int main(void) {
       T(test_wake_fd),
   };
 #undef T
-  return cmocka_run_group_tests_name("claim", tests, NULL, NULL);
+  return tu_run_group("claim", tests);
 }

@@ -389,5 +389,5 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_routes_per_key, setup, teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return tu_run_group("storm_admit", tests);
 }

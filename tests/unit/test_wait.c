@@ -111,5 +111,5 @@ int main(void) {
       T(test_wakes_on_commit),
   };
 #undef T
-  return cmocka_run_group_tests_name("wait", tests, NULL, NULL);
+  return tu_run_group("wait", tests);
 }

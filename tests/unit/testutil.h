@@ -7,6 +7,14 @@
  *
  * Everything here is static inline so that a test file that uses only part
  * of it still builds under -Werror.
+ *
+ * Both backends: when SLUICE_TEST_JOURNAL names a PostgreSQL journal
+ * (tests/integration/pg_journal.sh sets it), tu_setup points t->path at it
+ * and first runs SLUICE_TEST_PG_RESET (a shell command that drops the
+ * schema), so every test starts from an empty journal there too. A test
+ * file that runs on both calls tu_run_group instead of
+ * cmocka_run_group_tests; the names in SLUICE_TEST_SKIP (one list, kept in
+ * pg_journal.sh with the reason for each) are left out and printed.
  */
 #ifndef SL_TESTUTIL_H
 #define SL_TESTUTIL_H
@@ -29,7 +37,8 @@
 
 struct tu {
   char dir[64];
-  char path[128]; /* dir/journal.db, not created by setup */
+  char path[512]; /* dir/journal.db, not created by setup; or the
+                     PostgreSQL location of SLUICE_TEST_JOURNAL */
   struct sl_journal *j;
 };
 
@@ -50,8 +59,17 @@ static inline void tu_rmdir(const char *dir) {
   rmdir(dir);
 }
 
+/* SLUICE_TEST_JOURNAL when it names a PostgreSQL journal, else NULL. */
+static inline const char *tu_pg(void) {
+  const char *l = getenv("SLUICE_TEST_JOURNAL");
+  if (!l || !*l)
+    return NULL;
+  return strncmp(l, "postgres", 8) == 0 || strchr(l, '=') ? l : NULL;
+}
+
 static inline int tu_setup(void **state) {
   struct tu *t = calloc(1, sizeof *t);
+  const char *pg = tu_pg(), *reset = getenv("SLUICE_TEST_PG_RESET");
   if (!t)
     return -1;
   snprintf(t->dir, sizeof t->dir, "/tmp/sluice-unit.XXXXXX");
@@ -60,8 +78,52 @@ static inline int tu_setup(void **state) {
     return -1;
   }
   snprintf(t->path, sizeof t->path, "%s/journal.db", t->dir);
+  if (pg) {
+    snprintf(t->path, sizeof t->path, "%s", pg);
+    if (!reset || system(reset) != 0) {
+      print_error("SLUICE_TEST_PG_RESET failed or is unset\n");
+      tu_rmdir(t->dir);
+      free(t);
+      return -1;
+    }
+  }
   *state = t;
   return 0;
+}
+
+/* Is name a word of the space-separated list? */
+static inline int tu_listed(const char *list, const char *name) {
+  size_t n = strlen(name);
+  const char *p = list;
+  while ((p = strstr(p, name)) != NULL) {
+    if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+      return 1;
+    p += n;
+  }
+  return 0;
+}
+
+/* cmocka_run_group_tests without the tests SLUICE_TEST_SKIP names. */
+#define tu_run_group(name, tests)                                              \
+  tu_run((name), (tests), sizeof(tests) / sizeof((tests)[0]))
+static inline int tu_run(const char *name, const struct CMUnitTest *tests,
+                         size_t n) {
+  const char *skip = getenv("SLUICE_TEST_SKIP");
+  struct CMUnitTest *keep = calloc(n, sizeof *keep);
+  size_t i, m = 0;
+  int rc;
+  if (!keep)
+    return 1;
+  for (i = 0; i < n; i++) {
+    if (skip && tu_listed(skip, tests[i].name)) {
+      printf("[ LEFT OUT ] %s (SLUICE_TEST_SKIP)\n", tests[i].name);
+      continue;
+    }
+    keep[m++] = tests[i];
+  }
+  rc = _cmocka_run_group_tests(name, keep, m, NULL, NULL);
+  free(keep);
+  return rc;
 }
 
 static inline int tu_teardown(void **state) {
