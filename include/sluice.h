@@ -69,8 +69,11 @@ struct sl_journal;
 
 struct sl_open_options {
   /* Where the journal lives; required. A file path or a file: URI selects
-   * SQLite; postgresql:// (or postgres://) is refused with SL_INVAL
-   * until that backend is built. `path` is its former name. */
+   * SQLite; postgresql://, postgres:// or a libpq conninfo string (it
+   * holds '=': "host=db1 dbname=q", "service=sluice") selects PostgreSQL,
+   * password from libpq (PGPASSWORD, ~/.pgpass, a service file). Ops not
+   * built there yet answer SL_INVAL, saying so. `path` is its former
+   * name. */
   union {
     const char *location;
     const char *path;

@@ -164,6 +164,21 @@ eq "... all cancelled in the source" 0 \
 check "... the password never printed" \
   bash -c "! grep -q -e '$PG_PW_PASSWORD' '$T/p.out' '$T/p.err'"
 
+# A paused queue: paused in PostgreSQL first, or (while sl_queue_pause is
+# not built there) nothing moves at all.
+src "INSERT INTO queues (name, paused, paused_reason, paused_at) VALUES ('q2', 1, 'hold', 1)"
+"$SLUICE" replay --journal "$SRC" --queue q2 --include-cancelled >/dev/null
+PGPASSWORD=$PG_PW_PASSWORD "$SLUICE" migrate-journal --from "$SRC" --to "$PGURL" \
+  >"$T/pp.out" 2>"$T/pp.err"
+rc=$?
+if grep -q "not built for PostgreSQL" "$T/pp.err"; then
+  eq "a paused queue the target cannot pause: refused, nothing moves" "refused 10" \
+    "$([ "$rc" -ne 0 ] && echo refused) $(src "SELECT count(*) FROM jobs WHERE state = 'pending'")"
+else
+  eq "a paused queue is paused in PostgreSQL first" "0 1" \
+    "$rc $(pgq "SELECT paused FROM sluice.queues WHERE name = 'q2'")"
+fi
+
 pg_createdb mig2 >/dev/null
 pg_psql -d mig2 -c "GRANT ALL ON DATABASE mig2 TO $PG_PW_ROLE;
   GRANT CREATE ON SCHEMA public TO $PG_PW_ROLE" >/dev/null
