@@ -50,4 +50,22 @@ check "README: make demo's urgent jobs ($online)" \
   bash -c "grep -A8 '^\`make demo\`' '$R' | grep -qE '(${online}|1,000) urgent jobs'"
 check "README: make demo's deferrable jobs ($batched)" \
   bash -c "grep -A8 '^\`make demo\`' '$R' | grep -q '$batched deferrable'"
+# The psql door block (the first ```sql block) runs as printed on a fresh
+# PostgreSQL journal: two jobs, the second insert of the same key adds
+# nothing, and the replay row is taken.
+SQLB=$(awk '/^```sql$/ {on = 1; next} on && /^```$/ {exit} on {print}' "$R")
+check "README has a psql door example" test -n "$SQLB"
+. "$SLUICE_ROOT/tests/lib/pglib.sh"
+if pg_available && PG_OPTS="-c fsync=off" pg_start >"$T/pg.out" 2>&1; then
+  pg_createdb readme >/dev/null
+  "$SLUICE" init --journal "postgresql://$PG_ADMIN@127.0.0.1:$PGPORT/readme" >/dev/null
+  printf '%s\n' "$SQLB" "$SQLB" >"$T/door.sql" # twice: the key dedups
+  pg_psql -d readme -f "$T/door.sql" >"$T/door.out" 2>&1
+  eq "the psql block runs twice without an error" "0 " "$? $(head -3 "$T/door.out")"
+  eq "... three jobs, one per key" "3|1" "$(pg_psql -d readme -c "SELECT count(*),
+    count(*) FILTER (WHERE idempotency_key = 'order-1234') FROM sluice.jobs")"
+  eq "... and its replays recorded" 2 "$(pg_psql -d readme -c "SELECT count(*) FROM sluice.replays")"
+else
+  echo "SKIP: PostgreSQL is not available (README psql block not run)"
+fi
 finish
