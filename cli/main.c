@@ -10,7 +10,8 @@
 
 static const char usage[] =
     "Usage: sluice COMMAND [OPTIONS]\n"
-    "A durable job queue worker for OpenAI API calls, over an SQLite or PostgreSQL journal.\n"
+    "A durable job queue worker for OpenAI API calls, over an SQLite or\n"
+    "PostgreSQL journal.\n"
     "\n"
     "Commands:\n"
     "  init      create or migrate a journal\n"
