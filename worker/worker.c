@@ -541,8 +541,10 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
  * sl_journal_changed alone. */
 static int watch_journal(struct sl_worker *w) {
   int fd = sl_journal_wake_fd(w->j), rc;
+  if (fd == SL_DISCONNECTED)
+    w->wake_lost = 1; /* the server is away: the tick asks again */
   if (fd < 0 && w->wake_lost)
-    return 0; /* still reconnecting: the next tick asks again */
+    return 0;
   if (w->wake_lost) {
     w->wake_lost = 0;
     sl_log(SL_LOG_INFO, "journal wake-up reconnected");

@@ -65,7 +65,10 @@ static const char *const conn_keys[] = {
 static const char *const conn_vals[] = {"3", "1", "5", "2", "3", "10000",
                                         NULL, NULL};
 
-static PGconn *connect_to(struct sl_pg *p, char *errbuf, size_t errlen) {
+/* A connection, or NULL with errbuf saying why (bare: libpq's reason
+ * only, for a reconnect whose message names the server already). */
+static PGconn *connect_any(struct sl_pg *p, char *errbuf, size_t errlen,
+                           int bare) {
   const char *vals[sizeof conn_vals / sizeof conn_vals[0]];
   PGconn *c;
   char where[256], why[400];
@@ -79,8 +82,11 @@ static PGconn *connect_to(struct sl_pg *p, char *errbuf, size_t errlen) {
   if (PQstatus(c) != CONNECTION_OK) {
     describe(c, where, sizeof where);
     sl__pg_scrub(p, PQerrorMessage(c), why, sizeof why);
-    snprintf(errbuf, errlen, "cannot connect to the PostgreSQL journal at "
-                             "%s: %s", where, why);
+    if (bare)
+      snprintf(errbuf, errlen, "%s", why);
+    else
+      snprintf(errbuf, errlen, "cannot connect to the PostgreSQL journal at "
+                               "%s: %s", where, why);
     PQfinish(c);
     return NULL;
   }
@@ -92,6 +98,10 @@ static PGconn *connect_to(struct sl_pg *p, char *errbuf, size_t errlen) {
   /* A stalled caller must not keep row locks for long. */
   PQclear(PQexec(c, "SET idle_in_transaction_session_timeout = '60s'"));
   return c;
+}
+
+static PGconn *connect_to(struct sl_pg *p, char *errbuf, size_t errlen) {
+  return connect_any(p, errbuf, errlen, 0);
 }
 
 /* ---- connection loss ---- */
@@ -117,7 +127,8 @@ static int gone_state(const PGresult *r) {
 }
 
 int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc) {
-  if (p->conn && PQstatus(p->conn) == CONNECTION_OK && !gone_state(r))
+  if (p->conn && PQstatus(p->conn) == CONNECTION_OK && !gone_state(r) &&
+      !(rc == SL_DISCONNECTED && !r)) /* no result: the caller knows */
     return rc == SL_DISCONNECTED ? SL_IO : rc;
   if (p->conn) {
     snprintf(p->lost_why, sizeof p->lost_why, "%s", p->errmsg);
@@ -134,6 +145,16 @@ int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc) {
   return SL_DISCONNECTED;
 }
 
+/* Whether a connection's socket is at its end (server gone). Peeked, so
+ * that libpq never reads the EOF itself: it would close the socket, and
+ * the listen one may still be watched by a poll under its number. */
+static int sock_eof(PGconn *c) {
+  char ch;
+  ssize_t k = recv(PQsocket(c), &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+  return k == 0 ||
+         (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* An idle connection with something to read has been told something by
  * the server: most often "terminating connection due to administrator
  * command" before a restart. Reading it first means a statement is sent
@@ -146,9 +167,11 @@ static void check_idle(struct sl_pg *p) {
   f.revents = 0;
   if (f.fd < 0 || poll(&f, 1, 0) <= 0)
     return;
-  if (PQconsumeInput(p->conn) && PQstatus(p->conn) == CONNECTION_OK)
+  /* The server says why (FATAL, read as a notice) before its EOF. */
+  if (!sock_eof(p->conn) && PQconsumeInput(p->conn) &&
+      PQstatus(p->conn) == CONNECTION_OK && !sock_eof(p->conn))
     return;
-  sl__pg_scrub(p, PQerrorMessage(p->conn), p->errmsg, sizeof p->errmsg);
+  snprintf(p->errmsg, sizeof p->errmsg, "the server ended the session");
   sl__pg_lost(p, NULL, SL_DISCONNECTED);
 }
 
@@ -167,7 +190,7 @@ int sl__pg_ready(struct sl_pg *p) {
   }
   now = sl_now_ms();
   if (now >= p->next_try_ms) {
-    p->conn = connect_to(p, why, sizeof why);
+    p->conn = connect_any(p, why, sizeof why, 1);
     if (p->conn) {
       p->tries = 0;
       p->lost_at_ms = 0;
@@ -400,9 +423,10 @@ static int listen_conn(struct sl_pg *p) {
              (long long)(p->listen_next_ms - now));
     return SL_DISCONNECTED;
   }
-  p->listen = connect_to(p, why, sizeof why);
+  p->listen = connect_any(p, why, sizeof why, 1);
   if (!p->listen) {
-    snprintf(p->errmsg, sizeof p->errmsg, "%s", why);
+    snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost "
+             "(listening for jobs: %s)", p->where, why);
     goto fail;
   }
   r = PQexec(p->listen, "LISTEN sluice_jobs");
@@ -445,16 +469,6 @@ int sl__pg_journal_wake_fd(struct sl_journal *j) {
   return PQsocket(p->listen);
 }
 
-/* Whether the listen socket is at its end (server gone). Peeked, so that
- * libpq never reads the EOF itself: it would close the socket under a
- * poll that still watches its number. */
-static int listen_eof(struct sl_pg *p) {
-  char c;
-  ssize_t k = recv(PQsocket(p->listen), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return k == 0 ||
-         (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
 /* The mark counts batches of notifications received: "changed" is the
  * count having moved since the caller's mark. A new listen connection
  * moves it (a first look must read, and a reconnected one may have
@@ -477,8 +491,10 @@ int sl__pg_journal_changed(struct sl_journal *j, int64_t *mark) {
   rc = listen_conn(p);
   if (rc != SL_OK)
     return rc;
-  if (listen_eof(p) || !PQconsumeInput(p->listen) ||
-      PQstatus(p->listen) != CONNECTION_OK) {
+  /* Looked at again after reading: a server that ends the session says
+   * why (FATAL, read as a notice) just before its end of file. */
+  if (sock_eof(p->listen) || !PQconsumeInput(p->listen) ||
+      PQstatus(p->listen) != CONNECTION_OK || sock_eof(p->listen)) {
     p->listen_dead = 1;
     p->listen_next_ms = 0;
     snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost "

@@ -24,7 +24,8 @@ void sl__pg_scrub(const struct sl_pg *p, const char *in, char *buf,
       in += pwn - 1;
       continue;
     }
-    buf[o++] = *in == '\n' ? ' ' : *in; /* libpq ends lines with \n */
+    /* libpq ends lines with \n and indents with \t */
+    buf[o++] = *in == '\n' || *in == '\t' ? ' ' : *in;
   }
   while (o && buf[o - 1] == ' ')
     o--;

@@ -68,7 +68,8 @@ int sl__pg_run(struct sl_pg *p, const char *sql, int n,
 int sl__pg_ready(struct sl_pg *p);
 /* After a failed statement: if it failed because the connection is gone
  * (CONNECTION_BAD, SQLSTATE 08xxx, 57P01-57P03), drop the connection,
- * note why and return SL_DISCONNECTED; else rc. */
+ * note why (errmsg) and return SL_DISCONNECTED; else rc. With no result
+ * and rc SL_DISCONNECTED the caller knows it is gone: dropped as well. */
 int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc);
 int sl__pg_begin(struct sl_pg *p);
 int sl__pg_commit(struct sl_pg *p);
