@@ -181,10 +181,14 @@ void sl__flush(struct sl_worker *w) {
        l != &w->phase_list[SL_WJOB_DONE]; l = next, i++) {
     struct sl_wjob *wj = done_job(l);
     next = l->next;
-    if (w->cbuf[i].rc == SL_DUPLICATE && was_lost) {
-      /* Sent again after a lost connection: its first commit did land. */
-      sl_log_job(SL_LOG_INFO, wj->job.id, wj->job.attempt,
-                 "outcome already recorded (its commit's answer was lost)");
+    if (w->cbuf[i].rc != SL_OK && was_lost) {
+      /* Sent again after a lost connection: the fence refused it. */
+      w->n.lost++;
+      sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt,
+                 "outcome not recorded again: %s (the commit before the "
+                 "connection broke landed, or the lease expired meanwhile "
+                 "and another worker holds the job)",
+                 sl_strerror(w->cbuf[i].rc));
     } else if (w->cbuf[i].rc != SL_OK) {
       w->n.lost++;
       sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt,

@@ -2,7 +2,8 @@
 # Chaos on a PostgreSQL journal (issue 15, "Connection loss"): three
 # workers against the mock, kill -9 rounds, and in the middle the server
 # restarted twice (pg_ctl restart -m fast, then -m immediate) under the
-# workers that survive it. Then the invariants of chaos.sh: every job
+# workers that survive it; a last restart with no kill after it, and more
+# jobs, which those workers must finish. Then the invariants of chaos.sh: every job
 # final, exactly one result per succeeded job, no job sent more often than
 # it was claimed (a send needs a claim: only an expired lease allows a
 # second), the workers said they lost and regained the journal, and the
@@ -55,6 +56,11 @@ for r in $(seq 1 "$ROUNDS"); do
   if [ "$r" -eq $((ROUNDS / 3)) ] || [ "$r" -eq $((2 * ROUNDS / 3)) ]; then
     mode=fast
     [ "$r" -eq $((2 * ROUNDS / 3)) ] && mode=immediate
+    # Requests in flight across the restart (bounded wait).
+    for _ in $(seq 1 50); do
+      [ "$(q "SELECT count(*) FROM sluice.jobs WHERE state = 'running'")" -gt 0 ] && break
+      sleep 0.2
+    done
     before=$(q "SELECT count(*) FROM sluice.jobs WHERE state IN ('succeeded', 'failed')")
     if pg_restart "$mode"; then
       restarts=$((restarts + 1))
@@ -72,12 +78,19 @@ for r in $(seq 1 "$ROUNDS"); do
   PIDS+=("${W[$k]}")
 done
 eq "the server was restarted twice under the workers" 2 "$restarts"
-# The survivors keep working after the restarts: let them, bounded.
-for _ in $(seq 1 100); do
+# A last restart with no kill after it, then more jobs from a producer:
+# the workers that live through it must finish everything themselves.
+pg_restart fast || fail "pg_ctl restart -m fast (last)"
+EXTRA=100
+for i in $(seq 1 "$EXTRA"); do printf '{"model":"m","input":"after %d"}\n' "$i"; done |
+  "$SLUICE" enqueue -m 10 >/dev/null 2>>"$T/enqueue.err"
+JOBS=$((JOBS + EXTRA))
+for _ in $(seq 1 300); do
   n=$(q "SELECT count(*) FROM sluice.jobs WHERE state NOT IN ('succeeded', 'failed')")
   [ "$n" -eq 0 ] && break
-  sleep 0.2
+  sleep 0.3
 done
+eq "the workers that lived through the restarts finished every job" 0 "$n"
 progress=$(q "SELECT count(*) FROM sluice.jobs WHERE state IN ('succeeded', 'failed')")
 echo "after the rounds: $progress of $JOBS final, $kills workers killed"
 for k in $(seq 1 $WORKERS); do
@@ -137,6 +150,8 @@ back=$(grep -c "journal reconnected after" "$T/worker.log")
 echo "log: $lost connection losses, $back reconnections"
 check "a worker logged the lost connection" test "$lost" -ge 1
 check "a worker logged reconnecting" test "$back" -ge 1
+check "outcomes kept through an outage were recorded after reconnecting" \
+  grep -q "the journal takes outcomes again" "$T/worker.log"
 check "a worker watched the new wake descriptor" \
   grep -q "journal wake-up reconnected" "$T/worker.log"
 check "the password never reaches a log line" \

@@ -314,6 +314,51 @@ static void test_reconnect_after_drop(void **state) {
   sl_close(p);
 }
 
+/* A lease that runs out while its holder is cut off: another worker
+ * rescues and claims it; the holder's outcome, sent after reconnecting,
+ * is refused by its token, and the new holder's is the one result. */
+static void test_outage_fences_expired_lease(void **state) {
+  const char *qs[] = {"t_fence", NULL};
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *a = NULL, *b = NULL;
+  struct sl_journal *w1, *w2;
+  int64_t id, rescued = 0;
+  size_t na = 0, nb = 0;
+  struct pollfd pf;
+  (void)state;
+  SKIP_UNLESS_PG();
+  w1 = open_pg();
+  id = enqueue_one(w1, "t_fence", 0);
+  o.queues = qs;
+  o.max_jobs = 1;
+  o.lease_ms = 1;
+  assert_int_equal(sl_claim(w1, &o, &a, &na), SL_OK);
+  assert_int_equal(na, 1);
+  terminate_others(); /* w1's session ends */
+  pf.fd = -1;
+  poll(&pf, 0, 20); /* past the lease on the server's clock */
+  w2 = open_pg();
+  assert_int_equal(sl_rescue(w2, 0, &rescued), SL_OK);
+  assert_true(rescued >= 1);
+  o.lease_ms = 60000;
+  assert_int_equal(sl_claim(w2, &o, &b, &nb), SL_OK);
+  assert_int_equal(nb, 1);
+  assert_int_equal(b[0].id, id);
+  assert_int_equal(sl_record_result(w1, id, a[0].lease_token, 200,
+                                    "{\"old\":1}", NULL),
+                   SL_LEASE_LOST);
+  assert_int_equal(sl_record_result(w2, id, b[0].lease_token, 200,
+                                    "{\"new\":1}", NULL),
+                   SL_OK);
+  assert_int_equal(sl_record_result(w1, id, a[0].lease_token, 200,
+                                    "{\"old\":1}", NULL),
+                   SL_LEASE_LOST);
+  sl_claimed_free(a, na);
+  sl_claimed_free(b, nb);
+  sl_close(w1);
+  sl_close(w2);
+}
+
 static void test_counts(void **state) {
   const char *qs[] = {"t_count", NULL};
   struct sl_journal *j;
@@ -371,6 +416,7 @@ int main(void) {
       cmocka_unit_test(test_rescue_expired),
       cmocka_unit_test(test_wake_on_other_connection),
       cmocka_unit_test(test_reconnect_after_drop),
+      cmocka_unit_test(test_outage_fences_expired_lease),
       cmocka_unit_test(test_counts),
       cmocka_unit_test(test_not_built_is_an_error),
       cmocka_unit_test(test_password_never_echoed),
