@@ -73,6 +73,8 @@ static PGconn *connect_any(struct sl_pg *p, char *errbuf, size_t errlen,
   PGconn *c;
   char where[256], why[400];
   memcpy(vals, conn_vals, sizeof vals);
+  if (getenv("PGCONNECT_TIMEOUT")) /* a parameter would beat the user's */
+    vals[0] = getenv("PGCONNECT_TIMEOUT");
   vals[6] = p->conninfo;
   c = PQconnectdbParams(conn_keys, vals, 1);
   if (!c) {
