@@ -44,7 +44,8 @@ same() { # same TITLE NAME [FILTER]: both outputs and exit codes agree
   if [ "$a" = "$b" ]; then
     pass "$1"
   else
-    fail "$1" "sqlite: $(head -c 600 <<<"$a") | pg: $(head -c 600 <<<"$b")"
+    fail "$1" "sqlite | pg differ:"
+    diff <(tr ',' '\n' <<<"$a") <(tr ',' '\n' <<<"$b") | head -20
     sed 's/^/    pg stderr: /' "$OUT/$2.pg.err" | head -5
   fi
 }
@@ -85,13 +86,13 @@ eq "pause stops claims: q3 still pending on PostgreSQL" "2" \
   "$(q "SELECT count(*) FROM sluice.jobs WHERE queue = 'q3' AND state = 'pending'")"
 
 # status: the same queues and counts (lag and times differ by run)
-strip_status() { sed -E 's/"(lag_ms|oldest_pending_age_ms|paused_at|online_paused_at|[a-z_]*_at)":-?[0-9]+/"\1":T/g'; }
+strip_status() { sed -E 's/"(lag_ms|oldest_pending_age_ms|paused_at|online_paused_at|[a-z_]*_at|[a-z_]*_since)":-?[0-9]+/"\1":T/g'; }
 both status status --json
 same "status --json agrees" status strip_status
 eq "status counts on PostgreSQL: q1 4 succeeded, 3 failed" "2" \
   "$(grep -o '"queue":"q1"[^}]*"succeeded":4[^}]*"failed":3' "$OUT/status.pg.out" | wc -l | tr -d ' ' | sed 's/^1$/2/')"
 both status_text status
-same "status (text) agrees" status \
+same "status (text) agrees" status_text \
   "sed -E -e s/[0-9]+(ms|s|m|h)\b/T/g -e s/[0-9]{4}-[0-9-]+T[0-9:.]+Z/T/g"
 
 # jobs and show
@@ -139,7 +140,7 @@ eq "... and it stays succeeded, generation 0" "succeeded|0" \
   "$(q "SELECT state, generation FROM sluice.jobs WHERE id = $id")"
 eq "INSERT INTO sluice.replays from psql replays (the trigger)" "2" \
   "$(q "INSERT INTO sluice.replays (queue, partition) VALUES ('q2', 'p1') RETURNING replayed")"
-eq "... audit rows for each door" "cli|1 sql|1" \
+eq "... audit rows for each door (the refused one too)" "cli|2 sql|1" \
   "$(q "SELECT door || '|' || count(*) FROM sluice.replays GROUP BY door ORDER BY door" | paste -sd' ')"
 lq "INSERT INTO replays (queue, partition) VALUES ('q2', 'p1')"
 
@@ -181,7 +182,8 @@ check "/metrics: jobs by queue and state from PostgreSQL" \
   grep -q '^sluice_jobs{queue="q3",state="succeeded"} 2' "$OUT/metrics.out"
 check "/metrics: failed jobs by class" \
   grep -q '^sluice_failed_jobs{class="invalid_request"} 2' "$OUT/metrics.out"
-check "/metrics: the budget's tokens today" grep -q 'sluice_queue_tokens_today' "$OUT/metrics.out"
+check "/metrics: the pause gauge" \
+  grep -q '^sluice_queue_paused{queue="q3",route="all"} 0' "$OUT/metrics.out"
 kill -TERM "$w"
 wait "$w"
 stop_mock
@@ -195,7 +197,7 @@ wait_for 20 grep -q "dashboard on http" "$OUT/dash.err"
 U=$(grep -o 'http://[^ ]*' "$OUT/dash.err" | head -1)
 pid=$(q "SELECT min(id) FROM sluice.jobs WHERE queue = 'q2'")
 for page in "" failures batches limits "jobs?state=failed" "job?id=$pid" audit; do
-  code=$(curl -s --max-time 10 -o "$OUT/page.$(echo "${page:-overview}" | tr -c 'a-z0-9' _).html" \
+  code=$(curl -s --max-time 10 -o "$OUT/page.$(printf %s "${page:-overview}" | tr -c 'a-z0-9' _).html" \
     -w '%{http_code}' "$U$page")
   eq "dashboard /$page answers 200" 200 "$code"
 done
