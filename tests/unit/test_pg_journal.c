@@ -20,6 +20,7 @@
 
 #include "sluice.h"
 #include "sluice_worker.h"
+#include "sluice_batch.h"
 
 static const char *loc(void) { return getenv("SLUICE_TEST_JOURNAL"); }
 
@@ -277,13 +278,16 @@ static void test_counts(void **state) {
 
 static void test_not_built_is_an_error(void **state) {
   struct sl_journal *j;
-  struct sl_queue_status *st = NULL;
+  struct sl_batch_pack_options o = {0};
+  int64_t id = 0, bytes = 0;
   size_t n = 0;
   (void)state;
   SKIP_UNLESS_PG();
   j = open_pg();
-  assert_int_equal(sl_status(j, &st, &n), SL_INVAL);
-  assert_non_null(strstr(sl_errmsg(j), "sl_status"));
+  /* An op of the batch route's, not built here yet (developer pgbatch
+   * builds them: then this test goes, or names one still missing). */
+  assert_int_equal(sl_batch_pack(j, &o, &id, &n, &bytes), SL_INVAL);
+  assert_non_null(strstr(sl_errmsg(j), "sl_batch_pack"));
   sl_close(j);
 }
 
