@@ -171,8 +171,11 @@ both status4 status --json
 same "status after the prune agrees" status4 strip_status
 
 # /metrics of a worker on PostgreSQL: the gauges come from the journal
-"$SLUICE" work --journal "$PGJ" --base-url "$MOCK_URL" --no-batch \
-  --spill-dir "$T/spill" --metrics-port 0 --poll 100ms 2>"$OUT/mworker.err" &
+# (and no --spill-dir: the default is named by the journal id, in the
+# working directory, never after the location, which holds the password)
+mkdir -p "$T/wd"
+(cd "$T/wd" && exec "$SLUICE" work --journal "$PGJ" --base-url "$MOCK_URL" \
+  --no-batch --metrics-port 0 --poll 100ms 2>"$OUT/mworker.err") &
 w=$!
 PIDS+=("$w")
 wait_for 20 grep -q "metrics on http" "$OUT/mworker.err"
@@ -187,6 +190,10 @@ check "/metrics: the pause gauge" \
 kill -TERM "$w"
 wait "$w"
 stop_mock
+jid=$(q "SELECT value FROM sluice.meta WHERE key = 'journal_id'")
+check "the default spill directory is sluice-<journal id>.spill" \
+  test -d "$T/wd/sluice-$jid.spill"
+eq "... and nothing else was made there" "sluice-$jid.spill" "$(ls "$T/wd")"
 
 # the dashboard on PostgreSQL: every page answers from the journal, and an
 # action leaves its audit row in sluice.dashboard_actions
