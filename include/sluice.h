@@ -69,8 +69,8 @@ struct sl_journal;
 
 struct sl_open_options {
   /* Where the journal lives; required. A file path or a file: URI selects
-   * SQLite; postgresql:// (or postgres://) is refused with SL_INVAL
-   * until that backend is built. `path` is its former name. */
+   * SQLite; postgresql:// (or postgres://) or a conninfo string (it
+   * holds '=') is PostgreSQL. `path` is its former name. */
   union {
     const char *location;
     const char *path;
