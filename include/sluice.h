@@ -70,8 +70,8 @@ struct sl_journal;
 
 struct sl_open_options {
   /* Where the journal lives; required. A file path or a file: URI selects
-   * SQLite; postgresql:// (or postgres://) is refused with SL_INVAL
-   * until that backend is built. `path` is its former name. */
+   * SQLite; postgresql:// (or postgres://) or a conninfo string (it
+   * holds '=') is PostgreSQL. `path` is its former name. */
   union {
     const char *location;
     const char *path;
@@ -95,6 +95,12 @@ struct sl_open_options {
 int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
             char *errbuf, size_t errlen);
 void sl_close(struct sl_journal *j);
+
+/* 1 if the location names a local file (an SQLite journal: a path or
+ * file: URI), 0 if a server's (postgresql://, a conninfo string). For
+ * callers that put files beside the journal (the worker's spill
+ * directory); it reads the location only, and opens nothing. */
+int sl_location_is_file(const char *location);
 
 /*
  * How long a statement waits for another connection's write lock before it
