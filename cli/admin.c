@@ -530,7 +530,7 @@ static int rescue_ingest(struct sl_journal *j, const char *path,
     rc = (size_t)snprintf(dir, sizeof dir, "%s", spill_dir) < sizeof dir
              ? 0 : -1;
   else
-    rc = sl_spill_default_dir(path, dir, sizeof dir);
+    rc = sl_spill_default_dir(path, jid, dir, sizeof dir);
   if (rc != 0) {
     fprintf(stderr, "sluice rescue: spill directory path too long\n");
     return SL_INVAL;

@@ -237,7 +237,9 @@ static const struct sl_opt rows[] = {
     {STR, .name = "spill-dir", .arg = "DIR", AT(cfg.spill_dir),
      .help = "where outcomes the journal cannot take (full\n"
              "disk) are kept for the next start, in space\n"
-             "reserved at startup (default <journal>.spill)"},
+             "reserved at startup (default <journal>.spill;\n"
+             "PostgreSQL: sluice-<journal id>.spill in\n"
+             "$STATE_DIRECTORY or the working directory)"},
     {STR, .name = "ca-file", .arg = "PATH", AT(cfg.ca_file),
      .help = "extra CA certificates for TLS"},
     {FLAG, .name = "insecure", AT(cfg.insecure),

@@ -99,6 +99,12 @@ int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
             char *errbuf, size_t errlen);
 void sl_close(struct sl_journal *j);
 
+/* 1 if the location names a local file (an SQLite journal: a path or
+ * file: URI), 0 if a server's (postgresql://, a conninfo string). For
+ * callers that put files beside the journal (the worker's spill
+ * directory); it reads the location only, and opens nothing. */
+int sl_location_is_file(const char *location);
+
 /*
  * How long a statement waits for another connection's write lock before it
  * fails with SL_BUSY. poll 0: the engine's handler (sleeps up to 100 ms at a

@@ -46,6 +46,14 @@ static const struct sl_backend_ops *pick(const char *loc, const char **rest,
   return &sl__sqlite_ops;
 }
 
+int sl_location_is_file(const char *location) {
+  const char *rest;
+  char err[1];
+  int rc = SL_OK;
+  return location && location[0] &&
+         pick(location, &rest, &rc, err, sizeof err) == &sl__sqlite_ops;
+}
+
 int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
             char *errbuf, size_t errlen) {
   const struct sl_backend_ops *ops;

@@ -195,8 +195,16 @@ static void sync_dir(const char *dir) {
   }
 }
 
-int sl_spill_default_dir(const char *journal, char *buf, size_t len) {
-  int n = snprintf(buf, len, "%s.spill", journal);
+int sl_spill_default_dir(const char *journal, const char *journal_id,
+                         char *buf, size_t len) {
+  const char *state = getenv("STATE_DIRECTORY"); /* systemd's StateDirectory= */
+  int n;
+  if (sl_location_is_file(journal))
+    n = snprintf(buf, len, "%s.spill", journal);
+  else
+    n = snprintf(buf, len, "%s/sluice-%s.spill",
+                 state && state[0] && !strchr(state, ':') ? state : ".",
+                 journal_id);
   return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 

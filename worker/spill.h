@@ -35,8 +35,11 @@
 
 struct sl_spill;
 
-/* "<journal>.spill" into buf; -1 if it does not fit. */
-int sl_spill_default_dir(const char *journal, char *buf, size_t len);
+/* "<journal>.spill" into buf for a journal that is a file; for a server's
+ * (PostgreSQL) "<$STATE_DIRECTORY or .>/sluice-<journal id>.spill": the
+ * location is no path, and may hold a password. -1 if it does not fit. */
+int sl_spill_default_dir(const char *journal, const char *journal_id,
+                         char *buf, size_t len);
 
 /*
  * Create dir (0700) if needed and this worker's spill file in it, locked,

@@ -209,8 +209,59 @@ int sl__pg_ready(struct sl_pg *p) {
   return SL_DISCONNECTED;
 }
 
+/* The journal's tables are there, in a schema marked as a journal. */
+static int to_regclass_ok(struct sl_pg *p) {
+  PGresult *r = NULL;
+  int ok = sl__pg_exec(p, "SELECT to_regclass('sluice.schema_migrations')"
+                          " IS NOT NULL AND to_regclass('sluice.meta') IS NOT"
+                          " NULL AND coalesce(obj_description("
+                          "to_regnamespace('sluice'), 'pg_namespace'), '')"
+                          " = 'sluice journal'",
+                       0, NULL, "looking for the journal", &r) == SL_OK &&
+           PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  return ok;
+}
+
+/* 1 if the journal is current (every migration recorded, the journal id
+ * made): then an open neither locks nor writes anything, so read-only
+ * commands, scrapes and the dashboard never migrate. 0 if not (or no
+ * journal, or not a readable one: migrate() then says why). */
+static int is_current(struct sl_pg *p) {
+  struct sl_pgbuf v;
+  const char *param[1];
+  PGresult *r = NULL;
+  int i, ok = 0;
+  char *saved;
+  sl__pgbuf_init(&v);
+  sl__pgbuf_open(&v);
+  for (i = 0; i < sl_pg_migrations_count; i++)
+    sl__pgbuf_int(&v, sl_pg_migrations[i].version);
+  sl__pgbuf_close(&v);
+  if (v.oom)
+    return 0;
+  param[0] = v.s;
+  /* No table yet is an error here: keep errmsg for the real answer. */
+  saved = strdup(p->errmsg);
+  if (saved && to_regclass_ok(p) &&
+      sl__pg_exec(p, "SELECT count(*) FILTER (WHERE version = ANY($1::int[]))"
+                     " = cardinality($1::int[]) AND count(*) ="
+                     " cardinality($1::int[]) AND EXISTS (SELECT 1 FROM"
+                     " sluice.meta WHERE key = 'journal_id')"
+                     " FROM sluice.schema_migrations",
+                  1, param, "reading the journal's version", &r) == SL_OK)
+    ok = PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (saved)
+    snprintf(p->errmsg, sizeof p->errmsg, "%s", saved);
+  free(saved);
+  sl__pgbuf_free(&v);
+  return ok;
+}
+
 /* Apply each migrations/pg/ file not yet recorded, one transaction each,
- * under an advisory lock (what tests/lib/pglib.sh's pg_migrate does). */
+ * under an advisory lock (what tests/lib/pglib.sh's pg_migrate does). A
+ * read-only open never migrates: a journal behind is refused. */
 static int migrate(struct sl_pg *p, int write, int may_create) {
   static const char look_sql[] =
       "SELECT n.oid IS NOT NULL, to_regclass('sluice.schema_migrations')"
@@ -274,6 +325,16 @@ static int migrate(struct sl_pg *p, int write, int may_create) {
     PQclear(r);
     r = NULL;
   }
+  for (i = 0; i < sl_pg_migrations_count && !write; i++)
+    if (!done[sl_pg_migrations[i].version]) {
+      snprintf(p->errmsg, sizeof p->errmsg,
+               "journal schema is older than this sluice (migration %d is "
+               "missing) and this command only reads; migrate it first with "
+               "`sluice init` (or by starting a worker)",
+               sl_pg_migrations[i].version);
+      rc = SL_READONLY;
+      goto out;
+    }
   for (i = 0; i < sl_pg_migrations_count && write; i++) {
     const struct sl_migration *m = &sl_pg_migrations[i];
     char rec[200];
@@ -346,7 +407,9 @@ int sl__pg_open(struct sl_journal **out, const struct sl_open_options *opts,
     rc = SL_IO; /* never CANTOPEN: nothing to create, no path to name */
     goto fail;
   }
-  rc = migrate(p, !opts->read_only, !opts->read_only && !opts->no_create);
+  rc = is_current(p) ? SL_OK
+                     : migrate(p, !opts->read_only,
+                               !opts->read_only && !opts->no_create);
   if (rc != SL_OK) {
     snprintf(errbuf, errlen, "%s", p->errmsg);
     goto fail;

@@ -174,6 +174,26 @@ char *sl__pg_strdup(const PGresult *r, int row, int col) {
   return strdup(PQgetvalue(r, row, col));
 }
 
+char *sl__pg_dup(const PGresult *r, int row, int col, int *oom) {
+  char *s = sl__pg_strdup(r, row, col);
+  if (!s && !PQgetisnull(r, row, col))
+    *oom = 1;
+  return s;
+}
+
+double sl__pg_double(const PGresult *r, int row, int col, double null_v) {
+  if (PQgetisnull(r, row, col))
+    return null_v;
+  return strtod(PQgetvalue(r, row, col), NULL);
+}
+
+const char *sl__pg_i64(char buf[24], int64_t v, int zero_null) {
+  if (zero_null && v == 0)
+    return NULL;
+  snprintf(buf, 24, "%lld", (long long)v);
+  return buf;
+}
+
 /* ---- array literals ---- */
 
 void sl__pgbuf_init(struct sl_pgbuf *b) { memset(b, 0, sizeof *b); }

@@ -79,6 +79,11 @@ void sl__pg_scrub(const struct sl_pg *p, const char *in, char *buf,
                   size_t len);
 int64_t sl__pg_int(const PGresult *r, int row, int col); /* NULL: 0 */
 char *sl__pg_strdup(const PGresult *r, int row, int col); /* NULL: NULL */
+/* The same, setting *oom when a copy of a non-NULL value failed. */
+char *sl__pg_dup(const PGresult *r, int row, int col, int *oom);
+double sl__pg_double(const PGresult *r, int row, int col, double null_v);
+/* A bigint parameter in buf (24 bytes); 0 with `zero_null`: SQL NULL. */
+const char *sl__pg_i64(char buf[24], int64_t v, int zero_null);
 
 /* A growing text buffer for parameters (PostgreSQL array literals). */
 struct sl_pgbuf {
@@ -116,7 +121,27 @@ int sl__pg_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
   X(worker_take_over) X(worker_unregister) X(worker_count) \
   X(batch_journal_id) X(bucket_update) X(breaker_update) X(route_update) \
   X(route_release_held) X(queue_spend_list) X(batch_list_open) \
-  X(batch_get) X(batch_adopt)
+  X(batch_get) X(batch_adopt) \
+  X(status) \
+  X(job_get) \
+  X(jobs_find) \
+  X(job_attempts) \
+  X(gauges) \
+  X(queue_pause) \
+  X(queue_resume) \
+  X(queue_online_pause) \
+  X(queue_online_resume) \
+  X(queue_budget_set) \
+  X(bucket_list) \
+  X(breaker_list) \
+  X(route_list) \
+  X(replay) \
+  X(prune) \
+  X(prune_count) \
+  X(vacuum) \
+  X(dash_list) \
+  X(dash_attempts) \
+  X(dash_act)
 #define X(op, params, args) int sl__pg_##op params;
 SL_BACKEND_OPS(X)
 #undef X

@@ -49,13 +49,12 @@ test_claim:test_complete_release                 raw SQLite: checks the rows wit
 test_claim:test_grouped_completion               raw SQLite: hooks the SQLite connection (commit count)
 test_claim:test_grouped_completion_all_or_nothing raw SQLite: adds a trigger with tu_exec
 test_claim:test_rescue                           raw SQLite: checks the rows with tu_raw
-test_claim:test_replay_api                       not built on PostgreSQL: sl_replay (and raw SQLite)
+test_claim:test_replay_api                       raw SQLite: checks the rows with tu_raw
 test_claim:test_replay_sql_door                  raw SQLite: the sqlite3 door
 test_claim:test_next_due                         raw SQLite: checks the rows with tu_raw
 test_claim:test_invariant1_sql_cannot_overwrite  raw SQLite: the sqlite3 door
 test_claim:test_invariant1_api_cannot_overwrite  raw SQLite: checks the rows with tu_raw
 test_claim:test_invariant2_old_token_is_fenced   raw SQLite: checks the rows with tu_raw
-test_storm_admit:test_routes_per_key             not built on PostgreSQL: sl_route_list
 '
 pg_createdb sluice_suite >/dev/null
 suite_url="postgresql://$PG_ADMIN@127.0.0.1:$PGPORT/sluice_suite"

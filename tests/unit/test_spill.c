@@ -488,7 +488,7 @@ static void test_cli_rescue_ingests_first(void **state) {
   tu_enqueue(t->j, NULL, 0, 0);
   c = claim(t->j, 2); /* leases of 1 ms: expired by the rescue */
   rec = ok(c[0].id, c[0].lease_token, "{\"answered\":1}");
-  assert_int_equal(sl_spill_default_dir(t->path, dir, sizeof dir), 0);
+  assert_int_equal(sl_spill_default_dir(t->path, jid, dir, sizeof dir), 0);
   if (sl_spill_open(&dead, dir, jid, 4096, err, sizeof err) != 0)
     print_error("sl_spill_open: %s\n", err);
   assert_non_null(dead);
@@ -604,9 +604,30 @@ static void test_second_pass_waits(void **state) {
   rm_spill_dir(dir);
 }
 
+/* A server's journal (PostgreSQL) has no path to put the spill directory
+ * beside, and its location may hold a password: the default is named by
+ * the journal id instead, in $STATE_DIRECTORY or the working directory. */
+static void test_default_dir_of_a_server_journal(void **state) {
+  char dir[200];
+  (void)state;
+  unsetenv("STATE_DIRECTORY");
+  assert_int_equal(sl_spill_default_dir("/var/lib/q.db", "j1", dir,
+                                        sizeof dir), 0);
+  assert_string_equal(dir, "/var/lib/q.db.spill");
+  assert_int_equal(sl_spill_default_dir("postgresql://u:secret@db/q", "j1",
+                                        dir, sizeof dir), 0);
+  assert_string_equal(dir, "./sluice-j1.spill");
+  setenv("STATE_DIRECTORY", "/var/lib/sluice", 1);
+  assert_int_equal(sl_spill_default_dir("host=db dbname=q password=secret",
+                                        "j1", dir, sizeof dir), 0);
+  assert_string_equal(dir, "/var/lib/sluice/sluice-j1.spill");
+  unsetenv("STATE_DIRECTORY");
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_default_dir_of_a_server_journal),
       T(test_roundtrip),      T(test_truncated_last_record),
       T(test_corrupt_byte),   T(test_reset_and_close),
       T(test_write_past_reserve), T(test_fenced_ingest),
