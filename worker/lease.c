@@ -148,7 +148,7 @@ int sl__spill_start(struct sl_worker *w) {
     rc = (size_t)snprintf(w->spill_dir, sizeof w->spill_dir, "%s", d) <
                  sizeof w->spill_dir ? 0 : -1;
   else
-    rc = sl_spill_default_dir(w->cfg->journal, w->spill_dir,
+    rc = sl_spill_default_dir(w->cfg->journal, jid, w->spill_dir,
                               sizeof w->spill_dir);
   if (rc != 0) {
     sl_log(SL_LOG_ERROR, "spill: directory path too long");
