@@ -134,6 +134,38 @@ eq "two hosts: as many remote batches as local ones" \
     '\$.metadata.sluice_journal') = '$(journal_id)'")"
 check_exactly_once "two hosts"
 
+# --- a packer skips the jobs another transaction holds ---------------------
+# psql holds jobs 1-5 FOR UPDATE (as a claim or another packer would) until
+# a batch exists: the pack must not wait for them, take the other 15, and
+# leave 1-5 to a later batch.
+fresh_journal
+enq_deferrable 20
+PGOPTIONS="-c statement_timeout=60000" pg_psql -d "$DB" >"$T/lock.out" 2>&1 <<'EOSQL' &
+BEGIN;
+SELECT count(*) FROM (SELECT id FROM sluice.jobs WHERE id <= 5 FOR UPDATE) x;
+DO $$ BEGIN
+  WHILE NOT EXISTS (SELECT 1 FROM sluice.batches) LOOP
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+COMMIT;
+EOSQL
+lpid=$!
+PIDS+=("$lpid")
+wait_for 20 test "$(sql "SELECT count(*) FROM pg_locks l JOIN pg_class c
+  ON c.oid = l.relation WHERE c.relname = 'jobs' AND l.mode = 'RowShareLock'
+  AND l.pid <> pg_backend_pid()")" -ge 1
+work
+wait "$lpid"
+eq "skip locked: the lock holder committed" "0 5" "$? $(cat "$T/lock.out")"
+eq "skip locked: the first batch took the 15 free jobs, none held" "15|0" \
+  "$(sql "SELECT count(*), count(*) FILTER (WHERE id <= 5) FROM jobs
+    WHERE batch_id = (SELECT min(id) FROM batches)")"
+eq "skip locked: the held 5 went in a later batch" "5" \
+  "$(sql "SELECT count(*) FROM jobs WHERE id <= 5 AND batch_id >
+    (SELECT min(id) FROM batches)")"
+check_exactly_once "skip locked"
+
 # --- kill -9 after the create; another host adopts after the lease ---------
 fresh_journal
 enq_deferrable 40
