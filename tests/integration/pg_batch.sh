@@ -43,6 +43,16 @@ fresh_journal() {
 }
 log_since() { tail -n +"$(($1 + 1))" "$T/mock.log" | grep -c "$2"; }
 
+# --- the ops one by one (tests/unit/test_pg_batch.c) ------------------------
+pg_createdb batch_unit >/dev/null
+out=$(SLUICE_TEST_JOURNAL="postgresql://$PG_ADMIN@127.0.0.1:$PGPORT/batch_unit" \
+  "$SLUICE_BUILD/tests/test_pg_batch" 2>&1)
+rc=$?
+echo "$out" | grep -E "^\[  (FAILED|SKIPPED|  OK) \]|PASSED" | sed 's/^/  /'
+[ "$rc" -eq 0 ] || echo "$out" | grep -v "^    #\|^$" | head -30
+check "unit tests of the batch ops on PostgreSQL pass (rc $rc)" test "$rc" -eq 0
+case $out in *SKIPPED*) fail "... and none was skipped" ;; *) pass "... and none was skipped" ;; esac
+
 # --- lifecycle -------------------------------------------------------------
 fresh_journal pw
 enq_deferrable 50
