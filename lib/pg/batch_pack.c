@@ -47,6 +47,23 @@
   "   AND (body::json -> 'input' ->> 0) ~ '^-?[0-9]+$', false)"             \
   " THEN greatest(json_array_length(body::json -> 'input'), 1) ELSE 1 END)"
 
+/* The candidates c with their running sums in claim order (the file's cut
+ * at max_bytes and max_inputs). */
+#define RUNNING_SUMS                                                        \
+  "SELECT id, lb, inp, sum(lb) OVER o AS cum, sum(inp) OVER o AS cin,"      \
+  " row_number() OVER o AS rn FROM c WINDOW o AS (ORDER BY priority,"       \
+  " run_after, id ROWS UNBOUNDED PRECEDING)"
+
+/* Jobs moved per statement of a pack. jobs_count (pg 0015) updates the
+ * same two count rows for every job moved, and in one transaction every
+ * update of a row adds a version its next update walks past: a 50,000-job
+ * statement took minutes, its cost growing with the square of its size.
+ * A pack is therefore one statement per PACK_CHUNK jobs, each committed:
+ * the first creates the batch, the next add to it while it is still
+ * 'building' and ours (nothing is sent before the last, so a batch cut
+ * short by a crash is simply smaller). */
+#define PACK_CHUNK 1000
+
 static const char *i64(char *buf, size_t len, int64_t v, int null_if_zero) {
   if (null_if_zero && !v)
     return NULL;
@@ -130,12 +147,81 @@ int sl__pg_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
   return SL_OK;
 }
 
+/* The pack's next chunks, while each fills up and the file has room: the
+ * same pick, into batch `id` while it is 'building' under this token
+ * (locked against an adopter meanwhile), cut at the room left. A chunk that
+ * fails leaves the batch as it is (committed, consistent, smaller): the
+ * jobs not taken wait for the next pack. $5 limit, $6 bytes left, $7
+ * token, $8 batch, $11 inputs left; param holds the first statement's
+ * $1-$4, $9, $10. */
+static void pack_more(struct sl_pg *p, const struct sl_batch_pack_options *o,
+                      const char **param, int64_t id, int64_t max_in,
+                      int64_t *moved, int64_t *total, int64_t *in) {
+  static const char sql[] =
+      "WITH " NOW_CTE ","
+      " h AS (SELECT id FROM sluice.batches WHERE id = $8::bigint"
+      "  AND lease_token = $7::bigint AND state = 'building' FOR UPDATE),"
+      " c AS (SELECT id, priority, run_after, " LINE_BYTES " AS lb,"
+      "  " INPUTS " AS inp FROM sluice.jobs WHERE" ELIGIBLE
+      "  AND endpoint = $4::text"
+      "  AND ($10::int = 0 OR model IS NOT DISTINCT FROM $9::text)"
+      "  AND EXISTS (SELECT 1 FROM h)"
+      "  ORDER BY priority, run_after, id LIMIT $5::bigint"
+      "  FOR UPDATE SKIP LOCKED),"
+      " w AS (" RUNNING_SUMS "),"
+      " u AS (UPDATE sluice.jobs j SET state = 'batched',"
+      "  batch_id = $8::bigint, attempts = j.attempts + 1,"
+      "  lease_token = NULL, lease_expires = NULL,"
+      "  updated_at = (SELECT t FROM n) FROM w WHERE j.id = w.id"
+      "  AND w.cum <= $6::bigint AND w.cin <= $11::bigint"
+      "  RETURNING w.lb, w.inp),"
+      " s AS (SELECT count(*) AS k, coalesce(sum(lb), 0) AS bytes,"
+      "  coalesce(sum(inp), 0) AS inputs FROM u),"
+      " bu AS (UPDATE sluice.batches b SET request_count = b.request_count"
+      "  + s.k FROM s, h WHERE b.id = h.id),"
+      " tk AS (UPDATE sluice.batch_tokens t SET est_tokens = t.est_tokens"
+      "  + (s.bytes + 3) / 4 FROM s WHERE t.batch_id = $8::bigint"
+      "  AND s.k > 0)"
+      " SELECT k, bytes, inputs FROM s";
+  char b5[24], b6[24], b7[24], b8[24], b11[24];
+  const char *par[11];
+  PGresult *r;
+  int64_t lim, k;
+  int i;
+  for (;;) {
+    lim = (int64_t)o->max_lines - *moved;
+    if (lim > PACK_CHUNK)
+      lim = PACK_CHUNK;
+    if (lim <= 0 || *total >= o->max_bytes || *in >= max_in)
+      return;
+    for (i = 0; i < 4; i++)
+      par[i] = param[i];
+    par[4] = i64(b5, sizeof b5, lim, 0);
+    par[5] = i64(b6, sizeof b6, o->max_bytes - *total, 0);
+    par[6] = i64(b7, sizeof b7, o->lease_token, 0);
+    par[7] = i64(b8, sizeof b8, id, 0);
+    par[8] = param[8];
+    par[9] = param[9];
+    par[10] = i64(b11, sizeof b11, max_in - *in, 0);
+    if (sl__pg_execp(p, sql, 11, par, "adding jobs to a batch", &r) != SL_OK)
+      return;
+    k = sl__pg_int(r, 0, 0);
+    *moved += k;
+    *total += sl__pg_int(r, 0, 1);
+    *in += sl__pg_int(r, 0, 2);
+    PQclear(r);
+    if (k < lim)
+      return;
+  }
+}
+
 int sl__pg_batch_pack(struct sl_journal *j,
                       const struct sl_batch_pack_options *o,
                       int64_t *batch_id, size_t *jobs, int64_t *bytes) {
-  /* One statement, one commit: the batch row, its jobs' move to batched
-   * (jobs_state_transition allows pending -> batched) and the token
-   * estimate commit together, before anything is sent (invariant 4). The
+  /* The first chunk (PACK_CHUNK) is one statement, one commit: the batch
+   * row, its jobs' move to batched (jobs_state_transition allows pending
+   * -> batched) and the token estimate commit together, before anything
+   * is sent (invariant 4); pack_more adds the rest the same way. The
    * id is drawn first so the jobs can name it; the batch row is inserted
    * only if a job moved (foreign keys are checked at the statement's
    * end). Jobs are locked in claim order, skipping any another packer or
@@ -154,16 +240,15 @@ int sl__pg_batch_pack(struct sl_journal *j,
       "  AND ($10::int = 0 OR model IS NOT DISTINCT FROM $9::text)"
       "  ORDER BY priority, run_after, id LIMIT $5::bigint"
       "  FOR UPDATE SKIP LOCKED),"
-      " w AS (SELECT id, lb, sum(lb) OVER o AS cum, sum(inp) OVER o AS cin,"
-      "  row_number() OVER o AS rn FROM c WINDOW o AS (ORDER BY priority,"
-      "  run_after, id ROWS UNBOUNDED PRECEDING)),"
+      " w AS (" RUNNING_SUMS "),"
       " u AS (UPDATE sluice.jobs j SET state = 'batched',"
       "  batch_id = (SELECT id FROM b), attempts = j.attempts + 1,"
       "  lease_token = NULL, lease_expires = NULL, updated_at = (SELECT t"
       "  FROM n) FROM w WHERE j.id = w.id AND ((w.cum <= $6::bigint"
-      "  AND w.cin <= $11::bigint) OR w.rn = 1) RETURNING w.lb, j.model),"
+      "  AND w.cin <= $11::bigint) OR w.rn = 1)"
+      "  RETURNING w.lb, w.inp, j.model),"
       " s AS (SELECT count(*) AS k, coalesce(sum(lb), 0) AS bytes,"
-      "  min(model) AS model FROM u),"
+      "  coalesce(sum(inp), 0) AS inputs, min(model) AS model FROM u),"
       " ins AS (INSERT INTO sluice.batches (id, endpoint, state, created_at,"
       "  lease_token, lease_expires, worker_id, request_count)"
       "  SELECT b.id, $4::text, 'building', sluice.now_ms(), $7::bigint,"
@@ -171,40 +256,49 @@ int sl__pg_batch_pack(struct sl_journal *j,
       "  WHERE s.k > 0 RETURNING id),"
       " tok AS (INSERT INTO sluice.batch_tokens (batch_id, model, est_tokens)"
       "  SELECT ins.id, s.model, (s.bytes + 3) / 4 FROM ins, s)"
-      " SELECT (SELECT id FROM ins), k, bytes FROM s";
+      " SELECT (SELECT id FROM ins), k, bytes, inputs FROM s";
   struct sl_pg *p = PGJ(j);
   struct sl_pgbuf qa;
   char b1[24], b3[24], b5[24], b6[24], b7[24], b8[24], b11[24], b12[24];
   const char *param[12];
   PGresult *r = NULL;
+  int64_t max_in, moved, total, in, lim;
   int rc;
 
   if (!o || !batch_id || !o->endpoint || o->max_lines == 0 ||
       o->max_bytes <= 0 || o->lease_ms <= 0)
     return SL_INVAL;
   *batch_id = 0;
+  max_in = o->max_inputs > 0 ? o->max_inputs : SL_BATCH_MAX_INPUTS;
+  lim = o->max_lines < PACK_CHUNK ? (int64_t)o->max_lines : PACK_CHUNK;
   rc = filter_params(&o->f, &qa, b1, sizeof b1, b3, sizeof b3, param);
   param[3] = o->endpoint;
-  param[4] = i64(b5, sizeof b5, (int64_t)o->max_lines, 0);
+  param[4] = i64(b5, sizeof b5, lim, 0);
   param[5] = i64(b6, sizeof b6, o->max_bytes, 0);
   param[6] = i64(b7, sizeof b7, o->lease_token, 0);
   param[7] = i64(b8, sizeof b8, o->lease_ms, 0);
   param[8] = o->model;
   param[9] = o->by_model ? "1" : "0";
-  param[10] = i64(b11, sizeof b11,
-                  o->max_inputs > 0 ? o->max_inputs : SL_BATCH_MAX_INPUTS, 0);
+  param[10] = i64(b11, sizeof b11, max_in, 0);
   param[11] = i64(b12, sizeof b12, p->worker_id, 1);
   if (rc == SL_OK)
     rc = sl__pg_execp(p, sql, 12, param, "packing jobs into a batch", &r);
-  sl__pgbuf_free(&qa);
-  if (rc != SL_OK)
+  if (rc != SL_OK) {
+    sl__pgbuf_free(&qa);
     return rc;
+  }
   *batch_id = sl__pg_int(r, 0, 0);
-  if (jobs)
-    *jobs = *batch_id ? (size_t)sl__pg_int(r, 0, 1) : 0;
-  if (bytes)
-    *bytes = *batch_id ? sl__pg_int(r, 0, 2) : 0;
+  moved = sl__pg_int(r, 0, 1);
+  total = sl__pg_int(r, 0, 2);
+  in = sl__pg_int(r, 0, 3);
   PQclear(r);
+  if (*batch_id && moved == lim)
+    pack_more(p, o, param, *batch_id, max_in, &moved, &total, &in);
+  sl__pgbuf_free(&qa);
+  if (jobs)
+    *jobs = *batch_id ? (size_t)moved : 0;
+  if (bytes)
+    *bytes = *batch_id ? total : 0;
   return SL_OK;
 }
 

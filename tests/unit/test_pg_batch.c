@@ -484,6 +484,66 @@ static void test_files_and_tokens(void **state) {
   sl_close(j);
 }
 
+/* Past one statement's chunk (1,000 jobs): the pack goes on into the same
+ * batch, cut at max_lines or max_bytes across chunks; the end moves every
+ * job. */
+static void test_pack_in_chunks(void **state) {
+  static const char *const qs[] = {"pb_chunks", NULL};
+  static const char b[] = "{\"model\":\"pb-ch\",\"input\":\"x\"}";
+  const int64_t line = (int64_t)strlen(b) + 13 + 82;
+  struct sl_job_spec *s;
+  struct sl_batch_pack_options o;
+  struct sl_batch_end e = {0};
+  struct sl_batch_room room;
+  struct sl_journal *j;
+  int64_t b1 = 0, b2 = 0, bytes = 0, back = -1, failed = -1;
+  size_t jobs = 0, i;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  s = calloc(4000, sizeof *s);
+  assert_non_null(s);
+  for (i = 0; i < 4000; i++) {
+    s[i].body = b;
+    s[i].queue = "pb_chunks";
+    s[i].urgency = "deferrable";
+  }
+  assert_int_equal(sl_enqueue_many(j, s, 4000, NULL, NULL), SL_OK);
+  free(s);
+  pack_opts(&o, qs, "pb-ch", 2200, 61);
+  assert_int_equal(sl_batch_pack(j, &o, &b1, &jobs, &bytes), SL_OK);
+  assert_int_equal(jobs, 2200);
+  assert_int_equal(bytes, 2200 * line);
+  assert_int_equal(q("SELECT request_count FROM sluice.batches WHERE id ="
+                     " %lld", (long long)b1), 2200);
+  assert_int_equal(q("SELECT count(*) FROM sluice.jobs WHERE batch_id = %lld"
+                     " AND state = 'batched'", (long long)b1), 2200);
+  assert_int_equal(sl_batch_token_room(j, b1, &room), SL_OK);
+  assert_true(room.est_tokens >= (2200 * line + 3) / 4);
+  assert_true(room.est_tokens <= (2200 * line + 3) / 4 + 3);
+  /* The bytes cut falls in the second chunk. */
+  o.max_lines = 50000;
+  o.max_bytes = 1500 * line + line / 2;
+  assert_int_equal(sl_batch_pack(j, &o, &b2, &jobs, &bytes), SL_OK);
+  assert_int_equal(jobs, 1500);
+  assert_int_equal(bytes, 1500 * line);
+  assert_int_equal(q("SELECT count(*) FROM sluice.jobs WHERE queue ="
+                     " 'pb_chunks' AND state = 'pending'"), 300);
+  e.final_state = "done";
+  e.no_line_class = "batch_expired";
+  e.retry = 1;
+  assert_int_equal(sl_batch_finish(j, b1, 61, &e, &back, &failed), SL_OK);
+  assert_int_equal(back, 2200);
+  assert_int_equal(failed, 0);
+  assert_int_equal(q("SELECT count(*) FROM sluice.attempts a JOIN"
+                     " sluice.jobs j ON j.id = a.job_id WHERE j.queue ="
+                     " 'pb_chunks' AND a.failure_class = 'batch_expired'"),
+                   2200);
+  assert_int_equal(q("SELECT count(*) FROM sluice.batches WHERE id = %lld"
+                     " AND state = 'done'", (long long)b1), 1);
+  sl_close(j);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_backlog_pack_lines),
@@ -492,6 +552,7 @@ int main(void) {
       cmocka_unit_test(test_finish_refund_and_fail),
       cmocka_unit_test(test_adopt_fences_the_old_holder),
       cmocka_unit_test(test_files_and_tokens),
+      cmocka_unit_test(test_pack_in_chunks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
