@@ -99,7 +99,9 @@ int sl__pg_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
    * jobs_pending by a loose index scan (one seek each); per priority a
    * seek reads its due jobs in (run_after, id) order, so jobs not yet due
    * are never walked. $4 is one more than a full file, so a cut window
-   * still tells a full batch. */
+   * still tells a full batch. OFFSET 0 makes the line sizes before any
+   * sort, so a sort (the planner's choice when it misjudges a priority's
+   * rows) carries numbers, not bodies. */
   static const char sql[] =
       "WITH RECURSIVE " NOW_CTE ","
       " g(p) AS (SELECT (SELECT min(priority) FROM sluice.jobs"
@@ -107,9 +109,10 @@ int sl__pg_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
       "  UNION ALL SELECT (SELECT min(priority) FROM sluice.jobs"
       "  WHERE state = 'pending' AND urgency = 'deferrable'"
       "  AND priority > g.p) FROM g WHERE g.p IS NOT NULL),"
-      " w AS (SELECT x.* FROM g CROSS JOIN LATERAL (SELECT endpoint, model,"
-      "  run_after, deadline, " LINE_BYTES " AS lb, " INPUTS " AS inp"
-      "  FROM sluice.jobs WHERE" ELIGIBLE " AND priority = g.p"
+      " w AS (SELECT x.* FROM g CROSS JOIN LATERAL (SELECT * FROM"
+      "  (SELECT id, endpoint, model, run_after, deadline, " LINE_BYTES
+      "  AS lb, " INPUTS " AS inp FROM sluice.jobs WHERE" ELIGIBLE
+      "  AND priority = g.p OFFSET 0) y"
       "  ORDER BY run_after, id LIMIT $4::bigint) x LIMIT $4::bigint)"
       " SELECT endpoint, count(*), sum(lb), min(run_after),"
       " coalesce(min(deadline), 0), model, sum(inp) FROM w"
