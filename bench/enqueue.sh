@@ -66,3 +66,8 @@ printf '   sl_enqueue_many (the call alone):    %s rows/s  (runs: %s)\n' "$libc"
 printf '   sl_open..sl_close around it:         %s rows/s  (runs: %s)\n' "$libwc" "$(runs "$TMP/libwc")"
 awk -v c="$cli" -v l="$lib" -v w="$libw" 'BEGIN {printf "   ratio CLI/library, wall: %.2f against the call (aim >= 0.80), %.2f against open..close\n", c / l, c / w}'
 awk -v c="$clic" -v l="$libc" -v w="$libwc" 'BEGIN {printf "   ratio CLI/library, CPU:  %.2f against the call (aim >= 0.80), %.2f against open..close\n", c / l, c / w}'
+# Runs are interleaved (CLI, probe, CLI, probe...), so the ratio of each
+# run's pair shares that moment's load: their median is the steadier figure.
+pair() { paste -d' ' "$1" "$2" | awk '{printf "%.3f\n", $1 / $2}' | median; }
+printf '   pairwise median ratio against the call: wall %.2f, CPU %.2f\n' \
+  "$(pair "$TMP/cli" "$TMP/lib")" "$(pair "$TMP/clic" "$TMP/libc")"
