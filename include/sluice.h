@@ -88,6 +88,14 @@ struct sl_open_options {
 };
 
 /*
+ * Whether a journal location names a file on this host: 1 with the file's
+ * path in buf (a path, or file:PATH / file://PATH without the scheme), 0
+ * for a journal on a server (postgresql://, postgres://, a conninfo
+ * string), -1 when the path does not fit in buf. Reads the text only.
+ */
+int sl_location_file(const char *location, char *buf, size_t len);
+
+/*
  * Open (creating with mode 0600 if needed) and migrate a journal (SQLite:
  * WAL mode, foreign keys on, busy timeout set). Refuses with SL_TOO_NEW a journal whose
  * schema is newer than this library, and with SL_CORRUPT a database that
@@ -98,12 +106,6 @@ struct sl_open_options {
 int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
             char *errbuf, size_t errlen);
 void sl_close(struct sl_journal *j);
-
-/* 1 if the location names a local file (an SQLite journal: a path or
- * file: URI), 0 if a server's (postgresql://, a conninfo string). For
- * callers that put files beside the journal (the worker's spill
- * directory); it reads the location only, and opens nothing. */
-int sl_location_is_file(const char *location);
 
 /*
  * How long a statement waits for another connection's write lock before it

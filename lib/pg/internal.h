@@ -141,7 +141,12 @@ int sl__pg_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
   X(vacuum) \
   X(dash_list) \
   X(dash_attempts) \
-  X(dash_act)
+  X(dash_act) \
+  X(batch_backlog) X(batch_pack) X(batch_fail_too_large) X(batch_lines) \
+  X(batch_set_file) X(batch_set_remote) X(batch_set_status) \
+  X(batch_ingest) X(batch_finish) X(batch_file_record) \
+  X(batch_file_deleted) X(batch_files_unnamed_gone) \
+  X(batch_files_leftover) X(batch_token_limit_set) X(batch_token_room)
 #define X(op, params, args) int sl__pg_##op params;
 SL_BACKEND_OPS(X)
 #undef X

@@ -19,7 +19,7 @@ done
 
 # --- the unit ----------------------------------------------------------------
 exec_start=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$UNIT" | tr -d '\\\n')
-for want in "--no-batch" "--spill-dir /var/lib/sluice/spill-%i" \
+for want in "--spill-dir /var/lib/sluice/spill-%i" \
   "--api-key-file %d/openai-key" "--drain-timeout 30s"; do
   case "$exec_start" in
   *"$want"*) pass "unit ExecStart has $want" ;;

@@ -171,10 +171,10 @@ both status4 status --json
 same "status after the prune agrees" status4 strip_status
 
 # /metrics of a worker on PostgreSQL: the gauges come from the journal
-# (and no --spill-dir: the default is named by the journal id, in the
-# working directory, never after the location, which holds the password)
+# (and no --spill-dir: the default is named by the journal id, in
+# $STATE_DIRECTORY, never after the location, which holds the password)
 mkdir -p "$T/wd"
-(cd "$T/wd" && exec "$SLUICE" work --journal "$PGJ" --base-url "$MOCK_URL" \
+(cd "$T" && STATE_DIRECTORY="$T/wd" exec "$SLUICE" work --journal "$PGJ" --base-url "$MOCK_URL" \
   --no-batch --metrics-port 0 --poll 100ms 2>"$OUT/mworker.err") &
 w=$!
 PIDS+=("$w")
@@ -191,9 +191,9 @@ kill -TERM "$w"
 wait "$w"
 stop_mock
 jid=$(q "SELECT value FROM sluice.meta WHERE key = 'journal_id'")
-check "the default spill directory is sluice-<journal id>.spill" \
-  test -d "$T/wd/sluice-$jid.spill"
-eq "... and nothing else was made there" "sluice-$jid.spill" "$(ls "$T/wd")"
+check "the default spill directory is \$STATE_DIRECTORY/<journal id>.spill" \
+  test -d "$T/wd/$jid.spill"
+eq "... and nothing else was made there" "$jid.spill" "$(ls "$T/wd")"
 
 # the dashboard on PostgreSQL: every page answers from the journal, and an
 # action leaves its audit row in sluice.dashboard_actions

@@ -762,21 +762,6 @@ static void test_prune(void **state) {
   sl_close(j);
 }
 
-static void test_not_built_is_an_error(void **state) {
-  struct sl_journal *j;
-  struct sl_batch_pack_options o = {0};
-  int64_t id = 0, bytes = 0;
-  size_t n = 0;
-  (void)state;
-  SKIP_UNLESS_PG();
-  j = open_pg();
-  /* An op of the batch route's, not built here yet (developer pgbatch
-   * builds them: then this test goes, or names one still missing). */
-  assert_int_equal(sl_batch_pack(j, &o, &id, &n, &bytes), SL_INVAL);
-  assert_non_null(strstr(sl_errmsg(j), "sl_batch_pack"));
-  sl_close(j);
-}
-
 static void test_password_never_echoed(void **state) {
   const char *url = getenv("SLUICE_TEST_PG_BADPW_URL");
   struct sl_open_options o = {0};
@@ -806,7 +791,6 @@ int main(void) {
       cmocka_unit_test(test_pause_budget_lists),
       cmocka_unit_test(test_dashboard_ops),
       cmocka_unit_test(test_prune),
-      cmocka_unit_test(test_not_built_is_an_error),
       cmocka_unit_test(test_password_never_echoed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
