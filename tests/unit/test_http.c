@@ -133,6 +133,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     "Content-Type", "application/json", "Retry-After", "2",
     "retry-after-ms", "1500", NULL,
   };
+  /* every header the transport copies, a long one (past the first block
+   * of values) and one twice (the last counts) */
+#define TEN "0123456789"
+#define HUNDRED TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN
+  static const char *const many_hdrs[] = {
+    "x-request-id", "req_" HUNDRED HUNDRED HUNDRED,
+    "retry-after", "3", "retry-after-ms", "2500", "x-should-retry", "true",
+    "content-type", "application/json",
+    "x-ratelimit-limit-requests", "500",
+    "x-ratelimit-limit-tokens", "30000",
+    "x-ratelimit-remaining-requests", "1",
+    "x-ratelimit-remaining-tokens", "100",
+    "x-ratelimit-reset-requests", "120ms",
+    "x-ratelimit-reset-tokens", "1m2s",
+    "x-ratelimit-remaining-requests", "0",
+    NULL,
+  };
+#undef HUNDRED
+#undef TEN
   static const char busy[] =
     "{\"error\":{\"message\":\"The server is overloaded\","
     "\"type\":\"server_error\",\"param\":null,\"code\":null}}";
@@ -179,6 +198,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return reply(c, 200, s->big, BIG_LEN, NULL);
   if (strcmp(url, "/busy") == 0)
     return reply(c, 503, busy, strlen(busy), busy_hdrs);
+  if (strcmp(url, "/hdrs") == 0)
+    return reply(c, 429, "{}", 2, many_hdrs);
   auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
   ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
@@ -464,6 +485,51 @@ static void test_error_status(void **state) {
                    0);
   assert_int_equal(delay, 1500);
   sl_http_request_cleanup(&k.req);
+  ctx_fini(&c);
+}
+
+/* Every copied header, in one block that grows past its first size; a
+ * repeated header keeps its last value; a cleanup frees them. */
+static void test_all_headers(void **state) {
+  struct ctx c;
+  struct call k;
+  const char *id;
+  char busy[64];
+
+  ctx_init(&c, *state, NULL);
+  call_init(&k, &c, "/hdrs");
+  snprintf(busy, sizeof busy, "http://127.0.0.1:%u/busy",
+           (unsigned)c.srv->port);
+  assert_int_equal(start(&c, &k, c.url), 0);
+  run_until(&c, 1);
+  assert_int_equal(k.req.curl_code, 0);
+  assert_int_equal(k.req.http_status, 429);
+  id = k.req.h.request_id;
+  assert_non_null(id);
+  assert_int_equal(strlen(id), 304);
+  assert_int_equal(strncmp(id, "req_0123456789", 14), 0);
+  assert_string_equal(id + 294, "0123456789");
+  assert_string_equal(k.req.h.retry_after, "3");
+  assert_string_equal(k.req.h.retry_after_ms, "2500");
+  assert_string_equal(k.req.h.should_retry, "true");
+  assert_string_equal(k.req.h.content_type, "application/json");
+  assert_string_equal(k.req.h.limit_requests, "500");
+  assert_string_equal(k.req.h.limit_tokens, "30000");
+  assert_string_equal(k.req.h.remaining_requests, "0");
+  assert_string_equal(k.req.h.remaining_tokens, "100");
+  assert_string_equal(k.req.h.reset_requests, "120ms");
+  assert_string_equal(k.req.h.reset_tokens, "1m2s");
+  /* the same struct again on another route: only that answer's headers */
+  k.done = 0;
+  assert_int_equal(start(&c, &k, busy), 0);
+  run_until(&c, 2);
+  assert_int_equal(k.req.http_status, 503);
+  assert_null(k.req.h.request_id);
+  assert_null(k.req.h.remaining_requests);
+  assert_string_equal(k.req.h.retry_after, "2");
+  sl_http_request_cleanup(&k.req);
+  assert_null(k.req.h.retry_after);
+  assert_null(k.req.h.store_);
   ctx_fini(&c);
 }
 
@@ -1254,6 +1320,7 @@ int main(void) {
     cmocka_unit_test(test_success),
     cmocka_unit_test(test_accept_encoding),
     cmocka_unit_test(test_kept_handle_reuse),
+    cmocka_unit_test(test_all_headers),
     cmocka_unit_test(test_error_status),
     cmocka_unit_test(test_concurrent_capped),
     cmocka_unit_test(test_timeout),
