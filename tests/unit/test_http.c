@@ -668,8 +668,10 @@ static void test_body_cap(void **state) {
   sl_http_request_cleanup(&k.req);
   ctx_fini(&c);
 
-  /* exactly at the cap passes whole */
+  /* exactly at the cap passes whole, read through curl's smallest
+   * receive buffer (1 is raised to 1024) */
   o.max_response_bytes = BIG_LEN;
+  o.recv_buffer_bytes = 1;
   ctx_init(&c, *state, &o);
   call_init(&k, &c, "/big");
   assert_int_equal(start(&c, &k, c.url), 0);
@@ -1247,6 +1249,40 @@ static void one_request(struct server *srv, const struct sl_http_options *o,
 
 /* --accept-encoding (issue 14): all by default, as before; none sends no
  * header; a list is sent as given. */
+/* A proxy variable set at start is still honoured (without one, handles
+ * are told "no proxy" instead of reading the environment per transfer). */
+static void test_proxy_env(void **state) {
+  static const char body[] = "{\"x\":1}";
+  const char *saved[2] = {getenv("no_proxy"), getenv("NO_PROXY")};
+  char *keep[2] = {saved[0] ? strdup(saved[0]) : NULL,
+                   saved[1] ? strdup(saved[1]) : NULL};
+  struct ctx c;
+  struct call k;
+  char url[160];
+
+  unsetenv("no_proxy");
+  unsetenv("NO_PROXY");
+  setenv("http_proxy", "http://127.0.0.1:9", 1); /* discard: refused */
+  ctx_init(&c, *state, NULL);
+  call_init(&k, &c, "/ok");
+  snprintf(url, sizeof(url), "%s", c.url);
+  k.req.body = body;
+  k.req.body_len = strlen(body);
+  assert_int_equal(start(&c, &k, url), 0);
+  run_until(&c, 1);
+  assert_int_not_equal(k.req.curl_code, 0); /* went to the proxy */
+  assert_int_equal(k.req.http_status, 0);
+  sl_http_request_cleanup(&k.req);
+  ctx_fini(&c);
+  unsetenv("http_proxy");
+  if (keep[0])
+    setenv("no_proxy", keep[0], 1);
+  if (keep[1])
+    setenv("NO_PROXY", keep[1], 1);
+  free(keep[0]);
+  free(keep[1]);
+}
+
 static void test_accept_encoding(void **state) {
   struct sl_http_options o = {0};
   char got[512];
@@ -1319,6 +1355,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_success),
     cmocka_unit_test(test_accept_encoding),
+    cmocka_unit_test(test_proxy_env),
     cmocka_unit_test(test_kept_handle_reuse),
     cmocka_unit_test(test_all_headers),
     cmocka_unit_test(test_error_status),
