@@ -71,6 +71,29 @@ static size_t header_index(const char *p, size_t name_len) {
   return N_COPIED;
 }
 
+/* Move the values still in use to the front of x->hbuf (a repeated header
+ * leaves its earlier value behind): the block never holds more than the
+ * live values and the one being added, whatever a server repeats. */
+static void compact(struct xfer *x) {
+  size_t order[N_COPIED], n = 0, i, j, at = 0, off, len;
+
+  for (i = 0; i < N_COPIED; i++) {
+    if (!x->hoff[i])
+      continue;
+    for (j = n++; j > 0 && x->hoff[order[j - 1]] > x->hoff[i]; j--)
+      order[j] = order[j - 1];
+    order[j] = i;
+  }
+  for (j = 0; j < n; j++) { /* ascending offsets: moves only go down */
+    off = x->hoff[order[j]] - 1;
+    len = strlen(x->hbuf + off) + 1;
+    memmove(x->hbuf + at, x->hbuf + off, len);
+    x->hoff[order[j]] = (uint32_t)at + 1;
+    at += len;
+  }
+  x->hlen = at;
+}
+
 /* CURLOPT_HEADERFUNCTION: one whole header line per call. Values are
  * appended to x->hbuf and found by offset (the block may move as it
  * grows); sl__http_fill_result points the request's fields into it. */
@@ -97,6 +120,8 @@ size_t sl__http_on_header(char *p, size_t size, size_t n, void *ud) {
   while (end > v && is_space(end[-1]))
     end--;
   vlen = (size_t)(end - v);
+  if (vlen + 1 > x->hcap - x->hlen && x->hbuf)
+    compact(x);
   if (vlen + 1 > x->hcap - x->hlen) {
     want = x->hcap ? x->hcap : FIRST_HBUF;
     while (want < x->hlen + vlen + 1)

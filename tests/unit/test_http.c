@@ -116,6 +116,35 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
   return ret;
 }
 
+/* Two headers repeated in turn, 50 times each, 100-byte values, and a
+ * third once: the last of each counts, and the block of values is
+ * compacted as it fills (the third's value moves and stays right). */
+static enum MHD_Result reply_repeated(struct MHD_Connection *c) {
+  struct MHD_Response *r =
+    MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
+  char v[101];
+  enum MHD_Result ret;
+  int i;
+
+  if (!r)
+    return MHD_NO;
+  for (i = 0; i < 50; i++) {
+    if (i == 1) /* once, after values that will be dropped: it moves */
+      MHD_add_response_header(r, "x-should-retry", "true");
+    memset(v, 'a' + i % 26, 100);
+    v[100] = '\0';
+    snprintf(v, 8, "%05d-", i);
+    v[6] = 'x';
+    MHD_add_response_header(r, "x-request-id", v);
+    v[6] = 'y';
+    MHD_add_response_header(r, "retry-after", v);
+    v[6] = 'x';
+  }
+  ret = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -200,6 +229,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return reply(c, 503, busy, strlen(busy), busy_hdrs);
   if (strcmp(url, "/hdrs") == 0)
     return reply(c, 429, "{}", 2, many_hdrs);
+  if (strcmp(url, "/repeat") == 0)
+    return reply_repeated(c);
   auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
   ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
@@ -530,6 +561,28 @@ static void test_all_headers(void **state) {
   sl_http_request_cleanup(&k.req);
   assert_null(k.req.h.retry_after);
   assert_null(k.req.h.store_);
+  ctx_fini(&c);
+}
+
+static void test_repeated_headers(void **state) {
+  struct ctx c;
+  struct call k;
+
+  ctx_init(&c, *state, NULL);
+  call_init(&k, &c, "/repeat");
+  assert_int_equal(start(&c, &k, c.url), 0);
+  run_until(&c, 1);
+  assert_int_equal(k.req.curl_code, 0);
+  assert_int_equal(k.req.http_status, 200);
+  assert_non_null(k.req.h.request_id);
+  assert_int_equal(strlen(k.req.h.request_id), 100);
+  assert_int_equal(strncmp(k.req.h.request_id, "00049-x", 7), 0);
+  assert_int_equal(k.req.h.request_id[99], 'a' + 49 % 26);
+  assert_non_null(k.req.h.retry_after);
+  assert_int_equal(strncmp(k.req.h.retry_after, "00049-y", 7), 0);
+  assert_string_equal(k.req.h.retry_after + 7, k.req.h.request_id + 7);
+  assert_string_equal(k.req.h.should_retry, "true"); /* moved, not lost */
+  sl_http_request_cleanup(&k.req);
   ctx_fini(&c);
 }
 
@@ -1358,6 +1411,7 @@ int main(void) {
     cmocka_unit_test(test_proxy_env),
     cmocka_unit_test(test_kept_handle_reuse),
     cmocka_unit_test(test_all_headers),
+    cmocka_unit_test(test_repeated_headers),
     cmocka_unit_test(test_error_status),
     cmocka_unit_test(test_concurrent_capped),
     cmocka_unit_test(test_timeout),
