@@ -14,7 +14,9 @@
 /* $1..$11: queue, partition, urgency, endpoint, body, key, priority,
  * max_attempts, run_after, deadline, metadata (arrays, one item a job).
  * Rows: ordinal, id (NULL: a concurrent insert of the key committed after
- * this statement began), inserted, key. */
+ * this statement began), inserted, key. A key's existing row is looked up
+ * only for a job not inserted (coalesce stops at the first non-NULL), not
+ * one index probe per job. */
 static const char insert_sql[] =
     "WITH s AS (SELECT ord, q, pa, u, e, b,"
     "  coalesce(k, sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md"
@@ -31,9 +33,9 @@ static const char insert_sql[] =
     "  sluice.now_ms(), coalesce(md, '{}') FROM s ORDER BY ord"
     "  ON CONFLICT (idempotency_key) DO NOTHING"
     "  RETURNING id, idempotency_key)"
-    " SELECT s.ord, coalesce(ins.id, j.id), ins.id IS NOT NULL, s.key"
+    " SELECT s.ord, coalesce(ins.id, (SELECT j.id FROM sluice.jobs j"
+    "  WHERE j.idempotency_key = s.key)), ins.id IS NOT NULL, s.key"
     " FROM s LEFT JOIN ins ON ins.idempotency_key = s.key"
-    " LEFT JOIN sluice.jobs j ON j.idempotency_key = s.key"
     " ORDER BY s.ord";
 
 static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
