@@ -101,8 +101,33 @@ static int reset(PGconn *c) {
  * the machine's load does not move (pg_lib.c prints the same). */
 struct server_mark {
   long long xid;
-  double wal;
+  double wal, cpu; /* cpu: ns on CPU, this process + its backend */
 };
+
+static long backend_pid; /* for /proc/PID/schedstat */
+
+/* ns PID has run on a CPU (/proc/PID/schedstat's first field), 0 if
+ * unknown; with the client's own CPU time it is the work per job that the
+ * machine's load hardly moves (pg_lib.c does the same). */
+static double ran_ns(long pid) {
+  char path[64];
+  double ns = 0;
+  FILE *f;
+  snprintf(path, sizeof path, "/proc/%ld/schedstat", pid);
+  f = fopen(path, "r");
+  if (f) {
+    if (fscanf(f, "%lf", &ns) != 1)
+      ns = 0;
+    fclose(f);
+  }
+  return ns;
+}
+
+static double self_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
 
 static int mark(PGconn *c, struct server_mark *m) {
   PGresult *r = PQexec(c, "SELECT pg_snapshot_xmax(pg_current_snapshot())"
@@ -111,6 +136,7 @@ static int mark(PGconn *c, struct server_mark *m) {
   if (ok) {
     m->xid = atoll(PQgetvalue(r, 0, 0));
     m->wal = atof(PQgetvalue(r, 0, 1));
+    m->cpu = self_ns() + ran_ns(backend_pid);
   } else {
     fprintf(stderr, "bench_pg: server mark: %s", PQerrorMessage(c));
   }
@@ -118,14 +144,16 @@ static int mark(PGconn *c, struct server_mark *m) {
   return ok ? 0 : -1;
 }
 
-/* Commits and WAL bytes per job since a. */
-static double per_job_xacts, per_job_wal;
+/* Commits, WAL bytes and CPU µs per job since a. */
+static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS];
+static int run_no;
 static int mark_done(PGconn *c, const struct server_mark *a, size_t n) {
   struct server_mark b;
   if (mark(c, &b) != 0 || !n)
     return -1;
   per_job_xacts = (double)(b.xid - a->xid) / (double)n;
   per_job_wal = (b.wal - a->wal) / (double)n;
+  per_job_cpu[run_no] = (b.cpu - a->cpu) / 1e3 / (double)n;
   return 0;
 }
 
@@ -376,17 +404,20 @@ static int measure(PGconn *c, const struct test *t, int runs) {
   double v[MAX_RUNS], mid;
   int i;
   for (i = 0; i < runs; i++) {
-    int rc = t->batch ? claim_complete(c, t->n, t->batch, &v[i])
+    int rc;
+    run_no = i;
+    rc = t->batch ? claim_complete(c, t->n, t->batch, &v[i])
                       : enqueue_many(c, t->n, t->copy, &v[i]);
     if (rc != 0)
       return -1;
   }
   qsort(v, (size_t)runs, sizeof v[0], cmp_double);
+  qsort(per_job_cpu, (size_t)runs, sizeof v[0], cmp_double);
   mid = runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2;
   printf("%s, %zu jobs (median of %d)\n  baseline %9.0f jobs/s  [%.0f-%.0f]"
-         "  %.3f commits/job  %.0f WAL bytes/job (last run)\n",
+         "  %.3f commits/job  %.0f WAL bytes/job  %.1f CPU us/job\n",
          t->title, t->n, runs, mid, v[0], v[runs - 1], per_job_xacts,
-         per_job_wal);
+         per_job_wal, per_job_cpu[runs / 2]);
   fflush(stdout);
   return reset(c);
 }
@@ -437,6 +468,7 @@ int main(int argc, char **argv) {
       PQclear(r);
       goto out;
     }
+    backend_pid = PQbackendPID(c);
     printf("bench_pg_baseline: PostgreSQL %s, fsync=%s,"
            " synchronous_commit=%s, one connection, schema sluice"
            " (migrations/pg)\n",

@@ -28,7 +28,30 @@
   "\"output_text\":\"ok\"}"
 
 static PGconn *side; /* reset, ANALYZE and the server marks */
-static double per_job_xacts, per_job_wal;
+static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS];
+static int run_no;
+static long lib_pid; /* the backend of libsluice's connection */
+
+/* bench_pg_baseline.c's ran_ns and self_ns: CPU ns of a process. */
+static double ran_ns(long pid) {
+  char path[64];
+  double ns = 0;
+  FILE *f;
+  snprintf(path, sizeof path, "/proc/%ld/schedstat", pid);
+  f = fopen(path, "r");
+  if (f) {
+    if (fscanf(f, "%lf", &ns) != 1)
+      ns = 0;
+    fclose(f);
+  }
+  return ns;
+}
+
+static double self_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
 
 static double now_s(void) {
   struct timespec ts;
@@ -64,14 +87,15 @@ static int reset(void) {
                   " RESTART IDENTITY CASCADE");
 }
 
-/* Next xid and WAL position (bench_pg_baseline.c's mark). */
-static int mark(long long *xid, double *wal) {
+/* Next xid, WAL position and CPU ns (bench_pg_baseline.c's mark). */
+static int mark(long long *xid, double *wal, double *cpu) {
   PGresult *r = PQexec(side, "SELECT pg_snapshot_xmax(pg_current_snapshot())"
                              "::text::bigint, pg_current_wal_lsn() - '0/0'");
   int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
   if (ok) {
     *xid = atoll(PQgetvalue(r, 0, 0));
     *wal = atof(PQgetvalue(r, 0, 1));
+    *cpu = self_ns() + ran_ns(lib_pid);
   } else {
     fprintf(stderr, "pg_lib: server mark: %s", PQerrorMessage(side));
   }
@@ -79,13 +103,14 @@ static int mark(long long *xid, double *wal) {
   return ok ? SL_OK : SL_DB;
 }
 
-static int mark_done(long long xid, double wal, size_t n) {
+static int mark_done(long long xid, double wal, double cpu, size_t n) {
   long long x2;
-  double w2;
-  if (mark(&x2, &w2) != SL_OK || !n)
+  double w2, c2;
+  if (mark(&x2, &w2, &c2) != SL_OK || !n)
     return SL_DB;
   per_job_xacts = (double)(x2 - xid) / (double)n;
   per_job_wal = (w2 - wal) / (double)n;
+  per_job_cpu[run_no] = (c2 - cpu) / 1e3 / (double)n;
   return SL_OK;
 }
 
@@ -95,10 +120,10 @@ static int fill(struct sl_journal *j, const char *queue, size_t n,
   char (*bodies)[256] = malloc(CHUNK * sizeof *bodies);
   size_t done = 0, k, bad = 0;
   long long xid = 0;
-  double t0, wal = 0;
+  double t0, wal = 0, cpu = 0;
   int rc = reset();
   if (rc == SL_OK)
-    rc = mark(&xid, &wal);
+    rc = mark(&xid, &wal, &cpu);
   if (!s || !bodies)
     rc = SL_NOMEM;
   t0 = now_s();
@@ -116,7 +141,7 @@ static int fill(struct sl_journal *j, const char *queue, size_t n,
   free(s);
   free(bodies);
   if (rc == SL_OK)
-    rc = mark_done(xid, wal, n);
+    rc = mark_done(xid, wal, cpu, n);
   else
     fprintf(stderr, "pg_lib: enqueue: %s (%s)\n", sl_strerror(rc),
             sl_errmsg(j));
@@ -130,7 +155,7 @@ static int claim_complete(struct sl_journal *j, const char *queue, size_t n,
   struct sl_completion *c = calloc(batch, sizeof *c);
   size_t got, done = 0, i;
   long long xid = 0;
-  double t0, ignored, wal = 0;
+  double t0, ignored, wal = 0, cpu = 0;
   int rc;
   if (!c)
     return SL_NOMEM;
@@ -138,7 +163,7 @@ static int claim_complete(struct sl_journal *j, const char *queue, size_t n,
   if (rc == SL_OK)
     rc = side_run("ANALYZE sluice.jobs");
   if (rc == SL_OK)
-    rc = mark(&xid, &wal);
+    rc = mark(&xid, &wal, &cpu);
   o.queues = qs;
   o.max_jobs = batch;
   o.lease_ms = LEASE_MS;
@@ -181,7 +206,7 @@ static int claim_complete(struct sl_journal *j, const char *queue, size_t n,
   *rate = (double)done / (now_s() - t0);
   free(c);
   if (rc == SL_OK)
-    rc = mark_done(xid, wal, done);
+    rc = mark_done(xid, wal, cpu, done);
   if (rc != SL_OK) {
     fprintf(stderr, "pg_lib: claim/complete: %s (%s)\n", sl_strerror(rc),
             sl_errmsg(j));
@@ -239,9 +264,22 @@ int main(int argc, char **argv) {
     PQfinish(side);
     return 1;
   }
+  { /* libsluice's backend: the one other client of this database */
+    PGresult *r = PQexec(side, "SELECT pid FROM pg_stat_activity WHERE"
+                               " datname = current_database() AND"
+                               " backend_type = 'client backend' AND"
+                               " pid <> pg_backend_pid()");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+      lib_pid = atol(PQgetvalue(r, 0, 0));
+    else
+      fprintf(stderr, "pg_lib: libsluice's backend not found; CPU figures"
+                      " are the client's only\n");
+    PQclear(r);
+  }
   for (t = 0; t < 3 && rc == SL_OK; t++) {
     double mid;
     for (i = 0; i < runs && rc == SL_OK; i++) {
+      run_no = i;
       snprintf(queue, sizeof queue, "bench_%d_%d", t, i);
       rc = t == 0 ? fill(j, queue, sizes[t], &v[i])
                   : claim_complete(j, queue, sizes[t], t == 1 ? 1 : 64,
@@ -250,11 +288,13 @@ int main(int argc, char **argv) {
     if (rc != SL_OK)
       break;
     qsort(v, (size_t)runs, sizeof v[0], cmp_double);
+    qsort(per_job_cpu, (size_t)runs, sizeof v[0], cmp_double);
     mid = runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2;
     printf("%s, %zu jobs (median of %d)\n  lib/pg   %9.0f jobs/s  "
-           "[%.0f-%.0f]  %.3f commits/job  %.0f WAL bytes/job (last run)\n",
+           "[%.0f-%.0f]  %.3f commits/job  %.0f WAL bytes/job  %.1f CPU "
+           "us/job\n",
            titles[t], sizes[t], runs, mid, v[0], v[runs - 1], per_job_xacts,
-           per_job_wal);
+           per_job_wal, per_job_cpu[runs / 2]);
     fflush(stdout);
   }
   sl_close(j);

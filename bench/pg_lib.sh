@@ -6,9 +6,11 @@
 # Rounds alternate (baseline first in odd rounds, lib/pg first in even
 # ones) so that a change in the machine's load falls on both; each round
 # starts every measurement from empty tables. Prints the median of the
-# rounds per side and the ratio, and per job the commits and WAL bytes,
-# which the load does not move. The machine is shared: read the ratios
-# and the per-job figures, mind the [min-max].
+# rounds per side and the ratio, and per job the commits, WAL bytes and
+# CPU time (client process + its server backend, /proc/PID/schedstat),
+# which the load hardly moves: the ratio by CPU is the steadier one. The
+# machine is shared: read the ratios and the per-job figures, mind the
+# [min-max].
 # Usage: bench/pg_lib.sh [BUILD_DIR] [-q] [-r ROUNDS]
 set -u
 BUILD=${1:-build}
@@ -61,19 +63,21 @@ awk -v rounds="$rounds" '
   }
   / jobs \(median/ { t = $0; sub(/, [0-9]+ jobs.*/, "", t); if (!(t in seen)) { seen[t] = 1; order[++nt] = t } }
   /^  (baseline|lib\/pg)/ { side = $1; v[t, side] = v[t, side] " " $2
-    x[t, side] = $5; w[t, side] = $7 }
+    x[t, side] = $5; w[t, side] = $7; c[t, side] = c[t, side] " " $10 }
   END {
     for (k = 1; k <= nt; k++) {
       t = order[k]; printf "%s (median of %d rounds)\n", t, rounds
       for (s = 1; s <= 2; s++) {
         side = s == 1 ? "baseline" : "lib/pg"
         if (!((t, side) in v)) continue
-        m[side] = median(v[t, side])
-        printf "  %-8s %9.0f jobs/s  [%.0f-%.0f]  %s commits/job  %s WAL bytes/job\n",
-          side, m[side], lo, hi, x[t, side], w[t, side]
+        m[side] = median(v[t, side]); r0 = lo; r1 = hi
+        cm[side] = median(c[t, side])
+        printf "  %-8s %9.0f jobs/s  [%.0f-%.0f]  %s commits/job  %s WAL bytes/job  %.1f CPU us/job [%.1f-%.1f]\n",
+          side, m[side], r0, r1, x[t, side], w[t, side], cm[side], lo, hi
       }
-      if (((t, "lib/pg") in v) && m["baseline"] > 0)
-        printf "  ratio lib/pg / baseline: %.2f\n", m["lib/pg"] / m["baseline"]
+      if (((t, "lib/pg") in v) && m["baseline"] > 0 && cm["lib/pg"] > 0)
+        printf "  ratio lib/pg / baseline: %.2f by jobs/s, %.2f by CPU per job (baseline CPU / lib/pg CPU)\n",
+          m["lib/pg"] / m["baseline"], cm["baseline"] / cm["lib/pg"]
     }
   }' "$out"
 echo "reference, not measured here: pg-boss 8k jobs/s and graphile-worker 2.2k jobs/s (measured on this machine earlier); River 55.7k jobs/s (published, other hardware)"

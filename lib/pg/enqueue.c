@@ -38,6 +38,24 @@ static const char insert_sql[] =
     " FROM s LEFT JOIN ins ON ins.idempotency_key = s.key"
     " ORDER BY s.ord";
 
+/* The same insert when the caller wants neither ids nor created flags
+ * (sl_enqueue_many with ids NULL): no RETURNING, no join back by key, no
+ * rows sent back. */
+static const char insert_only_sql[] =
+    "INSERT INTO sluice.jobs (queue, partition, urgency, endpoint, body,"
+    " idempotency_key, priority, max_attempts, run_after, deadline,"
+    " created_at, updated_at, metadata)"
+    " SELECT coalesce(q, 'default'), coalesce(pa, ''), coalesce(u, 'urgent'),"
+    " coalesce(e, '/v1/responses'), b,"
+    " coalesce(k, sluice.new_idempotency_key()), pr, coalesce(ma, 5),"
+    " coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms(),"
+    " coalesce(md, '{}')"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+    "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[],"
+    "  $10::bigint[], $11::text[]) WITH ORDINALITY"
+    "  AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, ord) ORDER BY ord"
+    " ON CONFLICT (idempotency_key) DO NOTHING";
+
 static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   if (!s || !s->body) {
     snprintf(p->errmsg, sizeof p->errmsg, "job has no body");
@@ -119,9 +137,10 @@ static int late_ids(struct sl_pg *p, PGresult *r, int64_t *ids) {
   return SL_OK;
 }
 
-/* One statement for specs[0..n); ids and created filled on success. */
+/* One statement for specs[0..n); ids and created filled on success when
+ * want, else left 0. */
 static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
-                        size_t n, int64_t *ids, int *created) {
+                        size_t n, int64_t *ids, int *created, int want) {
   struct sl_pgbuf a[NCOL];
   const char *param[NCOL];
   PGresult *r = NULL;
@@ -140,9 +159,13 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
       rc = SL_NOMEM;
     param[k] = a[k].s;
   }
-  if (rc == SL_OK)
+  if (rc == SL_OK && !want) {
+    rc = sl__pg_execp(p, insert_only_sql, NCOL, param, "job refused", NULL);
+    n = 0; /* nothing to read back */
+  } else if (rc == SL_OK) {
     rc = sl__pg_execp(p, insert_sql, NCOL, param, "job refused", &r);
-  if (rc == SL_OK && (size_t)PQntuples(r) != n) {
+  }
+  if (rc == SL_OK && r && (size_t)PQntuples(r) != n) {
     snprintf(p->errmsg, sizeof p->errmsg, "enqueue: %d rows for %zu jobs",
              PQntuples(r), n);
     rc = SL_DB;
@@ -189,14 +212,14 @@ int sl__pg_enqueue_many_created(struct sl_journal *j,
     rc = SL_NOMEM;
     goto out;
   }
-  rc = insert_group(p, specs, n, idv, cv);
+  rc = insert_group(p, specs, n, idv, cv, ids || created);
   if (rc == SL_BAD_JOB && n > 1) {
     /* Which job: each alone, in a transaction rolled back at the end. */
     int brc = sl__pg_begin(p);
     for (i = 0; brc == SL_OK && i < n; i++) {
       int64_t one;
       int c1;
-      if (insert_group(p, &specs[i], 1, &one, &c1) != SL_OK)
+      if (insert_group(p, &specs[i], 1, &one, &c1, 0) != SL_OK)
         break;
     }
     sl__pg_rollback(p);
@@ -233,7 +256,7 @@ int sl__pg_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
     return SL_INVAL;
   rc = check_spec(p, spec);
   if (rc == SL_OK)
-    rc = insert_group(p, spec, 1, &got, &c);
+    rc = insert_group(p, spec, 1, &got, &c, 1);
   if (rc == SL_OK) {
     *id = got;
     if (created)
