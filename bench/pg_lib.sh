@@ -43,7 +43,10 @@ pg_createdb bench >/dev/null || exit 1
 pg_migrate bench || exit 1
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-base() { "$BASE" "host=127.0.0.1 port=$PGPORT user=$PGUSER dbname=bench" -r 1 "${quick[@]}"; }
+# PG_BASELINE_OPTIONS: server options for the baseline's session only,
+# e.g. "-c plan_cache_mode=force_generic_plan" (what lib/pg sets) to hold
+# lib/pg to a baseline that plans its statements once too.
+base() { PGOPTIONS="${PG_BASELINE_OPTIONS:-}" "$BASE" "host=127.0.0.1 port=$PGPORT user=$PGUSER dbname=bench" -r 1 "${quick[@]}"; }
 lib() { "$LIB" "postgresql://$PGUSER@127.0.0.1:$PGPORT/bench" -r 1 "${quick[@]}"; }
 for ((i = 1; i <= rounds; i++)); do
   echo "round $i of $rounds" >&2

@@ -40,21 +40,27 @@ static const char insert_sql[] =
 
 /* The same insert when the caller wants neither ids nor created flags
  * (sl_enqueue_many with ids NULL): no RETURNING, no join back by key, no
- * rows sent back. */
-static const char insert_only_sql[] =
-    "INSERT INTO sluice.jobs (queue, partition, urgency, endpoint, body,"
-    " idempotency_key, priority, max_attempts, run_after, deadline,"
-    " created_at, updated_at, metadata)"
-    " SELECT coalesce(q, 'default'), coalesce(pa, ''), coalesce(u, 'urgent'),"
-    " coalesce(e, '/v1/responses'), b,"
-    " coalesce(k, sluice.new_idempotency_key()), pr, coalesce(ma, 5),"
-    " coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms(),"
-    " coalesce(md, '{}')"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-    "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[],"
-    "  $10::bigint[], $11::text[]) WITH ORDINALITY"
+ * rows sent back. INSERT_ONLY_SQL without the ON CONFLICT clause is for a
+ * group where no job names its key: every key is the server's new one
+ * (time plus 80 random bits), so there is nothing to deduplicate, and
+ * speculative insertion (an index probe and a confirm WAL record per
+ * row) is skipped. */
+#define INSERT_ONLY_SQL                                                       \
+    "INSERT INTO sluice.jobs (queue, partition, urgency, endpoint, body," \
+    " idempotency_key, priority, max_attempts, run_after, deadline," \
+    " created_at, updated_at, metadata)" \
+    " SELECT coalesce(q, 'default'), coalesce(pa, ''), coalesce(u, 'urgent')," \
+    " coalesce(e, '/v1/responses'), b," \
+    " coalesce(k, sluice.new_idempotency_key()), pr, coalesce(ma, 5)," \
+    " coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms()," \
+    " coalesce(md, '{}')" \
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]," \
+    "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[]," \
+    "  $10::bigint[], $11::text[]) WITH ORDINALITY"                      \
     "  AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, ord) ORDER BY ord"
-    " ON CONFLICT (idempotency_key) DO NOTHING";
+static const char insert_only_sql[] =
+    INSERT_ONLY_SQL " ON CONFLICT (idempotency_key) DO NOTHING";
+static const char insert_new_keys_sql[] = INSERT_ONLY_SQL;
 
 static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   if (!s || !s->body) {
@@ -145,7 +151,7 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
   const char *param[NCOL];
   PGresult *r = NULL;
   size_t i, k;
-  int rc = SL_OK, late = 0;
+  int rc = SL_OK, late = 0, keyed = 0;
 
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_init(&a[k]);
@@ -159,8 +165,11 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
       rc = SL_NOMEM;
     param[k] = a[k].s;
   }
+  for (i = 0; i < n && !keyed; i++)
+    keyed = specs[i].idempotency_key != NULL;
   if (rc == SL_OK && !want) {
-    rc = sl__pg_execp(p, insert_only_sql, NCOL, param, "job refused", NULL);
+    rc = sl__pg_execp(p, keyed ? insert_only_sql : insert_new_keys_sql,
+                      NCOL, param, "job refused", NULL);
     n = 0; /* nothing to read back */
   } else if (rc == SL_OK) {
     rc = sl__pg_execp(p, insert_sql, NCOL, param, "job refused", &r);
