@@ -101,6 +101,24 @@ static void put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
   sl__pgbuf_text(&a[10], s->metadata, s->metadata ? strlen(s->metadata) : 0);
 }
 
+/* Whether any of specs[0..n) sets put_spec's column k. */
+static int column_set(const struct sl_job_spec *specs, size_t n, int k) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    const struct sl_job_spec *s = &specs[i];
+    const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
+                        s->body, s->idempotency_key};
+    if (k < 6 ? t[k] != NULL
+        : k == 6 ? 1
+        : k == 7 ? s->max_attempts != 0
+        : k == 8 ? s->run_after_ms != 0
+        : k == 9 ? s->deadline_ms != 0
+                 : s->metadata != NULL)
+      return 1;
+  }
+  return 0;
+}
+
 /* Look up the ids a concurrent producer's insert took (committed after
  * the insert's snapshot), by key, in a statement of its own. */
 static int late_ids(struct sl_pg *p, PGresult *r, int64_t *ids) {
@@ -165,6 +183,12 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
       rc = SL_NOMEM;
     param[k] = a[k].s;
   }
+  /* A column no job sets goes as a NULL array, which unnest pads with
+   * NULLs: the server parses no array of n NULLs (body and priority are
+   * always set). */
+  for (k = 0; k < NCOL; k++)
+    if (k != 4 && k != 6 && !column_set(specs, n, (int)k))
+      param[k] = NULL;
   for (i = 0; i < n && !keyed; i++)
     keyed = specs[i].idempotency_key != NULL;
   if (rc == SL_OK && !want) {
