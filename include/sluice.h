@@ -52,7 +52,8 @@ extern "C" {
   XX(CANTOPEN, -14, "cannot open the journal file")                            \
   XX(READONLY, -15, "journal is read-only")                                    \
   XX(DB, -16, "journal database error")                                      \
-  XX(TIMEOUT, -17, "timed out")
+  XX(TIMEOUT, -17, "timed out")                                               \
+  XX(DISCONNECTED, -18, "connection to the journal server lost")
 
 enum sl_err {
 #define XX(name, value, msg) SL_##name = value,

@@ -24,6 +24,20 @@ struct sl_pg {
   int64_t worker_id; /* workers.id once registered, or 0 */
   int64_t notes;     /* notification batches received (sl_journal_changed) */
   int read_only;
+  int in_txn;        /* between sl__pg_begin and commit/rollback: a lost
+                        connection is not replaced until the rollback */
+  /* Reconnecting (conn.c): conn is NULL while the statement connection is
+   * lost; tries, the next attempt's time and why it was lost. */
+  int tries;
+  int64_t lost_at_ms, next_try_ms;
+  char lost_why[200];
+  char where[160];   /* "host:port/db as user" of the first connection */
+  int listen_dead;   /* the listen socket hit EOF: kept open (its number
+                        must not be reused while a poll may watch it) until
+                        sl_journal_wake_fd is asked again */
+  int wake_given;    /* its descriptor was handed out */
+  int listen_tries;
+  int64_t listen_next_ms;
   /* Statements prepared on this connection, named "sN" by their slot,
    * keyed by the address of their static text (SL_PG_PREPARED slots;
    * the rest run unprepared). */
@@ -49,6 +63,14 @@ int sl__pg_execp(struct sl_pg *p, const char *sql, int n,
 /* The same for a statement whose rows are not needed. */
 int sl__pg_run(struct sl_pg *p, const char *sql, int n,
                const char *const *params, const char *what);
+/* The statement connection, reconnected when it was lost and the backoff
+ * allows: SL_OK, or SL_DISCONNECTED with errmsg saying when it tries next. */
+int sl__pg_ready(struct sl_pg *p);
+/* After a failed statement: if it failed because the connection is gone
+ * (CONNECTION_BAD, SQLSTATE 08xxx, 57P01-57P03), drop the connection,
+ * note why (errmsg) and return SL_DISCONNECTED; else rc. With no result
+ * and rc SL_DISCONNECTED the caller knows it is gone: dropped as well. */
+int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc);
 int sl__pg_begin(struct sl_pg *p);
 int sl__pg_commit(struct sl_pg *p);
 void sl__pg_rollback(struct sl_pg *p);

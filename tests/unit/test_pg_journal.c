@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "sluice.h"
 #include "sluice_worker.h"
@@ -149,7 +150,8 @@ static int64_t enqueue_one(struct sl_journal *j, const char *queue,
   s.body = body;
   s.queue = queue;
   s.priority = priority;
-  assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_OK);
+  if (sl_enqueue(j, &s, &id, NULL) != SL_OK)
+    fail_msg("sl_enqueue: %s", sl_errmsg(j));
   return id;
 }
 
@@ -290,6 +292,110 @@ static void test_wake_on_other_connection(void **state) {
   sl_close(p);
 }
 
+/* Every other session on the journal's database ends, as at a server
+ * restart (57P01 "terminating connection due to administrator command");
+ * waits until they are gone. */
+static void terminate_others(int min) {
+  PGconn *c = PQconnectdb(loc());
+  PGresult *r;
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  r = PQexec(c, "SELECT count(pg_terminate_backend(pid, 5000))"
+                " FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
+                " AND datname = current_database()");
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  assert_true(atoi(PQgetvalue(r, 0, 0)) >= min);
+  PQclear(r);
+  PQfinish(c);
+}
+
+/* A server that dropped the connections: the wake descriptor says
+ * SL_DISCONNECTED (and stays open until asked for the new one), the next
+ * statement runs on a new connection (the dropped idle one is noticed
+ * before anything is sent on it), and the new descriptor wakes. */
+static void test_reconnect_after_drop(void **state) {
+  struct sl_journal *w, *p;
+  struct pollfd pf;
+  int64_t mark = 0, n = 0;
+  int fd2, rc, tries;
+  (void)state;
+  SKIP_UNLESS_PG();
+  w = open_pg();
+  enqueue_one(w, "t_drop", 0);
+  pf.fd = sl_journal_wake_fd(w);
+  pf.events = POLLIN;
+  assert_true(pf.fd >= 0);
+  assert_int_equal(sl_journal_changed(w, &mark), 1);
+  assert_int_equal(sl_journal_changed(w, &mark), 0);
+  terminate_others(2); /* statements and LISTEN */
+  /* The server's FATAL may come a moment before its end of file. */
+  for (rc = 0, tries = 0; rc == 0 && tries < 50; tries++) {
+    assert_int_equal(poll(&pf, 1, 5000), 1);
+    rc = sl_journal_changed(w, &mark);
+  }
+  assert_int_equal(rc, SL_DISCONNECTED);
+  assert_non_null(strstr(sl_errmsg(w), "lost"));
+  assert_int_equal(sl_journal_changed(w, &mark), SL_DISCONNECTED);
+  enqueue_one(w, "t_drop", 0); /* not an error: reconnected first */
+  assert_int_equal(sl_count_active(w, &n), SL_OK);
+  fd2 = sl_journal_wake_fd(w);
+  assert_true(fd2 >= 0);
+  assert_int_equal(sl_journal_changed(w, &mark), 1); /* may have missed */
+  assert_int_equal(sl_journal_changed(w, &mark), 0);
+  p = open_pg();
+  enqueue_one(p, "t_drop", 0);
+  pf.fd = fd2;
+  assert_int_equal(poll(&pf, 1, 5000), 1);
+  assert_int_equal(sl_journal_changed(w, &mark), 1);
+  sl_close(w);
+  sl_close(p);
+}
+
+/* A lease that runs out while its holder is cut off: another worker
+ * rescues and claims it; the holder's outcome, sent after reconnecting,
+ * is refused by its token, and the new holder's is the one result. */
+static void test_outage_fences_expired_lease(void **state) {
+  const char *qs[] = {"t_fence", NULL};
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *a = NULL, *b = NULL;
+  struct sl_journal *w1, *w2;
+  int64_t id, rescued = 0;
+  size_t na = 0, nb = 0;
+  struct pollfd pf;
+  (void)state;
+  SKIP_UNLESS_PG();
+  w1 = open_pg();
+  id = enqueue_one(w1, "t_fence", 0);
+  o.queues = qs;
+  o.max_jobs = 1;
+  o.lease_ms = 1;
+  assert_int_equal(sl_claim(w1, &o, &a, &na), SL_OK);
+  assert_int_equal(na, 1);
+  terminate_others(1); /* w1's session ends */
+  pf.fd = -1;
+  poll(&pf, 0, 20); /* past the lease on the server's clock */
+  w2 = open_pg();
+  assert_int_equal(sl_rescue(w2, 0, &rescued), SL_OK);
+  assert_true(rescued >= 1);
+  o.lease_ms = 60000;
+  assert_int_equal(sl_claim(w2, &o, &b, &nb), SL_OK);
+  assert_int_equal(nb, 1);
+  assert_int_equal(b[0].id, id);
+  assert_int_equal(sl_record_result(w1, id, a[0].lease_token, 200,
+                                    "{\"old\":1}", NULL),
+                   SL_LEASE_LOST);
+  assert_int_equal(sl_record_result(w2, id, b[0].lease_token, 200,
+                                    "{\"new\":1}", NULL),
+                   SL_OK);
+  assert_int_equal(sl_record_result(w1, id, a[0].lease_token, 200,
+                                    "{\"old\":1}", NULL),
+                   SL_LEASE_LOST);
+  sl_claimed_free(a, na);
+  sl_claimed_free(b, nb);
+  sl_close(w1);
+  sl_close(w2);
+}
+
 static void test_counts(void **state) {
   const char *qs[] = {"t_count", NULL};
   struct sl_journal *j;
@@ -347,6 +453,8 @@ int main(void) {
       cmocka_unit_test(test_claim_complete_fenced),
       cmocka_unit_test(test_rescue_expired),
       cmocka_unit_test(test_wake_on_other_connection),
+      cmocka_unit_test(test_reconnect_after_drop),
+      cmocka_unit_test(test_outage_fences_expired_lease),
       cmocka_unit_test(test_counts),
       cmocka_unit_test(test_not_built_is_an_error),
       cmocka_unit_test(test_password_never_echoed),
