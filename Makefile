@@ -186,6 +186,11 @@ $(BUILD)/bench/bench_pg_%: bench/bench_pg_%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(PG_PKGS)) $(SANLD) -o $@ $< $(call pc_libs,$(PG_PKGS)) -lm
 
+# pg_lib also speaks libpq itself (reset, ANALYZE, commit and WAL marks).
+$(BUILD)/bench/pg_lib: bench/pg_lib.c $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS) $(PG_PKGS)) $(SANLD) -o $@ $< $(WORKER_LIBS)
+
 $(BUILD)/bench/%: bench/%.c $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS)) $(SANLD) -o $@ $< $(WORKER_LIBS)

@@ -92,8 +92,69 @@ static int expect(PGconn *c, const char *sql, long long want) {
 static int reset(PGconn *c) {
   return run(c,
              "TRUNCATE sluice.attempts, sluice.results, sluice.usage_daily,"
-             " sluice.jobs RESTART IDENTITY CASCADE",
+             " sluice.jobs, sluice.job_counts RESTART IDENTITY CASCADE",
              PGRES_COMMAND_OK);
+}
+
+/* The server's write transactions (next xid) and WAL position: sampled
+ * around a timed part, they give commits and WAL bytes per job, figures
+ * the machine's load does not move (pg_lib.c prints the same). */
+struct server_mark {
+  long long xid;
+  double wal, cpu; /* cpu: ns on CPU, this process + its backend */
+};
+
+static long backend_pid; /* for /proc/PID/schedstat */
+
+/* ns PID has run on a CPU (/proc/PID/schedstat's first field), 0 if
+ * unknown; with the client's own CPU time it is the work per job that the
+ * machine's load hardly moves (pg_lib.c does the same). */
+static double ran_ns(long pid) {
+  char path[64];
+  double ns = 0;
+  FILE *f;
+  snprintf(path, sizeof path, "/proc/%ld/schedstat", pid);
+  f = fopen(path, "r");
+  if (f) {
+    if (fscanf(f, "%lf", &ns) != 1)
+      ns = 0;
+    fclose(f);
+  }
+  return ns;
+}
+
+static double self_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int mark(PGconn *c, struct server_mark *m) {
+  PGresult *r = PQexec(c, "SELECT pg_snapshot_xmax(pg_current_snapshot())"
+                          "::text::bigint, pg_current_wal_lsn() - '0/0'");
+  int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+  if (ok) {
+    m->xid = atoll(PQgetvalue(r, 0, 0));
+    m->wal = atof(PQgetvalue(r, 0, 1));
+    m->cpu = self_ns() + ran_ns(backend_pid);
+  } else {
+    fprintf(stderr, "bench_pg: server mark: %s", PQerrorMessage(c));
+  }
+  PQclear(r);
+  return ok ? 0 : -1;
+}
+
+/* Commits, WAL bytes and CPU µs per job since a. */
+static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS];
+static int run_no;
+static int mark_done(PGconn *c, const struct server_mark *a, size_t n) {
+  struct server_mark b;
+  if (mark(c, &b) != 0 || !n)
+    return -1;
+  per_job_xacts = (double)(b.xid - a->xid) / (double)n;
+  per_job_wal = (b.wal - a->wal) / (double)n;
+  per_job_cpu[run_no] = (b.cpu - a->cpu) / 1e3 / (double)n;
+  return 0;
 }
 
 /* ---------------------------------------------------------- enqueue many */
@@ -122,6 +183,7 @@ static int enqueue_many(PGconn *c, size_t n, int copy, double *rate) {
   const char **vals = malloc(CHUNK * sizeof *vals);
   char *sql = malloc(CHUNK * 12 + 64), *buf = malloc(CHUNK * 512);
   PGresult *r = NULL;
+  struct server_mark sm;
   size_t i, k, len;
   double t0;
   int rc = -1;
@@ -132,6 +194,8 @@ static int enqueue_many(PGconn *c, size_t n, int copy, double *rate) {
   len = (size_t)sprintf(sql, "INSERT INTO sluice.jobs (body) VALUES ");
   for (k = 0; k < CHUNK; k++)
     len += (size_t)sprintf(sql + len, "%s($%zu)", k ? "," : "", k + 1);
+  if (mark(c, &sm) != 0)
+    goto out;
   t0 = now_s();
   if (!copy) {
     r = PQprepare(c, "enq", sql, CHUNK, NULL);
@@ -175,6 +239,8 @@ static int enqueue_many(PGconn *c, size_t n, int copy, double *rate) {
       goto copy_failed;
   }
   *rate = (double)n / (now_s() - t0);
+  if (mark_done(c, &sm, n) != 0)
+    goto out;
   rc = expect(c, "SELECT count(*) FROM sluice.jobs", (long long)n);
   goto out;
 copy_failed:
@@ -238,11 +304,12 @@ static int claim_complete(PGconn *c, size_t n, size_t batch, double *rate) {
   char *ids = malloc(batch * 22 + 3), *tokens = malloc(batch * 22 + 3);
   char now1[24], exp1[24], lim[24], now2[24];
   PGresult *r = NULL;
+  struct server_mark sm;
   size_t done = 0;
   double t0;
   int rc = -1;
 
-  if (!ids || !tokens || populate(c, n) != 0)
+  if (!ids || !tokens || populate(c, n) != 0 || mark(c, &sm) != 0)
     goto out;
   snprintf(lim, sizeof lim, "%zu", batch);
   t0 = now_s();
@@ -304,6 +371,8 @@ static int claim_complete(PGconn *c, size_t n, size_t batch, double *rate) {
     done += (size_t)got;
   }
   *rate = (double)done / (now_s() - t0);
+  if (mark_done(c, &sm, done) != 0)
+    goto out;
   rc = expect(c, "SELECT count(*) FROM sluice.jobs WHERE state = 'succeeded'",
               (long long)n) == 0 &&
                expect(c, "SELECT count(*) FROM sluice.results",
@@ -335,15 +404,20 @@ static int measure(PGconn *c, const struct test *t, int runs) {
   double v[MAX_RUNS], mid;
   int i;
   for (i = 0; i < runs; i++) {
-    int rc = t->batch ? claim_complete(c, t->n, t->batch, &v[i])
+    int rc;
+    run_no = i;
+    rc = t->batch ? claim_complete(c, t->n, t->batch, &v[i])
                       : enqueue_many(c, t->n, t->copy, &v[i]);
     if (rc != 0)
       return -1;
   }
   qsort(v, (size_t)runs, sizeof v[0], cmp_double);
+  qsort(per_job_cpu, (size_t)runs, sizeof v[0], cmp_double);
   mid = runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2;
-  printf("%s, %zu jobs (median of %d)\n  baseline %9.0f jobs/s  [%.0f-%.0f]\n",
-         t->title, t->n, runs, mid, v[0], v[runs - 1]);
+  printf("%s, %zu jobs (median of %d)\n  baseline %9.0f jobs/s  [%.0f-%.0f]"
+         "  %.3f commits/job  %.0f WAL bytes/job  %.1f CPU us/job\n",
+         t->title, t->n, runs, mid, v[0], v[runs - 1], per_job_xacts,
+         per_job_wal, per_job_cpu[runs / 2]);
   fflush(stdout);
   return reset(c);
 }
@@ -394,6 +468,7 @@ int main(int argc, char **argv) {
       PQclear(r);
       goto out;
     }
+    backend_pid = PQbackendPID(c);
     printf("bench_pg_baseline: PostgreSQL %s, fsync=%s,"
            " synchronous_commit=%s, one connection, schema sluice"
            " (migrations/pg)\n",

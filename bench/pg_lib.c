@@ -1,16 +1,21 @@
 /*
  * pg_lib.c: libsluice on a PostgreSQL journal (lib/pg/), the same work as
  * bench_pg_baseline.c's raw libpq: enqueue many in groups of 1000, and
- * claim + complete in batches of 1 and 64, through the public API. Run by
- * bench/pg_lib.sh, which runs the baseline in the same cluster, the same
- * run, and prints the ratios. Each measurement uses a queue of its own,
- * so the runs share one database (the journal grows across them).
+ * claim + complete in batches of 1 and 64, through the public API, on the
+ * same rows (bodies, result, tokens, timings). Run by bench/pg_lib.sh,
+ * which alternates rounds of this and the baseline on one database and
+ * prints medians and ratios. Each measurement starts from empty tables
+ * (TRUNCATE, as the baseline's reset) and a claim's jobs are ANALYZEd
+ * before the timed part, as the baseline's; a second libpq connection
+ * does that and samples commits and WAL bytes per job.
  * Usage: pg_lib LOCATION [-q] [-r RUNS]; without a location it skips.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <libpq-fe.h>
 
 #include "sluice.h"
 #include "sluice_worker.h"
@@ -21,7 +26,32 @@
 #define RESULT_BODY                                                          \
   "{\"id\":\"resp_bench\",\"object\":\"response\",\"status\":\"completed\"," \
   "\"output_text\":\"ok\"}"
-#define JOB_BODY "{\"model\":\"gpt-4o-mini\",\"input\":\"bench\"}"
+
+static PGconn *side; /* reset, ANALYZE and the server marks */
+static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS];
+static int run_no;
+static long lib_pid; /* the backend of libsluice's connection */
+
+/* bench_pg_baseline.c's ran_ns and self_ns: CPU ns of a process. */
+static double ran_ns(long pid) {
+  char path[64];
+  double ns = 0;
+  FILE *f;
+  snprintf(path, sizeof path, "/proc/%ld/schedstat", pid);
+  f = fopen(path, "r");
+  if (f) {
+    if (fscanf(f, "%lf", &ns) != 1)
+      ns = 0;
+    fclose(f);
+  }
+  return ns;
+}
+
+static double self_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
 
 static double now_s(void) {
   struct timespec ts;
@@ -34,28 +64,87 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* bench_pg_baseline.c's body for job i. */
+static void body_for(char *buf, size_t len, size_t i) {
+  snprintf(buf, len,
+           "{\"model\":\"gpt-4o-mini\",\"input\":\"Summarise support "
+           "ticket #%zu in one sentence.\",\"max_output_tokens\":64}",
+           i);
+}
+
+static int side_run(const char *sql) {
+  PGresult *r = PQexec(side, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok)
+    fprintf(stderr, "pg_lib: %.40s: %s", sql, PQerrorMessage(side));
+  PQclear(r);
+  return ok ? SL_OK : SL_DB;
+}
+
+static int reset(void) {
+  return side_run("TRUNCATE sluice.attempts, sluice.results,"
+                  " sluice.usage_daily, sluice.jobs, sluice.job_counts"
+                  " RESTART IDENTITY CASCADE");
+}
+
+/* Next xid, WAL position and CPU ns (bench_pg_baseline.c's mark). */
+static int mark(long long *xid, double *wal, double *cpu) {
+  PGresult *r = PQexec(side, "SELECT pg_snapshot_xmax(pg_current_snapshot())"
+                             "::text::bigint, pg_current_wal_lsn() - '0/0'");
+  int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+  if (ok) {
+    *xid = atoll(PQgetvalue(r, 0, 0));
+    *wal = atof(PQgetvalue(r, 0, 1));
+    *cpu = self_ns() + ran_ns(lib_pid);
+  } else {
+    fprintf(stderr, "pg_lib: server mark: %s", PQerrorMessage(side));
+  }
+  PQclear(r);
+  return ok ? SL_OK : SL_DB;
+}
+
+static int mark_done(long long xid, double wal, double cpu, size_t n) {
+  long long x2;
+  double w2, c2;
+  if (mark(&x2, &w2, &c2) != SL_OK || !n)
+    return SL_DB;
+  per_job_xacts = (double)(x2 - xid) / (double)n;
+  per_job_wal = (w2 - wal) / (double)n;
+  per_job_cpu[run_no] = (c2 - cpu) / 1e3 / (double)n;
+  return SL_OK;
+}
+
 static int fill(struct sl_journal *j, const char *queue, size_t n,
                 double *rate) {
   struct sl_job_spec *s = calloc(CHUNK, sizeof *s);
+  char (*bodies)[256] = malloc(CHUNK * sizeof *bodies);
   size_t done = 0, k, bad = 0;
-  double t0 = now_s();
-  int rc = SL_OK;
-  if (!s)
-    return SL_NOMEM;
-  for (k = 0; k < CHUNK; k++) {
-    s[k].body = JOB_BODY;
-    s[k].queue = queue;
-  }
+  long long xid = 0;
+  double t0, wal = 0, cpu = 0;
+  int rc = reset();
+  if (rc == SL_OK)
+    rc = mark(&xid, &wal, &cpu);
+  if (!s || !bodies)
+    rc = SL_NOMEM;
+  t0 = now_s();
   while (done < n && rc == SL_OK) {
     size_t m = n - done < CHUNK ? n - done : CHUNK;
+    for (k = 0; k < m; k++) {
+      body_for(bodies[k], sizeof bodies[k], done + k);
+      s[k].body = bodies[k];
+      s[k].queue = queue;
+    }
     rc = sl_enqueue_many(j, s, m, NULL, &bad);
     done += m;
   }
+  *rate = (double)n / (now_s() - t0);
   free(s);
-  if (rc != SL_OK)
+  free(bodies);
+  if (rc == SL_OK)
+    rc = mark_done(xid, wal, cpu, n);
+  else
     fprintf(stderr, "pg_lib: enqueue: %s (%s)\n", sl_strerror(rc),
             sl_errmsg(j));
-  *rate = (double)n / (now_s() - t0);
   return rc;
 }
 
@@ -65,11 +154,16 @@ static int claim_complete(struct sl_journal *j, const char *queue, size_t n,
   struct sl_claim_options o = {0};
   struct sl_completion *c = calloc(batch, sizeof *c);
   size_t got, done = 0, i;
-  double t0, ignored;
+  long long xid = 0;
+  double t0, ignored, wal = 0, cpu = 0;
   int rc;
   if (!c)
     return SL_NOMEM;
   rc = fill(j, queue, n, &ignored);
+  if (rc == SL_OK)
+    rc = side_run("ANALYZE sluice.jobs");
+  if (rc == SL_OK)
+    rc = mark(&xid, &wal, &cpu);
   o.queues = qs;
   o.max_jobs = batch;
   o.lease_ms = LEASE_MS;
@@ -89,9 +183,16 @@ static int claim_complete(struct sl_journal *j, const char *queue, size_t n,
       c[i].http_status = 200;
       c[i].body = RESULT_BODY;
       c[i].request_id = "req_bench_0123456789";
-      c[i].input_tokens = c[i].output_tokens = c[i].total_tokens = -1;
-      c[i].t.dns_ms = c[i].t.connect_ms = c[i].t.tls_ms = -1;
-      c[i].t.first_byte_ms = c[i].t.total_ms = -1;
+      /* bench_pg_baseline.c's result and attempt rows */
+      c[i].input_tokens = 12;
+      c[i].output_tokens = 3;
+      c[i].total_tokens = 15;
+      c[i].t.dns_ms = 1.5;
+      c[i].t.connect_ms = 3.0;
+      c[i].t.tls_ms = 6.0;
+      c[i].t.first_byte_ms = 120.0;
+      c[i].t.total_ms = 130.0;
+      c[i].started_ms = jobs[i].lease_expires - LEASE_MS;
       c[i].record_attempt = 1;
     }
     sl_claimed_free(jobs, got);
@@ -104,6 +205,8 @@ static int claim_complete(struct sl_journal *j, const char *queue, size_t n,
   }
   *rate = (double)done / (now_s() - t0);
   free(c);
+  if (rc == SL_OK)
+    rc = mark_done(xid, wal, cpu, done);
   if (rc != SL_OK) {
     fprintf(stderr, "pg_lib: claim/complete: %s (%s)\n", sl_strerror(rc),
             sl_errmsg(j));
@@ -148,14 +251,35 @@ int main(int argc, char **argv) {
   sizes[1] = quick ? 500 : 3000;
   sizes[2] = quick ? 4000 : 40000;
   oo.location = argv[1];
+  side = PQconnectdb(argv[1]);
+  if (PQstatus(side) != CONNECTION_OK) {
+    fprintf(stderr, "pg_lib: connect: %s", PQerrorMessage(side));
+    PQfinish(side);
+    return 1;
+  }
+  PQclear(PQexec(side, "SET client_min_messages = warning"));
   rc = sl_open(&j, &oo, err, sizeof err);
   if (rc != SL_OK) {
     fprintf(stderr, "pg_lib: %s (%s)\n", err, sl_strerror(rc));
+    PQfinish(side);
     return 1;
+  }
+  { /* libsluice's backend: the one other client of this database */
+    PGresult *r = PQexec(side, "SELECT pid FROM pg_stat_activity WHERE"
+                               " datname = current_database() AND"
+                               " backend_type = 'client backend' AND"
+                               " pid <> pg_backend_pid()");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+      lib_pid = atol(PQgetvalue(r, 0, 0));
+    else
+      fprintf(stderr, "pg_lib: libsluice's backend not found; CPU figures"
+                      " are the client's only\n");
+    PQclear(r);
   }
   for (t = 0; t < 3 && rc == SL_OK; t++) {
     double mid;
     for (i = 0; i < runs && rc == SL_OK; i++) {
+      run_no = i;
       snprintf(queue, sizeof queue, "bench_%d_%d", t, i);
       rc = t == 0 ? fill(j, queue, sizes[t], &v[i])
                   : claim_complete(j, queue, sizes[t], t == 1 ? 1 : 64,
@@ -164,12 +288,16 @@ int main(int argc, char **argv) {
     if (rc != SL_OK)
       break;
     qsort(v, (size_t)runs, sizeof v[0], cmp_double);
+    qsort(per_job_cpu, (size_t)runs, sizeof v[0], cmp_double);
     mid = runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2;
     printf("%s, %zu jobs (median of %d)\n  lib/pg   %9.0f jobs/s  "
-           "[%.0f-%.0f]\n",
-           titles[t], sizes[t], runs, mid, v[0], v[runs - 1]);
+           "[%.0f-%.0f]  %.3f commits/job  %.0f WAL bytes/job  %.1f CPU "
+           "us/job\n",
+           titles[t], sizes[t], runs, mid, v[0], v[runs - 1], per_job_xacts,
+           per_job_wal, per_job_cpu[runs / 2]);
     fflush(stdout);
   }
   sl_close(j);
+  PQfinish(side);
   return rc == SL_OK ? 0 : 1;
 }

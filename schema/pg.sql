@@ -48,6 +48,10 @@
 --   pg 0012_claim_indexes = SQLite 0012
 --   pg 0013_state_machine = SQLite 0013
 --   pg 0014_route_key    = SQLite 0014
+--   pg 0015_job_counts   = SQLite 0015
+--   pg 0017_job_counts_deltas: PostgreSQL only (job_counts as signed
+--                          deltas appended by statement triggers, folded
+--                          now and then; SQLite keeps 0015's counters)
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
@@ -972,52 +976,81 @@ ALTER TABLE sluice.route_limits ADD COLUMN key_id text NOT NULL DEFAULT '';
 ALTER TABLE sluice.route_limits DROP CONSTRAINT route_limits_pkey;
 ALTER TABLE sluice.route_limits ADD PRIMARY KEY (endpoint, model, key_id);
 
--- Migration 0015: per-queue job counts kept by triggers (issue 14); one
--- row per (queue, state, urgency, class), class a failed job's last_class
--- ('unknown' for none) and '' in every other state.
+-- Migration 0015: per-queue job counts kept by triggers (issue 14), as
+-- changed by pg 0017: signed deltas, several rows per (queue, state,
+-- urgency, class), class a failed job's last_class ('unknown' for none)
+-- and '' in every other state; readers sum n per key. Writers only
+-- append (one row per key a statement changed), so they never wait on
+-- each other's counter rows; 1 statement in 32 folds the table back to
+-- one row per key when it gets the fold lock without waiting.
 CREATE TABLE sluice.job_counts (
   queue   text NOT NULL,
   state   text NOT NULL,
   urgency text NOT NULL,
   class   text NOT NULL,
-  n       bigint NOT NULL,
-  PRIMARY KEY (queue, state, urgency, class)
+  n       bigint NOT NULL
 );
+CREATE INDEX job_counts_key ON sluice.job_counts (queue, state, urgency, class);
 
--- One function for the three triggers; two statements where SQLite has
--- one upsert (PostgreSQL refuses an upsert that touches a row twice).
+CREATE FUNCTION sluice.job_counts_fold() RETURNS void
+LANGUAGE sql AS $$
+  WITH d AS (DELETE FROM sluice.job_counts RETURNING *)
+  INSERT INTO sluice.job_counts (queue, state, urgency, class, n)
+  SELECT queue, state, urgency, class, sum(n) FROM d
+   GROUP BY queue, state, urgency, class HAVING sum(n) <> 0
+$$;
+
 CREATE FUNCTION sluice.jobs_count() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP <> 'INSERT' THEN
-    UPDATE sluice.job_counts SET n = n - 1
-     WHERE queue = OLD.queue AND state = OLD.state AND urgency = OLD.urgency
-       AND class = CASE WHEN OLD.state = 'failed'
-                        THEN coalesce(OLD.last_class, 'unknown') ELSE '' END;
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO sluice.job_counts (queue, state, urgency, class, n)
+    SELECT queue, state, urgency,
+           CASE WHEN state = 'failed' THEN coalesce(last_class, 'unknown')
+                ELSE '' END, count(*)
+      FROM new_rows GROUP BY 1, 2, 3, 4;
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO sluice.job_counts (queue, state, urgency, class, n)
+    SELECT queue, state, urgency,
+           CASE WHEN state = 'failed' THEN coalesce(last_class, 'unknown')
+                ELSE '' END, -count(*)
+      FROM old_rows GROUP BY 1, 2, 3, 4;
+  ELSE
+    -- A row whose key did not change adds +1 and -1 to the same key.
+    INSERT INTO sluice.job_counts (queue, state, urgency, class, n)
+    SELECT queue, state, urgency, class, sum(d) FROM (
+      SELECT queue, state, urgency,
+             CASE WHEN state = 'failed' THEN coalesce(last_class, 'unknown')
+                  ELSE '' END AS class, 1 AS d FROM new_rows
+      UNION ALL
+      SELECT queue, state, urgency,
+             CASE WHEN state = 'failed' THEN coalesce(last_class, 'unknown')
+                  ELSE '' END, -1 FROM old_rows) x
+     GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0;
   END IF;
-  IF TG_OP <> 'DELETE' THEN
-    INSERT INTO sluice.job_counts AS c (queue, state, urgency, class, n)
-    VALUES (NEW.queue, NEW.state, NEW.urgency,
-            CASE WHEN NEW.state = 'failed'
-                 THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
-    ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = c.n + 1;
+  -- Not under REPEATABLE READ or SERIALIZABLE: an older snapshot could
+  -- meet a fold committed since and fail the caller's transaction.
+  IF random() < 1.0 / 32
+     AND current_setting('transaction_isolation') = 'read committed'
+     AND pg_try_advisory_xact_lock(hashtext('sluice.job_counts')) THEN
+    PERFORM sluice.job_counts_fold();
   END IF;
   RETURN NULL;
 END $$;
+
+-- Same names as SQLite's triggers; one call per statement (PostgreSQL
+-- allows no column list or WHEN with transition tables: every UPDATE
+-- statement on jobs runs it, and unchanged keys cancel out).
 CREATE TRIGGER jobs_count_insert
-AFTER INSERT ON sluice.jobs
-FOR EACH ROW EXECUTE FUNCTION sluice.jobs_count();
+AFTER INSERT ON sluice.jobs REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION sluice.jobs_count();
 CREATE TRIGGER jobs_count_update
-AFTER UPDATE OF queue, state, urgency, last_class ON sluice.jobs
-FOR EACH ROW
-WHEN (NEW.state IS DISTINCT FROM OLD.state
-      OR NEW.queue IS DISTINCT FROM OLD.queue
-      OR NEW.urgency IS DISTINCT FROM OLD.urgency
-      OR (NEW.state = 'failed' AND NEW.last_class IS DISTINCT FROM OLD.last_class))
-EXECUTE FUNCTION sluice.jobs_count();
+AFTER UPDATE ON sluice.jobs REFERENCING OLD TABLE AS old_rows
+NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION sluice.jobs_count();
 CREATE TRIGGER jobs_count_delete
-AFTER DELETE ON sluice.jobs
-FOR EACH ROW EXECUTE FUNCTION sluice.jobs_count();
+AFTER DELETE ON sluice.jobs REFERENCING OLD TABLE AS old_rows
+FOR EACH STATEMENT EXECUTE FUNCTION sluice.jobs_count();
 
 CREATE INDEX jobs_pending_queue ON sluice.jobs (queue, run_after)
   WHERE state = 'pending';

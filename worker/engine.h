@@ -40,6 +40,9 @@
 #define SL_WORKER_BUSY_MS 5
 #define SL_WORKER_BUSY_RETRY_MS 2
 
+/* Above this --concurrency at start, curl's receive buffers are 1 KB. */
+#define SL_WORKER_SMALL_BUF_ABOVE 1000
+
 enum sl_wjob_phase {
   SL_WJOB_NEW,       /* allocated, on no list */
   SL_WJOB_HELD,      /* claimed, held back by storm control */
@@ -57,9 +60,10 @@ struct sl_wjob {
   struct sl_claimed_job job;   /* owns its strings */
   struct sl_http_request req;
   struct sl_completion c;
-  const char *headers[5 + SL_MAX_EXTRA_HEADERS];
-  char *url;                   /* sized to it; the Idempotency-Key header
-                                  line follows in the same allocation */
+  const char **headers;        /* the request's header lines, NULL-ended */
+  char *url;                   /* sized to it; in one allocation with the
+                                  header list and the Idempotency-Key line
+                                  (headers points to its start) */
   char *idem_header;
   char *why;                   /* the outcome's reason; NULL on success */
   int64_t started_ms;

@@ -179,8 +179,10 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   CURLMcode mc;
   int flags = 0, running;
 
-  if (status < 0)
+  if (status < 0) {
     flags = CURL_CSELECT_ERR;
+    c->events = 0; /* libuv stopped the handle: a start must not be skipped */
+  }
   if (events & UV_READABLE)
     flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE)
@@ -254,6 +256,7 @@ static int sock_park(struct sl_http *h, struct sock *c) {
   }
   if (h->parked[fd] || uv_poll_stop(&c->poll) != 0)
     return -1;
+  c->events = 0;
   c->parked = 1;
   h->parked[fd] = c;
   return 0;
@@ -362,9 +365,17 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
   }
   if (!c)
     return 0;
+  /* libuv re-registers a started handle even when nothing changed (an
+   * epoll_ctl, often two): curl repeats itself, so skip the repeats. */
+  if (c->events == events)
+    return 0;
   rc = uv_poll_start(&c->poll, events, on_poll);
-  if (rc != 0)
+  if (rc != 0) {
+    c->events = 0;
     mark_failed(h, easy, "uv_poll_start", rc);
+    return 0;
+  }
+  c->events = events;
   return 0;
 }
 
@@ -394,6 +405,22 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
 }
 
 /* ---- public ---- */
+
+/* Is any variable set that libcurl reads to pick a proxy? It reads them
+ * on every transfer (five getenv calls for an http:// URL); when none is
+ * set at start, sl__http_set_options tells it "no proxy" instead, which is
+ * what it would have found. */
+static int proxy_in_env(void) {
+  static const char *const names[] = {
+      "http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+      "ALL_PROXY",  "no_proxy",    "NO_PROXY"};
+  size_t i;
+
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (getenv(names[i]))
+      return 1;
+  return 0;
+}
 
 #define MSETOPT(opt, val)                                           \
   do {                                                              \
@@ -438,6 +465,12 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
     h->o.max_response_bytes = DEF_MAX_RESPONSE;
   if (h->o.max_idle_handles == 0)
     h->o.max_idle_handles = DEF_MAX_IDLE_HANDLES;
+  if (h->o.recv_buffer_bytes == 0)
+    h->o.recv_buffer_bytes = RECV_BUF;
+  if (h->o.recv_buffer_bytes < MIN_RECV_BUF)
+    h->o.recv_buffer_bytes = MIN_RECV_BUF;
+  if (h->o.recv_buffer_bytes > CURL_MAX_READ_SIZE)
+    h->o.recv_buffer_bytes = CURL_MAX_READ_SIZE;
   rc = SL_NOMEM;
   h->user_agent = strdup(o->user_agent ? o->user_agent : "sluice/" SL_VERSION);
   if (!h->user_agent)
@@ -456,6 +489,7 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
     if (!h->accept_encoding)
       goto fail_strings;
   }
+  h->no_proxy_env = !proxy_in_env();
   h->multi = curl_multi_init();
   if (!h->multi)
     goto fail_strings;
@@ -614,6 +648,7 @@ void sl_http_close(struct sl_http *h, void (*closed)(void *), void *arg) {
     x->req->priv_ = NULL;
     curl_easy_reset(x->easy);
     x->configured = x->plain = 0;
+    x->bufsize = 0;
     x->next = h->aborted;
     h->aborted = x;
   }

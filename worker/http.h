@@ -48,6 +48,10 @@ struct sl_http_options {
                                 ("gzip"), decoded by curl */
   size_t max_idle_handles;   /* finished easy handles kept for reuse;
                                 0: 256 */
+  size_t recv_buffer_bytes;  /* curl's receive buffer, one per request in
+                                flight: 0: 4096; at least 1024 (curl's
+                                least). A streamed download (on_data) gets
+                                at least 4096 */
 };
 
 /* Response headers the worker acts on, copied (NULL when absent). */
@@ -60,6 +64,9 @@ struct sl_http_headers {
   char *limit_requests, *limit_tokens;         /* x-ratelimit-limit-* */
   char *remaining_requests, *remaining_tokens; /* x-ratelimit-remaining-* */
   char *reset_requests, *reset_tokens;         /* x-ratelimit-reset-* */
+  char *store_;              /* the transport's: one block holding the
+                                values above (sl_http_request_cleanup
+                                frees it); do not touch */
 };
 
 struct sl_http_request;

@@ -29,7 +29,10 @@ enum {
   DEF_STALL_TIMEOUT_MS = 300000,
   DEF_MAX_IDLE_HANDLES = 256,
   FIRST_BUF = 4096,
-  RECV_BUF = 4096
+  RECV_BUF = 4096,
+  MIN_RECV_BUF = 1024, /* CURL_MIN_BUFFERSIZE */
+  N_COPIED = 11,   /* response headers read (http_response.c) */
+  FIRST_HBUF = 256 /* their values: a few ids and numbers */
 };
 #define DEF_MAX_RESPONSE ((size_t)64 * 1024 * 1024)
 
@@ -40,6 +43,8 @@ struct sock {
   struct sl_http *h;
   struct sock *prev, *next; /* h->socks */
   int parked;               /* stopped, in h->parked[fd] (sock_park) */
+  int events;               /* UV_READABLE/UV_WRITABLE being polled; 0:
+                               stopped */
 };
 
 /* One easy handle and what a transfer on it needs; reused. */
@@ -53,6 +58,10 @@ struct xfer {
   size_t nodes_cap;
   char *buf;                  /* response body so far */
   size_t len, cap;
+  char *hbuf;                 /* the copied header values, NUL-terminated,
+                                 one block handed to the request at the end */
+  size_t hlen, hcap;
+  uint32_t hoff[N_COPIED];    /* 1 + a value's offset in hbuf; 0: absent */
   int started;                /* a response header byte arrived */
   int capped;                 /* the body went over the cap */
   int oom;                    /* a callback could not allocate */
@@ -60,6 +69,7 @@ struct xfer {
   int fb_expired;             /* aborted by first_byte_timeout_ms */
   int configured;             /* the per-handle options are set */
   int plain;                  /* the last request was a plain POST */
+  long bufsize;               /* CURLOPT_BUFFERSIZE set; 0: curl's default */
   uint64_t sent_at;           /* uv_now when the request was all out */
   char uv_err[96];
 };
@@ -71,6 +81,7 @@ struct sl_http {
   struct sl_http_options o;   /* with defaults; strings below */
   char *ca_file, *user_agent;
   char *accept_encoding;      /* CURLOPT_ACCEPT_ENCODING; NULL: none */
+  int no_proxy_env;           /* no proxy variable is set (sl_http_init) */
   struct xfer *active;        /* in flight, doubly linked */
   size_t in_flight;
   size_t n_failed;            /* active ones with uv_failed set */

@@ -23,6 +23,7 @@ void sl__http_xfer_free(struct xfer *x) {
   curl_mime_free(x->mime);
   free(x->nodes);
   free(x->buf);
+  free(x->hbuf);
   free(x);
 }
 
@@ -58,6 +59,7 @@ void sl__http_xfer_release(struct sl_http *h, struct xfer *x) {
   if (!x->plain) {
     curl_easy_reset(x->easy);
     x->configured = 0;
+    x->bufsize = 0;
   }
   curl_mime_free(x->mime);
   x->mime = NULL;
@@ -65,6 +67,10 @@ void sl__http_xfer_release(struct sl_http *h, struct xfer *x) {
   free(x->buf);
   x->buf = NULL;
   x->len = x->cap = 0;
+  free(x->hbuf); /* not handed over: the transfer never completed */
+  x->hbuf = NULL;
+  x->hlen = x->hcap = 0;
+  memset(x->hoff, 0, sizeof x->hoff);
   x->started = x->capped = x->oom = x->uv_failed = x->fb_expired = 0;
   x->sent_at = 0;
   x->uv_err[0] = '\0';
@@ -213,16 +219,16 @@ static int set_fixed(struct sl_http *h, struct xfer *x) {
     SETOPT(CURLOPT_XFERINFODATA, (void *)x);
     SETOPT(CURLOPT_NOPROGRESS, 0L);
   }
-  /* curl's receive buffer, one per handle in flight (16 KB by default):
-   * an API answer is a few KB, and 10,000 requests in flight hold 10,000
-   * of them. A larger body is read in more, smaller reads. */
-  SETOPT(CURLOPT_BUFFERSIZE, (long)RECV_BUF);
   SETOPT(CURLOPT_ACCEPT_ENCODING, h->accept_encoding);
   SETOPT(CURLOPT_SSL_VERIFYPEER, h->o.insecure ? 0L : 1L);
   SETOPT(CURLOPT_SSL_VERIFYHOST, h->o.insecure ? 0L : 2L);
   if (h->ca_file)
     SETOPT(CURLOPT_CAINFO, h->ca_file);
   SETOPT(CURLOPT_USERAGENT, h->user_agent);
+  if (h->no_proxy_env) { /* see proxy_in_env (http.c) */
+    SETOPT(CURLOPT_PROXY, "");
+    SETOPT(CURLOPT_NOPROXY, "");
+  }
   SETOPT(CURLOPT_HEADERFUNCTION, sl__http_on_header);
   SETOPT(CURLOPT_HEADERDATA, (void *)x);
   SETOPT(CURLOPT_WRITEFUNCTION, sl__http_on_write);
@@ -239,6 +245,7 @@ int sl__http_set_options(struct sl_http *h, struct xfer *x,
   CURL *e = x->easy;
   const char *method = r->method;
   CURLcode cc;
+  long bufsize;
   int rc = 0;
 
   if (!method)
@@ -247,9 +254,21 @@ int sl__http_set_options(struct sl_http *h, struct xfer *x,
   if (!x->plain && x->configured) { /* a kept handle's last was a POST */
     curl_easy_reset(e);
     x->configured = 0;
+    x->bufsize = 0;
   }
   if (!x->configured && (rc = set_fixed(h, x)) != 0)
     goto out;
+  /* curl's receive buffer, one per request in flight (16 KB by default,
+   * allocated for the transfer): an API answer is a few KB, and 10,000
+   * requests in flight hold 10,000 of them. A larger body is read in more,
+   * smaller reads; a streamed download keeps at least RECV_BUF. */
+  bufsize = (long)h->o.recv_buffer_bytes;
+  if (r->on_data && bufsize < RECV_BUF)
+    bufsize = RECV_BUF;
+  if (x->bufsize != bufsize) {
+    SETOPT(CURLOPT_BUFFERSIZE, bufsize);
+    x->bufsize = bufsize;
+  }
   rc = build_headers(x, r);
   if (rc != 0)
     goto out;

@@ -14,11 +14,14 @@
 
 /* ---- response headers ---- */
 
+/* The headers sluice reads, by name length first: a header line is
+ * compared only with the names as long as its own. */
 static const struct {
   const char *name;
-  size_t off;
+  size_t len, off;
 } copied_headers[] = {
-#define H(name, field) {name, offsetof(struct sl_http_headers, field)}
+#define H(name, field)                                                     \
+  {name, sizeof name - 1, offsetof(struct sl_http_headers, field)}
   H("x-request-id", request_id),
   H("retry-after", retry_after),
   H("retry-after-ms", retry_after_ms),
@@ -33,49 +36,82 @@ static const struct {
 #undef H
 };
 
-enum { N_COPIED = sizeof(copied_headers) / sizeof(copied_headers[0]) };
+_Static_assert(sizeof copied_headers / sizeof copied_headers[0] == N_COPIED,
+               "N_COPIED counts copied_headers");
 
 static char **header_slot(struct sl_http_headers *hd, size_t i) {
   return (char **)(void *)((char *)hd + copied_headers[i].off);
 }
 
+/* The values point into one block (store_): one allocation per response
+ * instead of one per header, freed at once. */
 void sl__http_headers_free(struct sl_http_headers *hd) {
   size_t i;
 
-  for (i = 0; i < N_COPIED; i++) {
-    free(*header_slot(hd, i));
+  for (i = 0; i < N_COPIED; i++)
     *header_slot(hd, i) = NULL;
-  }
+  free(hd->store_);
+  hd->store_ = NULL;
 }
 
 static int is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* CURLOPT_HEADERFUNCTION: one whole header line per call. */
+/* Which copied header a name is, or N_COPIED. */
+static size_t header_index(const char *p, size_t name_len) {
+  size_t i;
+
+  if (name_len < 11 || name_len > 30) /* "retry-after" .. the longest */
+    return N_COPIED;
+  for (i = 0; i < N_COPIED; i++)
+    if (copied_headers[i].len == name_len &&
+        strncasecmp(p, copied_headers[i].name, name_len) == 0)
+      return i;
+  return N_COPIED;
+}
+
+/* Move the values still in use to the front of x->hbuf (a repeated header
+ * leaves its earlier value behind): the block never holds more than the
+ * live values and the one being added, whatever a server repeats. */
+static void compact(struct xfer *x) {
+  size_t order[N_COPIED], n = 0, i, j, at = 0, off, len;
+
+  for (i = 0; i < N_COPIED; i++) {
+    if (!x->hoff[i])
+      continue;
+    for (j = n++; j > 0 && x->hoff[order[j - 1]] > x->hoff[i]; j--)
+      order[j] = order[j - 1];
+    order[j] = i;
+  }
+  for (j = 0; j < n; j++) { /* ascending offsets: moves only go down */
+    off = x->hoff[order[j]] - 1;
+    len = strlen(x->hbuf + off) + 1;
+    memmove(x->hbuf + at, x->hbuf + off, len);
+    x->hoff[order[j]] = (uint32_t)at + 1;
+    at += len;
+  }
+  x->hlen = at;
+}
+
+/* CURLOPT_HEADERFUNCTION: one whole header line per call. Values are
+ * appended to x->hbuf and found by offset (the block may move as it
+ * grows); sl__http_fill_result points the request's fields into it. */
 size_t sl__http_on_header(char *p, size_t size, size_t n, void *ud) {
   struct xfer *x = ud;
-  struct sl_http_headers *hd = &x->req->h;
-  size_t len = size * n, name_len, i, vlen;
+  size_t len = size * n, i, vlen, want;
   const char *colon, *v, *end;
-  char *copy;
+  char *nb;
 
   x->started = 1;
   /* A new status line (after a 1xx) starts a new header block. */
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-    sl__http_headers_free(hd);
+    memset(x->hoff, 0, sizeof x->hoff);
+    x->hlen = 0;
     return len;
   }
   colon = memchr(p, ':', len);
-  if (!colon)
-    return len;
-  name_len = (size_t)(colon - p);
-  for (i = 0; i < N_COPIED; i++) {
-    if (strlen(copied_headers[i].name) == name_len &&
-        strncasecmp(p, copied_headers[i].name, name_len) == 0)
-      break;
-  }
-  if (i == N_COPIED)
+  if (!colon || (i = header_index(p, (size_t)(colon - p))) == N_COPIED)
     return len;
   v = colon + 1;
   end = p + len;
@@ -84,16 +120,43 @@ size_t sl__http_on_header(char *p, size_t size, size_t n, void *ud) {
   while (end > v && is_space(end[-1]))
     end--;
   vlen = (size_t)(end - v);
-  copy = malloc(vlen + 1);
-  if (!copy) {
-    x->oom = 1;
-    return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+  if (vlen + 1 > x->hcap - x->hlen && x->hbuf)
+    compact(x);
+  if (vlen + 1 > x->hcap - x->hlen) {
+    want = x->hcap ? x->hcap : FIRST_HBUF;
+    while (want < x->hlen + vlen + 1)
+      want *= 2;
+    /* a header line is at most CURL_MAX_HTTP_HEADER (100 KB): no overflow,
+     * and offsets fit in 32 bits */
+    nb = realloc(x->hbuf, want);
+    if (!nb) {
+      x->oom = 1;
+      return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    }
+    x->hbuf = nb;
+    x->hcap = want;
   }
-  memcpy(copy, v, vlen);
-  copy[vlen] = '\0';
-  free(*header_slot(hd, i));
-  *header_slot(hd, i) = copy;
+  memcpy(x->hbuf + x->hlen, v, vlen);
+  x->hbuf[x->hlen + vlen] = '\0';
+  x->hoff[i] = (uint32_t)x->hlen + 1;
+  x->hlen += vlen + 1;
   return len;
+}
+
+/* Hand the copied values to the request (x keeps no pointer to them). */
+static void give_headers(struct xfer *x, struct sl_http_headers *hd) {
+  size_t i;
+
+  sl__http_headers_free(hd);
+  if (!x->hbuf)
+    return;
+  for (i = 0; i < N_COPIED; i++)
+    if (x->hoff[i])
+      *header_slot(hd, i) = x->hbuf + x->hoff[i] - 1;
+  hd->store_ = x->hbuf;
+  x->hbuf = NULL;
+  x->hlen = x->hcap = 0;
+  memset(x->hoff, 0, sizeof x->hoff);
 }
 
 /* The first body buffer: the announced length when there is one (an API
@@ -250,6 +313,7 @@ void sl__http_fill_result(struct xfer *x, int code, const char *why) {
                       ? 1
                       : 0;
   r->connections_made = sl__http_info_long(e, CURLINFO_NUM_CONNECTS);
+  give_headers(x, &r->h);
   if (x->buf) {
     x->buf[x->len] = '\0';
     r->resp_body = x->buf;

@@ -5,6 +5,7 @@
  * matter are validated and skipped; the top-level object's members are
  * compared with "usage", whose members are compared with the five counts.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,11 +35,72 @@ static int hexval(char c) {
 }
 
 /*
+ * Move s->p to the first byte of a string's content that needs attention:
+ * a quote, a backslash, a control character (invalid), or the end. Eight
+ * bytes at a time while none of them does (the classic "has a byte less
+ * than n / equal to c" tests on a little-endian load: a borrow can flag
+ * bytes above the first one that needs attention, never below it, and
+ * never misses one).
+ */
+static void skip_plain(struct scan *s) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+  uint64_t v, q, b, hit;
+
+  while (s->end - s->p >= 8) {
+    memcpy(&v, s->p, 8);
+    q = v ^ (ones * '"');  /* a zero byte where v holds a quote */
+    b = v ^ (ones * '\\'); /* ... a backslash */
+    hit = ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b);
+    if (hit & high) { /* the lowest flagged byte is a real one */
+      s->p += __builtin_ctzll(hit & high) / 8;
+      return;
+    }
+    s->p += 8;
+  }
+#endif
+  while (s->p < s->end && (unsigned char)*s->p >= 0x20 && *s->p != '"' &&
+         *s->p != '\\')
+    s->p++;
+}
+
+static int string_escaped(struct scan *s, char *key);
+
+/*
  * A string at s->p (which is at its opening quote). With key non-NULL, its
  * unescaped value goes there when it is ASCII and shorter than KEY_MAX
  * (else key[0] is set to '\1', which matches no name we look for).
+ * Most strings hold no escape: they are skipped (and a key copied) in one
+ * pass; the others are read again byte by byte.
  */
 static int string(struct scan *s, char *key) {
+  const char *start = ++s->p; /* past the quote */
+  size_t n, i;
+
+  skip_plain(s);
+  if (s->p >= s->end || *s->p != '"') {
+    s->p = start - 1;
+    return string_escaped(s, key);
+  }
+  n = (size_t)(s->p - start);
+  s->p++;
+  if (!key)
+    return 0;
+  for (i = 0; i < n && n < KEY_MAX; i++)
+    if ((unsigned char)start[i] >= 0x80)
+      break;
+  if (n < KEY_MAX && i == n) {
+    memcpy(key, start, n);
+    key[n] = '\0';
+  } else {
+    key[0] = '\1';
+    key[1] = '\0';
+  }
+  return 0;
+}
+
+/* string() for a string holding an escape (or not ending): byte by byte. */
+static int string_escaped(struct scan *s, char *key) {
   size_t k = 0;
   int fits = key != NULL, i, v, cp;
   char c;
@@ -46,9 +108,7 @@ static int string(struct scan *s, char *key) {
   s->p++; /* the quote */
   for (;;) {
     if (!key) /* a value: skip the bytes that need no attention */
-      while (s->p < s->end && (unsigned char)*s->p >= 0x20 && *s->p != '"' &&
-             *s->p != '\\')
-        s->p++;
+      skip_plain(s);
     if (s->p >= s->end)
       return -1;
     c = *s->p++;
@@ -111,24 +171,25 @@ static int digits(struct scan *s) {
 /* A number (RFC 8259 grammar). *out (if non-NULL): its value as cJSON
  * would store it in the worker's terms: a non-negative count, else -1. */
 static int number(struct scan *s, int64_t *out) {
-  const char *start = s->p;
+  const char *start = s->p, *frac = NULL; /* frac: a sign, '.' or 'e' */
   char buf[NUM_MAX + 1];
-  size_t n;
+  size_t n, i;
+  int64_t whole;
   double d;
 
   if (s->p < s->end && *s->p == '-')
-    s->p++;
+    frac = s->p++;
   if (s->p < s->end && *s->p == '0')
     s->p++;
   else if (digits(s) != 0)
     return -1;
   if (s->p < s->end && *s->p == '.') {
-    s->p++;
+    frac = s->p++;
     if (digits(s) != 0)
       return -1;
   }
   if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
-    s->p++;
+    frac = s->p++;
     if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
       s->p++;
     if (digits(s) != 0)
@@ -138,6 +199,12 @@ static int number(struct scan *s, int64_t *out) {
     return 0;
   *out = -1;
   n = (size_t)(s->p - start);
+  if (n <= 15 && frac == NULL) { /* plain digits: exact, no strtod */
+    for (i = 0, whole = 0; i < n; i++)
+      whole = whole * 10 + (start[i] - '0');
+    *out = whole;
+    return 0;
+  }
   if (n > NUM_MAX)
     return 0; /* valid, but no count is written like that */
   memcpy(buf, start, n);

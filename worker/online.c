@@ -100,17 +100,20 @@ static void decide(const struct sl_online_config *cfg,
   struct sl_attempt_view v = {0};
   const struct sl_failclass_policy *p;
   enum sl_failclass fc;
-  int override = -1, retry;
+  int override = -1, retry, readable;
   int64_t in, out, total, delay;
 
   fill_common(job, req, c);
   why[0] = '\0';
-  if (req->curl_code == 0 && req->http_status >= 200 &&
-      req->http_status < 300 && !req->body_capped &&
-      sl_online_usage(req->resp_body, req->resp_len, &in, &out, &total) ==
-          0 &&
-      sl_output_invalid(job->endpoint, job->body, req->resp_body,
-                        req->resp_len, why, whylen)) {
+  /* A complete 2xx whose body is valid JSON: scanned once (the scan is
+   * most of the CPU a success costs the worker beside curl and the
+   * journal). */
+  readable = req->curl_code == 0 && req->http_status >= 200 &&
+             req->http_status < 300 && !req->body_capped &&
+             sl_online_usage(req->resp_body, req->resp_len, &in, &out,
+                             &total) == 0;
+  if (readable && sl_output_invalid(job->endpoint, job->body, req->resp_body,
+                                    req->resp_len, why, whylen)) {
     /* A schema was asked for and the output is not it: its own class and
      * policy (output_check.h), never a loop. */
     fc = *fc_out = SL_FC_INVALID_OUTPUT;
@@ -130,10 +133,7 @@ static void decide(const struct sl_online_config *cfg,
                                    cfg->backoff_cap_ms, rng);
     return;
   }
-  if (req->curl_code == 0 && req->http_status >= 200 &&
-      req->http_status < 300 && !req->body_capped &&
-      sl_online_usage(req->resp_body, req->resp_len, &in, &out, &total) ==
-          0) {
+  if (readable) {
     c->outcome = SL_OUTCOME_SUCCESS;
     c->body = req->resp_body;
     c->body_len = req->resp_len;
@@ -308,26 +308,45 @@ static void decided_locally(struct sl_worker *w, struct sl_wjob *wj,
   sl__wjob_move(w, wj, SL_WJOB_DONE);
 }
 
-/* The URL and the Idempotency-Key line in one allocation sized to them
- * (a job in flight holds no fixed-size buffers). -1: the URL is over
- * SL_WJOB_URL_MAX; SL_NOMEM. */
-static int request_strings(struct sl_wjob *wj, const char *base) {
+/* The header list, the URL and the Idempotency-Key line in one allocation
+ * sized to them (a job in flight holds no fixed-size buffers). -1: the URL
+ * is over SL_WJOB_URL_MAX; SL_NOMEM. */
+static int request_strings(struct sl_worker *w, struct sl_wjob *wj) {
   static const char idem[] = "Idempotency-Key: ";
+  const struct sl_worker_config *cfg = w->cfg;
+  const char *base = cfg->base_url;
   const char *key = wj->job.idempotency_key ? wj->job.idempotency_key : "";
   size_t ulen = strlen(base) + strlen(wj->job.endpoint) + 3, klen;
+  size_t nh = 0, extra = 0, h = 0;
+  char *p;
 
+  while (cfg->headers && cfg->headers[extra] &&
+         extra < SL_MAX_EXTRA_HEADERS)
+    extra++;
+  nh = (w->auth_header ? 1 : 0) + extra + 3; /* + type, key, NULL */
   if (ulen > SL_WJOB_URL_MAX)
     ulen = SL_WJOB_URL_MAX;
   klen = sizeof idem + strlen(key);
-  free(wj->url);
-  wj->url = malloc(ulen + klen);
-  if (!wj->url)
+  free(wj->headers);
+  wj->headers = NULL;
+  wj->url = NULL;
+  p = malloc(nh * sizeof *wj->headers + ulen + klen);
+  if (!p)
     return SL_NOMEM;
+  wj->headers = (const char **)(void *)p;
+  wj->url = p + nh * sizeof *wj->headers;
   if (sl_online_url(base, wj->job.endpoint, wj->url, ulen) != 0)
     return -1;
   wj->idem_header = wj->url + ulen;
   memcpy(wj->idem_header, idem, sizeof idem - 1);
   memcpy(wj->idem_header + sizeof idem - 1, key, klen - sizeof idem + 1);
+  if (w->auth_header)
+    wj->headers[h++] = w->auth_header;
+  for (size_t x = 0; x < extra; x++)
+    wj->headers[h++] = cfg->headers[x];
+  wj->headers[h++] = "Content-Type: application/json";
+  wj->headers[h++] = wj->idem_header;
+  wj->headers[h] = NULL;
   return 0;
 }
 
@@ -335,7 +354,7 @@ void sl__online_start(struct sl_worker *w, struct sl_wjob *wj) {
   const struct sl_worker_config *cfg = w->cfg;
   struct sl_claimed_job *job = &wj->job;
   int64_t now = sl_now_ms(), timeout = cfg->attempt_timeout_ms;
-  int h = 0, rc;
+  int rc;
 
   /* Never send under a lease that may be gone: a held job whose renewal
    * was refused (a rescue gave it to another claim) or could not be made
@@ -357,7 +376,7 @@ void sl__online_start(struct sl_worker *w, struct sl_wjob *wj) {
   }
   if (job->deadline && job->deadline - now < timeout)
     timeout = job->deadline - now;
-  rc = request_strings(wj, cfg->base_url);
+  rc = request_strings(w, wj);
   if (rc == SL_NOMEM) {
     sl_storm_unsent(w->storm, job, &wj->ticket, now);
     decided_locally(w, wj, SL_OUTCOME_RELEASE, NULL, "out of memory");
@@ -370,14 +389,6 @@ void sl__online_start(struct sl_worker *w, struct sl_wjob *wj) {
                     "request URL too long");
     return;
   }
-  if (w->auth_header)
-    wj->headers[h++] = w->auth_header;
-  for (size_t x = 0; cfg->headers && cfg->headers[x] &&
-                     x < SL_MAX_EXTRA_HEADERS; x++)
-    wj->headers[h++] = cfg->headers[x];
-  wj->headers[h++] = "Content-Type: application/json";
-  wj->headers[h++] = wj->idem_header;
-  wj->headers[h] = NULL;
   wj->req.method = "POST";
   wj->req.url = wj->url;
   wj->req.body = job->body;

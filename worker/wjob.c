@@ -24,7 +24,7 @@ void sl__wjob_move(struct sl_worker *w, struct sl_wjob *wj,
 void sl__wjob_free(struct sl_worker *w, struct sl_wjob *wj) {
   sl__wjob_move(w, wj, SL_WJOB_NEW);
   sl_http_request_cleanup(&wj->req);
-  free(wj->url);
+  free(wj->headers); /* the URL shares its allocation */
   free(wj->why);
   free(wj); /* the job's strings live in the same allocation */
 }

@@ -657,6 +657,11 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   ho.ca_file = cfg->ca_file;
   ho.accept_encoding = cfg->accept_encoding;
   ho.http2 = 1;
+  /* Thousands of requests in flight: memory goes to the per-request
+   * buffers (1 KB saves 3 KB per request, ~30 MB at 10,000); below that,
+   * fewer reads per answer matter more. Chosen at start. */
+  ho.recv_buffer_bytes = cfg->concurrency > SL_WORKER_SMALL_BUF_ABOVE ? 1024
+                                                                     : 0;
   rc = sl_http_init(&w->http, &w->loop, &ho);
   if (rc != 0) {
     sl_log(SL_LOG_ERROR, "HTTP transport: %s", sl_strerror(rc));

@@ -99,6 +99,11 @@ static PGconn *connect_any(struct sl_pg *p, char *errbuf, size_t errlen,
   PQsetNoticeProcessor(c, quiet, NULL);
   /* A stalled caller must not keep row locks for long. */
   PQclear(PQexec(c, "SET idle_in_transaction_session_timeout = '60s'"));
+  /* Plan sluice's prepared statements once: a custom plan per execution
+   * (the default for the first five, and after whenever it looks cheaper)
+   * re-plans the claim's CTEs each time, about as costly as a small claim
+   * (bench/pg_lib.sh; their generic plans walk the same indexes). */
+  PQclear(PQexec(c, "SET plan_cache_mode = force_generic_plan"));
   return c;
 }
 

@@ -14,7 +14,9 @@
 /* $1..$11: queue, partition, urgency, endpoint, body, key, priority,
  * max_attempts, run_after, deadline, metadata (arrays, one item a job).
  * Rows: ordinal, id (NULL: a concurrent insert of the key committed after
- * this statement began), inserted, key. */
+ * this statement began), inserted, key. A key's existing row is looked up
+ * only for a job not inserted (coalesce stops at the first non-NULL), not
+ * one index probe per job. */
 static const char insert_sql[] =
     "WITH s AS (SELECT ord, q, pa, u, e, b,"
     "  coalesce(k, sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md"
@@ -31,10 +33,34 @@ static const char insert_sql[] =
     "  sluice.now_ms(), coalesce(md, '{}') FROM s ORDER BY ord"
     "  ON CONFLICT (idempotency_key) DO NOTHING"
     "  RETURNING id, idempotency_key)"
-    " SELECT s.ord, coalesce(ins.id, j.id), ins.id IS NOT NULL, s.key"
+    " SELECT s.ord, coalesce(ins.id, (SELECT j.id FROM sluice.jobs j"
+    "  WHERE j.idempotency_key = s.key)), ins.id IS NOT NULL, s.key"
     " FROM s LEFT JOIN ins ON ins.idempotency_key = s.key"
-    " LEFT JOIN sluice.jobs j ON j.idempotency_key = s.key"
     " ORDER BY s.ord";
+
+/* The same insert when the caller wants neither ids nor created flags
+ * (sl_enqueue_many with ids NULL): no RETURNING, no join back by key, no
+ * rows sent back. INSERT_ONLY_SQL without the ON CONFLICT clause is for a
+ * group where no job names its key: every key is the server's new one
+ * (time plus 80 random bits), so there is nothing to deduplicate, and
+ * speculative insertion (an index probe and a confirm WAL record per
+ * row) is skipped. */
+#define INSERT_ONLY_SQL                                                       \
+    "INSERT INTO sluice.jobs (queue, partition, urgency, endpoint, body," \
+    " idempotency_key, priority, max_attempts, run_after, deadline," \
+    " created_at, updated_at, metadata)" \
+    " SELECT coalesce(q, 'default'), coalesce(pa, ''), coalesce(u, 'urgent')," \
+    " coalesce(e, '/v1/responses'), b," \
+    " coalesce(k, sluice.new_idempotency_key()), pr, coalesce(ma, 5)," \
+    " coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms()," \
+    " coalesce(md, '{}')" \
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]," \
+    "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[]," \
+    "  $10::bigint[], $11::text[]) WITH ORDINALITY"                      \
+    "  AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, ord) ORDER BY ord"
+static const char insert_only_sql[] =
+    INSERT_ONLY_SQL " ON CONFLICT (idempotency_key) DO NOTHING";
+static const char insert_new_keys_sql[] = INSERT_ONLY_SQL;
 
 static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   if (!s || !s->body) {
@@ -73,6 +99,24 @@ static void put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
   else
     sl__pgbuf_null(&a[9]);
   sl__pgbuf_text(&a[10], s->metadata, s->metadata ? strlen(s->metadata) : 0);
+}
+
+/* Whether any of specs[0..n) sets put_spec's column k. */
+static int column_set(const struct sl_job_spec *specs, size_t n, int k) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    const struct sl_job_spec *s = &specs[i];
+    const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
+                        s->body, s->idempotency_key};
+    if (k < 6 ? t[k] != NULL
+        : k == 6 ? 1
+        : k == 7 ? s->max_attempts != 0
+        : k == 8 ? s->run_after_ms != 0
+        : k == 9 ? s->deadline_ms != 0
+                 : s->metadata != NULL)
+      return 1;
+  }
+  return 0;
 }
 
 /* Look up the ids a concurrent producer's insert took (committed after
@@ -117,14 +161,15 @@ static int late_ids(struct sl_pg *p, PGresult *r, int64_t *ids) {
   return SL_OK;
 }
 
-/* One statement for specs[0..n); ids and created filled on success. */
+/* One statement for specs[0..n); ids and created filled on success when
+ * want, else left 0. */
 static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
-                        size_t n, int64_t *ids, int *created) {
+                        size_t n, int64_t *ids, int *created, int want) {
   struct sl_pgbuf a[NCOL];
   const char *param[NCOL];
   PGresult *r = NULL;
   size_t i, k;
-  int rc = SL_OK, late = 0;
+  int rc = SL_OK, late = 0, keyed = 0;
 
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_init(&a[k]);
@@ -138,9 +183,22 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
       rc = SL_NOMEM;
     param[k] = a[k].s;
   }
-  if (rc == SL_OK)
+  /* A column no job sets goes as a NULL array, which unnest pads with
+   * NULLs: the server parses no array of n NULLs (body and priority are
+   * always set). */
+  for (k = 0; k < NCOL; k++)
+    if (k != 4 && k != 6 && !column_set(specs, n, (int)k))
+      param[k] = NULL;
+  for (i = 0; i < n && !keyed; i++)
+    keyed = specs[i].idempotency_key != NULL;
+  if (rc == SL_OK && !want) {
+    rc = sl__pg_execp(p, keyed ? insert_only_sql : insert_new_keys_sql,
+                      NCOL, param, "job refused", NULL);
+    n = 0; /* nothing to read back */
+  } else if (rc == SL_OK) {
     rc = sl__pg_execp(p, insert_sql, NCOL, param, "job refused", &r);
-  if (rc == SL_OK && (size_t)PQntuples(r) != n) {
+  }
+  if (rc == SL_OK && r && (size_t)PQntuples(r) != n) {
     snprintf(p->errmsg, sizeof p->errmsg, "enqueue: %d rows for %zu jobs",
              PQntuples(r), n);
     rc = SL_DB;
@@ -187,14 +245,14 @@ int sl__pg_enqueue_many_created(struct sl_journal *j,
     rc = SL_NOMEM;
     goto out;
   }
-  rc = insert_group(p, specs, n, idv, cv);
+  rc = insert_group(p, specs, n, idv, cv, ids || created);
   if (rc == SL_BAD_JOB && n > 1) {
     /* Which job: each alone, in a transaction rolled back at the end. */
     int brc = sl__pg_begin(p);
     for (i = 0; brc == SL_OK && i < n; i++) {
       int64_t one;
       int c1;
-      if (insert_group(p, &specs[i], 1, &one, &c1) != SL_OK)
+      if (insert_group(p, &specs[i], 1, &one, &c1, 0) != SL_OK)
         break;
     }
     sl__pg_rollback(p);
@@ -231,7 +289,7 @@ int sl__pg_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
     return SL_INVAL;
   rc = check_spec(p, spec);
   if (rc == SL_OK)
-    rc = insert_group(p, spec, 1, &got, &c);
+    rc = insert_group(p, spec, 1, &got, &c, 1);
   if (rc == SL_OK) {
     *id = got;
     if (created)

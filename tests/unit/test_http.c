@@ -116,6 +116,35 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
   return ret;
 }
 
+/* Two headers repeated in turn, 50 times each, 100-byte values, and a
+ * third once: the last of each counts, and the block of values is
+ * compacted as it fills (the third's value moves and stays right). */
+static enum MHD_Result reply_repeated(struct MHD_Connection *c) {
+  struct MHD_Response *r =
+    MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
+  char v[101];
+  enum MHD_Result ret;
+  int i;
+
+  if (!r)
+    return MHD_NO;
+  for (i = 0; i < 50; i++) {
+    if (i == 1) /* once, after values that will be dropped: it moves */
+      MHD_add_response_header(r, "x-should-retry", "true");
+    memset(v, 'a' + i % 26, 100);
+    v[100] = '\0';
+    snprintf(v, 8, "%05d-", i);
+    v[6] = 'x';
+    MHD_add_response_header(r, "x-request-id", v);
+    v[6] = 'y';
+    MHD_add_response_header(r, "retry-after", v);
+    v[6] = 'x';
+  }
+  ret = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -133,6 +162,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     "Content-Type", "application/json", "Retry-After", "2",
     "retry-after-ms", "1500", NULL,
   };
+  /* every header the transport copies, a long one (past the first block
+   * of values) and one twice (the last counts) */
+#define TEN "0123456789"
+#define HUNDRED TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN
+  static const char *const many_hdrs[] = {
+    "x-request-id", "req_" HUNDRED HUNDRED HUNDRED,
+    "retry-after", "3", "retry-after-ms", "2500", "x-should-retry", "true",
+    "content-type", "application/json",
+    "x-ratelimit-limit-requests", "500",
+    "x-ratelimit-limit-tokens", "30000",
+    "x-ratelimit-remaining-requests", "1",
+    "x-ratelimit-remaining-tokens", "100",
+    "x-ratelimit-reset-requests", "120ms",
+    "x-ratelimit-reset-tokens", "1m2s",
+    "x-ratelimit-remaining-requests", "0",
+    NULL,
+  };
+#undef HUNDRED
+#undef TEN
   static const char busy[] =
     "{\"error\":{\"message\":\"The server is overloaded\","
     "\"type\":\"server_error\",\"param\":null,\"code\":null}}";
@@ -179,6 +227,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return reply(c, 200, s->big, BIG_LEN, NULL);
   if (strcmp(url, "/busy") == 0)
     return reply(c, 503, busy, strlen(busy), busy_hdrs);
+  if (strcmp(url, "/hdrs") == 0)
+    return reply(c, 429, "{}", 2, many_hdrs);
+  if (strcmp(url, "/repeat") == 0)
+    return reply_repeated(c);
   auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
   ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
@@ -467,6 +519,73 @@ static void test_error_status(void **state) {
   ctx_fini(&c);
 }
 
+/* Every copied header, in one block that grows past its first size; a
+ * repeated header keeps its last value; a cleanup frees them. */
+static void test_all_headers(void **state) {
+  struct ctx c;
+  struct call k;
+  const char *id;
+  char busy[64];
+
+  ctx_init(&c, *state, NULL);
+  call_init(&k, &c, "/hdrs");
+  snprintf(busy, sizeof busy, "http://127.0.0.1:%u/busy",
+           (unsigned)c.srv->port);
+  assert_int_equal(start(&c, &k, c.url), 0);
+  run_until(&c, 1);
+  assert_int_equal(k.req.curl_code, 0);
+  assert_int_equal(k.req.http_status, 429);
+  id = k.req.h.request_id;
+  assert_non_null(id);
+  assert_int_equal(strlen(id), 304);
+  assert_int_equal(strncmp(id, "req_0123456789", 14), 0);
+  assert_string_equal(id + 294, "0123456789");
+  assert_string_equal(k.req.h.retry_after, "3");
+  assert_string_equal(k.req.h.retry_after_ms, "2500");
+  assert_string_equal(k.req.h.should_retry, "true");
+  assert_string_equal(k.req.h.content_type, "application/json");
+  assert_string_equal(k.req.h.limit_requests, "500");
+  assert_string_equal(k.req.h.limit_tokens, "30000");
+  assert_string_equal(k.req.h.remaining_requests, "0");
+  assert_string_equal(k.req.h.remaining_tokens, "100");
+  assert_string_equal(k.req.h.reset_requests, "120ms");
+  assert_string_equal(k.req.h.reset_tokens, "1m2s");
+  /* the same struct again on another route: only that answer's headers */
+  k.done = 0;
+  assert_int_equal(start(&c, &k, busy), 0);
+  run_until(&c, 2);
+  assert_int_equal(k.req.http_status, 503);
+  assert_null(k.req.h.request_id);
+  assert_null(k.req.h.remaining_requests);
+  assert_string_equal(k.req.h.retry_after, "2");
+  sl_http_request_cleanup(&k.req);
+  assert_null(k.req.h.retry_after);
+  assert_null(k.req.h.store_);
+  ctx_fini(&c);
+}
+
+static void test_repeated_headers(void **state) {
+  struct ctx c;
+  struct call k;
+
+  ctx_init(&c, *state, NULL);
+  call_init(&k, &c, "/repeat");
+  assert_int_equal(start(&c, &k, c.url), 0);
+  run_until(&c, 1);
+  assert_int_equal(k.req.curl_code, 0);
+  assert_int_equal(k.req.http_status, 200);
+  assert_non_null(k.req.h.request_id);
+  assert_int_equal(strlen(k.req.h.request_id), 100);
+  assert_int_equal(strncmp(k.req.h.request_id, "00049-x", 7), 0);
+  assert_int_equal(k.req.h.request_id[99], 'a' + 49 % 26);
+  assert_non_null(k.req.h.retry_after);
+  assert_int_equal(strncmp(k.req.h.retry_after, "00049-y", 7), 0);
+  assert_string_equal(k.req.h.retry_after + 7, k.req.h.request_id + 7);
+  assert_string_equal(k.req.h.should_retry, "true"); /* moved, not lost */
+  sl_http_request_cleanup(&k.req);
+  ctx_fini(&c);
+}
+
 /* Many requests at once on at most 4 connections, then many in a row on
  * one: connections are reused, easy handles recycled. */
 static void test_concurrent_capped(void **state) {
@@ -602,8 +721,10 @@ static void test_body_cap(void **state) {
   sl_http_request_cleanup(&k.req);
   ctx_fini(&c);
 
-  /* exactly at the cap passes whole */
+  /* exactly at the cap passes whole, read through curl's smallest
+   * receive buffer (1 is raised to 1024) */
   o.max_response_bytes = BIG_LEN;
+  o.recv_buffer_bytes = 1;
   ctx_init(&c, *state, &o);
   call_init(&k, &c, "/big");
   assert_int_equal(start(&c, &k, c.url), 0);
@@ -1181,6 +1302,40 @@ static void one_request(struct server *srv, const struct sl_http_options *o,
 
 /* --accept-encoding (issue 14): all by default, as before; none sends no
  * header; a list is sent as given. */
+/* A proxy variable set at start is still honoured (without one, handles
+ * are told "no proxy" instead of reading the environment per transfer). */
+static void test_proxy_env(void **state) {
+  static const char body[] = "{\"x\":1}";
+  const char *saved[2] = {getenv("no_proxy"), getenv("NO_PROXY")};
+  char *keep[2] = {saved[0] ? strdup(saved[0]) : NULL,
+                   saved[1] ? strdup(saved[1]) : NULL};
+  struct ctx c;
+  struct call k;
+  char url[160];
+
+  unsetenv("no_proxy");
+  unsetenv("NO_PROXY");
+  setenv("http_proxy", "http://127.0.0.1:9", 1); /* discard: refused */
+  ctx_init(&c, *state, NULL);
+  call_init(&k, &c, "/ok");
+  snprintf(url, sizeof(url), "%s", c.url);
+  k.req.body = body;
+  k.req.body_len = strlen(body);
+  assert_int_equal(start(&c, &k, url), 0);
+  run_until(&c, 1);
+  assert_int_not_equal(k.req.curl_code, 0); /* went to the proxy */
+  assert_int_equal(k.req.http_status, 0);
+  sl_http_request_cleanup(&k.req);
+  ctx_fini(&c);
+  unsetenv("http_proxy");
+  if (keep[0])
+    setenv("no_proxy", keep[0], 1);
+  if (keep[1])
+    setenv("NO_PROXY", keep[1], 1);
+  free(keep[0]);
+  free(keep[1]);
+}
+
 static void test_accept_encoding(void **state) {
   struct sl_http_options o = {0};
   char got[512];
@@ -1253,7 +1408,10 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_success),
     cmocka_unit_test(test_accept_encoding),
+    cmocka_unit_test(test_proxy_env),
     cmocka_unit_test(test_kept_handle_reuse),
+    cmocka_unit_test(test_all_headers),
+    cmocka_unit_test(test_repeated_headers),
     cmocka_unit_test(test_error_status),
     cmocka_unit_test(test_concurrent_capped),
     cmocka_unit_test(test_timeout),

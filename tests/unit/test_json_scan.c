@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,6 +142,53 @@ static void test_bounded(void **state) {
   free(exact);
 }
 
+/* Strings are skipped eight bytes at a time: a byte that needs attention
+ * (a control character, an escape, a quote) is found at every offset of a
+ * long value and of a key, and non-ASCII bytes pass. */
+static void test_string_offsets(void **state) {
+  char body[256], val[48];
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < 40; i++) {
+    memset(val, 'a', 40);
+    val[40] = '\0';
+    val[i] = '\x01'; /* raw control character: invalid */
+    snprintf(body, sizeof body,
+             "{\"text\":\"%s\",\"usage\":{\"total_tokens\":%zu}}", val, i);
+    usage_of(body, -1, -1, -1, -1);
+    if (i == 39)
+      break; /* the two-byte cases below end at offset 39 */
+    memset(val, 'a', 40);
+    memcpy(val + i, "\\n", 2); /* an escape: valid */
+    snprintf(body, sizeof body,
+             "{\"text\":\"%s\",\"usage\":{\"total_tokens\":%zu}}", val, i);
+    usage_of(body, 0, -1, -1, (int64_t)i);
+    memset(val, 'a', 40);
+    memcpy(val + i, "\xc3\xa9", 2); /* UTF-8: plain bytes */
+    snprintf(body, sizeof body,
+             "{\"t\":[\"%s\"],\"usage\":{\"total_tokens\":%zu}}", val, i);
+    usage_of(body, 0, -1, -1, (int64_t)i);
+    /* a long key with the escape at offset i, then the real one */
+    memset(val, 'k', 40);
+    memcpy(val + i, "\\/", 2);
+    snprintf(body, sizeof body,
+             "{\"%s\":1,\"usage\":{\"input_tokens\":%zu}}", val, i);
+    usage_of(body, 0, (int64_t)i, -1, -1);
+  }
+  /* keys up to 31 bytes are compared; longer ones match nothing */
+  usage_of("{\"usage\":{\"total_tokens\":1,\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""
+           ":2}}", 0, -1, -1, 1);
+  usage_of("{\"usage\":{\"total_tokens_and_then_some_more_bytes\":2}}", 0,
+           -1, -1, -1);
+  usage_of("{\"usage\xc3\xa9\":{\"total_tokens\":2}}", 0, -1, -1, -1);
+  /* whole numbers of 15 and 16 digits (the second through strtod) */
+  usage_of("{\"usage\":{\"total_tokens\":123456789012345}}", 0, -1, -1,
+           123456789012345LL);
+  usage_of("{\"usage\":{\"total_tokens\":1234567890123456}}", 0, -1, -1,
+           1234567890123456LL);
+}
+
 static char *nested(size_t depth) {
   char *s = malloc(2 * depth + 16), *p;
   size_t i;
@@ -211,6 +259,7 @@ int main(void) {
       cmocka_unit_test(test_numbers),
       cmocka_unit_test(test_invalid),
       cmocka_unit_test(test_bounded),
+      cmocka_unit_test(test_string_offsets),
       cmocka_unit_test(test_depth),
       cmocka_unit_test(test_against_cjson),
   };

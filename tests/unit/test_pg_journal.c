@@ -109,6 +109,43 @@ static void test_enqueue_dedup_and_many(void **state) {
   sl_close(j);
 }
 
+static long long count_queue(struct sl_journal *j, const char *queue) {
+  const char *qs[2] = {queue, NULL};
+  int64_t n = -1;
+  assert_int_equal(sl_count_workable(j, qs, &n), SL_OK);
+  return (long long)n;
+}
+
+/* sl_enqueue_many without ids: the statement without RETURNING (keyed
+ * jobs still deduplicated; a group with no key is a plain insert), and a
+ * bad job still named by its index with nothing written. */
+static void test_enqueue_many_without_ids(void **state) {
+  struct sl_job_spec s[3] = {{0}};
+  struct sl_journal *j;
+  size_t bad = 99, i;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  for (i = 0; i < 3; i++) {
+    s[i].body = body;
+    s[i].queue = "t_noids";
+  }
+  assert_int_equal(sl_enqueue_many(j, s, 3, NULL, &bad), SL_OK);
+  assert_int_equal(count_queue(j, "t_noids"), 3);
+  s[0].idempotency_key = "noids-1";
+  s[1].idempotency_key = "noids-1";
+  assert_int_equal(sl_enqueue_many(j, s, 3, NULL, &bad), SL_OK);
+  assert_int_equal(count_queue(j, "t_noids"), 5); /* one key twice: 1 job */
+  assert_int_equal(sl_enqueue_many(j, s, 2, NULL, &bad), SL_OK);
+  assert_int_equal(count_queue(j, "t_noids"), 5); /* the key exists */
+  s[0].idempotency_key = s[1].idempotency_key = NULL;
+  s[1].body = "[1]";
+  assert_int_equal(sl_enqueue_many(j, s, 3, NULL, &bad), SL_BAD_JOB);
+  assert_int_equal(bad, 1);
+  assert_int_equal(count_queue(j, "t_noids"), 5);
+  sl_close(j);
+}
+
 static int64_t enqueue_one(struct sl_journal *j, const char *queue,
                            int priority) {
   struct sl_job_spec s = {0};
@@ -781,6 +818,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_migrates_and_reopens),
       cmocka_unit_test(test_enqueue_dedup_and_many),
+      cmocka_unit_test(test_enqueue_many_without_ids),
       cmocka_unit_test(test_claim_complete_fenced),
       cmocka_unit_test(test_rescue_expired),
       cmocka_unit_test(test_wake_on_other_connection),
