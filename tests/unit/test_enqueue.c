@@ -62,7 +62,8 @@ static void test_defaults(void **state) {
               " AND model = 'gpt-4o-mini' AND priority = 0"
               " AND max_attempts = 5 AND attempts = 0 AND generation = 0"
               " AND state = 'pending' AND deadline IS NULL"
-              " AND lease_token IS NULL AND body = %Q"
+              " AND lease_token IS NULL AND body IS NULL AND out_tokens = 0"
+              " AND (SELECT body FROM job_bodies WHERE job_id = id) = %Q"
               " FROM jobs WHERE id = %lld",
               BODY, (long long)id);
   tu_assert_q(db, 1,
@@ -154,7 +155,9 @@ static void test_dedup_on_key(void **state) {
   db = tu_raw(t->path);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
   tu_assert_q(
-      db, 1, "SELECT body = %Q AND queue = 'default' FROM jobs WHERE id = %lld",
+      db, 1,
+      "SELECT (SELECT body FROM job_bodies WHERE job_id = id) = %Q"
+      " AND queue = 'default' FROM jobs WHERE id = %lld",
       BODY, (long long)id1);
   sqlite3_close(db);
   /* created may be NULL */
