@@ -67,6 +67,11 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
   sl__bind_opt_int(st, 10, s->deadline_ms, 0);
   sqlite3_bind_int64(st, 11, now);
   sl__bind_text(st, 12, s->metadata);
+  /* the same tests as the door's instr() gates, done here (queries.c) */
+  sqlite3_bind_int(st, 13, strstr(s->body, "\"stream\"") ||
+                               strstr(s->body, "\\u"));
+  sqlite3_bind_int(st, 14, strstr(s->body, "max_") ||
+                               strstr(s->body, "\\u"));
   rc = sqlite3_step(st);
   if (rc != SQLITE_DONE) {
     rc = sl__journal_fail(j, rc, "job refused");

@@ -13,8 +13,10 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
    * for index locality), from the caller's clock. */
   /* model and out_tokens are computed here, once (migration 0016); the
    * body goes to job_bodies (SL_STMT_BODY_INSERT) and jobs.body stays NULL,
-   * unless the door must judge it: not JSON, no model, or a "stream" key
-   * (or a backslash-u escape that could spell one). Then jobs.body's CHECKs and
+   * unless the door must judge it: not JSON, no model, or ?13 (enqueue.c
+   * found "stream" or a backslash-u escape that could spell it; C's
+   * strstr, as SQL's instr() costs ~10 instructions a byte). ?14: the body
+   * may hold a max_* key (same search). Then jobs.body's CHECKs and
    * jobs_insert_door refuse it with their own words, and jobs_body_insert
    * moves an accepted one. */
   [SL_STMT_ENQUEUE] =
@@ -23,7 +25,7 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " created_at, updated_at, metadata, model, out_tokens)"
     " VALUES (coalesce(?1, 'default'), coalesce(?2, ''),"
     " coalesce(?3, 'urgent'), coalesce(?4, '/v1/responses'),"
-    " CASE WHEN instr(?5, '\"stream\"') OR instr(?5, '\\u') OR ("
+    " CASE WHEN ?13 OR ("
     "CASE WHEN NOT json_valid(?5) THEN NULL WHEN json_type(?5,"
     " '$.model') = 'text' THEN json_extract(?5, '$.model') END"
     ") IS NULL THEN ?5 END,"
@@ -33,8 +35,8 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     "CASE WHEN NOT json_valid(?5) THEN NULL WHEN json_type(?5,"
     " '$.model') = 'text' THEN json_extract(?5, '$.model') END"
     "), ("
-    "CASE WHEN NOT json_valid(?5) THEN NULL WHEN NOT (instr(?5, 'max_')"
-    " OR instr(?5, '\\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(?5,"
+    "CASE WHEN NOT json_valid(?5) THEN NULL WHEN NOT ?14"
+    " THEN 0 ELSE coalesce(CASE WHEN json_type(?5,"
     " '$.max_output_tokens') IN ('integer', 'real') AND json_extract(?5,"
     " '$.max_output_tokens') >= 1 THEN CAST(json_extract(?5,"
     " '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(?5,"
