@@ -169,7 +169,7 @@ $(MOCK): $(MOCK_OBJ)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS) $(TEST_PKGS)) \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(WORKER_PKGS) $(TEST_PKGS) $(PG_PKGS)) \
 	  $(SANLD) -o $@ $< $(WORKER_LIBS) $(call pc_libs,$(TEST_PKGS))
 
 $(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBCLI_A) $(LIBWORKER_A) $(LIBSLUICE_A)

@@ -52,17 +52,26 @@ static struct sl_journal *open_j(const char *path) {
   return j;
 }
 
-/* The child: n jobs in calls of CHUNK. */
+static int cmp64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The child: n jobs in calls of CHUNK. Prints the length of its calls
+ * (each is one transaction holding the write lock): the unit a flush
+ * waits in. */
 static int produce(const char *path, long n) {
   struct sl_journal *j = open_j(path);
   struct sl_job_spec *s = calloc(CHUNK, sizeof *s);
-  long done = 0, i;
-  if (!s)
+  int64_t *calls = calloc((size_t)(n / CHUNK + 2), sizeof *calls);
+  long done = 0, i, nc = 0;
+  if (!s || !calls)
     return 1;
   for (i = 0; i < CHUNK; i++)
     s[i].body = "{\"model\":\"m\",\"input\":\"a producer's job\"}";
   while (done < n) {
     size_t k = n - done < CHUNK ? (size_t)(n - done) : CHUNK, bad = 0;
+    int64_t c0 = now_us();
     int rc = sl_enqueue_many(j, s, k, NULL, &bad);
     if (rc == SL_BUSY)
       continue;
@@ -70,16 +79,19 @@ static int produce(const char *path, long n) {
       fprintf(stderr, "bench_busy: producer: %s\n", sl_errmsg(j));
       return 1;
     }
+    calls[nc++] = now_us() - c0;
     done += (long)k;
   }
+  qsort(calls, (size_t)nc, sizeof calls[0], cmp64);
+  if (nc)
+    printf("         producer calls of %d jobs (one transaction each): "
+           "median %.1f ms, max %.1f ms\n", CHUNK, calls[nc / 2] / 1e3,
+           calls[nc - 1] / 1e3);
+  fflush(stdout);
+  free(calls);
   free(s);
   sl_close(j);
   return 0;
-}
-
-static int cmp64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return x < y ? -1 : x > y;
 }
 
 static int run(const char *dir, long n, int poll) {
@@ -98,6 +110,7 @@ static int run(const char *dir, long n, int poll) {
     sl_set_busy_timeout(j, 5, 1);
   one.body = "{\"model\":\"m\",\"input\":\"a worker's flush\"}";
   one.queue = "worker";
+  fflush(stdout); /* the child must not print the parent's buffer again */
   t0 = now_us();
   pid = fork();
   if (pid < 0)

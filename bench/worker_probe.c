@@ -15,8 +15,10 @@
  *
  * reads FILE (JSON Lines, one body a line, as `sluice enqueue` takes on
  * stdin) and enqueues every line with one sl_enqueue_many call, printing
- * "ROWS CALL_S OPEN_TO_CLOSE_S": the call alone, and sl_open to sl_close
- * (bench/enqueue.sh sets both beside the CLI on the same file).
+ * "ROWS CALL_S OPEN_TO_CLOSE_S CALL_CPU_S OPEN_TO_CLOSE_CPU_S": wall
+ * times of the call alone and of sl_open to sl_close, then the process CPU
+ * time (user + system) of each, which a loaded machine disturbs much less
+ * (bench/enqueue.sh sets them beside the CLI on the same file).
  *
  * Run without arguments (bench/run.sh runs every build/bench binary bare)
  * it says what it is for and exits 0. Exit 1 if a job cannot be enqueued.
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +102,13 @@ static int trickle(const char *path, long n, long interval_ms) {
   return fflush(stdout) == 0 ? 0 : 1;
 }
 
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static int enqueue_file(const char *path, const char *file) {
   struct sl_open_options oo = {0};
   struct sl_journal *j = NULL;
@@ -106,6 +116,7 @@ static int enqueue_file(const char *path, const char *file) {
   char err[512], *text = NULL, *p, *nl;
   size_t n = 0, cap = 0, len = 0, got;
   struct timespec a, b, o, c;
+  double cpu_o, cpu_a, cpu_b, cpu_c;
   FILE *f = fopen(file, "rb");
   int rc, ret = 1;
 
@@ -142,14 +153,17 @@ static int enqueue_file(const char *path, const char *file) {
   }
   oo.path = path;
   oo.no_create = 1;
+  cpu_o = cpu_s();
   clock_gettime(CLOCK_MONOTONIC, &o);
   if (sl_open(&j, &oo, err, sizeof err) != SL_OK) {
     fprintf(stderr, "worker_probe: %s\n", err);
     goto out;
   }
+  cpu_a = cpu_s();
   clock_gettime(CLOCK_MONOTONIC, &a);
   rc = sl_enqueue_many(j, specs, n, NULL, NULL);
   clock_gettime(CLOCK_MONOTONIC, &b);
+  cpu_b = cpu_s();
   if (rc != SL_OK) {
     fprintf(stderr, "worker_probe: sl_enqueue_many: %s\n", sl_errmsg(j));
     goto out;
@@ -157,9 +171,11 @@ static int enqueue_file(const char *path, const char *file) {
   sl_close(j);
   j = NULL;
   clock_gettime(CLOCK_MONOTONIC, &c);
-  printf("%zu %.6f %.6f\n", n,
+  cpu_c = cpu_s();
+  printf("%zu %.6f %.6f %.6f %.6f\n", n,
          (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9,
-         (double)(c.tv_sec - o.tv_sec) + (double)(c.tv_nsec - o.tv_nsec) / 1e9);
+         (double)(c.tv_sec - o.tv_sec) + (double)(c.tv_nsec - o.tv_nsec) / 1e9,
+         cpu_b - cpu_a, cpu_c - cpu_o);
   ret = 0;
 out:
   sl_close(j);

@@ -70,9 +70,10 @@ static const char rescue_text[] =
     "Return running jobs whose lease expired (their worker died) to pending,\n"
     "or to failed when their attempts are spent. Workers do this on their\n"
     "own; this command is for journals with no worker running.\n"
-    "First it ingests the spill files dead workers left in DIR (default\n"
-    "<journal>.spill, as `sluice work --spill-dir`): their jobs were answered\n"
-    "and must not be sent again; if that fails, nothing is rescued.\n"
+    "First it ingests the spill files dead workers left in DIR (default as\n"
+    "`sluice work --spill-dir`: <journal>.spill, or <state>/<journal id>.spill\n"
+    "for a PostgreSQL journal): their jobs were answered and must not be\n"
+    "sent again; if that fails, nothing is rescued.\n"
     "Exit status: 0 ok, 2 usage, 3 journal error.\n";
 
 static const char replay_head[] =
@@ -530,7 +531,7 @@ static int rescue_ingest(struct sl_journal *j, const char *path,
     rc = (size_t)snprintf(dir, sizeof dir, "%s", spill_dir) < sizeof dir
              ? 0 : -1;
   else
-    rc = sl_spill_default_dir(path, dir, sizeof dir);
+    rc = sl_spill_default_dir(path, jid, dir, sizeof dir);
   if (rc != 0) {
     fprintf(stderr, "sluice rescue: spill directory path too long\n");
     return SL_INVAL;

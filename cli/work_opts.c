@@ -237,7 +237,10 @@ static const struct sl_opt rows[] = {
     {STR, .name = "spill-dir", .arg = "DIR", AT(cfg.spill_dir),
      .help = "where outcomes the journal cannot take (full\n"
              "disk) are kept for the next start, in space\n"
-             "reserved at startup (default <journal>.spill)"},
+             "reserved at startup (default <journal>.spill;\n"
+             "for a PostgreSQL journal <state>/<journal\n"
+             "id>.spill, <state> from $STATE_DIRECTORY,\n"
+             "$XDG_STATE_HOME/sluice, ~/.local/state/sluice)"},
     {STR, .name = "ca-file", .arg = "PATH", AT(cfg.ca_file),
      .help = "extra CA certificates for TLS"},
     {FLAG, .name = "insecure", AT(cfg.insecure),

@@ -52,7 +52,8 @@ extern "C" {
   XX(CANTOPEN, -14, "cannot open the journal file")                            \
   XX(READONLY, -15, "journal is read-only")                                    \
   XX(DB, -16, "journal database error")                                      \
-  XX(TIMEOUT, -17, "timed out")
+  XX(TIMEOUT, -17, "timed out")                                               \
+  XX(DISCONNECTED, -18, "connection to the journal server lost")
 
 enum sl_err {
 #define XX(name, value, msg) SL_##name = value,
@@ -69,8 +70,8 @@ struct sl_journal;
 
 struct sl_open_options {
   /* Where the journal lives; required. A file path or a file: URI selects
-   * SQLite; postgresql:// (or postgres://) is refused with SL_INVAL
-   * until that backend is built. `path` is its former name. */
+   * SQLite; postgresql:// (or postgres://) or a conninfo string (it
+   * holds '=') is PostgreSQL. `path` is its former name. */
   union {
     const char *location;
     const char *path;
@@ -82,6 +83,14 @@ struct sl_open_options {
   int read_only;          /* 1: open read-only; never create, migrate or
                              change the journal (for status and show) */
 };
+
+/*
+ * Whether a journal location names a file on this host: 1 with the file's
+ * path in buf (a path, or file:PATH / file://PATH without the scheme), 0
+ * for a journal on a server (postgresql://, postgres://, a conninfo
+ * string), -1 when the path does not fit in buf. Reads the text only.
+ */
+int sl_location_file(const char *location, char *buf, size_t len);
 
 /*
  * Open (creating with mode 0600 if needed) and migrate a journal (SQLite:

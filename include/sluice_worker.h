@@ -149,6 +149,10 @@ int sl_next_due(struct sl_journal *j, int64_t *run_after_ms);
  * descriptor (sl_close closes it); never read or close it yourself.
  * Returns the descriptor, or a negative sl_err when the backend cannot
  * give one (then fall back to a timer that calls sl_journal_changed).
+ * PostgreSQL: when sl_journal_changed answers SL_DISCONNECTED the
+ * descriptor is dead (kept open so that its number is not reused): stop
+ * watching it, then call sl_journal_wake_fd again, which reconnects (with
+ * backoff; SL_DISCONNECTED until it succeeds) and returns the new one.
  */
 int sl_journal_wake_fd(struct sl_journal *j);
 

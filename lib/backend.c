@@ -46,6 +46,19 @@ static const struct sl_backend_ops *pick(const char *loc, const char **rest,
   return &sl__sqlite_ops;
 }
 
+int sl_location_file(const char *location, char *buf, size_t len) {
+  const char *rest;
+  char scratch[1];
+  int rc = SL_OK, n;
+  if (!location || !buf || !len)
+    return -1;
+  buf[0] = 0;
+  if (pick(location, &rest, &rc, scratch, sizeof scratch) != &sl__sqlite_ops)
+    return rc == SL_OK ? 0 : -1; /* a server's, or a file: URI refused */
+  n = snprintf(buf, len, "%s", rest);
+  return n < 0 || (size_t)n >= len ? -1 : 1;
+}
+
 int sl_open(struct sl_journal **out, const struct sl_open_options *opts,
             char *errbuf, size_t errlen) {
   const struct sl_backend_ops *ops;

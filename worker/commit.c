@@ -57,6 +57,30 @@ size_t sl__spill_pending(struct sl_worker *w) {
   return 0;
 }
 
+int sl__journal_rc(struct sl_worker *w, int rc) {
+  int64_t now;
+  if (rc != SL_OK && rc != SL_DISCONNECTED)
+    return rc;
+  now = sl_now_ms();
+  if (rc == SL_OK) {
+    if (w->j_lost_ms)
+      sl_log(SL_LOG_INFO, "journal reconnected after %lld ms",
+             (long long)(now - w->j_lost_ms));
+    w->j_lost_ms = 0;
+    return rc;
+  }
+  if (!w->j_lost_ms) {
+    w->j_lost_ms = w->j_lost_logged_ms = now;
+    sl_log(SL_LOG_WARN, "%s; claiming paused, outcomes kept",
+           sl_errmsg(w->j));
+  } else if (now - w->j_lost_logged_ms >= 5000) {
+    w->j_lost_logged_ms = now;
+    sl_log(SL_LOG_WARN, "journal unreachable for %lld ms: %s",
+           (long long)(now - w->j_lost_ms), sl_errmsg(w->j));
+  }
+  return rc;
+}
+
 /* Commit every queued outcome in one transaction. On a journal error
  * (busy past the timeout, disk full) keep them and try again later:
  * nothing is acknowledged until it is durable. A full disk or an I/O
@@ -66,7 +90,7 @@ size_t sl__spill_pending(struct sl_worker *w) {
 void sl__flush(struct sl_worker *w) {
   struct sl_list *l, *next;
   size_t i, n_done = sl__n_done(w);
-  int rc;
+  int rc, was_lost;
   int64_t now;
 
   if (n_done == 0)
@@ -80,7 +104,25 @@ void sl__flush(struct sl_worker *w) {
     sl_list_for_each(l, &w->phase_list[SL_WJOB_DONE])
       w->cbuf[i++] = done_job(l)->c;
   if (rc == SL_OK)
-    rc = sl_complete(w->j, w->cbuf, n_done);
+    rc = sl__journal_rc(w, sl_complete(w->j, w->cbuf, n_done));
+  if (rc == SL_DISCONNECTED) {
+    /* As a disk that refuses writes for a while: keep the outcomes (and
+     * spill them, in case this process dies before the server is back);
+     * after reconnecting they are sent again, and one that did commit
+     * before the connection broke is refused by its fence, not redone. */
+    w->busy_since_ms = 0;
+    w->flush_backoff_ms = w->flush_backoff_ms ? w->flush_backoff_ms * 2 : 50;
+    if (w->flush_backoff_ms > 1000)
+      w->flush_backoff_ms = 1000;
+    w->flush_retry_ms = now + w->flush_backoff_ms;
+    if (w->flush_rc != rc)
+      sl_log(SL_LOG_WARN, "cannot record %zu outcomes until the journal "
+                          "reconnects; kept in memory and in the spill file",
+             sl__n_done(w));
+    w->flush_rc = rc;
+    sl__spill_pending(w);
+    return;
+  }
   if (rc == SL_BUSY) {
     /* Another process holds the write lock (the busy handler polled for
      * SL_WORKER_BUSY_MS): try again soon from a timer, so that curl I/O
@@ -121,6 +163,7 @@ void sl__flush(struct sl_worker *w) {
            (long long)w->flush_backoff_ms);
     return;
   }
+  was_lost = w->flush_rc == SL_DISCONNECTED;
   if (w->flush_rc)
     sl_log(SL_LOG_INFO, "the journal takes outcomes again: %zu recorded",
            sl__n_done(w));
@@ -138,7 +181,15 @@ void sl__flush(struct sl_worker *w) {
        l != &w->phase_list[SL_WJOB_DONE]; l = next, i++) {
     struct sl_wjob *wj = done_job(l);
     next = l->next;
-    if (w->cbuf[i].rc != SL_OK) {
+    if (w->cbuf[i].rc != SL_OK && was_lost) {
+      /* Sent again after a lost connection: the fence refused it. */
+      w->n.lost++;
+      sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt,
+                 "outcome not recorded again: %s (the commit before the "
+                 "connection broke landed, or the lease expired meanwhile "
+                 "and another worker holds the job)",
+                 sl_strerror(w->cbuf[i].rc));
+    } else if (w->cbuf[i].rc != SL_OK) {
       w->n.lost++;
       sl_log_job(SL_LOG_WARN, wj->job.id, wj->job.attempt,
                  "outcome not recorded: %s (the lease expired and another "

@@ -91,6 +91,10 @@ struct sl_worker {
   uv_poll_t wake_poll;         /* on sl_journal_wake_fd */
   uv_signal_t sigterm, sigint, sighup;
   int wake_polling;
+  int wake_closing;            /* wake_poll's close has not completed */
+  int wake_lost;               /* the wake descriptor died with its
+                                  connection: watch the new one (tick) */
+  int64_t j_lost_ms, j_lost_logged_ms; /* journal connection lost since */
   unsigned recheck_n;          /* change checks after a wake event */
 
   /* The jobs held, one list per phase (NEW's stays empty). */
@@ -149,6 +153,9 @@ void sl__wjob_free(struct sl_worker *w, struct sl_wjob *wj);
 int sl__cbuf_fit(struct sl_worker *w, size_t n);
 /* Commit every DONE outcome in one transaction, or keep them for later. */
 void sl__flush(struct sl_worker *w);
+/* Note a journal call's rc: log a lost connection once (then every 5 s
+ * while it lasts) and its recovery. Returns rc. */
+int sl__journal_rc(struct sl_worker *w, int rc);
 /* Write the DONE outcomes not yet spilled to the spill file; returns how
  * many could not be written. */
 size_t sl__spill_pending(struct sl_worker *w);

@@ -52,8 +52,14 @@ int64_t sl_identity_proc_start(int64_t pid) {
 
 void sl_identity_init(struct sl_identity *me, int64_t lease_ms) {
   ssize_t n;
+  const char *test_host = getenv("SLUICE_TEST_HOST");
   memset(me, 0, sizeof *me);
-  if (gethostname(me->host, sizeof me->host - 1) != 0 || !me->host[0])
+  /* SLUICE_TEST_HOST is for tests only: workers of "several hosts" on one
+   * machine, so that adoption across hosts (which waits out the lease) is
+   * testable (docs/internals/worker.md). */
+  if (test_host && test_host[0])
+    snprintf(me->host, sizeof me->host, "%s", test_host);
+  else if (gethostname(me->host, sizeof me->host - 1) != 0 || !me->host[0])
     snprintf(me->host, sizeof me->host, "localhost");
   if (read_line("/proc/sys/kernel/random/boot_id", me->boot_id,
                 sizeof me->boot_id) != 0)

@@ -57,6 +57,9 @@ void sl__heartbeat(struct sl_worker *w, int64_t now) {
     return;
   }
   w->extend_since_ms = 0;
+  if (sl__journal_rc(w, rc) == SL_DISCONNECTED)
+    return; /* logged; the leases are extended after reconnecting, or
+               lost (then their completions are refused by token) */
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "heartbeat failed: %s (%s)", sl_strerror(rc),
            sl_errmsg(w->j));
@@ -99,8 +102,8 @@ int sl__take_over_gone(struct sl_worker *w) {
                         "spill files in %s are ingested", w->spill_dir);
     return rc;
   }
-  rc = sl_identity_reap(w->j, &w->me, &jobs, &batches);
-  if (rc != SL_OK)
+  rc = sl__journal_rc(w, sl_identity_reap(w->j, &w->me, &jobs, &batches));
+  if (rc != SL_OK && rc != SL_DISCONNECTED)
     sl_log(SL_LOG_ERROR, "taking over dead workers failed: %s (%s)",
            sl_strerror(rc), sl_errmsg(w->j));
   else if (jobs)
@@ -148,7 +151,7 @@ int sl__spill_start(struct sl_worker *w) {
     rc = (size_t)snprintf(w->spill_dir, sizeof w->spill_dir, "%s", d) <
                  sizeof w->spill_dir ? 0 : -1;
   else
-    rc = sl_spill_default_dir(w->cfg->journal, w->spill_dir,
+    rc = sl_spill_default_dir(w->cfg->journal, jid, w->spill_dir,
                               sizeof w->spill_dir);
   if (rc != 0) {
     sl_log(SL_LOG_ERROR, "spill: directory path too long");

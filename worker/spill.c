@@ -195,9 +195,53 @@ static void sync_dir(const char *dir) {
   }
 }
 
-int sl_spill_default_dir(const char *journal, char *buf, size_t len) {
-  int n = snprintf(buf, len, "%s.spill", journal);
+int sl_spill_default_dir(const char *journal, const char *journal_id,
+                         char *buf, size_t len) {
+  const char *base = getenv("STATE_DIRECTORY"), *sub = "";
+  size_t k;
+  int n;
+  switch (sl_location_file(journal, buf, len)) {
+  case 1: /* beside the journal's file */
+    k = strlen(buf);
+    n = snprintf(buf + k, len - k, "%s", SL_SPILL_SUFFIX);
+    return n < 0 || (size_t)n >= len - k ? -1 : 0;
+  case 0:
+    break;
+  default:
+    return -1;
+  }
+  /* A journal on a server: this host's state directory, named by the
+   * journal's id (never by the location, which may hold a password). */
+  if (base && base[0]) {
+    n = (int)strcspn(base, ":"); /* systemd lists several with ':' */
+  } else if ((base = getenv("XDG_STATE_HOME")) && base[0] == '/') {
+    n = (int)strlen(base);
+    sub = "/sluice";
+  } else if ((base = getenv("HOME")) && base[0] == '/' && strcmp(base, "/")) {
+    n = (int)strlen(base);
+    sub = "/.local/state/sluice";
+  } else {
+    base = "/var/lib/sluice";
+    n = (int)strlen(base);
+  }
+  n = snprintf(buf, len, "%.*s%s/%s%s", n, base, sub, journal_id,
+               SL_SPILL_SUFFIX);
   return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* mkdir -p of dir's parents (0700 each, as the spill directory): the
+ * default under ~/.local/state may not exist yet. */
+static void make_parents(const char *dir) {
+  char *p = strdup(dir), *s;
+  if (!p)
+    return;
+  for (s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+    *s = 0;
+    if (mkdir(p, 0700) != 0 && errno != EEXIST)
+      break;
+    *s = '/';
+  }
+  free(p);
 }
 
 int sl_spill_open(struct sl_spill **out, const char *dir,
@@ -214,6 +258,7 @@ int sl_spill_open(struct sl_spill **out, const char *dir,
     snprintf(err, errlen, "journal id too long");
     return -1;
   }
+  make_parents(dir);
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
     snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
     return -1;

@@ -18,7 +18,7 @@
  * record cut short by a crash fails its length or CRC and is ignored (it
  * was never acknowledged). A live worker holds flock(LOCK_EX) on its file,
  * so no other process ingests it. Files are <journal id>-<pid>-<ms>-<n>.spill
- * in the spill directory (default: <journal>.spill/).
+ * in the spill directory (default: sl_spill_default_dir).
  */
 #ifndef SL_SPILL_H
 #define SL_SPILL_H
@@ -35,8 +35,14 @@
 
 struct sl_spill;
 
-/* "<journal>.spill" into buf; -1 if it does not fit. */
-int sl_spill_default_dir(const char *journal, char *buf, size_t len);
+/* The default spill directory into buf; -1 if it does not fit. For a
+ * journal file, "<file>.spill" beside it. For a journal on a server
+ * (PostgreSQL), "<state>/<journal id>.spill" on this host, where <state>
+ * is $STATE_DIRECTORY (systemd's StateDirectory=; the first if several),
+ * else $XDG_STATE_HOME/sluice, else ~/.local/state/sluice, else
+ * /var/lib/sluice. */
+int sl_spill_default_dir(const char *journal, const char *journal_id,
+                         char *buf, size_t len);
 
 /*
  * Create dir (0700) if needed and this worker's spill file in it, locked,

@@ -135,7 +135,11 @@ static void claim_more(struct sl_worker *w) {
    * cannot wait for a batch's turnaround. */
   if (w->cfg->batch.enabled)
     o.deferrable_due_before_ms = sl_now_ms() + w->cfg->batch.turnaround_ms;
-  rc = sl_claim(w->j, &o, &jobs, &n);
+  rc = sl__journal_rc(w, sl_claim(w->j, &o, &jobs, &n));
+  if (rc == SL_DISCONNECTED) { /* logged; the tick tries again */
+    w->want_claim = 0;
+    return;
+  }
   if (rc == SL_BUSY) { /* the lock is held: again soon, from a timer */
     w->want_claim = 0;
     w->claim_busy = 1;
@@ -190,9 +194,35 @@ static void on_check(uv_check_t *h) {
   maybe_stop(w);
 }
 
+static int watch_journal(struct sl_worker *w);
+
+static void wake_closed(uv_handle_t *h) {
+  struct sl_worker *w = container_of((uv_poll_t *)(void *)h,
+                                     struct sl_worker, wake_poll);
+  w->wake_closing = 0;
+}
+
+/* The wake descriptor died with its connection (the journal keeps it open
+ * until asked for the new one, so its number is not reused under the
+ * poll): stop watching; the tick asks for the new one. */
+static void unwatch_journal(struct sl_worker *w) {
+  if (w->wake_polling) {
+    w->wake_closing = 1;
+    uv_close((uv_handle_t *)&w->wake_poll, wake_closed);
+  }
+  w->wake_polling = 0;
+  w->wake_lost = 1;
+}
+
 static void check_foreign_commit(struct sl_worker *w) {
-  if (sl_journal_changed(w->j, &w->change_mark) == 1)
+  int rc = sl_journal_changed(w->j, &w->change_mark);
+  if (rc == 1)
     w->want_claim = 1;
+  if (rc == SL_DISCONNECTED && !w->wake_lost) {
+    sl__journal_rc(w, rc);
+    unwatch_journal(w);
+    w->want_claim = 1; /* a claim finds out whether statements still go */
+  }
 }
 
 /* The wake can come before its commit is visible (SQLite: a writer appends
@@ -211,10 +241,12 @@ static void on_recheck(uv_timer_t *t) {
 static void on_wake(uv_poll_t *h, int status, int events) {
   struct sl_worker *w = container_of(h, struct sl_worker, wake_poll);
   (void)events;
-  /* sl_journal_changed consumes the wake; an error leaves it to the tick. */
-  if (status < 0)
-    return;
+  /* sl_journal_changed consumes the wake; a lost connection stops the
+   * poll there (else it would fire at every turn); another error leaves
+   * it to the tick. */
   check_foreign_commit(w);
+  if (status < 0 || !w->wake_polling)
+    return;
   if (w->want_claim || w->stopping)
     return;
   w->recheck_n = 0;
@@ -246,9 +278,11 @@ static void on_tick(uv_timer_t *t) {
   sl_retention_tick(&w->retention, &w->loop, now);
   if (!w->identified)
     sl__identify(w);
+  if (w->wake_lost && !w->wake_closing)
+    watch_journal(w);
   if (w->identified && now >= w->next_beat_ms) {
-    rc = sl_worker_heartbeat(w->j, now);
-    if (rc != SL_OK)
+    rc = sl__journal_rc(w, sl_worker_heartbeat(w->j, now));
+    if (rc != SL_OK && rc != SL_DISCONNECTED)
       sl_log(SL_LOG_ERROR, "worker heartbeat failed: %s (%s)",
              sl_strerror(rc), sl_errmsg(w->j));
     w->next_beat_ms = now + w->cfg->lease_ms / 3;
@@ -260,7 +294,10 @@ static void on_tick(uv_timer_t *t) {
                       : sl__spill_adopt(w) != SL_OK)
       sl_log(SL_LOG_WARN, "rescue postponed until the spill files in %s "
                           "are ingested", w->spill_dir);
-    else if ((rc = sl_rescue(w->j, now, &rescued)) != SL_OK)
+    else if ((rc = sl__journal_rc(w, sl_rescue(w->j, now, &rescued))) ==
+             SL_DISCONNECTED)
+      ; /* logged */
+    else if (rc != SL_OK)
       sl_log(SL_LOG_ERROR, "rescue failed: %s (%s)", sl_strerror(rc),
              sl_errmsg(w->j));
     else if (rescued)
@@ -361,7 +398,8 @@ static void maybe_stop(struct sl_worker *w) {
     /* Draining, and the journal's disk refuses what is left: waiting
      * for the drain timeout helps nothing. Stop; the last flush spills
      * it. (A busy journal may free up: that waits as before.) */
-    if (w->draining && (w->flush_rc == SL_FULL || w->flush_rc == SL_IO))
+    if (w->draining && (w->flush_rc == SL_FULL || w->flush_rc == SL_IO ||
+                        w->flush_rc == SL_DISCONNECTED))
       stop(w);
     return;
   }
@@ -503,6 +541,15 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
  * sl_journal_changed alone. */
 static int watch_journal(struct sl_worker *w) {
   int fd = sl_journal_wake_fd(w->j), rc;
+  if (fd == SL_DISCONNECTED)
+    w->wake_lost = 1; /* the server is away: the tick asks again */
+  if (fd < 0 && w->wake_lost)
+    return 0;
+  if (w->wake_lost) {
+    w->wake_lost = 0;
+    sl_log(SL_LOG_INFO, "journal wake-up reconnected");
+    w->want_claim = 1; /* notifications may have been missed meanwhile */
+  }
   if (fd < 0) {
     sl_log(SL_LOG_WARN, "cannot wake on the journal's commits (%s); waking "
                         "every %lld ms instead",

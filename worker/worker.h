@@ -58,7 +58,7 @@ struct sl_worker_config {
   int dashboard_port;         /* web pages on 127.0.0.1 (web/); -1: off */
   int64_t prune_older_than_ms; /* automatic retention; 0: off */
   int64_t prune_every_ms;
-  const char *spill_dir;      /* NULL: "<journal>.spill" (spill.h) */
+  const char *spill_dir;      /* NULL: sl_spill_default_dir (spill.h) */
 };
 
 /* The shortest lease the heartbeat can keep. The tick (--poll) renews a

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "pg/internal.h"
 #include "sluice_secrets.h"
@@ -50,9 +54,29 @@ static void describe(PGconn *c, char *buf, size_t len) {
            port ? port : "", db ? db : "", u ? u : "");
 }
 
-static PGconn *connect_to(struct sl_pg *p, char *errbuf, size_t errlen) {
-  PGconn *c = PQconnectdb(p->conninfo);
+/* libpq's settings a journal connection starts from; the location
+ * (expanded as dbname, after them) overrides any. A dead server or a cut
+ * network is noticed in seconds: connecting is bounded, and a statement
+ * on a socket that stopped answering fails after tcp_user_timeout. */
+static const char *const conn_keys[] = {
+    "connect_timeout", "keepalives", "keepalives_idle",
+    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+    "dbname", NULL};
+static const char *const conn_vals[] = {"3", "1", "5", "2", "3", "10000",
+                                        NULL, NULL};
+
+/* A connection, or NULL with errbuf saying why (bare: libpq's reason
+ * only, for a reconnect whose message names the server already). */
+static PGconn *connect_any(struct sl_pg *p, char *errbuf, size_t errlen,
+                           int bare) {
+  const char *vals[sizeof conn_vals / sizeof conn_vals[0]];
+  PGconn *c;
   char where[256], why[400];
+  memcpy(vals, conn_vals, sizeof vals);
+  if (getenv("PGCONNECT_TIMEOUT")) /* a parameter would beat the user's */
+    vals[0] = getenv("PGCONNECT_TIMEOUT");
+  vals[6] = p->conninfo;
+  c = PQconnectdbParams(conn_keys, vals, 1);
   if (!c) {
     snprintf(errbuf, errlen, "out of memory connecting to PostgreSQL");
     return NULL;
@@ -60,21 +84,184 @@ static PGconn *connect_to(struct sl_pg *p, char *errbuf, size_t errlen) {
   if (PQstatus(c) != CONNECTION_OK) {
     describe(c, where, sizeof where);
     sl__pg_scrub(p, PQerrorMessage(c), why, sizeof why);
-    snprintf(errbuf, errlen, "cannot connect to the PostgreSQL journal at "
-                             "%s: %s", where, why);
+    if (bare)
+      snprintf(errbuf, errlen, "%s", why);
+    else
+      snprintf(errbuf, errlen, "cannot connect to the PostgreSQL journal at "
+                               "%s: %s", where, why);
     PQfinish(c);
     return NULL;
   }
   if (!p->password && PQpass(c) && PQpass(c)[0])
     p->password = strdup(PQpass(c)); /* from PGPASSWORD or .pgpass */
+  if (!p->where[0])
+    describe(c, p->where, sizeof p->where);
   PQsetNoticeProcessor(c, quiet, NULL);
   /* A stalled caller must not keep row locks for long. */
   PQclear(PQexec(c, "SET idle_in_transaction_session_timeout = '60s'"));
   return c;
 }
 
+static PGconn *connect_to(struct sl_pg *p, char *errbuf, size_t errlen) {
+  return connect_any(p, errbuf, errlen, 0);
+}
+
+/* ---- connection loss ---- */
+
+/* The wait before reconnect attempt `tries` (from 1): 100 ms doubling to
+ * 30 s, half of it jittered so that the workers of a restarted server do
+ * not all come back in the same millisecond. */
+static int64_t backoff_ms(int tries, int64_t seed) {
+  int64_t d = 100;
+  uint64_t x = (uint64_t)seed * 6364136223846793005ULL + (uint64_t)tries;
+  while (--tries > 0 && d < 30000)
+    d *= 2;
+  if (d > 30000)
+    d = 30000;
+  x ^= x >> 29;
+  return d / 2 + (int64_t)(x % (uint64_t)(d / 2 + 1));
+}
+
+static int gone_state(const PGresult *r) {
+  const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  return st && (!strncmp(st, "08", 2) || !strcmp(st, "57P01") ||
+                !strcmp(st, "57P02") || !strcmp(st, "57P03"));
+}
+
+int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc) {
+  if (p->conn && PQstatus(p->conn) == CONNECTION_OK && !gone_state(r) &&
+      !(rc == SL_DISCONNECTED && !r)) /* no result: the caller knows */
+    return rc == SL_DISCONNECTED ? SL_IO : rc;
+  if (p->conn) {
+    snprintf(p->lost_why, sizeof p->lost_why, "%s", p->errmsg);
+    PQfinish(p->conn);
+    p->conn = NULL;
+    p->nprepared = 0; /* prepared statements died with the session */
+    p->tries = 0;
+    p->lost_at_ms = sl_now_ms();
+    p->next_try_ms = p->lost_at_ms; /* the first attempt at once */
+  }
+  snprintf(p->errmsg, sizeof p->errmsg,
+           "journal connection to %s lost (%s); reconnecting", p->where,
+           p->lost_why);
+  return SL_DISCONNECTED;
+}
+
+/* Whether a connection's socket is at its end (server gone). Peeked, so
+ * that libpq never reads the EOF itself: it would close the socket, and
+ * the listen one may still be watched by a poll under its number. */
+static int sock_eof(PGconn *c) {
+  char ch;
+  ssize_t k = recv(PQsocket(c), &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+  return k == 0 ||
+         (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* An idle connection with something to read has been told something by
+ * the server: most often "terminating connection due to administrator
+ * command" before a restart. Reading it first means a statement is sent
+ * on a connection known to be alive, never on one the server already
+ * dropped (whether that statement committed could not be told). */
+static void check_idle(struct sl_pg *p) {
+  struct pollfd f;
+  f.fd = PQsocket(p->conn);
+  f.events = POLLIN;
+  f.revents = 0;
+  if (f.fd < 0 || poll(&f, 1, 0) <= 0)
+    return;
+  /* The server says why (FATAL, read as a notice) before its EOF. */
+  if (!sock_eof(p->conn) && PQconsumeInput(p->conn) &&
+      PQstatus(p->conn) == CONNECTION_OK && !sock_eof(p->conn))
+    return;
+  snprintf(p->errmsg, sizeof p->errmsg, "the server ended the session");
+  sl__pg_lost(p, NULL, SL_DISCONNECTED);
+}
+
+int sl__pg_ready(struct sl_pg *p) {
+  char why[400];
+  int64_t now, wait;
+  if (p->conn && !p->in_txn)
+    check_idle(p);
+  if (p->conn)
+    return SL_OK;
+  if (p->in_txn) {
+    snprintf(p->errmsg, sizeof p->errmsg,
+             "journal connection to %s lost inside a transaction (%s)",
+             p->where, p->lost_why);
+    return SL_DISCONNECTED;
+  }
+  now = sl_now_ms();
+  if (now >= p->next_try_ms) {
+    p->conn = connect_any(p, why, sizeof why, 1);
+    if (p->conn) {
+      p->tries = 0;
+      p->lost_at_ms = 0;
+      return SL_OK;
+    }
+    snprintf(p->lost_why, sizeof p->lost_why, "%s", why);
+    p->tries++;
+    p->next_try_ms = now + backoff_ms(p->tries, now ^ (int64_t)getpid());
+  }
+  wait = p->next_try_ms > now ? p->next_try_ms - now : 0;
+  snprintf(p->errmsg, sizeof p->errmsg,
+           "journal connection to %s lost (%s); reconnecting in %lld ms",
+           p->where, p->lost_why, (long long)wait);
+  return SL_DISCONNECTED;
+}
+
+/* The journal's tables are there, in a schema marked as a journal. */
+static int to_regclass_ok(struct sl_pg *p) {
+  PGresult *r = NULL;
+  int ok = sl__pg_exec(p, "SELECT to_regclass('sluice.schema_migrations')"
+                          " IS NOT NULL AND to_regclass('sluice.meta') IS NOT"
+                          " NULL AND coalesce(obj_description("
+                          "to_regnamespace('sluice'), 'pg_namespace'), '')"
+                          " = 'sluice journal'",
+                       0, NULL, "looking for the journal", &r) == SL_OK &&
+           PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  return ok;
+}
+
+/* 1 if the journal is current (every migration recorded, the journal id
+ * made): then an open neither locks nor writes anything, so read-only
+ * commands, scrapes and the dashboard never migrate. 0 if not (or no
+ * journal, or not a readable one: migrate() then says why). */
+static int is_current(struct sl_pg *p) {
+  struct sl_pgbuf v;
+  const char *param[1];
+  PGresult *r = NULL;
+  int i, ok = 0;
+  char *saved;
+  sl__pgbuf_init(&v);
+  sl__pgbuf_open(&v);
+  for (i = 0; i < sl_pg_migrations_count; i++)
+    sl__pgbuf_int(&v, sl_pg_migrations[i].version);
+  sl__pgbuf_close(&v);
+  if (v.oom)
+    return 0;
+  param[0] = v.s;
+  /* No table yet is an error here: keep errmsg for the real answer. */
+  saved = strdup(p->errmsg);
+  if (saved && to_regclass_ok(p) &&
+      sl__pg_exec(p, "SELECT count(*) FILTER (WHERE version = ANY($1::int[]))"
+                     " = cardinality($1::int[]) AND count(*) ="
+                     " cardinality($1::int[]) AND EXISTS (SELECT 1 FROM"
+                     " sluice.meta WHERE key = 'journal_id')"
+                     " FROM sluice.schema_migrations",
+                  1, param, "reading the journal's version", &r) == SL_OK)
+    ok = PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (saved)
+    snprintf(p->errmsg, sizeof p->errmsg, "%s", saved);
+  free(saved);
+  sl__pgbuf_free(&v);
+  return ok;
+}
+
 /* Apply each migrations/pg/ file not yet recorded, one transaction each,
- * under an advisory lock (what tests/lib/pglib.sh's pg_migrate does). */
+ * under an advisory lock (what tests/lib/pglib.sh's pg_migrate does). A
+ * read-only open never migrates: a journal behind is refused. */
 static int migrate(struct sl_pg *p, int write, int may_create) {
   static const char look_sql[] =
       "SELECT n.oid IS NOT NULL, to_regclass('sluice.schema_migrations')"
@@ -138,6 +325,16 @@ static int migrate(struct sl_pg *p, int write, int may_create) {
     PQclear(r);
     r = NULL;
   }
+  for (i = 0; i < sl_pg_migrations_count && !write; i++)
+    if (!done[sl_pg_migrations[i].version]) {
+      snprintf(p->errmsg, sizeof p->errmsg,
+               "journal schema is older than this sluice (migration %d is "
+               "missing) and this command only reads; migrate it first with "
+               "`sluice init` (or by starting a worker)",
+               sl_pg_migrations[i].version);
+      rc = SL_READONLY;
+      goto out;
+    }
   for (i = 0; i < sl_pg_migrations_count && write; i++) {
     const struct sl_migration *m = &sl_pg_migrations[i];
     char rec[200];
@@ -166,7 +363,7 @@ static int migrate(struct sl_pg *p, int write, int may_create) {
 out:
   PQclear(r);
   free(done);
-  if (locked)
+  if (locked && p->conn)
     PQclear(PQexec(p->conn,
                    "SELECT pg_advisory_unlock(hashtext('sluice.migrate'))"));
   return rc;
@@ -210,7 +407,9 @@ int sl__pg_open(struct sl_journal **out, const struct sl_open_options *opts,
     rc = SL_IO; /* never CANTOPEN: nothing to create, no path to name */
     goto fail;
   }
-  rc = migrate(p, !opts->read_only, !opts->read_only && !opts->no_create);
+  rc = is_current(p) ? SL_OK
+                     : migrate(p, !opts->read_only,
+                               !opts->read_only && !opts->no_create);
   if (rc != SL_OK) {
     snprintf(errbuf, errlen, "%s", p->errmsg);
     goto fail;
@@ -279,12 +478,21 @@ int sl__pg_schema_version(struct sl_journal *j, int *version) {
 static int listen_conn(struct sl_pg *p) {
   char why[300];
   PGresult *r;
+  int64_t now;
   if (p->listen)
     return SL_OK;
-  p->listen = connect_to(p, why, sizeof why);
+  now = sl_now_ms();
+  if (now < p->listen_next_ms) {
+    snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost; "
+             "listening again in %lld ms", p->where,
+             (long long)(p->listen_next_ms - now));
+    return SL_DISCONNECTED;
+  }
+  p->listen = connect_any(p, why, sizeof why, 1);
   if (!p->listen) {
-    snprintf(p->errmsg, sizeof p->errmsg, "%s", why);
-    return SL_IO;
+    snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost "
+             "(listening for jobs: %s)", p->where, why);
+    goto fail;
   }
   r = PQexec(p->listen, "LISTEN sluice_jobs");
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -293,47 +501,77 @@ static int listen_conn(struct sl_pg *p) {
     PQclear(r);
     PQfinish(p->listen);
     p->listen = NULL;
-    return SL_IO;
+    goto fail;
   }
   PQclear(r);
   PQsetnonblocking(p->listen, 1);
+  p->listen_tries = 0;
+  p->notes++; /* notifications may have been missed: "changed" */
   return SL_OK;
+fail:
+  p->listen_tries++;
+  p->listen_next_ms = now + backoff_ms(p->listen_tries, now);
+  return SL_DISCONNECTED;
+}
+
+/* Drop a listen connection that hit EOF (its number is free afterwards). */
+static void listen_drop(struct sl_pg *p) {
+  if (p->listen)
+    PQfinish(p->listen);
+  p->listen = NULL;
+  p->listen_dead = 0;
 }
 
 int sl__pg_journal_wake_fd(struct sl_journal *j) {
   struct sl_pg *p = PGJ(j);
-  if (listen_conn(p) != SL_OK)
-    return SL_IO;
+  int rc;
+  if (p->listen_dead) /* the caller stopped watching the dead one */
+    listen_drop(p);
+  rc = listen_conn(p);
+  if (rc != SL_OK)
+    return rc;
+  p->wake_given = 1;
   return PQsocket(p->listen);
 }
 
 /* The mark counts batches of notifications received: "changed" is the
- * count having moved since the caller's mark. Without a listen
- * connection yet, open one and say "changed" (a first look must read). */
+ * count having moved since the caller's mark. A new listen connection
+ * moves it (a first look must read, and a reconnected one may have
+ * missed notifications). SL_DISCONNECTED once the listen connection is
+ * lost: a caller that watches the descriptor stops, then asks
+ * sl_journal_wake_fd for the new one. */
 int sl__pg_journal_changed(struct sl_journal *j, int64_t *mark) {
   struct sl_pg *p = PGJ(j);
   PGnotify *n;
-  int got = 0, fresh = !p->listen, rc;
+  int got = 0, rc;
   if (!mark)
     return SL_INVAL;
+  if (p->listen_dead && !p->wake_given)
+    listen_drop(p); /* no one watches it: reconnect here */
+  if (p->listen_dead) {
+    snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost "
+             "(listening for jobs); reconnecting", p->where);
+    return SL_DISCONNECTED;
+  }
   rc = listen_conn(p);
   if (rc != SL_OK)
     return rc;
-  if (!PQconsumeInput(p->listen)) {
-    char why[300];
-    sl__pg_scrub(p, PQerrorMessage(p->listen), why, sizeof why);
-    snprintf(p->errmsg, sizeof p->errmsg, "listening for jobs: %s", why);
-    PQfinish(p->listen); /* the next call reconnects, and says changed */
-    p->listen = NULL;
-    *mark = 0;
-    return SL_IO;
+  /* Looked at again after reading: a server that ends the session says
+   * why (FATAL, read as a notice) just before its end of file. */
+  if (sock_eof(p->listen) || !PQconsumeInput(p->listen) ||
+      PQstatus(p->listen) != CONNECTION_OK || sock_eof(p->listen)) {
+    p->listen_dead = 1;
+    p->listen_next_ms = 0;
+    snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost "
+             "(listening for jobs); reconnecting", p->where);
+    return SL_DISCONNECTED;
   }
   while ((n = PQnotifies(p->listen)) != NULL) {
-    if (n->be_pid != PQbackendPID(p->conn)) /* not our own commits */
+    if (!p->conn || n->be_pid != PQbackendPID(p->conn)) /* not ours */
       got = 1;
     PQfreemem(n);
   }
-  if (got || fresh)
+  if (got)
     p->notes++;
   if (*mark == 0 || *mark != p->notes + 1) {
     *mark = p->notes + 1;

@@ -376,9 +376,20 @@ int sl__pg_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
 int sl__pg_next_due(struct sl_journal *j, int64_t *run_after_ms) {
   if (!run_after_ms)
     return SL_INVAL;
-  return scalar(PGJ(j), "SELECT min(run_after) FROM sluice.jobs"
-                        " WHERE state = 'pending' AND NOT EXISTS (SELECT 1"
-                        " FROM sluice.queues q WHERE q.paused = 1"
-                        " AND q.name = jobs.queue)",
+  /* As SQLite's: skip from queue to queue along jobs_pending_queue
+   * (queue, run_after) and take each unpaused queue's first entry, so a
+   * paused queue's jobs and jobs scheduled ahead are never read. */
+  return scalar(PGJ(j),
+                "WITH RECURSIVE q(name) AS ("
+                " SELECT (SELECT min(queue) FROM sluice.jobs"
+                "  WHERE state = 'pending')"
+                " UNION ALL SELECT (SELECT min(queue) FROM sluice.jobs"
+                "  WHERE state = 'pending' AND queue > q.name)"
+                " FROM q WHERE q.name IS NOT NULL)"
+                " SELECT min((SELECT min(run_after) FROM sluice.jobs"
+                "  WHERE state = 'pending' AND queue = q.name))"
+                " FROM q WHERE q.name IS NOT NULL AND NOT EXISTS (SELECT 1"
+                "  FROM sluice.queues p WHERE p.paused = 1"
+                "  AND p.name = q.name)",
                 0, NULL, run_after_ms, "finding the next job");
 }

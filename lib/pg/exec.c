@@ -24,7 +24,8 @@ void sl__pg_scrub(const struct sl_pg *p, const char *in, char *buf,
       in += pwn - 1;
       continue;
     }
-    buf[o++] = *in == '\n' ? ' ' : *in; /* libpq ends lines with \n */
+    /* libpq ends lines with \n and indents with \t */
+    buf[o++] = *in == '\n' || *in == '\t' ? ' ' : *in;
   }
   while (o && buf[o - 1] == ' ')
     o--;
@@ -35,7 +36,7 @@ void sl__pg_scrub(const struct sl_pg *p, const char *in, char *buf,
 static int map_state(const PGresult *r, const PGconn *c) {
   const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   if (!st || strlen(st) != 5)
-    return PQstatus(c) == CONNECTION_OK ? SL_DB : SL_IO;
+    return c && PQstatus(c) == CONNECTION_OK ? SL_DB : SL_DISCONNECTED;
   if (!strncmp(st, "23", 2) || !strcmp(st, "P0001"))
     return SL_BAD_JOB; /* constraints and the door triggers' RAISE */
   if (!strcmp(st, "40001") || !strcmp(st, "40P01") || !strcmp(st, "55P03"))
@@ -49,7 +50,7 @@ static int map_state(const PGresult *r, const PGconn *c) {
   if (!strcmp(st, "53100"))
     return SL_FULL;
   if (!strncmp(st, "08", 2) || !strncmp(st, "57P", 3))
-    return SL_IO;
+    return SL_DISCONNECTED; /* sl__pg_lost drops the connection */
   return SL_DB;
 }
 
@@ -89,6 +90,9 @@ static int exec_any(struct sl_pg *p, const char *sql, int n,
 
   if (out)
     *out = NULL;
+  rc = sl__pg_ready(p);
+  if (rc != SL_OK)
+    return rc;
   /* Without parameters, the simple protocol: a migration is many
    * statements in one string. */
   if (n && prep)
@@ -108,6 +112,7 @@ static int exec_any(struct sl_pg *p, const char *sql, int n,
   msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   sl__pg_scrub(p, msg ? msg : PQerrorMessage(p->conn), clean, sizeof clean);
   snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", what, clean);
+  rc = sl__pg_lost(p, r, rc);
   PQclear(r);
   return rc;
 }
@@ -130,20 +135,31 @@ int sl__pg_run(struct sl_pg *p, const char *sql, int n,
 }
 
 int sl__pg_begin(struct sl_pg *p) {
-  return sl__pg_run(p, "BEGIN", 0, NULL, "starting a transaction");
+  int rc = sl__pg_run(p, "BEGIN", 0, NULL, "starting a transaction");
+  if (rc == SL_OK)
+    p->in_txn = 1;
+  return rc;
 }
 
 int sl__pg_commit(struct sl_pg *p) {
   int rc = sl__pg_run(p, "COMMIT", 0, NULL, "committing");
   if (rc != SL_OK)
     sl__pg_rollback(p);
+  p->in_txn = 0;
   return rc;
 }
 
 void sl__pg_rollback(struct sl_pg *p) {
   /* The transaction may already be gone (a lost connection): keep the
-   * first failure's message. */
-  PQclear(PQexec(p->conn, "ROLLBACK"));
+   * first failure's message. Until here a lost connection was not
+   * replaced, so that the transaction's later statements could not run
+   * in autocommit on a new one. */
+  if (p->conn) {
+    PQclear(PQexec(p->conn, "ROLLBACK"));
+    if (PQstatus(p->conn) != CONNECTION_OK)
+      sl__pg_lost(p, NULL, SL_DISCONNECTED);
+  }
+  p->in_txn = 0;
 }
 
 int64_t sl__pg_int(const PGresult *r, int row, int col) {
@@ -156,6 +172,26 @@ char *sl__pg_strdup(const PGresult *r, int row, int col) {
   if (PQgetisnull(r, row, col))
     return NULL;
   return strdup(PQgetvalue(r, row, col));
+}
+
+char *sl__pg_dup(const PGresult *r, int row, int col, int *oom) {
+  char *s = sl__pg_strdup(r, row, col);
+  if (!s && !PQgetisnull(r, row, col))
+    *oom = 1;
+  return s;
+}
+
+double sl__pg_double(const PGresult *r, int row, int col, double null_v) {
+  if (PQgetisnull(r, row, col))
+    return null_v;
+  return strtod(PQgetvalue(r, row, col), NULL);
+}
+
+const char *sl__pg_i64(char buf[24], int64_t v, int zero_null) {
+  if (zero_null && v == 0)
+    return NULL;
+  snprintf(buf, 24, "%lld", (long long)v);
+  return buf;
 }
 
 /* ---- array literals ---- */

@@ -24,6 +24,20 @@ struct sl_pg {
   int64_t worker_id; /* workers.id once registered, or 0 */
   int64_t notes;     /* notification batches received (sl_journal_changed) */
   int read_only;
+  int in_txn;        /* between sl__pg_begin and commit/rollback: a lost
+                        connection is not replaced until the rollback */
+  /* Reconnecting (conn.c): conn is NULL while the statement connection is
+   * lost; tries, the next attempt's time and why it was lost. */
+  int tries;
+  int64_t lost_at_ms, next_try_ms;
+  char lost_why[200];
+  char where[160];   /* "host:port/db as user" of the first connection */
+  int listen_dead;   /* the listen socket hit EOF: kept open (its number
+                        must not be reused while a poll may watch it) until
+                        sl_journal_wake_fd is asked again */
+  int wake_given;    /* its descriptor was handed out */
+  int listen_tries;
+  int64_t listen_next_ms;
   /* Statements prepared on this connection, named "sN" by their slot,
    * keyed by the address of their static text (SL_PG_PREPARED slots;
    * the rest run unprepared). */
@@ -49,6 +63,14 @@ int sl__pg_execp(struct sl_pg *p, const char *sql, int n,
 /* The same for a statement whose rows are not needed. */
 int sl__pg_run(struct sl_pg *p, const char *sql, int n,
                const char *const *params, const char *what);
+/* The statement connection, reconnected when it was lost and the backoff
+ * allows: SL_OK, or SL_DISCONNECTED with errmsg saying when it tries next. */
+int sl__pg_ready(struct sl_pg *p);
+/* After a failed statement: if it failed because the connection is gone
+ * (CONNECTION_BAD, SQLSTATE 08xxx, 57P01-57P03), drop the connection,
+ * note why (errmsg) and return SL_DISCONNECTED; else rc. With no result
+ * and rc SL_DISCONNECTED the caller knows it is gone: dropped as well. */
+int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc);
 int sl__pg_begin(struct sl_pg *p);
 int sl__pg_commit(struct sl_pg *p);
 void sl__pg_rollback(struct sl_pg *p);
@@ -57,6 +79,11 @@ void sl__pg_scrub(const struct sl_pg *p, const char *in, char *buf,
                   size_t len);
 int64_t sl__pg_int(const PGresult *r, int row, int col); /* NULL: 0 */
 char *sl__pg_strdup(const PGresult *r, int row, int col); /* NULL: NULL */
+/* The same, setting *oom when a copy of a non-NULL value failed. */
+char *sl__pg_dup(const PGresult *r, int row, int col, int *oom);
+double sl__pg_double(const PGresult *r, int row, int col, double null_v);
+/* A bigint parameter in buf (24 bytes); 0 with `zero_null`: SQL NULL. */
+const char *sl__pg_i64(char buf[24], int64_t v, int zero_null);
 
 /* A growing text buffer for parameters (PostgreSQL array literals). */
 struct sl_pgbuf {
@@ -94,7 +121,32 @@ int sl__pg_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
   X(worker_take_over) X(worker_unregister) X(worker_count) \
   X(batch_journal_id) X(bucket_update) X(breaker_update) X(route_update) \
   X(route_release_held) X(queue_spend_list) X(batch_list_open) \
-  X(batch_get) X(batch_adopt)
+  X(batch_get) X(batch_adopt) \
+  X(status) \
+  X(job_get) \
+  X(jobs_find) \
+  X(job_attempts) \
+  X(gauges) \
+  X(queue_pause) \
+  X(queue_resume) \
+  X(queue_online_pause) \
+  X(queue_online_resume) \
+  X(queue_budget_set) \
+  X(bucket_list) \
+  X(breaker_list) \
+  X(route_list) \
+  X(replay) \
+  X(prune) \
+  X(prune_count) \
+  X(vacuum) \
+  X(dash_list) \
+  X(dash_attempts) \
+  X(dash_act) \
+  X(batch_backlog) X(batch_pack) X(batch_fail_too_large) X(batch_lines) \
+  X(batch_set_file) X(batch_set_remote) X(batch_set_status) \
+  X(batch_ingest) X(batch_finish) X(batch_file_record) \
+  X(batch_file_deleted) X(batch_files_unnamed_gone) \
+  X(batch_files_leftover) X(batch_token_limit_set) X(batch_token_room)
 #define X(op, params, args) int sl__pg_##op params;
 SL_BACKEND_OPS(X)
 #undef X

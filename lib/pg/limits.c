@@ -368,3 +368,80 @@ int sl__pg_queue_spend_list(struct sl_journal *j, int64_t now_ms,
     free(arr);
   return SL_OK;
 }
+
+/* ---- listings (status, the dashboard, metrics) ---- */
+
+/* Every row of a table, names in SQLite's byte order. Every row struct
+ * leads with char endpoint[64], model[128] (sluice_storm.h); key_off (0:
+ * none) is where a keyed row's key_id[16] lives. */
+static int list_rows(struct sl_pg *p, const char *table,
+                     const struct field *f, size_t key_off, size_t size,
+                     size_t exists_off, void **rows, size_t *n) {
+  char sql[1024], what[64];
+  size_t g = 0, k;
+  PGresult *r;
+  char *arr, *row;
+  int rc, i, c, first = key_off ? 3 : 2;
+
+  if (!rows || !n)
+    return SL_INVAL;
+  g += (size_t)snprintf(sql + g, sizeof sql - g, "SELECT endpoint, model%s",
+                        key_off ? ", key_id" : "");
+  for (k = 0; f[k].name; k++)
+    g += (size_t)snprintf(sql + g, sizeof sql - g, ", %s", f[k].name);
+  g += (size_t)snprintf(sql + g, sizeof sql - g, " FROM sluice.%s ORDER BY"
+                        " endpoint COLLATE \"C\", model COLLATE \"C\"%s",
+                        table, key_off ? ", key_id COLLATE \"C\"" : "");
+  if (g >= sizeof sql)
+    return SL_INVAL;
+  snprintf(what, sizeof what, "listing %s", table);
+  rc = sl__pg_exec(p, sql, 0, NULL, what, &r);
+  if (rc != SL_OK)
+    return rc;
+  arr = calloc((size_t)PQntuples(r) + 1, size);
+  if (!arr) {
+    PQclear(r);
+    return SL_NOMEM;
+  }
+  for (i = 0; i < PQntuples(r); i++) {
+    row = arr + (size_t)i * size;
+    snprintf(row, 64, "%s", PQgetvalue(r, i, 0));
+    snprintf(row + 64, 128, "%s", PQgetvalue(r, i, 1));
+    if (key_off)
+      snprintf(row + key_off, 16, "%s", PQgetvalue(r, i, 2));
+    for (c = 0; f[c].name; c++)
+      from_text(&f[c], row, PQgetvalue(r, i, c + first),
+                PQgetisnull(r, i, c + first));
+    *(int *)(void *)(row + exists_off) = 1;
+  }
+  *rows = arr;
+  *n = (size_t)PQntuples(r);
+  PQclear(r);
+  return SL_OK;
+}
+
+_Static_assert(offsetof(struct sl_bucket_row, model) == 64 &&
+                   offsetof(struct sl_breaker_row, model) == 64 &&
+                   offsetof(struct sl_route_row, model) == 64 &&
+                   sizeof(((struct sl_route_row *)0)->key_id) == 16,
+               "list_rows assumes endpoint[64], model[128] first");
+
+int sl__pg_bucket_list(struct sl_journal *j, struct sl_bucket_row **rows,
+                       size_t *n) {
+  return list_rows(PGJ(j), "rate_buckets", bucket_f, 0, sizeof **rows,
+                   offsetof(struct sl_bucket_row, exists), (void **)rows, n);
+}
+
+int sl__pg_breaker_list(struct sl_journal *j, struct sl_breaker_row **rows,
+                        size_t *n) {
+  return list_rows(PGJ(j), "breakers", breaker_f, 0, sizeof **rows,
+                   offsetof(struct sl_breaker_row, exists), (void **)rows,
+                   n);
+}
+
+int sl__pg_route_list(struct sl_journal *j, struct sl_route_row **rows,
+                      size_t *n) {
+  return list_rows(PGJ(j), "route_limits", route_f,
+                   offsetof(struct sl_route_row, key_id), sizeof **rows,
+                   offsetof(struct sl_route_row, exists), (void **)rows, n);
+}

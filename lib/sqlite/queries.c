@@ -94,22 +94,22 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   [SL_STMT_COMMIT] = "COMMIT",
   [SL_STMT_ROLLBACK] = "ROLLBACK",
   [SL_STMT_DATA_VERSION] = "PRAGMA data_version",
-  /* The earliest run_after of a pending job: jobs_pending is ordered by
-   * (urgency, priority, run_after), so this skips from one (urgency,
-   * priority) group to the next by index seeks and takes each group's
-   * first due job: a few seeks, not a walk of the backlog (issue 14). */
+  /* The earliest run_after of a workable job, for the worker's timer. It
+   * skips from one queue to the next along jobs_pending_queue (queue,
+   * run_after) by index seeks and takes each unpaused queue's first entry:
+   * one seek per queue with pending jobs, whatever the priorities, however
+   * many jobs are scheduled ahead, and a paused queue's jobs are never read
+   * (issue 14; walking (urgency, priority) groups read every job of a
+   * paused queue ahead of the first workable one). */
   [SL_STMT_NEXT_DUE] =
-    "WITH RECURSIVE g(u, p) AS ("
-    " SELECT 'urgent', (SELECT min(priority) FROM jobs WHERE state = 'pending'"
-    "  AND urgency = 'urgent')"
-    " UNION ALL SELECT 'deferrable', (SELECT min(priority) FROM jobs"
-    "  WHERE state = 'pending' AND urgency = 'deferrable')"
-    " UNION ALL SELECT u, (SELECT min(priority) FROM jobs"
-    "  WHERE state = 'pending' AND urgency = g.u AND priority > g.p)"
-    " FROM g WHERE p IS NOT NULL LIMIT 100000)"
+    "WITH RECURSIVE q(name) AS ("
+    " SELECT (SELECT min(queue) FROM jobs WHERE state = 'pending')"
+    " UNION ALL SELECT (SELECT min(queue) FROM jobs WHERE state = 'pending'"
+    "  AND queue > q.name) FROM q WHERE name IS NOT NULL LIMIT 100000)"
     " SELECT min((SELECT min(run_after) FROM jobs WHERE " SL_SQL_WORKABLE
-    "  AND urgency = g.u AND priority = g.p))"
-    " FROM g WHERE p IS NOT NULL",
+    "  AND queue = q.name))"
+    " FROM q WHERE name IS NOT NULL"
+    "  AND name NOT IN (SELECT name FROM queues WHERE paused = 1)",
   [SL_STMT_COUNT_ACTIVE] =
     "SELECT coalesce(sum(n), 0) FROM job_counts WHERE state = 'pending'"
     " OR state = 'running' OR state = 'batched'",

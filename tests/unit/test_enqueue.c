@@ -4,6 +4,9 @@
  * sl_enqueue_many, refusal of bad jobs (each with a clear message and the
  * journal unchanged), cancel, status, job_get and count_active.
  */
+#include <errno.h>
+#include <sys/inotify.h>
+
 #include "testutil.h"
 
 static const char *const BODY = "{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}";
@@ -227,6 +230,66 @@ static void test_enqueue_many_all_or_nothing(void **state) {
   assert_int_equal(sl_enqueue_many(t->j, s, 5, ids, &bad), SL_OK);
   tu_assert_q(db, 6, "SELECT count(*) FROM jobs");
   sqlite3_close(db);
+}
+
+/* A large call keeps its statement journals in memory: SQLite would move
+ * one to a temp file once it passes 64 KiB and then write every page each
+ * row touches there (16 pwrite()s a row). The temp file is unlinked as
+ * soon as it is made, so watch the temp directory for its creation. */
+static void test_enqueue_many_no_temp_file(void **state) {
+  struct tu *t = *state;
+  enum { N = 3000 };
+  struct sl_job_spec *s = calloc(N, sizeof *s);
+  char dir[] = "/tmp/sluice-test-tmpdir.XXXXXX", ev[4096], *old;
+  size_t i;
+  int fd, wd;
+  ssize_t got;
+
+  assert_non_null(s);
+  assert_non_null(mkdtemp(dir));
+  old = sqlite3_temp_directory;
+  sqlite3_temp_directory = sqlite3_mprintf("%s", dir);
+  fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  assert_true(fd >= 0);
+  wd = inotify_add_watch(fd, dir, IN_CREATE);
+  assert_true(wd >= 0);
+  tu_open(t);
+  for (i = 0; i < N; i++) {
+    s[i].body = BODY;
+    s[i].queue = i % 2 ? "odd" : "even";
+    s[i].partition = i % 3 ? "p" : "q";
+  }
+  assert_int_equal(sl_enqueue_many(t->j, s, N, NULL, NULL), SL_OK);
+  got = read(fd, ev, sizeof ev);
+  assert_true(got < 0 && errno == EAGAIN); /* nothing was created */
+  /* the control: the same rows by plain SQL, one INSERT each in one
+   * transaction, do spill a statement journal to that directory */
+  {
+    sqlite3 *db = tu_raw(t->path);
+    sqlite3_stmt *st;
+    tu_exec(db, "BEGIN IMMEDIATE");
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO jobs (queue, body)"
+                                            " VALUES (?1, ?2)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    for (i = 0; i < N; i++) {
+      sqlite3_bind_text(st, 1, i % 2 ? "odd" : "even", -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, 2, BODY, -1, SQLITE_STATIC);
+      assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+      sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    tu_exec(db, "COMMIT");
+    got = read(fd, ev, sizeof ev);
+    assert_true(got > 0);
+    tu_assert_q(db, 2 * N, "SELECT count(*) FROM jobs");
+    sqlite3_close(db);
+  }
+  sqlite3_free(sqlite3_temp_directory);
+  sqlite3_temp_directory = old;
+  (void)close(fd);
+  assert_int_equal(rmdir(dir), 0);
+  free(s);
 }
 
 struct bad_case {
@@ -530,6 +593,7 @@ int main(void) {
       T(test_dedup_on_key),
       T(test_enqueue_many_ok),
       T(test_enqueue_many_all_or_nothing),
+      T(test_enqueue_many_no_temp_file),
       T(test_bad_jobs_refused),
       T(test_cancel),
       T(test_status),

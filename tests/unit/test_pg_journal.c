@@ -17,9 +17,13 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "sluice.h"
 #include "sluice_worker.h"
+#include "sluice_batch.h"
+#include "sluice_dash.h"
+#include "sluice_storm.h"
 
 static const char *loc(void) { return getenv("SLUICE_TEST_JOURNAL"); }
 
@@ -112,7 +116,8 @@ static int64_t enqueue_one(struct sl_journal *j, const char *queue,
   s.body = body;
   s.queue = queue;
   s.priority = priority;
-  assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_OK);
+  if (sl_enqueue(j, &s, &id, NULL) != SL_OK)
+    fail_msg("sl_enqueue: %s", sl_errmsg(j));
   return id;
 }
 
@@ -253,6 +258,110 @@ static void test_wake_on_other_connection(void **state) {
   sl_close(p);
 }
 
+/* Every other session on the journal's database ends, as at a server
+ * restart (57P01 "terminating connection due to administrator command");
+ * waits until they are gone. */
+static void terminate_others(int min) {
+  PGconn *c = PQconnectdb(loc());
+  PGresult *r;
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  r = PQexec(c, "SELECT count(pg_terminate_backend(pid, 5000))"
+                " FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
+                " AND datname = current_database()");
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  assert_true(atoi(PQgetvalue(r, 0, 0)) >= min);
+  PQclear(r);
+  PQfinish(c);
+}
+
+/* A server that dropped the connections: the wake descriptor says
+ * SL_DISCONNECTED (and stays open until asked for the new one), the next
+ * statement runs on a new connection (the dropped idle one is noticed
+ * before anything is sent on it), and the new descriptor wakes. */
+static void test_reconnect_after_drop(void **state) {
+  struct sl_journal *w, *p;
+  struct pollfd pf;
+  int64_t mark = 0, n = 0;
+  int fd2, rc, tries;
+  (void)state;
+  SKIP_UNLESS_PG();
+  w = open_pg();
+  enqueue_one(w, "t_drop", 0);
+  pf.fd = sl_journal_wake_fd(w);
+  pf.events = POLLIN;
+  assert_true(pf.fd >= 0);
+  assert_int_equal(sl_journal_changed(w, &mark), 1);
+  assert_int_equal(sl_journal_changed(w, &mark), 0);
+  terminate_others(2); /* statements and LISTEN */
+  /* The server's FATAL may come a moment before its end of file. */
+  for (rc = 0, tries = 0; rc == 0 && tries < 50; tries++) {
+    assert_int_equal(poll(&pf, 1, 5000), 1);
+    rc = sl_journal_changed(w, &mark);
+  }
+  assert_int_equal(rc, SL_DISCONNECTED);
+  assert_non_null(strstr(sl_errmsg(w), "lost"));
+  assert_int_equal(sl_journal_changed(w, &mark), SL_DISCONNECTED);
+  enqueue_one(w, "t_drop", 0); /* not an error: reconnected first */
+  assert_int_equal(sl_count_active(w, &n), SL_OK);
+  fd2 = sl_journal_wake_fd(w);
+  assert_true(fd2 >= 0);
+  assert_int_equal(sl_journal_changed(w, &mark), 1); /* may have missed */
+  assert_int_equal(sl_journal_changed(w, &mark), 0);
+  p = open_pg();
+  enqueue_one(p, "t_drop", 0);
+  pf.fd = fd2;
+  assert_int_equal(poll(&pf, 1, 5000), 1);
+  assert_int_equal(sl_journal_changed(w, &mark), 1);
+  sl_close(w);
+  sl_close(p);
+}
+
+/* A lease that runs out while its holder is cut off: another worker
+ * rescues and claims it; the holder's outcome, sent after reconnecting,
+ * is refused by its token, and the new holder's is the one result. */
+static void test_outage_fences_expired_lease(void **state) {
+  const char *qs[] = {"t_fence", NULL};
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *a = NULL, *b = NULL;
+  struct sl_journal *w1, *w2;
+  int64_t id, rescued = 0;
+  size_t na = 0, nb = 0;
+  struct pollfd pf;
+  (void)state;
+  SKIP_UNLESS_PG();
+  w1 = open_pg();
+  id = enqueue_one(w1, "t_fence", 0);
+  o.queues = qs;
+  o.max_jobs = 1;
+  o.lease_ms = 1;
+  assert_int_equal(sl_claim(w1, &o, &a, &na), SL_OK);
+  assert_int_equal(na, 1);
+  terminate_others(1); /* w1's session ends */
+  pf.fd = -1;
+  poll(&pf, 0, 20); /* past the lease on the server's clock */
+  w2 = open_pg();
+  assert_int_equal(sl_rescue(w2, 0, &rescued), SL_OK);
+  assert_true(rescued >= 1);
+  o.lease_ms = 60000;
+  assert_int_equal(sl_claim(w2, &o, &b, &nb), SL_OK);
+  assert_int_equal(nb, 1);
+  assert_int_equal(b[0].id, id);
+  assert_int_equal(sl_record_result(w1, id, a[0].lease_token, 200,
+                                    "{\"old\":1}", NULL),
+                   SL_LEASE_LOST);
+  assert_int_equal(sl_record_result(w2, id, b[0].lease_token, 200,
+                                    "{\"new\":1}", NULL),
+                   SL_OK);
+  assert_int_equal(sl_record_result(w1, id, a[0].lease_token, 200,
+                                    "{\"old\":1}", NULL),
+                   SL_LEASE_LOST);
+  sl_claimed_free(a, na);
+  sl_claimed_free(b, nb);
+  sl_close(w1);
+  sl_close(w2);
+}
+
 static void test_counts(void **state) {
   const char *qs[] = {"t_count", NULL};
   struct sl_journal *j;
@@ -275,15 +384,381 @@ static void test_counts(void **state) {
   sl_close(j);
 }
 
-static void test_not_built_is_an_error(void **state) {
+/* ---- operator verbs (lib/pg/status.c, find.c, replay.c, queues.c,
+ * limits.c, prune.c, dash.c): the semantics of lib/sqlite/ ---- */
+
+/* Enqueue one job of queue/partition and finish it: ok 1 succeeds, 0
+ * fails as invalid_request. */
+static int64_t settled(struct sl_journal *j, const char *queue,
+                       const char *partition, const char *metadata, int ok) {
+  const char *qs[] = {queue, NULL};
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *got = NULL;
+  struct sl_job_spec s = {0};
+  int64_t id = 0;
+  size_t n = 0;
+  s.body = body;
+  s.queue = queue;
+  s.partition = partition;
+  s.metadata = metadata;
+  assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_OK);
+  o.queues = qs;
+  o.max_jobs = 1;
+  o.lease_ms = 60000;
+  assert_int_equal(sl_claim(j, &o, &got, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(got[0].id, id);
+  if (ok)
+    assert_int_equal(sl_record_result(j, id, got[0].lease_token, 200,
+                                      "{\"output_text\":\"fine\"}", "req-1"),
+                     SL_OK);
+  else
+    assert_int_equal(sl_record_failure(j, id, got[0].lease_token,
+                                       "invalid_request", "HTTP 400", 0, 0),
+                     SL_OK);
+  sl_claimed_free(got, n);
+  return id;
+}
+
+static const struct sl_queue_status *find_queue(
+    const struct sl_queue_status *st, size_t n, const char *queue) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (strcmp(st[i].queue, queue) == 0)
+      return &st[i];
+  return NULL;
+}
+
+struct gsum {
+  const char *queue, *state;
+  double v;
+};
+static void gauge_sum(void *arg, const char *l1, const char *l2, double v) {
+  struct gsum *g = arg;
+  if (l1 && l2 && !strcmp(l1, g->queue) && !strcmp(l2, g->state))
+    g->v += v;
+}
+
+static void test_status_find_replay(void **state) {
   struct sl_journal *j;
   struct sl_queue_status *st = NULL;
+  const struct sl_queue_status *q;
+  struct sl_job_filter f = {0};
+  struct sl_meta_match m = {"k", "v"};
+  struct sl_job_row *rows = NULL;
+  struct sl_job_info info;
+  struct sl_attempt_info *at = NULL;
+  struct sl_replay_filter rf = {0};
+  struct gsum g = {"t_ops", "pending", 0};
+  int64_t a1, a2, b1, ok, n64 = -1;
   size_t n = 0;
   (void)state;
   SKIP_UNLESS_PG();
   j = open_pg();
-  assert_int_equal(sl_status(j, &st, &n), SL_INVAL);
-  assert_non_null(strstr(sl_errmsg(j), "sl_status"));
+  a1 = settled(j, "t_ops", "a", NULL, 0);
+  a2 = settled(j, "t_ops", "a", NULL, 0);
+  b1 = settled(j, "t_ops", "b", NULL, 0);
+  (void)settled(j, "t_ops", "b", NULL, 0);
+  ok = settled(j, "t_ops", "a", "{\"k\":\"v\"}", 1);
+
+  assert_int_equal(sl_status(j, &st, &n), SL_OK);
+  q = find_queue(st, n, "t_ops");
+  assert_non_null(q);
+  assert_int_equal(q->succeeded, 1);
+  assert_int_equal(q->failed, 4);
+  assert_int_equal(q->pending, 0);
+  assert_int_equal(q->n_failures, 1);
+  assert_string_equal(q->failures[0].failure_class, "invalid_request");
+  assert_int_equal(q->failures[0].count, 4);
+  sl_status_free(st, n);
+
+  f.state = "failed";
+  f.queue = "t_ops";
+  f.partition = "a";
+  assert_int_equal(sl_jobs_find(j, &f, &rows, &n), SL_OK);
+  assert_int_equal(n, 2); /* newest first */
+  assert_int_equal(rows[0].id, a2);
+  assert_int_equal(rows[1].id, a1);
+  assert_string_equal(rows[0].last_class, "invalid_request");
+  sl_job_rows_free(rows, n);
+  memset(&f, 0, sizeof f);
+  f.metadata = &m;
+  f.n_metadata = 1;
+  assert_int_equal(sl_jobs_find(j, &f, &rows, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(rows[0].id, ok);
+  sl_job_rows_free(rows, n);
+  f.n_metadata = 0;
+  f.state = "nonsense";
+  assert_int_equal(sl_jobs_find(j, &f, &rows, &n), SL_INVAL);
+  assert_non_null(strstr(sl_errmsg(j), "unknown state"));
+
+  assert_int_equal(sl_job_get(j, ok, &info), SL_OK);
+  assert_string_equal(info.state, "succeeded");
+  assert_string_equal(info.partition, "a");
+  assert_int_equal(info.has_result, 1);
+  assert_int_equal(info.result_status, 200);
+  assert_string_equal(info.request_id, "req-1");
+  sl_job_info_free(&info);
+  assert_int_equal(sl_job_get(j, 987654321, &info), SL_NOT_FOUND);
+  assert_int_equal(sl_job_attempts(j, a1, &at, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(at[0].attempt, 1);
+  assert_string_equal(at[0].failure_class, "invalid_request");
+  sl_attempts_free(at, n);
+
+  /* Replay by partition: a's two failed jobs only, never the succeeded. */
+  rf.queue = "t_ops";
+  rf.partition = "a";
+  rf.dry_run = 1;
+  assert_int_equal(sl_replay(j, &rf, "cli", &n64), SL_OK);
+  assert_int_equal(n64, 2);
+  rf.dry_run = 0;
+  assert_int_equal(sl_replay(j, &rf, "cli", &n64), SL_OK);
+  assert_int_equal(n64, 2);
+  assert_int_equal(sl_job_get(j, a1, &info), SL_OK);
+  assert_string_equal(info.state, "pending");
+  assert_int_equal(info.generation, 1);
+  assert_int_equal(info.attempts, 0);
+  sl_job_info_free(&info);
+  assert_int_equal(sl_job_get(j, b1, &info), SL_OK);
+  assert_string_equal(info.state, "failed");
+  sl_job_info_free(&info);
+  assert_int_equal(sl_gauges(j, SL_GAUGES_JOBS, gauge_sum, &g), SL_OK);
+  assert_true(g.v == 2.0);
+  /* By id: a succeeded job never moves; a failed one does. */
+  memset(&rf, 0, sizeof rf);
+  rf.job_ids = &ok;
+  rf.n_job_ids = 1;
+  assert_int_equal(sl_replay(j, &rf, "api", &n64), SL_OK);
+  assert_int_equal(n64, 0);
+  rf.job_ids = &b1;
+  assert_int_equal(sl_replay(j, &rf, "api", &n64), SL_OK);
+  assert_int_equal(n64, 1);
+  assert_int_equal(sl_job_get(j, ok, &info), SL_OK);
+  assert_string_equal(info.state, "succeeded");
+  assert_int_equal(info.generation, 0);
+  sl_job_info_free(&info);
+  sl_close(j);
+}
+
+static int bucket_set(struct sl_bucket_row *row, void *arg) {
+  (void)arg;
+  row->rpm = 500;
+  row->req_level = 42.5;
+  row->cuts = 3;
+  return 1;
+}
+
+static int route_set(struct sl_route_row *row, void *arg) {
+  (void)arg;
+  row->climit = 2.5;
+  row->failing = 1;
+  snprintf(row->last_class, sizeof row->last_class, "overloaded");
+  return 1;
+}
+
+static void test_pause_budget_lists(void **state) {
+  const char *qs[] = {"t_pause", NULL};
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *got = NULL;
+  struct sl_queue_status *st = NULL;
+  const struct sl_queue_status *q;
+  struct sl_bucket_row *b = NULL;
+  struct sl_route_row *r = NULL;
+  struct sl_journal *j;
+  size_t n = 0, i, found = 0;
+  int changed = -1;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  enqueue_one(j, "t_pause", 0);
+  assert_int_equal(sl_queue_pause(j, "t_pause", "for a test"), SL_OK);
+  o.queues = qs;
+  o.max_jobs = 5;
+  o.lease_ms = 60000;
+  assert_int_equal(sl_claim(j, &o, &got, &n), SL_OK);
+  assert_int_equal(n, 0); /* a paused queue is never claimed */
+  sl_claimed_free(got, n);
+  assert_int_equal(sl_queue_online_pause(j, "t_pause", "quota", &changed),
+                   SL_OK);
+  assert_int_equal(changed, 1);
+  assert_int_equal(sl_queue_online_pause(j, "t_pause", "quota", &changed),
+                   SL_OK);
+  assert_int_equal(changed, 0); /* already paused: the first reason stays */
+  assert_int_equal(sl_queue_budget_set(j, "t_pause", 500, 0.15, -1), SL_OK);
+  assert_int_equal(sl_status(j, &st, &n), SL_OK);
+  q = find_queue(st, n, "t_pause");
+  assert_non_null(q);
+  assert_int_equal(q->paused, 1);
+  assert_string_equal(q->paused_reason, "for a test");
+  assert_int_equal(q->online_paused, 1);
+  assert_string_equal(q->online_paused_reason, "quota");
+  assert_int_equal(q->tokens_per_day, 500);
+  assert_int_equal(q->pending, 1);
+  sl_status_free(st, n);
+  /* resume lifts both pauses */
+  assert_int_equal(sl_queue_resume(j, "t_pause"), SL_OK);
+  assert_int_equal(sl_status(j, &st, &n), SL_OK);
+  q = find_queue(st, n, "t_pause");
+  assert_int_equal(q->paused, 0);
+  assert_null(q->paused_reason);
+  assert_int_equal(q->online_paused, 0);
+  sl_status_free(st, n);
+  assert_int_equal(sl_claim(j, &o, &got, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(sl_release(j, got[0].id, got[0].lease_token), SL_OK);
+  sl_claimed_free(got, n);
+  assert_int_equal(sl_queue_pause(j, "", NULL), SL_INVAL);
+
+  assert_int_equal(sl_bucket_update(j, "/v1/t_lists", "m", bucket_set, NULL),
+                   SL_OK);
+  assert_int_equal(sl_bucket_list(j, &b, &n), SL_OK);
+  for (i = 0; i < n; i++)
+    if (!strcmp(b[i].endpoint, "/v1/t_lists")) {
+      found++;
+      assert_string_equal(b[i].model, "m");
+      assert_int_equal(b[i].exists, 1);
+      assert_true(b[i].rpm == 500 && b[i].req_level == 42.5);
+      assert_int_equal(b[i].cuts, 3);
+    }
+  assert_int_equal(found, 1);
+  free(b);
+  assert_int_equal(sl_route_update(j, "/v1/t_lists", "m", "k0000beef",
+                                   route_set, NULL),
+                   SL_OK);
+  assert_int_equal(sl_route_list(j, &r, &n), SL_OK);
+  for (i = 0, found = 0; i < n; i++)
+    if (!strcmp(r[i].endpoint, "/v1/t_lists")) {
+      found++;
+      assert_string_equal(r[i].key_id, "k0000beef");
+      assert_true(r[i].climit == 2.5);
+      assert_int_equal(r[i].failing, 1);
+      assert_string_equal(r[i].last_class, "overloaded");
+    }
+  assert_int_equal(found, 1);
+  free(r);
+  sl_close(j);
+}
+
+struct rows_seen {
+  int n;
+  char first[4][128];
+};
+static int see_row(void *arg, const char *const *col, int ncol) {
+  struct rows_seen *s = arg;
+  int i;
+  if (s->n == 0)
+    for (i = 0; i < ncol && i < 4; i++)
+      snprintf(s->first[i], sizeof s->first[i], "%s", col[i] ? col[i] : "");
+  s->n++;
+  return 0;
+}
+
+static void test_dashboard_ops(void **state) {
+  struct sl_journal *j;
+  struct sl_dash_action a = {0};
+  struct sl_replay_filter rf = {0};
+  struct sl_dash_args da = {0};
+  struct rows_seen seen;
+  int64_t affected = -1, cursor = 0, failed, done;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  failed = settled(j, "t_dash", "", NULL, 0);
+  done = settled(j, "t_dash", "", NULL, 1);
+  a.verb = SL_DASH_PAUSE;
+  a.queue = "t_dash";
+  a.client = "127.0.0.1";
+  assert_int_equal(sl_dash_act(j, &a, &affected), SL_OK);
+  assert_int_equal(affected, 1);
+  memset(&seen, 0, sizeof seen);
+  assert_int_equal(sl_dash_list(j, SL_DASH_ACTIONS, &da, see_row, &seen),
+                   SL_OK);
+  assert_true(seen.n >= 1);
+  assert_string_equal(seen.first[2], "pause"); /* id, at, action, queue */
+  assert_string_equal(seen.first[3], "t_dash");
+  memset(&seen, 0, sizeof seen);
+  assert_int_equal(sl_dash_list(j, SL_DASH_PAUSES, &da, see_row, &seen),
+                   SL_OK);
+  assert_true(seen.n >= 1);
+  /* A replay confirmed for 5 jobs when 1 matches: refused, nothing moves,
+   * and the refusal is audited with its reason. */
+  rf.queue = "t_dash";
+  a.verb = SL_DASH_REPLAY;
+  a.filter = &rf;
+  a.expect = 5;
+  assert_int_equal(sl_dash_act(j, &a, &affected), SL_STATE);
+  assert_non_null(strstr(sl_errmsg(j), "1 jobs match now, not the 5"));
+  memset(&seen, 0, sizeof seen);
+  assert_int_equal(sl_dash_list(j, SL_DASH_ACTIONS, &da, see_row, &seen),
+                   SL_OK);
+  assert_string_equal(seen.first[2], "replay");
+  {
+    struct sl_job_info info;
+    assert_int_equal(sl_job_get(j, failed, &info), SL_OK);
+    assert_string_equal(info.state, "failed");
+    sl_job_info_free(&info);
+  }
+  a.expect = 1;
+  assert_int_equal(sl_dash_act(j, &a, &affected), SL_OK);
+  assert_int_equal(affected, 1);
+  a.verb = SL_DASH_CANCEL;
+  a.job_id = done;
+  assert_int_equal(sl_dash_act(j, &a, &affected), SL_STATE);
+  assert_non_null(strstr(sl_errmsg(j), "is succeeded"));
+  /* The attempt feed: everything since 0, then only what is new. */
+  memset(&seen, 0, sizeof seen);
+  assert_int_equal(sl_dash_attempts(j, 0, &cursor, 0, see_row, &seen),
+                   SL_OK);
+  assert_true(seen.n >= 2 && cursor > 0);
+  memset(&seen, 0, sizeof seen);
+  assert_int_equal(sl_dash_attempts(j, 0, &cursor, 0, see_row, &seen),
+                   SL_OK);
+  assert_int_equal(seen.n, 0);
+  (void)settled(j, "t_dash2", "", NULL, 1);
+  assert_int_equal(sl_dash_attempts(j, 0, &cursor, 0, see_row, &seen),
+                   SL_OK);
+  assert_int_equal(seen.n, 1);
+  assert_string_equal(seen.first[3], "t_dash2");
+  sl_close(j);
+}
+
+/* Last: it deletes every other test's finished jobs. */
+static void test_prune(void **state) {
+  struct sl_journal *j;
+  struct sl_job_info info;
+  struct sl_job_filter f = {0};
+  struct sl_job_row *rows = NULL;
+  int64_t pending, count = -1, deleted = -1, top;
+  size_t n = 0;
+  int converted = -1;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  (void)settled(j, "t_prune", "", NULL, 0);
+  (void)settled(j, "t_prune", "", NULL, 1);
+  pending = enqueue_one(j, "t_prune_pending", 0);
+  top = settled(j, "t_prune", "", NULL, 1); /* the highest id: kept */
+  assert_int_equal(sl_prune_count(j, 3600 * 1000, &count), SL_OK);
+  assert_int_equal(count, 0); /* nothing finished an hour ago */
+  assert_int_equal(sl_prune_count(j, 0, &count), SL_OK);
+  assert_true(count >= 2);
+  assert_int_equal(sl_prune(j, 0, 2, &deleted), SL_OK); /* 2 per batch */
+  assert_int_equal(deleted, count);
+  assert_int_equal(sl_job_get(j, pending, &info), SL_OK); /* not final */
+  sl_job_info_free(&info);
+  assert_int_equal(sl_job_get(j, top, &info), SL_OK);
+  sl_job_info_free(&info);
+  f.state = "succeeded";
+  assert_int_equal(sl_jobs_find(j, &f, &rows, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(rows[0].id, top);
+  sl_job_rows_free(rows, n);
+  assert_int_equal(sl_prune_count(j, 0, &count), SL_OK);
+  assert_int_equal(count, 0);
+  assert_int_equal(sl_vacuum(j, &converted), SL_OK);
+  assert_int_equal(converted, 0);
   sl_close(j);
 }
 
@@ -309,8 +784,13 @@ int main(void) {
       cmocka_unit_test(test_claim_complete_fenced),
       cmocka_unit_test(test_rescue_expired),
       cmocka_unit_test(test_wake_on_other_connection),
+      cmocka_unit_test(test_reconnect_after_drop),
+      cmocka_unit_test(test_outage_fences_expired_lease),
       cmocka_unit_test(test_counts),
-      cmocka_unit_test(test_not_built_is_an_error),
+      cmocka_unit_test(test_status_find_replay),
+      cmocka_unit_test(test_pause_budget_lists),
+      cmocka_unit_test(test_dashboard_ops),
+      cmocka_unit_test(test_prune),
       cmocka_unit_test(test_password_never_echoed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,9 +3,14 @@
  * never scan the table (issue 14). Rather than copy their text (which
  * would drift), the test runs the library's own functions on a journal,
  * records every statement they execute (sqlite3_trace_v2) and asks SQLite
- * for each one's plan: a `SCAN jobs` without an index fails. Two more tests
- * count the virtual-machine steps of the online claim and of next_due
- * beside a backlog, which a plan that walks the backlog cannot hide.
+ * for each one's plan: a `SCAN jobs`, with or without an index, fails
+ * (known_walks names the exceptions). The traced set: the claim of every
+ * route (generic, online, queue list, urgency, held routes of a key),
+ * complete, lease extend, rescue, next_due (also beside a paused queue),
+ * the batch backlog, status, every gauge, the counts, prune, heartbeat.
+ * More tests count the virtual-machine steps of the claims, next_due,
+ * status and the batch backlog beside a backlog, which a plan that walks
+ * the backlog cannot hide.
  */
 #include "sqlite/internal.h"
 #include "sluice_batch.h"
@@ -14,7 +19,7 @@
 #include "testutil.h"
 
 #define BODY "{\"model\":\"m\",\"input\":\"x\"}"
-#define MAX_SQL 128
+#define MAX_SQL 512
 
 struct traced {
   char *sql[MAX_SQL];
@@ -29,9 +34,12 @@ static int on_stmt(unsigned type, void *ctx, void *p, void *x) {
   int i;
   (void)type;
   (void)x;
+  /* every statement, not only those naming jobs: a view (queue_stats,
+   * workable_jobs) can read jobs under another name */
   if (!sql || !strncmp(sql, "--", 2) ||
-      (sqlite3_strlike("%jobs%", sql, 0) != 0 &&
-       sqlite3_strlike("%queue_stats%", sql, 0) != 0))
+      sqlite3_strlike("PRAGMA%", sql, 0) == 0 ||
+      !strcmp(sql, "BEGIN IMMEDIATE") || !strcmp(sql, "COMMIT") ||
+      !strcmp(sql, "ROLLBACK"))
     return 0;
   for (i = 0; i < t->n; i++)
     if (!strcmp(t->sql[i], sql))
@@ -41,21 +49,51 @@ static int on_stmt(unsigned type, void *ctx, void *p, void *x) {
   return 0;
 }
 
-/* How many plan lines of sql read all of `jobs` without an index; the
- * offending statement is printed. */
+/* "SCAN jobs", "SCAN jobs USING [COVERING] INDEX x" (or the alias j): a
+ * walk of the whole table or of a whole index, where a SEARCH is bounded
+ * by its key. Walking a whole partial index of pending jobs walks the
+ * backlog, so that counts too. */
+static int is_scan_of_jobs(const char *d) {
+  size_t k;
+  if (strncmp(d, "SCAN ", 5) != 0)
+    return 0;
+  d += 5;
+  k = !strncmp(d, "jobs", 4) ? 4 : !strncmp(d, "j", 1) ? 1 : 0;
+  return k && (d[k] == '\0' || d[k] == ' ');
+}
+
+/* Statements known to walk pending jobs, each with the reason it is let
+ * through; keep this list short and say what would fix each. */
+static const char *const known_walks[] = {
+    /* sl_route_release_held: runs when a held route's hold is lifted (not
+     * on a timer); it reads every pending job for its endpoint and model.
+     * An index on (endpoint, model) of retried pending jobs would bound it
+     * (a migration; issue 14's report names it). */
+    "UPDATE jobs SET run_after = ?3 WHERE state = 'pending' AND endpoint",
+    NULL};
+static int known_walks_seen;
+
+/* How many plan lines of sql walk `jobs` (above); the offending statement
+ * is printed. */
 static int full_scans(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st = NULL;
   char *q = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
-  int bad = 0;
+  int bad = 0, i;
   assert_non_null(q);
+  for (i = 0; known_walks[i]; i++)
+    if (strstr(sql, known_walks[i])) {
+      known_walks_seen++;
+      sqlite3_free(q);
+      return 0;
+    }
   if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) {
     print_error("cannot plan: %s\n%s\n", sqlite3_errmsg(db), sql);
     fail();
   }
   while (sqlite3_step(st) == SQLITE_ROW) {
     const char *d = (const char *)sqlite3_column_text(st, 3);
-    if (d && (!strcmp(d, "SCAN jobs") || !strcmp(d, "SCAN j"))) {
-      print_error("full scan of jobs in: %s\n", sql);
+    if (d && is_scan_of_jobs(d)) {
+      print_error("walk of jobs (%s) in: %s\n", d, sql);
       bad++;
     }
   }
@@ -157,8 +195,38 @@ static void test_no_full_scan_of_jobs(void **state) {
   sl_claimed_free(c, n);
   c = claim(t->j, 1, now + 60000, &n);
   sl_claimed_free(c, n);
+  { /* the claim of each route: a queue list, one urgency, a key's held
+     * routes */
+    static const char *const qs1[] = {"default", "other", NULL};
+    struct sl_claim_options o = {0};
+    o.max_jobs = 4;
+    o.lease_ms = 60000;
+    o.queues = qs1;
+    assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
+    sl_claimed_free(c, n);
+    o.queues = NULL;
+    o.urgency = "urgent";
+    assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
+    sl_claimed_free(c, n);
+    o.urgency = "deferrable";
+    assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
+    sl_claimed_free(c, n);
+    o.urgency = NULL;
+    o.online = 1;
+    o.route_key = "k0123abcd";
+    o.queues = qs1;
+    assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
+    sl_claimed_free(c, n);
+  }
   assert_int_equal(sl_rescue(t->j, now + 3600000, NULL), SL_OK);
+  assert_int_equal(sl_queue_pause(t->j, "other", "test"), SL_OK);
   assert_int_equal(sl_next_due(t->j, &v), SL_OK);
+  c = claim(t->j, 2, 0, &n); /* a claim beside a paused queue */
+  sl_claimed_free(c, n);
+  assert_int_equal(sl_batch_backlog(t->j, &bf, bl, 4, &n), SL_OK);
+  assert_int_equal(sl_queue_resume(t->j, "other"), SL_OK);
+  assert_int_equal(sl_prune_count(t->j, now + 3600000, &v), SL_OK);
+  assert_int_equal(sl_prune(t->j, now + 3600000, 100, &v), SL_OK);
   assert_int_equal(sl_count_active(t->j, &v), SL_OK);
   assert_int_equal(sl_count_workable(t->j, NULL, &v), SL_OK);
   assert_int_equal(sl_status(t->j, &qs, &n), SL_OK);
@@ -173,11 +241,15 @@ static void test_no_full_scan_of_jobs(void **state) {
   sqlite3_trace_v2(t->j->db, 0, NULL, NULL);
 
   assert_true(tr.n >= 10); /* the trace saw the statements */
+  if (tr.n >= MAX_SQL)
+    print_error("more than %d statements: raise MAX_SQL\n", MAX_SQL);
+  assert_true(tr.n < MAX_SQL);
   for (i = 0; i < tr.n; i++) {
     bad += full_scans(t->j->db, tr.sql[i]);
     free(tr.sql[i]);
   }
   assert_int_equal(bad, 0);
+  assert_int_equal(known_walks_seen, 1); /* the list names a real statement */
 }
 
 /* The VM steps of every statement run since the last call. */
@@ -256,6 +328,56 @@ static void test_next_due_is_a_seek(void **state) {
   assert_true(steps < 300);
 }
 
+/* A paused queue's 3,000 jobs, due before everything else, and 3,000 more
+ * of another queue scheduled ahead at a lower priority value: next_due
+ * skips the paused queue without reading its jobs and finds the one
+ * workable job of a third queue in a few seeks, however the priorities
+ * and queues are spread. Resuming the queue brings its jobs back. */
+static void test_next_due_skips_paused_queues(void **state) {
+  struct tu *t = *state;
+  struct sl_job_spec *s = calloc(3000, sizeof *s);
+  int64_t now = sl_now_ms(), due = 0, steps;
+  size_t i, bad = 0;
+
+  assert_non_null(s);
+  t->j = tu_open(t);
+  for (i = 0; i < 3000; i++) {
+    s[i].body = BODY;
+    s[i].queue = "held";
+    s[i].priority = (int)(i % 50);
+    s[i].run_after_ms = now + 60000 + (int64_t)i;
+  }
+  assert_int_equal(sl_enqueue_many(t->j, s, 3000, NULL, &bad), SL_OK);
+  for (i = 0; i < 3000; i++) {
+    s[i].queue = "later";
+    s[i].urgency = i % 2 ? "urgent" : "deferrable";
+    s[i].run_after_ms = now + 7200000 + (int64_t)i;
+  }
+  assert_int_equal(sl_enqueue_many(t->j, s, 3000, NULL, &bad), SL_OK);
+  s[0].queue = "soon";
+  s[0].priority = 60;
+  s[0].run_after_ms = now + 3600000;
+  assert_int_equal(sl_enqueue_many(t->j, s, 1, NULL, &bad), SL_OK);
+  assert_int_equal(sl_queue_pause(t->j, "held", "test"), SL_OK);
+  vm_steps(t->j->db);
+  assert_int_equal(sl_next_due(t->j, &due), SL_OK);
+  steps = vm_steps(t->j->db);
+  assert_int_equal(due, now + 3600000);
+  if (steps >= 300)
+    print_error("next_due beside a paused queue: %lld VM steps\n",
+                (long long)steps);
+  assert_true(steps < 300);
+  assert_int_equal(sl_queue_resume(t->j, "held"), SL_OK);
+  assert_int_equal(sl_next_due(t->j, &due), SL_OK);
+  assert_int_equal(due, now + 60000);
+  assert_int_equal(sl_queue_pause(t->j, "held", "test"), SL_OK);
+  assert_int_equal(sl_queue_pause(t->j, "soon", "test"), SL_OK);
+  assert_int_equal(sl_queue_pause(t->j, "later", "test"), SL_OK);
+  assert_int_equal(sl_next_due(t->j, &due), SL_OK);
+  assert_int_equal(due, 0); /* nothing workable */
+  free(s);
+}
+
 /* status, the idle count and the active count beside 3,000 jobs read the
  * per-queue counts (migration 0015), not the jobs: a few hundred VM
  * steps, where a count of the jobs takes one step per job at least. */
@@ -324,6 +446,8 @@ int main(void) {
                                     tu_setup, tu_teardown),
     cmocka_unit_test_setup_teardown(test_next_due_is_a_seek, tu_setup,
                                     tu_teardown),
+    cmocka_unit_test_setup_teardown(test_next_due_skips_paused_queues,
+                                    tu_setup, tu_teardown),
     cmocka_unit_test_setup_teardown(test_claim_skips_jobs_scheduled_ahead,
                                     tu_setup, tu_teardown),
     cmocka_unit_test_setup_teardown(test_status_reads_counts, tu_setup,

@@ -488,7 +488,7 @@ static void test_cli_rescue_ingests_first(void **state) {
   tu_enqueue(t->j, NULL, 0, 0);
   c = claim(t->j, 2); /* leases of 1 ms: expired by the rescue */
   rec = ok(c[0].id, c[0].lease_token, "{\"answered\":1}");
-  assert_int_equal(sl_spill_default_dir(t->path, dir, sizeof dir), 0);
+  assert_int_equal(sl_spill_default_dir(t->path, jid, dir, sizeof dir), 0);
   if (sl_spill_open(&dead, dir, jid, 4096, err, sizeof err) != 0)
     print_error("sl_spill_open: %s\n", err);
   assert_non_null(dead);
@@ -604,6 +604,50 @@ static void test_second_pass_waits(void **state) {
   rm_spill_dir(dir);
 }
 
+/* The default spill directory: beside a journal file (a file: URI's
+ * scheme dropped); for a journal on a server, this host's state directory
+ * named by the journal id, never by the location (it may hold a
+ * password). */
+static void test_default_dir(void **state) {
+  static const char *vars[] = {"STATE_DIRECTORY", "XDG_STATE_HOME", "HOME"};
+  char *saved[3], dir[300], tiny[12];
+  const char *pg = "postgresql://u:SECRETPW@db1/q";
+  int i;
+  (void)state;
+  for (i = 0; i < 3; i++) {
+    saved[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    unsetenv(vars[i]);
+  }
+  assert_int_equal(sl_spill_default_dir("/d/j.db", JID, dir, sizeof dir), 0);
+  assert_string_equal(dir, "/d/j.db.spill");
+  assert_int_equal(sl_spill_default_dir("file:/d/j.db", JID, dir, sizeof dir),
+                   0);
+  assert_string_equal(dir, "/d/j.db.spill");
+  assert_int_equal(sl_spill_default_dir(pg, JID, dir, sizeof dir), 0);
+  assert_string_equal(dir, "/var/lib/sluice/" JID ".spill");
+  setenv("HOME", "/home/u", 1);
+  assert_int_equal(sl_spill_default_dir(pg, JID, dir, sizeof dir), 0);
+  assert_string_equal(dir, "/home/u/.local/state/sluice/" JID ".spill");
+  setenv("XDG_STATE_HOME", "/x/state", 1);
+  assert_int_equal(sl_spill_default_dir("host=db1 password=SECRETPW", JID,
+                                        dir, sizeof dir), 0);
+  assert_string_equal(dir, "/x/state/sluice/" JID ".spill");
+  setenv("STATE_DIRECTORY", "/var/lib/sluice:/var/lib/other", 1);
+  assert_int_equal(sl_spill_default_dir(pg, JID, dir, sizeof dir), 0);
+  assert_string_equal(dir, "/var/lib/sluice/" JID ".spill");
+  assert_null(strstr(dir, "SECRETPW"));
+  assert_int_equal(sl_spill_default_dir(pg, JID, tiny, sizeof tiny), -1);
+  assert_int_equal(sl_spill_default_dir("/d/j.db", JID, tiny, sizeof tiny),
+                   -1);
+  for (i = 0; i < 3; i++) {
+    if (saved[i])
+      setenv(vars[i], saved[i], 1);
+    else
+      unsetenv(vars[i]);
+    free(saved[i]);
+  }
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
   const struct CMUnitTest tests[] = {
@@ -611,7 +655,7 @@ int main(void) {
       T(test_corrupt_byte),   T(test_reset_and_close),
       T(test_write_past_reserve), T(test_fenced_ingest),
       T(test_cli_rescue_ingests_first), T(test_secret_never_spilled),
-      T(test_second_pass_waits),
+      T(test_second_pass_waits), cmocka_unit_test(test_default_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

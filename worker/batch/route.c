@@ -492,7 +492,8 @@ static void step(struct sl_batch_route *r) {
   if (now < r->next_try_ms)
     return;
   if (now >= r->next_adopt_ms) {
-    rc = sl_batch_adopt(r->env.j, r->token, r->env.lease_ms, now, &adopted);
+    /* 0: the journal's clock, which workers on other hosts share. */
+    rc = sl_batch_adopt(r->env.j, r->token, r->env.lease_ms, 0, &adopted);
     if (rc != SL_OK) {
       sl_log(SL_LOG_ERROR, "batch route: lease: %s (%s)", sl_strerror(rc),
              sl_errmsg(r->env.j));

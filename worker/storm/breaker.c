@@ -309,7 +309,8 @@ static int push(struct sl_breakers *b, struct sl_journal *j,
   rc = sl_breaker_update(j, k->endpoint, k->model, rec_cb, &c);
   if (rc != SL_OK) {
     /* SL_BUSY is routine under load: what is pending stays pending */
-    sl_log(rc == SL_BUSY ? SL_LOG_DEBUG : SL_LOG_WARN,
+    /* SL_DISCONNECTED: the worker logs the lost journal once */
+    sl_log(rc == SL_BUSY || rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_WARN,
            "breaker %s %s: cannot record: %s (%s)", k->endpoint, k->model,
            sl_strerror(rc), sl_errmsg(j));
     return rc;

@@ -217,7 +217,8 @@ static int apply(struct sl_routes *rs, struct sl_journal *j,
   rc = sl_route_update(j, k->endpoint, k->model, rs->key_id, upd_cb, u);
   if (rc != SL_OK) {
     /* SL_BUSY is routine under load: what is pending stays pending */
-    sl_log(rc == SL_BUSY ? SL_LOG_DEBUG : SL_LOG_WARN,
+    /* SL_DISCONNECTED: the worker logs the lost journal once */
+    sl_log(rc == SL_BUSY || rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_WARN,
            "route %s %s: cannot update its limit: %s (%s)", k->endpoint,
            k->model, sl_strerror(rc), sl_errmsg(j));
     return rc;

@@ -622,8 +622,8 @@ void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {
   s->next_budget_ms = now_ms + s->cfg.budget_check_ms;
   rc = sl_queue_spend_list(s->j, now_ms, &sp, &n);
   if (rc != SL_OK) {
-    sl_log(SL_LOG_WARN, "cannot read budgets: %s (%s)", sl_strerror(rc),
-           sl_errmsg(s->j));
+    sl_log(rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_WARN,
+           "cannot read budgets: %s (%s)", sl_strerror(rc), sl_errmsg(s->j));
     return;
   }
   s->n_paused = 0;

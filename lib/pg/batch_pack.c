@@ -1,0 +1,394 @@
+/*
+ * batch_pack.c: the batch route's start on PostgreSQL: what is waiting to
+ * be packed (a bounded window read by index seeks), packing it into a
+ * local batch, failing what no file can hold, and reading a batch's jobs
+ * back to write its file. Workers on many hosts pack at once: the jobs
+ * are taken FOR UPDATE SKIP LOCKED, so a job lands in one batch and no
+ * packer waits on another. Statements as lib/sqlite/batch.c's
+ * (docs/internals/postgresql.md maps them).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg/internal.h"
+
+/* "now" for the statement: $1, or the server's clock. */
+#define NOW_CTE "n AS (SELECT coalesce($1::bigint, sluice.now_ms()) AS t)"
+
+/* SL_SQL_BATCH_ELIGIBLE (lib/sqlite/jobs.h): workable deferrable jobs, due
+ * by n.t; $2 queues (NULL: all), $3 due_after (NULL: none). A job due too
+ * soon for a batch goes online unless its queue's online route is paused;
+ * a spent daily budget holds the batch route too. */
+#define ELIGIBLE                                                            \
+  " state = 'pending' AND urgency = 'deferrable'"                           \
+  " AND run_after <= (SELECT t FROM n)"                                     \
+  " AND NOT EXISTS (SELECT 1 FROM sluice.queues q WHERE q.paused = 1"       \
+  "  AND q.name = jobs.queue)"                                              \
+  " AND ($2::text[] IS NULL OR queue = ANY($2::text[]))"                    \
+  " AND NOT EXISTS (SELECT 1 FROM sluice.queue_limits l WHERE"              \
+  "  l.queue = jobs.queue AND l.online_paused = 1"                          \
+  "  AND l.online_paused_reason LIKE 'budget%')"                            \
+  " AND ($3::bigint IS NULL OR deadline IS NULL OR deadline >= $3::bigint"  \
+  "  OR EXISTS (SELECT 1 FROM sluice.queue_limits l WHERE"                  \
+  "  l.queue = jobs.queue AND l.online_paused = 1))"
+
+/* A job's line in the JSONL file, in bytes (SL_SQL_LINE_BYTES). */
+#define LINE_BYTES "(octet_length(body) + octet_length(endpoint) + 82)"
+
+/* Embedding inputs the job counts against a file's 50,000 (SL_SQL_INPUTS):
+ * an array of strings or of token arrays counts its length, a string or
+ * one token array (integers) 1. SQLite's json_type tells 'integer' from
+ * 'real'; json_typeof says 'number' for both, so the digits decide. */
+#define INPUTS                                                              \
+  "(CASE WHEN endpoint = '/v1/embeddings'"                                  \
+  "  AND json_typeof(body::json -> 'input') = 'array'"                      \
+  "  AND NOT coalesce(json_typeof(body::json -> 'input' -> 0) = 'number'"   \
+  "   AND (body::json -> 'input' ->> 0) ~ '^-?[0-9]+$', false)"             \
+  " THEN greatest(json_array_length(body::json -> 'input'), 1) ELSE 1 END)"
+
+/* The candidates c with their running sums in claim order (the file's cut
+ * at max_bytes and max_inputs). */
+#define RUNNING_SUMS                                                        \
+  "SELECT id, lb, inp, sum(lb) OVER o AS cum, sum(inp) OVER o AS cin,"      \
+  " row_number() OVER o AS rn FROM c WINDOW o AS (ORDER BY priority,"       \
+  " run_after, id ROWS UNBOUNDED PRECEDING)"
+
+/* Jobs moved per statement of a pack. jobs_count (pg 0015) updates the
+ * same two count rows for every job moved, and in one transaction every
+ * update of a row adds a version its next update walks past: a 50,000-job
+ * statement took minutes, its cost growing with the square of its size.
+ * A pack is therefore one statement per PACK_CHUNK jobs, each committed:
+ * the first creates the batch, the next add to it while it is still
+ * 'building' and ours (nothing is sent before the last, so a batch cut
+ * short by a crash is simply smaller). */
+#define PACK_CHUNK 1000
+
+static const char *i64(char *buf, size_t len, int64_t v, int null_if_zero) {
+  if (null_if_zero && !v)
+    return NULL;
+  snprintf(buf, len, "%lld", (long long)v);
+  return buf;
+}
+
+/* The filter's $1..$3; *qa (the queues' array) is the caller's to free. */
+static int filter_params(const struct sl_batch_filter *f, struct sl_pgbuf *qa,
+                         char *b1, size_t n1, char *b3, size_t n3,
+                         const char **param) {
+  size_t i;
+  sl__pgbuf_init(qa);
+  if (f->queues) {
+    sl__pgbuf_open(qa);
+    for (i = 0; f->queues[i]; i++)
+      sl__pgbuf_text(qa, f->queues[i], strlen(f->queues[i]));
+    sl__pgbuf_close(qa);
+    if (qa->oom)
+      return SL_NOMEM;
+  }
+  param[0] = i64(b1, n1, f->now_ms, 1);
+  param[1] = qa->s;
+  param[2] = i64(b3, n3, f->due_after_ms, 1);
+  return SL_OK;
+}
+
+int sl__pg_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
+                         struct sl_batch_backlog *out, size_t max,
+                         size_t *n) {
+  /* A window, not the whole backlog (issue 14): the first $4 eligible
+   * jobs in claim order. The distinct deferrable priorities come from
+   * jobs_pending by a loose index scan (one seek each); per priority a
+   * seek reads its due jobs in (run_after, id) order, so jobs not yet due
+   * are never walked. $4 is one more than a full file, so a cut window
+   * still tells a full batch. OFFSET 0 makes the line sizes before any
+   * sort, so a sort (the planner's choice when it misjudges a priority's
+   * rows) carries numbers, not bodies. */
+  static const char sql[] =
+      "WITH RECURSIVE " NOW_CTE ","
+      " g(p) AS (SELECT (SELECT min(priority) FROM sluice.jobs"
+      "  WHERE state = 'pending' AND urgency = 'deferrable')"
+      "  UNION ALL SELECT (SELECT min(priority) FROM sluice.jobs"
+      "  WHERE state = 'pending' AND urgency = 'deferrable'"
+      "  AND priority > g.p) FROM g WHERE g.p IS NOT NULL),"
+      " w AS (SELECT x.* FROM g CROSS JOIN LATERAL (SELECT * FROM"
+      "  (SELECT id, endpoint, model, run_after, deadline, " LINE_BYTES
+      "  AS lb, " INPUTS " AS inp FROM sluice.jobs WHERE" ELIGIBLE
+      "  AND priority = g.p OFFSET 0) y"
+      "  ORDER BY run_after, id LIMIT $4::bigint) x LIMIT $4::bigint)"
+      " SELECT endpoint, count(*), sum(lb), min(run_after),"
+      " coalesce(min(deadline), 0), model, sum(inp) FROM w"
+      " GROUP BY endpoint, model ORDER BY min(run_after)";
+  struct sl_pgbuf qa;
+  char b1[24], b3[24], b4[24];
+  const char *param[4];
+  PGresult *r = NULL;
+  size_t got = 0;
+  int rc, i;
+
+  if (!f || !out || !n)
+    return SL_INVAL;
+  rc = filter_params(f, &qa, b1, sizeof b1, b3, sizeof b3, param);
+  param[3] = i64(b4, sizeof b4, SL_BATCH_MAX_INPUTS + 1, 0);
+  if (rc == SL_OK)
+    rc = sl__pg_execp(PGJ(j), sql, 4, param, "reading the batch backlog", &r);
+  sl__pgbuf_free(&qa);
+  if (rc != SL_OK)
+    return rc;
+  for (i = 0; i < PQntuples(r) && got < max; i++) {
+    struct sl_batch_backlog *b = &out[got++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->endpoint, sizeof b->endpoint, "%s", PQgetvalue(r, i, 0));
+    b->jobs = sl__pg_int(r, i, 1);
+    b->bytes = sl__pg_int(r, i, 2);
+    b->oldest_due = sl__pg_int(r, i, 3);
+    b->earliest_deadline = sl__pg_int(r, i, 4);
+    b->has_model = !PQgetisnull(r, i, 5);
+    snprintf(b->model, sizeof b->model, "%s", PQgetvalue(r, i, 5));
+    b->inputs = sl__pg_int(r, i, 6);
+  }
+  PQclear(r);
+  *n = got;
+  return SL_OK;
+}
+
+/* The pack's next chunks, while each fills up and the file has room: the
+ * same pick, into batch `id` while it is 'building' under this token
+ * (locked against an adopter meanwhile), cut at the room left. A chunk that
+ * fails leaves the batch as it is (committed, consistent, smaller): the
+ * jobs not taken wait for the next pack. $5 limit, $6 bytes left, $7
+ * token, $8 batch, $11 inputs left; param holds the first statement's
+ * $1-$4, $9, $10. */
+static void pack_more(struct sl_pg *p, const struct sl_batch_pack_options *o,
+                      const char **param, int64_t id, int64_t max_in,
+                      int64_t *moved, int64_t *total, int64_t *in) {
+  static const char sql[] =
+      "WITH " NOW_CTE ","
+      " h AS (SELECT id FROM sluice.batches WHERE id = $8::bigint"
+      "  AND lease_token = $7::bigint AND state = 'building' FOR UPDATE),"
+      " c AS (SELECT id, priority, run_after, " LINE_BYTES " AS lb,"
+      "  " INPUTS " AS inp FROM sluice.jobs WHERE" ELIGIBLE
+      "  AND endpoint = $4::text"
+      "  AND ($10::int = 0 OR model IS NOT DISTINCT FROM $9::text)"
+      "  AND EXISTS (SELECT 1 FROM h)"
+      "  ORDER BY priority, run_after, id LIMIT $5::bigint"
+      "  FOR UPDATE SKIP LOCKED),"
+      " w AS (" RUNNING_SUMS "),"
+      " u AS (UPDATE sluice.jobs j SET state = 'batched',"
+      "  batch_id = $8::bigint, attempts = j.attempts + 1,"
+      "  lease_token = NULL, lease_expires = NULL,"
+      "  updated_at = (SELECT t FROM n) FROM w WHERE j.id = w.id"
+      "  AND w.cum <= $6::bigint AND w.cin <= $11::bigint"
+      "  RETURNING w.lb, w.inp),"
+      " s AS (SELECT count(*) AS k, coalesce(sum(lb), 0) AS bytes,"
+      "  coalesce(sum(inp), 0) AS inputs FROM u),"
+      " bu AS (UPDATE sluice.batches b SET request_count = b.request_count"
+      "  + s.k FROM s, h WHERE b.id = h.id),"
+      " tk AS (UPDATE sluice.batch_tokens t SET est_tokens = t.est_tokens"
+      "  + (s.bytes + 3) / 4 FROM s WHERE t.batch_id = $8::bigint"
+      "  AND s.k > 0)"
+      " SELECT k, bytes, inputs FROM s";
+  char b5[24], b6[24], b7[24], b8[24], b11[24];
+  const char *par[11];
+  PGresult *r;
+  int64_t lim, k;
+  int i;
+  for (;;) {
+    lim = (int64_t)o->max_lines - *moved;
+    if (lim > PACK_CHUNK)
+      lim = PACK_CHUNK;
+    if (lim <= 0 || *total >= o->max_bytes || *in >= max_in)
+      return;
+    for (i = 0; i < 4; i++)
+      par[i] = param[i];
+    par[4] = i64(b5, sizeof b5, lim, 0);
+    par[5] = i64(b6, sizeof b6, o->max_bytes - *total, 0);
+    par[6] = i64(b7, sizeof b7, o->lease_token, 0);
+    par[7] = i64(b8, sizeof b8, id, 0);
+    par[8] = param[8];
+    par[9] = param[9];
+    par[10] = i64(b11, sizeof b11, max_in - *in, 0);
+    if (sl__pg_execp(p, sql, 11, par, "adding jobs to a batch", &r) != SL_OK)
+      return;
+    k = sl__pg_int(r, 0, 0);
+    *moved += k;
+    *total += sl__pg_int(r, 0, 1);
+    *in += sl__pg_int(r, 0, 2);
+    PQclear(r);
+    if (k < lim)
+      return;
+  }
+}
+
+int sl__pg_batch_pack(struct sl_journal *j,
+                      const struct sl_batch_pack_options *o,
+                      int64_t *batch_id, size_t *jobs, int64_t *bytes) {
+  /* The first chunk (PACK_CHUNK) is one statement, one commit: the batch
+   * row, its jobs' move to batched (jobs_state_transition allows pending
+   * -> batched) and the token estimate commit together, before anything
+   * is sent (invariant 4); pack_more adds the rest the same way. The
+   * id is drawn first so the jobs can name it; the batch row is inserted
+   * only if a job moved (foreign keys are checked at the statement's
+   * end). Jobs are locked in claim order, skipping any another packer or
+   * claimer holds; the running sums then cut the file at max_bytes and
+   * max_inputs (the first job always goes). The lease runs on the
+   * server's clock: workers on other hosts compare it.
+   * $4 endpoint, $5 max_lines, $6 max_bytes, $7 token, $8 lease ms, $9
+   * model, $10 by_model, $11 max_inputs, $12 worker. */
+  static const char sql[] =
+      "WITH " NOW_CTE ","
+      " b AS (SELECT nextval(pg_get_serial_sequence('sluice.batches', 'id'))"
+      "  AS id),"
+      " c AS (SELECT id, priority, run_after, " LINE_BYTES " AS lb,"
+      "  " INPUTS " AS inp FROM sluice.jobs WHERE" ELIGIBLE
+      "  AND endpoint = $4::text"
+      "  AND ($10::int = 0 OR model IS NOT DISTINCT FROM $9::text)"
+      "  ORDER BY priority, run_after, id LIMIT $5::bigint"
+      "  FOR UPDATE SKIP LOCKED),"
+      " w AS (" RUNNING_SUMS "),"
+      " u AS (UPDATE sluice.jobs j SET state = 'batched',"
+      "  batch_id = (SELECT id FROM b), attempts = j.attempts + 1,"
+      "  lease_token = NULL, lease_expires = NULL, updated_at = (SELECT t"
+      "  FROM n) FROM w WHERE j.id = w.id AND ((w.cum <= $6::bigint"
+      "  AND w.cin <= $11::bigint) OR w.rn = 1)"
+      "  RETURNING w.lb, w.inp, j.model),"
+      " s AS (SELECT count(*) AS k, coalesce(sum(lb), 0) AS bytes,"
+      "  coalesce(sum(inp), 0) AS inputs, min(model) AS model FROM u),"
+      " ins AS (INSERT INTO sluice.batches (id, endpoint, state, created_at,"
+      "  lease_token, lease_expires, worker_id, request_count)"
+      "  SELECT b.id, $4::text, 'building', sluice.now_ms(), $7::bigint,"
+      "  sluice.now_ms() + $8::bigint, $12::bigint, s.k FROM b, s"
+      "  WHERE s.k > 0 RETURNING id),"
+      " tok AS (INSERT INTO sluice.batch_tokens (batch_id, model, est_tokens)"
+      "  SELECT ins.id, s.model, (s.bytes + 3) / 4 FROM ins, s)"
+      " SELECT (SELECT id FROM ins), k, bytes, inputs FROM s";
+  struct sl_pg *p = PGJ(j);
+  struct sl_pgbuf qa;
+  char b1[24], b3[24], b5[24], b6[24], b7[24], b8[24], b11[24], b12[24];
+  const char *param[12];
+  PGresult *r = NULL;
+  int64_t max_in, moved, total, in, lim;
+  int rc;
+
+  if (!o || !batch_id || !o->endpoint || o->max_lines == 0 ||
+      o->max_bytes <= 0 || o->lease_ms <= 0)
+    return SL_INVAL;
+  *batch_id = 0;
+  max_in = o->max_inputs > 0 ? o->max_inputs : SL_BATCH_MAX_INPUTS;
+  lim = o->max_lines < PACK_CHUNK ? (int64_t)o->max_lines : PACK_CHUNK;
+  rc = filter_params(&o->f, &qa, b1, sizeof b1, b3, sizeof b3, param);
+  param[3] = o->endpoint;
+  param[4] = i64(b5, sizeof b5, lim, 0);
+  param[5] = i64(b6, sizeof b6, o->max_bytes, 0);
+  param[6] = i64(b7, sizeof b7, o->lease_token, 0);
+  param[7] = i64(b8, sizeof b8, o->lease_ms, 0);
+  param[8] = o->model;
+  param[9] = o->by_model ? "1" : "0";
+  param[10] = i64(b11, sizeof b11, max_in, 0);
+  param[11] = i64(b12, sizeof b12, p->worker_id, 1);
+  if (rc == SL_OK)
+    rc = sl__pg_execp(p, sql, 12, param, "packing jobs into a batch", &r);
+  if (rc != SL_OK) {
+    sl__pgbuf_free(&qa);
+    return rc;
+  }
+  *batch_id = sl__pg_int(r, 0, 0);
+  moved = sl__pg_int(r, 0, 1);
+  total = sl__pg_int(r, 0, 2);
+  in = sl__pg_int(r, 0, 3);
+  PQclear(r);
+  if (*batch_id && moved == lim)
+    pack_more(p, o, param, *batch_id, max_in, &moved, &total, &in);
+  sl__pgbuf_free(&qa);
+  if (jobs)
+    *jobs = *batch_id ? (size_t)moved : 0;
+  if (bytes)
+    *bytes = *batch_id ? total : 0;
+  return SL_OK;
+}
+
+int sl__pg_batch_fail_too_large(struct sl_journal *j,
+                                const struct sl_batch_pack_options *o,
+                                int64_t *failed) {
+  /* jobs_state_transition allows pending -> failed. Rows another packer
+   * or claimer holds are skipped: the next pass sees them if they are
+   * still pending. $4 endpoint, $5 max_bytes, $6 max_inputs, $7 class. */
+  static const char sql[] =
+      "WITH " NOW_CTE ","
+      " x AS (SELECT id FROM sluice.jobs WHERE" ELIGIBLE
+      "  AND endpoint = $4::text AND (" LINE_BYTES " > $5::bigint"
+      "  OR " INPUTS " > $6::bigint) FOR UPDATE SKIP LOCKED)"
+      " UPDATE sluice.jobs SET state = 'failed', last_class = $7::text,"
+      " last_error = CASE WHEN " LINE_BYTES " > $5::bigint"
+      "  THEN 'too large for any Batch API file: its line is '"
+      "   || " LINE_BYTES " || ' bytes, a file holds at most ' || $5::bigint"
+      "  ELSE 'too large for any Batch API file: ' || " INPUTS
+      "   || ' embedding inputs, a file holds at most ' || $6::bigint END,"
+      " lease_token = NULL, lease_expires = NULL,"
+      " updated_at = (SELECT t FROM n), finished_at = (SELECT t FROM n)"
+      " WHERE id IN (SELECT id FROM x)";
+  struct sl_pgbuf qa;
+  char b1[24], b3[24], b5[24], b6[24];
+  const char *param[7];
+  PGresult *r = NULL;
+  int rc;
+
+  if (!o || !o->endpoint || o->max_bytes <= 0)
+    return SL_INVAL;
+  rc = filter_params(&o->f, &qa, b1, sizeof b1, b3, sizeof b3, param);
+  param[3] = o->endpoint;
+  param[4] = i64(b5, sizeof b5, o->max_bytes, 0);
+  param[5] = i64(b6, sizeof b6,
+                 o->max_inputs > 0 ? o->max_inputs : SL_BATCH_MAX_INPUTS, 0);
+  param[6] = sl_failclass_name(SL_FC_TOO_LARGE);
+  if (rc == SL_OK)
+    rc = sl__pg_execp(PGJ(j), sql, 7, param,
+                      "failing jobs too large for a batch file", &r);
+  sl__pgbuf_free(&qa);
+  if (rc != SL_OK)
+    return rc;
+  if (failed)
+    *failed = atoll(PQcmdTuples(r));
+  PQclear(r);
+  return SL_OK;
+}
+
+int sl__pg_batch_lines(struct sl_journal *j, int64_t batch_id,
+                       sl_batch_line_cb cb, void *arg) {
+  /* A cursor, read in slices: a file of 50,000 bodies is never held
+   * whole. The id is a number, so it is written into the text. */
+  struct sl_pg *p = PGJ(j);
+  char sql[200];
+  PGresult *r = NULL;
+  int rc, stop = 0, i, rows;
+
+  if (!cb)
+    return SL_INVAL;
+  snprintf(sql, sizeof sql,
+           "DECLARE sl_batch_lines NO SCROLL CURSOR FOR SELECT id,"
+           " generation, endpoint, body FROM sluice.jobs WHERE batch_id ="
+           " %lld AND state = 'batched' ORDER BY id",
+           (long long)batch_id);
+  rc = sl__pg_begin(p);
+  if (rc != SL_OK)
+    return rc;
+  rc = sl__pg_run(p, sql, 0, NULL, "reading a batch's jobs");
+  while (rc == SL_OK && !stop) {
+    rc = sl__pg_exec(p, "FETCH 512 FROM sl_batch_lines", 0, NULL,
+                     "reading a batch's jobs", &r);
+    if (rc != SL_OK)
+      break;
+    rows = PQntuples(r);
+    for (i = 0; i < rows && !stop; i++)
+      stop = cb(arg, sl__pg_int(r, i, 0), sl__pg_int(r, i, 1),
+                PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                (size_t)PQgetlength(r, i, 3));
+    PQclear(r);
+    if (rows == 0)
+      break;
+  }
+  if (rc != SL_OK) {
+    sl__pg_rollback(p);
+    return rc;
+  }
+  rc = sl__pg_commit(p); /* read only: closes the cursor */
+  return stop ? stop : rc;
+}
