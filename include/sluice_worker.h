@@ -29,6 +29,9 @@ struct sl_claimed_job {
   int64_t deadline;     /* 0: none */
   int64_t priority;
   int64_t run_after;    /* when it became due (the claim order's 2nd key) */
+  int64_t out_tokens;   /* the body's output cap, read at enqueue
+                           (max_output_tokens...): > 0 the cap, -1 none,
+                           0 not known (a job from before migration 0016) */
   char *queue, *partition, *urgency, *endpoint, *model, *body,
       *idempotency_key;
 };

@@ -107,15 +107,15 @@ CREATE TABLE jobs (
                          OR endpoint = '/v1/embeddings'
                          OR endpoint = '/v1/completions'
                          OR endpoint = '/v1/moderations'),
-  body            TEXT NOT NULL
-                  CONSTRAINT "body must be valid JSON" CHECK (json_valid(body))
+  -- NULL once the body is in job_bodies (migration 0016): a producer's
+  -- INSERT INTO jobs(body) is checked here, then moved by jobs_body_insert.
+  body            TEXT
+                  CONSTRAINT "body must be valid JSON" CHECK (body IS NULL OR json_valid(body))
                   CONSTRAINT "body must be a JSON object"
                   CHECK (NOT json_valid(body) OR json_type(body) = 'object'),
-  -- Taken from the body, so it can never disagree with what is sent.
-  model           TEXT GENERATED ALWAYS AS (
-                    CASE WHEN json_valid(body)
-                          AND json_type(body, '$.model') = 'text'
-                         THEN json_extract(body, '$.model') END) STORED,
+  -- Taken from the body once, at insert (sl_enqueue, or jobs_body_insert
+  -- for a producer's INSERT), so it can never disagree with what is sent.
+  model           TEXT,
   lease_token     INTEGER,
   lease_expires   INTEGER,
   -- Bumped by each replay; batch custom_ids carry it.
@@ -135,9 +135,16 @@ CREATE TABLE jobs (
   metadata        TEXT NOT NULL DEFAULT '{}'
                   CONSTRAINT "metadata must be a JSON object"
                   CHECK (json_valid(metadata) AND json_type(metadata) = 'object'),
+  -- Migration 0016: the body's output cap (max_output_tokens,
+  -- max_completion_tokens or max_tokens, the first >= 1; 0: none), for
+  -- the worker's token estimate; NULL for a job enqueued before 0016.
+  out_tokens      INTEGER,
   CONSTRAINT "body must name a model"
-    CHECK (model IS NOT NULL OR endpoint = '/v1/moderations'
-           OR NOT json_valid(body) OR json_type(body) <> 'object'),
+    CHECK (endpoint = '/v1/moderations'
+           OR CASE WHEN body IS NULL THEN model IS NOT NULL
+                   WHEN NOT json_valid(body) THEN 1
+                   WHEN json_type(body) <> 'object' THEN 1
+                   ELSE json_type(body, '$.model') = 'text' END),
   CONSTRAINT "deadline must not be negative"
     CHECK (deadline IS NULL OR deadline >= 0)
 ) STRICT;
@@ -686,12 +693,13 @@ SELECT job_id, output_text,
                            WHERE CASE WHEN c.type = 'object'
                                  THEN c.value ->> '$.type' END = 'output_text')
                END AS output_text,
-               coalesce(json_valid(j.body)
-                 AND (json_extract(j.body, '$.response_format.type')
+               coalesce(json_valid(b.body)
+                 AND (json_extract(b.body, '$.response_format.type')
                         IN ('json_schema', 'json_object')
-                      OR json_extract(j.body, '$.text.format.type')
+                      OR json_extract(b.body, '$.text.format.type')
                         IN ('json_schema', 'json_object')), 0) AS wants_json
-          FROM results r JOIN jobs j ON j.id = r.job_id);
+          FROM results r JOIN jobs j ON j.id = r.job_id
+               LEFT JOIN job_bodies b ON b.job_id = r.job_id);
 
 -- ---------------------------------------------------------------------
 -- Added by migrations/0011_dashboard.sql (`sluice dashboard`).
@@ -890,3 +898,43 @@ END;
 -- The age of each queue's oldest due job is one seek here.
 CREATE INDEX jobs_pending_queue ON jobs (queue, run_after)
   WHERE state = 'pending';
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/0016_job_bodies.sql (each job's bytes written once:
+-- model and out_tokens above are plain columns filled at insert).
+-- ---------------------------------------------------------------------
+
+-- One row per job, written once at insert: the request body, out of the
+-- row that every claim and completion rewrites.
+CREATE TABLE job_bodies (
+  job_id INTEGER PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+  body   TEXT NOT NULL
+) STRICT;
+
+-- A producer's INSERT INTO jobs(body) (the sqlite3 door; sl_enqueue too
+-- when the door must judge the body) is checked by the CHECKs and
+-- jobs_insert_door on jobs.body, then moved here; model and out_tokens are
+-- taken from it. sl_enqueue writes job_bodies itself and leaves body NULL.
+CREATE TRIGGER jobs_body_insert
+AFTER INSERT ON jobs
+WHEN NEW.body IS NOT NULL
+BEGIN
+  INSERT INTO job_bodies (job_id, body) VALUES (NEW.id, NEW.body);
+  UPDATE jobs SET body = NULL,
+         model = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN json_type(NEW.body, '$.model') = 'text' THEN json_extract(NEW.body, '$.model') END,
+         out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END
+   WHERE id = NEW.id;
+END;
+
+-- UPDATE jobs SET body = ... replaces the job's body the same way.
+CREATE TRIGGER jobs_body_update
+AFTER UPDATE OF body ON jobs
+WHEN NEW.body IS NOT NULL
+BEGIN
+  INSERT INTO job_bodies (job_id, body) VALUES (NEW.id, NEW.body)
+  ON CONFLICT (job_id) DO UPDATE SET body = excluded.body;
+  UPDATE jobs SET body = NULL,
+         model = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN json_type(NEW.body, '$.model') = 'text' THEN json_extract(NEW.body, '$.model') END,
+         out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END
+   WHERE id = NEW.id;
+END;

@@ -34,7 +34,12 @@
   "  l.queue = jobs.queue AND l.online_paused = 1))"
 
 /* A job's line in the JSONL file, in bytes (SL_SQL_LINE_BYTES). */
-#define LINE_BYTES "(octet_length(body) + octet_length(endpoint) + 82)"
+/* The job's body (migration 0016: job_bodies), for statements reading
+ * FROM sluice.jobs unaliased. */
+#define JOB_BODY                                                            \
+  "(SELECT jb.body FROM sluice.job_bodies jb WHERE jb.job_id = jobs.id)"
+#define LINE_BYTES                                                          \
+  "(octet_length(" JOB_BODY ") + octet_length(endpoint) + 82)"
 
 /* Embedding inputs the job counts against a file's 50,000 (SL_SQL_INPUTS):
  * an array of strings or of token arrays counts its length, a string or
@@ -42,10 +47,12 @@
  * 'real'; json_typeof says 'number' for both, so the digits decide. */
 #define INPUTS                                                              \
   "(CASE WHEN endpoint = '/v1/embeddings'"                                  \
-  "  AND json_typeof(body::json -> 'input') = 'array'"                      \
-  "  AND NOT coalesce(json_typeof(body::json -> 'input' -> 0) = 'number'"   \
-  "   AND (body::json -> 'input' ->> 0) ~ '^-?[0-9]+$', false)"             \
-  " THEN greatest(json_array_length(body::json -> 'input'), 1) ELSE 1 END)"
+  "  AND json_typeof(" JOB_BODY "::json -> 'input') = 'array'"             \
+  "  AND NOT coalesce(json_typeof(" JOB_BODY "::json -> 'input' -> 0)"      \
+  "   = 'number' AND (" JOB_BODY "::json -> 'input' ->> 0) ~ '^-?[0-9]+$',"  \
+  "   false)"                                                                \
+  " THEN greatest(json_array_length(" JOB_BODY "::json -> 'input'), 1)"     \
+  " ELSE 1 END)"
 
 /* The candidates c with their running sums in claim order (the file's cut
  * at max_bytes and max_inputs). */
@@ -356,7 +363,7 @@ int sl__pg_batch_lines(struct sl_journal *j, int64_t batch_id,
   /* A cursor, read in slices: a file of 50,000 bodies is never held
    * whole. The id is a number, so it is written into the text. */
   struct sl_pg *p = PGJ(j);
-  char sql[200];
+  char sql[320];
   PGresult *r = NULL;
   int rc, stop = 0, i, rows;
 
@@ -364,7 +371,8 @@ int sl__pg_batch_lines(struct sl_journal *j, int64_t batch_id,
     return SL_INVAL;
   snprintf(sql, sizeof sql,
            "DECLARE sl_batch_lines NO SCROLL CURSOR FOR SELECT id,"
-           " generation, endpoint, body FROM sluice.jobs WHERE batch_id ="
+           " generation, endpoint, " JOB_BODY " FROM sluice.jobs WHERE"
+           " batch_id ="
            " %lld AND state = 'batched' ORDER BY id",
            (long long)batch_id);
   rc = sl__pg_begin(p);

@@ -50,8 +50,9 @@ static const char claim_sql[] =
     "  FROM pick WHERE j.id = pick.id"
     "  RETURNING j.id, j.lease_token, j.lease_expires, j.attempts,"
     "  j.max_attempts, j.generation, coalesce(j.deadline, 0), j.priority,"
-    "  j.queue, j.partition, j.urgency, j.endpoint, j.model, j.body,"
-    "  j.idempotency_key, j.run_after)"
+    "  j.queue, j.partition, j.urgency, j.endpoint, j.model,"
+    "  (SELECT b.body FROM sluice.job_bodies b WHERE b.job_id = j.id) AS body,"
+    "  j.idempotency_key, j.run_after, j.out_tokens)"
     " SELECT * FROM c ORDER BY priority, run_after, id";
 
 static char *i64(char *buf, size_t len, int64_t v, int null_if_zero) {
@@ -133,6 +134,10 @@ int sl__pg_claim(struct sl_journal *j, const struct sl_claim_options *o,
     c->deadline = sl__pg_int(r, (int)i, 6);
     c->priority = sl__pg_int(r, (int)i, 7);
     c->run_after = sl__pg_int(r, (int)i, 15);
+    /* NULL (before migration 0016): 0, not known; 0 stored (none): -1 */
+    if (!PQgetisnull(r, (int)i, 16))
+      c->out_tokens = sl__pg_int(r, (int)i, 16) > 0 ? sl__pg_int(r, (int)i, 16)
+                                                    : -1;
     dst[0] = &c->queue;
     dst[1] = &c->partition;
     dst[2] = &c->urgency;

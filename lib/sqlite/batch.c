@@ -62,11 +62,12 @@ int sl__sqlite_batch_backlog(struct sl_journal *j,
       "  UNION ALL SELECT (SELECT min(priority) FROM jobs WHERE state ="
       "  'pending' AND urgency = 'deferrable' AND priority > g.p) FROM g"
       "  WHERE p IS NOT NULL LIMIT 100000),"
-      " w AS (SELECT endpoint, model, body, run_after, deadline FROM jobs"
+      " w AS (SELECT endpoint, model, " LINE_BYTES " AS lb, " INPUTS
+      "  AS inputs, run_after, deadline FROM jobs"
       "  INDEXED BY jobs_pending WHERE" ELIGIBLE
       "  AND priority IN (SELECT p FROM g) LIMIT ?4)"
-      " SELECT endpoint, count(*), sum(" LINE_BYTES "), min(run_after),"
-      " coalesce(min(deadline), 0), model, sum(" INPUTS ") FROM w"
+      " SELECT endpoint, count(*), sum(lb), min(run_after),"
+      " coalesce(min(deadline), 0), model, sum(inputs) FROM w"
       " GROUP BY endpoint, model ORDER BY min(run_after)";
   sqlite3_stmt *st = NULL;
   char *qjson = NULL;
@@ -467,7 +468,7 @@ fail:
 int sl__sqlite_batch_lines(struct sl_journal *j, int64_t batch_id,
                            sl_batch_line_cb cb, void *arg) {
   static const char sql[] =
-      "SELECT id, generation, endpoint, body FROM jobs"
+      "SELECT id, generation, endpoint, " SL_SQL_JOB_BODY " FROM jobs"
       " WHERE batch_id = ?1 AND state = 'batched' ORDER BY id";
   sqlite3_stmt *st = NULL;
   int rc, stop = 0;

@@ -183,6 +183,11 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     c->deadline = sqlite3_column_int64(st, 6);
     c->priority = sqlite3_column_int64(st, 7);
     c->run_after = sqlite3_column_int64(st, 15);
+    /* NULL (before 0016): 0, not known; 0 stored (no cap): -1 */
+    if (sqlite3_column_type(st, 16) != SQLITE_NULL)
+      c->out_tokens = sqlite3_column_int64(st, 16) > 0
+                          ? sqlite3_column_int64(st, 16)
+                          : -1;
     memo = &j->memo[(uint64_t)c->id & (SL_LEASE_MEMO - 1)];
     memo->id = c->id;
     memo->token = c->lease_token;

@@ -67,6 +67,11 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
   sl__bind_opt_int(st, 10, s->deadline_ms, 0);
   sqlite3_bind_int64(st, 11, now);
   sl__bind_text(st, 12, s->metadata);
+  /* the same tests as the door's instr() gates, done here (queries.c) */
+  sqlite3_bind_int(st, 13, strstr(s->body, "\"stream\"") ||
+                               strstr(s->body, "\\u"));
+  sqlite3_bind_int(st, 14, strstr(s->body, "max_") ||
+                               strstr(s->body, "\\u"));
   rc = sqlite3_step(st);
   if (rc != SQLITE_DONE) {
     rc = sl__journal_fail(j, rc, "job refused");
@@ -76,6 +81,15 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
   sqlite3_reset(st);
   if (sqlite3_changes(j->db) == 1) { /* the door triggers change no row */
     *id = sqlite3_last_insert_rowid(j->db);
+    st = sl__journal_stmt(j, SL_STMT_BODY_INSERT);
+    if (!st)
+      return SL_DB;
+    sqlite3_bind_int64(st, 1, *id);
+    sl__bind_text(st, 2, s->body);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+      return sl__journal_fail(j, rc, "storing the job's body");
     if (created)
       *created = 1;
     return SL_OK;
@@ -104,7 +118,16 @@ int sl__sqlite_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
   int rc;
   if (!j || !id)
     return SL_INVAL;
+  /* The job's row and its body's commit together. */
+  rc = sl__journal_begin(j);
+  if (rc != SL_OK)
+    return rc;
   rc = insert_one(j, spec, sl_now_ms(), &got, created);
+  if (rc != SL_OK) {
+    sl__journal_rollback(j);
+    return rc;
+  }
+  rc = sl__journal_commit(j);
   if (rc == SL_OK)
     *id = got;
   return rc;

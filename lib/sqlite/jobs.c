@@ -76,7 +76,9 @@
 #define CLAIM_RETURNING                                                     \
   " RETURNING id, lease_token, lease_expires, attempts, max_attempts,"      \
   " generation, coalesce(deadline, 0), priority, queue, partition,"         \
-  " urgency, endpoint, model, body, idempotency_key, run_after"
+  " urgency, endpoint, model,"                                            \
+  " (SELECT body FROM job_bodies WHERE job_id = jobs.id),"                  \
+  " idempotency_key, run_after, out_tokens"
 
 #define FROM(s) SL_STATE_BIT(s)
 #define TO(s) SL_STATE_BIT(s)

@@ -44,17 +44,23 @@
   "  OR queue IN (SELECT queue FROM queue_limits WHERE online_paused = 1))"
 
 /* A job's line in a Batch API input file, in bytes. */
+/* A job's body (migration 0016: job_bodies, written once at insert), for
+ * statements that read jobs FROM jobs. */
+#define SL_SQL_JOB_BODY "(SELECT body FROM job_bodies WHERE job_id = jobs.id)"
+
 #define SL_SQL_LINE_BYTES                                                  \
-  "(length(CAST(body AS BLOB)) + length(endpoint) + 82)"
+  "(length(CAST(" SL_SQL_JOB_BODY " AS BLOB)) + length(endpoint) + 82)"
 
 /* Inputs an embeddings request counts against the file's 50,000: an array
  * of strings or of token arrays counts its length; a string, or one token
  * array (an array of integers), counts 1. Other endpoints count 1. */
 #define SL_SQL_INPUTS                                                      \
-  "(CASE WHEN endpoint = '/v1/embeddings'"                                 \
-  "  AND json_type(body, '$.input') = 'array'"                             \
-  "  AND coalesce(json_type(body, '$.input[0]'), '') <> 'integer'"         \
-  " THEN max(json_array_length(body, '$.input'), 1) ELSE 1 END)"
+  "(CASE WHEN endpoint <> '/v1/embeddings' THEN 1"                         \
+  "  WHEN json_type(" SL_SQL_JOB_BODY ", '$.input') = 'array'"             \
+  "  AND coalesce(json_type(" SL_SQL_JOB_BODY ", '$.input[0]'), '')"       \
+  "  <> 'integer'"                                                          \
+  " THEN max(json_array_length(" SL_SQL_JOB_BODY ", '$.input'), 1)"        \
+  " ELSE 1 END)"
 
 /* The statements that move jobs between states; see sl_moves[] in jobs.c
  * for each one's parameters. */

@@ -256,10 +256,11 @@ static int new_file_vacuum(struct sl_journal *j) {
                        "setting auto_vacuum");
 }
 
+static int migrate_steps(struct sl_journal *j, int v);
+
 static int migrate(struct sl_journal *j) {
   int latest = sl_schema_latest();
-  int v = 0, rc, i;
-  char sql[64];
+  int v = 0, rc;
 
   rc = read_user_version(j, &v);
   if (rc != SL_OK)
@@ -271,6 +272,26 @@ static int migrate(struct sl_journal *j) {
              v, latest);
     return SL_TOO_NEW;
   }
+  /* Foreign keys off while migrating (a no-op inside a transaction, so
+   * here): migration 0016 rebuilds jobs, and with them on, dropping the old
+   * table would cascade into attempts, results and job_bodies. */
+  if (latest > v) {
+    rc = exec(j, "PRAGMA foreign_keys=OFF", "migrating");
+    if (rc != SL_OK)
+      return rc;
+  }
+  rc = migrate_steps(j, v);
+  if (latest > v) {
+    int rc2 = exec(j, "PRAGMA foreign_keys=ON", "migrating");
+    if (rc == SL_OK)
+      rc = rc2;
+  }
+  return rc;
+}
+
+static int migrate_steps(struct sl_journal *j, int v) {
+  char sql[64];
+  int rc, i;
   for (i = 0; i < sl_migrations_count; i++) {
     const struct sl_migration *m = &sl_migrations[i];
     if (m->version <= v)

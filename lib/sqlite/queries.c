@@ -11,16 +11,48 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
    * and sqlite3_last_insert_rowid() say what happened instead. */
   /* A missing key is generated as schema.sql's default does (time-ordered,
    * for index locality), from the caller's clock. */
+  /* model and out_tokens are computed here, once (migration 0016); the
+   * body goes to job_bodies (SL_STMT_BODY_INSERT) and jobs.body stays NULL,
+   * unless the door must judge it: not JSON, no model, or ?13 (enqueue.c
+   * found "stream" or a backslash-u escape that could spell it; C's
+   * strstr, as SQL's instr() costs ~10 instructions a byte). ?14: the body
+   * may hold a max_* key (same search). Then jobs.body's CHECKs and
+   * jobs_insert_door refuse it with their own words, and jobs_body_insert
+   * moves an accepted one. */
   [SL_STMT_ENQUEUE] =
     "INSERT INTO jobs (queue, partition, urgency, endpoint, body,"
     " idempotency_key, priority, max_attempts, run_after, deadline,"
-    " created_at, updated_at, metadata)"
+    " created_at, updated_at, metadata, model, out_tokens)"
     " VALUES (coalesce(?1, 'default'), coalesce(?2, ''),"
-    " coalesce(?3, 'urgent'), coalesce(?4, '/v1/responses'), ?5,"
+    " coalesce(?3, 'urgent'), coalesce(?4, '/v1/responses'),"
+    " CASE WHEN ?13 OR ("
+    "CASE WHEN NOT json_valid(?5) THEN NULL WHEN json_type(?5,"
+    " '$.model') = 'text' THEN json_extract(?5, '$.model') END"
+    ") IS NULL THEN ?5 END,"
     " coalesce(?6, printf('%012x', ?11) || lower(hex(randomblob(10)))),"
     " ?7, coalesce(?8, 5),"
-    " coalesce(?9, ?11), ?10, ?11, ?11, coalesce(?12, '{}'))"
+    " coalesce(?9, ?11), ?10, ?11, ?11, coalesce(?12, '{}'), ("
+    "CASE WHEN NOT json_valid(?5) THEN NULL WHEN json_type(?5,"
+    " '$.model') = 'text' THEN json_extract(?5, '$.model') END"
+    "), ("
+    "CASE WHEN NOT json_valid(?5) THEN NULL WHEN NOT ?14"
+    " THEN 0 ELSE coalesce(CASE WHEN json_type(?5,"
+    " '$.max_output_tokens') IN ('integer', 'real') AND json_extract(?5,"
+    " '$.max_output_tokens') >= 1 THEN CAST(json_extract(?5,"
+    " '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(?5,"
+    " '$.max_completion_tokens') IN ('integer', 'real') AND"
+    " json_extract(?5, '$.max_completion_tokens') >= 1 THEN"
+    " CAST(json_extract(?5, '$.max_completion_tokens') AS INTEGER) END,"
+    " CASE WHEN json_type(?5, '$.max_tokens') IN ('integer', 'real') AND"
+    " json_extract(?5, '$.max_tokens') >= 1 THEN CAST(json_extract(?5,"
+    " '$.max_tokens') AS INTEGER) END, 0) END"
+    "))"
     " ON CONFLICT (idempotency_key) DO NOTHING",
+
+  /* After SL_STMT_ENQUEUE inserted ?1: a body jobs_body_insert has
+   * already moved is left as it is. */
+  [SL_STMT_BODY_INSERT] =
+    "INSERT OR IGNORE INTO job_bodies (job_id, body) VALUES (?1, ?2)",
 
   [SL_STMT_FIND_KEY] = "SELECT id FROM jobs WHERE idempotency_key = ?1",
 

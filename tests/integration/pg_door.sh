@@ -445,13 +445,45 @@ refuse "job_ids that is not JSON" "job_ids must be a JSON array of job ids" \
 refuse "an unknown dashboard action" "unknown dashboard action" \
   "INSERT INTO sluice.dashboard_actions(action, outcome) VALUES ('delete', 'ok')"
 
+# Migration 0016: a door insert's body is moved to job_bodies once, model
+# and out_tokens are taken from it, an UPDATE of body replaces it, and
+# deleting the job deletes it; the same rows as SQLite's triggers give.
+BODY_SCENARIO="INSERT INTO @jobs(idempotency_key, body) VALUES
+  ('bd-1', '{\"model\":\"m1\",\"max_output_tokens\":40}'),
+  ('bd-2', '{\"model\":\"m2\",\"max_tokens\":7.9,\"max_completion_tokens\":0}'),
+  ('bd-3', '{\"model\":\"m3\",\"stream\":false}'),
+  ('bd-4', '{\"model\":\"m4\"}');
+UPDATE @jobs SET body = '{\"model\":\"m5\",\"max_tokens\":3}'
+ WHERE idempotency_key = 'bd-4';
+DELETE FROM @jobs WHERE idempotency_key = 'bd-3';"
+BODY_ROWS="SELECT j.idempotency_key, j.body IS NULL, j.model, j.out_tokens,
+       (SELECT count(*) FROM @job_bodies b WHERE b.job_id = j.id),
+       (SELECT b.body FROM @job_bodies b WHERE b.job_id = j.id)
+  FROM @jobs j WHERE j.idempotency_key LIKE 'bd-%'
+ ORDER BY j.idempotency_key"
+check "the body scenario runs on PostgreSQL" \
+  pg_psql -c "$(pg_sql "$BODY_SCENARIO")" -o /dev/null
+eq "door bodies live in job_bodies, model and out_tokens taken from them" \
+  "bd-1|t|m1|40|1|{\"model\":\"m1\",\"max_output_tokens\":40}
+bd-2|t|m2|7|1|{\"model\":\"m2\",\"max_tokens\":7.9,\"max_completion_tokens\":0}
+bd-4|t|m5|3|1|{\"model\":\"m5\",\"max_tokens\":3}" \
+  "$(q "$(pg_sql "$BODY_ROWS")")"
+eq "a deleted job's body goes with it" "0" \
+  "$(q "SELECT count(*) FROM sluice.job_bodies b WHERE NOT EXISTS
+          (SELECT 1 FROM sluice.jobs j WHERE j.id = b.job_id)")"
+eq "the body scenario gives SQLite's rows" \
+  "$(sqlite3 :memory: "PRAGMA foreign_keys=ON" ".read $SLUICE_ROOT/schema/schema.sql" \
+      "$(lite_sql "$BODY_SCENARIO")" "$(lite_sql "$BODY_ROWS")" 2>&1 |
+     sed 's/^\(bd-[0-9]\)|1|/\1|t|/')" \
+  "$(q "$(pg_sql "$BODY_ROWS")")"
+
 # A reader's query that calls json_valid under a parallel plan works (the
 # function's exception block cannot run in a parallel worker).
 q "INSERT INTO sluice.jobs(body) SELECT '$J' FROM generate_series(1, 2000)" >/dev/null
 eq "json_valid in a parallel scan" "$(njobs)" \
   "$(pg_psql -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
        -c "SET min_parallel_table_scan_size = 0" -c "SET max_parallel_workers_per_gather = 2" \
-       -c "SELECT count(*) FROM sluice.jobs WHERE sluice.json_valid(body)" 2>&1)"
+       -c "SELECT count(*) FROM sluice.job_bodies WHERE sluice.json_valid(body)" 2>&1)"
 
 # ------------------------------------------------------------ state machine
 # Migration 0013: every pair of states, as test_jobs tries them on SQLite.

@@ -177,7 +177,7 @@ INSERT INTO jobs(body, queue, partition, attempts) VALUES
 SQL
 check "door_takes_good_rows" eq "0 3" "$? $(sqlite3 "$P" 'SELECT count(*) FROM jobs')"
 check "good_row_unchanged" eq "default|{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}" \
-  "$(q 'SELECT queue, body FROM jobs')"
+  "$(q 'SELECT queue, b.body FROM jobs JOIN job_bodies b ON b.job_id = jobs.id')"
 
 # Two more in queue q2, then a worker drains all three.
 q "INSERT INTO jobs(body, queue) VALUES('{\"model\":\"m\"}', 'q2'),

@@ -100,7 +100,7 @@ eq "envelope: every field stored" \
   'bulk|t9|3|deferrable|/v1/chat/completions|2|4070908800000|1' \
   "$(sql "SELECT queue, partition, priority, urgency, endpoint, max_attempts, deadline, run_after > created_at + 590000 FROM jobs WHERE id = 2")"
 eq "envelope: the body is stored as written (big integers exact)" \
-  '{"model":"m","input":"x","seed":12345678901234567890}' "$(sql 'SELECT body FROM jobs WHERE id = 1')"
+  '{"model":"m","input":"x","seed":12345678901234567890}' "$(sql 'SELECT body FROM job_bodies WHERE job_id = 1')"
 eq "envelope: metadata stored" acme "$(sql "SELECT metadata ->> 'tenant' FROM jobs WHERE id = 1")"
 "$SLUICE" enqueue --envelope <"$T/env.jsonl" >"$T/out"
 eq "envelope rerun: created false, same ids" \

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "sqlite/internal.h"
+#include "sqlite/migrations.h"
 #include "testutil.h"
 
 #ifndef SL_SOURCE_DIR
@@ -225,7 +226,10 @@ static void test_migrations_equal_schema_sql(void **state) {
   assert_true(tu_contains(want, "xinfo jobs:|"));
   assert_true(tu_contains(want, "index_xinfo jobs_pending:|"));
   assert_true(tu_contains(want, "fk attempts:|"));
-  assert_true(tu_contains(want, "|model|TEXT|0|NULL|0|3")); /* generated */
+  /* model is a plain column since 0016 (it was generated: hidden 3) */
+  assert_true(tu_contains(want, "|model|TEXT|0|NULL|0|0"));
+  assert_true(tu_contains(want, "|out_tokens|INTEGER|0|NULL|0|0"));
+  assert_true(tu_contains(want, "object|table|job_bodies|"));
   assert_same_dump(got, want);
   /* the header field the dump does not cover */
   tu_assert_q(ref, SL_APPLICATION_ID, "PRAGMA application_id");
@@ -363,6 +367,89 @@ static void test_concurrent_first_open(void **state) {
   sqlite3_free(want);
 }
 
+/* A journal made by a sluice before migration 0016 (bodies in jobs, model
+ * generated) with jobs in every kind of state, attempts, a result and
+ * metadata: the upgrade rebuilds jobs without losing a row, a body, a
+ * foreign key or a count, and the upgraded journal still works (claim,
+ * complete, the door, prune's cascade). */
+static void test_upgrade_from_0015(void **state) {
+  struct tu *t = *state;
+  struct sl_claim_options co = {0};
+  struct sl_claimed_job *c = NULL;
+  struct sl_journal *j;
+  sqlite3 *db;
+  size_t n = 0;
+  int i;
+
+  assert_int_equal(sqlite3_open(t->path, &db), SQLITE_OK);
+  tu_exec(db, "PRAGMA journal_mode=WAL");
+  for (i = 0; i < sl_migrations_count && sl_migrations[i].version <= 15; i++)
+    tu_exec(db, sl_migrations[i].sql);
+  tu_exec(db,
+      "PRAGMA user_version = 15;"
+      " INSERT INTO jobs(queue, body, metadata) VALUES"
+      "  ('a', '{\"model\":\"m1\",\"input\":\"one\"}', '{\"k\":\"v\"}'),"
+      "  ('a', '{\"model\":\"m2\",\"input\":\"two\",\"max_tokens\":9}', '{}'),"
+      "  ('b', '{\"model\":\"m3\",\"input\":\"three\"}', '{}');"
+      " INSERT INTO jobs(queue, endpoint, body) VALUES"
+      "  ('b', '/v1/moderations', '{\"input\":\"x\"}');"
+      " UPDATE jobs SET state = 'running', lease_token = 7,"
+      "  lease_expires = 1, attempts = 1 WHERE id = 3;"
+      " UPDATE jobs SET state = 'succeeded', finished_at = 5 WHERE id = 3;"
+      " INSERT INTO results (job_id, generation, route, http_status, body,"
+      "  created_at) VALUES (3, 0, 'online', 200, '{\"ok\":1}', 5);"
+      " INSERT INTO attempts (job_id, attempt, generation, route,"
+      "  finished_at) VALUES (3, 1, 0, 'online', 5);");
+  tu_assert_q(db, 15, "PRAGMA user_version");
+  sqlite3_close(db);
+
+  j = tu_open_path(t->path);
+  db = tu_raw(t->path);
+  tu_assert_q(db, sl_schema_latest(), "PRAGMA user_version");
+  tu_assert_q(db, 4, "SELECT count(*) FROM jobs");
+  tu_assert_q(db, 4, "SELECT count(*) FROM job_bodies");
+  tu_assert_q(db, 0, "SELECT count(*) FROM jobs WHERE body IS NOT NULL");
+  tu_assert_q(db, 1,
+              "SELECT body = '{\"model\":\"m2\",\"input\":\"two\","
+              "\"max_tokens\":9}' FROM job_bodies WHERE job_id = 2");
+  tu_assert_q(db, 1, "SELECT model = 'm3' FROM jobs WHERE id = 3");
+  tu_assert_q(db, 1, "SELECT model IS NULL FROM jobs WHERE id = 4");
+  tu_assert_q(db, 1, "SELECT count(*) FROM results WHERE job_id = 3");
+  tu_assert_q(db, 1, "SELECT count(*) FROM attempts WHERE job_id = 3");
+  tu_assert_q(db, 1, "SELECT count(*) FROM job_metadata WHERE job_id = 1");
+  tu_assert_q(db, 0, "SELECT count(*) FROM pragma_foreign_key_check");
+  /* the children still name jobs (a rename would have pointed them at the
+   * old table) */
+  tu_assert_q(db, 0,
+              "SELECT count(*) FROM sqlite_schema WHERE instr(sql, 'jobs_0015')");
+  tu_assert_q(j->db, 1, "PRAGMA foreign_keys"); /* back on after migrating */
+  /* the counts were kept: 3 pending (1, 2, 4), 1 succeeded */
+  tu_assert_q(db, 3, "SELECT sum(n) FROM job_counts WHERE state = 'pending'");
+  /* a job from before 0016: model kept, output cap not known */
+  co.max_jobs = 1;
+  co.lease_ms = 60000;
+  co.queues = (const char *const[]){"a", NULL};
+  assert_int_equal(sl_claim(j, &co, &c, &n), SL_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(c[0].body, "{\"model\":\"m1\",\"input\":\"one\"}");
+  assert_string_equal(c[0].model, "m1");
+  assert_int_equal(c[0].out_tokens, 0);
+  assert_int_equal(sl_record_result(j, c[0].id, c[0].lease_token, 200,
+                                    "{\"ok\":2}", NULL), SL_OK);
+  sl_claimed_free(c, n);
+  /* the door still works after the upgrade */
+  tu_exec(db, "INSERT INTO jobs(body) VALUES('{\"model\":\"m9\","
+              "\"max_output_tokens\":33}')");
+  tu_assert_q(db, 33, "SELECT out_tokens FROM jobs WHERE model = 'm9'");
+  /* deleting a job deletes its body and result (the cascades hold) */
+  tu_exec(j->db, "DELETE FROM jobs WHERE id = 3");
+  tu_assert_q(db, 0, "SELECT count(*) FROM job_bodies WHERE job_id = 3");
+  tu_assert_q(db, 0, "SELECT count(*) FROM results WHERE job_id = 3");
+  sqlite3_close(db);
+  sl_close(j);
+  t->j = NULL;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_migrations_equal_schema_sql,
@@ -374,6 +461,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_failed_migration_leaves_nothing,
                                       tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_concurrent_first_open, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_upgrade_from_0015, tu_setup,
                                       tu_teardown),
   };
   return cmocka_run_group_tests_name("migrations", tests, NULL, NULL);

@@ -466,6 +466,25 @@ static void test_estimate(void **state) {
   assert_int_equal(sl_rl_estimate(rl, "/v1/embeddings", "m",
                                   "{\"model\":\"m\",\"input\":\"ab\"}"),
                    7);
+  /* from the claim (migration 0016): the stored cap, none (-1: the
+   * configured estimate), not known (0: the body is parsed) */
+  assert_int_equal(sl_rl_estimate_job(rl, "/v1/responses",
+                                      "{\"model\":\"m\",\"input\":\"x\"}",
+                                      9),
+                   7 + 9);
+  assert_int_equal(sl_rl_estimate_job(rl, "/v1/responses",
+                                      "{\"model\":\"m\",\"input\":\"x\"}",
+                                      -1),
+                   7 + 100);
+  assert_int_equal(sl_rl_estimate_job(rl, "/v1/embeddings",
+                                      "{\"model\":\"m\",\"input\":\"ab\"}",
+                                      -1),
+                   7);
+  assert_int_equal(sl_rl_estimate_job(rl, "/v1/responses",
+                                      "{\"model\":\"m\",\"input\":\"x\","
+                                      "\"max_output_tokens\":7}",
+                                      0),
+                   12 + 7);
   sl_rl_free(rl);
 }
 

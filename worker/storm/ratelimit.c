@@ -341,6 +341,21 @@ int64_t sl_rl_estimate(struct sl_rl *rl, const char *endpoint,
   return (in < 1 ? 1 : in) + out;
 }
 
+int64_t sl_rl_estimate_job(struct sl_rl *rl, const char *endpoint,
+                           const char *body, int64_t out_tokens) {
+  size_t len;
+  int64_t bpt, in, out;
+  if (out_tokens == 0)
+    return sl_rl_estimate(rl, endpoint, NULL, body);
+  len = body ? strlen(body) : 0;
+  bpt = rl->cfg.bytes_per_token > 0 ? rl->cfg.bytes_per_token : 4;
+  in = ((int64_t)len + bpt - 1) / bpt;
+  out = out_tokens > 0 ? out_tokens
+        : endpoint && strstr(endpoint, "embeddings") ? 0
+                                                      : rl->cfg.est_output_tokens;
+  return (in < 1 ? 1 : in) + out;
+}
+
 static int limited(const struct rl_key *k) {
   return k->synced && (k->rpm > 0 || k->tpm > 0);
 }

@@ -94,6 +94,11 @@ void sl_rl_free(struct sl_rl *rl);
  * (or configured) output estimate for (endpoint, model). */
 int64_t sl_rl_estimate(struct sl_rl *rl, const char *endpoint,
                        const char *model, const char *body);
+/* The same from what the claim says: the body's length and its output
+ * cap as stored at enqueue (sl_claimed_job.out_tokens; 0, not known, parses
+ * the body as sl_rl_estimate does). */
+int64_t sl_rl_estimate_job(struct sl_rl *rl, const char *endpoint,
+                           const char *body, int64_t out_tokens);
 
 /*
  * Admit one request of `cost` tokens now: 1 (taken from the local grant,

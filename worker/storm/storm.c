@@ -319,7 +319,8 @@ void sl_storm_submit(struct sl_storm *s, void *item,
   const char *why;
 
   memset(t, 0, sizeof *t);
-  t->cost = sl_rl_estimate(s->rl, job->endpoint, job->model, job->body);
+  t->cost = sl_rl_estimate_job(s->rl, job->endpoint, job->body,
+                               job->out_tokens);
   if (!s->head) {
     v = admit(s, job, t, now_ms, &when, &why);
     if (v == V_START) {
