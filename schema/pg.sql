@@ -53,6 +53,7 @@
 --   pg 0017_job_counts_deltas: PostgreSQL only (job_counts as signed
 --                          deltas appended by statement triggers, folded
 --                          now and then; SQLite keeps 0015's counters)
+--   pg 0018_held_index   = SQLite 0018 (SQLite has no 0017)
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
@@ -1201,3 +1202,9 @@ SELECT job_id, output_text,
 CREATE OR REPLACE VIEW sluice.workable_jobs AS
 SELECT * FROM sluice.jobs
  WHERE state = 'pending' AND (NOT EXISTS (SELECT 1 FROM sluice.queues WHERE paused = 1) OR queue NOT IN (SELECT name FROM sluice.queues WHERE paused = 1));
+
+-- Jobs a route's hold keeps waiting out a retry, by route (migration
+-- 0018): sl_route_release_held seeks them; fresh jobs are not in it.
+CREATE INDEX jobs_held ON sluice.jobs (endpoint, model, run_after)
+  WHERE state = 'pending' AND last_class IN ('rate_limited', 'server_error',
+    'overloaded', 'timeout', 'network', 'ambiguous');

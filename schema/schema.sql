@@ -938,3 +938,9 @@ BEGIN
          out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END
    WHERE id = NEW.id;
 END;
+
+-- Jobs a route's hold keeps waiting out a retry, by route (migration
+-- 0018): sl_route_release_held seeks them; fresh jobs are not in it.
+CREATE INDEX jobs_held ON jobs (endpoint, model, run_after)
+  WHERE state = 'pending' AND last_class IN ('rate_limited', 'server_error',
+    'overloaded', 'timeout', 'network', 'ambiguous');

@@ -350,13 +350,14 @@ int sl__sqlite_route_release_held(struct sl_journal *j, const char *endpoint,
                                   const char *model, int64_t now_ms,
                                   int64_t *n) {
   /* Only jobs that wait out a retry of a class the route's outage
-   * explains: a producer's own run_after (last_class NULL) is kept. */
+   * explains: a producer's own run_after (last_class NULL) is kept. The
+   * state and class terms are jobs_held's predicate word for word (0018),
+   * so that the planner seeks that index. */
   static const char sql[] =
       "UPDATE jobs SET run_after = ?3 WHERE state = 'pending'"
-      " AND endpoint = ?1 AND model = ?2 AND run_after > ?3"
-      " AND (last_class = 'rate_limited' OR last_class = 'server_error'"
-      " OR last_class = 'overloaded' OR last_class = 'timeout'"
-      " OR last_class = 'network' OR last_class = 'ambiguous')";
+      " AND last_class IN ('rate_limited', 'server_error', 'overloaded',"
+      " 'timeout', 'network', 'ambiguous')"
+      " AND endpoint = ?1 AND model = ?2 AND run_after > ?3";
   sqlite3_stmt *st = NULL;
   int rc;
 
