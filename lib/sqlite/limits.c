@@ -358,21 +358,21 @@ int sl__sqlite_route_release_held(struct sl_journal *j, const char *endpoint,
       " AND last_class IN ('rate_limited', 'server_error', 'overloaded',"
       " 'timeout', 'network', 'ambiguous')"
       " AND endpoint = ?1 AND model = ?2 AND run_after > ?3";
-  sqlite3_stmt *st = NULL;
+  sqlite3_stmt *st;
   int rc;
 
   if (n)
     *n = 0;
   if (!j || !names_ok(endpoint, model))
     return SL_INVAL;
-  rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
-  if (rc == SQLITE_OK) {
-    sl__bind_text(st, 1, endpoint);
-    sl__bind_text(st, 2, model);
-    sqlite3_bind_int64(st, 3, now_ms);
-    rc = sqlite3_step(st);
-  }
-  sqlite3_finalize(st);
+  st = sl__journal_sql(j, sql);
+  if (!st)
+    return SL_DB;
+  sl__bind_text(st, 1, endpoint);
+  sl__bind_text(st, 2, model);
+  sqlite3_bind_int64(st, 3, now_ms);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
   if (rc != SQLITE_DONE)
     return sl__journal_fail(j, rc, "releasing a route's held jobs");
   if (n)

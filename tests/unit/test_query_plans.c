@@ -435,9 +435,9 @@ static void test_batch_backlog_is_bounded(void **state) {
   assert_int_equal(bl[0].jobs, SL_BATCH_MAX_INPUTS + 1);
 }
 
-/* 3,000 pending jobs of the route, 10 of them held by a retry of a
- * rate limit: releasing the route's hold seeks those 10 (jobs_held, 0018)
- * and leaves a producer's own run_after alone. */
+/* 3,000 pending jobs of the route scheduled ahead, 10 of them held by a
+ * retry of a rate limit: releasing the route's hold seeks those 10
+ * (jobs_held, 0018) and leaves a producer's own run_after alone. */
 static void test_release_held_is_a_seek(void **state) {
   struct tu *t = *state;
   int64_t now = sl_now_ms(), n = 0, steps;
@@ -451,9 +451,11 @@ static void test_release_held_is_a_seek(void **state) {
                    SL_OK);
   steps = vm_steps(t->j->db);
   assert_int_equal(n, 10);
-  if (steps >= 300)
+  /* ~130 steps a released job (its index entries, the triggers); a walk
+   * of the backlog costs ~9 a pending job */
+  if (steps >= 3000)
     print_error("release_held: %lld VM steps\n", (long long)steps);
-  assert_true(steps < 300);
+  assert_true(steps < 3000);
 }
 
 int main(void) {
