@@ -942,5 +942,7 @@ END;
 -- Jobs a route's hold keeps waiting out a retry, by route (migration
 -- 0018): sl_route_release_held seeks them; fresh jobs are not in it.
 CREATE INDEX jobs_held ON jobs (endpoint, model, run_after)
-  WHERE state = 'pending' AND last_class IN ('rate_limited', 'server_error',
-    'overloaded', 'timeout', 'network', 'ambiguous');
+  WHERE state = 'pending' AND (last_class = 'rate_limited'
+    OR last_class = 'server_error' OR last_class = 'overloaded'
+    OR last_class = 'timeout' OR last_class = 'network'
+    OR last_class = 'ambiguous');

@@ -355,8 +355,9 @@ int sl__sqlite_route_release_held(struct sl_journal *j, const char *endpoint,
    * so that the planner seeks that index. */
   static const char sql[] =
       "UPDATE jobs SET run_after = ?3 WHERE state = 'pending'"
-      " AND last_class IN ('rate_limited', 'server_error', 'overloaded',"
-      " 'timeout', 'network', 'ambiguous')"
+      " AND (last_class = 'rate_limited' OR last_class = 'server_error'"
+      " OR last_class = 'overloaded' OR last_class = 'timeout'"
+      " OR last_class = 'network' OR last_class = 'ambiguous')"
       " AND endpoint = ?1 AND model = ?2 AND run_after > ?3";
   sqlite3_stmt *st;
   int rc;
