@@ -79,6 +79,7 @@ int sl__usage_add(struct sl_journal *j, struct sl_usage *u, int64_t job_id,
       sqlite3_reset(st);
       return SL_NOMEM;
     }
+    rc = SL_OK;
   }
   /* As results_usage: total defaults to input + output. */
   in = in == -1 ? 0 : in;
