@@ -447,6 +447,11 @@ CREATE TABLE sluice.usage_daily (
   PRIMARY KEY (queue, day)
 );
 
+-- Present for the SQLite journal's shape (its migration 0019); unused here.
+CREATE TABLE sluice.usage_summed (
+  holder bigint PRIMARY KEY
+);
+
 CREATE FUNCTION sluice.results_usage() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
