@@ -448,6 +448,11 @@ CREATE TABLE sluice.usage_daily (
   PRIMARY KEY (queue, day)
 );
 
+-- Present for the SQLite journal's shape (its migration 0019); unused here.
+CREATE TABLE sluice.usage_summed (
+  holder bigint PRIMARY KEY
+);
+
 CREATE FUNCTION sluice.results_usage() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -994,8 +999,12 @@ CREATE TABLE sluice.job_counts (
 );
 CREATE INDEX job_counts_key ON sluice.job_counts (queue, state, urgency, class);
 
+-- Both run as their owner (SECURITY DEFINER): a role granted only INSERT
+-- on jobs (the psql door) must neither need rights on job_counts nor fail
+-- on the one statement in 32 that folds.
 CREATE FUNCTION sluice.job_counts_fold() RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
   WITH d AS (DELETE FROM sluice.job_counts RETURNING *)
   INSERT INTO sluice.job_counts (queue, state, urgency, class, n)
   SELECT queue, state, urgency, class, sum(n) FROM d
@@ -1003,7 +1012,8 @@ LANGUAGE sql AS $$
 $$;
 
 CREATE FUNCTION sluice.jobs_count() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO sluice.job_counts (queue, state, urgency, class, n)
@@ -1146,8 +1156,11 @@ CREATE TRIGGER jobs_model_fill
 BEFORE INSERT OR UPDATE OF body ON sluice.jobs
 FOR EACH ROW EXECUTE FUNCTION sluice.jobs_model_fill();
 
+-- SECURITY DEFINER: a door role granted only INSERT on jobs (deploy/
+-- multi-host/grants.sql) must still get its body moved; the function
+-- names every table in full, so its search_path is pinned empty.
 CREATE FUNCTION sluice.jobs_body_move() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   INSERT INTO sluice.job_bodies (job_id, body) VALUES (NEW.id, NEW.body)
   ON CONFLICT (job_id) DO UPDATE SET body = excluded.body;

@@ -322,7 +322,8 @@ CREATE TABLE queue_limits (
 ) STRICT;
 
 -- Tokens used per queue and UTC day (day = ms / 86400000), online and
--- batch alike: the trigger below adds every result's usage.
+-- batch alike: the library adds its results' usage per transaction, the
+-- trigger below every other writer's.
 CREATE TABLE usage_daily (
   queue         TEXT NOT NULL,
   day           INTEGER NOT NULL,
@@ -333,10 +334,18 @@ CREATE TABLE usage_daily (
   PRIMARY KEY (queue, day)
 ) STRICT;
 
+-- usage_summed holds a row only inside a library write transaction that
+-- adds its results' usage itself, once per (queue, day) (migration 0019);
+-- every other writer's results are counted here, row by row.
+CREATE TABLE usage_summed (
+  holder INTEGER PRIMARY KEY
+) STRICT;
+
 CREATE TRIGGER results_usage
 AFTER INSERT ON results
-WHEN NEW.total_tokens IS NOT NULL OR NEW.input_tokens IS NOT NULL
-  OR NEW.output_tokens IS NOT NULL
+WHEN (NEW.total_tokens IS NOT NULL OR NEW.input_tokens IS NOT NULL
+      OR NEW.output_tokens IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM usage_summed)
 BEGIN
   INSERT INTO usage_daily (queue, day, jobs, input_tokens, output_tokens,
                            total_tokens)

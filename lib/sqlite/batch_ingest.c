@@ -63,7 +63,8 @@ static int step_reset(struct sl_journal *j, sqlite3_stmt *st,
 /* Apply one line inside the open transaction: per-line rc in l->rc, or a
  * fatal code for the transaction. */
 static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
-                      int64_t batch, struct sl_batch_line *l, int64_t now) {
+                      struct sl_usage *u, int64_t batch,
+                      struct sl_batch_line *l, int64_t now) {
   int ok = l->outcome == SL_OUTCOME_SUCCESS;
   sqlite3_stmt *st = ok ? s->succeed : s->settle;
   int rc;
@@ -88,6 +89,10 @@ static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
     return SL_OK;
   }
   if (ok) {
+    rc = sl__usage_add(j, u, l->job_id, NULL, l->input_tokens,
+                       l->output_tokens, l->total_tokens);
+    if (rc != SL_OK)
+      return rc;
     st = s->result;
     sqlite3_bind_int64(st, 1, l->job_id);
     sqlite3_bind_int64(st, 2, l->generation);
@@ -128,6 +133,7 @@ static int ingest_one(struct sl_journal *j, struct ingest_stmts *s,
 int sl__sqlite_batch_ingest(struct sl_journal *j, int64_t id, int64_t token,
                             struct sl_batch_line *lines, size_t n) {
   struct ingest_stmts s;
+  struct sl_usage u;
   int64_t now = sl_now_ms();
   size_t i;
   int rc;
@@ -142,11 +148,14 @@ int sl__sqlite_batch_ingest(struct sl_journal *j, int64_t id, int64_t token,
   rc = sl__journal_begin(j);
   if (rc != SL_OK)
     goto out;
+  sl__usage_init(&u, now);
   rc = sl__batch_holds(j, id, token);
   for (i = 0; rc == SL_OK && i < n; i++) {
     lines[i].rc = SL_STATE;
-    rc = ingest_one(j, &s, id, &lines[i], now);
+    rc = ingest_one(j, &s, &u, id, &lines[i], now);
   }
+  if (rc == SL_OK)
+    rc = sl__usage_flush(j, &u);
   if (rc != SL_OK) {
     sl__journal_rollback(j);
     goto out;

@@ -193,6 +193,12 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     memo->token = c->lease_token;
     memo->attempt = c->attempt;
     memo->generation = c->generation;
+    /* usage.c sums a completion's tokens under this queue (column 8) */
+    memo->has_queue = sqlite3_column_bytes(st, 8) < SL_USAGE_QUEUE &&
+                      sqlite3_column_type(st, 8) == SQLITE_TEXT;
+    if (memo->has_queue)
+      memcpy(memo->queue, sqlite3_column_text(st, 8),
+             (size_t)sqlite3_column_bytes(st, 8) + 1);
     for (k = 0; k < 7; k++) {
       offs[got].s[k] = block_put(&b, st, 8 + k);
       if (offs[got].s[k] < 0)
@@ -380,7 +386,7 @@ static int why_unchanged(struct sl_journal *j, const struct sl_completion *c) {
 /* Apply one completion inside the open transaction. Returns a per-item code
  * (SL_OK, SL_LEASE_LOST, SL_DUPLICATE) or a fatal one for the transaction. */
 static int apply_one(struct sl_journal *j, struct sl_completion *c,
-                     int64_t now, int *fatal) {
+                     struct sl_usage *u, int64_t now, int *fatal) {
   enum sl_move id;
   sqlite3_stmt *st;
   const struct sl_lease_memo *m;
@@ -437,7 +443,10 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   }
   m = memo_find(j, c);
   if (c->outcome == SL_OUTCOME_SUCCESS) {
-    rc = insert_result(j, c, m, now);
+    rc = sl__usage_add(j, u, c->job_id, m && m->has_queue ? m->queue : NULL,
+                       c->input_tokens, c->output_tokens, c->total_tokens);
+    if (rc == SL_OK)
+      rc = insert_result(j, c, m, now);
     if (rc != SL_OK)
       goto fatal;
   }
@@ -457,6 +466,7 @@ fatal:
 int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
                         size_t n) {
   int64_t now = sl_now_ms();
+  struct sl_usage u;
   size_t i;
   int rc, fatal;
 
@@ -464,16 +474,22 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
     return SL_INVAL;
   if (n == 0)
     return SL_OK;
+  sl__usage_init(&u, now);
   rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < n; i++) {
-    c[i].rc = apply_one(j, &c[i], now, &fatal);
+    c[i].rc = apply_one(j, &c[i], &u, now, &fatal);
     if (fatal) {
       rc = c[i].rc;
       sl__journal_rollback(j);
       return rc;
     }
+  }
+  rc = sl__usage_flush(j, &u);
+  if (rc != SL_OK) {
+    sl__journal_rollback(j);
+    return rc;
   }
   return sl__journal_commit(j);
 }

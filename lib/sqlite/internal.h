@@ -30,6 +30,10 @@ enum sl_stmt_id {
   SL_STMT_DATA_VERSION,
   SL_STMT_NEXT_DUE,
   SL_STMT_COUNT_ACTIVE,
+  SL_STMT_USAGE_HOLD,
+  SL_STMT_USAGE_RELEASE,
+  SL_STMT_USAGE_ADD,
+  SL_STMT_JOB_QUEUE,
   SL_STMT__COUNT
 };
 
@@ -50,8 +54,24 @@ struct sl_sql_cached {
  * Direct-mapped by id; a miss falls back to reading the row.
  */
 #define SL_LEASE_MEMO 1024 /* a power of two */
+#define SL_USAGE_QUEUE 48 /* longer queue names are looked up */
 struct sl_lease_memo {
   int64_t id, token, attempt, generation;
+  int has_queue; /* queue holds the job's queue (usage.c) */
+  char queue[SL_USAGE_QUEUE];
+};
+
+/* usage.c: the token usage of one write transaction's results, summed per
+ * queue (the day is the transaction's) and added to usage_daily once per
+ * queue before COMMIT; results_usage skips them (migration 0019). */
+#define SL_USAGE_KEYS 8
+struct sl_usage {
+  int n, held; /* held: usage_summed has this transaction's row */
+  int64_t day;
+  struct {
+    char queue[SL_USAGE_QUEUE];
+    int64_t jobs, in, out, total;
+  } k[SL_USAGE_KEYS];
 };
 
 /* Slots for the statements that change jobs.state (enum sl_move, jobs.h). */
@@ -130,6 +150,13 @@ sqlite3_stmt *sl__journal_sql(struct sl_journal *j, const char *sql);
 int sl__journal_begin(struct sl_journal *j);
 int sl__journal_commit(struct sl_journal *j);
 void sl__journal_rollback(struct sl_journal *j);
+void sl__usage_init(struct sl_usage *u, int64_t now_ms);
+/* Before inserting a result of job_id with these tokens (-1: none) inside
+ * the open transaction; queue NULL: read from the job. */
+int sl__usage_add(struct sl_journal *j, struct sl_usage *u, int64_t job_id,
+                  const char *queue, int64_t in, int64_t out, int64_t total);
+/* Before COMMIT: the sums into usage_daily, usage_summed emptied. */
+int sl__usage_flush(struct sl_journal *j, struct sl_usage *u);
 
 /* A JSON array of the NULL-terminated queue names, escaped, for binding
  * to json_each(); malloc'd, NULL when out of memory. */

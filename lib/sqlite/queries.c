@@ -113,4 +113,17 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   [SL_STMT_COUNT_ACTIVE] =
     "SELECT coalesce(sum(n), 0) FROM job_counts WHERE state = 'pending'"
     " OR state = 'running' OR state = 'batched'",
+  /* usage.c (migration 0019): the row that makes results_usage skip this
+   * transaction's results, and the sums that replace it. */
+  [SL_STMT_USAGE_HOLD] = "INSERT OR IGNORE INTO usage_summed (holder)"
+                         " VALUES (1)",
+  [SL_STMT_USAGE_RELEASE] = "DELETE FROM usage_summed",
+  [SL_STMT_USAGE_ADD] =
+    "INSERT INTO usage_daily (queue, day, jobs, input_tokens,"
+    " output_tokens, total_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    " ON CONFLICT (queue, day) DO UPDATE SET jobs = jobs + excluded.jobs,"
+    " input_tokens = input_tokens + excluded.input_tokens,"
+    " output_tokens = output_tokens + excluded.output_tokens,"
+    " total_tokens = total_tokens + excluded.total_tokens",
+  [SL_STMT_JOB_QUEUE] = "SELECT queue FROM jobs WHERE id = ?1",
 };

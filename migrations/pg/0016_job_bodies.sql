@@ -61,8 +61,11 @@ CREATE TRIGGER jobs_model_fill
 BEFORE INSERT OR UPDATE OF body ON sluice.jobs
 FOR EACH ROW EXECUTE FUNCTION sluice.jobs_model_fill();
 
+-- SECURITY DEFINER: a door role granted only INSERT on jobs (deploy/
+-- multi-host/grants.sql) must still get its body moved; the function
+-- names every table in full, so its search_path is pinned empty.
 CREATE FUNCTION sluice.jobs_body_move() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   INSERT INTO sluice.job_bodies (job_id, body) VALUES (NEW.id, NEW.body)
   ON CONFLICT (job_id) DO UPDATE SET body = excluded.body;

@@ -29,8 +29,8 @@ make_source() {
 # What a moved job must keep: key, queue, priority, urgency, run_after,
 # body, metadata, endpoint (one line per job, in key order).
 src_rows() {
-  src "SELECT idempotency_key, queue, priority, urgency, run_after, body,
-       metadata, endpoint FROM jobs WHERE state = 'cancelled' AND queue != 'q9'
+  src "SELECT idempotency_key, queue, priority, urgency, run_after,
+       (SELECT b.body FROM job_bodies b WHERE b.job_id = jobs.id), metadata, endpoint FROM jobs WHERE state = 'cancelled' AND queue != 'q9'
        ORDER BY idempotency_key"
 }
 
@@ -89,10 +89,13 @@ eq "every pending key is pending in the target" "$before" \
     FROM jobs WHERE state = 'pending' ORDER BY idempotency_key)")"
 eq "... and cancelled in the source" 0 \
   "$(src "SELECT count(*) FROM jobs WHERE state = 'pending'")"
+eq "every moved job has its body (so the comparison below is of bodies)" 0 \
+  "$(dst "SELECT count(*) FROM jobs WHERE NOT EXISTS
+    (SELECT 1 FROM job_bodies b WHERE b.job_id = jobs.id)")"
 eq "queue, priority, urgency, run_after, body, metadata, endpoint kept" \
   "$(src_rows)" \
-  "$(dst "SELECT idempotency_key, queue, priority, urgency, run_after, body,
-    metadata, endpoint FROM jobs ORDER BY idempotency_key")"
+  "$(dst "SELECT idempotency_key, queue, priority, urgency, run_after,
+    (SELECT b.body FROM job_bodies b WHERE b.job_id = jobs.id), metadata, endpoint FROM jobs ORDER BY idempotency_key")"
 eq "the paused queue is paused in the target, with its reason" \
   "1|hold for the move" "$(dst "SELECT paused, paused_reason FROM queues WHERE name = 'q1'")"
 eq "claim order kept (ids follow the source's)" 0 \
@@ -132,7 +135,9 @@ eq "every job exactly once in the target" "3010|3010" \
   "$(dst "SELECT count(*), count(DISTINCT idempotency_key) FROM jobs")"
 eq "... each of them a source job, now cancelled there" 3010 \
   "$(dst "ATTACH '$SRC' AS s; SELECT count(*) FROM jobs j JOIN s.jobs o
-    USING (idempotency_key) WHERE o.state = 'cancelled' AND o.body = j.body")"
+    USING (idempotency_key) WHERE o.state = 'cancelled'
+    AND (SELECT body FROM s.job_bodies WHERE job_id = o.id)
+      = (SELECT body FROM main.job_bodies WHERE job_id = j.id)")"
 
 # ---- SQLite to PostgreSQL
 if ! pg_available; then
@@ -147,8 +152,8 @@ PGURL="postgresql://$PG_PW_ROLE@127.0.0.1:$PGPORT/mig"
 pgq() { pg_psql -d mig -c "$1"; }
 
 make_source 300 || fail "make the source for PostgreSQL"
-src_keys=$(src "SELECT idempotency_key, queue, priority, urgency, run_after, body,
-  metadata FROM jobs WHERE state = 'pending' ORDER BY idempotency_key")
+src_keys=$(src "SELECT idempotency_key, queue, priority, urgency, run_after,
+  (SELECT b.body FROM job_bodies b WHERE b.job_id = jobs.id), metadata FROM jobs WHERE state = 'pending' ORDER BY idempotency_key")
 PGPASSWORD=$PG_PW_PASSWORD "$SLUICE" migrate-journal --from "$SRC" --to "$PGURL" \
   >"$T/p.out" 2>"$T/p.err"
 rc=$?
@@ -157,7 +162,8 @@ eq "SQLite to PostgreSQL exits 0 (password from PGPASSWORD)" 0 "$rc"
 check "... reports 310 moved" grep -q "^moved 310 jobs (0 already" "$T/p.out"
 eq "... the same jobs, pending in sluice.jobs" "$src_keys" \
   "$(pgq "SELECT idempotency_key, queue, priority, urgency, run_after,
-     body, metadata FROM sluice.jobs WHERE state = 'pending'
+     (SELECT b.body FROM sluice.job_bodies b WHERE b.job_id = jobs.id),
+     metadata FROM sluice.jobs WHERE state = 'pending'
      ORDER BY idempotency_key COLLATE \"C\"")"
 eq "... all cancelled in the source" 0 \
   "$(src "SELECT count(*) FROM jobs WHERE state = 'pending'")"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Journal text reaches a terminal escaped (issue 10): rows that got in
-# before the SQL door's checks (the trigger dropped, as in a journal built
+# before the SQL door's checks (both door triggers dropped, as in a journal built
 # before migration 0003) hold ESC, newlines, CR, BEL and DEL in queue and
 # partition names, errors, remote batch ids and storm state; `sluice
 # status`, `show`, `pause` and error reports print them as \x1b, \n, ...,
@@ -12,7 +12,7 @@ no_ctl() { ! LC_ALL=C grep -q '[[:cntrl:]]' "$1"; }
 
 "$SLUICE" init >/dev/null
 red="'red' || char(27) || '[31m' || char(10) || 'x'"
-sql "DROP TRIGGER jobs_insert_door;
+sql "DROP TRIGGER jobs_insert_door; DROP TRIGGER jobs_update_door;
   INSERT INTO jobs (queue, partition, body)
   VALUES ($red, 'p' || char(13) || char(7) || char(127),
           '{\"model\":\"gpt\\u001b[0m\"}');
