@@ -54,6 +54,8 @@
 --                          deltas appended by statement triggers, folded
 --                          now and then; SQLite keeps 0015's counters)
 --   pg 0018_held_index   = SQLite 0018 (SQLite has no 0017)
+--   pg 0019_usage_summed = SQLite 0019 (the table only: PostgreSQL still
+--                          sums usage in its per-row results_usage trigger)
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
