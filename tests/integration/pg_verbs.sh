@@ -8,14 +8,7 @@
 # a password, which must never appear in any output.
 . "$(dirname "$0")/../lib/testlib.sh"
 . "$SLUICE_ROOT/tests/lib/pglib.sh"
-if ! pg_available; then
-  echo "SKIP: PostgreSQL is not installed"
-  exit 0
-fi
-PG_OPTS="-c fsync=off" pg_start || { fail "pg_start"; finish; }
-pg_createdb verbs >/dev/null
-pg_psql -d verbs -c "GRANT ALL ON DATABASE verbs TO $PG_PW_ROLE;
-  GRANT CREATE ON SCHEMA public TO $PG_PW_ROLE" >/dev/null
+pg_test_db verbs
 PGJ="postgresql://$PG_PW_ROLE:$PG_PW_PASSWORD@127.0.0.1:$PGPORT/verbs"
 LITE="$T/verbs.db"
 unset SLUICE_JOURNAL

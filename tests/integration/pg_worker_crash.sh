@@ -6,14 +6,7 @@
 # password of the journal's URI never reaches a log line.
 . "$(dirname "$0")/../lib/testlib.sh"
 . "$SLUICE_ROOT/tests/lib/pglib.sh"
-if ! pg_available; then
-  echo "SKIP: PostgreSQL is not installed"
-  exit 0
-fi
-PG_OPTS="-c fsync=off" pg_start || { fail "pg_start"; finish; }
-pg_createdb crash >/dev/null
-pg_psql -d crash -c "GRANT ALL ON DATABASE crash TO $PG_PW_ROLE;
-  GRANT CREATE ON SCHEMA public TO $PG_PW_ROLE" >/dev/null
+pg_test_db crash
 export SLUICE_JOURNAL="postgresql://$PG_PW_ROLE:$PG_PW_PASSWORD@127.0.0.1:$PGPORT/crash"
 q() { pg_psql -d crash -c "$1"; }
 

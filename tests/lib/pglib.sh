@@ -141,6 +141,21 @@ pg_psql() {
 # pg_createdb NAME: a fresh database owned by the admin role.
 pg_createdb() { pg_psql -d postgres -c "CREATE DATABASE \"$1\""; }
 
+# pg_test_db NAME: the preamble of a script on a throwaway cluster. Skips
+# the script (exit 0) without PostgreSQL; else starts the cluster (fsync
+# off unless PG_OPTS says) and makes database NAME, usable by the
+# password role $PG_PW_ROLE.
+pg_test_db() {
+  if ! pg_available; then
+    echo "SKIP: PostgreSQL is not installed"
+    exit 0
+  fi
+  PG_OPTS="${PG_OPTS:--c fsync=off}" pg_start || { fail "pg_start"; finish; }
+  pg_createdb "$1" >/dev/null
+  pg_psql -d "$1" -c "GRANT ALL ON DATABASE \"$1\" TO $PG_PW_ROLE;
+    GRANT CREATE ON SCHEMA public TO $PG_PW_ROLE" >/dev/null
+}
+
 # pg_migrate DB: apply migrations/pg/ as lib/pg's runner will: each file
 # not yet recorded in sluice.schema_migrations, in one transaction under
 # an advisory lock, recorded in the same transaction.
