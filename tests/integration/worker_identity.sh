@@ -99,7 +99,8 @@ wait_for 30 three
 eq "jobs of gone workers (pid reused, pid gone, rebooted) are done" \
   "102,103,104" \
   "$(sql "SELECT group_concat(w, ',') FROM (SELECT CAST(substr(
-    json_extract(body, '$.input'), 9) AS INTEGER) AS w FROM jobs
+    json_extract(b.body, '$.input'), 9) AS INTEGER) AS w FROM jobs
+    JOIN job_bodies b ON b.job_id = jobs.id
     WHERE state = 'succeeded' ORDER BY w)")"
 eq "a live worker, another host's, another pid namespace's keep leases" \
   "101,105,106" \
