@@ -63,12 +63,11 @@ void sl__on_retry(uv_timer_t *t) {
     w->extend_busy = 0;
     sl__heartbeat(w, sl_now_ms());
   }
-  if (w->j_lost_ms) { /* the journal is away: a call moves its reconnect */
+  if (w->j_lost_ms) /* the journal is away: a call moves its reconnect */
     w->want_claim = 1;
-    if (w->flush_rc == SL_DISCONNECTED)
-      w->flush_retry_ms = 0;
-    uv_idle_start(&w->idle, on_idle); /* the check runs without sleeping */
-  }
+  if (w->busy_since_ms || w->j_lost_ms)
+    w->flush_retry_ms = 0; /* the flush goes again now */
+  uv_idle_start(&w->idle, on_idle); /* the check runs without sleeping */
 }
 
 /* Arm a timer for the next run_after when it comes before the next tick. */
@@ -191,10 +190,12 @@ static void on_check(uv_check_t *h) {
   sl__flush(w);
   claim_more(w);
   busy = sl__n_in_flight(w) + sl__n_done(w);
-  /* Keep the loop from sleeping while there is more to claim or commit. */
-  if (!w->stopping &&
+  /* Keep the loop from sleeping while there is more to claim or commit;
+   * not while a failed flush waits for its retry (claims wait for it too,
+   * and the loop would spin until then: a journal away for minutes). */
+  if (!w->stopping && !w->flush_retry_ms &&
       ((w->want_claim && busy < w->concurrency && !w->draining) ||
-       (sl__n_done(w) && !w->flush_retry_ms)))
+       sl__n_done(w)))
     uv_idle_start(&w->idle, on_idle);
   else
     uv_idle_stop(&w->idle);

@@ -95,6 +95,18 @@ int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc);
 PGresult *sl__pg_roundtrip(PGconn *c, const char *sql, const char *name,
                            int n, const char *const *params, int bound_ms,
                            int *timed_out);
+/* dial.c: a connection with the journal's settings sent (errbuf: why not;
+ * bare: libpq's reason only, for a reconnect whose message names the
+ * server already), waiting for it. */
+PGconn *sl__pg_connect(struct sl_pg *p, char *errbuf, size_t errlen,
+                       int bare);
+extern const char sl__pg_settings_sql[];
+/* Without waiting: start (0, or -1 with why), then step at each call until
+ * 1 (up, `setup` answered), or -1 (failed, why in buf, d->c freed). */
+int sl__pg_dial_start(struct sl_pg *p, struct sl_pgdial *d, char *why,
+                      size_t len);
+int sl__pg_dial_step(struct sl_pg *p, struct sl_pgdial *d, const char *setup,
+                     char *why, size_t len);
 int sl__pg_begin(struct sl_pg *p);
 int sl__pg_commit(struct sl_pg *p);
 void sl__pg_rollback(struct sl_pg *p);
