@@ -82,13 +82,20 @@ static int left_ms(int64_t deadline) {
   return d > 0 ? (int)d : 0;
 }
 
-/* Send and gather. The bound counts silence, not the statement's length:
- * every byte from the server moves the deadline, so a slow server that is
- * still answering is never cut off; a server that stopped answering (a
- * cut network, a stopped host) is given up on after bound_ms, where a
- * blocking libpq call would stand still until the kernel gives up on the
- * socket (tcp_user_timeout, and only once data sent goes unacknowledged). */
-PGresult *sl__pg_roundtrip(PGconn *c, const char *sql, const char *name,
+/* Send sql on c (prepared as `name` if given, else with parameters if n,
+ * else by the simple protocol; n -1: sent already, by PQsendPrepare) and
+ * gather its results as PQexec does (the first error, else the last),
+ * waiting at most `bound_ms` (0: no bound) with no byte from the server.
+ * NULL when the connection broke or the bound passed (*timed_out then 1);
+ * the connection is left to the caller to drop.
+ *
+ * The bound counts silence, not the statement's length: every byte from
+ * the server moves the deadline, so a slow server that is still answering
+ * is never cut off; a server that stopped answering (a cut network, a
+ * stopped host) is given up on after bound_ms, where a blocking libpq call
+ * would stand still until the kernel gives up on the socket
+ * (tcp_user_timeout, and only once data sent goes unacknowledged). */
+static PGresult *roundtrip(PGconn *c, const char *sql, const char *name,
                            int n, const char *const *params, int bound_ms,
                            int *timed_out) {
   PGresult *keep = NULL, *r;
@@ -178,7 +185,7 @@ static const char *prepared(struct sl_pg *p, const char *sql, int n,
     return NULL;
   snprintf(name, 8, "s%d", p->nprepared);
   r = PQsendPrepare(p->conn, name, sql, n, NULL)
-          ? sl__pg_roundtrip(p->conn, NULL, NULL, -1, NULL, bound(p), late)
+          ? roundtrip(p->conn, NULL, NULL, -1, NULL, bound(p), late)
           : NULL;
   ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
   PQclear(r);
@@ -236,7 +243,7 @@ static int exec_any(struct sl_pg *p, const char *sql, int n,
   if (!name && (late || PQstatus(p->conn) != CONNECTION_OK))
     r = NULL; /* the prepare found the connection gone */
   else
-    r = sl__pg_roundtrip(p->conn, sql, name, n, params, bound(p), &late);
+    r = roundtrip(p->conn, sql, name, n, params, bound(p), &late);
   return answer(p, r, late, what, out);
 }
 
@@ -279,7 +286,7 @@ void sl__pg_rollback(struct sl_pg *p) {
    * in autocommit on a new one. */
   if (p->conn) {
     int late;
-    PGresult *r = sl__pg_roundtrip(p->conn, "ROLLBACK", NULL, 0, NULL,
+    PGresult *r = roundtrip(p->conn, "ROLLBACK", NULL, 0, NULL,
                                    bound(p), &late);
     PQclear(r);
     if (!r || PQstatus(p->conn) != CONNECTION_OK)

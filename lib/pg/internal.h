@@ -87,14 +87,6 @@ int sl__pg_ready(struct sl_pg *p);
  * note why (errmsg) and return SL_DISCONNECTED; else rc. With no result
  * and rc SL_DISCONNECTED the caller knows it is gone: dropped as well. */
 int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc);
-/* Send sql on c (prepared as `name` if given, else with parameters if n,
- * else simple protocol) and gather its results as PQexec does (the first
- * error, else the last), waiting at most `bound_ms` (0: no bound) with no
- * byte from the server. NULL when the connection broke or the bound passed
- * (*timed_out then 1); the connection is left to the caller to drop. */
-PGresult *sl__pg_roundtrip(PGconn *c, const char *sql, const char *name,
-                           int n, const char *const *params, int bound_ms,
-                           int *timed_out);
 /* dial.c: a connection with the journal's settings sent (errbuf: why not;
  * bare: libpq's reason only, for a reconnect whose message names the
  * server already), waiting for it. */
