@@ -24,8 +24,10 @@ SL_BACKEND_OPS(X)
 
 /* Ops that may run long on a big journal (a pack or an ingest of
  * thousands of jobs, a prune, a vacuum): no answer bound inside them
- * (sl_set_answer_timeout), which is for a loop's short statements; they
- * are still bounded by tcp_user_timeout on a dead network. */
+ * (sl_set_answer_timeout), which is for a loop's short statements. On a
+ * cut network they wait until the kernel gives up on the socket
+ * (tcp_user_timeout), or until the path comes back if something on it
+ * still acknowledges (docs/internals/postgresql.md). */
 #define SL_PG_LONG(L) \
   L(replay) L(prune) L(prune_count) L(vacuum) L(batch_backlog) \
   L(batch_pack) L(batch_fail_too_large) L(batch_lines) L(batch_ingest) \
