@@ -77,7 +77,7 @@ static int teardown_hooked(void **state) {
 }
 
 /* tu_exec with printf formatting. */
-static void execf(sqlite3 *db, const char *fmt, ...) {
+static void execf(struct tu_db *db, const char *fmt, ...) {
   va_list ap;
   char *sql;
   va_start(ap, fmt);
@@ -112,7 +112,7 @@ static int64_t make_job(struct tu *t, const char *state, int64_t age_ms,
   struct sl_completion done = {0};
   struct sl_claimed_job *c;
   int64_t id;
-  sqlite3 *db;
+  struct tu_db *db;
 
   if (!strcmp(state, "succeeded") || !strcmp(state, "failed") ||
       !strcmp(state, "running")) {
@@ -155,11 +155,11 @@ static int64_t make_job(struct tu *t, const char *state, int64_t age_ms,
           " WHERE id = %lld AND finished_at IS NOT NULL",
           (long long)(sl_now_ms() - age_ms),
           (long long)id);
-  sqlite3_close(db);
+  tu_close(db);
   return id;
 }
 
-static int exists(sqlite3 *db, const char *table, const char *col,
+static int exists(struct tu_db *db, const char *table, const char *col,
                   int64_t id) {
   return (int)tu_int(db, "SELECT count(*) FROM %s WHERE %s = %lld", table,
                      col, (long long)id);
@@ -169,7 +169,7 @@ static void test_only_old_finished_jobs_go(void **state) {
   struct tu *t = *state;
   int64_t ok_old, fail_old, cancel_old, ok_new, pend, run, newest, n = -1;
   int64_t count = -1;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   ok_old = make_job(t, "succeeded", 10 * DAY, 0);
@@ -223,13 +223,13 @@ static void test_only_old_finished_jobs_go(void **state) {
   /* nothing left to prune: a second run deletes nothing */
   assert_int_equal(sl_prune(t->j, 0, 0, &n), SL_OK);
   assert_int_equal(n, 0);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_open_batches_protect_their_jobs(void **state) {
   struct tu *t = *state;
   int64_t in_open_ok, in_open_cancelled, batched, in_done, in_failed, n = -1;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   db = tu_raw(t->path);
@@ -262,13 +262,13 @@ static void test_open_batches_protect_their_jobs(void **state) {
   assert_int_equal(sl_prune(t->j, DAY, 0, &n), SL_OK);
   assert_int_equal(n, 3);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_newest_job_kept_so_ids_never_repeat(void **state) {
   struct tu *t = *state;
   int64_t last = 0, next, n = -1;
-  sqlite3 *db;
+  struct tu_db *db;
   int i;
 
   tu_open(t);
@@ -280,13 +280,13 @@ static void test_newest_job_kept_so_ids_never_repeat(void **state) {
   assert_int_equal(exists(db, "jobs", "id", last), 1);
   next = tu_enqueue(t->j, NULL, 0, 0);
   assert_int_equal(next, last + 1);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_terminal_rows_without_finished_at(void **state) {
   struct tu *t = *state;
   int64_t a, b, n = -1;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   a = tu_enqueue(t->j, NULL, 0, 0);
@@ -306,7 +306,7 @@ static void test_terminal_rows_without_finished_at(void **state) {
   assert_int_equal(n, 1);
   assert_int_equal(exists(db, "jobs", "id", a), 0);
   assert_int_equal(exists(db, "jobs", "id", b), 1);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 /* 1,234 old jobs at 100 a transaction: 13 commits, none above 100. */
@@ -314,7 +314,7 @@ static void test_small_transactions(void **state) {
   struct tu *t = *state;
   struct sl_job_spec *specs;
   int64_t n = -1, count = -1;
-  sqlite3 *db;
+  struct tu_db *db;
   int i, sum = 0;
 
   tu_open(t);
@@ -328,7 +328,7 @@ static void test_small_transactions(void **state) {
   /* running first: a pending job cannot succeed (migration 0013) */
   tu_exec(db, "UPDATE jobs SET state = 'running';"
               " UPDATE jobs SET state = 'succeeded', finished_at = 1000");
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(sl_prune_count(t->j, DAY, &count), SL_OK);
   assert_int_equal(count, 1234);
 
@@ -354,7 +354,7 @@ static void test_small_transactions(void **state) {
   tu_exec(db, "UPDATE jobs SET state = 'failed', finished_at = 1000"
               " WHERE state = 'pending'");
   tu_exec(db, "INSERT INTO jobs (body) VALUES ('{\"model\":\"m\"}')");
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(sl_prune(t->j, DAY, 0, &n), SL_OK);
   assert_int_equal(n, 1101); /* 1100 + the previous newest */
   assert_int_equal(hk.ntx, 3);
@@ -402,7 +402,7 @@ static int64_t jobs_in_main_file(struct tu *t) {
 static void test_wal_checkpointed(void **state) {
   struct tu *t = *state;
   int64_t n = -1;
-  sqlite3 *db;
+  struct tu_db *db;
   int i;
 
   tu_open(t);
@@ -411,7 +411,7 @@ static void test_wal_checkpointed(void **state) {
   make_job(t, "pending", 0, 0);
   db = tu_raw(t->path);
   tu_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(jobs_in_main_file(t), 7);
   assert_int_equal(sl_prune(t->j, DAY, 0, &n), SL_OK);
   assert_int_equal(n, 6);

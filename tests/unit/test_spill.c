@@ -385,7 +385,7 @@ static void test_fenced_ingest(void **state) {
   struct sl_spill_stats st;
   struct sl_spill *live, *foreign, *dead;
   char dir[160], jid[64];
-  sqlite3 *db;
+  struct tu_db *db;
   int i;
 
   log_capture(t);
@@ -455,7 +455,7 @@ static void test_fenced_ingest(void **state) {
   assert_int_equal(sl_spill_ingest_dir(t->j, dir, jid, &st), SL_OK);
   assert_int_equal(st.applied + st.skipped + st.files, 0);
   tu_assert_q(db, 3, "SELECT count(*) FROM attempts");
-  sqlite3_close(db);
+  tu_close(db);
 
   /* an empty spill dir, then none at all: nothing to do */
   sl_spill_close(live);
@@ -479,7 +479,7 @@ static void test_cli_rescue_ingests_first(void **state) {
   struct sl_spill *dead = NULL;
   char dir[200], jid[64], err[512] = "";
   char *argv[] = {"rescue", "--journal", t->path, NULL};
-  sqlite3 *db;
+  struct tu_db *db;
   char *b;
 
   tu_open(t);
@@ -509,7 +509,7 @@ static void test_cli_rescue_ingests_first(void **state) {
   /* the job with nothing spilled is rescued as before */
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id=%lld AND "
                      "state='pending'", (long long)c[1].id);
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(count_spills(dir), 0);
   rm_spill_dir(dir);
   sl_claimed_free(c, 2);

@@ -132,7 +132,7 @@ static void ingest_batch(struct sl_journal *j) {
 
 /* Plain SQL from another connection: the trigger counts these rows. */
 static void plain_sql(struct tu *t) {
-  sqlite3 *db = tu_raw(t->path);
+  struct tu_db *db = tu_raw(t->path);
   tu_exec(db, "INSERT INTO jobs (queue, body) VALUES ('q1', '" BODY "'),"
               " ('sq', '" BODY "'), ('sq', '" BODY "');"
               " INSERT INTO results (job_id, generation, route, http_status,"
@@ -143,7 +143,7 @@ static void plain_sql(struct tu *t) {
               " AND urgency = 'urgent';"
               " UPDATE jobs SET state = 'cancelled' WHERE id IN"
               " (SELECT job_id FROM results) AND state = 'pending'");
-  sqlite3_close(db);
+  tu_close(db);
   check(t->j);
   assert_int_equal(tu_int(t->j->db, "SELECT jobs FROM usage_daily WHERE"
                                     " queue = 'sq'"), 2);
@@ -164,7 +164,7 @@ static void test_usage_sums_every_path(void **state) {
  * sees it: the comparison can fail. */
 static void test_check_sees_a_missing_trigger(void **state) {
   struct tu *t = *state;
-  sqlite3 *db;
+  struct tu_db *db;
   tu_open(t);
   complete_online(t->j);
   db = tu_raw(t->path);
@@ -173,7 +173,7 @@ static void test_check_sees_a_missing_trigger(void **state) {
               " INSERT INTO results (job_id, generation, route, http_status,"
               " input_tokens, body, created_at) SELECT max(id), 0,"
               " 'online', 200, 5, '{}', 1700000000000 FROM jobs");
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(tu_int(t->j->db, "%s", diff_sql), 1);
 }
 

@@ -32,7 +32,7 @@ static void test_take_over(void **state) {
   struct sl_worker_row *rows = NULL;
   int64_t ida = 0, idb = 0, jobs = -1, batches = -1, rescued = 0;
   size_t n = 0;
-  sqlite3 *db;
+  struct tu_db *db;
 
   ja = tu_open(t);
   jb = tu_open_path(t->path);
@@ -97,7 +97,7 @@ static void test_take_over(void **state) {
                    0);
   assert_true(tu_int(db, "SELECT lease_expires FROM batches WHERE id = 2") > 0);
   assert_int_equal(sl_worker_unregister(jb), SL_INVAL);
-  sqlite3_close(db);
+  tu_close(db);
   sl_close(jb);
 }
 
