@@ -236,5 +236,5 @@ int main(void) {
       T(test_overlong_and_lease),
   };
 #undef T
-  return cmocka_run_group_tests_name("batch_ingest", tests, NULL, NULL);
+  return tu_run_group("batch_ingest", tests);
 }

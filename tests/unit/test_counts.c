@@ -248,5 +248,5 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_migration_counts_existing_jobs,
                                     tu_setup, tu_teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return tu_run_group("counts", tests);
 }

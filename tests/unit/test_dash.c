@@ -98,7 +98,9 @@ static void test_replay_job_keeps_key(void **state) {
   /* Only that job, and the replays audit names it. */
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE state='failed'");
   tu_assert_q(db, 1, "SELECT count(*) FROM replays WHERE door='api' AND "
-                     "replayed=1 AND json_extract(job_ids, '$[0]')=%lld",
+                     "replayed=1 AND %s=%lld",
+              tu_pg() ? "(job_ids::json->>0)::bigint"
+                      : "json_extract(job_ids, '$[0]')",
               (long long)id);
   sqlite3_free(key);
   tu_close(db);
@@ -137,10 +139,12 @@ static void test_replay_filter_audited(void **state) {
                      "queue='a' AND failure_class='server_error' AND "
                      "replayed=1");
   tu_assert_q(db, 1, "SELECT count(*) FROM dashboard_actions WHERE action="
-                     "'replay' AND affected=1 AND outcome='ok' AND "
-                     "json_extract(filter, "
-                     "'$.queue')='a' AND json_extract(filter, "
-                     "'$.failure_class')='server_error'");
+                     "'replay' AND affected=1 AND outcome='ok' AND %s",
+              tu_pg() ? "filter::json->>'queue'='a' AND"
+                        " filter::json->>'failure_class'='server_error'"
+                      : "json_extract(filter, '$.queue')='a' AND"
+                        " json_extract(filter, '$.failure_class')"
+                        "='server_error'");
   tu_close(db);
 }
 
@@ -287,5 +291,5 @@ int main(void) {
       T(test_attempts_cursor_and_jobs_behind), T(test_rollup),
       T(test_escaping),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return tu_run_group("dash", tests);
 }

@@ -365,7 +365,12 @@ static void test_bad_jobs_refused(void **state) {
       print_error("%s: got %s\n", c->what, sl_err_name(rc));
     assert_int_equal(rc, c->rc);
     assert_int_equal(id, -7); /* out-param untouched */
-    assert_true(tu_contains(sl_errmsg(t->j), c->msg));
+    /* on PostgreSQL the library leaves names to the schema: its CHECK on
+     * endpoint (one of five) refuses a CR before any other rule would */
+    assert_true(tu_contains(sl_errmsg(t->j),
+                            tu_pg() && !strcmp(c->what, "endpoint with CR")
+                                ? "unknown endpoint"
+                                : c->msg));
     tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
   }
   /* NULL body, NULL spec, NULL id */
@@ -602,5 +607,5 @@ int main(void) {
       T(test_count_active),
   };
 #undef T
-  return cmocka_run_group_tests_name("enqueue", tests, NULL, NULL);
+  return tu_run_group("enqueue", tests);
 }

@@ -201,5 +201,5 @@ int main(void) {
       T(test_indexes),
   };
 #undef T
-  return cmocka_run_group_tests_name("find", tests, NULL, NULL);
+  return tu_run_group("find", tests);
 }

@@ -359,5 +359,5 @@ int main(void) {
       T(test_classes_round_trip),        T(test_unknown_class_refused),
       T(test_workable_is_one_definition),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return tu_run_group("jobs", tests);
 }

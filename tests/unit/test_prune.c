@@ -181,9 +181,10 @@ static void test_only_old_finished_jobs_go(void **state) {
   newest = make_job(t, "pending", 0, 0);
   db = tu_raw(t->path);
   /* the old pending and running jobs are old too: age must not matter */
-  tu_exec(db, "UPDATE jobs SET created_at = created_at - 30 * 86400000,"
-              " updated_at = created_at - 30 * 86400000,"
-              " run_after = run_after - 30 * 86400000"
+  /* 30 days, written as one literal: PostgreSQL's int * int overflows */
+  tu_exec(db, "UPDATE jobs SET created_at = created_at - 2592000000,"
+              " updated_at = created_at - 2592000000,"
+              " run_after = run_after - 2592000000"
               " WHERE state IN ('pending', 'running')");
   tu_assert_q(db, 1, "SELECT count(*) FROM results WHERE job_id = %lld",
               (long long)ok_old);
@@ -335,13 +336,15 @@ static void test_small_transactions(void **state) {
   memset(&hk, 0, sizeof hk);
   assert_int_equal(sl_prune(t->j, DAY, 100, &n), SL_OK);
   assert_int_equal(n, 1234);
-  assert_int_equal(hk.overflow, 0);
-  assert_int_equal(hk.ntx, 13);
-  for (i = 0; i < hk.ntx; i++) {
-    assert_true(hk.tx_deletes[i] <= 100);
-    sum += hk.tx_deletes[i];
+  if (!tu_pg()) { /* SQLite's commit hook counts the transactions */
+    assert_int_equal(hk.overflow, 0);
+    assert_int_equal(hk.ntx, 13);
+    for (i = 0; i < hk.ntx; i++) {
+      assert_true(hk.tx_deletes[i] <= 100);
+      sum += hk.tx_deletes[i];
+    }
+    assert_int_equal(sum, 1234);
   }
-  assert_int_equal(sum, 1234);
 
   /* the default is 500 a transaction */
   memset(&hk, 0, sizeof hk);
@@ -350,17 +353,19 @@ static void test_small_transactions(void **state) {
   tu_exec(db, "INSERT INTO jobs (body)"
               " SELECT '{\"model\":\"m\"}'"
               " FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL"
-              " SELECT x + 1 FROM c WHERE x < 1100) SELECT x FROM c)");
+              " SELECT x + 1 FROM c WHERE x < 1100) SELECT x FROM c) s");
   tu_exec(db, "UPDATE jobs SET state = 'failed', finished_at = 1000"
               " WHERE state = 'pending'");
   tu_exec(db, "INSERT INTO jobs (body) VALUES ('{\"model\":\"m\"}')");
   tu_close(db);
   assert_int_equal(sl_prune(t->j, DAY, 0, &n), SL_OK);
   assert_int_equal(n, 1101); /* 1100 + the previous newest */
-  assert_int_equal(hk.ntx, 3);
-  assert_int_equal(hk.tx_deletes[0], 500);
-  assert_int_equal(hk.tx_deletes[1], 500);
-  assert_int_equal(hk.tx_deletes[2], 101);
+  if (!tu_pg()) {
+    assert_int_equal(hk.ntx, 3);
+    assert_int_equal(hk.tx_deletes[0], 500);
+    assert_int_equal(hk.tx_deletes[1], 500);
+    assert_int_equal(hk.tx_deletes[2], 101);
+  }
 }
 
 /* Jobs in the main database file, leaving the WAL aside: a copy of the
@@ -447,5 +452,5 @@ int main(void) {
       T(test_bad_arguments),
   };
 #undef T
-  return cmocka_run_group_tests_name("prune", tests, NULL, NULL);
+  return tu_run_group("prune", tests);
 }
