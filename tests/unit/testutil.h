@@ -1,9 +1,10 @@
 /*
  * testutil.h: what the libsluice unit tests share. Each test gets a fresh
  * temporary directory from tu_setup() and loses it in tu_teardown(), so no
- * test sees another's journal. Raw SQLite helpers let a test look at the
- * journal behind the library's back (the assertions must not trust the code
- * under test to report on itself).
+ * test sees another's journal. Raw helpers (tu_raw, tu_exec, tu_int...)
+ * let a test look at the journal behind the library's back (the assertions
+ * must not trust the code under test to report on itself), on either
+ * backend: the same SQL through SQLite or libpq.
  *
  * Everything here is static inline so that a test file that uses only part
  * of it still builds under -Werror.
@@ -14,7 +15,8 @@
  * schema), so every test starts from an empty journal there too. A test
  * file that runs on both calls tu_run_group instead of
  * cmocka_run_group_tests; the names in SLUICE_TEST_SKIP (one list, kept in
- * pg_journal.sh with the reason for each) are left out and printed.
+ * pg_journal.sh with the reason for each) are left out and printed. A
+ * check only one backend can make branches on tu_pg().
  */
 #ifndef SL_TESTUTIL_H
 #define SL_TESTUTIL_H
