@@ -310,6 +310,35 @@ static void test_terminal_rows_without_finished_at(void **state) {
   tu_close(db);
 }
 
+/* PostgreSQL's twin of the hooks: a row trigger records the transaction
+ * of each deleted job (test_deletes, in the test's schema). */
+static void pg_hook(struct tu *t) {
+  struct tu_db *db = tu_raw(t->path);
+  tu_exec(db, "CREATE TABLE test_deletes (tx bigint NOT NULL);"
+              " CREATE FUNCTION test_delete() RETURNS trigger"
+              " LANGUAGE plpgsql AS $$BEGIN"
+              " INSERT INTO sluice.test_deletes VALUES (txid_current());"
+              " RETURN OLD; END$$;"
+              " CREATE TRIGGER test_delete AFTER DELETE ON jobs"
+              " FOR EACH ROW EXECUTE FUNCTION test_delete()");
+  tu_close(db);
+}
+
+/* hk as the hooks would have filled it, from test_deletes; emptied. */
+static void pg_fill_hk(struct tu *t) {
+  struct tu_db *db = tu_raw(t->path);
+  int k;
+  memset(&hk, 0, sizeof hk);
+  hk.ntx = (int)tu_int(db, "SELECT count(DISTINCT tx) FROM test_deletes");
+  hk.overflow = hk.ntx > MAX_TX;
+  for (k = 0; k < hk.ntx && k < MAX_TX; k++)
+    hk.tx_deletes[k] =
+        (int)tu_int(db, "SELECT count(*) FROM test_deletes GROUP BY tx"
+                        " ORDER BY tx OFFSET %d LIMIT 1", k);
+  tu_exec(db, "DELETE FROM test_deletes");
+  tu_close(db);
+}
+
 /* 1,234 old jobs at 100 a transaction: 13 commits, none above 100. */
 static void test_small_transactions(void **state) {
   struct tu *t = *state;
@@ -333,18 +362,20 @@ static void test_small_transactions(void **state) {
   assert_int_equal(sl_prune_count(t->j, DAY, &count), SL_OK);
   assert_int_equal(count, 1234);
 
+  if (tu_pg())
+    pg_hook(t);
   memset(&hk, 0, sizeof hk);
   assert_int_equal(sl_prune(t->j, DAY, 100, &n), SL_OK);
   assert_int_equal(n, 1234);
-  if (!tu_pg()) { /* SQLite's commit hook counts the transactions */
-    assert_int_equal(hk.overflow, 0);
-    assert_int_equal(hk.ntx, 13);
-    for (i = 0; i < hk.ntx; i++) {
-      assert_true(hk.tx_deletes[i] <= 100);
-      sum += hk.tx_deletes[i];
-    }
-    assert_int_equal(sum, 1234);
+  if (tu_pg())
+    pg_fill_hk(t);
+  assert_int_equal(hk.overflow, 0);
+  assert_int_equal(hk.ntx, 13);
+  for (i = 0; i < hk.ntx; i++) {
+    assert_true(hk.tx_deletes[i] <= 100);
+    sum += hk.tx_deletes[i];
   }
+  assert_int_equal(sum, 1234);
 
   /* the default is 500 a transaction */
   memset(&hk, 0, sizeof hk);
@@ -360,12 +391,12 @@ static void test_small_transactions(void **state) {
   tu_close(db);
   assert_int_equal(sl_prune(t->j, DAY, 0, &n), SL_OK);
   assert_int_equal(n, 1101); /* 1100 + the previous newest */
-  if (!tu_pg()) {
-    assert_int_equal(hk.ntx, 3);
-    assert_int_equal(hk.tx_deletes[0], 500);
-    assert_int_equal(hk.tx_deletes[1], 500);
-    assert_int_equal(hk.tx_deletes[2], 101);
-  }
+  if (tu_pg())
+    pg_fill_hk(t);
+  assert_int_equal(hk.ntx, 3);
+  assert_int_equal(hk.tx_deletes[0], 500);
+  assert_int_equal(hk.tx_deletes[1], 500);
+  assert_int_equal(hk.tx_deletes[2], 101);
 }
 
 /* Jobs in the main database file, leaving the WAL aside: a copy of the
