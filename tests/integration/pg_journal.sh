@@ -38,10 +38,8 @@ PG_SUITE="test_wait test_claim test_storm_admit test_enqueue test_counts
   test_batch_ingest test_storm test_dash test_jobs test_usage test_spill"
 PG_SUITE_SKIP='
 test_enqueue:test_enqueue_many_no_temp_file      SQLite only: the statement journal SQLite spills to its temp directory
-test_counts:test_migration_counts_existing_jobs  SQLite only: a journal built by SQLite migrations 1-13, then opened
 test_prune:test_wal_checkpointed                 SQLite only: the WAL is checkpointed after a prune
 test_jobs:test_moves_cover_the_table             SQLite only: the prepared statement of lib/sqlite for each move
-test_jobs:test_workable_is_one_definition        SQLite only: the text of the view in sqlite_schema
 '
 pg_createdb sluice_suite >/dev/null
 suite_url="postgresql://$PG_ADMIN@127.0.0.1:$PGPORT/sluice_suite"

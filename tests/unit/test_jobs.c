@@ -328,13 +328,16 @@ static void test_workable_is_one_definition(void **state) {
   char *view = NULL;
   int64_t n = -1;
 
-  view = tu_text(db, "SELECT sql FROM sqlite_schema"
-                     " WHERE name = 'workable_jobs'");
-  /* the view's whole WHERE clause is lib's macro, word for word */
-  assert_true(tu_contains(view, " WHERE " SL_SQL_WORKABLE));
-  assert_string_equal(view + strlen(view) - strlen(SL_SQL_WORKABLE),
-                      SL_SQL_WORKABLE);
-  sqlite3_free(view);
+  /* the view's whole WHERE clause is lib's macro, word for word (SQLite
+   * keeps the text; on PostgreSQL schema/pg.sql pins it, pg_schema.sh) */
+  if (!tu_pg()) {
+    view = tu_text(db, "SELECT sql FROM sqlite_schema"
+                       " WHERE name = 'workable_jobs'");
+    assert_true(tu_contains(view, " WHERE " SL_SQL_WORKABLE));
+    assert_string_equal(view + strlen(view) - strlen(SL_SQL_WORKABLE),
+                        SL_SQL_WORKABLE);
+    sqlite3_free(view);
+  }
 
   tu_enqueue(j, "a", 0, 0);
   tu_enqueue(j, "a", 0, 0);
