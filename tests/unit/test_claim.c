@@ -748,8 +748,8 @@ static void test_grouped_completion_all_or_nothing(void **state) {
                         " CREATE TRIGGER test_refuse BEFORE INSERT ON attempts"
                         " FOR EACH ROW EXECUTE FUNCTION test_refuse()"
                       : "CREATE TRIGGER test_refuse BEFORE INSERT ON attempts"
-                        " WHEN NEW.http_status = 599 BEGIN"
-                        " SELECT RAISE(ABORT, 'test refuses this attempt'); END");
+                        " WHEN NEW.http_status = 599 BEGIN SELECT"
+                        " RAISE(ABORT, 'test refuses this attempt'); END");
   for (i = 0; i < 3; i++)
     d[i] = done(&c[i], SL_OUTCOME_SUCCESS);
   d[2].http_status = 599;

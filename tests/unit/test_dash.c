@@ -10,7 +10,8 @@
 #include "sluice_dash.h"
 #include "testutil.h"
 
-static void fail_job(struct tu_db *db, int64_t id, const char *cls, int64_t at) {
+static void fail_job(struct tu_db *db, int64_t id, const char *cls,
+                     int64_t at) {
   char *sql = sqlite3_mprintf(
       "UPDATE jobs SET state='failed', last_class=%Q, finished_at=%lld"
       " WHERE id=%lld;"

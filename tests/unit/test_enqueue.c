@@ -269,8 +269,9 @@ static void test_enqueue_many_no_temp_file(void **state) {
     struct tu_db *db = tu_raw(t->path);
     sqlite3_stmt *st;
     tu_exec(db, "BEGIN IMMEDIATE");
-    assert_int_equal(sqlite3_prepare_v2(tu_lite(db), "INSERT INTO jobs (queue, body)"
-                                            " VALUES (?1, ?2)",
+    assert_int_equal(sqlite3_prepare_v2(tu_lite(db),
+                                        "INSERT INTO jobs (queue, body)"
+                                        " VALUES (?1, ?2)",
                                         -1, &st, NULL),
                      SQLITE_OK);
     for (i = 0; i < N; i++) {

@@ -544,11 +544,14 @@ int main(void) {
     cmocka_unit_test(test_aimd),
     cmocka_unit_test(test_breaker_trip),
     cmocka_unit_test(test_breaker_probes),
-    cmocka_unit_test_setup_teardown(test_shared_rows, tu_setup, tu_teardown),
+    cmocka_unit_test_setup_teardown(test_shared_rows, tu_setup,
+                                    tu_teardown),
     cmocka_unit_test(test_estimate),
-    cmocka_unit_test_setup_teardown(test_admit_shared, tu_setup, tu_teardown),
+    cmocka_unit_test_setup_teardown(test_admit_shared, tu_setup,
+                                    tu_teardown),
     cmocka_unit_test(test_route_aimd_and_hold),
-    cmocka_unit_test_setup_teardown(test_route_shared_probe, tu_setup, tu_teardown),
+    cmocka_unit_test_setup_teardown(test_route_shared_probe, tu_setup,
+                                    tu_teardown),
   };
   return tu_run_group("storm", tests);
 }

@@ -240,7 +240,7 @@ static inline PGresult *tu_pg_run(struct tu_db *db, const char *sql,
   if (n > 0) {
     size_t len = strlen(sql), i, o = 0;
     int k = 0;
-    q = malloc(len * 4 + 1);
+    q = malloc(len * 6 + 1); /* each ? becomes at most $99999 */
     assert_non_null(q);
     for (i = 0; i < len; i++) {
       if (sql[i] == '?')
