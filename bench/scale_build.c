@@ -12,6 +12,7 @@
  * the ms spent enqueueing and finishing.
  *
  * Usage: scale_build JOURNAL N [CHUNK]   (the journal must exist: sluice init)
+ * N = 0 only finishes the "done" jobs an interrupted run left pending.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,9 @@ int main(int argc, char **argv) {
     t_done += now_ms() - t1;
     done += k;
   }
+  /* N = 0 finishes what an interrupted run enqueued but did not finish */
+  if (n == 0 && finish_done(j, cs) != 0)
+    goto out;
   printf("%lld %lld %lld\n", (long long)(now_ms() - t0), (long long)t_enq,
          (long long)t_done);
   rc = 0;
