@@ -171,7 +171,8 @@ j="$TMP/scale.db"
 cut=$(sqlite3 "$j" "SELECT finished_at FROM jobs WHERE state = 'succeeded'
   ORDER BY id LIMIT 1 OFFSET $PRUNE_JOBS") || fail "finding the prune cut"
 [ -n "$cut" ] || fail "fewer than $PRUNE_JOBS finished jobs"
-older=$(( ($(date +%s%3N) - cut) / 1000 ))
+# the same cut each time: --older-than counts back from each run's start
+older() { echo $(( ($(date +%s%3N) - cut + 999) / 1000 )); }
 s0=$(mb "$j")
 prune_ms() { # ARGS...: runs sluice prune, sets PR_MS and PR_OUT
   local t0
@@ -179,12 +180,13 @@ prune_ms() { # ARGS...: runs sluice prune, sets PR_MS and PR_OUT
   PR_OUT=$("$SLUICE" prune --journal "$j" "$@" 2>&1) || fail "sluice prune $*: $PR_OUT"
   PR_MS=$(( $(ms) - t0 ))
 }
-prune_ms --older-than "$older"
+o1=$(older)
+prune_ms --older-than "$o1"
 p1_ms=$PR_MS p1_out=$PR_OUT s1=$(mb "$j")
-prune_ms --older-than "$older"
-p2_ms=$PR_MS s2=$(mb "$j")
+prune_ms --older-than "$(older)"
+p2_ms=$PR_MS p2_out=$PR_OUT s2=$(mb "$j")
 prune_ms --vacuum
 p3_ms=$PR_MS p3_out=$PR_OUT s3=$(mb "$j")
-echo "   prune --older-than ${older}s: $p1_ms ms ($p1_out); file $s0 -> $s1 MB"
-echo "   prune again, nothing left to delete: $p2_ms ms; file $s2 MB"
+echo "   prune --older-than ${o1}s: $p1_ms ms ($p1_out); file $s0 -> $s1 MB"
+echo "   prune again, same cut (nothing left): $p2_ms ms ($p2_out); file $s2 MB"
 echo "   prune --vacuum: $p3_ms ms ($p3_out); file $s3 MB"
