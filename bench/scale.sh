@@ -20,8 +20,8 @@
 #   4. an idle worker over IDLE_S (10) seconds, once every pending job due
 #      within 30 minutes is moved an hour ahead (nothing due: the issue's idle case): CPU % of
 #      one core, with the batch route (default) and with --no-batch;
-#   5. on the large journal only: a prune of the oldest PRUNE_JOBS
-#      (1,000,000) finished jobs, a second prune that finds nothing left
+#   5. on the large journal only: a prune of about the oldest PRUNE_JOBS
+#      (N/10; jobs finish in groups of 10,000) finished jobs, a second prune that finds nothing left
 #      (one transaction's walk), `sluice prune --vacuum`, with the file's
 #      size before and after each.
 # Prints the figures and the ratios scaled / empty. Figures only: exit 1
@@ -172,7 +172,8 @@ cut=$(sqlite3 "$j" "SELECT finished_at FROM jobs WHERE state = 'succeeded'
   ORDER BY id LIMIT 1 OFFSET $PRUNE_JOBS") || fail "finding the prune cut"
 [ -n "$cut" ] || fail "fewer than $PRUNE_JOBS finished jobs"
 # the same cut each time: --older-than counts back from each run's start
-older() { echo $(( ($(date +%s%3N) - cut + 999) / 1000 )); }
+# (in ms: at small SCALE_JOBS the build lasts seconds)
+older() { echo "$(( $(date +%s%3N) - cut ))ms"; }
 s0=$(mb "$j")
 prune_ms() { # ARGS...: runs sluice prune, sets PR_MS and PR_OUT
   local t0
@@ -187,6 +188,6 @@ prune_ms --older-than "$(older)"
 p2_ms=$PR_MS p2_out=$PR_OUT s2=$(mb "$j")
 prune_ms --vacuum
 p3_ms=$PR_MS p3_out=$PR_OUT s3=$(mb "$j")
-echo "   prune --older-than ${o1}s: $p1_ms ms ($p1_out); file $s0 -> $s1 MB"
+echo "   prune --older-than ${o1}: $p1_ms ms ($p1_out); file $s0 -> $s1 MB"
 echo "   prune again, same cut (nothing left): $p2_ms ms ($p2_out); file $s2 MB"
 echo "   prune --vacuum: $p3_ms ms ($p3_out); file $s3 MB"
