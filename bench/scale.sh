@@ -21,9 +21,9 @@
 #      within 30 minutes is moved an hour ahead (nothing due: the idle case): CPU % of
 #      one core, with the batch route (default) and with --no-batch;
 #   5. on the large journal only: a prune of about the oldest PRUNE_JOBS
-#      (N/10; jobs finish in groups of 10,000) finished jobs, a second prune that finds nothing left
-#      (one transaction's walk), `sluice prune --vacuum`, with the file's
-#      size before and after each.
+#      (N/10; the builder's jobs finish in groups of 10,000) finished
+#      jobs, a second prune with the same cut (nothing left: its cost is
+#      the walk), `sluice prune --vacuum`, with the file's size after each.
 # Prints the figures and the ratios scaled / empty. Figures only: exit 1
 # only when a step fails.
 #
