@@ -18,8 +18,9 @@
 #      backlog a worker reads every second, next_due, sl_count_workable,
 #      sl_status, sl_jobs_find, sl_job_get;
 #   4. an idle worker over IDLE_S (10) seconds, once every pending job due
-#      within 30 minutes is moved an hour ahead (nothing due: the idle case): CPU % of
-#      one core, with the batch route (default) and with --no-batch;
+#      within 30 minutes is moved an hour ahead (nothing due: the issue's
+#      idle case): CPU % of one core, with the batch route (default) and
+#      with --no-batch;
 #   5. on the large journal only: a prune of about the oldest PRUNE_JOBS
 #      (N/10; the builder's jobs finish in groups of 10,000) finished
 #      jobs, a second prune with the same cut (nothing left: its cost is
