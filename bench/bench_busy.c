@@ -180,7 +180,8 @@ int main(int argc, char **argv) {
     else if (opt == 'm')
       mode = optarg;
     else {
-      fprintf(stderr, "usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL]\n");
+      fprintf(stderr,
+              "usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL]\n");
       return 2;
     }
   }
