@@ -44,7 +44,7 @@ static const char ingest_sql[] =
     "  FROM c, h WHERE j.id = c.job AND j.batch_id = h.id"
     "  AND j.generation = c.gen AND j.state = 'batched'"
     "  AND (c.ok = 0 OR NOT EXISTS (SELECT 1 FROM sluice.results r"
-    "  WHERE r.job_id = j.id)) RETURNING c.ord, j.attempts),"
+    "  WHERE r.job_id = j.id)) RETURNING c.ord, j.attempts, j.queue),"
     " res AS (INSERT INTO sluice.results (job_id, generation, route,"
     "  http_status, request_id, input_tokens, output_tokens, total_tokens,"
     "  body, created_at) SELECT c.job, c.gen, 'batch', coalesce(c.http, 200),"
@@ -55,7 +55,10 @@ static const char ingest_sql[] =
     "  request_id, error) SELECT c.job, mv.attempts, c.gen, 'batch',"
     "  (SELECT submitted_at FROM h), sluice.now_ms(), c.http,"
     "  CASE WHEN c.ok = 1 THEN NULL ELSE c.class END, c.req, c.error"
-    "  FROM mv JOIN c USING (ord))"
+    "  FROM mv JOIN c USING (ord)),"
+    SL_PG_USAGE_CTE("(SELECT mv.queue, c.itok AS tin, c.otok AS tout,"
+                    " c.ttok AS ttotal, c.ok FROM mv JOIN c USING (ord)) g"
+                    " WHERE ok = 1", "sluice.now_ms()")
     " SELECT (SELECT count(*) FROM h), (SELECT string_agg(ord::text, ',')"
     " FROM mv)";
 
