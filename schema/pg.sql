@@ -1250,38 +1250,38 @@ CREATE INDEX jobs_held ON sluice.jobs (endpoint, model, run_after)
 -- job by their WHEN); results_usage per statement, skipping the library's
 -- statements, which sum their own usage.
 -- ---------------------------------------------------------------------
--- The output cap of one jsonb value (sluice.body_out_tokens' rule): a
--- number >= 1, truncated; NULL otherwise.
-CREATE FUNCTION sluice.jsonb_cap(v jsonb) RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT CASE WHEN jsonb_typeof(v) = 'number'
-              THEN CASE WHEN v::numeric >= 1
-                        THEN least(trunc(v::numeric), 9223372036854775807)::bigint
-                   END
-         END
-$$;
-
 -- Per body of b (same order): its model, NULL when the door must judge it
 -- (not a JSON object, no string model, "stream" or \u in the text), and
--- its output cap (sluice.body_out_tokens). One subtransaction per call,
--- not one per body: any error (a number jsonb cannot hold, say) sends the
+-- its output cap (sluice.body_out_tokens' rule: the first of the three
+-- keys holding a number >= 1, truncated; 0 for none). One
+-- subtransaction per call, not one per body: any error (a number jsonb cannot hold, say) sends the
 -- whole group to the door.
 CREATE FUNCTION sluice.bodies_info(b text[], OUT models text[],
                                    OUT outs bigint[])
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED AS $$
 BEGIN
-  SELECT array_agg(CASE WHEN jsonb_typeof(y.j -> 'model') = 'string'
-                        THEN y.j ->> 'model' END ORDER BY x.n),
-         array_agg(coalesce(sluice.jsonb_cap(y.j -> 'max_output_tokens'),
-                            sluice.jsonb_cap(y.j -> 'max_completion_tokens'),
-                            sluice.jsonb_cap(y.j -> 'max_tokens'), 0)
-                   ORDER BY x.n)
+  -- The caps written out: a SQL function taking the value would not be
+  -- inlined (its argument is used thrice) and would cost a call a body.
+  SELECT array_agg(CASE WHEN jsonb_typeof(j -> 'model') = 'string'
+                        THEN j ->> 'model' END ORDER BY n),
+         array_agg(coalesce(CASE WHEN jsonb_typeof(j -> 'max_output_tokens') = 'number'
+                   THEN CASE WHEN (j -> 'max_output_tokens')::numeric >= 1
+                   THEN least(trunc((j -> 'max_output_tokens')::numeric),
+                              9223372036854775807)::bigint END END,
+                   CASE WHEN jsonb_typeof(j -> 'max_completion_tokens') = 'number'
+                   THEN CASE WHEN (j -> 'max_completion_tokens')::numeric >= 1
+                   THEN least(trunc((j -> 'max_completion_tokens')::numeric),
+                              9223372036854775807)::bigint END END,
+                   CASE WHEN jsonb_typeof(j -> 'max_tokens') = 'number'
+                   THEN CASE WHEN (j -> 'max_tokens')::numeric >= 1
+                   THEN least(trunc((j -> 'max_tokens')::numeric),
+                              9223372036854775807)::bigint END END, 0) ORDER BY n)
     INTO models, outs
-    FROM unnest(b) WITH ORDINALITY AS x(t, n)
-    CROSS JOIN LATERAL (SELECT CASE WHEN strpos(x.t, '"stream"') = 0
-                                     AND strpos(x.t, '\u') = 0
-                                     AND left(ltrim(x.t, E' \t\n\r'), 1) = '{'
-                                    THEN x.t::jsonb END AS j) y;
+    FROM (SELECT n, CASE WHEN strpos(t, '"stream"') = 0 AND strpos(t, '\u') = 0
+                         AND left(ltrim(t, E' \t\n\r'), 1) = '{'
+                        THEN t::jsonb END AS j
+            FROM unnest(b) WITH ORDINALITY AS x(t, n)
+          OFFSET 0) y; -- OFFSET 0: j is parsed once, not at each use
 EXCEPTION WHEN OTHERS THEN
   models := NULL;
   outs := NULL;
