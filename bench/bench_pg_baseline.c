@@ -499,11 +499,13 @@ int main(int argc, char **argv) {
       return usage();
     }
   }
-  tests[0] = (struct test){"enqueue many: jobs + job_bodies x1000 per statement",
-                           quick ? 10000 : 100000, 0, 2};
-  tests[1] = (struct test){"enqueue many: door, multi-row INSERT INTO jobs(body)"
-                           " x1000 per statement",
-                           quick ? 10000 : 100000, 0, 0};
+  tests[0] = (struct test){
+      "enqueue many: jobs + job_bodies x1000 per statement",
+      quick ? 10000 : 100000, 0, 2};
+  tests[1] = (struct test){
+      "enqueue many: door, multi-row INSERT INTO jobs(body) x1000 per "
+      "statement",
+      quick ? 10000 : 100000, 0, 0};
   tests[2] = (struct test){"enqueue many: door, COPY x1000 per statement",
                            quick ? 10000 : 100000, 0, 1};
   tests[3] = (struct test){"claim (SKIP LOCKED) + complete (unnest), batch 1",

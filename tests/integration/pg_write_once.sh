@@ -17,5 +17,8 @@ rc=$?
 echo "$out" | grep -E "^\[  (FAILED|SKIPPED|  OK) \]|PASSED" | sed 's/^/  /'
 [ "$rc" -eq 0 ] || echo "$out" | grep -v "^    #\|^$\|leak of" | head -30
 check "test_pg_write_once passes on PostgreSQL (rc $rc)" test "$rc" -eq 0
-case $out in *SKIPPED*) fail "... and none was skipped" ;; *) pass "... and none was skipped" ;; esac
+case $out in
+  *SKIPPED*) fail "... and none was skipped" ;;
+  *) pass "... and none was skipped" ;;
+esac
 finish
