@@ -75,13 +75,28 @@ static const char held_sql[] =
 
 #define NCOL 20
 
+/* Does an earlier item of the group hold the same lease? SQLite applies
+ * items in order, so such a repeat finds the lease gone; one UPDATE ...
+ * FROM would apply just one of them, unpredictably which, and report both
+ * done. A repeat goes in with a NULL token: it matches nothing. */
+static int repeat(const struct sl_completion *c, size_t i) {
+  size_t k;
+  for (k = 0; k < i; k++)
+    if (c[k].job_id == c[i].job_id && c[k].lease_token == c[i].lease_token)
+      return 1;
+  return 0;
+}
+
 static void put(struct sl_pgbuf *a, const struct sl_completion *c,
-                int64_t now) {
+                int64_t now, int again) {
   const char *body = c->body;
   size_t blen = body ? (c->body_len ? c->body_len : strlen(body)) : 0;
   int64_t ra = 0;
   sl__pgbuf_int(&a[0], c->job_id);
-  sl__pgbuf_int(&a[1], c->lease_token);
+  if (again)
+    sl__pgbuf_null(&a[1]);
+  else
+    sl__pgbuf_int(&a[1], c->lease_token);
   sl__pgbuf_int(&a[2], (int64_t)c->outcome);
   if (c->outcome == SL_OUTCOME_RETRY)
     ra = c->run_after_ms > now ? c->run_after_ms : now;
@@ -179,7 +194,7 @@ int sl__pg_complete(struct sl_journal *j, struct sl_completion *c,
     sl__pgbuf_open(&a[k]);
   }
   for (i = 0; i < n; i++)
-    put(a, &c[i], now);
+    put(a, &c[i], now, repeat(c, i));
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_close(&a[k]);
     if (a[k].oom)
@@ -193,8 +208,9 @@ int sl__pg_complete(struct sl_journal *j, struct sl_completion *c,
                      &r);
   if (rc == SL_OK) {
     for (i = 0; i < n; i++) {
+      int again = repeat(c, i);
       c[i].rc = SL_LEASE_LOST;
-      for (k = 0; k < PQntuples(r); k++)
+      for (k = 0; k < PQntuples(r) && !again; k++)
         if (sl__pg_int(r, k, 0) == c[i].job_id &&
             sl__pg_int(r, k, 1) == c[i].lease_token)
           c[i].rc = SL_OK;

@@ -146,6 +146,10 @@ sqlite3_stmt *sl__journal_stmt(struct sl_journal *j, enum sl_stmt_id id);
  */
 sqlite3_stmt *sl__journal_sql(struct sl_journal *j, const char *sql);
 
+/* A cached statement that returns no rows, stepped once and reset; on
+ * failure j->errmsg names `what`. */
+int sl__journal_step(struct sl_journal *j, enum sl_stmt_id id,
+                     const char *what);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK through cached statements. */
 int sl__journal_begin(struct sl_journal *j);
 int sl__journal_commit(struct sl_journal *j);

@@ -122,7 +122,7 @@ sqlite3_stmt *sl__journal_sql(struct sl_journal *j, const char *sql) {
   return c->st;
 }
 
-static int step_once(struct sl_journal *j, enum sl_stmt_id id,
+int sl__journal_step(struct sl_journal *j, enum sl_stmt_id id,
                      const char *what) {
   sqlite3_stmt *st = sl__journal_stmt(j, id);
   int rc;
@@ -136,11 +136,11 @@ static int step_once(struct sl_journal *j, enum sl_stmt_id id,
 }
 
 int sl__journal_begin(struct sl_journal *j) {
-  return step_once(j, SL_STMT_BEGIN, "BEGIN IMMEDIATE");
+  return sl__journal_step(j, SL_STMT_BEGIN, "BEGIN IMMEDIATE");
 }
 
 int sl__journal_commit(struct sl_journal *j) {
-  int rc = step_once(j, SL_STMT_COMMIT, "COMMIT");
+  int rc = sl__journal_step(j, SL_STMT_COMMIT, "COMMIT");
   if (rc != SL_OK)
     sl__journal_rollback(j);
   return rc;
@@ -148,7 +148,7 @@ int sl__journal_commit(struct sl_journal *j) {
 
 void sl__journal_rollback(struct sl_journal *j) {
   if (!sqlite3_get_autocommit(j->db))
-    (void)step_once(j, SL_STMT_ROLLBACK, "ROLLBACK");
+    (void)sl__journal_step(j, SL_STMT_ROLLBACK, "ROLLBACK");
 }
 
 /* Every string the library stores passes here: registered secrets are

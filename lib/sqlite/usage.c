@@ -35,19 +35,6 @@ static int upsert(struct sl_journal *j, const char *queue, int64_t day,
   return SL_OK;
 }
 
-static int step_stmt(struct sl_journal *j, enum sl_stmt_id id,
-                     const char *what) {
-  sqlite3_stmt *st = sl__journal_stmt(j, id);
-  int rc;
-  if (!st)
-    return SL_DB;
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return sl__journal_fail(j, rc, what);
-  return SL_OK;
-}
-
 int sl__usage_add(struct sl_journal *j, struct sl_usage *u, int64_t job_id,
                   const char *queue, int64_t in, int64_t out, int64_t total) {
   sqlite3_stmt *st = NULL;
@@ -58,7 +45,7 @@ int sl__usage_add(struct sl_journal *j, struct sl_usage *u, int64_t job_id,
   if (in == -1 && out == -1 && total == -1)
     return SL_OK;
   if (!u->held) {
-    rc = step_stmt(j, SL_STMT_USAGE_HOLD, "holding usage_summed");
+    rc = sl__journal_step(j, SL_STMT_USAGE_HOLD, "holding usage_summed");
     if (rc != SL_OK)
       return rc;
     u->held = 1;
@@ -115,7 +102,7 @@ int sl__usage_flush(struct sl_journal *j, struct sl_usage *u) {
     rc = upsert(j, u->k[i].queue, u->day, u->k[i].jobs, u->k[i].in,
                 u->k[i].out, u->k[i].total);
   if (rc == SL_OK && u->held)
-    rc = step_stmt(j, SL_STMT_USAGE_RELEASE, "releasing usage_summed");
+    rc = sl__journal_step(j, SL_STMT_USAGE_RELEASE, "releasing usage_summed");
   u->n = 0;
   u->held = 0;
   return rc;

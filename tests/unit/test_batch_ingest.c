@@ -89,7 +89,7 @@ static void test_chunks_crlf_and_idempotence(void **state) {
   int64_t ids[3], bid;
   char file[4096];
   size_t len = 0, c;
-  sqlite3 *db;
+  struct tu_db *db;
 
   bid = batch_of(j, 3, ids);
   /* LF, CRLF, and a last line that ends without its newline */
@@ -128,7 +128,7 @@ static void test_chunks_crlf_and_idempotence(void **state) {
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id = %lld AND state ="
               " 'failed' AND last_class = 'invalid_request'",
               (long long)ids[1]);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_bad_lines(void **state) {
@@ -138,7 +138,7 @@ static void test_bad_lines(void **state) {
   int64_t ids[3], bid;
   char file[8192];
   size_t len = 0, cut;
-  sqlite3 *db;
+  struct tu_db *db;
 
   bid = batch_of(j, 3, ids);
   len += ok_line(file + len, sizeof file - len, ids[0], 10, "\n");
@@ -178,7 +178,7 @@ static void test_bad_lines(void **state) {
   tu_assert_q(db, 10, "SELECT total_tokens FROM results WHERE job_id = %lld",
               (long long)ids[0]);
   tu_assert_q(db, 2, "SELECT count(*) FROM jobs WHERE state = 'batched'");
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_overlong_and_lease(void **state) {
@@ -188,7 +188,7 @@ static void test_overlong_and_lease(void **state) {
   int64_t ids[2], bid;
   char *file;
   size_t len = 0, cap = 64 * 1024;
-  sqlite3 *db;
+  struct tu_db *db;
 
   bid = batch_of(j, 2, ids);
   file = malloc(cap);
@@ -211,7 +211,7 @@ static void test_overlong_and_lease(void **state) {
   db = tu_raw(t->path);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id = %lld AND state ="
               " 'failed' AND last_class = 'too_large'", (long long)ids[0]);
-  sqlite3_close(db);
+  tu_close(db);
 
   /* under a token that is not the batch's lease: nothing is written, and
    * the object says the batch is another worker's */
@@ -236,5 +236,5 @@ int main(void) {
       T(test_overlong_and_lease),
   };
 #undef T
-  return cmocka_run_group_tests_name("batch_ingest", tests, NULL, NULL);
+  return tu_run_group("batch_ingest", tests);
 }

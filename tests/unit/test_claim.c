@@ -134,7 +134,7 @@ static void test_claim_limit_and_attempts(void **state) {
   struct tu *t = *state;
   int64_t now;
   struct sl_claimed_job *c;
-  sqlite3 *db;
+  struct tu_db *db;
   size_t n, i;
 
   tu_open(t);
@@ -162,7 +162,7 @@ static void test_claim_limit_and_attempts(void **state) {
   tu_assert_q(db, 10, "SELECT count(*) FROM jobs WHERE state = 'running'");
   tu_assert_q(db, 10, "SELECT count(*) FROM jobs WHERE attempts = 1");
   tu_assert_q(db, 0, "SELECT count(*) FROM attempts"); /* rows at completion */
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_claim_returns_job(void **state) {
@@ -214,7 +214,7 @@ static void test_distinct_tokens(void **state) {
   struct sl_claimed_job *c;
   int64_t tokens[N];
   size_t n, i;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   memset(s, 0, sizeof s);
@@ -230,7 +230,7 @@ static void test_distinct_tokens(void **state) {
   for (i = 1; i < n; i++)
     assert_true(tokens[i] != tokens[i - 1]);
   tu_assert_q(db, N, "SELECT count(DISTINCT lease_token) FROM jobs");
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(c, n);
 }
 
@@ -238,7 +238,7 @@ static void test_due_and_paused(void **state) {
   struct tu *t = *state;
   int64_t now = sl_now_ms(), due, a;
   struct sl_claimed_job *c;
-  sqlite3 *db;
+  struct tu_db *db;
   size_t n;
 
   tu_open(t);
@@ -260,7 +260,7 @@ static void test_due_and_paused(void **state) {
   assert_int_equal(n, 1);
   assert_int_equal(c[0].id, a);
   sl_claimed_free(c, n);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 /* Issue 12: online claims skip the jobs of a route held until its next
@@ -272,7 +272,7 @@ static void test_held_route_skipped(void **state) {
   struct sl_claimed_job *c = NULL;
   int64_t now = sl_now_ms(), other;
   struct sl_job_spec s = {0};
-  sqlite3 *db;
+  struct tu_db *db;
   size_t n = 0;
 
   tu_open(t);
@@ -298,7 +298,7 @@ static void test_held_route_skipped(void **state) {
   assert_int_equal(n, 1);
   assert_string_equal(c[0].model, "gpt-4o-mini");
   sl_claimed_free(c, n);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_queue_filter(void **state) {
@@ -391,7 +391,7 @@ static void test_lease_extend_fenced(void **state) {
   struct tu *t = *state;
   struct sl_claimed_job *c;
   int64_t before, exp;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
@@ -419,7 +419,7 @@ static void test_lease_extend_fenced(void **state) {
               " FROM jobs WHERE id = %lld",
               (long long)c->id);
   sl_claimed_free(c, 1);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 /* ---------------------------------------------------------- completion */
@@ -429,7 +429,7 @@ static void test_complete_success(void **state) {
   struct sl_claimed_job *c;
   struct sl_completion d;
   int64_t before, after;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
@@ -478,14 +478,14 @@ static void test_complete_success(void **state) {
               " AND first_byte_ms = 40.25 AND total_ms = 50.75"
               " FROM attempts WHERE job_id = %lld",
               (long long)before, (long long)after, (long long)c->id);
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(c, 1);
 }
 
 static void test_complete_unknown_values_are_null(void **state) {
   struct tu *t = *state;
   struct sl_claimed_job *c;
-  sqlite3 *db;
+  struct tu_db *db;
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
   c = claim1(t->j, 0);
@@ -502,7 +502,7 @@ static void test_complete_unknown_values_are_null(void **state) {
               " AND first_byte_ms IS NULL AND total_ms IS NULL"
               " AND started_at IS NULL FROM attempts WHERE job_id = %lld",
               (long long)c->id);
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(c, 1);
 }
 
@@ -512,7 +512,7 @@ static void test_complete_retry(void **state) {
   struct sl_completion d;
   int64_t now = sl_now_ms(), later = now + 30000;
   size_t n;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
@@ -559,7 +559,7 @@ static void test_complete_retry(void **state) {
   tu_assert_q(db, 1,
               "SELECT count(*) FROM attempts WHERE attempt = 2"
               " AND failure_class = 'timeout'");
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(again, 1);
   sl_claimed_free(c, 1);
 }
@@ -569,15 +569,13 @@ static void test_complete_retry(void **state) {
 static void test_retry_without_attempts_fails(void **state) {
   struct tu *t = *state;
   struct sl_claimed_job *c;
-  sqlite3 *db;
+  struct tu_db *db;
   int64_t id;
 
   tu_open(t);
   id = tu_enqueue(t->j, NULL, 0, 0);
   db = tu_raw(t->path);
-  assert_int_equal(sqlite3_exec(db, "UPDATE jobs SET max_attempts = 1", NULL,
-                                NULL, NULL),
-                   SQLITE_OK);
+  tu_exec(db, "UPDATE jobs SET max_attempts = 1");
   c = claim1(t->j, 0);
   assert_int_equal(c->attempt, 1);
   assert_int_equal(sl_record_failure(t->j, c->id, c->lease_token,
@@ -587,14 +585,14 @@ static void test_retry_without_attempts_fails(void **state) {
               "SELECT state = 'failed' AND finished_at IS NOT NULL"
               " AND last_class = 'server_error' FROM jobs WHERE id = %lld",
               (long long)id);
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(c, 1);
 }
 
 static void test_complete_fail(void **state) {
   struct tu *t = *state;
   struct sl_claimed_job *c;
-  sqlite3 *db;
+  struct tu_db *db;
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
   c = claim1(t->j, 0);
@@ -615,7 +613,7 @@ static void test_complete_fail(void **state) {
   assert_int_equal(
       sl_record_failure(t->j, c->id, c->lease_token, NULL, NULL, 0, 0),
       SL_INVAL);
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(c, 1);
 }
 
@@ -623,7 +621,7 @@ static void test_complete_release(void **state) {
   struct tu *t = *state;
   struct sl_claimed_job *c;
   struct sl_completion d;
-  sqlite3 *db;
+  struct tu_db *db;
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
   db = tu_raw(t->path);
@@ -656,14 +654,14 @@ static void test_complete_release(void **state) {
               (long long)c->id);
   assert_int_equal(sl_release(t->j, c->id, c->lease_token), SL_LEASE_LOST);
   sl_claimed_free(c, 1);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_grouped_completion(void **state) {
   struct tu *t = *state;
   struct sl_claimed_job *c;
   struct sl_completion d[5];
-  sqlite3 *db;
+  struct tu_db *db;
   size_t n, i;
 
   tu_open(t);
@@ -680,10 +678,13 @@ static void test_grouped_completion(void **state) {
   for (i = 0; i < 5; i++)
     d[i].rc = 12345;
   commits = 0;
-  sqlite3_commit_hook(t->j->db, count_commit, NULL);
+  if (!tu_pg())
+    sqlite3_commit_hook(t->j->db, count_commit, NULL);
   assert_int_equal(sl_complete(t->j, d, 5), SL_OK);
-  sqlite3_commit_hook(t->j->db, NULL, NULL);
-  assert_int_equal(commits, 1); /* one transaction for the group */
+  if (!tu_pg()) {
+    sqlite3_commit_hook(t->j->db, NULL, NULL);
+    assert_int_equal(commits, 1); /* one transaction for the group */
+  }
   assert_int_equal(d[0].rc, SL_OK);
   assert_int_equal(d[1].rc, SL_LEASE_LOST);
   assert_int_equal(d[2].rc, SL_OK);
@@ -708,10 +709,18 @@ static void test_grouped_completion(void **state) {
   tu_assert_q(db, 0, "SELECT count(*) FROM attempts WHERE job_id = %lld",
               (long long)c[1].id);
   tu_assert_q(db, 3, "SELECT count(*) FROM attempts");
+  if (tu_pg()) /* one transaction: every row the group wrote has its xmin */
+    tu_assert_q(db, 1,
+                "SELECT count(DISTINCT x) FROM (SELECT xmin::text AS x"
+                " FROM jobs WHERE id IN (%lld, %lld, %lld, %lld) UNION ALL"
+                " SELECT xmin::text FROM attempts UNION ALL"
+                " SELECT xmin::text FROM results) w",
+                (long long)c[0].id, (long long)c[2].id, (long long)c[3].id,
+                (long long)c[4].id);
   /* the stale one's real holder can still finish it */
   complete1(t->j, &c[1], SL_OUTCOME_SUCCESS);
   tu_assert_q(db, 2, "SELECT count(*) FROM results");
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(c, n);
 }
 
@@ -721,7 +730,7 @@ static void test_grouped_completion_all_or_nothing(void **state) {
   struct tu *t = *state;
   struct sl_claimed_job *c;
   struct sl_completion d[3];
-  sqlite3 *db;
+  struct tu_db *db;
   size_t n, i;
   int rc;
 
@@ -731,9 +740,16 @@ static void test_grouped_completion_all_or_nothing(void **state) {
   c = claim(t->j, 3, 0, NULL, NULL, &n);
   assert_int_equal(n, 3);
   db = tu_raw(t->path);
-  tu_exec(db, "CREATE TRIGGER test_refuse BEFORE INSERT ON attempts"
-              " WHEN NEW.http_status = 599"
-              " BEGIN SELECT RAISE(ABORT, 'test refuses this attempt'); END");
+  tu_exec(db, tu_pg() ? "CREATE FUNCTION test_refuse() RETURNS trigger"
+                        " LANGUAGE plpgsql AS $$BEGIN"
+                        " IF NEW.http_status = 599 THEN"
+                        " RAISE EXCEPTION 'test refuses this attempt';"
+                        " END IF; RETURN NEW; END$$;"
+                        " CREATE TRIGGER test_refuse BEFORE INSERT ON attempts"
+                        " FOR EACH ROW EXECUTE FUNCTION test_refuse()"
+                      : "CREATE TRIGGER test_refuse BEFORE INSERT ON attempts"
+                        " WHEN NEW.http_status = 599 BEGIN SELECT"
+                        " RAISE(ABORT, 'test refuses this attempt'); END");
   for (i = 0; i < 3; i++)
     d[i] = done(&c[i], SL_OUTCOME_SUCCESS);
   d[2].http_status = 599;
@@ -743,13 +759,14 @@ static void test_grouped_completion_all_or_nothing(void **state) {
   tu_assert_q(db, 0, "SELECT count(*) FROM results");
   tu_assert_q(db, 0, "SELECT count(*) FROM attempts");
   tu_assert_q(db, 3, "SELECT count(*) FROM jobs WHERE state = 'running'");
-  tu_exec(db, "DROP TRIGGER test_refuse");
+  tu_exec(db, tu_pg() ? "DROP TRIGGER test_refuse ON attempts"
+                      : "DROP TRIGGER test_refuse");
   d[2].http_status = 200;
   assert_int_equal(sl_complete(t->j, d, 3), SL_OK);
   for (i = 0; i < 3; i++)
     assert_int_equal(d[i].rc, SL_OK);
   tu_assert_q(db, 3, "SELECT count(*) FROM results");
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(c, n);
 }
 
@@ -771,10 +788,35 @@ static void test_invariant1_sql_cannot_overwrite(void **state) {
       " http_status, body, created_at) VALUES (1, 0, 'online', 200,"
       " 'second', 1)",
   };
+  /* the psql door: PostgreSQL's spellings of the same attacks */
+  static const char *const pg_attacks[] = {
+      "INSERT INTO results (job_id, generation, route, http_status, body,"
+      " created_at) VALUES (1, 0, 'online', 200, 'second', 1)",
+      "INSERT INTO results (job_id, generation, route, http_status, body,"
+      " created_at) VALUES (1, 0, 'online', 200, 'second', 1)"
+      " ON CONFLICT (job_id) DO UPDATE SET body = excluded.body",
+      "INSERT INTO results (job_id, generation, route, http_status, body,"
+      " created_at) VALUES (1, 0, 'online', 200, 'second', 1)"
+      " ON CONFLICT DO NOTHING",
+      "MERGE INTO results r USING (SELECT 1 AS job_id) s"
+      " ON r.job_id = s.job_id WHEN MATCHED THEN UPDATE SET body = 'second'"
+      " WHEN NOT MATCHED THEN INSERT (job_id, generation, route,"
+      " http_status, body, created_at) VALUES (1, 0, 'online', 200,"
+      " 'second', 1)",
+  };
+  const char *const *list = tu_pg() ? pg_attacks : attacks;
+  size_t nlist = tu_pg() ? sizeof pg_attacks / sizeof pg_attacks[0]
+                         : sizeof attacks / sizeof attacks[0];
+  const char *row = tu_pg() ? "SELECT json_build_array(generation, route,"
+                              " http_status, body, created_at)::text"
+                              " FROM results WHERE job_id = 1"
+                            : "SELECT json_array(generation, route,"
+                              " http_status, body, created_at)"
+                              " FROM results WHERE job_id = 1";
   struct tu *t = *state;
   struct sl_claimed_job *c;
   char *msg, *first;
-  sqlite3 *db;
+  struct tu_db *db;
   size_t i;
 
   tu_open(t);
@@ -782,18 +824,20 @@ static void test_invariant1_sql_cannot_overwrite(void **state) {
   c = claim1(t->j, 0);
   complete1(t->j, c, SL_OUTCOME_SUCCESS);
   db = tu_raw(t->path);
-  first = tu_text(db, "SELECT json_array(generation, route, http_status,"
-                      " body, created_at) FROM results WHERE job_id = 1");
-  for (i = 0; i < sizeof attacks / sizeof attacks[0]; i++) {
-    msg = tu_exec_fails(db, attacks[i]);
-    assert_true(tu_contains(msg, "already has a result"));
+  first = tu_text(db, "%s", row);
+  for (i = 0; i < nlist; i++) {
+    msg = tu_exec_fails(db, list[i]);
+    assert_true(tu_contains(msg, i == 3 && tu_pg() ? "results are immutable"
+                                                   : "already has a result"));
     sqlite3_free(msg);
   }
   msg = tu_exec_fails(db, "UPDATE results SET body = 'second'");
   assert_true(tu_contains(msg, "results are immutable"));
   sqlite3_free(msg);
-  msg = tu_exec_fails(db, "UPDATE OR REPLACE results SET http_status = 500"
-                          " WHERE job_id = 1");
+  msg = tu_exec_fails(db, tu_pg() ? "UPDATE results SET http_status = 500"
+                                    " WHERE job_id = 1"
+                                  : "UPDATE OR REPLACE results"
+                                    " SET http_status = 500 WHERE job_id = 1");
   assert_true(tu_contains(msg, "results are immutable"));
   sqlite3_free(msg);
   /* nor can the job be reopened so that a second result could follow */
@@ -801,12 +845,11 @@ static void test_invariant1_sql_cannot_overwrite(void **state) {
   assert_true(tu_contains(msg, "succeeded job is final"));
   sqlite3_free(msg);
   tu_assert_q(db, 1, "SELECT count(*) FROM results");
-  msg = tu_text(db, "SELECT json_array(generation, route, http_status,"
-                    " body, created_at) FROM results WHERE job_id = 1");
+  msg = tu_text(db, "%s", row);
   assert_string_equal(msg, first);
   sqlite3_free(msg);
   sqlite3_free(first);
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(c, 1);
 }
 
@@ -814,7 +857,7 @@ static void test_invariant1_api_cannot_overwrite(void **state) {
   struct tu *t = *state;
   struct sl_claimed_job *c;
   struct sl_completion d[2];
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
@@ -858,7 +901,7 @@ static void test_invariant1_api_cannot_overwrite(void **state) {
       sl_record_result(t->j, c->id, c->lease_token, 200, "x", NULL),
       SL_DUPLICATE);
   sl_claimed_free(c, 1);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 /* --------------------------------------------------------- invariant 2 */
@@ -870,7 +913,7 @@ static void test_invariant2_old_token_is_fenced(void **state) {
   int64_t now, rescued = -1, later;
   int64_t ids[1], tokens[1];
   int rcs[1];
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
@@ -925,7 +968,7 @@ static void test_invariant2_old_token_is_fenced(void **state) {
   tu_assert_q(db, 1,
               "SELECT count(*) FROM attempts WHERE attempt = 2"
               " AND failure_class IS NULL");
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(old, 1);
   sl_claimed_free(cur, 1);
 }
@@ -937,7 +980,7 @@ static void test_rescue(void **state) {
   struct sl_job_spec s = {0};
   struct sl_claimed_job *c;
   int64_t now, later, rescued = -1, once, keep;
-  sqlite3 *db;
+  struct tu_db *db;
   size_t n;
 
   tu_open(t);
@@ -978,7 +1021,7 @@ static void test_rescue(void **state) {
               " AND attempts = 0");
   assert_int_equal(sl_rescue(t->j, later + 1000, NULL), SL_OK);
   tu_assert_q(db, 2, "SELECT count(*) FROM attempts");
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(c, n);
 }
 
@@ -1034,7 +1077,7 @@ static void test_replay_api(void **state) {
   struct sl_replay_filter f = {0};
   struct replay_fixture fx;
   int64_t count = -1;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   replay_fixture(t->j, &fx);
@@ -1116,14 +1159,14 @@ static void test_replay_api(void **state) {
   assert_int_equal(sl_replay(t->j, &f, "carrier-pigeon", &count), SL_BAD_JOB);
   assert_true(tu_contains(sl_errmsg(t->j), "door must be sql, cli or api"));
   assert_int_equal(sl_replay(t->j, NULL, NULL, &count), SL_INVAL);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_replay_sql_door(void **state) {
   struct tu *t = *state;
   struct replay_fixture fx;
   struct sl_claimed_job *c;
-  sqlite3 *db;
+  struct tu_db *db;
   size_t n;
 
   tu_open(t);
@@ -1164,14 +1207,14 @@ static void test_replay_sql_door(void **state) {
   tu_assert_q(db, 0,
               "SELECT count(*) FROM jobs WHERE state IN"
               " ('failed', 'cancelled')");
-  sqlite3_close(db);
+  tu_close(db);
   sl_claimed_free(c, n);
 }
 
 /* Every filter of sl_replay, alone and combined: the dry run's count (its
  * own query) agrees with what the replays_apply trigger really does, and
  * both match the fixture. Each filter gets a fresh journal. */
-static void matrix_fixture(struct sl_journal *j, sqlite3 *db) {
+static void matrix_fixture(struct sl_journal *j, struct tu_db *db) {
   static const char *const queue[6] = {"a", "a", "b", "b", "a", "a"};
   static const char *const part[6] = {"p1", "p2", "p1", "p2", "p1", "p1"};
   struct sl_job_spec s = {0};
@@ -1228,7 +1271,7 @@ static void test_replay_filters(void **state) {
     struct sl_journal *j;
     int64_t dry = -1, real = -1;
     char path[160];
-    sqlite3 *db;
+    struct tu_db *db;
 
     snprintf(path, sizeof path, "%s/matrix%zu.db", t->dir, k);
     j = tu_open_path(path);
@@ -1257,7 +1300,7 @@ static void test_replay_filters(void **state) {
                 "SELECT state = 'succeeded' AND generation = 0 FROM jobs"
                 " WHERE id = 6");
     tu_assert_q(db, 1, "SELECT count(*) FROM replays");
-    sqlite3_close(db);
+    tu_close(db);
     sl_close(j);
   }
 }
@@ -1268,7 +1311,7 @@ static void test_next_due(void **state) {
   struct tu *t = *state;
   struct sl_claimed_job *c;
   int64_t now = sl_now_ms(), due = -1;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   assert_int_equal(sl_next_due(t->j, &due), SL_OK);
@@ -1286,7 +1329,7 @@ static void test_next_due(void **state) {
   assert_int_equal(due, now + 1000);
   sl_claimed_free(c, 1);
   assert_int_equal(sl_next_due(t->j, NULL), SL_INVAL);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_journal_changed(void **state) {

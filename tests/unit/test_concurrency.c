@@ -142,7 +142,7 @@ static void test_four_claimers_drain(void **state) {
   char *argv[PROCS][16];
   pid_t pids[PROCS];
   long long total = 0;
-  sqlite3 *db;
+  struct tu_db *db;
   int i, status, failures = 0;
 
   tu_open(t);
@@ -191,7 +191,7 @@ static void test_four_claimers_drain(void **state) {
   tu_assert_q(db, 0,
               "SELECT count(*) FROM attempts WHERE attempt <> 1"
               " OR failure_class IS NOT NULL");
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 /* Read one line from fd within timeout_ms (poll-bounded). */
@@ -229,7 +229,7 @@ static void test_kill9_then_rescue(void **state) {
                     NULL};
   int64_t rescued = 0, r;
   pid_t pid;
-  sqlite3 *db;
+  struct tu_db *db;
   int fd = -1, status, i;
 
   tu_open(t);
@@ -299,8 +299,8 @@ static void test_kill9_then_rescue(void **state) {
   tu_assert_q(db, 0,
               "SELECT count(*) FROM (SELECT job_id FROM attempts"
               " WHERE failure_class IS NULL GROUP BY job_id"
-              " HAVING count(*) > 1)");
-  sqlite3_close(db);
+              " HAVING count(*) > 1) d");
+  tu_close(db);
 }
 
 /* Invariant 3 under load: one of three claimers is killed with SIGKILL in
@@ -315,7 +315,7 @@ static void test_kill9_during_drain(void **state) {
   char *argv[PROCS][16];
   pid_t pids[PROCS];
   int64_t done = 0;
-  sqlite3 *db;
+  struct tu_db *db;
   int i, k, status;
 
   tu_open(t);
@@ -376,7 +376,7 @@ static void test_kill9_during_drain(void **state) {
   print_message("kill -9 mid-drain: %lld attempts lost and rescued\n",
                 (long long)tu_int(db, "SELECT count(*) FROM attempts"
                                       " WHERE failure_class = 'ambiguous'"));
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 int main(void) {
@@ -387,5 +387,5 @@ int main(void) {
       T(test_kill9_during_drain),
   };
 #undef T
-  return cmocka_run_group_tests_name("concurrency", tests, NULL, NULL);
+  return tu_run_group("concurrency", tests);
 }

@@ -24,14 +24,25 @@ static const char diff_sql[] =
     " SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM c))"
     " + (SELECT count(*) FROM (SELECT * FROM c EXCEPT SELECT * FROM r))";
 
-static int64_t one(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *st = NULL;
-  int64_t v = -1;
-  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-  if (sqlite3_step(st) == SQLITE_ROW)
-    v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return v;
+/* PostgreSQL's job_counts are signed deltas, several rows a key until
+ * folded (pg 0017): the same recount against their sums. */
+static const char pg_diff_sql[] =
+    "WITH r AS (SELECT queue, state, urgency, CASE WHEN state = 'failed'"
+    " THEN coalesce(last_class, 'unknown') ELSE '' END AS class,"
+    " count(*) AS n FROM jobs GROUP BY 1, 2, 3, 4),"
+    " c AS (SELECT queue, state, urgency, class, sum(n)::bigint AS n"
+    " FROM job_counts GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0)"
+    " SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM c)"
+    " a) + (SELECT count(*) FROM (SELECT * FROM c EXCEPT SELECT * FROM r) b)";
+
+/* The test's raw connection (either backend), opened by each test. */
+static struct tu_db *raw;
+
+static int64_t one(const void *unused, const char *sql) {
+  (void)unused;
+  if (tu_pg() && sql == diff_sql)
+    sql = pg_diff_sql;
+  return tu_int(raw, "%s", sql);
 }
 
 static void enqueue(struct sl_journal *j, const char *queue,
@@ -70,12 +81,12 @@ static void check_readers(struct sl_journal *j) {
   int64_t v;
   char sql[256];
 
-  assert_int_equal(one(j->db, diff_sql), 0);
+  assert_int_equal(one(NULL, diff_sql), 0);
   assert_int_equal(sl_count_active(j, &v), SL_OK);
-  assert_int_equal(v, one(j->db, "SELECT count(*) FROM jobs WHERE state IN"
+  assert_int_equal(v, one(NULL, "SELECT count(*) FROM jobs WHERE state IN"
                                  " ('pending', 'running', 'batched')"));
   assert_int_equal(sl_count_workable(j, NULL, &v), SL_OK);
-  assert_int_equal(v, one(j->db, "SELECT count(*) FROM jobs WHERE state IN"
+  assert_int_equal(v, one(NULL, "SELECT count(*) FROM jobs WHERE state IN"
                                  " ('running', 'batched') OR (state ="
                                  " 'pending' AND queue NOT IN (SELECT name"
                                  " FROM queues WHERE paused = 1) AND NOT"
@@ -88,21 +99,21 @@ static void check_readers(struct sl_journal *j) {
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM jobs WHERE queue = '%s' AND state ="
              " 'pending'", qs[i].queue);
-    assert_int_equal(qs[i].pending, one(j->db, sql));
+    assert_int_equal(qs[i].pending, one(NULL, sql));
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM jobs WHERE queue = '%s' AND state ="
              " 'succeeded'", qs[i].queue);
-    assert_int_equal(qs[i].succeeded, one(j->db, sql));
+    assert_int_equal(qs[i].succeeded, one(NULL, sql));
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM jobs WHERE queue = '%s' AND state ="
              " 'cancelled'", qs[i].queue);
-    assert_int_equal(qs[i].cancelled, one(j->db, sql));
+    assert_int_equal(qs[i].cancelled, one(NULL, sql));
     for (k = 0; k < qs[i].n_failures; k++) {
       snprintf(sql, sizeof sql,
                "SELECT count(*) FROM jobs WHERE queue = '%s' AND state ="
                " 'failed' AND coalesce(last_class, 'unknown') = '%s'",
                qs[i].queue, qs[i].failures[k].failure_class);
-      assert_int_equal(qs[i].failures[k].count, one(j->db, sql));
+      assert_int_equal(qs[i].failures[k].count, one(NULL, sql));
       failed += qs[i].failures[k].count;
     }
     assert_int_equal(qs[i].failed, failed);
@@ -115,11 +126,12 @@ static void test_counts_follow_every_change(void **state) {
   struct sl_claim_options o = {0};
   struct sl_claimed_job *c = NULL;
   struct sl_replay_filter rf = {0};
-  sqlite3 *db = NULL;
+  struct tu_db *db = NULL;
   int64_t v;
   size_t n, i;
 
   t->j = tu_open(t);
+  raw = tu_raw(t->path);
   enqueue(t->j, "a", "urgent", 40);
   enqueue(t->j, "b", "deferrable", 20);
   enqueue(t->j, "b", "urgent", 10);
@@ -163,15 +175,15 @@ static void test_counts_follow_every_change(void **state) {
 
   /* plain SQL from another connection: insert, rename a queue, move a
    * failed job's class, delete a pending job */
-  assert_int_equal(sqlite3_open(t->path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db,
+  db = tu_raw(t->path);
+  tu_exec(db,
       "INSERT INTO jobs (queue, urgency, body) VALUES ('sql', 'deferrable',"
       " '" BODY "'), ('sql', 'urgent', '" BODY "');"
       "UPDATE jobs SET queue = 'renamed' WHERE id IN (1, 2, 3);"
-      "DELETE FROM jobs WHERE id = 40;", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
+      "DELETE FROM jobs WHERE id = 40;");
+  tu_close(db);
   check_readers(t->j);
-  assert_int_equal(one(t->j->db, "SELECT sum(n) FROM job_counts WHERE"
+  assert_int_equal(one(NULL, "SELECT sum(n) FROM job_counts WHERE"
                                  " queue = 'renamed'"), 3);
 
   /* claim everything left and fail it, then prune every finished job */
@@ -186,6 +198,7 @@ static void test_counts_follow_every_change(void **state) {
   assert_int_equal(sl_prune(t->j, 0, 7, &v), SL_OK);
   assert_true(v > 0);
   check_readers(t->j);
+  tu_close(raw);
 }
 
 /* The comparison can fail: with the update trigger gone, a claim leaves
@@ -197,25 +210,67 @@ static void test_recount_sees_a_missing_trigger(void **state) {
   size_t n;
 
   t->j = tu_open(t);
+  raw = tu_raw(t->path);
   enqueue(t->j, "a", "urgent", 3);
-  assert_int_equal(one(t->j->db, diff_sql), 0);
-  assert_int_equal(sqlite3_exec(t->j->db, "DROP TRIGGER jobs_count_update",
-                                NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(one(NULL, diff_sql), 0);
+  tu_exec(raw, tu_pg() ? "DROP TRIGGER jobs_count_update ON jobs"
+                       : "DROP TRIGGER jobs_count_update");
   o.max_jobs = 1;
   o.lease_ms = 60000;
   assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
   assert_int_equal(n, 1);
   sl_claimed_free(c, n);
   /* pending 2 and running 1 against pending 3 */
-  assert_int_equal(one(t->j->db, diff_sql), 3);
+  assert_int_equal(one(NULL, diff_sql), 3);
+  tu_close(raw);
 }
 
 /* An existing journal is counted by the migration itself: a journal made
  * by migrations up to 13 (no counts), with jobs, is opened. */
+extern const struct sl_migration sl_pg_migrations[];
+extern const int sl_pg_migrations_count;
+
+/* The same on PostgreSQL: pg migrations up to 14 (pg 0015 counts), each
+ * recorded as lib/pg's runner records it, then the same jobs. */
+static void pg_journal_before_counts(struct tu *t) {
+  struct tu_db *db = tu_raw(t->path);
+  int i;
+  for (i = 0; i < sl_pg_migrations_count && sl_pg_migrations[i].version <= 14;
+       i++) {
+    char *rec = sqlite3_mprintf("INSERT INTO sluice.schema_migrations"
+                                " (version, name) VALUES (%d, %Q)",
+                                sl_pg_migrations[i].version,
+                                sl_pg_migrations[i].name);
+    tu_exec(db, sl_pg_migrations[i].sql);
+    tu_exec(db, rec);
+    sqlite3_free(rec);
+  }
+  tu_exec(db,
+      "INSERT INTO jobs (queue, urgency, body) SELECT 'a', 'urgent', '"
+      BODY "' FROM generate_series(1, 5);"
+      " INSERT INTO jobs (queue, urgency, body) VALUES"
+      "  ('b', 'deferrable', '" BODY "'), ('b', 'deferrable', '" BODY "');"
+      " INSERT INTO jobs (queue, body) VALUES ('c', '" BODY "');"
+      " UPDATE jobs SET state = 'cancelled' WHERE id = 1;");
+  tu_close(db);
+}
+
 static void test_migration_counts_existing_jobs(void **state) {
   struct tu *t = *state;
   sqlite3 *db;
   int i;
+  if (tu_pg()) {
+    pg_journal_before_counts(t);
+    t->j = tu_open(t);
+    raw = tu_raw(t->path);
+    assert_int_equal(one(NULL, diff_sql), 0);
+    assert_int_equal(one(NULL, "SELECT sum(n) FROM job_counts"), 8);
+    assert_int_equal(one(NULL, "SELECT sum(n) FROM job_counts WHERE"
+                               " queue = 'a' AND state = 'cancelled'"), 1);
+    check_readers(t->j);
+    tu_close(raw);
+    return;
+  }
   assert_int_equal(sqlite3_open(t->path, &db), SQLITE_OK);
   for (i = 0; i < sl_migrations_count && sl_migrations[i].version <= 13; i++)
     assert_int_equal(sqlite3_exec(db, sl_migrations[i].sql, NULL, NULL, NULL),
@@ -232,11 +287,13 @@ static void test_migration_counts_existing_jobs(void **state) {
       " PRAGMA user_version = 13;", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   t->j = tu_open(t);
-  assert_int_equal(one(t->j->db, diff_sql), 0);
-  assert_int_equal(one(t->j->db, "SELECT sum(n) FROM job_counts"), 8);
-  assert_int_equal(one(t->j->db, "SELECT n FROM job_counts WHERE queue = 'a'"
+  raw = tu_raw(t->path);
+  assert_int_equal(one(NULL, diff_sql), 0);
+  assert_int_equal(one(NULL, "SELECT sum(n) FROM job_counts"), 8);
+  assert_int_equal(one(NULL, "SELECT n FROM job_counts WHERE queue = 'a'"
                                  " AND state = 'cancelled'"), 1);
   check_readers(t->j);
+  tu_close(raw);
 }
 
 int main(void) {
@@ -248,5 +305,5 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_migration_counts_existing_jobs,
                                     tu_setup, tu_teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return tu_run_group("counts", tests);
 }

@@ -10,7 +10,8 @@
 #include "sluice_dash.h"
 #include "testutil.h"
 
-static void fail_job(sqlite3 *db, int64_t id, const char *cls, int64_t at) {
+static void fail_job(struct tu_db *db, int64_t id, const char *cls,
+                     int64_t at) {
   char *sql = sqlite3_mprintf(
       "UPDATE jobs SET state='failed', last_class=%Q, finished_at=%lld"
       " WHERE id=%lld;"
@@ -25,7 +26,7 @@ static void test_pause_is_audited(void **state) {
   struct tu *t = *state;
   struct sl_journal *j = tu_open(t);
   struct sl_dash_action a = {0};
-  sqlite3 *db = tu_raw(t->path);
+  struct tu_db *db = tu_raw(t->path);
   int64_t n = -1;
   a.verb = SL_DASH_PAUSE;
   a.queue = "q1";
@@ -45,14 +46,14 @@ static void test_pause_is_audited(void **state) {
   a.queue = "";
   assert_int_equal(sl_dash_act(j, &a, NULL), SL_INVAL);
   tu_assert_q(db, 2, "SELECT count(*) FROM dashboard_actions");
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_refused_action_is_audited(void **state) {
   struct tu *t = *state;
   struct sl_journal *j = tu_open(t);
   struct sl_dash_action a = {0};
-  sqlite3 *db = tu_raw(t->path);
+  struct tu_db *db = tu_raw(t->path);
   int64_t id = tu_enqueue(j, "q", 0, 0);
   /* the way a worker finishes it: claimed (running), then succeeded */
   tu_exec(db, "UPDATE jobs SET state='running';"
@@ -75,14 +76,14 @@ static void test_refused_action_is_audited(void **state) {
   assert_int_equal(sl_dash_act(j, &a, NULL), SL_NOT_FOUND);
   tu_assert_q(db, 3, "SELECT count(*) FROM dashboard_actions WHERE "
                      "outcome <> 'ok'");
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_replay_job_keeps_key(void **state) {
   struct tu *t = *state;
   struct sl_journal *j = tu_open(t);
   struct sl_dash_action a = {0};
-  sqlite3 *db = tu_raw(t->path);
+  struct tu_db *db = tu_raw(t->path);
   int64_t id = tu_enqueue(j, "q", 0, 0), other = tu_enqueue(j, "q", 0, 0);
   char *key = tu_text(db, "SELECT idempotency_key FROM jobs WHERE id=%lld",
                       (long long)id);
@@ -98,10 +99,12 @@ static void test_replay_job_keeps_key(void **state) {
   /* Only that job, and the replays audit names it. */
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE state='failed'");
   tu_assert_q(db, 1, "SELECT count(*) FROM replays WHERE door='api' AND "
-                     "replayed=1 AND json_extract(job_ids, '$[0]')=%lld",
+                     "replayed=1 AND %s=%lld",
+              tu_pg() ? "(job_ids::json->>0)::bigint"
+                      : "json_extract(job_ids, '$[0]')",
               (long long)id);
   sqlite3_free(key);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_replay_filter_audited(void **state) {
@@ -109,7 +112,7 @@ static void test_replay_filter_audited(void **state) {
   struct sl_journal *j = tu_open(t);
   struct sl_dash_action a = {0};
   struct sl_replay_filter f = {0};
-  sqlite3 *db = tu_raw(t->path);
+  struct tu_db *db = tu_raw(t->path);
   int64_t n = 0;
   fail_job(db, tu_enqueue(j, "a", 0, 0), "server_error", 1000);
   fail_job(db, tu_enqueue(j, "a", 0, 0), "timeout", 1000);
@@ -137,11 +140,13 @@ static void test_replay_filter_audited(void **state) {
                      "queue='a' AND failure_class='server_error' AND "
                      "replayed=1");
   tu_assert_q(db, 1, "SELECT count(*) FROM dashboard_actions WHERE action="
-                     "'replay' AND affected=1 AND outcome='ok' AND "
-                     "json_extract(filter, "
-                     "'$.queue')='a' AND json_extract(filter, "
-                     "'$.failure_class')='server_error'");
-  sqlite3_close(db);
+                     "'replay' AND affected=1 AND outcome='ok' AND %s",
+              tu_pg() ? "filter::json->>'queue'='a' AND"
+                        " filter::json->>'failure_class'='server_error'"
+                      : "json_extract(filter, '$.queue')='a' AND"
+                        " json_extract(filter, '$.failure_class')"
+                        "='server_error'");
+  tu_close(db);
 }
 
 struct rows {
@@ -167,7 +172,7 @@ static void test_attempts_cursor_and_jobs_behind(void **state) {
   struct sl_dash_args a = {0};
   struct sl_dash_find f = {0};
   struct rows r = {{0}, 0};
-  sqlite3 *db = tu_raw(t->path);
+  struct tu_db *db = tu_raw(t->path);
   int64_t id1 = tu_enqueue(j, "q", 0, 0), id2 = tu_enqueue(j, "q", 0, 0);
   int64_t id3 = tu_enqueue(j, "r", 0, 0), cursor = 0;
   fail_job(db, id1, "server_error", 500);   /* before the window */
@@ -212,14 +217,14 @@ static void test_attempts_cursor_and_jobs_behind(void **state) {
   /* Neither filter: that is sl_jobs_find's job, refused here. */
   f.batch_id = 0;
   assert_int_equal(sl_dash_list(j, SL_DASH_JOBS, &a, collect, &r), SL_INVAL);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_rollup(void **state) {
   struct tu *t = *state;
   struct sl_journal *j = tu_open(t);
   struct sl_rollup *ro = sl_rollup_new();
-  sqlite3 *db = tu_raw(t->path);
+  struct tu_db *db = tu_raw(t->path);
   const int64_t now = 1000 * 60000LL + 30000; /* minute 1000, half past */
   int64_t a = tu_enqueue(j, "a", 0, 0), b = tu_enqueue(j, "b", 0, 0);
   size_t k, to = 0;
@@ -262,7 +267,7 @@ static void test_rollup(void **state) {
   assert_int_equal(sl_rollup_refresh(ro, j, 1100 * 60000LL), SL_OK);
   assert_int_equal(sl_rollup_done(ro, "a", 1100 - 59), 0);
   sl_rollup_free(ro);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_escaping(void **state) {
@@ -287,5 +292,5 @@ int main(void) {
       T(test_attempts_cursor_and_jobs_behind), T(test_rollup),
       T(test_escaping),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return tu_run_group("dash", tests);
 }

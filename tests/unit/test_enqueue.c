@@ -48,7 +48,7 @@ static void test_defaults(void **state) {
   struct sl_job_spec s = {0};
   int64_t id = 0, before, after;
   int created = -1;
-  sqlite3 *db;
+  struct tu_db *db;
   char *key;
 
   tu_open(t);
@@ -83,7 +83,7 @@ static void test_defaults(void **state) {
   assert_int_equal(sl_enqueue(t->j, &s, &id, &created), SL_OK);
   assert_int_equal(created, 1);
   tu_assert_q(db, 2, "SELECT count(DISTINCT idempotency_key) FROM jobs");
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_every_field_honoured(void **state) {
@@ -143,7 +143,7 @@ static void test_dedup_on_key(void **state) {
   struct sl_job_spec s = {0};
   int64_t id1 = 0, id2 = 0;
   int created = -1;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   s.body = BODY;
@@ -162,7 +162,7 @@ static void test_dedup_on_key(void **state) {
       "SELECT (SELECT body FROM job_bodies WHERE job_id = id) = %Q"
       " AND queue = 'default' FROM jobs WHERE id = %lld",
       BODY, (long long)id1);
-  sqlite3_close(db);
+  tu_close(db);
   /* created may be NULL */
   assert_int_equal(sl_enqueue(t->j, &s, &id2, NULL), SL_OK);
   assert_int_equal(id2, id1);
@@ -172,7 +172,7 @@ static void test_enqueue_many_ok(void **state) {
   struct tu *t = *state;
   struct sl_job_spec s[4] = {{0}};
   int64_t ids[4] = {0};
-  sqlite3 *db;
+  struct tu_db *db;
   int i;
 
   tu_open(t);
@@ -191,7 +191,7 @@ static void test_enqueue_many_ok(void **state) {
   tu_assert_q(db, 1,
               "SELECT count(*) FROM jobs WHERE queue = 'q3' AND id = %lld",
               (long long)ids[3]);
-  sqlite3_close(db);
+  tu_close(db);
   /* n == 0 and NULL ids are fine */
   assert_int_equal(sl_enqueue_many(t->j, s, 0, NULL, NULL), SL_OK);
   assert_int_equal(sl_enqueue_many(t->j, s, 1, NULL, NULL), SL_OK);
@@ -202,7 +202,7 @@ static void test_enqueue_many_all_or_nothing(void **state) {
   struct sl_job_spec s[5] = {{0}};
   int64_t ids[5] = {0};
   size_t bad = 99;
-  sqlite3 *db;
+  struct tu_db *db;
   int i, rc;
 
   tu_open(t);
@@ -229,7 +229,7 @@ static void test_enqueue_many_all_or_nothing(void **state) {
   s[4].body = BODY;
   assert_int_equal(sl_enqueue_many(t->j, s, 5, ids, &bad), SL_OK);
   tu_assert_q(db, 6, "SELECT count(*) FROM jobs");
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 /* A large call keeps its statement journals in memory: SQLite would move
@@ -266,11 +266,12 @@ static void test_enqueue_many_no_temp_file(void **state) {
   /* the control: the same rows by plain SQL, one INSERT each in one
    * transaction, do spill a statement journal to that directory */
   {
-    sqlite3 *db = tu_raw(t->path);
+    struct tu_db *db = tu_raw(t->path);
     sqlite3_stmt *st;
     tu_exec(db, "BEGIN IMMEDIATE");
-    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO jobs (queue, body)"
-                                            " VALUES (?1, ?2)",
+    assert_int_equal(sqlite3_prepare_v2(tu_lite(db),
+                                        "INSERT INTO jobs (queue, body)"
+                                        " VALUES (?1, ?2)",
                                         -1, &st, NULL),
                      SQLITE_OK);
     for (i = 0; i < N; i++) {
@@ -284,7 +285,7 @@ static void test_enqueue_many_no_temp_file(void **state) {
     got = read(fd, ev, sizeof ev);
     assert_true(got > 0);
     tu_assert_q(db, 2 * N, "SELECT count(*) FROM jobs");
-    sqlite3_close(db);
+    tu_close(db);
   }
   sqlite3_free(sqlite3_temp_directory);
   sqlite3_temp_directory = old;
@@ -342,7 +343,7 @@ static void test_bad_jobs_refused(void **state) {
   struct sl_job_spec s = {0};
   int64_t id;
   size_t i;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
@@ -365,7 +366,12 @@ static void test_bad_jobs_refused(void **state) {
       print_error("%s: got %s\n", c->what, sl_err_name(rc));
     assert_int_equal(rc, c->rc);
     assert_int_equal(id, -7); /* out-param untouched */
-    assert_true(tu_contains(sl_errmsg(t->j), c->msg));
+    /* on PostgreSQL the library leaves names to the schema: its CHECK on
+     * endpoint (one of five) refuses a CR before any other rule would */
+    assert_true(tu_contains(sl_errmsg(t->j),
+                            tu_pg() && !strcmp(c->what, "endpoint with CR")
+                                ? "unknown endpoint"
+                                : c->msg));
     tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
   }
   /* NULL body, NULL spec, NULL id */
@@ -377,13 +383,13 @@ static void test_bad_jobs_refused(void **state) {
   assert_int_equal(sl_enqueue(t->j, &s, NULL, NULL), SL_INVAL);
   assert_int_equal(sl_enqueue(NULL, &s, &id, NULL), SL_INVAL);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_cancel(void **state) {
   struct tu *t = *state;
   int64_t a, b, c, d;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   a = tu_enqueue(t->j, NULL, 0, 0);
@@ -420,7 +426,7 @@ static void test_cancel(void **state) {
   assert_int_equal(sl_cancel(t->j, 999), SL_NOT_FOUND);
   assert_true(tu_contains(sl_errmsg(t->j), "999"));
   assert_int_equal(sl_cancel(NULL, a), SL_INVAL);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_status(void **state) {
@@ -429,7 +435,7 @@ static void test_status(void **state) {
   struct sl_claimed_job *c;
   size_t n = 0;
   int64_t now = sl_now_ms(), old = now - 60000, after, cid;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   /* empty journal: no queues */
@@ -453,7 +459,7 @@ static void test_status(void **state) {
   /* queue c: paused, no jobs; queue a paused too */
   db = tu_raw(t->path);
   tu_exec(db, "INSERT INTO queues (name, paused) VALUES ('c', 1), ('a', 1)");
-  sqlite3_close(db);
+  tu_close(db);
 
   assert_int_equal(sl_status(t->j, &st, &n), SL_OK);
   after = sl_now_ms();
@@ -521,7 +527,7 @@ static void test_job_get(void **state) {
 static void test_count_active(void **state) {
   struct tu *t = *state;
   int64_t active = -1, ids[6];
-  sqlite3 *db;
+  struct tu_db *db;
   int i;
 
   tu_open(t);
@@ -537,7 +543,7 @@ static void test_count_active(void **state) {
   assert_int_equal(sl_cancel(t->j, ids[3]), SL_OK);
   db = tu_raw(t->path);
   tu_exec(db, "UPDATE jobs SET state = 'batched' WHERE id = 5");
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(sl_count_active(t->j, &active), SL_OK);
   assert_int_equal(active, 3); /* running, batched, pending */
   assert_int_equal(sl_count_active(t->j, NULL), SL_INVAL);
@@ -559,7 +565,7 @@ static void test_body_written_once(void **state) {
   struct sl_claim_options co = {0};
   struct sl_claimed_job *c = NULL;
   size_t n = 0, i;
-  sqlite3 *db;
+  struct tu_db *db;
 
   memset(s, 0, sizeof s);
   tu_open(t);
@@ -572,7 +578,7 @@ static void test_body_written_once(void **state) {
                      " ON j.id = b.job_id AND j.model IS NOT NULL");
   tu_assert_q(db, 1, "SELECT out_tokens = 5 AND model = 'm2' FROM jobs"
                      " WHERE id = 2");
-  sqlite3_close(db);
+  tu_close(db);
   co.max_jobs = 3;
   co.lease_ms = 60000;
   assert_int_equal(sl_claim(t->j, &co, &c, &n), SL_OK);
@@ -602,5 +608,5 @@ int main(void) {
       T(test_count_active),
   };
 #undef T
-  return cmocka_run_group_tests_name("enqueue", tests, NULL, NULL);
+  return tu_run_group("enqueue", tests);
 }

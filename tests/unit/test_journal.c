@@ -89,7 +89,7 @@ static void test_pragmas_sync_full_and_timeout(void **state) {
   assert_int_equal(pragma_int(t->j, "busy_timeout"), 1234);
   assert_int_equal(pragma_int(t->j, "foreign_keys"), 1);
   /* WAL is a property of the file: a fresh connection sees it too. */
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   mode = tu_text(db, "PRAGMA journal_mode");
   assert_string_equal(mode, "wal");
   sqlite3_free(mode);
@@ -106,7 +106,7 @@ static void test_reopen_is_idempotent(void **state) {
 
   tu_open(t);
   tu_enqueue(t->j, NULL, 0, 0);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   id1 = tu_text(db, "SELECT value FROM meta WHERE key = 'journal_id'");
   assert_non_null(id1);
   objects = tu_int(db, "SELECT count(*) FROM sqlite_schema");
@@ -120,7 +120,7 @@ static void test_reopen_is_idempotent(void **state) {
   sl_close(j2);
   assert_int_equal(sl_schema_version(t->j, &v), SL_OK);
   assert_int_equal(v, sl_schema_latest());
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   id2 = tu_text(db, "SELECT value FROM meta WHERE key = 'journal_id'");
   assert_string_equal(id1, id2);
   tu_assert_q(db, objects, "SELECT count(*) FROM sqlite_schema");
@@ -154,7 +154,7 @@ static void test_too_new_refused(void **state) {
   tu_enqueue(t->j, NULL, 0, 0);
   sl_close(t->j);
   t->j = NULL;
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", newer);
@@ -176,7 +176,7 @@ static void test_too_new_refused(void **state) {
   after = slurp(t->path, &alen);
   assert_int_equal(alen, blen);
   assert_memory_equal(before, after, blen);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   tu_assert_q(db, newer, "PRAGMA user_version");
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
   sqlite3_close(db);
@@ -330,7 +330,7 @@ static void test_busy_is_sl_busy(void **state) {
   o.path = t->path;
   o.busy_timeout_ms = 50;
   assert_int_equal(sl_open(&t->j, &o, err, sizeof err), SL_OK);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   tu_exec(db, "BEGIN IMMEDIATE");
   s.body = "{\"model\":\"m\"}";
   assert_int_equal(sl_enqueue(t->j, &s, &id, NULL), SL_BUSY);
@@ -450,7 +450,7 @@ static void test_read_only_reads_never_migrates(void **state) {
   assert_int_equal(v, sl_schema_latest());
   sl_close(j);
   j = NULL;
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   tu_assert_q(db, SL_APPLICATION_ID, "PRAGMA application_id");
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
   sqlite3_close(db);
@@ -461,7 +461,7 @@ static void test_read_only_reads_never_migrates(void **state) {
   s.body = "{\"model\":\"m\"}";
   assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_READONLY);
   sl_close(j);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
   sqlite3_close(db);
 }
@@ -540,7 +540,7 @@ static void test_second_handle_keeps_locks(void **state) {
   close(go[1]);
   close(done[0]);
 
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   ok = tu_text(db, "PRAGMA integrity_check");
   assert_string_equal(ok, "ok");
   sqlite3_free(ok);

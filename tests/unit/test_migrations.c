@@ -213,7 +213,7 @@ static void test_migrations_equal_schema_sql(void **state) {
   char *want, *got;
 
   tu_open(t);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   ref = reference_db(t->dir);
   got = dump_schema(db);
   want = dump_schema(ref);
@@ -248,7 +248,7 @@ static void test_dump_detects_a_difference(void **state) {
   char *a, *b;
 
   tu_open(t);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   ref = reference_db(t->dir);
   a = dump_schema(ref);
   tu_exec(ref, "DROP INDEX jobs_failed;"
@@ -267,7 +267,7 @@ static void test_user_version_and_meta(void **state) {
   sqlite3 *db;
   char *id;
   tu_open(t);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   tu_assert_q(db, sl_schema_latest(), "PRAGMA user_version");
   tu_assert_q(db, SL_APPLICATION_ID, "PRAGMA application_id");
   tu_assert_q(db, 1, "SELECT count(*) FROM meta WHERE key = 'journal_id'");
@@ -302,7 +302,7 @@ static void test_failed_migration_leaves_nothing(void **state) {
   assert_null(j);
   assert_true(tu_contains(err, "0001_initial"));
   assert_true(tu_contains(err, "batches"));
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   tu_assert_q(db, 0, "PRAGMA user_version");
   tu_assert_q(db, 0,
               "SELECT count(*) FROM sqlite_schema WHERE name IN"
@@ -356,7 +356,7 @@ static void test_concurrent_first_open(void **state) {
       assert_true(WIFEXITED(status));
       assert_int_equal(WEXITSTATUS(status), 0);
     }
-    db = tu_raw(path);
+    db = tu_sqlite(path);
     tu_assert_q(db, sl_schema_latest(), "PRAGMA user_version");
     tu_assert_q(db, 1, "SELECT count(*) FROM meta WHERE key = 'journal_id'");
     got = dump_schema(db);
@@ -404,7 +404,7 @@ static void test_upgrade_from_0015(void **state) {
   sqlite3_close(db);
 
   j = tu_open_path(t->path);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   tu_assert_q(db, sl_schema_latest(), "PRAGMA user_version");
   tu_assert_q(db, 4, "SELECT count(*) FROM jobs");
   tu_assert_q(db, 4, "SELECT count(*) FROM job_bodies");

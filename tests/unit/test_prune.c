@@ -77,7 +77,7 @@ static int teardown_hooked(void **state) {
 }
 
 /* tu_exec with printf formatting. */
-static void execf(sqlite3 *db, const char *fmt, ...) {
+static void execf(struct tu_db *db, const char *fmt, ...) {
   va_list ap;
   char *sql;
   va_start(ap, fmt);
@@ -112,7 +112,7 @@ static int64_t make_job(struct tu *t, const char *state, int64_t age_ms,
   struct sl_completion done = {0};
   struct sl_claimed_job *c;
   int64_t id;
-  sqlite3 *db;
+  struct tu_db *db;
 
   if (!strcmp(state, "succeeded") || !strcmp(state, "failed") ||
       !strcmp(state, "running")) {
@@ -155,11 +155,11 @@ static int64_t make_job(struct tu *t, const char *state, int64_t age_ms,
           " WHERE id = %lld AND finished_at IS NOT NULL",
           (long long)(sl_now_ms() - age_ms),
           (long long)id);
-  sqlite3_close(db);
+  tu_close(db);
   return id;
 }
 
-static int exists(sqlite3 *db, const char *table, const char *col,
+static int exists(struct tu_db *db, const char *table, const char *col,
                   int64_t id) {
   return (int)tu_int(db, "SELECT count(*) FROM %s WHERE %s = %lld", table,
                      col, (long long)id);
@@ -169,7 +169,7 @@ static void test_only_old_finished_jobs_go(void **state) {
   struct tu *t = *state;
   int64_t ok_old, fail_old, cancel_old, ok_new, pend, run, newest, n = -1;
   int64_t count = -1;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   ok_old = make_job(t, "succeeded", 10 * DAY, 0);
@@ -181,9 +181,10 @@ static void test_only_old_finished_jobs_go(void **state) {
   newest = make_job(t, "pending", 0, 0);
   db = tu_raw(t->path);
   /* the old pending and running jobs are old too: age must not matter */
-  tu_exec(db, "UPDATE jobs SET created_at = created_at - 30 * 86400000,"
-              " updated_at = created_at - 30 * 86400000,"
-              " run_after = run_after - 30 * 86400000"
+  /* 30 days, written as one literal: PostgreSQL's int * int overflows */
+  tu_exec(db, "UPDATE jobs SET created_at = created_at - 2592000000,"
+              " updated_at = created_at - 2592000000,"
+              " run_after = run_after - 2592000000"
               " WHERE state IN ('pending', 'running')");
   tu_assert_q(db, 1, "SELECT count(*) FROM results WHERE job_id = %lld",
               (long long)ok_old);
@@ -223,13 +224,13 @@ static void test_only_old_finished_jobs_go(void **state) {
   /* nothing left to prune: a second run deletes nothing */
   assert_int_equal(sl_prune(t->j, 0, 0, &n), SL_OK);
   assert_int_equal(n, 0);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_open_batches_protect_their_jobs(void **state) {
   struct tu *t = *state;
   int64_t in_open_ok, in_open_cancelled, batched, in_done, in_failed, n = -1;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   db = tu_raw(t->path);
@@ -262,13 +263,13 @@ static void test_open_batches_protect_their_jobs(void **state) {
   assert_int_equal(sl_prune(t->j, DAY, 0, &n), SL_OK);
   assert_int_equal(n, 3);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs");
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_newest_job_kept_so_ids_never_repeat(void **state) {
   struct tu *t = *state;
   int64_t last = 0, next, n = -1;
-  sqlite3 *db;
+  struct tu_db *db;
   int i;
 
   tu_open(t);
@@ -280,13 +281,13 @@ static void test_newest_job_kept_so_ids_never_repeat(void **state) {
   assert_int_equal(exists(db, "jobs", "id", last), 1);
   next = tu_enqueue(t->j, NULL, 0, 0);
   assert_int_equal(next, last + 1);
-  sqlite3_close(db);
+  tu_close(db);
 }
 
 static void test_terminal_rows_without_finished_at(void **state) {
   struct tu *t = *state;
   int64_t a, b, n = -1;
-  sqlite3 *db;
+  struct tu_db *db;
 
   tu_open(t);
   a = tu_enqueue(t->j, NULL, 0, 0);
@@ -306,7 +307,36 @@ static void test_terminal_rows_without_finished_at(void **state) {
   assert_int_equal(n, 1);
   assert_int_equal(exists(db, "jobs", "id", a), 0);
   assert_int_equal(exists(db, "jobs", "id", b), 1);
-  sqlite3_close(db);
+  tu_close(db);
+}
+
+/* PostgreSQL's twin of the hooks: a row trigger records the transaction
+ * of each deleted job (test_deletes, in the test's schema). */
+static void pg_hook(struct tu *t) {
+  struct tu_db *db = tu_raw(t->path);
+  tu_exec(db, "CREATE TABLE test_deletes (tx bigint NOT NULL);"
+              " CREATE FUNCTION test_delete() RETURNS trigger"
+              " LANGUAGE plpgsql AS $$BEGIN"
+              " INSERT INTO sluice.test_deletes VALUES (txid_current());"
+              " RETURN OLD; END$$;"
+              " CREATE TRIGGER test_delete AFTER DELETE ON jobs"
+              " FOR EACH ROW EXECUTE FUNCTION test_delete()");
+  tu_close(db);
+}
+
+/* hk as the hooks would have filled it, from test_deletes; emptied. */
+static void pg_fill_hk(struct tu *t) {
+  struct tu_db *db = tu_raw(t->path);
+  int k;
+  memset(&hk, 0, sizeof hk);
+  hk.ntx = (int)tu_int(db, "SELECT count(DISTINCT tx) FROM test_deletes");
+  hk.overflow = hk.ntx > MAX_TX;
+  for (k = 0; k < hk.ntx && k < MAX_TX; k++)
+    hk.tx_deletes[k] =
+        (int)tu_int(db, "SELECT count(*) FROM test_deletes GROUP BY tx"
+                        " ORDER BY tx OFFSET %d LIMIT 1", k);
+  tu_exec(db, "DELETE FROM test_deletes");
+  tu_close(db);
 }
 
 /* 1,234 old jobs at 100 a transaction: 13 commits, none above 100. */
@@ -314,7 +344,7 @@ static void test_small_transactions(void **state) {
   struct tu *t = *state;
   struct sl_job_spec *specs;
   int64_t n = -1, count = -1;
-  sqlite3 *db;
+  struct tu_db *db;
   int i, sum = 0;
 
   tu_open(t);
@@ -328,13 +358,17 @@ static void test_small_transactions(void **state) {
   /* running first: a pending job cannot succeed (migration 0013) */
   tu_exec(db, "UPDATE jobs SET state = 'running';"
               " UPDATE jobs SET state = 'succeeded', finished_at = 1000");
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(sl_prune_count(t->j, DAY, &count), SL_OK);
   assert_int_equal(count, 1234);
 
+  if (tu_pg())
+    pg_hook(t);
   memset(&hk, 0, sizeof hk);
   assert_int_equal(sl_prune(t->j, DAY, 100, &n), SL_OK);
   assert_int_equal(n, 1234);
+  if (tu_pg())
+    pg_fill_hk(t);
   assert_int_equal(hk.overflow, 0);
   assert_int_equal(hk.ntx, 13);
   for (i = 0; i < hk.ntx; i++) {
@@ -350,13 +384,15 @@ static void test_small_transactions(void **state) {
   tu_exec(db, "INSERT INTO jobs (body)"
               " SELECT '{\"model\":\"m\"}'"
               " FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL"
-              " SELECT x + 1 FROM c WHERE x < 1100) SELECT x FROM c)");
+              " SELECT x + 1 FROM c WHERE x < 1100) SELECT x FROM c) s");
   tu_exec(db, "UPDATE jobs SET state = 'failed', finished_at = 1000"
               " WHERE state = 'pending'");
   tu_exec(db, "INSERT INTO jobs (body) VALUES ('{\"model\":\"m\"}')");
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(sl_prune(t->j, DAY, 0, &n), SL_OK);
   assert_int_equal(n, 1101); /* 1100 + the previous newest */
+  if (tu_pg())
+    pg_fill_hk(t);
   assert_int_equal(hk.ntx, 3);
   assert_int_equal(hk.tx_deletes[0], 500);
   assert_int_equal(hk.tx_deletes[1], 500);
@@ -402,7 +438,7 @@ static int64_t jobs_in_main_file(struct tu *t) {
 static void test_wal_checkpointed(void **state) {
   struct tu *t = *state;
   int64_t n = -1;
-  sqlite3 *db;
+  struct tu_db *db;
   int i;
 
   tu_open(t);
@@ -411,7 +447,7 @@ static void test_wal_checkpointed(void **state) {
   make_job(t, "pending", 0, 0);
   db = tu_raw(t->path);
   tu_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(jobs_in_main_file(t), 7);
   assert_int_equal(sl_prune(t->j, DAY, 0, &n), SL_OK);
   assert_int_equal(n, 6);
@@ -447,5 +483,5 @@ int main(void) {
       T(test_bad_arguments),
   };
 #undef T
-  return cmocka_run_group_tests_name("prune", tests, NULL, NULL);
+  return tu_run_group("prune", tests);
 }

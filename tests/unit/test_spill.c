@@ -274,7 +274,7 @@ static void test_reset_and_close(void **state) {
   struct sl_spill_records r;
   struct sl_spill *s;
   struct stat before, after;
-  char dir[160], path[320], err[512];
+  char dir[160], path[320], err[512], junkpath[600];
   int fd;
 
   s = open_spill(t, JID, 65536, dir, sizeof dir);
@@ -300,17 +300,21 @@ static void test_reset_and_close(void **state) {
   sl_spill_close(s);
   assert_int_equal(count_spills(dir), 0);
 
-  fd = open(t->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* a journal-like file in the test's directory (t->path may be a
+   * PostgreSQL location) */
+  snprintf(junkpath, sizeof junkpath, "%s/journal.db", t->dir);
+  fd = open(junkpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   assert_true(fd >= 0);
   {
     static const char junk[96] = "SQLite format 3\0 and the rest of a file "
                                  "that is no spill file";
     assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
   }
-  assert_int_not_equal(sl_spill_read_fd(fd, t->path, &r, err, sizeof err), 0);
+  assert_int_not_equal(sl_spill_read_fd(fd, junkpath, &r, err, sizeof err),
+                       0);
   assert_true(tu_contains(err, "not a spill file"));
   close(fd);
-  unlink(t->path);
+  unlink(junkpath);
   rm_spill_dir(dir);
 }
 
@@ -385,7 +389,7 @@ static void test_fenced_ingest(void **state) {
   struct sl_spill_stats st;
   struct sl_spill *live, *foreign, *dead;
   char dir[160], jid[64];
-  sqlite3 *db;
+  struct tu_db *db;
   int i;
 
   log_capture(t);
@@ -455,7 +459,7 @@ static void test_fenced_ingest(void **state) {
   assert_int_equal(sl_spill_ingest_dir(t->j, dir, jid, &st), SL_OK);
   assert_int_equal(st.applied + st.skipped + st.files, 0);
   tu_assert_q(db, 3, "SELECT count(*) FROM attempts");
-  sqlite3_close(db);
+  tu_close(db);
 
   /* an empty spill dir, then none at all: nothing to do */
   sl_spill_close(live);
@@ -479,7 +483,7 @@ static void test_cli_rescue_ingests_first(void **state) {
   struct sl_spill *dead = NULL;
   char dir[200], jid[64], err[512] = "";
   char *argv[] = {"rescue", "--journal", t->path, NULL};
-  sqlite3 *db;
+  struct tu_db *db;
   char *b;
 
   tu_open(t);
@@ -509,7 +513,7 @@ static void test_cli_rescue_ingests_first(void **state) {
   /* the job with nothing spilled is rescued as before */
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id=%lld AND "
                      "state='pending'", (long long)c[1].id);
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(count_spills(dir), 0);
   rm_spill_dir(dir);
   sl_claimed_free(c, 2);
@@ -657,5 +661,5 @@ int main(void) {
       T(test_cli_rescue_ingests_first), T(test_secret_never_spilled),
       T(test_second_pass_waits), cmocka_unit_test(test_default_dir),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return tu_run_group("spill", tests);
 }

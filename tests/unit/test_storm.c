@@ -21,6 +21,7 @@
 #include "storm/ratelimit.h"
 #include "storm/route.h"
 #include "sluice_storm.h"
+#include "testutil.h"
 
 static struct sl_rl_config rl_cfg(double rpm, double tpm) {
   struct sl_rl_config c;
@@ -271,7 +272,7 @@ static int take_cb(struct sl_bucket_row *row, void *arg) {
 }
 
 static void test_shared_rows(void **state) {
-  char dir[] = "/tmp/sl-storm-XXXXXX", path[64];
+  struct tu *t = *state;
   struct sl_journal *j1 = NULL, *j2 = NULL;
   struct sl_open_options oo = {0};
   struct sl_rl_config c = rl_cfg(60, 0);
@@ -281,10 +282,7 @@ static void test_shared_rows(void **state) {
   size_t n = 0;
   int i;
 
-  (void)state;
-  assert_non_null(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/j.db", dir);
-  oo.path = path;
+  oo.path = t->path;
   assert_int_equal(sl_open(&j1, &oo, NULL, 0), SL_OK);
   assert_int_equal(sl_open(&j2, &oo, NULL, 0), SL_OK);
   /* two connections alternate grants of up to 7 at one instant: together
@@ -304,13 +302,6 @@ static void test_shared_rows(void **state) {
   assert_int_equal(sl_bucket_update(j1, NULL, "m", take_cb, &a), SL_INVAL);
   sl_close(j1);
   sl_close(j2);
-  snprintf(path, sizeof path, "%s/j.db", dir);
-  unlink(path);
-  snprintf(path, sizeof path, "%s/j.db-wal", dir);
-  unlink(path);
-  snprintf(path, sizeof path, "%s/j.db-shm", dir);
-  unlink(path);
-  rmdir(dir);
 }
 
 /* The route limit (route.h): a small first window that opens on headers,
@@ -396,7 +387,7 @@ static int probe_cb(struct sl_route_row *row, void *arg) {
 /* The probe slot is one row: two connections asking at the same instant
  * get one probe between them. */
 static void test_route_shared_probe(void **state) {
-  char dir[] = "/tmp/sl-route-XXXXXX", path[64];
+  struct tu *t = *state;
   struct sl_journal *j1 = NULL, *j2 = NULL;
   struct sl_open_options oo = {0};
   struct sl_route_row *rows = NULL;
@@ -404,11 +395,8 @@ static void test_route_shared_probe(void **state) {
   size_t nr = 0;
   int i;
 
-  (void)state;
   probes_taken = 0;
-  assert_non_null(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/j.db", dir);
-  oo.path = path;
+  oo.path = t->path;
   assert_int_equal(sl_open(&j1, &oo, NULL, 0), SL_OK);
   assert_int_equal(sl_open(&j2, &oo, NULL, 0), SL_OK);
   assert_int_equal(sl_route_update(j1, "/v1/responses", "m", NULL, probe_cb, &now),
@@ -434,13 +422,6 @@ static void test_route_shared_probe(void **state) {
   assert_int_equal(sl_route_update(j1, NULL, "m", NULL, probe_cb, &now), SL_INVAL);
   sl_close(j1);
   sl_close(j2);
-  snprintf(path, sizeof path, "%s/j.db", dir);
-  unlink(path);
-  snprintf(path, sizeof path, "%s/j.db-wal", dir);
-  unlink(path);
-  snprintf(path, sizeof path, "%s/j.db-shm", dir);
-  unlink(path);
-  rmdir(dir);
 }
 
 static void test_estimate(void **state) {
@@ -492,7 +473,7 @@ static void test_estimate(void **state) {
  * limit of 600/min at one instant: together never more than the bucket,
  * then both wait for the refill; the journal sees a write per grant. */
 static void test_admit_shared(void **state) {
-  char dir[] = "/tmp/sl-storm-XXXXXX", path[64];
+  struct tu *tu = *state;
   struct sl_journal *j[2] = {NULL, NULL};
   struct sl_open_options oo = {0};
   struct sl_rl_config c = rl_cfg(600, 0);
@@ -502,10 +483,7 @@ static void test_admit_shared(void **state) {
   size_t n = 0;
   int i, admitted = 0, waited = 0;
 
-  (void)state;
-  assert_non_null(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/j.db", dir);
-  oo.path = path;
+  oo.path = tu->path;
   for (i = 0; i < 2; i++) {
     assert_int_equal(sl_open(&j[i], &oo, NULL, 0), SL_OK);
     assert_int_equal(sl_rl_new(&rl[i], &c), SL_OK);
@@ -556,12 +534,6 @@ static void test_admit_shared(void **state) {
     sl_rl_free(rl[i]);
     sl_close(j[i]);
   }
-  unlink(path);
-  snprintf(path, sizeof path, "%s/j.db-wal", dir);
-  unlink(path);
-  snprintf(path, sizeof path, "%s/j.db-shm", dir);
-  unlink(path);
-  rmdir(dir);
 }
 
 int main(void) {
@@ -572,11 +544,14 @@ int main(void) {
     cmocka_unit_test(test_aimd),
     cmocka_unit_test(test_breaker_trip),
     cmocka_unit_test(test_breaker_probes),
-    cmocka_unit_test(test_shared_rows),
+    cmocka_unit_test_setup_teardown(test_shared_rows, tu_setup,
+                                    tu_teardown),
     cmocka_unit_test(test_estimate),
-    cmocka_unit_test(test_admit_shared),
+    cmocka_unit_test_setup_teardown(test_admit_shared, tu_setup,
+                                    tu_teardown),
     cmocka_unit_test(test_route_aimd_and_hold),
-    cmocka_unit_test(test_route_shared_probe),
+    cmocka_unit_test_setup_teardown(test_route_shared_probe, tu_setup,
+                                    tu_teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return tu_run_group("storm", tests);
 }

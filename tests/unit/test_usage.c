@@ -26,12 +26,16 @@ static const char diff_sql[] =
     " OR r.total_tokens IS NOT NULL GROUP BY 1, 2),"
     " u AS (SELECT queue, day, jobs, input_tokens, output_tokens,"
     " total_tokens FROM usage_daily)"
-    " SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM u))"
-    " + (SELECT count(*) FROM (SELECT * FROM u EXCEPT SELECT * FROM r))";
+    " SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM u) a)"
+    " + (SELECT count(*) FROM (SELECT * FROM u EXCEPT SELECT * FROM r) b)";
+
+/* The test's raw connection (either backend), opened by each test. */
+static struct tu_db *raw;
 
 static void check(struct sl_journal *j) {
-  assert_int_equal(tu_int(j->db, "%s", diff_sql), 0);
-  assert_int_equal(tu_int(j->db, "SELECT count(*) FROM usage_summed"), 0);
+  (void)j;
+  assert_int_equal(tu_int(raw, "%s", diff_sql), 0);
+  assert_int_equal(tu_int(raw, "SELECT count(*) FROM usage_summed"), 0);
 }
 
 static int64_t enq(struct sl_journal *j, const char *queue,
@@ -88,8 +92,8 @@ static void complete_online(struct sl_journal *j) {
   }
   /* most queues were counted (a job's counts depend on its claim order,
    * some have none), the long one too */
-  assert_true(tu_int(j->db, "SELECT count(*) FROM usage_daily") > 8);
-  assert_true(tu_int(j->db, "SELECT jobs FROM usage_daily WHERE queue = '"
+  assert_true(tu_int(raw, "SELECT count(*) FROM usage_daily") > 8);
+  assert_true(tu_int(raw, "SELECT jobs FROM usage_daily WHERE queue = '"
                             LONGQ "'") > 0);
 }
 
@@ -113,7 +117,7 @@ static void ingest_batch(struct sl_journal *j) {
   memset(l, 0, sizeof l);
   for (i = 0; i < 6; i++) {
     l[i].job_id = ids[i];
-    l[i].generation = tu_int(j->db, "SELECT generation FROM jobs WHERE id ="
+    l[i].generation = tu_int(raw, "SELECT generation FROM jobs WHERE id ="
                                     " %lld", (long long)ids[i]);
     l[i].outcome = SL_OUTCOME_SUCCESS;
     l[i].http_status = 200;
@@ -126,13 +130,13 @@ static void ingest_batch(struct sl_journal *j) {
   for (i = 0; i < 6; i++)
     assert_int_equal(l[i].rc, SL_OK);
   check(j);
-  assert_int_equal(tu_int(j->db, "SELECT jobs FROM usage_daily WHERE queue ="
+  assert_int_equal(tu_int(raw, "SELECT jobs FROM usage_daily WHERE queue ="
                                  " 'bq'"), 2); /* line 5: no counts */
 }
 
 /* Plain SQL from another connection: the trigger counts these rows. */
 static void plain_sql(struct tu *t) {
-  sqlite3 *db = tu_raw(t->path);
+  struct tu_db *db = tu_raw(t->path);
   tu_exec(db, "INSERT INTO jobs (queue, body) VALUES ('q1', '" BODY "'),"
               " ('sq', '" BODY "'), ('sq', '" BODY "');"
               " INSERT INTO results (job_id, generation, route, http_status,"
@@ -143,38 +147,44 @@ static void plain_sql(struct tu *t) {
               " AND urgency = 'urgent';"
               " UPDATE jobs SET state = 'cancelled' WHERE id IN"
               " (SELECT job_id FROM results) AND state = 'pending'");
-  sqlite3_close(db);
+  tu_close(db);
   check(t->j);
-  assert_int_equal(tu_int(t->j->db, "SELECT jobs FROM usage_daily WHERE"
+  assert_int_equal(tu_int(raw, "SELECT jobs FROM usage_daily WHERE"
                                     " queue = 'sq'"), 2);
 }
 
 static void test_usage_sums_every_path(void **state) {
   struct tu *t = *state;
   tu_open(t);
+  raw = tu_raw(t->path);
   complete_online(t->j);
   ingest_batch(t->j);
   plain_sql(t);
   complete_online(t->j); /* after plain SQL: the same rows grow */
-  assert_true(tu_int(t->j->db, "SELECT sum(total_tokens) FROM usage_daily")
+  assert_true(tu_int(raw, "SELECT sum(total_tokens) FROM usage_daily")
               > 0);
+  tu_close(raw);
 }
 
 /* Without the trigger, a plain-SQL result goes uncounted and the check
  * sees it: the comparison can fail. */
 static void test_check_sees_a_missing_trigger(void **state) {
   struct tu *t = *state;
-  sqlite3 *db;
+  struct tu_db *db;
   tu_open(t);
+  raw = tu_raw(t->path);
   complete_online(t->j);
   db = tu_raw(t->path);
-  tu_exec(db, "DROP TRIGGER results_usage;"
+  tu_exec(db, tu_pg() ? "DROP TRIGGER results_usage ON results"
+                      : "DROP TRIGGER results_usage");
+  tu_exec(db, " INSERT INTO jobs (queue, body) VALUES ('sq', '" BODY "');"
               " INSERT INTO jobs (queue, body) VALUES ('sq', '" BODY "');"
               " INSERT INTO results (job_id, generation, route, http_status,"
               " input_tokens, body, created_at) SELECT max(id), 0,"
               " 'online', 200, 5, '{}', 1700000000000 FROM jobs");
-  sqlite3_close(db);
-  assert_int_equal(tu_int(t->j->db, "%s", diff_sql), 1);
+  tu_close(db);
+  assert_int_equal(tu_int(raw, "%s", diff_sql), 1);
+  tu_close(raw);
 }
 
 int main(void) {
@@ -184,5 +194,5 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_check_sees_a_missing_trigger,
                                     tu_setup, tu_teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return tu_run_group("usage", tests);
 }

@@ -38,7 +38,7 @@ static void fill(struct tu *t) {
     s[i].body = body;
   assert_int_equal(sl_enqueue_many(t->j, s, JOBS, NULL, &bad), SL_OK);
   free(s);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   tu_exec(db, "UPDATE jobs SET state = 'cancelled', finished_at = 1"
               " WHERE id < (SELECT max(id) FROM jobs)");
   tu_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
@@ -61,7 +61,7 @@ static void test_pruned_journal_shrinks(void **state) {
     print_error("journal %lld bytes before the prune, %lld after\n",
                 (long long)before, (long long)after);
   assert_true(after < before / 4);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   assert_int_equal(tu_int(db, "PRAGMA auto_vacuum"), 2);
   assert_int_equal(tu_int(db, "SELECT count(*) FROM jobs"), 1);
   check_ok(db);
@@ -77,7 +77,7 @@ static void test_vacuum_converts_an_old_journal(void **state) {
   /* a journal as older versions made them */
   t->j = tu_open(t);
   sl_close(t->j);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   tu_exec(db, "PRAGMA auto_vacuum = NONE; VACUUM");
   assert_int_equal(tu_int(db, "PRAGMA auto_vacuum"), 0);
   sqlite3_close(db);
@@ -93,7 +93,7 @@ static void test_vacuum_converts_an_old_journal(void **state) {
   assert_int_equal(converted, 1);
   after = file_size(t->path);
   assert_true(after < full / 4);
-  db = tu_raw(t->path);
+  db = tu_sqlite(t->path);
   assert_int_equal(tu_int(db, "PRAGMA auto_vacuum"), 2);
   assert_int_equal(tu_int(db, "SELECT count(*) FROM jobs"), 1);
   check_ok(db);

@@ -19,7 +19,7 @@ static int64_t add(struct sl_journal *j) {
 static void test_final_and_timeout(void **state) {
   struct tu *t = *state;
   int64_t a, b, ids[2], bad = -1, before;
-  sqlite3 *db;
+  struct tu_db *db;
   char *sql;
   tu_open(t);
   a = add(t->j);
@@ -37,7 +37,7 @@ static void test_final_and_timeout(void **state) {
                         (long long)a, (long long)b);
   tu_exec(db, sql);
   sqlite3_free(sql);
-  sqlite3_close(db);
+  tu_close(db);
   assert_int_equal(sl_wait(t->j, ids, 2, -1, &bad), SL_OK);
   assert_int_equal(bad, 2);
   assert_int_equal(sl_wait(t->j, NULL, 0, 0, NULL), SL_OK); /* nothing */

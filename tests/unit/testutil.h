@@ -1,9 +1,10 @@
 /*
  * testutil.h: what the libsluice unit tests share. Each test gets a fresh
  * temporary directory from tu_setup() and loses it in tu_teardown(), so no
- * test sees another's journal. Raw SQLite helpers let a test look at the
- * journal behind the library's back (the assertions must not trust the code
- * under test to report on itself).
+ * test sees another's journal. Raw helpers (tu_raw, tu_exec, tu_int...)
+ * let a test look at the journal behind the library's back (the assertions
+ * must not trust the code under test to report on itself), on either
+ * backend: the same SQL through SQLite or libpq.
  *
  * Everything here is static inline so that a test file that uses only part
  * of it still builds under -Werror.
@@ -14,7 +15,8 @@
  * schema), so every test starts from an empty journal there too. A test
  * file that runs on both calls tu_run_group instead of
  * cmocka_run_group_tests; the names in SLUICE_TEST_SKIP (one list, kept in
- * pg_journal.sh with the reason for each) are left out and printed.
+ * pg_journal.sh with the reason for each) are left out and printed. A
+ * check only one backend can make branches on tu_pg().
  */
 #ifndef SL_TESTUTIL_H
 #define SL_TESTUTIL_H
@@ -30,6 +32,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "sluice.h"
@@ -158,8 +161,8 @@ static inline struct sl_journal *tu_open(struct tu *t) {
   return t->j;
 }
 
-/* A raw SQLite connection to path, for looking behind the library. */
-static inline sqlite3 *tu_raw(const char *path) {
+/* A plain SQLite connection to a journal file (tests of SQLite itself). */
+static inline sqlite3 *tu_sqlite(const char *path) {
   sqlite3 *db = NULL;
   int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
   assert_int_equal(rc, SQLITE_OK);
@@ -167,21 +170,155 @@ static inline sqlite3 *tu_raw(const char *path) {
   return db;
 }
 
+/* A raw connection to the test's journal, for looking behind the library:
+ * the SQLite file itself, or on a PostgreSQL journal a libpq connection
+ * whose search_path is the schema sluice, so the same SQL reads the same
+ * tables on both backends. */
+struct tu_db {
+  sqlite3 *lite;
+  PGconn *pg;
+};
+
+/* NOTICEs (DROP ... IF EXISTS, cascades) are not the test's output. */
+static inline void tu_pg_quiet(void *arg, const char *msg) {
+  (void)arg;
+  (void)msg;
+}
+
+static inline struct tu_db *tu_raw(const char *path) {
+  struct tu_db *db = calloc(1, sizeof *db);
+  assert_non_null(db);
+  if (tu_pg() && strcmp(path, tu_pg()) == 0) {
+    const char *keys[] = {"dbname", "options", NULL};
+    const char *vals[] = {path, "-c search_path=sluice", NULL};
+    db->pg = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(db->pg) != CONNECTION_OK)
+      print_error("connect: %s\n", PQerrorMessage(db->pg));
+    assert_int_equal(PQstatus(db->pg), CONNECTION_OK);
+    PQsetNoticeProcessor(db->pg, tu_pg_quiet, NULL);
+    return db;
+  }
+  db->lite = tu_sqlite(path);
+  return db;
+}
+
+/* The helpers below take a struct tu_db * or a plain sqlite3 * (wrapped
+ * for the call). */
+#define tu_as_db(x)                                                            \
+  _Generic((x), sqlite3 *: &(struct tu_db){(sqlite3 *)(x), NULL},            \
+           default: (struct tu_db *)(x))
+#define tu_exec(db, sql) tu_exec_(tu_as_db(db), (sql))
+#define tu_exec_fails(db, sql) tu_exec_fails_(tu_as_db(db), (sql))
+#define tu_int(db, ...) tu_int_(tu_as_db(db), __VA_ARGS__)
+#define tu_text(db, ...) tu_text_(tu_as_db(db), __VA_ARGS__)
+
+static inline void tu_close(struct tu_db *db) {
+  if (!db)
+    return;
+  sqlite3_close(db->lite);
+  if (db->pg)
+    PQfinish(db->pg);
+  free(db);
+}
+
+/* The SQLite connection of a raw handle, for checks that exist only
+ * there (the caller's test is left out on PostgreSQL). */
+static inline sqlite3 *tu_lite(struct tu_db *db) {
+  assert_non_null(db->lite);
+  return db->lite;
+}
+
+/* Run SQL on PostgreSQL: its result (NULL and the message in *err when
+ * it failed). Parameters are text; `?` in sql becomes $1, $2... (no test
+ * writes a `?` inside a literal). */
+static inline PGresult *tu_pg_run(struct tu_db *db, const char *sql,
+                                  int n, const char *const *params,
+                                  char **err) {
+  PGresult *r;
+  char *q = NULL;
+  ExecStatusType st;
+  if (n > 0) {
+    size_t len = strlen(sql), i, o = 0;
+    int k = 0;
+    q = malloc(len * 6 + 1); /* each ? becomes at most $99999 */
+    assert_non_null(q);
+    for (i = 0; i < len; i++) {
+      if (sql[i] == '?')
+        o += (size_t)sprintf(q + o, "$%d", ++k);
+      else
+        q[o++] = sql[i];
+    }
+    q[o] = '\0';
+    r = PQexecParams(db->pg, q, n, NULL, params, NULL, NULL, 0);
+  } else {
+    r = PQexec(db->pg, sql);
+  }
+  free(q);
+  st = PQresultStatus(r);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+    return r;
+  if (err)
+    *err = sqlite3_mprintf("%s", PQresultErrorMessage(r));
+  PQclear(r);
+  return NULL;
+}
+
 /* Run SQL that must succeed. */
-static inline void tu_exec(sqlite3 *db, const char *sql) {
+static inline void tu_exec_(struct tu_db *db, const char *sql) {
   char *msg = NULL;
-  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+  int rc;
+  if (db->pg) {
+    PGresult *r = tu_pg_run(db, sql, 0, NULL, &msg);
+    rc = r ? SQLITE_OK : SQLITE_ERROR;
+    PQclear(r);
+  } else {
+    rc = sqlite3_exec(db->lite, sql, NULL, NULL, &msg);
+  }
   if (rc != SQLITE_OK)
     print_error("exec %s: %s\n", sql, msg ? msg : "?");
   sqlite3_free(msg);
   assert_int_equal(rc, SQLITE_OK);
 }
 
-/* Run SQL that must fail; returns SQLite's message (caller frees with
- * sqlite3_free). */
-static inline char *tu_exec_fails(sqlite3 *db, const char *sql) {
+/* Run one statement with text parameters bound to its `?`s (NULL binds
+ * NULL); it must succeed. */
+static inline void tu_execp(struct tu_db *db, const char *sql, int n,
+                            const char *const *params) {
   char *msg = NULL;
-  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+  int rc, i;
+  if (db->pg) {
+    PGresult *r = tu_pg_run(db, sql, n, params, &msg);
+    rc = r ? SQLITE_OK : SQLITE_ERROR;
+    PQclear(r);
+  } else {
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(db->lite, sql, -1, &st, NULL);
+    for (i = 0; rc == SQLITE_OK && i < n; i++)
+      rc = sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    if (rc != SQLITE_OK)
+      msg = sqlite3_mprintf("%s", sqlite3_errmsg(db->lite));
+    sqlite3_finalize(st);
+  }
+  if (rc != SQLITE_OK)
+    print_error("exec %s: %s\n", sql, msg ? msg : "?");
+  sqlite3_free(msg);
+  assert_int_equal(rc, SQLITE_OK);
+}
+
+/* Run SQL that must fail; returns the backend's message (caller frees
+ * with sqlite3_free). */
+static inline char *tu_exec_fails_(struct tu_db *db, const char *sql) {
+  char *msg = NULL;
+  int rc;
+  if (db->pg) {
+    PGresult *r = tu_pg_run(db, sql, 0, NULL, &msg);
+    rc = r ? SQLITE_OK : SQLITE_ERROR;
+    PQclear(r);
+  } else {
+    rc = sqlite3_exec(db->lite, sql, NULL, NULL, &msg);
+  }
   if (rc == SQLITE_OK)
     print_error("exec %s: succeeded but should have failed\n", sql);
   assert_int_not_equal(rc, SQLITE_OK);
@@ -189,57 +326,85 @@ static inline char *tu_exec_fails(sqlite3 *db, const char *sql) {
   return msg;
 }
 
-/* The first column of the first row of a printf-formatted query, as an
- * integer (NULL reads 0); the query must return a row. */
-static inline int64_t tu_int(sqlite3 *db, const char *fmt, ...) {
-  sqlite3_stmt *st = NULL;
-  va_list ap;
-  char *sql;
-  int64_t v;
+/* The first column of the first row of sql as text (sqlite3_free it),
+ * NULL for NULL, and as an integer in *asint (NULL reads 0; PostgreSQL's
+ * booleans read 1 and 0, as SQLite's comparisons do). The query must
+ * return a row. */
+static inline char *tu_first(struct tu_db *db, const char *sql,
+                             int64_t *asint) {
+  char *out = NULL;
   int rc;
+  *asint = 0;
+  if (db->pg) {
+    char *msg = NULL;
+    PGresult *r = tu_pg_run(db, sql, 0, NULL, &msg);
+    if (!r)
+      print_error("query %s: %s\n", sql, msg ? msg : "?");
+    sqlite3_free(msg);
+    assert_non_null(r);
+    if (PQntuples(r) < 1 || PQnfields(r) < 1)
+      print_error("no row from %s\n", sql);
+    assert_true(PQntuples(r) >= 1 && PQnfields(r) >= 1);
+    if (!PQgetisnull(r, 0, 0)) {
+      const char *v = PQgetvalue(r, 0, 0);
+      out = sqlite3_mprintf("%s", v);
+      if (PQftype(r, 0) == 16 /* BOOLOID */)
+        *asint = v[0] == 't';
+      else
+        *asint = strtoll(v, NULL, 10);
+    }
+    PQclear(r);
+    return out;
+  }
+  {
+    sqlite3_stmt *st = NULL;
+    const unsigned char *s;
+    rc = sqlite3_prepare_v2(db->lite, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+      print_error("prepare %s: %s\n", sql, sqlite3_errmsg(db->lite));
+    assert_int_equal(rc, SQLITE_OK);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+      print_error("no row from %s: %s\n", sql, sqlite3_errmsg(db->lite));
+    assert_int_equal(rc, SQLITE_ROW);
+    *asint = sqlite3_column_int64(st, 0);
+    s = sqlite3_column_text(st, 0);
+    if (s)
+      out = sqlite3_mprintf("%s", (const char *)s);
+    sqlite3_finalize(st);
+  }
+  return out;
+}
+
+/* The first column of the first row of a printf-formatted query (SQLite's
+ * printf: %Q, %q), as an integer (NULL reads 0); the query must return a
+ * row. */
+static inline int64_t tu_int_(struct tu_db *db, const char *fmt, ...) {
+  va_list ap;
+  char *sql, *s;
+  int64_t v;
   va_start(ap, fmt);
   sql = sqlite3_vmprintf(fmt, ap);
   va_end(ap);
   assert_non_null(sql);
-  rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-  if (rc != SQLITE_OK)
-    print_error("prepare %s: %s\n", sql, sqlite3_errmsg(db));
-  assert_int_equal(rc, SQLITE_OK);
-  rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW)
-    print_error("no row from %s: %s\n", sql, sqlite3_errmsg(db));
-  assert_int_equal(rc, SQLITE_ROW);
-  v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  s = tu_first(db, sql, &v);
+  sqlite3_free(s);
   sqlite3_free(sql);
   return v;
 }
 
 /* Like tu_int but returns the text (sqlite3_free it), NULL for NULL. */
-static inline char *tu_text(sqlite3 *db, const char *fmt, ...) {
-  sqlite3_stmt *st = NULL;
+static inline char *tu_text_(struct tu_db *db, const char *fmt, ...) {
   va_list ap;
-  char *sql, *out = NULL;
-  const unsigned char *s;
-  int rc;
+  char *sql, *s;
+  int64_t v;
   va_start(ap, fmt);
   sql = sqlite3_vmprintf(fmt, ap);
   va_end(ap);
   assert_non_null(sql);
-  rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-  if (rc != SQLITE_OK)
-    print_error("prepare %s: %s\n", sql, sqlite3_errmsg(db));
-  assert_int_equal(rc, SQLITE_OK);
-  rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW)
-    print_error("no row from %s: %s\n", sql, sqlite3_errmsg(db));
-  assert_int_equal(rc, SQLITE_ROW);
-  s = sqlite3_column_text(st, 0);
-  if (s)
-    out = sqlite3_mprintf("%s", (const char *)s);
-  sqlite3_finalize(st);
+  s = tu_first(db, sql, &v);
   sqlite3_free(sql);
-  return out;
+  return s;
 }
 
 /* Assert a printf-formatted query's first integer. */
