@@ -211,8 +211,11 @@ static int looks_pretty(const char *line) {
 /* Made sure of before a write: the connection is alive (a read, made
  * again while the server cannot be reached), so that a write that then
  * fails with SL_DISCONNECTED was really cut short in flight. */
-static int ready(struct sl_journal *j) {
+static int ready(struct sl_journal *j, const char *location) {
+  char path[8];
   int rc, v;
+  if (sl_location_file(location, path, sizeof path) != 0)
+    return SL_OK; /* a file (or a path longer than path): no server */
   SL_CLI_RETRY(rc, j, sl_schema_version(j, &v));
   if (rc != SL_OK)
     sl_cli_report(j, rc, "nothing was enqueued");
@@ -316,7 +319,7 @@ int sl_cmd_enqueue(int argc, char **argv) {
   if (argc - ind == 1) {
     base.body = argv[ind];
     ret = SL_EXIT_JOURNAL;
-    if (ready(j) != SL_OK)
+    if (ready(j, sl_cli_journal_path(journal)) != SL_OK)
       goto out;
     if (base.idempotency_key) /* a rerun finds the job */
       SL_CLI_RETRY(rc, j, sl_enqueue(j, &base, &id, &created));
@@ -386,7 +389,7 @@ int sl_cmd_enqueue(int argc, char **argv) {
     /* Every line keyed: a second run of the statement makes nothing the
      * first one committed again (ON CONFLICT DO NOTHING finds it). */
     ret = SL_EXIT_JOURNAL;
-    if (nlines && ready(j) != SL_OK)
+    if (nlines && ready(j, sl_cli_journal_path(journal)) != SL_OK)
       goto out;
     if (keyed)
       SL_CLI_RETRY(rc, j, sl_enqueue_many_created(j, specs, (size_t)nlines,
