@@ -260,7 +260,7 @@ bench: deps
 # A journal of SCALE_JOBS (10M) jobs: status, claim and an idle worker
 # against an empty journal (issue 14). Not part of bench or test.
 bench-scale: deps
-	$(MAKE) all $(BUILD)/bench/scale_probe
+	$(MAKE) all $(BUILD)/bench/scale_probe $(BUILD)/bench/scale_build
 	bench/scale.sh $(BUILD)
 
 install: all

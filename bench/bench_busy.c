@@ -12,7 +12,11 @@
  *   poll:    sl_set_busy_timeout(j, 5, 1), the worker's (issue 14).
  * Figures only; exit 1 only if a write fails for another reason.
  *
- * Usage: bench_busy [-n JOBS] [-m default|poll]
+ * With -j, both race on that journal (bench/scale.sh: a 10M-job one)
+ * instead of a fresh one per mode; its jobs stay there (queues "busy" and
+ * "worker").
+ *
+ * Usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL]
  */
 #include <signal.h>
 #include <stdint.h>
@@ -67,8 +71,10 @@ static int produce(const char *path, long n) {
   long done = 0, i, nc = 0;
   if (!s || !calls)
     return 1;
-  for (i = 0; i < CHUNK; i++)
+  for (i = 0; i < CHUNK; i++) {
     s[i].body = "{\"model\":\"m\",\"input\":\"a producer's job\"}";
+    s[i].queue = "busy";
+  }
   while (done < n) {
     size_t k = n - done < CHUNK ? (size_t)(n - done) : CHUNK, bad = 0;
     int64_t c0 = now_us();
@@ -94,7 +100,7 @@ static int produce(const char *path, long n) {
   return 0;
 }
 
-static int run(const char *dir, long n, int poll) {
+static int run(const char *dir, const char *journal, long n, int poll) {
   char path[512];
   struct sl_journal *j;
   struct sl_job_spec one = {0};
@@ -104,7 +110,11 @@ static int run(const char *dir, long n, int poll) {
   pid_t pid;
   int status, rc;
 
-  snprintf(path, sizeof path, "%s/busy-%s.db", dir, poll ? "poll" : "default");
+  if (journal)
+    snprintf(path, sizeof path, "%s", journal);
+  else
+    snprintf(path, sizeof path, "%s/busy-%s.db", dir,
+             poll ? "poll" : "default");
   j = open_j(path); /* created and migrated before the race */
   if (poll)
     sl_set_busy_timeout(j, 5, 1);
@@ -159,16 +169,19 @@ static int run(const char *dir, long n, int poll) {
 int main(int argc, char **argv) {
   char dir[] = "/tmp/sluice-bench-busy.XXXXXX", cmd[600];
   long n = 1000000;
-  const char *mode = NULL;
+  const char *mode = NULL, *journal = NULL;
   int opt, rc = 0;
 
-  while ((opt = getopt(argc, argv, "n:m:")) != -1) {
+  while ((opt = getopt(argc, argv, "n:m:j:")) != -1) {
     if (opt == 'n')
       n = atol(optarg);
+    else if (opt == 'j')
+      journal = optarg;
     else if (opt == 'm')
       mode = optarg;
     else {
-      fprintf(stderr, "usage: bench_busy [-n JOBS] [-m default|poll]\n");
+      fprintf(stderr,
+              "usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL]\n");
       return 2;
     }
   }
@@ -177,9 +190,9 @@ int main(int argc, char **argv) {
   printf("bench_busy: a flush every 10 ms while a producer enqueues %ld jobs "
          "in calls of %d\n", n, CHUNK);
   if (!mode || !strcmp(mode, "default"))
-    rc |= run(dir, n, 0);
+    rc |= run(dir, journal, n, 0);
   if (!mode || !strcmp(mode, "poll"))
-    rc |= run(dir, n, 1);
+    rc |= run(dir, journal, n, 1);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0)
     fprintf(stderr, "bench_busy: cannot remove %s\n", dir);

@@ -141,12 +141,15 @@ struct sl_http_request {
   long connections_made;     /* CURLINFO_NUM_CONNECTS: 0 when reused */
 
   void *priv_;               /* the transport's; do not touch */
+  struct sl_http_request *qnext_; /* the transport's: its start queue */
 };
 
 /* Counters of one transport, for metrics and for diagnosing the glue. */
 struct sl_http_stats {
   uint64_t started;          /* sl_http_start calls that returned 0 */
   uint64_t completed;        /* done callbacks run */
+  uint64_t deferred;         /* started requests that waited a loop turn
+                                before going to curl (START_BURST) */
   uint64_t glue_errors;      /* curl_multi_* / uv_* calls that failed */
   char last_error[160];      /* the last glue error ("" if none) */
 };
@@ -168,8 +171,12 @@ int sl_http_init(struct sl_http **out, uv_loop_t *loop,
  * loop (never from inside this call); or a negative error, in which case
  * `done` is never called: SL_INVAL (no url or done), SL_STATE (the
  * transport is closing), SL_NOMEM, SL_IO (curl refused an option; see
- * sl_http_get_stats). Requests beyond the connection and stream caps wait
- * inside curl, and that wait counts toward timeout_ms; curl 7.88 also walks
+ * sl_http_get_stats). At most a few hundred requests are handed to curl
+ * per loop turn; the rest wait their turn in the transport (not counted
+ * toward timeout_ms; an option that fails there is reported through `done`
+ * with curl_code CURLE_FAILED_INIT or CURLE_OUT_OF_MEMORY). Requests beyond
+ * the connection and stream caps wait inside curl, and that wait counts
+ * toward timeout_ms; curl 7.88 also walks
  * its whole queue of waiting requests each time one finishes. So cap
  * requests in flight near max_connections * max_streams (HTTP/1.1:
  * max_connections) rather than queueing thousands here.
@@ -183,8 +190,9 @@ int sl_http_start(struct sl_http *h, struct sl_http_request *req);
  * flight. */
 void sl_http_request_cleanup(struct sl_http_request *req);
 
-/* Requests started and not yet done (aborted ones awaiting their callback
- * during sl_http_close are not counted). */
+/* Requests started and not yet done, those waiting their turn included
+ * (aborted ones awaiting their callback during sl_http_close are not
+ * counted). */
 size_t sl_http_in_flight(const struct sl_http *h);
 
 /* Copy the counters into *out. */

@@ -32,7 +32,12 @@ enum {
   RECV_BUF = 4096,
   MIN_RECV_BUF = 1024, /* CURL_MIN_BUFFERSIZE */
   N_COPIED = 11,   /* response headers read (http_response.c) */
-  FIRST_HBUF = 256 /* their values: a few ids and numbers */
+  FIRST_HBUF = 256, /* their values: a few ids and numbers */
+  /* Transfers handed to curl per loop turn; the rest wait in h->queue
+   * (issue 14): each new connection holds about 1 KB of connect state
+   * (happy eyeballs) until it is up, so 10,000 started in one turn held
+   * them all at once. */
+  START_BURST = 256
 };
 #define DEF_MAX_RESPONSE ((size_t)64 * 1024 * 1024)
 
@@ -77,6 +82,7 @@ struct xfer {
 struct sl_http {
   uv_loop_t *loop;
   CURLM *multi;
+  CURLSH *share;              /* the TLS session cache every handle uses */
   uv_timer_t timer;
   struct sl_http_options o;   /* with defaults; strings below */
   char *ca_file, *user_agent;
@@ -91,12 +97,18 @@ struct sl_http {
   struct sock *socks;         /* open socket contexts, parked ones too */
   struct sock **parked;       /* by descriptor number: stopped, for reuse */
   size_t parked_cap;
+  size_t n_parked;            /* parked ones: at least the idle HTTP/1.1
+                                 connections (closed ones may stay) */
   int handles_open;           /* uv handles whose close cb has not run */
   int closing;                /* sl_http_close was called */
   int cleaning;               /* inside curl_multi_cleanup */
   void (*closed)(void *);
   void *closed_arg;
   struct sl_http_stats stats;
+  uv_idle_t kick;             /* runs while queue is not empty */
+  struct sl_http_request *queue, *queue_tail; /* started, not yet in curl */
+  size_t n_queued;
+  unsigned turn_starts;       /* handed to curl since kick last ran */
 };
 
 /* ------------------------------------------------------------ http.c */

@@ -24,24 +24,35 @@
  *    and the batch's output may still name it);
  *  - not the job with the highest id: SQLite gives the next INSERT
  *    max(id) + 1, so deleting the newest row would let a new job reuse an id
- *    a producer may still hold. Keeping one row keeps ids unique forever.
+ *    a producer may still hold. Keeping one row keeps ids unique forever
+ *    (SL_PRUNE_BELOW_TOP; the delete's window ends below it).
  */
 #define SL_PRUNE_WHERE                                                        \
   " state IN ('succeeded', 'failed', 'cancelled')"                            \
   " AND coalesce(finished_at, updated_at, created_at) < ?1"                   \
   " AND (batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b"             \
   "  WHERE b.id = jobs.batch_id"                                              \
-  "  AND b.state NOT IN ('done', 'failed', 'cancelled')))"                    \
-  " AND id < (SELECT max(id) FROM jobs)"
+  "  AND b.state NOT IN ('done', 'failed', 'cancelled')))"
+/* The last condition, for the count; the delete bounds ids by its window,
+ * which ends below the highest id seen at the start (and SQLite takes only
+ * one upper bound of a rowid range: with both, it walked to the end). */
+#define SL_PRUNE_BELOW_TOP " AND id < (SELECT max(id) FROM jobs)"
 
 static const char count_sql[] =
-    "SELECT count(*) FROM jobs WHERE" SL_PRUNE_WHERE;
+    "SELECT count(*) FROM jobs WHERE" SL_PRUNE_WHERE SL_PRUNE_BELOW_TOP;
 
-/* ?2: jobs per transaction; ?3: the highest id deleted so far. Rows below
- * the cursor that did not qualify are not looked at again in this run. */
+/* ?2: jobs per transaction; ids in (?3, ?4]: ?3 the cursor (rows below
+ * it that did not qualify are not looked at again in this run), ?4 the end
+ * of this transaction's window. The window bounds the rows one transaction
+ * walks: without it, the last one walked every row above the cursor (all
+ * of a large backlog of pending jobs, seconds on ten million jobs) holding
+ * the write lock. */
 static const char delete_sql[] =
     "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE" SL_PRUNE_WHERE
-    " AND id > ?3 ORDER BY id LIMIT ?2) RETURNING id";
+    " AND id > ?3 AND id <= ?4 ORDER BY id LIMIT ?2) RETURNING id";
+
+/* Ids one transaction walks at most, per job it may delete. */
+#define SL_PRUNE_WINDOW_PER_ROW 16
 
 static int64_t cutoff_of(int64_t older_than_ms) {
   int64_t now = sl_now_ms();
@@ -96,10 +107,12 @@ int sl__sqlite_prune_count(struct sl_journal *j, int64_t older_than_ms,
   return SL_OK;
 }
 
-/* One transaction: delete up to `limit` jobs above *cursor. *n receives how
- * many; *cursor moves to the highest id deleted. */
+/* One transaction: delete up to `limit` jobs with ids in (*cursor, hi].
+ * *n receives how many; *cursor moves to the highest id deleted, or to hi
+ * when fewer than `limit` qualified (the window is done). */
 static int prune_batch(struct sl_journal *j, sqlite3_stmt *st, int64_t cutoff,
-                       size_t limit, int64_t *cursor, int64_t *n) {
+                       size_t limit, int64_t hi, int64_t *cursor,
+                       int64_t *n) {
   int64_t count = 0, top = *cursor, id;
   int rc;
 
@@ -110,6 +123,7 @@ static int prune_batch(struct sl_journal *j, sqlite3_stmt *st, int64_t cutoff,
   sqlite3_bind_int64(st, 1, cutoff);
   sqlite3_bind_int64(st, 2, (int64_t)limit);
   sqlite3_bind_int64(st, 3, *cursor);
+  sqlite3_bind_int64(st, 4, hi);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     id = sqlite3_column_int64(st, 0);
     if (id > top)
@@ -126,9 +140,23 @@ static int prune_batch(struct sl_journal *j, sqlite3_stmt *st, int64_t cutoff,
   rc = sl__journal_commit(j);
   if (rc != SL_OK)
     return rc;
-  *cursor = top;
+  *cursor = (size_t)count < limit ? hi : top;
   *n = count;
   return SL_OK;
+}
+
+/* The highest id now: jobs above it were created after the prune began,
+ * so they finished after its cutoff; it is kept itself (the newest job). */
+static int max_id(struct sl_journal *j, int64_t *top) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(j->db, "SELECT coalesce(max(id), 0) FROM jobs",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    *top = sqlite3_column_int64(st, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_OK ? SL_OK : sl__journal_fail(j, rc, "reading max(id)");
 }
 
 static int checkpoint(struct sl_journal *j) {
@@ -150,7 +178,7 @@ static int checkpoint(struct sl_journal *j) {
 int sl__sqlite_prune(struct sl_journal *j, int64_t older_than_ms,
                      size_t batch_rows, int64_t *deleted) {
   sqlite3_stmt *st = NULL;
-  int64_t cutoff, cursor = 0, total = 0, n, t0, took;
+  int64_t cutoff, cursor = 0, total = 0, n, t0, took, top = 0, window;
   int rc;
 
   if (deleted)
@@ -167,19 +195,27 @@ int sl__sqlite_prune(struct sl_journal *j, int64_t older_than_ms,
     return sl__journal_fail(j, rc, "preparing the prune");
   /* Fixed at the start: jobs that finish during the prune stay. */
   cutoff = cutoff_of(older_than_ms);
-  for (;;) {
+  rc = max_id(j, &top);
+  if (rc != SL_OK)
+    goto out;
+  window = batch_rows > (size_t)INT64_MAX / SL_PRUNE_WINDOW_PER_ROW
+               ? INT64_MAX
+               : (int64_t)batch_rows * SL_PRUNE_WINDOW_PER_ROW;
+  top--; /* the newest job stays */
+  while (cursor < top) {
     t0 = sl_now_ms();
     n = 0;
-    rc = prune_batch(j, st, cutoff, batch_rows, &cursor, &n);
+    rc = prune_batch(j, st, cutoff, batch_rows,
+                     cursor > top - window ? top : cursor + window, &cursor,
+                     &n);
     if (rc != SL_OK)
       goto out;
     total += n;
     if (deleted)
       *deleted = total;
-    if ((size_t)n < batch_rows)
-      break;
     took = sl_now_ms() - t0;
-    if (took < SL_PRUNE_YIELD_MIN_MS)
+    /* A window with nothing to delete wrote nothing: a short yield. */
+    if (took < SL_PRUNE_YIELD_MIN_MS || n == 0)
       took = SL_PRUNE_YIELD_MIN_MS;
     sqlite3_sleep(took > SL_PRUNE_YIELD_MAX_MS ? SL_PRUNE_YIELD_MAX_MS
                                                : (int)took);

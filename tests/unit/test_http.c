@@ -34,6 +34,7 @@
 #include "storm/backoff.h"
 #include "classify.h"
 #include "http.h"
+#include "http_internal.h" /* START_BURST */
 #include "sluice.h"
 
 #define container_of(ptr, type, member) \
@@ -642,6 +643,80 @@ static void test_concurrent_capped(void **state) {
   assert_int_equal(st.glue_errors, 0);
   free(k);
   ctx_fini(&c);
+}
+
+/* More requests than START_BURST at once: the rest wait a loop turn in
+ * the transport (counted in flight and as deferred), then all complete on
+ * the capped connections (a new connection is only forced below the cap). */
+static void test_start_burst(void **state) {
+  enum { N = START_BURST * 2 + 37 };
+  struct sl_http_options o = {0};
+  struct server *s = *state;
+  struct call *k = calloc(N, sizeof(*k));
+  struct sl_http_stats st;
+  struct ctx c;
+  int i, ok = 0, conns0;
+
+  assert_non_null(k);
+  o.max_connections = 8;
+  ctx_init(&c, s, &o);
+  conns0 = atomic_load(&s->conns);
+  for (i = 0; i < N; i++) {
+    call_init(&k[i], &c, "/ok");
+    assert_int_equal(start(&c, &k[i], c.url), 0);
+  }
+  assert_int_equal(sl_http_in_flight(c.h), N);
+  sl_http_get_stats(c.h, &st);
+  assert_int_equal(st.started, N);
+  assert_int_equal(st.deferred, N - START_BURST);
+  run_until(&c, N);
+  for (i = 0; i < N; i++) {
+    ok += k[i].done == 1 && k[i].req.curl_code == 0 &&
+          k[i].req.http_status == 200;
+    sl_http_request_cleanup(&k[i].req);
+  }
+  assert_int_equal(ok, N);
+  assert_int_equal(c.bad_callback, 0);
+  assert_true(atomic_load(&s->conns) - conns0 <= 8);
+  assert_int_equal(sl_http_in_flight(c.h), 0);
+  ctx_fini(&c);
+  free(k);
+}
+
+/* Closing with requests still waiting their turn: each gets its aborted
+ * callback (never sent), and every handle of the transport closes. */
+static void test_close_with_queued(void **state) {
+  enum { N = START_BURST + 40 };
+  struct server *s = *state;
+  struct call *k = calloc(N, sizeof(*k));
+  struct ctx c;
+  int i, unsent = 0;
+
+  assert_non_null(k);
+  server_unpark(s);
+  ctx_init(&c, s, NULL);
+  for (i = 0; i < N; i++) {
+    call_init(&k[i], &c, "/slow");
+    assert_int_equal(start(&c, &k[i], c.url), 0);
+  }
+  sl_http_close(c.h, on_closed, &c);
+  uv_close((uv_handle_t *)&c.watchdog, NULL);
+  assert_int_equal(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(c.closed, 1);
+  assert_int_equal(c.completed, N);
+  assert_int_equal(c.bad_callback, 0);
+  for (i = 0; i < N; i++) {
+    assert_int_equal(k[i].done, 1);
+    assert_int_equal(k[i].closed_seen, 0);
+    assert_int_equal(k[i].req.curl_code, CURLE_ABORTED_BY_CALLBACK);
+    assert_non_null(strstr(k[i].req.curl_error, "closed"));
+    unsent += !k[i].req.request_sent;
+    sl_http_request_cleanup(&k[i].req);
+  }
+  assert_true(unsent >= N - START_BURST);
+  assert_int_equal(uv_loop_close(&c.loop), 0);
+  server_unpark(s);
+  free(k);
 }
 
 static void test_timeout(void **state) {
@@ -1414,6 +1489,8 @@ int main(void) {
     cmocka_unit_test(test_repeated_headers),
     cmocka_unit_test(test_error_status),
     cmocka_unit_test(test_concurrent_capped),
+    cmocka_unit_test(test_start_burst),
+    cmocka_unit_test(test_close_with_queued),
     cmocka_unit_test(test_timeout),
     cmocka_unit_test(test_cut_mid_body),
     cmocka_unit_test(test_body_cap),

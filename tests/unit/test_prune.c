@@ -25,7 +25,25 @@ static struct {
   int tx_deletes[MAX_TX];
   int ntx;      /* commits that deleted jobs */
   int overflow; /* more commits than MAX_TX */
+  int64_t max_delete_steps; /* VM steps of the longest run of the prune's
+                               DELETE (one a transaction) */
 } hk;
+
+/* Each statement's VM steps as it finishes: the prune's DELETE runs once
+ * a transaction, so its longest run bounds what one transaction walks. */
+static int on_trace(unsigned type, void *arg, void *p, void *x) {
+  sqlite3_stmt *st = p;
+  const char *sql = sqlite3_sql(st);
+  int64_t steps;
+  (void)type;
+  (void)arg;
+  (void)x;
+  steps = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
+  if (sql && !strncmp(sql, "DELETE FROM jobs WHERE id IN", 28) &&
+      steps > hk.max_delete_steps)
+    hk.max_delete_steps = steps;
+  return 0;
+}
 
 static void on_update(void *arg, int op, const char *db, const char *table,
                       sqlite3_int64 rowid) {
@@ -60,6 +78,7 @@ static int hook_connection(sqlite3 *db, const char **err,
   sqlite3_update_hook(db, on_update, NULL);
   sqlite3_commit_hook(db, on_commit, NULL);
   sqlite3_rollback_hook(db, on_rollback, NULL);
+  sqlite3_trace_v2(db, SQLITE_TRACE_PROFILE, on_trace, NULL);
   return SQLITE_OK;
 }
 
@@ -471,6 +490,54 @@ static void test_bad_arguments(void **state) {
   assert_int_equal(count, 0);
 }
 
+/*
+ * Old finished jobs before and after 3,000 pending ones: the prune takes
+ * them all, and no transaction walks the pending run (at most a window of
+ * 16 ids per job it may delete). Before the window, the transaction after
+ * the first jobs walked every row above them, holding the write lock:
+ * seconds on ten million jobs (bench/scale.sh).
+ */
+static void test_transactions_walk_a_window(void **state) {
+  struct tu *t = *state;
+  struct sl_job_spec *specs;
+  int64_t n = -1, last;
+  struct tu_db *db;
+  int i;
+
+  tu_open(t);
+  specs = calloc(3000, sizeof *specs);
+  assert_non_null(specs);
+  for (i = 0; i < 3000; i++)
+    specs[i].body = "{\"model\":\"m\",\"input\":\"x\"}";
+  for (i = 0; i < 10; i++)
+    make_job(t, "succeeded", DAY, 0);
+  assert_int_equal(sl_enqueue_many(t->j, specs, 3000, NULL, NULL), SL_OK);
+  free(specs);
+  for (i = 0; i < 10; i++)
+    make_job(t, "succeeded", DAY, 0);
+  last = make_job(t, "pending", 0, 0);
+
+  memset(&hk, 0, sizeof hk);
+  assert_int_equal(sl_prune(t->j, HOUR, 5, &n), SL_OK);
+  assert_int_equal(n, 20);
+  db = tu_raw(t->path);
+  assert_int_equal(tu_int(db, "SELECT count(*) FROM jobs"), 3001);
+  assert_int_equal(tu_int(db, "SELECT count(*) FROM jobs WHERE state ="
+                              " 'pending'"), 3001);
+  assert_int_equal(tu_int(db, "SELECT count(*) FROM jobs WHERE id = %lld",
+                          (long long)last), 1);
+  tu_close(db);
+  if (tu_pg())
+    return; /* the steps are SQLite's (PostgreSQL's DELETEs lock rows only) */
+  /* a window of 80 ids costs ~1,500 steps with its 5 deletions; the
+   * 3,000 pending jobs walked in one go cost ~20,000 */
+  if (hk.max_delete_steps >= 5000)
+    print_error("longest prune transaction: %lld VM steps\n",
+                (long long)hk.max_delete_steps);
+  assert_true(hk.max_delete_steps > 0);
+  assert_true(hk.max_delete_steps < 5000);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_hooked, teardown_hooked)
   const struct CMUnitTest tests[] = {
@@ -479,6 +546,7 @@ int main(void) {
       T(test_newest_job_kept_so_ids_never_repeat),
       T(test_terminal_rows_without_finished_at),
       T(test_small_transactions),
+      T(test_transactions_walk_a_window),
       T(test_wal_checkpointed),
       T(test_bad_arguments),
   };
