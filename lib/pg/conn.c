@@ -40,24 +40,48 @@ static char *location_password(const char *loc, int *bad) {
   return pw;
 }
 
-static PGconn *connect_to(struct sl_pg *p, char *errbuf, size_t errlen) {
-  return sl__pg_connect(p, errbuf, errlen, 0);
+/*
+ * The first connection of an open. When it fails, libpq's ping tells why
+ * without reading its message (localized): no server answered (refused,
+ * timed out, no such host) or one answered that it is starting or
+ * stopping (57P03): SL_DISCONNECTED, and waiting may help. A server that
+ * answered and refused us (password, role, database, pg_hba) is SL_PERM:
+ * retrying cannot fix it. A server that came up between the two is tried
+ * once more, so that its answer, not a stale refusal, decides.
+ */
+static int connect_first(struct sl_pg *p, char *errbuf, size_t errlen) {
+  char why[400];
+  int tries, rc = SL_PERM;
+  for (tries = 0; tries < 2 && rc == SL_PERM; tries++) {
+    p->conn = sl__pg_connect(p, why, sizeof why);
+    if (p->conn)
+      return SL_OK;
+    switch (sl__pg_ping(p)) {
+    case PQPING_NO_RESPONSE:
+    case PQPING_REJECT:
+      rc = SL_DISCONNECTED;
+      break;
+    case PQPING_NO_ATTEMPT:
+      rc = SL_INVAL;
+      break;
+    default:
+      break;
+    }
+  }
+  if (rc == SL_DISCONNECTED)
+    snprintf(errbuf, errlen, "journal at %s unreachable (%s)", p->where, why);
+  else
+    snprintf(errbuf, errlen, "cannot connect to the PostgreSQL journal at "
+                             "%s: %s", p->where, why);
+  return rc;
 }
 
 /* ---- connection loss ---- */
 
-/* The wait before reconnect attempt `tries` (from 1): 100 ms doubling to
- * 30 s, half of it jittered so that the workers of a restarted server do
- * not all come back in the same millisecond. */
+/* The wait before reconnect attempt `tries` (from 1): sl_retry_delay_ms,
+ * the one `sluice` waits by too. */
 static int64_t backoff_ms(int tries, int64_t seed) {
-  int64_t d = 100;
-  uint64_t x = (uint64_t)seed * 6364136223846793005ULL + (uint64_t)tries;
-  while (--tries > 0 && d < 30000)
-    d *= 2;
-  if (d > 30000)
-    d = 30000;
-  x ^= x >> 29;
-  return d / 2 + (int64_t)(x % (uint64_t)(d / 2 + 1));
+  return sl_retry_delay_ms(tries, (uint64_t)seed);
 }
 
 static int gone_state(const PGresult *r) {
@@ -143,7 +167,7 @@ int sl__pg_ready(struct sl_pg *p) {
   now = sl_now_ms();
   if (!p->dial.c && now >= p->next_try_ms) {
     if (p->answer_ms <= 0) { /* no loop to keep turning: wait for it */
-      p->conn = sl__pg_connect(p, why, sizeof why, 1);
+      p->conn = sl__pg_connect(p, why, sizeof why);
       if (!p->conn)
         redial_later(p, why, now);
     } else if (sl__pg_dial_start(p, &p->dial, why, sizeof why) != 0) {
@@ -369,11 +393,10 @@ int sl__pg_open(struct sl_journal **out, const struct sl_open_options *opts,
    * and stays a reason to keep passwords out of the location). */
   if (p->password)
     sl_secret_add(p->password);
-  p->conn = connect_to(p, errbuf, errlen);
-  if (!p->conn) {
-    rc = SL_IO; /* never CANTOPEN: nothing to create, no path to name */
+  /* never CANTOPEN: nothing to create, no path to name */
+  rc = connect_first(p, errbuf, errlen);
+  if (rc != SL_OK)
     goto fail;
-  }
   rc = is_current(p) ? SL_OK
                      : migrate(p, !opts->read_only,
                                !opts->read_only && !opts->no_create);
@@ -490,7 +513,7 @@ static int listen_conn(struct sl_pg *p) {
     p->ldial.c = NULL;
     goto up;
   }
-  p->listen = sl__pg_connect(p, why, sizeof why, 1);
+  p->listen = sl__pg_connect(p, why, sizeof why);
   if (!p->listen) {
     snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost "
              "(listening for jobs: %s)", p->where, why);

@@ -58,13 +58,12 @@ static void conn_params(const struct sl_pg *p, const char **vals) {
   vals[6] = p->conninfo;
 }
 
-/* A connection, or NULL with errbuf saying why (bare: libpq's reason
- * only, for a reconnect whose message names the server already). */
-PGconn *sl__pg_connect(struct sl_pg *p, char *errbuf, size_t errlen,
-                           int bare) {
+/* A connection, or NULL with errbuf saying why (libpq's reason, scrubbed;
+ * the callers' messages name the server). */
+PGconn *sl__pg_connect(struct sl_pg *p, char *errbuf, size_t errlen) {
   const char *vals[sizeof conn_vals / sizeof conn_vals[0]];
   PGconn *c;
-  char where[256], why[400];
+  char where[256];
   conn_params(p, vals);
   c = PQconnectdbParams(conn_keys, vals, 1);
   if (!c) {
@@ -73,12 +72,9 @@ PGconn *sl__pg_connect(struct sl_pg *p, char *errbuf, size_t errlen,
   }
   if (PQstatus(c) != CONNECTION_OK) {
     describe(c, where, sizeof where);
-    sl__pg_scrub(p, PQerrorMessage(c), why, sizeof why);
-    if (bare)
-      snprintf(errbuf, errlen, "%s", why);
-    else
-      snprintf(errbuf, errlen, "cannot connect to the PostgreSQL journal at "
-                               "%s: %s", where, why);
+    if (!p->where[0]) /* for the open's own message */
+      snprintf(p->where, sizeof p->where, "%s", where);
+    sl__pg_scrub(p, PQerrorMessage(c), errbuf, errlen);
     PQfinish(c);
     return NULL;
   }
@@ -92,6 +88,14 @@ PGconn *sl__pg_connect(struct sl_pg *p, char *errbuf, size_t errlen,
    * (exec.c), so that an event loop's bound can hold. */
   PQsetnonblocking(c, 1);
   return c;
+}
+
+/* libpq's ping with the same settings (PQPING_*): whether a server
+ * answers at all, without reading its (localized) message. */
+int sl__pg_ping(const struct sl_pg *p) {
+  const char *vals[sizeof conn_vals / sizeof conn_vals[0]];
+  conn_params(p, vals);
+  return (int)PQpingParams(conn_keys, vals, 1);
 }
 
 /* ---- connecting without waiting (sl_set_answer_timeout > 0) ---- */

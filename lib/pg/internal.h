@@ -87,11 +87,11 @@ int sl__pg_ready(struct sl_pg *p);
  * note why (errmsg) and return SL_DISCONNECTED; else rc. With no result
  * and rc SL_DISCONNECTED the caller knows it is gone: dropped as well. */
 int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc);
-/* dial.c: a connection with the journal's settings sent (errbuf: why not;
- * bare: libpq's reason only, for a reconnect whose message names the
- * server already), waiting for it. */
-PGconn *sl__pg_connect(struct sl_pg *p, char *errbuf, size_t errlen,
-                       int bare);
+/* dial.c: a connection with the journal's settings sent, waiting for it
+ * (errbuf: libpq's reason why not, scrubbed; p->where set either way). */
+PGconn *sl__pg_connect(struct sl_pg *p, char *errbuf, size_t errlen);
+/* PQpingParams with the journal's settings: a PGPing. */
+int sl__pg_ping(const struct sl_pg *p);
 extern const char sl__pg_settings_sql[];
 /* Without waiting: start (0, or -1 with why), then step at each call until
  * 1 (up, `setup` answered), or -1 (failed, why in buf, d->c freed). */
