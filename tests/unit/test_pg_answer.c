@@ -22,12 +22,7 @@
 
 #include "sluice.h"
 
-static const char *loc(void) { return getenv("SLUICE_TEST_JOURNAL"); }
-
-static int is_pg(void) {
-  const char *l = loc();
-  return l && (!strncmp(l, "postgres", 8) || strchr(l, '='));
-}
+#include "pgtest.h"
 
 static const char body[] = "{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}";
 

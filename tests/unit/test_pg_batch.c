@@ -19,28 +19,7 @@
 #include "sluice.h"
 #include "sluice_batch.h"
 
-static const char *loc(void) { return getenv("SLUICE_TEST_JOURNAL"); }
-
-static int is_pg(void) {
-  const char *l = loc();
-  return l && (!strncmp(l, "postgres", 8) || strchr(l, '='));
-}
-
-#define SKIP_UNLESS_PG()                                                     \
-  do {                                                                       \
-    if (!is_pg())                                                            \
-      skip();                                                                \
-  } while (0)
-
-static struct sl_journal *open_pg(void) {
-  struct sl_open_options o = {0};
-  struct sl_journal *j = NULL;
-  char err[512];
-  o.location = loc();
-  if (sl_open(&j, &o, err, sizeof err) != SL_OK)
-    fail_msg("sl_open: %s", err);
-  return j;
-}
+#include "pgtest.h"
 
 /* One number read straight from the tables. */
 static long long q(const char *fmt, ...) {

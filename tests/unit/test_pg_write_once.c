@@ -22,30 +22,7 @@
 #include "sluice.h"
 #include "sluice_worker.h"
 
-static const char *loc(void) { return getenv("SLUICE_TEST_JOURNAL"); }
-
-static int is_pg(void) {
-  const char *l = loc();
-  return l && (!strncmp(l, "postgres", 8) || strchr(l, '='));
-}
-
-#define SKIP_UNLESS_PG()                                                     \
-  do {                                                                       \
-    if (!is_pg())                                                            \
-      skip();                                                                \
-  } while (0)
-
-static struct sl_journal *open_pg(void) {
-  struct sl_open_options o = {0};
-  struct sl_journal *j = NULL;
-  char err[512];
-  int rc;
-  o.location = loc();
-  rc = sl_open(&j, &o, err, sizeof err);
-  if (rc != SL_OK)
-    fail_msg("sl_open: %s (%s)", err, sl_err_name(rc));
-  return j;
-}
+#include "pgtest.h"
 
 static PGconn *raw(void) {
   PGconn *c = PQconnectdb(loc());
