@@ -221,7 +221,7 @@ static int claim_complete(struct sl_journal *j, const char *queue, size_t n,
 
 int main(int argc, char **argv) {
   static const char *const titles[3] = {
-      "enqueue many: multi-row INSERT x1000 per statement",
+      "enqueue many: jobs + job_bodies x1000 per statement",
       "claim (SKIP LOCKED) + complete (unnest), batch 1",
       "claim (SKIP LOCKED) + complete (unnest), batch 64"};
   struct sl_open_options oo = {0};

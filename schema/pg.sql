@@ -54,8 +54,12 @@
 --                          deltas appended by statement triggers, folded
 --                          now and then; SQLite keeps 0015's counters)
 --   pg 0018_held_index   = SQLite 0018 (SQLite has no 0017)
---   pg 0019_usage_summed = SQLite 0019 (the table only: PostgreSQL still
---                          sums usage in its per-row results_usage trigger)
+--   pg 0019_usage_summed = SQLite 0019 (the table only; PostgreSQL marks
+--                          a statement's usage summed by a setting, below)
+--   pg 0020_direct_bodies_usage: PostgreSQL only (the library writes
+--                          job_bodies itself, the door's row triggers run
+--                          only when they could act, usage summed per
+--                          statement; SQLite did both in its 0016 and 0019)
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
@@ -455,29 +459,37 @@ CREATE TABLE sluice.usage_summed (
   holder bigint PRIMARY KEY
 );
 
+-- Per statement (pg 0020): one upsert per (queue, day) over the
+-- statement's results; a library statement that summed its own usage
+-- (sluice.usage_summed set, transaction-local) is skipped, and the mark
+-- cleared.
 CREATE FUNCTION sluice.results_usage() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+  IF current_setting('sluice.usage_summed', true) = 'on' THEN
+    PERFORM set_config('sluice.usage_summed', '', true);
+    RETURN NULL;
+  END IF;
   INSERT INTO sluice.usage_daily AS u (queue, day, jobs, input_tokens,
                                        output_tokens, total_tokens)
-  VALUES ((SELECT queue FROM sluice.jobs WHERE id = NEW.job_id),
-          NEW.created_at / 86400000, 1, coalesce(NEW.input_tokens, 0),
-          coalesce(NEW.output_tokens, 0),
-          coalesce(NEW.total_tokens, coalesce(NEW.input_tokens, 0)
-                                     + coalesce(NEW.output_tokens, 0)))
+  SELECT j.queue, n.created_at / 86400000, count(*),
+         sum(coalesce(n.input_tokens, 0)), sum(coalesce(n.output_tokens, 0)),
+         sum(coalesce(n.total_tokens, coalesce(n.input_tokens, 0)
+                                      + coalesce(n.output_tokens, 0)))
+    FROM new_rows n JOIN sluice.jobs j ON j.id = n.job_id
+   WHERE n.total_tokens IS NOT NULL OR n.input_tokens IS NOT NULL
+      OR n.output_tokens IS NOT NULL
+   GROUP BY 1, 2 ORDER BY 1, 2
   ON CONFLICT (queue, day) DO UPDATE SET
-    jobs = u.jobs + 1,
+    jobs = u.jobs + excluded.jobs,
     input_tokens = u.input_tokens + excluded.input_tokens,
     output_tokens = u.output_tokens + excluded.output_tokens,
     total_tokens = u.total_tokens + excluded.total_tokens;
   RETURN NULL;
 END $$;
 CREATE TRIGGER results_usage
-AFTER INSERT ON sluice.results
-FOR EACH ROW
-WHEN (NEW.total_tokens IS NOT NULL OR NEW.input_tokens IS NOT NULL
-      OR NEW.output_tokens IS NOT NULL)
-EXECUTE FUNCTION sluice.results_usage();
+AFTER INSERT ON sluice.results REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION sluice.results_usage();
 
 -- One shared token bucket pair per (endpoint, model).
 CREATE TABLE sluice.rate_buckets (
@@ -591,9 +603,15 @@ BEGIN
   PERFORM sluice.door_refuse_names(NEW.queue, NEW.partition);
   RETURN NEW;
 END $$;
+-- WHEN (pg 0020): only a row the function could refuse calls it.
 CREATE TRIGGER jobs_insert_door
 BEFORE INSERT ON sluice.jobs
-FOR EACH ROW EXECUTE FUNCTION sluice.jobs_insert_door();
+FOR EACH ROW
+WHEN (NEW.body IS NOT NULL OR NEW.state <> 'pending' OR NEW.attempts <> 0
+      OR NEW.lease_token IS NOT NULL OR NEW.lease_expires IS NOT NULL
+      OR NEW.batch_id IS NOT NULL OR NEW.last_class IS NOT NULL
+      OR NEW.queue ~ '[\x01-\x1f\x7f]' OR NEW.partition ~ '[\x01-\x1f\x7f]')
+EXECUTE FUNCTION sluice.jobs_insert_door();
 
 -- The same for a later UPDATE of the names or the body (rare, never on
 -- the claim or completion path).
@@ -1156,7 +1174,8 @@ BEGIN
 END $$;
 CREATE TRIGGER jobs_model_fill
 BEFORE INSERT OR UPDATE OF body ON sluice.jobs
-FOR EACH ROW EXECUTE FUNCTION sluice.jobs_model_fill();
+FOR EACH ROW WHEN (NEW.body IS NOT NULL)
+EXECUTE FUNCTION sluice.jobs_model_fill();
 
 -- SECURITY DEFINER: a door role granted only INSERT on jobs (deploy/
 -- multi-host/grants.sql) must still get its body moved; the function
@@ -1223,3 +1242,47 @@ SELECT * FROM sluice.jobs
 CREATE INDEX jobs_held ON sluice.jobs (endpoint, model, run_after)
   WHERE state = 'pending' AND last_class IN ('rate_limited', 'server_error',
     'overloaded', 'timeout', 'network', 'ambiguous');
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/pg/0020_direct_bodies_usage.sql (PostgreSQL only):
+-- the library writes job_bodies itself for the bodies sluice.bodies_info
+-- vouches for (jobs.body NULL, so the door's row triggers above skip the
+-- job by their WHEN); results_usage per statement, skipping the library's
+-- statements, which sum their own usage.
+-- ---------------------------------------------------------------------
+-- Per body of b (same order): its model, NULL when the door must judge it
+-- (not a JSON object, no string model, "stream" or \u in the text), and
+-- its output cap (sluice.body_out_tokens' rule: the first of the three
+-- keys holding a number >= 1, truncated; 0 for none). One
+-- subtransaction per call, not one per body: any error (a number jsonb cannot hold, say) sends the
+-- whole group to the door.
+CREATE FUNCTION sluice.bodies_info(b text[], OUT models text[],
+                                   OUT outs bigint[])
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED AS $$
+BEGIN
+  -- The caps written out: a SQL function taking the value would not be
+  -- inlined (its argument is used thrice) and would cost a call a body.
+  SELECT array_agg(CASE WHEN jsonb_typeof(j -> 'model') = 'string'
+                        THEN j ->> 'model' END ORDER BY n),
+         array_agg(coalesce(CASE WHEN jsonb_typeof(j -> 'max_output_tokens') = 'number'
+                   THEN CASE WHEN (j -> 'max_output_tokens')::numeric >= 1
+                   THEN least(trunc((j -> 'max_output_tokens')::numeric),
+                              9223372036854775807)::bigint END END,
+                   CASE WHEN jsonb_typeof(j -> 'max_completion_tokens') = 'number'
+                   THEN CASE WHEN (j -> 'max_completion_tokens')::numeric >= 1
+                   THEN least(trunc((j -> 'max_completion_tokens')::numeric),
+                              9223372036854775807)::bigint END END,
+                   CASE WHEN jsonb_typeof(j -> 'max_tokens') = 'number'
+                   THEN CASE WHEN (j -> 'max_tokens')::numeric >= 1
+                   THEN least(trunc((j -> 'max_tokens')::numeric),
+                              9223372036854775807)::bigint END END, 0) ORDER BY n)
+    INTO models, outs
+    FROM (SELECT n, CASE WHEN strpos(t, '"stream"') = 0 AND strpos(t, '\u') = 0
+                         AND left(ltrim(t, E' \t\n\r'), 1) = '{'
+                        THEN t::jsonb END AS j
+            FROM unnest(b) WITH ORDINALITY AS x(t, n)
+          OFFSET 0) y; -- OFFSET 0: j is parsed once, not at each use
+EXCEPTION WHEN OTHERS THEN
+  models := NULL;
+  outs := NULL;
+END $$;

@@ -6,9 +6,8 @@
  * lease token, and a job moves only while it is batched in this batch at
  * this generation, so a chunk applied twice changes nothing; a result is
  * never written over (results_never_overwritten would abort the chunk, so
- * the move checks first). Ending a batch moves its jobs END_CHUNK at a
- * time, each part committed, then closes it: a crash between parts leaves
- * it open with fewer jobs batched, and the next end moves the rest.
+ * the move checks first). Ending a batch moves its jobs and closes it in
+ * one statement.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +43,7 @@ static const char ingest_sql[] =
     "  FROM c, h WHERE j.id = c.job AND j.batch_id = h.id"
     "  AND j.generation = c.gen AND j.state = 'batched'"
     "  AND (c.ok = 0 OR NOT EXISTS (SELECT 1 FROM sluice.results r"
-    "  WHERE r.job_id = j.id)) RETURNING c.ord, j.attempts),"
+    "  WHERE r.job_id = j.id)) RETURNING c.ord, j.attempts, j.queue),"
     " res AS (INSERT INTO sluice.results (job_id, generation, route,"
     "  http_status, request_id, input_tokens, output_tokens, total_tokens,"
     "  body, created_at) SELECT c.job, c.gen, 'batch', coalesce(c.http, 200),"
@@ -55,7 +54,10 @@ static const char ingest_sql[] =
     "  request_id, error) SELECT c.job, mv.attempts, c.gen, 'batch',"
     "  (SELECT submitted_at FROM h), sluice.now_ms(), c.http,"
     "  CASE WHEN c.ok = 1 THEN NULL ELSE c.class END, c.req, c.error"
-    "  FROM mv JOIN c USING (ord))"
+    "  FROM mv JOIN c USING (ord)),"
+    SL_PG_USAGE_CTE("(SELECT mv.queue, c.itok AS tin, c.otok AS tout,"
+                    " c.ttok AS ttotal, c.ok FROM mv JOIN c USING (ord)) g"
+                    " WHERE ok = 1", "sluice.now_ms()")
     " SELECT (SELECT count(*) FROM h), (SELECT string_agg(ord::text, ',')"
     " FROM mv)";
 
@@ -152,22 +154,24 @@ int sl__pg_batch_ingest(struct sl_journal *j, int64_t id, int64_t token,
   return SL_OK;
 }
 
-/* Jobs moved per statement of sl_batch_finish: one statement per chunk
- * for the reason batch_pack.c's PACK_CHUNK gives (jobs_count). */
-#define END_CHUNK 1000
-
-/* Part of a batch's end, one committed statement: up to END_CHUNK jobs
- * still batched in it (locked, so a concurrent cancel either lands first
- * and is left alone, or waits) get their attempt row with the attempts
- * they were sent with, then move (SL_MOVE_BATCH_END: retry, refund,
- * run_after). $3 class, $4 error, $5 retry, $6 refund, $7 run_after, $8
- * the chunk. Returns the token check, requeued, moved. */
-static const char end_part_sql[] =
+/* A batch's end, one statement (one commit): every job still batched in
+ * it (locked, so a concurrent cancel either lands first and is left
+ * alone, or waits) gets its attempt row with the attempts it was sent
+ * with, then moves (SL_MOVE_BATCH_END: retry, refund, run_after), and the
+ * batch takes its final state: none of its jobs is batched any more (only
+ * a pack adds jobs, and only to a batch still 'building'). The reason is
+ * kept when it explains something (a job without a line, or the batch's
+ * own failure). One statement for the whole batch (up to 50,000 jobs):
+ * the counters are statement deltas (pg 0017), so its cost is linear; it
+ * was cut into committed parts of 1,000 while 0015's row counters made it
+ * quadratic. $3 class, $4 error, $5 retry, $6 refund, $7 run_after, $8
+ * the final state. Returns the token check, requeued, moved. */
+static const char end_sql[] =
     "WITH h AS (SELECT id, submitted_at FROM sluice.batches"
     "  WHERE id = $1::bigint AND lease_token = $2::bigint FOR SHARE),"
     " x AS (SELECT j.id, j.attempts, j.generation FROM sluice.jobs j"
     "  WHERE j.batch_id = (SELECT id FROM h) AND j.state = 'batched'"
-    "  ORDER BY j.id LIMIT $8::bigint FOR UPDATE),"
+    "  ORDER BY j.id FOR UPDATE),"
     " att AS (INSERT INTO sluice.attempts (job_id, attempt, generation,"
     "  route, started_at, finished_at, failure_class, error)"
     "  SELECT x.id, x.attempts, x.generation, 'batch',"
@@ -183,29 +187,22 @@ static const char end_part_sql[] =
     "  run_after = greatest($7::bigint, sluice.now_ms()),"
     "  last_class = $3::text, last_error = $4::text,"
     "  updated_at = sluice.now_ms()"
-    "  FROM x WHERE j.id = x.id RETURNING j.state)"
+    "  FROM x WHERE j.id = x.id RETURNING j.state),"
+    " cl AS (UPDATE sluice.batches b SET state = $8::text,"
+    "  error = CASE WHEN NOT EXISTS (SELECT 1 FROM x) AND $8::text <> 'failed'"
+    "   THEN b.error ELSE coalesce($4::text, b.error) END,"
+    "  finished_at = sluice.now_ms(), next_poll_at = NULL"
+    "  FROM h WHERE b.id = h.id)"
     " SELECT (SELECT count(*) FROM h),"
     " count(*) FILTER (WHERE state = 'pending'), count(*) FROM mv";
-
-/* The batch's final state, once none of its jobs is batched: the reason
- * is kept when it explains something (a job without a line, $5 > 0, or
- * the batch's own failure). $3 state, $4 error. */
-static const char close_sql[] =
-    "UPDATE sluice.batches SET state = $3::text,"
-    " error = CASE WHEN $5::bigint = 0 AND $3::text <> 'failed' THEN error"
-    "  ELSE coalesce($4::text, error) END,"
-    " finished_at = sluice.now_ms(), next_poll_at = NULL"
-    " WHERE id = $1::bigint AND lease_token = $2::bigint"
-    " AND NOT EXISTS (SELECT 1 FROM sluice.jobs WHERE batch_id = $1::bigint"
-    " AND state = 'batched')";
 
 int sl__pg_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
                         const struct sl_batch_end *e, int64_t *requeued,
                         int64_t *failed) {
   struct sl_pg *p = PGJ(j);
-  char b1[24], b2[24], b7[24], b8[24], b5[24];
+  char b1[24], b2[24], b7[24];
   const char *param[8];
-  int64_t back = 0, all = 0, k;
+  int64_t back, all;
   PGresult *r;
   int rc;
 
@@ -216,7 +213,6 @@ int sl__pg_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
   snprintf(b1, sizeof b1, "%lld", (long long)id);
   snprintf(b2, sizeof b2, "%lld", (long long)token);
   snprintf(b7, sizeof b7, "%lld", (long long)e->run_after_ms);
-  snprintf(b8, sizeof b8, "%d", END_CHUNK);
   param[0] = b1;
   param[1] = b2;
   param[2] = e->no_line_class ? e->no_line_class
@@ -225,34 +221,19 @@ int sl__pg_batch_finish(struct sl_journal *j, int64_t id, int64_t token,
   param[4] = e->retry ? "1" : "0";
   param[5] = e->refund ? "1" : "0";
   param[6] = b7;
-  param[7] = b8;
-  do {
-    rc = sl__pg_execp(p, end_part_sql, 8, param, "ending a batch", &r);
-    if (rc != SL_OK)
-      return rc;
-    if (sl__pg_int(r, 0, 0) != 1) {
-      PQclear(r);
-      snprintf(p->errmsg, sizeof p->errmsg,
-               "batch %lld: lease token is stale", (long long)id);
-      return SL_LEASE_LOST;
-    }
-    back += sl__pg_int(r, 0, 1);
-    all += k = sl__pg_int(r, 0, 2);
-    PQclear(r);
-  } while (k == END_CHUNK);
-  snprintf(b5, sizeof b5, "%lld", (long long)all);
-  param[2] = e->final_state;
-  param[4] = b5;
-  rc = sl__pg_execp(p, close_sql, 5, param, "ending a batch", &r);
+  param[7] = e->final_state;
+  rc = sl__pg_execp(p, end_sql, 8, param, "ending a batch", &r);
   if (rc != SL_OK)
     return rc;
-  k = atoll(PQcmdTuples(r));
-  PQclear(r);
-  if (k != 1) {
-    snprintf(p->errmsg, sizeof p->errmsg,
-             "batch %lld: lease token is stale", (long long)id);
+  if (sl__pg_int(r, 0, 0) != 1) {
+    PQclear(r);
+    snprintf(p->errmsg, sizeof p->errmsg, "batch %lld: lease token is stale",
+             (long long)id);
     return SL_LEASE_LOST;
   }
+  back = sl__pg_int(r, 0, 1);
+  all = sl__pg_int(r, 0, 2);
+  PQclear(r);
   if (requeued)
     *requeued = back;
   if (failed)

@@ -61,15 +61,6 @@
   " row_number() OVER o AS rn FROM c WINDOW o AS (ORDER BY priority,"       \
   " run_after, id ROWS UNBOUNDED PRECEDING)"
 
-/* Jobs moved per statement of a pack. jobs_count (pg 0015) updates the
- * same two count rows for every job moved, and in one transaction every
- * update of a row adds a version its next update walks past: a 50,000-job
- * statement took minutes, its cost growing with the square of its size.
- * A pack is therefore one statement per PACK_CHUNK jobs, each committed:
- * the first creates the batch, the next add to it while it is still
- * 'building' and ours (nothing is sent before the last, so a batch cut
- * short by a crash is simply smaller). */
-#define PACK_CHUNK 1000
 
 static const char *i64(char *buf, size_t len, int64_t v, int null_if_zero) {
   if (null_if_zero && !v)
@@ -157,81 +148,16 @@ int sl__pg_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
   return SL_OK;
 }
 
-/* The pack's next chunks, while each fills up and the file has room: the
- * same pick, into batch `id` while it is 'building' under this token
- * (locked against an adopter meanwhile), cut at the room left. A chunk that
- * fails leaves the batch as it is (committed, consistent, smaller): the
- * jobs not taken wait for the next pack. $5 limit, $6 bytes left, $7
- * token, $8 batch, $11 inputs left; param holds the first statement's
- * $1-$4, $9, $10. */
-static void pack_more(struct sl_pg *p, const struct sl_batch_pack_options *o,
-                      const char **param, int64_t id, int64_t max_in,
-                      int64_t *moved, int64_t *total, int64_t *in) {
-  static const char sql[] =
-      "WITH " NOW_CTE ","
-      " h AS (SELECT id FROM sluice.batches WHERE id = $8::bigint"
-      "  AND lease_token = $7::bigint AND state = 'building' FOR UPDATE),"
-      " c AS (SELECT id, priority, run_after, " LINE_BYTES " AS lb,"
-      "  " INPUTS " AS inp FROM sluice.jobs WHERE" ELIGIBLE
-      "  AND endpoint = $4::text"
-      "  AND ($10::int = 0 OR model IS NOT DISTINCT FROM $9::text)"
-      "  AND EXISTS (SELECT 1 FROM h)"
-      "  ORDER BY priority, run_after, id LIMIT $5::bigint"
-      "  FOR UPDATE SKIP LOCKED),"
-      " w AS (" RUNNING_SUMS "),"
-      " u AS (UPDATE sluice.jobs j SET state = 'batched',"
-      "  batch_id = $8::bigint, attempts = j.attempts + 1,"
-      "  lease_token = NULL, lease_expires = NULL,"
-      "  updated_at = (SELECT t FROM n) FROM w WHERE j.id = w.id"
-      "  AND w.cum <= $6::bigint AND w.cin <= $11::bigint"
-      "  RETURNING w.lb, w.inp),"
-      " s AS (SELECT count(*) AS k, coalesce(sum(lb), 0) AS bytes,"
-      "  coalesce(sum(inp), 0) AS inputs FROM u),"
-      " bu AS (UPDATE sluice.batches b SET request_count = b.request_count"
-      "  + s.k FROM s, h WHERE b.id = h.id),"
-      " tk AS (UPDATE sluice.batch_tokens t SET est_tokens = t.est_tokens"
-      "  + (s.bytes + 3) / 4 FROM s WHERE t.batch_id = $8::bigint"
-      "  AND s.k > 0)"
-      " SELECT k, bytes, inputs FROM s";
-  char b5[24], b6[24], b7[24], b8[24], b11[24];
-  const char *par[11];
-  PGresult *r;
-  int64_t lim, k;
-  int i;
-  for (;;) {
-    lim = (int64_t)o->max_lines - *moved;
-    if (lim > PACK_CHUNK)
-      lim = PACK_CHUNK;
-    if (lim <= 0 || *total >= o->max_bytes || *in >= max_in)
-      return;
-    for (i = 0; i < 4; i++)
-      par[i] = param[i];
-    par[4] = i64(b5, sizeof b5, lim, 0);
-    par[5] = i64(b6, sizeof b6, o->max_bytes - *total, 0);
-    par[6] = i64(b7, sizeof b7, o->lease_token, 0);
-    par[7] = i64(b8, sizeof b8, id, 0);
-    par[8] = param[8];
-    par[9] = param[9];
-    par[10] = i64(b11, sizeof b11, max_in - *in, 0);
-    if (sl__pg_execp(p, sql, 11, par, "adding jobs to a batch", &r) != SL_OK)
-      return;
-    k = sl__pg_int(r, 0, 0);
-    *moved += k;
-    *total += sl__pg_int(r, 0, 1);
-    *in += sl__pg_int(r, 0, 2);
-    PQclear(r);
-    if (k < lim)
-      return;
-  }
-}
-
 int sl__pg_batch_pack(struct sl_journal *j,
                       const struct sl_batch_pack_options *o,
                       int64_t *batch_id, size_t *jobs, int64_t *bytes) {
-  /* The first chunk (PACK_CHUNK) is one statement, one commit: the batch
-   * row, its jobs' move to batched (jobs_state_transition allows pending
-   * -> batched) and the token estimate commit together, before anything
-   * is sent (invariant 4); pack_more adds the rest the same way. The
+  /* One statement, one commit: the batch row, its jobs' move to batched
+   * (jobs_state_transition allows pending -> batched) and the token
+   * estimate commit together, before anything is sent (invariant 4). A
+   * whole file (max_lines, up to 50,000 jobs) goes in one statement: the
+   * counters are statement deltas (pg 0017), so its cost grows with its
+   * size, not its square (0015's row counters made a 50,000-job statement
+   * take minutes; it was cut into committed chunks of 1,000 then). The
    * id is drawn first so the jobs can name it; the batch row is inserted
    * only if a job moved (foreign keys are checked at the statement's
    * end). Jobs are locked in claim order, skipping any another packer or
@@ -266,13 +192,13 @@ int sl__pg_batch_pack(struct sl_journal *j,
       "  WHERE s.k > 0 RETURNING id),"
       " tok AS (INSERT INTO sluice.batch_tokens (batch_id, model, est_tokens)"
       "  SELECT ins.id, s.model, (s.bytes + 3) / 4 FROM ins, s)"
-      " SELECT (SELECT id FROM ins), k, bytes, inputs FROM s";
+      " SELECT (SELECT id FROM ins), k, bytes FROM s";
   struct sl_pg *p = PGJ(j);
   struct sl_pgbuf qa;
   char b1[24], b3[24], b5[24], b6[24], b7[24], b8[24], b11[24], b12[24];
   const char *param[12];
   PGresult *r = NULL;
-  int64_t max_in, moved, total, in, lim;
+  int64_t max_in, moved, total;
   int rc;
 
   if (!o || !batch_id || !o->endpoint || o->max_lines == 0 ||
@@ -280,10 +206,9 @@ int sl__pg_batch_pack(struct sl_journal *j,
     return SL_INVAL;
   *batch_id = 0;
   max_in = o->max_inputs > 0 ? o->max_inputs : SL_BATCH_MAX_INPUTS;
-  lim = o->max_lines < PACK_CHUNK ? (int64_t)o->max_lines : PACK_CHUNK;
   rc = filter_params(&o->f, &qa, b1, sizeof b1, b3, sizeof b3, param);
   param[3] = o->endpoint;
-  param[4] = i64(b5, sizeof b5, lim, 0);
+  param[4] = i64(b5, sizeof b5, (int64_t)o->max_lines, 0);
   param[5] = i64(b6, sizeof b6, o->max_bytes, 0);
   param[6] = i64(b7, sizeof b7, o->lease_token, 0);
   param[7] = i64(b8, sizeof b8, o->lease_ms, 0);
@@ -300,10 +225,7 @@ int sl__pg_batch_pack(struct sl_journal *j,
   *batch_id = sl__pg_int(r, 0, 0);
   moved = sl__pg_int(r, 0, 1);
   total = sl__pg_int(r, 0, 2);
-  in = sl__pg_int(r, 0, 3);
   PQclear(r);
-  if (*batch_id && moved == lim)
-    pack_more(p, o, param, *batch_id, max_in, &moved, &total, &in);
   sl__pgbuf_free(&qa);
   if (jobs)
     *jobs = *batch_id ? (size_t)moved : 0;

@@ -47,7 +47,7 @@ static const char complete_sql[] =
     "  AND j.state = 'running' AND (c.outcome <> 1 OR NOT EXISTS"
     "  (SELECT 1 FROM sluice.results r WHERE r.job_id = j.id))"
     /* done carries c's columns, so the inserts read it without a join */
-    "  RETURNING j.id, j.attempts, j.generation, c.token, c.outcome,"
+    "  RETURNING j.id, j.queue, j.attempts, j.generation, c.token, c.outcome,"
     "  c.class, c.error, c.route, c.status, c.request_id, c.body, c.tin,"
     "  c.tout, c.ttotal, c.started, c.dns, c.conn, c.tls, c.fb, c.total,"
     "  c.record),"
@@ -64,7 +64,8 @@ static const char complete_sql[] =
     "  coalesce(d.route, 'online'), d.started, $21::bigint, d.status,"
     "  CASE WHEN d.outcome = 1 THEN NULL ELSE d.class END, d.request_id,"
     "  d.dns, d.conn, d.tls, d.fb, d.total, d.error FROM done d"
-    "  WHERE d.outcome <> 4 OR d.record)"
+    "  WHERE d.outcome <> 4 OR d.record),"
+    SL_PG_USAGE_CTE("done WHERE outcome = 1", "$21::bigint")
     " SELECT id, token FROM done";
 
 /* Why items matched nothing: $1 ids, $2 tokens; rows: id, lease held. */

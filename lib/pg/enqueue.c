@@ -13,54 +13,64 @@
 
 /* $1..$11: queue, partition, urgency, endpoint, body, key, priority,
  * max_attempts, run_after, deadline, metadata (arrays, one item a job).
- * Rows: ordinal, id (NULL: a concurrent insert of the key committed after
+ * s: the group, with each body's model and output cap from
+ * sluice.bodies_info (one call per statement; model NULL: the door must
+ * judge that body). A vouched-for body goes to job_bodies here and
+ * jobs.body stays NULL, so the door's row triggers skip the job (pg 0020);
+ * any other body goes through jobs.body, judged by the door and moved by
+ * jobs_body_insert, as a psql insert's. */
+#define GROUP_CTE                                                           \
+  "WITH s AS (SELECT ord, q, pa, u, e, b,"                                  \
+  "  coalesce(k, sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md," \
+  "  m, o FROM sluice.bodies_info($5::text[]) bi,"                          \
+  "  unnest($1::text[], $2::text[], $3::text[], $4::text[],"                \
+  "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[],"     \
+  "  $10::bigint[], $11::text[], bi.models, bi.outs) WITH ORDINALITY"       \
+  "  AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, m, o, ord)),"
+#define INSERT_JOBS(conflict)                                               \
+  " ins AS (INSERT INTO sluice.jobs (queue, partition, urgency, endpoint,"  \
+  "  body, idempotency_key, priority, max_attempts, run_after, deadline,"   \
+  "  created_at, updated_at, metadata, model, out_tokens)"                  \
+  "  SELECT coalesce(q, 'default'), coalesce(pa, ''),"                      \
+  "  coalesce(u, 'urgent'), coalesce(e, '/v1/responses'),"                  \
+  "  CASE WHEN m IS NULL THEN b END, key, pr, coalesce(ma, 5),"             \
+  "  coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms(),"  \
+  "  coalesce(md, '{}'), m, CASE WHEN m IS NOT NULL THEN o END"             \
+  "  FROM s ORDER BY ord" conflict " RETURNING id, idempotency_key)"
+/* The bodies of the jobs inserted. With keys from the producer one key
+ * may come twice in a group: the first row (lowest ord) made the job. */
+#define INSERT_BODIES_NEW                                                   \
+  " INSERT INTO sluice.job_bodies (job_id, body) SELECT ins.id, s.b"        \
+  "  FROM ins JOIN s ON s.key = ins.idempotency_key WHERE s.m IS NOT NULL"
+#define INSERT_BODIES_KEYED                                                 \
+  " INSERT INTO sluice.job_bodies (job_id, body) SELECT id, b FROM"         \
+  "  (SELECT DISTINCT ON (ins.id) ins.id, s.b, s.m FROM ins JOIN s"         \
+  "  ON s.key = ins.idempotency_key ORDER BY ins.id, s.ord) z"              \
+  "  WHERE m IS NOT NULL"
+#define ON_CONFLICT " ON CONFLICT (idempotency_key) DO NOTHING"
+
+/* Rows: ordinal, id (NULL: a concurrent insert of the key committed after
  * this statement began), inserted, key. A key's existing row is looked up
  * only for a job not inserted (coalesce stops at the first non-NULL), not
  * one index probe per job. */
 static const char insert_sql[] =
-    "WITH s AS (SELECT ord, q, pa, u, e, b,"
-    "  coalesce(k, sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md"
-    "  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-    "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[],"
-    "  $10::bigint[], $11::text[]) WITH ORDINALITY"
-    "  AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, ord)),"
-    " ins AS (INSERT INTO sluice.jobs (queue, partition, urgency, endpoint,"
-    "  body, idempotency_key, priority, max_attempts, run_after, deadline,"
-    "  created_at, updated_at, metadata)"
-    "  SELECT coalesce(q, 'default'), coalesce(pa, ''),"
-    "  coalesce(u, 'urgent'), coalesce(e, '/v1/responses'), b, key, pr,"
-    "  coalesce(ma, 5), coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(),"
-    "  sluice.now_ms(), coalesce(md, '{}') FROM s ORDER BY ord"
-    "  ON CONFLICT (idempotency_key) DO NOTHING"
-    "  RETURNING id, idempotency_key)"
+    GROUP_CTE INSERT_JOBS(ON_CONFLICT) ","
+    " bod AS (" INSERT_BODIES_KEYED ")"
     " SELECT s.ord, coalesce(ins.id, (SELECT j.id FROM sluice.jobs j"
     "  WHERE j.idempotency_key = s.key)), ins.id IS NOT NULL, s.key"
     " FROM s LEFT JOIN ins ON ins.idempotency_key = s.key"
     " ORDER BY s.ord";
 
 /* The same insert when the caller wants neither ids nor created flags
- * (sl_enqueue_many with ids NULL): no RETURNING, no join back by key, no
- * rows sent back. INSERT_ONLY_SQL without the ON CONFLICT clause is for a
- * group where no job names its key: every key is the server's new one
- * (time plus 80 random bits), so there is nothing to deduplicate, and
- * speculative insertion (an index probe and a confirm WAL record per
+ * (sl_enqueue_many with ids NULL): no rows sent back. insert_new_keys_sql
+ * is for a group where no job names its key: every key is the server's
+ * new one (time plus 80 random bits), so there is nothing to deduplicate,
+ * and speculative insertion (an index probe and a confirm WAL record per
  * row) is skipped. */
-#define INSERT_ONLY_SQL                                                       \
-    "INSERT INTO sluice.jobs (queue, partition, urgency, endpoint, body," \
-    " idempotency_key, priority, max_attempts, run_after, deadline," \
-    " created_at, updated_at, metadata)" \
-    " SELECT coalesce(q, 'default'), coalesce(pa, ''), coalesce(u, 'urgent')," \
-    " coalesce(e, '/v1/responses'), b," \
-    " coalesce(k, sluice.new_idempotency_key()), pr, coalesce(ma, 5)," \
-    " coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms()," \
-    " coalesce(md, '{}')" \
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]," \
-    "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[]," \
-    "  $10::bigint[], $11::text[]) WITH ORDINALITY"                      \
-    "  AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, ord) ORDER BY ord"
 static const char insert_only_sql[] =
-    INSERT_ONLY_SQL " ON CONFLICT (idempotency_key) DO NOTHING";
-static const char insert_new_keys_sql[] = INSERT_ONLY_SQL;
+    GROUP_CTE INSERT_JOBS(ON_CONFLICT) INSERT_BODIES_KEYED;
+static const char insert_new_keys_sql[] =
+    GROUP_CTE INSERT_JOBS("") INSERT_BODIES_NEW;
 
 static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   if (!s || !s->body) {

@@ -85,6 +85,26 @@ double sl__pg_double(const PGresult *r, int row, int col, double null_v);
 /* A bigint parameter in buf (24 bytes); 0 with `zero_null`: SQL NULL. */
 const char *sl__pg_i64(char buf[24], int64_t v, int zero_null);
 
+/* Token usage summed per statement (pg 0020): a data-modifying CTE of a
+ * statement that inserts results, over rows (queue, tin, tout, ttotal) of
+ * `from` (SQL after FROM, with its WHERE), for the day of `ms`. It marks
+ * the statement's usage as summed (sluice.usage_summed, transaction-local),
+ * so results_usage skips it and clears the mark; a result without any
+ * token count adds nothing, as the trigger's own rule. */
+#define SL_PG_USAGE_CTE(from, ms)                                           \
+  " use AS (INSERT INTO sluice.usage_daily AS u (queue, day, jobs,"         \
+  "  input_tokens, output_tokens, total_tokens) SELECT queue,"             \
+  "  (" ms ") / 86400000, count(*), sum(coalesce(tin, 0)),"                 \
+  "  sum(coalesce(tout, 0)), sum(coalesce(ttotal, coalesce(tin, 0)"         \
+  "  + coalesce(tout, 0))) FROM " from                                      \
+  "  AND (tin IS NOT NULL OR tout IS NOT NULL OR ttotal IS NOT NULL)"       \
+  "  AND set_config('sluice.usage_summed', 'on', true) = 'on'"              \
+  "  GROUP BY queue ORDER BY queue ON CONFLICT (queue, day) DO UPDATE SET"  \
+  "  jobs = u.jobs + excluded.jobs,"                                        \
+  "  input_tokens = u.input_tokens + excluded.input_tokens,"                \
+  "  output_tokens = u.output_tokens + excluded.output_tokens,"             \
+  "  total_tokens = u.total_tokens + excluded.total_tokens)"
+
 /* A growing text buffer for parameters (PostgreSQL array literals). */
 struct sl_pgbuf {
   char *s;

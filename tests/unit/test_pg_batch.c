@@ -484,9 +484,10 @@ static void test_files_and_tokens(void **state) {
   sl_close(j);
 }
 
-/* Past one statement's chunk (1,000 jobs): the pack goes on into the same
- * batch, cut at max_lines or max_bytes across chunks; the end moves every
- * job. */
+/* A pack of more than 1,000 jobs (lib/pg cut packs into committed chunks
+ * of 1,000 before pg 0017's statement counters) is one transaction, cut at
+ * max_lines or max_bytes; the end moves every job and closes the batch in
+ * one transaction too (every row it wrote has one xmin). */
 static void test_pack_in_chunks(void **state) {
   static const char *const qs[] = {"pb_chunks", NULL};
   static const char b[] = "{\"model\":\"pb-ch\",\"input\":\"x\"}";
@@ -518,10 +519,15 @@ static void test_pack_in_chunks(void **state) {
                      " %lld", (long long)b1), 2200);
   assert_int_equal(q("SELECT count(*) FROM sluice.jobs WHERE batch_id = %lld"
                      " AND state = 'batched'", (long long)b1), 2200);
+  assert_int_equal(q("SELECT count(DISTINCT j.xmin::text) FROM sluice.jobs j"
+                     " WHERE batch_id = %lld", (long long)b1), 1);
+  assert_int_equal(q("SELECT count(*) FROM sluice.jobs j, sluice.batches b"
+                     " WHERE j.batch_id = %lld AND b.id = j.batch_id AND"
+                     " b.xmin::text <> j.xmin::text", (long long)b1), 0);
   assert_int_equal(sl_batch_token_room(j, b1, &room), SL_OK);
   assert_true(room.est_tokens >= (2200 * line + 3) / 4);
   assert_true(room.est_tokens <= (2200 * line + 3) / 4 + 3);
-  /* The bytes cut falls in the second chunk. */
+  /* The bytes cut past the first 1,000. */
   o.max_lines = 50000;
   o.max_bytes = 1500 * line + line / 2;
   assert_int_equal(sl_batch_pack(j, &o, &b2, &jobs, &bytes), SL_OK);
@@ -541,6 +547,11 @@ static void test_pack_in_chunks(void **state) {
                    2200);
   assert_int_equal(q("SELECT count(*) FROM sluice.batches WHERE id = %lld"
                      " AND state = 'done'", (long long)b1), 1);
+  assert_int_equal(q("SELECT count(DISTINCT x) FROM (SELECT a.xmin::text AS x"
+                     " FROM sluice.attempts a JOIN sluice.jobs j ON j.id ="
+                     " a.job_id WHERE j.batch_id = %lld UNION ALL SELECT"
+                     " xmin::text FROM sluice.batches WHERE id = %lld) t",
+                     (long long)b1, (long long)b1), 1);
   sl_close(j);
 }
 

@@ -1,0 +1,331 @@
+/*
+ * test_pg_write_once.c: pg migration 0020 through the public API, read
+ * back with raw libpq. The library's enqueue writes each vouched-for body
+ * once, into job_bodies (never through jobs.body and the door's move), with
+ * model and out_tokens as the door computes them; the door's refusals
+ * still reach the library's rows; token usage is summed per statement by
+ * the library and by results_usage for every other writer, never twice,
+ * never dropped. Skipped unless SLUICE_TEST_JOURNAL names a PostgreSQL
+ * journal (pg_write_once.sh starts a throwaway cluster and sets it).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "sluice.h"
+#include "sluice_worker.h"
+
+static const char *loc(void) { return getenv("SLUICE_TEST_JOURNAL"); }
+
+static int is_pg(void) {
+  const char *l = loc();
+  return l && (!strncmp(l, "postgres", 8) || strchr(l, '='));
+}
+
+#define SKIP_UNLESS_PG()                                                     \
+  do {                                                                       \
+    if (!is_pg())                                                            \
+      skip();                                                                \
+  } while (0)
+
+static struct sl_journal *open_pg(void) {
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  char err[512];
+  int rc;
+  o.location = loc();
+  rc = sl_open(&j, &o, err, sizeof err);
+  if (rc != SL_OK)
+    fail_msg("sl_open: %s (%s)", err, sl_err_name(rc));
+  return j;
+}
+
+static PGconn *raw(void) {
+  PGconn *c = PQconnectdb(loc());
+  if (PQstatus(c) != CONNECTION_OK)
+    fail_msg("connect: %s", PQerrorMessage(c));
+  PQclear(PQexec(c, "SET client_min_messages = warning"));
+  return c;
+}
+
+static void run(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+      PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("%s: %s", sql, PQerrorMessage(c));
+  PQclear(r);
+}
+
+static long long scalar(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  long long v;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    fail_msg("%s: %s", sql, PQerrorMessage(c));
+  v = atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return v;
+}
+
+/* Bodies the library vouches for (direct), then ones the door must judge
+ * (a \u escape, "stream" named, no model on /v1/moderations). */
+static const char *const bodies[] = {
+    "{\"model\":\"gpt-4o-mini\",\"input\":\"a\",\"max_output_tokens\":64}",
+    "{\"model\":\"m2\",\"max_output_tokens\":0,\"max_completion_tokens\":7.9}",
+    " {\"max_tokens\":1e3,\"model\":\"m3\",\"model\":\"m3b\"}",
+    "{\"model\":\"m4\",\"max_tokens\":\"12\"}",
+    "{\"model\":\"m5\",\"input\":\"caf\\u00e9\",\"max_tokens\":3}",
+    "{\"model\":\"m6\",\"stream\":false}",
+    "{\"input\":\"flag me\"}",
+};
+#define NDIRECT 4
+#define NBODIES (sizeof bodies / sizeof bodies[0])
+
+static void enqueue_bodies(struct sl_journal *j, const char *queue,
+                           int want_ids) {
+  struct sl_job_spec s[NBODIES];
+  int64_t ids[NBODIES];
+  size_t i, bad = 0;
+  memset(s, 0, sizeof s);
+  for (i = 0; i < NBODIES; i++) {
+    s[i].body = bodies[i];
+    s[i].queue = queue;
+    if (i + 1 == NBODIES)
+      s[i].endpoint = "/v1/moderations";
+  }
+  s[1].metadata = "{\"k\":\"v\"}";
+  s[2].idempotency_key = want_ids ? "wo-key-ids" : "wo-key-noids";
+  assert_int_equal(sl_enqueue_many(j, s, NBODIES, want_ids ? ids : NULL,
+                                   &bad),
+                   SL_OK);
+}
+
+/* Every body is in job_bodies byte for byte, jobs.body is NULL, model and
+ * out_tokens are what the door computes from the body; only the bodies
+ * the door must judge passed through jobs.body (a trigger of the test's
+ * logs each insert that carries jobs.body). */
+static void test_bodies_written_once(void **state) {
+  struct sl_journal *j;
+  PGconn *c;
+  char sql[512];
+  int want, i;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  c = raw();
+  run(c, "CREATE TABLE IF NOT EXISTS public.door_log (queue text)");
+  run(c, "CREATE OR REPLACE FUNCTION public.door_log() RETURNS trigger"
+         " LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.door_log"
+         " VALUES (NEW.queue); RETURN NEW; END $$");
+  run(c, "DROP TRIGGER IF EXISTS door_log ON sluice.jobs");
+  run(c, "CREATE TRIGGER door_log BEFORE INSERT ON sluice.jobs FOR EACH ROW"
+         " WHEN (NEW.body IS NOT NULL) EXECUTE FUNCTION public.door_log()");
+  for (want = 0; want < 2; want++) {
+    const char *q = want ? "wo_ids" : "wo_noids";
+    enqueue_bodies(j, q, want);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM sluice.jobs WHERE queue = '%s'", q);
+    assert_int_equal(scalar(c, sql), (long long)NBODIES);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM public.door_log WHERE queue = '%s'", q);
+    assert_int_equal(scalar(c, sql), (long long)(NBODIES - NDIRECT));
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM sluice.jobs j JOIN sluice.job_bodies b"
+             " ON b.job_id = j.id WHERE j.queue = '%s' AND j.body IS NULL"
+             " AND j.model IS NOT DISTINCT FROM sluice.body_model(b.body)"
+             " AND j.out_tokens = sluice.body_out_tokens(b.body)", q);
+    assert_int_equal(scalar(c, sql), (long long)NBODIES);
+    for (i = 0; i < (int)NBODIES; i++) {
+      char *lit = PQescapeLiteral(c, bodies[i], strlen(bodies[i]));
+      snprintf(sql, sizeof sql,
+               "SELECT count(*) FROM sluice.jobs j JOIN sluice.job_bodies b"
+               " ON b.job_id = j.id WHERE j.queue = '%s' AND b.body = %s",
+               q, lit);
+      PQfreemem(lit);
+      assert_int_equal(scalar(c, sql), 1);
+    }
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM sluice.job_metadata m JOIN sluice.jobs j"
+             " ON j.id = m.job_id WHERE j.queue = '%s' AND m.key = 'k'", q);
+    assert_int_equal(scalar(c, sql), 1);
+  }
+  /* The caps as the worker reads them. */
+  assert_int_equal(scalar(c, "SELECT sum(out_tokens) FROM sluice.jobs"
+                             " WHERE queue = 'wo_ids'"),
+                   64 + 7 + 1000 + 0 + 3 + 0 + 0);
+  run(c, "DROP TRIGGER door_log ON sluice.jobs");
+  PQfinish(c);
+  sl_close(j);
+}
+
+/* The door's refusals reach a job whose body the library vouched for
+ * (jobs_insert_door's WHEN) and the bodies it sends through the door. */
+static void test_refusals_on_library_rows(void **state) {
+  static const struct {
+    const char *queue, *partition, *body, *msg;
+  } bad[] = {
+      {"wo_bad\x01", NULL, "{\"model\":\"m\"}", "queue must not contain"},
+      {"wo_bad", "p\x1f", "{\"model\":\"m\"}", "partition must not contain"},
+      {"wo_bad", NULL, "{\"model\":\"m\",\"stream\":true}", "streaming"},
+      {"wo_bad", NULL, "{\"model\":\"m\"", "valid JSON"},
+      {"wo_bad", NULL, "[1]", "JSON object"},
+      {"wo_bad", NULL, "{\"model\":1}", "name a model"},
+      {"wo_bad", NULL, "{\"input\":\"x\"}", "name a model"},
+  };
+  struct sl_journal *j;
+  PGconn *c;
+  size_t i;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  c = raw();
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    struct sl_job_spec s = {0};
+    int64_t id = 0;
+    s.queue = bad[i].queue;
+    s.partition = bad[i].partition;
+    s.body = bad[i].body;
+    assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_BAD_JOB);
+    if (!strstr(sl_errmsg(j), bad[i].msg))
+      fail_msg("case %zu: \"%s\" lacks \"%s\"", i, sl_errmsg(j), bad[i].msg);
+  }
+  assert_int_equal(scalar(c, "SELECT count(*) FROM sluice.jobs"
+                             " WHERE queue LIKE 'wo_bad%'"),
+                   0);
+  PQfinish(c);
+  sl_close(j);
+}
+
+/* usage_daily against a recount over results, per queue and day. */
+static long long usage_mismatches(PGconn *c) {
+  return scalar(
+      c, "SELECT count(*) FROM (SELECT queue, day, jobs, input_tokens,"
+         " output_tokens, total_tokens FROM sluice.usage_daily"
+         " WHERE queue LIKE 'wo_use%') u FULL JOIN (SELECT j.queue,"
+         " r.created_at / 86400000 AS day, count(*) AS jobs,"
+         " sum(coalesce(r.input_tokens, 0)) AS i,"
+         " sum(coalesce(r.output_tokens, 0)) AS o,"
+         " sum(coalesce(r.total_tokens, coalesce(r.input_tokens, 0)"
+         " + coalesce(r.output_tokens, 0))) AS t FROM sluice.results r"
+         " JOIN sluice.jobs j ON j.id = r.job_id WHERE j.queue LIKE"
+         " 'wo_use%' AND (r.input_tokens IS NOT NULL OR r.output_tokens IS"
+         " NOT NULL OR r.total_tokens IS NOT NULL) GROUP BY 1, 2) s"
+         " ON s.queue = u.queue AND s.day = u.day"
+         " WHERE u.jobs IS DISTINCT FROM s.jobs OR u.input_tokens IS"
+         " DISTINCT FROM s.i OR u.output_tokens IS DISTINCT FROM s.o"
+         " OR u.total_tokens IS DISTINCT FROM s.t");
+}
+
+/* Claim every pending job of queue and complete them in one call: job k
+ * succeeds with tokens tok[k % 4] (-1: unknown), except every fifth,
+ * which is retried. */
+static size_t finish_queue(struct sl_journal *j, const char *queue) {
+  static const int64_t tok[4][3] = {
+      {10, 5, 15}, {7, -1, -1}, {-1, -1, -1}, {-1, 4, 20}};
+  const char *qs[2] = {queue, NULL};
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *got = NULL;
+  struct sl_completion c[16];
+  size_t n = 0, i;
+  o.queues = qs;
+  o.max_jobs = 16;
+  o.lease_ms = 60000;
+  assert_int_equal(sl_claim(j, &o, &got, &n), SL_OK);
+  memset(c, 0, sizeof c);
+  for (i = 0; i < n; i++) {
+    c[i].job_id = got[i].id;
+    c[i].lease_token = got[i].lease_token;
+    c[i].record_attempt = 1;
+    c[i].input_tokens = tok[i % 4][0];
+    c[i].output_tokens = tok[i % 4][1];
+    c[i].total_tokens = tok[i % 4][2];
+    if (i % 5 == 4) {
+      c[i].outcome = SL_OUTCOME_RETRY;
+      c[i].failure_class = "server_error";
+      c[i].http_status = 500;
+    } else {
+      c[i].outcome = SL_OUTCOME_SUCCESS;
+      c[i].http_status = 200;
+      c[i].body = "{\"output_text\":\"ok\"}";
+    }
+  }
+  assert_int_equal(sl_complete(j, c, n), SL_OK);
+  for (i = 0; i < n; i++)
+    assert_int_equal(c[i].rc, SL_OK);
+  sl_claimed_free(got, n);
+  return n;
+}
+
+/* Usage by the library (two queues, one completion statement each, and a
+ * second statement on one of them) and by plain SQL (several results in
+ * one statement) equals the recount; a statement that sets the mark is
+ * skipped and the next one of its transaction counted again. */
+static void test_usage_summed_per_statement(void **state) {
+  struct sl_journal *j;
+  struct sl_job_spec s = {0};
+  PGconn *c;
+  int64_t id;
+  int k;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  c = raw();
+  s.body = "{\"model\":\"gpt-4o-mini\"}";
+  for (k = 0; k < 24; k++) {
+    s.queue = k % 3 == 0 ? "wo_use_a" : k % 3 == 1 ? "wo_use_b" : "wo_use_c";
+    assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_OK);
+  }
+  assert_int_equal(finish_queue(j, "wo_use_a"), 8);
+  assert_int_equal(usage_mismatches(c), 0);
+  assert_int_equal(finish_queue(j, "wo_use_b"), 8);
+  assert_int_equal(finish_queue(j, "wo_use_a"), 1); /* the retried one */
+  assert_true(scalar(c, "SELECT sum(jobs) FROM sluice.usage_daily"
+                        " WHERE queue LIKE 'wo_use%'") > 0);
+  assert_int_equal(usage_mismatches(c), 0);
+  /* Plain SQL: several results in one statement, then one more. */
+  run(c, "INSERT INTO sluice.results (job_id, generation, route,"
+         " http_status, input_tokens, output_tokens, total_tokens, body,"
+         " created_at) SELECT id, 0, 'online', 200, 3, NULL, NULL, '{}',"
+         " sluice.now_ms() FROM sluice.jobs WHERE queue = 'wo_use_c'"
+         " ORDER BY id LIMIT 5");
+  assert_int_equal(usage_mismatches(c), 0);
+  assert_int_equal(scalar(c, "SELECT jobs * 100 + input_tokens FROM"
+                             " sluice.usage_daily WHERE queue = 'wo_use_c'"),
+                   515);
+  /* The mark is the library's own: plain SQL that set it is skipped, and
+   * the next statement counts again (the mark was cleared). */
+  run(c, "BEGIN");
+  run(c, "SELECT set_config('sluice.usage_summed', 'on', true)");
+  run(c, "INSERT INTO sluice.results (job_id, generation, route,"
+         " http_status, input_tokens, body, created_at) SELECT id, 0,"
+         " 'online', 200, 1, '{}', sluice.now_ms() FROM sluice.jobs WHERE"
+         " queue = 'wo_use_c' AND id NOT IN (SELECT job_id FROM"
+         " sluice.results) ORDER BY id LIMIT 1");
+  run(c, "INSERT INTO sluice.results (job_id, generation, route,"
+         " http_status, input_tokens, body, created_at) SELECT id, 0,"
+         " 'online', 200, 1, '{}', sluice.now_ms() FROM sluice.jobs WHERE"
+         " queue = 'wo_use_c' AND id NOT IN (SELECT job_id FROM"
+         " sluice.results) ORDER BY id LIMIT 1");
+  run(c, "COMMIT");
+  assert_int_equal(scalar(c, "SELECT jobs FROM sluice.usage_daily"
+                             " WHERE queue = 'wo_use_c'"),
+                   6);
+  assert_int_equal(usage_mismatches(c), 1); /* the one skipped on purpose */
+  PQfinish(c);
+  sl_close(j);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bodies_written_once),
+      cmocka_unit_test(test_refusals_on_library_rows),
+      cmocka_unit_test(test_usage_summed_per_statement),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
