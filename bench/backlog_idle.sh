@@ -14,7 +14,8 @@
 set -u
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "$ROOT" && cd "$BUILD" && pwd) || { echo "no build dir" >&2; exit 2; }
+BUILD=$(cd "$ROOT" && cd "$BUILD" && pwd) ||
+  { echo "no build dir" >&2; exit 2; }
 JOBS=${JOBS:-45000}
 BODY=${BODY:-400}
 IDLE_S=${IDLE_S:-10}
@@ -73,8 +74,9 @@ run() { # BUILD: "CPU% READS" of one idle run
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1}
   END {print v[int((NR + 1) / 2)]}'; }
 
-echo "backlog_idle: $JOBS deferrable jobs due (~$BODY-byte bodies), max wait" \
-  "1h, worker idle beside them for $IDLE_S s; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "backlog_idle: $JOBS deferrable jobs due (~$BODY-byte bodies), max" \
+  "wait 1h, worker idle beside them for $IDLE_S s;" \
+  "load $(cut -d' ' -f1-3 /proc/loadavg)"
 cpu=() bcpu=() reads=()
 for i in $(seq 1 "$RUNS"); do
   read -r c r <<<"$(run "$BUILD")" || exit 1
@@ -84,8 +86,9 @@ for i in $(seq 1 "$RUNS"); do
     bcpu+=("$c")
   fi
 done
-printf '   this build: CPU %s%% of a core (median of %s: %s), backlog reads in %d s: %s\n' \
-  "$(median "${cpu[@]}")" "$RUNS" "${cpu[*]}" "$IDLE_S" "${reads[*]}"
+printf '   this build: CPU %s%% of a core (median of %s: %s), %s\n' \
+  "$(median "${cpu[@]}")" "$RUNS" "${cpu[*]}" \
+  "backlog reads in $IDLE_S s: ${reads[*]}"
 if [ -n "$BASE" ]; then
   printf '   base build: CPU %s%% of a core (median of %s: %s)\n' \
     "$(median "${bcpu[@]}")" "$RUNS" "${bcpu[*]}"
