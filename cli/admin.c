@@ -29,7 +29,8 @@ struct admin_opts {
 #define JOURNAL_ROW(text)                                                    \
   {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH", \
    .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,        \
-   AT(journal), .help = text}
+   AT(journal), .help = text},                                               \
+      SL_CLI_JOURNAL_WAIT_ROW
 #define REASON_ROW                                                           \
   {.type = SL_OPT_STRING, .name = "reason", .shortopt = 'r', .arg = "TEXT",  \
    .flags = SL_OPT_ARGV, AT(reason)}

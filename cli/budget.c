@@ -277,6 +277,7 @@ static const struct sl_opt rows[] = {
     {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal), .help = "journal file"},
+    SL_CLI_JOURNAL_WAIT_ROW,
     {.type = SL_OPT_CALL, .call = tokens, .name = "tokens-per-day",
      .arg = "N", .flags = SL_OPT_ARGV, .help = "budget (none: no budget)"},
     /* The leading spaces line it up with --usd-per-mtok-out's text. */

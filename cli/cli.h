@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "journal_wait.h"
 #include "sluice.h"
 
 /* Exit codes (documented in `sluice --help` and sluice(1)). */
@@ -22,6 +23,40 @@ enum sl_exit {
 
 /* --journal, else $SLUICE_JOURNAL, else ./sluice.db. */
 const char *sl_cli_journal_path(const char *flag);
+
+/*
+ * --journal-wait D (every command; $SLUICE_JOURNAL_WAIT): how long to wait
+ * for a journal server that cannot be reached (SL_DISCONNECTED), at open
+ * and, where a retry cannot duplicate work, for a statement. "forever"
+ * or a duration; 0: not at all. Default SL_CLI_JOURNAL_WAIT_MS (`sluice
+ * work`: forever). Stored process-wide, as the journal's location is read.
+ */
+#define SL_CLI_JOURNAL_WAIT_MS 30000
+int sl_cli_journal_wait_opt(void *dst, const char *v, char *why,
+                            size_t whylen);
+#define SL_CLI_JOURNAL_WAIT_ROW                                              \
+  {.type = SL_OPT_CALL, .call = sl_cli_journal_wait_opt,                     \
+   .name = "journal-wait", .arg = "D",                                       \
+   .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,                                 \
+   .help = "wait up to D for a journal server that\n"                        \
+           "cannot be reached (default 30s; forever,\n"                      \
+           "0: not at all)"}
+/* The wait in force: the flag, else $SLUICE_JOURNAL_WAIT, else dflt (-1:
+ * forever). */
+int64_t sl_cli_journal_wait_ms(int64_t dflt);
+/* The commands' waiter: says on stderr, sleeps, bounded as above. */
+const struct sl_journal_waiter *sl_cli_waiter(void);
+/* sl_journal_retry with the commands' waiter. */
+int sl_cli_retry(struct sl_journal_retry *st, int rc, struct sl_journal *j);
+/* rc = call, made again while it fails with SL_DISCONNECTED, within
+ * --journal-wait: for reads, and writes a rerun cannot duplicate. */
+#define SL_CLI_RETRY(rc, j, call)                                            \
+  do {                                                                       \
+    struct sl_journal_retry sl_cli_r_ = {0};                                 \
+    do                                                                       \
+      (rc) = (call);                                                         \
+    while (sl_cli_retry(&sl_cli_r_, (rc), (j)));                             \
+  } while (0)
 
 /* Open the journal for a command; on failure print why and return NULL. */
 struct sl_journal *sl_cli_open(const char *path, int no_create);

@@ -4,10 +4,12 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "esc.h"
+#include "journal_wait.h"
 
 const char *sl_cli_journal_path(const char *flag) {
   const char *env;
@@ -19,12 +21,77 @@ const char *sl_cli_journal_path(const char *flag) {
   return "./sluice.db";
 }
 
+/* -2: no --journal-wait given. */
+static int64_t journal_wait = -2;
+
+static int wait_value(const char *v, int64_t *ms) {
+  if (strcasecmp(v, "forever") == 0) {
+    *ms = -1;
+    return 0;
+  }
+  return sl_cli_parse_duration(v, ms);
+}
+
+int sl_cli_journal_wait_opt(void *dst, const char *v, char *why,
+                            size_t whylen) {
+  (void)dst;
+  if (wait_value(v, &journal_wait) == 0)
+    return 0;
+  snprintf(why, whylen, "--journal-wait wants a duration (30s, 5m; 0: do "
+                        "not wait) or forever");
+  return -1;
+}
+
+int64_t sl_cli_journal_wait_ms(int64_t dflt) {
+  const char *env = getenv("SLUICE_JOURNAL_WAIT");
+  int64_t ms;
+  if (journal_wait != -2)
+    return journal_wait;
+  if (env && env[0]) {
+    if (wait_value(env, &ms) == 0)
+      return ms;
+    fprintf(stderr, "sluice: $SLUICE_JOURNAL_WAIT is neither a duration "
+                    "nor forever; ignored\n");
+  }
+  return dflt;
+}
+
+static int sleep_ms(void *arg, int64_t ms) {
+  struct timespec ts;
+  (void)arg;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+  return 0;
+}
+
+static void say(void *arg, int warn, const char *msg) {
+  (void)arg;
+  (void)warn;
+  fputs("sluice: ", stderr);
+  sl_esc_put(stderr, msg);
+  fputc('\n', stderr);
+}
+
+const struct sl_journal_waiter *sl_cli_waiter(void) {
+  static struct sl_journal_waiter w;
+  w.max_ms = sl_cli_journal_wait_ms(SL_CLI_JOURNAL_WAIT_MS);
+  w.sleep = sleep_ms;
+  w.say = say;
+  return &w;
+}
+
+int sl_cli_retry(struct sl_journal_retry *st, int rc, struct sl_journal *j) {
+  return sl_journal_retry(sl_cli_waiter(), st, rc, j);
+}
+
 static struct sl_journal *cli_open(struct sl_open_options *o) {
   struct sl_journal *j = NULL;
   char err[900];
   int rc;
   o->busy_timeout_ms = 10000;
-  rc = sl_open(&j, o, err, sizeof err);
+  rc = sl_journal_open_wait(&j, o, sl_cli_waiter(), err, sizeof err);
   if (rc != SL_OK) {
     fputs("sluice: ", stderr);
     sl_esc_put(stderr, err); /* it names the path as given */

@@ -77,6 +77,7 @@ static const struct sl_opt rows[] = {
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal),
      .help = "journal file (default $SLUICE_JOURNAL, else\n./sluice.db)"},
+    SL_CLI_JOURNAL_WAIT_ROW,
     STR_ROW("queue", 'q', "NAME", base.queue, "queue (default \"default\")"),
     STR_ROW("urgency", 'u', "LEVEL", base.urgency,
             "urgent (online, default) or deferrable\n(Batch API)"),
@@ -207,6 +208,45 @@ static int looks_pretty(const char *line) {
          (len && (line[len - 1] == '{' || line[len - 1] == ','));
 }
 
+/* Made sure of before a write: the connection is alive (a read, made
+ * again while the server cannot be reached), so that a write that then
+ * fails with SL_DISCONNECTED was really cut short in flight. */
+static int ready(struct sl_journal *j, const char *location) {
+  char path[8];
+  int rc, v;
+  if (sl_location_file(location, path, sizeof path) != 0)
+    return SL_OK; /* a file (or a path longer than path): no server */
+  SL_CLI_RETRY(rc, j, sl_schema_version(j, &v));
+  if (rc != SL_OK)
+    sl_cli_report(j, rc, "nothing was enqueued");
+  return rc;
+}
+
+/* A write cut short by a lost connection, that could not be made again
+ * without perhaps enqueueing twice: say what may have happened. */
+static void report_lost(struct sl_journal *j, long first, long last,
+                        long n) {
+  fputs("sluice enqueue: the connection to the journal was lost while the "
+        "jobs were being enqueued (", stderr);
+  sl_esc_put(stderr, sl_errmsg(j));
+  fputs(")\n", stderr);
+  if (n == 0)
+    fputs("sluice enqueue: the job (BODY) may or may not have been "
+          "enqueued: it had no --idempotency-key, so enqueueing it again "
+          "could make it twice.\nsluice enqueue: look for it with `sluice "
+          "jobs --since 10m`; next time give --idempotency-key, and a "
+          "rerun makes nothing twice\n", stderr);
+  else
+    fprintf(stderr, "sluice enqueue: lines %ld-%ld of standard input (%ld "
+            "jobs, one statement: all of them or none) may or may not have "
+            "been enqueued; not every line had an idempotency key, so "
+            "enqueueing them again could make jobs twice.\nsluice enqueue: "
+            "to resume, see whether they are there (`sluice jobs --since "
+            "10m`, `sluice status`) and rerun the input only if not; or "
+            "give each line an \"idempotency_key\" (--envelope), and a rerun "
+            "makes nothing twice\n", first, last, n);
+}
+
 static void report_line(struct sl_journal *j, long lineno, const char *line,
                         const char *why) {
   fprintf(stderr, "sluice enqueue: line %ld: ", lineno);
@@ -278,7 +318,18 @@ int sl_cmd_enqueue(int argc, char **argv) {
 
   if (argc - ind == 1) {
     base.body = argv[ind];
-    rc = sl_enqueue(j, &base, &id, &created);
+    ret = SL_EXIT_JOURNAL;
+    if (ready(j, sl_cli_journal_path(journal)) != SL_OK)
+      goto out;
+    if (base.idempotency_key) /* a rerun finds the job */
+      SL_CLI_RETRY(rc, j, sl_enqueue(j, &base, &id, &created));
+    else
+      rc = sl_enqueue(j, &base, &id, &created);
+    if (rc == SL_DISCONNECTED && !base.idempotency_key) {
+      report_lost(j, 0, 0, 0);
+      ret = SL_EXIT_JOURNAL;
+      goto out;
+    }
     if (rc != SL_OK) {
       sl_cli_report(j, rc, "job not enqueued");
       ret = rc == SL_BAD_JOB || rc == SL_INVAL ? SL_EXIT_FAILED
@@ -332,8 +383,25 @@ int sl_cmd_enqueue(int argc, char **argv) {
   }
   {
     size_t bad = 0;
-    rc = sl_enqueue_many_created(j, specs, (size_t)nlines, ids, createds,
-                                 &bad);
+    int keyed = 1;
+    for (i = 0; i < nlines && keyed; i++)
+      keyed = specs[i].idempotency_key != NULL;
+    /* Every line keyed: a second run of the statement makes nothing the
+     * first one committed again (ON CONFLICT DO NOTHING finds it). */
+    ret = SL_EXIT_JOURNAL;
+    if (nlines && ready(j, sl_cli_journal_path(journal)) != SL_OK)
+      goto out;
+    if (keyed)
+      SL_CLI_RETRY(rc, j, sl_enqueue_many_created(j, specs, (size_t)nlines,
+                                                  ids, createds, &bad));
+    else
+      rc = sl_enqueue_many_created(j, specs, (size_t)nlines, ids, createds,
+                                   &bad);
+    if (rc == SL_DISCONNECTED && !keyed) {
+      report_lost(j, linenos[0], linenos[nlines - 1], nlines);
+      ret = SL_EXIT_JOURNAL;
+      goto out;
+    }
     if (rc != SL_OK) {
       if (rc == SL_BAD_JOB || rc == SL_INVAL)
         report_line(j, linenos[bad], lines[bad], NULL);

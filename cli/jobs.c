@@ -126,6 +126,7 @@ static const struct sl_opt rows[] = {
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal),
      .help = "journal file (default $SLUICE_JOURNAL, else\n./sluice.db)"},
+    SL_CLI_JOURNAL_WAIT_ROW,
     {.type = SL_OPT_CALL, .call = state, .name = "state", .shortopt = 's',
      .arg = "STATE", .flags = SL_OPT_ARGV,
      .help = "pending, running, batched, succeeded, failed\nor cancelled"},
@@ -188,7 +189,7 @@ int sl_cmd_jobs(int argc, char **argv) {
     ret = SL_EXIT_JOURNAL;
     goto out;
   }
-  rc = sl_jobs_find(j, f, &rows, &n);
+  SL_CLI_RETRY(rc, j, sl_jobs_find(j, f, &rows, &n));
   if (rc != SL_OK) {
     sl_cli_report(j, rc, "jobs");
     ret = rc == SL_INVAL ? SL_EXIT_USAGE : SL_EXIT_JOURNAL;

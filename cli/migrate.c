@@ -41,6 +41,7 @@ static const struct sl_opt rows[] = {
      .arg = "LOCATION", .env = "SLUICE_JOURNAL",
      .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE, AT(journal),
      .help = "the same as --from"},
+    SL_CLI_JOURNAL_WAIT_ROW,
     {.type = SL_OPT_STRING, .name = "to", .shortopt = 't', .arg = "LOCATION",
      .flags = SL_OPT_ARGV, AT(to),
      .help = "required: the journal to fill (created or\nmigrated if needed)"},

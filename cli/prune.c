@@ -33,6 +33,7 @@ static const struct sl_opt rows[] = {
     {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal), .help = "journal file"},
+    SL_CLI_JOURNAL_WAIT_ROW,
     {.type = SL_OPT_DURATION, .name = "older-than", .shortopt = 'o',
      .arg = "DURATION", .flags = SL_OPT_ARGV | SL_OPT_ZERO_OK, AT(older_ms),
      .want = "a duration (7d, 12h, 30m)",

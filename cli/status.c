@@ -40,6 +40,7 @@ static const struct sl_opt status_rows[] = {
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal),
      .help = "journal file (default $SLUICE_JOURNAL, else\n./sluice.db)"},
+    SL_CLI_JOURNAL_WAIT_ROW,
     {.type = SL_OPT_FLAG, .name = "json", .flags = SL_OPT_ARGV, AT(json),
      .help = "all of it as one JSON object, {\"queues\":[...],\n"
              "\"totals\":{...},\"batches\":[...],\"storm\":{...}}\n"
@@ -55,6 +56,7 @@ static const struct sl_opt show_rows[] = {
     {.type = SL_OPT_STRING, .name = "journal", .shortopt = 'j', .arg = "PATH",
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal), .help = "journal file"},
+    SL_CLI_JOURNAL_WAIT_ROW,
     {.type = SL_OPT_FLAG, .name = "json", .flags = SL_OPT_ARGV, AT(json),
      .help = "print JSON"},
     SL_OPT_HELP_ROW("show this help"),
@@ -82,7 +84,7 @@ int sl_cmd_status(int argc, char **argv) {
   j = sl_cli_open_ro(sl_cli_journal_path(v.journal));
   if (!j)
     return SL_EXIT_JOURNAL;
-  rc = sl_status(j, &st, &n);
+  SL_CLI_RETRY(rc, j, sl_status(j, &st, &n));
   if (rc != SL_OK) {
     sl_cli_report(j, rc, "status");
     sl_close(j);
@@ -128,13 +130,13 @@ int sl_cmd_show(int argc, char **argv) {
   j = sl_cli_open_ro(sl_cli_journal_path(v.journal));
   if (!j)
     return SL_EXIT_JOURNAL;
-  rc = sl_job_get(j, id, &info);
+  SL_CLI_RETRY(rc, j, sl_job_get(j, id, &info));
   if (rc != SL_OK) {
     sl_cli_report(j, rc, "show");
     sl_close(j);
     return rc == SL_NOT_FOUND ? SL_EXIT_FAILED : SL_EXIT_JOURNAL;
   }
-  rc = sl_job_attempts(j, id, &a, &na);
+  SL_CLI_RETRY(rc, j, sl_job_attempts(j, id, &a, &na));
   if (rc != SL_OK) {
     sl_cli_report(j, rc, "show");
     ret = SL_EXIT_JOURNAL;

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "cli_opt.h"
+#include "sluice_worker.h"
 #include "render.h"
 
 struct wait_opts {
@@ -34,6 +35,7 @@ static const struct sl_opt rows[] = {
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_NO_INI | SL_OPT_ENV_LATE,
      AT(journal),
      .help = "journal file (default $SLUICE_JOURNAL, else\n./sluice.db)"},
+    SL_CLI_JOURNAL_WAIT_ROW,
     {.type = SL_OPT_DURATION, .name = "timeout", .shortopt = 't', .arg = "D",
      .flags = SL_OPT_ARGV | SL_OPT_ZERO_OK, AT(timeout_ms),
      .want = "a duration (90s, 10m, 2h)",
@@ -54,9 +56,19 @@ int sl_cli_wait_print(struct sl_journal *j, const int64_t *ids, size_t n,
   cJSON *root = NULL, *arr = NULL, *o;
   int64_t bad = 0;
   size_t i;
+  struct sl_journal_retry again = {0};
+  int64_t end = timeout_ms < 0 ? -1 : sl_now_ms() + timeout_ms;
   int rc, ret;
 
-  rc = sl_wait(j, ids, n, timeout_ms, &bad);
+  /* Only reads: made again after a lost connection, for what is left of
+   * the timeout (a dead wake-up connection is dropped first). */
+  for (;;) {
+    int64_t left = end < 0 ? -1 : end - sl_now_ms();
+    rc = sl_wait(j, ids, n, end < 0 ? -1 : left > 0 ? left : 0, &bad);
+    if (!sl_cli_retry(&again, rc, j))
+      break;
+    (void)sl_journal_wake_fd(j);
+  }
   if (rc != SL_OK && rc != SL_TIMEOUT) {
     sl_cli_report(j, rc, "wait");
     return rc == SL_NOT_FOUND ? SL_EXIT_FAILED : SL_EXIT_JOURNAL;
@@ -74,7 +86,7 @@ int sl_cli_wait_print(struct sl_journal *j, const int64_t *ids, size_t n,
     }
   }
   for (i = 0; i < n; i++) {
-    rc = sl_job_get(j, ids[i], &info);
+    SL_CLI_RETRY(rc, j, sl_job_get(j, ids[i], &info));
     if (rc != SL_OK) {
       sl_cli_report(j, rc, "wait");
       cJSON_Delete(root);

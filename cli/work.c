@@ -172,6 +172,7 @@ int sl_cmd_work(int argc, char **argv) {
   }
   cfg->headers = w.nheaders ? w.headers : NULL;
   cfg->journal = sl_cli_journal_path(w.journal);
+  cfg->journal_wait_ms = sl_cli_journal_wait_ms(-1);
   cfg->config_file = sl_config_path(argc, argv);
   if (cfg->config_file) { /* SIGHUP re-reads it (sluice.conf(5)) */
     cfg->reload = reload;

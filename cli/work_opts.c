@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "esc.h"
 #include "log.h"
 #include "work_checks.h"
@@ -142,6 +143,13 @@ static const struct sl_opt rows[] = {
     {STR, .name = "journal", .shortopt = 'j', .arg = "PATH", AT(journal),
      .env = "SLUICE_JOURNAL", .flags = SL_OPT_ENV_LATE,
      .help = "journal file (default $SLUICE_JOURNAL, else\n./sluice.db)"},
+    {.type = SL_OPT_CALL, .call = sl_cli_journal_wait_opt,
+     .name = "journal-wait", .arg = "D",
+     .help = "a journal server that cannot be reached at\n"
+             "start is waited for, up to D (default\n"
+             "forever; 0: exit at once), retrying with\n"
+             "backoff (100ms doubling to 30s) and saying so\n"
+             "in the log; a bad password exits at once"},
     {CALL(add_queue), .name = "queue", .shortopt = 'q', .arg = "NAME",
      .help = "only this queue (repeatable; default all)"},
     {INT(1, 100000), .name = "concurrency", .shortopt = 'c', .arg = "N",

@@ -65,6 +65,13 @@ enum sl_err {
 const char *sl_strerror(int err);
 /* "SL_BUSY"-style name of an error code. */
 const char *sl_err_name(int err);
+/*
+ * How long to wait before retry number `tries` (from 1) after
+ * SL_DISCONNECTED: 100 ms doubling to 30 s, the upper half jittered from
+ * seed (give each process its own, e.g. pid ^ time). The library's own
+ * reconnects and `sluice` wait by it.
+ */
+int64_t sl_retry_delay_ms(int tries, uint64_t seed);
 
 struct sl_journal;
 

@@ -38,6 +38,7 @@
 #include "storm/storm.h"
 #include "worker.h"
 #include "identity.h"
+#include "journal_wait.h"
 #include "sluice_secrets.h"
 
 static void maybe_stop(struct sl_worker *w);
@@ -529,6 +530,7 @@ void sl_worker_config_defaults(struct sl_worker_config *c) {
   c->connect_timeout_ms = 10000;
   c->stall_timeout_ms = 300000;
   c->drain_timeout_ms = 30000;
+  c->journal_wait_ms = -1;
   c->poll_ms = 1000;
   c->metrics_port = -1;
   c->dashboard_port = -1;
@@ -591,9 +593,11 @@ static void start_dashboard(struct sl_worker *w,
 int sl_worker_run(const struct sl_worker_config *cfg) {
   struct sl_open_options oo = {0};
   struct sl_http_options ho = {0};
+  struct sl_journal_waiter waiter = {0};
   struct sl_worker *w;
+  sigset_t old_mask;
   char err[600];
-  int rc, stage = 0;
+  int rc, stage = 0, masked = 0;
 
   w = calloc(1, sizeof *w);
   if (!w)
@@ -632,7 +636,19 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   oo.path = cfg->journal;
   oo.busy_timeout_ms = 10000;
   oo.sync_full = cfg->sync_full;
-  rc = sl_open(&w->j, &oo, err, sizeof err);
+  /* A journal server that is down is waited for (--journal-wait); a
+   * signal meanwhile stops the worker cleanly. Signals stay blocked until
+   * the loop's handlers take them. */
+  sl_wait_block_signals(&old_mask);
+  masked = 1;
+  waiter.max_ms = cfg->journal_wait_ms;
+  waiter.sleep = sl_wait_sleep_signals;
+  waiter.say = sl_wait_say_log;
+  rc = sl_journal_open_wait(&w->j, &oo, &waiter, err, sizeof err);
+  if (rc == SL_WAIT_STOPPED) {
+    rc = SL_OK;
+    goto out;
+  }
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "%s", err);
     goto out;
@@ -707,6 +723,8 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
   uv_signal_start(&w->sighup, on_signal, SIGHUP);
+  sigprocmask(SIG_SETMASK, &old_mask, NULL); /* pending ones arrive now */
+  masked = 0;
   uv_check_start(&w->check, on_check);
   uv_timer_start(&w->tick, on_tick, (uint64_t)cfg->poll_ms,
                  (uint64_t)cfg->poll_ms);
@@ -775,5 +793,7 @@ out:
   free(w);
   if (cfg->log_file)
     sl_log_open(NULL);
+  if (masked)
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
   return rc;
 }

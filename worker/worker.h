@@ -41,6 +41,9 @@ struct sl_worker_config {
   const char *ca_file;
   const char *accept_encoding; /* NULL: all (see http.h) */
   int sync_full;
+  int64_t journal_wait_ms;    /* a journal server that cannot be reached
+                                 at start is waited for this long (-1:
+                                 forever; 0: not at all) */
   const char *log_file;       /* NULL: stderr; reopened on SIGHUP */
   struct sl_online_config online;
   struct sl_storm_config storm; /* rate limits, breakers, retry budget */

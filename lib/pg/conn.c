@@ -65,17 +65,22 @@ static const char *const conn_keys[] = {
 static const char *const conn_vals[] = {"3", "1", "5", "2", "3", "10000",
                                         NULL, NULL};
 
-/* A connection, or NULL with errbuf saying why (bare: libpq's reason
- * only, for a reconnect whose message names the server already). */
-static PGconn *connect_any(struct sl_pg *p, char *errbuf, size_t errlen,
-                           int bare) {
-  const char *vals[sizeof conn_vals / sizeof conn_vals[0]];
-  PGconn *c;
-  char where[256], why[400];
-  memcpy(vals, conn_vals, sizeof vals);
+#define NCONN (sizeof conn_vals / sizeof conn_vals[0])
+
+static void conn_params(const struct sl_pg *p, const char **vals) {
+  memcpy(vals, conn_vals, sizeof conn_vals);
   if (getenv("PGCONNECT_TIMEOUT")) /* a parameter would beat the user's */
     vals[0] = getenv("PGCONNECT_TIMEOUT");
   vals[6] = p->conninfo;
+}
+
+/* A connection, or NULL with errbuf saying why (libpq's reason, scrubbed;
+ * the callers' messages name the server). */
+static PGconn *connect_any(struct sl_pg *p, char *errbuf, size_t errlen) {
+  const char *vals[NCONN];
+  PGconn *c;
+  char where[256];
+  conn_params(p, vals);
   c = PQconnectdbParams(conn_keys, vals, 1);
   if (!c) {
     snprintf(errbuf, errlen, "out of memory connecting to PostgreSQL");
@@ -83,12 +88,9 @@ static PGconn *connect_any(struct sl_pg *p, char *errbuf, size_t errlen,
   }
   if (PQstatus(c) != CONNECTION_OK) {
     describe(c, where, sizeof where);
-    sl__pg_scrub(p, PQerrorMessage(c), why, sizeof why);
-    if (bare)
-      snprintf(errbuf, errlen, "%s", why);
-    else
-      snprintf(errbuf, errlen, "cannot connect to the PostgreSQL journal at "
-                               "%s: %s", where, why);
+    if (!p->where[0]) /* for the open's own message */
+      snprintf(p->where, sizeof p->where, "%s", where);
+    sl__pg_scrub(p, PQerrorMessage(c), errbuf, errlen);
     PQfinish(c);
     return NULL;
   }
@@ -107,24 +109,50 @@ static PGconn *connect_any(struct sl_pg *p, char *errbuf, size_t errlen,
   return c;
 }
 
-static PGconn *connect_to(struct sl_pg *p, char *errbuf, size_t errlen) {
-  return connect_any(p, errbuf, errlen, 0);
+/*
+ * The first connection of an open. When it fails, libpq's ping tells why
+ * without reading its message (localized): no server answered (refused,
+ * timed out, no such host) or one answered that it is starting or
+ * stopping (57P03): SL_DISCONNECTED, and waiting may help. A server that
+ * answered and refused us (password, role, database, pg_hba) is SL_PERM:
+ * retrying cannot fix it. A server that came up between the two is tried
+ * once more, so that its answer, not a stale refusal, decides.
+ */
+static int connect_first(struct sl_pg *p, char *errbuf, size_t errlen) {
+  const char *vals[NCONN];
+  char why[400];
+  int tries, rc = SL_PERM;
+  for (tries = 0; tries < 2 && rc == SL_PERM; tries++) {
+    p->conn = connect_any(p, why, sizeof why);
+    if (p->conn)
+      return SL_OK;
+    conn_params(p, vals);
+    switch (PQpingParams(conn_keys, vals, 1)) {
+    case PQPING_NO_RESPONSE:
+    case PQPING_REJECT:
+      rc = SL_DISCONNECTED;
+      break;
+    case PQPING_NO_ATTEMPT:
+      rc = SL_INVAL;
+      break;
+    default:
+      break;
+    }
+  }
+  if (rc == SL_DISCONNECTED)
+    snprintf(errbuf, errlen, "journal at %s unreachable (%s)", p->where, why);
+  else
+    snprintf(errbuf, errlen, "cannot connect to the PostgreSQL journal at "
+                             "%s: %s", p->where, why);
+  return rc;
 }
 
 /* ---- connection loss ---- */
 
-/* The wait before reconnect attempt `tries` (from 1): 100 ms doubling to
- * 30 s, half of it jittered so that the workers of a restarted server do
- * not all come back in the same millisecond. */
+/* The wait before reconnect attempt `tries` (from 1): sl_retry_delay_ms,
+ * the one `sluice` waits by too. */
 static int64_t backoff_ms(int tries, int64_t seed) {
-  int64_t d = 100;
-  uint64_t x = (uint64_t)seed * 6364136223846793005ULL + (uint64_t)tries;
-  while (--tries > 0 && d < 30000)
-    d *= 2;
-  if (d > 30000)
-    d = 30000;
-  x ^= x >> 29;
-  return d / 2 + (int64_t)(x % (uint64_t)(d / 2 + 1));
+  return sl_retry_delay_ms(tries, (uint64_t)seed);
 }
 
 static int gone_state(const PGresult *r) {
@@ -197,7 +225,7 @@ int sl__pg_ready(struct sl_pg *p) {
   }
   now = sl_now_ms();
   if (now >= p->next_try_ms) {
-    p->conn = connect_any(p, why, sizeof why, 1);
+    p->conn = connect_any(p, why, sizeof why);
     if (p->conn) {
       p->tries = 0;
       p->lost_at_ms = 0;
@@ -407,11 +435,10 @@ int sl__pg_open(struct sl_journal **out, const struct sl_open_options *opts,
    * and stays a reason to keep passwords out of the location). */
   if (p->password)
     sl_secret_add(p->password);
-  p->conn = connect_to(p, errbuf, errlen);
-  if (!p->conn) {
-    rc = SL_IO; /* never CANTOPEN: nothing to create, no path to name */
+  /* never CANTOPEN: nothing to create, no path to name */
+  rc = connect_first(p, errbuf, errlen);
+  if (rc != SL_OK)
     goto fail;
-  }
   rc = is_current(p) ? SL_OK
                      : migrate(p, !opts->read_only,
                                !opts->read_only && !opts->no_create);
@@ -493,7 +520,7 @@ static int listen_conn(struct sl_pg *p) {
              (long long)(p->listen_next_ms - now));
     return SL_DISCONNECTED;
   }
-  p->listen = connect_any(p, why, sizeof why, 1);
+  p->listen = connect_any(p, why, sizeof why);
   if (!p->listen) {
     snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost "
              "(listening for jobs: %s)", p->where, why);

@@ -74,7 +74,7 @@ for cmd in $(cut -d' ' -f1 "$T/table" | sort -u); do
 done
 while read -r cmd name ini env reload help; do
   case $name:$help in
-  journal:* | help:* | *:0) # shared, or named in another row's text
+  journal:* | journal-wait:* | help:* | *:0) # shared, or named elsewhere
     check "sluice(1) documents $cmd --$name" in_page sluice.1 "--$name" ;;
   *) check "sluice(1)'s $cmd section names --$name" in_file "$T/$cmd.1" "--$name" ;;
   esac

@@ -98,7 +98,7 @@ eq "the last worker drains everything and exits 0" 0 $?
 # (postmaster.opts holds the options pg_start gave: port, socket dir.)
 opts=$(cut -d' ' -f2- "$PG_DIR/data/postmaster.opts")
 pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >>"$T/pg_ctl.log" 2>&1
-echo '{"model":"m","input":"down"}' | "$SLUICE" enqueue >/dev/null 2>"$T/down.err"
+echo '{"model":"m","input":"down"}' | "$SLUICE" enqueue --journal-wait 1s >/dev/null 2>"$T/down.err"
 rc=$?
 check "enqueue with the server down fails" test "$rc" -ne 0
 check "... naming the connection" grep -qi "connect" "$T/down.err"

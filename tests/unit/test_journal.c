@@ -265,8 +265,9 @@ static void test_bad_options(void **state) {
 }
 
 /* The location picks the backend: a path or file:PATH opens SQLite (the
- * same journal), postgresql:// is PostgreSQL's (a server that refuses the
- * connection is SL_IO, named by host, never by the location), and a file:
+ * same journal), postgresql:// is PostgreSQL's (a server that cannot be
+ * reached is SL_DISCONNECTED: waiting may help; named by host, never by
+ * the location; a location libpq cannot parse is SL_INVAL), and a file:
  * URI with a query is refused rather than misread as a path. */
 static void test_location_picks_backend(void **state) {
   struct tu *t = *state;
@@ -279,14 +280,16 @@ static void test_location_picks_backend(void **state) {
   struct sl_job_spec spec = {.body = "{\"model\":\"m\",\"input\":\"x\"}"};
 
   o.location = "postgresql://u:pwsecret1@127.0.0.1:1/db"; /* refused */
-  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_IO);
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_DISCONNECTED);
   assert_null(j);
-  assert_true(tu_contains(err, "PostgreSQL journal at 127.0.0.1:1/db"));
+  assert_true(tu_contains(err, "journal at 127.0.0.1:1/db as u unreachable"));
   assert_false(tu_contains(err, "pwsecret1")); /* never the password */
   o.location = "POSTGRES://127.0.0.1:1/db";
-  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_IO);
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_DISCONNECTED);
   o.location = "host=127.0.0.1 port=1 dbname=db"; /* a conninfo string */
-  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_IO);
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_DISCONNECTED);
+  o.location = "postgresql://[bad";
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_INVAL);
 
   tu_open(t);
   assert_int_equal(sl_enqueue(t->j, &spec, &id, &created), SL_OK);
