@@ -122,6 +122,16 @@ void sl_close(struct sl_journal *j);
  */
 int sl_set_busy_timeout(struct sl_journal *j, int ms, int poll);
 
+/*
+ * A server journal (PostgreSQL): how long a statement waits with no byte
+ * from the server before the connection is taken as lost (SL_DISCONNECTED),
+ * and, with ms > 0, reconnects that never wait: a call answers
+ * SL_DISCONNECTED ("reconnecting") until the new session is up. 0 (sl_open's
+ * default): wait for the answer, reconnect within the call. For an event
+ * loop (the worker uses 1000). A file journal ignores it (SL_OK).
+ */
+int sl_set_answer_timeout(struct sl_journal *j, int ms);
+
 /* Detail of the last failure on this journal; never NULL. */
 const char *sl_errmsg(const struct sl_journal *j);
 

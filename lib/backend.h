@@ -33,6 +33,7 @@
   /* sluice.h */ \
   X(set_busy_timeout, (struct sl_journal *j, int ms, int poll), (j, ms, \
     poll)) \
+  X(set_answer_timeout, (struct sl_journal *j, int ms), (j, ms)) \
   X(schema_version, (struct sl_journal *j, int *version), (j, version)) \
   X(enqueue, (struct sl_journal *j, const struct sl_job_spec *spec, \
     int64_t *id, int *created), (j, spec, id, created)) \

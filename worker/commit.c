@@ -69,6 +69,11 @@ int sl__journal_rc(struct sl_worker *w, int rc) {
     w->j_lost_ms = 0;
     return rc;
   }
+  /* A reconnect never waits (sl_set_answer_timeout): it moves on at each
+   * call, so call again soon (sl__on_retry), not only at the tick. The
+   * timer exists once the loop does (identify runs before it). */
+  if (w->retry.loop && !w->stopping && !uv_is_active((uv_handle_t *)&w->retry))
+    uv_timer_start(&w->retry, sl__on_retry, SL_WORKER_REDIAL_MS, 0);
   if (!w->j_lost_ms) {
     w->j_lost_ms = w->j_lost_logged_ms = now;
     sl_log(SL_LOG_WARN, "%s; claiming paused, outcomes kept",

@@ -40,6 +40,18 @@
 #define SL_WORKER_BUSY_MS 5
 #define SL_WORKER_BUSY_RETRY_MS 2
 
+/* A server journal (sl_set_answer_timeout): a statement that hears
+ * nothing from the server for this long is a lost connection. Every
+ * statement of the loop (claim, grouped completion, heartbeat, lease
+ * extension, rescue, a shared limit's row) takes milliseconds; a second of
+ * silence is a second of curl I/O not served, so no longer. A slow server
+ * that is still sending is not cut off (each byte moves the bound), and a
+ * lost connection costs a reconnect, never an outcome (commit.c). */
+#define SL_WORKER_ANSWER_MS 1000
+/* While the journal is away, how often a call advances the reconnect
+ * (each advances it without waiting; see sl__journal_rc). */
+#define SL_WORKER_REDIAL_MS 25
+
 /* Above this --concurrency at start, curl's receive buffers are 1 KB. */
 #define SL_WORKER_SMALL_BUF_ABOVE 1000
 

@@ -48,6 +48,8 @@ static void on_due(uv_timer_t *t) {
   w->want_claim = 1;
 }
 
+static void on_idle(uv_idle_t *h);
+
 /* A write found the journal busy: the check handle that runs after this
  * timer retries the flush; the claim and the lease extension go again. */
 void sl__on_retry(uv_timer_t *t) {
@@ -62,6 +64,11 @@ void sl__on_retry(uv_timer_t *t) {
     w->extend_busy = 0;
     sl__heartbeat(w, sl_now_ms());
   }
+  if (w->j_lost_ms) /* the journal is away: a call moves its reconnect */
+    w->want_claim = 1;
+  if (w->busy_since_ms || w->j_lost_ms)
+    w->flush_retry_ms = 0; /* the flush goes again now */
+  uv_idle_start(&w->idle, on_idle); /* the check runs without sleeping */
 }
 
 /* Arm a timer for the next run_after when it comes before the next tick. */
@@ -77,7 +84,6 @@ static void schedule_due(struct sl_worker *w) {
 }
 
 /* Storm control's callbacks (storm.h): send, give back unsent, wake. */
-static void on_idle(uv_idle_t *h);
 
 static void storm_start(void *arg, void *item) {
   sl__online_start(arg, item);
@@ -185,10 +191,12 @@ static void on_check(uv_check_t *h) {
   sl__flush(w);
   claim_more(w);
   busy = sl__n_in_flight(w) + sl__n_done(w);
-  /* Keep the loop from sleeping while there is more to claim or commit. */
-  if (!w->stopping &&
+  /* Keep the loop from sleeping while there is more to claim or commit;
+   * not while a failed flush waits for its retry (claims wait for it too,
+   * and the loop would spin until then: a journal away for minutes). */
+  if (!w->stopping && !w->flush_retry_ms &&
       ((w->want_claim && busy < w->concurrency && !w->draining) ||
-       (sl__n_done(w) && !w->flush_retry_ms)))
+       sl__n_done(w)))
     uv_idle_start(&w->idle, on_idle);
   else
     uv_idle_stop(&w->idle);
@@ -390,6 +398,7 @@ static void stop(struct sl_worker *w) {
   /* No more requests to keep flowing: the last flush may wait for the
    * lock as long as the CLI does. */
   sl_set_busy_timeout(w->j, 10000, 0);
+  sl_set_answer_timeout(w->j, 10000);
   w->aborting = 1;
   sl_batch_route_stop(w->batch); /* before the transport aborts its call */
   sl_http_close(w->http, http_closed, w);
@@ -752,6 +761,10 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   /* From here the loop drives curl: a write that finds the lock held
    * gives up within a few ms and is retried from a timer (issue 14). */
   sl_set_busy_timeout(w->j, SL_WORKER_BUSY_MS, 1);
+  /* ... and on a server journal, a statement the server does not answer
+   * (a cut network) is given up after a second, and reconnects never
+   * wait: the loop keeps serving curl meanwhile (issue 15). */
+  sl_set_answer_timeout(w->j, SL_WORKER_ANSWER_MS);
   sl_notify_ready("claiming jobs");
   uv_idle_start(&w->idle, on_idle); /* run the first check at once */
   w->retention.journal = cfg->journal;

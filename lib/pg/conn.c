@@ -21,12 +21,6 @@
 extern const struct sl_migration sl_pg_migrations[];
 extern const int sl_pg_migrations_count;
 
-/* Server NOTICEs (IF NOT EXISTS, ...) must not reach the caller's stderr. */
-static void quiet(void *arg, const char *msg) {
-  (void)arg;
-  (void)msg;
-}
-
 /* The password the location carries (for scrubbing), or NULL. NULL with
  * *bad set when libpq cannot parse the location at all. */
 static char *location_password(const char *loc, int *bad) {
@@ -46,69 +40,6 @@ static char *location_password(const char *loc, int *bad) {
   return pw;
 }
 
-/* "host:port/db as user", for messages. */
-static void describe(PGconn *c, char *buf, size_t len) {
-  const char *h = PQhost(c), *port = PQport(c), *db = PQdb(c),
-             *u = PQuser(c);
-  snprintf(buf, len, "%s:%s/%s as %s", h && *h ? h : "(socket)",
-           port ? port : "", db ? db : "", u ? u : "");
-}
-
-/* libpq's settings a journal connection starts from; the location
- * (expanded as dbname, after them) overrides any. A dead server or a cut
- * network is noticed in seconds: connecting is bounded, and a statement
- * on a socket that stopped answering fails after tcp_user_timeout. */
-static const char *const conn_keys[] = {
-    "connect_timeout", "keepalives", "keepalives_idle",
-    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-    "dbname", NULL};
-static const char *const conn_vals[] = {"3", "1", "5", "2", "3", "10000",
-                                        NULL, NULL};
-
-#define NCONN (sizeof conn_vals / sizeof conn_vals[0])
-
-static void conn_params(const struct sl_pg *p, const char **vals) {
-  memcpy(vals, conn_vals, sizeof conn_vals);
-  if (getenv("PGCONNECT_TIMEOUT")) /* a parameter would beat the user's */
-    vals[0] = getenv("PGCONNECT_TIMEOUT");
-  vals[6] = p->conninfo;
-}
-
-/* A connection, or NULL with errbuf saying why (libpq's reason, scrubbed;
- * the callers' messages name the server). */
-static PGconn *connect_any(struct sl_pg *p, char *errbuf, size_t errlen) {
-  const char *vals[NCONN];
-  PGconn *c;
-  char where[256];
-  conn_params(p, vals);
-  c = PQconnectdbParams(conn_keys, vals, 1);
-  if (!c) {
-    snprintf(errbuf, errlen, "out of memory connecting to PostgreSQL");
-    return NULL;
-  }
-  if (PQstatus(c) != CONNECTION_OK) {
-    describe(c, where, sizeof where);
-    if (!p->where[0]) /* for the open's own message */
-      snprintf(p->where, sizeof p->where, "%s", where);
-    sl__pg_scrub(p, PQerrorMessage(c), errbuf, errlen);
-    PQfinish(c);
-    return NULL;
-  }
-  if (!p->password && PQpass(c) && PQpass(c)[0])
-    p->password = strdup(PQpass(c)); /* from PGPASSWORD or .pgpass */
-  if (!p->where[0])
-    describe(c, p->where, sizeof p->where);
-  PQsetNoticeProcessor(c, quiet, NULL);
-  /* A stalled caller must not keep row locks for long. */
-  PQclear(PQexec(c, "SET idle_in_transaction_session_timeout = '60s'"));
-  /* Plan sluice's prepared statements once: a custom plan per execution
-   * (the default for the first five, and after whenever it looks cheaper)
-   * re-plans the claim's CTEs each time, about as costly as a small claim
-   * (bench/pg_lib.sh; their generic plans walk the same indexes). */
-  PQclear(PQexec(c, "SET plan_cache_mode = force_generic_plan"));
-  return c;
-}
-
 /*
  * The first connection of an open. When it fails, libpq's ping tells why
  * without reading its message (localized): no server answered (refused,
@@ -119,15 +50,13 @@ static PGconn *connect_any(struct sl_pg *p, char *errbuf, size_t errlen) {
  * once more, so that its answer, not a stale refusal, decides.
  */
 static int connect_first(struct sl_pg *p, char *errbuf, size_t errlen) {
-  const char *vals[NCONN];
   char why[400];
   int tries, rc = SL_PERM;
   for (tries = 0; tries < 2 && rc == SL_PERM; tries++) {
-    p->conn = connect_any(p, why, sizeof why);
+    p->conn = sl__pg_connect(p, why, sizeof why);
     if (p->conn)
       return SL_OK;
-    conn_params(p, vals);
-    switch (PQpingParams(conn_keys, vals, 1)) {
+    switch (sl__pg_ping(p)) {
     case PQPING_NO_RESPONSE:
     case PQPING_REJECT:
       rc = SL_DISCONNECTED;
@@ -210,9 +139,21 @@ static void check_idle(struct sl_pg *p) {
   sl__pg_lost(p, NULL, SL_DISCONNECTED);
 }
 
+/* A reconnect attempt failed: the next one after the backoff. */
+static void redial_later(struct sl_pg *p, const char *why, int64_t now) {
+  snprintf(p->lost_why, sizeof p->lost_why, "%s", why);
+  p->tries++;
+  p->next_try_ms = now + backoff_ms(p->tries, now ^ (int64_t)getpid());
+}
+
+static int listen_conn(struct sl_pg *p);
+
 int sl__pg_ready(struct sl_pg *p) {
   char why[400];
   int64_t now, wait;
+  int k;
+  if (p->ldial.c) /* a listen reconnect rides on the statements' calls */
+    listen_conn(p);
   if (p->conn && !p->in_txn)
     check_idle(p);
   if (p->conn)
@@ -224,16 +165,33 @@ int sl__pg_ready(struct sl_pg *p) {
     return SL_DISCONNECTED;
   }
   now = sl_now_ms();
-  if (now >= p->next_try_ms) {
-    p->conn = connect_any(p, why, sizeof why);
-    if (p->conn) {
-      p->tries = 0;
-      p->lost_at_ms = 0;
-      return SL_OK;
+  if (!p->dial.c && now >= p->next_try_ms) {
+    if (p->answer_ms <= 0) { /* no loop to keep turning: wait for it */
+      p->conn = sl__pg_connect(p, why, sizeof why);
+      if (!p->conn)
+        redial_later(p, why, now);
+    } else if (sl__pg_dial_start(p, &p->dial, why, sizeof why) != 0) {
+      redial_later(p, why, now);
     }
-    snprintf(p->lost_why, sizeof p->lost_why, "%s", why);
-    p->tries++;
-    p->next_try_ms = now + backoff_ms(p->tries, now ^ (int64_t)getpid());
+  }
+  if (p->dial.c) {
+    k = sl__pg_dial_step(p, &p->dial, sl__pg_settings_sql, why, sizeof why);
+    if (k > 0) {
+      p->conn = p->dial.c;
+      p->dial.c = NULL;
+    } else if (k < 0) {
+      redial_later(p, why, now);
+    } else {
+      snprintf(p->errmsg, sizeof p->errmsg,
+               "journal connection to %s lost (%s); reconnecting", p->where,
+               p->lost_why);
+      return SL_DISCONNECTED;
+    }
+  }
+  if (p->conn) {
+    p->tries = 0;
+    p->lost_at_ms = 0;
+    return SL_OK;
   }
   wait = p->next_try_ms > now ? p->next_try_ms - now : 0;
   snprintf(p->errmsg, sizeof p->errmsg,
@@ -461,6 +419,8 @@ void sl__pg_close(struct sl_journal *j) {
     PQfinish(p->conn);
   if (p->listen)
     PQfinish(p->listen);
+  PQfinish(p->dial.c);
+  PQfinish(p->ldial.c);
   if (p->password) /* not left in freed memory */
     memset(p->password, 0, strlen(p->password));
   if (p->conninfo)
@@ -490,6 +450,19 @@ int sl__pg_set_busy_timeout(struct sl_journal *j, int ms, int poll) {
   return SL_OK;
 }
 
+int sl__pg_set_answer_timeout(struct sl_journal *j, int ms) {
+  struct sl_pg *p = PGJ(j);
+  if (!p || ms < 0)
+    return SL_INVAL;
+  p->answer_ms = ms;
+  if (ms == 0) { /* calls wait again: a reconnect under way starts over */
+    PQfinish(p->dial.c);
+    PQfinish(p->ldial.c);
+    p->dial.c = p->ldial.c = NULL;
+  }
+  return SL_OK;
+}
+
 int sl__pg_schema_version(struct sl_journal *j, int *version) {
   PGresult *r;
   int rc;
@@ -511,16 +484,36 @@ static int listen_conn(struct sl_pg *p) {
   char why[300];
   PGresult *r;
   int64_t now;
+  int k;
   if (p->listen)
     return SL_OK;
   now = sl_now_ms();
-  if (now < p->listen_next_ms) {
+  if (!p->ldial.c && now < p->listen_next_ms) {
     snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost; "
              "listening again in %lld ms", p->where,
              (long long)(p->listen_next_ms - now));
     return SL_DISCONNECTED;
   }
-  p->listen = connect_any(p, why, sizeof why);
+  if (p->answer_ms > 0) { /* a loop's: advanced call by call */
+    if (!p->ldial.c && sl__pg_dial_start(p, &p->ldial, why, sizeof why) != 0)
+      k = -1;
+    else
+      k = sl__pg_dial_step(p, &p->ldial, "LISTEN sluice_jobs", why, sizeof why);
+    if (k == 0) {
+      snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost;"
+               " listening again (connecting)", p->where);
+      return SL_DISCONNECTED;
+    }
+    if (k < 0) {
+      snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost "
+               "(listening for jobs: %s)", p->where, why);
+      goto fail;
+    }
+    p->listen = p->ldial.c;
+    p->ldial.c = NULL;
+    goto up;
+  }
+  p->listen = sl__pg_connect(p, why, sizeof why);
   if (!p->listen) {
     snprintf(p->errmsg, sizeof p->errmsg, "journal connection to %s lost "
              "(listening for jobs: %s)", p->where, why);
@@ -536,6 +529,7 @@ static int listen_conn(struct sl_pg *p) {
     goto fail;
   }
   PQclear(r);
+up:
   PQsetnonblocking(p->listen, 1);
   p->listen_tries = 0;
   p->notes++; /* notifications may have been missed: "changed" */

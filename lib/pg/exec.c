@@ -3,7 +3,9 @@
  * server's errors to SL_ codes, and building array parameters. Every
  * message that may carry libpq's text is scrubbed of the password.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,12 +56,124 @@ static int map_state(const PGresult *r, const PGconn *c) {
   return SL_DB;
 }
 
+/* Wait (poll) for the socket to be ready for `ev`, at most ms (-1: no
+ * bound). 1 ready (revents in *got), 0 the time passed, -1 an error. */
+static int wait_sock(PGconn *c, short ev, int ms, short *got) {
+  struct pollfd f;
+  int k;
+  f.fd = PQsocket(c);
+  f.events = ev;
+  f.revents = 0;
+  if (f.fd < 0)
+    return -1;
+  do
+    k = poll(&f, 1, ms);
+  while (k < 0 && errno == EINTR);
+  *got = f.revents;
+  return k;
+}
+
+/* Milliseconds left before `deadline` (0: none, -1 for poll). */
+static int left_ms(int64_t deadline) {
+  int64_t d;
+  if (!deadline)
+    return -1;
+  d = deadline - sl_now_ms();
+  return d > 0 ? (int)d : 0;
+}
+
+/* Send sql on c (prepared as `name` if given, else with parameters if n,
+ * else by the simple protocol; n -1: sent already, by PQsendPrepare) and
+ * gather its results as PQexec does (the first error, else the last),
+ * waiting at most `bound_ms` (0: no bound) with no byte from the server.
+ * NULL when the connection broke or the bound passed (*timed_out then 1);
+ * the connection is left to the caller to drop.
+ *
+ * The bound counts silence, not the statement's length: every byte from
+ * the server moves the deadline, so a slow server that is still answering
+ * is never cut off; a server that stopped answering (a cut network, a
+ * stopped host) is given up on after bound_ms, where a blocking libpq call
+ * would stand still until the kernel gives up on the socket
+ * (tcp_user_timeout, and only once data sent goes unacknowledged). */
+static PGresult *roundtrip(PGconn *c, const char *sql, const char *name,
+                           int n, const char *const *params, int bound_ms,
+                           int *timed_out) {
+  PGresult *keep = NULL, *r;
+  int64_t deadline;
+  int k, f, sent;
+  short got;
+
+  *timed_out = 0;
+  if (n < 0) /* sent by the caller (PQsendPrepare) */
+    sent = 1;
+  else
+    sent = name ? PQsendQueryPrepared(c, name, n, params, NULL, NULL, 0)
+         : n    ? PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0)
+                : PQsendQuery(c, sql);
+  if (!sent)
+    return NULL;
+  deadline = bound_ms > 0 ? sl_now_ms() + bound_ms : 0;
+  /* Non-blocking: what does not fit the socket now is flushed as it
+   * drains, reading meanwhile (the server may be sending to us first). */
+  while ((f = PQflush(c)) == 1) {
+    k = wait_sock(c, POLLIN | POLLOUT, left_ms(deadline), &got);
+    if (k == 0)
+      *timed_out = 1;
+    if (k <= 0)
+      return NULL;
+    if (got & POLLIN) {
+      if (!PQconsumeInput(c))
+        return NULL;
+      if (deadline)
+        deadline = sl_now_ms() + bound_ms;
+    }
+  }
+  if (f < 0)
+    return NULL;
+  for (;;) {
+    while (!PQisBusy(c)) {
+      r = PQgetResult(c);
+      if (!r)
+        return keep;
+      switch (PQresultStatus(r)) {
+      case PGRES_COPY_IN:
+      case PGRES_COPY_OUT:
+      case PGRES_COPY_BOTH: /* sluice sends no COPY: as PQexec, stop */
+        PQclear(keep);
+        return r;
+      default: /* the first error is the one to report, as PQexec's */
+        if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+          PQclear(r);
+          continue;
+        }
+      }
+      PQclear(keep);
+      keep = r;
+    }
+    k = wait_sock(c, POLLIN, left_ms(deadline), &got);
+    if (k == 0)
+      *timed_out = 1;
+    if (k <= 0 || !PQconsumeInput(c)) {
+      PQclear(keep);
+      return NULL;
+    }
+    if (deadline) /* a byte came: the server is there */
+      deadline = sl_now_ms() + bound_ms;
+  }
+}
+
+/* The bound of the next statement: none inside a long op (ops.c). */
+static int bound(const struct sl_pg *p) {
+  return p->long_op ? 0 : p->answer_ms;
+}
+
 /* The statement's name once prepared on this connection, or NULL (no
  * slot left, or the prepare failed: then it runs unprepared and reports
- * its own error). Parsing and planning the claim's CTEs each time costs
- * about as much as a small claim. */
+ * its own error; a connection lost meanwhile is found there). Parsing
+ * and planning the claim's CTEs each time costs about as much as a small
+ * claim. */
 static const char *prepared(struct sl_pg *p, const char *sql, int n,
-                            char name[8]) {
+                            char name[8], int *late) {
   PGresult *r;
   int i, ok;
   for (i = 0; i < p->nprepared; i++)
@@ -70,7 +184,9 @@ static const char *prepared(struct sl_pg *p, const char *sql, int n,
   if (p->nprepared == SL_PG_PREPARED)
     return NULL;
   snprintf(name, 8, "s%d", p->nprepared);
-  r = PQprepare(p->conn, name, sql, n, NULL);
+  r = PQsendPrepare(p->conn, name, sql, n, NULL)
+          ? roundtrip(p->conn, NULL, NULL, -1, NULL, bound(p), late)
+          : NULL;
   ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
   PQclear(r);
   if (!ok)
@@ -79,14 +195,41 @@ static const char *prepared(struct sl_pg *p, const char *sql, int n,
   return name;
 }
 
+/* Judge the answer r (NULL: none came; late: none within the bound). */
+static int answer(struct sl_pg *p, PGresult *r, int late, const char *what,
+                  PGresult **out) {
+  ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  const char *msg;
+  char clean[400];
+  int rc;
+  if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+    if (out)
+      *out = r;
+    else
+      PQclear(r);
+    return SL_OK;
+  }
+  if (late) {
+    snprintf(p->errmsg, sizeof p->errmsg, "%s: no answer from the server "
+             "for %d ms", what, bound(p));
+    return sl__pg_lost(p, NULL, SL_DISCONNECTED);
+  }
+  rc = map_state(r, p->conn);
+  msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  sl__pg_scrub(p, msg ? msg : PQerrorMessage(p->conn), clean, sizeof clean);
+  snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", what, clean);
+  rc = sl__pg_lost(p, r, rc);
+  PQclear(r);
+  return rc;
+}
+
 static int exec_any(struct sl_pg *p, const char *sql, int n,
                     const char *const *params, const char *what,
                     PGresult **out, int prep) {
+  const char *name = NULL;
   PGresult *r;
-  ExecStatusType s;
-  const char *msg, *name = NULL;
-  char clean[400], nb[8];
-  int rc;
+  char nb[8];
+  int rc, late = 0;
 
   if (out)
     *out = NULL;
@@ -96,25 +239,12 @@ static int exec_any(struct sl_pg *p, const char *sql, int n,
   /* Without parameters, the simple protocol: a migration is many
    * statements in one string. */
   if (n && prep)
-    name = prepared(p, sql, n, nb);
-  r = name ? PQexecPrepared(p->conn, name, n, params, NULL, NULL, 0)
-      : n  ? PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0)
-           : PQexec(p->conn, sql);
-  s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
-    if (out)
-      *out = r;
-    else
-      PQclear(r);
-    return SL_OK;
-  }
-  rc = map_state(r, p->conn);
-  msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  sl__pg_scrub(p, msg ? msg : PQerrorMessage(p->conn), clean, sizeof clean);
-  snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", what, clean);
-  rc = sl__pg_lost(p, r, rc);
-  PQclear(r);
-  return rc;
+    name = prepared(p, sql, n, nb, &late);
+  if (!name && (late || PQstatus(p->conn) != CONNECTION_OK))
+    r = NULL; /* the prepare found the connection gone */
+  else
+    r = roundtrip(p->conn, sql, name, n, params, bound(p), &late);
+  return answer(p, r, late, what, out);
 }
 
 int sl__pg_exec(struct sl_pg *p, const char *sql, int n,
@@ -155,8 +285,11 @@ void sl__pg_rollback(struct sl_pg *p) {
    * replaced, so that the transaction's later statements could not run
    * in autocommit on a new one. */
   if (p->conn) {
-    PQclear(PQexec(p->conn, "ROLLBACK"));
-    if (PQstatus(p->conn) != CONNECTION_OK)
+    int late;
+    PGresult *r = roundtrip(p->conn, "ROLLBACK", NULL, 0, NULL,
+                                   bound(p), &late);
+    PQclear(r);
+    if (!r || PQstatus(p->conn) != CONNECTION_OK)
       sl__pg_lost(p, NULL, SL_DISCONNECTED);
   }
   p->in_txn = 0;

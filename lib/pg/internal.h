@@ -13,6 +13,16 @@
 
 #define SL_PG_PREPARED 32
 
+/* A connection being made without waiting (loop mode, conn.c): advanced
+ * by each call, then its setup statements sent and their answers read. */
+struct sl_pgdial {
+  PGconn *c;         /* NULL: no attempt in progress */
+  int phase;         /* 0: PQconnectPoll; 1: setup sent, reading answers */
+  int want_write;    /* PQconnectPoll asked for writable (else readable) */
+  int failed;        /* phase 1: a setup statement failed */
+  int64_t deadline_ms; /* connect_timeout, which libpq leaves to us here */
+};
+
 struct sl_pg {
   const struct sl_backend_ops *ops; /* first: backend.h, SL__OPS */
   PGconn *conn;      /* statements */
@@ -38,6 +48,12 @@ struct sl_pg {
   int wake_given;    /* its descriptor was handed out */
   int listen_tries;
   int64_t listen_next_ms;
+  /* sl_set_answer_timeout: 0, wait for answers and reconnect within the
+   * call (sl_open's default); > 0, a statement with no byte from the server
+   * for this long is a lost connection, and reconnects never wait. */
+  int answer_ms;
+  int long_op;       /* inside an op that may run long (ops.c): no bound */
+  struct sl_pgdial dial, ldial; /* reconnects in progress (answer_ms > 0) */
   /* Statements prepared on this connection, named "sN" by their slot,
    * keyed by the address of their static text (SL_PG_PREPARED slots;
    * the rest run unprepared). */
@@ -71,6 +87,18 @@ int sl__pg_ready(struct sl_pg *p);
  * note why (errmsg) and return SL_DISCONNECTED; else rc. With no result
  * and rc SL_DISCONNECTED the caller knows it is gone: dropped as well. */
 int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc);
+/* dial.c: a connection with the journal's settings sent, waiting for it
+ * (errbuf: libpq's reason why not, scrubbed; p->where set either way). */
+PGconn *sl__pg_connect(struct sl_pg *p, char *errbuf, size_t errlen);
+/* PQpingParams with the journal's settings: a PGPing. */
+int sl__pg_ping(const struct sl_pg *p);
+extern const char sl__pg_settings_sql[];
+/* Without waiting: start (0, or -1 with why), then step at each call until
+ * 1 (up, `setup` answered), or -1 (failed, why in buf, d->c freed). */
+int sl__pg_dial_start(struct sl_pg *p, struct sl_pgdial *d, char *why,
+                      size_t len);
+int sl__pg_dial_step(struct sl_pg *p, struct sl_pgdial *d, const char *setup,
+                     char *why, size_t len);
 int sl__pg_begin(struct sl_pg *p);
 int sl__pg_commit(struct sl_pg *p);
 void sl__pg_rollback(struct sl_pg *p);
@@ -133,7 +161,7 @@ void sl__pg_set_errmsg(struct sl_journal *j, const char *msg);
 int sl__pg_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
                        int64_t c[4]);
 #define SL_PG_BUILT(X) \
-  X(set_busy_timeout) X(schema_version) X(enqueue) X(enqueue_many_created) \
+  X(set_busy_timeout) X(set_answer_timeout) X(schema_version) X(enqueue) X(enqueue_many_created) \
   X(cancel) X(journal_changed) X(count_active) X(count_workable) \
   X(claim) X(lease_extend) X(lease_extend_many) \
   X(complete) X(rescue) X(next_due) X(journal_wake_fd) \

@@ -22,6 +22,31 @@ SL_BACKEND_OPS(X)
 #undef X
 #pragma GCC diagnostic pop
 
+/* Ops that may run long on a big journal (a pack or an ingest of
+ * thousands of jobs, a prune, a vacuum): no answer bound inside them
+ * (sl_set_answer_timeout), which is for a loop's short statements. On a
+ * cut network they wait until the kernel gives up on the socket
+ * (tcp_user_timeout), or until the path comes back if something on it
+ * still acknowledges (docs/internals/postgresql.md). */
+#define SL_PG_LONG(L) \
+  L(replay) L(prune) L(prune_count) L(vacuum) L(batch_backlog) \
+  L(batch_pack) L(batch_fail_too_large) L(batch_lines) L(batch_ingest) \
+  L(batch_finish)
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#define X(op, params, args) \
+  static int long_##op params { \
+    int rc; \
+    PGJ(j)->long_op++; \
+    rc = sl__pg_##op args; \
+    PGJ(j)->long_op--; \
+    return rc; \
+  }
+SL_BACKEND_OPS(X)
+#undef X
+#pragma GCC diagnostic pop
+
 /* The later designated initializers (SL_PG_BUILT) replace the earlier. */
 #pragma GCC diagnostic push
 #if defined(__clang__)
@@ -43,5 +68,8 @@ const struct sl_backend_ops sl__pg_ops = {
 #define B(op) .op = sl__pg_##op,
     SL_PG_BUILT(B)
 #undef B
+#define L(op) .op = long_##op,
+    SL_PG_LONG(L)
+#undef L
 };
 #pragma GCC diagnostic pop

@@ -39,6 +39,12 @@ int sl__sqlite_set_busy_timeout(struct sl_journal *j, int ms, int poll) {
   return rc == SQLITE_OK ? SL_OK : sl__journal_fail(j, rc, "busy timeout");
 }
 
+/* A local file has no server to wait for: sl_set_busy_timeout bounds
+ * every wait there is. */
+int sl__sqlite_set_answer_timeout(struct sl_journal *j, int ms) {
+  return !j || ms < 0 ? SL_INVAL : SL_OK;
+}
+
 /* SQLite queues no one for the write lock: a producer that commits and
  * begins again at once keeps it from a worker that polls for it (bench
  * bench_busy: a flush waited seconds). After a transaction that held the

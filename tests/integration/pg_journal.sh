@@ -23,6 +23,14 @@ echo "$out" | grep -E "^\[  (FAILED|SKIPPED|  OK) \]|PASSED" | sed 's/^/  /'
 [ "$rc" -eq 0 ] || echo "$out" | grep -v "^    #\|^$\|leak of" | head -30
 check "unit tests on PostgreSQL pass (rc $rc)" test "$rc" -eq 0
 case $out in *SKIPPED*) fail "... and none was skipped" ;; *) pass "... and none was skipped" ;; esac
+# The answer bound (sl_set_answer_timeout): its own binary, the same
+# database.
+out=$(SLUICE_TEST_JOURNAL=$url "$SLUICE_BUILD/tests/test_pg_answer" 2>&1)
+rc=$?
+echo "$out" | grep -E "^\[  (FAILED|SKIPPED|  OK) \]|PASSED" | sed 's/^/  /'
+[ "$rc" -eq 0 ] || echo "$out" | grep -v "^    #\|^$\|leak of" | head -30
+check "the answer bound on PostgreSQL (rc $rc)" test "$rc" -eq 0
+case $out in *SKIPPED*) fail "... and none was skipped" ;; *) pass "... and none was skipped" ;; esac
 eq "migrations recorded once each" \
   "$(ls "$SLUICE_ROOT"/migrations/pg/[0-9]*.sql | wc -l)" \
   "$(pg_psql -d sluice_unit -c "SELECT count(*) FROM sluice.schema_migrations")"

@@ -475,7 +475,10 @@ int sl_rl_admit(struct sl_rl *rl, struct sl_journal *j,
     g.want_tok = g.need_tok;
   rc = sl_bucket_update(j, endpoint, model ? model : "", grant_cb, &g);
   if (rc != SL_OK) {
-    sl_log(SL_LOG_WARN, "rate bucket %s %s: %s (%s); waiting", endpoint,
+    /* A lost journal is logged once by the worker (sl__journal_rc); here
+     * it would be a line per held job every 100 ms. */
+    sl_log(rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_WARN,
+           "rate bucket %s %s: %s (%s); waiting", endpoint,
            model ? model : "", sl_strerror(rc), sl_errmsg(j));
     k->next_tx_ms = now_ms + 100;
     *wait_ms = 100;

@@ -1,0 +1,150 @@
+/*
+ * test_pg_answer.c: sl_set_answer_timeout on PostgreSQL (lib/pg/exec.c,
+ * dial.c). A statement the server does not answer is given up after the
+ * bound, as a lost connection, and reconnecting never waits. The server's
+ * silence here is a lock another session holds (the statement waits on
+ * it and sends nothing back), which a blocking call would wait out: the
+ * holder's session ends itself after 10 s (idle_in_transaction), so on
+ * blocking code the test fails rather than hangs. Skipped unless
+ * SLUICE_TEST_JOURNAL names a PostgreSQL journal (pg_journal.sh).
+ */
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "sluice.h"
+
+static const char *loc(void) { return getenv("SLUICE_TEST_JOURNAL"); }
+
+static int is_pg(void) {
+  const char *l = loc();
+  return l && (!strncmp(l, "postgres", 8) || strchr(l, '='));
+}
+
+static const char body[] = "{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}";
+
+static int enqueue_key(struct sl_journal *j, const char *key, int *created) {
+  struct sl_job_spec s = {0};
+  int64_t id = 0;
+  s.body = body;
+  s.queue = "t_answer";
+  s.idempotency_key = key;
+  return sl_enqueue(j, &s, &id, created);
+}
+
+static void run(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+      PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("%s: %s", sql, PQerrorMessage(c));
+  PQclear(r);
+}
+
+static long keyed(PGconn *c, const char *key) {
+  const char *param[1] = {key};
+  PGresult *r = PQexecParams(c, "SELECT count(*) FROM sluice.jobs WHERE"
+                                " idempotency_key = $1",
+                             1, NULL, param, NULL, NULL, 0);
+  long n;
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  n = atol(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+static void pause_ms(int ms) {
+  struct pollfd none;
+  none.fd = -1;
+  poll(&none, 0, ms);
+}
+
+/* Bounded: the statement waits on the lock and hears nothing; it is given
+ * up (SL_DISCONNECTED, "no answer"), the next calls reconnect without
+ * waiting, and the statement given up commits once the lock goes, so the
+ * producer's retry with the same key finds it: one job. */
+static void test_answer_bound(void **state) {
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  PGconn *holder;
+  char err[512];
+  int rc, created = -1, calls;
+  (void)state;
+  if (!is_pg())
+    skip();
+  o.location = loc();
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_OK);
+  assert_int_equal(enqueue_key(j, "t-answer-0", NULL), SL_OK);
+  holder = PQconnectdb(loc());
+  assert_int_equal(PQstatus(holder), CONNECTION_OK);
+  run(holder, "SET idle_in_transaction_session_timeout = '10s'");
+  run(holder, "BEGIN");
+  run(holder, "LOCK TABLE sluice.jobs IN EXCLUSIVE MODE"); /* no inserts */
+
+  assert_int_equal(sl_set_answer_timeout(j, -1), SL_INVAL);
+  assert_int_equal(sl_set_answer_timeout(j, 300), SL_OK);
+  rc = enqueue_key(j, "t-answer-1", &created);
+  assert_int_equal(rc, SL_DISCONNECTED);
+  assert_non_null(strstr(sl_errmsg(j), "no answer from the server for 300"));
+  assert_non_null(strstr(sl_errmsg(j), "lost"));
+  /* The lock goes: the insert given up runs and commits on the server. */
+  run(holder, "COMMIT");
+  /* Reconnecting step by step: calls answer at once until it is up. */
+  for (calls = 0; calls < 2000; calls++) {
+    rc = enqueue_key(j, "t-answer-1", &created);
+    if (rc != SL_DISCONNECTED)
+      break;
+    assert_non_null(strstr(sl_errmsg(j), "reconnecting"));
+    pause_ms(5);
+  }
+  assert_int_equal(rc, SL_OK);
+  assert_int_equal(keyed(holder, "t-answer-1"), 1);
+  /* Without a bound, calls wait again (and work). */
+  assert_int_equal(sl_set_answer_timeout(j, 0), SL_OK);
+  assert_int_equal(enqueue_key(j, "t-answer-2", &created), SL_OK);
+  assert_int_equal(created, 1);
+  PQfinish(holder);
+  sl_close(j);
+}
+
+/* A long op is not bounded: a prune that waits on the lock longer than
+ * the bound still finishes once the lock goes. */
+static void test_long_op_unbounded(void **state) {
+  struct sl_open_options o = {0};
+  struct sl_journal *j = NULL;
+  PGconn *holder;
+  char err[512];
+  int64_t n = -1;
+  (void)state;
+  if (!is_pg())
+    skip();
+  o.location = loc();
+  assert_int_equal(sl_open(&j, &o, err, sizeof err), SL_OK);
+  assert_int_equal(sl_set_answer_timeout(j, 200), SL_OK);
+  holder = PQconnectdb(loc());
+  assert_int_equal(PQstatus(holder), CONNECTION_OK);
+  run(holder, "SET idle_in_transaction_session_timeout = '1s'");
+  run(holder, "BEGIN");
+  run(holder, "LOCK TABLE sluice.jobs IN ACCESS EXCLUSIVE MODE");
+  /* The holder's session ends after 1 s of idling: the prune waited on
+   * it five times the bound, and succeeds. */
+  assert_int_equal(sl_prune_count(j, 1, &n), SL_OK);
+  assert_true(n >= 0);
+  PQfinish(holder);
+  sl_close(j);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_answer_bound),
+      cmocka_unit_test(test_long_op_unbounded),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
