@@ -205,6 +205,9 @@ struct sl_batch_env {
   int64_t lease_ms;             /* batch lease, heartbeated */
   long timeout_ms;              /* one API call (uploads and downloads
                                    scale up from it) */
+  const uint64_t *changes;      /* grows when the worker sees another
+                                   connection commit; NULL: the backlog is
+                                   read every tick */
 };
 
 /*

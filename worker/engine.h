@@ -130,6 +130,8 @@ struct sl_worker {
 
   char *auth_header;
   int64_t change_mark;         /* sl_journal_changed's */
+  uint64_t changes;            /* foreign commits seen (the batch route's
+                                  cue to read its backlog again) */
   int64_t next_rescue_ms, flush_retry_ms, flush_backoff_ms;
   int64_t busy_since_ms;       /* the flush has found the lock held since */
   int claim_busy, extend_busy; /* retry these when the retry timer fires */

@@ -225,6 +225,8 @@ static void unwatch_journal(struct sl_worker *w) {
 
 static void check_foreign_commit(struct sl_worker *w) {
   int rc = sl_journal_changed(w->j, &w->change_mark);
+  if (rc != 0) /* an error too: cannot tell, so it may have */
+    w->changes++;
   if (rc == 1)
     w->want_claim = 1;
   if (rc == SL_DISCONNECTED && !w->wake_lost) {
@@ -315,8 +317,10 @@ static void on_tick(uv_timer_t *t) {
     w->next_rescue_ms = now + (w->cfg->lease_ms / 2 < 5000
                                    ? w->cfg->lease_ms / 2
                                    : 5000);
-    if (rescued)
+    if (rescued) {
       w->want_claim = 1;
+      w->changes++; /* pending again: the batch route may take some */
+    }
   }
   check_foreign_commit(w);
   /* Claims that failed or found nothing are retried here too. */
@@ -707,6 +711,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     be.queues = cfg->queues;
     be.lease_ms = cfg->lease_ms;
     be.timeout_ms = (long)cfg->attempt_timeout_ms;
+    be.changes = &w->changes;
     rc = sl_batch_route_start(&w->batch, &be);
     if (rc != 0) {
       sl_log(SL_LOG_ERROR, "batch route: %s", sl_strerror(rc));

@@ -81,6 +81,11 @@ struct sl_batch_route {
   size_t ntodo, captodo;
 
   int64_t next_adopt_ms, next_try_ms;
+  /* The backlog is read again only when its answer may have changed: at
+   * backlog_at (0: next tick), or when *env.changes moved from
+   * backlog_changes. */
+  int64_t backlog_at;
+  uint64_t backlog_changes;
   int fail_streak;
 
   /* Models refused for the enqueued-token limit, and the open tokens seen

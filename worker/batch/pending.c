@@ -193,6 +193,7 @@ int sl__batch_pend_flush(struct sl_batch_route *r) {
       return 1;
     }
     pend_drop_first(r);
+    r->backlog_at = 0; /* an end may have put jobs back: read the backlog */
   }
   if (r->pend_warned)
     sl_log(SL_LOG_INFO, "batch route: the journal takes its facts again");

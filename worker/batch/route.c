@@ -344,6 +344,37 @@ static int should_close(const struct sl_batch_route *r,
           b->earliest_deadline <= now + c->turnaround_ms + c->max_wait_ms);
 }
 
+/* A backlog read costs a bounded but real walk (hundreds of ms at 660k
+ * deferrable jobs), so it is read again only when its answer may have
+ * changed: another connection committed (the worker counts it), a time
+ * condition of should_close() falls due, a job scheduled ahead becomes due
+ * (sl_next_due, when nothing is due), the route itself changed jobs (a
+ * pack, a request's answer), or after an error. BACKLOG_MAX_MS bounds what
+ * none of these sees: a deferrable job coming due while others are due
+ * (sl_next_due then answers the due ones), this worker's own writes
+ * outside the route. */
+#define BACKLOG_MAX_MS 30000
+static int64_t backlog_until(struct sl_batch_route *r,
+                             const struct sl_batch_backlog *bl, size_t n,
+                             int64_t now) {
+  const struct sl_batch_config *c = r->env.cfg;
+  int64_t at = now + BACKLOG_MAX_MS, t, due = 0;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    t = bl[i].oldest_due + c->max_wait_ms;
+    if (t < at)
+      at = t;
+    t = bl[i].earliest_deadline - c->turnaround_ms - c->max_wait_ms;
+    if (bl[i].earliest_deadline && t < at)
+      at = t;
+  }
+  if (sl_next_due(r->env.j, &due) != SL_OK)
+    return 0;
+  if (due > now && due < at)
+    at = due;
+  return at;
+}
+
 /* Pack one endpoint's backlog into a local batch when it should close.
  * Returns 1 when a batch was committed. */
 static int maybe_pack(struct sl_batch_route *r, int64_t now) {
@@ -351,20 +382,29 @@ static int maybe_pack(struct sl_batch_route *r, int64_t now) {
   struct sl_batch_pack_options o = {0};
   size_t n = 0, i, jobs = 0;
   int64_t id = 0, bytes = 0, big = 0;
-  int rc;
+  uint64_t changes = r->env.changes ? *r->env.changes : 0;
+  int rc, closing = 0;
 
+  if (r->env.changes && changes == r->backlog_changes && r->backlog_at &&
+      now < r->backlog_at)
+    return 0;
   o.f.queues = r->env.queues;
   o.f.now_ms = now;
   o.f.due_after_ms = now + r->env.cfg->turnaround_ms;
   rc = sl_batch_backlog(r->env.j, &o.f, bl, 16, &n);
+  r->backlog_at = 0; /* an error or a pack: again at the next tick */
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "batch route: backlog: %s (%s)", sl_strerror(rc),
            sl_errmsg(r->env.j));
     return 0;
   }
+  sl_log(SL_LOG_DEBUG, "batch route: backlog read: %zu endpoint/model "
+                       "groups", n);
+  r->backlog_changes = changes;
   for (i = 0; i < n; i++) {
     if (!should_close(r, &bl[i], now))
       continue;
+    closing = 1; /* fails or packs some, or finds nothing: look again */
     o.endpoint = bl[i].endpoint;
     o.by_model = 1; /* the Batch API takes one model per file */
     o.model = bl[i].has_model ? bl[i].model : NULL;
@@ -393,6 +433,8 @@ static int maybe_pack(struct sl_batch_route *r, int64_t now) {
     sl__batch_crash_point(r, "after_commit");
     return 1;
   }
+  if (!closing)
+    r->backlog_at = backlog_until(r, bl, n, now);
   return 0;
 }
 
@@ -576,6 +618,7 @@ void sl__batch_on_done(struct sl_http_request *q) {
   enum op op = r->op;
 
   r->op = OP_NONE;
+  r->backlog_at = 0; /* an answer may have moved jobs: read the backlog */
   if (r->stopping) {
     if (op == OP_UPLOAD)
       unlink(r->path);
