@@ -213,7 +213,10 @@ $(BUILD)/sluice.pc: deploy/sluice.pc.in
 
 tests: all $(UNIT_BIN) $(HELPER_BIN) $(EXAMPLE_BIN)
 
+# The release build first: -O2 sees warnings (-Werror) the sanitizer
+# build does not, and `make demo` and `make install` use it.
 test: deps
+	$(MAKE) all
 	$(MAKE) BUILD=build/san SAN=1 tests
 	$(MAKE) BUILD=build/fuzz FUZZ=1 fuzz-bins
 	tests/run.sh build/san

@@ -69,7 +69,8 @@ static int connect_first(struct sl_pg *p, char *errbuf, size_t errlen) {
     }
   }
   if (rc == SL_DISCONNECTED)
-    snprintf(errbuf, errlen, "journal at %s unreachable (%s)", p->where, why);
+    snprintf(errbuf, errlen, "PostgreSQL journal at %s unreachable (%s)",
+             p->where, why);
   else
     snprintf(errbuf, errlen, "cannot connect to the PostgreSQL journal at "
                              "%s: %s", p->where, why);

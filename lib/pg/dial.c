@@ -117,9 +117,9 @@ static int64_t dial_bound_ms(PGconn *c) {
 
 static void dial_fail(struct sl_pg *p, struct sl_pgdial *d, const char *why,
                       char *buf, size_t len) {
-  if (why)
+  if (why && why != buf) /* buf may already hold the reason */
     snprintf(buf, len, "%s", why);
-  else
+  else if (!why)
     sl__pg_scrub(p, d->c ? PQerrorMessage(d->c) : "out of memory", buf, len);
   if (!buf[0])
     snprintf(buf, len, "connection failed");

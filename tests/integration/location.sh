@@ -17,8 +17,9 @@ eq "both jobs are in the journal the path names" 2 \
 check "no file was made under a literal file: name" \
   bash -c "! ls -d file:* 2>/dev/null | grep -q ."
 
-# Port 1 on loopback: refused at once, no DNS or timeout involved.
-PGCONNECT_TIMEOUT=3 "$SLUICE" status --journal \
+# Port 1 on loopback: refused at once, no DNS or timeout involved; no
+# waiting for it to come up (pg_reconnect.sh tests the wait).
+PGCONNECT_TIMEOUT=3 "$SLUICE" status --journal-wait 0 --journal \
   "postgresql://u:s3cretpw@127.0.0.1:1/q" >"$T/pg.out" 2>"$T/pg.err"
 rc=$?
 check "an unreachable postgresql:// fails (exit $rc)" test "$rc" -ne 0
