@@ -20,14 +20,22 @@ eq "enqueued on PostgreSQL" "$JOBS" "$(q "SELECT count(*) FROM sluice.jobs")"
 
 wargs=(--base-url "$MOCK_URL" --lease 1s --poll 100ms --backoff-base 10ms
   --backoff-cap 100ms --concurrency 16 --no-batch --spill-dir "$T/spill")
+done_now() {
+  q "SELECT count(*) FROM sluice.jobs WHERE state IN ('succeeded', 'failed')"
+}
+more_done() { [ "$(done_now)" -gt "$d0" ]; }
+# Each round kills mid-run: once the pair has committed an outcome (a
+# loaded machine may take seconds to start them), a random moment later.
 RANDOM=42
 for r in $(seq 1 "$ROUNDS"); do
+  d0=$(done_now)
   "$SLUICE" work "${wargs[@]}" 2>>"$T/worker.log" &
   a=$!
   "$SLUICE" work "${wargs[@]}" 2>>"$T/worker.log" &
   b=$!
   PIDS+=("$a" "$b")
-  sleep "1.$((RANDOM % 9))"
+  wait_for 30 more_done || true
+  sleep "0.$((RANDOM % 9))"
   kill -9 "$a"
   sleep "0.0$((RANDOM % 9 + 1))"
   kill -9 "$b"

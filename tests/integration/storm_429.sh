@@ -5,13 +5,15 @@
 # climb back to the full limit and every job succeeds.
 . "$(dirname "$0")/../lib/testlib.sh"
 
-# 100% 429 (Retry-After 1 s) for the first 4 s of the mock's life.
-start_mock --rpm 1200 --faults '429~0-4' --log "$T/mock.log" ||
-  { fail "mock starts"; finish; }
 "$SLUICE" init >/dev/null
 for i in $(seq 1 250); do
   printf '{"model":"gpt-4o-mini","input":"job %d","max_output_tokens":16}\n' "$i"
 done | "$SLUICE" enqueue --max-attempts 20 >/dev/null
+# 100% 429 (Retry-After 1 s) for the first 4 s of the mock's life, which
+# starts just before the workers (on a loaded machine the enqueue above
+# could outlast a storm started earlier).
+start_mock --rpm 1200 --faults '429~0-4' --log "$T/mock.log" ||
+  { fail "mock starts"; finish; }
 pids=()
 for k in 1 2; do
   timeout 120 "$SLUICE" work --base-url "$MOCK_URL" --exit-when-idle --no-batch \
