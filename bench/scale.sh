@@ -25,9 +25,10 @@
 #      idle case): CPU % of one core, with the batch route (default) and
 #      with --no-batch;
 #   5. on the large journal only: a prune of about the oldest PRUNE_JOBS
-#      (N/10; the builder's jobs finish in groups of 10,000) finished
-#      jobs, a second prune with the same cut (nothing left: its cost is
-#      the walk), `sluice prune --vacuum`, with the file's size after each.
+#      (N/10; the builder's jobs finish 8 a ms, in id order) finished
+#      jobs, a second prune with a cut 2 s earlier (nothing left: its cost
+#      is the walk), `sluice prune --vacuum`, with the file's size after
+#      each.
 # Prints the figures and the ratios scaled / empty. Figures only: exit 1
 # only when a step fails.
 #
@@ -176,9 +177,12 @@ j="$TMP/scale.db"
 cut=$(sqlite3 "$j" "SELECT finished_at FROM jobs WHERE state = 'succeeded'
   ORDER BY id LIMIT 1 OFFSET $PRUNE_JOBS") || fail "finding the prune cut"
 [ -n "$cut" ] || fail "fewer than $PRUNE_JOBS finished jobs"
-# the same cut each time: --older-than counts back from each run's start
-# (in ms: at small SCALE_JOBS the build lasts seconds)
-older() { echo "$(( $(date +%s%3N) - cut ))ms"; }
+# --older-than counts back from each run's own start, a few ms after
+# older() read the clock: the first prune cuts a few ms after `cut` (the
+# builder's jobs finish 8 a ms). The second cuts 2 s before it, so it
+# finds nothing and its cost is the walk (in ms: at small SCALE_JOBS the
+# build lasts seconds).
+older() { echo "$(( $(date +%s%3N) - cut + ${1:-0} ))ms"; }
 s0=$(mb "$j")
 prune_ms() { # ARGS...: runs sluice prune, sets PR_MS and PR_OUT
   local t0
@@ -189,10 +193,10 @@ prune_ms() { # ARGS...: runs sluice prune, sets PR_MS and PR_OUT
 o1=$(older)
 prune_ms --older-than "$o1"
 p1_ms=$PR_MS p1_out=$PR_OUT s1=$(mb "$j")
-prune_ms --older-than "$(older)"
+prune_ms --older-than "$(older 2000)"
 p2_ms=$PR_MS p2_out=$PR_OUT s2=$(mb "$j")
 prune_ms --vacuum
 p3_ms=$PR_MS p3_out=$PR_OUT s3=$(mb "$j")
 echo "   prune --older-than ${o1}: $p1_ms ms ($p1_out); file $s0 -> $s1 MB"
-echo "   prune again, same cut (nothing left): $p2_ms ms ($p2_out); file $s2 MB"
+echo "   prune again, cut 2 s earlier (nothing left): $p2_ms ms ($p2_out); file $s2 MB"
 echo "   prune --vacuum: $p3_ms ms ($p3_out); file $s3 MB"
