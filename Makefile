@@ -211,7 +211,9 @@ $(BUILD)/sluice.pc: deploy/sluice.pc.in
 	@mkdir -p $(@D)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define SL_VERSION "\(.*\)"/\1/p' include/sluice.h)|g' $< > $@
 
-tests: all $(UNIT_BIN) $(HELPER_BIN) $(EXAMPLE_BIN)
+# scale_build: tests/integration/scale_build.sh holds it to the library's
+# journal.
+tests: all $(UNIT_BIN) $(HELPER_BIN) $(EXAMPLE_BIN) $(BUILD)/bench/scale_build
 
 # The release build first: -O2 sees warnings (-Werror) the sanitizer
 # build does not, and `make demo` and `make install` use it.

@@ -21,8 +21,8 @@ for b in "$BUILD"/bench/*; do
   [ -f "$b" ] && [ -x "$b" ] || continue
   # the PostgreSQL baseline needs a cluster: bench/pg_baseline.sh runs it
   case "$(basename "$b")" in bench_pg_*) continue ;; esac
-  # bench/scale.sh's probe needs its journal (make bench-scale)
-  case "$(basename "$b")" in scale_probe) continue ;; esac
+  # bench/scale.sh's probe and builder need its journal (make bench-scale)
+  case "$(basename "$b")" in scale_probe | scale_build) continue ;; esac
   echo "=== $(basename "$b")"
   "$b" "$@" || failed+=("$(basename "$b")")
 done
