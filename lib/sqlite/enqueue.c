@@ -26,16 +26,9 @@ static int check_names(struct sl_journal *j, const struct sl_job_spec *s) {
   return SL_BAD_JOB;
 }
 
-/*
- * Insert one job inside the caller's transaction (or autocommit). Dedup on
- * the idempotency key: ON CONFLICT DO NOTHING changes no row, so look the
- * existing job up.
- */
-static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
-                      int64_t now, int64_t *id, int *created) {
-  sqlite3_stmt *st;
-  int rc;
-
+/* What C refuses before SQLite sees the job (the journal refuses the
+ * rest: its CHECKs and door). */
+static int check_spec(struct sl_journal *j, const struct sl_job_spec *s) {
   if (!s || !s->body) {
     snprintf(j->errmsg, sizeof j->errmsg, "job has no body");
     return SL_INVAL;
@@ -47,7 +40,20 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
              "negative");
     return SL_BAD_JOB;
   }
-  rc = check_names(j, s);
+  return check_names(j, s);
+}
+
+/*
+ * Insert one job inside the caller's transaction (or autocommit). Dedup on
+ * the idempotency key: ON CONFLICT DO NOTHING changes no row, so look the
+ * existing job up.
+ */
+static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
+                      int64_t now, int64_t *id, int *created) {
+  sqlite3_stmt *st;
+  int rc;
+
+  rc = check_spec(j, s);
   if (rc != SL_OK)
     return rc;
   /* "stream": true is refused by the jobs_insert_door trigger, which has
@@ -133,28 +139,64 @@ int sl__sqlite_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
   return rc;
 }
 
+/* Rows i..i+SL_ENQ_GROUP-1 in one statement when C finds nothing wrong
+ * with them (enqueue_group.c); else, or when the journal refused one of
+ * them, row by row, which names the row refused. */
+static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
+                       size_t n, size_t i, int64_t now, int64_t *ids,
+                       int *created, size_t *bad_index) {
+  size_t end = i + SL_ENQ_GROUP <= n ? i + SL_ENQ_GROUP : i + 1, k;
+  int64_t id;
+  int rc, refused = 0;
+
+  for (k = i; end > i + 1 && k < end; k++)
+    if (check_spec(j, &specs[k]) != SL_OK)
+      end = i + 1; /* insert_one says which and why */
+  if (end > i + 1) {
+    rc = sl__enqueue_group(j, &specs[i], now, ids ? &ids[i] : NULL,
+                           created ? &created[i] : NULL, &refused);
+    if (rc == SL_OK || !refused)
+      return rc;
+  }
+  for (k = i; k < (refused ? i + SL_ENQ_GROUP : i + 1); k++) {
+    rc = insert_one(j, &specs[k], now, &id, created ? &created[k] : NULL);
+    if (rc != SL_OK) {
+      char why[sizeof j->errmsg];
+      memcpy(why, j->errmsg, sizeof why);
+      snprintf(j->errmsg, sizeof j->errmsg, "job %zu: %s", k + 1, why);
+      if (bad_index)
+        *bad_index = k;
+      return rc;
+    }
+    if (ids)
+      ids[k] = id;
+  }
+  /* The group was refused but no row is alone: say so rather than go on
+   * with rows written twice (cannot happen: the same statements judge). */
+  if (refused) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "job %zu to %zu: refused together, accepted one by one", i + 1,
+             i + SL_ENQ_GROUP);
+    return SL_DB;
+  }
+  return SL_OK;
+}
+
 static int many(struct sl_journal *j, const struct sl_job_spec *specs,
                 size_t n, int64_t *ids, int *created, size_t *bad_index) {
-  int64_t now = sl_now_ms(), id;
+  int64_t now = sl_now_ms();
   size_t i;
   int rc;
 
   rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
-  for (i = 0; i < n; i++) {
-    rc = insert_one(j, &specs[i], now, &id, created ? &created[i] : NULL);
+  for (i = 0; i < n; i += n - i >= SL_ENQ_GROUP ? SL_ENQ_GROUP : 1) {
+    rc = insert_rows(j, specs, n, i, now, ids, created, bad_index);
     if (rc != SL_OK) {
-      char why[sizeof j->errmsg];
-      memcpy(why, j->errmsg, sizeof why);
-      snprintf(j->errmsg, sizeof j->errmsg, "job %zu: %s", i + 1, why);
-      if (bad_index)
-        *bad_index = i;
       sl__journal_rollback(j);
       return rc;
     }
-    if (ids)
-      ids[i] = id;
   }
   rc = sl__journal_commit(j);
   if (rc == SL_OK)
