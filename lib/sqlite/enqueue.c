@@ -139,26 +139,26 @@ int sl__sqlite_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
   return rc;
 }
 
-/* Rows i..i+SL_ENQ_GROUP-1 in one statement when C finds nothing wrong
- * with them (enqueue_group.c); else, or when the journal refused one of
- * them, row by row, which names the row refused. */
+/* Rows i..i+g-1 (g: SL_ENQ_GROUP or 1) in one statement when C finds
+ * nothing wrong with them (enqueue_group.c); else, or when the journal
+ * refused one of them, row by row, which names the row refused. */
 static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
-                       size_t n, size_t i, int64_t now, int64_t *ids,
+                       size_t i, size_t g, int64_t now, int64_t *ids,
                        int *created, size_t *bad_index) {
-  size_t end = i + SL_ENQ_GROUP <= n ? i + SL_ENQ_GROUP : i + 1, k;
+  size_t k;
   int64_t id;
-  int rc, refused = 0;
+  int rc, grouped = g > 1, refused = 0;
 
-  for (k = i; end > i + 1 && k < end; k++)
+  for (k = i; grouped && k < i + g; k++)
     if (check_spec(j, &specs[k]) != SL_OK)
-      end = i + 1; /* insert_one says which and why */
-  if (end > i + 1) {
+      grouped = 0; /* insert_one says which and why */
+  if (grouped) {
     rc = sl__enqueue_group(j, &specs[i], now, ids ? &ids[i] : NULL,
                            created ? &created[i] : NULL, &refused);
     if (rc == SL_OK || !refused)
       return rc;
   }
-  for (k = i; k < (refused ? i + SL_ENQ_GROUP : i + 1); k++) {
+  for (k = i; k < i + g; k++) {
     rc = insert_one(j, &specs[k], now, &id, created ? &created[k] : NULL);
     if (rc != SL_OK) {
       char why[sizeof j->errmsg];
@@ -171,12 +171,12 @@ static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
     if (ids)
       ids[k] = id;
   }
-  /* The group was refused but no row is alone: say so rather than go on
-   * with rows written twice (cannot happen: the same statements judge). */
+  /* Refused together but accepted one by one (cannot happen: the same
+   * CHECKs and door judge both): say so rather than commit. */
   if (refused) {
     snprintf(j->errmsg, sizeof j->errmsg,
-             "job %zu to %zu: refused together, accepted one by one", i + 1,
-             i + SL_ENQ_GROUP);
+             "jobs %zu to %zu: refused together, accepted one by one", i + 1,
+             i + g);
     return SL_DB;
   }
   return SL_OK;
@@ -185,14 +185,15 @@ static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
 static int many(struct sl_journal *j, const struct sl_job_spec *specs,
                 size_t n, int64_t *ids, int *created, size_t *bad_index) {
   int64_t now = sl_now_ms();
-  size_t i;
+  size_t i, g;
   int rc;
 
   rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
-  for (i = 0; i < n; i += n - i >= SL_ENQ_GROUP ? SL_ENQ_GROUP : 1) {
-    rc = insert_rows(j, specs, n, i, now, ids, created, bad_index);
+  for (i = 0; i < n; i += g) {
+    g = n - i >= SL_ENQ_GROUP ? SL_ENQ_GROUP : 1;
+    rc = insert_rows(j, specs, i, g, now, ids, created, bad_index);
     if (rc != SL_OK) {
       sl__journal_rollback(j);
       return rc;
