@@ -7,7 +7,8 @@
  * retries after 2 ms as the worker's retry timer does. Printed per mode:
  * the wait from wanting to write to the commit (median, p99, max), the
  * longest single call (the time the worker's loop would stand still in
- * SQLite) and the producer's jobs/s.
+ * SQLite), the producer's jobs/s and its CPU per job (user + system of the
+ * child: what the machine's load does not stretch).
  *   default: sl_open's handler (SQLite's, 10 s), one call that sleeps.
  *   poll:    sl_set_busy_timeout(j, 5, 1), the worker's (issue 14).
  * Figures only; exit 1 only if a write fails for another reason.
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -107,6 +109,8 @@ static int run(const char *dir, const char *journal, long n, int poll) {
   static int64_t waits[MAX_WAITS];
   int64_t t0, t_end, id, longest = 0, c0, c1, wait0;
   size_t nw = 0;
+  struct rusage ru;
+  double cpu_us;
   pid_t pid;
   int status, rc;
 
@@ -128,7 +132,7 @@ static int run(const char *dir, const char *journal, long n, int poll) {
   if (pid == 0)
     _exit(produce(path, n));
   for (;;) {
-    if (waitpid(pid, &status, WNOHANG) == pid)
+    if (wait4(pid, &status, WNOHANG, &ru) == pid)
       break;
     wait0 = now_us();
     for (;;) {
@@ -156,13 +160,15 @@ static int run(const char *dir, const char *journal, long n, int poll) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return 1;
   qsort(waits, nw, sizeof waits[0], cmp64);
-  printf("%-8s producer %ld jobs in %.2f s (%.0f/s); flush wait over %zu "
-         "flushes: median %.1f ms, p99 %.1f ms, max %.1f ms; longest call "
-         "(loop stopped) %.1f ms\n",
+  cpu_us = ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_sec * 1e6 + ru.ru_stime.tv_usec;
+  printf("%-8s producer %ld jobs in %.2f s (%.0f/s, CPU %.2f us/job); "
+         "flush wait over %zu flushes: median %.1f ms, p99 %.1f ms, max "
+         "%.1f ms; longest call (loop stopped) %.1f ms\n",
          poll ? "poll" : "default", n, (t_end - t0) / 1e6,
-         n / ((t_end - t0) / 1e6), nw, nw ? waits[nw / 2] / 1e3 : 0,
-         nw ? waits[nw * 99 / 100] / 1e3 : 0, nw ? waits[nw - 1] / 1e3 : 0,
-         longest / 1e3);
+         n / ((t_end - t0) / 1e6), n ? cpu_us / n : 0, nw,
+         nw ? waits[nw / 2] / 1e3 : 0, nw ? waits[nw * 99 / 100] / 1e3 : 0,
+         nw ? waits[nw - 1] / 1e3 : 0, longest / 1e3);
   return 0;
 }
 
