@@ -207,11 +207,12 @@ static int many(struct sl_journal *j, const struct sl_job_spec *specs,
 
 /*
  * The rows of one call are one transaction, and each INSERT in it keeps a
- * statement journal (its door triggers may abort that row alone). SQLite
- * holds that journal in memory up to 64 KiB, then moves it to a temp file
- * for the rest of the transaction; from then on every page a row touches
- * is also written there: 16 pwrite()s a row, 60% of the call's CPU at 100k
- * rows (bench/enqueue.sh). temp_store=MEMORY, read when a transaction
+ * statement journal (its door triggers may abort that row, or that group
+ * of rows, alone). SQLite holds that journal in memory up to 64 KiB, then
+ * moves it to a temp file for the rest of the transaction; from then on
+ * every page a statement touches is also written there: with a statement
+ * a row, 16 pwrite()s a row, 60% of the call's CPU at 100k rows
+ * (bench/enqueue.sh). temp_store=MEMORY, read when a transaction
  * begins, keeps it in memory. It is set around this transaction only: for
  * the whole connection, VACUUM and large temp tables would live in memory
  * too. Outside a transaction the change cannot fail in a way that matters
