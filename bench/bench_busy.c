@@ -17,7 +17,10 @@
  * instead of a fresh one per mode; its jobs stay there (queues "busy" and
  * "worker").
  *
- * Usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL]
+ * -c CHUNK: calls of CHUNK rows instead (the transaction a flush waits for
+ * is that long).
+ *
+ * Usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL] [-c CHUNK]
  */
 #include <signal.h>
 #include <stdint.h>
@@ -31,7 +34,7 @@
 
 #include "sluice.h"
 
-#define CHUNK 10000
+static int chunk = 10000; /* -c: rows per sl_enqueue_many call */
 #define MAX_WAITS 100000
 
 static int64_t now_us(void) {
@@ -68,17 +71,17 @@ static int cmp64(const void *a, const void *b) {
  * waits in. */
 static int produce(const char *path, long n) {
   struct sl_journal *j = open_j(path);
-  struct sl_job_spec *s = calloc(CHUNK, sizeof *s);
-  int64_t *calls = calloc((size_t)(n / CHUNK + 2), sizeof *calls);
+  struct sl_job_spec *s = calloc(chunk, sizeof *s);
+  int64_t *calls = calloc((size_t)(n / chunk + 2), sizeof *calls);
   long done = 0, i, nc = 0;
   if (!s || !calls)
     return 1;
-  for (i = 0; i < CHUNK; i++) {
+  for (i = 0; i < chunk; i++) {
     s[i].body = "{\"model\":\"m\",\"input\":\"a producer's job\"}";
     s[i].queue = "busy";
   }
   while (done < n) {
-    size_t k = n - done < CHUNK ? (size_t)(n - done) : CHUNK, bad = 0;
+    size_t k = n - done < chunk ? (size_t)(n - done) : (size_t)chunk, bad = 0;
     int64_t c0 = now_us();
     int rc = sl_enqueue_many(j, s, k, NULL, &bad);
     if (rc == SL_BUSY)
@@ -93,7 +96,7 @@ static int produce(const char *path, long n) {
   qsort(calls, (size_t)nc, sizeof calls[0], cmp64);
   if (nc)
     printf("         producer calls of %d jobs (one transaction each): "
-           "median %.1f ms, max %.1f ms\n", CHUNK, calls[nc / 2] / 1e3,
+           "median %.1f ms, max %.1f ms\n", chunk, calls[nc / 2] / 1e3,
            calls[nc - 1] / 1e3);
   fflush(stdout);
   free(calls);
@@ -178,23 +181,26 @@ int main(int argc, char **argv) {
   const char *mode = NULL, *journal = NULL;
   int opt, rc = 0;
 
-  while ((opt = getopt(argc, argv, "n:m:j:")) != -1) {
+  while ((opt = getopt(argc, argv, "n:m:j:c:")) != -1) {
     if (opt == 'n')
       n = atol(optarg);
+    else if (opt == 'c' && atoi(optarg) > 0)
+      chunk = atoi(optarg);
     else if (opt == 'j')
       journal = optarg;
     else if (opt == 'm')
       mode = optarg;
     else {
       fprintf(stderr,
-              "usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL]\n");
+              "usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL]"
+              " [-c CHUNK]\n");
       return 2;
     }
   }
   if (!mkdtemp(dir))
     return 1;
   printf("bench_busy: a flush every 10 ms while a producer enqueues %ld jobs "
-         "in calls of %d\n", n, CHUNK);
+         "in calls of %d\n", n, chunk);
   if (!mode || !strcmp(mode, "default"))
     rc |= run(dir, journal, n, 0);
   if (!mode || !strcmp(mode, "poll"))
