@@ -139,7 +139,7 @@ int sl__sqlite_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
   return rc;
 }
 
-/* Rows i..i+g-1 (g: SL_ENQ_GROUP or 1) in one statement when C finds
+/* Rows i..i+g-1 (g: sl__enqueue_group_size) in one statement when C finds
  * nothing wrong with them (enqueue_group.c); else, or when the journal
  * refused one of them, row by row, which names the row refused. */
 static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
@@ -153,7 +153,7 @@ static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
     if (check_spec(j, &specs[k]) != SL_OK)
       grouped = 0; /* insert_one says which and why */
   if (grouped) {
-    rc = sl__enqueue_group(j, &specs[i], now, ids ? &ids[i] : NULL,
+    rc = sl__enqueue_group(j, &specs[i], (int)g, now, ids ? &ids[i] : NULL,
                            created ? &created[i] : NULL, &refused);
     if (rc == SL_OK || !refused)
       return rc;
@@ -192,7 +192,7 @@ static int many(struct sl_journal *j, const struct sl_job_spec *specs,
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < n; i += g) {
-    g = n - i >= SL_ENQ_GROUP ? SL_ENQ_GROUP : 1;
+    g = (size_t)sl__enqueue_group_size(n - i);
     rc = insert_rows(j, specs, i, g, now, ids, created, bad_index);
     if (rc != SL_OK) {
       sl__journal_rollback(j);

@@ -1,6 +1,6 @@
 /*
- * enqueue_group.c: sl_enqueue_many's rows SL_ENQ_GROUP at a time, one
- * multi-row INSERT per group (issue 14: producers and workers share the
+ * enqueue_group.c: sl_enqueue_many's rows SL_ENQ_GROUP (64) at a time,
+ * then 16 and 4 for the rest of the call, one multi-row INSERT per group (issue 14: producers and workers share the
  * write lock fairly, so a call of 10,000 rows must hold it briefly).
  *
  * Why: every INSERT into jobs keeps a statement journal (its door trigger
@@ -60,8 +60,9 @@ static const char tail[] =
     ") WHERE true ON CONFLICT (idempotency_key) DO NOTHING"
     " RETURNING id, idempotency_key";
 
-static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies) {
-  size_t cap = sizeof head + sizeof tail + (size_t)SL_ENQ_GROUP * 96, len;
+static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies,
+                   int g) {
+  size_t cap = sizeof head + sizeof tail + (size_t)g * 96, len;
   char *sql = malloc(cap);
   int r, c, p, rc;
   if (!sql) {
@@ -72,12 +73,12 @@ static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies) {
     len = (size_t)snprintf(sql, cap,
                            "INSERT OR IGNORE INTO job_bodies (job_id, body)"
                            " VALUES ");
-    for (r = 0; r < SL_ENQ_GROUP; r++)
+    for (r = 0; r < g; r++)
       len += (size_t)snprintf(sql + len, cap - len, "%s(?%d, ?%d)",
                               r ? ", " : "", 2 * r + 1, 2 * r + 2);
   } else {
     len = (size_t)snprintf(sql, cap, "%s", head);
-    for (r = 0; r < SL_ENQ_GROUP; r++) {
+    for (r = 0; r < g; r++) {
       len += (size_t)snprintf(sql + len, cap - len, "%s(", r ? ", " : "");
       for (c = 0; c < COLS; c++) {
         p = 2 + r * COLS + c;
@@ -96,10 +97,17 @@ static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies) {
                          : sl__journal_fail(j, rc, "preparing a group insert");
 }
 
-static sqlite3_stmt *group_stmt(struct sl_journal *j, int bodies) {
-  sqlite3_stmt **st = bodies ? &j->enq_bodies : &j->enq_group;
+/* Slot 0 holds the statements for SL_ENQ_GROUP rows, slot k for
+ * SL_ENQ_GROUP >> 2k (64, 16, 4): a call's rows after its last full group
+ * go in the smaller ones, only the last few (under 4) one at a time. */
+static sqlite3_stmt *group_stmt(struct sl_journal *j, int bodies, int g) {
+  int k = 0;
+  sqlite3_stmt **st;
+  while (k < SL_ENQ_SIZES - 1 && (SL_ENQ_GROUP >> (2 * k)) != g)
+    k++;
+  st = bodies ? &j->enq_bodies[k] : &j->enq_group[k];
   if (!*st) {
-    if (prepare(j, st, bodies) != SL_OK) {
+    if (prepare(j, st, bodies, g) != SL_OK) {
       *st = NULL;
       return NULL;
     }
@@ -111,9 +119,20 @@ static sqlite3_stmt *group_stmt(struct sl_journal *j, int bodies) {
 }
 
 void sl__enqueue_group_close(struct sl_journal *j) {
-  sqlite3_finalize(j->enq_group);
-  sqlite3_finalize(j->enq_bodies);
-  j->enq_group = j->enq_bodies = NULL;
+  int k;
+  for (k = 0; k < SL_ENQ_SIZES; k++) {
+    sqlite3_finalize(j->enq_group[k]);
+    sqlite3_finalize(j->enq_bodies[k]);
+    j->enq_group[k] = j->enq_bodies[k] = NULL;
+  }
+}
+
+int sl__enqueue_group_size(size_t left) {
+  int k;
+  for (k = 0; k < SL_ENQ_SIZES; k++)
+    if (left >= (size_t)(SL_ENQ_GROUP >> (2 * k)))
+      return SL_ENQ_GROUP >> (2 * k);
+  return 1;
 }
 
 /* The key the row is inserted with: the caller's, as it will be stored
@@ -168,18 +187,18 @@ static void bind_row(sqlite3_stmt *st, int base, const struct sl_job_spec *s,
  * they come back in the specs' order, so look from where the last match
  * was. A key given twice maps to its first row; the second is looked up
  * after (not new). */
-static int take_returned(struct sl_journal *j, sqlite3_stmt *st,
+static int take_returned(struct sl_journal *j, sqlite3_stmt *st, int g,
                          const char *const *keys, int64_t *got, int *fresh,
                          int *nfresh) {
-  int rc, hint = 0, k, i;
+  int rc, hint = 0, k, i = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *key = (const char *)sqlite3_column_text(st, 1);
-    for (k = 0; k < SL_ENQ_GROUP; k++) {
-      i = (hint + k) % SL_ENQ_GROUP;
+    for (k = 0; k < g; k++) {
+      i = (hint + k) % g;
       if (!fresh[i] && key && !strcmp(keys[i], key))
         break;
     }
-    if (k == SL_ENQ_GROUP) { /* cannot happen: every key is ours */
+    if (k == g) { /* cannot happen: every key is ours */
       snprintf(j->errmsg, sizeof j->errmsg,
                "a group insert returned a key it was not given");
       sqlite3_reset(st);
@@ -202,14 +221,15 @@ static int take_returned(struct sl_journal *j, sqlite3_stmt *st,
 /* The bodies of the new rows: one statement when the whole group was new
  * (the usual case), else a row at a time. */
 static int insert_bodies(struct sl_journal *j, const struct sl_job_spec *s,
-                         const int64_t *got, const int *fresh, int nfresh) {
+                         int g, const int64_t *got, const int *fresh,
+                         int nfresh) {
   sqlite3_stmt *st;
   int i, rc;
-  if (nfresh == SL_ENQ_GROUP) {
-    st = group_stmt(j, 1);
+  if (nfresh == g) {
+    st = group_stmt(j, 1, g);
     if (!st)
       return SL_DB;
-    for (i = 0; i < SL_ENQ_GROUP; i++) {
+    for (i = 0; i < g; i++) {
       sqlite3_bind_int64(st, 2 * i + 1, got[i]);
       sl__bind_text(st, 2 * i + 2, s[i].body);
     }
@@ -219,7 +239,7 @@ static int insert_bodies(struct sl_journal *j, const struct sl_job_spec *s,
     return rc == SQLITE_DONE ? SL_OK
                              : sl__journal_fail(j, rc, "storing the bodies");
   }
-  for (i = 0; i < SL_ENQ_GROUP; i++) {
+  for (i = 0; i < g; i++) {
     if (!fresh[i])
       continue;
     st = sl__journal_stmt(j, SL_STMT_BODY_INSERT);
@@ -236,11 +256,12 @@ static int insert_bodies(struct sl_journal *j, const struct sl_job_spec *s,
 }
 
 /* The rows that made nothing new: the existing job with that key. */
-static int find_existing(struct sl_journal *j, const char *const *keys,
-                         int64_t *got, const int *fresh) {
+static int find_existing(struct sl_journal *j, int g,
+                         const char *const *keys, int64_t *got,
+                         const int *fresh) {
   sqlite3_stmt *st;
   int i, rc;
-  for (i = 0; i < SL_ENQ_GROUP; i++) {
+  for (i = 0; i < g; i++) {
     if (fresh[i])
       continue;
     st = sl__journal_stmt(j, SL_STMT_FIND_KEY);
@@ -261,7 +282,8 @@ static int find_existing(struct sl_journal *j, const char *const *keys,
 }
 
 int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
-                      int64_t now, int64_t *ids, int *created, int *refused) {
+                      int g, int64_t now, int64_t *ids, int *created,
+                      int *refused) {
   const char *keys[SL_ENQ_GROUP];
   char made[SL_ENQ_GROUP][33];
   int owned[SL_ENQ_GROUP], fresh[SL_ENQ_GROUP] = {0}, nfresh = 0, i, rc;
@@ -269,13 +291,13 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
   sqlite3_stmt *st;
 
   *refused = 0;
-  st = group_stmt(j, 0);
+  st = group_stmt(j, 0, g);
   if (!st)
     return SL_DB;
   memset(owned, 0, sizeof owned);
   rc = SL_OK;
   sqlite3_bind_int64(st, 1, now);
-  for (i = 0; i < SL_ENQ_GROUP; i++) {
+  for (i = 0; i < g; i++) {
     keys[i] = row_key(&s[i], now, made[i], &owned[i]);
     if (!keys[i]) { /* never store a secret: fail instead */
       snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
@@ -285,22 +307,22 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
     bind_row(st, 1 + i * COLS, &s[i], keys[i]);
   }
   if (rc == SL_OK)
-    rc = take_returned(j, st, keys, got, fresh, &nfresh);
+    rc = take_returned(j, st, g, keys, got, fresh, &nfresh);
   sqlite3_clear_bindings(st); /* before the keys they point at go */
   /* A refusal (a CHECK, the door, a foreign key) undid this statement
    * only: the caller replays the group row by row to name the row. */
   if (rc == SL_BAD_JOB)
     *refused = !sqlite3_get_autocommit(j->db);
   if (rc == SL_OK)
-    rc = insert_bodies(j, s, got, fresh, nfresh);
-  if (rc == SL_OK && nfresh < SL_ENQ_GROUP)
-    rc = find_existing(j, keys, got, fresh);
-  for (i = 0; i < SL_ENQ_GROUP; i++)
+    rc = insert_bodies(j, s, g, got, fresh, nfresh);
+  if (rc == SL_OK && nfresh < g)
+    rc = find_existing(j, g, keys, got, fresh);
+  for (i = 0; i < g; i++)
     if (owned[i])
       free((char *)keys[i]);
   if (rc != SL_OK)
     return rc;
-  for (i = 0; i < SL_ENQ_GROUP; i++) {
+  for (i = 0; i < g; i++) {
     if (ids)
       ids[i] = got[i];
     if (created)

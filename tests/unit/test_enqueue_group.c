@@ -1,8 +1,8 @@
 /*
  * test_enqueue_group.c: sl_enqueue_many on calls large enough that the
- * SQLite journal inserts their rows many per statement (enqueue_group.c,
- * 64 a group): the rows, bodies, models, caps, metadata, keys and created
- * flags are those sl_enqueue gives one at a time; duplicates inside a
+ * SQLite journal inserts their rows many per statement (enqueue_group.c:
+ * 64 a group, then 16 and 4): the rows, bodies, models, caps, metadata,
+ * keys and created flags are those sl_enqueue gives one at a time; duplicates inside a
  * group, across groups and against the journal map to the first job; a
  * refused row in a group is named and nothing is written; a key holding a
  * registered secret is stored scrubbed and still deduplicates; a producer
@@ -15,7 +15,7 @@
 #include "sluice_secrets.h"
 #include "testutil.h"
 
-enum { N = 150 }; /* two groups of 64 and 22 rows after them */
+enum { N = 150 }; /* groups of 64, 64, 16, 4, then 2 rows alone */
 
 static char bodies[N][96], keys[2][N][16], meta[N][32];
 
