@@ -7,7 +7,8 @@
  * retries after 2 ms as the worker's retry timer does. Printed per mode:
  * the wait from wanting to write to the commit (median, p99, max), the
  * longest single call (the time the worker's loop would stand still in
- * SQLite) and the producer's jobs/s.
+ * SQLite), the producer's jobs/s and its CPU per job (user + system of the
+ * child: what the machine's load does not stretch).
  *   default: sl_open's handler (SQLite's, 10 s), one call that sleeps.
  *   poll:    sl_set_busy_timeout(j, 5, 1), the worker's (issue 14).
  * Figures only; exit 1 only if a write fails for another reason.
@@ -16,20 +17,24 @@
  * instead of a fresh one per mode; its jobs stay there (queues "busy" and
  * "worker").
  *
- * Usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL]
+ * -c CHUNK: calls of CHUNK rows instead (the transaction a flush waits for
+ * is that long).
+ *
+ * Usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL] [-c CHUNK]
  */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sluice.h"
 
-#define CHUNK 10000
+static int chunk = 10000; /* -c: rows per sl_enqueue_many call */
 #define MAX_WAITS 100000
 
 static int64_t now_us(void) {
@@ -66,17 +71,17 @@ static int cmp64(const void *a, const void *b) {
  * waits in. */
 static int produce(const char *path, long n) {
   struct sl_journal *j = open_j(path);
-  struct sl_job_spec *s = calloc(CHUNK, sizeof *s);
-  int64_t *calls = calloc((size_t)(n / CHUNK + 2), sizeof *calls);
+  struct sl_job_spec *s = calloc(chunk, sizeof *s);
+  int64_t *calls = calloc((size_t)(n / chunk + 2), sizeof *calls);
   long done = 0, i, nc = 0;
   if (!s || !calls)
     return 1;
-  for (i = 0; i < CHUNK; i++) {
+  for (i = 0; i < chunk; i++) {
     s[i].body = "{\"model\":\"m\",\"input\":\"a producer's job\"}";
     s[i].queue = "busy";
   }
   while (done < n) {
-    size_t k = n - done < CHUNK ? (size_t)(n - done) : CHUNK, bad = 0;
+    size_t k = n - done < chunk ? (size_t)(n - done) : (size_t)chunk, bad = 0;
     int64_t c0 = now_us();
     int rc = sl_enqueue_many(j, s, k, NULL, &bad);
     if (rc == SL_BUSY)
@@ -91,7 +96,7 @@ static int produce(const char *path, long n) {
   qsort(calls, (size_t)nc, sizeof calls[0], cmp64);
   if (nc)
     printf("         producer calls of %d jobs (one transaction each): "
-           "median %.1f ms, max %.1f ms\n", CHUNK, calls[nc / 2] / 1e3,
+           "median %.1f ms, max %.1f ms\n", chunk, calls[nc / 2] / 1e3,
            calls[nc - 1] / 1e3);
   fflush(stdout);
   free(calls);
@@ -107,6 +112,8 @@ static int run(const char *dir, const char *journal, long n, int poll) {
   static int64_t waits[MAX_WAITS];
   int64_t t0, t_end, id, longest = 0, c0, c1, wait0;
   size_t nw = 0;
+  struct rusage ru;
+  double cpu_us;
   pid_t pid;
   int status, rc;
 
@@ -128,7 +135,7 @@ static int run(const char *dir, const char *journal, long n, int poll) {
   if (pid == 0)
     _exit(produce(path, n));
   for (;;) {
-    if (waitpid(pid, &status, WNOHANG) == pid)
+    if (wait4(pid, &status, WNOHANG, &ru) == pid)
       break;
     wait0 = now_us();
     for (;;) {
@@ -156,13 +163,15 @@ static int run(const char *dir, const char *journal, long n, int poll) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return 1;
   qsort(waits, nw, sizeof waits[0], cmp64);
-  printf("%-8s producer %ld jobs in %.2f s (%.0f/s); flush wait over %zu "
-         "flushes: median %.1f ms, p99 %.1f ms, max %.1f ms; longest call "
-         "(loop stopped) %.1f ms\n",
+  cpu_us = ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_sec * 1e6 + ru.ru_stime.tv_usec;
+  printf("%-8s producer %ld jobs in %.2f s (%.0f/s, CPU %.2f us/job); "
+         "flush wait over %zu flushes: median %.1f ms, p99 %.1f ms, max "
+         "%.1f ms; longest call (loop stopped) %.1f ms\n",
          poll ? "poll" : "default", n, (t_end - t0) / 1e6,
-         n / ((t_end - t0) / 1e6), nw, nw ? waits[nw / 2] / 1e3 : 0,
-         nw ? waits[nw * 99 / 100] / 1e3 : 0, nw ? waits[nw - 1] / 1e3 : 0,
-         longest / 1e3);
+         n / ((t_end - t0) / 1e6), n ? cpu_us / n : 0, nw,
+         nw ? waits[nw / 2] / 1e3 : 0, nw ? waits[nw * 99 / 100] / 1e3 : 0,
+         nw ? waits[nw - 1] / 1e3 : 0, longest / 1e3);
   return 0;
 }
 
@@ -172,23 +181,26 @@ int main(int argc, char **argv) {
   const char *mode = NULL, *journal = NULL;
   int opt, rc = 0;
 
-  while ((opt = getopt(argc, argv, "n:m:j:")) != -1) {
+  while ((opt = getopt(argc, argv, "n:m:j:c:")) != -1) {
     if (opt == 'n')
       n = atol(optarg);
+    else if (opt == 'c' && atoi(optarg) > 0)
+      chunk = atoi(optarg);
     else if (opt == 'j')
       journal = optarg;
     else if (opt == 'm')
       mode = optarg;
     else {
       fprintf(stderr,
-              "usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL]\n");
+              "usage: bench_busy [-n JOBS] [-m default|poll] [-j JOURNAL]"
+              " [-c CHUNK]\n");
       return 2;
     }
   }
   if (!mkdtemp(dir))
     return 1;
   printf("bench_busy: a flush every 10 ms while a producer enqueues %ld jobs "
-         "in calls of %d\n", n, CHUNK);
+         "in calls of %d\n", n, chunk);
   if (!mode || !strcmp(mode, "default"))
     rc |= run(dir, journal, n, 0);
   if (!mode || !strcmp(mode, "poll"))

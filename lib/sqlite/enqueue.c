@@ -26,16 +26,9 @@ static int check_names(struct sl_journal *j, const struct sl_job_spec *s) {
   return SL_BAD_JOB;
 }
 
-/*
- * Insert one job inside the caller's transaction (or autocommit). Dedup on
- * the idempotency key: ON CONFLICT DO NOTHING changes no row, so look the
- * existing job up.
- */
-static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
-                      int64_t now, int64_t *id, int *created) {
-  sqlite3_stmt *st;
-  int rc;
-
+/* What C refuses before SQLite sees the job (the journal refuses the
+ * rest: its CHECKs and door). */
+static int check_spec(struct sl_journal *j, const struct sl_job_spec *s) {
   if (!s || !s->body) {
     snprintf(j->errmsg, sizeof j->errmsg, "job has no body");
     return SL_INVAL;
@@ -47,7 +40,20 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
              "negative");
     return SL_BAD_JOB;
   }
-  rc = check_names(j, s);
+  return check_names(j, s);
+}
+
+/*
+ * Insert one job inside the caller's transaction (or autocommit). Dedup on
+ * the idempotency key: ON CONFLICT DO NOTHING changes no row, so look the
+ * existing job up.
+ */
+static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
+                      int64_t now, int64_t *id, int *created) {
+  sqlite3_stmt *st;
+  int rc;
+
+  rc = check_spec(j, s);
   if (rc != SL_OK)
     return rc;
   /* "stream": true is refused by the jobs_insert_door trigger, which has
@@ -133,28 +139,65 @@ int sl__sqlite_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
   return rc;
 }
 
+/* Rows i..i+g-1 (g: sl__enqueue_group_size) in one statement when C finds
+ * nothing wrong with them (enqueue_group.c); else, or when the journal
+ * refused one of them, row by row, which names the row refused. */
+static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
+                       size_t i, size_t g, int64_t now, int64_t *ids,
+                       int *created, size_t *bad_index) {
+  size_t k;
+  int64_t id;
+  int rc, grouped = g > 1, refused = 0;
+
+  for (k = i; grouped && k < i + g; k++)
+    if (check_spec(j, &specs[k]) != SL_OK)
+      grouped = 0; /* insert_one says which and why */
+  if (grouped) {
+    rc = sl__enqueue_group(j, &specs[i], (int)g, now, ids ? &ids[i] : NULL,
+                           created ? &created[i] : NULL, &refused);
+    if (rc == SL_OK || !refused)
+      return rc;
+  }
+  for (k = i; k < i + g; k++) {
+    rc = insert_one(j, &specs[k], now, &id, created ? &created[k] : NULL);
+    if (rc != SL_OK) {
+      char why[sizeof j->errmsg];
+      memcpy(why, j->errmsg, sizeof why);
+      snprintf(j->errmsg, sizeof j->errmsg, "job %zu: %s", k + 1, why);
+      if (bad_index)
+        *bad_index = k;
+      return rc;
+    }
+    if (ids)
+      ids[k] = id;
+  }
+  /* Refused together but accepted one by one (cannot happen: the same
+   * CHECKs and door judge both): say so rather than commit. */
+  if (refused) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "jobs %zu to %zu: refused together, accepted one by one", i + 1,
+             i + g);
+    return SL_DB;
+  }
+  return SL_OK;
+}
+
 static int many(struct sl_journal *j, const struct sl_job_spec *specs,
                 size_t n, int64_t *ids, int *created, size_t *bad_index) {
-  int64_t now = sl_now_ms(), id;
-  size_t i;
+  int64_t now = sl_now_ms();
+  size_t i, g;
   int rc;
 
   rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
-  for (i = 0; i < n; i++) {
-    rc = insert_one(j, &specs[i], now, &id, created ? &created[i] : NULL);
+  for (i = 0; i < n; i += g) {
+    g = (size_t)sl__enqueue_group_size(n - i);
+    rc = insert_rows(j, specs, i, g, now, ids, created, bad_index);
     if (rc != SL_OK) {
-      char why[sizeof j->errmsg];
-      memcpy(why, j->errmsg, sizeof why);
-      snprintf(j->errmsg, sizeof j->errmsg, "job %zu: %s", i + 1, why);
-      if (bad_index)
-        *bad_index = i;
       sl__journal_rollback(j);
       return rc;
     }
-    if (ids)
-      ids[i] = id;
   }
   rc = sl__journal_commit(j);
   if (rc == SL_OK)
@@ -164,11 +207,12 @@ static int many(struct sl_journal *j, const struct sl_job_spec *specs,
 
 /*
  * The rows of one call are one transaction, and each INSERT in it keeps a
- * statement journal (its door triggers may abort that row alone). SQLite
- * holds that journal in memory up to 64 KiB, then moves it to a temp file
- * for the rest of the transaction; from then on every page a row touches
- * is also written there: 16 pwrite()s a row, 60% of the call's CPU at 100k
- * rows (bench/enqueue.sh). temp_store=MEMORY, read when a transaction
+ * statement journal (its door triggers may abort that row, or that group
+ * of rows, alone). SQLite holds that journal in memory up to 64 KiB, then
+ * moves it to a temp file for the rest of the transaction; from then on
+ * every page a statement touches is also written there: with a statement
+ * a row, 16 pwrite()s a row, 60% of the call's CPU at 100k rows
+ * (bench/enqueue.sh). temp_store=MEMORY, read when a transaction
  * begins, keeps it in memory. It is set around this transaction only: for
  * the whole connection, VACUUM and large temp tables would live in memory
  * too. Outside a transaction the change cannot fail in a way that matters

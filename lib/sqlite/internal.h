@@ -74,6 +74,12 @@ struct sl_usage {
   } k[SL_USAGE_KEYS];
 };
 
+/* enqueue_group.c: rows per multi-row INSERT (the largest; then 16, 4). */
+#ifndef SL_ENQ_GROUP
+#define SL_ENQ_GROUP 64
+#endif
+#define SL_ENQ_SIZES 3
+
 /* Slots for the statements that change jobs.state (enum sl_move, jobs.h). */
 #define SL_MOVE_SLOTS 16
 
@@ -84,6 +90,8 @@ struct sl_journal {
   sqlite3_stmt *moves[SL_MOVE_SLOTS]; /* jobs.c: prepared on first use */
   struct sl_sql_cached cached[SL_SQL_CACHE];
   int ncached;
+  /* enqueue_group.c: the multi-row INSERTs, prepared on first use */
+  sqlite3_stmt *enq_group[SL_ENQ_SIZES], *enq_bodies[SL_ENQ_SIZES];
   struct sl_lease_memo memo[SL_LEASE_MEMO];
   int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
   int busy_ms;           /* sl_set_busy_timeout's polling limit */
@@ -106,6 +114,19 @@ int sl__sqlite_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
 #define X(op, params, args) int sl__sqlite_##op params;
 SL_BACKEND_OPS(X)
 #undef X
+
+/* enqueue_group.c: sl_enqueue_many's rows up to SL_ENQ_GROUP per
+ * statement. sl__enqueue_group inserts s[0..g-1] (g from
+ * sl__enqueue_group_size: 64, 16, 4, or 1 for a row alone) inside the
+ * caller's transaction, checked first by enqueue.c (check_spec); ids and
+ * created as sl_enqueue_many_created's. *refused: the journal refused a
+ * row and only this statement was undone (replay the group row by row to
+ * name it). */
+int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
+                      int g, int64_t now, int64_t *ids, int *created,
+                      int *refused);
+int sl__enqueue_group_size(size_t left);
+void sl__enqueue_group_close(struct sl_journal *j);
 
 /* After a long write transaction: let a writer waiting for the lock in
  * (busy.c). began_ms: sl_now_ms() before BEGIN. */

@@ -167,8 +167,23 @@ int sl__bind_text_len(sqlite3_stmt *st, int idx, const char *s, size_t len) {
   return sqlite3_bind_text(st, idx, s, (int)len, SQLITE_STATIC);
 }
 
+/* A C string is bound with length -1, so SQLite marks it NUL-terminated:
+ * with a length it cannot know, and every function that reads the value
+ * as text (json_valid, json_extract, instr...) first copies it to add the
+ * NUL, each time the statement names it (a malloc and a copy of the body
+ * per JSON call at enqueue; bench/README.md, bench_busy). */
 int sl__bind_text(sqlite3_stmt *st, int idx, const char *s) {
-  return sl__bind_text_len(st, idx, s, s ? strlen(s) : 0);
+  size_t n = 0;
+  int oom;
+  char *clean;
+  if (!s)
+    return sqlite3_bind_null(st, idx);
+  clean = sl_secrets_scrub_dup(s, strlen(s), &n, &oom);
+  if (clean)
+    return sqlite3_bind_text(st, idx, clean, (int)n, free);
+  if (oom)
+    return SQLITE_NOMEM;
+  return sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
 }
 
 int sl__bind_opt_int(sqlite3_stmt *st, int idx, int64_t v, int64_t none) {
@@ -494,6 +509,7 @@ void sl__sqlite_close(struct sl_journal *j) {
   if (!j)
     return;
   sl__jobs_close(j);
+  sl__enqueue_group_close(j);
   for (i = 0; i < SL_STMT__COUNT; i++)
     sqlite3_finalize(j->stmts[i]);
   for (i = 0; i < j->ncached; i++)

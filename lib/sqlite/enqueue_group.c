@@ -1,0 +1,332 @@
+/*
+ * enqueue_group.c: sl_enqueue_many's rows SL_ENQ_GROUP (64) at a time,
+ * then 16 and 4 for the rest of the call, one multi-row INSERT per group (issue 14: producers and workers share the
+ * write lock fairly, so a call of 10,000 rows must hold it briefly).
+ *
+ * Why: every INSERT into jobs keeps a statement journal (its door trigger
+ * may abort that row alone), so a statement per row copies every page the
+ * row touches (the jobs leaf, six index leaves, the counter row) into it
+ * and frees it again at the statement's end: with the mallocs that go with
+ * it, about half of a row's cost (callgrind, bench/README.md). One
+ * statement for a group copies each page once per group.
+ *
+ * The rows still go in in order (ids ascending as the specs), through the
+ * same expressions as SL_STMT_ENQUEUE (queries.c), the same door and
+ * CHECKs. RETURNING (id, idempotency_key) says which rows were new; the
+ * keys a caller left out are made here as schema.sql's default makes them
+ * (time-ordered hex, 80 random bits from SQLite's generator), so every
+ * returned row maps back to its spec. A key that already existed, or came
+ * twice in the group, returns no row and is looked up after, as
+ * insert_one does. A group the journal refuses is replayed row by row
+ * (enqueue.c's insert_one) inside the same transaction to name the row and
+ * its reason; the caller then rolls everything back.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "jobs.h"
+#include "sluice_secrets.h"
+
+#define COLS 13 /* parameters per row; ?1 is the call's clock */
+
+/* One row's values as SL_STMT_ENQUEUE computes them, from the VALUES
+ * columns: 1 queue, 2 partition, 3 urgency, 4 endpoint, 5 body, 6 key,
+ * 7 priority, 8 max_attempts, 9 run_after, 10 deadline, 11 metadata,
+ * 12 the door flag (?13 there), 13 the max_ flag (?14 there). */
+#define MODEL                                                                 \
+  "CASE WHEN NOT json_valid(column5) THEN NULL WHEN json_type(column5,"       \
+  " '$.model') = 'text' THEN json_extract(column5, '$.model') END"
+#define CAP(k)                                                                \
+  "CASE WHEN json_type(column5, '$." k "') IN ('integer', 'real') AND"        \
+  " json_extract(column5, '$." k "') >= 1 THEN CAST(json_extract(column5,"    \
+  " '$." k "') AS INTEGER) END"
+static const char head[] =
+    "INSERT INTO jobs (queue, partition, urgency, endpoint, body,"
+    " idempotency_key, priority, max_attempts, run_after, deadline,"
+    " created_at, updated_at, metadata, model, out_tokens)"
+    " SELECT coalesce(column1, 'default'), coalesce(column2, ''),"
+    " coalesce(column3, 'urgent'), coalesce(column4, '/v1/responses'),"
+    " CASE WHEN column12 OR (" MODEL ") IS NULL THEN column5 END,"
+    " column6, column7, coalesce(column8, 5), coalesce(column9, ?1),"
+    " column10, ?1, ?1, coalesce(column11, '{}'), (" MODEL "),"
+    " (CASE WHEN NOT json_valid(column5) THEN NULL WHEN NOT column13 THEN 0"
+    " ELSE coalesce(" CAP("max_output_tokens") ", " CAP(
+        "max_completion_tokens") ", " CAP("max_tokens") ", 0) END)"
+    " FROM (VALUES ";
+/* WHERE true: an INSERT ... SELECT needs it before ON CONFLICT. */
+static const char tail[] =
+    ") WHERE true ON CONFLICT (idempotency_key) DO NOTHING"
+    " RETURNING id, idempotency_key";
+
+static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies,
+                   int g) {
+  size_t cap = sizeof head + sizeof tail + (size_t)g * 96, len;
+  char *sql = malloc(cap);
+  int r, c, p, rc;
+  if (!sql) {
+    snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+    return SL_NOMEM;
+  }
+  if (bodies) {
+    len = (size_t)snprintf(sql, cap,
+                           "INSERT OR IGNORE INTO job_bodies (job_id, body)"
+                           " VALUES ");
+    for (r = 0; r < g; r++)
+      len += (size_t)snprintf(sql + len, cap - len, "%s(?%d, ?%d)",
+                              r ? ", " : "", 2 * r + 1, 2 * r + 2);
+  } else {
+    len = (size_t)snprintf(sql, cap, "%s", head);
+    for (r = 0; r < g; r++) {
+      len += (size_t)snprintf(sql + len, cap - len, "%s(", r ? ", " : "");
+      for (c = 0; c < COLS; c++) {
+        p = 2 + r * COLS + c;
+        len += (size_t)snprintf(sql + len, cap - len, "%s?%d", c ? ", " : "",
+                                p);
+      }
+      len += (size_t)snprintf(sql + len, cap - len, ")");
+    }
+    len += (size_t)snprintf(sql + len, cap - len, "%s", tail);
+  }
+  rc = len < cap ? sqlite3_prepare_v3(j->db, sql, (int)len,
+                                      SQLITE_PREPARE_PERSISTENT, out, NULL)
+                 : SQLITE_TOOBIG;
+  free(sql);
+  return rc == SQLITE_OK ? SL_OK
+                         : sl__journal_fail(j, rc, "preparing a group insert");
+}
+
+/* Slot 0 holds the statements for SL_ENQ_GROUP rows, slot k for
+ * SL_ENQ_GROUP >> 2k (64, 16, 4): a call's rows after its last full group
+ * go in the smaller ones, only the last few (under 4) one at a time. */
+static sqlite3_stmt *group_stmt(struct sl_journal *j, int bodies, int g) {
+  int k = 0;
+  sqlite3_stmt **st;
+  while (k < SL_ENQ_SIZES - 1 && (SL_ENQ_GROUP >> (2 * k)) != g)
+    k++;
+  st = bodies ? &j->enq_bodies[k] : &j->enq_group[k];
+  if (!*st) {
+    if (prepare(j, st, bodies, g) != SL_OK) {
+      *st = NULL;
+      return NULL;
+    }
+  } else {
+    sqlite3_reset(*st);
+    sqlite3_clear_bindings(*st);
+  }
+  return *st;
+}
+
+void sl__enqueue_group_close(struct sl_journal *j) {
+  int k;
+  for (k = 0; k < SL_ENQ_SIZES; k++) {
+    sqlite3_finalize(j->enq_group[k]);
+    sqlite3_finalize(j->enq_bodies[k]);
+    j->enq_group[k] = j->enq_bodies[k] = NULL;
+  }
+}
+
+int sl__enqueue_group_size(size_t left) {
+  int k;
+  for (k = 0; k < SL_ENQ_SIZES; k++)
+    if (left >= (size_t)(SL_ENQ_GROUP >> (2 * k)))
+      return SL_ENQ_GROUP >> (2 * k);
+  return 1;
+}
+
+/* The key the row is inserted with: the caller's, as it will be stored
+ * (secrets scrubbed, as sl__bind_text would), or a new one like
+ * schema.sql's default. *owned: free it after. */
+static const char *row_key(const struct sl_job_spec *s, int64_t now,
+                           char made[33], int *owned) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char rnd[10];
+  size_t n;
+  int oom = 0, i;
+  char *clean;
+  *owned = 0;
+  if (s->idempotency_key) {
+    clean = sl_secrets_scrub_dup(s->idempotency_key,
+                                 strlen(s->idempotency_key), &n, &oom);
+    if (clean)
+      *owned = 1;
+    return clean ? clean : oom ? NULL : s->idempotency_key;
+  }
+  snprintf(made, 13, "%012llx", (unsigned long long)now);
+  sqlite3_randomness((int)sizeof rnd, rnd);
+  for (i = 0; i < 10; i++) {
+    made[12 + 2 * i] = hex[rnd[i] >> 4];
+    made[13 + 2 * i] = hex[rnd[i] & 15];
+  }
+  made[32] = '\0';
+  return made;
+}
+
+static void bind_row(sqlite3_stmt *st, int base, const struct sl_job_spec *s,
+                     const char *key) {
+  sl__bind_text(st, base + 1, s->queue);
+  sl__bind_text(st, base + 2, s->partition);
+  sl__bind_text(st, base + 3, s->urgency);
+  sl__bind_text(st, base + 4, s->endpoint);
+  sl__bind_text(st, base + 5, s->body);
+  sqlite3_bind_text(st, base + 6, key, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, base + 7, s->priority);
+  sl__bind_opt_int(st, base + 8, s->max_attempts, 0);
+  sl__bind_opt_int(st, base + 9, s->run_after_ms, 0);
+  sl__bind_opt_int(st, base + 10, s->deadline_ms, 0);
+  sl__bind_text(st, base + 11, s->metadata);
+  /* the same tests as insert_one's ?13 and ?14 */
+  sqlite3_bind_int(st, base + 12, strstr(s->body, "\"stream\"") ||
+                                      strstr(s->body, "\\u"));
+  sqlite3_bind_int(st, base + 13, strstr(s->body, "max_") ||
+                                      strstr(s->body, "\\u"));
+}
+
+/* Map the returned (id, key) rows back to the specs: in the common case
+ * they come back in the specs' order, so look from where the last match
+ * was. A key given twice maps to its first row; the second is looked up
+ * after (not new). */
+static int take_returned(struct sl_journal *j, sqlite3_stmt *st, int g,
+                         const char *const *keys, int64_t *got, int *fresh,
+                         int *nfresh) {
+  int rc, hint = 0, k, i = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *key = (const char *)sqlite3_column_text(st, 1);
+    for (k = 0; k < g; k++) {
+      i = (hint + k) % g;
+      if (!fresh[i] && key && !strcmp(keys[i], key))
+        break;
+    }
+    if (k == g) { /* cannot happen: every key is ours */
+      snprintf(j->errmsg, sizeof j->errmsg,
+               "a group insert returned a key it was not given");
+      sqlite3_reset(st);
+      return SL_DB;
+    }
+    got[i] = sqlite3_column_int64(st, 0);
+    fresh[i] = 1;
+    (*nfresh)++;
+    hint = i + 1;
+  }
+  if (rc != SQLITE_DONE) {
+    rc = sl__journal_fail(j, rc, "job refused");
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  return SL_OK;
+}
+
+/* The bodies of the new rows: one statement when the whole group was new
+ * (the usual case), else a row at a time. */
+static int insert_bodies(struct sl_journal *j, const struct sl_job_spec *s,
+                         int g, const int64_t *got, const int *fresh,
+                         int nfresh) {
+  sqlite3_stmt *st;
+  int i, rc;
+  if (nfresh == g) {
+    st = group_stmt(j, 1, g);
+    if (!st)
+      return SL_DB;
+    for (i = 0; i < g; i++) {
+      sqlite3_bind_int64(st, 2 * i + 1, got[i]);
+      sl__bind_text(st, 2 * i + 2, s[i].body);
+    }
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st); /* scrubbed copies are freed here */
+    return rc == SQLITE_DONE ? SL_OK
+                             : sl__journal_fail(j, rc, "storing the bodies");
+  }
+  for (i = 0; i < g; i++) {
+    if (!fresh[i])
+      continue;
+    st = sl__journal_stmt(j, SL_STMT_BODY_INSERT);
+    if (!st)
+      return SL_DB;
+    sqlite3_bind_int64(st, 1, got[i]);
+    sl__bind_text(st, 2, s[i].body);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+      return sl__journal_fail(j, rc, "storing the job's body");
+  }
+  return SL_OK;
+}
+
+/* The rows that made nothing new: the existing job with that key. */
+static int find_existing(struct sl_journal *j, int g,
+                         const char *const *keys, int64_t *got,
+                         const int *fresh) {
+  sqlite3_stmt *st;
+  int i, rc;
+  for (i = 0; i < g; i++) {
+    if (fresh[i])
+      continue;
+    st = sl__journal_stmt(j, SL_STMT_FIND_KEY);
+    if (!st)
+      return SL_DB;
+    sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+      rc = sl__journal_fail(j, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc,
+                           "looking up a duplicate idempotency key");
+      sqlite3_reset(st);
+      return rc;
+    }
+    got[i] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+  }
+  return SL_OK;
+}
+
+int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
+                      int g, int64_t now, int64_t *ids, int *created,
+                      int *refused) {
+  const char *keys[SL_ENQ_GROUP];
+  char made[SL_ENQ_GROUP][33];
+  int owned[SL_ENQ_GROUP], fresh[SL_ENQ_GROUP] = {0}, nfresh = 0, i, rc;
+  int64_t got[SL_ENQ_GROUP];
+  sqlite3_stmt *st;
+
+  *refused = 0;
+  st = group_stmt(j, 0, g);
+  if (!st)
+    return SL_DB;
+  memset(owned, 0, sizeof owned);
+  rc = SL_OK;
+  sqlite3_bind_int64(st, 1, now);
+  for (i = 0; i < g; i++) {
+    keys[i] = row_key(&s[i], now, made[i], &owned[i]);
+    if (!keys[i]) { /* never store a secret: fail instead */
+      snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+      rc = SL_NOMEM;
+      break;
+    }
+    bind_row(st, 1 + i * COLS, &s[i], keys[i]);
+  }
+  if (rc == SL_OK)
+    rc = take_returned(j, st, g, keys, got, fresh, &nfresh);
+  sqlite3_clear_bindings(st); /* before the keys they point at go */
+  /* A refusal (a CHECK, the door, a foreign key) undid this statement
+   * only: the caller replays the group row by row to name the row. */
+  if (rc == SL_BAD_JOB)
+    *refused = !sqlite3_get_autocommit(j->db);
+  if (rc == SL_OK)
+    rc = insert_bodies(j, s, g, got, fresh, nfresh);
+  if (rc == SL_OK && nfresh < g)
+    rc = find_existing(j, g, keys, got, fresh);
+  for (i = 0; i < g; i++)
+    if (owned[i])
+      free((char *)keys[i]);
+  if (rc != SL_OK)
+    return rc;
+  for (i = 0; i < g; i++) {
+    if (ids)
+      ids[i] = got[i];
+    if (created)
+      created[i] = fresh[i];
+  }
+  return SL_OK;
+}
