@@ -18,7 +18,10 @@
  * exit 1 when a statement fails or the journal does not hold the work.
  * bench/pg_baseline.sh starts a throwaway cluster and runs this.
  *
- * Usage: bench_pg_baseline CONNINFO [-r RUNS] [-q]
+ * Usage: bench_pg_baseline CONNINFO [-r RUNS] [-q] [-t TEST]
+ * TEST (several -t allowed; default all): many (the direct enqueue),
+ * door, copy, claim1, claim64. bench/pg_lib.sh runs one test of each
+ * side at a time, so that a pair is measured close together in time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,6 +434,8 @@ static int claim_complete(PGconn *c, size_t n, size_t batch, double *rate) {
                expect(c, "SELECT count(*) FROM sluice.results",
                       (long long)n) == 0 &&
                expect(c, "SELECT count(*) FROM sluice.attempts",
+                      (long long)n) == 0 &&
+               expect(c, "SELECT sum(jobs) FROM sluice.usage_daily",
                       (long long)n) == 0
            ? 0
            : -1;
@@ -476,14 +481,17 @@ static int measure(PGconn *c, const struct test *t, int runs) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: bench_pg_baseline CONNINFO [-r RUNS (1-%d)] [-q]\n",
+  fprintf(stderr, "usage: bench_pg_baseline CONNINFO [-r RUNS (1-%d)] [-q]"
+                  " [-t many|door|copy|claim1|claim64]...\n",
           MAX_RUNS);
   return 2;
 }
 
 int main(int argc, char **argv) {
   PGconn *c = NULL;
-  int runs = 3, quick = 0, i, rc = 1;
+  int runs = 3, quick = 0, i, k, rc = 1, picked = 0, want[5] = {0};
+  static const char *const names[5] = {"many", "door", "copy", "claim1",
+                                       "claim64"};
   struct test tests[5];
 
   if (argc < 2)
@@ -495,6 +503,13 @@ int main(int argc, char **argv) {
       runs = atoi(argv[++i]);
       if (runs < 1 || runs > MAX_RUNS)
         return usage();
+    } else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+      for (k = 0; k < 5 && strcmp(argv[i + 1], names[k]); k++)
+        ;
+      if (k == 5)
+        return usage();
+      want[k] = picked = 1;
+      i++;
     } else {
       return usage();
     }
@@ -534,7 +549,7 @@ int main(int argc, char **argv) {
     PQclear(r);
   }
   for (i = 0; i < 5; i++)
-    if (measure(c, &tests[i], runs) != 0)
+    if ((!picked || want[i]) && measure(c, &tests[i], runs) != 0)
       goto out;
   printf("reference, not measured here: pg-boss 8k jobs/s and graphile-worker"
          " 2.2k jobs/s (measured on this machine earlier); River 55.7k jobs/s"

@@ -8,7 +8,9 @@
  * (TRUNCATE, as the baseline's reset) and a claim's jobs are ANALYZEd
  * before the timed part, as the baseline's; a second libpq connection
  * does that and samples commits and WAL bytes per job.
- * Usage: pg_lib LOCATION [-q] [-r RUNS]; without a location it skips.
+ * Usage: pg_lib LOCATION [-q] [-r RUNS] [-t many|claim1|claim64]...;
+ * without a location it skips. -t (several allowed; default all) picks
+ * tests by bench_pg_baseline.c's names.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +81,20 @@ static int side_run(const char *sql) {
     fprintf(stderr, "pg_lib: %.40s: %s", sql, PQerrorMessage(side));
   PQclear(r);
   return ok ? SL_OK : SL_DB;
+}
+
+/* A count the work must have left (the baseline checks the same). */
+static int expect(const char *sql, long long want) {
+  PGresult *r = PQexec(side, sql);
+  long long got = -1;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+    got = atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  if (got != want) {
+    fprintf(stderr, "pg_lib: %s: got %lld, want %lld\n", sql, got, want);
+    return SL_DB;
+  }
+  return SL_OK;
 }
 
 static int reset(void) {
@@ -216,7 +232,17 @@ static int claim_complete(struct sl_journal *j, const char *queue, size_t n,
     fprintf(stderr, "pg_lib: completed %zu of %zu\n", done, n);
     return SL_DB;
   }
-  return SL_OK;
+  /* the same rows as the baseline's: a result, an attempt and the usage
+   * of each job */
+  rc = expect("SELECT count(*) FROM sluice.jobs WHERE state = 'succeeded'",
+              (long long)n);
+  if (rc == SL_OK)
+    rc = expect("SELECT count(*) FROM sluice.results", (long long)n);
+  if (rc == SL_OK)
+    rc = expect("SELECT count(*) FROM sluice.attempts", (long long)n);
+  if (rc == SL_OK)
+    rc = expect("SELECT sum(jobs) FROM sluice.usage_daily", (long long)n);
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -229,7 +255,8 @@ int main(int argc, char **argv) {
   double v[MAX_RUNS];
   size_t sizes[3];
   char err[512], queue[64];
-  int runs = 3, quick = 0, i, t, rc = 0;
+  static const char *const names[3] = {"many", "claim1", "claim64"};
+  int runs = 3, quick = 0, i, t, rc = 0, picked = 0, want[3] = {0};
 
   if (argc < 2) {
     printf("pg_lib: skipped: needs a PostgreSQL journal (bench/pg_lib.sh)\n");
@@ -241,8 +268,16 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "-r") && i + 1 < argc &&
              (runs = atoi(argv[++i])) >= 1 && runs <= MAX_RUNS)
       continue;
-    else {
-      fprintf(stderr, "usage: pg_lib LOCATION [-q] [-r RUNS (1-%d)]\n",
+    else if (!strcmp(argv[i], "-t") && i + 1 < argc &&
+             (t = !strcmp(argv[i + 1], names[0])   ? 0
+                  : !strcmp(argv[i + 1], names[1]) ? 1
+                  : !strcmp(argv[i + 1], names[2]) ? 2
+                                                   : -1) >= 0) {
+      want[t] = picked = 1;
+      i++;
+    } else {
+      fprintf(stderr, "usage: pg_lib LOCATION [-q] [-r RUNS (1-%d)]"
+                      " [-t many|claim1|claim64]...\n",
               MAX_RUNS);
       return 2;
     }
@@ -278,6 +313,8 @@ int main(int argc, char **argv) {
   }
   for (t = 0; t < 3 && rc == SL_OK; t++) {
     double mid;
+    if (picked && !want[t])
+      continue;
     for (i = 0; i < runs && rc == SL_OK; i++) {
       run_no = i;
       snprintf(queue, sizeof queue, "bench_%d_%d", t, i);
