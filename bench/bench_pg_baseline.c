@@ -105,6 +105,7 @@ static int reset(PGconn *c) {
 struct server_mark {
   long long xid;
   double wal, cpu; /* cpu: ns on CPU, this process + its backend */
+  double self;     /* this process's share */
 };
 
 static long backend_pid; /* for /proc/PID/schedstat */
@@ -139,7 +140,8 @@ static int mark(PGconn *c, struct server_mark *m) {
   if (ok) {
     m->xid = atoll(PQgetvalue(r, 0, 0));
     m->wal = atof(PQgetvalue(r, 0, 1));
-    m->cpu = self_ns() + ran_ns(backend_pid);
+    m->self = self_ns();
+    m->cpu = m->self + ran_ns(backend_pid);
   } else {
     fprintf(stderr, "bench_pg: server mark: %s", PQerrorMessage(c));
   }
@@ -148,7 +150,8 @@ static int mark(PGconn *c, struct server_mark *m) {
 }
 
 /* Commits, WAL bytes and CPU µs per job since a. */
-static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS];
+static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS],
+    per_job_client[MAX_RUNS];
 static int run_no;
 static int mark_done(PGconn *c, const struct server_mark *a, size_t n) {
   struct server_mark b;
@@ -157,6 +160,7 @@ static int mark_done(PGconn *c, const struct server_mark *a, size_t n) {
   per_job_xacts = (double)(b.xid - a->xid) / (double)n;
   per_job_wal = (b.wal - a->wal) / (double)n;
   per_job_cpu[run_no] = (b.cpu - a->cpu) / 1e3 / (double)n;
+  per_job_client[run_no] = (b.self - a->self) / 1e3 / (double)n;
   return 0;
 }
 
@@ -471,11 +475,13 @@ static int measure(PGconn *c, const struct test *t, int runs) {
   }
   qsort(v, (size_t)runs, sizeof v[0], cmp_double);
   qsort(per_job_cpu, (size_t)runs, sizeof v[0], cmp_double);
+  qsort(per_job_client, (size_t)runs, sizeof v[0], cmp_double);
   mid = runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2;
   printf("%s, %zu jobs (median of %d)\n  baseline %9.0f jobs/s  [%.0f-%.0f]"
-         "  %.3f commits/job  %.0f WAL bytes/job  %.1f CPU us/job\n",
+         "  %.3f commits/job  %.0f WAL bytes/job  %.1f CPU us/job"
+         "  client %.1f us/job\n",
          t->title, t->n, runs, mid, v[0], v[runs - 1], per_job_xacts,
-         per_job_wal, per_job_cpu[runs / 2]);
+         per_job_wal, per_job_cpu[runs / 2], per_job_client[runs / 2]);
   fflush(stdout);
   return reset(c);
 }

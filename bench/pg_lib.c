@@ -30,7 +30,9 @@
   "\"output_text\":\"ok\"}"
 
 static PGconn *side; /* reset, ANALYZE and the server marks */
-static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS];
+static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS],
+    per_job_client[MAX_RUNS]; /* the client process's share of the CPU */
+static double self_at; /* self_ns() at the last mark */
 static int run_no;
 static long lib_pid; /* the backend of libsluice's connection */
 
@@ -111,7 +113,8 @@ static int mark(long long *xid, double *wal, double *cpu) {
   if (ok) {
     *xid = atoll(PQgetvalue(r, 0, 0));
     *wal = atof(PQgetvalue(r, 0, 1));
-    *cpu = self_ns() + ran_ns(lib_pid);
+    self_at = self_ns();
+    *cpu = self_at + ran_ns(lib_pid);
   } else {
     fprintf(stderr, "pg_lib: server mark: %s", PQerrorMessage(side));
   }
@@ -121,9 +124,10 @@ static int mark(long long *xid, double *wal, double *cpu) {
 
 static int mark_done(long long xid, double wal, double cpu, size_t n) {
   long long x2;
-  double w2, c2;
+  double w2, c2, s1 = self_at;
   if (mark(&x2, &w2, &c2) != SL_OK || !n)
     return SL_DB;
+  per_job_client[run_no] = (self_at - s1) / 1e3 / (double)n;
   per_job_xacts = (double)(x2 - xid) / (double)n;
   per_job_wal = (w2 - wal) / (double)n;
   per_job_cpu[run_no] = (c2 - cpu) / 1e3 / (double)n;
@@ -326,12 +330,13 @@ int main(int argc, char **argv) {
       break;
     qsort(v, (size_t)runs, sizeof v[0], cmp_double);
     qsort(per_job_cpu, (size_t)runs, sizeof v[0], cmp_double);
+    qsort(per_job_client, (size_t)runs, sizeof v[0], cmp_double);
     mid = runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2;
     printf("%s, %zu jobs (median of %d)\n  lib/pg   %9.0f jobs/s  "
            "[%.0f-%.0f]  %.3f commits/job  %.0f WAL bytes/job  %.1f CPU "
-           "us/job\n",
+           "us/job  client %.1f us/job\n",
            titles[t], sizes[t], runs, mid, v[0], v[runs - 1], per_job_xacts,
-           per_job_wal, per_job_cpu[runs / 2]);
+           per_job_wal, per_job_cpu[runs / 2], per_job_client[runs / 2]);
     fflush(stdout);
   }
   sl_close(j);

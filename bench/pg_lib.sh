@@ -8,7 +8,8 @@
 # pair sees the same load; each measurement starts from empty tables.
 # Prints per test and side the median of the rounds [min-max] of jobs/s
 # and of CPU per job (client process + its server backend,
-# /proc/PID/schedstat: the load hardly moves it), commits and WAL bytes
+# /proc/PID/schedstat: the load moves it less; the client's share in
+# parentheses), commits and WAL bytes
 # per job (it does not move them at all); then the ratio lib/pg /
 # baseline per round, by jobs/s and by CPU (baseline CPU / lib/pg CPU):
 # the median of the rounds' ratios and their [min-max], which is the
@@ -76,7 +77,7 @@ fi
 grep -m1 '^bench_pg_baseline:' "$out"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Per title and side, per round: jobs/s ($2), commits ($5), WAL ($7),
-# CPU us ($10). Then per title the medians and the rounds' ratios.
+# CPU us ($10), the client's share ($14). Then per title the medians and the rounds' ratios.
 awk -v rounds="$rounds" '
   function sort(s, a,   n, i, j, t) {
     n = split(s, a, " ")
@@ -92,7 +93,8 @@ awk -v rounds="$rounds" '
   / jobs \(median/ { t = $0; sub(/, [0-9]+ jobs.*/, "", t); if (!(t in seen)) { seen[t] = 1; order[++nt] = t } }
   /^  (baseline|lib\/pg)/ { side = $1; v[t, side] = v[t, side] " " $2
     x[t, side] = x[t, side] " " $5; w[t, side] = w[t, side] " " $7
-    c[t, side] = c[t, side] " " $10; rv[t, side, r] = $2; rc[t, side, r] = $10 }
+    c[t, side] = c[t, side] " " $10; rv[t, side, r] = $2; rc[t, side, r] = $10
+    if ($13 == "client") u[t, side] = u[t, side] " " $14 }
   END {
     for (k = 1; k <= nt; k++) {
       t = order[k]; n = 0
@@ -103,8 +105,8 @@ awk -v rounds="$rounds" '
         if (s == 1) printf "%s (%d round%s)\n", t, n, n == 1 ? "" : "s"
         m[side] = med(v[t, side]); r0 = lo; r1 = hi
         cm[side] = med(c[t, side]); c0 = lo; c1 = hi
-        printf "  %-8s %8.0f jobs/s [%.0f-%.0f]  %7.1f CPU us/job [%.1f-%.1f]  %.3f commits/job  %.0f WAL bytes/job\n",
-          side, m[side], r0, r1, cm[side], c0, c1, med(x[t, side]), med(w[t, side])
+        printf "  %-8s %8.0f jobs/s [%.0f-%.0f]  %7.1f CPU us/job [%.1f-%.1f] (client %.1f)  %.3f commits/job  %.0f WAL bytes/job\n",
+          side, m[side], r0, r1, cm[side], c0, c1, med(u[t, side]), med(x[t, side]), med(w[t, side])
       }
       if (!((t, "lib/pg") in v) || !((t, "baseline") in v)) continue
       rj = ""; rk = ""
