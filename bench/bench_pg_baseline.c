@@ -18,7 +18,10 @@
  * exit 1 when a statement fails or the journal does not hold the work.
  * bench/pg_baseline.sh starts a throwaway cluster and runs this.
  *
- * Usage: bench_pg_baseline CONNINFO [-r RUNS] [-q]
+ * Usage: bench_pg_baseline CONNINFO [-r RUNS] [-q] [-t TEST]
+ * TEST (several -t allowed; default all): many (the direct enqueue),
+ * door, copy, claim1, claim64. bench/pg_lib.sh runs one test of each
+ * side at a time, so that a pair is measured close together in time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +105,7 @@ static int reset(PGconn *c) {
 struct server_mark {
   long long xid;
   double wal, cpu; /* cpu: ns on CPU, this process + its backend */
+  double self;     /* this process's share */
 };
 
 static long backend_pid; /* for /proc/PID/schedstat */
@@ -136,7 +140,8 @@ static int mark(PGconn *c, struct server_mark *m) {
   if (ok) {
     m->xid = atoll(PQgetvalue(r, 0, 0));
     m->wal = atof(PQgetvalue(r, 0, 1));
-    m->cpu = self_ns() + ran_ns(backend_pid);
+    m->self = self_ns();
+    m->cpu = m->self + ran_ns(backend_pid);
   } else {
     fprintf(stderr, "bench_pg: server mark: %s", PQerrorMessage(c));
   }
@@ -145,7 +150,8 @@ static int mark(PGconn *c, struct server_mark *m) {
 }
 
 /* Commits, WAL bytes and CPU µs per job since a. */
-static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS];
+static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS],
+    per_job_client[MAX_RUNS];
 static int run_no;
 static int mark_done(PGconn *c, const struct server_mark *a, size_t n) {
   struct server_mark b;
@@ -154,6 +160,7 @@ static int mark_done(PGconn *c, const struct server_mark *a, size_t n) {
   per_job_xacts = (double)(b.xid - a->xid) / (double)n;
   per_job_wal = (b.wal - a->wal) / (double)n;
   per_job_cpu[run_no] = (b.cpu - a->cpu) / 1e3 / (double)n;
+  per_job_client[run_no] = (b.self - a->self) / 1e3 / (double)n;
   return 0;
 }
 
@@ -431,6 +438,8 @@ static int claim_complete(PGconn *c, size_t n, size_t batch, double *rate) {
                expect(c, "SELECT count(*) FROM sluice.results",
                       (long long)n) == 0 &&
                expect(c, "SELECT count(*) FROM sluice.attempts",
+                      (long long)n) == 0 &&
+               expect(c, "SELECT sum(jobs) FROM sluice.usage_daily",
                       (long long)n) == 0
            ? 0
            : -1;
@@ -466,24 +475,29 @@ static int measure(PGconn *c, const struct test *t, int runs) {
   }
   qsort(v, (size_t)runs, sizeof v[0], cmp_double);
   qsort(per_job_cpu, (size_t)runs, sizeof v[0], cmp_double);
+  qsort(per_job_client, (size_t)runs, sizeof v[0], cmp_double);
   mid = runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2;
   printf("%s, %zu jobs (median of %d)\n  baseline %9.0f jobs/s  [%.0f-%.0f]"
-         "  %.3f commits/job  %.0f WAL bytes/job  %.1f CPU us/job\n",
+         "  %.3f commits/job  %.0f WAL bytes/job  %.1f CPU us/job"
+         "  client %.1f us/job\n",
          t->title, t->n, runs, mid, v[0], v[runs - 1], per_job_xacts,
-         per_job_wal, per_job_cpu[runs / 2]);
+         per_job_wal, per_job_cpu[runs / 2], per_job_client[runs / 2]);
   fflush(stdout);
   return reset(c);
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: bench_pg_baseline CONNINFO [-r RUNS (1-%d)] [-q]\n",
+  fprintf(stderr, "usage: bench_pg_baseline CONNINFO [-r RUNS (1-%d)] [-q]"
+                  " [-t many|door|copy|claim1|claim64]...\n",
           MAX_RUNS);
   return 2;
 }
 
 int main(int argc, char **argv) {
   PGconn *c = NULL;
-  int runs = 3, quick = 0, i, rc = 1;
+  int runs = 3, quick = 0, i, k, rc = 1, picked = 0, want[5] = {0};
+  static const char *const names[5] = {"many", "door", "copy", "claim1",
+                                       "claim64"};
   struct test tests[5];
 
   if (argc < 2)
@@ -495,6 +509,13 @@ int main(int argc, char **argv) {
       runs = atoi(argv[++i]);
       if (runs < 1 || runs > MAX_RUNS)
         return usage();
+    } else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+      for (k = 0; k < 5 && strcmp(argv[i + 1], names[k]); k++)
+        ;
+      if (k == 5)
+        return usage();
+      want[k] = picked = 1;
+      i++;
     } else {
       return usage();
     }
@@ -534,7 +555,7 @@ int main(int argc, char **argv) {
     PQclear(r);
   }
   for (i = 0; i < 5; i++)
-    if (measure(c, &tests[i], runs) != 0)
+    if ((!picked || want[i]) && measure(c, &tests[i], runs) != 0)
       goto out;
   printf("reference, not measured here: pg-boss 8k jobs/s and graphile-worker"
          " 2.2k jobs/s (measured on this machine earlier); River 55.7k jobs/s"

@@ -3,7 +3,8 @@
 # throwaway PostgreSQL cluster (tests/lib/pglib.sh) with the durable
 # defaults (fsync and synchronous_commit on), schema from migrations/pg/.
 # Skips with a message when PostgreSQL is not installed.
-# Usage: bench/pg_baseline.sh [BUILD_DIR] [-q] [-r RUNS]
+# Usage: bench/pg_baseline.sh [BUILD_DIR] [-q] [-r RUNS] [-t TEST]...
+# (TEST: many, door, copy, claim1, claim64; bench_pg_baseline.c)
 set -u
 BUILD=${1:-build}
 shift || true

@@ -8,7 +8,9 @@
  * (TRUNCATE, as the baseline's reset) and a claim's jobs are ANALYZEd
  * before the timed part, as the baseline's; a second libpq connection
  * does that and samples commits and WAL bytes per job.
- * Usage: pg_lib LOCATION [-q] [-r RUNS]; without a location it skips.
+ * Usage: pg_lib LOCATION [-q] [-r RUNS] [-t many|claim1|claim64]...;
+ * without a location it skips. -t (several allowed; default all) picks
+ * tests by bench_pg_baseline.c's names.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +30,9 @@
   "\"output_text\":\"ok\"}"
 
 static PGconn *side; /* reset, ANALYZE and the server marks */
-static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS];
+static double per_job_xacts, per_job_wal, per_job_cpu[MAX_RUNS],
+    per_job_client[MAX_RUNS]; /* the client process's share of the CPU */
+static double self_at; /* self_ns() at the last mark */
 static int run_no;
 static long lib_pid; /* the backend of libsluice's connection */
 
@@ -81,6 +85,20 @@ static int side_run(const char *sql) {
   return ok ? SL_OK : SL_DB;
 }
 
+/* A count the work must have left (the baseline checks the same). */
+static int expect(const char *sql, long long want) {
+  PGresult *r = PQexec(side, sql);
+  long long got = -1;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+    got = atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  if (got != want) {
+    fprintf(stderr, "pg_lib: %s: got %lld, want %lld\n", sql, got, want);
+    return SL_DB;
+  }
+  return SL_OK;
+}
+
 static int reset(void) {
   return side_run("TRUNCATE sluice.attempts, sluice.results,"
                   " sluice.usage_daily, sluice.jobs, sluice.job_counts"
@@ -95,7 +113,8 @@ static int mark(long long *xid, double *wal, double *cpu) {
   if (ok) {
     *xid = atoll(PQgetvalue(r, 0, 0));
     *wal = atof(PQgetvalue(r, 0, 1));
-    *cpu = self_ns() + ran_ns(lib_pid);
+    self_at = self_ns();
+    *cpu = self_at + ran_ns(lib_pid);
   } else {
     fprintf(stderr, "pg_lib: server mark: %s", PQerrorMessage(side));
   }
@@ -105,9 +124,10 @@ static int mark(long long *xid, double *wal, double *cpu) {
 
 static int mark_done(long long xid, double wal, double cpu, size_t n) {
   long long x2;
-  double w2, c2;
+  double w2, c2, s1 = self_at;
   if (mark(&x2, &w2, &c2) != SL_OK || !n)
     return SL_DB;
+  per_job_client[run_no] = (self_at - s1) / 1e3 / (double)n;
   per_job_xacts = (double)(x2 - xid) / (double)n;
   per_job_wal = (w2 - wal) / (double)n;
   per_job_cpu[run_no] = (c2 - cpu) / 1e3 / (double)n;
@@ -216,7 +236,17 @@ static int claim_complete(struct sl_journal *j, const char *queue, size_t n,
     fprintf(stderr, "pg_lib: completed %zu of %zu\n", done, n);
     return SL_DB;
   }
-  return SL_OK;
+  /* the same rows as the baseline's: a result, an attempt and the usage
+   * of each job */
+  rc = expect("SELECT count(*) FROM sluice.jobs WHERE state = 'succeeded'",
+              (long long)n);
+  if (rc == SL_OK)
+    rc = expect("SELECT count(*) FROM sluice.results", (long long)n);
+  if (rc == SL_OK)
+    rc = expect("SELECT count(*) FROM sluice.attempts", (long long)n);
+  if (rc == SL_OK)
+    rc = expect("SELECT sum(jobs) FROM sluice.usage_daily", (long long)n);
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -229,7 +259,8 @@ int main(int argc, char **argv) {
   double v[MAX_RUNS];
   size_t sizes[3];
   char err[512], queue[64];
-  int runs = 3, quick = 0, i, t, rc = 0;
+  static const char *const names[3] = {"many", "claim1", "claim64"};
+  int runs = 3, quick = 0, i, t, rc = 0, picked = 0, want[3] = {0};
 
   if (argc < 2) {
     printf("pg_lib: skipped: needs a PostgreSQL journal (bench/pg_lib.sh)\n");
@@ -241,8 +272,16 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "-r") && i + 1 < argc &&
              (runs = atoi(argv[++i])) >= 1 && runs <= MAX_RUNS)
       continue;
-    else {
-      fprintf(stderr, "usage: pg_lib LOCATION [-q] [-r RUNS (1-%d)]\n",
+    else if (!strcmp(argv[i], "-t") && i + 1 < argc &&
+             (t = !strcmp(argv[i + 1], names[0])   ? 0
+                  : !strcmp(argv[i + 1], names[1]) ? 1
+                  : !strcmp(argv[i + 1], names[2]) ? 2
+                                                   : -1) >= 0) {
+      want[t] = picked = 1;
+      i++;
+    } else {
+      fprintf(stderr, "usage: pg_lib LOCATION [-q] [-r RUNS (1-%d)]"
+                      " [-t many|claim1|claim64]...\n",
               MAX_RUNS);
       return 2;
     }
@@ -278,6 +317,8 @@ int main(int argc, char **argv) {
   }
   for (t = 0; t < 3 && rc == SL_OK; t++) {
     double mid;
+    if (picked && !want[t])
+      continue;
     for (i = 0; i < runs && rc == SL_OK; i++) {
       run_no = i;
       snprintf(queue, sizeof queue, "bench_%d_%d", t, i);
@@ -289,12 +330,13 @@ int main(int argc, char **argv) {
       break;
     qsort(v, (size_t)runs, sizeof v[0], cmp_double);
     qsort(per_job_cpu, (size_t)runs, sizeof v[0], cmp_double);
+    qsort(per_job_client, (size_t)runs, sizeof v[0], cmp_double);
     mid = runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2;
     printf("%s, %zu jobs (median of %d)\n  lib/pg   %9.0f jobs/s  "
            "[%.0f-%.0f]  %.3f commits/job  %.0f WAL bytes/job  %.1f CPU "
-           "us/job\n",
+           "us/job  client %.1f us/job\n",
            titles[t], sizes[t], runs, mid, v[0], v[runs - 1], per_job_xacts,
-           per_job_wal, per_job_cpu[runs / 2]);
+           per_job_wal, per_job_cpu[runs / 2], per_job_client[runs / 2]);
     fflush(stdout);
   }
   sl_close(j);
