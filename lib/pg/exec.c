@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "pg/internal.h"
+#include "sluice_secrets.h"
 
 void sl__pg_scrub(const struct sl_pg *p, const char *in, char *buf,
                   size_t len) {
@@ -223,10 +224,59 @@ static int answer(struct sl_pg *p, PGresult *r, int late, const char *what,
   return rc;
 }
 
+/* Every string the library stores passes here, as through lib/sqlite's
+ * sl__bind_text: registered secrets are scrubbed by value. *clean is NULL
+ * when no parameter holds one (the usual case: no copy is made); else a
+ * copy of the array whose scrubbed entries are freed by free_params. */
+static int scrub_params(int n, const char *const *params,
+                        const char ***clean) {
+  const char **c = NULL;
+  char *s;
+  size_t len;
+  int i, oom = 0;
+  *clean = NULL;
+  for (i = 0; i < n; i++) {
+    if (!params[i])
+      continue;
+    s = sl_secrets_scrub_dup(params[i], strlen(params[i]), &len, &oom);
+    if (!s && !oom)
+      continue;
+    if (!c && !oom && !(c = calloc((size_t)n * 2, sizeof *c)))
+      oom = 1;
+    if (oom) { /* never send the secret: the statement fails instead */
+      free(s);
+      goto fail;
+    }
+    c[n + i] = s; /* the second half: what to free */
+    c[i] = s;
+  }
+  if (c)
+    for (i = 0; i < n; i++)
+      if (!c[n + i])
+        c[i] = params[i];
+  *clean = c;
+  return SL_OK;
+fail:
+  if (c)
+    for (i = 0; i < n; i++)
+      free((char *)c[n + i]);
+  free(c);
+  return SL_NOMEM;
+}
+
+static void free_params(int n, const char **c) {
+  int i;
+  if (!c)
+    return;
+  for (i = 0; i < n; i++)
+    free((char *)c[n + i]);
+  free(c);
+}
+
 static int exec_any(struct sl_pg *p, const char *sql, int n,
                     const char *const *params, const char *what,
                     PGresult **out, int prep) {
-  const char *name = NULL;
+  const char *name = NULL, **clean = NULL;
   PGresult *r;
   char nb[8];
   int rc, late = 0;
@@ -236,6 +286,12 @@ static int exec_any(struct sl_pg *p, const char *sql, int n,
   rc = sl__pg_ready(p);
   if (rc != SL_OK)
     return rc;
+  if (n > 0 && scrub_params(n, params, &clean) != SL_OK) {
+    snprintf(p->errmsg, sizeof p->errmsg, "%s: out of memory", what);
+    return SL_NOMEM;
+  }
+  if (clean)
+    params = clean;
   /* Without parameters, the simple protocol: a migration is many
    * statements in one string. */
   if (n && prep)
@@ -244,6 +300,7 @@ static int exec_any(struct sl_pg *p, const char *sql, int n,
     r = NULL; /* the prepare found the connection gone */
   else
     r = roundtrip(p->conn, sql, name, n, params, bound(p), &late);
+  free_params(n, clean);
   return answer(p, r, late, what, out);
 }
 
