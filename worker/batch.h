@@ -208,6 +208,9 @@ struct sl_batch_env {
   const uint64_t *changes;      /* grows when the worker sees another
                                    connection commit; NULL: the backlog is
                                    read every tick */
+  const struct sl_open_options *open; /* how the worker opened j: the
+                                   route opens its own handle so for the
+                                   ops it runs off the loop (offload.c) */
 };
 
 /*

@@ -62,6 +62,31 @@ struct ingest {
 
 struct sl_batch_pend; /* pending.c */
 
+/* The one journal op out on the thread pool (offload.c): its inputs and
+ * outputs, written by the thread only while `active`. */
+struct sl__batch_work {
+  uv_work_t req;
+  int active, opened;
+  void (*run)(struct sl_batch_route *r, struct sl_journal *bj);
+  void (*done)(struct sl_batch_route *r);
+  int64_t worker_id, started;
+  int rc;
+  char err[512];
+  /* pack (route.c): the backlog read, then the first group to close */
+  int64_t now;
+  uint64_t changes;
+  struct sl_batch_backlog bl[16];
+  size_t n, group;
+  int stage; /* 0 backlog, 1 too large, 2 pack */
+  int closing;
+  int64_t id, bytes, big, backlog_at;
+  size_t jobs;
+  /* upload (route.c): the file written and recorded */
+  int64_t batch;
+  size_t lines;
+  int err_no;
+};
+
 struct sl_batch_route {
   struct sl_batch_env env;
   uint64_t n_succeeded, n_retried, n_failed; /* lines applied, by outcome */
@@ -110,6 +135,14 @@ struct sl_batch_route {
   const char *form[3];
 
   struct ingest in;
+
+  /* The route's own journal handle for its long ops (offload.c): NULL
+   * until the first op opens it on the pool thread. */
+  struct sl_journal *bj;
+  struct sl_open_options open;
+  struct sl__batch_work w;
+  int64_t max_op_ms; /* longest op out so far */
+  int on_loop;       /* SLUICE_BATCH_ON_LOOP: run them on the loop */
 
   /* Facts the journal could not take yet (pending.c), oldest first. */
   struct sl_batch_pend *pend;
@@ -179,6 +212,18 @@ int sl__batch_record_status(struct sl_batch_route *r, int64_t id,
 /* A batch refused for the enqueued-token limit: learn it, pace the model. */
 void sl__batch_token_refused(struct sl_batch_route *r, int64_t id,
                              const char *msg);
+
+/* -------------------------------------------------------- offload.c */
+
+/* Run run(r, handle) on a pool thread, then done(r) on the loop (r->w
+ * holds what they pass). 0, or -1 (logged) when one is out already or the
+ * pool refused: the caller tries again later. */
+int sl__batch_offload(struct sl_batch_route *r,
+                      void (*run)(struct sl_batch_route *,
+                                  struct sl_journal *),
+                      void (*done)(struct sl_batch_route *));
+/* Close the route's handle (no op may be out). */
+void sl__batch_offload_close(struct sl_batch_route *r);
 
 /* --------------------------------------------------------- ingest.c */
 
