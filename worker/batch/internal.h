@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
@@ -58,6 +59,11 @@ struct ingest {
    * downloaded again, at most MAX_FILE_TRIES times (as are 404s). */
   int64_t want[2];
   int tries[2], unavailable[2];
+  /* The file as it downloads (ingest.c): spooled to disk on the loop,
+   * then ingested from there off the loop. */
+  FILE *spool;
+  int spool_failed;
+  char spool_path[1024];
 };
 
 struct sl_batch_pend; /* pending.c */
@@ -85,6 +91,10 @@ struct sl__batch_work {
   int64_t batch;
   size_t lines;
   int err_no;
+  /* end (pending.c): what sl_batch_finish takes, copied out of the queue */
+  struct sl_batch_end end;
+  char end_state[16], end_cls[64], end_error[512];
+  int64_t back, failed;
 };
 
 struct sl_batch_route {
@@ -143,6 +153,7 @@ struct sl_batch_route {
   struct sl__batch_work w;
   int64_t max_op_ms; /* longest op out so far */
   int on_loop;       /* SLUICE_BATCH_ON_LOOP: run them on the loop */
+  int64_t crash_end; /* SLUICE_CRASH_AT=after_ingest: this batch's end */
 
   /* Facts the journal could not take yet (pending.c), oldest first. */
   struct sl_batch_pend *pend;
@@ -183,6 +194,8 @@ int sl__batch_is_ref(const struct sl_batch_route *r, const char *id);
 void sl__batch_clear_refs(struct sl_batch_route *r);
 int sl__batch_remote_active(const char *status);
 int sl__batch_remote_ended(const char *status);
+/* Where the route's files go: --batch-tmp-dir, $TMPDIR or /tmp. */
+const char *sl__batch_tmp_dir(const struct sl_batch_route *r);
 void sl__batch_file_name(const struct sl_batch_route *r, int64_t id,
                          char *buf, size_t len);
 /* Local batch id from one of our file names, or 0. */

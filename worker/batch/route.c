@@ -90,12 +90,8 @@ static void upload_ready(struct sl_batch_route *r) {
 
 static void start_upload(struct sl_batch_route *r,
                          const struct sl_batch_info *b) {
-  const char *tmp = r->env.cfg->tmp_dir;
+  const char *tmp = sl__batch_tmp_dir(r);
 
-  if (!tmp || !tmp[0])
-    tmp = getenv("TMPDIR");
-  if (!tmp || !tmp[0])
-    tmp = "/tmp";
   sl__batch_file_name(r, b->id, r->fname, sizeof r->fname);
   snprintf(r->path, sizeof r->path, "%s/%ld-%s", tmp, (long)getpid(),
            r->fname);
@@ -822,8 +818,10 @@ int sl_batch_route_busy(const struct sl_batch_route *r) {
 void sl_batch_route_counts(const struct sl_batch_route *r,
                            uint64_t *succeeded, uint64_t *retried,
                            uint64_t *failed) {
-  /* Batches ingested, plus the one being ingested. */
-  *succeeded = r ? r->n_succeeded + r->in.g.n_succeeded : 0;
-  *retried = r ? r->n_retried + r->in.g.n_retried : 0;
-  *failed = r ? r->n_failed + r->in.g.n_failed : 0;
+  /* Batches ingested, plus the one being ingested (unless a pool thread
+   * is counting it right now). */
+  int in = r && !r->w.active;
+  *succeeded = r ? r->n_succeeded + (in ? r->in.g.n_succeeded : 0) : 0;
+  *retried = r ? r->n_retried + (in ? r->in.g.n_retried : 0) : 0;
+  *failed = r ? r->n_failed + (in ? r->in.g.n_failed : 0) : 0;
 }
