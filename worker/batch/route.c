@@ -490,7 +490,10 @@ static int maybe_pack(struct sl_batch_route *r, int64_t now) {
     return 0;
   r->w.now = now;
   r->w.changes = changes;
-  return sl__batch_offload(r, pack_run, pack_done) == 0;
+  if (sl__batch_offload(r, pack_run, pack_done) != 0)
+    return 0;
+  sl_log(SL_LOG_DEBUG, "batch route: backlog read and pack off the loop");
+  return 1;
 }
 
 /* --------------------------------------------------------------- loop */
