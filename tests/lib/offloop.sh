@@ -59,6 +59,8 @@ offloop_flow() {
   pk=$(logged_ms "packed .* in" "$T/work.log")
   ing=$(logged_ms "output file: .*ingested in" "$T/work.log")
   echo "  pack $pk ms, ingest $ing ms; loop held for at most $held ms"
+  check "flow: the worker says how long its loop was held" \
+    grep -q "event loop: held for at most" "$T/work.log"
   check "flow: the ingest was long enough to tell ($ing ms >= 500)" \
     test "$ing" -ge 500
   check "flow: the loop was never held for half the ingest ($held ms)" \
@@ -78,6 +80,8 @@ offloop_flow() {
     "$(sql "SELECT count(*), count(DISTINCT batch_id) FROM jobs
       WHERE urgency = 'deferrable' AND state = 'succeeded'")"
   check_exactly_once flow
+  check "flow: no sanitizer report or crash in the log" \
+    bash -c "! grep -q 'AddressSanitizer\|runtime error' '$T/work.log'"
 }
 
 # offloop_sigterm N: SIGTERM while the pack is out on the pool thread: the
