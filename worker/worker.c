@@ -419,6 +419,7 @@ static void stop(struct sl_worker *w) {
   uv_timer_stop(&w->drain);
   uv_timer_stop(&w->recheck);
   uv_timer_stop(&w->retry);
+  on_lag(&w->lag); /* a hold that ends here (SIGTERM waited for it) */
   uv_timer_stop(&w->lag);
   sl_log(SL_LOG_INFO, "event loop: held for at most %lld ms at a time",
          (long long)w->lag_max_ms);

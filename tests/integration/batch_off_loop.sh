@@ -10,7 +10,7 @@
 
 start_mock --batch-phase-ms 100 --latency-ms 20 --log "$T/mock.log" ||
   { fail "mock"; finish; }
-offloop_flow "${OFFLOOP_JOBS:-5000}"
+offloop_flow "${OFFLOOP_JOBS:-4000}"
 offloop_sigterm "${OFFLOOP_PACK_JOBS:-12000}"
 stop_mock
 finish

@@ -30,7 +30,7 @@ fresh_journal() {
   "$SLUICE" init >/dev/null 2>&1
 }
 
-offloop_flow "${OFFLOOP_JOBS:-5000}"
+offloop_flow "${OFFLOOP_JOBS:-4000}"
 offloop_sigterm "${OFFLOOP_PACK_JOBS:-12000}"
 stop_mock
 finish
