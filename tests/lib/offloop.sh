@@ -100,7 +100,7 @@ offloop_sigterm() {
   timeout 200 "$SLUICE" work --base-url "$MOCK_URL" --batch-max-wait 300ms \
     --batch-poll 100ms --log-level debug 2>>"$T/work2.log" &
   wpid=$!
-  wait_for 60 grep -q "backlog read and pack off the loop" "$T/work2.log"
+  wait_for 60 grep -q "packing off the loop (backlog first)" "$T/work2.log"
   kill -TERM "$wpid"
   wait "$wpid"
   rc=$?

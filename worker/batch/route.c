@@ -492,7 +492,7 @@ static int maybe_pack(struct sl_batch_route *r, int64_t now) {
   r->w.changes = changes;
   if (sl__batch_offload(r, pack_run, pack_done) != 0)
     return 0;
-  sl_log(SL_LOG_DEBUG, "batch route: backlog read and pack off the loop");
+  sl_log(SL_LOG_DEBUG, "batch route: packing off the loop (backlog first)");
   return 1;
 }
 
