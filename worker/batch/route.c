@@ -14,6 +14,9 @@
  * metadata {"sluice_journal", "sluice_batch"} and file name, records what
  * it finds, cancels a second remote batch for one local batch and deletes
  * uploaded files no batch uses. Only then does it upload or create.
+ * The long journal calls (backlog read and pack, the JSONL write, ingest,
+ * a batch's end) run on a pool thread with the route's own handle
+ * (offload.c); a step waits while one is out.
  */
 #include <errno.h>
 #include <inttypes.h>
