@@ -37,6 +37,12 @@ struct sl_worker_row {
 int sl_worker_register(struct sl_journal *j, const struct sl_worker_ident *me,
                        int64_t *id);
 
+/* A second handle of the same process (the batch route's, used from a
+ * pool thread) carries the id the first one registered: its batches name
+ * this worker, so sl_worker_unregister and sl_worker_take_over let them go
+ * with the rest. Writes nothing; id 0 clears it. */
+int sl_worker_use(struct sl_journal *j, int64_t id);
+
 /* The registered id, 0 when none. */
 int64_t sl_worker_id(const struct sl_journal *j);
 

@@ -157,6 +157,7 @@
     const struct sl_worker_ident *me, int64_t *id), (j, me, id)) \
   X(worker_heartbeat, (struct sl_journal *j, int64_t now_ms), (j, now_ms)) \
   X(worker_unregister, (struct sl_journal *j), (j)) \
+  X(worker_use, (struct sl_journal *j, int64_t id), (j, id)) \
   X(worker_peers, (struct sl_journal *j, const char *host, \
     struct sl_worker_row **rows, size_t *n), (j, host, rows, n)) \
   X(worker_take_over, (struct sl_journal *j, int64_t dead_id, int64_t *jobs, \

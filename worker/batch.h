@@ -11,7 +11,9 @@
  * that turns a streamed output or error file into journal records (fed
  * bytes, testable alone) and the route's ingest step, recover.c crash
  * recovery (listing, adopting, cancels and deletes), api.c the request
- * plumbing, route.c the state machine on the worker's loop. Their shared
+ * plumbing, route.c the state machine on the worker's loop, offload.c its
+ * long journal calls on a pool thread, pending.c the facts waiting for
+ * the journal. Their shared
  * internals are in worker/batch/internal.h.
  */
 #ifndef SL_BATCH_H
@@ -208,6 +210,9 @@ struct sl_batch_env {
   const uint64_t *changes;      /* grows when the worker sees another
                                    connection commit; NULL: the backlog is
                                    read every tick */
+  const struct sl_open_options *open; /* how the worker opened j: the
+                                   route opens its own handle so for the
+                                   ops it runs off the loop (offload.c) */
 };
 
 /*

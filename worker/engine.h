@@ -102,6 +102,9 @@ struct sl_worker {
   struct sl_http *http;
   uv_timer_t tick, due, drain, recheck;
   uv_timer_t retry;            /* a write refused by a busy journal */
+  uv_timer_t lag;              /* the loop-lag probe (worker.c) */
+  uint64_t lag_last_ns;        /* when the probe last ran */
+  int64_t lag_max_ms;          /* the longest hold seen */
   uv_check_t check;
   uv_idle_t idle;
   uv_poll_t wake_poll;         /* on sl_journal_wake_fd */

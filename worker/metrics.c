@@ -34,6 +34,7 @@ struct sl_metrics {
   unsigned long long attempts[2][SL_FC__COUNT];
   struct histogram total, first_byte;
   size_t in_flight;
+  double loop_lag_max_ms;
 };
 
 struct buf {
@@ -208,12 +209,14 @@ static void process_figures(struct sl_metrics *m, struct buf *b) {
   struct histogram total, first;
   unsigned long long att[2][SL_FC__COUNT];
   size_t in_flight, r, c;
+  double lag;
 
   pthread_mutex_lock(&m->mu);
   memcpy(att, m->attempts, sizeof att);
   total = m->total;
   first = m->first_byte;
   in_flight = m->in_flight;
+  lag = m->loop_lag_max_ms;
   pthread_mutex_unlock(&m->mu);
 
   put(b, "# HELP sluice_attempts_total Attempts by route and outcome class "
@@ -225,6 +228,10 @@ static void process_figures(struct sl_metrics *m, struct buf *b) {
             routes[r], sl_failclass_name((enum sl_failclass)c), att[r][c]);
   put(b, "# HELP sluice_in_flight Requests in flight in this worker.\n"
          "# TYPE sluice_in_flight gauge\nsluice_in_flight %zu\n", in_flight);
+  put(b, "# HELP sluice_loop_lag_max_seconds Longest the worker's event loop "
+         "was late for its 100 ms probe since start (a callback held it).\n"
+         "# TYPE sluice_loop_lag_max_seconds gauge\n"
+         "sluice_loop_lag_max_seconds %.3f\n", lag / 1000.0);
   put_histogram(b, "sluice_request_duration_seconds",
                 "Online attempt duration, connect to last byte.", &total);
   put_histogram(b, "sluice_first_byte_seconds",
@@ -338,6 +345,15 @@ void sl_metrics_set_in_flight(struct sl_metrics *m, size_t n) {
     return;
   pthread_mutex_lock(&m->mu);
   m->in_flight = n;
+  pthread_mutex_unlock(&m->mu);
+}
+
+void sl_metrics_loop_lag(struct sl_metrics *m, double ms) {
+  if (!m)
+    return;
+  pthread_mutex_lock(&m->mu);
+  if (ms > m->loop_lag_max_ms)
+    m->loop_lag_max_ms = ms;
   pthread_mutex_unlock(&m->mu);
 }
 

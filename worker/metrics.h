@@ -22,6 +22,9 @@ void sl_metrics_observe(struct sl_metrics *m, const char *route,
                         const char *fclass, double total_ms,
                         double first_byte_ms);
 void sl_metrics_set_in_flight(struct sl_metrics *m, size_t n);
+/* The event loop was late by ms for its lag probe (the gauge keeps the
+ * longest). */
+void sl_metrics_loop_lag(struct sl_metrics *m, double ms);
 void sl_metrics_stop(struct sl_metrics *m);
 
 #endif

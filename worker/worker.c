@@ -330,9 +330,33 @@ static void on_tick(uv_timer_t *t) {
 
 static void close_cb(uv_handle_t *h) { (void)h; }
 
+/* The loop-lag probe: a timer every SL_WORKER_LAG_PROBE_MS that measures
+ * how late it runs. Late means some callback held the loop (a long journal
+ * call on it, issues 14 and 15): meanwhile no answer was read and no
+ * outcome committed. The longest hold goes to the metrics; one of a
+ * second or more is logged. Unreferenced: it never keeps the loop up. */
+#define SL_WORKER_LAG_PROBE_MS 100
+#define SL_WORKER_LAG_WARN_MS 1000
+static void on_lag(uv_timer_t *t) {
+  struct sl_worker *w = container_of(t, struct sl_worker, lag);
+  uint64_t now = uv_hrtime();
+  int64_t late = (int64_t)((now - w->lag_last_ns) / 1000000) -
+                 SL_WORKER_LAG_PROBE_MS;
+  w->lag_last_ns = now;
+  if (late <= 0)
+    return;
+  if (late > w->lag_max_ms) {
+    w->lag_max_ms = late;
+    sl_metrics_loop_lag(w->metrics, (double)late);
+  }
+  if (late >= SL_WORKER_LAG_WARN_MS)
+    sl_log(SL_LOG_WARN, "the event loop was held for %lld ms",
+           (long long)late);
+}
+
 static void close_all(struct sl_worker *w) {
   uv_handle_t *hs[] = {(uv_handle_t *)&w->tick,    (uv_handle_t *)&w->due,
-                       (uv_handle_t *)&w->retry,
+                       (uv_handle_t *)&w->retry,   (uv_handle_t *)&w->lag,
                        (uv_handle_t *)&w->drain,   (uv_handle_t *)&w->recheck,
                        (uv_handle_t *)&w->check,
                        (uv_handle_t *)&w->idle,    (uv_handle_t *)&w->sigterm,
@@ -395,6 +419,10 @@ static void stop(struct sl_worker *w) {
   uv_timer_stop(&w->drain);
   uv_timer_stop(&w->recheck);
   uv_timer_stop(&w->retry);
+  on_lag(&w->lag); /* a hold that ends here (SIGTERM waited for it) */
+  uv_timer_stop(&w->lag);
+  sl_log(SL_LOG_INFO, "event loop: held for at most %lld ms at a time",
+         (long long)w->lag_max_ms);
   /* No more requests to keep flowing: the last flush may wait for the
    * lock as long as the CLI does. */
   sl_set_busy_timeout(w->j, 10000, 0);
@@ -712,6 +740,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     be.lease_ms = cfg->lease_ms;
     be.timeout_ms = (long)cfg->attempt_timeout_ms;
     be.changes = &w->changes;
+    be.open = &oo;
     rc = sl_batch_route_start(&w->batch, &be);
     if (rc != 0) {
       sl_log(SL_LOG_ERROR, "batch route: %s", sl_strerror(rc));
@@ -723,6 +752,7 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   uv_timer_init(&w->loop, &w->drain);
   uv_timer_init(&w->loop, &w->recheck);
   uv_timer_init(&w->loop, &w->retry);
+  uv_timer_init(&w->loop, &w->lag);
   uv_check_init(&w->loop, &w->check);
   uv_idle_init(&w->loop, &w->idle);
   uv_signal_init(&w->loop, &w->sigterm);
@@ -735,6 +765,10 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   sigprocmask(SIG_SETMASK, &old_mask, NULL); /* pending ones arrive now */
   masked = 0;
   uv_check_start(&w->check, on_check);
+  w->lag_last_ns = uv_hrtime();
+  uv_timer_start(&w->lag, on_lag, SL_WORKER_LAG_PROBE_MS,
+                 SL_WORKER_LAG_PROBE_MS);
+  uv_unref((uv_handle_t *)&w->lag);
   uv_timer_start(&w->tick, on_tick, (uint64_t)cfg->poll_ms,
                  (uint64_t)cfg->poll_ms);
   watch_journal(w);

@@ -166,7 +166,7 @@ int sl__pg_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
   X(claim) X(lease_extend) X(lease_extend_many) \
   X(complete) X(rescue) X(next_due) X(journal_wake_fd) \
   X(worker_register) X(worker_heartbeat) X(worker_peers) \
-  X(worker_take_over) X(worker_unregister) X(worker_count) \
+  X(worker_take_over) X(worker_unregister) X(worker_count) X(worker_use) \
   X(batch_journal_id) X(bucket_update) X(breaker_update) X(route_update) \
   X(route_release_held) X(queue_spend_list) X(batch_list_open) \
   X(batch_get) X(batch_adopt) \

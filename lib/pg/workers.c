@@ -203,3 +203,10 @@ int sl__pg_batch_journal_id(struct sl_journal *j, char *buf, size_t len) {
   PQclear(r);
   return rc;
 }
+
+int sl__pg_worker_use(struct sl_journal *j, int64_t id) {
+  if (id < 0)
+    return SL_INVAL;
+  PGJ(j)->worker_id = id;
+  return SL_OK;
+}

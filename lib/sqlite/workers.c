@@ -199,3 +199,10 @@ int sl__sqlite_worker_count(struct sl_journal *j, int64_t *n) {
     return sl__journal_fail(j, rc, "counting workers");
   return SL_OK;
 }
+
+int sl__sqlite_worker_use(struct sl_journal *j, int64_t id) {
+  if (id < 0)
+    return SL_INVAL;
+  j->worker_id = id;
+  return SL_OK;
+}

@@ -109,6 +109,36 @@ static void test_take_over(void **state) {
   sl_close(jb);
 }
 
+/* A second handle of the process (the batch route's, on a pool thread)
+ * carries the registered id without a row of its own: what it claims or
+ * packs names the worker, and unregistering lets that go too. */
+static void test_use(void **state) {
+  struct tu *t = *state;
+  struct sl_worker_ident a = {"h1", "boot", 1111, 5, 300000, "pid:[1]"};
+  struct sl_journal *j, *k;
+  int64_t id = 0;
+  struct tu_db *db;
+
+  j = tu_open(t);
+  k = tu_open_path(t->path);
+  assert_int_equal(sl_worker_register(j, &a, &id), SL_OK);
+  assert_int_equal(sl_worker_id(k), 0);
+  assert_int_equal(sl_worker_use(k, -1), SL_INVAL);
+  assert_int_equal(sl_worker_use(k, id), SL_OK);
+  assert_int_equal(sl_worker_id(k), id);
+  tu_enqueue(j, NULL, 0, 0);
+  claim_all(k, 1);
+  db = tu_raw(t->path);
+  assert_int_equal(tu_int(db, "SELECT count(*) FROM workers"), 1);
+  assert_int_equal(tu_int(db, "SELECT worker_id FROM jobs"), id);
+  assert_int_equal(sl_worker_unregister(j), SL_OK);
+  assert_int_equal(tu_int(db, "SELECT lease_expires FROM jobs"), 0);
+  assert_int_equal(sl_worker_use(k, 0), SL_OK);
+  assert_int_equal(sl_worker_id(k), 0);
+  tu_close(db);
+  sl_close(k);
+}
+
 static void test_gone(void **state) {
   struct sl_identity me;
   struct sl_worker_row r;
@@ -148,6 +178,7 @@ static void test_gone(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_take_over, tu_setup, tu_teardown),
+    cmocka_unit_test_setup_teardown(test_use, tu_setup, tu_teardown),
     cmocka_unit_test(test_gone),
   };
   return tu_run_group("workers", tests);

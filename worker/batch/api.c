@@ -223,6 +223,15 @@ int64_t sl__batch_file_batch(const struct sl_batch_route *r, const char *name) {
 
 /* End a local batch (pending.c writes it and logs what became of its
  * jobs without a line). 0, or 1 while it waits for the journal. */
+const char *sl__batch_tmp_dir(const struct sl_batch_route *r) {
+  const char *tmp = r->env.cfg->tmp_dir;
+  if (!tmp || !tmp[0])
+    tmp = getenv("TMPDIR");
+  if (!tmp || !tmp[0])
+    tmp = "/tmp";
+  return tmp;
+}
+
 int sl__batch_end_batch(struct sl_batch_route *r, int64_t id,
                      const struct sl_batch_end *e) {
   return sl__batch_pend_end(r, id, e, NULL);

@@ -11,9 +11,12 @@
  * output file, then the error file, checks each against request_counts,
  * and ends the batch.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "log.h"
@@ -355,6 +358,9 @@ void sl_batch_ingester_free(struct sl_batch_ingester *g) {
 
 /* ------------------------------------------- the route's ingest step */
 
+static void spool_drop(struct ingest *in);
+
+/* On the pool thread (ingest_run): _exit is as good there. */
 static void first_commit(void *arg) {
   sl__batch_crash_point(arg, "during_ingest");
 }
@@ -362,6 +368,7 @@ static void first_commit(void *arg) {
 /* The batch's ingest is over (finished or let go): count what it did. */
 void sl__batch_ingest_free(struct sl_batch_route *r) {
   struct sl_batch_ingester *g = &r->in.g;
+  spool_drop(&r->in);
   r->n_succeeded += g->n_succeeded;
   r->n_retried += g->n_retried;
   r->n_failed += g->n_failed;
@@ -369,18 +376,35 @@ void sl__batch_ingest_free(struct sl_batch_route *r) {
   memset(&r->in, 0, sizeof r->in);
 }
 
-/* Streaming: split the body into lines as it arrives; never whole. */
+/* The body goes to a spool file as it arrives (never whole in memory);
+ * it is split into lines and committed off the loop once it is in. */
 static int on_data(struct sl_http_request *q, const char *p, size_t n) {
   struct sl_batch_route *r = container_of(q, struct sl_batch_route, req);
-  return sl_batch_ingester_feed(&r->in.g, p, n) == SL_OK ? 0 : -1;
+  struct ingest *in = &r->in;
+  if (!in->spool || fwrite(p, 1, n, in->spool) != n) {
+    in->spool_failed = 1;
+    return -1;
+  }
+  return 0;
+}
+
+static void spool_drop(struct ingest *in) {
+  if (in->spool)
+    fclose(in->spool);
+  in->spool = NULL;
+  if (in->spool_path[0])
+    unlink(in->spool_path);
+  in->spool_path[0] = '\0';
 }
 
 static void start_download(struct sl_batch_route *r, const char *file_id) {
   struct ingest *in = &r->in;
   struct sl_batch_ingester *g = &in->g;
   char path[200];
+  int fd;
   if (!g->pend) {
-    if (sl_batch_ingester_init(g, r->env.j, in->batch_id, r->token,
+    /* Its journal is the route's own, set on the pool thread. */
+    if (sl_batch_ingester_init(g, NULL, in->batch_id, r->token,
                                r->max_line) != SL_OK) {
       sl_log(SL_LOG_ERROR, "batch %lld: out of memory",
              (long long)in->batch_id);
@@ -390,11 +414,27 @@ static void start_download(struct sl_batch_route *r, const char *file_id) {
     g->first_commit = first_commit;
     g->arg = r;
   }
-  sl_batch_ingester_begin(g, in->phase);
+  spool_drop(in);
+  in->spool_failed = 0;
+  snprintf(in->spool_path, sizeof in->spool_path, "%s/%ld-sluice-%s-%lld-%d"
+           ".jsonl", sl__batch_tmp_dir(r), (long)getpid(), r->journal_id,
+           (long long)in->batch_id, in->phase);
+  fd = open(in->spool_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  in->spool = fd >= 0 ? fdopen(fd, "w+") : NULL;
+  if (!in->spool) {
+    sl_log(SL_LOG_ERROR, "batch %lld: cannot create %s: %s",
+           (long long)in->batch_id, in->spool_path, strerror(errno));
+    if (fd >= 0)
+      close(fd);
+    spool_drop(in);
+    r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
+    return;
+  }
   snprintf(path, sizeof path, "/v1/files/%s/content", file_id);
   r->req.on_data = on_data;
   if (sl__batch_set_url(r, path) != 0 ||
       sl__batch_send_req(r, OP_DOWNLOAD, in->batch_id, "GET", 0) != 0) {
+    spool_drop(in);
     sl__batch_reset_req(r);
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
   }
@@ -413,14 +453,38 @@ static void file_unavailable(struct sl_batch_route *r, const char *why) {
   r->fail_streak = 0;
 }
 
-void sl__batch_download_done(struct sl_batch_route *r,
-                             struct sl_http_request *q) {
+/* On a pool thread, with the route's own handle: split the spooled file
+ * into lines and commit them (SL_BATCH_INGEST_CHUNK per transaction). */
+static void ingest_run(struct sl_batch_route *r, struct sl_journal *bj) {
+  struct ingest *in = &r->in;
+  struct sl_batch_ingester *g = &in->g;
+  char buf[64 * 1024];
+  size_t n;
+
+  g->j = bj;
+  sl_batch_ingester_begin(g, in->phase);
+  r->w.rc = SL_OK;
+  while (!g->failed && (n = fread(buf, 1, sizeof buf, in->spool)) > 0)
+    if (sl_batch_ingester_feed(g, buf, n) != SL_OK)
+      break;
+  if (!g->failed && ferror(in->spool)) {
+    r->w.err_no = errno;
+    r->w.rc = SL_IO;
+    return;
+  }
+  if (!g->failed)
+    sl_batch_ingester_end(g); /* the last line, and the last commit */
+}
+
+/* Back on the loop: what the file gave. */
+static void ingest_done(struct sl_batch_route *r) {
   struct ingest *in = &r->in;
   struct sl_batch_ingester *g = &in->g;
   char why[384];
 
-  if (!g->failed && sl__batch_status_ok(q))
-    sl_batch_ingester_end(g); /* the last line, and the last commit */
+  spool_drop(in);
+  if (r->stopping)
+    return; /* what was committed is in; the rest is read again later */
   if (g->lost) {
     /* Its lease expired and another worker adopted it: that worker
      * ingests it (idempotently); this one lets go. */
@@ -430,19 +494,13 @@ void sl__batch_download_done(struct sl_batch_route *r,
     sl__batch_ingest_free(r);
     return;
   }
-  if (g->failed || !sl__batch_status_ok(q)) {
+  if (g->failed || r->w.rc != SL_OK) {
     sl_batch_ingester_drop(g);
-    if (!sl__batch_status_ok(q) && !g->failed)
-      sl__batch_classify_call(q, why, sizeof why);
-    else
-      snprintf(why, sizeof why, "ingest stopped");
-    if (!g->failed && (q->http_status == 404 || q->http_status == 410) &&
-        ++in->tries[in->phase] >= MAX_FILE_TRIES) {
-      file_unavailable(r, why);
-      return;
-    }
+    snprintf(why, sizeof why, "ingest stopped%s%s",
+             r->w.rc == SL_IO ? ": " : "",
+             r->w.rc == SL_IO ? strerror(r->w.err_no) : "");
     /* Ingest is idempotent: the file is read again from its start. */
-    sl__batch_back_off(r, "downloading a batch file", why);
+    sl__batch_back_off(r, "ingesting a batch file", why);
     return;
   }
   if (g->seen < in->want[in->phase]) {
@@ -459,13 +517,44 @@ void sl__batch_download_done(struct sl_batch_route *r,
   }
   sl_log(g->malformed || g->foreign ? SL_LOG_WARN : SL_LOG_INFO,
          "batch %lld: %s file: %lld lines, %lld recorded, %lld already "
-         "settled, %lld malformed, %lld not ours",
+         "settled, %lld malformed, %lld not ours (ingested in %lld ms)",
          (long long)in->batch_id, in->phase ? "error" : "output",
          (long long)g->lineno, (long long)g->applied,
          (long long)g->skipped, (long long)g->malformed,
-         (long long)g->foreign);
+         (long long)g->foreign, (long long)(sl_now_ms() - r->w.started));
   in->phase++;
   r->fail_streak = 0;
+}
+
+void sl__batch_download_done(struct sl_batch_route *r,
+                             struct sl_http_request *q) {
+  struct ingest *in = &r->in;
+  char why[384];
+
+  if (sl__batch_status_ok(q) && !in->spool_failed && in->spool &&
+      fflush(in->spool) == 0 && fseek(in->spool, 0, SEEK_SET) == 0) {
+    /* The route's state moves on in ingest_done (sl__batch_on_done kicks
+     * the timer, and step waits while the op is out). */
+    if (sl__batch_offload(r, ingest_run, ingest_done) != 0) {
+      spool_drop(in);
+      sl__batch_back_off(r, "ingesting a batch file", "no thread for it");
+    }
+    return;
+  }
+  if (!sl__batch_status_ok(q)) {
+    sl__batch_classify_call(q, why, sizeof why);
+  } else {
+    snprintf(why, sizeof why, "cannot spool it to %s: %s", in->spool_path,
+             strerror(errno));
+  }
+  spool_drop(in);
+  if ((q->http_status == 404 || q->http_status == 410) &&
+      ++in->tries[in->phase] >= MAX_FILE_TRIES) {
+    file_unavailable(r, why);
+    return;
+  }
+  /* Ingest is idempotent: the file is read again from its start. */
+  sl__batch_back_off(r, "downloading a batch file", why);
 }
 
 static int64_t retry_later(const struct sl_batch_config *c) {
@@ -530,8 +619,8 @@ static void finish_ingest(struct sl_batch_route *r) {
     del[0] = b.remote_file_id;
   del[1] = in->out_id;
   del[2] = in->err_id;
-  if (sl__batch_pend_end(r, in->batch_id, &e, del) == 0)
-    sl__batch_crash_point(r, "after_ingest");
+  r->crash_end = in->batch_id; /* after_ingest: once its end is written */
+  sl__batch_pend_end(r, in->batch_id, &e, del);
   if (got)
     sl_batch_info_clear(&b);
   sl__batch_ingest_free(r);

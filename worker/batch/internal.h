@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
@@ -58,9 +59,43 @@ struct ingest {
    * downloaded again, at most MAX_FILE_TRIES times (as are 404s). */
   int64_t want[2];
   int tries[2], unavailable[2];
+  /* The file as it downloads (ingest.c): spooled to disk on the loop,
+   * then ingested from there off the loop. */
+  FILE *spool;
+  int spool_failed;
+  char spool_path[1024];
 };
 
 struct sl_batch_pend; /* pending.c */
+
+/* The one journal op out on the thread pool (offload.c): its inputs and
+ * outputs, written by the thread only while `active`. */
+struct sl__batch_work {
+  uv_work_t req;
+  int active, opened;
+  void (*run)(struct sl_batch_route *r, struct sl_journal *bj);
+  void (*done)(struct sl_batch_route *r);
+  int64_t worker_id, started;
+  int rc;
+  char err[512];
+  /* pack (route.c): the backlog read, then the first group to close */
+  int64_t now;
+  uint64_t changes;
+  struct sl_batch_backlog bl[16];
+  size_t n, group;
+  int stage; /* 0 backlog, 1 too large, 2 pack */
+  int closing;
+  int64_t id, bytes, big, backlog_at;
+  size_t jobs;
+  /* upload (route.c): the file written and recorded */
+  int64_t batch;
+  size_t lines;
+  int err_no;
+  /* end (pending.c): what sl_batch_finish takes, copied out of the queue */
+  struct sl_batch_end end;
+  char end_state[16], end_cls[64], end_error[512];
+  int64_t back, failed;
+};
 
 struct sl_batch_route {
   struct sl_batch_env env;
@@ -111,6 +146,15 @@ struct sl_batch_route {
 
   struct ingest in;
 
+  /* The route's own journal handle for its long ops (offload.c): NULL
+   * until the first op opens it on the pool thread. */
+  struct sl_journal *bj;
+  struct sl_open_options open;
+  struct sl__batch_work w;
+  int64_t max_op_ms; /* longest op out so far */
+  int on_loop;       /* SLUICE_BATCH_ON_LOOP: run them on the loop */
+  int64_t crash_end; /* SLUICE_CRASH_AT=after_ingest: this batch's end */
+
   /* Facts the journal could not take yet (pending.c), oldest first. */
   struct sl_batch_pend *pend;
   size_t npend, cappend;
@@ -150,6 +194,8 @@ int sl__batch_is_ref(const struct sl_batch_route *r, const char *id);
 void sl__batch_clear_refs(struct sl_batch_route *r);
 int sl__batch_remote_active(const char *status);
 int sl__batch_remote_ended(const char *status);
+/* Where the route's files go: --batch-tmp-dir, $TMPDIR or /tmp. */
+const char *sl__batch_tmp_dir(const struct sl_batch_route *r);
 void sl__batch_file_name(const struct sl_batch_route *r, int64_t id,
                          char *buf, size_t len);
 /* Local batch id from one of our file names, or 0. */
@@ -179,6 +225,18 @@ int sl__batch_record_status(struct sl_batch_route *r, int64_t id,
 /* A batch refused for the enqueued-token limit: learn it, pace the model. */
 void sl__batch_token_refused(struct sl_batch_route *r, int64_t id,
                              const char *msg);
+
+/* -------------------------------------------------------- offload.c */
+
+/* Run run(r, handle) on a pool thread, then done(r) on the loop (r->w
+ * holds what they pass). 0, or -1 (logged) when one is out already or the
+ * pool refused: the caller tries again later. */
+int sl__batch_offload(struct sl_batch_route *r,
+                      void (*run)(struct sl_batch_route *,
+                                  struct sl_journal *),
+                      void (*done)(struct sl_batch_route *));
+/* Close the route's handle (no op may be out). */
+void sl__batch_offload_close(struct sl_batch_route *r);
 
 /* --------------------------------------------------------- ingest.c */
 

@@ -10,7 +10,9 @@
  * order, and written again every PEND_RETRY_MS (a busy lock) or every
  * --batch-poll (any other error) from the route's timer: the loop is never
  * blocked, and the route starts nothing new until every fact is written
- * (as storm control keeps its pending outcomes, worker/storm/).
+ * (as storm control keeps its pending outcomes, worker/storm/). A batch's
+ * end walks its jobs, so it is written off the loop (offload.c) with the
+ * route's own handle; the others are single-row writes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,38 +116,70 @@ static int apply_remote(struct sl_batch_route *r, struct sl_batch_pend *p) {
   return transient(rc) ? rc : SL_OK;
 }
 
-static int apply_end(struct sl_batch_route *r, struct sl_batch_pend *p) {
-  int64_t back = 0, failed = 0;
+/* On a pool thread: a batch's end walks its jobs (thousands): off the
+ * loop, with the route's own handle (offload.c). */
+static void end_run(struct sl_batch_route *r, struct sl_journal *bj) {
+  struct sl__batch_work *w = &r->w;
+  w->back = w->failed = 0;
+  w->rc = sl_batch_finish(bj, w->batch, r->token, &w->end, &w->back,
+                          &w->failed);
+}
+
+static void pend_drop_first(struct sl_batch_route *r);
+static void pend_wait(struct sl_batch_route *r, int rc, const char *err);
+
+/* Back on the loop: the end written (or moot), or to try again. */
+static void end_done(struct sl_batch_route *r) {
+  struct sl__batch_work *w = &r->w;
+  struct sl_batch_pend *p = &r->pend[0];
   size_t i;
-  int rc;
-  p->e.final_state = p->state;
-  p->e.no_line_class = p->has_cls ? p->cls : NULL;
-  p->e.error = p->has_error ? p->error : NULL;
-  rc = sl_batch_finish(r->env.j, p->batch, r->token, &p->e, &back, &failed);
-  if (transient(rc))
-    return rc;
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_WARN, "batch %lld: not ended here: %s",
-           (long long)p->batch, sl_strerror(rc));
-    return rc;
+
+  if (transient(w->rc)) {
+    pend_wait(r, w->rc, w->err);
+    sl__batch_kick(r);
+    return;
   }
-  if (back || failed)
-    sl_log(SL_LOG_WARN, "batch %lld %s: %lld jobs without a line back to "
-                        "pending, %lld failed (%s: %s)",
-           (long long)p->batch, p->e.final_state, (long long)back,
-           (long long)failed,
-           p->e.no_line_class ? p->e.no_line_class
-                              : sl_failclass_name(SL_FC_BATCH_EXPIRED),
-           p->e.error ? p->e.error : "no reason given");
-  else
-    sl_log(SL_LOG_INFO, "batch %lld %s: every job had its line",
-           (long long)p->batch, p->e.final_state);
-  /* Its files have served only once the end is written: before, a crash
-   * would ingest the batch again from them. */
-  for (i = 0; i < 3; i++)
-    if (p->del[i][0])
-      sl__batch_add_todo(r, 0, p->del[i]);
-  return SL_OK;
+  if (w->rc != SL_OK) {
+    sl_log(SL_LOG_WARN, "batch %lld: not ended here: %s",
+           (long long)p->batch, sl_strerror(w->rc));
+  } else {
+    if (w->back || w->failed)
+      sl_log(SL_LOG_WARN, "batch %lld %s: %lld jobs without a line back to "
+                          "pending, %lld failed (%s: %s)",
+             (long long)p->batch, w->end.final_state, (long long)w->back,
+             (long long)w->failed,
+             w->end.no_line_class ? w->end.no_line_class
+                                  : sl_failclass_name(SL_FC_BATCH_EXPIRED),
+             w->end.error ? w->end.error : "no reason given");
+    else
+      sl_log(SL_LOG_INFO, "batch %lld %s: every job had its line",
+             (long long)p->batch, w->end.final_state);
+    if (p->batch == r->crash_end)
+      sl__batch_crash_point(r, "after_ingest");
+    /* Its files have served only once the end is written: before, a
+     * crash would ingest the batch again from them. */
+    for (i = 0; i < 3; i++)
+      if (p->del[i][0])
+        sl__batch_add_todo(r, 0, p->del[i]);
+  }
+  pend_drop_first(r);
+  r->backlog_at = 0; /* an end may have put jobs back: read the backlog */
+  sl__batch_kick(r);   /* the next fact, if any, then the next step */
+}
+
+/* Send the end at the head of the queue off the loop; its strings are
+ * copied (the queue may grow meanwhile). */
+static int start_end(struct sl_batch_route *r, struct sl_batch_pend *p) {
+  struct sl__batch_work *w = &r->w;
+  snprintf(w->end_state, sizeof w->end_state, "%s", p->state);
+  snprintf(w->end_cls, sizeof w->end_cls, "%s", p->cls);
+  snprintf(w->end_error, sizeof w->end_error, "%s", p->error);
+  w->end = p->e;
+  w->end.final_state = w->end_state;
+  w->end.no_line_class = p->has_cls ? w->end_cls : NULL;
+  w->end.error = p->has_error ? w->end_error : NULL;
+  w->batch = p->batch;
+  return sl__batch_offload(r, end_run, end_done);
 }
 
 static int apply(struct sl_batch_route *r, struct sl_batch_pend *p) {
@@ -156,7 +190,7 @@ static int apply(struct sl_batch_route *r, struct sl_batch_pend *p) {
   case PEND_STATUS:
     rc = sl__batch_record_status(r, p->batch, p->obj, p->ingest);
     return transient(rc) ? rc : SL_OK;
-  case PEND_END: return apply_end(r, p);
+  case PEND_END: return SL_OK; /* start_end: off the loop */
   case PEND_DELETED:
     rc = sl_batch_file_deleted(r->env.j, p->id);
     return transient(rc) ? rc : SL_OK;
@@ -170,26 +204,39 @@ static void pend_drop_first(struct sl_batch_route *r) {
   r->npend--;
 }
 
+/* A fact could not be written (rc, transient): again later. */
+static void pend_wait(struct sl_batch_route *r, int rc, const char *err) {
+  int64_t now = sl_now_ms();
+  if (!r->pend_since)
+    r->pend_since = now;
+  if (rc != SL_BUSY ||
+      (now - r->pend_since >= PEND_WARN_MS && !r->pend_warned)) {
+    r->pend_warned = 1;
+    sl_log(SL_LOG_WARN, "batch route: %zu facts not yet recorded for "
+                        "%lld ms: %s (%s); retrying",
+           r->npend, (long long)(now - r->pend_since), sl_strerror(rc), err);
+  }
+  r->pend_retry_ms =
+      now + (rc == SL_BUSY ? PEND_RETRY_MS : r->env.cfg->poll_ms);
+}
+
 int sl__batch_pend_flush(struct sl_batch_route *r) {
   int64_t now = sl_now_ms();
   int rc;
+  if (r->w.active)
+    return 1; /* an end is being written off the loop */
   if (!r->npend || now < r->pend_retry_ms)
     return r->npend != 0;
   while (r->npend) {
+    if (r->pend[0].kind == PEND_END) {
+      /* end_done goes on from here. */
+      if (start_end(r, &r->pend[0]) != 0)
+        r->pend_retry_ms = now + r->env.cfg->poll_ms;
+      return 1;
+    }
     rc = apply(r, &r->pend[0]);
     if (transient(rc)) {
-      if (!r->pend_since)
-        r->pend_since = now;
-      if (rc != SL_BUSY ||
-          (now - r->pend_since >= PEND_WARN_MS && !r->pend_warned)) {
-        r->pend_warned = 1;
-        sl_log(SL_LOG_WARN, "batch route: %zu facts not yet recorded for "
-                            "%lld ms: %s (%s); retrying",
-               r->npend, (long long)(now - r->pend_since), sl_strerror(rc),
-               sl_errmsg(r->env.j));
-      }
-      r->pend_retry_ms =
-          now + (rc == SL_BUSY ? PEND_RETRY_MS : r->env.cfg->poll_ms);
+      pend_wait(r, rc, sl_errmsg(r->env.j));
       return 1;
     }
     pend_drop_first(r);

@@ -14,6 +14,9 @@
  * metadata {"sluice_journal", "sluice_batch"} and file name, records what
  * it finds, cancels a second remote batch for one local batch and deletes
  * uploaded files no batch uses. Only then does it upload or create.
+ * The long journal calls (backlog read and pack, the JSONL write, ingest,
+ * a batch's end) run on a pool thread with the route's own handle
+ * (offload.c); a step waits while one is out.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,35 +34,41 @@
 
 /* ------------------------------------------------------------- upload */
 
-static void start_upload(struct sl_batch_route *r,
-                         const struct sl_batch_info *b) {
-  const char *tmp = r->env.cfg->tmp_dir;
-  size_t lines = 0;
+/* On a pool thread: write the JSONL file (a walk of every job of the
+ * batch) and record its name in the ledger. */
+static void upload_run(struct sl_batch_route *r, struct sl_journal *bj) {
+  struct sl__batch_work *w = &r->w;
   int64_t bytes = 0;
-  int err_no = 0, rc;
-
-  if (!tmp || !tmp[0])
-    tmp = getenv("TMPDIR");
-  if (!tmp || !tmp[0])
-    tmp = "/tmp";
-  sl__batch_file_name(r, b->id, r->fname, sizeof r->fname);
-  snprintf(r->path, sizeof r->path, "%s/%ld-%s", tmp, (long)getpid(),
-           r->fname);
-  rc = sl_batch_write_file(r->env.j, b->id, r->path, &lines, &bytes,
-                           &err_no);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "batch %lld: cannot write %s: %s", (long long)b->id,
-           r->path, rc == SL_IO ? strerror(err_no) : sl_errmsg(r->env.j));
-    unlink(r->path);
-    r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
+  w->lines = 0;
+  w->err_no = 0;
+  w->stage = 0;
+  w->rc = sl_batch_write_file(bj, w->batch, r->path, &w->lines, &bytes,
+                              &w->err_no);
+  w->bytes = bytes;
+  if (w->rc != SL_OK)
     return;
-  }
   /* The ledger knows the file before the API may: a crash or an unanswered
    * upload leaves a name that recovery finds and deletes or reuses. */
-  rc = sl_batch_file_record(r->env.j, b->id, "input", r->fname, NULL);
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "batch %lld: cannot record its upload: %s (%s)",
-           (long long)b->id, sl_strerror(rc), sl_errmsg(r->env.j));
+  w->stage = 1;
+  w->rc = sl_batch_file_record(bj, w->batch, "input", r->fname, NULL);
+}
+
+/* Back on the loop: send the file. */
+static void upload_ready(struct sl_batch_route *r) {
+  struct sl__batch_work *w = &r->w;
+  int64_t id = w->batch;
+
+  if (r->stopping) {
+    unlink(r->path);
+    return;
+  }
+  if (w->rc != SL_OK) {
+    if (w->stage == 0)
+      sl_log(SL_LOG_ERROR, "batch %lld: cannot write %s: %s", (long long)id,
+             r->path, w->rc == SL_IO ? strerror(w->err_no) : w->err);
+    else
+      sl_log(SL_LOG_ERROR, "batch %lld: cannot record its upload: %s (%s)",
+             (long long)id, sl_strerror(w->rc), w->err);
     unlink(r->path);
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
     return;
@@ -71,14 +80,27 @@ static void start_upload(struct sl_batch_route *r,
   r->req.file_field = "file";
   r->req.file_path = r->path;
   r->req.file_name = r->fname;
-  sl_log(SL_LOG_INFO, "batch %lld: uploading %zu requests (%lld bytes)",
-         (long long)b->id, lines, (long long)bytes);
+  sl_log(SL_LOG_INFO, "batch %lld: uploading %zu requests (%lld bytes; "
+                      "written in %lld ms)", (long long)id, w->lines,
+         (long long)w->bytes, (long long)(sl_now_ms() - w->started));
   if (sl__batch_set_url(r, "/v1/files") != 0 ||
-      sl__batch_send_req(r, OP_UPLOAD, b->id, "POST", 0) != 0) {
+      sl__batch_send_req(r, OP_UPLOAD, id, "POST", 0) != 0) {
     unlink(r->path);
     sl__batch_reset_req(r);
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
   }
+}
+
+static void start_upload(struct sl_batch_route *r,
+                         const struct sl_batch_info *b) {
+  const char *tmp = sl__batch_tmp_dir(r);
+
+  sl__batch_file_name(r, b->id, r->fname, sizeof r->fname);
+  snprintf(r->path, sizeof r->path, "%s/%ld-%s", tmp, (long)getpid(),
+           r->fname);
+  r->w.batch = b->id;
+  if (sl__batch_offload(r, upload_run, upload_ready) != 0)
+    r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
 }
 
 static void upload_done(struct sl_batch_route *r, struct sl_http_request *q) {
@@ -355,6 +377,7 @@ static int should_close(const struct sl_batch_route *r,
  * outside the route. */
 #define BACKLOG_MAX_MS 30000
 static int64_t backlog_until(struct sl_batch_route *r,
+                             struct sl_journal *bj,
                              const struct sl_batch_backlog *bl, size_t n,
                              int64_t now) {
   const struct sl_batch_config *c = r->env.cfg;
@@ -368,74 +391,112 @@ static int64_t backlog_until(struct sl_batch_route *r,
     if (bl[i].earliest_deadline && t < at)
       at = t;
   }
-  if (sl_next_due(r->env.j, &due) != SL_OK)
+  if (sl_next_due(bj, &due) != SL_OK)
     return 0;
   if (due > now && due < at)
     at = due;
   return at;
 }
 
-/* Pack one endpoint's backlog into a local batch when it should close.
- * Returns 1 when a batch was committed. */
-static int maybe_pack(struct sl_batch_route *r, int64_t now) {
-  struct sl_batch_backlog bl[16];
+/* On a pool thread (offload.c), with the route's own handle: read the
+ * backlog and pack the first endpoint/model group that should close. */
+static void pack_run(struct sl_batch_route *r, struct sl_journal *bj) {
+  struct sl__batch_work *w = &r->w;
   struct sl_batch_pack_options o = {0};
-  size_t n = 0, i, jobs = 0;
-  int64_t id = 0, bytes = 0, big = 0;
-  uint64_t changes = r->env.changes ? *r->env.changes : 0;
-  int rc, closing = 0;
+  struct sl_batch_backlog *b;
+  int64_t big;
+  size_t i;
 
-  if (r->env.changes && changes == r->backlog_changes && r->backlog_at &&
-      now < r->backlog_at)
-    return 0;
+  w->n = w->jobs = 0;
+  w->id = w->bytes = w->big = w->backlog_at = 0;
+  w->closing = w->stage = 0;
   o.f.queues = r->env.queues;
-  o.f.now_ms = now;
-  o.f.due_after_ms = now + r->env.cfg->turnaround_ms;
-  rc = sl_batch_backlog(r->env.j, &o.f, bl, 16, &n);
-  r->backlog_at = 0; /* an error or a pack: again at the next tick */
-  if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "batch route: backlog: %s (%s)", sl_strerror(rc),
-           sl_errmsg(r->env.j));
-    return 0;
-  }
-  sl_log(SL_LOG_DEBUG, "batch route: backlog read: %zu endpoint/model "
-                       "groups", n);
-  r->backlog_changes = changes;
-  for (i = 0; i < n; i++) {
-    if (!should_close(r, &bl[i], now))
+  o.f.now_ms = w->now;
+  o.f.due_after_ms = w->now + r->env.cfg->turnaround_ms;
+  w->rc = sl_batch_backlog(bj, &o.f, w->bl, 16, &w->n);
+  if (w->rc != SL_OK)
+    return;
+  for (i = 0; i < w->n; i++) {
+    b = &w->bl[i];
+    if (!should_close(r, b, w->now))
       continue;
-    closing = 1; /* fails or packs some, or finds nothing: look again */
-    o.endpoint = bl[i].endpoint;
+    w->closing = 1; /* fails or packs some, or finds nothing: look again */
+    w->group = i;
+    o.endpoint = b->endpoint;
     o.by_model = 1; /* the Batch API takes one model per file */
-    o.model = bl[i].has_model ? bl[i].model : NULL;
+    o.model = b->has_model ? b->model : NULL;
     o.max_lines = r->env.cfg->max_lines;
     o.max_bytes = r->env.cfg->max_bytes;
     o.max_inputs = SL_BATCH_MAX_INPUTS;
     o.lease_token = r->token;
     o.lease_ms = r->env.lease_ms;
-    rc = sl_batch_fail_too_large(r->env.j, &o, &big);
-    if (rc == SL_OK && big > 0)
-      sl_log(SL_LOG_WARN, "batch route: %lld %s jobs too large for any "
-                          "Batch API file failed too_large",
-             (long long)big, bl[i].endpoint);
-    if (rc == SL_OK)
-      rc = sl_batch_pack(r->env.j, &o, &id, &jobs, &bytes);
-    if (rc != SL_OK) {
-      sl_log(SL_LOG_ERROR, "batch route: pack: %s (%s)", sl_strerror(rc),
-             sl_errmsg(r->env.j));
-      return 0;
+    big = 0;
+    w->stage = 1;
+    w->rc = sl_batch_fail_too_large(bj, &o, &big);
+    w->big += big;
+    if (w->rc == SL_OK) {
+      w->stage = 2;
+      w->rc = sl_batch_pack(bj, &o, &w->id, &w->jobs, &w->bytes);
     }
-    if (!id)
-      continue;
-    sl_log(SL_LOG_INFO, "batch %lld: packed %zu %s jobs of %s (at most "
-                        "%lld bytes)", (long long)id, jobs, bl[i].endpoint,
-           bl[i].has_model ? bl[i].model : "no model", (long long)bytes);
-    sl__batch_crash_point(r, "after_commit");
-    return 1;
+    if (w->rc != SL_OK || w->id)
+      return;
   }
-  if (!closing)
-    r->backlog_at = backlog_until(r, bl, n, now);
-  return 0;
+  if (!w->closing)
+    w->backlog_at = backlog_until(r, bj, w->bl, w->n, w->now);
+}
+
+/* Back on the loop: log what the pack did and go on. */
+static void pack_done(struct sl_batch_route *r) {
+  struct sl__batch_work *w = &r->w;
+  const struct sl_batch_backlog *b = &w->bl[w->group];
+
+  r->backlog_at = 0; /* an error or a pack: again at the next tick */
+  if (w->rc != SL_OK && w->stage == 0) {
+    sl_log(SL_LOG_ERROR, "batch route: backlog: %s (%s)", sl_strerror(w->rc),
+           w->err);
+    return;
+  }
+  sl_log(SL_LOG_DEBUG, "batch route: backlog read: %zu endpoint/model "
+                       "groups", w->n);
+  r->backlog_changes = w->changes;
+  if (w->big > 0)
+    sl_log(SL_LOG_WARN, "batch route: %lld %s jobs too large for any "
+                        "Batch API file failed too_large",
+           (long long)w->big, b->endpoint);
+  if (w->rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "batch route: pack: %s (%s)", sl_strerror(w->rc),
+           w->err);
+    return;
+  }
+  if (w->id) {
+    sl_log(SL_LOG_INFO, "batch %lld: packed %zu %s jobs of %s (at most "
+                        "%lld bytes) in %lld ms", (long long)w->id, w->jobs,
+           b->endpoint, b->has_model ? b->model : "no model",
+           (long long)w->bytes, (long long)(sl_now_ms() - w->started));
+    sl__batch_crash_point(r, "after_commit");
+    /* Stopping: the batch stays ours under its lease until the worker
+     * lets it go at exit; the next route adopts and sends it. */
+    sl__batch_kick(r);
+    return;
+  }
+  if (!w->closing)
+    r->backlog_at = w->backlog_at;
+}
+
+/* Read the backlog and pack, off the loop, when its answer may have
+ * changed. Returns 1 when the op went out (pack_done goes on). */
+static int maybe_pack(struct sl_batch_route *r, int64_t now) {
+  uint64_t changes = r->env.changes ? *r->env.changes : 0;
+
+  if (r->env.changes && changes == r->backlog_changes && r->backlog_at &&
+      now < r->backlog_at)
+    return 0;
+  r->w.now = now;
+  r->w.changes = changes;
+  if (sl__batch_offload(r, pack_run, pack_done) != 0)
+    return 0;
+  sl_log(SL_LOG_DEBUG, "batch route: packing off the loop (backlog first)");
+  return 1;
 }
 
 /* --------------------------------------------------------------- loop */
@@ -520,7 +581,7 @@ static void step(struct sl_batch_route *r) {
   int64_t now = sl_now_ms(), adopted = 0;
   int rc, started = 0;
 
-  if (r->stopping || r->op != OP_NONE)
+  if (r->stopping || r->op != OP_NONE || r->w.active)
     return;
   if (sl__batch_pend_flush(r)) {
     /* A fact waits for the journal: nothing new starts before it is
@@ -609,7 +670,7 @@ static void step(struct sl_batch_route *r) {
   sl_batch_info_free(bs, n);
   if (!started && maybe_pack(r, now))
     started = 1;
-  if (started && r->op == OP_NONE)
+  if (started && r->op == OP_NONE && !r->w.active)
     sl__batch_kick(r); /* done locally: go on at once */
 }
 
@@ -659,12 +720,14 @@ int sl_batch_route_start(struct sl_batch_route **out,
   int rc;
 
   if (!out || !env || !env->loop || !env->j || !env->http || !env->cfg ||
-      !env->base_url || env->lease_ms <= 0)
+      !env->base_url || !env->open || env->lease_ms <= 0)
     return SL_INVAL;
   r = calloc(1, sizeof *r);
   if (!r)
     return SL_NOMEM;
   r->env = *env;
+  r->open = *env->open;
+  r->open.no_create = 1; /* the worker opened (and made) it already */
   rc = sl_batch_journal_id(env->j, r->journal_id, sizeof r->journal_id);
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "batch route: %s", sl_errmsg(env->j));
@@ -672,6 +735,8 @@ int sl_batch_route_start(struct sl_batch_route **out,
     return rc;
   }
   snprintf(r->crash_at, sizeof r->crash_at, "%s", crash ? crash : "");
+  r->on_loop = getenv("SLUICE_BATCH_ON_LOOP") &&
+               strcmp(getenv("SLUICE_BATCH_ON_LOOP"), "1") == 0;
   r->max_line = MAX_LINE;
   if (getenv("SLUICE_BATCH_MAX_LINE")) {
     long long v = atoll(getenv("SLUICE_BATCH_MAX_LINE"));
@@ -729,6 +794,7 @@ void sl_batch_route_free(struct sl_batch_route *r) {
   sl__batch_pend_free(r);
   sl__batch_reset_req(r);
   sl__batch_clear_refs(r);
+  sl__batch_offload_close(r);
   free(r->refs);
   free(r->todo);
   free(r);
@@ -742,7 +808,8 @@ int sl_batch_route_busy(const struct sl_batch_route *r) {
     return 0;
   /* A pending recovery alone does not hold the worker: with no open batch
    * there is nothing it could find that the journal waits for. */
-  if (r->op != OP_NONE || r->in.active || r->ntodo || r->npend)
+  if (r->op != OP_NONE || r->w.active || r->in.active || r->ntodo ||
+      r->npend)
     return 1;
   if (sl_batch_list_open(r->env.j, &b, &n) != SL_OK)
     return 1; /* cannot tell: keep going */
@@ -757,8 +824,10 @@ int sl_batch_route_busy(const struct sl_batch_route *r) {
 void sl_batch_route_counts(const struct sl_batch_route *r,
                            uint64_t *succeeded, uint64_t *retried,
                            uint64_t *failed) {
-  /* Batches ingested, plus the one being ingested. */
-  *succeeded = r ? r->n_succeeded + r->in.g.n_succeeded : 0;
-  *retried = r ? r->n_retried + r->in.g.n_retried : 0;
-  *failed = r ? r->n_failed + r->in.g.n_failed : 0;
+  /* Batches ingested, plus the one being ingested (unless a pool thread
+   * is counting it right now). */
+  int in = r && !r->w.active;
+  *succeeded = r ? r->n_succeeded + (in ? r->in.g.n_succeeded : 0) : 0;
+  *retried = r ? r->n_retried + (in ? r->in.g.n_retried : 0) : 0;
+  *failed = r ? r->n_failed + (in ? r->in.g.n_failed : 0) : 0;
 }
