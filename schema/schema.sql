@@ -139,6 +139,12 @@ CREATE TABLE jobs (
   -- max_completion_tokens or max_tokens, the first >= 1; 0: none), for
   -- the worker's token estimate; NULL for a job enqueued before 0016.
   out_tokens      INTEGER,
+  -- Migration 0020: the job's line in a Batch API input file, in bytes
+  -- (jobs.h's SL_SQL_LINE_BYTES), and its embedding inputs (SL_SQL_INPUTS),
+  -- taken from the body at insert like model; what batch_backlog counts.
+  -- NULL for a job that succeeded before 0020.
+  line_bytes      INTEGER,
+  inputs          INTEGER,
   CONSTRAINT "body must name a model"
     CHECK (endpoint = '/v1/moderations'
            OR CASE WHEN body IS NULL THEN model IS NOT NULL
@@ -922,8 +928,9 @@ CREATE TABLE job_bodies (
 
 -- A producer's INSERT INTO jobs(body) (the sqlite3 door; sl_enqueue too
 -- when the door must judge the body) is checked by the CHECKs and
--- jobs_insert_door on jobs.body, then moved here; model and out_tokens are
--- taken from it. sl_enqueue writes job_bodies itself and leaves body NULL.
+-- jobs_insert_door on jobs.body, then moved here; model, out_tokens,
+-- line_bytes and inputs are taken from it. sl_enqueue writes job_bodies
+-- itself and leaves body NULL.
 CREATE TRIGGER jobs_body_insert
 AFTER INSERT ON jobs
 WHEN NEW.body IS NOT NULL
@@ -931,7 +938,9 @@ BEGIN
   INSERT INTO job_bodies (job_id, body) VALUES (NEW.id, NEW.body);
   UPDATE jobs SET body = NULL,
          model = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN json_type(NEW.body, '$.model') = 'text' THEN json_extract(NEW.body, '$.model') END,
-         out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END
+         out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END,
+         line_bytes = length(CAST(NEW.body AS BLOB)) + length(NEW.endpoint) + 82,
+         inputs = CASE WHEN NEW.endpoint <> '/v1/embeddings' OR NOT json_valid(NEW.body) THEN 1 WHEN json_type(NEW.body, '$.input') = 'array' AND coalesce(json_type(NEW.body, '$.input[0]'), '') <> 'integer' THEN max(json_array_length(NEW.body, '$.input'), 1) ELSE 1 END
    WHERE id = NEW.id;
 END;
 
@@ -944,7 +953,9 @@ BEGIN
   ON CONFLICT (job_id) DO UPDATE SET body = excluded.body;
   UPDATE jobs SET body = NULL,
          model = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN json_type(NEW.body, '$.model') = 'text' THEN json_extract(NEW.body, '$.model') END,
-         out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END
+         out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END,
+         line_bytes = length(CAST(NEW.body AS BLOB)) + length(NEW.endpoint) + 82,
+         inputs = CASE WHEN NEW.endpoint <> '/v1/embeddings' OR NOT json_valid(NEW.body) THEN 1 WHEN json_type(NEW.body, '$.input') = 'array' AND coalesce(json_type(NEW.body, '$.input[0]'), '') <> 'integer' THEN max(json_array_length(NEW.body, '$.input'), 1) ELSE 1 END
    WHERE id = NEW.id;
 END;
 
@@ -955,3 +966,125 @@ CREATE INDEX jobs_held ON jobs (endpoint, model, run_after)
     OR last_class = 'server_error' OR last_class = 'overloaded'
     OR last_class = 'timeout' OR last_class = 'network'
     OR last_class = 'ambiguous');
+
+-- The batch backlog per (queue, endpoint, model) (migration 0020): the
+-- pending deferrable jobs (state = 'pending', urgency = 'deferrable', body
+-- IS NULL: a door insert is counted once jobs_body_insert moved its body),
+-- their line bytes, inputs and how many carry a deadline, kept by the
+-- triggers below in the transactions that change them, so that
+-- sl_batch_backlog costs O(groups). Rows that fall to 0 stay.
+CREATE TABLE batch_backlog (
+  queue     TEXT NOT NULL,
+  endpoint  TEXT NOT NULL,
+  has_model INTEGER NOT NULL,
+  model     TEXT NOT NULL, -- '' when has_model = 0
+  jobs      INTEGER NOT NULL,
+  bytes     INTEGER NOT NULL,
+  inputs    INTEGER NOT NULL,
+  dated     INTEGER NOT NULL, -- jobs with a deadline
+  PRIMARY KEY (queue, endpoint, has_model, model)
+) STRICT, WITHOUT ROWID;
+
+-- The read walks these (covering: no row is fetched) in run_after and in
+-- deadline order within one (queue, endpoint, model).
+CREATE INDEX jobs_backlog ON jobs (queue, endpoint, model, run_after,
+                                   deadline, line_bytes, inputs)
+  WHERE state = 'pending' AND urgency = 'deferrable';
+CREATE INDEX jobs_backlog_deadline ON jobs (queue, endpoint, model,
+                                            deadline, run_after, line_bytes,
+                                            inputs)
+  WHERE state = 'pending' AND urgency = 'deferrable'
+    AND deadline IS NOT NULL;
+
+CREATE TRIGGER jobs_backlog_insert
+AFTER INSERT ON jobs
+WHEN NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+  AND NEW.body IS NULL
+BEGIN
+  INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
+                             inputs, dated)
+  VALUES (NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
+          coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
+          coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL)
+  ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
+    jobs = jobs + 1, bytes = bytes + excluded.bytes,
+    inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
+END;
+
+-- A job leaves the backlog (claimed, packed, cancelled, failed too large,
+-- made urgent, given a body by the door).
+CREATE TRIGGER jobs_backlog_leave
+AFTER UPDATE OF state, urgency, body ON jobs
+WHEN OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+  AND OLD.body IS NULL
+  AND NOT (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+           AND NEW.body IS NULL)
+BEGIN
+  UPDATE batch_backlog SET jobs = jobs - 1,
+         bytes = bytes - coalesce(OLD.line_bytes, 0),
+         inputs = inputs - coalesce(OLD.inputs, 1),
+         dated = dated - (OLD.deadline IS NOT NULL)
+   WHERE queue = OLD.queue AND endpoint = OLD.endpoint
+     AND has_model = (OLD.model IS NOT NULL)
+     AND model = coalesce(OLD.model, '');
+END;
+
+-- A job enters it (retried, released, rescued, put back by a batch's end,
+-- replayed, its body moved by the door).
+CREATE TRIGGER jobs_backlog_enter
+AFTER UPDATE OF state, urgency, body ON jobs
+WHEN NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+  AND NEW.body IS NULL
+  AND NOT (OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+           AND OLD.body IS NULL)
+BEGIN
+  INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
+                             inputs, dated)
+  VALUES (NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
+          coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
+          coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL)
+  ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
+    jobs = jobs + 1, bytes = bytes + excluded.bytes,
+    inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
+END;
+
+-- A counted job that stays counted but changes its key or what it adds
+-- (the SQL door: UPDATE jobs SET queue, model, deadline...).
+CREATE TRIGGER jobs_backlog_update
+AFTER UPDATE OF queue, endpoint, model, deadline, line_bytes, inputs ON jobs
+WHEN OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+  AND OLD.body IS NULL
+  AND NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+  AND NEW.body IS NULL
+  AND (NEW.queue IS NOT OLD.queue OR NEW.endpoint IS NOT OLD.endpoint
+       OR NEW.model IS NOT OLD.model
+       OR (NEW.deadline IS NULL) <> (OLD.deadline IS NULL)
+       OR NEW.line_bytes IS NOT OLD.line_bytes
+       OR NEW.inputs IS NOT OLD.inputs)
+BEGIN
+  INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
+                             inputs, dated)
+  VALUES (OLD.queue, OLD.endpoint, OLD.model IS NOT NULL,
+          coalesce(OLD.model, ''), -1, -coalesce(OLD.line_bytes, 0),
+          -coalesce(OLD.inputs, 1), -(OLD.deadline IS NOT NULL)),
+         (NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
+          coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
+          coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL)
+  ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
+    jobs = jobs + excluded.jobs, bytes = bytes + excluded.bytes,
+    inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
+END;
+
+CREATE TRIGGER jobs_backlog_delete
+AFTER DELETE ON jobs
+WHEN OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+  AND OLD.body IS NULL
+BEGIN
+  UPDATE batch_backlog SET jobs = jobs - 1,
+         bytes = bytes - coalesce(OLD.line_bytes, 0),
+         inputs = inputs - coalesce(OLD.inputs, 1),
+         dated = dated - (OLD.deadline IS NOT NULL)
+   WHERE queue = OLD.queue AND endpoint = OLD.endpoint
+     AND has_model = (OLD.model IS NOT NULL)
+     AND model = coalesce(OLD.model, '');
+END;
