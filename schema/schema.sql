@@ -1011,65 +1011,39 @@ BEGIN
     inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
 END;
 
--- A job leaves the backlog (claimed, packed, cancelled, failed too large,
--- made urgent, given a body by the door).
-CREATE TRIGGER jobs_backlog_leave
-AFTER UPDATE OF state, urgency, body ON jobs
-WHEN OLD.state = 'pending' AND OLD.urgency = 'deferrable'
-  AND OLD.body IS NULL
-  AND NOT (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-           AND NEW.body IS NULL)
-BEGIN
-  UPDATE batch_backlog SET jobs = jobs - 1,
-         bytes = bytes - coalesce(OLD.line_bytes, 0),
-         inputs = inputs - coalesce(OLD.inputs, 1),
-         dated = dated - (OLD.deadline IS NOT NULL)
-   WHERE queue = OLD.queue AND endpoint = OLD.endpoint
-     AND has_model = (OLD.model IS NOT NULL)
-     AND model = coalesce(OLD.model, '');
-END;
-
--- A job enters it (retried, released, rescued, put back by a batch's end,
--- replayed, its body moved by the door).
-CREATE TRIGGER jobs_backlog_enter
-AFTER UPDATE OF state, urgency, body ON jobs
-WHEN NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-  AND NEW.body IS NULL
-  AND NOT (OLD.state = 'pending' AND OLD.urgency = 'deferrable'
-           AND OLD.body IS NULL)
-BEGIN
-  INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
-                             inputs, dated)
-  VALUES (NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
-          coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
-          coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL)
-  ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
-    jobs = jobs + 1, bytes = bytes + excluded.bytes,
-    inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
-END;
-
--- A counted job that stays counted but changes its key or what it adds
--- (the SQL door: UPDATE jobs SET queue, model, deadline...).
+-- A job enters or leaves the backlog (claimed, packed, cancelled, failed
+-- too large, retried, released, rescued, put back by a batch's end,
+-- replayed, given a body by the door), or a counted job changes its key or
+-- what it adds (the SQL door: UPDATE jobs SET queue, model, deadline...):
+-- its old row out, its new row in, one upsert.
 CREATE TRIGGER jobs_backlog_update
-AFTER UPDATE OF queue, endpoint, model, deadline, line_bytes, inputs ON jobs
-WHEN OLD.state = 'pending' AND OLD.urgency = 'deferrable'
-  AND OLD.body IS NULL
-  AND NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-  AND NEW.body IS NULL
-  AND (NEW.queue IS NOT OLD.queue OR NEW.endpoint IS NOT OLD.endpoint
-       OR NEW.model IS NOT OLD.model
-       OR (NEW.deadline IS NULL) <> (OLD.deadline IS NULL)
-       OR NEW.line_bytes IS NOT OLD.line_bytes
-       OR NEW.inputs IS NOT OLD.inputs)
+AFTER UPDATE OF state, urgency, body, queue, endpoint, model, deadline,
+                line_bytes, inputs ON jobs
+WHEN (OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+      AND OLD.body IS NULL)
+     IS NOT (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+             AND NEW.body IS NULL)
+  OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+      AND NEW.body IS NULL
+      AND (NEW.queue IS NOT OLD.queue OR NEW.endpoint IS NOT OLD.endpoint
+           OR NEW.model IS NOT OLD.model
+           OR (NEW.deadline IS NULL) IS NOT (OLD.deadline IS NULL)
+           OR NEW.line_bytes IS NOT OLD.line_bytes
+           OR NEW.inputs IS NOT OLD.inputs))
 BEGIN
   INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
                              inputs, dated)
-  VALUES (OLD.queue, OLD.endpoint, OLD.model IS NOT NULL,
-          coalesce(OLD.model, ''), -1, -coalesce(OLD.line_bytes, 0),
-          -coalesce(OLD.inputs, 1), -(OLD.deadline IS NOT NULL)),
-         (NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
-          coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
-          coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL)
+  SELECT OLD.queue, OLD.endpoint, OLD.model IS NOT NULL,
+         coalesce(OLD.model, ''), -1, -coalesce(OLD.line_bytes, 0),
+         -coalesce(OLD.inputs, 1), -(OLD.deadline IS NOT NULL)
+   WHERE OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+     AND OLD.body IS NULL
+  UNION ALL
+  SELECT NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
+         coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
+         coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL
+   WHERE NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+     AND NEW.body IS NULL
   ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
     jobs = jobs + excluded.jobs, bytes = bytes + excluded.bytes,
     inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
