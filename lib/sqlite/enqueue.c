@@ -72,6 +72,11 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
                                strstr(s->body, "\\u"));
   sqlite3_bind_int(st, 14, strstr(s->body, "max_") ||
                                strstr(s->body, "\\u"));
+  /* the line's bytes (SL_SQL_LINE_BYTES: body + endpoint + 82), counted
+   * here rather than by SQL's length(CAST(... AS BLOB)) (queries.c) */
+  sqlite3_bind_int64(st, 15, (sqlite3_int64)(strlen(s->body) +
+                                             strlen(s->endpoint ? s->endpoint
+                                                    : "/v1/responses") + 82));
   rc = sqlite3_step(st);
   if (rc != SQLITE_DONE) {
     rc = sl__journal_fail(j, rc, "job refused");

@@ -12,7 +12,8 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   /* A missing key is generated as schema.sql's default does (time-ordered,
    * for index locality), from the caller's clock. */
   /* model and out_tokens are computed here, once (migration 0016), and
-   * the line's bytes and inputs the batch backlog counts (0020); the
+   * the line's bytes (?15, from enqueue.c) and inputs the batch backlog
+   * counts (0020); the
    * body goes to job_bodies (SL_STMT_BODY_INSERT) and jobs.body stays NULL,
    * unless the door must judge it: not JSON, no model, or ?13 (enqueue.c
    * found "stream" or a backslash-u escape that could spell it; C's
@@ -48,8 +49,7 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " CASE WHEN json_type(?5, '$.max_tokens') IN ('integer', 'real') AND"
     " json_extract(?5, '$.max_tokens') >= 1 THEN CAST(json_extract(?5,"
     " '$.max_tokens') AS INTEGER) END, 0) END"
-    "), length(CAST(?5 AS BLOB)) + length(coalesce(?4, '/v1/responses'))"
-    " + 82, (CASE WHEN coalesce(?4, '/v1/responses') <> '/v1/embeddings'"
+    "), ?15, (CASE WHEN coalesce(?4, '/v1/responses') <> '/v1/embeddings'"
     " OR NOT json_valid(?5) THEN 1 WHEN json_type(?5, '$.input') = 'array'"
     " AND coalesce(json_type(?5, '$.input[0]'), '') <> 'integer'"
     " THEN max(json_array_length(?5, '$.input'), 1) ELSE 1 END))"
