@@ -7,7 +7,7 @@
 --   SL_SQL_INPUTS compute them;
 -- - batch_backlog counts the pending deferrable jobs per (queue, endpoint,
 --   model): jobs, line bytes, inputs and how many carry a deadline, kept by
---   triggers in the transactions that change them (any door);
+--   job_counts' triggers in the transactions that change them (any door);
 -- - jobs_backlog and jobs_backlog_deadline let the read correct the counts
 --   for what they cannot know (jobs not yet due, jobs whose deadline sends
 --   them online) by walking a bounded number of index entries.
@@ -66,41 +66,66 @@ CREATE INDEX jobs_backlog_deadline ON jobs (queue, endpoint, model,
   WHERE state = 'pending' AND urgency = 'deferrable'
     AND deadline IS NOT NULL;
 
-CREATE TRIGGER jobs_backlog_insert
+-- The counts are kept by job_counts' triggers (0015), which every insert,
+-- state change and delete enters anyway: a trigger of its own would cost
+-- every row a frame, even an urgent job's, as SQLite tests a trigger's WHEN
+-- inside it.
+DROP TRIGGER jobs_count_insert;
+DROP TRIGGER jobs_count_update;
+DROP TRIGGER jobs_count_delete;
+-- The batch backlog (migration 0020) is counted here too: a trigger that
+-- is entered for every row anyway (a trigger of its own would cost every
+-- insert a frame, its WHEN being tested inside it).
+CREATE TRIGGER jobs_count_insert
 AFTER INSERT ON jobs
-WHEN NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-  AND NEW.body IS NULL
 BEGIN
+  INSERT INTO job_counts (queue, state, urgency, class, n)
+  VALUES (NEW.queue, NEW.state, NEW.urgency,
+          CASE WHEN NEW.state = 'failed'
+               THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
+  ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = n + 1;
   INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
                              inputs, dated)
-  VALUES (NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
-          coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
-          coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL)
+  SELECT NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
+         coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
+         coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL
+   WHERE NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+     AND NEW.body IS NULL
   ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
     jobs = jobs + 1, bytes = bytes + excluded.bytes,
     inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
 END;
 
--- A job enters or leaves the backlog (claimed, packed, cancelled, failed
--- too large, retried, released, rescued, put back by a batch's end,
--- replayed, given a body by the door), or a counted job changes its key or
--- what it adds (the SQL door: UPDATE jobs SET queue, model, deadline...):
--- its old row out, its new row in, one upsert.
-CREATE TRIGGER jobs_backlog_update
-AFTER UPDATE OF state, urgency, body, queue, endpoint, model, deadline,
-                line_bytes, inputs ON jobs
-WHEN (OLD.state = 'pending' AND OLD.urgency = 'deferrable'
-      AND OLD.body IS NULL)
-     IS NOT (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-             AND NEW.body IS NULL)
+-- Only a change of a key fires the body (a lease extension, a retry that
+-- stays pending, touch none of these columns or leave the keys as they
+-- were). job_counts: both rows in one upsert (a batch backlog change alone
+-- adds -1 and +1 to the same key). The batch backlog (migration 0020): a
+-- job enters or leaves it (claimed, packed, cancelled, retried, replayed,
+-- its body moved by the door...) or a counted job changes its key or what
+-- it adds (the SQL door: UPDATE jobs SET queue, model, deadline...): its
+-- old row out, its new row in, one upsert.
+CREATE TRIGGER jobs_count_update
+AFTER UPDATE OF queue, state, urgency, last_class, body, endpoint, model,
+                deadline, line_bytes, inputs ON jobs
+WHEN NEW.state IS NOT OLD.state OR NEW.queue IS NOT OLD.queue
+  OR NEW.urgency IS NOT OLD.urgency
+  OR (NEW.state = 'failed' AND NEW.last_class IS NOT OLD.last_class)
+  OR (NEW.body IS NULL) IS NOT (OLD.body IS NULL)
   OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
       AND NEW.body IS NULL
-      AND (NEW.queue IS NOT OLD.queue OR NEW.endpoint IS NOT OLD.endpoint
-           OR NEW.model IS NOT OLD.model
+      AND (NEW.endpoint IS NOT OLD.endpoint OR NEW.model IS NOT OLD.model
            OR (NEW.deadline IS NULL) IS NOT (OLD.deadline IS NULL)
            OR NEW.line_bytes IS NOT OLD.line_bytes
            OR NEW.inputs IS NOT OLD.inputs))
 BEGIN
+  INSERT INTO job_counts (queue, state, urgency, class, n)
+  VALUES (OLD.queue, OLD.state, OLD.urgency,
+          CASE WHEN OLD.state = 'failed'
+               THEN coalesce(OLD.last_class, 'unknown') ELSE '' END, -1),
+         (NEW.queue, NEW.state, NEW.urgency,
+          CASE WHEN NEW.state = 'failed'
+               THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
+  ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = n + excluded.n;
   INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
                              inputs, dated)
   SELECT OLD.queue, OLD.endpoint, OLD.model IS NOT NULL,
@@ -119,17 +144,20 @@ BEGIN
     inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
 END;
 
-CREATE TRIGGER jobs_backlog_delete
+CREATE TRIGGER jobs_count_delete
 AFTER DELETE ON jobs
-WHEN OLD.state = 'pending' AND OLD.urgency = 'deferrable'
-  AND OLD.body IS NULL
 BEGIN
+  UPDATE job_counts SET n = n - 1
+   WHERE queue = OLD.queue AND state = OLD.state AND urgency = OLD.urgency
+     AND class = CASE WHEN OLD.state = 'failed'
+                      THEN coalesce(OLD.last_class, 'unknown') ELSE '' END;
   UPDATE batch_backlog SET jobs = jobs - 1,
          bytes = bytes - coalesce(OLD.line_bytes, 0),
          inputs = inputs - coalesce(OLD.inputs, 1),
          dated = dated - (OLD.deadline IS NOT NULL)
-   WHERE queue = OLD.queue AND endpoint = OLD.endpoint
-     AND has_model = (OLD.model IS NOT NULL)
+   WHERE OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+     AND OLD.body IS NULL AND queue = OLD.queue
+     AND endpoint = OLD.endpoint AND has_model = (OLD.model IS NOT NULL)
      AND model = coalesce(OLD.model, '');
 END;
 

@@ -1460,7 +1460,8 @@ BEGIN
   RETURN NULL;
 END $$;
 
--- Same names as SQLite's triggers; one statement, one call each.
+-- One statement, one call each (SQLite counts in job_counts' row triggers,
+-- jobs_count_insert, _update and _delete: see SQLite 0020).
 CREATE TRIGGER jobs_backlog_insert
 AFTER INSERT ON sluice.jobs REFERENCING NEW TABLE AS new_rows
 FOR EACH STATEMENT EXECUTE FUNCTION sluice.jobs_backlog();

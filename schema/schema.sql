@@ -872,6 +872,9 @@ CREATE TABLE job_counts (
   PRIMARY KEY (queue, state, urgency, class)
 ) STRICT, WITHOUT ROWID;
 
+-- The batch backlog (migration 0020) is counted here too: a trigger that
+-- is entered for every row anyway (a trigger of its own would cost every
+-- insert a frame, its WHEN being tested inside it).
 CREATE TRIGGER jobs_count_insert
 AFTER INSERT ON jobs
 BEGIN
@@ -880,16 +883,39 @@ BEGIN
           CASE WHEN NEW.state = 'failed'
                THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
   ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = n + 1;
+  INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
+                             inputs, dated)
+  SELECT NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
+         coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
+         coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL
+   WHERE NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+     AND NEW.body IS NULL
+  ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
+    jobs = jobs + 1, bytes = bytes + excluded.bytes,
+    inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
 END;
 
--- Only a change of the key fires the body (a lease extension, a retry
--- that stays pending, touch none of these columns or leave the key as it
--- was). Both rows in one upsert: one statement per change, not two.
+-- Only a change of a key fires the body (a lease extension, a retry that
+-- stays pending, touch none of these columns or leave the keys as they
+-- were). job_counts: both rows in one upsert (a batch backlog change alone
+-- adds -1 and +1 to the same key). The batch backlog (migration 0020): a
+-- job enters or leaves it (claimed, packed, cancelled, retried, replayed,
+-- its body moved by the door...) or a counted job changes its key or what
+-- it adds (the SQL door: UPDATE jobs SET queue, model, deadline...): its
+-- old row out, its new row in, one upsert.
 CREATE TRIGGER jobs_count_update
-AFTER UPDATE OF queue, state, urgency, last_class ON jobs
+AFTER UPDATE OF queue, state, urgency, last_class, body, endpoint, model,
+                deadline, line_bytes, inputs ON jobs
 WHEN NEW.state IS NOT OLD.state OR NEW.queue IS NOT OLD.queue
   OR NEW.urgency IS NOT OLD.urgency
   OR (NEW.state = 'failed' AND NEW.last_class IS NOT OLD.last_class)
+  OR (NEW.body IS NULL) IS NOT (OLD.body IS NULL)
+  OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+      AND NEW.body IS NULL
+      AND (NEW.endpoint IS NOT OLD.endpoint OR NEW.model IS NOT OLD.model
+           OR (NEW.deadline IS NULL) IS NOT (OLD.deadline IS NULL)
+           OR NEW.line_bytes IS NOT OLD.line_bytes
+           OR NEW.inputs IS NOT OLD.inputs))
 BEGIN
   INSERT INTO job_counts (queue, state, urgency, class, n)
   VALUES (OLD.queue, OLD.state, OLD.urgency,
@@ -899,6 +925,22 @@ BEGIN
           CASE WHEN NEW.state = 'failed'
                THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
   ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = n + excluded.n;
+  INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
+                             inputs, dated)
+  SELECT OLD.queue, OLD.endpoint, OLD.model IS NOT NULL,
+         coalesce(OLD.model, ''), -1, -coalesce(OLD.line_bytes, 0),
+         -coalesce(OLD.inputs, 1), -(OLD.deadline IS NOT NULL)
+   WHERE OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+     AND OLD.body IS NULL
+  UNION ALL
+  SELECT NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
+         coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
+         coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL
+   WHERE NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+     AND NEW.body IS NULL
+  ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
+    jobs = jobs + excluded.jobs, bytes = bytes + excluded.bytes,
+    inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
 END;
 
 CREATE TRIGGER jobs_count_delete
@@ -908,6 +950,14 @@ BEGIN
    WHERE queue = OLD.queue AND state = OLD.state AND urgency = OLD.urgency
      AND class = CASE WHEN OLD.state = 'failed'
                       THEN coalesce(OLD.last_class, 'unknown') ELSE '' END;
+  UPDATE batch_backlog SET jobs = jobs - 1,
+         bytes = bytes - coalesce(OLD.line_bytes, 0),
+         inputs = inputs - coalesce(OLD.inputs, 1),
+         dated = dated - (OLD.deadline IS NOT NULL)
+   WHERE OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+     AND OLD.body IS NULL AND queue = OLD.queue
+     AND endpoint = OLD.endpoint AND has_model = (OLD.model IS NOT NULL)
+     AND model = coalesce(OLD.model, '');
 END;
 
 -- The age of each queue's oldest due job is one seek here.
@@ -970,9 +1020,10 @@ CREATE INDEX jobs_held ON jobs (endpoint, model, run_after)
 -- The batch backlog per (queue, endpoint, model) (migration 0020): the
 -- pending deferrable jobs (state = 'pending', urgency = 'deferrable', body
 -- IS NULL: a door insert is counted once jobs_body_insert moved its body),
--- their line bytes, inputs and how many carry a deadline, kept by the
--- triggers below in the transactions that change them, so that
--- sl_batch_backlog costs O(groups). Rows that fall to 0 stay.
+-- their line bytes, inputs and how many carry a deadline, kept by
+-- job_counts' triggers (jobs_count_insert, _update, _delete above) in the
+-- transactions that change them, so that sl_batch_backlog costs
+-- O(groups). Rows that fall to 0 stay.
 CREATE TABLE batch_backlog (
   queue     TEXT NOT NULL,
   endpoint  TEXT NOT NULL,
@@ -995,70 +1046,3 @@ CREATE INDEX jobs_backlog_deadline ON jobs (queue, endpoint, model,
                                             inputs)
   WHERE state = 'pending' AND urgency = 'deferrable'
     AND deadline IS NOT NULL;
-
-CREATE TRIGGER jobs_backlog_insert
-AFTER INSERT ON jobs
-WHEN NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-  AND NEW.body IS NULL
-BEGIN
-  INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
-                             inputs, dated)
-  VALUES (NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
-          coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
-          coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL)
-  ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
-    jobs = jobs + 1, bytes = bytes + excluded.bytes,
-    inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
-END;
-
--- A job enters or leaves the backlog (claimed, packed, cancelled, failed
--- too large, retried, released, rescued, put back by a batch's end,
--- replayed, given a body by the door), or a counted job changes its key or
--- what it adds (the SQL door: UPDATE jobs SET queue, model, deadline...):
--- its old row out, its new row in, one upsert.
-CREATE TRIGGER jobs_backlog_update
-AFTER UPDATE OF state, urgency, body, queue, endpoint, model, deadline,
-                line_bytes, inputs ON jobs
-WHEN (OLD.state = 'pending' AND OLD.urgency = 'deferrable'
-      AND OLD.body IS NULL)
-     IS NOT (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-             AND NEW.body IS NULL)
-  OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-      AND NEW.body IS NULL
-      AND (NEW.queue IS NOT OLD.queue OR NEW.endpoint IS NOT OLD.endpoint
-           OR NEW.model IS NOT OLD.model
-           OR (NEW.deadline IS NULL) IS NOT (OLD.deadline IS NULL)
-           OR NEW.line_bytes IS NOT OLD.line_bytes
-           OR NEW.inputs IS NOT OLD.inputs))
-BEGIN
-  INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
-                             inputs, dated)
-  SELECT OLD.queue, OLD.endpoint, OLD.model IS NOT NULL,
-         coalesce(OLD.model, ''), -1, -coalesce(OLD.line_bytes, 0),
-         -coalesce(OLD.inputs, 1), -(OLD.deadline IS NOT NULL)
-   WHERE OLD.state = 'pending' AND OLD.urgency = 'deferrable'
-     AND OLD.body IS NULL
-  UNION ALL
-  SELECT NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
-         coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
-         coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL
-   WHERE NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-     AND NEW.body IS NULL
-  ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
-    jobs = jobs + excluded.jobs, bytes = bytes + excluded.bytes,
-    inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
-END;
-
-CREATE TRIGGER jobs_backlog_delete
-AFTER DELETE ON jobs
-WHEN OLD.state = 'pending' AND OLD.urgency = 'deferrable'
-  AND OLD.body IS NULL
-BEGIN
-  UPDATE batch_backlog SET jobs = jobs - 1,
-         bytes = bytes - coalesce(OLD.line_bytes, 0),
-         inputs = inputs - coalesce(OLD.inputs, 1),
-         dated = dated - (OLD.deadline IS NOT NULL)
-   WHERE queue = OLD.queue AND endpoint = OLD.endpoint
-     AND has_model = (OLD.model IS NOT NULL)
-     AND model = coalesce(OLD.model, '');
-END;
