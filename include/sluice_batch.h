@@ -50,9 +50,12 @@ struct sl_batch_backlog {
 };
 
 /* Backlog of deferrable due pending jobs of unpaused queues, one row per
- * endpoint and model (at most max rows). Reads only, and a bounded number
- * of jobs: the first SL_BATCH_MAX_INPUTS + 1 in claim order (priority,
- * run_after), so a cut window still shows a full batch. */
+ * endpoint and model (at most max rows, oldest due first). Reads only:
+ * per-group counts kept by the journal (batch_backlog), corrected by a
+ * bounded walk of index entries (jobs not yet due, jobs a close deadline
+ * sends online). Exact, except for a group with more than 1,024 jobs both
+ * due and not yet due: its due jobs are then counted up to
+ * SL_BATCH_MAX_INPUTS + 1, which still shows a full batch. */
 int sl_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
                      struct sl_batch_backlog *out, size_t max, size_t *n);
 

@@ -139,6 +139,12 @@ CREATE TABLE jobs (
   -- max_completion_tokens or max_tokens, the first >= 1; 0: none), for
   -- the worker's token estimate; NULL for a job enqueued before 0016.
   out_tokens      INTEGER,
+  -- Migration 0020: the job's line in a Batch API input file, in bytes
+  -- (jobs.h's SL_SQL_LINE_BYTES), and its embedding inputs (SL_SQL_INPUTS),
+  -- taken from the body at insert like model; what batch_backlog counts.
+  -- NULL for a job that succeeded before 0020.
+  line_bytes      INTEGER,
+  inputs          INTEGER,
   CONSTRAINT "body must name a model"
     CHECK (endpoint = '/v1/moderations'
            OR CASE WHEN body IS NULL THEN model IS NOT NULL
@@ -866,6 +872,9 @@ CREATE TABLE job_counts (
   PRIMARY KEY (queue, state, urgency, class)
 ) STRICT, WITHOUT ROWID;
 
+-- The batch backlog (migration 0020) is counted here too: a trigger that
+-- is entered for every row anyway (a trigger of its own would cost every
+-- insert a frame, its WHEN being tested inside it).
 CREATE TRIGGER jobs_count_insert
 AFTER INSERT ON jobs
 BEGIN
@@ -874,16 +883,39 @@ BEGIN
           CASE WHEN NEW.state = 'failed'
                THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
   ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = n + 1;
+  INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
+                             inputs, dated)
+  SELECT NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
+         coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
+         coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL
+   WHERE NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+     AND NEW.body IS NULL
+  ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
+    jobs = jobs + 1, bytes = bytes + excluded.bytes,
+    inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
 END;
 
--- Only a change of the key fires the body (a lease extension, a retry
--- that stays pending, touch none of these columns or leave the key as it
--- was). Both rows in one upsert: one statement per change, not two.
+-- Only a change of a key fires the body (a lease extension, a retry that
+-- stays pending, touch none of these columns or leave the keys as they
+-- were). job_counts: both rows in one upsert (a batch backlog change alone
+-- adds -1 and +1 to the same key). The batch backlog (migration 0020): a
+-- job enters or leaves it (claimed, packed, cancelled, retried, replayed,
+-- its body moved by the door...) or a counted job changes its key or what
+-- it adds (the SQL door: UPDATE jobs SET queue, model, deadline...): its
+-- old row out, its new row in, one upsert.
 CREATE TRIGGER jobs_count_update
-AFTER UPDATE OF queue, state, urgency, last_class ON jobs
+AFTER UPDATE OF queue, state, urgency, last_class, body, endpoint, model,
+                deadline, line_bytes, inputs ON jobs
 WHEN NEW.state IS NOT OLD.state OR NEW.queue IS NOT OLD.queue
   OR NEW.urgency IS NOT OLD.urgency
   OR (NEW.state = 'failed' AND NEW.last_class IS NOT OLD.last_class)
+  OR (NEW.body IS NULL) IS NOT (OLD.body IS NULL)
+  OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+      AND NEW.body IS NULL
+      AND (NEW.endpoint IS NOT OLD.endpoint OR NEW.model IS NOT OLD.model
+           OR (NEW.deadline IS NULL) IS NOT (OLD.deadline IS NULL)
+           OR NEW.line_bytes IS NOT OLD.line_bytes
+           OR NEW.inputs IS NOT OLD.inputs))
 BEGIN
   INSERT INTO job_counts (queue, state, urgency, class, n)
   VALUES (OLD.queue, OLD.state, OLD.urgency,
@@ -893,6 +925,22 @@ BEGIN
           CASE WHEN NEW.state = 'failed'
                THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
   ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = n + excluded.n;
+  INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
+                             inputs, dated)
+  SELECT OLD.queue, OLD.endpoint, OLD.model IS NOT NULL,
+         coalesce(OLD.model, ''), -1, -coalesce(OLD.line_bytes, 0),
+         -coalesce(OLD.inputs, 1), -(OLD.deadline IS NOT NULL)
+   WHERE OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+     AND OLD.body IS NULL
+  UNION ALL
+  SELECT NEW.queue, NEW.endpoint, NEW.model IS NOT NULL,
+         coalesce(NEW.model, ''), 1, coalesce(NEW.line_bytes, 0),
+         coalesce(NEW.inputs, 1), NEW.deadline IS NOT NULL
+   WHERE NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+     AND NEW.body IS NULL
+  ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET
+    jobs = jobs + excluded.jobs, bytes = bytes + excluded.bytes,
+    inputs = inputs + excluded.inputs, dated = dated + excluded.dated;
 END;
 
 CREATE TRIGGER jobs_count_delete
@@ -902,6 +950,14 @@ BEGIN
    WHERE queue = OLD.queue AND state = OLD.state AND urgency = OLD.urgency
      AND class = CASE WHEN OLD.state = 'failed'
                       THEN coalesce(OLD.last_class, 'unknown') ELSE '' END;
+  UPDATE batch_backlog SET jobs = jobs - 1,
+         bytes = bytes - coalesce(OLD.line_bytes, 0),
+         inputs = inputs - coalesce(OLD.inputs, 1),
+         dated = dated - (OLD.deadline IS NOT NULL)
+   WHERE OLD.state = 'pending' AND OLD.urgency = 'deferrable'
+     AND OLD.body IS NULL AND queue = OLD.queue
+     AND endpoint = OLD.endpoint AND has_model = (OLD.model IS NOT NULL)
+     AND model = coalesce(OLD.model, '');
 END;
 
 -- The age of each queue's oldest due job is one seek here.
@@ -922,8 +978,9 @@ CREATE TABLE job_bodies (
 
 -- A producer's INSERT INTO jobs(body) (the sqlite3 door; sl_enqueue too
 -- when the door must judge the body) is checked by the CHECKs and
--- jobs_insert_door on jobs.body, then moved here; model and out_tokens are
--- taken from it. sl_enqueue writes job_bodies itself and leaves body NULL.
+-- jobs_insert_door on jobs.body, then moved here; model, out_tokens,
+-- line_bytes and inputs are taken from it. sl_enqueue writes job_bodies
+-- itself and leaves body NULL.
 CREATE TRIGGER jobs_body_insert
 AFTER INSERT ON jobs
 WHEN NEW.body IS NOT NULL
@@ -931,7 +988,9 @@ BEGIN
   INSERT INTO job_bodies (job_id, body) VALUES (NEW.id, NEW.body);
   UPDATE jobs SET body = NULL,
          model = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN json_type(NEW.body, '$.model') = 'text' THEN json_extract(NEW.body, '$.model') END,
-         out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END
+         out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END,
+         line_bytes = length(CAST(NEW.body AS BLOB)) + length(NEW.endpoint) + 82,
+         inputs = CASE WHEN NEW.endpoint <> '/v1/embeddings' OR NOT json_valid(NEW.body) THEN 1 WHEN json_type(NEW.body, '$.input') = 'array' AND coalesce(json_type(NEW.body, '$.input[0]'), '') <> 'integer' THEN max(json_array_length(NEW.body, '$.input'), 1) ELSE 1 END
    WHERE id = NEW.id;
 END;
 
@@ -944,7 +1003,9 @@ BEGIN
   ON CONFLICT (job_id) DO UPDATE SET body = excluded.body;
   UPDATE jobs SET body = NULL,
          model = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN json_type(NEW.body, '$.model') = 'text' THEN json_extract(NEW.body, '$.model') END,
-         out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END
+         out_tokens = CASE WHEN NOT json_valid(NEW.body) THEN NULL WHEN NOT (instr(NEW.body, 'max_') OR instr(NEW.body, '\u')) THEN 0 ELSE coalesce(CASE WHEN json_type(NEW.body, '$.max_output_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_output_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_output_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_completion_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_completion_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_completion_tokens') AS INTEGER) END, CASE WHEN json_type(NEW.body, '$.max_tokens') IN ('integer', 'real') AND json_extract(NEW.body, '$.max_tokens') >= 1 THEN CAST(json_extract(NEW.body, '$.max_tokens') AS INTEGER) END, 0) END,
+         line_bytes = length(CAST(NEW.body AS BLOB)) + length(NEW.endpoint) + 82,
+         inputs = CASE WHEN NEW.endpoint <> '/v1/embeddings' OR NOT json_valid(NEW.body) THEN 1 WHEN json_type(NEW.body, '$.input') = 'array' AND coalesce(json_type(NEW.body, '$.input[0]'), '') <> 'integer' THEN max(json_array_length(NEW.body, '$.input'), 1) ELSE 1 END
    WHERE id = NEW.id;
 END;
 
@@ -955,3 +1016,33 @@ CREATE INDEX jobs_held ON jobs (endpoint, model, run_after)
     OR last_class = 'server_error' OR last_class = 'overloaded'
     OR last_class = 'timeout' OR last_class = 'network'
     OR last_class = 'ambiguous');
+
+-- The batch backlog per (queue, endpoint, model) (migration 0020): the
+-- pending deferrable jobs (state = 'pending', urgency = 'deferrable', body
+-- IS NULL: a door insert is counted once jobs_body_insert moved its body),
+-- their line bytes, inputs and how many carry a deadline, kept by
+-- job_counts' triggers (jobs_count_insert, _update, _delete above) in the
+-- transactions that change them, so that sl_batch_backlog costs
+-- O(groups). Rows that fall to 0 stay.
+CREATE TABLE batch_backlog (
+  queue     TEXT NOT NULL,
+  endpoint  TEXT NOT NULL,
+  has_model INTEGER NOT NULL,
+  model     TEXT NOT NULL, -- '' when has_model = 0
+  jobs      INTEGER NOT NULL,
+  bytes     INTEGER NOT NULL,
+  inputs    INTEGER NOT NULL,
+  dated     INTEGER NOT NULL, -- jobs with a deadline
+  PRIMARY KEY (queue, endpoint, has_model, model)
+) STRICT, WITHOUT ROWID;
+
+-- The read walks these (covering: no row is fetched) in run_after and in
+-- deadline order within one (queue, endpoint, model).
+CREATE INDEX jobs_backlog ON jobs (queue, endpoint, model, run_after,
+                                   deadline, line_bytes, inputs)
+  WHERE state = 'pending' AND urgency = 'deferrable';
+CREATE INDEX jobs_backlog_deadline ON jobs (queue, endpoint, model,
+                                            deadline, run_after, line_bytes,
+                                            inputs)
+  WHERE state = 'pending' AND urgency = 'deferrable'
+    AND deadline IS NOT NULL;

@@ -89,32 +89,100 @@ static int filter_params(const struct sl_batch_filter *f, struct sl_pgbuf *qa,
   return SL_OK;
 }
 
+/* The backlog from batch_backlog's counts (pg 0021), as
+ * lib/sqlite/batch_backlog.c reads them, in one statement: per counted
+ * (queue, endpoint, model) g the counts less the jobs not yet due (f1: up
+ * to FEW + 1 walked) and the due jobs a close deadline sends online (o);
+ * when more than FEW are not yet due, the due jobs themselves when at most
+ * WALK (d1), else the jobs not yet due up to WALK + 1 (f2); past both, the
+ * due jobs read directly up to SL_BATCH_MAX_INPUTS + 1 (d2). Each walk is
+ * a LATERAL whose condition on g's earlier answers is a one-time filter,
+ * so a walk not needed costs nothing. W(cond, order, limit) walks g's
+ * entries of jobs_backlog (model = g.model, or NULL for has_model 0). */
+#define FEW "64"
+#define WALK "1024"
+#define BW(cond, order, lim)                                                \
+  "(SELECT * FROM (SELECT run_after AS ra, deadline AS dl,"                 \
+  "  coalesce(line_bytes, 0) AS lb, coalesce(inputs, 1) AS inp"             \
+  "  FROM sluice.jobs j WHERE j.state = 'pending'"                          \
+  "  AND j.urgency = 'deferrable' AND j.queue = g.queue"                    \
+  "  AND j.endpoint = g.endpoint AND g.has_model = 1 AND j.model = g.model" \
+  "  AND " cond " ORDER BY " order " LIMIT " lim ") a UNION ALL"            \
+  " SELECT * FROM (SELECT run_after, deadline, coalesce(line_bytes, 0),"    \
+  "  coalesce(inputs, 1) FROM sluice.jobs j WHERE j.state = 'pending'"      \
+  "  AND j.urgency = 'deferrable' AND j.queue = g.queue"                    \
+  "  AND j.endpoint = g.endpoint AND g.has_model = 0 AND j.model IS NULL"   \
+  "  AND " cond " ORDER BY " order " LIMIT " lim ") b)"
+/* A due job the batch may take. */
+#define TAKEN                                                               \
+  "j.run_after <= (SELECT t FROM n) AND ($3::bigint IS NULL OR g.op"        \
+  " OR j.deadline IS NULL OR j.deadline >= $3::bigint)"
+#define SUMS "count(*) AS c, coalesce(sum(lb), 0) AS lb,"                   \
+  " coalesce(sum(inp), 0) AS inp"
+#define DIRECT SUMS ", min(ra) AS ra, coalesce(min(dl), 0) AS dl"
+
 int sl__pg_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
                          struct sl_batch_backlog *out, size_t max,
                          size_t *n) {
-  /* A window, not the whole backlog (issue 14): the first $4 eligible
-   * jobs in claim order. The distinct deferrable priorities come from
-   * jobs_pending by a loose index scan (one seek each); per priority a
-   * seek reads its due jobs in (run_after, id) order, so jobs not yet due
-   * are never walked. $4 is one more than a full file, so a cut window
-   * still tells a full batch. OFFSET 0 makes the line sizes before any
-   * sort, so a sort (the planner's choice when it misjudges a priority's
-   * rows) carries numbers, not bodies. */
   static const char sql[] =
-      "WITH RECURSIVE " NOW_CTE ","
-      " g(p) AS (SELECT (SELECT min(priority) FROM sluice.jobs"
-      "  WHERE state = 'pending' AND urgency = 'deferrable')"
-      "  UNION ALL SELECT (SELECT min(priority) FROM sluice.jobs"
-      "  WHERE state = 'pending' AND urgency = 'deferrable'"
-      "  AND priority > g.p) FROM g WHERE g.p IS NOT NULL),"
-      " w AS (SELECT x.* FROM g CROSS JOIN LATERAL (SELECT * FROM"
-      "  (SELECT id, endpoint, model, run_after, deadline, " LINE_BYTES
-      "  AS lb, " INPUTS " AS inp FROM sluice.jobs WHERE" ELIGIBLE
-      "  AND priority = g.p OFFSET 0) y"
-      "  ORDER BY run_after, id LIMIT $4::bigint) x LIMIT $4::bigint)"
-      " SELECT endpoint, count(*), sum(lb), min(run_after),"
-      " coalesce(min(deadline), 0), model, sum(inp) FROM w"
-      " GROUP BY endpoint, model ORDER BY min(run_after)";
+      "WITH " NOW_CTE ","
+      " g AS (SELECT queue, endpoint, has_model, model, sum(jobs) AS jobs,"
+      "  sum(bytes) AS bytes, sum(inputs) AS inputs, sum(dated) AS dated,"
+      "  EXISTS (SELECT 1 FROM sluice.queue_limits l WHERE l.queue = b.queue"
+      "   AND l.online_paused = 1) AS op"
+      "  FROM sluice.batch_backlog b"
+      "  WHERE ($2::text[] IS NULL OR queue = ANY($2::text[]))"
+      "  AND NOT EXISTS (SELECT 1 FROM sluice.queues q WHERE q.paused = 1"
+      "   AND q.name = b.queue)"
+      "  AND NOT EXISTS (SELECT 1 FROM sluice.queue_limits l WHERE"
+      "   l.queue = b.queue AND l.online_paused = 1"
+      "   AND l.online_paused_reason LIKE 'budget%')"
+      "  GROUP BY queue, endpoint, has_model, model HAVING sum(jobs) > 0),"
+      " r AS (SELECT g.endpoint, g.has_model, g.model, CASE"
+      "  WHEN f1.c > " FEW " AND d1.c <= " WALK " THEN array[d1.c, d1.lb,"
+      "   d1.inp, d1.ra, d1.dl]"
+      "  WHEN f1.c > " FEW " AND f2.c > " WALK " OR o.c > " WALK
+      "   THEN array[d2.c, d2.lb, d2.inp, d2.ra, d2.dl]"
+      "  ELSE array[g.jobs - fu.c - o.c, g.bytes - fu.lb - o.lb,"
+      "   g.inputs - fu.inp - o.inp, od.ra, coalesce(ed.dl, 0)]"
+      "  END AS v"
+      "  FROM g"
+      "  CROSS JOIN LATERAL (SELECT min(ra) AS ra FROM "
+      BW("true", "j.run_after", "1") " w) fst"
+      "  CROSS JOIN LATERAL (SELECT " SUMS " FROM "
+      BW("fst.ra <= (SELECT t FROM n) AND j.run_after > (SELECT t FROM n)",
+         "j.run_after", FEW " + 1") " w) f1"
+      "  CROSS JOIN LATERAL (SELECT " DIRECT " FROM "
+      BW("f1.c > " FEW " AND " TAKEN, "j.run_after", WALK " + 1") " w) d1"
+      "  CROSS JOIN LATERAL (SELECT " SUMS " FROM "
+      BW("f1.c > " FEW " AND d1.c > " WALK
+         " AND j.run_after > (SELECT t FROM n)", "j.run_after", WALK " + 1")
+      " w) f2"
+      "  CROSS JOIN LATERAL (SELECT CASE WHEN f1.c > " FEW " THEN f2.c"
+      "   ELSE f1.c END AS c, CASE WHEN f1.c > " FEW " THEN f2.lb"
+      "   ELSE f1.lb END AS lb, CASE WHEN f1.c > " FEW " THEN f2.inp"
+      "   ELSE f1.inp END AS inp) fu"
+      "  CROSS JOIN LATERAL (SELECT " SUMS " FROM "
+      BW("fst.ra <= (SELECT t FROM n) AND g.dated > 0 AND NOT g.op"
+         " AND $3::bigint IS NOT NULL AND fu.c <= " WALK
+         " AND NOT (f1.c > " FEW " AND d1.c <= " WALK ")"
+         " AND j.deadline < $3::bigint AND j.run_after <= (SELECT t FROM n)",
+         "j.run_after", WALK " + 1") " w) o"
+      "  CROSS JOIN LATERAL (SELECT " DIRECT " FROM "
+      BW("(f1.c > " FEW " AND f2.c > " WALK " OR o.c > " WALK ") AND " TAKEN,
+         "j.run_after", "$4::bigint") " w) d2"
+      "  CROSS JOIN LATERAL (SELECT min(ra) AS ra FROM "
+      BW("fst.ra <= (SELECT t FROM n) AND " TAKEN, "j.run_after", "1")
+      " w) od"
+      "  CROSS JOIN LATERAL (SELECT min(dl) AS dl FROM "
+      BW("g.dated > 0 AND fst.ra <= (SELECT t FROM n) AND j.deadline IS NOT"
+         " NULL AND " TAKEN, "j.deadline", "1") " w) ed"
+      "  WHERE fst.ra <= (SELECT t FROM n))"
+      " SELECT endpoint, sum(v[1])::bigint, sum(v[2])::bigint,"
+      " min(v[4])::bigint, coalesce(min(nullif(v[5], 0)), 0)::bigint,"
+      " has_model, model, sum(v[3])::bigint"
+      " FROM r WHERE v[1] > 0 GROUP BY endpoint, has_model, model"
+      " ORDER BY min(v[4])";
   struct sl_pgbuf qa;
   char b1[24], b3[24], b4[24];
   const char *param[4];
@@ -139,9 +207,10 @@ int sl__pg_batch_backlog(struct sl_journal *j, const struct sl_batch_filter *f,
     b->bytes = sl__pg_int(r, i, 2);
     b->oldest_due = sl__pg_int(r, i, 3);
     b->earliest_deadline = sl__pg_int(r, i, 4);
-    b->has_model = !PQgetisnull(r, i, 5);
-    snprintf(b->model, sizeof b->model, "%s", PQgetvalue(r, i, 5));
-    b->inputs = sl__pg_int(r, i, 6);
+    b->has_model = sl__pg_int(r, i, 5) != 0;
+    snprintf(b->model, sizeof b->model, "%s",
+             b->has_model ? PQgetvalue(r, i, 6) : "");
+    b->inputs = sl__pg_int(r, i, 7);
   }
   PQclear(r);
   *n = got;

@@ -13,6 +13,7 @@
 
 /* $1..$11: queue, partition, urgency, endpoint, body, key, priority,
  * max_attempts, run_after, deadline, metadata (arrays, one item a job).
+ * The line's bytes and inputs (pg 0021) are written here too.
  * s: the group, with each body's model and output cap from
  * sluice.bodies_info (one call per statement; model NULL: the door must
  * judge that body). A vouched-for body goes to job_bodies here and
@@ -30,12 +31,16 @@
 #define INSERT_JOBS(conflict)                                               \
   " ins AS (INSERT INTO sluice.jobs (queue, partition, urgency, endpoint,"  \
   "  body, idempotency_key, priority, max_attempts, run_after, deadline,"   \
-  "  created_at, updated_at, metadata, model, out_tokens)"                  \
+  "  created_at, updated_at, metadata, model, out_tokens, line_bytes,"     \
+  "  inputs)"                                                               \
   "  SELECT coalesce(q, 'default'), coalesce(pa, ''),"                      \
   "  coalesce(u, 'urgent'), coalesce(e, '/v1/responses'),"                  \
   "  CASE WHEN m IS NULL THEN b END, key, pr, coalesce(ma, 5),"             \
   "  coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms(),"  \
-  "  coalesce(md, '{}'), m, CASE WHEN m IS NOT NULL THEN o END"             \
+  "  coalesce(md, '{}'), m, CASE WHEN m IS NOT NULL THEN o END,"            \
+  "  octet_length(b) + octet_length(coalesce(e, '/v1/responses')) + 82,"    \
+  "  CASE WHEN e = '/v1/embeddings' THEN sluice.body_inputs(e, b)"          \
+  "  ELSE 1 END"                                                            \
   "  FROM s ORDER BY ord" conflict " RETURNING id, idempotency_key)"
 /* The bodies of the jobs inserted. With keys from the producer one key
  * may come twice in a group: the first row (lowest ord) made the job. */

@@ -113,6 +113,7 @@ int sl__pg_vacuum(struct sl_journal *j, int *converted) {
     *converted = 0;
   return sl__pg_run(PGJ(j),
                     "VACUUM (ANALYZE) sluice.jobs, sluice.attempts,"
-                    " sluice.results, sluice.job_metadata, sluice.job_counts",
+                    " sluice.results, sluice.job_metadata, sluice.job_counts,"
+                    " sluice.batch_backlog",
                     0, NULL, "vacuuming the journal");
 }

@@ -11,11 +11,10 @@
 
 #include "batch_int.h"
 
-/* The backlog, the pack and the too-large sweep read the same jobs:
- * SL_SQL_BATCH_ELIGIBLE (jobs.h). */
-#define ELIGIBLE SL_SQL_BATCH_ELIGIBLE
+/* The pack and the too-large sweep read the same jobs:
+ * SL_SQL_BATCH_ELIGIBLE (jobs.h); the backlog counts them
+ * (batch_backlog.c). */
 #define LINE_BYTES SL_SQL_LINE_BYTES
-#define INPUTS SL_SQL_INPUTS
 /* Short name for the shared helper (batch_int.h). */
 #define prepare sl__batch_prepare
 
@@ -44,72 +43,6 @@ static int bind_filter(sqlite3_stmt *st, const struct sl_batch_filter *f,
   sl__bind_text(st, 2, *qjson);
   sl__bind_opt_int(st, 3, f->due_after_ms, 0);
   return SL_OK;
-}
-
-int sl__sqlite_batch_backlog(struct sl_journal *j,
-                             const struct sl_batch_filter *f,
-                             struct sl_batch_backlog *out, size_t max,
-                             size_t *n) {
-  /* A window, not the whole backlog (issue 14: 244 ms a second at 1M
-   * pending): the first ?4 eligible jobs in claim order, read by index
-   * seeks per deferrable priority (jobs not yet due are never walked).
-   * ?4 is one more than a full batch file holds, so a window that is cut
-   * still tells a full batch; a group beyond it is seen once the window's
-   * groups are packed (at the latest after their max_wait). */
-  static const char sql[] =
-      "WITH RECURSIVE g(p) AS (SELECT (SELECT min(priority) FROM jobs"
-      "  WHERE state = 'pending' AND urgency = 'deferrable')"
-      "  UNION ALL SELECT (SELECT min(priority) FROM jobs WHERE state ="
-      "  'pending' AND urgency = 'deferrable' AND priority > g.p) FROM g"
-      "  WHERE p IS NOT NULL LIMIT 100000),"
-      " w AS (SELECT endpoint, model, " LINE_BYTES " AS lb, " INPUTS
-      "  AS inputs, run_after, deadline FROM jobs"
-      "  INDEXED BY jobs_pending WHERE" ELIGIBLE
-      "  AND priority IN (SELECT p FROM g) LIMIT ?4)"
-      " SELECT endpoint, count(*), sum(lb), min(run_after),"
-      " coalesce(min(deadline), 0), model, sum(inputs) FROM w"
-      " GROUP BY endpoint, model ORDER BY min(run_after)";
-  sqlite3_stmt *st = NULL;
-  char *qjson = NULL;
-  size_t got = 0;
-  int rc;
-
-  if (!j || !f || !out || !n)
-    return SL_INVAL;
-  rc = prepare(j, sql, &st, "reading the batch backlog");
-  if (rc != SL_OK)
-    return rc;
-  rc = bind_filter(st, f, &qjson);
-  if (rc != SL_OK)
-    goto out;
-  sqlite3_bind_int64(st, 4, SL_BATCH_MAX_INPUTS + 1);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    struct sl_batch_backlog *b;
-    const unsigned char *ep = sqlite3_column_text(st, 0);
-    if (got == max)
-      continue;
-    b = &out[got++];
-    memset(b, 0, sizeof *b);
-    snprintf(b->endpoint, sizeof b->endpoint, "%s", ep ? (const char *)ep : "");
-    b->jobs = sqlite3_column_int64(st, 1);
-    b->bytes = sqlite3_column_int64(st, 2);
-    b->oldest_due = sqlite3_column_int64(st, 3);
-    b->earliest_deadline = sqlite3_column_int64(st, 4);
-    b->has_model = sqlite3_column_type(st, 5) != SQLITE_NULL;
-    snprintf(b->model, sizeof b->model, "%s",
-             b->has_model ? (const char *)sqlite3_column_text(st, 5) : "");
-    b->inputs = sqlite3_column_int64(st, 6);
-  }
-  if (rc != SQLITE_DONE) {
-    rc = sl__journal_fail(j, rc, "reading the batch backlog");
-    goto out;
-  }
-  *n = got;
-  rc = SL_OK;
-out:
-  sqlite3_reset(st);
-  free(qjson);
-  return rc;
 }
 
 int sl__sqlite_batch_pack(struct sl_journal *j,

@@ -48,6 +48,11 @@ static int check_spec(struct sl_journal *j, const struct sl_job_spec *s) {
  * the idempotency key: ON CONFLICT DO NOTHING changes no row, so look the
  * existing job up.
  */
+int64_t sl__line_bytes(const struct sl_job_spec *s) {
+  return (int64_t)(strlen(s->body) +
+                   strlen(s->endpoint ? s->endpoint : "/v1/responses") + 82);
+}
+
 static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
                       int64_t now, int64_t *id, int *created) {
   sqlite3_stmt *st;
@@ -78,6 +83,9 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
                                strstr(s->body, "\\u"));
   sqlite3_bind_int(st, 14, strstr(s->body, "max_") ||
                                strstr(s->body, "\\u"));
+  /* the line's bytes (SL_SQL_LINE_BYTES: body + endpoint + 82), counted
+   * here rather than by SQL's length(CAST(... AS BLOB)) (queries.c) */
+  sqlite3_bind_int64(st, 15, sl__line_bytes(s));
   rc = sqlite3_step(st);
   if (rc != SQLITE_DONE) {
     rc = sl__journal_fail(j, rc, "job refused");

@@ -29,12 +29,13 @@
 #include "jobs.h"
 #include "sluice_secrets.h"
 
-#define COLS 13 /* parameters per row; ?1 is the call's clock */
+#define COLS 14 /* parameters per row; ?1 is the call's clock */
 
 /* One row's values as SL_STMT_ENQUEUE computes them, from the VALUES
  * columns: 1 queue, 2 partition, 3 urgency, 4 endpoint, 5 body, 6 key,
  * 7 priority, 8 max_attempts, 9 run_after, 10 deadline, 11 metadata,
- * 12 the door flag (?13 there), 13 the max_ flag (?14 there). */
+ * 12 the door flag (?13 there), 13 the max_ flag (?14 there), 14 the
+ * line's bytes (?15 there; the batch backlog's counters, 0020). */
 #define MODEL                                                                 \
   "CASE WHEN NOT json_valid(column5) THEN NULL WHEN json_type(column5,"       \
   " '$.model') = 'text' THEN json_extract(column5, '$.model') END"
@@ -45,7 +46,8 @@
 static const char head[] =
     "INSERT INTO jobs (queue, partition, urgency, endpoint, body,"
     " idempotency_key, priority, max_attempts, run_after, deadline,"
-    " created_at, updated_at, metadata, model, out_tokens)"
+    " created_at, updated_at, metadata, model, out_tokens, line_bytes,"
+    " inputs)"
     " SELECT coalesce(column1, 'default'), coalesce(column2, ''),"
     " coalesce(column3, 'urgent'), coalesce(column4, '/v1/responses'),"
     " CASE WHEN column12 OR (" MODEL ") IS NULL THEN column5 END,"
@@ -53,7 +55,12 @@ static const char head[] =
     " column10, ?1, ?1, coalesce(column11, '{}'), (" MODEL "),"
     " (CASE WHEN NOT json_valid(column5) THEN NULL WHEN NOT column13 THEN 0"
     " ELSE coalesce(" CAP("max_output_tokens") ", " CAP(
-        "max_completion_tokens") ", " CAP("max_tokens") ", 0) END)"
+        "max_completion_tokens") ", " CAP("max_tokens") ", 0) END),"
+    " column14, (CASE WHEN coalesce(column4, '/v1/responses') <>"
+    " '/v1/embeddings' OR NOT json_valid(column5) THEN 1 WHEN"
+    " json_type(column5, '$.input') = 'array' AND"
+    " coalesce(json_type(column5, '$.input[0]'), '') <> 'integer'"
+    " THEN max(json_array_length(column5, '$.input'), 1) ELSE 1 END)"
     " FROM (VALUES ";
 /* WHERE true: an INSERT ... SELECT needs it before ON CONFLICT. */
 static const char tail[] =
@@ -62,7 +69,7 @@ static const char tail[] =
 
 static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies,
                    int g) {
-  size_t cap = sizeof head + sizeof tail + (size_t)g * 96, len;
+  size_t cap = sizeof head + sizeof tail + (size_t)g * 128, len;
   char *sql = malloc(cap);
   int r, c, p, rc;
   if (!sql) {
@@ -181,6 +188,8 @@ static void bind_row(sqlite3_stmt *st, int base, const struct sl_job_spec *s,
                                       strstr(s->body, "\\u"));
   sqlite3_bind_int(st, base + 13, strstr(s->body, "max_") ||
                                       strstr(s->body, "\\u"));
+  /* as insert_one's ?15 */
+  sqlite3_bind_int64(st, base + 14, sl__line_bytes(s));
 }
 
 /* Map the returned (id, key) rows back to the specs: in the common case

@@ -126,6 +126,9 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
                       int g, int64_t now, int64_t *ids, int *created,
                       int *refused);
 int sl__enqueue_group_size(size_t left);
+/* A job's JSONL line bytes as the batch backlog counts them
+ * (SL_SQL_LINE_BYTES: body + endpoint + 82), stored at enqueue. */
+int64_t sl__line_bytes(const struct sl_job_spec *s);
 void sl__enqueue_group_close(struct sl_journal *j);
 
 /* After a long write transaction: let a writer waiting for the lock in

@@ -11,7 +11,9 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
    * and sqlite3_last_insert_rowid() say what happened instead. */
   /* A missing key is generated as schema.sql's default does (time-ordered,
    * for index locality), from the caller's clock. */
-  /* model and out_tokens are computed here, once (migration 0016); the
+  /* model and out_tokens are computed here, once (migration 0016), and
+   * the line's bytes (?15, from enqueue.c) and inputs the batch backlog
+   * counts (0020); the
    * body goes to job_bodies (SL_STMT_BODY_INSERT) and jobs.body stays NULL,
    * unless the door must judge it: not JSON, no model, or ?13 (enqueue.c
    * found "stream" or a backslash-u escape that could spell it; C's
@@ -22,7 +24,8 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
   [SL_STMT_ENQUEUE] =
     "INSERT INTO jobs (queue, partition, urgency, endpoint, body,"
     " idempotency_key, priority, max_attempts, run_after, deadline,"
-    " created_at, updated_at, metadata, model, out_tokens)"
+    " created_at, updated_at, metadata, model, out_tokens, line_bytes,"
+    " inputs)"
     " VALUES (coalesce(?1, 'default'), coalesce(?2, ''),"
     " coalesce(?3, 'urgent'), coalesce(?4, '/v1/responses'),"
     " CASE WHEN ?13 OR ("
@@ -46,7 +49,10 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " CASE WHEN json_type(?5, '$.max_tokens') IN ('integer', 'real') AND"
     " json_extract(?5, '$.max_tokens') >= 1 THEN CAST(json_extract(?5,"
     " '$.max_tokens') AS INTEGER) END, 0) END"
-    "))"
+    "), ?15, (CASE WHEN coalesce(?4, '/v1/responses') <> '/v1/embeddings'"
+    " OR NOT json_valid(?5) THEN 1 WHEN json_type(?5, '$.input') = 'array'"
+    " AND coalesce(json_type(?5, '$.input[0]'), '') <> 'integer'"
+    " THEN max(json_array_length(?5, '$.input'), 1) ELSE 1 END))"
     " ON CONFLICT (idempotency_key) DO NOTHING",
 
   /* After SL_STMT_ENQUEUE inserted ?1: a body jobs_body_insert has

@@ -44,11 +44,12 @@ eq "migrations recorded once each" \
 PG_SUITE="test_wait test_claim test_storm_admit test_enqueue test_counts
   test_find test_prune test_workers test_concurrency test_batch
   test_batch_ingest test_storm test_dash test_jobs test_usage test_spill
-  test_enqueue_group test_secrets"
+  test_enqueue_group test_secrets test_batch_backlog"
 PG_SUITE_SKIP='
 test_enqueue:test_enqueue_many_no_temp_file      SQLite only: the statement journal SQLite spills to its temp directory
 test_prune:test_wal_checkpointed                 SQLite only: the WAL is checkpointed after a prune
 test_jobs:test_moves_cover_the_table             SQLite only: the prepared statement of lib/sqlite for each move
+test_batch_backlog:test_upgrade_from_0019        SQLite only: a journal made by SQLite migrations 1 to 19
 '
 pg_createdb sluice_suite >/dev/null
 suite_url="postgresql://$PG_ADMIN@127.0.0.1:$PGPORT/sluice_suite"

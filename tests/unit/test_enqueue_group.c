@@ -72,6 +72,8 @@ static char *row(struct tu_db *db, int64_t id) {
                  " || '|' || priority || '|' || max_attempts || '|'"
                  " || coalesce(model, '-') || '|' || coalesce(out_tokens, -1)"
                  " || '|' || metadata || '|' || state || '|'"
+                 " || coalesce(line_bytes, -1) || '|' || coalesce(inputs, -1)"
+                 " || '|'"
                  " || (body IS NULL) || '|' || (SELECT body FROM job_bodies"
                  " WHERE job_id = jobs.id) FROM jobs WHERE id = %lld",
                  (long long)id);

@@ -435,6 +435,52 @@ static void test_batch_backlog_is_bounded(void **state) {
   assert_int_equal(bl[0].jobs, SL_BATCH_MAX_INPUTS + 1);
 }
 
+/* The batch backlog reads batch_backlog's counts (migration 0020): beside
+ * 3,000 due deferrable jobs and 5 not yet due it walks the 5, not the
+ * 3,000 (the old read walked every due job and its body), and answers the
+ * exact count. Each path of the read (a few not yet due, many, jobs due
+ * too close to a deadline, the direct read of a group past the walk
+ * limits) is planned without a walk of jobs. */
+static void test_batch_backlog_reads_counts(void **state) {
+  struct tu *t = *state;
+  struct traced tr = {0};
+  struct sl_batch_filter bf = {0};
+  struct sl_batch_backlog bl[4];
+  int64_t now = sl_now_ms(), steps;
+  size_t n;
+  int i, bad = 0;
+
+  t->j = tu_open(t);
+  enqueue_n(t->j, 3000, "deferrable", 0, 0, 0);
+  enqueue_n(t->j, 5, "deferrable", 0, now + 3600000, 0);
+  sqlite3_trace_v2(t->j->db, SQLITE_TRACE_STMT, on_stmt, &tr);
+  vm_steps(t->j->db);
+  bf.now_ms = now + 1000;
+  assert_int_equal(sl_batch_backlog(t->j, &bf, bl, 4, &n), SL_OK);
+  steps = vm_steps(t->j->db);
+  assert_int_equal(n, 1);
+  assert_int_equal(bl[0].jobs, 3000);
+  if (steps >= 1500)
+    print_error("batch backlog beside 3,000 due: %lld VM steps\n",
+                (long long)steps);
+  assert_true(steps < 1500);
+  /* the other paths, for their plans */
+  enqueue_n(t->j, 30, "deferrable", 0, 0, now + 60000);
+  bf.due_after_ms = now + 3600000;
+  assert_int_equal(sl_batch_backlog(t->j, &bf, bl, 4, &n), SL_OK);
+  assert_int_equal(bl[0].jobs, 3000);
+  enqueue_n(t->j, 1100, "deferrable", 0, now + 3600000, 0);
+  assert_int_equal(sl_batch_backlog(t->j, &bf, bl, 4, &n), SL_OK);
+  assert_int_equal(bl[0].jobs, 3000);
+  sqlite3_trace_v2(t->j->db, 0, NULL, NULL);
+  assert_true(tr.n >= 7);
+  for (i = 0; i < tr.n; i++) {
+    bad += full_scans(t->j->db, tr.sql[i]);
+    free(tr.sql[i]);
+  }
+  assert_int_equal(bad, 0);
+}
+
 /* 3,000 pending jobs of the route scheduled ahead, 10 of them held by a
  * retry of a rate limit: releasing the route's hold seeks those 10
  * (jobs_held, 0018) and leaves a producer's own run_after alone. */
@@ -475,6 +521,8 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_release_held_is_a_seek, tu_setup,
                                     tu_teardown),
     cmocka_unit_test_setup_teardown(test_batch_backlog_is_bounded, tu_setup,
+                                    tu_teardown),
+    cmocka_unit_test_setup_teardown(test_batch_backlog_reads_counts, tu_setup,
                                     tu_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

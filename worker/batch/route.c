@@ -366,8 +366,9 @@ static int should_close(const struct sl_batch_route *r,
           b->earliest_deadline <= now + c->turnaround_ms + c->max_wait_ms);
 }
 
-/* A backlog read costs a bounded but real walk (hundreds of ms at 660k
- * deferrable jobs), so it is read again only when its answer may have
+/* A backlog read costs little now (per-group counts, SQLite 0020), but a
+ * group with many jobs both due and scheduled ahead is still a walk of up
+ * to 50,001 index entries, so it is read again only when its answer may have
  * changed: another connection committed (the worker counts it), a time
  * condition of should_close() falls due, a job scheduled ahead becomes due
  * (sl_next_due, when nothing is due), the route itself changed jobs (a
