@@ -212,7 +212,7 @@ static void test_group_refusal_named(void **state) {
 /* A key holding a registered secret is stored scrubbed, as sl_enqueue
  * stores it, and the next call with it finds that job. */
 static void test_group_secret_key(void **state) {
-  static const char secret[] = "sk-test-GROUPKEY-0123456789";
+  static const char secret[] = "test-GROUPKEY-secret-0123456789";
   struct tu *t = *state;
   struct sl_job_spec s[N];
   int64_t ids[N], again[N];
@@ -223,7 +223,7 @@ static void test_group_secret_key(void **state) {
   assert_int_equal(sl_secret_add(secret), SL_OK);
   for (i = 0; i < N; i++)
     spec(&s[i], 0, i);
-  s[3].idempotency_key = "key-sk-test-GROUPKEY-0123456789-x";
+  s[3].idempotency_key = "key-test-GROUPKEY-secret-0123456789-x";
   assert_int_equal(sl_enqueue_many_created(t->j, s, N, ids, created, NULL),
                    SL_OK);
   assert_int_equal(created[3], 1);
