@@ -1046,3 +1046,21 @@ CREATE INDEX jobs_backlog_deadline ON jobs (queue, endpoint, model,
                                             inputs)
   WHERE state = 'pending' AND urgency = 'deferrable'
     AND deadline IS NOT NULL;
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/0021_delete_takes_children.sql.
+-- ---------------------------------------------------------------------
+
+-- A job deleted while foreign keys are off (the sqlite3 CLI's default)
+-- takes its body, attempts, result and metadata with it, as the cascade
+-- does when they are on: otherwise the next job, given the deleted one's
+-- id (a rowid: the highest is reused), would inherit its body and result.
+CREATE TRIGGER jobs_delete_children
+AFTER DELETE ON jobs
+WHEN (SELECT foreign_keys FROM pragma_foreign_keys) = 0
+BEGIN
+  DELETE FROM job_bodies WHERE job_id = OLD.id;
+  DELETE FROM attempts WHERE job_id = OLD.id;
+  DELETE FROM results WHERE job_id = OLD.id;
+  DELETE FROM job_metadata WHERE job_id = OLD.id;
+END;
