@@ -105,11 +105,12 @@ deps:
 	  && $(PG_BINDIR_OK) \
 	  || deploy/install-deps.sh
 
-$(BUILD)/gen/migrations.c: $(MIGRATIONS) tools/sql2c.sh
+# The directories too: a migration removed or renamed changes no file.
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) migrations tools/sql2c.sh
 	@mkdir -p $(@D)
 	tools/sql2c.sh $@ $(MIGRATIONS)
 
-$(BUILD)/gen/pg_migrations.c: $(PG_MIGRATIONS) tools/sql2c.sh
+$(BUILD)/gen/pg_migrations.c: $(PG_MIGRATIONS) migrations/pg tools/sql2c.sh
 	@mkdir -p $(@D)
 	SQL2C_ARRAY=sl_pg_migrations tools/sql2c.sh $@ $(PG_MIGRATIONS)
 
