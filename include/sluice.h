@@ -132,6 +132,35 @@ int sl_set_busy_timeout(struct sl_journal *j, int ms, int poll);
  */
 int sl_set_answer_timeout(struct sl_journal *j, int ms);
 
+/*
+ * Checkpoints off an event loop (issue 14). A file journal (SQLite, WAL
+ * mode) copies its WAL back into the file inside whichever commit passes
+ * the mark (~40 MiB of WAL): that commit then fsyncs for 0.1-1 s. After
+ * sl_wal_manual, commits on this handle never checkpoint; after each
+ * commit fn(arg, pages) is called, on the committing thread, with the
+ * WAL's length in pages (4 KiB), so the caller can run sl_checkpoint on
+ * another handle on another thread (the worker: worker/checkpoint.c).
+ * The caller must then checkpoint, or the WAL grows without end. fn NULL:
+ * back to checkpointing on commit. A server journal (PostgreSQL) has no
+ * WAL of its own to tend: SL_OK, fn is never called.
+ */
+typedef void (*sl_wal_fn)(void *arg, int pages);
+int sl_wal_manual(struct sl_journal *j, sl_wal_fn fn, void *arg);
+
+/*
+ * A passive checkpoint: copy what the WAL holds back into the journal file
+ * without waiting for readers or writers (frames a reader still needs stay
+ * for the next one), so the next writer can start the WAL over. SL_BUSY if
+ * another connection is checkpointing. A writer that keeps committing can
+ * keep a passive checkpoint from ever catching up (its new frames land
+ * while the copy runs, and the WAL starts over only once all of it is
+ * copied); restart 1 then also takes the write lock and waits, within the
+ * busy timeout, for the writers and readers, copies the rest, so the next
+ * commit starts the WAL over: writers wait meanwhile (SL_BUSY if they or
+ * the readers outlast the timeout). A server journal: SL_OK.
+ */
+int sl_checkpoint(struct sl_journal *j, int restart);
+
 /* Detail of the last failure on this journal; never NULL. */
 const char *sl_errmsg(const struct sl_journal *j);
 

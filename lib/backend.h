@@ -34,6 +34,9 @@
   X(set_busy_timeout, (struct sl_journal *j, int ms, int poll), (j, ms, \
     poll)) \
   X(set_answer_timeout, (struct sl_journal *j, int ms), (j, ms)) \
+  X(wal_manual, (struct sl_journal *j, sl_wal_fn fn, void *arg), (j, fn, \
+    arg)) \
+  X(checkpoint, (struct sl_journal *j, int restart), (j, restart)) \
   X(schema_version, (struct sl_journal *j, int *version), (j, version)) \
   X(enqueue, (struct sl_journal *j, const struct sl_job_spec *spec, \
     int64_t *id, int *created), (j, spec, id, created)) \

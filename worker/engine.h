@@ -27,6 +27,7 @@
 
 #include <uv.h>
 
+#include "checkpoint.h"
 #include "http.h"
 #include "identity.h"
 #include "list.h"
@@ -127,6 +128,7 @@ struct sl_worker {
   struct sl_web *web;          /* NULL unless --dashboard-port */
   struct sl_storm *storm;      /* storm control: admission, deferral */
   struct sl_retention retention; /* --prune-older-than */
+  struct sl_checkpointer ckpt; /* WAL checkpoints off the loop */
   struct sl_spill *spill;      /* NULL if no space could be reserved */
   char spill_dir[4096], journal_id[64];
   int flush_rc;                /* why the last flush failed; 0: it did not */

@@ -706,6 +706,13 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
     goto out;
   }
   stage = 2;
+  /* The loop's commits never checkpoint the WAL: a pool thread does
+   * (checkpoint.c, issue 14). */
+  rc = sl_checkpointer_start(&w->ckpt, &w->loop, w->j, &oo);
+  if (rc != SL_OK) {
+    sl_log(SL_LOG_ERROR, "%s", sl_errmsg(w->j));
+    goto out;
+  }
   ho.max_connections = cfg->max_connections;
   ho.connect_timeout_ms = (long)cfg->connect_timeout_ms;
   ho.stall_timeout_ms = (long)cfg->stall_timeout_ms;
@@ -814,6 +821,8 @@ out:
       sl_log(SL_LOG_ERROR, "event loop closed with handles open: %s",
              uv_strerror(lc));
   }
+  if (stage >= 2)
+    sl_checkpointer_stop(&w->ckpt); /* none is out: the loop ran out */
   sl_batch_route_free(w->batch); /* its timer closed with the loop */
   sl_storm_free(w->storm);        /* likewise */
   sl_metrics_stop(w->metrics);

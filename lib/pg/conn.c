@@ -464,6 +464,18 @@ int sl__pg_set_answer_timeout(struct sl_journal *j, int ms) {
   return SL_OK;
 }
 
+/* The server checkpoints its own WAL, in its own processes. */
+int sl__pg_wal_manual(struct sl_journal *j, sl_wal_fn fn, void *arg) {
+  (void)fn;
+  (void)arg;
+  return j ? SL_OK : SL_INVAL;
+}
+
+int sl__pg_checkpoint(struct sl_journal *j, int restart) {
+  (void)restart;
+  return j ? SL_OK : SL_INVAL;
+}
+
 int sl__pg_schema_version(struct sl_journal *j, int *version) {
   PGresult *r;
   int rc;

@@ -161,7 +161,8 @@ void sl__pg_set_errmsg(struct sl_journal *j, const char *msg);
 int sl__pg_wait_counts(struct sl_journal *j, const int64_t *ids, size_t n,
                        int64_t c[4]);
 #define SL_PG_BUILT(X) \
-  X(set_busy_timeout) X(set_answer_timeout) X(schema_version) X(enqueue) X(enqueue_many_created) \
+  X(set_busy_timeout) X(set_answer_timeout) X(wal_manual) X(checkpoint) \
+  X(schema_version) X(enqueue) X(enqueue_many_created) \
   X(cancel) X(journal_changed) X(count_active) X(count_workable) \
   X(claim) X(lease_extend) X(lease_extend_many) \
   X(complete) X(rescue) X(next_due) X(journal_wake_fd) \

@@ -9,6 +9,8 @@
 
 /* PRAGMA application_id of a sluice journal ("SLUI"; migrations/0007). */
 #define SL_APPLICATION_ID 0x534c5549
+/* WAL pages that trigger a checkpoint (journal.c: ~40 MiB of 4 KiB). */
+#define SL_WAL_AUTOCHECKPOINT 10000
 
 #include <sqlite3.h>
 
@@ -98,6 +100,8 @@ struct sl_journal {
   int64_t busy_since_us; /* when the current wait for the lock began */
   int wake_fd, wake_wd;  /* sl_journal_wake_fd's inotify instance and its
                             watch on the WAL; -1: none (yet) */
+  sl_wal_fn wal_fn;      /* checkpoint.c: sl_wal_manual's callback */
+  void *wal_arg;
   char errmsg[512];
 };
 

@@ -486,9 +486,9 @@ int sl__sqlite_open(struct sl_journal **out, const struct sl_open_options *opts,
    * SIGBUS instead of an error code. */
   snprintf(pragmas, sizeof pragmas,
            "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
-           " PRAGMA wal_autocheckpoint=10000;"
+           " PRAGMA wal_autocheckpoint=%d;"
            " PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-16384;",
-           opts->sync_full ? "FULL" : "NORMAL");
+           opts->sync_full ? "FULL" : "NORMAL", SL_WAL_AUTOCHECKPOINT);
   rc = exec(j, pragmas, "setting journal pragmas");
   if (rc != SL_OK)
     goto fail;
