@@ -44,7 +44,7 @@ eq "migrations recorded once each" \
 PG_SUITE="test_wait test_claim test_storm_admit test_enqueue test_counts
   test_find test_prune test_workers test_concurrency test_batch
   test_batch_ingest test_storm test_dash test_jobs test_usage test_spill
-  test_enqueue_group test_secrets test_batch_backlog"
+  test_enqueue_group test_secrets test_batch_backlog test_checkpoint"
 PG_SUITE_SKIP='
 test_enqueue:test_enqueue_many_no_temp_file      SQLite only: the statement journal SQLite spills to its temp directory
 test_prune:test_wal_checkpointed                 SQLite only: the WAL is checkpointed after a prune

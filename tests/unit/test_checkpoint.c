@@ -90,5 +90,5 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_manual_handle_never_checkpoints,
                                     tu_setup, tu_teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return tu_run_group("checkpoint", tests);
 }
