@@ -23,10 +23,10 @@
  * handler polls from timers: the loop keeps running), and its next commit
  * starts the WAL over. A reader that outlasts that makes it SL_BUSY, and
  * the next try waits another tenth of the mark, so a stuck reader does
- * not make a pool thread spin. A queued work request keeps uv_run going, so the worker's
- * shutdown waits for the one out. Producers and the CLI keep SQLite's
- * automatic checkpoints; a worker alone still checkpoints here, so the
- * WAL stays bounded (tests/integration/checkpoint.sh).
+ * not make a pool thread spin. A queued work request keeps uv_run going,
+ * so the worker's shutdown waits for the one out. Producers and the CLI
+ * keep SQLite's automatic checkpoints; a worker alone still checkpoints
+ * here, so the WAL stays bounded (tests/integration/checkpoint.sh).
  *
  * SLUICE_CHECKPOINT_PAGES sets the mark (a test seam; default the
  * journal's own wal_autocheckpoint, 10,000 pages, ~40 MiB);
