@@ -146,6 +146,8 @@ if [ "$(sql 'SELECT state FROM jobs')" = succeeded ] && [ "$gap" -ge 1450 ]; the
   pass "Retry-After honoured (waited $gap ms)"
 else
   fail "Retry-After honoured" "state $(sql 'SELECT state FROM jobs'), gap $gap ms"
+  sql "SELECT id, started_at, finished_at, failure_class, http_status, error FROM attempts"
+  tail -n 20 "$T/worker.log"
 fi
 stop_mock
 

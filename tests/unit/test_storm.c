@@ -536,6 +536,54 @@ static void test_admit_shared(void **state) {
   }
 }
 
+/* A 429's Retry-After runs from the answer: the grant transaction that
+ * records the cut may come only when the wait is over, and must not start
+ * the wait again (it did: a 1.5 s Retry-After held the route for 3 s). */
+static void test_retry_after_counts_from_answer(void **state) {
+  struct tu *tu = *state;
+  struct sl_journal *j = NULL;
+  struct sl_open_options oo = {0};
+  struct sl_rl_config c = rl_cfg(0, 0);
+  struct sl_rl *rl = NULL;
+  struct sl_http_headers h = {0};
+  int64_t t = 1000000, wait = 0;
+  int known;
+
+  oo.path = tu->path;
+  assert_int_equal(sl_open(&j, &oo, NULL, 0), SL_OK);
+  /* without rate headers (limit unknown), then with them */
+  for (known = 0; known < 2; known++, t += 100000) {
+    const char *model = known ? "known" : "unknown";
+    assert_int_equal(sl_rl_new(&rl, &c), SL_OK);
+    h.limit_requests = known ? "6000" : NULL;
+    h.remaining_requests = known ? "0" : NULL;
+    h.reset_requests = known ? "1.5s" : NULL;
+    assert_int_equal(sl_rl_admit(rl, j, "/v1/responses", model, 10, t, &wait),
+                     1);
+    sl_rl_observe(rl, "/v1/responses", model, &h, 10, -1, 0, 1, 1500,
+                  t + 10);
+    /* the 429's record reaches the journal while its wait runs ... */
+    if (sl_rl_admit(rl, j, "/v1/responses", model, 10, t + 20, &wait))
+      fail_msg("%s: admitted during the Retry-After", model);
+    assert_true(wait >= 1400 && wait <= 1490);
+    /* ... or only when it is over: either way it is not served twice */
+    sl_rl_free(rl);
+    assert_int_equal(sl_rl_new(&rl, &c), SL_OK);
+    assert_int_equal(
+        sl_rl_admit(rl, j, "/v1/responses", model, 10, t + 2000, &wait), 1);
+    sl_rl_observe(rl, "/v1/responses", model, &h, 10, -1, 0, 1, 1500,
+                  t + 2010);
+    /* (with a known limit the cut empties the bucket: one request's
+     * refill, 10 ms at 100/s, may remain) */
+    if (!sl_rl_admit(rl, j, "/v1/responses", model, 10, t + 3520, &wait) &&
+        wait > 20)
+      fail_msg("%s: held %lld ms more after the Retry-After", model,
+               (long long)wait);
+    sl_rl_free(rl);
+  }
+  sl_close(j);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_refill_and_take),
@@ -549,6 +597,8 @@ int main(void) {
     cmocka_unit_test(test_estimate),
     cmocka_unit_test_setup_teardown(test_admit_shared, tu_setup,
                                     tu_teardown),
+    cmocka_unit_test_setup_teardown(test_retry_after_counts_from_answer,
+                                    tu_setup, tu_teardown),
     cmocka_unit_test(test_route_aimd_and_hold),
     cmocka_unit_test_setup_teardown(test_route_shared_probe, tu_setup,
                                     tu_teardown),

@@ -261,7 +261,7 @@ struct rl_key {
   int64_t blocked_until, next_tx_ms;
   struct sl_rl_obs obs;       /* the latest headers, applied at next grant */
   int have_obs, obs_urgent, cut, halve, successes;
-  int64_t cut_delay;
+  int64_t cut_until; /* the 429's wait, from when it was seen */
   double avg_cost;
   /* Sent while no limit was known, answer not yet seen: the first headers'
    * "remaining" may predate their arrival at the server, so they are
@@ -385,8 +385,12 @@ static int grant_cb(struct sl_bucket_row *row, void *arg) {
       row->tok_level -= k->unmetered_tok;
     k->unmetered = k->unmetered_tok = 0;
   }
-  if (k->cut)
-    sl_rl_cut(row, g->cfg, g->now, k->cut_delay, k->halve);
+  if (k->cut) {
+    /* The wait runs from the 429, not from this transaction (which may
+     * come only when the wait is over: counting it again doubled it). */
+    int64_t left = k->cut_until - g->now;
+    sl_rl_cut(row, g->cfg, g->now, left > 0 ? left : 0, k->halve);
+  }
   else if (k->successes)
     sl_rl_raise(row, g->cfg, g->now);
   if (row->rpm > 0 || row->tpm > 0)
@@ -488,6 +492,7 @@ int sl_rl_admit(struct sl_rl *rl, struct sl_journal *j,
   k->have_obs = 0;
   k->obs_urgent = 0;
   k->cut = 0;
+  k->cut_until = 0;
   k->halve = 0;
   k->successes = 0;
   if (g.got) {
@@ -505,6 +510,11 @@ int sl_rl_admit(struct sl_rl *rl, struct sl_journal *j,
     rl->rng = x;
     k->next_tx_ms = now_ms + (g.wait > 0 ? g.wait : 1) +
                     (int64_t)(x % (uint64_t)(rl->cfg.grant_ms / 4 + 1));
+  }
+  /* A Retry-After holds even a route whose limit is not known yet. */
+  if (now_ms < k->blocked_until) {
+    *wait_ms = k->blocked_until - now_ms;
+    return 0;
   }
   need = need_of(k, cost);
   if (debit(k, need))
@@ -572,9 +582,10 @@ void sl_rl_observe(struct sl_rl *rl, const char *endpoint, const char *model,
   if (rate_limited) {
     k->cut = 1;
     k->halve |= !explained;
-    k->cut_delay = delay_ms > 0 ? delay_ms : 1000;
-    if (now_ms + k->cut_delay > k->blocked_until)
-      k->blocked_until = now_ms + k->cut_delay;
+    if (now_ms + (delay_ms > 0 ? delay_ms : 1000) > k->cut_until)
+      k->cut_until = now_ms + (delay_ms > 0 ? delay_ms : 1000);
+    if (k->cut_until > k->blocked_until)
+      k->blocked_until = k->cut_until;
     if (k->local_req > 0)
       k->local_req = 0;
     if (k->local_tok > 0)
