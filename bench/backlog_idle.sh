@@ -22,30 +22,12 @@ IDLE_S=${IDLE_S:-10}
 RUNS=${RUNS:-3}
 BASE=${BASE:-}
 [ -n "$BASE" ] && { BASE=$(cd "$ROOT" && cd "$BASE" && pwd) || exit 2; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-backlog.XXXXXX")
-MOCK_PID=
-cleanup() {
-  [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "backlog_idle.sh: $*" >&2; exit 1; }
+NAME=backlog_idle
+. "$ROOT/bench/lib.sh"
 
-"$BUILD/sluice-mock" --port 0 --port-file "$TMP/port" 2>"$TMP/mock.log" &
-MOCK_PID=$!
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
-[ -s "$TMP/port" ] || fail "the mock did not start"
-MOCK_URL="http://127.0.0.1:$(cat "$TMP/port")/v1"
-
+bench_mock
 J=$TMP/journal.db
-"$BUILD/sluice" init --journal "$J" >/dev/null 2>&1 || fail "init"
-pad=$(head -c "$BODY" /dev/zero | tr '\0' x)
-awk -v n="$JOBS" -v p="$pad" \
-  'BEGIN { for (i = 1; i <= n; i++)
-    printf "{\"model\":\"gpt-4o-mini\",\"input\":\"%d %s\"}\n", i, p }' |
-  "$BUILD/sluice" enqueue --journal "$J" -u deferrable >/dev/null ||
-  fail "enqueue"
+bench_deferrable "$J" "$JOBS" "$BODY"
 
 run() { # BUILD: "CPU% READS" of one idle run
   local b=$1 pid a z hz

@@ -18,31 +18,12 @@ BUILD=$(cd "$ROOT" && cd "$BUILD" && pwd) ||
 JOBS=${JOBS:-30000}
 BODY=${BODY:-100}
 RUNS=${RUNS:-3}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-lag.XXXXXX")
-MOCK_PID=
-cleanup() {
-  [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "batch_loop_lag.sh: $*" >&2; exit 1; }
+NAME=batch_loop_lag
+. "$ROOT/bench/lib.sh"
 
-"$BUILD/sluice-mock" --port 0 --port-file "$TMP/port" --batch-phase-ms 100 \
-  2>"$TMP/mock.log" &
-MOCK_PID=$!
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
-[ -s "$TMP/port" ] || fail "the mock did not start"
-MOCK_URL="http://127.0.0.1:$(cat "$TMP/port")/v1"
-
+bench_mock --batch-phase-ms 100
 B=$TMP/base.db
-"$BUILD/sluice" init --journal "$B" >/dev/null 2>&1 || fail "init"
-pad=$(head -c "$BODY" /dev/zero | tr '\0' x)
-awk -v n="$JOBS" -v p="$pad" \
-  'BEGIN { for (i = 1; i <= n; i++)
-    printf "{\"model\":\"gpt-4o-mini\",\"input\":\"%d %s\"}\n", i, p }' |
-  "$BUILD/sluice" enqueue --journal "$B" -u deferrable >/dev/null ||
-  fail "enqueue"
+bench_deferrable "$B" "$JOBS" "$BODY"
 
 num() { sed -n "s/.*$1 \\([0-9][0-9]*\\) ms.*/\\1/p" "$TMP/work.log" |
   sort -n | tail -1; }

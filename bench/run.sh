@@ -30,6 +30,7 @@ for s in "$ROOT"/bench/*.sh; do
   [ -f "$s" ] || continue
   [ "$(basename "$s")" = "$self" ] && continue
   [ "$(basename "$s")" = scale.sh ] && continue # make bench-scale
+  [ "$(basename "$s")" = lib.sh ] && continue   # sourced by the others
   echo "=== $(basename "$s")"
   bash "$s" "$BUILD" || failed+=("$(basename "$s")")
 done
