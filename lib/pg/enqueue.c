@@ -22,20 +22,21 @@
  * door and moved by jobs_body_insert, as a psql insert's. (Until this
  * change the server vouched, with sluice.bodies_info: a jsonb parse of
  * every body, kept in the schema for libraries of that version.) */
-#define GROUP_CTE                                                           \
-  "WITH s AS (SELECT ord, q, pa, u, e, b,"                                  \
+#define GROUP_CTE_ID(id)                                                    \
+  "WITH s AS (SELECT " id "ord, q, pa, u, e, b,"                            \
   "  coalesce(k, sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md," \
   "  m, o FROM"                                                             \
   "  unnest($1::text[], $2::text[], $3::text[], $4::text[],"                \
   "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[],"     \
   "  $10::bigint[], $11::text[], $12::text[], $13::bigint[])"               \
   "  WITH ORDINALITY AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, m, o, ord)),"
-#define INSERT_JOBS(conflict)                                               \
-  " ins AS (INSERT INTO sluice.jobs (queue, partition, urgency, endpoint,"  \
-  "  body, idempotency_key, priority, max_attempts, run_after, deadline,"   \
-  "  created_at, updated_at, metadata, model, out_tokens, line_bytes,"     \
-  "  inputs)"                                                               \
-  "  SELECT coalesce(q, 'default'), coalesce(pa, ''),"                      \
+#define GROUP_CTE GROUP_CTE_ID("")
+#define INSERT_JOBS_ID(id, conflict, returning)                             \
+  " ins AS (INSERT INTO sluice.jobs (" id "queue, partition, urgency,"      \
+  "  endpoint, body, idempotency_key, priority, max_attempts, run_after,"   \
+  "  deadline, created_at, updated_at, metadata, model, out_tokens,"        \
+  "  line_bytes, inputs)"                                                   \
+  "  SELECT " id "coalesce(q, 'default'), coalesce(pa, ''),"                \
   "  coalesce(u, 'urgent'), coalesce(e, '/v1/responses'),"                  \
   "  CASE WHEN m IS NULL THEN b END, key, pr, coalesce(ma, 5),"             \
   "  coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms(),"  \
@@ -43,12 +44,14 @@
   "  octet_length(b) + octet_length(coalesce(e, '/v1/responses')) + 82,"    \
   "  CASE WHEN e = '/v1/embeddings' THEN sluice.body_inputs(e, b)"          \
   "  ELSE 1 END"                                                            \
-  "  FROM s ORDER BY ord" conflict " RETURNING id, idempotency_key)"
+  "  FROM s ORDER BY ord" conflict returning ")"
+#define INSERT_JOBS(conflict)                                               \
+  INSERT_JOBS_ID("", conflict, " RETURNING id, idempotency_key")
 /* The bodies of the jobs inserted. With keys from the producer one key
  * may come twice in a group: the first row (lowest ord) made the job. */
 #define INSERT_BODIES_NEW                                                   \
-  " INSERT INTO sluice.job_bodies (job_id, body) SELECT ins.id, s.b"        \
-  "  FROM ins JOIN s ON s.key = ins.idempotency_key WHERE s.m IS NOT NULL"
+  " INSERT INTO sluice.job_bodies (job_id, body) SELECT id, b FROM s"       \
+  "  WHERE m IS NOT NULL"
 #define INSERT_BODIES_KEYED                                                 \
   " INSERT INTO sluice.job_bodies (job_id, body) SELECT id, b FROM"         \
   "  (SELECT DISTINCT ON (ins.id) ins.id, s.b, s.m FROM ins JOIN s"         \
@@ -73,11 +76,14 @@ static const char insert_sql[] =
  * is for a group where no job names its key: every key is the server's
  * new one (time plus 80 random bits), so there is nothing to deduplicate,
  * and speculative insertion (an index probe and a confirm WAL record per
- * row) is skipped. */
+ * row) is skipped; every row is inserted, so its id is drawn in s (from
+ * the identity's sequence, as the column's default would) and the bodies
+ * are written from s, with no RETURNING and no join back on the keys. */
 static const char insert_only_sql[] =
     GROUP_CTE INSERT_JOBS(ON_CONFLICT) INSERT_BODIES_KEYED;
 static const char insert_new_keys_sql[] =
-    GROUP_CTE INSERT_JOBS("") INSERT_BODIES_NEW;
+    GROUP_CTE_ID("nextval('sluice.jobs_id_seq') AS id, ")
+        INSERT_JOBS_ID("id, ", "", "") INSERT_BODIES_NEW;
 
 static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   if (!s || !s->body) {

@@ -189,14 +189,63 @@ static const struct {
 #define DEEP 300
 #define DEEP_AT "{\"model\":\"deep\",\"a\":"
 
+/* Every library row of queue q agrees with the door's row of its body
+ * (paired by partition), and the door judged for the library exactly the
+ * bodies marked so. */
+static void check_against_door(PGconn *c, const char *q) {
+  const char *param[1] = {q};
+  char want[256];
+  PGresult *r;
+  size_t i;
+  r = PQexecParams(c, "SELECT string_agg(l.partition || ': ' || concat_ws("
+                      " ' / ', l.model, d.model, l.out_tokens, d.out_tokens,"
+                      " l.line_bytes, d.line_bytes, l.inputs, d.inputs), '; ')"
+                      " FROM sluice.jobs l JOIN sluice.job_bodies lb"
+                      " ON lb.job_id = l.id LEFT JOIN (sluice.jobs d JOIN"
+                      " sluice.job_bodies db ON db.job_id = d.id) ON"
+                      " d.queue = 'eq_door' AND d.partition = l.partition"
+                      " WHERE l.queue = $1 AND (d.id IS NULL OR"
+                      " l.model IS DISTINCT FROM d.model OR l.out_tokens IS"
+                      " DISTINCT FROM d.out_tokens OR l.line_bytes IS DISTINCT"
+                      " FROM d.line_bytes OR l.inputs IS DISTINCT FROM"
+                      " d.inputs OR lb.body IS DISTINCT FROM db.body OR"
+                      " l.endpoint IS DISTINCT FROM d.endpoint OR l.body IS"
+                      " NOT NULL)",
+                   1, NULL, param, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("compare: %s", PQerrorMessage(c));
+  if (!PQgetisnull(r, 0, 0))
+    fail_msg("%s: library and door rows differ: %s", q, PQgetvalue(r, 0, 0));
+  PQclear(r);
+  r = PQexecParams(c, "SELECT count(*), string_agg(k, ',' ORDER BY k::int)"
+                      " FILTER (WHERE k IS NOT NULL) FROM sluice.jobs j"
+                      " LEFT JOIN public.eq_door_log g ON g.q = j.queue AND"
+                      " g.k = j.partition WHERE j.queue = $1",
+                   1, NULL, param, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("door log: %s", PQerrorMessage(c));
+  assert_int_equal(atoll(PQgetvalue(r, 0, 0)), (long long)NODD);
+  for (i = 0, want[0] = '\0'; i < NODD; i++)
+    if (odd[i].door)
+      snprintf(want + strlen(want), sizeof want - strlen(want), "%s%zu",
+               want[0] ? "," : "", i);
+  if (strcmp(PQgetvalue(r, 0, 1), want))
+    fail_msg("%s: through the door: %s, expected %s", q, PQgetvalue(r, 0, 1),
+             want);
+  PQclear(r);
+}
+
 static void test_library_rows_equal_door_rows(void **state) {
+  static const char *const queues[3] = {"eq_keyed", "eq_new", "eq_ids"};
   struct sl_job_spec s[NODD];
-  char keys[NODD][16], deep[DEEP * 2 + 64], sql[1024], *got;
-  const char *param[4];
+  char parts[NODD][16], keys[NODD][24], deep[DEEP * 2 + 64];
+  int64_t ids[NODD];
+  const char *param[3];
   struct sl_journal *j;
   PGresult *r;
   PGconn *c;
-  size_t i, bad = 0, ndoor = 0;
+  size_t i, bad = 0;
+  int pass;
   (void)state;
   SKIP_UNLESS_PG();
   j = open_pg();
@@ -204,72 +253,44 @@ static void test_library_rows_equal_door_rows(void **state) {
   snprintf(deep, sizeof deep, "%s%*s1%*s}", DEEP_AT, DEEP, "", DEEP, "");
   memset(deep + strlen(DEEP_AT), '[', DEEP);
   memset(deep + strlen(DEEP_AT) + DEEP + 1, ']', DEEP);
-  run(c, "CREATE TABLE IF NOT EXISTS public.eq_door_log (k text)");
+  run(c, "CREATE TABLE IF NOT EXISTS public.eq_door_log (q text, k text)");
   run(c, "CREATE OR REPLACE FUNCTION public.eq_door_log() RETURNS trigger"
          " LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.eq_door_log"
-         " VALUES (NEW.idempotency_key); RETURN NEW; END $$");
+         " VALUES (NEW.queue, NEW.partition); RETURN NEW; END $$");
   run(c, "DROP TRIGGER IF EXISTS eq_door_log ON sluice.jobs");
   run(c, "CREATE TRIGGER eq_door_log BEFORE INSERT ON sluice.jobs FOR EACH"
-         " ROW WHEN (NEW.body IS NOT NULL AND NEW.queue = 'eq_lib')"
-         " EXECUTE FUNCTION public.eq_door_log()");
+         " ROW WHEN (NEW.body IS NOT NULL) EXECUTE FUNCTION"
+         " public.eq_door_log()");
   memset(s, 0, sizeof s);
   for (i = 0; i < NODD; i++) {
     const char *body = odd[i].body ? odd[i].body : deep;
-    snprintf(keys[i], sizeof keys[i], "%zu", i);
-    s[i].queue = "eq_lib";
+    snprintf(parts[i], sizeof parts[i], "%zu", i);
     s[i].endpoint = odd[i].endpoint;
     s[i].body = body;
-    s[i].idempotency_key = keys[i];
-    param[0] = "eq_door";
-    param[1] = odd[i].endpoint ? odd[i].endpoint : "/v1/responses";
-    param[2] = keys[i];
-    param[3] = body;
+    s[i].partition = parts[i];
+    param[0] = odd[i].endpoint ? odd[i].endpoint : "/v1/responses";
+    param[1] = parts[i];
+    param[2] = body;
     r = PQexecParams(c, "INSERT INTO sluice.jobs (queue, endpoint,"
-                        " idempotency_key, body) VALUES ($1, $2, 'door-'"
-                        " || $3, $4)", 4, NULL, param, NULL, NULL, 0);
+                        " partition, body) VALUES ('eq_door', $1, $2, $3)",
+                     3, NULL, param, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
       fail_msg("door, body %zu: %s", i, PQerrorMessage(c));
     PQclear(r);
-    ndoor += (size_t)odd[i].door;
   }
-  if (sl_enqueue_many(j, s, NODD, NULL, &bad) != SL_OK)
-    fail_msg("library, body %zu: %s", bad, sl_errmsg(j));
-  /* Every pair agrees; the bodies that disagree are named. */
-  r = PQexec(c, "SELECT string_agg(l.idempotency_key || ': ' || concat_ws("
-                " ' / ', l.model, d.model, l.out_tokens, d.out_tokens,"
-                " l.line_bytes, d.line_bytes, l.inputs, d.inputs), '; ')"
-                " FROM sluice.jobs l JOIN sluice.job_bodies lb"
-                " ON lb.job_id = l.id FULL JOIN (sluice.jobs d JOIN"
-                " sluice.job_bodies db ON db.job_id = d.id AND d.queue ="
-                " 'eq_door') ON d.idempotency_key = 'door-' ||"
-                " l.idempotency_key WHERE l.queue = 'eq_lib' AND ("
-                " l.model IS DISTINCT FROM d.model OR l.out_tokens IS"
-                " DISTINCT FROM d.out_tokens OR l.line_bytes IS DISTINCT"
-                " FROM d.line_bytes OR l.inputs IS DISTINCT FROM d.inputs"
-                " OR lb.body IS DISTINCT FROM db.body OR l.endpoint IS"
-                " DISTINCT FROM d.endpoint OR l.body IS NOT NULL)");
-  if (PQresultStatus(r) != PGRES_TUPLES_OK)
-    fail_msg("compare: %s", PQerrorMessage(c));
-  got = PQgetvalue(r, 0, 0);
-  if (!PQgetisnull(r, 0, 0))
-    fail_msg("library and door rows differ: %s", got);
-  PQclear(r);
-  snprintf(sql, sizeof sql,
-           "SELECT count(*) FROM sluice.jobs WHERE queue = 'eq_lib'");
-  assert_int_equal(scalar(c, sql), (long long)NODD);
-  /* Which bodies the door judged for the library. */
-  r = PQexec(c, "SELECT string_agg(k, ',' ORDER BY k::int) FROM"
-                " public.eq_door_log");
-  if (PQresultStatus(r) != PGRES_TUPLES_OK)
-    fail_msg("door log: %s", PQerrorMessage(c));
-  for (i = 0, sql[0] = '\0'; i < NODD; i++)
-    if (odd[i].door)
-      snprintf(sql + strlen(sql), sizeof sql - strlen(sql), "%s%zu",
-               sql[0] ? "," : "", i);
-  if (strcmp(PQgetvalue(r, 0, 0), sql))
-    fail_msg("through the door: %s, expected %s (%zu)", PQgetvalue(r, 0, 0),
-             sql, ndoor);
-  PQclear(r);
+  /* Each of enqueue's three statements: keys given (no ids asked), no
+   * keys and no ids (the server's keys, ids drawn in the statement), no
+   * keys with ids. */
+  for (pass = 0; pass < 3; pass++) {
+    for (i = 0; i < NODD; i++) {
+      s[i].queue = queues[pass];
+      snprintf(keys[i], sizeof keys[i], "eq-%zu", i);
+      s[i].idempotency_key = pass == 0 ? keys[i] : NULL;
+    }
+    if (sl_enqueue_many(j, s, NODD, pass == 2 ? ids : NULL, &bad) != SL_OK)
+      fail_msg("%s, body %zu: %s", queues[pass], bad, sl_errmsg(j));
+    check_against_door(c, queues[pass]);
+  }
   run(c, "DROP TRIGGER eq_door_log ON sluice.jobs");
   PQfinish(c);
   sl_close(j);
