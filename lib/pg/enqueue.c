@@ -11,29 +11,32 @@
 
 #include "pg/internal.h"
 
-/* $1..$11: queue, partition, urgency, endpoint, body, key, priority,
- * max_attempts, run_after, deadline, metadata (arrays, one item a job).
- * The line's bytes and inputs (pg 0021) are written here too.
- * s: the group, with each body's model and output cap from
- * sluice.bodies_info (one call per statement; model NULL: the door must
- * judge that body). A vouched-for body goes to job_bodies here and
- * jobs.body stays NULL, so the door's row triggers skip the job (pg 0020);
- * any other body goes through jobs.body, judged by the door and moved by
- * jobs_body_insert, as a psql insert's. */
-#define GROUP_CTE                                                           \
-  "WITH s AS (SELECT ord, q, pa, u, e, b,"                                  \
+/* $1..$13: queue, partition, urgency, endpoint, body, key, priority,
+ * max_attempts, run_after, deadline, metadata, model, output cap (arrays,
+ * one item a job). The line's bytes and inputs (pg 0021) are written here
+ * too. Model and cap are the client's (body_info.c: the body scanned and
+ * vouched for, the door's values); model NULL: the door must judge that
+ * body. A vouched-for body goes to job_bodies here and jobs.body stays
+ * NULL, so the door's row triggers skip the job (pg 0020) and the server
+ * parses no body; any other body goes through jobs.body, judged by the
+ * door and moved by jobs_body_insert, as a psql insert's. (Until this
+ * change the server vouched, with sluice.bodies_info: a jsonb parse of
+ * every body, kept in the schema for libraries of that version.) */
+#define GROUP_CTE_ID(id)                                                    \
+  "WITH s AS (SELECT " id "ord, q, pa, u, e, b,"                            \
   "  coalesce(k, sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md," \
-  "  m, o FROM sluice.bodies_info($5::text[]) bi,"                          \
+  "  m, o FROM"                                                             \
   "  unnest($1::text[], $2::text[], $3::text[], $4::text[],"                \
   "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[],"     \
-  "  $10::bigint[], $11::text[], bi.models, bi.outs) WITH ORDINALITY"       \
-  "  AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, m, o, ord)),"
-#define INSERT_JOBS(conflict)                                               \
-  " ins AS (INSERT INTO sluice.jobs (queue, partition, urgency, endpoint,"  \
-  "  body, idempotency_key, priority, max_attempts, run_after, deadline,"   \
-  "  created_at, updated_at, metadata, model, out_tokens, line_bytes,"     \
-  "  inputs)"                                                               \
-  "  SELECT coalesce(q, 'default'), coalesce(pa, ''),"                      \
+  "  $10::bigint[], $11::text[], $12::text[], $13::bigint[])"               \
+  "  WITH ORDINALITY AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, m, o, ord)),"
+#define GROUP_CTE GROUP_CTE_ID("")
+#define INSERT_JOBS_ID(id, conflict, returning)                             \
+  " ins AS (INSERT INTO sluice.jobs (" id "queue, partition, urgency,"      \
+  "  endpoint, body, idempotency_key, priority, max_attempts, run_after,"   \
+  "  deadline, created_at, updated_at, metadata, model, out_tokens,"        \
+  "  line_bytes, inputs)"                                                   \
+  "  SELECT " id "coalesce(q, 'default'), coalesce(pa, ''),"                \
   "  coalesce(u, 'urgent'), coalesce(e, '/v1/responses'),"                  \
   "  CASE WHEN m IS NULL THEN b END, key, pr, coalesce(ma, 5),"             \
   "  coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms(),"  \
@@ -41,12 +44,14 @@
   "  octet_length(b) + octet_length(coalesce(e, '/v1/responses')) + 82,"    \
   "  CASE WHEN e = '/v1/embeddings' THEN sluice.body_inputs(e, b)"          \
   "  ELSE 1 END"                                                            \
-  "  FROM s ORDER BY ord" conflict " RETURNING id, idempotency_key)"
+  "  FROM s ORDER BY ord" conflict returning ")"
+#define INSERT_JOBS(conflict)                                               \
+  INSERT_JOBS_ID("", conflict, " RETURNING id, idempotency_key")
 /* The bodies of the jobs inserted. With keys from the producer one key
  * may come twice in a group: the first row (lowest ord) made the job. */
 #define INSERT_BODIES_NEW                                                   \
-  " INSERT INTO sluice.job_bodies (job_id, body) SELECT ins.id, s.b"        \
-  "  FROM ins JOIN s ON s.key = ins.idempotency_key WHERE s.m IS NOT NULL"
+  " INSERT INTO sluice.job_bodies (job_id, body) SELECT id, b FROM s"       \
+  "  WHERE m IS NOT NULL"
 #define INSERT_BODIES_KEYED                                                 \
   " INSERT INTO sluice.job_bodies (job_id, body) SELECT id, b FROM"         \
   "  (SELECT DISTINCT ON (ins.id) ins.id, s.b, s.m FROM ins JOIN s"         \
@@ -71,11 +76,14 @@ static const char insert_sql[] =
  * is for a group where no job names its key: every key is the server's
  * new one (time plus 80 random bits), so there is nothing to deduplicate,
  * and speculative insertion (an index probe and a confirm WAL record per
- * row) is skipped. */
+ * row) is skipped; every row is inserted, so its id is drawn in s (from
+ * the identity's sequence, as the column's default would) and the bodies
+ * are written from s, with no RETURNING and no join back on the keys. */
 static const char insert_only_sql[] =
     GROUP_CTE INSERT_JOBS(ON_CONFLICT) INSERT_BODIES_KEYED;
 static const char insert_new_keys_sql[] =
-    GROUP_CTE INSERT_JOBS("") INSERT_BODIES_NEW;
+    GROUP_CTE_ID("nextval('sluice.jobs_id_seq') AS id, ")
+        INSERT_JOBS_ID("id, ", "", "") INSERT_BODIES_NEW;
 
 static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   if (!s || !s->body) {
@@ -92,12 +100,14 @@ static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   return SL_OK;
 }
 
-#define NCOL 11
+#define NCOL 13
 
-static void put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
+/* Returns whether the body was vouched for (model and cap set). */
+static int put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
   const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
                       s->body, s->idempotency_key};
-  int k;
+  struct sl_pg_body_info bi;
+  int k, vouched = sl__pg_body_info(s->body, &bi);
   for (k = 0; k < 6; k++)
     sl__pgbuf_text(&a[k], t[k], t[k] ? strlen(t[k]) : 0);
   sl__pgbuf_int(&a[6], s->priority);
@@ -114,6 +124,14 @@ static void put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
   else
     sl__pgbuf_null(&a[9]);
   sl__pgbuf_text(&a[10], s->metadata, s->metadata ? strlen(s->metadata) : 0);
+  if (vouched) {
+    sl__pgbuf_text(&a[11], bi.model, bi.model_len);
+    sl__pgbuf_int(&a[12], bi.out_tokens);
+  } else {
+    sl__pgbuf_null(&a[11]);
+    sl__pgbuf_null(&a[12]);
+  }
+  return vouched;
 }
 
 /* Whether any of specs[0..n) sets put_spec's column k. */
@@ -184,14 +202,14 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
   const char *param[NCOL];
   PGresult *r = NULL;
   size_t i, k;
-  int rc = SL_OK, late = 0, keyed = 0;
+  int rc = SL_OK, late = 0, keyed = 0, vouched = 0;
 
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_init(&a[k]);
     sl__pgbuf_open(&a[k]);
   }
   for (i = 0; i < n; i++)
-    put_spec(a, &specs[i]);
+    vouched |= put_spec(a, &specs[i]);
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_close(&a[k]);
     if (a[k].oom)
@@ -201,9 +219,11 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
   /* A column no job sets goes as a NULL array, which unnest pads with
    * NULLs: the server parses no array of n NULLs (body and priority are
    * always set). */
-  for (k = 0; k < NCOL; k++)
+  for (k = 0; k < 11; k++)
     if (k != 4 && k != 6 && !column_set(specs, n, (int)k))
       param[k] = NULL;
+  if (!vouched)
+    param[11] = param[12] = NULL;
   for (i = 0; i < n && !keyed; i++)
     keyed = specs[i].idempotency_key != NULL;
   if (rc == SL_OK && !want) {
