@@ -1479,12 +1479,59 @@ static void test_kept_handle_reuse(void **state) {
   ctx_fini(&c);
 }
 
+/*
+ * A kept-alive connection's socket stays watched between transfers: curl
+ * drops it after each answer and hands it back for the next request, and
+ * re-registering it with libuv each time cost two epoll_ctl per request
+ * (issue 14). Then connections curl closes after each transfer: their
+ * numbers come back as new sockets, which must be watched afresh.
+ */
+static void test_kept_connection_watched(void **state) {
+  struct sl_http_stats st;
+  struct ctx c;
+  struct call k;
+  char url[160];
+  const char *body = "{\"a\":1}";
+  long made = 0;
+  int i, n = 0;
+
+  ctx_init(&c, *state, NULL);
+  call_init(&k, &c, "/ok");
+  snprintf(url, sizeof(url), "%s", c.url);
+  for (i = 0; i < 12; i++) {
+    memset(&k.req, 0, sizeof k.req);
+    k.done = 0;
+    k.req.done = on_done;
+    k.req.body = body;
+    k.req.body_len = strlen(body);
+    k.req.no_reuse = i >= 8; /* the last four: a connection each */
+    assert_int_equal(start(&c, &k, url), 0);
+    run_until(&c, ++n);
+    assert_int_equal(k.done, 1);
+    assert_int_equal(k.req.curl_code, 0);
+    assert_int_equal(k.req.http_status, 200);
+    if (i < 8)
+      made += k.req.connections_made;
+    sl_http_request_cleanup(&k.req);
+    if (i == 7) {
+      sl_http_get_stats(c.h, &st);
+      assert_int_equal(made, 1); /* one connection for the first eight */
+      /* connect (out), answer (in): the seven after it need none */
+      assert_true(st.poll_starts <= 3);
+    }
+  }
+  sl_http_get_stats(c.h, &st);
+  assert_int_equal(st.glue_errors, 0);
+  ctx_fini(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_success),
     cmocka_unit_test(test_accept_encoding),
     cmocka_unit_test(test_proxy_env),
     cmocka_unit_test(test_kept_handle_reuse),
+    cmocka_unit_test(test_kept_connection_watched),
     cmocka_unit_test(test_all_headers),
     cmocka_unit_test(test_repeated_headers),
     cmocka_unit_test(test_error_status),
