@@ -12,6 +12,7 @@
 #include "cli_config.h"
 #include "cli_opt.h"
 #include "esc.h"
+#include "heap.h"
 #include "log.h"
 #include "rlimit.h"
 #include "work_checks.h"
@@ -205,6 +206,7 @@ int sl_cmd_work(int argc, char **argv) {
   sl_log_set_secret(key);
   /* A descriptor per connection, plus the journal, logs and the loop. */
   sl_rlimit_raise_nofile(cfg->max_connections + 64);
+  sl_heap_keep(); /* no brk and page faults per flush (heap.h) */
   rc = sl_worker_run(cfg);
   ret = rc == SL_OK ? SL_EXIT_OK : SL_EXIT_JOURNAL;
 

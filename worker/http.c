@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <threads.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <uv.h>
@@ -179,6 +180,14 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   CURLMcode mc;
   int flags = 0, running;
 
+  if (c->parked) {
+    /* curl is not using it (sock_park): the peer closed an idle
+     * connection, or sent what nobody asked. Stop watching; curl finds out
+     * when it next looks at the connection. */
+    (void)uv_poll_stop(p);
+    c->events = 0;
+    return;
+  }
   if (status < 0) {
     flags = CURL_CSELECT_ERR;
     c->events = 0; /* libuv stopped the handle: a start must not be skipped */
@@ -230,35 +239,59 @@ static void sock_close(struct sl_http *h, struct sock *c) {
 
 enum { MAX_PARKED_FD = 1 << 20 };
 
+/* An array indexed by descriptor number, grown (zeroed) to hold fd: the
+ * array, or NULL when it cannot (then *cap and the old array stand). */
+static void *grow_by_fd(void *arr, size_t *cap, size_t elem, size_t fd) {
+  size_t n;
+  void *p;
+
+  if (fd >= MAX_PARKED_FD)
+    return NULL;
+  if (fd < *cap)
+    return arr;
+  n = *cap ? *cap : 64;
+  while (n <= fd)
+    n *= 2;
+  p = realloc(arr, n * elem);
+  if (!p)
+    return NULL;
+  memset((char *)p + *cap * elem, 0, (n - *cap) * elem);
+  *cap = n;
+  return p;
+}
+
 /*
  * curl reports a kept-alive connection's socket as removed after each
  * transfer and as new on the next one. Instead of closing its poll handle
  * and opening another (a calloc, uv_poll_init_socket's probe: two epoll_ctl
- * and an ioctl, then a close), stop it and keep it under its descriptor
- * number for the next socket curl hands us with that number (the same
- * connection, or a new socket that reuses the number: a stopped handle is
- * only a number to libuv). 0, or -1 if it cannot be kept (then close it).
+ * and an ioctl, then a close), keep it under its descriptor number for the
+ * next socket curl hands us with that number (the same connection, or a
+ * new socket that reuses the number). A connection socket curl made stays
+ * polled, unreferenced, so that its next request costs no epoll_ctl (a
+ * stop and a start are two; issue 14): an event on it meanwhile stops it
+ * (on_poll), and on_curl_close stops it before curl closes the socket, so
+ * a polled parked handle always watches the socket curl still has open.
+ * Any other socket (a resolver's) is stopped: curl may close those behind
+ * our back. 0, or -1 if it cannot be kept (then close it).
  */
 static int sock_park(struct sl_http *h, struct sock *c) {
-  size_t fd = (size_t)c->fd, cap;
+  size_t fd = (size_t)c->fd;
   struct sock **p;
 
-  if (c->fd < 0 || fd >= MAX_PARKED_FD)
+  if (c->fd < 0)
     return -1;
-  if (fd >= h->parked_cap) {
-    cap = h->parked_cap ? h->parked_cap : 64;
-    while (cap <= fd)
-      cap *= 2;
-    p = realloc(h->parked, cap * sizeof(*p));
-    if (!p)
+  p = grow_by_fd(h->parked, &h->parked_cap, sizeof(*p), fd);
+  if (!p)
+    return -1;
+  h->parked = p;
+  if (h->parked[fd])
+    return -1;
+  if (c->events && (fd >= h->conn_fd_cap || !h->conn_fd[fd])) {
+    if (uv_poll_stop(&c->poll) != 0)
       return -1;
-    memset(p + h->parked_cap, 0, (cap - h->parked_cap) * sizeof(*p));
-    h->parked = p;
-    h->parked_cap = cap;
+    c->events = 0;
   }
-  if (h->parked[fd] || uv_poll_stop(&c->poll) != 0)
-    return -1;
-  c->events = 0;
+  uv_unref((uv_handle_t *)&c->poll); /* keeps no loop alive */
   c->parked = 1;
   h->parked[fd] = c;
   h->n_parked++;
@@ -275,7 +308,45 @@ static struct sock *sock_unpark(struct sl_http *h, curl_socket_t fd) {
   h->parked[fd] = NULL;
   h->n_parked--;
   c->parked = 0;
+  uv_ref((uv_handle_t *)&c->poll);
   return c;
+}
+
+/* CURLOPT_SOCKOPTFUNCTION: curl made a connection socket. Its number is
+ * noted: curl closes these through on_curl_close, so their poll handles
+ * may stay started while parked (sock_park). */
+int sl__http_on_sockopt(void *clientp, curl_socket_t fd,
+                        curlsocktype purpose) {
+  struct sl_http *h = clientp;
+  unsigned char *p;
+
+  (void)purpose;
+  if (fd < 0)
+    return CURL_SOCKOPT_OK;
+  p = grow_by_fd(h->conn_fd, &h->conn_fd_cap, sizeof(*p), (size_t)fd);
+  if (p) { /* else not noted: its handle is stopped when parked */
+    h->conn_fd = p;
+    h->conn_fd[fd] = 1;
+  }
+  return CURL_SOCKOPT_OK;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: curl closes one of its connection sockets
+ * (it said CURL_POLL_REMOVE before, so a handle of ours is parked or
+ * closed). A parked one still polling is stopped first: once closed, the
+ * number can come back as a socket epoll has never seen. */
+int sl__http_on_close(void *clientp, curl_socket_t fd) {
+  struct sl_http *h = clientp;
+  struct sock *c;
+
+  if (fd >= 0 && (size_t)fd < h->conn_fd_cap)
+    h->conn_fd[fd] = 0;
+  if (fd >= 0 && (size_t)fd < h->parked_cap && (c = h->parked[fd]) &&
+      c->events) {
+    (void)uv_poll_stop(&c->poll); /* cannot fail for a poll handle */
+    c->events = 0;
+  }
+  return close(fd);
 }
 
 /* Mark a transfer whose socket libuv refused; the timer completes it. */
@@ -373,6 +444,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
    * epoll_ctl, often two): curl repeats itself, so skip the repeats. */
   if (c->events == events)
     return 0;
+  h->stats.poll_starts++;
   rc = uv_poll_start(&c->poll, events, on_poll);
   if (rc != 0) {
     c->events = 0;
@@ -711,6 +783,7 @@ static void finish_close(struct sl_http *h) {
   }
   (void)curl_share_cleanup(h->share); /* every easy handle is gone */
   free(h->parked);
+  free(h->conn_fd);
   free(h->ca_file);
   free(h->user_agent);
   free(h->accept_encoding);

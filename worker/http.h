@@ -151,6 +151,9 @@ struct sl_http_stats {
   uint64_t deferred;         /* started requests that waited a loop turn
                                 before going to curl (START_BURST) */
   uint64_t glue_errors;      /* curl_multi_* / uv_* calls that failed */
+  uint64_t poll_starts;      /* uv_poll_start calls on curl's sockets (each
+                                an epoll_ctl or two): a kept-alive
+                                connection's next request needs none */
   char last_error[160];      /* the last glue error ("" if none) */
 };
 

@@ -47,9 +47,12 @@ struct sock {
   curl_socket_t fd;
   struct sl_http *h;
   struct sock *prev, *next; /* h->socks */
-  int parked;               /* stopped, in h->parked[fd] (sock_park) */
+  int parked;               /* curl dropped it; in h->parked[fd] and
+                               unreferenced (sock_park) */
   int events;               /* UV_READABLE/UV_WRITABLE being polled; 0:
-                               stopped */
+                               stopped. A parked socket may still be
+                               polled: curl's socket is open until
+                               on_curl_close says otherwise */
 };
 
 /* One easy handle and what a transfer on it needs; reused. */
@@ -95,10 +98,13 @@ struct sl_http {
   size_t n_idle;
   struct xfer *aborted;       /* finished by close, callbacks pending */
   struct sock *socks;         /* open socket contexts, parked ones too */
-  struct sock **parked;       /* by descriptor number: stopped, for reuse */
+  struct sock **parked;       /* by descriptor number: for reuse */
   size_t parked_cap;
   size_t n_parked;            /* parked ones: at least the idle HTTP/1.1
                                  connections (closed ones may stay) */
+  unsigned char *conn_fd;     /* by descriptor number: 1 while curl has a
+                                 connection socket open under it */
+  size_t conn_fd_cap;
   int handles_open;           /* uv handles whose close cb has not run */
   int closing;                /* sl_http_close was called */
   int cleaning;               /* inside curl_multi_cleanup */
@@ -114,6 +120,9 @@ struct sl_http {
 /* ------------------------------------------------------------ http.c */
 
 void sl__http_glue_error(struct sl_http *h, const char *what, const char *msg);
+int sl__http_on_sockopt(void *clientp, curl_socket_t fd,
+                        curlsocktype purpose);
+int sl__http_on_close(void *clientp, curl_socket_t fd);
 int sl__http_map_curle(CURLcode c);
 curl_off_t sl__http_info_off(CURL *e, CURLINFO what);
 long sl__http_info_long(CURL *e, CURLINFO what);

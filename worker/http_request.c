@@ -230,6 +230,12 @@ static int set_fixed(struct sl_http *h, struct xfer *x) {
     SETOPT(CURLOPT_PROXY, "");
     SETOPT(CURLOPT_NOPROXY, "");
   }
+  /* Which sockets are curl's connections, and when it closes them: what
+   * lets a parked socket stay polled (http.c, sock_park). */
+  SETOPT(CURLOPT_SOCKOPTFUNCTION, sl__http_on_sockopt);
+  SETOPT(CURLOPT_SOCKOPTDATA, (void *)h);
+  SETOPT(CURLOPT_CLOSESOCKETFUNCTION, sl__http_on_close);
+  SETOPT(CURLOPT_CLOSESOCKETDATA, (void *)h);
   SETOPT(CURLOPT_HEADERFUNCTION, sl__http_on_header);
   SETOPT(CURLOPT_HEADERDATA, (void *)x);
   SETOPT(CURLOPT_WRITEFUNCTION, sl__http_on_write);

@@ -1479,12 +1479,182 @@ static void test_kept_handle_reuse(void **state) {
   ctx_fini(&c);
 }
 
+/*
+ * A kept-alive connection's socket stays watched between transfers: curl
+ * drops it after each answer and hands it back for the next request, and
+ * re-registering it with libuv each time cost two epoll_ctl per request
+ * (issue 14). Then connections curl closes after each transfer: their
+ * numbers come back as new sockets, which must be watched afresh.
+ */
+static void test_kept_connection_watched(void **state) {
+  struct sl_http_stats st;
+  struct ctx c;
+  struct call k;
+  char url[160];
+  const char *body = "{\"a\":1}";
+  long made = 0;
+  int i, n = 0;
+
+  ctx_init(&c, *state, NULL);
+  call_init(&k, &c, "/ok");
+  snprintf(url, sizeof(url), "%s", c.url);
+  for (i = 0; i < 12; i++) {
+    memset(&k.req, 0, sizeof k.req);
+    k.done = 0;
+    k.req.done = on_done;
+    k.req.body = body;
+    k.req.body_len = strlen(body);
+    k.req.no_reuse = i >= 8; /* the last four: a connection each */
+    assert_int_equal(start(&c, &k, url), 0);
+    run_until(&c, ++n);
+    assert_int_equal(k.done, 1);
+    assert_int_equal(k.req.curl_code, 0);
+    assert_int_equal(k.req.http_status, 200);
+    if (i < 8)
+      made += k.req.connections_made;
+    sl_http_request_cleanup(&k.req);
+    if (i == 7) {
+      sl_http_get_stats(c.h, &st);
+      assert_int_equal(made, 1); /* one connection for the first eight */
+      /* connect (out), answer (in): the seven after it need none */
+      assert_true(st.poll_starts <= 3);
+    }
+  }
+  sl_http_get_stats(c.h, &st);
+  assert_int_equal(st.glue_errors, 0);
+  ctx_fini(&c);
+}
+
+/*
+ * A server on the test's own loop that answers each request on a
+ * connection, keep-alive, and then closes that connection while the client
+ * holds it idle: the parked socket, still polled, sees the close (on_poll
+ * stops it), curl finds the connection dead on the next request, closes
+ * it (on_curl_close) and connects again, often under the same number.
+ */
+struct closer {
+  uv_tcp_t srv;
+  int accepted, answered;
+};
+
+struct closer_conn {
+  uv_tcp_t tcp;
+  uv_write_t wr;
+  struct closer *cl;
+  char buf[4096];
+  size_t len;
+};
+
+static void closer_freed(uv_handle_t *hd) {
+  free(hd->data);
+}
+
+static void closer_written(uv_write_t *w, int status) {
+  struct closer_conn *cc = w->data;
+
+  (void)status;
+  cc->cl->answered++;
+  uv_close((uv_handle_t *)&cc->tcp, closer_freed); /* the server's close */
+}
+
+static void closer_alloc(uv_handle_t *hd, size_t want, uv_buf_t *b) {
+  struct closer_conn *cc = hd->data;
+
+  (void)want;
+  *b = uv_buf_init(cc->buf + cc->len, (unsigned)(sizeof cc->buf - cc->len));
+}
+
+static void closer_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  static char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                         "Content-Type: application/json\r\n\r\n{}";
+  struct closer_conn *cc = st->data;
+  const char *end;
+  uv_buf_t out = uv_buf_init(answer, sizeof answer - 1);
+
+  (void)b;
+  if (n < 0) {
+    uv_close((uv_handle_t *)st, closer_freed);
+    return;
+  }
+  cc->len += (size_t)n;
+  end = memmem(cc->buf, cc->len, "\r\n\r\n", 4);
+  /* the body ("{}") follows the header block in the same send */
+  if (!end || (size_t)(end + 4 - cc->buf) + 2 > cc->len)
+    return;
+  uv_read_stop(st);
+  cc->wr.data = cc;
+  assert_int_equal(uv_write(&cc->wr, st, &out, 1, closer_written), 0);
+}
+
+static void closer_accept(uv_stream_t *srv, int status) {
+  struct closer *cl = srv->data;
+  struct closer_conn *cc = calloc(1, sizeof(*cc));
+
+  assert_int_equal(status, 0);
+  assert_non_null(cc);
+  cc->cl = cl;
+  cc->tcp.data = cc;
+  assert_int_equal(uv_tcp_init(srv->loop, &cc->tcp), 0);
+  assert_int_equal(uv_accept(srv, (uv_stream_t *)&cc->tcp), 0);
+  cl->accepted++;
+  assert_int_equal(uv_read_start((uv_stream_t *)&cc->tcp, closer_alloc,
+                                 closer_read), 0);
+}
+
+static void test_idle_connection_closed_by_server(void **state) {
+  struct sl_http_stats st;
+  struct sockaddr_in sa;
+  struct closer cl = {0};
+  struct ctx c;
+  struct call k;
+  char url[160];
+  int namelen = sizeof sa, i, turns;
+  const char *body = "{}";
+
+  ctx_init(&c, *state, NULL);
+  assert_int_equal(uv_tcp_init(&c.loop, &cl.srv), 0);
+  cl.srv.data = &cl;
+  assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &sa), 0);
+  assert_int_equal(uv_tcp_bind(&cl.srv, (struct sockaddr *)&sa, 0), 0);
+  assert_int_equal(uv_listen((uv_stream_t *)&cl.srv, 16, closer_accept), 0);
+  assert_int_equal(uv_tcp_getsockname(&cl.srv, (struct sockaddr *)&sa,
+                                      &namelen), 0);
+  snprintf(url, sizeof url, "http://127.0.0.1:%u/x",
+           (unsigned)ntohs(sa.sin_port));
+  for (i = 0; i < 5; i++) {
+    memset(&k, 0, sizeof k);
+    k.ctx = &c;
+    k.req.done = on_done;
+    k.req.body = body;
+    k.req.body_len = strlen(body);
+    assert_int_equal(start(&c, &k, url), 0);
+    run_until(&c, i + 1);
+    assert_int_equal(k.done, 1);
+    assert_int_equal(k.req.curl_code, 0);
+    assert_int_equal(k.req.http_status, 200);
+    sl_http_request_cleanup(&k.req);
+    /* let the server's close reach the idle, parked socket */
+    for (turns = 0; turns < 50 && cl.answered < i + 1; turns++)
+      uv_run(&c.loop, UV_RUN_ONCE);
+    for (turns = 0; turns < 3; turns++)
+      uv_run(&c.loop, UV_RUN_NOWAIT);
+  }
+  assert_int_equal(cl.accepted, 5); /* a new connection each time */
+  assert_int_equal(cl.answered, 5);
+  sl_http_get_stats(c.h, &st);
+  assert_int_equal(st.glue_errors, 0);
+  uv_close((uv_handle_t *)&cl.srv, NULL);
+  ctx_fini(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_success),
     cmocka_unit_test(test_accept_encoding),
     cmocka_unit_test(test_proxy_env),
     cmocka_unit_test(test_kept_handle_reuse),
+    cmocka_unit_test(test_kept_connection_watched),
+    cmocka_unit_test(test_idle_connection_closed_by_server),
     cmocka_unit_test(test_all_headers),
     cmocka_unit_test(test_repeated_headers),
     cmocka_unit_test(test_error_status),

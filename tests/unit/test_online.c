@@ -291,6 +291,12 @@ static void test_url_join(void **state) {
                                  sizeof u), 0);
   assert_string_equal(u, "http://h:1/v1/responses");
   assert_int_equal(sl_online_url("http://h/v1", "/v1/x", u, 8), -1);
+  /* "http://h/v1/x?a=1&b=2" is 21 bytes: it fits in 22, not in 21 */
+  assert_int_equal(sl_online_url("http://h/v1?a=1", "/v1/x?b=2", u, 22), 0);
+  assert_string_equal(u, "http://h/v1/x?a=1&b=2");
+  assert_int_equal(sl_online_url("http://h/v1?a=1", "/v1/x?b=2", u, 21), -1);
+  assert_int_equal(sl_online_url("http://h/v1?", "/v1/x?", u, sizeof u), 0);
+  assert_string_equal(u, "http://h/v1/x?");
 }
 
 int main(void) {
