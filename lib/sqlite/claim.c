@@ -119,11 +119,12 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   struct claim_offsets *offs = NULL;
   struct sl_lease_memo *memo;
   struct sl_claimed_job *out, *c;
+  struct sl_counts cs = {0};
   sqlite3_stmt *st;
   char *qjson = NULL;
   int64_t now;
   size_t got = 0, head, i;
-  int rc, k, oom = 0;
+  int rc, k, oom = 0, txn = 0, crc = SL_OK;
 
   if (!j || !o || !jobs || !n || o->max_jobs == 0 || o->lease_ms <= 0 ||
       o->max_jobs > SIZE_MAX / 2 / (sizeof *out + 256))
@@ -155,6 +156,18 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     rc = SL_DB;
     goto fail;
   }
+  /* A claim of many jobs sums their job_counts changes here instead of
+   * two trigger upserts a job (migration 0021): it needs a transaction of
+   * its own around the statement, unless the caller has one open. */
+  if (o->max_jobs >= SL_COUNTS_MIN && sqlite3_get_autocommit(j->db)) {
+    rc = sl__journal_begin(j);
+    if (rc != SL_OK)
+      goto fail;
+    txn = 1;
+    rc = sl__counts_begin(j, &cs, o->max_jobs);
+    if (rc != SL_OK)
+      goto fail;
+  }
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int64(st, 2, now + o->lease_ms);
   sl__bind_text(st, 3, o->urgency);
@@ -170,6 +183,14 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   if (o->queues && !qjson) /* none or one queue: no JSON to parse */
     sl__bind_text(st, 6, o->queues[0] ? o->queues[0] : "");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    /* every row the UPDATE changed is counted, copied or not */
+    if (cs.held) {
+      crc = sl__counts_claimed(j, &cs,
+                               (const char *)sqlite3_column_text(st, 8),
+                               (const char *)sqlite3_column_text(st, 10));
+      if (crc != SL_OK)
+        break; /* rc is SQLITE_ROW */
+    }
     if (got == o->max_jobs || oom) /* LIMIT makes the first unreachable */
       continue;
     c = (struct sl_claimed_job *)b.p + got;
@@ -208,11 +229,21 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   }
   if (rc != SQLITE_DONE) {
     /* A failed UPDATE ... RETURNING rolls back as a whole. */
-    rc = sl__journal_fail(j, rc, "claiming jobs");
+    rc = crc != SL_OK ? crc : sl__journal_fail(j, rc, "claiming jobs");
     sqlite3_reset(st);
     goto fail;
   }
   sqlite3_reset(st);
+  if (txn) {
+    txn = 0;
+    rc = sl__counts_flush(j, &cs);
+    if (rc == SL_OK)
+      rc = sl__journal_commit(j); /* rolls back when it fails */
+    else
+      sl__journal_rollback(j);
+    if (rc != SL_OK)
+      goto fail;
+  }
   if (oom) {
     /* The claim committed; the leases will expire and rescue returns the
      * jobs. Nothing is lost, only delayed. */
@@ -238,6 +269,8 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   return SL_OK;
 
 fail:
+  if (txn)
+    sl__journal_rollback(j);
   free(b.p);
   free(offs);
   free(qjson);
@@ -386,7 +419,8 @@ static int why_unchanged(struct sl_journal *j, const struct sl_completion *c) {
 /* Apply one completion inside the open transaction. Returns a per-item code
  * (SL_OK, SL_LEASE_LOST, SL_DUPLICATE) or a fatal one for the transaction. */
 static int apply_one(struct sl_journal *j, struct sl_completion *c,
-                     struct sl_usage *u, int64_t now, int *fatal) {
+                     struct sl_usage *u, struct sl_counts *cs, int64_t now,
+                     int *fatal) {
   enum sl_move id;
   sqlite3_stmt *st;
   const struct sl_lease_memo *m;
@@ -441,6 +475,9 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
       return rc;
     goto fatal;
   }
+  rc = sl__counts_move(j, cs, c->job_id);
+  if (rc != SL_OK)
+    goto fatal;
   m = memo_find(j, c);
   if (c->outcome == SL_OUTCOME_SUCCESS) {
     rc = sl__usage_add(j, u, c->job_id, m && m->has_queue ? m->queue : NULL,
@@ -467,6 +504,7 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
                         size_t n) {
   int64_t now = sl_now_ms();
   struct sl_usage u;
+  struct sl_counts cs;
   size_t i;
   int rc, fatal;
 
@@ -478,8 +516,14 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
   rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
+  /* Many jobs: their job_counts changes are summed here (migration 0021). */
+  rc = sl__counts_begin(j, &cs, n);
+  if (rc != SL_OK) {
+    sl__journal_rollback(j);
+    return rc;
+  }
   for (i = 0; i < n; i++) {
-    c[i].rc = apply_one(j, &c[i], &u, now, &fatal);
+    c[i].rc = apply_one(j, &c[i], &u, &cs, now, &fatal);
     if (fatal) {
       rc = c[i].rc;
       sl__journal_rollback(j);
@@ -487,6 +531,8 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
     }
   }
   rc = sl__usage_flush(j, &u);
+  if (rc == SL_OK)
+    rc = sl__counts_flush(j, &cs);
   if (rc != SL_OK) {
     sl__journal_rollback(j);
     return rc;
