@@ -220,6 +220,8 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     if (memo->has_queue)
       memcpy(memo->queue, sqlite3_column_text(st, 8),
              (size_t)sqlite3_column_bytes(st, 8) + 1);
+    memo->urgency =
+        sl__counts_urgency((const char *)sqlite3_column_text(st, 10));
     for (k = 0; k < 7; k++) {
       offs[got].s[k] = block_put(&b, st, 8 + k);
       if (offs[got].s[k] < 0)
@@ -424,7 +426,7 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   enum sl_move id;
   sqlite3_stmt *st;
   const struct sl_lease_memo *m;
-  int rc;
+  int rc, keyed;
 
   *fatal = 0;
   switch (c->outcome) {
@@ -443,30 +445,47 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   default:
     return SL_INVAL;
   }
-  st = sl__jobs_move(j, id);
-  if (!st) {
-    rc = SL_DB;
-    goto fatal;
-  }
-  sqlite3_bind_int64(st, 1, c->job_id);
-  sqlite3_bind_int64(st, 2, c->lease_token);
-  sqlite3_bind_int64(st, 3, now);
-  if (id == SL_MOVE_RETRY || id == SL_MOVE_FAIL) {
-    sl__bind_text(st, 4, c->failure_class);
-    sl__bind_text(st, 5, c->error);
-  }
-  if (id == SL_MOVE_RETRY)
-    sqlite3_bind_int64(st, 6, c->run_after_ms > now ? c->run_after_ms : now);
-  if (id == SL_MOVE_RELEASE) { /* a deferral: not before run_after_ms */
-    sl__bind_text(st, 4, c->failure_class);
-    sl__bind_text(st, 5, c->failure_class ? c->error : NULL);
-    sl__bind_opt_int(st, 6, c->run_after_ms > now ? c->run_after_ms : 0, 0);
-  }
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    rc = sl__journal_fail(j, rc, "updating a job");
-    goto fatal;
+  m = memo_find(j, c);
+  /* A success summed in C states the queue and urgency its claim saw, and
+   * needs not read them back if they still hold (SL_MOVE_SUCCEED_KEYED);
+   * if they do not, the plain move decides. */
+  keyed = id == SL_MOVE_SUCCEED && cs->held && m && m->has_queue &&
+          m->urgency;
+  for (;;) {
+    st = sl__jobs_move(j, keyed ? SL_MOVE_SUCCEED_KEYED : id);
+    if (!st) {
+      rc = SL_DB;
+      goto fatal;
+    }
+    sqlite3_bind_int64(st, 1, c->job_id);
+    sqlite3_bind_int64(st, 2, c->lease_token);
+    sqlite3_bind_int64(st, 3, now);
+    if (keyed) {
+      sqlite3_bind_text(st, 4, m->queue, -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, 5, m->urgency, -1, SQLITE_STATIC);
+    }
+    if (id == SL_MOVE_RETRY || id == SL_MOVE_FAIL) {
+      sl__bind_text(st, 4, c->failure_class);
+      sl__bind_text(st, 5, c->error);
+    }
+    if (id == SL_MOVE_RETRY)
+      sqlite3_bind_int64(st, 6,
+                         c->run_after_ms > now ? c->run_after_ms : now);
+    if (id == SL_MOVE_RELEASE) { /* a deferral: not before run_after_ms */
+      sl__bind_text(st, 4, c->failure_class);
+      sl__bind_text(st, 5, c->failure_class ? c->error : NULL);
+      sl__bind_opt_int(st, 6, c->run_after_ms > now ? c->run_after_ms : 0,
+                       0);
+    }
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+      rc = sl__journal_fail(j, rc, "updating a job");
+      goto fatal;
+    }
+    if (!keyed || sqlite3_changes(j->db) == 1)
+      break;
+    keyed = 0;
   }
   if (sqlite3_changes(j->db) != 1) {
     /* Nothing was written for this item: the others still apply. */
@@ -475,10 +494,10 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
       return rc;
     goto fatal;
   }
-  rc = sl__counts_move(j, cs, c->job_id);
+  rc = sl__counts_move(j, cs, c->job_id, keyed ? m->queue : NULL,
+                       keyed ? m->urgency : NULL, keyed ? "succeeded" : NULL);
   if (rc != SL_OK)
     goto fatal;
-  m = memo_find(j, c);
   if (c->outcome == SL_OUTCOME_SUCCESS) {
     rc = sl__usage_add(j, u, c->job_id, m && m->has_queue ? m->queue : NULL,
                        c->input_tokens, c->output_tokens, c->total_tokens);

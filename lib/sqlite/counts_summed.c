@@ -78,14 +78,24 @@ static int add(struct sl_journal *j, struct sl_counts *cs, const char *queue,
   return SL_OK;
 }
 
+const char *sl__counts_urgency(const char *s) {
+  return known(urgencies, 2, s);
+}
+
 int sl__counts_move(struct sl_journal *j, struct sl_counts *cs,
-                    int64_t job_id) {
+                    int64_t job_id, const char *queue, const char *urgency,
+                    const char *state) {
   sqlite3_stmt *st;
-  const char *queue, *state, *urgency, *cls;
+  const char *cls;
   int rc;
 
   if (!cs->held)
     return SL_OK; /* the trigger counted it */
+  if (queue && urgency && state) { /* the move checked them: no read */
+    state = known(states, 6, state);
+    rc = add(j, cs, queue, states[1], urgency, "", -1);
+    return rc == SL_OK ? add(j, cs, queue, state, urgency, "", 1) : rc;
+  }
   st = sl__journal_stmt(j, SL_STMT_JOB_KEY);
   if (!st)
     return SL_DB;

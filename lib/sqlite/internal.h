@@ -64,6 +64,7 @@ struct sl_sql_cached {
 struct sl_lease_memo {
   int64_t id, token, attempt, generation;
   int has_queue; /* queue holds the job's queue (usage.c) */
+  const char *urgency; /* static "urgent" or "deferrable" (counts) */
   char queue[SL_USAGE_QUEUE];
 };
 
@@ -215,10 +216,15 @@ int sl__usage_flush(struct sl_journal *j, struct sl_usage *u);
  * job_counts_summed when a move of up to n jobs is worth summing in C. */
 int sl__counts_begin(struct sl_journal *j, struct sl_counts *cs, size_t n);
 /* After the fenced move of job_id out of running matched (sqlite3_changes
- * 1): its count change, read back from the row (a memo could be stale: an
- * UPDATE through the SQL door may rename a running job's queue). */
+ * 1): its count change. queue, urgency (static) and state (static) when
+ * the move checked them (SL_MOVE_SUCCEED_KEYED), else NULL: read back from
+ * the row (a memo could be stale: an UPDATE through the SQL door may
+ * rename a running job's queue). */
 int sl__counts_move(struct sl_journal *j, struct sl_counts *cs,
-                    int64_t job_id);
+                    int64_t job_id, const char *queue, const char *urgency,
+                    const char *state);
+/* The static "urgent" or "deferrable" equal to s, or NULL. */
+const char *sl__counts_urgency(const char *s);
 /* A claimed job (pending to running), as its claim's RETURNING row says. */
 int sl__counts_claimed(struct sl_journal *j, struct sl_counts *cs,
                        const char *queue, const char *urgency);

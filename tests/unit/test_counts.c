@@ -337,9 +337,12 @@ static void test_grouped_moves_count_once_per_key(void **state) {
   assert_int_equal(one(NULL, "SELECT count(*) FROM job_counts_summed"), 0);
   check_readers(t->j);
 
-  /* plain SQL moves two running jobs: the trigger counts that */
-  tu_exec(raw, "UPDATE jobs SET queue = 'renamed' WHERE id = 3;"
-               "UPDATE jobs SET urgency = 'deferrable' WHERE id = 4;");
+  /* plain SQL moves two running jobs (both to succeed below, whose
+   * claim saw another key): the trigger counts that */
+  assert_int_equal(c[0].id, 1);
+  assert_int_equal(c[4].id, 5);
+  tu_exec(raw, "UPDATE jobs SET queue = 'renamed' WHERE id = 1;"
+               "UPDATE jobs SET urgency = 'deferrable' WHERE id = 5;");
   check_readers(t->j);
   tu_exec(raw, "UPDATE canary SET n = 0");
 
