@@ -167,6 +167,10 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     rc = sl__counts_begin(j, &cs, o->max_jobs);
     if (rc != SL_OK)
       goto fail;
+    /* the lease runs from when the write lock was had, not from before
+     * waiting for it */
+    if (!o->now_ms)
+      now = sl_now_ms();
   }
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int64(st, 2, now + o->lease_ms);
