@@ -123,7 +123,7 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   sqlite3_stmt *st;
   char *qjson = NULL;
   int64_t now;
-  size_t got = 0, head, i;
+  size_t got = 0, rows = 0, head, i;
   int rc, k, oom = 0, txn = 0, crc = SL_OK;
 
   if (!j || !o || !jobs || !n || o->max_jobs == 0 || o->lease_ms <= 0 ||
@@ -188,6 +188,7 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     sl__bind_text(st, 6, o->queues[0] ? o->queues[0] : "");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     /* every row the UPDATE changed is counted, copied or not */
+    rows++;
     if (cs.held) {
       crc = sl__counts_claimed(j, &cs,
                                (const char *)sqlite3_column_text(st, 8),
@@ -240,7 +241,13 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     goto fail;
   }
   sqlite3_reset(st);
-  if (txn) {
+  if (txn && rows == 0) {
+    /* Nothing claimed: roll back, so that an empty claim writes nothing
+     * (the hold's row would be a WAL commit, and the WAL's change wakes
+     * every other worker). */
+    txn = 0;
+    sl__journal_rollback(j);
+  } else if (txn) {
     txn = 0;
     rc = sl__counts_flush(j, &cs);
     if (rc == SL_OK)
