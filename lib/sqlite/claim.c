@@ -535,7 +535,7 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
   int64_t now = sl_now_ms();
   struct sl_usage u;
   struct sl_counts cs;
-  size_t i;
+  size_t i, applied = 0;
   int rc, fatal;
 
   if (!j || (!c && n))
@@ -559,6 +559,12 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
       sl__journal_rollback(j);
       return rc;
     }
+    applied += c[i].rc == SL_OK;
+  }
+  if (applied == 0 && cs.held) {
+    /* Every lease was lost: nothing to write but the hold's row. */
+    sl__journal_rollback(j);
+    return SL_OK;
   }
   rc = sl__usage_flush(j, &u);
   if (rc == SL_OK)

@@ -381,6 +381,12 @@ static void test_grouped_moves_count_once_per_key(void **state) {
   assert_int_equal(one(NULL, "SELECT count(*) FROM jobs WHERE id IN (2, 22)"
                              " AND state = 'failed'"), 2);
   check_readers(t->j);
+  /* the same completions again: every lease is gone, nothing is written */
+  w = one(NULL, "PRAGMA data_version");
+  assert_int_equal(sl_complete(t->j, d, n), SL_OK);
+  for (i = 0; i < n; i++)
+    assert_true(d[i].rc == SL_LEASE_LOST || d[i].rc == SL_DUPLICATE);
+  assert_int_equal(one(NULL, "PRAGMA data_version"), w);
 
   /* below the threshold the trigger counts, two writes a job */
   tu_exec(raw, "UPDATE canary SET n = 0");
