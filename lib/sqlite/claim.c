@@ -157,7 +157,7 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     goto fail;
   }
   /* A claim of many jobs sums their job_counts changes here instead of
-   * two trigger upserts a job (migration 0021): it needs a transaction of
+   * two trigger upserts a job (migration 0022): it needs a transaction of
    * its own around the statement, unless the caller has one open. */
   if (o->max_jobs >= SL_COUNTS_MIN && sqlite3_get_autocommit(j->db)) {
     rc = sl__journal_begin(j);
@@ -546,7 +546,7 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
   rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
-  /* Many jobs: their job_counts changes are summed here (migration 0021). */
+  /* Many jobs: their job_counts changes are summed here (migration 0022). */
   rc = sl__counts_begin(j, &cs, n);
   if (rc != SL_OK) {
     sl__journal_rollback(j);

@@ -1,6 +1,6 @@
 /*
  * counts_summed.c: a grouped completion's job_counts changes, summed in C
- * (migration 0021, issue 14). jobs_count_update upserts two job_counts
+ * (migration 0022, issue 14). jobs_count_update upserts two job_counts
  * rows per job that changes state; a completion of many jobs holds
  * job_counts_summed instead, so the trigger skips its rows, and adds each
  * (queue, state, urgency, class) change once before COMMIT. Every other

@@ -70,7 +70,7 @@ struct sl_lease_memo {
 
 /* counts_summed.c: the job_counts changes of one grouped completion,
  * summed per (queue, state, urgency, class) and added once per key before
- * COMMIT; jobs_count_update skips them (migration 0021). */
+ * COMMIT; jobs_count_update skips them (migration 0022). */
 #define SL_COUNT_KEYS 16
 #define SL_COUNT_CLASS 24 /* failure class names are shorter */
 struct sl_counts {

@@ -132,7 +132,7 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " output_tokens = output_tokens + excluded.output_tokens,"
     " total_tokens = total_tokens + excluded.total_tokens",
   [SL_STMT_JOB_QUEUE] = "SELECT queue FROM jobs WHERE id = ?1",
-  /* counts_summed.c (migration 0021): the row that makes
+  /* counts_summed.c (migration 0022): the row that makes
    * jobs_count_update skip this transaction's moves, the sums that replace
    * it, and a moved job's key when the claim's memo does not have it. */
   [SL_STMT_COUNTS_HOLD] = "INSERT OR IGNORE INTO job_counts_summed (holder)"

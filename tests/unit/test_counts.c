@@ -296,14 +296,14 @@ static void test_migration_counts_existing_jobs(void **state) {
   tu_close(raw);
 }
 
-/* Migration 0021: a claim or completion of many jobs adds each key's
+/* Migration 0022: a claim or completion of many jobs adds each key's
  * change once (job_counts_summed held, the trigger skipped), and the
  * counts stay exact: every outcome, a retry out of attempts, a failure
  * with no class, a running job renamed and moved to the other urgency
  * through plain SQL between its claim and its completion, a claim below
  * the threshold (the trigger counts it), and plain SQL after (the trigger
  * counts it). A canary on job_counts counts the writes: two a job before
- * 0021. */
+ * 0022. */
 static void test_grouped_moves_count_once_per_key(void **state) {
   struct tu *t = *state;
   struct sl_claim_options o = {0};
