@@ -11,9 +11,13 @@
 -- other writer ever sees it, and a crash rolls it back with the rest.
 --
 -- The batch backlog (0020) is still kept by the trigger, hold or not: a
--- row that is or becomes a pending deferrable job (a deferrable claim, a
--- retry back to pending) enters the body while held, which then skips
--- only its job_counts upsert. A row in neither (the hot path: urgent
+-- row that was or becomes a pending deferrable job (a deferrable claim, a
+-- retry or release back to pending) runs the whole body while held, its
+-- job_counts upsert included, and the library leaves that row out of its
+-- sums (lib/sqlite/counts_summed.c: it knows each row's old and new state
+-- and urgency). Guarding the upsert inside the body instead would cost
+-- every unheld change (a single claim or completion, the door) about
+-- 2.5-4k instructions. A row that is neither (the hot path: urgent
 -- claims, every success or failure) runs no body at all while held.
 CREATE TABLE job_counts_summed (
   holder INTEGER PRIMARY KEY
@@ -33,22 +37,17 @@ WHEN (NEW.state IS NOT OLD.state OR NEW.queue IS NOT OLD.queue
                OR (NEW.deadline IS NULL) IS NOT (OLD.deadline IS NULL)
                OR NEW.line_bytes IS NOT OLD.line_bytes
                OR NEW.inputs IS NOT OLD.inputs)))
-  AND ((OLD.state = 'pending' AND OLD.urgency = 'deferrable'
-        AND OLD.body IS NULL)
-       OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-           AND NEW.body IS NULL)
-       OR NOT EXISTS (SELECT 1 FROM job_counts_summed))
+  AND (NOT EXISTS (SELECT 1 FROM job_counts_summed)
+       OR (OLD.state = 'pending' AND OLD.urgency = 'deferrable')
+       OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'))
 BEGIN
   INSERT INTO job_counts (queue, state, urgency, class, n)
-  SELECT OLD.queue, OLD.state, OLD.urgency,
-         CASE WHEN OLD.state = 'failed'
-              THEN coalesce(OLD.last_class, 'unknown') ELSE '' END, -1
-   WHERE NOT EXISTS (SELECT 1 FROM job_counts_summed)
-  UNION ALL
-  SELECT NEW.queue, NEW.state, NEW.urgency,
-         CASE WHEN NEW.state = 'failed'
-              THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1
-   WHERE NOT EXISTS (SELECT 1 FROM job_counts_summed)
+  VALUES (OLD.queue, OLD.state, OLD.urgency,
+          CASE WHEN OLD.state = 'failed'
+               THEN coalesce(OLD.last_class, 'unknown') ELSE '' END, -1),
+         (NEW.queue, NEW.state, NEW.urgency,
+          CASE WHEN NEW.state = 'failed'
+               THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
   ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = n + excluded.n;
   INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
                              inputs, dated)

@@ -904,8 +904,9 @@ END;
 -- it adds (the SQL door: UPDATE jobs SET queue, model, deadline...): its
 -- old row out, its new row in, one upsert. While job_counts_summed holds
 -- a row (migration 0022, below: a grouped claim or completion sums its
--- job_counts changes in C), only a row that is or becomes a pending
--- deferrable job runs the body, for the batch backlog alone.
+-- job_counts changes in C), only a row that was or becomes a pending
+-- deferrable job runs the body (for the batch backlog; the library leaves
+-- that row's job_counts change to it).
 CREATE TRIGGER jobs_count_update
 AFTER UPDATE OF queue, state, urgency, last_class, body, endpoint, model,
                 deadline, line_bytes, inputs ON jobs
@@ -919,22 +920,17 @@ WHEN (NEW.state IS NOT OLD.state OR NEW.queue IS NOT OLD.queue
                OR (NEW.deadline IS NULL) IS NOT (OLD.deadline IS NULL)
                OR NEW.line_bytes IS NOT OLD.line_bytes
                OR NEW.inputs IS NOT OLD.inputs)))
-  AND ((OLD.state = 'pending' AND OLD.urgency = 'deferrable'
-        AND OLD.body IS NULL)
-       OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-           AND NEW.body IS NULL)
-       OR NOT EXISTS (SELECT 1 FROM job_counts_summed))
+  AND (NOT EXISTS (SELECT 1 FROM job_counts_summed)
+       OR (OLD.state = 'pending' AND OLD.urgency = 'deferrable')
+       OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'))
 BEGIN
   INSERT INTO job_counts (queue, state, urgency, class, n)
-  SELECT OLD.queue, OLD.state, OLD.urgency,
-         CASE WHEN OLD.state = 'failed'
-              THEN coalesce(OLD.last_class, 'unknown') ELSE '' END, -1
-   WHERE NOT EXISTS (SELECT 1 FROM job_counts_summed)
-  UNION ALL
-  SELECT NEW.queue, NEW.state, NEW.urgency,
-         CASE WHEN NEW.state = 'failed'
-              THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1
-   WHERE NOT EXISTS (SELECT 1 FROM job_counts_summed)
+  VALUES (OLD.queue, OLD.state, OLD.urgency,
+          CASE WHEN OLD.state = 'failed'
+               THEN coalesce(OLD.last_class, 'unknown') ELSE '' END, -1),
+         (NEW.queue, NEW.state, NEW.urgency,
+          CASE WHEN NEW.state = 'failed'
+               THEN coalesce(NEW.last_class, 'unknown') ELSE '' END, 1)
   ON CONFLICT (queue, state, urgency, class) DO UPDATE SET n = n + excluded.n;
   INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs, bytes,
                              inputs, dated)

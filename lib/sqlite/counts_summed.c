@@ -1,11 +1,15 @@
 /*
- * counts_summed.c: a grouped completion's job_counts changes, summed in C
- * (migration 0022, issue 14). jobs_count_update upserts two job_counts
- * rows per job that changes state; a completion of many jobs holds
- * job_counts_summed instead, so the trigger skips its rows, and adds each
- * (queue, state, urgency, class) change once before COMMIT. Every other
- * writer, and a completion of few jobs (where the hold and the sums cost
- * more than the trigger), is counted by the trigger as before.
+ * counts_summed.c: a grouped claim's or completion's job_counts changes,
+ * summed in C (migration 0022, issue 14). jobs_count_update upserts two
+ * job_counts rows per job that changes state; a claim or completion of
+ * many jobs holds job_counts_summed instead, and adds each (queue, state,
+ * urgency, class) change once before COMMIT. While it is held the trigger
+ * runs its body only for a row that was or becomes a pending deferrable
+ * job (the batch backlog's, which it keeps), and counts that row's
+ * job_counts change itself: those rows are left out here (trigger_counts).
+ * Every other writer, and a claim or completion of few jobs (where the
+ * hold and the sums cost more than the trigger), is counted by the
+ * trigger as before.
  */
 #include <string.h>
 
@@ -78,6 +82,14 @@ static int add(struct sl_journal *j, struct sl_counts *cs, const char *queue,
   return SL_OK;
 }
 
+/* The held trigger's own rows (its WHEN): OLD or NEW pending and
+ * deferrable. A claimed row was pending (and keeps its urgency); a
+ * completed one was running (every move is fenced by state = 'running'),
+ * so only its new state and urgency can make it one. */
+static int trigger_counts(const char *state, const char *urgency) {
+  return state == states[0] && urgency == urgencies[1];
+}
+
 const char *sl__counts_urgency(const char *s) {
   return known(urgencies, 2, s);
 }
@@ -93,6 +105,8 @@ int sl__counts_move(struct sl_journal *j, struct sl_counts *cs,
     return SL_OK; /* the trigger counted it */
   if (queue && urgency && state) { /* the move checked them: no read */
     state = known(states, 6, state);
+    if (trigger_counts(state, urgency))
+      return SL_OK;
     rc = add(j, cs, queue, states[1], urgency, "", -1);
     return rc == SL_OK ? add(j, cs, queue, state, urgency, "", 1) : rc;
   }
@@ -113,6 +127,10 @@ int sl__counts_move(struct sl_journal *j, struct sl_counts *cs,
     sqlite3_reset(st);
     return sl__journal_fail(j, SQLITE_INTERNAL,
                             "reading a moved job's counts key");
+  }
+  if (trigger_counts(state, urgency)) { /* a retry or release back */
+    sqlite3_reset(st);
+    return SL_OK;
   }
   /* As jobs_count_update: the class only in the failed state. */
   cls = "";
@@ -137,6 +155,8 @@ int sl__counts_claimed(struct sl_journal *j, struct sl_counts *cs,
     return SL_OK;
   if (!queue || !u)
     return sl__journal_fail(j, SQLITE_INTERNAL, "reading a claimed job's key");
+  if (trigger_counts(states[0], u)) /* OLD was pending deferrable */
+    return SL_OK;
   rc = add(j, cs, queue, states[0], u, "", -1);
   return rc == SL_OK ? add(j, cs, queue, states[1], u, "", 1) : rc;
 }

@@ -297,7 +297,8 @@ static void test_migration_counts_existing_jobs(void **state) {
 }
 
 /* Migration 0022: a claim or completion of many jobs adds each key's
- * change once (job_counts_summed held, the trigger skipped), and the
+ * change once (job_counts_summed held, the trigger skipped but for the
+ * rows the batch backlog counts, whose job_counts change it keeps), and the
  * counts stay exact: every outcome, a retry out of attempts, a failure
  * with no class, a running job renamed and moved to the other urgency
  * through plain SQL between its claim and its completion, a claim below
@@ -340,8 +341,10 @@ static void test_grouped_moves_count_once_per_key(void **state) {
   o.queues = (const char *const[]){"a", "b", NULL};
   assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
   assert_int_equal(n, 32);
-  /* (a|b, pending|running): four upserts, not 64 */
-  assert_int_equal(one(NULL, "SELECT n FROM canary"), 4);
+  /* a's 20 urgent jobs: (a, pending|running), two upserts, not 40; b's
+   * 12 deferrable ones leave the batch backlog, and their row trigger
+   * counts them (two writes a job, as below the threshold) */
+  assert_int_equal(one(NULL, "SELECT n FROM canary"), 2 + 2 * 12);
   assert_int_equal(one(NULL, "SELECT count(*) FROM job_counts_summed"), 0);
   check_readers(t->j);
 
@@ -374,8 +377,12 @@ static void test_grouped_moves_count_once_per_key(void **state) {
   for (i = 0; i < n; i++)
     assert_int_equal(d[i].rc, SL_OK);
   sl_claimed_free(c, n);
-  /* once per key (at most 4 queues x 2 urgencies x 5 keys), not 64 */
-  w = one(NULL, "SELECT n FROM canary");
+  /* once per key (at most 4 queues x 2 urgencies x 5 keys), not 64,
+   * but for the jobs back in the batch backlog (pending deferrable: the
+   * trigger's, two writes each) */
+  w = one(NULL, "SELECT n FROM canary") -
+      2 * one(NULL, "SELECT count(*) FROM jobs WHERE state = 'pending'"
+                    " AND urgency = 'deferrable'");
   assert_true(w > 0 && w <= 20);
   assert_int_equal(one(NULL, "SELECT count(*) FROM job_counts_summed"), 0);
   assert_int_equal(one(NULL, "SELECT count(*) FROM jobs WHERE id IN (2, 22)"
