@@ -62,6 +62,8 @@
 --                          statement; SQLite did both in its 0016 and 0019)
 --   pg 0021_batch_backlog = SQLite 0020 (the counts as statement deltas,
 --                          like job_counts since pg 0017)
+--   pg 0022_job_counts_summed = SQLite 0022 (the table only; the
+--                          statement deltas of pg 0017 are summed already)
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
@@ -1472,3 +1474,11 @@ FOR EACH STATEMENT EXECUTE FUNCTION sluice.jobs_backlog();
 CREATE TRIGGER jobs_backlog_delete
 AFTER DELETE ON sluice.jobs REFERENCING OLD TABLE AS old_rows
 FOR EACH STATEMENT EXECUTE FUNCTION sluice.jobs_backlog();
+
+-- PostgreSQL migration 0022 = SQLite 0022 (SQLite's grouped claims and
+-- completions sum their job_counts changes in C): present for the SQLite
+-- journal's shape; unused here, where job_counts takes one delta row per
+-- key and statement already (pg 0017).
+CREATE TABLE sluice.job_counts_summed (
+  holder bigint PRIMARY KEY
+);

@@ -902,20 +902,27 @@ END;
 -- job enters or leaves it (claimed, packed, cancelled, retried, replayed,
 -- its body moved by the door...) or a counted job changes its key or what
 -- it adds (the SQL door: UPDATE jobs SET queue, model, deadline...): its
--- old row out, its new row in, one upsert.
+-- old row out, its new row in, one upsert. While job_counts_summed holds
+-- a row (migration 0022, below: a grouped claim or completion sums its
+-- job_counts changes in C), only a row that was or becomes a pending
+-- deferrable job runs the body (for the batch backlog; the library leaves
+-- that row's job_counts change to it).
 CREATE TRIGGER jobs_count_update
 AFTER UPDATE OF queue, state, urgency, last_class, body, endpoint, model,
                 deadline, line_bytes, inputs ON jobs
-WHEN NEW.state IS NOT OLD.state OR NEW.queue IS NOT OLD.queue
-  OR NEW.urgency IS NOT OLD.urgency
-  OR (NEW.state = 'failed' AND NEW.last_class IS NOT OLD.last_class)
-  OR (NEW.body IS NULL) IS NOT (OLD.body IS NULL)
-  OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
-      AND NEW.body IS NULL
-      AND (NEW.endpoint IS NOT OLD.endpoint OR NEW.model IS NOT OLD.model
-           OR (NEW.deadline IS NULL) IS NOT (OLD.deadline IS NULL)
-           OR NEW.line_bytes IS NOT OLD.line_bytes
-           OR NEW.inputs IS NOT OLD.inputs))
+WHEN (NEW.state IS NOT OLD.state OR NEW.queue IS NOT OLD.queue
+      OR NEW.urgency IS NOT OLD.urgency
+      OR (NEW.state = 'failed' AND NEW.last_class IS NOT OLD.last_class)
+      OR (NEW.body IS NULL) IS NOT (OLD.body IS NULL)
+      OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'
+          AND NEW.body IS NULL
+          AND (NEW.endpoint IS NOT OLD.endpoint OR NEW.model IS NOT OLD.model
+               OR (NEW.deadline IS NULL) IS NOT (OLD.deadline IS NULL)
+               OR NEW.line_bytes IS NOT OLD.line_bytes
+               OR NEW.inputs IS NOT OLD.inputs)))
+  AND (NOT EXISTS (SELECT 1 FROM job_counts_summed)
+       OR (OLD.state = 'pending' AND OLD.urgency = 'deferrable')
+       OR (NEW.state = 'pending' AND NEW.urgency = 'deferrable'))
 BEGIN
   INSERT INTO job_counts (queue, state, urgency, class, n)
   VALUES (OLD.queue, OLD.state, OLD.urgency,
@@ -1064,3 +1071,15 @@ BEGIN
   DELETE FROM results WHERE job_id = OLD.id;
   DELETE FROM job_metadata WHERE job_id = OLD.id;
 END;
+
+-- ---------------------------------------------------------------------
+-- Added by migrations/0022_job_counts_summed.sql (and jobs_count_update
+-- above redefined).
+-- ---------------------------------------------------------------------
+
+-- job_counts_summed holds a row only inside a library write transaction
+-- that adds its own jobs' job_counts changes, once per key (a grouped
+-- sl_claim or sl_complete); jobs_count_update leaves job_counts to it.
+CREATE TABLE job_counts_summed (
+  holder INTEGER PRIMARY KEY
+) STRICT;

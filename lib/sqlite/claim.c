@@ -119,11 +119,12 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   struct claim_offsets *offs = NULL;
   struct sl_lease_memo *memo;
   struct sl_claimed_job *out, *c;
+  struct sl_counts cs = {0};
   sqlite3_stmt *st;
   char *qjson = NULL;
   int64_t now;
-  size_t got = 0, head, i;
-  int rc, k, oom = 0;
+  size_t got = 0, rows = 0, head, i;
+  int rc, k, oom = 0, txn = 0, crc = SL_OK;
 
   if (!j || !o || !jobs || !n || o->max_jobs == 0 || o->lease_ms <= 0 ||
       o->max_jobs > SIZE_MAX / 2 / (sizeof *out + 256))
@@ -155,6 +156,22 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     rc = SL_DB;
     goto fail;
   }
+  /* A claim of many jobs sums their job_counts changes here instead of
+   * two trigger upserts a job (migration 0022): it needs a transaction of
+   * its own around the statement, unless the caller has one open. */
+  if (o->max_jobs >= SL_COUNTS_MIN && sqlite3_get_autocommit(j->db)) {
+    rc = sl__journal_begin(j);
+    if (rc != SL_OK)
+      goto fail;
+    txn = 1;
+    rc = sl__counts_begin(j, &cs, o->max_jobs);
+    if (rc != SL_OK)
+      goto fail;
+    /* the lease runs from when the write lock was had, not from before
+     * waiting for it */
+    if (!o->now_ms)
+      now = sl_now_ms();
+  }
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int64(st, 2, now + o->lease_ms);
   sl__bind_text(st, 3, o->urgency);
@@ -170,6 +187,15 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   if (o->queues && !qjson) /* none or one queue: no JSON to parse */
     sl__bind_text(st, 6, o->queues[0] ? o->queues[0] : "");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    /* every row the UPDATE changed is counted, copied or not */
+    rows++;
+    if (cs.held) {
+      crc = sl__counts_claimed(j, &cs,
+                               (const char *)sqlite3_column_text(st, 8),
+                               (const char *)sqlite3_column_text(st, 10));
+      if (crc != SL_OK)
+        break; /* rc is SQLITE_ROW */
+    }
     if (got == o->max_jobs || oom) /* LIMIT makes the first unreachable */
       continue;
     c = (struct sl_claimed_job *)b.p + got;
@@ -199,6 +225,8 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
     if (memo->has_queue)
       memcpy(memo->queue, sqlite3_column_text(st, 8),
              (size_t)sqlite3_column_bytes(st, 8) + 1);
+    memo->urgency =
+        sl__counts_urgency((const char *)sqlite3_column_text(st, 10));
     for (k = 0; k < 7; k++) {
       offs[got].s[k] = block_put(&b, st, 8 + k);
       if (offs[got].s[k] < 0)
@@ -208,11 +236,27 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   }
   if (rc != SQLITE_DONE) {
     /* A failed UPDATE ... RETURNING rolls back as a whole. */
-    rc = sl__journal_fail(j, rc, "claiming jobs");
+    rc = crc != SL_OK ? crc : sl__journal_fail(j, rc, "claiming jobs");
     sqlite3_reset(st);
     goto fail;
   }
   sqlite3_reset(st);
+  if (txn && rows == 0) {
+    /* Nothing claimed: roll back, so that an empty claim writes nothing
+     * (the hold's row would be a WAL commit, and the WAL's change wakes
+     * every other worker). */
+    txn = 0;
+    sl__journal_rollback(j);
+  } else if (txn) {
+    txn = 0;
+    rc = sl__counts_flush(j, &cs);
+    if (rc == SL_OK)
+      rc = sl__journal_commit(j); /* rolls back when it fails */
+    else
+      sl__journal_rollback(j);
+    if (rc != SL_OK)
+      goto fail;
+  }
   if (oom) {
     /* The claim committed; the leases will expire and rescue returns the
      * jobs. Nothing is lost, only delayed. */
@@ -238,6 +282,8 @@ int sl__sqlite_claim(struct sl_journal *j, const struct sl_claim_options *o,
   return SL_OK;
 
 fail:
+  if (txn)
+    sl__journal_rollback(j);
   free(b.p);
   free(offs);
   free(qjson);
@@ -386,11 +432,12 @@ static int why_unchanged(struct sl_journal *j, const struct sl_completion *c) {
 /* Apply one completion inside the open transaction. Returns a per-item code
  * (SL_OK, SL_LEASE_LOST, SL_DUPLICATE) or a fatal one for the transaction. */
 static int apply_one(struct sl_journal *j, struct sl_completion *c,
-                     struct sl_usage *u, int64_t now, int *fatal) {
+                     struct sl_usage *u, struct sl_counts *cs, int64_t now,
+                     int *fatal) {
   enum sl_move id;
   sqlite3_stmt *st;
   const struct sl_lease_memo *m;
-  int rc;
+  int rc, keyed;
 
   *fatal = 0;
   switch (c->outcome) {
@@ -409,30 +456,47 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   default:
     return SL_INVAL;
   }
-  st = sl__jobs_move(j, id);
-  if (!st) {
-    rc = SL_DB;
-    goto fatal;
-  }
-  sqlite3_bind_int64(st, 1, c->job_id);
-  sqlite3_bind_int64(st, 2, c->lease_token);
-  sqlite3_bind_int64(st, 3, now);
-  if (id == SL_MOVE_RETRY || id == SL_MOVE_FAIL) {
-    sl__bind_text(st, 4, c->failure_class);
-    sl__bind_text(st, 5, c->error);
-  }
-  if (id == SL_MOVE_RETRY)
-    sqlite3_bind_int64(st, 6, c->run_after_ms > now ? c->run_after_ms : now);
-  if (id == SL_MOVE_RELEASE) { /* a deferral: not before run_after_ms */
-    sl__bind_text(st, 4, c->failure_class);
-    sl__bind_text(st, 5, c->failure_class ? c->error : NULL);
-    sl__bind_opt_int(st, 6, c->run_after_ms > now ? c->run_after_ms : 0, 0);
-  }
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    rc = sl__journal_fail(j, rc, "updating a job");
-    goto fatal;
+  m = memo_find(j, c);
+  /* A success summed in C states the queue and urgency its claim saw, and
+   * needs not read them back if they still hold (SL_MOVE_SUCCEED_KEYED);
+   * if they do not, the plain move decides. */
+  keyed = id == SL_MOVE_SUCCEED && cs->held && m && m->has_queue &&
+          m->urgency;
+  for (;;) {
+    st = sl__jobs_move(j, keyed ? SL_MOVE_SUCCEED_KEYED : id);
+    if (!st) {
+      rc = SL_DB;
+      goto fatal;
+    }
+    sqlite3_bind_int64(st, 1, c->job_id);
+    sqlite3_bind_int64(st, 2, c->lease_token);
+    sqlite3_bind_int64(st, 3, now);
+    if (keyed) {
+      sqlite3_bind_text(st, 4, m->queue, -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, 5, m->urgency, -1, SQLITE_STATIC);
+    }
+    if (id == SL_MOVE_RETRY || id == SL_MOVE_FAIL) {
+      sl__bind_text(st, 4, c->failure_class);
+      sl__bind_text(st, 5, c->error);
+    }
+    if (id == SL_MOVE_RETRY)
+      sqlite3_bind_int64(st, 6,
+                         c->run_after_ms > now ? c->run_after_ms : now);
+    if (id == SL_MOVE_RELEASE) { /* a deferral: not before run_after_ms */
+      sl__bind_text(st, 4, c->failure_class);
+      sl__bind_text(st, 5, c->failure_class ? c->error : NULL);
+      sl__bind_opt_int(st, 6, c->run_after_ms > now ? c->run_after_ms : 0,
+                       0);
+    }
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+      rc = sl__journal_fail(j, rc, "updating a job");
+      goto fatal;
+    }
+    if (!keyed || sqlite3_changes(j->db) == 1)
+      break;
+    keyed = 0;
   }
   if (sqlite3_changes(j->db) != 1) {
     /* Nothing was written for this item: the others still apply. */
@@ -441,7 +505,10 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
       return rc;
     goto fatal;
   }
-  m = memo_find(j, c);
+  rc = sl__counts_move(j, cs, c->job_id, keyed ? m->queue : NULL,
+                       keyed ? m->urgency : NULL, keyed ? "succeeded" : NULL);
+  if (rc != SL_OK)
+    goto fatal;
   if (c->outcome == SL_OUTCOME_SUCCESS) {
     rc = sl__usage_add(j, u, c->job_id, m && m->has_queue ? m->queue : NULL,
                        c->input_tokens, c->output_tokens, c->total_tokens);
@@ -467,7 +534,8 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
                         size_t n) {
   int64_t now = sl_now_ms();
   struct sl_usage u;
-  size_t i;
+  struct sl_counts cs;
+  size_t i, applied = 0;
   int rc, fatal;
 
   if (!j || (!c && n))
@@ -478,15 +546,29 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
   rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
+  /* Many jobs: their job_counts changes are summed here (migration 0022). */
+  rc = sl__counts_begin(j, &cs, n);
+  if (rc != SL_OK) {
+    sl__journal_rollback(j);
+    return rc;
+  }
   for (i = 0; i < n; i++) {
-    c[i].rc = apply_one(j, &c[i], &u, now, &fatal);
+    c[i].rc = apply_one(j, &c[i], &u, &cs, now, &fatal);
     if (fatal) {
       rc = c[i].rc;
       sl__journal_rollback(j);
       return rc;
     }
+    applied += c[i].rc == SL_OK;
+  }
+  if (applied == 0 && cs.held) {
+    /* Every lease was lost: nothing to write but the hold's row. */
+    sl__journal_rollback(j);
+    return SL_OK;
   }
   rc = sl__usage_flush(j, &u);
+  if (rc == SL_OK)
+    rc = sl__counts_flush(j, &cs);
   if (rc != SL_OK) {
     sl__journal_rollback(j);
     return rc;

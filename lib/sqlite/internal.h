@@ -36,6 +36,10 @@ enum sl_stmt_id {
   SL_STMT_USAGE_RELEASE,
   SL_STMT_USAGE_ADD,
   SL_STMT_JOB_QUEUE,
+  SL_STMT_COUNTS_HOLD,
+  SL_STMT_COUNTS_RELEASE,
+  SL_STMT_COUNTS_ADD,
+  SL_STMT_JOB_KEY,
   SL_STMT__COUNT
 };
 
@@ -60,7 +64,23 @@ struct sl_sql_cached {
 struct sl_lease_memo {
   int64_t id, token, attempt, generation;
   int has_queue; /* queue holds the job's queue (usage.c) */
+  const char *urgency; /* static "urgent" or "deferrable" (counts) */
   char queue[SL_USAGE_QUEUE];
+};
+
+/* counts_summed.c: the job_counts changes of one grouped completion,
+ * summed per (queue, state, urgency, class) and added once per key before
+ * COMMIT; jobs_count_update skips them (migration 0022). */
+#define SL_COUNT_KEYS 16
+#define SL_COUNT_CLASS 24 /* failure class names are shorter */
+struct sl_counts {
+  int n, held; /* held: job_counts_summed has this transaction's row */
+  struct {
+    char queue[SL_USAGE_QUEUE];
+    const char *state, *urgency; /* static strings */
+    char cls[SL_COUNT_CLASS];
+    int64_t n;
+  } k[SL_COUNT_KEYS];
 };
 
 /* usage.c: the token usage of one write transaction's results, summed per
@@ -189,6 +209,27 @@ int sl__usage_add(struct sl_journal *j, struct sl_usage *u, int64_t job_id,
                   const char *queue, int64_t in, int64_t out, int64_t total);
 /* Before COMMIT: the sums into usage_daily, usage_summed emptied. */
 int sl__usage_flush(struct sl_journal *j, struct sl_usage *u);
+/* Fewer jobs than this in one claim or completion: the trigger counts
+ * them (the hold and the sums would cost more than it saves). */
+#define SL_COUNTS_MIN 4
+/* Inside the open transaction, before the first move: holds
+ * job_counts_summed when a move of up to n jobs is worth summing in C. */
+int sl__counts_begin(struct sl_journal *j, struct sl_counts *cs, size_t n);
+/* After the fenced move of job_id out of running matched (sqlite3_changes
+ * 1): its count change. queue, urgency (static) and state (static) when
+ * the move checked them (SL_MOVE_SUCCEED_KEYED), else NULL: read back from
+ * the row (a memo could be stale: an UPDATE through the SQL door may
+ * rename a running job's queue). */
+int sl__counts_move(struct sl_journal *j, struct sl_counts *cs,
+                    int64_t job_id, const char *queue, const char *urgency,
+                    const char *state);
+/* The static "urgent" or "deferrable" equal to s, or NULL. */
+const char *sl__counts_urgency(const char *s);
+/* A claimed job (pending to running), as its claim's RETURNING row says. */
+int sl__counts_claimed(struct sl_journal *j, struct sl_counts *cs,
+                       const char *queue, const char *urgency);
+/* Before COMMIT: the sums into job_counts, job_counts_summed emptied. */
+int sl__counts_flush(struct sl_journal *j, struct sl_counts *cs);
 
 /* A JSON array of the NULL-terminated queue names, escaped, for binding
  * to json_each(); malloc'd, NULL when out of memory. */

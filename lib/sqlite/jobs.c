@@ -80,6 +80,15 @@
   " (SELECT body FROM job_bodies WHERE job_id = jobs.id),"                  \
   " idempotency_key, run_after, out_tokens"
 
+/* Refused (no change) when a result exists, so that a duplicate leaves
+ * the job untouched (invariant 1). */
+#define SUCCEED                                                             \
+  "UPDATE jobs SET state = 'succeeded', lease_token = NULL,"                \
+  " lease_expires = NULL, last_class = NULL, last_error = NULL,"            \
+  " updated_at = ?3, finished_at = ?3"                                      \
+  " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"               \
+  " AND NOT EXISTS (SELECT 1 FROM results WHERE job_id = ?1)"
+
 #define FROM(s) SL_STATE_BIT(s)
 #define TO(s) SL_STATE_BIT(s)
 
@@ -108,15 +117,13 @@ const struct sl_move_row sl_moves[SL_MOVE__COUNT] = {
      * RETURNING on these per-row statements: it costs an ephemeral table
      * per execution (about as much as the write itself); sqlite3_changes()
      * says what happened instead. */
-    /* Refused (no change) when a result exists, so that a duplicate leaves
-     * the job untouched (invariant 1). */
-    [SL_MOVE_SUCCEED] =
-        {"succeed", FROM(RUNNING), TO(SUCCEEDED),
-         "UPDATE jobs SET state = 'succeeded', lease_token = NULL,"
-         " lease_expires = NULL, last_class = NULL, last_error = NULL,"
-         " updated_at = ?3, finished_at = ?3"
-         " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"
-         " AND NOT EXISTS (SELECT 1 FROM results WHERE job_id = ?1)"},
+    [SL_MOVE_SUCCEED] = {"succeed", FROM(RUNNING), TO(SUCCEEDED), SUCCEED},
+    /* A grouped completion that sums its count changes (claim.c) knows
+     * the job's queue and urgency from its claim: ?4 and ?5 check that
+     * they are still so (plain SQL may have changed them), and spare it
+     * reading them back. No match: SL_MOVE_SUCCEED decides. */
+    [SL_MOVE_SUCCEED_KEYED] = {"succeed", FROM(RUNNING), TO(SUCCEEDED),
+                               SUCCEED " AND queue = ?4 AND urgency = ?5"},
     /* A retry with no attempt left fails: the journal, not each caller,
      * keeps a poison job from looping. ?4 class, ?5 error, ?6 run_after. */
     [SL_MOVE_RETRY] =

@@ -69,6 +69,7 @@ enum sl_move {
   SL_MOVE_CLAIM_ONE,     /* pending -> running, one job */
   SL_MOVE_CLAIM_ONLINE,  /* pending -> running, with deferrable deadlines */
   SL_MOVE_SUCCEED,       /* running -> succeeded */
+  SL_MOVE_SUCCEED_KEYED, /* the same, if queue and urgency are as given */
   SL_MOVE_RETRY,         /* running -> pending, or failed when exhausted */
   SL_MOVE_FAIL,          /* running -> failed */
   SL_MOVE_RELEASE,       /* running -> pending, attempt refunded */

@@ -132,4 +132,17 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " output_tokens = output_tokens + excluded.output_tokens,"
     " total_tokens = total_tokens + excluded.total_tokens",
   [SL_STMT_JOB_QUEUE] = "SELECT queue FROM jobs WHERE id = ?1",
+  /* counts_summed.c (migration 0022): the row that makes
+   * jobs_count_update skip this transaction's moves, the sums that replace
+   * it, and a moved job's key when the claim's memo does not have it. */
+  [SL_STMT_COUNTS_HOLD] = "INSERT OR IGNORE INTO job_counts_summed (holder)"
+                          " VALUES (1)",
+  [SL_STMT_COUNTS_RELEASE] = "DELETE FROM job_counts_summed",
+  [SL_STMT_COUNTS_ADD] =
+    "INSERT INTO job_counts (queue, state, urgency, class, n)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)"
+    " ON CONFLICT (queue, state, urgency, class) DO UPDATE"
+    " SET n = n + excluded.n",
+  [SL_STMT_JOB_KEY] =
+    "SELECT queue, state, urgency, last_class FROM jobs WHERE id = ?1",
 };

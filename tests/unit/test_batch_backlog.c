@@ -228,6 +228,7 @@ static void test_backlog_agrees_with_recount(void **state) {
   struct sl_claimed_job *c;
   struct sl_replay_filter rf = {0};
   struct sl_batch_pack_options po = {0};
+  struct sl_completion d[16];
   int64_t id, v, bid = 0;
   size_t n = 0, i;
 
@@ -287,6 +288,33 @@ static void test_backlog_agrees_with_recount(void **state) {
                                        "e", 1, NOW - 7), SL_OK);
   sl_claimed_free(c, n);
   check(j, raw, "retry due");
+  /* a grouped completion, which sums its job_counts changes in C (SQLite
+   * 0022): its retries and releases return jobs to the backlog all the
+   * same */
+  c = claim(j, 16, 0, &n);
+  assert_int_equal(n, 16);
+  check(j, raw, "grouped claim");
+  memset(d, 0, sizeof d);
+  for (i = 0; i < n; i++) {
+    d[i].job_id = c[i].id;
+    d[i].lease_token = c[i].lease_token;
+    d[i].outcome = i % 4 == 0   ? SL_OUTCOME_RETRY
+                   : i % 4 == 1 ? SL_OUTCOME_RELEASE
+                   : i % 4 == 2 ? SL_OUTCOME_SUCCESS
+                                : SL_OUTCOME_FAIL;
+    d[i].http_status = d[i].outcome == SL_OUTCOME_SUCCESS ? 200 : 500;
+    d[i].failure_class = d[i].outcome == SL_OUTCOME_SUCCESS
+                             ? NULL
+                             : sl_failclass_name(SL_FC_SERVER_ERROR);
+    d[i].run_after_ms = d[i].outcome == SL_OUTCOME_RETRY ? NOW - 9 : 0;
+    d[i].body = "{}";
+    d[i].record_attempt = 1;
+  }
+  assert_int_equal(sl_complete(j, d, n), SL_OK);
+  for (i = 0; i < n; i++)
+    assert_int_equal(d[i].rc, SL_OK);
+  sl_claimed_free(c, n);
+  check(j, raw, "grouped completion");
 
   /* cancel pending jobs, replay failed and cancelled ones */
   id = enq(j, "b", NULL, "{\"model\":\"m2\",\"input\":\"c\"}", NOW - 3, 0);

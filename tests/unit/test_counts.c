@@ -296,6 +296,124 @@ static void test_migration_counts_existing_jobs(void **state) {
   tu_close(raw);
 }
 
+/* Migration 0022: a claim or completion of many jobs adds each key's
+ * change once (job_counts_summed held, the trigger skipped but for the
+ * rows the batch backlog counts, whose job_counts change it keeps), and the
+ * counts stay exact: every outcome, a retry out of attempts, a failure
+ * with no class, a running job renamed and moved to the other urgency
+ * through plain SQL between its claim and its completion, a claim below
+ * the threshold (the trigger counts it), and plain SQL after (the trigger
+ * counts it). A canary on job_counts counts the writes: two a job before
+ * 0022. */
+static void test_grouped_moves_count_once_per_key(void **state) {
+  struct tu *t = *state;
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *c = NULL;
+  struct sl_completion d[32];
+  size_t n, i;
+  int64_t w;
+
+  if (tu_pg())
+    skip(); /* PostgreSQL's counts are deltas folded later (pg 0017) */
+  t->j = tu_open(t);
+  raw = tu_raw(t->path);
+  /* an empty grouped claim writes nothing (no commit wakes the others) */
+  o.max_jobs = 32;
+  o.lease_ms = 60000;
+  w = one(NULL, "PRAGMA data_version");
+  assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
+  assert_int_equal(n, 0);
+  sl_claimed_free(c, n);
+  assert_int_equal(one(NULL, "PRAGMA data_version"), w);
+  enqueue(t->j, "a", "urgent", 20);
+  enqueue(t->j, "b", "deferrable", 12);
+  enqueue(t->j, "c", "urgent", 2);
+  tu_exec(raw, "UPDATE jobs SET max_attempts = 1 WHERE id IN (2, 22);"
+               "CREATE TABLE canary (n INTEGER NOT NULL);"
+               "INSERT INTO canary VALUES (0);"
+               "CREATE TRIGGER canary_i AFTER INSERT ON job_counts"
+               " BEGIN UPDATE canary SET n = n + 1; END;"
+               "CREATE TRIGGER canary_u AFTER UPDATE ON job_counts"
+               " BEGIN UPDATE canary SET n = n + 1; END;");
+
+  o.max_jobs = 32;
+  o.lease_ms = 60000;
+  o.queues = (const char *const[]){"a", "b", NULL};
+  assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
+  assert_int_equal(n, 32);
+  /* a's 20 urgent jobs: (a, pending|running), two upserts, not 40; b's
+   * 12 deferrable ones leave the batch backlog, and their row trigger
+   * counts them (two writes a job, as below the threshold) */
+  assert_int_equal(one(NULL, "SELECT n FROM canary"), 2 + 2 * 12);
+  assert_int_equal(one(NULL, "SELECT count(*) FROM job_counts_summed"), 0);
+  check_readers(t->j);
+
+  /* plain SQL moves two running jobs (both to succeed below, whose
+   * claim saw another key): the trigger counts that */
+  assert_int_equal(c[0].id, 1);
+  assert_int_equal(c[4].id, 5);
+  tu_exec(raw, "UPDATE jobs SET queue = 'renamed' WHERE id = 1;"
+               "UPDATE jobs SET urgency = 'deferrable' WHERE id = 5;");
+  check_readers(t->j);
+  tu_exec(raw, "UPDATE canary SET n = 0");
+
+  memset(d, 0, sizeof d);
+  for (i = 0; i < n; i++) {
+    d[i].job_id = c[i].id;
+    d[i].lease_token = c[i].lease_token;
+    d[i].outcome = i % 4 == 0   ? SL_OUTCOME_SUCCESS
+                   : i % 4 == 1 ? SL_OUTCOME_RETRY
+                   : i % 4 == 2 ? SL_OUTCOME_FAIL
+                                : SL_OUTCOME_RELEASE;
+    d[i].http_status = d[i].outcome == SL_OUTCOME_SUCCESS ? 200 : 500;
+    d[i].failure_class =
+        d[i].outcome == SL_OUTCOME_SUCCESS ? NULL
+        : i % 8 == 6 ? NULL /* failed with no class: 'unknown' */
+                     : sl_failclass_name(SL_FC_SERVER_ERROR);
+    d[i].body = "{}";
+    d[i].record_attempt = 1;
+  }
+  assert_int_equal(sl_complete(t->j, d, n), SL_OK);
+  for (i = 0; i < n; i++)
+    assert_int_equal(d[i].rc, SL_OK);
+  sl_claimed_free(c, n);
+  /* once per key (at most 4 queues x 2 urgencies x 5 keys), not 64,
+   * but for the jobs back in the batch backlog (pending deferrable: the
+   * trigger's, two writes each) */
+  w = one(NULL, "SELECT n FROM canary") -
+      2 * one(NULL, "SELECT count(*) FROM jobs WHERE state = 'pending'"
+                    " AND urgency = 'deferrable'");
+  assert_true(w > 0 && w <= 20);
+  assert_int_equal(one(NULL, "SELECT count(*) FROM job_counts_summed"), 0);
+  assert_int_equal(one(NULL, "SELECT count(*) FROM jobs WHERE id IN (2, 22)"
+                             " AND state = 'failed'"), 2);
+  check_readers(t->j);
+  /* the same completions again: every lease is gone, nothing is written */
+  w = one(NULL, "PRAGMA data_version");
+  assert_int_equal(sl_complete(t->j, d, n), SL_OK);
+  for (i = 0; i < n; i++)
+    assert_true(d[i].rc == SL_LEASE_LOST || d[i].rc == SL_DUPLICATE);
+  assert_int_equal(one(NULL, "PRAGMA data_version"), w);
+
+  /* below the threshold the trigger counts, two writes a job */
+  tu_exec(raw, "UPDATE canary SET n = 0");
+  o.max_jobs = 2;
+  o.queues = (const char *const[]){"c", NULL};
+  assert_int_equal(sl_claim(t->j, &o, &c, &n), SL_OK);
+  assert_int_equal(n, 2);
+  assert_int_equal(one(NULL, "SELECT n FROM canary"), 4);
+  for (i = 0; i < n; i++)
+    complete(t->j, &c[i], SL_OUTCOME_SUCCESS, 0);
+  sl_claimed_free(c, n);
+  check_readers(t->j);
+
+  /* and plain SQL after: a replay of the failures */
+  tu_exec(raw, "UPDATE jobs SET state = 'pending', attempts = 0"
+               " WHERE state = 'failed'");
+  check_readers(t->j);
+  tu_close(raw);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_counts_follow_every_change, tu_setup,
@@ -303,6 +421,8 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_recount_sees_a_missing_trigger,
                                     tu_setup, tu_teardown),
     cmocka_unit_test_setup_teardown(test_migration_counts_existing_jobs,
+                                    tu_setup, tu_teardown),
+    cmocka_unit_test_setup_teardown(test_grouped_moves_count_once_per_key,
                                     tu_setup, tu_teardown),
   };
   return tu_run_group("counts", tests);
