@@ -62,6 +62,9 @@
 --                          statement; SQLite did both in its 0016 and 0019)
 --   pg 0021_batch_backlog = SQLite 0020 (the counts as statement deltas,
 --                          like job_counts since pg 0017)
+--   pg 0022_enqueue_tokens: PostgreSQL only (sluice.enqueue_tokens: an
+--                          unkeyed enqueue whose COMMIT answer was lost is
+--                          told committed or not; SQLite has no such loss)
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
@@ -1472,3 +1475,14 @@ FOR EACH STATEMENT EXECUTE FUNCTION sluice.jobs_backlog();
 CREATE TRIGGER jobs_backlog_delete
 AFTER DELETE ON sluice.jobs REFERENCING OLD TABLE AS old_rows
 FOR EACH STATEMENT EXECUTE FUNCTION sluice.jobs_backlog();
+
+-- Enqueue tokens (pg 0022, PostgreSQL only): an unkeyed enqueue records a
+-- token of its own in its transaction, so that after a lost COMMIT answer
+-- the library can tell whether it committed (lib/pg/enqueue_once.c). The
+-- token starts with the client's clock in hex: "older than a day" is a
+-- range of the key.
+CREATE TABLE sluice.enqueue_tokens (
+  token text COLLATE "C" PRIMARY KEY,
+  ids bigint[],
+  created boolean[]
+);

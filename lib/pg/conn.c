@@ -416,6 +416,7 @@ void sl__pg_close(struct sl_journal *j) {
   struct sl_pg *p = PGJ(j);
   if (!p)
     return;
+  sl__pg_enqueue_once_close(p);
   if (p->conn)
     PQfinish(p->conn);
   if (p->listen)

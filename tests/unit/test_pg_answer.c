@@ -109,6 +109,117 @@ static void test_answer_bound(void **state) {
   sl_close(j);
 }
 
+/* How many jobs of partition `pa`, and how many with distinct bodies. */
+static long in_partition(PGconn *c, const char *pa, int distinct) {
+  const char *param[1] = {pa};
+  PGresult *r = PQexecParams(
+      c, distinct ? "SELECT count(DISTINCT coalesce(j.body, b.body)) FROM"
+                    " sluice.jobs j LEFT JOIN sluice.job_bodies b ON"
+                    " b.job_id = j.id WHERE j.partition = $1"
+                  : "SELECT count(*) FROM sluice.jobs WHERE partition = $1",
+      1, NULL, param, NULL, NULL, 0);
+  long n;
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  n = atol(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+/* Jobs without idempotency keys whose COMMIT is answered too late: the
+ * bound gives the COMMIT up (SL_DISCONNECTED) while the server still
+ * commits it (a deferred trigger of the test sleeps 1.5 s at commit). The
+ * same call made again until it succeeds (as `sluice enqueue` does) finds
+ * the first transaction's enqueue token (lib/pg/enqueue_once.c) and
+ * answers its ids: every job once. Before the tokens the second call
+ * enqueued the group again: twice. */
+static void test_unkeyed_commit_lost(void **state) {
+  enum { N = 5 };
+  struct sl_job_spec s[N];
+  char bodies[N][64];
+  int64_t ids[N];
+  int created[N], rc, calls, i, k, lost = 0;
+  struct sl_journal *j;
+  PGconn *c;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  c = PQconnectdb(loc());
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  run(c, "CREATE OR REPLACE FUNCTION public.t_slow_commit() RETURNS trigger"
+         " LANGUAGE plpgsql AS $$ BEGIN"
+         " IF current_setting('t.slept', true) IS DISTINCT FROM 'y' THEN"
+         " PERFORM set_config('t.slept', 'y', true);"
+         " PERFORM pg_sleep(1.5); END IF; RETURN NULL; END $$");
+  run(c, "SET client_min_messages = warning");
+  run(c, "DROP TRIGGER IF EXISTS t_slow_commit ON sluice.jobs");
+  run(c, "CREATE CONSTRAINT TRIGGER t_slow_commit AFTER INSERT ON"
+         " sluice.jobs DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+         " WHEN (NEW.partition = 't-slow')"
+         " EXECUTE FUNCTION public.t_slow_commit()");
+  memset(s, 0, sizeof s);
+  for (i = 0; i < N; i++) {
+    snprintf(bodies[i], sizeof bodies[i],
+             "{\"model\":\"m\",\"input\":\"slow %d\"}", i);
+    s[i].body = bodies[i];
+    s[i].queue = "t_answer";
+    s[i].partition = "t-slow";
+  }
+  assert_int_equal(sl_set_answer_timeout(j, 300), SL_OK);
+  rc = sl_enqueue_many_created(j, s, N, ids, created, NULL);
+  assert_int_equal(rc, SL_DISCONNECTED);
+  assert_non_null(strstr(sl_errmsg(j), "no answer from the server"));
+  for (calls = 0; calls < 4000; calls++) {
+    memset(ids, 0, sizeof ids);
+    rc = sl_enqueue_many_created(j, s, N, ids, created, NULL);
+    if (rc != SL_DISCONNECTED)
+      break;
+    lost++;
+    pause_ms(5);
+  }
+  /* Once each (before the enqueue tokens: once per call, each call's
+   * COMMIT given up in turn, so no call ever succeeded). */
+  assert_int_equal(in_partition(c, "t-slow", 0), N);
+  assert_int_equal(in_partition(c, "t-slow", 1), N);
+  assert_int_equal(rc, SL_OK);
+  assert_true(lost > 0); /* it reconnected, step by step */
+  for (i = 0; i < N; i++) {
+    assert_true(ids[i] > 0);
+    assert_int_equal(created[i], 1);
+    for (k = 0; k < i; k++)
+      assert_true(ids[k] != ids[i]);
+  }
+  /* The ids answered are the jobs' own. */
+  {
+    char sql[256];
+    PGresult *r;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sluice.jobs WHERE"
+             " partition = 't-slow' AND id IN (%lld, %lld, %lld, %lld, %lld)",
+             (long long)ids[0], (long long)ids[1], (long long)ids[2],
+             (long long)ids[3], (long long)ids[4]);
+    r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(atol(PQgetvalue(r, 0, 0)), N);
+    PQclear(r);
+  }
+  /* A later enqueue of the same jobs is a new one (the token settled). */
+  assert_int_equal(sl_set_answer_timeout(j, 0), SL_OK);
+  run(c, "DROP TRIGGER t_slow_commit ON sluice.jobs");
+  assert_int_equal(sl_enqueue_many_created(j, s, N, ids, created, NULL),
+                   SL_OK);
+  assert_int_equal(in_partition(c, "t-slow", 0), 2 * N);
+  /* Settled tokens do not pile up: the next enqueue deleted the first's,
+   * and sl_close deletes the connection's last. */
+  sl_close(j);
+  {
+    PGresult *r = PQexec(c, "SELECT count(*) FROM sluice.enqueue_tokens");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(atol(PQgetvalue(r, 0, 0)), 0);
+    PQclear(r);
+  }
+  run(c, "DROP FUNCTION public.t_slow_commit()");
+  PQfinish(c);
+}
+
 /* A long op is not bounded: a prune that waits on the lock longer than
  * the bound still finishes once the lock goes. */
 static void test_long_op_unbounded(void **state) {
@@ -140,6 +251,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_answer_bound),
       cmocka_unit_test(test_long_op_unbounded),
+      cmocka_unit_test(test_unkeyed_commit_lost),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
