@@ -54,6 +54,8 @@ struct sl_pg {
    * for this long is a lost connection, and reconnects never wait. */
   int answer_ms;
   int long_op;       /* inside an op that may run long (ops.c): no bound */
+  int lock_ms;       /* the session's lock_timeout as last SET (exec.c;
+                        0 on a new session, the server's default) */
   struct sl_pgdial dial, ldial; /* reconnects in progress (answer_ms > 0) */
   /* Statements prepared on this connection, named "sN" by their slot,
    * keyed by the address of their static text (SL_PG_PREPARED slots;

@@ -61,10 +61,13 @@ static void pause_ms(int ms) {
   poll(&none, 0, ms);
 }
 
-/* Bounded: the statement waits on the lock and hears nothing; it is given
- * up (SL_DISCONNECTED, "no answer"), the next calls reconnect without
- * waiting, and the statement given up commits once the lock goes, so the
- * producer's retry with the same key finds it: one job. */
+/* Bounded: the statement hears nothing (a trigger of the test's sleeps
+ * 1.5 s in the first insert of key t-answer-1: a sequence, which never
+ * waits, tells the first); it is given up (SL_DISCONNECTED, "no answer"),
+ * the next calls reconnect without waiting, and the statement given up
+ * commits after its sleep, so the producer's retry with the same key
+ * finds it: one job. The retry may first wait on the first insert's row
+ * and answer SL_BUSY (lock_timeout, half the bound): retried too. */
 static void test_answer_bound(void **state) {
   struct sl_open_options o = {0};
   struct sl_journal *j = NULL;
@@ -79,9 +82,16 @@ static void test_answer_bound(void **state) {
   assert_int_equal(enqueue_key(j, "t-answer-0", NULL), SL_OK);
   holder = PQconnectdb(loc());
   assert_int_equal(PQstatus(holder), CONNECTION_OK);
-  run(holder, "SET idle_in_transaction_session_timeout = '10s'");
-  run(holder, "BEGIN");
-  run(holder, "LOCK TABLE sluice.jobs IN EXCLUSIVE MODE"); /* no inserts */
+  run(holder, "SET client_min_messages = warning");
+  run(holder, "DROP SEQUENCE IF EXISTS public.t_answer_seq");
+  run(holder, "CREATE SEQUENCE public.t_answer_seq");
+  run(holder, "CREATE OR REPLACE FUNCTION public.t_answer_sleep() RETURNS"
+              " trigger LANGUAGE plpgsql AS $$ BEGIN"
+              " IF nextval('public.t_answer_seq') = 1 THEN"
+              " PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$");
+  run(holder, "CREATE TRIGGER t_answer_sleep BEFORE INSERT ON sluice.jobs"
+              " FOR EACH ROW WHEN (NEW.idempotency_key = 't-answer-1')"
+              " EXECUTE FUNCTION public.t_answer_sleep()");
 
   assert_int_equal(sl_set_answer_timeout(j, -1), SL_INVAL);
   assert_int_equal(sl_set_answer_timeout(j, 300), SL_OK);
@@ -89,14 +99,13 @@ static void test_answer_bound(void **state) {
   assert_int_equal(rc, SL_DISCONNECTED);
   assert_non_null(strstr(sl_errmsg(j), "no answer from the server for 300"));
   assert_non_null(strstr(sl_errmsg(j), "lost"));
-  /* The lock goes: the insert given up runs and commits on the server. */
-  run(holder, "COMMIT");
   /* Reconnecting step by step: calls answer at once until it is up. */
   for (calls = 0; calls < 2000; calls++) {
     rc = enqueue_key(j, "t-answer-1", &created);
-    if (rc != SL_DISCONNECTED)
+    if (rc != SL_DISCONNECTED && rc != SL_BUSY)
       break;
-    assert_non_null(strstr(sl_errmsg(j), "reconnecting"));
+    if (rc == SL_DISCONNECTED)
+      assert_non_null(strstr(sl_errmsg(j), "reconnecting"));
     pause_ms(5);
   }
   assert_int_equal(rc, SL_OK);
@@ -105,6 +114,52 @@ static void test_answer_bound(void **state) {
   assert_int_equal(sl_set_answer_timeout(j, 0), SL_OK);
   assert_int_equal(enqueue_key(j, "t-answer-2", &created), SL_OK);
   assert_int_equal(created, 1);
+  run(holder, "DROP TRIGGER t_answer_sleep ON sluice.jobs");
+  run(holder, "DROP FUNCTION public.t_answer_sleep()");
+  run(holder, "DROP SEQUENCE public.t_answer_seq");
+  PQfinish(holder);
+  sl_close(j);
+}
+
+/* A statement waiting on a lock another session holds (a psql session,
+ * another host's long transaction) answers SL_BUSY under the bound
+ * (lock_timeout, half of it), on a live connection: retried by the
+ * caller's timers, not counted as a lost connection. Before, the bound
+ * took the wait for silence: SL_DISCONNECTED, dropped and reconnected. */
+static void test_lock_wait_busy(void **state) {
+  struct sl_journal *j;
+  PGconn *holder;
+  int64_t t0, took;
+  int rc, created = -1;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  assert_int_equal(enqueue_key(j, "t-busy-0", NULL), SL_OK);
+  holder = PQconnectdb(loc());
+  assert_int_equal(PQstatus(holder), CONNECTION_OK);
+  run(holder, "SET idle_in_transaction_session_timeout = '10s'");
+  run(holder, "BEGIN");
+  run(holder, "LOCK TABLE sluice.jobs IN EXCLUSIVE MODE"); /* no inserts */
+  assert_int_equal(sl_set_answer_timeout(j, 1000), SL_OK);
+  t0 = sl_now_ms();
+  rc = enqueue_key(j, "t-busy-1", &created);
+  took = sl_now_ms() - t0;
+  assert_int_equal(rc, SL_BUSY);
+  assert_non_null(strstr(sl_errmsg(j), "lock timeout"));
+  assert_null(strstr(sl_errmsg(j), "lost"));
+  assert_true(took < 1000); /* before the bound */
+  /* The next call needs no reconnect: the same session, once the lock
+   * goes, at once. */
+  run(holder, "COMMIT");
+  assert_int_equal(enqueue_key(j, "t-busy-1", &created), SL_OK);
+  assert_int_equal(created, 1);
+  assert_int_equal(keyed(holder, "t-busy-1"), 1);
+  /* Without a bound a lock is waited for, as before. */
+  assert_int_equal(sl_set_answer_timeout(j, 0), SL_OK);
+  run(holder, "SET idle_in_transaction_session_timeout = '1s'");
+  run(holder, "BEGIN");
+  run(holder, "LOCK TABLE sluice.jobs IN EXCLUSIVE MODE");
+  assert_int_equal(enqueue_key(j, "t-busy-2", &created), SL_OK);
   PQfinish(holder);
   sl_close(j);
 }
@@ -171,8 +226,8 @@ static void test_unkeyed_commit_lost(void **state) {
   for (calls = 0; calls < 4000; calls++) {
     memset(ids, 0, sizeof ids);
     rc = sl_enqueue_many_created(j, s, N, ids, created, NULL);
-    if (rc != SL_DISCONNECTED)
-      break;
+    if (rc != SL_DISCONNECTED && rc != SL_BUSY) /* BUSY: waited on */
+      break;                                    /* the first's token */
     lost++;
     pause_ms(5);
   }
@@ -252,6 +307,7 @@ int main(void) {
       cmocka_unit_test(test_answer_bound),
       cmocka_unit_test(test_long_op_unbounded),
       cmocka_unit_test(test_unkeyed_commit_lost),
+      cmocka_unit_test(test_lock_wait_busy),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
