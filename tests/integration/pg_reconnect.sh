@@ -3,7 +3,8 @@
 # run (docs/internals/postgresql.md "Connection loss"): `sluice work`
 # started while it is down waits (logs it, sd_notify STATUS, no READY),
 # then works once it is up, and stops at once on SIGTERM while waiting;
-# the CLI waits a bounded time (--journal-wait); `sluice enqueue` of keyed
+# the CLI, the dashboard included, waits a bounded time (--journal-wait);
+# `sluice enqueue` of keyed
 # lines and of unkeyed lines across `pg_ctl restart -m fast` enqueues each
 # line exactly once (pg_enqueue_once.sh cuts at the COMMIT itself); a bad
 # password, a database that is not a journal and a bad location are hard
@@ -206,10 +207,26 @@ spid=$!
 PIDS+=("$spid")
 check "status waits while the server is down" \
   wait_for 20 grep -q 'retrying in' "$T/st2.err"
+# The dashboard waits the same way (before, it exited 3 at once).
+"$SLUICE" dashboard --listen 127.0.0.1:0 --journal-wait 1m \
+  2>"$T/dash.err" &
+dpid=$!
+PIDS+=("$dpid")
+check "the dashboard waits while the server is down, saying so" \
+  wait_for 20 grep -q 'unreachable.*retrying in' "$T/dash.err"
+check "... and has not exited" kill -0 "$dpid"
 pg_up || fail "the server starts again (3)"
 wait "$spid"
 eq "... and answers once it is up" 0 $?
 check "... with the queues" grep -q 'keyed' "$T/st2.out"
+check "the dashboard listens once the server is up" \
+  wait_for 60 grep -q 'dashboard on http' "$T/dash.err"
+durl=$(sed -n 's/.*dashboard on \(http[^ ]*\).*/\1/p' "$T/dash.err" | head -n 1)
+check "... and serves the journal's queues" \
+  bash -c "curl -fsS '$durl' | grep -q keyed"
+kill -TERM "$dpid"
+wait "$dpid"
+eq "... it stops on SIGTERM with 0" 0 $?
 
 stop_mock
 check "no password in any output" \
