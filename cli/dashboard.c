@@ -38,6 +38,7 @@ static const struct sl_opt rows[] = {
     {.type = SL_OPT_FLAG, .name = "read-only", .shortopt = 'r',
      .flags = SL_OPT_ARGV, AT(o.read_only),
      .help = "no actions; open the journal read-only"},
+    SL_CLI_JOURNAL_WAIT_ROW,
     {.type = SL_OPT_STRING, .name = "token-file", .shortopt = 't', .arg = "F",
      .flags = SL_OPT_ARGV, AT(token_file),
      .help = "require the token on F's first line (16 to\n"
@@ -90,6 +91,24 @@ int sl_cmd_dashboard(int argc, char **argv) {
     fprintf(stderr, "sluice dashboard: out of memory\n");
     free(token);
     return SL_EXIT_JOURNAL;
+  }
+  /* A journal server that cannot be reached yet is waited for, as by
+   * every command (--journal-wait, 30 s by default; said on stderr), and
+   * before the signals are blocked, so that SIGINT/SIGTERM still end the
+   * wait. sl_web_start's own opens then find it up. A file needs none
+   * (its errors stay the dashboard's own). */
+  {
+    char path[8];
+    struct sl_journal *pj;
+    if (sl_location_file(o.journal, path, sizeof path) == 0) {
+      pj = o.read_only ? sl_cli_open_ro(o.journal)
+                       : sl_cli_open(o.journal, 1);
+      if (!pj) {
+        free(token);
+        return SL_EXIT_JOURNAL;
+      }
+      sl_close(pj);
+    }
   }
   /* Block the signals before the server's thread starts, so that only
    * sigwait below receives them. */

@@ -222,12 +222,15 @@ static int ready(struct sl_journal *j, const char *location) {
   return rc;
 }
 
-/* A write cut short by a lost connection, that could not be made again
- * without perhaps enqueueing twice: say what may have happened. */
+/* A write cut short by a lost connection that did not come back within
+ * --journal-wait: made again until then, it is settled (exactly once),
+ * but a new run cannot tell whether it committed: say what may have
+ * happened. */
 static void report_lost(struct sl_journal *j, long first, long last,
                         long n) {
   fputs("sluice enqueue: the connection to the journal was lost while the "
-        "jobs were being enqueued (", stderr);
+        "jobs were being enqueued, and not regained within --journal-wait (",
+        stderr);
   sl_esc_put(stderr, sl_errmsg(j));
   fputs(")\n", stderr);
   if (n == 0)
@@ -321,10 +324,10 @@ int sl_cmd_enqueue(int argc, char **argv) {
     ret = SL_EXIT_JOURNAL;
     if (ready(j, sl_cli_journal_path(journal)) != SL_OK)
       goto out;
-    if (base.idempotency_key) /* a rerun finds the job */
-      SL_CLI_RETRY(rc, j, sl_enqueue(j, &base, &id, &created));
-    else
-      rc = sl_enqueue(j, &base, &id, &created);
+    /* Made again while the connection is lost: a key finds the job, and
+     * without one the library learns whether the lost attempt committed
+     * (the same call again: docs/internals/postgresql.md). */
+    SL_CLI_RETRY(rc, j, sl_enqueue(j, &base, &id, &created));
     if (rc == SL_DISCONNECTED && !base.idempotency_key) {
       report_lost(j, 0, 0, 0);
       ret = SL_EXIT_JOURNAL;
@@ -386,17 +389,16 @@ int sl_cmd_enqueue(int argc, char **argv) {
     int keyed = 1;
     for (i = 0; i < nlines && keyed; i++)
       keyed = specs[i].idempotency_key != NULL;
-    /* Every line keyed: a second run of the statement makes nothing the
-     * first one committed again (ON CONFLICT DO NOTHING finds it). */
+    /* Made again while the connection is lost: every line keyed, a
+     * second run of the statement makes nothing the first one committed
+     * again (ON CONFLICT DO NOTHING finds it); otherwise the same call
+     * again learns whether the lost attempt committed (an enqueue token,
+     * docs/internals/postgresql.md) and sends the jobs only if not. */
     ret = SL_EXIT_JOURNAL;
     if (nlines && ready(j, sl_cli_journal_path(journal)) != SL_OK)
       goto out;
-    if (keyed)
-      SL_CLI_RETRY(rc, j, sl_enqueue_many_created(j, specs, (size_t)nlines,
-                                                  ids, createds, &bad));
-    else
-      rc = sl_enqueue_many_created(j, specs, (size_t)nlines, ids, createds,
-                                   &bad);
+    SL_CLI_RETRY(rc, j, sl_enqueue_many_created(j, specs, (size_t)nlines,
+                                                ids, createds, &bad));
     if (rc == SL_DISCONNECTED && !keyed) {
       report_lost(j, linenos[0], linenos[nlines - 1], nlines);
       ret = SL_EXIT_JOURNAL;

@@ -64,6 +64,9 @@
 --                          like job_counts since pg 0017)
 --   pg 0022_job_counts_summed = SQLite 0022 (the table only; the
 --                          statement deltas of pg 0017 are summed already)
+--   pg 0023_enqueue_tokens: PostgreSQL only (sluice.enqueue_tokens: an
+--                          unkeyed enqueue whose COMMIT answer was lost is
+--                          told committed or not; SQLite has no such loss)
 -- A new SQLite migration gets the next pg number after the highest (and a
 -- section at the end of this file); pg_schema.sh fails until it has one.
 CREATE SCHEMA sluice;
@@ -1481,4 +1484,15 @@ FOR EACH STATEMENT EXECUTE FUNCTION sluice.jobs_backlog();
 -- key and statement already (pg 0017).
 CREATE TABLE sluice.job_counts_summed (
   holder bigint PRIMARY KEY
+);
+
+-- Enqueue tokens (pg 0023, PostgreSQL only): an unkeyed enqueue records a
+-- token of its own in its transaction, so that after a lost COMMIT answer
+-- the library can tell whether it committed (lib/pg/enqueue_once.c). The
+-- token starts with the client's clock in hex: "older than a day" is a
+-- range of the key.
+CREATE TABLE sluice.enqueue_tokens (
+  token text COLLATE "C" PRIMARY KEY,
+  ids bigint[],
+  created boolean[]
 );

@@ -100,6 +100,7 @@ int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc) {
     PQfinish(p->conn);
     p->conn = NULL;
     p->nprepared = 0; /* prepared statements died with the session */
+    p->lock_ms = 0;   /* and its settings */
     p->tries = 0;
     p->lost_at_ms = sl_now_ms();
     p->next_try_ms = p->lost_at_ms; /* the first attempt at once */
@@ -416,6 +417,7 @@ void sl__pg_close(struct sl_journal *j) {
   struct sl_pg *p = PGJ(j);
   if (!p)
     return;
+  sl__pg_enqueue_once_close(p);
   if (p->conn)
     PQfinish(p->conn);
   if (p->listen)

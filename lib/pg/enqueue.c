@@ -280,7 +280,8 @@ int sl__pg_enqueue_many_created(struct sl_journal *j,
     rc = SL_NOMEM;
     goto out;
   }
-  rc = insert_group(p, specs, n, idv, cv, ids || created);
+  rc = sl__pg_enqueue_once(p, specs, n, idv, cv, ids || created,
+                           insert_group);
   if (rc == SL_BAD_JOB && n > 1) {
     /* Which job: each alone, in a transaction rolled back at the end. */
     int brc = sl__pg_begin(p);
@@ -324,7 +325,7 @@ int sl__pg_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
     return SL_INVAL;
   rc = check_spec(p, spec);
   if (rc == SL_OK)
-    rc = insert_group(p, spec, 1, &got, &c, 1);
+    rc = sl__pg_enqueue_once(p, spec, 1, &got, &c, 1, insert_group);
   if (rc == SL_OK) {
     *id = got;
     if (created)

@@ -273,6 +273,35 @@ static void free_params(int n, const char **c) {
   free(c);
 }
 
+/* The lock_timeout a statement runs under: half the answer bound, so a
+ * statement waiting on a row lock (another host's long transaction, a
+ * psql session) fails with 55P03, SL_BUSY, retried by the caller's timers
+ * on a live connection, before the bound would take its silence for a
+ * lost connection (dropped, reconnected, counted as an outage). None
+ * without a bound, and none inside a long op (a prune may wait). */
+static int lock_bound(const struct sl_pg *p) {
+  int b = bound(p);
+  return b > 0 ? (b / 2 > 0 ? b / 2 : 1) : 0;
+}
+
+/* SET the session's lock_timeout when it differs from what the next
+ * statement needs (a round trip only on a change: a new session, a
+ * bound set or cleared, a long op on a bounded handle). Not inside a
+ * transaction, whose rollback would undo it. */
+static int set_lock_timeout(struct sl_pg *p) {
+  char sql[64];
+  PGresult *r;
+  int want = lock_bound(p), late = 0, rc;
+  if (want == p->lock_ms || p->in_txn)
+    return SL_OK;
+  snprintf(sql, sizeof sql, "SET lock_timeout = %d", want);
+  r = roundtrip(p->conn, sql, NULL, 0, NULL, bound(p), &late);
+  rc = answer(p, r, late, "setting lock_timeout", NULL);
+  if (rc == SL_OK)
+    p->lock_ms = want;
+  return rc;
+}
+
 static int exec_any(struct sl_pg *p, const char *sql, int n,
                     const char *const *params, const char *what,
                     PGresult **out, int prep) {
@@ -284,6 +313,8 @@ static int exec_any(struct sl_pg *p, const char *sql, int n,
   if (out)
     *out = NULL;
   rc = sl__pg_ready(p);
+  if (rc == SL_OK)
+    rc = set_lock_timeout(p);
   if (rc != SL_OK)
     return rc;
   if (n > 0 && scrub_params(n, params, &clean) != SL_OK) {

@@ -12,6 +12,7 @@
 #include "backend.h"
 
 #define SL_PG_PREPARED 32
+#define SL_PG_TOKEN_LEN 33 /* an enqueue token: 32 hex digits */
 
 /* A connection being made without waiting (loop mode, conn.c): advanced
  * by each call, then its setup statements sent and their answers read. */
@@ -53,12 +54,19 @@ struct sl_pg {
    * for this long is a lost connection, and reconnects never wait. */
   int answer_ms;
   int long_op;       /* inside an op that may run long (ops.c): no bound */
+  int lock_ms;       /* the session's lock_timeout as last SET (exec.c;
+                        0 on a new session, the server's default) */
   struct sl_pgdial dial, ldial; /* reconnects in progress (answer_ms > 0) */
   /* Statements prepared on this connection, named "sN" by their slot,
    * keyed by the address of their static text (SL_PG_PREPARED slots;
    * the rest run unprepared). */
   const char *prepared[SL_PG_PREPARED];
   int nprepared;
+  /* enqueue_once.c: the token of an unkeyed enqueue whose COMMIT answer
+   * was lost (outcome unknown until the same call is made again) and its
+   * group's hash; the last settled token, deleted by the next enqueue. */
+  char eq_pending[SL_PG_TOKEN_LEN], eq_done[SL_PG_TOKEN_LEN];
+  uint64_t eq_hash;
   char errmsg[512];
 };
 
@@ -112,6 +120,21 @@ char *sl__pg_dup(const PGresult *r, int row, int col, int *oom);
 double sl__pg_double(const PGresult *r, int row, int col, double null_v);
 /* A bigint parameter in buf (24 bytes); 0 with `zero_null`: SQL NULL. */
 const char *sl__pg_i64(char buf[24], int64_t v, int zero_null);
+
+/* enqueue_once.c: run `insert` (enqueue.c's one statement for a group)
+ * so that a group without idempotency keys is enqueued once even when the
+ * answer to its COMMIT is lost: SL_DISCONNECTED then, and the same call
+ * made again learns the outcome (and sends the jobs only if they are not
+ * in). A keyed group, or one inside the caller's transaction, goes to
+ * `insert` as it is. */
+typedef int (*sl__pg_insert_fn)(struct sl_pg *p,
+                                const struct sl_job_spec *specs, size_t n,
+                                int64_t *ids, int *created, int want);
+int sl__pg_enqueue_once(struct sl_pg *p, const struct sl_job_spec *specs,
+                        size_t n, int64_t *ids, int *created, int want,
+                        sl__pg_insert_fn insert);
+/* sl_close: delete the connection's last settled token. */
+void sl__pg_enqueue_once_close(struct sl_pg *p);
 
 /* Token usage summed per statement (pg 0020): a data-modifying CTE of a
  * statement that inserts results, over rows (queue, tin, tout, ttotal) of

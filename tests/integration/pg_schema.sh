@@ -65,10 +65,13 @@ lite_shape() {
         AND p.hidden <> 1
       ORDER BY 1" | LC_ALL=C sort
 }
+# PostgreSQL's own tables: schema_migrations (SQLite has user_version) and
+# enqueue_tokens (pg 0023: a lost COMMIT answer, which a file never has).
 pg_shape() {
   pg_psql -d mig -c "SELECT table_name || '.' || column_name
       FROM information_schema.columns
-     WHERE table_schema = 'sluice' AND table_name <> 'schema_migrations'" |
+     WHERE table_schema = 'sluice'
+       AND table_name NOT IN ('schema_migrations', 'enqueue_tokens')" |
     LC_ALL=C sort
 }
 lite_shape >"$T/lite.cols"

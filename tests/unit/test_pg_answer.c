@@ -61,10 +61,13 @@ static void pause_ms(int ms) {
   poll(&none, 0, ms);
 }
 
-/* Bounded: the statement waits on the lock and hears nothing; it is given
- * up (SL_DISCONNECTED, "no answer"), the next calls reconnect without
- * waiting, and the statement given up commits once the lock goes, so the
- * producer's retry with the same key finds it: one job. */
+/* Bounded: the statement hears nothing (a trigger of the test's sleeps
+ * 1.5 s in the first insert of key t-answer-1: a sequence, which never
+ * waits, tells the first); it is given up (SL_DISCONNECTED, "no answer"),
+ * the next calls reconnect without waiting, and the statement given up
+ * commits after its sleep, so the producer's retry with the same key
+ * finds it: one job. The retry may first wait on the first insert's row
+ * and answer SL_BUSY (lock_timeout, half the bound): retried too. */
 static void test_answer_bound(void **state) {
   struct sl_open_options o = {0};
   struct sl_journal *j = NULL;
@@ -79,9 +82,16 @@ static void test_answer_bound(void **state) {
   assert_int_equal(enqueue_key(j, "t-answer-0", NULL), SL_OK);
   holder = PQconnectdb(loc());
   assert_int_equal(PQstatus(holder), CONNECTION_OK);
-  run(holder, "SET idle_in_transaction_session_timeout = '10s'");
-  run(holder, "BEGIN");
-  run(holder, "LOCK TABLE sluice.jobs IN EXCLUSIVE MODE"); /* no inserts */
+  run(holder, "SET client_min_messages = warning");
+  run(holder, "DROP SEQUENCE IF EXISTS public.t_answer_seq");
+  run(holder, "CREATE SEQUENCE public.t_answer_seq");
+  run(holder, "CREATE OR REPLACE FUNCTION public.t_answer_sleep() RETURNS"
+              " trigger LANGUAGE plpgsql AS $$ BEGIN"
+              " IF nextval('public.t_answer_seq') = 1 THEN"
+              " PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$");
+  run(holder, "CREATE TRIGGER t_answer_sleep BEFORE INSERT ON sluice.jobs"
+              " FOR EACH ROW WHEN (NEW.idempotency_key = 't-answer-1')"
+              " EXECUTE FUNCTION public.t_answer_sleep()");
 
   assert_int_equal(sl_set_answer_timeout(j, -1), SL_INVAL);
   assert_int_equal(sl_set_answer_timeout(j, 300), SL_OK);
@@ -89,14 +99,13 @@ static void test_answer_bound(void **state) {
   assert_int_equal(rc, SL_DISCONNECTED);
   assert_non_null(strstr(sl_errmsg(j), "no answer from the server for 300"));
   assert_non_null(strstr(sl_errmsg(j), "lost"));
-  /* The lock goes: the insert given up runs and commits on the server. */
-  run(holder, "COMMIT");
   /* Reconnecting step by step: calls answer at once until it is up. */
   for (calls = 0; calls < 2000; calls++) {
     rc = enqueue_key(j, "t-answer-1", &created);
-    if (rc != SL_DISCONNECTED)
+    if (rc != SL_DISCONNECTED && rc != SL_BUSY)
       break;
-    assert_non_null(strstr(sl_errmsg(j), "reconnecting"));
+    if (rc == SL_DISCONNECTED)
+      assert_non_null(strstr(sl_errmsg(j), "reconnecting"));
     pause_ms(5);
   }
   assert_int_equal(rc, SL_OK);
@@ -105,8 +114,165 @@ static void test_answer_bound(void **state) {
   assert_int_equal(sl_set_answer_timeout(j, 0), SL_OK);
   assert_int_equal(enqueue_key(j, "t-answer-2", &created), SL_OK);
   assert_int_equal(created, 1);
+  run(holder, "DROP TRIGGER t_answer_sleep ON sluice.jobs");
+  run(holder, "DROP FUNCTION public.t_answer_sleep()");
+  run(holder, "DROP SEQUENCE public.t_answer_seq");
   PQfinish(holder);
   sl_close(j);
+}
+
+/* A statement waiting on a lock another session holds (a psql session,
+ * another host's long transaction) answers SL_BUSY under the bound
+ * (lock_timeout, half of it), on a live connection: retried by the
+ * caller's timers, not counted as a lost connection. Before, the bound
+ * took the wait for silence: SL_DISCONNECTED, dropped and reconnected. */
+static void test_lock_wait_busy(void **state) {
+  struct sl_journal *j;
+  PGconn *holder;
+  int64_t t0, took;
+  int rc, created = -1;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  assert_int_equal(enqueue_key(j, "t-busy-0", NULL), SL_OK);
+  holder = PQconnectdb(loc());
+  assert_int_equal(PQstatus(holder), CONNECTION_OK);
+  run(holder, "SET idle_in_transaction_session_timeout = '10s'");
+  run(holder, "BEGIN");
+  run(holder, "LOCK TABLE sluice.jobs IN EXCLUSIVE MODE"); /* no inserts */
+  assert_int_equal(sl_set_answer_timeout(j, 1000), SL_OK);
+  t0 = sl_now_ms();
+  rc = enqueue_key(j, "t-busy-1", &created);
+  took = sl_now_ms() - t0;
+  assert_int_equal(rc, SL_BUSY);
+  assert_non_null(strstr(sl_errmsg(j), "lock timeout"));
+  assert_null(strstr(sl_errmsg(j), "lost"));
+  assert_true(took < 1000); /* before the bound */
+  /* The next call needs no reconnect: the same session, once the lock
+   * goes, at once. */
+  run(holder, "COMMIT");
+  assert_int_equal(enqueue_key(j, "t-busy-1", &created), SL_OK);
+  assert_int_equal(created, 1);
+  assert_int_equal(keyed(holder, "t-busy-1"), 1);
+  /* Without a bound a lock is waited for, as before. */
+  assert_int_equal(sl_set_answer_timeout(j, 0), SL_OK);
+  run(holder, "SET idle_in_transaction_session_timeout = '1s'");
+  run(holder, "BEGIN");
+  run(holder, "LOCK TABLE sluice.jobs IN EXCLUSIVE MODE");
+  assert_int_equal(enqueue_key(j, "t-busy-2", &created), SL_OK);
+  PQfinish(holder);
+  sl_close(j);
+}
+
+/* How many jobs of partition `pa`, and how many with distinct bodies. */
+static long in_partition(PGconn *c, const char *pa, int distinct) {
+  const char *param[1] = {pa};
+  PGresult *r = PQexecParams(
+      c, distinct ? "SELECT count(DISTINCT coalesce(j.body, b.body)) FROM"
+                    " sluice.jobs j LEFT JOIN sluice.job_bodies b ON"
+                    " b.job_id = j.id WHERE j.partition = $1"
+                  : "SELECT count(*) FROM sluice.jobs WHERE partition = $1",
+      1, NULL, param, NULL, NULL, 0);
+  long n;
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  n = atol(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+/* Jobs without idempotency keys whose COMMIT is answered too late: the
+ * bound gives the COMMIT up (SL_DISCONNECTED) while the server still
+ * commits it (a deferred trigger of the test sleeps 1.5 s at commit). The
+ * same call made again until it succeeds (as `sluice enqueue` does) finds
+ * the first transaction's enqueue token (lib/pg/enqueue_once.c) and
+ * answers its ids: every job once. Before the tokens the second call
+ * enqueued the group again: twice. */
+static void test_unkeyed_commit_lost(void **state) {
+  enum { N = 5 };
+  struct sl_job_spec s[N];
+  char bodies[N][64];
+  int64_t ids[N];
+  int created[N], rc, calls, i, k, lost = 0;
+  struct sl_journal *j;
+  PGconn *c;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  c = PQconnectdb(loc());
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  run(c, "CREATE OR REPLACE FUNCTION public.t_slow_commit() RETURNS trigger"
+         " LANGUAGE plpgsql AS $$ BEGIN"
+         " IF current_setting('t.slept', true) IS DISTINCT FROM 'y' THEN"
+         " PERFORM set_config('t.slept', 'y', true);"
+         " PERFORM pg_sleep(1.5); END IF; RETURN NULL; END $$");
+  run(c, "SET client_min_messages = warning");
+  run(c, "DROP TRIGGER IF EXISTS t_slow_commit ON sluice.jobs");
+  run(c, "CREATE CONSTRAINT TRIGGER t_slow_commit AFTER INSERT ON"
+         " sluice.jobs DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+         " WHEN (NEW.partition = 't-slow')"
+         " EXECUTE FUNCTION public.t_slow_commit()");
+  memset(s, 0, sizeof s);
+  for (i = 0; i < N; i++) {
+    snprintf(bodies[i], sizeof bodies[i],
+             "{\"model\":\"m\",\"input\":\"slow %d\"}", i);
+    s[i].body = bodies[i];
+    s[i].queue = "t_answer";
+    s[i].partition = "t-slow";
+  }
+  assert_int_equal(sl_set_answer_timeout(j, 300), SL_OK);
+  rc = sl_enqueue_many_created(j, s, N, ids, created, NULL);
+  assert_int_equal(rc, SL_DISCONNECTED);
+  assert_non_null(strstr(sl_errmsg(j), "no answer from the server"));
+  for (calls = 0; calls < 4000; calls++) {
+    memset(ids, 0, sizeof ids);
+    rc = sl_enqueue_many_created(j, s, N, ids, created, NULL);
+    if (rc != SL_DISCONNECTED && rc != SL_BUSY) /* BUSY: waited on */
+      break;                                    /* the first's token */
+    lost++;
+    pause_ms(5);
+  }
+  /* Once each (before the enqueue tokens: once per call, each call's
+   * COMMIT given up in turn, so no call ever succeeded). */
+  assert_int_equal(in_partition(c, "t-slow", 0), N);
+  assert_int_equal(in_partition(c, "t-slow", 1), N);
+  assert_int_equal(rc, SL_OK);
+  assert_true(lost > 0); /* it reconnected, step by step */
+  for (i = 0; i < N; i++) {
+    assert_true(ids[i] > 0);
+    assert_int_equal(created[i], 1);
+    for (k = 0; k < i; k++)
+      assert_true(ids[k] != ids[i]);
+  }
+  /* The ids answered are the jobs' own. */
+  {
+    char sql[256];
+    PGresult *r;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sluice.jobs WHERE"
+             " partition = 't-slow' AND id IN (%lld, %lld, %lld, %lld, %lld)",
+             (long long)ids[0], (long long)ids[1], (long long)ids[2],
+             (long long)ids[3], (long long)ids[4]);
+    r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(atol(PQgetvalue(r, 0, 0)), N);
+    PQclear(r);
+  }
+  /* A later enqueue of the same jobs is a new one (the token settled). */
+  assert_int_equal(sl_set_answer_timeout(j, 0), SL_OK);
+  run(c, "DROP TRIGGER t_slow_commit ON sluice.jobs");
+  assert_int_equal(sl_enqueue_many_created(j, s, N, ids, created, NULL),
+                   SL_OK);
+  assert_int_equal(in_partition(c, "t-slow", 0), 2 * N);
+  /* Settled tokens do not pile up: the next enqueue deleted the first's,
+   * and sl_close deletes the connection's last. */
+  sl_close(j);
+  {
+    PGresult *r = PQexec(c, "SELECT count(*) FROM sluice.enqueue_tokens");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(atol(PQgetvalue(r, 0, 0)), 0);
+    PQclear(r);
+  }
+  run(c, "DROP FUNCTION public.t_slow_commit()");
+  PQfinish(c);
 }
 
 /* A long op is not bounded: a prune that waits on the lock longer than
@@ -140,6 +306,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_answer_bound),
       cmocka_unit_test(test_long_op_unbounded),
+      cmocka_unit_test(test_unkeyed_commit_lost),
+      cmocka_unit_test(test_lock_wait_busy),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
