@@ -390,8 +390,7 @@ static int grant_cb(struct sl_bucket_row *row, void *arg) {
      * come only when the wait is over: counting it again doubled it). */
     int64_t left = k->cut_until - g->now;
     sl_rl_cut(row, g->cfg, g->now, left > 0 ? left : 0, k->halve);
-  }
-  else if (k->successes)
+  } else if (k->successes)
     sl_rl_raise(row, g->cfg, g->now);
   if (row->rpm > 0 || row->tpm > 0)
     g->got = sl_rl_take(row, g->now, g->want_req, g->want_tok, g->need_tok,
@@ -582,8 +581,9 @@ void sl_rl_observe(struct sl_rl *rl, const char *endpoint, const char *model,
   if (rate_limited) {
     k->cut = 1;
     k->halve |= !explained;
-    if (now_ms + (delay_ms > 0 ? delay_ms : 1000) > k->cut_until)
-      k->cut_until = now_ms + (delay_ms > 0 ? delay_ms : 1000);
+    int64_t until = now_ms + (delay_ms > 0 ? delay_ms : 1000);
+    if (until > k->cut_until)
+      k->cut_until = until;
     if (k->cut_until > k->blocked_until)
       k->blocked_until = k->cut_until;
     if (k->local_req > 0)
