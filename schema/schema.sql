@@ -438,7 +438,9 @@ CREATE TABLE breakers (
 -- 31) and DEL; NUL is found by instr (GLOB stops at a NUL).
 
 CREATE TRIGGER jobs_insert_door
-BEFORE INSERT ON jobs
+AFTER INSERT ON jobs
+WHEN NEW.body IS NOT NULL
+  OR NOT EXISTS (SELECT 1 FROM job_counts_summed)
 BEGIN
   SELECT CASE
     -- running with no lease is never rescued; succeeded with no result,
@@ -877,6 +879,8 @@ CREATE TABLE job_counts (
 -- insert a frame, its WHEN being tested inside it).
 CREATE TRIGGER jobs_count_insert
 AFTER INSERT ON jobs
+WHEN NEW.body IS NOT NULL
+  OR NOT EXISTS (SELECT 1 FROM job_counts_summed)
 BEGIN
   INSERT INTO job_counts (queue, state, urgency, class, n)
   VALUES (NEW.queue, NEW.state, NEW.urgency,

@@ -62,10 +62,14 @@ static const char head[] =
     " coalesce(json_type(column5, '$.input[0]'), '') <> 'integer'"
     " THEN max(json_array_length(column5, '$.input'), 1) ELSE 1 END)"
     " FROM (VALUES ";
-/* WHERE true: an INSERT ... SELECT needs it before ON CONFLICT. */
+/* WHERE true: an INSERT ... SELECT needs it before ON CONFLICT. After id
+ * and key, what enqueue_sums.c counts (migration 0023: while the group
+ * holds job_counts_summed, the triggers leave a row whose body is NULL to
+ * it), as stored. */
 static const char tail[] =
     ") WHERE true ON CONFLICT (idempotency_key) DO NOTHING"
-    " RETURNING id, idempotency_key";
+    " RETURNING id, idempotency_key, body IS NULL, queue, urgency,"
+    " endpoint, model, inputs, line_bytes, deadline IS NOT NULL";
 
 static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies,
                    int g) {
@@ -198,7 +202,7 @@ static void bind_row(sqlite3_stmt *st, int base, const struct sl_job_spec *s,
  * after (not new). */
 static int take_returned(struct sl_journal *j, sqlite3_stmt *st, int g,
                          const char *const *keys, int64_t *got, int *fresh,
-                         int *nfresh) {
+                         int *nfresh, struct sl_enq_sums *sums) {
   int rc, hint = 0, k, i = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *key = (const char *)sqlite3_column_text(st, 1);
@@ -217,6 +221,13 @@ static int take_returned(struct sl_journal *j, sqlite3_stmt *st, int g,
     fresh[i] = 1;
     (*nfresh)++;
     hint = i + 1;
+    /* RETURNING rows come after the whole INSERT succeeded: a refused
+     * group adds nothing here (and its call rolls back anyway) */
+    rc = sl__enq_sums_row(j, sums, st);
+    if (rc != SL_OK) {
+      sqlite3_reset(st);
+      return rc;
+    }
   }
   if (rc != SQLITE_DONE) {
     rc = sl__journal_fail(j, rc, "job refused");
@@ -292,7 +303,7 @@ static int find_existing(struct sl_journal *j, int g,
 
 int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
                       int g, int64_t now, int64_t *ids, int *created,
-                      int *refused) {
+                      int *refused, struct sl_enq_sums *sums) {
   const char *keys[SL_ENQ_GROUP];
   char made[SL_ENQ_GROUP][33];
   int owned[SL_ENQ_GROUP], fresh[SL_ENQ_GROUP] = {0}, nfresh = 0, i, rc;
@@ -316,7 +327,7 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
     bind_row(st, 1 + i * COLS, &s[i], keys[i]);
   }
   if (rc == SL_OK)
-    rc = take_returned(j, st, g, keys, got, fresh, &nfresh);
+    rc = take_returned(j, st, g, keys, got, fresh, &nfresh, sums);
   sqlite3_clear_bindings(st); /* before the keys they point at go */
   /* A refusal (a CHECK, the door, a foreign key) undid this statement
    * only: the caller replays the group row by row to name the row. */
