@@ -2,7 +2,7 @@
 -- rows (issue 14: a producer's call of 10,000 rows holds the write lock
 -- under ~50 ms, so that a worker's flush waits little).
 --
--- sl_enqueue_many's groups (lib/sqlite/enqueue_group.c) hold
+-- sl_enqueue_many's groups of 16 rows or more (enqueue_group.c) hold
 -- job_counts_summed (0022) while they insert, and add each key's
 -- job_counts and batch_backlog change once before COMMIT from what the
 -- INSERT returns (lib/sqlite/enqueue_sums.c). Two row triggers skip such a
