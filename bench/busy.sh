@@ -33,9 +33,12 @@ fail() { echo "busy.sh: $*" >&2; exit 1; }
 SRC=${BUSY_DB:-}
 if [ -z "$SRC" ]; then
   SRC=$TMP/src.db
-  "$BUILD/sluice" init --journal "$SRC" >/dev/null || fail "init"
+  # made by BASE when given: a newer build migrates an older journal when
+  # it opens it (before the race), an older one refuses a newer journal
+  INIT=${BASE:-$BUILD}
+  "$INIT/sluice" init --journal "$SRC" >/dev/null || fail "init"
   if [ "$JOBS" -gt 0 ]; then
-    "$BUILD/bench/scale_build" "$SRC" "$JOBS" >/dev/null ||
+    "$INIT/bench/scale_build" "$SRC" "$JOBS" >/dev/null ||
       fail "scale_build"
   fi
 fi

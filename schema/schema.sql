@@ -437,8 +437,17 @@ CREATE TABLE breakers (
 -- a path does neither), and only a name with a byte beyond printable ASCII is searched for C0 (1 to
 -- 31) and DEL; NUL is found by instr (GLOB stops at a NUL).
 
+-- Migration 0023: an AFTER trigger (a BEFORE INSERT trigger cost every
+-- insert about 6k instructions, its WHEN false or not; RAISE(ABORT) undoes
+-- the row all the same, a CHECK's message now comes first), skipped for a
+-- row sl_enqueue_many's groups insert while job_counts_summed holds a row
+-- and whose body went straight to job_bodies: the library never names the
+-- worker's columns, refuses control characters itself, and sends any
+-- body that could hold "stream" through jobs.body, which runs the door.
 CREATE TRIGGER jobs_insert_door
-BEFORE INSERT ON jobs
+AFTER INSERT ON jobs
+WHEN NEW.body IS NOT NULL
+  OR NOT EXISTS (SELECT 1 FROM job_counts_summed)
 BEGIN
   SELECT CASE
     -- running with no lease is never rescued; succeeded with no result,
@@ -874,9 +883,14 @@ CREATE TABLE job_counts (
 
 -- The batch backlog (migration 0020) is counted here too: a trigger that
 -- is entered for every row anyway (a trigger of its own would cost every
--- insert a frame, its WHEN being tested inside it).
+-- insert a frame, its WHEN being tested inside it). Migration 0023: while
+-- job_counts_summed holds a row (sl_enqueue_many's groups), a row whose
+-- body went straight to job_bodies is counted by the library, once per key
+-- (lib/sqlite/enqueue_sums.c); a body the door judges is counted here.
 CREATE TRIGGER jobs_count_insert
 AFTER INSERT ON jobs
+WHEN NEW.body IS NOT NULL
+  OR NOT EXISTS (SELECT 1 FROM job_counts_summed)
 BEGIN
   INSERT INTO job_counts (queue, state, urgency, class, n)
   VALUES (NEW.queue, NEW.state, NEW.urgency,
@@ -1080,6 +1094,9 @@ END;
 -- job_counts_summed holds a row only inside a library write transaction
 -- that adds its own jobs' job_counts changes, once per key (a grouped
 -- sl_claim or sl_complete); jobs_count_update leaves job_counts to it.
+-- Since migration 0023 sl_enqueue_many's groups of 16 or more hold it too:
+-- jobs_count_insert and jobs_insert_door skip their rows whose body is
+-- NULL (the library counts and has checked them).
 CREATE TABLE job_counts_summed (
   holder INTEGER PRIMARY KEY
 ) STRICT;

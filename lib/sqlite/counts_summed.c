@@ -161,6 +161,26 @@ int sl__counts_claimed(struct sl_journal *j, struct sl_counts *cs,
   return rc == SL_OK ? add(j, cs, queue, states[1], u, "", 1) : rc;
 }
 
+int sl__counts_hold(struct sl_journal *j, struct sl_counts *cs, int on) {
+  int rc;
+  if (!on == !cs->held)
+    return SL_OK;
+  rc = sl__journal_step(j, on ? SL_STMT_COUNTS_HOLD : SL_STMT_COUNTS_RELEASE,
+                        on ? "holding job_counts_summed"
+                           : "releasing job_counts_summed");
+  if (rc == SL_OK)
+    cs->held = on;
+  return rc;
+}
+
+int sl__counts_inserted(struct sl_journal *j, struct sl_counts *cs,
+                        const char *queue, const char *urgency) {
+  const char *u = known(urgencies, 2, urgency);
+  if (!queue || !u)
+    return sl__journal_fail(j, SQLITE_INTERNAL, "reading an inserted job's key");
+  return add(j, cs, queue, states[0], u, "", 1);
+}
+
 int sl__counts_flush(struct sl_journal *j, struct sl_counts *cs) {
   int rc = SL_OK, i;
   for (i = 0; rc == SL_OK && i < cs->n; i++)

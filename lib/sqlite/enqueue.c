@@ -147,12 +147,20 @@ int sl__sqlite_enqueue(struct sl_journal *j, const struct sl_job_spec *spec,
   return rc;
 }
 
+/* Groups of this many rows or more hold job_counts_summed and are counted
+ * in C (enqueue_sums.c, migration 0023); a group of 4 is left to the
+ * triggers (the hold, its release and the sums would cost about what they
+ * save). */
+#define SUMMED_GROUP 16
+
 /* Rows i..i+g-1 (g: sl__enqueue_group_size) in one statement when C finds
  * nothing wrong with them (enqueue_group.c); else, or when the journal
- * refused one of them, row by row, which names the row refused. */
+ * refused one of them, row by row, which names the row refused. Row by
+ * row, the triggers check and count (the hold is released first). */
 static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
                        size_t i, size_t g, int64_t now, int64_t *ids,
-                       int *created, size_t *bad_index) {
+                       int *created, size_t *bad_index,
+                       struct sl_enq_sums *sums) {
   size_t k;
   int64_t id;
   int rc, grouped = g > 1, refused = 0;
@@ -161,11 +169,17 @@ static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
     if (check_spec(j, &specs[k]) != SL_OK)
       grouped = 0; /* insert_one says which and why */
   if (grouped) {
+    rc = sl__counts_hold(j, &sums->cs, g >= SUMMED_GROUP);
+    if (rc != SL_OK)
+      return rc;
     rc = sl__enqueue_group(j, &specs[i], (int)g, now, ids ? &ids[i] : NULL,
-                           created ? &created[i] : NULL, &refused);
+                           created ? &created[i] : NULL, &refused, sums);
     if (rc == SL_OK || !refused)
       return rc;
   }
+  rc = sl__counts_hold(j, &sums->cs, 0);
+  if (rc != SL_OK)
+    return rc;
   for (k = i; k < i + g; k++) {
     rc = insert_one(j, &specs[k], now, &id, created ? &created[k] : NULL);
     if (rc != SL_OK) {
@@ -193,19 +207,26 @@ static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
 static int many(struct sl_journal *j, const struct sl_job_spec *specs,
                 size_t n, int64_t *ids, int *created, size_t *bad_index) {
   int64_t now = sl_now_ms();
+  struct sl_enq_sums sums;
   size_t i, g;
   int rc;
 
+  sl__enq_sums_init(&sums);
   rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < n; i += g) {
     g = (size_t)sl__enqueue_group_size(n - i);
-    rc = insert_rows(j, specs, i, g, now, ids, created, bad_index);
+    rc = insert_rows(j, specs, i, g, now, ids, created, bad_index, &sums);
     if (rc != SL_OK) {
-      sl__journal_rollback(j);
+      sl__journal_rollback(j); /* the hold and the sums' rows go too */
       return rc;
     }
+  }
+  rc = sl__enq_sums_flush(j, &sums);
+  if (rc != SL_OK) {
+    sl__journal_rollback(j);
+    return rc;
   }
   rc = sl__journal_commit(j);
   if (rc == SL_OK)

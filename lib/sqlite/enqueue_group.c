@@ -62,10 +62,14 @@ static const char head[] =
     " coalesce(json_type(column5, '$.input[0]'), '') <> 'integer'"
     " THEN max(json_array_length(column5, '$.input'), 1) ELSE 1 END)"
     " FROM (VALUES ";
-/* WHERE true: an INSERT ... SELECT needs it before ON CONFLICT. */
+/* WHERE true: an INSERT ... SELECT needs it before ON CONFLICT. After id
+ * and key, what enqueue_sums.c counts (migration 0023: while the group
+ * holds job_counts_summed, the triggers leave a row whose body is NULL to
+ * it), as stored. */
 static const char tail[] =
     ") WHERE true ON CONFLICT (idempotency_key) DO NOTHING"
-    " RETURNING id, idempotency_key";
+    " RETURNING id, idempotency_key, body IS NULL, queue, urgency,"
+    " endpoint, model, inputs, line_bytes, deadline IS NOT NULL";
 
 static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies,
                    int g) {
@@ -144,11 +148,12 @@ int sl__enqueue_group_size(size_t left) {
 
 /* The key the row is inserted with: the caller's, as it will be stored
  * (secrets scrubbed, as sl__bind_text would), or a new one like
- * schema.sql's default. *owned: free it after. */
-static const char *row_key(const struct sl_job_spec *s, int64_t now,
-                           char made[33], int *owned) {
+ * schema.sql's default: stamp (the call's clock in 12 hex digits) and the
+ * 10 random bytes at rnd. *owned: free it after. */
+static const char *row_key(const struct sl_job_spec *s, const char *stamp,
+                           const unsigned char *rnd, char made[33],
+                           int *owned) {
   static const char hex[] = "0123456789abcdef";
-  unsigned char rnd[10];
   size_t n;
   int oom = 0, i;
   char *clean;
@@ -160,8 +165,7 @@ static const char *row_key(const struct sl_job_spec *s, int64_t now,
       *owned = 1;
     return clean ? clean : oom ? NULL : s->idempotency_key;
   }
-  snprintf(made, 13, "%012llx", (unsigned long long)now);
-  sqlite3_randomness((int)sizeof rnd, rnd);
+  memcpy(made, stamp, 12);
   for (i = 0; i < 10; i++) {
     made[12 + 2 * i] = hex[rnd[i] >> 4];
     made[13 + 2 * i] = hex[rnd[i] & 15];
@@ -198,7 +202,7 @@ static void bind_row(sqlite3_stmt *st, int base, const struct sl_job_spec *s,
  * after (not new). */
 static int take_returned(struct sl_journal *j, sqlite3_stmt *st, int g,
                          const char *const *keys, int64_t *got, int *fresh,
-                         int *nfresh) {
+                         int *nfresh, struct sl_enq_sums *sums) {
   int rc, hint = 0, k, i = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *key = (const char *)sqlite3_column_text(st, 1);
@@ -217,6 +221,13 @@ static int take_returned(struct sl_journal *j, sqlite3_stmt *st, int g,
     fresh[i] = 1;
     (*nfresh)++;
     hint = i + 1;
+    /* RETURNING rows come after the whole INSERT succeeded: a refused
+     * group adds nothing here (and its call rolls back anyway) */
+    rc = sl__enq_sums_row(j, sums, st);
+    if (rc != SL_OK) {
+      sqlite3_reset(st);
+      return rc;
+    }
   }
   if (rc != SQLITE_DONE) {
     rc = sl__journal_fail(j, rc, "job refused");
@@ -292,9 +303,10 @@ static int find_existing(struct sl_journal *j, int g,
 
 int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
                       int g, int64_t now, int64_t *ids, int *created,
-                      int *refused) {
+                      int *refused, struct sl_enq_sums *sums) {
   const char *keys[SL_ENQ_GROUP];
-  char made[SL_ENQ_GROUP][33];
+  char made[SL_ENQ_GROUP][33], stamp[13];
+  unsigned char rnd[SL_ENQ_GROUP * 10];
   int owned[SL_ENQ_GROUP], fresh[SL_ENQ_GROUP] = {0}, nfresh = 0, i, rc;
   int64_t got[SL_ENQ_GROUP];
   sqlite3_stmt *st;
@@ -304,10 +316,15 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
   if (!st)
     return SL_DB;
   memset(owned, 0, sizeof owned);
+  /* the made keys' time prefix, the call's clock: formatted once a
+   * group (snprintf was about 1k instructions a row) */
+  snprintf(stamp, sizeof stamp, "%012llx", (unsigned long long)now);
+  /* the random bytes of the group's keys in one call (one mutex) */
+  sqlite3_randomness(g * 10, rnd);
   rc = SL_OK;
   sqlite3_bind_int64(st, 1, now);
   for (i = 0; i < g; i++) {
-    keys[i] = row_key(&s[i], now, made[i], &owned[i]);
+    keys[i] = row_key(&s[i], stamp, rnd + 10 * i, made[i], &owned[i]);
     if (!keys[i]) { /* never store a secret: fail instead */
       snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
       rc = SL_NOMEM;
@@ -316,7 +333,7 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
     bind_row(st, 1 + i * COLS, &s[i], keys[i]);
   }
   if (rc == SL_OK)
-    rc = take_returned(j, st, g, keys, got, fresh, &nfresh);
+    rc = take_returned(j, st, g, keys, got, fresh, &nfresh, sums);
   sqlite3_clear_bindings(st); /* before the keys they point at go */
   /* A refusal (a CHECK, the door, a foreign key) undid this statement
    * only: the caller replays the group row by row to name the row. */

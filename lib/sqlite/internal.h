@@ -40,6 +40,7 @@ enum sl_stmt_id {
   SL_STMT_COUNTS_RELEASE,
   SL_STMT_COUNTS_ADD,
   SL_STMT_JOB_KEY,
+  SL_STMT_BACKLOG_ADD,
   SL_STMT__COUNT
 };
 
@@ -145,10 +146,12 @@ SL_BACKEND_OPS(X)
  * caller's transaction, checked first by enqueue.c (check_spec); ids and
  * created as sl_enqueue_many_created's. *refused: the journal refused a
  * row and only this statement was undone (replay the group row by row to
- * name it). */
+ * name it). sums: while sums->cs.held, the rows the triggers skip are
+ * added there (enqueue_sums.c, migration 0023). */
+struct sl_enq_sums;
 int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
                       int g, int64_t now, int64_t *ids, int *created,
-                      int *refused);
+                      int *refused, struct sl_enq_sums *sums);
 int sl__enqueue_group_size(size_t left);
 /* A job's JSONL line bytes as the batch backlog counts them
  * (SL_SQL_LINE_BYTES: body + endpoint + 82), stored at enqueue. */
@@ -230,6 +233,40 @@ int sl__counts_claimed(struct sl_journal *j, struct sl_counts *cs,
                        const char *queue, const char *urgency);
 /* Before COMMIT: the sums into job_counts, job_counts_summed emptied. */
 int sl__counts_flush(struct sl_journal *j, struct sl_counts *cs);
+/* Holds (on) or empties job_counts_summed inside the open transaction,
+ * keeping the sums: an enqueue holds it around its grouped INSERTs only
+ * (migration 0023), so that its row-by-row inserts are counted and
+ * checked by the triggers. */
+int sl__counts_hold(struct sl_journal *j, struct sl_counts *cs, int on);
+/* A job inserted while held whose body went to job_bodies (the triggers
+ * skipped it): +1 at (queue, pending, urgency). */
+int sl__counts_inserted(struct sl_journal *j, struct sl_counts *cs,
+                        const char *queue, const char *urgency);
+
+/* enqueue_sums.c: what sl_enqueue_many's grouped INSERTs add to
+ * job_counts and batch_backlog, summed per key and added once per key
+ * before COMMIT (migration 0023). */
+#define SL_BACKLOG_KEYS 8
+#define SL_BACKLOG_NAME 64 /* longer endpoints or models are upserted */
+struct sl_enq_sums {
+  struct sl_counts cs; /* cs.held: job_counts_summed holds a row */
+  int nb;
+  struct {
+    char queue[SL_USAGE_QUEUE], endpoint[SL_BACKLOG_NAME];
+    char model[SL_BACKLOG_NAME];
+    int has_model;
+    int64_t jobs, bytes, inputs, dated;
+  } b[SL_BACKLOG_KEYS];
+};
+void sl__enq_sums_init(struct sl_enq_sums *s);
+/* One row of a grouped INSERT's RETURNING (enqueue_group.c: id, key, then
+ * body IS NULL, queue, urgency, endpoint, model, inputs, line_bytes,
+ * deadline IS NOT NULL) inserted while held: its counts. */
+int sl__enq_sums_row(struct sl_journal *j, struct sl_enq_sums *s,
+                     sqlite3_stmt *st);
+/* Before COMMIT: the sums into job_counts and batch_backlog, the hold
+ * released. */
+int sl__enq_sums_flush(struct sl_journal *j, struct sl_enq_sums *s);
 
 /* A JSON array of the NULL-terminated queue names, escaped, for binding
  * to json_each(); malloc'd, NULL when out of memory. */

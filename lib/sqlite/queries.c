@@ -145,4 +145,12 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " SET n = n + excluded.n",
   [SL_STMT_JOB_KEY] =
     "SELECT queue, state, urgency, last_class FROM jobs WHERE id = ?1",
+  /* enqueue_sums.c (migration 0023): a grouped enqueue's batch backlog,
+   * one upsert per key, as jobs_count_insert adds it row by row. */
+  [SL_STMT_BACKLOG_ADD] =
+    "INSERT INTO batch_backlog (queue, endpoint, has_model, model, jobs,"
+    " bytes, inputs, dated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    " ON CONFLICT (queue, endpoint, has_model, model) DO UPDATE SET"
+    " jobs = jobs + excluded.jobs, bytes = bytes + excluded.bytes,"
+    " inputs = inputs + excluded.inputs, dated = dated + excluded.dated",
 };

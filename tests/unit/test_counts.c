@@ -414,6 +414,103 @@ static void test_grouped_moves_count_once_per_key(void **state) {
   tu_close(raw);
 }
 
+/* The batch backlog against a recount of the pending deferrable jobs
+ * (test_batch_backlog checks the route's whole answer; this is the
+ * table jobs_count_insert and enqueue_sums.c write). */
+static const char backlog_diff_sql[] =
+    "WITH r AS (SELECT queue, endpoint, model IS NOT NULL AS has_model,"
+    " coalesce(model, '') AS model, count(*) AS jobs,"
+    " sum(coalesce(line_bytes, 0)) AS bytes, sum(coalesce(inputs, 1))"
+    " AS inputs, count(deadline) AS dated FROM jobs WHERE state ="
+    " 'pending' AND urgency = 'deferrable' GROUP BY 1, 2, 3, 4),"
+    " c AS (SELECT queue, endpoint, has_model, model, jobs, bytes, inputs,"
+    " dated FROM batch_backlog WHERE jobs <> 0)"
+    " SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM c))"
+    " + (SELECT count(*) FROM (SELECT * FROM c EXCEPT SELECT * FROM r))";
+
+/* Migration 0023: sl_enqueue_many's groups of 16 or more hold
+ * job_counts_summed, and jobs_count_insert and jobs_insert_door skip the
+ * rows whose body went straight to job_bodies; the library adds each
+ * key's job_counts and batch_backlog change once. A canary counts the
+ * writes: one per row before 0023. The counts stay exact with every kind
+ * of row in one call: two queues, both urgencies, two models, deadlines,
+ * a row the door judges (a \u escape), a key that already exists, a
+ * group of 4 and a tail counted by the triggers; and after plain SQL. The
+ * door still judges what the library sends it, and a plain SQL insert. */
+static void test_grouped_enqueue_counts_once_per_key(void **state) {
+  struct tu *t = *state;
+  struct sl_job_spec s[70];
+  int64_t ids[70], w;
+  size_t i, bad = 0;
+  char *msg;
+
+  if (tu_pg())
+    skip(); /* PostgreSQL counts per statement (pg 0017) */
+  t->j = tu_open(t);
+  raw = tu_raw(t->path);
+  enqueue(t->j, "a", "urgent", 1); /* id 1, key k-dup below */
+  tu_exec(raw, "UPDATE jobs SET idempotency_key = 'k-dup' WHERE id = 1;"
+               "CREATE TABLE canary (n INTEGER NOT NULL);"
+               "INSERT INTO canary VALUES (0);"
+               "CREATE TRIGGER canary_i AFTER INSERT ON job_counts"
+               " BEGIN UPDATE canary SET n = n + 1; END;"
+               "CREATE TRIGGER canary_u AFTER UPDATE ON job_counts"
+               " BEGIN UPDATE canary SET n = n + 1; END;"
+               "CREATE TRIGGER canary_bi AFTER INSERT ON batch_backlog"
+               " BEGIN UPDATE canary SET n = n + 1; END;"
+               "CREATE TRIGGER canary_bu AFTER UPDATE ON batch_backlog"
+               " BEGIN UPDATE canary SET n = n + 1; END;");
+
+  memset(s, 0, sizeof s);
+  for (i = 0; i < 70; i++) {
+    s[i].queue = i % 3 ? "a" : "b";
+    s[i].urgency = i % 2 ? "deferrable" : "urgent";
+    s[i].body = i % 5 == 0 ? "{\"model\":\"m2\",\"input\":[\"p\",\"q\"]}"
+                           : BODY;
+    s[i].endpoint = i % 5 == 0 ? "/v1/embeddings" : NULL;
+    s[i].deadline_ms = i % 7 == 0 ? 4102444800000 : 0;
+  }
+  s[9].body = "{\"model\":\"m\",\"input\":\"\\u0041\"}"; /* the door's */
+  s[10].body = s[9].body;
+  s[11].idempotency_key = "k-dup";
+  assert_int_equal(sl_enqueue_many(t->j, s, 70, ids, &bad), SL_OK);
+  assert_int_equal(ids[11], 1);
+  assert_int_equal(ids[69], 70);
+  /* rows 0-63 (one group, held): at most one write per key of each
+   * table (2 queues x 2 urgencies; 2 queues x 2 endpoints and models)
+   * but the door's two rows (one write each, and one each for the
+   * deferrable one's backlog when its body moves); rows 64-67 (a group
+   * of 4) and 68-69 (alone): the triggers', one or two writes each. */
+  w = one(NULL, "SELECT n FROM canary");
+  assert_true(w <= 4 + 4 + 3 + 4 * 2 + 2 * 2);
+  assert_int_equal(one(NULL, "SELECT count(*) FROM job_counts_summed"), 0);
+  assert_int_equal(one(NULL, backlog_diff_sql), 0);
+  check_readers(t->j);
+
+  /* a call the door refuses ("stream" sends the body to jobs.body):
+   * nothing stays, the hold included */
+  s[30].body = "{\"model\":\"m\",\"stream\":true}";
+  for (i = 0; i < 70; i++)
+    s[i].idempotency_key = NULL;
+  assert_int_equal(sl_enqueue_many(t->j, s, 70, NULL, &bad), SL_BAD_JOB);
+  assert_int_equal(bad, 30);
+  assert_non_null(strstr(sl_errmsg(t->j), "streaming is not supported"));
+  assert_int_equal(one(NULL, "SELECT count(*) FROM jobs"), 70);
+  assert_int_equal(one(NULL, "SELECT count(*) FROM job_counts_summed"), 0);
+
+  /* plain SQL: the door judges a row with no body too (a state the
+   * worker sets), and the trigger counts what it lets in */
+  msg = tu_exec_fails(raw, "INSERT INTO jobs (model, state)"
+                           " VALUES ('m', 'running')");
+  assert_non_null(strstr(msg, "a new job must be pending"));
+  sqlite3_free(msg);
+  tu_exec(raw, "INSERT INTO jobs (queue, urgency, body) VALUES ('b',"
+               " 'deferrable', '{\"model\":\"m\",\"input\":\"y\"}')");
+  assert_int_equal(one(NULL, backlog_diff_sql), 0);
+  check_readers(t->j);
+  tu_close(raw);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_counts_follow_every_change, tu_setup,
@@ -423,6 +520,8 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_migration_counts_existing_jobs,
                                     tu_setup, tu_teardown),
     cmocka_unit_test_setup_teardown(test_grouped_moves_count_once_per_key,
+                                    tu_setup, tu_teardown),
+    cmocka_unit_test_setup_teardown(test_grouped_enqueue_counts_once_per_key,
                                     tu_setup, tu_teardown),
   };
   return tu_run_group("counts", tests);
