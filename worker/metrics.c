@@ -207,19 +207,21 @@ static void take_open(struct sl_metrics *m) {
 
 /* The connection to read the gauges with, or NULL (sluice_journal_up 0).
  * A scrape never waits for an unreachable server: an open starts on its
- * own thread when the backoff allows, and the scrape waits for it at most
- * OPEN_WAIT_MS. */
+ * own thread when the backoff allows, and the scrape that started it waits
+ * for it at most OPEN_WAIT_MS. */
 static struct sl_journal *scrape_handle(struct sl_metrics *m) {
-  int i;
+  int i, started = 0;
   if (m->rd.j)
     return m->rd.j;
   take_open(m);
   if (!m->rd.j && !m->opening && sl_redial_due(&m->rd, sl_now_ms())) {
     m->open_done = 0;
     if (pthread_create(&m->opener, NULL, open_thread, m) == 0)
-      m->opening = 1;
+      m->opening = started = 1;
   }
-  for (i = 0; m->opening && !m->rd.j && i < OPEN_WAIT_MS / 10; i++) {
+  /* Only for an open this scrape started: one still out from an earlier
+   * scrape is a server that does not answer. */
+  for (i = 0; started && m->opening && i < OPEN_WAIT_MS / 10; i++) {
     struct timespec ts = {0, 10 * 1000000L};
     nanosleep(&ts, NULL);
     take_open(m);

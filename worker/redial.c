@@ -101,7 +101,7 @@ int sl_redial_result(struct sl_redial *r, int rc) {
     sl_close(r->j);
     r->j = NULL;
     away(r, rc, why);
-  } else if (rc == SL_OK && r->lost_ms) {
+  } else if (rc == SL_OK && r->j && r->lost_ms) {
     back(r);
   }
   return rc;
