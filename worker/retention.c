@@ -13,7 +13,8 @@ static void prune_work(uv_work_t *w) {
   r->deleted = 0;
   r->err[0] = '\0';
   j = sl_redial_get(&r->rd, &r->rc);
-  if (!j) {
+  if (!j) { /* logged once by redial.c, whatever the open said */
+    r->rc = SL_DISCONNECTED;
     snprintf(r->err, sizeof r->err, "%s", r->rd.err);
     return;
   }

@@ -43,6 +43,10 @@ static void work_run(uv_work_t *req) {
   bj = sl_redial_get(&r->bjr, &w->rc);
   w->opened = r->bjr.opens != opens && bj;
   if (!bj) {
+    /* Whatever the open said (unreachable, too many connections), the
+     * route sees its connection away: redial.c logged it once, and the
+     * done functions log SL_DISCONNECTED at debug level, not each turn. */
+    w->rc = SL_DISCONNECTED;
     snprintf(w->err, sizeof w->err, "%s", r->bjr.err);
     return;
   }
