@@ -8,9 +8,9 @@
  * own (opened there on first use with the worker's options, kept, closed
  * when the route is freed; lost, it is reopened with the main
  * connection's backoff and no op goes out meanwhile: redial.h), one at a
- * time: a struct sl_journal is used by one
- * thread at a time, and while an op is out, the loop neither touches that
- * handle nor takes another step of the route.
+ * time: a struct sl_journal is used by one thread at a time, and while an
+ * op is out, the loop neither touches that handle nor takes another step
+ * of the route.
  *
  * The op's function runs on the thread and touches only the handle and
  * r->w (inputs set before, outputs read after); the route's state moves on
