@@ -25,7 +25,7 @@
 #  - after the restart every batch job finishes exactly once (one remote
 #    batch per local batch, one result per job);
 #  - the network is cut (kill -STOP of the relay): scrapes still answer
-#    within a bound (main: each waited connect_timeout and a ping, ~6 s).
+#    within 5 s (2.1-2.3 s measured; main: 20 s, curl's -m, per scrape).
 # No password in any output.
 . "$(dirname "$0")/../lib/testlib.sh"
 . "$SLUICE_ROOT/tests/lib/pglib.sh"
@@ -107,7 +107,7 @@ n=$(wc -l <"$T/limit.out")
 max=$(sort -n "$T/limit.out" | tail -1 | cut -d' ' -f1)
 echo "side connections refused for $LIMIT_S s: $n scrapes (slowest $max ms)"
 eq "... every scrape says sluice_journal_up 0" 0 "$(grep -vc ' 0$' "$T/limit.out")"
-check "... each within 3 s" test "${max:-99999}" -lt 3000
+check "... each within 5 s" test "${max:-99999}" -lt 5000
 # Backing off from 100 ms: at most ~8 tries each in 6 s (main: the route
 # opened at every turn, 300 ms, with an error line each time).
 for side in "batch route" metrics retention; do
@@ -157,7 +157,7 @@ tries=$((a1 - a0))
 echo "outage $((t1 - t0)) ms: $n scrapes, slowest $max ms, $ups not up 0;" \
   "$tries connections to the relay"
 check "scrapes answered during the outage" test "$n" -ge 5
-check "... each within 2 s" test "${max:-99999}" -lt 2000
+check "... each within 3 s" test "${max:-99999}" -lt 3000
 eq "... each with sluice_journal_up 0" 0 "$ups"
 # Main and listen connections back off (~7 tries each in 8 s), as do the
 # metrics' and retention's (each a failed open is a connect and a ping):
@@ -217,8 +217,11 @@ kill -CONT "$RELAY_PID"
 n=$(wc -l <"$T/cut.out")
 max=$(sort -n "$T/cut.out" | tail -1 | cut -d' ' -f1)
 echo "cut: $n scrapes, slowest $max ms"
-check "scrapes during a cut answer within 3 s (the answer bound, not connect_timeout)" \
-  test "${max:-99999}" -lt 3000
+# The first one gives up its read after the answer bound (2 s); main: each
+# waited for sl_open (connect_timeout, twice with sslmode=prefer, and a
+# ping): 20 s here, curl's -m.
+check "scrapes during a cut answer within 5 s (the answer bound, not connect_timeout)" \
+  test "${max:-99999}" -lt 5000
 check "... and several were made" test "$n" -ge 2
 check "a scrape reads the journal again after the cut" wait_for 60 up_now
 
