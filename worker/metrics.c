@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
 #include "classify.h"
 #include "esc.h"
 #include "metrics.h"
+#include "redial.h"
 #include "sluice.h"
 #include "sluice_secrets.h"
 
@@ -26,9 +28,26 @@ struct histogram {
   unsigned long long count;
 };
 
+/* How long a scrape waits for an open it started (the server answers in
+ * milliseconds when it is up; when it does not, the scrape goes on with
+ * sluice_journal_up 0 and a later one takes the connection). */
+#define OPEN_WAIT_MS 1000
+/* The scrape connection's answer bound (sl_set_answer_timeout): a read
+ * the server does not answer (a cut network) is given up after this. */
+#define ANSWER_MS 2000
+
 struct sl_metrics {
   struct MHD_Daemon *d;
   char *journal;
+  /* The scrapes' journal connection, used by MHD's one thread: kept
+   * across scrapes, reopened with backoff once lost (redial.h). */
+  struct sl_redial rd;
+  /* An open out on a thread of its own (sl_open waits up to the server's
+   * connect_timeout; no scrape does). Under mu. */
+  pthread_t opener;
+  int opening, open_done, open_rc;
+  struct sl_journal *open_j;
+  char open_err[320];
   pthread_mutex_t mu;
   /* attempts[route][class]: route 0 online, 1 batch; class 0 success */
   unsigned long long attempts[2][SL_FC__COUNT];
@@ -147,6 +166,69 @@ static void emit(void *arg, const char *v1, const char *v2, double value) {
   put(g->b, "\"} %.17g\n", value);
 }
 
+/* On the opener thread: one sl_open, its result under mu. */
+static void *open_thread(void *arg) {
+  struct sl_metrics *m = arg;
+  struct sl_journal *j = NULL;
+  char err[320];
+  int rc;
+  err[0] = '\0';
+  rc = sl_open(&j, &m->rd.open, err, sizeof err); /* rd.open: read only */
+  pthread_mutex_lock(&m->mu);
+  m->open_rc = rc;
+  m->open_j = rc == SL_OK ? j : NULL;
+  snprintf(m->open_err, sizeof m->open_err, "%s", err);
+  m->open_done = 1;
+  pthread_mutex_unlock(&m->mu);
+  return NULL;
+}
+
+/* The opener's result, once it is in (MHD's thread). */
+static void take_open(struct sl_metrics *m) {
+  int done, rc = SL_OK;
+  struct sl_journal *j = NULL;
+  char err[320];
+  if (!m->opening)
+    return;
+  pthread_mutex_lock(&m->mu);
+  done = m->open_done;
+  if (done) {
+    rc = m->open_rc;
+    j = m->open_j;
+    snprintf(err, sizeof err, "%s", m->open_err);
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (!done)
+    return;
+  pthread_join(m->opener, NULL);
+  m->opening = 0;
+  sl_redial_opened(&m->rd, rc, j, err);
+}
+
+/* The connection to read the gauges with, or NULL (sluice_journal_up 0).
+ * A scrape never waits for an unreachable server: an open starts on its
+ * own thread when the backoff allows, and the scrape that started it waits
+ * for it at most OPEN_WAIT_MS. */
+static struct sl_journal *scrape_handle(struct sl_metrics *m) {
+  int i, started = 0;
+  if (m->rd.j)
+    return m->rd.j;
+  take_open(m);
+  if (!m->rd.j && !m->opening && sl_redial_due(&m->rd, sl_now_ms())) {
+    m->open_done = 0;
+    if (pthread_create(&m->opener, NULL, open_thread, m) == 0)
+      m->opening = started = 1;
+  }
+  /* Only for an open this scrape started: one still out from an earlier
+   * scrape is a server that does not answer. */
+  for (i = 0; started && m->opening && i < OPEN_WAIT_MS / 10; i++) {
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+    take_open(m);
+  }
+  return m->rd.j;
+}
+
 /* Figures every worker on the journal shares, read through libsluice with
  * this thread's own connection. */
 static void journal_figures(struct sl_metrics *m, struct buf *b) {
@@ -179,16 +261,11 @@ static void journal_figures(struct sl_metrics *m, struct buf *b) {
       {SL_GAUGES_FAILED_BY_QUEUE, "sluice_queue_failed_jobs",
        "Failed jobs by queue and last failure class.", "queue", "class"},
   };
-  struct sl_open_options o = {0};
-  struct sl_journal *j = NULL;
+  struct sl_journal *j = scrape_handle(m);
   struct gauge_ctx ctx;
   size_t i;
-  int ok;
+  int ok = j != NULL, rc = SL_OK;
 
-  o.path = m->journal;
-  o.no_create = 1;
-  o.busy_timeout_ms = 2000;
-  ok = sl_open(&j, &o, NULL, 0) == SL_OK;
   for (i = 0; i < sizeof g / sizeof g[0]; i++) {
     put(b, "# HELP %s %s\n# TYPE %s gauge\n", g[i].name, g[i].help,
         g[i].name);
@@ -196,12 +273,13 @@ static void journal_figures(struct sl_metrics *m, struct buf *b) {
     ctx.name = g[i].name;
     ctx.l1 = g[i].l1;
     ctx.l2 = g[i].l2;
-    if (ok && sl_gauges(j, g[i].set, emit, &ctx) != SL_OK)
+    if (ok && (rc = sl_gauges(j, g[i].set, emit, &ctx)) != SL_OK)
       ok = 0;
   }
   put(b, "# HELP sluice_journal_up 1 if the journal could be read.\n"
          "# TYPE sluice_journal_up gauge\nsluice_journal_up %d\n", ok);
-  sl_close(j);
+  if (j)
+    sl_redial_result(&m->rd, rc); /* a loss closes it: backoff */
 }
 
 static void process_figures(struct sl_metrics *m, struct buf *b) {
@@ -300,6 +378,17 @@ int sl_metrics_start(struct sl_metrics **out, int port, const char *journal,
     return -1;
   }
   pthread_mutex_init(&m->mu, NULL);
+  {
+    struct sl_open_options o = {0};
+    o.path = m->journal;
+    o.no_create = 1;
+    o.busy_timeout_ms = 2000;
+    sl_redial_init(&m->rd, "metrics", &o, ANSWER_MS);
+  }
+  /* The first scrape finds a connection: the worker opened its own just
+   * before, so the server answers (else the backoff starts here). Before
+   * the daemon's thread, which then owns it. */
+  sl_redial_get(&m->rd, NULL);
   a.sin_family = AF_INET;
   a.sin_port = htons((uint16_t)port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -309,6 +398,7 @@ int sl_metrics_start(struct sl_metrics **out, int port, const char *journal,
                           MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
   if (!m->d) {
     snprintf(err, errlen, "cannot listen on 127.0.0.1:%d for metrics", port);
+    sl_redial_close(&m->rd);
     pthread_mutex_destroy(&m->mu);
     free(m->journal);
     free(m);
@@ -360,7 +450,12 @@ void sl_metrics_loop_lag(struct sl_metrics *m, double ms) {
 void sl_metrics_stop(struct sl_metrics *m) {
   if (!m)
     return;
-  MHD_stop_daemon(m->d);
+  MHD_stop_daemon(m->d); /* no scrape runs after this */
+  if (m->opening) { /* at most the server's connect_timeout */
+    pthread_join(m->opener, NULL);
+    sl_close(m->open_j);
+  }
+  sl_redial_close(&m->rd);
   pthread_mutex_destroy(&m->mu);
   free(m->journal);
   free(m);

@@ -2,7 +2,9 @@
  * metrics.h: Prometheus text exposition on 127.0.0.1 (`sluice work
  * --metrics-port N`). libmicrohttpd serves from its own thread: journal
  * figures (jobs by queue and state, failed jobs by class, batches by state)
- * come from that thread's own read connection at scrape time; process
+ * come from that thread's own read connection at scrape time (kept across
+ * scrapes; lost, it is reopened with backoff on a thread of its own, and a
+ * scrape meanwhile answers at once with sluice_journal_up 0); process
  * figures (attempts by route and class, latency histograms, in flight) are
  * counters the loop updates under a mutex. Every function accepts NULL and
  * then does nothing, so the worker calls them unconditionally.

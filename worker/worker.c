@@ -823,6 +823,7 @@ out:
   }
   if (stage >= 2)
     sl_checkpointer_stop(&w->ckpt); /* none is out: the loop ran out */
+  sl_retention_close(&w->retention); /* likewise */
   sl_batch_route_free(w->batch); /* its timer closed with the loop */
   sl_storm_free(w->storm);        /* likewise */
   sl_metrics_stop(w->metrics);

@@ -6,7 +6,9 @@
  * comes back (no RST, no FIN); kill -CONT lets the bytes flow again.
  *
  *   tcp_relay LISTEN_PORT TARGET_PORT [PORT_FILE]
- * LISTEN_PORT 0 picks a free port; PORT_FILE then receives it.
+ * LISTEN_PORT 0 picks a free port; PORT_FILE then receives it. Each
+ * connection accepted is a line on stderr ("tcp_relay: accepted, relayed"
+ * or "..., target refused").
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -111,6 +113,10 @@ int main(int argc, char **argv) {
       int c = accept(ls, NULL, NULL), s = c >= 0 ? dial(target) : -1;
       for (i = 0; i < MAX_PAIRS && fds[2 * i] >= 0; i++)
         ;
+      /* One line per connection, so a test can count a client's tries. */
+      if (c >= 0)
+        fprintf(stderr, "tcp_relay: accepted, %s\n",
+                s >= 0 ? "relayed" : "target refused");
       if (c >= 0 && (s < 0 || i == MAX_PAIRS)) {
         close(c);
         if (s >= 0)

@@ -535,9 +535,13 @@ void sl__batch_download_done(struct sl_batch_route *r,
       fflush(in->spool) == 0 && fseek(in->spool, 0, SEEK_SET) == 0) {
     /* The route's state moves on in ingest_done (sl__batch_on_done kicks
      * the timer, and step waits while the op is out). */
-    if (sl__batch_offload(r, ingest_run, ingest_done) != 0) {
+    int rc = sl__batch_offload(r, ingest_run, ingest_done);
+    if (rc != 0) {
       spool_drop(in);
-      sl__batch_back_off(r, "ingesting a batch file", "no thread for it");
+      sl__batch_back_off(r, "ingesting a batch file",
+                         rc == SL__BATCH_AWAY ? "its journal connection is "
+                                                "away"
+                                              : "no thread for it");
     }
     return;
   }

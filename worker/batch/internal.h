@@ -16,6 +16,7 @@
 #include "batch.h"
 #include "classify.h"
 #include "list.h"
+#include "redial.h"
 
 /* An output line longer than this fails its job too_large (its result is
  * not stored); SLUICE_BATCH_MAX_LINE (bytes) lowers it for tests. */
@@ -146,9 +147,10 @@ struct sl_batch_route {
 
   struct ingest in;
 
-  /* The route's own journal handle for its long ops (offload.c): NULL
-   * until the first op opens it on the pool thread. */
-  struct sl_journal *bj;
+  /* The route's own journal handle for its long ops (offload.c): opened
+   * by the first op on the pool thread, kept, and when it is lost reopened
+   * with backoff (redial.h); no op goes out while it backs off. */
+  struct sl_redial bjr;
   struct sl_open_options open;
   struct sl__batch_work w;
   int64_t max_op_ms; /* longest op out so far */
@@ -229,8 +231,11 @@ void sl__batch_token_refused(struct sl_batch_route *r, int64_t id,
 /* -------------------------------------------------------- offload.c */
 
 /* Run run(r, handle) on a pool thread, then done(r) on the loop (r->w
- * holds what they pass). 0, or -1 (logged) when one is out already or the
- * pool refused: the caller tries again later. */
+ * holds what they pass). 0; -1 (logged) when one is out already or the
+ * pool refused; SL__BATCH_AWAY while the route's own journal connection
+ * backs off after a loss (redial.h: logged once per outage): the caller
+ * tries again later. */
+#define SL__BATCH_AWAY (-2)
 int sl__batch_offload(struct sl_batch_route *r,
                       void (*run)(struct sl_batch_route *,
                                   struct sl_journal *),

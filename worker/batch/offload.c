@@ -5,10 +5,12 @@
  * is cut, as long as the kernel takes to give up on the socket, ~11 s);
  * the loop meanwhile serves the online route's requests and commits. So
  * these run on a libuv pool thread, with a journal handle of the route's
- * own (opened there on first use with the worker's options, closed when
- * the route is freed), one at a time: a struct sl_journal is used by one
- * thread at a time, and while an op is out, the loop neither touches that
- * handle nor takes another step of the route.
+ * own (opened there on first use with the worker's options, kept, closed
+ * when the route is freed; lost, it is reopened with the main
+ * connection's backoff and no op goes out meanwhile: redial.h), one at a
+ * time: a struct sl_journal is used by one thread at a time, and while an
+ * op is out, the loop neither touches that handle nor takes another step
+ * of the route.
  *
  * The op's function runs on the thread and touches only the handle and
  * r->w (inputs set before, outputs read after); the route's state moves on
@@ -29,26 +31,32 @@
 #include "log.h"
 #include "sluice_workers.h"
 
-/* On a pool thread. */
+/* On a pool thread. The handle is the route's kept one, or opened here
+ * (sl_open waits up to connect_timeout: on this thread, not the loop's);
+ * a loss closes it and the next open waits the backoff (redial.c). */
 static void work_run(uv_work_t *req) {
   struct sl_batch_route *r = req->data;
   struct sl__batch_work *w = &r->w;
+  struct sl_journal *bj;
+  uint64_t opens = r->bjr.opens;
   w->err[0] = '\0';
-  if (!r->bj) {
-    w->rc = sl_open(&r->bj, &r->open, w->err, sizeof w->err);
-    if (w->rc != SL_OK) {
-      r->bj = NULL;
-      w->opened = 0;
-      return;
-    }
-    w->opened = 1;
+  bj = sl_redial_get(&r->bjr, &w->rc);
+  w->opened = r->bjr.opens != opens && bj;
+  if (!bj) {
+    /* Whatever the open said (unreachable, too many connections), the
+     * route sees its connection away: redial.c logged it once, and the
+     * done functions log SL_DISCONNECTED at debug level, not each turn. */
+    w->rc = SL_DISCONNECTED;
+    snprintf(w->err, sizeof w->err, "%s", r->bjr.err);
+    return;
   }
   /* The worker may register (again) after the route started. */
-  sl_worker_use(r->bj, w->worker_id);
+  sl_worker_use(bj, w->worker_id);
   w->rc = SL_OK;
-  w->run(r, r->bj);
+  w->run(r, bj);
   if (w->rc != SL_OK && w->rc != SL_IO && !w->err[0])
-    snprintf(w->err, sizeof w->err, "%s", sl_errmsg(r->bj));
+    snprintf(w->err, sizeof w->err, "%s", sl_errmsg(bj));
+  sl_redial_result(&r->bjr, w->rc);
 }
 
 /* On the loop, once the thread is done with the handle. */
@@ -78,6 +86,10 @@ int sl__batch_offload(struct sl_batch_route *r,
   int rc;
   if (r->w.active)
     return -1;
+  /* The route's connection is away: skip the op until its next try (the
+   * loss was logged once; the step comes back at its next turn). */
+  if (!sl_redial_due(&r->bjr, sl_now_ms()))
+    return SL__BATCH_AWAY;
   r->w.run = run;
   r->w.done = done;
   r->w.worker_id = sl_worker_id(r->env.j);
@@ -103,7 +115,6 @@ int sl__batch_offload(struct sl_batch_route *r,
 
 void sl__batch_offload_close(struct sl_batch_route *r) {
   /* Only once no op is out (the loop ran to its end). */
-  if (r->bj && !r->w.active)
-    sl_close(r->bj);
-  r->bj = NULL;
+  if (!r->w.active)
+    sl_redial_close(&r->bjr);
 }

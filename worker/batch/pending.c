@@ -209,7 +209,9 @@ static void pend_wait(struct sl_batch_route *r, int rc, const char *err) {
   int64_t now = sl_now_ms();
   if (!r->pend_since)
     r->pend_since = now;
-  if (rc != SL_BUSY ||
+  /* Busy, or a lost connection (said once by the worker or redial.c):
+   * warned once they last; anything else at every try. */
+  if ((rc != SL_BUSY && rc != SL_DISCONNECTED) ||
       (now - r->pend_since >= PEND_WARN_MS && !r->pend_warned)) {
     r->pend_warned = 1;
     sl_log(SL_LOG_WARN, "batch route: %zu facts not yet recorded for "

@@ -64,11 +64,13 @@ static void upload_ready(struct sl_batch_route *r) {
   }
   if (w->rc != SL_OK) {
     if (w->stage == 0)
-      sl_log(SL_LOG_ERROR, "batch %lld: cannot write %s: %s", (long long)id,
+      sl_log(w->rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_ERROR,
+             "batch %lld: cannot write %s: %s", (long long)id,
              r->path, w->rc == SL_IO ? strerror(w->err_no) : w->err);
     else
-      sl_log(SL_LOG_ERROR, "batch %lld: cannot record its upload: %s (%s)",
-             (long long)id, sl_strerror(w->rc), w->err);
+      sl_log(w->rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_ERROR,
+             "batch %lld: cannot record its upload: %s (%s)", (long long)id,
+             sl_strerror(w->rc), w->err);
     unlink(r->path);
     r->next_try_ms = sl_now_ms() + r->env.cfg->poll_ms;
     return;
@@ -453,8 +455,9 @@ static void pack_done(struct sl_batch_route *r) {
 
   r->backlog_at = 0; /* an error or a pack: again at the next tick */
   if (w->rc != SL_OK && w->stage == 0) {
-    sl_log(SL_LOG_ERROR, "batch route: backlog: %s (%s)", sl_strerror(w->rc),
-           w->err);
+    /* A lost connection is said once by redial.c, not at every turn. */
+    sl_log(w->rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_ERROR,
+           "batch route: backlog: %s (%s)", sl_strerror(w->rc), w->err);
     return;
   }
   sl_log(SL_LOG_DEBUG, "batch route: backlog read: %zu endpoint/model "
@@ -465,8 +468,8 @@ static void pack_done(struct sl_batch_route *r) {
                         "Batch API file failed too_large",
            (long long)w->big, b->endpoint);
   if (w->rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "batch route: pack: %s (%s)", sl_strerror(w->rc),
-           w->err);
+    sl_log(w->rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_ERROR,
+           "batch route: pack: %s (%s)", sl_strerror(w->rc), w->err);
     return;
   }
   if (w->id) {
@@ -599,7 +602,9 @@ static void step(struct sl_batch_route *r) {
     /* 0: the journal's clock, which workers on other hosts share. */
     rc = sl_batch_adopt(r->env.j, r->token, r->env.lease_ms, 0, &adopted);
     if (rc != SL_OK) {
-      sl_log(SL_LOG_ERROR, "batch route: lease: %s (%s)", sl_strerror(rc),
+      /* The worker logs its own connection's loss (sl__journal_rc). */
+      sl_log(rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_ERROR,
+             "batch route: lease: %s (%s)", sl_strerror(rc),
              sl_errmsg(r->env.j));
       return;
     }
@@ -626,8 +631,8 @@ static void step(struct sl_batch_route *r) {
   }
   rc = sl_batch_list_open(r->env.j, &bs, &n);
   if (rc != SL_OK) {
-    sl_log(SL_LOG_ERROR, "batch route: %s (%s)", sl_strerror(rc),
-           sl_errmsg(r->env.j));
+    sl_log(rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_ERROR,
+           "batch route: %s (%s)", sl_strerror(rc), sl_errmsg(r->env.j));
     return;
   }
   for (i = 0; i < n && !started; i++) {
@@ -729,6 +734,8 @@ int sl_batch_route_start(struct sl_batch_route **out,
   r->env = *env;
   r->open = *env->open;
   r->open.no_create = 1; /* the worker opened (and made) it already */
+  /* No answer bound: its ops may run long (a pack of 50,000 jobs). */
+  sl_redial_init(&r->bjr, "batch route", &r->open, 0);
   rc = sl_batch_journal_id(env->j, r->journal_id, sizeof r->journal_id);
   if (rc != SL_OK) {
     sl_log(SL_LOG_ERROR, "batch route: %s", sl_errmsg(env->j));
