@@ -15,6 +15,7 @@ fail() { echo "$NAME.sh: $*" >&2; exit 1; }
 # bench_mock [MOCK ARGS...]: start sluice-mock on a free loopback port;
 # sets MOCK_URL.
 bench_mock() {
+  rm -f "$TMP/port" # an earlier mock's port would be read back at once
   "$BUILD/sluice-mock" --port 0 --port-file "$TMP/port" "$@" \
     2>"$TMP/mock.log" &
   MOCK_PID=$!

@@ -40,6 +40,7 @@
 #include "identity.h"
 #include "journal_wait.h"
 #include "sluice_secrets.h"
+#include "sigguard.h"
 
 static void maybe_stop(struct sl_worker *w);
 
@@ -365,13 +366,8 @@ static void close_all(struct sl_worker *w) {
   for (i = 0; i < sizeof hs / sizeof hs[0]; i++)
     if (!uv_is_closing(hs[i]))
       uv_close(hs[i], close_cb);
-  /* Closing the signal handles gave SIGTERM back its default action: a
-   * second TERM (timeout(1) and supervisors signal the whole group) would
-   * kill us in the middle of the last flush or spill. We are stopping
-   * already. */
-  signal(SIGTERM, SIG_IGN);
-  signal(SIGINT, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
+  /* A signal from here on reaches only sigguard.c's loop: ignored, as we
+   * are stopping already. */
   if (w->wake_polling && !uv_is_closing((uv_handle_t *)&w->wake_poll))
     uv_close((uv_handle_t *)&w->wake_poll, close_cb);
   sl_storm_close(w->storm);
@@ -520,6 +516,8 @@ static void on_signal(uv_signal_t *s, int signum) {
     reload(w);
     return;
   }
+  if (w->stopping)
+    return; /* a group's signals come in twos: said once is enough */
   if (w->draining) {
     sl_log(SL_LOG_WARN, "second signal: aborting in-flight requests");
     stop(w);
@@ -766,6 +764,9 @@ int sl_worker_run(const struct sl_worker_config *cfg) {
   uv_signal_init(&w->loop, &w->sigint);
   uv_signal_init(&w->loop, &w->sighup);
   w->sigterm.data = w->sigint.data = w->sighup.data = w;
+  if (sl_sigguard() != 0)
+    sl_log(SL_LOG_WARN, "cannot guard the signals: a second SIGTERM while "
+                        "stopping may kill the worker before its last flush");
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
   uv_signal_start(&w->sighup, on_signal, SIGHUP);

@@ -129,11 +129,6 @@ eq "longline: the other jobs succeeded in batch 1" 4 \
 eq "longline: one batch" 1 "$(sql "SELECT count(*) FROM batches")"
 check_exactly_once longline
 # --- the cleanup ledger --------------------------------------------------------------
-files_left() {
-  curl -sS -m 5 "$MOCK_URL/files?limit=100" -o "$T/files.json"
-  sqlite3 :memory: "SELECT count(*) FROM json_each(readfile('$T/files.json'),
-    '\$.data')"
-}
 # Every delete answered 500: each is retried (6 times), then left to the
 # ledger; the next worker deletes input and output files alike.
 scenario ledger 3 --faults 'delete:500'

@@ -13,18 +13,6 @@ CALLS=${MATRIX_CALLS:-"upload create poll list listfiles content delete"}
 FAULTS=${MATRIX_FAULTS:-"drop reset 500 truncate nonjson hangafter"}
 N=6
 
-mock_stat() {
-  curl -sS -m 5 "http://127.0.0.1:$MOCK_PORT/_mock/stats" -o "$T/stats.json"
-  sqlite3 :memory: "SELECT json_extract(readfile('$T/stats.json'), '\$.$1')"
-}
-
-# Files of this run still on the mock (inputs, outputs, error files).
-files_left() {
-  curl -sS -m 5 "$MOCK_URL/files?limit=100" -o "$T/files.json"
-  sqlite3 :memory: "SELECT count(*) FROM json_each(readfile('$T/files.json'),
-    '\$.data')"
-}
-
 for call in $CALLS; do
   for fault in $FAULTS; do
     c="$call×$fault"

@@ -8,11 +8,6 @@
 . "$SLUICE_ROOT/tests/lib/testlib.sh"
 . "$SLUICE_ROOT/tests/lib/batchlib.sh"
 
-mock_stat() {
-  curl -sS -m 5 "http://127.0.0.1:$MOCK_PORT/_mock/stats" -o "$T/stats.json"
-  sqlite3 :memory: "SELECT json_extract(readfile('$T/stats.json'), '\$.$1')"
-}
-
 # 60 jobs in files of 10 (about 265 mock tokens, 350 estimated each).
 # run_case NAME MOCK-LIMIT WORKER-ARGS...
 run_case() {

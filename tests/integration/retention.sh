@@ -18,7 +18,9 @@ PIDS+=("$w")
 pruned() { [ "$(sql "SELECT count(*) FROM jobs WHERE finished_at = 1000")" = 0 ]; }
 wait_for 20 pruned
 check "old finished jobs pruned" pruned
-check "the worker logged the prune" grep -q "pruned 30 finished jobs" "$T/worker.log"
+# The line is written on the loop after the pool thread's commit.
+check "the worker logged the prune" \
+  wait_for 10 grep -q "pruned 30 finished jobs" "$T/worker.log"
 done20() { [ "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")" = 20 ]; }
 wait_for 20 done20
 eq "new jobs served and kept" 20 "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")"

@@ -22,7 +22,24 @@ work() {
 # The remote batches as the mock lists them (first page of 100: tests make
 # fewer), into $T/batches.json.
 list_remote() {
+  rm -f "$T/batches.json" # a failed fetch must not read an earlier list
   curl -sS -m 5 "$MOCK_URL/batches?limit=100" -o "$T/batches.json"
+}
+
+# mock_stat KEY: one figure of the mock's /_mock/stats. Each of these
+# removes its file first: a failed fetch must not read an earlier answer.
+mock_stat() {
+  rm -f "$T/stats.json"
+  curl -sS -m 5 "http://127.0.0.1:$MOCK_PORT/_mock/stats" -o "$T/stats.json"
+  sqlite3 :memory: "SELECT json_extract(readfile('$T/stats.json'), '\$.$1')"
+}
+
+# files_left: files of this run still on the mock (inputs, outputs, errors).
+files_left() {
+  rm -f "$T/files.json"
+  curl -sS -m 5 "$MOCK_URL/files?limit=100" -o "$T/files.json"
+  sqlite3 :memory: "SELECT count(*) FROM json_each(readfile('$T/files.json'),
+    '\$.data')"
 }
 
 journal_id() { sql "SELECT value FROM meta WHERE key = 'journal_id'"; }

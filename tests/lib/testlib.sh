@@ -49,7 +49,11 @@ sql() { sqlite3 -cmd ".timeout 10000" "$SLUICE_JOURNAL" "$@"; }
 # start_mock [ARGS...]: start sluice-mock on a free port; sets MOCK_PORT,
 # MOCK_PID, MOCK_URL. Waits (bounded) for the port file.
 start_mock() {
-  local pf="$T/mock.port.$RANDOM" i
+  # A new name each time: a reused name would hand back the port of a mock
+  # already stopped (the port file is there before the new mock writes it).
+  MOCK_SEQ=$((${MOCK_SEQ:-0} + 1))
+  local pf="$T/mock.port.$MOCK_SEQ" i
+  rm -f "$pf"
   "$MOCK" --port 0 --port-file "$pf" "$@" 2>>"$T/mock.stderr" &
   MOCK_PID=$!
   PIDS+=("$MOCK_PID")
