@@ -10,11 +10,12 @@
 FLOOD="$SLUICE_BUILD/tests/helpers/sigflood"
 ROUNDS=${STOP_SIGNALS_ROUNDS:-6}
 
-start_mock --latency-ms 200 || { fail "mock starts"; finish; }
+start_mock --latency-ms 3000 || { fail "mock starts"; finish; }
 "$SLUICE" init >/dev/null
 for r in $(seq 1 "$ROUNDS"); do
   # Even rounds stop idle; odd ones with requests in flight (the mock
-  # answers after 200 ms), so the flood also lands during the drain.
+  # answers after 3 s, a window a loaded machine's polling cannot miss), so
+  # the flood also lands during the drain.
   if [ $((r % 2)) = 1 ]; then
     for i in 1 2 3 4; do
       printf '{"model":"gpt-4o-mini","input":"round %d job %d"}\n' "$r" "$i"
