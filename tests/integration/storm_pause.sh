@@ -78,10 +78,12 @@ for i in 1 2 3 4 5; do
   "$SLUICE" enqueue -q bulk -u deferrable -d 1h \
     "{\"model\":\"gpt-4o-mini\",\"input\":\"later $i\"}" >/dev/null
 done
-# A control of a queue with no budget: once it is batched the route has
-# packed with the bulk jobs there (a fixed sleep passed when the worker
-# had not packed anything yet).
-"$SLUICE" enqueue -q free -u deferrable -d 1h \
+# A control of a queue with no budget, same endpoint and model, no
+# deadline (so never sent online): the route packs a batch per endpoint
+# and model, so the statement that packs the control is the one that
+# leaves the bulk jobs out. Once it is batched, the check below is not
+# vacuous (a fixed sleep passed when the worker had packed nothing yet).
+"$SLUICE" enqueue -q free -u deferrable \
   '{"model":"gpt-4o-mini","input":"control"}' >/dev/null
 timeout 60 "$SLUICE" work --base-url "$MOCK_URL" --poll 100ms \
   --batch-max-wait 300ms --batch-poll 100ms 2>"$T/w3.log" &
