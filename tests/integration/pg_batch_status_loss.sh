@@ -17,9 +17,10 @@ opts=$(cut -d' ' -f2- "$PG_DIR/data/postmaster.opts")
 q() { PGOPTIONS="-c search_path=sluice" pg_psql -d bstat -c "$1"; }
 "$SLUICE" init >/dev/null 2>"$T/init.err" || fail "sluice init"
 
-# Every API answer takes 2 s: a status poll is in flight most of the time.
-# The batch stays in its first phases for a minute.
-LAT=2000
+# Every API answer takes 5 s, so the poll in flight when the server stops
+# is answered during the outage. The batch stays in its first phases for
+# a minute.
+LAT=5000
 start_mock --latency-ms "$LAT" --batch-phase-ms 60000 --log "$T/mock.log" ||
   { fail "mock"; finish; }
 enq_deferrable 5 2>"$T/enqueue.err"
@@ -36,6 +37,11 @@ check "the batch is submitted" wait_for 60 submitted
 # first answered GET means the route polls, one after the other).
 polled() { grep -q ' GET /v1/batches/batch_' "$T/mock.log"; }
 check "the route polls the remote batch" wait_for 30 polled
+# Polls come one after the other, up to 2 s apart here (route.c,
+# next_poll): stop the server while one is at the mock (in_flight counts
+# it from its arrival; no online job runs), not at a random moment.
+polling() { [ "$(mock_stat in_flight)" -ge 1 ] 2>/dev/null; }
+check "a status poll is in flight at the stop" wait_for 30 polling
 mark=$(wc -l <"$T/work.log")
 answers=$(grep -c ' GET /v1/batches/batch_' "$T/mock.log")
 pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop \
