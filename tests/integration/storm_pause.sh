@@ -26,6 +26,9 @@ eq "the refused exchanges are recorded as attempts" quota_exhausted \
   "$(sql "SELECT DISTINCT failure_class FROM attempts WHERE failure_class IS NOT NULL")"
 eq "their jobs are pending again with the attempt refunded" 0 \
   "$(sql "SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts <> 0")"
+# The worker logs the pause after its commit, which paused() saw: wait for
+# the line before counting.
+wait_for 10 grep -q 'online route paused' "$T/w.log"
 eq "one log line for the pause" 1 "$(grep -c 'online route paused' "$T/w.log")"
 "$SLUICE" status >"$T/status.txt"
 check "sluice status shows the pause and why" grep -q 'paused.*quota_exhausted' "$T/status.txt"
@@ -75,17 +78,26 @@ for i in 1 2 3 4 5; do
   "$SLUICE" enqueue -q bulk -u deferrable -d 1h \
     "{\"model\":\"gpt-4o-mini\",\"input\":\"later $i\"}" >/dev/null
 done
+# A control of a queue with no budget, same endpoint and model, no
+# deadline (so never sent online): the route packs a batch per endpoint
+# and model, so the statement that packs the control is the one that
+# leaves the bulk jobs out. Once it is batched, the check below is not
+# vacuous (a fixed sleep passed when the worker had packed nothing yet).
+"$SLUICE" enqueue -q free -u deferrable \
+  '{"model":"gpt-4o-mini","input":"control"}' >/dev/null
 timeout 60 "$SLUICE" work --base-url "$MOCK_URL" --poll 100ms \
   --batch-max-wait 300ms --batch-poll 100ms 2>"$T/w3.log" &
 wpid=$!
 PIDS+=($wpid)
-sleep 2
+ctl_packed() { [ "$(sql "SELECT count(*) FROM jobs WHERE queue = 'free' AND (batch_id IS NOT NULL OR state = 'succeeded')")" = 1 ]; }
+check "the batch route packs the control job of a queue with no budget" \
+  wait_for 30 ctl_packed
 eq "deferrable jobs of a budget-spent queue are not batched" "5|0" \
-  "$(sql "SELECT count(*), count(batch_id) FROM jobs WHERE urgency = 'deferrable' AND state = 'pending'")"
+  "$(sql "SELECT count(*), count(batch_id) FROM jobs WHERE queue = 'bulk' AND urgency = 'deferrable' AND state = 'pending'")"
 eq "its urgent jobs still wait" "$left" \
   "$(sql "SELECT count(*) FROM jobs WHERE queue = 'bulk' AND urgency = 'urgent' AND state = 'pending'")"
 "$SLUICE" budget bulk --tokens-per-day 100000000 >/dev/null
-deferred_done() { [ "$(sql "SELECT count(*) FROM jobs WHERE urgency = 'deferrable' AND state = 'succeeded'")" = 5 ]; }
+deferred_done() { [ "$(sql "SELECT count(*) FROM jobs WHERE queue = 'bulk' AND urgency = 'deferrable' AND state = 'succeeded'")" = 5 ]; }
 check "a raised budget lets them go" wait_for 30 deferred_done
 kill -TERM $wpid; wait $wpid
 stop_mock

@@ -71,7 +71,9 @@ eq "wait on a non-id exits 2" 2 $?
 timeout 60 "$SLUICE" enqueue --wait --json '{"model":"gpt-4o-mini","input":"e"}' \
   >"$T/ew.json" &
 epid=$!
-wait_for 10 test "$(sql "SELECT count(*) FROM jobs WHERE state = 'pending'")" = 1
+# a function, polled: "$(sql ...)" as an argument would be read only once
+one_pending() { [ "$(sql "SELECT count(*) FROM jobs WHERE state = 'pending'")" = 1 ]; }
+wait_for 10 one_pending
 work
 wait $epid
 eq "enqueue --wait exits 0 once the job succeeded" 0 $?

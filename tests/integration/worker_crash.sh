@@ -79,7 +79,7 @@ mock_requests() {
     sed -n 's/.*"requests":[ ]*\([0-9]*\).*/\1/p'
 }
 sent_is() { [ "$(mock_requests)" -ge "$1" ] 2>/dev/null; }
-wait_for 10 sent_is 10
+wait_for 30 sent_is 10
 kill -TERM "$w"
 wait "$w"
 eq "SIGTERM: exit 0" 0 $?
@@ -102,7 +102,7 @@ base=$(mock_requests)
   2>"$T/drain2.err" &
 w=$!
 PIDS+=("$w")
-wait_for 10 sent_is $((base + 4))
+wait_for 30 sent_is $((base + 4))
 sleep 0.2
 kill -TERM "$w"
 wait "$w"

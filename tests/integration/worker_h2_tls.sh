@@ -21,11 +21,17 @@ for try in $(seq 1 20); do
     "$T/key.pem" "$T/cert.pem" >/dev/null 2>&1 &
   NPID=$!
   PIDS+=("$NPID")
-  if wait_for 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null; then
+  # nghttpx's own word that it listens: a probe connection alone would
+  # also succeed on a port another process holds (nghttpx then exits 255)
+  listening() { grep -q "Listening on 127.0.0.1:$p, tls" "$T/nghttpx.err"; }
+  settled() { listening || ! kill -0 "$NPID" 2>/dev/null; }
+  wait_for 10 settled
+  if listening && kill -0 "$NPID" 2>/dev/null; then
     port=$p
     break
   fi
   kill "$NPID" 2>/dev/null
+  wait "$NPID" 2>/dev/null
 done
 check "nghttpx listens" test -n "$port"
 URL="https://127.0.0.1:$port/v1"
@@ -37,7 +43,10 @@ timeout 60 "$SLUICE" work --base-url "$URL" --ca-file "$T/cert.pem" \
   --concurrency 32 --exit-when-idle 2>"$T/w1.log"
 eq "200 jobs over TLS with --ca-file" 200 \
   "$(sql "SELECT count(*) FROM jobs WHERE state='succeeded'")"
-sleep 0.5 # nghttpx writes its access log as streams close
+# nghttpx writes its access log as streams close, maybe after the worker
+# is gone: wait for the 200 lines rather than a fixed time
+h2_logged() { [ "$(grep -c ' h2 200$' "$T/access.log" 2>/dev/null)" -ge 200 ]; }
+wait_for 10 h2_logged
 eq "every request went over HTTP/2" 0 "$(grep -vc ' h2 ' "$T/access.log")"
 check "the 200 calls are in the access log" \
   test "$(grep -c ' h2 200$' "$T/access.log")" -ge 200

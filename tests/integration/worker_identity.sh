@@ -36,7 +36,12 @@ eq "it is recorded: host, pid, and it holds what it claimed" \
   "$(sql "SELECT host, pid, (SELECT count(*) FROM jobs WHERE worker_id = w.id
     AND state = 'running'), (SELECT count(*) FROM batches
     WHERE worker_id = w.id) FROM workers w")"
-sleep 0.3 # the five requests reach the mock and hang there
+# The requests reach the mock and hang there: four of the five, the
+# route's first window (worker/storm/route.c, initial 4) until rate-limit
+# headers come back, which hung requests never bring. in_flight counts
+# them from their arrival; a fixed sleep could kill before they were sent.
+hanging() { [ "$(mock_stat in_flight)" -ge 4 ] 2>/dev/null; }
+wait_for 20 hanging
 kill -9 "$a"
 wait "$a" 2>/dev/null
 put_faults "" # the batch may finish now; online requests answer

@@ -262,7 +262,10 @@ int sl__batch_record_status(struct sl_batch_route *r, int64_t id,
   if (rc == SL_OK)
     rc = sl_batch_set_status(r->env.j, id, r->token, &rem);
   if (rc != SL_OK) {
-    sl_log(rc == SL_BUSY ? SL_LOG_DEBUG : SL_LOG_ERROR,
+    /* Busy or a lost connection: kept and tried again (pending.c), which
+     * warns once it lasts; the loss itself is said by the worker. */
+    sl_log(rc == SL_BUSY || rc == SL_DISCONNECTED ? SL_LOG_DEBUG
+                                                  : SL_LOG_ERROR,
            "batch %lld: cannot record status %s: %s (%s)", (long long)id,
            rem.status, sl_strerror(rc), sl_errmsg(r->env.j));
     return rc;
