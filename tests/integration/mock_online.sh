@@ -195,7 +195,12 @@ check "reset: body short of content-length" \
 curl -sS -m 60 -o "$TMP/hang.body" -H 'Content-Type: application/json' \
   --data-binary "$J" "$BASE/v1/responses" 2>/dev/null &
 hang_pid=$!
-wait_stat '$.requests' 12
+# In flight: it reached the mock (the only request open). This waited for
+# requests = 12, which never came (the two batch API requests above count
+# too: 14), so it always ran out its 200 polls; on a loaded machine that
+# took more than the hang's -m 60, curl gave up, and "hang still open"
+# failed.
+check "hang#12 reached the mock" "$(wait_stat '$.in_flight' 1 && echo yes)" = yes
 post /v1/responses "$J"
 check "slow#13 answered while #12 hangs: 200 valid JSON" \
   "$STATUS $CURL_RC $(jvalid "$TMP/body")" = "200 0 1"
