@@ -48,7 +48,11 @@ eq "lifecycle: completion window 24h" 24h \
 eq "lifecycle: two uploads (one per batch)" 2 \
   "$(grep -c 'POST /v1/files ' "$T/mock.log")"
 check_exactly_once lifecycle
-curl -sS -m 5 "$MOCK_URL/files?purpose=batch&limit=100" -o "$T/files.json"
+# A failed fetch leaves text that is not JSON: the count below then fails
+# instead of reading no file as "all deleted".
+rm -f "$T/files.json"
+curl -fsS -m 5 "$MOCK_URL/files?purpose=batch&limit=100" -o "$T/files.json" ||
+  echo "fetch failed" >"$T/files.json"
 eq "lifecycle: the input files were deleted once done" 0 \
   "$(sqlite3 :memory: "SELECT count(*) FROM json_each(readfile(
     '$T/files.json'), '\$.data') WHERE json_extract(value, '\$.filename')

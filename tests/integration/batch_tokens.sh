@@ -15,7 +15,12 @@ run_case() {
   shift 2
   [ -n "${MOCK_PID:-}" ] && stop_mock
   : >"$T/work.log"
-  start_mock --batch-phase-ms 100 --batch-token-limit "$limit" \
+  # Both cases need a file sent while others are still open at the mock
+  # (a refusal to learn from, a wait for room): with 100 ms phases a batch
+  # lived ~0.3 s, less than a loaded worker (ASan) took to pack, upload and
+  # create the next file, so nothing overlapped and "learned: one batch
+  # refused" got 0. 500 ms phases: ~1.5 s each.
+  start_mock --batch-phase-ms 500 --batch-token-limit "$limit" \
     --log "$T/mock.$name.log" || { fail "$name: mock"; return 1; }
   fresh_journal
   enq_deferrable 60

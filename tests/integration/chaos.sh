@@ -71,6 +71,9 @@ eq "every succeeded job has exactly one successful attempt" 0 \
 # once (a kill between the answer and the commit; same key both times).
 sql "SELECT idempotency_key FROM jobs" | sort >"$T/keys"
 awk '$3 == "/v1/responses" {print $4}' "$T/mock.log" | sort -u >"$T/sent"
+# The two key checks below count what is wrong in this list: an empty one
+# (no log, or a log format the awk no longer reads) would pass them.
+check "the mock's log lists the online requests" test -s "$T/sent"
 eq "every online request carried a job's Idempotency-Key" 0 \
   "$(comm -13 "$T/keys" "$T/sent" | wc -l)"
 awk '$3 == "/v1/responses" && $5 == 200 {print $4}' "$T/mock.log" | sort |

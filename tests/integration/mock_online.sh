@@ -195,14 +195,21 @@ check "reset: body short of content-length" \
 curl -sS -m 60 -o "$TMP/hang.body" -H 'Content-Type: application/json' \
   --data-binary "$J" "$BASE/v1/responses" 2>/dev/null &
 hang_pid=$!
-wait_stat '$.requests' 12
+# In flight: it reached the mock (the only request open). This waited for
+# requests = 12, which never came (the two batch API requests above count
+# too: 14), so it always ran out its 200 polls; on a loaded machine that
+# took more than the hang's -m 60, curl gave up, and "hang still open"
+# failed.
+check "hang#12 reached the mock" "$(wait_stat '$.in_flight' 1 && echo yes)" = yes
 post /v1/responses "$J"
 check "slow#13 answered while #12 hangs: 200 valid JSON" \
   "$STATUS $CURL_RC $(jvalid "$TMP/body")" = "200 0 1"
 check "slow: body complete" "$(jb '$.object')" = response
+# The mock counts #13 out of flight after its last byte is sent, when
+# curl may already have it all: waited for (bounded), not read at once.
 check "hang still open after slow answered" \
-  "$(kill -0 $hang_pid 2>/dev/null && echo open) $(stat_of '$.in_flight')" = \
-  "open 1"
+  "$(kill -0 $hang_pid 2>/dev/null && echo open) \
+$(wait_stat '$.in_flight' 1; stat_of '$.in_flight')" = "open 1"
 kill $hang_pid
 wait $hang_pid 2>/dev/null
 check "hang: nothing was received" \
@@ -310,7 +317,10 @@ check "tpm: retry-after sent" "$(hdr retry-after)" -ge 1
 stop_mock
 
 # --- latency: requests wait concurrently, not one thread each -------------
-start_mock --latency-ms 5000 --threads 1
+# All 40 are in flight at once only if the last connects before the first
+# is answered: starting 40 curls takes over 2 s on a loaded machine, so the
+# latency leaves far more than that (it was 5 s).
+start_mock --latency-ms 12000 --threads 1
 pids=()
 for i in $(seq 1 40); do
   curl -sS -m 30 -o "$TMP/lat.$i" -H 'Content-Type: application/json' \

@@ -122,6 +122,9 @@ eq "every succeeded job has exactly one successful attempt" 0 \
 q "SELECT idempotency_key FROM sluice.jobs" | sort >"$T/keys"
 api_calls "$T/mock.log" | awk '{print $4}' | sort >"$T/sent_all"
 sort -u "$T/sent_all" >"$T/sent"
+# The key checks below count what is wrong in these lists: empty ones (no
+# log, or a format api_calls no longer reads) would pass them.
+check "the mock's log lists the requests" test -s "$T/sent"
 eq "every request carried a job's Idempotency-Key" 0 \
   "$(comm -13 "$T/keys" "$T/sent" | wc -l)"
 # A job is sent once per claim (attempts counts claims): more sends than

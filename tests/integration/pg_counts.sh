@@ -138,11 +138,14 @@ pg_psql -c "BEGIN; UPDATE sluice.jobs SET state = 'running', attempts = attempts
   INSERT INTO sluice.jobs (queue, body) VALUES ('c', '$B');
   SELECT pg_sleep(6); COMMIT" >/dev/null &
 holder=$!
-for _ in $(seq 50); do
+holding() {
   [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(6)%'
-          AND state = 'active' AND pid <> pg_backend_pid()")" = 1 ] && break
-  sleep 0.1
-done
+          AND state = 'active' AND pid <> pg_backend_pid()")" = 1 ]
+}
+# Checked, not just waited for: a holder not yet in its transaction (a
+# slow start on a loaded machine) would let the second writer pass with
+# nothing to wait on, and the check below would prove nothing.
+check "the first writer holds its claim and insert open" wait_for 10 holding
 out=$(pg_psql -c "SET lock_timeout = '2s';
   UPDATE sluice.jobs SET state = 'running', attempts = attempts + 1,
    lease_token = 2, lease_expires = sluice.now_ms() + 60000

@@ -21,9 +21,13 @@ work() {
 
 # The remote batches as the mock lists them (first page of 100: tests make
 # fewer), into $T/batches.json.
+# A failed fetch must neither read an earlier list nor count as an empty
+# one (json_each of a missing file is no rows: "0 duplicates" would pass):
+# the file then holds text that is not JSON, so every query on it fails.
 list_remote() {
-  rm -f "$T/batches.json" # a failed fetch must not read an earlier list
-  curl -sS -m 5 "$MOCK_URL/batches?limit=100" -o "$T/batches.json"
+  rm -f "$T/batches.json"
+  curl -fsS -m 5 "$MOCK_URL/batches?limit=100" -o "$T/batches.json" ||
+    echo "fetch failed" >"$T/batches.json"
 }
 
 # mock_stat KEY: one figure of the mock's /_mock/stats. Each of these
@@ -35,9 +39,11 @@ mock_stat() {
 }
 
 # files_left: files of this run still on the mock (inputs, outputs, errors).
+# A failed fetch prints no number (not 0, which "no file left" wants).
 files_left() {
   rm -f "$T/files.json"
-  curl -sS -m 5 "$MOCK_URL/files?limit=100" -o "$T/files.json"
+  curl -fsS -m 5 "$MOCK_URL/files?limit=100" -o "$T/files.json" ||
+    { echo "fetch failed"; return 1; }
   sqlite3 :memory: "SELECT count(*) FROM json_each(readfile('$T/files.json'),
     '\$.data')"
 }

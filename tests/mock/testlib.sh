@@ -71,6 +71,9 @@ stop_mock() {
 req() {
   local method=$1 path=$2
   shift 2
+  # curl -o leaves an earlier file in place when a request fails: a failed
+  # request must not be checked against the previous answer.
+  rm -f "$TMP/body" "$TMP/hdr"
   STATUS=$(curl -sS -m 10 -X "$method" -o "$TMP/body" -D "$TMP/hdr" \
     -w '%{http_code}' "$@" "$BASE$path" 2>"$TMP/curl.err")
   CURL_RC=$?
@@ -97,6 +100,7 @@ jvalid() {
 }
 # stat_of PATH: a field of GET /_mock/stats.
 stat_of() {
+  rm -f "$TMP/stats" # a failed fetch must not read an earlier answer
   curl -sS -m 5 "$BASE/_mock/stats" -o "$TMP/stats"
   jx "$TMP/stats" "$1"
 }
