@@ -13,7 +13,6 @@
 . "$SLUICE_ROOT/tests/lib/batchlib.sh"
 pg_test_db bstat
 export SLUICE_JOURNAL="postgresql://$PG_PW_ROLE:$PG_PW_PASSWORD@127.0.0.1:$PGPORT/bstat"
-opts=$(cut -d' ' -f2- "$PG_DIR/data/postmaster.opts")
 q() { PGOPTIONS="-c search_path=sluice" pg_psql -d bstat -c "$1"; }
 "$SLUICE" init >/dev/null 2>"$T/init.err" || fail "sluice init"
 
@@ -44,8 +43,7 @@ polling() { [ "$(mock_stat in_flight)" -ge 1 ] 2>/dev/null; }
 check "a status poll is in flight at the stop" wait_for 30 polling
 mark=$(wc -l <"$T/work.log")
 answers=$(grep -c ' GET /v1/batches/batch_' "$T/mock.log")
-pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop \
-  >>"$T/pg_ctl.log" 2>&1 || fail "pg_ctl stop"
+pg_down || fail "pg_ctl stop"
 # The poll in flight at the stop is answered within LAT ms: wait for its
 # answer, then a few seconds of the route's tries.
 more_answers() {
@@ -62,11 +60,7 @@ check "... the worker said the journal connection was lost" \
   grep -q 'journal connection to .* lost' "$T/work.log"
 
 # Back: the route goes on.
-for i in 1 2 3; do
-  pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" \
-    -o "$opts" -w -t 60 start >>"$T/pg_ctl.log" 2>&1 && break
-  sleep 1
-done
+pg_up
 check "the worker says the journal is back" \
   wait_for 60 grep -q 'journal reconnected after' "$T/work.log"
 answers=$(grep -c ' GET /v1/batches/batch_' "$T/mock.log")

@@ -95,15 +95,12 @@ timeout 180 "$SLUICE" work "${wargs[@]}" --exit-when-idle 2>>"$T/worker.log"
 eq "the last worker drains everything and exits 0" 0 $?
 
 # A producer while the server is down: a clear error, no password.
-# (postmaster.opts holds the options pg_start gave: port, socket dir.)
-opts=$(cut -d' ' -f2- "$PG_DIR/data/postmaster.opts")
-pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >>"$T/pg_ctl.log" 2>&1
+pg_down
 echo '{"model":"m","input":"down"}' | "$SLUICE" enqueue --journal-wait 1s >/dev/null 2>"$T/down.err"
 rc=$?
 check "enqueue with the server down fails" test "$rc" -ne 0
 check "... naming the connection" grep -qi "connect" "$T/down.err"
-pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -o "$opts" \
-  -w -t 60 start >>"$T/pg_ctl.log" 2>&1 || fail "the server starts again"
+pg_up || fail "the server starts again"
 stop_mock
 
 eq "nothing lost: every job is final" "$JOBS|0" \

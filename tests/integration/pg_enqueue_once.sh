@@ -15,13 +15,7 @@
 . "$SLUICE_ROOT/tests/lib/pglib.sh"
 pg_test_db eonce
 q() { pg_psql -d eonce -c "$1"; }
-RELAY="$SLUICE_BUILD/tests/helpers/tcp_relay"
-[ -x "$RELAY" ] || { fail "tcp_relay helper built" "$RELAY"; finish; }
-"$RELAY" 0 "$PGPORT" "$T/relay.port" 2>"$T/relay.err" &
-RELAY_PID=$!
-PIDS+=("$RELAY_PID")
-wait_for 10 test -s "$T/relay.port" || { fail "the relay listens"; finish; }
-RELAY_PORT=$(cat "$T/relay.port")
+pg_relay_start || finish
 export SLUICE_JOURNAL="postgresql://$PG_PW_ROLE:$PG_PW_PASSWORD@127.0.0.1:$RELAY_PORT/eonce"
 "$SLUICE" init >/dev/null 2>"$T/init.err"
 eq "sluice init through the relay" 0 $?

@@ -16,8 +16,6 @@
 . "$SLUICE_ROOT/tests/lib/pglib.sh"
 pg_test_db netcut
 q() { pg_psql -d netcut -c "$1"; }
-RELAY="$SLUICE_BUILD/tests/helpers/tcp_relay"
-[ -x "$RELAY" ] || { fail "tcp_relay helper built" "$RELAY"; finish; }
 
 # ms since the epoch, now or of a log line's "ts".
 now_ms() { date +%s%3N; }
@@ -32,11 +30,7 @@ lines_between() {
   done < <(grep -- "$2" "$1" | sed -n 's/^{"ts":"\([^"]*\)".*/\1/p')
   echo "$n"
 }
-"$RELAY" 0 "$PGPORT" "$T/relay.port" 2>"$T/relay.err" &
-RELAY_PID=$!
-PIDS+=("$RELAY_PID")
-wait_for 10 test -s "$T/relay.port" || { fail "the relay listens"; finish; }
-RELAY_PORT=$(cat "$T/relay.port")
+pg_relay_start || finish
 # The producer goes to the server directly; the worker through the relay.
 DIRECT="postgresql://$PG_PW_ROLE:$PG_PW_PASSWORD@127.0.0.1:$PGPORT/netcut"
 VIA="postgresql://$PG_PW_ROLE:$PG_PW_PASSWORD@127.0.0.1:$RELAY_PORT/netcut"

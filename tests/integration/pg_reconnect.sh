@@ -14,22 +14,6 @@
 pg_test_db recon
 export SLUICE_JOURNAL="postgresql://$PG_PW_ROLE:$PG_PW_PASSWORD@127.0.0.1:$PGPORT/recon"
 q() { pg_psql -d recon -c "$1"; }
-opts=$(cut -d' ' -f2- "$PG_DIR/data/postmaster.opts")
-pg_down() {
-  pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop \
-    >>"$T/pg_ctl.log" 2>&1
-}
-pg_up() { # a few tries: the machine is shared and loaded
-  local i
-  for i in 1 2 3; do
-    pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" \
-      -o "$opts" -w -t 60 start >>"$T/pg_ctl.log" 2>&1 && return 0
-    echo "pg_ctl start failed (try $i):"
-    tail -n 5 "$T/pg_ctl.log" "$PG_DIR/server.log"
-    sleep 1
-  done
-  return 1
-}
 now_ms() { date +%s%3N; }
 
 "$SLUICE" init >/dev/null 2>"$T/init.err"

@@ -32,29 +32,9 @@
 . "$SLUICE_ROOT/tests/lib/batchlib.sh"
 pg_test_db side
 sql() { PGOPTIONS="-c search_path=sluice" pg_psql -d side -c "$1"; }
-RELAY="$SLUICE_BUILD/tests/helpers/tcp_relay"
-[ -x "$RELAY" ] || { fail "tcp_relay helper built" "$RELAY"; finish; }
-opts=$(cut -d' ' -f2- "$PG_DIR/data/postmaster.opts")
-pg_down() {
-  pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop \
-    >>"$T/pg_ctl.log" 2>&1
-}
-pg_up() { # a few tries: the machine is shared and loaded
-  local i
-  for i in 1 2 3; do
-    pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" \
-      -o "$opts" -w -t 60 start >>"$T/pg_ctl.log" 2>&1 && return 0
-    sleep 1
-  done
-  return 1
-}
 now_ms() { date +%s%3N; }
 
-"$RELAY" 0 "$PGPORT" "$T/relay.port" 2>"$T/relay.err" &
-RELAY_PID=$!
-PIDS+=("$RELAY_PID")
-wait_for 10 test -s "$T/relay.port" || { fail "the relay listens"; finish; }
-RELAY_PORT=$(cat "$T/relay.port")
+pg_relay_start || finish
 DIRECT="postgresql://$PG_PW_ROLE:$PG_PW_PASSWORD@127.0.0.1:$PGPORT/side"
 VIA="postgresql://$PG_PW_ROLE:$PG_PW_PASSWORD@127.0.0.1:$RELAY_PORT/side"
 export SLUICE_JOURNAL="$DIRECT" STATE_DIRECTORY="$T/state"

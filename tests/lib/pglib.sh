@@ -197,6 +197,42 @@ pg_stop() {
   PG_DIR=""
 }
 
+# pg_down / pg_up: stop the running cluster (fast) and start it again with
+# the options pg_start gave it (postmaster.opts: port, socket dir), as a
+# server restart in the middle of a test. pg_up tries a few times: the
+# machine is shared and loaded.
+pg_down() {
+  pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop \
+    >>"$T/pg_ctl.log" 2>&1
+}
+pg_up() {
+  local i
+  # Read once, as pg_start left it: a restart rewrites the file.
+  : "${PG_UP_OPTS:=$(cut -d' ' -f2- "$PG_DIR/data/postmaster.opts")}"
+  for i in 1 2 3; do
+    pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" \
+      -o "$PG_UP_OPTS" -w -t 60 start >>"$T/pg_ctl.log" 2>&1 && return 0
+    echo "pg_ctl start failed (try $i):"
+    tail -n 5 "$T/pg_ctl.log" "$PG_DIR/server.log"
+    sleep 1
+  done
+  return 1
+}
+
+# pg_relay_start: tests/helpers/tcp_relay from a free loopback port to the
+# cluster, a line per accepted connection in $T/relay.err; sets RELAY,
+# RELAY_PID and RELAY_PORT. Fails a check and returns 1 if it cannot.
+pg_relay_start() {
+  RELAY="$SLUICE_BUILD/tests/helpers/tcp_relay"
+  [ -x "$RELAY" ] || { fail "tcp_relay helper built" "$RELAY"; return 1; }
+  "$RELAY" 0 "$PGPORT" "$T/relay.port" 2>"$T/relay.err" &
+  RELAY_PID=$!
+  PIDS+=("$RELAY_PID")
+  wait_for 10 test -s "$T/relay.port" ||
+    { fail "the relay listens"; return 1; }
+  RELAY_PORT=$(cat "$T/relay.port")
+}
+
 # Stop the cluster before testlib's cleanup (which removes $T), and turn
 # TERM/INT (tests/run.sh's timeout) into an exit so the trap runs.
 pg_install_trap() {

@@ -14,33 +14,8 @@
 
 #include "log.h"
 #include "redial.h"
+#include "logcap.h"
 #include "testutil.h"
-
-static char logpath[160];
-static int logfd = -1;
-
-static void log_capture(struct tu *t) {
-  snprintf(logpath, sizeof logpath, "%s/log", t->dir);
-  logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  assert_true(logfd >= 0);
-  sl_log_set_fd(logfd);
-  sl_log_threshold = SL_LOG_DEBUG;
-}
-
-static const char *log_text(void) {
-  static char buf[16384];
-  ssize_t n = pread(logfd, buf, sizeof buf - 1, 0);
-  buf[n > 0 ? n : 0] = '\0';
-  return buf;
-}
-
-static void log_release(void) {
-  sl_log_set_fd(2);
-  sl_log_threshold = SL_LOG_INFO;
-  if (logfd >= 0)
-    close(logfd);
-  logfd = -1;
-}
 
 static int count(const char *hay, const char *needle) {
   int n = 0;
@@ -72,7 +47,7 @@ static void test_open_backs_off(void **state) {
   int64_t w1, w2;
   int rc = SL_OK;
 
-  log_capture(t);
+  tu_log_capture(t, SL_LOG_DEBUG);
   o.path = t->path; /* not made yet */
   o.no_create = 1;
   sl_redial_init(&r, "side-a", &o, 0);
@@ -87,8 +62,8 @@ static void test_open_backs_off(void **state) {
   assert_null(sl_redial_get(&r, &rc));
   assert_int_equal(rc, SL_DISCONNECTED);
   assert_int_equal(r.opens, 1); /* skipped, not tried */
-  assert_int_equal(count(log_text(), "side-a: journal connection lost: "), 1);
-  assert_int_equal(count(log_text(), "\"level\":\"warn\""), 1);
+  assert_int_equal(count(tu_log_text(), "side-a: journal connection lost: "), 1);
+  assert_int_equal(count(tu_log_text(), "\"level\":\"warn\""), 1);
 
   until_due(&r);
   assert_null(sl_redial_get(&r, &rc));
@@ -96,8 +71,8 @@ static void test_open_backs_off(void **state) {
   w2 = sl_redial_wait_ms(&r, sl_now_ms());
   assert_true(w2 > 90 && w2 <= 200); /* 2nd: 100-200 ms */
   /* Said once; the second failure at debug level. */
-  assert_int_equal(count(log_text(), "side-a: journal connection lost"), 1);
-  assert_int_equal(count(log_text(), "side-a: journal still away: "), 1);
+  assert_int_equal(count(tu_log_text(), "side-a: journal connection lost"), 1);
+  assert_int_equal(count(tu_log_text(), "side-a: journal still away: "), 1);
 
   /* The journal appears: the next due open takes it, said once. */
   tu_open(t);
@@ -105,15 +80,15 @@ static void test_open_backs_off(void **state) {
   assert_non_null(sl_redial_get(&r, &rc));
   assert_int_equal(rc, SL_OK);
   assert_int_equal(r.opens, 3);
-  assert_int_equal(count(log_text(), "side-a: journal reconnected after "), 1);
+  assert_int_equal(count(tu_log_text(), "side-a: journal reconnected after "), 1);
   /* Kept: the next use opens nothing. */
   assert_non_null(sl_redial_get(&r, &rc));
   assert_int_equal(r.opens, 3);
   assert_int_equal(sl_redial_result(&r, SL_OK), SL_OK);
-  assert_int_equal(count(log_text(), "reconnected after"), 1);
-  assert_null(strstr(log_text(), "\"level\":\"error\""));
+  assert_int_equal(count(tu_log_text(), "reconnected after"), 1);
+  assert_null(strstr(tu_log_text(), "\"level\":\"error\""));
   sl_redial_close(&r);
-  log_release();
+  tu_log_release();
 }
 
 static void test_lost_call_closes(void **state) {
@@ -124,13 +99,13 @@ static void test_lost_call_closes(void **state) {
   int rc;
 
   tu_open(t);
-  log_capture(t);
+  tu_log_capture(t, SL_LOG_DEBUG);
   o.path = t->path;
   o.no_create = 1;
   sl_redial_init(&r, "side-b", &o, 0);
   j = sl_redial_get(&r, &rc);
   assert_non_null(j);
-  assert_string_equal(log_text(), ""); /* a first open is not news */
+  assert_string_equal(tu_log_text(), ""); /* a first open is not news */
   /* Other errors leave the handle alone. */
   assert_int_equal(sl_redial_result(&r, SL_BUSY), SL_BUSY);
   assert_ptr_equal(r.j, j);
@@ -141,16 +116,16 @@ static void test_lost_call_closes(void **state) {
   assert_null(sl_redial_get(&r, &rc));
   assert_int_equal(rc, SL_DISCONNECTED);
   assert_int_equal(r.opens, 1);
-  assert_int_equal(count(log_text(), "side-b: journal connection lost"), 1);
+  assert_int_equal(count(tu_log_text(), "side-b: journal connection lost"), 1);
   until_due(&r);
   assert_non_null(sl_redial_get(&r, &rc));
   assert_int_equal(r.opens, 2);
-  assert_int_equal(count(log_text(), "side-b: journal reconnected after "), 1);
+  assert_int_equal(count(tu_log_text(), "side-b: journal reconnected after "), 1);
   /* A second outage is said again, once. */
   sl_redial_result(&r, SL_DISCONNECTED);
-  assert_int_equal(count(log_text(), "side-b: journal connection lost"), 2);
+  assert_int_equal(count(tu_log_text(), "side-b: journal connection lost"), 2);
   sl_redial_close(&r);
-  log_release();
+  tu_log_release();
 }
 
 int main(void) {

@@ -19,34 +19,10 @@
 #include "sluice_batch.h"
 #include "sluice_secrets.h"
 #include "spill.h"
+#include "logcap.h"
 #include "testutil.h"
 
 #define JID "0123456789abcdef"
-
-/* Log lines go to a file the test reads back. */
-static char logpath[160];
-static int logfd = -1;
-
-static void log_capture(struct tu *t) {
-  snprintf(logpath, sizeof logpath, "%s/log", t->dir);
-  logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  assert_true(logfd >= 0);
-  sl_log_set_fd(logfd);
-}
-
-static char *log_text(void) {
-  static char buf[16384];
-  ssize_t n = pread(logfd, buf, sizeof buf - 1, 0);
-  buf[n > 0 ? n : 0] = '\0';
-  return buf;
-}
-
-static void log_release(void) {
-  sl_log_set_fd(2);
-  if (logfd >= 0)
-    close(logfd);
-  logfd = -1;
-}
 
 static struct sl_completion ok(int64_t id, int64_t token, const char *body) {
   struct sl_completion c = {0};
@@ -208,7 +184,7 @@ static void test_truncated_last_record(void **state) {
   char dir[160], path[320];
   int fd;
 
-  log_capture(t);
+  tu_log_capture(t, SL_LOG_INFO);
   s = open_spill(t, JID, 0, dir, sizeof dir); /* no slack: EOF = end */
   in[0] = ok(1, 1, "{\"a\":1}");
   in[1] = ok(2, 2, "{\"b\":2}");
@@ -225,10 +201,10 @@ static void test_truncated_last_record(void **state) {
   assert_int_equal(r.truncated, 1);
   assert_int_equal(r.c[1].job_id, 2);
   sl_spill_records_free(&r);
-  assert_true(tu_contains(log_text(), "cut short or corrupt"));
-  assert_true(tu_contains(log_text(), path));
+  assert_true(tu_contains(tu_log_text(), "cut short or corrupt"));
+  assert_true(tu_contains(tu_log_text(), path));
   sl_spill_close(s);
-  log_release();
+  tu_log_release();
   rm_spill_dir(dir);
 }
 
@@ -243,7 +219,7 @@ static void test_corrupt_byte(void **state) {
   unsigned char byte;
   int fd;
 
-  log_capture(t);
+  tu_log_capture(t, SL_LOG_INFO);
   s = open_spill(t, JID, 0, dir, sizeof dir);
   in[0] = ok(1, 1, "{\"a\":1}");
   in[1] = ok(2, 2, "{\"b\":2}");
@@ -260,9 +236,9 @@ static void test_corrupt_byte(void **state) {
   assert_int_equal(r.n, 1);
   assert_int_equal(r.truncated, 1);
   sl_spill_records_free(&r);
-  assert_true(tu_contains(log_text(), "cut short or corrupt"));
+  assert_true(tu_contains(tu_log_text(), "cut short or corrupt"));
   sl_spill_close(s);
-  log_release();
+  tu_log_release();
   rm_spill_dir(dir);
 }
 
@@ -392,7 +368,7 @@ static void test_fenced_ingest(void **state) {
   struct tu_db *db;
   int i;
 
-  log_capture(t);
+  tu_log_capture(t, SL_LOG_INFO);
   tu_open(t);
   assert_int_equal(sl_batch_journal_id(t->j, jid, sizeof jid), SL_OK);
   for (i = 0; i < 4; i++)
@@ -431,8 +407,8 @@ static void test_fenced_ingest(void **state) {
   assert_int_equal(st.busy, 1);
   assert_int_equal(st.foreign, 1);
   assert_int_equal(count_spills(dir), 2);
-  assert_true(tu_contains(log_text(), "skipped"));
-  assert_true(tu_contains(log_text(), "lease token no longer matches"));
+  assert_true(tu_contains(tu_log_text(), "skipped"));
+  assert_true(tu_contains(tu_log_text(), "lease token no longer matches"));
 
   db = tu_raw(t->path);
   tu_assert_q(db, 1, "SELECT count(*) FROM jobs WHERE id=%lld AND "
@@ -470,7 +446,7 @@ static void test_fenced_ingest(void **state) {
   rm_spill_dir(dir);
   assert_int_equal(sl_spill_ingest_dir(t->j, dir, jid, &st), SL_OK);
   sl_claimed_free(c, 4);
-  log_release();
+  tu_log_release();
 }
 
 /* `sluice rescue` ingests a dead worker's spill file before it returns the
