@@ -552,10 +552,9 @@ int sl__sqlite_batch_set_status(struct sl_journal *j, int64_t id, int64_t token,
   sqlite3_bind_int64(st, 8, r->total);
   sl__bind_opt_int(st, 9, r->next_poll_at, 0);
   sqlite3_bind_int(st, 10, r->ingest ? 1 : 0);
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return sl__journal_fail(j, rc, "recording a batch status");
+  rc = sl__stmt_done(j, st, "recording a batch status");
+  if (rc != SL_OK)
+    return rc;
   if (sqlite3_changes(j->db) != 1) {
     snprintf(j->errmsg, sizeof j->errmsg,
              "batch %lld: lease token is stale", (long long)id);

@@ -304,10 +304,9 @@ int sl__sqlite_lease_extend(struct sl_journal *j, int64_t id, int64_t token,
   sqlite3_bind_int64(st, 2, token);
   sqlite3_bind_int64(st, 3, now + lease_ms);
   sqlite3_bind_int64(st, 4, now);
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return sl__journal_fail(j, rc, "extending a lease");
+  rc = sl__stmt_done(j, st, "extending a lease");
+  if (rc != SL_OK)
+    return rc;
   if (sqlite3_changes(j->db) != 1) {
     snprintf(j->errmsg, sizeof j->errmsg,
              "job %lld: lease token is stale", (long long)id);
@@ -361,10 +360,9 @@ static int insert_attempt(struct sl_journal *j, const struct sl_completion *c,
   bind_ms(st, 12, c->t.first_byte_ms);
   bind_ms(st, 13, c->t.total_ms);
   sl__bind_text(st, 14, c->error);
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return sl__journal_fail(j, rc, "recording an attempt");
+  rc = sl__stmt_done(j, st, "recording an attempt");
+  if (rc != SL_OK)
+    return rc;
   if (sqlite3_changes(j->db) != 1)
     return sl__journal_fail(j, SQLITE_INTERNAL, "recording an attempt");
   return SL_OK;
@@ -377,7 +375,6 @@ static int insert_attempt(struct sl_journal *j, const struct sl_completion *c,
 static int insert_result(struct sl_journal *j, struct sl_completion *c,
                          const struct sl_lease_memo *m, int64_t now) {
   sqlite3_stmt *st = sl__journal_stmt(j, SL_STMT_RESULT_INSERT);
-  int rc;
   if (!st)
     return SL_DB;
   sqlite3_bind_int64(st, 1, c->job_id);
@@ -395,11 +392,7 @@ static int insert_result(struct sl_journal *j, struct sl_completion *c,
   else
     sqlite3_bind_text(st, 9, "", 0, SQLITE_STATIC);
   sqlite3_bind_int64(st, 10, now);
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return sl__journal_fail(j, rc, "recording a result");
-  return SL_OK;
+  return sl__stmt_done(j, st, "recording a result");
 }
 
 /* A fenced UPDATE changed nothing: say whether the lease is stale

@@ -30,7 +30,6 @@ int sl__counts_begin(struct sl_journal *j, struct sl_counts *cs, size_t n) {
 static int upsert(struct sl_journal *j, const char *queue, const char *state,
                   const char *urgency, const char *cls, int64_t n) {
   sqlite3_stmt *st = sl__journal_stmt(j, SL_STMT_COUNTS_ADD);
-  int rc;
   if (!st)
     return SL_DB;
   sl__bind_text(st, 1, queue);
@@ -38,11 +37,7 @@ static int upsert(struct sl_journal *j, const char *queue, const char *state,
   sl__bind_text(st, 3, urgency);
   sl__bind_text(st, 4, cls);
   sqlite3_bind_int64(st, 5, n);
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return sl__journal_fail(j, rc, "adding job counts");
-  return SL_OK;
+  return sl__stmt_done(j, st, "adding job counts");
 }
 
 /* The CHECKs allow these states and urgencies only: keys hold the static

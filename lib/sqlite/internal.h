@@ -197,8 +197,10 @@ sqlite3_stmt *sl__journal_stmt(struct sl_journal *j, enum sl_stmt_id id);
  */
 sqlite3_stmt *sl__journal_sql(struct sl_journal *j, const char *sql);
 
-/* A cached statement that returns no rows, stepped once and reset; on
+/* A bound statement that returns no rows, stepped once and reset; on
  * failure j->errmsg names `what`. */
+int sl__stmt_done(struct sl_journal *j, sqlite3_stmt *st, const char *what);
+/* The same for a cached statement by id. */
 int sl__journal_step(struct sl_journal *j, enum sl_stmt_id id,
                      const char *what);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK through cached statements. */

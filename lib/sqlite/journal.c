@@ -122,17 +122,20 @@ sqlite3_stmt *sl__journal_sql(struct sl_journal *j, const char *sql) {
   return c->st;
 }
 
-int sl__journal_step(struct sl_journal *j, enum sl_stmt_id id,
-                     const char *what) {
-  sqlite3_stmt *st = sl__journal_stmt(j, id);
-  int rc;
-  if (!st)
-    return SL_DB;
-  rc = sqlite3_step(st);
+int sl__stmt_done(struct sl_journal *j, sqlite3_stmt *st, const char *what) {
+  int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
     return sl__journal_fail(j, rc, what);
   return SL_OK;
+}
+
+int sl__journal_step(struct sl_journal *j, enum sl_stmt_id id,
+                     const char *what) {
+  sqlite3_stmt *st = sl__journal_stmt(j, id);
+  if (!st)
+    return SL_DB;
+  return sl__stmt_done(j, st, what);
 }
 
 int sl__journal_begin(struct sl_journal *j) {

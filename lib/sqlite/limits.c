@@ -372,10 +372,9 @@ int sl__sqlite_route_release_held(struct sl_journal *j, const char *endpoint,
   sl__bind_text(st, 1, endpoint);
   sl__bind_text(st, 2, model);
   sqlite3_bind_int64(st, 3, now_ms);
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return sl__journal_fail(j, rc, "releasing a route's held jobs");
+  rc = sl__stmt_done(j, st, "releasing a route's held jobs");
+  if (rc != SL_OK)
+    return rc;
   if (n)
     *n = sqlite3_changes(j->db);
   return SL_OK;

@@ -19,7 +19,6 @@ void sl__usage_init(struct sl_usage *u, int64_t now_ms) {
 static int upsert(struct sl_journal *j, const char *queue, int64_t day,
                   int64_t jobs, int64_t in, int64_t out, int64_t total) {
   sqlite3_stmt *st = sl__journal_stmt(j, SL_STMT_USAGE_ADD);
-  int rc;
   if (!st)
     return SL_DB;
   sl__bind_text(st, 1, queue);
@@ -28,11 +27,7 @@ static int upsert(struct sl_journal *j, const char *queue, int64_t day,
   sqlite3_bind_int64(st, 4, in);
   sqlite3_bind_int64(st, 5, out);
   sqlite3_bind_int64(st, 6, total);
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return sl__journal_fail(j, rc, "adding token usage");
-  return SL_OK;
+  return sl__stmt_done(j, st, "adding token usage");
 }
 
 int sl__usage_add(struct sl_journal *j, struct sl_usage *u, int64_t job_id,
