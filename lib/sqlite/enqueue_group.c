@@ -29,13 +29,15 @@
 #include "jobs.h"
 #include "sluice_secrets.h"
 
-#define COLS 14 /* parameters per row; ?1 is the call's clock */
+#define COLS 16 /* parameters per row; ?1 is the call's clock */
 
 /* One row's values as SL_STMT_ENQUEUE computes them, from the VALUES
  * columns: 1 queue, 2 partition, 3 urgency, 4 endpoint, 5 body, 6 key,
  * 7 priority, 8 max_attempts, 9 run_after, 10 deadline, 11 metadata,
  * 12 the door flag (?13 there), 13 the max_ flag (?14 there), 14 the
- * line's bytes (?15 there; the batch backlog's counters, 0020). */
+ * line's bytes (?15 there; the batch backlog's counters, 0020), 15 and 16
+ * the model and output cap when C's reader vouched for them (?16, ?17
+ * there; enqueue_body.c), else NULL. */
 #define MODEL                                                                 \
   "CASE WHEN NOT json_valid(column5) THEN NULL WHEN json_type(column5,"       \
   " '$.model') = 'text' THEN json_extract(column5, '$.model') END"
@@ -50,10 +52,13 @@ static const char head[] =
     " inputs)"
     " SELECT coalesce(column1, 'default'), coalesce(column2, ''),"
     " coalesce(column3, 'urgent'), coalesce(column4, '/v1/responses'),"
-    " CASE WHEN column12 OR (" MODEL ") IS NULL THEN column5 END,"
+    " CASE WHEN column15 IS NOT NULL THEN NULL WHEN column12 OR (" MODEL
+    ") IS NULL THEN column5 END,"
     " column6, column7, coalesce(column8, 5), coalesce(column9, ?1),"
-    " column10, ?1, ?1, coalesce(column11, '{}'), (" MODEL "),"
-    " (CASE WHEN NOT json_valid(column5) THEN NULL WHEN NOT column13 THEN 0"
+    " column10, ?1, ?1, coalesce(column11, '{}'), coalesce(column15, "
+    MODEL "),"
+    " coalesce(column16, CASE WHEN NOT json_valid(column5) THEN NULL"
+    " WHEN NOT column13 THEN 0"
     " ELSE coalesce(" CAP("max_output_tokens") ", " CAP(
         "max_completion_tokens") ", " CAP("max_tokens") ", 0) END),"
     " column14, (CASE WHEN coalesce(column4, '/v1/responses') <>"
@@ -180,18 +185,20 @@ static void bind_row(sqlite3_stmt *st, int base, const struct sl_job_spec *s,
   sl__bind_text(st, base + 2, s->partition);
   sl__bind_text(st, base + 3, s->urgency);
   sl__bind_text(st, base + 4, s->endpoint);
-  sl__bind_text(st, base + 5, s->body);
+  /* the model and cap (base + 15, 16) when C's reader vouches */
+  int vouched = sl__bind_body(st, base + 5, base + 15, base + 16, s->body);
   sqlite3_bind_text(st, base + 6, key, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, base + 7, s->priority);
   sl__bind_opt_int(st, base + 8, s->max_attempts, 0);
   sl__bind_opt_int(st, base + 9, s->run_after_ms, 0);
   sl__bind_opt_int(st, base + 10, s->deadline_ms, 0);
   sl__bind_text(st, base + 11, s->metadata);
-  /* the same tests as insert_one's ?13 and ?14 */
-  sqlite3_bind_int(st, base + 12, strstr(s->body, "\"stream\"") ||
-                                      strstr(s->body, "\\u"));
-  sqlite3_bind_int(st, base + 13, strstr(s->body, "max_") ||
-                                      strstr(s->body, "\\u"));
+  /* the same tests as insert_one's ?13 and ?14; not read when vouched */
+  sqlite3_bind_int(st, base + 12,
+                   !vouched && (strstr(s->body, "\"stream\"") ||
+                                strstr(s->body, "\\u")));
+  sqlite3_bind_int(st, base + 13, !vouched && (strstr(s->body, "max_") ||
+                                               strstr(s->body, "\\u")));
   /* as insert_one's ?15 */
   sqlite3_bind_int64(st, base + 14, sl__line_bytes(s));
 }

@@ -156,6 +156,12 @@ int sl__enqueue_group_size(size_t left);
 /* A job's JSONL line bytes as the batch backlog counts them
  * (SL_SQL_LINE_BYTES: body + endpoint + 82), stored at enqueue. */
 int64_t sl__line_bytes(const struct sl_job_spec *s);
+/* enqueue_body.c: bind body at ibody (scrubbed, as sl__bind_text), and
+ * its model and output cap at imodel and icap when lib/body_info.c
+ * vouches for them (1), else leave those NULL for the statement's SQL to
+ * read the body (0). */
+int sl__bind_body(sqlite3_stmt *st, int ibody, int imodel, int icap,
+                  const char *body);
 void sl__enqueue_group_close(struct sl_journal *j);
 
 /* After a long write transaction: let a writer waiting for the lock in
