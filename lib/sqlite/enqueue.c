@@ -218,7 +218,7 @@ static int many(struct sl_journal *j, const struct sl_job_spec *specs,
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < n; i += g) {
-    g = (size_t)sl__enqueue_group_size(n - i);
+    g = (size_t)sl__enqueue_group_size(j, n - i);
     rc = insert_rows(j, specs, i, g, now, ids, created, bad_index, &sums);
     if (rc != SL_OK) {
       sl__journal_rollback(j); /* the hold and the sums' rows go too */

@@ -1,6 +1,6 @@
 /*
- * enqueue_group.c: sl_enqueue_many's rows SL_ENQ_GROUP (64) at a time,
- * then 16 and 4 for the rest of the call, one multi-row INSERT per group (issue 14: producers and workers share the
+ * enqueue_group.c: sl_enqueue_many's rows SL_ENQ_GROUP (256) at a time,
+ * then 64, 16 and 4 for the rest of the call, one multi-row INSERT per group (issue 14: producers and workers share the
  * write lock fairly, so a call of 10,000 rows must hold it briefly).
  *
  * Why: every INSERT into jobs keeps a statement journal (its door trigger
@@ -80,7 +80,7 @@ static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies,
                    int g) {
   size_t cap = sizeof head + sizeof tail + (size_t)g * 128, len;
   char *sql = malloc(cap);
-  int r, c, p, rc;
+  int r, c, rc;
   if (!sql) {
     snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
     return SL_NOMEM;
@@ -89,18 +89,19 @@ static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies,
     len = (size_t)snprintf(sql, cap,
                            "INSERT OR IGNORE INTO job_bodies (job_id, body)"
                            " VALUES ");
-    for (r = 0; r < g; r++)
-      len += (size_t)snprintf(sql + len, cap - len, "%s(?%d, ?%d)",
-                              r ? ", " : "", 2 * r + 1, 2 * r + 2);
+    for (r = 0; r < g; r++) /* ?: numbered 1, 2... in order */
+      len += (size_t)snprintf(sql + len, cap - len, "%s(?, ?)",
+                              r ? ", " : "");
   } else {
     len = (size_t)snprintf(sql, cap, "%s", head);
     for (r = 0; r < g; r++) {
       len += (size_t)snprintf(sql + len, cap - len, "%s(", r ? ", " : "");
-      for (c = 0; c < COLS; c++) {
-        p = 2 + r * COLS + c;
-        len += (size_t)snprintf(sql + len, cap - len, "%s?%d", c ? ", " : "",
-                                p);
-      }
+      /* plain ?: numbered in order after head's ?1, so row r's column
+       * c is 2 + r * COLS + c. Not ?NNN: SQLite looks each such name
+       * up in a list of all of them while it prepares, which made the
+       * prepare of a group of 256 rows quadratic (60M instructions). */
+      for (c = 0; c < COLS; c++)
+        len += (size_t)snprintf(sql + len, cap - len, "%s?", c ? ", " : "");
       len += (size_t)snprintf(sql + len, cap - len, ")");
     }
     len += (size_t)snprintf(sql + len, cap - len, "%s", tail);
@@ -114,7 +115,7 @@ static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies,
 }
 
 /* Slot 0 holds the statements for SL_ENQ_GROUP rows, slot k for
- * SL_ENQ_GROUP >> 2k (64, 16, 4): a call's rows after its last full group
+ * SL_ENQ_GROUP >> 2k (256, 64, 16, 4): a call's rows after its last full group
  * go in the smaller ones, only the last few (under 4) one at a time. */
 static sqlite3_stmt *group_stmt(struct sl_journal *j, int bodies, int g) {
   int k = 0;
@@ -143,11 +144,13 @@ void sl__enqueue_group_close(struct sl_journal *j) {
   }
 }
 
-int sl__enqueue_group_size(size_t left) {
-  int k;
-  for (k = 0; k < SL_ENQ_SIZES; k++)
-    if (left >= (size_t)(SL_ENQ_GROUP >> (2 * k)))
-      return SL_ENQ_GROUP >> (2 * k);
+int sl__enqueue_group_size(struct sl_journal *j, size_t left) {
+  int k, g, most = sqlite3_limit(j->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
+  for (k = 0; k < SL_ENQ_SIZES; k++) {
+    g = SL_ENQ_GROUP >> (2 * k);
+    if (left >= (size_t)g && 1 + g * COLS <= most)
+      return g;
+  }
   return 1;
 }
 

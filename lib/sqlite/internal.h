@@ -97,11 +97,12 @@ struct sl_usage {
   } k[SL_USAGE_KEYS];
 };
 
-/* enqueue_group.c: rows per multi-row INSERT (the largest; then 16, 4). */
+/* enqueue_group.c: rows per multi-row INSERT (the largest; then 64, 16,
+ * 4). */
 #ifndef SL_ENQ_GROUP
-#define SL_ENQ_GROUP 64
+#define SL_ENQ_GROUP 256
 #endif
-#define SL_ENQ_SIZES 3
+#define SL_ENQ_SIZES 4
 
 /* Slots for the statements that change jobs.state (enum sl_move, jobs.h). */
 #define SL_MOVE_SLOTS 16
@@ -142,7 +143,9 @@ SL_BACKEND_OPS(X)
 
 /* enqueue_group.c: sl_enqueue_many's rows up to SL_ENQ_GROUP per
  * statement. sl__enqueue_group inserts s[0..g-1] (g from
- * sl__enqueue_group_size: 64, 16, 4, or 1 for a row alone) inside the
+ * sl__enqueue_group_size: 256, 64, 16, 4, or 1 for a row alone; only
+ * sizes whose parameters fit the connection's SQLITE_LIMIT_VARIABLE_NUMBER,
+ * 999 in SQLite before 3.32) inside the
  * caller's transaction, checked first by enqueue.c (check_spec); ids and
  * created as sl_enqueue_many_created's. *refused: the journal refused a
  * row and only this statement was undone (replay the group row by row to
@@ -152,7 +155,7 @@ struct sl_enq_sums;
 int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
                       int g, int64_t now, int64_t *ids, int *created,
                       int *refused, struct sl_enq_sums *sums);
-int sl__enqueue_group_size(size_t left);
+int sl__enqueue_group_size(struct sl_journal *j, size_t left);
 /* A job's JSONL line bytes as the batch backlog counts them
  * (SL_SQL_LINE_BYTES: body + endpoint + 82), stored at enqueue. */
 int64_t sl__line_bytes(const struct sl_job_spec *s);

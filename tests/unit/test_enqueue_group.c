@@ -1,7 +1,7 @@
 /*
  * test_enqueue_group.c: sl_enqueue_many on calls large enough that the
  * SQLite journal inserts their rows many per statement (enqueue_group.c:
- * 64 a group, then 16 and 4): the rows, bodies, models, caps, metadata,
+ * 256 a group, then 64, 16 and 4): the rows, bodies, models, caps, metadata,
  * keys and created flags are those sl_enqueue gives one at a time; duplicates inside a
  * group, across groups and against the journal map to the first job; a
  * refused row in a group is named and nothing is written; a key holding a
@@ -13,9 +13,10 @@
 #include <unistd.h>
 
 #include "sluice_secrets.h"
+#include "sqlite/internal.h"
 #include "testutil.h"
 
-enum { N = 150 }; /* groups of 64, 64, 16, 4, then 2 rows alone */
+enum { N = 406 }; /* groups of 256, 64, 64, 16, 4, then 2 rows alone */
 
 static char bodies[N][96], keys[2][N][16], meta[N][32];
 
@@ -54,9 +55,10 @@ static void spec(struct sl_job_spec *s, int set, int i) {
     snprintf(keys[set][i], sizeof keys[set][i], "%c-k%d", "gs"[set], i);
     s->idempotency_key = keys[set][i];
   }
-  if (i == 6 || i == 70 || i == 140) /* 6: inside row 5's group; 70, 140:
-                                        rows 0's and 7's, earlier groups */
+  if (i == 6 || i == 70 || i == 140) /* inside rows 0's and 7's group */
     s->idempotency_key = keys[set][i == 6 ? 0 : i == 70 ? 0 : 7];
+  if (i == 300 || i == 330) /* rows 7's and 0's, earlier groups */
+    s->idempotency_key = keys[set][i == 300 ? 7 : 0];
   if (i == 5)
     s->idempotency_key = keys[set][0];
   if (i == 100) { /* a job already in the journal */
@@ -118,6 +120,9 @@ static void test_group_rows_as_single(void **state) {
     assert_int_equal(ids[set][6], ids[set][0]);
     assert_int_equal(ids[set][70], ids[set][0]);
     assert_int_equal(ids[set][140], ids[set][7]);
+    assert_int_equal(ids[set][300], ids[set][7]);
+    assert_int_equal(ids[set][330], ids[set][0]);
+    assert_int_equal(created[set][300], 0);
     assert_int_equal(ids[set][100], old[set]);
     assert_int_equal(created[set][100], 0);
     assert_int_equal(created[set][140], 0);
@@ -200,7 +205,12 @@ static void test_group_refusal_named(void **state) {
   assert_int_equal(bad, 140);
   assert_true(tu_contains(sl_errmsg(t->j), "body must be valid JSON"));
   s[140].body = bodies[140];
-  /* a group of 64 holds job_counts_summed, and the door skips its rows
+  s[350].urgency = "soon"; /* in the third group, of 64 */
+  assert_int_equal(sl_enqueue_many(t->j, s, N, ids, &bad), SL_BAD_JOB);
+  assert_int_equal(bad, 350);
+  assert_true(tu_contains(sl_errmsg(t->j), "job 351: "));
+  s[350].urgency = NULL;
+  /* a group of 256 holds job_counts_summed, and the door skips its rows
    * (migration 0023): what the door refuses in a name, C refuses there */
   s[20].queue = "q\x01";
   assert_int_equal(sl_enqueue_many(t->j, s, N, ids, &bad), SL_BAD_JOB);
@@ -222,7 +232,35 @@ static void test_group_refusal_named(void **state) {
   tu_assert_q(db, 0, "SELECT count(*) FROM job_counts_summed");
   s[140].body = bodies[140];
   assert_int_equal(sl_enqueue_many(t->j, s, N, ids, &bad), SL_OK);
-  tu_assert_q(db, 1, "SELECT count(*) = 1 + %d FROM jobs", N - 4);
+  tu_assert_q(db, 1, "SELECT count(*) = 1 + %d FROM jobs", N - 6);
+  tu_close(db);
+}
+
+/* A connection whose SQLite allows 999 parameters a statement (before
+ * 3.32): the groups of 256 (4,097) and 64 (1,025) do not fit, so the
+ * call goes 16 at a time and still succeeds. */
+static void test_group_parameter_limit(void **state) {
+  struct tu *t = *state;
+  struct sl_job_spec s[N];
+  int64_t ids[N];
+  struct tu_db *db;
+  int i;
+  if (tu_pg()) {
+    skip();
+    return;
+  }
+  tu_open(t);
+  sqlite3_limit(t->j->db, SQLITE_LIMIT_VARIABLE_NUMBER, 999);
+  for (i = 0; i < N; i++)
+    spec(&s[i], 0, i);
+  if (sl_enqueue_many(t->j, s, N, ids, NULL) != SL_OK)
+    fail_msg("sl_enqueue_many: %s", sl_errmsg(t->j));
+  assert_null(t->j->enq_group[0]); /* no group of 256 or 64 prepared */
+  assert_null(t->j->enq_group[1]);
+  assert_non_null(t->j->enq_group[2]);
+  db = tu_raw(t->path);
+  tu_assert_q(db, 1, "SELECT count(*) = %d FROM jobs", N - 6);
+  tu_assert_q(db, 1, "SELECT count(*) = %d FROM job_bodies", N - 6);
   tu_close(db);
 }
 
@@ -312,6 +350,7 @@ int main(void) {
       T(test_group_rows_as_single),
       T(test_group_refusal_named),
       T(test_group_secret_key),
+      T(test_group_parameter_limit),
       T(test_group_killed_mid_call),
   };
 #undef T
