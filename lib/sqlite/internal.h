@@ -116,6 +116,7 @@ struct sl_journal {
   int ncached;
   /* enqueue_group.c: the multi-row INSERTs, prepared on first use */
   sqlite3_stmt *enq_group[SL_ENQ_SIZES], *enq_bodies[SL_ENQ_SIZES];
+  sqlite3_stmt *enq_lean[SL_ENQ_SIZES]; /* every row's values from C */
   struct sl_lease_memo memo[SL_LEASE_MEMO];
   int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
   int busy_ms;           /* sl_set_busy_timeout's polling limit */
@@ -273,6 +274,13 @@ void sl__enq_sums_init(struct sl_enq_sums *s);
  * deadline IS NOT NULL) inserted while held: its counts. */
 int sl__enq_sums_row(struct sl_journal *j, struct sl_enq_sums *s,
                      sqlite3_stmt *st);
+/* The same for a row whose stored values C bound itself (a lean group,
+ * enqueue_group.c): queue, urgency, endpoint as stored, model[0..mlen),
+ * line bytes, inputs, whether it has a deadline. */
+int sl__enq_sums_add(struct sl_journal *j, struct sl_enq_sums *s,
+                     const char *queue, const char *urgency,
+                     const char *endpoint, const char *model, size_t mlen,
+                     int64_t bytes, int64_t inputs, int dated);
 /* Before COMMIT: the sums into job_counts and batch_backlog, the hold
  * released. */
 int sl__enq_sums_flush(struct sl_journal *j, struct sl_enq_sums *s);
