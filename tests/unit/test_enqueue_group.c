@@ -264,6 +264,122 @@ static void test_group_parameter_limit(void **state) {
   tu_close(db);
 }
 
+/* Lean groups (enqueue_group.c: every value bound from C, no RETURNING,
+ * ids from the largest id): each id the call returns is its own row (by
+ * partition, body, fields) after a door insert set a high id, and when
+ * the largest id is near 2^63 - 1, where SQLite picks ids at random; the
+ * rows, job_counts and batch_backlog are those sl_enqueue gives. */
+enum { LEAN = 256 + 64 + 16 + 4 + 2 };
+
+static void lean_spec(struct sl_job_spec *s, char (*part)[16], int i,
+                      const char *queue) {
+  memset(s, 0, sizeof *s);
+  snprintf(part[i], sizeof part[i], "p%d", i);
+  s->queue = queue;
+  s->partition = part[i];
+  s->body = i % 3 ? "{\"model\":\"m\",\"input\":\"x\",\"max_tokens\":9}"
+                  : "{\"model\":\"n\",\"input\":\"y\"}";
+  s->urgency = i % 4 ? "deferrable" : NULL;
+  s->endpoint = i % 5 ? NULL : "/v1/chat/completions";
+  s->priority = i % 2;
+  s->max_attempts = i % 3;
+  s->deadline_ms = i % 6 ? 0 : 1000 + i;
+  s->metadata = i % 7 ? NULL : "{\"t\":\"x\"}";
+}
+
+static void lean_check(struct tu_db *db, const char *queue,
+                       const int64_t *ids) {
+  int i;
+  for (i = 0; i < LEAN; i++)
+    tu_assert_q(db, 1,
+                "SELECT count(*) FROM jobs WHERE id = %lld AND queue = '%s'"
+                " AND partition = 'p%d' AND body IS NULL AND model = '%s'"
+                " AND out_tokens = %d AND (SELECT body FROM job_bodies WHERE"
+                " job_id = jobs.id) LIKE '{\"model\":\"%s\"%%'",
+                (long long)ids[i], queue, i, i % 3 ? "m" : "n", i % 3 ? 9 : 0,
+                i % 3 ? "m" : "n");
+}
+
+static void test_group_lean_ids(void **state) {
+  struct tu *t = *state;
+  static struct sl_job_spec s[LEAN];
+  static char part[LEAN][16];
+  static int64_t ids[LEAN];
+  int created[LEAN], i;
+  int64_t id;
+  struct tu_db *db;
+  char *a, *b;
+  if (tu_pg()) {
+    skip();
+    return;
+  }
+  tu_open(t);
+  db = tu_raw(t->path);
+  tu_exec(db, "INSERT INTO jobs (id, body) VALUES (5000,"
+              " '{\"model\":\"door\"}')");
+  for (i = 0; i < LEAN; i++)
+    lean_spec(&s[i], part, i, "lean");
+  assert_int_equal(sl_enqueue_many_created(t->j, s, LEAN, ids, created, NULL),
+                   SL_OK);
+  assert_non_null(t->j->enq_lean[0]); /* the lean statements ran */
+  for (i = 0; i < LEAN; i++) {
+    assert_int_equal(created[i], 1);
+    assert_int_equal(ids[i], 5001 + i);
+  }
+  lean_check(db, "lean", ids);
+  for (i = 0; i < LEAN; i++) { /* the same, one at a time */
+    lean_spec(&s[i], part, i, "single");
+    assert_int_equal(sl_enqueue(t->j, &s[i], &id, NULL), SL_OK);
+  }
+  for (i = 0; i < LEAN; i++) {
+    a = tu_text(db,
+                "SELECT group_concat(coalesce(x, '-'), '|') FROM (SELECT"
+                " partition || urgency || endpoint || priority || max_attempts"
+                " || coalesce(deadline, '-') || metadata || model || out_tokens"
+                " || line_bytes || inputs || state || (body IS NULL) AS x"
+                " FROM jobs WHERE queue = '%s' AND partition = 'p%d')",
+                "lean", i);
+    b = tu_text(db,
+                "SELECT group_concat(coalesce(x, '-'), '|') FROM (SELECT"
+                " partition || urgency || endpoint || priority || max_attempts"
+                " || coalesce(deadline, '-') || metadata || model || out_tokens"
+                " || line_bytes || inputs || state || (body IS NULL) AS x"
+                " FROM jobs WHERE queue = '%s' AND partition = 'p%d')",
+                "single", i);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, b);
+    sqlite3_free(a);
+    sqlite3_free(b);
+  }
+  /* the counters the lean groups summed in C, as the triggers count */
+  tu_assert_q(db, 1, "SELECT (SELECT group_concat(state || urgency || n)"
+                     " FROM job_counts WHERE queue = 'lean') IS (SELECT"
+                     " group_concat(state || urgency || n) FROM job_counts"
+                     " WHERE queue = 'single')");
+  tu_assert_q(db, 1, "SELECT (SELECT group_concat(endpoint || model || jobs"
+                     " || bytes || inputs || dated) FROM batch_backlog WHERE"
+                     " queue = 'lean') IS (SELECT group_concat(endpoint ||"
+                     " model || jobs || bytes || inputs || dated) FROM"
+                     " batch_backlog WHERE queue = 'single')");
+  tu_assert_q(db, 1, "SELECT count(*) > 0 FROM batch_backlog"
+                     " WHERE queue = 'lean'");
+  /* near the largest rowid, SQLite numbers at random: still each its own */
+  tu_exec(db, "INSERT INTO jobs (id, body) VALUES (9223372036854775707,"
+              " '{\"model\":\"door\"}')");
+  for (i = 0; i < LEAN; i++)
+    lean_spec(&s[i], part, i, "high");
+  assert_int_equal(sl_enqueue_many_created(t->j, s, LEAN, ids, created, NULL),
+                   SL_OK);
+  for (i = 0; i < LEAN; i++)
+    assert_int_equal(created[i], 1);
+  lean_check(db, "high", ids);
+  tu_assert_q(db, LEAN, "SELECT count(*) FROM jobs WHERE queue = 'high'");
+  tu_assert_q(db, 1, "SELECT (SELECT sum(n) FROM job_counts WHERE queue ="
+                     " 'high') = %d", LEAN);
+  tu_close(db);
+}
+
 /* A key holding a registered secret is stored scrubbed, as sl_enqueue
  * stores it, and the next call with it finds that job. */
 static void test_group_secret_key(void **state) {
@@ -351,6 +467,7 @@ int main(void) {
       T(test_group_refusal_named),
       T(test_group_secret_key),
       T(test_group_parameter_limit),
+      T(test_group_lean_ids),
       T(test_group_killed_mid_call),
   };
 #undef T
