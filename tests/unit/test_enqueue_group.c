@@ -364,6 +364,24 @@ static void test_group_lean_ids(void **state) {
                      " batch_backlog WHERE queue = 'single')");
   tu_assert_q(db, 1, "SELECT count(*) > 0 FROM batch_backlog"
                      " WHERE queue = 'lean'");
+  /* a row the journal refuses inside a lean group: named, nothing kept */
+  for (i = 0; i < LEAN; i++)
+    lean_spec(&s[i], part, i, "refused");
+  sqlite3_finalize(t->j->enq_lean[0]); /* to see that it runs again */
+  t->j->enq_lean[0] = NULL;
+  s[300].urgency = "soon";
+  {
+    size_t bad = 0;
+    assert_int_equal(sl_enqueue_many(t->j, s, LEAN, ids, &bad), SL_BAD_JOB);
+    assert_int_equal(bad, 300);
+    assert_true(tu_contains(sl_errmsg(t->j), "job 301: "));
+    assert_true(tu_contains(sl_errmsg(t->j),
+                            "urgency must be urgent or deferrable"));
+  }
+  assert_non_null(t->j->enq_lean[0]); /* the lean group refused it */
+  tu_assert_q(db, 0, "SELECT count(*) FROM jobs WHERE queue = 'refused'");
+  tu_assert_q(db, 0, "SELECT count(*) FROM job_counts WHERE queue ="
+                     " 'refused'");
   /* near the largest rowid, SQLite numbers at random: still each its own */
   tu_exec(db, "INSERT INTO jobs (id, body) VALUES (9223372036854775707,"
               " '{\"model\":\"door\"}')");
