@@ -9,12 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "body_info.h"
 #include "pg/internal.h"
 
 /* $1..$13: queue, partition, urgency, endpoint, body, key, priority,
  * max_attempts, run_after, deadline, metadata, model, output cap (arrays,
  * one item a job). The line's bytes and inputs (pg 0021) are written here
- * too. Model and cap are the client's (body_info.c: the body scanned and
+ * too. Model and cap are the client's (lib/body_info.c: the body scanned and
  * vouched for, the door's values); model NULL: the door must judge that
  * body. A vouched-for body goes to job_bodies here and jobs.body stays
  * NULL, so the door's row triggers skip the job (pg 0020) and the server
@@ -106,8 +107,9 @@ static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
 static int put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
   const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
                       s->body, s->idempotency_key};
-  struct sl_pg_body_info bi;
-  int k, vouched = sl__pg_body_info(s->body, &bi);
+  struct sl_body_info bi;
+  /* PostgreSQL's door: a duplicate key's last value, caps exact */
+  int k, vouched = sl__body_info(s->body, 0, &bi);
   for (k = 0; k < 6; k++)
     sl__pgbuf_text(&a[k], t[k], t[k] ? strlen(t[k]) : 0);
   sl__pgbuf_int(&a[6], s->priority);

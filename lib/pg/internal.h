@@ -173,17 +173,6 @@ void sl__pgbuf_int(struct sl_pgbuf *b, int64_t v);
 void sl__pgbuf_null(struct sl_pgbuf *b);
 void sl__pgbuf_double(struct sl_pgbuf *b, double v); /* < 0: NULL */
 
-/* What the door derives from a body, computed in the client (body_info.c):
- * 1 and out filled when body is valid JSON, an object naming a string
- * model the door would read the same (model: a span of body, not
- * NUL-terminated), with out_tokens its output cap (0: none); 0 when the
- * door must judge the body itself. */
-struct sl_pg_body_info {
-  const char *model;
-  size_t model_len;
-  int64_t out_tokens;
-};
-int sl__pg_body_info(const char *body, struct sl_pg_body_info *out);
 
 /* The backend's ops. SL_PG_BUILT lists the SL_BACKEND_OPS rows built so
  * far; ops.c answers the others with "not built" (SL_INVAL). */

@@ -56,7 +56,7 @@ int64_t sl__line_bytes(const struct sl_job_spec *s) {
 static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
                       int64_t now, int64_t *id, int *created) {
   sqlite3_stmt *st;
-  int rc;
+  int rc, vouched;
 
   rc = check_spec(j, s);
   if (rc != SL_OK)
@@ -70,7 +70,8 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
   sl__bind_text(st, 2, s->partition);
   sl__bind_text(st, 3, s->urgency);
   sl__bind_text(st, 4, s->endpoint);
-  sl__bind_text(st, 5, s->body);
+  /* the model and cap (?16, ?17) when C's reader vouches for them */
+  vouched = sl__bind_body(st, 5, 16, 17, s->body);
   sl__bind_text(st, 6, s->idempotency_key);
   sqlite3_bind_int64(st, 7, s->priority);
   sl__bind_opt_int(st, 8, s->max_attempts, 0);
@@ -78,11 +79,12 @@ static int insert_one(struct sl_journal *j, const struct sl_job_spec *s,
   sl__bind_opt_int(st, 10, s->deadline_ms, 0);
   sqlite3_bind_int64(st, 11, now);
   sl__bind_text(st, 12, s->metadata);
-  /* the same tests as the door's instr() gates, done here (queries.c) */
-  sqlite3_bind_int(st, 13, strstr(s->body, "\"stream\"") ||
-                               strstr(s->body, "\\u"));
-  sqlite3_bind_int(st, 14, strstr(s->body, "max_") ||
-                               strstr(s->body, "\\u"));
+  /* the same tests as the door's instr() gates, done here (queries.c);
+   * not read when C vouched */
+  sqlite3_bind_int(st, 13, !vouched && (strstr(s->body, "\"stream\"") ||
+                                        strstr(s->body, "\\u")));
+  sqlite3_bind_int(st, 14, !vouched && (strstr(s->body, "max_") ||
+                                        strstr(s->body, "\\u")));
   /* the line's bytes (SL_SQL_LINE_BYTES: body + endpoint + 82), counted
    * here rather than by SQL's length(CAST(... AS BLOB)) (queries.c) */
   sqlite3_bind_int64(st, 15, sl__line_bytes(s));
@@ -216,7 +218,7 @@ static int many(struct sl_journal *j, const struct sl_job_spec *specs,
   if (rc != SL_OK)
     return rc;
   for (i = 0; i < n; i += g) {
-    g = (size_t)sl__enqueue_group_size(n - i);
+    g = (size_t)sl__enqueue_group_size(j, n - i);
     rc = insert_rows(j, specs, i, g, now, ids, created, bad_index, &sums);
     if (rc != SL_OK) {
       sl__journal_rollback(j); /* the hold and the sums' rows go too */

@@ -1,6 +1,6 @@
 /*
- * enqueue_group.c: sl_enqueue_many's rows SL_ENQ_GROUP (64) at a time,
- * then 16 and 4 for the rest of the call, one multi-row INSERT per group (issue 14: producers and workers share the
+ * enqueue_group.c: sl_enqueue_many's rows SL_ENQ_GROUP (256) at a time,
+ * then 64, 16 and 4 for the rest of the call, one multi-row INSERT per group (issue 14: producers and workers share the
  * write lock fairly, so a call of 10,000 rows must hold it briefly).
  *
  * Why: every INSERT into jobs keeps a statement journal (its door trigger
@@ -21,21 +21,25 @@
  * (enqueue.c's insert_one) inside the same transaction to name the row and
  * its reason; the caller then rolls everything back.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "body_info.h"
 #include "internal.h"
 #include "jobs.h"
 #include "sluice_secrets.h"
 
-#define COLS 14 /* parameters per row; ?1 is the call's clock */
+#define COLS 16 /* parameters per row; ?1 is the call's clock */
 
 /* One row's values as SL_STMT_ENQUEUE computes them, from the VALUES
  * columns: 1 queue, 2 partition, 3 urgency, 4 endpoint, 5 body, 6 key,
  * 7 priority, 8 max_attempts, 9 run_after, 10 deadline, 11 metadata,
  * 12 the door flag (?13 there), 13 the max_ flag (?14 there), 14 the
- * line's bytes (?15 there; the batch backlog's counters, 0020). */
+ * line's bytes (?15 there; the batch backlog's counters, 0020), 15 and 16
+ * the model and output cap when C's reader vouched for them (?16, ?17
+ * there; enqueue_body.c), else NULL. */
 #define MODEL                                                                 \
   "CASE WHEN NOT json_valid(column5) THEN NULL WHEN json_type(column5,"       \
   " '$.model') = 'text' THEN json_extract(column5, '$.model') END"
@@ -50,10 +54,13 @@ static const char head[] =
     " inputs)"
     " SELECT coalesce(column1, 'default'), coalesce(column2, ''),"
     " coalesce(column3, 'urgent'), coalesce(column4, '/v1/responses'),"
-    " CASE WHEN column12 OR (" MODEL ") IS NULL THEN column5 END,"
+    " CASE WHEN column15 IS NOT NULL THEN NULL WHEN column12 OR (" MODEL
+    ") IS NULL THEN column5 END,"
     " column6, column7, coalesce(column8, 5), coalesce(column9, ?1),"
-    " column10, ?1, ?1, coalesce(column11, '{}'), (" MODEL "),"
-    " (CASE WHEN NOT json_valid(column5) THEN NULL WHEN NOT column13 THEN 0"
+    " column10, ?1, ?1, coalesce(column11, '{}'), coalesce(column15, "
+    MODEL "),"
+    " coalesce(column16, CASE WHEN NOT json_valid(column5) THEN NULL"
+    " WHEN NOT column13 THEN 0"
     " ELSE coalesce(" CAP("max_output_tokens") ", " CAP(
         "max_completion_tokens") ", " CAP("max_tokens") ", 0) END),"
     " column14, (CASE WHEN coalesce(column4, '/v1/responses') <>"
@@ -66,36 +73,71 @@ static const char head[] =
  * and key, what enqueue_sums.c counts (migration 0023: while the group
  * holds job_counts_summed, the triggers leave a row whose body is NULL to
  * it), as stored. */
-static const char tail[] =
-    ") WHERE true ON CONFLICT (idempotency_key) DO NOTHING"
-    " RETURNING id, idempotency_key, body IS NULL, queue, urgency,"
-    " endpoint, model, inputs, line_bytes, deadline IS NOT NULL";
+#define RETURNING                                                            \
+  " ON CONFLICT (idempotency_key) DO NOTHING"                                \
+  " RETURNING id, idempotency_key, body IS NULL, queue, urgency,"            \
+  " endpoint, model, inputs, line_bytes, deadline IS NOT NULL"
+static const char tail[] = ") WHERE true" RETURNING;
 
-static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies,
+/* A lean group: every row's body vouched for by C's reader (model and cap
+ * known, so the body goes to job_bodies only), no embeddings (inputs 1),
+ * no registered secret in the body or the queue, no key from the caller.
+ * Then every column is a value C binds, defaults included, and SQLite
+ * evaluates no expression per row (head's SELECT: coalesces, CASEs,
+ * column copies). And no RETURNING (an ephemeral table of the returned
+ * rows, read back one step each): the rows' ids are the journal's largest
+ * id before the statement plus 1, 2... in order, as SQLite numbers new
+ * rows while that largest id is below 2^63 - 1 (checked: the statement
+ * made g rows and the last is that largest + g; else each row is looked
+ * up by its key), and what enqueue_sums.c counts is what C bound. Both
+ * were about 2.5k of a row's instructions (callgrind, bench/README.md
+ * "busy.sh"). The CHECKs, the unique key and the triggers judge the rows
+ * as they judge head's. */
+#define LCOLS 16
+static const char lean_head[] =
+    "INSERT INTO jobs (queue, partition, urgency, endpoint,"
+    " idempotency_key, priority, max_attempts, run_after, deadline,"
+    " created_at, updated_at, metadata, model, out_tokens, line_bytes,"
+    " inputs) VALUES ";
+
+enum { STMT_FULL, STMT_BODIES, STMT_LEAN };
+
+static int prepare(struct sl_journal *j, sqlite3_stmt **out, int kind,
                    int g) {
   size_t cap = sizeof head + sizeof tail + (size_t)g * 128, len;
   char *sql = malloc(cap);
-  int r, c, p, rc;
+  int r, c, rc;
   if (!sql) {
     snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
     return SL_NOMEM;
   }
-  if (bodies) {
+  if (kind == STMT_LEAN) {
+    len = (size_t)snprintf(sql, cap, "%s", lean_head);
+    for (r = 0; r < g; r++) {
+      len += (size_t)snprintf(sql + len, cap - len, "%s(", r ? ", " : "");
+      for (c = 0; c < LCOLS; c++)
+        len += (size_t)snprintf(sql + len, cap - len, "%s?", c ? ", " : "");
+      len += (size_t)snprintf(sql + len, cap - len, ")");
+    }
+    len += (size_t)snprintf(sql + len, cap - len,
+                            " ON CONFLICT (idempotency_key) DO NOTHING");
+  } else if (kind == STMT_BODIES) {
     len = (size_t)snprintf(sql, cap,
                            "INSERT OR IGNORE INTO job_bodies (job_id, body)"
                            " VALUES ");
-    for (r = 0; r < g; r++)
-      len += (size_t)snprintf(sql + len, cap - len, "%s(?%d, ?%d)",
-                              r ? ", " : "", 2 * r + 1, 2 * r + 2);
+    for (r = 0; r < g; r++) /* ?: numbered 1, 2... in order */
+      len += (size_t)snprintf(sql + len, cap - len, "%s(?, ?)",
+                              r ? ", " : "");
   } else {
     len = (size_t)snprintf(sql, cap, "%s", head);
     for (r = 0; r < g; r++) {
       len += (size_t)snprintf(sql + len, cap - len, "%s(", r ? ", " : "");
-      for (c = 0; c < COLS; c++) {
-        p = 2 + r * COLS + c;
-        len += (size_t)snprintf(sql + len, cap - len, "%s?%d", c ? ", " : "",
-                                p);
-      }
+      /* plain ?: numbered in order after head's ?1, so row r's column
+       * c is 2 + r * COLS + c. Not ?NNN: SQLite looks each such name
+       * up in a list of all of them while it prepares, which made the
+       * prepare of a group of 256 rows quadratic (60M instructions). */
+      for (c = 0; c < COLS; c++)
+        len += (size_t)snprintf(sql + len, cap - len, "%s?", c ? ", " : "");
       len += (size_t)snprintf(sql + len, cap - len, ")");
     }
     len += (size_t)snprintf(sql + len, cap - len, "%s", tail);
@@ -109,16 +151,18 @@ static int prepare(struct sl_journal *j, sqlite3_stmt **out, int bodies,
 }
 
 /* Slot 0 holds the statements for SL_ENQ_GROUP rows, slot k for
- * SL_ENQ_GROUP >> 2k (64, 16, 4): a call's rows after its last full group
+ * SL_ENQ_GROUP >> 2k (256, 64, 16, 4): a call's rows after its last full group
  * go in the smaller ones, only the last few (under 4) one at a time. */
-static sqlite3_stmt *group_stmt(struct sl_journal *j, int bodies, int g) {
+static sqlite3_stmt *group_stmt(struct sl_journal *j, int kind, int g) {
   int k = 0;
   sqlite3_stmt **st;
   while (k < SL_ENQ_SIZES - 1 && (SL_ENQ_GROUP >> (2 * k)) != g)
     k++;
-  st = bodies ? &j->enq_bodies[k] : &j->enq_group[k];
+  st = kind == STMT_BODIES ? &j->enq_bodies[k]
+       : kind == STMT_LEAN ? &j->enq_lean[k]
+                           : &j->enq_group[k];
   if (!*st) {
-    if (prepare(j, st, bodies, g) != SL_OK) {
+    if (prepare(j, st, kind, g) != SL_OK) {
       *st = NULL;
       return NULL;
     }
@@ -134,15 +178,18 @@ void sl__enqueue_group_close(struct sl_journal *j) {
   for (k = 0; k < SL_ENQ_SIZES; k++) {
     sqlite3_finalize(j->enq_group[k]);
     sqlite3_finalize(j->enq_bodies[k]);
-    j->enq_group[k] = j->enq_bodies[k] = NULL;
+    sqlite3_finalize(j->enq_lean[k]);
+    j->enq_group[k] = j->enq_bodies[k] = j->enq_lean[k] = NULL;
   }
 }
 
-int sl__enqueue_group_size(size_t left) {
-  int k;
-  for (k = 0; k < SL_ENQ_SIZES; k++)
-    if (left >= (size_t)(SL_ENQ_GROUP >> (2 * k)))
-      return SL_ENQ_GROUP >> (2 * k);
+int sl__enqueue_group_size(struct sl_journal *j, size_t left) {
+  int k, g, most = sqlite3_limit(j->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
+  for (k = 0; k < SL_ENQ_SIZES; k++) {
+    g = SL_ENQ_GROUP >> (2 * k);
+    if (left >= (size_t)g && 1 + g * COLS <= most)
+      return g;
+  }
   return 1;
 }
 
@@ -180,20 +227,107 @@ static void bind_row(sqlite3_stmt *st, int base, const struct sl_job_spec *s,
   sl__bind_text(st, base + 2, s->partition);
   sl__bind_text(st, base + 3, s->urgency);
   sl__bind_text(st, base + 4, s->endpoint);
-  sl__bind_text(st, base + 5, s->body);
+  /* the model and cap (base + 15, 16) when C's reader vouches */
+  int vouched = sl__bind_body(st, base + 5, base + 15, base + 16, s->body);
   sqlite3_bind_text(st, base + 6, key, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, base + 7, s->priority);
   sl__bind_opt_int(st, base + 8, s->max_attempts, 0);
   sl__bind_opt_int(st, base + 9, s->run_after_ms, 0);
   sl__bind_opt_int(st, base + 10, s->deadline_ms, 0);
   sl__bind_text(st, base + 11, s->metadata);
-  /* the same tests as insert_one's ?13 and ?14 */
-  sqlite3_bind_int(st, base + 12, strstr(s->body, "\"stream\"") ||
-                                      strstr(s->body, "\\u"));
-  sqlite3_bind_int(st, base + 13, strstr(s->body, "max_") ||
-                                      strstr(s->body, "\\u"));
+  /* the same tests as insert_one's ?13 and ?14; not read when vouched */
+  sqlite3_bind_int(st, base + 12,
+                   !vouched && (strstr(s->body, "\"stream\"") ||
+                                strstr(s->body, "\\u")));
+  sqlite3_bind_int(st, base + 13, !vouched && (strstr(s->body, "max_") ||
+                                               strstr(s->body, "\\u")));
   /* as insert_one's ?15 */
   sqlite3_bind_int64(st, base + 14, sl__line_bytes(s));
+}
+
+/* Whether row s can go in a lean group (lean_head); *bi its body's model
+ * and cap. */
+static int lean_row(const struct sl_job_spec *s, struct sl_body_info *bi) {
+  return !s->idempotency_key &&
+         (!s->endpoint || strcmp(s->endpoint, "/v1/embeddings") != 0) &&
+         (!s->queue || !sl_secrets_found(s->queue, strlen(s->queue))) &&
+         !sl_secrets_found(s->body, strlen(s->body)) &&
+         sl__body_info(s->body, SL_BODY_FIRST_DUP | SL_BODY_INT_CAPS, bi);
+}
+
+/* A lean row: the values head's SELECT computes, computed here (its
+ * coalesce defaults are schema.sql's). */
+static void bind_lean(sqlite3_stmt *st, int base, const struct sl_job_spec *s,
+                      const char *key, const struct sl_body_info *bi,
+                      int64_t now) {
+  sl__bind_text(st, base + 1, s->queue ? s->queue : "default");
+  sl__bind_text(st, base + 2, s->partition ? s->partition : "");
+  sl__bind_text(st, base + 3, s->urgency ? s->urgency : "urgent");
+  sl__bind_text(st, base + 4, s->endpoint ? s->endpoint : "/v1/responses");
+  sqlite3_bind_text(st, base + 5, key, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, base + 6, s->priority);
+  sqlite3_bind_int64(st, base + 7, s->max_attempts ? s->max_attempts : 5);
+  sqlite3_bind_int64(st, base + 8, s->run_after_ms ? s->run_after_ms : now);
+  sl__bind_opt_int(st, base + 9, s->deadline_ms, 0);
+  sqlite3_bind_int64(st, base + 10, now);
+  sqlite3_bind_int64(st, base + 11, now);
+  sl__bind_text(st, base + 12, s->metadata ? s->metadata : "{}");
+  sqlite3_bind_text(st, base + 13, bi->model, (int)bi->model_len,
+                    SQLITE_STATIC);
+  sqlite3_bind_int64(st, base + 14, bi->out_tokens);
+  sqlite3_bind_int64(st, base + 15, sl__line_bytes(s));
+  sqlite3_bind_int(st, base + 16, 1);
+}
+
+/* A lean group's statement (no RETURNING): ids from m, the largest id
+ * before it, and the sums from the values bound. */
+static int step_lean(struct sl_journal *j, sqlite3_stmt *st, int g,
+                     int64_t m, const struct sl_job_spec *s,
+                     const struct sl_body_info *bi, const char *const *keys,
+                     int64_t *got, int *fresh, int *nfresh,
+                     struct sl_enq_sums *sums) {
+  sqlite3_stmt *find;
+  int rc = sqlite3_step(st), i;
+  if (rc != SQLITE_DONE) {
+    rc = sl__journal_fail(j, rc, "job refused");
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  if (sqlite3_changes(j->db) == g &&
+      sqlite3_last_insert_rowid(j->db) == m + g) {
+    for (i = 0; i < g; i++) {
+      got[i] = m + 1 + i;
+      fresh[i] = 1;
+    }
+  } else { /* a made key met one already there: new rows are above m */
+    for (i = 0; i < g; i++) {
+      find = sl__journal_stmt(j, SL_STMT_FIND_KEY);
+      if (!find)
+        return SL_DB;
+      sqlite3_bind_text(find, 1, keys[i], -1, SQLITE_STATIC);
+      rc = sqlite3_step(find);
+      got[i] = rc == SQLITE_ROW ? sqlite3_column_int64(find, 0) : 0;
+      sqlite3_reset(find);
+      if (rc != SQLITE_ROW)
+        return sl__journal_fail(j, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc,
+                                "looking up a new job's key");
+      fresh[i] = got[i] > m;
+    }
+  }
+  for (i = 0; i < g; i++) {
+    if (!fresh[i])
+      continue;
+    (*nfresh)++;
+    rc = sl__enq_sums_add(j, sums, s[i].queue ? s[i].queue : "default",
+                          s[i].urgency ? s[i].urgency : "urgent",
+                          s[i].endpoint ? s[i].endpoint : "/v1/responses",
+                          bi[i].model, bi[i].model_len, sl__line_bytes(&s[i]),
+                          1, s[i].deadline_ms != 0);
+    if (rc != SL_OK)
+      return rc;
+  }
+  return SL_OK;
 }
 
 /* Map the returned (id, key) rows back to the specs: in the common case
@@ -246,7 +380,7 @@ static int insert_bodies(struct sl_journal *j, const struct sl_job_spec *s,
   sqlite3_stmt *st;
   int i, rc;
   if (nfresh == g) {
-    st = group_stmt(j, 1, g);
+    st = group_stmt(j, STMT_BODIES, g);
     if (!st)
       return SL_DB;
     for (i = 0; i < g; i++) {
@@ -309,10 +443,26 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
   unsigned char rnd[SL_ENQ_GROUP * 10];
   int owned[SL_ENQ_GROUP], fresh[SL_ENQ_GROUP] = {0}, nfresh = 0, i, rc;
   int64_t got[SL_ENQ_GROUP];
+  struct sl_body_info bi[SL_ENQ_GROUP];
   sqlite3_stmt *st;
+  int lean = 1;
+  int64_t m = 0;
 
   *refused = 0;
-  st = group_stmt(j, 0, g);
+  for (i = 0; lean && i < g; i++)
+    lean = lean_row(&s[i], &bi[i]);
+  if (lean) { /* the largest id: one seek to the table's last row */
+    st = sl__journal_sql(j, "SELECT coalesce(max(id), 0) FROM jobs");
+    if (!st)
+      return SL_DB;
+    rc = sqlite3_step(st);
+    m = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+      return sl__journal_fail(j, rc, "reading the largest job id");
+    lean = m <= INT64_MAX - g; /* else SQLite picks random ids */
+  }
+  st = group_stmt(j, lean ? STMT_LEAN : STMT_FULL, g);
   if (!st)
     return SL_DB;
   memset(owned, 0, sizeof owned);
@@ -322,7 +472,8 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
   /* the random bytes of the group's keys in one call (one mutex) */
   sqlite3_randomness(g * 10, rnd);
   rc = SL_OK;
-  sqlite3_bind_int64(st, 1, now);
+  if (!lean)
+    sqlite3_bind_int64(st, 1, now);
   for (i = 0; i < g; i++) {
     keys[i] = row_key(&s[i], stamp, rnd + 10 * i, made[i], &owned[i]);
     if (!keys[i]) { /* never store a secret: fail instead */
@@ -330,9 +481,14 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
       rc = SL_NOMEM;
       break;
     }
-    bind_row(st, 1 + i * COLS, &s[i], keys[i]);
+    if (lean)
+      bind_lean(st, i * LCOLS, &s[i], keys[i], &bi[i], now);
+    else
+      bind_row(st, 1 + i * COLS, &s[i], keys[i]);
   }
-  if (rc == SL_OK)
+  if (rc == SL_OK && lean)
+    rc = step_lean(j, st, g, m, s, bi, keys, got, fresh, &nfresh, sums);
+  else if (rc == SL_OK)
     rc = take_returned(j, st, g, keys, got, fresh, &nfresh, sums);
   sqlite3_clear_bindings(st); /* before the keys they point at go */
   /* A refusal (a CHECK, the door, a foreign key) undid this statement

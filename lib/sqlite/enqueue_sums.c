@@ -16,6 +16,8 @@
  * added by jobs_count_update when jobs_body_insert moves the body: so it
  * is left out here (body IS NULL false).
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -110,6 +112,31 @@ int sl__enq_sums_row(struct sl_journal *j, struct sl_enq_sums *s,
                          ? 1
                          : sqlite3_column_int64(st, 7),
                      sqlite3_column_int(st, 9));
+}
+
+int sl__enq_sums_add(struct sl_journal *j, struct sl_enq_sums *s,
+                     const char *queue, const char *urgency,
+                     const char *endpoint, const char *model, size_t mlen,
+                     int64_t bytes, int64_t inputs, int dated) {
+  char name[SL_BACKLOG_NAME], *m;
+  int rc;
+  if (!s->cs.held)
+    return SL_OK; /* the triggers counted it */
+  rc = sl__counts_inserted(j, &s->cs, queue, urgency);
+  if (rc != SL_OK || strcmp(urgency, "deferrable") != 0)
+    return rc;
+  /* the model NUL-terminated, as RETURNING gives it */
+  m = mlen < sizeof name ? name : malloc(mlen + 1);
+  if (!m) {
+    snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+    return SL_NOMEM;
+  }
+  memcpy(m, model, mlen);
+  m[mlen] = '\0';
+  rc = backlog_add(j, s, queue, endpoint, m, bytes, inputs, dated);
+  if (m != name)
+    free(m);
+  return rc;
 }
 
 int sl__enq_sums_flush(struct sl_journal *j, struct sl_enq_sums *s) {

@@ -97,11 +97,12 @@ struct sl_usage {
   } k[SL_USAGE_KEYS];
 };
 
-/* enqueue_group.c: rows per multi-row INSERT (the largest; then 16, 4). */
+/* enqueue_group.c: rows per multi-row INSERT (the largest; then 64, 16,
+ * 4). */
 #ifndef SL_ENQ_GROUP
-#define SL_ENQ_GROUP 64
+#define SL_ENQ_GROUP 256
 #endif
-#define SL_ENQ_SIZES 3
+#define SL_ENQ_SIZES 4
 
 /* Slots for the statements that change jobs.state (enum sl_move, jobs.h). */
 #define SL_MOVE_SLOTS 16
@@ -115,6 +116,7 @@ struct sl_journal {
   int ncached;
   /* enqueue_group.c: the multi-row INSERTs, prepared on first use */
   sqlite3_stmt *enq_group[SL_ENQ_SIZES], *enq_bodies[SL_ENQ_SIZES];
+  sqlite3_stmt *enq_lean[SL_ENQ_SIZES]; /* every row's values from C */
   struct sl_lease_memo memo[SL_LEASE_MEMO];
   int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
   int busy_ms;           /* sl_set_busy_timeout's polling limit */
@@ -142,7 +144,9 @@ SL_BACKEND_OPS(X)
 
 /* enqueue_group.c: sl_enqueue_many's rows up to SL_ENQ_GROUP per
  * statement. sl__enqueue_group inserts s[0..g-1] (g from
- * sl__enqueue_group_size: 64, 16, 4, or 1 for a row alone) inside the
+ * sl__enqueue_group_size: 256, 64, 16, 4, or 1 for a row alone; only
+ * sizes whose parameters fit the connection's SQLITE_LIMIT_VARIABLE_NUMBER,
+ * 999 in SQLite before 3.32) inside the
  * caller's transaction, checked first by enqueue.c (check_spec); ids and
  * created as sl_enqueue_many_created's. *refused: the journal refused a
  * row and only this statement was undone (replay the group row by row to
@@ -152,10 +156,16 @@ struct sl_enq_sums;
 int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
                       int g, int64_t now, int64_t *ids, int *created,
                       int *refused, struct sl_enq_sums *sums);
-int sl__enqueue_group_size(size_t left);
+int sl__enqueue_group_size(struct sl_journal *j, size_t left);
 /* A job's JSONL line bytes as the batch backlog counts them
  * (SL_SQL_LINE_BYTES: body + endpoint + 82), stored at enqueue. */
 int64_t sl__line_bytes(const struct sl_job_spec *s);
+/* enqueue_body.c: bind body at ibody (scrubbed, as sl__bind_text), and
+ * its model and output cap at imodel and icap when lib/body_info.c
+ * vouches for them (1), else leave those NULL for the statement's SQL to
+ * read the body (0). */
+int sl__bind_body(sqlite3_stmt *st, int ibody, int imodel, int icap,
+                  const char *body);
 void sl__enqueue_group_close(struct sl_journal *j);
 
 /* After a long write transaction: let a writer waiting for the lock in
@@ -266,6 +276,13 @@ void sl__enq_sums_init(struct sl_enq_sums *s);
  * deadline IS NOT NULL) inserted while held: its counts. */
 int sl__enq_sums_row(struct sl_journal *j, struct sl_enq_sums *s,
                      sqlite3_stmt *st);
+/* The same for a row whose stored values C bound itself (a lean group,
+ * enqueue_group.c): queue, urgency, endpoint as stored, model[0..mlen),
+ * line bytes, inputs, whether it has a deadline. */
+int sl__enq_sums_add(struct sl_journal *j, struct sl_enq_sums *s,
+                     const char *queue, const char *urgency,
+                     const char *endpoint, const char *model, size_t mlen,
+                     int64_t bytes, int64_t inputs, int dated);
 /* Before COMMIT: the sums into job_counts and batch_backlog, the hold
  * released. */
 int sl__enq_sums_flush(struct sl_journal *j, struct sl_enq_sums *s);

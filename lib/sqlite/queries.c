@@ -20,7 +20,10 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
    * strstr, as SQL's instr() costs ~10 instructions a byte). ?14: the body
    * may hold a max_* key (same search). Then jobs.body's CHECKs and
    * jobs_insert_door refuse it with their own words, and jobs_body_insert
-   * moves an accepted one. */
+   * moves an accepted one. ?16 and ?17: the model and output cap when
+   * C's reader vouched for them (enqueue_body.c; then the body is certainly
+   * valid JSON with a model and no "stream" or \u, and none of the JSON
+   * functions run), else NULL. */
   [SL_STMT_ENQUEUE] =
     "INSERT INTO jobs (queue, partition, urgency, endpoint, body,"
     " idempotency_key, priority, max_attempts, run_after, deadline,"
@@ -28,16 +31,16 @@ const char *const sl_stmt_sql[SL_STMT__COUNT] = {
     " inputs)"
     " VALUES (coalesce(?1, 'default'), coalesce(?2, ''),"
     " coalesce(?3, 'urgent'), coalesce(?4, '/v1/responses'),"
-    " CASE WHEN ?13 OR ("
+    " CASE WHEN ?16 IS NOT NULL THEN NULL WHEN ?13 OR ("
     "CASE WHEN NOT json_valid(?5) THEN NULL WHEN json_type(?5,"
     " '$.model') = 'text' THEN json_extract(?5, '$.model') END"
     ") IS NULL THEN ?5 END,"
     " coalesce(?6, printf('%012x', ?11) || lower(hex(randomblob(10)))),"
     " ?7, coalesce(?8, 5),"
-    " coalesce(?9, ?11), ?10, ?11, ?11, coalesce(?12, '{}'), ("
-    "CASE WHEN NOT json_valid(?5) THEN NULL WHEN json_type(?5,"
+    " coalesce(?9, ?11), ?10, ?11, ?11, coalesce(?12, '{}'), coalesce(?16,"
+    " CASE WHEN NOT json_valid(?5) THEN NULL WHEN json_type(?5,"
     " '$.model') = 'text' THEN json_extract(?5, '$.model') END"
-    "), ("
+    "), coalesce(?17, "
     "CASE WHEN NOT json_valid(?5) THEN NULL WHEN NOT ?14"
     " THEN 0 ELSE coalesce(CASE WHEN json_type(?5,"
     " '$.max_output_tokens') IN ('integer', 'real') AND json_extract(?5,"

@@ -1,7 +1,7 @@
 /*
  * test_enqueue_group.c: sl_enqueue_many on calls large enough that the
  * SQLite journal inserts their rows many per statement (enqueue_group.c:
- * 64 a group, then 16 and 4): the rows, bodies, models, caps, metadata,
+ * 256 a group, then 64, 16 and 4): the rows, bodies, models, caps, metadata,
  * keys and created flags are those sl_enqueue gives one at a time; duplicates inside a
  * group, across groups and against the journal map to the first job; a
  * refused row in a group is named and nothing is written; a key holding a
@@ -13,9 +13,10 @@
 #include <unistd.h>
 
 #include "sluice_secrets.h"
+#include "sqlite/internal.h"
 #include "testutil.h"
 
-enum { N = 150 }; /* groups of 64, 64, 16, 4, then 2 rows alone */
+enum { N = 406 }; /* groups of 256, 64, 64, 16, 4, then 2 rows alone */
 
 static char bodies[N][96], keys[2][N][16], meta[N][32];
 
@@ -54,9 +55,10 @@ static void spec(struct sl_job_spec *s, int set, int i) {
     snprintf(keys[set][i], sizeof keys[set][i], "%c-k%d", "gs"[set], i);
     s->idempotency_key = keys[set][i];
   }
-  if (i == 6 || i == 70 || i == 140) /* 6: inside row 5's group; 70, 140:
-                                        rows 0's and 7's, earlier groups */
+  if (i == 6 || i == 70 || i == 140) /* inside rows 0's and 7's group */
     s->idempotency_key = keys[set][i == 6 ? 0 : i == 70 ? 0 : 7];
+  if (i == 300 || i == 330) /* rows 7's and 0's, earlier groups */
+    s->idempotency_key = keys[set][i == 300 ? 7 : 0];
   if (i == 5)
     s->idempotency_key = keys[set][0];
   if (i == 100) { /* a job already in the journal */
@@ -118,6 +120,9 @@ static void test_group_rows_as_single(void **state) {
     assert_int_equal(ids[set][6], ids[set][0]);
     assert_int_equal(ids[set][70], ids[set][0]);
     assert_int_equal(ids[set][140], ids[set][7]);
+    assert_int_equal(ids[set][300], ids[set][7]);
+    assert_int_equal(ids[set][330], ids[set][0]);
+    assert_int_equal(created[set][300], 0);
     assert_int_equal(ids[set][100], old[set]);
     assert_int_equal(created[set][100], 0);
     assert_int_equal(created[set][140], 0);
@@ -200,7 +205,12 @@ static void test_group_refusal_named(void **state) {
   assert_int_equal(bad, 140);
   assert_true(tu_contains(sl_errmsg(t->j), "body must be valid JSON"));
   s[140].body = bodies[140];
-  /* a group of 64 holds job_counts_summed, and the door skips its rows
+  s[350].urgency = "soon"; /* in the third group, of 64 */
+  assert_int_equal(sl_enqueue_many(t->j, s, N, ids, &bad), SL_BAD_JOB);
+  assert_int_equal(bad, 350);
+  assert_true(tu_contains(sl_errmsg(t->j), "job 351: "));
+  s[350].urgency = NULL;
+  /* a group of 256 holds job_counts_summed, and the door skips its rows
    * (migration 0023): what the door refuses in a name, C refuses there */
   s[20].queue = "q\x01";
   assert_int_equal(sl_enqueue_many(t->j, s, N, ids, &bad), SL_BAD_JOB);
@@ -222,7 +232,169 @@ static void test_group_refusal_named(void **state) {
   tu_assert_q(db, 0, "SELECT count(*) FROM job_counts_summed");
   s[140].body = bodies[140];
   assert_int_equal(sl_enqueue_many(t->j, s, N, ids, &bad), SL_OK);
-  tu_assert_q(db, 1, "SELECT count(*) = 1 + %d FROM jobs", N - 4);
+  tu_assert_q(db, 1, "SELECT count(*) = 1 + %d FROM jobs", N - 6);
+  tu_close(db);
+}
+
+/* A connection whose SQLite allows 999 parameters a statement (before
+ * 3.32): the groups of 256 (4,097) and 64 (1,025) do not fit, so the
+ * call goes 16 at a time and still succeeds. */
+static void test_group_parameter_limit(void **state) {
+  struct tu *t = *state;
+  struct sl_job_spec s[N];
+  int64_t ids[N];
+  struct tu_db *db;
+  int i;
+  if (tu_pg()) {
+    skip();
+    return;
+  }
+  tu_open(t);
+  sqlite3_limit(t->j->db, SQLITE_LIMIT_VARIABLE_NUMBER, 999);
+  for (i = 0; i < N; i++)
+    spec(&s[i], 0, i);
+  if (sl_enqueue_many(t->j, s, N, ids, NULL) != SL_OK)
+    fail_msg("sl_enqueue_many: %s", sl_errmsg(t->j));
+  assert_null(t->j->enq_group[0]); /* no group of 256 or 64 prepared */
+  assert_null(t->j->enq_group[1]);
+  assert_non_null(t->j->enq_group[2]);
+  db = tu_raw(t->path);
+  tu_assert_q(db, 1, "SELECT count(*) = %d FROM jobs", N - 6);
+  tu_assert_q(db, 1, "SELECT count(*) = %d FROM job_bodies", N - 6);
+  tu_close(db);
+}
+
+/* Lean groups (enqueue_group.c: every value bound from C, no RETURNING,
+ * ids from the largest id): each id the call returns is its own row (by
+ * partition, body, fields) after a door insert set a high id, and when
+ * the largest id is near 2^63 - 1, where SQLite picks ids at random; the
+ * rows, job_counts and batch_backlog are those sl_enqueue gives. */
+enum { LEAN = 256 + 64 + 16 + 4 + 2 };
+
+static void lean_spec(struct sl_job_spec *s, char (*part)[16], int i,
+                      const char *queue) {
+  memset(s, 0, sizeof *s);
+  snprintf(part[i], sizeof part[i], "p%d", i);
+  s->queue = queue;
+  s->partition = part[i];
+  s->body = i % 3 ? "{\"model\":\"m\",\"input\":\"x\",\"max_tokens\":9}"
+                  : "{\"model\":\"n\",\"input\":\"y\"}";
+  s->urgency = i % 4 ? "deferrable" : NULL;
+  s->endpoint = i % 5 ? NULL : "/v1/chat/completions";
+  s->priority = i % 2;
+  s->max_attempts = i % 3;
+  s->deadline_ms = i % 6 ? 0 : 1000 + i;
+  s->metadata = i % 7 ? NULL : "{\"t\":\"x\"}";
+}
+
+static void lean_check(struct tu_db *db, const char *queue,
+                       const int64_t *ids) {
+  int i;
+  for (i = 0; i < LEAN; i++)
+    tu_assert_q(db, 1,
+                "SELECT count(*) FROM jobs WHERE id = %lld AND queue = '%s'"
+                " AND partition = 'p%d' AND body IS NULL AND model = '%s'"
+                " AND out_tokens = %d AND (SELECT body FROM job_bodies WHERE"
+                " job_id = jobs.id) LIKE '{\"model\":\"%s\"%%'",
+                (long long)ids[i], queue, i, i % 3 ? "m" : "n", i % 3 ? 9 : 0,
+                i % 3 ? "m" : "n");
+}
+
+static void test_group_lean_ids(void **state) {
+  struct tu *t = *state;
+  static struct sl_job_spec s[LEAN];
+  static char part[LEAN][16];
+  static int64_t ids[LEAN];
+  int created[LEAN], i;
+  int64_t id;
+  struct tu_db *db;
+  char *a, *b;
+  if (tu_pg()) {
+    skip();
+    return;
+  }
+  tu_open(t);
+  db = tu_raw(t->path);
+  tu_exec(db, "INSERT INTO jobs (id, body) VALUES (5000,"
+              " '{\"model\":\"door\"}')");
+  for (i = 0; i < LEAN; i++)
+    lean_spec(&s[i], part, i, "lean");
+  assert_int_equal(sl_enqueue_many_created(t->j, s, LEAN, ids, created, NULL),
+                   SL_OK);
+  assert_non_null(t->j->enq_lean[0]); /* the lean statements ran */
+  for (i = 0; i < LEAN; i++) {
+    assert_int_equal(created[i], 1);
+    assert_int_equal(ids[i], 5001 + i);
+  }
+  lean_check(db, "lean", ids);
+  for (i = 0; i < LEAN; i++) { /* the same, one at a time */
+    lean_spec(&s[i], part, i, "single");
+    assert_int_equal(sl_enqueue(t->j, &s[i], &id, NULL), SL_OK);
+  }
+  for (i = 0; i < LEAN; i++) {
+    a = tu_text(db,
+                "SELECT group_concat(coalesce(x, '-'), '|') FROM (SELECT"
+                " partition || urgency || endpoint || priority || max_attempts"
+                " || coalesce(deadline, '-') || metadata || model || out_tokens"
+                " || line_bytes || inputs || state || (body IS NULL) AS x"
+                " FROM jobs WHERE queue = '%s' AND partition = 'p%d')",
+                "lean", i);
+    b = tu_text(db,
+                "SELECT group_concat(coalesce(x, '-'), '|') FROM (SELECT"
+                " partition || urgency || endpoint || priority || max_attempts"
+                " || coalesce(deadline, '-') || metadata || model || out_tokens"
+                " || line_bytes || inputs || state || (body IS NULL) AS x"
+                " FROM jobs WHERE queue = '%s' AND partition = 'p%d')",
+                "single", i);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, b);
+    sqlite3_free(a);
+    sqlite3_free(b);
+  }
+  /* the counters the lean groups summed in C, as the triggers count */
+  tu_assert_q(db, 1, "SELECT (SELECT group_concat(state || urgency || n)"
+                     " FROM job_counts WHERE queue = 'lean') IS (SELECT"
+                     " group_concat(state || urgency || n) FROM job_counts"
+                     " WHERE queue = 'single')");
+  tu_assert_q(db, 1, "SELECT (SELECT group_concat(endpoint || model || jobs"
+                     " || bytes || inputs || dated) FROM batch_backlog WHERE"
+                     " queue = 'lean') IS (SELECT group_concat(endpoint ||"
+                     " model || jobs || bytes || inputs || dated) FROM"
+                     " batch_backlog WHERE queue = 'single')");
+  tu_assert_q(db, 1, "SELECT count(*) > 0 FROM batch_backlog"
+                     " WHERE queue = 'lean'");
+  /* a row the journal refuses inside a lean group: named, nothing kept */
+  for (i = 0; i < LEAN; i++)
+    lean_spec(&s[i], part, i, "refused");
+  sqlite3_finalize(t->j->enq_lean[0]); /* to see that it runs again */
+  t->j->enq_lean[0] = NULL;
+  s[300].urgency = "soon";
+  {
+    size_t bad = 0;
+    assert_int_equal(sl_enqueue_many(t->j, s, LEAN, ids, &bad), SL_BAD_JOB);
+    assert_int_equal(bad, 300);
+    assert_true(tu_contains(sl_errmsg(t->j), "job 301: "));
+    assert_true(tu_contains(sl_errmsg(t->j),
+                            "urgency must be urgent or deferrable"));
+  }
+  assert_non_null(t->j->enq_lean[0]); /* the lean group refused it */
+  tu_assert_q(db, 0, "SELECT count(*) FROM jobs WHERE queue = 'refused'");
+  tu_assert_q(db, 0, "SELECT count(*) FROM job_counts WHERE queue ="
+                     " 'refused'");
+  /* near the largest rowid, SQLite numbers at random: still each its own */
+  tu_exec(db, "INSERT INTO jobs (id, body) VALUES (9223372036854775707,"
+              " '{\"model\":\"door\"}')");
+  for (i = 0; i < LEAN; i++)
+    lean_spec(&s[i], part, i, "high");
+  assert_int_equal(sl_enqueue_many_created(t->j, s, LEAN, ids, created, NULL),
+                   SL_OK);
+  for (i = 0; i < LEAN; i++)
+    assert_int_equal(created[i], 1);
+  lean_check(db, "high", ids);
+  tu_assert_q(db, LEAN, "SELECT count(*) FROM jobs WHERE queue = 'high'");
+  tu_assert_q(db, 1, "SELECT (SELECT sum(n) FROM job_counts WHERE queue ="
+                     " 'high') = %d", LEAN);
   tu_close(db);
 }
 
@@ -312,6 +484,8 @@ int main(void) {
       T(test_group_rows_as_single),
       T(test_group_refusal_named),
       T(test_group_secret_key),
+      T(test_group_parameter_limit),
+      T(test_group_lean_ids),
       T(test_group_killed_mid_call),
   };
 #undef T

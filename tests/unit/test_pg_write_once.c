@@ -144,7 +144,7 @@ static void test_bodies_written_once(void **state) {
 /* Odd bodies, each enqueued by the library and inserted through the door
  * (psql's INSERT INTO sluice.jobs(body)): the rows agree on model,
  * out_tokens, line_bytes, inputs and the body; the library sends through
- * the door only the bodies marked so (body_info.c computes the others'
+ * the door only the bodies marked so (lib/body_info.c computes the others'
  * model and cap in the client, and sends through the door what it does
  * not read itself: an escape in the model, a cap's exponent beyond 1000,
  * nesting deeper than 256, besides the door's own gates). When the server
@@ -310,7 +310,7 @@ static void test_refusals_on_library_rows(void **state) {
       {"wo_bad", NULL, "{\"model\":1}", "name a model"},
       {"wo_bad", NULL, "{\"input\":\"x\"}", "name a model"},
       /* Not JSON, though each names a model: the library vouches for no
-       * body it has not read through (body_info.c). */
+       * body it has not read through (lib/body_info.c). */
       {"wo_bad", NULL, "{\"model\":\"m\",}", "valid JSON"},
       {"wo_bad", NULL, "{\"model\":\"m\"} x", "valid JSON"},
       {"wo_bad", NULL, "{\"model\":\"m\",\"a\":01}", "valid JSON"},

@@ -1,22 +1,29 @@
 /*
- * body_info.c: what the server derives from a request body (its model and
+ * body_info.c: what the journal derives from a request body (its model and
  * output cap), computed in the client, so that the library's enqueue does
- * not have the server parse every body as JSON (issue 15: that parse was
- * 10.3 of the statement's 131.9 ms per 1,000 jobs).
+ * not have the database parse every body as JSON. One reader for both
+ * backends (body_info.h says how their doors differ):
+ * - PostgreSQL (issue 15: that parse was 10.3 of the statement's 131.9 ms
+ *   per 1,000 jobs);
+ * - SQLite (issue 14: the JSON functions were about 5k of a grouped row's
+ *   60.5k instructions).
  *
- * The door (jobs_model_fill: sluice.body_model, sluice.body_out_tokens)
- * stays the definition. A body is vouched for here only when it is
- * certainly valid JSON (the whole text is scanned, RFC 8259 as
- * PostgreSQL's json type reads it) and its values are certainly the
- * door's; every other body (not JSON, not an object, no string model, a
- * "stream" or \u anywhere in the text, a backslash in the model, a cap
- * with an exponent beyond +-1000 or over 1000 digits, nesting deeper than
- * SL_BODY_DEPTH) goes through jobs.body, where the door judges it and
- * refuses it with its own words, or computes its columns itself.
+ * The door (PostgreSQL's jobs_model_fill: sluice.body_model,
+ * sluice.body_out_tokens; SQLite's expressions in the enqueue statements,
+ * lib/sqlite/queries.c, and jobs_body_insert) stays the definition. A body
+ * is vouched for here only when it is certainly valid JSON (the whole text
+ * is scanned, RFC 8259, as both engines read it) and its values are
+ * certainly the door's; every other body (not JSON, not an object, no
+ * string model, a "stream" or \u anywhere in the text, a backslash in the
+ * model, a cap with an exponent beyond +-1000 or over 1000 digits, or with
+ * SL_BODY_INT_CAPS a fraction or an exponent, nesting deeper than
+ * SL_BODY_DEPTH) goes through jobs.body or the SQL expressions, where the
+ * door judges it and refuses it with its own words, or computes its
+ * columns itself.
  */
 #include <string.h>
 
-#include "pg/internal.h"
+#include "body_info.h"
 
 /* Deeper bodies go to the door (PostgreSQL's own limit is its stack). */
 #define SL_BODY_DEPTH 256
@@ -150,6 +157,14 @@ static int64_t number_cap(const char *s, const char *end) {
   return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
+/* Whether any of set's characters is in [s, end). */
+static int strpbrk_n(const char *s, const char *end, const char *set) {
+  for (; s < end; s++)
+    if (strchr(set, *s))
+      return 1;
+  return 0;
+}
+
 static int key_of(const char *s, size_t n) {
   int k;
   for (k = 0; k < K_N; k++)
@@ -158,10 +173,11 @@ static int key_of(const char *s, size_t n) {
   return K_NONE;
 }
 
-int sl__pg_body_info(const char *body, struct sl_pg_body_info *out) {
-  /* The last value of each key in the top object (PostgreSQL's json and
-   * jsonb both read a duplicate key's last value): its start and end, or
-   * NULL. */
+int sl__body_info(const char *body, unsigned flags,
+                  struct sl_body_info *out) {
+  /* The value of each key in the top object that the door reads (the
+   * last of a duplicate key, or the first with SL_BODY_FIRST_DUP): its
+   * start and end, or NULL. */
   const char *vs[K_N] = {NULL}, *ve[K_N] = {NULL};
   char stack[SL_BODY_DEPTH];
   const char *p, *q;
@@ -178,6 +194,8 @@ int sl__pg_body_info(const char *body, struct sl_pg_body_info *out) {
     start = p;
     cur = key; /* a top member's value: kept (a container's by its start) */
     key = K_NONE;
+    if (cur != K_NONE && vs[cur] && (flags & SL_BODY_FIRST_DUP))
+      cur = K_NONE; /* a duplicate: the first one counts */
     if (cur != K_NONE) {
       vs[cur] = start;
       ve[cur] = start + 1;
@@ -256,6 +274,12 @@ done:
     int64_t cap;
     if (!vs[k] || !(*vs[k] == '-' || (*vs[k] >= '0' && *vs[k] <= '9')))
       continue;
+    /* A fraction or an exponent of a positive number: the door reads it
+     * as a double, whose rounding is not this exact truncation. A
+     * negative one is below 1 either way. */
+    if ((flags & SL_BODY_INT_CAPS) && *vs[k] != '-' &&
+        strpbrk_n(vs[k], ve[k], ".eE"))
+      return 0;
     cap = number_cap(vs[k], ve[k]);
     if (cap < 0)
       return 0;
