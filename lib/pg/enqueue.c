@@ -13,7 +13,8 @@
 
 /* $1..$13: queue, partition, urgency, endpoint, body, key, priority,
  * max_attempts, run_after, deadline, metadata, model, output cap (arrays,
- * one item a job). The line's bytes and inputs (pg 0021) are written here
+ * one item a job; NULL when no job of the group sets it, each job taking
+ * the column's default then). The line's bytes and inputs (pg 0021) are written here
  * too. Model and cap are the client's (body_info.c: the body scanned and
  * vouched for, the door's values); model NULL: the door must judge that
  * body. A vouched-for body goes to job_bodies here and jobs.body stays
@@ -38,8 +39,9 @@
   "  line_bytes, inputs)"                                                   \
   "  SELECT " id "coalesce(q, 'default'), coalesce(pa, ''),"                \
   "  coalesce(u, 'urgent'), coalesce(e, '/v1/responses'),"                  \
-  "  CASE WHEN m IS NULL THEN b END, key, pr, coalesce(ma, 5),"             \
-  "  coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms(),"  \
+  "  CASE WHEN m IS NULL THEN b END, key, coalesce(pr, 0),"                  \
+  "  coalesce(ma, 5), coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(),"  \
+  "  sluice.now_ms(),"                                                      \
   "  coalesce(md, '{}'), m, CASE WHEN m IS NOT NULL THEN o END,"            \
   "  octet_length(b) + octet_length(coalesce(e, '/v1/responses')) + 82,"    \
   "  CASE WHEN e = '/v1/embeddings' THEN sluice.body_inputs(e, b)"          \
@@ -102,28 +104,53 @@ static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
 
 #define NCOL 13
 
-/* Returns whether the body was vouched for (model and cap set). */
-static int put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
+/* Which of put_spec's columns any of specs[0..n) sets: a column none
+ * sets goes as a NULL array, which unnest pads with NULLs (the SQL
+ * coalesces each to its default), so neither side builds or parses an
+ * array of n NULLs. The body is always set; model and cap are put_spec's
+ * answer. */
+static void columns_set(const struct sl_job_spec *specs, size_t n,
+                        int set[NCOL]) {
+  size_t i;
+  memset(set, 0, NCOL * sizeof *set);
+  set[4] = 1;
+  for (i = 0; i < n; i++) {
+    const struct sl_job_spec *s = &specs[i];
+    set[0] |= s->queue != NULL;
+    set[1] |= s->partition != NULL;
+    set[2] |= s->urgency != NULL;
+    set[3] |= s->endpoint != NULL;
+    set[5] |= s->idempotency_key != NULL;
+    set[6] |= s->priority != 0;
+    set[7] |= s->max_attempts != 0;
+    set[8] |= s->run_after_ms != 0;
+    set[9] |= s->deadline_ms != 0;
+    set[10] |= s->metadata != NULL;
+  }
+}
+
+/* Job s's items in the columns set; returns whether the body was vouched
+ * for (model and cap set). */
+static int put_spec(struct sl_pgbuf *a, const int set[NCOL],
+                    const struct sl_job_spec *s) {
   const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
                       s->body, s->idempotency_key};
+  const int64_t v[4] = {s->priority, s->max_attempts, s->run_after_ms,
+                        s->deadline_ms};
   struct sl_pg_body_info bi;
   int k, vouched = sl__pg_body_info(s->body, &bi);
   for (k = 0; k < 6; k++)
-    sl__pgbuf_text(&a[k], t[k], t[k] ? strlen(t[k]) : 0);
-  sl__pgbuf_int(&a[6], s->priority);
-  if (s->max_attempts)
-    sl__pgbuf_int(&a[7], s->max_attempts);
-  else
-    sl__pgbuf_null(&a[7]);
-  if (s->run_after_ms)
-    sl__pgbuf_int(&a[8], s->run_after_ms);
-  else
-    sl__pgbuf_null(&a[8]);
-  if (s->deadline_ms)
-    sl__pgbuf_int(&a[9], s->deadline_ms);
-  else
-    sl__pgbuf_null(&a[9]);
-  sl__pgbuf_text(&a[10], s->metadata, s->metadata ? strlen(s->metadata) : 0);
+    if (set[k])
+      sl__pgbuf_text(&a[k], t[k], t[k] ? strlen(t[k]) : 0);
+  /* 0 is the column's default (priority) or "not given" (the others) */
+  for (k = 0; k < 4; k++)
+    if (set[6 + k] && v[k])
+      sl__pgbuf_int(&a[6 + k], v[k]);
+    else if (set[6 + k])
+      sl__pgbuf_null(&a[6 + k]);
+  if (set[10])
+    sl__pgbuf_text(&a[10], s->metadata,
+                   s->metadata ? strlen(s->metadata) : 0);
   if (vouched) {
     sl__pgbuf_text(&a[11], bi.model, bi.model_len);
     sl__pgbuf_int(&a[12], bi.out_tokens);
@@ -132,24 +159,6 @@ static int put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
     sl__pgbuf_null(&a[12]);
   }
   return vouched;
-}
-
-/* Whether any of specs[0..n) sets put_spec's column k. */
-static int column_set(const struct sl_job_spec *specs, size_t n, int k) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    const struct sl_job_spec *s = &specs[i];
-    const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
-                        s->body, s->idempotency_key};
-    if (k < 6 ? t[k] != NULL
-        : k == 6 ? 1
-        : k == 7 ? s->max_attempts != 0
-        : k == 8 ? s->run_after_ms != 0
-        : k == 9 ? s->deadline_ms != 0
-                 : s->metadata != NULL)
-      return 1;
-  }
-  return 0;
 }
 
 /* Look up the ids a concurrent producer's insert took (committed after
@@ -202,30 +211,27 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
   const char *param[NCOL];
   PGresult *r = NULL;
   size_t i, k;
-  int rc = SL_OK, late = 0, keyed = 0, vouched = 0;
+  int rc = SL_OK, late = 0, keyed, vouched = 0, set[NCOL];
 
+  columns_set(specs, n, set);
+  set[11] = set[12] = 1; /* until no body is vouched for */
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_init(&a[k]);
-    sl__pgbuf_open(&a[k]);
+    if (set[k])
+      sl__pgbuf_open(&a[k]);
   }
   for (i = 0; i < n; i++)
-    vouched |= put_spec(a, &specs[i]);
+    vouched |= put_spec(a, set, &specs[i]);
+  if (!vouched)
+    set[11] = set[12] = 0;
   for (k = 0; k < NCOL; k++) {
-    sl__pgbuf_close(&a[k]);
+    if (set[k])
+      sl__pgbuf_close(&a[k]);
     if (a[k].oom)
       rc = SL_NOMEM;
-    param[k] = a[k].s;
+    param[k] = set[k] ? a[k].s : NULL;
   }
-  /* A column no job sets goes as a NULL array, which unnest pads with
-   * NULLs: the server parses no array of n NULLs (body and priority are
-   * always set). */
-  for (k = 0; k < 11; k++)
-    if (k != 4 && k != 6 && !column_set(specs, n, (int)k))
-      param[k] = NULL;
-  if (!vouched)
-    param[11] = param[12] = NULL;
-  for (i = 0; i < n && !keyed; i++)
-    keyed = specs[i].idempotency_key != NULL;
+  keyed = set[5];
   if (rc == SL_OK && !want) {
     rc = sl__pg_execp(p, keyed ? insert_only_sql : insert_new_keys_sql,
                       NCOL, param, "job refused", NULL);
