@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "pg/internal.h"
 
@@ -32,23 +33,28 @@
   "  $10::bigint[], $11::text[], $12::text[], $13::bigint[])"               \
   "  WITH ORDINALITY AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, m, o, ord)),"
 #define GROUP_CTE GROUP_CTE_ID("")
-#define INSERT_JOBS_ID(id, conflict, returning)                             \
+/* The statement's clock, read once (an InitPlan) instead of three times
+ * a row. */
+#define NOW "(SELECT sluice.now_ms())"
+#define INSERT_JOBS_ID(id, order, conflict, returning)                      \
   " ins AS (INSERT INTO sluice.jobs (" id "queue, partition, urgency,"      \
   "  endpoint, body, idempotency_key, priority, max_attempts, run_after,"   \
   "  deadline, created_at, updated_at, metadata, model, out_tokens,"        \
   "  line_bytes, inputs)"                                                   \
   "  SELECT " id "coalesce(q, 'default'), coalesce(pa, ''),"                \
   "  coalesce(u, 'urgent'), coalesce(e, '/v1/responses'),"                  \
-  "  CASE WHEN m IS NULL THEN b END, key, coalesce(pr, 0),"                  \
-  "  coalesce(ma, 5), coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(),"  \
-  "  sluice.now_ms(),"                                                      \
+  "  CASE WHEN m IS NULL THEN b END, key, coalesce(pr, 0),"                 \
+  "  coalesce(ma, 5), coalesce(ra, " NOW "), dl, " NOW ", " NOW ","         \
   "  coalesce(md, '{}'), m, CASE WHEN m IS NOT NULL THEN o END,"            \
   "  octet_length(b) + octet_length(coalesce(e, '/v1/responses')) + 82,"    \
   "  CASE WHEN e = '/v1/embeddings' THEN sluice.body_inputs(e, b)"          \
   "  ELSE 1 END"                                                            \
-  "  FROM s ORDER BY ord" conflict returning ")"
+  "  FROM s" order conflict returning ")"
+/* Ids drawn by the column's default: inserted in the group's order, so
+ * they ascend as the jobs do. */
 #define INSERT_JOBS(conflict)                                               \
-  INSERT_JOBS_ID("", conflict, " RETURNING id, idempotency_key")
+  INSERT_JOBS_ID("", " ORDER BY ord", conflict,                             \
+                 " RETURNING id, idempotency_key")
 /* The bodies of the jobs inserted. With keys from the producer one key
  * may come twice in a group: the first row (lowest ord) made the job. */
 #define INSERT_BODIES_NEW                                                   \
@@ -75,17 +81,19 @@ static const char insert_sql[] =
 
 /* The same insert when the caller wants neither ids nor created flags
  * (sl_enqueue_many with ids NULL): no rows sent back. insert_new_keys_sql
- * is for a group where no job names its key: every key is the server's
- * new one (time plus 80 random bits), so there is nothing to deduplicate,
- * and speculative insertion (an index probe and a confirm WAL record per
- * row) is skipped; every row is inserted, so its id is drawn in s (from
- * the identity's sequence, as the column's default would) and the bodies
- * are written from s, with no RETURNING and no join back on the keys. */
+ * is for a group where no job names its key: every key is a new one
+ * (time plus 80 random bits, made_key below), so there is nothing to
+ * deduplicate, and speculative insertion (an index probe and a confirm
+ * WAL record per row) is skipped; every row is inserted, so its id is
+ * drawn in s (from the identity's sequence, as the column's default
+ * would) and the bodies are written from s, with no RETURNING, no join
+ * back on the keys and no sort (s is read in its order, and the ids are
+ * already drawn in it). */
 static const char insert_only_sql[] =
     GROUP_CTE INSERT_JOBS(ON_CONFLICT) INSERT_BODIES_KEYED;
 static const char insert_new_keys_sql[] =
     GROUP_CTE_ID("nextval('sluice.jobs_id_seq') AS id, ")
-        INSERT_JOBS_ID("id, ", "", "") INSERT_BODIES_NEW;
+        INSERT_JOBS_ID("id, ", "", "", "") INSERT_BODIES_NEW;
 
 static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   if (!s || !s->body) {
@@ -129,10 +137,50 @@ static void columns_set(const struct sl_job_spec *specs, size_t n,
   }
 }
 
-/* Job s's items in the columns set; returns whether the body was vouched
- * for (model and cap set). */
+/* The keys of the jobs that name none are made here, as the schema's
+ * default (sluice.new_idempotency_key) and SQLite's enqueue make them:
+ * the call's clock in 12 hex digits, then 80 random bits in 20. The
+ * server's default spent about 5 us a job, mostly in gen_random_uuid
+ * (bench/README.md); here the group's random bytes are one getrandom.
+ * NULL (no entropy source, no memory): the server makes them, as before
+ * (the statement's coalesce). */
+static unsigned char *key_bytes(size_t n) {
+  unsigned char *r;
+  size_t want, got = 0;
+  int tries = 0;
+  if (n > (size_t)-1 / 10)
+    return NULL;
+  want = n * 10;
+  r = malloc(want ? want : 1);
+  while (r && got < want && tries++ < 16) { /* EINTR, short reads */
+    ssize_t k = getrandom(r + got, want - got, 0);
+    if (k > 0)
+      got += (size_t)k;
+  }
+  if (r && got < want) {
+    free(r);
+    r = NULL;
+  }
+  return r;
+}
+
+static void made_key(char key[32], const char stamp[12],
+                     const unsigned char rnd[10]) {
+  static const char hex[] = "0123456789abcdef";
+  int i;
+  memcpy(key, stamp, 12);
+  for (i = 0; i < 10; i++) {
+    key[12 + 2 * i] = hex[rnd[i] >> 4];
+    key[13 + 2 * i] = hex[rnd[i] & 15];
+  }
+}
+
+/* Job s's items in the columns set (rnd: the random bytes of its made
+ * key, or NULL); returns whether the body was vouched for (model and cap
+ * set). */
 static int put_spec(struct sl_pgbuf *a, const int set[NCOL],
-                    const struct sl_job_spec *s) {
+                    const struct sl_job_spec *s, const char stamp[12],
+                    const unsigned char *rnd) {
   const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
                       s->body, s->idempotency_key};
   const int64_t v[4] = {s->priority, s->max_attempts, s->run_after_ms,
@@ -140,8 +188,13 @@ static int put_spec(struct sl_pgbuf *a, const int set[NCOL],
   struct sl_pg_body_info bi;
   int k, vouched = sl__pg_body_info(s->body, &bi);
   for (k = 0; k < 6; k++)
-    if (set[k])
+    if (k == 5 && !t[k] && rnd) {
+      char key[32];
+      made_key(key, stamp, rnd);
+      sl__pgbuf_text(&a[k], key, sizeof key);
+    } else if (set[k]) {
       sl__pgbuf_text(&a[k], t[k], t[k] ? strlen(t[k]) : 0);
+    }
   /* 0 is the column's default (priority) or "not given" (the others) */
   for (k = 0; k < 4; k++)
     if (set[6 + k] && v[k])
@@ -211,9 +264,18 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
   const char *param[NCOL];
   PGresult *r = NULL;
   size_t i, k;
+  unsigned char *rnd = NULL;
+  char stamp[16];
   int rc = SL_OK, late = 0, keyed, vouched = 0, set[NCOL];
 
   columns_set(specs, n, set);
+  keyed = set[5];
+  for (i = 0; i < n && !rnd; i++)
+    if (!specs[i].idempotency_key) { /* a key to make */
+      rnd = key_bytes(n);
+      set[5] |= rnd != NULL;
+    }
+  snprintf(stamp, sizeof stamp, "%012llx", (unsigned long long)sl_now_ms());
   set[11] = set[12] = 1; /* until no body is vouched for */
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_init(&a[k]);
@@ -221,7 +283,7 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
       sl__pgbuf_open(&a[k]);
   }
   for (i = 0; i < n; i++)
-    vouched |= put_spec(a, set, &specs[i]);
+    vouched |= put_spec(a, set, &specs[i], stamp, rnd ? rnd + 10 * i : NULL);
   if (!vouched)
     set[11] = set[12] = 0;
   for (k = 0; k < NCOL; k++) {
@@ -231,7 +293,7 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
       rc = SL_NOMEM;
     param[k] = set[k] ? a[k].s : NULL;
   }
-  keyed = set[5];
+  free(rnd);
   if (rc == SL_OK && !want) {
     rc = sl__pg_execp(p, keyed ? insert_only_sql : insert_new_keys_sql,
                       NCOL, param, "job refused", NULL);
