@@ -12,11 +12,11 @@
 
 #include "pg/internal.h"
 
-/* $1..$13: queue, partition, urgency, endpoint, body, key, priority,
- * max_attempts, run_after, deadline, metadata, model, output cap (arrays,
- * one item a job; NULL when no job of the group sets it, each job taking
- * the column's default then). The line's bytes and inputs (pg 0021) are written here
- * too. Model and cap are the client's (body_info.c: the body scanned and
+/* $1..$14: queue, partition, urgency, endpoint, body, key, priority,
+ * max_attempts, run_after, deadline, metadata, model, output cap, a made
+ * key's random half (arrays, one item a job; NULL when no job of the
+ * group sets it, each job taking the column's default then). The line's
+ * bytes and inputs (pg 0021) are written here too. Model and cap are the client's (body_info.c: the body scanned and
  * vouched for, the door's values); model NULL: the door must judge that
  * body. A vouched-for body goes to job_bodies here and jobs.body stays
  * NULL, so the door's row triggers skip the job (pg 0020) and the server
@@ -24,14 +24,18 @@
  * door and moved by jobs_body_insert, as a psql insert's. (Until this
  * change the server vouched, with sluice.bodies_info: a jsonb parse of
  * every body, kept in the schema for libraries of that version.) */
+/* $14: the random half of the key of each job that names none (20 hex
+ * digits, made_key below), the time half the statement's clock, read
+ * once, as the column's default writes it; NULL: the default. */
 #define GROUP_CTE_ID(id)                                                    \
   "WITH s AS (SELECT " id "ord, q, pa, u, e, b,"                            \
-  "  coalesce(k, sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md," \
-  "  m, o FROM"                                                             \
+  "  coalesce(k, (SELECT lpad(to_hex(sluice.now_ms()), 12, '0')) || r,"     \
+  "  sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md, m, o FROM"   \
   "  unnest($1::text[], $2::text[], $3::text[], $4::text[],"                \
   "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[],"     \
-  "  $10::bigint[], $11::text[], $12::text[], $13::bigint[])"               \
-  "  WITH ORDINALITY AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, m, o, ord)),"
+  "  $10::bigint[], $11::text[], $12::text[], $13::bigint[], $14::text[])"  \
+  "  WITH ORDINALITY AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, m, o, r,"  \
+  "  ord)),"
 #define GROUP_CTE GROUP_CTE_ID("")
 /* The statement's clock, read once (an InitPlan) instead of three times
  * a row. */
@@ -110,7 +114,7 @@ static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   return SL_OK;
 }
 
-#define NCOL 13
+#define NCOL 14
 
 /* Which of put_spec's columns any of specs[0..n) sets: a column none
  * sets goes as a NULL array, which unnest pads with NULLs (the SQL
@@ -139,11 +143,12 @@ static void columns_set(const struct sl_job_spec *specs, size_t n,
 
 /* The keys of the jobs that name none are made here, as the schema's
  * default (sluice.new_idempotency_key) and SQLite's enqueue make them:
- * the call's clock in 12 hex digits, then 80 random bits in 20. The
- * server's default spent about 5 us a job, mostly in gen_random_uuid
- * (bench/README.md); here the group's random bytes are one getrandom.
- * NULL (no entropy source, no memory): the server makes them, as before
- * (the statement's coalesce). */
+ * 12 hex digits of the clock, then 80 random bits in 20; the random half
+ * here, from one getrandom for the group, the clock's in the statement
+ * (GROUP_CTE_ID: the server's, as every journal time; lib/pg takes none
+ * from the client's). The server's default spent about 5 us a job, mostly
+ * in gen_random_uuid (bench/README.md). NULL (no entropy source, no
+ * memory): the server makes them, as before (the statement's coalesce). */
 static unsigned char *key_bytes(size_t n) {
   unsigned char *r;
   size_t want, got = 0;
@@ -164,14 +169,12 @@ static unsigned char *key_bytes(size_t n) {
   return r;
 }
 
-static void made_key(char key[32], const char stamp[12],
-                     const unsigned char rnd[10]) {
+static void made_key(char key[20], const unsigned char rnd[10]) {
   static const char hex[] = "0123456789abcdef";
   int i;
-  memcpy(key, stamp, 12);
   for (i = 0; i < 10; i++) {
-    key[12 + 2 * i] = hex[rnd[i] >> 4];
-    key[13 + 2 * i] = hex[rnd[i] & 15];
+    key[2 * i] = hex[rnd[i] >> 4];
+    key[2 * i + 1] = hex[rnd[i] & 15];
   }
 }
 
@@ -179,8 +182,7 @@ static void made_key(char key[32], const char stamp[12],
  * key, or NULL); returns whether the body was vouched for (model and cap
  * set). */
 static int put_spec(struct sl_pgbuf *a, const int set[NCOL],
-                    const struct sl_job_spec *s, const char stamp[12],
-                    const unsigned char *rnd) {
+                    const struct sl_job_spec *s, const unsigned char *rnd) {
   const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
                       s->body, s->idempotency_key};
   const int64_t v[4] = {s->priority, s->max_attempts, s->run_after_ms,
@@ -188,13 +190,15 @@ static int put_spec(struct sl_pgbuf *a, const int set[NCOL],
   struct sl_pg_body_info bi;
   int k, vouched = sl__pg_body_info(s->body, &bi);
   for (k = 0; k < 6; k++)
-    if (k == 5 && !t[k] && rnd) {
-      char key[32];
-      made_key(key, stamp, rnd);
-      sl__pgbuf_text(&a[k], key, sizeof key);
-    } else if (set[k]) {
+    if (set[k])
       sl__pgbuf_text(&a[k], t[k], t[k] ? strlen(t[k]) : 0);
-    }
+  if (set[13] && !s->idempotency_key) {
+    char key[20];
+    made_key(key, rnd);
+    sl__pgbuf_text(&a[13], key, sizeof key);
+  } else if (set[13]) {
+    sl__pgbuf_null(&a[13]);
+  }
   /* 0 is the column's default (priority) or "not given" (the others) */
   for (k = 0; k < 4; k++)
     if (set[6 + k] && v[k])
@@ -265,17 +269,15 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
   PGresult *r = NULL;
   size_t i, k;
   unsigned char *rnd = NULL;
-  char stamp[16];
   int rc = SL_OK, late = 0, keyed, vouched = 0, set[NCOL];
 
   columns_set(specs, n, set);
   keyed = set[5];
-  for (i = 0; i < n && !rnd; i++)
-    if (!specs[i].idempotency_key) { /* a key to make */
-      rnd = key_bytes(n);
-      set[5] |= rnd != NULL;
-    }
-  snprintf(stamp, sizeof stamp, "%012llx", (unsigned long long)sl_now_ms());
+  for (i = 0; i < n && specs[i].idempotency_key; i++)
+    ;
+  if (i < n) /* a key to make */
+    rnd = key_bytes(n);
+  set[13] = rnd != NULL;
   set[11] = set[12] = 1; /* until no body is vouched for */
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_init(&a[k]);
@@ -283,7 +285,7 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
       sl__pgbuf_open(&a[k]);
   }
   for (i = 0; i < n; i++)
-    vouched |= put_spec(a, set, &specs[i], stamp, rnd ? rnd + 10 * i : NULL);
+    vouched |= put_spec(a, set, &specs[i], rnd ? rnd + 10 * i : NULL);
   if (!vouched)
     set[11] = set[12] = 0;
   for (k = 0; k < NCOL; k++) {
