@@ -117,7 +117,9 @@ awk -v rounds="$rounds" -v legs="$legs" '
         side = s == 1 ? "baseline" : "lib/pg"
         if (!((t, side) in v)) continue
         n = split(v[t, side], tmp, " ")
-        if (s == 1) printf "%s (%d round%s, %d measurement%s a side)\n", t, rounds, rounds == 1 ? "" : "s", n, n == 1 ? "" : "s"
+        if (s == 1 && ((t, "lib/pg") in v))
+          printf "%s (%d round%s, %d measurement%s a side)\n", t, rounds, rounds == 1 ? "" : "s", n, n == 1 ? "" : "s"
+        else if (s == 1) printf "%s (baseline only, %d measurement%s)\n", t, n, n == 1 ? "" : "s"
         m[side] = med(v[t, side]); r0 = lo; r1 = hi
         cm[side] = med(c[t, side]); c0 = lo; c1 = hi
         printf "  %-8s %8.0f jobs/s [%.0f-%.0f]  %7.1f CPU us/job [%.1f-%.1f] (client %.1f)  %.3f commits/job  %.0f WAL bytes/job\n",
