@@ -14,16 +14,17 @@
 
 /* $1..$14: queue, partition, urgency, endpoint, body, key, priority,
  * max_attempts, run_after, deadline, metadata, model, output cap, a made
- * key's random half (arrays, one item a job; NULL when no job of the
- * group sets it, each job taking the column's default then). The line's
- * bytes and inputs (pg 0021) are written here too. Model and cap are the client's (body_info.c: the body scanned and
- * vouched for, the door's values); model NULL: the door must judge that
- * body. A vouched-for body goes to job_bodies here and jobs.body stays
- * NULL, so the door's row triggers skip the job (pg 0020) and the server
- * parses no body; any other body goes through jobs.body, judged by the
- * door and moved by jobs_body_insert, as a psql insert's. (Until this
- * change the server vouched, with sluice.bodies_info: a jsonb parse of
- * every body, kept in the schema for libraries of that version.) */
+ * key's random half (arrays, one item a job; NULL when no job of the group
+ * sets it, each job taking the column's default then). The line's bytes and
+ * inputs (pg 0021) are written here too. Model and cap are the client's
+ * (body_info.c: the body scanned and vouched for, the door's values); model
+ * NULL: the door must judge that body. A vouched-for body goes to job_bodies
+ * here and jobs.body stays NULL, so the door's row triggers skip the job (pg
+ * 0020) and the server parses no body; any other body goes through
+ * jobs.body, judged by the door and moved by jobs_body_insert, as a psql
+ * insert's. (Until this change the server vouched, with sluice.bodies_info:
+ * a jsonb parse of every body, kept in the schema for libraries of that
+ * version.) */
 /* $14: the random half of the key of each job that names none (20 hex
  * digits, made_key below), the time half the statement's clock, read
  * once, as the column's default writes it; NULL: the default. */
