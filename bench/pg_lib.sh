@@ -3,19 +3,23 @@
 # database and one run, with the same durability (the cluster's defaults,
 # fsync and synchronous_commit on, for both; PG_OPTS="-c
 # synchronous_commit=off" measures the CPU side instead, for both too).
-# Each round runs every test once per side, the two sides of a test back
-# to back (baseline first in odd rounds, lib/pg first in even ones), so a
-# pair sees the same load; each measurement starts from empty tables.
-# Prints per test and side the median of the rounds [min-max] of jobs/s
-# and of CPU per job (client process + its server backend,
+# Each round runs every test twice per side (-l 1: once), in the order
+# baseline, lib/pg, lib/pg, baseline in odd rounds and lib/pg, baseline,
+# baseline, lib/pg in even ones, so that a load rising or falling through
+# the round weighs on both sides alike; each measurement starts from
+# empty tables. A round's figure per side is its two measurements
+# together (jobs over the time of both; CPU over the jobs of both).
+# Prints per test and side the median of the measurements [min-max] of
+# jobs/s and of CPU per job (client process + its server backend,
 # /proc/PID/schedstat: the load moves it less; the client's share in
-# parentheses), commits and WAL bytes
-# per job (it does not move them at all); then the ratio lib/pg /
-# baseline per round, by jobs/s and by CPU (baseline CPU / lib/pg CPU):
-# the median of the rounds' ratios and their [min-max], which is the
-# verdict, and the ratio of the medians beside it. The machine is shared:
+# parentheses), commits and WAL bytes per job (it does not move them at
+# all); then the ratio lib/pg / baseline per round, by jobs/s and by CPU
+# (baseline CPU / lib/pg CPU): the median of the rounds' ratios and their
+# [min-max], which is the verdict, the ratio of the medians beside it,
+# and every round's ratios, and those of its two halves (the first pair
+# of measurements, then the second), in order. The machine is shared:
 # mind the spread.
-# Usage: bench/pg_lib.sh [BUILD_DIR] [-q] [-r ROUNDS] [-t TEST]...
+# Usage: bench/pg_lib.sh [BUILD_DIR] [-q] [-r ROUNDS] [-l 1|2] [-t TEST]...
 #   TEST: many, claim1, claim64 (default all three, and the baseline's
 #   door and copy once, for scale).
 set -u
@@ -27,12 +31,15 @@ export SLUICE_ROOT="$ROOT"
 BASE="$BUILD/bench/bench_pg_baseline" LIB="$BUILD/bench/pg_lib"
 . "$ROOT/tests/lib/pglib.sh"
 
-rounds=7 quick=() tests=()
-usage() { echo "usage: bench/pg_lib.sh [BUILD_DIR] [-q] [-r ROUNDS] [-t many|claim1|claim64]..." >&2; exit 2; }
+rounds=7 legs=2 quick=() tests=()
+usage() { echo "usage: bench/pg_lib.sh [BUILD_DIR] [-q] [-r ROUNDS] [-l 1|2] [-t many|claim1|claim64]..." >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     -q) quick=(-q) ;;
     -r) [ $# -ge 2 ] || usage; rounds=$2; shift ;;
+    -l) [ $# -ge 2 ] || usage
+      case "$2" in 1 | 2) legs=$2 ;; *) usage ;; esac
+      shift ;;
     -t) [ $# -ge 2 ] || usage
       case "$2" in many | claim1 | claim64) tests+=("$2") ;; *) usage ;; esac
       shift ;;
@@ -56,6 +63,7 @@ pg_start || exit 1
 pg_createdb bench >/dev/null || exit 1
 pg_migrate bench || exit 1
 out=$(mktemp)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 trap 'rm -f "$out"; pg_stop' EXIT
 # PG_BASELINE_OPTIONS: server options for the baseline's session only,
 # e.g. "-c plan_cache_mode=force_generic_plan" (what lib/pg sets) to hold
@@ -66,19 +74,23 @@ for ((i = 1; i <= rounds; i++)); do
   echo "round $i of $rounds ($(cut -d' ' -f1-3 /proc/loadavg))" >&2
   for t in "${tests[@]}"; do
     echo "round $i" >>"$out"
-    if ((i % 2)); then base -t "$t" >>"$out" && lib -t "$t" >>"$out"
-    else lib -t "$t" >>"$out" && base -t "$t" >>"$out"; fi ||
-      { cat "$out"; exit 1; }
+    # odd rounds ABBA, even BAAB (one leg: AB, BA)
+    if ((i % 2)); then order=(base lib lib base); else order=(lib base base lib); fi
+    for ((k = 0; k < 2 * legs; k++)); do
+      "${order[k]}" -t "$t" >>"$out" || { cat "$out"; exit 1; }
+    done
   done
 done
 if ((door)); then
   base -t door -t copy >>"$out" || { cat "$out"; exit 1; }
 fi
 grep -m1 '^bench_pg_baseline:' "$out"
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-# Per title and side, per round: jobs/s ($2), commits ($5), WAL ($7),
-# CPU us ($10), the client's share ($14). Then per title the medians and the rounds' ratios.
-awk -v rounds="$rounds" '
+echo "load average at the start: $load0; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Per title and side, per measurement: jobs/s ($2), commits ($5), WAL
+# ($7), CPU us ($10), the client's share ($14); per round and side the
+# legs' sums (the same jobs each: jobs/s together = legs / sum(1/v)).
+# Then per title the medians, the rounds' ratios and every round's.
+awk -v rounds="$rounds" -v legs="$legs" '
   function sort(s, a,   n, i, j, t) {
     n = split(s, a, " ")
     for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) {
@@ -93,7 +105,10 @@ awk -v rounds="$rounds" '
   / jobs \(median/ { t = $0; sub(/, [0-9]+ jobs.*/, "", t); if (!(t in seen)) { seen[t] = 1; order[++nt] = t } }
   /^  (baseline|lib\/pg)/ { side = $1; v[t, side] = v[t, side] " " $2
     x[t, side] = x[t, side] " " $5; w[t, side] = w[t, side] " " $7
-    c[t, side] = c[t, side] " " $10; rv[t, side, r] = $2; rc[t, side, r] = $10
+    c[t, side] = c[t, side] " " $10
+    l = ++nl[t, side, r]; lv[t, side, r, l] = $2; lc[t, side, r, l] = $10
+    if ($2 > 0) inv[t, side, r] += 1 / $2
+    sc[t, side, r] += $10
     if ($13 == "client") u[t, side] = u[t, side] " " $14 }
   END {
     for (k = 1; k <= nt; k++) {
@@ -102,21 +117,37 @@ awk -v rounds="$rounds" '
         side = s == 1 ? "baseline" : "lib/pg"
         if (!((t, side) in v)) continue
         n = split(v[t, side], tmp, " ")
-        if (s == 1) printf "%s (%d round%s)\n", t, n, n == 1 ? "" : "s"
+        if (s == 1 && ((t, "lib/pg") in v))
+          printf "%s (%d round%s, %d measurement%s a side)\n", t, rounds, rounds == 1 ? "" : "s", n, n == 1 ? "" : "s"
+        else if (s == 1) printf "%s (baseline only, %d measurement%s)\n", t, n, n == 1 ? "" : "s"
         m[side] = med(v[t, side]); r0 = lo; r1 = hi
         cm[side] = med(c[t, side]); c0 = lo; c1 = hi
         printf "  %-8s %8.0f jobs/s [%.0f-%.0f]  %7.1f CPU us/job [%.1f-%.1f] (client %.1f)  %.3f commits/job  %.0f WAL bytes/job\n",
           side, m[side], r0, r1, cm[side], c0, c1, med(u[t, side]), med(x[t, side]), med(w[t, side])
       }
       if (!((t, "lib/pg") in v) || !((t, "baseline") in v)) continue
-      rj = ""; rk = ""
-      for (i = 1; i <= rounds; i++)
-        if ((t, "lib/pg", i) in rv && (t, "baseline", i) in rv && rv[t, "baseline", i] > 0 && rc[t, "lib/pg", i] > 0) {
-          rj = rj " " rv[t, "lib/pg", i] / rv[t, "baseline", i]
-          rk = rk " " rc[t, "baseline", i] / rc[t, "lib/pg", i] }
+      rj = ""; rk = ""; each = ""
+      for (i = 1; i <= rounds; i++) {
+        b = "baseline"; g = "lib/pg"
+        if (!((t, g, i) in nl) || !((t, b, i) in nl) || nl[t, g, i] != nl[t, b, i] ||
+            inv[t, g, i] <= 0 || inv[t, b, i] <= 0 || sc[t, g, i] <= 0) {
+          each = each sprintf("  round %d: incomplete\n", i); continue }
+        qj = inv[t, b, i] / inv[t, g, i]; qk = sc[t, b, i] / sc[t, g, i]
+        rj = rj " " qj; rk = rk " " qk
+        each = each sprintf("  round %d: %.2f by jobs/s, %.2f by CPU", i, qj, qk)
+        if (nl[t, g, i] > 1) {
+          each = each " (halves:"
+          for (h = 1; h <= nl[t, g, i]; h++)
+            each = each sprintf(" %.2f/%.2f", lv[t, b, i, h] > 0 ? lv[t, g, i, h] / lv[t, b, i, h] : 0,
+              lc[t, g, i, h] > 0 ? lc[t, b, i, h] / lc[t, g, i, h] : 0)
+          each = each ")"
+        }
+        each = each "\n"
+      }
       mj = med(rj); j0 = lo; j1 = hi; mk = med(rk)
       printf "  ratio lib/pg / baseline, median of the rounds [min-max]: %.2f [%.2f-%.2f] by jobs/s, %.2f [%.2f-%.2f] by CPU per job; of the medians: %.2f, %.2f\n",
         mj, j0, j1, mk, lo, hi, m["lib/pg"] / m["baseline"], cm["baseline"] / cm["lib/pg"]
+      printf "%s", each
     }
   }' "$out"
 echo "reference, not measured here: pg-boss 8k jobs/s and graphile-worker 2.2k jobs/s (measured on this machine earlier); River 55.7k jobs/s (published, other hardware)"

@@ -8,46 +8,59 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "body_info.h"
 #include "pg/internal.h"
 
-/* $1..$13: queue, partition, urgency, endpoint, body, key, priority,
- * max_attempts, run_after, deadline, metadata, model, output cap (arrays,
- * one item a job). The line's bytes and inputs (pg 0021) are written here
- * too. Model and cap are the client's (lib/body_info.c: the body scanned and
- * vouched for, the door's values); model NULL: the door must judge that
- * body. A vouched-for body goes to job_bodies here and jobs.body stays
- * NULL, so the door's row triggers skip the job (pg 0020) and the server
- * parses no body; any other body goes through jobs.body, judged by the
- * door and moved by jobs_body_insert, as a psql insert's. (Until this
- * change the server vouched, with sluice.bodies_info: a jsonb parse of
- * every body, kept in the schema for libraries of that version.) */
+/* $1..$14: queue, partition, urgency, endpoint, body, key, priority,
+ * max_attempts, run_after, deadline, metadata, model, output cap, a made
+ * key's random half (arrays, one item a job; NULL when no job of the group
+ * sets it, each job taking the column's default then). The line's bytes and
+ * inputs (pg 0021) are written here too. Model and cap are the client's
+ * (lib/body_info.c: the body scanned and vouched for, the door's values); model
+ * NULL: the door must judge that body. A vouched-for body goes to job_bodies
+ * here and jobs.body stays NULL, so the door's row triggers skip the job (pg
+ * 0020) and the server parses no body; any other body goes through
+ * jobs.body, judged by the door and moved by jobs_body_insert, as a psql
+ * insert's. (Until this change the server vouched, with sluice.bodies_info:
+ * a jsonb parse of every body, kept in the schema for libraries of that
+ * version.) */
+/* $14: the random half of the key of each job that names none (20 hex
+ * digits, made_key below), the time half the statement's clock, read
+ * once, as the column's default writes it; NULL: the default. */
 #define GROUP_CTE_ID(id)                                                    \
   "WITH s AS (SELECT " id "ord, q, pa, u, e, b,"                            \
-  "  coalesce(k, sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md," \
-  "  m, o FROM"                                                             \
+  "  coalesce(k, (SELECT lpad(to_hex(sluice.now_ms()), 12, '0')) || r,"     \
+  "  sluice.new_idempotency_key()) AS key, pr, ma, ra, dl, md, m, o FROM"   \
   "  unnest($1::text[], $2::text[], $3::text[], $4::text[],"                \
   "  $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[],"     \
-  "  $10::bigint[], $11::text[], $12::text[], $13::bigint[])"               \
-  "  WITH ORDINALITY AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, m, o, ord)),"
+  "  $10::bigint[], $11::text[], $12::text[], $13::bigint[], $14::text[])"  \
+  "  WITH ORDINALITY AS x(q, pa, u, e, b, k, pr, ma, ra, dl, md, m, o, r,"  \
+  "  ord)),"
 #define GROUP_CTE GROUP_CTE_ID("")
-#define INSERT_JOBS_ID(id, conflict, returning)                             \
+/* The statement's clock, read once (an InitPlan) instead of three times
+ * a row. */
+#define NOW "(SELECT sluice.now_ms())"
+#define INSERT_JOBS_ID(id, order, conflict, returning)                      \
   " ins AS (INSERT INTO sluice.jobs (" id "queue, partition, urgency,"      \
   "  endpoint, body, idempotency_key, priority, max_attempts, run_after,"   \
   "  deadline, created_at, updated_at, metadata, model, out_tokens,"        \
   "  line_bytes, inputs)"                                                   \
   "  SELECT " id "coalesce(q, 'default'), coalesce(pa, ''),"                \
   "  coalesce(u, 'urgent'), coalesce(e, '/v1/responses'),"                  \
-  "  CASE WHEN m IS NULL THEN b END, key, pr, coalesce(ma, 5),"             \
-  "  coalesce(ra, sluice.now_ms()), dl, sluice.now_ms(), sluice.now_ms(),"  \
+  "  CASE WHEN m IS NULL THEN b END, key, coalesce(pr, 0),"                 \
+  "  coalesce(ma, 5), coalesce(ra, " NOW "), dl, " NOW ", " NOW ","         \
   "  coalesce(md, '{}'), m, CASE WHEN m IS NOT NULL THEN o END,"            \
   "  octet_length(b) + octet_length(coalesce(e, '/v1/responses')) + 82,"    \
   "  CASE WHEN e = '/v1/embeddings' THEN sluice.body_inputs(e, b)"          \
   "  ELSE 1 END"                                                            \
-  "  FROM s ORDER BY ord" conflict returning ")"
+  "  FROM s" order conflict returning ")"
+/* Ids drawn by the column's default: inserted in the group's order, so
+ * they ascend as the jobs do. */
 #define INSERT_JOBS(conflict)                                               \
-  INSERT_JOBS_ID("", conflict, " RETURNING id, idempotency_key")
+  INSERT_JOBS_ID("", " ORDER BY ord", conflict,                             \
+                 " RETURNING id, idempotency_key")
 /* The bodies of the jobs inserted. With keys from the producer one key
  * may come twice in a group: the first row (lowest ord) made the job. */
 #define INSERT_BODIES_NEW                                                   \
@@ -74,17 +87,19 @@ static const char insert_sql[] =
 
 /* The same insert when the caller wants neither ids nor created flags
  * (sl_enqueue_many with ids NULL): no rows sent back. insert_new_keys_sql
- * is for a group where no job names its key: every key is the server's
- * new one (time plus 80 random bits), so there is nothing to deduplicate,
- * and speculative insertion (an index probe and a confirm WAL record per
- * row) is skipped; every row is inserted, so its id is drawn in s (from
- * the identity's sequence, as the column's default would) and the bodies
- * are written from s, with no RETURNING and no join back on the keys. */
+ * is for a group where no job names its key: every key is a new one
+ * (time plus 80 random bits, made_key below), so there is nothing to
+ * deduplicate, and speculative insertion (an index probe and a confirm
+ * WAL record per row) is skipped; every row is inserted, so its id is
+ * drawn in s (from the identity's sequence, as the column's default
+ * would) and the bodies are written from s, with no RETURNING, no join
+ * back on the keys and no sort (s is read in its order, and the ids are
+ * already drawn in it). */
 static const char insert_only_sql[] =
     GROUP_CTE INSERT_JOBS(ON_CONFLICT) INSERT_BODIES_KEYED;
 static const char insert_new_keys_sql[] =
     GROUP_CTE_ID("nextval('sluice.jobs_id_seq') AS id, ")
-        INSERT_JOBS_ID("id, ", "", "") INSERT_BODIES_NEW;
+        INSERT_JOBS_ID("id, ", "", "", "") INSERT_BODIES_NEW;
 
 static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   if (!s || !s->body) {
@@ -101,31 +116,101 @@ static int check_spec(struct sl_pg *p, const struct sl_job_spec *s) {
   return SL_OK;
 }
 
-#define NCOL 13
+#define NCOL 14
 
-/* Returns whether the body was vouched for (model and cap set). */
-static int put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
+/* Which of put_spec's columns any of specs[0..n) sets: a column none
+ * sets goes as a NULL array, which unnest pads with NULLs (the SQL
+ * coalesces each to its default), so neither side builds or parses an
+ * array of n NULLs. The body is always set; model and cap are put_spec's
+ * answer. */
+static void columns_set(const struct sl_job_spec *specs, size_t n,
+                        int set[NCOL]) {
+  size_t i;
+  memset(set, 0, NCOL * sizeof *set);
+  set[4] = 1;
+  for (i = 0; i < n; i++) {
+    const struct sl_job_spec *s = &specs[i];
+    set[0] |= s->queue != NULL;
+    set[1] |= s->partition != NULL;
+    set[2] |= s->urgency != NULL;
+    set[3] |= s->endpoint != NULL;
+    set[5] |= s->idempotency_key != NULL;
+    set[6] |= s->priority != 0;
+    set[7] |= s->max_attempts != 0;
+    set[8] |= s->run_after_ms != 0;
+    set[9] |= s->deadline_ms != 0;
+    set[10] |= s->metadata != NULL;
+  }
+}
+
+/* The keys of the jobs that name none are made here, as the schema's
+ * default (sluice.new_idempotency_key) and SQLite's enqueue make them:
+ * 12 hex digits of the clock, then 80 random bits in 20; the random half
+ * here, from one getrandom for the group, the clock's in the statement
+ * (GROUP_CTE_ID: the server's, as every journal time; lib/pg takes none
+ * from the client's). The server's default spent about 5 us a job, mostly
+ * in gen_random_uuid (bench/README.md). NULL (no entropy source, no
+ * memory): the server makes them, as before (the statement's coalesce). */
+static unsigned char *key_bytes(size_t n) {
+  unsigned char *r;
+  size_t want, got = 0;
+  int tries = 0;
+  if (n > (size_t)-1 / 10)
+    return NULL;
+  want = n * 10;
+  r = malloc(want ? want : 1);
+  while (r && got < want && tries++ < 16) { /* EINTR, short reads */
+    ssize_t k = getrandom(r + got, want - got, 0);
+    if (k > 0)
+      got += (size_t)k;
+  }
+  if (r && got < want) {
+    free(r);
+    r = NULL;
+  }
+  return r;
+}
+
+static void made_key(char key[20], const unsigned char rnd[10]) {
+  static const char hex[] = "0123456789abcdef";
+  int i;
+  for (i = 0; i < 10; i++) {
+    key[2 * i] = hex[rnd[i] >> 4];
+    key[2 * i + 1] = hex[rnd[i] & 15];
+  }
+}
+
+/* Job s's items in the columns set (rnd: the random bytes of its made
+ * key, or NULL); returns whether the body was vouched for (model and cap
+ * set). */
+static int put_spec(struct sl_pgbuf *a, const int set[NCOL],
+                    const struct sl_job_spec *s, const unsigned char *rnd) {
   const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
                       s->body, s->idempotency_key};
+  const int64_t v[4] = {s->priority, s->max_attempts, s->run_after_ms,
+                        s->deadline_ms};
   struct sl_body_info bi;
   /* PostgreSQL's door: a duplicate key's last value, caps exact */
   int k, vouched = sl__body_info(s->body, 0, &bi);
   for (k = 0; k < 6; k++)
-    sl__pgbuf_text(&a[k], t[k], t[k] ? strlen(t[k]) : 0);
-  sl__pgbuf_int(&a[6], s->priority);
-  if (s->max_attempts)
-    sl__pgbuf_int(&a[7], s->max_attempts);
-  else
-    sl__pgbuf_null(&a[7]);
-  if (s->run_after_ms)
-    sl__pgbuf_int(&a[8], s->run_after_ms);
-  else
-    sl__pgbuf_null(&a[8]);
-  if (s->deadline_ms)
-    sl__pgbuf_int(&a[9], s->deadline_ms);
-  else
-    sl__pgbuf_null(&a[9]);
-  sl__pgbuf_text(&a[10], s->metadata, s->metadata ? strlen(s->metadata) : 0);
+    if (set[k])
+      sl__pgbuf_text(&a[k], t[k], t[k] ? strlen(t[k]) : 0);
+  if (set[13] && !s->idempotency_key) {
+    char key[20];
+    made_key(key, rnd);
+    sl__pgbuf_text(&a[13], key, sizeof key);
+  } else if (set[13]) {
+    sl__pgbuf_null(&a[13]);
+  }
+  /* 0 is the column's default (priority) or "not given" (the others) */
+  for (k = 0; k < 4; k++)
+    if (set[6 + k] && v[k])
+      sl__pgbuf_int(&a[6 + k], v[k]);
+    else if (set[6 + k])
+      sl__pgbuf_null(&a[6 + k]);
+  if (set[10])
+    sl__pgbuf_text(&a[10], s->metadata,
+                   s->metadata ? strlen(s->metadata) : 0);
   if (vouched) {
     sl__pgbuf_text(&a[11], bi.model, bi.model_len);
     sl__pgbuf_int(&a[12], bi.out_tokens);
@@ -134,24 +219,6 @@ static int put_spec(struct sl_pgbuf *a, const struct sl_job_spec *s) {
     sl__pgbuf_null(&a[12]);
   }
   return vouched;
-}
-
-/* Whether any of specs[0..n) sets put_spec's column k. */
-static int column_set(const struct sl_job_spec *specs, size_t n, int k) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    const struct sl_job_spec *s = &specs[i];
-    const char *t[6] = {s->queue, s->partition, s->urgency, s->endpoint,
-                        s->body, s->idempotency_key};
-    if (k < 6 ? t[k] != NULL
-        : k == 6 ? 1
-        : k == 7 ? s->max_attempts != 0
-        : k == 8 ? s->run_after_ms != 0
-        : k == 9 ? s->deadline_ms != 0
-                 : s->metadata != NULL)
-      return 1;
-  }
-  return 0;
 }
 
 /* Look up the ids a concurrent producer's insert took (committed after
@@ -204,30 +271,34 @@ static int insert_group(struct sl_pg *p, const struct sl_job_spec *specs,
   const char *param[NCOL];
   PGresult *r = NULL;
   size_t i, k;
-  int rc = SL_OK, late = 0, keyed = 0, vouched = 0;
+  unsigned char *rnd = NULL;
+  int rc = SL_OK, late = 0, keyed, vouched = 0, set[NCOL];
 
+  columns_set(specs, n, set);
+  keyed = set[5];
+  for (i = 0; i < n && specs[i].idempotency_key; i++)
+    ;
+  if (i < n) /* a key to make */
+    rnd = key_bytes(n);
+  set[13] = rnd != NULL;
+  set[11] = set[12] = 1; /* until no body is vouched for */
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_init(&a[k]);
-    sl__pgbuf_open(&a[k]);
+    if (set[k])
+      sl__pgbuf_open(&a[k]);
   }
   for (i = 0; i < n; i++)
-    vouched |= put_spec(a, &specs[i]);
+    vouched |= put_spec(a, set, &specs[i], rnd ? rnd + 10 * i : NULL);
+  if (!vouched)
+    set[11] = set[12] = 0;
   for (k = 0; k < NCOL; k++) {
-    sl__pgbuf_close(&a[k]);
+    if (set[k])
+      sl__pgbuf_close(&a[k]);
     if (a[k].oom)
       rc = SL_NOMEM;
-    param[k] = a[k].s;
+    param[k] = set[k] ? a[k].s : NULL;
   }
-  /* A column no job sets goes as a NULL array, which unnest pads with
-   * NULLs: the server parses no array of n NULLs (body and priority are
-   * always set). */
-  for (k = 0; k < 11; k++)
-    if (k != 4 && k != 6 && !column_set(specs, n, (int)k))
-      param[k] = NULL;
-  if (!vouched)
-    param[11] = param[12] = NULL;
-  for (i = 0; i < n && !keyed; i++)
-    keyed = specs[i].idempotency_key != NULL;
+  free(rnd);
   if (rc == SL_OK && !want) {
     rc = sl__pg_execp(p, keyed ? insert_only_sql : insert_new_keys_sql,
                       NCOL, param, "job refused", NULL);

@@ -5,7 +5,8 @@
  * model and out_tokens as the door computes them; the door's refusals
  * still reach the library's rows; token usage is summed per statement by
  * the library and by results_usage for every other writer, never twice,
- * never dropped. Skipped unless SLUICE_TEST_JOURNAL names a PostgreSQL
+ * never dropped; the keys of jobs that name none are made by the
+ * library. Skipped unless SLUICE_TEST_JOURNAL names a PostgreSQL
  * journal (pg_write_once.sh starts a throwaway cluster and sets it).
  */
 #include <setjmp.h>
@@ -470,12 +471,114 @@ static void test_usage_summed_per_statement(void **state) {
   sl_close(j);
 }
 
+/* The keys of jobs that name none are made by the library (enqueue.c's
+ * made_key: 80 random bits in 20 hex digits, after 12 of the statement's
+ * clock), in each of enqueue's three statements and for a single job:
+ * with the server's generator (sluice.new_idempotency_key, the column's
+ * default) made to fail, every enqueue still succeeds, and the keys have
+ * its format, are distinct and start with the row's created_at. A column
+ * no job of a group sets goes as a NULL array (the column's default):
+ * priorities given to some jobs of a group and not others are stored as
+ * given. */
+static void test_keys_made_by_library(void **state) {
+#define NK 40
+  struct sl_job_spec s[NK];
+  int64_t ids[NK], one = 0, t0, t1;
+  char keys[NK][24], *def, q[400];
+  struct sl_journal *j;
+  PGresult *r;
+  PGconn *c;
+  size_t i, bad = 0;
+  int pass;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  c = raw();
+  r = PQexec(c, "SELECT pg_get_functiondef("
+                "'sluice.new_idempotency_key()'::regprocedure)");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    fail_msg("the key function: %s", PQerrorMessage(c));
+  def = strdup(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  assert_non_null(def);
+  run(c, "CREATE OR REPLACE FUNCTION sluice.new_idempotency_key()"
+         " RETURNS text LANGUAGE plpgsql VOLATILE AS $$ BEGIN"
+         " RAISE EXCEPTION 'the server made a key'; END $$");
+  memset(s, 0, sizeof s);
+  t0 = sl_now_ms();
+  /* no keys, no ids (new keys); no keys, ids (the join back); some keys,
+   * no ids (ON CONFLICT) */
+  for (pass = 0; pass < 3; pass++) {
+    for (i = 0; i < NK; i++) {
+      snprintf(keys[i], sizeof keys[i], "mk-%zu", i);
+      s[i].body = bodies[0];
+      s[i].queue = pass == 0 ? "mk_new" : pass == 1 ? "mk_ids" : "mk_some";
+      s[i].idempotency_key = pass == 2 && i % 2 ? keys[i] : NULL;
+      s[i].priority = pass == 0 && i % 3 == 0 ? 7 : 0;
+    }
+    if (sl_enqueue_many(j, s, NK, pass == 1 ? ids : NULL, &bad) != SL_OK)
+      fail_msg("pass %d, job %zu: %s", pass, bad, sl_errmsg(j));
+  }
+  s[0].queue = "mk_one";
+  s[0].priority = 0;
+  s[0].idempotency_key = NULL;
+  if (sl_enqueue(j, &s[0], &one, NULL) != SL_OK)
+    fail_msg("one job: %s", sl_errmsg(j));
+  t1 = sl_now_ms();
+  run(c, def); /* the server's generator back */
+  free(def);
+  assert_int_equal(scalar(c, "SELECT count(*) FROM sluice.jobs WHERE queue"
+                             " IN ('mk_new', 'mk_ids', 'mk_some', 'mk_one')"),
+                   3 * NK + 1);
+  /* the made ones: the default's format, all distinct, the call's time */
+  assert_int_equal(
+      scalar(c, "SELECT count(DISTINCT idempotency_key) FROM sluice.jobs"
+                " WHERE queue IN ('mk_new', 'mk_ids', 'mk_some', 'mk_one')"
+                " AND idempotency_key ~ '^[0-9a-f]{32}$'"),
+      3 * NK + 1 - NK / 2);
+  /* the time half the server's clock, the row's created_at */
+  assert_int_equal(
+      scalar(c, "SELECT count(*) FROM sluice.jobs WHERE queue IN ('mk_new',"
+                " 'mk_ids', 'mk_some', 'mk_one') AND idempotency_key !~ '^mk-'"
+                " AND left(idempotency_key, 12)"
+                " = lpad(to_hex(created_at), 12, '0')"),
+      3 * NK + 1 - NK / 2);
+  snprintf(q, sizeof q,
+           "SELECT count(*) FROM sluice.jobs WHERE queue IN ('mk_new',"
+           " 'mk_ids', 'mk_some', 'mk_one') AND created_at"
+           " BETWEEN %lld AND %lld",
+           (long long)t0 - 60000, (long long)t1 + 60000);
+  assert_int_equal(scalar(c, q), 3 * NK + 1);
+  assert_int_equal(scalar(c, "SELECT count(*) FROM sluice.jobs WHERE queue"
+                             " = 'mk_some' AND idempotency_key ~ '^mk-'"),
+                   NK / 2);
+  /* priorities as given, the others the column's default */
+  assert_int_equal(scalar(c, "SELECT count(*) FROM sluice.jobs WHERE queue"
+                             " = 'mk_new' AND priority = 7"),
+                   (NK + 2) / 3);
+  assert_int_equal(scalar(c, "SELECT count(*) FROM sluice.jobs WHERE queue"
+                             " IN ('mk_new', 'mk_ids', 'mk_some', 'mk_one')"
+                             " AND priority = 0"),
+                   3 * NK + 1 - (NK + 2) / 3);
+  /* the door's own inserts still get the server's keys */
+  run(c, "INSERT INTO sluice.jobs (queue, body) VALUES ('mk_door',"
+         " '{\"model\":\"m\"}')");
+  assert_int_equal(scalar(c, "SELECT count(*) FROM sluice.jobs WHERE queue"
+                             " = 'mk_door' AND idempotency_key"
+                             " ~ '^[0-9a-f]{32}$'"),
+                   1);
+  PQfinish(c);
+  sl_close(j);
+#undef NK
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bodies_written_once),
       cmocka_unit_test(test_refusals_on_library_rows),
       cmocka_unit_test(test_library_rows_equal_door_rows),
       cmocka_unit_test(test_usage_summed_per_statement),
+      cmocka_unit_test(test_keys_made_by_library),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
