@@ -294,7 +294,9 @@ static void on_tick(uv_timer_t *t) {
     watch_journal(w);
   if (w->identified && now >= w->next_beat_ms) {
     rc = sl__journal_rc(w, sl_worker_heartbeat(w->j, now));
-    if (rc != SL_OK && rc != SL_DISCONNECTED)
+    /* SL_BUSY: a statement still in flight (a slow server); the next
+     * beat comes a third of a lease later. */
+    if (rc != SL_OK && rc != SL_DISCONNECTED && rc != SL_BUSY)
       sl_log(SL_LOG_ERROR, "worker heartbeat failed: %s (%s)",
              sl_strerror(rc), sl_errmsg(w->j));
     w->next_beat_ms = now + w->cfg->lease_ms / 3;
@@ -307,8 +309,8 @@ static void on_tick(uv_timer_t *t) {
       sl_log(SL_LOG_WARN, "rescue postponed until the spill files in %s "
                           "are ingested", w->spill_dir);
     else if ((rc = sl__journal_rc(w, sl_rescue(w->j, now, &rescued))) ==
-             SL_DISCONNECTED)
-      ; /* logged */
+             SL_DISCONNECTED || rc == SL_BUSY)
+      ; /* logged, or still in flight: the next tick's rescue */
     else if (rc != SL_OK)
       sl_log(SL_LOG_ERROR, "rescue failed: %s (%s)", sl_strerror(rc),
              sl_errmsg(w->j));
