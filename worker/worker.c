@@ -303,11 +303,16 @@ static void on_tick(uv_timer_t *t) {
   }
   if (now >= w->next_rescue_ms) {
     /* No take-over or rescue while a spill file could not be ingested:
-     * its jobs would be sent again (take_over_gone ingests first). */
-    if (w->identified ? sl__take_over_gone(w) != SL_OK
-                      : sl__spill_adopt(w) != SL_OK)
+     * its jobs would be sent again (take_over_gone ingests first, and
+     * says so itself; its take-over answering SL_BUSY, a statement still
+     * in flight, or SL_DISCONNECTED, logged, is no spill file's fault:
+     * the next tick tries again, quietly). */
+    rc = w->identified ? sl__take_over_gone(w) : sl__spill_adopt(w);
+    if (rc != SL_OK && !w->identified)
       sl_log(SL_LOG_WARN, "rescue postponed until the spill files in %s "
                           "are ingested", w->spill_dir);
+    else if (rc != SL_OK)
+      ; /* logged by sl__take_over_gone when it is worth a line */
     else if ((rc = sl__journal_rc(w, sl_rescue(w->j, now, &rescued))) ==
              SL_DISCONNECTED || rc == SL_BUSY)
       ; /* logged, or still in flight: the next tick's rescue */
