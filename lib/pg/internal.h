@@ -14,8 +14,9 @@
 #define SL_PG_PREPARED 32
 #define SL_PG_TOKEN_LEN 33
 /* How long a loop's statement may hold it (sl_set_busy_timeout poll 1)
- * before it is parked: healthy answers take 1-10 ms (claims of 64 under
- * load up to ~30 ms), a stall is 50 ms of curl I/O not served at most. */
+ * before it is parked: a claim or a completion takes under a millisecond
+ * of server time (bench/README.md, pg_lib), so 50 ms leaves room for a
+ * loaded host and still bounds a stall to 50 ms of curl I/O not served. */
 #define SL_PG_PARK_MS 50 /* an enqueue token: 32 hex digits */
 
 /* What a parked statement (exec.c) was, for what its late answer does. */
