@@ -294,12 +294,12 @@ static void on_tick(uv_timer_t *t) {
     watch_journal(w);
   if (w->identified && now >= w->next_beat_ms) {
     rc = sl__journal_rc(w, sl_worker_heartbeat(w->j, now));
-    /* SL_BUSY: a statement still in flight (a slow server); the next
-     * beat comes a third of a lease later. */
+    /* SL_BUSY: a statement still in flight (a slow server): beat again
+     * at the next tick rather than a third of a lease later. */
     if (rc != SL_OK && rc != SL_DISCONNECTED && rc != SL_BUSY)
       sl_log(SL_LOG_ERROR, "worker heartbeat failed: %s (%s)",
              sl_strerror(rc), sl_errmsg(w->j));
-    w->next_beat_ms = now + w->cfg->lease_ms / 3;
+    w->next_beat_ms = rc == SL_BUSY ? now : now + w->cfg->lease_ms / 3;
   }
   if (now >= w->next_rescue_ms) {
     /* No take-over or rescue while a spill file could not be ingested:
