@@ -50,8 +50,11 @@ check "every job ends final well within its lease" done_all
 lag=$(curl -sS -m 20 "$MURL" 2>/dev/null |
   awk '/^sluice_loop_lag_max_seconds /{printf "%d\n", $2 * 1000}')
 echo "the loop's longest hold: ${lag:-?} ms"
+# Each of the 20-odd claims and completions held the loop 300-600 ms
+# before (a probe 100 ms apart sees at least the hold less 100 ms); room
+# left for a loaded host's scheduling.
 check "the loop was not held for the server's delay (parked)" \
-  test "${lag:-99999}" -lt 250
+  test "${lag:-99999}" -lt 400
 kill -TERM "$WPID" 2>/dev/null
 wait_for 30 bash -c "! kill -0 $WPID 2>/dev/null" || kill -9 "$WPID" 2>/dev/null
 stop_mock
