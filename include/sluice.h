@@ -119,6 +119,12 @@ void sl_close(struct sl_journal *j);
  * fails with SL_BUSY. poll 0: the engine's handler (sleeps up to 100 ms at a
  * time; sl_open's default). poll 1: polls every 0.2 ms, for an event loop
  * that must not stop long and retries from its own timers (the worker).
+ * A server journal (PostgreSQL) has no such lock; there poll 1 means: a
+ * statement not answered within 50 ms (under sl_set_answer_timeout) is
+ * left in flight and the call answers SL_BUSY; the next call on the handle
+ * reads its answer first, without waiting (a claim's jobs are returned by
+ * the next claim with the same options, a completion's items are not sent
+ * again). poll 0 waits for it again, up to the answer bound.
  */
 int sl_set_busy_timeout(struct sl_journal *j, int ms, int poll);
 

@@ -130,11 +130,15 @@ void sl__flush(struct sl_worker *w) {
   }
   if (rc == SL_BUSY) {
     /* Another process holds the write lock (the busy handler polled for
-     * SL_WORKER_BUSY_MS): try again soon from a timer, so that curl I/O
-     * keeps flowing meanwhile. Only a long wait is worth a log line. */
+     * SL_WORKER_BUSY_MS), or on a server journal a statement is still in
+     * flight (parked: this one, or a claim sent before it): try again
+     * soon from a timer, so that curl I/O keeps flowing meanwhile. Only
+     * a long wait is worth a log line: longer than a slow server takes
+     * to answer the statement ahead and then ours. */
     if (!w->busy_since_ms)
       w->busy_since_ms = now;
-    else if (now - w->busy_since_ms >= 1000 && !w->flush_rc) {
+    else if (now - w->busy_since_ms >= SL_WORKER_BUSY_WARN_MS &&
+             !w->flush_rc) {
       w->flush_rc = rc;
       sl_log(SL_LOG_WARN, "cannot record %zu outcomes for %lld ms: %s; "
                           "retrying", sl__n_done(w),

@@ -49,6 +49,10 @@
  * that is still sending is not cut off (each byte moves the bound), and a
  * lost connection costs a reconnect, never an outcome (commit.c). */
 #define SL_WORKER_ANSWER_MS 1000
+/* Outcomes kept for this long by SL_BUSY are worth a warning (commit.c):
+ * on a server journal two statements each answered within the bound (a
+ * parked claim ahead of the flush, then the flush) are no trouble. */
+#define SL_WORKER_BUSY_WARN_MS (2 * SL_WORKER_ANSWER_MS)
 /* While the journal is away, how often a call advances the reconnect
  * (each advances it without waiting; see sl__journal_rc). */
 #define SL_WORKER_REDIAL_MS 25

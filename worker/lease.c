@@ -103,7 +103,7 @@ int sl__take_over_gone(struct sl_worker *w) {
     return rc;
   }
   rc = sl__journal_rc(w, sl_identity_reap(w->j, &w->me, &jobs, &batches));
-  if (rc != SL_OK && rc != SL_DISCONNECTED)
+  if (rc != SL_OK && rc != SL_DISCONNECTED && rc != SL_BUSY)
     sl_log(SL_LOG_ERROR, "taking over dead workers failed: %s (%s)",
            sl_strerror(rc), sl_errmsg(w->j));
   else if (jobs)

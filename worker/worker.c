@@ -294,21 +294,28 @@ static void on_tick(uv_timer_t *t) {
     watch_journal(w);
   if (w->identified && now >= w->next_beat_ms) {
     rc = sl__journal_rc(w, sl_worker_heartbeat(w->j, now));
-    if (rc != SL_OK && rc != SL_DISCONNECTED)
+    /* SL_BUSY: a statement still in flight (a slow server): beat again
+     * at the next tick rather than a third of a lease later. */
+    if (rc != SL_OK && rc != SL_DISCONNECTED && rc != SL_BUSY)
       sl_log(SL_LOG_ERROR, "worker heartbeat failed: %s (%s)",
              sl_strerror(rc), sl_errmsg(w->j));
-    w->next_beat_ms = now + w->cfg->lease_ms / 3;
+    w->next_beat_ms = rc == SL_BUSY ? now : now + w->cfg->lease_ms / 3;
   }
   if (now >= w->next_rescue_ms) {
     /* No take-over or rescue while a spill file could not be ingested:
-     * its jobs would be sent again (take_over_gone ingests first). */
-    if (w->identified ? sl__take_over_gone(w) != SL_OK
-                      : sl__spill_adopt(w) != SL_OK)
+     * its jobs would be sent again (take_over_gone ingests first, and
+     * says so itself; its take-over answering SL_BUSY, a statement still
+     * in flight, or SL_DISCONNECTED, logged, is no spill file's fault:
+     * the next tick tries again, quietly). */
+    rc = w->identified ? sl__take_over_gone(w) : sl__spill_adopt(w);
+    if (rc != SL_OK && !w->identified)
       sl_log(SL_LOG_WARN, "rescue postponed until the spill files in %s "
                           "are ingested", w->spill_dir);
+    else if (rc != SL_OK)
+      ; /* logged by sl__take_over_gone when it is worth a line */
     else if ((rc = sl__journal_rc(w, sl_rescue(w->j, now, &rescued))) ==
-             SL_DISCONNECTED)
-      ; /* logged */
+             SL_DISCONNECTED || rc == SL_BUSY)
+      ; /* logged, or still in flight: the next tick's rescue */
     else if (rc != SL_OK)
       sl_log(SL_LOG_ERROR, "rescue failed: %s (%s)", sl_strerror(rc),
              sl_errmsg(w->j));

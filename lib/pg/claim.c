@@ -62,65 +62,23 @@ static char *i64(char *buf, size_t len, int64_t v, int null_if_zero) {
   return buf;
 }
 
-int sl__pg_claim(struct sl_journal *j, const struct sl_claim_options *o,
-                 struct sl_claimed_job **jobs, size_t *n) {
-  struct sl_pg *p = PGJ(j);
-  char b1[24], b4[24], b5[24], b7[24], b8[24], b9[24];
-  const char *param[10];
-  struct sl_pgbuf qa;
-  PGresult *r = NULL;
+/* The claimed rows of r as one block (sl_claimed_free frees it). */
+static int deliver(PGresult *r, struct sl_claimed_job **jobs, size_t *n) {
   struct sl_claimed_job *out, *c;
   size_t head, strs = 0, i;
+  int rows = PQntuples(r), k;
   char *s;
-  int rc, rows, k;
 
-  if (!o || !jobs || !n || o->max_jobs == 0 || o->lease_ms <= 0 ||
-      o->max_jobs > 1000000)
-    return SL_INVAL;
-  *jobs = NULL;
-  *n = 0;
-  sl__pgbuf_init(&qa);
-  if (o->queues) {
-    sl__pgbuf_open(&qa);
-    for (i = 0; o->queues[i]; i++)
-      sl__pgbuf_text(&qa, o->queues[i], strlen(o->queues[i]));
-    sl__pgbuf_close(&qa);
-    if (qa.oom) {
-      sl__pgbuf_free(&qa);
-      return SL_NOMEM;
-    }
-  }
-  param[0] = i64(b1, sizeof b1, o->lease_ms, 0);
-  param[1] = o->urgency;
-  param[2] = qa.s;
-  param[3] = i64(b4, sizeof b4, (int64_t)o->max_jobs, 0);
-  param[4] = i64(b5, sizeof b5, o->deferrable_due_before_ms, 1);
-  param[5] = o->online ? "1" : NULL;
-  param[6] = i64(b7, sizeof b7, p->worker_id, 1);
-  param[7] = o->online ? i64(b8, sizeof b8,
-                             o->now_ms ? o->now_ms : sl_now_ms(), 0)
-                       : NULL;
-  param[8] = i64(b9, sizeof b9, o->now_ms, 1);
-  param[9] = o->route_key;
-  rc = sl__pg_execp(p, claim_sql, 10, param, "claiming jobs", &r);
-  sl__pgbuf_free(&qa);
-  if (rc != SL_OK)
-    return rc;
-  rows = PQntuples(r);
-  if (rows == 0) {
-    PQclear(r);
+  if (rows == 0)
     return SL_OK;
-  }
-  /* One block: the jobs, then their strings (sl_claimed_free frees it). */
+  /* One block: the jobs, then their strings. */
   head = (size_t)rows * sizeof *out;
   for (i = 0; i < (size_t)rows; i++)
     for (k = 8; k < 15; k++)
       strs += (size_t)PQgetlength(r, (int)i, k) + 1;
   out = calloc(1, head + strs);
-  if (!out) {
-    PQclear(r);
+  if (!out)
     return SL_NOMEM; /* the rows stay leased until rescue */
-  }
   s = (char *)out + head;
   for (i = 0; i < (size_t)rows; i++) {
     char **dst[7];
@@ -158,10 +116,144 @@ int sl__pg_claim(struct sl_journal *j, const struct sl_claim_options *o,
       s += len + 1;
     }
   }
-  PQclear(r);
   *jobs = out;
   *n = (size_t)rows;
   return SL_OK;
+}
+
+/* $1 ids, $2 tokens: leases given back as if never taken (the attempt
+ * the claim counted is taken back, no attempt row), as a release
+ * (complete.c, outcome 4) does. */
+static const char release_sql[] =
+    "UPDATE sluice.jobs j SET state = 'pending', lease_token = NULL,"
+    " lease_expires = NULL, attempts = greatest(j.attempts - 1, 0),"
+    " updated_at = sluice.now_ms()"
+    " FROM unnest($1::bigint[], $2::bigint[]) c(id, token)"
+    " WHERE j.id = c.id AND j.lease_token = c.token AND j.state = 'running'";
+
+int sl__pg_claim_release(struct sl_pg *p) {
+  PGresult *r = p->claimed;
+  struct sl_pgbuf a[2];
+  const char *param[2];
+  int rc = SL_OK, i, k;
+
+  if (!r)
+    return SL_OK;
+  /* Given up on here whatever comes of it: a release that is lost or
+   * parked leaves the rows to rescue, as an unanswered claim does. */
+  p->claimed = NULL;
+  free(p->claimed_key);
+  p->claimed_key = NULL;
+  for (k = 0; k < 2; k++) {
+    sl__pgbuf_init(&a[k]);
+    sl__pgbuf_open(&a[k]);
+  }
+  for (i = 0; i < PQntuples(r); i++) {
+    sl__pgbuf_int(&a[0], sl__pg_int(r, i, 0));
+    sl__pgbuf_int(&a[1], sl__pg_int(r, i, 1));
+  }
+  for (k = 0; k < 2; k++) {
+    sl__pgbuf_close(&a[k]);
+    if (a[k].oom)
+      rc = SL_NOMEM;
+    param[k] = a[k].s;
+  }
+  PQclear(r);
+  if (rc == SL_OK)
+    rc = sl__pg_execp(p, release_sql, 2, param,
+                      "giving back jobs a late claim leased", NULL);
+  sl__pgbuf_free(&a[0]);
+  sl__pgbuf_free(&a[1]);
+  return rc;
+}
+
+void sl__pg_claim_close(struct sl_pg *p) {
+  if (!p->conn || p->in_txn || (!p->claimed && !(p->park.on &&
+                                 p->park.kind == SL_PGPARK_CLAIM)))
+    return;
+  if (!p->answer_ms) /* a close must not wait on a dead socket */
+    p->answer_ms = 1000;
+  p->park_ms = 0; /* a claim in flight: its rows, to give back */
+  if (sl__pg_settle(p) == SL_OK)
+    sl__pg_claim_release(p);
+}
+
+int sl__pg_claim(struct sl_journal *j, const struct sl_claim_options *o,
+                 struct sl_claimed_job **jobs, size_t *n) {
+  struct sl_pg *p = PGJ(j);
+  char b1[24], b4[24], b5[24], b7[24], b8[24], b9[24];
+  const char *param[10];
+  struct sl_pgbuf qa, key;
+  PGresult *r = NULL;
+  size_t i;
+  int rc;
+
+  if (!o || !jobs || !n || o->max_jobs == 0 || o->lease_ms <= 0 ||
+      o->max_jobs > 1000000)
+    return SL_INVAL;
+  *jobs = NULL;
+  *n = 0;
+  sl__pgbuf_init(&qa);
+  sl__pgbuf_init(&key);
+  if (o->queues) {
+    sl__pgbuf_open(&qa);
+    for (i = 0; o->queues[i]; i++)
+      sl__pgbuf_text(&qa, o->queues[i], strlen(o->queues[i]));
+    sl__pgbuf_close(&qa);
+  }
+  param[0] = i64(b1, sizeof b1, o->lease_ms, 0);
+  param[1] = o->urgency;
+  param[2] = qa.s;
+  param[3] = i64(b4, sizeof b4, (int64_t)o->max_jobs, 0);
+  param[4] = i64(b5, sizeof b5, o->deferrable_due_before_ms, 1);
+  param[5] = o->online ? "1" : NULL;
+  param[6] = i64(b7, sizeof b7, p->worker_id, 1);
+  param[7] = o->online ? i64(b8, sizeof b8,
+                             o->now_ms ? o->now_ms : sl_now_ms(), 0)
+                       : NULL;
+  param[8] = i64(b9, sizeof b9, o->now_ms, 1);
+  param[9] = o->route_key;
+  /* What a late answer must match to be this call's: the options that
+   * pick rows, but not the clocks ($5, $8: they move at every call) nor
+   * the limit (fewer rows than asked is a claim's usual answer). */
+  sl__pgbuf_open(&key);
+  for (i = 0; i < 10; i++)
+    if (i != 3 && i != 4 && i != 7)
+      sl__pgbuf_text(&key, param[i], param[i] ? strlen(param[i]) : 0);
+  sl__pgbuf_close(&key);
+  if (qa.oom || key.oom) {
+    rc = SL_NOMEM;
+    goto out;
+  }
+  /* A claim an earlier call left in flight may have answered since: its
+   * rows are leased to this worker, so they are this call's answer when
+   * it asks for the same (or put back at once when it does not). */
+  rc = sl__pg_settle(p);
+  if (rc == SL_BUSY)
+    goto out;
+  if (p->claimed) {
+    if (p->claimed_key && !strcmp(p->claimed_key, key.s) &&
+        (size_t)PQntuples(p->claimed) <= o->max_jobs) {
+      r = p->claimed;
+      p->claimed = NULL;
+      free(p->claimed_key);
+      p->claimed_key = NULL;
+      rc = deliver(r, jobs, n);
+      goto out;
+    }
+    rc = sl__pg_claim_release(p);
+    if (rc != SL_OK)
+      goto out;
+  }
+  rc = sl__pg_execk(p, claim_sql, 10, param, "claiming jobs", &r,
+                    SL_PGPARK_CLAIM, key.s);
+  if (rc == SL_OK)
+    rc = deliver(r, jobs, n);
+out:
+  PQclear(r);
+  sl__pgbuf_free(&qa);
+  sl__pgbuf_free(&key);
+  return rc;
 }
 
 /* $1 ids, $2 tokens, $3 lease ms: the ids whose lease was extended. */

@@ -144,31 +144,60 @@ static void put(struct sl_pgbuf *a, const struct sl_completion *c,
   sl__pgbuf_put(&a[19], c->record_attempt ? "t" : "f", 1);
 }
 
-/* rc of each item that the statement did not change. */
-static int explain(struct sl_pg *p, struct sl_completion *c, size_t n,
-                   const char *ids, const char *tokens) {
+/* rc of each item that the statement did not change; idx[i]: the item
+ * at position i of the arrays sent. */
+static int explain(struct sl_pg *p, struct sl_completion *c,
+                   const size_t *idx, size_t m, const char *ids,
+                   const char *tokens) {
   const char *param[2] = {ids, tokens};
   PGresult *r;
   size_t i;
   int rc = sl__pg_exec(p, held_sql, 2, param, "checking leases", &r);
   if (rc != SL_OK)
     return rc;
-  for (i = 0; i < n && (int)i < PQntuples(r); i++) {
-    if (c[i].rc == SL_OK)
+  for (i = 0; i < m && (int)i < PQntuples(r); i++) {
+    struct sl_completion *x = &c[idx[i]];
+    if (x->rc == SL_OK)
       continue;
-    c[i].rc = c[i].outcome == SL_OUTCOME_SUCCESS &&
-                      PQgetvalue(r, (int)i, 1)[0] == 't'
-                  ? SL_DUPLICATE
-                  : SL_LEASE_LOST;
-    if (c[i].rc == SL_DUPLICATE)
+    x->rc = x->outcome == SL_OUTCOME_SUCCESS &&
+                    PQgetvalue(r, (int)i, 1)[0] == 't'
+                ? SL_DUPLICATE
+                : SL_LEASE_LOST;
+    if (x->rc == SL_DUPLICATE)
       snprintf(p->errmsg, sizeof p->errmsg, "job %lld already has a result",
-               (long long)c[i].job_id);
+               (long long)x->job_id);
     else
       snprintf(p->errmsg, sizeof p->errmsg, "job %lld: lease token is stale",
-               (long long)c[i].job_id);
+               (long long)x->job_id);
   }
   PQclear(r);
   return SL_OK;
+}
+
+void sl__pg_done_add(struct sl_pg *p, const PGresult *r) {
+  int k, rows = PQntuples(r);
+  for (k = 0; k < rows; k++) {
+    if (p->ndone == p->done_cap) {
+      size_t cap = p->done_cap ? p->done_cap * 2 : 64;
+      int64_t *d = realloc(p->done, cap * 2 * sizeof *d);
+      if (!d)
+        return; /* then sent again: refused by its fence, as before */
+      p->done = d;
+      p->done_cap = cap;
+    }
+    p->done[2 * p->ndone] = sl__pg_int(r, k, 0);
+    p->done[2 * p->ndone + 1] = sl__pg_int(r, k, 1);
+    p->ndone++;
+  }
+}
+
+/* Did a statement whose answer came late (parked) record this item? */
+static int done_before(const struct sl_pg *p, const struct sl_completion *c) {
+  size_t k;
+  for (k = 0; k < p->ndone; k++)
+    if (p->done[2 * k] == c->job_id && p->done[2 * k + 1] == c->lease_token)
+      return 1;
+  return 0;
 }
 
 int sl__pg_complete(struct sl_journal *j, struct sl_completion *c,
@@ -179,7 +208,7 @@ int sl__pg_complete(struct sl_journal *j, struct sl_completion *c,
   char nowb[24];
   int64_t now = sl_now_ms();
   PGresult *r = NULL;
-  size_t i;
+  size_t i, m = 0, *idx = NULL;
   int rc = SL_OK, k, missed = 0;
 
   if (!c && n)
@@ -190,12 +219,33 @@ int sl__pg_complete(struct sl_journal *j, struct sl_completion *c,
     if (c[i].outcome < SL_OUTCOME_SUCCESS ||
         c[i].outcome > SL_OUTCOME_RELEASE)
       return SL_INVAL;
+  /* A group an earlier call left in flight may have committed since: its
+   * items are done, and sent again they would only meet their fence (and
+   * be logged as refused). */
+  rc = sl__pg_settle(p);
+  if (rc == SL_BUSY)
+    return rc;
+  rc = SL_OK;
+  if (!(idx = malloc(n * sizeof *idx)))
+    return SL_NOMEM;
+  for (i = 0; i < n; i++) {
+    c[i].rc = SL_LEASE_LOST;
+    if (p->ndone && !repeat(c, i) && done_before(p, &c[i]))
+      c[i].rc = SL_OK;
+    else
+      idx[m++] = i;
+  }
+  if (m == 0) {
+    p->ndone = 0;
+    free(idx);
+    return SL_OK;
+  }
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_init(&a[k]);
     sl__pgbuf_open(&a[k]);
   }
-  for (i = 0; i < n; i++)
-    put(a, &c[i], now, repeat(c, i));
+  for (i = 0; i < m; i++)
+    put(a, &c[idx[i]], now, repeat(c, idx[i]));
   for (k = 0; k < NCOL; k++) {
     sl__pgbuf_close(&a[k]);
     if (a[k].oom)
@@ -205,23 +255,29 @@ int sl__pg_complete(struct sl_journal *j, struct sl_completion *c,
   snprintf(nowb, sizeof nowb, "%lld", (long long)now);
   param[NCOL] = nowb;
   if (rc == SL_OK)
-    rc = sl__pg_execp(p, complete_sql, NCOL + 1, param, "completing jobs",
-                     &r);
+    rc = sl__pg_execk(p, complete_sql, NCOL + 1, param, "completing jobs",
+                      &r, SL_PGPARK_COMPLETE, NULL);
   if (rc == SL_OK) {
-    for (i = 0; i < n; i++) {
-      int again = repeat(c, i);
-      c[i].rc = SL_LEASE_LOST;
+    /* Kept until the whole call answers: a check of the misses that
+     * parks must not make these be sent again. */
+    sl__pg_done_add(p, r);
+    for (i = 0; i < m; i++) {
+      struct sl_completion *x = &c[idx[i]];
+      int again = repeat(c, idx[i]);
       for (k = 0; k < PQntuples(r) && !again; k++)
-        if (sl__pg_int(r, k, 0) == c[i].job_id &&
-            sl__pg_int(r, k, 1) == c[i].lease_token)
-          c[i].rc = SL_OK;
-      missed |= c[i].rc != SL_OK;
+        if (sl__pg_int(r, k, 0) == x->job_id &&
+            sl__pg_int(r, k, 1) == x->lease_token)
+          x->rc = SL_OK;
+      missed |= x->rc != SL_OK;
     }
     PQclear(r);
     if (missed)
-      rc = explain(p, c, n, param[0], param[1]);
+      rc = explain(p, c, idx, m, param[0], param[1]);
   }
+  if (rc == SL_OK)
+    p->ndone = 0;
   for (k = 0; k < NCOL; k++)
     sl__pgbuf_free(&a[k]);
+  free(idx);
   return rc;
 }

@@ -99,6 +99,7 @@ int sl__pg_lost(struct sl_pg *p, const PGresult *r, int rc) {
     snprintf(p->lost_why, sizeof p->lost_why, "%s", p->errmsg);
     PQfinish(p->conn);
     p->conn = NULL;
+    sl__pg_park_drop(p); /* what was in flight went with it */
     p->nprepared = 0; /* prepared statements died with the session */
     p->lock_ms = 0;   /* and its settings */
     p->tries = 0;
@@ -417,7 +418,12 @@ void sl__pg_close(struct sl_journal *j) {
   struct sl_pg *p = PGJ(j);
   if (!p)
     return;
+  sl__pg_claim_close(p);
   sl__pg_enqueue_once_close(p);
+  sl__pg_park_drop(p);
+  PQclear(p->claimed);
+  free(p->claimed_key);
+  free(p->done);
   if (p->conn)
     PQfinish(p->conn);
   if (p->listen)
@@ -446,10 +452,16 @@ void sl__pg_set_errmsg(struct sl_journal *j, const char *msg) {
   snprintf(PGJ(j)->errmsg, sizeof PGJ(j)->errmsg, "%s", msg ? msg : "");
 }
 
+/* Row locks and SKIP LOCKED: no journal-wide lock to wait on. What poll
+ * 1 asks for (an event loop that retries SL_BUSY from its timers) is
+ * kept: a statement the server has not answered within SL_PG_PARK_MS is
+ * left in flight and the call answers SL_BUSY (exec.c, park); poll 0
+ * waits for its answer again, up to the answer bound. */
 int sl__pg_set_busy_timeout(struct sl_journal *j, int ms, int poll) {
-  (void)j;
   (void)ms;
-  (void)poll; /* row locks and SKIP LOCKED: no journal-wide lock to wait on */
+  if (!j)
+    return SL_INVAL;
+  PGJ(j)->park_ms = poll ? SL_PG_PARK_MS : 0;
   return SL_OK;
 }
 

@@ -74,37 +74,127 @@ static int wait_sock(PGconn *c, short ev, int ms, short *got) {
   return k;
 }
 
-/* Milliseconds left before `deadline` (0: none, -1 for poll). */
-static int left_ms(int64_t deadline) {
-  int64_t d;
-  if (!deadline)
-    return -1;
-  d = deadline - sl_now_ms();
-  return d > 0 ? (int)d : 0;
+/* What became of a statement's answer (pump). */
+enum { P_DONE, P_PARKED, P_LATE, P_BROKEN };
+
+/* The bound of the next statement: none inside a long op (ops.c). */
+static int bound(const struct sl_pg *p) {
+  return p->long_op ? 0 : p->answer_ms;
 }
 
-/* Send sql on c (prepared as `name` if given, else with parameters if n,
- * else by the simple protocol; n -1: sent already, by PQsendPrepare) and
- * gather its results as PQexec does (the first error, else the last),
- * waiting at most `bound_ms` (0: no bound) with no byte from the server.
- * NULL when the connection broke or the bound passed (*timed_out then 1);
- * the connection is left to the caller to drop.
+/* How long a statement may hold the caller before it is parked: -1, no
+ * parking (wait as long as the bound allows). Only on a handle whose
+ * caller retries SL_BUSY from its timers (park_ms), under a bound. */
+static int park_wait(const struct sl_pg *p) {
+  return p->park_ms > 0 && bound(p) > 0 ? p->park_ms : -1;
+}
+
+/* Gather the answer of the statement in flight on p->conn (p->park) as
+ * PQexec does (the first error, else the last result), waiting at most
+ * wait_ms (-1: no limit but the bound). P_DONE with *out (NULL: none);
+ * P_PARKED: still in flight when wait_ms passed (the state stays in
+ * p->park for the next call); P_LATE: no byte from the server for the
+ * bound since it was sent or last heard; P_BROKEN: the connection failed.
+ * The connection is left to the caller to drop.
  *
  * The bound counts silence, not the statement's length: every byte from
- * the server moves the deadline, so a slow server that is still answering
- * is never cut off; a server that stopped answering (a cut network, a
- * stopped host) is given up on after bound_ms, where a blocking libpq call
- * would stand still until the kernel gives up on the socket
- * (tcp_user_timeout, and only once data sent goes unacknowledged). */
-static PGresult *roundtrip(PGconn *c, const char *sql, const char *name,
-                           int n, const char *const *params, int bound_ms,
-                           int *timed_out) {
-  PGresult *keep = NULL, *r;
-  int64_t deadline;
-  int k, f, sent;
+ * the server moves it, so a slow server that is still answering is never
+ * cut off; a server that stopped answering (a cut network, a stopped
+ * host) is given up on after the bound, where a blocking libpq call would
+ * stand still until the kernel gives up on the socket (tcp_user_timeout,
+ * and only once data sent goes unacknowledged). */
+static int pump(struct sl_pg *p, int wait_ms, PGresult **out) {
+  struct sl_pgpark *k = &p->park;
+  PGconn *c = p->conn;
+  int b = bound(p), ms, w, f, st;
+  int64_t now, until = wait_ms >= 0 ? sl_now_ms() + wait_ms : 0;
+  PGresult *r;
   short got;
 
-  *timed_out = 0;
+  *out = NULL;
+  for (;;) {
+    /* Non-blocking: what did not fit the socket is flushed as it drains,
+     * reading meanwhile (the server may be sending to us first). */
+    if (k->flushing) {
+      f = PQflush(c);
+      if (f < 0) {
+        st = P_BROKEN;
+        goto fail;
+      }
+      k->flushing = f == 1;
+    }
+    while (!k->flushing && !PQisBusy(c)) {
+      r = PQgetResult(c);
+      if (!r) {
+        *out = k->keep;
+        k->keep = NULL;
+        return P_DONE;
+      }
+      switch (PQresultStatus(r)) {
+      case PGRES_COPY_IN:
+      case PGRES_COPY_OUT:
+      case PGRES_COPY_BOTH: /* sluice sends no COPY: as PQexec, stop */
+        PQclear(k->keep);
+        k->keep = NULL;
+        *out = r;
+        return P_DONE;
+      default: /* the first error is the one to report, as PQexec's */
+        if (k->keep && PQresultStatus(k->keep) == PGRES_FATAL_ERROR) {
+          PQclear(r);
+          continue;
+        }
+      }
+      PQclear(k->keep);
+      k->keep = r;
+    }
+    now = sl_now_ms();
+    ms = -1;
+    if (b > 0)
+      ms = k->heard_ms + b > now ? (int)(k->heard_ms + b - now) : 0;
+    if (wait_ms >= 0) {
+      w = until > now ? (int)(until - now) : 0;
+      if (ms < 0 || w < ms)
+        ms = w;
+    }
+    f = wait_sock(c, k->flushing ? POLLIN | POLLOUT : POLLIN, ms, &got);
+    if (f < 0) {
+      st = P_BROKEN;
+      goto fail;
+    }
+    if (f == 0) {
+      now = sl_now_ms();
+      if (b > 0 && now - k->heard_ms >= b) {
+        st = P_LATE;
+        goto fail;
+      }
+      if (wait_ms >= 0 && now >= until)
+        return P_PARKED;
+      continue;
+    }
+    if (got & ~POLLOUT) {
+      if (!PQconsumeInput(c)) {
+        st = P_BROKEN;
+        goto fail;
+      }
+      k->heard_ms = sl_now_ms(); /* a byte came: the server is there */
+    }
+  }
+fail:
+  PQclear(k->keep);
+  k->keep = NULL;
+  k->flushing = 0;
+  return st;
+}
+
+/* Send sql on p->conn (prepared as `name` if given, else with parameters
+ * if n, else by the simple protocol; n -1: sent already, by
+ * PQsendPrepare) and gather its answer (pump), parking it after the park
+ * wait. */
+static int roundtrip(struct sl_pg *p, const char *sql, const char *name,
+                     int n, const char *const *params, PGresult **out) {
+  PGconn *c = p->conn;
+  int sent;
+  *out = NULL;
   if (n < 0) /* sent by the caller (PQsendPrepare) */
     sent = 1;
   else
@@ -112,105 +202,47 @@ static PGresult *roundtrip(PGconn *c, const char *sql, const char *name,
          : n    ? PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0)
                 : PQsendQuery(c, sql);
   if (!sent)
-    return NULL;
-  deadline = bound_ms > 0 ? sl_now_ms() + bound_ms : 0;
-  /* Non-blocking: what does not fit the socket now is flushed as it
-   * drains, reading meanwhile (the server may be sending to us first). */
-  while ((f = PQflush(c)) == 1) {
-    k = wait_sock(c, POLLIN | POLLOUT, left_ms(deadline), &got);
-    if (k == 0)
-      *timed_out = 1;
-    if (k <= 0)
-      return NULL;
-    if (got & POLLIN) {
-      if (!PQconsumeInput(c))
-        return NULL;
-      if (deadline)
-        deadline = sl_now_ms() + bound_ms;
-    }
-  }
-  if (f < 0)
-    return NULL;
-  for (;;) {
-    while (!PQisBusy(c)) {
-      r = PQgetResult(c);
-      if (!r)
-        return keep;
-      switch (PQresultStatus(r)) {
-      case PGRES_COPY_IN:
-      case PGRES_COPY_OUT:
-      case PGRES_COPY_BOTH: /* sluice sends no COPY: as PQexec, stop */
-        PQclear(keep);
-        return r;
-      default: /* the first error is the one to report, as PQexec's */
-        if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
-          PQclear(r);
-          continue;
-        }
-      }
-      PQclear(keep);
-      keep = r;
-    }
-    k = wait_sock(c, POLLIN, left_ms(deadline), &got);
-    if (k == 0)
-      *timed_out = 1;
-    if (k <= 0 || !PQconsumeInput(c)) {
-      PQclear(keep);
-      return NULL;
-    }
-    if (deadline) /* a byte came: the server is there */
-      deadline = sl_now_ms() + bound_ms;
-  }
+    return P_BROKEN;
+  p->park.flushing = 1;
+  p->park.keep = NULL;
+  p->park.heard_ms = sl_now_ms();
+  return pump(p, park_wait(p), out);
 }
 
-/* The bound of the next statement: none inside a long op (ops.c). */
-static int bound(const struct sl_pg *p) {
-  return p->long_op ? 0 : p->answer_ms;
+/* The statement roundtrip left in flight: the call answers SL_BUSY, and
+ * the next call reads its answer first (sl__pg_settle). */
+static int park(struct sl_pg *p, int kind, const char *what) {
+  struct sl_pgpark *k = &p->park;
+  k->on = 1;
+  k->kind = kind;
+  snprintf(k->what, sizeof k->what, "%s", what);
+  snprintf(p->errmsg, sizeof p->errmsg, "%s: no answer from the server "
+           "yet after %d ms; still in flight", what, p->park_ms);
+  return SL_BUSY;
 }
 
-/* The statement's name once prepared on this connection, or NULL (no
- * slot left, or the prepare failed: then it runs unprepared and reports
- * its own error; a connection lost meanwhile is found there). Parsing
- * and planning the claim's CTEs each time costs about as much as a small
- * claim. */
-static const char *prepared(struct sl_pg *p, const char *sql, int n,
-                            char name[8], int *late) {
-  PGresult *r;
-  int i, ok;
-  for (i = 0; i < p->nprepared; i++)
-    if (p->prepared[i] == sql) {
-      snprintf(name, 8, "s%d", i);
-      return name;
-    }
-  if (p->nprepared == SL_PG_PREPARED)
-    return NULL;
-  snprintf(name, 8, "s%d", p->nprepared);
-  r = PQsendPrepare(p->conn, name, sql, n, NULL)
-          ? roundtrip(p->conn, NULL, NULL, -1, NULL, bound(p), late)
-          : NULL;
-  ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-  PQclear(r);
-  if (!ok)
-    return NULL;
-  p->prepared[p->nprepared++] = sql;
-  return name;
+void sl__pg_park_drop(struct sl_pg *p) {
+  struct sl_pgpark *k = &p->park;
+  PQclear(k->keep);
+  free(k->key);
+  memset(k, 0, sizeof *k);
 }
 
-/* Judge the answer r (NULL: none came; late: none within the bound). */
-static int answer(struct sl_pg *p, PGresult *r, int late, const char *what,
+/* Judge the answer r of a statement that ended as st (pump). */
+static int answer(struct sl_pg *p, int st, PGresult *r, const char *what,
                   PGresult **out) {
   ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   const char *msg;
   char clean[400];
   int rc;
-  if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+  if (st == P_DONE && (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)) {
     if (out)
       *out = r;
     else
       PQclear(r);
     return SL_OK;
   }
-  if (late) {
+  if (st == P_LATE) {
     snprintf(p->errmsg, sizeof p->errmsg, "%s: no answer from the server "
              "for %d ms", what, bound(p));
     return sl__pg_lost(p, NULL, SL_DISCONNECTED);
@@ -222,6 +254,128 @@ static int answer(struct sl_pg *p, PGresult *r, int late, const char *what,
   rc = sl__pg_lost(p, r, rc);
   PQclear(r);
   return rc;
+}
+
+/* A statement the caller gave up on (parked inside its transaction, or a
+ * BEGIN parked before it) left the session in a transaction: end it. */
+static int end_orphan_txn(struct sl_pg *p) {
+  PGTransactionStatusType t;
+  PGresult *r;
+  int st;
+  if (p->in_txn || !p->conn)
+    return SL_OK;
+  t = PQtransactionStatus(p->conn);
+  if (t != PQTRANS_INTRANS && t != PQTRANS_INERROR)
+    return SL_OK;
+  st = roundtrip(p, "ROLLBACK", NULL, 0, NULL, &r);
+  if (st == P_PARKED)
+    return park(p, SL_PGPARK_PLAIN, "rolling back");
+  return answer(p, st, r, "rolling back", NULL);
+}
+
+int sl__pg_settle(struct sl_pg *p) {
+  struct sl_pgpark *k = &p->park;
+  PGresult *r;
+  int st, rc = SL_OK, ok;
+
+  if (!k->on)
+    return SL_OK;
+  if (!p->conn) {
+    sl__pg_park_drop(p);
+    return SL_OK;
+  }
+  st = pump(p, park_wait(p) >= 0 ? 0 : -1, &r);
+  if (st == P_PARKED) {
+    snprintf(p->errmsg, sizeof p->errmsg, "%s: no answer from the server "
+             "yet; still in flight", k->what);
+    return SL_BUSY;
+  }
+  k->on = 0;
+  ok = st == P_DONE && r && (PQresultStatus(r) == PGRES_COMMAND_OK ||
+                             PQresultStatus(r) == PGRES_TUPLES_OK);
+  if (ok) {
+    switch (k->kind) {
+    case SL_PGPARK_PREPARE:
+      if (p->nprepared == k->slot) {
+        p->prepared[k->slot] = k->sql;
+        p->nprepared++;
+      }
+      break;
+    case SL_PGPARK_LOCK:
+      p->lock_ms = k->lock_want;
+      break;
+    case SL_PGPARK_CLAIM:
+      if (PQntuples(r) > 0) {
+        PQclear(p->claimed); /* none: claim.c took or released it */
+        free(p->claimed_key);
+        p->claimed = r;
+        p->claimed_key = k->key;
+        k->key = NULL;
+        r = NULL;
+      }
+      break;
+    case SL_PGPARK_COMPLETE:
+      sl__pg_done_add(p, r);
+      break;
+    }
+    PQclear(r);
+  } else {
+    char what[64];
+    snprintf(what, sizeof what, "%s", k->what);
+    /* A failure that is not a lost connection is the statement's own:
+     * the caller made it again, and meets it there. */
+    rc = answer(p, st, r, what, NULL);
+    if (rc != SL_DISCONNECTED)
+      rc = SL_OK;
+  }
+  free(k->key);
+  k->key = NULL;
+  if (rc != SL_OK) {
+    sl__pg_park_drop(p);
+    return rc;
+  }
+  return end_orphan_txn(p);
+}
+
+/* The statement's name once prepared on this connection (*name; NULL: no
+ * slot left, or the prepare failed: then it runs unprepared and reports
+ * its own error). SL_OK, or SL_BUSY (the prepare parked) or the lost
+ * connection's code. Parsing and planning the claim's CTEs each time
+ * costs about as much as a small claim. */
+static int prepared(struct sl_pg *p, const char *sql, int n, char nb[8],
+                    const char **name) {
+  PGresult *r = NULL;
+  int i, st;
+  *name = NULL;
+  for (i = 0; i < p->nprepared; i++)
+    if (p->prepared[i] == sql) {
+      snprintf(nb, 8, "s%d", i);
+      *name = nb;
+      return SL_OK;
+    }
+  if (p->nprepared == SL_PG_PREPARED)
+    return SL_OK;
+  snprintf(nb, 8, "s%d", p->nprepared);
+  st = PQsendPrepare(p->conn, nb, sql, n, NULL)
+           ? roundtrip(p, NULL, NULL, -1, NULL, &r)
+           : P_BROKEN;
+  if (st == P_PARKED) {
+    p->park.slot = p->nprepared;
+    p->park.sql = sql;
+    return park(p, SL_PGPARK_PREPARE, "preparing a statement");
+  }
+  if (st == P_LATE)
+    return answer(p, st, NULL, "preparing a statement", NULL);
+  if (st == P_DONE && r && PQresultStatus(r) == PGRES_COMMAND_OK) {
+    PQclear(r);
+    p->prepared[p->nprepared++] = sql;
+    *name = nb;
+    return SL_OK;
+  }
+  PQclear(r);
+  if (PQstatus(p->conn) != CONNECTION_OK) /* gone meanwhile */
+    return answer(p, P_BROKEN, NULL, "preparing a statement", NULL);
+  return SL_OK;
 }
 
 /* Every string the library stores passes here, as through lib/sqlite's
@@ -291,12 +445,16 @@ static int lock_bound(const struct sl_pg *p) {
 static int set_lock_timeout(struct sl_pg *p) {
   char sql[64];
   PGresult *r;
-  int want = lock_bound(p), late = 0, rc;
+  int want = lock_bound(p), st, rc;
   if (want == p->lock_ms || p->in_txn)
     return SL_OK;
   snprintf(sql, sizeof sql, "SET lock_timeout = %d", want);
-  r = roundtrip(p->conn, sql, NULL, 0, NULL, bound(p), &late);
-  rc = answer(p, r, late, "setting lock_timeout", NULL);
+  st = roundtrip(p, sql, NULL, 0, NULL, &r);
+  if (st == P_PARKED) {
+    p->park.lock_want = want;
+    return park(p, SL_PGPARK_LOCK, "setting lock_timeout");
+  }
+  rc = answer(p, st, r, "setting lock_timeout", NULL);
   if (rc == SL_OK)
     p->lock_ms = want;
   return rc;
@@ -304,14 +462,19 @@ static int set_lock_timeout(struct sl_pg *p) {
 
 static int exec_any(struct sl_pg *p, const char *sql, int n,
                     const char *const *params, const char *what,
-                    PGresult **out, int prep) {
+                    PGresult **out, int prep, int kind, const char *key) {
   const char *name = NULL, **clean = NULL;
   PGresult *r;
   char nb[8];
-  int rc, late = 0;
+  int rc, st;
 
   if (out)
     *out = NULL;
+  /* What an earlier call left in flight is answered first: the
+   * connection carries one statement at a time. */
+  rc = sl__pg_settle(p);
+  if (rc == SL_BUSY)
+    return rc;
   rc = sl__pg_ready(p);
   if (rc == SL_OK)
     rc = set_lock_timeout(p);
@@ -325,26 +488,39 @@ static int exec_any(struct sl_pg *p, const char *sql, int n,
     params = clean;
   /* Without parameters, the simple protocol: a migration is many
    * statements in one string. */
-  if (n && prep)
-    name = prepared(p, sql, n, nb, &late);
-  if (!name && (late || PQstatus(p->conn) != CONNECTION_OK))
-    r = NULL; /* the prepare found the connection gone */
-  else
-    r = roundtrip(p->conn, sql, name, n, params, bound(p), &late);
+  if (n && prep && (rc = prepared(p, sql, n, nb, &name)) != SL_OK) {
+    free_params(n, clean);
+    return rc;
+  }
+  st = roundtrip(p, sql, name, n, params, &r);
   free_params(n, clean);
-  return answer(p, r, late, what, out);
+  if (st == P_PARKED) {
+    if (key && !(p->park.key = strdup(key))) {
+      /* Without its options its rows could not be matched to the next
+       * claim: they stay leased until rescue, as an unanswered claim. */
+      kind = SL_PGPARK_PLAIN;
+    }
+    return park(p, kind, what);
+  }
+  return answer(p, st, r, what, out);
 }
 
 int sl__pg_exec(struct sl_pg *p, const char *sql, int n,
                 const char *const *params, const char *what,
                 PGresult **out) {
-  return exec_any(p, sql, n, params, what, out, 0);
+  return exec_any(p, sql, n, params, what, out, 0, SL_PGPARK_PLAIN, NULL);
 }
 
 int sl__pg_execp(struct sl_pg *p, const char *sql, int n,
                  const char *const *params, const char *what,
                  PGresult **out) {
-  return exec_any(p, sql, n, params, what, out, 1);
+  return exec_any(p, sql, n, params, what, out, 1, SL_PGPARK_PLAIN, NULL);
+}
+
+int sl__pg_execk(struct sl_pg *p, const char *sql, int n,
+                 const char *const *params, const char *what,
+                 PGresult **out, int kind, const char *key) {
+  return exec_any(p, sql, n, params, what, out, 1, kind, key);
 }
 
 int sl__pg_run(struct sl_pg *p, const char *sql, int n,
@@ -372,12 +548,22 @@ void sl__pg_rollback(struct sl_pg *p) {
    * first failure's message. Until here a lost connection was not
    * replaced, so that the transaction's later statements could not run
    * in autocommit on a new one. */
+  if (p->conn && p->park.on) {
+    /* A statement of the transaction is still in flight: the next call
+     * reads its answer and then rolls the transaction back (settle). */
+    p->in_txn = 0;
+    return;
+  }
   if (p->conn) {
-    int late;
-    PGresult *r = roundtrip(p->conn, "ROLLBACK", NULL, 0, NULL,
-                                   bound(p), &late);
+    PGresult *r = NULL;
+    int st = roundtrip(p, "ROLLBACK", NULL, 0, NULL, &r);
+    p->in_txn = 0;
+    if (st == P_PARKED) {
+      park(p, SL_PGPARK_PLAIN, "rolling back");
+      return;
+    }
     PQclear(r);
-    if (!r || PQstatus(p->conn) != CONNECTION_OK)
+    if (st != P_DONE || !r || PQstatus(p->conn) != CONNECTION_OK)
       sl__pg_lost(p, NULL, SL_DISCONNECTED);
   }
   p->in_txn = 0;

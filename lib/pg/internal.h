@@ -12,7 +12,36 @@
 #include "backend.h"
 
 #define SL_PG_PREPARED 32
-#define SL_PG_TOKEN_LEN 33 /* an enqueue token: 32 hex digits */
+#define SL_PG_TOKEN_LEN 33
+/* How long a loop's statement may hold it (sl_set_busy_timeout poll 1)
+ * before it is parked: a claim or a completion takes under a millisecond
+ * of server time (bench/README.md, pg_lib), so 50 ms leaves room for a
+ * loaded host and still bounds a stall to 50 ms of curl I/O not served. */
+#define SL_PG_PARK_MS 50 /* an enqueue token: 32 hex digits */
+
+/* What a parked statement (exec.c) was, for what its late answer does. */
+enum sl_pgpark_kind {
+  SL_PGPARK_PLAIN,    /* its answer is dropped (idempotent, or retried) */
+  SL_PGPARK_CLAIM,    /* leased rows: kept for the next claim (claim.c) */
+  SL_PGPARK_COMPLETE, /* completed (id, token): not sent again */
+  SL_PGPARK_PREPARE,  /* a statement prepared at `slot` */
+  SL_PGPARK_LOCK      /* SET lock_timeout = lock_want */
+};
+
+/* A statement left in flight (exec.c): sent, its answer not read within
+ * the park wait, so the call answered SL_BUSY. The next call on the
+ * connection reads what came since without waiting. */
+struct sl_pgpark {
+  int on;
+  int kind;          /* enum sl_pgpark_kind */
+  int flushing;      /* part of it is still to be written (PQflush) */
+  int slot, lock_want;
+  const char *sql;   /* SL_PGPARK_PREPARE: its text */
+  char *key;         /* SL_PGPARK_CLAIM: its options (claim.c) */
+  int64_t heard_ms;  /* sent, or the last byte from the server */
+  PGresult *keep;    /* results read so far (the first error, else last) */
+  char what[64];
+};
 
 /* A connection being made without waiting (loop mode, conn.c): advanced
  * by each call, then its setup statements sent and their answers read. */
@@ -56,6 +85,19 @@ struct sl_pg {
   int long_op;       /* inside an op that may run long (ops.c): no bound */
   int lock_ms;       /* the session's lock_timeout as last SET (exec.c;
                         0 on a new session, the server's default) */
+  /* sl_set_busy_timeout(poll 1): an event loop that retries SL_BUSY from
+   * its timers. A statement not answered within park_ms is left in
+   * flight (park) and the call answers SL_BUSY; 0: wait up to the bound. */
+  int park_ms;
+  struct sl_pgpark park;
+  /* A parked claim's rows, once they came: the next claim with the same
+   * options returns them, any other puts them back (claim.c). */
+  PGresult *claimed;
+  char *claimed_key;
+  /* Completions a parked (or half-answered) group recorded: (id, token)
+   * pairs the next sl_complete does not send again (complete.c). */
+  int64_t *done;
+  size_t ndone, done_cap;
   struct sl_pgdial dial, ldial; /* reconnects in progress (answer_ms > 0) */
   /* Statements prepared on this connection, named "sN" by their slot,
    * keyed by the address of their static text (SL_PG_PREPARED slots;
@@ -107,6 +149,24 @@ int sl__pg_dial_start(struct sl_pg *p, struct sl_pgdial *d, char *why,
                       size_t len);
 int sl__pg_dial_step(struct sl_pg *p, struct sl_pgdial *d, const char *setup,
                      char *why, size_t len);
+/* The same, naming what a late answer must do if it is parked (enum
+ * sl_pgpark_kind); key: the claim's options (copied). */
+int sl__pg_execk(struct sl_pg *p, const char *sql, int n,
+                 const char *const *params, const char *what,
+                 PGresult **out, int kind, const char *key);
+/* Read the parked statement's answer if it came, without waiting (with
+ * park_ms 0, waiting up to the bound): SL_OK (nothing in flight now),
+ * SL_BUSY (still in flight) or SL_DISCONNECTED (silence past the bound,
+ * or the connection broke: dropped). */
+int sl__pg_settle(struct sl_pg *p);
+/* The connection is being dropped: forget what was in flight on it. */
+void sl__pg_park_drop(struct sl_pg *p);
+/* claim.c: put a parked claim's rows back (attempt not counted), and at
+ * close any still kept. */
+int sl__pg_claim_release(struct sl_pg *p);
+void sl__pg_claim_close(struct sl_pg *p);
+/* complete.c: remember the (id, token) pairs of a result's rows. */
+void sl__pg_done_add(struct sl_pg *p, const PGresult *r);
 int sl__pg_begin(struct sl_pg *p);
 int sl__pg_commit(struct sl_pg *p);
 void sl__pg_rollback(struct sl_pg *p);

@@ -21,6 +21,8 @@
 #include <libpq-fe.h>
 
 #include "sluice.h"
+#include "sluice_storm.h"
+#include "sluice_worker.h"
 
 #include "pgtest.h"
 
@@ -302,12 +304,336 @@ static void test_long_op_unbounded(void **state) {
   sl_close(j);
 }
 
+
+/* ---- parking (sl_set_busy_timeout poll 1: an event loop's handle) ---- */
+
+/* The first statement that fires a trigger on `table` matching `when`
+ * sleeps 400 ms (a slow but live server: less than the bound, so no
+ * lost connection; no lock, so no lock_timeout). */
+static void make_slow(PGconn *c, const char *table, const char *events,
+                      const char *when) {
+  char sql[512];
+  run(c, "SET client_min_messages = warning");
+  run(c, "DROP SEQUENCE IF EXISTS public.t_park_seq");
+  run(c, "CREATE SEQUENCE public.t_park_seq");
+  run(c, "CREATE OR REPLACE FUNCTION public.t_park_sleep() RETURNS"
+         " trigger LANGUAGE plpgsql AS $$ BEGIN"
+         " IF nextval('public.t_park_seq') = 1 THEN"
+         " PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$");
+  snprintf(sql, sizeof sql, "DROP TRIGGER IF EXISTS t_park_sleep ON %s",
+           table);
+  run(c, sql);
+  snprintf(sql, sizeof sql, "CREATE TRIGGER t_park_sleep BEFORE %s ON %s"
+           " FOR EACH ROW WHEN (%s) EXECUTE FUNCTION public.t_park_sleep()",
+           events, table, when);
+  run(c, sql);
+}
+
+static void slow_again(PGconn *c) {
+  run(c, "SELECT setval('public.t_park_seq', 1, false)");
+}
+
+static void not_slow(PGconn *c, const char *table) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "DROP TRIGGER t_park_sleep ON %s", table);
+  run(c, sql);
+}
+
+static long count(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  long n;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("%s: %s", sql, PQerrorMessage(c));
+  n = atol(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+static void enqueue_in(struct sl_journal *j, const char *queue, int n) {
+  char b[64];
+  int i;
+  for (i = 0; i < n; i++) {
+    struct sl_job_spec s = {0};
+    int64_t id = 0;
+    snprintf(b, sizeof b, "{\"model\":\"m\",\"input\":\"%s %d\"}", queue, i);
+    s.body = b;
+    s.queue = queue;
+    assert_int_equal(sl_enqueue(j, &s, &id, NULL), SL_OK);
+  }
+}
+
+/* Calls on a parking handle may answer SL_BUSY whenever the server takes
+ * more than the park wait (a loaded test host): made again, as the
+ * worker does, a bounded number of times. */
+static int claim_until(struct sl_journal *j, struct sl_claim_options *o,
+                       struct sl_claimed_job **jobs, size_t *n) {
+  int rc = SL_BUSY, i;
+  for (i = 0; i < 1000 && rc == SL_BUSY; i++) {
+    rc = sl_claim(j, o, jobs, n);
+    if (rc == SL_BUSY)
+      pause_ms(5);
+  }
+  return rc;
+}
+
+static int complete_until(struct sl_journal *j, struct sl_completion *c,
+                          size_t n) {
+  int rc = SL_BUSY, i;
+  for (i = 0; i < 1000 && rc == SL_BUSY; i++) {
+    rc = sl_complete(j, c, n);
+    if (rc == SL_BUSY)
+      pause_ms(5);
+  }
+  return rc;
+}
+
+/* A handle as the worker sets it: a statement unanswered after a few tens
+ * of ms is left in flight and the call answers SL_BUSY. */
+static void parking(struct sl_journal *j) {
+  assert_int_equal(sl_set_busy_timeout(j, 5, 1), SL_OK);
+  assert_int_equal(sl_set_answer_timeout(j, 2000), SL_OK);
+}
+
+/* A claim the server answers in 400 ms: the first call answers SL_BUSY
+ * after the park wait (not 400 ms later), the calls meanwhile answer
+ * SL_BUSY, and the first call after the answer came returns the
+ * jobs it leased (attempt 1: claimed once, not again). Before parking
+ * the first call waited the 400 ms and answered them itself. */
+static void test_parked_claim_delivered(void **state) {
+  const char *qs[] = {"t_park1", NULL};
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *jobs = NULL;
+  struct sl_completion c[3];
+  struct sl_journal *j;
+  PGconn *h;
+  size_t n = 0, i;
+  int rc, busy = 0;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  enqueue_in(j, "t_park1", 3);
+  parking(j);
+  h = PQconnectdb(loc());
+  assert_int_equal(PQstatus(h), CONNECTION_OK);
+  make_slow(h, "sluice.jobs", "UPDATE", "NEW.queue = 't_park1'");
+  o.queues = qs;
+  o.max_jobs = 10;
+  o.lease_ms = 60000;
+  /* SL_BUSY, not the rows: it did not wait for the answer. */
+  rc = sl_claim(j, &o, &jobs, &n);
+  assert_int_equal(rc, SL_BUSY);
+  assert_int_equal(n, 0);
+  assert_non_null(strstr(sl_errmsg(j), "in flight"));
+  for (i = 0; i < 1000; i++) {
+    rc = sl_claim(j, &o, &jobs, &n);
+    if (rc != SL_BUSY)
+      break;
+    busy++;
+    pause_ms(5);
+  }
+  assert_int_equal(rc, SL_OK);
+  assert_true(busy > 0);
+  assert_int_equal(n, 3);
+  for (i = 0; i < n; i++)
+    assert_int_equal(jobs[i].attempt, 1);
+  assert_int_equal(count(h, "SELECT count(*) FROM sluice.jobs WHERE queue ="
+                            " 't_park1' AND state = 'running'"), 3);
+  assert_int_equal(count(h, "SELECT sum(attempts) FROM sluice.jobs WHERE"
+                            " queue = 't_park1'"), 3);
+  /* Their leases are this caller's: completions are recorded. */
+  memset(c, 0, sizeof c);
+  for (i = 0; i < n; i++) {
+    c[i].job_id = jobs[i].id;
+    c[i].lease_token = jobs[i].lease_token;
+    c[i].outcome = SL_OUTCOME_SUCCESS;
+    c[i].body = "{}";
+    c[i].input_tokens = c[i].output_tokens = c[i].total_tokens = -1;
+  }
+  not_slow(h, "sluice.jobs");
+  assert_int_equal(complete_until(j, c, n), SL_OK);
+  for (i = 0; i < n; i++)
+    assert_int_equal(c[i].rc, SL_OK);
+  /* Nothing more to claim: none was left leased behind. */
+  sl_claimed_free(jobs, n);
+  jobs = NULL;
+  assert_int_equal(claim_until(j, &o, &jobs, &n), SL_OK);
+  assert_int_equal(n, 0);
+  PQfinish(h);
+  sl_close(j);
+}
+
+/* A parked claim's rows when the next claim asks for something else, and
+ * at close: given back at once (pending, the attempt not counted), not
+ * left leased until their lease runs out. */
+static void test_parked_claim_released(void **state) {
+  const char *qs[] = {"t_park2", NULL}, *other[] = {"t_park2_other", NULL};
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *jobs = NULL;
+  struct sl_journal *j;
+  PGconn *h;
+  size_t n = 0;
+  int rc, i;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  enqueue_in(j, "t_park2", 3);
+  parking(j);
+  h = PQconnectdb(loc());
+  assert_int_equal(PQstatus(h), CONNECTION_OK);
+  make_slow(h, "sluice.jobs", "UPDATE", "NEW.queue = 't_park2'");
+  o.queues = qs;
+  o.max_jobs = 10;
+  o.lease_ms = 600000;
+  assert_int_equal(sl_claim(j, &o, &jobs, &n), SL_BUSY);
+  pause_ms(600); /* its answer has come */
+  assert_int_equal(count(h, "SELECT count(*) FROM sluice.jobs WHERE queue ="
+                            " 't_park2' AND state = 'running'"), 3);
+  o.queues = other;
+  for (i = 0; i < 1000; i++) {
+    rc = sl_claim(j, &o, &jobs, &n);
+    if (rc != SL_BUSY)
+      break;
+    pause_ms(5);
+  }
+  assert_int_equal(rc, SL_OK);
+  assert_int_equal(n, 0);
+  assert_int_equal(count(h, "SELECT count(*) FROM sluice.jobs WHERE queue ="
+                            " 't_park2' AND state = 'pending' AND attempts ="
+                            " 0 AND lease_token IS NULL"), 3);
+  assert_int_equal(count(h, "SELECT count(*) FROM sluice.attempts a JOIN"
+                            " sluice.jobs j ON j.id = a.job_id WHERE"
+                            " j.queue = 't_park2'"), 0);
+  /* Parked again, then closed: the close reads the answer and gives the
+   * rows back. */
+  slow_again(h);
+  o.queues = qs;
+  assert_int_equal(sl_claim(j, &o, &jobs, &n), SL_BUSY);
+  sl_close(j);
+  assert_int_equal(count(h, "SELECT count(*) FROM sluice.jobs WHERE queue ="
+                            " 't_park2' AND state = 'pending' AND attempts ="
+                            " 0"), 3);
+  not_slow(h, "sluice.jobs");
+  PQfinish(h);
+}
+
+static int grant(struct sl_bucket_row *row, void *arg) {
+  (void)arg;
+  row->rpm = 123;
+  return 1;
+}
+
+/* A statement parked inside a transaction (a shared limit's row: BEGIN,
+ * read, write, COMMIT): the call answers SL_BUSY and the transaction is
+ * rolled back once the answer comes, so nothing of it commits and the
+ * next statements run in autocommit again (before, a session left inside
+ * the transaction would have hidden every later write). */
+static void test_parked_txn_rolled_back(void **state) {
+  struct sl_journal *j;
+  PGconn *h;
+  int rc, i;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  parking(j);
+  h = PQconnectdb(loc());
+  assert_int_equal(PQstatus(h), CONNECTION_OK);
+  run(h, "DELETE FROM sluice.rate_buckets WHERE endpoint = 't-park-ep'");
+  make_slow(h, "sluice.rate_buckets", "INSERT OR UPDATE",
+            "NEW.endpoint = 't-park-ep'");
+  assert_int_equal(sl_bucket_update(j, "t-park-ep", "m", grant, NULL),
+                   SL_BUSY);
+  for (i = 0; i < 1000; i++) {
+    rc = enqueue_key(j, "t-park-txn", NULL);
+    if (rc != SL_BUSY)
+      break;
+    pause_ms(5);
+  }
+  assert_int_equal(rc, SL_OK);
+  /* Committed, so not inside the parked transaction. */
+  assert_int_equal(keyed(h, "t-park-txn"), 1);
+  assert_int_equal(count(h, "SELECT count(*) FROM sluice.rate_buckets"
+                            " WHERE endpoint = 't-park-ep'"), 0);
+  /* The same update once the server is quick again: written. */
+  for (i = 0; i < 1000; i++) {
+    rc = sl_bucket_update(j, "t-park-ep", "m", grant, NULL);
+    if (rc != SL_BUSY)
+      break;
+    pause_ms(5);
+  }
+  assert_int_equal(rc, SL_OK);
+  assert_int_equal(count(h, "SELECT count(*) FROM sluice.rate_buckets"
+                            " WHERE endpoint = 't-park-ep' AND rpm = 123"),
+                   1);
+  not_slow(h, "sluice.rate_buckets");
+  PQfinish(h);
+  sl_close(j);
+}
+
+/* A completion the server commits in 400 ms, parked: the group made
+ * again (as the worker does after SL_BUSY) answers SL_OK for each item,
+ * not "lease lost" or "duplicate" (the fence refusing what the parked
+ * statement recorded), and each job has one result. */
+static void test_parked_complete_not_refused(void **state) {
+  const char *qs[] = {"t_park3", NULL};
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *jobs = NULL;
+  struct sl_completion c[2];
+  struct sl_journal *j;
+  PGconn *h;
+  size_t n = 0, i;
+  int rc, k;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  enqueue_in(j, "t_park3", 2);
+  parking(j);
+  h = PQconnectdb(loc());
+  assert_int_equal(PQstatus(h), CONNECTION_OK);
+  o.queues = qs;
+  o.max_jobs = 10;
+  o.lease_ms = 60000;
+  assert_int_equal(claim_until(j, &o, &jobs, &n), SL_OK);
+  assert_int_equal(n, 2);
+  make_slow(h, "sluice.results", "INSERT", "true");
+  memset(c, 0, sizeof c);
+  for (i = 0; i < n; i++) {
+    c[i].job_id = jobs[i].id;
+    c[i].lease_token = jobs[i].lease_token;
+    c[i].outcome = SL_OUTCOME_SUCCESS;
+    c[i].body = "{}";
+    c[i].input_tokens = c[i].output_tokens = c[i].total_tokens = -1;
+  }
+  assert_int_equal(sl_complete(j, c, n), SL_BUSY);
+  for (k = 0; k < 1000; k++) {
+    rc = sl_complete(j, c, n);
+    if (rc != SL_BUSY)
+      break;
+    pause_ms(5);
+  }
+  assert_int_equal(rc, SL_OK);
+  for (i = 0; i < n; i++)
+    assert_int_equal(c[i].rc, SL_OK);
+  assert_int_equal(count(h, "SELECT count(*) FROM sluice.results r JOIN"
+                            " sluice.jobs j ON j.id = r.job_id WHERE"
+                            " j.queue = 't_park3'"), 2);
+  assert_int_equal(count(h, "SELECT count(*) FROM sluice.jobs WHERE queue ="
+                            " 't_park3' AND state = 'succeeded'"), 2);
+  not_slow(h, "sluice.results");
+  sl_claimed_free(jobs, n);
+  PQfinish(h);
+  sl_close(j);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_answer_bound),
       cmocka_unit_test(test_long_op_unbounded),
       cmocka_unit_test(test_unkeyed_commit_lost),
       cmocka_unit_test(test_lock_wait_busy),
+      cmocka_unit_test(test_parked_claim_delivered),
+      cmocka_unit_test(test_parked_claim_released),
+      cmocka_unit_test(test_parked_txn_rolled_back),
+      cmocka_unit_test(test_parked_complete_not_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -605,8 +605,10 @@ static void step(struct sl_batch_route *r) {
     /* 0: the journal's clock, which workers on other hosts share. */
     rc = sl_batch_adopt(r->env.j, r->token, r->env.lease_ms, 0, &adopted);
     if (rc != SL_OK) {
-      /* The worker logs its own connection's loss (sl__journal_rc). */
-      sl_log(rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_ERROR,
+      /* The worker logs its own connection's loss (sl__journal_rc);
+       * SL_BUSY: a statement of the loop still in flight, next turn. */
+      sl_log(rc == SL_DISCONNECTED || rc == SL_BUSY ? SL_LOG_DEBUG
+                                                    : SL_LOG_ERROR,
              "batch route: lease: %s (%s)", sl_strerror(rc),
              sl_errmsg(r->env.j));
       return;
@@ -634,7 +636,8 @@ static void step(struct sl_batch_route *r) {
   }
   rc = sl_batch_list_open(r->env.j, &bs, &n);
   if (rc != SL_OK) {
-    sl_log(rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_ERROR,
+    sl_log(rc == SL_DISCONNECTED || rc == SL_BUSY ? SL_LOG_DEBUG
+                                                  : SL_LOG_ERROR,
            "batch route: %s (%s)", sl_strerror(rc), sl_errmsg(r->env.j));
     return;
   }

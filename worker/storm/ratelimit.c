@@ -480,7 +480,7 @@ int sl_rl_admit(struct sl_rl *rl, struct sl_journal *j,
   if (rc != SL_OK) {
     /* A lost journal is logged once by the worker (sl__journal_rc); here
      * it would be a line per held job every 100 ms. */
-    sl_log(rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_WARN,
+    sl_log(rc == SL_DISCONNECTED || rc == SL_BUSY ? SL_LOG_DEBUG : SL_LOG_WARN,
            "rate bucket %s %s: %s (%s); waiting", endpoint,
            model ? model : "", sl_strerror(rc), sl_errmsg(j));
     k->next_tx_ms = now_ms + 100;

@@ -460,7 +460,8 @@ static int release_held(struct sl_storm *s, const char *endpoint,
   int64_t n = 0;
   int rc = sl_route_release_held(s->j, endpoint, model, now, &n);
   if (rc != SL_OK) {
-    sl_log(rc == SL_BUSY ? SL_LOG_DEBUG : SL_LOG_WARN,
+    sl_log(rc == SL_BUSY || rc == SL_DISCONNECTED ? SL_LOG_DEBUG
+                                                  : SL_LOG_WARN,
            "route %s %s: cannot release held jobs yet: %s (%s)", endpoint,
            model, sl_strerror(rc), sl_errmsg(s->j));
     return -1;
@@ -622,7 +623,8 @@ void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {
   s->next_budget_ms = now_ms + s->cfg.budget_check_ms;
   rc = sl_queue_spend_list(s->j, now_ms, &sp, &n);
   if (rc != SL_OK) {
-    sl_log(rc == SL_DISCONNECTED ? SL_LOG_DEBUG : SL_LOG_WARN,
+    sl_log(rc == SL_DISCONNECTED || rc == SL_BUSY ? SL_LOG_DEBUG
+                                                  : SL_LOG_WARN,
            "cannot read budgets: %s (%s)", sl_strerror(rc), sl_errmsg(s->j));
     return;
   }
