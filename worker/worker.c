@@ -360,6 +360,9 @@ static void on_lag(uv_timer_t *t) {
   if (late >= SL_WORKER_LAG_WARN_MS)
     sl_log(SL_LOG_WARN, "the event loop was held for %lld ms",
            (long long)late);
+  else if (late >= SL_WORKER_LAG_PROBE_MS)
+    sl_log(SL_LOG_DEBUG, "the event loop was held for %lld ms",
+           (long long)late);
 }
 
 static void close_all(struct sl_worker *w) {

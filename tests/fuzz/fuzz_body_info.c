@@ -12,23 +12,10 @@
 #include <sqlite3.h>
 
 #include "body_info.h"
+#include "../unit/door_sql.h"
 
 static sqlite3 *db;
 static sqlite3_stmt *st;
-
-static const char door_sql[] =
-    "SELECT json_valid(?1) AND json_type(?1) = 'object',"
-    " CASE WHEN json_type(?1, '$.model') = 'text'"
-    " THEN json_extract(?1, '$.model') END,"
-    " coalesce(CASE WHEN json_type(?1, '$.max_output_tokens') IN"
-    " ('integer', 'real') AND json_extract(?1, '$.max_output_tokens') >= 1"
-    " THEN CAST(json_extract(?1, '$.max_output_tokens') AS INTEGER) END,"
-    " CASE WHEN json_type(?1, '$.max_completion_tokens') IN"
-    " ('integer', 'real') AND json_extract(?1, '$.max_completion_tokens')"
-    " >= 1 THEN CAST(json_extract(?1, '$.max_completion_tokens') AS INTEGER)"
-    " END, CASE WHEN json_type(?1, '$.max_tokens') IN ('integer', 'real')"
-    " AND json_extract(?1, '$.max_tokens') >= 1 THEN"
-    " CAST(json_extract(?1, '$.max_tokens') AS INTEGER) END, 0)";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct sl_body_info bi;

@@ -58,12 +58,6 @@ PIDS+=("$WPID")
 wait_for 30 grep -q 'metrics on http://127.0.0.1:' "$T/worker.log" ||
   { fail "metrics listening"; finish; }
 MURL=$(sed -n 's/.*metrics on \(http:[^"]*\)".*/\1/p' "$T/worker.log" | head -1)
-# The loop's longest hold so far, in ms (the scrape is served off the
-# loop: it never measures itself).
-lag_max_ms() {
-  curl -sS -m 20 "$MURL" 2>/dev/null |
-    awk '/^sluice_loop_lag_max_seconds /{printf "%d\n", $2 * 1000}'
-}
 # Cut while requests are in flight: each takes LATENCY_MS at the mock.
 # Storm control sends a first few, and the rest once their answers told it
 # the rate limits: wait for those answers, then for the rest to go out.
@@ -85,7 +79,7 @@ t1=$(now_ms)
 c1=$(cpu_ms)
 kill -CONT "$RELAY_PID"
 echo "cut for $((t1 - t0)) ms; the worker used $((c1 - c0)) ms of CPU meanwhile"
-lag=$(lag_max_ms)
+lag=$(loop_lag_max_ms "$MURL")
 echo "the loop's longest hold up to the end of the cut: ${lag:-?} ms"
 check "the loop was never held for long during the cut (parked, not waited)" \
   test "${lag:-99999}" -lt 500

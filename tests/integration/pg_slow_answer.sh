@@ -47,14 +47,20 @@ done_all() {
 }
 wait_for 60 done_all
 check "every job ends final well within its lease" done_all
-lag=$(curl -sS -m 20 "$MURL" 2>/dev/null |
-  awk '/^sluice_loop_lag_max_seconds /{printf "%d\n", $2 * 1000}')
+lag=$(loop_lag_max_ms "$MURL")
 echo "the loop's longest hold: ${lag:-?} ms"
 # Each of the 20-odd claims and completions held the loop 300-600 ms
-# before (a probe 100 ms apart sees at least the hold less 100 ms); room
-# left for a loaded host's scheduling.
+# before (a probe 100 ms apart sees at least the hold less 100 ms; the
+# worker logs each hold of 100 ms or more at debug level). Parked, none
+# should; a host loaded enough to stall the process once or twice (seen:
+# 519 ms with two CI runs beside it) is not the statement's doing, so
+# the count allows two, and the longest must stay under the bound.
+long=$(grep -c 'the event loop was held for \([3-9][0-9][0-9]\|[0-9]\{4,\}\) ms' "$T/worker.log")
+echo "holds of 300 ms or more: $long"
 check "the loop was not held for the server's delay (parked)" \
-  test "${lag:-99999}" -lt 400
+  test "$long" -le 2
+check "the loop's longest hold is under the answer bound" \
+  test "${lag:-99999}" -lt 1000
 kill -TERM "$WPID" 2>/dev/null
 wait_for 30 bash -c "! kill -0 $WPID 2>/dev/null" || kill -9 "$WPID" 2>/dev/null
 stop_mock

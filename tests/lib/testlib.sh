@@ -84,3 +84,11 @@ wait_for() {
   done
   return 1
 }
+
+# loop_lag_max_ms URL: the worker's longest loop hold so far in ms, from
+# sluice_loop_lag_max_seconds on its metrics endpoint URL (served off the
+# loop, so a scrape never measures itself); empty when the scrape fails.
+loop_lag_max_ms() {
+  curl -sS -m 20 "$1" 2>/dev/null |
+    awk '/^sluice_loop_lag_max_seconds /{printf "%d\n", $2 * 1000}'
+}

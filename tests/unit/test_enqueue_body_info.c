@@ -16,6 +16,7 @@
  * truncated exactly), both tests fail.
  */
 #include "body_info.h"
+#include "door_sql.h"
 #include "testutil.h"
 
 /* Bodies the door accepts (so the library stores them too), each with an
@@ -59,22 +60,6 @@ static const struct {
     {"/v1/moderations", "{\"model\":12,\"input\":\"x\",\"max_tokens\":3}"},
 };
 #define NODD (sizeof odd / sizeof odd[0])
-
-/* The door's reading of a body (the enqueue statements' SQL, queries.c):
- * 1 if a JSON object, its model (NULL: none) and cap. */
-static const char door_sql[] =
-    "SELECT json_valid(?1) AND json_type(?1) = 'object',"
-    " CASE WHEN json_type(?1, '$.model') = 'text'"
-    " THEN json_extract(?1, '$.model') END,"
-    " coalesce(CASE WHEN json_type(?1, '$.max_output_tokens') IN"
-    " ('integer', 'real') AND json_extract(?1, '$.max_output_tokens') >= 1"
-    " THEN CAST(json_extract(?1, '$.max_output_tokens') AS INTEGER) END,"
-    " CASE WHEN json_type(?1, '$.max_completion_tokens') IN"
-    " ('integer', 'real') AND json_extract(?1, '$.max_completion_tokens')"
-    " >= 1 THEN CAST(json_extract(?1, '$.max_completion_tokens') AS INTEGER)"
-    " END, CASE WHEN json_type(?1, '$.max_tokens') IN ('integer', 'real')"
-    " AND json_extract(?1, '$.max_tokens') >= 1 THEN"
-    " CAST(json_extract(?1, '$.max_tokens') AS INTEGER) END, 0)";
 
 /* When the reader vouches for body, SQL agrees; returns whether it did. */
 static int agrees(sqlite3_stmt *st, const char *body) {

@@ -8,6 +8,7 @@
  */
 #include "testutil.h"
 
+#include <sqlite3.h>
 #include <uv.h>
 
 #include "sluice_secrets.h"
@@ -374,6 +375,48 @@ static void test_routes_per_key(void **state) {
   sl_routes_free(b);
 }
 
+/* The online route's pause after quota_exhausted, while another writer
+ * holds the journal's lock: not lost. The queue stays paused here, also
+ * across a budget read that does not show the pause yet, and the pause is
+ * written by the next sync once the lock goes (it was logged, and then
+ * only the next failing job of the queue would have written it). */
+static void test_pause_survives_busy(void **state) {
+  struct fx *f = *state;
+  int64_t now = sl_now_ms();
+  sqlite3 *locker = NULL, *db = NULL;
+  sqlite3_stmt *st = NULL;
+  int i, paused = -1;
+
+  assert_int_equal(sl_set_busy_timeout(f->t->j, 5, 1), SL_OK);
+  for (i = 0; i < 2; i++)
+    submit(f, i, 1, now);
+  assert_int_equal(f->n_started, 2);
+  assert_int_equal(sqlite3_open(f->t->path, &locker), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  answer(f, 0, SL_FC_QUOTA_EXHAUSTED, 0, NULL, now + 5);
+  sl_storm_tick(f->s, now + 300); /* reads budgets: no pause there yet */
+  submit(f, 2, 1, now + 310);
+  assert_int_equal(f->started[2], 0);
+  assert_int_equal(f->released[2], 1);
+  assert_string_equal(f->why[2], "the queue's online route is paused");
+  assert_int_equal(sqlite3_exec(locker, "COMMIT", NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(locker);
+  sl_storm_tick(f->s, now + 600);
+  assert_int_equal(sqlite3_open(f->t->path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db,
+                                      "SELECT online_paused FROM queue_limits"
+                                      " WHERE queue = 'default'",
+                                      -1, &st, NULL),
+                   SQLITE_OK);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    paused = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  assert_int_equal(paused, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_first_window_and_claim, setup,
@@ -388,6 +431,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_restart_drains_retry_backlog,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_routes_per_key, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pause_survives_busy, setup,
+                                      teardown),
   };
   return tu_run_group("storm_admit", tests);
 }

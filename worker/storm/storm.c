@@ -53,6 +53,13 @@ struct sl_storm {
   /* queues whose online route is paused, as last read */
   char paused[MAX_PAUSED][129];
   size_t n_paused;
+  /* pauses the journal did not take yet (busy, or a statement still in
+   * flight, or reconnecting): written again by the next sync, and kept
+   * paused here meanwhile, or a budget read would lift them */
+  struct {
+    char queue[129], reason[256], fclass[32];
+  } pend[MAX_PAUSED];
+  size_t n_pend;
   int64_t next_budget_ms;
   uint64_t rng;
 };
@@ -415,25 +422,56 @@ static int64_t server_delay(const struct sl_http_request *req, int64_t now) {
   return -1;
 }
 
-static void pause_route(struct sl_storm *s, const struct sl_claimed_job *job,
-                        const char *fclass, const char *why) {
-  char reason[256];
-  int changed = 0, rc;
-  snprintf(reason, sizeof reason, "%s: %s", fclass, why ? why : "");
-  mark_paused(s, job->queue);
-  rc = sl_queue_online_pause(s->j, job->queue, reason, &changed);
-  if (rc != SL_OK)
-    sl_log(SL_LOG_ERROR, "cannot pause queue %s: %s (%s)", job->queue,
+/* Write a queue's pause: SL_OK, or what the journal said; a busy or
+ * away journal is for the caller to try again (quietly), anything else
+ * is logged here. */
+static int write_pause(struct sl_storm *s, const char *queue,
+                       const char *fclass, const char *reason) {
+  int changed = 0, rc = sl_queue_online_pause(s->j, queue, reason, &changed);
+  if (rc == SL_BUSY || rc == SL_DISCONNECTED)
+    sl_log(SL_LOG_DEBUG, "cannot pause queue %s yet: %s (%s)", queue,
+           sl_strerror(rc), sl_errmsg(s->j));
+  else if (rc != SL_OK)
+    sl_log(SL_LOG_ERROR, "cannot pause queue %s: %s (%s)", queue,
            sl_strerror(rc), sl_errmsg(s->j));
   else if (changed)
     sl_log(SL_LOG_ERROR,
            "queue %s: online route paused: %s (no attempt spent; fix it%s, "
            "then `sluice resume %s`)",
-           job->queue, reason,
+           queue, reason,
            strcmp(fclass, "tls") == 0
                ? " (the server's certificate, --ca-file, the system CAs)"
                : "",
+           queue);
+  return rc;
+}
+
+static void pause_route(struct sl_storm *s, const struct sl_claimed_job *job,
+                        const char *fclass, const char *why) {
+  char reason[256];
+  size_t i;
+  int rc;
+  snprintf(reason, sizeof reason, "%s: %s", fclass, why ? why : "");
+  mark_paused(s, job->queue);
+  for (i = 0; i < s->n_pend; i++)
+    if (strcmp(s->pend[i].queue, job->queue) == 0)
+      return; /* already waiting to be written */
+  rc = write_pause(s, job->queue, fclass, reason);
+  if (rc != SL_BUSY && rc != SL_DISCONNECTED)
+    return;
+  if (s->n_pend == MAX_PAUSED) {
+    sl_log(SL_LOG_ERROR, "cannot pause queue %s: %zu pauses already wait "
+                         "for the journal", job->queue, s->n_pend);
+    return;
+  }
+  snprintf(s->pend[s->n_pend].queue, sizeof s->pend[0].queue, "%s",
            job->queue);
+  snprintf(s->pend[s->n_pend].reason, sizeof s->pend[0].reason, "%s",
+           reason);
+  snprintf(s->pend[s->n_pend].fclass, sizeof s->pend[0].fclass, "%s",
+           fclass);
+  s->n_pend++;
+  arm(s, sl_now_ms() + RETRY_MS, sl_now_ms());
 }
 
 /* What a failure says about the route: rate limit or overload (429, 503,
@@ -526,7 +564,16 @@ static void sync_shared(struct sl_storm *s, int64_t now) {
       i++;
     }
   }
-  if (s->n_rel || sl_routes_pending(s->routes) ||
+  i = 0;
+  while (i < s->n_pend) {
+    int rc = write_pause(s, s->pend[i].queue, s->pend[i].fclass,
+                         s->pend[i].reason);
+    if (rc == SL_BUSY || rc == SL_DISCONNECTED)
+      i++;
+    else
+      s->pend[i] = s->pend[--s->n_pend];
+  }
+  if (s->n_rel || s->n_pend || sl_routes_pending(s->routes) ||
       sl_breakers_pending(s->brk))
     arm(s, now + RETRY_MS, now);
 }
@@ -656,5 +703,7 @@ void sl_storm_tick(struct sl_storm *s, int64_t now_ms) {
     if (q->online_paused)
       mark_paused(s, q->queue);
   }
+  for (i = 0; i < s->n_pend; i++) /* not in the journal yet */
+    mark_paused(s, s->pend[i].queue);
   free(sp);
 }
