@@ -232,8 +232,13 @@ int sl__pg_claim(struct sl_journal *j, const struct sl_claim_options *o,
   if (rc == SL_BUSY)
     goto out;
   if (p->claimed) {
+    /* Only while its leases are young: the worker extends a lease past
+     * half its time, and one older may be rescued and claimed elsewhere
+     * before this call's jobs are sent (the release below is fenced by
+     * token, so a rescued row is left alone). */
     if (p->claimed_key && !strcmp(p->claimed_key, key.s) &&
-        (size_t)PQntuples(p->claimed) <= o->max_jobs) {
+        (size_t)PQntuples(p->claimed) <= o->max_jobs &&
+        sl_now_ms() - p->claimed_ms < o->lease_ms / 2) {
       r = p->claimed;
       p->claimed = NULL;
       free(p->claimed_key);

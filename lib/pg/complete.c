@@ -209,7 +209,8 @@ int sl__pg_complete(struct sl_journal *j, struct sl_completion *c,
   int64_t now = sl_now_ms();
   PGresult *r = NULL;
   size_t i, m = 0, *idx = NULL;
-  int rc = SL_OK, k, missed = 0;
+  int rc = SL_OK, k, missed = 0, matched = 0;
+  size_t before;
 
   if (!c && n)
     return SL_INVAL;
@@ -226,14 +227,17 @@ int sl__pg_complete(struct sl_journal *j, struct sl_completion *c,
   if (rc == SL_BUSY)
     return rc;
   rc = SL_OK;
+  before = p->ndone; /* an earlier group's; this call's own come after */
   if (!(idx = malloc(n * sizeof *idx)))
     return SL_NOMEM;
   for (i = 0; i < n; i++) {
     c[i].rc = SL_LEASE_LOST;
-    if (p->ndone && !repeat(c, i) && done_before(p, &c[i]))
+    if (p->ndone && !repeat(c, i) && done_before(p, &c[i])) {
       c[i].rc = SL_OK;
-    else
+      matched = 1;
+    } else {
       idx[m++] = i;
+    }
   }
   if (m == 0) {
     p->ndone = 0;
@@ -274,8 +278,11 @@ int sl__pg_complete(struct sl_journal *j, struct sl_completion *c,
     if (missed)
       rc = explain(p, c, idx, m, param[0], param[1]);
   }
+  /* This call's own pairs are done with; an earlier group's once it is
+   * sent again (the worker resends its whole flush), so another caller's
+   * group on this handle (a spill file's ingest) leaves them for it. */
   if (rc == SL_OK)
-    p->ndone = 0;
+    p->ndone = matched ? 0 : before;
   for (k = 0; k < NCOL; k++)
     sl__pgbuf_free(&a[k]);
   free(idx);

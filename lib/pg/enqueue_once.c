@@ -247,9 +247,10 @@ int sl__pg_enqueue_once(struct sl_pg *p, const struct sl_job_spec *specs,
   }
   rc = sl__pg_exec(p, sql, 0, NULL, "committing an enqueue", NULL);
   free(sql);
-  if (rc == SL_DISCONNECTED) {
-    /* The COMMIT went out and its answer did not come back: the same
-     * call again finds out (above). */
+  if (rc == SL_DISCONNECTED || rc == SL_BUSY) {
+    /* The COMMIT went out and its answer did not come back (or is still
+     * in flight, parked: a handle in poll mode): the same call again
+     * finds out (above). */
     memcpy(p->eq_pending, tok, sizeof tok);
     p->eq_hash = group_hash(specs, n, want);
     sl__pg_rollback(p); /* only ends the transaction's bookkeeping */

@@ -205,7 +205,7 @@ static int roundtrip(struct sl_pg *p, const char *sql, const char *name,
     return P_BROKEN;
   p->park.flushing = 1;
   p->park.keep = NULL;
-  p->park.heard_ms = sl_now_ms();
+  p->park.heard_ms = p->park.sent_ms = sl_now_ms();
   return pump(p, park_wait(p), out);
 }
 
@@ -310,6 +310,7 @@ int sl__pg_settle(struct sl_pg *p) {
         free(p->claimed_key);
         p->claimed = r;
         p->claimed_key = k->key;
+        p->claimed_ms = k->sent_ms;
         k->key = NULL;
         r = NULL;
       }

@@ -39,6 +39,7 @@ struct sl_pgpark {
   const char *sql;   /* SL_PGPARK_PREPARE: its text */
   char *key;         /* SL_PGPARK_CLAIM: its options (claim.c) */
   int64_t heard_ms;  /* sent, or the last byte from the server */
+  int64_t sent_ms;   /* sent: a late claim's lease began about then */
   PGresult *keep;    /* results read so far (the first error, else last) */
   char what[64];
 };
@@ -94,6 +95,7 @@ struct sl_pg {
    * options returns them, any other puts them back (claim.c). */
   PGresult *claimed;
   char *claimed_key;
+  int64_t claimed_ms; /* when that claim was sent */
   /* Completions a parked (or half-answered) group recorded: (id, token)
    * pairs the next sl_complete does not send again (complete.c). */
   int64_t *done;

@@ -462,6 +462,46 @@ static void test_parked_claim_delivered(void **state) {
   sl_close(j);
 }
 
+/* A parked claim whose answer came after half its lease: its rows are
+ * not handed out (a lease that old may be rescued and claimed elsewhere
+ * before they are sent) but given back and claimed afresh, with a whole
+ * lease. Before, the old rows were returned as they were. */
+static void test_parked_claim_stale(void **state) {
+  const char *qs[] = {"t_park5", NULL};
+  struct sl_claim_options o = {0};
+  struct sl_claimed_job *jobs = NULL;
+  struct sl_journal *j;
+  PGconn *h;
+  size_t n = 0, i;
+  int rc;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  enqueue_in(j, "t_park5", 3);
+  parking(j);
+  h = PQconnectdb(loc());
+  assert_int_equal(PQstatus(h), CONNECTION_OK);
+  /* answered after 400 ms, past half of a 600 ms lease */
+  make_slow(h, "sluice.jobs", "UPDATE", "NEW.queue = 't_park5'");
+  o.queues = qs;
+  o.max_jobs = 10;
+  o.lease_ms = 600;
+  rc = sl_claim(j, &o, &jobs, &n);
+  assert_int_equal(rc, SL_BUSY);
+  assert_int_equal(claim_until(j, &o, &jobs, &n), SL_OK);
+  assert_int_equal(n, 3);
+  for (i = 0; i < n; i++) {
+    assert_int_equal(jobs[i].attempt, 1); /* given back, claimed once */
+    assert_true(jobs[i].lease_expires - sl_now_ms() > 400);
+  }
+  assert_int_equal(count(h, "SELECT sum(attempts) FROM sluice.jobs WHERE"
+                            " queue = 't_park5'"), 3);
+  sl_claimed_free(jobs, n);
+  not_slow(h, "sluice.jobs");
+  PQfinish(h);
+  sl_close(j);
+}
+
 /* A parked claim's rows when the next claim asks for something else, and
  * at close: given back at once (pending, the attempt not counted), not
  * left leased until their lease runs out. */
@@ -632,6 +672,7 @@ int main(void) {
       cmocka_unit_test(test_lock_wait_busy),
       cmocka_unit_test(test_parked_claim_delivered),
       cmocka_unit_test(test_parked_claim_released),
+      cmocka_unit_test(test_parked_claim_stale),
       cmocka_unit_test(test_parked_txn_rolled_back),
       cmocka_unit_test(test_parked_complete_not_refused),
   };
