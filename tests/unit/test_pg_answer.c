@@ -502,6 +502,59 @@ static void test_parked_claim_stale(void **state) {
   sl_close(j);
 }
 
+/* Unkeyed jobs whose COMMIT parks on a handle in poll mode: the call
+ * answers SL_BUSY while the COMMIT is still in flight, and the same call
+ * made again (as the caller is told to) finds the committed group by its
+ * enqueue token: each job once. Before, SL_BUSY dropped the token and
+ * the call made again inserted the group a second time. */
+static void test_parked_enqueue_commit(void **state) {
+  enum { N = 4 };
+  struct sl_job_spec s[N];
+  char bodies[N][64];
+  int64_t ids[N];
+  int created[N], rc = SL_BUSY, calls, i;
+  struct sl_journal *j;
+  PGconn *c;
+  (void)state;
+  SKIP_UNLESS_PG();
+  j = open_pg();
+  c = PQconnectdb(loc());
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  run(c, "CREATE OR REPLACE FUNCTION public.t_park_commit() RETURNS"
+         " trigger LANGUAGE plpgsql AS $$ BEGIN"
+         " IF current_setting('t.pslept', true) IS DISTINCT FROM 'y' THEN"
+         " PERFORM set_config('t.pslept', 'y', true);"
+         " PERFORM pg_sleep(0.4); END IF; RETURN NULL; END $$");
+  run(c, "SET client_min_messages = warning");
+  run(c, "DROP TRIGGER IF EXISTS t_park_commit ON sluice.jobs");
+  run(c, "CREATE CONSTRAINT TRIGGER t_park_commit AFTER INSERT ON"
+         " sluice.jobs DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+         " WHEN (NEW.partition = 't-park-commit')"
+         " EXECUTE FUNCTION public.t_park_commit()");
+  memset(s, 0, sizeof s);
+  for (i = 0; i < N; i++) {
+    snprintf(bodies[i], sizeof bodies[i],
+             "{\"model\":\"m\",\"input\":\"park commit %d\"}", i);
+    s[i].body = bodies[i];
+    s[i].queue = "t_answer";
+    s[i].partition = "t-park-commit";
+  }
+  parking(j);
+  for (calls = 0; calls < 1000 && rc == SL_BUSY; calls++) {
+    rc = sl_enqueue_many_created(j, s, N, ids, created, NULL);
+    if (rc == SL_BUSY)
+      pause_ms(5);
+  }
+  assert_int_equal(rc, SL_OK);
+  assert_true(calls > 1); /* the COMMIT (400 ms) was parked */
+  assert_int_equal(in_partition(c, "t-park-commit", 0), N);
+  for (i = 0; i < N; i++)
+    assert_true(ids[i] > 0);
+  run(c, "DROP TRIGGER t_park_commit ON sluice.jobs");
+  PQfinish(c);
+  sl_close(j);
+}
+
 /* A parked claim's rows when the next claim asks for something else, and
  * at close: given back at once (pending, the attempt not counted), not
  * left leased until their lease runs out. */
@@ -673,6 +726,7 @@ int main(void) {
       cmocka_unit_test(test_parked_claim_delivered),
       cmocka_unit_test(test_parked_claim_released),
       cmocka_unit_test(test_parked_claim_stale),
+      cmocka_unit_test(test_parked_enqueue_commit),
       cmocka_unit_test(test_parked_txn_rolled_back),
       cmocka_unit_test(test_parked_complete_not_refused),
   };
