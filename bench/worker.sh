@@ -9,6 +9,9 @@
 #      HTTP/1.1; the ratio sluice/wrk. CPU (user + system) per job of the
 #      worker and per request of wrk, and of the mock under each (whether
 #      the mock is the limit). Median of RUNS runs, interleaved.
+#      Then PROCS (2) worker processes on one journal of JOBS jobs, each
+#      --concurrency CONC/PROCS (the design's way to scale out: one loop a
+#      process), against the same run's wrk (PROCS=1: skipped).
 #      64 connections: enough to keep the one-thread mock busy; at 128 and
 #      256 the mock itself (wrk alike) stalls now and then on this machine.
 #   2. in flight: INFLIGHT jobs (10,000) with INFLIGHT_LATENCY_MS (10 s) of
@@ -29,7 +32,7 @@
 #
 # Usage: bench/worker.sh [BUILD_DIR]
 #   (release build: `make all build/bench/worker_probe`)
-# Env: JOBS, RUNS, CONC, MOCK_THREADS, WRK_SECONDS, INFLIGHT,
+# Env: JOBS, RUNS, CONC, PROCS, MOCK_THREADS, WRK_SECONDS, INFLIGHT,
 #      INFLIGHT_LATENCY_MS, WAKE_N,
 #      WAKE_MS, ONLY (1, 2 or 3: one scenario), SLUICE (the sluice binary
 #      under test; default BUILD_DIR/sluice), STRACE=0 (no strace), KEEP=1
@@ -52,6 +55,7 @@ INFLIGHT_LATENCY_MS=${INFLIGHT_LATENCY_MS:-10000}
 WAKE_N=${WAKE_N:-200}
 WAKE_MS=${WAKE_MS:-20}
 ONLY=${ONLY:-}
+PROCS=${PROCS:-2}
 BODY='{"model":"gpt-4o-mini","input":"Say hello to the benchmark."}'
 
 for t in "$SLUICE" "$MOCK" "$PROBE"; do
@@ -199,6 +203,7 @@ scenario1() {
   local J=$TMP/s1.db r t0 t1 s w rate lat50 lat99 q50 cpu ratio m0 m1 sm sb
   local -a s_rate=() w_rate=() l50=() l99=() qw=() cpus=() ratios=()
   local -a wcpus=() smock=() wmock=() sbusy=() wbusy=() cratios=()
+  local -a p_rate=() p_cpus=() p_ratios=()
   cat >"$TMP/wrk.lua" <<EOF
 -- The worker's request: same path, body and headers (a unique
 -- Idempotency-Key each, as the mock keeps a set of answered keys).
@@ -230,6 +235,7 @@ EOF
     s=$?
     t1=$(now_ns)
     m1=$(cpu_ticks "$MOCK_PID")
+    [ "$PROCS" -gt 1 ] && { run_procs || return; }
     [ $((r % 2)) -eq 0 ] && run_wrk
     w=$W_RATE
     stop_mock
@@ -263,6 +269,12 @@ EOF
     wcpus+=("$W_CPU"); smock+=("$sm"); wmock+=("$W_MOCK")
     sbusy+=("$sb"); wbusy+=("$W_BUSY")
     cratios+=("$(percent "$W_CPU" "$cpu")")
+    if [ "$PROCS" -gt 1 ]; then
+      printf '   run %d: %d workers %6s jobs/s (CPU %5s us/job)   ratio %5s%%\n' \
+        "$r" "$PROCS" "$P_RATE" "$P_CPU" "$(percent "$P_RATE" "${w:-0}")"
+      p_rate+=("$P_RATE"); p_cpus+=("$P_CPU")
+      p_ratios+=("$(percent "$P_RATE" "${w:-0}")")
+    fi
   done
   echo "   ---"
   printf '   sluice:  %s jobs/s end to end (wall time of %s)\n' \
@@ -297,6 +309,41 @@ EOF
     "$(median "${l99[@]}")"
   printf '   (enqueue to result, backlog wait included: p50 %s ms)\n' \
     "$(median "${qw[@]}")"
+  [ "$PROCS" -gt 1 ] || return 0
+  printf '   %d workers on one journal (--concurrency %d each): %s jobs/s,' \
+    "$PROCS" $((CONC / PROCS)) "$(median "${p_rate[@]}")"
+  printf ' %s%% of wrk (median of the per-run ratios), CPU %s us per job\n' \
+    "$(median "${p_ratios[@]}")" "$(median "${p_cpus[@]}")"
+  echo "   (one loop a process: the worker above is one core's worth; more"
+  echo "   processes share the journal's write lock and the machine's cores)"
+}
+
+# run_procs: PROCS workers on a fresh journal of JOBS jobs against the
+# running mock; sets P_RATE (jobs/s) and P_CPU (us per job, all of them)
+run_procs() {
+  local J2=$TMP/s1p.db t0 t1 p bad=0 ticks=0
+  local -a pids=()
+  fresh_journal "$J2" "$JOBS"
+  t0=$(now_ns)
+  for p in $(seq 1 "$PROCS"); do
+    /usr/bin/time -f "%U %S" -o "$TMP/timep$p" "$SLUICE" work -j "$J2" \
+      --base-url "$BASE" --exit-when-idle \
+      --concurrency $((CONC / PROCS > 0 ? CONC / PROCS : 1)) \
+      --log-level warn 2>"$TMP/workerp$p.log" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || bad=1; done
+  t1=$(now_ns)
+  if [ "$bad" -ne 0 ] || [ "$(count "$J2" succeeded)" -ne "$JOBS" ]; then
+    echo "   $PROCS workers: a worker failed or jobs were left:" \
+      "$(count "$J2" succeeded)/$JOBS succeeded"
+    tail -3 "$TMP"/workerp*.log
+    failed=1
+    return 1
+  fi
+  P_RATE=$(per_s "$JOBS" $((t1 - t0)))
+  P_CPU=$(cat "$TMP"/timep* | awk -v n="$JOBS" \
+    '{t += $1 + $2} END {printf "%.1f", t * 1e6 / n}')
 }
 
 # ---------------------------------------------------------------- 2
