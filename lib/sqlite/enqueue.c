@@ -179,7 +179,10 @@ static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
     if (rc == SL_OK || !refused)
       return rc;
   }
-  rc = sl__counts_hold(j, &sums->cs, 0);
+  /* row by row through the door: its triggers judge and count */
+  rc = sl__enq_loud(j);
+  if (rc == SL_OK)
+    rc = sl__counts_hold(j, &sums->cs, 0);
   if (rc != SL_OK)
     return rc;
   for (k = i; k < i + g; k++) {
@@ -217,17 +220,20 @@ static int many(struct sl_journal *j, const struct sl_job_spec *specs,
   rc = sl__journal_begin(j);
   if (rc != SL_OK)
     return rc;
-  for (i = 0; i < n; i += g) {
+  rc = sl__enq_quiet_begin(j, n);
+  for (i = 0; rc == SL_OK && i < n; i += g) {
     g = (size_t)sl__enqueue_group_size(j, n - i);
     rc = insert_rows(j, specs, i, g, now, ids, created, bad_index, &sums);
-    if (rc != SL_OK) {
-      sl__journal_rollback(j); /* the hold and the sums' rows go too */
-      return rc;
-    }
   }
-  rc = sl__enq_sums_flush(j, &sums);
+  /* the triggers on again before anything else, whatever happened */
+  if (rc == SL_OK)
+    rc = sl__enq_loud(j);
+  else
+    (void)sl__enq_loud(j); /* the first error is the one to report */
+  if (rc == SL_OK)
+    rc = sl__enq_sums_flush(j, &sums);
   if (rc != SL_OK) {
-    sl__journal_rollback(j);
+    sl__journal_rollback(j); /* the hold and the sums' rows go too */
     return rc;
   }
   rc = sl__journal_commit(j);

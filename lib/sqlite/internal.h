@@ -117,6 +117,8 @@ struct sl_journal {
   /* enqueue_group.c: the multi-row INSERTs, prepared on first use */
   sqlite3_stmt *enq_group[SL_ENQ_SIZES], *enq_bodies[SL_ENQ_SIZES];
   sqlite3_stmt *enq_lean[SL_ENQ_SIZES]; /* every row's values from C */
+  int enq_quiet;            /* enqueue_quiet.c: the call's trigger state */
+  int64_t enq_quiet_groups; /* groups stepped with triggers off (tests) */
   struct sl_lease_memo memo[SL_LEASE_MEMO];
   int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
   int busy_ms;           /* sl_set_busy_timeout's polling limit */
@@ -157,6 +159,22 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
                       int g, int64_t now, int64_t *ids, int *created,
                       int *refused, struct sl_enq_sums *sums);
 int sl__enqueue_group_size(struct sl_journal *j, size_t left);
+
+/* enqueue_quiet.c: lean groups stepped with the connection's triggers off
+ * (their WHEN false for every row). sl__enq_quiet_begin, inside the call's
+ * transaction: whether this call of n rows may turn them off (n at least
+ * SL_QUIET_MIN, and no trigger but schema.sql's on the tables it writes).
+ * sl__enq_quiet before each group: qualifies 1 turns them off if the call
+ * may (once a call), 0 on. sl__enq_loud: on again, and for the rest of the
+ * call; call it before a row-by-row replay, before the counters' flush and
+ * on every way out. SL_DB only when SQLite would not turn them on again
+ * (then every later call tries again first). */
+#ifndef SL_QUIET_MIN
+#define SL_QUIET_MIN 2048
+#endif
+int sl__enq_quiet_begin(struct sl_journal *j, size_t n);
+int sl__enq_quiet(struct sl_journal *j, int qualifies);
+int sl__enq_loud(struct sl_journal *j);
 /* A job's JSONL line bytes as the batch backlog counts them
  * (SL_SQL_LINE_BYTES: body + endpoint + 82), stored at enqueue. */
 int64_t sl__line_bytes(const struct sl_job_spec *s);
