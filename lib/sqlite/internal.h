@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "backend.h"
+#include "body_info.h"
 
 /* Prepared statements, kept for the life of the connection. The ones that
  * change jobs.state are not here: they are jobs.c's (enum sl_move). */
@@ -155,9 +156,26 @@ SL_BACKEND_OPS(X)
  * name it). sums: while sums->cs.held, the rows the triggers skip are
  * added there (enqueue_sums.c, migration 0023). */
 struct sl_enq_sums;
+struct sl_enq_pre;
 int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
                       int g, int64_t now, int64_t *ids, int *created,
-                      int *refused, struct sl_enq_sums *sums);
+                      int *refused, struct sl_enq_sums *sums,
+                      const struct sl_enq_pre *pre);
+/* What a row of sl_enqueue_many needs that the journal does not: computed
+ * for the whole call before BEGIN IMMEDIATE takes the write lock (issue
+ * 14: the lock is held for the journal's work only), then read by the
+ * groups (pre: NULL when there was no memory for it; each group computes
+ * its own, under the lock, as before). */
+struct sl_enq_pre {
+  struct sl_body_info bi; /* when lean: the body's model and cap */
+  char key[33];           /* the key made for a row that gave none */
+  unsigned char checked;  /* enqueue.c's check_spec passed */
+  unsigned char lean;     /* the row fits a lean group (checked first) */
+};
+/* Fills pre[0..n)'s bi, key and lean; checked must be set. now: the
+ * call's clock (the made keys' time prefix). */
+void sl__enqueue_group_pre(const struct sl_job_spec *s, size_t n,
+                           int64_t now, struct sl_enq_pre *pre);
 int sl__enqueue_group_size(struct sl_journal *j, size_t left);
 
 /* enqueue_quiet.c: lean groups stepped with the connection's triggers off
