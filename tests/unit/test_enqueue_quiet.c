@@ -129,6 +129,17 @@ static void test_quiet_as_door(void **state) {
   assert_int_equal(t->j->enq_quiet_groups - before,
                    SL_QUIET_MIN / 256 + 1 + 1 + 1);
   triggers_on(t, db);
+  /* the call's clock, bound once a group, in every row; the keys made
+   * before the lock (enqueue.c's before_lock) as schema.sql's default
+   * makes them: that clock in 12 hex digits, then 20 random ones */
+  tu_assert_q(db, 1, "SELECT count(DISTINCT created_at) = 1"
+                     " AND count(*) = %d AND sum(updated_at = created_at"
+                     " AND run_after = created_at AND length(idempotency_key)"
+                     " = 32 AND substr(idempotency_key, 1, 12) ="
+                     " printf('%%012x', created_at) AND NOT"
+                     " substr(idempotency_key, 13) GLOB '*[^0-9a-f]*') = %d"
+                     " AND count(DISTINCT idempotency_key) = %d"
+                     " FROM jobs WHERE queue = 'quiet'", QN, QN, QN);
   through_door(t, "quiet-door", -1);
   same_as(db, "quiet", "quiet-door");
   /* metadata in the ninth group: quiet for eight, loud from there on */
