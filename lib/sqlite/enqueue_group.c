@@ -92,13 +92,18 @@ static const char tail[] = ") WHERE true" RETURNING;
  * up by its key), and what enqueue_sums.c counts is what C bound. Both
  * were about 2.5k of a row's instructions (callgrind, bench/README.md
  * "busy.sh"). The CHECKs, the unique key and the triggers judge the rows
- * as they judge head's. */
-#define LCOLS 16
+ * as they judge head's (in a big call, the triggers none of whose WHEN
+ * holds are switched off: enqueue_quiet.c). What is the same for every
+ * row is not bound per row: created_at and updated_at are ?1 (the call's
+ * clock, bound once a group), inputs the literal 1 (3 of 16 binds a row,
+ * 0.3k instructions; bench/README.md "enq5"); row r's other LCOLS values
+ * are parameters 2 + r * LCOLS on, in lean_head's order. */
+#define LCOLS 13
 static const char lean_head[] =
-    "INSERT INTO jobs (queue, partition, urgency, endpoint,"
-    " idempotency_key, priority, max_attempts, run_after, deadline,"
-    " created_at, updated_at, metadata, model, out_tokens, line_bytes,"
-    " inputs) VALUES ";
+    "INSERT INTO jobs (created_at, updated_at, inputs, queue, partition,"
+    " urgency, endpoint, idempotency_key, priority, max_attempts,"
+    " run_after, deadline, metadata, model, out_tokens, line_bytes)"
+    " VALUES ";
 
 enum { STMT_FULL, STMT_BODIES, STMT_LEAN };
 
@@ -114,9 +119,11 @@ static int prepare(struct sl_journal *j, sqlite3_stmt **out, int kind,
   if (kind == STMT_LEAN) {
     len = (size_t)snprintf(sql, cap, "%s", lean_head);
     for (r = 0; r < g; r++) {
-      len += (size_t)snprintf(sql + len, cap - len, "%s(", r ? ", " : "");
+      /* ?1 first: the plain ? after it are numbered 2, 3... */
+      len += (size_t)snprintf(sql + len, cap - len, "%s(?1, ?1, 1",
+                              r ? ", " : "");
       for (c = 0; c < LCOLS; c++)
-        len += (size_t)snprintf(sql + len, cap - len, "%s?", c ? ", " : "");
+        len += (size_t)snprintf(sql + len, cap - len, ", ?");
       len += (size_t)snprintf(sql + len, cap - len, ")");
     }
     len += (size_t)snprintf(sql + len, cap - len,
@@ -271,14 +278,11 @@ static void bind_lean(sqlite3_stmt *st, int base, const struct sl_job_spec *s,
   sqlite3_bind_int64(st, base + 7, s->max_attempts ? s->max_attempts : 5);
   sqlite3_bind_int64(st, base + 8, s->run_after_ms ? s->run_after_ms : now);
   sl__bind_opt_int(st, base + 9, s->deadline_ms, 0);
-  sqlite3_bind_int64(st, base + 10, now);
-  sqlite3_bind_int64(st, base + 11, now);
-  sl__bind_text(st, base + 12, s->metadata ? s->metadata : "{}");
-  sqlite3_bind_text(st, base + 13, bi->model, (int)bi->model_len,
+  sl__bind_text(st, base + 10, s->metadata ? s->metadata : "{}");
+  sqlite3_bind_text(st, base + 11, bi->model, (int)bi->model_len,
                     SQLITE_STATIC);
-  sqlite3_bind_int64(st, base + 14, bi->out_tokens);
-  sqlite3_bind_int64(st, base + 15, sl__line_bytes(s));
-  sqlite3_bind_int(st, base + 16, 1);
+  sqlite3_bind_int64(st, base + 12, bi->out_tokens);
+  sqlite3_bind_int64(st, base + 13, sl__line_bytes(s));
 }
 
 /* A lean group's statement (no RETURNING): ids from m, the largest id
@@ -515,8 +519,7 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
     sqlite3_randomness(g * 10, rnd);
   }
   rc = SL_OK;
-  if (!lean)
-    sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int64(st, 1, now); /* created_at, updated_at; head's ?1 */
   for (i = 0; i < g; i++) {
     keys[i] = pre && !s[i].idempotency_key
                   ? pre[i].key
@@ -527,7 +530,7 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
       break;
     }
     if (lean)
-      bind_lean(st, i * LCOLS, &s[i], keys[i], &bi[i], now);
+      bind_lean(st, 1 + i * LCOLS, &s[i], keys[i], &bi[i], now);
     else
       bind_row(st, 1 + i * COLS, &s[i], keys[i]);
   }
