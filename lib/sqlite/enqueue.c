@@ -212,23 +212,28 @@ static int insert_rows(struct sl_journal *j, const struct sl_job_spec *specs,
   return SL_OK;
 }
 
-/* C's checks, the bodies' model and cap, the made keys: before the lock
- * (issue 14). NULL when n is too small to group, or out of memory (then
- * each group computes its own). noinline so that callgrind can tell the
- * call's work outside the lock from the rest (bench/README.md). */
+
+/* C's checks, the bodies' model and cap, the made keys of specs[0..*npre):
+ * before the lock (issue 14). NULL when n is too small to group, or out of
+ * memory (then each group computes its own). noinline so that callgrind
+ * can tell the call's work outside the lock from the rest
+ * (bench/README.md). */
 __attribute__((noinline)) static struct sl_enq_pre *
 before_lock(struct sl_journal *j, const struct sl_job_spec *specs, size_t n,
-            int64_t now) {
+            int64_t now, size_t *npre) {
   struct sl_enq_pre *pre;
   size_t i;
+  *npre = 0;
   if (n < 2)
     return NULL;
+  n = n < SL_ENQ_PRE_MAX ? n : SL_ENQ_PRE_MAX;
   pre = malloc(n * sizeof *pre);
   if (!pre)
     return NULL;
   for (i = 0; i < n; i++)
     pre[i].checked = check_spec(j, &specs[i]) == SL_OK;
   sl__enqueue_group_pre(specs, n, now, pre);
+  *npre = n;
   return pre;
 }
 
@@ -236,8 +241,8 @@ static int many(struct sl_journal *j, const struct sl_job_spec *specs,
                 size_t n, int64_t *ids, int *created, size_t *bad_index) {
   int64_t now = sl_now_ms();
   struct sl_enq_sums sums;
-  struct sl_enq_pre *pre = before_lock(j, specs, n, now);
-  size_t i, g;
+  size_t i, g, npre;
+  struct sl_enq_pre *pre = before_lock(j, specs, n, now, &npre);
   int rc;
 
   sl__enq_sums_init(&sums);
@@ -250,7 +255,7 @@ static int many(struct sl_journal *j, const struct sl_job_spec *specs,
   for (i = 0; rc == SL_OK && i < n; i += g) {
     g = (size_t)sl__enqueue_group_size(j, n - i);
     rc = insert_rows(j, specs, i, g, now, ids, created, bad_index, &sums,
-                     pre);
+                     i + g <= npre ? pre : NULL);
   }
   free(pre);
   /* the triggers on again before anything else, whatever happened */

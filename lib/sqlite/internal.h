@@ -164,8 +164,15 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
 /* What a row of sl_enqueue_many needs that the journal does not: computed
  * for the whole call before BEGIN IMMEDIATE takes the write lock (issue
  * 14: the lock is held for the journal's work only), then read by the
- * groups (pre: NULL when there was no memory for it; each group computes
- * its own, under the lock, as before). */
+ * groups (pre: NULL for the rows it does not cover, past SL_ENQ_PRE_MAX
+ * or without memory for it; such a group computes its own, under the
+ * lock, as before). At most SL_ENQ_PRE_MAX rows' (64 bytes each: 4 MiB):
+ * a call of more (a 10k call holds the lock some 40-70 ms, this one over
+ * 6 such) does the rest under the lock rather than need memory in
+ * proportion to its rows. */
+#ifndef SL_ENQ_PRE_MAX
+#define SL_ENQ_PRE_MAX 65536
+#endif
 struct sl_enq_pre {
   struct sl_body_info bi; /* when lean: the body's model and cap */
   char key[33];           /* the key made for a row that gave none */
@@ -186,7 +193,8 @@ int sl__enqueue_group_size(struct sl_journal *j, size_t left);
  * may (once a call), 0 on. sl__enq_loud: on again, and for the rest of the
  * call; call it before a row-by-row replay, before the counters' flush and
  * on every way out. SL_DB only when SQLite would not turn them on again
- * (then every later call tries again first). */
+ * (it cannot fail in SQLite's code: a defence; every later
+ * sl_enqueue_many tries again first). */
 #ifndef SL_QUIET_MIN
 #define SL_QUIET_MIN 2048
 #endif

@@ -244,12 +244,57 @@ static void test_quiet_unknown_trigger(void **state) {
   tu_close(db);
 }
 
+/* A call past SL_ENQ_PRE_MAX rows: the rows made before the lock and
+ * those made under it are alike (ids in order, the keys' shape, bodies,
+ * counters), and the triggers are on after. */
+static void test_quiet_past_pre_max(void **state) {
+  enum { BIG = SL_ENQ_PRE_MAX + 342 };
+  struct tu *t = *state;
+  struct sl_job_spec *b = calloc(BIG, sizeof *b);
+  int64_t *got = calloc(BIG, sizeof *got);
+  struct tu_db *db;
+  int i;
+
+  assert_non_null(b);
+  assert_non_null(got);
+  tu_open(t);
+  db = tu_raw(t->path);
+  for (i = 0; i < BIG; i++) {
+    b[i].queue = "big";
+    b[i].urgency = i % 2 ? "deferrable" : NULL;
+    b[i].body = i % 3 ? "{\"model\":\"m\",\"input\":\"x\",\"max_tokens\":9}"
+                      : "{\"model\":\"n\",\"input\":\"y\"}";
+  }
+  if (sl_enqueue_many(t->j, b, BIG, got, NULL) != SL_OK)
+    fail_msg("sl_enqueue_many: %s", sl_errmsg(t->j));
+  for (i = 1; i < BIG; i++)
+    assert_int_equal(got[i], got[0] + i);
+  tu_assert_q(db, 1, "SELECT count(DISTINCT created_at) = 1"
+                     " AND count(*) = %d AND sum(length(idempotency_key)"
+                     " = 32 AND substr(idempotency_key, 1, 12) ="
+                     " printf('%%012x', created_at) AND model = CASE WHEN"
+                     " (id - %lld) %% 3 THEN 'm' ELSE 'n' END"
+                     " AND out_tokens = CASE WHEN (id - %lld) %% 3 THEN 9"
+                     " ELSE 0 END) = %d AND count(DISTINCT idempotency_key)"
+                     " = %d FROM jobs WHERE queue = 'big'",
+              BIG, (long long)got[0], (long long)got[0], BIG, BIG);
+  tu_assert_q(db, BIG, "SELECT count(*) FROM job_bodies");
+  tu_assert_q(db, BIG, "SELECT sum(n) FROM job_counts WHERE queue = 'big'");
+  tu_assert_q(db, BIG / 2, "SELECT sum(jobs) FROM batch_backlog WHERE queue ="
+                           " 'big'");
+  triggers_on(t, db);
+  tu_close(db);
+  free(got);
+  free(b);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
   const struct CMUnitTest tests[] = {
       T(test_quiet_as_door),
       T(test_quiet_restored),
       T(test_quiet_unknown_trigger),
+      T(test_quiet_past_pre_max),
   };
 #undef T
   if (tu_pg()) /* SQLite's connection flag: nothing to test there */
