@@ -87,7 +87,9 @@ int sl__enq_quiet(struct sl_journal *j, int qualifies) {
       on == 0)
     j->enq_quiet = QUIET;
   else
-    j->enq_quiet = on ? LOUD : QUIET; /* off after all: turn it on again */
+    /* an error that still left them off: recorded, so that
+     * sl__enq_loud turns them on again */
+    j->enq_quiet = on ? LOUD : QUIET;
   if (j->enq_quiet == QUIET)
     j->enq_quiet_groups++;
   return SL_OK;
