@@ -92,13 +92,18 @@ static const char tail[] = ") WHERE true" RETURNING;
  * up by its key), and what enqueue_sums.c counts is what C bound. Both
  * were about 2.5k of a row's instructions (callgrind, bench/README.md
  * "busy.sh"). The CHECKs, the unique key and the triggers judge the rows
- * as they judge head's. */
-#define LCOLS 16
+ * as they judge head's (in a big call, the triggers none of whose WHEN
+ * holds are switched off: enqueue_quiet.c). What is the same for every
+ * row is not bound per row: created_at and updated_at are ?1 (the call's
+ * clock, bound once a group), inputs the literal 1 (3 of 16 binds a row,
+ * 0.3k instructions; bench/README.md "enq5"); row r's other LCOLS values
+ * are parameters 2 + r * LCOLS on, in lean_head's order. */
+#define LCOLS 13
 static const char lean_head[] =
-    "INSERT INTO jobs (queue, partition, urgency, endpoint,"
-    " idempotency_key, priority, max_attempts, run_after, deadline,"
-    " created_at, updated_at, metadata, model, out_tokens, line_bytes,"
-    " inputs) VALUES ";
+    "INSERT INTO jobs (created_at, updated_at, inputs, queue, partition,"
+    " urgency, endpoint, idempotency_key, priority, max_attempts,"
+    " run_after, deadline, metadata, model, out_tokens, line_bytes)"
+    " VALUES ";
 
 enum { STMT_FULL, STMT_BODIES, STMT_LEAN };
 
@@ -114,9 +119,11 @@ static int prepare(struct sl_journal *j, sqlite3_stmt **out, int kind,
   if (kind == STMT_LEAN) {
     len = (size_t)snprintf(sql, cap, "%s", lean_head);
     for (r = 0; r < g; r++) {
-      len += (size_t)snprintf(sql + len, cap - len, "%s(", r ? ", " : "");
+      /* ?1 first: the plain ? after it are numbered 2, 3... */
+      len += (size_t)snprintf(sql + len, cap - len, "%s(?1, ?1, 1",
+                              r ? ", " : "");
       for (c = 0; c < LCOLS; c++)
-        len += (size_t)snprintf(sql + len, cap - len, "%s?", c ? ", " : "");
+        len += (size_t)snprintf(sql + len, cap - len, ", ?");
       len += (size_t)snprintf(sql + len, cap - len, ")");
     }
     len += (size_t)snprintf(sql + len, cap - len,
@@ -167,8 +174,10 @@ static sqlite3_stmt *group_stmt(struct sl_journal *j, int kind, int g) {
       return NULL;
     }
   } else {
+    /* no sqlite3_clear_bindings: every use binds each parameter (and
+     * clears them after its step, before the strings they point at go);
+     * clearing the 4,096 of a lean group of 256 cost 0.2k a row */
     sqlite3_reset(*st);
-    sqlite3_clear_bindings(*st);
   }
   return *st;
 }
@@ -269,14 +278,11 @@ static void bind_lean(sqlite3_stmt *st, int base, const struct sl_job_spec *s,
   sqlite3_bind_int64(st, base + 7, s->max_attempts ? s->max_attempts : 5);
   sqlite3_bind_int64(st, base + 8, s->run_after_ms ? s->run_after_ms : now);
   sl__bind_opt_int(st, base + 9, s->deadline_ms, 0);
-  sqlite3_bind_int64(st, base + 10, now);
-  sqlite3_bind_int64(st, base + 11, now);
-  sl__bind_text(st, base + 12, s->metadata ? s->metadata : "{}");
-  sqlite3_bind_text(st, base + 13, bi->model, (int)bi->model_len,
+  sl__bind_text(st, base + 10, s->metadata ? s->metadata : "{}");
+  sqlite3_bind_text(st, base + 11, bi->model, (int)bi->model_len,
                     SQLITE_STATIC);
-  sqlite3_bind_int64(st, base + 14, bi->out_tokens);
-  sqlite3_bind_int64(st, base + 15, sl__line_bytes(s));
-  sqlite3_bind_int(st, base + 16, 1);
+  sqlite3_bind_int64(st, base + 12, bi->out_tokens);
+  sqlite3_bind_int64(st, base + 13, sl__line_bytes(s));
 }
 
 /* A lean group's statement (no RETURNING): ids from m, the largest id
@@ -435,9 +441,34 @@ static int find_existing(struct sl_journal *j, int g,
   return SL_OK;
 }
 
+/* The made keys' time prefix: the call's clock in 12 hex digits. */
+static void key_stamp(char stamp[13], int64_t now) {
+  snprintf(stamp, 13, "%012llx", (unsigned long long)now);
+}
+
+void sl__enqueue_group_pre(const struct sl_job_spec *s, size_t n,
+                           int64_t now, struct sl_enq_pre *pre) {
+  unsigned char rnd[SL_ENQ_GROUP * 10];
+  char stamp[13];
+  size_t i, k, m;
+  int owned;
+  key_stamp(stamp, now);
+  for (i = 0; i < n; i += m) {
+    m = n - i < SL_ENQ_GROUP ? n - i : SL_ENQ_GROUP;
+    /* the random bytes of these keys in one call (one mutex) */
+    sqlite3_randomness((int)m * 10, rnd);
+    for (k = i; k < i + m; k++) {
+      pre[k].lean = pre[k].checked && lean_row(&s[k], &pre[k].bi);
+      if (pre[k].checked && !s[k].idempotency_key)
+        (void)row_key(&s[k], stamp, rnd + 10 * (k - i), pre[k].key, &owned);
+    }
+  }
+}
+
 int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
                       int g, int64_t now, int64_t *ids, int *created,
-                      int *refused, struct sl_enq_sums *sums) {
+                      int *refused, struct sl_enq_sums *sums,
+                      const struct sl_enq_pre *pre) {
   const char *keys[SL_ENQ_GROUP];
   char made[SL_ENQ_GROUP][33], stamp[13];
   unsigned char rnd[SL_ENQ_GROUP * 10];
@@ -445,12 +476,16 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
   int64_t got[SL_ENQ_GROUP];
   struct sl_body_info bi[SL_ENQ_GROUP];
   sqlite3_stmt *st;
-  int lean = 1;
+  int lean = 1, quiet;
   int64_t m = 0;
 
   *refused = 0;
-  for (i = 0; lean && i < g; i++)
-    lean = lean_row(&s[i], &bi[i]);
+  for (i = 0; lean && i < g; i++) {
+    if (!pre)
+      lean = lean_row(&s[i], &bi[i]);
+    else if ((lean = pre[i].lean) != 0)
+      bi[i] = pre[i].bi;
+  }
   if (lean) { /* the largest id: one seek to the table's last row */
     st = sl__journal_sql(j, "SELECT coalesce(max(id), 0) FROM jobs");
     if (!st)
@@ -462,27 +497,40 @@ int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
       return sl__journal_fail(j, rc, "reading the largest job id");
     lean = m <= INT64_MAX - g; /* else SQLite picks random ids */
   }
+  /* Triggers off for this group when none would run its body
+   * (enqueue_quiet.c): a lean group holding job_counts_summed, every
+   * row's metadata '{}' as stored (the <> of jobs_metadata_insert; a
+   * secret scrubbed from other metadata never leaves '{}'). */
+  quiet = lean && sums->cs.held;
+  for (i = 0; quiet && i < g; i++)
+    quiet = !s[i].metadata || strcmp(s[i].metadata, "{}") == 0;
+  rc = sl__enq_quiet(j, quiet);
+  if (rc != SL_OK)
+    return rc;
   st = group_stmt(j, lean ? STMT_LEAN : STMT_FULL, g);
   if (!st)
     return SL_DB;
   memset(owned, 0, sizeof owned);
-  /* the made keys' time prefix, the call's clock: formatted once a
-   * group (snprintf was about 1k instructions a row) */
-  snprintf(stamp, sizeof stamp, "%012llx", (unsigned long long)now);
-  /* the random bytes of the group's keys in one call (one mutex) */
-  sqlite3_randomness(g * 10, rnd);
+  if (!pre) { /* else made before the lock (sl__enqueue_group_pre) */
+    /* the made keys' time prefix, the call's clock: formatted once a
+     * group (snprintf was about 1k instructions a row) */
+    key_stamp(stamp, now);
+    /* the random bytes of the group's keys in one call (one mutex) */
+    sqlite3_randomness(g * 10, rnd);
+  }
   rc = SL_OK;
-  if (!lean)
-    sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int64(st, 1, now); /* created_at, updated_at; head's ?1 */
   for (i = 0; i < g; i++) {
-    keys[i] = row_key(&s[i], stamp, rnd + 10 * i, made[i], &owned[i]);
+    keys[i] = pre && !s[i].idempotency_key
+                  ? pre[i].key
+                  : row_key(&s[i], stamp, rnd + 10 * i, made[i], &owned[i]);
     if (!keys[i]) { /* never store a secret: fail instead */
       snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
       rc = SL_NOMEM;
       break;
     }
     if (lean)
-      bind_lean(st, i * LCOLS, &s[i], keys[i], &bi[i], now);
+      bind_lean(st, 1 + i * LCOLS, &s[i], keys[i], &bi[i], now);
     else
       bind_row(st, 1 + i * COLS, &s[i], keys[i]);
   }

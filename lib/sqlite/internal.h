@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "backend.h"
+#include "body_info.h"
 
 /* Prepared statements, kept for the life of the connection. The ones that
  * change jobs.state are not here: they are jobs.c's (enum sl_move). */
@@ -117,6 +118,8 @@ struct sl_journal {
   /* enqueue_group.c: the multi-row INSERTs, prepared on first use */
   sqlite3_stmt *enq_group[SL_ENQ_SIZES], *enq_bodies[SL_ENQ_SIZES];
   sqlite3_stmt *enq_lean[SL_ENQ_SIZES]; /* every row's values from C */
+  int enq_quiet;            /* enqueue_quiet.c: the call's trigger state */
+  int64_t enq_quiet_groups; /* groups stepped with triggers off (tests) */
   struct sl_lease_memo memo[SL_LEASE_MEMO];
   int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
   int busy_ms;           /* sl_set_busy_timeout's polling limit */
@@ -153,10 +156,51 @@ SL_BACKEND_OPS(X)
  * name it). sums: while sums->cs.held, the rows the triggers skip are
  * added there (enqueue_sums.c, migration 0023). */
 struct sl_enq_sums;
+struct sl_enq_pre;
 int sl__enqueue_group(struct sl_journal *j, const struct sl_job_spec *s,
                       int g, int64_t now, int64_t *ids, int *created,
-                      int *refused, struct sl_enq_sums *sums);
+                      int *refused, struct sl_enq_sums *sums,
+                      const struct sl_enq_pre *pre);
+/* What a row of sl_enqueue_many needs that the journal does not: computed
+ * for the whole call before BEGIN IMMEDIATE takes the write lock (issue
+ * 14: the lock is held for the journal's work only), then read by the
+ * groups (pre: NULL for the rows it does not cover, past SL_ENQ_PRE_MAX
+ * or without memory for it; such a group computes its own, under the
+ * lock, as before). At most SL_ENQ_PRE_MAX rows' (64 bytes each: 4 MiB):
+ * a call of more (a 10k call holds the lock some 40-70 ms, this one over
+ * 6 such) does the rest under the lock rather than need memory in
+ * proportion to its rows. */
+#ifndef SL_ENQ_PRE_MAX
+#define SL_ENQ_PRE_MAX 65536
+#endif
+struct sl_enq_pre {
+  struct sl_body_info bi; /* when lean: the body's model and cap */
+  char key[33];           /* the key made for a row that gave none */
+  unsigned char checked;  /* enqueue.c's check_spec passed */
+  unsigned char lean;     /* the row fits a lean group (checked first) */
+};
+/* Fills pre[0..n)'s bi, key and lean; checked must be set. now: the
+ * call's clock (the made keys' time prefix). */
+void sl__enqueue_group_pre(const struct sl_job_spec *s, size_t n,
+                           int64_t now, struct sl_enq_pre *pre);
 int sl__enqueue_group_size(struct sl_journal *j, size_t left);
+
+/* enqueue_quiet.c: lean groups stepped with the connection's triggers off
+ * (their WHEN false for every row). sl__enq_quiet_begin, inside the call's
+ * transaction: whether this call of n rows may turn them off (n at least
+ * SL_QUIET_MIN, and no trigger but schema.sql's on the tables it writes).
+ * sl__enq_quiet before each group: qualifies 1 turns them off if the call
+ * may (once a call), 0 on. sl__enq_loud: on again, and for the rest of the
+ * call; call it before a row-by-row replay, before the counters' flush and
+ * on every way out. SL_DB only when SQLite would not turn them on again
+ * (it cannot fail in SQLite's code: a defence; every later
+ * sl_enqueue_many tries again first). */
+#ifndef SL_QUIET_MIN
+#define SL_QUIET_MIN 2048
+#endif
+int sl__enq_quiet_begin(struct sl_journal *j, size_t n);
+int sl__enq_quiet(struct sl_journal *j, int qualifies);
+int sl__enq_loud(struct sl_journal *j);
 /* A job's JSONL line bytes as the batch backlog counts them
  * (SL_SQL_LINE_BYTES: body + endpoint + 82), stored at enqueue. */
 int64_t sl__line_bytes(const struct sl_job_spec *s);
