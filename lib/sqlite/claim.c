@@ -398,7 +398,7 @@ static int insert_result(struct sl_journal *j, struct sl_completion *c,
 /* A fenced UPDATE changed nothing: say whether the lease is stale
  * (SL_LEASE_LOST) or, for a success, the job already has a result
  * (SL_DUPLICATE). Other codes are fatal. */
-static int why_unchanged(struct sl_journal *j, const struct sl_completion *c) {
+int sl__why_unchanged(struct sl_journal *j, const struct sl_completion *c) {
   sqlite3_stmt *st;
   int rc;
   if (c->outcome == SL_OUTCOME_SUCCESS) {
@@ -493,7 +493,7 @@ static int apply_one(struct sl_journal *j, struct sl_completion *c,
   }
   if (sqlite3_changes(j->db) != 1) {
     /* Nothing was written for this item: the others still apply. */
-    rc = why_unchanged(j, c);
+    rc = sl__why_unchanged(j, c);
     if (rc == SL_LEASE_LOST || rc == SL_DUPLICATE)
       return rc;
     goto fatal;
@@ -528,6 +528,7 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
   int64_t now = sl_now_ms();
   struct sl_usage u;
   struct sl_counts cs;
+  unsigned char *done = NULL;
   size_t i, applied = 0;
   int rc, fatal;
 
@@ -545,15 +546,33 @@ int sl__sqlite_complete(struct sl_journal *j, struct sl_completion *c,
     sl__journal_rollback(j);
     return rc;
   }
+  /* Many jobs: their successes go in a few statements (complete_group.c);
+   * the rest, and a call of few jobs, one by one. */
+  if (cs.held && n >= SL_CMP_MIN) {
+    done = calloc(n, 1);
+    rc = done ? sl__complete_group(j, c, n, done, &u, &cs, now, &applied)
+              : SL_NOMEM;
+    if (rc != SL_OK) {
+      if (!done)
+        snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+      free(done);
+      sl__journal_rollback(j);
+      return rc;
+    }
+  }
   for (i = 0; i < n; i++) {
+    if (done && done[i])
+      continue;
     c[i].rc = apply_one(j, &c[i], &u, &cs, now, &fatal);
     if (fatal) {
       rc = c[i].rc;
+      free(done);
       sl__journal_rollback(j);
       return rc;
     }
     applied += c[i].rc == SL_OK;
   }
+  free(done);
   if (applied == 0 && cs.held) {
     /* Every lease was lost: nothing to write but the hold's row. */
     sl__journal_rollback(j);

@@ -105,8 +105,16 @@ struct sl_usage {
 #endif
 #define SL_ENQ_SIZES 4
 
+/* complete_group.c: the successes of a completion of SL_CMP_MIN or more
+ * jobs are moved by statements of SL_CMP_GROUP (64), 16 and 4 rows (a
+ * rest under 4 one by one, as before), and their results and attempts
+ * inserted by statements of 64, 16, 4 and 1 rows. */
+#define SL_CMP_GROUP 64
+#define SL_CMP_SIZES 4
+#define SL_CMP_MIN 4
+
 /* Slots for the statements that change jobs.state (enum sl_move, jobs.h). */
-#define SL_MOVE_SLOTS 16
+#define SL_MOVE_SLOTS 24
 
 struct sl_journal {
   const struct sl_backend_ops *ops; /* first: backend.h, SL__OPS */
@@ -120,6 +128,9 @@ struct sl_journal {
   sqlite3_stmt *enq_lean[SL_ENQ_SIZES]; /* every row's values from C */
   int enq_quiet;            /* enqueue_quiet.c: the call's trigger state */
   int64_t enq_quiet_groups; /* groups stepped with triggers off (tests) */
+  /* complete_group.c: a completion's successes, SL_CMP_GROUP >> 2k rows */
+  sqlite3_stmt *cmp_move[SL_CMP_SIZES], *cmp_result[SL_CMP_SIZES];
+  sqlite3_stmt *cmp_attempt[SL_CMP_SIZES];
   struct sl_lease_memo memo[SL_LEASE_MEMO];
   int64_t worker_id; /* workers.id once registered (claims carry it), or 0 */
   int busy_ms;           /* sl_set_busy_timeout's polling limit */
@@ -211,6 +222,21 @@ int64_t sl__line_bytes(const struct sl_job_spec *s);
 int sl__bind_body(sqlite3_stmt *st, int ibody, int imodel, int icap,
                   const char *body);
 void sl__enqueue_group_close(struct sl_journal *j);
+
+/* complete_group.c: inside sl_complete's transaction (cs held), apply the
+ * completions c[0..n-1] that are successes of a job named once in the
+ * call, SL_CMP_GROUP at a time: each item's fence judged per job, its rc
+ * set as one by one (SL_OK, or why_unchanged's). done[i] = 1 for each item
+ * applied or judged here; the caller applies the others one by one.
+ * *applied counts the items that moved. A code other than SL_OK is fatal
+ * to the transaction. */
+int sl__complete_group(struct sl_journal *j, struct sl_completion *c,
+                       size_t n, unsigned char *done, struct sl_usage *u,
+                       struct sl_counts *cs, int64_t now, size_t *applied);
+void sl__complete_group_close(struct sl_journal *j);
+/* claim.c: why a fenced completion changed nothing (SL_LEASE_LOST,
+ * SL_DUPLICATE, or a fatal code). */
+int sl__why_unchanged(struct sl_journal *j, const struct sl_completion *c);
 
 /* After a long write transaction: let a writer waiting for the lock in
  * (busy.c). began_ms: sl_now_ms() before BEGIN. */

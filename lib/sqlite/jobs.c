@@ -11,6 +11,7 @@
  * generation.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jobs.h"
@@ -89,6 +90,20 @@
   " WHERE id = ?1 AND lease_token = ?2 AND state = 'running'"               \
   " AND NOT EXISTS (SELECT 1 FROM results WHERE job_id = ?1)"
 
+/* A group of successes (complete_group.c): ?1 now, then (id, token) per
+ * job. The same fence and refusal as SUCCEED, judged per row; RETURNING
+ * names the rows it moved (the others are judged one by one after) and
+ * what their result, attempt and counts need. */
+#define SUCCEED_GROUP                                                       \
+  "UPDATE jobs SET state = 'succeeded', lease_token = NULL,"                \
+  " lease_expires = NULL, last_class = NULL, last_error = NULL,"            \
+  " updated_at = ?1, finished_at = ?1 FROM (VALUES "
+#define SUCCEED_GROUP_TAIL                                                  \
+  ") AS v WHERE jobs.id = v.column1 AND jobs.lease_token = v.column2"       \
+  " AND jobs.state = 'running'"                                             \
+  " AND NOT EXISTS (SELECT 1 FROM results WHERE job_id = jobs.id)"          \
+  " RETURNING id, generation, attempts, queue, urgency"
+
 #define FROM(s) SL_STATE_BIT(s)
 #define TO(s) SL_STATE_BIT(s)
 
@@ -124,6 +139,10 @@ const struct sl_move_row sl_moves[SL_MOVE__COUNT] = {
      * reading them back. No match: SL_MOVE_SUCCEED decides. */
     [SL_MOVE_SUCCEED_KEYED] = {"succeed", FROM(RUNNING), TO(SUCCEEDED),
                                SUCCEED " AND queue = ?4 AND urgency = ?5"},
+    /* Many successes in one statement: sl__jobs_move_group. Plain ?:
+     * numbered in order after ?1 (not ?NNN: enqueue_group.c says why). */
+    [SL_MOVE_SUCCEED_GROUP] = {"succeed", FROM(RUNNING), TO(SUCCEEDED),
+                               SUCCEED_GROUP, "(?, ?)", SUCCEED_GROUP_TAIL},
     /* A retry with no attempt left fails: the journal, not each caller,
      * keeps a poison job from looping. ?4 class, ?5 error, ?6 run_after. */
     [SL_MOVE_RETRY] =
@@ -275,9 +294,13 @@ int sl__jobs_move_allowed(enum sl_move m) {
   return 1;
 }
 
-sqlite3_stmt *sl__jobs_move(struct sl_journal *j, enum sl_move m) {
-  sqlite3_stmt *st;
-  int rc;
+sqlite3_stmt *sl__jobs_move_group(struct sl_journal *j, enum sl_move m, int g,
+                                  sqlite3_stmt **slot) {
+  const struct sl_move_row *r;
+  sqlite3_stmt *st = *slot;
+  size_t cap, len;
+  char *sql;
+  int rc, i;
 
   if (!sl__jobs_move_allowed(m)) {
     snprintf(j->errmsg, sizeof j->errmsg,
@@ -285,20 +308,53 @@ sqlite3_stmt *sl__jobs_move(struct sl_journal *j, enum sl_move m) {
              (int)m);
     return NULL;
   }
-  st = j->moves[m];
   if (st) {
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return st;
   }
-  rc = sqlite3_prepare_v3(j->db, sl_moves[m].sql, -1,
-                          SQLITE_PREPARE_PERSISTENT, &st, NULL);
+  r = &sl_moves[m];
+  if (!r->values) {
+    sql = NULL;
+    len = 0;
+    rc = sqlite3_prepare_v3(j->db, r->sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+                            NULL);
+  } else {
+    if (g < 1)
+      g = 1;
+    cap = strlen(r->sql) + strlen(r->tail) +
+          (size_t)g * (strlen(r->values) + 2) + 1;
+    sql = malloc(cap);
+    if (!sql) {
+      snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+      return NULL;
+    }
+    len = (size_t)snprintf(sql, cap, "%s", r->sql);
+    for (i = 0; i < g; i++)
+      len += (size_t)snprintf(sql + len, cap - len, "%s%s", i ? ", " : "",
+                              r->values);
+    len += (size_t)snprintf(sql + len, cap - len, "%s", r->tail);
+    rc = len < cap ? sqlite3_prepare_v3(j->db, sql, (int)len,
+                                        SQLITE_PREPARE_PERSISTENT, &st, NULL)
+                   : SQLITE_TOOBIG;
+    free(sql);
+  }
   if (rc != SQLITE_OK) {
     sl__journal_fail(j, rc, "preparing a state change");
     return NULL;
   }
-  j->moves[m] = st;
+  *slot = st;
   return st;
+}
+
+sqlite3_stmt *sl__jobs_move(struct sl_journal *j, enum sl_move m) {
+  if ((int)m < 0 || m >= SL_MOVE__COUNT) {
+    snprintf(j->errmsg, sizeof j->errmsg,
+             "internal error: move %d is not in the transition table",
+             (int)m);
+    return NULL;
+  }
+  return sl__jobs_move_group(j, m, 1, &j->moves[m]);
 }
 
 void sl__jobs_close(struct sl_journal *j) {

@@ -70,6 +70,7 @@ enum sl_move {
   SL_MOVE_CLAIM_ONLINE,  /* pending -> running, with deferrable deadlines */
   SL_MOVE_SUCCEED,       /* running -> succeeded */
   SL_MOVE_SUCCEED_KEYED, /* the same, if queue and urgency are as given */
+  SL_MOVE_SUCCEED_GROUP, /* the same for many jobs, one statement */
   SL_MOVE_RETRY,         /* running -> pending, or failed when exhausted */
   SL_MOVE_FAIL,          /* running -> failed */
   SL_MOVE_RELEASE,       /* running -> pending, attempt refunded */
@@ -92,6 +93,9 @@ struct sl_move_row {
   unsigned from;    /* SL_STATE_BITs the statement reads jobs in */
   unsigned to;      /* SL_STATE_BITs it may leave them in */
   const char *sql;  /* static text */
+  /* A row of many jobs (complete_group.c): sql, then `values` once per
+   * job, joined by ", ", then `tail`; NULL for the other rows. */
+  const char *values, *tail;
 };
 
 extern const struct sl_move_row sl_moves[SL_MOVE__COUNT];
@@ -103,6 +107,14 @@ extern const struct sl_move_row sl_moves[SL_MOVE__COUNT];
  * (from, to) pair that SL_JOB_TRANSITION_MAP does not allow.
  */
 sqlite3_stmt *sl__jobs_move(struct sl_journal *j, enum sl_move m);
+
+/*
+ * A row with `values` (one statement for g jobs): prepared in *slot on
+ * first use (the caller's, one per g; it finalizes them), then reset with
+ * bindings cleared. sl__jobs_move of such a row prepares it for one job.
+ */
+sqlite3_stmt *sl__jobs_move_group(struct sl_journal *j, enum sl_move m, int g,
+                                  sqlite3_stmt **slot);
 
 /* 1 if every (from, to) pair of row m is an allowed transition (or a
  * state kept), else 0. */

@@ -513,6 +513,7 @@ void sl__sqlite_close(struct sl_journal *j) {
     return;
   sl__jobs_close(j);
   sl__enqueue_group_close(j);
+  sl__complete_group_close(j);
   for (i = 0; i < SL_STMT__COUNT; i++)
     sqlite3_finalize(j->stmts[i]);
   for (i = 0; i < j->ncached; i++)

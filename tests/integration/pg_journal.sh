@@ -49,6 +49,7 @@ PG_SUITE_SKIP='
 test_enqueue:test_enqueue_many_no_temp_file      SQLite only: the statement journal SQLite spills to its temp directory
 test_prune:test_wal_checkpointed                 SQLite only: the WAL is checkpointed after a prune
 test_jobs:test_moves_cover_the_table             SQLite only: the prepared statement of lib/sqlite for each move
+test_claim:test_grouped_completion_statements    SQLite only: the statements lib/sqlite runs for a group of successes
 test_batch_backlog:test_upgrade_from_0019        SQLite only: a journal made by SQLite migrations 1 to 19
 test_storm_admit:test_pause_survives_busy       SQLite only: another connection holds the write lock
 test_enqueue_group:test_group_parameter_limit    SQLite only: the groups that fit the connection parameter limit

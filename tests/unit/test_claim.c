@@ -770,6 +770,237 @@ static void test_grouped_completion_all_or_nothing(void **state) {
   sl_claimed_free(c, n);
 }
 
+/* job_counts against a recount of jobs, both ways (test_counts.c's;
+ * PostgreSQL keeps signed deltas, summed here). */
+static const char counts_diff_sql[] =
+    "WITH r AS (SELECT queue, state, urgency, CASE WHEN state = 'failed'"
+    " THEN coalesce(last_class, 'unknown') ELSE '' END AS class,"
+    " count(*) AS n FROM jobs GROUP BY 1, 2, 3, 4),"
+    " c AS (SELECT queue, state, urgency, class, CAST(sum(n) AS BIGINT) AS n"
+    " FROM job_counts GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0)"
+    " SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM c)"
+    " a) + (SELECT count(*) FROM (SELECT * FROM c EXCEPT SELECT * FROM r) b)";
+/* usage_daily against a sum over results (test_usage.c's). */
+static const char usage_diff_sql[] =
+    "WITH r AS (SELECT j.queue, r.created_at / 86400000, count(*),"
+    " sum(coalesce(r.input_tokens, 0)), sum(coalesce(r.output_tokens, 0)),"
+    " sum(coalesce(r.total_tokens, coalesce(r.input_tokens, 0)"
+    " + coalesce(r.output_tokens, 0)))"
+    " FROM results r JOIN jobs j ON j.id = r.job_id"
+    " WHERE r.input_tokens IS NOT NULL OR r.output_tokens IS NOT NULL"
+    " OR r.total_tokens IS NOT NULL GROUP BY 1, 2),"
+    " u AS (SELECT queue, day, jobs, input_tokens, output_tokens,"
+    " total_tokens FROM usage_daily)"
+    " SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM u) a)"
+    " + (SELECT count(*) FROM (SELECT * FROM u EXCEPT SELECT * FROM r) b)";
+
+#define MIXQ "a-queue-name-longer-than-the-lease-memo-keeps-in-place"
+
+/* A worker's flush of many items (issue 14: the successes of a large
+ * group are written a statement per 64, 16 or 4 jobs): successes with and
+ * without token counts in two queues (one name too long for the memo),
+ * retries, failures, a release, a stale token, a lease taken over, a
+ * result written behind the library's back, a job that does not exist and
+ * a job named twice. Each item reports as one by one, each moved success
+ * has exactly one result and each attempt its row, and counts and usage
+ * equal a recount. */
+static void test_grouped_completion_mixed(void **state) {
+  enum { N = 100, ITEMS = N + 2 };
+  struct tu *t = *state;
+  struct sl_claimed_job *c;
+  struct sl_completion d[ITEMS];
+  int want[ITEMS];
+  struct tu_db *db;
+  size_t n, i;
+  int ok = 0, succeeded = 0, attempts = 0;
+  char *sql;
+
+  tu_open(t);
+  for (i = 0; i < N; i++)
+    tu_enqueue(t->j, i % 2 ? "qa" : MIXQ, 0, 0);
+  c = claim(t->j, N, 0, NULL, NULL, &n);
+  assert_int_equal(n, N);
+  db = tu_raw(t->path);
+  for (i = 0; i < N; i++) {
+    enum sl_outcome o = i % 10 == 3   ? SL_OUTCOME_RETRY
+                        : i % 10 == 4 ? SL_OUTCOME_FAIL
+                        : i == 9      ? SL_OUTCOME_RELEASE
+                                      : SL_OUTCOME_SUCCESS;
+    d[i] = done(&c[i], o);
+    want[i] = SL_OK;
+    if (o == SL_OUTCOME_SUCCESS && i % 7) {
+      d[i].input_tokens = (int64_t)i;
+      d[i].output_tokens = 1;
+      if (i % 3 == 0)
+        d[i].total_tokens = 1000 + (int64_t)i;
+    }
+  }
+  d[5].lease_token ^= 0x5a5a; /* stale */
+  want[5] = SL_LEASE_LOST;
+  /* another worker's lease now (expired, rescued and claimed again) */
+  sql = sqlite3_mprintf("UPDATE jobs SET lease_token = lease_token + 1"
+                        " WHERE id = %lld",
+                        (long long)c[6].id);
+  tu_exec(db, sql);
+  sqlite3_free(sql);
+  want[6] = SL_LEASE_LOST;
+  sql = sqlite3_mprintf("INSERT INTO results (job_id, generation, route,"
+                        " http_status, body, created_at)"
+                        " VALUES (%lld, 0, 'batch', 200, 'first', 7)",
+                        (long long)c[7].id);
+  tu_exec(db, sql);
+  sqlite3_free(sql);
+  want[7] = SL_DUPLICATE;
+  d[40].job_id = c[N - 1].id + 1000; /* no such job */
+  want[40] = SL_LEASE_LOST;
+  d[N] = done(&c[10], SL_OUTCOME_SUCCESS); /* c[10] a second time */
+  d[N].body = "{\"second\":true}";
+  want[N] = SL_LEASE_LOST;
+  d[N + 1] = done(&c[40], SL_OUTCOME_SUCCESS); /* the real 40, last */
+  want[N + 1] = SL_OK;
+  for (i = 0; i < ITEMS; i++) {
+    d[i].request_id = "req";
+    d[i].started_ms = 5;
+    d[i].t.total_ms = 12.5;
+    d[i].rc = 12345;
+  }
+
+  assert_int_equal(sl_complete(t->j, d, ITEMS), SL_OK);
+  for (i = 0; i < ITEMS; i++) {
+    if (d[i].rc != want[i])
+      print_error("item %zu: %s, want %s\n", i, sl_err_name(d[i].rc),
+                  sl_err_name(want[i]));
+    assert_int_equal(d[i].rc, want[i]);
+    if (d[i].rc != SL_OK)
+      continue;
+    ok++;
+    succeeded += d[i].outcome == SL_OUTCOME_SUCCESS;
+    attempts += d[i].outcome != SL_OUTCOME_RELEASE;
+  }
+  /* all but 5, 6, 7, the missing job and c[10] again; c[40] came last */
+  assert_int_equal(ok, ITEMS - 5);
+
+  /* the jobs left alone are as they were */
+  tu_assert_q(db, 1,
+              "SELECT state = 'running' AND lease_token = %lld FROM jobs"
+              " WHERE id = %lld",
+              (long long)c[5].lease_token, (long long)c[5].id);
+  tu_assert_q(db, 1,
+              "SELECT state = 'running' AND lease_token = %lld + 1 FROM jobs"
+              " WHERE id = %lld",
+              (long long)c[6].lease_token, (long long)c[6].id);
+  tu_assert_q(db, 1,
+              "SELECT state = 'running' FROM jobs WHERE id = %lld",
+              (long long)c[7].id);
+  tu_assert_q(db, 3, "SELECT count(*) FROM jobs WHERE state = 'running'");
+  tu_assert_q(db, succeeded,
+              "SELECT count(*) FROM jobs WHERE state = 'succeeded'");
+  /* exactly one result a job: each success's own, the door's one kept */
+  tu_assert_q(db, succeeded + 1, "SELECT count(*) FROM results");
+  tu_assert_q(db, 0,
+              "SELECT count(*) FROM (SELECT job_id FROM results"
+              " GROUP BY job_id HAVING count(*) > 1) x");
+  tu_assert_q(db, 1,
+              "SELECT body = 'first' AND route = 'batch' FROM results"
+              " WHERE job_id = %lld",
+              (long long)c[7].id);
+  tu_assert_q(db, 1,
+              "SELECT body = '{\"ok\":true}' FROM results WHERE job_id = %lld",
+              (long long)c[10].id);
+  tu_assert_q(db, succeeded,
+              "SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id"
+              " WHERE j.state = 'succeeded' AND r.generation = j.generation"
+              " AND r.route = 'online' AND r.http_status = 200"
+              " AND r.request_id = 'req' AND r.body = '{\"ok\":true}'");
+  tu_assert_q(db, 1,
+              "SELECT input_tokens = 11 AND output_tokens = 1"
+              " AND total_tokens IS NULL FROM results WHERE job_id = %lld",
+              (long long)c[11].id);
+  tu_assert_q(db, 1,
+              "SELECT input_tokens = 12 AND total_tokens = 1012"
+              " FROM results WHERE job_id = %lld",
+              (long long)c[12].id);
+  tu_assert_q(db, 1,
+              "SELECT input_tokens IS NULL AND total_tokens IS NULL"
+              " FROM results WHERE job_id = %lld",
+              (long long)c[21].id);
+  /* an attempt row per attempt, numbered and of the job's generation */
+  tu_assert_q(db, attempts, "SELECT count(*) FROM attempts");
+  tu_assert_q(db, attempts,
+              "SELECT count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id"
+              " WHERE a.attempt = 1 AND a.generation = j.generation"
+              " AND a.route = 'online' AND a.started_at = 5"
+              " AND a.total_ms = 12.5 AND a.request_id = 'req'"
+              " AND (j.state = 'succeeded') = (a.failure_class IS NULL)");
+  tu_assert_q(db, 0,
+              "SELECT count(*) FROM (SELECT job_id FROM attempts"
+              " GROUP BY job_id HAVING count(*) > 1) x");
+  tu_assert_q(db, 0,
+              "SELECT count(*) FROM attempts WHERE job_id IN"
+              " (%lld, %lld, %lld, %lld)",
+              (long long)c[5].id, (long long)c[6].id, (long long)c[7].id,
+              (long long)c[9].id);
+  /* counts and usage exact */
+  tu_assert_q(db, 0, "%s", counts_diff_sql);
+  tu_assert_q(db, 0, "%s", usage_diff_sql);
+  tu_assert_q(db, 0, "SELECT count(*) FROM usage_summed");
+  tu_close(db);
+  sl_claimed_free(c, n);
+}
+
+/* The successes of a group of 64 are written in a few statements, not
+ * three a job (issue 14; SQLite: the statements the connection starts,
+ * trigger programs aside). */
+static int statements;
+static int count_statement(unsigned what, void *ctx, void *p, void *x) {
+  const char *sql = x;
+  (void)what;
+  (void)ctx;
+  (void)p;
+  if (sql && strncmp(sql, "--", 2) != 0) /* not a trigger's program */
+    statements++;
+  return 0;
+}
+
+static void test_grouped_completion_statements(void **state) {
+  enum { N = 64 };
+  struct tu *t = *state;
+  struct sl_claimed_job *c;
+  struct sl_completion d[N];
+  struct tu_db *db;
+  size_t n, i;
+
+  if (tu_pg())
+    skip(); /* SQLite's statements */
+  tu_open(t);
+  for (i = 0; i < N; i++)
+    tu_enqueue(t->j, NULL, 0, 0);
+  c = claim(t->j, N, 0, NULL, NULL, &n);
+  assert_int_equal(n, N);
+  for (i = 0; i < N; i++) {
+    d[i] = done(&c[i], SL_OUTCOME_SUCCESS);
+    d[i].input_tokens = 3;
+  }
+  statements = 0;
+  sqlite3_trace_v2(t->j->db, SQLITE_TRACE_STMT, count_statement, NULL);
+  assert_int_equal(sl_complete(t->j, d, N), SL_OK);
+  sqlite3_trace_v2(t->j->db, 0, NULL, NULL);
+  for (i = 0; i < N; i++)
+    assert_int_equal(d[i].rc, SL_OK);
+  /* BEGIN, the two holds and their releases, the sums, three for the
+   * group, COMMIT: before, 3 a job (over 192) */
+  if (statements > 16)
+    print_error("%d statements for %d successes\n", statements, N);
+  assert_true(statements <= 16);
+  db = tu_raw(t->path);
+  tu_assert_q(db, N, "SELECT count(*) FROM results");
+  tu_assert_q(db, N, "SELECT count(*) FROM attempts");
+  tu_assert_q(db, 0, "%s", counts_diff_sql);
+  tu_assert_q(db, 0, "%s", usage_diff_sql);
+  tu_close(db);
+  sl_claimed_free(c, n);
+}
+
 /* --------------------------------------------------------- invariant 1 */
 
 static void test_invariant1_sql_cannot_overwrite(void **state) {
@@ -1408,6 +1639,8 @@ int main(void) {
       T(test_complete_release),
       T(test_grouped_completion),
       T(test_grouped_completion_all_or_nothing),
+      T(test_grouped_completion_mixed),
+      T(test_grouped_completion_statements),
       T(test_invariant1_sql_cannot_overwrite),
       T(test_invariant1_api_cannot_overwrite),
       T(test_invariant2_old_token_is_fenced),

@@ -6,7 +6,7 @@
  * for each one's plan: a `SCAN jobs`, with or without an index, fails
  * (known_walks names the exceptions). The traced set: the claim of every
  * route (generic, online, queue list, urgency, held routes of a key),
- * complete, lease extend, rescue, next_due (also beside a paused queue),
+ * complete (one job, and a group of successes), lease extend, rescue, next_due (also beside a paused queue),
  * the batch backlog, status, every gauge, the counts, prune, heartbeat,
  * the release of a held route.
  * More tests count the virtual-machine steps of the claims, next_due,
@@ -186,6 +186,23 @@ static void test_no_full_scan_of_jobs(void **state) {
                    SL_OK);
   sl_claimed_free(c, n);
   c = claim(t->j, 1, 0, &n); /* claim one */
+  sl_claimed_free(c, n);
+  c = claim(t->j, 4, 0, &n); /* a group of successes (complete_group.c) */
+  assert_int_equal(n, 4);
+  {
+    struct sl_completion d[4] = {{0}};
+    for (i = 0; i < 4; i++) {
+      d[i].job_id = c[i].id;
+      d[i].lease_token = c[i].lease_token;
+      d[i].outcome = SL_OUTCOME_SUCCESS;
+      d[i].http_status = 200;
+      d[i].body = "{}";
+      d[i].input_tokens = d[i].output_tokens = d[i].total_tokens = 1;
+    }
+    assert_int_equal(sl_complete(t->j, d, 4), SL_OK);
+    for (i = 0; i < 4; i++)
+      assert_int_equal(d[i].rc, SL_OK);
+  }
   sl_claimed_free(c, n);
   c = claim(t->j, 8, now + 60000, &n); /* online, batch route on */
   sl_claimed_free(c, n);
