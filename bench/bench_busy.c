@@ -96,13 +96,21 @@ static int produce(const char *path, long n) {
   qsort(calls, (size_t)nc, sizeof calls[0], cmp64);
   if (nc)
     printf("         producer calls of %d jobs (one transaction each): "
-           "median %.1f ms, max %.1f ms\n", chunk, calls[nc / 2] / 1e3,
+           "median %.1f ms, p95 %.1f ms, max %.1f ms\n", chunk,
+           calls[nc / 2] / 1e3, calls[nc * 95 / 100] / 1e3,
            calls[nc - 1] / 1e3);
   fflush(stdout);
   free(calls);
   free(s);
   sl_close(j);
   return 0;
+}
+
+/* The producer's own commits checkpoint (SQLite's automatic mark), as a
+ * producer's do beside a worker. */
+static void wal_ignored(void *arg, int pages) {
+  (void)arg;
+  (void)pages;
 }
 
 static int run(const char *dir, const char *journal, long n, int poll) {
@@ -123,8 +131,15 @@ static int run(const char *dir, const char *journal, long n, int poll) {
     snprintf(path, sizeof path, "%s/busy-%s.db", dir,
              poll ? "poll" : "default");
   j = open_j(path); /* created and migrated before the race */
-  if (poll)
+  if (poll) {
     sl_set_busy_timeout(j, 5, 1);
+    /* As the worker's loop handle (worker/checkpoint.c): its commits never
+     * checkpoint; a pool thread does. Else the flush that crosses the WAL's
+     * mark copies the producer's pages itself, tens of ms counted as
+     * waiting for the lock. */
+    if (!getenv("BUSY_FLUSH_CHECKPOINTS"))
+      sl_wal_manual(j, wal_ignored, NULL);
+  }
   one.body = "{\"model\":\"m\",\"input\":\"a worker's flush\"}";
   one.queue = "worker";
   fflush(stdout); /* the child must not print the parent's buffer again */
@@ -166,11 +181,12 @@ static int run(const char *dir, const char *journal, long n, int poll) {
   cpu_us = ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec +
            ru.ru_stime.tv_sec * 1e6 + ru.ru_stime.tv_usec;
   printf("%-8s producer %ld jobs in %.2f s (%.0f/s, CPU %.2f us/job); "
-         "flush wait over %zu flushes: median %.1f ms, p99 %.1f ms, max "
-         "%.1f ms; longest call (loop stopped) %.1f ms\n",
+         "flush wait over %zu flushes: median %.1f ms, p95 %.1f ms, p99 "
+         "%.1f ms, max %.1f ms; longest call (loop stopped) %.1f ms\n",
          poll ? "poll" : "default", n, (t_end - t0) / 1e6,
          n / ((t_end - t0) / 1e6), n ? cpu_us / n : 0, nw,
-         nw ? waits[nw / 2] / 1e3 : 0, nw ? waits[nw * 99 / 100] / 1e3 : 0,
+         nw ? waits[nw / 2] / 1e3 : 0, nw ? waits[nw * 95 / 100] / 1e3 : 0,
+         nw ? waits[nw * 99 / 100] / 1e3 : 0,
          nw ? waits[nw - 1] / 1e3 : 0, longest / 1e3);
   return 0;
 }
