@@ -12,6 +12,7 @@
 
 #include "sqlite/internal.h"
 #include "testutil.h"
+#include "usage_diff_sql.h"
 
 #define HOUR 3600000
 
@@ -780,19 +781,6 @@ static const char counts_diff_sql[] =
     " FROM job_counts GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0)"
     " SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM c)"
     " a) + (SELECT count(*) FROM (SELECT * FROM c EXCEPT SELECT * FROM r) b)";
-/* usage_daily against a sum over results (test_usage.c's). */
-static const char usage_diff_sql[] =
-    "WITH r AS (SELECT j.queue, r.created_at / 86400000, count(*),"
-    " sum(coalesce(r.input_tokens, 0)), sum(coalesce(r.output_tokens, 0)),"
-    " sum(coalesce(r.total_tokens, coalesce(r.input_tokens, 0)"
-    " + coalesce(r.output_tokens, 0)))"
-    " FROM results r JOIN jobs j ON j.id = r.job_id"
-    " WHERE r.input_tokens IS NOT NULL OR r.output_tokens IS NOT NULL"
-    " OR r.total_tokens IS NOT NULL GROUP BY 1, 2),"
-    " u AS (SELECT queue, day, jobs, input_tokens, output_tokens,"
-    " total_tokens FROM usage_daily)"
-    " SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM u) a)"
-    " + (SELECT count(*) FROM (SELECT * FROM u EXCEPT SELECT * FROM r) b)";
 
 #define MIXQ "a-queue-name-longer-than-the-lease-memo-keeps-in-place"
 

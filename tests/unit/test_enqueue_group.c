@@ -14,6 +14,7 @@
 
 #include "sluice_secrets.h"
 #include "sqlite/internal.h"
+#include "lean_spec.h"
 #include "testutil.h"
 
 enum { N = 406 }; /* groups of 256, 64, 64, 16, 4, then 2 rows alone */
@@ -273,17 +274,7 @@ enum { LEAN = 256 + 64 + 16 + 4 + 2 };
 
 static void lean_spec(struct sl_job_spec *s, char (*part)[16], int i,
                       const char *queue) {
-  memset(s, 0, sizeof *s);
-  snprintf(part[i], sizeof part[i], "p%d", i);
-  s->queue = queue;
-  s->partition = part[i];
-  s->body = i % 3 ? "{\"model\":\"m\",\"input\":\"x\",\"max_tokens\":9}"
-                  : "{\"model\":\"n\",\"input\":\"y\"}";
-  s->urgency = i % 4 ? "deferrable" : NULL;
-  s->endpoint = i % 5 ? NULL : "/v1/chat/completions";
-  s->priority = i % 2;
-  s->max_attempts = i % 3;
-  s->deadline_ms = i % 6 ? 0 : 1000 + i;
+  lean_spec_base(s, part, i, queue);
   s->metadata = i % 7 ? NULL : "{\"t\":\"x\"}";
 }
 

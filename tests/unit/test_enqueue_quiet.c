@@ -10,6 +10,7 @@
  * keeps a call loud.
  */
 #include "sqlite/internal.h"
+#include "lean_spec.h"
 #include "testutil.h"
 
 /* quiet from SL_QUIET_MIN rows; then groups of 256, 64, 16, 4, 2 alone */
@@ -24,17 +25,7 @@ static int64_t ids[QN];
  * group on, the call is loud). */
 static void spec(int i, const char *queue, int meta_at) {
   struct sl_job_spec *p = &s[i];
-  memset(p, 0, sizeof *p);
-  snprintf(part[i], sizeof part[i], "p%d", i);
-  p->queue = queue;
-  p->partition = part[i];
-  p->body = i % 3 ? "{\"model\":\"m\",\"input\":\"x\",\"max_tokens\":9}"
-                  : "{\"model\":\"n\",\"input\":\"y\"}";
-  p->urgency = i % 4 ? "deferrable" : NULL;
-  p->endpoint = i % 5 ? NULL : "/v1/chat/completions";
-  p->priority = i % 2;
-  p->max_attempts = i % 3;
-  p->deadline_ms = i % 6 ? 0 : 1000 + i;
+  lean_spec_base(p, part, i, queue);
   p->metadata = i % 11 ? NULL : "{}";
   if (i == meta_at)
     p->metadata = "{\"tenant\":\"t\",\"ok\":true}";

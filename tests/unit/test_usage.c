@@ -10,31 +10,19 @@
 #include "sqlite/internal.h"
 #include "sluice_batch.h"
 #include "testutil.h"
+#include "usage_diff_sql.h"
 
 #define BODY "{\"model\":\"m\",\"input\":\"x\"}"
 #define TOKEN 77
 #define LONGQ "a-queue-name-longer-than-the-lease-memo-keeps-in-place"
 
-/* Rows of usage_daily that differ from a sum over results, both ways. */
-static const char diff_sql[] =
-    "WITH r AS (SELECT j.queue, r.created_at / 86400000, count(*),"
-    " sum(coalesce(r.input_tokens, 0)), sum(coalesce(r.output_tokens, 0)),"
-    " sum(coalesce(r.total_tokens, coalesce(r.input_tokens, 0)"
-    " + coalesce(r.output_tokens, 0)))"
-    " FROM results r JOIN jobs j ON j.id = r.job_id"
-    " WHERE r.input_tokens IS NOT NULL OR r.output_tokens IS NOT NULL"
-    " OR r.total_tokens IS NOT NULL GROUP BY 1, 2),"
-    " u AS (SELECT queue, day, jobs, input_tokens, output_tokens,"
-    " total_tokens FROM usage_daily)"
-    " SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM u) a)"
-    " + (SELECT count(*) FROM (SELECT * FROM u EXCEPT SELECT * FROM r) b)";
 
 /* The test's raw connection (either backend), opened by each test. */
 static struct tu_db *raw;
 
 static void check(struct sl_journal *j) {
   (void)j;
-  assert_int_equal(tu_int(raw, "%s", diff_sql), 0);
+  assert_int_equal(tu_int(raw, "%s", usage_diff_sql), 0);
   assert_int_equal(tu_int(raw, "SELECT count(*) FROM usage_summed"), 0);
 }
 
@@ -183,7 +171,7 @@ static void test_check_sees_a_missing_trigger(void **state) {
               " input_tokens, body, created_at) SELECT max(id), 0,"
               " 'online', 200, 5, '{}', 1700000000000 FROM jobs");
   tu_close(db);
-  assert_int_equal(tu_int(raw, "%s", diff_sql), 1);
+  assert_int_equal(tu_int(raw, "%s", usage_diff_sql), 1);
   tu_close(raw);
 }
 
