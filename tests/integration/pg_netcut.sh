@@ -55,9 +55,7 @@ SLUICE_JOURNAL="$VIA" "$SLUICE" work --base-url "$MOCK_URL" --lease 30s \
   --metrics-port 0 --log-level debug 2>"$T/worker.log" &
 WPID=$!
 PIDS+=("$WPID")
-wait_for 30 grep -q 'metrics on http://127.0.0.1:' "$T/worker.log" ||
-  { fail "metrics listening"; finish; }
-MURL=$(sed -n 's/.*metrics on \(http:[^"]*\)".*/\1/p' "$T/worker.log" | head -1)
+wait_metrics "$T/worker.log"
 # Cut while requests are in flight: each takes LATENCY_MS at the mock.
 # Storm control sends a first few, and the rest once their answers told it
 # the rate limits: wait for those answers, then for the rest to go out.

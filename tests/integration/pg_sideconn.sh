@@ -61,9 +61,7 @@ SLUICE_JOURNAL="$VIA" "$SLUICE" work --base-url "$MOCK_URL" --lease 60s \
   2>"$T/work.log" &
 WPID=$!
 PIDS+=("$WPID")
-wait_for 30 grep -q 'metrics on http://127.0.0.1:' "$T/work.log" ||
-  { fail "metrics listening"; finish; }
-MURL=$(sed -n 's/.*metrics on \(http:[^"]*\)".*/\1/p' "$T/work.log" | head -1)
+wait_metrics "$T/work.log"
 
 # scrape: one GET; prints "ms up" (up: sluice_journal_up, - when none).
 scrape() {

@@ -39,9 +39,7 @@ SLUICE_JOURNAL="$URL" "$SLUICE" work --base-url "$MOCK_URL" --lease 120s \
   --metrics-port 0 --log-level debug 2>"$T/worker.log" &
 WPID=$!
 PIDS+=("$WPID")
-wait_for 30 grep -q 'metrics on http://127.0.0.1:' "$T/worker.log" ||
-  { fail "metrics listening"; finish; }
-MURL=$(sed -n 's/.*metrics on \(http:[^"]*\)".*/\1/p' "$T/worker.log" | head -1)
+wait_metrics "$T/worker.log"
 done_all() {
   [ "$(q "SELECT count(*) FROM sluice.jobs WHERE state NOT IN ('succeeded', 'failed')")" -eq 0 ]
 }

@@ -92,3 +92,12 @@ loop_lag_max_ms() {
   curl -sS -m 20 "$1" 2>/dev/null |
     awk '/^sluice_loop_lag_max_seconds /{printf "%d\n", $2 * 1000}'
 }
+
+# wait_metrics LOG: wait (30 s) for a worker started with --metrics-port 0
+# to log its endpoint in LOG, and set MURL to it; a worker that never
+# does fails the test and ends it.
+wait_metrics() {
+  wait_for 30 grep -q 'metrics on http://127.0.0.1:' "$1" ||
+    { fail "metrics listening"; finish; }
+  MURL=$(sed -n 's/.*metrics on \(http:[^"]*\)".*/\1/p' "$1" | head -1)
+}

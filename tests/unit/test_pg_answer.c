@@ -394,6 +394,32 @@ static void parking(struct sl_journal *j) {
   assert_int_equal(sl_set_answer_timeout(j, 2000), SL_OK);
 }
 
+/* A parking handle on PostgreSQL with n jobs in queue, and *h a side
+ * connection to the same server (the tests' slow triggers and counts). */
+static struct sl_journal *parked_queue(const char *queue, int n,
+                                       PGconn **h) {
+  struct sl_journal *j = open_pg();
+  enqueue_in(j, queue, n);
+  parking(j);
+  *h = PQconnectdb(loc());
+  assert_int_equal(PQstatus(*h), CONNECTION_OK);
+  return j;
+}
+
+/* c[0..n): a success for each claimed job, under its lease. */
+static void successes(struct sl_completion *c,
+                      const struct sl_claimed_job *jobs, size_t n) {
+  size_t i;
+  memset(c, 0, n * sizeof *c);
+  for (i = 0; i < n; i++) {
+    c[i].job_id = jobs[i].id;
+    c[i].lease_token = jobs[i].lease_token;
+    c[i].outcome = SL_OUTCOME_SUCCESS;
+    c[i].body = "{}";
+    c[i].input_tokens = c[i].output_tokens = c[i].total_tokens = -1;
+  }
+}
+
 /* A claim the server answers in 400 ms: the first call answers SL_BUSY
  * after the park wait (not 400 ms later), the calls meanwhile answer
  * SL_BUSY, and the first call after the answer came returns the
@@ -410,11 +436,7 @@ static void test_parked_claim_delivered(void **state) {
   int rc, busy = 0;
   (void)state;
   SKIP_UNLESS_PG();
-  j = open_pg();
-  enqueue_in(j, "t_park1", 3);
-  parking(j);
-  h = PQconnectdb(loc());
-  assert_int_equal(PQstatus(h), CONNECTION_OK);
+  j = parked_queue("t_park1", 3, &h);
   make_slow(h, "sluice.jobs", "UPDATE", "NEW.queue = 't_park1'");
   o.queues = qs;
   o.max_jobs = 10;
@@ -441,14 +463,7 @@ static void test_parked_claim_delivered(void **state) {
   assert_int_equal(count(h, "SELECT sum(attempts) FROM sluice.jobs WHERE"
                             " queue = 't_park1'"), 3);
   /* Their leases are this caller's: completions are recorded. */
-  memset(c, 0, sizeof c);
-  for (i = 0; i < n; i++) {
-    c[i].job_id = jobs[i].id;
-    c[i].lease_token = jobs[i].lease_token;
-    c[i].outcome = SL_OUTCOME_SUCCESS;
-    c[i].body = "{}";
-    c[i].input_tokens = c[i].output_tokens = c[i].total_tokens = -1;
-  }
+  successes(c, jobs, n);
   not_slow(h, "sluice.jobs");
   assert_int_equal(complete_until(j, c, n), SL_OK);
   for (i = 0; i < n; i++)
@@ -476,11 +491,7 @@ static void test_parked_claim_stale(void **state) {
   int rc;
   (void)state;
   SKIP_UNLESS_PG();
-  j = open_pg();
-  enqueue_in(j, "t_park5", 3);
-  parking(j);
-  h = PQconnectdb(loc());
-  assert_int_equal(PQstatus(h), CONNECTION_OK);
+  j = parked_queue("t_park5", 3, &h);
   /* answered after 400 ms, past half of a 600 ms lease */
   make_slow(h, "sluice.jobs", "UPDATE", "NEW.queue = 't_park5'");
   o.queues = qs;
@@ -568,11 +579,7 @@ static void test_parked_claim_released(void **state) {
   int rc, i;
   (void)state;
   SKIP_UNLESS_PG();
-  j = open_pg();
-  enqueue_in(j, "t_park2", 3);
-  parking(j);
-  h = PQconnectdb(loc());
-  assert_int_equal(PQstatus(h), CONNECTION_OK);
+  j = parked_queue("t_park2", 3, &h);
   make_slow(h, "sluice.jobs", "UPDATE", "NEW.queue = 't_park2'");
   o.queues = qs;
   o.max_jobs = 10;
@@ -677,25 +684,14 @@ static void test_parked_complete_not_refused(void **state) {
   int rc, k;
   (void)state;
   SKIP_UNLESS_PG();
-  j = open_pg();
-  enqueue_in(j, "t_park3", 2);
-  parking(j);
-  h = PQconnectdb(loc());
-  assert_int_equal(PQstatus(h), CONNECTION_OK);
+  j = parked_queue("t_park3", 2, &h);
   o.queues = qs;
   o.max_jobs = 10;
   o.lease_ms = 60000;
   assert_int_equal(claim_until(j, &o, &jobs, &n), SL_OK);
   assert_int_equal(n, 2);
   make_slow(h, "sluice.results", "INSERT", "true");
-  memset(c, 0, sizeof c);
-  for (i = 0; i < n; i++) {
-    c[i].job_id = jobs[i].id;
-    c[i].lease_token = jobs[i].lease_token;
-    c[i].outcome = SL_OUTCOME_SUCCESS;
-    c[i].body = "{}";
-    c[i].input_tokens = c[i].output_tokens = c[i].total_tokens = -1;
-  }
+  successes(c, jobs, n);
   assert_int_equal(sl_complete(j, c, n), SL_BUSY);
   for (k = 0; k < 1000; k++) {
     rc = sl_complete(j, c, n);
